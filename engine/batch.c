@@ -1,0 +1,480 @@
+/*
+ * batch.c
+ *    The column-wise lead store: appending rows, parsing typed fields, and
+ *    allocating the result columns the stages fill.
+ *
+ * Every column is an array of `cap` entries grown by doubling; source strings
+ * are copied into the batch's arena.  batch_finish() allocates the derived
+ * and result columns once the row count is known, parses the typed fields,
+ * and checks that lead ids are present and unique (a hash set of the ids'
+ * text), so stages can rely on both.  A value that does not parse does not
+ * stop the run: the lead is marked an outlier naming the field and value.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+
+static const char *const field_keys[FIELD__COUNT] = {
+	[FIELD_LEAD_ID] = "lead_id",
+	[FIELD_CREATED_AT] = "created_at",
+	[FIELD_SOURCE] = "source",
+	[FIELD_CAMPAIGN] = "campaign",
+	[FIELD_NAME] = "full_name",
+	[FIELD_PHONE] = "phone",
+	[FIELD_PHONE2] = "phone2",
+	[FIELD_MOBILE] = "mobile",
+	[FIELD_EMAIL] = "email",
+	[FIELD_CITY] = "city",
+	[FIELD_STATUS] = "status",
+	[FIELD_LAST_TOUCH_AT] = "last_touch_at",
+	[FIELD_TOUCH_COUNT] = "touch_count",
+	[FIELD_LAST_TOUCH_TYPE] = "last_touch_type",
+	[FIELD_NOTES] = "notes",
+	[FIELD_AUTOMATION] = "automation",
+	[FIELD_LAST_REP] = "last_rep",
+};
+
+const char *
+field_key(enum field f)
+{
+	return (f >= 0 && f < FIELD__COUNT) ? field_keys[f] : NULL;
+}
+
+const char *
+verdict_name(enum verdict v)
+{
+	static const char *const names[VERDICT__COUNT] = {
+		"kept", "blacklisted", "duplicate", "partial", "outlier", "nurture"
+	};
+
+	return (v >= 0 && v < VERDICT__COUNT) ? names[v] : "unknown";
+}
+
+const char *
+phone_type_name(enum phone_type t)
+{
+	switch (t)
+	{
+		case PHONE_MOBILE:
+			return "mobile";
+		case PHONE_LANDLINE:
+			return "landline";
+		case PHONE_VOIP:
+			return "voip";
+		case PHONE_SPECIAL:
+			return "special";
+		case PHONE_INVALID:
+			return "invalid";
+		case PHONE_NONE:
+			break;
+	}
+	return NULL;
+}
+
+const char *
+temperature_name(enum temperature t)
+{
+	switch (t)
+	{
+		case TEMP_COLD:
+			return "cold";
+		case TEMP_WARM:
+			return "warm";
+		case TEMP_HOT:
+			return "hot";
+		case TEMP_NONE:
+			break;
+	}
+	return NULL;
+}
+
+struct batch *
+batch_new(int nextra, const char *const *extra_names)
+{
+	struct batch *b = calloc(1, sizeof(*b));
+
+	if (b == NULL)
+		return NULL;
+	b->nextra = nextra;
+	b->ncols = FIELD__COUNT + nextra;
+	b->arena = arena_new(0);
+	b->col = calloc((size_t) b->ncols, sizeof(*b->col));
+	b->extra_names = calloc((size_t) nextra + 1, sizeof(char *));
+	if (b->arena == NULL || b->col == NULL || b->extra_names == NULL)
+	{
+		batch_free(b);
+		return NULL;
+	}
+	for (int i = 0; i < nextra; i++)
+	{
+		b->extra_names[i] = strdup(extra_names[i]);
+		if (b->extra_names[i] == NULL)
+		{
+			batch_free(b);
+			return NULL;
+		}
+	}
+	return b;
+}
+
+void rep_table_free(struct rep_table *t);
+
+void
+batch_free(struct batch *b)
+{
+	if (b == NULL)
+		return;
+	if (b->col)
+		for (int c = 0; c < b->ncols; c++)
+			free(b->col[c]);
+	free(b->col);
+	if (b->extra_names)
+		for (int i = 0; i < b->nextra; i++)
+			free(b->extra_names[i]);
+	free(b->extra_names);
+	free(b->created_at);
+	free(b->last_touch_at);
+	free(b->touch_count);
+	free(b->automation);
+	free(b->phones);
+	free(b->phone_types);
+	free(b->phone_repair);
+	free(b->email_norm);
+	free(b->email_key);
+	free(b->name_norm);
+	free(b->status_norm);
+	free(b->verdict);
+	free(b->rule_id);
+	free(b->reason);
+	free(b->optout);
+	free(b->cluster_id);
+	free(b->survivor);
+	free(b->golden);
+	free(b->g_touch_count);
+	free(b->g_created_at);
+	free(b->g_last_touch_at);
+	free(b->score);
+	free(b->points);
+	free(b->temperature);
+	free(b->persona);
+	free(b->cohort);
+	free(b->cohort_name);
+	free(b->channel_plan);
+	free(b->sla_due_at);
+	free(b->rep_id);
+	free(b->call_order);
+	free(b->p_close);
+	rep_table_free(b->reps);
+	arena_free(b->arena);
+	free(b);
+}
+
+int
+batch_column(const struct batch *b, const char *name)
+{
+	for (int f = 0; f < FIELD__COUNT; f++)
+		if (strcmp(field_keys[f], name) == 0)
+			return f;
+	for (int i = 0; i < b->nextra; i++)
+		if (strcmp(b->extra_names[i], name) == 0)
+			return FIELD__COUNT + i;
+	return -1;
+}
+
+static bool
+batch_grow(struct batch *b)
+{
+	size_t		ncap = b->cap ? b->cap * 2 : 4096;
+
+	for (int c = 0; c < b->ncols; c++)
+	{
+		const char **p = realloc(b->col[c], ncap * sizeof(*p));
+
+		if (p == NULL)
+			return false;
+		b->col[c] = p;
+	}
+	b->cap = ncap;
+	return true;
+}
+
+long
+batch_append(struct batch *b, const char *const *values, const size_t *lens)
+{
+	size_t		i = b->n;
+
+	if (i == b->cap && !batch_grow(b))
+		return -1;
+	for (int c = 0; c < b->ncols; c++)
+	{
+		if (values[c] == NULL)
+			b->col[c][i] = NULL;
+		else if ((b->col[c][i] = arena_strndup(b->arena, values[c], lens[c])) == NULL)
+			return -1;
+	}
+	b->n++;
+	return (long) i;
+}
+
+char *
+batch_strdup(struct batch *b, const char *s)
+{
+	return arena_strdup(b->arena, s);
+}
+
+char *
+batch_strndup(struct batch *b, const char *s, size_t len)
+{
+	return arena_strndup(b->arena, s, len);
+}
+
+/* Days from 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's method). */
+static int64_t
+days_from_civil(int64_t y, int m, int d)
+{
+	int64_t		era;
+	unsigned	yoe,
+				doy,
+				doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned) (y - era * 400);
+	doy = (unsigned) ((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1);
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t) doe - 719468;
+}
+
+static int
+parse_digits(const char **p, int n)
+{
+	int			v = 0;
+
+	for (int k = 0; k < n; k++)
+	{
+		if (!isdigit((unsigned char) **p))
+			return -1;
+		v = v * 10 + (**p - '0');
+		(*p)++;
+	}
+	return v;
+}
+
+bool
+batch_parse_time(const char *s, int64_t *out)
+{
+	const char *p = s;
+	int			y,
+				mo,
+				d,
+				h = 0,
+				mi = 0,
+				se = 0;
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+
+	while (*p == ' ')
+		p++;
+	if ((y = parse_digits(&p, 4)) < 0 || *p++ != '-' ||
+		(mo = parse_digits(&p, 2)) < 0 || *p++ != '-' ||
+		(d = parse_digits(&p, 2)) < 0)
+		return false;
+	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1])
+		return false;
+	if (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+		return false;
+	if (*p == ' ' || *p == 'T')
+	{
+		p++;
+		if ((h = parse_digits(&p, 2)) < 0 || *p++ != ':' || (mi = parse_digits(&p, 2)) < 0)
+			return false;
+		if (*p == ':')
+		{
+			p++;
+			if ((se = parse_digits(&p, 2)) < 0)
+				return false;
+			if (*p == '.')
+				for (p++; isdigit((unsigned char) *p); p++)
+					;
+		}
+		if (h > 23 || mi > 59 || se > 60)
+			return false;
+		/*
+		 * A zone offset ("+02", "+05:30", "Z") is accepted and ignored: the
+		 * pull sets the session's TimeZone, so every value is already in
+		 * the zone the rules name.
+		 */
+		if (*p == '+' || *p == '-')
+		{
+			p++;
+			while (isdigit((unsigned char) *p) || *p == ':')
+				p++;
+		}
+		else if (*p == 'Z')
+			p++;
+	}
+	while (*p == ' ')
+		p++;
+	if (*p != '\0')
+		return false;
+	*out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
+	return true;
+}
+
+static bool
+parse_int32(const char *s, int32_t *out)
+{
+	char	   *end;
+	long		v;
+
+	while (*s == ' ')
+		s++;
+	if (*s == '\0')
+		return false;
+	v = strtol(s, &end, 10);
+	while (*end == ' ')
+		end++;
+	if (*end != '\0' || v < INT32_MIN || v > INT32_MAX)
+		return false;
+	*out = (int32_t) v;
+	return true;
+}
+
+static int
+parse_bool(const char *s)
+{
+	static const char *const yes[] = {"t", "true", "yes", "y", "1", "on", "כן", NULL};
+	static const char *const no[] = {"f", "false", "no", "n", "0", "off", "לא", NULL};
+
+	for (int k = 0; yes[k]; k++)
+		if (strcasecmp(s, yes[k]) == 0)
+			return 1;
+	for (int k = 0; no[k]; k++)
+		if (strcasecmp(s, no[k]) == 0)
+			return 0;
+	return -1;
+}
+
+/* FNV-1a, for the lead-id uniqueness check. */
+static uint64_t
+hash_str(const char *s)
+{
+	uint64_t	h = 1469598103934665603ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char) *s) * 1099511628211ULL;
+	return h;
+}
+
+static bool
+check_unique_ids(struct batch *b, struct error *err)
+{
+	size_t		nslots = 16;
+	uint32_t   *slots;
+
+	while (nslots < b->n * 2)
+		nslots *= 2;
+	slots = malloc(nslots * sizeof(*slots));
+	if (slots == NULL)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	memset(slots, 0xff, nslots * sizeof(*slots));
+	for (size_t i = 0; i < b->n; i++)
+	{
+		const char *id = b->col[FIELD_LEAD_ID][i];
+		size_t		h;
+
+		if (id == NULL || *id == '\0')
+		{
+			free(slots);
+			error_set(err, EXIT_DATA, "lead in source row %zu has no lead id", i + 1);
+			return error_hint(err, "Map [columns] lead_id to a column that is never empty.");
+		}
+		for (h = hash_str(id) & (nslots - 1); slots[h] != UINT32_MAX; h = (h + 1) & (nslots - 1))
+		{
+			if (strcmp(b->col[FIELD_LEAD_ID][slots[h]], id) == 0)
+			{
+				uint32_t	first = slots[h];
+
+				free(slots);
+				error_set(err, EXIT_DATA, "lead id \"%s\" occurs more than once in the source", id);
+				return error_detail(err, "source rows %u and %zu", first + 1, i + 1);
+			}
+		}
+		slots[h] = (uint32_t) i;
+	}
+	free(slots);
+	return true;
+}
+
+#define ALLOC(col, n) ((b->col = calloc((n) ? (n) : 1, sizeof(*b->col))) != NULL)
+
+bool
+batch_finish(struct batch *b, struct error *err)
+{
+	size_t		n = b->n;
+
+	if (n >= BATCH_NO_ROW)
+		return error_set(err, EXIT_DATA, "too many leads in one run (%zu)", n);
+	if (!(ALLOC(created_at, n) && ALLOC(last_touch_at, n) && ALLOC(touch_count, n) &&
+		  ALLOC(automation, n) && ALLOC(phones, n) && ALLOC(phone_types, n) &&
+		  ALLOC(phone_repair, n) && ALLOC(email_norm, n) && ALLOC(email_key, n) &&
+		  ALLOC(name_norm, n) && ALLOC(status_norm, n) && ALLOC(verdict, n) &&
+		  ALLOC(rule_id, n) && ALLOC(reason, n) && ALLOC(optout, n) &&
+		  ALLOC(cluster_id, n) && ALLOC(survivor, n) && ALLOC(golden, n) &&
+		  ALLOC(g_touch_count, n) && ALLOC(g_created_at, n) && ALLOC(g_last_touch_at, n) &&
+		  ALLOC(score, n) && ALLOC(temperature, n) && ALLOC(persona, n) &&
+		  ALLOC(cohort, n) && ALLOC(cohort_name, n) && ALLOC(channel_plan, n) &&
+		  ALLOC(sla_due_at, n) && ALLOC(rep_id, n) && ALLOC(call_order, n) &&
+		  ALLOC(p_close, n)))
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	if (!check_unique_ids(b, err))
+		return false;
+
+	for (size_t i = 0; i < n; i++)
+	{
+		const char *v;
+		char		buf[160];
+
+		b->cluster_id[i] = -1;
+		b->survivor[i] = BATCH_NO_ROW;
+		b->cohort[i] = -1;
+		b->sla_due_at[i] = BATCH_NO_TIME;
+		b->rep_id[i] = -1;
+		b->call_order[i] = -1;
+		b->p_close[i] = -1;
+		b->created_at[i] = b->last_touch_at[i] = BATCH_NO_TIME;
+		b->touch_count[i] = -1;
+		b->automation[i] = -1;
+
+		if ((v = b->col[FIELD_CREATED_AT][i]) != NULL && *v &&
+			!batch_parse_time(v, &b->created_at[i]))
+			snprintf(buf, sizeof(buf), "created_at \"%.60s\" is not a timestamp", v);
+		else if ((v = b->col[FIELD_LAST_TOUCH_AT][i]) != NULL && *v &&
+				 !batch_parse_time(v, &b->last_touch_at[i]))
+			snprintf(buf, sizeof(buf), "last_touch_at \"%.60s\" is not a timestamp", v);
+		else if ((v = b->col[FIELD_TOUCH_COUNT][i]) != NULL && *v &&
+				 !parse_int32(v, &b->touch_count[i]))
+			snprintf(buf, sizeof(buf), "touch_count \"%.60s\" is not an integer", v);
+		else if ((v = b->col[FIELD_AUTOMATION][i]) != NULL && *v &&
+				 (b->automation[i] = (int8_t) parse_bool(v)) < 0)
+			snprintf(buf, sizeof(buf), "automation \"%.60s\" is not a boolean", v);
+		else
+			buf[0] = '\0';
+		if (buf[0])
+		{
+			const char *reason = batch_strdup(b, buf);
+
+			if (reason == NULL)
+				return error_set(err, EXIT_INTERNAL, "out of memory");
+			batch_mark(b, i, VERDICT_OUTLIER, "unparsable", reason);
+		}
+		b->g_touch_count[i] = b->touch_count[i];
+		b->g_created_at[i] = b->created_at[i];
+		b->g_last_touch_at[i] = b->last_touch_at[i];
+	}
+	return true;
+}

@@ -1,0 +1,96 @@
+/*
+ * blacklist.h
+ *    The black-list stage: remove dead leads and mark the people who opted
+ *    out, by the [blacklist.<id>] rules of the rule files.
+ *
+ * A rule states one or more tests (statuses, a pattern on a field, the
+ * built-in fake-phone and keyboard-mash checks, a do-not-call list); it hits
+ * a lead when every test it states holds.  Rules run in file order; the
+ * first rule that hits decides the lead's rule_id and reason.  A rule is
+ * either record-level (only this contact is dead: wrong number,
+ * disconnected, junk) or person-level (refusal, denial, do-not-call): a
+ * person-level hit sets b->optout[i] even when a record-level rule decided
+ * the verdict, because the dedupe stage must remove every record of that
+ * person.  The config is built by blacklist_config_load() and then only read,
+ * except for the do-not-call lists, which the caller may extend
+ * (blacklist_add_dnc_*) after loading and before the stage runs.
+ */
+#ifndef REFINERY_BLACKLIST_H
+#define REFINERY_BLACKLIST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "batch.h"
+#include "error.h"
+#include "rules.h"
+#include "stage.h"
+
+enum blacklist_level
+{
+	BLACKLIST_RECORD,
+	BLACKLIST_PERSON
+};
+
+struct blacklist_rule;
+struct blacklist_config; /* opaque; owned by the ruleset */
+
+bool blacklist_config_load(struct rules *r, struct blacklist_config **out, struct error *err);
+void blacklist_config_free(struct blacklist_config *c); /* NULL is a no-op */
+
+bool blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
+                     struct error *err);
+
+/* Rules in file order (enabled ones only), for check-rules and explain. */
+int blacklist_rule_count(const struct blacklist_config *c);
+const char *blacklist_rule_id(const struct blacklist_config *c, int k); /* "blacklist.<id>" */
+enum blacklist_level blacklist_rule_level(const struct blacklist_config *c, int k);
+
+/*
+ * Do-not-call lists fed from the database.  A rule with "query = SELECT ..."
+ * asks the caller to run that query (the engine's pull code does, after
+ * loading the rules and before the pipeline) and to hand every value of its
+ * result to the add functions with the same index q.
+ *
+ *     for (q = 0; q < blacklist_query_count(c); q++)
+ *         sql = blacklist_query(c, q, &rule_id);
+ *         for each row: blacklist_add_dnc_value(c, q, PQgetvalue(res, row, col), &err)
+ *         blacklist_query_done(c, q)
+ *
+ * The query returns one or two columns: phones, e-mails, or both (a value
+ * holding "@" is taken as an e-mail).  NULL and empty values are skipped.
+ */
+int blacklist_query_count(const struct blacklist_config *c);
+const char *blacklist_query(const struct blacklist_config *c, int q, const char **rule_id);
+
+/*
+ * Call after the last value of query q was added.  The stage refuses to run
+ * while a query is not done, so a list that was never read cannot silently
+ * match nobody.
+ */
+void blacklist_query_done(struct blacklist_config *c, int q);
+
+/* One phone already in canonical E.164 form as a number (972521234567). */
+bool blacklist_add_dnc_phone(struct blacklist_config *c, int q, uint64_t e164, struct error *err);
+/*
+ * One e-mail address as text.  It is reduced to the key the stage compares:
+ * trimmed, lower case, "+tag" dropped, and for gmail.com / googlemail.com the
+ * dots of the local part dropped; the lead's e-mail is reduced the same way,
+ * and its email_key (the normaliser's) is compared as well.
+ */
+bool blacklist_add_dnc_email(struct blacklist_config *c, int q, const char *email,
+                             struct error *err);
+/* A phone or an e-mail as text (see above); a phone that does not parse is an error. */
+bool blacklist_add_dnc_value(struct blacklist_config *c, int q, const char *text,
+                             struct error *err);
+
+/*
+ * The checks behind "junk_phone = yes" and "keyboard_mash = yes", exported
+ * for tests and for "refinery explain".  `digits` is a phone's digits in
+ * national form (leading 0); `min_digits` as the rule's key.
+ */
+bool blacklist_fake_digits(const char *digits, int min_digits);
+/* Parse a phone as text to E.164 (Israeli plan: 0..., 972..., +972..., 00972...). */
+bool blacklist_parse_phone(const char *text, uint64_t *e164);
+
+#endif /* REFINERY_BLACKLIST_H */

@@ -1,0 +1,681 @@
+/*
+ * cmd_query.c
+ *    The commands that read committed runs back: export, explain, report;
+ *    and import, which loads a CSV file of leads into a table.
+ *
+ * Run ids, rep ids and verdicts reach SQL text only after being parsed as
+ * integers or checked against the fixed list of verdicts; everything else
+ * goes as a parameter or through PQescapeIdentifier.  Exports stream with
+ * COPY TO STDOUT into the atomic CSV writer (temporary file, fsync, rename),
+ * with the spreadsheet formula guard on.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "cmd.h"
+#include "csvio.h"
+#include "log.h"
+#include "pull.h"
+#include "strbuf.h"
+
+/* The run to read: --run, or the latest committed one. */
+static bool
+resolve_run(PGconn *conn, const struct cmd_opts *o, int64_t *run_id, struct error *err)
+{
+	PGresult   *res;
+	char		id[32];
+	const char *p[1] = {id};
+
+	if (o->run_id > 0)
+	{
+		snprintf(id, sizeof(id), "%" PRId64, o->run_id);
+		res = pg_query(conn, "finding the run",
+					   "SELECT run_id FROM refinery.runs WHERE run_id = $1 AND status = 'committed'",
+					   1, p, err);
+	}
+	else
+		res = pg_query(conn, "finding the run",
+					   "SELECT max(run_id) FROM refinery.runs WHERE status = 'committed'",
+					   0, NULL, err);
+	if (res == NULL)
+		return false;
+	if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0))
+	{
+		PQclear(res);
+		if (o->run_id > 0)
+			return error_set(err, EXIT_DATA, "there is no committed run %" PRId64, o->run_id);
+		error_set(err, EXIT_DATA, "there is no committed run yet");
+		return error_hint(err, "Run \"refinery run\" first.");
+	}
+	*run_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return true;
+}
+
+/* ---- export ---- */
+
+bool
+cmd_export(const struct cmd_opts *o, struct error *err)
+{
+	PGconn	   *conn;
+	int64_t		run_id;
+	struct strbuf sql;
+	PGresult   *res = NULL;
+	struct csv_writer *w = NULL;
+	struct csv_writer_opts wo;
+	bool		ok = false;
+	char	   *row;
+	int			rc,
+				ncols = 0;
+	size_t		rows = 0;
+	char	   *fields[64];
+	char	   *names[64] = {0};
+	size_t		lens[64];
+	bool		nulls[64];
+
+	if (o->csv == NULL)
+		return error_set(err, EXIT_USAGE, "export needs --csv=FILE");
+	if (o->verdict)
+	{
+		bool		known = false;
+
+		for (int v = 0; v < VERDICT__COUNT && !known; v++)
+			known = strcmp(o->verdict, verdict_name(v)) == 0;
+		if (!known)
+		{
+			error_set(err, EXIT_USAGE, "unknown verdict \"%s\"", o->verdict);
+			return error_hint(err, "Use kept, blacklisted, duplicate, partial, outlier or nurture.");
+		}
+	}
+	if ((conn = pg_connect(&o->conn, err)) == NULL)
+		return false;
+	pg_signals_install();
+	sb_init(&sql);
+	if (!resolve_run(conn, o, &run_id, err))
+		goto out;
+	sb_printf(&sql, "SELECT * FROM refinery.lead_results WHERE run_id = %" PRId64, run_id);
+	if (o->verdict)
+		sb_printf(&sql, " AND verdict = '%s'", o->verdict);
+	if (o->has_rep)
+		sb_printf(&sql, " AND rep_id = %" PRId64 " ORDER BY call_order, lead_id", o->rep_id);
+	else
+		sb_puts(&sql, " ORDER BY length(lead_id), lead_id");
+	if (sql.oom)
+	{
+		error_set(err, EXIT_INTERNAL, "out of memory");
+		goto out;
+	}
+	/* a COPY result carries no column names: take them from the query itself */
+	{
+		struct strbuf q;
+
+		sb_init(&q);
+		sb_printf(&q, "SELECT * FROM (%s) AS r LIMIT 0", sql.data);
+		res = q.oom ? NULL : pg_query(conn, "exporting the run", q.data, 0, NULL, err);
+		sb_free(&q);
+		if (res == NULL)
+			goto out;
+		ncols = PQnfields(res);
+		if (ncols > 64)
+		{
+			error_set(err, EXIT_INTERNAL, "too many result columns");
+			goto out;
+		}
+		for (int k = 0; k < ncols; k++)
+			names[k] = strdup(PQfname(res, k));
+		PQclear(res);
+		res = NULL;
+	}
+	{
+		struct strbuf c;
+
+		sb_init(&c);
+		sb_printf(&c, "COPY (%s) TO STDOUT", sql.data);
+		sb_free(&sql);
+		sql = c;
+	}
+	if (sql.oom)
+	{
+		error_set(err, EXIT_INTERNAL, "out of memory");
+		goto out;
+	}
+	res = PQexec(conn, sql.data);
+	if (PQresultStatus(res) != PGRES_COPY_OUT)
+	{
+		pg_fail(conn, res, "exporting the run", err);
+		goto out;
+	}
+	if (PQnfields(res) != ncols)
+	{
+		error_set(err, EXIT_INTERNAL, "the export's columns changed while it ran");
+		goto out;
+	}
+	csvio_writer_opts_init(&wo);
+	if ((w = csvio_writer_open(o->csv, &wo, err)) == NULL)
+		goto out;
+	for (int k = 0; k < ncols; k++)
+	{
+		if (names[k] == NULL)
+		{
+			error_set(err, EXIT_INTERNAL, "out of memory");
+			goto out;
+		}
+		fields[k] = names[k];
+		lens[k] = strlen(fields[k]);
+		nulls[k] = false;
+	}
+	if (!csvio_writer_row(w, (const char *const *) fields, lens, nulls, ncols, err))
+		goto out;
+	PQclear(res);
+	res = NULL;
+	while ((rc = PQgetCopyData(conn, &row, 0)) > 0)
+	{
+		int			nf = pull_split_copy_text(row, (size_t) rc, fields, lens, ncols);
+
+		for (int k = 0; k < nf && k < ncols; k++)
+			nulls[k] = fields[k] == NULL;
+		ok = nf == ncols && csvio_writer_row(w, (const char *const *) fields, lens, nulls,
+											  ncols, err);
+		PQfreemem(row);
+		if (!ok)
+		{
+			if (err->code == EXIT_OK)
+				error_set(err, EXIT_INTERNAL, "malformed COPY row from the server");
+			goto out;
+		}
+		rows++;
+	}
+	ok = false;
+	res = PQgetResult(conn);
+	if (rc == -2 || PQresultStatus(res) != PGRES_COMMAND_OK)
+	{
+		pg_fail(conn, res, "exporting the run", err);
+		goto out;
+	}
+	if (strtoull(PQcmdTuples(res), NULL, 10) != rows)
+	{
+		error_set(err, EXIT_CONNECTION, "exporting the run: received %zu rows but the server "
+				  "sent %s", rows, PQcmdTuples(res));
+		goto out;
+	}
+	if (!csvio_writer_commit(w, err))
+	{
+		w = NULL;
+		goto out;
+	}
+	w = NULL;
+	if (!log_quiet && strcmp(o->csv, "-") != 0)
+		fprintf(stderr, "refinery: exported %zu leads of run %" PRId64 " to \"%s\"\n", rows,
+				run_id, o->csv);
+	ok = true;
+out:
+	if (w)
+		csvio_writer_abort(w);
+	for (int k = 0; k < 64; k++)
+		free(names[k]);
+	PQclear(res);
+	sb_free(&sql);
+	pg_disconnect(conn);
+	return ok;
+}
+
+/* ---- explain ---- */
+
+bool
+cmd_explain(const struct cmd_opts *o, struct error *err)
+{
+	PGconn	   *conn;
+	int64_t		run_id;
+	PGresult   *res = NULL;
+	char		id[32];
+	const char *p[2];
+	bool		ok = false;
+	int			width = 0;
+
+	if (o->nargs != 1)
+		return error_set(err, EXIT_USAGE, "explain needs one lead id");
+	if ((conn = pg_connect(&o->conn, err)) == NULL)
+		return false;
+	if (!resolve_run(conn, o, &run_id, err))
+		goto out;
+	snprintf(id, sizeof(id), "%" PRId64, run_id);
+	p[0] = id;
+	p[1] = o->args[0];
+	res = pg_query(conn, "explaining the lead",
+				   "SELECT * FROM refinery.lead_explain WHERE run_id = $1 AND lead_id = $2",
+				   2, p, err);
+	if (res == NULL)
+		goto out;
+	if (PQntuples(res) == 0)
+	{
+		error_set(err, EXIT_DATA, "lead \"%s\" is not in run %" PRId64, o->args[0], run_id);
+		goto out;
+	}
+	for (int k = 0; k < PQnfields(res); k++)
+		if ((int) strlen(PQfname(res, k)) > width)
+			width = (int) strlen(PQfname(res, k));
+	for (int k = 0; k < PQnfields(res); k++)
+		printf("%-*s | %s\n", width, PQfname(res, k),
+			   PQgetisnull(res, 0, k) ? "" : PQgetvalue(res, 0, k));
+	ok = true;
+out:
+	PQclear(res);
+	pg_disconnect(conn);
+	return ok;
+}
+
+/* ---- report ---- */
+
+/* Print a result as an aligned text table, psql's default look. */
+static void
+print_table(FILE *out, const char *title, PGresult *res)
+{
+	int			nf = PQnfields(res),
+				nt = PQntuples(res);
+	int		   *w = calloc((size_t) nf, sizeof(int));
+
+	if (w == NULL)
+		return;
+	fprintf(out, "%s\n", title);
+	for (int k = 0; k < nf; k++)
+	{
+		w[k] = (int) strlen(PQfname(res, k));
+		for (int r = 0; r < nt; r++)
+			if (PQgetlength(res, r, k) > w[k])
+				w[k] = PQgetlength(res, r, k);
+	}
+	for (int k = 0; k < nf; k++)
+		fprintf(out, "%s%-*s", k ? " | " : " ", w[k], PQfname(res, k));
+	fprintf(out, "\n");
+	for (int k = 0; k < nf; k++)
+	{
+		fprintf(out, "%s", k ? "-+-" : "-");
+		for (int j = 0; j < w[k]; j++)
+			fputc('-', out);
+	}
+	fprintf(out, "\n");
+	for (int r = 0; r < nt; r++)
+	{
+		for (int k = 0; k < nf; k++)
+		{
+			Oid			t = PQftype(res, k);
+			bool		num = t == 20 || t == 21 || t == 23 || t == 700 || t == 701 || t == 1700;
+
+			fprintf(out, "%s%*s", k ? " | " : " ", num ? w[k] : -w[k], PQgetvalue(res, r, k));
+		}
+		fprintf(out, "\n");
+	}
+	fprintf(out, "(%d row%s)\n\n", nt, nt == 1 ? "" : "s");
+	free(w);
+}
+
+static void
+html_escape(FILE *out, const char *s)
+{
+	for (; *s; s++)
+	{
+		switch (*s)
+		{
+			case '<': fputs("&lt;", out); break;
+			case '>': fputs("&gt;", out); break;
+			case '&': fputs("&amp;", out); break;
+			case '"': fputs("&quot;", out); break;
+			default: fputc(*s, out);
+		}
+	}
+}
+
+/*
+ * An HTML table, and when `bar_col` names a numeric column, a horizontal
+ * bar chart of it (inline SVG, so the file needs nothing else to open).
+ */
+static void
+html_table(FILE *out, const char *title, PGresult *res, int label_col, int bar_col)
+{
+	int			nf = PQnfields(res),
+				nt = PQntuples(res);
+	double		max = 0;
+
+	fputs("<h2>", out);
+	html_escape(out, title);
+	fputs("</h2>\n", out);
+	if (bar_col >= 0 && nt > 0)
+	{
+		for (int r = 0; r < nt; r++)
+			if (atof(PQgetvalue(res, r, bar_col)) > max)
+				max = atof(PQgetvalue(res, r, bar_col));
+		fprintf(out, "<svg width=\"720\" height=\"%d\" role=\"img\">\n", nt * 24 + 8);
+		for (int r = 0; r < nt; r++)
+		{
+			double		v = atof(PQgetvalue(res, r, bar_col));
+			int			wpx = max > 0 ? (int) (440.0 * v / max) : 0;
+
+			fprintf(out, "<text x=\"0\" y=\"%d\" font-size=\"13\">", r * 24 + 20);
+			html_escape(out, PQgetvalue(res, r, label_col));
+			fprintf(out, "</text><rect x=\"200\" y=\"%d\" width=\"%d\" height=\"18\" "
+					"fill=\"#3b6ea5\"/><text x=\"%d\" y=\"%d\" font-size=\"12\">", r * 24 + 6,
+					wpx, 206 + wpx, r * 24 + 20);
+			html_escape(out, PQgetvalue(res, r, bar_col));
+			fputs("</text>\n", out);
+		}
+		fputs("</svg>\n", out);
+	}
+	fputs("<table>\n<tr>", out);
+	for (int k = 0; k < nf; k++)
+	{
+		fputs("<th>", out);
+		html_escape(out, PQfname(res, k));
+		fputs("</th>", out);
+	}
+	fputs("</tr>\n", out);
+	for (int r = 0; r < nt; r++)
+	{
+		fputs("<tr>", out);
+		for (int k = 0; k < nf; k++)
+		{
+			fputs("<td>", out);
+			html_escape(out, PQgetvalue(res, r, k));
+			fputs("</td>", out);
+		}
+		fputs("</tr>\n", out);
+	}
+	fputs("</table>\n", out);
+}
+
+bool
+cmd_report(const struct cmd_opts *o, struct error *err)
+{
+	static const struct
+	{
+		const char *title;
+		const char *sql;
+		int			label_col;
+		int			bar_col;
+	}			parts[] = {
+		{"Run", "SELECT run_id, status, started_at::timestamp(0) AS started_at, "
+			"round(seconds_total::numeric, 2) AS seconds, source_desc AS source, "
+			"rows_pulled, rows_kept, left(rules_sha256, 12) AS rules "
+			"FROM refinery.runs WHERE run_id = $1", 0, -1},
+		{"Funnel: leads per verdict", "SELECT verdict, sum(leads)::bigint AS leads "
+			"FROM refinery.run_funnel WHERE run_id = $1 GROUP BY verdict ORDER BY leads DESC",
+			0, 1},
+		{"Removals per rule", "SELECT verdict, coalesce(rule_id, '') AS rule_id, leads "
+			"FROM refinery.run_funnel WHERE run_id = $1 AND verdict <> 'kept' "
+			"ORDER BY leads DESC, rule_id", 1, 2},
+		{"Stages", "SELECT stage, rows_in, rows_out, round(seconds::numeric, 3) AS seconds "
+			"FROM refinery.run_stages WHERE run_id = $1 ORDER BY ord", 0, 3},
+		{"Cohorts", "SELECT * FROM refinery.cohort_summary WHERE run_id = $1", 1, 3},
+		{"Reps", "SELECT * FROM refinery.rep_load WHERE run_id = $1", 1, 3},
+	};
+	PGconn	   *conn;
+	int64_t		run_id;
+	char		id[32];
+	const char *p[1] = {id};
+	FILE	   *html = NULL;
+	bool		ok = false;
+	char		tmp[4096];
+
+	if ((conn = pg_connect(&o->conn, err)) == NULL)
+		return false;
+	if (!resolve_run(conn, o, &run_id, err))
+		goto out;
+	snprintf(id, sizeof(id), "%" PRId64, run_id);
+	if (o->html)
+	{
+		snprintf(tmp, sizeof(tmp), "%s.tmp", o->html);
+		if ((html = fopen(tmp, "w")) == NULL)
+		{
+			error_set(err, EXIT_DATA, "could not write \"%s\": %m", tmp);
+			goto out;
+		}
+		fprintf(html, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+				"<title>refinery run %s</title><style>body{font-family:sans-serif;margin:2em}"
+				"table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}"
+				"th{background:#eef}</style></head><body>\n<h1>refinery run %s</h1>\n", id, id);
+	}
+	for (size_t k = 0; k < sizeof(parts) / sizeof(parts[0]); k++)
+	{
+		PGresult   *res = pg_query(conn, "reading the report", parts[k].sql, 1, p, err);
+
+		if (res == NULL)
+			goto out;
+		print_table(stdout, parts[k].title, res);
+		if (html)
+			html_table(html, parts[k].title, res, parts[k].label_col,
+					   parts[k].bar_col < PQnfields(res) ? parts[k].bar_col : -1);
+		PQclear(res);
+	}
+	if (html)
+	{
+		fputs("</body></html>\n", html);
+		if (fflush(html) != 0 || fsync(fileno(html)) != 0 || fclose(html) != 0)
+		{
+			html = NULL;
+			error_set(err, EXIT_DATA, "could not write \"%s\": %m", tmp);
+			goto out;
+		}
+		html = NULL;
+		if (rename(tmp, o->html) != 0)
+		{
+			error_set(err, EXIT_DATA, "could not rename \"%s\" to \"%s\": %m", tmp, o->html);
+			goto out;
+		}
+	}
+	ok = true;
+out:
+	if (html)
+	{
+		fclose(html);
+		remove(tmp);
+	}
+	pg_disconnect(conn);
+	return ok;
+}
+
+/* ---- import ---- */
+
+struct import_ctx
+{
+	PGconn	   *conn;
+	const char *table;			/* quoted */
+	struct strbuf buf;
+	int			ncols;
+	long		rows;
+};
+
+static bool
+import_header(void *vctx, const char *const *fields, const size_t *lens, const bool *is_null,
+			  int nfields, long line, struct error *err)
+{
+	struct import_ctx *c = vctx;
+	struct strbuf sql;
+	bool		ok;
+	char	   *reg;
+	PGresult   *res;
+
+	(void) is_null;
+	(void) line;
+	c->ncols = nfields;
+	sb_init(&sql);
+	/* does the table exist? then its columns must include the header's */
+	if ((reg = pg_quote_literal(c->conn, c->table, err)) == NULL)
+		return false;
+	sb_printf(&sql, "SELECT to_regclass(%s) IS NOT NULL", reg);
+	free(reg);
+	res = pg_query(c->conn, "importing", sql.data, 0, NULL, err);
+	if (res == NULL)
+	{
+		sb_free(&sql);
+		return false;
+	}
+	ok = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	sb_reset(&sql);
+	if (!ok)
+		sb_printf(&sql, "CREATE TABLE %s (", c->table);
+	else
+		sb_printf(&sql, "COPY %s (", c->table);
+	for (int k = 0; k < nfields; k++)
+	{
+		char	   *name = strndup(fields[k], lens[k]);
+		char	   *q;
+
+		if (name == NULL)
+			return error_set(err, EXIT_INTERNAL, "out of memory");
+		q = name[0] ? PQescapeIdentifier(c->conn, name, strlen(name)) : NULL;
+		if (q == NULL || strlen(name) > 63)
+		{
+			error_set(err, EXIT_DATA, "column %d of the header, \"%s\", is not a usable column "
+					  "name", k + 1, name);
+			free(name);
+			PQfreemem(q);
+			sb_free(&sql);
+			return error_hint(err, "Names must be non-empty, valid UTF-8 and at most 63 bytes.");
+		}
+		sb_printf(&sql, "%s%s%s", k ? ", " : "", q, ok ? "" : " text");
+		PQfreemem(q);
+		free(name);
+	}
+	if (!ok)
+	{
+		sb_puts(&sql, ")");
+		if (sql.oom || !pg_exec(c->conn, "creating the import table", sql.data, err))
+		{
+			sb_free(&sql);
+			return false;
+		}
+		sb_reset(&sql);
+		sb_printf(&sql, "COPY %s FROM STDIN", c->table);
+	}
+	else
+		sb_puts(&sql, ") FROM STDIN");
+	res = sql.oom ? NULL : PQexec(c->conn, sql.data);
+	sb_free(&sql);
+	if (PQresultStatus(res) != PGRES_COPY_IN)
+	{
+		pg_fail(c->conn, res, "importing", err);
+		PQclear(res);
+		return false;
+	}
+	PQclear(res);
+	return true;
+}
+
+static bool
+import_row(void *vctx, const char *const *fields, const size_t *lens, const bool *is_null,
+		   int nfields, long line, struct error *err)
+{
+	struct import_ctx *c = vctx;
+
+	(void) line;
+	for (int k = 0; k < nfields; k++)
+	{
+		if (k)
+			sb_putc(&c->buf, '\t');
+		if (is_null[k])
+			sb_puts(&c->buf, "\\N");
+		else
+		{
+			char	   *v = strndup(fields[k], lens[k]);
+
+			if (v == NULL)
+				return error_set(err, EXIT_INTERNAL, "out of memory");
+			sb_copy_text(&c->buf, v);
+			free(v);
+		}
+	}
+	sb_putc(&c->buf, '\n');
+	c->rows++;
+	if (c->buf.oom)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	if (c->buf.len >= (1 << 20))
+	{
+		if (PQputCopyData(c->conn, c->buf.data, (int) c->buf.len) != 1)
+			return pg_fail(c->conn, NULL, "importing", err);
+		sb_reset(&c->buf);
+	}
+	return true;
+}
+
+bool
+cmd_import(const struct cmd_opts *o, struct error *err)
+{
+	struct import_ctx c;
+	struct csv_reader_opts ro;
+	struct csvio_stats st;
+	bool		ok = false;
+	char	   *qt = NULL;
+	PGresult   *res;
+
+	if (o->csv == NULL || o->table == NULL)
+		return error_set(err, EXIT_USAGE, "import needs --csv=FILE and --table=NAME");
+	memset(&c, 0, sizeof(c));
+	memset(&st, 0, sizeof(st));
+	sb_init(&c.buf);
+	if ((c.conn = pg_connect(&o->conn, err)) == NULL)
+		return false;
+	pg_signals_install();
+	if ((qt = pg_quote_ident(c.conn, o->table, err)) == NULL)
+		goto out;
+	c.table = qt;
+	if (!pg_exec(c.conn, "importing", "BEGIN", err))
+		goto out;
+	csvio_reader_opts_init(&ro);
+	ro.header = true;
+	ro.header_fn = import_header;
+	ro.unguard = true;
+	ro.reject_path = o->reject;
+	if (!csvio_read(o->csv, &ro, import_row, &c, &st, err))
+	{
+		if (PQstatus(c.conn) == CONNECTION_OK)
+		{
+			PQputCopyEnd(c.conn, "import aborted");
+			while ((res = PQgetResult(c.conn)) != NULL)
+				PQclear(res);
+		}
+		goto rollback;
+	}
+	if (c.ncols == 0)
+	{
+		error_set(err, EXIT_DATA, "CSV file \"%s\" is empty", o->csv);
+		goto rollback;
+	}
+	if ((c.buf.len && PQputCopyData(c.conn, c.buf.data, (int) c.buf.len) != 1) ||
+		PQputCopyEnd(c.conn, NULL) != 1)
+	{
+		pg_fail(c.conn, NULL, "importing", err);
+		goto rollback;
+	}
+	res = PQgetResult(c.conn);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+	{
+		pg_fail(c.conn, res, "importing", err);
+		PQclear(res);
+		goto rollback;
+	}
+	PQclear(res);
+	while ((res = PQgetResult(c.conn)) != NULL)
+		PQclear(res);
+	if (!pg_exec(c.conn, "committing the import", "COMMIT", err))
+		goto out;
+	if (!log_quiet)
+		printf("refinery: imported %ld rows into %s\n", c.rows, o->table);
+	if (st.rejected)
+		log_warning("%ld rows were rejected; see \"%s\"", st.rejected, o->reject);
+	ok = true;
+	goto out;
+rollback:
+	if (PQstatus(c.conn) == CONNECTION_OK)
+		PQclear(PQexec(c.conn, "ROLLBACK"));
+out:
+	free(qt);
+	sb_free(&c.buf);
+	pg_disconnect(c.conn);
+	return ok;
+}

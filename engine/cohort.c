@@ -1,0 +1,473 @@
+/*
+ * cohort.c
+ *    Placing kept leads into work groups by score, with SLA and channel plan.
+ *
+ * Bounds are compared in integer hundredths (the score's own precision),
+ * so a lead at exactly min_score is in.  Quantiles are computed from a
+ * histogram of the kept leads' scores in hundredths: a lead's quantile is
+ * the share of kept leads scoring strictly less, so equal scores always
+ * share a cohort.  The per-lead work is independent and runs in parallel;
+ * the histogram and the summaries are integer counts or sums taken in row
+ * order, so every result is the same whatever the number of threads.
+ * The configuration owns the cohort names and every plan text.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "cohort.h"
+#include "score.h"
+
+#define SCORE_CENTS 10001		/* scores 0.00 .. 100.00 in hundredths */
+
+static bool
+oom(struct error *err)
+{
+	return error_set(err, EXIT_INTERNAL, "out of memory");
+}
+
+void
+cohort_config_free(struct cohort_config *c)
+{
+	if (c == NULL)
+		return;
+	for (int k = 0; k < c->ncohorts; k++)
+	{
+		free(c->cohorts[k].name);
+		for (int m = 0; m < COHORT_PLANS; m++)
+			free(c->cohorts[k].plan[m]);
+	}
+	free(c->cohorts);
+	free(c->by_rank);
+	free(c);
+}
+
+int
+cohort_count(const struct cohort_config *c)
+{
+	return c ? c->ncohorts : 0;
+}
+
+static void
+append(char *buf, size_t size, size_t *len, const char *step)
+{
+	int			w;
+
+	if (*len >= size)
+		return;
+	w = snprintf(buf + *len, size - *len, "%s%s", *len ? "; " : "", step);
+	if (w > 0)
+		*len += (size_t) w;
+}
+
+void
+cohort_plan_text(const struct cohort_def *d, unsigned mask, char *buf, size_t size)
+{
+	size_t		len = 0;
+	bool		phone = (mask & COHORT_PHONE) != 0,
+				mobile = phone && (mask & COHORT_MOBILE) != 0,
+				email = (mask & COHORT_EMAIL) != 0;
+
+	buf[0] = '\0';
+	if (phone && d->calls > 0)
+	{
+		char		step[64];
+
+		if (d->calls > 1)
+			snprintf(step, sizeof(step), "call x%ld every %gh", d->calls, d->call_every_hours);
+		else
+			snprintf(step, sizeof(step), "call x1");
+		append(buf, size, &len, step);
+		if (d->sms && mobile)
+			append(buf, size, &len, "sms after 1st no-answer");
+		if (d->voicemail && !mobile)
+			append(buf, size, &len, "voicemail after 1st no-answer");
+		if (d->email && email)
+			append(buf, size, &len, "email after 1st no-answer");
+		if (d->mailing_list && email)
+			append(buf, size, &len, "mailing list after last no-answer");
+	}
+	else if (email)
+	{
+		/* [001-5]: an e-mail-only lead is written to and asked for a phone */
+		append(buf, size, &len, "email now");
+		if (!phone)
+			append(buf, size, &len, "ask for phone");
+		if (d->mailing_list)
+			append(buf, size, &len, "mailing list");
+	}
+	if (len == 0)
+		snprintf(buf, size, "none");
+}
+
+unsigned
+cohort_contact_mask(const struct batch *b, size_t i)
+{
+	unsigned	m = 0;
+
+	for (int k = 0; k < BATCH_PHONES; k++)
+	{
+		if (b->phones[i][k] == 0)
+			continue;
+		switch ((enum phone_type) b->phone_types[i][k])
+		{
+			case PHONE_MOBILE:
+				m |= COHORT_PHONE | COHORT_MOBILE;
+				break;
+			case PHONE_LANDLINE:
+			case PHONE_VOIP:
+			case PHONE_SPECIAL:
+				m |= COHORT_PHONE;
+				break;
+			case PHONE_NONE:
+			case PHONE_INVALID:
+				break;
+		}
+	}
+	if (b->email_norm[i] != NULL && b->email_norm[i][0] != '\0')
+		m |= COHORT_EMAIL;
+	return m;
+}
+
+static bool
+load_cohort(struct rules *r, const char *section, enum cohort_mode mode,
+			struct cohort_def *d, struct error *err)
+{
+	const char *own = mode == COHORT_THRESHOLDS ? "min_score" : "min_quantile";
+	const char *other = mode == COHORT_THRESHOLDS ? "min_quantile" : "min_score";
+
+	if ((d->name = strdup(section + strlen("cohort."))) == NULL)
+		return oom(err);
+	if (rules_get(r, section, other) != NULL)
+	{
+		error_set(err, EXIT_RULES, "%s: [%s] %s is not used in [cohorts] mode = %s",
+				  rules_where(r, section, other), section, other,
+				  mode == COHORT_THRESHOLDS ? "thresholds" : "quantiles");
+		return error_hint(err, "Use %s, or change [cohorts] mode.", own);
+	}
+	if (!rules_get_double(r, section, own, 0, 0, mode == COHORT_THRESHOLDS ? 100 : 1,
+						  &d->min, err) ||
+		!rules_get_int(r, section, "sla_hours", 24, 1, 24 * 365, &d->sla_hours, err) ||
+		!rules_get_int(r, section, "calls", 3, 0, 100, &d->calls, err) ||
+		!rules_get_double(r, section, "call_every_hours", 24, 0.1, 24 * 365,
+						  &d->call_every_hours, err) ||
+		!rules_get_bool(r, section, "sms", true, &d->sms, err) ||
+		!rules_get_bool(r, section, "email", true, &d->email, err) ||
+		!rules_get_bool(r, section, "voicemail", true, &d->voicemail, err) ||
+		!rules_get_bool(r, section, "mailing_list", true, &d->mailing_list, err) ||
+		!rules_get_double(r, section, "target_rate", 0.05, 0, 1, &d->target_rate, err))
+		return false;
+	if (mode == COHORT_THRESHOLDS)
+		d->min = (double) score_hundredths(d->min) / 100.0;
+	for (unsigned m = 0; m < COHORT_PLANS; m++)
+	{
+		char		buf[256];
+
+		cohort_plan_text(d, m, buf, sizeof(buf));
+		if ((d->plan[m] = strdup(buf)) == NULL)
+			return oom(err);
+	}
+	return true;
+}
+
+bool
+cohort_config_load(struct rules *r, struct cohort_config **out, struct error *err)
+{
+	static const char *const modes[] = {"thresholds", "quantiles", NULL};
+	struct cohort_config *c = calloc(1, sizeof(*c));
+	const char **secs;
+	int			nsecs,
+				mode;
+
+	*out = c;
+	if (c == NULL)
+		return oom(err);
+	if (!rules_get_enum(r, "cohorts", "mode", COHORT_THRESHOLDS, modes, &mode, err))
+		return false;
+	c->mode = (enum cohort_mode) mode;
+	if ((nsecs = rules_sections(r, "cohort", &secs)) < 0)
+		return oom(err);
+	c->cohorts = calloc((size_t) nsecs + 1, sizeof(*c->cohorts));
+	c->by_rank = calloc((size_t) nsecs + 1, sizeof(int));
+	if (c->cohorts == NULL || c->by_rank == NULL)
+	{
+		free(secs);
+		return oom(err);
+	}
+	for (int k = 0; k < nsecs; k++)
+	{
+		if (strcmp(secs[k], "cohort") == 0)
+			continue;			/* left for the unknown-section check */
+		if (!load_cohort(r, secs[k], c->mode, &c->cohorts[c->ncohorts++], err))
+		{
+			free(secs);
+			return false;
+		}
+	}
+	/* rank by bound, highest first; insertion sort keeps rule order on ties, then refuses them */
+	for (int k = 0; k < c->ncohorts; k++)
+	{
+		int			j = k;
+
+		while (j > 0 && c->cohorts[c->by_rank[j - 1]].min < c->cohorts[k].min)
+		{
+			c->by_rank[j] = c->by_rank[j - 1];
+			j--;
+		}
+		c->by_rank[j] = k;
+	}
+	for (int k = 0; k < c->ncohorts; k++)
+	{
+		c->cohorts[c->by_rank[k]].rank = k + 1;
+		if (k > 0 && c->cohorts[c->by_rank[k]].min == c->cohorts[c->by_rank[k - 1]].min)
+		{
+			char		section[300];
+			const char *key = c->mode == COHORT_THRESHOLDS ? "min_score" : "min_quantile";
+
+			snprintf(section, sizeof(section), "cohort.%s", c->cohorts[c->by_rank[k]].name);
+			error_set(err, EXIT_RULES, "%s: [%s] has the same %s as [cohort.%s]",
+					  rules_where(r, section, key), section, key,
+					  c->cohorts[c->by_rank[k - 1]].name);
+			free(secs);
+			return error_detail(err, "The second cohort could never get a lead.");
+		}
+	}
+	free(secs);
+	return true;
+}
+
+bool
+cohort_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
+			 struct error *err)
+{
+	const struct cohort_config *c = rs->cohort;
+	size_t		n = b->n,
+				nkept = 0;
+	size_t	   *below = NULL;	/* quantiles: kept leads scoring strictly below each value */
+	int64_t    *bound;
+	size_t	   *per = NULL;
+	size_t		none = 0;
+	int			nthreads = 1;
+
+	(void) nthreads;
+	if (c == NULL || c->ncohorts == 0)
+		return true;
+	if ((bound = calloc((size_t) c->ncohorts, sizeof(int64_t))) == NULL ||
+		(per = calloc((size_t) c->ncohorts, sizeof(size_t))) == NULL)
+	{
+		free(bound);
+		return oom(err);
+	}
+	if (c->mode == COHORT_QUANTILES)
+	{
+		if ((below = calloc(SCORE_CENTS + 1, sizeof(size_t))) == NULL)
+		{
+			free(bound);
+			free(per);
+			return oom(err);
+		}
+		for (size_t i = 0; i < n; i++)
+			if (b->verdict[i] == VERDICT_KEPT)
+			{
+				int64_t		s = score_hundredths(b->score[i]);
+
+				below[(s < 0 ? 0 : s > SCORE_CENTS - 1 ? SCORE_CENTS - 1 : s) + 1]++;
+				nkept++;
+			}
+		for (int s = 1; s <= SCORE_CENTS; s++)
+			below[s] += below[s - 1];
+	}
+	/*
+	 * The bound of each cohort as an integer the lead's value is compared
+	 * with: hundredths of a score, or a count of kept leads scoring below
+	 * (ceil(q * kept), so "at least the share q below" is exact).
+	 */
+	for (int k = 0; k < c->ncohorts; k++)
+		bound[k] = c->mode == COHORT_THRESHOLDS ? score_hundredths(c->cohorts[k].min)
+			: (int64_t) ceil(c->cohorts[k].min * (double) nkept - 1e-9);
+
+#ifdef _OPENMP
+	nthreads = rs->threads > 0 ? rs->threads : omp_get_max_threads();
+#endif
+#pragma omp parallel for schedule(static, 4096) num_threads(nthreads)
+	for (size_t i = 0; i < n; i++)
+	{
+		int64_t		s,
+					v;
+		int			got = -1;
+
+		if (b->verdict[i] != VERDICT_KEPT)
+			continue;
+		s = score_hundredths(b->score[i]);
+		if (s < 0)
+			s = 0;
+		if (s > SCORE_CENTS - 1)
+			s = SCORE_CENTS - 1;
+		v = c->mode == COHORT_THRESHOLDS ? s : (int64_t) below[s];
+		for (int r = 0; r < c->ncohorts && got < 0; r++)
+			if (v >= bound[c->by_rank[r]])
+				got = c->by_rank[r];
+		b->cohort[i] = (int16_t) got;
+		if (got < 0)
+		{
+			b->cohort_name[i] = NULL;
+			b->channel_plan[i] = NULL;
+			b->sla_due_at[i] = BATCH_NO_TIME;
+			continue;
+		}
+		b->cohort_name[i] = c->cohorts[got].name;
+		b->channel_plan[i] = c->cohorts[got].plan[cohort_contact_mask(b, i)];
+		b->sla_due_at[i] = rs->now + (int64_t) c->cohorts[got].sla_hours * 3600;
+	}
+
+	for (size_t i = 0; i < n; i++)
+		if (b->verdict[i] == VERDICT_KEPT)
+		{
+			if (b->cohort[i] >= 0)
+				per[b->cohort[i]]++;
+			else
+				none++;
+		}
+	for (int r = 0; r < c->ncohorts; r++)
+		stage_count(st, c->cohorts[c->by_rank[r]].name, per[c->by_rank[r]]);
+	if (none)
+		stage_count(st, "no_cohort", none);
+	free(below);
+	free(bound);
+	free(per);
+	return true;
+}
+
+void
+cohort_summarise(const struct batch *b, const struct ruleset *rs, struct cohort_summary *out)
+{
+	const struct cohort_config *c = rs->cohort;
+	int			nc = cohort_count(c);
+	int64_t    *sum,
+			   *lo,
+			   *hi;
+	double	   *exp;
+	bool	   *has_p;
+
+	if (nc == 0)
+		return;
+	sum = calloc((size_t) nc, sizeof(int64_t));
+	lo = calloc((size_t) nc, sizeof(int64_t));
+	hi = calloc((size_t) nc, sizeof(int64_t));
+	exp = calloc((size_t) nc, sizeof(double));
+	has_p = calloc((size_t) nc, sizeof(bool));
+	for (int r = 0; r < nc; r++)
+	{
+		const struct cohort_def *d = &c->cohorts[c->by_rank[r]];
+
+		memset(&out[r], 0, sizeof(out[r]));
+		out[r].name = d->name;
+		out[r].ord = r + 1;
+		out[r].target_rate = d->target_rate;
+		out[r].sla_hours = d->sla_hours;
+		out[r].channel_plan = d->plan[COHORT_PHONE | COHORT_MOBILE | COHORT_EMAIL];
+		out[r].expected_conversions = -1;
+	}
+	if (sum == NULL || lo == NULL || hi == NULL || exp == NULL || has_p == NULL)
+		goto out;				/* the names and plans are filled; the figures stay 0 */
+	for (size_t i = 0; i < b->n; i++)
+	{
+		int			k = b->cohort[i];
+		int64_t		s;
+
+		if (k < 0 || k >= nc || b->verdict[i] != VERDICT_KEPT)
+			continue;
+		s = score_hundredths(b->score[i]);
+		if (out[c->cohorts[k].rank - 1].leads++ == 0 || s < lo[k])
+			lo[k] = s;
+		if (s > hi[k])
+			hi[k] = s;
+		sum[k] += s;
+		if (b->p_close[i] >= 0)
+		{
+			exp[k] += b->p_close[i];
+			has_p[k] = true;
+		}
+	}
+	for (int k = 0; k < nc; k++)
+	{
+		struct cohort_summary *o = &out[c->cohorts[k].rank - 1];
+
+		if (o->leads > 0)
+		{
+			o->score_min = (double) lo[k] / 100.0;
+			o->score_max = (double) hi[k] / 100.0;
+			o->mean_score = (double) sum[k] / 100.0 / (double) o->leads;
+		}
+		if (has_p[k])
+			o->expected_conversions = exp[k];
+	}
+out:
+	free(sum);
+	free(lo);
+	free(hi);
+	free(exp);
+	free(has_p);
+}
+
+/* A SQL string literal; standard_conforming_strings is on in every supported server. */
+static void
+sql_literal(struct strbuf *sb, const char *s)
+{
+	sb_putc(sb, '\'');
+	for (; *s; s++)
+	{
+		if (*s == '\'')
+			sb_putc(sb, '\'');
+		sb_putc(sb, *s);
+	}
+	sb_putc(sb, '\'');
+}
+
+bool
+cohort_summary_sql(const struct batch *b, const struct ruleset *rs, int64_t run_id,
+				   struct strbuf *sb, struct error *err)
+{
+	int			nc = cohort_count(rs->cohort);
+	struct cohort_summary *sum;
+
+	if (nc == 0)
+		return true;
+	if ((sum = calloc((size_t) nc, sizeof(*sum))) == NULL)
+		return oom(err);
+	cohort_summarise(b, rs, sum);
+	sb_puts(sb, "INSERT INTO refinery.run_cohorts (run_id, cohort, ord, leads, score_min, "
+			"score_max, mean_score, expected_conversions, target_rate, sla_hours, "
+			"channel_plan) VALUES ");
+	for (int r = 0; r < nc; r++)
+	{
+		const struct cohort_summary *o = &sum[r];
+
+		sb_printf(sb, "%s(%" PRId64 ", ", r ? ", " : "", run_id);
+		sql_literal(sb, o->name);
+		sb_printf(sb, ", %d, %zu, ", o->ord, o->leads);
+		if (o->leads > 0)
+			sb_printf(sb, "%.2f, %.2f, %.17g, ", o->score_min, o->score_max, o->mean_score);
+		else
+			sb_puts(sb, "NULL, NULL, NULL, ");
+		if (o->expected_conversions >= 0)
+			sb_printf(sb, "%.17g, ", o->expected_conversions);
+		else
+			sb_puts(sb, "NULL, ");
+		sb_printf(sb, "%.17g, %ld, ", o->target_rate, o->sla_hours);
+		sql_literal(sb, o->channel_plan);
+		sb_putc(sb, ')');
+	}
+	free(sum);
+	if (sb->oom)
+		return oom(err);
+	return true;
+}

@@ -1,0 +1,68 @@
+/*
+ * pg.h
+ *    The PostgreSQL connection: connecting the way PostgreSQL's own clients
+ *    do, running statements with errors turned into struct error, quoting,
+ *    and cancelling the running query on SIGINT / SIGTERM.
+ */
+#ifndef REFINERY_PG_H
+#define REFINERY_PG_H
+
+#include <stdbool.h>
+
+#include <libpq-fe.h>
+
+#include "error.h"
+
+enum pg_password
+{
+	PG_PASSWORD_AUTO,			/* prompt if the server asks and a terminal is there */
+	PG_PASSWORD_NEVER,			/* -w */
+	PG_PASSWORD_PROMPT			/* -W */
+};
+
+struct conn_opts
+{
+	const char *dbname;			/* a name, a conninfo string or a URI; NULL = libpq default */
+	const char *host;
+	const char *port;
+	const char *user;
+	enum pg_password password;
+};
+
+/* Connect (application_name "refinery" unless set otherwise); NULL + EXIT_CONNECTION. */
+PGconn	   *pg_connect(const struct conn_opts *o, struct error *err);
+/* Close the connection and forget its cancel handle. NULL is a no-op. */
+void		pg_disconnect(PGconn *conn);
+
+/*
+ * Signals: after pg_signals_install(), SIGINT and SIGTERM set a flag and
+ * send a cancel request for the connection given to pg_connect.
+ */
+void		pg_signals_install(void);
+bool		pg_interrupted(void);
+
+/*
+ * Run one statement (or several, with no parameters) and expect success.
+ * `phase` names what the engine was doing, for the message.  On failure the
+ * error names the phase, carries the server's message, detail and hint, and
+ * its code says whether the connection was lost.
+ */
+bool		pg_exec(PGconn *conn, const char *phase, const char *sql, struct error *err);
+/* Same with parameters (text format); returns the result (caller clears) or NULL. */
+PGresult   *pg_query(PGconn *conn, const char *phase, const char *sql, int nparams,
+					 const char *const *params, struct error *err);
+/* Fill err from a failed result (or the connection state when res is NULL). Returns false. */
+bool		pg_fail(PGconn *conn, PGresult *res, const char *phase, struct error *err);
+
+/*
+ * Quote an identifier that may be qualified ("schema.table", each part
+ * quoted separately; parts already double-quoted are kept as one part).
+ * Rejects names over 63 bytes (the server would truncate them, so two
+ * names could alias) and invalid UTF-8.  malloc'd; NULL + EXIT_RULES.
+ */
+char	   *pg_quote_ident(PGconn *conn, const char *name, struct error *err);
+
+/* A literal for SQL text (malloc'd, quoted), NULL on invalid input / OOM. */
+char	   *pg_quote_literal(PGconn *conn, const char *value, struct error *err);
+
+#endif							/* REFINERY_PG_H */

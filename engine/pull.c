@@ -1,0 +1,555 @@
+/*
+ * pull.c
+ *    Reading the leads into a batch, from PostgreSQL (COPY) or CSV.
+ *
+ * The source's columns are looked up first (a LIMIT 0 query), so a column
+ * named in [columns] that does not exist is reported with the rule's file
+ * and line before any data moves.  Rows then stream through COPY TO STDOUT
+ * in text format: PQgetCopyData hands over one row at a time, which is
+ * split in place and copied into the batch's arena, so the raw COPY text is
+ * never held whole.  When the server dies mid-stream, PQgetCopyData returns
+ * -1 exactly as at a normal end; only the following PQgetResult tells, so it
+ * is always checked, and the row count is compared with PQcmdTuples.
+ * After the pull the leads are sorted by id, so that every later stage sees
+ * the same order whatever the table's physical order was.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "csvio.h"
+#include "pg.h"
+#include "pull.h"
+
+#include "fault.h"
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+pull_split_copy_text(char *line, size_t len, char **fields, size_t *lens, int max)
+{
+	char	   *p = line,
+			   *end = line + len;
+	int			nf = 0;
+
+	if (len > 0 && end[-1] == '\n')
+		end--;
+	for (;;)
+	{
+		char	   *start = p,
+				   *w = p;
+		bool		null = false;
+
+		if (end - p >= 2 && p[0] == '\\' && p[1] == 'N' && (p + 2 == end || p[2] == '\t'))
+		{
+			null = true;
+			p += 2;
+		}
+		else
+		{
+			while (p < end && *p != '\t')
+			{
+				if (*p == '\\' && p + 1 < end)
+				{
+					char		c = p[1];
+
+					p += 2;
+					switch (c)
+					{
+						case 'b': *w++ = '\b'; break;
+						case 'f': *w++ = '\f'; break;
+						case 'n': *w++ = '\n'; break;
+						case 'r': *w++ = '\r'; break;
+						case 't': *w++ = '\t'; break;
+						case 'v': *w++ = '\v'; break;
+						case 'x':
+							{
+								int			v = 0,
+											k = 0,
+											h;
+
+								while (k < 2 && p < end && (h = hexval(*p)) >= 0)
+									v = v * 16 + h, p++, k++;
+								*w++ = k ? (char) v : 'x';
+								break;
+							}
+						default:
+							if (c >= '0' && c <= '7')
+							{
+								int			v = c - '0',
+											k = 1;
+
+								while (k < 3 && p < end && *p >= '0' && *p <= '7')
+									v = v * 8 + (*p++ - '0'), k++;
+								*w++ = (char) v;
+							}
+							else
+								*w++ = c;
+					}
+				}
+				else
+					*w++ = *p++;
+			}
+		}
+		if (nf < max)
+		{
+			fields[nf] = null ? NULL : start;
+			lens[nf] = null ? 0 : (size_t) (w - start);
+		}
+		nf++;
+		if (p >= end)
+			break;
+		p++;					/* the tab */
+	}
+	return nf;
+}
+
+/* The select-list position of every batch column, or -1 when not mapped. */
+struct colmap
+{
+	int			ncols;
+	const char **name;			/* source column of each batch column, NULL = unmapped */
+};
+
+static bool
+resolve_columns(const struct ruleset *rs, const char *const *have, int nhave,
+				struct colmap *m, struct error *err)
+{
+	const struct source_config *s = rs->source;
+
+	m->ncols = FIELD__COUNT + s->nextra;
+	m->name = calloc((size_t) m->ncols, sizeof(char *));
+	if (m->name == NULL)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	for (int c = 0; c < m->ncols; c++)
+	{
+		const char *want = c < FIELD__COUNT ? s->column[c] : s->extra[c - FIELD__COUNT];
+		bool		found = false;
+
+		if (want == NULL)
+			continue;
+		for (int k = 0; k < nhave && !found; k++)
+			found = strcmp(have[k], want) == 0;
+		if (found)
+			m->name[c] = want;
+		else if (c >= FIELD__COUNT || s->column_explicit[c] || c == FIELD_LEAD_ID)
+		{
+			const char *key = c < FIELD__COUNT ? field_key(c) : "extra";
+			const char *where = rules_where(rs->rules, "columns", key);
+
+			error_set(err, EXIT_RULES, "%s%sthe source has no column \"%s\"",
+					  where, *where ? ": " : "", want);
+			return error_hint(err, "Map [columns] %s to one of the source's columns, or leave "
+							  "it empty when the source has none.", key);
+		}
+	}
+	return true;
+}
+
+/* Build a batch's extra-column names from the config. */
+static struct batch *
+new_batch(const struct ruleset *rs, struct error *err)
+{
+	struct batch *b = batch_new(rs->source->nextra, (const char *const *) rs->source->extra);
+
+	if (b == NULL)
+		error_set(err, EXIT_INTERNAL, "out of memory");
+	return b;
+}
+
+static bool
+finish(struct batch *b, struct error *err)
+{
+	return pull_sort_by_id(b, err) && batch_finish(b, err);
+}
+
+bool
+pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct error *err)
+{
+	const struct source_config *s = rs->source;
+	char	   *from = NULL,
+			   *sql = NULL;
+	PGresult   *res = NULL;
+	struct colmap m = {0};
+	struct batch *b = NULL;
+	const char **have = NULL;
+	char	  **fields = NULL;
+	size_t	   *lens = NULL;
+	bool		ok = false;
+	size_t		cap,
+				len,
+				received = 0;
+	char	   *row;
+	int			rc;
+	bool		progress = isatty(STDERR_FILENO);
+
+	*out = NULL;
+	if (s->kind == SOURCE_TABLE)
+	{
+		if ((from = pg_quote_ident(conn, s->table, err)) == NULL)
+		{
+			char		msg[sizeof(err->msg)];
+
+			snprintf(msg, sizeof(msg), "%s", err->msg);
+			error_set(err, EXIT_RULES, "%s: [source] table: %s",
+					  rules_where(rs->rules, "source", "table"), msg);
+			goto out;
+		}
+	}
+	else
+	{
+		/* the user's query, as a derived table; it is theirs to write */
+		size_t		ql = strlen(s->query);
+
+		if ((from = malloc(ql + 16)) == NULL)
+			goto oom;
+		sprintf(from, "(%s) AS src", s->query);
+	}
+
+	/* which columns does the source have? */
+	if ((sql = malloc(strlen(from) + 64)) == NULL)
+		goto oom;
+	sprintf(sql, "SELECT * FROM %s LIMIT 0", from);
+	if ((res = pg_query(conn, "reading the source's columns", sql, 0, NULL, err)) == NULL)
+		goto out;
+	if ((have = calloc((size_t) PQnfields(res) + 1, sizeof(char *))) == NULL)
+		goto oom;
+	for (int k = 0; k < PQnfields(res); k++)
+		have[k] = PQfname(res, k);
+	if (!resolve_columns(rs, have, PQnfields(res), &m, err))
+		goto out;
+	PQclear(res);
+	res = NULL;
+
+	/* COPY (SELECT "a", "b", NULL, ... FROM src) TO STDOUT */
+	cap = strlen(from) + 64;
+	for (int c = 0; c < m.ncols; c++)
+		cap += m.name[c] ? 2 * strlen(m.name[c]) + 8 : 8;
+	free(sql);
+	if ((sql = malloc(cap)) == NULL)
+		goto oom;
+	len = (size_t) sprintf(sql, "COPY (SELECT ");
+	for (int c = 0; c < m.ncols; c++)
+	{
+		char	   *q;
+
+		if (c)
+			sql[len++] = ',';
+		if (m.name[c] == NULL)
+		{
+			len += (size_t) sprintf(sql + len, "NULL");
+			continue;
+		}
+		q = PQescapeIdentifier(conn, m.name[c], strlen(m.name[c]));
+		if (q == NULL)
+		{
+			error_set(err, EXIT_RULES, "column name \"%s\" is not valid UTF-8", m.name[c]);
+			goto out;
+		}
+		len += (size_t) sprintf(sql + len, "%s", q);
+		PQfreemem(q);
+	}
+	sprintf(sql + len, " FROM %s) TO STDOUT", from);
+
+	if ((b = new_batch(rs, err)) == NULL)
+		goto out;
+	fields = calloc((size_t) m.ncols, sizeof(char *));
+	lens = calloc((size_t) m.ncols, sizeof(size_t));
+	if (fields == NULL || lens == NULL)
+		goto oom;
+
+	res = PQexec(conn, sql);
+	if (PQresultStatus(res) != PGRES_COPY_OUT)
+	{
+		pg_fail(conn, res, "pulling the leads", err);
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	while ((rc = PQgetCopyData(conn, &row, 0)) > 0)
+	{
+		int			nf = pull_split_copy_text(row, (size_t) rc, fields, lens, m.ncols);
+
+		if (nf != m.ncols)
+		{
+			PQfreemem(row);
+			error_set(err, EXIT_INTERNAL, "COPY row %zu has %d fields, expected %d",
+					  received + 1, nf, m.ncols);
+			goto out;
+		}
+		if (batch_append(b, (const char *const *) fields, lens) < 0)
+		{
+			PQfreemem(row);
+			goto oom;
+		}
+		PQfreemem(row);
+		received++;
+		if (received == 1000)
+			FAULT("pull");
+		if (progress && received % 200000 == 0)
+			fprintf(stderr, "\rrefinery: pulled %zu leads", received);
+	}
+	if (progress && received >= 200000)
+		fprintf(stderr, "\n");
+	if (rc == -2)
+	{
+		pg_fail(conn, NULL, "pulling the leads", err);
+		goto out;
+	}
+	/* -1 is a normal end AND what a dying server gives: the result tells */
+	res = PQgetResult(conn);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+	{
+		pg_fail(conn, res, "pulling the leads", err);
+		goto out;
+	}
+	if (strtoull(PQcmdTuples(res), NULL, 10) != received)
+	{
+		error_set(err, EXIT_CONNECTION, "pulling the leads: received %zu rows but the server "
+				  "sent %s", received, PQcmdTuples(res));
+		goto out;
+	}
+	PQclear(res);
+	/* drain: there must be nothing more */
+	while ((res = PQgetResult(conn)) != NULL)
+		PQclear(res);
+	if (!finish(b, err))
+		goto out;
+	*out = b;
+	b = NULL;
+	ok = true;
+	goto out;
+
+oom:
+	error_set(err, EXIT_INTERNAL, "out of memory");
+out:
+	PQclear(res);
+	free(from);
+	free(sql);
+	free(have);
+	free(m.name);
+	free(fields);
+	free(lens);
+	batch_free(b);
+	return ok;
+}
+
+/* ---- CSV source ---- */
+
+struct csv_ctx
+{
+	const struct ruleset *rs;
+	struct batch *b;
+	struct colmap m;
+	int		   *pos;			/* batch column -> CSV field index, -1 unmapped */
+	const char **vals;
+	size_t	   *lens;
+	const char *path;
+};
+
+static bool
+csv_header(void *ctx, const char *const *fields, const size_t *lens, const bool *is_null,
+		   int nfields, long line, struct error *err)
+{
+	struct csv_ctx *c = ctx;
+	char	  **names = calloc((size_t) nfields + 1, sizeof(char *));
+	bool		ok;
+
+	(void) is_null;
+	(void) line;
+	if (names == NULL)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	for (int k = 0; k < nfields; k++)
+		if ((names[k] = strndup(fields[k], lens[k])) == NULL)
+		{
+			for (int j = 0; j < k; j++)
+				free(names[j]);
+			free(names);
+			return error_set(err, EXIT_INTERNAL, "out of memory");
+		}
+	ok = resolve_columns(c->rs, (const char *const *) names, nfields, &c->m, err);
+	if (ok)
+	{
+		c->pos = malloc((size_t) c->m.ncols * sizeof(int));
+		c->vals = calloc((size_t) c->m.ncols, sizeof(char *));
+		c->lens = calloc((size_t) c->m.ncols, sizeof(size_t));
+		if (c->pos == NULL || c->vals == NULL || c->lens == NULL)
+			ok = error_set(err, EXIT_INTERNAL, "out of memory");
+		for (int col = 0; ok && col < c->m.ncols; col++)
+		{
+			c->pos[col] = -1;
+			for (int k = 0; k < nfields && c->m.name[col]; k++)
+				if (strcmp(names[k], c->m.name[col]) == 0)
+				{
+					c->pos[col] = k;
+					break;
+				}
+		}
+	}
+	for (int k = 0; k < nfields; k++)
+		free(names[k]);
+	free(names);
+	if (!ok && err->code == EXIT_RULES)
+	{
+		char		msg[sizeof(err->msg)];
+
+		snprintf(msg, sizeof(msg), "%s", err->msg);
+		error_set(err, EXIT_RULES, "%s (CSV file \"%s\")", msg, c->path);
+	}
+	return ok;
+}
+
+static bool
+csv_row(void *ctx, const char *const *fields, const size_t *lens, const bool *is_null,
+		int nfields, long line, struct error *err)
+{
+	struct csv_ctx *c = ctx;
+
+	(void) nfields;
+	(void) line;
+	for (int col = 0; col < c->m.ncols; col++)
+	{
+		int			k = c->pos[col];
+
+		if (k < 0 || is_null[k])
+		{
+			c->vals[col] = NULL;
+			c->lens[col] = 0;
+		}
+		else
+		{
+			c->vals[col] = fields[k];
+			c->lens[col] = lens[k];
+		}
+	}
+	if (batch_append(c->b, c->vals, c->lens) < 0)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	return true;
+}
+
+bool
+pull_csv(const struct ruleset *rs, struct batch **out, struct error *err)
+{
+	const struct source_config *s = rs->source;
+	struct csv_reader_opts o;
+	struct csvio_stats st;
+	struct csv_ctx c = {0};
+	bool		ok;
+
+	*out = NULL;
+	csvio_reader_opts_init(&o);
+	o.header = true;
+	o.max_field = (size_t) s->csv_max_field;
+	o.reject_path = s->csv_reject;
+	o.max_rejects = s->csv_max_rejects;
+	o.header_fn = csv_header;
+	c.rs = rs;
+	c.path = s->csv;
+	if ((c.b = new_batch(rs, err)) == NULL)
+		return false;
+	memset(&st, 0, sizeof(st));
+	ok = csvio_read(s->csv, &o, csv_row, &c, &st, err);
+	if (ok && c.pos == NULL)
+		ok = error_set(err, EXIT_DATA, "CSV file \"%s\" has no header row", s->csv);
+	if (ok)
+		ok = finish(c.b, err);
+	free(c.m.name);
+	free(c.pos);
+	free(c.vals);
+	free(c.lens);
+	if (!ok)
+	{
+		batch_free(c.b);
+		return false;
+	}
+	*out = c.b;
+	return true;
+}
+
+/* ---- ordering ---- */
+
+static const struct batch *sort_batch;
+static bool sort_numeric;
+static int64_t *sort_keys;
+
+static int
+cmp_rows(const void *a, const void *b)
+{
+	uint32_t	i = *(const uint32_t *) a,
+				j = *(const uint32_t *) b;
+
+	if (sort_numeric)
+		return (sort_keys[i] > sort_keys[j]) - (sort_keys[i] < sort_keys[j]);
+	return strcmp(sort_batch->col[FIELD_LEAD_ID][i], sort_batch->col[FIELD_LEAD_ID][j]);
+}
+
+static bool
+parse_id(const char *s, int64_t *out)
+{
+	char	   *end;
+
+	if (s == NULL || *s == '\0' || (*s != '-' && (*s < '0' || *s > '9')))
+		return false;
+	*out = strtoll(s, &end, 10);
+	return *end == '\0';
+}
+
+bool
+pull_sort_by_id(struct batch *b, struct error *err)
+{
+	size_t		n = b->n;
+	uint32_t   *perm;
+	const char **tmp;
+	bool		sorted = true;
+
+	if (n < 2)
+		return true;
+	sort_keys = malloc(n * sizeof(int64_t));
+	perm = malloc(n * sizeof(uint32_t));
+	tmp = malloc(n * sizeof(char *));
+	if (sort_keys == NULL || perm == NULL || tmp == NULL)
+	{
+		free(sort_keys);
+		free(perm);
+		free(tmp);
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	}
+	sort_numeric = true;
+	for (size_t i = 0; i < n && sort_numeric; i++)
+		sort_numeric = parse_id(b->col[FIELD_LEAD_ID][i], &sort_keys[i]);
+	for (size_t i = 0; i < n; i++)
+		perm[i] = (uint32_t) i;
+	sort_batch = b;
+	for (size_t i = 1; i < n && sorted; i++)
+		sorted = cmp_rows(&perm[i - 1], &perm[i]) <= 0;
+	if (!sorted)
+	{
+		/* ids are unique (checked later), so the order is total */
+		qsort(perm, n, sizeof(uint32_t), cmp_rows);
+		for (int c = 0; c < b->ncols; c++)
+		{
+			for (size_t i = 0; i < n; i++)
+				tmp[i] = b->col[c][perm[i]];
+			memcpy(b->col[c], tmp, n * sizeof(char *));
+		}
+	}
+	free(sort_keys);
+	sort_keys = NULL;
+	sort_batch = NULL;
+	free(perm);
+	free(tmp);
+	return true;
+}

@@ -1,0 +1,38 @@
+/*
+ * pull.h
+ *    Reading the leads into a batch: from PostgreSQL with COPY, or from a
+ *    CSV file.
+ */
+#ifndef REFINERY_PULL_H
+#define REFINERY_PULL_H
+
+#include <stdbool.h>
+
+#include <libpq-fe.h>
+
+#include "batch.h"
+#include "ruleset.h"
+
+/*
+ * Stream the configured table or query with COPY ... TO STDOUT into a new
+ * batch (*out, owned by the caller), parsing each row as it arrives.  The
+ * final result's status and row count are checked against the rows
+ * received: a short stream is an error, never a short result.
+ */
+bool		pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out,
+						  struct error *err);
+
+/* The same from the [source] csv file (header row required). */
+bool		pull_csv(const struct ruleset *rs, struct batch **out, struct error *err);
+
+/*
+ * Split one row of COPY text format in place: fields separated by tabs,
+ * "\N" = NULL, backslash escapes decoded.  Fills up to `max` fields and
+ * returns how many the row had (more than `max` means a malformed row).
+ */
+int			pull_split_copy_text(char *line, size_t len, char **fields, size_t *lens, int max);
+
+/* Sort leads by id (numerically when every id is an integer) for determinism. */
+bool		pull_sort_by_id(struct batch *b, struct error *err);
+
+#endif							/* REFINERY_PULL_H */

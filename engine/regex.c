@@ -1,0 +1,311 @@
+/*
+ * regex.c
+ *    PCRE2 compile-once, JIT, and bounded matching for the rule modules.
+ *
+ * A struct regex holds the compiled code (read-only once built, so every
+ * thread may match with it) and its limits.  A struct regex_scratch holds
+ * what pcre2_match() writes: a one-pair match-data block (the stages only
+ * ask whether a pattern matches), a match context and a JIT stack; each
+ * thread makes its own, and the context is given the pattern's limits before
+ * each call, which costs two stores.  Compilation refuses over-long and
+ * over-nested patterns, so a hostile rule file cannot make the compiler
+ * itself run away (RELIABILITY.md R2, Z2); matching is bounded by the match
+ * and depth limits and by a heap limit (R1).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "regex.h"
+
+/* heap the interpreter may use for backtracking, KiB (PCRE2's default is 20 GB) */
+#define REGEX_HEAP_LIMIT_KIB (64 * 1024)
+/* nesting of parentheses accepted in a pattern (PCRE2's default is 250) */
+#define REGEX_PARENS_NEST 100
+/* JIT stack of each thread: starts small, may grow to this */
+#define REGEX_JIT_STACK_START (32 * 1024)
+#define REGEX_JIT_STACK_MAX   (1024 * 1024)
+
+struct regex
+{
+	pcre2_code *code;
+	bool jit;
+	struct regex_limits lim;
+	char *rule;
+	char *where;
+	char *pattern; /* as compiled (continuation line breaks dropped) */
+};
+
+struct regex_scratch
+{
+	pcre2_match_data *md;
+	pcre2_match_context *mctx;
+	pcre2_jit_stack *jit_stack;
+};
+
+bool
+regex_limits_load(struct rules *r, struct regex_limits *out, struct error *err)
+{
+	long ml, dl;
+
+	if (!rules_get_int(r, "regex", "match_limit", REGEX_DEFAULT_MATCH_LIMIT, 1000, 1000000000L, &ml,
+	                   err) ||
+	    !rules_get_int(r, "regex", "depth_limit", REGEX_DEFAULT_DEPTH_LIMIT, 100, 100000000L, &dl,
+	                   err))
+		return false;
+	out->match_limit = (uint32_t) ml;
+	out->depth_limit = (uint32_t) dl;
+	return true;
+}
+
+/* True when s[0..len) is well-formed UTF-8 (for deciding whether to quote it). */
+static bool
+valid_utf8(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *) s, *e = p + len;
+
+	while (p < e)
+	{
+		int n;
+
+		if (*p < 0x80)
+		{
+			p++;
+			continue;
+		}
+		if (*p >= 0xc2 && *p <= 0xdf)
+			n = 1;
+		else if (*p >= 0xe0 && *p <= 0xef)
+			n = 2;
+		else if (*p >= 0xf0 && *p <= 0xf4)
+			n = 3;
+		else
+			return false;
+		if (e - p <= n)
+			return false;
+		for (int k = 1; k <= n; k++)
+			if ((p[k] & 0xc0) != 0x80)
+				return false;
+		p += n + 1;
+	}
+	return true;
+}
+
+static char *
+where_prefix(const char *where, char *buf, size_t size)
+{
+	if (where && *where)
+		snprintf(buf, size, "%s: ", where);
+	else
+		buf[0] = '\0';
+	return buf;
+}
+
+void
+regex_free(struct regex *re)
+{
+	if (re == NULL)
+		return;
+	pcre2_code_free(re->code);
+	free(re->rule);
+	free(re->where);
+	free(re->pattern);
+	free(re);
+}
+
+struct regex *
+regex_compile(const char *pattern, unsigned flags, const struct regex_limits *lim, const char *rule,
+              const char *where, struct error *err)
+{
+	struct regex *re;
+	pcre2_compile_context *cctx = NULL;
+	uint32_t options = PCRE2_UTF | PCRE2_UCP | PCRE2_NEVER_BACKSLASH_C;
+	int ecode;
+	PCRE2_SIZE eoffset;
+	size_t n = 0;
+	char pre[320];
+
+	if (rule == NULL)
+		rule = "?";
+	re = calloc(1, sizeof(*re));
+	if (re == NULL || (re->rule = strdup(rule)) == NULL ||
+	    (re->where = strdup(where ? where : "")) == NULL ||
+	    (re->pattern = malloc(strlen(pattern) + 1)) == NULL)
+		goto oom;
+
+	/*
+	 * A long pattern continues on indented lines of the rule file, which the
+	 * rule reader joins with "\n".  Drop those line breaks so the pieces join
+	 * directly; a pattern that means a line break writes \n.
+	 */
+	for (const char *p = pattern; *p; p++)
+		if (*p != '\n' && *p != '\r')
+			re->pattern[n++] = *p;
+	re->pattern[n] = '\0';
+	re->lim.match_limit = lim ? lim->match_limit : REGEX_DEFAULT_MATCH_LIMIT;
+	re->lim.depth_limit = lim ? lim->depth_limit : REGEX_DEFAULT_DEPTH_LIMIT;
+
+	where_prefix(re->where, pre, sizeof(pre));
+	if (n == 0)
+	{
+		error_set(err, EXIT_RULES, "%srule \"%s\": the pattern is empty", pre, rule);
+		goto fail;
+	}
+	if (n > REGEX_MAX_PATTERN)
+	{
+		error_set(err, EXIT_RULES, "%srule \"%s\": the pattern is longer than %d bytes", pre, rule,
+		          REGEX_MAX_PATTERN);
+		goto fail;
+	}
+	if (flags & REGEX_CASELESS)
+		options |= PCRE2_CASELESS;
+	if ((cctx = pcre2_compile_context_create(NULL)) == NULL)
+		goto oom;
+	pcre2_set_parens_nest_limit(cctx, REGEX_PARENS_NEST);
+	pcre2_set_max_pattern_length(cctx, REGEX_MAX_PATTERN);
+
+	re->code = pcre2_compile((PCRE2_SPTR) re->pattern, n, options, &ecode, &eoffset, cctx);
+	pcre2_compile_context_free(cctx);
+	cctx = NULL;
+	if (re->code == NULL)
+	{
+		PCRE2_UCHAR msg[256];
+
+		if (ecode == PCRE2_ERROR_NOMEMORY)
+			goto oom;
+		pcre2_get_error_message(ecode, msg, sizeof(msg));
+		error_set(err, EXIT_RULES, "%srule \"%s\": invalid regular expression at offset %zu: %s",
+		          pre, rule, (size_t) eoffset, (const char *) msg);
+		if (valid_utf8(re->pattern, n) && n <= 400)
+			error_detail(err, "pattern: \"%s\"", re->pattern);
+		goto fail;
+	}
+
+	/*
+	 * JIT makes matching several times faster.  It may be missing on some
+	 * architectures or refuse a pattern; the interpreter gives the same
+	 * answers, so a JIT failure is not an error.
+	 */
+#ifndef REGEX_NO_JIT
+	re->jit = pcre2_jit_compile(re->code, PCRE2_JIT_COMPLETE) == 0;
+#else
+	/*
+	 * Built for valgrind: JIT code scans subjects a machine word at a time,
+	 * past their NUL into bytes memcheck thinks uninitialised, and its
+	 * frames have no symbols, which buries real reports.
+	 */
+	re->jit = false;
+#endif
+	return re;
+
+oom:
+	error_set(err, EXIT_INTERNAL, "out of memory");
+fail:
+	pcre2_compile_context_free(cctx);
+	regex_free(re);
+	return NULL;
+}
+
+const char *
+regex_rule(const struct regex *re)
+{
+	return re->rule;
+}
+
+const char *
+regex_pattern(const struct regex *re)
+{
+	return re->pattern;
+}
+
+bool
+regex_is_jit(const struct regex *re)
+{
+	return re->jit;
+}
+
+struct regex_scratch *
+regex_scratch_new(void)
+{
+	struct regex_scratch *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	/* one ovector pair: the stages only ask whether a pattern matches */
+	s->md = pcre2_match_data_create(1, NULL);
+	s->mctx = pcre2_match_context_create(NULL);
+	s->jit_stack = pcre2_jit_stack_create(REGEX_JIT_STACK_START, REGEX_JIT_STACK_MAX, NULL);
+	if (s->md == NULL || s->mctx == NULL || s->jit_stack == NULL)
+	{
+		regex_scratch_free(s);
+		return NULL;
+	}
+	pcre2_jit_stack_assign(s->mctx, NULL, s->jit_stack);
+	pcre2_set_heap_limit(s->mctx, REGEX_HEAP_LIMIT_KIB);
+	return s;
+}
+
+void
+regex_scratch_free(struct regex_scratch *s)
+{
+	if (s == NULL)
+		return;
+	pcre2_match_data_free(s->md);
+	pcre2_match_context_free(s->mctx);
+	pcre2_jit_stack_free(s->jit_stack);
+	free(s);
+}
+
+enum regex_result
+regex_match(const struct regex *re, struct regex_scratch *s, const char *subject, size_t len,
+            int *code)
+{
+	int rc;
+
+	pcre2_set_match_limit(s->mctx, re->lim.match_limit);
+	pcre2_set_depth_limit(s->mctx, re->lim.depth_limit);
+	rc = pcre2_match(re->code, (PCRE2_SPTR) subject, len, 0, 0, s->md, s->mctx);
+	/* 0 means "matched, but the ovector was too small": still a match */
+	if (rc >= 0)
+		return REGEX_MATCH;
+	if (rc == PCRE2_ERROR_NOMATCH)
+		return REGEX_NO_MATCH;
+	if (code)
+		*code = rc;
+	return REGEX_ERROR;
+}
+
+bool
+regex_match_error(const struct regex *re, int code, const char *lead_id, const char *field,
+                  struct error *err)
+{
+	PCRE2_UCHAR msg[256];
+	char pre[320];
+
+	pcre2_get_error_message(code, msg, sizeof(msg));
+	where_prefix(re->where, pre, sizeof(pre));
+	if (code <= PCRE2_ERROR_UTF8_ERR1 && code >= PCRE2_ERROR_UTF8_ERR21)
+	{
+		error_set(err, EXIT_DATA, "lead \"%s\": field \"%s\" is not valid UTF-8",
+		          lead_id ? lead_id : "?", field ? field : "?");
+		return error_detail(err, "%srule \"%s\": %s", pre, re->rule, (const char *) msg);
+	}
+	if (code == PCRE2_ERROR_MATCHLIMIT || code == PCRE2_ERROR_DEPTHLIMIT ||
+	    code == PCRE2_ERROR_HEAPLIMIT || code == PCRE2_ERROR_JIT_STACKLIMIT)
+	{
+		error_set(err, EXIT_RULES, "%srule \"%s\": %s on lead \"%s\", field \"%s\"", pre, re->rule,
+		          (const char *) msg, lead_id ? lead_id : "?", field ? field : "?");
+		error_detail(err, "match_limit %u, depth_limit %u", re->lim.match_limit,
+		             re->lim.depth_limit);
+		return error_hint(err, "Rewrite the pattern without nested repeats such as "
+		                       "\"(a+)+\", which backtrack without end, or raise [regex] "
+		                       "match_limit and depth_limit.");
+	}
+	return error_set(err, EXIT_INTERNAL, "%srule \"%s\": matching failed on lead \"%s\": %s", pre,
+	                 re->rule, lead_id ? lead_id : "?", (const char *) msg);
+}

@@ -1,0 +1,720 @@
+/*
+ * rules.c
+ *    Reading rule files with libinih and handing their keys to the modules.
+ *
+ * Entries (section, key, value, file, line, used) live in one growing array
+ * in order of first appearance; a later file that sets the same key
+ * replaces the value and the location in place, so the order of rules
+ * (which matters for black-list rules) is the order they were first named.
+ * inih is fed through ini_parse_stream() with our own line reader, because
+ * the library reports no line numbers to the handler and truncates lines
+ * longer than INI_MAX_LINE: the reader counts lines and refuses long ones.
+ * A key that continues on indented lines (inih's multi-line values) is
+ * joined with newlines.  Everything here runs single-threaded at start-up.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+#include <openssl/evp.h>
+
+#include "rules.h"
+
+struct entry
+{
+	char	   *section;
+	char	   *key;
+	char	   *value;
+	const char *file;			/* points into files[] */
+	int			line;
+	int			load;			/* which load call set it */
+	bool		used;
+	char		where[300];		/* "file:line", built on demand */
+};
+
+struct rules
+{
+	struct entry *e;
+	int			n,
+				cap;
+	char	  **files;
+	int			nfiles;
+	char	   *files_joined;
+	char	  **asked;			/* sections a module asked about, present or not */
+	int			nasked;
+};
+
+/* State of one ini_parse_stream() call. */
+struct load_ctx
+{
+	struct rules *r;
+	const char *file;
+	int			load;
+	/* the reader's side */
+	FILE	   *fp;				/* file input, or NULL for string input */
+	const char *text;			/* string input position */
+	int			line;			/* lines read so far = line of the last line read */
+	bool		last_indented;	/* the last line read began with white space */
+	bool		too_long;
+	/* the handler's side */
+	int			prev;			/* entry index set by the previous handler call, or -1 */
+	int			prev_line;
+	struct error *err;
+	bool		failed;
+};
+
+struct rules *
+rules_new(void)
+{
+	return calloc(1, sizeof(struct rules));
+}
+
+void
+rules_free(struct rules *r)
+{
+	if (r == NULL)
+		return;
+	for (int i = 0; i < r->n; i++)
+	{
+		free(r->e[i].section);
+		free(r->e[i].key);
+		free(r->e[i].value);
+	}
+	free(r->e);
+	for (int i = 0; i < r->nfiles; i++)
+		free(r->files[i]);
+	free(r->files);
+	free(r->files_joined);
+	for (int i = 0; i < r->nasked; i++)
+		free(r->asked[i]);
+	free(r->asked);
+	free(r);
+}
+
+/* Remember that a module reads `section`, so a typo there is an unknown key. */
+static void
+note_asked(struct rules *r, const char *section)
+{
+	char	  **na;
+
+	for (int i = 0; i < r->nasked; i++)
+		if (strcmp(r->asked[i], section) == 0)
+			return;
+	if ((na = realloc(r->asked, (size_t) (r->nasked + 1) * sizeof(*na))) == NULL)
+		return;
+	r->asked = na;
+	if ((r->asked[r->nasked] = strdup(section)) != NULL)
+		r->nasked++;
+}
+
+static int
+find(const struct rules *r, const char *section, const char *key)
+{
+	for (int i = 0; i < r->n; i++)
+		if (strcmp(r->e[i].section, section) == 0 && strcmp(r->e[i].key, key) == 0)
+			return i;
+	return -1;
+}
+
+static bool
+valid_name(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s; s++)
+		if (!(islower((unsigned char) *s) || isdigit((unsigned char) *s) ||
+			  *s == '_' || *s == '.' || *s == '-'))
+			return false;
+	return true;
+}
+
+/* After a fill, line numbers refer to the line just read. */
+static char *
+reader_common(char *str, int num, struct load_ctx *c, char *got)
+{
+	size_t		len;
+
+	if (got == NULL)
+		return NULL;
+	c->line++;
+	len = strlen(got);
+	if (len == (size_t) num - 1 && got[len - 1] != '\n')
+	{
+		/* inih would silently cut the line here */
+		c->too_long = true;
+		return NULL;
+	}
+	c->last_indented = (str[0] == ' ' || str[0] == '\t');
+	if (memchr(str, '\0', len) != NULL)
+		return NULL;
+	return str;
+}
+
+static char *
+file_reader(char *str, int num, void *stream)
+{
+	struct load_ctx *c = stream;
+
+	return reader_common(str, num, c, fgets(str, num, c->fp));
+}
+
+static char *
+string_reader(char *str, int num, void *stream)
+{
+	struct load_ctx *c = stream;
+	const char *nl;
+	size_t		len;
+
+	if (*c->text == '\0')
+		return NULL;
+	nl = strchr(c->text, '\n');
+	len = nl ? (size_t) (nl - c->text) + 1 : strlen(c->text);
+	if (len > (size_t) num - 1)
+		len = (size_t) num - 1;
+	memcpy(str, c->text, len);
+	str[len] = '\0';
+	c->text += len;
+	return reader_common(str, num, c, str);
+}
+
+static int
+handler(void *user, const char *section, const char *key, const char *value)
+{
+	struct load_ctx *c = user;
+	struct rules *r = c->r;
+	int			i;
+
+	if (c->failed)
+		return 0;
+	if (!valid_name(section))
+	{
+		c->failed = true;
+		error_set(c->err, EXIT_RULES, "%s:%d: invalid section name \"[%s]\"", c->file, c->line,
+				  section);
+		error_hint(c->err, "Section names use lower-case letters, digits, \"_\", \".\" and \"-\".");
+		return 0;
+	}
+	if (!valid_name(key))
+	{
+		c->failed = true;
+		error_set(c->err, EXIT_RULES, "%s:%d: invalid key name \"%s\" in section [%s]", c->file,
+				  c->line, key, section);
+		return 0;
+	}
+
+	i = find(r, section, key);
+	if (c->last_indented && c->prev >= 0 && i == c->prev)
+	{
+		/* an indented continuation line of the previous key */
+		struct entry *e = &r->e[i];
+		size_t		ol = strlen(e->value),
+					vl = strlen(value);
+		char	   *nv = realloc(e->value, ol + vl + 2);
+
+		if (nv == NULL)
+			goto oom;
+		nv[ol] = '\n';
+		memcpy(nv + ol + 1, value, vl + 1);
+		e->value = nv;
+		return 1;
+	}
+	if (i >= 0 && r->e[i].load == c->load)
+	{
+		c->failed = true;
+		error_set(c->err, EXIT_RULES, "%s:%d: key \"%s\" is set twice in section [%s]", c->file,
+				  c->line, key, section);
+		error_detail(c->err, "It was first set at line %d.", r->e[i].line);
+		return 0;
+	}
+	if (i < 0)
+	{
+		if (r->n == r->cap)
+		{
+			int			ncap = r->cap ? r->cap * 2 : 64;
+			struct entry *ne = realloc(r->e, (size_t) ncap * sizeof(*ne));
+
+			if (ne == NULL)
+				goto oom;
+			r->e = ne;
+			r->cap = ncap;
+		}
+		i = r->n;
+		memset(&r->e[i], 0, sizeof(r->e[i]));
+		r->e[i].section = strdup(section);
+		r->e[i].key = strdup(key);
+		if (r->e[i].section == NULL || r->e[i].key == NULL)
+		{
+			free(r->e[i].section);
+			free(r->e[i].key);
+			goto oom;
+		}
+		r->n++;
+	}
+	{
+		char	   *nv = strdup(value);
+
+		if (nv == NULL)
+			goto oom;
+		free(r->e[i].value);
+		r->e[i].value = nv;
+	}
+	r->e[i].file = c->file;
+	r->e[i].line = c->line;
+	r->e[i].load = c->load;
+	r->e[i].used = false;
+	r->e[i].where[0] = '\0';
+	c->prev = i;
+	c->prev_line = c->line;
+	return 1;
+
+oom:
+	c->failed = true;
+	error_set(c->err, EXIT_INTERNAL, "out of memory");
+	return 0;
+}
+
+static const char *
+remember_file(struct rules *r, const char *name)
+{
+	char	  **nf = realloc(r->files, (size_t) (r->nfiles + 1) * sizeof(*nf));
+
+	if (nf == NULL)
+		return NULL;
+	r->files = nf;
+	if ((r->files[r->nfiles] = strdup(name)) == NULL)
+		return NULL;
+	free(r->files_joined);
+	r->files_joined = NULL;
+	return r->files[r->nfiles++];
+}
+
+static bool
+load(struct rules *r, struct load_ctx *c, ini_reader reader, struct error *err)
+{
+	int			rc;
+
+	c->r = r;
+	c->prev = -1;
+	c->err = err;
+	c->load = r->nfiles;
+	rc = ini_parse_stream(reader, c, handler, c);
+	if (c->failed)
+		return false;
+	if (c->too_long)
+	{
+		error_set(err, EXIT_RULES, "%s:%d: line is longer than %d bytes", c->file, c->line,
+				  INI_MAX_LINE - 2);
+		return error_hint(err, "Continue a long value on indented lines; list items may be "
+						  "split after a comma.");
+	}
+	if (c->fp && ferror(c->fp))
+		return error_set(err, EXIT_RULES, "could not read rules file \"%s\": %s", c->file,
+						 strerror(errno));
+	if (rc > 0)
+	{
+		error_set(err, EXIT_RULES, "%s:%d: syntax error", c->file, rc);
+		return error_hint(err, "Each line is \"[section]\", \"key = value\", or a comment "
+						  "starting with \"#\" or \";\".");
+	}
+	if (rc < 0)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	return true;
+}
+
+bool
+rules_load_file(struct rules *r, const char *path, struct error *err)
+{
+	struct load_ctx c = {0};
+	bool		ok;
+
+	if ((c.file = remember_file(r, path)) == NULL)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	if ((c.fp = fopen(path, "r")) == NULL)
+		return error_set(err, EXIT_RULES, "could not open rules file \"%s\": %s", path,
+						 strerror(errno));
+	ok = load(r, &c, file_reader, err);
+	fclose(c.fp);
+	return ok;
+}
+
+bool
+rules_load_string(struct rules *r, const char *name, const char *text, struct error *err)
+{
+	struct load_ctx c = {0};
+
+	if ((c.file = remember_file(r, name)) == NULL)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	c.text = text;
+	return load(r, &c, string_reader, err);
+}
+
+const char *
+rules_get(struct rules *r, const char *section, const char *key)
+{
+	int			i = find(r, section, key);
+
+	note_asked(r, section);
+	if (i < 0)
+		return NULL;
+	r->e[i].used = true;
+	return r->e[i].value;
+}
+
+const char *
+rules_where(const struct rules *r, const char *section, const char *key)
+{
+	int			i = find(r, section, key);
+	struct entry *e;
+
+	if (i < 0)
+		return "";
+	e = &((struct rules *) r)->e[i];
+	if (e->where[0] == '\0')
+		snprintf(e->where, sizeof(e->where), "%s:%d", e->file, e->line);
+	return e->where;
+}
+
+static bool
+bad_value(struct rules *r, const char *section, const char *key, const char *value,
+		  const char *what, struct error *err)
+{
+	return error_set(err, EXIT_RULES, "%s: [%s] %s: \"%s\" %s", rules_where(r, section, key),
+					 section, key, value, what);
+}
+
+bool
+rules_get_int(struct rules *r, const char *section, const char *key, long def,
+			  long min, long max, long *out, struct error *err)
+{
+	const char *v = rules_get(r, section, key);
+	char	   *end;
+	long		x;
+
+	if (v == NULL || *v == '\0')
+	{
+		*out = def;
+		return true;
+	}
+	errno = 0;
+	x = strtol(v, &end, 10);
+	if (errno || end == v || *end != '\0')
+		return bad_value(r, section, key, v, "is not an integer", err);
+	if (x < min || x > max)
+	{
+		bad_value(r, section, key, v, "is out of range", err);
+		return error_detail(err, "The value must be between %ld and %ld.", min, max);
+	}
+	*out = x;
+	return true;
+}
+
+bool
+rules_get_double(struct rules *r, const char *section, const char *key, double def,
+				 double min, double max, double *out, struct error *err)
+{
+	const char *v = rules_get(r, section, key);
+	char	   *end;
+	double		x;
+
+	if (v == NULL || *v == '\0')
+	{
+		*out = def;
+		return true;
+	}
+	errno = 0;
+	x = strtod(v, &end);
+	if (errno || end == v || *end != '\0' || !isfinite(x))
+		return bad_value(r, section, key, v, "is not a number", err);
+	if (x < min || x > max)
+	{
+		bad_value(r, section, key, v, "is out of range", err);
+		return error_detail(err, "The value must be between %g and %g.", min, max);
+	}
+	*out = x;
+	return true;
+}
+
+bool
+rules_get_bool(struct rules *r, const char *section, const char *key, bool def,
+			   bool *out, struct error *err)
+{
+	static const char *const yes[] = {"yes", "true", "on", "1", NULL};
+	static const char *const no[] = {"no", "false", "off", "0", NULL};
+	const char *v = rules_get(r, section, key);
+
+	if (v == NULL || *v == '\0')
+	{
+		*out = def;
+		return true;
+	}
+	for (int k = 0; yes[k]; k++)
+		if (strcasecmp(v, yes[k]) == 0)
+			return (*out = true);
+	for (int k = 0; no[k]; k++)
+		if (strcasecmp(v, no[k]) == 0)
+			return !(*out = false);
+	bad_value(r, section, key, v, "is not a boolean", err);
+	return error_hint(err, "Use yes or no.");
+}
+
+bool
+rules_get_enum(struct rules *r, const char *section, const char *key, int def,
+			   const char *const *choices, int *out, struct error *err)
+{
+	const char *v = rules_get(r, section, key);
+	char		list[512] = "";
+
+	if (v == NULL || *v == '\0')
+	{
+		*out = def;
+		return true;
+	}
+	for (int k = 0; choices[k]; k++)
+	{
+		if (strcmp(v, choices[k]) == 0)
+		{
+			*out = k;
+			return true;
+		}
+		if (k)
+			strncat(list, ", ", sizeof(list) - strlen(list) - 1);
+		strncat(list, choices[k], sizeof(list) - strlen(list) - 1);
+	}
+	bad_value(r, section, key, v, "is not a valid choice", err);
+	return error_hint(err, "Use one of: %s.", list);
+}
+
+int
+rules_split_list(const char *value, char ***items)
+{
+	size_t		len = strlen(value);
+	int			n = 0,
+				cap = 1;
+	char	   *copy,
+			   *p,
+			   *start;
+	char	  **out;
+
+	for (const char *q = value; *q; q++)
+		if (*q == ',' || *q == '\n')
+			cap++;
+	/* the block of strings is kept in the slot after the last item */
+	out = malloc((size_t) (cap + 2) * sizeof(*out));
+	copy = malloc(len + 1);
+	if (out == NULL || copy == NULL)
+	{
+		free(out);
+		free(copy);
+		return -1;
+	}
+	memcpy(copy, value, len + 1);
+	for (start = p = copy;; p++)
+	{
+		if (*p == ',' || *p == '\n' || *p == '\0')
+		{
+			char		end = *p;
+			char	   *a = start,
+					   *z = p;
+
+			while (a < z && isspace((unsigned char) *a))
+				a++;
+			while (z > a && isspace((unsigned char) z[-1]))
+				z--;
+			*z = '\0';
+			if (z > a)
+				out[n++] = a;
+			if (end == '\0')
+				break;
+			start = p + 1;
+		}
+	}
+	out[n] = NULL;
+	out[n + 1] = copy;
+	*items = out;
+	return n;
+}
+
+void
+rules_list_free(char **items)
+{
+	int			n = 0;
+
+	if (items == NULL)
+		return;
+	while (items[n])
+		n++;
+	free(items[n + 1]);
+	free(items);
+}
+
+int
+rules_sections(const struct rules *r, const char *prefix, const char ***names)
+{
+	size_t		pl = strlen(prefix);
+	const char **out = malloc((size_t) (r->n + 1) * sizeof(*out));
+	int			n = 0;
+
+	if (out == NULL)
+		return -1;
+	for (int i = 0; i < r->n; i++)
+	{
+		const char *s = r->e[i].section;
+		bool		seen = false;
+
+		if (strncmp(s, prefix, pl) != 0 || (s[pl] != '\0' && s[pl] != '.'))
+			continue;
+		for (int k = 0; k < n && !seen; k++)
+			seen = strcmp(out[k], s) == 0;
+		if (!seen)
+			out[n++] = s;
+	}
+	*names = out;
+	return n;
+}
+
+int
+rules_keys(const struct rules *r, const char *section, const char ***keys)
+{
+	const char **out = malloc((size_t) (r->n + 1) * sizeof(*out));
+	int			n = 0;
+
+	if (out == NULL)
+		return -1;
+	for (int i = 0; i < r->n; i++)
+		if (strcmp(r->e[i].section, section) == 0)
+			out[n++] = r->e[i].key;
+	*keys = out;
+	return n;
+}
+
+void
+rules_use_section(struct rules *r, const char *section)
+{
+	for (int i = 0; i < r->n; i++)
+		if (strcmp(r->e[i].section, section) == 0)
+			r->e[i].used = true;
+}
+
+bool
+rules_check_unused(const struct rules *r, struct error *err)
+{
+	for (int i = 0; i < r->n; i++)
+	{
+		const struct entry *e = &r->e[i];
+		bool		known_section = false;
+
+		if (e->used)
+			continue;
+		for (int k = 0; k < r->n && !known_section; k++)
+			known_section = r->e[k].used && strcmp(r->e[k].section, e->section) == 0;
+		for (int k = 0; k < r->nasked && !known_section; k++)
+			known_section = strcmp(r->asked[k], e->section) == 0;
+		if (known_section)
+			error_set(err, EXIT_RULES, "%s:%d: unknown key \"%s\" in section [%s]", e->file,
+					  e->line, e->key, e->section);
+		else
+			error_set(err, EXIT_RULES, "%s:%d: unknown section [%s]", e->file, e->line,
+					  e->section);
+		return error_hint(err, "See rules/default.ini for every section and key.");
+	}
+	return true;
+}
+
+char *
+rules_text(const struct rules *r)
+{
+	size_t		cap = 256,
+				len = 0;
+	char	   *out = malloc(cap);
+
+	if (out == NULL)
+		return NULL;
+	out[0] = '\0';
+	for (int i = 0; i < r->n; i++)
+	{
+		const char *sec = r->e[i].section;
+		bool		first = true;
+
+		/* each section once, at its first appearance, keys in order */
+		for (int k = 0; k < i && first; k++)
+			first = strcmp(r->e[k].section, sec) != 0;
+		if (!first)
+			continue;
+		for (int j = i; j < r->n; j++)
+		{
+			const struct entry *e = &r->e[j];
+			size_t		need;
+
+			if (strcmp(e->section, sec) != 0)
+				continue;
+			need = strlen(sec) + strlen(e->key) + 2 * strlen(e->value) + 16;
+			if (len + need >= cap)
+			{
+				char	   *no;
+
+				while (len + need >= cap)
+					cap *= 2;
+				if ((no = realloc(out, cap)) == NULL)
+				{
+					free(out);
+					return NULL;
+				}
+				out = no;
+			}
+			if (j == i)
+				len += (size_t) sprintf(out + len, "%s[%s]\n", len ? "\n" : "", sec);
+			len += (size_t) sprintf(out + len, "%s = ", e->key);
+			for (const char *v = e->value; *v; v++)
+			{
+				out[len++] = *v;
+				if (*v == '\n')
+					out[len++] = '\t';	/* continuation lines stay indented */
+			}
+			out[len++] = '\n';
+			out[len] = '\0';
+		}
+	}
+	return out;
+}
+
+bool
+rules_sha256_hex(const char *text, char out[65])
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+
+	if (!EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
+		return false;
+	for (int i = 0; i < 32; i++)
+		sprintf(out + 2 * i, "%02x", md[i]);
+	out[64] = '\0';
+	return true;
+}
+
+const char *
+rules_files(const struct rules *r)
+{
+	size_t		len = 1;
+
+	if (r->files_joined)
+		return r->files_joined;
+	for (int i = 0; i < r->nfiles; i++)
+		len += strlen(r->files[i]) + 2;
+	((struct rules *) r)->files_joined = malloc(len);
+	if (r->files_joined == NULL)
+		return "";
+	r->files_joined[0] = '\0';
+	for (int i = 0; i < r->nfiles; i++)
+	{
+		if (i)
+			strcat(r->files_joined, ", ");
+		strcat(r->files_joined, r->files[i]);
+	}
+	return r->files_joined;
+}

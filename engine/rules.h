@@ -1,0 +1,87 @@
+/*
+ * rules.h
+ *    Rule files: INI text read with libinih, merged, and handed out key by key.
+ *
+ * Several files may be loaded; a key given again in a later file replaces
+ * the earlier value (and its file and line).  Modules read their own
+ * sections through the rules_get*() calls, which mark each key as used; after
+ * every module has read its part, rules_check_unused() turns any key nobody
+ * asked for into an error naming its file and line.  So a typo in a key or a
+ * section is never silently ignored.  Values are borrowed from the rules
+ * object, which lives as long as the ruleset.
+ */
+#ifndef REFINERY_RULES_H
+#define REFINERY_RULES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+
+struct rules;
+
+struct rules *rules_new(void);
+void		rules_free(struct rules *r);	/* NULL is a no-op */
+
+/* Read one INI file and merge it over what is loaded. EXIT_RULES errors name file:line. */
+bool		rules_load_file(struct rules *r, const char *path, struct error *err);
+/* The same from a string; `name` stands for the file name in messages. */
+bool		rules_load_string(struct rules *r, const char *name, const char *text,
+							  struct error *err);
+
+/* The value of section.key, or NULL when absent. Marks the key used. */
+const char *rules_get(struct rules *r, const char *section, const char *key);
+/* Where section.key was set ("file:line"), for messages; "" when absent. */
+const char *rules_where(const struct rules *r, const char *section, const char *key);
+
+/*
+ * Typed getters.  When the key is absent they store `def` and return true;
+ * when present but malformed or out of [min, max] they fill err (EXIT_RULES,
+ * naming file, line, section and key) and return false.
+ */
+bool		rules_get_int(struct rules *r, const char *section, const char *key, long def,
+						  long min, long max, long *out, struct error *err);
+bool		rules_get_double(struct rules *r, const char *section, const char *key, double def,
+							 double min, double max, double *out, struct error *err);
+bool		rules_get_bool(struct rules *r, const char *section, const char *key, bool def,
+						   bool *out, struct error *err);
+/* One of `choices` (NULL-terminated); stores its index. */
+bool		rules_get_enum(struct rules *r, const char *section, const char *key, int def,
+						   const char *const *choices, int *out, struct error *err);
+
+/*
+ * Split a comma-separated list value into trimmed items (empty items
+ * dropped).  Returns the count; *items is malloc'd (free it), the strings
+ * point into one malloc'd block stored at items[count] ... i.e. free with
+ * rules_list_free().  Returns -1 on OOM.
+ */
+int			rules_split_list(const char *value, char ***items);
+void		rules_list_free(char **items);
+
+/*
+ * Names of the sections that equal `prefix` or start with `prefix` followed
+ * by a dot (e.g. "blacklist" gives "blacklist.fake_phone", ...), in the
+ * order they first appeared.  Returns the count; *names is malloc'd (free
+ * the array only; the strings are borrowed).
+ */
+int			rules_sections(const struct rules *r, const char *prefix, const char ***names);
+/* Keys of one section in order of appearance; same ownership as above. */
+int			rules_keys(const struct rules *r, const char *section, const char ***keys);
+/* Mark every key of a section used (for sections read by rules_keys). */
+void		rules_use_section(struct rules *r, const char *section);
+
+/* After every module has read its keys: the first unused key is an error. */
+bool		rules_check_unused(const struct rules *r, struct error *err);
+
+/*
+ * The merged rule set as canonical INI text (sections and keys sorted, one
+ * "key = value" a line), and its SHA-256 in hex.  Both are stored with each
+ * run.  The text is malloc'd (caller frees); NULL on OOM.
+ */
+char	   *rules_text(const struct rules *r);
+bool		rules_sha256_hex(const char *text, char out[65]);
+
+/* The files loaded, comma-separated, for the run record (borrowed). */
+const char *rules_files(const struct rules *r);
+
+#endif							/* REFINERY_RULES_H */

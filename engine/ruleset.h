@@ -1,0 +1,64 @@
+/*
+ * ruleset.h
+ *    Loading a complete rule set, and the engine's own sections:
+ *    [source], [columns] and [output].
+ *
+ * ruleset_load() reads the files in order (later ones override), lets every
+ * module parse its sections, then refuses keys nobody read.  The result is
+ * immutable while the pipeline runs and is shared by all threads.
+ */
+#ifndef REFINERY_RULESET_H
+#define REFINERY_RULESET_H
+
+#include <stdbool.h>
+
+#include "stage.h"
+
+enum source_kind
+{
+	SOURCE_TABLE,
+	SOURCE_QUERY,
+	SOURCE_CSV
+};
+
+struct source_config
+{
+	enum source_kind kind;
+	char	   *table;			/* schema.table or table (SOURCE_TABLE) */
+	char	   *query;			/* SELECT ... (SOURCE_QUERY) */
+	char	   *csv;			/* path (SOURCE_CSV) */
+	char	   *csv_reject;		/* reject file for bad CSV rows, or NULL */
+	long		csv_max_field;	/* bytes */
+	long		csv_max_rejects;
+	char	   *timezone;		/* session TimeZone while pulling */
+	char	   *now;			/* "clock", "auto" or a timestamp */
+	/* the source column of every field, NULL = not mapped */
+	char	   *column[FIELD__COUNT];
+	bool		column_explicit[FIELD__COUNT];	/* set in the rules, not a default */
+	char	  **extra;			/* extra columns kept by name */
+	int			nextra;
+};
+
+enum output_target
+{
+	OUTPUT_DATABASE,
+	OUTPUT_CSV
+};
+
+struct output_config
+{
+	enum output_target target;
+	char	   *csv_dir;		/* OUTPUT_CSV: folder of the result files */
+	long		keep_runs;		/* retention; 0 keeps every run */
+	long		lock_timeout_ms;
+	bool		analyze;		/* ANALYZE the run's partition after loading */
+};
+
+/* Load and check every file; NULL with err filled on failure. */
+struct ruleset *ruleset_load(const char *const *files, int nfiles, struct error *err);
+void		ruleset_free(struct ruleset *rs);	/* NULL is a no-op */
+
+/* A one-line description of the source for the run record (no secrets). */
+void		ruleset_source_desc(const struct ruleset *rs, char *buf, size_t size);
+
+#endif							/* REFINERY_RULESET_H */

@@ -1,0 +1,27 @@
+/*
+ * sidedata.h
+ *    Data a run needs besides the leads: the reps and their history for the
+ *    matcher, and do-not-call lists for the black-list, from the queries or
+ *    CSV files the rules name.
+ */
+#ifndef REFINERY_SIDEDATA_H
+#define REFINERY_SIDEDATA_H
+
+#include <stdbool.h>
+
+#include <libpq-fe.h>
+
+#include "batch.h"
+#include "ruleset.h"
+
+/* Whether any side data comes from the database (so a CSV-only run still connects). */
+bool		sidedata_needs_db(const struct ruleset *rs);
+
+/*
+ * Run the configured queries (conn may be NULL when none is needed) and
+ * read the configured files: feed the black-list's do-not-call lists and
+ * fill b->reps.  Errors name the rule that configured the query.
+ */
+bool		sidedata_load(PGconn *conn, struct ruleset *rs, struct batch *b, struct error *err);
+
+#endif							/* REFINERY_SIDEDATA_H */

@@ -1,0 +1,34 @@
+/*
+ * stage.c
+ *    Per-stage counters.
+ *
+ * Counters are few (a handful of rules per stage), so a linear search by
+ * name is the simplest correct structure.  Names are borrowed.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "stage.h"
+
+void
+stage_count(struct stage_stats *st, const char *name, size_t n)
+{
+	int			k;
+
+	if (st == NULL || name == NULL)
+		return;
+	for (k = 0; k < st->ncounters; k++)
+	{
+		if (strcmp(st->counters[k].name, name) == 0)
+		{
+			st->counters[k].value += n;
+			return;
+		}
+	}
+	if (k == STAGE_COUNTERS)
+		return;
+	st->counters[k].name = name;
+	st->counters[k].value = n;
+	st->ncounters++;
+}

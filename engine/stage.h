@@ -1,0 +1,79 @@
+/*
+ * stage.h
+ *    What every pipeline stage shares: the ruleset it reads, the statistics
+ *    it fills, and the one signature all stages have.
+ *
+ * A stage is
+ *     bool x_stage(struct batch *b, const struct ruleset *rs,
+ *                  struct stage_stats *st, struct error *err);
+ * It marks verdicts and fills result columns of `b`, returns false and fills
+ * `err` on failure, and never prints or exits.  pipeline.c times it and
+ * counts the kept rows before and after; a stage may add its own counters
+ * to `st` (e.g. per rule).  Each module parses its own sections of the rule
+ * files into its config with x_config_load(), called once by ruleset_load();
+ * the ruleset owns the configs and outlives the batch.
+ */
+#ifndef REFINERY_STAGE_H
+#define REFINERY_STAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "batch.h"
+#include "error.h"
+#include "rules.h"
+
+struct source_config;
+struct normalize_config;
+struct blacklist_config;
+struct dedupe_config;
+struct partial_config;
+struct score_config;
+struct cohort_config;
+struct match_config;
+struct output_config;
+
+struct ruleset
+{
+	struct rules *rules;		/* the merged INI text; owned */
+	char	   *text;			/* canonical merged text (rules_text); owned */
+	char		sha256[65];
+	struct source_config *source;
+	struct normalize_config *normalize;
+	struct blacklist_config *blacklist;
+	struct dedupe_config *dedupe;
+	struct partial_config *partial;
+	struct score_config *score;
+	struct cohort_config *cohort;
+	struct match_config *match;
+	struct output_config *output;
+	int			threads;		/* 0 = OpenMP default */
+	int64_t		now;			/* "today" for recency and outlier rules, seconds since
+								 * epoch (naive local); from [source] now or the clock */
+};
+
+/* Up to this many named counters per stage (e.g. removals per rule). */
+#define STAGE_COUNTERS 64
+
+struct stage_stats
+{
+	const char *name;			/* the stage's name, set by the pipeline */
+	size_t		rows_in;		/* kept rows before the stage */
+	size_t		rows_out;		/* kept rows after */
+	double		seconds;
+	int			ncounters;
+	struct
+	{
+		const char *name;		/* borrowed: a rule id or a static string */
+		size_t		value;
+	}			counters[STAGE_COUNTERS];
+};
+
+/* Add `n` to the counter called `name` (created on first use; ignored when full). */
+void		stage_count(struct stage_stats *st, const char *name, size_t n);
+
+typedef bool (*stage_fn) (struct batch *b, const struct ruleset *rs,
+						  struct stage_stats *st, struct error *err);
+
+#endif							/* REFINERY_STAGE_H */

@@ -1,0 +1,503 @@
+/*
+ * writeback.c
+ *    Writing a run's results, atomically.
+ *
+ * Database: everything happens in one transaction.  The leads go by COPY
+ * into a fresh table of the run's own, which has no index while it is
+ * filled (an index makes COPY several times slower); at the end it is
+ * attached as the run's LIST partition of refinery.lead_results, which
+ * builds the partition's part of the primary key in one pass and takes
+ * only a SHARE UPDATE EXCLUSIVE lock on the parent, so readers of earlier
+ * runs are never blocked.  Until COMMIT nothing of the run is visible; a
+ * crash or a kill anywhere before it leaves the database as it was.
+ * CSV: the same rows into files written to a temporary name, synced and
+ * renamed, so a reader never sees half a file.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "cohort.h"
+#include "csvio.h"
+#include "match.h"
+#include "normalize.h"
+#include "phone.h"
+#include "pg.h"
+#include "pull.h"
+#include "writeback.h"
+
+#include "fault.h"
+
+#define COPY_CHUNK (1 << 20)
+
+const char *const writeback_columns[] = {
+	"lead_id", "source", "verdict", "rule_id", "reason", "cluster_id", "survivor_id",
+	"phone_norm", "phone_type", "phone_repair", "email_norm", "name_norm", "status_norm",
+	"score", "points", "temperature", "persona", "cohort", "rep_id", "call_order",
+	"p_close", "channel_plan", "sla_due_at", "golden", NULL
+};
+
+static void
+put_sep(struct strbuf *sb)
+{
+	sb_putc(sb, '\t');
+}
+
+void
+writeback_row(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
+	char		num[64];
+	bool		scored = b->verdict[i] == VERDICT_KEPT || b->verdict[i] == VERDICT_NURTURE;
+
+	sb_copy_text(sb, b->col[FIELD_LEAD_ID][i]);
+	put_sep(sb);
+	sb_copy_text(sb, b->col[FIELD_SOURCE][i]);
+	put_sep(sb);
+	sb_puts(sb, verdict_name(b->verdict[i]));
+	put_sep(sb);
+	sb_copy_text(sb, b->rule_id[i]);
+	put_sep(sb);
+	sb_copy_text(sb, b->reason[i]);
+	put_sep(sb);
+	if (b->cluster_id[i] >= 0)
+		sb_printf(sb, "%" PRId64, b->cluster_id[i]);
+	else
+		sb_puts(sb, "\\N");
+	put_sep(sb);
+	sb_copy_text(sb, b->survivor[i] != BATCH_NO_ROW ? b->col[FIELD_LEAD_ID][b->survivor[i]] : NULL);
+	put_sep(sb);
+	if (b->phones[i][0] && phone_format(rs->normalize->plan, b->phones[i][0], num, sizeof(num)))
+		sb_puts(sb, num);
+	else
+		sb_puts(sb, "\\N");
+	put_sep(sb);
+	sb_copy_text(sb, phone_type_name(b->phone_types[i][0]));
+	put_sep(sb);
+	sb_copy_text(sb, b->phone_repair[i]);
+	put_sep(sb);
+	sb_copy_text(sb, b->email_norm[i]);
+	put_sep(sb);
+	sb_copy_text(sb, b->name_norm[i]);
+	put_sep(sb);
+	sb_copy_text(sb, b->status_norm[i]);
+	put_sep(sb);
+	if (scored && b->npoints > 0)
+	{
+		/* points and score are both rounded to hundredths and add up exactly */
+		sb_printf(sb, "%.2f", b->score[i]);
+		put_sep(sb);
+		sb_putc(sb, '{');
+		for (int k = 0; k < b->npoints; k++)
+		{
+			struct strbuf key;
+
+			sb_init(&key);
+			sb_json_str(&key, b->point_names[k]);
+			if (key.data)
+				sb_copy_text(sb, key.data);
+			sb_free(&key);
+			sb_printf(sb, ": %.2f%s", b->points[i * (size_t) b->npoints + k],
+					  k + 1 < b->npoints ? ", " : "");
+		}
+		sb_putc(sb, '}');
+	}
+	else
+	{
+		sb_puts(sb, "\\N");
+		put_sep(sb);
+		sb_puts(sb, "\\N");
+	}
+	put_sep(sb);
+	sb_copy_text(sb, temperature_name(b->temperature[i]));
+	put_sep(sb);
+	sb_copy_text(sb, b->persona[i]);
+	put_sep(sb);
+	sb_copy_text(sb, b->cohort_name[i]);
+	put_sep(sb);
+	if (b->rep_id[i] >= 0)
+		sb_printf(sb, "%" PRId64, b->rep_id[i]);
+	else
+		sb_puts(sb, "\\N");
+	put_sep(sb);
+	if (b->call_order[i] >= 0)
+		sb_printf(sb, "%d", b->call_order[i]);
+	else
+		sb_puts(sb, "\\N");
+	put_sep(sb);
+	if (b->p_close[i] >= 0)
+	{
+		snprintf(num, sizeof(num), "%.6f", b->p_close[i]);
+		sb_puts(sb, num);
+	}
+	else
+		sb_puts(sb, "\\N");
+	put_sep(sb);
+	sb_copy_text(sb, b->channel_plan[i]);
+	put_sep(sb);
+	if (b->sla_due_at[i] != BATCH_NO_TIME)
+	{
+		/* naive local time in [source] timezone, the session's TimeZone */
+		sb_time(sb, b->sla_due_at[i]);
+	}
+	else
+		sb_puts(sb, "\\N");
+	put_sep(sb);
+	sb_copy_text(sb, b->golden[i]);
+	sb_putc(sb, '\n');
+}
+
+/* Send the buffer as COPY data when it is large (or always when `flush`). */
+static bool
+copy_flush(PGconn *conn, struct strbuf *sb, bool flush, const char *phase, struct error *err)
+{
+	if (sb->oom)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	if (sb->len == 0 || (!flush && sb->len < COPY_CHUNK))
+		return true;
+	if (PQputCopyData(conn, sb->data, (int) sb->len) != 1)
+		return pg_fail(conn, NULL, phase, err);
+	sb_reset(sb);
+	return true;
+}
+
+static bool
+copy_end(PGconn *conn, const char *phase, struct error *err)
+{
+	PGresult   *res;
+	bool		ok;
+
+	if (PQputCopyEnd(conn, NULL) != 1)
+		return pg_fail(conn, NULL, phase, err);
+	res = PQgetResult(conn);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok)
+		pg_fail(conn, res, phase, err);
+	PQclear(res);
+	while ((res = PQgetResult(conn)) != NULL)
+		PQclear(res);
+	return ok;
+}
+
+static bool
+copy_begin(PGconn *conn, const char *sql, const char *phase, struct error *err)
+{
+	PGresult   *res = PQexec(conn, sql);
+	bool		ok = PQresultStatus(res) == PGRES_COPY_IN;
+
+	if (!ok)
+		pg_fail(conn, res, phase, err);
+	PQclear(res);
+	return ok;
+}
+
+static bool
+write_leads(PGconn *conn, const struct ruleset *rs, const struct batch *b, int64_t run_id, struct error *err)
+{
+	struct strbuf sb;
+	char		sql[1024];
+	size_t		len;
+	bool		ok = true;
+	const char *phase = "writing the lead results";
+
+	len = (size_t) snprintf(sql, sizeof(sql), "COPY refinery.lead_results_%" PRId64 " (run_id",
+							run_id);
+	for (int k = 0; writeback_columns[k]; k++)
+		len += (size_t) snprintf(sql + len, sizeof(sql) - len, ", %s", writeback_columns[k]);
+	snprintf(sql + len, sizeof(sql) - len, ") FROM STDIN");
+	if (!copy_begin(conn, sql, phase, err))
+		return false;
+	sb_init(&sb);
+	for (size_t i = 0; i < b->n && ok; i++)
+	{
+		sb_printf(&sb, "%" PRId64 "\t", run_id);
+		writeback_row(&sb, rs, b, i);
+		ok = copy_flush(conn, &sb, false, phase, err);
+		if (i == b->n / 2)
+			FAULT("write");
+	}
+	ok = ok && copy_flush(conn, &sb, true, phase, err);
+	sb_free(&sb);
+	if (!ok)
+	{
+		PQputCopyEnd(conn, "aborted");
+		return false;
+	}
+	return copy_end(conn, phase, err);
+}
+
+static bool
+write_stages(PGconn *conn, const struct pipeline_result *pr, int64_t run_id, struct error *err)
+{
+	for (int k = 0; k < pr->nstages; k++)
+	{
+		const struct stage_stats *st = &pr->st[k];
+		struct strbuf counters;
+		char		a[32],
+					b[32],
+					c[32],
+					d[32],
+					e[32];
+		const char *params[7];
+		PGresult   *res;
+
+		sb_init(&counters);
+		sb_putc(&counters, '{');
+		for (int j = 0; j < st->ncounters; j++)
+		{
+			sb_json_str(&counters, st->counters[j].name);
+			sb_printf(&counters, ": %zu%s", st->counters[j].value,
+					  j + 1 < st->ncounters ? ", " : "");
+		}
+		sb_putc(&counters, '}');
+		if (counters.oom)
+			return error_set(err, EXIT_INTERNAL, "out of memory");
+		snprintf(a, sizeof(a), "%" PRId64, run_id);
+		snprintf(b, sizeof(b), "%d", k + 1);
+		snprintf(c, sizeof(c), "%zu", st->rows_in);
+		snprintf(d, sizeof(d), "%zu", st->rows_out);
+		snprintf(e, sizeof(e), "%.6f", st->seconds);
+		params[0] = a, params[1] = b, params[2] = st->name, params[3] = c, params[4] = d;
+		params[5] = e, params[6] = counters.data;
+		res = pg_query(conn, "writing the stage statistics",
+					   "INSERT INTO refinery.run_stages (run_id, ord, stage, rows_in, rows_out, "
+					   "seconds, counters) VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, params, err);
+		sb_free(&counters);
+		if (res == NULL)
+			return false;
+		PQclear(res);
+	}
+	return true;
+}
+
+static bool
+write_summaries(PGconn *conn, const struct ruleset *rs, const struct batch *b, int64_t run_id,
+				struct error *err)
+{
+	struct strbuf sb;
+	bool		ok;
+
+	sb_init(&sb);
+	ok = cohort_summary_sql(b, rs, run_id, &sb, err) &&
+		(sb.len == 0 || pg_exec(conn, "writing the cohort summaries", sb.data, err));
+	sb_reset(&sb);
+	ok = ok && match_summary_sql(b, rs, run_id, &sb, err) &&
+		(sb.len == 0 || pg_exec(conn, "writing the rep summaries", sb.data, err));
+	if (sb.oom)
+		ok = error_set(err, EXIT_INTERNAL, "out of memory");
+	sb_free(&sb);
+	return ok;
+}
+
+bool
+writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b,
+				   struct pipeline_result *pr, const struct run_meta *meta,
+				   int64_t *run_id, struct error *err)
+{
+	char		sql[1024],
+				started[32],
+				threads[16],
+				pulled[32],
+				kept[32],
+				secs[32],
+				host[256];
+	struct strbuf counts;
+	const char *params[10];
+	PGresult   *res;
+	bool		ok = false;
+	struct stage_stats *st = pipeline_add(pr, "write");
+	double		t0 = pipeline_clock();
+
+	*run_id = -1;
+	if (!pg_exec(conn, "starting the write transaction", "BEGIN", err))
+		return false;
+	snprintf(sql, sizeof(sql), "SET LOCAL lock_timeout = %ld", rs->output->lock_timeout_ms);
+	if (!pg_exec(conn, "starting the write transaction", sql, err))
+		goto out;
+
+	snprintf(started, sizeof(started), "%.6f", meta->started_at);
+	snprintf(threads, sizeof(threads), "%d", meta->threads);
+	snprintf(pulled, sizeof(pulled), "%zu", b->n);
+	if (gethostname(host, sizeof(host)) != 0)
+		host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	params[0] = started;
+	params[1] = "running";
+	params[2] = rs->sha256;
+	params[3] = rs->text;
+	params[4] = rules_files(rs->rules);
+	params[5] = meta->source_desc;
+	params[6] = PACKAGE_VERSION;
+	params[7] = host;
+	params[8] = threads;
+	params[9] = pulled;
+	res = pg_query(conn, "recording the run",
+				   "INSERT INTO refinery.runs (started_at, status, rules_sha256, rules_text, "
+				   "rules_files, source_desc, engine_version, host, threads, rows_pulled) "
+				   "VALUES (to_timestamp($1), $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+				   "RETURNING run_id", 10, params, err);
+	if (res == NULL)
+		goto out;
+	*run_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+
+	/* the run's own table, with no index while it fills; see sql/003_functions.sql */
+	snprintf(sql, sizeof(sql), "SELECT refinery.new_results_table(%" PRId64 ")", *run_id);
+	if (!pg_exec(conn, "creating the run's result table", sql, err) ||
+		!write_leads(conn, rs, b, *run_id, err))
+		goto out;
+	snprintf(sql, sizeof(sql), "SELECT refinery.attach_results_table(%" PRId64 ")", *run_id);
+	if (!pg_exec(conn, "attaching the run's results", sql, err))
+		goto out;
+	if (rs->output->analyze)
+	{
+		snprintf(sql, sizeof(sql), "ANALYZE refinery.lead_results_%" PRId64, *run_id);
+		if (!pg_exec(conn, "analyzing the run's results", sql, err))
+			goto out;
+	}
+	if (!write_summaries(conn, rs, b, *run_id, err))
+		goto out;
+	if (st)
+	{
+		st->rows_in = st->rows_out = b->n;
+		st->seconds = pipeline_clock() - t0;
+	}
+	if (!write_stages(conn, pr, *run_id, err))
+		goto out;
+	sb_init(&counts);
+	sb_putc(&counts, '{');
+	for (int v = 0; v < VERDICT__COUNT; v++)
+		sb_printf(&counts, "\"%s\": %zu%s", verdict_name(v), pr->verdicts[v],
+				  v + 1 < VERDICT__COUNT ? ", " : "");
+	sb_putc(&counts, '}');
+	snprintf(kept, sizeof(kept), "%zu", pr->verdicts[VERDICT_KEPT]);
+	{
+		struct timeval tv;
+
+		gettimeofday(&tv, NULL);
+		snprintf(secs, sizeof(secs), "%.3f",
+				 (double) tv.tv_sec + (double) tv.tv_usec / 1e6 - meta->started_at);
+	}
+	{
+		char		id[32];
+		const char *p[5];
+
+		snprintf(id, sizeof(id), "%" PRId64, *run_id);
+		p[0] = meta->dry_run ? "dry_run" : "committed";
+		p[1] = kept;
+		p[2] = counts.data ? counts.data : "{}";
+		p[3] = secs;
+		p[4] = id;
+		res = counts.oom ? NULL :
+			pg_query(conn, "recording the run",
+					 "UPDATE refinery.runs SET status = $1, finished_at = clock_timestamp(), "
+					 "rows_kept = $2, counts = $3, seconds_total = $4 WHERE run_id = $5",
+					 5, p, err);
+	}
+	sb_free(&counts);
+	if (res == NULL)
+		goto out;
+	PQclear(res);
+	/* after the status update, so that this run counts among those kept */
+	if (rs->output->keep_runs > 0 && !meta->dry_run)
+	{
+		snprintf(sql, sizeof(sql), "SELECT refinery.apply_retention(%ld)", rs->output->keep_runs);
+		if (!pg_exec(conn, "applying the retention setting", sql, err))
+			goto out;
+	}
+
+
+	if (meta->dry_run)
+	{
+		ok = pg_exec(conn, "rolling back the dry run", "ROLLBACK", err);
+		return ok;
+	}
+#ifdef ENABLE_FAULT_HOOKS
+	if (getenv("REFINERY_FAULT") && strcmp(getenv("REFINERY_FAULT"), "commit") == 0)
+	{
+		/* the COMMIT is on its way; the engine dies before it hears back */
+		PQsendQuery(conn, "COMMIT");
+		PQflush(conn);
+		usleep(200000);
+		raise(SIGKILL);
+	}
+#endif
+	ok = pg_exec(conn, "committing the run", "COMMIT", err);
+	return ok;
+
+out:
+	/* on a live connection roll back; on a dead one the server already has */
+	if (PQstatus(conn) == CONNECTION_OK)
+	{
+		res = PQexec(conn, "ROLLBACK");
+		PQclear(res);
+	}
+	return false;
+}
+
+bool
+writeback_csv(const struct ruleset *rs, const struct batch *b, const struct pipeline_result *pr,
+			  const struct run_meta *meta, struct error *err)
+{
+	char		path[4096];
+	struct csv_writer_opts o;
+	struct csv_writer *w;
+	int			ncols = 0;
+	const char *fields[32];
+	size_t		lens[32];
+	bool		nulls[32];
+	struct strbuf sb;
+	bool		ok = true;
+
+	(void) pr;
+	(void) meta;
+	while (writeback_columns[ncols])
+		ncols++;
+	snprintf(path, sizeof(path), "%s/lead_results.csv", rs->output->csv_dir);
+	csvio_writer_opts_init(&o);
+	if ((w = csvio_writer_open(path, &o, err)) == NULL)
+		return false;
+	for (int k = 0; k < ncols; k++)
+	{
+		fields[k] = writeback_columns[k];
+		lens[k] = strlen(fields[k]);
+		nulls[k] = false;
+	}
+	ok = csvio_writer_row(w, fields, lens, nulls, ncols, err);
+	sb_init(&sb);
+	for (size_t i = 0; i < b->n && ok; i++)
+	{
+		char	   *tmp[32];
+		size_t		tl[32];
+		int			nf;
+
+		sb_reset(&sb);
+		writeback_row(&sb, rs, b, i);
+		if (sb.oom)
+		{
+			ok = error_set(err, EXIT_INTERNAL, "out of memory");
+			break;
+		}
+		/* reuse the COPY text row: split it back into fields */
+		nf = pull_split_copy_text(sb.data, sb.len, tmp, tl, 32);
+		for (int k = 0; k < nf && k < ncols; k++)
+		{
+			fields[k] = tmp[k] ? tmp[k] : "";
+			lens[k] = tl[k];
+			nulls[k] = tmp[k] == NULL;
+		}
+		ok = csvio_writer_row(w, fields, lens, nulls, ncols, err);
+	}
+	sb_free(&sb);
+	if (!ok)
+	{
+		csvio_writer_abort(w);
+		return false;
+	}
+	return csvio_writer_commit(w, err);
+}

@@ -1,0 +1,8 @@
+#!/bin/bash
+# tests/build.sh -- configure and build refinery in the source tree (idempotent).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tests/deps.sh
+[ -x configure ] || ./autogen.sh >/dev/null 2>&1
+[ -f Makefile ] || ./configure -q "$@"
+make -s -j"$(nproc)" all >/dev/null

@@ -1,0 +1,153 @@
+#!/bin/bash
+# tests/integration/faults.sh -- faults from RELIABILITY.md against a throwaway server:
+# the engine killed during write-back (F1) and right after COMMIT (F4), the server
+# stopped mid-pull (F2/F3), a backend terminated, SIGTERM (F5), a read-only role (F7),
+# a lock the commit needs (F8), a duplicate lead id (F9).  "Unchanged" is an md5 of
+# every refinery table taken before and after.
+: "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+. "$top_srcdir/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/pg.sh"
+command -v psql >/dev/null || skip_all "psql is not installed"
+pg_bindir >/dev/null || skip_all "no PostgreSQL server binaries"
+"$REFINERY" --help >/dev/null || skip_all "no refinery binary"
+pg_start || { echo "Bail out! could not start PostgreSQL"; exit 1; }
+tmp=$PG_TMP/work; mkdir -p "$tmp"
+
+N=4000
+"$GENLEADS" --rows $N --seed 5 --out-dir "$tmp" >/dev/null
+pq <<SQL
+CREATE SCHEMA crm;
+CREATE TABLE crm.leads (
+    lead_id bigint NOT NULL, created_at timestamp NOT NULL, source text, campaign text,
+    full_name text, phone text, email text, city text, status text,
+    last_touch_at timestamp, touch_count int, last_touch_type text, handler_notes text,
+    automation_after_last_touch boolean, last_rep_id int);
+CREATE TABLE crm.reps (rep_id int PRIMARY KEY, name text NOT NULL, active boolean NOT NULL, capacity int NOT NULL);
+CREATE TABLE crm.rep_source_stats (rep_id int, source text, attempts int, wins int, PRIMARY KEY (rep_id, source));
+\copy crm.leads FROM '$tmp/leads.csv' WITH (FORMAT csv, HEADER true)
+\copy crm.reps FROM '$tmp/reps.csv' WITH (FORMAT csv, HEADER true)
+\copy crm.rep_source_stats FROM '$tmp/rep_source_stats.csv' WITH (FORMAT csv, HEADER true)
+SQL
+cat > "$tmp/rules.ini" <<INI
+[source]
+table = crm.leads
+now = auto
+[match]
+reps_query = SELECT rep_id, name, active, capacity FROM crm.reps
+stats_query = SELECT rep_id, source, attempts, wins FROM crm.rep_source_stats
+INI
+"$REFINERY" init-db -q && "$REFINERY" run -q -c "$tmp/rules.ini"
+ok $? "a first committed run"
+
+state() {
+	pq -c "SELECT md5(coalesce((SELECT string_agg(t::text, ',' ORDER BY run_id) FROM refinery.runs t), '')
+	           || coalesce((SELECT string_agg(t::text, ',' ORDER BY run_id, lead_id) FROM refinery.lead_results t), '')
+	           || coalesce((SELECT string_agg(t::text, ',' ORDER BY run_id, ord) FROM refinery.run_stages t), '')
+	           || (SELECT count(*) FROM pg_class WHERE relname LIKE 'lead_results_%')::text)"
+}
+before=$(state)
+runs_before=$(pq -c "SELECT count(*) FROM refinery.runs")
+
+# F1: killed half-way through writing the results
+REFINERY_FAULT=write "$REFINERY" run -c "$tmp/rules.ini" >/dev/null 2>&1; rc=$?
+is "$rc" 137 "F1: the engine died by SIGKILL during write-back"
+sleep 0.5
+is "$(state)" "$before" "F1: the database is exactly as before"
+"$REFINERY" run -q -c "$tmp/rules.ini"; ok $? "F1: a rerun succeeds"
+is "$(pq -c "SELECT count(*) FROM refinery.runs")" "$((runs_before + 1))" "F1: the rerun adds exactly one run"
+last=$(pq -c "SELECT max(run_id) FROM refinery.runs")
+is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $last")" "$N" "F1: the rerun is complete"
+before=$(state)
+
+# F4: killed right after COMMIT was sent: the run is there once, complete
+REFINERY_FAULT=commit "$REFINERY" run -c "$tmp/rules.ini" >/dev/null 2>&1; rc=$?
+is "$rc" 137 "F4: the engine died right after sending COMMIT"
+sleep 0.5
+c=$(pq -c "SELECT count(*) FROM refinery.runs WHERE status = 'committed'")
+last=$(pq -c "SELECT max(run_id) FROM refinery.runs")
+st=$(pq -c "SELECT status FROM refinery.runs WHERE run_id = $last")
+n=$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $last")
+is "$st/$n" "committed/$N" "F4: the committed run is whole (status and every row)"
+is "$(pq -c "SELECT count(*) FROM refinery.runs WHERE status <> 'committed'")" "0" "F4: no half-recorded run"
+before=$(state)
+
+# the application name while a run is in flight, then SIGTERM (F5)
+REFINERY_FAULT=pull:stall "$REFINERY" run -c "$tmp/rules.ini" >"$tmp/term.out" 2>&1 &
+pid=$!
+sleep 1.5
+is "$(pq -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'refinery'")" "1" \
+	"the run shows as application \"refinery\" in pg_stat_activity"
+kill -TERM $pid
+wait $pid; rc=$?
+is "$rc" 7 "F5: SIGTERM exits with the interrupted code"
+like "$(cat "$tmp/term.out")" 'interrupt' "F5: and says it was interrupted"
+sleep 0.3
+is "$(pq -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1380271689")" "0" \
+	"F5: the run lock is released"
+is "$(state)" "$before" "F5: nothing was written"
+
+# F3: the backend terminated during the pull
+REFINERY_FAULT=pull:stall "$REFINERY" run -c "$tmp/rules.ini" >"$tmp/f3.out" 2>&1 &
+pid=$!
+sleep 1.5
+pq -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'refinery'" >/dev/null
+wait $pid; rc=$?
+is "$rc" 4 "F3: a terminated backend gives the connection code"
+like "$(cat "$tmp/f3.out")" 'pulling the leads' "F3: the message names the phase"
+is "$(state)" "$before" "F3: nothing was written"
+
+# F2: the server stopped (immediate) in the middle of the pull
+REFINERY_FAULT=pull:stall "$REFINERY" run -c "$tmp/rules.ini" >"$tmp/f2.out" 2>&1 &
+pid=$!
+sleep 1.5
+pg_crash
+wait $pid; rc=$?
+is "$rc" 4 "F2: the server stopping mid-pull gives the connection code"
+like "$(cat "$tmp/f2.out")" 'pulling the leads' "F2: the message names the phase"
+pg_restart
+is "$(state)" "$before" "F2: after restart the database is as before"
+
+# F2b: the server stopped in the middle of the write-back COPY
+REFINERY_FAULT=write:stall "$REFINERY" run -c "$tmp/rules.ini" >"$tmp/f2b.out" 2>&1 &
+pid=$!
+for i in $(seq 1 40); do
+	[ "$(pq -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'refinery' AND query LIKE 'COPY refinery.lead_results_%'")" = 1 ] && break
+	sleep 0.25
+done
+sleep 0.5
+pg_crash
+wait $pid; rc=$?
+is "$rc" 4 "F2: the server stopping mid-write gives the connection code"
+like "$(cat "$tmp/f2b.out")" 'writing the lead results|connection' "F2: the message names the phase"
+pg_restart
+is "$(state)" "$before" "F2: after restart the database is as before"
+
+# F8: a session holds a lock the write needs: lock_timeout fires, old data intact
+printf '[output]\nlock_timeout_ms = 500\n' > "$tmp/lt.ini"
+pq -c "BEGIN; LOCK TABLE refinery.runs IN SHARE MODE; SELECT pg_sleep(5); COMMIT;" >/dev/null &
+holder=$!
+sleep 0.8
+err=$("$REFINERY" run -c "$tmp/rules.ini" -c "$tmp/lt.ini" 2>&1); rc=$?
+is "$rc" 5 "F8: a lock timeout fails the run with the data/SQL code"
+like "$err" 'lock timeout' "F8: the message says lock timeout"
+wait $holder
+is "$(state)" "$before" "F8: old data intact"
+
+# F7: a read-only role fails before any work, naming the privilege
+pq -c "CREATE ROLE reader LOGIN; GRANT USAGE ON SCHEMA refinery, crm TO reader; GRANT SELECT ON ALL TABLES IN SCHEMA refinery, crm TO reader" >/dev/null
+err=$("$REFINERY" run -c "$tmp/rules.ini" -U reader 2>&1); rc=$?
+is "$rc" 5 "F7: a read-only role is refused"
+like "$err" 'permission denied: the role lacks CREATE on schema refinery' "F7: the missing privilege is named"
+err=$(PGOPTIONS='-c default_transaction_read_only=on' "$REFINERY" run -c "$tmp/rules.ini" 2>&1); rc=$?
+is "$rc" 5 "F7: a read-only session is refused"
+like "$err" 'read-only' "F7: and says so"
+is "$(state)" "$before" "F7: nothing was written"
+
+# F9: a duplicate lead id fails the run before writing, naming the id
+pq -c "INSERT INTO crm.leads SELECT * FROM crm.leads ORDER BY lead_id LIMIT 1" >/dev/null
+dup=$(pq -c "SELECT min(lead_id) FROM crm.leads")
+err=$("$REFINERY" run -c "$tmp/rules.ini" 2>&1); rc=$?
+is "$rc" 5 "F9: a duplicate lead id fails the run"
+like "$err" "lead id \"$dup\" occurs more than once" "F9: the offending lead id is named"
+is "$(state)" "$before" "F9: nothing was written"
+done_testing

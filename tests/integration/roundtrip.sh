@@ -1,0 +1,143 @@
+#!/bin/bash
+# tests/integration/roundtrip.sh -- the whole pipeline against a private, throwaway server:
+# init-db, a run on generated leads, every row and value accounted for, dry runs, the
+# lock, export/explain/report, and secrets kept out of every output.
+: "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+. "$top_srcdir/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/pg.sh"
+command -v psql >/dev/null || skip_all "psql is not installed"
+pg_bindir >/dev/null || skip_all "no PostgreSQL server binaries"
+pg_start || { echo "Bail out! could not start PostgreSQL"; exit 1; }
+tmp=$PG_TMP/work; mkdir -p "$tmp"
+
+N=3000
+"$GENLEADS" --rows $N --seed 11 --out-dir "$tmp" >/dev/null
+pq <<SQL
+CREATE SCHEMA crm;
+CREATE TABLE crm.leads (
+    lead_id bigint NOT NULL, created_at timestamp NOT NULL, source text, campaign text,
+    full_name text, phone text, email text, city text, status text,
+    last_touch_at timestamp, touch_count int, last_touch_type text, handler_notes text,
+    automation_after_last_touch boolean, last_rep_id int);
+CREATE TABLE crm.reps (rep_id int PRIMARY KEY, name text NOT NULL, active boolean NOT NULL, capacity int NOT NULL);
+CREATE TABLE crm.rep_source_stats (rep_id int, source text, attempts int, wins int, PRIMARY KEY (rep_id, source));
+\copy crm.leads FROM '$tmp/leads.csv' WITH (FORMAT csv, HEADER true)
+\copy crm.reps FROM '$tmp/reps.csv' WITH (FORMAT csv, HEADER true)
+\copy crm.rep_source_stats FROM '$tmp/rep_source_stats.csv' WITH (FORMAT csv, HEADER true)
+SQL
+ok $? "generated leads loaded"
+
+cat > "$tmp/rules.ini" <<INI
+[source]
+table = crm.leads
+now = auto
+[match]
+reps_query = SELECT rep_id, name, active, capacity FROM crm.reps
+stats_query = SELECT rep_id, source, attempts, wins FROM crm.rep_source_stats
+INI
+
+# init-db: creates, then is a no-op
+out=$("$REFINERY" init-db 2>&1); rc=$?
+is "$rc" 0 "init-db succeeds"
+like "$out" 'upgraded to version [0-9]+' "init-db applies the migrations"
+out=$("$REFINERY" init-db 2>&1)
+like "$out" 'is up to date' "a second init-db is a no-op"
+is "$(pq -c "SELECT count(*) > 0 FROM refinery.schema_migrations")" "t" "migrations are recorded"
+
+# a run refuses a database without the schema
+pq -c "CREATE DATABASE empty" >/dev/null
+err=$("$REFINERY" run -c "$tmp/rules.ini" -d empty 2>&1); rc=$?
+is "$rc" 5 "a run on a database without the schema fails with the data code"
+like "$err" 'refinery init-db' "and says to run init-db"
+
+# dry run: the funnel, nothing written
+out=$("$REFINERY" run --dry-run -c "$tmp/rules.ini" 2>&1); rc=$?
+is "$rc" 0 "dry run succeeds"
+like "$out" 'verdict +leads +share' "dry run prints the funnel"
+like "$out" "pulled +$N" "the funnel counts every lead"
+like "$out" 'dry run \(rolled back\)' "dry run says it rolled back"
+is "$(pq -c "SELECT count(*) FROM refinery.runs")" "0" "dry run leaves no run row"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_results")" "0" "dry run leaves no results"
+
+# the real run
+out=$("$REFINERY" run -c "$tmp/rules.ini" 2>&1); rc=$?
+is "$rc" 0 "run succeeds"
+like "$out" "^refinery: run [0-9]+ committed: $N pulled, " "one summary line with the run id"
+is "$(printf '%s\n' "$out" | wc -l | tr -d ' ')" "1" "quiet on success: exactly one line"
+run=$(pq -c "SELECT max(run_id) FROM refinery.runs")
+is "$(pq -c "SELECT status FROM refinery.runs WHERE run_id = $run")" "committed" "run is committed"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $run")" "$N" \
+	"one result row per pulled lead"
+is "$(pq -c "SELECT count(*) FROM crm.leads l LEFT JOIN refinery.lead_results r ON r.run_id = $run AND r.lead_id = l.lead_id::text WHERE r.lead_id IS NULL")" \
+	"0" "every source lead id is in the results"
+is "$(pq -c "SELECT sum((counts->>v)::bigint) FROM refinery.runs, unnest(array['kept','blacklisted','duplicate','partial','outlier','nurture']) v WHERE run_id = $run")" \
+	"$N" "verdict counts add up to the pulled rows"
+is "$(pq -c "SELECT rows_pulled FROM refinery.runs WHERE run_id = $run")" "$N" "rows_pulled recorded"
+is "$(pq -c "SELECT length(rules_sha256) = 64 AND rules_text LIKE '%table = crm.leads%' FROM refinery.runs WHERE run_id = $run")" \
+	"t" "the rule text and its SHA-256 are stored"
+is "$(pq -c "SELECT count(*) FROM refinery.run_stages WHERE run_id = $run")" "9" "nine stages recorded (pull .. write)"
+is "$(pq -c "SELECT string_agg(stage, ',' ORDER BY ord) FROM refinery.run_stages WHERE run_id = $run")" \
+	"pull,normalize,blacklist,dedupe,partial,score,cohort,match,write" "stages in pipeline order"
+# every value survives the trip: the normalised phone of a known row, and a multi-line note row
+is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $run AND phone_type IN ('mobile', 'landline', 'voip') AND phone_norm !~ '^\+972[0-9]{8,9}$'")" \
+	"0" "every stored phone is in E.164 form"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_results r WHERE run_id = $run AND verdict <> 'kept' AND rule_id IS NULL")" \
+	"0" "every removed lead names its rule"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $run AND verdict = 'kept' AND score IS NULL")" \
+	"0" "every kept lead has a score"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $run AND score IS NOT NULL AND score <> (SELECT sum(value::numeric) FROM jsonb_each_text(points))")" \
+	"0" "every score is exactly the sum of its points"
+
+# same input, same rules: byte-identical results, whatever the thread count
+"$REFINERY" run -q -j 1 -c "$tmp/rules.ini" && "$REFINERY" run -q -j 2 -c "$tmp/rules.ini" && \
+	"$REFINERY" run -q -j 4 -c "$tmp/rules.ini"
+ok $? "runs with 1, 2 and 4 threads"
+cols="lead_id, verdict, rule_id, reason, cluster_id, survivor_id, phone_norm, email_norm, score, points, temperature, persona, cohort, rep_id, call_order, p_close, channel_plan, golden"
+h=$(pq -c "SELECT count(DISTINCT h) FROM (SELECT run_id, md5(string_agg(row($cols)::text, '|' ORDER BY lead_id)) h FROM refinery.lead_results GROUP BY run_id) s")
+is "$h" "1" "four runs (default, 1, 2, 4 threads) have identical results"
+
+# the lock: a second run while one holds it exits at once with its own code
+pq -c "SELECT pg_advisory_lock(1380271689, 2), pg_sleep(6)" >/dev/null &
+holder=$!
+sleep 1
+before=$(pq -c "SELECT count(*) FROM refinery.runs")
+t0=$(date +%s)
+err=$("$REFINERY" run -c "$tmp/rules.ini" 2>&1); rc=$?
+t1=$(date +%s)
+is "$rc" 6 "a concurrent run exits with the lock-held code"
+like "$err" 'another refinery run is in progress' "and says why"
+ok $(( t1 - t0 < 4 ? 0 : 1 )) "it does not wait for the lock"
+is "$(pq -c "SELECT count(*) FROM refinery.runs")" "$before" "and writes nothing"
+wait $holder
+
+# export, explain, report
+"$REFINERY" export --run "$run" --csv "$tmp/out.csv"; rc=$?
+is "$rc" 0 "export succeeds"
+is "$(($(wc -l < "$tmp/out.csv")))" "$(pq -c "SELECT count(*) + 1 + (SELECT count(*) FROM refinery.lead_results WHERE run_id = $run AND (reason LIKE '%'||chr(10)||'%' OR golden::text LIKE '%'||chr(10)||'%')) FROM refinery.lead_results WHERE run_id = $run")" \
+	"export has a header and one record per lead"
+rep=$(pq -c "SELECT rep_id FROM refinery.lead_results WHERE run_id = $run AND rep_id IS NOT NULL GROUP BY rep_id ORDER BY count(*) DESC, rep_id LIMIT 1")
+"$REFINERY" export --csv "$tmp/rep.csv" --rep "$rep"; rc=$?
+is "$rc" 0 "export of one rep's call list"
+is "$(($(wc -l < "$tmp/rep.csv") - 1))" "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = (SELECT max(run_id) FROM refinery.runs) AND rep_id = $rep")" \
+	"the rep's list has all the rep's leads"
+lead=$(pq -c "SELECT lead_id FROM refinery.lead_results WHERE run_id = $run AND verdict = 'duplicate' LIMIT 1")
+out=$("$REFINERY" explain --run "$run" "$lead"); rc=$?
+is "$rc" 0 "explain succeeds"
+like "$out" 'verdict +\| duplicate' "explain shows the verdict"
+err=$("$REFINERY" explain --run "$run" no-such-lead 2>&1); is "$?" 5 "explain of an unknown lead fails"
+out=$("$REFINERY" report --run "$run" --html "$tmp/report.html"); rc=$?
+is "$rc" 0 "report succeeds"
+like "$out" 'Funnel: leads per verdict' "report prints the funnel"
+like "$(cat "$tmp/report.html")" '<svg' "the HTML report has charts"
+err=$("$REFINERY" export --run 999999 --csv "$tmp/x.csv" 2>&1); is "$?" 5 "export of an unknown run fails"
+ok $([ ! -e "$tmp/x.csv" ]; echo $?) "and leaves no file"
+
+# the application name, and a password given in the conninfo
+out=$("$REFINERY" run -c "$tmp/rules.ini" --log-format=json -d "host=127.0.0.1 port=$PGPORT dbname=postgres user=postgres password=$PG_TEST_PASSWORD" 2>&1); rc=$?
+is "$rc" 0 "a run over TCP with the password in the conninfo"
+like "$out" '"event": "run"' "--log-format=json gives the summary as JSON"
+"$REFINERY" run -c "$tmp/rules.ini" -d "host=127.0.0.1 port=$PGPORT user=postgres password=wrong-$PG_TEST_PASSWORD" >"$tmp/bad.out" 2>&1; rc=$?
+is "$rc" 4 "a wrong password exits with the connection code"
+all=$(cat "$tmp/bad.out"; echo "$out"; pq -c "SELECT rules_text || source_desc FROM refinery.runs"; pg_log)
+unlike "$all" "$PG_TEST_PASSWORD" "the password appears in no output, run record or server log"
+done_testing

@@ -1,0 +1,122 @@
+# tests/lib/pg.sh
+#    A private, throwaway PostgreSQL server for one test script.
+#
+# Source this file, then call pg_start.  It runs initdb into a fresh
+# temporary folder (as the "postgres" system user when the tests run as root,
+# since initdb refuses root), starts the server on a free port, listening on
+# a Unix socket inside that folder and on 127.0.0.1, and exports PGHOST,
+# PGPORT, PGUSER and PGDATABASE so that psql and refinery reach it with no
+# further options.  The server is stopped and the folder removed on exit.
+#
+# Local (socket) connections are trusted; TCP connections need the password
+# in $PG_TEST_PASSWORD (scram-sha-256), so tests can exercise password
+# handling.  An initdb'd template is cached in $PG_TEMPLATE_DIR (default
+# $TMPDIR/refinery-pg-template-<uid>-<version>) so later scripts start fast.
+
+PG_TEST_PASSWORD='s3cr3t-Pa55-w0rd'
+
+pg_bindir() {
+	local d
+	for d in "${PG_BINDIR:-}" /usr/lib/postgresql/15/bin /usr/lib/postgresql/*/bin; do
+		if [ -n "$d" ] && [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ]; then
+			echo "$d"
+			return 0
+		fi
+	done
+	command -v initdb >/dev/null 2>&1 && dirname "$(command -v initdb)" && return 0
+	return 1
+}
+
+# run a server program as the owner of the data directory
+pg_as_owner() {
+	if [ "$(id -u)" = 0 ]; then
+		runuser -u postgres -- "$@"
+	else
+		"$@"
+	fi
+}
+
+pg_free_port() {
+	local p
+	for p in $(seq $((20000 + RANDOM % 20000)) 65000); do
+		if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+pg_start() {
+	local bindir owner tmpl
+	bindir=$(pg_bindir) || { echo "pg_start: initdb not found (install postgresql-15)" >&2; return 1; }
+	PG_BIN=$bindir
+	PG_TMP=$(mktemp -d "${TMPDIR:-/tmp}/refinery-pg.XXXXXX")
+	chmod 755 "$PG_TMP"
+	owner=$(id -un)
+	[ "$(id -u)" = 0 ] && owner=postgres
+	tmpl=${PG_TEMPLATE_DIR:-${TMPDIR:-/tmp}/refinery-pg-template-$(id -u)-$("$bindir/initdb" --version | awk '{print $NF}')}
+	if [ ! -f "$tmpl/PG_VERSION" ]; then
+		local build="$tmpl.build.$$"
+		rm -rf "$build"
+		mkdir -p "$build"
+		chown "$owner" "$build" 2>/dev/null
+		chmod 700 "$build"
+		echo "$PG_TEST_PASSWORD" >"$PG_TMP/pwfile"
+		chown "$owner" "$PG_TMP/pwfile" 2>/dev/null
+		pg_as_owner "$bindir/initdb" -D "$build" -U postgres -E UTF8 --locale=C.UTF-8 \
+			--auth-local=trust --auth-host=scram-sha-256 \
+			--pwfile="$PG_TMP/pwfile" >"$PG_TMP/initdb.log" 2>&1 ||
+			{ cat "$PG_TMP/initdb.log" >&2; return 1; }
+		mv -T "$build" "$tmpl" 2>/dev/null || rm -rf "$build"
+	fi
+	mkdir -p "$PG_TMP/data"
+	cp -a "$tmpl/." "$PG_TMP/data/"
+	chown -R "$owner" "$PG_TMP" 2>/dev/null
+	chmod 700 "$PG_TMP/data"
+	PGPORT=$(pg_free_port)
+	cat >>"$PG_TMP/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $PGPORT
+unix_socket_directories = '$PG_TMP'
+fsync = ${PG_FSYNC:-off}
+synchronous_commit = ${PG_FSYNC:-off}
+full_page_writes = ${PG_FSYNC:-off}
+shared_buffers = ${PG_SHARED_BUFFERS:-128MB}
+log_min_messages = warning
+log_statement = 'all'
+logging_collector = off
+max_connections = 30
+CONF
+	pg_as_owner "$bindir/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w -t 60 start >/dev/null ||
+		{ cat "$PG_TMP/server.log" >&2; return 1; }
+	export PGHOST=$PG_TMP PGPORT PGUSER=postgres PGDATABASE=postgres
+	unset PGSERVICE PGPASSWORD PGOPTIONS
+	trap pg_stop EXIT
+}
+
+# the server log: every statement is logged, so tests can search it for secrets
+pg_log() {
+	cat "$PG_TMP/server.log"
+}
+
+pg_stop() {
+	if [ -n "${PG_TMP:-}" ] && [ -d "$PG_TMP" ]; then
+		pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -m immediate -w stop >/dev/null 2>&1
+		rm -rf "$PG_TMP"
+	fi
+}
+
+# stop the server at once, as a crash would (the folder stays until exit)
+pg_crash() {
+	pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -m immediate -w stop >/dev/null 2>&1
+}
+
+pg_restart() {
+	pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w -t 60 start >/dev/null
+}
+
+# psql with the settings every test wants
+pq() {
+	psql -X -q -v ON_ERROR_STOP=1 -At "$@"
+}

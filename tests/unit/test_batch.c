@@ -1,0 +1,124 @@
+/*
+ * test_batch.c
+ *    The lead store: appending, typed parsing, unique ids, time formats.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "pull.h"
+#include "strbuf.h"
+#include "tap.h"
+
+static long
+add(struct batch *b, const char *id, const char *created, const char *touches,
+	const char *automation)
+{
+	const char *v[FIELD__COUNT + 1] = {0};
+	size_t		l[FIELD__COUNT + 1] = {0};
+
+	v[FIELD_LEAD_ID] = id;
+	v[FIELD_CREATED_AT] = created;
+	v[FIELD_TOUCH_COUNT] = touches;
+	v[FIELD_AUTOMATION] = automation;
+	v[FIELD__COUNT] = "x";
+	for (int c = 0; c <= FIELD__COUNT; c++)
+		l[c] = v[c] ? strlen(v[c]) : 0;
+	return batch_append(b, v, l);
+}
+
+int
+main(void)
+{
+	const char *extra[] = {"dob"};
+	struct batch *b;
+	struct error err;
+	int64_t		t;
+	struct strbuf sb;
+
+	/* times */
+	ok(batch_parse_time("1970-01-01", &t) && t == 0, "epoch");
+	ok(batch_parse_time("2024-02-29 13:45:10", &t) && t == 1709214310, "leap day with time");
+	ok(batch_parse_time("2024-02-29T13:45:10.123+02", &t) && t == 1709214310,
+	   "ISO form, fraction and zone accepted");
+	ok(!batch_parse_time("2023-02-29", &t), "not a leap year");
+	ok(!batch_parse_time("2023-13-01", &t), "month 13");
+	ok(!batch_parse_time("2023-01-01 25:00", &t), "hour 25");
+	ok(!batch_parse_time("yesterday", &t), "words");
+	ok(batch_parse_time("1969-12-31 23:59:59", &t) && t == -1, "before the epoch");
+	sb_init(&sb);
+	sb_time(&sb, 1709214310);
+	is_str(sb.data, "2024-02-29 13:45:10", "formatting inverts parsing");
+	sb_reset(&sb);
+	sb_time(&sb, -1);
+	is_str(sb.data, "1969-12-31 23:59:59", "formatting before the epoch");
+	sb_free(&sb);
+
+	/* append and finish */
+	b = batch_new(1, extra);
+	ok(b != NULL && b->ncols == FIELD__COUNT + 1, "batch with one extra column");
+	is_int(batch_column(b, "dob"), FIELD__COUNT, "extra column by name");
+	is_int(batch_column(b, "phone2"), FIELD_PHONE2, "known field by key");
+	is_int(batch_column(b, "nope"), -1, "unknown column");
+	for (int i = 0; i < 10000; i++)
+	{
+		char		id[16];
+
+		snprintf(id, sizeof(id), "%d", i + 1);
+		add(b, id, "2023-05-01 10:00:00", "3", "t");
+	}
+	add(b, "x1", "2023-05-01", "three", "t");
+	add(b, "x2", "2023-05-01", NULL, "maybe");
+	add(b, "x3", "01/05/2023", "1", "f");
+	is_int((long long) b->n, 10003, "rows appended across growth");
+	ok(batch_finish(b, &err), "finish");
+	is_int(b->created_at[0], 1682935200, "created_at parsed");
+	is_int(b->touch_count[0], 3, "touch_count parsed");
+	is_int(b->automation[0], 1, "automation parsed");
+	is_int(b->verdict[0], VERDICT_KEPT, "kept by default");
+	is_int(b->verdict[10000], VERDICT_OUTLIER, "unparsable touch count is an outlier");
+	is_str(b->reason[10000], "touch_count \"three\" is not an integer", "reason names the value");
+	is_int(b->verdict[10001], VERDICT_OUTLIER, "unparsable boolean is an outlier");
+	is_str(b->reason[10002], "created_at \"01/05/2023\" is not a timestamp", "bad date reason");
+	is_str(b->col[FIELD__COUNT][5], "x", "extra column value kept");
+	is_int(b->cluster_id[0], -1, "no cluster yet");
+	batch_free(b);
+
+	/* duplicate and missing lead ids are data errors */
+	b = batch_new(0, NULL);
+	add(b, "7", NULL, NULL, NULL);
+	add(b, "8", NULL, NULL, NULL);
+	add(b, "7", NULL, NULL, NULL);
+	ok(!batch_finish(b, &err), "duplicate id refused");
+	is_str(err.msg, "lead id \"7\" occurs more than once in the source", "duplicate id message");
+	is_str(err.detail, "source rows 1 and 3", "rows named");
+	is_int(err.code, EXIT_DATA, "data exit code");
+	batch_free(b);
+	b = batch_new(0, NULL);
+	add(b, NULL, NULL, NULL, NULL);
+	ok(!batch_finish(b, &err) && strstr(err.msg, "has no lead id"), "missing id refused");
+	batch_free(b);
+
+	/* sorting by id: numeric when all numeric, text otherwise */
+	b = batch_new(0, NULL);
+	add(b, "10", NULL, "1", NULL);
+	add(b, "9", NULL, "2", NULL);
+	add(b, "100", NULL, "3", NULL);
+	ok(pull_sort_by_id(b, &err) && batch_finish(b, &err), "sort numeric ids");
+	is_str(b->col[FIELD_LEAD_ID][0], "9", "9 first");
+	is_str(b->col[FIELD_LEAD_ID][2], "100", "100 last");
+	is_int(b->touch_count[0], 2, "the row's other columns moved with it");
+	batch_free(b);
+	b = batch_new(0, NULL);
+	add(b, "b", NULL, NULL, NULL);
+	add(b, "10", NULL, NULL, NULL);
+	add(b, "a", NULL, NULL, NULL);
+	ok(pull_sort_by_id(b, &err), "sort text ids");
+	is_str(b->col[FIELD_LEAD_ID][0], "10", "byte order");
+	is_str(b->col[FIELD_LEAD_ID][2], "b", "b last");
+	batch_free(b);
+	batch_free(NULL);
+	return done_testing();
+}

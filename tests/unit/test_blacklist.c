@@ -1,0 +1,1197 @@
+/*
+ * test_blacklist.c
+ *    The black-list stage: rule loading and its errors, the built-in checks,
+ *    the shipped default rules against every kind of dirt the generator
+ *    plants (and against its legitimate notes and names), the fixture cases
+ *    in fixtures/blacklist/<case>/, determinism across thread counts, and
+ *    precision / recall on a generated sample.
+ *
+ * Usage: test_blacklist [FIXTURE_DIR]   (default $srcdir/fixtures/blacklist)
+ * The generator parts need $srcdir/../shared/bench/gen_leads.py and python3;
+ * without them those parts are skipped.  REFINERY_SAMPLE_ROWS changes the
+ * sample size (default 50000), e.g. 1000000 for a throughput figure.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <omp.h>
+
+#include "batch.h"
+#include "blacklist.h"
+#include "leads_csv.h"
+#include "normalize.h"
+#include "rules.h"
+#include "stage.h"
+#include "tap.h"
+
+static char shipped_rules[4096];
+static char shared_dir[4096];
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+/* Load a config from rule text; NULL with err filled on failure (including unused keys). */
+static struct blacklist_config *
+cfg_from(const char *name, const char *text, struct error *err)
+{
+	struct rules *r = rules_new();
+	struct blacklist_config *c = NULL;
+
+	if (rules_load_string(r, name, text, err) && blacklist_config_load(r, &c, err) &&
+	    !rules_check_unused(r, err))
+	{
+		blacklist_config_free(c);
+		c = NULL;
+	}
+	rules_free(r);
+	return c;
+}
+
+static struct blacklist_config *
+cfg_from_file(const char *path, struct error *err)
+{
+	struct rules *r = rules_new();
+	struct blacklist_config *c = NULL;
+
+	if (rules_load_file(r, path, err) && blacklist_config_load(r, &c, err) &&
+	    !rules_check_unused(r, err))
+	{
+		blacklist_config_free(c);
+		c = NULL;
+	}
+	rules_free(r);
+	return c;
+}
+
+/* A batch of rows given as name, phone, email, status, notes. */
+struct row
+{
+	const char *name, *phone, *email, *status, *notes;
+};
+
+static struct batch *
+batch_of(const struct row *rows, int n)
+{
+	struct batch *b = batch_new(0, NULL);
+	struct error err;
+
+	for (int i = 0; i < n; i++)
+	{
+		const char *v[FIELD__COUNT] = {0};
+		size_t l[FIELD__COUNT] = {0};
+		char id[32];
+
+		lc_fmt(id, sizeof(id), "%d", i + 1);
+		v[FIELD_LEAD_ID] = id;
+		v[FIELD_NAME] = rows[i].name;
+		v[FIELD_PHONE] = rows[i].phone;
+		v[FIELD_EMAIL] = rows[i].email;
+		v[FIELD_STATUS] = rows[i].status;
+		v[FIELD_NOTES] = rows[i].notes;
+		for (int f = 0; f < FIELD__COUNT; f++)
+			l[f] = v[f] ? strlen(v[f]) : 0;
+		batch_append(b, v, l);
+	}
+	if (!batch_finish(b, &err))
+	{
+		diag("batch_finish: %s", err.msg);
+		batch_free(b);
+		return NULL;
+	}
+	lc_normalize(b);
+	return b;
+}
+
+static bool
+run(struct batch *b, const struct blacklist_config *c, struct stage_stats *st, struct error *err)
+{
+	struct ruleset rs = {0};
+
+	rs.blacklist = (struct blacklist_config *) c;
+	memset(st, 0, sizeof(*st));
+	return blacklist_stage(b, &rs, st, err);
+}
+
+static size_t
+counter(const struct stage_stats *st, const char *name)
+{
+	for (int k = 0; k < st->ncounters; k++)
+		if (strcmp(st->counters[k].name, name) == 0)
+			return st->counters[k].value;
+	return (size_t) -1;
+}
+
+/* ------------------------------------------------------------ unit checks */
+
+static void
+test_builtins(void)
+{
+	uint64_t v = 0;
+
+	ok(blacklist_fake_digits("0500000000", 7), "050-0000000 is fake (last seven equal)");
+	ok(blacklist_fake_digits("0541111111", 7), "054-1111111 is fake");
+	ok(blacklist_fake_digits("0501234567", 7), "0501234567 is fake (ascending run)");
+	ok(blacklist_fake_digits("9876543210", 7), "9876543210 is fake (descending run)");
+	ok(blacklist_fake_digits("012345678", 7), "12345678 with its 0 is fake");
+	ok(blacklist_fake_digits("123456", 7), "six digits are too short");
+	ok(!blacklist_fake_digits("0524423268", 7), "a real mobile is not fake");
+	ok(!blacklist_fake_digits("0521234568", 7), "a run of six is not enough");
+	ok(blacklist_fake_digits("0501234568", 7), "the prefix's 0 can complete a run: 0123456");
+	ok(!blacklist_fake_digits("0521111112", 7), "six equal digits then another is not fake");
+	ok(!blacklist_fake_digits("048123456", 7), "a landline is not fake");
+
+	ok(blacklist_parse_phone("052-4423268", &v) && v == 972524423268ULL, "dashed mobile");
+	ok(blacklist_parse_phone("+972-52-4423268", &v) && v == 972524423268ULL, "+972 form");
+	ok(blacklist_parse_phone("00972524423268", &v) && v == 972524423268ULL, "00972 form");
+	ok(blacklist_parse_phone("972524423268", &v) && v == 972524423268ULL, "972 form");
+	ok(blacklist_parse_phone("524423268", &v) && v == 972524423268ULL, "lost leading zero");
+	ok(blacklist_parse_phone("4-8123456", &v) && v == 97248123456ULL, "landline without its 0");
+	ok(blacklist_parse_phone("(03) 5551234 ext 12", &v) && v == 97235551234ULL,
+	   "extension dropped");
+	ok(!blacklist_parse_phone("1-800-800-800", &v), "a 1-800 number is not a personal phone");
+	ok(!blacklist_parse_phone("+1 212 555 1234", &v), "a foreign number is not in the plan");
+	ok(!blacklist_parse_phone("123", &v), "too short");
+	ok(!blacklist_parse_phone("n/a", &v), "no digits");
+}
+
+static void
+test_config_errors(void)
+{
+	struct error err;
+	struct blacklist_config *c;
+
+	c = cfg_from("r.ini", "[blacklist.x]\nfield = notes\npattern = (unclosed\n", &err);
+	ok(c == NULL, "bad pattern refused");
+	is_str(err.msg,
+	       "r.ini:3: rule \"blacklist.x\": invalid regular expression at offset 9: "
+	       "missing closing parenthesis",
+	       "bad pattern: file:line, rule, offset");
+
+	c = cfg_from("r.ini", "[blacklist.x]\nlevel = record\nreason = nothing\n", &err);
+	ok(c == NULL && strcmp(err.msg, "r.ini:2: [blacklist.x] states no test") == 0,
+	   "a rule without a test is refused");
+
+	c = cfg_from("r.ini", "[blacklist.x]\npattern = a\n", &err);
+	ok(c == NULL && strcmp(err.msg, "r.ini:2: [blacklist.x] needs both field and pattern") == 0,
+	   "pattern without field refused");
+
+	c = cfg_from("r.ini", "[blacklist.x]\nlevel = household\nstatuses = a\n", &err);
+	ok(c == NULL && strncmp(err.msg,
+	                        "r.ini:2: [blacklist.x] level: \"household\" is not a "
+	                        "valid choice",
+	                        60) == 0,
+	   "bad level names file:line");
+
+	c = cfg_from("r.ini", "[blacklist.x]\nstatuses = a\nmin_digits = 5\n", &err);
+	ok(c == NULL && strstr(err.msg, "need junk_phone = yes"), "junk knob without junk_phone");
+
+	c = cfg_from("r.ini", "[blacklist.x]\nstatuses = a\nstatsues = b\n", &err);
+	ok(c == NULL && strcmp(err.msg, "r.ini:3: unknown key \"statsues\" in section "
+	                                "[blacklist.x]") == 0,
+	   "a misspelt key is an error");
+
+	c = cfg_from("r.ini", "[blacklist]\nlevel = person\n", &err);
+	ok(c == NULL && strstr(err.msg, "unknown section [blacklist]"),
+	   "keys in a bare [blacklist] are refused");
+
+	c = cfg_from("r.ini", "[blacklist.x]\nphone_list = /nonexistent/dnc.csv\n", &err);
+	ok(c == NULL &&
+	       strncmp(err.msg, "could not open do-not-call file \"/nonexistent/dnc.csv\"", 54) == 0,
+	   "missing do-not-call file");
+	is_str(err.detail, "r.ini:2: [blacklist.x] phone_list", "detail names where it is set");
+
+	/* a campaign file switches a rule off; its other keys are not checked */
+	{
+		struct rules *r = rules_new();
+
+		rules_load_string(r, "a.ini",
+		                  "[blacklist.a]\nstatuses = x\n[blacklist.b]\n"
+		                  "statuses = y\nfield = notes\npattern = (bad\n",
+		                  &err);
+		rules_load_string(r, "b.ini", "[blacklist.b]\nenabled = no\n", &err);
+		ok(blacklist_config_load(r, &c, &err) && rules_check_unused(r, &err),
+		   "disabled rule with a bad pattern loads");
+		is_int(blacklist_rule_count(c), 1, "only the enabled rule is kept");
+		is_str(blacklist_rule_id(c, 0), "blacklist.a", "its id is the section name");
+		blacklist_config_free(c);
+		rules_free(r);
+	}
+
+	/* R2 through the loader: invalid UTF-8 in a rule file's pattern */
+	c = cfg_from("r.ini",
+	             "[blacklist.u]\nfield = full_name\npattern = ^\xe8\xe1\xe3\xe9\xf7\xe4$\n", &err);
+	ok(c == NULL && strncmp(err.msg,
+	                        "r.ini:3: rule \"blacklist.u\": invalid regular expression "
+	                        "at offset 1: UTF-8 error",
+	                        77) == 0,
+	   "a cp1255 pattern is refused at its offset");
+}
+
+/* ---------------------------------------------------------- stage basics */
+
+static void
+test_stage_basics(void)
+{
+	struct error err;
+	struct stage_stats st;
+	struct blacklist_config *c;
+	struct batch *b;
+	static const struct row rows[] = {
+	    /* 1: record-level status hit first, then a person-level note: optout set */
+	    {"Dana Levi", "052-4423268", NULL, "wrong_number", "do not call again"},
+	    /* 2: person-level status */
+	    {"Avi Cohen", "052-4423269", NULL, "refused", NULL},
+	    /* 3: clean */
+	    {"Noa Bar", "052-4423270", NULL, "no_answer", "not interested"},
+	    /* 4: only a status, record level */
+	    {"Ido Tal", "03-5551234", NULL, "Disconnected ", NULL},
+	    /* 5: a pattern on an absent field never hits */
+	    {"Ori Katz", "052-4423271", NULL, "new", NULL},
+	};
+
+	c = cfg_from("r.ini",
+	             "[blacklist.dead]\nlevel = record\nstatuses = wrong_number, disconnected\n"
+	             "reason = dead number\n"
+	             "[blacklist.optout]\nlevel = person\nstatuses = refused\n"
+	             "[blacklist.notes]\nlevel = person\nfield = notes\npattern = do\\s+not\\s+call\n"
+	             "[blacklist.inv]\nlevel = record\nfield = notes\npattern = ^x$\ninvert = yes\n",
+	             &err);
+	ok(c != NULL, "rules load");
+	b = batch_of(rows, 5);
+	ok(run(b, c, &st, &err), "stage runs");
+	is_int(b->verdict[0], VERDICT_BLACKLISTED, "row 1 black-listed");
+	is_str(b->rule_id[0], "blacklist.dead", "row 1: the first rule in file order decides");
+	is_str(b->reason[0], "dead number", "row 1: its reason");
+	is_int(b->optout[0], 1, "row 1: a later person-level rule still sets the opt-out");
+	is_str(b->rule_id[1], "blacklist.optout", "row 2: person-level status");
+	is_int(b->optout[1], 1, "row 2: opted out");
+	is_str(b->reason[1], "black-list rule optout", "row 2: default reason names the rule");
+	is_int(b->verdict[2], VERDICT_BLACKLISTED, "row 3: inverted pattern hits \"not interested\"");
+	is_str(b->rule_id[2], "blacklist.inv", "row 3: by the inverted rule");
+	is_int(b->optout[2], 0, "row 3: no opt-out from a record-level rule");
+	is_str(b->rule_id[3], "blacklist.dead", "row 4: raw status trimmed and case-folded");
+	is_int(b->verdict[4], VERDICT_KEPT, "row 5: a missing field never hits, even inverted");
+	is_int(counter(&st, "blacklist.dead"), 2, "counter per rule: dead");
+	is_int(counter(&st, "blacklist.optout"), 1, "counter per rule: optout");
+	is_int(counter(&st, "blacklist.notes"), 0, "a rule that decided nothing counts 0");
+	is_int(counter(&st, "optout"), 2, "opt-outs counted");
+	batch_free(b);
+
+	/* a lead already removed before the stage is still checked for an opt-out */
+	b = batch_of(rows, 5);
+	batch_mark(b, 1, VERDICT_OUTLIER, "unparsable", "bad date");
+	batch_mark(b, 0, VERDICT_OUTLIER, "unparsable", "bad date");
+	ok(run(b, c, &st, &err), "stage runs");
+	is_int(b->verdict[1], VERDICT_OUTLIER, "a removed lead keeps its verdict");
+	is_str(b->rule_id[1], "unparsable", "and its rule");
+	is_int(b->optout[1], 1, "but its opt-out is recorded");
+	is_int(b->optout[0], 1, "person-level note on a removed lead recorded too");
+	batch_free(b);
+	blacklist_config_free(c);
+}
+
+/* a catastrophic pattern stops the stage with an error naming the rule and the first lead */
+static void
+test_stage_match_limit(void)
+{
+	struct error err;
+	struct stage_stats st;
+	struct blacklist_config *c;
+	struct batch *b;
+	struct row *rows = calloc(20000, sizeof(*rows));
+	double t0;
+
+	for (int i = 0; i < 20000; i++)
+	{
+		rows[i].name = "Yossi Cohen";
+		rows[i].notes = (i == 9000 || i == 15000) ? "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!" : "ok";
+	}
+	c = cfg_from("slow.ini", "[blacklist.slow]\nfield = notes\npattern = (a+)+$\n", &err);
+	b = batch_of(rows, 20000);
+	for (int threads = 1; threads <= 2; threads++)
+	{
+		omp_set_num_threads(threads);
+		t0 = now_s();
+		ok(!run(b, c, &st, &err), "%d thread(s): the stage fails", threads);
+		diag("catastrophic pattern: stage failed after %.1f ms", (now_s() - t0) * 1000);
+		is_int(err.code, EXIT_RULES, "as a rule error");
+		is_str(err.msg,
+		       "slow.ini:3: rule \"blacklist.slow\": match limit exceeded on lead "
+		       "\"9001\", field \"notes\"",
+		       "naming the rule and the first failing lead");
+	}
+	batch_free(b);
+	blacklist_config_free(c);
+	free(rows);
+
+	/* an unknown field is found when the stage meets the batch */
+	c = cfg_from("f.ini", "[blacklist.x]\nfield = nosuch\npattern = a\n", &err);
+	b = batch_of(&(struct row){"a b", NULL, NULL, NULL, NULL}, 1);
+	ok(!run(b, c, &st, &err) && strcmp(err.msg, "f.ini:2: [blacklist.x] field: no column "
+	                                            "\"nosuch\" in the source") == 0,
+	   "unknown field");
+	batch_free(b);
+	blacklist_config_free(c);
+}
+
+static void
+test_dnc_api(void)
+{
+	struct error err;
+	struct stage_stats st;
+	struct blacklist_config *c;
+	struct batch *b;
+	const char *id;
+	static const struct row rows[] = {
+	    {"A", "052-4423268", NULL, NULL, NULL},
+	    {"B", "+972 52 442 3269", NULL, NULL, NULL},
+	    {"C", NULL, "Yossi.Cohen+promo@GMAIL.com", NULL, NULL},
+	    {"D", "03-5551234", "dana@walla.co.il", NULL, NULL},
+	    {"E", NULL, "other@walla.co.il", NULL, NULL},
+	};
+
+	c = cfg_from("q.ini",
+	             "[blacklist.crm_dnc]\nlevel = person\n"
+	             "query = SELECT phone, email FROM crm.dnc\n",
+	             &err);
+	ok(c != NULL, "query rule loads");
+	is_int(blacklist_query_count(c), 1, "one query");
+	is_str(blacklist_query(c, 0, &id), "SELECT phone, email FROM crm.dnc", "its SQL");
+	is_str(id, "blacklist.crm_dnc", "its rule");
+	ok(blacklist_query(c, 1, &id) == NULL, "no second query");
+
+	b = batch_of(rows, 5);
+	ok(!run(b, c, &st, &err) && strstr(err.msg, "was not run"),
+	   "a query that was never run stops the stage instead of matching nothing");
+
+	ok(blacklist_add_dnc_phone(c, 0, 972524423268ULL, &err), "add E.164 phone");
+	ok(blacklist_add_dnc_value(c, 0, "052-4423269", &err), "add phone text");
+	ok(blacklist_add_dnc_value(c, 0, " yossicohen@gmail.com ", &err), "add e-mail text");
+	ok(blacklist_add_dnc_value(c, 0, "", &err), "empty value skipped");
+	ok(!blacklist_add_dnc_value(c, 0, "12", &err) &&
+	       strcmp(err.msg, "do-not-call phone \"12\" is not a phone number") == 0,
+	   "a value that is no phone is an error");
+	ok(!blacklist_add_dnc_phone(c, 3, 1, &err), "bad query index refused");
+	blacklist_query_done(c, 0);
+	ok(run(b, c, &st, &err), "stage runs once the query is done");
+	is_int(b->verdict[0], VERDICT_BLACKLISTED, "phone from E.164");
+	is_int(b->optout[0], 1, "person level");
+	is_int(b->verdict[1], VERDICT_BLACKLISTED, "phone given as text, lead in +972 form");
+	is_int(b->verdict[2], VERDICT_BLACKLISTED, "gmail dots, +tag and case do not hide an e-mail");
+	is_int(b->verdict[3], VERDICT_KEPT, "other phone and e-mail kept");
+	is_int(b->verdict[4], VERDICT_KEPT, "other e-mail kept");
+	batch_free(b);
+
+	/* the normaliser's email_key is compared as it is */
+	b = batch_of(rows, 5);
+	b->email_key[4] = "dana-key";
+	ok(blacklist_add_dnc_email(c, 0, "dana-key@x", &err), "add e-mail");
+	ok(run(b, c, &st, &err), "stage runs");
+	is_int(b->verdict[4], VERDICT_KEPT, "key compared exactly, not loosely");
+	batch_free(b);
+	blacklist_config_free(c);
+}
+
+/* --------------------------------------------- the shipped default rules */
+
+/* Notes of statuses that are not black-listed: none may look like an opt-out. */
+static const char *const legit_notes[] = {"not interested",
+                                          "not interested!!! 😡",
+                                          "לא רלוונטי",
+                                          "not relevant",
+                                          "לא מעוניין",
+                                          "closed, paid",
+                                          "hung up",
+                                          "ניתק את השיחה",
+                                          "call me later",
+                                          "busy, call later",
+                                          "asked to call back next week",
+                                          "ביקש לחזור מחר",
+                                          "ביקש הנחה",
+                                          "לא עונה",
+                                          "לא ענה 3 פעמים",
+                                          "no answer, try evening",
+                                          "left voicemail",
+                                          "wants discount",
+                                          "price too high",
+                                          "went with competitor",
+                                          "הלך למתחרה",
+                                          "already has it",
+                                          "כבר יש לו",
+                                          "meeting set",
+                                          "do not call before 10am",
+                                          "don't call after 8pm",
+                                          "לא להתקשר לפני 10",
+                                          "לא להתקשר בשבת",
+                                          "calling list imported",
+                                          "removed duplicate phone",
+                                          "never asked for call",
+                                          "wrong number",
+                                          "not the person",
+                                          "לא מכיר את השם",
+                                          "number not in service",
+                                          "המספר אינו מחובר",
+                                          "מספר מנותק",
+                                          "הסרט שראה",
+                                          "wants to talk to wife first",
+                                          "said \"call me later\", maybe",
+                                          "\t|\\ backslash; semi;colon \"quoted\"\nsecond line",
+                                          NULL};
+/* Opt-outs as handlers write them. */
+static const char *const optout_notes[] = {"do not call",
+                                           "DO NOT CALL AGAIN",
+                                           "Don't call me",
+                                           "dont call",
+                                           "remove me from your list",
+                                           "please remove from the list",
+                                           "unsubscribe",
+                                           "asked not to be contacted",
+                                           "threatened to sue if called again",
+                                           "stop calling",
+                                           "opted out",
+                                           "DNC",
+                                           "הסר מהרשימה",
+                                           "ביקש להסיר אותו מהרשימה",
+                                           "לא להתקשר!! ביקש הסרה",
+                                           "הסרה",
+                                           "אל תתקשרו אליי יותר",
+                                           "ביקשה להסיר",
+                                           "ביקש שלא יתקשרו",
+                                           "מאיים לתבוע",
+                                           "לא רלוונטי. הסר מהרשימה",
+                                           "no answer x3. unsubscribe",
+                                           NULL};
+static const char *const junk_names[] = {"test",
+                                         "TEST",
+                                         "Test1",
+                                         "test 2",
+                                         "test lead",
+                                         "tester",
+                                         "טסט",
+                                         "טסט טסט",
+                                         "בדיקה",
+                                         "בדיקה 2",
+                                         "בדיקת מערכת",
+                                         "טסטטסט",
+                                         "asdf",
+                                         "qwerty",
+                                         "sdfsdf",
+                                         "asdasd",
+                                         "שדגכ",
+                                         "asdfgh asdfgh",
+                                         "aaa",
+                                         "xx",
+                                         "x",
+                                         "א",
+                                         "-",
+                                         "?",
+                                         "..",
+                                         "...",
+                                         "1234",
+                                         "ישראל ישראלי",
+                                         "Israel Israeli",
+                                         "john doe",
+                                         "פלוני אלמוני",
+                                         "ללא שם",
+                                         "no name",
+                                         "לקוח",
+                                         "lead lead",
+                                         NULL};
+static const char *const legit_names[] = {
+    "Yossi Cohen",  "יוסי כהן",    "Lili Levi", "Nana Tal",   "Ido",
+    "טל",           "Shai",        "Ari Bar",   "Yui Tanaka", "Testa Marco",
+    "Cohen, Avi",   "  Noa  Bar ", "אבי",       "Lior Asaf",  "Ben-David Eli",
+    "Sa'adi Ahmad", "ERAN ZUR",    "דד",        "Aa",         "Anna",
+    "Eli",          NULL};
+static const char *const fake_phones[] = {"0000000000",
+                                          "1234567",
+                                          "0501234567",
+                                          "1111111111",
+                                          "0500000000",
+                                          "123",
+                                          "0",
+                                          "9999999999",
+                                          "050-0000000",
+                                          "12345678",
+                                          "000",
+                                          "+972-50-1234567",
+                                          "0123456789",
+                                          "9876543210",
+                                          "*6700",
+                                          "1-800-800-800",
+                                          "052-2222222",
+                                          "054 1234567",
+                                          "0000000000 / 1111111111",
+                                          NULL};
+static const char *const real_phones[] = {"052-4423268",
+                                          "0524423268",
+                                          "+972524423268",
+                                          "972-52-442-3268",
+                                          "524423268",
+                                          "4-8123456",
+                                          "(03) 5551234",
+                                          "052.442.3268",
+                                          "00972524423268",
+                                          "0524423268 ext 12",
+                                          "0501234567 / 03-5551234",
+                                          "072-2945671",
+                                          "+1 212 555 0199",
+                                          NULL};
+
+/* A value shown in a test's name on one line: newlines and tabs escaped. */
+static const char *
+one_line(const char *s)
+{
+	static char buf[256];
+	size_t n = 0;
+
+	for (; s && *s && n + 3 < sizeof(buf); s++)
+	{
+		if (*s == '\n' || *s == '\t')
+		{
+			buf[n++] = '\\';
+			buf[n++] = *s == '\n' ? 'n' : 't';
+		}
+		else
+			buf[n++] = *s;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+static struct row *
+rows_with(const char *const *vals, int which, int *n)
+{
+	int k = 0;
+	struct row *rows;
+
+	while (vals[k])
+		k++;
+	rows = calloc((size_t) k, sizeof(*rows));
+	for (int i = 0; i < k; i++)
+	{
+		rows[i] = (struct row){"Yossi Cohen", "052-4423268", NULL, "no_answer", NULL};
+		if (which == 0)
+			rows[i].notes = vals[i];
+		else if (which == 1)
+			rows[i].name = vals[i];
+		else
+			rows[i].phone = vals[i];
+	}
+	*n = k;
+	return rows;
+}
+
+static void
+test_shipped(void)
+{
+	struct error err;
+	struct stage_stats st;
+	struct blacklist_config *c = cfg_from_file(shipped_rules, &err);
+	struct batch *b;
+	struct row *rows;
+	int n;
+
+	ok(c != NULL, "shipped rules load: %s", c ? shipped_rules : err.msg);
+	if (c == NULL)
+		return;
+
+	rows = rows_with(legit_notes, 0, &n);
+	b = batch_of(rows, n);
+	run(b, c, &st, &err);
+	for (int i = 0; i < n; i++)
+		ok(b->verdict[i] == VERDICT_KEPT, "legit note kept: \"%s\"", one_line(legit_notes[i]));
+	batch_free(b);
+	free(rows);
+
+	rows = rows_with(optout_notes, 0, &n);
+	b = batch_of(rows, n);
+	run(b, c, &st, &err);
+	for (int i = 0; i < n; i++)
+		ok(b->verdict[i] == VERDICT_BLACKLISTED && b->optout[i] == 1 &&
+		       strcmp(b->rule_id[i], "blacklist.optout_notes") == 0,
+		   "opt-out in notes, person level: \"%s\"", optout_notes[i]);
+	batch_free(b);
+	free(rows);
+
+	rows = rows_with(junk_names, 1, &n);
+	b = batch_of(rows, n);
+	run(b, c, &st, &err);
+	for (int i = 0; i < n; i++)
+		ok(b->verdict[i] == VERDICT_BLACKLISTED && b->optout[i] == 0,
+		   "junk name, record level: \"%s\" (%s)", junk_names[i], b->rule_id[i]);
+	batch_free(b);
+	free(rows);
+
+	rows = rows_with(legit_names, 1, &n);
+	b = batch_of(rows, n);
+	run(b, c, &st, &err);
+	for (int i = 0; i < n; i++)
+		ok(b->verdict[i] == VERDICT_KEPT, "real name kept: \"%s\" (%s)", legit_names[i],
+		   b->rule_id[i] ? b->rule_id[i] : "-");
+	batch_free(b);
+	free(rows);
+
+	rows = rows_with(fake_phones, 2, &n);
+	b = batch_of(rows, n);
+	run(b, c, &st, &err);
+	for (int i = 0; i < n; i++)
+		ok(b->verdict[i] == VERDICT_BLACKLISTED && b->rule_id[i] &&
+		       strcmp(b->rule_id[i], "blacklist.fake_phone") == 0,
+		   "fake phone: \"%s\"", fake_phones[i]);
+	batch_free(b);
+	free(rows);
+
+	rows = rows_with(real_phones, 2, &n);
+	b = batch_of(rows, n);
+	run(b, c, &st, &err);
+	for (int i = 0; i < n; i++)
+		ok(b->verdict[i] == VERDICT_KEPT, "real phone kept: \"%s\"", real_phones[i]);
+	batch_free(b);
+	free(rows);
+
+	/* statuses: person and record level */
+	{
+		static const struct row sr[] = {
+		    {"Avi Cohen", "052-4423268", NULL, "do_not_call", NULL},
+		    {"Avi Cohen", "052-4423268", NULL, "refused", "hung up"},
+		    {"Avi Cohen", "052-4423268", NULL, "denies", "never asked for call"},
+		    {"Avi Cohen", "052-4423268", NULL, "wrong_number", "not the person"},
+		    {"Avi Cohen", "052-4423268", NULL, "disconnected", "number not in service"},
+		    {"Avi Cohen", "052-4423268", NULL, "DNC", NULL},
+		    {"Avi Cohen", "052-4423268", NULL, "מספר שגוי", NULL},
+		    {"Avi Cohen", "052-4423268", NULL, "not_relevant", "לא רלוונטי"},
+		};
+
+		b = batch_of(sr, 8);
+		run(b, c, &st, &err);
+		for (int i = 0; i < 3; i++)
+			ok(b->verdict[i] == VERDICT_BLACKLISTED && b->optout[i] == 1, "person-level status %s",
+			   sr[i].status);
+		for (int i = 3; i < 5; i++)
+			ok(b->verdict[i] == VERDICT_BLACKLISTED && b->optout[i] == 0,
+			   "record-level status %s, its note sets no opt-out", sr[i].status);
+		ok(b->optout[5] == 1, "legacy \"DNC\" through status_norm is person level");
+		ok(b->verdict[6] == VERDICT_BLACKLISTED && b->optout[6] == 0,
+		   "legacy \"מספר שגוי\" is record level");
+		ok(b->verdict[7] == VERDICT_KEPT, "not_relevant is not black-listed");
+		batch_free(b);
+	}
+	blacklist_config_free(c);
+}
+
+/* ------------------------------------------ the generator's own word lists */
+
+/*
+ * Ask the generator for its lists (python3 imports gen_leads.py): every
+ * kind of planted dirt must be caught by the rule meant for it, and no
+ * legitimate note or name may be hit.
+ */
+static void
+test_generator_lists(void)
+{
+	char cmd[8192];
+	char out[] = "/tmp/test_blacklist_lists.XXXXXX";
+	int fd = mkstemp(out);
+	FILE *fp;
+	char line[8192];
+	struct error err;
+	struct stage_stats st;
+	struct blacklist_config *c = cfg_from_file(shipped_rules, &err);
+	int nrows = 0, cap = 0;
+	struct row *rows = NULL;
+	char **kinds = NULL;
+	struct batch *b;
+	int bad[8] = {0}, total[8] = {0};
+	static const char *const kname[] = {"LEGIT_NOTE", "RECORD_NOTE", "OPTOUT", "JUNK_NAME",
+	                                    "JUNK_PHONE", "NAME",        NULL};
+
+	if (fd >= 0)
+		close(fd);
+	lc_fmt(
+	    cmd, sizeof(cmd),
+	    "python3 - '%s/bench' > '%s' 2>/dev/null <<'EOF'\n"
+	    "import sys; sys.path.insert(0, sys.argv[1]); import gen_leads as g\n"
+	    "bl = set(s for s, w in g.BL_STATUSES)\n"
+	    "def out(k, v): print(k + '\\t' + v.replace('\\\\', '\\\\\\\\').replace('\\n', "
+	    "'\\\\n').replace('\\t', '\\\\t'))\n"
+	    "for st, notes in g.NOTES.items():\n"
+	    "    for n in notes:\n"
+	    "        n = n.replace('{n}', '3')\n"
+	    "        if st in bl:\n"
+	    "            if st in ('wrong_number', 'disconnected'): out('RECORD_NOTE', n)\n"
+	    "            continue\n"
+	    "        out('LEGIT_NOTE', n); out('LEGIT_NOTE', n + ', said \"call me later\", maybe')\n"
+	    "        for e in g.EMOJI: out('LEGIT_NOTE', n + ' ' + e)\n"
+	    "        out('LEGIT_NOTE', n + '\\t|\\\\ backslash; semi;colon \"quoted\"\\nsecond line')\n"
+	    "        for o in g.OPTOUT_NOTES: out('OPTOUT', n + '. ' + o)\n"
+	    "for o in g.OPTOUT_NOTES: out('OPTOUT', o)\n"
+	    "for n in g.JUNK_NAMES: out('JUNK_NAME', n)\n"
+	    "for row in g.MASH_ROWS:\n"
+	    "    for k0 in range(4):\n"
+	    "        for l in range(3, 8):\n"
+	    "            m = row[k0:k0 + l]\n"
+	    "            out('JUNK_NAME', m); out('JUNK_NAME', m + ' ' + m)\n"
+	    "for p in g.JUNK_PHONES: out('JUNK_PHONE', p)\n"
+	    "for pre, w in g.MOBILE_PREFIX:\n"
+	    "    for d in '0123456789':\n"
+	    "        for f in range(14): out('JUNK_PHONE', g.fmt_phone(pre + d * 7, f))\n"
+	    "for fh, fl in g.FIRST:\n"
+	    "    for lh, ll in g.LAST:\n"
+	    "        out('NAME', fh + ' ' + lh); out('NAME', lh + ' ' + fh); out('NAME', fh)\n"
+	    "        out('NAME', lh + ', ' + fh); out('NAME', fh + ' ' + ll[0])\n"
+	    "        for a in fl:\n"
+	    "            for z in ll:\n"
+	    "                for v in (a + ' ' + z, z + ' ' + a, a, z + ', ' + a):\n"
+	    "                    out('NAME', v); out('NAME', v.upper()); out('NAME', v.lower())\n"
+	    "EOF",
+	    shared_dir, out);
+	if (c == NULL || system(cmd) != 0 || (fp = fopen(out, "r")) == NULL)
+	{
+		ok(0, "generator lists could not be read (%s)", c ? "python3" : err.msg);
+		unlink(out);
+		blacklist_config_free(c);
+		return;
+	}
+	while (fgets(line, sizeof(line), fp))
+	{
+		char *tab = strchr(line, '\t'), *v, *w;
+		struct row r = {"Yossi Cohen", "052-4423268", NULL, "no_answer", NULL};
+
+		line[strcspn(line, "\n")] = '\0';
+		if (tab == NULL)
+			continue;
+		*tab = '\0';
+		/* undo the escaping */
+		for (v = w = tab + 1; *v; v++)
+		{
+			if (*v == '\\' && v[1])
+			{
+				v++;
+				*w++ = *v == 'n' ? '\n' : *v == 't' ? '\t' : *v;
+			}
+			else
+				*w++ = *v;
+		}
+		*w = '\0';
+		v = strdup(tab + 1);
+		if (strcmp(line, "LEGIT_NOTE") == 0 || strcmp(line, "OPTOUT") == 0)
+			r.notes = v;
+		else if (strcmp(line, "RECORD_NOTE") == 0)
+		{
+			r.notes = v;
+			r.status = "wrong_number";
+		}
+		else if (strcmp(line, "JUNK_NAME") == 0 || strcmp(line, "NAME") == 0)
+			r.name = v;
+		else
+			r.phone = v;
+		if (nrows == cap)
+		{
+			cap = cap ? cap * 2 : 1024;
+			rows = realloc(rows, (size_t) cap * sizeof(*rows));
+			kinds = realloc(kinds, (size_t) cap * sizeof(*kinds));
+		}
+		rows[nrows] = r;
+		kinds[nrows++] = strdup(line);
+	}
+	fclose(fp);
+	unlink(out);
+
+	b = batch_of(rows, nrows);
+	ok(run(b, c, &st, &err), "shipped rules on %d generator values", nrows);
+	for (int i = 0; i < nrows; i++)
+	{
+		int k = 0;
+		bool good;
+		const char *rid = b->rule_id[i] ? b->rule_id[i] : "";
+
+		while (kname[k] && strcmp(kname[k], kinds[i]) != 0)
+			k++;
+		switch (k)
+		{
+			case 0: /* LEGIT_NOTE */
+			case 5: /* NAME */ good = b->verdict[i] == VERDICT_KEPT; break;
+			case 1: /* RECORD_NOTE: dead number, no opt-out */
+				good = b->verdict[i] == VERDICT_BLACKLISTED && b->optout[i] == 0;
+				break;
+			case 2: /* OPTOUT */
+				good = strcmp(rid, "blacklist.optout_notes") == 0 && b->optout[i] == 1;
+				break;
+			case 3: /* JUNK_NAME: one of the name rules */
+				good = b->verdict[i] == VERDICT_BLACKLISTED && b->optout[i] == 0 &&
+				       (strstr(rid, "name") != NULL || strstr(rid, "mash") != NULL);
+				break;
+			default: /* JUNK_PHONE */ good = strcmp(rid, "blacklist.fake_phone") == 0; break;
+		}
+		total[k]++;
+		if (!good)
+		{
+			bad[k]++;
+			if (bad[k] <= 5)
+				diag("%s wrong: \"%s\" -> %s %s", kinds[i],
+				     one_line(k == 3 || k == 5 ? rows[i].name
+				              : k == 4         ? rows[i].phone
+				                               : rows[i].notes),
+				     verdict_name(b->verdict[i]), rid);
+		}
+	}
+	for (int k = 0; kname[k]; k++)
+		ok(bad[k] == 0 && total[k] > 0, "%s: %d of %d as expected", kname[k], total[k] - bad[k],
+		   total[k]);
+	batch_free(b);
+	for (int i = 0; i < nrows; i++)
+	{
+		free((char *) (rows[i].notes && strcmp(kinds[i], "LEGIT_NOTE") == 0 ? rows[i].notes
+		               : strcmp(kinds[i], "OPTOUT") == 0 || strcmp(kinds[i], "RECORD_NOTE") == 0
+		                   ? rows[i].notes
+		               : strstr(kinds[i], "NAME") ? rows[i].name
+		                                          : rows[i].phone));
+		free(kinds[i]);
+	}
+	free(rows);
+	free(kinds);
+	blacklist_config_free(c);
+}
+
+/* -------------------------------------------------------- fixture cases */
+
+static void
+test_fixtures(const char *dir)
+{
+	char **cases;
+	int n = lc_case_dirs(dir, &cases);
+
+	ok(n > 0, "fixture cases found in %s", dir);
+	for (int k = 0; k < n; k++)
+	{
+		char path[4096], msg[512];
+		struct error err = {0};
+		struct stage_stats st;
+		struct blacklist_config *c;
+		struct batch *b;
+		struct lc_expect *ex;
+		int nex, bad = 0;
+		char *want_err;
+		bool ran;
+
+		lc_fmt(path, sizeof(path), "%s/%s/rules.ini", dir, cases[k]);
+		c = cfg_from_file(lc_exists(path) ? path : shipped_rules, &err);
+		lc_fmt(path, sizeof(path), "%s/%s/error.txt", dir, cases[k]);
+		want_err = lc_slurp(path);
+		if (want_err)
+			want_err[strcspn(want_err, "\n")] = '\0';
+		if (c == NULL)
+		{
+			ok(want_err && strstr(err.msg, want_err), "%s: rules refused as expected (%s)",
+			   cases[k], err.msg);
+			free(want_err);
+			continue;
+		}
+		/* values of query rules: query_values.txt, "index<TAB>value" a line */
+		lc_fmt(path, sizeof(path), "%s/%s/query_values.txt", dir, cases[k]);
+		{
+			FILE *qf = fopen(path, "r");
+			char line[512];
+
+			while (qf && fgets(line, sizeof(line), qf))
+			{
+				char *tab = strchr(line, '\t');
+
+				line[strcspn(line, "\n")] = '\0';
+				if (tab && !blacklist_add_dnc_value(c, atoi(line), tab + 1, &err))
+					diag("%s: %s", cases[k], err.msg);
+			}
+			if (qf)
+				fclose(qf);
+			for (int q = 0; q < blacklist_query_count(c); q++)
+				blacklist_query_done(c, q);
+		}
+		lc_fmt(path, sizeof(path), "%s/%s/input.csv", dir, cases[k]);
+		b = lc_load(path, msg, sizeof(msg));
+		if (b == NULL)
+		{
+			ok(0, "%s: input: %s", cases[k], msg);
+			blacklist_config_free(c);
+			free(want_err);
+			continue;
+		}
+		lc_normalize(b);
+		ran = run(b, c, &st, &err);
+		if (want_err)
+			ok(!ran && strstr(err.msg, want_err), "%s: stage error as expected (%s)", cases[k],
+			   err.msg);
+		else
+		{
+			ok(ran, "%s: stage runs%s%s", cases[k], ran ? "" : ": ", ran ? "" : err.msg);
+			lc_fmt(path, sizeof(path), "%s/%s/expected.csv", dir, cases[k]);
+			nex = lc_read_expected(path, &ex);
+			for (int e = 0; e < nex; e++)
+			{
+				size_t i;
+				const char *rid;
+
+				if (!lc_find_id(b, ex[e].lead_id, &i))
+				{
+					diag("%s: no lead %s", cases[k], ex[e].lead_id);
+					bad++;
+					continue;
+				}
+				rid = b->rule_id[i] ? b->rule_id[i] : "";
+				if (strcmp(verdict_name(b->verdict[i]), ex[e].verdict) != 0 ||
+				    strcmp(rid, ex[e].rule_id) != 0 ||
+				    (ex[e].optout >= 0 && b->optout[i] != ex[e].optout))
+				{
+					diag("%s: lead %s: got %s,%s,%d expected %s,%s,%d", cases[k], ex[e].lead_id,
+					     verdict_name(b->verdict[i]), rid, b->optout[i], ex[e].verdict,
+					     ex[e].rule_id, ex[e].optout);
+					bad++;
+				}
+			}
+			ok(nex > 0 && bad == 0 && (size_t) nex == b->n, "%s: %d leads as expected", cases[k],
+			   nex - bad);
+			free(ex);
+		}
+		batch_free(b);
+		blacklist_config_free(c);
+		free(want_err);
+	}
+	for (int k = 0; k < n; k++)
+		free(cases[k]);
+	free(cases);
+}
+
+/* ------------------------------------------------ the generated sample */
+
+/*
+ * Fill the normalised columns: variant 0 with the test's stand-in, variant
+ * 1 with the engine's normalise stage and its shipped rules.  *nc gets the
+ * normaliser's config, which must outlive the batch (free it after).
+ */
+static bool
+normalise(struct batch *b, int variant, struct normalize_config **nc, struct error *err)
+{
+	char path[4096];
+	struct rules *r;
+	struct ruleset rs = {0};
+	struct stage_stats st = {0};
+	bool ok;
+
+	if (variant == 0)
+	{
+		lc_normalize(b);
+		return true;
+	}
+	lc_fmt(path, sizeof(path), "%s/rules/normalize.ini.part", lc_srcdir());
+	r = rules_new();
+	ok = rules_load_file(r, path, err) && normalize_config_load(r, &rs.normalize, err) &&
+	     rules_check_unused(r, err) && normalize_stage(b, &rs, &st, err);
+	/* the canonical statuses stored in the batch belong to the config: keep it */
+	*nc = rs.normalize;
+	rules_free(r);
+	return ok;
+}
+
+static void
+measure(const char *leads, const char *truth, int variant)
+{
+	static const char *const vname[] = {"stand-in normaliser", "engine normaliser"};
+	const char *vn = vname[variant];
+	char msg[512];
+	struct error err;
+	struct stage_stats st;
+	struct blacklist_config *c = cfg_from_file(shipped_rules, &err);
+	struct normalize_config *nc = NULL;
+	struct batch *b;
+	FILE *fp;
+	char line[4096];
+	size_t i = 0, tp = 0, fp_ = 0, fn = 0, opt_true = 0, opt_hit = 0, opt_false = 0, mismatch = 0;
+	double t0, t_stage;
+	uint8_t *v1;
+	const char **r1;
+	uint8_t *o1;
+
+	b = lc_load(leads, msg, sizeof(msg));
+	ok(b != NULL && c != NULL, "%s: sample and rules loaded%s%s", vn, b ? "" : ": ", b ? "" : msg);
+	if (b == NULL || c == NULL)
+	{
+		batch_free(b);
+		blacklist_config_free(c);
+		return;
+	}
+	if (!normalise(b, variant, &nc, &err))
+	{
+		ok(0, "%s: normalised: %s", vn, err.msg);
+		batch_free(b);
+		normalize_config_free(nc);
+		blacklist_config_free(c);
+		return;
+	}
+
+	omp_set_num_threads(1);
+	t0 = now_s();
+	ok(run(b, c, &st, &err), "%s: stage on the sample, 1 thread", vn);
+	diag("1 thread: %.3f s for %zu rows (%.0f rows/s)", now_s() - t0, b->n, b->n / (now_s() - t0));
+	v1 = malloc(b->n);
+	o1 = malloc(b->n);
+	r1 = malloc(b->n * sizeof(*r1));
+	memcpy(v1, b->verdict, b->n);
+	memcpy(o1, b->optout, b->n);
+	memcpy(r1, b->rule_id, b->n * sizeof(*r1));
+	for (size_t j = 0; j < b->n; j++)
+	{
+		b->verdict[j] = VERDICT_KEPT;
+		b->rule_id[j] = b->reason[j] = NULL;
+		b->optout[j] = 0;
+	}
+	omp_set_num_threads(2);
+	t0 = now_s();
+	ok(run(b, c, &st, &err), "%s: stage on the sample, 2 threads", vn);
+	t_stage = now_s() - t0;
+	diag("2 threads: %.3f s for %zu rows (%.0f rows/s)", t_stage, b->n, b->n / t_stage);
+	ok(memcmp(v1, b->verdict, b->n) == 0 && memcmp(o1, b->optout, b->n) == 0 &&
+	       memcmp(r1, b->rule_id, b->n * sizeof(*r1)) == 0,
+	   "%s: verdicts, rule ids and opt-outs identical with 1 and 2 threads", vn);
+	for (int k = 0; k < st.ncounters; k++)
+		diag("  %-28s %zu", st.counters[k].name, st.counters[k].value);
+
+	fp = fopen(truth, "r");
+	while (fp && fgets(line, sizeof(line), fp))
+	{
+		char id[64];
+		long eid;
+		int isbl, ispart, isopt;
+
+		if (strncmp(line, "lead_id", 7) == 0)
+			continue;
+		if (sscanf(line, "%63[^,],%ld,%d,%d,%d", id, &eid, &isbl, &ispart, &isopt) != 5 ||
+		    i >= b->n || strcmp(id, batch_lead_id(b, i)) != 0)
+		{
+			mismatch++;
+			break;
+		}
+		if (b->verdict[i] == VERDICT_BLACKLISTED)
+		{
+			if (isbl)
+				tp++;
+			else if (++fp_ <= 10)
+				diag("false positive: lead %s %s [%s] name \"%s\" phone \"%s\"", id, b->rule_id[i],
+				     b->reason[i], b->col[FIELD_NAME][i],
+				     b->col[FIELD_PHONE][i] ? b->col[FIELD_PHONE][i] : "");
+		}
+		else if (isbl && ++fn <= 10)
+			diag("missed: lead %s name \"%s\" phone \"%s\" status \"%s\" notes \"%s\"", id,
+			     b->col[FIELD_NAME][i], b->col[FIELD_PHONE][i] ? b->col[FIELD_PHONE][i] : "",
+			     b->col[FIELD_STATUS][i],
+			     one_line(b->col[FIELD_NOTES][i] ? b->col[FIELD_NOTES][i] : ""));
+		if (isopt)
+		{
+			opt_true++;
+			opt_hit += b->optout[i];
+		}
+		else if (b->optout[i] && ++opt_false <= 10)
+			diag("opt-out not in truth: lead %s status \"%s\" notes \"%s\"", id,
+			     b->col[FIELD_STATUS][i],
+			     one_line(b->col[FIELD_NOTES][i] ? b->col[FIELD_NOTES][i] : ""));
+		i++;
+	}
+	if (fp)
+		fclose(fp);
+	is_int(mismatch, 0, "%s: truth rows line up with the leads", vn);
+	is_int(i, b->n, "%s: every lead has its truth", vn);
+	diag("%s: %zu true positives, %zu false positives, %zu missed", vn, tp, fp_, fn);
+	diag("precision %.4f recall %.4f; opt-outs marked %zu of %zu, %zu extra",
+	     tp + fp_ ? (double) tp / (tp + fp_) : 0, tp + fn ? (double) tp / (tp + fn) : 0, opt_hit,
+	     opt_true, opt_false);
+	ok(tp > 0, "%s: black-listed rows found", vn);
+	is_int(fp_, 0, "%s: precision 1.00: no row removed that the truth keeps", vn);
+	is_int(fn, 0, "%s: recall 1.00: every black-listed row removed", vn);
+	is_int(opt_hit, opt_true, "%s: every opt-out row marked optout = 1", vn);
+	is_int(opt_false, 0, "%s: no opt-out marked where the truth has none", vn);
+
+	free(v1);
+	free(o1);
+	free(r1);
+	batch_free(b);
+	normalize_config_free(nc);
+	blacklist_config_free(c);
+}
+
+static void
+test_generated(void)
+{
+	char dir[] = "/tmp/test_blacklist.XXXXXX";
+	char cmd[8192], leads[4096], truth[4096], part[4096];
+	const char *env = getenv("REFINERY_SAMPLE_ROWS");
+	long rows = env ? atol(env) : 50000;
+	double t0 = now_s();
+
+	if (mkdtemp(dir) == NULL)
+	{
+		ok(0, "temporary directory");
+		return;
+	}
+	lc_fmt(leads, sizeof(leads), "%s/l.csv", dir);
+	lc_fmt(truth, sizeof(truth), "%s/t.csv", dir);
+	lc_fmt(cmd, sizeof(cmd),
+	       "python3 '%s/bench/gen_leads.py' --rows %ld --seed 7 "
+	       "--truth '%s' --out '%s'",
+	       shared_dir, rows, truth, leads);
+	if (system(cmd) != 0)
+		ok(0, "generator ran: %s", cmd);
+	else
+	{
+		diag("generated %ld rows in %.1f s", rows, now_s() - t0);
+		measure(leads, truth, 0);
+		lc_fmt(part, sizeof(part), "%s/rules/normalize.ini.part", lc_srcdir());
+		if (lc_exists(part))
+			measure(leads, truth, 1);
+		else
+			ok(1, "engine normaliser # SKIP %s is absent", part);
+	}
+	unlink(leads);
+	unlink(truth);
+	rmdir(dir);
+}
+
+int
+main(int argc, char **argv)
+{
+	char fixtures[4096];
+	char gen[4096];
+
+	lc_fmt(fixtures, sizeof(fixtures), "%s", argc > 1 ? argv[1] : "");
+	if (argc <= 1)
+		lc_fmt(fixtures, sizeof(fixtures), "%s/fixtures/blacklist", lc_srcdir());
+	lc_fmt(shipped_rules, sizeof(shipped_rules), "%s/rules/blacklist.ini.part", lc_srcdir());
+	lc_fmt(shared_dir, sizeof(shared_dir), "%s/../shared", lc_srcdir());
+
+	test_builtins();
+	test_config_errors();
+	test_stage_basics();
+	test_stage_match_limit();
+	test_dnc_api();
+	test_shipped();
+	test_fixtures(fixtures);
+
+	lc_fmt(gen, sizeof(gen), "%s/bench/gen_leads.py", shared_dir);
+	if (!lc_exists(gen) || system("python3 -c 'pass' 2>/dev/null") != 0)
+		ok(1, "generator checks # SKIP %s or python3 is absent", gen);
+	else
+	{
+		test_generator_lists();
+		test_generated();
+	}
+	return done_testing();
+}

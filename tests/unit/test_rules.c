@@ -1,0 +1,195 @@
+/*
+ * test_rules.c
+ *    Rule files: merging, locations in messages, typed getters, lists,
+ *    unknown keys, the canonical text and its SHA-256.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rules.h"
+#include "tap.h"
+
+static struct rules *
+load2(const char *a, const char *b, struct error *err)
+{
+	struct rules *r = rules_new();
+
+	if (!rules_load_string(r, "a.ini", a, err) || (b && !rules_load_string(r, "b.ini", b, err)))
+	{
+		rules_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+int
+main(void)
+{
+	struct error err;
+	struct rules *r;
+	long		l;
+	double		d;
+	bool		bo;
+	int			e;
+	char	  **items;
+	const char **names;
+	int			n;
+	char	   *text;
+	char		hex[65];
+
+	/* later files override earlier ones, and the location follows */
+	r = load2("[source]\ntable = a.leads\n\n[dedupe]\nthreshold = 5\n",
+			  "# campaign\n[dedupe]\nthreshold = 7\n", &err);
+	ok(r != NULL, "two files load");
+	is_str(rules_get(r, "source", "table"), "a.leads", "value from the first file");
+	is_str(rules_get(r, "dedupe", "threshold"), "7", "later file overrides");
+	is_str(rules_where(r, "dedupe", "threshold"), "b.ini:3", "location is the overriding line");
+	is_str(rules_where(r, "source", "table"), "a.ini:2", "location of the first file's key");
+	ok(rules_get(r, "dedupe", "missing") == NULL, "absent key is NULL");
+	ok(rules_check_unused(r, &err), "every key used");
+	rules_free(r);
+
+	/* unknown keys and sections name their place */
+	r = load2("[source]\ntable = x\ntabel = y\n", NULL, &err);
+	(void) rules_get(r, "source", "table");
+	ok(!rules_check_unused(r, &err), "unused key is an error");
+	is_str(err.msg, "a.ini:3: unknown key \"tabel\" in section [source]", "unknown key message");
+	is_int(err.code, EXIT_RULES, "rules exit code");
+	rules_free(r);
+	r = load2("[source]\ntable = x\n[sorce]\nk = 1\n", NULL, &err);
+	(void) rules_get(r, "source", "table");
+	ok(!rules_check_unused(r, &err), "unknown section is an error");
+	is_str(err.msg, "a.ini:4: unknown section [sorce]", "unknown section message");
+	rules_free(r);
+
+	/* a section holding only a typo is still a known section: the key is named */
+	r = load2("[source]\ntable = x\n[output]\nkeep_rns = 3\n", NULL, &err);
+	(void) rules_get(r, "source", "table");
+	(void) rules_get(r, "output", "keep_runs");
+	ok(!rules_check_unused(r, &err), "a typo in a section read for other keys");
+	is_str(err.msg, "a.ini:4: unknown key \"keep_rns\" in section [output]", "named as a key");
+	rules_free(r);
+
+	/* syntax errors, duplicates, long lines */
+	r = load2("[source]\ntable x\n", NULL, &err);
+	ok(r == NULL, "a line without = is refused");
+	is_str(err.msg, "a.ini:2: syntax error", "syntax error names the line");
+	r = load2("[a]\nk = 1\nk = 2\n", NULL, &err);
+	ok(r == NULL, "a key set twice in one file is refused");
+	is_str(err.msg, "a.ini:3: key \"k\" is set twice in section [a]", "duplicate key message");
+	{
+		char		big[400];
+
+		memset(big, 'x', sizeof(big));
+		memcpy(big, "[a]\nk = ", 8);
+		big[sizeof(big) - 2] = '\n';
+		big[sizeof(big) - 1] = '\0';
+		r = load2(big, NULL, &err);
+		ok(r == NULL, "a line longer than inih's limit is refused, not cut");
+		ok(strstr(err.msg, "a.ini:2: line is longer than") != NULL, "long line message: %s",
+		   err.msg);
+	}
+	r = load2("[Bad Section]\nk = 1\n", NULL, &err);
+	ok(r == NULL && strstr(err.msg, "invalid section name") != NULL, "bad section name");
+
+	/* multi-line values join with newlines; lists split on commas and newlines */
+	r = load2("[a]\nlist = one, two,\n  three\n  four ,, five\n", NULL, &err);
+	ok(r != NULL, "multi-line value loads");
+	is_str(rules_get(r, "a", "list"), "one, two,\nthree\nfour ,, five", "continuation joined");
+	n = rules_split_list(rules_get(r, "a", "list"), &items);
+	is_int(n, 5, "five list items");
+	is_str(items[0], "one", "item 1");
+	is_str(items[2], "three", "item 3");
+	is_str(items[3], "four", "item 4 trimmed");
+	is_str(items[4], "five", "empty items dropped");
+	rules_list_free(items);
+	rules_free(r);
+
+	/* typed getters */
+	r = load2("[t]\ni = 42\nbad = 4x\nbig = 99\nf = 0.25\nb = Yes\nb2 = maybe\n"
+			  "e = phone\ne2 = fax\n", NULL, &err);
+	ok(rules_get_int(r, "t", "i", 0, 0, 100, &l, &err) && l == 42, "int");
+	ok(rules_get_int(r, "t", "none", 7, 0, 100, &l, &err) && l == 7, "int default");
+	ok(!rules_get_int(r, "t", "bad", 0, 0, 100, &l, &err), "malformed int");
+	is_str(err.msg, "a.ini:3: [t] bad: \"4x\" is not an integer", "malformed int message");
+	ok(!rules_get_int(r, "t", "big", 0, 0, 50, &l, &err), "int out of range");
+	is_str(err.detail, "The value must be between 0 and 50.", "range detail");
+	ok(rules_get_double(r, "t", "f", 0, 0, 1, &d, &err) && d == 0.25, "double");
+	ok(rules_get_bool(r, "t", "b", false, &bo, &err) && bo, "bool yes");
+	ok(!rules_get_bool(r, "t", "b2", false, &bo, &err), "bad bool");
+	{
+		static const char *const ch[] = {"exact", "phone", "email", NULL};
+
+		ok(rules_get_enum(r, "t", "e", 0, ch, &e, &err) && e == 1, "enum");
+		ok(!rules_get_enum(r, "t", "e2", 0, ch, &e, &err), "bad enum");
+		is_str(err.hint, "Use one of: exact, phone, email.", "enum hint lists choices");
+	}
+	rules_free(r);
+
+	/* sections by prefix, in order of appearance */
+	r = load2("[blacklist.z]\nk = 1\n[blacklistx]\nk = 1\n[blacklist]\nk = 1\n[blacklist.a]\nk = 1\n",
+			  NULL, &err);
+	n = rules_sections(r, "blacklist", &names);
+	is_int(n, 3, "three blacklist sections (not blacklistx)");
+	is_str(names[0], "blacklist.z", "first in file order");
+	is_str(names[1], "blacklist", "the bare prefix section");
+	is_str(names[2], "blacklist.a", "last");
+	free(names);
+	rules_free(r);
+
+	/* canonical text and hash: independent of formatting, sensitive to values */
+	{
+		struct rules *r1 = load2("[a]\nk=1\n; comment\n[b]\nx = y\n", NULL, &err);
+		struct rules *r2 = load2("[a]\n  k   =   1\n\n[b]\nx=y\n", NULL, &err);
+		struct rules *r3 = load2("[a]\nk = 2\n[b]\nx = y\n", NULL, &err);
+		char		h1[65],
+					h2[65],
+					h3[65];
+		char	   *t1 = rules_text(r1),
+				   *t2 = rules_text(r2),
+				   *t3 = rules_text(r3);
+
+		is_str(t1, "[a]\nk = 1\n\n[b]\nx = y\n", "canonical text");
+		ok(rules_sha256_hex(t1, h1) && rules_sha256_hex(t2, h2) && rules_sha256_hex(t3, h3),
+		   "hashes computed");
+		is_str(h1, h2, "formatting does not change the hash");
+		ok(strcmp(h1, h3) != 0, "a value change changes the hash");
+		free(t1);
+		free(t2);
+		free(t3);
+		rules_free(r1);
+		rules_free(r2);
+		rules_free(r3);
+	}
+	/* a known SHA-256 vector */
+	ok(rules_sha256_hex("abc", hex), "sha256 of abc");
+	is_str(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+		   "sha256 matches the FIPS 180-2 example");
+
+	/* files: a missing file, and the list of files loaded */
+	r = rules_new();
+	ok(!rules_load_file(r, "/nonexistent/x.ini", &err), "missing file");
+	ok(strstr(err.msg, "could not open rules file \"/nonexistent/x.ini\"") != NULL,
+	   "missing file message");
+	rules_free(r);
+	{
+		char		path[] = "/tmp/test_rules_XXXXXX";
+		int			fd = mkstemp(path);
+		FILE	   *f = fdopen(fd, "w");
+
+		fputs("[source]\ncsv = leads.csv\n", f);
+		fclose(f);
+		r = rules_new();
+		ok(rules_load_string(r, "default.ini", "[output]\nkeep_runs = 3\n", &err) &&
+		   rules_load_file(r, path, &err), "string then file");
+		text = (char *) rules_files(r);
+		ok(strncmp(text, "default.ini, /tmp/test_rules_", 29) == 0, "files listed in order");
+		rules_free(r);
+		unlink(path);
+	}
+	return done_testing();
+}
