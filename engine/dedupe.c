@@ -3,25 +3,30 @@
  *    Resolve which leads are the same person.
  *
  * Method.  Kept rows and opt-out rows take part.  Each configured field is
- * prepared once per row (folded text, phones, e-mail keys, dates) with the
- * frequency of its exact value.  Blocking passes put rows that share a key
- * (a phone, an e-mail key, a name's phonetic key with the city, ...) into
- * blocks; every pair inside a block of at most max_size rows is compared
- * once (pairs are sorted and made unique).  Each field gives an agreement
- * level; a pair's weight is the Fellegi-Sunter log-odds: the prior that two
- * random rows are one person plus log2(m / u) of each field's level, where
- * u (chance agreement) is measured on random pairs and on value
- * frequencies, and m (agreement among true matches) and the prior are
- * estimated by EM on the compared pairs, without labels.  Exact agreement
- * on a rare value counts more than on a common one (term frequency).  A
- * pair matches when its probability reaches min_probability and no field
- * vetoes it (by default a name that plainly differs: a shared household
- * phone or a shared e-mail is not one person).  Matches are joined
- * strongest first with union-find; a join is refused when a pair across
- * the two clusters is a clear non-match (the chaining guard).  Opt-outs
- * then black-list their whole cluster, each cluster gets a survivor by the
- * configured policy, the other kept members become duplicates, and the
- * survivor receives the golden record.
+ * prepared once per row (folded text, phones, e-mail keys, a packed name
+ * with its tokens' phonetic keys, dates) with the frequency of its exact
+ * value.  Blocking passes put rows that share a key (a phone, an e-mail
+ * key, a name's phonetic key with the city, ...) into blocks; every pair
+ * inside a block of at most max_size rows is compared once (pairs are
+ * sorted and made unique).  Each field gives an agreement level; a pair's
+ * weight is the Fellegi-Sunter log-odds: the prior that two random rows
+ * are one person plus log2(m / u) of each field's level.  u, the chance
+ * agreement, comes from value counts (exact levels) and from seeded random
+ * pairs (fuzzy levels); for a field declared `given` another (the e-mail,
+ * which is built from the name) u is measured among pairs that agree on
+ * that other field, since namesakes share "dana.cohen@" variants far more
+ * often than strangers do.  m, the agreement among true matches, and the
+ * prior are estimated by EM on the compared pairs, without labels.  Exact
+ * agreement on a rare value counts more than on a common one (term
+ * frequency).  A pair matches when its probability reaches min_probability
+ * and no field vetoes it (by default a name that plainly differs: a shared
+ * household phone is not one person) unless the other fields alone are
+ * overwhelming.  Matches are joined strongest first with union-find; a
+ * join is refused when a pair across the two clusters is a clear non-match
+ * (the chaining guard).  Opt-outs then black-list their whole cluster and
+ * the clusters that probably are the same person, each cluster gets a
+ * survivor by the configured policy, the other kept members become
+ * duplicates, and the survivor receives the golden record.
  *
  * Memory: per-run arrays (prepared values, pairs, patterns) are malloc'd
  * and freed before return; strings the batch keeps (reasons, golden JSON)
@@ -757,14 +762,7 @@ out:
 	return ok;
 }
 
-/*
- * Fold a source value for comparison: NFKC with case folding and marks
- * stripped (niqqud, accents), anything but letters and digits turned into
- * a space, runs of spaces squeezed, ends trimmed; the same shape as the
- * normaliser's name_norm.  The result goes to `out` (`size` bytes, always
- * NUL-terminated); returns its length.  Invalid UTF-8 falls back to the
- * ASCII-only rule byte by byte.
- */
+/* Append `n` bytes of a folded token, after one space if a separator came first. */
 static void
 fold_put(char *out, size_t size, size_t *o, bool *pending, const char *bytes, size_t n)
 {
@@ -778,6 +776,14 @@ fold_put(char *out, size_t size, size_t *o, bool *pending, const char *bytes, si
 	}
 }
 
+/*
+ * Fold a source value for comparison: NFKC with case folding and marks
+ * stripped (niqqud, accents), anything but letters and digits turned into
+ * a space, runs of spaces squeezed, ends trimmed; the same shape as the
+ * normaliser's name_norm.  The result goes to `out` (`size` bytes, always
+ * NUL-terminated); returns its length.  Invalid UTF-8 falls back to the
+ * ASCII-only rule byte by byte.
+ */
 static size_t
 fold_text(const char *s, char *out, size_t size)
 {
@@ -1239,7 +1245,7 @@ translit_hash(const struct run *r, const char *s, uint64_t seed)
 static uint64_t
 nodots_hash(const char *s)
 {
-	char		buf[320];
+	char		buf[320] = {0};
 	size_t		o = 0;
 	const char *at = strrchr(s, '@');
 
@@ -1462,7 +1468,7 @@ prepare_row(struct run *r, const int (*cols)[DEDUPE_MAX_COLUMNS], size_t p)
 							end++;
 						if (end == v || *end != '\0' || !isfinite(x))
 							break;
-						if (x == 0.0)
+						if (signbit(x) && x == 0.0)
 							x = 0.0;	/* -0 and 0 are one value */
 					}
 					d->x[p] = x;
@@ -3626,12 +3632,14 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 		struct fdata *d = &r.fd[f];
 		bool		phone = c->field[f].cmp == DEDUPE_CMP_PHONE;
 
+		size_t		present2;
 		double		pairs2;
 
 		if (!count_values(d->h, phone ? r.np * BATCH_PHONES : r.np, phone ? BATCH_PHONES : 1,
 						  d->freq, &d->present, &d->pairs, &d->uref))
 			goto oom;
-		if (d->h2 && !count_values(d->h2, r.np, 1, d->freq2, &d->present, &pairs2, NULL))
+		/* the e-mail key's counts serve the `frequent` test only */
+		if (d->h2 && !count_values(d->h2, r.np, 1, d->freq2, &present2, &pairs2, NULL))
 			goto oom;
 	}
 	for (int f = 0; f < c->nfields; f++)

@@ -64,6 +64,10 @@ like "$err" '^\{"ts": "[^"]+", "program": "refinery", "level": "error", "message
 # the shipped reference rules are valid together with a source
 out=$("$REFINERY" check-rules "$top_srcdir/rules/default.ini" "$tmp/ok.ini"); is "$?" 0 "rules/default.ini checks"
 
+# the committed reference is exactly the merge of the parts
+sh "$top_srcdir/rules/merge.sh" "$tmp/merged.ini" && cmp -s "$tmp/merged.ini" "$top_srcdir/rules/default.ini"
+ok $? "rules/default.ini is rules/merge.sh's output (no part edited without merging)"
+
 # no server: the connection code
 err=$("$REFINERY" run -c "$tmp/ok.ini" -d "host=127.0.0.1 port=1 connect_timeout=2 password=hunter2secret" 2>&1); rc=$?
 is "$rc" 4 "an unreachable server exits with the connection code"

@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 
 #include "dedupe.h"
+#include "normalize.h"
 #include "dedupe_harness.h"
 #include "name.h"
 
@@ -91,6 +92,8 @@ trace_pair(void *arg, size_t a, size_t b, uint32_t pattern, double weight, bool 
 			(int) vetoed);
 }
 
+static struct ruleset *real_rs;	/* set when the real normaliser is used */
+
 static struct batch *
 prepare(const char *leads, struct truth **truth, const char *truthpath)
 {
@@ -102,7 +105,18 @@ prepare(const char *leads, struct truth **truth, const char *truthpath)
 		fprintf(stderr, "%s\n", err.msg);
 		exit(1);
 	}
-	harness_normalize(b);
+	if (real_rs)
+	{
+		struct stage_stats st = {0};
+
+		if (!normalize_stage(b, real_rs, &st, &err))
+		{
+			fprintf(stderr, "normalize: %s\n", err.msg);
+			exit(1);
+		}
+	}
+	else
+		harness_normalize(b);
 	if (*truth == NULL)
 		*truth = load_truth(truthpath, b);
 	for (size_t i = 0; i < b->n; i++)
@@ -284,7 +298,25 @@ main(int argc, char **argv)
 	}
 	if (nthreads == 0)
 		threads[nthreads++] = 0;
-	if (*tlpath && (tl = harness_translit(tlpath, &err)) == NULL)
+	if (getenv("BENCH_REAL_NORMALIZE"))
+	{
+		/* the normaliser's own rules and [translit] table */
+		struct rules *nr = rules_new();
+		static struct ruleset rs;
+
+		if (!rules_load_file(nr, getenv("BENCH_REAL_NORMALIZE"), &err) ||
+			!normalize_config_load(nr, &rs.normalize, &err))
+		{
+			fprintf(stderr, "normalize rules: %s\n", err.msg);
+			return 1;
+		}
+		rs.rules = nr;
+		real_rs = &rs;
+		tl = NULL;
+		printf("real normaliser (%d transliteration entries)\n",
+			   name_translit_count(rs.normalize->translit));
+	}
+	else if (*tlpath && (tl = harness_translit(tlpath, &err)) == NULL)
 	{
 		fprintf(stderr, "translit: %s\n", err.msg);
 		return 1;
@@ -315,7 +347,8 @@ main(int argc, char **argv)
 
 		if (k == 0 && getenv("BENCH_PAIRS"))
 			tc.fp = fopen(getenv("BENCH_PAIRS"), "w");
-		if (!dedupe_run_traced(b, c, tl, threads[k], &rep, tc.fp ? trace_pair : NULL, &tc, &err))
+		if (!dedupe_run_traced(b, c, real_rs ? real_rs->normalize->translit : tl, threads[k], &rep,
+							   tc.fp ? trace_pair : NULL, &tc, &err))
 		{
 			fprintf(stderr, "dedupe: %s\n", err.msg);
 			return 1;

@@ -122,6 +122,7 @@ on_record(int c, void *data)
 			rd->header[k] = h;
 		}
 		rd->field = NULL;
+		free(rd->len);
 		rd->len = NULL;
 		rd->capfield = 0;
 		rd->nfield = 0;
