@@ -132,6 +132,18 @@ like "$(cat "$tmp/report.html")" '<svg' "the HTML report has charts"
 err=$("$REFINERY" export --run 999999 --csv "$tmp/x.csv" 2>&1); is "$?" 5 "export of an unknown run fails"
 ok $([ ! -e "$tmp/x.csv" ]; echo $?) "and leaves no file"
 
+# calibrate: fitted points from the outcomes, written as a rule file a run accepts
+out=$("$REFINERY" calibrate -c "$tmp/rules.ini" -o "$tmp/fitted.ini" 2>&1); rc=$?
+is "$rc" 0 "calibrate succeeds"
+like "$out" 'holdout AUC 0\.[5-9][0-9]*' "calibrate reports a holdout AUC above chance"
+like "$out" 'decile +leads +wins' "calibrate prints conversion by decile"
+like "$(cat "$tmp/fitted.ini")" '^\[score\.source\]' "the fitted file has a [score.source] section"
+"$REFINERY" check-rules "$tmp/rules.ini" "$tmp/fitted.ini" >/dev/null; ok $? "the fitted rules check"
+"$REFINERY" run -q -c "$tmp/rules.ini" -c "$tmp/fitted.ini"; ok $? "a run with the fitted rules succeeds"
+fitted_run=$(pq -c "SELECT max(run_id) FROM refinery.runs")
+is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $fitted_run AND score IS NOT NULL AND score <> (SELECT sum(value::numeric) FROM jsonb_each_text(points))")" \
+	"0" "with fitted points every score is still the sum of its points"
+
 # the application name, and a password given in the conninfo
 out=$("$REFINERY" run -c "$tmp/rules.ini" --log-format=json -d "host=127.0.0.1 port=$PGPORT dbname=postgres user=postgres password=$PG_TEST_PASSWORD" 2>&1); rc=$?
 is "$rc" 0 "a run over TCP with the password in the conninfo"
