@@ -58,23 +58,21 @@
 #include "strsim.h"
 #include "unionfind.h"
 
-#define LEVEL_MISSING 7u
-#define PATTERN_BITS 3
-#define MAX_KEYS_PER_ROW 16		/* cartesian product of multi-valued key parts */
+#define LEVEL_MISSING    7u
+#define PATTERN_BITS     3
+#define MAX_KEYS_PER_ROW 16 /* cartesian product of multi-valued key parts */
 
 /* ------------------------------------------------------------------ */
 /* Comparators and their levels                                        */
 /* ------------------------------------------------------------------ */
 
-static const char *const cmp_names[] = {
-	"exact", "phone", "email", "name", "text", "date", "number", NULL
-};
+static const char *const cmp_names[] = {"exact", "phone", "email",  "name",
+                                        "text",  "date",  "number", NULL};
 
 static const char *const levels_exact[] = {"agree", "disagree", NULL};
 static const char *const levels_email[] = {"exact", "dots", "key", "disagree", NULL};
-static const char *const levels_name[] = {
-	"exact", "strong", "subset", "weak", "partial", "disagree", NULL
-};
+static const char *const levels_name[] = {"exact",   "strong",   "subset", "weak",
+                                          "partial", "disagree", NULL};
 static const char *const levels_text[] = {"exact", "strong", "weak", "disagree", NULL};
 static const char *const levels_near[] = {"exact", "near", "disagree", NULL};
 
@@ -84,17 +82,12 @@ cmp_levels(enum dedupe_comparator cmp)
 	switch (cmp)
 	{
 		case DEDUPE_CMP_EXACT:
-		case DEDUPE_CMP_PHONE:
-			return levels_exact;
-		case DEDUPE_CMP_EMAIL:
-			return levels_email;
-		case DEDUPE_CMP_NAME:
-			return levels_name;
-		case DEDUPE_CMP_TEXT:
-			return levels_text;
+		case DEDUPE_CMP_PHONE: return levels_exact;
+		case DEDUPE_CMP_EMAIL: return levels_email;
+		case DEDUPE_CMP_NAME: return levels_name;
+		case DEDUPE_CMP_TEXT: return levels_text;
 		case DEDUPE_CMP_DATE:
-		case DEDUPE_CMP_NUMBER:
-			return levels_near;
+		case DEDUPE_CMP_NUMBER: return levels_near;
 	}
 	return levels_exact;
 }
@@ -103,7 +96,7 @@ static int
 cmp_nlevels(enum dedupe_comparator cmp)
 {
 	const char *const *l = cmp_levels(cmp);
-	int			n = 0;
+	int n = 0;
 
 	while (l[n])
 		n++;
@@ -135,22 +128,12 @@ default_m(enum dedupe_comparator cmp, double *m)
 
 	switch (cmp)
 	{
-		case DEDUPE_CMP_EMAIL:
-			src = memail;
-			break;
-		case DEDUPE_CMP_NAME:
-			src = mname;
-			break;
-		case DEDUPE_CMP_TEXT:
-			src = mtext;
-			break;
+		case DEDUPE_CMP_EMAIL: src = memail; break;
+		case DEDUPE_CMP_NAME: src = mname; break;
+		case DEDUPE_CMP_TEXT: src = mtext; break;
 		case DEDUPE_CMP_DATE:
-		case DEDUPE_CMP_NUMBER:
-			src = mnear;
-			break;
-		default:
-			src = m2;
-			break;
+		case DEDUPE_CMP_NUMBER: src = mnear; break;
+		default: src = m2; break;
 	}
 	memcpy(m, src, sizeof(double) * (size_t) cmp_nlevels(cmp));
 }
@@ -159,9 +142,8 @@ default_m(enum dedupe_comparator cmp, double *m)
 /* Configuration                                                       */
 /* ------------------------------------------------------------------ */
 
-static const char *const policy_names[] = {
-	"status", "last_touch", "complete", "touches", "oldest", "newest", NULL
-};
+static const char *const policy_names[] = {"status", "last_touch", "complete", "touches",
+                                           "oldest", "newest",     NULL};
 
 void
 dedupe_config_free(struct dedupe_config *c)
@@ -184,12 +166,12 @@ dedupe_config_free(struct dedupe_config *c)
 
 /* Parse a list of probabilities (m or u) of exactly `n` values in (0, 1]. */
 static bool
-parse_probs(struct rules *r, const char *section, const char *key, int n, double *out,
-			bool *given, struct error *err)
+parse_probs(struct rules *r, const char *section, const char *key, int n, double *out, bool *given,
+            struct error *err)
 {
 	const char *v = rules_get(r, section, key);
-	char	  **items;
-	int			k;
+	char **items;
+	int k;
 
 	*given = false;
 	if (v == NULL)
@@ -200,18 +182,18 @@ parse_probs(struct rules *r, const char *section, const char *key, int n, double
 	{
 		rules_list_free(items);
 		error_set(err, EXIT_RULES, "%s: [%s] %s: %d values given, the comparator has %d levels",
-				  rules_where(r, section, key), section, key, k, n);
+		          rules_where(r, section, key), section, key, k, n);
 		return error_hint(err, "Give one probability per level, strongest agreement first.");
 	}
 	for (int i = 0; i < n; i++)
 	{
-		char	   *end;
-		double		x = strtod(items[i], &end);
+		char *end;
+		double x = strtod(items[i], &end);
 
 		if (*end != '\0' || !(x > 0.0 && x <= 1.0))
 		{
 			error_set(err, EXIT_RULES, "%s: [%s] %s: \"%s\" is not a probability in (0, 1]",
-					  rules_where(r, section, key), section, key, items[i]);
+			          rules_where(r, section, key), section, key, items[i]);
 			rules_list_free(items);
 			return false;
 		}
@@ -228,10 +210,10 @@ load_field(struct rules *r, const char *section, struct dedupe_config *c, struct
 	struct dedupe_field *f = &c->field[c->nfields];
 	const char *v;
 	const char *const *levels;
-	int			cmp;
-	bool		enabled;
-	char	  **items;
-	int			n;
+	int cmp;
+	bool enabled;
+	char **items;
+	int n;
 
 	if (!rules_get_bool(r, section, "enabled", true, &enabled, err))
 		return false;
@@ -242,7 +224,7 @@ load_field(struct rules *r, const char *section, struct dedupe_config *c, struct
 	}
 	if (c->nfields == DEDUPE_MAX_FIELDS)
 		return error_set(err, EXIT_RULES, "%s: more than %d enabled [dedupe.field.*] sections",
-						 rules_where(r, section, "comparator"), DEDUPE_MAX_FIELDS);
+		                 rules_where(r, section, "comparator"), DEDUPE_MAX_FIELDS);
 	memset(f, 0, sizeof(*f));
 	f->given = -1;
 	f->name = strdup(section + strlen("dedupe.field."));
@@ -266,7 +248,7 @@ load_field(struct rules *r, const char *section, struct dedupe_config *c, struct
 		{
 			rules_list_free(items);
 			return error_set(err, EXIT_RULES, "%s: [%s] column: at most %d columns",
-							 rules_where(r, section, "column"), section, DEDUPE_MAX_COLUMNS);
+			                 rules_where(r, section, "column"), section, DEDUPE_MAX_COLUMNS);
 		}
 		for (int k = 0; k < n; k++)
 			if ((f->columns[f->ncolumns++] = strdup(items[k])) == NULL)
@@ -277,32 +259,35 @@ load_field(struct rules *r, const char *section, struct dedupe_config *c, struct
 		rules_list_free(items);
 	}
 	if (f->ncolumns > 0 && (f->cmp == DEDUPE_CMP_PHONE || f->cmp == DEDUPE_CMP_EMAIL))
-		return error_set(err, EXIT_RULES, "%s: [%s] column: the %s comparator reads the "
-						 "normalised %s and takes no column",
-						 rules_where(r, section, "column"), section, cmp_names[f->cmp],
-						 f->cmp == DEDUPE_CMP_PHONE ? "phones" : "e-mail");
+		return error_set(err, EXIT_RULES,
+		                 "%s: [%s] column: the %s comparator reads the "
+		                 "normalised %s and takes no column",
+		                 rules_where(r, section, "column"), section, cmp_names[f->cmp],
+		                 f->cmp == DEDUPE_CMP_PHONE ? "phones" : "e-mail");
 	if (f->ncolumns == 0 && f->cmp != DEDUPE_CMP_PHONE && f->cmp != DEDUPE_CMP_EMAIL &&
-		f->cmp != DEDUPE_CMP_NAME)
-		return error_set(err, EXIT_RULES, "[%s] needs a column (the %s comparator has no "
-						 "default)", section, cmp_names[f->cmp]);
+	    f->cmp != DEDUPE_CMP_NAME)
+		return error_set(err, EXIT_RULES,
+		                 "[%s] needs a column (the %s comparator has no "
+		                 "default)",
+		                 section, cmp_names[f->cmp]);
 
 	if (!rules_get_double(r, section, "strong", 0.90, 0.0, 1.0, &f->strong, err) ||
-		!rules_get_double(r, section, "weak", 0.80, 0.0, 1.0, &f->weak, err) ||
-		!rules_get_double(r, section, "near", 0.0, 0.0, 1e15, &f->near, err) ||
-		!rules_get_bool(r, section, "translit", f->cmp == DEDUPE_CMP_NAME, &f->translit, err) ||
-		!rules_get_bool(r, section, "tf", false, &f->tf, err) ||
-		!rules_get_bool(r, section, "typo", false, &f->typo, err))
+	    !rules_get_double(r, section, "weak", 0.80, 0.0, 1.0, &f->weak, err) ||
+	    !rules_get_double(r, section, "near", 0.0, 0.0, 1e15, &f->near, err) ||
+	    !rules_get_bool(r, section, "translit", f->cmp == DEDUPE_CMP_NAME, &f->translit, err) ||
+	    !rules_get_bool(r, section, "tf", false, &f->tf, err) ||
+	    !rules_get_bool(r, section, "typo", false, &f->typo, err))
 		return false;
 	if (f->weak > f->strong)
 		return error_set(err, EXIT_RULES, "%s: [%s] weak (%g) is above strong (%g)",
-						 rules_where(r, section, "weak"), section, f->weak, f->strong);
+		                 rules_where(r, section, "weak"), section, f->weak, f->strong);
 
 	v = rules_get(r, section, "alias");
 	if (v != NULL && *v)
 	{
 		if (f->cmp != DEDUPE_CMP_NAME)
 			return error_set(err, EXIT_RULES, "%s: [%s] alias: only a name field has aliases",
-							 rules_where(r, section, "alias"), section);
+			                 rules_where(r, section, "alias"), section);
 		if ((f->nalias = rules_split_list(v, &f->alias)) < 0)
 		{
 			f->nalias = 0;
@@ -314,15 +299,17 @@ load_field(struct rules *r, const char *section, struct dedupe_config *c, struct
 	if (v != NULL && *v)
 	{
 		if (f->cmp == DEDUPE_CMP_PHONE)
-			return error_set(err, EXIT_RULES, "%s: [%s] given: not supported for the phone "
-							 "comparator", rules_where(r, section, "given"), section);
+			return error_set(err, EXIT_RULES,
+			                 "%s: [%s] given: not supported for the phone "
+			                 "comparator",
+			                 rules_where(r, section, "given"), section);
 		if ((f->given_name = strdup(v)) == NULL)
 			return error_set(err, EXIT_INTERNAL, "out of memory");
 	}
 
 	default_m(f->cmp, f->m);
 	if (!parse_probs(r, section, "m", f->nlevels, f->m, &f->m_given, err) ||
-		!parse_probs(r, section, "u", f->nlevels, f->u, &f->u_given, err))
+	    !parse_probs(r, section, "u", f->nlevels, f->u, &f->u_given, err))
 		return false;
 
 	v = rules_get(r, section, "veto");
@@ -332,23 +319,24 @@ load_field(struct rules *r, const char *section, struct dedupe_config *c, struct
 			return error_set(err, EXIT_INTERNAL, "out of memory");
 		for (int k = 0; k < n; k++)
 		{
-			int			l;
+			int l;
 
 			for (l = 0; levels[l]; l++)
 				if (strcmp(levels[l], items[k]) == 0)
 					break;
 			if (levels[l] == NULL)
 			{
-				error_set(err, EXIT_RULES, "%s: [%s] veto: \"%s\" is not a level of the %s "
-						  "comparator", rules_where(r, section, "veto"), section, items[k],
-						  cmp_names[f->cmp]);
+				error_set(err, EXIT_RULES,
+				          "%s: [%s] veto: \"%s\" is not a level of the %s "
+				          "comparator",
+				          rules_where(r, section, "veto"), section, items[k], cmp_names[f->cmp]);
 				rules_list_free(items);
 				return false;
 			}
 			if (l == 0)
 			{
 				error_set(err, EXIT_RULES, "%s: [%s] veto: \"%s\" is the strongest agreement",
-						  rules_where(r, section, "veto"), section, items[k]);
+				          rules_where(r, section, "veto"), section, items[k]);
 				rules_list_free(items);
 				return false;
 			}
@@ -373,9 +361,9 @@ load_block(struct rules *r, const char *section, struct dedupe_config *c, struct
 {
 	struct dedupe_block *bl = &c->block[c->nblocks];
 	const char *v;
-	char	  **items;
-	int			n;
-	bool		enabled;
+	char **items;
+	int n;
+	bool enabled;
 
 	if (!rules_get_bool(r, section, "enabled", true, &enabled, err))
 		return false;
@@ -386,14 +374,14 @@ load_block(struct rules *r, const char *section, struct dedupe_config *c, struct
 	}
 	if (c->nblocks == DEDUPE_MAX_BLOCKS)
 		return error_set(err, EXIT_RULES, "%s: more than %d enabled [dedupe.block.*] sections",
-						 rules_where(r, section, "key"), DEDUPE_MAX_BLOCKS);
+		                 rules_where(r, section, "key"), DEDUPE_MAX_BLOCKS);
 	memset(bl, 0, sizeof(*bl));
 	bl->name = strdup(section + strlen("dedupe.block."));
 	if (bl->name == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
 	c->nblocks++;
 	if (!rules_get_int(r, section, "max_size", c->max_block, 2, 1000000, &bl->max_size, err) ||
-		!rules_get_bool(r, section, "optout_only", false, &bl->optout_only, err))
+	    !rules_get_bool(r, section, "optout_only", false, &bl->optout_only, err))
 		return false;
 	v = rules_get(r, section, "key");
 	if (v == NULL || *v == '\0')
@@ -404,22 +392,24 @@ load_block(struct rules *r, const char *section, struct dedupe_config *c, struct
 	{
 		rules_list_free(items);
 		return error_set(err, EXIT_RULES, "%s: [%s] key: at most %d parts",
-						 rules_where(r, section, "key"), section, DEDUPE_MAX_PARTS);
+		                 rules_where(r, section, "key"), section, DEDUPE_MAX_PARTS);
 	}
 	for (int k = 0; k < n; k++)
 	{
-		char	   *colon = strchr(items[k], ':');
+		char *colon = strchr(items[k], ':');
 		const char *fn = colon ? colon + 1 : NULL;
-		int			f;
+		int f;
 		enum dedupe_comparator cmp;
-		bool		ok = true;
+		bool ok = true;
 
 		if (colon)
 			*colon = '\0';
 		if ((f = field_index(c, items[k])) < 0)
 		{
-			error_set(err, EXIT_RULES, "%s: [%s] key: \"%s\" is not an enabled "
-					  "[dedupe.field.*]", rules_where(r, section, "key"), section, items[k]);
+			error_set(err, EXIT_RULES,
+			          "%s: [%s] key: \"%s\" is not an enabled "
+			          "[dedupe.field.*]",
+			          rules_where(r, section, "key"), section, items[k]);
 			rules_list_free(items);
 			return false;
 		}
@@ -431,10 +421,10 @@ load_block(struct rules *r, const char *section, struct dedupe_config *c, struct
 		else if (strcmp(fn, "sorted") == 0 && cmp == DEDUPE_CMP_NAME)
 			bl->fn[k] = DEDUPE_KEY_SORTED;
 		else if (strcmp(fn, "translit") == 0 &&
-				 (cmp == DEDUPE_CMP_NAME || cmp == DEDUPE_CMP_TEXT || cmp == DEDUPE_CMP_EXACT))
+		         (cmp == DEDUPE_CMP_NAME || cmp == DEDUPE_CMP_TEXT || cmp == DEDUPE_CMP_EXACT))
 			bl->fn[k] = DEDUPE_KEY_TRANSLIT;
 		else if (strcmp(fn, "token") == 0 &&
-				 (cmp == DEDUPE_CMP_NAME || cmp == DEDUPE_CMP_TEXT || cmp == DEDUPE_CMP_EXACT))
+		         (cmp == DEDUPE_CMP_NAME || cmp == DEDUPE_CMP_TEXT || cmp == DEDUPE_CMP_EXACT))
 			bl->fn[k] = DEDUPE_KEY_TOKEN;
 		else if (strcmp(fn, "year") == 0 && cmp == DEDUPE_CMP_DATE)
 			bl->fn[k] = DEDUPE_KEY_YEAR;
@@ -443,7 +433,7 @@ load_block(struct rules *r, const char *section, struct dedupe_config *c, struct
 		else if (strcmp(fn, "near") == 0 && cmp == DEDUPE_CMP_DATE)
 			bl->fn[k] = DEDUPE_KEY_NEAR;
 		else if (strncmp(fn, "prefix", 6) == 0 && isdigit((unsigned char) fn[6]) &&
-				 (cmp == DEDUPE_CMP_NAME || cmp == DEDUPE_CMP_TEXT || cmp == DEDUPE_CMP_EXACT))
+		         (cmp == DEDUPE_CMP_NAME || cmp == DEDUPE_CMP_TEXT || cmp == DEDUPE_CMP_EXACT))
 		{
 			bl->fn[k] = DEDUPE_KEY_PREFIX;
 			bl->prefix[k] = atoi(fn + 6);
@@ -454,11 +444,12 @@ load_block(struct rules *r, const char *section, struct dedupe_config *c, struct
 		if (!ok)
 		{
 			error_set(err, EXIT_RULES, "%s: [%s] key: \"%s:%s\" is not a key of a %s field",
-					  rules_where(r, section, "key"), section, items[k], fn, cmp_names[cmp]);
+			          rules_where(r, section, "key"), section, items[k], fn, cmp_names[cmp]);
 			rules_list_free(items);
-			return error_hint(err, "Keys: phone and email fields: value; name: sorted, "
-							  "translit, token, prefixN; text and exact: value, translit, "
-							  "token, prefixN; date: value, year, month, near; number: value.");
+			return error_hint(err,
+			                  "Keys: phone and email fields: value; name: sorted, "
+			                  "translit, token, prefixN; text and exact: value, translit, "
+			                  "token, prefixN; date: value, year, month, near; number: value.");
 		}
 		bl->nparts++;
 	}
@@ -471,42 +462,46 @@ dedupe_config_load(struct rules *r, struct dedupe_config **out, struct error *er
 {
 	struct dedupe_config *c = calloc(1, sizeof(*c));
 	const char **sections = NULL;
-	int			nsections;
+	int nsections;
 	const char *v;
-	int			est;
-	long		seed;
+	int est;
+	long seed;
 	static const char *const estimates[] = {"em", "fixed", NULL};
-	bool		ok = false;
+	bool ok = false;
 
 	*out = c;
 	if (c == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
 	if (!rules_get_bool(r, "dedupe", "enabled", true, &c->enabled, err) ||
-		!rules_get_double(r, "dedupe", "min_probability", 0.6, 0.5, 0.999999999,
-						  &c->min_probability, err) ||
-		!rules_get_double(r, "dedupe", "optout_probability", 0.2, 0.000001, 1.0,
-						  &c->optout_probability, err) ||
-		!rules_get_double(r, "dedupe", "cannot_link", -10.0, -1000.0, 0.0, &c->cannot_link, err) ||
-		!rules_get_enum(r, "dedupe", "estimate", 0, estimates, &est, err) ||
-		!rules_get_int(r, "dedupe", "em_iterations", 30, 1, 10000, &c->em_iterations, err) ||
-		!rules_get_int(r, "dedupe", "u_sample", 200000, 1000, 100000000, &c->u_sample, err) ||
-		!rules_get_int(r, "dedupe", "seed", 42, 0, INT64_MAX, &seed, err) ||
-		!rules_get_int(r, "dedupe", "frequent", 25, 2, 100000000, &c->frequent, err) ||
-		!rules_get_int(r, "dedupe", "max_block", 1000, 2, 1000000, &c->max_block, err) ||
-		!rules_get_double(r, "dedupe", "veto_lift", 0.95, 0.5, 1.0, &c->veto_lift, err) ||
-		!rules_get_int(r, "dedupe", "notes_max", 2000, 0, 1000000, &c->notes_max, err))
+	    !rules_get_double(r, "dedupe", "min_probability", 0.6, 0.5, 0.999999999,
+	                      &c->min_probability, err) ||
+	    !rules_get_double(r, "dedupe", "optout_probability", 0.2, 0.000001, 1.0,
+	                      &c->optout_probability, err) ||
+	    !rules_get_double(r, "dedupe", "cannot_link", -10.0, -1000.0, 0.0, &c->cannot_link, err) ||
+	    !rules_get_enum(r, "dedupe", "estimate", 0, estimates, &est, err) ||
+	    !rules_get_int(r, "dedupe", "em_iterations", 30, 1, 10000, &c->em_iterations, err) ||
+	    !rules_get_int(r, "dedupe", "u_sample", 200000, 1000, 100000000, &c->u_sample, err) ||
+	    !rules_get_int(r, "dedupe", "seed", 42, 0, INT64_MAX, &seed, err) ||
+	    !rules_get_int(r, "dedupe", "frequent", 25, 2, 100000000, &c->frequent, err) ||
+	    !rules_get_int(r, "dedupe", "max_block", 1000, 2, 1000000, &c->max_block, err) ||
+	    !rules_get_double(r, "dedupe", "veto_lift", 0.95, 0.5, 1.0, &c->veto_lift, err) ||
+	    !rules_get_int(r, "dedupe", "notes_max", 2000, 0, 1000000, &c->notes_max, err))
 		return false;
 	if (c->optout_probability > c->min_probability)
-		return error_set(err, EXIT_RULES, "%s: [dedupe] optout_probability (%g) is above "
-						 "min_probability (%g)", rules_where(r, "dedupe", "optout_probability"),
-						 c->optout_probability, c->min_probability);
+		return error_set(err, EXIT_RULES,
+		                 "%s: [dedupe] optout_probability (%g) is above "
+		                 "min_probability (%g)",
+		                 rules_where(r, "dedupe", "optout_probability"), c->optout_probability,
+		                 c->min_probability);
 	c->em = est == 0;
 	c->seed = (uint64_t) seed;
 	if (rules_get(r, "dedupe", "prior") != NULL)
 	{
 		if (c->em)
-			return error_set(err, EXIT_RULES, "%s: [dedupe] prior is only read with estimate = "
-							 "fixed", rules_where(r, "dedupe", "prior"));
+			return error_set(err, EXIT_RULES,
+			                 "%s: [dedupe] prior is only read with estimate = "
+			                 "fixed",
+			                 rules_where(r, "dedupe", "prior"));
 		if (!rules_get_double(r, "dedupe", "prior", 0.0, -100.0, 0.0, &c->prior, err))
 			return false;
 		c->prior_given = true;
@@ -515,14 +510,14 @@ dedupe_config_load(struct rules *r, struct dedupe_config **out, struct error *er
 	/* survivor policy */
 	v = rules_get(r, "dedupe", "survivor");
 	{
-		char	  **items = NULL;
-		int			n = rules_split_list(v ? v : "status, last_touch, complete", &items);
+		char **items = NULL;
+		int n = rules_split_list(v ? v : "status, last_touch, complete", &items);
 
 		if (n < 0)
 			return error_set(err, EXIT_INTERNAL, "out of memory");
 		for (int k = 0; k < n; k++)
 		{
-			int			p;
+			int p;
 
 			for (p = 0; policy_names[p]; p++)
 				if (strcmp(policy_names[p], items[k]) == 0)
@@ -530,10 +525,11 @@ dedupe_config_load(struct rules *r, struct dedupe_config **out, struct error *er
 			if (policy_names[p] == NULL || c->npolicy == DEDUPE_MAX_POLICY)
 			{
 				error_set(err, EXIT_RULES, "%s: [dedupe] survivor: \"%s\" is not a policy",
-						  rules_where(r, "dedupe", "survivor"), items[k]);
+				          rules_where(r, "dedupe", "survivor"), items[k]);
 				rules_list_free(items);
-				return error_hint(err, "Policies: status, last_touch, complete, touches, "
-								  "oldest, newest; ties go to the first lead in source order.");
+				return error_hint(err,
+				                  "Policies: status, last_touch, complete, touches, "
+				                  "oldest, newest; ties go to the first lead in source order.");
 			}
 			c->policy[c->npolicy++] = (enum dedupe_policy) p;
 		}
@@ -575,47 +571,49 @@ dedupe_config_load(struct rules *r, struct dedupe_config **out, struct error *er
 		{
 			error_set(err, EXIT_RULES, "unknown section [%s]", s);
 			error_hint(err, "The de-duplication sections are [dedupe], [dedupe.field.NAME] "
-					   "and [dedupe.block.NAME].");
+			                "and [dedupe.block.NAME].");
 			goto out;
 		}
 	}
 	/* blocks name fields, so they are read once every field is known */
 	for (int k = 0; k < nsections; k++)
 		if (strncmp(sections[k], "dedupe.block.", 13) == 0 && sections[k][13] != '\0' &&
-			!load_block(r, sections[k], c, err))
+		    !load_block(r, sections[k], c, err))
 			goto out;
 	if (c->nfields == 0)
 	{
-		error_set(err, EXIT_RULES, "de-duplication is enabled but no [dedupe.field.*] "
-				  "section is");
+		error_set(err, EXIT_RULES,
+		          "de-duplication is enabled but no [dedupe.field.*] "
+		          "section is");
 		error_hint(err, "Set \"enabled = false\" in [dedupe], or describe the fields to "
-				   "compare (see rules/default.ini).");
+		                "compare (see rules/default.ini).");
 		goto out;
 	}
 	if (c->nblocks == 0)
 	{
-		error_set(err, EXIT_RULES, "de-duplication is enabled but no [dedupe.block.*] "
-				  "section is");
+		error_set(err, EXIT_RULES,
+		          "de-duplication is enabled but no [dedupe.block.*] "
+		          "section is");
 		error_hint(err, "A block names the keys that bring candidate pairs together, "
-				   "e.g. \"[dedupe.block.phone]\" with \"key = phone\".");
+		                "e.g. \"[dedupe.block.phone]\" with \"key = phone\".");
 		goto out;
 	}
 	for (int f = 0; f < c->nfields; f++)
 	{
 		struct dedupe_field *fc = &c->field[f];
-		char		section[300];
+		char section[300];
 
 		if (fc->given_name == NULL)
 			continue;
 		snprintf(section, sizeof(section), "dedupe.field.%s", fc->name);
 		fc->given = field_index(c, fc->given_name);
-		if (fc->given < 0 || fc->given == f ||
-			c->field[fc->given].cmp == DEDUPE_CMP_PHONE ||
-			c->field[fc->given].cmp == DEDUPE_CMP_EMAIL)
+		if (fc->given < 0 || fc->given == f || c->field[fc->given].cmp == DEDUPE_CMP_PHONE ||
+		    c->field[fc->given].cmp == DEDUPE_CMP_EMAIL)
 		{
-			error_set(err, EXIT_RULES, "%s: [%s] given: \"%s\" is not another enabled name, "
-					  "text, exact, date or number field", rules_where(r, section, "given"),
-					  section, fc->given_name);
+			error_set(err, EXIT_RULES,
+			          "%s: [%s] given: \"%s\" is not another enabled name, "
+			          "text, exact, date or number field",
+			          rules_where(r, section, "given"), section, fc->given_name);
 			goto out;
 		}
 	}
@@ -652,7 +650,7 @@ static uint64_t
 hash_bytes(const void *p, size_t n, uint64_t seed)
 {
 	const unsigned char *s = p;
-	uint64_t	h = 1469598103934665603ULL ^ seed;
+	uint64_t h = 1469598103934665603ULL ^ seed;
 
 	for (size_t i = 0; i < n; i++)
 		h = (h ^ s[i]) * 1099511628211ULL;
@@ -688,14 +686,10 @@ rng_below(uint64_t *state, uint32_t n)
 static bool
 radix_sort(uint64_t *key, uint32_t *val, size_t n)
 {
-	uint64_t   *tk = NULL,
-			   *sk = key,
-			   *dk;
-	uint32_t   *tv = NULL,
-			   *sv = val,
-			   *dv;
-	size_t	   *count = NULL;
-	bool		ok = false;
+	uint64_t *tk = NULL, *sk = key, *dk;
+	uint32_t *tv = NULL, *sv = val, *dv;
+	size_t *count = NULL;
+	bool ok = false;
 
 	if (n < 2)
 		return true;
@@ -709,15 +703,15 @@ radix_sort(uint64_t *key, uint32_t *val, size_t n)
 	dv = tv;
 	for (int shift = 0; shift < 64; shift += 16)
 	{
-		size_t		sum = 0;
-		bool		constant = false;
+		size_t sum = 0;
+		bool constant = false;
 
 		memset(count, 0, 65536 * sizeof(*count));
 		for (size_t i = 0; i < n; i++)
 			count[(sk[i] >> shift) & 0xFFFF]++;
 		for (size_t d = 0; d < 65536; d++)
 		{
-			size_t		c = count[d];
+			size_t c = count[d];
 
 			if (c == n)
 				constant = true;
@@ -728,21 +722,21 @@ radix_sort(uint64_t *key, uint32_t *val, size_t n)
 			continue;
 		for (size_t i = 0; i < n; i++)
 		{
-			size_t		pos = count[(sk[i] >> shift) & 0xFFFF]++;
+			size_t pos = count[(sk[i] >> shift) & 0xFFFF]++;
 
 			dk[pos] = sk[i];
 			if (val)
 				dv[pos] = sv[i];
 		}
 		{
-			uint64_t   *t = sk;
+			uint64_t *t = sk;
 
 			sk = dk;
 			dk = t;
 		}
 		if (val)
 		{
-			uint32_t   *t = sv;
+			uint32_t *t = sv;
 
 			sv = dv;
 			dv = t;
@@ -787,9 +781,9 @@ fold_put(char *out, size_t size, size_t *o, bool *pending, const char *bytes, si
 static size_t
 fold_text(const char *s, char *out, size_t size)
 {
-	size_t		o = 0;
-	bool		pending = false;	/* a separator was seen since the last letter */
-	bool		ascii = true;
+	size_t o = 0;
+	bool pending = false; /* a separator was seen since the last letter */
+	bool ascii = true;
 
 	if (size == 0)
 		return 0;
@@ -802,11 +796,10 @@ fold_text(const char *s, char *out, size_t size)
 	if (!ascii)
 	{
 		utf8proc_uint8_t *mapped = NULL;
-		utf8proc_ssize_t len = utf8proc_map((const utf8proc_uint8_t *) s, 0, &mapped,
-											UTF8PROC_NULLTERM | UTF8PROC_STABLE |
-											UTF8PROC_COMPOSE | UTF8PROC_COMPAT |
-											UTF8PROC_CASEFOLD | UTF8PROC_STRIPMARK |
-											UTF8PROC_IGNORE);
+		utf8proc_ssize_t len =
+		    utf8proc_map((const utf8proc_uint8_t *) s, 0, &mapped,
+		                 UTF8PROC_NULLTERM | UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT |
+		                     UTF8PROC_CASEFOLD | UTF8PROC_STRIPMARK | UTF8PROC_IGNORE);
 
 		if (len >= 0)
 		{
@@ -823,7 +816,7 @@ fold_text(const char *s, char *out, size_t size)
 				i += k;
 				cat = utf8proc_category(cp);
 				if (cat >= UTF8PROC_CATEGORY_MN && cat <= UTF8PROC_CATEGORY_ME)
-					continue;	/* a mark left after composition */
+					continue; /* a mark left after composition */
 				if (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_NO)
 				{
 					utf8proc_uint8_t enc[4];
@@ -848,7 +841,7 @@ fold_text(const char *s, char *out, size_t size)
 
 		if (isalnum(ch) || ch >= 0x80)
 		{
-			char		c = (char) tolower(ch);
+			char c = (char) tolower(ch);
 
 			fold_put(out, size, &o, &pending, &c, 1);
 		}
@@ -863,9 +856,9 @@ fold_text(const char *s, char *out, size_t size)
 static bool
 parse_days(const char *s, double *days)
 {
-	int64_t		t;
-	char		buf[16];
-	size_t		n = 0;
+	int64_t t;
+	char buf[16];
+	size_t n = 0;
 
 	while (*s == ' ')
 		s++;
@@ -892,12 +885,8 @@ parse_days(const char *s, double *days)
 static void
 days_to_ymd(int64_t z, int *y, int *m, int *d)
 {
-	int64_t		era,
-				yy;
-	unsigned	doe,
-				yoe,
-				doy,
-				mp;
+	int64_t era, yy;
+	unsigned doe, yoe, doy, mp;
 
 	z += 719468;
 	era = (z >= 0 ? z : z - 146096) / 146097;
@@ -924,10 +913,10 @@ days_to_ymd(int64_t z, int *y, int *m, int *d)
  */
 struct alias_table
 {
-	const struct name_translit *tl;	/* borrowed */
-	int			nslots;
-	char	  (*key)[ALIAS_KEY];	/* "" = empty slot */
-	int		   *group;
+	const struct name_translit *tl; /* borrowed */
+	int nslots;
+	char (*key)[ALIAS_KEY]; /* "" = empty slot */
+	int *group;
 };
 
 static void
@@ -943,7 +932,7 @@ alias_free(struct alias_table *t)
 static int
 alias_find(const struct alias_table *t, const char *key, size_t len, bool *found)
 {
-	int			i = (int) (hash_bytes(key, len, 10) & (uint64_t) (t->nslots - 1));
+	int i = (int) (hash_bytes(key, len, 10) & (uint64_t) (t->nslots - 1));
 
 	while (t->key[i][0] != '\0')
 	{
@@ -967,7 +956,7 @@ static struct alias_table *
 alias_build(const struct dedupe_field *fc, const struct name_translit *tl)
 {
 	struct alias_table *t = calloc(1, sizeof(*t));
-	int			members = 0;
+	int members = 0;
 
 	if (t == NULL)
 		return NULL;
@@ -988,17 +977,17 @@ alias_build(const struct dedupe_field *fc, const struct name_translit *tl)
 	}
 	for (int g = 0; g < fc->nalias; g++)
 	{
-		char		folded[256];
+		char folded[256];
 		const char *p = folded;
 
 		fold_text(fc->alias[g], folded, sizeof(folded));
 		while (*p)
 		{
 			const char *w = p;
-			char		key[ALIAS_KEY];
-			size_t		len;
-			bool		found;
-			int			slot;
+			char key[ALIAS_KEY];
+			size_t len;
+			bool found;
+			int slot;
 
 			while (*p && *p != ' ')
 				p++;
@@ -1023,8 +1012,8 @@ static int
 alias_group(const void *ctx, const char *key, size_t len)
 {
 	const struct alias_table *t = ctx;
-	bool		found;
-	int			slot;
+	bool found;
+	int slot;
 
 	if (len < 2 || len >= ALIAS_KEY)
 		return -1;
@@ -1039,20 +1028,20 @@ alias_group(const void *ctx, const char *key, size_t len)
 /* One field's prepared values, indexed by participant. */
 struct fdata
 {
-	const char **s;				/* folded text; EMAIL: email_norm */
-	const char **s2;			/* EMAIL: the identity key (email_key, else email_norm) */
+	const char **s;             /* folded text; EMAIL: email_norm */
+	const char **s2;            /* EMAIL: the identity key (email_key, else email_norm) */
 	const unsigned char **prep; /* NAME: the prepared name (name_pack); TEXT with
 								 * translit: the tokens' phonetic keys joined */
-	double	   *x;				/* DATE: day number; NUMBER: the value */
-	uint64_t   *h;				/* hash of the exact value, 0 = missing; PHONE: the
+	double *x;                  /* DATE: day number; NUMBER: the value */
+	uint64_t *h;                /* hash of the exact value, 0 = missing; PHONE: the
 								 * numbers themselves, BATCH_PHONES per participant */
-	uint32_t   *freq;			/* participants sharing that exact value */
-	uint64_t   *h2;				/* EMAIL: hash of the key */
-	uint32_t   *freq2;
-	uint64_t   *h3;				/* EMAIL: hash of the address with the local part's dots out */
-	size_t		present;		/* participants with a value */
-	double		pairs;			/* pairs of participants sharing a value: sum c(c-1)/2 */
-	double		uref;			/* mean chance agreement over agreeing pairs (term frequency) */
+	uint32_t *freq;             /* participants sharing that exact value */
+	uint64_t *h2;               /* EMAIL: hash of the key */
+	uint32_t *freq2;
+	uint64_t *h3;   /* EMAIL: hash of the address with the local part's dots out */
+	size_t present; /* participants with a value */
+	double pairs;   /* pairs of participants sharing a value: sum c(c-1)/2 */
+	double uref;    /* mean chance agreement over agreeing pairs (term frequency) */
 };
 
 struct run
@@ -1060,18 +1049,18 @@ struct run
 	struct batch *b;
 	const struct dedupe_config *c;
 	struct dedupe_report *rep;
-	int			nthreads;
-	size_t		np;				/* participants */
-	uint32_t   *row;			/* participant -> batch row */
+	int nthreads;
+	size_t np;     /* participants */
+	uint32_t *row; /* participant -> batch row */
 	struct fdata fd[DEDUPE_MAX_FIELDS];
-	struct arena **arenas;		/* one per thread, for folded text */
-	const struct name_translit *translit;	/* the normaliser's table; may be NULL */
-	struct alias_table *alias[DEDUPE_MAX_FIELDS];	/* nicknames of name fields */
-	bool		oom;			/* set by any thread that ran out of memory */
+	struct arena **arenas;                        /* one per thread, for folded text */
+	const struct name_translit *translit;         /* the normaliser's table; may be NULL */
+	struct alias_table *alias[DEDUPE_MAX_FIELDS]; /* nicknames of name fields */
+	bool oom;                                     /* set by any thread that ran out of memory */
 
-	double		m[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS];
-	double		u[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS];
-	double		w[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS];	/* log2(m / u) */
+	double m[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS];
+	double u[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS];
+	double w[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS]; /* log2(m / u) */
 
 	/*
 	 * Fields with "given": u among namesakes (pairs whose given field has
@@ -1079,18 +1068,18 @@ struct run
 	 * counted levels (exact; e-mail's dots and key), nsame_all those with the field
 	 * on both; ug and wg the conditional u and weight.
 	 */
-	double		nsame[DEDUPE_MAX_FIELDS][3];
-	double		nsame_all[DEDUPE_MAX_FIELDS];
-	double		ug[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS];
-	double		wg[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS];
-	double		prior;			/* log2 odds of a match between random participants */
-	double		lift_w;			/* weight of veto_lift */
+	double nsame[DEDUPE_MAX_FIELDS][3];
+	double nsame_all[DEDUPE_MAX_FIELDS];
+	double ug[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS];
+	double wg[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS];
+	double prior;  /* log2 odds of a match between random participants */
+	double lift_w; /* weight of veto_lift */
 	struct strsim_name_opts nopts[DEDUPE_MAX_FIELDS];
 
-	size_t		npairs;
-	uint64_t   *pair;			/* (a << 32) | b, a < b participants; sorted, unique */
-	uint32_t   *pattern;		/* PATTERN_BITS per field, LEVEL_MISSING when missing */
-	float	   *weight;			/* first the term-frequency adjustment, then the weight */
+	size_t npairs;
+	uint64_t *pair;    /* (a << 32) | b, a < b participants; sorted, unique */
+	uint32_t *pattern; /* PATTERN_BITS per field, LEVEL_MISSING when missing */
+	float *weight;     /* first the term-frequency adjustment, then the weight */
 };
 
 static inline unsigned
@@ -1123,7 +1112,7 @@ thread_num(void)
 static const char *
 run_strdup(struct run *r, const char *s, size_t len)
 {
-	char	   *p = arena_strndup(r->arenas[thread_num()], s, len);
+	char *p = arena_strndup(r->arenas[thread_num()], s, len);
 
 	if (p == NULL)
 		r->oom = true;
@@ -1137,8 +1126,8 @@ run_strdup(struct run *r, const char *s, size_t len)
 static const char *
 field_text(struct run *r, const struct dedupe_field *fc, const int *cols, size_t i)
 {
-	char		buf[1024];
-	size_t		o = 0;
+	char buf[1024];
+	size_t o = 0;
 
 	for (int k = 0; k < fc->ncolumns; k++)
 	{
@@ -1162,9 +1151,9 @@ static uint64_t
 sorted_token_hash(const char *s, uint64_t seed)
 {
 	const char *tok[32];
-	size_t		len[32];
-	int			n = 0;
-	uint64_t	h = seed;
+	size_t len[32];
+	int n = 0;
+	uint64_t h = seed;
 
 	while (*s && n < 32)
 	{
@@ -1182,14 +1171,14 @@ sorted_token_hash(const char *s, uint64_t seed)
 	for (int i = 1; i < n; i++)
 		for (int j = i; j > 0; j--)
 		{
-			size_t		l = len[j] < len[j - 1] ? len[j] : len[j - 1];
-			int			c = memcmp(tok[j], tok[j - 1], l);
+			size_t l = len[j] < len[j - 1] ? len[j] : len[j - 1];
+			int c = memcmp(tok[j], tok[j - 1], l);
 
 			if (c > 0 || (c == 0 && len[j] >= len[j - 1]))
 				break;
 			{
 				const char *t = tok[j];
-				size_t		tl = len[j];
+				size_t tl = len[j];
 
 				tok[j] = tok[j - 1];
 				len[j] = len[j - 1];
@@ -1206,10 +1195,10 @@ sorted_token_hash(const char *s, uint64_t seed)
 static uint64_t
 translit_hash(const struct run *r, const char *s, uint64_t seed)
 {
-	char		keys[32][32];
+	char keys[32][32];
 	const char *ptr[32];
-	int			n = 0;
-	uint64_t	h = seed;
+	int n = 0;
+	uint64_t h = seed;
 
 	while (*s && n < 32)
 	{
@@ -1245,8 +1234,8 @@ translit_hash(const struct run *r, const char *s, uint64_t seed)
 static uint64_t
 nodots_hash(const char *s)
 {
-	char		buf[320] = {0};
-	size_t		o = 0;
+	char buf[320] = {0};
+	size_t o = 0;
 	const char *at = strrchr(s, '@');
 
 	for (const char *p = s; *p && o < sizeof(buf); p++)
@@ -1259,8 +1248,7 @@ nodots_hash(const char *s)
 static bool
 same_but_dots(const char *a, const char *b)
 {
-	const char *aa = strrchr(a, '@'),
-			   *ab = strrchr(b, '@');
+	const char *aa = strrchr(a, '@'), *ab = strrchr(b, '@');
 
 	if (aa == NULL || ab == NULL || strcmp(aa, ab) != 0)
 		return false;
@@ -1281,7 +1269,7 @@ same_but_dots(const char *a, const char *b)
 static size_t
 translit_joined(const struct run *r, const char *s, char *out, size_t size)
 {
-	size_t		o = 0;
+	size_t o = 0;
 
 	while (*s)
 	{
@@ -1294,8 +1282,7 @@ translit_joined(const struct run *r, const char *s, char *out, size_t size)
 			s++;
 		if (s > t && o + 1 < size)
 		{
-			size_t		k = name_translit_key(r->translit, t, (size_t) (s - t), out + o,
-												  size - o);
+			size_t k = name_translit_key(r->translit, t, (size_t) (s - t), out + o, size - o);
 
 			o += k < size - o ? k : size - o - 1;
 		}
@@ -1315,15 +1302,15 @@ name_pack(struct run *r, const char *name, const struct strsim_name_opts *opts)
 {
 	struct strsim_name nm;
 	unsigned char buf[1 + STRSIM_MAX_TOKENS * (6 + STRSIM_KEY_MAX)];
-	size_t		o = 1;
+	size_t o = 1;
 	unsigned char *p;
 
 	strsim_name_prepare(name, opts, &nm);
 	buf[0] = (unsigned char) nm.n;
 	for (int i = 0; i < nm.n; i++)
 	{
-		size_t		off = (size_t) (nm.tok[i].s - name);
-		size_t		len = nm.tok[i].len;
+		size_t off = (size_t) (nm.tok[i].s - name);
+		size_t len = nm.tok[i].len;
 
 		if (off > 255 || len > 255)
 		{
@@ -1375,7 +1362,7 @@ prepare_row(struct run *r, const int (*cols)[DEDUPE_MAX_COLUMNS], size_t p)
 {
 	const struct dedupe_config *c = r->c;
 	struct batch *b = r->b;
-	size_t		i = r->row[p];
+	size_t i = r->row[p];
 
 	for (int f = 0; f < c->nfields; f++)
 	{
@@ -1388,7 +1375,7 @@ prepare_row(struct run *r, const int (*cols)[DEDUPE_MAX_COLUMNS], size_t p)
 			case DEDUPE_CMP_PHONE:
 				for (int k = 0; k < BATCH_PHONES; k++)
 				{
-					uint64_t	ph = b->phones[i][k];
+					uint64_t ph = b->phones[i][k];
 
 					/* the same number twice in one lead counts once */
 					for (int j = 0; j < k; j++)
@@ -1417,7 +1404,7 @@ prepare_row(struct run *r, const int (*cols)[DEDUPE_MAX_COLUMNS], size_t p)
 					s = b->name_norm[i];
 				else if (b->col[FIELD_NAME][i] != NULL)
 				{
-					int			namecol[DEDUPE_MAX_COLUMNS] = {FIELD_NAME};
+					int namecol[DEDUPE_MAX_COLUMNS] = {FIELD_NAME};
 					struct dedupe_field one = *fc;
 
 					one.ncolumns = 1;
@@ -1439,8 +1426,8 @@ prepare_row(struct run *r, const int (*cols)[DEDUPE_MAX_COLUMNS], size_t p)
 					d->h[p] = hash_bytes(s, strlen(s), 4);
 					if (d->prep != NULL)
 					{
-						char		k[128];
-						size_t		kl = translit_joined(r, s, k, sizeof(k));
+						char k[128];
+						size_t kl = translit_joined(r, s, k, sizeof(k));
 
 						d->prep[p] = (const unsigned char *) run_strdup(r, k, kl);
 					}
@@ -1448,33 +1435,33 @@ prepare_row(struct run *r, const int (*cols)[DEDUPE_MAX_COLUMNS], size_t p)
 				break;
 			case DEDUPE_CMP_DATE:
 			case DEDUPE_CMP_NUMBER:
-				{
-					const char *v = cols[f][0] >= 0 ? b->col[cols[f][0]][i] : NULL;
-					double		x;
-					char	   *end;
+			{
+				const char *v = cols[f][0] >= 0 ? b->col[cols[f][0]][i] : NULL;
+				double x;
+				char *end;
 
-					d->x[p] = NAN;
-					if (v == NULL)
+				d->x[p] = NAN;
+				if (v == NULL)
+					break;
+				if (fc->cmp == DEDUPE_CMP_DATE)
+				{
+					if (!parse_days(v, &x))
 						break;
-					if (fc->cmp == DEDUPE_CMP_DATE)
-					{
-						if (!parse_days(v, &x))
-							break;
-					}
-					else
-					{
-						x = strtod(v, &end);
-						while (*end == ' ')
-							end++;
-						if (end == v || *end != '\0' || !isfinite(x))
-							break;
-						if (signbit(x) && x == 0.0)
-							x = 0.0;	/* -0 and 0 are one value */
-					}
-					d->x[p] = x;
-					d->h[p] = hash_bytes(&x, sizeof(x), 5);
 				}
-				break;
+				else
+				{
+					x = strtod(v, &end);
+					while (*end == ' ')
+						end++;
+					if (end == v || *end != '\0' || !isfinite(x))
+						break;
+					if (signbit(x) && x == 0.0)
+						x = 0.0; /* -0 and 0 are one value */
+				}
+				d->x[p] = x;
+				d->h[p] = hash_bytes(&x, sizeof(x), 5);
+			}
+			break;
 		}
 	}
 }
@@ -1488,16 +1475,14 @@ prepare_row(struct run *r, const int (*cols)[DEDUPE_MAX_COLUMNS], size_t p)
  * present times sum c(c-1).
  */
 static bool
-count_values(const uint64_t *h, size_t nh, int per, uint32_t *freq, size_t *present,
-			 double *pairs, double *uref)
+count_values(const uint64_t *h, size_t nh, int per, uint32_t *freq, size_t *present, double *pairs,
+             double *uref)
 {
-	double		sum2 = 0.0,
-				sum3 = 0.0;
+	double sum2 = 0.0, sum3 = 0.0;
 
-	uint64_t   *key;
-	uint32_t   *idx;
-	size_t		n = 0,
-				rows = 0;
+	uint64_t *key;
+	uint32_t *idx;
+	size_t n = 0, rows = 0;
 
 	key = malloc((nh ? nh : 1) * sizeof(*key));
 	idx = malloc((nh ? nh : 1) * sizeof(*idx));
@@ -1531,7 +1516,7 @@ count_values(const uint64_t *h, size_t nh, int per, uint32_t *freq, size_t *pres
 	}
 	for (size_t s = 0, e; s < n; s = e)
 	{
-		double		c;
+		double c;
 
 		for (e = s + 1; e < n && key[e] == key[s]; e++)
 			;
@@ -1576,10 +1561,10 @@ count_namesakes(struct run *r, int f)
 {
 	const struct fdata *d = &r->fd[f];
 	const struct fdata *g = &r->fd[r->c->field[f].given];
-	uint64_t   *key = malloc((r->np ? r->np : 1) * sizeof(*key));
-	size_t		n;
-	double		both = 0.0;
-	bool		ok;
+	uint64_t *key = malloc((r->np ? r->np : 1) * sizeof(*key));
+	size_t n;
+	double both = 0.0;
+	bool ok;
 
 	if (key == NULL)
 		return false;
@@ -1595,7 +1580,7 @@ count_namesakes(struct run *r, int f)
 	ok = ok && pairs_sharing(key, n, &r->nsame[f][0]);
 	if (ok && d->h2)
 	{
-		double		keydots = 0.0;
+		double keydots = 0.0;
 
 		/* dots: same once dots are out, not exact */
 		n = 0;
@@ -1631,16 +1616,15 @@ static void
 update_given_u(struct run *r, int f, const double *mg, double mg_all)
 {
 	const struct dedupe_field *fc = &r->c->field[f];
-	int			counted = fc->cmp == DEDUPE_CMP_EMAIL ? 3 : 1;
-	double		denom = r->nsame_all[f] - mg_all;
-	double		sum_g = 0.0,
-				sum_u = 0.0;
+	int counted = fc->cmp == DEDUPE_CMP_EMAIL ? 3 : 1;
+	double denom = r->nsame_all[f] - mg_all;
+	double sum_g = 0.0, sum_u = 0.0;
 
 	if (denom < 1.0)
 		denom = 1.0;
 	for (int l = 0; l < counted; l++)
 	{
-		double		x = r->nsame[f][l] - mg[l];
+		double x = r->nsame[f][l] - mg[l];
 
 		r->ug[f][l] = (x > 0.5 ? x : 0.5) / denom;
 		sum_g += r->ug[f][l];
@@ -1659,7 +1643,7 @@ update_given_u(struct run *r, int f, const double *mg, double mg_all)
 static inline bool
 uses_given(const struct run *r, int f, uint32_t pat)
 {
-	int			g = r->c->field[f].given;
+	int g = r->c->field[f].given;
 
 	/* the given field agrees: exact, or strong (a typo, another script) */
 	return g >= 0 && pattern_level(pat, g) <= 1;
@@ -1672,8 +1656,8 @@ uses_given(const struct run *r, int f, uint32_t pat)
 /* What a comparison found, for the reason written on a duplicate. */
 struct evidence
 {
-	double		sim;			/* name / text similarity */
-	uint64_t	phone;			/* the phone both have */
+	double sim;     /* name / text similarity */
+	uint64_t phone; /* the phone both have */
 };
 
 /*
@@ -1687,8 +1671,7 @@ struct evidence
 static inline double
 tf_adjust(const struct fdata *d, uint32_t count)
 {
-	double		uv,
-				adj;
+	double uv, adj;
 
 	if (d->present == 0 || count < 2 || d->uref <= 0.0)
 		return 0.0;
@@ -1701,16 +1684,9 @@ tf_adjust(const struct fdata *d, uint32_t count)
 static bool
 date_typo(double xa, double xb)
 {
-	int			ya,
-				ma,
-				da,
-				yb,
-				mb,
-				db;
-	char		sa[16],
-				sb[16];
-	int			diff = 0,
-				first = -1;
+	int ya, ma, da, yb, mb, db;
+	char sa[16], sb[16];
+	int diff = 0, first = -1;
 
 	days_to_ymd((int64_t) xa, &ya, &ma, &da);
 	days_to_ymd((int64_t) xb, &yb, &mb, &db);
@@ -1738,52 +1714,50 @@ date_typo(double xa, double xb)
  * to *tf (when the field asks for it) and fills *ev.
  */
 static unsigned
-compare_field(const struct run *r, int f, uint32_t a, uint32_t b, double *tf,
-			  struct evidence *ev)
+compare_field(const struct run *r, int f, uint32_t a, uint32_t b, double *tf, struct evidence *ev)
 {
 	const struct dedupe_field *fc = &r->c->field[f];
 	const struct fdata *d = &r->fd[f];
-	uint32_t	frequent = (uint32_t) r->c->frequent;
+	uint32_t frequent = (uint32_t) r->c->frequent;
 
 	switch (fc->cmp)
 	{
 		case DEDUPE_CMP_PHONE:
-			{
-				const uint64_t *pa = d->h + (size_t) a * BATCH_PHONES;
-				const uint64_t *pb = d->h + (size_t) b * BATCH_PHONES;
-				const uint32_t *fa = d->freq + (size_t) a * BATCH_PHONES;
-				const uint32_t *fb = d->freq + (size_t) b * BATCH_PHONES;
-				bool		ha = false,
-							hb = false;
-				uint64_t	num = 0;
-				uint32_t	count = 0;
+		{
+			const uint64_t *pa = d->h + (size_t) a * BATCH_PHONES;
+			const uint64_t *pb = d->h + (size_t) b * BATCH_PHONES;
+			const uint32_t *fa = d->freq + (size_t) a * BATCH_PHONES;
+			const uint32_t *fb = d->freq + (size_t) b * BATCH_PHONES;
+			bool ha = false, hb = false;
+			uint64_t num = 0;
+			uint32_t count = 0;
 
-				/*
+			/*
 				 * A number held by more than `frequent` leads (a switchboard,
 				 * a reception desk) says nothing about who the lead is.
 				 */
-				for (int k = 0; k < BATCH_PHONES; k++)
-				{
-					ha |= pa[k] != 0 && fa[k] <= frequent;
-					hb |= pb[k] != 0 && fb[k] <= frequent;
-				}
-				if (!ha || !hb)
-					return LEVEL_MISSING;
-				for (int i = 0; i < BATCH_PHONES; i++)
-					for (int j = 0; j < BATCH_PHONES; j++)
-						if (pa[i] != 0 && pa[i] == pb[j] && fa[i] <= frequent &&
-							(num == 0 || fa[i] < count))
-						{
-							num = pa[i];
-							count = fa[i];
-						}
-				if (num == 0)
-					return 1;
-				if (fc->tf)
-					*tf += tf_adjust(d, count);
-				ev->phone = num;
-				return 0;
+			for (int k = 0; k < BATCH_PHONES; k++)
+			{
+				ha |= pa[k] != 0 && fa[k] <= frequent;
+				hb |= pb[k] != 0 && fb[k] <= frequent;
 			}
+			if (!ha || !hb)
+				return LEVEL_MISSING;
+			for (int i = 0; i < BATCH_PHONES; i++)
+				for (int j = 0; j < BATCH_PHONES; j++)
+					if (pa[i] != 0 && pa[i] == pb[j] && fa[i] <= frequent &&
+					    (num == 0 || fa[i] < count))
+					{
+						num = pa[i];
+						count = fa[i];
+					}
+			if (num == 0)
+				return 1;
+			if (fc->tf)
+				*tf += tf_adjust(d, count);
+			ev->phone = num;
+			return 0;
+		}
 		case DEDUPE_CMP_EMAIL:
 			if (d->s[a] == NULL || d->s[b] == NULL)
 				return LEVEL_MISSING;
@@ -1802,23 +1776,22 @@ compare_field(const struct run *r, int f, uint32_t a, uint32_t b, double *tf,
 				return 2;
 			return 3;
 		case DEDUPE_CMP_NAME:
+		{
+			enum strsim_level l;
+
+			if (d->s[a] == NULL || d->s[b] == NULL)
+				return LEVEL_MISSING;
 			{
-				enum strsim_level l;
+				struct strsim_name na, nb;
 
-				if (d->s[a] == NULL || d->s[b] == NULL)
-					return LEVEL_MISSING;
-				{
-					struct strsim_name na,
-								nb;
-
-					name_unpack(d->prep[a], d->s[a], &na);
-					name_unpack(d->prep[b], d->s[b], &nb);
-					l = strsim_name_compare_prepared(&na, &nb, &r->nopts[f], &ev->sim);
-				}
-				if (l == STRSIM_EXACT && fc->tf)
-					*tf += tf_adjust(d, d->freq[a]);
-				return (unsigned) l;
+				name_unpack(d->prep[a], d->s[a], &na);
+				name_unpack(d->prep[b], d->s[b], &nb);
+				l = strsim_name_compare_prepared(&na, &nb, &r->nopts[f], &ev->sim);
 			}
+			if (l == STRSIM_EXACT && fc->tf)
+				*tf += tf_adjust(d, d->freq[a]);
+			return (unsigned) l;
+		}
 		case DEDUPE_CMP_EXACT:
 		case DEDUPE_CMP_TEXT:
 			if (d->s[a] == NULL || d->s[b] == NULL)
@@ -1832,11 +1805,10 @@ compare_field(const struct run *r, int f, uint32_t a, uint32_t b, double *tf,
 			}
 			if (fc->cmp == DEDUPE_CMP_EXACT)
 				return 1;
-			if (d->prep != NULL &&
-				strsim_is_hebrew(d->s[a], strlen(d->s[a])) != strsim_is_hebrew(d->s[b], strlen(d->s[b])))
+			if (d->prep != NULL && strsim_is_hebrew(d->s[a], strlen(d->s[a])) !=
+			                           strsim_is_hebrew(d->s[b], strlen(d->s[b])))
 			{
-				const char *ka = (const char *) d->prep[a],
-						   *kb = (const char *) d->prep[b];
+				const char *ka = (const char *) d->prep[a], *kb = (const char *) d->prep[b];
 
 				ev->sim = strsim_key_similarity(ka, strlen(ka), kb, strlen(kb));
 			}
@@ -1845,24 +1817,23 @@ compare_field(const struct run *r, int f, uint32_t a, uint32_t b, double *tf,
 			return ev->sim >= fc->strong ? 1 : ev->sim >= fc->weak ? 2 : 3;
 		case DEDUPE_CMP_DATE:
 		case DEDUPE_CMP_NUMBER:
-			{
-				double		xa = d->x[a],
-							xb = d->x[b];
+		{
+			double xa = d->x[a], xb = d->x[b];
 
-				if (isnan(xa) || isnan(xb))
-					return LEVEL_MISSING;
-				if (xa == xb)
-				{
-					if (fc->tf)
-						*tf += tf_adjust(d, d->freq[a]);
-					return 0;
-				}
-				if (fabs(xa - xb) <= fc->near)
-					return 1;
-				if (fc->cmp == DEDUPE_CMP_DATE && fc->typo && date_typo(xa, xb))
-					return 1;
-				return 2;
+			if (isnan(xa) || isnan(xb))
+				return LEVEL_MISSING;
+			if (xa == xb)
+			{
+				if (fc->tf)
+					*tf += tf_adjust(d, d->freq[a]);
+				return 0;
 			}
+			if (fabs(xa - xb) <= fc->near)
+				return 1;
+			if (fc->cmp == DEDUPE_CMP_DATE && fc->typo && date_typo(xa, xb))
+				return 1;
+			return 2;
+		}
 	}
 	return LEVEL_MISSING;
 }
@@ -1878,7 +1849,7 @@ translit_key(const void *ctx, const char *token, size_t len, char *out, size_t s
 static uint32_t
 compare_pair(const struct run *r, uint32_t a, uint32_t b, double *tf)
 {
-	uint32_t	pat = 0;
+	uint32_t pat = 0;
 	struct evidence ev;
 
 	*tf = 0.0;
@@ -1908,11 +1879,11 @@ estimate_u(struct run *r)
 	{
 		const struct dedupe_field *fc = &c->field[f];
 		struct fdata *d = &r->fd[f];
-		int			L = fc->nlevels;
-		double		pr = (double) d->present;
-		double	   *u = r->u[f];
-		double		all = pr * (pr - 1.0) / 2.0;
-		double		u0 = pr >= 2 ? fmax(d->pairs, 0.5) / all : 0.01;
+		int L = fc->nlevels;
+		double pr = (double) d->present;
+		double *u = r->u[f];
+		double all = pr * (pr - 1.0) / 2.0;
+		double u0 = pr >= 2 ? fmax(d->pairs, 0.5) / all : 0.01;
 
 		if (fc->u_given)
 		{
@@ -1927,13 +1898,10 @@ estimate_u(struct run *r)
 		else if (fc->cmp == DEDUPE_CMP_EMAIL)
 		{
 			/* pairs that agree but for dots, or only once provider rules apply */
-			uint64_t   *key = malloc((r->np ? r->np : 1) * sizeof(*key));
-			double		exact = d->pairs,
-						dots = 0.0,
-						keyed = 0.0,
-						keydots = 0.0;
-			size_t		n;
-			bool		ok;
+			uint64_t *key = malloc((r->np ? r->np : 1) * sizeof(*key));
+			double exact = d->pairs, dots = 0.0, keyed = 0.0, keydots = 0.0;
+			size_t n;
+			bool ok;
 
 			if (key == NULL)
 				return false;
@@ -1962,15 +1930,12 @@ estimate_u(struct run *r)
 		}
 		else
 		{
-			uint32_t   *list = NULL,
-					   *qa = NULL,
-					   *qb = NULL;
-			uint8_t    *lv = NULL;
-			size_t		n = 0,
-						S = (size_t) c->u_sample;
-			size_t		count[DEDUPE_MAX_LEVELS] = {0};
-			uint64_t	state = c->seed ^ (0x5851f42d4c957f2dULL * (uint64_t) (f + 1));
-			double		rest = 0.0;
+			uint32_t *list = NULL, *qa = NULL, *qb = NULL;
+			uint8_t *lv = NULL;
+			size_t n = 0, S = (size_t) c->u_sample;
+			size_t count[DEDUPE_MAX_LEVELS] = {0};
+			uint64_t state = c->seed ^ (0x5851f42d4c957f2dULL * (uint64_t) (f + 1));
+			double rest = 0.0;
 
 			for (size_t p = 0; p < r->np; p++)
 				n += d->h[p] != 0;
@@ -2007,7 +1972,7 @@ estimate_u(struct run *r)
 #pragma omp parallel for num_threads(r->nthreads) schedule(static)
 			for (size_t s = 0; s < S; s++)
 			{
-				double		tf = 0.0;
+				double tf = 0.0;
 				struct evidence ev;
 
 				lv[s] = (uint8_t) compare_field(r, f, qa[s], qb[s], &tf, &ev);
@@ -2047,12 +2012,12 @@ estimate_u(struct run *r)
 /* The key values one part of a block key gives participant p (0 = no key). */
 static int
 part_values(const struct run *r, int f, enum dedupe_key_fn fn, int prefix, uint32_t p,
-			uint64_t *out)
+            uint64_t *out)
 {
 	const struct dedupe_field *fc = &r->c->field[f];
 	const struct fdata *d = &r->fd[f];
 	const char *s;
-	int			n = 0;
+	int n = 0;
 
 	switch (fc->cmp)
 	{
@@ -2073,8 +2038,8 @@ part_values(const struct run *r, int f, enum dedupe_key_fn fn, int prefix, uint3
 			if (fn == DEDUPE_KEY_NEAR)
 			{
 				/* windows of near+1 days: dates within `near` days share one */
-				int64_t		width = (int64_t) fc->near + 1;
-				int64_t		w = (int64_t) floor(d->x[p] / (double) width);
+				int64_t width = (int64_t) fc->near + 1;
+				int64_t w = (int64_t) floor(d->x[p] / (double) width);
 
 				out[0] = nonzero(mix64((uint64_t) (w + (1LL << 40)) * 3 + 1));
 				out[1] = nonzero(mix64((uint64_t) (w + 1 + (1LL << 40)) * 3 + 1));
@@ -2082,13 +2047,11 @@ part_values(const struct run *r, int f, enum dedupe_key_fn fn, int prefix, uint3
 			}
 			if (fn == DEDUPE_KEY_YEAR || fn == DEDUPE_KEY_MONTH)
 			{
-				int			y,
-							m,
-							dd;
+				int y, m, dd;
 
 				days_to_ymd((int64_t) d->x[p], &y, &m, &dd);
 				out[0] = nonzero(mix64((uint64_t) (y + 100000) * 16 +
-									   (fn == DEDUPE_KEY_MONTH ? (uint64_t) m : 0)));
+				                       (fn == DEDUPE_KEY_MONTH ? (uint64_t) m : 0)));
 			}
 			else
 				out[0] = d->h[p];
@@ -2104,12 +2067,8 @@ part_values(const struct run *r, int f, enum dedupe_key_fn fn, int prefix, uint3
 				case DEDUPE_KEY_SORTED:
 				case DEDUPE_KEY_YEAR:
 				case DEDUPE_KEY_MONTH:
-				case DEDUPE_KEY_NEAR:
-					out[0] = d->h[p];
-					return 1;
-				case DEDUPE_KEY_TRANSLIT:
-					out[0] = translit_hash(r, s, 6);
-					return out[0] != 0;
+				case DEDUPE_KEY_NEAR: out[0] = d->h[p]; return 1;
+				case DEDUPE_KEY_TRANSLIT: out[0] = translit_hash(r, s, 6); return out[0] != 0;
 				case DEDUPE_KEY_TOKEN:
 					while (*s && n < MAX_PART_VALUES)
 					{
@@ -2125,21 +2084,21 @@ part_values(const struct run *r, int f, enum dedupe_key_fn fn, int prefix, uint3
 					}
 					return n;
 				case DEDUPE_KEY_PREFIX:
-					{
-						const unsigned char *q = (const unsigned char *) s;
-						int			chars = 0;
+				{
+					const unsigned char *q = (const unsigned char *) s;
+					int chars = 0;
 
-						/* count code points, not bytes: a Hebrew letter is two */
-						while (*q && chars < prefix)
-						{
+					/* count code points, not bytes: a Hebrew letter is two */
+					while (*q && chars < prefix)
+					{
+						q++;
+						while ((*q & 0xC0) == 0x80)
 							q++;
-							while ((*q & 0xC0) == 0x80)
-								q++;
-							chars++;
-						}
-						out[0] = hash_bytes(s, (size_t) ((const char *) q - s), 8);
-						return 1;
+						chars++;
 					}
+					out[0] = hash_bytes(s, (size_t) ((const char *) q - s), 8);
+					return 1;
+				}
 			}
 			return 0;
 	}
@@ -2149,17 +2108,15 @@ part_values(const struct run *r, int f, enum dedupe_key_fn fn, int prefix, uint3
 /* Every key of one block for participant p: the product of its parts' values. */
 static int
 row_keys(const struct run *r, const struct dedupe_block *bl, uint64_t seed, uint32_t p,
-		 uint64_t *keys)
+         uint64_t *keys)
 {
-	int			nk = 1;
+	int nk = 1;
 
 	keys[0] = seed;
 	for (int k = 0; k < bl->nparts; k++)
 	{
-		uint64_t	vals[MAX_PART_VALUES],
-					next[MAX_KEYS_PER_ROW];
-		int			nv = part_values(r, bl->field[k], bl->fn[k], bl->prefix[k], p, vals),
-					nn = 0;
+		uint64_t vals[MAX_PART_VALUES], next[MAX_KEYS_PER_ROW];
+		int nv = part_values(r, bl->field[k], bl->fn[k], bl->prefix[k], p, vals), nn = 0;
 
 		if (nv == 0)
 			return 0;
@@ -2177,8 +2134,8 @@ push_pair(uint64_t **v, size_t *n, size_t *cap, uint64_t code)
 {
 	if (*n == *cap)
 	{
-		size_t		ncap = *cap ? *cap * 2 : 1 << 16;
-		uint64_t   *p = realloc(*v, ncap * sizeof(**v));
+		size_t ncap = *cap ? *cap * 2 : 1 << 16;
+		uint64_t *p = realloc(*v, ncap * sizeof(**v));
 
 		if (p == NULL)
 			return false;
@@ -2199,28 +2156,26 @@ static bool
 generate_pairs(struct run *r)
 {
 	const struct dedupe_config *c = r->c;
-	size_t		np = r->np,
-				cap = 0,
-				n = 0;
-	uint64_t   *pairs = NULL;
-	uint32_t   *count = malloc((np + 1) * sizeof(*count));
-	size_t	   *offset = malloc((np + 1) * sizeof(*offset));
-	bool		ok = false;
+	size_t np = r->np, cap = 0, n = 0;
+	uint64_t *pairs = NULL;
+	uint32_t *count = malloc((np + 1) * sizeof(*count));
+	size_t *offset = malloc((np + 1) * sizeof(*offset));
+	bool ok = false;
 
 	if (count == NULL || offset == NULL)
 		goto out;
 	for (int bi = 0; bi < c->nblocks; bi++)
 	{
 		const struct dedupe_block *bl = &c->block[bi];
-		uint64_t	seed = nonzero(mix64(0x243f6a8885a308d3ULL + (uint64_t) bi));
-		uint64_t   *key;
-		uint32_t   *val;
-		size_t		total = 0;
+		uint64_t seed = nonzero(mix64(0x243f6a8885a308d3ULL + (uint64_t) bi));
+		uint64_t *key;
+		uint32_t *val;
+		size_t total = 0;
 
 #pragma omp parallel for num_threads(r->nthreads) schedule(static)
 		for (size_t p = 0; p < np; p++)
 		{
-			uint64_t	k[MAX_KEYS_PER_ROW];
+			uint64_t k[MAX_KEYS_PER_ROW];
 
 			count[p] = (uint32_t) row_keys(r, bl, seed, (uint32_t) p, k);
 		}
@@ -2240,8 +2195,8 @@ generate_pairs(struct run *r)
 #pragma omp parallel for num_threads(r->nthreads) schedule(static)
 		for (size_t p = 0; p < np; p++)
 		{
-			uint64_t	k[MAX_KEYS_PER_ROW];
-			int			nk = row_keys(r, bl, seed, (uint32_t) p, k);
+			uint64_t k[MAX_KEYS_PER_ROW];
+			int nk = row_keys(r, bl, seed, (uint32_t) p, k);
 
 			for (int j = 0; j < nk; j++)
 			{
@@ -2257,7 +2212,7 @@ generate_pairs(struct run *r)
 		}
 		for (size_t s = 0, e; s < total; s = e)
 		{
-			size_t		size;
+			size_t size;
 
 			for (e = s + 1; e < total && key[e] == key[s]; e++)
 				;
@@ -2276,8 +2231,7 @@ generate_pairs(struct run *r)
 			for (size_t i = s; i < e; i++)
 				for (size_t j = i + 1; j < e; j++)
 				{
-					uint64_t	a = val[i],
-								b = val[j];
+					uint64_t a = val[i], b = val[j];
 
 					if (a == b)
 						continue;
@@ -2304,7 +2258,7 @@ generate_pairs(struct run *r)
 	if (!radix_sort(pairs, NULL, n))
 		goto out;
 	{
-		size_t		u = 0;
+		size_t u = 0;
 
 		for (size_t k = 0; k < n; k++)
 			if (u == 0 || pairs[k] != pairs[u - 1])
@@ -2339,12 +2293,12 @@ static bool
 estimate_m(struct run *r)
 {
 	const struct dedupe_config *c = r->c;
-	uint64_t   *pat;
-	size_t	   *cnt;
-	size_t		K = 0;
-	double		total = (double) r->np * ((double) r->np - 1.0) / 2.0;
-	double		lambda;
-	int			it;
+	uint64_t *pat;
+	size_t *cnt;
+	size_t K = 0;
+	double total = (double) r->np * ((double) r->np - 1.0) / 2.0;
+	double lambda;
+	int it;
 
 	for (int f = 0; f < c->nfields; f++)
 		memcpy(r->m[f], c->field[f].m, sizeof(double) * DEDUPE_MAX_LEVELS);
@@ -2381,7 +2335,7 @@ estimate_m(struct run *r)
 	for (int f = 0; f < c->nfields; f++)
 		if (c->field[f].given >= 0)
 		{
-			double		zero[3] = {0.0, 0.0, 0.0};
+			double zero[3] = {0.0, 0.0, 0.0};
 
 			update_given_u(r, f, zero, 0.0);
 		}
@@ -2397,14 +2351,14 @@ estimate_m(struct run *r)
 	}
 	for (it = 0; it < c->em_iterations; it++)
 	{
-		double		accm[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS] = {{0}};
-		double		accn[DEDUPE_MAX_FIELDS] = {0};
-		double		mg[DEDUPE_MAX_FIELDS][3] = {{0}};
-		double		mg_all[DEDUPE_MAX_FIELDS] = {0};
-		double		lnm[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS];
-		double		lng[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS];
-		double		expected = 0.0;
-		double		logit0 = log(lambda / (1.0 - lambda));
+		double accm[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS] = {{0}};
+		double accn[DEDUPE_MAX_FIELDS] = {0};
+		double mg[DEDUPE_MAX_FIELDS][3] = {{0}};
+		double mg_all[DEDUPE_MAX_FIELDS] = {0};
+		double lnm[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS];
+		double lng[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS];
+		double expected = 0.0;
+		double logit0 = log(lambda / (1.0 - lambda));
 
 		for (int f = 0; f < c->nfields; f++)
 			for (int l = 0; l < c->field[f].nlevels; l++)
@@ -2414,14 +2368,12 @@ estimate_m(struct run *r)
 			}
 		for (size_t k = 0; k < K; k++)
 		{
-			uint32_t	p32 = (uint32_t) pat[k];
-			double		logit = logit0,
-						post,
-						wpost;
+			uint32_t p32 = (uint32_t) pat[k];
+			double logit = logit0, post, wpost;
 
 			for (int f = 0; f < c->nfields; f++)
 			{
-				unsigned	l = pattern_level(p32, f);
+				unsigned l = pattern_level(p32, f);
 
 				if (l != LEVEL_MISSING)
 					logit += uses_given(r, f, p32) ? lng[f][l] : lnm[f][l];
@@ -2431,7 +2383,7 @@ estimate_m(struct run *r)
 			expected += wpost;
 			for (int f = 0; f < c->nfields; f++)
 			{
-				unsigned	l = pattern_level(p32, f);
+				unsigned l = pattern_level(p32, f);
 
 				if (l == LEVEL_MISSING)
 					continue;
@@ -2458,7 +2410,7 @@ estimate_m(struct run *r)
 			continue;
 		for (int f = 0; f < c->nfields; f++)
 		{
-			int			L = c->field[f].nlevels;
+			int L = c->field[f].nlevels;
 
 			if (accn[f] <= 0.0)
 				continue;
@@ -2500,15 +2452,15 @@ estimate_m(struct run *r)
 static int
 vetoed(const struct run *r, uint32_t pat, double weight)
 {
-	int			v = 0;
+	int v = 0;
 
 	for (int f = 0; f < r->c->nfields; f++)
 	{
-		unsigned	l = pattern_level(pat, f);
+		unsigned l = pattern_level(pat, f);
 
 		if (l != LEVEL_MISSING && (r->c->field[f].veto & (1u << l)))
 		{
-			double		other = weight - (uses_given(r, f, pat) ? r->wg[f][l] : r->w[f][l]);
+			double other = weight - (uses_given(r, f, pat) ? r->wg[f][l] : r->w[f][l]);
 
 			if (other < 0.0)
 				return 2;
@@ -2523,21 +2475,19 @@ vetoed(const struct run *r, uint32_t pat, double weight)
 static inline bool
 cannot_link(const struct run *r, size_t k)
 {
-	return r->weight[k] <= r->c->cannot_link ||
-		vetoed(r, r->pattern[k], r->weight[k]) == 2;
+	return r->weight[k] <= r->c->cannot_link || vetoed(r, r->pattern[k], r->weight[k]) == 2;
 }
 
 struct edge
 {
-	float		w;
-	uint32_t	k;				/* pair index */
+	float w;
+	uint32_t k; /* pair index */
 };
 
 static int
 edge_cmp(const void *x, const void *y)
 {
-	const struct edge *a = x,
-			   *b = y;
+	const struct edge *a = x, *b = y;
 
 	if (a->w != b->w)
 		return a->w > b->w ? -1 : 1;
@@ -2569,14 +2519,10 @@ pair_b(uint64_t code)
 static bool
 build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t *best)
 {
-	size_t		np = r->np,
-				ne = 0,
-				nl = 0;
+	size_t np = r->np, ne = 0, nl = 0;
 	struct edge *edges = NULL;
-	uint32_t   *start = NULL,
-			   *adj = NULL,
-			   *fill = NULL;
-	bool		ok = false;
+	uint32_t *start = NULL, *adj = NULL, *fill = NULL;
+	bool ok = false;
 
 	for (size_t k = 0; k < r->npairs; k++)
 	{
@@ -2610,10 +2556,9 @@ build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t *be
 	for (size_t k = 0; k < r->npairs; k++)
 	{
 		if (!(r->weight[k] >= match_w && !vetoed(r, r->pattern[k], r->weight[k])) &&
-			cannot_link(r, k))
+		    cannot_link(r, k))
 		{
-			uint32_t	a = pair_a(r->pair[k]),
-						b = pair_b(r->pair[k]);
+			uint32_t a = pair_a(r->pair[k]), b = pair_b(r->pair[k]);
 
 			adj[start[a] + fill[a]++] = b;
 			adj[start[b] + fill[b]++] = a;
@@ -2625,13 +2570,10 @@ build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t *be
 
 	for (size_t e = 0; e < ne; e++)
 	{
-		uint64_t	code = r->pair[edges[e].k];
-		uint32_t	ra = unionfind_find(uf, pair_a(code)),
-					rb = unionfind_find(uf, pair_b(code)),
-					small,
-					other,
-					x;
-		bool		conflict = false;
+		uint64_t code = r->pair[edges[e].k];
+		uint32_t ra = unionfind_find(uf, pair_a(code)), rb = unionfind_find(uf, pair_b(code)),
+		         small, other, x;
+		bool conflict = false;
 
 		if (ra == rb)
 			continue;
@@ -2658,9 +2600,8 @@ build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t *be
 		best[p] = UINT32_MAX;
 	for (size_t e = 0; e < ne; e++)
 	{
-		uint32_t	k = edges[e].k;
-		uint32_t	a = pair_a(r->pair[k]),
-					b = pair_b(r->pair[k]);
+		uint32_t k = edges[e].k;
+		uint32_t a = pair_a(r->pair[k]), b = pair_b(r->pair[k]);
 
 		if (unionfind_find(uf, a) != unionfind_find(uf, b))
 			continue;
@@ -2700,7 +2641,7 @@ status_rank(const struct dedupe_config *c, const struct batch *b, size_t i)
 static int
 completeness(const struct batch *b, size_t i)
 {
-	int			n = 0;
+	int n = 0;
 
 	for (int k = 0; k < BATCH_PHONES; k++)
 		n += b->phones[i][k] != 0;
@@ -2741,28 +2682,21 @@ survivor_cmp(const struct dedupe_config *c, const struct batch *b, size_t x, siz
 {
 	for (int k = 0; k < c->npolicy; k++)
 	{
-		int			d = 0;
+		int d = 0;
 
 		switch (c->policy[k])
 		{
-			case DEDUPE_POLICY_STATUS:
-				d = status_rank(c, b, x) - status_rank(c, b, y);
-				break;
+			case DEDUPE_POLICY_STATUS: d = status_rank(c, b, x) - status_rank(c, b, y); break;
 			case DEDUPE_POLICY_LAST_TOUCH:
 				d = cmp_time_desc(b->last_touch_at[x], b->last_touch_at[y]);
 				break;
-			case DEDUPE_POLICY_COMPLETE:
-				d = completeness(b, y) - completeness(b, x);
-				break;
+			case DEDUPE_POLICY_COMPLETE: d = completeness(b, y) - completeness(b, x); break;
 			case DEDUPE_POLICY_TOUCHES:
-				d = (b->touch_count[y] > b->touch_count[x]) - (b->touch_count[y] < b->touch_count[x]);
+				d = (b->touch_count[y] > b->touch_count[x]) -
+				    (b->touch_count[y] < b->touch_count[x]);
 				break;
-			case DEDUPE_POLICY_OLDEST:
-				d = cmp_time_asc(b->created_at[x], b->created_at[y]);
-				break;
-			case DEDUPE_POLICY_NEWEST:
-				d = cmp_time_desc(b->created_at[x], b->created_at[y]);
-				break;
+			case DEDUPE_POLICY_OLDEST: d = cmp_time_asc(b->created_at[x], b->created_at[y]); break;
+			case DEDUPE_POLICY_NEWEST: d = cmp_time_desc(b->created_at[x], b->created_at[y]); break;
 		}
 		if (d != 0)
 			return d;
@@ -2776,10 +2710,9 @@ survivor_cmp(const struct dedupe_config *c, const struct batch *b, size_t x, siz
 
 struct sbuf
 {
-	char	   *p;
-	size_t		n,
-				cap;
-	bool		oom;
+	char *p;
+	size_t n, cap;
+	bool oom;
 };
 
 static void
@@ -2789,8 +2722,8 @@ sb_put(struct sbuf *s, const char *x, size_t len)
 		return;
 	if (s->n + len + 1 > s->cap)
 	{
-		size_t		ncap = s->cap ? s->cap : 256;
-		char	   *q;
+		size_t ncap = s->cap ? s->cap : 256;
+		char *q;
 
 		while (ncap < s->n + len + 1)
 			ncap *= 2;
@@ -2813,15 +2746,14 @@ sb_puts(struct sbuf *s, const char *x)
 	sb_put(s, x, strlen(x));
 }
 
-static void
-sb_printf(struct sbuf *s, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(struct sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void
-sb_printf(struct sbuf *s, const char *fmt,...)
+sb_printf(struct sbuf *s, const char *fmt, ...)
 {
-	char		buf[256];
-	va_list		ap;
-	int			n;
+	char buf[256];
+	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
 	n = vsnprintf(buf, sizeof(buf), fmt, ap);
@@ -2834,8 +2766,11 @@ sb_printf(struct sbuf *s, const char *fmt,...)
 static int
 utf8_len(const unsigned char *p)
 {
-	int			n = p[0] < 0x80 ? 1 : (p[0] >> 5) == 0x6 ? 2 : (p[0] >> 4) == 0xE ? 3 :
-		(p[0] >> 3) == 0x1E ? 4 : 0;
+	int n = p[0] < 0x80           ? 1
+	        : (p[0] >> 5) == 0x6  ? 2
+	        : (p[0] >> 4) == 0xE  ? 3
+	        : (p[0] >> 3) == 0x1E ? 4
+	                              : 0;
 
 	if (n == 0 || (n == 2 && p[0] < 0xC2))
 		return 0;
@@ -2854,12 +2789,12 @@ static void
 sb_json_str(struct sbuf *s, const char *x, size_t max)
 {
 	const unsigned char *p = (const unsigned char *) x;
-	size_t		used = 0;
+	size_t used = 0;
 
 	sb_put(s, "\"", 1);
 	while (*p)
 	{
-		int			n = utf8_len(p);
+		int n = utf8_len(p);
 
 		if (max > 0 && used + (size_t) (n ? n : 1) > max)
 		{
@@ -2882,21 +2817,11 @@ sb_json_str(struct sbuf *s, const char *x, size_t max)
 		}
 		switch (*p)
 		{
-			case '"':
-				sb_puts(s, "\\\"");
-				break;
-			case '\\':
-				sb_puts(s, "\\\\");
-				break;
-			case '\n':
-				sb_puts(s, "\\n");
-				break;
-			case '\r':
-				sb_puts(s, "\\r");
-				break;
-			case '\t':
-				sb_puts(s, "\\t");
-				break;
+			case '"': sb_puts(s, "\\\""); break;
+			case '\\': sb_puts(s, "\\\\"); break;
+			case '\n': sb_puts(s, "\\n"); break;
+			case '\r': sb_puts(s, "\\r"); break;
+			case '\t': sb_puts(s, "\\t"); break;
 			default:
 				if (*p < 0x20 || *p == 0x7F)
 					sb_printf(s, "\\u%04x", *p);
@@ -2912,7 +2837,7 @@ sb_json_str(struct sbuf *s, const char *x, size_t max)
 /* "field":{"value":<json string>,"from":"<lead id>"} */
 static void
 sb_json_field(struct sbuf *s, const struct batch *b, const char *key, const char *value,
-			  size_t from, size_t max)
+              size_t from, size_t max)
 {
 	sb_printf(s, ",\"%s\":{\"value\":", key);
 	sb_json_str(s, value, max);
@@ -2926,15 +2851,15 @@ static void
 describe_match(const struct run *r, uint32_t a, uint32_t b, struct sbuf *s)
 {
 	const struct dedupe_config *c = r->c;
-	bool		first = true;
+	bool first = true;
 
 	for (int f = 0; f < c->nfields; f++)
 	{
 		const struct dedupe_field *fc = &c->field[f];
 		struct evidence ev = {0};
-		double		tf = 0.0;
-		unsigned	l = compare_field(r, f, a, b, &tf, &ev);
-		char		buf[160];
+		double tf = 0.0;
+		unsigned l = compare_field(r, f, a, b, &tf, &ev);
+		char buf[160];
 
 		buf[0] = '\0';
 		if (l == LEVEL_MISSING)
@@ -2990,8 +2915,7 @@ describe_match(const struct run *r, uint32_t a, uint32_t b, struct sbuf *s)
 static int
 row_cmp(const void *x, const void *y)
 {
-	uint32_t	a = *(const uint32_t *) x,
-				b = *(const uint32_t *) y;
+	uint32_t a = *(const uint32_t *) x, b = *(const uint32_t *) y;
 
 	return a < b ? -1 : a > b;
 }
@@ -3007,9 +2931,8 @@ sort_by_created(const struct batch *b, uint32_t *v, size_t n)
 	for (size_t i = 1; i < n; i++)
 		for (size_t j = i; j > 0; j--)
 		{
-			uint32_t	x = v[j - 1],
-						y = v[j];
-			int			d = cmp_time_asc(b->created_at[x], b->created_at[y]);
+			uint32_t x = v[j - 1], y = v[j];
+			int d = cmp_time_asc(b->created_at[x], b->created_at[y]);
 
 			if (d < 0 || (d == 0 && x < y))
 				break;
@@ -3032,17 +2955,14 @@ build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv)
 	struct batch *b = r->b;
 	const struct dedupe_config *c = r->c;
 	struct sbuf s = {0};
-	int64_t		touches = 0;
-	bool		any_touch = false;
-	size_t		first = SIZE_MAX,
-				last = SIZE_MAX,
-				best_status = surv,
-				nphones = 0;
-	uint64_t	phones[BATCH_PHONES] = {0};
-	uint8_t		types[BATCH_PHONES] = {0};
-	size_t		phone_from[BATCH_PHONES] = {0};
+	int64_t touches = 0;
+	bool any_touch = false;
+	size_t first = SIZE_MAX, last = SIZE_MAX, best_status = surv, nphones = 0;
+	uint64_t phones[BATCH_PHONES] = {0};
+	uint8_t types[BATCH_PHONES] = {0};
+	size_t phone_from[BATCH_PHONES] = {0};
 	const char *v;
-	bool		ok;
+	bool ok;
 
 	sb_puts(&s, "{\"survivor\":");
 	sb_json_str(&s, batch_lead_id(b, surv), 0);
@@ -3057,7 +2977,7 @@ build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv)
 
 	for (size_t k = 0; k < n; k++)
 	{
-		size_t		i = rows[k];
+		size_t i = rows[k];
 
 		if (b->touch_count[i] >= 0)
 		{
@@ -3065,10 +2985,10 @@ build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv)
 			any_touch = true;
 		}
 		if (b->created_at[i] != BATCH_NO_TIME &&
-			(first == SIZE_MAX || b->created_at[i] < b->created_at[first]))
+		    (first == SIZE_MAX || b->created_at[i] < b->created_at[first]))
 			first = i;
 		if (b->last_touch_at[i] != BATCH_NO_TIME &&
-			(last == SIZE_MAX || b->last_touch_at[i] > b->last_touch_at[last]))
+		    (last == SIZE_MAX || b->last_touch_at[i] > b->last_touch_at[last]))
 			last = i;
 		if (status_rank(c, b, i) < status_rank(c, b, best_status))
 			best_status = i;
@@ -3077,7 +2997,7 @@ build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv)
 	/* touches */
 	if (any_touch)
 	{
-		bool		comma = false;
+		bool comma = false;
 
 		b->g_touch_count[surv] = touches > INT32_MAX ? INT32_MAX : (int32_t) touches;
 		sb_printf(&s, ",\"touch_count\":{\"value\":%lld,\"from\":[", (long long) touches);
@@ -3101,7 +3021,8 @@ build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv)
 		b->g_last_touch_at[surv] = b->last_touch_at[last];
 		sb_json_field(&s, b, "last_touch_at", b->col[FIELD_LAST_TOUCH_AT][last], last, 0);
 	}
-	v = b->status_norm[best_status] ? b->status_norm[best_status] : b->col[FIELD_STATUS][best_status];
+	v = b->status_norm[best_status] ? b->status_norm[best_status]
+	                                : b->col[FIELD_STATUS][best_status];
 	if (v)
 		sb_json_field(&s, b, "status", v, best_status, 0);
 
@@ -3109,14 +3030,14 @@ build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv)
 	for (int pass = 0; pass < 2; pass++)
 		for (size_t k = 0; k < n; k++)
 		{
-			size_t		i = rows[k];
+			size_t i = rows[k];
 
 			if ((pass == 0) != (i == surv))
 				continue;
 			for (int j = 0; j < BATCH_PHONES && nphones < BATCH_PHONES; j++)
 			{
-				uint64_t	ph = b->phones[i][j];
-				bool		seen = ph == 0;
+				uint64_t ph = b->phones[i][j];
+				bool seen = ph == 0;
 
 				for (size_t q = 0; q < nphones && !seen; q++)
 					seen = phones[q] == ph;
@@ -3153,13 +3074,14 @@ build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv)
 
 		for (int q = 0; q < 3; q++)
 		{
-			size_t		from = SIZE_MAX;
+			size_t from = SIZE_MAX;
 
 			for (int pass = 0; pass < 2 && from == SIZE_MAX; pass++)
 				for (size_t k = 0; k < n && from == SIZE_MAX; k++)
 				{
-					size_t		i = rows[k];
-					const char *x = fields[q] == FIELD_EMAIL ? b->email_norm[i] : b->col[fields[q]][i];
+					size_t i = rows[k];
+					const char *x =
+					    fields[q] == FIELD_EMAIL ? b->email_norm[i] : b->col[fields[q]][i];
 
 					if ((pass == 0) == (i == surv) && x != NULL && *x)
 						from = i;
@@ -3183,9 +3105,9 @@ build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv)
 	/* notes, oldest record first, each distinct text once */
 	if (c->notes_max > 0)
 	{
-		uint32_t   *order = malloc(n * sizeof(*order));
+		uint32_t *order = malloc(n * sizeof(*order));
 		struct sbuf notes = {0};
-		bool		comma = false;
+		bool comma = false;
 
 		if (order == NULL)
 		{
@@ -3197,7 +3119,7 @@ build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv)
 		for (size_t k = 0; k < n; k++)
 		{
 			const char *x = b->col[FIELD_NOTES][order[k]];
-			bool		dup = false;
+			bool dup = false;
 
 			if (x == NULL || *x == '\0')
 				continue;
@@ -3278,7 +3200,7 @@ all_ids_numeric(const struct batch *b)
 	for (size_t i = 0; i < b->n; i++)
 	{
 		const char *s = batch_lead_id(b, i);
-		size_t		k = 0;
+		size_t k = 0;
 
 		if (s == NULL || *s == '\0')
 			return false;
@@ -3294,11 +3216,11 @@ static bool
 propagate_optouts(struct run *r, struct unionfind *uf, double optout_w)
 {
 	struct batch *b = r->b;
-	size_t		np = r->np;
-	uint32_t   *opt = malloc(np * sizeof(*opt));	/* root -> its first opt-out participant */
-	uint32_t   *sus = malloc(np * sizeof(*sus));	/* root -> the pair that makes it suspect */
-	const char **why = calloc(np, sizeof(*why));	/* root -> the reason, built once */
-	bool		ok = false;
+	size_t np = r->np;
+	uint32_t *opt = malloc(np * sizeof(*opt));   /* root -> its first opt-out participant */
+	uint32_t *sus = malloc(np * sizeof(*sus));   /* root -> the pair that makes it suspect */
+	const char **why = calloc(np, sizeof(*why)); /* root -> the reason, built once */
+	bool ok = false;
 
 	if (opt == NULL || sus == NULL || why == NULL)
 		goto out;
@@ -3306,7 +3228,7 @@ propagate_optouts(struct run *r, struct unionfind *uf, double optout_w)
 		opt[p] = sus[p] = UINT32_MAX;
 	for (size_t p = 0; p < np; p++)
 	{
-		uint32_t	root = unionfind_find(uf, (uint32_t) p);
+		uint32_t root = unionfind_find(uf, (uint32_t) p);
 
 		if (b->optout[r->row[p]] && opt[root] == UINT32_MAX)
 			opt[root] = (uint32_t) p;
@@ -3320,8 +3242,7 @@ propagate_optouts(struct run *r, struct unionfind *uf, double optout_w)
 	 */
 	for (size_t k = 0; k < r->npairs; k++)
 	{
-		uint32_t	ra,
-					rb;
+		uint32_t ra, rb;
 
 		if (r->weight[k] < optout_w || vetoed(r, r->pattern[k], r->weight[k]))
 			continue;
@@ -3337,12 +3258,12 @@ propagate_optouts(struct run *r, struct unionfind *uf, double optout_w)
 
 	for (size_t p = 0; p < np; p++)
 	{
-		size_t		i = r->row[p];
-		uint32_t	root = unionfind_find(uf, (uint32_t) p);
-		uint32_t	src;
+		size_t i = r->row[p];
+		uint32_t root = unionfind_find(uf, (uint32_t) p);
+		uint32_t src;
 		const char *rule;
-		char		buf[256];
-		bool		suspect;
+		char buf[256];
+		bool suspect;
 
 		if (b->verdict[i] != VERDICT_KEPT)
 			continue;
@@ -3353,8 +3274,8 @@ propagate_optouts(struct run *r, struct unionfind *uf, double optout_w)
 		}
 		else if (sus[root] != UINT32_MAX)
 		{
-			uint64_t	code = r->pair[sus[root]];
-			uint32_t	other = unionfind_find(uf, pair_a(code)) == root ? pair_b(code) : pair_a(code);
+			uint64_t code = r->pair[sus[root]];
+			uint32_t other = unionfind_find(uf, pair_a(code)) == root ? pair_b(code) : pair_a(code);
 
 			src = opt[unionfind_find(uf, other)];
 			suspect = true;
@@ -3366,15 +3287,16 @@ propagate_optouts(struct run *r, struct unionfind *uf, double optout_w)
 		{
 			if (suspect)
 			{
-				double		w = r->weight[sus[root]];
+				double w = r->weight[sus[root]];
 
-				snprintf(buf, sizeof(buf), "probably the person who opted out on lead %s "
-						 "(match probability %.2f)", batch_lead_id(b, r->row[src]),
-						 1.0 / (1.0 + exp2(-w)));
+				snprintf(buf, sizeof(buf),
+				         "probably the person who opted out on lead %s "
+				         "(match probability %.2f)",
+				         batch_lead_id(b, r->row[src]), 1.0 / (1.0 + exp2(-w)));
 			}
 			else
 				snprintf(buf, sizeof(buf), "person opted out on lead %s",
-						 batch_lead_id(b, r->row[src]));
+				         batch_lead_id(b, r->row[src]));
 			if ((why[root] = batch_strdup(b, buf)) == NULL)
 				goto out;
 		}
@@ -3401,20 +3323,19 @@ resolve_clusters(struct run *r, struct unionfind *uf, const uint32_t *best)
 {
 	struct batch *b = r->b;
 	const struct dedupe_config *c = r->c;
-	bool		numeric = all_ids_numeric(b);
-	uint32_t   *rows = malloc(r->np * sizeof(*rows));
+	bool numeric = all_ids_numeric(b);
+	uint32_t *rows = malloc(r->np * sizeof(*rows));
 	struct sbuf s = {0};
-	bool		ok = false;
+	bool ok = false;
 
 	if (rows == NULL)
 		return false;
 	for (size_t p = 0; p < r->np; p++)
 	{
-		uint32_t	x,
-					surv = UINT32_MAX;
-		size_t		n = 0;
-		bool		kept = false;
-		int64_t		cid;
+		uint32_t x, surv = UINT32_MAX;
+		size_t n = 0;
+		bool kept = false;
+		int64_t cid;
 
 		/* each cluster once, from its root (its smallest participant) */
 		if (unionfind_find(uf, (uint32_t) p) != p || uf->size[p] < 2)
@@ -3442,10 +3363,8 @@ resolve_clusters(struct run *r, struct unionfind *uf, const uint32_t *best)
 
 		for (size_t k = 0; k < n; k++)
 		{
-			size_t		i = rows[k];
-			uint32_t	pi,
-						pk,
-						partner;
+			size_t i = rows[k];
+			uint32_t pi, pk, partner;
 			const char *reason;
 
 			b->cluster_id[i] = cid;
@@ -3456,12 +3375,11 @@ resolve_clusters(struct run *r, struct unionfind *uf, const uint32_t *best)
 			/* participant index of row i: rows and participants are both in row order */
 			pi = 0;
 			{
-				size_t		lo = 0,
-							hi = r->np;
+				size_t lo = 0, hi = r->np;
 
 				while (lo < hi)
 				{
-					size_t		mid = (lo + hi) / 2;
+					size_t mid = (lo + hi) / 2;
 
 					if (r->row[mid] < i)
 						lo = mid + 1;
@@ -3495,33 +3413,24 @@ out:
 }
 
 bool
-dedupe_run(struct batch *b, const struct dedupe_config *c,
-		   const struct name_translit *translit, int threads, struct dedupe_report *rep,
-		   struct error *err)
+dedupe_run(struct batch *b, const struct dedupe_config *c, const struct name_translit *translit,
+           int threads, struct dedupe_report *rep, struct error *err)
 {
 	return dedupe_run_traced(b, c, translit, threads, rep, NULL, NULL, err);
 }
 
 bool
 dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
-				  const struct name_translit *translit, int threads,
-				  struct dedupe_report *rep, dedupe_trace_fn trace, void *arg,
-				  struct error *err)
+                  const struct name_translit *translit, int threads, struct dedupe_report *rep,
+                  dedupe_trace_fn trace, void *arg, struct error *err)
 {
-	struct run	r;
-	int			cols[DEDUPE_MAX_FIELDS][DEDUPE_MAX_COLUMNS];
+	struct run r;
+	int cols[DEDUPE_MAX_FIELDS][DEDUPE_MAX_COLUMNS];
 	struct unionfind *uf = NULL;
-	uint32_t   *best = NULL;
-	double		match_w,
-				optout_w;
-	double		t0,
-				t1,
-				t2,
-				t3,
-				t4,
-				t5,
-				t6;
-	bool		ok = false;
+	uint32_t *best = NULL;
+	double match_w, optout_w;
+	double t0, t1, t2, t3, t4, t5, t6;
+	bool ok = false;
 
 	memset(&r, 0, sizeof(r));
 	if (rep)
@@ -3544,10 +3453,12 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 		for (int k = 0; k < c->field[f].ncolumns; k++)
 			if ((cols[f][k] = batch_column(b, c->field[f].columns[k])) < 0)
 			{
-				error_set(err, EXIT_RULES, "[dedupe.field.%s] column \"%s\" is not a column "
-						  "of the source", c->field[f].name, c->field[f].columns[k]);
+				error_set(err, EXIT_RULES,
+				          "[dedupe.field.%s] column \"%s\" is not a column "
+				          "of the source",
+				          c->field[f].name, c->field[f].columns[k]);
 				return error_hint(err, "Name a field of [columns] or add the source column to "
-								  "\"extra\" in [columns].");
+				                       "\"extra\" in [columns].");
 			}
 
 	/* who takes part: kept rows, and opt-outs whatever their verdict */
@@ -3574,7 +3485,7 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	for (int f = 0; f < c->nfields; f++)
 	{
 		struct fdata *d = &r.fd[f];
-		size_t		nh = c->field[f].cmp == DEDUPE_CMP_PHONE ? r.np * BATCH_PHONES : r.np;
+		size_t nh = c->field[f].cmp == DEDUPE_CMP_PHONE ? r.np * BATCH_PHONES : r.np;
 
 		d->h = calloc(nh, sizeof(*d->h));
 		d->freq = calloc(nh, sizeof(*d->freq));
@@ -3582,8 +3493,7 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 			goto oom;
 		switch (c->field[f].cmp)
 		{
-			case DEDUPE_CMP_PHONE:
-				break;
+			case DEDUPE_CMP_PHONE: break;
 			case DEDUPE_CMP_EMAIL:
 				d->s2 = calloc(r.np, sizeof(*d->s2));
 				d->h2 = calloc(r.np, sizeof(*d->h2));
@@ -3598,8 +3508,8 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 				if ((d->s = calloc(r.np, sizeof(*d->s))) == NULL)
 					goto oom;
 				if ((c->field[f].cmp == DEDUPE_CMP_NAME ||
-					 (c->field[f].cmp == DEDUPE_CMP_TEXT && c->field[f].translit)) &&
-					(d->prep = calloc(r.np, sizeof(*d->prep))) == NULL)
+				     (c->field[f].cmp == DEDUPE_CMP_TEXT && c->field[f].translit)) &&
+				    (d->prep = calloc(r.np, sizeof(*d->prep))) == NULL)
 					goto oom;
 				break;
 			case DEDUPE_CMP_DATE:
@@ -3624,19 +3534,19 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	t0 = now_seconds();
 #pragma omp parallel for num_threads(r.nthreads) schedule(static)
 	for (size_t p = 0; p < r.np; p++)
-		prepare_row(&r, (const int (*)[DEDUPE_MAX_COLUMNS]) cols, p);
+		prepare_row(&r, (const int(*)[DEDUPE_MAX_COLUMNS]) cols, p);
 	if (r.oom)
 		goto oom;
 	for (int f = 0; f < c->nfields; f++)
 	{
 		struct fdata *d = &r.fd[f];
-		bool		phone = c->field[f].cmp == DEDUPE_CMP_PHONE;
+		bool phone = c->field[f].cmp == DEDUPE_CMP_PHONE;
 
-		size_t		present2;
-		double		pairs2;
+		size_t present2;
+		double pairs2;
 
 		if (!count_values(d->h, phone ? r.np * BATCH_PHONES : r.np, phone ? BATCH_PHONES : 1,
-						  d->freq, &d->present, &d->pairs, &d->uref))
+		                  d->freq, &d->present, &d->pairs, &d->uref))
 			goto oom;
 		/* the e-mail key's counts serve the `frequent` test only */
 		if (d->h2 && !count_values(d->h2, r.np, 1, d->freq2, &present2, &pairs2, NULL))
@@ -3661,7 +3571,7 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 #pragma omp parallel for num_threads(r.nthreads) schedule(dynamic, 4096)
 	for (size_t k = 0; k < r.npairs; k++)
 	{
-		double		tf;
+		double tf;
 
 		r.pattern[k] = compare_pair(&r, pair_a(r.pair[k]), pair_b(r.pair[k]), &tf);
 		r.weight[k] = (float) tf;
@@ -3678,11 +3588,11 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 #pragma omp parallel for num_threads(r.nthreads) schedule(static)
 	for (size_t k = 0; k < r.npairs; k++)
 	{
-		double		w = r.prior + r.weight[k];
+		double w = r.prior + r.weight[k];
 
 		for (int f = 0; f < c->nfields; f++)
 		{
-			unsigned	l = pattern_level(r.pattern[k], f);
+			unsigned l = pattern_level(r.pattern[k], f);
 
 			if (l != LEVEL_MISSING)
 				w += uses_given(&r, f, r.pattern[k]) ? r.wg[f][l] : r.w[f][l];
@@ -3695,14 +3605,15 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	if (trace)
 		for (size_t k = 0; k < r.npairs; k++)
 			trace(arg, r.row[pair_a(r.pair[k])], r.row[pair_b(r.pair[k])], r.pattern[k],
-				  r.weight[k], vetoed(&r, r.pattern[k], r.weight[k]));
-	optout_w = c->optout_probability >= 1.0 ? INFINITY :
-		log2(c->optout_probability / (1.0 - c->optout_probability));
+			      r.weight[k], vetoed(&r, r.pattern[k], r.weight[k]));
+	optout_w = c->optout_probability >= 1.0
+	               ? INFINITY
+	               : log2(c->optout_probability / (1.0 - c->optout_probability));
 	uf = unionfind_new(r.np);
 	best = malloc(r.np * sizeof(*best));
 	t4 = now_seconds();
 	if (uf == NULL || best == NULL || !build_clusters(&r, uf, match_w, best) ||
-		!propagate_optouts(&r, uf, optout_w))
+	    !propagate_optouts(&r, uf, optout_w))
 		goto oom;
 	t5 = now_seconds();
 	if (!resolve_clusters(&r, uf, best))
@@ -3746,13 +3657,12 @@ done:
 }
 
 bool
-dedupe_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
-			 struct error *err)
+dedupe_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, struct error *err)
 {
 	struct dedupe_report rep;
 
 	if (!dedupe_run(b, rs->dedupe, rs->normalize ? rs->normalize->translit : NULL, rs->threads,
-					&rep, err))
+	                &rep, err))
 		return false;
 	stage_count(st, "candidate_pairs", rep.candidate_pairs);
 	stage_count(st, "matches", rep.matches);

@@ -23,150 +23,150 @@
 #include "rules.h"
 #include "stage.h"
 
-#define DEDUPE_MAX_FIELDS 10	/* three bits of a 32-bit pattern each */
-#define DEDUPE_MAX_LEVELS 6
+#define DEDUPE_MAX_FIELDS  10 /* three bits of a 32-bit pattern each */
+#define DEDUPE_MAX_LEVELS  6
 #define DEDUPE_MAX_COLUMNS 4
-#define DEDUPE_MAX_BLOCKS 16
-#define DEDUPE_MAX_PARTS 4
-#define DEDUPE_MAX_POLICY 8
+#define DEDUPE_MAX_BLOCKS  16
+#define DEDUPE_MAX_PARTS   4
+#define DEDUPE_MAX_POLICY  8
 
 /* How a field is compared; the levels each gives are listed in dedupe.c. */
 enum dedupe_comparator
 {
-	DEDUPE_CMP_EXACT,			/* agree / disagree on the folded text */
-	DEDUPE_CMP_PHONE,			/* any normalised phone of one equals any of the other */
-	DEDUPE_CMP_EMAIL,			/* same address / same once provider rules applied / no */
-	DEDUPE_CMP_NAME,			/* token set, Jaro-Winkler, Hebrew-Latin aware */
-	DEDUPE_CMP_TEXT,			/* Jaro-Winkler on the whole folded text */
-	DEDUPE_CMP_DATE,			/* same day / within `near` days or one typo / no */
-	DEDUPE_CMP_NUMBER			/* equal / within `near` / no */
+	DEDUPE_CMP_EXACT, /* agree / disagree on the folded text */
+	DEDUPE_CMP_PHONE, /* any normalised phone of one equals any of the other */
+	DEDUPE_CMP_EMAIL, /* same address / same once provider rules applied / no */
+	DEDUPE_CMP_NAME,  /* token set, Jaro-Winkler, Hebrew-Latin aware */
+	DEDUPE_CMP_TEXT,  /* Jaro-Winkler on the whole folded text */
+	DEDUPE_CMP_DATE,  /* same day / within `near` days or one typo / no */
+	DEDUPE_CMP_NUMBER /* equal / within `near` / no */
 };
 
 /* How a block key is made from a field's value. */
 enum dedupe_key_fn
 {
-	DEDUPE_KEY_VALUE,			/* the value itself (each phone; the e-mail key) */
-	DEDUPE_KEY_SORTED,			/* a name's tokens sorted */
-	DEDUPE_KEY_TRANSLIT,		/* the tokens' phonetic keys, sorted (Hebrew = Latin) */
-	DEDUPE_KEY_TOKEN,			/* each token on its own (one key per token) */
-	DEDUPE_KEY_PREFIX,			/* the first `prefix` characters */
-	DEDUPE_KEY_YEAR,			/* a date's year */
-	DEDUPE_KEY_MONTH,			/* a date's year and month */
-	DEDUPE_KEY_NEAR				/* a date's window of near+1 days, and the next: two
+	DEDUPE_KEY_VALUE,    /* the value itself (each phone; the e-mail key) */
+	DEDUPE_KEY_SORTED,   /* a name's tokens sorted */
+	DEDUPE_KEY_TRANSLIT, /* the tokens' phonetic keys, sorted (Hebrew = Latin) */
+	DEDUPE_KEY_TOKEN,    /* each token on its own (one key per token) */
+	DEDUPE_KEY_PREFIX,   /* the first `prefix` characters */
+	DEDUPE_KEY_YEAR,     /* a date's year */
+	DEDUPE_KEY_MONTH,    /* a date's year and month */
+	DEDUPE_KEY_NEAR      /* a date's window of near+1 days, and the next: two
 								 * dates at most `near` days apart share a key */
 };
 
 enum dedupe_policy
 {
-	DEDUPE_POLICY_STATUS,		/* best status in status_rank */
-	DEDUPE_POLICY_LAST_TOUCH,	/* latest last_touch_at */
-	DEDUPE_POLICY_COMPLETE,		/* most contact fields filled */
-	DEDUPE_POLICY_TOUCHES,		/* most touches */
-	DEDUPE_POLICY_OLDEST,		/* earliest created_at */
-	DEDUPE_POLICY_NEWEST		/* latest created_at */
+	DEDUPE_POLICY_STATUS,     /* best status in status_rank */
+	DEDUPE_POLICY_LAST_TOUCH, /* latest last_touch_at */
+	DEDUPE_POLICY_COMPLETE,   /* most contact fields filled */
+	DEDUPE_POLICY_TOUCHES,    /* most touches */
+	DEDUPE_POLICY_OLDEST,     /* earliest created_at */
+	DEDUPE_POLICY_NEWEST      /* latest created_at */
 };
 
 struct dedupe_field
 {
-	char	   *name;			/* from [dedupe.field.<name>] */
+	char *name; /* from [dedupe.field.<name>] */
 	enum dedupe_comparator cmp;
-	int			ncolumns;		/* 0: the comparator's own column (phones, e-mail, name_norm) */
-	char	   *columns[DEDUPE_MAX_COLUMNS];	/* batch_column() names, values joined by a space */
-	double		strong;			/* name/text: similarity of the "strong" level */
-	double		weak;			/* name/text: similarity of the "weak" level */
-	double		near;			/* date: days; number: absolute difference */
-	bool		translit;		/* text: compare Hebrew with Latin through the phonetic key */
-	bool		typo;			/* date: one digit wrong or swapped, or day and month
+	int ncolumns; /* 0: the comparator's own column (phones, e-mail, name_norm) */
+	char *columns[DEDUPE_MAX_COLUMNS]; /* batch_column() names, values joined by a space */
+	double strong;                     /* name/text: similarity of the "strong" level */
+	double weak;                       /* name/text: similarity of the "weak" level */
+	double near;                       /* date: days; number: absolute difference */
+	bool translit;               /* text: compare Hebrew with Latin through the phonetic key */
+	bool typo;                   /* date: one digit wrong or swapped, or day and month
 								 * swapped, counts as near (for birth dates) */
-	bool		tf;				/* weight exact agreement by the value's frequency */
-	int			nlevels;		/* levels of the comparator, strongest agreement first */
-	double		m[DEDUPE_MAX_LEVELS];	/* given in the rules (m_given) or EM's start */
-	double		u[DEDUPE_MAX_LEVELS];
-	bool		m_given;
-	bool		u_given;
-	uint32_t	veto;			/* bit l: a pair at level l is no match (see veto_lift) */
-	char	   *given_name;		/* "given = name": u measured among namesakes */
-	char	  **alias;			/* name: nickname groups, members space-separated
+	bool tf;                     /* weight exact agreement by the value's frequency */
+	int nlevels;                 /* levels of the comparator, strongest agreement first */
+	double m[DEDUPE_MAX_LEVELS]; /* given in the rules (m_given) or EM's start */
+	double u[DEDUPE_MAX_LEVELS];
+	bool m_given;
+	bool u_given;
+	uint32_t veto;    /* bit l: a pair at level l is no match (see veto_lift) */
+	char *given_name; /* "given = name": u measured among namesakes */
+	char **alias;     /* name: nickname groups, members space-separated
 								 * (rules_split_list; NULL none) */
-	int			nalias;
-	int			given;			/* index of that field, -1 none */
+	int nalias;
+	int given; /* index of that field, -1 none */
 };
 
 struct dedupe_block
 {
-	char	   *name;			/* from [dedupe.block.<name>] */
-	int			nparts;
-	int			field[DEDUPE_MAX_PARTS];	/* index into fields */
+	char *name; /* from [dedupe.block.<name>] */
+	int nparts;
+	int field[DEDUPE_MAX_PARTS]; /* index into fields */
 	enum dedupe_key_fn fn[DEDUPE_MAX_PARTS];
-	int			prefix[DEDUPE_MAX_PARTS];	/* DEDUPE_KEY_PREFIX: characters */
-	long		max_size;		/* a block larger than this is not compared */
-	bool		optout_only;	/* only pairs with an opt-out row (see dedupe.c) */
+	int prefix[DEDUPE_MAX_PARTS]; /* DEDUPE_KEY_PREFIX: characters */
+	long max_size;                /* a block larger than this is not compared */
+	bool optout_only;             /* only pairs with an opt-out row (see dedupe.c) */
 };
 
 struct dedupe_config
 {
-	bool		enabled;
-	double		min_probability;	/* match when P(same person) >= this */
-	double		optout_probability; /* suppress as "probably opted out" when >= this */
-	double		cannot_link;	/* a pair whose weight is at most this keeps its records apart */
-	bool		em;				/* estimate m and the prior by EM; else the rules' m */
-	bool		prior_given;	/* estimate = fixed with a prior: nothing estimated */
-	double		prior;			/* log2 odds that two random leads are one person */
-	long		em_iterations;
-	long		u_sample;		/* random pairs per field for u */
-	uint64_t	seed;
-	long		frequent;		/* a phone / e-mail held by more rows is no evidence */
-	long		max_block;		/* default max_size of a block */
-	double		veto_lift;		/* a veto gives way when the other fields alone reach
+	bool enabled;
+	double min_probability;    /* match when P(same person) >= this */
+	double optout_probability; /* suppress as "probably opted out" when >= this */
+	double cannot_link;        /* a pair whose weight is at most this keeps its records apart */
+	bool em;                   /* estimate m and the prior by EM; else the rules' m */
+	bool prior_given;          /* estimate = fixed with a prior: nothing estimated */
+	double prior;              /* log2 odds that two random leads are one person */
+	long em_iterations;
+	long u_sample; /* random pairs per field for u */
+	uint64_t seed;
+	long frequent;    /* a phone / e-mail held by more rows is no evidence */
+	long max_block;   /* default max_size of a block */
+	double veto_lift; /* a veto gives way when the other fields alone reach
 								 * this probability; 1 = never */
-	int			nfields;
+	int nfields;
 	struct dedupe_field field[DEDUPE_MAX_FIELDS];
-	int			nblocks;
+	int nblocks;
 	struct dedupe_block block[DEDUPE_MAX_BLOCKS];
-	int			npolicy;
+	int npolicy;
 	enum dedupe_policy policy[DEDUPE_MAX_POLICY];
-	int			nstatus;
-	char	  **status_rank;	/* best first; malloc'd with rules_split_list */
-	long		notes_max;		/* bytes of joined notes in the golden record */
+	int nstatus;
+	char **status_rank; /* best first; malloc'd with rules_split_list */
+	long notes_max;     /* bytes of joined notes in the golden record */
 };
 
 /* Parse [dedupe], [dedupe.field.*], [dedupe.block.*]; *out is set even on failure. */
-bool		dedupe_config_load(struct rules *r, struct dedupe_config **out, struct error *err);
-void		dedupe_config_free(struct dedupe_config *c);	/* NULL is a no-op */
+bool dedupe_config_load(struct rules *r, struct dedupe_config **out, struct error *err);
+void dedupe_config_free(struct dedupe_config *c); /* NULL is a no-op */
 
 /* The pipeline stage. */
-bool		dedupe_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
-						 struct error *err);
+bool dedupe_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
+                  struct error *err);
 
 /* What one run found and learned: for statistics, reports and tests. */
 struct dedupe_report
 {
-	size_t		participants;	/* kept rows plus opt-out rows */
-	size_t		candidate_pairs;	/* distinct pairs compared */
-	size_t		blocks_skipped; /* blocks over their max_size */
-	size_t		rows_skipped;	/* rows in those blocks */
-	size_t		block_pairs[DEDUPE_MAX_BLOCKS];	/* pairs each block proposed */
-	size_t		matches;		/* pairs at or above min_probability */
-	size_t		refused;		/* merges refused by the chaining guard */
-	size_t		clusters;		/* clusters of two or more */
-	size_t		duplicates;		/* rows marked duplicate */
-	size_t		optout_propagated;	/* kept rows black-listed through their cluster */
-	size_t		optout_suspected;	/* kept rows black-listed as a probable match */
-	double		prior;			/* log2 odds that two random participants match */
-	double		seconds[6];		/* prepare, block, compare, estimate, cluster, resolve */
-	int			em_iterations;
-	int			nfields;
+	size_t participants;                   /* kept rows plus opt-out rows */
+	size_t candidate_pairs;                /* distinct pairs compared */
+	size_t blocks_skipped;                 /* blocks over their max_size */
+	size_t rows_skipped;                   /* rows in those blocks */
+	size_t block_pairs[DEDUPE_MAX_BLOCKS]; /* pairs each block proposed */
+	size_t matches;                        /* pairs at or above min_probability */
+	size_t refused;                        /* merges refused by the chaining guard */
+	size_t clusters;                       /* clusters of two or more */
+	size_t duplicates;                     /* rows marked duplicate */
+	size_t optout_propagated;              /* kept rows black-listed through their cluster */
+	size_t optout_suspected;               /* kept rows black-listed as a probable match */
+	double prior;                          /* log2 odds that two random participants match */
+	double seconds[6];                     /* prepare, block, compare, estimate, cluster, resolve */
+	int em_iterations;
+	int nfields;
 	struct
 	{
-		const char *name;		/* borrowed from the config */
-		int			nlevels;
-		double		m[DEDUPE_MAX_LEVELS];
-		double		u[DEDUPE_MAX_LEVELS];
-		double		weight[DEDUPE_MAX_LEVELS];	/* log2(m / u) */
-		bool		has_given;	/* u among pairs agreeing on the `given` field: */
-		double		u_given[DEDUPE_MAX_LEVELS];
-		double		weight_given[DEDUPE_MAX_LEVELS];
-	}			field[DEDUPE_MAX_FIELDS];
+		const char *name; /* borrowed from the config */
+		int nlevels;
+		double m[DEDUPE_MAX_LEVELS];
+		double u[DEDUPE_MAX_LEVELS];
+		double weight[DEDUPE_MAX_LEVELS]; /* log2(m / u) */
+		bool has_given;                   /* u among pairs agreeing on the `given` field: */
+		double u_given[DEDUPE_MAX_LEVELS];
+		double weight_given[DEDUPE_MAX_LEVELS];
+	} field[DEDUPE_MAX_FIELDS];
 };
 
 struct name_translit;
@@ -178,9 +178,9 @@ struct name_translit;
  * letter by letter.  `rep` may be NULL.  Results are identical whatever
  * the thread count.
  */
-bool		dedupe_run(struct batch *b, const struct dedupe_config *c,
-					   const struct name_translit *translit, int threads,
-					   struct dedupe_report *rep, struct error *err);
+bool dedupe_run(struct batch *b, const struct dedupe_config *c,
+                const struct name_translit *translit, int threads, struct dedupe_report *rep,
+                struct error *err);
 
 /*
  * The same, calling `trace` once per compared pair (in pair order, after
@@ -188,14 +188,13 @@ bool		dedupe_run(struct batch *b, const struct dedupe_config *c,
  * (three bits per field, 7 = missing), the weight in bits and whether a
  * veto holds.  For diagnostics and measurements; `trace` may be NULL.
  */
-typedef void (*dedupe_trace_fn) (void *arg, size_t row_a, size_t row_b, uint32_t pattern,
-								 double weight, bool vetoed);
-bool		dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
-							  const struct name_translit *translit, int threads,
-							  struct dedupe_report *rep, dedupe_trace_fn trace, void *arg,
-							  struct error *err);
+typedef void (*dedupe_trace_fn)(void *arg, size_t row_a, size_t row_b, uint32_t pattern,
+                                double weight, bool vetoed);
+bool dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
+                       const struct name_translit *translit, int threads, struct dedupe_report *rep,
+                       dedupe_trace_fn trace, void *arg, struct error *err);
 
 /* The name of level `level` of a comparator ("exact", "strong", ...); NULL if none. */
 const char *dedupe_level_name(enum dedupe_comparator cmp, int level);
 
-#endif							/* REFINERY_DEDUPE_H */
+#endif /* REFINERY_DEDUPE_H */

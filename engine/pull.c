@@ -455,6 +455,9 @@ pull_csv(const struct ruleset *rs, struct batch **out, struct error *err)
 	o.max_field = (size_t) s->csv_max_field;
 	o.reject_path = s->csv_reject;
 	o.max_rejects = s->csv_max_rejects;
+	o.delim = s->csv_delimiter;
+	o.trim = s->csv_trim;
+	o.unguard = s->csv_unguard;
 	o.header_fn = csv_header;
 	c.rs = rs;
 	c.path = s->csv;

@@ -109,6 +109,21 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 					   &c->csv_max_field, err) ||
 		!rules_get_int(r, "source", "csv_max_rejects", 0, 0, 1L << 40, &c->csv_max_rejects, err))
 		return false;
+	v = rules_get(r, "source", "csv_delimiter");
+	c->csv_delimiter = ',';
+	if (v && *v)
+	{
+		if (strcmp(v, "tab") == 0)
+			c->csv_delimiter = '\t';
+		else if (strlen(v) == 1 && v[0] != '"' && v[0] != '\n' && v[0] != '\r')
+			c->csv_delimiter = v[0];
+		else
+			return error_set(err, EXIT_RULES, "%s: [source] csv_delimiter: \"%s\" is not one "
+							 "character (or \"tab\")", rules_where(r, "source", "csv_delimiter"), v);
+	}
+	if (!rules_get_bool(r, "source", "csv_trim", false, &c->csv_trim, err) ||
+		!rules_get_bool(r, "source", "csv_unguard", false, &c->csv_unguard, err))
+		return false;
 	v = rules_get(r, "source", "timezone");
 	c->timezone = strdup(v && *v ? v : "UTC");
 	v = rules_get(r, "source", "now");
@@ -177,7 +192,9 @@ output_config_load(struct rules *r, struct output_config **out, struct error *er
 		!rules_get_int(r, "output", "keep_runs", 0, 0, 1000000, &c->keep_runs, err) ||
 		!rules_get_int(r, "output", "lock_timeout_ms", 5000, 0, 86400000, &c->lock_timeout_ms,
 					   err) ||
-		!rules_get_bool(r, "output", "analyze", false, &c->analyze, err))
+		!rules_get_bool(r, "output", "analyze", false, &c->analyze, err) ||
+		!rules_get_bool(r, "output", "csv_formula_guard", true, &c->csv_formula_guard, err) ||
+		!rules_get_bool(r, "output", "csv_crlf", false, &c->csv_crlf, err))
 		return false;
 	c->target = (enum output_target) t;
 	c->csv_dir = dup_or_null(rules_get(r, "output", "csv_dir"));

@@ -30,6 +30,9 @@ struct source_config
 	char	   *csv_reject;		/* reject file for bad CSV rows, or NULL */
 	long		csv_max_field;	/* bytes */
 	long		csv_max_rejects;
+	char		csv_delimiter;
+	bool		csv_trim;		/* drop blanks around unquoted fields */
+	bool		csv_unguard;	/* remove the export's formula guard */
 	char	   *timezone;		/* session TimeZone while pulling */
 	char	   *now;			/* "clock", "auto" or a timestamp */
 	/* the source column of every field, NULL = not mapped */
@@ -52,6 +55,8 @@ struct output_config
 	long		keep_runs;		/* retention; 0 keeps every run */
 	long		lock_timeout_ms;
 	bool		analyze;		/* ANALYZE the run's partition after loading */
+	bool		csv_formula_guard;	/* OUTPUT_CSV and export: neutralise formulas */
+	bool		csv_crlf;		/* end records with CR LF */
 };
 
 /* Load and check every file; NULL with err filled on failure. */

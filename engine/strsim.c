@@ -24,14 +24,14 @@ int
 strsim_decode(const char *s, size_t len, uint32_t *out, int max)
 {
 	const unsigned char *p = (const unsigned char *) s;
-	size_t		i = 0;
-	int			n = 0;
+	size_t i = 0;
+	int n = 0;
 
 	while (i < len && n < max)
 	{
 		unsigned char c = p[i];
-		int			k;
-		uint32_t	v;
+		int k;
+		uint32_t v;
 
 		if (c < 0x80)
 		{
@@ -71,12 +71,9 @@ strsim_decode(const char *s, size_t len, uint32_t *out, int max)
 double
 strsim_jaro_cp(const uint32_t *a, int na, const uint32_t *b, int nb)
 {
-	bool		amatch[STRSIM_MAX_CHARS];
-	bool		bmatch[STRSIM_MAX_CHARS];
-	int			window,
-				m = 0,
-				t = 0,
-				k = 0;
+	bool amatch[STRSIM_MAX_CHARS];
+	bool bmatch[STRSIM_MAX_CHARS];
+	int window, m = 0, t = 0, k = 0;
 
 	if (na == 0 && nb == 0)
 		return 1.0;
@@ -95,8 +92,8 @@ strsim_jaro_cp(const uint32_t *a, int na, const uint32_t *b, int nb)
 	/* characters count as matching only within the window of each other */
 	for (int i = 0; i < na; i++)
 	{
-		int			lo = i - window > 0 ? i - window : 0;
-		int			hi = i + window + 1 < nb ? i + window + 1 : nb;
+		int lo = i - window > 0 ? i - window : 0;
+		int hi = i + window + 1 < nb ? i + window + 1 : nb;
 
 		for (int j = lo; j < hi; j++)
 		{
@@ -128,8 +125,8 @@ strsim_jaro_cp(const uint32_t *a, int na, const uint32_t *b, int nb)
 double
 strsim_jaro_winkler_cp(const uint32_t *a, int na, const uint32_t *b, int nb)
 {
-	double		j = strsim_jaro_cp(a, na, b, nb);
-	int			l = 0;
+	double j = strsim_jaro_cp(a, na, b, nb);
+	int l = 0;
 
 	if (j < 0.7)
 		return j;
@@ -141,10 +138,9 @@ strsim_jaro_winkler_cp(const uint32_t *a, int na, const uint32_t *b, int nb)
 double
 strsim_jaro_winkler(const char *a, size_t alen, const char *b, size_t blen)
 {
-	uint32_t	ca[STRSIM_MAX_CHARS],
-				cb[STRSIM_MAX_CHARS];
-	int			na = strsim_decode(a, alen, ca, STRSIM_MAX_CHARS);
-	int			nb = strsim_decode(b, blen, cb, STRSIM_MAX_CHARS);
+	uint32_t ca[STRSIM_MAX_CHARS], cb[STRSIM_MAX_CHARS];
+	int na = strsim_decode(a, alen, ca, STRSIM_MAX_CHARS);
+	int nb = strsim_decode(b, blen, cb, STRSIM_MAX_CHARS);
 
 	return strsim_jaro_winkler_cp(ca, na, cb, nb);
 }
@@ -152,14 +148,11 @@ strsim_jaro_winkler(const char *a, size_t alen, const char *b, size_t blen)
 int
 strsim_osa(const char *a, size_t alen, const char *b, size_t blen, int max)
 {
-	uint32_t	ca[STRSIM_MAX_CHARS],
-				cb[STRSIM_MAX_CHARS];
-	int			rows[3][STRSIM_MAX_CHARS + 1];
-	int			na = strsim_decode(a, alen, ca, STRSIM_MAX_CHARS);
-	int			nb = strsim_decode(b, blen, cb, STRSIM_MAX_CHARS);
-	int		   *pp = rows[0],
-			   *prev = rows[1],
-			   *cur = rows[2];
+	uint32_t ca[STRSIM_MAX_CHARS], cb[STRSIM_MAX_CHARS];
+	int rows[3][STRSIM_MAX_CHARS + 1];
+	int na = strsim_decode(a, alen, ca, STRSIM_MAX_CHARS);
+	int nb = strsim_decode(b, blen, cb, STRSIM_MAX_CHARS);
+	int *pp = rows[0], *prev = rows[1], *cur = rows[2];
 
 	if (na - nb > max || nb - na > max)
 		return max + 1;
@@ -167,22 +160,22 @@ strsim_osa(const char *a, size_t alen, const char *b, size_t blen, int max)
 		prev[j] = j;
 	for (int i = 1; i <= na; i++)
 	{
-		int			best;
-		int		   *tmp;
+		int best;
+		int *tmp;
 
 		cur[0] = i;
 		best = cur[0];
 		for (int j = 1; j <= nb; j++)
 		{
-			int			cost = ca[i - 1] == cb[j - 1] ? 0 : 1;
-			int			v = prev[j - 1] + cost;
+			int cost = ca[i - 1] == cb[j - 1] ? 0 : 1;
+			int v = prev[j - 1] + cost;
 
 			if (prev[j] + 1 < v)
 				v = prev[j] + 1;
 			if (cur[j - 1] + 1 < v)
 				v = cur[j - 1] + 1;
 			if (i > 1 && j > 1 && ca[i - 1] == cb[j - 2] && ca[i - 2] == cb[j - 1] &&
-				pp[j - 2] + 1 < v)
+			    pp[j - 2] + 1 < v)
 				v = pp[j - 2] + 1;
 			cur[j] = v;
 			if (v < best)
@@ -215,7 +208,7 @@ strsim_is_hebrew(const char *s, size_t len)
 static size_t
 key_without_labials(const char *key, size_t len, char *out)
 {
-	size_t		o = 0;
+	size_t o = 0;
 
 	for (size_t i = 0; i < len; i++)
 	{
@@ -238,12 +231,9 @@ key_without_labials(const char *key, size_t len, char *out)
 double
 strsim_key_similarity(const char *ka, size_t la, const char *kb, size_t lb)
 {
-	char		sa[64],
-				sb[64];
-	size_t		na,
-				nb;
-	double		s1,
-				s2 = 0.0;
+	char sa[64], sb[64];
+	size_t na, nb;
+	double s1, s2 = 0.0;
 
 	if (la == 0 || lb == 0)
 		return 0.0;
@@ -259,8 +249,7 @@ strsim_key_similarity(const char *ka, size_t la, const char *kb, size_t lb)
 
 /* Split a name on spaces; surplus tokens are folded into the last one. */
 void
-strsim_name_prepare(const char *name, const struct strsim_name_opts *opts,
-					struct strsim_name *out)
+strsim_name_prepare(const char *name, const struct strsim_name_opts *opts, struct strsim_name *out)
 {
 	const char *s = name;
 
@@ -307,13 +296,11 @@ strsim_name_prepare(const char *name, const struct strsim_name_opts *opts,
 /* Similarity of two prepared tokens; see strsim_token_similarity(). */
 static double
 prepared_similarity(const struct strsim_name *na, int i, const struct strsim_name *nb, int j,
-					const struct strsim_name_opts *opts)
+                    const struct strsim_name_opts *opts)
 {
-	const char *a = na->tok[i].s,
-			   *b = nb->tok[j].s;
-	size_t		alen = na->tok[i].len,
-				blen = nb->tok[j].len;
-	double		sim;
+	const char *a = na->tok[i].s, *b = nb->tok[j].s;
+	size_t alen = na->tok[i].len, blen = nb->tok[j].len;
+	double sim;
 
 	if (alen == blen && memcmp(a, b, alen) == 0)
 		return 1.0;
@@ -330,8 +317,8 @@ prepared_similarity(const struct strsim_name *na, int i, const struct strsim_nam
 		 * "d").
 		 */
 		if (sim < STRSIM_KEY_SAME && opts->translit != NULL && !na->tok[i].hebrew &&
-			na->tok[i].klen >= 2 && na->tok[i].klen == nb->tok[j].klen &&
-			memcmp(na->tok[i].key, nb->tok[j].key, na->tok[i].klen) == 0)
+		    na->tok[i].klen >= 2 && na->tok[i].klen == nb->tok[j].klen &&
+		    memcmp(na->tok[i].key, nb->tok[j].key, na->tok[i].klen) == 0)
 			sim = STRSIM_KEY_SAME;
 
 		/*
@@ -342,18 +329,18 @@ prepared_similarity(const struct strsim_name *na, int i, const struct strsim_nam
 		 */
 		if (sim < opts->weak && alen >= 3 && blen >= 3 && strsim_osa(a, alen, b, blen, 1) <= 1)
 		{
-			uint32_t	cp[STRSIM_MAX_CHARS];
+			uint32_t cp[STRSIM_MAX_CHARS];
 
 			if (strsim_decode(a, alen, cp, STRSIM_MAX_CHARS) >= 3 &&
-				strsim_decode(b, blen, cp, STRSIM_MAX_CHARS) >= 3)
+			    strsim_decode(b, blen, cp, STRSIM_MAX_CHARS) >= 3)
 				sim = opts->weak;
 		}
 	}
 	else if (opts->translit == NULL)
 		sim = 0.0;
 	else
-		sim = strsim_key_similarity(na->tok[i].key, na->tok[i].klen,
-									nb->tok[j].key, nb->tok[j].klen);
+		sim =
+		    strsim_key_similarity(na->tok[i].key, na->tok[i].klen, nb->tok[j].key, nb->tok[j].klen);
 
 	/* nicknames: "sasha" is "alexander", "zhenya" is "evgeny" */
 	if (sim < STRSIM_ALIAS && na->tok[i].alias >= 0 && na->tok[i].alias == nb->tok[j].alias)
@@ -363,12 +350,10 @@ prepared_similarity(const struct strsim_name *na, int i, const struct strsim_nam
 
 double
 strsim_token_similarity(const char *a, size_t alen, const char *b, size_t blen,
-						const struct strsim_name_opts *opts)
+                        const struct strsim_name_opts *opts)
 {
-	char		ta[256],
-				tb[256];
-	struct strsim_name na,
-				nb;
+	char ta[256], tb[256];
+	struct strsim_name na, nb;
 
 	/* one token each: copy without spaces so that preparing cannot split them */
 	if (alen >= sizeof(ta) || blen >= sizeof(tb) || alen == 0 || blen == 0)
@@ -388,12 +373,9 @@ strsim_token_similarity(const char *a, size_t alen, const char *b, size_t blen,
 static double
 joined_similarity(const struct strsim_name *a, const struct strsim_name *b)
 {
-	char		ja[256],
-				jb[256];
-	size_t		la = 0,
-				lb = 0;
-	bool		ha = false,
-				hb = false;
+	char ja[256], jb[256];
+	size_t la = 0, lb = 0;
+	bool ha = false, hb = false;
 
 	for (int i = 0; i < a->n; i++)
 		ha |= a->tok[i].hebrew;
@@ -402,13 +384,13 @@ joined_similarity(const struct strsim_name *a, const struct strsim_name *b)
 	for (int pass = 0; pass < 2; pass++)
 	{
 		const struct strsim_name *t = pass ? b : a;
-		char	   *out = pass ? jb : ja;
-		size_t	   *len = pass ? &lb : &la;
+		char *out = pass ? jb : ja;
+		size_t *len = pass ? &lb : &la;
 
 		for (int i = 0; i < t->n; i++)
 		{
 			const char *x = ha == hb ? t->tok[i].s : t->tok[i].key;
-			size_t		xl = ha == hb ? t->tok[i].len : t->tok[i].klen;
+			size_t xl = ha == hb ? t->tok[i].len : t->tok[i].klen;
 
 			if (*len + xl >= sizeof(ja))
 				break;
@@ -423,10 +405,9 @@ joined_similarity(const struct strsim_name *a, const struct strsim_name *b)
 
 enum strsim_level
 strsim_name_compare(const char *a, const char *b, const struct strsim_name_opts *opts,
-					double *score)
+                    double *score)
 {
-	struct strsim_name na,
-				nb;
+	struct strsim_name na, nb;
 
 	strsim_name_prepare(a, opts, &na);
 	strsim_name_prepare(b, opts, &nb);
@@ -435,17 +416,14 @@ strsim_name_compare(const char *a, const char *b, const struct strsim_name_opts 
 
 enum strsim_level
 strsim_name_compare_prepared(const struct strsim_name *ta, const struct strsim_name *tb,
-							 const struct strsim_name_opts *opts, double *score)
+                             const struct strsim_name_opts *opts, double *score)
 {
-	double		sim[STRSIM_MAX_TOKENS][STRSIM_MAX_TOKENS];
-	bool		useda[STRSIM_MAX_TOKENS] = {false},
-				usedb[STRSIM_MAX_TOKENS] = {false};
-	double		paired[STRSIM_MAX_TOKENS];
-	int			npaired = 0,
-				nstrong = 0,
-				nweak = 0;
-	double		sum = 0.0;
-	bool		same = true;
+	double sim[STRSIM_MAX_TOKENS][STRSIM_MAX_TOKENS];
+	bool useda[STRSIM_MAX_TOKENS] = {false}, usedb[STRSIM_MAX_TOKENS] = {false};
+	double paired[STRSIM_MAX_TOKENS];
+	int npaired = 0, nstrong = 0, nweak = 0;
+	double sum = 0.0;
+	bool same = true;
 
 	*score = 0.0;
 	if (ta->n == 0 || tb->n == 0)
@@ -460,7 +438,7 @@ strsim_name_compare_prepared(const struct strsim_name *ta, const struct strsim_n
 			for (int j = 0; j < tb->n; j++)
 			{
 				if (!usedb[j] && ta->tok[i].len == tb->tok[j].len &&
-					memcmp(ta->tok[i].s, tb->tok[j].s, ta->tok[i].len) == 0)
+				    memcmp(ta->tok[i].s, tb->tok[j].s, ta->tok[i].len) == 0)
 				{
 					usedb[j] = same = true;
 					break;
@@ -485,9 +463,8 @@ strsim_name_compare_prepared(const struct strsim_name *ta, const struct strsim_n
 	 */
 	for (;;)
 	{
-		int			bi = -1,
-					bj = -1;
-		double		best = -1.0;
+		int bi = -1, bj = -1;
+		double best = -1.0;
 
 		for (int i = 0; i < ta->n; i++)
 		{
@@ -527,8 +504,8 @@ strsim_name_compare_prepared(const struct strsim_name *ta, const struct strsim_n
 	 * differing first name ("danacohen", "dinacohen").
 	 */
 	{
-		double		js = joined_similarity(ta, tb);
-		double		bar = ta->n != tb->n ? opts->strong : STRSIM_JOINED_SAME_COUNT;
+		double js = joined_similarity(ta, tb);
+		double bar = ta->n != tb->n ? opts->strong : STRSIM_JOINED_SAME_COUNT;
 
 		if (js >= bar && js >= opts->strong)
 		{

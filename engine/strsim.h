@@ -15,31 +15,31 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STRSIM_MAX_CHARS 128
+#define STRSIM_MAX_CHARS  128
 #define STRSIM_MAX_TOKENS 6
 
 /*
  * Decode UTF-8 into at most `max` code points; a byte that does not start
  * a valid sequence becomes U+FFFD on its own, so no input is rejected.
  */
-int			strsim_decode(const char *s, size_t len, uint32_t *out, int max);
+int strsim_decode(const char *s, size_t len, uint32_t *out, int max);
 
 /* Jaro similarity in [0, 1] of two code point arrays; 1 when both are empty. */
-double		strsim_jaro_cp(const uint32_t *a, int na, const uint32_t *b, int nb);
+double strsim_jaro_cp(const uint32_t *a, int na, const uint32_t *b, int nb);
 
 /*
  * Jaro-Winkler: Jaro raised for a common prefix of up to four characters
  * (scale 0.1), applied only when Jaro is at least 0.7 (Winkler's rule).
  */
-double		strsim_jaro_winkler_cp(const uint32_t *a, int na, const uint32_t *b, int nb);
-double		strsim_jaro_winkler(const char *a, size_t alen, const char *b, size_t blen);
+double strsim_jaro_winkler_cp(const uint32_t *a, int na, const uint32_t *b, int nb);
+double strsim_jaro_winkler(const char *a, size_t alen, const char *b, size_t blen);
 
 /*
  * Optimal-string-alignment edit distance (insert, delete, substitute,
  * swap two neighbours), by code point.  Returns max + 1 as soon as the
  * distance is known to exceed `max`.
  */
-int			strsim_osa(const char *a, size_t alen, const char *b, size_t blen, int max);
+int strsim_osa(const char *a, size_t alen, const char *b, size_t blen, int max);
 
 /*
  * Comparing two person names.  A name is split into tokens on spaces (the
@@ -74,22 +74,22 @@ enum strsim_level
  * The phonetic key of one token: writes at most size-1 bytes and a NUL,
  * returns the length.  `ctx` is the caller's (a transliteration table).
  */
-typedef size_t (*strsim_key_fn) (const void *ctx, const char *token, size_t len, char *out,
-								 size_t size);
+typedef size_t (*strsim_key_fn)(const void *ctx, const char *token, size_t len, char *out,
+                                size_t size);
 
 struct strsim_name_opts
 {
-	double		strong;			/* token similarity for STRONG / SUBSET, e.g. 0.90 */
-	double		weak;			/* token similarity for WEAK, e.g. 0.80 */
-	strsim_key_fn translit;		/* NULL: tokens in different scripts never agree */
-	const void *translit_ctx;	/* passed to translit */
+	double strong;            /* token similarity for STRONG / SUBSET, e.g. 0.90 */
+	double weak;              /* token similarity for WEAK, e.g. 0.80 */
+	strsim_key_fn translit;   /* NULL: tokens in different scripts never agree */
+	const void *translit_ctx; /* passed to translit */
 
 	/*
 	 * Nicknames: the alias group of a token given its phonetic key (or the
 	 * token itself when there is no translit), -1 for none.  Two tokens of
 	 * one group are STRSIM_ALIAS similar.  NULL when there are none.
 	 */
-	int			(*alias) (const void *ctx, const char *key, size_t len);
+	int (*alias)(const void *ctx, const char *key, size_t len);
 	const void *alias_ctx;
 };
 
@@ -105,23 +105,23 @@ struct strsim_name_opts
  */
 struct strsim_token
 {
-	const char *s;				/* into the name */
-	size_t		len;
-	bool		hebrew;
-	int			alias;			/* alias group, -1 none */
-	size_t		klen;
-	char		key[STRSIM_KEY_MAX];	/* phonetic key (or the token, without translit) */
+	const char *s; /* into the name */
+	size_t len;
+	bool hebrew;
+	int alias; /* alias group, -1 none */
+	size_t klen;
+	char key[STRSIM_KEY_MAX]; /* phonetic key (or the token, without translit) */
 };
 
 struct strsim_name
 {
-	int			n;				/* tokens */
+	int n; /* tokens */
 	struct strsim_token tok[STRSIM_MAX_TOKENS];
 };
 
 /* Split `name` (normalised, NUL-terminated) into `out`. */
-void		strsim_name_prepare(const char *name, const struct strsim_name_opts *opts,
-								struct strsim_name *out);
+void strsim_name_prepare(const char *name, const struct strsim_name_opts *opts,
+                         struct strsim_name *out);
 
 /*
  * Compare two names (UTF-8, NUL-terminated, already normalised).  Returns
@@ -130,13 +130,12 @@ void		strsim_name_prepare(const char *name, const struct strsim_name_opts *opts,
  * score 0; the caller treats a missing name as missing before calling.
  */
 enum strsim_level strsim_name_compare(const char *a, const char *b,
-									  const struct strsim_name_opts *opts, double *score);
+                                      const struct strsim_name_opts *opts, double *score);
 
 /* The same on prepared names. */
 enum strsim_level strsim_name_compare_prepared(const struct strsim_name *a,
-											   const struct strsim_name *b,
-											   const struct strsim_name_opts *opts,
-											   double *score);
+                                               const struct strsim_name *b,
+                                               const struct strsim_name_opts *opts, double *score);
 
 /*
  * Similarity of two single tokens as the name comparison sees it:
@@ -144,17 +143,17 @@ enum strsim_level strsim_name_compare_prepared(const struct strsim_name *a,
  * a token of three letters or more, counting as weak agreement), the
  * phonetic keys across scripts, STRSIM_ALIAS for two nicknames of a name.
  */
-double		strsim_token_similarity(const char *a, size_t alen, const char *b, size_t blen,
-									const struct strsim_name_opts *opts);
+double strsim_token_similarity(const char *a, size_t alen, const char *b, size_t blen,
+                               const struct strsim_name_opts *opts);
 
 /*
  * Similarity of two phonetic keys (Jaro-Winkler), also looked at without
  * the letters b, v and w (any case), which Hebrew spelling hides: "דוד"
  * has no v where "David" has one.
  */
-double		strsim_key_similarity(const char *ka, size_t la, const char *kb, size_t lb);
+double strsim_key_similarity(const char *ka, size_t la, const char *kb, size_t lb);
 
 /* True when the text holds a Hebrew letter (U+05D0..U+05EA). */
-bool		strsim_is_hebrew(const char *s, size_t len);
+bool strsim_is_hebrew(const char *s, size_t len);
 
-#endif							/* REFINERY_STRSIM_H */
+#endif /* REFINERY_STRSIM_H */

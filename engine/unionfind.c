@@ -64,9 +64,7 @@ unionfind_find(struct unionfind *uf, uint32_t x)
 uint32_t
 unionfind_union(struct unionfind *uf, uint32_t a, uint32_t b)
 {
-	uint32_t	ra = unionfind_find(uf, a),
-				rb = unionfind_find(uf, b),
-				t;
+	uint32_t ra = unionfind_find(uf, a), rb = unionfind_find(uf, b), t;
 
 	if (ra == rb)
 		return ra;

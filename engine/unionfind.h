@@ -18,20 +18,20 @@
 
 struct unionfind
 {
-	size_t		n;
-	uint32_t   *parent;			/* parent[x] == x for a root */
-	uint32_t   *size;			/* members of the set, valid at roots */
-	uint32_t   *next;			/* next member of x's set (circular) */
+	size_t n;
+	uint32_t *parent; /* parent[x] == x for a root */
+	uint32_t *size;   /* members of the set, valid at roots */
+	uint32_t *next;   /* next member of x's set (circular) */
 };
 
 /* n singletons; NULL on out of memory.  Free with unionfind_free (NULL-safe). */
 struct unionfind *unionfind_new(size_t n);
-void		unionfind_free(struct unionfind *uf);
+void unionfind_free(struct unionfind *uf);
 
 /* The set's representative: its smallest member.  Halves paths as it goes. */
-uint32_t	unionfind_find(struct unionfind *uf, uint32_t x);
+uint32_t unionfind_find(struct unionfind *uf, uint32_t x);
 
 /* Join the sets of a and b; returns the representative of the union. */
-uint32_t	unionfind_union(struct unionfind *uf, uint32_t a, uint32_t b);
+uint32_t unionfind_union(struct unionfind *uf, uint32_t a, uint32_t b);
 
-#endif							/* REFINERY_UNIONFIND_H */
+#endif /* REFINERY_UNIONFIND_H */

@@ -460,6 +460,8 @@ writeback_csv(const struct ruleset *rs, const struct batch *b, const struct pipe
 		ncols++;
 	snprintf(path, sizeof(path), "%s/lead_results.csv", rs->output->csv_dir);
 	csvio_writer_opts_init(&o);
+	o.formula_guard = rs->output->csv_formula_guard;
+	o.crlf = rs->output->csv_crlf;
 	if ((w = csvio_writer_open(path, &o, err)) == NULL)
 		return false;
 	for (int k = 0; k < ncols; k++)

@@ -26,19 +26,17 @@
 
 struct truth
 {
-	int64_t		entity;
-	uint8_t		bl,
-				partial,
-				optout;
+	int64_t entity;
+	uint8_t bl, partial, optout;
 };
 
 static struct truth *
 load_truth(const char *path, const struct batch *b)
 {
-	FILE	   *fp = fopen(path, "r");
-	char		line[4096];
+	FILE *fp = fopen(path, "r");
+	char line[4096];
 	struct truth *t = calloc(b->n, sizeof(*t));
-	size_t		i = 0;
+	size_t i = 0;
 
 	if (fp == NULL || t == NULL || fgets(line, sizeof(line), fp) == NULL)
 	{
@@ -47,8 +45,7 @@ load_truth(const char *path, const struct batch *b)
 	}
 	while (fgets(line, sizeof(line), fp) && i < b->n)
 	{
-		char	   *f[6],
-				   *p = line;
+		char *f[6], *p = line;
 
 		for (int k = 0; k < 6; k++)
 		{
@@ -62,7 +59,7 @@ load_truth(const char *path, const struct batch *b)
 		if (strcmp(f[0], batch_lead_id(b, i)) != 0)
 		{
 			fprintf(stderr, "truth row %zu is lead %s, leads row is %s\n", i, f[0],
-					batch_lead_id(b, i));
+			        batch_lead_id(b, i));
 			exit(1);
 		}
 		t[i].entity = atoll(f[1]);
@@ -77,7 +74,7 @@ load_truth(const char *path, const struct batch *b)
 
 struct trace_ctx
 {
-	FILE	   *fp;
+	FILE *fp;
 	const struct batch *b;
 	const struct truth *t;
 };
@@ -87,12 +84,11 @@ trace_pair(void *arg, size_t a, size_t b, uint32_t pattern, double weight, bool 
 {
 	struct trace_ctx *tc = arg;
 
-	fprintf(tc->fp, "%s\t%s\t%d\t%u\t%.3f\t%d\n", batch_lead_id(tc->b, a),
-			batch_lead_id(tc->b, b), tc->t[a].entity == tc->t[b].entity, pattern, weight,
-			(int) vetoed);
+	fprintf(tc->fp, "%s\t%s\t%d\t%u\t%.3f\t%d\n", batch_lead_id(tc->b, a), batch_lead_id(tc->b, b),
+	        tc->t[a].entity == tc->t[b].entity, pattern, weight, (int) vetoed);
 }
 
-static struct ruleset *real_rs;	/* set when the real normaliser is used */
+static struct ruleset *real_rs; /* set when the real normaliser is used */
 
 static struct batch *
 prepare(const char *leads, struct truth **truth, const char *truthpath)
@@ -136,10 +132,15 @@ prepare(const char *leads, struct truth **truth, const char *truthpath)
 static uint64_t
 digest(const struct batch *b)
 {
-	uint64_t	h = 1469598103934665603ULL;
+	uint64_t h = 1469598103934665603ULL;
 
-#define MIX(p, n) do { const unsigned char *q_ = (const unsigned char *) (p); \
-		for (size_t k_ = 0; k_ < (n); k_++) h = (h ^ q_[k_]) * 1099511628211ULL; } while (0)
+#define MIX(p, n)                                                                                  \
+	do                                                                                             \
+	{                                                                                              \
+		const unsigned char *q_ = (const unsigned char *) (p);                                     \
+		for (size_t k_ = 0; k_ < (n); k_++)                                                        \
+			h = (h ^ q_[k_]) * 1099511628211ULL;                                                   \
+	} while (0)
 	for (size_t i = 0; i < b->n; i++)
 	{
 		MIX(&b->verdict[i], 1);
@@ -159,8 +160,7 @@ digest(const struct batch *b)
 static int
 cmp64(const void *x, const void *y)
 {
-	const int64_t *a = x,
-			   *b = y;
+	const int64_t *a = x, *b = y;
 
 	return a[0] != b[0] ? (a[0] < b[0] ? -1 : 1) : (a[1] < b[1] ? -1 : a[1] > b[1]);
 }
@@ -169,7 +169,7 @@ cmp64(const void *x, const void *y)
 static double
 pairs_of(int64_t *v, size_t n)
 {
-	double		s = 0;
+	double s = 0;
 
 	qsort(v, n, 2 * sizeof(int64_t), cmp64);
 	for (size_t i = 0, j; i < n; i = j)
@@ -184,19 +184,13 @@ pairs_of(int64_t *v, size_t n)
 static void
 evaluate(struct batch *b, const struct truth *t)
 {
-	size_t		n = b->n,
-				m = 0;
-	int64_t    *v = malloc(n * 2 * sizeof(int64_t));
-	double		pred,
-				tru,
-				hit;
-	int64_t		maxe = 0;
-	uint32_t   *kept;
-	uint8_t    *opt,
-			   *reach;
-	size_t		optout_kept = 0,
-				lost = 0,
-				dup_kept = 0;
+	size_t n = b->n, m = 0;
+	int64_t *v = malloc(n * 2 * sizeof(int64_t));
+	double pred, tru, hit;
+	int64_t maxe = 0;
+	uint32_t *kept;
+	uint8_t *opt, *reach;
+	size_t optout_kept = 0, lost = 0, dup_kept = 0;
 
 	/* the partial stage's main rule, after the golden record */
 	for (size_t i = 0; i < n; i++)
@@ -256,9 +250,9 @@ evaluate(struct batch *b, const struct truth *t)
 			dup_kept += kept[e] - 1;
 	}
 	printf("pair_precision %.4f  pair_recall %.4f  (predicted %.0f, true %.0f, hit %.0f)\n",
-		   hit / pred, hit / tru, pred, tru, hit);
+	       hit / pred, hit / tru, pred, tru, hit);
 	printf("dup_kept %zu (%.3f%% of rows)  optout_kept %zu  people_lost %zu\n", dup_kept,
-		   100.0 * (double) dup_kept / (double) n, optout_kept, lost);
+	       100.0 * (double) dup_kept / (double) n, optout_kept, lost);
 	free(kept);
 	free(opt);
 	free(reach);
@@ -268,18 +262,17 @@ int
 main(int argc, char **argv)
 {
 	const char *files[8];
-	int			nfiles = 0;
-	int			threads[8] = {0},
-				nthreads = 0;
+	int nfiles = 0;
+	int threads[8] = {0}, nthreads = 0;
 	struct truth *truth = NULL;
 	struct rules *r;
 	struct dedupe_config *c = NULL;
 	struct error err = {0};
-	uint64_t	first = 0;
-	bool		same = true;
+	uint64_t first = 0;
+	bool same = true;
 	struct name_translit *tl = NULL;
-	const char *tlpath = getenv("BENCH_TRANSLIT") ? getenv("BENCH_TRANSLIT") :
-		"/work/main/fixtures/dedupe/translit.txt";
+	const char *tlpath = getenv("BENCH_TRANSLIT") ? getenv("BENCH_TRANSLIT")
+	                                              : "/work/main/fixtures/dedupe/translit.txt";
 
 	if (argc < 4)
 	{
@@ -290,7 +283,8 @@ main(int argc, char **argv)
 	{
 		if (strcmp(argv[k], "-t") == 0 && k + 1 < argc)
 		{
-			for (char *p = argv[++k]; p && *p && nthreads < 8; p = strchr(p, ','), p = p ? p + 1 : p)
+			for (char *p = argv[++k]; p && *p && nthreads < 8;
+			     p = strchr(p, ','), p = p ? p + 1 : p)
 				threads[nthreads++] = atoi(p);
 		}
 		else if (nfiles < 8)
@@ -305,7 +299,7 @@ main(int argc, char **argv)
 		static struct ruleset rs;
 
 		if (!rules_load_file(nr, getenv("BENCH_REAL_NORMALIZE"), &err) ||
-			!normalize_config_load(nr, &rs.normalize, &err))
+		    !normalize_config_load(nr, &rs.normalize, &err))
 		{
 			fprintf(stderr, "normalize rules: %s\n", err.msg);
 			return 1;
@@ -314,15 +308,14 @@ main(int argc, char **argv)
 		real_rs = &rs;
 		tl = NULL;
 		printf("real normaliser (%d transliteration entries)\n",
-			   name_translit_count(rs.normalize->translit));
+		       name_translit_count(rs.normalize->translit));
 	}
 	else if (*tlpath && (tl = harness_translit(tlpath, &err)) == NULL)
 	{
 		fprintf(stderr, "translit: %s\n", err.msg);
 		return 1;
 	}
-	if ((r = harness_rules(files, nfiles, &err)) == NULL ||
-		!dedupe_config_load(r, &c, &err))
+	if ((r = harness_rules(files, nfiles, &err)) == NULL || !dedupe_config_load(r, &c, &err))
 	{
 		fprintf(stderr, "rules: %s\n%s\n", err.msg, err.hint);
 		return 1;
@@ -332,23 +325,20 @@ main(int argc, char **argv)
 		struct batch *b = prepare(argv[1], &truth, argv[2]);
 		struct dedupe_report rep;
 		struct rusage ru;
-		double		t0 = harness_now(),
-					t1,
-					cpu0,
-					cpu1;
-		uint64_t	d;
+		double t0 = harness_now(), t1, cpu0, cpu1;
+		uint64_t d;
 
 		getrusage(RUSAGE_SELF, &ru);
 		cpu0 = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec +
-			ru.ru_stime.tv_usec * 1e-6;
+		       ru.ru_stime.tv_usec * 1e-6;
 		printf("-- threads %d (rows %zu, max rss before %.0f MB)\n", threads[k], b->n,
-			   ru.ru_maxrss / 1024.0);
+		       ru.ru_maxrss / 1024.0);
 		struct trace_ctx tc = {NULL, b, truth};
 
 		if (k == 0 && getenv("BENCH_PAIRS"))
 			tc.fp = fopen(getenv("BENCH_PAIRS"), "w");
 		if (!dedupe_run_traced(b, c, real_rs ? real_rs->normalize->translit : tl, threads[k], &rep,
-							   tc.fp ? trace_pair : NULL, &tc, &err))
+		                       tc.fp ? trace_pair : NULL, &tc, &err))
 		{
 			fprintf(stderr, "dedupe: %s\n", err.msg);
 			return 1;
@@ -358,18 +348,21 @@ main(int argc, char **argv)
 			fclose(tc.fp);
 		getrusage(RUSAGE_SELF, &ru);
 		cpu1 = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + ru.ru_stime.tv_sec +
-			ru.ru_stime.tv_usec * 1e-6;
+		       ru.ru_stime.tv_usec * 1e-6;
 		printf("cpu %.3f s; phases prepare %.2f block %.2f compare %.2f estimate %.2f "
-			   "cluster %.2f resolve %.2f\n", cpu1 - cpu0, rep.seconds[0], rep.seconds[1],
-			   rep.seconds[2], rep.seconds[3], rep.seconds[4], rep.seconds[5]);
+		       "cluster %.2f resolve %.2f\n",
+		       cpu1 - cpu0, rep.seconds[0], rep.seconds[1], rep.seconds[2], rep.seconds[3],
+		       rep.seconds[4], rep.seconds[5]);
 		printf("dedupe %.3f s, max rss %.0f MB; participants %zu, pairs %zu, matches %zu, "
-			   "refused %zu, clusters %zu, duplicates %zu, optout propagated %zu, suspected %zu, "
-			   "blocks skipped %zu\n", t1 - t0, ru.ru_maxrss / 1024.0, rep.participants,
-			   rep.candidate_pairs, rep.matches, rep.refused, rep.clusters, rep.duplicates,
-			   rep.optout_propagated, rep.optout_suspected, rep.blocks_skipped);
+		       "refused %zu, clusters %zu, duplicates %zu, optout propagated %zu, suspected %zu, "
+		       "blocks skipped %zu\n",
+		       t1 - t0, ru.ru_maxrss / 1024.0, rep.participants, rep.candidate_pairs, rep.matches,
+		       rep.refused, rep.clusters, rep.duplicates, rep.optout_propagated,
+		       rep.optout_suspected, rep.blocks_skipped);
 		if (k == 0)
 		{
-			printf("prior %.2f bits, EM iterations %d; pairs by block:", rep.prior, rep.em_iterations);
+			printf("prior %.2f bits, EM iterations %d; pairs by block:", rep.prior,
+			       rep.em_iterations);
 			for (int q = 0; q < c->nblocks; q++)
 				printf(" %s %zu", c->block[q].name, rep.block_pairs[q]);
 			printf("\n");
@@ -378,14 +371,14 @@ main(int argc, char **argv)
 				printf("  %-10s", rep.field[f].name);
 				for (int l = 0; l < rep.field[f].nlevels; l++)
 					printf("  [m %.4f u %.2e w %+.1f]", rep.field[f].m[l], rep.field[f].u[l],
-						   rep.field[f].weight[l]);
+					       rep.field[f].weight[l]);
 				printf("\n");
 				if (rep.field[f].has_given)
 				{
 					printf("  %-10s", "  (given)");
 					for (int l = 0; l < rep.field[f].nlevels; l++)
 						printf("  [u %.2e w %+.1f]", rep.field[f].u_given[l],
-							   rep.field[f].weight_given[l]);
+						       rep.field[f].weight_given[l]);
 					printf("\n");
 				}
 			}
@@ -398,15 +391,15 @@ main(int argc, char **argv)
 		printf("digest %016llx\n", (unsigned long long) d);
 		if (k == 0 && getenv("BENCH_DUMP"))
 		{
-			FILE	   *fp = fopen(getenv("BENCH_DUMP"), "w");
+			FILE *fp = fopen(getenv("BENCH_DUMP"), "w");
 
 			fprintf(fp, "lead_id\tverdict\tcluster_id\tsurvivor\treason\tname_norm\temail_key\n");
 			for (size_t i = 0; i < b->n; i++)
 				fprintf(fp, "%s\t%s\t%lld\t%s\t%s\t%s\t%s\n", batch_lead_id(b, i),
-						verdict_name(b->verdict[i]), (long long) b->cluster_id[i],
-						b->survivor[i] == BATCH_NO_ROW ? "" : batch_lead_id(b, b->survivor[i]),
-						b->reason[i] ? b->reason[i] : "", b->name_norm[i] ? b->name_norm[i] : "",
-						b->email_key[i] ? b->email_key[i] : "");
+				        verdict_name(b->verdict[i]), (long long) b->cluster_id[i],
+				        b->survivor[i] == BATCH_NO_ROW ? "" : batch_lead_id(b, b->survivor[i]),
+				        b->reason[i] ? b->reason[i] : "", b->name_norm[i] ? b->name_norm[i] : "",
+				        b->email_key[i] ? b->email_key[i] : "");
 			fclose(fp);
 		}
 		if (k == 0)

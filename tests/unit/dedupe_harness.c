@@ -23,43 +23,42 @@
 #include "name.h"
 
 static const char *const default_column[FIELD__COUNT] = {
-	[FIELD_LEAD_ID] = "lead_id",
-	[FIELD_CREATED_AT] = "created_at",
-	[FIELD_SOURCE] = "source",
-	[FIELD_CAMPAIGN] = "campaign",
-	[FIELD_NAME] = "full_name",
-	[FIELD_PHONE] = "phone",
-	[FIELD_PHONE2] = "phone2",
-	[FIELD_MOBILE] = "mobile",
-	[FIELD_EMAIL] = "email",
-	[FIELD_CITY] = "city",
-	[FIELD_STATUS] = "status",
-	[FIELD_LAST_TOUCH_AT] = "last_touch_at",
-	[FIELD_TOUCH_COUNT] = "touch_count",
-	[FIELD_LAST_TOUCH_TYPE] = "last_touch_type",
-	[FIELD_NOTES] = "handler_notes",
-	[FIELD_AUTOMATION] = "automation_after_last_touch",
-	[FIELD_LAST_REP] = "last_rep_id",
+    [FIELD_LEAD_ID] = "lead_id",
+    [FIELD_CREATED_AT] = "created_at",
+    [FIELD_SOURCE] = "source",
+    [FIELD_CAMPAIGN] = "campaign",
+    [FIELD_NAME] = "full_name",
+    [FIELD_PHONE] = "phone",
+    [FIELD_PHONE2] = "phone2",
+    [FIELD_MOBILE] = "mobile",
+    [FIELD_EMAIL] = "email",
+    [FIELD_CITY] = "city",
+    [FIELD_STATUS] = "status",
+    [FIELD_LAST_TOUCH_AT] = "last_touch_at",
+    [FIELD_TOUCH_COUNT] = "touch_count",
+    [FIELD_LAST_TOUCH_TYPE] = "last_touch_type",
+    [FIELD_NOTES] = "handler_notes",
+    [FIELD_AUTOMATION] = "automation_after_last_touch",
+    [FIELD_LAST_REP] = "last_rep_id",
 };
 
 struct reader
 {
 	struct batch *b;
-	char	  **field;			/* this record's values (malloc'd, NULL = NULL) */
-	size_t	   *len;
-	int			nfield,
-				capfield;
-	char	  **header;
-	int			nheader;
-	int		   *src;			/* batch column -> CSV column, -1 none */
+	char **field; /* this record's values (malloc'd, NULL = NULL) */
+	size_t *len;
+	int nfield, capfield;
+	char **header;
+	int nheader;
+	int *src; /* batch column -> CSV column, -1 none */
 	const char *const *map;
-	int			nmap;
+	int nmap;
 	const char *const *extra;
-	int			nextra;
+	int nextra;
 	const char **values;
-	size_t	   *lens;
-	long		line;
-	bool		failed;
+	size_t *lens;
+	long line;
+	bool failed;
 	struct error *err;
 };
 
@@ -115,7 +114,7 @@ on_record(int c, void *data)
 		for (int k = 0; k < rd->nheader; k++)
 		{
 			/* FEBRL headers carry a space after each comma */
-			char	   *h = rd->header[k] ? rd->header[k] : strdup("");
+			char *h = rd->header[k] ? rd->header[k] : strdup("");
 
 			while (*h == ' ')
 				memmove(h, h + 1, strlen(h));
@@ -149,14 +148,14 @@ on_record(int c, void *data)
 	}
 	if (rd->nfield != rd->nheader)
 	{
-		error_set(rd->err, EXIT_DATA, "line %ld has %d fields, the header %d", rd->line,
-				  rd->nfield, rd->nheader);
+		error_set(rd->err, EXIT_DATA, "line %ld has %d fields, the header %d", rd->line, rd->nfield,
+		          rd->nheader);
 		rd->failed = true;
 		goto clear;
 	}
 	for (int c2 = 0; c2 < rd->b->ncols; c2++)
 	{
-		int			k = rd->src[c2];
+		int k = rd->src[c2];
 
 		rd->values[c2] = k >= 0 ? rd->field[k] : NULL;
 		rd->lens[c2] = k >= 0 ? rd->len[k] : 0;
@@ -173,14 +172,14 @@ clear:
 }
 
 struct batch *
-harness_load_csv(const char *path, const char *const *map, int nmap,
-				 const char *const *extra, int nextra, struct error *err)
+harness_load_csv(const char *path, const char *const *map, int nmap, const char *const *extra,
+                 int nextra, struct error *err)
 {
 	struct csv_parser p;
 	struct reader rd = {0};
-	FILE	   *fp = fopen(path, "rb");
-	char		buf[1 << 16];
-	size_t		n;
+	FILE *fp = fopen(path, "rb");
+	char buf[1 << 16];
+	size_t n;
 	struct batch *b = NULL;
 
 	if (fp == NULL)
@@ -197,8 +196,8 @@ harness_load_csv(const char *path, const char *const *map, int nmap,
 	while ((n = fread(buf, 1, sizeof(buf), fp)) > 0 && !rd.failed)
 		if (csv_parse(&p, buf, n, on_field, on_record, &rd) != n)
 		{
-			error_set(err, EXIT_DATA, "\"%s\": %s near line %ld", path,
-					  csv_strerror(csv_error(&p)), rd.line + 1);
+			error_set(err, EXIT_DATA, "\"%s\": %s near line %ld", path, csv_strerror(csv_error(&p)),
+			          rd.line + 1);
 			rd.failed = true;
 		}
 	if (!rd.failed && csv_fini(&p, on_field, on_record, &rd) != 0)
@@ -239,11 +238,11 @@ harness_load_csv(const char *path, const char *const *map, int nmap,
 static void
 add_phone(struct batch *b, size_t i, const char *s, size_t len)
 {
-	char		d[32];
-	size_t		n = 0;
+	char d[32];
+	size_t n = 0;
 	const char *p = s;
-	uint64_t	v = 0;
-	int			t;
+	uint64_t v = 0;
+	int t;
 
 	for (size_t k = 0; k < len && n < sizeof(d) - 1; k++)
 		if (isdigit((unsigned char) s[k]))
@@ -286,13 +285,12 @@ fold(struct batch *b, const char *s)
 {
 	utf8proc_uint8_t *m = NULL;
 	utf8proc_ssize_t len;
-	char	   *out,
-			   *o;
-	bool		space = false;
+	char *out, *o;
+	bool space = false;
 
 	len = utf8proc_map((const utf8proc_uint8_t *) s, 0, &m,
-					   UTF8PROC_NULLTERM | UTF8PROC_STABLE | UTF8PROC_COMPOSE |
-					   UTF8PROC_COMPAT | UTF8PROC_CASEFOLD | UTF8PROC_STRIPMARK);
+	                   UTF8PROC_NULLTERM | UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT |
+	                       UTF8PROC_CASEFOLD | UTF8PROC_STRIPMARK);
 	if (len < 0)
 		return NULL;
 	out = o = malloc((size_t) len + 1);
@@ -339,7 +337,7 @@ harness_normalize(struct batch *b)
 			while (s && *s)
 			{
 				const char *slash = strchr(s, '/');
-				size_t		len = slash ? (size_t) (slash - s) : strlen(s);
+				size_t len = slash ? (size_t) (slash - s) : strlen(s);
 				const char *ext = strstr(s, "ext");
 
 				if (ext && (slash == NULL || ext < slash))
@@ -350,10 +348,8 @@ harness_normalize(struct batch *b)
 		}
 		if ((e = b->col[FIELD_EMAIL][i]) != NULL)
 		{
-			char		buf[256],
-						key[256];
-			size_t		n = 0,
-						k = 0;
+			char buf[256], key[256];
+			size_t n = 0, k = 0;
 			const char *at;
 
 			while (*e == ' ')
@@ -367,7 +363,7 @@ harness_normalize(struct batch *b)
 			if (at && at > buf && strchr(at, '.') && !strchr(buf, ' '))
 			{
 				const char *dom = at + 1;
-				bool		gmail;
+				bool gmail;
 
 				b->email_norm[i] = batch_strdup(b, buf);
 				if (strcmp(dom, "gmial.com") == 0)
@@ -394,8 +390,8 @@ harness_normalize(struct batch *b)
 		if (b->col[FIELD_STATUS][i])
 		{
 			/* "No Answer" -> "no_answer"; legacy spellings are not mapped */
-			char		st[64];
-			size_t		n = 0;
+			char st[64];
+			size_t n = 0;
 
 			for (const char *p = b->col[FIELD_STATUS][i]; *p && n < sizeof(st) - 1; p++)
 				st[n++] = (*p == ' ' || *p == '-') ? '_' : (char) tolower((unsigned char) *p);
@@ -410,10 +406,10 @@ harness_normalize(struct batch *b)
 struct name_translit *
 harness_translit(const char *path, struct error *err)
 {
-	FILE	   *fp = fopen(path, "r");
+	FILE *fp = fopen(path, "r");
 	struct name_translit *t = name_translit_new();
-	char		line[256];
-	int			n = 0;
+	char line[256];
+	int n = 0;
 
 	if (fp == NULL || t == NULL)
 	{
@@ -425,7 +421,7 @@ harness_translit(const char *path, struct error *err)
 	}
 	while (fgets(line, sizeof(line), fp))
 	{
-		char		where[300];
+		char where[300];
 
 		n++;
 		line[strcspn(line, "\r\n")] = '\0';

@@ -25,10 +25,10 @@
  * An empty unquoted value is NULL.  NULL on failure, with err filled.
  */
 struct batch *harness_load_csv(const char *path, const char *const *map, int nmap,
-							   const char *const *extra, int nextra, struct error *err);
+                               const char *const *extra, int nextra, struct error *err);
 
 /* The stand-in normaliser (phones, phone types, email_norm, email_key, name_norm, status_norm). */
-void		harness_normalize(struct batch *b);
+void harness_normalize(struct batch *b);
 
 struct name_translit;
 
@@ -42,6 +42,6 @@ struct name_translit *harness_translit(const char *path, struct error *err);
 struct rules *harness_rules(const char *const *files, int nfiles, struct error *err);
 
 /* Seconds on a monotonic clock. */
-double		harness_now(void);
+double harness_now(void);
 
-#endif							/* REFINERY_DEDUPE_HARNESS_H */
+#endif /* REFINERY_DEDUPE_HARNESS_H */

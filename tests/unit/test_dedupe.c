@@ -20,6 +20,7 @@
 
 #include "dedupe.h"
 #include "dedupe_harness.h"
+#include "normalize.h"
 #include "name.h"
 #include "strsim.h"
 #include "tap.h"
@@ -82,8 +83,8 @@ json_value(const char *p, int depth)
 		return json_string(p);
 	if (*p == '{' || *p == '[')
 	{
-		char		close = *p == '{' ? '}' : ']';
-		bool		obj = *p == '{';
+		char close = *p == '{' ? '}' : ']';
+		bool obj = *p == '{';
 
 		p = json_ws(p + 1);
 		if (*p == close)
@@ -109,7 +110,7 @@ json_value(const char *p, int depth)
 	}
 	if (*p == '-' || (*p >= '0' && *p <= '9'))
 	{
-		char	   *end;
+		char *end;
 
 		strtod(p, &end);
 		return end;
@@ -137,14 +138,13 @@ json_valid(const char *s)
 static struct dedupe_config *
 config_with(const char *extra, struct error *err, struct rules **out)
 {
-	char		path[1024];
+	char path[1024];
 	struct rules *r = rules_new();
 	struct dedupe_config *c = NULL;
 
 	snprintf(path, sizeof(path), "%s/rules/dedupe.ini.part", top);
 	*out = r;
-	if (!rules_load_file(r, path, err) ||
-		(extra && !rules_load_string(r, "test.ini", extra, err)))
+	if (!rules_load_file(r, path, err) || (extra && !rules_load_string(r, "test.ini", extra, err)))
 		return NULL;
 	if (!dedupe_config_load(r, &c, err))
 	{
@@ -161,8 +161,8 @@ expect_error(const char *extra, const char *want, const char *what)
 	struct rules *r;
 	struct dedupe_config *c = config_with(extra, &err, &r);
 
-	ok(c == NULL && err.code == EXIT_RULES && strstr(err.msg, want) != NULL,
-	   "%s: \"%s\"", what, err.msg);
+	ok(c == NULL && err.code == EXIT_RULES && strstr(err.msg, want) != NULL, "%s: \"%s\"", what,
+	   err.msg);
 	dedupe_config_free(c);
 	rules_free(r);
 }
@@ -173,8 +173,7 @@ test_config(void)
 	struct error err = {0};
 	struct rules *r;
 	struct dedupe_config *c = config_with(NULL, &err, &r);
-	int			name = -1,
-				email = -1;
+	int name = -1, email = -1;
 
 	ok(c != NULL, "the shipped rules load (%s)", err.msg);
 	if (c == NULL)
@@ -192,7 +191,7 @@ test_config(void)
 	}
 	ok(name >= 0 && c->field[name].cmp == DEDUPE_CMP_NAME, "a name field");
 	is_int(c->field[name].veto, (1 << STRSIM_PARTIAL) | (1 << STRSIM_DISAGREE),
-		   "the name vetoes partial and disagree");
+	       "the name vetoes partial and disagree");
 	ok(email >= 0 && c->field[email].given == name, "the e-mail is given the name");
 	is_int(c->field[email].nlevels, 4, "the e-mail has four levels");
 	is_int(c->npolicy, 3, "three survivor policies");
@@ -203,42 +202,44 @@ test_config(void)
 	rules_free(r);
 
 	expect_error("[dedupe.field.x]\ncomparator = fuzzy\n", "test.ini:2",
-				 "an unknown comparator names file and line");
+	             "an unknown comparator names file and line");
 	expect_error("[dedupe.field.x]\ncolumn = city\n", "has no comparator",
-				 "a field without a comparator");
+	             "a field without a comparator");
 	expect_error("[dedupe.field.x]\ncomparator = text\n", "needs a column",
-				 "a text field without a column");
+	             "a text field without a column");
 	expect_error("[dedupe.field.phone]\ncolumn = phone\n", "takes no column",
-				 "the phone comparator takes no column");
+	             "the phone comparator takes no column");
 	expect_error("[dedupe.field.name]\nveto = maybe\n", "\"maybe\" is not a level",
-				 "an unknown veto level");
+	             "an unknown veto level");
 	expect_error("[dedupe.field.name]\nveto = exact\n", "strongest agreement",
-				 "vetoing the strongest agreement");
+	             "vetoing the strongest agreement");
 	expect_error("[dedupe.field.name]\nm = 0.5, 0.5\n", "2 values given, the comparator has 6",
-				 "m with the wrong number of levels");
+	             "m with the wrong number of levels");
 	expect_error("[dedupe.field.phone]\nu = 0.5, 1.5\n", "\"1.5\" is not a probability",
-				 "a u out of range");
+	             "a u out of range");
 	expect_error("[dedupe.block.x]\nkey = nosuch\n", "\"nosuch\" is not an enabled",
-				 "a block naming an unknown field");
+	             "a block naming an unknown field");
 	expect_error("[dedupe.block.x]\nkey = phone:translit\n", "is not a key of a phone field",
-				 "a key function the comparator has not");
+	             "a key function the comparator has not");
 	expect_error("[dedupe.block.x]\nmax_size = 5\n", "has no key", "a block without a key");
 	expect_error("[dedupe.field.email]\ngiven = phone\n", "is not another enabled name",
-				 "given naming a phone field");
+	             "given naming a phone field");
 	expect_error("[dedupe.fields.x]\ncomparator = exact\n", "unknown section [dedupe.fields.x]",
-				 "a misspelt section");
+	             "a misspelt section");
 	expect_error("[dedupe]\nsurvivor = status, loudest\n", "\"loudest\" is not a policy",
-				 "an unknown survivor policy");
+	             "an unknown survivor policy");
 	expect_error("[dedupe]\nprior = -10\n", "only read with estimate = fixed",
-				 "a prior with estimate = em");
+	             "a prior with estimate = em");
 	expect_error("[dedupe]\noptout_probability = 0.9\nmin_probability = 0.8\n",
-				 "is above min_probability", "opt-out bar above the merge bar");
+	             "is above min_probability", "opt-out bar above the merge bar");
 
 	/* switched off: nothing else is checked and every key counts as read */
 	r = rules_new();
-	ok(rules_load_string(r, "off.ini", "[dedupe]\nenabled = false\n[dedupe.field.x]\n"
-						 "comparator = bogus\n", &err) &&
-	   dedupe_config_load(r, &c, &err) && !c->enabled && rules_check_unused(r, &err),
+	ok(rules_load_string(r, "off.ini",
+	                     "[dedupe]\nenabled = false\n[dedupe.field.x]\n"
+	                     "comparator = bogus\n",
+	                     &err) &&
+	       dedupe_config_load(r, &c, &err) && !c->enabled && rules_check_unused(r, &err),
 	   "enabled = false accepts any field section");
 	dedupe_config_free(c);
 	rules_free(r);
@@ -252,10 +253,8 @@ test_config(void)
 static void
 test_unionfind(void)
 {
-	struct unionfind *a = unionfind_new(10),
-			   *b = unionfind_new(10);
-	uint32_t	x,
-				n = 0;
+	struct unionfind *a = unionfind_new(10), *b = unionfind_new(10);
+	uint32_t x, n = 0;
 
 	/* the same sets joined in opposite orders get the same representatives */
 	unionfind_union(a, 7, 3);
@@ -299,10 +298,10 @@ exists(const char *path)
 static struct batch *
 load_case(const char *dir, struct error *err)
 {
-	char		path[1024];
+	char path[4096];
 	static const char *const extra[] = {"blacklist"};
 	struct batch *b;
-	int			col;
+	int col;
 
 	snprintf(path, sizeof(path), "%s/leads.csv", dir);
 	if ((b = harness_load_csv(path, NULL, 0, extra, 1, err)) == NULL)
@@ -327,11 +326,9 @@ load_case(const char *dir, struct error *err)
 static struct dedupe_config *
 case_config(const char *dir, struct rules **r, struct error *err)
 {
-	char		p1[1024],
-				p2[1024],
-				p3[1024];
+	char p1[4096], p2[4096], p3[4096];
 	const char *files[3] = {p1, p2, p3};
-	int			n = 2;
+	int n = 2;
 	struct dedupe_config *c = NULL;
 
 	snprintf(p1, sizeof(p1), "%s/rules/dedupe.ini.part", top);
@@ -353,22 +350,18 @@ case_config(const char *dir, struct rules **r, struct error *err)
 static char *
 outputs(const struct batch *b)
 {
-	size_t		cap = 1 << 16,
-				n = 0;
-	char	   *s = malloc(cap);
+	size_t cap = 1 << 16, n = 0;
+	char *s = malloc(cap);
 
 	for (size_t i = 0; i < b->n; i++)
 	{
-		char		line[8192];
-		int			k = snprintf(line, sizeof(line), "%u|%lld|%u|%s|%s|%s|%llu,%llu,%llu|%s\n",
-								 b->verdict[i], (long long) b->cluster_id[i], b->survivor[i],
-								 b->rule_id[i] ? b->rule_id[i] : "",
-								 b->reason[i] ? b->reason[i] : "",
-								 b->golden[i] ? b->golden[i] : "",
-								 (unsigned long long) b->phones[i][0],
-								 (unsigned long long) b->phones[i][1],
-								 (unsigned long long) b->phones[i][2],
-								 b->email_norm[i] ? b->email_norm[i] : "");
+		char line[8192];
+		int k = snprintf(line, sizeof(line), "%u|%lld|%u|%s|%s|%s|%llu,%llu,%llu|%s\n",
+		                 b->verdict[i], (long long) b->cluster_id[i], b->survivor[i],
+		                 b->rule_id[i] ? b->rule_id[i] : "", b->reason[i] ? b->reason[i] : "",
+		                 b->golden[i] ? b->golden[i] : "", (unsigned long long) b->phones[i][0],
+		                 (unsigned long long) b->phones[i][1], (unsigned long long) b->phones[i][2],
+		                 b->email_norm[i] ? b->email_norm[i] : "");
 
 		if (k < 0)
 			continue;
@@ -393,20 +386,20 @@ row_of(const struct batch *b, const char *id)
 static void
 check_golden(const struct batch *b)
 {
-	long		s = row_of(b, "8001");
+	long s = row_of(b, "8001");
 	const char *want =
-		"{\"survivor\":\"8001\",\"members\":[\"8001\",\"8002\",\"8003\"],"
-		"\"touch_count\":{\"value\":10,\"from\":[\"8001\",\"8002\",\"8003\"]},"
-		"\"created_at\":{\"value\":\"2022-12-01 09:00:00\",\"from\":\"8003\"},"
-		"\"last_touch_at\":{\"value\":\"2023-06-01 10:00:00\",\"from\":\"8002\"},"
-		"\"status\":{\"value\":\"follow_up_high\",\"from\":\"8001\"},"
-		"\"phones\":[{\"value\":\"+972541112222\",\"type\":\"mobile\",\"from\":\"8002\"},"
-		"{\"value\":\"+972503334444\",\"type\":\"mobile\",\"from\":\"8002\"}],"
-		"\"email\":{\"value\":\"ronit.k@gmail.com\",\"from\":\"8001\"},"
-		"\"name\":{\"value\":\"Ronit Katz\",\"from\":\"8001\"},"
-		"\"city\":{\"value\":\"Rehovot\",\"from\":\"8001\"},"
-		"\"notes\":{\"value\":\"first note | call back\",\"from\":[\"8003\",\"8001\",\"8002\"]}}";
-	int64_t		t;
+	    "{\"survivor\":\"8001\",\"members\":[\"8001\",\"8002\",\"8003\"],"
+	    "\"touch_count\":{\"value\":10,\"from\":[\"8001\",\"8002\",\"8003\"]},"
+	    "\"created_at\":{\"value\":\"2022-12-01 09:00:00\",\"from\":\"8003\"},"
+	    "\"last_touch_at\":{\"value\":\"2023-06-01 10:00:00\",\"from\":\"8002\"},"
+	    "\"status\":{\"value\":\"follow_up_high\",\"from\":\"8001\"},"
+	    "\"phones\":[{\"value\":\"+972541112222\",\"type\":\"mobile\",\"from\":\"8002\"},"
+	    "{\"value\":\"+972503334444\",\"type\":\"mobile\",\"from\":\"8002\"}],"
+	    "\"email\":{\"value\":\"ronit.k@gmail.com\",\"from\":\"8001\"},"
+	    "\"name\":{\"value\":\"Ronit Katz\",\"from\":\"8001\"},"
+	    "\"city\":{\"value\":\"Rehovot\",\"from\":\"8001\"},"
+	    "\"notes\":{\"value\":\"first note | call back\",\"from\":[\"8003\",\"8001\",\"8002\"]}}";
+	int64_t t;
 
 	if (s < 0)
 		return;
@@ -418,7 +411,7 @@ check_golden(const struct batch *b)
 	batch_parse_time("2023-06-01 10:00:00", &t);
 	is_int(b->g_last_touch_at[s], t, "golden: latest touch is lead 8002's");
 	is_int(b->phones[s][0], 972541112222LL,
-		   "golden: the survivor, which had no phone, gets the duplicates' (partial stage)");
+	       "golden: the survivor, which had no phone, gets the duplicates' (partial stage)");
 	is_int(b->phones[s][1], 972503334444LL, "golden: and the second number");
 	is_int(b->phones[s][2], 0, "golden: lead 8003's number is the same, not a third");
 	ok(b->golden[row_of(b, "8002")] == NULL, "golden: only on the survivor");
@@ -428,16 +421,15 @@ check_golden(const struct batch *b)
 static void
 run_case(const char *dir, const char *name)
 {
-	char		path[1024];
+	char path[4096];
 	struct error err = {0};
 	struct rules *r = NULL;
 	struct dedupe_config *c = case_config(dir, &r, &err);
-	struct batch *b = c ? load_case(dir, &err) : NULL,
-			   *b4 = c ? load_case(dir, &err) : NULL;
+	struct batch *b = c ? load_case(dir, &err) : NULL, *b4 = c ? load_case(dir, &err) : NULL;
 	struct dedupe_report rep;
-	FILE	   *fp;
-	char		line[2048];
-	int			checked = 0;
+	FILE *fp;
+	char line[2048];
+	int checked = 0;
 
 	ok(c != NULL && b != NULL && b4 != NULL, "%s: loads (%s)", name, err.msg);
 	if (c == NULL || b == NULL || b4 == NULL)
@@ -445,8 +437,7 @@ run_case(const char *dir, const char *name)
 	ok(dedupe_run(b, c, translit, 1, &rep, &err), "%s: runs (%s)", name, err.msg);
 	ok(dedupe_run(b4, c, translit, 4, NULL, &err), "%s: runs on 4 threads", name);
 	{
-		char	   *o1 = outputs(b),
-				   *o4 = outputs(b4);
+		char *o1 = outputs(b), *o4 = outputs(b4);
 
 		is_str(o4, o1, "%s: 4 threads give what 1 gives", name);
 		free(o1);
@@ -455,8 +446,9 @@ run_case(const char *dir, const char *name)
 	if (strcmp(name, "chaining_guard") == 0)
 		is_int(rep.refused, 1, "chaining_guard: one merge refused");
 	if (strcmp(name, "frequent_phone") == 0)
-		is_int(rep.candidate_pairs, 325, "frequent_phone: the 26-lead phone block is compared "
-			   "(26 * 25 / 2 pairs), its number is no evidence");
+		is_int(rep.candidate_pairs, 325,
+		       "frequent_phone: the 26-lead phone block is compared "
+		       "(26 * 25 / 2 pairs), its number is no evidence");
 	if (strcmp(name, "golden") == 0)
 		check_golden(b);
 
@@ -466,12 +458,12 @@ run_case(const char *dir, const char *name)
 		ok(false, "%s: no expected.csv", name);
 		goto out;
 	}
-	(void) !fgets(line, sizeof(line), fp);	/* header */
+	(void) !fgets(line, sizeof(line), fp); /* header */
 	while (fgets(line, sizeof(line), fp))
 	{
-		char	   *f[5] = {NULL};
-		char	   *p = line;
-		long		i;
+		char *f[5] = {NULL};
+		char *p = line;
+		long i;
 		const char *surv;
 
 		line[strcspn(line, "\r\n")] = '\0';
@@ -498,11 +490,13 @@ run_case(const char *dir, const char *name)
 		if (*f[3])
 			is_str(b->rule_id[i], f[3], "%s: lead %s rule %s", name, f[0], f[3]);
 		if (*f[4])
-			ok(b->reason[i] && strstr(b->reason[i], f[4]), "%s: lead %s reason has \"%s\" "
-			   "(\"%s\")", name, f[0], f[4], b->reason[i] ? b->reason[i] : "(null)");
+			ok(b->reason[i] && strstr(b->reason[i], f[4]),
+			   "%s: lead %s reason has \"%s\" "
+			   "(\"%s\")",
+			   name, f[0], f[4], b->reason[i] ? b->reason[i] : "(null)");
 		if (*f[2] && b->survivor[i] != BATCH_NO_ROW)
 			is_int(b->cluster_id[i], strtoll(f[2], NULL, 10),
-				   "%s: lead %s cluster id is the survivor's id", name, f[0]);
+			       "%s: lead %s cluster id is the survivor's id", name, f[0]);
 		else
 			is_int(b->cluster_id[i], -1, "%s: lead %s in no cluster", name, f[0]);
 		checked++;
@@ -525,11 +519,11 @@ name_cmp(const void *a, const void *b)
 static void
 test_fixtures(void)
 {
-	char		dir[1024];
-	DIR		   *d;
+	char dir[1024];
+	DIR *d;
 	struct dirent *e;
-	char	   *names[64];
-	int			n = 0;
+	char *names[64];
+	int n = 0;
 
 	snprintf(dir, sizeof(dir), "%s/fixtures/dedupe", top);
 	if ((d = opendir(dir)) == NULL)
@@ -539,7 +533,7 @@ test_fixtures(void)
 	}
 	while ((e = readdir(d)) != NULL && n < 64)
 	{
-		char		p[2048];
+		char p[4096];
 
 		snprintf(p, sizeof(p), "%s/%s/leads.csv", dir, e->d_name);
 		if (e->d_name[0] != '.' && exists(p))
@@ -550,9 +544,9 @@ test_fixtures(void)
 	ok(n >= 9, "%d fixture cases", n);
 	for (int k = 0; k < n; k++)
 	{
-		char		p[2048];
+		char p[2048];
 
-		snprintf(p, sizeof(p), "%s/%s", dir, names[k]);
+		snprintf(p, sizeof(p), "%.1000s/%.1000s", dir, names[k]);
 		run_case(p, names[k]);
 		free(names[k]);
 	}
@@ -562,12 +556,14 @@ test_fixtures(void)
 /* Synthetic leads, the shipped rules, EM                              */
 /* ------------------------------------------------------------------ */
 
-static const char *const heb_first[] = {"יוסי", "מיכל", "דוד", "נועה", "איתי", "שירה", "עומר", "רונית"};
-static const char *const lat_first[] = {"Yossi", "Michal", "David", "Noa", "Itai", "Shira", "Omer", "Ronit"};
-static const char *const heb_last[] = {"כהן", "לוי", "מזרחי", "פרץ", "ביטון", "דהן", "אזולאי", "גבאי",
-	"שפירא", "חדד"};
-static const char *const lat_last[] = {"Cohen", "Levi", "Mizrahi", "Peretz", "Biton", "Dahan",
-	"Azulay", "Gabay", "Shapira", "Hadad"};
+static const char *const heb_first[] = {"יוסי", "מיכל", "דוד",  "נועה",
+                                        "איתי", "שירה", "עומר", "רונית"};
+static const char *const lat_first[] = {"Yossi", "Michal", "David", "Noa",
+                                        "Itai",  "Shira",  "Omer",  "Ronit"};
+static const char *const heb_last[] = {"כהן", "לוי",    "מזרחי", "פרץ",   "ביטון",
+                                       "דהן", "אזולאי", "גבאי",  "שפירא", "חדד"};
+static const char *const lat_last[] = {"Cohen", "Levi",   "Mizrahi", "Peretz",  "Biton",
+                                       "Dahan", "Azulay", "Gabay",   "Shapira", "Hadad"};
 static const char *const cities[] = {"Haifa", "Ashdod", "Eilat", "Netanya", "Holon"};
 
 static uint64_t
@@ -587,33 +583,30 @@ rnd(uint64_t *s)
 static void
 write_synthetic(const char *path, int persons)
 {
-	FILE	   *fp = fopen(path, "w");
-	uint64_t	s = 12345;
-	long		id = 0;
+	FILE *fp = fopen(path, "w");
+	uint64_t s = 12345;
+	long id = 0;
 
 	fprintf(fp, "lead_id,created_at,full_name,phone,email,city,status,last_touch_at,"
-			"touch_count,handler_notes\n");
+	            "touch_count,handler_notes\n");
 	for (int p = 0; p < persons; p++)
 	{
-		int			fi = (int) (rnd(&s) % 8),
-					li = (int) (rnd(&s) % 10),
-					ci = (int) (rnd(&s) % 5),
-					dups = rnd(&s) % 3 == 0 ? 1 + (int) (rnd(&s) % 3) : 0;
-		unsigned	ph = 2000000 + (unsigned) (p * 7919) % 7000000;
-		char		email[64];
+		int fi = (int) (rnd(&s) % 8), li = (int) (rnd(&s) % 10), ci = (int) (rnd(&s) % 5),
+		    dups = rnd(&s) % 3 == 0 ? 1 + (int) (rnd(&s) % 3) : 0;
+		unsigned ph = 2000000 + (unsigned) (p * 7919) % 7000000;
+		char email[64];
 
 		snprintf(email, sizeof(email), "%s.%s%d@gmail.com", lat_first[fi], lat_last[li], p);
 		for (int k = 0; k <= dups; k++)
 		{
-			int			form = (int) (rnd(&s) % 4);
-			bool		heb = (p + k) % 3 == 0;
-			bool		swap = k > 0 && rnd(&s) % 6 == 0;
-			bool		nophone = k > 0 && rnd(&s) % 5 == 0;
-			bool		noemail = k > 0 && !nophone && rnd(&s) % 4 == 0;
+			int form = (int) (rnd(&s) % 4);
+			bool heb = (p + k) % 3 == 0;
+			bool swap = k > 0 && rnd(&s) % 6 == 0;
+			bool nophone = k > 0 && rnd(&s) % 5 == 0;
+			bool noemail = k > 0 && !nophone && rnd(&s) % 4 == 0;
 			const char *f = heb ? heb_first[fi] : lat_first[fi],
-					   *l = heb ? heb_last[li] : lat_last[li];
-			char		phone[32],
-						name[64];
+			           *l = heb ? heb_last[li] : lat_last[li];
+			char phone[32], name[64];
 
 			id = (long) p * 100 + k;
 			if (form == 0)
@@ -624,16 +617,15 @@ write_synthetic(const char *path, int persons)
 				snprintf(phone, sizeof(phone), "054%07u", ph);
 			snprintf(name, sizeof(name), "%s %s", swap ? l : f, swap ? f : l);
 			fprintf(fp, "%ld,2023-%02d-%02d 10:00:00,%s,%s,%s,%s,%s,,%d,note %d\n", id,
-					1 + (int) (rnd(&s) % 12), 1 + (int) (rnd(&s) % 28), name,
-					nophone ? "" : phone, noemail ? "" : email, cities[ci],
-					k == 0 ? "no_answer" : "new", (int) (rnd(&s) % 5), k);
+			        1 + (int) (rnd(&s) % 12), 1 + (int) (rnd(&s) % 28), name, nophone ? "" : phone,
+			        noemail ? "" : email, cities[ci], k == 0 ? "no_answer" : "new",
+			        (int) (rnd(&s) % 5), k);
 		}
 		if (p % 50 == 49)
 		{
 			/* a household: another first name, same surname and landline */
-			fprintf(fp, "%ld,2024-01-01 10:00:00,%s %s,054%07u,,%s,new,,1,\n",
-					(long) p * 100 + 50, lat_first[(fi + 3) % 8], lat_last[li], ph,
-					cities[ci]);
+			fprintf(fp, "%ld,2024-01-01 10:00:00,%s %s,054%07u,,%s,new,,1,\n", (long) p * 100 + 50,
+			        lat_first[(fi + 3) % 8], lat_last[li], ph, cities[ci]);
 		}
 	}
 	fclose(fp);
@@ -646,19 +638,17 @@ test_synthetic(void)
 	struct error err = {0};
 	struct rules *r;
 	struct dedupe_config *c = config_with(NULL, &err, &r);
-	char	   *first = NULL;
-	int			threads[] = {1, 2, 4};
-	size_t		tp = 0,
-				fp = 0,
-				fn = 0;
-	bool		json_ok = true;
+	char *first = NULL;
+	int threads[] = {1, 2, 4};
+	size_t tp = 0, fp = 0, fn = 0;
+	bool json_ok = true;
 
 	write_synthetic(path, 3000);
 	for (int t = 0; t < 3; t++)
 	{
 		struct batch *b = harness_load_csv(path, NULL, 0, NULL, 0, &err);
 		struct dedupe_report rep;
-		char	   *o;
+		char *o;
 
 		if (b == NULL || c == NULL)
 		{
@@ -676,10 +666,9 @@ test_synthetic(void)
 			for (size_t i = 0; i < b->n; i++)
 				for (size_t j = i + 1; j < b->n; j++)
 				{
-					long		a = atol(batch_lead_id(b, i)),
-								bb = atol(batch_lead_id(b, j));
-					bool		same = a / 100 == bb / 100 && (a % 100 == 50) == (bb % 100 == 50);
-					bool		pred = b->cluster_id[i] >= 0 && b->cluster_id[i] == b->cluster_id[j];
+					long a = atol(batch_lead_id(b, i)), bb = atol(batch_lead_id(b, j));
+					bool same = a / 100 == bb / 100 && (a % 100 == 50) == (bb % 100 == 50);
+					bool pred = b->cluster_id[i] >= 0 && b->cluster_id[i] == b->cluster_id[j];
 
 					tp += same && pred;
 					fp += !same && pred;
@@ -689,8 +678,8 @@ test_synthetic(void)
 				if (b->golden[i] && !json_valid(b->golden[i]))
 					json_ok = false;
 			diag("synthetic: %zu leads, %zu pairs compared, %zu clusters; EM %d iterations, "
-				 "prior %.1f bits", b->n, rep.candidate_pairs, rep.clusters, rep.em_iterations,
-				 rep.prior);
+			     "prior %.1f bits",
+			     b->n, rep.candidate_pairs, rep.clusters, rep.em_iterations, rep.prior);
 			ok(rep.field[0].m[0] > 0.8 && rep.field[0].m[0] < 1.0,
 			   "EM: most matching pairs share a phone (m %.3f)", rep.field[0].m[0]);
 			ok(rep.field[0].weight[0] > 10.0, "a shared phone weighs over 10 bits (%.1f)",
@@ -715,10 +704,44 @@ test_synthetic(void)
 	remove(path);
 }
 
+/* The stage entry point: the ruleset's config and table, counters in the stats. */
+static void
+test_stage(void)
+{
+	char dir[2048];
+	struct error err = {0};
+	struct rules *r = NULL;
+	struct dedupe_config *c;
+	struct batch *b;
+	struct normalize_config nc;
+	struct ruleset rs;
+	struct stage_stats st;
+	size_t dups = 0;
+
+	snprintf(dir, sizeof(dir), "%.1000s/fixtures/dedupe/same_person", top);
+	c = case_config(dir, &r, &err);
+	b = c ? load_case(dir, &err) : NULL;
+	memset(&nc, 0, sizeof(nc));
+	memset(&rs, 0, sizeof(rs));
+	memset(&st, 0, sizeof(st));
+	nc.translit = translit;
+	rs.dedupe = c;
+	rs.normalize = &nc;
+	rs.threads = 2;
+	ok(b != NULL && dedupe_stage(b, &rs, &st, &err), "dedupe_stage runs (%s)", err.msg);
+	for (int k = 0; k < st.ncounters; k++)
+		if (strcmp(st.counters[k].name, "duplicates") == 0)
+			dups = st.counters[k].value;
+	is_int(dups, 2, "dedupe_stage counts two duplicates");
+	batch_free(b);
+	dedupe_config_free(c);
+	rules_free(r);
+}
+
 int
 main(void)
 {
-	char		path[1024];
+	char path[1024];
 	struct error err = {0};
 
 	top = getenv("top_srcdir") ? getenv("top_srcdir") : ".";
@@ -729,6 +752,7 @@ main(void)
 	test_config();
 	test_unionfind();
 	test_fixtures();
+	test_stage();
 	test_synthetic();
 	name_translit_free(translit);
 	return done_testing();

@@ -31,8 +31,7 @@ entity_of(const char *id)
 static int
 cmp_pair(const void *x, const void *y)
 {
-	const long *a = x,
-			   *b = y;
+	const long *a = x, *b = y;
 
 	if (a[0] != b[0])
 		return a[0] < b[0] ? -1 : 1;
@@ -43,7 +42,7 @@ cmp_pair(const void *x, const void *y)
 static double
 pairs_of(long *v, size_t n)
 {
-	double		s = 0;
+	double s = 0;
 
 	qsort(v, n, 2 * sizeof(long), cmp_pair);
 	for (size_t i = 0, j; i < n; i = j)
@@ -63,10 +62,8 @@ pairs_of(long *v, size_t n)
 static double
 cluster_f1(const long *pred, const long *truth, size_t n)
 {
-	long	   *v = malloc(n * 2 * sizeof(long));
-	size_t		npred = 0,
-				ntrue = 0,
-				right = 0;
+	long *v = malloc(n * 2 * sizeof(long));
+	size_t npred = 0, ntrue = 0, right = 0;
 
 	/* a cluster is right when its (pred, truth) group is as big as both */
 	for (size_t i = 0; i < n; i++)
@@ -77,9 +74,7 @@ cluster_f1(const long *pred, const long *truth, size_t n)
 	qsort(v, n, 2 * sizeof(long), cmp_pair);
 	for (size_t i = 0, j; i < n; i = j)
 	{
-		size_t		both,
-					p = 0,
-					t = 0;
+		size_t both, p = 0, t = 0;
 
 		for (j = i + 1; j < n && v[2 * j] == v[2 * i] && v[2 * j + 1] == v[2 * i + 1]; j++)
 			;
@@ -93,12 +88,12 @@ cluster_f1(const long *pred, const long *truth, size_t n)
 	}
 	free(v);
 	{
-		long	   *s = malloc(n * sizeof(long));
+		long *s = malloc(n * sizeof(long));
 
 		memcpy(s, pred, n * sizeof(long));
 		for (size_t k = 0; k < n; k++)
 		{
-			size_t		m = 0;
+			size_t m = 0;
 
 			for (size_t q = 0; q < k; q++)
 				m += pred[q] == pred[k];
@@ -111,8 +106,7 @@ cluster_f1(const long *pred, const long *truth, size_t n)
 		free(s);
 	}
 	{
-		double		prec = (double) right / (double) npred,
-					rec = (double) right / (double) ntrue;
+		double prec = (double) right / (double) npred, rec = (double) right / (double) ntrue;
 
 		return 2 * prec * rec / (prec + rec);
 	}
@@ -121,30 +115,20 @@ cluster_f1(const long *pred, const long *truth, size_t n)
 static void
 run_one(const char *shared, const char *top, int set)
 {
-	char		path[1024];
-	char		rules1[1024],
-				rules2[1024];
+	char path[2048];
+	char rules1[2048], rules2[2048];
 	const char *files[2] = {rules1, rules2};
 	static const char *const map[] = {"lead_id", "rec_id"};
-	static const char *const extra[] = {
-		"given_name", "surname", "street_number", "address_1", "address_2", "suburb",
-		"postcode", "state", "date_of_birth", "soc_sec_id"
-	};
+	static const char *const extra[] = {"given_name",    "surname",   "street_number", "address_1",
+	                                    "address_2",     "suburb",    "postcode",      "state",
+	                                    "date_of_birth", "soc_sec_id"};
 	struct error err = {0};
 	struct rules *r;
 	struct dedupe_config *c = NULL;
 	struct batch *b;
 	struct dedupe_report rep;
-	long	   *pred,
-			   *truth,
-			   *v;
-	double		tp,
-				npred,
-				ntrue,
-				p,
-				rc,
-				f1,
-				cf1;
+	long *pred, *truth, *v;
+	double tp, npred, ntrue, p, rc, f1, cf1;
 
 	snprintf(path, sizeof(path), "%s/data/febrl/febrl_dataset%d.csv", shared, set);
 	snprintf(rules1, sizeof(rules1), "%s/rules/dedupe.ini.part", top);
@@ -189,8 +173,8 @@ run_one(const char *shared, const char *top, int set)
 	rc = ntrue > 0 ? tp / ntrue : 0;
 	f1 = p + rc > 0 ? 2 * p * rc / (p + rc) : 0;
 	cf1 = cluster_f1(pred, truth, b->n);
-	diag("dataset %d: %zu records, %zu pairs compared; pairs precision %.4f recall %.4f",
-		 set, b->n, rep.candidate_pairs, p, rc);
+	diag("dataset %d: %zu records, %zu pairs compared; pairs precision %.4f recall %.4f", set, b->n,
+	     rep.candidate_pairs, p, rc);
 	ok(f1 >= 0.99, "dataset %d pairwise F1 %.4f >= 0.99", set, f1);
 	ok(cf1 >= 0.99, "dataset %d cluster F1 %.4f >= 0.99", set, cf1);
 	free(pred);
@@ -205,7 +189,7 @@ int
 main(void)
 {
 	const char *top = getenv("top_srcdir") ? getenv("top_srcdir") : ".";
-	char		shared[1024];
+	char shared[1024];
 
 	snprintf(shared, sizeof(shared), "%s/../shared", top);
 	if (access(shared, R_OK) != 0)

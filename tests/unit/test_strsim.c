@@ -24,10 +24,9 @@ jw(const char *a, const char *b)
 static double
 jaro(const char *a, const char *b)
 {
-	uint32_t	ca[STRSIM_MAX_CHARS],
-				cb[STRSIM_MAX_CHARS];
-	int			na = strsim_decode(a, strlen(a), ca, STRSIM_MAX_CHARS),
-				nb = strsim_decode(b, strlen(b), cb, STRSIM_MAX_CHARS);
+	uint32_t ca[STRSIM_MAX_CHARS], cb[STRSIM_MAX_CHARS];
+	int na = strsim_decode(a, strlen(a), ca, STRSIM_MAX_CHARS),
+	    nb = strsim_decode(b, strlen(b), cb, STRSIM_MAX_CHARS);
 
 	return strsim_jaro_cp(ca, na, cb, nb);
 }
@@ -40,53 +39,34 @@ jaro(const char *a, const char *b)
 static size_t
 toy_key(const void *ctx, const char *s, size_t len, char *out, size_t size)
 {
-	size_t		o = 0;
-	uint32_t	cp[64];
-	int			n = strsim_decode(s, len, cp, 64);
+	size_t o = 0;
+	uint32_t cp[64];
+	int n = strsim_decode(s, len, cp, 64);
 
 	(void) ctx;
 	for (int i = 0; i < n; i++)
 	{
-		char		c = 0;
+		char c = 0;
 
 		switch (cp[i])
 		{
-			case 0x05D9:		/* yod: y at the start, else a vowel */
-				c = i == 0 ? 'y' : 0;
-				break;
+			case 0x05D9: /* yod: y at the start, else a vowel */ c = i == 0 ? 'y' : 0; break;
 			case 0x05E1:
-			case 's':
-				c = 's';
-				break;
+			case 's': c = 's'; break;
 			case 0x05DB:
 			case 'k':
-			case 'c':
-				c = 'k';
-				break;
+			case 'c': c = 'k'; break;
 			case 0x05D4:
-			case 'h':
-				c = 'h';
-				break;
+			case 'h': c = 'h'; break;
 			case 0x05DF:
 			case 0x05E0:
-			case 'n':
-				c = 'n';
-				break;
-			case 'y':
-				c = i == 0 ? 'y' : 0;
-				break;
-			case 'r':
-				c = 'r';
-				break;
-			case 'd':
-				c = 'd';
-				break;
+			case 'n': c = 'n'; break;
+			case 'y': c = i == 0 ? 'y' : 0; break;
+			case 'r': c = 'r'; break;
+			case 'd': c = 'd'; break;
 			case 'v':
-			case 'b':
-				c = 'b';
-				break;
-			default:
-				break;			/* vowels, vav, alef, anything else */
+			case 'b': c = 'b'; break;
+			default: break; /* vowels, vav, alef, anything else */
 		}
 		if (c && (o == 0 || out[o - 1] != c) && o + 1 < size)
 			out[o++] = c;
@@ -116,15 +96,18 @@ cmp(const char *a, const char *b, double *score)
 int
 main(void)
 {
-	uint32_t	cp[16];
-	double		s;
+	uint32_t cp[16];
+	double s;
 	struct strsim_name_opts o = {0.90, 0.80, toy_key, NULL, NULL, NULL};
 	struct strsim_name_opts oa = {0.90, 0.80, toy_key, NULL, toy_alias, NULL};
 
 	/* decoding: characters, not bytes; a stray byte becomes U+FFFD */
 	is_int(strsim_decode("שלום", strlen("שלום"), cp, 16), 4, "four Hebrew letters decode to 4");
 	is_int(cp[0], 0x05E9, "the first is shin");
-	is_int(strsim_decode("a\xff" "b", 3, cp, 16), 3, "an invalid byte is one character");
+	is_int(strsim_decode("a\xff"
+	                     "b",
+	                     3, cp, 16),
+	       3, "an invalid byte is one character");
 	is_int(cp[1], 0xFFFD, "and it is U+FFFD");
 
 	/* Jaro and Jaro-Winkler: the textbook examples */
@@ -148,7 +131,7 @@ main(void)
 
 	/* phonetic keys: labials are looked at a second time */
 	is_double(strsim_key_similarity("dbd", 3, "dd", 2), 1.0, 1e-12,
-			  "david / דוד: keys equal without the v");
+	          "david / דוד: keys equal without the v");
 	ok(strsim_key_similarity("ys", 2, "mkl", 3) < 0.5, "different keys stay apart");
 	is_double(strsim_key_similarity("", 0, "ys", 2), 0.0, 1e-12, "an empty key is no evidence");
 	ok(strsim_is_hebrew("abc יוסי", strlen("abc יוסי")), "mixed text holds Hebrew");
@@ -156,18 +139,19 @@ main(void)
 
 	/* token similarity */
 	is_double(strsim_token_similarity("alon", 4, "alop", 4, &o), 0.883333333, 1e-6,
-			  "one letter wrong in four: Jaro-Winkler 0.8833");
+	          "one letter wrong in four: Jaro-Winkler 0.8833");
 	is_double(strsim_token_similarity("ori", 3, "uri", 3, &o), 0.80, 1e-9,
-			  "one edit in a three-letter token counts as weak (Jaro-Winkler 0.78)");
+	          "one edit in a three-letter token counts as weak (Jaro-Winkler 0.78)");
 	is_double(strsim_token_similarity("ori", 3, "dan", 3, &o), 0.0, 1e-9,
-			  "three edits stay at their Jaro-Winkler");
+	          "three edits stay at their Jaro-Winkler");
 	is_double(strsim_token_similarity("nir", 3, "neer", 4, &o), 0.85, 1e-9,
-			  "two Latin spellings with one key are weak agreement");
+	          "two Latin spellings with one key are weak agreement");
 	is_double(strsim_token_similarity("יוסי", strlen("יוסי"), "yossi", 5, &o), 1.0, 1e-9,
-			  "Hebrew and Latin compared through the key");
-	ok(strsim_token_similarity("sasha", 5, "alexander", 9, &o) < 0.8, "no aliases: nicknames differ");
+	          "Hebrew and Latin compared through the key");
+	ok(strsim_token_similarity("sasha", 5, "alexander", 9, &o) < 0.8,
+	   "no aliases: nicknames differ");
 	is_double(strsim_token_similarity("sasha", 5, "alexander", 9, &oa), STRSIM_ALIAS, 1e-9,
-			  "with an alias group they agree");
+	          "with an alias group they agree");
 
 	/* name levels */
 	is_int(cmp("yossi cohen", "cohen yossi", &s), STRSIM_EXACT, "swapped names are exact");
@@ -175,20 +159,20 @@ main(void)
 	is_int(cmp("yossi cohen", "yosi cohen", &s), STRSIM_STRONG, "a dropped letter is strong");
 	is_int(cmp("yossi", "yossi cohen", &s), STRSIM_SUBSET, "a first name alone is a subset");
 	is_int(cmp("yossi cohen", "michal cohen", &s), STRSIM_PARTIAL,
-		   "one shared surname, a different first name: partial (a household)");
+	       "one shared surname, a different first name: partial (a household)");
 	is_double(s, (1.0 + jw("yossi", "michal")) / 2.0, 1e-9, "score: mean of the pairs");
 	is_int(cmp("yossi cohen", "dana levi", &s), STRSIM_DISAGREE, "nothing shared: disagree");
 	is_int(cmp("michal", "yossi cohen", &s), STRSIM_DISAGREE,
-		   "a spouse's first name alone is no subset");
+	       "a spouse's first name alone is no subset");
 	is_int(cmp("ben david yossi", "bendavid yossi", &s), STRSIM_STRONG,
-		   "a lost space: the joined names are equal");
+	       "a lost space: the joined names are equal");
 	is_int(cmp("keren amar", "kerena mar", &s), STRSIM_STRONG, "a moved space");
 	is_int(cmp("gil peretz", "lig peretz", &s), STRSIM_PARTIAL,
-		   "gil / lig: the joined names are 0.963 alike, which is no moved space");
+	       "gil / lig: the joined names are 0.963 alike, which is no moved space");
 	is_int(cmp("dana cohen", "dina cohen", &s), STRSIM_WEAK,
-		   "dana / dina: one letter in the first name is weak, not strong");
+	       "dana / dina: one letter in the first name is weak, not strong");
 	is_int(cmp("יוסי כהן", "yossi cohen", &s), STRSIM_STRONG,
-		   "the same name in Hebrew and Latin is strong (not exact)");
+	       "the same name in Hebrew and Latin is strong (not exact)");
 	is_int(cmp("יוסי כהן", "cohen", &s), STRSIM_SUBSET, "across scripts, a subset");
 	is_int(cmp("", "yossi", &s), STRSIM_DISAGREE, "an empty name gives disagree");
 	is_double(s, 0.0, 1e-12, "with score 0");
