@@ -211,8 +211,7 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 	}
 	w = NULL;
 	if (!log_quiet && strcmp(o->csv, "-") != 0)
-		fprintf(stderr, "refinery: exported %zu leads of run %" PRId64 " to \"%s\"\n", rows,
-				run_id, o->csv);
+		log_info("exported %zu leads of run %" PRId64 " to \"%s\"", rows, run_id, o->csv);
 	ok = true;
 out:
 	if (w)
@@ -406,12 +405,17 @@ cmd_report(const struct cmd_opts *o, struct error *err)
 			"FROM refinery.run_funnel WHERE run_id = $1 GROUP BY verdict ORDER BY leads DESC",
 			0, 1},
 		{"Removals per rule", "SELECT verdict, coalesce(rule_id, '') AS rule_id, leads "
-			"FROM refinery.run_funnel WHERE run_id = $1 AND verdict <> 'kept' "
+			"FROM refinery.run_funnel WHERE run_id = $1 AND verdict NOT IN ('kept', 'pulled') "
 			"ORDER BY leads DESC, rule_id", 1, 2},
 		{"Stages", "SELECT stage, rows_in, rows_out, round(seconds::numeric, 3) AS seconds "
 			"FROM refinery.run_stages WHERE run_id = $1 ORDER BY ord", 0, 3},
-		{"Cohorts", "SELECT * FROM refinery.cohort_summary WHERE run_id = $1", 1, 3},
-		{"Reps", "SELECT * FROM refinery.rep_load WHERE run_id = $1", 1, 3},
+		{"Cohorts", "SELECT cohort, leads, pct_of_leads, score_min, score_max, mean_score, "
+			"sla_hours, target_rate, round(expected_conversions::numeric, 1) AS expected, "
+			"channel_plan FROM refinery.cohort_summary WHERE run_id = $1 ORDER BY ord", 0, 1},
+		{"Reps", "SELECT rep_id, rep_name, active, capacity, assigned, "
+			"round(utilisation::numeric, 2) AS utilisation, "
+			"round(expected_conversions::numeric, 2) AS expected "
+			"FROM refinery.rep_load WHERE run_id = $1 ORDER BY rep_id", 1, 6},
 	};
 	PGconn	   *conn;
 	int64_t		run_id;

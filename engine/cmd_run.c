@@ -90,7 +90,16 @@ set_now(PGconn *conn, struct ruleset *rs, const struct batch *b, struct error *e
 		PQclear(res);
 	}
 	else
-		clock_now = (int64_t) time(NULL);
+	{
+		/* no server to ask: the local time of [source] timezone, from the C library */
+		time_t		t = time(NULL);
+		struct tm	tm;
+
+		setenv("TZ", rs->source->timezone, 1);
+		tzset();
+		localtime_r(&t, &tm);
+		clock_now = (int64_t) timegm(&tm);
+	}
 
 	if (strcmp(rs->source->now, "clock") == 0)
 		rs->now = clock_now;

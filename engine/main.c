@@ -54,6 +54,7 @@ usage(FILE *out)
 			"  -c, --rules=FILE       rule file; repeat to layer files (later wins)\n"
 			"  -n, --dry-run          do everything, print the funnel, roll back\n"
 			"  -j, --jobs=N           worker threads (default: all cores)\n"
+			"  -o, --output=FILE      calibrate: write the fitted rules here (else stdout)\n"
 			"\n"
 			"Export, explain and report options:\n"
 			"      --run=ID           run to read (default: the latest committed)\n"
@@ -169,6 +170,12 @@ main(int argc, char **argv)
 		return bad_usage("%s", argc < 2 ? "no command given" : "the command must come first");
 	command = argv[1];
 	optind = 2;
+	for (int i = 2; i < argc; i++)
+		if (strcmp(argv[i], "-?") == 0)
+		{
+			usage(stdout);
+			return EXIT_OK;
+		}
 	while ((c = getopt_long(argc, argv, "c:nj:d:h:p:U:wWqVo:", long_opts, NULL)) != -1)
 	{
 		switch (c)

@@ -4,8 +4,9 @@
  *
  * The cancel handle of the one open connection is kept in a static so the
  * signal handler can use PQcancel(), which is safe there; this and the
- * interrupt flag are the only process-wide state.  Messages never contain
- * the conninfo, so a password given in it cannot leak through an error.
+ * interrupt flag are the only process-wide state.  libpq's connection
+ * errors can quote parts of a malformed conninfo; they are scrubbed of the
+ * password (or withheld) before they reach a message.
  */
 #include "config.h"
 
@@ -58,6 +59,7 @@ prompt_password(void)
 	FILE	   *tty = fopen("/dev/tty", "r+");
 	struct termios old,
 				noecho;
+	bool		have_old = false;
 	char		buf[1024];
 	char	   *res = NULL;
 
@@ -67,6 +69,7 @@ prompt_password(void)
 	fflush(tty);
 	if (tcgetattr(fileno(tty), &old) == 0)
 	{
+		have_old = true;
 		noecho = old;
 		noecho.c_lflag &= ~(tcflag_t) ECHO;
 		tcsetattr(fileno(tty), TCSAFLUSH, &noecho);
@@ -76,11 +79,45 @@ prompt_password(void)
 		buf[strcspn(buf, "\r\n")] = '\0';
 		res = strdup(buf);
 	}
-	tcsetattr(fileno(tty), TCSAFLUSH, &old);
+	if (have_old)
+		tcsetattr(fileno(tty), TCSAFLUSH, &old);
 	fputs("\n", tty);
 	fclose(tty);
 	explicit_bzero(buf, sizeof(buf));
 	return res;
+}
+
+/*
+ * libpq quotes parts of a malformed connection string in its messages, and
+ * those parts may hold the password.  Blank out every occurrence of the
+ * password of `conninfo` in `msg`; false when the string does not even parse
+ * (the message may then quote anything, so the caller must not print it).
+ */
+static bool
+scrub_secret(const char *conninfo, char *msg)
+{
+	PQconninfoOption *opts;
+	char	   *perr = NULL;
+	bool		ok = true;
+
+	if (conninfo == NULL || (strchr(conninfo, '=') == NULL && strstr(conninfo, "://") == NULL))
+		return true;			/* a plain database name */
+	opts = PQconninfoParse(conninfo, &perr);
+	PQfreemem(perr);
+	if (opts == NULL)
+		return false;
+	for (PQconninfoOption *op = opts; op->keyword; op++)
+	{
+		size_t		len;
+		char	   *hit;
+
+		if (strcmp(op->keyword, "password") != 0 || op->val == NULL || (len = strlen(op->val)) == 0)
+			continue;
+		while ((hit = strstr(msg, op->val)) != NULL)
+			memset(hit, '*', len);
+	}
+	PQconninfoFree(opts);
+	return ok;
 }
 
 PGconn *
@@ -139,6 +176,13 @@ pg_connect(const struct conn_opts *o, struct error *err)
 		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
 		msg[strcspn(msg, "\n")] = '\0';
 		PQfinish(conn);
+		if (!scrub_secret(o->dbname, msg))
+		{
+			error_set(err, EXIT_CONNECTION, "could not connect to the database: the connection "
+					  "string given with -d is malformed");
+			return error_detail(err, "Its text is not shown, since it may hold a password."),
+				NULL;
+		}
 		return error_set(err, EXIT_CONNECTION, "could not connect to the database: %s", msg),
 			NULL;
 	}

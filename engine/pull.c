@@ -15,6 +15,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,7 +217,8 @@ pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct
 
 		if ((from = malloc(ql + 16)) == NULL)
 			goto oom;
-		sprintf(from, "(%s) AS src", s->query);
+		/* line breaks, so a trailing "-- comment" in the query ends where it should */
+		sprintf(from, "(\n%s\n) AS src", s->query);
 	}
 
 	/* which columns does the source have? */
@@ -488,14 +490,15 @@ static const struct batch *sort_batch;
 static bool sort_numeric;
 static int64_t *sort_keys;
 
+/* numeric order when every id is an integer, ties ("7", "007") by text: a total order */
 static int
 cmp_rows(const void *a, const void *b)
 {
 	uint32_t	i = *(const uint32_t *) a,
 				j = *(const uint32_t *) b;
 
-	if (sort_numeric)
-		return (sort_keys[i] > sort_keys[j]) - (sort_keys[i] < sort_keys[j]);
+	if (sort_numeric && sort_keys[i] != sort_keys[j])
+		return sort_keys[i] > sort_keys[j] ? 1 : -1;
 	return strcmp(sort_batch->col[FIELD_LEAD_ID][i], sort_batch->col[FIELD_LEAD_ID][j]);
 }
 
@@ -504,10 +507,11 @@ parse_id(const char *s, int64_t *out)
 {
 	char	   *end;
 
-	if (s == NULL || *s == '\0' || (*s != '-' && (*s < '0' || *s > '9')))
+	if (*s == '\0' || (*s != '-' && (*s < '0' || *s > '9')))
 		return false;
+	errno = 0;
 	*out = strtoll(s, &end, 10);
-	return *end == '\0';
+	return *end == '\0' && errno == 0;
 }
 
 bool
@@ -517,7 +521,19 @@ pull_sort_by_id(struct batch *b, struct error *err)
 	uint32_t   *perm;
 	const char **tmp;
 	bool		sorted = true;
+	bool		ok = true;
 
+	/* every lead needs an id: say which source row lacks one, before any reordering */
+	for (size_t i = 0; i < n; i++)
+	{
+		const char *id = b->col[FIELD_LEAD_ID][i];
+
+		if (id == NULL || *id == '\0')
+		{
+			error_set(err, EXIT_DATA, "lead in source row %zu has no lead id", i + 1);
+			return error_hint(err, "Map [columns] lead_id to a column that is never empty.");
+		}
+	}
 	if (n < 2)
 		return true;
 	sort_keys = malloc(n * sizeof(int64_t));
@@ -537,11 +553,26 @@ pull_sort_by_id(struct batch *b, struct error *err)
 		perm[i] = (uint32_t) i;
 	sort_batch = b;
 	for (size_t i = 1; i < n && sorted; i++)
-		sorted = cmp_rows(&perm[i - 1], &perm[i]) <= 0;
+		sorted = cmp_rows(&perm[i - 1], &perm[i]) < 0;
 	if (!sorted)
-	{
-		/* ids are unique (checked later), so the order is total */
 		qsort(perm, n, sizeof(uint32_t), cmp_rows);
+	/* equal neighbours are the same id twice: name both source rows */
+	for (size_t i = 1; i < n; i++)
+	{
+		if (strcmp(b->col[FIELD_LEAD_ID][perm[i - 1]], b->col[FIELD_LEAD_ID][perm[i]]) == 0)
+		{
+			uint32_t	r1 = perm[i - 1] < perm[i] ? perm[i - 1] : perm[i],
+						r2 = perm[i - 1] < perm[i] ? perm[i] : perm[i - 1];
+
+			error_set(err, EXIT_DATA, "lead id \"%s\" occurs more than once in the source",
+					  b->col[FIELD_LEAD_ID][perm[i]]);
+			error_detail(err, "source rows %u and %u", r1 + 1, r2 + 1);
+			ok = false;
+			break;
+		}
+	}
+	if (ok && !sorted)
+	{
 		for (int c = 0; c < b->ncols; c++)
 		{
 			for (size_t i = 0; i < n; i++)
@@ -554,5 +585,5 @@ pull_sort_by_id(struct batch *b, struct error *err)
 	sort_batch = NULL;
 	free(perm);
 	free(tmp);
-	return true;
+	return ok;
 }

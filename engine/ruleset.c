@@ -10,6 +10,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,14 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 	c->kind = (table && *table) ? SOURCE_TABLE : (query && *query) ? SOURCE_QUERY : SOURCE_CSV;
 	c->table = dup_or_null(table);
 	c->query = dup_or_null(query);
+	if (c->query)
+	{
+		/* the query becomes a derived table: a final ";" would end it early */
+		size_t		ql = strlen(c->query);
+
+		while (ql > 0 && (c->query[ql - 1] == ';' || isspace((unsigned char) c->query[ql - 1])))
+			c->query[--ql] = '\0';
+	}
 	c->csv = dup_or_null(csv);
 	c->csv_reject = dup_or_null(rules_get(r, "source", "csv_reject"));
 	if (!rules_get_int(r, "source", "csv_max_field", 1 << 20, 1024, 1L << 30,
@@ -115,11 +124,13 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 	{
 		if (strcmp(v, "tab") == 0)
 			c->csv_delimiter = '\t';
+		else if (strcmp(v, "semicolon") == 0)
+			c->csv_delimiter = ';';
 		else if (strlen(v) == 1 && v[0] != '"' && v[0] != '\n' && v[0] != '\r')
 			c->csv_delimiter = v[0];
 		else
 			return error_set(err, EXIT_RULES, "%s: [source] csv_delimiter: \"%s\" is not one "
-							 "character (or \"tab\")", rules_where(r, "source", "csv_delimiter"), v);
+							 "character, \"tab\" or \"semicolon\"", rules_where(r, "source", "csv_delimiter"), v);
 	}
 	if (!rules_get_bool(r, "source", "csv_trim", false, &c->csv_trim, err) ||
 		!rules_get_bool(r, "source", "csv_unguard", false, &c->csv_unguard, err))

@@ -360,6 +360,11 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 		if (!pg_exec(conn, "analyzing the run's results", sql, err))
 			goto out;
 	}
+	if (pg_interrupted())
+	{
+		error_set(err, EXIT_INTERRUPTED, "interrupted while writing the results");
+		goto out;
+	}
 	if (!write_summaries(conn, rs, b, *run_id, err))
 		goto out;
 	if (st)
@@ -416,6 +421,16 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 	{
 		ok = pg_exec(conn, "rolling back the dry run", "ROLLBACK", err);
 		return ok;
+	}
+	/*
+	 * A signal that came while no statement ran found nothing to cancel (the
+	 * server drops a cancel request for an idle session): honour it here,
+	 * the last moment the run can still be rolled back.
+	 */
+	if (pg_interrupted())
+	{
+		error_set(err, EXIT_INTERRUPTED, "interrupted before commit");
+		goto out;
 	}
 #ifdef ENABLE_FAULT_HOOKS
 	if (getenv("REFINERY_FAULT") && strcmp(getenv("REFINERY_FAULT"), "commit") == 0)
@@ -483,6 +498,11 @@ writeback_csv(const struct ruleset *rs, const struct batch *b, const struct pipe
 		if (sb.oom)
 		{
 			ok = error_set(err, EXIT_INTERNAL, "out of memory");
+			break;
+		}
+		if (i % 4096 == 0 && pg_interrupted())
+		{
+			ok = error_set(err, EXIT_INTERRUPTED, "interrupted while writing \"%s\"", path);
 			break;
 		}
 		/* reuse the COPY text row: split it back into fields */

@@ -14,6 +14,8 @@ like "$out" '  pull, normalize, blacklist, dedupe, partial, score, cohort, match
 wide=$(printf '%s\n' "$out" | awk 'length($0) > 79' | wc -l)
 is "$wide" 0 "--help fits in 80 columns"
 out=$("$REFINERY" run --help); is "$?" 0 "run --help exits 0"
+out=$("$REFINERY" run -c x.ini '-?'); is "$?" 0 "-? after a command shows the help too"
+like "$out" '^refinery turns' "and it is the help"
 
 out=$("$REFINERY" --version); rc=$?
 is "$rc" 0 "--version exits 0"
@@ -73,4 +75,12 @@ err=$("$REFINERY" run -c "$tmp/ok.ini" -d "host=127.0.0.1 port=1 connect_timeout
 is "$rc" 4 "an unreachable server exits with the connection code"
 like "$err" 'could not connect' "the connection failure is reported"
 unlike "$err" 'hunter2secret' "the password is not printed"
+# libpq quotes parts of a malformed URI: the password must not come through
+err=$("$REFINERY" init-db -d 'postgresql://alice:SeCrEt%zz@127.0.0.1:1/db' 2>&1); rc=$?
+is "$rc" 4 "a malformed URI exits with the connection code"
+unlike "$err" 'SeCrEt' "the password of a malformed URI is not printed"
+err=$("$REFINERY" init-db -d 'postgresql://alice:SeCrEt@[::1/db' 2>&1)
+unlike "$err" 'SeCrEt' "nor that of a URI with a broken host"
+err=$("$REFINERY" init-db -d 'host=127.0.0.1 port=1 connect_timeout=1 password=SeCrEt sslmode=bogus' 2>&1)
+unlike "$err" 'SeCrEt' "nor that of a conninfo string with a bad option"
 done_testing

@@ -88,6 +88,19 @@ is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $run AND 
 is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $run AND score IS NOT NULL AND score <> (SELECT sum(value::numeric) FROM jsonb_each_text(points))")" \
 	"0" "every score is exactly the sum of its points"
 
+# the summaries a DBA reads: cohorts, reps and their per-source rates, one view per question
+is "$(pq -c "SELECT count(*) > 0 FROM refinery.run_cohorts WHERE run_id = $run")" "t" "cohort summaries are written"
+is "$(pq -c "SELECT sum(leads) FROM refinery.run_cohorts WHERE run_id = $run")" \
+	"$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $run AND cohort IS NOT NULL")" \
+	"the cohort summaries count every lead given a cohort"
+is "$(pq -c "SELECT count(*) FROM refinery.run_reps WHERE run_id = $run")" "$(pq -c "SELECT count(*) FROM crm.reps")" \
+	"every rep has a summary row"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_results r JOIN crm.reps p ON p.rep_id = r.rep_id WHERE r.run_id = $run AND NOT p.active")" \
+	"0" "no lead goes to an inactive rep"
+is "$(pq -c "SELECT count(*) FROM (SELECT rep_id, count(*) n FROM refinery.lead_results WHERE run_id = $run AND rep_id IS NOT NULL GROUP BY rep_id) a JOIN crm.reps p USING (rep_id) WHERE a.n > p.capacity")" \
+	"0" "no rep gets more leads than capacity"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_explain WHERE run_id = $run")" "$N" "lead_explain has one row per lead"
+
 # same input, same rules: byte-identical results, whatever the thread count
 "$REFINERY" run -q -j 1 -c "$tmp/rules.ini" && "$REFINERY" run -q -j 2 -c "$tmp/rules.ini" && \
 	"$REFINERY" run -q -j 4 -c "$tmp/rules.ini"

@@ -119,6 +119,38 @@ main(void)
 	is_str(b->col[FIELD_LEAD_ID][0], "10", "byte order");
 	is_str(b->col[FIELD_LEAD_ID][2], "b", "b last");
 	batch_free(b);
+	/* a missing id is named by its source row before anything is reordered */
+	b = batch_new(0, NULL);
+	add(b, "5", NULL, NULL, NULL);
+	add(b, NULL, NULL, NULL, NULL);
+	add(b, "1", NULL, NULL, NULL);
+	ok(!pull_sort_by_id(b, &err), "a NULL id stops the sort");
+	is_str(err.msg, "lead in source row 2 has no lead id", "the source row is named");
+	batch_free(b);
+
+	/* duplicates are named by their source rows, not their sorted places */
+	b = batch_new(0, NULL);
+	add(b, "30", NULL, NULL, NULL);
+	add(b, "10", NULL, NULL, NULL);
+	add(b, "20", NULL, NULL, NULL);
+	add(b, "10", NULL, NULL, NULL);
+	ok(!pull_sort_by_id(b, &err), "a duplicate id stops the sort");
+	is_str(err.detail, "source rows 2 and 4", "the duplicate's source rows are named");
+	batch_free(b);
+
+	/* ids equal as numbers but not as text sort the same whatever the input order */
+	for (int order = 0; order < 2; order++)
+	{
+		b = batch_new(0, NULL);
+		add(b, order ? "007" : "7", NULL, NULL, NULL);
+		add(b, order ? "7" : "007", NULL, NULL, NULL);
+		add(b, "3", NULL, NULL, NULL);
+		ok(pull_sort_by_id(b, &err), "sort 7 and 007 (input order %d)", order);
+		is_str(b->col[FIELD_LEAD_ID][0], "3", "3 first");
+		is_str(b->col[FIELD_LEAD_ID][1], "007", "then 007 (text order breaks the tie)");
+		is_str(b->col[FIELD_LEAD_ID][2], "7", "then 7");
+		batch_free(b);
+	}
 	batch_free(NULL);
 	return done_testing();
 }
