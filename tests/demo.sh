@@ -22,19 +22,7 @@ work=$PG_TMP/demo; mkdir -p "$work"
 
 echo "== generating $rows legacy leads (duplicates, dead numbers, opt-outs, partial records)"
 ./fixtures/genleads --rows "$rows" --seed 42 --out-dir "$work"
-psql -X -q -v ON_ERROR_STOP=1 <<SQL
-CREATE SCHEMA crm;
-CREATE TABLE crm.leads (
-    lead_id bigint PRIMARY KEY, created_at timestamp NOT NULL, source text, campaign text,
-    full_name text, phone text, email text, city text, status text,
-    last_touch_at timestamp, touch_count int, last_touch_type text, handler_notes text,
-    automation_after_last_touch boolean, last_rep_id int);
-CREATE TABLE crm.reps (rep_id int PRIMARY KEY, name text NOT NULL, active boolean NOT NULL, capacity int NOT NULL);
-CREATE TABLE crm.rep_source_stats (rep_id int, source text, attempts int, wins int, PRIMARY KEY (rep_id, source));
-\copy crm.leads FROM '$work/leads.csv' WITH (FORMAT csv, HEADER true)
-\copy crm.reps FROM '$work/reps.csv' WITH (FORMAT csv, HEADER true)
-\copy crm.rep_source_stats FROM '$work/rep_source_stats.csv' WITH (FORMAT csv, HEADER true)
-SQL
+pg_load_leads "$work"
 cat > "$work/demo.ini" <<INI
 # Everything not stated here comes from rules/default.ini.
 [source]

@@ -15,19 +15,7 @@ tmp=$PG_TMP/work; mkdir -p "$tmp"
 
 N=4000
 "$GENLEADS" --rows $N --seed 5 --out-dir "$tmp" >/dev/null
-pq <<SQL
-CREATE SCHEMA crm;
-CREATE TABLE crm.leads (
-    lead_id bigint NOT NULL, created_at timestamp NOT NULL, source text, campaign text,
-    full_name text, phone text, email text, city text, status text,
-    last_touch_at timestamp, touch_count int, last_touch_type text, handler_notes text,
-    automation_after_last_touch boolean, last_rep_id int);
-CREATE TABLE crm.reps (rep_id int PRIMARY KEY, name text NOT NULL, active boolean NOT NULL, capacity int NOT NULL);
-CREATE TABLE crm.rep_source_stats (rep_id int, source text, attempts int, wins int, PRIMARY KEY (rep_id, source));
-\copy crm.leads FROM '$tmp/leads.csv' WITH (FORMAT csv, HEADER true)
-\copy crm.reps FROM '$tmp/reps.csv' WITH (FORMAT csv, HEADER true)
-\copy crm.rep_source_stats FROM '$tmp/rep_source_stats.csv' WITH (FORMAT csv, HEADER true)
-SQL
+pg_load_leads "$tmp"
 cat > "$tmp/rules.ini" <<INI
 [source]
 table = crm.leads

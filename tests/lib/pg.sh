@@ -120,3 +120,30 @@ pg_restart() {
 pq() {
 	psql -X -q -v ON_ERROR_STOP=1 -At "$@"
 }
+
+# pg_load_leads DIR [SCHEMA]: create SCHEMA (default crm) with the tables the
+# generator's files fill (leads, reps, rep_source_stats, and truth when
+# DIR/truth.csv exists), load DIR's CSV files into them, and analyze.
+pg_load_leads() {
+	local dir=$1 s=${2:-crm} truth=""
+	if [ -f "$dir/truth.csv" ]; then
+		truth="CREATE TABLE $s.truth (lead_id bigint PRIMARY KEY, entity_id bigint NOT NULL,
+		    is_blacklisted smallint NOT NULL, is_partial smallint NOT NULL, is_optout smallint NOT NULL, dirt text);
+		\\copy $s.truth FROM '$dir/truth.csv' WITH (FORMAT csv, HEADER true)"
+	fi
+	psql -X -q -v ON_ERROR_STOP=1 <<SQL
+CREATE SCHEMA $s;
+CREATE TABLE $s.leads (
+    lead_id bigint NOT NULL, created_at timestamp NOT NULL, source text, campaign text,
+    full_name text, phone text, email text, city text, status text,
+    last_touch_at timestamp, touch_count int, last_touch_type text, handler_notes text,
+    automation_after_last_touch boolean, last_rep_id int);
+CREATE TABLE $s.reps (rep_id int PRIMARY KEY, name text NOT NULL, active boolean NOT NULL, capacity int NOT NULL);
+CREATE TABLE $s.rep_source_stats (rep_id int, source text, attempts int, wins int, PRIMARY KEY (rep_id, source));
+\copy $s.leads FROM '$dir/leads.csv' WITH (FORMAT csv, HEADER true)
+\copy $s.reps FROM '$dir/reps.csv' WITH (FORMAT csv, HEADER true)
+\copy $s.rep_source_stats FROM '$dir/rep_source_stats.csv' WITH (FORMAT csv, HEADER true)
+$truth
+ANALYZE $s.leads, $s.reps, $s.rep_source_stats;
+SQL
+}
