@@ -19,16 +19,16 @@
 struct chunk
 {
 	struct chunk *next;
-	size_t		size;			/* usable bytes in data[] */
-	size_t		used;
+	size_t size; /* usable bytes in data[] */
+	size_t used;
 	_Alignas(8) unsigned char data[];
 };
 
 struct arena
 {
 	struct chunk *head;
-	size_t		chunk_size;
-	size_t		reserved;
+	size_t chunk_size;
+	size_t reserved;
 };
 
 struct arena *
@@ -45,8 +45,7 @@ arena_new(size_t chunk_size)
 void
 arena_free(struct arena *a)
 {
-	struct chunk *c,
-			   *next;
+	struct chunk *c, *next;
 
 	if (a == NULL)
 		return;
@@ -75,11 +74,11 @@ void *
 arena_alloc(struct arena *a, size_t size)
 {
 	struct chunk *c = a->head;
-	size_t		need = (size + 7) & ~(size_t) 7;
-	void	   *p;
+	size_t need = (size + 7) & ~(size_t) 7;
+	void *p;
 
 	if (need < size)
-		return NULL;			/* overflow */
+		return NULL; /* overflow */
 	if (need > a->chunk_size / 4)
 	{
 		/* a big value: its own chunk, linked behind the current one */
@@ -116,7 +115,7 @@ arena_alloc(struct arena *a, size_t size)
 char *
 arena_strndup(struct arena *a, const char *s, size_t len)
 {
-	char	   *p = arena_alloc(a, len + 1);
+	char *p = arena_alloc(a, len + 1);
 
 	if (p == NULL)
 		return NULL;

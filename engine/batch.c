@@ -20,23 +20,23 @@
 #include "batch.h"
 
 static const char *const field_keys[FIELD__COUNT] = {
-	[FIELD_LEAD_ID] = "lead_id",
-	[FIELD_CREATED_AT] = "created_at",
-	[FIELD_SOURCE] = "source",
-	[FIELD_CAMPAIGN] = "campaign",
-	[FIELD_NAME] = "full_name",
-	[FIELD_PHONE] = "phone",
-	[FIELD_PHONE2] = "phone2",
-	[FIELD_MOBILE] = "mobile",
-	[FIELD_EMAIL] = "email",
-	[FIELD_CITY] = "city",
-	[FIELD_STATUS] = "status",
-	[FIELD_LAST_TOUCH_AT] = "last_touch_at",
-	[FIELD_TOUCH_COUNT] = "touch_count",
-	[FIELD_LAST_TOUCH_TYPE] = "last_touch_type",
-	[FIELD_NOTES] = "notes",
-	[FIELD_AUTOMATION] = "automation",
-	[FIELD_LAST_REP] = "last_rep",
+    [FIELD_LEAD_ID] = "lead_id",
+    [FIELD_CREATED_AT] = "created_at",
+    [FIELD_SOURCE] = "source",
+    [FIELD_CAMPAIGN] = "campaign",
+    [FIELD_NAME] = "full_name",
+    [FIELD_PHONE] = "phone",
+    [FIELD_PHONE2] = "phone2",
+    [FIELD_MOBILE] = "mobile",
+    [FIELD_EMAIL] = "email",
+    [FIELD_CITY] = "city",
+    [FIELD_STATUS] = "status",
+    [FIELD_LAST_TOUCH_AT] = "last_touch_at",
+    [FIELD_TOUCH_COUNT] = "touch_count",
+    [FIELD_LAST_TOUCH_TYPE] = "last_touch_type",
+    [FIELD_NOTES] = "notes",
+    [FIELD_AUTOMATION] = "automation",
+    [FIELD_LAST_REP] = "last_rep",
 };
 
 const char *
@@ -48,9 +48,8 @@ field_key(enum field f)
 const char *
 verdict_name(enum verdict v)
 {
-	static const char *const names[VERDICT__COUNT] = {
-		"kept", "blacklisted", "duplicate", "partial", "outlier", "nurture"
-	};
+	static const char *const names[VERDICT__COUNT] = {"kept",    "blacklisted", "duplicate",
+	                                                  "partial", "outlier",     "nurture"};
 
 	return (v >= 0 && v < VERDICT__COUNT) ? names[v] : "unknown";
 }
@@ -60,18 +59,12 @@ phone_type_name(enum phone_type t)
 {
 	switch (t)
 	{
-		case PHONE_MOBILE:
-			return "mobile";
-		case PHONE_LANDLINE:
-			return "landline";
-		case PHONE_VOIP:
-			return "voip";
-		case PHONE_SPECIAL:
-			return "special";
-		case PHONE_INVALID:
-			return "invalid";
-		case PHONE_NONE:
-			break;
+		case PHONE_MOBILE: return "mobile";
+		case PHONE_LANDLINE: return "landline";
+		case PHONE_VOIP: return "voip";
+		case PHONE_SPECIAL: return "special";
+		case PHONE_INVALID: return "invalid";
+		case PHONE_NONE: break;
 	}
 	return NULL;
 }
@@ -81,14 +74,10 @@ temperature_name(enum temperature t)
 {
 	switch (t)
 	{
-		case TEMP_COLD:
-			return "cold";
-		case TEMP_WARM:
-			return "warm";
-		case TEMP_HOT:
-			return "hot";
-		case TEMP_NONE:
-			break;
+		case TEMP_COLD: return "cold";
+		case TEMP_WARM: return "warm";
+		case TEMP_HOT: return "hot";
+		case TEMP_NONE: break;
 	}
 	return NULL;
 }
@@ -189,7 +178,7 @@ batch_column(const struct batch *b, const char *name)
 static bool
 batch_grow(struct batch *b)
 {
-	size_t		ncap = b->cap ? b->cap * 2 : 4096;
+	size_t ncap = b->cap ? b->cap * 2 : 4096;
 
 	for (int c = 0; c < b->ncols; c++)
 	{
@@ -206,7 +195,7 @@ batch_grow(struct batch *b)
 long
 batch_append(struct batch *b, const char *const *values, const size_t *lens)
 {
-	size_t		i = b->n;
+	size_t i = b->n;
 
 	if (i == b->cap && !batch_grow(b))
 		return -1;
@@ -237,10 +226,8 @@ batch_strndup(struct batch *b, const char *s, size_t len)
 static int64_t
 days_from_civil(int64_t y, int m, int d)
 {
-	int64_t		era;
-	unsigned	yoe,
-				doy,
-				doe;
+	int64_t era;
+	unsigned yoe, doy, doe;
 
 	y -= m <= 2;
 	era = (y >= 0 ? y : y - 399) / 400;
@@ -253,7 +240,7 @@ days_from_civil(int64_t y, int m, int d)
 static int
 parse_digits(const char **p, int n)
 {
-	int			v = 0;
+	int v = 0;
 
 	for (int k = 0; k < n; k++)
 	{
@@ -269,19 +256,13 @@ bool
 batch_parse_time(const char *s, int64_t *out)
 {
 	const char *p = s;
-	int			y,
-				mo,
-				d,
-				h = 0,
-				mi = 0,
-				se = 0;
+	int y, mo, d, h = 0, mi = 0, se = 0;
 	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 
 	while (*p == ' ')
 		p++;
-	if ((y = parse_digits(&p, 4)) < 0 || *p++ != '-' ||
-		(mo = parse_digits(&p, 2)) < 0 || *p++ != '-' ||
-		(d = parse_digits(&p, 2)) < 0)
+	if ((y = parse_digits(&p, 4)) < 0 || *p++ != '-' || (mo = parse_digits(&p, 2)) < 0 ||
+	    *p++ != '-' || (d = parse_digits(&p, 2)) < 0)
 		return false;
 	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1])
 		return false;
@@ -328,8 +309,8 @@ batch_parse_time(const char *s, int64_t *out)
 static bool
 parse_int32(const char *s, int32_t *out)
 {
-	char	   *end;
-	long		v;
+	char *end;
+	long v;
 
 	while (*s == ' ')
 		s++;
@@ -363,7 +344,7 @@ parse_bool(const char *s)
 static uint64_t
 hash_str(const char *s)
 {
-	uint64_t	h = 1469598103934665603ULL;
+	uint64_t h = 1469598103934665603ULL;
 
 	for (; *s; s++)
 		h = (h ^ (unsigned char) *s) * 1099511628211ULL;
@@ -373,8 +354,8 @@ hash_str(const char *s)
 static bool
 check_unique_ids(struct batch *b, struct error *err)
 {
-	size_t		nslots = 16;
-	uint32_t   *slots;
+	size_t nslots = 16;
+	uint32_t *slots;
 
 	while (nslots < b->n * 2)
 		nslots *= 2;
@@ -385,7 +366,7 @@ check_unique_ids(struct batch *b, struct error *err)
 	for (size_t i = 0; i < b->n; i++)
 	{
 		const char *id = b->col[FIELD_LEAD_ID][i];
-		size_t		h;
+		size_t h;
 
 		if (id == NULL || *id == '\0')
 		{
@@ -397,7 +378,7 @@ check_unique_ids(struct batch *b, struct error *err)
 		{
 			if (strcmp(b->col[FIELD_LEAD_ID][slots[h]], id) == 0)
 			{
-				uint32_t	first = slots[h];
+				uint32_t first = slots[h];
 
 				free(slots);
 				error_set(err, EXIT_DATA, "lead id \"%s\" occurs more than once in the source", id);
@@ -415,21 +396,20 @@ check_unique_ids(struct batch *b, struct error *err)
 bool
 batch_finish(struct batch *b, struct error *err)
 {
-	size_t		n = b->n;
+	size_t n = b->n;
 
 	if (n >= BATCH_NO_ROW)
 		return error_set(err, EXIT_DATA, "too many leads in one run (%zu)", n);
 	if (!(ALLOC(created_at, n) && ALLOC(last_touch_at, n) && ALLOC(touch_count, n) &&
-		  ALLOC(automation, n) && ALLOC(phones, n) && ALLOC(phone_types, n) &&
-		  ALLOC(phone_repair, n) && ALLOC(email_norm, n) && ALLOC(email_key, n) &&
-		  ALLOC(name_norm, n) && ALLOC(status_norm, n) && ALLOC(verdict, n) &&
-		  ALLOC(rule_id, n) && ALLOC(reason, n) && ALLOC(optout, n) &&
-		  ALLOC(cluster_id, n) && ALLOC(survivor, n) && ALLOC(golden, n) &&
-		  ALLOC(g_touch_count, n) && ALLOC(g_created_at, n) && ALLOC(g_last_touch_at, n) &&
-		  ALLOC(score, n) && ALLOC(temperature, n) && ALLOC(persona, n) &&
-		  ALLOC(cohort, n) && ALLOC(cohort_name, n) && ALLOC(channel_plan, n) &&
-		  ALLOC(sla_due_at, n) && ALLOC(rep_id, n) && ALLOC(call_order, n) &&
-		  ALLOC(p_close, n)))
+	      ALLOC(automation, n) && ALLOC(phones, n) && ALLOC(phone_types, n) &&
+	      ALLOC(phone_repair, n) && ALLOC(email_norm, n) && ALLOC(email_key, n) &&
+	      ALLOC(name_norm, n) && ALLOC(status_norm, n) && ALLOC(verdict, n) && ALLOC(rule_id, n) &&
+	      ALLOC(reason, n) && ALLOC(optout, n) && ALLOC(cluster_id, n) && ALLOC(survivor, n) &&
+	      ALLOC(golden, n) && ALLOC(g_touch_count, n) && ALLOC(g_created_at, n) &&
+	      ALLOC(g_last_touch_at, n) && ALLOC(score, n) && ALLOC(temperature, n) &&
+	      ALLOC(persona, n) && ALLOC(cohort, n) && ALLOC(cohort_name, n) &&
+	      ALLOC(channel_plan, n) && ALLOC(sla_due_at, n) && ALLOC(rep_id, n) &&
+	      ALLOC(call_order, n) && ALLOC(p_close, n)))
 		return error_set(err, EXIT_INTERNAL, "out of memory");
 	if (!check_unique_ids(b, err))
 		return false;
@@ -437,7 +417,7 @@ batch_finish(struct batch *b, struct error *err)
 	for (size_t i = 0; i < n; i++)
 	{
 		const char *v;
-		char		buf[160];
+		char buf[160];
 
 		b->cluster_id[i] = -1;
 		b->survivor[i] = BATCH_NO_ROW;
@@ -451,16 +431,16 @@ batch_finish(struct batch *b, struct error *err)
 		b->automation[i] = -1;
 
 		if ((v = b->col[FIELD_CREATED_AT][i]) != NULL && *v &&
-			!batch_parse_time(v, &b->created_at[i]))
+		    !batch_parse_time(v, &b->created_at[i]))
 			snprintf(buf, sizeof(buf), "created_at \"%.60s\" is not a timestamp", v);
 		else if ((v = b->col[FIELD_LAST_TOUCH_AT][i]) != NULL && *v &&
-				 !batch_parse_time(v, &b->last_touch_at[i]))
+		         !batch_parse_time(v, &b->last_touch_at[i]))
 			snprintf(buf, sizeof(buf), "last_touch_at \"%.60s\" is not a timestamp", v);
 		else if ((v = b->col[FIELD_TOUCH_COUNT][i]) != NULL && *v &&
-				 !parse_int32(v, &b->touch_count[i]))
+		         !parse_int32(v, &b->touch_count[i]))
 			snprintf(buf, sizeof(buf), "touch_count \"%.60s\" is not an integer", v);
 		else if ((v = b->col[FIELD_AUTOMATION][i]) != NULL && *v &&
-				 (b->automation[i] = (int8_t) parse_bool(v)) < 0)
+		         (b->automation[i] = (int8_t) parse_bool(v)) < 0)
 			snprintf(buf, sizeof(buf), "automation \"%.60s\" is not a boolean", v);
 		else
 			buf[0] = '\0';

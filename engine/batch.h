@@ -63,18 +63,18 @@ enum verdict
 	VERDICT_NURTURE,
 	VERDICT__COUNT
 };
-const char *verdict_name(enum verdict v);	/* "kept", "blacklisted", ... */
+const char *verdict_name(enum verdict v); /* "kept", "blacklisted", ... */
 
 enum phone_type
 {
-	PHONE_NONE = 0,				/* no phone given */
+	PHONE_NONE = 0, /* no phone given */
 	PHONE_MOBILE,
 	PHONE_LANDLINE,
 	PHONE_VOIP,
-	PHONE_SPECIAL,				/* 1-700 / 1-800 and similar */
-	PHONE_INVALID				/* given, but not a valid number of the plan */
+	PHONE_SPECIAL, /* 1-700 / 1-800 and similar */
+	PHONE_INVALID  /* given, but not a valid number of the plan */
 };
-const char *phone_type_name(enum phone_type t);	/* NULL for PHONE_NONE */
+const char *phone_type_name(enum phone_type t); /* NULL for PHONE_NONE */
 
 enum temperature
 {
@@ -83,7 +83,7 @@ enum temperature
 	TEMP_WARM,
 	TEMP_HOT
 };
-const char *temperature_name(enum temperature t);	/* NULL for TEMP_NONE */
+const char *temperature_name(enum temperature t); /* NULL for TEMP_NONE */
 
 /* how many normalised phones one lead keeps (phone, phone2, mobile, a second number in one field) */
 #define BATCH_PHONES 3
@@ -92,71 +92,71 @@ const char *temperature_name(enum temperature t);	/* NULL for TEMP_NONE */
 /* "no row" for row-index columns */
 #define BATCH_NO_ROW UINT32_MAX
 
-struct rep_table;				/* reps and their history; match.h */
+struct rep_table; /* reps and their history; match.h */
 
 struct batch
 {
-	size_t		n;				/* leads held */
-	size_t		cap;			/* allocated rows in every column */
-	int			ncols;			/* FIELD__COUNT + nextra */
-	char	  **extra_names;	/* names of the extra columns kept by name */
-	int			nextra;
-	struct arena *arena;		/* strings of every column; owned */
+	size_t n;           /* leads held */
+	size_t cap;         /* allocated rows in every column */
+	int ncols;          /* FIELD__COUNT + nextra */
+	char **extra_names; /* names of the extra columns kept by name */
+	int nextra;
+	struct arena *arena; /* strings of every column; owned */
 
 	/* ---- source values: col[f][i], NULL = SQL NULL; ncols arrays ---- */
 	const char ***col;
 
 	/* ---- parsed by the pull (batch_parse) ---- */
-	int64_t    *created_at;		/* seconds since 1970-01-01, naive local time; BATCH_NO_TIME */
-	int64_t    *last_touch_at;	/* same */
-	int32_t    *touch_count;	/* -1 when missing or not a number */
-	int8_t	   *automation;		/* -1 unknown, 0 false, 1 true */
+	int64_t *created_at;    /* seconds since 1970-01-01, naive local time; BATCH_NO_TIME */
+	int64_t *last_touch_at; /* same */
+	int32_t *touch_count;   /* -1 when missing or not a number */
+	int8_t *automation;     /* -1 unknown, 0 false, 1 true */
 
 	/* ---- normalise / repair ---- */
-	uint64_t   (*phones)[BATCH_PHONES];	/* E.164 digits as a number (972521234567), 0 = none;
+	uint64_t (*phones)[BATCH_PHONES];     /* E.164 digits as a number (972521234567), 0 = none;
 										 * [0] is the primary phone */
-	uint8_t    (*phone_types)[BATCH_PHONES];	/* enum phone_type of each */
-	const char **phone_repair;	/* what repair was applied, NULL if none */
-	const char **email_norm;	/* trimmed, lower-cased, valid; NULL if none or invalid */
-	const char **email_key;		/* identity key: provider rules and typo fixes applied */
-	const char **name_norm;		/* NFKC, case-folded, punctuation dropped, single spaces */
-	const char **status_norm;	/* canonical status after the legacy-spelling map */
+	uint8_t (*phone_types)[BATCH_PHONES]; /* enum phone_type of each */
+	const char **phone_repair;            /* what repair was applied, NULL if none */
+	const char **email_norm;              /* trimmed, lower-cased, valid; NULL if none or invalid */
+	const char **email_key;               /* identity key: provider rules and typo fixes applied */
+	const char **name_norm;   /* NFKC, case-folded, punctuation dropped, single spaces */
+	const char **status_norm; /* canonical status after the legacy-spelling map */
 
 	/* ---- verdicts (every stage) ---- */
-	uint8_t    *verdict;		/* enum verdict; all VERDICT_KEPT after the pull */
-	const char **rule_id;		/* the rule that decided the verdict, NULL for kept */
-	const char **reason;		/* human-readable why, NULL for kept */
-	uint8_t    *optout;			/* 1 when a person-level rule (refusal, denial,
+	uint8_t *verdict;     /* enum verdict; all VERDICT_KEPT after the pull */
+	const char **rule_id; /* the rule that decided the verdict, NULL for kept */
+	const char **reason;  /* human-readable why, NULL for kept */
+	uint8_t *optout;      /* 1 when a person-level rule (refusal, denial,
 								 * do-not-call) hit this lead: dedupe then removes
 								 * every record of the person's cluster */
 
 	/* ---- dedupe ---- */
-	int64_t    *cluster_id;		/* -1 = in no cluster of two or more */
-	uint32_t   *survivor;		/* row of the cluster's survivor (itself if survivor);
+	int64_t *cluster_id;    /* -1 = in no cluster of two or more */
+	uint32_t *survivor;     /* row of the cluster's survivor (itself if survivor);
 								 * BATCH_NO_ROW when not clustered */
-	const char **golden;		/* survivors of clusters: golden record as JSON text, else NULL */
-	int32_t    *g_touch_count;	/* golden values (equal to the lead's own when not merged) */
-	int64_t    *g_created_at;
-	int64_t    *g_last_touch_at;
+	const char **golden;    /* survivors of clusters: golden record as JSON text, else NULL */
+	int32_t *g_touch_count; /* golden values (equal to the lead's own when not merged) */
+	int64_t *g_created_at;
+	int64_t *g_last_touch_at;
 
 	/* ---- score ---- */
-	double	   *score;			/* 0..100, rounded to 0.01, equal to the sum of points */
-	int			npoints;		/* parameters; points[i * npoints + k] */
-	const char **point_names;	/* npoints names, borrowed from the ruleset */
-	double	   *points;			/* each rounded to 0.01 */
-	uint8_t    *temperature;	/* enum temperature */
-	const char **persona;		/* best persona's name, borrowed */
+	double *score;            /* 0..100, rounded to 0.01, equal to the sum of points */
+	int npoints;              /* parameters; points[i * npoints + k] */
+	const char **point_names; /* npoints names, borrowed from the ruleset */
+	double *points;           /* each rounded to 0.01 */
+	uint8_t *temperature;     /* enum temperature */
+	const char **persona;     /* best persona's name, borrowed */
 
 	/* ---- cohorts ---- */
-	int16_t    *cohort;			/* index into the ruleset's cohorts, -1 none */
-	const char **cohort_name;	/* borrowed */
-	const char **channel_plan;	/* borrowed or arena */
-	int64_t    *sla_due_at;		/* seconds since epoch, UTC; BATCH_NO_TIME */
+	int16_t *cohort;           /* index into the ruleset's cohorts, -1 none */
+	const char **cohort_name;  /* borrowed */
+	const char **channel_plan; /* borrowed or arena */
+	int64_t *sla_due_at;       /* seconds since epoch, UTC; BATCH_NO_TIME */
 
 	/* ---- match ---- */
-	int64_t    *rep_id;			/* -1 = unassigned */
-	int32_t    *call_order;		/* 1-based position in the rep's queue, -1 none */
-	double	   *p_close;		/* expected close probability, -1 unknown */
+	int64_t *rep_id;     /* -1 = unassigned */
+	int32_t *call_order; /* 1-based position in the rep's queue, -1 none */
+	double *p_close;     /* expected close probability, -1 unknown */
 
 	/* ---- reps, loaded by the pull beside the leads; owned (match.h) ---- */
 	struct rep_table *reps;
@@ -167,31 +167,31 @@ struct batch
  * `extra_names` (copied).  Returns NULL on out of memory.
  */
 struct batch *batch_new(int nextra, const char *const *extra_names);
-void		batch_free(struct batch *b);	/* NULL is a no-op */
+void batch_free(struct batch *b); /* NULL is a no-op */
 
 /*
  * Append one lead.  `values` has b->ncols entries (NULL = SQL NULL), each
  * `lens[c]` bytes long (no NUL needed); they are copied into the arena.
  * Returns the new row's index, or -1 on out of memory.
  */
-long		batch_append(struct batch *b, const char *const *values, const size_t *lens);
+long batch_append(struct batch *b, const char *const *values, const size_t *lens);
 
 /*
  * After the last append: allocate and initialise every derived column and
  * parse created_at, last_touch_at, touch_count and automation.  A value that
  * does not parse is a data error naming the lead id and the field.
  */
-bool		batch_finish(struct batch *b, struct error *err);
+bool batch_finish(struct batch *b, struct error *err);
 
 /* Copy a string into the batch's arena (not thread-safe); NULL on OOM. */
-char	   *batch_strdup(struct batch *b, const char *s);
-char	   *batch_strndup(struct batch *b, const char *s, size_t len);
+char *batch_strdup(struct batch *b, const char *s);
+char *batch_strndup(struct batch *b, const char *s, size_t len);
 
 /*
  * Column index of an extra column by name, or of a known field by its key;
  * -1 when the batch has no such column.  Lets rules name any source column.
  */
-int			batch_column(const struct batch *b, const char *name);
+int batch_column(const struct batch *b, const char *name);
 
 /* Mark a lead removed: verdict, the rule's id and a reason (both borrowed or arena). */
 static inline void
@@ -210,6 +210,6 @@ batch_lead_id(const struct batch *b, size_t i)
 }
 
 /* Parse "YYYY-MM-DD[ T]HH:MM[:SS[.frac]]" or "YYYY-MM-DD" into seconds; false if malformed. */
-bool		batch_parse_time(const char *s, int64_t *out);
+bool batch_parse_time(const char *s, int64_t *out);
 
-#endif							/* REFINERY_BATCH_H */
+#endif /* REFINERY_BATCH_H */

@@ -43,7 +43,7 @@
 #include "calibrate.h"
 #include "score.h"
 
-#define CHUNK 65536				/* rows per partial sum: fixed, never from the thread count */
+#define CHUNK 65536 /* rows per partial sum: fixed, never from the thread count */
 
 static bool
 oom(struct error *err)
@@ -72,8 +72,8 @@ calibrate_config_free(struct calibrate_config *c)
 static bool
 canon_list(const char *v, char ***out, int *n, struct error *err)
 {
-	char	  **items;
-	int			m = rules_split_list(v, &items);
+	char **items;
+	int m = rules_split_list(v, &items);
 
 	if (m < 0 || (*out = calloc((size_t) m + 1, sizeof(char *))) == NULL)
 	{
@@ -83,14 +83,13 @@ canon_list(const char *v, char ***out, int *n, struct error *err)
 	}
 	for (int k = 0; k < m; k++)
 	{
-		char		canon[256];
+		char canon[256];
 
 		if (!score_canon(items[k], canon, sizeof(canon)) || canon[0] == '\0' ||
-			((*out)[(*n)++] = strdup(canon)) == NULL)
+		    ((*out)[(*n)++] = strdup(canon)) == NULL)
 		{
 			rules_list_free(items);
-			return error_set(err, EXIT_RULES, "[calibrate] \"%s\" is not a usable name",
-							 items[k]);
+			return error_set(err, EXIT_RULES, "[calibrate] \"%s\" is not a usable name", items[k]);
 		}
 	}
 	rules_list_free(items);
@@ -102,7 +101,7 @@ calibrate_config_load(struct rules *r, struct calibrate_config **out, struct err
 {
 	struct calibrate_config *c = calloc(1, sizeof(*c));
 	const char *v;
-	double		pct;
+	double pct;
 
 	*out = c;
 	if (c == NULL)
@@ -112,15 +111,15 @@ calibrate_config_load(struct rules *r, struct calibrate_config **out, struct err
 		return false;
 	if (c->nwon == 0)
 		return error_set(err, EXIT_RULES, "%s: [calibrate] won_statuses is empty",
-						 rules_where(r, "calibrate", "won_statuses"));
+		                 rules_where(r, "calibrate", "won_statuses"));
 	v = rules_get(r, "calibrate", "exclude_params");
 	if (!canon_list(v ? v : "", &c->exclude, &c->nexclude, err))
 		return false;
 	if (!rules_get_bool(r, "calibrate", "worked_only", true, &c->worked_only, err) ||
-		!rules_get_double(r, "calibrate", "holdout_percent", 20, 5, 50, &pct, err) ||
-		!rules_get_double(r, "calibrate", "l2", 1.0, 0, 1e6, &c->l2, err) ||
-		!rules_get_int(r, "calibrate", "iterations", 25, 1, 1000, &c->iterations, err) ||
-		!rules_get_double(r, "calibrate", "max_points", 100, 1, 1e6, &c->max_points, err))
+	    !rules_get_double(r, "calibrate", "holdout_percent", 20, 5, 50, &pct, err) ||
+	    !rules_get_double(r, "calibrate", "l2", 1.0, 0, 1e6, &c->l2, err) ||
+	    !rules_get_int(r, "calibrate", "iterations", 25, 1, 1000, &c->iterations, err) ||
+	    !rules_get_double(r, "calibrate", "max_points", 100, 1, 1e6, &c->max_points, err))
 		return false;
 	c->holdout = pct / 100.0;
 	return true;
@@ -156,7 +155,7 @@ calibrate_get_report(const struct calibrate_result *res, struct calibrate_report
 static uint64_t
 split_hash(const char *s)
 {
-	uint64_t	h = 1469598103934665603ULL;
+	uint64_t h = 1469598103934665603ULL;
 
 	for (; *s; s++)
 		h = (h ^ (unsigned char) *s) * 1099511628211ULL;
@@ -170,15 +169,15 @@ split_hash(const char *s)
 
 struct fit
 {
-	size_t		m;				/* rows */
-	int			nfit;			/* fitted parameters */
-	int		   *pidx;			/* their parameter indices */
-	int		   *off;			/* their first feature column (column 0 = intercept) */
-	int			d;				/* feature columns */
-	uint16_t   *cat;			/* m * nfit categories */
-	uint8_t    *y;
-	uint8_t    *hold;
-	size_t	   *row;			/* the batch row of each */
+	size_t m;      /* rows */
+	int nfit;      /* fitted parameters */
+	int *pidx;     /* their parameter indices */
+	int *off;      /* their first feature column (column 0 = intercept) */
+	int d;         /* feature columns */
+	uint16_t *cat; /* m * nfit categories */
+	uint8_t *y;
+	uint8_t *hold;
+	size_t *row; /* the batch row of each */
 };
 
 static void
@@ -195,7 +194,7 @@ fit_free(struct fit *f)
 static double
 linear(const struct fit *f, const double *beta, size_t r)
 {
-	double		eta = beta[0];
+	double eta = beta[0];
 
 	for (int j = 0; j < f->nfit; j++)
 		eta += beta[f->off[j] + f->cat[r * (size_t) f->nfit + (size_t) j]];
@@ -208,7 +207,7 @@ cholesky_solve(double *A, double *bv, int d)
 {
 	for (int j = 0; j < d; j++)
 	{
-		double		s = A[j * d + j];
+		double s = A[j * d + j];
 
 		for (int k = 0; k < j; k++)
 			s -= A[j * d + k] * A[j * d + k];
@@ -217,7 +216,7 @@ cholesky_solve(double *A, double *bv, int d)
 		A[j * d + j] = sqrt(s);
 		for (int i = j + 1; i < d; i++)
 		{
-			double		t = A[i * d + j];
+			double t = A[i * d + j];
 
 			for (int k = 0; k < j; k++)
 				t -= A[i * d + k] * A[j * d + k];
@@ -226,7 +225,7 @@ cholesky_solve(double *A, double *bv, int d)
 	}
 	for (int i = 0; i < d; i++)
 	{
-		double		t = bv[i];
+		double t = bv[i];
 
 		for (int k = 0; k < i; k++)
 			t -= A[i * d + k] * bv[k];
@@ -234,7 +233,7 @@ cholesky_solve(double *A, double *bv, int d)
 	}
 	for (int i = d - 1; i >= 0; i--)
 	{
-		double		t = bv[i];
+		double t = bv[i];
 
 		for (int k = i + 1; k < d; k++)
 			t -= A[k * d + i] * bv[k];
@@ -260,22 +259,22 @@ softplus(double eta)
 
 /* The penalised log-likelihood at beta; per-chunk sums added in chunk order. */
 static double
-objective(const struct fit *f, const size_t *train, size_t ntrain, const double *beta,
-		  double l2, int nthreads, double *cpart)
+objective(const struct fit *f, const size_t *train, size_t ntrain, const double *beta, double l2,
+          int nthreads, double *cpart)
 {
-	size_t		nchunks = (ntrain + CHUNK - 1) / CHUNK;
-	double		ll = 0;
+	size_t nchunks = (ntrain + CHUNK - 1) / CHUNK;
+	double ll = 0;
 
 	(void) nthreads;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
 	for (size_t c = 0; c < nchunks; c++)
 	{
-		size_t		end = (c + 1) * CHUNK < ntrain ? (c + 1) * CHUNK : ntrain;
-		double		s = 0;
+		size_t end = (c + 1) * CHUNK < ntrain ? (c + 1) * CHUNK : ntrain;
+		double s = 0;
 
 		for (size_t t = c * CHUNK; t < end; t++)
 		{
-			double		eta = linear(f, beta, train[t]);
+			double eta = linear(f, beta, train[t]);
 
 			s += (double) f->y[train[t]] * eta - softplus(eta);
 		}
@@ -300,34 +299,30 @@ objective(const struct fit *f, const size_t *train, size_t ntrain, const double 
  */
 static bool
 newton_step(const struct fit *f, const size_t *train, size_t ntrain, double *beta, double l2,
-			int nthreads, double *part, double *step, double *trial, double *cpart,
-			double *obj, bool *failed)
+            int nthreads, double *part, double *step, double *trial, double *cpart, double *obj,
+            bool *failed)
 {
-	int			d = f->d;
-	size_t		nchunks = (ntrain + CHUNK - 1) / CHUNK;
-	size_t		stride = (size_t) d + (size_t) d * (size_t) d;
-	double	   *g = step,
-			   *H = part + nchunks * stride;
-	double		t,
-				maxd = 0;
+	int d = f->d;
+	size_t nchunks = (ntrain + CHUNK - 1) / CHUNK;
+	size_t stride = (size_t) d + (size_t) d * (size_t) d;
+	double *g = step, *H = part + nchunks * stride;
+	double t, maxd = 0;
 
 	*failed = false;
 	(void) nthreads;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
 	for (size_t c = 0; c < nchunks; c++)
 	{
-		double	   *pg = part + c * stride,
-				   *pH = pg + d;
-		size_t		end = (c + 1) * CHUNK < ntrain ? (c + 1) * CHUNK : ntrain;
-		int			act[64 + 1];
+		double *pg = part + c * stride, *pH = pg + d;
+		size_t end = (c + 1) * CHUNK < ntrain ? (c + 1) * CHUNK : ntrain;
+		int act[64 + 1];
 
 		memset(pg, 0, stride * sizeof(double));
 		for (size_t u = c * CHUNK; u < end; u++)
 		{
-			size_t		r = train[u];
-			double		p = sigmoid(linear(f, beta, r)),
-						w = p * (1.0 - p);
-			int			na = 0;
+			size_t r = train[u];
+			double p = sigmoid(linear(f, beta, r)), w = p * (1.0 - p);
+			int na = 0;
 
 			act[na++] = 0;
 			for (int j = 0; j < f->nfit; j++)
@@ -346,8 +341,7 @@ newton_step(const struct fit *f, const size_t *train, size_t ntrain, double *bet
 	memset(H, 0, (size_t) d * (size_t) d * sizeof(double));
 	for (size_t c = 0; c < nchunks; c++)
 	{
-		const double *pg = part + c * stride,
-				   *pH = pg + d;
+		const double *pg = part + c * stride, *pH = pg + d;
 
 		for (int i = 0; i < d; i++)
 			g[i] += pg[i];
@@ -369,7 +363,7 @@ newton_step(const struct fit *f, const size_t *train, size_t ntrain, double *bet
 	}
 	for (t = 1.0; t > 1e-6; t *= 0.5)
 	{
-		double		o;
+		double o;
 
 		for (int i = 0; i < d; i++)
 			trial[i] = beta[i] + t * g[i];
@@ -391,20 +385,19 @@ newton_step(const struct fit *f, const size_t *train, size_t ntrain, double *bet
 			return true;
 		}
 	}
-	return false;				/* no step improves: at the optimum within rounding */
+	return false; /* no step improves: at the optimum within rounding */
 }
 
 struct ranked
 {
-	double		s;
-	size_t		r;
+	double s;
+	size_t r;
 };
 
 static int
 cmp_ranked(const void *a, const void *b)
 {
-	const struct ranked *x = a,
-			   *y = b;
+	const struct ranked *x = a, *y = b;
 
 	if (x->s != y->s)
 		return x->s < y->s ? -1 : 1;
@@ -415,14 +408,12 @@ cmp_ranked(const void *a, const void *b)
 static double
 auc_sorted(const struct ranked *v, size_t m, const uint8_t *y)
 {
-	uint64_t	pos = 0,
-				rank2 = 0;		/* twice the rank sum of the wins: exact */
-	size_t		a = 0;
+	uint64_t pos = 0, rank2 = 0; /* twice the rank sum of the wins: exact */
+	size_t a = 0;
 
 	while (a < m)
 	{
-		size_t		b = a,
-					wins = 0;
+		size_t b = a, wins = 0;
 
 		while (b < m && v[b].s == v[a].s)
 			wins += y[v[b++].r];
@@ -434,21 +425,20 @@ auc_sorted(const struct ranked *v, size_t m, const uint8_t *y)
 	if (pos == 0 || pos == m)
 		return NAN;
 	return ((double) rank2 / 2.0 - (double) pos * (double) (pos + 1) / 2.0) /
-		((double) pos * (double) (m - pos));
+	       ((double) pos * (double) (m - pos));
 }
 
 /* The fitted 0-100 score of row r: the fitted points over their maximum. */
 static double
 fitted_score(const struct fit *f, const struct calibrate_result *res, size_t r)
 {
-	double		s = 0,
-				top = 0;
+	double s = 0, top = 0;
 
 	for (int j = 0; j < f->nfit; j++)
 	{
 		const struct calibrate_param *cp = &res->param[f->pidx[j]];
 		const struct score_param *p = &res->score->params[f->pidx[j]];
-		double		mx = 0;
+		double mx = 0;
 
 		s += cp->points[f->cat[r * (size_t) f->nfit + (size_t) j]];
 		for (int c = 0; c < p->ncat; c++)
@@ -475,8 +465,8 @@ static bool
 is_row(const struct batch *b, size_t i, const struct calibrate_config *cc, size_t *unworked)
 {
 	const char *s = score_text_value(b, i, SCORE_SRC_STATUS, FIELD_STATUS);
-	int32_t		tc;
-	int64_t		lt;
+	int32_t tc;
+	int64_t lt;
 
 	if (s == NULL || s[strspn(s, " \t")] == '\0')
 		return false;
@@ -494,28 +484,28 @@ is_row(const struct batch *b, size_t i, const struct calibrate_config *cc, size_
 /* Build the rows: label, split, categories of the fitted parameters. */
 static bool
 collect(const struct batch *b, const struct ruleset *rs, const struct calibrate_config *cc,
-		double holdout, struct fit *f, int nthreads, size_t *unworked, struct error *err)
+        double holdout, struct fit *f, int nthreads, size_t *unworked, struct error *err)
 {
 	const struct score_config *c = rs->score;
-	size_t		m = 0;
-	size_t		fail_row = SIZE_MAX;
+	size_t m = 0;
+	size_t fail_row = SIZE_MAX;
 	struct error fail_err = {0};
-	int			nomem = 0;
-	uint64_t	cut = (uint64_t) llround(holdout * 10000.0);
+	int nomem = 0;
+	uint64_t cut = (uint64_t) llround(holdout * 10000.0);
 
 	for (size_t i = 0; i < b->n; i++)
 		if (is_row(b, i, cc, unworked))
 			m++;
 	f->m = m;
 	if ((f->cat = malloc((m * (size_t) f->nfit + 1) * sizeof(uint16_t))) == NULL ||
-		(f->y = malloc(m + 1)) == NULL || (f->hold = malloc(m + 1)) == NULL ||
-		(f->row = malloc((m + 1) * sizeof(size_t))) == NULL)
+	    (f->y = malloc(m + 1)) == NULL || (f->hold = malloc(m + 1)) == NULL ||
+	    (f->row = malloc((m + 1) * sizeof(size_t))) == NULL)
 		return oom(err);
 	m = 0;
 	for (size_t i = 0; i < b->n; i++)
 	{
 		const char *s = score_text_value(b, i, SCORE_SRC_STATUS, FIELD_STATUS);
-		char		canon[256];
+		char canon[256];
 		const char *key;
 
 		if (!is_row(b, i, cc, NULL))
@@ -523,7 +513,7 @@ collect(const struct batch *b, const struct ruleset *rs, const struct calibrate_
 		f->row[m] = i;
 		f->y[m] = score_canon(s, canon, sizeof(canon)) && in_list(cc->won, cc->nwon, canon);
 		key = b->survivor && b->survivor[i] != BATCH_NO_ROW ? batch_lead_id(b, b->survivor[i])
-			: batch_lead_id(b, i);
+		                                                    : batch_lead_id(b, i);
 		f->hold[m] = split_hash(key ? key : "") % 10000 < cut;
 		m++;
 	}
@@ -533,7 +523,7 @@ collect(const struct batch *b, const struct ruleset *rs, const struct calibrate_
 	{
 		struct error lerr = {0};
 		struct score_eval *ev = score_eval_new(c, b, rs->now, &lerr);
-		int		   *cat = calloc((size_t) c->nparams + 1, sizeof(int));
+		int *cat = calloc((size_t) c->nparams + 1, sizeof(int));
 
 		if (ev == NULL || cat == NULL)
 		{
@@ -547,7 +537,7 @@ collect(const struct batch *b, const struct ruleset *rs, const struct calibrate_
 				continue;
 			if (!score_eval_categories(ev, f->row[t], cat, NULL, &lerr))
 			{
-#pragma omp critical (calibrate_fail)
+#pragma omp critical(calibrate_fail)
 				{
 					if (f->row[t] < fail_row)
 					{
@@ -575,25 +565,21 @@ collect(const struct batch *b, const struct ruleset *rs, const struct calibrate_
 
 /* Per-category counts, coefficients to points, AUCs and deciles. */
 static bool
-finish(const struct fit *f, const double *beta, struct calibrate_result *res,
-	   struct error *err)
+finish(const struct fit *f, const double *beta, struct calibrate_result *res, struct error *err)
 {
 	const struct score_config *c = res->score;
 	struct calibrate_report *rep = &res->report;
-	double		range = 0;
-	struct ranked *tr,
-			   *ho;
-	uint8_t    *yt;
-	size_t		nt = 0,
-				nh = 0;
+	double range = 0;
+	struct ranked *tr, *ho;
+	uint8_t *yt;
+	size_t nt = 0, nh = 0;
 
 	res->intercept = beta[0];
 	for (int j = 0; j < f->nfit; j++)
 	{
 		struct calibrate_param *cp = &res->param[f->pidx[j]];
 		const struct score_param *p = &c->params[f->pidx[j]];
-		double		lo = INFINITY,
-					hi = -INFINITY;
+		double lo = INFINITY, hi = -INFINITY;
 
 		for (int k = 0; k < p->ncat; k++)
 		{
@@ -610,7 +596,7 @@ finish(const struct fit *f, const double *beta, struct calibrate_result *res,
 	{
 		struct calibrate_param *cp = &res->param[f->pidx[j]];
 		const struct score_param *p = &c->params[f->pidx[j]];
-		double		lo = INFINITY;
+		double lo = INFINITY;
 
 		for (int k = 0; k < p->ncat; k++)
 			lo = fmin(lo, cp->coef[k]);
@@ -624,7 +610,7 @@ finish(const struct fit *f, const double *beta, struct calibrate_result *res,
 		for (int j = 0; j < f->nfit; j++)
 		{
 			struct calibrate_param *cp = &res->param[f->pidx[j]];
-			int			k = f->cat[r * (size_t) f->nfit + (size_t) j];
+			int k = f->cat[r * (size_t) f->nfit + (size_t) j];
 
 			cp->leads[k]++;
 			cp->wins[k] += f->y[r];
@@ -661,8 +647,8 @@ finish(const struct fit *f, const double *beta, struct calibrate_result *res,
 	for (int q = 0; q < rep->ndeciles; q++)
 	{
 		struct calibrate_decile *dq = &rep->decile[q];
-		size_t		from = (size_t) q * nh / (size_t) rep->ndeciles,
-					to = (size_t) (q + 1) * nh / (size_t) rep->ndeciles;
+		size_t from = (size_t) q * nh / (size_t) rep->ndeciles,
+		       to = (size_t) (q + 1) * nh / (size_t) rep->ndeciles;
 
 		/* ho is ascending: decile 0 takes the top of the list */
 		for (size_t t = from; t < to; t++)
@@ -686,39 +672,34 @@ finish(const struct fit *f, const double *beta, struct calibrate_result *res,
 
 bool
 calibrate_fit(const struct batch *b, const struct ruleset *rs, const struct calibrate_opts *o,
-			  struct calibrate_result *res, struct error *err)
+              struct calibrate_result *res, struct error *err)
 {
 	const struct score_config *c = rs->score;
 	const struct calibrate_config *cc = c->calibrate;
-	struct fit	f = {0};
-	double		holdout = o && o->holdout >= 0 ? o->holdout : cc->holdout,
-				l2 = o && o->l2 >= 0 ? o->l2 : cc->l2;
-	long		iters = o && o->iterations > 0 ? o->iterations : cc->iterations;
-	int			nthreads = 1;
-	double	   *beta = NULL,
-			   *part = NULL,
-			   *step = NULL,
-			   *trial = NULL,
-			   *cpart = NULL,
-				total_top = 0,
-				excl_top = 0;
-	size_t	   *train = NULL,
-				ntrain = 0;
-	bool		ok = false;
+	struct fit f = {0};
+	double holdout = o && o->holdout >= 0 ? o->holdout : cc->holdout,
+	       l2 = o && o->l2 >= 0 ? o->l2 : cc->l2;
+	long iters = o && o->iterations > 0 ? o->iterations : cc->iterations;
+	int nthreads = 1;
+	double *beta = NULL, *part = NULL, *step = NULL, *trial = NULL, *cpart = NULL, total_top = 0,
+	       excl_top = 0;
+	size_t *train = NULL, ntrain = 0;
+	bool ok = false;
 
 	memset(res, 0, sizeof(*res));
 	res->score = c;
 	res->max_points = cc->max_points;
 #ifdef _OPENMP
 	nthreads = o && o->threads > 0 ? o->threads
-		: rs->threads > 0 ? rs->threads : omp_get_max_threads();
+	           : rs->threads > 0   ? rs->threads
+	                               : omp_get_max_threads();
 #endif
 	if (!(holdout > 0 && holdout < 1))
 		return error_set(err, EXIT_USAGE, "holdout fraction \"%g\" is not between 0 and 1",
-						 holdout);
+		                 holdout);
 	if ((res->param = calloc((size_t) c->nparams + 1, sizeof(*res->param))) == NULL ||
-		(f.pidx = calloc((size_t) c->nparams + 1, sizeof(int))) == NULL ||
-		(f.off = calloc((size_t) c->nparams + 1, sizeof(int))) == NULL)
+	    (f.pidx = calloc((size_t) c->nparams + 1, sizeof(int))) == NULL ||
+	    (f.off = calloc((size_t) c->nparams + 1, sizeof(int))) == NULL)
 	{
 		oom(err);
 		goto out;
@@ -730,7 +711,7 @@ calibrate_fit(const struct batch *b, const struct ruleset *rs, const struct cali
 	{
 		const struct score_param *p = &c->params[k];
 		struct calibrate_param *cp = &res->param[k];
-		double		top = p->weight * p->top;
+		double top = p->weight * p->top;
 
 		total_top += top;
 		if (p->src == SCORE_SRC_STATUS)
@@ -745,14 +726,14 @@ calibrate_fit(const struct batch *b, const struct ruleset *rs, const struct cali
 		if (p->ncat > UINT16_MAX || f.nfit >= 64)
 		{
 			error_set(err, EXIT_RULES, "%s: [score.%s] has too many categories to fit", p->where,
-					  p->name);
+			          p->name);
 			goto out;
 		}
 		cp->fitted = true;
 		if ((cp->coef = calloc((size_t) p->ncat, sizeof(double))) == NULL ||
-			(cp->points = calloc((size_t) p->ncat, sizeof(double))) == NULL ||
-			(cp->leads = calloc((size_t) p->ncat, sizeof(size_t))) == NULL ||
-			(cp->wins = calloc((size_t) p->ncat, sizeof(size_t))) == NULL)
+		    (cp->points = calloc((size_t) p->ncat, sizeof(double))) == NULL ||
+		    (cp->leads = calloc((size_t) p->ncat, sizeof(size_t))) == NULL ||
+		    (cp->wins = calloc((size_t) p->ncat, sizeof(size_t))) == NULL)
 		{
 			oom(err);
 			goto out;
@@ -796,19 +777,19 @@ calibrate_fit(const struct batch *b, const struct ruleset *rs, const struct cali
 	res->report.train_rows = ntrain;
 	if (res->report.train_wins == 0 || res->report.train_wins == ntrain)
 	{
-		error_set(err, EXIT_DATA, "nothing to fit: %zu training leads, %zu of them won",
-				  ntrain, res->report.train_wins);
+		error_set(err, EXIT_DATA, "nothing to fit: %zu training leads, %zu of them won", ntrain,
+		          res->report.train_wins);
 		error_hint(err, "The leads need known statuses, some in [calibrate] won_statuses and "
-				   "some not.");
+		                "some not.");
 		goto out;
 	}
 
 	{
-		size_t		nchunks = (ntrain + CHUNK - 1) / CHUNK;
-		size_t		stride = (size_t) f.d + (size_t) f.d * (size_t) f.d;
-		double		rate = (double) res->report.train_wins / (double) ntrain;
+		size_t nchunks = (ntrain + CHUNK - 1) / CHUNK;
+		size_t stride = (size_t) f.d + (size_t) f.d * (size_t) f.d;
+		double rate = (double) res->report.train_wins / (double) ntrain;
 
-		double		obj;
+		double obj;
 
 		beta = calloc((size_t) f.d, sizeof(double));
 		step = calloc((size_t) f.d, sizeof(double));
@@ -824,12 +805,11 @@ calibrate_fit(const struct batch *b, const struct ruleset *rs, const struct cali
 		obj = objective(&f, train, ntrain, beta, l2, nthreads, cpart);
 		for (long it = 0; it < iters; it++)
 		{
-			bool		moving,
-						failed;
+			bool moving, failed;
 
 			res->report.iterations = (int) it + 1;
-			moving = newton_step(&f, train, ntrain, beta, l2, nthreads, part, step, trial,
-								 cpart, &obj, &failed);
+			moving = newton_step(&f, train, ntrain, beta, l2, nthreads, part, step, trial, cpart,
+			                     &obj, &failed);
 			if (failed || !isfinite(obj))
 			{
 				error_set(err, EXIT_DATA, "the fit did not converge");
@@ -877,10 +857,9 @@ put_cat_comment(FILE *out, const struct calibrate_param *cp, const struct score_
 {
 	if (!cp->fitted)
 		return;
-	fprintf(out, "# %s: %zu training leads, %zu won (%.2f%%), coefficient %.4f\n",
-			p->cat[k], cp->leads[k], cp->wins[k],
-			cp->leads[k] ? 100.0 * (double) cp->wins[k] / (double) cp->leads[k] : 0.0,
-			cp->coef[k]);
+	fprintf(out, "# %s: %zu training leads, %zu won (%.2f%%), coefficient %.4f\n", p->cat[k],
+	        cp->leads[k], cp->wins[k],
+	        cp->leads[k] ? 100.0 * (double) cp->wins[k] / (double) cp->leads[k] : 0.0, cp->coef[k]);
 }
 
 bool
@@ -888,8 +867,7 @@ calibrate_write_rules(const struct calibrate_result *res, FILE *out, struct erro
 {
 	const struct score_config *c = res->score;
 	const struct calibrate_report *rep = &res->report;
-	double		total_top = 0,
-				scale;
+	double total_top = 0, scale;
 
 	for (int k = 0; k < c->nparams; k++)
 		total_top += c->params[k].weight * c->params[k].top;
@@ -897,29 +875,32 @@ calibrate_write_rules(const struct calibrate_result *res, FILE *out, struct erro
 	scale = total_top > 0 ? res->max_points / total_top : 0;
 
 	fprintf(out, "# Scoring points fitted from historical outcomes by refinery calibrate.\n"
-			"# Give this file after the other rule files: a run uses these points as they\n"
-			"# are (every weight is 1; personas of the other files still apply).\n"
-			"#\n"
-			"# outcome: status in (");
+	             "# Give this file after the other rule files: a run uses these points as they\n"
+	             "# are (every weight is 1; personas of the other files still apply).\n"
+	             "#\n"
+	             "# outcome: status in (");
 	for (int k = 0; k < c->calibrate->nwon; k++)
 		fprintf(out, "%s%s", k ? ", " : "", c->calibrate->won[k]);
-	fprintf(out, ")\n"
-			"# training leads: %zu (%zu won); held out: %zu (%zu won)\n",
-			rep->train_rows, rep->train_wins, rep->holdout_rows, rep->holdout_wins);
+	fprintf(out,
+	        ")\n"
+	        "# training leads: %zu (%zu won); held out: %zu (%zu won)\n",
+	        rep->train_rows, rep->train_wins, rep->holdout_rows, rep->holdout_wins);
 	if (c->calibrate->worked_only)
 		fprintf(out, "# left out as never worked (outcome unobserved): %zu\n", rep->unworked);
 	fprintf(out, "# AUC on the held-out leads: %.4f (training %.4f); %d Newton steps\n",
-			rep->holdout_auc, rep->train_auc, rep->iterations);
+	        rep->holdout_auc, rep->train_auc, rep->iterations);
 	for (int k = 0; k < c->nparams; k++)
 		if (!res->param[k].fitted)
-			fprintf(out, "# not fitted: %s (%s); its configured points are kept at their "
-					"share\n", c->params[k].name, res->param[k].excluded_why);
+			fprintf(out,
+			        "# not fitted: %s (%s); its configured points are kept at their "
+			        "share\n",
+			        c->params[k].name, res->param[k].excluded_why);
 
 	for (int k = 0; k < c->nparams; k++)
 	{
 		const struct score_param *p = &c->params[k];
 		const struct calibrate_param *cp = &res->param[k];
-		double		f = p->weight * scale;
+		double f = p->weight * scale;
 
 #define PTS(j) (cp->fitted ? cp->points[(j)] : f * p->points[(j)])
 
@@ -928,7 +909,7 @@ calibrate_write_rules(const struct calibrate_result *res, FILE *out, struct erro
 		{
 			fprintf(out, "kind = recency\nfield = %s\nweight = 1\n", p->field);
 			fprintf(out, "max = %.2f\nhalf_life_days = %g\ndefault = %.2f\n", f * p->max,
-					p->half_life, f * p->points[p->cat_default]);
+			        p->half_life, f * p->points[p->cat_default]);
 			continue;
 		}
 		switch (p->kind)
@@ -936,7 +917,7 @@ calibrate_write_rules(const struct calibrate_result *res, FILE *out, struct erro
 			case SCORE_MAP:
 			case SCORE_REGEX:
 				fprintf(out, "kind = %s\nfield = %s\nweight = 1\n",
-						p->kind == SCORE_MAP ? "map" : "regex", p->field);
+				        p->kind == SCORE_MAP ? "map" : "regex", p->field);
 				if (p->kind == SCORE_REGEX)
 					fprintf(out, "caseless = %s\n", p->caseless ? "yes" : "no");
 				for (int j = 0; j < p->ncat; j++)
@@ -974,6 +955,6 @@ calibrate_write_rules(const struct calibrate_result *res, FILE *out, struct erro
 	}
 	if (fflush(out) != 0 || ferror(out))
 		return error_set(err, EXIT_DATA, "could not write the calibrated rules: %s",
-						 strerror(errno));
+		                 strerror(errno));
 	return true;
 }

@@ -17,32 +17,32 @@
 
 struct cmd_opts
 {
-	const char **files;			/* -c rule files, in order */
-	int			nfiles;
-	const char *const *args;	/* positional arguments after the options */
-	int			nargs;
-	bool		dry_run;
-	int			jobs;			/* -j, 0 = default */
-	int			threads;		/* threads OpenMP will use */
+	const char **files; /* -c rule files, in order */
+	int nfiles;
+	const char *const *args; /* positional arguments after the options */
+	int nargs;
+	bool dry_run;
+	int jobs;    /* -j, 0 = default */
+	int threads; /* threads OpenMP will use */
 	struct conn_opts conn;
-	int64_t		run_id;			/* --run, 0 = latest */
+	int64_t run_id; /* --run, 0 = latest */
 	const char *csv;
 	const char *verdict;
-	int64_t		rep_id;
-	bool		has_rep;
+	int64_t rep_id;
+	bool has_rep;
 	const char *html;
 	const char *table;
 	const char *reject;
-	const char *output;			/* -o */
+	const char *output; /* -o */
 };
 
-bool		cmd_run(const struct cmd_opts *o, struct error *err);
-bool		cmd_init_db(const struct cmd_opts *o, struct error *err);
-bool		cmd_check_rules(const struct cmd_opts *o, struct error *err);
-bool		cmd_export(const struct cmd_opts *o, struct error *err);
-bool		cmd_explain(const struct cmd_opts *o, struct error *err);
-bool		cmd_report(const struct cmd_opts *o, struct error *err);
-bool		cmd_import(const struct cmd_opts *o, struct error *err);
-bool		cmd_calibrate(const struct cmd_opts *o, struct error *err);
+bool cmd_run(const struct cmd_opts *o, struct error *err);
+bool cmd_init_db(const struct cmd_opts *o, struct error *err);
+bool cmd_check_rules(const struct cmd_opts *o, struct error *err);
+bool cmd_export(const struct cmd_opts *o, struct error *err);
+bool cmd_explain(const struct cmd_opts *o, struct error *err);
+bool cmd_report(const struct cmd_opts *o, struct error *err);
+bool cmd_import(const struct cmd_opts *o, struct error *err);
+bool cmd_calibrate(const struct cmd_opts *o, struct error *err);
 
-#endif							/* REFINERY_CMD_H */
+#endif /* REFINERY_CMD_H */

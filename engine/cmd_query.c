@@ -28,21 +28,22 @@
 static bool
 resolve_run(PGconn *conn, const struct cmd_opts *o, int64_t *run_id, struct error *err)
 {
-	PGresult   *res;
-	char		id[32];
+	PGresult *res;
+	char id[32];
 	const char *p[1] = {id};
 
 	if (o->run_id > 0)
 	{
 		snprintf(id, sizeof(id), "%" PRId64, o->run_id);
-		res = pg_query(conn, "finding the run",
-					   "SELECT run_id FROM refinery.runs WHERE run_id = $1 AND status = 'committed'",
-					   1, p, err);
+		res =
+		    pg_query(conn, "finding the run",
+		             "SELECT run_id FROM refinery.runs WHERE run_id = $1 AND status = 'committed'",
+		             1, p, err);
 	}
 	else
 		res = pg_query(conn, "finding the run",
-					   "SELECT max(run_id) FROM refinery.runs WHERE status = 'committed'",
-					   0, NULL, err);
+		               "SELECT max(run_id) FROM refinery.runs WHERE status = 'committed'", 0, NULL,
+		               err);
 	if (res == NULL)
 		return false;
 	if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0))
@@ -63,34 +64,34 @@ resolve_run(PGconn *conn, const struct cmd_opts *o, int64_t *run_id, struct erro
 bool
 cmd_export(const struct cmd_opts *o, struct error *err)
 {
-	PGconn	   *conn;
-	int64_t		run_id;
+	PGconn *conn;
+	int64_t run_id;
 	struct strbuf sql;
-	PGresult   *res = NULL;
+	PGresult *res = NULL;
 	struct csv_writer *w = NULL;
 	struct csv_writer_opts wo;
-	bool		ok = false;
-	char	   *row;
-	int			rc,
-				ncols = 0;
-	size_t		rows = 0;
-	char	   *fields[64];
-	char	   *names[64] = {0};
-	size_t		lens[64];
-	bool		nulls[64];
+	bool ok = false;
+	char *row;
+	int rc, ncols = 0;
+	size_t rows = 0;
+	char *fields[64];
+	char *names[64] = {0};
+	size_t lens[64];
+	bool nulls[64];
 
 	if (o->csv == NULL)
 		return error_set(err, EXIT_USAGE, "export needs --csv=FILE");
 	if (o->verdict)
 	{
-		bool		known = false;
+		bool known = false;
 
 		for (int v = 0; v < VERDICT__COUNT && !known; v++)
 			known = strcmp(o->verdict, verdict_name(v)) == 0;
 		if (!known)
 		{
 			error_set(err, EXIT_USAGE, "unknown verdict \"%s\"", o->verdict);
-			return error_hint(err, "Use kept, blacklisted, duplicate, partial, outlier or nurture.");
+			return error_hint(err,
+			                  "Use kept, blacklisted, duplicate, partial, outlier or nurture.");
 		}
 	}
 	if ((conn = pg_connect(&o->conn, err)) == NULL)
@@ -176,12 +177,12 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 	res = NULL;
 	while ((rc = PQgetCopyData(conn, &row, 0)) > 0)
 	{
-		int			nf = pull_split_copy_text(row, (size_t) rc, fields, lens, ncols);
+		int nf = pull_split_copy_text(row, (size_t) rc, fields, lens, ncols);
 
 		for (int k = 0; k < nf && k < ncols; k++)
 			nulls[k] = fields[k] == NULL;
-		ok = nf == ncols && csvio_writer_row(w, (const char *const *) fields, lens, nulls,
-											  ncols, err);
+		ok = nf == ncols &&
+		     csvio_writer_row(w, (const char *const *) fields, lens, nulls, ncols, err);
 		PQfreemem(row);
 		if (!ok)
 		{
@@ -200,8 +201,10 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 	}
 	if (strtoull(PQcmdTuples(res), NULL, 10) != rows)
 	{
-		error_set(err, EXIT_CONNECTION, "exporting the run: received %zu rows but the server "
-				  "sent %s", rows, PQcmdTuples(res));
+		error_set(err, EXIT_CONNECTION,
+		          "exporting the run: received %zu rows but the server "
+		          "sent %s",
+		          rows, PQcmdTuples(res));
 		goto out;
 	}
 	if (!csvio_writer_commit(w, err))
@@ -229,13 +232,13 @@ out:
 bool
 cmd_explain(const struct cmd_opts *o, struct error *err)
 {
-	PGconn	   *conn;
-	int64_t		run_id;
-	PGresult   *res = NULL;
-	char		id[32];
+	PGconn *conn;
+	int64_t run_id;
+	PGresult *res = NULL;
+	char id[32];
 	const char *p[2];
-	bool		ok = false;
-	int			width = 0;
+	bool ok = false;
+	int width = 0;
 
 	if (o->nargs != 1)
 		return error_set(err, EXIT_USAGE, "explain needs one lead id");
@@ -247,8 +250,8 @@ cmd_explain(const struct cmd_opts *o, struct error *err)
 	p[0] = id;
 	p[1] = o->args[0];
 	res = pg_query(conn, "explaining the lead",
-				   "SELECT * FROM refinery.lead_explain WHERE run_id = $1 AND lead_id = $2",
-				   2, p, err);
+	               "SELECT * FROM refinery.lead_explain WHERE run_id = $1 AND lead_id = $2", 2, p,
+	               err);
 	if (res == NULL)
 		goto out;
 	if (PQntuples(res) == 0)
@@ -261,7 +264,7 @@ cmd_explain(const struct cmd_opts *o, struct error *err)
 			width = (int) strlen(PQfname(res, k));
 	for (int k = 0; k < PQnfields(res); k++)
 		printf("%-*s | %s\n", width, PQfname(res, k),
-			   PQgetisnull(res, 0, k) ? "" : PQgetvalue(res, 0, k));
+		       PQgetisnull(res, 0, k) ? "" : PQgetvalue(res, 0, k));
 	ok = true;
 out:
 	PQclear(res);
@@ -275,9 +278,8 @@ out:
 static void
 print_table(FILE *out, const char *title, PGresult *res)
 {
-	int			nf = PQnfields(res),
-				nt = PQntuples(res);
-	int		   *w = calloc((size_t) nf, sizeof(int));
+	int nf = PQnfields(res), nt = PQntuples(res);
+	int *w = calloc((size_t) nf, sizeof(int));
 
 	if (w == NULL)
 		return;
@@ -303,8 +305,8 @@ print_table(FILE *out, const char *title, PGresult *res)
 	{
 		for (int k = 0; k < nf; k++)
 		{
-			Oid			t = PQftype(res, k);
-			bool		num = t == 20 || t == 21 || t == 23 || t == 700 || t == 701 || t == 1700;
+			Oid t = PQftype(res, k);
+			bool num = t == 20 || t == 21 || t == 23 || t == 700 || t == 701 || t == 1700;
 
 			fprintf(out, "%s%*s", k ? " | " : " ", num ? w[k] : -w[k], PQgetvalue(res, r, k));
 		}
@@ -337,9 +339,8 @@ html_escape(FILE *out, const char *s)
 static void
 html_table(FILE *out, const char *title, PGresult *res, int label_col, int bar_col)
 {
-	int			nf = PQnfields(res),
-				nt = PQntuples(res);
-	double		max = 0;
+	int nf = PQnfields(res), nt = PQntuples(res);
+	double max = 0;
 
 	fputs("<h2>", out);
 	html_escape(out, title);
@@ -352,14 +353,15 @@ html_table(FILE *out, const char *title, PGresult *res, int label_col, int bar_c
 		fprintf(out, "<svg width=\"720\" height=\"%d\" role=\"img\">\n", nt * 24 + 8);
 		for (int r = 0; r < nt; r++)
 		{
-			double		v = atof(PQgetvalue(res, r, bar_col));
-			int			wpx = max > 0 ? (int) (440.0 * v / max) : 0;
+			double v = atof(PQgetvalue(res, r, bar_col));
+			int wpx = max > 0 ? (int) (440.0 * v / max) : 0;
 
 			fprintf(out, "<text x=\"0\" y=\"%d\" font-size=\"13\">", r * 24 + 20);
 			html_escape(out, PQgetvalue(res, r, label_col));
-			fprintf(out, "</text><rect x=\"200\" y=\"%d\" width=\"%d\" height=\"18\" "
-					"fill=\"#3b6ea5\"/><text x=\"%d\" y=\"%d\" font-size=\"12\">", r * 24 + 6,
-					wpx, 206 + wpx, r * 24 + 20);
+			fprintf(out,
+			        "</text><rect x=\"200\" y=\"%d\" width=\"%d\" height=\"18\" "
+			        "fill=\"#3b6ea5\"/><text x=\"%d\" y=\"%d\" font-size=\"12\">",
+			        r * 24 + 6, wpx, 206 + wpx, r * 24 + 20);
 			html_escape(out, PQgetvalue(res, r, bar_col));
 			fputs("</text>\n", out);
 		}
@@ -394,36 +396,47 @@ cmd_report(const struct cmd_opts *o, struct error *err)
 	{
 		const char *title;
 		const char *sql;
-		int			label_col;
-		int			bar_col;
-	}			parts[] = {
-		{"Run", "SELECT run_id, status, started_at::timestamp(0) AS started_at, "
-			"round(seconds_total::numeric, 2) AS seconds, source_desc AS source, "
-			"rows_pulled, rows_kept, left(rules_sha256, 12) AS rules "
-			"FROM refinery.runs WHERE run_id = $1", 0, -1},
-		{"Funnel: leads per verdict", "SELECT verdict, sum(leads)::bigint AS leads "
-			"FROM refinery.run_funnel WHERE run_id = $1 GROUP BY verdict ORDER BY leads DESC",
-			0, 1},
-		{"Removals per rule", "SELECT verdict, coalesce(rule_id, '') AS rule_id, leads "
-			"FROM refinery.run_funnel WHERE run_id = $1 AND verdict NOT IN ('kept', 'pulled') "
-			"ORDER BY leads DESC, rule_id", 1, 2},
-		{"Stages", "SELECT stage, rows_in, rows_out, round(seconds::numeric, 3) AS seconds "
-			"FROM refinery.run_stages WHERE run_id = $1 ORDER BY ord", 0, 3},
-		{"Cohorts", "SELECT cohort, leads, pct_of_leads, score_min, score_max, mean_score, "
-			"sla_hours, target_rate, round(expected_conversions::numeric, 1) AS expected, "
-			"channel_plan FROM refinery.cohort_summary WHERE run_id = $1 ORDER BY ord", 0, 1},
-		{"Reps", "SELECT rep_id, rep_name, active, capacity, assigned, "
-			"round(utilisation::numeric, 2) AS utilisation, "
-			"round(expected_conversions::numeric, 2) AS expected "
-			"FROM refinery.rep_load WHERE run_id = $1 ORDER BY rep_id", 1, 6},
+		int label_col;
+		int bar_col;
+	} parts[] = {
+	    {"Run",
+	     "SELECT run_id, status, started_at::timestamp(0) AS started_at, "
+	     "round(seconds_total::numeric, 2) AS seconds, source_desc AS source, "
+	     "rows_pulled, rows_kept, left(rules_sha256, 12) AS rules "
+	     "FROM refinery.runs WHERE run_id = $1",
+	     0, -1},
+	    {"Funnel: leads per verdict",
+	     "SELECT verdict, sum(leads)::bigint AS leads "
+	     "FROM refinery.run_funnel WHERE run_id = $1 GROUP BY verdict ORDER BY leads DESC",
+	     0, 1},
+	    {"Removals per rule",
+	     "SELECT verdict, coalesce(rule_id, '') AS rule_id, leads "
+	     "FROM refinery.run_funnel WHERE run_id = $1 AND verdict NOT IN ('kept', 'pulled') "
+	     "ORDER BY leads DESC, rule_id",
+	     1, 2},
+	    {"Stages",
+	     "SELECT stage, rows_in, rows_out, round(seconds::numeric, 3) AS seconds "
+	     "FROM refinery.run_stages WHERE run_id = $1 ORDER BY ord",
+	     0, 3},
+	    {"Cohorts",
+	     "SELECT cohort, leads, pct_of_leads, score_min, score_max, mean_score, "
+	     "sla_hours, target_rate, round(expected_conversions::numeric, 1) AS expected, "
+	     "channel_plan FROM refinery.cohort_summary WHERE run_id = $1 ORDER BY ord",
+	     0, 1},
+	    {"Reps",
+	     "SELECT rep_id, rep_name, active, capacity, assigned, "
+	     "round(utilisation::numeric, 2) AS utilisation, "
+	     "round(expected_conversions::numeric, 2) AS expected "
+	     "FROM refinery.rep_load WHERE run_id = $1 ORDER BY rep_id",
+	     1, 6},
 	};
-	PGconn	   *conn;
-	int64_t		run_id;
-	char		id[32];
+	PGconn *conn;
+	int64_t run_id;
+	char id[32];
 	const char *p[1] = {id};
-	FILE	   *html = NULL;
-	bool		ok = false;
-	char		tmp[4096];
+	FILE *html = NULL;
+	bool ok = false;
+	char tmp[4096];
 
 	if ((conn = pg_connect(&o->conn, err)) == NULL)
 		return false;
@@ -438,21 +451,23 @@ cmd_report(const struct cmd_opts *o, struct error *err)
 			error_set(err, EXIT_DATA, "could not write \"%s\": %m", tmp);
 			goto out;
 		}
-		fprintf(html, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-				"<title>refinery run %s</title><style>body{font-family:sans-serif;margin:2em}"
-				"table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}"
-				"th{background:#eef}</style></head><body>\n<h1>refinery run %s</h1>\n", id, id);
+		fprintf(html,
+		        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+		        "<title>refinery run %s</title><style>body{font-family:sans-serif;margin:2em}"
+		        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}"
+		        "th{background:#eef}</style></head><body>\n<h1>refinery run %s</h1>\n",
+		        id, id);
 	}
 	for (size_t k = 0; k < sizeof(parts) / sizeof(parts[0]); k++)
 	{
-		PGresult   *res = pg_query(conn, "reading the report", parts[k].sql, 1, p, err);
+		PGresult *res = pg_query(conn, "reading the report", parts[k].sql, 1, p, err);
 
 		if (res == NULL)
 			goto out;
 		print_table(stdout, parts[k].title, res);
 		if (html)
 			html_table(html, parts[k].title, res, parts[k].label_col,
-					   parts[k].bar_col < PQnfields(res) ? parts[k].bar_col : -1);
+			           parts[k].bar_col < PQnfields(res) ? parts[k].bar_col : -1);
 		PQclear(res);
 	}
 	if (html)
@@ -486,22 +501,22 @@ out:
 
 struct import_ctx
 {
-	PGconn	   *conn;
-	const char *table;			/* quoted */
+	PGconn *conn;
+	const char *table; /* quoted */
 	struct strbuf buf;
-	int			ncols;
-	long		rows;
+	int ncols;
+	long rows;
 };
 
 static bool
 import_header(void *vctx, const char *const *fields, const size_t *lens, const bool *is_null,
-			  int nfields, long line, struct error *err)
+              int nfields, long line, struct error *err)
 {
 	struct import_ctx *c = vctx;
 	struct strbuf sql;
-	bool		ok;
-	char	   *reg;
-	PGresult   *res;
+	bool ok;
+	char *reg;
+	PGresult *res;
 
 	(void) is_null;
 	(void) line;
@@ -527,16 +542,18 @@ import_header(void *vctx, const char *const *fields, const size_t *lens, const b
 		sb_printf(&sql, "COPY %s (", c->table);
 	for (int k = 0; k < nfields; k++)
 	{
-		char	   *name = strndup(fields[k], lens[k]);
-		char	   *q;
+		char *name = strndup(fields[k], lens[k]);
+		char *q;
 
 		if (name == NULL)
 			return error_set(err, EXIT_INTERNAL, "out of memory");
 		q = name[0] ? PQescapeIdentifier(c->conn, name, strlen(name)) : NULL;
 		if (q == NULL || strlen(name) > 63)
 		{
-			error_set(err, EXIT_DATA, "column %d of the header, \"%s\", is not a usable column "
-					  "name", k + 1, name);
+			error_set(err, EXIT_DATA,
+			          "column %d of the header, \"%s\", is not a usable column "
+			          "name",
+			          k + 1, name);
 			free(name);
 			PQfreemem(q);
 			sb_free(&sql);
@@ -573,7 +590,7 @@ import_header(void *vctx, const char *const *fields, const size_t *lens, const b
 
 static bool
 import_row(void *vctx, const char *const *fields, const size_t *lens, const bool *is_null,
-		   int nfields, long line, struct error *err)
+           int nfields, long line, struct error *err)
 {
 	struct import_ctx *c = vctx;
 
@@ -586,7 +603,7 @@ import_row(void *vctx, const char *const *fields, const size_t *lens, const bool
 			sb_puts(&c->buf, "\\N");
 		else
 		{
-			char	   *v = strndup(fields[k], lens[k]);
+			char *v = strndup(fields[k], lens[k]);
 
 			if (v == NULL)
 				return error_set(err, EXIT_INTERNAL, "out of memory");
@@ -613,9 +630,9 @@ cmd_import(const struct cmd_opts *o, struct error *err)
 	struct import_ctx c;
 	struct csv_reader_opts ro;
 	struct csvio_stats st;
-	bool		ok = false;
-	char	   *qt = NULL;
-	PGresult   *res;
+	bool ok = false;
+	char *qt = NULL;
+	PGresult *res;
 
 	if (o->csv == NULL || o->table == NULL)
 		return error_set(err, EXIT_USAGE, "import needs --csv=FILE and --table=NAME");
@@ -651,7 +668,7 @@ cmd_import(const struct cmd_opts *o, struct error *err)
 		goto rollback;
 	}
 	if ((c.buf.len && PQputCopyData(c.conn, c.buf.data, (int) c.buf.len) != 1) ||
-		PQputCopyEnd(c.conn, NULL) != 1)
+	    PQputCopyEnd(c.conn, NULL) != 1)
 	{
 		pg_fail(c.conn, NULL, "importing", err);
 		goto rollback;

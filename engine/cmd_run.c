@@ -32,7 +32,7 @@
 
 /* advisory lock of a run on the refinery schema of a database: "REFI", 2 */
 #define RUN_LOCK_CLASS 1380271689
-#define RUN_LOCK_OBJ 2
+#define RUN_LOCK_OBJ   2
 
 static double
 epoch_now(void)
@@ -46,12 +46,11 @@ epoch_now(void)
 static bool
 take_run_lock(PGconn *conn, struct error *err)
 {
-	char		sql[256];
-	PGresult   *res;
-	bool		got;
+	char sql[256];
+	PGresult *res;
+	bool got;
 
-	snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%d, %d)", RUN_LOCK_CLASS,
-			 RUN_LOCK_OBJ);
+	snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%d, %d)", RUN_LOCK_CLASS, RUN_LOCK_OBJ);
 	if ((res = pg_query(conn, "taking the run lock", sql, 0, NULL, err)) == NULL)
 		return false;
 	got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -59,14 +58,15 @@ take_run_lock(PGconn *conn, struct error *err)
 	if (got)
 		return true;
 	snprintf(sql, sizeof(sql),
-			 "SELECT pid, coalesce(to_char(backend_start, 'YYYY-MM-DD HH24:MI:SS'), '?') "
-			 "FROM pg_locks JOIN pg_stat_activity USING (pid) WHERE locktype = 'advisory' "
-			 "AND classid = %d AND objid = %d AND granted LIMIT 1", RUN_LOCK_CLASS, RUN_LOCK_OBJ);
+	         "SELECT pid, coalesce(to_char(backend_start, 'YYYY-MM-DD HH24:MI:SS'), '?') "
+	         "FROM pg_locks JOIN pg_stat_activity USING (pid) WHERE locktype = 'advisory' "
+	         "AND classid = %d AND objid = %d AND granted LIMIT 1",
+	         RUN_LOCK_CLASS, RUN_LOCK_OBJ);
 	res = PQexec(conn, sql);
 	error_set(err, EXIT_LOCKED, "another refinery run is in progress on this database");
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
 		error_detail(err, "It is served by backend process %s, connected since %s.",
-					 PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+		             PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
 	error_hint(err, "Wait for it to finish; this run changed nothing.");
 	PQclear(res);
 	return false;
@@ -76,13 +76,13 @@ take_run_lock(PGconn *conn, struct error *err)
 static bool
 set_now(PGconn *conn, struct ruleset *rs, const struct batch *b, struct error *err)
 {
-	int64_t		clock_now;
+	int64_t clock_now;
 
 	if (conn)
 	{
-		PGresult   *res = pg_query(conn, "reading the clock",
-								   "SELECT floor(extract(epoch FROM localtimestamp))::bigint",
-								   0, NULL, err);
+		PGresult *res =
+		    pg_query(conn, "reading the clock",
+		             "SELECT floor(extract(epoch FROM localtimestamp))::bigint", 0, NULL, err);
 
 		if (res == NULL)
 			return false;
@@ -92,8 +92,8 @@ set_now(PGconn *conn, struct ruleset *rs, const struct batch *b, struct error *e
 	else
 	{
 		/* no server to ask: the local time of [source] timezone, from the C library */
-		time_t		t = time(NULL);
-		struct tm	tm;
+		time_t t = time(NULL);
+		struct tm tm;
 
 		setenv("TZ", rs->source->timezone, 1);
 		tzset();
@@ -106,15 +106,15 @@ set_now(PGconn *conn, struct ruleset *rs, const struct batch *b, struct error *e
 	else if (strcmp(rs->source->now, "auto") == 0)
 	{
 		/* the data's own today: the latest date in it that is not in the future */
-		int64_t		latest = BATCH_NO_TIME;
+		int64_t latest = BATCH_NO_TIME;
 
 		for (size_t i = 0; i < b->n; i++)
 		{
 			if (b->created_at[i] != BATCH_NO_TIME && b->created_at[i] <= clock_now &&
-				b->created_at[i] > latest)
+			    b->created_at[i] > latest)
 				latest = b->created_at[i];
 			if (b->last_touch_at[i] != BATCH_NO_TIME && b->last_touch_at[i] <= clock_now &&
-				b->last_touch_at[i] > latest)
+			    b->last_touch_at[i] > latest)
 				latest = b->last_touch_at[i];
 		}
 		rs->now = latest != BATCH_NO_TIME ? latest : clock_now;
@@ -133,18 +133,18 @@ print_funnel(const struct pipeline_result *pr, size_t pulled)
 		const struct stage_stats *st = &pr->st[k];
 
 		printf("%-12s %12zu %12zu %12zu %9.3f\n", st->name, st->rows_in, st->rows_out,
-			   st->rows_in >= st->rows_out ? st->rows_in - st->rows_out : 0, st->seconds);
+		       st->rows_in >= st->rows_out ? st->rows_in - st->rows_out : 0, st->seconds);
 	}
 	printf("\n%-12s %12s %8s\n", "verdict", "leads", "share");
 	for (int v = 0; v < VERDICT__COUNT; v++)
 		printf("%-12s %12zu %7.2f%%\n", verdict_name(v), pr->verdicts[v],
-			   pulled ? 100.0 * (double) pr->verdicts[v] / (double) pulled : 0.0);
+		       pulled ? 100.0 * (double) pr->verdicts[v] / (double) pulled : 0.0);
 	printf("%-12s %12zu\n", "pulled", pulled);
 }
 
 static void
 print_summary(const struct pipeline_result *pr, size_t pulled, int64_t run_id, bool dry_run,
-			  double seconds)
+              double seconds)
 {
 	struct strbuf sb;
 
@@ -153,23 +153,29 @@ print_summary(const struct pipeline_result *pr, size_t pulled, int64_t run_id, b
 	sb_init(&sb);
 	if (log_json)
 	{
-		sb_printf(&sb, "{\"event\": \"run\", \"run_id\": %" PRId64 ", \"status\": \"%s\", "
-				  "\"pulled\": %zu, \"verdicts\": {", run_id,
-				  dry_run ? "dry_run" : run_id < 0 ? "written" : "committed", pulled);
+		sb_printf(&sb,
+		          "{\"event\": \"run\", \"run_id\": %" PRId64 ", \"status\": \"%s\", "
+		          "\"pulled\": %zu, \"verdicts\": {",
+		          run_id,
+		          dry_run      ? "dry_run"
+		          : run_id < 0 ? "written"
+		                       : "committed",
+		          pulled);
 		for (int v = 0; v < VERDICT__COUNT; v++)
 			sb_printf(&sb, "\"%s\": %zu%s", verdict_name(v), pr->verdicts[v],
-					  v + 1 < VERDICT__COUNT ? ", " : "");
+			          v + 1 < VERDICT__COUNT ? ", " : "");
 		sb_puts(&sb, "}, \"stages\": [");
 		for (int k = 0; k < pr->nstages; k++)
-			sb_printf(&sb, "{\"name\": \"%s\", \"rows_in\": %zu, \"rows_out\": %zu, "
-					  "\"seconds\": %.3f}%s", pr->st[k].name, pr->st[k].rows_in,
-					  pr->st[k].rows_out, pr->st[k].seconds, k + 1 < pr->nstages ? ", " : "");
+			sb_printf(&sb,
+			          "{\"name\": \"%s\", \"rows_in\": %zu, \"rows_out\": %zu, "
+			          "\"seconds\": %.3f}%s",
+			          pr->st[k].name, pr->st[k].rows_in, pr->st[k].rows_out, pr->st[k].seconds,
+			          k + 1 < pr->nstages ? ", " : "");
 		{
 			struct rusage ru;
 
 			getrusage(RUSAGE_SELF, &ru);
-			sb_printf(&sb, "], \"seconds\": %.3f, \"max_rss_kb\": %ld}\n", seconds,
-					  ru.ru_maxrss);
+			sb_printf(&sb, "], \"seconds\": %.3f, \"max_rss_kb\": %ld}\n", seconds, ru.ru_maxrss);
 		}
 		if (!sb.oom)
 			fputs(sb.data, stderr);
@@ -199,16 +205,15 @@ bool
 cmd_run(const struct cmd_opts *o, struct error *err)
 {
 	struct ruleset *rs;
-	PGconn	   *conn = NULL;
+	PGconn *conn = NULL;
 	struct batch *b = NULL;
 	struct pipeline_result pr;
 	struct run_meta meta;
-	char		desc[512];
-	int64_t		run_id = -1;
-	bool		ok = false;
-	bool		to_db;
-	double		t0 = epoch_now(),
-				m0 = pipeline_clock();
+	char desc[512];
+	int64_t run_id = -1;
+	bool ok = false;
+	bool to_db;
+	double t0 = epoch_now(), m0 = pipeline_clock();
 	struct stage_stats *pull_st;
 
 	memset(&pr, 0, sizeof(pr));
@@ -222,14 +227,14 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 
 	if (to_db || rs->source->kind != SOURCE_CSV || sidedata_needs_db(rs))
 	{
-		char	   *qt = NULL;
+		char *qt = NULL;
 
 		if ((conn = pg_connect(&o->conn, err)) == NULL)
 			goto out;
 		if (to_db)
 		{
 			if (rs->source->kind == SOURCE_TABLE &&
-				(qt = pg_quote_ident(conn, rs->source->table, err)) == NULL)
+			    (qt = pg_quote_ident(conn, rs->source->table, err)) == NULL)
 				goto out;
 			ok = migrate_check(conn, qt, err) && take_run_lock(conn, err);
 			free(qt);
@@ -239,8 +244,8 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 		}
 		{
 			const char *tz[1] = {rs->source->timezone};
-			PGresult   *res = pg_query(conn, "setting the time zone",
-									   "SELECT set_config('TimeZone', $1, false)", 1, tz, err);
+			PGresult *res = pg_query(conn, "setting the time zone",
+			                         "SELECT set_config('TimeZone', $1, false)", 1, tz, err);
 
 			if (res == NULL)
 				goto out;
@@ -284,7 +289,7 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 out:
 	if (!ok && pg_interrupted() && err->code != EXIT_LOCKED)
 	{
-		char		msg[sizeof(err->msg)];
+		char msg[sizeof(err->msg)];
 
 		snprintf(msg, sizeof(msg), "%s", err->msg);
 		error_set(err, EXIT_INTERRUPTED, "interrupted: %s", msg);
@@ -299,10 +304,9 @@ out:
 bool
 cmd_init_db(const struct cmd_opts *o, struct error *err)
 {
-	PGconn	   *conn;
-	int			applied,
-				version;
-	bool		ok;
+	PGconn *conn;
+	int applied, version;
+	bool ok;
 
 	if (o->nargs > 0)
 		return error_set(err, EXIT_USAGE, "unexpected argument \"%s\"", o->args[0]);
@@ -314,7 +318,7 @@ cmd_init_db(const struct cmd_opts *o, struct error *err)
 	{
 		if (applied)
 			printf("refinery: schema refinery upgraded to version %d (%d migration%s applied)\n",
-				   version, applied, applied == 1 ? "" : "s");
+			       version, applied, applied == 1 ? "" : "s");
 		else
 			printf("refinery: schema refinery is up to date (version %d)\n", version);
 	}
@@ -325,7 +329,7 @@ bool
 cmd_check_rules(const struct cmd_opts *o, struct error *err)
 {
 	const char **files = calloc((size_t) (o->nfiles + o->nargs) + 1, sizeof(char *));
-	int			n = 0;
+	int n = 0;
 	struct ruleset *rs;
 
 	if (files == NULL)
@@ -348,16 +352,16 @@ bool
 cmd_calibrate(const struct cmd_opts *o, struct error *err)
 {
 	struct ruleset *rs;
-	PGconn	   *conn = NULL;
+	PGconn *conn = NULL;
 	struct batch *b = NULL;
 	struct pipeline_result pr;
 	struct calibrate_opts co;
 	struct calibrate_result res;
 	struct calibrate_report rep;
-	bool		ok = false;
-	bool		have_res = false;
-	char		tmp[4096];
-	FILE	   *out = NULL;
+	bool ok = false;
+	bool have_res = false;
+	char tmp[4096];
+	FILE *out = NULL;
 
 	memset(&pr, 0, sizeof(pr));
 	memset(&res, 0, sizeof(res));
@@ -370,12 +374,12 @@ cmd_calibrate(const struct cmd_opts *o, struct error *err)
 	if (rs->source->kind != SOURCE_CSV)
 	{
 		const char *tz[1] = {rs->source->timezone};
-		PGresult   *r;
+		PGresult *r;
 
 		if ((conn = pg_connect(&o->conn, err)) == NULL)
 			goto out;
-		if ((r = pg_query(conn, "setting the time zone",
-						  "SELECT set_config('TimeZone', $1, false)", 1, tz, err)) == NULL)
+		if ((r = pg_query(conn, "setting the time zone", "SELECT set_config('TimeZone', $1, false)",
+		                  1, tz, err)) == NULL)
 			goto out;
 		PQclear(r);
 	}
@@ -383,7 +387,7 @@ cmd_calibrate(const struct cmd_opts *o, struct error *err)
 		goto out;
 	/* the fit needs canonical statuses and normalised fields, nothing removed */
 	if (!set_now(conn, rs, b, err) ||
-		!pipeline_run_range(b, rs, &pr, "normalize", "normalize", pg_interrupted, err))
+	    !pipeline_run_range(b, rs, &pr, "normalize", "normalize", pg_interrupted, err))
 		goto out;
 	memset(&co, 0, sizeof(co));
 	co.threads = o->threads;
@@ -423,17 +427,19 @@ cmd_calibrate(const struct cmd_opts *o, struct error *err)
 	}
 	if (!log_quiet)
 	{
-		FILE	   *r = (o->output && strcmp(o->output, "-") != 0) ? stdout : stderr;
+		FILE *r = (o->output && strcmp(o->output, "-") != 0) ? stdout : stderr;
 
-		fprintf(r, "refinery: calibrated on %zu leads (%zu training, %zu wins; %zu holdout, "
-				"%zu wins), %d features, %d Newton steps\n", rep.rows, rep.train_rows,
-				rep.train_wins, rep.holdout_rows, rep.holdout_wins, rep.features, rep.iterations);
+		fprintf(r,
+		        "refinery: calibrated on %zu leads (%zu training, %zu wins; %zu holdout, "
+		        "%zu wins), %d features, %d Newton steps\n",
+		        rep.rows, rep.train_rows, rep.train_wins, rep.holdout_rows, rep.holdout_wins,
+		        rep.features, rep.iterations);
 		fprintf(r, "refinery: holdout AUC %.4f (training %.4f)\n", rep.holdout_auc, rep.train_auc);
 		fprintf(r, "%-8s %10s %8s %10s %16s\n", "decile", "leads", "wins", "rate", "score");
 		for (int d = 0; d < rep.ndeciles; d++)
 			fprintf(r, "%-8d %10zu %8zu %9.2f%% %7.2f - %6.2f\n", d + 1, rep.decile[d].leads,
-					rep.decile[d].wins, 100 * rep.decile[d].rate, rep.decile[d].score_min,
-					rep.decile[d].score_max);
+			        rep.decile[d].wins, 100 * rep.decile[d].rate, rep.decile[d].score_min,
+			        rep.decile[d].score_max);
 	}
 	ok = true;
 out:

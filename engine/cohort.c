@@ -26,7 +26,7 @@
 #include "cohort.h"
 #include "score.h"
 
-#define SCORE_CENTS 10001		/* scores 0.00 .. 100.00 in hundredths */
+#define SCORE_CENTS 10001 /* scores 0.00 .. 100.00 in hundredths */
 
 static bool
 oom(struct error *err)
@@ -59,7 +59,7 @@ cohort_count(const struct cohort_config *c)
 static void
 append(char *buf, size_t size, size_t *len, const char *step)
 {
-	int			w;
+	int w;
 
 	if (*len >= size)
 		return;
@@ -71,15 +71,14 @@ append(char *buf, size_t size, size_t *len, const char *step)
 void
 cohort_plan_text(const struct cohort_def *d, unsigned mask, char *buf, size_t size)
 {
-	size_t		len = 0;
-	bool		phone = (mask & COHORT_PHONE) != 0,
-				mobile = phone && (mask & COHORT_MOBILE) != 0,
-				email = (mask & COHORT_EMAIL) != 0;
+	size_t len = 0;
+	bool phone = (mask & COHORT_PHONE) != 0, mobile = phone && (mask & COHORT_MOBILE) != 0,
+	     email = (mask & COHORT_EMAIL) != 0;
 
 	buf[0] = '\0';
 	if (phone && d->calls > 0)
 	{
-		char		step[64];
+		char step[64];
 
 		if (d->calls > 1)
 			snprintf(step, sizeof(step), "call x%ld every %gh", d->calls, d->call_every_hours);
@@ -111,7 +110,7 @@ cohort_plan_text(const struct cohort_def *d, unsigned mask, char *buf, size_t si
 unsigned
 cohort_contact_mask(const struct batch *b, size_t i)
 {
-	unsigned	m = 0;
+	unsigned m = 0;
 
 	for (int k = 0; k < BATCH_PHONES; k++)
 	{
@@ -119,17 +118,12 @@ cohort_contact_mask(const struct batch *b, size_t i)
 			continue;
 		switch ((enum phone_type) b->phone_types[i][k])
 		{
-			case PHONE_MOBILE:
-				m |= COHORT_PHONE | COHORT_MOBILE;
-				break;
+			case PHONE_MOBILE: m |= COHORT_PHONE | COHORT_MOBILE; break;
 			case PHONE_LANDLINE:
 			case PHONE_VOIP:
-			case PHONE_SPECIAL:
-				m |= COHORT_PHONE;
-				break;
+			case PHONE_SPECIAL: m |= COHORT_PHONE; break;
 			case PHONE_NONE:
-			case PHONE_INVALID:
-				break;
+			case PHONE_INVALID: break;
 		}
 	}
 	if (b->email_norm[i] != NULL && b->email_norm[i][0] != '\0')
@@ -138,8 +132,8 @@ cohort_contact_mask(const struct batch *b, size_t i)
 }
 
 static bool
-load_cohort(struct rules *r, const char *section, enum cohort_mode mode,
-			struct cohort_def *d, struct error *err)
+load_cohort(struct rules *r, const char *section, enum cohort_mode mode, struct cohort_def *d,
+            struct error *err)
 {
 	const char *own = mode == COHORT_THRESHOLDS ? "min_score" : "min_quantile";
 	const char *other = mode == COHORT_THRESHOLDS ? "min_quantile" : "min_score";
@@ -149,27 +143,27 @@ load_cohort(struct rules *r, const char *section, enum cohort_mode mode,
 	if (rules_get(r, section, other) != NULL)
 	{
 		error_set(err, EXIT_RULES, "%s: [%s] %s is not used in [cohorts] mode = %s",
-				  rules_where(r, section, other), section, other,
-				  mode == COHORT_THRESHOLDS ? "thresholds" : "quantiles");
+		          rules_where(r, section, other), section, other,
+		          mode == COHORT_THRESHOLDS ? "thresholds" : "quantiles");
 		return error_hint(err, "Use %s, or change [cohorts] mode.", own);
 	}
-	if (!rules_get_double(r, section, own, 0, 0, mode == COHORT_THRESHOLDS ? 100 : 1,
-						  &d->min, err) ||
-		!rules_get_int(r, section, "sla_hours", 24, 1, 24 * 365, &d->sla_hours, err) ||
-		!rules_get_int(r, section, "calls", 3, 0, 100, &d->calls, err) ||
-		!rules_get_double(r, section, "call_every_hours", 24, 0.1, 24 * 365,
-						  &d->call_every_hours, err) ||
-		!rules_get_bool(r, section, "sms", true, &d->sms, err) ||
-		!rules_get_bool(r, section, "email", true, &d->email, err) ||
-		!rules_get_bool(r, section, "voicemail", true, &d->voicemail, err) ||
-		!rules_get_bool(r, section, "mailing_list", true, &d->mailing_list, err) ||
-		!rules_get_double(r, section, "target_rate", 0.05, 0, 1, &d->target_rate, err))
+	if (!rules_get_double(r, section, own, 0, 0, mode == COHORT_THRESHOLDS ? 100 : 1, &d->min,
+	                      err) ||
+	    !rules_get_int(r, section, "sla_hours", 24, 1, 24 * 365, &d->sla_hours, err) ||
+	    !rules_get_int(r, section, "calls", 3, 0, 100, &d->calls, err) ||
+	    !rules_get_double(r, section, "call_every_hours", 24, 0.1, 24 * 365, &d->call_every_hours,
+	                      err) ||
+	    !rules_get_bool(r, section, "sms", true, &d->sms, err) ||
+	    !rules_get_bool(r, section, "email", true, &d->email, err) ||
+	    !rules_get_bool(r, section, "voicemail", true, &d->voicemail, err) ||
+	    !rules_get_bool(r, section, "mailing_list", true, &d->mailing_list, err) ||
+	    !rules_get_double(r, section, "target_rate", 0.05, 0, 1, &d->target_rate, err))
 		return false;
 	if (mode == COHORT_THRESHOLDS)
 		d->min = (double) score_hundredths(d->min) / 100.0;
 	for (unsigned m = 0; m < COHORT_PLANS; m++)
 	{
-		char		buf[256];
+		char buf[256];
 
 		cohort_plan_text(d, m, buf, sizeof(buf));
 		if ((d->plan[m] = strdup(buf)) == NULL)
@@ -184,8 +178,7 @@ cohort_config_load(struct rules *r, struct cohort_config **out, struct error *er
 	static const char *const modes[] = {"thresholds", "quantiles", NULL};
 	struct cohort_config *c = calloc(1, sizeof(*c));
 	const char **secs;
-	int			nsecs,
-				mode;
+	int nsecs, mode;
 
 	*out = c;
 	if (c == NULL)
@@ -205,7 +198,7 @@ cohort_config_load(struct rules *r, struct cohort_config **out, struct error *er
 	for (int k = 0; k < nsecs; k++)
 	{
 		if (strcmp(secs[k], "cohort") == 0)
-			continue;			/* left for the unknown-section check */
+			continue; /* left for the unknown-section check */
 		if (!load_cohort(r, secs[k], c->mode, &c->cohorts[c->ncohorts++], err))
 		{
 			free(secs);
@@ -215,7 +208,7 @@ cohort_config_load(struct rules *r, struct cohort_config **out, struct error *er
 	/* rank by bound, highest first; insertion sort keeps rule order on ties, then refuses them */
 	for (int k = 0; k < c->ncohorts; k++)
 	{
-		int			j = k;
+		int j = k;
 
 		while (j > 0 && c->cohorts[c->by_rank[j - 1]].min < c->cohorts[k].min)
 		{
@@ -229,13 +222,13 @@ cohort_config_load(struct rules *r, struct cohort_config **out, struct error *er
 		c->cohorts[c->by_rank[k]].rank = k + 1;
 		if (k > 0 && c->cohorts[c->by_rank[k]].min == c->cohorts[c->by_rank[k - 1]].min)
 		{
-			char		section[300];
+			char section[300];
 			const char *key = c->mode == COHORT_THRESHOLDS ? "min_score" : "min_quantile";
 
 			snprintf(section, sizeof(section), "cohort.%s", c->cohorts[c->by_rank[k]].name);
 			error_set(err, EXIT_RULES, "%s: [%s] has the same %s as [cohort.%s]",
-					  rules_where(r, section, key), section, key,
-					  c->cohorts[c->by_rank[k - 1]].name);
+			          rules_where(r, section, key), section, key,
+			          c->cohorts[c->by_rank[k - 1]].name);
 			free(secs);
 			return error_detail(err, "The second cohort could never get a lead.");
 		}
@@ -245,23 +238,21 @@ cohort_config_load(struct rules *r, struct cohort_config **out, struct error *er
 }
 
 bool
-cohort_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
-			 struct error *err)
+cohort_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, struct error *err)
 {
 	const struct cohort_config *c = rs->cohort;
-	size_t		n = b->n,
-				nkept = 0;
-	size_t	   *below = NULL;	/* quantiles: kept leads scoring strictly below each value */
-	int64_t    *bound;
-	size_t	   *per = NULL;
-	size_t		none = 0;
-	int			nthreads = 1;
+	size_t n = b->n, nkept = 0;
+	size_t *below = NULL; /* quantiles: kept leads scoring strictly below each value */
+	int64_t *bound;
+	size_t *per = NULL;
+	size_t none = 0;
+	int nthreads = 1;
 
 	(void) nthreads;
 	if (c == NULL || c->ncohorts == 0)
 		return true;
 	if ((bound = calloc((size_t) c->ncohorts, sizeof(int64_t))) == NULL ||
-		(per = calloc((size_t) c->ncohorts, sizeof(size_t))) == NULL)
+	    (per = calloc((size_t) c->ncohorts, sizeof(size_t))) == NULL)
 	{
 		free(bound);
 		return oom(err);
@@ -277,7 +268,7 @@ cohort_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 		for (size_t i = 0; i < n; i++)
 			if (b->verdict[i] == VERDICT_KEPT)
 			{
-				int64_t		s = score_hundredths(b->score[i]);
+				int64_t s = score_hundredths(b->score[i]);
 
 				below[(s < 0 ? 0 : s > SCORE_CENTS - 1 ? SCORE_CENTS - 1 : s) + 1]++;
 				nkept++;
@@ -291,8 +282,9 @@ cohort_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 	 * (ceil(q * kept), so "at least the share q below" is exact).
 	 */
 	for (int k = 0; k < c->ncohorts; k++)
-		bound[k] = c->mode == COHORT_THRESHOLDS ? score_hundredths(c->cohorts[k].min)
-			: (int64_t) ceil(c->cohorts[k].min * (double) nkept - 1e-9);
+		bound[k] = c->mode == COHORT_THRESHOLDS
+		               ? score_hundredths(c->cohorts[k].min)
+		               : (int64_t) ceil(c->cohorts[k].min * (double) nkept - 1e-9);
 
 #ifdef _OPENMP
 	nthreads = rs->threads > 0 ? rs->threads : omp_get_max_threads();
@@ -300,9 +292,8 @@ cohort_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 #pragma omp parallel for schedule(static, 4096) num_threads(nthreads)
 	for (size_t i = 0; i < n; i++)
 	{
-		int64_t		s,
-					v;
-		int			got = -1;
+		int64_t s, v;
+		int got = -1;
 
 		if (b->verdict[i] != VERDICT_KEPT)
 			continue;
@@ -350,12 +341,10 @@ void
 cohort_summarise(const struct batch *b, const struct ruleset *rs, struct cohort_summary *out)
 {
 	const struct cohort_config *c = rs->cohort;
-	int			nc = cohort_count(c);
-	int64_t    *sum,
-			   *lo,
-			   *hi;
-	double	   *exp;
-	bool	   *has_p;
+	int nc = cohort_count(c);
+	int64_t *sum, *lo, *hi;
+	double *exp;
+	bool *has_p;
 
 	if (nc == 0)
 		return;
@@ -377,11 +366,11 @@ cohort_summarise(const struct batch *b, const struct ruleset *rs, struct cohort_
 		out[r].expected_conversions = -1;
 	}
 	if (sum == NULL || lo == NULL || hi == NULL || exp == NULL || has_p == NULL)
-		goto out;				/* the names and plans are filled; the figures stay 0 */
+		goto out; /* the names and plans are filled; the figures stay 0 */
 	for (size_t i = 0; i < b->n; i++)
 	{
-		int			k = b->cohort[i];
-		int64_t		s;
+		int k = b->cohort[i];
+		int64_t s;
 
 		if (k < 0 || k >= nc || b->verdict[i] != VERDICT_KEPT)
 			continue;
@@ -434,9 +423,9 @@ sql_literal(struct strbuf *sb, const char *s)
 
 bool
 cohort_summary_sql(const struct batch *b, const struct ruleset *rs, int64_t run_id,
-				   struct strbuf *sb, struct error *err)
+                   struct strbuf *sb, struct error *err)
 {
-	int			nc = cohort_count(rs->cohort);
+	int nc = cohort_count(rs->cohort);
 	struct cohort_summary *sum;
 
 	if (nc == 0)
@@ -445,8 +434,8 @@ cohort_summary_sql(const struct batch *b, const struct ruleset *rs, int64_t run_
 		return oom(err);
 	cohort_summarise(b, rs, sum);
 	sb_puts(sb, "INSERT INTO refinery.run_cohorts (run_id, cohort, ord, leads, score_min, "
-			"score_max, mean_score, expected_conversions, target_rate, sla_hours, "
-			"channel_plan) VALUES ");
+	            "score_max, mean_score, expected_conversions, target_rate, sla_hours, "
+	            "channel_plan) VALUES ");
 	for (int r = 0; r < nc; r++)
 	{
 		const struct cohort_summary *o = &sum[r];

@@ -30,45 +30,45 @@ enum cohort_mode
 };
 
 /* What a lead can be reached by; a channel plan exists for each combination. */
-#define COHORT_PHONE	0x1		/* a callable phone (mobile, landline, VoIP, special) */
-#define COHORT_MOBILE	0x2		/* one of them is a mobile */
-#define COHORT_EMAIL	0x4		/* a valid e-mail */
-#define COHORT_PLANS	8
+#define COHORT_PHONE  0x1 /* a callable phone (mobile, landline, VoIP, special) */
+#define COHORT_MOBILE 0x2 /* one of them is a mobile */
+#define COHORT_EMAIL  0x4 /* a valid e-mail */
+#define COHORT_PLANS  8
 
 struct cohort_def
 {
-	char	   *name;			/* the section's suffix */
-	double		min;			/* min_score, or min_quantile in quantiles mode */
-	int			rank;			/* 1 = the highest bound */
-	long		sla_hours;
-	long		calls;			/* call attempts, 0 = no calls */
-	double		call_every_hours;
-	bool		sms;			/* SMS after the first no-answer, to a mobile only */
-	bool		email;			/* e-mail after the first no-answer */
-	bool		voicemail;		/* voicemail after the first no-answer, no mobile only */
-	bool		mailing_list;	/* onto the mailing list once the calls are spent */
-	double		target_rate;	/* conversion target, 0..1 */
-	char	   *plan[COHORT_PLANS];	/* by contact mask (COHORT_PHONE | ...) */
+	char *name; /* the section's suffix */
+	double min; /* min_score, or min_quantile in quantiles mode */
+	int rank;   /* 1 = the highest bound */
+	long sla_hours;
+	long calls; /* call attempts, 0 = no calls */
+	double call_every_hours;
+	bool sms;                 /* SMS after the first no-answer, to a mobile only */
+	bool email;               /* e-mail after the first no-answer */
+	bool voicemail;           /* voicemail after the first no-answer, no mobile only */
+	bool mailing_list;        /* onto the mailing list once the calls are spent */
+	double target_rate;       /* conversion target, 0..1 */
+	char *plan[COHORT_PLANS]; /* by contact mask (COHORT_PHONE | ...) */
 };
 
 struct cohort_config
 {
 	enum cohort_mode mode;
-	int			ncohorts;
-	struct cohort_def *cohorts;	/* in the order the rules name them */
-	int		   *by_rank;		/* indices of cohorts, highest bound first */
+	int ncohorts;
+	struct cohort_def *cohorts; /* in the order the rules name them */
+	int *by_rank;               /* indices of cohorts, highest bound first */
 };
 
-bool		cohort_config_load(struct rules *r, struct cohort_config **out, struct error *err);
-void		cohort_config_free(struct cohort_config *c);	/* NULL is a no-op */
+bool cohort_config_load(struct rules *r, struct cohort_config **out, struct error *err);
+void cohort_config_free(struct cohort_config *c); /* NULL is a no-op */
 
 /*
  * The cohort stage: every kept lead gets b->cohort (index into
  * cohorts[], -1 when it reaches no cohort's bound), b->cohort_name,
  * b->channel_plan (borrowed from the config) and b->sla_due_at.
  */
-bool		cohort_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
-						 struct error *err);
+bool cohort_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
+                  struct error *err);
 
 /*
  * The channel plan of a cohort for a lead with the contacts in `mask`,
@@ -88,40 +88,39 @@ bool		cohort_stage(struct batch *b, const struct ruleset *rs, struct stage_stats
  * "ask for phone" when it has no phone, "mailing list" if the cohort keeps
  * one.  Nothing reachable: "none".
  */
-void		cohort_plan_text(const struct cohort_def *d, unsigned mask, char *buf, size_t size);
+void cohort_plan_text(const struct cohort_def *d, unsigned mask, char *buf, size_t size);
 
 /* The contact mask of lead i from its phone types and e-mail. */
-unsigned	cohort_contact_mask(const struct batch *b, size_t i);
+unsigned cohort_contact_mask(const struct batch *b, size_t i);
 
 struct cohort_summary
 {
-	const char *name;			/* borrowed from the config */
-	int			ord;			/* 1 = the highest scores */
-	size_t		leads;
-	double		score_min;		/* 0 when empty */
-	double		score_max;
-	double		mean_score;		/* from the exact sum in hundredths; 0 when empty */
-	double		expected_conversions;	/* sum of p_close in row order; -1 when none known */
-	double		target_rate;
-	long		sla_hours;
-	const char *channel_plan;	/* the cohort's full plan (phone, mobile and e-mail) */
+	const char *name; /* borrowed from the config */
+	int ord;          /* 1 = the highest scores */
+	size_t leads;
+	double score_min; /* 0 when empty */
+	double score_max;
+	double mean_score;           /* from the exact sum in hundredths; 0 when empty */
+	double expected_conversions; /* sum of p_close in row order; -1 when none known */
+	double target_rate;
+	long sla_hours;
+	const char *channel_plan; /* the cohort's full plan (phone, mobile and e-mail) */
 };
 
-int			cohort_count(const struct cohort_config *c);
+int cohort_count(const struct cohort_config *c);
 
 /*
  * Fill out[cohort_count()] with one summary per cohort, highest rank
  * first.  Deterministic: sums in row order, the mean from integer
  * hundredths.
  */
-void		cohort_summarise(const struct batch *b, const struct ruleset *rs,
-							 struct cohort_summary *out);
+void cohort_summarise(const struct batch *b, const struct ruleset *rs, struct cohort_summary *out);
 
 /*
  * Append to sb one INSERT into refinery.run_cohorts for the run (nothing
  * when there are no cohorts).  Every value is a number or a quoted literal.
  */
-bool		cohort_summary_sql(const struct batch *b, const struct ruleset *rs, int64_t run_id,
-							   struct strbuf *sb, struct error *err);
+bool cohort_summary_sql(const struct batch *b, const struct ruleset *rs, int64_t run_id,
+                        struct strbuf *sb, struct error *err);
 
-#endif							/* REFINERY_COHORT_H */
+#endif /* REFINERY_COHORT_H */

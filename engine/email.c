@@ -21,42 +21,42 @@
 
 #include "email.h"
 
-#define LOCAL_MAX 64
+#define LOCAL_MAX  64
 #define DOMAIN_MAX 253
-#define LABEL_MAX 63
+#define LABEL_MAX  63
 
 struct typo
 {
-	char	   *wrong;
-	char	   *right;
+	char *wrong;
+	char *right;
 };
 
 struct provider
 {
-	char	   *name;
-	bool		ignore_dots;
-	bool		plus_tags;
-	char	   *canonical;		/* NULL: keep the address's own domain */
+	char *name;
+	bool ignore_dots;
+	bool plus_tags;
+	char *canonical; /* NULL: keep the address's own domain */
 };
 
 struct pdomain
 {
-	char	   *domain;
-	int			provider;
+	char *domain;
+	int provider;
 };
 
 struct email_rules
 {
-	bool		lower_local;
-	struct typo *typos;			/* sorted by wrong once finished */
-	int			ntypos;
-	int			captypos;
+	bool lower_local;
+	struct typo *typos; /* sorted by wrong once finished */
+	int ntypos;
+	int captypos;
 	struct provider *providers;
-	int			nproviders;
-	int			capproviders;
-	struct pdomain *pdomains;	/* sorted by domain once finished */
-	int			npdomains;
-	int			cappdomains;
+	int nproviders;
+	int capproviders;
+	struct pdomain *pdomains; /* sorted by domain once finished */
+	int npdomains;
+	int cappdomains;
 };
 
 static bool
@@ -75,7 +75,7 @@ lower(char c)
 static char *
 lower_dup(const char *s)
 {
-	char	   *d = strdup(s);
+	char *d = strdup(s);
 
 	if (d != NULL)
 		for (char *p = d; *p; p++)
@@ -125,16 +125,14 @@ email_rules_set_lower_local(struct email_rules *er, bool on)
 bool
 email_valid_domain(const char *s, size_t len)
 {
-	size_t		label = 0,
-				labels = 1,
-				last = 0;		/* start of the last label */
-	bool		digits_only = true;
+	size_t label = 0, labels = 1, last = 0; /* start of the last label */
+	bool digits_only = true;
 
 	if (len == 0 || len > DOMAIN_MAX)
 		return false;
 	for (size_t k = 0; k < len; k++)
 	{
-		char		c = s[k];
+		char c = s[k];
 
 		if (c == '.')
 		{
@@ -147,7 +145,7 @@ email_valid_domain(const char *s, size_t len)
 			continue;
 		}
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			  c == '-'))
+		      c == '-'))
 			return false;
 		if (c == '-' && label == 0)
 			return false;
@@ -162,7 +160,7 @@ email_valid_domain(const char *s, size_t len)
 
 bool
 email_rules_add_typo(struct email_rules *er, const char *wrong, const char *right,
-					 const char *where, struct error *err)
+                     const char *where, struct error *err)
 {
 	struct typo t;
 
@@ -174,7 +172,7 @@ email_rules_add_typo(struct email_rules *er, const char *wrong, const char *righ
 		return error_set(err, EXIT_RULES, "%s: typo \"%s\" corrects to itself", where, wrong);
 	if (er->ntypos == er->captypos)
 	{
-		int			ncap = er->captypos ? er->captypos * 2 : 32;
+		int ncap = er->captypos ? er->captypos * 2 : 32;
 		struct typo *nt = realloc(er->typos, (size_t) ncap * sizeof(*nt));
 
 		if (nt == NULL)
@@ -196,31 +194,31 @@ email_rules_add_typo(struct email_rules *er, const char *wrong, const char *righ
 
 bool
 email_rules_add_provider(struct email_rules *er, const char *name, char *const *domains,
-						 int ndomains, bool ignore_dots, bool plus_tags,
-						 const char *canonical_domain, const char *where, struct error *err)
+                         int ndomains, bool ignore_dots, bool plus_tags,
+                         const char *canonical_domain, const char *where, struct error *err)
 {
 	struct provider pv = {0};
 
 	if (ndomains <= 0)
 		return error_set(err, EXIT_RULES, "%s: provider \"%s\" lists no domains", where, name);
 	if (canonical_domain != NULL && *canonical_domain &&
-		!email_valid_domain(canonical_domain, strlen(canonical_domain)))
+	    !email_valid_domain(canonical_domain, strlen(canonical_domain)))
 		return error_set(err, EXIT_RULES, "%s: \"%s\" is not a domain name", where,
-						 canonical_domain);
+		                 canonical_domain);
 	for (int k = 0; k < ndomains; k++)
 	{
 		if (!email_valid_domain(domains[k], strlen(domains[k])))
-			return error_set(err, EXIT_RULES, "%s: \"%s\" is not a domain name", where,
-							 domains[k]);
+			return error_set(err, EXIT_RULES, "%s: \"%s\" is not a domain name", where, domains[k]);
 		for (int j = 0; j < er->npdomains; j++)
 			if (strcasecmp(er->pdomains[j].domain, domains[k]) == 0)
-				return error_set(err, EXIT_RULES, "%s: domain \"%s\" already belongs to "
-								 "provider \"%s\"", where, domains[k],
-								 er->providers[er->pdomains[j].provider].name);
+				return error_set(err, EXIT_RULES,
+				                 "%s: domain \"%s\" already belongs to "
+				                 "provider \"%s\"",
+				                 where, domains[k], er->providers[er->pdomains[j].provider].name);
 	}
 	if (er->nproviders == er->capproviders)
 	{
-		int			ncap = er->capproviders ? er->capproviders * 2 : 8;
+		int ncap = er->capproviders ? er->capproviders * 2 : 8;
 		struct provider *np = realloc(er->providers, (size_t) ncap * sizeof(*np));
 
 		if (np == NULL)
@@ -243,7 +241,7 @@ email_rules_add_provider(struct email_rules *er, const char *name, char *const *
 	{
 		if (er->npdomains == er->cappdomains)
 		{
-			int			ncap = er->cappdomains ? er->cappdomains * 2 : 16;
+			int ncap = er->cappdomains ? er->cappdomains * 2 : 16;
 			struct pdomain *nd = realloc(er->pdomains, (size_t) ncap * sizeof(*nd));
 
 			if (nd == NULL)
@@ -281,15 +279,17 @@ email_rules_finish(struct email_rules *er, struct error *err)
 	for (int k = 1; k < er->ntypos; k++)
 		if (strcmp(er->typos[k].wrong, er->typos[k - 1].wrong) == 0)
 			return error_set(err, EXIT_RULES, "typo domain \"%s\" is listed twice",
-							 er->typos[k].wrong);
+			                 er->typos[k].wrong);
 	for (int k = 0; k < er->ntypos; k++)
 	{
 		struct pdomain key = {.domain = er->typos[k].wrong};
 
 		if (er->npdomains > 0 &&
-			bsearch(&key, er->pdomains, (size_t) er->npdomains, sizeof(key), pdomain_cmp))
-			return error_set(err, EXIT_RULES, "domain \"%s\" is both a typo and a provider's "
-							 "domain", er->typos[k].wrong);
+		    bsearch(&key, er->pdomains, (size_t) er->npdomains, sizeof(key), pdomain_cmp))
+			return error_set(err, EXIT_RULES,
+			                 "domain \"%s\" is both a typo and a provider's "
+			                 "domain",
+			                 er->typos[k].wrong);
 	}
 	return true;
 }
@@ -301,7 +301,7 @@ invisible_at(const unsigned char *s, size_t len)
 	if (len >= 2 && s[0] == 0xC2 && s[1] == 0xA0)
 		return 2;
 	if (len >= 3 && s[0] == 0xE2 && s[1] == 0x80 &&
-		((s[2] >= 0x8B && s[2] <= 0x8F) || (s[2] >= 0xAA && s[2] <= 0xAF)))
+	    ((s[2] >= 0x8B && s[2] <= 0x8F) || (s[2] >= 0xAA && s[2] <= 0xAF)))
 		return 3;
 	if (len >= 3 && s[0] == 0xE2 && s[1] == 0x81 && s[2] >= 0xA6 && s[2] <= 0xA9)
 		return 3;
@@ -322,7 +322,7 @@ trim(const char **a, const char **z)
 {
 	for (;;)
 	{
-		size_t		k;
+		size_t k;
 
 		if (*a < *z && ascii_space((unsigned char) **a))
 			(*a)++;
@@ -348,7 +348,7 @@ static bool
 local_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		(c != '\0' && strchr("!#$%&'*+/=?^_`{|}~-.", c) != NULL);
+	       (c != '\0' && strchr("!#$%&'*+/=?^_`{|}~-.", c) != NULL);
 }
 
 static bool
@@ -364,16 +364,11 @@ valid_local(const char *s, size_t len)
 
 enum email_result
 email_normalize(const struct email_rules *er, const char *in, char *norm, char *key,
-				unsigned *fixes)
+                unsigned *fixes)
 {
-	const char *a,
-			   *z,
-			   *at,
-			   *domain;
-	char		dom[EMAIL_BUF];
-	size_t		llen,
-				dlen,
-				o;
+	const char *a, *z, *at, *domain;
+	char dom[EMAIL_BUF];
+	size_t llen, dlen, o;
 	const struct provider *pv = NULL;
 
 	norm[0] = key[0] = '\0';
@@ -398,7 +393,7 @@ email_normalize(const struct email_rules *er, const char *in, char *norm, char *
 		trim(&a, &z);
 	}
 	if (z - a > EMAIL_MAX || (at = memchr(a, '@', (size_t) (z - a))) == NULL ||
-		memchr(at + 1, '@', (size_t) (z - at - 1)) != NULL)
+	    memchr(at + 1, '@', (size_t) (z - at - 1)) != NULL)
 		return EMAIL_INVALID;
 	llen = (size_t) (at - a);
 	dlen = (size_t) (z - at - 1);
@@ -410,8 +405,9 @@ email_normalize(const struct email_rules *er, const char *in, char *norm, char *
 	domain = dom;
 	{
 		struct typo tk = {.wrong = dom};
-		const struct typo *t = er->ntypos == 0 ? NULL :
-			bsearch(&tk, er->typos, (size_t) er->ntypos, sizeof(tk), typo_cmp);
+		const struct typo *t =
+		    er->ntypos == 0 ? NULL
+		                    : bsearch(&tk, er->typos, (size_t) er->ntypos, sizeof(tk), typo_cmp);
 
 		if (t != NULL)
 		{
@@ -432,8 +428,10 @@ email_normalize(const struct email_rules *er, const char *in, char *norm, char *
 	/* the identity key: the mailbox the provider delivers to */
 	{
 		struct pdomain pk = {.domain = (char *) domain};
-		const struct pdomain *pd = er->npdomains == 0 ? NULL :
-			bsearch(&pk, er->pdomains, (size_t) er->npdomains, sizeof(pk), pdomain_cmp);
+		const struct pdomain *pd =
+		    er->npdomains == 0
+		        ? NULL
+		        : bsearch(&pk, er->pdomains, (size_t) er->npdomains, sizeof(pk), pdomain_cmp);
 
 		if (pd != NULL)
 			pv = &er->providers[pd->provider];

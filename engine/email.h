@@ -25,39 +25,39 @@
  * key may be longer than its address when the provider's canonical domain
  * is longer than the one written: a 64-byte local part, "@", 253 bytes.
  */
-#define EMAIL_MAX 254
-#define EMAIL_BUF (EMAIL_MAX + 1)
+#define EMAIL_MAX     254
+#define EMAIL_BUF     (EMAIL_MAX + 1)
 #define EMAIL_KEY_BUF 320
 
 enum email_result
 {
-	EMAIL_NONE = 0,				/* no address: NULL, empty or white space only */
+	EMAIL_NONE = 0, /* no address: NULL, empty or white space only */
 	EMAIL_VALID,
-	EMAIL_INVALID				/* given, but not an address */
+	EMAIL_INVALID /* given, but not an address */
 };
 
 /* What email_normalize() changed beyond trimming and case (bits). */
 enum email_fix
 {
-	EMAIL_FIX_DOMAIN_TYPO = 1 << 0	/* the domain was in the typo map */
+	EMAIL_FIX_DOMAIN_TYPO = 1 << 0 /* the domain was in the typo map */
 };
 
 struct email_rules;
 
 /* Empty rules: local parts lower-cased, no typos, no providers. NULL on OOM. */
 struct email_rules *email_rules_new(void);
-void		email_rules_free(struct email_rules *er);	/* NULL is a no-op */
+void email_rules_free(struct email_rules *er); /* NULL is a no-op */
 
 /* Keep the case of local parts in the normalised address (the key folds it anyway). */
-void		email_rules_set_lower_local(struct email_rules *er, bool on);
+void email_rules_set_lower_local(struct email_rules *er, bool on);
 
 /*
  * A mistyped domain and its correction ("gmial.com", "gmail.com").  Both
  * must be valid domains.  `where` prefixes messages ("rules.ini:40:
  * [email_typos] gmial.com"); EXIT_RULES for bad values.
  */
-bool		email_rules_add_typo(struct email_rules *er, const char *wrong, const char *right,
-								 const char *where, struct error *err);
+bool email_rules_add_typo(struct email_rules *er, const char *wrong, const char *right,
+                          const char *where, struct error *err);
 
 /*
  * A provider: the domains it serves, whether it ignores dots in local
@@ -65,13 +65,12 @@ bool		email_rules_add_typo(struct email_rules *er, const char *wrong, const char
  * keys use (NULL or "" keeps each address's own domain).  A domain may
  * belong to one provider only.
  */
-bool		email_rules_add_provider(struct email_rules *er, const char *name,
-									 char *const *domains, int ndomains, bool ignore_dots,
-									 bool plus_tags, const char *canonical_domain,
-									 const char *where, struct error *err);
+bool email_rules_add_provider(struct email_rules *er, const char *name, char *const *domains,
+                              int ndomains, bool ignore_dots, bool plus_tags,
+                              const char *canonical_domain, const char *where, struct error *err);
 
 /* After the last add: sort for lookup; checks that no domain is both a typo and a provider's. */
-bool		email_rules_finish(struct email_rules *er, struct error *err);
+bool email_rules_finish(struct email_rules *er, struct error *err);
 
 /*
  * Normalise one address (`in` may be NULL).  On EMAIL_VALID, `norm` holds
@@ -81,9 +80,9 @@ bool		email_rules_finish(struct email_rules *er, struct error *err);
  * EMAIL_INVALID both buffers hold "".
  */
 enum email_result email_normalize(const struct email_rules *er, const char *in, char *norm,
-								  char *key, unsigned *fixes);
+                                  char *key, unsigned *fixes);
 
 /* True when `s` (len bytes) is a syntactically valid domain name of two labels or more. */
-bool		email_valid_domain(const char *s, size_t len);
+bool email_valid_domain(const char *s, size_t len);
 
-#endif							/* REFINERY_EMAIL_H */
+#endif /* REFINERY_EMAIL_H */

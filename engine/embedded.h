@@ -12,8 +12,8 @@
 
 struct embedded_migration
 {
-	int			version;		/* from the file name: 001_schema.sql -> 1 */
-	const char *name;			/* "001_schema.sql" */
+	int version;      /* from the file name: 001_schema.sql -> 1 */
+	const char *name; /* "001_schema.sql" */
 	const char *sql;
 };
 
@@ -21,4 +21,4 @@ extern const char embedded_default_ini[];
 extern const struct embedded_migration embedded_migrations[];
 extern const int embedded_migration_count;
 
-#endif							/* REFINERY_EMBEDDED_H */
+#endif /* REFINERY_EMBEDDED_H */

@@ -14,9 +14,9 @@
 #include "error.h"
 
 bool
-error_set(struct error *err, enum exit_code code, const char *fmt,...)
+error_set(struct error *err, enum exit_code code, const char *fmt, ...)
 {
-	va_list		ap;
+	va_list ap;
 
 	if (err == NULL)
 		return false;
@@ -30,9 +30,9 @@ error_set(struct error *err, enum exit_code code, const char *fmt,...)
 }
 
 bool
-error_detail(struct error *err, const char *fmt,...)
+error_detail(struct error *err, const char *fmt, ...)
 {
-	va_list		ap;
+	va_list ap;
 
 	if (err == NULL)
 		return false;
@@ -43,9 +43,9 @@ error_detail(struct error *err, const char *fmt,...)
 }
 
 bool
-error_hint(struct error *err, const char *fmt,...)
+error_hint(struct error *err, const char *fmt, ...)
 {
-	va_list		ap;
+	va_list ap;
 
 	if (err == NULL)
 		return false;

@@ -17,32 +17,30 @@
 enum exit_code
 {
 	EXIT_OK = 0,
-	EXIT_INTERNAL = 1,			/* a bug or out of memory */
-	EXIT_USAGE = 2,				/* bad command line */
-	EXIT_RULES = 3,				/* a rule file is missing or invalid */
-	EXIT_CONNECTION = 4,		/* cannot connect, or the connection was lost */
-	EXIT_DATA = 5,				/* bad input data or a failed SQL statement */
-	EXIT_LOCKED = 6,			/* another run holds the target's lock */
-	EXIT_INTERRUPTED = 7,		/* SIGINT or SIGTERM; everything rolled back */
+	EXIT_INTERNAL = 1,    /* a bug or out of memory */
+	EXIT_USAGE = 2,       /* bad command line */
+	EXIT_RULES = 3,       /* a rule file is missing or invalid */
+	EXIT_CONNECTION = 4,  /* cannot connect, or the connection was lost */
+	EXIT_DATA = 5,        /* bad input data or a failed SQL statement */
+	EXIT_LOCKED = 6,      /* another run holds the target's lock */
+	EXIT_INTERRUPTED = 7, /* SIGINT or SIGTERM; everything rolled back */
 };
 
 struct error
 {
-	enum exit_code code;		/* EXIT_OK when no error was set */
-	char		msg[1024];
-	char		detail[1024];
-	char		hint[512];
+	enum exit_code code; /* EXIT_OK when no error was set */
+	char msg[1024];
+	char detail[1024];
+	char hint[512];
 };
 
 /* Set code and message (printf-style); clears detail and hint. Returns false. */
-bool		error_set(struct error *err, enum exit_code code, const char *fmt,...)
-			__attribute__((format(printf, 3, 4)));
+bool error_set(struct error *err, enum exit_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Add a detail or a hint line to an error already set. Return false. */
-bool		error_detail(struct error *err, const char *fmt,...)
-			__attribute__((format(printf, 2, 3)));
-bool		error_hint(struct error *err, const char *fmt,...)
-			__attribute__((format(printf, 2, 3)));
+bool error_detail(struct error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool error_hint(struct error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Reset to "no error". */
-void		error_clear(struct error *err);
+void error_clear(struct error *err);
 
-#endif							/* REFINERY_ERROR_H */
+#endif /* REFINERY_ERROR_H */

@@ -20,7 +20,7 @@ static inline void
 fault_point(const char *point)
 {
 	const char *f = getenv("REFINERY_FAULT");
-	size_t		n = strlen(point);
+	size_t n = strlen(point);
 
 	if (f == NULL || strncmp(f, point, n) != 0)
 		return;
@@ -34,4 +34,4 @@ fault_point(const char *point)
 #define FAULT(point) ((void) 0)
 #endif
 
-#endif							/* REFINERY_FAULT_H */
+#endif /* REFINERY_FAULT_H */

@@ -11,22 +11,23 @@
 #include "log.h"
 #include "strbuf.h"
 
-bool		log_json = false;
-bool		log_quiet = false;
+bool log_json = false;
+bool log_quiet = false;
 
 static void
 json_line(const char *level, const char *msg, const char *detail, const char *hint, int code)
 {
 	struct strbuf sb;
-	char		ts[40];
-	time_t		now = time(NULL);
-	struct tm	tm;
+	char ts[40];
+	time_t now = time(NULL);
+	struct tm tm;
 
 	gmtime_r(&now, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	sb_init(&sb);
-	sb_printf(&sb, "{\"ts\": \"%s\", \"program\": \"refinery\", \"level\": \"%s\", \"message\": ",
-			  ts, level);
+	sb_printf(&sb,
+	          "{\"ts\": \"%s\", \"program\": \"refinery\", \"level\": \"%s\", \"message\": ", ts,
+	          level);
 	sb_json_str(&sb, msg);
 	if (detail && *detail)
 	{
@@ -64,7 +65,7 @@ log_error(const struct error *err)
 static void
 vlog(const char *level, const char *fmt, va_list ap)
 {
-	char		buf[2048];
+	char buf[2048];
 
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	if (log_json)
@@ -74,9 +75,9 @@ vlog(const char *level, const char *fmt, va_list ap)
 }
 
 void
-log_warning(const char *fmt,...)
+log_warning(const char *fmt, ...)
 {
-	va_list		ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	vlog("warning", fmt, ap);
@@ -84,9 +85,9 @@ log_warning(const char *fmt,...)
 }
 
 void
-log_info(const char *fmt,...)
+log_info(const char *fmt, ...)
 {
-	va_list		ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	vlog("info", fmt, ap);

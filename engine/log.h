@@ -13,11 +13,11 @@
 
 #include "error.h"
 
-extern bool log_json;			/* --log-format=json */
-extern bool log_quiet;			/* -q: no summary line */
+extern bool log_json;  /* --log-format=json */
+extern bool log_quiet; /* -q: no summary line */
 
-void		log_error(const struct error *err);
-void		log_warning(const char *fmt,...) __attribute__((format(printf, 1, 2)));
-void		log_info(const char *fmt,...) __attribute__((format(printf, 1, 2)));
+void log_error(const struct error *err);
+void log_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-#endif							/* REFINERY_LOG_H */
+#endif /* REFINERY_LOG_H */

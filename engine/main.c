@@ -34,62 +34,61 @@
 static void
 usage(FILE *out)
 {
-	fprintf(out,
-			"refinery turns historical sales leads into worked, prioritised call lists.\n"
-			"\n"
-			"Usage:\n"
-			"  refinery COMMAND [OPTION]...\n"
-			"\n"
-			"Commands:\n"
-			"  run          pull leads, refine, score, assign reps, write the run back\n"
-			"  init-db      create or upgrade the refinery schema\n"
-			"  check-rules  check rule files without connecting\n"
-			"  export       write a run's results to a CSV file\n"
-			"  explain      show why one lead got its verdict, score and rep\n"
-			"  report       summarise a run (funnel, cohorts, reps; --html for a file)\n"
-			"  import       load a CSV file of leads into a table\n"
-			"  calibrate    fit scoring points from historical outcomes\n"
-			"\n"
-			"Run options:\n"
-			"  -c, --rules=FILE       rule file; repeat to layer files (later wins)\n"
-			"  -n, --dry-run          do everything, print the funnel, roll back\n"
-			"  -j, --jobs=N           worker threads (default: all cores)\n"
-			"  -o, --output=FILE      calibrate: write the fitted rules here (else stdout)\n"
-			"\n"
-			"Export, explain and report options:\n"
-			"      --run=ID           run to read (default: the latest committed)\n"
-			"      --csv=FILE         CSV file to write (\"-\" for standard output)\n"
-			"      --verdict=V        export only leads with this verdict\n"
-			"      --rep=ID           export only this rep's call list, in call order\n"
-			"      --html=FILE        report: also write an HTML report with charts\n"
-			"\n"
-			"Import options:\n"
-			"      --csv=FILE         CSV file to read (header row required)\n"
-			"      --table=NAME       target table (created with text columns if absent)\n"
-			"      --reject=FILE      write rejected rows here instead of failing\n"
-			"\n"
-			"Connection options:\n"
-			"  -d, --dbname=DBNAME    database name, conninfo string or URI\n"
-			"  -h, --host=HOSTNAME    database server host or socket directory\n"
-			"  -p, --port=PORT        database server port\n"
-			"  -U, --username=NAME    database user name\n"
-			"  -w, --no-password      never prompt for a password\n"
-			"  -W, --password         force a password prompt\n"
-			"\n"
-			"General options:\n"
-			"      --log-format=FMT   text (default) or json: one object per line\n"
-			"  -q, --quiet            no summary line on success\n"
-			"  -V, --version          output version information, then exit\n"
-			"  -?, --help             show this help, then exit\n"
-			"\n"
-			"Stages of a run, in order:\n  pull");
+	fprintf(out, "refinery turns historical sales leads into worked, prioritised call lists.\n"
+	             "\n"
+	             "Usage:\n"
+	             "  refinery COMMAND [OPTION]...\n"
+	             "\n"
+	             "Commands:\n"
+	             "  run          pull leads, refine, score, assign reps, write the run back\n"
+	             "  init-db      create or upgrade the refinery schema\n"
+	             "  check-rules  check rule files without connecting\n"
+	             "  export       write a run's results to a CSV file\n"
+	             "  explain      show why one lead got its verdict, score and rep\n"
+	             "  report       summarise a run (funnel, cohorts, reps; --html for a file)\n"
+	             "  import       load a CSV file of leads into a table\n"
+	             "  calibrate    fit scoring points from historical outcomes\n"
+	             "\n"
+	             "Run options:\n"
+	             "  -c, --rules=FILE       rule file; repeat to layer files (later wins)\n"
+	             "  -n, --dry-run          do everything, print the funnel, roll back\n"
+	             "  -j, --jobs=N           worker threads (default: all cores)\n"
+	             "  -o, --output=FILE      calibrate: write the fitted rules here (else stdout)\n"
+	             "\n"
+	             "Export, explain and report options:\n"
+	             "      --run=ID           run to read (default: the latest committed)\n"
+	             "      --csv=FILE         CSV file to write (\"-\" for standard output)\n"
+	             "      --verdict=V        export only leads with this verdict\n"
+	             "      --rep=ID           export only this rep's call list, in call order\n"
+	             "      --html=FILE        report: also write an HTML report with charts\n"
+	             "\n"
+	             "Import options:\n"
+	             "      --csv=FILE         CSV file to read (header row required)\n"
+	             "      --table=NAME       target table (created with text columns if absent)\n"
+	             "      --reject=FILE      write rejected rows here instead of failing\n"
+	             "\n"
+	             "Connection options:\n"
+	             "  -d, --dbname=DBNAME    database name, conninfo string or URI\n"
+	             "  -h, --host=HOSTNAME    database server host or socket directory\n"
+	             "  -p, --port=PORT        database server port\n"
+	             "  -U, --username=NAME    database user name\n"
+	             "  -w, --no-password      never prompt for a password\n"
+	             "  -W, --password         force a password prompt\n"
+	             "\n"
+	             "General options:\n"
+	             "      --log-format=FMT   text (default) or json: one object per line\n"
+	             "  -q, --quiet            no summary line on success\n"
+	             "  -V, --version          output version information, then exit\n"
+	             "  -?, --help             show this help, then exit\n"
+	             "\n"
+	             "Stages of a run, in order:\n  pull");
 	for (int k = 0; pipeline_stage_name(k); k++)
 		fprintf(out, ", %s", pipeline_stage_name(k));
 	fprintf(out, ", write.\n"
-			"\n"
-			"Exit status: 0 success, 1 internal error, 2 usage, 3 rules, 4 connection,\n"
-			"5 data or SQL error, 6 another run holds the lock, 7 interrupted.\n"
-			"See refinery(1) for the rule files and the refinery schema.\n");
+	             "\n"
+	             "Exit status: 0 success, 1 internal error, 2 usage, 3 rules, 4 connection,\n"
+	             "5 data or SQL error, 6 another run holds the lock, 7 interrupted.\n"
+	             "See refinery(1) for the rule files and the refinery schema.\n");
 }
 
 static int
@@ -113,7 +112,7 @@ bad_usage(const char *fmt, const char *arg)
 static char *
 take_conninfo(char *arg)
 {
-	char	   *copy = strdup(arg);
+	char *copy = strdup(arg);
 
 	if (copy && (strstr(arg, "password") != NULL || strstr(arg, "://") != NULL))
 		memset(arg, 'x', strlen(arg));
@@ -124,32 +123,20 @@ int
 main(int argc, char **argv)
 {
 	static const struct option long_opts[] = {
-		{"rules", required_argument, NULL, 'c'},
-		{"dry-run", no_argument, NULL, 'n'},
-		{"jobs", required_argument, NULL, 'j'},
-		{"dbname", required_argument, NULL, 'd'},
-		{"host", required_argument, NULL, 'h'},
-		{"port", required_argument, NULL, 'p'},
-		{"username", required_argument, NULL, 'U'},
-		{"no-password", no_argument, NULL, 'w'},
-		{"password", no_argument, NULL, 'W'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 9},
-		{"log-format", required_argument, NULL, 1},
-		{"run", required_argument, NULL, 2},
-		{"csv", required_argument, NULL, 3},
-		{"verdict", required_argument, NULL, 4},
-		{"rep", required_argument, NULL, 5},
-		{"html", required_argument, NULL, 6},
-		{"table", required_argument, NULL, 7},
-		{"reject", required_argument, NULL, 8},
-		{"output", required_argument, NULL, 'o'},
-		{NULL, 0, NULL, 0}
-	};
+	    {"rules", required_argument, NULL, 'c'},    {"dry-run", no_argument, NULL, 'n'},
+	    {"jobs", required_argument, NULL, 'j'},     {"dbname", required_argument, NULL, 'd'},
+	    {"host", required_argument, NULL, 'h'},     {"port", required_argument, NULL, 'p'},
+	    {"username", required_argument, NULL, 'U'}, {"no-password", no_argument, NULL, 'w'},
+	    {"password", no_argument, NULL, 'W'},       {"quiet", no_argument, NULL, 'q'},
+	    {"version", no_argument, NULL, 'V'},        {"help", no_argument, NULL, 9},
+	    {"log-format", required_argument, NULL, 1}, {"run", required_argument, NULL, 2},
+	    {"csv", required_argument, NULL, 3},        {"verdict", required_argument, NULL, 4},
+	    {"rep", required_argument, NULL, 5},        {"html", required_argument, NULL, 6},
+	    {"table", required_argument, NULL, 7},      {"reject", required_argument, NULL, 8},
+	    {"output", required_argument, NULL, 'o'},   {NULL, 0, NULL, 0}};
 	struct cmd_opts o;
 	const char *command;
-	int			c;
+	int c;
 
 	memset(&o, 0, sizeof(o));
 	o.files = calloc((size_t) argc + 1, sizeof(char *));
@@ -180,49 +167,27 @@ main(int argc, char **argv)
 	{
 		switch (c)
 		{
-			case 'c':
-				o.files[o.nfiles++] = optarg;
-				break;
-			case 'n':
-				o.dry_run = true;
-				break;
+			case 'c': o.files[o.nfiles++] = optarg; break;
+			case 'n': o.dry_run = true; break;
 			case 'j':
-				{
-					char	   *end;
-					long		j = strtol(optarg, &end, 10);
+			{
+				char *end;
+				long j = strtol(optarg, &end, 10);
 
-					if (*end || j < 1 || j > 1024)
-						return bad_usage("invalid number of jobs: \"%s\"", optarg);
-					o.jobs = (int) j;
-					break;
-				}
-			case 'd':
-				o.conn.dbname = take_conninfo(optarg);
+				if (*end || j < 1 || j > 1024)
+					return bad_usage("invalid number of jobs: \"%s\"", optarg);
+				o.jobs = (int) j;
 				break;
-			case 'h':
-				o.conn.host = optarg;
-				break;
-			case 'p':
-				o.conn.port = optarg;
-				break;
-			case 'U':
-				o.conn.user = optarg;
-				break;
-			case 'w':
-				o.conn.password = PG_PASSWORD_NEVER;
-				break;
-			case 'W':
-				o.conn.password = PG_PASSWORD_PROMPT;
-				break;
-			case 'q':
-				log_quiet = true;
-				break;
-			case 'V':
-				printf("refinery %s\n", PACKAGE_VERSION);
-				return EXIT_OK;
-			case 9:
-				usage(stdout);
-				return EXIT_OK;
+			}
+			case 'd': o.conn.dbname = take_conninfo(optarg); break;
+			case 'h': o.conn.host = optarg; break;
+			case 'p': o.conn.port = optarg; break;
+			case 'U': o.conn.user = optarg; break;
+			case 'w': o.conn.password = PG_PASSWORD_NEVER; break;
+			case 'W': o.conn.password = PG_PASSWORD_PROMPT; break;
+			case 'q': log_quiet = true; break;
+			case 'V': printf("refinery %s\n", PACKAGE_VERSION); return EXIT_OK;
+			case 9: usage(stdout); return EXIT_OK;
 			case 1:
 				if (strcmp(optarg, "json") == 0)
 					log_json = true;
@@ -230,42 +195,30 @@ main(int argc, char **argv)
 					return bad_usage("invalid log format \"%s\" (use text or json)", optarg);
 				break;
 			case 2:
-				{
-					char	   *end;
+			{
+				char *end;
 
-					o.run_id = strtoll(optarg, &end, 10);
-					if (*end || o.run_id < 1)
-						return bad_usage("invalid run id: \"%s\"", optarg);
-					break;
-				}
-			case 3:
-				o.csv = optarg;
+				o.run_id = strtoll(optarg, &end, 10);
+				if (*end || o.run_id < 1)
+					return bad_usage("invalid run id: \"%s\"", optarg);
 				break;
-			case 4:
-				o.verdict = optarg;
-				break;
+			}
+			case 3: o.csv = optarg; break;
+			case 4: o.verdict = optarg; break;
 			case 5:
-				{
-					char	   *end;
+			{
+				char *end;
 
-					o.rep_id = strtoll(optarg, &end, 10);
-					o.has_rep = true;
-					if (*end)
-						return bad_usage("invalid rep id: \"%s\"", optarg);
-					break;
-				}
-			case 6:
-				o.html = optarg;
+				o.rep_id = strtoll(optarg, &end, 10);
+				o.has_rep = true;
+				if (*end)
+					return bad_usage("invalid rep id: \"%s\"", optarg);
 				break;
-			case 7:
-				o.table = optarg;
-				break;
-			case 8:
-				o.reject = optarg;
-				break;
-			case 'o':
-				o.output = optarg;
-				break;
+			}
+			case 6: o.html = optarg; break;
+			case 7: o.table = optarg; break;
+			case 8: o.reject = optarg; break;
+			case 'o': o.output = optarg; break;
 			default:
 				fprintf(stderr, "Try \"refinery --help\" for more information.\n");
 				return EXIT_USAGE;
@@ -283,7 +236,7 @@ main(int argc, char **argv)
 
 	{
 		struct error err;
-		bool		ok;
+		bool ok;
 
 		error_clear(&err);
 		if (strcmp(command, "run") == 0)

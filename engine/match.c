@@ -68,15 +68,15 @@
 #define VALUE_SCALE ((int64_t) 1 << 30)
 
 /* prior strengths (expected wins) when estimated: bounds, and the value with too few units */
-#define PRIOR_MIN 1.0
-#define PRIOR_MAX 1e6
+#define PRIOR_MIN       1.0
+#define PRIOR_MAX       1e6
 #define PRIOR_FEW_UNITS 5
-#define PRIOR_FALLBACK 10.0
+#define PRIOR_FALLBACK  10.0
 
 /* limits that keep capacity * horizon within an SQL integer */
 #define MAX_CAPACITY 1000000
-#define MAX_HORIZON 366
-#define MAX_SOURCES 65534
+#define MAX_HORIZON  366
+#define MAX_SOURCES  65534
 
 static const char *const overflow_names[] = {"keep", "nurture", NULL};
 static const char *const p_model_names[] = {"logistic", "points", "cohort", NULL};
@@ -93,7 +93,7 @@ static bool
 bad(struct rules *r, const char *key, const char *value, const char *what, struct error *err)
 {
 	return error_set(err, EXIT_RULES, "%s: [match] %s: \"%s\" %s", rules_where(r, "match", key),
-					 key, value, what);
+	                 key, value, what);
 }
 
 static bool
@@ -114,7 +114,7 @@ static bool
 get_prior(struct rules *r, const char *key, double *out, struct error *err)
 {
 	const char *v = rules_get(r, "match", key);
-	char	   *end;
+	char *end;
 
 	*out = 0;
 	if (v == NULL || *v == '\0' || strcmp(v, "auto") == 0)
@@ -129,7 +129,7 @@ get_prior(struct rules *r, const char *key, double *out, struct error *err)
 static bool
 split_pair(char *item, char **left, char **right)
 {
-	char	   *colon = strrchr(item, ':');
+	char *colon = strrchr(item, ':');
 
 	if (colon == NULL || colon == item || colon[1] == '\0')
 		return false;
@@ -147,7 +147,7 @@ split_pair(char *item, char **left, char **right)
 static bool
 parse_number(const char *s, double *out)
 {
-	char	   *end;
+	char *end;
 
 	*out = strtod(s, &end);
 	return end != s && *end == '\0' && isfinite(*out);
@@ -158,9 +158,9 @@ static bool
 load_points(struct rules *r, struct match_config *c, struct error *err)
 {
 	const char *v = rules_get(r, "match", "p_points");
-	char	  **items;
-	int			n;
-	bool		ok = true;
+	char **items;
+	int n;
+	bool ok = true;
 
 	if (v == NULL || *v == '\0')
 		return true;
@@ -175,16 +175,14 @@ load_points(struct rules *r, struct match_config *c, struct error *err)
 	}
 	for (int i = 0; i < n && ok; i++)
 	{
-		char	   *a,
-				   *b;
-		double		x,
-					p;
+		char *a, *b;
+		double x, p;
 
 		if (!split_pair(items[i], &a, &b) || !parse_number(a, &x) || !parse_number(b, &p))
 			ok = bad(r, "p_points", v, "is not a list of score:probability pairs", err);
 		else if (x < 0 || x > 100 || p < 0 || p > 1)
 			ok = bad(r, "p_points", v, "has a score outside 0..100 or a probability outside 0..1",
-					 err);
+			         err);
 		else if (i > 0 && x <= c->point_score[i - 1])
 			ok = bad(r, "p_points", v, "does not list its scores in ascending order", err);
 		else
@@ -203,9 +201,9 @@ static bool
 load_cohorts(struct rules *r, struct match_config *c, struct error *err)
 {
 	const char *v = rules_get(r, "match", "p_cohort");
-	char	  **items;
-	int			n;
-	bool		ok = true;
+	char **items;
+	int n;
+	bool ok = true;
 
 	if (v == NULL || *v == '\0')
 		return true;
@@ -222,9 +220,8 @@ load_cohorts(struct rules *r, struct match_config *c, struct error *err)
 	}
 	for (int i = 0; i < n && ok; i++)
 	{
-		char	   *a,
-				   *b;
-		double		p;
+		char *a, *b;
+		double p;
 
 		if (!split_pair(items[i], &a, &b) || !parse_number(b, &p))
 			ok = bad(r, "p_cohort", v, "is not a list of cohort:probability pairs", err);
@@ -250,62 +247,61 @@ load_cohorts(struct rules *r, struct match_config *c, struct error *err)
 
 static bool
 exclusive(struct rules *r, const char *a, const char *b, const char *va, const char *vb,
-		  struct error *err)
+          struct error *err)
 {
 	if (va == NULL || vb == NULL)
 		return true;
-	error_set(err, EXIT_RULES, "%s: [match] %s and %s are both set", rules_where(r, "match", b),
-			  a, b);
+	error_set(err, EXIT_RULES, "%s: [match] %s and %s are both set", rules_where(r, "match", b), a,
+	          b);
 	return error_hint(err, "Give the reps (or their statistics) either as a query or as a CSV "
-					  "file, not both.");
+	                       "file, not both.");
 }
 
 bool
 match_config_load(struct rules *r, struct match_config **out, struct error *err)
 {
 	struct match_config *c = calloc(1, sizeof(*c));
-	double		band;
-	int			e;
+	double band;
+	int e;
 
 	*out = NULL;
 	if (c == NULL)
 		return oom(err);
 	if (!get_string(r, "reps_query", &c->reps_query, err) ||
-		!get_string(r, "reps_csv", &c->reps_csv, err) ||
-		!get_string(r, "stats_query", &c->stats_query, err) ||
-		!get_string(r, "stats_csv", &c->stats_csv, err) ||
-		!exclusive(r, "reps_query", "reps_csv", c->reps_query, c->reps_csv, err) ||
-		!exclusive(r, "stats_query", "stats_csv", c->stats_query, c->stats_csv, err))
+	    !get_string(r, "reps_csv", &c->reps_csv, err) ||
+	    !get_string(r, "stats_query", &c->stats_query, err) ||
+	    !get_string(r, "stats_csv", &c->stats_csv, err) ||
+	    !exclusive(r, "reps_query", "reps_csv", c->reps_query, c->reps_csv, err) ||
+	    !exclusive(r, "stats_query", "stats_csv", c->stats_query, c->stats_csv, err))
 		goto fail;
 	if ((c->stats_query || c->stats_csv) && !c->reps_query && !c->reps_csv)
 	{
 		error_set(err, EXIT_RULES, "%s: [match] %s is set but neither reps_query nor reps_csv",
-				  rules_where(r, "match", c->stats_query ? "stats_query" : "stats_csv"),
-				  c->stats_query ? "stats_query" : "stats_csv");
+		          rules_where(r, "match", c->stats_query ? "stats_query" : "stats_csv"),
+		          c->stats_query ? "stats_query" : "stats_csv");
 		goto fail;
 	}
-	if ((c->reps_where = strdup(rules_where(r, "match", c->reps_query ? "reps_query" :
-												 "reps_csv"))) == NULL ||
-		(c->stats_where = strdup(rules_where(r, "match", c->stats_query ? "stats_query" :
-												  "stats_csv"))) == NULL)
+	if ((c->reps_where =
+	         strdup(rules_where(r, "match", c->reps_query ? "reps_query" : "reps_csv"))) == NULL ||
+	    (c->stats_where =
+	         strdup(rules_where(r, "match", c->stats_query ? "stats_query" : "stats_csv"))) == NULL)
 	{
 		oom(err);
 		goto fail;
 	}
-	if (
-		!rules_get_int(r, "match", "horizon_days", 1, 1, MAX_HORIZON, &c->horizon_days, err) ||
-		!rules_get_enum(r, "match", "overflow", MATCH_OVERFLOW_KEEP, overflow_names, &e, err))
+	if (!rules_get_int(r, "match", "horizon_days", 1, 1, MAX_HORIZON, &c->horizon_days, err) ||
+	    !rules_get_enum(r, "match", "overflow", MATCH_OVERFLOW_KEEP, overflow_names, &e, err))
 		goto fail;
 	c->overflow = (enum match_overflow) e;
 	if (!rules_get_enum(r, "match", "p_model", MATCH_P_LOGISTIC, p_model_names, &e, err))
 		goto fail;
 	c->p_model = (enum match_p_model) e;
 	if (!rules_get_double(r, "match", "p_intercept", -4.6, -50, 50, &c->p_intercept, err) ||
-		!rules_get_double(r, "match", "p_slope", 0.035, -5, 5, &c->p_slope, err) ||
-		!load_points(r, c, err) || !load_cohorts(r, c, err) ||
-		!get_prior(r, "prior_rep", &c->prior_rep, err) ||
-		!get_prior(r, "prior_source", &c->prior_source, err) ||
-		!rules_get_double(r, "match", "score_band", 0.1, 0.01, 100, &band, err))
+	    !rules_get_double(r, "match", "p_slope", 0.035, -5, 5, &c->p_slope, err) ||
+	    !load_points(r, c, err) || !load_cohorts(r, c, err) ||
+	    !get_prior(r, "prior_rep", &c->prior_rep, err) ||
+	    !get_prior(r, "prior_source", &c->prior_source, err) ||
+	    !rules_get_double(r, "match", "score_band", 0.1, 0.01, 100, &band, err))
 		goto fail;
 	c->band_hundredths = (int) llround(band * 100);
 	if (fabs(band * 100 - c->band_hundredths) > 1e-6)
@@ -316,13 +312,13 @@ match_config_load(struct rules *r, struct match_config **out, struct error *err)
 	if (c->p_model == MATCH_P_POINTS && c->npoints == 0)
 	{
 		error_set(err, EXIT_RULES, "%s: [match] p_model is \"points\" but p_points is not set",
-				  rules_where(r, "match", "p_model"));
+		          rules_where(r, "match", "p_model"));
 		goto fail;
 	}
 	if (c->p_model == MATCH_P_COHORT && c->ncohorts == 0)
 	{
 		error_set(err, EXIT_RULES, "%s: [match] p_model is \"cohort\" but p_cohort is not set",
-				  rules_where(r, "match", "p_model"));
+		          rules_where(r, "match", "p_model"));
 		goto fail;
 	}
 	*out = c;
@@ -359,16 +355,15 @@ match_p_lead(const struct match_config *c, double score, const char *cohort)
 {
 	switch (c->p_model)
 	{
-		case MATCH_P_LOGISTIC:
-			return 1.0 / (1.0 + exp(-(c->p_intercept + c->p_slope * score)));
+		case MATCH_P_LOGISTIC: return 1.0 / (1.0 + exp(-(c->p_intercept + c->p_slope * score)));
 		case MATCH_P_POINTS:
 			if (score <= c->point_score[0])
 				return c->point_p[0];
 			for (int i = 1; i < c->npoints; i++)
 				if (score <= c->point_score[i])
 				{
-					double		f = (score - c->point_score[i - 1]) /
-						(c->point_score[i] - c->point_score[i - 1]);
+					double f = (score - c->point_score[i - 1]) /
+					           (c->point_score[i] - c->point_score[i - 1]);
 
 					return c->point_p[i - 1] + f * (c->point_p[i] - c->point_p[i - 1]);
 				}
@@ -395,7 +390,7 @@ utf8_valid(const char *s)
 static inline uint32_t
 hash_id(int64_t id)
 {
-	uint64_t	x = (uint64_t) id + 0x9E3779B97F4A7C15ULL;
+	uint64_t x = (uint64_t) id + 0x9E3779B97F4A7C15ULL;
 
 	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
 	x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
@@ -405,7 +400,7 @@ hash_id(int64_t id)
 static inline uint32_t
 hash_str(const char *s)
 {
-	uint64_t	h = 1469598103934665603ULL;
+	uint64_t h = 1469598103934665603ULL;
 
 	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
 		h = (h ^ *p) * 1099511628211ULL;
@@ -415,7 +410,7 @@ hash_str(const char *s)
 static bool
 index_rebuild(struct rep_table *t, int cap)
 {
-	int32_t    *ix = malloc(sizeof(int32_t) * cap);
+	int32_t *ix = malloc(sizeof(int32_t) * cap);
 
 	if (ix == NULL)
 		return false;
@@ -423,7 +418,7 @@ index_rebuild(struct rep_table *t, int cap)
 		ix[i] = -1;
 	for (int r = 0; r < t->nreps; r++)
 	{
-		uint32_t	h = hash_id(t->reps[r].rep_id) & (cap - 1);
+		uint32_t h = hash_id(t->reps[r].rep_id) & (cap - 1);
 
 		while (ix[h] >= 0)
 			h = (h + 1) & (cap - 1);
@@ -438,7 +433,7 @@ index_rebuild(struct rep_table *t, int cap)
 int
 rep_table_find(const struct rep_table *t, int64_t rep_id)
 {
-	uint32_t	h;
+	uint32_t h;
 
 	if (t == NULL || t->index_cap == 0)
 		return -1;
@@ -501,26 +496,28 @@ rep_table_free(struct rep_table *t)
 }
 
 bool
-rep_table_add_rep(struct rep_table *t, int64_t rep_id, const char *name, bool active,
-				  int capacity, struct error *err)
+rep_table_add_rep(struct rep_table *t, int64_t rep_id, const char *name, bool active, int capacity,
+                  struct error *err)
 {
 	struct rep *r;
 
 	if (rep_id < 0)
 		return error_set(err, EXIT_DATA, "rep id \"%" PRId64 "\" is negative", rep_id);
 	if (capacity < 0 && capacity != REP_CAPACITY_UNLIMITED)
-		return error_set(err, EXIT_DATA, "rep \"%" PRId64 "\": capacity \"%d\" is negative",
-						 rep_id, capacity);
+		return error_set(err, EXIT_DATA, "rep \"%" PRId64 "\": capacity \"%d\" is negative", rep_id,
+		                 capacity);
 	if (capacity > MAX_CAPACITY)
-		return error_set(err, EXIT_DATA, "rep \"%" PRId64 "\": capacity \"%d\" is above %d "
-						 "leads a day", rep_id, capacity, MAX_CAPACITY);
+		return error_set(err, EXIT_DATA,
+		                 "rep \"%" PRId64 "\": capacity \"%d\" is above %d "
+		                 "leads a day",
+		                 rep_id, capacity, MAX_CAPACITY);
 	if (name != NULL && !utf8_valid(name))
 		return error_set(err, EXIT_DATA, "rep \"%" PRId64 "\": name is not valid UTF-8", rep_id);
 	if (rep_table_find(t, rep_id) >= 0)
 		return error_set(err, EXIT_DATA, "rep \"%" PRId64 "\" is listed twice", rep_id);
 	if (t->nreps == t->reps_cap)
 	{
-		int			ncap = t->reps_cap ? t->reps_cap * 2 : 64;
+		int ncap = t->reps_cap ? t->reps_cap * 2 : 64;
 		struct rep *nr = realloc(t->reps, sizeof(*nr) * ncap);
 
 		if (nr == NULL)
@@ -548,7 +545,7 @@ rep_table_add_rep(struct rep_table *t, int64_t rep_id, const char *name, bool ac
 	}
 	else
 	{
-		uint32_t	h = hash_id(rep_id) & (t->index_cap - 1);
+		uint32_t h = hash_id(rep_id) & (t->index_cap - 1);
 
 		while (t->index[h] >= 0)
 			h = (h + 1) & (t->index_cap - 1);
@@ -560,10 +557,10 @@ rep_table_add_rep(struct rep_table *t, int64_t rep_id, const char *name, bool ac
 
 bool
 rep_table_add_stat(struct rep_table *t, int64_t rep_id, const char *source, long attempts,
-				   long wins, struct error *err)
+                   long wins, struct error *err)
 {
-	int			r = rep_table_find(t, rep_id);
-	int			last = -1;
+	int r = rep_table_find(t, rep_id);
+	int last = -1;
 	struct rep_stat *s;
 
 	if (r < 0)
@@ -573,32 +570,40 @@ rep_table_add_stat(struct rep_table *t, int64_t rep_id, const char *source, long
 	}
 	if (source == NULL)
 		return error_set(err, EXIT_DATA, "rep \"%" PRId64 "\": statistics row without a source",
-						 rep_id);
+		                 rep_id);
 	if (!utf8_valid(source))
 		return error_set(err, EXIT_DATA, "rep \"%" PRId64 "\": source is not valid UTF-8", rep_id);
 	if (attempts < 0 || wins < 0)
-		return error_set(err, EXIT_DATA, "rep \"%" PRId64 "\" source \"%s\": negative count "
-						 "(attempts \"%ld\", wins \"%ld\")", rep_id, source, attempts, wins);
+		return error_set(err, EXIT_DATA,
+		                 "rep \"%" PRId64 "\" source \"%s\": negative count "
+		                 "(attempts \"%ld\", wins \"%ld\")",
+		                 rep_id, source, attempts, wins);
 	if (wins > attempts)
-		return error_set(err, EXIT_DATA, "rep \"%" PRId64 "\" source \"%s\": wins \"%ld\" exceed "
-						 "attempts \"%ld\"", rep_id, source, wins, attempts);
+		return error_set(err, EXIT_DATA,
+		                 "rep \"%" PRId64 "\" source \"%s\": wins \"%ld\" exceed "
+		                 "attempts \"%ld\"",
+		                 rep_id, source, wins, attempts);
 	if (attempts > INT32_MAX)
-		return error_set(err, EXIT_DATA, "rep \"%" PRId64 "\" source \"%s\": attempts \"%ld\" "
-						 "exceed %d", rep_id, source, attempts, INT32_MAX);
+		return error_set(err, EXIT_DATA,
+		                 "rep \"%" PRId64 "\" source \"%s\": attempts \"%ld\" "
+		                 "exceed %d",
+		                 rep_id, source, attempts, INT32_MAX);
 	for (int k = t->reps[r].first_stat; k >= 0; k = t->stats[k].next)
 	{
 		if (strcmp(t->stats[k].source, source) == 0)
 		{
-			error_set(err, EXIT_DATA, "rep \"%" PRId64 "\" source \"%s\" is listed twice in the "
-					  "rep statistics", rep_id, source);
+			error_set(err, EXIT_DATA,
+			          "rep \"%" PRId64 "\" source \"%s\" is listed twice in the "
+			          "rep statistics",
+			          rep_id, source);
 			return error_hint(err, "Sum the rows of one rep and source (GROUP BY rep_id, "
-							  "source).");
+			                       "source).");
 		}
 		last = k;
 	}
 	if (t->nstats == t->stats_cap)
 	{
-		int			ncap = t->stats_cap ? t->stats_cap * 2 : 256;
+		int ncap = t->stats_cap ? t->stats_cap * 2 : 256;
 		struct rep_stat *ns = realloc(t->stats, sizeof(*ns) * ncap);
 
 		if (ns == NULL)
@@ -636,16 +641,14 @@ enum side_kind
 	SIDE_STATS
 };
 
-static const char *const side_columns[2][4] = {
-	{"rep_id", "name", "active", "capacity"},
-	{"rep_id", "source", "attempts", "wins"}
-};
+static const char *const side_columns[2][4] = {{"rep_id", "name", "active", "capacity"},
+                                               {"rep_id", "source", "attempts", "wins"}};
 
 static bool
 parse_int64(const char *s, int64_t *out)
 {
-	char	   *end;
-	long long	v;
+	char *end;
+	long long v;
 
 	if (s == NULL || *s == '\0')
 		return false;
@@ -675,35 +678,36 @@ parse_bool(const char *s)
 /* One row: v[4] in side_columns order, NULL = SQL NULL.  `place` says where, for details. */
 static bool
 side_row(struct rep_table *t, enum side_kind kind, const char *const *v, const char *place,
-		 struct error *err)
+         struct error *err)
 {
-	int64_t		id,
-				x,
-				y;
-	bool		ok;
+	int64_t id, x, y;
+	bool ok;
 
 	if (!parse_int64(v[0], &id))
 		ok = error_set(err, EXIT_DATA, "rep_id \"%s\" is not an integer", v[0] ? v[0] : "NULL");
 	else if (kind == SIDE_REPS)
 	{
-		int			active = v[2] ? parse_bool(v[2]) : -1;
+		int active = v[2] ? parse_bool(v[2]) : -1;
 
 		if (active < 0)
 			ok = error_set(err, EXIT_DATA, "rep \"%" PRId64 "\": active \"%s\" is not a boolean",
-						   id, v[2] ? v[2] : "NULL");
+			               id, v[2] ? v[2] : "NULL");
 		else if (v[3] != NULL && *v[3] != '\0' &&
-				 (!parse_int64(v[3], &x) || x < INT32_MIN || x > INT32_MAX))
-			ok = error_set(err, EXIT_DATA, "rep \"%" PRId64 "\": capacity \"%s\" is not an "
-						   "integer", id, v[3]);
+		         (!parse_int64(v[3], &x) || x < INT32_MIN || x > INT32_MAX))
+			ok = error_set(err, EXIT_DATA,
+			               "rep \"%" PRId64 "\": capacity \"%s\" is not an "
+			               "integer",
+			               id, v[3]);
 		else
 			ok = rep_table_add_rep(t, id, v[1], active == 1,
-								   v[3] == NULL || *v[3] == '\0' ? REP_CAPACITY_UNLIMITED :
-								   (int) x, err);
+			                       v[3] == NULL || *v[3] == '\0' ? REP_CAPACITY_UNLIMITED : (int) x,
+			                       err);
 	}
 	else if (!parse_int64(v[2], &x) || !parse_int64(v[3], &y) || x > LONG_MAX || y > LONG_MAX)
-		ok = error_set(err, EXIT_DATA, "rep \"%" PRId64 "\" source \"%s\": attempts \"%s\" and "
-					   "wins \"%s\" must be integers", id, v[1] ? v[1] : "NULL",
-					   v[2] ? v[2] : "NULL", v[3] ? v[3] : "NULL");
+		ok = error_set(err, EXIT_DATA,
+		               "rep \"%" PRId64 "\" source \"%s\": attempts \"%s\" and "
+		               "wins \"%s\" must be integers",
+		               id, v[1] ? v[1] : "NULL", v[2] ? v[2] : "NULL", v[3] ? v[3] : "NULL");
 	else
 		ok = rep_table_add_stat(t, id, v[1], (long) x, (long) y, err);
 	if (!ok && err->code != EXIT_INTERNAL)
@@ -713,14 +717,13 @@ side_row(struct rep_table *t, enum side_kind kind, const char *const *v, const c
 
 static bool
 side_query(PGconn *conn, struct rep_table *t, enum side_kind kind, const char *sql,
-		   const char *where, struct error *err)
+           const char *where, struct error *err)
 {
 	const char *key = kind == SIDE_REPS ? "reps_query" : "stats_query";
-	char		phase[256],
-				place[320];
-	int			col[4];
-	PGresult   *res;
-	bool		ok = true;
+	char phase[256], place[320];
+	int col[4];
+	PGresult *res;
+	bool ok = true;
 
 	snprintf(phase, sizeof(phase), "the query of [match] %s (%s)", key, where);
 	if (conn == NULL)
@@ -730,11 +733,10 @@ side_query(PGconn *conn, struct rep_table *t, enum side_kind kind, const char *s
 	for (int k = 0; k < 4 && ok; k++)
 		if ((col[k] = PQfnumber(res, side_columns[kind][k])) < 0)
 		{
-			error_set(err, EXIT_RULES, "%s returns no column \"%s\"", phase,
-					  side_columns[kind][k]);
+			error_set(err, EXIT_RULES, "%s returns no column \"%s\"", phase, side_columns[kind][k]);
 			ok = error_hint(err, "It must return the columns %s, %s, %s and %s.",
-							side_columns[kind][0], side_columns[kind][1],
-							side_columns[kind][2], side_columns[kind][3]);
+			                side_columns[kind][0], side_columns[kind][1], side_columns[kind][2],
+			                side_columns[kind][3]);
 		}
 	for (int row = 0; row < PQntuples(res) && ok; row++)
 	{
@@ -754,13 +756,13 @@ struct side_csv
 	struct rep_table *t;
 	enum side_kind kind;
 	const char *path;
-	int			col[4];
-	bool		header_seen;
+	int col[4];
+	bool header_seen;
 };
 
 static bool
 side_csv_header(void *ctx, const char *const *fields, const size_t *lens, const bool *is_null,
-				int nfields, long line, struct error *err)
+                int nfields, long line, struct error *err)
 {
 	struct side_csv *c = ctx;
 
@@ -774,10 +776,10 @@ side_csv_header(void *ctx, const char *const *fields, const size_t *lens, const 
 		if (c->col[k] < 0)
 		{
 			error_set(err, EXIT_DATA, "CSV file \"%s\" has no column \"%s\"", c->path,
-					  side_columns[c->kind][k]);
+			          side_columns[c->kind][k]);
 			return error_hint(err, "Its header must name the columns %s, %s, %s and %s.",
-							  side_columns[c->kind][0], side_columns[c->kind][1],
-							  side_columns[c->kind][2], side_columns[c->kind][3]);
+			                  side_columns[c->kind][0], side_columns[c->kind][1],
+			                  side_columns[c->kind][2], side_columns[c->kind][3]);
 		}
 	}
 	return true;
@@ -785,11 +787,11 @@ side_csv_header(void *ctx, const char *const *fields, const size_t *lens, const 
 
 static bool
 side_csv_row(void *ctx, const char *const *fields, const size_t *lens, const bool *is_null,
-			 int nfields, long line, struct error *err)
+             int nfields, long line, struct error *err)
 {
 	struct side_csv *c = ctx;
 	const char *v[4];
-	char		place[1200];
+	char place[1200];
 
 	for (int k = 0; k < 4; k++)
 		v[k] = c->col[k] < nfields && !is_null[c->col[k]] ? fields[c->col[k]] : NULL;
@@ -809,7 +811,7 @@ side_csv(struct rep_table *t, enum side_kind kind, const char *path, struct erro
 	c.path = path;
 	csvio_reader_opts_init(&o);
 	o.header = true;
-	o.trim = true;				/* these files are often written by hand */
+	o.trim = true; /* these files are often written by hand */
 	o.header_fn = side_csv_header;
 	if (!csvio_read(path, &o, side_csv_row, &c, NULL, err))
 		return false;
@@ -828,7 +830,7 @@ bool
 match_load_reps(PGconn *conn, const struct match_config *c, struct batch *b, struct error *err)
 {
 	struct rep_table *t;
-	bool		ok;
+	bool ok;
 
 	rep_table_free(b->reps);
 	b->reps = NULL;
@@ -836,8 +838,8 @@ match_load_reps(PGconn *conn, const struct match_config *c, struct batch *b, str
 		return true;
 	if ((t = rep_table_new()) == NULL)
 		return oom(err);
-	ok = c->reps_query ? side_query(conn, t, SIDE_REPS, c->reps_query, c->reps_where, err) :
-		side_csv(t, SIDE_REPS, c->reps_csv, err);
+	ok = c->reps_query ? side_query(conn, t, SIDE_REPS, c->reps_query, c->reps_where, err)
+	                   : side_csv(t, SIDE_REPS, c->reps_csv, err);
 	if (ok && c->stats_query)
 		ok = side_query(conn, t, SIDE_STATS, c->stats_query, c->stats_where, err);
 	else if (ok && c->stats_csv)
@@ -861,15 +863,14 @@ cmp_strp(const void *a, const void *b)
 
 struct id_index
 {
-	int64_t		id;
-	int			index;
+	int64_t id;
+	int index;
 };
 
 static int
 cmp_id_index(const void *a, const void *b)
 {
-	const struct id_index *x = a,
-			   *y = b;
+	const struct id_index *x = a, *y = b;
 
 	return x->id < y->id ? -1 : x->id > y->id;
 }
@@ -877,7 +878,7 @@ cmp_id_index(const void *a, const void *b)
 int
 rep_table_source_index(const struct rep_table *t, const char *source)
 {
-	uint32_t	h;
+	uint32_t h;
 
 	if (source == NULL || t->src_index_cap == 0)
 		return t->nsources;
@@ -905,15 +906,12 @@ rep_table_source_index(const struct rep_table *t, const char *source)
 static double
 prior_by_moments(const double *w, const double *e, const double *a, int n, int fitted)
 {
-	double		sq = 0,
-				binom = 0,
-				den = 0,
-				num;
-	int			units = 0;
+	double sq = 0, binom = 0, den = 0, num;
+	int units = 0;
 
 	for (int i = 0; i < n; i++)
 	{
-		double		d;
+		double d;
 
 		if (a[i] <= 0 || e[i] <= 0)
 			continue;
@@ -934,17 +932,11 @@ prior_by_moments(const double *w, const double *e, const double *a, int n, int f
 bool
 rep_table_smooth(struct rep_table *t, const struct match_config *c, struct error *err)
 {
-	int			S,
-				R = t->nreps,
-				nlevels;
-	long		A = 0,
-				W = 0;
+	int S, R = t->nreps, nlevels;
+	long A = 0, W = 0;
 	const char **all = NULL;
-	double	   *w = NULL,
-			   *e = NULL,
-			   *a = NULL,
-			   *level = NULL;
-	bool		ok = false;
+	double *w = NULL, *e = NULL, *a = NULL, *level = NULL;
+	bool ok = false;
 
 	smooth_clear(t);
 
@@ -981,7 +973,7 @@ rep_table_smooth(struct rep_table *t, const struct match_config *c, struct error
 	if (S > MAX_SOURCES)
 	{
 		error_set(err, EXIT_DATA, "rep statistics name %d distinct sources, more than %d", S,
-				  MAX_SOURCES);
+		          MAX_SOURCES);
 		goto out;
 	}
 	t->sources = all;
@@ -999,14 +991,14 @@ rep_table_smooth(struct rep_table *t, const struct match_config *c, struct error
 	e = calloc(t->nstats + R + 1, sizeof(double));
 	a = calloc(t->nstats + R + 1, sizeof(double));
 	level = calloc(R + 1, sizeof(double));
-	if (!t->src_index || !t->source_attempts || !t->source_wins || !t->source_rate ||
-		!t->ratio || !w || !e || !a || !level)
+	if (!t->src_index || !t->source_attempts || !t->source_wins || !t->source_rate || !t->ratio ||
+	    !w || !e || !a || !level)
 		goto out_oom;
 	for (int i = 0; i < t->src_index_cap; i++)
 		t->src_index[i] = -1;
 	for (int s = 0; s < S; s++)
 	{
-		uint32_t	h = hash_str(t->sources[s]) & (t->src_index_cap - 1);
+		uint32_t h = hash_str(t->sources[s]) & (t->src_index_cap - 1);
 
 		while (t->src_index[h] >= 0)
 			h = (h + 1) & (t->src_index_cap - 1);
@@ -1063,13 +1055,13 @@ rep_table_smooth(struct rep_table *t, const struct match_config *c, struct error
 	t->team_rate = (double) W / (double) A;
 	for (int s = 0; s <= S; s++)
 		t->source_rate[s] = ((double) t->source_wins[s] + 1.0) /
-			((double) t->source_attempts[s] + 1.0 / t->team_rate);
+		                    ((double) t->source_attempts[s] + 1.0 / t->team_rate);
 
 	/* each rep's skill: wins against the team's wins on the same leads */
 	for (int r = 0; r < R; r++)
 	{
 		struct rep *rp = &t->reps[r];
-		double		er = 0;
+		double er = 0;
 
 		for (int k = rp->first_stat; k >= 0; k = t->stats[k].next)
 			er += (double) t->stats[k].attempts * t->source_rate[t->stats[k].src];
@@ -1104,16 +1096,15 @@ rep_table_smooth(struct rep_table *t, const struct match_config *c, struct error
 		e[k] = (double) st->attempts * t->source_rate[st->src] * level[st->rep];
 		a[k] = (double) st->attempts;
 	}
-	t->prior_source = c->prior_source > 0 ? c->prior_source :
-		prior_by_moments(w, e, a, t->nstats, nlevels);
+	t->prior_source =
+	    c->prior_source > 0 ? c->prior_source : prior_by_moments(w, e, a, t->nstats, nlevels);
 	for (int r = 0; r < R; r++)
 		for (int s = 0; s <= S; s++)
 			t->ratio[(size_t) r * (S + 1) + s] = t->reps[r].skill;
 	for (int k = 0; k < t->nstats; k++)
 	{
 		struct rep_stat *st = &t->stats[k];
-		double		q = t->reps[st->rep].skill * (w[k] + t->prior_source) /
-			(e[k] + t->prior_source);
+		double q = t->reps[st->rep].skill * (w[k] + t->prior_source) / (e[k] + t->prior_source);
 
 		t->ratio[(size_t) st->rep * (S + 1) + st->src] = q;
 		st->rate = fmin(1.0, t->source_rate[st->src] * q);
@@ -1140,16 +1131,16 @@ out:
 /* A kept lead's place: its group (cohort, source, band) and score, then its row. */
 struct lead_key
 {
-	uint64_t	key;
-	uint32_t	row;
+	uint64_t key;
+	uint32_t row;
 };
 
 /* the bits of the double 1.0: p_close <= 1, so P_ONE_BITS - bits(p) orders p descending */
 #define P_ONE_BITS UINT64_C(0x3FF0000000000000)
 
-#define KEY_SCORE_BITS 14
-#define KEY_BAND_SHIFT 14
-#define KEY_SRC_SHIFT 28
+#define KEY_SCORE_BITS   14
+#define KEY_BAND_SHIFT   14
+#define KEY_SRC_SHIFT    28
 #define KEY_COHORT_SHIFT 44
 
 /*
@@ -1161,11 +1152,10 @@ struct lead_key
 static bool
 radix_sort_keys(struct lead_key *keys, size_t n)
 {
-	uint64_t	all = 0;
-	size_t	   *count = malloc(sizeof(size_t) * 65536);
+	uint64_t all = 0;
+	size_t *count = malloc(sizeof(size_t) * 65536);
 	struct lead_key *tmp = malloc(sizeof(*tmp) * (n ? n : 1));
-	struct lead_key *src = keys,
-			   *dst = tmp;
+	struct lead_key *src = keys, *dst = tmp;
 
 	if (count == NULL || tmp == NULL)
 	{
@@ -1177,14 +1167,14 @@ radix_sort_keys(struct lead_key *keys, size_t n)
 		all |= keys[i].key;
 	for (int shift = 0; shift < 64 && (all >> shift) != 0; shift += 16)
 	{
-		size_t		sum = 0;
+		size_t sum = 0;
 
 		memset(count, 0, sizeof(size_t) * 65536);
 		for (size_t i = 0; i < n; i++)
 			count[(src[i].key >> shift) & 0xFFFF]++;
 		for (int d = 0; d < 65536; d++)
 		{
-			size_t		c = count[d];
+			size_t c = count[d];
 
 			count[d] = sum;
 			sum += c;
@@ -1203,24 +1193,24 @@ radix_sort_keys(struct lead_key *keys, size_t n)
 
 struct group
 {
-	size_t		first;			/* into the sorted keys */
-	size_t		n;
-	int			src;
-	double		psum;			/* sum of p_lead, in sorted order */
-	double		pmax;
+	size_t first; /* into the sorted keys */
+	size_t n;
+	int src;
+	double psum; /* sum of p_lead, in sorted order */
+	double pmax;
 };
 
 /* p_lead of every kept lead into pbase[row]; others -1.  False when a cohort has no rate. */
 static bool
 base_probabilities(const struct batch *b, const struct match_config *c, double *pbase,
-				   struct error *err)
+                   struct error *err)
 {
-	long		bad_row = -1;
+	long bad_row = -1;
 
 #pragma omp parallel for schedule(static)
 	for (size_t i = 0; i < b->n; i++)
 	{
-		double		sc;
+		double sc;
 
 		if (b->verdict[i] != VERDICT_KEPT)
 		{
@@ -1229,7 +1219,7 @@ base_probabilities(const struct batch *b, const struct match_config *c, double *
 		}
 		sc = b->score[i];
 		if (!(sc >= 0))
-			sc = 0;				/* NaN or negative: an unscored lead */
+			sc = 0; /* NaN or negative: an unscored lead */
 		if (sc > 100)
 			sc = 100;
 		pbase[i] = match_p_lead(c, sc, b->cohort_name[i]);
@@ -1243,9 +1233,9 @@ base_probabilities(const struct batch *b, const struct match_config *c, double *
 		const char *name = b->cohort_name[bad_row];
 
 		error_set(err, EXIT_RULES, "%s: [match] p_cohort has no rate for cohort \"%s\"",
-				  c->cohort_where ? c->cohort_where : "", name ? name : "(none)");
+		          c->cohort_where ? c->cohort_where : "", name ? name : "(none)");
 		return error_detail(err, "Lead \"%s\" is in that cohort.",
-							batch_lead_id(b, bad_row) ? batch_lead_id(b, bad_row) : "");
+		                    batch_lead_id(b, bad_row) ? batch_lead_id(b, bad_row) : "");
 	}
 	return true;
 }
@@ -1255,22 +1245,16 @@ match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 {
 	const struct match_config *c = rs->match;
 	struct rep_table *t = b->reps;
-	double	   *pbase = NULL;
+	double *pbase = NULL;
 	struct lead_key *keys = NULL;
 	struct group *groups = NULL;
-	int		   *sink_rep = NULL;
-	int64_t    *cap = NULL,
-			   *supply = NULL,
-			   *cost = NULL,
-			   *uns = NULL;
+	int *sink_rep = NULL;
+	int64_t *cap = NULL, *supply = NULL, *cost = NULL, *uns = NULL;
 	struct lead_key *queue = NULL;
 	struct mincost_flow flow = {0};
-	size_t		nk = 0,
-				ng = 0,
-				served = 0,
-				over = 0;
-	int			J = 0;
-	bool		ok = false;
+	size_t nk = 0, ng = 0, served = 0, over = 0;
+	int J = 0;
+	bool ok = false;
 
 	for (size_t i = 0; i < b->n; i++)
 	{
@@ -1314,14 +1298,14 @@ match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 		if (!rp->active || rp->capacity == 0)
 			continue;
 		sink_rep[J] = t->order[k];
-		cap[J] = rp->capacity == REP_CAPACITY_UNLIMITED ? MINCOST_UNLIMITED :
-			(int64_t) rp->capacity * c->horizon_days;
+		cap[J] = rp->capacity == REP_CAPACITY_UNLIMITED ? MINCOST_UNLIMITED
+		                                                : (int64_t) rp->capacity * c->horizon_days;
 		J++;
 	}
 	if (J > MINCOST_MAX_SINKS)
 	{
 		error_set(err, EXIT_DATA, "%d active reps are more than the matcher handles (%d)", J,
-				  MINCOST_MAX_SINKS);
+		          MINCOST_MAX_SINKS);
 		goto out;
 	}
 
@@ -1329,7 +1313,7 @@ match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 	if ((keys = malloc(sizeof(*keys) * (nk ? nk : 1))) == NULL)
 		goto out_oom;
 	{
-		size_t		j = 0;
+		size_t j = 0;
 
 		for (size_t i = 0; i < b->n; i++)
 			if (b->verdict[i] == VERDICT_KEPT)
@@ -1338,17 +1322,18 @@ match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 #pragma omp parallel for schedule(static)
 	for (size_t j = 0; j < nk; j++)
 	{
-		size_t		i = keys[j].row;
-		double		sc = b->score[i];
-		int64_t		h;
-		uint64_t	src = (uint64_t) rep_table_source_index(t, b->col[FIELD_SOURCE][i]);
-		uint64_t	coh = b->cohort[i] >= 0 ? (uint64_t) b->cohort[i] + 1 : 0;
+		size_t i = keys[j].row;
+		double sc = b->score[i];
+		int64_t h;
+		uint64_t src = (uint64_t) rep_table_source_index(t, b->col[FIELD_SOURCE][i]);
+		uint64_t coh = b->cohort[i] >= 0 ? (uint64_t) b->cohort[i] + 1 : 0;
 
 		h = sc >= 0 ? llround(sc * 100) : 0;
 		if (h > 10000)
 			h = 10000;
 		keys[j].key = (coh << KEY_COHORT_SHIFT) | (src << KEY_SRC_SHIFT) |
-			((uint64_t) (h / c->band_hundredths) << KEY_BAND_SHIFT) | (uint64_t) (10000 - h);
+		              ((uint64_t) (h / c->band_hundredths) << KEY_BAND_SHIFT) |
+		              (uint64_t) (10000 - h);
 	}
 	if (!radix_sort_keys(keys, nk))
 		goto out_oom;
@@ -1372,7 +1357,7 @@ match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 	for (size_t j = 0; j < nk; j++)
 	{
 		struct group *g;
-		double		p = pbase[keys[j].row];
+		double p = pbase[keys[j].row];
 
 		if (j == 0 || (keys[j].key >> KEY_SCORE_BITS) != (keys[j - 1].key >> KEY_SCORE_BITS))
 		{
@@ -1402,14 +1387,13 @@ match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 		uns[gi] = VALUE_SCALE;
 		for (int k = 0; k < J; k++)
 		{
-			double		q = rep_table_ratio(t, sink_rep[k], g->src),
-						v;
+			double q = rep_table_ratio(t, sink_rep[k], g->src), v;
 
 			if (g->pmax * q <= 1.0)
 				v = g->psum * q / (double) g->n;
 			else
 			{
-				double		sum = 0;
+				double sum = 0;
 
 				for (size_t j = g->first; j < g->first + g->n; j++)
 					sum += fmin(1.0, pbase[keys[j].row] * q);
@@ -1426,14 +1410,12 @@ match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 	 * most at (ties by rep id); what the flow left unserved is the tail.
 	 */
 	{
-		size_t		a = 0;
+		size_t a = 0;
 
 		for (size_t gi = 0; gi < ng; gi++)
 		{
 			const struct group *g = &groups[gi];
-			size_t		next = g->first,
-						a0 = a,
-						na;
+			size_t next = g->first, a0 = a, na;
 
 			while (a < flow.narcs && (size_t) flow.arcs[a].group == gi)
 				a++;
@@ -1442,13 +1424,13 @@ match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 			for (size_t x = a0 + 1; x < a0 + na; x++)
 			{
 				struct mincost_arc tmp = flow.arcs[x];
-				size_t		y = x;
+				size_t y = x;
 
 				while (y > a0)
 				{
 					const struct mincost_arc *p = &flow.arcs[y - 1];
-					int64_t		cp = p->sink < J ? cost[gi * J + p->sink] : VALUE_SCALE + 1,
-								ct = tmp.sink < J ? cost[gi * J + tmp.sink] : VALUE_SCALE + 1;
+					int64_t cp = p->sink < J ? cost[gi * J + p->sink] : VALUE_SCALE + 1,
+					        ct = tmp.sink < J ? cost[gi * J + tmp.sink] : VALUE_SCALE + 1;
 
 					if (cp < ct || (cp == ct && p->sink < tmp.sink))
 						break;
@@ -1463,11 +1445,11 @@ match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 
 				for (int64_t u = 0; u < arc->amount; u++, next++)
 				{
-					size_t		i = keys[next].row;
+					size_t i = keys[next].row;
 
 					if (arc->sink < J)
 					{
-						int			r = sink_rep[arc->sink];
+						int r = sink_rep[arc->sink];
 
 						b->rep_id[i] = t->reps[r].rep_id;
 						b->p_close[i] = fmin(1.0, pbase[i] * rep_table_ratio(t, r, g->src));
@@ -1476,9 +1458,10 @@ match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 					else
 					{
 						b->p_close[i] = pbase[i];
-						batch_mark(b, i, c->overflow == MATCH_OVERFLOW_NURTURE ?
-								   VERDICT_NURTURE : VERDICT_KEPT, "match.overflow",
-								   "over capacity");
+						batch_mark(b, i,
+						           c->overflow == MATCH_OVERFLOW_NURTURE ? VERDICT_NURTURE
+						                                                 : VERDICT_KEPT,
+						           "match.overflow", "over capacity");
 						over++;
 					}
 				}
@@ -1494,9 +1477,8 @@ match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 	if ((queue = malloc(sizeof(*queue) * (served ? served : 1))) == NULL)
 		goto out_oom;
 	{
-		size_t		q = 0;
-		int64_t		due_min = INT64_MAX,
-					due_max = INT64_MIN;
+		size_t q = 0;
+		int64_t due_min = INT64_MAX, due_max = INT64_MIN;
 
 		for (size_t i = 0; i < b->n; i++)
 		{
@@ -1516,10 +1498,10 @@ match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 		}
 		for (size_t x = 0; x < served; x++)
 		{
-			int64_t		due = b->sla_due_at[queue[x].row];
+			int64_t due = b->sla_due_at[queue[x].row];
 
 			if (due_min > due_max)
-				queue[x].key = 0;	/* no lead has a due date */
+				queue[x].key = 0; /* no lead has a due date */
 			else if (due == BATCH_NO_TIME)
 				queue[x].key = (uint64_t) due_max - (uint64_t) due_min + 1;
 			else
@@ -1529,8 +1511,8 @@ match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 			goto out_oom;
 		for (size_t x = 0; x < served; x++)
 		{
-			uint64_t	bits;
-			double		p = b->p_close[queue[x].row];
+			uint64_t bits;
+			double p = b->p_close[queue[x].row];
 
 			/* a non-negative double's bits order like its value */
 			memcpy(&bits, &p, sizeof(bits));
@@ -1576,7 +1558,7 @@ out:
 
 int
 match_rep_summaries(const struct rep_table *t, const struct match_config *c,
-					struct match_rep_summary *out)
+                    struct match_rep_summary *out)
 {
 	if (t == NULL || !t->smoothed)
 		return t == NULL ? 0 : -1;
@@ -1587,8 +1569,8 @@ match_rep_summaries(const struct rep_table *t, const struct match_config *c,
 		out[k].rep_id = rp->rep_id;
 		out[k].name = rp->name;
 		out[k].active = rp->active;
-		out[k].capacity = rp->capacity == REP_CAPACITY_UNLIMITED ? -1 :
-			(long) rp->capacity * c->horizon_days;
+		out[k].capacity =
+		    rp->capacity == REP_CAPACITY_UNLIMITED ? -1 : (long) rp->capacity * c->horizon_days;
 		out[k].assigned = rp->assigned;
 		out[k].expected_conversions = rp->expected;
 		out[k].close_rate = rp->close_rate;
@@ -1600,7 +1582,7 @@ static int
 cmp_stat_source(const void *a, const void *b)
 {
 	const struct rep_stat *x = *(const struct rep_stat *const *) a,
-			   *y = *(const struct rep_stat *const *) b;
+	                      *y = *(const struct rep_stat *const *) b;
 
 	return strcmp(x->source, y->source);
 }
@@ -1609,7 +1591,7 @@ int
 match_source_summaries(const struct rep_table *t, struct match_source_summary *out)
 {
 	const struct rep_stat **tmp;
-	int			n = 0;
+	int n = 0;
 
 	if (t == NULL || !t->smoothed)
 		return t == NULL ? 0 : -1;
@@ -1618,7 +1600,7 @@ match_source_summaries(const struct rep_table *t, struct match_source_summary *o
 	for (int k = 0; k < t->nreps; k++)
 	{
 		const struct rep *rp = &t->reps[t->order[k]];
-		int			m = 0;
+		int m = 0;
 
 		for (int s = rp->first_stat; s >= 0; s = t->stats[s].next)
 			tmp[m++] = &t->stats[s];
@@ -1657,13 +1639,12 @@ sql_literal(struct strbuf *sb, const char *s)
 
 bool
 match_summary_sql(const struct batch *b, const struct ruleset *rs, int64_t run_id,
-				  struct strbuf *sb, struct error *err)
+                  struct strbuf *sb, struct error *err)
 {
 	const struct rep_table *t = b->reps;
 	struct match_rep_summary *rsum = NULL;
 	struct match_source_summary *ssum = NULL;
-	int			nr,
-				ns;
+	int nr, ns;
 
 	if (t == NULL || t->nreps == 0)
 		return true;
@@ -1684,7 +1665,7 @@ match_summary_sql(const struct batch *b, const struct ruleset *rs, int64_t run_i
 		return error_set(err, EXIT_INTERNAL, "rep summaries requested before the match stage");
 	}
 	sb_puts(sb, "INSERT INTO refinery.run_reps (run_id, rep_id, rep_name, active, capacity, "
-			"assigned, expected_conversions, close_rate) VALUES\n");
+	            "assigned, expected_conversions, close_rate) VALUES\n");
 	for (int k = 0; k < nr; k++)
 	{
 		sb_printf(sb, "(%" PRId64 ", %" PRId64 ", ", run_id, rsum[k].rep_id);
@@ -1694,19 +1675,19 @@ match_summary_sql(const struct batch *b, const struct ruleset *rs, int64_t run_i
 			sb_puts(sb, "NULL");
 		else
 			sb_printf(sb, "%ld", rsum[k].capacity);
-		sb_printf(sb, ", %ld, %.17g, %.17g)%s\n", rsum[k].assigned,
-				  rsum[k].expected_conversions, rsum[k].close_rate, k + 1 < nr ? "," : ";");
+		sb_printf(sb, ", %ld, %.17g, %.17g)%s\n", rsum[k].assigned, rsum[k].expected_conversions,
+		          rsum[k].close_rate, k + 1 < nr ? "," : ";");
 	}
 	if (ns > 0)
 	{
 		sb_puts(sb, "INSERT INTO refinery.run_rep_sources (run_id, rep_id, source, attempts, "
-				"wins, rate_smoothed) VALUES\n");
+		            "wins, rate_smoothed) VALUES\n");
 		for (int k = 0; k < ns; k++)
 		{
 			sb_printf(sb, "(%" PRId64 ", %" PRId64 ", ", run_id, ssum[k].rep_id);
 			sql_literal(sb, ssum[k].source);
 			sb_printf(sb, ", %ld, %ld, %.17g)%s\n", ssum[k].attempts, ssum[k].wins,
-					  ssum[k].rate_smoothed, k + 1 < ns ? "," : ";");
+			          ssum[k].rate_smoothed, k + 1 < ns ? "," : ";");
 		}
 	}
 	free(rsum);

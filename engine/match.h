@@ -34,87 +34,87 @@
 
 enum match_p_model
 {
-	MATCH_P_LOGISTIC,			/* p = 1 / (1 + exp(-(p_intercept + p_slope * score))) */
-	MATCH_P_POINTS,				/* piecewise linear through p_points, flat beyond the ends */
-	MATCH_P_COHORT				/* one base rate per cohort name (p_cohort) */
+	MATCH_P_LOGISTIC, /* p = 1 / (1 + exp(-(p_intercept + p_slope * score))) */
+	MATCH_P_POINTS,   /* piecewise linear through p_points, flat beyond the ends */
+	MATCH_P_COHORT    /* one base rate per cohort name (p_cohort) */
 };
 
 enum match_overflow
 {
-	MATCH_OVERFLOW_KEEP,		/* verdict stays kept, rep_id -1, reason "over capacity" */
-	MATCH_OVERFLOW_NURTURE		/* verdict nurture, reason "over capacity" */
+	MATCH_OVERFLOW_KEEP,   /* verdict stays kept, rep_id -1, reason "over capacity" */
+	MATCH_OVERFLOW_NURTURE /* verdict nurture, reason "over capacity" */
 };
 
 /* [match]; every string owned. */
 struct match_config
 {
 	/* where the pull reads the reps and their history; at most one of each pair */
-	char	   *reps_query;		/* SELECT rep_id, name, active, capacity ... */
-	char	   *reps_csv;		/* file with the header rep_id,name,active,capacity */
-	char	   *stats_query;	/* SELECT rep_id, source, attempts, wins ... */
-	char	   *stats_csv;		/* file with the header rep_id,source,attempts,wins */
-	char	   *reps_where;		/* "file:line" of the reps key that is set, for messages */
-	char	   *stats_where;
+	char *reps_query;  /* SELECT rep_id, name, active, capacity ... */
+	char *reps_csv;    /* file with the header rep_id,name,active,capacity */
+	char *stats_query; /* SELECT rep_id, source, attempts, wins ... */
+	char *stats_csv;   /* file with the header rep_id,source,attempts,wins */
+	char *reps_where;  /* "file:line" of the reps key that is set, for messages */
+	char *stats_where;
 
-	long		horizon_days;	/* a rep takes capacity * horizon_days leads */
+	long horizon_days; /* a rep takes capacity * horizon_days leads */
 	enum match_overflow overflow;
 
 	enum match_p_model p_model;
-	double		p_intercept;
-	double		p_slope;
-	int			npoints;		/* p_points: ascending scores and their p */
-	double	   *point_score;
-	double	   *point_p;
-	int			ncohorts;		/* p_cohort: names and rates */
-	char	  **cohort_name;
-	double	   *cohort_p;
-	char	   *cohort_where;	/* "file:line" of p_cohort, for errors at run time */
+	double p_intercept;
+	double p_slope;
+	int npoints; /* p_points: ascending scores and their p */
+	double *point_score;
+	double *point_p;
+	int ncohorts; /* p_cohort: names and rates */
+	char **cohort_name;
+	double *cohort_p;
+	char *cohort_where; /* "file:line" of p_cohort, for errors at run time */
 
-	double		prior_rep;		/* prior strength in expected wins; 0 = estimate it */
-	double		prior_source;	/* same, for one source of one rep */
-	int			band_hundredths;	/* score band of the groups, in 0.01 points */
+	double prior_rep;    /* prior strength in expected wins; 0 = estimate it */
+	double prior_source; /* same, for one source of one rep */
+	int band_hundredths; /* score band of the groups, in 0.01 points */
 };
 
 /* Read [match]; EXIT_RULES errors name file:line. */
-bool		match_config_load(struct rules *r, struct match_config **out, struct error *err);
-void		match_config_free(struct match_config *c);	/* NULL is a no-op */
+bool match_config_load(struct rules *r, struct match_config **out, struct error *err);
+void match_config_free(struct match_config *c); /* NULL is a no-op */
 
 /*
  * A lead's base close probability from its score (0..100) and, for
  * p_model = cohort, its cohort's name.  Returns -1 when the model is
  * "cohort" and the cohort has no rate.
  */
-double		match_p_lead(const struct match_config *c, double score, const char *cohort);
+double match_p_lead(const struct match_config *c, double score, const char *cohort);
 
 /* ------------------------------------------------------------- rep table */
 
 /* One row of history: a rep's leads of one source.  Filled by smoothing: rate, ratio. */
 struct rep_stat
 {
-	int			rep;			/* index of the rep in rep_table.reps */
-	int			next;			/* next stat of the same rep, -1 = last */
-	const char *source;			/* in the table's arena */
-	int			src;			/* index into rep_table.sources */
-	long		attempts;
-	long		wins;
-	double		rate;			/* smoothed close rate of the rep on this source */
+	int rep;            /* index of the rep in rep_table.reps */
+	int next;           /* next stat of the same rep, -1 = last */
+	const char *source; /* in the table's arena */
+	int src;            /* index into rep_table.sources */
+	long attempts;
+	long wins;
+	double rate; /* smoothed close rate of the rep on this source */
 };
 
 struct rep
 {
-	int64_t		rep_id;
-	const char *name;			/* in the table's arena; NULL = unknown */
-	bool		active;
-	int			capacity;		/* per day, or REP_CAPACITY_UNLIMITED */
-	int			first_stat;		/* -1 = no history */
+	int64_t rep_id;
+	const char *name; /* in the table's arena; NULL = unknown */
+	bool active;
+	int capacity;   /* per day, or REP_CAPACITY_UNLIMITED */
+	int first_stat; /* -1 = no history */
 	/* filled by rep_table_smooth() */
-	long		attempts;		/* over every source */
-	long		wins;
-	double		skill;			/* smoothed multiplier of the team's rates, source mix removed */
-	double		close_rate;		/* smoothed overall close rate on the rep's own mix */
+	long attempts; /* over every source */
+	long wins;
+	double skill;      /* smoothed multiplier of the team's rates, source mix removed */
+	double close_rate; /* smoothed overall close rate on the rep's own mix */
 	/* filled by match_stage() */
-	long		assigned;
-	double		expected;		/* sum of p_close of the rep's leads */
+	long assigned;
+	double expected; /* sum of p_close of the rep's leads */
 };
 
 /*
@@ -125,34 +125,34 @@ struct rep
  */
 struct rep_table
 {
-	int			nreps;
-	int			reps_cap;
+	int nreps;
+	int reps_cap;
 	struct rep *reps;
-	int			nstats;
-	int			stats_cap;
+	int nstats;
+	int stats_cap;
 	struct rep_stat *stats;
-	struct arena *arena;		/* names and sources */
-	int32_t    *index;			/* open addressing: rep id -> index in reps, -1 empty */
-	int			index_cap;		/* a power of two */
+	struct arena *arena; /* names and sources */
+	int32_t *index;      /* open addressing: rep id -> index in reps, -1 empty */
+	int index_cap;       /* a power of two */
 
 	/* filled by rep_table_smooth() */
-	bool		smoothed;
-	int		   *order;			/* nreps rep indexes by rep id */
-	int			nsources;
-	const char **sources;		/* distinct sources of the history, in byte order */
-	long	   *source_attempts;
-	long	   *source_wins;
-	double	   *source_rate;	/* the team's smoothed rate per source */
-	double		team_rate;		/* wins / attempts over everything; 0 without history */
-	double		prior_rep;		/* the prior strengths used (set or estimated) */
-	double		prior_source;
-	double	   *ratio;			/* nreps x (nsources + 1) */
-	int32_t    *src_index;		/* open addressing over sources, -1 empty */
-	int			src_index_cap;
+	bool smoothed;
+	int *order; /* nreps rep indexes by rep id */
+	int nsources;
+	const char **sources; /* distinct sources of the history, in byte order */
+	long *source_attempts;
+	long *source_wins;
+	double *source_rate; /* the team's smoothed rate per source */
+	double team_rate;    /* wins / attempts over everything; 0 without history */
+	double prior_rep;    /* the prior strengths used (set or estimated) */
+	double prior_source;
+	double *ratio;      /* nreps x (nsources + 1) */
+	int32_t *src_index; /* open addressing over sources, -1 empty */
+	int src_index_cap;
 };
 
-struct rep_table *rep_table_new(void);	/* NULL on out of memory */
-void		rep_table_free(struct rep_table *t);	/* NULL is a no-op */
+struct rep_table *rep_table_new(void);    /* NULL on out of memory */
+void rep_table_free(struct rep_table *t); /* NULL is a no-op */
 
 /*
  * Add a rep.  `name` is copied (NULL allowed).  capacity is leads per day,
@@ -160,8 +160,8 @@ void		rep_table_free(struct rep_table *t);	/* NULL is a no-op */
  * name that is not UTF-8 or an id given twice is an EXIT_DATA error naming
  * the rep.
  */
-bool		rep_table_add_rep(struct rep_table *t, int64_t rep_id, const char *name, bool active,
-							  int capacity, struct error *err);
+bool rep_table_add_rep(struct rep_table *t, int64_t rep_id, const char *name, bool active,
+                       int capacity, struct error *err);
 
 /*
  * Add one rep's history on one source (add the rep first).  `source` is
@@ -170,21 +170,21 @@ bool		rep_table_add_rep(struct rep_table *t, int64_t rep_id, const char *name, b
  * attempts, counts above 2^31 - 1 or the same rep and source twice is an
  * EXIT_DATA error naming the rep.
  */
-bool		rep_table_add_stat(struct rep_table *t, int64_t rep_id, const char *source,
-							   long attempts, long wins, struct error *err);
+bool rep_table_add_stat(struct rep_table *t, int64_t rep_id, const char *source, long attempts,
+                        long wins, struct error *err);
 
 /* Index of a rep by id, -1 when absent. */
-int			rep_table_find(const struct rep_table *t, int64_t rep_id);
+int rep_table_find(const struct rep_table *t, int64_t rep_id);
 
 /*
  * Smooth the history (see match.c): the team's rate per source, each rep's
  * skill and close rate, each rep's rate per source and the ratio table.
  * Called by match_stage(); safe to call again.  False only on out of memory.
  */
-bool		rep_table_smooth(struct rep_table *t, const struct match_config *c, struct error *err);
+bool rep_table_smooth(struct rep_table *t, const struct match_config *c, struct error *err);
 
 /* After smoothing: the index of a source in t->sources, or t->nsources when unknown or NULL. */
-int			rep_table_source_index(const struct rep_table *t, const char *source);
+int rep_table_source_index(const struct rep_table *t, const char *source);
 
 /* After smoothing: rep r's ratio on source index s (as returned above). */
 static inline double
@@ -196,7 +196,7 @@ rep_table_ratio(const struct rep_table *t, int r, int s)
 /* ------------------------------------------------------------ loading */
 
 /* Whether the reps or their history come from a query (the run then needs a connection). */
-bool		match_needs_db(const struct match_config *c);
+bool match_needs_db(const struct match_config *c);
 
 /*
  * Fill b->reps (replacing any table there) from [match] reps_query or
@@ -206,8 +206,8 @@ bool		match_needs_db(const struct match_config *c);
  * limit.  Without a reps key b->reps stays NULL: matching is off.  Errors
  * name the rep and, in the detail, the query's rule or the file's line.
  */
-bool		match_load_reps(PGconn *conn, const struct match_config *c, struct batch *b,
-							struct error *err);
+bool match_load_reps(PGconn *conn, const struct match_config *c, struct batch *b,
+                     struct error *err);
 
 /* ------------------------------------------------------------- the stage */
 
@@ -218,42 +218,42 @@ bool		match_load_reps(PGconn *conn, const struct match_config *c, struct batch *
  * overflow = nurture).  Without a rep table (b->reps NULL) every kept lead
  * gets only its base p_close.  Deterministic whatever the thread count.
  */
-bool		match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
-						struct error *err);
+bool match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
+                 struct error *err);
 
 /* ------------------------------------------------------------- summaries */
 
 struct match_rep_summary
 {
-	int64_t		rep_id;
-	const char *name;			/* borrowed from the table; may be NULL */
-	bool		active;
-	long		capacity;		/* over the horizon; -1 = unlimited */
-	long		assigned;
-	double		expected_conversions;
-	double		close_rate;		/* smoothed overall */
+	int64_t rep_id;
+	const char *name; /* borrowed from the table; may be NULL */
+	bool active;
+	long capacity; /* over the horizon; -1 = unlimited */
+	long assigned;
+	double expected_conversions;
+	double close_rate; /* smoothed overall */
 };
 
 struct match_source_summary
 {
-	int64_t		rep_id;
-	const char *source;			/* borrowed from the table */
-	long		attempts;
-	long		wins;
-	double		rate_smoothed;
+	int64_t rep_id;
+	const char *source; /* borrowed from the table */
+	long attempts;
+	long wins;
+	double rate_smoothed;
 };
 
 /*
  * Fill out[t->nreps] in rep-id order (after match_stage).  Returns the count.
  */
-int			match_rep_summaries(const struct rep_table *t, const struct match_config *c,
-								struct match_rep_summary *out);
+int match_rep_summaries(const struct rep_table *t, const struct match_config *c,
+                        struct match_rep_summary *out);
 
 /*
  * Fill out[t->nstats] in rep-id order, then by source (after match_stage).
  * Returns the count.
  */
-int			match_source_summaries(const struct rep_table *t, struct match_source_summary *out);
+int match_source_summaries(const struct rep_table *t, struct match_source_summary *out);
 
 /*
  * The rep summaries as SQL for the write back: INSERT statements into
@@ -261,7 +261,7 @@ int			match_source_summaries(const struct rep_table *t, struct match_source_summ
  * when the batch has no rep table.  Values are literals (names escaped as
  * E'' strings, valid UTF-8 checked when added).
  */
-bool		match_summary_sql(const struct batch *b, const struct ruleset *rs, int64_t run_id,
-							  struct strbuf *sb, struct error *err);
+bool match_summary_sql(const struct batch *b, const struct ruleset *rs, int64_t run_id,
+                       struct strbuf *sb, struct error *err);
 
-#endif							/* REFINERY_MATCH_H */
+#endif /* REFINERY_MATCH_H */

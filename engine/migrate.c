@@ -19,13 +19,13 @@
 #include "rules.h"
 
 /* pg_advisory_lock key pair for init-db: "REFI" and 1 */
-#define MIGRATE_LOCK "SELECT pg_advisory_lock(1380271689, 1)"
+#define MIGRATE_LOCK   "SELECT pg_advisory_lock(1380271689, 1)"
 #define MIGRATE_UNLOCK "SELECT pg_advisory_unlock(1380271689, 1)"
 
 int
 migrate_latest(void)
 {
-	int			v = 0;
+	int v = 0;
 
 	for (int i = 0; i < embedded_migration_count; i++)
 		if (embedded_migrations[i].version > v)
@@ -36,9 +36,9 @@ migrate_latest(void)
 static bool
 read_only(PGconn *conn, struct error *err)
 {
-	PGresult   *res = pg_query(conn, "checking the connection",
-							   "SELECT current_setting('transaction_read_only')", 0, NULL, err);
-	bool		ro;
+	PGresult *res = pg_query(conn, "checking the connection",
+	                         "SELECT current_setting('transaction_read_only')", 0, NULL, err);
+	bool ro;
 
 	if (res == NULL)
 		return true;
@@ -48,7 +48,7 @@ read_only(PGconn *conn, struct error *err)
 	{
 		error_set(err, EXIT_DATA, "the connection is read-only");
 		error_hint(err, "Connect to the primary server, not a standby, or unset "
-				   "default_transaction_read_only for this role.");
+		                "default_transaction_read_only for this role.");
 	}
 	return ro;
 }
@@ -56,27 +56,28 @@ read_only(PGconn *conn, struct error *err)
 bool
 migrate_apply(PGconn *conn, int *applied, int *version, struct error *err)
 {
-	PGresult   *res = NULL;
-	bool		ok = false;
-	int			have_max = 0;
+	PGresult *res = NULL;
+	bool ok = false;
+	int have_max = 0;
 
 	*applied = 0;
 	*version = 0;
 	if (read_only(conn, err) || !pg_exec(conn, "locking the schema", MIGRATE_LOCK, err))
 		return false;
 	if (!pg_exec(conn, "creating the schema",
-				 "SET client_min_messages = warning;"
-				 "CREATE SCHEMA IF NOT EXISTS refinery;"
-				 "CREATE TABLE IF NOT EXISTS refinery.schema_migrations ("
-				 " version int PRIMARY KEY, name text NOT NULL, sha256 text NOT NULL,"
-				 " applied_at timestamptz NOT NULL DEFAULT now());"
-				 "COMMENT ON TABLE refinery.schema_migrations IS "
-				 "'Which schema migrations of refinery have been applied (refinery init-db).';"
-				 "RESET client_min_messages", err))
+	             "SET client_min_messages = warning;"
+	             "CREATE SCHEMA IF NOT EXISTS refinery;"
+	             "CREATE TABLE IF NOT EXISTS refinery.schema_migrations ("
+	             " version int PRIMARY KEY, name text NOT NULL, sha256 text NOT NULL,"
+	             " applied_at timestamptz NOT NULL DEFAULT now());"
+	             "COMMENT ON TABLE refinery.schema_migrations IS "
+	             "'Which schema migrations of refinery have been applied (refinery init-db).';"
+	             "RESET client_min_messages",
+	             err))
 		goto out;
 	res = pg_query(conn, "reading the schema version",
-				   "SELECT version, sha256 FROM refinery.schema_migrations ORDER BY version",
-				   0, NULL, err);
+	               "SELECT version, sha256 FROM refinery.schema_migrations ORDER BY version", 0,
+	               NULL, err);
 	if (res == NULL)
 		goto out;
 	for (int r = 0; r < PQntuples(res); r++)
@@ -84,19 +85,20 @@ migrate_apply(PGconn *conn, int *applied, int *version, struct error *err)
 			have_max = atoi(PQgetvalue(res, r, 0));
 	if (have_max > migrate_latest())
 	{
-		error_set(err, EXIT_DATA, "the refinery schema is at version %d, newer than this "
-				  "program's %d", have_max, migrate_latest());
+		error_set(err, EXIT_DATA,
+		          "the refinery schema is at version %d, newer than this "
+		          "program's %d",
+		          have_max, migrate_latest());
 		error_hint(err, "Use the refinery release that created it, or a newer one.");
 		goto out;
 	}
 	for (int i = 0; i < embedded_migration_count; i++)
 	{
 		const struct embedded_migration *m = &embedded_migrations[i];
-		char		sha[65],
-					ver[16];
-		bool		done = false;
+		char sha[65], ver[16];
+		bool done = false;
 		const char *params[3];
-		PGresult   *ins;
+		PGresult *ins;
 
 		for (int r = 0; r < PQntuples(res) && !done; r++)
 			done = atoi(PQgetvalue(res, r, 0)) == m->version;
@@ -115,9 +117,10 @@ migrate_apply(PGconn *conn, int *applied, int *version, struct error *err)
 		if (!pg_exec(conn, "applying a migration", "BEGIN", err))
 			goto out;
 		if (!pg_exec(conn, m->name, m->sql, err) ||
-			(ins = pg_query(conn, m->name,
-							"INSERT INTO refinery.schema_migrations (version, name, sha256) "
-							"VALUES ($1, $2, $3)", 3, params, err)) == NULL)
+		    (ins = pg_query(conn, m->name,
+		                    "INSERT INTO refinery.schema_migrations (version, name, sha256) "
+		                    "VALUES ($1, $2, $3)",
+		                    3, params, err)) == NULL)
 		{
 			PQclear(PQexec(conn, "ROLLBACK"));
 			goto out;
@@ -138,14 +141,14 @@ out:
 bool
 migrate_check(PGconn *conn, const char *source_table_quoted, struct error *err)
 {
-	PGresult   *res;
-	int			have;
+	PGresult *res;
+	int have;
 	const char *params[1];
 
 	if (read_only(conn, err))
 		return false;
 	res = pg_query(conn, "checking the refinery schema",
-				   "SELECT to_regclass('refinery.schema_migrations') IS NOT NULL", 0, NULL, err);
+	               "SELECT to_regclass('refinery.schema_migrations') IS NOT NULL", 0, NULL, err);
 	if (res == NULL)
 		return false;
 	have = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -153,8 +156,8 @@ migrate_check(PGconn *conn, const char *source_table_quoted, struct error *err)
 	if (have)
 	{
 		res = pg_query(conn, "checking the refinery schema",
-					   "SELECT coalesce(max(version), 0) FROM refinery.schema_migrations",
-					   0, NULL, err);
+		               "SELECT coalesce(max(version), 0) FROM refinery.schema_migrations", 0, NULL,
+		               err);
 		if (res == NULL)
 			return false;
 		have = atoi(PQgetvalue(res, 0, 0));
@@ -168,14 +171,15 @@ migrate_check(PGconn *conn, const char *source_table_quoted, struct error *err)
 	if (have != migrate_latest())
 	{
 		error_set(err, EXIT_DATA, "the refinery schema is at version %d, this program needs %d",
-				  have, migrate_latest());
-		return error_hint(err, have < migrate_latest() ? "Run \"refinery init-db\" to upgrade it."
-						  : "Use the refinery release that created it, or a newer one.");
+		          have, migrate_latest());
+		return error_hint(err, have < migrate_latest()
+		                           ? "Run \"refinery init-db\" to upgrade it."
+		                           : "Use the refinery release that created it, or a newer one.");
 	}
 	/* fail before any work when the role cannot write a run */
 	res = pg_query(conn, "checking privileges",
-				   "SELECT string_agg(p, ', ') FROM refinery.missing_privileges() AS p",
-				   0, NULL, err);
+	               "SELECT string_agg(p, ', ') FROM refinery.missing_privileges() AS p", 0, NULL,
+	               err);
 	if (res == NULL)
 		return false;
 	if (!PQgetisnull(res, 0, 0))
@@ -189,13 +193,13 @@ migrate_check(PGconn *conn, const char *source_table_quoted, struct error *err)
 	{
 		params[0] = source_table_quoted;
 		res = pg_query(conn, "checking privileges",
-					   "SELECT has_table_privilege($1::regclass, 'SELECT')", 1, params, err);
+		               "SELECT has_table_privilege($1::regclass, 'SELECT')", 1, params, err);
 		if (res == NULL)
 			return false;
 		if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
 		{
 			error_set(err, EXIT_DATA, "permission denied: the role lacks SELECT on %s",
-					  source_table_quoted);
+			          source_table_quoted);
 			PQclear(res);
 			return false;
 		}

@@ -17,15 +17,15 @@
  * in order, under an advisory lock so two init-db calls cannot interleave.
  * *applied gets how many were applied (0: already up to date).
  */
-bool		migrate_apply(PGconn *conn, int *applied, int *version, struct error *err);
+bool migrate_apply(PGconn *conn, int *applied, int *version, struct error *err);
 
 /*
  * Check that the schema exists, is at this program's version, and that the
  * connected role may write a run (and read `source_table` when not NULL).
  */
-bool		migrate_check(PGconn *conn, const char *source_table_quoted, struct error *err);
+bool migrate_check(PGconn *conn, const char *source_table_quoted, struct error *err);
 
 /* The newest migration this program carries. */
-int			migrate_latest(void);
+int migrate_latest(void);
 
-#endif							/* REFINERY_MIGRATE_H */
+#endif /* REFINERY_MIGRATE_H */

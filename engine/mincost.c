@@ -35,70 +35,70 @@
 /* One positive flow of one group into one sink; ids are stable while it lives. */
 struct entry
 {
-	int32_t		g;
-	int32_t		k;
-	int32_t		spos;			/* index in its sink's list */
-	int64_t		amount;
+	int32_t g;
+	int32_t k;
+	int32_t spos; /* index in its sink's list */
+	int64_t amount;
 };
 
 /* The sinks a group has flow on: entry ids (a basic flow has few per group). */
 struct glist
 {
-	int32_t		n;
-	int32_t		cap;
-	int32_t    *e;
+	int32_t n;
+	int32_t cap;
+	int32_t *e;
 };
 
 /* Candidate moves k1 -> k2: key = cost(g, k2) - cost(g, k1), least first, ties by group. */
 struct hitem
 {
-	int64_t		key;
-	int32_t		g;
-	int32_t		e;
+	int64_t key;
+	int32_t g;
+	int32_t e;
 };
 
 struct heap
 {
-	int32_t		n;
-	int32_t		cap;
+	int32_t n;
+	int32_t cap;
 	struct hitem *a;
 };
 
 /* The entries of one sink. */
 struct slist
 {
-	int32_t		n;
-	int32_t		cap;
-	int32_t    *e;
+	int32_t n;
+	int32_t cap;
+	int32_t *e;
 };
 
 struct solver
 {
-	int			ngroups;
-	int			nsinks;			/* real sinks */
-	int			K;				/* nsinks + 1: the last is "unserved" */
+	int ngroups;
+	int nsinks; /* real sinks */
+	int K;      /* nsinks + 1: the last is "unserved" */
 	const int64_t *cost;
 	const int64_t *unserved_cost;
-	int64_t    *rem;			/* room left; MINCOST_UNLIMITED never decreases */
-	bool	   *heaped;			/* full: its moves out are kept in heaps */
+	int64_t *rem; /* room left; MINCOST_UNLIMITED never decreases */
+	bool *heaped; /* full: its moves out are kept in heaps */
 	struct glist *gl;
 	struct slist *sl;
-	struct entry *ent;			/* entry pool */
-	int32_t    *hpos;			/* ent_cap x K: an entry's index in heap (its sink, k2) */
-	int32_t		nent;
-	int32_t		ent_cap;
-	int32_t    *free_ent;		/* ids of dead entries for reuse */
-	int32_t		nfree;
-	struct heap *heap;			/* K x K; only rows of full sinks are kept */
-	int64_t    *top;			/* K x K: each heap's least key, INF when empty;
+	struct entry *ent; /* entry pool */
+	int32_t *hpos;     /* ent_cap x K: an entry's index in heap (its sink, k2) */
+	int32_t nent;
+	int32_t ent_cap;
+	int32_t *free_ent; /* ids of dead entries for reuse */
+	int32_t nfree;
+	struct heap *heap; /* K x K; only rows of full sinks are kept */
+	int64_t *top;      /* K x K: each heap's least key, INF when empty;
 								 * contiguous, for the Dijkstra's inner loop */
-	int64_t    *h;				/* potentials */
-	int64_t    *lab;			/* Dijkstra labels */
-	int32_t    *prev;			/* previous sink on the path, -1 = the new group */
-	bool	   *done;
-	int32_t    *path;
-	int32_t    *via;			/* the group moved along each arc of the path */
-	long		augmentations;
+	int64_t *h;        /* potentials */
+	int64_t *lab;      /* Dijkstra labels */
+	int32_t *prev;     /* previous sink on the path, -1 = the new group */
+	bool *done;
+	int32_t *path;
+	int32_t *via; /* the group moved along each arc of the path */
+	long augmentations;
 };
 
 static inline int64_t
@@ -129,7 +129,7 @@ hdown(struct solver *s, struct heap *hp, int k2, int32_t i)
 
 	for (;;)
 	{
-		int32_t		c = 2 * i + 1;
+		int32_t c = 2 * i + 1;
 
 		if (c >= hp->n)
 			break;
@@ -170,7 +170,7 @@ hpush(struct solver *s, int k1, int k2, int32_t e)
 
 	if (hp->n == hp->cap)
 	{
-		int32_t		ncap = hp->cap ? hp->cap * 2 : 8;
+		int32_t ncap = hp->cap ? hp->cap * 2 : 8;
 		struct hitem *na = realloc(hp->a, (size_t) ncap * sizeof(*na));
 
 		if (na == NULL)
@@ -190,7 +190,7 @@ static void
 hremove(struct solver *s, int k1, int k2, int32_t e)
 {
 	struct heap *hp = &s->heap[(size_t) k1 * s->K + k2];
-	int32_t		i = s->hpos[(size_t) e * s->K + k2];
+	int32_t i = s->hpos[(size_t) e * s->K + k2];
 
 	hp->n--;
 	if (i < hp->n)
@@ -263,10 +263,9 @@ new_entry(struct solver *s)
 		return s->free_ent[--s->nfree];
 	if (s->nent == s->ent_cap)
 	{
-		int32_t		ncap = s->ent_cap ? s->ent_cap * 2 : 1024;
+		int32_t ncap = s->ent_cap ? s->ent_cap * 2 : 1024;
 		struct entry *ne = realloc(s->ent, (size_t) ncap * sizeof(*ne));
-		int32_t    *nh,
-				   *nf;
+		int32_t *nh, *nf;
 
 		if (ne == NULL)
 			return -1;
@@ -287,7 +286,7 @@ new_entry(struct solver *s)
 static bool
 add_flow(struct solver *s, int g, int k, int64_t amount)
 {
-	int32_t		e = find_entry(s, g, k);
+	int32_t e = find_entry(s, g, k);
 	struct glist *l = &s->gl[g];
 	struct slist *sl;
 
@@ -298,8 +297,8 @@ add_flow(struct solver *s, int g, int k, int64_t amount)
 	}
 	if (l->n == l->cap)
 	{
-		int32_t		ncap = l->cap ? l->cap * 2 : 2;
-		int32_t    *ne = realloc(l->e, (size_t) ncap * sizeof(*ne));
+		int32_t ncap = l->cap ? l->cap * 2 : 2;
+		int32_t *ne = realloc(l->e, (size_t) ncap * sizeof(*ne));
 
 		if (ne == NULL)
 			return false;
@@ -314,14 +313,14 @@ add_flow(struct solver *s, int g, int k, int64_t amount)
 	l->e[l->n++] = e;
 	if (s->rem[k] == MINCOST_UNLIMITED)
 	{
-		s->ent[e].spos = -1;	/* always the end of a path: no list needed */
+		s->ent[e].spos = -1; /* always the end of a path: no list needed */
 		return true;
 	}
 	sl = &s->sl[k];
 	if (sl->n == sl->cap)
 	{
-		int32_t		ncap = sl->cap ? sl->cap * 2 : 16;
-		int32_t    *ns = realloc(sl->e, (size_t) ncap * sizeof(*ns));
+		int32_t ncap = sl->cap ? sl->cap * 2 : 16;
+		int32_t *ns = realloc(sl->e, (size_t) ncap * sizeof(*ns));
 
 		if (ns == NULL)
 			return false;
@@ -341,7 +340,7 @@ static void
 sub_flow(struct solver *s, int g, int k, int64_t amount)
 {
 	struct glist *l = &s->gl[g];
-	int32_t		e = find_entry(s, g, k);
+	int32_t e = find_entry(s, g, k);
 
 	s->ent[e].amount -= amount;
 	if (s->ent[e].amount > 0)
@@ -355,7 +354,7 @@ sub_flow(struct solver *s, int g, int k, int64_t amount)
 	if (s->ent[e].spos >= 0)
 	{
 		struct slist *sl = &s->sl[k];
-		int32_t		moved = sl->e[--sl->n];
+		int32_t moved = sl->e[--sl->n];
 
 		if (s->ent[e].spos < sl->n)
 		{
@@ -377,12 +376,8 @@ sub_flow(struct solver *s, int g, int k, int64_t amount)
 static int64_t
 augment(struct solver *s, int g, int64_t left)
 {
-	int			K = s->K,
-				t = -1,
-				np = 0;
-	int64_t		delta,
-				lt,
-				hmin;
+	int K = s->K, t = -1, np = 0;
+	int64_t delta, lt, hmin;
 
 	for (int k = 0; k < K; k++)
 	{
@@ -392,7 +387,7 @@ augment(struct solver *s, int g, int64_t left)
 	}
 	for (;;)
 	{
-		int			u = -1;
+		int u = -1;
 
 		for (int k = 0; k < K; k++)
 			if (!s->done[k] && (u < 0 || s->lab[k] < s->lab[u]))
@@ -408,7 +403,7 @@ augment(struct solver *s, int g, int64_t left)
 
 		for (int k2 = 0; k2 < K; k2++)
 		{
-			int64_t		nl;
+			int64_t nl;
 
 			if (s->done[k2] || top[k2] >= INF)
 				continue;
@@ -439,7 +434,7 @@ augment(struct solver *s, int g, int64_t left)
 		s->path[np++] = k;
 	for (int i = 0; i < np / 2; i++)
 	{
-		int32_t		x = s->path[i];
+		int32_t x = s->path[i];
 
 		s->path[i] = s->path[np - 1 - i];
 		s->path[np - 1 - i] = x;
@@ -481,15 +476,14 @@ augment(struct solver *s, int g, int64_t left)
 
 struct order_key
 {
-	int64_t		key;
-	int32_t		g;
+	int64_t key;
+	int32_t g;
 };
 
 static int
 cmp_order(const void *a, const void *b)
 {
-	const struct order_key *x = a,
-			   *y = b;
+	const struct order_key *x = a, *y = b;
 
 	if (x->key != y->key)
 		return x->key < y->key ? -1 : 1;
@@ -499,8 +493,7 @@ cmp_order(const void *a, const void *b)
 static int
 cmp_arc(const void *a, const void *b)
 {
-	const struct mincost_arc *x = a,
-			   *y = b;
+	const struct mincost_arc *x = a, *y = b;
 
 	if (x->group != y->group)
 		return x->group < y->group ? -1 : 1;
@@ -509,13 +502,15 @@ cmp_arc(const void *a, const void *b)
 
 static bool
 check_args(int ngroups, int nsinks, const int64_t *supply, const int64_t *capacity,
-		   const int64_t *cost, const int64_t *unserved_cost, struct error *err)
+           const int64_t *cost, const int64_t *unserved_cost, struct error *err)
 {
-	int64_t		total = 0;
+	int64_t total = 0;
 
 	if (ngroups < 0 || nsinks < 0 || nsinks > MINCOST_MAX_SINKS)
-		return error_set(err, EXIT_INTERNAL, "transportation problem of \"%d\" groups and \"%d\" "
-						 "sinks is out of range", ngroups, nsinks);
+		return error_set(err, EXIT_INTERNAL,
+		                 "transportation problem of \"%d\" groups and \"%d\" "
+		                 "sinks is out of range",
+		                 ngroups, nsinks);
 	for (int k = 0; k < nsinks; k++)
 		if (capacity[k] < 0)
 			return error_set(err, EXIT_INTERNAL, "capacity of sink \"%d\" is negative", k);
@@ -526,16 +521,19 @@ check_args(int ngroups, int nsinks, const int64_t *supply, const int64_t *capaci
 		total += supply[g];
 		if (total > MINCOST_MAX_SUPPLY)
 			return error_set(err, EXIT_INTERNAL, "total supply exceeds \"%lld\"",
-							 (long long) MINCOST_MAX_SUPPLY);
+			                 (long long) MINCOST_MAX_SUPPLY);
 		if (unserved_cost[g] < -MINCOST_MAX_COST || unserved_cost[g] > MINCOST_MAX_COST)
-			return error_set(err, EXIT_INTERNAL, "unserved cost of group \"%d\" is out of range", g);
+			return error_set(err, EXIT_INTERNAL, "unserved cost of group \"%d\" is out of range",
+			                 g);
 		for (int k = 0; k < nsinks; k++)
 		{
-			int64_t		c = cost[(size_t) g * nsinks + k];
+			int64_t c = cost[(size_t) g * nsinks + k];
 
 			if (c < -MINCOST_MAX_COST || c > MINCOST_MAX_COST)
-				return error_set(err, EXIT_INTERNAL, "cost of group \"%d\" at sink \"%d\" is out "
-								 "of range", g, k);
+				return error_set(err, EXIT_INTERNAL,
+				                 "cost of group \"%d\" at sink \"%d\" is out "
+				                 "of range",
+				                 g, k);
 		}
 	}
 	return true;
@@ -572,14 +570,14 @@ solver_free(struct solver *s)
 
 bool
 mincost_transport(int ngroups, int nsinks, const int64_t *supply, const int64_t *capacity,
-				  const int64_t *cost, const int64_t *unserved_cost, struct mincost_flow *out,
-				  struct error *err)
+                  const int64_t *cost, const int64_t *unserved_cost, struct mincost_flow *out,
+                  struct error *err)
 {
 	struct solver s;
 	struct order_key *order = NULL;
-	size_t		narcs = 0;
-	int			K = nsinks + 1;
-	bool		ok = false;
+	size_t narcs = 0;
+	int K = nsinks + 1;
+	bool ok = false;
 
 	memset(out, 0, sizeof(*out));
 	if (!check_args(ngroups, nsinks, supply, capacity, cost, unserved_cost, err))
@@ -604,15 +602,15 @@ mincost_transport(int ngroups, int nsinks, const int64_t *supply, const int64_t 
 	s.path = malloc((size_t) K * sizeof(*s.path));
 	s.via = malloc((size_t) K * sizeof(*s.via));
 	order = malloc(((size_t) ngroups + 1) * sizeof(*order));
-	if (!s.gl || !s.sl || !s.heap || !s.top || !s.rem || !s.heaped || !s.h ||
-		!s.lab || !s.prev || !s.done || !s.path || !s.via || !order)
+	if (!s.gl || !s.sl || !s.heap || !s.top || !s.rem || !s.heaped || !s.h || !s.lab || !s.prev ||
+	    !s.done || !s.path || !s.via || !order)
 		goto oom;
 	for (size_t i = 0; i < (size_t) K * K; i++)
 		s.top[i] = INF;
 	for (int k = 0; k < K; k++)
 	{
 		s.rem[k] = k < nsinks ? capacity[k] : MINCOST_UNLIMITED;
-		s.heaped[k] = s.rem[k] == 0;	/* empty heaps */
+		s.heaped[k] = s.rem[k] == 0; /* empty heaps */
 	}
 
 	/*
@@ -622,7 +620,7 @@ mincost_transport(int ngroups, int nsinks, const int64_t *supply, const int64_t 
 	 */
 	for (int g = 0; g < ngroups; g++)
 	{
-		int64_t		best = unserved_cost[g];
+		int64_t best = unserved_cost[g];
 
 		for (int k = 0; k < nsinks; k++)
 			if (capacity[k] > 0 && cost[(size_t) g * nsinks + k] < best)
@@ -634,12 +632,12 @@ mincost_transport(int ngroups, int nsinks, const int64_t *supply, const int64_t 
 
 	for (int i = 0; i < ngroups; i++)
 	{
-		int			g = order[i].g;
-		int64_t		left = supply[g];
+		int g = order[i].g;
+		int64_t left = supply[g];
 
 		while (left > 0)
 		{
-			int64_t		moved = augment(&s, g, left);
+			int64_t moved = augment(&s, g, left);
 
 			if (moved < 0)
 				goto oom;

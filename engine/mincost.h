@@ -22,24 +22,24 @@
 /* A sink's capacity when it takes any amount. */
 #define MINCOST_UNLIMITED INT64_MAX
 /* Bounds that keep every path length and the total cost within int64. */
-#define MINCOST_MAX_COST ((int64_t) 1 << 31)	/* |cost| <= this */
-#define MINCOST_MAX_SUPPLY ((int64_t) 1 << 31)	/* sum of supplies <= this */
-#define MINCOST_MAX_SINKS 4096
+#define MINCOST_MAX_COST   ((int64_t) 1 << 31) /* |cost| <= this */
+#define MINCOST_MAX_SUPPLY ((int64_t) 1 << 31) /* sum of supplies <= this */
+#define MINCOST_MAX_SINKS  4096
 
 /* One positive entry of the flow; sink == nsinks means "left unserved". */
 struct mincost_arc
 {
-	int32_t		group;
-	int32_t		sink;
-	int64_t		amount;
+	int32_t group;
+	int32_t sink;
+	int64_t amount;
 };
 
 struct mincost_flow
 {
-	size_t		narcs;
-	struct mincost_arc *arcs;	/* sorted by group, then sink; malloc'd */
-	int64_t		total_cost;		/* including the unserved units' cost */
-	long		augmentations;	/* shortest paths followed, for statistics */
+	size_t narcs;
+	struct mincost_arc *arcs; /* sorted by group, then sink; malloc'd */
+	int64_t total_cost;       /* including the unserved units' cost */
+	long augmentations;       /* shortest paths followed, for statistics */
 };
 
 /*
@@ -49,12 +49,11 @@ struct mincost_flow
  * mincost_flow_free) and returns true; on bad arguments (EXIT_INTERNAL:
  * they are the caller's bug) or out of memory returns false.
  */
-bool		mincost_transport(int ngroups, int nsinks, const int64_t *supply,
-							  const int64_t *capacity, const int64_t *cost,
-							  const int64_t *unserved_cost, struct mincost_flow *out,
-							  struct error *err);
+bool mincost_transport(int ngroups, int nsinks, const int64_t *supply, const int64_t *capacity,
+                       const int64_t *cost, const int64_t *unserved_cost, struct mincost_flow *out,
+                       struct error *err);
 
 /* Free the arcs of a flow; leaves it empty.  NULL is a no-op. */
-void		mincost_flow_free(struct mincost_flow *f);
+void mincost_flow_free(struct mincost_flow *f);
 
-#endif							/* REFINERY_MINCOST_H */
+#endif /* REFINERY_MINCOST_H */

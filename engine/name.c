@@ -22,40 +22,40 @@
 
 #include "name.h"
 
-#define KEY_CPS 64				/* code points of one token looked at */
-#define NAME_MAX_TOKENS 32		/* tokens a key is built from */
-#define TOKEN_KEY 64			/* bytes of one token's key */
+#define KEY_CPS         64 /* code points of one token looked at */
+#define NAME_MAX_TOKENS 32 /* tokens a key is built from */
+#define TOKEN_KEY       64 /* bytes of one token's key */
 
 enum cls
 {
-	CLS_KEEP,					/* a letter or digit */
-	CLS_DROP,					/* vanishes: apostrophes, geresh, marks */
-	CLS_SEP						/* becomes a space */
+	CLS_KEEP, /* a letter or digit */
+	CLS_DROP, /* vanishes: apostrophes, geresh, marks */
+	CLS_SEP   /* becomes a space */
 };
 
 struct tl_entry
 {
-	uint32_t	seq[NAME_TL_SEQ];
-	uint8_t		seqlen;
-	char		out[3][NAME_TL_OUT + 1];	/* initial, medial, final */
+	uint32_t seq[NAME_TL_SEQ];
+	uint8_t seqlen;
+	char out[3][NAME_TL_OUT + 1]; /* initial, medial, final */
 };
 
 struct name_translit
 {
 	struct tl_entry *e;
-	int			n;
-	int			cap;
-	int16_t		ascii_first[128];	/* first entry for an ASCII code point, -1 none */
-	int16_t		heb_first[32];	/* the same for U+05D0..U+05EF */
-	bool		finished;
+	int n;
+	int cap;
+	int16_t ascii_first[128]; /* first entry for an ASCII code point, -1 none */
+	int16_t heb_first[32];    /* the same for U+05D0..U+05EF */
+	bool finished;
 };
 
 /* Apostrophe-like characters: dropped inside words ("o'brien" -> "obrien"). */
 static bool
 is_apostrophe(uint32_t cp)
 {
-	return cp == '\'' || cp == '`' || cp == '"' || cp == 0x00B4 || cp == 0x02BC ||
-		cp == 0x2018 || cp == 0x2019 || cp == 0x05F3 || cp == 0x05F4;
+	return cp == '\'' || cp == '`' || cp == '"' || cp == 0x00B4 || cp == 0x02BC || cp == 0x2018 ||
+	       cp == 0x2019 || cp == 0x05F3 || cp == 0x05F4;
 }
 
 /* The class of a code point of the Hebrew block (U+0590..U+05FF). */
@@ -63,13 +63,13 @@ static enum cls
 hebrew_class(uint32_t cp)
 {
 	if (cp >= 0x05D0 && cp <= 0x05F2)
-		return CLS_KEEP;		/* letters and the Yiddish ligatures */
+		return CLS_KEEP; /* letters and the Yiddish ligatures */
 	if (cp == 0x05F3 || cp == 0x05F4)
-		return CLS_DROP;		/* geresh, gershayim */
+		return CLS_DROP; /* geresh, gershayim */
 	if (cp == 0x05BE || cp == 0x05C0 || cp == 0x05C3 || cp == 0x05C6)
-		return CLS_SEP;			/* maqaf, paseq, sof pasuq, nun hafukha */
+		return CLS_SEP; /* maqaf, paseq, sof pasuq, nun hafukha */
 	if (cp >= 0x0591 && cp <= 0x05C7)
-		return CLS_DROP;		/* niqqud and cantillation marks */
+		return CLS_DROP; /* niqqud and cantillation marks */
 	return CLS_SEP;
 }
 
@@ -90,26 +90,23 @@ general_class(uint32_t cp)
 		case UTF8PROC_CATEGORY_LO:
 		case UTF8PROC_CATEGORY_ND:
 		case UTF8PROC_CATEGORY_NL:
-		case UTF8PROC_CATEGORY_NO:
-			return CLS_KEEP;
+		case UTF8PROC_CATEGORY_NO: return CLS_KEEP;
 		case UTF8PROC_CATEGORY_MN:
 		case UTF8PROC_CATEGORY_MC:
-		case UTF8PROC_CATEGORY_ME:
-			return CLS_DROP;
-		default:
-			return CLS_SEP;
+		case UTF8PROC_CATEGORY_ME: return CLS_DROP;
+		default: return CLS_SEP;
 	}
 }
 
 /* Output state of name_normalize: writes while there is room, counts always. */
 struct out
 {
-	char	   *buf;
-	size_t		size;
-	size_t		len;			/* the whole result's length */
-	size_t		written;		/* bytes actually stored */
-	bool		full;
-	bool		pending;		/* a separator since the last kept character */
+	char *buf;
+	size_t size;
+	size_t len;     /* the whole result's length */
+	size_t written; /* bytes actually stored */
+	bool full;
+	bool pending; /* a separator since the last kept character */
 };
 
 static void
@@ -128,7 +125,7 @@ put(struct out *o, const char *bytes, size_t n)
 		o->written += n;
 	}
 	else
-		o->full = true;			/* never store part of a character */
+		o->full = true; /* never store part of a character */
 }
 
 static void
@@ -151,7 +148,7 @@ normalize_simple(const unsigned char *s, size_t len, struct out *o)
 		if (s[i] < 0x80)
 			continue;
 		if (i + 1 >= len || (s[i + 1] & 0xC0) != 0x80 ||
-			!(s[i] == 0xD7 || (s[i] == 0xD6 && s[i + 1] >= 0x90)))
+		    !(s[i] == 0xD7 || (s[i] == 0xD6 && s[i + 1] >= 0x90)))
 			return false;
 		i++;
 	}
@@ -161,7 +158,7 @@ normalize_simple(const unsigned char *s, size_t len, struct out *o)
 
 		if (c < 0x80)
 		{
-			char		ch = (char) c;
+			char ch = (char) c;
 
 			if (c >= 'A' && c <= 'Z')
 				ch = (char) (c - 'A' + 'a');
@@ -172,18 +169,13 @@ normalize_simple(const unsigned char *s, size_t len, struct out *o)
 			continue;
 		}
 		{
-			uint32_t	cp = ((uint32_t) (c & 0x1F) << 6) | (s[i + 1] & 0x3F);
+			uint32_t cp = ((uint32_t) (c & 0x1F) << 6) | (s[i + 1] & 0x3F);
 
 			switch (hebrew_class(cp))
 			{
-				case CLS_KEEP:
-					put(o, (const char *) s + i, 2);
-					break;
-				case CLS_DROP:
-					break;
-				case CLS_SEP:
-					o->pending = true;
-					break;
+				case CLS_KEEP: put(o, (const char *) s + i, 2); break;
+				case CLS_DROP: break;
+				case CLS_SEP: o->pending = true; break;
 			}
 			i++;
 		}
@@ -194,10 +186,9 @@ normalize_simple(const unsigned char *s, size_t len, struct out *o)
 ssize_t
 name_normalize(const char *in, size_t len, char *out, size_t size)
 {
-	struct out	o = {.buf = out, .size = size};
+	struct out o = {.buf = out, .size = size};
 	utf8proc_uint8_t *mapped = NULL;
-	utf8proc_ssize_t mlen,
-				i = 0;
+	utf8proc_ssize_t mlen, i = 0;
 
 	if (normalize_simple((const unsigned char *) in, len, &o))
 	{
@@ -205,8 +196,8 @@ name_normalize(const char *in, size_t len, char *out, size_t size)
 		return (ssize_t) o.len;
 	}
 	mlen = utf8proc_map((const utf8proc_uint8_t *) in, (utf8proc_ssize_t) len, &mapped,
-						UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_COMPOSE |
-						UTF8PROC_CASEFOLD | UTF8PROC_IGNORE | UTF8PROC_STRIPMARK);
+	                    UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_COMPOSE | UTF8PROC_CASEFOLD |
+	                        UTF8PROC_IGNORE | UTF8PROC_STRIPMARK);
 	if (mlen < 0)
 	{
 		if (size > 0)
@@ -219,17 +210,12 @@ name_normalize(const char *in, size_t len, char *out, size_t size)
 		utf8proc_ssize_t k = utf8proc_iterate(mapped + i, mlen - i, &cp);
 
 		if (k <= 0)
-			break;				/* cannot happen: utf8proc_map wrote valid UTF-8 */
+			break; /* cannot happen: utf8proc_map wrote valid UTF-8 */
 		switch (general_class((uint32_t) cp))
 		{
-			case CLS_KEEP:
-				put(&o, (const char *) mapped + i, (size_t) k);
-				break;
-			case CLS_DROP:
-				break;
-			case CLS_SEP:
-				o.pending = true;
-				break;
+			case CLS_KEEP: put(&o, (const char *) mapped + i, (size_t) k); break;
+			case CLS_DROP: break;
+			case CLS_SEP: o.pending = true; break;
 		}
 		i += k;
 	}
@@ -241,7 +227,7 @@ name_normalize(const char *in, size_t len, char *out, size_t size)
 int
 name_tokens(const char *norm, struct name_token *tok, int max)
 {
-	int			n = 0;
+	int n = 0;
 	const char *s = norm;
 
 	while (*s)
@@ -268,10 +254,9 @@ name_tokens(const char *norm, struct name_token *tok, int max)
 static int
 token_cmp(const void *a, const void *b)
 {
-	const struct name_token *x = a,
-			   *y = b;
-	size_t		m = x->len < y->len ? x->len : y->len;
-	int			c = memcmp(x->s, y->s, m);
+	const struct name_token *x = a, *y = b;
+	size_t m = x->len < y->len ? x->len : y->len;
+	int c = memcmp(x->s, y->s, m);
 
 	return c != 0 ? c : (x->len > y->len) - (x->len < y->len);
 }
@@ -280,13 +265,13 @@ token_cmp(const void *a, const void *b)
 static size_t
 join(const struct name_token *tok, int n, char *out, size_t size)
 {
-	size_t		o = 0;
+	size_t o = 0;
 
 	if (size == 0)
 		return 0;
 	for (int k = 0; k < n; k++)
 	{
-		size_t		sep = k > 0 ? 1 : 0;
+		size_t sep = k > 0 ? 1 : 0;
 
 		/* whole tokens only */
 		if (o + sep + tok[k].len >= size)
@@ -304,7 +289,7 @@ size_t
 name_sorted_key(const char *norm, char *out, size_t size)
 {
 	struct name_token tok[NAME_MAX_TOKENS];
-	int			n = name_tokens(norm, tok, NAME_MAX_TOKENS);
+	int n = name_tokens(norm, tok, NAME_MAX_TOKENS);
 
 	if (n > NAME_MAX_TOKENS)
 		n = NAME_MAX_TOKENS;
@@ -352,16 +337,13 @@ trim_span(const char **a, const char **z)
 }
 
 bool
-name_translit_add(struct name_translit *t, const char *entry, const char *where,
-				  struct error *err)
+name_translit_add(struct name_translit *t, const char *entry, const char *where, struct error *err)
 {
 	struct tl_entry e = {0};
-	const char *eq = strchr(entry, '='),
-			   *a = entry,
-			   *z = eq;
+	const char *eq = strchr(entry, '='), *a = entry, *z = eq;
 	const char *parts[3];
-	size_t		plen[3];
-	int			np = 0;
+	size_t plen[3];
+	int np = 0;
 	utf8proc_ssize_t i = 0;
 
 	if (eq == NULL)
@@ -383,8 +365,7 @@ name_translit_add(struct name_translit *t, const char *entry, const char *where,
 	for (const char *p = eq + 1;;)
 	{
 		const char *slash = strchr(p, '/');
-		const char *pa = p,
-				   *pz = slash ? slash : p + strlen(p);
+		const char *pa = p, *pz = slash ? slash : p + strlen(p);
 
 		if (np == 3)
 			goto bad;
@@ -404,7 +385,7 @@ name_translit_add(struct name_translit *t, const char *entry, const char *where,
 	}
 	for (int k = 0; k < 3; k++)
 	{
-		int			from = np == 1 ? 0 : np == 2 ? (k == 0 ? 0 : 1) : k;
+		int from = np == 1 ? 0 : np == 2 ? (k == 0 ? 0 : 1) : k;
 
 		memcpy(e.out[k], parts[from], plen[from]);
 		e.out[k][plen[from]] = '\0';
@@ -412,7 +393,7 @@ name_translit_add(struct name_translit *t, const char *entry, const char *where,
 	/* a later entry for the same sequence replaces the earlier */
 	for (int k = 0; k < t->n; k++)
 		if (t->e[k].seqlen == e.seqlen &&
-			memcmp(t->e[k].seq, e.seq, e.seqlen * sizeof(uint32_t)) == 0)
+		    memcmp(t->e[k].seq, e.seq, e.seqlen * sizeof(uint32_t)) == 0)
 		{
 			t->e[k] = e;
 			t->finished = false;
@@ -422,7 +403,7 @@ name_translit_add(struct name_translit *t, const char *entry, const char *where,
 		return error_set(err, EXIT_RULES, "%s: too many transliteration entries", where);
 	if (t->n == t->cap)
 	{
-		int			ncap = t->cap ? t->cap * 2 : 64;
+		int ncap = t->cap ? t->cap * 2 : 64;
 		struct tl_entry *ne = realloc(t->e, (size_t) ncap * sizeof(*ne));
 
 		if (ne == NULL)
@@ -436,17 +417,17 @@ name_translit_add(struct name_translit *t, const char *entry, const char *where,
 
 bad:
 	error_set(err, EXIT_RULES, "%s: \"%s\" is not a transliteration entry", where, entry);
-	return error_hint(err, "Write \"letters=output\" or \"letters=initial/medial/final\", "
-					  "at most %d letters and %d bytes of output each, \"-\" for none.",
-					  NAME_TL_SEQ, NAME_TL_OUT);
+	return error_hint(err,
+	                  "Write \"letters=output\" or \"letters=initial/medial/final\", "
+	                  "at most %d letters and %d bytes of output each, \"-\" for none.",
+	                  NAME_TL_SEQ, NAME_TL_OUT);
 }
 
 /* Order: first code point ascending, then longer sequences first, then the rest. */
 static int
 entry_cmp(const void *a, const void *b)
 {
-	const struct tl_entry *x = a,
-			   *y = b;
+	const struct tl_entry *x = a, *y = b;
 
 	if (x->seq[0] != y->seq[0])
 		return x->seq[0] < y->seq[0] ? -1 : 1;
@@ -469,7 +450,7 @@ name_translit_finish(struct name_translit *t)
 		t->heb_first[k] = -1;
 	for (int k = t->n - 1; k >= 0; k--)
 	{
-		uint32_t	c = t->e[k].seq[0];
+		uint32_t c = t->e[k].seq[0];
 
 		if (c < 128)
 			t->ascii_first[c] = (int16_t) k;
@@ -483,8 +464,7 @@ name_translit_finish(struct name_translit *t)
 static int
 first_entry(const struct name_translit *t, uint32_t cp)
 {
-	int			lo = 0,
-				hi = t->n;
+	int lo = 0, hi = t->n;
 
 	if (cp < 128)
 		return t->ascii_first[cp];
@@ -492,7 +472,7 @@ first_entry(const struct name_translit *t, uint32_t cp)
 		return t->heb_first[cp - 0x05D0];
 	while (lo < hi)
 	{
-		int			mid = (lo + hi) / 2;
+		int mid = (lo + hi) / 2;
 
 		if (t->e[mid].seq[0] < cp)
 			lo = mid + 1;
@@ -509,18 +489,18 @@ first_entry(const struct name_translit *t, uint32_t cp)
 static int
 fold_token(const char *s, size_t len, uint32_t *cps, int max)
 {
-	int			n = 0;
+	int n = 0;
 	utf8proc_ssize_t i = 0;
 
 	while ((size_t) i < len && n < max)
 	{
 		utf8proc_int32_t cp;
-		utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *) s + i,
-											  (utf8proc_ssize_t) len - i, &cp);
+		utf8proc_ssize_t k =
+		    utf8proc_iterate((const utf8proc_uint8_t *) s + i, (utf8proc_ssize_t) len - i, &cp);
 
 		if (k <= 0)
 		{
-			i++;				/* a stray byte: skipped */
+			i++; /* a stray byte: skipped */
 			continue;
 		}
 		i += k;
@@ -536,8 +516,7 @@ fold_token(const char *s, size_t len, uint32_t *cps, int max)
 		}
 		switch (general_class((uint32_t) cp))
 		{
-			case CLS_DROP:
-				break;
+			case CLS_DROP: break;
 			case CLS_SEP:
 				if (n > 0 && cps[n - 1] != 0)
 					cps[n++] = 0;
@@ -548,9 +527,9 @@ fold_token(const char *s, size_t len, uint32_t *cps, int max)
 				else
 				{
 					const utf8proc_option_t opt = UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT |
-						UTF8PROC_CASEFOLD | UTF8PROC_STRIPMARK;
+					                              UTF8PROC_CASEFOLD | UTF8PROC_STRIPMARK;
 					utf8proc_int32_t d[4];
-					int			bc = 0;
+					int bc = 0;
 					utf8proc_ssize_t m = utf8proc_decompose_char(cp, d, 4, opt, &bc);
 
 					for (utf8proc_ssize_t j = 0; j < m && j < 4 && n < max; j++)
@@ -568,8 +547,8 @@ fold_token(const char *s, size_t len, uint32_t *cps, int max)
 static bool
 emit_cp(uint32_t cp, char *out, size_t size, size_t *o)
 {
-	char		b[4];
-	int			n = (int) utf8proc_encode_char((utf8proc_int32_t) cp, (utf8proc_uint8_t *) b);
+	char b[4];
+	int n = (int) utf8proc_encode_char((utf8proc_int32_t) cp, (utf8proc_uint8_t *) b);
 
 	if (n <= 0 || *o + (size_t) n >= size)
 		return false;
@@ -580,21 +559,21 @@ emit_cp(uint32_t cp, char *out, size_t size, size_t *o)
 
 size_t
 name_translit_key(const struct name_translit *t, const char *token, size_t len, char *out,
-				  size_t size)
+                  size_t size)
 {
-	uint32_t	cps[KEY_CPS];
-	int			n = fold_token(token, len, cps, KEY_CPS);
-	size_t		o = 0;
-	uint32_t	last = 0;		/* the last code point written, 0 at a word start */
-	int			i = 0;
+	uint32_t cps[KEY_CPS];
+	int n = fold_token(token, len, cps, KEY_CPS);
+	size_t o = 0;
+	uint32_t last = 0; /* the last code point written, 0 at a word start */
+	int i = 0;
 
 	if (size == 0)
 		return 0;
 	while (i < n)
 	{
-		int			k = (t && t->n > 0) ? first_entry(t, cps[i]) : -1;
+		int k = (t && t->n > 0) ? first_entry(t, cps[i]) : -1;
 		const struct tl_entry *hit = NULL;
-		bool		word_start = i == 0 || cps[i - 1] == 0;
+		bool word_start = i == 0 || cps[i - 1] == 0;
 
 		if (cps[i] == 0)
 		{
@@ -605,7 +584,7 @@ name_translit_key(const struct name_translit *t, const char *token, size_t len, 
 		for (; k >= 0 && k < t->n && t->e[k].seq[0] == cps[i]; k++)
 		{
 			const struct tl_entry *e = &t->e[k];
-			int			j = 1;
+			int j = 1;
 
 			if (i + e->seqlen > n)
 				continue;
@@ -627,17 +606,16 @@ name_translit_key(const struct name_translit *t, const char *token, size_t len, 
 			continue;
 		}
 		{
-			bool		word_end = i + hit->seqlen == n || cps[i + hit->seqlen] == 0;
+			bool word_end = i + hit->seqlen == n || cps[i + hit->seqlen] == 0;
 			const char *s = hit->out[word_start ? 0 : word_end ? 2 : 1];
-			utf8proc_ssize_t p = 0,
-						sl = (utf8proc_ssize_t) strlen(s);
-			bool		room = true;
+			utf8proc_ssize_t p = 0, sl = (utf8proc_ssize_t) strlen(s);
+			bool room = true;
 
 			while (p < sl && room)
 			{
 				utf8proc_int32_t cp;
-				utf8proc_ssize_t k2 = utf8proc_iterate((const utf8proc_uint8_t *) s + p,
-													   sl - p, &cp);
+				utf8proc_ssize_t k2 =
+				    utf8proc_iterate((const utf8proc_uint8_t *) s + p, sl - p, &cp);
 
 				if (k2 <= 0)
 					break;
@@ -657,19 +635,18 @@ name_translit_key(const struct name_translit *t, const char *token, size_t len, 
 
 size_t
 name_translit_name_key(const struct name_translit *t, const char *norm, bool sorted, char *out,
-					   size_t size)
+                       size_t size)
 {
 	struct name_token tok[NAME_MAX_TOKENS];
-	char		keys[NAME_MAX_TOKENS][TOKEN_KEY];
+	char keys[NAME_MAX_TOKENS][TOKEN_KEY];
 	struct name_token kt[NAME_MAX_TOKENS];
-	int			n = name_tokens(norm, tok, NAME_MAX_TOKENS),
-				nk = 0;
+	int n = name_tokens(norm, tok, NAME_MAX_TOKENS), nk = 0;
 
 	if (n > NAME_MAX_TOKENS)
 		n = NAME_MAX_TOKENS;
 	for (int k = 0; k < n; k++)
 	{
-		size_t		l = name_translit_key(t, tok[k].s, tok[k].len, keys[nk], TOKEN_KEY);
+		size_t l = name_translit_key(t, tok[k].s, tok[k].len, keys[nk], TOKEN_KEY);
 
 		if (l > 0)
 		{

@@ -31,7 +31,7 @@
 struct name_token
 {
 	const char *s;
-	size_t		len;
+	size_t len;
 };
 
 /*
@@ -41,23 +41,23 @@ struct name_token
  * when the input is not valid UTF-8.  A name with no letter or digit gives
  * "" (length 0).
  */
-ssize_t		name_normalize(const char *in, size_t len, char *out, size_t size);
+ssize_t name_normalize(const char *in, size_t len, char *out, size_t size);
 
 /* Split a normalised name on spaces; stores up to `max`, returns how many there are. */
-int			name_tokens(const char *norm, struct name_token *tok, int max);
+int name_tokens(const char *norm, struct name_token *tok, int max);
 
 /*
  * The tokens sorted (byte order) and joined by single spaces: "cohen
  * yossi" for both "yossi cohen" and "cohen yossi".  Writes whole tokens
  * only, at most size-1 bytes, and a NUL; returns the length written.
  */
-size_t		name_sorted_key(const char *norm, char *out, size_t size);
+size_t name_sorted_key(const char *norm, char *out, size_t size);
 
 /* A transliteration table. */
 struct name_translit;
 
 struct name_translit *name_translit_new(void);
-void		name_translit_free(struct name_translit *t);	/* NULL is a no-op */
+void name_translit_free(struct name_translit *t); /* NULL is a no-op */
 
 /*
  * Add one entry: "seq=out", or "seq=initial/medial/final", or
@@ -68,11 +68,11 @@ void		name_translit_free(struct name_translit *t);	/* NULL is a no-op */
  * entry for the same seq replaces the earlier.  `where` prefixes messages;
  * EXIT_RULES for a malformed entry.
  */
-bool		name_translit_add(struct name_translit *t, const char *entry, const char *where,
-							  struct error *err);
+bool name_translit_add(struct name_translit *t, const char *entry, const char *where,
+                       struct error *err);
 /* After the last add; builds the lookup index. */
-void		name_translit_finish(struct name_translit *t);
-int			name_translit_count(const struct name_translit *t);
+void name_translit_finish(struct name_translit *t);
+int name_translit_count(const struct name_translit *t);
 
 /*
  * The transliteration key of one token (UTF-8, `len` bytes): lower case,
@@ -90,15 +90,15 @@ int			name_translit_count(const struct name_translit *t);
  *                              char *out, size_t size);
  * with t = rs->normalize->translit.
  */
-size_t		name_translit_key(const struct name_translit *t, const char *token, size_t len,
-							  char *out, size_t size);
+size_t name_translit_key(const struct name_translit *t, const char *token, size_t len, char *out,
+                         size_t size);
 
 /*
  * The key of a whole normalised name: each token's key, empty keys left
  * out, sorted when `sorted` (order independent), joined by single spaces.
  * Same output conventions as above.
  */
-size_t		name_translit_name_key(const struct name_translit *t, const char *norm, bool sorted,
-								   char *out, size_t size);
+size_t name_translit_name_key(const struct name_translit *t, const char *norm, bool sorted,
+                              char *out, size_t size);
 
-#endif							/* REFINERY_NAME_H */
+#endif /* REFINERY_NAME_H */

@@ -28,8 +28,8 @@
 #include "arena.h"
 #include "normalize.h"
 
-#define WAVE_CHUNKS 64			/* chunks processed between two copies into the arena */
-#define NO_OFF UINT32_MAX
+#define WAVE_CHUNKS 64 /* chunks processed between two copies into the arena */
+#define NO_OFF      UINT32_MAX
 
 /* The strings a row may get; each is a pointer or an offset in its chunk's buffer. */
 enum slot
@@ -60,23 +60,22 @@ enum counter
 };
 
 static const char *const counter_name[C__COUNT] = {
-	"phone_invalid", "phone_missing_zero", "phone_double_cc", "phone_trunk_after_cc",
-	"phone_from_city", "phone_extension", "phone_over_limit", "email_invalid",
-	"email_domain_typo", "name_invalid_utf8", "status_mapped"
-};
+    "phone_invalid",     "phone_missing_zero", "phone_double_cc",  "phone_trunk_after_cc",
+    "phone_from_city",   "phone_extension",    "phone_over_limit", "email_invalid",
+    "email_domain_typo", "name_invalid_utf8",  "status_mapped"};
 
 /* Repair bits in the order they are reported, with their counters. */
 static const struct
 {
-	unsigned	bit;
+	unsigned bit;
 	enum counter counter;
-}			repair_kinds[] = {
-	{PHONE_REPAIR_MISSING_ZERO, C_MISSING_ZERO},
-	{PHONE_REPAIR_DOUBLE_CC, C_DOUBLE_CC},
-	{PHONE_REPAIR_TRUNK_AFTER_CC, C_TRUNK_AFTER_CC},
-	{PHONE_REPAIR_TYPO, C__COUNT},	/* counted per rule */
-	{PHONE_REPAIR_CITY, C_FROM_CITY},
-	{PHONE_REPAIR_EXTENSION, C_EXTENSION},
+} repair_kinds[] = {
+    {PHONE_REPAIR_MISSING_ZERO, C_MISSING_ZERO},
+    {PHONE_REPAIR_DOUBLE_CC, C_DOUBLE_CC},
+    {PHONE_REPAIR_TRUNK_AFTER_CC, C_TRUNK_AFTER_CC},
+    {PHONE_REPAIR_TYPO, C__COUNT}, /* counted per rule */
+    {PHONE_REPAIR_CITY, C_FROM_CITY},
+    {PHONE_REPAIR_EXTENSION, C_EXTENSION},
 };
 
 #define NKINDS ((int) (sizeof(repair_kinds) / sizeof(repair_kinds[0])))
@@ -88,12 +87,12 @@ static const struct
 	const char *length_key;
 	enum phone_type type;
 	const char *items;
-	long		length;
-}			plan_types[] = {
-	{"mobile", "mobile_length", PHONE_MOBILE, "050-059", 10},
-	{"landline", "landline_length", PHONE_LANDLINE, "02, 03, 04, 08, 09", 9},
-	{"voip", "voip_length", PHONE_VOIP, "072-079", 10},
-	{"special", "special_length", PHONE_SPECIAL, "1599, 1700, 1800", 10},
+	long length;
+} plan_types[] = {
+    {"mobile", "mobile_length", PHONE_MOBILE, "050-059", 10},
+    {"landline", "landline_length", PHONE_LANDLINE, "02, 03, 04, 08, 09", 9},
+    {"voip", "voip_length", PHONE_VOIP, "072-079", 10},
+    {"special", "special_length", PHONE_SPECIAL, "1599, 1700, 1800", 10},
 };
 
 /* ------------------------------------------------------------------------
@@ -131,15 +130,15 @@ static bool
 load_plan(struct rules *r, struct normalize_config *c, struct error *err)
 {
 	const char *cc = rules_get(r, "phone_plan", "country_code"),
-			   *trunk = rules_get(r, "phone_plan", "trunk_prefix"),
-			   *intl = rules_get(r, "phone_plan", "international_prefix");
-	char		where[512];
-	long		star;
-	bool		zero;
-	char	  **items = NULL;
-	int			n;
+	           *trunk = rules_get(r, "phone_plan", "trunk_prefix"),
+	           *intl = rules_get(r, "phone_plan", "international_prefix");
+	char where[512];
+	long star;
+	bool zero;
+	char **items = NULL;
+	int n;
 	const char **keys = NULL;
-	int			nkeys;
+	int nkeys;
 
 	if ((c->plan = phone_plan_new()) == NULL)
 		return oom(err);
@@ -151,22 +150,22 @@ load_plan(struct rules *r, struct normalize_config *c, struct error *err)
 	if (!phone_plan_set_codes(c->plan, cc ? cc : "972", trunk ? trunk : "0", "00", where, err))
 		return false;
 	where_of(r, "phone_plan", "international_prefix", where, sizeof(where));
-	if (!phone_plan_set_codes(c->plan, cc ? cc : "972", trunk ? trunk : "0",
-							  intl ? intl : "00", where, err))
+	if (!phone_plan_set_codes(c->plan, cc ? cc : "972", trunk ? trunk : "0", intl ? intl : "00",
+	                          where, err))
 		return false;
 	for (size_t t = 0; t < sizeof(plan_types) / sizeof(plan_types[0]); t++)
 	{
-		long		length;
+		long length;
 
-		if (!rules_get_int(r, "phone_plan", plan_types[t].length_key, plan_types[t].length,
-						   2, 15, &length, err))
+		if (!rules_get_int(r, "phone_plan", plan_types[t].length_key, plan_types[t].length, 2, 15,
+		                   &length, err))
 			return false;
 		if ((n = get_list(r, "phone_plan", plan_types[t].key, plan_types[t].items, &items)) < 0)
 			return oom(err);
 		where_of(r, "phone_plan", plan_types[t].key, where, sizeof(where));
 		for (int k = 0; k < n; k++)
-			if (!phone_plan_add_prefixes(c->plan, plan_types[t].type, items[k], (int) length,
-										 where, err))
+			if (!phone_plan_add_prefixes(c->plan, plan_types[t].type, items[k], (int) length, where,
+			                             err))
 			{
 				rules_list_free(items);
 				return false;
@@ -174,8 +173,8 @@ load_plan(struct rules *r, struct normalize_config *c, struct error *err)
 		rules_list_free(items);
 	}
 	if (!rules_get_int(r, "phone_plan", "star_length", 4, 0, 8, &star, err) ||
-		!rules_get_bool(r, "phone_plan", "repair_missing_zero", true, &zero, err) ||
-		!rules_get_bool(r, "phone_plan", "complete_from_city", true, &c->phone_from_city, err))
+	    !rules_get_bool(r, "phone_plan", "repair_missing_zero", true, &zero, err) ||
+	    !rules_get_bool(r, "phone_plan", "complete_from_city", true, &c->phone_from_city, err))
 		return false;
 	phone_plan_set_star_length(c->plan, (int) star);
 	phone_plan_set_repair_missing_zero(c->plan, zero);
@@ -222,12 +221,10 @@ load_plan(struct rules *r, struct normalize_config *c, struct error *err)
 static bool
 load_email(struct rules *r, struct normalize_config *c, struct error *err)
 {
-	bool		lower_local;
-	const char **keys = NULL,
-			  **sections = NULL;
-	int			nkeys,
-				nsections;
-	char		where[512];
+	bool lower_local;
+	const char **keys = NULL, **sections = NULL;
+	int nkeys, nsections;
+	char where[512];
 
 	if ((c->email = email_rules_new()) == NULL)
 		return oom(err);
@@ -254,18 +251,16 @@ load_email(struct rules *r, struct normalize_config *c, struct error *err)
 		return oom(err);
 	for (int s = 0; s < nsections; s++)
 	{
-		const char *sec = sections[s],
-				   *canon;
-		bool		dots,
-					plus;
-		char	  **domains = NULL;
-		int			nd;
-		bool		ok;
+		const char *sec = sections[s], *canon;
+		bool dots, plus;
+		char **domains = NULL;
+		int nd;
+		bool ok;
 
 		if (strcmp(sec, "email") == 0)
 			continue;
 		if (!rules_get_bool(r, sec, "ignore_dots", false, &dots, err) ||
-			!rules_get_bool(r, sec, "plus_tags", false, &plus, err))
+		    !rules_get_bool(r, sec, "plus_tags", false, &plus, err))
 		{
 			free(sections);
 			return false;
@@ -278,7 +273,7 @@ load_email(struct rules *r, struct normalize_config *c, struct error *err)
 		}
 		where_of(r, sec, "domains", where, sizeof(where));
 		ok = email_rules_add_provider(c->email, sec + strlen("email."), domains, nd, dots, plus,
-									  canon, where, err);
+		                              canon, where, err);
 		rules_list_free(domains);
 		if (!ok)
 		{
@@ -299,9 +294,9 @@ load_translit(struct rules *r, struct normalize_config *c, struct error *err)
 		return oom(err);
 	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
 	{
-		char	  **items = NULL;
-		int			n = get_list(r, "translit", keys[k], NULL, &items);
-		char		where[512];
+		char **items = NULL;
+		int n = get_list(r, "translit", keys[k], NULL, &items);
+		char where[512];
 
 		if (n < 0)
 			return oom(err);
@@ -326,9 +321,8 @@ load_translit(struct rules *r, struct normalize_config *c, struct error *err)
 static size_t
 fold_status(const char *s, char *out, size_t size)
 {
-	size_t		o = 0,
-				len = strlen(s);
-	bool		space = false;
+	size_t o = 0, len = strlen(s);
+	bool space = false;
 
 	if (size == 0)
 		return 0;
@@ -363,7 +357,7 @@ fold_status(const char *s, char *out, size_t size)
 			k = 1;
 		}
 		if (cp == 0xA0 || (cp >= 0x200B && cp <= 0x200F) || (cp >= 0x202A && cp <= 0x202E) ||
-			(cp >= 0x2066 && cp <= 0x2069) || cp == 0xFEFF)
+		    (cp >= 0x2066 && cp <= 0x2069) || cp == 0xFEFF)
 		{
 			space = space || (cp == 0xA0 && o > 0);
 			i += (size_t) k;
@@ -397,31 +391,34 @@ static int
 status_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct normalize_status *) a)->spelling,
-				  ((const struct normalize_status *) b)->spelling);
+	              ((const struct normalize_status *) b)->spelling);
 }
 
 static bool
 add_spelling(struct normalize_config *c, const char *spelling, const char *canonical,
-			 const char *where, struct error *err)
+             const char *where, struct error *err)
 {
-	char		f[NORMALIZE_STATUS_MAX + 1];
-	size_t		n = fold_status(spelling, f, sizeof(f));
+	char f[NORMALIZE_STATUS_MAX + 1];
+	size_t n = fold_status(spelling, f, sizeof(f));
 
 	if (n == 0 || n >= NORMALIZE_STATUS_MAX)
-		return error_set(err, EXIT_RULES, "%s: status spelling \"%s\" is empty or longer than "
-						 "%d bytes", where, spelling, NORMALIZE_STATUS_MAX - 1);
+		return error_set(err, EXIT_RULES,
+		                 "%s: status spelling \"%s\" is empty or longer than "
+		                 "%d bytes",
+		                 where, spelling, NORMALIZE_STATUS_MAX - 1);
 	for (int k = 0; k < c->nstatus; k++)
 		if (strcmp(c->status[k].spelling, f) == 0)
 		{
 			if (strcmp(c->status[k].canonical, canonical) == 0)
 				return true;
-			return error_set(err, EXIT_RULES, "%s: status spelling \"%s\" is mapped to both "
-							 "\"%s\" and \"%s\"", where, spelling, c->status[k].canonical,
-							 canonical);
+			return error_set(err, EXIT_RULES,
+			                 "%s: status spelling \"%s\" is mapped to both "
+			                 "\"%s\" and \"%s\"",
+			                 where, spelling, c->status[k].canonical, canonical);
 		}
 	if (c->nstatus == c->capstatus)
 	{
-		int			ncap = c->capstatus ? c->capstatus * 2 : 32;
+		int ncap = c->capstatus ? c->capstatus * 2 : 32;
 		struct normalize_status *ns = realloc(c->status, (size_t) ncap * sizeof(*ns));
 
 		if (ns == NULL)
@@ -439,7 +436,7 @@ static bool
 load_status(struct rules *r, struct normalize_config *c, struct error *err)
 {
 	const char **keys = NULL;
-	int			nkeys = rules_keys(r, "status_map", &keys);
+	int nkeys = rules_keys(r, "status_map", &keys);
 
 	if (nkeys < 0)
 		return oom(err);
@@ -451,10 +448,10 @@ load_status(struct rules *r, struct normalize_config *c, struct error *err)
 	for (int k = 0; k < nkeys; k++)
 	{
 		const char *v = rules_get(r, "status_map", keys[k]);
-		char	  **items = NULL;
-		int			n;
-		char		where[512];
-		char	   *canon = strdup(keys[k]);
+		char **items = NULL;
+		int n;
+		char where[512];
+		char *canon = strdup(keys[k]);
 
 		if (canon == NULL)
 		{
@@ -500,7 +497,7 @@ normalize_config_load(struct rules *r, struct normalize_config **out, struct err
 	if (!rules_get_int(r, "normalize", "chunk_rows", 4096, 64, 1 << 20, &c->chunk_rows, err))
 		return false;
 	return load_plan(r, c, err) && load_email(r, c, err) && load_translit(r, c, err) &&
-		load_status(r, c, err);
+	       load_status(r, c, err);
 }
 
 void
@@ -522,11 +519,11 @@ normalize_config_free(struct normalize_config *c)
 
 const char *
 normalize_status(const struct normalize_config *c, const char *raw, char *buf, size_t size,
-				 bool *mapped)
+                 bool *mapped)
 {
 	struct normalize_status key;
 	const struct normalize_status *hit;
-	size_t		n;
+	size_t n;
 
 	*mapped = false;
 	if (raw == NULL)
@@ -536,7 +533,7 @@ normalize_status(const struct normalize_config *c, const char *raw, char *buf, s
 		return NULL;
 	key.spelling = buf;
 	if (n < NORMALIZE_STATUS_MAX && c->nstatus > 0 &&
-		(hit = bsearch(&key, c->status, (size_t) c->nstatus, sizeof(key), status_cmp)) != NULL)
+	    (hit = bsearch(&key, c->status, (size_t) c->nstatus, sizeof(key), status_cmp)) != NULL)
 	{
 		*mapped = true;
 		return hit->canonical;
@@ -551,23 +548,23 @@ normalize_status(const struct normalize_config *c, const char *raw, char *buf, s
 /* One chunk of rows: its string buffer, the rows' offsets into it, counters. */
 struct chunk
 {
-	size_t		lo;				/* first row */
-	size_t		hi;				/* one past the last */
-	char	   *buf;
-	size_t		len;
-	size_t		cap;
-	uint32_t	(*off)[S__COUNT];	/* per row; NO_OFF: the batch column holds the value */
-	size_t		counts[C__COUNT];
-	size_t	   *typo_counts;	/* one per typo rule of the plan */
-	bool		oom;
+	size_t lo; /* first row */
+	size_t hi; /* one past the last */
+	char *buf;
+	size_t len;
+	size_t cap;
+	uint32_t (*off)[S__COUNT]; /* per row; NO_OFF: the batch column holds the value */
+	size_t counts[C__COUNT];
+	size_t *typo_counts; /* one per typo rule of the plan */
+	bool oom;
 };
 
 /* Make room for `extra` more bytes; false on OOM (or a chunk of 4 GB). */
 static bool
 reserve(struct chunk *ch, size_t extra)
 {
-	size_t		ncap;
-	char	   *nb;
+	size_t ncap;
+	char *nb;
 
 	if (ch->len + extra <= ch->cap)
 		return true;
@@ -587,7 +584,7 @@ reserve(struct chunk *ch, size_t extra)
 static uint32_t
 add_string(struct chunk *ch, const char *s, size_t n)
 {
-	uint32_t	at = (uint32_t) ch->len;
+	uint32_t at = (uint32_t) ch->len;
 
 	if (!reserve(ch, n + 1))
 	{
@@ -602,21 +599,21 @@ add_string(struct chunk *ch, const char *s, size_t n)
 
 static void
 do_phones(const struct normalize_config *c, struct batch *b, size_t i, struct chunk *ch,
-		  uint32_t *off)
+          uint32_t *off)
 {
 	static const enum field fields[] = {FIELD_PHONE, FIELD_PHONE2, FIELD_MOBILE};
 	const char *city = c->phone_from_city ? b->col[FIELD_CITY][i] : NULL;
 	struct phone_number keep[BATCH_PHONES];
-	int			nkeep = 0;
-	bool		invalid = false;
+	int nkeep = 0;
+	bool invalid = false;
 	const char *reasons[BATCH_PHONES * PHONE_REPAIR_KINDS];
-	int			nreasons = 0;
+	int nreasons = 0;
 
 	for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
 	{
 		const char *s = b->col[fields[f]][i];
 		struct phone_number got[PHONE_FIELD_MAX];
-		int			n;
+		int n;
 
 		if (s == NULL)
 			continue;
@@ -628,7 +625,7 @@ do_phones(const struct normalize_config *c, struct batch *b, size_t i, struct ch
 		}
 		for (int k = 0; k < n; k++)
 		{
-			bool		seen = false;
+			bool seen = false;
 
 			if (got[k].type == PHONE_INVALID)
 			{
@@ -670,7 +667,7 @@ do_phones(const struct normalize_config *c, struct batch *b, size_t i, struct ch
 		for (int r = 0; r < NKINDS; r++)
 		{
 			const char *why;
-			bool		dup = false;
+			bool dup = false;
 
 			if (!(keep[k].repairs & repair_kinds[r].bit))
 				continue;
@@ -687,11 +684,11 @@ do_phones(const struct normalize_config *c, struct batch *b, size_t i, struct ch
 	if (nreasons == 0)
 		b->phone_repair[i] = NULL;
 	else if (nreasons == 1)
-		b->phone_repair[i] = reasons[0];	/* static or owned by the plan */
+		b->phone_repair[i] = reasons[0]; /* static or owned by the plan */
 	else
 	{
-		char		text[512];
-		size_t		o = 0;
+		char text[512];
+		size_t o = 0;
 
 		text[0] = '\0';
 		for (int j = 0; j < nreasons && o < sizeof(text); j++)
@@ -704,12 +701,11 @@ do_phones(const struct normalize_config *c, struct batch *b, size_t i, struct ch
 
 static void
 do_email(const struct normalize_config *c, struct batch *b, size_t i, struct chunk *ch,
-		 uint32_t *off)
+         uint32_t *off)
 {
 	const char *raw = b->col[FIELD_EMAIL][i];
-	char		norm[EMAIL_BUF],
-				key[EMAIL_KEY_BUF];
-	unsigned	fixes;
+	char norm[EMAIL_BUF], key[EMAIL_KEY_BUF];
+	unsigned fixes;
 	enum email_result r = email_normalize(c->email, raw, norm, key, &fixes);
 
 	b->email_norm[i] = b->email_key[i] = NULL;
@@ -735,8 +731,8 @@ static void
 do_name(struct batch *b, size_t i, struct chunk *ch, uint32_t *off)
 {
 	const char *raw = b->col[FIELD_NAME][i];
-	size_t		len;
-	ssize_t		n;
+	size_t len;
+	ssize_t n;
 
 	b->name_norm[i] = NULL;
 	if (raw == NULL)
@@ -764,7 +760,7 @@ do_name(struct batch *b, size_t i, struct chunk *ch, uint32_t *off)
 		return;
 	}
 	if (n == 0)
-		b->name_norm[i] = "";	/* given, but nothing of a name is left */
+		b->name_norm[i] = ""; /* given, but nothing of a name is left */
 	else if ((size_t) n == len && memcmp(ch->buf + ch->len, raw, len) == 0)
 		b->name_norm[i] = raw;
 	else
@@ -776,12 +772,11 @@ do_name(struct batch *b, size_t i, struct chunk *ch, uint32_t *off)
 
 static void
 do_status(const struct normalize_config *c, struct batch *b, size_t i, struct chunk *ch,
-		  uint32_t *off)
+          uint32_t *off)
 {
-	const char *raw = b->col[FIELD_STATUS][i],
-			   *s;
-	size_t		room;
-	bool		mapped;
+	const char *raw = b->col[FIELD_STATUS][i], *s;
+	size_t room;
+	bool mapped;
 
 	b->status_norm[i] = NULL;
 	if (raw == NULL)
@@ -798,7 +793,7 @@ do_status(const struct normalize_config *c, struct batch *b, size_t i, struct ch
 		return;
 	if (mapped)
 	{
-		b->status_norm[i] = s;	/* owned by the config */
+		b->status_norm[i] = s; /* owned by the config */
 		ch->counts[C_STATUS_MAPPED] += strcmp(raw, s) != 0;
 	}
 	else if (strcmp(s, raw) == 0)
@@ -816,7 +811,7 @@ do_chunk(const struct normalize_config *c, struct batch *b, struct chunk *ch)
 	ch->len = 0;
 	for (size_t i = ch->lo; i < ch->hi && !ch->oom; i++)
 	{
-		uint32_t   *off = ch->off[i - ch->lo];
+		uint32_t *off = ch->off[i - ch->lo];
 
 		for (int s = 0; s < S__COUNT; s++)
 			off[s] = NO_OFF;
@@ -831,13 +826,11 @@ do_chunk(const struct normalize_config *c, struct batch *b, struct chunk *ch)
 static bool
 publish_chunk(struct batch *b, struct chunk *ch)
 {
-	char	   *base;
+	char *base;
 	const char **col[S__COUNT] = {
-		[S_PHONE_REPAIR] = b->phone_repair,
-		[S_EMAIL_NORM] = b->email_norm,
-		[S_EMAIL_KEY] = b->email_key,
-		[S_NAME_NORM] = b->name_norm,
-		[S_STATUS_NORM] = b->status_norm,
+	    [S_PHONE_REPAIR] = b->phone_repair, [S_EMAIL_NORM] = b->email_norm,
+	    [S_EMAIL_KEY] = b->email_key,       [S_NAME_NORM] = b->name_norm,
+	    [S_STATUS_NORM] = b->status_norm,
 	};
 
 	if (ch->len == 0)
@@ -858,18 +851,15 @@ publish_chunk(struct batch *b, struct chunk *ch)
 
 bool
 normalize_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
-				struct error *err)
+                struct error *err)
 {
 	const struct normalize_config *c = rs->normalize;
-	size_t		n = b->n,
-				rows,
-				nchunks;
-	int			ntypos,
-				nthreads = 1;
+	size_t n = b->n, rows, nchunks;
+	int ntypos, nthreads = 1;
 	struct chunk *chunks;
-	size_t		totals[C__COUNT] = {0};
-	size_t	   *typo_totals;
-	bool		ok = true;
+	size_t totals[C__COUNT] = {0};
+	size_t *typo_totals;
+	bool ok = true;
 
 	if (c == NULL)
 		return error_set(err, EXIT_INTERNAL, "normalize stage run without its configuration");
@@ -898,7 +888,7 @@ normalize_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 
 	for (size_t first = 0; ok && first < nchunks; first += WAVE_CHUNKS)
 	{
-		int			nw = (int) (nchunks - first < WAVE_CHUNKS ? nchunks - first : WAVE_CHUNKS);
+		int nw = (int) (nchunks - first < WAVE_CHUNKS ? nchunks - first : WAVE_CHUNKS);
 
 		for (int k = 0; k < nw; k++)
 		{

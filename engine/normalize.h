@@ -33,27 +33,26 @@
 /* One spelling of the status map: folded spelling -> canonical status. */
 struct normalize_status
 {
-	char	   *spelling;		/* trimmed, lower case, single spaces */
-	const char *canonical;		/* points into normalize_config.canonical */
+	char *spelling;        /* trimmed, lower case, single spaces */
+	const char *canonical; /* points into normalize_config.canonical */
 };
 
 struct normalize_config
 {
-	struct phone_plan *plan;	/* [phone_plan] and [phone_area_codes] */
-	bool		phone_from_city;	/* [phone_plan] complete_from_city */
-	struct email_rules *email;	/* [email], [email_typos], [email.<provider>] */
-	struct name_translit *translit;	/* [translit]; never NULL, may be empty */
-	struct normalize_status *status;	/* [status_map], sorted by spelling */
-	int			nstatus;
-	int			capstatus;		/* allocated entries of status */
-	char	  **canonical;		/* the canonical statuses (keys of [status_map]) */
-	int			ncanonical;
-	long		chunk_rows;		/* [normalize] chunk_rows: rows per parallel work unit */
+	struct phone_plan *plan;         /* [phone_plan] and [phone_area_codes] */
+	bool phone_from_city;            /* [phone_plan] complete_from_city */
+	struct email_rules *email;       /* [email], [email_typos], [email.<provider>] */
+	struct name_translit *translit;  /* [translit]; never NULL, may be empty */
+	struct normalize_status *status; /* [status_map], sorted by spelling */
+	int nstatus;
+	int capstatus;    /* allocated entries of status */
+	char **canonical; /* the canonical statuses (keys of [status_map]) */
+	int ncanonical;
+	long chunk_rows; /* [normalize] chunk_rows: rows per parallel work unit */
 };
 
-bool		normalize_config_load(struct rules *r, struct normalize_config **out,
-								  struct error *err);
-void		normalize_config_free(struct normalize_config *c);	/* NULL is a no-op */
+bool normalize_config_load(struct rules *r, struct normalize_config **out, struct error *err);
+void normalize_config_free(struct normalize_config *c); /* NULL is a no-op */
 
 /*
  * The canonical form of a status: the map's canonical name when the
@@ -62,7 +61,7 @@ void		normalize_config_free(struct normalize_config *c);	/* NULL is a no-op */
  * buf (`size` bytes; cut when too small).  NULL for NULL or blank input.
  */
 const char *normalize_status(const struct normalize_config *c, const char *raw, char *buf,
-							 size_t size, bool *mapped);
+                             size_t size, bool *mapped);
 
 /*
  * The stage.  Counters (stage_count): phone_invalid, phone_missing_zero,
@@ -72,7 +71,7 @@ const char *normalize_status(const struct normalize_config *c, const char *raw, 
  * Rows are processed in fixed chunks in parallel; results do not depend on
  * the number of threads.
  */
-bool		normalize_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
-							struct error *err);
+bool normalize_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
+                     struct error *err);
 
-#endif							/* REFINERY_NORMALIZE_H */
+#endif /* REFINERY_NORMALIZE_H */

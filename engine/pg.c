@@ -25,8 +25,8 @@ static volatile sig_atomic_t interrupted;
 static void
 on_signal(int signo)
 {
-	char		buf[256];
-	PGcancel   *c = cancel_handle;
+	char buf[256];
+	PGcancel *c = cancel_handle;
 
 	(void) signo;
 	interrupted = 1;
@@ -56,12 +56,11 @@ pg_interrupted(void)
 static char *
 prompt_password(void)
 {
-	FILE	   *tty = fopen("/dev/tty", "r+");
-	struct termios old,
-				noecho;
-	bool		have_old = false;
-	char		buf[1024];
-	char	   *res = NULL;
+	FILE *tty = fopen("/dev/tty", "r+");
+	struct termios old, noecho;
+	bool have_old = false;
+	char buf[1024];
+	char *res = NULL;
 
 	if (tty == NULL)
 		return NULL;
@@ -97,19 +96,19 @@ static bool
 scrub_secret(const char *conninfo, char *msg)
 {
 	PQconninfoOption *opts;
-	char	   *perr = NULL;
-	bool		ok = true;
+	char *perr = NULL;
+	bool ok = true;
 
 	if (conninfo == NULL || (strchr(conninfo, '=') == NULL && strstr(conninfo, "://") == NULL))
-		return true;			/* a plain database name */
+		return true; /* a plain database name */
 	opts = PQconninfoParse(conninfo, &perr);
 	PQfreemem(perr);
 	if (opts == NULL)
 		return false;
 	for (PQconninfoOption *op = opts; op->keyword; op++)
 	{
-		size_t		len;
-		char	   *hit;
+		size_t len;
+		char *hit;
 
 		if (strcmp(op->keyword, "password") != 0 || op->val == NULL || (len = strlen(op->val)) == 0)
 			continue;
@@ -125,9 +124,9 @@ pg_connect(const struct conn_opts *o, struct error *err)
 {
 	const char *keys[10];
 	const char *vals[10];
-	char	   *password = NULL;
-	PGconn	   *conn;
-	int			n;
+	char *password = NULL;
+	PGconn *conn;
+	int n;
 
 	for (;;)
 	{
@@ -145,7 +144,7 @@ pg_connect(const struct conn_opts *o, struct error *err)
 		{
 			if ((password = prompt_password()) == NULL)
 				return error_set(err, EXIT_CONNECTION, "could not read a password: no terminal"),
-					NULL;
+				       NULL;
 			continue;
 		}
 		conn = PQconnectdbParams(keys, vals, 1);
@@ -155,7 +154,7 @@ pg_connect(const struct conn_opts *o, struct error *err)
 			return error_set(err, EXIT_INTERNAL, "out of memory"), NULL;
 		}
 		if (PQstatus(conn) == CONNECTION_BAD && PQconnectionNeedsPassword(conn) &&
-			password == NULL && o->password == PG_PASSWORD_AUTO && isatty(STDIN_FILENO))
+		    password == NULL && o->password == PG_PASSWORD_AUTO && isatty(STDIN_FILENO))
 		{
 			PQfinish(conn);
 			if ((password = prompt_password()) != NULL)
@@ -171,20 +170,19 @@ pg_connect(const struct conn_opts *o, struct error *err)
 	}
 	if (PQstatus(conn) == CONNECTION_BAD)
 	{
-		char		msg[900];
+		char msg[900];
 
 		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
 		msg[strcspn(msg, "\n")] = '\0';
 		PQfinish(conn);
 		if (!scrub_secret(o->dbname, msg))
 		{
-			error_set(err, EXIT_CONNECTION, "could not connect to the database: the connection "
-					  "string given with -d is malformed");
-			return error_detail(err, "Its text is not shown, since it may hold a password."),
-				NULL;
+			error_set(err, EXIT_CONNECTION,
+			          "could not connect to the database: the connection "
+			          "string given with -d is malformed");
+			return error_detail(err, "Its text is not shown, since it may hold a password."), NULL;
 		}
-		return error_set(err, EXIT_CONNECTION, "could not connect to the database: %s", msg),
-			NULL;
+		return error_set(err, EXIT_CONNECTION, "could not connect to the database: %s", msg), NULL;
 	}
 	cancel_handle = PQgetCancel(conn);
 	return conn;
@@ -193,7 +191,7 @@ pg_connect(const struct conn_opts *o, struct error *err)
 void
 pg_disconnect(PGconn *conn)
 {
-	PGcancel   *c = cancel_handle;
+	PGcancel *c = cancel_handle;
 
 	if (conn == NULL)
 		return;
@@ -210,7 +208,7 @@ pg_fail(PGconn *conn, PGresult *res, const char *phase, struct error *err)
 	const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
 	const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	char		text[700];
+	char text[700];
 	enum exit_code code = EXIT_DATA;
 
 	if (msg == NULL)
@@ -220,8 +218,8 @@ pg_fail(PGconn *conn, PGresult *res, const char *phase, struct error *err)
 		msg = text[0] ? text : "unknown error";
 	}
 	if (PQstatus(conn) == CONNECTION_BAD || (state && strncmp(state, "08", 2) == 0) ||
-		(state && (strcmp(state, "57P01") == 0 || strcmp(state, "57P02") == 0 ||
-				   strcmp(state, "57P03") == 0)))
+	    (state && (strcmp(state, "57P01") == 0 || strcmp(state, "57P02") == 0 ||
+	               strcmp(state, "57P03") == 0)))
 		code = EXIT_CONNECTION;
 	if (state && strcmp(state, "57014") == 0 && pg_interrupted())
 		code = EXIT_INTERRUPTED;
@@ -232,16 +230,16 @@ pg_fail(PGconn *conn, PGresult *res, const char *phase, struct error *err)
 		error_hint(err, "%s", hint);
 	else if (code == EXIT_CONNECTION)
 		error_hint(err, "The connection to the server was lost; nothing of this run was "
-				   "committed.");
+		                "committed.");
 	return false;
 }
 
 bool
 pg_exec(PGconn *conn, const char *phase, const char *sql, struct error *err)
 {
-	PGresult   *res = PQexec(conn, sql);
-	bool		ok = res && (PQresultStatus(res) == PGRES_COMMAND_OK ||
-							 PQresultStatus(res) == PGRES_TUPLES_OK);
+	PGresult *res = PQexec(conn, sql);
+	bool ok =
+	    res && (PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK);
 
 	if (!ok)
 		pg_fail(conn, res, phase, err);
@@ -250,13 +248,12 @@ pg_exec(PGconn *conn, const char *phase, const char *sql, struct error *err)
 }
 
 PGresult *
-pg_query(PGconn *conn, const char *phase, const char *sql, int nparams,
-		 const char *const *params, struct error *err)
+pg_query(PGconn *conn, const char *phase, const char *sql, int nparams, const char *const *params,
+         struct error *err)
 {
-	PGresult   *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 
-	if (res && (PQresultStatus(res) == PGRES_TUPLES_OK ||
-				PQresultStatus(res) == PGRES_COMMAND_OK))
+	if (res && (PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK))
 		return res;
 	pg_fail(conn, res, phase, err);
 	PQclear(res);
@@ -267,7 +264,7 @@ pg_query(PGconn *conn, const char *phase, const char *sql, int nparams,
 static bool
 quote_part(PGconn *conn, const char *s, size_t len, char **out, struct error *err)
 {
-	char	   *q;
+	char *q;
 
 	if (len == 0)
 		return error_set(err, EXIT_RULES, "empty identifier in \"%s\"", s);
@@ -275,7 +272,7 @@ quote_part(PGconn *conn, const char *s, size_t len, char **out, struct error *er
 	{
 		error_set(err, EXIT_RULES, "identifier \"%.*s\" is longer than 63 bytes", (int) len, s);
 		return error_detail(err, "PostgreSQL would truncate it, and two long names could then "
-							"mean the same object.");
+		                         "mean the same object.");
 	}
 	q = PQescapeIdentifier(conn, s, len);
 	if (q == NULL)
@@ -287,17 +284,17 @@ quote_part(PGconn *conn, const char *s, size_t len, char **out, struct error *er
 char *
 pg_quote_ident(PGconn *conn, const char *name, struct error *err)
 {
-	char	   *parts[3] = {0};
-	int			np = 0;
+	char *parts[3] = {0};
+	int np = 0;
 	const char *p = name;
-	char	   *res = NULL;
-	size_t		total = 1;
+	char *res = NULL;
+	size_t total = 1;
 
 	while (*p)
 	{
 		const char *start = p;
-		size_t		len;
-		char		buf[260];
+		size_t len;
+		char buf[260];
 
 		if (np == 3)
 		{
@@ -307,7 +304,7 @@ pg_quote_ident(PGconn *conn, const char *name, struct error *err)
 		if (*p == '"')
 		{
 			/* a quoted part: "" stands for one quote */
-			size_t		k = 0;
+			size_t k = 0;
 
 			for (p++; *p && !(*p == '"' && p[1] != '"'); p++)
 			{
@@ -381,8 +378,8 @@ out:
 char *
 pg_quote_literal(PGconn *conn, const char *value, struct error *err)
 {
-	char	   *q = PQescapeLiteral(conn, value, strlen(value));
-	char	   *res;
+	char *q = PQescapeLiteral(conn, value, strlen(value));
+	char *res;
 
 	if (q == NULL)
 		return error_set(err, EXIT_DATA, "value is not valid UTF-8"), NULL;

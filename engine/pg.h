@@ -15,14 +15,14 @@
 
 enum pg_password
 {
-	PG_PASSWORD_AUTO,			/* prompt if the server asks and a terminal is there */
-	PG_PASSWORD_NEVER,			/* -w */
-	PG_PASSWORD_PROMPT			/* -W */
+	PG_PASSWORD_AUTO,  /* prompt if the server asks and a terminal is there */
+	PG_PASSWORD_NEVER, /* -w */
+	PG_PASSWORD_PROMPT /* -W */
 };
 
 struct conn_opts
 {
-	const char *dbname;			/* a name, a conninfo string or a URI; NULL = libpq default */
+	const char *dbname; /* a name, a conninfo string or a URI; NULL = libpq default */
 	const char *host;
 	const char *port;
 	const char *user;
@@ -30,16 +30,16 @@ struct conn_opts
 };
 
 /* Connect (application_name "refinery" unless set otherwise); NULL + EXIT_CONNECTION. */
-PGconn	   *pg_connect(const struct conn_opts *o, struct error *err);
+PGconn *pg_connect(const struct conn_opts *o, struct error *err);
 /* Close the connection and forget its cancel handle. NULL is a no-op. */
-void		pg_disconnect(PGconn *conn);
+void pg_disconnect(PGconn *conn);
 
 /*
  * Signals: after pg_signals_install(), SIGINT and SIGTERM set a flag and
  * send a cancel request for the connection given to pg_connect.
  */
-void		pg_signals_install(void);
-bool		pg_interrupted(void);
+void pg_signals_install(void);
+bool pg_interrupted(void);
 
 /*
  * Run one statement (or several, with no parameters) and expect success.
@@ -47,12 +47,12 @@ bool		pg_interrupted(void);
  * error names the phase, carries the server's message, detail and hint, and
  * its code says whether the connection was lost.
  */
-bool		pg_exec(PGconn *conn, const char *phase, const char *sql, struct error *err);
+bool pg_exec(PGconn *conn, const char *phase, const char *sql, struct error *err);
 /* Same with parameters (text format); returns the result (caller clears) or NULL. */
-PGresult   *pg_query(PGconn *conn, const char *phase, const char *sql, int nparams,
-					 const char *const *params, struct error *err);
+PGresult *pg_query(PGconn *conn, const char *phase, const char *sql, int nparams,
+                   const char *const *params, struct error *err);
 /* Fill err from a failed result (or the connection state when res is NULL). Returns false. */
-bool		pg_fail(PGconn *conn, PGresult *res, const char *phase, struct error *err);
+bool pg_fail(PGconn *conn, PGresult *res, const char *phase, struct error *err);
 
 /*
  * Quote an identifier that may be qualified ("schema.table", each part
@@ -60,9 +60,9 @@ bool		pg_fail(PGconn *conn, PGresult *res, const char *phase, struct error *err)
  * Rejects names over 63 bytes (the server would truncate them, so two
  * names could alias) and invalid UTF-8.  malloc'd; NULL + EXIT_RULES.
  */
-char	   *pg_quote_ident(PGconn *conn, const char *name, struct error *err);
+char *pg_quote_ident(PGconn *conn, const char *name, struct error *err);
 
 /* A literal for SQL text (malloc'd, quoted), NULL on invalid input / OOM. */
-char	   *pg_quote_literal(PGconn *conn, const char *value, struct error *err);
+char *pg_quote_literal(PGconn *conn, const char *value, struct error *err);
 
-#endif							/* REFINERY_PG_H */
+#endif /* REFINERY_PG_H */

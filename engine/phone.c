@@ -24,76 +24,76 @@
 
 #include "phone.h"
 
-#define MAX_CC 3
-#define MAX_TRUNK 2
-#define MAX_INTL 4
-#define MAX_PREFIXES 1024		/* a plan with more is a mistake in the rules */
-#define MAX_RANGE 1000			/* prefixes one "a-b" item may expand to */
-#define CITY_MAX 64				/* bytes of a folded city name */
-#define TYPO_TEXT 48
-#define E164_MAX 15				/* ITU-T E.164: at most 15 digits */
+#define MAX_CC       3
+#define MAX_TRUNK    2
+#define MAX_INTL     4
+#define MAX_PREFIXES 1024 /* a plan with more is a mistake in the rules */
+#define MAX_RANGE    1000 /* prefixes one "a-b" item may expand to */
+#define CITY_MAX     64   /* bytes of a folded city name */
+#define TYPO_TEXT    48
+#define E164_MAX     15 /* ITU-T E.164: at most 15 digits */
 
 struct prefix
 {
-	char		digits[PHONE_MAX_PREFIX + 1];	/* NSN prefix: "52" for 052 */
-	uint8_t		len;
-	uint8_t		nsn_len;		/* digits of the whole NSN */
-	uint8_t		type;			/* enum phone_type */
+	char digits[PHONE_MAX_PREFIX + 1]; /* NSN prefix: "52" for 052 */
+	uint8_t len;
+	uint8_t nsn_len; /* digits of the whole NSN */
+	uint8_t type;    /* enum phone_type */
 };
 
 struct typo
 {
-	char		from[PHONE_MAX_PREFIX + 1];
-	char		to[PHONE_MAX_PREFIX + 1];
-	uint8_t		from_len;
-	uint8_t		to_len;
-	char		reason[TYPO_TEXT];	/* "typo 06 => 04" */
-	char		counter[TYPO_TEXT]; /* "phone_typo:06=>04" */
+	char from[PHONE_MAX_PREFIX + 1];
+	char to[PHONE_MAX_PREFIX + 1];
+	uint8_t from_len;
+	uint8_t to_len;
+	char reason[TYPO_TEXT];  /* "typo 06 => 04" */
+	char counter[TYPO_TEXT]; /* "phone_typo:06=>04" */
 };
 
 struct city
 {
-	char		fold[CITY_MAX];
-	char		name[CITY_MAX];	/* as given, for messages */
-	char		area[PHONE_MAX_PREFIX + 1];	/* NSN of the area code: "4" for 04 */
-	uint8_t		area_len;
-	uint8_t		local_len;		/* digits of a local number (set by finish) */
+	char fold[CITY_MAX];
+	char name[CITY_MAX];             /* as given, for messages */
+	char area[PHONE_MAX_PREFIX + 1]; /* NSN of the area code: "4" for 04 */
+	uint8_t area_len;
+	uint8_t local_len; /* digits of a local number (set by finish) */
 };
 
 struct phone_plan
 {
-	char		cc[MAX_CC + 1];
-	int			cc_len;
-	uint64_t	cc_value;
-	char		trunk[MAX_TRUNK + 1];
-	int			trunk_len;
-	char		intl[MAX_INTL + 1];
-	int			intl_len;
+	char cc[MAX_CC + 1];
+	int cc_len;
+	uint64_t cc_value;
+	char trunk[MAX_TRUNK + 1];
+	int trunk_len;
+	char intl[MAX_INTL + 1];
+	int intl_len;
 	struct prefix *prefixes;
-	int			nprefixes;
-	int			capprefixes;
-	int			min_nsn;
-	int			max_nsn;
-	int			star_length;
-	bool		repair_missing_zero;
+	int nprefixes;
+	int capprefixes;
+	int min_nsn;
+	int max_nsn;
+	int star_length;
+	bool repair_missing_zero;
 	struct typo *typos;
-	int			ntypos;
-	int			captypos;
-	struct city *cities;		/* sorted by fold once finished */
-	int			ncities;
-	int			capcities;
+	int ntypos;
+	int captypos;
+	struct city *cities; /* sorted by fold once finished */
+	int ncities;
+	int capcities;
 };
 
 /* What scanning the text of one number found. */
 struct scan
 {
-	char		d[PHONE_MAX_DIGITS + 1];
-	int			n;
-	bool		plus;			/* a "+" before the first digit */
-	bool		star;			/* a "*" before the first digit */
-	bool		ext;			/* an extension was dropped */
-	bool		bad;			/* a character no phone number holds */
-	bool		too_long;
+	char d[PHONE_MAX_DIGITS + 1];
+	int n;
+	bool plus; /* a "+" before the first digit */
+	bool star; /* a "*" before the first digit */
+	bool ext;  /* an extension was dropped */
+	bool bad;  /* a character no phone number holds */
+	bool too_long;
 };
 
 static bool
@@ -118,8 +118,8 @@ static int
 utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
 {
 	unsigned char c = s[0];
-	int			n;
-	uint32_t	v;
+	int n;
+	uint32_t v;
 
 	if (c < 0x80)
 	{
@@ -148,9 +148,9 @@ utf8_decode(const unsigned char *s, size_t len, uint32_t *cp)
 static bool
 ignorable_cp(uint32_t cp)
 {
-	return cp == 0x00A0 || cp == 0x05BE || (cp >= 0x2000 && cp <= 0x2015) ||
-		cp == 0x2028 || cp == 0x2029 || (cp >= 0x202A && cp <= 0x202F) ||
-		(cp >= 0x2066 && cp <= 0x2069) || cp == 0x2212 || cp == 0xFEFF;
+	return cp == 0x00A0 || cp == 0x05BE || (cp >= 0x2000 && cp <= 0x2015) || cp == 0x2028 ||
+	       cp == 0x2029 || (cp >= 0x202A && cp <= 0x202F) || (cp >= 0x2066 && cp <= 0x2069) ||
+	       cp == 0x2212 || cp == 0xFEFF;
 }
 
 /*
@@ -161,20 +161,17 @@ static bool
 is_extension(const char *s, size_t len)
 {
 	static const char *const words[] = {
-		"extension", "ext", "x", "#", "\xD7\xA9\xD7\x9C\xD7\x95\xD7\x97\xD7\x94",	/* שלוחה */
-		NULL
-	};
+	    "extension", "ext", "x", "#", "\xD7\xA9\xD7\x9C\xD7\x95\xD7\x97\xD7\x94", /* שלוחה */
+	    NULL};
 
 	for (int w = 0; words[w]; w++)
 	{
-		size_t		wl = strlen(words[w]),
-					k = wl,
-					digits = 0;
+		size_t wl = strlen(words[w]), k = wl, digits = 0;
 
 		if (len < wl || strncasecmp(s, words[w], wl) != 0)
 			continue;
-		while (k < len && (s[k] == ' ' || s[k] == '.' || s[k] == ':' || s[k] == '-' ||
-						   s[k] == '\t'))
+		while (k < len &&
+		       (s[k] == ' ' || s[k] == '.' || s[k] == ':' || s[k] == '-' || s[k] == '\t'))
 			k++;
 		while (k < len && s[k] >= '0' && s[k] <= '9')
 		{
@@ -192,14 +189,14 @@ is_extension(const char *s, size_t len)
 static void
 scan_number(const char *s, size_t len, struct scan *sc)
 {
-	size_t		i = 0;
+	size_t i = 0;
 
 	memset(sc, 0, sizeof(*sc));
 	while (i < len)
 	{
 		unsigned char c = (unsigned char) s[i];
-		uint32_t	cp;
-		int			k;
+		uint32_t cp;
+		int k;
 
 		if (c >= '0' && c <= '9')
 		{
@@ -223,7 +220,7 @@ scan_number(const char *s, size_t len, struct scan *sc)
 			continue;
 		}
 		if (c >= 0x80 && (k = utf8_decode((const unsigned char *) s + i, len - i, &cp)) > 0 &&
-			ignorable_cp(cp))
+		    ignorable_cp(cp))
 		{
 			i += (size_t) k;
 			continue;
@@ -234,7 +231,7 @@ scan_number(const char *s, size_t len, struct scan *sc)
 			sc->ext = true;
 			break;
 		}
-		sc->bad = true;			/* keep counting digits: "abc" is none, "abc 052" invalid */
+		sc->bad = true; /* keep counting digits: "abc" is none, "abc 052" invalid */
 		i++;
 	}
 	sc->d[sc->n] = '\0';
@@ -274,27 +271,29 @@ phone_plan_free(struct phone_plan *p)
 }
 
 bool
-phone_plan_set_codes(struct phone_plan *p, const char *country, const char *trunk,
-					 const char *intl, const char *where, struct error *err)
+phone_plan_set_codes(struct phone_plan *p, const char *country, const char *trunk, const char *intl,
+                     const char *where, struct error *err)
 {
-	size_t		cl = strlen(country),
-				tl = strlen(trunk),
-				il = strlen(intl);
+	size_t cl = strlen(country), tl = strlen(trunk), il = strlen(intl);
 
 	if (p->nprefixes > 0)
 		return error_set(err, EXIT_INTERNAL, "%s: codes set after prefixes", where);
 	if (cl < 1 || cl > MAX_CC || !all_digits(country, cl) || country[0] == '0')
-		return error_set(err, EXIT_RULES, "%s: country code \"%s\" is not 1 to %d digits",
-						 where, country, MAX_CC);
+		return error_set(err, EXIT_RULES, "%s: country code \"%s\" is not 1 to %d digits", where,
+		                 country, MAX_CC);
 	if (tl > MAX_TRUNK || (tl > 0 && !all_digits(trunk, tl)))
-		return error_set(err, EXIT_RULES, "%s: trunk prefix \"%s\" is not 0 to %d digits",
-						 where, trunk, MAX_TRUNK);
+		return error_set(err, EXIT_RULES, "%s: trunk prefix \"%s\" is not 0 to %d digits", where,
+		                 trunk, MAX_TRUNK);
 	if (il < 1 || il > MAX_INTL || !all_digits(intl, il))
-		return error_set(err, EXIT_RULES, "%s: international prefix \"%s\" is not 1 to %d "
-						 "digits", where, intl, MAX_INTL);
+		return error_set(err, EXIT_RULES,
+		                 "%s: international prefix \"%s\" is not 1 to %d "
+		                 "digits",
+		                 where, intl, MAX_INTL);
 	if (tl > 0 && strncmp(intl, trunk, tl) == 0 && il == tl)
-		return error_set(err, EXIT_RULES, "%s: international prefix \"%s\" equals the trunk "
-						 "prefix", where, intl);
+		return error_set(err, EXIT_RULES,
+		                 "%s: international prefix \"%s\" equals the trunk "
+		                 "prefix",
+		                 where, intl);
 	strcpy(p->cc, country);
 	p->cc_len = (int) cl;
 	p->cc_value = strtoull(country, NULL, 10);
@@ -307,11 +306,11 @@ phone_plan_set_codes(struct phone_plan *p, const char *country, const char *trun
 
 static bool
 add_one_prefix(struct phone_plan *p, enum phone_type type, const char *digits, int length,
-			   const char *where, struct error *err)
+               const char *where, struct error *err)
 {
 	struct prefix x = {0};
 	const char *nsn = digits;
-	int			nsn_len = length;
+	int nsn_len = length;
 
 	/* a prefix dialled with the trunk prefix is stored without it */
 	if (p->trunk_len > 0 && strncmp(digits, p->trunk, (size_t) p->trunk_len) == 0)
@@ -321,15 +320,15 @@ add_one_prefix(struct phone_plan *p, enum phone_type type, const char *digits, i
 	}
 	if (*nsn == '\0')
 		return error_set(err, EXIT_RULES, "%s: prefix \"%s\" is only the trunk prefix", where,
-						 digits);
+		                 digits);
 	if (nsn_len <= (int) strlen(nsn) || nsn_len + p->cc_len > E164_MAX)
-		return error_set(err, EXIT_RULES, "%s: length %d does not fit prefix \"%s\"", where,
-						 length, digits);
+		return error_set(err, EXIT_RULES, "%s: length %d does not fit prefix \"%s\"", where, length,
+		                 digits);
 	if (p->nprefixes == MAX_PREFIXES)
 		return error_set(err, EXIT_RULES, "%s: more than %d prefixes", where, MAX_PREFIXES);
 	if (p->nprefixes == p->capprefixes)
 	{
-		int			ncap = p->capprefixes ? p->capprefixes * 2 : 32;
+		int ncap = p->capprefixes ? p->capprefixes * 2 : 32;
 		struct prefix *np = realloc(p->prefixes, (size_t) ncap * sizeof(*np));
 
 		if (np == NULL)
@@ -346,29 +345,26 @@ add_one_prefix(struct phone_plan *p, enum phone_type type, const char *digits, i
 }
 
 bool
-phone_plan_add_prefixes(struct phone_plan *p, enum phone_type type, const char *item,
-						int length, const char *where, struct error *err)
+phone_plan_add_prefixes(struct phone_plan *p, enum phone_type type, const char *item, int length,
+                        const char *where, struct error *err)
 {
-	char		a[PHONE_MAX_PREFIX + 2],
-				b[PHONE_MAX_PREFIX + 2];
+	char a[PHONE_MAX_PREFIX + 2], b[PHONE_MAX_PREFIX + 2];
 	const char *dash = strchr(item, '-');
-	size_t		al,
-				bl;
-	long		lo,
-				hi;
+	size_t al, bl;
+	long lo, hi;
 
 	if (type != PHONE_MOBILE && type != PHONE_LANDLINE && type != PHONE_VOIP &&
-		type != PHONE_SPECIAL)
+	    type != PHONE_SPECIAL)
 		return error_set(err, EXIT_INTERNAL, "%s: bad line type %d", where, (int) type);
 	al = dash ? (size_t) (dash - item) : strlen(item);
 	bl = dash ? strlen(dash + 1) : al;
 	if (al == 0 || al > PHONE_MAX_PREFIX || bl != al || !all_digits(item, al) ||
-		(dash && !all_digits(dash + 1, bl)))
+	    (dash && !all_digits(dash + 1, bl)))
 	{
 		error_set(err, EXIT_RULES, "%s: \"%s\" is not a prefix or a range of prefixes", where,
-				  item);
+		          item);
 		return error_hint(err, "Write a prefix as dialled at home, e.g. \"052\", or a range "
-						  "of prefixes of one length, e.g. \"050-059\".");
+		                       "of prefixes of one length, e.g. \"050-059\".");
 	}
 	memcpy(a, item, al);
 	a[al] = '\0';
@@ -378,10 +374,10 @@ phone_plan_add_prefixes(struct phone_plan *p, enum phone_type type, const char *
 	hi = strtol(b, NULL, 10);
 	if (hi < lo || hi - lo >= MAX_RANGE)
 		return error_set(err, EXIT_RULES, "%s: range \"%s\" is empty or longer than %d", where,
-						 item, MAX_RANGE);
+		                 item, MAX_RANGE);
 	for (long v = lo; v <= hi; v++)
 	{
-		char		d[PHONE_MAX_PREFIX + 2];
+		char d[PHONE_MAX_PREFIX + 2];
 
 		snprintf(d, sizeof(d), "%0*ld", (int) al, v);
 		if (!add_one_prefix(p, type, d, length, where, err))
@@ -391,14 +387,10 @@ phone_plan_add_prefixes(struct phone_plan *p, enum phone_type type, const char *
 }
 
 bool
-phone_plan_add_typo(struct phone_plan *p, const char *rule, const char *where,
-					struct error *err)
+phone_plan_add_typo(struct phone_plan *p, const char *rule, const char *where, struct error *err)
 {
 	const char *arrow = strstr(rule, "=>");
-	const char *a = rule,
-			   *az = rule,
-			   *b = rule,
-			   *bz = rule;
+	const char *a = rule, *az = rule, *b = rule, *bz = rule;
 	struct typo t = {0};
 
 	if (arrow != NULL)
@@ -416,12 +408,14 @@ phone_plan_add_typo(struct phone_plan *p, const char *rule, const char *where,
 			bz--;
 	}
 	if (arrow == NULL || az - a < 1 || az - a > PHONE_MAX_PREFIX || bz - b < 1 ||
-		bz - b > PHONE_MAX_PREFIX || !all_digits(a, (size_t) (az - a)) ||
-		!all_digits(b, (size_t) (bz - b)))
+	    bz - b > PHONE_MAX_PREFIX || !all_digits(a, (size_t) (az - a)) ||
+	    !all_digits(b, (size_t) (bz - b)))
 	{
 		error_set(err, EXIT_RULES, "%s: \"%s\" is not a typo rule", where, rule);
-		return error_hint(err, "Write \"from => to\" with 1 to %d digits on each side, e.g. "
-						  "\"06 => 04\".", PHONE_MAX_PREFIX);
+		return error_hint(err,
+		                  "Write \"from => to\" with 1 to %d digits on each side, e.g. "
+		                  "\"06 => 04\".",
+		                  PHONE_MAX_PREFIX);
 	}
 	memcpy(t.from, a, (size_t) (az - a));
 	memcpy(t.to, b, (size_t) (bz - b));
@@ -433,7 +427,7 @@ phone_plan_add_typo(struct phone_plan *p, const char *rule, const char *where,
 	snprintf(t.counter, sizeof(t.counter), "phone_typo:%s=>%s", t.from, t.to);
 	if (p->ntypos == p->captypos)
 	{
-		int			ncap = p->captypos ? p->captypos * 2 : 8;
+		int ncap = p->captypos ? p->captypos * 2 : 8;
 		struct typo *nt = realloc(p->typos, (size_t) ncap * sizeof(*nt));
 
 		if (nt == NULL)
@@ -454,14 +448,13 @@ phone_plan_add_typo(struct phone_plan *p, const char *rule, const char *where,
 static size_t
 fold_city(const char *s, char *out, size_t size)
 {
-	size_t		o = 0,
-				len = strlen(s);
+	size_t o = 0, len = strlen(s);
 
 	for (size_t i = 0; i < len;)
 	{
 		unsigned char c = (unsigned char) s[i];
-		uint32_t	cp;
-		int			k;
+		uint32_t cp;
+		int k;
 
 		if (c < 0x80)
 		{
@@ -480,8 +473,7 @@ fold_city(const char *s, char *out, size_t size)
 		k = utf8_decode((const unsigned char *) s + i, len - i, &cp);
 		if (k == 0)
 			return 0;
-		if (!(ignorable_cp(cp) || cp == 0x05F3 || cp == 0x05F4 || cp == 0x2018 ||
-			  cp == 0x2019))
+		if (!(ignorable_cp(cp) || cp == 0x05F3 || cp == 0x05F4 || cp == 0x2018 || cp == 0x2019))
 		{
 			if (o + (size_t) k >= size)
 				return 0;
@@ -495,17 +487,17 @@ fold_city(const char *s, char *out, size_t size)
 }
 
 bool
-phone_plan_add_city(struct phone_plan *p, const char *city, const char *area,
-					const char *where, struct error *err)
+phone_plan_add_city(struct phone_plan *p, const char *city, const char *area, const char *where,
+                    struct error *err)
 {
 	struct city c = {0};
-	size_t		al = strlen(area);
+	size_t al = strlen(area);
 
 	if (fold_city(city, c.fold, sizeof(c.fold)) == 0)
 		return error_set(err, EXIT_RULES, "%s: \"%s\" is not a city name", where, city);
 	if (al == 0 || !all_digits(area, al) ||
-		(p->trunk_len > 0 && strncmp(area, p->trunk, (size_t) p->trunk_len) != 0) ||
-		al - (size_t) p->trunk_len < 1 || al - (size_t) p->trunk_len > PHONE_MAX_PREFIX)
+	    (p->trunk_len > 0 && strncmp(area, p->trunk, (size_t) p->trunk_len) != 0) ||
+	    al - (size_t) p->trunk_len < 1 || al - (size_t) p->trunk_len > PHONE_MAX_PREFIX)
 	{
 		error_set(err, EXIT_RULES, "%s: \"%s\" is not an area code", where, area);
 		return error_hint(err, "Write the area code as dialled at home, e.g. \"04\".");
@@ -515,15 +507,17 @@ phone_plan_add_city(struct phone_plan *p, const char *city, const char *area,
 		{
 			if (strcmp(p->cities[k].area, area + p->trunk_len) == 0)
 				return true;
-			return error_set(err, EXIT_RULES, "%s: city \"%s\" is given area codes \"%s%s\" "
-							 "and \"%s\"", where, city, p->trunk, p->cities[k].area, area);
+			return error_set(err, EXIT_RULES,
+			                 "%s: city \"%s\" is given area codes \"%s%s\" "
+			                 "and \"%s\"",
+			                 where, city, p->trunk, p->cities[k].area, area);
 		}
 	snprintf(c.name, sizeof(c.name), "%s", city);
 	strcpy(c.area, area + p->trunk_len);
 	c.area_len = (uint8_t) strlen(c.area);
 	if (p->ncities == p->capcities)
 	{
-		int			ncap = p->capcities ? p->capcities * 2 : 32;
+		int ncap = p->capcities ? p->capcities * 2 : 32;
 		struct city *nc = realloc(p->cities, (size_t) ncap * sizeof(*nc));
 
 		if (nc == NULL)
@@ -569,8 +563,10 @@ phone_plan_finish(struct phone_plan *p, const char *where, struct error *err)
 	}
 	/* a star number is told from the rest by its length alone */
 	if (p->star_length < 0 || (p->star_length > 0 && p->star_length >= p->min_nsn))
-		return error_set(err, EXIT_RULES, "%s: star numbers of %d digits would be as long as "
-						 "other numbers of the plan", where, p->star_length);
+		return error_set(err, EXIT_RULES,
+		                 "%s: star numbers of %d digits would be as long as "
+		                 "other numbers of the plan",
+		                 where, p->star_length);
 	for (int c = 0; c < p->ncities; c++)
 	{
 		struct city *ct = &p->cities[c];
@@ -581,13 +577,14 @@ phone_plan_finish(struct phone_plan *p, const char *where, struct error *err)
 			const struct prefix *x = &p->prefixes[k];
 
 			if (x->type == PHONE_LANDLINE && x->len <= ct->area_len &&
-				memcmp(x->digits, ct->area, x->len) == 0 && x->nsn_len > ct->area_len)
+			    memcmp(x->digits, ct->area, x->len) == 0 && x->nsn_len > ct->area_len)
 				ct->local_len = (uint8_t) (x->nsn_len - ct->area_len);
 		}
 		if (ct->local_len == 0)
-			return error_set(err, EXIT_RULES, "%s: area code \"%s%s\" of city \"%s\" is not a "
-							 "landline prefix of the plan", where, p->trunk, ct->area,
-							 ct->name);
+			return error_set(err, EXIT_RULES,
+			                 "%s: area code \"%s%s\" of city \"%s\" is not a "
+			                 "landline prefix of the plan",
+			                 where, p->trunk, ct->area, ct->name);
 	}
 	if (p->ncities > 0)
 		qsort(p->cities, (size_t) p->ncities, sizeof(*p->cities), city_cmp);
@@ -601,18 +598,12 @@ phone_plan_israel(void)
 	{
 		enum phone_type type;
 		const char *item;
-		int			length;
-	}			prefixes[] = {
-		{PHONE_MOBILE, "050-059", 10},
-		{PHONE_LANDLINE, "02", 9},
-		{PHONE_LANDLINE, "03", 9},
-		{PHONE_LANDLINE, "04", 9},
-		{PHONE_LANDLINE, "08", 9},
-		{PHONE_LANDLINE, "09", 9},
-		{PHONE_VOIP, "072-079", 10},
-		{PHONE_SPECIAL, "1599", 10},
-		{PHONE_SPECIAL, "1700", 10},
-		{PHONE_SPECIAL, "1800", 10},
+		int length;
+	} prefixes[] = {
+	    {PHONE_MOBILE, "050-059", 10}, {PHONE_LANDLINE, "02", 9},   {PHONE_LANDLINE, "03", 9},
+	    {PHONE_LANDLINE, "04", 9},     {PHONE_LANDLINE, "08", 9},   {PHONE_LANDLINE, "09", 9},
+	    {PHONE_VOIP, "072-079", 10},   {PHONE_SPECIAL, "1599", 10}, {PHONE_SPECIAL, "1700", 10},
+	    {PHONE_SPECIAL, "1800", 10},
 	};
 	static const char *const typos[] = {"0972 => 972", "06 => 04", "07 => 08"};
 	struct phone_plan *p = phone_plan_new();
@@ -622,7 +613,7 @@ phone_plan_israel(void)
 		return NULL;
 	for (size_t k = 0; k < sizeof(prefixes) / sizeof(prefixes[0]); k++)
 		if (!phone_plan_add_prefixes(p, prefixes[k].type, prefixes[k].item, prefixes[k].length,
-									 "built-in plan", &err))
+		                             "built-in plan", &err))
 			goto fail;
 	for (size_t k = 0; k < sizeof(typos) / sizeof(typos[0]); k++)
 		if (!phone_plan_add_typo(p, typos[k], "built-in plan", &err))
@@ -695,8 +686,8 @@ starts(const char *d, int n, const char *pre, int plen)
  * a second time.  *repairs changes only on success.
  */
 static enum phone_type
-read_after_cc(const struct phone_plan *p, const char *d, int n, int depth,
-			  const char **nsn, int *nsn_len, unsigned *repairs)
+read_after_cc(const struct phone_plan *p, const char *d, int n, int depth, const char **nsn,
+              int *nsn_len, unsigned *repairs)
 {
 	enum phone_type t;
 
@@ -707,7 +698,7 @@ read_after_cc(const struct phone_plan *p, const char *d, int n, int depth,
 		return t;
 	}
 	if (starts(d, n, p->trunk, p->trunk_len) &&
-		(t = classify(p, d + p->trunk_len, n - p->trunk_len)) != PHONE_INVALID)
+	    (t = classify(p, d + p->trunk_len, n - p->trunk_len)) != PHONE_INVALID)
 	{
 		*nsn = d + p->trunk_len;
 		*nsn_len = n - p->trunk_len;
@@ -716,7 +707,7 @@ read_after_cc(const struct phone_plan *p, const char *d, int n, int depth,
 	}
 	if (depth < 2 && starts(d, n, p->cc, p->cc_len))
 	{
-		unsigned	r = 0;
+		unsigned r = 0;
 
 		t = read_after_cc(p, d + p->cc_len, n - p->cc_len, depth + 1, nsn, nsn_len, &r);
 		if (t != PHONE_INVALID)
@@ -730,29 +721,29 @@ read_after_cc(const struct phone_plan *p, const char *d, int n, int depth,
 
 /* Every reading of the digits as written, without typo rules or the city. */
 static enum phone_type
-read_digits(const struct phone_plan *p, const char *d, int n, bool plus,
-			const char **nsn, int *nsn_len, unsigned *repairs)
+read_digits(const struct phone_plan *p, const char *d, int n, bool plus, const char **nsn,
+            int *nsn_len, unsigned *repairs)
 {
 	enum phone_type t;
 
 	if (plus)
 		return starts(d, n, p->cc, p->cc_len)
-			? read_after_cc(p, d + p->cc_len, n - p->cc_len, 0, nsn, nsn_len, repairs)
-			: PHONE_INVALID;
+		           ? read_after_cc(p, d + p->cc_len, n - p->cc_len, 0, nsn, nsn_len, repairs)
+		           : PHONE_INVALID;
 	/* the international prefix and our country code: 00972... */
 	if (starts(d, n, p->intl, p->intl_len) &&
-		starts(d + p->intl_len, n - p->intl_len, p->cc, p->cc_len) &&
-		(t = read_after_cc(p, d + p->intl_len + p->cc_len, n - p->intl_len - p->cc_len, 0,
-						   nsn, nsn_len, repairs)) != PHONE_INVALID)
+	    starts(d + p->intl_len, n - p->intl_len, p->cc, p->cc_len) &&
+	    (t = read_after_cc(p, d + p->intl_len + p->cc_len, n - p->intl_len - p->cc_len, 0, nsn,
+	                       nsn_len, repairs)) != PHONE_INVALID)
 		return t;
 	/* the country code without "+": 972... */
 	if (starts(d, n, p->cc, p->cc_len) &&
-		(t = read_after_cc(p, d + p->cc_len, n - p->cc_len, 0, nsn, nsn_len, repairs))
-		!= PHONE_INVALID)
+	    (t = read_after_cc(p, d + p->cc_len, n - p->cc_len, 0, nsn, nsn_len, repairs)) !=
+	        PHONE_INVALID)
 		return t;
 	/* national with the trunk prefix: 052... */
 	if (starts(d, n, p->trunk, p->trunk_len) &&
-		(t = classify(p, d + p->trunk_len, n - p->trunk_len)) != PHONE_INVALID)
+	    (t = classify(p, d + p->trunk_len, n - p->trunk_len)) != PHONE_INVALID)
 	{
 		*nsn = d + p->trunk_len;
 		*nsn_len = n - p->trunk_len;
@@ -786,7 +777,7 @@ find_city(const struct phone_plan *p, const char *name)
 static uint64_t
 make_e164(const struct phone_plan *p, const char *nsn, int len)
 {
-	uint64_t	v = p->cc_value;
+	uint64_t v = p->cc_value;
 
 	for (int k = 0; k < len; k++)
 		v = v * 10 + (uint64_t) (nsn[k] - '0');
@@ -795,13 +786,13 @@ make_e164(const struct phone_plan *p, const char *nsn, int len)
 
 enum phone_type
 phone_normalize(const char *in, size_t len, const struct phone_plan *p, const char *city,
-				struct phone_number *out)
+                struct phone_number *out)
 {
 	struct scan sc;
-	char		buf[PHONE_MAX_DIGITS + PHONE_MAX_PREFIX + 1];
+	char buf[PHONE_MAX_DIGITS + PHONE_MAX_PREFIX + 1];
 	const char *nsn = NULL;
-	int			nsn_len = 0;
-	unsigned	rep = 0;
+	int nsn_len = 0;
+	unsigned rep = 0;
 	enum phone_type t;
 
 	scan_number(in, len, &sc);
@@ -827,10 +818,10 @@ phone_normalize(const char *in, size_t len, const struct phone_plan *p, const ch
 	for (int k = 0; t == PHONE_INVALID && k < p->ntypos; k++)
 	{
 		const struct typo *ty = &p->typos[k];
-		int			n2 = sc.n - ty->from_len + ty->to_len;
+		int n2 = sc.n - ty->from_len + ty->to_len;
 
 		if (sc.n <= ty->from_len || memcmp(sc.d, ty->from, ty->from_len) != 0 ||
-			n2 > PHONE_MAX_DIGITS)
+		    n2 > PHONE_MAX_DIGITS)
 			continue;
 		memcpy(buf, ty->to, ty->to_len);
 		memcpy(buf + ty->to_len, sc.d + ty->from_len, (size_t) (sc.n - ty->from_len));
@@ -842,8 +833,8 @@ phone_normalize(const char *in, size_t len, const struct phone_plan *p, const ch
 			out->typo = k;
 		}
 	}
-	if (t == PHONE_INVALID && !sc.plus && city != NULL && p->ncities > 0 &&
-		sc.d[0] >= '2' && sc.d[0] <= '9')
+	if (t == PHONE_INVALID && !sc.plus && city != NULL && p->ncities > 0 && sc.d[0] >= '2' &&
+	    sc.d[0] <= '9')
 	{
 		/* local numbers never begin with 0 (trunk) or 1 (services) */
 		const struct city *c = find_city(p, city);
@@ -878,28 +869,26 @@ separator_at(const char *s, size_t len, size_t i)
 	if (c == '/' || c == ',' || c == ';' || c == '|' || c == '\n')
 		return 1;
 	if ((c == ' ' || c == '\t') && i + 4 <= len && (s[i + 1] == 'o' || s[i + 1] == 'O') &&
-		(s[i + 2] == 'r' || s[i + 2] == 'R') && (s[i + 3] == ' ' || s[i + 3] == '\t'))
+	    (s[i + 2] == 'r' || s[i + 2] == 'R') && (s[i + 3] == ' ' || s[i + 3] == '\t'))
 		return 3;
 	/* " או " (Hebrew "or") */
 	if ((c == ' ' || c == '\t') && i + 6 <= len && memcmp(s + i + 1, "\xD7\x90\xD7\x95", 4) == 0 &&
-		(s[i + 5] == ' ' || s[i + 5] == '\t'))
+	    (s[i + 5] == ' ' || s[i + 5] == '\t'))
 		return 5;
 	return 0;
 }
 
 int
 phone_parse_field(const char *in, const struct phone_plan *p, const char *city,
-				  struct phone_number *out, int max)
+                  struct phone_number *out, int max)
 {
 	struct phone_number got[PHONE_FIELD_MAX];
-	size_t		len = strlen(in),
-				start = 0;
-	int			found = 0,
-				invalid = 0;
+	size_t len = strlen(in), start = 0;
+	int found = 0, invalid = 0;
 
 	for (size_t i = 0; i <= len;)
 	{
-		size_t		sep = i == len ? 1 : separator_at(in, len, i);
+		size_t sep = i == len ? 1 : separator_at(in, len, i);
 
 		if (sep == 0)
 		{
@@ -925,8 +914,7 @@ phone_parse_field(const char *in, const struct phone_plan *p, const char *city,
 		struct phone_number whole;
 
 		/* "052/4423268": the separator was only a separator */
-		if (phone_normalize(in, len, p, city, &whole) != PHONE_NONE &&
-			whole.type != PHONE_INVALID)
+		if (phone_normalize(in, len, p, city, &whole) != PHONE_NONE && whole.type != PHONE_INVALID)
 		{
 			if (max > 0)
 				out[0] = whole;
@@ -953,14 +941,14 @@ static bool
 is_star(const struct phone_plan *p, const char *d, int n)
 {
 	return p->star_length > 0 && n == p->cc_len + p->star_length &&
-		memcmp(d, p->cc, (size_t) p->cc_len) == 0;
+	       memcmp(d, p->cc, (size_t) p->cc_len) == 0;
 }
 
 size_t
 phone_format(const struct phone_plan *p, uint64_t e164, char *buf, size_t size)
 {
-	char		d[24];
-	int			n;
+	char d[24];
+	int n;
 
 	if (e164 == 0)
 	{
@@ -977,8 +965,8 @@ phone_format(const struct phone_plan *p, uint64_t e164, char *buf, size_t size)
 size_t
 phone_format_national(const struct phone_plan *p, uint64_t e164, char *buf, size_t size)
 {
-	char		d[24];
-	int			n;
+	char d[24];
+	int n;
 
 	if (e164 == 0)
 	{
@@ -990,7 +978,7 @@ phone_format_national(const struct phone_plan *p, uint64_t e164, char *buf, size
 	if (is_star(p, d, n))
 		return (size_t) snprintf(buf, size, "*%s", d + p->cc_len);
 	if (n <= p->cc_len || memcmp(d, p->cc, (size_t) p->cc_len) != 0)
-		return (size_t) snprintf(buf, size, "+%s", d);	/* another country's */
+		return (size_t) snprintf(buf, size, "+%s", d); /* another country's */
 	if (classify(p, d + p->cc_len, n - p->cc_len) == PHONE_SPECIAL)
 		return (size_t) snprintf(buf, size, "%s", d + p->cc_len);
 	return (size_t) snprintf(buf, size, "%s%s", p->trunk, d + p->cc_len);
@@ -999,8 +987,8 @@ phone_format_national(const struct phone_plan *p, uint64_t e164, char *buf, size
 enum phone_type
 phone_classify(const struct phone_plan *p, uint64_t e164)
 {
-	char		d[24];
-	int			n = e164_digits(e164, d, sizeof(d));
+	char d[24];
+	int n = e164_digits(e164, d, sizeof(d));
 
 	if (e164 == 0 || n <= p->cc_len || memcmp(d, p->cc, (size_t) p->cc_len) != 0)
 		return PHONE_INVALID;
@@ -1012,17 +1000,14 @@ phone_classify(const struct phone_plan *p, uint64_t e164)
 const char *
 phone_fake_reason(const struct phone_plan *p, uint64_t e164)
 {
-	char		d[24];
-	int			n = e164_digits(e164, d, sizeof(d));
+	char d[24];
+	int n = e164_digits(e164, d, sizeof(d));
 	const struct prefix *x;
 	const char *s;
-	int			m,
-				same = 1,
-				up = 1,
-				down = 1;
+	int m, same = 1, up = 1, down = 1;
 
 	if (e164 == 0 || n <= p->cc_len || memcmp(d, p->cc, (size_t) p->cc_len) != 0 ||
-		is_star(p, d, n))
+	    is_star(p, d, n))
 		return NULL;
 	x = find_prefix(p, d + p->cc_len, n - p->cc_len);
 	if (x == NULL || x->type == PHONE_SPECIAL)
@@ -1051,18 +1036,12 @@ phone_repair_reason(const struct phone_plan *p, unsigned bit, int typo)
 {
 	switch (bit)
 	{
-		case PHONE_REPAIR_MISSING_ZERO:
-			return "missing leading zero";
-		case PHONE_REPAIR_DOUBLE_CC:
-			return "doubled country code";
-		case PHONE_REPAIR_TRUNK_AFTER_CC:
-			return "trunk zero after country code";
-		case PHONE_REPAIR_TYPO:
-			return phone_plan_typo_reason(p, typo);
-		case PHONE_REPAIR_CITY:
-			return "area code from city";
-		case PHONE_REPAIR_EXTENSION:
-			return "extension dropped";
+		case PHONE_REPAIR_MISSING_ZERO: return "missing leading zero";
+		case PHONE_REPAIR_DOUBLE_CC: return "doubled country code";
+		case PHONE_REPAIR_TRUNK_AFTER_CC: return "trunk zero after country code";
+		case PHONE_REPAIR_TYPO: return phone_plan_typo_reason(p, typo);
+		case PHONE_REPAIR_CITY: return "area code from city";
+		case PHONE_REPAIR_EXTENSION: return "extension dropped";
 	}
 	return NULL;
 }

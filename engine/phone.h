@@ -30,22 +30,22 @@
 /* What was repaired to make a number valid (bits of phone_number.repairs). */
 enum phone_repair
 {
-	PHONE_REPAIR_MISSING_ZERO = 1 << 0, /* "524423268": the trunk 0 was lost */
-	PHONE_REPAIR_DOUBLE_CC = 1 << 1,	/* "972972...": the country code twice */
-	PHONE_REPAIR_TRUNK_AFTER_CC = 1 << 2,	/* "+9720...": trunk 0 kept after 972 */
-	PHONE_REPAIR_TYPO = 1 << 3, /* a typo rule of the plan (index in .typo) */
-	PHONE_REPAIR_CITY = 1 << 4, /* a local number completed from the city */
-	PHONE_REPAIR_EXTENSION = 1 << 5 /* "ext 12", "x12", "שלוחה 12" dropped */
+	PHONE_REPAIR_MISSING_ZERO = 1 << 0,   /* "524423268": the trunk 0 was lost */
+	PHONE_REPAIR_DOUBLE_CC = 1 << 1,      /* "972972...": the country code twice */
+	PHONE_REPAIR_TRUNK_AFTER_CC = 1 << 2, /* "+9720...": trunk 0 kept after 972 */
+	PHONE_REPAIR_TYPO = 1 << 3,           /* a typo rule of the plan (index in .typo) */
+	PHONE_REPAIR_CITY = 1 << 4,           /* a local number completed from the city */
+	PHONE_REPAIR_EXTENSION = 1 << 5       /* "ext 12", "x12", "שלוחה 12" dropped */
 };
 #define PHONE_REPAIR_KINDS 6
 
 /* One number as read. */
 struct phone_number
 {
-	uint64_t	e164;			/* E.164 digits, e.g. 972524423268; 0 when invalid */
-	enum phone_type type;		/* never PHONE_NONE */
-	unsigned	repairs;		/* enum phone_repair bits */
-	int			typo;			/* the plan's typo rule applied, or -1 */
+	uint64_t e164;        /* E.164 digits, e.g. 972524423268; 0 when invalid */
+	enum phone_type type; /* never PHONE_NONE */
+	unsigned repairs;     /* enum phone_repair bits */
+	int typo;             /* the plan's typo rule applied, or -1 */
 };
 
 /* A numbering plan: opaque; built, finished, then read-only. */
@@ -65,7 +65,7 @@ struct phone_plan *phone_plan_new(void);
  * "06 => 04", "07 => 08"; no city map.  Finished.  NULL on out of memory.
  */
 struct phone_plan *phone_plan_israel(void);
-void		phone_plan_free(struct phone_plan *p);	/* NULL is a no-op */
+void phone_plan_free(struct phone_plan *p); /* NULL is a no-op */
 
 /*
  * Setting up a plan.  `where` prefixes error messages (e.g. "rules.ini:12:
@@ -81,24 +81,24 @@ void		phone_plan_free(struct phone_plan *p);	/* NULL is a no-op */
  * phone_plan_add_city: a city (any script) whose local 7-digit numbers take
  *   `area` ("04") in front.  Cities compare case- and space-insensitively.
  */
-bool		phone_plan_set_codes(struct phone_plan *p, const char *country, const char *trunk,
-								 const char *intl, const char *where, struct error *err);
-bool		phone_plan_add_prefixes(struct phone_plan *p, enum phone_type type, const char *item,
-									int length, const char *where, struct error *err);
-bool		phone_plan_add_typo(struct phone_plan *p, const char *rule, const char *where,
-								struct error *err);
-bool		phone_plan_add_city(struct phone_plan *p, const char *city, const char *area,
-								const char *where, struct error *err);
-void		phone_plan_set_star_length(struct phone_plan *p, int digits);	/* 0 = none */
-void		phone_plan_set_repair_missing_zero(struct phone_plan *p, bool on);
+bool phone_plan_set_codes(struct phone_plan *p, const char *country, const char *trunk,
+                          const char *intl, const char *where, struct error *err);
+bool phone_plan_add_prefixes(struct phone_plan *p, enum phone_type type, const char *item,
+                             int length, const char *where, struct error *err);
+bool phone_plan_add_typo(struct phone_plan *p, const char *rule, const char *where,
+                         struct error *err);
+bool phone_plan_add_city(struct phone_plan *p, const char *city, const char *area,
+                         const char *where, struct error *err);
+void phone_plan_set_star_length(struct phone_plan *p, int digits); /* 0 = none */
+void phone_plan_set_repair_missing_zero(struct phone_plan *p, bool on);
 /* Check the whole plan (a city's area code must be a landline prefix, ...). */
-bool		phone_plan_finish(struct phone_plan *p, const char *where, struct error *err);
+bool phone_plan_finish(struct phone_plan *p, const char *where, struct error *err);
 
 /*
  * The plan's typo rules: their count, the reason text of rule k ("typo 06 =>
  * 04") and a counter name for it ("phone_typo:06=>04"); owned by the plan.
  */
-int			phone_plan_ntypos(const struct phone_plan *p);
+int phone_plan_ntypos(const struct phone_plan *p);
 const char *phone_plan_typo_reason(const struct phone_plan *p, int k);
 const char *phone_plan_typo_counter(const struct phone_plan *p, int k);
 
@@ -112,7 +112,7 @@ const char *phone_plan_typo_counter(const struct phone_plan *p, int k);
  * only: 050-0000000 is a valid mobile here (see phone_fake_reason()).
  */
 enum phone_type phone_normalize(const char *in, size_t len, const struct phone_plan *p,
-								const char *city, struct phone_number *out);
+                                const char *city, struct phone_number *out);
 
 /*
  * Read every number of one field: numbers are separated by "/", ",", ";",
@@ -121,8 +121,8 @@ enum phone_type phone_normalize(const char *in, size_t len, const struct phone_p
  * is the result.  Stores up to `max` numbers in order (valid and invalid);
  * returns how many the field holds (may exceed `max`).
  */
-int			phone_parse_field(const char *in, const struct phone_plan *p, const char *city,
-							  struct phone_number *out, int max);
+int phone_parse_field(const char *in, const struct phone_plan *p, const char *city,
+                      struct phone_number *out, int max);
 
 /*
  * Text of a canonical number: "+972524423268", or "*6700" for a star
@@ -130,9 +130,8 @@ int			phone_parse_field(const char *in, const struct phone_plan *p, const char *
  * ("0524423268", "1800800800", "*6700").  Both write at most size-1 bytes
  * and a NUL and return the length of the whole text (as snprintf does).
  */
-size_t		phone_format(const struct phone_plan *p, uint64_t e164, char *buf, size_t size);
-size_t		phone_format_national(const struct phone_plan *p, uint64_t e164, char *buf,
-								  size_t size);
+size_t phone_format(const struct phone_plan *p, uint64_t e164, char *buf, size_t size);
+size_t phone_format_national(const struct phone_plan *p, uint64_t e164, char *buf, size_t size);
 
 /* The type of a canonical number under the plan (PHONE_INVALID if none fits). */
 enum phone_type phone_classify(const struct phone_plan *p, uint64_t e164);
@@ -151,4 +150,4 @@ const char *phone_fake_reason(const struct phone_plan *p, uint64_t e164);
  */
 const char *phone_repair_reason(const struct phone_plan *p, unsigned bit, int typo);
 
-#endif							/* REFINERY_PHONE_H */
+#endif /* REFINERY_PHONE_H */

@@ -26,15 +26,11 @@
 static const struct
 {
 	const char *name;
-	stage_fn	fn;
-}			stages[] = {
-	{"normalize", normalize_stage},
-	{"blacklist", blacklist_stage},
-	{"dedupe", dedupe_stage},
-	{"partial", partial_stage},
-	{"score", score_stage},
-	{"cohort", cohort_stage},
-	{"match", match_stage},
+	stage_fn fn;
+} stages[] = {
+    {"normalize", normalize_stage}, {"blacklist", blacklist_stage}, {"dedupe", dedupe_stage},
+    {"partial", partial_stage},     {"score", score_stage},         {"cohort", cohort_stage},
+    {"match", match_stage},
 };
 
 #define NSTAGES ((int) (sizeof(stages) / sizeof(stages[0])))
@@ -57,7 +53,7 @@ pipeline_clock(void)
 static size_t
 count_kept(const struct batch *b)
 {
-	size_t		n = 0;
+	size_t n = 0;
 
 	for (size_t i = 0; i < b->n; i++)
 		n += b->verdict[i] == VERDICT_KEPT;
@@ -97,29 +93,28 @@ stage_index(const char *name)
 
 bool
 pipeline_run(struct batch *b, const struct ruleset *rs, struct pipeline_result *pr,
-			 bool (*stop) (void), struct error *err)
+             bool (*stop)(void), struct error *err)
 {
 	return pipeline_run_range(b, rs, pr, stages[0].name, stages[NSTAGES - 1].name, stop, err);
 }
 
 bool
 pipeline_run_range(struct batch *b, const struct ruleset *rs, struct pipeline_result *pr,
-				   const char *first, const char *last, bool (*stop) (void), struct error *err)
+                   const char *first, const char *last, bool (*stop)(void), struct error *err)
 {
-	double		t_all = pipeline_clock();
-	int			from = stage_index(first),
-				to = stage_index(last);
+	double t_all = pipeline_clock();
+	int from = stage_index(first), to = stage_index(last);
 
 	if (from < 0 || to < from)
 		return error_set(err, EXIT_INTERNAL, "no stages from \"%s\" to \"%s\"", first, last);
 	for (int k = from; k <= to; k++)
 	{
 		struct stage_stats *st;
-		double		t0;
+		double t0;
 
 		if (stop && stop())
 			return error_set(err, EXIT_INTERRUPTED, "interrupted before stage \"%s\"",
-							 stages[k].name);
+			                 stages[k].name);
 		if ((st = pipeline_add(pr, stages[k].name)) == NULL)
 			return error_set(err, EXIT_INTERNAL, "too many stages");
 		st->rows_in = count_kept(b);
@@ -128,7 +123,7 @@ pipeline_run_range(struct batch *b, const struct ruleset *rs, struct pipeline_re
 		{
 			if (err->code == EXIT_OK)
 				error_set(err, EXIT_INTERNAL, "stage \"%s\" failed without a message",
-						  stages[k].name);
+				          stages[k].name);
 			return false;
 		}
 		st->seconds = pipeline_clock() - t0;

@@ -13,10 +13,10 @@
 
 struct pipeline_result
 {
-	int			nstages;
+	int nstages;
 	struct stage_stats st[PIPELINE_MAX_STAGES];
-	size_t		verdicts[VERDICT__COUNT];	/* leads per verdict after the last stage */
-	double		seconds;		/* all stages */
+	size_t verdicts[VERDICT__COUNT]; /* leads per verdict after the last stage */
+	double seconds;                  /* all stages */
 };
 
 /* Name of stage k in run order, NULL past the last (for --help and docs). */
@@ -29,18 +29,17 @@ struct stage_stats *pipeline_add(struct pipeline_result *pr, const char *name);
  * Run every stage in order on `b`.  `stop`, when not NULL, is asked between
  * stages; when it returns true the run stops with EXIT_INTERRUPTED.
  */
-bool		pipeline_run(struct batch *b, const struct ruleset *rs, struct pipeline_result *pr,
-						 bool (*stop) (void), struct error *err);
+bool pipeline_run(struct batch *b, const struct ruleset *rs, struct pipeline_result *pr,
+                  bool (*stop)(void), struct error *err);
 
 /* Run only the stages from `first` to `last` (names), in order. */
-bool		pipeline_run_range(struct batch *b, const struct ruleset *rs,
-							   struct pipeline_result *pr, const char *first, const char *last,
-							   bool (*stop) (void), struct error *err);
+bool pipeline_run_range(struct batch *b, const struct ruleset *rs, struct pipeline_result *pr,
+                        const char *first, const char *last, bool (*stop)(void), struct error *err);
 
 /* Count the verdicts of `b` into pr->verdicts. */
-void		pipeline_count(const struct batch *b, struct pipeline_result *pr);
+void pipeline_count(const struct batch *b, struct pipeline_result *pr);
 
 /* Wall-clock seconds from a monotonic clock. */
-double		pipeline_clock(void);
+double pipeline_clock(void);
 
-#endif							/* REFINERY_PIPELINE_H */
+#endif /* REFINERY_PIPELINE_H */

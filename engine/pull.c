@@ -42,17 +42,15 @@ hexval(char c)
 int
 pull_split_copy_text(char *line, size_t len, char **fields, size_t *lens, int max)
 {
-	char	   *p = line,
-			   *end = line + len;
-	int			nf = 0;
+	char *p = line, *end = line + len;
+	int nf = 0;
 
 	if (len > 0 && end[-1] == '\n')
 		end--;
 	for (;;)
 	{
-		char	   *start = p,
-				   *w = p;
-		bool		null = false;
+		char *start = p, *w = p;
+		bool null = false;
 
 		if (end - p >= 2 && p[0] == '\\' && p[1] == 'N' && (p + 2 == end || p[2] == '\t'))
 		{
@@ -65,7 +63,7 @@ pull_split_copy_text(char *line, size_t len, char **fields, size_t *lens, int ma
 			{
 				if (*p == '\\' && p + 1 < end)
 				{
-					char		c = p[1];
+					char c = p[1];
 
 					p += 2;
 					switch (c)
@@ -77,21 +75,18 @@ pull_split_copy_text(char *line, size_t len, char **fields, size_t *lens, int ma
 						case 't': *w++ = '\t'; break;
 						case 'v': *w++ = '\v'; break;
 						case 'x':
-							{
-								int			v = 0,
-											k = 0,
-											h;
+						{
+							int v = 0, k = 0, h;
 
-								while (k < 2 && p < end && (h = hexval(*p)) >= 0)
-									v = v * 16 + h, p++, k++;
-								*w++ = k ? (char) v : 'x';
-								break;
-							}
+							while (k < 2 && p < end && (h = hexval(*p)) >= 0)
+								v = v * 16 + h, p++, k++;
+							*w++ = k ? (char) v : 'x';
+							break;
+						}
 						default:
 							if (c >= '0' && c <= '7')
 							{
-								int			v = c - '0',
-											k = 1;
+								int v = c - '0', k = 1;
 
 								while (k < 3 && p < end && *p >= '0' && *p <= '7')
 									v = v * 8 + (*p++ - '0'), k++;
@@ -113,7 +108,7 @@ pull_split_copy_text(char *line, size_t len, char **fields, size_t *lens, int ma
 		nf++;
 		if (p >= end)
 			break;
-		p++;					/* the tab */
+		p++; /* the tab */
 	}
 	return nf;
 }
@@ -121,13 +116,13 @@ pull_split_copy_text(char *line, size_t len, char **fields, size_t *lens, int ma
 /* The select-list position of every batch column, or -1 when not mapped. */
 struct colmap
 {
-	int			ncols;
-	const char **name;			/* source column of each batch column, NULL = unmapped */
+	int ncols;
+	const char **name; /* source column of each batch column, NULL = unmapped */
 };
 
 static bool
-resolve_columns(const struct ruleset *rs, const char *const *have, int nhave,
-				struct colmap *m, struct error *err)
+resolve_columns(const struct ruleset *rs, const char *const *have, int nhave, struct colmap *m,
+                struct error *err)
 {
 	const struct source_config *s = rs->source;
 
@@ -138,7 +133,7 @@ resolve_columns(const struct ruleset *rs, const char *const *have, int nhave,
 	for (int c = 0; c < m->ncols; c++)
 	{
 		const char *want = c < FIELD__COUNT ? s->column[c] : s->extra[c - FIELD__COUNT];
-		bool		found = false;
+		bool found = false;
 
 		if (want == NULL)
 			continue;
@@ -151,10 +146,12 @@ resolve_columns(const struct ruleset *rs, const char *const *have, int nhave,
 			const char *key = c < FIELD__COUNT ? field_key(c) : "extra";
 			const char *where = rules_where(rs->rules, "columns", key);
 
-			error_set(err, EXIT_RULES, "%s%sthe source has no column \"%s\"",
-					  where, *where ? ": " : "", want);
-			return error_hint(err, "Map [columns] %s to one of the source's columns, or leave "
-							  "it empty when the source has none.", key);
+			error_set(err, EXIT_RULES, "%s%sthe source has no column \"%s\"", where,
+			          *where ? ": " : "", want);
+			return error_hint(err,
+			                  "Map [columns] %s to one of the source's columns, or leave "
+			                  "it empty when the source has none.",
+			                  key);
 		}
 	}
 	return true;
@@ -181,39 +178,36 @@ bool
 pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct error *err)
 {
 	const struct source_config *s = rs->source;
-	char	   *from = NULL,
-			   *sql = NULL;
-	PGresult   *res = NULL;
+	char *from = NULL, *sql = NULL;
+	PGresult *res = NULL;
 	struct colmap m = {0};
 	struct batch *b = NULL;
 	const char **have = NULL;
-	char	  **fields = NULL;
-	size_t	   *lens = NULL;
-	bool		ok = false;
-	size_t		cap,
-				len,
-				received = 0;
-	char	   *row;
-	int			rc;
-	bool		progress = isatty(STDERR_FILENO);
+	char **fields = NULL;
+	size_t *lens = NULL;
+	bool ok = false;
+	size_t cap, len, received = 0;
+	char *row;
+	int rc;
+	bool progress = isatty(STDERR_FILENO);
 
 	*out = NULL;
 	if (s->kind == SOURCE_TABLE)
 	{
 		if ((from = pg_quote_ident(conn, s->table, err)) == NULL)
 		{
-			char		msg[sizeof(err->msg)];
+			char msg[sizeof(err->msg)];
 
 			snprintf(msg, sizeof(msg), "%s", err->msg);
 			error_set(err, EXIT_RULES, "%s: [source] table: %s",
-					  rules_where(rs->rules, "source", "table"), msg);
+			          rules_where(rs->rules, "source", "table"), msg);
 			goto out;
 		}
 	}
 	else
 	{
 		/* the user's query, as a derived table; it is theirs to write */
-		size_t		ql = strlen(s->query);
+		size_t ql = strlen(s->query);
 
 		if ((from = malloc(ql + 16)) == NULL)
 			goto oom;
@@ -246,7 +240,7 @@ pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct
 	len = (size_t) sprintf(sql, "COPY (SELECT ");
 	for (int c = 0; c < m.ncols; c++)
 	{
-		char	   *q;
+		char *q;
 
 		if (c)
 			sql[len++] = ',';
@@ -283,13 +277,13 @@ pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct
 	res = NULL;
 	while ((rc = PQgetCopyData(conn, &row, 0)) > 0)
 	{
-		int			nf = pull_split_copy_text(row, (size_t) rc, fields, lens, m.ncols);
+		int nf = pull_split_copy_text(row, (size_t) rc, fields, lens, m.ncols);
 
 		if (nf != m.ncols)
 		{
 			PQfreemem(row);
-			error_set(err, EXIT_INTERNAL, "COPY row %zu has %d fields, expected %d",
-					  received + 1, nf, m.ncols);
+			error_set(err, EXIT_INTERNAL, "COPY row %zu has %d fields, expected %d", received + 1,
+			          nf, m.ncols);
 			goto out;
 		}
 		if (batch_append(b, (const char *const *) fields, lens) < 0)
@@ -320,8 +314,10 @@ pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct
 	}
 	if (strtoull(PQcmdTuples(res), NULL, 10) != received)
 	{
-		error_set(err, EXIT_CONNECTION, "pulling the leads: received %zu rows but the server "
-				  "sent %s", received, PQcmdTuples(res));
+		error_set(err, EXIT_CONNECTION,
+		          "pulling the leads: received %zu rows but the server "
+		          "sent %s",
+		          received, PQcmdTuples(res));
 		goto out;
 	}
 	PQclear(res);
@@ -356,19 +352,19 @@ struct csv_ctx
 	const struct ruleset *rs;
 	struct batch *b;
 	struct colmap m;
-	int		   *pos;			/* batch column -> CSV field index, -1 unmapped */
+	int *pos; /* batch column -> CSV field index, -1 unmapped */
 	const char **vals;
-	size_t	   *lens;
+	size_t *lens;
 	const char *path;
 };
 
 static bool
 csv_header(void *ctx, const char *const *fields, const size_t *lens, const bool *is_null,
-		   int nfields, long line, struct error *err)
+           int nfields, long line, struct error *err)
 {
 	struct csv_ctx *c = ctx;
-	char	  **names = calloc((size_t) nfields + 1, sizeof(char *));
-	bool		ok;
+	char **names = calloc((size_t) nfields + 1, sizeof(char *));
+	bool ok;
 
 	(void) is_null;
 	(void) line;
@@ -406,7 +402,7 @@ csv_header(void *ctx, const char *const *fields, const size_t *lens, const bool 
 	free(names);
 	if (!ok && err->code == EXIT_RULES)
 	{
-		char		msg[sizeof(err->msg)];
+		char msg[sizeof(err->msg)];
 
 		snprintf(msg, sizeof(msg), "%s", err->msg);
 		error_set(err, EXIT_RULES, "%s (CSV file \"%s\")", msg, c->path);
@@ -415,8 +411,8 @@ csv_header(void *ctx, const char *const *fields, const size_t *lens, const bool 
 }
 
 static bool
-csv_row(void *ctx, const char *const *fields, const size_t *lens, const bool *is_null,
-		int nfields, long line, struct error *err)
+csv_row(void *ctx, const char *const *fields, const size_t *lens, const bool *is_null, int nfields,
+        long line, struct error *err)
 {
 	struct csv_ctx *c = ctx;
 
@@ -424,7 +420,7 @@ csv_row(void *ctx, const char *const *fields, const size_t *lens, const bool *is
 	(void) line;
 	for (int col = 0; col < c->m.ncols; col++)
 	{
-		int			k = c->pos[col];
+		int k = c->pos[col];
 
 		if (k < 0 || is_null[k])
 		{
@@ -449,7 +445,7 @@ pull_csv(const struct ruleset *rs, struct batch **out, struct error *err)
 	struct csv_reader_opts o;
 	struct csvio_stats st;
 	struct csv_ctx c = {0};
-	bool		ok;
+	bool ok;
 
 	*out = NULL;
 	csvio_reader_opts_init(&o);
@@ -494,8 +490,7 @@ static int64_t *sort_keys;
 static int
 cmp_rows(const void *a, const void *b)
 {
-	uint32_t	i = *(const uint32_t *) a,
-				j = *(const uint32_t *) b;
+	uint32_t i = *(const uint32_t *) a, j = *(const uint32_t *) b;
 
 	if (sort_numeric && sort_keys[i] != sort_keys[j])
 		return sort_keys[i] > sort_keys[j] ? 1 : -1;
@@ -505,7 +500,7 @@ cmp_rows(const void *a, const void *b)
 static bool
 parse_id(const char *s, int64_t *out)
 {
-	char	   *end;
+	char *end;
 
 	if (*s == '\0' || (*s != '-' && (*s < '0' || *s > '9')))
 		return false;
@@ -517,11 +512,11 @@ parse_id(const char *s, int64_t *out)
 bool
 pull_sort_by_id(struct batch *b, struct error *err)
 {
-	size_t		n = b->n;
-	uint32_t   *perm;
+	size_t n = b->n;
+	uint32_t *perm;
 	const char **tmp;
-	bool		sorted = true;
-	bool		ok = true;
+	bool sorted = true;
+	bool ok = true;
 
 	/* every lead needs an id: say which source row lacks one, before any reordering */
 	for (size_t i = 0; i < n; i++)
@@ -561,11 +556,11 @@ pull_sort_by_id(struct batch *b, struct error *err)
 	{
 		if (strcmp(b->col[FIELD_LEAD_ID][perm[i - 1]], b->col[FIELD_LEAD_ID][perm[i]]) == 0)
 		{
-			uint32_t	r1 = perm[i - 1] < perm[i] ? perm[i - 1] : perm[i],
-						r2 = perm[i - 1] < perm[i] ? perm[i] : perm[i - 1];
+			uint32_t r1 = perm[i - 1] < perm[i] ? perm[i - 1] : perm[i],
+			         r2 = perm[i - 1] < perm[i] ? perm[i] : perm[i - 1];
 
 			error_set(err, EXIT_DATA, "lead id \"%s\" occurs more than once in the source",
-					  b->col[FIELD_LEAD_ID][perm[i]]);
+			          b->col[FIELD_LEAD_ID][perm[i]]);
 			error_detail(err, "source rows %u and %u", r1 + 1, r2 + 1);
 			ok = false;
 			break;

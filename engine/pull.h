@@ -19,20 +19,19 @@
  * final result's status and row count are checked against the rows
  * received: a short stream is an error, never a short result.
  */
-bool		pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out,
-						  struct error *err);
+bool pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct error *err);
 
 /* The same from the [source] csv file (header row required). */
-bool		pull_csv(const struct ruleset *rs, struct batch **out, struct error *err);
+bool pull_csv(const struct ruleset *rs, struct batch **out, struct error *err);
 
 /*
  * Split one row of COPY text format in place: fields separated by tabs,
  * "\N" = NULL, backslash escapes decoded.  Fills up to `max` fields and
  * returns how many the row had (more than `max` means a malformed row).
  */
-int			pull_split_copy_text(char *line, size_t len, char **fields, size_t *lens, int max);
+int pull_split_copy_text(char *line, size_t len, char **fields, size_t *lens, int max);
 
 /* Sort leads by id (numerically when every id is an integer) for determinism. */
-bool		pull_sort_by_id(struct batch *b, struct error *err);
+bool pull_sort_by_id(struct batch *b, struct error *err);
 
-#endif							/* REFINERY_PULL_H */
+#endif /* REFINERY_PULL_H */

@@ -28,26 +28,25 @@
 
 struct entry
 {
-	char	   *section;
-	char	   *key;
-	char	   *value;
-	const char *file;			/* points into files[] */
-	int			line;
-	int			load;			/* which load call set it */
-	bool		used;
-	char		where[300];		/* "file:line", built on demand */
+	char *section;
+	char *key;
+	char *value;
+	const char *file; /* points into files[] */
+	int line;
+	int load; /* which load call set it */
+	bool used;
+	char where[300]; /* "file:line", built on demand */
 };
 
 struct rules
 {
 	struct entry *e;
-	int			n,
-				cap;
-	char	  **files;
-	int			nfiles;
-	char	   *files_joined;
-	char	  **asked;			/* sections a module asked about, present or not */
-	int			nasked;
+	int n, cap;
+	char **files;
+	int nfiles;
+	char *files_joined;
+	char **asked; /* sections a module asked about, present or not */
+	int nasked;
 };
 
 /* State of one ini_parse_stream() call. */
@@ -55,18 +54,18 @@ struct load_ctx
 {
 	struct rules *r;
 	const char *file;
-	int			load;
+	int load;
 	/* the reader's side */
-	FILE	   *fp;				/* file input, or NULL for string input */
-	const char *text;			/* string input position */
-	int			line;			/* lines read so far = line of the last line read */
-	bool		last_indented;	/* the last line read began with white space */
-	bool		too_long;
+	FILE *fp;           /* file input, or NULL for string input */
+	const char *text;   /* string input position */
+	int line;           /* lines read so far = line of the last line read */
+	bool last_indented; /* the last line read began with white space */
+	bool too_long;
 	/* the handler's side */
-	int			prev;			/* entry index set by the previous handler call, or -1 */
-	int			prev_line;
+	int prev; /* entry index set by the previous handler call, or -1 */
+	int prev_line;
 	struct error *err;
-	bool		failed;
+	bool failed;
 };
 
 struct rules *
@@ -101,7 +100,7 @@ rules_free(struct rules *r)
 static void
 note_asked(struct rules *r, const char *section)
 {
-	char	  **na;
+	char **na;
 
 	for (int i = 0; i < r->nasked; i++)
 		if (strcmp(r->asked[i], section) == 0)
@@ -128,8 +127,8 @@ valid_name(const char *s)
 	if (*s == '\0')
 		return false;
 	for (; *s; s++)
-		if (!(islower((unsigned char) *s) || isdigit((unsigned char) *s) ||
-			  *s == '_' || *s == '.' || *s == '-'))
+		if (!(islower((unsigned char) *s) || isdigit((unsigned char) *s) || *s == '_' ||
+		      *s == '.' || *s == '-'))
 			return false;
 	return true;
 }
@@ -138,7 +137,7 @@ valid_name(const char *s)
 static char *
 reader_common(char *str, int num, struct load_ctx *c, char *got)
 {
-	size_t		len;
+	size_t len;
 
 	if (got == NULL)
 		return NULL;
@@ -169,7 +168,7 @@ string_reader(char *str, int num, void *stream)
 {
 	struct load_ctx *c = stream;
 	const char *nl;
-	size_t		len;
+	size_t len;
 
 	if (*c->text == '\0')
 		return NULL;
@@ -188,7 +187,7 @@ handler(void *user, const char *section, const char *key, const char *value)
 {
 	struct load_ctx *c = user;
 	struct rules *r = c->r;
-	int			i;
+	int i;
 
 	if (c->failed)
 		return 0;
@@ -196,7 +195,7 @@ handler(void *user, const char *section, const char *key, const char *value)
 	{
 		c->failed = true;
 		error_set(c->err, EXIT_RULES, "%s:%d: invalid section name \"[%s]\"", c->file, c->line,
-				  section);
+		          section);
 		error_hint(c->err, "Section names use lower-case letters, digits, \"_\", \".\" and \"-\".");
 		return 0;
 	}
@@ -204,7 +203,7 @@ handler(void *user, const char *section, const char *key, const char *value)
 	{
 		c->failed = true;
 		error_set(c->err, EXIT_RULES, "%s:%d: invalid key name \"%s\" in section [%s]", c->file,
-				  c->line, key, section);
+		          c->line, key, section);
 		return 0;
 	}
 
@@ -213,9 +212,8 @@ handler(void *user, const char *section, const char *key, const char *value)
 	{
 		/* an indented continuation line of the previous key */
 		struct entry *e = &r->e[i];
-		size_t		ol = strlen(e->value),
-					vl = strlen(value);
-		char	   *nv = realloc(e->value, ol + vl + 2);
+		size_t ol = strlen(e->value), vl = strlen(value);
+		char *nv = realloc(e->value, ol + vl + 2);
 
 		if (nv == NULL)
 			goto oom;
@@ -228,7 +226,7 @@ handler(void *user, const char *section, const char *key, const char *value)
 	{
 		c->failed = true;
 		error_set(c->err, EXIT_RULES, "%s:%d: key \"%s\" is set twice in section [%s]", c->file,
-				  c->line, key, section);
+		          c->line, key, section);
 		error_detail(c->err, "It was first set at line %d.", r->e[i].line);
 		return 0;
 	}
@@ -236,7 +234,7 @@ handler(void *user, const char *section, const char *key, const char *value)
 	{
 		if (r->n == r->cap)
 		{
-			int			ncap = r->cap ? r->cap * 2 : 64;
+			int ncap = r->cap ? r->cap * 2 : 64;
 			struct entry *ne = realloc(r->e, (size_t) ncap * sizeof(*ne));
 
 			if (ne == NULL)
@@ -257,7 +255,7 @@ handler(void *user, const char *section, const char *key, const char *value)
 		r->n++;
 	}
 	{
-		char	   *nv = strdup(value);
+		char *nv = strdup(value);
 
 		if (nv == NULL)
 			goto oom;
@@ -282,7 +280,7 @@ oom:
 static const char *
 remember_file(struct rules *r, const char *name)
 {
-	char	  **nf = realloc(r->files, (size_t) (r->nfiles + 1) * sizeof(*nf));
+	char **nf = realloc(r->files, (size_t) (r->nfiles + 1) * sizeof(*nf));
 
 	if (nf == NULL)
 		return NULL;
@@ -297,7 +295,7 @@ remember_file(struct rules *r, const char *name)
 static bool
 load(struct rules *r, struct load_ctx *c, ini_reader reader, struct error *err)
 {
-	int			rc;
+	int rc;
 
 	c->r = r;
 	c->prev = -1;
@@ -309,18 +307,18 @@ load(struct rules *r, struct load_ctx *c, ini_reader reader, struct error *err)
 	if (c->too_long)
 	{
 		error_set(err, EXIT_RULES, "%s:%d: line is longer than %d bytes", c->file, c->line,
-				  INI_MAX_LINE - 2);
+		          INI_MAX_LINE - 2);
 		return error_hint(err, "Continue a long value on indented lines; list items may be "
-						  "split after a comma.");
+		                       "split after a comma.");
 	}
 	if (c->fp && ferror(c->fp))
 		return error_set(err, EXIT_RULES, "could not read rules file \"%s\": %s", c->file,
-						 strerror(errno));
+		                 strerror(errno));
 	if (rc > 0)
 	{
 		error_set(err, EXIT_RULES, "%s:%d: syntax error", c->file, rc);
 		return error_hint(err, "Each line is \"[section]\", \"key = value\", or a comment "
-						  "starting with \"#\" or \";\".");
+		                       "starting with \"#\" or \";\".");
 	}
 	if (rc < 0)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
@@ -331,13 +329,13 @@ bool
 rules_load_file(struct rules *r, const char *path, struct error *err)
 {
 	struct load_ctx c = {0};
-	bool		ok;
+	bool ok;
 
 	if ((c.file = remember_file(r, path)) == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
 	if ((c.fp = fopen(path, "r")) == NULL)
 		return error_set(err, EXIT_RULES, "could not open rules file \"%s\": %s", path,
-						 strerror(errno));
+		                 strerror(errno));
 	ok = load(r, &c, file_reader, err);
 	fclose(c.fp);
 	return ok;
@@ -357,7 +355,7 @@ rules_load_string(struct rules *r, const char *name, const char *text, struct er
 const char *
 rules_get(struct rules *r, const char *section, const char *key)
 {
-	int			i = find(r, section, key);
+	int i = find(r, section, key);
 
 	note_asked(r, section);
 	if (i < 0)
@@ -369,7 +367,7 @@ rules_get(struct rules *r, const char *section, const char *key)
 const char *
 rules_where(const struct rules *r, const char *section, const char *key)
 {
-	int			i = find(r, section, key);
+	int i = find(r, section, key);
 	struct entry *e;
 
 	if (i < 0)
@@ -382,19 +380,19 @@ rules_where(const struct rules *r, const char *section, const char *key)
 
 static bool
 bad_value(struct rules *r, const char *section, const char *key, const char *value,
-		  const char *what, struct error *err)
+          const char *what, struct error *err)
 {
 	return error_set(err, EXIT_RULES, "%s: [%s] %s: \"%s\" %s", rules_where(r, section, key),
-					 section, key, value, what);
+	                 section, key, value, what);
 }
 
 bool
-rules_get_int(struct rules *r, const char *section, const char *key, long def,
-			  long min, long max, long *out, struct error *err)
+rules_get_int(struct rules *r, const char *section, const char *key, long def, long min, long max,
+              long *out, struct error *err)
 {
 	const char *v = rules_get(r, section, key);
-	char	   *end;
-	long		x;
+	char *end;
+	long x;
 
 	if (v == NULL || *v == '\0')
 	{
@@ -415,12 +413,12 @@ rules_get_int(struct rules *r, const char *section, const char *key, long def,
 }
 
 bool
-rules_get_double(struct rules *r, const char *section, const char *key, double def,
-				 double min, double max, double *out, struct error *err)
+rules_get_double(struct rules *r, const char *section, const char *key, double def, double min,
+                 double max, double *out, struct error *err)
 {
 	const char *v = rules_get(r, section, key);
-	char	   *end;
-	double		x;
+	char *end;
+	double x;
 
 	if (v == NULL || *v == '\0')
 	{
@@ -441,8 +439,8 @@ rules_get_double(struct rules *r, const char *section, const char *key, double d
 }
 
 bool
-rules_get_bool(struct rules *r, const char *section, const char *key, bool def,
-			   bool *out, struct error *err)
+rules_get_bool(struct rules *r, const char *section, const char *key, bool def, bool *out,
+               struct error *err)
 {
 	static const char *const yes[] = {"yes", "true", "on", "1", NULL};
 	static const char *const no[] = {"no", "false", "off", "0", NULL};
@@ -465,10 +463,10 @@ rules_get_bool(struct rules *r, const char *section, const char *key, bool def,
 
 bool
 rules_get_enum(struct rules *r, const char *section, const char *key, int def,
-			   const char *const *choices, int *out, struct error *err)
+               const char *const *choices, int *out, struct error *err)
 {
 	const char *v = rules_get(r, section, key);
-	char		list[512] = "";
+	char list[512] = "";
 
 	if (v == NULL || *v == '\0')
 	{
@@ -493,13 +491,10 @@ rules_get_enum(struct rules *r, const char *section, const char *key, int def,
 int
 rules_split_list(const char *value, char ***items)
 {
-	size_t		len = strlen(value);
-	int			n = 0,
-				cap = 1;
-	char	   *copy,
-			   *p,
-			   *start;
-	char	  **out;
+	size_t len = strlen(value);
+	int n = 0, cap = 1;
+	char *copy, *p, *start;
+	char **out;
 
 	for (const char *q = value; *q; q++)
 		if (*q == ',' || *q == '\n')
@@ -518,9 +513,8 @@ rules_split_list(const char *value, char ***items)
 	{
 		if (*p == ',' || *p == '\n' || *p == '\0')
 		{
-			char		end = *p;
-			char	   *a = start,
-					   *z = p;
+			char end = *p;
+			char *a = start, *z = p;
 
 			while (a < z && isspace((unsigned char) *a))
 				a++;
@@ -543,7 +537,7 @@ rules_split_list(const char *value, char ***items)
 void
 rules_list_free(char **items)
 {
-	int			n = 0;
+	int n = 0;
 
 	if (items == NULL)
 		return;
@@ -556,16 +550,16 @@ rules_list_free(char **items)
 int
 rules_sections(const struct rules *r, const char *prefix, const char ***names)
 {
-	size_t		pl = strlen(prefix);
+	size_t pl = strlen(prefix);
 	const char **out = malloc((size_t) (r->n + 1) * sizeof(*out));
-	int			n = 0;
+	int n = 0;
 
 	if (out == NULL)
 		return -1;
 	for (int i = 0; i < r->n; i++)
 	{
 		const char *s = r->e[i].section;
-		bool		seen = false;
+		bool seen = false;
 
 		if (strncmp(s, prefix, pl) != 0 || (s[pl] != '\0' && s[pl] != '.'))
 			continue;
@@ -582,7 +576,7 @@ int
 rules_keys(const struct rules *r, const char *section, const char ***keys)
 {
 	const char **out = malloc((size_t) (r->n + 1) * sizeof(*out));
-	int			n = 0;
+	int n = 0;
 
 	if (out == NULL)
 		return -1;
@@ -607,7 +601,7 @@ rules_check_unused(const struct rules *r, struct error *err)
 	for (int i = 0; i < r->n; i++)
 	{
 		const struct entry *e = &r->e[i];
-		bool		known_section = false;
+		bool known_section = false;
 
 		if (e->used)
 			continue;
@@ -617,10 +611,9 @@ rules_check_unused(const struct rules *r, struct error *err)
 			known_section = strcmp(r->asked[k], e->section) == 0;
 		if (known_section)
 			error_set(err, EXIT_RULES, "%s:%d: unknown key \"%s\" in section [%s]", e->file,
-					  e->line, e->key, e->section);
+			          e->line, e->key, e->section);
 		else
-			error_set(err, EXIT_RULES, "%s:%d: unknown section [%s]", e->file, e->line,
-					  e->section);
+			error_set(err, EXIT_RULES, "%s:%d: unknown section [%s]", e->file, e->line, e->section);
 		return error_hint(err, "See rules/default.ini for every section and key.");
 	}
 	return true;
@@ -629,9 +622,8 @@ rules_check_unused(const struct rules *r, struct error *err)
 char *
 rules_text(const struct rules *r)
 {
-	size_t		cap = 256,
-				len = 0;
-	char	   *out = malloc(cap);
+	size_t cap = 256, len = 0;
+	char *out = malloc(cap);
 
 	if (out == NULL)
 		return NULL;
@@ -639,7 +631,7 @@ rules_text(const struct rules *r)
 	for (int i = 0; i < r->n; i++)
 	{
 		const char *sec = r->e[i].section;
-		bool		first = true;
+		bool first = true;
 
 		/* each section once, at its first appearance, keys in order */
 		for (int k = 0; k < i && first; k++)
@@ -649,14 +641,14 @@ rules_text(const struct rules *r)
 		for (int j = i; j < r->n; j++)
 		{
 			const struct entry *e = &r->e[j];
-			size_t		need;
+			size_t need;
 
 			if (strcmp(e->section, sec) != 0)
 				continue;
 			need = strlen(sec) + strlen(e->key) + 2 * strlen(e->value) + 16;
 			if (len + need >= cap)
 			{
-				char	   *no;
+				char *no;
 
 				while (len + need >= cap)
 					cap *= 2;
@@ -674,7 +666,7 @@ rules_text(const struct rules *r)
 			{
 				out[len++] = *v;
 				if (*v == '\n')
-					out[len++] = '\t';	/* continuation lines stay indented */
+					out[len++] = '\t'; /* continuation lines stay indented */
 			}
 			out[len++] = '\n';
 			out[len] = '\0';
@@ -700,7 +692,7 @@ rules_sha256_hex(const char *text, char out[65])
 const char *
 rules_files(const struct rules *r)
 {
-	size_t		len = 1;
+	size_t len = 1;
 
 	if (r->files_joined)
 		return r->files_joined;

@@ -21,13 +21,12 @@
 struct rules;
 
 struct rules *rules_new(void);
-void		rules_free(struct rules *r);	/* NULL is a no-op */
+void rules_free(struct rules *r); /* NULL is a no-op */
 
 /* Read one INI file and merge it over what is loaded. EXIT_RULES errors name file:line. */
-bool		rules_load_file(struct rules *r, const char *path, struct error *err);
+bool rules_load_file(struct rules *r, const char *path, struct error *err);
 /* The same from a string; `name` stands for the file name in messages. */
-bool		rules_load_string(struct rules *r, const char *name, const char *text,
-							  struct error *err);
+bool rules_load_string(struct rules *r, const char *name, const char *text, struct error *err);
 
 /* The value of section.key, or NULL when absent. Marks the key used. */
 const char *rules_get(struct rules *r, const char *section, const char *key);
@@ -39,15 +38,15 @@ const char *rules_where(const struct rules *r, const char *section, const char *
  * when present but malformed or out of [min, max] they fill err (EXIT_RULES,
  * naming file, line, section and key) and return false.
  */
-bool		rules_get_int(struct rules *r, const char *section, const char *key, long def,
-						  long min, long max, long *out, struct error *err);
-bool		rules_get_double(struct rules *r, const char *section, const char *key, double def,
-							 double min, double max, double *out, struct error *err);
-bool		rules_get_bool(struct rules *r, const char *section, const char *key, bool def,
-						   bool *out, struct error *err);
+bool rules_get_int(struct rules *r, const char *section, const char *key, long def, long min,
+                   long max, long *out, struct error *err);
+bool rules_get_double(struct rules *r, const char *section, const char *key, double def, double min,
+                      double max, double *out, struct error *err);
+bool rules_get_bool(struct rules *r, const char *section, const char *key, bool def, bool *out,
+                    struct error *err);
 /* One of `choices` (NULL-terminated); stores its index. */
-bool		rules_get_enum(struct rules *r, const char *section, const char *key, int def,
-						   const char *const *choices, int *out, struct error *err);
+bool rules_get_enum(struct rules *r, const char *section, const char *key, int def,
+                    const char *const *choices, int *out, struct error *err);
 
 /*
  * Split a comma-separated list value into trimmed items (empty items
@@ -55,8 +54,8 @@ bool		rules_get_enum(struct rules *r, const char *section, const char *key, int 
  * point into one malloc'd block stored at items[count] ... i.e. free with
  * rules_list_free().  Returns -1 on OOM.
  */
-int			rules_split_list(const char *value, char ***items);
-void		rules_list_free(char **items);
+int rules_split_list(const char *value, char ***items);
+void rules_list_free(char **items);
 
 /*
  * Names of the sections that equal `prefix` or start with `prefix` followed
@@ -64,24 +63,24 @@ void		rules_list_free(char **items);
  * order they first appeared.  Returns the count; *names is malloc'd (free
  * the array only; the strings are borrowed).
  */
-int			rules_sections(const struct rules *r, const char *prefix, const char ***names);
+int rules_sections(const struct rules *r, const char *prefix, const char ***names);
 /* Keys of one section in order of appearance; same ownership as above. */
-int			rules_keys(const struct rules *r, const char *section, const char ***keys);
+int rules_keys(const struct rules *r, const char *section, const char ***keys);
 /* Mark every key of a section used (for sections read by rules_keys). */
-void		rules_use_section(struct rules *r, const char *section);
+void rules_use_section(struct rules *r, const char *section);
 
 /* After every module has read its keys: the first unused key is an error. */
-bool		rules_check_unused(const struct rules *r, struct error *err);
+bool rules_check_unused(const struct rules *r, struct error *err);
 
 /*
  * The merged rule set as canonical INI text (sections and keys sorted, one
  * "key = value" a line), and its SHA-256 in hex.  Both are stored with each
  * run.  The text is malloc'd (caller frees); NULL on OOM.
  */
-char	   *rules_text(const struct rules *r);
-bool		rules_sha256_hex(const char *text, char out[65]);
+char *rules_text(const struct rules *r);
+bool rules_sha256_hex(const char *text, char out[65]);
 
 /* The files loaded, comma-separated, for the run record (borrowed). */
 const char *rules_files(const struct rules *r);
 
-#endif							/* REFINERY_RULES_H */
+#endif /* REFINERY_RULES_H */

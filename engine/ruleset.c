@@ -27,23 +27,23 @@
 
 /* The source column each field reads when [columns] does not say. */
 static const char *const default_column[FIELD__COUNT] = {
-	[FIELD_LEAD_ID] = "lead_id",
-	[FIELD_CREATED_AT] = "created_at",
-	[FIELD_SOURCE] = "source",
-	[FIELD_CAMPAIGN] = "campaign",
-	[FIELD_NAME] = "full_name",
-	[FIELD_PHONE] = "phone",
-	[FIELD_PHONE2] = "phone2",
-	[FIELD_MOBILE] = "mobile",
-	[FIELD_EMAIL] = "email",
-	[FIELD_CITY] = "city",
-	[FIELD_STATUS] = "status",
-	[FIELD_LAST_TOUCH_AT] = "last_touch_at",
-	[FIELD_TOUCH_COUNT] = "touch_count",
-	[FIELD_LAST_TOUCH_TYPE] = "last_touch_type",
-	[FIELD_NOTES] = "handler_notes",
-	[FIELD_AUTOMATION] = "automation_after_last_touch",
-	[FIELD_LAST_REP] = "last_rep_id",
+    [FIELD_LEAD_ID] = "lead_id",
+    [FIELD_CREATED_AT] = "created_at",
+    [FIELD_SOURCE] = "source",
+    [FIELD_CAMPAIGN] = "campaign",
+    [FIELD_NAME] = "full_name",
+    [FIELD_PHONE] = "phone",
+    [FIELD_PHONE2] = "phone2",
+    [FIELD_MOBILE] = "mobile",
+    [FIELD_EMAIL] = "email",
+    [FIELD_CITY] = "city",
+    [FIELD_STATUS] = "status",
+    [FIELD_LAST_TOUCH_AT] = "last_touch_at",
+    [FIELD_TOUCH_COUNT] = "touch_count",
+    [FIELD_LAST_TOUCH_TYPE] = "last_touch_type",
+    [FIELD_NOTES] = "handler_notes",
+    [FIELD_AUTOMATION] = "automation_after_last_touch",
+    [FIELD_LAST_REP] = "last_rep_id",
 };
 
 static char *
@@ -75,13 +75,10 @@ static bool
 source_config_load(struct rules *r, struct source_config **out, struct error *err)
 {
 	struct source_config *c = calloc(1, sizeof(*c));
-	const char *table,
-			   *query,
-			   *csv,
-			   *v;
-	int			given;
-	char	  **items = NULL;
-	int			n;
+	const char *table, *query, *csv, *v;
+	int given;
+	char **items = NULL;
+	int n;
 
 	*out = c;
 	if (c == NULL)
@@ -95,11 +92,12 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 		error_set(err, EXIT_RULES, "[source] must set exactly one of table, query or csv");
 		if (given == 0)
 			return error_hint(err, "Add for example \"[source]\" and \"table = crm.leads\" "
-							  "to a rules file.");
-		return error_detail(err, "table at %s, query at %s, csv at %s",
-							*rules_where(r, "source", "table") ? rules_where(r, "source", "table") : "-",
-							*rules_where(r, "source", "query") ? rules_where(r, "source", "query") : "-",
-							*rules_where(r, "source", "csv") ? rules_where(r, "source", "csv") : "-");
+			                       "to a rules file.");
+		return error_detail(
+		    err, "table at %s, query at %s, csv at %s",
+		    *rules_where(r, "source", "table") ? rules_where(r, "source", "table") : "-",
+		    *rules_where(r, "source", "query") ? rules_where(r, "source", "query") : "-",
+		    *rules_where(r, "source", "csv") ? rules_where(r, "source", "csv") : "-");
 	}
 	c->kind = (table && *table) ? SOURCE_TABLE : (query && *query) ? SOURCE_QUERY : SOURCE_CSV;
 	c->table = dup_or_null(table);
@@ -107,16 +105,16 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 	if (c->query)
 	{
 		/* the query becomes a derived table: a final ";" would end it early */
-		size_t		ql = strlen(c->query);
+		size_t ql = strlen(c->query);
 
 		while (ql > 0 && (c->query[ql - 1] == ';' || isspace((unsigned char) c->query[ql - 1])))
 			c->query[--ql] = '\0';
 	}
 	c->csv = dup_or_null(csv);
 	c->csv_reject = dup_or_null(rules_get(r, "source", "csv_reject"));
-	if (!rules_get_int(r, "source", "csv_max_field", 1 << 20, 1024, 1L << 30,
-					   &c->csv_max_field, err) ||
-		!rules_get_int(r, "source", "csv_max_rejects", 0, 0, 1L << 40, &c->csv_max_rejects, err))
+	if (!rules_get_int(r, "source", "csv_max_field", 1 << 20, 1024, 1L << 30, &c->csv_max_field,
+	                   err) ||
+	    !rules_get_int(r, "source", "csv_max_rejects", 0, 0, 1L << 40, &c->csv_max_rejects, err))
 		return false;
 	v = rules_get(r, "source", "csv_delimiter");
 	c->csv_delimiter = ',';
@@ -129,11 +127,13 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 		else if (strlen(v) == 1 && v[0] != '"' && v[0] != '\n' && v[0] != '\r')
 			c->csv_delimiter = v[0];
 		else
-			return error_set(err, EXIT_RULES, "%s: [source] csv_delimiter: \"%s\" is not one "
-							 "character, \"tab\" or \"semicolon\"", rules_where(r, "source", "csv_delimiter"), v);
+			return error_set(err, EXIT_RULES,
+			                 "%s: [source] csv_delimiter: \"%s\" is not one "
+			                 "character, \"tab\" or \"semicolon\"",
+			                 rules_where(r, "source", "csv_delimiter"), v);
 	}
 	if (!rules_get_bool(r, "source", "csv_trim", false, &c->csv_trim, err) ||
-		!rules_get_bool(r, "source", "csv_unguard", false, &c->csv_unguard, err))
+	    !rules_get_bool(r, "source", "csv_unguard", false, &c->csv_unguard, err))
 		return false;
 	v = rules_get(r, "source", "timezone");
 	c->timezone = strdup(v && *v ? v : "UTC");
@@ -143,11 +143,13 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 		return error_set(err, EXIT_INTERNAL, "out of memory");
 	if (strcmp(c->now, "clock") != 0 && strcmp(c->now, "auto") != 0)
 	{
-		int64_t		t;
+		int64_t t;
 
 		if (!batch_parse_time(c->now, &t))
-			return error_set(err, EXIT_RULES, "%s: [source] now: \"%s\" is not \"clock\", "
-							 "\"auto\" or a timestamp", rules_where(r, "source", "now"), c->now);
+			return error_set(err, EXIT_RULES,
+			                 "%s: [source] now: \"%s\" is not \"clock\", "
+			                 "\"auto\" or a timestamp",
+			                 rules_where(r, "source", "now"), c->now);
 	}
 
 	for (int f = 0; f < FIELD__COUNT; f++)
@@ -160,7 +162,7 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 	}
 	if (c->column[FIELD_LEAD_ID] == NULL)
 		return error_set(err, EXIT_RULES, "%s: [columns] lead_id must name a column",
-						 rules_where(r, "columns", "lead_id"));
+		                 rules_where(r, "columns", "lead_id"));
 	v = rules_get(r, "columns", "extra");
 	if (v && *v)
 	{
@@ -177,8 +179,10 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 			for (int f = 0; f < FIELD__COUNT; f++)
 				if (strcmp(items[i], field_key(f)) == 0)
 				{
-					error_set(err, EXIT_RULES, "%s: [columns] extra: \"%s\" is the name of a "
-							  "known field", rules_where(r, "columns", "extra"), items[i]);
+					error_set(err, EXIT_RULES,
+					          "%s: [columns] extra: \"%s\" is the name of a "
+					          "known field",
+					          rules_where(r, "columns", "extra"), items[i]);
 					rules_list_free(items);
 					return error_hint(err, "Map it with \"%s = column\" instead.", items[i]);
 				}
@@ -194,24 +198,24 @@ output_config_load(struct rules *r, struct output_config **out, struct error *er
 {
 	static const char *const targets[] = {"database", "csv", NULL};
 	struct output_config *c = calloc(1, sizeof(*c));
-	int			t;
+	int t;
 
 	*out = c;
 	if (c == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
 	if (!rules_get_enum(r, "output", "target", OUTPUT_DATABASE, targets, &t, err) ||
-		!rules_get_int(r, "output", "keep_runs", 0, 0, 1000000, &c->keep_runs, err) ||
-		!rules_get_int(r, "output", "lock_timeout_ms", 5000, 0, 86400000, &c->lock_timeout_ms,
-					   err) ||
-		!rules_get_bool(r, "output", "analyze", false, &c->analyze, err) ||
-		!rules_get_bool(r, "output", "csv_formula_guard", true, &c->csv_formula_guard, err) ||
-		!rules_get_bool(r, "output", "csv_crlf", false, &c->csv_crlf, err))
+	    !rules_get_int(r, "output", "keep_runs", 0, 0, 1000000, &c->keep_runs, err) ||
+	    !rules_get_int(r, "output", "lock_timeout_ms", 5000, 0, 86400000, &c->lock_timeout_ms,
+	                   err) ||
+	    !rules_get_bool(r, "output", "analyze", false, &c->analyze, err) ||
+	    !rules_get_bool(r, "output", "csv_formula_guard", true, &c->csv_formula_guard, err) ||
+	    !rules_get_bool(r, "output", "csv_crlf", false, &c->csv_crlf, err))
 		return false;
 	c->target = (enum output_target) t;
 	c->csv_dir = dup_or_null(rules_get(r, "output", "csv_dir"));
 	if (c->target == OUTPUT_CSV && c->csv_dir == NULL)
 		return error_set(err, EXIT_RULES, "%s: [output] target = csv needs csv_dir",
-						 rules_where(r, "output", "target"));
+		                 rules_where(r, "output", "target"));
 	return true;
 }
 
@@ -240,15 +244,14 @@ ruleset_load(const char *const *files, int nfiles, struct error *err)
 		if (!rules_load_file(rs->rules, files[i], err))
 			goto fail;
 	if (!source_config_load(rs->rules, &rs->source, err) ||
-		!output_config_load(rs->rules, &rs->output, err) ||
-		!normalize_config_load(rs->rules, &rs->normalize, err) ||
-		!blacklist_config_load(rs->rules, &rs->blacklist, err) ||
-		!dedupe_config_load(rs->rules, &rs->dedupe, err) ||
-		!partial_config_load(rs->rules, &rs->partial, err) ||
-		!score_config_load(rs->rules, &rs->score, err) ||
-		!cohort_config_load(rs->rules, &rs->cohort, err) ||
-		!match_config_load(rs->rules, &rs->match, err) ||
-		!rules_check_unused(rs->rules, err))
+	    !output_config_load(rs->rules, &rs->output, err) ||
+	    !normalize_config_load(rs->rules, &rs->normalize, err) ||
+	    !blacklist_config_load(rs->rules, &rs->blacklist, err) ||
+	    !dedupe_config_load(rs->rules, &rs->dedupe, err) ||
+	    !partial_config_load(rs->rules, &rs->partial, err) ||
+	    !score_config_load(rs->rules, &rs->score, err) ||
+	    !cohort_config_load(rs->rules, &rs->cohort, err) ||
+	    !match_config_load(rs->rules, &rs->match, err) || !rules_check_unused(rs->rules, err))
 		goto fail;
 	if ((rs->text = rules_text(rs->rules)) == NULL || !rules_sha256_hex(rs->text, rs->sha256))
 	{
@@ -288,14 +291,8 @@ ruleset_source_desc(const struct ruleset *rs, char *buf, size_t size)
 
 	switch (s->kind)
 	{
-		case SOURCE_TABLE:
-			snprintf(buf, size, "table %s", s->table);
-			break;
-		case SOURCE_QUERY:
-			snprintf(buf, size, "query %.200s", s->query);
-			break;
-		case SOURCE_CSV:
-			snprintf(buf, size, "csv %s", s->csv);
-			break;
+		case SOURCE_TABLE: snprintf(buf, size, "table %s", s->table); break;
+		case SOURCE_QUERY: snprintf(buf, size, "query %.200s", s->query); break;
+		case SOURCE_CSV: snprintf(buf, size, "csv %s", s->csv); break;
 	}
 }

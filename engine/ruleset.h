@@ -24,22 +24,22 @@ enum source_kind
 struct source_config
 {
 	enum source_kind kind;
-	char	   *table;			/* schema.table or table (SOURCE_TABLE) */
-	char	   *query;			/* SELECT ... (SOURCE_QUERY) */
-	char	   *csv;			/* path (SOURCE_CSV) */
-	char	   *csv_reject;		/* reject file for bad CSV rows, or NULL */
-	long		csv_max_field;	/* bytes */
-	long		csv_max_rejects;
-	char		csv_delimiter;
-	bool		csv_trim;		/* drop blanks around unquoted fields */
-	bool		csv_unguard;	/* remove the export's formula guard */
-	char	   *timezone;		/* session TimeZone while pulling */
-	char	   *now;			/* "clock", "auto" or a timestamp */
+	char *table;        /* schema.table or table (SOURCE_TABLE) */
+	char *query;        /* SELECT ... (SOURCE_QUERY) */
+	char *csv;          /* path (SOURCE_CSV) */
+	char *csv_reject;   /* reject file for bad CSV rows, or NULL */
+	long csv_max_field; /* bytes */
+	long csv_max_rejects;
+	char csv_delimiter;
+	bool csv_trim;    /* drop blanks around unquoted fields */
+	bool csv_unguard; /* remove the export's formula guard */
+	char *timezone;   /* session TimeZone while pulling */
+	char *now;        /* "clock", "auto" or a timestamp */
 	/* the source column of every field, NULL = not mapped */
-	char	   *column[FIELD__COUNT];
-	bool		column_explicit[FIELD__COUNT];	/* set in the rules, not a default */
-	char	  **extra;			/* extra columns kept by name */
-	int			nextra;
+	char *column[FIELD__COUNT];
+	bool column_explicit[FIELD__COUNT]; /* set in the rules, not a default */
+	char **extra;                       /* extra columns kept by name */
+	int nextra;
 };
 
 enum output_target
@@ -51,19 +51,19 @@ enum output_target
 struct output_config
 {
 	enum output_target target;
-	char	   *csv_dir;		/* OUTPUT_CSV: folder of the result files */
-	long		keep_runs;		/* retention; 0 keeps every run */
-	long		lock_timeout_ms;
-	bool		analyze;		/* ANALYZE the run's partition after loading */
-	bool		csv_formula_guard;	/* OUTPUT_CSV and export: neutralise formulas */
-	bool		csv_crlf;		/* end records with CR LF */
+	char *csv_dir;  /* OUTPUT_CSV: folder of the result files */
+	long keep_runs; /* retention; 0 keeps every run */
+	long lock_timeout_ms;
+	bool analyze;           /* ANALYZE the run's partition after loading */
+	bool csv_formula_guard; /* OUTPUT_CSV and export: neutralise formulas */
+	bool csv_crlf;          /* end records with CR LF */
 };
 
 /* Load and check every file; NULL with err filled on failure. */
 struct ruleset *ruleset_load(const char *const *files, int nfiles, struct error *err);
-void		ruleset_free(struct ruleset *rs);	/* NULL is a no-op */
+void ruleset_free(struct ruleset *rs); /* NULL is a no-op */
 
 /* A one-line description of the source for the run record (no secrets). */
-void		ruleset_source_desc(const struct ruleset *rs, char *buf, size_t size);
+void ruleset_source_desc(const struct ruleset *rs, char *buf, size_t size);
 
-#endif							/* REFINERY_RULESET_H */
+#endif /* REFINERY_RULESET_H */

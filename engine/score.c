@@ -31,7 +31,7 @@
 #include "regex.h"
 #include "score.h"
 
-#define CANON_MAX 256			/* longest text value compared with a category */
+#define CANON_MAX  256 /* longest text value compared with a category */
 #define POINTS_MAX 1000000.0
 
 static const char *const kind_names[] = {"map", "buckets", "recency", "regex", "bool", NULL};
@@ -42,10 +42,9 @@ static const char *const kind_names[] = {"map", "buckets", "recency", "regex", "
  * one, say) can turn a recency parameter into buckets without the first
  * file's half_life_days becoming an "unknown key".
  */
-static const char *const reserved_keys[] = {
-	"kind", "field", "weight", "default", "other", "buckets", "max", "half_life_days",
-	"true", "false", "caseless", NULL
-};
+static const char *const reserved_keys[] = {"kind",  "field",   "weight",   "default",
+                                            "other", "buckets", "max",      "half_life_days",
+                                            "true",  "false",   "caseless", NULL};
 
 static bool
 is_reserved(const char *key)
@@ -75,8 +74,8 @@ canon_byte(unsigned char ch)
 bool
 score_canon(const char *s, char *out, size_t size)
 {
-	size_t		len = 0;
-	bool		gap = false;
+	size_t len = 0;
+	bool gap = false;
 
 	for (; *s; s++)
 	{
@@ -102,7 +101,7 @@ score_canon(const char *s, char *out, size_t size)
 static uint32_t
 canon_hash(const char *s)
 {
-	uint32_t	h = 2166136261u;
+	uint32_t h = 2166136261u;
 
 	for (; *s; s++)
 		h = (h ^ (unsigned char) *s) * 16777619u;
@@ -113,11 +112,11 @@ canon_hash(const char *s)
 static int
 map_lookup(const struct score_param *p, const char *canon)
 {
-	uint32_t	mask = (uint32_t) p->nslots - 1;
+	uint32_t mask = (uint32_t) p->nslots - 1;
 
 	for (uint32_t h = canon_hash(canon) & mask;; h = (h + 1) & mask)
 	{
-		int			k = p->slots[h];
+		int k = p->slots[h];
 
 		if (k < 0)
 			return -1;
@@ -218,9 +217,9 @@ static bool
 field_exists(struct rules *r, const char *field)
 {
 	const char *extra;
-	char	  **items;
-	int			n;
-	bool		found = false;
+	char **items;
+	int n;
+	bool found = false;
 
 	for (int f = 0; f < FIELD__COUNT; f++)
 		if (strcmp(field_key(f), field) == 0)
@@ -257,8 +256,8 @@ source_of(const char *field, enum score_kind kind)
 static bool
 add_cat(struct score_param *p, const char *name, double points)
 {
-	char	  **nc = realloc(p->cat, (size_t) (p->ncat + 1) * sizeof(*nc));
-	double	   *np;
+	char **nc = realloc(p->cat, (size_t) (p->ncat + 1) * sizeof(*nc));
+	double *np;
 
 	if (nc == NULL)
 		return false;
@@ -275,32 +274,31 @@ add_cat(struct score_param *p, const char *name, double points)
 
 static bool
 get_points(struct rules *r, const char *section, const char *key, double def, double *out,
-		   struct error *err)
+           struct error *err)
 {
 	return rules_get_double(r, section, key, def, 0, POINTS_MAX, out, err);
 }
 
 static bool
-load_map(struct rules *r, const char *section, struct score_param *p, double def,
-		 struct error *err)
+load_map(struct rules *r, const char *section, struct score_param *p, double def, struct error *err)
 {
 	const char **keys;
-	int			nkeys = rules_keys(r, section, &keys);
-	double		other;
-	char		canon[CANON_MAX];
+	int nkeys = rules_keys(r, section, &keys);
+	double other;
+	char canon[CANON_MAX];
 
 	if (nkeys < 0)
 		return oom(err);
 	for (int k = 0; k < nkeys; k++)
 	{
-		double		pts;
+		double pts;
 
 		if (is_reserved(keys[k]) || strchr(keys[k], '.') != NULL)
-			continue;			/* a dotted key is left for the unknown-key check */
+			continue; /* a dotted key is left for the unknown-key check */
 		if (!score_canon(keys[k], canon, sizeof(canon)) || canon[0] == '\0')
 		{
 			error_set(err, EXIT_RULES, "%s: [%s] \"%s\" is not a usable category",
-					  rules_where(r, section, keys[k]), section, keys[k]);
+			          rules_where(r, section, keys[k]), section, keys[k]);
 			free(keys);
 			return false;
 		}
@@ -308,10 +306,10 @@ load_map(struct rules *r, const char *section, struct score_param *p, double def
 		if (strcmp(canon, keys[k]) != 0)
 		{
 			error_set(err, EXIT_RULES, "%s: [%s] category \"%s\" must be written \"%s\"",
-					  rules_where(r, section, keys[k]), section, keys[k], canon);
+			          rules_where(r, section, keys[k]), section, keys[k], canon);
 			free(keys);
 			return error_detail(err, "Values are compared in lower case with every run "
-								"of punctuation or spaces as one \"_\".");
+			                         "of punctuation or spaces as one \"_\".");
 		}
 		if (!get_points(r, section, keys[k], 0, &pts, err))
 		{
@@ -326,8 +324,8 @@ load_map(struct rules *r, const char *section, struct score_param *p, double def
 	}
 	free(keys);
 	if (p->ncat == 0)
-		return error_set(err, EXIT_RULES, "%s: [%s] kind = map lists no category",
-						 p->where, section);
+		return error_set(err, EXIT_RULES, "%s: [%s] kind = map lists no category", p->where,
+		                 section);
 	if (!get_points(r, section, "other", def, &other, err))
 		return false;
 	/* the listed categories in an open-addressing table at most half full */
@@ -338,7 +336,7 @@ load_map(struct rules *r, const char *section, struct score_param *p, double def
 	memset(p->slots, 0xff, (size_t) p->nslots * sizeof(int));
 	for (int k = 0; k < p->ncat; k++)
 	{
-		uint32_t	h = canon_hash(p->cat[k]) & (uint32_t) (p->nslots - 1);
+		uint32_t h = canon_hash(p->cat[k]) & (uint32_t) (p->nslots - 1);
 
 		while (p->slots[h] >= 0)
 			h = (h + 1) & (uint32_t) (p->nslots - 1);
@@ -350,12 +348,12 @@ load_map(struct rules *r, const char *section, struct score_param *p, double def
 
 static bool
 load_regex(struct rules *r, const char *section, struct score_param *p, double def,
-		   const struct regex_limits *lim, struct error *err)
+           const struct regex_limits *lim, struct error *err)
 {
 	const char **keys;
-	int			nkeys = rules_keys(r, section, &keys);
-	int			nlab = 0;
-	double		other;
+	int nkeys = rules_keys(r, section, &keys);
+	int nlab = 0;
+	double other;
 
 	if (nkeys < 0)
 		return oom(err);
@@ -372,7 +370,7 @@ load_regex(struct rules *r, const char *section, struct score_param *p, double d
 	for (int k = 0; k < nkeys; k++)
 	{
 		const char *dot = strchr(keys[k], '.');
-		char		label[128];
+		char label[128];
 
 		if (dot == NULL || strcmp(dot, ".pattern") != 0)
 			continue;
@@ -380,17 +378,16 @@ load_regex(struct rules *r, const char *section, struct score_param *p, double d
 		if (rules_where(r, section, label)[0] == '\0' || is_reserved(label))
 		{
 			error_set(err, EXIT_RULES, "%s: [%s] %s has no points",
-					  rules_where(r, section, keys[k]), section, keys[k]);
+			          rules_where(r, section, keys[k]), section, keys[k]);
 			error_hint(err, "Give the label its points: \"%s = 10\".", label);
 			goto fail;
 		}
 	}
 	for (int k = 0; k < nkeys; k++)
 	{
-		char		pkey[160],
-					rule[300];
+		char pkey[160], rule[300];
 		const char *pat;
-		double		pts;
+		double pts;
 		struct regex *re;
 
 		if (is_reserved(keys[k]) || strchr(keys[k], '.') != NULL)
@@ -400,7 +397,7 @@ load_regex(struct rules *r, const char *section, struct score_param *p, double d
 		if (pat == NULL || pat[0] == '\0')
 		{
 			error_set(err, EXIT_RULES, "%s: [%s] label \"%s\" has no pattern",
-					  rules_where(r, section, keys[k]), section, keys[k]);
+			          rules_where(r, section, keys[k]), section, keys[k]);
 			error_hint(err, "Add \"%s = <PCRE2 pattern>\".", pkey);
 			goto fail;
 		}
@@ -409,7 +406,7 @@ load_regex(struct rules *r, const char *section, struct score_param *p, double d
 		/* the rule's name in messages: score.<parameter>.<label> */
 		snprintf(rule, sizeof(rule), "%s.%s", section, keys[k]);
 		re = regex_compile(pat, p->caseless ? REGEX_CASELESS : 0, lim, rule,
-						   rules_where(r, section, pkey), err);
+		                   rules_where(r, section, pkey), err);
 		if (re == NULL)
 			goto fail;
 		p->re[nlab] = re;
@@ -423,8 +420,8 @@ load_regex(struct rules *r, const char *section, struct score_param *p, double d
 	free(keys);
 	keys = NULL;
 	if (nlab == 0)
-		return error_set(err, EXIT_RULES, "%s: [%s] kind = regex has no labelled pattern",
-						 p->where, section);
+		return error_set(err, EXIT_RULES, "%s: [%s] kind = regex has no labelled pattern", p->where,
+		                 section);
 	if (!get_points(r, section, "other", def, &other, err))
 		return false;
 	p->cat_other = p->ncat;
@@ -440,7 +437,7 @@ fail:
 static bool
 parse_number(const char *s, double *out)
 {
-	char	   *end;
+	char *end;
 
 	errno = 0;
 	*out = strtod(s, &end);
@@ -453,28 +450,28 @@ parse_number(const char *s, double *out)
 static bool
 parse_bucket(char *item, double *lo, double *pts)
 {
-	char	   *colon = strchr(item, ':');
+	char *colon = strchr(item, ':');
 
 	if (colon == NULL)
 		return false;
 	*colon = '\0';
-	return parse_number(item, lo) && parse_number(colon + 1, pts) &&
-		*pts >= 0 && *pts <= POINTS_MAX;
+	return parse_number(item, lo) && parse_number(colon + 1, pts) && *pts >= 0 &&
+	       *pts <= POINTS_MAX;
 }
 
 static bool
 load_buckets(struct rules *r, const char *section, struct score_param *p, struct error *err)
 {
 	const char *v = rules_get(r, section, "buckets");
-	char	  **items;
-	int			n;
+	char **items;
+	int n;
 
 	if (v == NULL || *v == '\0')
 	{
-		error_set(err, EXIT_RULES, "%s: [%s] kind = buckets needs a buckets key",
-				  p->where, section);
+		error_set(err, EXIT_RULES, "%s: [%s] kind = buckets needs a buckets key", p->where,
+		          section);
 		return error_hint(err, "For example \"buckets = 0:6, 1:10, 3:8\": each bucket runs "
-						  "from its lower bound to the next one.");
+		                       "from its lower bound to the next one.");
 	}
 	if ((n = rules_split_list(v, &items)) < 0)
 		return oom(err);
@@ -486,24 +483,23 @@ load_buckets(struct rules *r, const char *section, struct score_param *p, struct
 	}
 	for (int k = 0; k < n; k++)
 	{
-		double		lo = 0,
-					pts = 0;
-		char		name[64];
+		double lo = 0, pts = 0;
+		char name[64];
 
 		if (!parse_bucket(items[k], &lo, &pts))
 		{
 			error_set(err, EXIT_RULES, "%s: [%s] buckets: item %d is not \"lower_bound:points\"",
-					  rules_where(r, section, "buckets"), section, k + 1);
+			          rules_where(r, section, "buckets"), section, k + 1);
 			rules_list_free(items);
 			return error_detail(err, "Points are between 0 and %g.", POINTS_MAX);
 		}
 		if (k > 0 && !(lo > p->lo[k - 1]))
 		{
 			error_set(err, EXIT_RULES, "%s: [%s] buckets: lower bounds must increase",
-					  rules_where(r, section, "buckets"), section);
+			          rules_where(r, section, "buckets"), section);
 			rules_list_free(items);
 			return error_detail(err, "Item %d starts at %g, not above %g.", k + 1, lo,
-								p->lo[k - 1]);
+			                    p->lo[k - 1]);
 		}
 		p->lo[k] = lo;
 		snprintf(name, sizeof(name), "%g", lo);
@@ -516,7 +512,7 @@ load_buckets(struct rules *r, const char *section, struct score_param *p, struct
 	rules_list_free(items);
 	if (n == 0)
 		return error_set(err, EXIT_RULES, "%s: [%s] buckets is empty",
-						 rules_where(r, section, "buckets"), section);
+		                 rules_where(r, section, "buckets"), section);
 	return true;
 }
 
@@ -527,13 +523,13 @@ load_recency(struct rules *r, const char *section, struct score_param *p, struct
 	static const double mult[] = {0, 1, 2, 4, 8};
 
 	if (!get_points(r, section, "max", 10, &p->max, err) ||
-		!rules_get_double(r, section, "half_life_days", 30, 0.001, 1e6, &p->half_life, err))
+	    !rules_get_double(r, section, "half_life_days", 30, 0.001, 1e6, &p->half_life, err))
 		return false;
 	if ((p->lo = calloc(5, sizeof(double))) == NULL)
 		return oom(err);
 	for (int k = 0; k < 5; k++)
 	{
-		char		name[64];
+		char name[64];
 
 		p->lo[k] = mult[k] * p->half_life;
 		snprintf(name, sizeof(name), "%g", p->lo[k]);
@@ -546,38 +542,36 @@ load_recency(struct rules *r, const char *section, struct score_param *p, struct
 static bool
 load_bool(struct rules *r, const char *section, struct score_param *p, struct error *err)
 {
-	double		t,
-				f;
+	double t, f;
 
-	if (!get_points(r, section, "true", 0, &t, err) ||
-		!get_points(r, section, "false", 0, &f, err))
+	if (!get_points(r, section, "true", 0, &t, err) || !get_points(r, section, "false", 0, &f, err))
 		return false;
 	return (add_cat(p, "true", t) && add_cat(p, "false", f)) || oom(err);
 }
 
 static bool
 load_param(struct rules *r, const char *section, struct score_param *p,
-		   const struct regex_limits *lim, struct error *err)
+           const struct regex_limits *lim, struct error *err)
 {
 	const char *name = section + strlen("score.");
 	const char *field;
-	int			kind;
-	double		def;
+	int kind;
+	double def;
 
 	p->cat_other = -1;
 	if ((p->name = strdup(name)) == NULL ||
-		(p->where = strdup(rules_where(r, section, "kind"))) == NULL)
+	    (p->where = strdup(rules_where(r, section, "kind"))) == NULL)
 		return oom(err);
 	if (strchr(name, '.') != NULL || strcmp(name, "when") == 0)
 	{
 		error_set(err, EXIT_RULES, "%s: [%s] is not a usable parameter name",
-				  rules_where(r, section, "kind"), section);
+		          rules_where(r, section, "kind"), section);
 		return error_hint(err, "A parameter name is one word: letters, digits and \"_\".");
 	}
 	if (rules_get(r, section, "kind") == NULL)
 	{
 		const char **keys;
-		int			nk = rules_keys(r, section, &keys);
+		int nk = rules_keys(r, section, &keys);
 		const char *where = nk > 0 ? rules_where(r, section, keys[0]) : "";
 
 		error_set(err, EXIT_RULES, "%s: [%s] has no kind", where, section);
@@ -593,22 +587,22 @@ load_param(struct rules *r, const char *section, struct score_param *p,
 	if (!field_exists(r, field))
 	{
 		error_set(err, EXIT_RULES, "%s: [%s] field: \"%s\" is neither a field nor an extra column",
-				  rules_where(r, section, "field"), section, field);
+		          rules_where(r, section, "field"), section, field);
 		return error_hint(err, "Use a [columns] key such as source, status, created_at, notes, "
-						  "or list the column in [columns] extra.");
+		                       "or list the column in [columns] extra.");
 	}
 	if ((p->field = strdup(field)) == NULL)
 		return oom(err);
 	p->src = source_of(field, p->kind);
 	if (p->src == SCORE_SRC_STATUS && (p->kind == SCORE_BUCKETS || p->kind == SCORE_RECENCY))
 		return error_set(err, EXIT_RULES, "%s: [%s] a status has no numeric value for kind = %s",
-						 rules_where(r, section, "field"), section, kind_names[kind]);
-	if (p->kind == SCORE_RECENCY && p->src != SCORE_SRC_CREATED &&
-		p->src != SCORE_SRC_LAST_TOUCH && p->src != SCORE_SRC_COLUMN)
+		                 rules_where(r, section, "field"), section, kind_names[kind]);
+	if (p->kind == SCORE_RECENCY && p->src != SCORE_SRC_CREATED && p->src != SCORE_SRC_LAST_TOUCH &&
+	    p->src != SCORE_SRC_COLUMN)
 		return error_set(err, EXIT_RULES, "%s: [%s] kind = recency needs a date field, not \"%s\"",
-						 rules_where(r, section, "field"), section, field);
+		                 rules_where(r, section, "field"), section, field);
 	if (!rules_get_double(r, section, "weight", 1, 0, 1e6, &p->weight, err) ||
-		!get_points(r, section, "default", 0, &def, err))
+	    !get_points(r, section, "default", 0, &def, err))
 		return false;
 
 	/* keys of the other kinds: accepted and ignored (see reserved_keys) */
@@ -663,12 +657,12 @@ param_index(const struct score_config *c, const char *name, size_t len)
 static double
 persona_top(const struct score_config *c, const struct score_persona *pe)
 {
-	double		top = 0;
+	double top = 0;
 
 	for (int k = 0; k < c->nparams; k++)
 	{
 		const struct score_param *p = &c->params[k];
-		double		t = 0;
+		double t = 0;
 
 		for (int j = 0; j < p->ncat; j++)
 			if (p->kind != SCORE_RECENCY || j == p->cat_default)
@@ -685,9 +679,9 @@ static bool
 persona_init(const struct score_config *c, struct score_persona *pe, const char *name)
 {
 	if ((pe->name = strdup(name)) == NULL ||
-		(pe->weight = calloc((size_t) c->nparams + 1, sizeof(double))) == NULL ||
-		(pe->points = calloc((size_t) c->nparams + 1, sizeof(double *))) == NULL ||
-		(pe->max = calloc((size_t) c->nparams + 1, sizeof(double))) == NULL)
+	    (pe->weight = calloc((size_t) c->nparams + 1, sizeof(double))) == NULL ||
+	    (pe->points = calloc((size_t) c->nparams + 1, sizeof(double *))) == NULL ||
+	    (pe->max = calloc((size_t) c->nparams + 1, sizeof(double))) == NULL)
 		return false;
 	for (int k = 0; k < c->nparams; k++)
 	{
@@ -704,18 +698,19 @@ persona_init(const struct score_config *c, struct score_persona *pe, const char 
 
 static bool
 persona_cond(struct rules *r, const char *section, const char *key, struct score_persona *pe,
-			 struct error *err)
+             struct error *err)
 {
 	const char *field = key + strlen("when.");
 	const char *v = rules_get(r, section, key);
-	struct score_cond *nc,
-			   *cd;
-	char	  **items;
-	int			n;
+	struct score_cond *nc, *cd;
+	char **items;
+	int n;
 
 	if (!field_exists(r, field))
-		return error_set(err, EXIT_RULES, "%s: [%s] %s: \"%s\" is neither a field nor an extra "
-						 "column", rules_where(r, section, key), section, key, field);
+		return error_set(err, EXIT_RULES,
+		                 "%s: [%s] %s: \"%s\" is neither a field nor an extra "
+		                 "column",
+		                 rules_where(r, section, key), section, key, field);
 	if ((nc = realloc(pe->cond, (size_t) (pe->ncond + 1) * sizeof(*nc))) == NULL)
 		return oom(err);
 	pe->cond = nc;
@@ -730,7 +725,7 @@ persona_cond(struct rules *r, const char *section, const char *key, struct score
 	{
 		rules_list_free(items);
 		return error_set(err, EXIT_RULES, "%s: [%s] %s lists no value",
-						 rules_where(r, section, key), section, key);
+		                 rules_where(r, section, key), section, key);
 	}
 	if ((cd->values = calloc((size_t) n, sizeof(char *))) == NULL)
 	{
@@ -739,10 +734,10 @@ persona_cond(struct rules *r, const char *section, const char *key, struct score
 	}
 	for (int k = 0; k < n; k++)
 	{
-		char		canon[CANON_MAX];
+		char canon[CANON_MAX];
 
 		if (!score_canon(items[k], canon, sizeof(canon)) ||
-			(cd->values[cd->nvalues++] = strdup(canon)) == NULL)
+		    (cd->values[cd->nvalues++] = strdup(canon)) == NULL)
 		{
 			rules_list_free(items);
 			return oom(err);
@@ -753,23 +748,23 @@ persona_cond(struct rules *r, const char *section, const char *key, struct score
 }
 
 static bool
-load_persona(struct rules *r, const char *section, struct score_config *c,
-			 struct score_persona *pe, struct error *err)
+load_persona(struct rules *r, const char *section, struct score_config *c, struct score_persona *pe,
+             struct error *err)
 {
 	const char *name = section + strlen("persona.");
 	const char **keys;
-	int			nkeys;
-	bool		ok = true;
+	int nkeys;
+	bool ok = true;
 
 	if (!persona_init(c, pe, name))
 		return oom(err);
 	if (strcmp(name, "default") == 0 || strchr(name, '.') != NULL)
 	{
 		const char **k0;
-		int			nk = rules_keys(r, section, &k0);
+		int nk = rules_keys(r, section, &k0);
 
 		error_set(err, EXIT_RULES, "%s: [%s]: persona name \"%s\" is reserved or not one word",
-				  nk > 0 ? rules_where(r, section, k0[0]) : "", section, name);
+		          nk > 0 ? rules_where(r, section, k0[0]) : "", section, name);
 		free(k0);
 		return false;
 	}
@@ -777,9 +772,8 @@ load_persona(struct rules *r, const char *section, struct score_config *c,
 		return oom(err);
 	for (int k = 0; k < nkeys && ok; k++)
 	{
-		const char *key = keys[k],
-				   *dot = strchr(key, '.');
-		int			pi = param_index(c, key, dot ? (size_t) (dot - key) : strlen(key));
+		const char *key = keys[k], *dot = strchr(key, '.');
+		int pi = param_index(c, key, dot ? (size_t) (dot - key) : strlen(key));
 		const struct score_param *p = pi >= 0 ? &c->params[pi] : NULL;
 
 		if (strncmp(key, "when.", 5) == 0)
@@ -787,9 +781,9 @@ load_persona(struct rules *r, const char *section, struct score_config *c,
 		else if (p == NULL)
 		{
 			error_set(err, EXIT_RULES, "%s: [%s] \"%s\" names no scoring parameter",
-					  rules_where(r, section, key), section, key);
+			          rules_where(r, section, key), section, key);
 			ok = error_hint(err, "Keys are \"<parameter> = weight\", \"<parameter>.<category> "
-							"= points\" or \"when.<field> = values\".");
+			                     "= points\" or \"when.<field> = values\".");
 		}
 		else if (dot == NULL)
 			ok = rules_get_double(r, section, key, p->weight, 0, 1e6, &pe->weight[pi], err);
@@ -797,17 +791,17 @@ load_persona(struct rules *r, const char *section, struct score_config *c,
 			ok = get_points(r, section, key, p->max, &pe->max[pi], err);
 		else
 		{
-			int			cat = -1;
+			int cat = -1;
 
 			/* buckets and recency name their buckets by lower bound only in calibrate */
 			for (int j = 0; j < p->ncat && cat < 0; j++)
 				if ((p->kind != SCORE_RECENCY || j == p->cat_default) &&
-					strcmp(p->cat[j], dot + 1) == 0)
+				    strcmp(p->cat[j], dot + 1) == 0)
 					cat = j;
 			if (cat < 0)
 			{
 				error_set(err, EXIT_RULES, "%s: [%s] %s: parameter %s has no category \"%s\"",
-						  rules_where(r, section, key), section, key, p->name, dot + 1);
+				          rules_where(r, section, key), section, key, p->name, dot + 1);
 				ok = false;
 			}
 			else
@@ -820,10 +814,10 @@ load_persona(struct rules *r, const char *section, struct score_config *c,
 	if ((pe->top = persona_top(c, pe)) <= 0)
 	{
 		const char **k0;
-		int			nk = rules_keys(r, section, &k0);
+		int nk = rules_keys(r, section, &k0);
 
 		error_set(err, EXIT_RULES, "%s: [%s] gives no points at all",
-				  nk > 0 ? rules_where(r, section, k0[0]) : "", section);
+		          nk > 0 ? rules_where(r, section, k0[0]) : "", section);
 		free(k0);
 		return false;
 	}
@@ -834,16 +828,16 @@ static bool
 load_global(struct rules *r, struct score_config *c, struct error *err)
 {
 	const char *v;
-	char	  **items;
-	int			n;
+	char **items;
+	int n;
 
 	if (!rules_get_double(r, "score", "hot_at", 70, 0, 100, &c->hot_at, err) ||
-		!rules_get_double(r, "score", "warm_at", 45, 0, 100, &c->warm_at, err) ||
-		!rules_get_double(r, "score", "nurture_below", 0, 0, 100, &c->nurture_below, err))
+	    !rules_get_double(r, "score", "warm_at", 45, 0, 100, &c->warm_at, err) ||
+	    !rules_get_double(r, "score", "nurture_below", 0, 0, 100, &c->nurture_below, err))
 		return false;
 	if (c->warm_at > c->hot_at)
 		return error_set(err, EXIT_RULES, "%s: [score] warm_at is above hot_at",
-						 rules_where(r, "score", "warm_at"));
+		                 rules_where(r, "score", "warm_at"));
 	v = rules_get(r, "score", "exclude_statuses");
 	if (v == NULL)
 		v = "closed_won";
@@ -858,14 +852,13 @@ load_global(struct rules *r, struct score_config *c, struct error *err)
 	}
 	for (int k = 0; k < n; k++)
 	{
-		char		canon[CANON_MAX],
-					reason[CANON_MAX + 80];
+		char canon[CANON_MAX], reason[CANON_MAX + 80];
 
 		if (!score_canon(items[k], canon, sizeof(canon)))
 		{
 			rules_list_free(items);
 			return error_set(err, EXIT_RULES, "%s: [score] exclude_statuses: \"%s\" is too long",
-							 rules_where(r, "score", "exclude_statuses"), items[k]);
+			                 rules_where(r, "score", "exclude_statuses"), items[k]);
 		}
 		snprintf(reason, sizeof(reason), "status %s: an existing customer, mailing only", canon);
 		c->exclude[c->nexclude] = strdup(canon);
@@ -885,15 +878,15 @@ score_config_load(struct rules *r, struct score_config **out, struct error *err)
 {
 	struct score_config *c = calloc(1, sizeof(*c));
 	const char **secs = NULL;
-	int			nsecs;
-	bool		ok = false;
+	int nsecs;
+	bool ok = false;
 	struct regex_limits lim;
 
 	*out = c;
 	if (c == NULL)
 		return oom(err);
 	if (!load_global(r, c, err) || !calibrate_config_load(r, &c->calibrate, err) ||
-		!regex_limits_load(r, &lim, err))
+	    !regex_limits_load(r, &lim, err))
 		return false;
 
 	if ((nsecs = rules_sections(r, "score", &secs)) < 0)
@@ -917,9 +910,10 @@ score_config_load(struct rules *r, struct score_config **out, struct error *err)
 	secs = NULL;
 	if (c->nparams == 0)
 	{
-		error_set(err, EXIT_RULES, "no scoring parameter: the rules have no [score.<name>] section");
+		error_set(err, EXIT_RULES,
+		          "no scoring parameter: the rules have no [score.<name>] section");
 		error_hint(err, "The shipped rules/default.ini has the eight parameters of a lead's "
-				   "potential; keep it before your own files.");
+		                "potential; keep it before your own files.");
 		goto out;
 	}
 
@@ -937,7 +931,7 @@ score_config_load(struct rules *r, struct score_config **out, struct error *err)
 	for (int k = 0; k < nsecs; k++)
 	{
 		if (strcmp(secs[k], "persona") == 0)
-			continue;			/* left for the unknown-section check */
+			continue; /* left for the unknown-section check */
 		if (!load_persona(r, secs[k], c, &c->personas[c->npersonas++], err))
 			goto out;
 	}
@@ -975,26 +969,26 @@ out:
 
 struct memo_slot
 {
-	uint64_t	hash;
-	const char *text;			/* borrowed from the batch; NULL = empty slot */
-	int			cat;
+	uint64_t hash;
+	const char *text; /* borrowed from the batch; NULL = empty slot */
+	int cat;
 };
 
 struct score_eval
 {
 	const struct score_config *c;
 	const struct batch *b;
-	int64_t		now;
-	int		   *col;			/* per parameter: the column it reads, -1 for derived */
-	int		  **ccol;			/* per persona, per condition: the column */
+	int64_t now;
+	int *col;   /* per parameter: the column it reads, -1 for derived */
+	int **ccol; /* per persona, per condition: the column */
 	struct regex_scratch *rx;
-	struct memo_slot **memo;	/* per parameter: MEMO_SLOTS for regex ones, else NULL */
+	struct memo_slot **memo; /* per parameter: MEMO_SLOTS for regex ones, else NULL */
 	/* scratch of score_lead() */
-	int		   *cat;
-	double	   *days;
-	double	   *h;
-	int64_t    *cent;
-	int64_t    *best;
+	int *cat;
+	double *days;
+	double *h;
+	int64_t *cent;
+	int64_t *best;
 };
 
 void
@@ -1029,11 +1023,10 @@ bind_column(const struct batch *b, enum score_source src, const char *field)
 }
 
 struct score_eval *
-score_eval_new(const struct score_config *c, const struct batch *b, int64_t now,
-			   struct error *err)
+score_eval_new(const struct score_config *c, const struct batch *b, int64_t now, struct error *err)
 {
 	struct score_eval *ev = calloc(1, sizeof(*ev));
-	size_t		np = (size_t) c->nparams + 1;
+	size_t np = (size_t) c->nparams + 1;
 
 	if (ev == NULL)
 		goto nomem;
@@ -1041,18 +1034,18 @@ score_eval_new(const struct score_config *c, const struct batch *b, int64_t now,
 	ev->b = b;
 	ev->now = now;
 	if ((ev->col = calloc(np, sizeof(int))) == NULL ||
-		(ev->ccol = calloc((size_t) c->npersonas, sizeof(int *))) == NULL ||
-		(ev->cat = calloc(np, sizeof(int))) == NULL ||
-		(ev->days = calloc(np, sizeof(double))) == NULL ||
-		(ev->h = calloc(np, sizeof(double))) == NULL ||
-		(ev->cent = calloc(np, sizeof(int64_t))) == NULL ||
-		(ev->best = calloc(np, sizeof(int64_t))) == NULL ||
-		(ev->rx = regex_scratch_new()) == NULL ||
-		(ev->memo = calloc(np, sizeof(*ev->memo))) == NULL)
+	    (ev->ccol = calloc((size_t) c->npersonas, sizeof(int *))) == NULL ||
+	    (ev->cat = calloc(np, sizeof(int))) == NULL ||
+	    (ev->days = calloc(np, sizeof(double))) == NULL ||
+	    (ev->h = calloc(np, sizeof(double))) == NULL ||
+	    (ev->cent = calloc(np, sizeof(int64_t))) == NULL ||
+	    (ev->best = calloc(np, sizeof(int64_t))) == NULL ||
+	    (ev->rx = regex_scratch_new()) == NULL ||
+	    (ev->memo = calloc(np, sizeof(*ev->memo))) == NULL)
 		goto nomem;
 	for (int k = 0; k < c->nparams; k++)
 		if (c->params[k].kind == SCORE_REGEX &&
-			(ev->memo[k] = calloc(MEMO_SLOTS, sizeof(struct memo_slot))) == NULL)
+		    (ev->memo[k] = calloc(MEMO_SLOTS, sizeof(struct memo_slot))) == NULL)
 			goto nomem;
 	for (int k = 0; k < c->nparams; k++)
 	{
@@ -1062,8 +1055,10 @@ score_eval_new(const struct score_config *c, const struct batch *b, int64_t now,
 		/* derived fields come from parsed columns; the others need the source text */
 		if (ev->col[k] < 0 && p->src == SCORE_SRC_COLUMN)
 		{
-			error_set(err, EXIT_RULES, "%s: [score.%s] field \"%s\" is not a column of the "
-					  "pulled leads", p->where, p->name, p->field);
+			error_set(err, EXIT_RULES,
+			          "%s: [score.%s] field \"%s\" is not a column of the "
+			          "pulled leads",
+			          p->where, p->name, p->field);
 			score_eval_free(ev);
 			return NULL;
 		}
@@ -1079,8 +1074,10 @@ score_eval_new(const struct score_config *c, const struct batch *b, int64_t now,
 			ev->ccol[pi][j] = bind_column(b, pe->cond[j].src, pe->cond[j].field);
 			if (ev->ccol[pi][j] < 0)
 			{
-				error_set(err, EXIT_RULES, "[persona.%s] when.%s: \"%s\" is not a column of the "
-						  "pulled leads", pe->name, pe->cond[j].field, pe->cond[j].field);
+				error_set(err, EXIT_RULES,
+				          "[persona.%s] when.%s: \"%s\" is not a column of the "
+				          "pulled leads",
+				          pe->name, pe->cond[j].field, pe->cond[j].field);
 				score_eval_free(ev);
 				return NULL;
 			}
@@ -1108,8 +1105,8 @@ parse_yes_no(const char *s)
 {
 	static const char *const yes[] = {"t", "true", "yes", "y", "1", "on", "כן", NULL};
 	static const char *const no[] = {"f", "false", "no", "n", "0", "off", "לא", NULL};
-	char		buf[16];
-	size_t		len;
+	char buf[16];
+	size_t len;
 
 	while (isspace((unsigned char) *s))
 		s++;
@@ -1135,8 +1132,8 @@ numeric_value(const struct score_eval *ev, const struct score_param *p, int col,
 {
 	const struct batch *b = ev->b;
 	const char *s;
-	double		x;
-	int64_t		t;
+	double x;
+	int64_t t;
 
 	switch (p->src)
 	{
@@ -1144,19 +1141,16 @@ numeric_value(const struct score_eval *ev, const struct score_param *p, int col,
 			return days_since(ev->now, b->g_created_at ? b->g_created_at[i] : b->created_at[i]);
 		case SCORE_SRC_LAST_TOUCH:
 			return days_since(ev->now,
-							  b->g_last_touch_at ? b->g_last_touch_at[i] : b->last_touch_at[i]);
+			                  b->g_last_touch_at ? b->g_last_touch_at[i] : b->last_touch_at[i]);
 		case SCORE_SRC_TOUCHES:
-			{
-				int32_t		tc = b->g_touch_count ? b->g_touch_count[i] : b->touch_count[i];
+		{
+			int32_t tc = b->g_touch_count ? b->g_touch_count[i] : b->touch_count[i];
 
-				return tc < 0 ? NAN : (double) tc;
-			}
-		case SCORE_SRC_AUTOMATION:
-			return b->automation[i] < 0 ? NAN : (double) b->automation[i];
-		case SCORE_SRC_STATUS:
-			return NAN;
-		case SCORE_SRC_COLUMN:
-			break;
+			return tc < 0 ? NAN : (double) tc;
+		}
+		case SCORE_SRC_AUTOMATION: return b->automation[i] < 0 ? NAN : (double) b->automation[i];
+		case SCORE_SRC_STATUS: return NAN;
+		case SCORE_SRC_COLUMN: break;
 	}
 	if ((s = b->col[col][i]) == NULL)
 		return NAN;
@@ -1176,7 +1170,7 @@ numeric_value(const struct score_eval *ev, const struct score_param *p, int col,
 static int
 bucket_of(const double *lo, int n, double x)
 {
-	int			k;
+	int k;
 
 	if (isnan(x) || x < lo[0])
 		return -1;
@@ -1186,8 +1180,7 @@ bucket_of(const double *lo, int n, double x)
 }
 
 bool
-score_eval_categories(struct score_eval *ev, size_t i, int *cat, double *days,
-					  struct error *err)
+score_eval_categories(struct score_eval *ev, size_t i, int *cat, double *days, struct error *err)
 {
 	const struct score_config *c = ev->c;
 	const struct batch *b = ev->b;
@@ -1195,10 +1188,10 @@ score_eval_categories(struct score_eval *ev, size_t i, int *cat, double *days,
 	for (int k = 0; k < c->nparams; k++)
 	{
 		const struct score_param *p = &c->params[k];
-		int			nlisted = p->ncat - (p->cat_other >= 0 ? 2 : 1);
+		int nlisted = p->ncat - (p->cat_other >= 0 ? 2 : 1);
 		const char *s;
-		char		canon[CANON_MAX];
-		double		x;
+		char canon[CANON_MAX];
+		double x;
 
 		if (days)
 			days[k] = NAN;
@@ -1211,13 +1204,13 @@ score_eval_categories(struct score_eval *ev, size_t i, int *cat, double *days,
 					break;
 				if (!score_canon(s, canon, sizeof(canon)))
 				{
-					cat[k] = p->cat_other;	/* longer than any category */
+					cat[k] = p->cat_other; /* longer than any category */
 					break;
 				}
 				if (canon[0] == '\0')
 					break;
 				{
-					int			j = map_lookup(p, canon);
+					int j = map_lookup(p, canon);
 
 					cat[k] = j >= 0 ? j : p->cat_other;
 				}
@@ -1227,8 +1220,8 @@ score_eval_categories(struct score_eval *ev, size_t i, int *cat, double *days,
 				if (s == NULL || s[strspn(s, " \t\r\n")] == '\0')
 					break;
 				{
-					uint64_t	h = 14695981039346656037ULL;
-					size_t		len;
+					uint64_t h = 14695981039346656037ULL;
+					size_t len;
 					struct memo_slot *m;
 
 					for (len = 0; s[len]; len++)
@@ -1242,7 +1235,7 @@ score_eval_categories(struct score_eval *ev, size_t i, int *cat, double *days,
 					cat[k] = p->cat_other;
 					for (int j = 0; j < nlisted; j++)
 					{
-						int			code = 0;
+						int code = 0;
 						enum regex_result rr = regex_match(p->re[j], ev->rx, s, len, &code);
 
 						if (rr == REGEX_MATCH)
@@ -1251,8 +1244,8 @@ score_eval_categories(struct score_eval *ev, size_t i, int *cat, double *days,
 							break;
 						}
 						if (rr == REGEX_ERROR)
-							return regex_match_error(p->re[j], code, batch_lead_id(b, i),
-													 p->field, err);
+							return regex_match_error(p->re[j], code, batch_lead_id(b, i), p->field,
+							                         err);
 					}
 					m->hash = h;
 					m->text = s;
@@ -1265,30 +1258,30 @@ score_eval_categories(struct score_eval *ev, size_t i, int *cat, double *days,
 				if (days && p->kind == SCORE_RECENCY)
 					days[k] = x;
 				{
-					int			bk = bucket_of(p->lo, nlisted, x);
+					int bk = bucket_of(p->lo, nlisted, x);
 
 					if (bk >= 0)
 						cat[k] = bk;
 				}
 				break;
 			case SCORE_BOOL:
-				{
-					int			v = -1;
+			{
+				int v = -1;
 
-					if (p->src == SCORE_SRC_AUTOMATION)
-						v = b->automation[i];
-					else if (p->src == SCORE_SRC_TOUCHES || p->src == SCORE_SRC_CREATED ||
-							 p->src == SCORE_SRC_LAST_TOUCH)
-					{
-						x = numeric_value(ev, p, ev->col[k], i);
-						v = isnan(x) ? -1 : p->src == SCORE_SRC_TOUCHES ? x > 0 : 1;
-					}
-					else if ((s = score_text_value(b, i, p->src, ev->col[k])) != NULL)
-						v = parse_yes_no(s);
-					if (v >= 0)
-						cat[k] = v ? 0 : 1;
+				if (p->src == SCORE_SRC_AUTOMATION)
+					v = b->automation[i];
+				else if (p->src == SCORE_SRC_TOUCHES || p->src == SCORE_SRC_CREATED ||
+				         p->src == SCORE_SRC_LAST_TOUCH)
+				{
+					x = numeric_value(ev, p, ev->col[k], i);
+					v = isnan(x) ? -1 : p->src == SCORE_SRC_TOUCHES ? x > 0 : 1;
 				}
-				break;
+				else if ((s = score_text_value(b, i, p->src, ev->col[k])) != NULL)
+					v = parse_yes_no(s);
+				if (v >= 0)
+					cat[k] = v ? 0 : 1;
+			}
+			break;
 		}
 	}
 	return true;
@@ -1303,8 +1296,8 @@ persona_applies(const struct score_eval *ev, int pi, size_t i)
 	{
 		const struct score_cond *cd = &pe->cond[j];
 		const char *s = score_text_value(ev->b, i, cd->src, ev->ccol[pi][j]);
-		char		canon[CANON_MAX];
-		bool		found = false;
+		char canon[CANON_MAX];
+		bool found = false;
 
 		if (s == NULL || !score_canon(s, canon, sizeof(canon)))
 			return false;
@@ -1329,15 +1322,14 @@ persona_score(struct score_eval *ev, int pi)
 {
 	const struct score_config *c = ev->c;
 	const struct score_persona *pe = &c->personas[pi];
-	double		total = 0;
-	int64_t		sum = 0,
-				want;
+	double total = 0;
+	int64_t sum = 0, want;
 
 	for (int k = 0; k < c->nparams; k++)
 	{
 		const struct score_param *p = &c->params[k];
-		int			cat = ev->cat[k];
-		double		pts;
+		int cat = ev->cat[k];
+		double pts;
 
 		if (p->kind == SCORE_RECENCY && cat != p->cat_default)
 			pts = pe->max[k] * exp2(-ev->days[k] / p->half_life);
@@ -1353,12 +1345,12 @@ persona_score(struct score_eval *ev, int pi)
 		want = 10000;
 	while (sum < want)
 	{
-		int			best = -1;
-		double		rem = -1;
+		int best = -1;
+		double rem = -1;
 
 		for (int k = 0; k < c->nparams; k++)
 		{
-			double		rk = ev->h[k] - (double) ev->cent[k];
+			double rk = ev->h[k] - (double) ev->cent[k];
 
 			if (rk > rem && rk > 0)
 			{
@@ -1386,16 +1378,16 @@ static int
 score_lead(struct score_eval *ev, size_t i, int64_t *score, struct error *err)
 {
 	const struct score_config *c = ev->c;
-	int			best = -1;
-	int64_t		best_s = -1;
-	bool		any = false;
+	int best = -1;
+	int64_t best_s = -1;
+	bool any = false;
 
 	if (!score_eval_categories(ev, i, ev->cat, ev->days, err))
 		return -1;
 	for (int pi = 0; pi < c->npersonas; pi++)
 	{
 		const struct score_persona *pe = &c->personas[pi];
-		int64_t		s;
+		int64_t s;
 
 		if (pe->fallback ? any : !persona_applies(ev, pi, i))
 			continue;
@@ -1426,10 +1418,10 @@ static bool
 is_excluded(const struct score_config *c, const struct batch *b, size_t i, int *which)
 {
 	const char *s;
-	char		canon[CANON_MAX];
+	char canon[CANON_MAX];
 
 	if (c->nexclude == 0 || (s = score_text_value(b, i, SCORE_SRC_STATUS, FIELD_STATUS)) == NULL ||
-		!score_canon(s, canon, sizeof(canon)))
+	    !score_canon(s, canon, sizeof(canon)))
 		return false;
 	for (int k = 0; k < c->nexclude; k++)
 		if (strcmp(c->exclude[k], canon) == 0)
@@ -1445,29 +1437,25 @@ static void
 format_reason(char *buf, size_t size, int64_t s, int64_t below)
 {
 	snprintf(buf, size, "score %lld.%02lld is below nurture_below %lld.%02lld",
-			 (long long) (s / 100), (long long) (s % 100),
-			 (long long) (below / 100), (long long) (below % 100));
+	         (long long) (s / 100), (long long) (s % 100), (long long) (below / 100),
+	         (long long) (below % 100));
 }
 
 bool
-score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
-			struct error *err)
+score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, struct error *err)
 {
 	const struct score_config *c = rs->score;
-	size_t		n = b->n,
-				np = (size_t) c->nparams;
+	size_t n = b->n, np = (size_t) c->nparams;
 	struct score_eval *probe;
-	size_t		fail_row = SIZE_MAX;
+	size_t fail_row = SIZE_MAX;
 	struct error fail_err = {0};
-	int			nomem = 0;
-	int			nthreads = 1;
-	size_t		counts[4] = {0},
-				nurtured = 0,
-				excluded = 0;
-	size_t	   *per_persona;
-	uint8_t    *excl;			/* 1 + index of the lead's excluded status, 0 = none */
+	int nomem = 0;
+	int nthreads = 1;
+	size_t counts[4] = {0}, nurtured = 0, excluded = 0;
+	size_t *per_persona;
+	uint8_t *excl; /* 1 + index of the lead's excluded status, 0 = none */
 	const char **reasons = NULL;
-	int64_t		below = score_hundredths(c->nurture_below);
+	int64_t below = score_hundredths(c->nurture_below);
 
 	/* check the bindings once, outside the parallel region, for a clean error */
 	if ((probe = score_eval_new(c, b, rs->now, err)) == NULL)
@@ -1503,15 +1491,15 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 #pragma omp for schedule(static, 4096)
 		for (size_t i = 0; i < n; i++)
 		{
-			int64_t		s;
-			int			best;
+			int64_t s;
+			int best;
 
 			if (ev == NULL || b->verdict[i] != VERDICT_KEPT)
 				continue;
 			best = score_lead(ev, i, &s, &lerr);
 			if (best < 0)
 			{
-#pragma omp critical (score_fail)
+#pragma omp critical(score_fail)
 				{
 					/* the lowest failing row wins: the same error whatever the threads */
 					if (i < fail_row)
@@ -1528,7 +1516,7 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 			b->persona[i] = c->personas[best].name;
 			b->temperature[i] = (uint8_t) temperature_of(c, s);
 			{
-				int			which;
+				int which;
 
 				if (is_excluded(c, b, i, &which))
 					excl[i] = (uint8_t) (which + 1);
@@ -1549,7 +1537,7 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 	/* verdicts, serially: nurture reasons are shared per score value */
 	for (size_t i = 0; i < n; i++)
 	{
-		int64_t		s;
+		int64_t s;
 
 		if (b->verdict[i] != VERDICT_KEPT)
 			continue;
@@ -1565,7 +1553,7 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 		}
 		else if (s < below)
 		{
-			char		buf[96];
+			char buf[96];
 
 			if (reasons == NULL && (reasons = calloc(10001, sizeof(char *))) == NULL)
 				nomem = 1;

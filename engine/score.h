@@ -26,37 +26,37 @@
 #include "rules.h"
 #include "stage.h"
 
-struct calibrate_config;		/* [calibrate], read here; calibrate.h */
-struct regex;					/* regex.h */
+struct calibrate_config; /* [calibrate], read here; calibrate.h */
+struct regex;            /* regex.h */
 
 enum score_kind
 {
-	SCORE_MAP,					/* a text value -> points */
-	SCORE_BUCKETS,				/* a number (days for dates) in [lo_k, lo_k+1) -> points */
-	SCORE_RECENCY,				/* days since a date -> max * 0.5^(days / half_life) */
-	SCORE_REGEX,				/* the first matching pattern on a text -> points */
-	SCORE_BOOL					/* true / false -> points */
+	SCORE_MAP,     /* a text value -> points */
+	SCORE_BUCKETS, /* a number (days for dates) in [lo_k, lo_k+1) -> points */
+	SCORE_RECENCY, /* days since a date -> max * 0.5^(days / half_life) */
+	SCORE_REGEX,   /* the first matching pattern on a text -> points */
+	SCORE_BOOL     /* true / false -> points */
 };
 
 /* Where a parameter's value comes from. */
 enum score_source
 {
-	SCORE_SRC_COLUMN,			/* a source column's text (any field or extra column) */
-	SCORE_SRC_STATUS,			/* status: the normalised status, else the raw text */
-	SCORE_SRC_CREATED,			/* created_at: the golden value */
-	SCORE_SRC_LAST_TOUCH,		/* last_touch_at: the golden value */
-	SCORE_SRC_TOUCHES,			/* touch_count: the golden value */
-	SCORE_SRC_AUTOMATION		/* automation: the parsed boolean */
+	SCORE_SRC_COLUMN,     /* a source column's text (any field or extra column) */
+	SCORE_SRC_STATUS,     /* status: the normalised status, else the raw text */
+	SCORE_SRC_CREATED,    /* created_at: the golden value */
+	SCORE_SRC_LAST_TOUCH, /* last_touch_at: the golden value */
+	SCORE_SRC_TOUCHES,    /* touch_count: the golden value */
+	SCORE_SRC_AUTOMATION  /* automation: the parsed boolean */
 };
 
 struct score_param
 {
-	char	   *name;			/* the section's suffix: the name of its points */
-	char	   *where;			/* "file:line" of its kind key */
+	char *name;  /* the section's suffix: the name of its points */
+	char *where; /* "file:line" of its kind key */
 	enum score_kind kind;
-	char	   *field;			/* a field key (batch.h) or an extra column */
+	char *field; /* a field key (batch.h) or an extra column */
 	enum score_source src;
-	double		weight;			/* multiplier of the default persona, >= 0 */
+	double weight; /* multiplier of the default persona, >= 0 */
 
 	/*
 	 * Categories.  map and regex: the listed values or labels, then "other"
@@ -64,66 +64,66 @@ struct score_param
 	 * buckets and recency: one per bucket, then "default" (missing or below
 	 * the first bound).  bool: "true", "false", "default".
 	 */
-	int			ncat;
-	char	  **cat;			/* names; for buckets the lower bound as written */
-	double	   *points;			/* before weight, >= 0 */
-	int			cat_other;		/* index of "other", -1 when the kind has none */
-	int			cat_default;	/* always ncat - 1 */
-	double	   *lo;				/* buckets and recency: ascending lower bounds */
-	int		   *slots;			/* map: hash table of the listed categories, -1 = empty */
-	int			nslots;			/* a power of two */
+	int ncat;
+	char **cat;      /* names; for buckets the lower bound as written */
+	double *points;  /* before weight, >= 0 */
+	int cat_other;   /* index of "other", -1 when the kind has none */
+	int cat_default; /* always ncat - 1 */
+	double *lo;      /* buckets and recency: ascending lower bounds */
+	int *slots;      /* map: hash table of the listed categories, -1 = empty */
+	int nslots;      /* a power of two */
 
-	double		max;			/* recency: points at zero days */
-	double		half_life;		/* recency: days for the points to halve */
+	double max;       /* recency: points at zero days */
+	double half_life; /* recency: days for the points to halve */
 
-	int			npattern;		/* regex: labels, each with a pattern (ncat - 2) */
-	char	  **pattern;		/* regex: one per label as written (for calibrate), owned */
-	struct regex **re;			/* regex: compiled (regex.h), one per label, owned */
-	bool		caseless;
+	int npattern;      /* regex: labels, each with a pattern (ncat - 2) */
+	char **pattern;    /* regex: one per label as written (for calibrate), owned */
+	struct regex **re; /* regex: compiled (regex.h), one per label, owned */
+	bool caseless;
 
-	double		top;			/* the most the parameter gives, before weight */
+	double top; /* the most the parameter gives, before weight */
 };
 
 /* A condition of a persona: the lead's value of `field` is one of `values`. */
 struct score_cond
 {
-	char	   *field;
+	char *field;
 	enum score_source src;
-	int			nvalues;
-	char	  **values;			/* canonical (score_canon) */
+	int nvalues;
+	char **values; /* canonical (score_canon) */
 };
 
 struct score_persona
 {
-	char	   *name;			/* "default" for the implicit one */
-	bool		fallback;		/* the implicit persona: used when no other applies */
-	int			ncond;
+	char *name;    /* "default" for the implicit one */
+	bool fallback; /* the implicit persona: used when no other applies */
+	int ncond;
 	struct score_cond *cond;
-	double	   *weight;			/* per parameter */
-	double	  **points;			/* per parameter: its categories' points (overrides applied) */
-	double	   *max;			/* per parameter: recency max (overrides applied) */
-	double		top;			/* maximum attainable weighted points, > 0 */
+	double *weight;  /* per parameter */
+	double **points; /* per parameter: its categories' points (overrides applied) */
+	double *max;     /* per parameter: recency max (overrides applied) */
+	double top;      /* maximum attainable weighted points, > 0 */
 };
 
 struct score_config
 {
-	int			nparams;
+	int nparams;
 	struct score_param *params;
-	const char **names;			/* nparams parameter names, for b->point_names */
-	int			npersonas;		/* the last one is the implicit "default" */
+	const char **names; /* nparams parameter names, for b->point_names */
+	int npersonas;      /* the last one is the implicit "default" */
 	struct score_persona *personas;
-	double		hot_at;			/* score >= hot_at: hot */
-	double		warm_at;		/* score >= warm_at: warm, else cold */
-	double		nurture_below;	/* score < nurture_below: verdict nurture; 0 = never */
-	int			nexclude;
-	char	  **exclude;		/* canonical statuses given verdict nurture (customers) */
-	char	  **exclude_reason;	/* one reason text per excluded status */
-	struct calibrate_config *calibrate;	/* [calibrate]; owned */
+	double hot_at;        /* score >= hot_at: hot */
+	double warm_at;       /* score >= warm_at: warm, else cold */
+	double nurture_below; /* score < nurture_below: verdict nurture; 0 = never */
+	int nexclude;
+	char **exclude;                     /* canonical statuses given verdict nurture (customers) */
+	char **exclude_reason;              /* one reason text per excluded status */
+	struct calibrate_config *calibrate; /* [calibrate]; owned */
 };
 
 /* Read [score], [score.*], [persona.*] and [calibrate]. */
-bool		score_config_load(struct rules *r, struct score_config **out, struct error *err);
-void		score_config_free(struct score_config *c);	/* NULL is a no-op */
+bool score_config_load(struct rules *r, struct score_config **out, struct error *err);
+void score_config_free(struct score_config *c); /* NULL is a no-op */
 
 /*
  * The score stage: every kept lead gets b->score, b->points (allocated
@@ -133,8 +133,8 @@ void		score_config_free(struct score_config *c);	/* NULL is a no-op */
  * [score] nurture_below, get verdict nurture.  Parallel; the result does
  * not depend on the number of threads.
  */
-bool		score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
-						struct error *err);
+bool score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
+                 struct error *err);
 
 /*
  * Per-thread evaluation state: the columns each parameter reads in one
@@ -142,9 +142,9 @@ bool		score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats 
  * exists in `b` (an EXIT_RULES error otherwise).  Used by calibrate.c.
  */
 struct score_eval;
-struct score_eval *score_eval_new(const struct score_config *c, const struct batch *b,
-								  int64_t now, struct error *err);
-void		score_eval_free(struct score_eval *ev);	/* NULL is a no-op */
+struct score_eval *score_eval_new(const struct score_config *c, const struct batch *b, int64_t now,
+                                  struct error *err);
+void score_eval_free(struct score_eval *ev); /* NULL is a no-op */
 
 /*
  * The category of lead i for every parameter into cat[nparams], and for
@@ -152,8 +152,8 @@ void		score_eval_free(struct score_eval *ev);	/* NULL is a no-op */
  * days may be NULL).  False when a pattern fails (a limit: EXIT_RULES; a
  * text that is not UTF-8: EXIT_DATA): err names the rule and the lead.
  */
-bool		score_eval_categories(struct score_eval *ev, size_t i, int *cat, double *days,
-								  struct error *err);
+bool score_eval_categories(struct score_eval *ev, size_t i, int *cat, double *days,
+                           struct error *err);
 
 /*
  * A text value in canonical form, as map categories and persona conditions
@@ -161,7 +161,7 @@ bool		score_eval_categories(struct score_eval *ev, size_t i, int *cat, double *d
  * than letters and digits turned into one "_", "_" trimmed from both ends;
  * other bytes kept.  Returns false when it does not fit in `size`.
  */
-bool		score_canon(const char *s, char *out, size_t size);
+bool score_canon(const char *s, char *out, size_t size);
 
 /* The text value the lead has for a status/column source (status: normalised), or NULL. */
 const char *score_text_value(const struct batch *b, size_t i, enum score_source src, int col);
@@ -173,4 +173,4 @@ score_hundredths(double v)
 	return (int64_t) llround(v * 100.0);
 }
 
-#endif							/* REFINERY_SCORE_H */
+#endif /* REFINERY_SCORE_H */

@@ -32,8 +32,8 @@ load_dnc(PGconn *conn, struct ruleset *rs, struct error *err)
 	{
 		const char *rule_id;
 		const char *sql = blacklist_query(rs->blacklist, q, &rule_id);
-		char		phase[300];
-		PGresult   *res;
+		char phase[300];
+		PGresult *res;
 
 		snprintf(phase, sizeof(phase), "the do-not-call query of rule \"%s\"", rule_id);
 		if (conn == NULL)
@@ -48,7 +48,7 @@ load_dnc(PGconn *conn, struct ruleset *rs, struct error *err)
 		for (int r = 0; r < PQntuples(res); r++)
 			for (int c = 0; c < PQnfields(res); c++)
 				if (!PQgetisnull(res, r, c) && *PQgetvalue(res, r, c) &&
-					!blacklist_add_dnc_value(rs->blacklist, q, PQgetvalue(res, r, c), err))
+				    !blacklist_add_dnc_value(rs->blacklist, q, PQgetvalue(res, r, c), err))
 				{
 					PQclear(res);
 					return false;

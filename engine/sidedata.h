@@ -15,13 +15,13 @@
 #include "ruleset.h"
 
 /* Whether any side data comes from the database (so a CSV-only run still connects). */
-bool		sidedata_needs_db(const struct ruleset *rs);
+bool sidedata_needs_db(const struct ruleset *rs);
 
 /*
  * Run the configured queries (conn may be NULL when none is needed) and
  * read the configured files: feed the black-list's do-not-call lists and
  * fill b->reps.  Errors name the rule that configured the query.
  */
-bool		sidedata_load(PGconn *conn, struct ruleset *rs, struct batch *b, struct error *err);
+bool sidedata_load(PGconn *conn, struct ruleset *rs, struct batch *b, struct error *err);
 
-#endif							/* REFINERY_SIDEDATA_H */
+#endif /* REFINERY_SIDEDATA_H */

@@ -14,7 +14,7 @@
 void
 stage_count(struct stage_stats *st, const char *name, size_t n)
 {
-	int			k;
+	int k;
 
 	if (st == NULL || name == NULL)
 		return;

@@ -36,9 +36,9 @@ struct output_config;
 
 struct ruleset
 {
-	struct rules *rules;		/* the merged INI text; owned */
-	char	   *text;			/* canonical merged text (rules_text); owned */
-	char		sha256[65];
+	struct rules *rules; /* the merged INI text; owned */
+	char *text;          /* canonical merged text (rules_text); owned */
+	char sha256[65];
 	struct source_config *source;
 	struct normalize_config *normalize;
 	struct blacklist_config *blacklist;
@@ -48,8 +48,8 @@ struct ruleset
 	struct cohort_config *cohort;
 	struct match_config *match;
 	struct output_config *output;
-	int			threads;		/* 0 = OpenMP default */
-	int64_t		now;			/* "today" for recency and outlier rules, seconds since
+	int threads; /* 0 = OpenMP default */
+	int64_t now; /* "today" for recency and outlier rules, seconds since
 								 * epoch (naive local); from [source] now or the clock */
 };
 
@@ -58,22 +58,22 @@ struct ruleset
 
 struct stage_stats
 {
-	const char *name;			/* the stage's name, set by the pipeline */
-	size_t		rows_in;		/* kept rows before the stage */
-	size_t		rows_out;		/* kept rows after */
-	double		seconds;
-	int			ncounters;
+	const char *name; /* the stage's name, set by the pipeline */
+	size_t rows_in;   /* kept rows before the stage */
+	size_t rows_out;  /* kept rows after */
+	double seconds;
+	int ncounters;
 	struct
 	{
-		const char *name;		/* borrowed: a rule id or a static string */
-		size_t		value;
-	}			counters[STAGE_COUNTERS];
+		const char *name; /* borrowed: a rule id or a static string */
+		size_t value;
+	} counters[STAGE_COUNTERS];
 };
 
 /* Add `n` to the counter called `name` (created on first use; ignored when full). */
-void		stage_count(struct stage_stats *st, const char *name, size_t n);
+void stage_count(struct stage_stats *st, const char *name, size_t n);
 
-typedef bool (*stage_fn) (struct batch *b, const struct ruleset *rs,
-						  struct stage_stats *st, struct error *err);
+typedef bool (*stage_fn)(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
+                         struct error *err);
 
-#endif							/* REFINERY_STAGE_H */
+#endif /* REFINERY_STAGE_H */

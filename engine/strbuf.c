@@ -35,8 +35,8 @@ sb_reset(struct strbuf *sb)
 static bool
 sb_reserve(struct strbuf *sb, size_t more)
 {
-	size_t		ncap;
-	char	   *nd;
+	size_t ncap;
+	char *nd;
 
 	if (sb->oom)
 		return false;
@@ -78,10 +78,10 @@ sb_putc(struct strbuf *sb, char c)
 }
 
 void
-sb_printf(struct strbuf *sb, const char *fmt,...)
+sb_printf(struct strbuf *sb, const char *fmt, ...)
 {
-	va_list		ap;
-	int			n;
+	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
 	n = vsnprintf(NULL, 0, fmt, ap);
@@ -158,20 +158,20 @@ sb_json_str(struct strbuf *sb, const char *s)
 void
 sb_time(struct strbuf *sb, int64_t t)
 {
-	int64_t		days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
-	int64_t		secs = t - days * 86400;
+	int64_t days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
+	int64_t secs = t - days * 86400;
 	/* civil_from_days (Howard Hinnant's method) */
-	int64_t		z = days + 719468;
-	int64_t		era = (z >= 0 ? z : z - 146096) / 146097;
-	unsigned	doe = (unsigned) (z - era * 146097);
-	unsigned	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	int64_t		y = (int64_t) yoe + era * 400;
-	unsigned	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	unsigned	mp = (5 * doy + 2) / 153;
-	unsigned	d = doy - (153 * mp + 2) / 5 + 1;
-	unsigned	m = mp < 10 ? mp + 3 : mp - 9;
+	int64_t z = days + 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	unsigned doe = (unsigned) (z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	int64_t y = (int64_t) yoe + era * 400;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+	unsigned d = doy - (153 * mp + 2) / 5 + 1;
+	unsigned m = mp < 10 ? mp + 3 : mp - 9;
 
 	y += m <= 2;
-	sb_printf(sb, "%04lld-%02u-%02u %02d:%02d:%02d", (long long) y, m, d,
-			  (int) (secs / 3600), (int) (secs / 60 % 60), (int) (secs % 60));
+	sb_printf(sb, "%04lld-%02u-%02u %02d:%02d:%02d", (long long) y, m, d, (int) (secs / 3600),
+	          (int) (secs / 60 % 60), (int) (secs % 60));
 }

@@ -384,6 +384,7 @@ joined_similarity(const struct strsim_name *a, const struct strsim_name *b)
 	for (int pass = 0; pass < 2; pass++)
 	{
 		const struct strsim_name *t = pass ? b : a;
+		/* cppcheck-suppress legacyUninitvar ; only the arrays' addresses are taken */
 		char *out = pass ? jb : ja;
 		size_t *len = pass ? &lb : &la;
 

@@ -37,11 +37,11 @@
 #define COPY_CHUNK (1 << 20)
 
 const char *const writeback_columns[] = {
-	"lead_id", "source", "verdict", "rule_id", "reason", "cluster_id", "survivor_id",
-	"phone_norm", "phone_type", "phone_repair", "email_norm", "name_norm", "status_norm",
-	"score", "points", "temperature", "persona", "cohort", "rep_id", "call_order",
-	"p_close", "channel_plan", "sla_due_at", "golden", NULL
-};
+    "lead_id",     "source",       "verdict",     "rule_id",    "reason",
+    "cluster_id",  "survivor_id",  "phone_norm",  "phone_type", "phone_repair",
+    "email_norm",  "name_norm",    "status_norm", "score",      "points",
+    "temperature", "persona",      "cohort",      "rep_id",     "call_order",
+    "p_close",     "channel_plan", "sla_due_at",  "golden",     NULL};
 
 static void
 put_sep(struct strbuf *sb)
@@ -52,8 +52,8 @@ put_sep(struct strbuf *sb)
 void
 writeback_row(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
 {
-	char		num[64];
-	bool		scored = b->verdict[i] == VERDICT_KEPT || b->verdict[i] == VERDICT_NURTURE;
+	char num[64];
+	bool scored = b->verdict[i] == VERDICT_KEPT || b->verdict[i] == VERDICT_NURTURE;
 
 	sb_copy_text(sb, b->col[FIELD_LEAD_ID][i]);
 	put_sep(sb);
@@ -103,7 +103,7 @@ writeback_row(struct strbuf *sb, const struct ruleset *rs, const struct batch *b
 				sb_copy_text(sb, key.data);
 			sb_free(&key);
 			sb_printf(sb, ": %.2f%s", b->points[i * (size_t) b->npoints + k],
-					  k + 1 < b->npoints ? ", " : "");
+			          k + 1 < b->npoints ? ", " : "");
 		}
 		sb_putc(sb, '}');
 	}
@@ -169,8 +169,8 @@ copy_flush(PGconn *conn, struct strbuf *sb, bool flush, const char *phase, struc
 static bool
 copy_end(PGconn *conn, const char *phase, struct error *err)
 {
-	PGresult   *res;
-	bool		ok;
+	PGresult *res;
+	bool ok;
 
 	if (PQputCopyEnd(conn, NULL) != 1)
 		return pg_fail(conn, NULL, phase, err);
@@ -187,8 +187,8 @@ copy_end(PGconn *conn, const char *phase, struct error *err)
 static bool
 copy_begin(PGconn *conn, const char *sql, const char *phase, struct error *err)
 {
-	PGresult   *res = PQexec(conn, sql);
-	bool		ok = PQresultStatus(res) == PGRES_COPY_IN;
+	PGresult *res = PQexec(conn, sql);
+	bool ok = PQresultStatus(res) == PGRES_COPY_IN;
 
 	if (!ok)
 		pg_fail(conn, res, phase, err);
@@ -197,16 +197,17 @@ copy_begin(PGconn *conn, const char *sql, const char *phase, struct error *err)
 }
 
 static bool
-write_leads(PGconn *conn, const struct ruleset *rs, const struct batch *b, int64_t run_id, struct error *err)
+write_leads(PGconn *conn, const struct ruleset *rs, const struct batch *b, int64_t run_id,
+            struct error *err)
 {
 	struct strbuf sb;
-	char		sql[1024];
-	size_t		len;
-	bool		ok = true;
+	char sql[1024];
+	size_t len;
+	bool ok = true;
 	const char *phase = "writing the lead results";
 
 	len = (size_t) snprintf(sql, sizeof(sql), "COPY refinery.lead_results_%" PRId64 " (run_id",
-							run_id);
+	                        run_id);
 	for (int k = 0; writeback_columns[k]; k++)
 		len += (size_t) snprintf(sql + len, sizeof(sql) - len, ", %s", writeback_columns[k]);
 	snprintf(sql + len, sizeof(sql) - len, ") FROM STDIN");
@@ -238,13 +239,9 @@ write_stages(PGconn *conn, const struct pipeline_result *pr, int64_t run_id, str
 	{
 		const struct stage_stats *st = &pr->st[k];
 		struct strbuf counters;
-		char		a[32],
-					b[32],
-					c[32],
-					d[32],
-					e[32];
+		char a[32], b[32], c[32], d[32], e[32];
 		const char *params[7];
-		PGresult   *res;
+		PGresult *res;
 
 		sb_init(&counters);
 		sb_putc(&counters, '{');
@@ -252,7 +249,7 @@ write_stages(PGconn *conn, const struct pipeline_result *pr, int64_t run_id, str
 		{
 			sb_json_str(&counters, st->counters[j].name);
 			sb_printf(&counters, ": %zu%s", st->counters[j].value,
-					  j + 1 < st->ncounters ? ", " : "");
+			          j + 1 < st->ncounters ? ", " : "");
 		}
 		sb_putc(&counters, '}');
 		if (counters.oom)
@@ -265,8 +262,9 @@ write_stages(PGconn *conn, const struct pipeline_result *pr, int64_t run_id, str
 		params[0] = a, params[1] = b, params[2] = st->name, params[3] = c, params[4] = d;
 		params[5] = e, params[6] = counters.data;
 		res = pg_query(conn, "writing the stage statistics",
-					   "INSERT INTO refinery.run_stages (run_id, ord, stage, rows_in, rows_out, "
-					   "seconds, counters) VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, params, err);
+		               "INSERT INTO refinery.run_stages (run_id, ord, stage, rows_in, rows_out, "
+		               "seconds, counters) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+		               7, params, err);
 		sb_free(&counters);
 		if (res == NULL)
 			return false;
@@ -277,17 +275,17 @@ write_stages(PGconn *conn, const struct pipeline_result *pr, int64_t run_id, str
 
 static bool
 write_summaries(PGconn *conn, const struct ruleset *rs, const struct batch *b, int64_t run_id,
-				struct error *err)
+                struct error *err)
 {
 	struct strbuf sb;
-	bool		ok;
+	bool ok;
 
 	sb_init(&sb);
 	ok = cohort_summary_sql(b, rs, run_id, &sb, err) &&
-		(sb.len == 0 || pg_exec(conn, "writing the cohort summaries", sb.data, err));
+	     (sb.len == 0 || pg_exec(conn, "writing the cohort summaries", sb.data, err));
 	sb_reset(&sb);
 	ok = ok && match_summary_sql(b, rs, run_id, &sb, err) &&
-		(sb.len == 0 || pg_exec(conn, "writing the rep summaries", sb.data, err));
+	     (sb.len == 0 || pg_exec(conn, "writing the rep summaries", sb.data, err));
 	if (sb.oom)
 		ok = error_set(err, EXIT_INTERNAL, "out of memory");
 	sb_free(&sb);
@@ -296,22 +294,16 @@ write_summaries(PGconn *conn, const struct ruleset *rs, const struct batch *b, i
 
 bool
 writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b,
-				   struct pipeline_result *pr, const struct run_meta *meta,
-				   int64_t *run_id, struct error *err)
+                   struct pipeline_result *pr, const struct run_meta *meta, int64_t *run_id,
+                   struct error *err)
 {
-	char		sql[1024],
-				started[32],
-				threads[16],
-				pulled[32],
-				kept[32],
-				secs[32],
-				host[256];
+	char sql[1024], started[32], threads[16], pulled[32], kept[32], secs[32], host[256];
 	struct strbuf counts;
 	const char *params[10];
-	PGresult   *res;
-	bool		ok = false;
+	PGresult *res;
+	bool ok = false;
 	struct stage_stats *st = pipeline_add(pr, "write");
-	double		t0 = pipeline_clock();
+	double t0 = pipeline_clock();
 
 	*run_id = -1;
 	if (!pg_exec(conn, "starting the write transaction", "BEGIN", err))
@@ -337,10 +329,11 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 	params[8] = threads;
 	params[9] = pulled;
 	res = pg_query(conn, "recording the run",
-				   "INSERT INTO refinery.runs (started_at, status, rules_sha256, rules_text, "
-				   "rules_files, source_desc, engine_version, host, threads, rows_pulled) "
-				   "VALUES (to_timestamp($1), $2, $3, $4, $5, $6, $7, $8, $9, $10) "
-				   "RETURNING run_id", 10, params, err);
+	               "INSERT INTO refinery.runs (started_at, status, rules_sha256, rules_text, "
+	               "rules_files, source_desc, engine_version, host, threads, rows_pulled) "
+	               "VALUES (to_timestamp($1), $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+	               "RETURNING run_id",
+	               10, params, err);
 	if (res == NULL)
 		goto out;
 	*run_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -349,7 +342,7 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 	/* the run's own table, with no index while it fills; see sql/003_functions.sql */
 	snprintf(sql, sizeof(sql), "SELECT refinery.new_results_table(%" PRId64 ")", *run_id);
 	if (!pg_exec(conn, "creating the run's result table", sql, err) ||
-		!write_leads(conn, rs, b, *run_id, err))
+	    !write_leads(conn, rs, b, *run_id, err))
 		goto out;
 	snprintf(sql, sizeof(sql), "SELECT refinery.attach_results_table(%" PRId64 ")", *run_id);
 	if (!pg_exec(conn, "attaching the run's results", sql, err))
@@ -378,7 +371,7 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 	sb_putc(&counts, '{');
 	for (int v = 0; v < VERDICT__COUNT; v++)
 		sb_printf(&counts, "\"%s\": %zu%s", verdict_name(v), pr->verdicts[v],
-				  v + 1 < VERDICT__COUNT ? ", " : "");
+		          v + 1 < VERDICT__COUNT ? ", " : "");
 	sb_putc(&counts, '}');
 	snprintf(kept, sizeof(kept), "%zu", pr->verdicts[VERDICT_KEPT]);
 	{
@@ -386,10 +379,10 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 
 		gettimeofday(&tv, NULL);
 		snprintf(secs, sizeof(secs), "%.3f",
-				 (double) tv.tv_sec + (double) tv.tv_usec / 1e6 - meta->started_at);
+		         (double) tv.tv_sec + (double) tv.tv_usec / 1e6 - meta->started_at);
 	}
 	{
-		char		id[32];
+		char id[32];
 		const char *p[5];
 
 		snprintf(id, sizeof(id), "%" PRId64, *run_id);
@@ -398,11 +391,13 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 		p[2] = counts.data ? counts.data : "{}";
 		p[3] = secs;
 		p[4] = id;
-		res = counts.oom ? NULL :
-			pg_query(conn, "recording the run",
-					 "UPDATE refinery.runs SET status = $1, finished_at = clock_timestamp(), "
-					 "rows_kept = $2, counts = $3, seconds_total = $4 WHERE run_id = $5",
-					 5, p, err);
+		res =
+		    counts.oom
+		        ? NULL
+		        : pg_query(conn, "recording the run",
+		                   "UPDATE refinery.runs SET status = $1, finished_at = clock_timestamp(), "
+		                   "rows_kept = $2, counts = $3, seconds_total = $4 WHERE run_id = $5",
+		                   5, p, err);
 	}
 	sb_free(&counts);
 	if (res == NULL)
@@ -415,7 +410,6 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 		if (!pg_exec(conn, "applying the retention setting", sql, err))
 			goto out;
 	}
-
 
 	if (meta->dry_run)
 	{
@@ -457,17 +451,17 @@ out:
 
 bool
 writeback_csv(const struct ruleset *rs, const struct batch *b, const struct pipeline_result *pr,
-			  const struct run_meta *meta, struct error *err)
+              const struct run_meta *meta, struct error *err)
 {
-	char		path[4096];
+	char path[4096];
 	struct csv_writer_opts o;
 	struct csv_writer *w;
-	int			ncols = 0;
+	int ncols = 0;
 	const char *fields[32];
-	size_t		lens[32];
-	bool		nulls[32];
+	size_t lens[32];
+	bool nulls[32];
 	struct strbuf sb;
-	bool		ok = true;
+	bool ok = true;
 
 	(void) pr;
 	(void) meta;
@@ -489,9 +483,9 @@ writeback_csv(const struct ruleset *rs, const struct batch *b, const struct pipe
 	sb_init(&sb);
 	for (size_t i = 0; i < b->n && ok; i++)
 	{
-		char	   *tmp[32];
-		size_t		tl[32];
-		int			nf;
+		char *tmp[32];
+		size_t tl[32];
+		int nf;
 
 		sb_reset(&sb);
 		writeback_row(&sb, rs, b, i);

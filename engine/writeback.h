@@ -18,10 +18,10 @@
 
 struct run_meta
 {
-	const char *source_desc;	/* no secrets */
-	int			threads;
-	double		started_at;		/* seconds since epoch */
-	bool		dry_run;
+	const char *source_desc; /* no secrets */
+	int threads;
+	double started_at; /* seconds since epoch */
+	bool dry_run;
 };
 
 /*
@@ -30,20 +30,19 @@ struct run_meta
  * summaries, retention, then COMMIT (or ROLLBACK for a dry run).  Nothing is
  * visible to other sessions before the commit.  *run_id gets the run's id.
  */
-bool		writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b,
-							   struct pipeline_result *pr, const struct run_meta *meta,
-							   int64_t *run_id, struct error *err);
+bool writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b,
+                        struct pipeline_result *pr, const struct run_meta *meta, int64_t *run_id,
+                        struct error *err);
 
 /* The same rows as CSV files in [output] csv_dir (written atomically). */
-bool		writeback_csv(const struct ruleset *rs, const struct batch *b,
-						  const struct pipeline_result *pr, const struct run_meta *meta,
-						  struct error *err);
+bool writeback_csv(const struct ruleset *rs, const struct batch *b,
+                   const struct pipeline_result *pr, const struct run_meta *meta,
+                   struct error *err);
 
 /* The lead_results columns the engine writes, in COPY order. */
 extern const char *const writeback_columns[];
 
 /* Append lead i as one COPY text row (columns of writeback_columns, no run_id). */
-void		writeback_row(struct strbuf *sb, const struct ruleset *rs, const struct batch *b,
-						  size_t i);
+void writeback_row(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i);
 
-#endif							/* REFINERY_WRITEBACK_H */
+#endif /* REFINERY_WRITEBACK_H */

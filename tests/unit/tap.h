@@ -40,27 +40,30 @@ tap_result(int pass, const char *file, int line, const char *fmt, ...)
 
 #define ok(cond, ...) tap_result(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
 
-#define is_int(got, want, ...)                                                         \
-	do {                                                                               \
-		long long g_ = (long long) (got), w_ = (long long) (want);                     \
-		if (!tap_result(g_ == w_, __FILE__, __LINE__, __VA_ARGS__))                    \
-			printf("#          got: %lld\n#     expected: %lld\n", g_, w_);            \
+#define is_int(got, want, ...)                                                                     \
+	do                                                                                             \
+	{                                                                                              \
+		long long g_ = (long long) (got), w_ = (long long) (want);                                 \
+		if (!tap_result(g_ == w_, __FILE__, __LINE__, __VA_ARGS__))                                \
+			printf("#          got: %lld\n#     expected: %lld\n", g_, w_);                        \
 	} while (0)
 
-#define is_str(got, want, ...)                                                         \
-	do {                                                                               \
-		const char *g_ = (got), *w_ = (want);                                          \
-		int p_ = (g_ == NULL && w_ == NULL) || (g_ && w_ && strcmp(g_, w_) == 0);      \
-		if (!tap_result(p_, __FILE__, __LINE__, __VA_ARGS__))                          \
-			printf("#          got: \"%s\"\n#     expected: \"%s\"\n", g_ ? g_ : "(null)", \
-				   w_ ? w_ : "(null)");                                                \
+#define is_str(got, want, ...)                                                                     \
+	do                                                                                             \
+	{                                                                                              \
+		const char *g_ = (got), *w_ = (want);                                                      \
+		int p_ = (g_ == NULL && w_ == NULL) || (g_ && w_ && strcmp(g_, w_) == 0);                  \
+		if (!tap_result(p_, __FILE__, __LINE__, __VA_ARGS__))                                      \
+			printf("#          got: \"%s\"\n#     expected: \"%s\"\n", g_ ? g_ : "(null)",         \
+			       w_ ? w_ : "(null)");                                                            \
 	} while (0)
 
-#define is_double(got, want, eps, ...)                                                 \
-	do {                                                                               \
-		double g_ = (got), w_ = (want);                                                \
-		if (!tap_result(fabs(g_ - w_) <= (eps), __FILE__, __LINE__, __VA_ARGS__))      \
-			printf("#          got: %.9g\n#     expected: %.9g\n", g_, w_);            \
+#define is_double(got, want, eps, ...)                                                             \
+	do                                                                                             \
+	{                                                                                              \
+		double g_ = (got), w_ = (want);                                                            \
+		if (!tap_result(fabs(g_ - w_) <= (eps), __FILE__, __LINE__, __VA_ARGS__))                  \
+			printf("#          got: %.9g\n#     expected: %.9g\n", g_, w_);                        \
 	} while (0)
 
 static inline void
@@ -88,4 +91,4 @@ done_testing(void)
 	return tap_failed ? 1 : 0;
 }
 
-#endif							/* REFINERY_TAP_H */
+#endif /* REFINERY_TAP_H */

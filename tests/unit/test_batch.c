@@ -14,10 +14,10 @@
 
 static long
 add(struct batch *b, const char *id, const char *created, const char *touches,
-	const char *automation)
+    const char *automation)
 {
 	const char *v[FIELD__COUNT + 1] = {0};
-	size_t		l[FIELD__COUNT + 1] = {0};
+	size_t l[FIELD__COUNT + 1] = {0};
 
 	v[FIELD_LEAD_ID] = id;
 	v[FIELD_CREATED_AT] = created;
@@ -35,7 +35,7 @@ main(void)
 	const char *extra[] = {"dob"};
 	struct batch *b;
 	struct error err;
-	int64_t		t;
+	int64_t t;
 	struct strbuf sb;
 
 	/* times */
@@ -64,7 +64,7 @@ main(void)
 	is_int(batch_column(b, "nope"), -1, "unknown column");
 	for (int i = 0; i < 10000; i++)
 	{
-		char		id[16];
+		char id[16];
 
 		snprintf(id, sizeof(id), "%d", i + 1);
 		add(b, id, "2023-05-01 10:00:00", "3", "t");

@@ -49,7 +49,7 @@ make_rs(struct ruleset *rs, const char *const *texts, int ntexts, struct error *
 		return false;
 	for (int k = 0; k < ntexts; k++)
 	{
-		char		name[32];
+		char name[32];
 
 		snprintf(name, sizeof(name), "t%d.ini", k + 1);
 		if (!rules_load_string(rs->rules, name, texts[k], err))
@@ -94,11 +94,10 @@ synthetic(size_t n, const double *rate, double flat, uint64_t seed)
 	for (size_t i = 0; i < n; i++)
 	{
 		const char *vals[FIELD__COUNT] = {0};
-		size_t		lens[FIELD__COUNT] = {0};
-		char		id[32],
-					tc[16];
-		int			s = (int) (uniform() * 4);
-		bool		won = uniform() < (rate ? rate[s] : flat);
+		size_t lens[FIELD__COUNT] = {0};
+		char id[32], tc[16];
+		int s = (int) (uniform() * 4);
+		bool won = uniform() < (rate ? rate[s] : flat);
 
 		snprintf(id, sizeof(id), "S%zu", i);
 		snprintf(tc, sizeof(tc), "%d", 1 + (int) (uniform() * 12));
@@ -117,20 +116,20 @@ synthetic(size_t n, const double *rate, double flat, uint64_t seed)
 }
 
 static const char synth_rules[] =
-"[score]\nexclude_statuses =\n"
-"[score.source]\nkind = map\nfield = source\na = 5\nb = 5\nc = 5\nd = 5\n"
-"[score.touch_count]\nkind = buckets\nfield = touch_count\nbuckets = 0:2, 4:2, 8:2\n"
-"[score.automation]\nkind = bool\nfield = automation\ntrue = 1\nfalse = 1\n"
-"[score.status]\nkind = map\nfield = status\nno_answer = 2\nclosed_won = 8\n"
-"[calibrate]\nexclude_params =\n";
+    "[score]\nexclude_statuses =\n"
+    "[score.source]\nkind = map\nfield = source\na = 5\nb = 5\nc = 5\nd = 5\n"
+    "[score.touch_count]\nkind = buckets\nfield = touch_count\nbuckets = 0:2, 4:2, 8:2\n"
+    "[score.automation]\nkind = bool\nfield = automation\ntrue = 1\nfalse = 1\n"
+    "[score.status]\nkind = map\nfield = status\nno_answer = 2\nclosed_won = 8\n"
+    "[calibrate]\nexclude_params =\n";
 
 /* The written rules as a string (a memory stream), or NULL. */
 static char *
 written(const struct calibrate_result *res)
 {
-	char	   *buf = NULL;
-	size_t		len = 0;
-	FILE	   *f = open_memstream(&buf, &len);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
 	struct error err = {0};
 
 	if (f == NULL)
@@ -160,10 +159,8 @@ test_signal(void)
 	struct calibrate_result res;
 	struct calibrate_report rep;
 	struct batch *b = synthetic(40000, rate, 0, 11);
-	const struct calibrate_param *src,
-			   *tc,
-			   *st;
-	char	   *text;
+	const struct calibrate_param *src, *tc, *st;
+	char *text;
 
 	if (!ok(make_rs(&rs, texts, 1, &err), "synthetic rules load"))
 	{
@@ -189,11 +186,12 @@ test_signal(void)
 	   rep.holdout_rows);
 	is_int(rep.train_rows + rep.holdout_rows, 40000, "training + holdout = rows");
 	ok(src->points[0] < src->points[1] && src->points[1] < src->points[2] &&
-	   src->points[2] < src->points[3], "source points rank a < b < c < d (%.2f %.2f %.2f %.2f)",
-	   src->points[0], src->points[1], src->points[2], src->points[3]);
+	       src->points[2] < src->points[3],
+	   "source points rank a < b < c < d (%.2f %.2f %.2f %.2f)", src->points[0], src->points[1],
+	   src->points[2], src->points[3]);
 	is_double(src->points[0], 0, 1e-9, "the weakest category gets 0");
 	{
-		double		trange = 0;
+		double trange = 0;
 
 		for (int k = 0; k < 3; k++)
 			trange = fmax(trange, fabs(tc->points[k] - tc->points[0]));
@@ -202,18 +200,20 @@ test_signal(void)
 	}
 	/* the AUC of a perfect ranking by source with these rates is about 0.85 */
 	ok(rep.holdout_auc > 0.8, "holdout AUC high: %.4f", rep.holdout_auc);
-	ok(rep.decile[0].rate > rep.decile[9].rate * 5, "top decile converts far above the bottom "
-	   "(%.3f vs %.3f)", rep.decile[0].rate, rep.decile[9].rate);
+	ok(rep.decile[0].rate > rep.decile[9].rate * 5,
+	   "top decile converts far above the bottom "
+	   "(%.3f vs %.3f)",
+	   rep.decile[0].rate, rep.decile[9].rate);
 	{
-		size_t		sum = 0;
+		size_t sum = 0;
 
 		for (int q = 0; q < rep.ndeciles; q++)
 			sum += rep.decile[q].leads;
 		is_int(sum, rep.holdout_rows, "the deciles cover the holdout");
 		ok(rep.decile[0].score_min >= rep.decile[1].score_max, "deciles ordered by score");
 	}
-	diag("planted signal: holdout AUC %.4f, training AUC %.4f, %d Newton steps",
-		 rep.holdout_auc, rep.train_auc, rep.iterations);
+	diag("planted signal: holdout AUC %.4f, training AUC %.4f, %d Newton steps", rep.holdout_auc,
+	     rep.train_auc, rep.iterations);
 
 	/* the written rules load after the originals and rank like the fit */
 	text = written(&res);
@@ -228,15 +228,15 @@ test_signal(void)
 		{
 			const struct score_param *p = &rs2.score->params[0];
 			const struct score_param *ps = &rs2.score->params[3];
-			double		total = 0;
+			double total = 0;
 
 			for (int k = 0; k < rs2.score->nparams; k++)
 				total += rs2.score->params[k].weight * rs2.score->params[k].top;
 			is_double(p->points[cat_index(p, "d")], round(src->points[3] * 100) / 100, 1e-9,
-					  "the run uses the fitted points as they are");
+			          "the run uses the fitted points as they are");
 			/* status: 8 of 5 + 2 + 1 + 8 = 16 configured: half of the 100 */
 			is_double(ps->points[cat_index(ps, "closed_won")], 50, 0.005,
-					  "status keeps its configured share (8/16 of 100)");
+			          "status keeps its configured share (8/16 of 100)");
 			is_double(total, 100, 0.05, "the maximum is max_points (%.2f)", total);
 			free_rs(&rs2);
 		}
@@ -280,7 +280,7 @@ test_noise(void)
 
 		b = synthetic(1000, rate, 0, 9);
 		for (size_t i = 0; i < b->n; i += 4)
-			b->g_touch_count[i] = 0;	/* and no last touch: never worked */
+			b->g_touch_count[i] = 0; /* and no last touch: never worked */
 		if (calibrate_fit(b, &rs, NULL, &res, &err))
 		{
 			is_int(res.report.unworked, 250, "worked_only: 250 untouched leads left out");
@@ -303,7 +303,8 @@ test_noise(void)
 	/* nothing won: nothing to fit */
 	b = synthetic(1000, NULL, 0, 5);
 	ok(!calibrate_fit(b, &rs, NULL, &res, &err) && err.code == EXIT_DATA &&
-	   strstr(err.msg, "nothing to fit") != NULL, "no win at all is a data error: %s", err.msg);
+	       strstr(err.msg, "nothing to fit") != NULL,
+	   "no win at all is a data error: %s", err.msg);
 	batch_free(b);
 	free_rs(&rs);
 }
@@ -316,7 +317,7 @@ test_determinism(void)
 	struct ruleset rs;
 	struct error err = {0};
 	struct batch *b = synthetic(150000, rate, 0, 3);
-	char	   *out[3] = {0};
+	char *out[3] = {0};
 
 	if (!make_rs(&rs, texts, 1, &err))
 		return;
@@ -349,12 +350,12 @@ test_determinism(void)
 struct csv_load
 {
 	struct batch *b;
-	int			map[32];		/* csv column -> field, -1 unused */
-	int			col;
-	long		row;
+	int map[32]; /* csv column -> field, -1 unused */
+	int col;
+	long row;
 	const char *vals[FIELD__COUNT];
-	char	   *buf[FIELD__COUNT];
-	size_t		lens[FIELD__COUNT];
+	char *buf[FIELD__COUNT];
+	size_t lens[FIELD__COUNT];
 	const char *header[32];
 };
 
@@ -369,13 +370,16 @@ on_field(void *s, size_t len, void *data)
 		{
 			const char *col;
 			enum field f;
-		}			names[] = {
-			{"lead_id", FIELD_LEAD_ID}, {"created_at", FIELD_CREATED_AT},
-			{"source", FIELD_SOURCE}, {"status", FIELD_STATUS},
-			{"last_touch_at", FIELD_LAST_TOUCH_AT}, {"touch_count", FIELD_TOUCH_COUNT},
-			{"last_touch_type", FIELD_LAST_TOUCH_TYPE}, {"handler_notes", FIELD_NOTES},
-			{"automation_after_last_touch", FIELD_AUTOMATION}, {NULL, 0}
-		};
+		} names[] = {{"lead_id", FIELD_LEAD_ID},
+		             {"created_at", FIELD_CREATED_AT},
+		             {"source", FIELD_SOURCE},
+		             {"status", FIELD_STATUS},
+		             {"last_touch_at", FIELD_LAST_TOUCH_AT},
+		             {"touch_count", FIELD_TOUCH_COUNT},
+		             {"last_touch_type", FIELD_LAST_TOUCH_TYPE},
+		             {"handler_notes", FIELD_NOTES},
+		             {"automation_after_last_touch", FIELD_AUTOMATION},
+		             {NULL, 0}};
 
 		l->map[l->col] = -1;
 		for (int k = 0; names[k].col && l->col < 32; k++)
@@ -384,7 +388,7 @@ on_field(void *s, size_t len, void *data)
 	}
 	else if (l->col < 32 && l->map[l->col] >= 0)
 	{
-		int			f = l->map[l->col];
+		int f = l->map[l->col];
 
 		free(l->buf[f]);
 		l->buf[f] = NULL;
@@ -429,12 +433,16 @@ status_of(const char *raw)
 	{
 		const char *canon;
 		const char *status;
-	}			legacy[] = {
-		{"won", "closed_won"}, {"נסגר", "closed_won"}, {"lost", "closed_lost"},
-		{"fu_high", "follow_up_high"}, {"fu_low", "follow_up_low"}, {"na", "no_answer"},
-		{"לא_עונה", "no_answer"}, {"לא_רלוונטי", "not_relevant"}, {"חדש", "new"},
-		{NULL, NULL}
-	};
+	} legacy[] = {{"won", "closed_won"},
+	              {"נסגר", "closed_won"},
+	              {"lost", "closed_lost"},
+	              {"fu_high", "follow_up_high"},
+	              {"fu_low", "follow_up_low"},
+	              {"na", "no_answer"},
+	              {"לא_עונה", "no_answer"},
+	              {"לא_רלוונטי", "not_relevant"},
+	              {"חדש", "new"},
+	              {NULL, NULL}};
 	static __thread char canon[128];
 
 	if (raw == NULL || !score_canon(raw, canon, sizeof(canon)))
@@ -442,23 +450,21 @@ status_of(const char *raw)
 	for (int k = 0; legacy[k].canon; k++)
 		if (strcmp(canon, legacy[k].canon) == 0)
 			return legacy[k].status;
-	return NULL;				/* the canonical raw text is what score reads then */
+	return NULL; /* the canonical raw text is what score reads then */
 }
 
 static void
 test_generated(void)
 {
-	char		shared[1024],
-				cmd[4096],
-				path[1024];
+	char shared[1024], cmd[4096], path[1024];
 	const char *csvpath = "/tmp/refinery_test_calibrate_leads.csv";
 	struct stat sst;
-	FILE	   *f;
+	FILE *f;
 	struct csv_parser p;
 	struct csv_load l = {0};
-	char		buf[1 << 16];
-	size_t		got;
-	char	   *rules;
+	char buf[1 << 16];
+	size_t got;
+	char *rules;
 	struct ruleset rs;
 	struct error err = {0};
 	struct calibrate_result res;
@@ -495,8 +501,8 @@ test_generated(void)
 
 	snprintf(path, sizeof(path), "%s/rules/score.ini.part", top_srcdir());
 	{
-		FILE	   *rf = fopen(path, "rb");
-		long		len;
+		FILE *rf = fopen(path, "rb");
+		long len;
 
 		rules = NULL;
 		if (rf)
@@ -529,19 +535,19 @@ test_generated(void)
 
 		calibrate_get_report(&res, &rep);
 		diag("generated data (60000 rows, seed 1): %zu training leads (%zu won), "
-			 "%zu held out (%zu won)", rep.train_rows, rep.train_wins, rep.holdout_rows,
-			 rep.holdout_wins);
-		diag("holdout AUC %.4f, training AUC %.4f, %d Newton steps, %d features",
-			 rep.holdout_auc, rep.train_auc, rep.iterations, rep.features);
+		     "%zu held out (%zu won)",
+		     rep.train_rows, rep.train_wins, rep.holdout_rows, rep.holdout_wins);
+		diag("holdout AUC %.4f, training AUC %.4f, %d Newton steps, %d features", rep.holdout_auc,
+		     rep.train_auc, rep.iterations, rep.features);
 		for (int q = 0; q < rep.ndeciles; q++)
 			diag("  decile %2d: %5zu leads, %4zu won, %6.2f%%, score %6.2f .. %6.2f", q + 1,
-				 rep.decile[q].leads, rep.decile[q].wins, 100 * rep.decile[q].rate,
-				 rep.decile[q].score_min, rep.decile[q].score_max);
+			     rep.decile[q].leads, rep.decile[q].wins, 100 * rep.decile[q].rate,
+			     rep.decile[q].score_min, rep.decile[q].score_max);
 		/* the generator's wins depend on the source (and the rep): referral 0.12, cold 0.01 */
 		ok(rep.holdout_auc > 0.6, "holdout AUC above 0.6 on generated data (%.4f)",
 		   rep.holdout_auc);
 		ok(cs->points[cat_index(ps, "referral")] > cs->points[cat_index(ps, "web_form")] &&
-		   cs->points[cat_index(ps, "web_form")] > cs->points[cat_index(ps, "cold_list")],
+		       cs->points[cat_index(ps, "web_form")] > cs->points[cat_index(ps, "cold_list")],
 		   "fitted source points: referral > web_form > cold_list");
 		ok(rep.decile[0].rate > rep.decile[rep.ndeciles - 1].rate,
 		   "the top decile converts better than the bottom one");

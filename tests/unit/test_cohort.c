@@ -46,8 +46,7 @@ make_rs(struct ruleset *rs, const char *text, struct error *err)
 	if ((rs->rules = rules_new()) == NULL)
 		return false;
 	return rules_load_string(rs->rules, "t.ini", text, err) &&
-		cohort_config_load(rs->rules, &rs->cohort, err) &&
-		rules_check_unused(rs->rules, err);
+	       cohort_config_load(rs->rules, &rs->cohort, err) && rules_check_unused(rs->rules, err);
 }
 
 static void
@@ -62,9 +61,9 @@ free_rs(struct ruleset *rs)
 static char *
 slurp(const char *path)
 {
-	FILE	   *f = fopen(path, "rb");
-	long		len;
-	char	   *s;
+	FILE *f = fopen(path, "rb");
+	long len;
+	char *s;
 
 	if (f == NULL)
 		return NULL;
@@ -85,32 +84,31 @@ slurp(const char *path)
 
 struct tsv
 {
-	char	   *text;
-	int			nrows;
-	int			ncols;
-	char	 ***cell;
+	char *text;
+	int nrows;
+	int ncols;
+	char ***cell;
 };
 
 static bool
 tsv_read(const char *path, struct tsv *t)
 {
-	char	   *line;
+	char *line;
 
 	memset(t, 0, sizeof(*t));
 	if ((t->text = slurp(path)) == NULL)
 		return false;
 	for (line = t->text; *line;)
 	{
-		char	   *nl = strchr(line, '\n'),
-				   *p;
-		char	  **row = calloc(64, sizeof(char *));
-		int			nc = 0;
+		char *nl = strchr(line, '\n'), *p;
+		char **row = calloc(64, sizeof(char *));
+		int nc = 0;
 
 		if (nl)
 			*nl = '\0';
 		for (p = line;;)
 		{
-			char	   *tab = strchr(p, '\t');
+			char *tab = strchr(p, '\t');
 
 			if (tab)
 				*tab = '\0';
@@ -151,8 +149,8 @@ tsv_col(const struct tsv *t, const char *name)
 static enum phone_type
 phone_type_of(const char *s)
 {
-	static const char *const names[] = {"none", "mobile", "landline", "voip", "special",
-	"invalid", NULL};
+	static const char *const names[] = {"none",    "mobile",  "landline", "voip",
+	                                    "special", "invalid", NULL};
 
 	for (int k = 0; names[k]; k++)
 		if (strcmp(s, names[k]) == 0)
@@ -166,16 +164,13 @@ batch_from_tsv(const struct tsv *t)
 {
 	struct batch *b = batch_new(0, NULL);
 	struct error err = {0};
-	int			cs = tsv_col(t, "score"),
-				cp = tsv_col(t, "phones"),
-				ce = tsv_col(t, "email"),
-				cv = tsv_col(t, "verdict"),
-				cpc = tsv_col(t, "p_close");
+	int cs = tsv_col(t, "score"), cp = tsv_col(t, "phones"), ce = tsv_col(t, "email"),
+	    cv = tsv_col(t, "verdict"), cpc = tsv_col(t, "p_close");
 
 	for (int r = 1; r < t->nrows; r++)
 	{
 		const char *vals[FIELD__COUNT] = {0};
-		size_t		lens[FIELD__COUNT] = {0};
+		size_t lens[FIELD__COUNT] = {0};
 
 		vals[FIELD_LEAD_ID] = t->cell[r][0];
 		lens[FIELD_LEAD_ID] = strlen(vals[FIELD_LEAD_ID]);
@@ -189,18 +184,17 @@ batch_from_tsv(const struct tsv *t)
 	}
 	for (int r = 1; r < t->nrows; r++)
 	{
-		size_t		i = (size_t) r - 1;
-		char	  **c = t->cell[r];
+		size_t i = (size_t) r - 1;
+		char **c = t->cell[r];
 
 		b->score[i] = c[cs] ? strtod(c[cs], NULL) : 0;
 		if (cp >= 0 && c[cp])
 		{
-			char	   *copy = strdup(c[cp]),
-					   *save = NULL;
-			int			k = 0;
+			char *copy = strdup(c[cp]), *save = NULL;
+			int k = 0;
 
 			for (char *tok = strtok_r(copy, ",", &save); tok && k < BATCH_PHONES;
-				 tok = strtok_r(NULL, ",", &save), k++)
+			     tok = strtok_r(NULL, ",", &save), k++)
 			{
 				b->phones[i][k] = 972500000000ULL + i * 10 + (uint64_t) k;
 				b->phone_types[i][k] = (uint8_t) phone_type_of(tok);
@@ -213,7 +207,7 @@ batch_from_tsv(const struct tsv *t)
 			b->p_close[i] = strtod(c[cpc], NULL);
 		if (cv >= 0 && c[cv] && strcmp(c[cv], "kept") != 0)
 			batch_mark(b, i, strcmp(c[cv], "nurture") == 0 ? VERDICT_NURTURE : VERDICT_PARTIAL,
-					   "test", "test");
+			           "test", "test");
 	}
 	return b;
 }
@@ -252,18 +246,23 @@ check_thresholds_summary(const struct batch *b, const struct ruleset *rs)
 	is_double(sum[2].expected_conversions, -1, 0, "cold: no p_close known");
 	is_double(sum[0].target_rate, 0.2, 0, "hot target rate");
 	is_int(sum[2].sla_hours, 168, "cold sla");
-	is_str(sum[0].channel_plan, "call x5 every 4h; sms after 1st no-answer; "
-		   "email after 1st no-answer", "hot's plan for a lead with every contact");
+	is_str(sum[0].channel_plan,
+	       "call x5 every 4h; sms after 1st no-answer; "
+	       "email after 1st no-answer",
+	       "hot's plan for a lead with every contact");
 
 	sb_init(&sb);
 	ok(cohort_summary_sql(b, rs, 42, &sb, &err), "summary SQL built");
-	ok(sb.data && strncmp(sb.data, "INSERT INTO refinery.run_cohorts (run_id, cohort, ord, "
-						  "leads, score_min, score_max, mean_score, expected_conversions, "
-						  "target_rate, sla_hours, channel_plan) VALUES ", 160) == 0,
+	ok(sb.data && strncmp(sb.data,
+	                      "INSERT INTO refinery.run_cohorts (run_id, cohort, ord, "
+	                      "leads, score_min, score_max, mean_score, expected_conversions, "
+	                      "target_rate, sla_hours, channel_plan) VALUES ",
+	                      160) == 0,
 	   "an INSERT into refinery.run_cohorts");
 	ok(sb.data && strstr(sb.data, "(42, 'hot', 1, 3, 70.00, 100.00, 85, 0.75, 0.20000000000000001, "
-						 "4, 'call x5 every 4h; sms after 1st no-answer; email after 1st "
-						 "no-answer')") != NULL, "the hot row");
+	                              "4, 'call x5 every 4h; sms after 1st no-answer; email after 1st "
+	                              "no-answer')") != NULL,
+	   "the hot row");
 	ok(sb.data && strstr(sb.data, "(42, 'cold', 3, 2, 12.50, 20.00, 16.25, NULL, ") != NULL,
 	   "the cold row: no expected conversions");
 	sb_free(&sb);
@@ -272,10 +271,9 @@ check_thresholds_summary(const struct batch *b, const struct ruleset *rs)
 static void
 run_fixture(const char *dir, const char *name)
 {
-	char		path[2200];
-	char	   *rules;
-	struct tsv	leads,
-				exp;
+	char path[2200];
+	char *rules;
+	struct tsv leads, exp;
 	struct ruleset rs;
 	struct error err = {0};
 	struct stage_stats st = {0};
@@ -312,9 +310,9 @@ run_fixture(const char *dir, const char *name)
 	}
 	for (int r = 1; r < exp.nrows; r++)
 	{
-		char	  **e = exp.cell[r];
-		size_t		i;
-		char		sla[32];
+		char **e = exp.cell[r];
+		size_t i;
+		char sla[32];
 
 		for (i = 0; i < b->n; i++)
 			if (strcmp(batch_lead_id(b, i), e[0]) == 0)
@@ -323,13 +321,13 @@ run_fixture(const char *dir, const char *name)
 			continue;
 		is_str(b->cohort_name[i], e[1], "%s %s: cohort", name, e[0]);
 		ok((b->cohort[i] >= 0) == (e[1] != NULL) &&
-		   (b->cohort[i] < 0 || strcmp(rs.cohort->cohorts[b->cohort[i]].name, e[1]) == 0),
+		       (b->cohort[i] < 0 || strcmp(rs.cohort->cohorts[b->cohort[i]].name, e[1]) == 0),
 		   "%s %s: cohort index matches the name", name, e[0]);
 		is_str(b->channel_plan[i], e[2], "%s %s: channel plan", name, e[0]);
 		if (b->sla_due_at[i] != BATCH_NO_TIME)
 			snprintf(sla, sizeof(sla), "%lld", (long long) ((b->sla_due_at[i] - test_now) / 3600));
-		is_str(b->sla_due_at[i] == BATCH_NO_TIME ? NULL : sla, e[3], "%s %s: SLA hours",
-			   name, e[0]);
+		is_str(b->sla_due_at[i] == BATCH_NO_TIME ? NULL : sla, e[3], "%s %s: SLA hours", name,
+		       e[0]);
 	}
 	if (strcmp(name, "thresholds") == 0)
 		check_thresholds_summary(b, &rs);
@@ -344,11 +342,11 @@ out:
 static void
 test_fixtures(void)
 {
-	char		dir[1024];
-	DIR		   *d;
+	char dir[1024];
+	DIR *d;
 	struct dirent *de;
-	int			n = 0;
-	char	   *names[64];
+	int n = 0;
+	char *names[64];
 
 	snprintf(dir, sizeof(dir), "%s/fixtures/cohort", top_srcdir());
 	if ((d = opendir(dir)) == NULL)
@@ -374,27 +372,18 @@ test_fixtures(void)
 
 struct plan
 {
-	bool		none,
-				call,
-				sms,
-				voicemail,
-				email_after,
-				mailing_after,
-				email_now,
-				ask_phone,
-				mailing;
-	long		calls;
-	double		every;
+	bool none, call, sms, voicemail, email_after, mailing_after, email_now, ask_phone, mailing;
+	long calls;
+	double every;
 };
 
 /* Parse a plan by the grammar of cohort.h; false when it does not conform. */
 static bool
 plan_parse(const char *s, struct plan *p)
 {
-	char	   *copy = strdup(s),
-			   *step = copy;
-	int			last = 0;
-	bool		good = true;
+	char *copy = strdup(s), *step = copy;
+	int last = 0;
+	bool good = true;
 
 	memset(p, 0, sizeof(*p));
 	if (strcmp(s, "none") == 0)
@@ -405,19 +394,19 @@ plan_parse(const char *s, struct plan *p)
 	}
 	while (step && good)
 	{
-		char	   *sep = strstr(step, "; ");
-		int			rank = 0;
-		long		n;
-		double		h;
-		char		tail[64];
-		int			used = 0;
+		char *sep = strstr(step, "; ");
+		int rank = 0;
+		long n;
+		double h;
+		char tail[64];
+		int used = 0;
 
 		if (sep)
 			*sep = '\0';
 		if (sscanf(step, "call x%ld%n", &n, &used) == 1 && step[used] == '\0' && n == 1)
 			rank = 1, p->call = true, p->calls = 1;
-		else if (sscanf(step, "call x%ld every %lfh%n", &n, &h, &used) == 2 &&
-				 step[used] == '\0' && n > 1 && h > 0)
+		else if (sscanf(step, "call x%ld every %lfh%n", &n, &h, &used) == 2 && step[used] == '\0' &&
+		         n > 1 && h > 0)
 			rank = 1, p->call = true, p->calls = n, p->every = h;
 		else if (strcmp(step, "sms after 1st no-answer") == 0)
 			rank = 2, p->sms = true;
@@ -436,7 +425,7 @@ plan_parse(const char *s, struct plan *p)
 		(void) tail;
 		/* steps in order, each once; after-steps only behind calls, the others only without */
 		if (rank == 0 || rank <= last || (rank >= 2 && rank <= 5 && !p->call) ||
-			(rank >= 6 && p->call))
+		    (rank >= 6 && p->call))
 			good = false;
 		last = rank;
 		step = sep ? sep + 2 : NULL;
@@ -449,20 +438,16 @@ static void
 test_grammar(void)
 {
 	struct plan p;
-	char		path[1024];
-	char	   *text;
+	char path[1024];
+	char *text;
 	struct ruleset rs;
 	struct error err = {0};
-	int			bad_syntax = 0,
-				bad_sms = 0,
-				bad_vm = 0,
-				bad_email = 0,
-				bad_call = 0,
-				bad_ask = 0,
-				checked = 0;
+	int bad_syntax = 0, bad_sms = 0, bad_vm = 0, bad_email = 0, bad_call = 0, bad_ask = 0,
+	    checked = 0;
 
 	ok(plan_parse("call x3 every 24h; sms after 1st no-answer; email after 1st no-answer", &p) &&
-	   p.calls == 3 && p.every == 24 && p.sms && p.email_after, "the parser reads a plan");
+	       p.calls == 3 && p.every == 24 && p.sms && p.email_after,
+	   "the parser reads a plan");
 	ok(!plan_parse("sms after 1st no-answer; call x3 every 24h", &p), "out of order refused");
 	ok(!plan_parse("call x3", &p), "several calls need their spacing");
 	ok(!plan_parse("call x2 every 3h; email now", &p), "email now never follows calls");
@@ -487,9 +472,8 @@ test_grammar(void)
 
 		for (unsigned m = 0; m < COHORT_PLANS; m++)
 		{
-			bool		phone = m & COHORT_PHONE,
-						mobile = phone && (m & COHORT_MOBILE),
-						email = m & COHORT_EMAIL;
+			bool phone = m & COHORT_PHONE, mobile = phone && (m & COHORT_MOBILE),
+			     email = m & COHORT_EMAIL;
 
 			checked++;
 			if (!plan_parse(d->plan[m], &p))
@@ -540,27 +524,25 @@ test_errors(void)
 	{
 		const char *text;
 		const char *want;
-	}			cases[] = {
-		{"[cohort.a]\nmin_score = 50\n[cohort.b]\nmin_score = 50\n",
-		"t.ini:4: [cohort.b] has the same min_score as [cohort.a]"},
-		{"[cohort.a]\nmin_quantile = 0.5\n",
-		"t.ini:2: [cohort.a] min_quantile is not used in [cohorts] mode = thresholds"},
-		{"[cohorts]\nmode = quantiles\n[cohort.a]\nmin_score = 5\n",
-		"min_score is not used in [cohorts] mode = quantiles"},
-		{"[cohort.a]\nsla_hours = 0\n", "[cohort.a] sla_hours: \"0\" is out of range"},
-		{"[cohort.a]\nmin_score = 101\n", "\"101\" is out of range"},
-		{"[cohorts]\nmode = ntile\n", "\"ntile\" is not a valid choice"},
-		{"[cohort.a]\nsms = maybe\n", "\"maybe\" is not a boolean"},
-		{"[cohort.a]\nsla_hours = 4\nvoice_mail = yes\n",
-		"t.ini:3: unknown key \"voice_mail\" in section [cohort.a]"},
-		{NULL, NULL}
-	};
+	} cases[] = {{"[cohort.a]\nmin_score = 50\n[cohort.b]\nmin_score = 50\n",
+	              "t.ini:4: [cohort.b] has the same min_score as [cohort.a]"},
+	             {"[cohort.a]\nmin_quantile = 0.5\n",
+	              "t.ini:2: [cohort.a] min_quantile is not used in [cohorts] mode = thresholds"},
+	             {"[cohorts]\nmode = quantiles\n[cohort.a]\nmin_score = 5\n",
+	              "min_score is not used in [cohorts] mode = quantiles"},
+	             {"[cohort.a]\nsla_hours = 0\n", "[cohort.a] sla_hours: \"0\" is out of range"},
+	             {"[cohort.a]\nmin_score = 101\n", "\"101\" is out of range"},
+	             {"[cohorts]\nmode = ntile\n", "\"ntile\" is not a valid choice"},
+	             {"[cohort.a]\nsms = maybe\n", "\"maybe\" is not a boolean"},
+	             {"[cohort.a]\nsla_hours = 4\nvoice_mail = yes\n",
+	              "t.ini:3: unknown key \"voice_mail\" in section [cohort.a]"},
+	             {NULL, NULL}};
 
 	for (int k = 0; cases[k].text; k++)
 	{
 		struct ruleset rs;
 		struct error err = {0};
-		bool		loaded = make_rs(&rs, cases[k].text, &err);
+		bool loaded = make_rs(&rs, cases[k].text, &err);
 
 		ok(!loaded && strstr(err.msg, cases[k].want) != NULL, "bad rules %d: \"%s\"", k + 1,
 		   cases[k].want);
@@ -579,8 +561,8 @@ random_batch(size_t n, uint64_t seed)
 	for (size_t i = 0; i < n; i++)
 	{
 		const char *vals[FIELD__COUNT] = {0};
-		size_t		lens[FIELD__COUNT] = {0};
-		char		id[32];
+		size_t lens[FIELD__COUNT] = {0};
+		char id[32];
 
 		snprintf(id, sizeof(id), "R%zu", i);
 		vals[FIELD_LEAD_ID] = id;
@@ -607,22 +589,18 @@ static void
 test_threads(void)
 {
 	const char *modes[] = {
-		"[cohort.a]\nmin_score = 66.6\n[cohort.b]\nmin_score = 33.3\n[cohort.c]\n",
-		"[cohorts]\nmode = quantiles\n[cohort.a]\nmin_quantile = 0.9\n[cohort.b]\n"
-		"min_quantile = 0.3\n[cohort.c]\nmin_quantile = 0.1\n",
-		NULL
-	};
+	    "[cohort.a]\nmin_score = 66.6\n[cohort.b]\nmin_score = 33.3\n[cohort.c]\n",
+	    "[cohorts]\nmode = quantiles\n[cohort.a]\nmin_quantile = 0.9\n[cohort.b]\n"
+	    "min_quantile = 0.3\n[cohort.c]\nmin_quantile = 0.1\n",
+	    NULL};
 
 	for (int m = 0; modes[m]; m++)
 	{
 		struct ruleset rs;
 		struct error err = {0};
 		struct stage_stats st = {0};
-		struct batch *b1 = random_batch(50000, 99),
-				   *b2 = random_batch(50000, 99);
-		size_t		diff = 0,
-					in[3] = {0},
-					kept = 0;
+		struct batch *b1 = random_batch(50000, 99), *b2 = random_batch(50000, 99);
+		size_t diff = 0, in[3] = {0}, kept = 0;
 
 		if (!make_rs(&rs, modes[m], &err))
 		{
@@ -636,7 +614,7 @@ test_threads(void)
 		for (size_t i = 0; i < b1->n; i++)
 		{
 			if (b1->cohort[i] != b2->cohort[i] || b1->channel_plan[i] != b2->channel_plan[i] ||
-				b1->sla_due_at[i] != b2->sla_due_at[i])
+			    b1->sla_due_at[i] != b2->sla_due_at[i])
 				diff++;
 			if (b1->cohort[i] >= 0)
 				in[b1->cohort[i]]++;

@@ -15,13 +15,13 @@
 int
 main(void)
 {
-	char	   *f[8];
-	size_t		l[8];
-	char		line[256];
-	int			n;
+	char *f[8];
+	size_t l[8];
+	char line[256];
+	int n;
 	struct strbuf sb;
 	const char *values[] = {"plain", "tab\there", "new\nline", "back\\slash", "cr\rx",
-		"\\N", "", "עברית 🔥", NULL};
+	                        "\\N",   "",          "עברית 🔥",   NULL};
 
 	strcpy(line, "1\t\\N\ta\\tb\\\\c\\nd\t\t\\x41\\101\\z\n");
 	n = pull_split_copy_text(line, strlen(line), f, l, 8);
@@ -50,9 +50,9 @@ main(void)
 	}
 	sb_putc(&sb, '\n');
 	{
-		char	   *copy = strdup(sb.data);
-		char	   *g[10];
-		size_t		gl[10];
+		char *copy = strdup(sb.data);
+		char *g[10];
+		size_t gl[10];
 
 		n = pull_split_copy_text(copy, strlen(copy), g, gl, 10);
 		is_int(n, 9, "nine fields back");

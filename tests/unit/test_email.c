@@ -30,7 +30,7 @@ static const char *
 show(const char *in)
 {
 	static char buf[256];
-	size_t		o = 0;
+	size_t o = 0;
 
 	if (in == NULL)
 		return "(null)";
@@ -47,16 +47,15 @@ show(const char *in)
 
 static void
 check(const struct email_rules *er, const char *in, const char *want_norm, const char *want_key,
-	  unsigned want_fixes)
+      unsigned want_fixes)
 {
-	char		norm[EMAIL_BUF],
-				key[EMAIL_KEY_BUF];
-	unsigned	fixes = 99;
+	char norm[EMAIL_BUF], key[EMAIL_KEY_BUF];
+	unsigned fixes = 99;
 	enum email_result r = email_normalize(er, in, norm, key, &fixes);
 	const char *s = show(in);
 
 	is_str(result_name(r), want_norm ? "valid" : "invalid", "\"%s\": %s", s,
-		   want_norm ? "valid" : "invalid");
+	       want_norm ? "valid" : "invalid");
 	if (want_norm == NULL)
 	{
 		is_str(norm, "", "\"%s\": no normalised address", s);
@@ -70,12 +69,11 @@ check(const struct email_rules *er, const char *in, const char *want_norm, const
 static void
 check_none(const struct email_rules *er, const char *in)
 {
-	char		norm[EMAIL_BUF],
-				key[EMAIL_KEY_BUF];
-	unsigned	fixes;
+	char norm[EMAIL_BUF], key[EMAIL_KEY_BUF];
+	unsigned fixes;
 
-	is_str(result_name(email_normalize(er, in, norm, key, &fixes)), "none",
-		   "\"%s\": no address", show(in));
+	is_str(result_name(email_normalize(er, in, norm, key, &fixes)), "none", "\"%s\": no address",
+	       show(in));
 }
 
 static struct email_rules *
@@ -85,16 +83,16 @@ make_rules(bool lower_local)
 	static char *ms[] = {"outlook.com", "hotmail.com"};
 	struct email_rules *er = email_rules_new();
 	struct error err = {0};
-	bool		ok;
+	bool ok;
 
 	email_rules_set_lower_local(er, lower_local);
 	ok = email_rules_add_typo(er, "gmial.com", "gmail.com", "t", &err) &&
-		email_rules_add_typo(er, "wala.co.il", "walla.co.il", "t", &err) &&
-		email_rules_add_typo(er, "Hotmial.com", "hotmail.com", "t", &err) &&
-		email_rules_add_typo(er, "gmail.co", "gmail.com", "t", &err) &&
-		email_rules_add_provider(er, "gmail", gmail, 2, true, true, "gmail.com", "t", &err) &&
-		email_rules_add_provider(er, "microsoft", ms, 2, false, true, NULL, "t", &err) &&
-		email_rules_finish(er, &err);
+	     email_rules_add_typo(er, "wala.co.il", "walla.co.il", "t", &err) &&
+	     email_rules_add_typo(er, "Hotmial.com", "hotmail.com", "t", &err) &&
+	     email_rules_add_typo(er, "gmail.co", "gmail.com", "t", &err) &&
+	     email_rules_add_provider(er, "gmail", gmail, 2, true, true, "gmail.com", "t", &err) &&
+	     email_rules_add_provider(er, "microsoft", ms, 2, false, true, NULL, "t", &err) &&
+	     email_rules_finish(er, &err);
 	ok(ok, "rules build (%s)", err.msg);
 	return er;
 }
@@ -108,14 +106,19 @@ test_cleaning(const struct email_rules *er)
 	check(er, " yossi.cohen@walla.co.il ", "yossi.cohen@walla.co.il", "yossi.cohen@walla.co.il", 0);
 	check(er, "\tmoshe@bezeqint.net\r\n", "moshe@bezeqint.net", "moshe@bezeqint.net", 0);
 	/* no-break space and right-to-left marks pasted from Hebrew text */
-	check(er, "\xC2\xA0" "moshe@bezeqint.net\xE2\x80\x8F", "moshe@bezeqint.net",
-		  "moshe@bezeqint.net", 0);
-	check(er, "\xE2\x80\x8E" "moshe@bezeqint.net" "\xEF\xBB\xBF", "moshe@bezeqint.net",
-		  "moshe@bezeqint.net", 0);
+	check(er,
+	      "\xC2\xA0"
+	      "moshe@bezeqint.net\xE2\x80\x8F",
+	      "moshe@bezeqint.net", "moshe@bezeqint.net", 0);
+	check(er,
+	      "\xE2\x80\x8E"
+	      "moshe@bezeqint.net"
+	      "\xEF\xBB\xBF",
+	      "moshe@bezeqint.net", "moshe@bezeqint.net", 0);
 	check(er, "mailto:Moshe@Bezeqint.net", "moshe@bezeqint.net", "moshe@bezeqint.net", 0);
 	check(er, "<moshe@bezeqint.net>", "moshe@bezeqint.net", "moshe@bezeqint.net", 0);
 	check(er, "o'neil-x_y+z@sub.example.co.il", "o'neil-x_y+z@sub.example.co.il",
-		  "o'neil-x_y+z@sub.example.co.il", 0);
+	      "o'neil-x_y+z@sub.example.co.il", 0);
 	/* gen_leads.py's junk e-mails are valid addresses: the black-list judges them */
 	check(er, "test@test.com", "test@test.com", "test@test.com", 0);
 	check(er, "a@a.com", "a@a.com", "a@a.com", 0);
@@ -129,16 +132,35 @@ static void
 test_invalid(const struct email_rules *er)
 {
 	static const char *const bad[] = {
-		"yossi", "yossi@", "@gmail.com", "yossi@gmail", "yossi@@gmail.com",
-		"yo@ssi@gmail.com", ".yossi@gmail.com", "yossi.@gmail.com", "yo..ssi@gmail.com",
-		"yo ssi@gmail.com", "yossi@gmail..com", "yossi@.gmail.com", "yossi@gmail.com.",
-		"yossi@-gmail.com", "yossi@gmail-.com", "yossi@gmail.c", "yossi@1.2.3.4",
-		"yossi@[1.2.3.4]", "\"yossi\"@gmail.com", "יוסי@gmail.com", "yossi@ג'ימייל.com",
-		"yossi@gmail.com, moshe@gmail.com", "yossi(at)gmail.com", "yossi@gma_il.com",
-		"mailto:", "<>",
+	    "yossi",
+	    "yossi@",
+	    "@gmail.com",
+	    "yossi@gmail",
+	    "yossi@@gmail.com",
+	    "yo@ssi@gmail.com",
+	    ".yossi@gmail.com",
+	    "yossi.@gmail.com",
+	    "yo..ssi@gmail.com",
+	    "yo ssi@gmail.com",
+	    "yossi@gmail..com",
+	    "yossi@.gmail.com",
+	    "yossi@gmail.com.",
+	    "yossi@-gmail.com",
+	    "yossi@gmail-.com",
+	    "yossi@gmail.c",
+	    "yossi@1.2.3.4",
+	    "yossi@[1.2.3.4]",
+	    "\"yossi\"@gmail.com",
+	    "יוסי@gmail.com",
+	    "yossi@ג'ימייל.com",
+	    "yossi@gmail.com, moshe@gmail.com",
+	    "yossi(at)gmail.com",
+	    "yossi@gma_il.com",
+	    "mailto:",
+	    "<>",
 	};
-	char		longlocal[80];
-	char		longaddr[300];
+	char longlocal[80];
+	char longaddr[300];
 
 	for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++)
 		check(er, bad[k], NULL, NULL, 0);
@@ -149,20 +171,20 @@ test_invalid(const struct email_rules *er)
 	memset(longlocal, 'a', 64);
 	strcpy(longlocal + 64, "@x.com");
 	{
-		char		want[80];
+		char want[80];
 
 		strcpy(want, longlocal);
 		check(er, longlocal, want, want, 0);
 	}
 	/* a label of 64 characters, and an address over 254 bytes */
 	snprintf(longaddr, sizeof(longaddr), "a@%s.com",
-			 "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+	         "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
 	check(er, longaddr, NULL, NULL, 0);
 	memset(longaddr, 'c', sizeof(longaddr));
 	memcpy(longaddr, "a@", 2);
 	for (int k = 10; k < 250; k += 10)
 		longaddr[k] = '.';
-	strcpy(longaddr + 251, ".com");	/* 255 bytes */
+	strcpy(longaddr + 251, ".com"); /* 255 bytes */
 	check(er, longaddr, NULL, NULL, 0);
 }
 
@@ -174,19 +196,19 @@ test_providers(const struct email_rules *er)
 	check(er, "yossi.cohen@gmail.com", "yossi.cohen@gmail.com", "yossicohen@gmail.com", 0);
 	check(er, "yos.si.co.hen@gmail.com", "yos.si.co.hen@gmail.com", "yossicohen@gmail.com", 0);
 	check(er, "Yossi.Cohen+fb@GoogleMail.com", "yossi.cohen+fb@googlemail.com",
-		  "yossicohen@gmail.com", 0);
-	check(er, "yossicohen+promo@gmail.com", "yossicohen+promo@gmail.com",
-		  "yossicohen@gmail.com", 0);
+	      "yossicohen@gmail.com", 0);
+	check(er, "yossicohen+promo@gmail.com", "yossicohen+promo@gmail.com", "yossicohen@gmail.com",
+	      0);
 	check(er, "yossicohen+a+b@gmail.com", "yossicohen+a+b@gmail.com", "yossicohen@gmail.com", 0);
 	/* a local part that starts with "+" has no tag to drop */
 	check(er, "+leads@gmail.com", "+leads@gmail.com", "+leads@gmail.com", 0);
 	/* Microsoft: tags dropped, dots kept, each domain its own */
-	check(er, "yossi.cohen+x@hotmail.com", "yossi.cohen+x@hotmail.com",
-		  "yossi.cohen@hotmail.com", 0);
+	check(er, "yossi.cohen+x@hotmail.com", "yossi.cohen+x@hotmail.com", "yossi.cohen@hotmail.com",
+	      0);
 	check(er, "yossi.cohen@outlook.com", "yossi.cohen@outlook.com", "yossi.cohen@outlook.com", 0);
 	/* other domains: the key is the normalised address */
-	check(er, "yossi.cohen+x@walla.co.il", "yossi.cohen+x@walla.co.il",
-		  "yossi.cohen+x@walla.co.il", 0);
+	check(er, "yossi.cohen+x@walla.co.il", "yossi.cohen+x@walla.co.il", "yossi.cohen+x@walla.co.il",
+	      0);
 	/* a subdomain is not the provider */
 	check(er, "a.b@mail.gmail.com", "a.b@mail.gmail.com", "a.b@mail.gmail.com", 0);
 }
@@ -195,12 +217,11 @@ static void
 test_typos(const struct email_rules *er)
 {
 	check(er, "yossi.cohen@gmial.com", "yossi.cohen@gmail.com", "yossicohen@gmail.com",
-		  EMAIL_FIX_DOMAIN_TYPO);
+	      EMAIL_FIX_DOMAIN_TYPO);
 	check(er, "Yossi@GMIAL.COM", "yossi@gmail.com", "yossi@gmail.com", EMAIL_FIX_DOMAIN_TYPO);
-	check(er, "moshe@wala.co.il", "moshe@walla.co.il", "moshe@walla.co.il",
-		  EMAIL_FIX_DOMAIN_TYPO);
+	check(er, "moshe@wala.co.il", "moshe@walla.co.il", "moshe@walla.co.il", EMAIL_FIX_DOMAIN_TYPO);
 	check(er, "moshe+x@hotmial.com", "moshe+x@hotmail.com", "moshe@hotmail.com",
-		  EMAIL_FIX_DOMAIN_TYPO);
+	      EMAIL_FIX_DOMAIN_TYPO);
 	check(er, "moshe@gmail.co", "moshe@gmail.com", "moshe@gmail.com", EMAIL_FIX_DOMAIN_TYPO);
 	/* only whole domains: gmail.co.il is a domain of its own */
 	check(er, "moshe@gmail.co.il", "moshe@gmail.co.il", "moshe@gmail.co.il", 0);
@@ -221,9 +242,9 @@ test_rule_errors(void)
 {
 	struct email_rules *er = email_rules_new();
 	struct error err = {0};
-	char	   *d1[] = {"gmail.com"};
-	char	   *d2[] = {"yahoo.com", "GMAIL.COM"};
-	char	   *d3[] = {"not a domain"};
+	char *d1[] = {"gmail.com"};
+	char *d2[] = {"yahoo.com", "GMAIL.COM"};
+	char *d3[] = {"not a domain"};
 
 	ok(!email_rules_add_typo(er, "gmial", "gmail.com", "r.ini:7: [email_typos] gmial", &err),
 	   "a typo that is no domain is refused");
@@ -232,12 +253,16 @@ test_rule_errors(void)
 	   "a typo correcting to itself is refused");
 	ok(!email_rules_add_typo(er, "gmial.com", "gmail", "t", &err),
 	   "a correction that is no domain is refused");
-	ok(email_rules_add_provider(er, "g", d1, 1, true, true, "gmail.com", "t", &err),
-	   "a provider");
-	ok(!email_rules_add_provider(er, "y", d2, 2, false, false, NULL, "r.ini:20: [email.y] "
-								 "domains", &err), "a domain of two providers is refused");
-	is_str(err.msg, "r.ini:20: [email.y] domains: domain \"GMAIL.COM\" already belongs to "
-		   "provider \"g\"", "message");
+	ok(email_rules_add_provider(er, "g", d1, 1, true, true, "gmail.com", "t", &err), "a provider");
+	ok(!email_rules_add_provider(er, "y", d2, 2, false, false, NULL,
+	                             "r.ini:20: [email.y] "
+	                             "domains",
+	                             &err),
+	   "a domain of two providers is refused");
+	is_str(err.msg,
+	       "r.ini:20: [email.y] domains: domain \"GMAIL.COM\" already belongs to "
+	       "provider \"g\"",
+	       "message");
 	ok(!email_rules_add_provider(er, "z", d3, 1, false, false, NULL, "t", &err),
 	   "a provider domain that is no domain is refused");
 	ok(!email_rules_add_provider(er, "z", d1, 0, false, false, NULL, "t", &err),

@@ -53,8 +53,7 @@ unif(void)
 static double
 normal(void)
 {
-	double		u = unif(),
-				v = unif();
+	double u = unif(), v = unif();
 
 	return sqrt(-2.0 * log(u + 1e-300)) * cos(2 * M_PI * v);
 }
@@ -66,7 +65,7 @@ config_from(const char *text, struct error *err)
 	struct match_config *c = NULL;
 
 	if (rules_load_string(r, "t.ini", text, err) && match_config_load(r, &c, err) &&
-		!rules_check_unused(r, err))
+	    !rules_check_unused(r, err))
 	{
 		match_config_free(c);
 		c = NULL;
@@ -80,7 +79,7 @@ static const char *const cohort_names[] = {"A", "B", "C"};
 /* A batch of n kept leads; dues may be NULL (no SLA). */
 static struct batch *
 make_batch(size_t n, const char *const *ids, const char *const *sources, const double *scores,
-		   const int *cohorts, const int64_t *dues)
+           const int *cohorts, const int64_t *dues)
 {
 	struct batch *b = batch_new(0, NULL);
 	struct error err;
@@ -88,8 +87,8 @@ make_batch(size_t n, const char *const *ids, const char *const *sources, const d
 	for (size_t i = 0; i < n; i++)
 	{
 		const char *v[FIELD__COUNT] = {0};
-		size_t		len[FIELD__COUNT] = {0};
-		char		id[32];
+		size_t len[FIELD__COUNT] = {0};
+		char id[32];
 
 		if (ids)
 			v[FIELD_LEAD_ID] = ids[i];
@@ -133,7 +132,7 @@ run_match(struct batch *b, const struct match_config *c, struct error *err)
 static double
 expected_conversions(const struct batch *b)
 {
-	double		sum = 0;
+	double sum = 0;
 
 	for (size_t i = 0; i < b->n; i++)
 		if (b->rep_id[i] >= 0)
@@ -144,7 +143,7 @@ expected_conversions(const struct batch *b)
 static size_t
 count_assigned(const struct batch *b)
 {
-	size_t		n = 0;
+	size_t n = 0;
 
 	for (size_t i = 0; i < b->n; i++)
 		n += b->rep_id[i] >= 0;
@@ -156,8 +155,8 @@ room_of(const struct rep *rp, const struct match_config *c)
 {
 	if (!rp->active)
 		return 0;
-	return rp->capacity == REP_CAPACITY_UNLIMITED ? (1L << 40) :
-		(long) rp->capacity * c->horizon_days;
+	return rp->capacity == REP_CAPACITY_UNLIMITED ? (1L << 40)
+	                                              : (long) rp->capacity * c->horizon_days;
 }
 
 static const struct batch *sort_batch;
@@ -165,8 +164,7 @@ static const struct batch *sort_batch;
 static int
 cmp_score_desc(const void *a, const void *b)
 {
-	size_t		x = *(const size_t *) a,
-				y = *(const size_t *) b;
+	size_t x = *(const size_t *) a, y = *(const size_t *) b;
 
 	if (sort_batch->score[x] != sort_batch->score[y])
 		return sort_batch->score[x] > sort_batch->score[y] ? -1 : 1;
@@ -177,12 +175,12 @@ cmp_score_desc(const void *a, const void *b)
 static size_t *
 by_score(const struct batch *b, size_t *nk)
 {
-	size_t	   *ord = malloc(sizeof(size_t) * (b->n ? b->n : 1));
+	size_t *ord = malloc(sizeof(size_t) * (b->n ? b->n : 1));
 
 	*nk = 0;
 	for (size_t i = 0; i < b->n; i++)
 		if (b->verdict[i] == VERDICT_KEPT ||
-			(b->reason[i] && strcmp(b->reason[i], "over capacity") == 0))
+		    (b->reason[i] && strcmp(b->reason[i], "over capacity") == 0))
 			ord[(*nk)++] = i;
 	sort_batch = b;
 	qsort(ord, *nk, sizeof(size_t), cmp_score_desc);
@@ -193,9 +191,10 @@ static double
 p_of(const struct batch *b, const struct match_config *c, size_t i, int r)
 {
 	const struct rep_table *t = b->reps;
-	double		pl = match_p_lead(c, b->score[i], b->cohort_name[i]);
+	double pl = match_p_lead(c, b->score[i], b->cohort_name[i]);
 
-	return fmin(1.0, pl * rep_table_ratio(t, r, rep_table_source_index(t, b->col[FIELD_SOURCE][i])));
+	return fmin(1.0,
+	            pl * rep_table_ratio(t, r, rep_table_source_index(t, b->col[FIELD_SOURCE][i])));
 }
 
 /* Score-ordered round robin over the reps with room, in rep-id order. */
@@ -203,17 +202,16 @@ static double
 round_robin(const struct batch *b, const struct match_config *c)
 {
 	const struct rep_table *t = b->reps;
-	long	   *room = malloc(sizeof(long) * t->nreps);
-	size_t		nk,
-			   *ord = by_score(b, &nk);
-	double		sum = 0;
-	int			cur = 0;
+	long *room = malloc(sizeof(long) * t->nreps);
+	size_t nk, *ord = by_score(b, &nk);
+	double sum = 0;
+	int cur = 0;
 
 	for (int k = 0; k < t->nreps; k++)
 		room[k] = room_of(&t->reps[t->order[k]], c);
 	for (size_t x = 0; x < nk; x++)
 	{
-		int			tries = 0;
+		int tries = 0;
 
 		while (tries < t->nreps && room[cur] == 0)
 			cur = (cur + 1) % t->nreps, tries++;
@@ -233,22 +231,21 @@ static double
 greedy(const struct batch *b, const struct match_config *c)
 {
 	const struct rep_table *t = b->reps;
-	long	   *room = malloc(sizeof(long) * t->nreps);
-	size_t		nk,
-			   *ord = by_score(b, &nk);
-	double		sum = 0;
+	long *room = malloc(sizeof(long) * t->nreps);
+	size_t nk, *ord = by_score(b, &nk);
+	double sum = 0;
 
 	for (int k = 0; k < t->nreps; k++)
 		room[k] = room_of(&t->reps[t->order[k]], c);
 	for (size_t x = 0; x < nk; x++)
 	{
-		int			best = -1;
-		double		bp = -1;
+		int best = -1;
+		double bp = -1;
 
 		for (int k = 0; k < t->nreps; k++)
 			if (room[k] > 0)
 			{
-				double		p = p_of(b, c, ord[x], t->order[k]);
+				double p = p_of(b, c, ord[x], t->order[k]);
 
 				if (p > bp)
 					bp = p, best = k;
@@ -267,25 +264,25 @@ greedy(const struct batch *b, const struct match_config *c)
 
 struct rows
 {
-	int			nrows;
-	int			nf[64];
-	char		f[64][8][128];
+	int nrows;
+	int nf[64];
+	char f[64][8][128];
 };
 
 static bool
 read_simple_csv(const char *path, struct rows *out)
 {
-	FILE	   *fp = fopen(path, "r");
-	char		line[1024];
-	bool		header = true;
+	FILE *fp = fopen(path, "r");
+	char line[1024];
+	bool header = true;
 
 	out->nrows = 0;
 	if (fp == NULL)
 		return false;
 	while (fgets(line, sizeof(line), fp) && out->nrows < 64)
 	{
-		char	   *p = line;
-		int			k = 0;
+		char *p = line;
+		int k = 0;
 
 		line[strcspn(line, "\r\n")] = '\0';
 		if (header)
@@ -295,7 +292,7 @@ read_simple_csv(const char *path, struct rows *out)
 		}
 		for (;;)
 		{
-			char	   *comma = strchr(p, ',');
+			char *comma = strchr(p, ',');
 
 			if (comma)
 				*comma = '\0';
@@ -313,21 +310,18 @@ read_simple_csv(const char *path, struct rows *out)
 static int
 fixture_case(const char *dir)
 {
-	char		path[1024];
-	struct rows leads,
-				exp;
+	char path[1024];
+	struct rows leads, exp;
 	struct error err;
 	struct match_config *c;
 	struct batch *b;
-	FILE	   *fp;
-	char	   *text;
-	long		len;
-	const char *ids[64],
-			   *srcs[64];
-	double		scores[64];
-	int			cohorts[64],
-				failures = 0;
-	int64_t		dues[64];
+	FILE *fp;
+	char *text;
+	long len;
+	const char *ids[64], *srcs[64];
+	double scores[64];
+	int cohorts[64], failures = 0;
+	int64_t dues[64];
 
 	snprintf(path, sizeof(path), "%s/rules.ini", dir);
 	fp = fopen(path, "r");
@@ -380,21 +374,20 @@ fixture_case(const char *dir)
 		failures++;
 	for (int e = 0; e < exp.nrows && e < (int) b->n; e++)
 	{
-		size_t		i = (size_t) e;
+		size_t i = (size_t) e;
 		const char *want_reason = exp.nf[e] > 5 && exp.f[e][5][0] ? exp.f[e][5] : NULL;
-		long		want_rep = exp.f[e][2][0] ? atol(exp.f[e][2]) : -1;
-		long		want_order = exp.f[e][3][0] ? atol(exp.f[e][3]) : -1;
+		long want_rep = exp.f[e][2][0] ? atol(exp.f[e][2]) : -1;
+		long want_order = exp.f[e][3][0] ? atol(exp.f[e][3]) : -1;
 
 		if (strcmp(batch_lead_id(b, i), exp.f[e][0]) != 0 ||
-			strcmp(verdict_name(b->verdict[i]), exp.f[e][1]) != 0 ||
-			b->rep_id[i] != want_rep || b->call_order[i] != want_order ||
-			fabs(b->p_close[i] - atof(exp.f[e][4])) > 5e-7 ||
-			(want_reason == NULL) != (b->reason[i] == NULL) ||
-			(want_reason && strcmp(want_reason, b->reason[i]) != 0))
+		    strcmp(verdict_name(b->verdict[i]), exp.f[e][1]) != 0 || b->rep_id[i] != want_rep ||
+		    b->call_order[i] != want_order || fabs(b->p_close[i] - atof(exp.f[e][4])) > 5e-7 ||
+		    (want_reason == NULL) != (b->reason[i] == NULL) ||
+		    (want_reason && strcmp(want_reason, b->reason[i]) != 0))
 		{
 			diag("%s: lead %s: got %s rep %lld order %d p %.6f reason %s", dir, exp.f[e][0],
-				 verdict_name(b->verdict[i]), (long long) b->rep_id[i], b->call_order[i],
-				 b->p_close[i], b->reason[i] ? b->reason[i] : "-");
+			     verdict_name(b->verdict[i]), (long long) b->rep_id[i], b->call_order[i],
+			     b->p_close[i], b->reason[i] ? b->reason[i] : "-");
 			failures++;
 		}
 	}
@@ -407,16 +400,15 @@ fixture_case(const char *dir)
 
 static const double syn_base[] = {0.12, 0.09, 0.07, 0.05, 0.05, 0.04, 0.03, 0.025, 0.02, 0.01};
 static const double syn_weight[] = {7, 10, 5, 20, 14, 6, 18, 4, 2, 10};
-static const char *const syn_source[] = {"referral", "inbound", "partner", "web", "ads",
-	"chat", "facebook", "instagram", "tiktok", "cold"};
+static const char *const syn_source[] = {"referral", "inbound",  "partner",   "web",    "ads",
+                                         "chat",     "facebook", "instagram", "tiktok", "cold"};
 
 #define SYN_SOURCES 10
 
 static int
 syn_pick_source(void)
 {
-	double		total = 0,
-				x;
+	double total = 0, x;
 
 	for (int s = 0; s < SYN_SOURCES; s++)
 		total += syn_weight[s];
@@ -437,22 +429,20 @@ synthetic_reps(int nreps)
 
 	for (int r = 1; r <= nreps; r++)
 	{
-		double		base = exp(0.35 * normal()),
-					tenure = 0.2 + 0.8 * unif();
-		char		name[32];
+		double base = exp(0.35 * normal()), tenure = 0.2 + 0.8 * unif();
+		char name[32];
 
 		snprintf(name, sizeof(name), "rep %d", r);
 		rep_table_add_rep(t, r, name, unif() < 0.85, caps[rng() % 8], &err);
 		for (int s = 0; s < SYN_SOURCES; s++)
 		{
-			double		p = fmin(0.95, syn_base[s] * base * exp(0.45 * normal()));
-			long		att = (long) (tenure * syn_weight[s] * (20 + 40 * unif())),
-						wins = 0;
+			double p = fmin(0.95, syn_base[s] * base * exp(0.45 * normal()));
+			long att = (long) (tenure * syn_weight[s] * (20 + 40 * unif())), wins = 0;
 
 			for (long k = 0; k < att; k++)
 				wins += unif() < p;
 			if (unif() < 0.1)
-				continue;		/* a source this rep never worked */
+				continue; /* a source this rep never worked */
 			rep_table_add_stat(t, r, syn_source[s], att, wins, &err);
 		}
 	}
@@ -463,9 +453,9 @@ static struct batch *
 synthetic_leads(size_t n)
 {
 	const char **src = malloc(sizeof(char *) * n);
-	double	   *sc = malloc(sizeof(double) * n);
-	int		   *co = malloc(sizeof(int) * n);
-	int64_t    *due = malloc(sizeof(int64_t) * n);
+	double *sc = malloc(sizeof(double) * n);
+	int *co = malloc(sizeof(int) * n);
+	int64_t *due = malloc(sizeof(int64_t) * n);
 	struct batch *b;
 
 	for (size_t i = 0; i < n; i++)
@@ -487,13 +477,13 @@ synthetic_leads(size_t n)
 
 struct csv_rows
 {
-	char	  **cells;			/* row-major, ncols a row; owned */
-	size_t		nrows;
-	size_t		cap;
-	int			ncols;
-	int			col;
-	size_t		row;
-	char	   *cur[20];
+	char **cells; /* row-major, ncols a row; owned */
+	size_t nrows;
+	size_t cap;
+	int ncols;
+	int col;
+	size_t row;
+	char *cur[20];
 };
 
 static void
@@ -542,10 +532,10 @@ csv_row(int c, void *data)
 static bool
 read_csv(const char *path, int ncols, struct csv_rows *out)
 {
-	FILE	   *fp = fopen(path, "rb");
+	FILE *fp = fopen(path, "rb");
 	struct csv_parser p;
-	char		buf[65536];
-	size_t		n;
+	char buf[65536];
+	size_t n;
 
 	memset(out, 0, sizeof(*out));
 	out->ncols = ncols;
@@ -575,14 +565,16 @@ csv_rows_free(struct csv_rows *r)
 static double
 gen_score(const char *lead_id, const char *source, const char *status)
 {
-	static const char *const st[] = {"follow_up_high", "price", "timing", "opportunity",
-		"follow_up_low", "new", "not_now", "no_answer", "closed_lost", NULL};
+	static const char *const st[] = {"follow_up_high", "price", "timing",  "opportunity",
+	                                 "follow_up_low",  "new",   "not_now", "no_answer",
+	                                 "closed_lost",    NULL};
 	static const double stp[] = {35, 25, 25, 25, 20, 20, 15, 10, 5};
-	static const char *const so[] = {"referral", "inbound_call", "partner", "web_form", "expo",
-		"whatsapp", "google_ads", "chat", "facebook", "email_campaign", "instagram", "tiktok",
-	"cold_list", NULL};
+	static const char *const so[] = {
+	    "referral",  "inbound_call", "partner",   "web_form", "expo",
+	    "whatsapp",  "google_ads",   "chat",      "facebook", "email_campaign",
+	    "instagram", "tiktok",       "cold_list", NULL};
 	static const double sop[] = {30, 25, 22, 18, 18, 15, 15, 15, 10, 8, 8, 5, 3};
-	double		s = 0;
+	double s = 0;
 	unsigned long h = strtoul(lead_id, NULL, 10) * 2654435761UL;
 
 	for (int k = 0; st[k]; k++)
@@ -598,28 +590,23 @@ gen_score(const char *lead_id, const char *source, const char *status)
 static void
 gen_leads_comparison(const char *gen, int seed, double *worst_rr, double *worst_greedy)
 {
-	char		dir[] = "/tmp/test_match_XXXXXX",
-				cmd[2048],
-				path[1100];
-	struct csv_rows leads,
-				reps,
-				stats;
+	char dir[] = "/tmp/test_match_XXXXXX", cmd[2048], path[1100];
+	struct csv_rows leads, reps, stats;
 	struct error err;
 	struct rep_table *t = rep_table_new();
 	struct match_config *c = config_from("[match]\nhorizon_days = 5\n", &err);
-	const char **src,
-			  **ids;
-	double	   *sc;
-	int		   *co;
+	const char **src, **ids;
+	double *sc;
+	int *co;
 	struct batch *b;
-	double		opt,
-				rr,
-				gr;
+	double opt, rr, gr;
 
 	if (mkdtemp(dir) == NULL)
 		return;
-	snprintf(cmd, sizeof(cmd), "python3 '%s' --rows 50000 --seed %d --truth %s/t.csv "
-			 "--reps %s/r.csv --rep-stats %s/s.csv --out %s/l.csv", gen, seed, dir, dir, dir, dir);
+	snprintf(cmd, sizeof(cmd),
+	         "python3 '%s' --rows 50000 --seed %d --truth %s/t.csv "
+	         "--reps %s/r.csv --rep-stats %s/s.csv --out %s/l.csv",
+	         gen, seed, dir, dir, dir, dir);
 	if (system(cmd) != 0)
 	{
 		diag("gen_leads.py failed for seed %d", seed);
@@ -634,10 +621,10 @@ gen_leads_comparison(const char *gen, int seed, double *worst_rr, double *worst_
 	read_csv(path, 4, &stats);
 	for (size_t i = 0; i < reps.nrows; i++)
 		rep_table_add_rep(t, atoll(reps.cells[i * 4]), reps.cells[i * 4 + 1],
-						  reps.cells[i * 4 + 2][0] == 't', atoi(reps.cells[i * 4 + 3]), &err);
+		                  reps.cells[i * 4 + 2][0] == 't', atoi(reps.cells[i * 4 + 3]), &err);
 	for (size_t i = 0; i < stats.nrows; i++)
 		if (!rep_table_add_stat(t, atoll(stats.cells[i * 4]), stats.cells[i * 4 + 1],
-								atol(stats.cells[i * 4 + 2]), atol(stats.cells[i * 4 + 3]), &err))
+		                        atol(stats.cells[i * 4 + 2]), atol(stats.cells[i * 4 + 3]), &err))
 			diag("%s", err.msg);
 	ids = malloc(sizeof(char *) * leads.nrows);
 	src = malloc(sizeof(char *) * leads.nrows);
@@ -658,9 +645,9 @@ gen_leads_comparison(const char *gen, int seed, double *worst_rr, double *worst_
 		rr = round_robin(b, c);
 		gr = greedy(b, c);
 		diag("gen_leads seed %d: %zu leads, %zu assigned; expected conversions %.2f, "
-			 "round robin %.2f (x%.3f), greedy %.2f (x%.4f); priors %.2f / %.2f", seed,
-			 b->n, count_assigned(b), opt, rr, opt / rr, gr, opt / gr, t->prior_rep,
-			 t->prior_source);
+		     "round robin %.2f (x%.3f), greedy %.2f (x%.4f); priors %.2f / %.2f",
+		     seed, b->n, count_assigned(b), opt, rr, opt / rr, gr, opt / gr, t->prior_rep,
+		     t->prior_source);
 		*worst_rr = fmin(*worst_rr, opt / rr);
 		*worst_greedy = fmin(*worst_greedy, opt / gr);
 	}
@@ -699,11 +686,11 @@ bf(const struct batch *b, const struct match_config *c, size_t i, long *room)
 			bf_best = acc;
 		return;
 	}
-	bf(b, c, i + 1, room);		/* lead i unserved */
+	bf(b, c, i + 1, room); /* lead i unserved */
 	for (int r = 0; r < t->nreps; r++)
 		if (room[r] > 0)
 		{
-			double		p = p_of(b, c, i, r);
+			double p = p_of(b, c, i, r);
 
 			room[r]--;
 			acc += p;
@@ -721,7 +708,7 @@ main(void)
 	struct rep_table *t;
 	struct batch *b;
 	const char *top = getenv("top_srcdir");
-	char		path[1024];
+	char path[1024];
 
 	if (top == NULL)
 		top = ".";
@@ -738,13 +725,14 @@ main(void)
 	match_config_free(c);
 
 	c = config_from("[match]\nreps_csv = /x/reps.csv\nstats_query = SELECT 1\nprior_rep = 12.5\n"
-					"prior_source = auto\nscore_band = 0.5\nhorizon_days = 5\noverflow = nurture\n",
-					&err);
+	                "prior_source = auto\nscore_band = 0.5\nhorizon_days = 5\noverflow = nurture\n",
+	                &err);
 	ok(c && strcmp(c->reps_csv, "/x/reps.csv") == 0 && strcmp(c->stats_query, "SELECT 1") == 0,
 	   "sources of reps and statistics kept");
 	ok(c && c->prior_rep == 12.5 && c->prior_source == 0, "prior set and auto");
 	ok(c && c->band_hundredths == 50 && c->horizon_days == 5 &&
-	   c->overflow == MATCH_OVERFLOW_NURTURE, "band, horizon, overflow");
+	       c->overflow == MATCH_OVERFLOW_NURTURE,
+	   "band, horizon, overflow");
 	match_config_free(c);
 
 	ok(config_from("[match]\nreps_query = SELECT 1\nreps_csv = a.csv\n", &err) == NULL,
@@ -752,13 +740,15 @@ main(void)
 	is_str(err.msg, "t.ini:3: [match] reps_query and reps_csv are both set", "names the line");
 	ok(config_from("[match]\nscore_band = 0.015\n", &err) == NULL, "band not in 0.01 steps");
 	is_str(err.msg, "t.ini:2: [match] score_band: \"0.015\" is not a multiple of 0.01",
-		   "band message");
+	       "band message");
 	ok(config_from("[match]\nprior_rep = strong\n", &err) == NULL, "bad prior refused");
-	is_str(err.msg, "t.ini:2: [match] prior_rep: \"strong\" is not \"auto\" or a number between "
-		   "0.01 and 1000000", "prior message");
+	is_str(err.msg,
+	       "t.ini:2: [match] prior_rep: \"strong\" is not \"auto\" or a number between "
+	       "0.01 and 1000000",
+	       "prior message");
 	ok(config_from("[match]\np_model = points\n", &err) == NULL, "points without p_points");
 	is_str(err.msg, "t.ini:2: [match] p_model is \"points\" but p_points is not set",
-		   "points message");
+	       "points message");
 	ok(config_from("[match]\np_points = 50:0.1, 40:0.2\n", &err) == NULL,
 	   "descending p_points refused");
 	ok(config_from("[match]\np_points = 50:1.5\n", &err) == NULL, "p above 1 refused");
@@ -782,14 +772,14 @@ main(void)
 	is_double(match_p_lead(c, 10, "C"), -1, 0, "cohort without a rate: -1");
 	{
 		const char *s[] = {"web", "web"};
-		double		sc[] = {50, 60};
-		int			co[] = {0, 2};
+		double sc[] = {50, 60};
+		int co[] = {0, 2};
 
 		b = make_batch(2, NULL, s, sc, co, NULL);
 		b->reps = rep_table_new();
 		ok(!run_match(b, c, &err), "a kept lead of a cohort without rate fails");
 		is_str(err.msg, "t.ini:3: [match] p_cohort has no rate for cohort \"C\"",
-			   "message names the cohort and the rule's line");
+		       "message names the cohort and the rule's line");
 		is_int(err.code, EXIT_RULES, "as a rules error");
 		batch_free(b);
 	}
@@ -811,10 +801,9 @@ main(void)
 	is_str(err.msg, "rep statistics name unknown rep \"99\"", "unknown rep message");
 	ok(!rep_table_add_stat(t, 10, "web", -1, 0, &err), "negative attempts refused");
 	is_str(err.msg, "rep \"10\" source \"web\": negative count (attempts \"-1\", wins \"0\")",
-		   "negative count message");
+	       "negative count message");
 	ok(!rep_table_add_stat(t, 10, "web", 5, 6, &err), "wins above attempts refused");
-	is_str(err.msg, "rep \"10\" source \"web\": wins \"6\" exceed attempts \"5\"",
-		   "wins message");
+	is_str(err.msg, "rep \"10\" source \"web\": wins \"6\" exceed attempts \"5\"", "wins message");
 	ok(rep_table_add_stat(t, 10, "web", 5, 2, &err), "stat added");
 	ok(!rep_table_add_stat(t, 10, "web", 7, 2, &err), "same rep and source twice refused");
 	is_int(err.code, EXIT_DATA, "as a data error");
@@ -825,7 +814,7 @@ main(void)
 	rep_table_free(NULL);
 	{
 		/* many reps: the id index grows */
-		int			found = 0;
+		int found = 0;
 
 		t = rep_table_new();
 		for (int r = 0; r < 5000; r++)
@@ -838,13 +827,11 @@ main(void)
 
 	/* ---------------------------------------------------------- loader */
 	{
-		char		dir[] = "/tmp/test_match_XXXXXX",
-					rp[100],
-					sp[100];
-		FILE	   *fp;
+		char dir[] = "/tmp/test_match_XXXXXX", rp[100], sp[100];
+		FILE *fp;
 		const char *s[] = {"web"};
-		double		sc[] = {50};
-		int			co[] = {0};
+		double sc[] = {50};
+		int co[] = {0};
 
 		if (mkdtemp(dir) == NULL)
 			return 1;
@@ -864,9 +851,11 @@ main(void)
 		t = b->reps;
 		ok(t && t->nreps == 2 && t->nstats == 2, "two reps, two stats");
 		ok(t && t->reps[0].rep_id == 3 && t->reps[0].capacity == 10 && t->reps[0].active &&
-		   strcmp(t->reps[0].name, "Levi, Dana") == 0, "columns found by name, in any order");
+		       strcmp(t->reps[0].name, "Levi, Dana") == 0,
+		   "columns found by name, in any order");
 		ok(t && t->reps[1].capacity == REP_CAPACITY_UNLIMITED && !t->reps[1].active &&
-		   t->reps[1].name == NULL, "empty capacity: no limit; empty name: NULL");
+		       t->reps[1].name == NULL,
+		   "empty capacity: no limit; empty name: NULL");
 		ok(!match_needs_db(c), "CSV only: no connection needed");
 
 		fp = fopen(sp, "w");
@@ -874,7 +863,7 @@ main(void)
 		fclose(fp);
 		ok(!match_load_reps(NULL, c, b, &err), "wins above attempts in the file fails");
 		is_str(err.msg, "rep \"3\" source \"chat\": wins \"9\" exceed attempts \"5\"",
-			   "the message names the rep");
+		       "the message names the rep");
 		ok(strstr(err.detail, "stats.csv\" line 3") != NULL, "the detail names the line");
 		ok(b->reps == NULL, "nothing kept after a failure");
 
@@ -900,7 +889,7 @@ main(void)
 		match_config_free(c);
 		ok(config_from("[match]\nstats_csv = s.csv\n", &err) == NULL, "stats without reps refused");
 		is_str(err.msg, "t.ini:2: [match] stats_csv is set but neither reps_query nor reps_csv",
-			   "stats without reps message");
+		       "stats without reps message");
 		unlink(rp);
 		unlink(sp);
 		rmdir(dir);
@@ -954,7 +943,7 @@ main(void)
 	t = rep_table_new();
 	for (int r = 1; r <= 40; r++)
 	{
-		long		w = 0;
+		long w = 0;
 
 		rep_table_add_rep(t, r, NULL, true, 10, &err);
 		for (int k = 0; k < 400; k++)
@@ -967,8 +956,8 @@ main(void)
 	t = rep_table_new();
 	for (int r = 1; r <= 40; r++)
 	{
-		long		w = 0;
-		double		p = 0.08 * exp(0.5 * normal());
+		long w = 0;
+		double p = 0.08 * exp(0.5 * normal());
 
 		rep_table_add_rep(t, r, NULL, true, 10, &err);
 		for (int k = 0; k < 400; k++)
@@ -998,18 +987,17 @@ main(void)
 	rep_table_add_stat(t, 1, "chat", 0, 0, &err);
 	rep_table_smooth(t, c, &err);
 	{
-		int			chat = rep_table_source_index(t, "chat"),
-					web = rep_table_source_index(t, "web"),
-					tik = rep_table_source_index(t, "tiktok");
+		int chat = rep_table_source_index(t, "chat"), web = rep_table_source_index(t, "web"),
+		    tik = rep_table_source_index(t, "tiktok");
 
 		is_int(t->nsources, 2, "two sources in the history");
 		is_int(chat, 0, "sources in byte order: chat first");
 		is_int(tik, 2, "an unseen source maps to the extra column");
 		is_int(rep_table_source_index(t, NULL), 2, "NULL source maps there too");
 		is_double(rep_table_ratio(t, 0, chat), t->reps[0].skill, 1e-12,
-				  "0 attempts on chat: the rep's skill");
+		          "0 attempts on chat: the rep's skill");
 		is_double(rep_table_ratio(t, 0, tik), t->reps[0].skill, 1e-12,
-				  "a source nobody worked: the rep's skill");
+		          "a source nobody worked: the rep's skill");
 		ok(rep_table_ratio(t, 0, web) > rep_table_ratio(t, 1, web), "web: 15%% beats 5%%");
 		is_double(t->reps[2].skill, 1, 1e-12, "no history: skill 1");
 		is_double(t->reps[2].close_rate, 60.0 / 500, 1e-12, "no history: the team's rate");
@@ -1021,10 +1009,10 @@ main(void)
 	/* ------------------------------------------------------- fixtures */
 	snprintf(path, sizeof(path), "%s/fixtures/match", top);
 	{
-		DIR		   *d = opendir(path);
+		DIR *d = opendir(path);
 		struct dirent *de;
-		char	  **names = NULL;
-		int			n = 0;
+		char **names = NULL;
+		int n = 0;
 
 		ok(d != NULL, "fixtures/match found (top_srcdir=%s)", top);
 		while (d && (de = readdir(d)) != NULL)
@@ -1038,7 +1026,7 @@ main(void)
 			closedir(d);
 		for (int i = 0; i < n; i++)
 		{
-			char		dir[1100];
+			char dir[1100];
 
 			snprintf(dir, sizeof(dir), "%s/%s", path, names[i]);
 			is_int(fixture_case(dir), 0, "fixture %s", names[i]);
@@ -1056,10 +1044,10 @@ main(void)
 		 * leads.  Every rep with history of equal skill.
 		 */
 		const char *s[] = {"web", "web", "web", "web", "web", "web", "web", "web"};
-		double		sc[] = {10, 90, 30, 80, 50, 70, 20, 60};
-		int			co[] = {2, 0, 2, 0, 1, 0, 2, 1};
-		int			per[5] = {0};
-		int			lowest_two = 0;
+		double sc[] = {10, 90, 30, 80, 50, 70, 20, 60};
+		int co[] = {2, 0, 2, 0, 1, 0, 2, 1};
+		int per[5] = {0};
+		int lowest_two = 0;
 
 		c = config_from("[match]\nhorizon_days = 2\n", &err);
 		b = make_batch(8, NULL, s, sc, co, NULL);
@@ -1083,10 +1071,11 @@ main(void)
 			{
 				lowest_two += sc[i] <= 20;
 				ok(b->verdict[i] == VERDICT_KEPT && b->reason[i] &&
-				   strcmp(b->reason[i], "over capacity") == 0 &&
-				   strcmp(b->rule_id[i], "match.overflow") == 0,
+				       strcmp(b->reason[i], "over capacity") == 0 &&
+				       strcmp(b->rule_id[i], "match.overflow") == 0,
 				   "lead %s: kept, over capacity", batch_lead_id(b, i));
-				ok(b->call_order[i] == -1 && b->p_close[i] > 0, "unassigned: no call order, base p");
+				ok(b->call_order[i] == -1 && b->p_close[i] > 0,
+				   "unassigned: no call order, base p");
 			}
 		is_int(lowest_two, 2, "the two lowest scores are the ones over capacity");
 		batch_free(b);
@@ -1099,11 +1088,12 @@ main(void)
 		 * closes referrals far above the team and Facebook far below.
 		 */
 		const char *s[] = {"facebook", "referral"};
-		double		sc[] = {90, 40};
-		int			co[] = {0, 1};
+		double sc[] = {90, 40};
+		int co[] = {0, 1};
 
 		c = config_from("[match]\np_model = points\np_points = 0:0.1\n"
-						"prior_rep = 5\nprior_source = 5\n", &err);
+		                "prior_rep = 5\nprior_source = 5\n",
+		                &err);
 		b = make_batch(2, NULL, s, sc, co, NULL);
 		t = b->reps = rep_table_new();
 		rep_table_add_rep(t, 1, NULL, true, 1, &err);
@@ -1121,8 +1111,8 @@ main(void)
 	{
 		/* inside a coarse band the better score still goes first */
 		const char *s[] = {"web", "web", "web"};
-		double		sc[] = {50.2, 50.7, 50.5};
-		int			co[] = {1, 1, 1};
+		double sc[] = {50.2, 50.7, 50.5};
+		int co[] = {1, 1, 1};
 
 		c = config_from("[match]\nscore_band = 5\n", &err);
 		b = make_batch(3, NULL, s, sc, co, NULL);
@@ -1139,8 +1129,8 @@ main(void)
 	{
 		/* no rep table: kept leads only get their base probability */
 		const char *s[] = {"web"};
-		double		sc[] = {100};
-		int			co[] = {0};
+		double sc[] = {100};
+		int co[] = {0};
 
 		c = config_from("[match]\n", &err);
 		b = make_batch(1, NULL, s, sc, co, NULL);
@@ -1153,8 +1143,8 @@ main(void)
 	{
 		/* removed and nurture leads are left alone */
 		const char *s[] = {"web", "web", "web"};
-		double		sc[] = {80, 80, 80};
-		int			co[] = {0, 0, 0};
+		double sc[] = {80, 80, 80};
+		int co[] = {0, 0, 0};
 
 		c = config_from("[match]\n", &err);
 		b = make_batch(3, NULL, s, sc, co, NULL);
@@ -1163,8 +1153,9 @@ main(void)
 		t = b->reps = rep_table_new();
 		rep_table_add_rep(t, 5, NULL, true, 10, &err);
 		ok(run_match(b, c, &err), "mixed verdicts run");
-		ok(b->rep_id[0] == -1 && b->rep_id[1] == -1 && b->p_close[0] == -1 &&
-		   b->p_close[1] == -1 && strcmp(b->reason[1], "low") == 0, "removed leads untouched");
+		ok(b->rep_id[0] == -1 && b->rep_id[1] == -1 && b->p_close[0] == -1 && b->p_close[1] == -1 &&
+		       strcmp(b->reason[1], "low") == 0,
+		   "removed leads untouched");
 		ok(b->rep_id[2] == 5 && b->call_order[2] == 1, "the kept lead assigned");
 		batch_free(b);
 		match_config_free(c);
@@ -1172,18 +1163,17 @@ main(void)
 
 	/* ------------------------------------- exact optimum on single leads */
 	{
-		int			mismatch = 0,
-					cases = 0;
+		int mismatch = 0, cases = 0;
 
 		c = config_from("[match]\nscore_band = 0.01\nprior_rep = 3\nprior_source = 3\n", &err);
 		for (int trial = 0; trial < 300; trial++)
 		{
-			size_t		n = 1 + rng() % 7;
-			int			R = 1 + (int) (rng() % 3);
+			size_t n = 1 + rng() % 7;
+			int R = 1 + (int) (rng() % 3);
 			const char *s[7];
-			double		sc[7];
-			int			co[7];
-			long		room[3];
+			double sc[7];
+			int co[7];
+			long room[3];
 
 			for (size_t i = 0; i < n; i++)
 			{
@@ -1198,10 +1188,10 @@ main(void)
 				rep_table_add_rep(t, r + 1, NULL, rng() % 5 != 0, (int) (rng() % 4), &err);
 				for (int k = 0; k < 4; k++)
 				{
-					long		att = (long) (rng() % 200);
+					long att = (long) (rng() % 200);
 
 					rep_table_add_stat(t, r + 1, syn_source[k], att,
-									   (long) (att * (0.02 + 0.3 * unif())), &err);
+					                   (long) (att * (0.02 + 0.3 * unif())), &err);
 				}
 			}
 			if (!run_match(b, c, &err))
@@ -1217,7 +1207,7 @@ main(void)
 			if (fabs(expected_conversions(b) - bf_best) > 1e-6)
 			{
 				diag("trial %d: matcher %.9f, brute force %.9f", trial, expected_conversions(b),
-					 bf_best);
+				     bf_best);
 				mismatch++;
 			}
 			cases++;
@@ -1230,12 +1220,12 @@ main(void)
 
 	/* ----------------------------------------------------- determinism */
 	{
-		int32_t    *order1 = NULL;
-		int64_t    *rep1 = NULL;
-		double	   *p1 = NULL;
-		size_t		n = 20000;
-		bool		same = true;
-		uint64_t	seed = rng_state;
+		int32_t *order1 = NULL;
+		int64_t *rep1 = NULL;
+		double *p1 = NULL;
+		size_t n = 20000;
+		bool same = true;
+		uint64_t seed = rng_state;
 
 		c = config_from("[match]\nhorizon_days = 3\n", &err);
 		for (int run = 0; run < 3; run++)
@@ -1258,8 +1248,8 @@ main(void)
 			}
 			else
 				same = same && memcmp(rep1, b->rep_id, sizeof(int64_t) * n) == 0 &&
-					memcmp(order1, b->call_order, sizeof(int32_t) * n) == 0 &&
-					memcmp(p1, b->p_close, sizeof(double) * n) == 0;
+				       memcmp(order1, b->call_order, sizeof(int32_t) * n) == 0 &&
+				       memcmp(p1, b->p_close, sizeof(double) * n) == 0;
 			batch_free(b);
 		}
 		ok(same, "identical reps, call orders and p_close with 1, 2 and 4 threads");
@@ -1276,9 +1266,9 @@ main(void)
 		 * with an SLA due sooner; a better one (90); a worse one (10).
 		 */
 		const char *s[] = {"web", "web", "web", "web"};
-		double		sc[] = {60, 10, 60, 90};
-		int			co[] = {1, 2, 1, 0};
-		int64_t		due[] = {1714600000, BATCH_NO_TIME, 1714500000, BATCH_NO_TIME};
+		double sc[] = {60, 10, 60, 90};
+		int co[] = {1, 2, 1, 0};
+		int64_t due[] = {1714600000, BATCH_NO_TIME, 1714500000, BATCH_NO_TIME};
 		struct match_rep_summary rsum[3];
 		struct match_source_summary ssum[3];
 		struct strbuf sb;
@@ -1305,12 +1295,13 @@ main(void)
 		is_int(rsum[1].capacity, 15, "capacity over the horizon: 5 x 3");
 		is_int(rsum[1].assigned, 4, "four assigned");
 		is_double(rsum[1].expected_conversions,
-				  b->p_close[0] + b->p_close[1] + b->p_close[2] + b->p_close[3], 1e-12,
-				  "expected conversions are the sum of p_close");
+		          b->p_close[0] + b->p_close[1] + b->p_close[2] + b->p_close[3], 1e-12,
+		          "expected conversions are the sum of p_close");
 		ok(rsum[1].close_rate > 0 && rsum[1].close_rate < 1, "close rate within 0..1");
 		is_int(match_source_summaries(t, ssum), 3, "three source summaries");
 		ok(ssum[0].rep_id == 4 && ssum[1].rep_id == 9 && strcmp(ssum[1].source, "chat") == 0 &&
-		   strcmp(ssum[2].source, "web") == 0, "by rep id, then source");
+		       strcmp(ssum[2].source, "web") == 0,
+		   "by rep id, then source");
 		ok(ssum[2].attempts == 100 && ssum[2].wins == 10, "counts carried");
 
 		memset(&rs, 0, sizeof(rs));
@@ -1318,14 +1309,15 @@ main(void)
 		sb_init(&sb);
 		ok(match_summary_sql(b, &rs, 42, &sb, &err), "summary SQL built");
 		ok(strstr(sb.data, "INSERT INTO refinery.run_reps (run_id, rep_id, rep_name, active, "
-				  "capacity, assigned, expected_conversions, close_rate) VALUES") != NULL,
+		                   "capacity, assigned, expected_conversions, close_rate) VALUES") != NULL,
 		   "run_reps insert");
 		ok(strstr(sb.data, "(42, 4, NULL, false, NULL, 0, 0, ") != NULL,
 		   "unnamed, inactive, unlimited rep row");
 		ok(strstr(sb.data, "(42, 9, E'O''Brien \\\\ x', true, 15, 4, ") != NULL,
 		   "quote and backslash escaped");
 		ok(strstr(sb.data, "INSERT INTO refinery.run_rep_sources") != NULL &&
-		   strstr(sb.data, "(42, 9, E'chat', 50, 10, ") != NULL, "run_rep_sources rows");
+		       strstr(sb.data, "(42, 9, E'chat', 50, 10, ") != NULL,
+		   "run_rep_sources rows");
 		sb_free(&sb);
 		batch_free(b);
 		match_config_free(c);
@@ -1333,19 +1325,16 @@ main(void)
 
 	/* -------------------- against round robin and greedy: synthetic reps */
 	{
-		double		worst_rr = 1e9,
-					worst_gr = 1e9;
+		double worst_rr = 1e9, worst_gr = 1e9;
 
 		for (int seed = 1; seed <= 5; seed++)
 			for (int h = 0; h < 2; h++)
 			{
-				double		opt,
-							rr,
-							gr;
+				double opt, rr, gr;
 
 				rng_state = 0x1234567ULL * (uint64_t) seed + 99;
-				c = config_from(h == 0 ? "[match]\nhorizon_days = 4\n" :
-								"[match]\nhorizon_days = 30\n", &err);
+				c = config_from(
+				    h == 0 ? "[match]\nhorizon_days = 4\n" : "[match]\nhorizon_days = 30\n", &err);
 				b = synthetic_leads(20000);
 				b->reps = synthetic_reps(40);
 				run_match(b, c, &err);
@@ -1353,21 +1342,23 @@ main(void)
 				rr = round_robin(b, c);
 				gr = greedy(b, c);
 				diag("synthetic seed %d, horizon %ld: %zu assigned, expected %.2f, round robin "
-					 "%.2f (x%.3f), greedy %.2f (x%.4f)", seed, c->horizon_days,
-					 count_assigned(b), opt, rr, opt / rr, gr, opt / gr);
+				     "%.2f (x%.3f), greedy %.2f (x%.4f)",
+				     seed, c->horizon_days, count_assigned(b), opt, rr, opt / rr, gr, opt / gr);
 				worst_rr = fmin(worst_rr, opt / rr);
 				worst_gr = fmin(worst_gr, opt / gr);
 				batch_free(b);
 				match_config_free(c);
 			}
-		ok(worst_rr >= 1.10, "synthetic reps: at least 10%% above round robin on every seed "
-		   "(worst x%.3f)", worst_rr);
+		ok(worst_rr >= 1.10,
+		   "synthetic reps: at least 10%% above round robin on every seed "
+		   "(worst x%.3f)",
+		   worst_rr);
 		ok(worst_gr >= 1.0 - 1e-9, "synthetic reps: never below greedy (worst x%.4f)", worst_gr);
 	}
 
 	/* ------------------------ against round robin and greedy: gen_leads.py */
 	{
-		char		gen[1100];
+		char gen[1100];
 		struct stat sbuf;
 
 		snprintf(gen, sizeof(gen), "%s/../shared/bench/gen_leads.py", top);
@@ -1378,13 +1369,14 @@ main(void)
 		}
 		else
 		{
-			double		worst_rr = 1e9,
-						worst_gr = 1e9;
+			double worst_rr = 1e9, worst_gr = 1e9;
 
 			for (int seed = 1; seed <= 3; seed++)
 				gen_leads_comparison(gen, seed, &worst_rr, &worst_gr);
-			ok(worst_rr >= 1.10, "gen_leads reps: at least 10%% above round robin on every "
-			   "seed (worst x%.3f)", worst_rr);
+			ok(worst_rr >= 1.10,
+			   "gen_leads reps: at least 10%% above round robin on every "
+			   "seed (worst x%.3f)",
+			   worst_rr);
 			ok(worst_gr >= 1.0 - 1e-9, "gen_leads reps: never below greedy (worst x%.4f)",
 			   worst_gr);
 		}

@@ -35,12 +35,8 @@ rnd_range(int64_t lo, int64_t hi)
 
 struct inst
 {
-	int			G,
-				K;
-	int64_t    *supply,
-			   *cap,
-			   *cost,
-			   *uns;
+	int G, K;
+	int64_t *supply, *cap, *cost, *uns;
 };
 
 static int64_t
@@ -64,8 +60,7 @@ bf_group(const struct inst *p, int g, int k, int64_t left, int64_t *room, int64_
 	if (k == p->K)
 	{
 		/* the rest stays unserved */
-		bf_group(p, g + 1, 0, g + 1 < p->G ? p->supply[g + 1] : 0, room,
-				 acc + left * p->uns[g]);
+		bf_group(p, g + 1, 0, g + 1 < p->G ? p->supply[g + 1] : 0, room, acc + left * p->uns[g]);
 		return;
 	}
 	for (int64_t x = 0; x <= left && (room[k] == MINCOST_UNLIMITED || x <= room[k]); x++)
@@ -81,7 +76,7 @@ bf_group(const struct inst *p, int g, int k, int64_t left, int64_t *room, int64_
 static int64_t
 brute_force(const struct inst *p)
 {
-	int64_t		room[8];
+	int64_t room[8];
 
 	for (int k = 0; k < p->K; k++)
 		room[k] = p->cap[k];
@@ -94,10 +89,10 @@ brute_force(const struct inst *p)
 static bool
 feasible(const struct inst *p, const struct mincost_flow *f)
 {
-	int64_t    *got = calloc((size_t) p->G, sizeof(int64_t));
-	int64_t    *load = calloc((size_t) p->K + 1, sizeof(int64_t));
-	int64_t		total = 0;
-	bool		okay = true;
+	int64_t *got = calloc((size_t) p->G, sizeof(int64_t));
+	int64_t *load = calloc((size_t) p->K + 1, sizeof(int64_t));
+	int64_t total = 0;
+	bool okay = true;
 
 	for (size_t i = 0; i < f->narcs; i++)
 	{
@@ -112,7 +107,7 @@ feasible(const struct inst *p, const struct mincost_flow *f)
 			total += a->amount * cost_at(p, a->group, a->sink);
 		}
 		if (i > 0 && (f->arcs[i - 1].group > a->group ||
-					  (f->arcs[i - 1].group == a->group && f->arcs[i - 1].sink >= a->sink)))
+		              (f->arcs[i - 1].group == a->group && f->arcs[i - 1].sink >= a->sink)))
 			okay = false;
 	}
 	for (int g = 0; g < p->G; g++)
@@ -135,13 +130,12 @@ feasible(const struct inst *p, const struct mincost_flow *f)
 static bool
 no_negative_cycle(const struct inst *p, const struct mincost_flow *f)
 {
-	int			KK = p->K + 1;
-	int			V = p->G + KK + 1,
-				T = V - 1;
-	int64_t    *x = calloc((size_t) p->G * KK, sizeof(int64_t));
-	int64_t    *load = calloc((size_t) KK, sizeof(int64_t));
-	int64_t    *d = calloc((size_t) V, sizeof(int64_t));
-	bool		changed = true;
+	int KK = p->K + 1;
+	int V = p->G + KK + 1, T = V - 1;
+	int64_t *x = calloc((size_t) p->G * KK, sizeof(int64_t));
+	int64_t *load = calloc((size_t) KK, sizeof(int64_t));
+	int64_t *d = calloc((size_t) V, sizeof(int64_t));
+	bool changed = true;
 
 	for (size_t i = 0; i < f->narcs; i++)
 	{
@@ -154,18 +148,18 @@ no_negative_cycle(const struct inst *p, const struct mincost_flow *f)
 		for (int g = 0; g < p->G; g++)
 			for (int k = 0; k < KK; k++)
 			{
-				int			sk = p->G + k;
-				int64_t		c = cost_at(p, g, k);
+				int sk = p->G + k;
+				int64_t c = cost_at(p, g, k);
 
-				if (d[g] + c < d[sk])		/* forward arc, unlimited */
+				if (d[g] + c < d[sk]) /* forward arc, unlimited */
 					d[sk] = d[g] + c, changed = true;
-				if (x[g * KK + k] > 0 && d[sk] - c < d[g])	/* backward arc */
+				if (x[g * KK + k] > 0 && d[sk] - c < d[g]) /* backward arc */
 					d[g] = d[sk] - c, changed = true;
 			}
 		for (int k = 0; k < KK; k++)
 		{
-			int			sk = p->G + k;
-			bool		room = k == p->K || p->cap[k] == MINCOST_UNLIMITED || load[k] < p->cap[k];
+			int sk = p->G + k;
+			bool room = k == p->K || p->cap[k] == MINCOST_UNLIMITED || load[k] < p->cap[k];
 
 			if (room && d[sk] < d[T])
 				d[T] = d[sk], changed = true;
@@ -180,8 +174,7 @@ no_negative_cycle(const struct inst *p, const struct mincost_flow *f)
 }
 
 static void
-random_inst(struct inst *p, int G, int K, int64_t maxsup, int64_t maxcap, int64_t clo,
-			int64_t chi)
+random_inst(struct inst *p, int G, int K, int64_t maxsup, int64_t maxcap, int64_t clo, int64_t chi)
 {
 	p->G = G;
 	p->K = K;
@@ -214,10 +207,7 @@ main(void)
 {
 	struct error err;
 	struct mincost_flow f;
-	int			mismatches,
-				infeasible,
-				cycles,
-				trials;
+	int mismatches, infeasible, cycles, trials;
 
 	/*
 	 * By hand: two leads' groups, two reps of capacity 1.  Group 0 gains 10
@@ -226,10 +216,7 @@ main(void)
 	 * 0->rep1, 1->rep0 (19).  Costs are 20 - gain, unserved 20.
 	 */
 	{
-		int64_t		sup[] = {1, 1},
-					cap[] = {1, 1},
-					cost[] = {10, 11, 10, 19},
-					uns[] = {20, 20};
+		int64_t sup[] = {1, 1}, cap[] = {1, 1}, cost[] = {10, 11, 10, 19}, uns[] = {20, 20};
 
 		ok(mincost_transport(2, 2, sup, cap, cost, uns, &f, &err), "hand case solves");
 		is_int(f.total_cost, 11 + 10, "hand case: cost 21 (gain 19)");
@@ -245,10 +232,7 @@ main(void)
 	 * best units go, the other two stay unserved (sink index 1).
 	 */
 	{
-		int64_t		sup[] = {2, 3},
-					cap[] = {3},
-					cost[] = {-3, -5},
-					uns[] = {0, 0};
+		int64_t sup[] = {2, 3}, cap[] = {3}, cost[] = {-3, -5}, uns[] = {0, 0};
 
 		ok(mincost_transport(2, 1, sup, cap, cost, uns, &f, &err), "short capacity solves");
 		is_int(f.total_cost, -15, "cost -15: the three units worth 5");
@@ -265,7 +249,7 @@ main(void)
 	for (int t = 0; t < 3000; t++)
 	{
 		struct inst p;
-		int64_t		bf;
+		int64_t bf;
 
 		random_inst(&p, (int) rnd_range(1, 4), (int) rnd_range(1, 3), 3, 4, -5, 20);
 		if (!mincost_transport(p.G, p.K, p.supply, p.cap, p.cost, p.uns, &f, &err))
@@ -318,7 +302,7 @@ main(void)
 		random_inst(&p, 120, 8, 30, 100, 0, 1);
 		for (int g = 0; g < p.G; g++)
 		{
-			int64_t		pg = 1 + g % 7;
+			int64_t pg = 1 + g % 7;
 
 			p.uns[g] = 1000;
 			for (int k = 0; k < p.K; k++)
@@ -342,10 +326,11 @@ main(void)
 
 		random_inst(&p, 500, 30, 50, 400, 0, 5000);
 		ok(mincost_transport(p.G, p.K, p.supply, p.cap, p.cost, p.uns, &f, &err) &&
-		   mincost_transport(p.G, p.K, p.supply, p.cap, p.cost, p.uns, &f2, &err),
+		       mincost_transport(p.G, p.K, p.supply, p.cap, p.cost, p.uns, &f2, &err),
 		   "solved twice");
 		ok(f.narcs == f2.narcs && f.total_cost == f2.total_cost &&
-		   memcmp(f.arcs, f2.arcs, f.narcs * sizeof(*f.arcs)) == 0, "identical flows");
+		       memcmp(f.arcs, f2.arcs, f.narcs * sizeof(*f.arcs)) == 0,
+		   "identical flows");
 		mincost_flow_free(&f);
 		mincost_flow_free(&f2);
 		free_inst(&p);
@@ -353,9 +338,7 @@ main(void)
 
 	/* nothing to move, and no sinks at all */
 	{
-		int64_t		sup[] = {0, 4},
-					cost[] = {0},
-					uns[] = {7, 7};
+		int64_t sup[] = {0, 4}, cost[] = {0}, uns[] = {7, 7};
 
 		ok(mincost_transport(2, 0, sup, NULL, cost, uns, &f, &err), "no sinks solves");
 		is_int(f.total_cost, 28, "everything unserved");
@@ -368,10 +351,7 @@ main(void)
 
 	/* bad arguments are the caller's bug */
 	{
-		int64_t		sup[] = {-1},
-					cap[] = {1},
-					cost[] = {1},
-					uns[] = {1};
+		int64_t sup[] = {-1}, cap[] = {1}, cost[] = {1}, uns[] = {1};
 
 		ok(!mincost_transport(1, 1, sup, cap, cost, uns, &f, &err), "negative supply refused");
 		is_int(err.code, EXIT_INTERNAL, "as an internal error");

@@ -26,7 +26,7 @@ static const char *
 show(const char *in)
 {
 	static char buf[256];
-	size_t		o = 0;
+	size_t o = 0;
 
 	for (const char *p = in; *p && o < 200; p++)
 	{
@@ -42,8 +42,8 @@ show(const char *in)
 static void
 norm_is(const char *in, const char *want)
 {
-	char		out[256];
-	ssize_t		n = name_normalize(in, strlen(in), out, sizeof(out));
+	char out[256];
+	ssize_t n = name_normalize(in, strlen(in), out, sizeof(out));
 
 	is_str(out, want, "normalise \"%s\"", show(in));
 	is_int(n, (long long) strlen(want), "length of \"%s\"", show(in));
@@ -52,21 +52,23 @@ norm_is(const char *in, const char *want)
 static void
 test_normalize(void)
 {
-	char		out[16];
-	ssize_t		n;
+	char out[16];
+	ssize_t n;
 
 	norm_is("Yossi Cohen", "yossi cohen");
 	norm_is("  YOSSI   COHEN ", "yossi cohen");
 	norm_is("Ben-David, Yossi", "ben david yossi");
 	norm_is("Cohen.Yossi", "cohen yossi");
 	norm_is("Sa'adi Ali", "saadi ali");
-	norm_is("O\xE2\x80\x99" "Brien", "obrien");	/* right single quotation mark */
+	norm_is("O\xE2\x80\x99"
+	        "Brien",
+	        "obrien"); /* right single quotation mark */
 	norm_is("d`Artagnan", "dartagnan");
 	norm_is("Yaël Lévy", "yael levy");
 	norm_is("JOSÉ ÁLVAREZ", "jose alvarez");
 	norm_is("Straße", "strasse");
-	norm_is("ﬁona", "fiona");		/* the fi ligature */
-	norm_is("Ｙｏｓｓｉ", "yossi");	/* full-width letters */
+	norm_is("ﬁona", "fiona");       /* the fi ligature */
+	norm_is("Ｙｏｓｓｉ", "yossi"); /* full-width letters */
 	norm_is("test 2", "test 2");
 	norm_is("Test1", "test1");
 	norm_is("🔥 Moshe 🔥", "moshe");
@@ -79,8 +81,11 @@ test_normalize(void)
 	norm_is("ג'ורג'", "גורג");
 	norm_is("ג׳ורג׳", "גורג");
 	norm_is("צה\"ל", "צהל");
-	norm_is("\xE2\x80\x8F" "יוסי" "\xE2\x80\x8F", "יוסי");	/* right-to-left marks */
-	norm_is("שׁלום", "שלום");		/* presentation form of shin with its dot */
+	norm_is("\xE2\x80\x8F"
+	        "יוסי"
+	        "\xE2\x80\x8F",
+	        "יוסי");         /* right-to-left marks */
+	norm_is("שׁלום", "שלום"); /* presentation form of shin with its dot */
 	norm_is("Yossi כהן", "yossi כהן");
 	/* other scripts are kept, case-folded; marks go everywhere, so Cyrillic й is и */
 	norm_is("Сергей Иванов", "сергеи иванов");
@@ -109,8 +114,8 @@ static void
 test_tokens(void)
 {
 	struct name_token tok[4];
-	char		out[64];
-	int			n = name_tokens("yossi ben david", tok, 4);
+	char out[64];
+	int n = name_tokens("yossi ben david", tok, 4);
 
 	is_int(n, 3, "three tokens");
 	ok(tok[1].len == 3 && strncmp(tok[1].s, "ben", 3) == 0, "second token is \"ben\"");
@@ -154,11 +159,11 @@ static void
 test_translit_rules(void)
 {
 	static const char *const small[] = {
-		"a=-", "h=x/y/z", "sh=s", "ch=k", "c=k", "b=v", "ה=h/h/-", "א=-", "ab=Q", "ab=AB",
+	    "a=-", "h=x/y/z", "sh=s", "ch=k", "c=k", "b=v", "ה=h/h/-", "א=-", "ab=Q", "ab=AB",
 	};
 	struct name_translit *t = table(small, (int) (sizeof(small) / sizeof(small[0])));
 	struct error err = {0};
-	char		out[8];
+	char out[8];
 
 	is_int(name_translit_count(t), 9, "a repeated sequence replaces: 9 entries");
 	is_str(key(t, "hah"), "xz", "initial and final outputs (the vowel dropped)");
@@ -185,7 +190,7 @@ test_translit_rules(void)
 	t = name_translit_new();
 	ok(!name_translit_add(t, "abc", "r.ini:3: [translit] latin", &err), "no \"=\"");
 	is_str(err.msg, "r.ini:3: [translit] latin: \"abc\" is not a transliteration entry",
-		   "message names the entry");
+	       "message names the entry");
 	ok(!name_translit_add(t, "=x", "t", &err), "no letters");
 	ok(!name_translit_add(t, "abcde=x", "t", &err), "five letters");
 	ok(!name_translit_add(t, "a=12345678", "t", &err), "eight bytes of output");
@@ -217,13 +222,12 @@ static struct name_translit *
 shipped_table(const char *top)
 {
 	static const char *const keys[] = {"hebrew", "latin", "extra"};
-	char		path[4096];
+	char path[4096];
 	struct rules *r = rules_new();
 	struct error err = {0};
 	struct name_translit *t = name_translit_new();
 
-	if (!rules_load_file(r, srcdir_file(top, "rules/normalize.ini.part", path, sizeof(path)),
-						 &err))
+	if (!rules_load_file(r, srcdir_file(top, "rules/normalize.ini.part", path, sizeof(path)), &err))
 	{
 		diag("%s", err.msg);
 		rules_free(r);
@@ -233,8 +237,8 @@ shipped_table(const char *top)
 	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
 	{
 		const char *v = rules_get(r, "translit", keys[k]);
-		char	  **items;
-		int			n = rules_split_list(v ? v : "", &items);
+		char **items;
+		int n = rules_split_list(v ? v : "", &items);
 
 		for (int j = 0; j < n; j++)
 			if (!name_translit_add(t, items[j], "shipped", &err))
@@ -250,8 +254,8 @@ static const char *
 name_key(const struct name_translit *t, const char *name, bool sorted)
 {
 	static char out[2][256];
-	static int	which;
-	char		norm[256];
+	static int which;
+	char norm[256];
 
 	which ^= 1;
 	name_normalize(name, strlen(name), norm, sizeof(norm));
@@ -264,20 +268,46 @@ test_shipped(const struct name_translit *t)
 {
 	/* a Hebrew spelling and Latin spellings of the same name, which must meet */
 	static const char *const same[][2] = {
-		{"יוסי כהן", "Yossi Cohen"}, {"יוסי כהן", "Cohen Yosi"}, {"Kohen", "Cohen"},
-		{"Cohn", "Cohen"}, {"Mizrachi", "Mizrahi"}, {"מזרחי", "Mizrahi"},
-		{"חיים", "Chaim"}, {"חיים", "Haim"}, {"חיים", "Hayim"}, {"מיכל", "Michal"},
-		{"מיכל", "Mihal"}, {"שרה", "Sarah"}, {"נועה", "Noa"}, {"נועה", "Noah"},
-		{"יעל", "Yaël"}, {"יעל", "Jael"}, {"יונתן", "Jonathan"}, {"אברהם", "Abraham"},
-		{"רבקה", "Rebecca"}, {"אסתר", "Esther"}, {"יצחק", "Yitzhak"}, {"צחי", "Tsahi"},
-		{"שלמה", "Shlomo"}, {"ואקנין", "Waknin"}, {"וייס", "Weiss"}, {"חורי", "Khoury"},
-		{"הורוביץ", "Horowitz"}, {"פרץ", "Peretz"}, {"כץ", "Kats"}, {"אשכנזי", "Ashkenazi"},
-		{"אלכסנדר", "Alexander"}, {"מקסים", "Maxim"}, {"סעדי", "Sa'adi"}, {"חדד", "Haddad"},
-		{"ששון", "Sasson"}, {"אוחיון", "Ohayon"}, {"בן שושן", "Ben-Shoshan"},
-		{"משה לוי", "Moshe Levi"},
+	    {"יוסי כהן", "Yossi Cohen"},
+	    {"יוסי כהן", "Cohen Yosi"},
+	    {"Kohen", "Cohen"},
+	    {"Cohn", "Cohen"},
+	    {"Mizrachi", "Mizrahi"},
+	    {"מזרחי", "Mizrahi"},
+	    {"חיים", "Chaim"},
+	    {"חיים", "Haim"},
+	    {"חיים", "Hayim"},
+	    {"מיכל", "Michal"},
+	    {"מיכל", "Mihal"},
+	    {"שרה", "Sarah"},
+	    {"נועה", "Noa"},
+	    {"נועה", "Noah"},
+	    {"יעל", "Yaël"},
+	    {"יעל", "Jael"},
+	    {"יונתן", "Jonathan"},
+	    {"אברהם", "Abraham"},
+	    {"רבקה", "Rebecca"},
+	    {"אסתר", "Esther"},
+	    {"יצחק", "Yitzhak"},
+	    {"צחי", "Tsahi"},
+	    {"שלמה", "Shlomo"},
+	    {"ואקנין", "Waknin"},
+	    {"וייס", "Weiss"},
+	    {"חורי", "Khoury"},
+	    {"הורוביץ", "Horowitz"},
+	    {"פרץ", "Peretz"},
+	    {"כץ", "Kats"},
+	    {"אשכנזי", "Ashkenazi"},
+	    {"אלכסנדר", "Alexander"},
+	    {"מקסים", "Maxim"},
+	    {"סעדי", "Sa'adi"},
+	    {"חדד", "Haddad"},
+	    {"ששון", "Sasson"},
+	    {"אוחיון", "Ohayon"},
+	    {"בן שושן", "Ben-Shoshan"},
+	    {"משה לוי", "Moshe Levi"},
 	};
-	int			agree = 0,
-				n = (int) (sizeof(same) / sizeof(same[0]));
+	int agree = 0, n = (int) (sizeof(same) / sizeof(same[0]));
 
 	is_str(name_key(t, "יוסי כהן", false), "ys kn", "key of \"יוסי כהן\" in order");
 	is_str(name_key(t, "Yossi Cohen", false), "ys kn", "key of \"Yossi Cohen\" in order");
@@ -289,8 +319,7 @@ test_shipped(const struct name_translit *t)
 	is_str(name_key(t, "משה לוי", false), "ms l", "משה לוי: the vav of Levi is dropped");
 	for (int k = 0; k < n; k++)
 	{
-		const char *a = name_key(t, same[k][0], true),
-				   *b = name_key(t, same[k][1], true);
+		const char *a = name_key(t, same[k][0], true), *b = name_key(t, same[k][1], true);
 
 		if (strcmp(a, b) == 0)
 			agree++;

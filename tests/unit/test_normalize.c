@@ -52,9 +52,9 @@ exists(const char *path)
 static char *
 slurp(const char *path)
 {
-	FILE	   *f = fopen(path, "rb");
-	long		len;
-	char	   *s;
+	FILE *f = fopen(path, "rb");
+	long len;
+	char *s;
 
 	if (f == NULL)
 		return NULL;
@@ -80,7 +80,7 @@ slurp(const char *path)
 static bool
 make_rs(struct ruleset *rs, const char *extra, const char *text, int threads, struct error *err)
 {
-	char		path[4200];
+	char path[4200];
 
 	memset(rs, 0, sizeof(*rs));
 	rs->threads = threads;
@@ -88,10 +88,10 @@ make_rs(struct ruleset *rs, const char *extra, const char *text, int threads, st
 	if ((rs->rules = rules_new()) == NULL)
 		return false;
 	return rules_load_file(rs->rules, path, err) &&
-		(extra == NULL || rules_load_file(rs->rules, extra, err)) &&
-		(text == NULL || rules_load_string(rs->rules, "extra.ini", text, err)) &&
-		normalize_config_load(rs->rules, &rs->normalize, err) &&
-		rules_check_unused(rs->rules, err);
+	       (extra == NULL || rules_load_file(rs->rules, extra, err)) &&
+	       (text == NULL || rules_load_string(rs->rules, "extra.ini", text, err)) &&
+	       normalize_config_load(rs->rules, &rs->normalize, err) &&
+	       rules_check_unused(rs->rules, err);
 }
 
 /* The same from rule text only (no shipped part). */
@@ -102,8 +102,8 @@ make_rs_text(struct ruleset *rs, const char *text, struct error *err)
 	if ((rs->rules = rules_new()) == NULL)
 		return false;
 	return rules_load_string(rs->rules, "t.ini", text, err) &&
-		normalize_config_load(rs->rules, &rs->normalize, err) &&
-		rules_check_unused(rs->rules, err);
+	       normalize_config_load(rs->rules, &rs->normalize, err) &&
+	       rules_check_unused(rs->rules, err);
 }
 
 static void
@@ -118,20 +118,19 @@ free_rs(struct ruleset *rs)
 static void
 phones_text(const struct ruleset *rs, const struct batch *b, size_t i, char *out, size_t size)
 {
-	size_t		o = 0;
+	size_t o = 0;
 
 	out[0] = '\0';
 	for (int k = 0; k < BATCH_PHONES; k++)
 	{
-		char		num[32] = "";
+		char num[32] = "";
 
 		if (b->phone_types[i][k] == PHONE_NONE)
 			continue;
 		if (b->phones[i][k])
 			phone_format(rs->normalize->plan, b->phones[i][k], num, sizeof(num));
-		o += (size_t) snprintf(out + o, size - o, "%s%s%s%s", o ? "; " : "", num,
-							   *num ? " " : "",
-							   phone_type_name((enum phone_type) b->phone_types[i][k]));
+		o += (size_t) snprintf(out + o, size - o, "%s%s%s%s", o ? "; " : "", num, *num ? " " : "",
+		                       phone_type_name((enum phone_type) b->phone_types[i][k]));
 		if (o >= size)
 			break;
 	}
@@ -143,32 +142,31 @@ phones_text(const struct ruleset *rs, const struct batch *b, size_t i, char *out
 
 struct tsv
 {
-	char	   *text;
-	int			nrows;
-	int			ncols;
-	char	 ***cell;
+	char *text;
+	int nrows;
+	int ncols;
+	char ***cell;
 };
 
 static bool
 tsv_read(const char *path, struct tsv *t)
 {
-	char	   *line;
+	char *line;
 
 	memset(t, 0, sizeof(*t));
 	if ((t->text = slurp(path)) == NULL)
 		return false;
 	for (line = t->text; *line;)
 	{
-		char	   *nl = strchr(line, '\n'),
-				   *p;
-		char	  **row = calloc(64, sizeof(char *));
-		int			nc = 0;
+		char *nl = strchr(line, '\n'), *p;
+		char **row = calloc(64, sizeof(char *));
+		int nc = 0;
 
 		if (nl)
 			*nl = '\0';
 		for (p = line;;)
 		{
-			char	   *tab = strchr(p, '\t');
+			char *tab = strchr(p, '\t');
 
 			if (tab)
 				*tab = '\0';
@@ -215,11 +213,11 @@ batch_from_tsv(const struct tsv *t)
 	for (int r = 1; r < t->nrows; r++)
 	{
 		const char *vals[FIELD__COUNT] = {0};
-		size_t		lens[FIELD__COUNT] = {0};
+		size_t lens[FIELD__COUNT] = {0};
 
 		for (int f = 0; f < FIELD__COUNT; f++)
 		{
-			int			c = tsv_col(t, field_key(f));
+			int c = tsv_col(t, field_key(f));
 
 			if (c >= 0 && t->cell[r][c])
 			{
@@ -241,10 +239,8 @@ batch_from_tsv(const struct tsv *t)
 static void
 run_case(const char *dir, const char *name)
 {
-	char		path[4500],
-				rules_path[4500];
-	struct tsv	in,
-				want;
+	char path[4500], rules_path[4500];
+	struct tsv in, want;
 	struct ruleset rs;
 	struct error err = {0};
 	struct stage_stats st = {0};
@@ -276,15 +272,14 @@ run_case(const char *dir, const char *name)
 	ok(b != NULL && normalize_stage(b, &rs, &st, &err), "%s: stage runs (%s)", name, err.msg);
 	if (b != NULL)
 	{
-		static const char *const cols[] = {
-			"phones", "phone_repair", "email_norm", "email_key", "name_norm", "status_norm"
-		};
-		int			idcol = tsv_col(&want, "lead_id");
+		static const char *const cols[] = {"phones",    "phone_repair", "email_norm",
+		                                   "email_key", "name_norm",    "status_norm"};
+		int idcol = tsv_col(&want, "lead_id");
 
 		for (int r = 1; r < want.nrows; r++)
 		{
 			const char *id = idcol >= 0 ? want.cell[r][idcol] : NULL;
-			size_t		i = 0;
+			size_t i = 0;
 
 			while (id && i < b->n && strcmp(batch_lead_id(b, i), id) != 0)
 				i++;
@@ -295,8 +290,8 @@ run_case(const char *dir, const char *name)
 			}
 			for (size_t c = 0; c < sizeof(cols) / sizeof(cols[0]); c++)
 			{
-				int			wc = tsv_col(&want, cols[c]);
-				char		ph[256];
+				int wc = tsv_col(&want, cols[c]);
+				char ph[256];
 				const char *got = NULL;
 
 				if (wc < 0)
@@ -307,21 +302,11 @@ run_case(const char *dir, const char *name)
 						phones_text(&rs, b, i, ph, sizeof(ph));
 						got = *ph ? ph : NULL;
 						break;
-					case 1:
-						got = b->phone_repair[i];
-						break;
-					case 2:
-						got = b->email_norm[i];
-						break;
-					case 3:
-						got = b->email_key[i];
-						break;
-					case 4:
-						got = b->name_norm[i];
-						break;
-					case 5:
-						got = b->status_norm[i];
-						break;
+					case 1: got = b->phone_repair[i]; break;
+					case 2: got = b->email_norm[i]; break;
+					case 3: got = b->email_key[i]; break;
+					case 4: got = b->name_norm[i]; break;
+					case 5: got = b->status_norm[i]; break;
 				}
 				is_str(got, want.cell[r][wc], "%s/%s: %s", name, id, cols[c]);
 			}
@@ -337,11 +322,11 @@ run_case(const char *dir, const char *name)
 static void
 test_fixtures(void)
 {
-	char		dir[4200];
-	DIR		   *d;
+	char dir[4200];
+	DIR *d;
 	struct dirent *de;
-	char	  **names = NULL;
-	int			n = 0;
+	char **names = NULL;
+	int n = 0;
 
 	snprintf(dir, sizeof(dir), "%s/fixtures/normalize", top);
 	if ((d = opendir(dir)) == NULL)
@@ -351,14 +336,14 @@ test_fixtures(void)
 	}
 	while ((de = readdir(d)) != NULL)
 	{
-		char		p[4500];
+		char p[4500];
 		struct stat sb;
 
 		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
 		if (de->d_name[0] == '.' || stat(p, &sb) != 0 || !S_ISDIR(sb.st_mode))
 			continue;
 		{
-			char	  **more = realloc(names, (size_t) (n + 1) * sizeof(char *));
+			char **more = realloc(names, (size_t) (n + 1) * sizeof(char *));
 
 			if (more == NULL)
 				break;
@@ -370,7 +355,7 @@ test_fixtures(void)
 	for (int i = 1; i < n; i++)
 		for (int j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--)
 		{
-			char	   *t = names[j];
+			char *t = names[j];
 
 			names[j] = names[j - 1];
 			names[j - 1] = t;
@@ -393,26 +378,48 @@ test_config(void)
 {
 	struct ruleset rs;
 	struct error err = {0};
-	char		buf[NORMALIZE_STATUS_MAX * 4 + 1];
-	bool		mapped;
+	char buf[NORMALIZE_STATUS_MAX * 4 + 1];
+	bool mapped;
 	/* every spelling of gen_leads.py's LEGACY_STATUS with its canonical status */
 	static const char *const legacy[][2] = {
-		{"DNC", "do_not_call"}, {"Do Not Call", "do_not_call"}, {"do not call", "do_not_call"},
-		{"אל תתקשר", "do_not_call"}, {"Wrong Number", "wrong_number"},
-		{"wrong number", "wrong_number"}, {"מספר שגוי", "wrong_number"},
-		{"WRONG_NUMBER", "wrong_number"}, {"Disconnected", "disconnected"},
-		{"מנותק", "disconnected"}, {"disconnected ", "disconnected"}, {"Refused", "refused"},
-		{"סירב", "refused"}, {"Denies", "denies"}, {"מכחיש", "denies"},
-		{"No Answer", "no_answer"}, {"NA", "no_answer"}, {"לא עונה", "no_answer"},
-		{"Not Relevant", "not_relevant"}, {"לא רלוונטי", "not_relevant"},
-		{"Follow Up - High", "follow_up_high"}, {"FU high", "follow_up_high"},
-		{"Follow Up - Low", "follow_up_low"}, {"FU low", "follow_up_low"},
-		{"Won", "closed_won"}, {"נסגר", "closed_won"}, {"Lost", "closed_lost"},
-		{"New", "new"}, {"חדש", "new"}, {"Not now", "not_now"},
-		/* canonical names map to themselves; case and spaces do not matter */
-		{"no_answer", "no_answer"}, {"  NO_ANSWER ", "no_answer"},
-		{"do  not   call", "do_not_call"},
-		{"price", "price"}, {"\xE2\x80\x8F" "מנותק", "disconnected"},
+	    {"DNC", "do_not_call"},
+	    {"Do Not Call", "do_not_call"},
+	    {"do not call", "do_not_call"},
+	    {"אל תתקשר", "do_not_call"},
+	    {"Wrong Number", "wrong_number"},
+	    {"wrong number", "wrong_number"},
+	    {"מספר שגוי", "wrong_number"},
+	    {"WRONG_NUMBER", "wrong_number"},
+	    {"Disconnected", "disconnected"},
+	    {"מנותק", "disconnected"},
+	    {"disconnected ", "disconnected"},
+	    {"Refused", "refused"},
+	    {"סירב", "refused"},
+	    {"Denies", "denies"},
+	    {"מכחיש", "denies"},
+	    {"No Answer", "no_answer"},
+	    {"NA", "no_answer"},
+	    {"לא עונה", "no_answer"},
+	    {"Not Relevant", "not_relevant"},
+	    {"לא רלוונטי", "not_relevant"},
+	    {"Follow Up - High", "follow_up_high"},
+	    {"FU high", "follow_up_high"},
+	    {"Follow Up - Low", "follow_up_low"},
+	    {"FU low", "follow_up_low"},
+	    {"Won", "closed_won"},
+	    {"נסגר", "closed_won"},
+	    {"Lost", "closed_lost"},
+	    {"New", "new"},
+	    {"חדש", "new"},
+	    {"Not now", "not_now"},
+	    /* canonical names map to themselves; case and spaces do not matter */
+	    {"no_answer", "no_answer"},
+	    {"  NO_ANSWER ", "no_answer"},
+	    {"do  not   call", "do_not_call"},
+	    {"price", "price"},
+	    {"\xE2\x80\x8F"
+	     "מנותק",
+	     "disconnected"},
 	};
 
 	ok(make_rs(&rs, NULL, NULL, 1, &err), "the shipped part loads and every key is read (%s)",
@@ -427,16 +434,15 @@ test_config(void)
 		ok(mapped, "status \"%s\" is mapped", legacy[k][0]);
 	}
 	is_str(normalize_status(rs.normalize, "  Callback  Later ", buf, sizeof(buf), &mapped),
-		   "callback later", "an unmapped status is trimmed and lower-cased");
+	       "callback later", "an unmapped status is trimmed and lower-cased");
 	ok(!mapped, "and not mapped");
 	is_str(normalize_status(rs.normalize, "ÉTÉ", buf, sizeof(buf), &mapped), "été",
-		   "non-ASCII letters are lower-cased too");
+	       "non-ASCII letters are lower-cased too");
 	is_str(normalize_status(rs.normalize, "ממתין", buf, sizeof(buf), &mapped), "ממתין",
-		   "an unmapped Hebrew status is kept");
+	       "an unmapped Hebrew status is kept");
 	is_str(normalize_status(rs.normalize, "   ", buf, sizeof(buf), &mapped), NULL,
-		   "a blank status is none");
-	is_str(normalize_status(rs.normalize, NULL, buf, sizeof(buf), &mapped), NULL,
-		   "NULL is none");
+	       "a blank status is none");
+	is_str(normalize_status(rs.normalize, NULL, buf, sizeof(buf), &mapped), NULL, "NULL is none");
 	is_int(rs.normalize->ncanonical, 16, "sixteen canonical statuses shipped");
 	is_int(phone_plan_ntypos(rs.normalize->plan), 3, "three phone typo rules shipped");
 	ok(rs.normalize->phone_from_city, "city completion on by default");
@@ -459,47 +465,46 @@ test_config_errors(void)
 	{
 		const char *text;
 		const char *msg;
-	}			cases[] = {
-		{"[phone_plan]\nmobile = 05x\n",
-		"t.ini:2: [phone_plan] mobile: \"05x\" is not a prefix or a range of prefixes"},
-		{"[phone_plan]\nmobile_length = 40\n", NULL},
-		{"[phone_plan]\ncountry_code = 09\n",
-		"t.ini:2: [phone_plan] country_code: country code \"09\" is not 1 to 3 digits"},
-		{"[phone_plan]\ncountry_code = 972\ntrunk_prefix = x\n",
-		"t.ini:3: [phone_plan] trunk_prefix: trunk prefix \"x\" is not 0 to 2 digits"},
-		{"[phone_plan]\ninternational_prefix = 0\n",
-		"t.ini:2: [phone_plan] international_prefix: international prefix \"0\" equals the "
-		"trunk prefix"},
-		{"[phone_plan]\ntypos = 06 -> 04\n",
-		"t.ini:2: [phone_plan] typos: \"06 -> 04\" is not a typo rule"},
-		{"[phone_plan]\nstar_length = 8\n",
-		"[phone_plan]: star numbers of 8 digits would be as long as other numbers of the plan"},
-		{"[phone_area_codes]\n05 = Nowhere\n",
-		"[phone_plan]: area code \"05\" of city \"Nowhere\" is not a landline prefix of the plan"},
-		{"[phone_area_codes]\n04 = Haifa\n03 = haifa\n",
-		"t.ini:3: [phone_area_codes] 03: city \"haifa\" is given area codes \"04\" and \"03\""},
-		{"[email_typos]\ngmial.com = gmail\n",
-		"t.ini:2: [email_typos] gmial.com: \"gmail\" is not a domain name"},
-		{"[email.x]\nignore_dots = yes\n",
-		"[email.x] domains: provider \"x\" lists no domains"},
-		{"[email.x]\ndomains = a.com\n[email.y]\ndomains = A.com\n",
-		"t.ini:4: [email.y] domains: domain \"A.com\" already belongs to provider \"x\""},
-		{"[status_map]\nrefused = Refused\ndenies = refused\n",
-		"t.ini:3: [status_map] denies: status spelling \"refused\" is mapped to both "
-		"\"refused\" and \"denies\""},
-		{"[translit]\nlatin = ch\n",
-		"t.ini:2: [translit] latin: \"ch\" is not a transliteration entry"},
-		{"[normalize]\nchunk_rows = 3\n", NULL},
-		{"[phone_plan]\nmobile = 050-059\nmobiles = 050\n",
-		"t.ini:3: unknown key \"mobiles\" in section [phone_plan]"},
-		{"[email]\nlower_local = maybe\n", NULL},
+	} cases[] = {
+	    {"[phone_plan]\nmobile = 05x\n",
+	     "t.ini:2: [phone_plan] mobile: \"05x\" is not a prefix or a range of prefixes"},
+	    {"[phone_plan]\nmobile_length = 40\n", NULL},
+	    {"[phone_plan]\ncountry_code = 09\n",
+	     "t.ini:2: [phone_plan] country_code: country code \"09\" is not 1 to 3 digits"},
+	    {"[phone_plan]\ncountry_code = 972\ntrunk_prefix = x\n",
+	     "t.ini:3: [phone_plan] trunk_prefix: trunk prefix \"x\" is not 0 to 2 digits"},
+	    {"[phone_plan]\ninternational_prefix = 0\n",
+	     "t.ini:2: [phone_plan] international_prefix: international prefix \"0\" equals the "
+	     "trunk prefix"},
+	    {"[phone_plan]\ntypos = 06 -> 04\n",
+	     "t.ini:2: [phone_plan] typos: \"06 -> 04\" is not a typo rule"},
+	    {"[phone_plan]\nstar_length = 8\n",
+	     "[phone_plan]: star numbers of 8 digits would be as long as other numbers of the plan"},
+	    {"[phone_area_codes]\n05 = Nowhere\n",
+	     "[phone_plan]: area code \"05\" of city \"Nowhere\" is not a landline prefix of the plan"},
+	    {"[phone_area_codes]\n04 = Haifa\n03 = haifa\n",
+	     "t.ini:3: [phone_area_codes] 03: city \"haifa\" is given area codes \"04\" and \"03\""},
+	    {"[email_typos]\ngmial.com = gmail\n",
+	     "t.ini:2: [email_typos] gmial.com: \"gmail\" is not a domain name"},
+	    {"[email.x]\nignore_dots = yes\n", "[email.x] domains: provider \"x\" lists no domains"},
+	    {"[email.x]\ndomains = a.com\n[email.y]\ndomains = A.com\n",
+	     "t.ini:4: [email.y] domains: domain \"A.com\" already belongs to provider \"x\""},
+	    {"[status_map]\nrefused = Refused\ndenies = refused\n",
+	     "t.ini:3: [status_map] denies: status spelling \"refused\" is mapped to both "
+	     "\"refused\" and \"denies\""},
+	    {"[translit]\nlatin = ch\n",
+	     "t.ini:2: [translit] latin: \"ch\" is not a transliteration entry"},
+	    {"[normalize]\nchunk_rows = 3\n", NULL},
+	    {"[phone_plan]\nmobile = 050-059\nmobiles = 050\n",
+	     "t.ini:3: unknown key \"mobiles\" in section [phone_plan]"},
+	    {"[email]\nlower_local = maybe\n", NULL},
 	};
 
 	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++)
 	{
 		struct ruleset rs;
 		struct error err = {0};
-		bool		ok_ = make_rs_text(&rs, cases[k].text, &err);
+		bool ok_ = make_rs_text(&rs, cases[k].text, &err);
 
 		ok(!ok_ && err.code == EXIT_RULES, "bad rules %zu refused with a rules error", k + 1);
 		if (cases[k].msg)
@@ -520,7 +525,7 @@ test_config_errors(void)
 			struct phone_number o;
 
 			is_int(phone_normalize("524423268", 9, rs.normalize->plan, NULL, &o), PHONE_MOBILE,
-				   "default plan without a rules file");
+			       "default plan without a rules file");
 			is_int(rs.normalize->nstatus, 0, "and no status map");
 		}
 		free_rs(&rs);
@@ -532,21 +537,28 @@ test_config_errors(void)
  * determinism: the same results whatever the number of threads
  * ------------------------------------------------------------------------ */
 
-static const char *const some_phones[] = {
-	"052-4423268", "524423268", "+972 (0) 52 442 3268", "4-8123456", "03-5551234 ext 5",
-	"052/4423268", "0501111111, 0502222222", "1234567", "abc", "*6700", "972972524423268",
-	"0972524423268", "07-6234567", "8123456", NULL
-};
+static const char *const some_phones[] = {"052-4423268",
+                                          "524423268",
+                                          "+972 (0) 52 442 3268",
+                                          "4-8123456",
+                                          "03-5551234 ext 5",
+                                          "052/4423268",
+                                          "0501111111, 0502222222",
+                                          "1234567",
+                                          "abc",
+                                          "*6700",
+                                          "972972524423268",
+                                          "0972524423268",
+                                          "07-6234567",
+                                          "8123456",
+                                          NULL};
 static const char *const some_emails[] = {
-	"Yossi.Cohen@Gmail.com", " a.b+x@googlemail.com", "x@gmial.com", "bad@", NULL,
-	"moshe@wala.co.il", "MOSHE@walla.co.il"
-};
+    "Yossi.Cohen@Gmail.com", " a.b+x@googlemail.com", "x@gmial.com", "bad@", NULL,
+    "moshe@wala.co.il",      "MOSHE@walla.co.il"};
 static const char *const some_names[] = {
-	"Yossi Cohen", "יוסי כהן", "  Ben-David, Yossi ", "Yaël", "..", NULL, "🔥 Moshe"
-};
-static const char *const some_statuses[] = {
-	"DNC", "no_answer", " Callback Later ", "מנותק", NULL, "Follow Up - High"
-};
+    "Yossi Cohen", "יוסי כהן", "  Ben-David, Yossi ", "Yaël", "..", NULL, "🔥 Moshe"};
+static const char *const some_statuses[] = {"DNC",   "no_answer", " Callback Later ",
+                                            "מנותק", NULL,        "Follow Up - High"};
 static const char *const some_cities[] = {"חיפה", "Tel Aviv", NULL, "Eilat"};
 
 static struct batch *
@@ -554,15 +566,15 @@ synthetic_batch(size_t n)
 {
 	struct batch *b = batch_new(0, NULL);
 	struct error err = {0};
-	uint64_t	x = 88172645463325252ULL;
+	uint64_t x = 88172645463325252ULL;
 
 	for (size_t i = 0; i < n; i++)
 	{
 		const char *vals[FIELD__COUNT] = {0};
-		size_t		lens[FIELD__COUNT] = {0};
-		char		id[32];
+		size_t lens[FIELD__COUNT] = {0};
+		char id[32];
 		/* xorshift64: the same pseudo-random leads in every run */
-#define PICK(arr) \
+#define PICK(arr)                                                                                  \
 	((arr)[(x ^= x << 13, x ^= x >> 7, x ^= x << 17) % (sizeof(arr) / sizeof((arr)[0]))])
 
 		snprintf(id, sizeof(id), "L%zu", i);
@@ -596,14 +608,11 @@ static void
 test_threads(void)
 {
 	const size_t n = 30000;
-	struct batch *b1 = synthetic_batch(n),
-			   *b2 = synthetic_batch(n);
-	struct ruleset rs1,
-				rs2;
-	struct stage_stats st1 = {0},
-				st2 = {0};
+	struct batch *b1 = synthetic_batch(n), *b2 = synthetic_batch(n);
+	struct ruleset rs1, rs2;
+	struct stage_stats st1 = {0}, st2 = {0};
 	struct error err = {0};
-	size_t		diff = 0;
+	size_t diff = 0;
 	/* small chunks, so that two threads really share the work */
 	const char *small = "[normalize]\nchunk_rows = 256\n";
 
@@ -631,9 +640,7 @@ test_threads(void)
 	}
 	/* a few counters whose values follow from the inputs: every "bad@" is an invalid e-mail */
 	{
-		size_t		bad = 0,
-					gmial = 0,
-					wala = 0;
+		size_t bad = 0, gmial = 0, wala = 0;
 
 		for (size_t i = 0; i < n; i++)
 		{
@@ -653,7 +660,7 @@ test_threads(void)
 	}
 	/* run again on the same batch: the same results (the stage is idempotent) */
 	{
-		char	   *first = b1->name_norm[1] ? strdup(b1->name_norm[1]) : NULL;
+		char *first = b1->name_norm[1] ? strdup(b1->name_norm[1]) : NULL;
 		struct stage_stats st3 = {0};
 
 		ok(normalize_stage(b1, &rs1, &st3, &err), "a second run");
@@ -673,22 +680,22 @@ test_threads(void)
 struct csv_load
 {
 	/* header */
-	int			ncols;
-	char	  **header;
-	int		   *target;			/* field of each column, -1 none */
+	int ncols;
+	char **header;
+	int *target; /* field of each column, -1 none */
 	/* current record */
-	char	  **f;
-	size_t	   *flen;
-	int			nf;
-	long		records;
+	char **f;
+	size_t *flen;
+	int nf;
+	long records;
 	/* leads: a batch; truth: entity and dirt per row */
 	struct batch *b;
-	char	  **entity;
-	char	  **dirt;
-	size_t		ntruth;
-	size_t		captruth;
-	bool		truth;
-	bool		failed;
+	char **entity;
+	char **dirt;
+	size_t ntruth;
+	size_t captruth;
+	bool truth;
+	bool failed;
 };
 
 static int
@@ -753,7 +760,7 @@ cb_record(int term, void *user)
 	else
 	{
 		const char *vals[FIELD__COUNT] = {0};
-		size_t		lens[FIELD__COUNT] = {0};
+		size_t lens[FIELD__COUNT] = {0};
 
 		for (int c = 0; c < l->nf; c++)
 			if (l->target[c] >= 0)
@@ -773,9 +780,9 @@ static bool
 csv_load_file(const char *path, struct csv_load *l)
 {
 	struct csv_parser p;
-	FILE	   *fp = fopen(path, "r");
-	char		buf[65536];
-	size_t		got;
+	FILE *fp = fopen(path, "r");
+	char buf[65536];
+	size_t got;
 
 	if (fp == NULL)
 		return false;
@@ -799,7 +806,7 @@ csv_load_file(const char *path, struct csv_load *l)
 static bool
 has_tag(const char *dirt, const char *tag)
 {
-	size_t		tl = strlen(tag);
+	size_t tl = strlen(tag);
 
 	for (const char *p = dirt; (p = strstr(p, tag)) != NULL; p += tl)
 		if ((p == dirt || p[-1] == ';') && (p[tl] == '\0' || p[tl] == ';'))
@@ -810,15 +817,14 @@ has_tag(const char *dirt, const char *tag)
 /* A row and its entity, to sort the rows of one person together. */
 struct ent_row
 {
-	long		entity;
-	size_t		row;
+	long entity;
+	size_t row;
 };
 
 static int
 ent_row_cmp(const void *a, const void *b)
 {
-	const struct ent_row *x = a,
-			   *y = b;
+	const struct ent_row *x = a, *y = b;
 
 	if (x->entity != y->entity)
 		return x->entity < y->entity ? -1 : 1;
@@ -828,25 +834,14 @@ ent_row_cmp(const void *a, const void *b)
 static void
 test_generated_sample(void)
 {
-	char		gen[4300],
-				dir[] = "/tmp/refinery-normalize-XXXXXX",
-				cmd[13000],
-				leads[300],
-				truth[300];
-	struct csv_load ll = {0},
-				tl = {.truth = true};
+	char gen[4300], dir[] = "/tmp/refinery-normalize-XXXXXX", cmd[13000], leads[300], truth[300];
+	struct csv_load ll = {0}, tl = {.truth = true};
 	struct ruleset rs;
 	struct stage_stats st = {0};
 	struct error err = {0};
 	struct ent_row *order;
-	size_t		ph_pairs = 0,
-				ph_agree = 0,
-				em_pairs = 0,
-				em_agree = 0,
-				lost = 0,
-				with_phone = 0,
-				nm_pairs = 0,
-				nm_agree = 0;
+	size_t ph_pairs = 0, ph_agree = 0, em_pairs = 0, em_agree = 0, lost = 0, with_phone = 0,
+	       nm_pairs = 0, nm_agree = 0;
 	const size_t rows = 20000;
 
 	snprintf(gen, sizeof(gen), "%s/../shared/bench/gen_leads.py", top);
@@ -862,8 +857,8 @@ test_generated_sample(void)
 	}
 	snprintf(leads, sizeof(leads), "%s/leads.csv", dir);
 	snprintf(truth, sizeof(truth), "%s/truth.csv", dir);
-	snprintf(cmd, sizeof(cmd), "python3 '%s' --rows %zu --seed 11 --truth '%s' --out '%s'",
-			 gen, rows, truth, leads);
+	snprintf(cmd, sizeof(cmd), "python3 '%s' --rows %zu --seed 11 --truth '%s' --out '%s'", gen,
+	         rows, truth, leads);
 	if (system(cmd) != 0)
 	{
 		ok(1, "generated sample # SKIP the generator did not run");
@@ -887,20 +882,19 @@ test_generated_sample(void)
 	 * Every city of the generator, in both its spellings, completes a local
 	 * number with the area code the generator gives it.
 	 */
-	snprintf(cmd, sizeof(cmd), "cd '%s/../shared/bench' && python3 -c 'import gen_leads\n"
-			 "for h, l, a, w in gen_leads.CITIES: print(h + \"\\t\" + l + \"\\t\" + a)'",
-			 top);
+	snprintf(cmd, sizeof(cmd),
+	         "cd '%s/../shared/bench' && python3 -c 'import gen_leads\n"
+	         "for h, l, a, w in gen_leads.CITIES: print(h + \"\\t\" + l + \"\\t\" + a)'",
+	         top);
 	{
-		FILE	   *p = popen(cmd, "r");
-		char		line[512];
-		int			cities = 0,
-					right = 0;
+		FILE *p = popen(cmd, "r");
+		char line[512];
+		int cities = 0, right = 0;
 
 		while (p && fgets(line, sizeof(line), p))
 		{
-			char	   *heb = strtok(line, "\t\n"),
-					   *lat = strtok(NULL, "\t\n"),
-					   *area = strtok(NULL, "\t\n");
+			char *heb = strtok(line, "\t\n"), *lat = strtok(NULL, "\t\n"),
+			     *area = strtok(NULL, "\t\n");
 			const char *names[2] = {heb, lat};
 
 			if (heb == NULL || lat == NULL || area == NULL)
@@ -908,7 +902,7 @@ test_generated_sample(void)
 			for (int k = 0; k < 2; k++)
 			{
 				struct phone_number o = {0};
-				char		want[32];
+				char want[32];
 
 				snprintf(want, sizeof(want), "972%s6234567", area + 1);
 				phone_normalize("6234567", 7, rs.normalize->plan, names[k], &o);
@@ -952,23 +946,20 @@ test_generated_sample(void)
 	qsort(order, rows, sizeof(*order), ent_row_cmp);
 	for (size_t a = 0; a < rows;)
 	{
-		size_t		z = a;
+		size_t z = a;
 
 		while (z < rows && order[z].entity == order[a].entity)
 			z++;
 		if (z - a > 1 && !has_tag(tl.dirt[order[a].row], "junk"))
 		{
-			long		first_ph[2] = {-1, -1},
-						first_em = -1,
-						first_nm = -1;
+			long first_ph[2] = {-1, -1}, first_em = -1, first_nm = -1;
 
 			for (size_t k = a; k < z; k++)
 			{
-				size_t		i = order[k].row;
-				const char *ph = ll.b->col[FIELD_PHONE][i],
-						   *em = ll.b->col[FIELD_EMAIL][i],
-						   *nm = ll.b->col[FIELD_NAME][i];
-				int			g = has_tag(tl.dirt[i], "new_phone");
+				size_t i = order[k].row;
+				const char *ph = ll.b->col[FIELD_PHONE][i], *em = ll.b->col[FIELD_EMAIL][i],
+				           *nm = ll.b->col[FIELD_NAME][i];
+				int g = has_tag(tl.dirt[i], "new_phone");
 
 				if (ph != NULL)
 				{
@@ -976,14 +967,14 @@ test_generated_sample(void)
 						first_ph[g] = (long) i;
 					else if (strcmp(ph, ll.b->col[FIELD_PHONE][first_ph[g]]) != 0)
 					{
-						uint64_t	p0 = ll.b->phones[i][0];
+						uint64_t p0 = ll.b->phones[i][0];
 
 						ph_pairs++;
 						if (p0 != 0 && p0 == ll.b->phones[first_ph[g]][0])
 							ph_agree++;
 						else if (ph_pairs - ph_agree <= 5)
 							diag("phones differ: \"%s\" and \"%s\"", ph,
-								 ll.b->col[FIELD_PHONE][first_ph[g]]);
+							     ll.b->col[FIELD_PHONE][first_ph[g]]);
 					}
 				}
 				if (em != NULL && !has_tag(tl.dirt[i], "new_email"))
@@ -994,28 +985,27 @@ test_generated_sample(void)
 					{
 						em_pairs++;
 						if (ll.b->email_key[i] != NULL && ll.b->email_key[first_em] != NULL &&
-							strcmp(ll.b->email_key[i], ll.b->email_key[first_em]) == 0)
+						    strcmp(ll.b->email_key[i], ll.b->email_key[first_em]) == 0)
 							em_agree++;
 						else if (em_pairs - em_agree <= 5)
 							diag("e-mail keys differ: \"%s\" and \"%s\"", em,
-								 ll.b->col[FIELD_EMAIL][first_em]);
+							     ll.b->col[FIELD_EMAIL][first_em]);
 					}
 				}
 				/* names: only script changes and swaps, no typos or dropped parts */
 				if (nm != NULL && !has_tag(tl.dirt[i], "name_typo") &&
-					!has_tag(tl.dirt[i], "name_first_only"))
+				    !has_tag(tl.dirt[i], "name_first_only"))
 				{
 					if (first_nm < 0)
 						first_nm = (long) i;
 					else if (ll.b->name_norm[i] && ll.b->name_norm[first_nm])
 					{
-						char		k1[256],
-									k2[256];
+						char k1[256], k2[256];
 
-						name_translit_name_key(rs.normalize->translit, ll.b->name_norm[i], true,
-											   k1, sizeof(k1));
-						name_translit_name_key(rs.normalize->translit,
-											   ll.b->name_norm[first_nm], true, k2, sizeof(k2));
+						name_translit_name_key(rs.normalize->translit, ll.b->name_norm[i], true, k1,
+						                       sizeof(k1));
+						name_translit_name_key(rs.normalize->translit, ll.b->name_norm[first_nm],
+						                       true, k2, sizeof(k2));
 						nm_pairs++;
 						nm_agree += strcmp(k1, k2) == 0;
 					}

@@ -22,11 +22,11 @@
 /* Read `in` and compare type, canonical text and repair bits. */
 static void
 check(const struct phone_plan *p, const char *in, const char *city, const char *want_type,
-	  const char *want_num, unsigned want_rep)
+      const char *want_num, unsigned want_rep)
 {
 	struct phone_number o = {0};
 	enum phone_type t = phone_normalize(in, strlen(in), p, city, &o);
-	char		got[32] = "";
+	char got[32] = "";
 	const char *tn = t == PHONE_NONE ? "none" : phone_type_name(t);
 
 	if (t != PHONE_NONE)
@@ -44,17 +44,15 @@ static void
 test_generator_formats(const struct phone_plan *p)
 {
 	/* fmt_phone(): the same mobile 0524423268 in each of its formats */
-	static const char *const mobile[] = {
-		"0524423268", "052-4423268", "+972524423268", "972524423268", "972-52-442-3268",
-		"052-442-3268", "052 4423268", "+972-52-4423268", "(052) 4423268", "00972524423268",
-		" 0524423268 ", "052.442.3268"
-	};
+	static const char *const mobile[] = {"0524423268",     "052-4423268",     "+972524423268",
+	                                     "972524423268",   "972-52-442-3268", "052-442-3268",
+	                                     "052 4423268",    "+972-52-4423268", "(052) 4423268",
+	                                     "00972524423268", " 0524423268 ",    "052.442.3268"};
 	/* and the landline 048123456 */
-	static const char *const landline[] = {
-		"048123456", "04-8123456", "+97248123456", "97248123456", "972-4-812-3456",
-		"04-812-3456", "04 8123456", "+972-4-8123456", "(04) 8123456", "0097248123456",
-		" 048123456 ", "04.812.3456"
-	};
+	static const char *const landline[] = {"048123456",     "04-8123456",     "+97248123456",
+	                                       "97248123456",   "972-4-812-3456", "04-812-3456",
+	                                       "04 8123456",    "+972-4-8123456", "(04) 8123456",
+	                                       "0097248123456", " 048123456 ",    "04.812.3456"};
 
 	for (size_t k = 0; k < sizeof(mobile) / sizeof(mobile[0]); k++)
 		check(p, mobile[k], NULL, "mobile", "+972524423268", 0);
@@ -77,9 +75,15 @@ test_generator_formats(const struct phone_plan *p)
 	check(p, "072-2345678", NULL, "voip", "+972722345678", 0);
 	check(p, "077 9876543", NULL, "voip", "+972779876543", 0);
 	/* other separators and invisible marks */
-	check(p, "\xC2\xA0" "052\xE2\x80\x93" "4423268\xE2\x80\x8F", NULL, "mobile",
-		  "+972524423268", 0);
-	check(p, "052\xD6\xBE" "4423268", NULL, "mobile", "+972524423268", 0);
+	check(p,
+	      "\xC2\xA0"
+	      "052\xE2\x80\x93"
+	      "4423268\xE2\x80\x8F",
+	      NULL, "mobile", "+972524423268", 0);
+	check(p,
+	      "052\xD6\xBE"
+	      "4423268",
+	      NULL, "mobile", "+972524423268", 0);
 	check(p, "[052] 442 32 68", NULL, "mobile", "+972524423268", 0);
 }
 
@@ -87,8 +91,7 @@ static void
 test_repairs(const struct phone_plan *p)
 {
 	/* the trunk zero kept after the country code */
-	check(p, "+972 (0) 52-442-3268", NULL, "mobile", "+972524423268",
-		  PHONE_REPAIR_TRUNK_AFTER_CC);
+	check(p, "+972 (0) 52-442-3268", NULL, "mobile", "+972524423268", PHONE_REPAIR_TRUNK_AFTER_CC);
 	check(p, "+9720524423268", NULL, "mobile", "+972524423268", PHONE_REPAIR_TRUNK_AFTER_CC);
 	check(p, "9720524423268", NULL, "mobile", "+972524423268", PHONE_REPAIR_TRUNK_AFTER_CC);
 	check(p, "009720524423268", NULL, "mobile", "+972524423268", PHONE_REPAIR_TRUNK_AFTER_CC);
@@ -97,7 +100,7 @@ test_repairs(const struct phone_plan *p)
 	check(p, "972972524423268", NULL, "mobile", "+972524423268", PHONE_REPAIR_DOUBLE_CC);
 	check(p, "+972 972 52 442 3268", NULL, "mobile", "+972524423268", PHONE_REPAIR_DOUBLE_CC);
 	check(p, "+972-972-0524423268", NULL, "mobile", "+972524423268",
-		  PHONE_REPAIR_DOUBLE_CC | PHONE_REPAIR_TRUNK_AFTER_CC);
+	      PHONE_REPAIR_DOUBLE_CC | PHONE_REPAIR_TRUNK_AFTER_CC);
 	/* the shipped typo rules: 0972 => 972, 06 => 04, 07 => 08 */
 	check(p, "0972524423268", NULL, "mobile", "+972524423268", PHONE_REPAIR_TYPO);
 	check(p, "06-6123456", NULL, "landline", "+97246123456", PHONE_REPAIR_TYPO);
@@ -108,12 +111,11 @@ test_repairs(const struct phone_plan *p)
 	check(p, "0524423268 ext 123", NULL, "mobile", "+972524423268", PHONE_REPAIR_EXTENSION);
 	check(p, "052-4423268 Ext. 5", NULL, "mobile", "+972524423268", PHONE_REPAIR_EXTENSION);
 	check(p, "03-5551234 x12", NULL, "landline", "+97235551234", PHONE_REPAIR_EXTENSION);
-	check(p, "03-5551234 extension: 12", NULL, "landline", "+97235551234",
-		  PHONE_REPAIR_EXTENSION);
+	check(p, "03-5551234 extension: 12", NULL, "landline", "+97235551234", PHONE_REPAIR_EXTENSION);
 	check(p, "03-5551234 #7", NULL, "landline", "+97235551234", PHONE_REPAIR_EXTENSION);
 	check(p, "03-5551234 שלוחה 204", NULL, "landline", "+97235551234", PHONE_REPAIR_EXTENSION);
 	check(p, "524423268 ext 9", NULL, "mobile", "+972524423268",
-		  PHONE_REPAIR_EXTENSION | PHONE_REPAIR_MISSING_ZERO);
+	      PHONE_REPAIR_EXTENSION | PHONE_REPAIR_MISSING_ZERO);
 	/* an "extension" without digits is not one */
 	check(p, "03-5551234 ext", NULL, "invalid", "", 0);
 
@@ -122,17 +124,17 @@ test_repairs(const struct phone_plan *p)
 
 		phone_normalize("06-6123456", 10, p, NULL, &o);
 		is_str(phone_repair_reason(p, PHONE_REPAIR_TYPO, o.typo), "typo 06 => 04",
-			   "the typo's reason names the rule");
+		       "the typo's reason names the rule");
 		is_str(phone_repair_reason(p, PHONE_REPAIR_MISSING_ZERO, -1), "missing leading zero",
-			   "reason: missing leading zero");
+		       "reason: missing leading zero");
 		is_str(phone_repair_reason(p, PHONE_REPAIR_DOUBLE_CC, -1), "doubled country code",
-			   "reason: doubled country code");
+		       "reason: doubled country code");
 		is_str(phone_repair_reason(p, PHONE_REPAIR_TRUNK_AFTER_CC, -1),
-			   "trunk zero after country code", "reason: trunk zero after country code");
+		       "trunk zero after country code", "reason: trunk zero after country code");
 		is_str(phone_repair_reason(p, PHONE_REPAIR_CITY, -1), "area code from city",
-			   "reason: area code from city");
+		       "reason: area code from city");
 		is_str(phone_repair_reason(p, PHONE_REPAIR_EXTENSION, -1), "extension dropped",
-			   "reason: extension dropped");
+		       "reason: extension dropped");
 		is_str(phone_plan_typo_counter(p, o.typo), "phone_typo:06=>04", "typo counter name");
 		is_int(phone_plan_ntypos(p), 3, "the built-in plan has three typo rules");
 	}
@@ -184,7 +186,7 @@ test_invalid_and_none(const struct phone_plan *p)
 static void
 test_special(const struct phone_plan *p)
 {
-	char		buf[32];
+	char buf[32];
 
 	check(p, "1-800-800-800", NULL, "special", "+9721800800800", 0);
 	check(p, "1700-50-50-50", NULL, "special", "+9721700505050", 0);
@@ -206,7 +208,7 @@ static void
 test_fields(const struct phone_plan *p)
 {
 	struct phone_number o[PHONE_FIELD_MAX];
-	int			n;
+	int n;
 
 	n = phone_parse_field("052-4423268 / 03-5551234", p, NULL, o, PHONE_FIELD_MAX);
 	is_int(n, 2, "\" / \": two numbers");
@@ -254,7 +256,7 @@ test_city(void)
 {
 	struct phone_plan *p = phone_plan_new();
 	struct error err = {0};
-	bool		ok = true;
+	bool ok = true;
 
 	ok = ok && phone_plan_add_prefixes(p, PHONE_MOBILE, "050-059", 10, "t", &err);
 	ok = ok && phone_plan_add_prefixes(p, PHONE_LANDLINE, "02", 9, "t", &err);
@@ -265,7 +267,7 @@ test_city(void)
 	ok = ok && phone_plan_add_city(p, "תל אביב", "03", "t", &err);
 	ok = ok && phone_plan_add_city(p, "Tel Aviv", "03", "t", &err);
 	ok = ok && phone_plan_add_city(p, "ירושלים", "02", "t", &err);
-	ok = ok && phone_plan_add_city(p, "haifa", "04", "t", &err);	/* the same again: fine */
+	ok = ok && phone_plan_add_city(p, "haifa", "04", "t", &err); /* the same again: fine */
 	ok = ok && phone_plan_finish(p, "t", &err);
 	ok(ok, "a plan with cities builds (%s)", err.msg);
 
@@ -291,13 +293,17 @@ test_city(void)
 	phone_plan_add_prefixes(p, PHONE_MOBILE, "050", 10, "t", &err);
 	ok(phone_plan_add_city(p, "Somewhere", "05", "t.ini:9", &err), "city added");
 	ok(!phone_plan_finish(p, "[phone_plan]", &err), "finish refuses a mobile area code");
-	is_str(err.msg, "[phone_plan]: area code \"05\" of city \"Somewhere\" is not a landline "
-		   "prefix of the plan", "message names the city and the code");
+	is_str(err.msg,
+	       "[phone_plan]: area code \"05\" of city \"Somewhere\" is not a landline "
+	       "prefix of the plan",
+	       "message names the city and the code");
 	ok(!phone_plan_add_city(p, "Haifa", "04", "t", &err) ||
-	   !phone_plan_add_city(p, "HAIFA", "02", "t.ini:3: [phone_area_codes] 02", &err),
+	       !phone_plan_add_city(p, "HAIFA", "02", "t.ini:3: [phone_area_codes] 02", &err),
 	   "a city given two area codes is refused");
-	is_str(err.msg, "t.ini:3: [phone_area_codes] 02: city \"HAIFA\" is given area codes "
-		   "\"04\" and \"02\"", "message names both codes");
+	is_str(err.msg,
+	       "t.ini:3: [phone_area_codes] 02: city \"HAIFA\" is given area codes "
+	       "\"04\" and \"02\"",
+	       "message names both codes");
 	ok(!phone_plan_add_city(p, "Haifa", "4", "t", &err), "area code without trunk refused");
 	ok(!phone_plan_add_city(p, " - ", "04", "t", &err), "empty city refused");
 	phone_plan_free(p);
@@ -316,8 +322,8 @@ test_options(void)
 	check(p, "524423268", NULL, "invalid", "", 0);
 	check(p, "4-8123456", NULL, "invalid", "", 0);
 	check(p, "0524423268", NULL, "mobile", "+972524423268", 0);
-	check(p, "*6700", NULL, "invalid", "", 0);	/* no star numbers in this plan */
-	check(p, "0972524423268", NULL, "invalid", "", 0);	/* nor typo rules */
+	check(p, "*6700", NULL, "invalid", "", 0);         /* no star numbers in this plan */
+	check(p, "0972524423268", NULL, "invalid", "", 0); /* nor typo rules */
 	phone_plan_free(p);
 
 	/* [001-5]'s "4" written for "04" as a typo rule, instead of the general repair */
@@ -339,10 +345,12 @@ test_builder_errors(void)
 	struct phone_plan *p = phone_plan_new();
 	struct error err = {0};
 
-	ok(!phone_plan_add_prefixes(p, PHONE_MOBILE, "05x", 10, "r.ini:4: [phone_plan] mobile",
-								&err), "a prefix with a letter is refused");
-	is_str(err.msg, "r.ini:4: [phone_plan] mobile: \"05x\" is not a prefix or a range of "
-		   "prefixes", "message");
+	ok(!phone_plan_add_prefixes(p, PHONE_MOBILE, "05x", 10, "r.ini:4: [phone_plan] mobile", &err),
+	   "a prefix with a letter is refused");
+	is_str(err.msg,
+	       "r.ini:4: [phone_plan] mobile: \"05x\" is not a prefix or a range of "
+	       "prefixes",
+	       "message");
 	ok(!phone_plan_add_prefixes(p, PHONE_MOBILE, "050-59", 10, "w", &err),
 	   "a range of unequal lengths is refused");
 	ok(!phone_plan_add_prefixes(p, PHONE_MOBILE, "059-050", 10, "w", &err),
@@ -369,7 +377,7 @@ test_builder_errors(void)
 	ok(!phone_plan_set_codes(p, "0972", "0", "00", "w", &err), "a 4-digit country code refused");
 	ok(!phone_plan_set_codes(p, "972", "a", "00", "w", &err), "a letter trunk refused");
 	ok(!phone_plan_set_codes(p, "972", "0", "", "w", &err), "an empty international prefix "
-	   "refused");
+	                                                        "refused");
 	ok(!phone_plan_set_codes(p, "972", "0", "0", "w", &err), "intl prefix = trunk refused");
 	phone_plan_free(p);
 }
@@ -380,17 +388,16 @@ test_other_country(void)
 {
 	struct phone_plan *p = phone_plan_new();
 	struct error err = {0};
-	bool		ok;
+	bool ok;
 
 	ok = phone_plan_set_codes(p, "44", "0", "00", "t", &err) &&
-		phone_plan_add_prefixes(p, PHONE_MOBILE, "071-079", 11, "t", &err) &&
-		phone_plan_add_prefixes(p, PHONE_LANDLINE, "020", 11, "t", &err) &&
-		phone_plan_finish(p, "t", &err);
+	     phone_plan_add_prefixes(p, PHONE_MOBILE, "071-079", 11, "t", &err) &&
+	     phone_plan_add_prefixes(p, PHONE_LANDLINE, "020", 11, "t", &err) &&
+	     phone_plan_finish(p, "t", &err);
 	ok(ok, "a UK plan builds (%s)", err.msg);
 	check(p, "07700 900123", NULL, "mobile", "+447700900123", 0);
 	check(p, "+44 7700 900123", NULL, "mobile", "+447700900123", 0);
-	check(p, "0044 (0)7700 900123", NULL, "mobile", "+447700900123",
-		  PHONE_REPAIR_TRUNK_AFTER_CC);
+	check(p, "0044 (0)7700 900123", NULL, "mobile", "+447700900123", PHONE_REPAIR_TRUNK_AFTER_CC);
 	check(p, "020 7946 0958", NULL, "landline", "+442079460958", 0);
 	check(p, "7700900123", NULL, "mobile", "+447700900123", PHONE_REPAIR_MISSING_ZERO);
 	check(p, "0524423268", NULL, "invalid", "", 0);
@@ -401,8 +408,8 @@ test_other_country(void)
 static void
 test_format_and_fake(const struct phone_plan *p)
 {
-	char		buf[32];
-	size_t		n;
+	char buf[32];
+	size_t n;
 
 	n = phone_format(p, 972524423268ULL, buf, sizeof(buf));
 	is_str(buf, "+972524423268", "format: E.164 text");

@@ -31,19 +31,19 @@ main(void)
 {
 	struct error err;
 	struct rules *r;
-	long		l;
-	double		d;
-	bool		bo;
-	int			e;
-	char	  **items;
+	long l;
+	double d;
+	bool bo;
+	int e;
+	char **items;
 	const char **names;
-	int			n;
-	char	   *text;
-	char		hex[65];
+	int n;
+	char *text;
+	char hex[65];
 
 	/* later files override earlier ones, and the location follows */
 	r = load2("[source]\ntable = a.leads\n\n[dedupe]\nthreshold = 5\n",
-			  "# campaign\n[dedupe]\nthreshold = 7\n", &err);
+	          "# campaign\n[dedupe]\nthreshold = 7\n", &err);
 	ok(r != NULL, "two files load");
 	is_str(rules_get(r, "source", "table"), "a.leads", "value from the first file");
 	is_str(rules_get(r, "dedupe", "threshold"), "7", "later file overrides");
@@ -82,7 +82,7 @@ main(void)
 	ok(r == NULL, "a key set twice in one file is refused");
 	is_str(err.msg, "a.ini:3: key \"k\" is set twice in section [a]", "duplicate key message");
 	{
-		char		big[400];
+		char big[400];
 
 		memset(big, 'x', sizeof(big));
 		memcpy(big, "[a]\nk = ", 8);
@@ -111,7 +111,8 @@ main(void)
 
 	/* typed getters */
 	r = load2("[t]\ni = 42\nbad = 4x\nbig = 99\nf = 0.25\nb = Yes\nb2 = maybe\n"
-			  "e = phone\ne2 = fax\n", NULL, &err);
+	          "e = phone\ne2 = fax\n",
+	          NULL, &err);
 	ok(rules_get_int(r, "t", "i", 0, 0, 100, &l, &err) && l == 42, "int");
 	ok(rules_get_int(r, "t", "none", 7, 0, 100, &l, &err) && l == 7, "int default");
 	ok(!rules_get_int(r, "t", "bad", 0, 0, 100, &l, &err), "malformed int");
@@ -131,8 +132,9 @@ main(void)
 	rules_free(r);
 
 	/* sections by prefix, in order of appearance */
-	r = load2("[blacklist.z]\nk = 1\n[blacklistx]\nk = 1\n[blacklist]\nk = 1\n[blacklist.a]\nk = 1\n",
-			  NULL, &err);
+	r = load2(
+	    "[blacklist.z]\nk = 1\n[blacklistx]\nk = 1\n[blacklist]\nk = 1\n[blacklist.a]\nk = 1\n",
+	    NULL, &err);
 	n = rules_sections(r, "blacklist", &names);
 	is_int(n, 3, "three blacklist sections (not blacklistx)");
 	is_str(names[0], "blacklist.z", "first in file order");
@@ -146,12 +148,8 @@ main(void)
 		struct rules *r1 = load2("[a]\nk=1\n; comment\n[b]\nx = y\n", NULL, &err);
 		struct rules *r2 = load2("[a]\n  k   =   1\n\n[b]\nx=y\n", NULL, &err);
 		struct rules *r3 = load2("[a]\nk = 2\n[b]\nx = y\n", NULL, &err);
-		char		h1[65],
-					h2[65],
-					h3[65];
-		char	   *t1 = rules_text(r1),
-				   *t2 = rules_text(r2),
-				   *t3 = rules_text(r3);
+		char h1[65], h2[65], h3[65];
+		char *t1 = rules_text(r1), *t2 = rules_text(r2), *t3 = rules_text(r3);
 
 		is_str(t1, "[a]\nk = 1\n\n[b]\nx = y\n", "canonical text");
 		ok(rules_sha256_hex(t1, h1) && rules_sha256_hex(t2, h2) && rules_sha256_hex(t3, h3),
@@ -168,7 +166,7 @@ main(void)
 	/* a known SHA-256 vector */
 	ok(rules_sha256_hex("abc", hex), "sha256 of abc");
 	is_str(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
-		   "sha256 matches the FIPS 180-2 example");
+	       "sha256 matches the FIPS 180-2 example");
 
 	/* files: a missing file, and the list of files loaded */
 	r = rules_new();
@@ -177,15 +175,16 @@ main(void)
 	   "missing file message");
 	rules_free(r);
 	{
-		char		path[] = "/tmp/test_rules_XXXXXX";
-		int			fd = mkstemp(path);
-		FILE	   *f = fdopen(fd, "w");
+		char path[] = "/tmp/test_rules_XXXXXX";
+		int fd = mkstemp(path);
+		FILE *f = fdopen(fd, "w");
 
 		fputs("[source]\ncsv = leads.csv\n", f);
 		fclose(f);
 		r = rules_new();
 		ok(rules_load_string(r, "default.ini", "[output]\nkeep_runs = 3\n", &err) &&
-		   rules_load_file(r, path, &err), "string then file");
+		       rules_load_file(r, path, &err),
+		   "string then file");
 		text = (char *) rules_files(r);
 		ok(strncmp(text, "default.ini, /tmp/test_rules_", 29) == 0, "files listed in order");
 		rules_free(r);

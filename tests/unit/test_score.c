@@ -25,7 +25,7 @@
 #include "stage.h"
 #include "tap.h"
 
-static int64_t test_now;		/* 2025-07-01 00:00:00 */
+static int64_t test_now; /* 2025-07-01 00:00:00 */
 
 static const char *
 top_srcdir(void)
@@ -51,8 +51,7 @@ make_rs(struct ruleset *rs, const char *text, struct error *err)
 	if ((rs->rules = rules_new()) == NULL)
 		return false;
 	return rules_load_string(rs->rules, "t.ini", text, err) &&
-		score_config_load(rs->rules, &rs->score, err) &&
-		rules_check_unused(rs->rules, err);
+	       score_config_load(rs->rules, &rs->score, err) && rules_check_unused(rs->rules, err);
 }
 
 static void
@@ -67,9 +66,9 @@ free_rs(struct ruleset *rs)
 static char *
 slurp(const char *path)
 {
-	FILE	   *f = fopen(path, "rb");
-	long		len;
-	char	   *s;
+	FILE *f = fopen(path, "rb");
+	long len;
+	char *s;
 
 	if (f == NULL)
 		return NULL;
@@ -91,32 +90,31 @@ slurp(const char *path)
 /* A TSV file: rows of cells, "\N" = NULL.  Cells point into `text`. */
 struct tsv
 {
-	char	   *text;
-	int			nrows;
-	int			ncols;
-	char	 ***cell;
+	char *text;
+	int nrows;
+	int ncols;
+	char ***cell;
 };
 
 static bool
 tsv_read(const char *path, struct tsv *t)
 {
-	char	   *line;
+	char *line;
 
 	memset(t, 0, sizeof(*t));
 	if ((t->text = slurp(path)) == NULL)
 		return false;
 	for (line = t->text; *line;)
 	{
-		char	   *nl = strchr(line, '\n'),
-				   *p;
-		char	  **row = calloc(64, sizeof(char *));
-		int			nc = 0;
+		char *nl = strchr(line, '\n'), *p;
+		char **row = calloc(64, sizeof(char *));
+		int nc = 0;
 
 		if (nl)
 			*nl = '\0';
 		for (p = line;;)
 		{
-			char	   *tab = strchr(p, '\t');
+			char *tab = strchr(p, '\t');
 
 			if (tab)
 				*tab = '\0';
@@ -159,18 +157,17 @@ static struct batch *
 batch_from_tsv(const struct tsv *t)
 {
 	struct batch *b = batch_new(0, NULL);
-	int			vcol = tsv_col(t, "verdict"),
-				scol = tsv_col(t, "status_norm");
+	int vcol = tsv_col(t, "verdict"), scol = tsv_col(t, "status_norm");
 	struct error err = {0};
 
 	for (int r = 1; r < t->nrows; r++)
 	{
 		const char *vals[FIELD__COUNT] = {0};
-		size_t		lens[FIELD__COUNT] = {0};
+		size_t lens[FIELD__COUNT] = {0};
 
 		for (int f = 0; f < FIELD__COUNT; f++)
 		{
-			int			c = tsv_col(t, field_key(f));
+			int c = tsv_col(t, field_key(f));
 
 			if (c >= 0 && t->cell[r][c])
 			{
@@ -188,7 +185,7 @@ batch_from_tsv(const struct tsv *t)
 	}
 	for (int r = 1; r < t->nrows; r++)
 	{
-		size_t		i = (size_t) r - 1;
+		size_t i = (size_t) r - 1;
 
 		if (scol >= 0)
 			b->status_norm[i] = t->cell[r][scol];
@@ -201,12 +198,12 @@ batch_from_tsv(const struct tsv *t)
 static void
 format_points(const struct batch *b, size_t i, char *buf, size_t size)
 {
-	size_t		len = 0;
+	size_t len = 0;
 
 	buf[0] = '\0';
 	for (int k = 0; k < b->npoints && len < size; k++)
 		len += (size_t) snprintf(buf + len, size - len, "%s%s=%.2f", k ? "," : "",
-								 b->point_names[k], b->points[i * (size_t) b->npoints + k]);
+		                         b->point_names[k], b->points[i * (size_t) b->npoints + k]);
 }
 
 /* ------------------------------------------------------------------------
@@ -216,10 +213,9 @@ format_points(const struct batch *b, size_t i, char *buf, size_t size)
 static void
 run_fixture(const char *dir, const char *name)
 {
-	char		path[2200];
-	char	   *rules;
-	struct tsv	leads,
-				exp;
+	char path[2200];
+	char *rules;
+	struct tsv leads, exp;
 	struct ruleset rs;
 	struct error err = {0};
 	struct stage_stats st = {0};
@@ -257,11 +253,10 @@ run_fixture(const char *dir, const char *name)
 	}
 	for (int r = 1; r < exp.nrows; r++)
 	{
-		char	  **e = exp.cell[r];
-		size_t		i;
-		char		got[64],
-					pts[512];
-		bool		scored;
+		char **e = exp.cell[r];
+		size_t i;
+		char got[64], pts[512];
+		bool scored;
 
 		for (i = 0; i < b->n; i++)
 			if (strcmp(batch_lead_id(b, i), e[0]) == 0)
@@ -274,8 +269,8 @@ run_fixture(const char *dir, const char *name)
 		is_str(verdict_name(b->verdict[i]), e[1], "%s %s: verdict", name, e[0]);
 		is_str(b->rule_id[i], e[2], "%s %s: rule", name, e[0]);
 		is_str(scored ? got : NULL, e[3], "%s %s: score", name, e[0]);
-		is_str(scored ? temperature_name(b->temperature[i]) : NULL, e[4],
-			   "%s %s: temperature", name, e[0]);
+		is_str(scored ? temperature_name(b->temperature[i]) : NULL, e[4], "%s %s: temperature",
+		       name, e[0]);
 		is_str(scored ? b->persona[i] : NULL, e[5], "%s %s: persona", name, e[0]);
 		is_str(scored ? pts : NULL, e[6], "%s %s: points", name, e[0]);
 	}
@@ -296,11 +291,11 @@ cmp_str(const void *a, const void *b)
 static void
 test_fixtures(void)
 {
-	char		dir[1024];
-	DIR		   *d;
+	char dir[1024];
+	DIR *d;
 	struct dirent *de;
-	char	   *names[64];
-	int			n = 0;
+	char *names[64];
+	int n = 0;
 
 	snprintf(dir, sizeof(dir), "%s/fixtures/score", top_srcdir());
 	if ((d = opendir(dir)) == NULL)
@@ -330,7 +325,7 @@ one_lead(const char *const *kv)
 {
 	struct batch *b = batch_new(0, NULL);
 	const char *vals[FIELD__COUNT] = {0};
-	size_t		lens[FIELD__COUNT] = {0};
+	size_t lens[FIELD__COUNT] = {0};
 	struct error err = {0};
 
 	vals[FIELD_LEAD_ID] = "X1";
@@ -349,16 +344,14 @@ one_lead(const char *const *kv)
 static void
 test_shipped(void)
 {
-	char		path[1024];
-	char	   *text;
+	char path[1024];
+	char *text;
 	struct ruleset rs;
 	struct error err = {0};
 	struct stage_stats st = {0};
-	double		sum = 0;
-	static const char *const want[] = {
-		"source", "created_at", "status", "last_touch_at", "touch_count", "last_touch_type",
-		"notes", "automation"
-	};
+	double sum = 0;
+	static const char *const want[] = {"source",      "created_at",      "status", "last_touch_at",
+	                                   "touch_count", "last_touch_type", "notes",  "automation"};
 
 	snprintf(path, sizeof(path), "%s/rules/score.ini.part", top_srcdir());
 	if ((text = slurp(path)) == NULL)
@@ -384,18 +377,29 @@ test_shipped(void)
 
 	/* the best lead of the shipped rules: every parameter at its maximum */
 	{
-		const char *const kv[] = {
-			"source", "referral", "created_at", "2025-07-01 00:00:00", "status",
-			"follow_up_high", "last_touch_at", "2025-06-30 18:00:00", "touch_count", "2",
-			"last_touch_type", "meeting", "notes", "call back tomorrow!! hot", "automation",
-			"t", NULL
-		};
+		const char *const kv[] = {"source",
+		                          "referral",
+		                          "created_at",
+		                          "2025-07-01 00:00:00",
+		                          "status",
+		                          "follow_up_high",
+		                          "last_touch_at",
+		                          "2025-06-30 18:00:00",
+		                          "touch_count",
+		                          "2",
+		                          "last_touch_type",
+		                          "meeting",
+		                          "notes",
+		                          "call back tomorrow!! hot",
+		                          "automation",
+		                          "t",
+		                          NULL};
 		struct batch *b = one_lead(kv);
 
 		ok(score_stage(b, &rs, &st, &err), "shipped rules score a lead");
 		/* last touch 0.25 days ago: 15 * 2^(-0.25/90) = 14.971... */
 		is_double(b->score[0], 25 + 10 + 20 + 14.97 + 10 + 8 + 7 + 5, 0.001,
-				  "the best lead scores 99.97");
+		          "the best lead scores 99.97");
 		is_str(temperature_name(b->temperature[0]), "hot", "and is hot");
 		is_int(b->verdict[0], VERDICT_KEPT, "and is kept");
 		batch_free(b);
@@ -403,16 +407,17 @@ test_shipped(void)
 	/* a poor lead: every value from the rules by hand */
 	{
 		const char *const kv[] = {
-			"source", "cold_list", "created_at", "2023-07-02 00:00:00", "status",
-			"not_relevant", "last_touch_at", "2024-12-31 00:00:00", "touch_count", "12",
-			"last_touch_type", "sms", "notes", "לא מעוניין", "automation", "f", NULL
-		};
+		    "source",      "cold_list",    "created_at",      "2023-07-02 00:00:00",
+		    "status",      "not_relevant", "last_touch_at",   "2024-12-31 00:00:00",
+		    "touch_count", "12",           "last_touch_type", "sms",
+		    "notes",       "לא מעוניין",   "automation",      "f",
+		    NULL};
 		struct batch *b = one_lead(kv);
 
 		/*
 		 * 3 + 10 * 2^(-730/365) = 2.5 + 2 + 15 * 2^(-182/90) = 3.6... + 2 + 3 + 0 + 2
 		 */
-		double		exact = 3 + 2.5 + 2 + 15 * exp2(-182.0 / 90) + 2 + 3 + 0 + 2;
+		double exact = 3 + 2.5 + 2 + 15 * exp2(-182.0 / 90) + 2 + 3 + 0 + 2;
 
 		ok(score_stage(b, &rs, &st, &err), "shipped rules score a poor lead");
 		is_double(b->score[0], round(exact * 100) / 100, 1e-9, "it scores %.2f", exact);
@@ -440,25 +445,24 @@ next_rand(void)
 }
 
 static const char *const rand_sources[] = {"a", "b", "c", "d", NULL};
-static const char *const rand_notes[] = {
-	"call back", "price too high", "nothing", "", "CALL BACK later", "יקר לו", NULL
-};
+static const char *const rand_notes[] = {"call back",       "price too high", "nothing", "",
+                                         "CALL BACK later", "יקר לו",         NULL};
 
 static const char random_rules[] =
-"[score]\nexclude_statuses =\nhot_at = 66.6\nwarm_at = 33.3\n"
-"[score.source]\nkind = map\nfield = source\nweight = 0.37\na = 3.3\nb = 7.1\nc = 0.9\n"
-"other = 1.7\n"
-"[score.touch_count]\nkind = buckets\nfield = touch_count\nweight = 1.9\n"
-"buckets = 0:1.1, 2:5.5, 7:3.3\ndefault = 0.4\n"
-"[score.last_touch_at]\nkind = recency\nfield = last_touch_at\nweight = 0.77\nmax = 13.3\n"
-"half_life_days = 17\ndefault = 2.2\n"
-"[score.automation]\nkind = bool\nfield = automation\nweight = 1.13\ntrue = 4.4\nfalse = 1.1\n"
-"[score.notes]\nkind = regex\nfield = notes\nweight = 0.5\ncb = 6.1\ncb.pattern = call back\n"
-"price = 2.9\nprice.pattern = price|יקר\nother = 1.3\ndefault = 0.2\n";
+    "[score]\nexclude_statuses =\nhot_at = 66.6\nwarm_at = 33.3\n"
+    "[score.source]\nkind = map\nfield = source\nweight = 0.37\na = 3.3\nb = 7.1\nc = 0.9\n"
+    "other = 1.7\n"
+    "[score.touch_count]\nkind = buckets\nfield = touch_count\nweight = 1.9\n"
+    "buckets = 0:1.1, 2:5.5, 7:3.3\ndefault = 0.4\n"
+    "[score.last_touch_at]\nkind = recency\nfield = last_touch_at\nweight = 0.77\nmax = 13.3\n"
+    "half_life_days = 17\ndefault = 2.2\n"
+    "[score.automation]\nkind = bool\nfield = automation\nweight = 1.13\ntrue = 4.4\nfalse = 1.1\n"
+    "[score.notes]\nkind = regex\nfield = notes\nweight = 0.5\ncb = 6.1\ncb.pattern = call back\n"
+    "price = 2.9\nprice.pattern = price|יקר\nother = 1.3\ndefault = 0.2\n";
 
 static const char persona_rules[] =
-"[persona.ab]\nwhen.source = a, b\nsource = 2.3\ntouch_count.2 = 9.1\n"
-"[persona.fresh]\nlast_touch_at.max = 30\nnotes = 0\n";
+    "[persona.ab]\nwhen.source = a, b\nsource = 2.3\ntouch_count.2 = 9.1\n"
+    "[persona.fresh]\nlast_touch_at.max = 30\nnotes = 0\n";
 
 static struct batch *
 random_batch(size_t n)
@@ -469,11 +473,9 @@ random_batch(size_t n)
 	for (size_t i = 0; i < n; i++)
 	{
 		const char *vals[FIELD__COUNT] = {0};
-		size_t		lens[FIELD__COUNT] = {0};
-		char		id[32],
-					tc[16],
-					lt[32];
-		uint64_t	r = next_rand();
+		size_t lens[FIELD__COUNT] = {0};
+		char id[32], tc[16], lt[32];
+		uint64_t r = next_rand();
 
 		snprintf(id, sizeof(id), "R%zu", i);
 		vals[FIELD_LEAD_ID] = id;
@@ -487,22 +489,17 @@ random_batch(size_t n)
 		r /= 13;
 		if (r % 5)
 		{
-			int64_t		t = test_now - (int64_t) (r % (400 * 86400));
-			int64_t		d = t / 86400,
-						s = t % 86400;
+			int64_t t = test_now - (int64_t) (r % (400 * 86400));
+			int64_t d = t / 86400, s = t % 86400;
 			/* civil date from days, Hinnant's algorithm, to build the text */
-			int64_t		z = d + 719468,
-						era = z / 146097,
-						doe = z - era * 146097,
-						yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365,
-						doy = doe - (365 * yoe + yoe / 4 - yoe / 100),
-						mp = (5 * doy + 2) / 153,
-						dd = doy - (153 * mp + 2) / 5 + 1,
-						mm = mp < 10 ? mp + 3 : mp - 9,
-						yy = yoe + era * 400 + (mm <= 2);
+			int64_t z = d + 719468, era = z / 146097, doe = z - era * 146097,
+			        yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365,
+			        doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153,
+			        dd = doy - (153 * mp + 2) / 5 + 1, mm = mp < 10 ? mp + 3 : mp - 9,
+			        yy = yoe + era * 400 + (mm <= 2);
 
 			snprintf(lt, sizeof(lt), "%04d-%02d-%02d %02d:%02d:%02d", (int) yy, (int) mm, (int) dd,
-					 (int) (s / 3600), (int) (s / 60 % 60), (int) (s % 60));
+			         (int) (s / 3600), (int) (s / 60 % 60), (int) (s % 60));
 			vals[FIELD_LAST_TOUCH_AT] = lt;
 		}
 		r /= 400 * 86400;
@@ -524,32 +521,38 @@ exact_share(const struct batch *b, size_t i, int k)
 {
 	static const double w[] = {0.37, 1.9, 0.77, 1.13, 0.5};
 	/* maximum: 0.37*7.1 + 1.9*5.5 + 0.77*13.3 + 1.13*4.4 + 0.5*6.1 */
-	double		top = 0.37 * 7.1 + 1.9 * 5.5 + 0.77 * 13.3 + 1.13 * 4.4 + 0.5 * 6.1;
-	double		pts = 0;
+	double top = 0.37 * 7.1 + 1.9 * 5.5 + 0.77 * 13.3 + 1.13 * 4.4 + 0.5 * 6.1;
+	double pts = 0;
 	const char *s;
 
 	switch (k)
 	{
 		case 0:
 			s = b->col[FIELD_SOURCE][i];
-			pts = s == NULL ? 0 : !strcmp(s, "a") ? 3.3 : !strcmp(s, "b") ? 7.1
-				: !strcmp(s, "c") ? 0.9 : 1.7;
+			pts = s == NULL         ? 0
+			      : !strcmp(s, "a") ? 3.3
+			      : !strcmp(s, "b") ? 7.1
+			      : !strcmp(s, "c") ? 0.9
+			                        : 1.7;
 			break;
 		case 1:
-			pts = b->touch_count[i] < 0 ? 0.4 : b->touch_count[i] >= 7 ? 3.3
-				: b->touch_count[i] >= 2 ? 5.5 : 1.1;
+			pts = b->touch_count[i] < 0    ? 0.4
+			      : b->touch_count[i] >= 7 ? 3.3
+			      : b->touch_count[i] >= 2 ? 5.5
+			                               : 1.1;
 			break;
 		case 2:
-			pts = b->last_touch_at[i] == BATCH_NO_TIME ? 2.2
-				: 13.3 * exp2(-((double) (test_now - b->last_touch_at[i]) / 86400.0) / 17);
+			pts = b->last_touch_at[i] == BATCH_NO_TIME
+			          ? 2.2
+			          : 13.3 * exp2(-((double) (test_now - b->last_touch_at[i]) / 86400.0) / 17);
 			break;
-		case 3:
-			pts = b->automation[i] < 0 ? 0 : b->automation[i] ? 4.4 : 1.1;
-			break;
+		case 3: pts = b->automation[i] < 0 ? 0 : b->automation[i] ? 4.4 : 1.1; break;
 		case 4:
 			s = b->col[FIELD_NOTES][i];
-			pts = (s == NULL || *s == '\0') ? 0.2 : (strstr(s, "call back") || strstr(s, "CALL BACK")) ? 6.1
-				: (strstr(s, "price") || strstr(s, "יקר")) ? 2.9 : 1.3;
+			pts = (s == NULL || *s == '\0')                            ? 0.2
+			      : (strstr(s, "call back") || strstr(s, "CALL BACK")) ? 6.1
+			      : (strstr(s, "price") || strstr(s, "יקר"))           ? 2.9
+			                                                           : 1.3;
 			break;
 	}
 	return 100.0 * w[k] * pts / top;
@@ -562,11 +565,8 @@ test_random_rounding(void)
 	struct error err = {0};
 	struct stage_stats st = {0};
 	struct batch *b = random_batch(20000);
-	size_t		bad_sum = 0,
-				bad_share = 0,
-				bad_total = 0,
-				bad_range = 0;
-	double		worst = 0;
+	size_t bad_sum = 0, bad_share = 0, bad_total = 0, bad_range = 0;
+	double worst = 0;
 
 	if (!ok(make_rs(&rs, random_rules, &err), "random rules load"))
 	{
@@ -577,13 +577,12 @@ test_random_rounding(void)
 	ok(score_stage(b, &rs, &st, &err), "20000 random leads scored");
 	for (size_t i = 0; i < b->n; i++)
 	{
-		int64_t		sum = 0;
-		double		total = 0;
+		int64_t sum = 0;
+		double total = 0;
 
 		for (int k = 0; k < b->npoints; k++)
 		{
-			double		p = b->points[i * (size_t) b->npoints + k],
-						e = exact_share(b, i, k);
+			double p = b->points[i * (size_t) b->npoints + k], e = exact_share(b, i, k);
 
 			sum += score_hundredths(p);
 			total += e;
@@ -609,7 +608,7 @@ test_random_rounding(void)
 
 	/* with personas: the sum still holds exactly, and every lead has a persona */
 	{
-		char		text[sizeof(random_rules) + sizeof(persona_rules)];
+		char text[sizeof(random_rules) + sizeof(persona_rules)];
 
 		snprintf(text, sizeof(text), "%s%s", random_rules, persona_rules);
 		b = random_batch(20000);
@@ -626,7 +625,7 @@ test_random_rounding(void)
 		bad_range = 0;
 		for (size_t i = 0; i < b->n; i++)
 		{
-			int64_t		sum = 0;
+			int64_t sum = 0;
 
 			for (int k = 0; k < b->npoints; k++)
 				sum += score_hundredths(b->points[i * (size_t) b->npoints + k]);
@@ -649,10 +648,9 @@ test_threads(void)
 	struct ruleset rs;
 	struct error err = {0};
 	struct stage_stats st = {0};
-	char		text[sizeof(random_rules) + sizeof(persona_rules) + 64];
-	struct batch *b1,
-			   *b2;
-	size_t		diff = 0;
+	char text[sizeof(random_rules) + sizeof(persona_rules) + 64];
+	struct batch *b1, *b2;
+	size_t diff = 0;
 
 	snprintf(text, sizeof(text), "%s%s", random_rules, persona_rules);
 	if (!ok(make_rs(&rs, text, &err), "rules load for the thread test"))
@@ -673,16 +671,16 @@ test_threads(void)
 	for (size_t i = 0; i < b1->n; i++)
 	{
 		if (b1->score[i] != b2->score[i] || b1->verdict[i] != b2->verdict[i] ||
-			b1->persona[i] != b2->persona[i] || b1->temperature[i] != b2->temperature[i] ||
-			(b1->reason[i] == NULL) != (b2->reason[i] == NULL) ||
-			(b1->reason[i] && strcmp(b1->reason[i], b2->reason[i]) != 0) ||
-			memcmp(&b1->points[i * (size_t) b1->npoints], &b2->points[i * (size_t) b2->npoints],
-				   (size_t) b1->npoints * sizeof(double)) != 0)
+		    b1->persona[i] != b2->persona[i] || b1->temperature[i] != b2->temperature[i] ||
+		    (b1->reason[i] == NULL) != (b2->reason[i] == NULL) ||
+		    (b1->reason[i] && strcmp(b1->reason[i], b2->reason[i]) != 0) ||
+		    memcmp(&b1->points[i * (size_t) b1->npoints], &b2->points[i * (size_t) b2->npoints],
+		           (size_t) b1->npoints * sizeof(double)) != 0)
 			diff++;
 	}
 	is_int(diff, 0, "one and two threads give identical results");
 	{
-		size_t		nurtured = 0;
+		size_t nurtured = 0;
 
 		for (size_t i = 0; i < b1->n; i++)
 			nurtured += b1->verdict[i] == VERDICT_NURTURE;
@@ -703,12 +701,12 @@ test_match_limit(void)
 	struct ruleset rs;
 	struct error err = {0};
 	struct stage_stats st = {0};
-	struct tsv	t = {0};
+	struct tsv t = {0};
 	struct batch *b;
-	char		evil[64];
+	char evil[64];
 	const char *rules =
-		"[regex]\nmatch_limit = 1000\n"
-		"[score.notes]\nkind = regex\nfield = notes\nboom = 5\nboom.pattern = (a+)+$\n";
+	    "[regex]\nmatch_limit = 1000\n"
+	    "[score.notes]\nkind = regex\nfield = notes\nboom = 5\nboom.pattern = (a+)+$\n";
 
 	if (!ok(make_rs(&rs, rules, &err), "catastrophic pattern loads"))
 	{
@@ -722,8 +720,8 @@ test_match_limit(void)
 	for (int r = 0; r < 9000; r++)
 	{
 		const char *vals[FIELD__COUNT] = {0};
-		size_t		lens[FIELD__COUNT] = {0};
-		char		id[16];
+		size_t lens[FIELD__COUNT] = {0};
+		char id[16];
 
 		snprintf(id, sizeof(id), "M%d", r + 1);
 		vals[FIELD_LEAD_ID] = id;
@@ -748,7 +746,7 @@ test_match_limit(void)
 	b = batch_new(0, NULL);
 	{
 		const char *vals[FIELD__COUNT] = {0};
-		size_t		lens[FIELD__COUNT] = {0};
+		size_t lens[FIELD__COUNT] = {0};
 
 		vals[FIELD_LEAD_ID] = "U8";
 		vals[FIELD_NOTES] = "\xff\xfe interested";
@@ -768,54 +766,53 @@ test_match_limit(void)
 struct bad_case
 {
 	const char *text;
-	const char *want;			/* substring of the message */
+	const char *want; /* substring of the message */
 };
 
 static void
 test_errors(void)
 {
 	static const struct bad_case cases[] = {
-		{"[score.n]\nkind = regex\nfield = notes\nx = 1\nx.pattern = (abc\n",
-		"t.ini:5: rule \"score.n.x\": invalid regular expression at offset 4"},
-		{"[score.t]\nkind = buckets\nfield = touch_count\nbuckets = 5:1, 2:3\n",
-		"lower bounds must increase"},
-		{"[score.t]\nkind = buckets\nfield = touch_count\nbuckets = 1:2, x\n",
-		"item 2 is not \"lower_bound:points\""},
-		{"[score.s]\nkind = map\nfield = source\na = 1\n[persona.p]\nfoo = 2\n",
-		"t.ini:6: [persona.p] \"foo\" names no scoring parameter"},
-		{"[score.s]\nkind = map\nfield = source\na = 1\n[persona.p]\ns.nope = 2\n",
-		"parameter s has no category \"nope\""},
-		{"[score.s]\nkind = map\nfield = source\na = 1\n[persona.default]\ns = 2\n",
-		"persona name \"default\" is reserved"},
-		{"[score.s]\nfield = source\na = 1\n", "t.ini:2: [score.s] has no kind"},
-		{"[score.s]\nkind = map\nfield = nosuch\na = 1\n",
-		"t.ini:3: [score.s] field: \"nosuch\" is neither a field nor an extra column"},
-		{"[score]\nwarm_at = 80\nhot_at = 70\n[score.s]\nkind = map\nfield = source\na = 1\n",
-		"warm_at is above hot_at"},
-		{"[score.n]\nkind = regex\nfield = notes\nx = 1\n", "label \"x\" has no pattern"},
-		{"[score.n]\nkind = regex\nfield = notes\nx = 1\nx.pattern = a\ny.pattern = b\n",
-		"t.ini:6: [score.n] y.pattern has no points"},
-		{"[score.s]\nkind = map\nfield = source\n", "kind = map lists no category"},
-		{"[score.s]\nkind = buckets\nfield = touch_count\nbuckets = 0:1\ncolour = 3\n",
-		"t.ini:5: unknown key \"colour\" in section [score.s]"},
-		{"[score.s]\nkind = buckets\nfield = status\nbuckets = 0:1\n",
-		"a status has no numeric value"},
-		{"[score.s]\nkind = map\nfield = source\ninbound_call = 4\ninbound-call = 3\n",
-		"t.ini:5: [score.s] category \"inbound-call\" must be written \"inbound_call\""},
-		{"[score]\nhot_at = 70\n", "no scoring parameter"},
-		{"[score.s]\nkind = map\nfield = source\na = -1\n", "\"-1\" is out of range"},
-		{"[score.s]\nkind = map\nfield = source\na = 0\n", "give no points at all"},
-		{"[score.s]\nkind = cubic\nfield = source\n", "\"cubic\" is not a valid choice"},
-		{"[score.s]\nkind = map\nfield = source\na = 1\n[calibrate]\nholdout_percent = 90\n",
-		"[calibrate] holdout_percent: \"90\" is out of range"},
-		{NULL, NULL}
-	};
+	    {"[score.n]\nkind = regex\nfield = notes\nx = 1\nx.pattern = (abc\n",
+	     "t.ini:5: rule \"score.n.x\": invalid regular expression at offset 4"},
+	    {"[score.t]\nkind = buckets\nfield = touch_count\nbuckets = 5:1, 2:3\n",
+	     "lower bounds must increase"},
+	    {"[score.t]\nkind = buckets\nfield = touch_count\nbuckets = 1:2, x\n",
+	     "item 2 is not \"lower_bound:points\""},
+	    {"[score.s]\nkind = map\nfield = source\na = 1\n[persona.p]\nfoo = 2\n",
+	     "t.ini:6: [persona.p] \"foo\" names no scoring parameter"},
+	    {"[score.s]\nkind = map\nfield = source\na = 1\n[persona.p]\ns.nope = 2\n",
+	     "parameter s has no category \"nope\""},
+	    {"[score.s]\nkind = map\nfield = source\na = 1\n[persona.default]\ns = 2\n",
+	     "persona name \"default\" is reserved"},
+	    {"[score.s]\nfield = source\na = 1\n", "t.ini:2: [score.s] has no kind"},
+	    {"[score.s]\nkind = map\nfield = nosuch\na = 1\n",
+	     "t.ini:3: [score.s] field: \"nosuch\" is neither a field nor an extra column"},
+	    {"[score]\nwarm_at = 80\nhot_at = 70\n[score.s]\nkind = map\nfield = source\na = 1\n",
+	     "warm_at is above hot_at"},
+	    {"[score.n]\nkind = regex\nfield = notes\nx = 1\n", "label \"x\" has no pattern"},
+	    {"[score.n]\nkind = regex\nfield = notes\nx = 1\nx.pattern = a\ny.pattern = b\n",
+	     "t.ini:6: [score.n] y.pattern has no points"},
+	    {"[score.s]\nkind = map\nfield = source\n", "kind = map lists no category"},
+	    {"[score.s]\nkind = buckets\nfield = touch_count\nbuckets = 0:1\ncolour = 3\n",
+	     "t.ini:5: unknown key \"colour\" in section [score.s]"},
+	    {"[score.s]\nkind = buckets\nfield = status\nbuckets = 0:1\n",
+	     "a status has no numeric value"},
+	    {"[score.s]\nkind = map\nfield = source\ninbound_call = 4\ninbound-call = 3\n",
+	     "t.ini:5: [score.s] category \"inbound-call\" must be written \"inbound_call\""},
+	    {"[score]\nhot_at = 70\n", "no scoring parameter"},
+	    {"[score.s]\nkind = map\nfield = source\na = -1\n", "\"-1\" is out of range"},
+	    {"[score.s]\nkind = map\nfield = source\na = 0\n", "give no points at all"},
+	    {"[score.s]\nkind = cubic\nfield = source\n", "\"cubic\" is not a valid choice"},
+	    {"[score.s]\nkind = map\nfield = source\na = 1\n[calibrate]\nholdout_percent = 90\n",
+	     "[calibrate] holdout_percent: \"90\" is out of range"},
+	    {NULL, NULL}};
 
 	for (int k = 0; cases[k].text; k++)
 	{
 		struct ruleset rs;
 		struct error err = {0};
-		bool		loaded = make_rs(&rs, cases[k].text, &err);
+		bool loaded = make_rs(&rs, cases[k].text, &err);
 
 		ok(!loaded && strstr(err.msg, cases[k].want) != NULL, "bad rules %d: \"%s\"", k + 1,
 		   cases[k].want);
@@ -835,11 +832,13 @@ test_kind_override(void)
 	/* a later file turns recency into buckets: the first file's keys are ignored */
 	memset(&rs, 0, sizeof(rs));
 	rs.rules = rules_new();
-	ok(rules_load_string(rs.rules, "a.ini", "[score.l]\nkind = recency\nfield = last_touch_at\n"
-						 "max = 9\nhalf_life_days = 10\n", &err) &&
-	   rules_load_string(rs.rules, "b.ini", "[score.l]\nkind = buckets\nbuckets = 0:3, 10:1\n",
-						 &err) &&
-	   score_config_load(rs.rules, &rs.score, &err) && rules_check_unused(rs.rules, &err),
+	ok(rules_load_string(rs.rules, "a.ini",
+	                     "[score.l]\nkind = recency\nfield = last_touch_at\n"
+	                     "max = 9\nhalf_life_days = 10\n",
+	                     &err) &&
+	       rules_load_string(rs.rules, "b.ini", "[score.l]\nkind = buckets\nbuckets = 0:3, 10:1\n",
+	                         &err) &&
+	       score_config_load(rs.rules, &rs.score, &err) && rules_check_unused(rs.rules, &err),
 	   "a later file may change a parameter's kind");
 	if (rs.score && rs.score->nparams == 1)
 	{
@@ -855,7 +854,7 @@ test_kind_override(void)
 static void
 test_canon(void)
 {
-	char		buf[64];
+	char buf[64];
 
 	ok(score_canon("  Follow Up - High ", buf, sizeof(buf)), "canon fits");
 	is_str(buf, "follow_up_high", "legacy status spelling");
