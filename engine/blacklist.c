@@ -1281,6 +1281,13 @@ junk_phone_hit(const struct blacklist_rule *rl, const struct batch *b, size_t i)
 
 		if (b->phones[i][k] == 0)
 			continue;
+		if (b->phone_types[i][k] == PHONE_SPECIAL)
+		{
+			/* 1-800 / 1-700 / *6700: the normaliser knows them as service numbers */
+			seen++;
+			junk += rl->special_is_junk;
+			continue;
+		}
 		d[0] = '+';
 		len = 1 + u64_digits(b->phones[i][k], d + 1);
 		seen++;

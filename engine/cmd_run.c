@@ -306,13 +306,18 @@ cmd_init_db(const struct cmd_opts *o, struct error *err)
 {
 	PGconn *conn;
 	int applied, version;
+	const char *changed;
 	bool ok;
 
 	if (o->nargs > 0)
 		return error_set(err, EXIT_USAGE, "unexpected argument \"%s\"", o->args[0]);
 	if ((conn = pg_connect(&o->conn, err)) == NULL)
 		return false;
-	ok = migrate_apply(conn, &applied, &version, err);
+	ok = migrate_apply(conn, &applied, &version, &changed, err);
+	if (ok && changed)
+		log_warning("migration \"%s\" differs from the one applied to this database; "
+		            "the schema was not changed",
+		            changed);
 	pg_disconnect(conn);
 	if (ok && !log_quiet)
 	{

@@ -54,7 +54,7 @@ read_only(PGconn *conn, struct error *err)
 }
 
 bool
-migrate_apply(PGconn *conn, int *applied, int *version, struct error *err)
+migrate_apply(PGconn *conn, int *applied, int *version, const char **changed, struct error *err)
 {
 	PGresult *res = NULL;
 	bool ok = false;
@@ -62,6 +62,7 @@ migrate_apply(PGconn *conn, int *applied, int *version, struct error *err)
 
 	*applied = 0;
 	*version = 0;
+	*changed = NULL;
 	if (read_only(conn, err) || !pg_exec(conn, "locking the schema", MIGRATE_LOCK, err))
 		return false;
 	if (!pg_exec(conn, "creating the schema",
@@ -100,16 +101,20 @@ migrate_apply(PGconn *conn, int *applied, int *version, struct error *err)
 		const char *params[3];
 		PGresult *ins;
 
-		for (int r = 0; r < PQntuples(res) && !done; r++)
-			done = atoi(PQgetvalue(res, r, 0)) == m->version;
-		*version = m->version;
-		if (done)
-			continue;
 		if (!rules_sha256_hex(m->sql, sha))
 		{
 			error_set(err, EXIT_INTERNAL, "could not hash a migration");
 			goto out;
 		}
+		for (int r = 0; r < PQntuples(res) && !done; r++)
+		{
+			done = atoi(PQgetvalue(res, r, 0)) == m->version;
+			if (done && strcmp(PQgetvalue(res, r, 1), sha) != 0 && *changed == NULL)
+				*changed = m->name;
+		}
+		*version = m->version;
+		if (done)
+			continue;
 		snprintf(ver, sizeof(ver), "%d", m->version);
 		params[0] = ver;
 		params[1] = m->name;

@@ -15,9 +15,12 @@
 /*
  * Apply every migration the database lacks, each in its own transaction,
  * in order, under an advisory lock so two init-db calls cannot interleave.
- * *applied gets how many were applied (0: already up to date).
+ * *applied gets how many were applied (0: already up to date); *changed gets
+ * the name of the first migration already applied whose text differs from
+ * the one this program carries (NULL when none does), for a warning.
  */
-bool migrate_apply(PGconn *conn, int *applied, int *version, struct error *err);
+bool migrate_apply(PGconn *conn, int *applied, int *version, const char **changed,
+                   struct error *err);
 
 /*
  * Check that the schema exists, is at this program's version, and that the

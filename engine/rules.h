@@ -73,7 +73,8 @@ void rules_use_section(struct rules *r, const char *section);
 bool rules_check_unused(const struct rules *r, struct error *err);
 
 /*
- * The merged rule set as canonical INI text (sections and keys sorted, one
+ * The merged rule set as canonical INI text (sections and keys in order of
+ * first appearance, which is the order rules run in; one
  * "key = value" a line), and its SHA-256 in hex.  Both are stored with each
  * run.  The text is malloc'd (caller frees); NULL on OOM.
  */

@@ -437,6 +437,12 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 	}
 #endif
 	ok = pg_exec(conn, "committing the run", "COMMIT", err);
+	if (!ok && err->code == EXIT_CONNECTION)
+		error_hint(err,
+		           "The connection was lost during COMMIT, so whether run %" PRId64
+		           " was committed is unknown: look for it in refinery.runs before running "
+		           "again.",
+		           *run_id);
 	return ok;
 
 out:

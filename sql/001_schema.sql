@@ -19,7 +19,7 @@ COMMENT ON TABLE refinery.schema_migrations IS
 'Migrations applied by "refinery init-db": one row per file sql/NNN_name.sql, each applied in its own transaction. Never edit an applied file; add a new one.';
 COMMENT ON COLUMN refinery.schema_migrations.version IS 'The NNN of the file name, as a number.';
 COMMENT ON COLUMN refinery.schema_migrations.name IS 'The file name, e.g. 001_schema.sql.';
-COMMENT ON COLUMN refinery.schema_migrations.sha256 IS 'SHA-256 (hex) of the file text as applied, so that a file changed after it was applied can be detected.';
+COMMENT ON COLUMN refinery.schema_migrations.sha256 IS 'SHA-256 (hex) of the file text as applied; refinery init-db warns when a migration it carries differs from the one applied.';
 COMMENT ON COLUMN refinery.schema_migrations.applied_at IS 'When the migration was committed.';
 
 /* ------------------------------------------------------------------------
@@ -55,10 +55,10 @@ COMMENT ON TABLE refinery.runs IS
 COMMENT ON COLUMN refinery.runs.run_id IS 'Run number, assigned by the database in increasing order; "newest" always means the highest run_id.';
 COMMENT ON COLUMN refinery.runs.started_at IS 'When the run began (defaults to the start of the run''s transaction).';
 COMMENT ON COLUMN refinery.runs.finished_at IS 'When the run finished writing (set with status; required once committed or failed). NULL while running.';
-COMMENT ON COLUMN refinery.runs.status IS 'running (only ever seen inside the run''s own transaction), committed, failed (recorded after a rolled-back run, results absent) or dry_run (seen only inside a dry run''s transaction, which is rolled back).';
+COMMENT ON COLUMN refinery.runs.status IS 'running (only ever seen inside the run''s own transaction), committed, or dry_run (seen only inside a dry run''s transaction, which is rolled back). failed is reserved: the engine records nothing of a run that does not commit, so that a failed run leaves the database exactly as it was.';
 COMMENT ON COLUMN refinery.runs.rules_sha256 IS 'SHA-256 (64 lower-case hex digits) of rules_text: two runs with the same value ran the same rules.';
 COMMENT ON COLUMN refinery.runs.rules_text IS 'The merged rule set the run used, in canonical INI text (every file given, later files overriding earlier ones).';
-COMMENT ON COLUMN refinery.runs.rules_files IS 'The rule files given, in the order they were merged, one path per line.';
+COMMENT ON COLUMN refinery.runs.rules_files IS 'The rule files merged, in order, separated by ", "; the first is default.ini, the rules compiled into the engine.';
 COMMENT ON COLUMN refinery.runs.source_desc IS 'Where the leads came from: the source query or table, or the CSV file names (never a password).';
 COMMENT ON COLUMN refinery.runs.engine_version IS 'Version of the refinery program that made the run.';
 COMMENT ON COLUMN refinery.runs.host IS 'Host name of the machine the engine ran on.';
@@ -90,7 +90,7 @@ COMMENT ON TABLE refinery.run_stages IS
 'One row per pipeline stage per run: rows in and out, time, and the stage''s own counters. See the view stage_times.';
 COMMENT ON COLUMN refinery.run_stages.run_id IS 'The run (refinery.runs).';
 COMMENT ON COLUMN refinery.run_stages.ord IS 'Position of the stage in the pipeline, in execution order.';
-COMMENT ON COLUMN refinery.run_stages.stage IS 'Stage name, e.g. normalize, blacklist, dedupe, partial, score, cohorts, match.';
+COMMENT ON COLUMN refinery.run_stages.stage IS 'Stage name, in run order: pull, normalize, blacklist, dedupe, partial, score, cohort, match, write.';
 COMMENT ON COLUMN refinery.run_stages.rows_in IS 'Kept leads when the stage began.';
 COMMENT ON COLUMN refinery.run_stages.rows_out IS 'Kept leads when the stage ended.';
 COMMENT ON COLUMN refinery.run_stages.seconds IS 'Wall-clock seconds the stage took.';

@@ -1,0 +1,59 @@
+#!/bin/bash
+# tests/integration/csvrun.sh -- runs with a CSV source and a CSV sink (no server): hand-made
+# leads whose verdicts are known, and bad input that must stop the run with a clear error.
+: "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+. "$top_srcdir/tests/lib/tap.sh"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+
+cat > "$tmp/leads.csv" <<'CSV'
+lead_id,created_at,source,full_name,phone,email,city,status,last_touch_at,touch_count
+1,2025-01-05 10:00:00,web_form,Dana Levi,052-4423268,dana.levi@gmail.com,Haifa,no_answer,2025-02-01 10:00:00,3
+2,2025-03-05 10:00:00,facebook,Levi Dana,+972524423268,,Haifa,follow_up_high,2025-04-01 10:00:00,1
+3,2025-01-07 10:00:00,web_form,Yossi Cohen,1-800-800-800,,Tel Aviv,new,,0
+4,2025-01-08 10:00:00,referral,Avi Mizrahi,054-7318264,,Jerusalem,DNC,2025-01-09 10:00:00,1
+5,2025-01-09 10:00:00,referral,Avi Mizrachi,0547318264,avi.m@walla.co.il,Jerusalem,no_answer,2025-01-10 10:00:00,2
+6,2025-01-10 10:00:00,chat,Moran Peretz,,,Haifa,new,,0
+7,2025-01-11 10:00:00,google_ads,test,0500000000,test@test.com,,new,,0
+CSV
+cat > "$tmp/rules.ini" <<INI
+[source]
+csv = $tmp/leads.csv
+now = 2025-07-01
+[output]
+target = csv
+csv_dir = $tmp
+INI
+out=$("$REFINERY" run -c "$tmp/rules.ini" 2>&1); rc=$?
+is "$rc" 0 "a CSV to CSV run succeeds without a server"
+like "$out" '^refinery: run written: 7 pulled' "the summary counts every lead"
+v() { awk -F, -v id="$1" 'NR > 1 && $1 == id { print $3 "/" $4 }' "$tmp/lead_results.csv"; }
+is "$(v 1)" "duplicate/dedupe" "the same phone in two formats and a swapped name: a duplicate"
+is "$(v 2)" "kept/" "the survivor is the record with the better status (follow_up_high)"
+is "$(v 3)" "blacklisted/blacklist.fake_phone" "a service number alone is a fake phone"
+is "$(v 4)" "blacklisted/blacklist.dnc_status" "a legacy DNC status is black-listed"
+is "$(v 5)" "blacklisted/blacklist.dnc_status" "the person's other record goes with the opt-out"
+is "$(v 6)" "partial/partial.no_contact" "no phone and no e-mail: partial"
+like "$(v 7)" '^blacklisted/blacklist\.(test_name|junk_name|fake_phone)' "a test record is black-listed"
+is "$(awk -F, 'NR > 1 && $1 == 1 { print $8 }' "$tmp/lead_results.csv")" "'+972524423268" \
+	"the phone is stored in E.164 form (formula-guarded in CSV)"
+
+# bad input: a missing lead id, a duplicate id, an unterminated quote
+printf 'lead_id,full_name,phone\n2,Dana Levi,0521234567\n,Yossi Cohen,0527654321\n' > "$tmp/nullid.csv"
+sed "s|$tmp/leads.csv|$tmp/nullid.csv|" "$tmp/rules.ini" > "$tmp/nullid.ini"
+err=$("$REFINERY" run -c "$tmp/nullid.ini" 2>&1); rc=$?
+is "$rc" 5 "a lead without an id stops the run with the data code"
+like "$err" 'lead in source row 2 has no lead id' "and names the source row"
+printf 'lead_id,full_name,phone\n9,Dana Levi,0521234567\n3,Yossi Cohen,0527654321\n9,Avi,0541112233\n' > "$tmp/dup.csv"
+sed "s|$tmp/leads.csv|$tmp/dup.csv|" "$tmp/rules.ini" > "$tmp/dup.ini"
+err=$("$REFINERY" run -c "$tmp/dup.ini" 2>&1); rc=$?
+is "$rc" 5 "a duplicate lead id stops the run"
+like "$err" 'lead id "9" occurs more than once' "and names the id"
+like "$err" 'source rows 1 and 3' "and both source rows"
+printf 'lead_id,full_name\n1,"Dana\n2,Avi\n' > "$tmp/quote.csv"
+sed "s|$tmp/leads.csv|$tmp/quote.csv|" "$tmp/rules.ini" > "$tmp/quote.ini"
+rm -f "$tmp/lead_results.csv"
+err=$("$REFINERY" run -c "$tmp/quote.ini" 2>&1); rc=$?
+is "$rc" 5 "an unterminated quote stops the run"
+like "$err" 'quote\.csv", line 2' "and names the file and the line where the record began"
+ok $([ ! -e "$tmp/lead_results.csv" ]; echo $?) "and writes no result file"
+done_testing
