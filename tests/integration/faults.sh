@@ -33,6 +33,15 @@ state() {
 	           || coalesce((SELECT string_agg(t::text, ',' ORDER BY run_id, ord) FROM refinery.run_stages t), '')
 	           || (SELECT count(*) FROM pg_class WHERE relname LIKE 'lead_results_%')::text)"
 }
+# wait (up to 10 s) until the engine's backend runs a statement matching $1
+wait_for_query() {
+	for _ in $(seq 1 40); do
+		[ "$(pq -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'refinery' AND query LIKE '$1'")" = 1 ] && return 0
+		sleep 0.25
+	done
+	return 1
+}
+
 before=$(state)
 runs_before=$(pq -c "SELECT count(*) FROM refinery.runs")
 
@@ -62,7 +71,8 @@ before=$(state)
 # the application name while a run is in flight, then SIGTERM (F5)
 REFINERY_FAULT=pull:stall "$REFINERY" run -c "$tmp/rules.ini" >"$tmp/term.out" 2>&1 &
 pid=$!
-sleep 1.5
+wait_for_query 'COPY (SELECT %'
+sleep 0.3
 is "$(pq -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'refinery'")" "1" \
 	"the run shows as application \"refinery\" in pg_stat_activity"
 kill -TERM $pid
@@ -77,7 +87,8 @@ is "$(state)" "$before" "F5: nothing was written"
 # F3: the backend terminated during the pull
 REFINERY_FAULT=pull:stall "$REFINERY" run -c "$tmp/rules.ini" >"$tmp/f3.out" 2>&1 &
 pid=$!
-sleep 1.5
+wait_for_query 'COPY (SELECT %'
+sleep 0.3
 pq -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'refinery'" >/dev/null
 wait $pid; rc=$?
 is "$rc" 4 "F3: a terminated backend gives the connection code"
@@ -87,7 +98,8 @@ is "$(state)" "$before" "F3: nothing was written"
 # F2: the server stopped (immediate) in the middle of the pull
 REFINERY_FAULT=pull:stall "$REFINERY" run -c "$tmp/rules.ini" >"$tmp/f2.out" 2>&1 &
 pid=$!
-sleep 1.5
+wait_for_query 'COPY (SELECT %'
+sleep 0.3
 pg_crash
 wait $pid; rc=$?
 is "$rc" 4 "F2: the server stopping mid-pull gives the connection code"
@@ -98,10 +110,7 @@ is "$(state)" "$before" "F2: after restart the database is as before"
 # F2b: the server stopped in the middle of the write-back COPY
 REFINERY_FAULT=write:stall "$REFINERY" run -c "$tmp/rules.ini" >"$tmp/f2b.out" 2>&1 &
 pid=$!
-for i in $(seq 1 40); do
-	[ "$(pq -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'refinery' AND query LIKE 'COPY refinery.lead_results_%'")" = 1 ] && break
-	sleep 0.25
-done
+wait_for_query 'COPY refinery.lead_results_%'
 sleep 0.5
 pg_crash
 wait $pid; rc=$?
