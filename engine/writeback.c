@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,20 +153,6 @@ writeback_row(struct strbuf *sb, const struct ruleset *rs, const struct batch *b
 	sb_putc(sb, '\n');
 }
 
-/* Send the buffer as COPY data when it is large (or always when `flush`). */
-static bool
-copy_flush(PGconn *conn, struct strbuf *sb, bool flush, const char *phase, struct error *err)
-{
-	if (sb->oom)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
-	if (sb->len == 0 || (!flush && sb->len < COPY_CHUNK))
-		return true;
-	if (PQputCopyData(conn, sb->data, (int) sb->len) != 1)
-		return pg_fail(conn, NULL, phase, err);
-	sb_reset(sb);
-	return true;
-}
-
 static bool
 copy_end(PGconn *conn, const char *phase, struct error *err)
 {
@@ -196,34 +183,159 @@ copy_begin(PGconn *conn, const char *sql, const char *phase, struct error *err)
 	return ok;
 }
 
+/*
+ * The result COPY is bound by the server, which parses every row; the
+ * engine's own work is formatting the rows.  A producer thread formats them
+ * into a ring of chunk buffers while this thread sends the full ones, so
+ * the two overlap instead of taking turns (the socket holds too little to
+ * keep the server busy while one chunk is formatted).  The producer touches
+ * no libpq state; memory stays at COPY_SLOTS chunks.
+ */
+#define COPY_SLOTS 4
+
+struct copy_slot
+{
+	struct strbuf sb;
+	size_t rows_end; /* rows formatted up to and including this chunk */
+	bool full;
+};
+
+struct copy_pipe
+{
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct copy_slot slot[COPY_SLOTS];
+	bool done; /* the producer has formatted every row (or gave up) */
+	bool stop; /* the sender failed: the producer must stop */
+	bool oom;
+	const struct ruleset *rs;
+	const struct batch *b;
+	int64_t run_id;
+};
+
+static void *
+copy_producer(void *arg)
+{
+	struct copy_pipe *p = arg;
+	size_t i = 0;
+	int k = 0;
+
+	while (i < p->b->n)
+	{
+		struct copy_slot *s = &p->slot[k];
+		bool stop;
+
+		pthread_mutex_lock(&p->mu);
+		while (s->full && !p->stop)
+			pthread_cond_wait(&p->cv, &p->mu);
+		stop = p->stop;
+		pthread_mutex_unlock(&p->mu);
+		if (stop)
+			break;
+		sb_reset(&s->sb);
+		while (i < p->b->n && s->sb.len < COPY_CHUNK)
+		{
+			sb_printf(&s->sb, "%" PRId64 "\t", p->run_id);
+			writeback_row(&s->sb, p->rs, p->b, i);
+			i++;
+		}
+		s->rows_end = i;
+		pthread_mutex_lock(&p->mu);
+		if (s->sb.oom)
+			p->oom = true;
+		else
+			s->full = true;
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+		if (s->sb.oom)
+			break;
+		k = (k + 1) % COPY_SLOTS;
+	}
+	pthread_mutex_lock(&p->mu);
+	p->done = true;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
 static bool
 write_leads(PGconn *conn, const struct ruleset *rs, const struct batch *b, int64_t run_id,
             struct error *err)
 {
-	struct strbuf sb;
+	struct copy_pipe p;
+	pthread_t producer;
 	char sql[1024];
 	size_t len;
-	bool ok = true;
+	bool ok = true, faulted = false;
+	int k = 0;
 	const char *phase = "writing the lead results";
 
 	len = (size_t) snprintf(sql, sizeof(sql), "COPY refinery.lead_results_%" PRId64 " (run_id",
 	                        run_id);
-	for (int k = 0; writeback_columns[k]; k++)
-		len += (size_t) snprintf(sql + len, sizeof(sql) - len, ", %s", writeback_columns[k]);
+	for (int c = 0; writeback_columns[c]; c++)
+		len += (size_t) snprintf(sql + len, sizeof(sql) - len, ", %s", writeback_columns[c]);
 	snprintf(sql + len, sizeof(sql) - len, ") FROM STDIN");
 	if (!copy_begin(conn, sql, phase, err))
 		return false;
-	sb_init(&sb);
-	for (size_t i = 0; i < b->n && ok; i++)
+
+	memset(&p, 0, sizeof(p));
+	pthread_mutex_init(&p.mu, NULL);
+	pthread_cond_init(&p.cv, NULL);
+	for (int j = 0; j < COPY_SLOTS; j++)
+		sb_init(&p.slot[j].sb);
+	p.rs = rs;
+	p.b = b;
+	p.run_id = run_id;
+	if (pthread_create(&producer, NULL, copy_producer, &p) != 0)
 	{
-		sb_printf(&sb, "%" PRId64 "\t", run_id);
-		writeback_row(&sb, rs, b, i);
-		ok = copy_flush(conn, &sb, false, phase, err);
-		if (i == b->n / 2)
-			FAULT("write");
+		ok = error_set(err, EXIT_INTERNAL, "could not start a thread");
+		goto cleanup;
 	}
-	ok = ok && copy_flush(conn, &sb, true, phase, err);
-	sb_free(&sb);
+	for (;;)
+	{
+		struct copy_slot *s = &p.slot[k];
+		bool have, oom;
+
+		pthread_mutex_lock(&p.mu);
+		while (!s->full && !p.done && !p.oom)
+			pthread_cond_wait(&p.cv, &p.mu);
+		have = s->full;
+		oom = p.oom;
+		pthread_mutex_unlock(&p.mu);
+		if (oom)
+		{
+			ok = error_set(err, EXIT_INTERNAL, "out of memory");
+			break;
+		}
+		if (!have)
+			break; /* done, and every full chunk was sent */
+		if (PQputCopyData(conn, s->sb.data, (int) s->sb.len) != 1)
+		{
+			ok = pg_fail(conn, NULL, phase, err);
+			break;
+		}
+		if (!faulted && s->rows_end > b->n / 2)
+		{
+			faulted = true;
+			FAULT("write");
+		}
+		pthread_mutex_lock(&p.mu);
+		s->full = false;
+		pthread_cond_broadcast(&p.cv);
+		pthread_mutex_unlock(&p.mu);
+		k = (k + 1) % COPY_SLOTS;
+	}
+	pthread_mutex_lock(&p.mu);
+	p.stop = true;
+	pthread_cond_broadcast(&p.cv);
+	pthread_mutex_unlock(&p.mu);
+	pthread_join(producer, NULL);
+
+cleanup:
+	for (int j = 0; j < COPY_SLOTS; j++)
+		sb_free(&p.slot[j].sb);
+	pthread_cond_destroy(&p.cv);
+	pthread_mutex_destroy(&p.mu);
 	if (!ok)
 	{
 		PQputCopyEnd(conn, "aborted");
