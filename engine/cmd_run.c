@@ -201,6 +201,29 @@ print_summary(const struct pipeline_result *pr, size_t pulled, int64_t run_id, b
 	sb_free(&sb);
 }
 
+/* The [source] table must exist: say so with the rule's place, before any other check. */
+static bool
+table_exists(PGconn *conn, const struct ruleset *rs, const char *quoted, struct error *err)
+{
+	const char *p[1] = {quoted};
+	PGresult *res =
+	    pg_query(conn, "finding the source table", "SELECT to_regclass($1) IS NOT NULL", 1, p, err);
+	bool found;
+
+	if (res == NULL)
+		return false;
+	found = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (!found)
+	{
+		error_set(err, EXIT_RULES, "%s: [source] table: there is no table %s",
+		          rules_where(rs->rules, "source", "table"), quoted);
+		return error_hint(err, "Unquoted names are folded to lower case, as in SQL; write "
+		                       "\"Name\" for a mixed-case one.");
+	}
+	return true;
+}
+
 bool
 cmd_run(const struct cmd_opts *o, struct error *err)
 {
@@ -231,17 +254,18 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 
 		if ((conn = pg_connect(&o->conn, err)) == NULL)
 			goto out;
-		if (to_db)
-		{
-			if (rs->source->kind == SOURCE_TABLE &&
-			    (qt = pg_quote_ident(conn, rs->source->table, err)) == NULL)
-				goto out;
-			ok = migrate_check(conn, qt, err) && take_run_lock(conn, err);
-			free(qt);
-			if (!ok)
-				goto out;
-			ok = false;
-		}
+		if (rs->source->kind == SOURCE_TABLE &&
+		    (qt = pg_quote_ident(conn, rs->source->table, err)) == NULL)
+			goto out;
+		/* the schema first (an empty database lacks the table too), then the table */
+		ok = (!to_db || migrate_check(conn, NULL, err)) &&
+		     (qt == NULL || table_exists(conn, rs, qt, err)) &&
+		     (qt == NULL || migrate_check_select(conn, qt, err)) &&
+		     (!to_db || take_run_lock(conn, err));
+		free(qt);
+		if (!ok)
+			goto out;
+		ok = false;
 		{
 			const char *tz[1] = {rs->source->timezone};
 			PGresult *res = pg_query(conn, "setting the time zone",

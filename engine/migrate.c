@@ -148,7 +148,6 @@ migrate_check(PGconn *conn, const char *source_table_quoted, struct error *err)
 {
 	PGresult *res;
 	int have;
-	const char *params[1];
 
 	if (read_only(conn, err))
 		return false;
@@ -194,7 +193,15 @@ migrate_check(PGconn *conn, const char *source_table_quoted, struct error *err)
 		return error_hint(err, "Grant it, or run as the role that ran \"refinery init-db\".");
 	}
 	PQclear(res);
-	if (source_table_quoted)
+	return source_table_quoted == NULL || migrate_check_select(conn, source_table_quoted, err);
+}
+
+bool
+migrate_check_select(PGconn *conn, const char *source_table_quoted, struct error *err)
+{
+	PGresult *res;
+	const char *params[1];
+
 	{
 		params[0] = source_table_quoted;
 		res = pg_query(conn, "checking privileges",

@@ -28,6 +28,9 @@ bool migrate_apply(PGconn *conn, int *applied, int *version, const char **change
  */
 bool migrate_check(PGconn *conn, const char *source_table_quoted, struct error *err);
 
+/* Check that the connected role may read the source table (quoted name). */
+bool migrate_check_select(PGconn *conn, const char *table_quoted, struct error *err);
+
 /* The newest migration this program carries. */
 int migrate_latest(void);
 

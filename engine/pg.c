@@ -192,12 +192,19 @@ void
 pg_disconnect(PGconn *conn)
 {
 	PGcancel *c = cancel_handle;
+	sigset_t block, old;
 
 	if (conn == NULL)
 		return;
+	/* no signal handler may use the cancel handle while it is freed */
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigprocmask(SIG_BLOCK, &block, &old);
 	cancel_handle = NULL;
 	if (c)
 		PQfreeCancel(c);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	PQfinish(conn);
 }
 
@@ -332,6 +339,10 @@ pg_quote_ident(PGconn *conn, const char *name, struct error *err)
 				len = sizeof(buf) - 1;
 			memcpy(buf, start, len);
 			buf[len] = '\0';
+			/* an unquoted name means what SQL makes of it: folded to lower case */
+			for (char *q = buf; *q; q++)
+				if (*q >= 'A' && *q <= 'Z')
+					*q = (char) (*q - 'A' + 'a');
 			if (!quote_part(conn, buf, strlen(buf) == len ? len : 0, &parts[np], err))
 				goto out;
 		}

@@ -44,6 +44,15 @@ err=$("$REFINERY" run -c "$tmp/rules.ini" -d empty 2>&1); rc=$?
 is "$rc" 5 "a run on a database without the schema fails with the data code"
 like "$err" 'refinery init-db' "and says to run init-db"
 
+# a source table that does not exist is a rules error naming the file and line;
+# unquoted names fold to lower case as in SQL
+printf '[source]\ntable = CRM.Leads\nnow = auto\n' > "$tmp/upper.ini"
+"$REFINERY" run -q --dry-run -c "$tmp/upper.ini" >/dev/null; ok $? "CRM.Leads means crm.leads, as in SQL"
+printf '[source]\ntable = crm.no_such_table\n' > "$tmp/missing.ini"
+err=$("$REFINERY" run -c "$tmp/missing.ini" 2>&1); rc=$?
+is "$rc" 3 "a missing source table exits with the rules code"
+like "$err" 'missing.ini:2: \[source\] table: there is no table "crm"."no_such_table"' "and names file and line"
+
 # dry run: the funnel, nothing written
 out=$("$REFINERY" run --dry-run -c "$tmp/rules.ini" 2>&1); rc=$?
 is "$rc" 0 "dry run succeeds"
