@@ -207,7 +207,7 @@ output_config_load(struct rules *r, struct output_config **out, struct error *er
 	    !rules_get_int(r, "output", "keep_runs", 0, 0, 1000000, &c->keep_runs, err) ||
 	    !rules_get_int(r, "output", "lock_timeout_ms", 5000, 0, 86400000, &c->lock_timeout_ms,
 	                   err) ||
-	    !rules_get_bool(r, "output", "analyze", false, &c->analyze, err) ||
+	    !rules_get_bool(r, "output", "analyze", true, &c->analyze, err) ||
 	    !rules_get_bool(r, "output", "csv_formula_guard", true, &c->csv_formula_guard, err) ||
 	    !rules_get_bool(r, "output", "csv_crlf", false, &c->csv_crlf, err))
 		return false;
