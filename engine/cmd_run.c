@@ -72,6 +72,20 @@ take_run_lock(PGconn *conn, struct error *err)
 	return false;
 }
 
+/* The session's TimeZone is [source] timezone: times are read and written in it. */
+static bool
+set_timezone(PGconn *conn, const struct ruleset *rs, struct error *err)
+{
+	const char *tz[1] = {rs->source->timezone};
+	PGresult *res = pg_query(conn, "setting the time zone",
+	                         "SELECT set_config('TimeZone', $1, false)", 1, tz, err);
+
+	if (res == NULL)
+		return false;
+	PQclear(res);
+	return true;
+}
+
 /* rs->now from [source] now: "clock", "auto" or a fixed timestamp. */
 static bool
 set_now(PGconn *conn, struct ruleset *rs, const struct batch *b, struct error *err)
@@ -266,15 +280,8 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 		if (!ok)
 			goto out;
 		ok = false;
-		{
-			const char *tz[1] = {rs->source->timezone};
-			PGresult *res = pg_query(conn, "setting the time zone",
-			                         "SELECT set_config('TimeZone', $1, false)", 1, tz, err);
-
-			if (res == NULL)
-				goto out;
-			PQclear(res);
-		}
+		if (!set_timezone(conn, rs, err))
+			goto out;
 	}
 
 	pull_st = pipeline_add(&pr, "pull");
@@ -400,18 +407,9 @@ cmd_calibrate(const struct cmd_opts *o, struct error *err)
 		return false;
 	rs->threads = o->threads;
 	pg_signals_install();
-	if (rs->source->kind != SOURCE_CSV)
-	{
-		const char *tz[1] = {rs->source->timezone};
-		PGresult *r;
-
-		if ((conn = pg_connect(&o->conn, err)) == NULL)
-			goto out;
-		if ((r = pg_query(conn, "setting the time zone", "SELECT set_config('TimeZone', $1, false)",
-		                  1, tz, err)) == NULL)
-			goto out;
-		PQclear(r);
-	}
+	if (rs->source->kind != SOURCE_CSV &&
+	    ((conn = pg_connect(&o->conn, err)) == NULL || !set_timezone(conn, rs, err)))
+		goto out;
 	if (rs->source->kind == SOURCE_CSV ? !pull_csv(rs, &b, err) : !pull_database(conn, rs, &b, err))
 		goto out;
 	/* the fit needs canonical statuses and normalised fields, nothing removed */

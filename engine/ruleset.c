@@ -25,27 +25,6 @@
 #include "ruleset.h"
 #include "score.h"
 
-/* The source column each field reads when [columns] does not say. */
-static const char *const default_column[FIELD__COUNT] = {
-    [FIELD_LEAD_ID] = "lead_id",
-    [FIELD_CREATED_AT] = "created_at",
-    [FIELD_SOURCE] = "source",
-    [FIELD_CAMPAIGN] = "campaign",
-    [FIELD_NAME] = "full_name",
-    [FIELD_PHONE] = "phone",
-    [FIELD_PHONE2] = "phone2",
-    [FIELD_MOBILE] = "mobile",
-    [FIELD_EMAIL] = "email",
-    [FIELD_CITY] = "city",
-    [FIELD_STATUS] = "status",
-    [FIELD_LAST_TOUCH_AT] = "last_touch_at",
-    [FIELD_TOUCH_COUNT] = "touch_count",
-    [FIELD_LAST_TOUCH_TYPE] = "last_touch_type",
-    [FIELD_NOTES] = "handler_notes",
-    [FIELD_AUTOMATION] = "automation_after_last_touch",
-    [FIELD_LAST_REP] = "last_rep_id",
-};
-
 static char *
 dup_or_null(const char *s)
 {
@@ -156,7 +135,7 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 	{
 		v = rules_get(r, "columns", field_key(f));
 		c->column_explicit[f] = v != NULL;
-		c->column[f] = v ? dup_or_null(v) : strdup(default_column[f]);
+		c->column[f] = v ? dup_or_null(v) : strdup(field_default_column(f));
 		if (v == NULL && c->column[f] == NULL)
 			return error_set(err, EXIT_INTERNAL, "out of memory");
 	}

@@ -22,26 +22,6 @@
 #include "dedupe_harness.h"
 #include "name.h"
 
-static const char *const default_column[FIELD__COUNT] = {
-    [FIELD_LEAD_ID] = "lead_id",
-    [FIELD_CREATED_AT] = "created_at",
-    [FIELD_SOURCE] = "source",
-    [FIELD_CAMPAIGN] = "campaign",
-    [FIELD_NAME] = "full_name",
-    [FIELD_PHONE] = "phone",
-    [FIELD_PHONE2] = "phone2",
-    [FIELD_MOBILE] = "mobile",
-    [FIELD_EMAIL] = "email",
-    [FIELD_CITY] = "city",
-    [FIELD_STATUS] = "status",
-    [FIELD_LAST_TOUCH_AT] = "last_touch_at",
-    [FIELD_TOUCH_COUNT] = "touch_count",
-    [FIELD_LAST_TOUCH_TYPE] = "last_touch_type",
-    [FIELD_NOTES] = "handler_notes",
-    [FIELD_AUTOMATION] = "automation_after_last_touch",
-    [FIELD_LAST_REP] = "last_rep_id",
-};
-
 struct reader
 {
 	struct batch *b;
@@ -131,7 +111,7 @@ on_record(int c, void *data)
 		rd->lens = malloc((size_t) rd->b->ncols * sizeof(size_t));
 		for (int f = 0; f < FIELD__COUNT; f++)
 		{
-			const char *col = default_column[f];
+			const char *col = field_default_column(f);
 
 			for (int k = 0; k < rd->nmap; k++)
 				if (strcmp(rd->map[2 * k], field_key(f)) == 0)
