@@ -6,8 +6,8 @@
 #   refinery   `refinery run` end to end, each stage, and the engine's peak RSS
 #   peer       ../shared/bench/peer_pipeline.sql, the plain-SQL competitor, when present
 # then the quality score of the last run from ../shared/bench/evaluate.sql, when present.
-# Environment: JOBS (threads for refinery, default all cores); EVALUATE=yes scores runs
-# of more than 200,000 rows too (slow).
+# Environment: JOBS (threads for refinery, default all cores; a list such as "1 2" measures
+# each count in turn); EVALUATE=yes scores runs of more than 200,000 rows too (slow).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rows=${1:-1000000} runs=${2:-3}
@@ -67,27 +67,35 @@ done
 rm -f "$work/rows"
 f=$(printf '%s\n' "${floor[@]}" | median)
 
-eng=()
-: > "$work/stages"
-for i in $(seq "$runs"); do
-	a=$(date +%s.%N)
-	./refinery run ${JOBS:+-j $JOBS} -c "$work/bench.ini" --log-format=json 2> "$work/run.json"
-	eng+=("$(secs "$a" "$(date +%s.%N)")")
-	grep '"event": "run"' "$work/run.json" >> "$work/stages"
-done
-e=$(printf '%s\n' "${eng[@]}" | median)
-# the round trip is exact: every pulled lead has exactly one result row, ids identical
-rt=$(psql -X -qAt -c "SELECT (SELECT count(*) FROM refinery.lead_results WHERE run_id = (SELECT run_id FROM refinery.latest_run))
+round_trip() {
+	psql -X -qAt -c "SELECT (SELECT count(*) FROM refinery.lead_results WHERE run_id = (SELECT run_id FROM refinery.latest_run))
 	|| ' rows, ' || (SELECT count(*) FROM (SELECT lead_id::text FROM $s.leads EXCEPT SELECT lead_id FROM refinery.lead_results WHERE run_id = (SELECT run_id FROM refinery.latest_run)
-	UNION ALL SELECT lead_id FROM refinery.lead_results WHERE run_id = (SELECT run_id FROM refinery.latest_run) EXCEPT SELECT lead_id::text FROM $s.leads) d) || ' ids differing'")
+	UNION ALL SELECT lead_id FROM refinery.lead_results WHERE run_id = (SELECT run_id FROM refinery.latest_run) EXCEPT SELECT lead_id::text FROM $s.leads) d) || ' ids differing'"
+}
 
 echo
-echo "rows $rows, $(nproc) cores, threads ${JOBS:-all}, median of $runs"
+echo "rows $rows, $(nproc) cores, median of $runs"
 printf '%-28s %10s\n' "floor (COPY out + in)" "$f s"
-printf '%-28s %10s  (%.2fx the floor)\n' "refinery run" "$e s" "$(awk -v e="$e" -v f="$f" 'BEGIN{print e/f}')"
-echo "  round trip of the last run: $rt (of $rows leads)"
-# per-stage medians from the JSON summaries
-python3 - "$work/stages" <<'PY' 2>/dev/null || true
+e=
+for jobs in ${JOBS:-all}; do
+	eng=()
+	: > "$work/stages"
+	for i in $(seq "$runs"); do
+		a=$(date +%s.%N)
+		if [ "$jobs" = all ]; then
+			./refinery run -c "$work/bench.ini" --log-format=json 2> "$work/run.json"
+		else
+			./refinery run -j "$jobs" -c "$work/bench.ini" --log-format=json 2> "$work/run.json"
+		fi
+		eng+=("$(secs "$a" "$(date +%s.%N)")")
+		grep '"event": "run"' "$work/run.json" >> "$work/stages"
+	done
+	e=$(printf '%s\n' "${eng[@]}" | median)
+	printf '%-28s %10s  (%.2fx the floor)\n' "refinery run, threads $jobs" "$e s" "$(awk -v e="$e" -v f="$f" 'BEGIN{print e/f}')"
+	# the round trip is exact: every pulled lead has exactly one result row, ids identical
+	echo "  round trip of the last run: $(round_trip) (of $rows leads)"
+	# per-stage medians from the JSON summaries
+	python3 - "$work/stages" <<'PY' 2>/dev/null || true
 import json, sys, statistics
 runs = [json.loads(l) for l in open(sys.argv[1])]
 names = [s["name"] for s in runs[0]["stages"]]
@@ -95,6 +103,7 @@ for k, n in enumerate(names):
     print("  %-26s %10.3f s" % (n, statistics.median(r["stages"][k]["seconds"] for r in runs)))
 print("  %-26s %10.0f MiB" % ("peak RSS", statistics.median(r.get("max_rss_kb", 0) for r in runs) / 1024))
 PY
+done
 if [ -f "$shared/peer_pipeline.sql" ]; then
 	peer=()
 	for i in $(seq "$runs"); do
