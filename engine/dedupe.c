@@ -2506,6 +2506,16 @@ pair_b(uint64_t code)
 	return (uint32_t) code;
 }
 
+/* A lead with a phone or e-mail of its own (after normalisation). */
+static bool
+has_contact(const struct batch *b, size_t i)
+{
+	for (int k = 0; k < BATCH_PHONES; k++)
+		if (b->phones[i][k] != 0)
+			return true;
+	return b->email_norm[i] != NULL;
+}
+
 /*
  * Join matching pairs into clusters, strongest first.  The chaining guard:
  * two clusters are not joined when any compared pair across them is a
@@ -2513,8 +2523,11 @@ pair_b(uint64_t code)
  * fields against a match too).  So Yossi and
  * Michal Cohen, who share a landline and were kept apart by the name
  * veto, stay apart even when a record that matches each of them (a
- * "Cohen" with their phone) would otherwise chain them together.  Fills
- * best[p] with the strongest kept edge of each participant (for reasons).
+ * "Cohen" with their phone) would otherwise chain them together.  A lead
+ * with no contact of its own is matched on its name (and city, dates) only,
+ * which many namesakes share: it joins the one cluster it matches best and
+ * never bridges two clusters that each have a contact.  Fills best[p] with
+ * the strongest kept edge of each participant (for reasons).
  */
 static bool
 build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t *best)
@@ -2522,8 +2535,15 @@ build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t *be
 	size_t np = r->np, ne = 0, nl = 0;
 	struct edge *edges = NULL;
 	uint32_t *start = NULL, *adj = NULL, *fill = NULL;
+	bool *own = NULL, *reach = NULL; /* participant has a contact; root's cluster has one */
 	bool ok = false;
 
+	own = malloc((np ? np : 1) * sizeof(*own));
+	reach = malloc((np ? np : 1) * sizeof(*reach));
+	if (own == NULL || reach == NULL)
+		goto out;
+	for (size_t p = 0; p < np; p++)
+		own[p] = reach[p] = has_contact(r->b, r->row[p]);
 	for (size_t k = 0; k < r->npairs; k++)
 	{
 		if (r->weight[k] >= match_w && !vetoed(r, r->pattern[k], r->weight[k]))
@@ -2577,6 +2597,12 @@ build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t *be
 
 		if (ra == rb)
 			continue;
+		if (reach[ra] && reach[rb] && (!own[pair_a(code)] || !own[pair_b(code)]))
+		{
+			if (r->rep)
+				r->rep->refused++;
+			continue;
+		}
 		small = uf->size[ra] <= uf->size[rb] ? ra : rb;
 		other = small == ra ? rb : ra;
 		x = small;
@@ -2592,7 +2618,7 @@ build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t *be
 				r->rep->refused++;
 			continue;
 		}
-		unionfind_union(uf, ra, rb);
+		reach[unionfind_union(uf, ra, rb)] = reach[ra] || reach[rb];
 	}
 
 	/* the strongest edge of each participant that ended inside its cluster */
@@ -2617,6 +2643,8 @@ out:
 	free(start);
 	free(adj);
 	free(fill);
+	free(own);
+	free(reach);
 	return ok;
 }
 
@@ -3349,12 +3377,19 @@ resolve_clusters(struct run *r, struct unionfind *uf, const uint32_t *best)
 		} while (x != p);
 		qsort(rows, n, sizeof(*rows), row_cmp);
 
-		/* the survivor: the best kept member; in an opted-out cluster the best of all */
+		/*
+		 * The survivor: the best kept member with a contact of its own (a
+		 * lead known only by name is the weakest evidence of who the person
+		 * is, and the call list needs a number); in an opted-out cluster the
+		 * best of all.
+		 */
 		for (size_t k = 0; k < n; k++)
 		{
 			if (kept && b->verdict[rows[k]] != VERDICT_KEPT)
 				continue;
-			if (surv == UINT32_MAX || survivor_cmp(c, b, rows[k], surv) < 0)
+			if (surv == UINT32_MAX || has_contact(b, rows[k]) > has_contact(b, surv) ||
+			    (has_contact(b, rows[k]) == has_contact(b, surv) &&
+			     survivor_cmp(c, b, rows[k], surv) < 0))
 				surv = rows[k];
 		}
 		cid = numeric ? strtoll(batch_lead_id(b, surv), NULL, 10) : (int64_t) surv + 1;
