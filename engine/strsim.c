@@ -11,6 +11,8 @@
  */
 #include "config.h"
 
+#include <ctype.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "strsim.h"
@@ -293,6 +295,56 @@ strsim_name_prepare(const char *name, const struct strsim_name_opts *opts, struc
 	}
 }
 
+/*
+ * Whether a Latin token can spell a Hebrew one as far as the vowel letters
+ * go.  Inside a Hebrew word, vav is o, u or v and yod is i, e or y: a
+ * spelling with none of those letters is another name, however close the
+ * consonant skeletons ("רון" is "ron", never "irina", though both keys are
+ * "rn").  Letters at the ends of the word are consonants or silent, and a
+ * doubled vav is v, which the Latin side may also spell w.
+ */
+static bool
+vowel_letters_agree(const char *heb, size_t hlen, const char *lat, size_t llen)
+{
+	bool need_o = false, need_i = false, has_o = false, has_i = false;
+	size_t first = SIZE_MAX, last = 0;
+
+	/* Hebrew letters are D7 90 .. D7 AA in UTF-8; vav is D7 95, yod D7 99 */
+	for (size_t k = 0; k + 1 < hlen; k++)
+		if ((unsigned char) heb[k] == 0xD7)
+		{
+			if (first == SIZE_MAX)
+				first = k;
+			last = k;
+		}
+	for (size_t k = 0; k + 1 < hlen; k++)
+	{
+		unsigned char c0 = (unsigned char) heb[k], c1 = (unsigned char) heb[k + 1];
+
+		if (c0 != 0xD7 || k == first || k == last)
+			continue;
+		if (c1 == 0x95)
+		{
+			bool doubled = (k + 3 < hlen && (unsigned char) heb[k + 2] == 0xD7 &&
+			                (unsigned char) heb[k + 3] == 0x95) ||
+			               (k >= 2 && (unsigned char) heb[k - 2] == 0xD7 &&
+			                (unsigned char) heb[k - 1] == 0x95);
+
+			need_o |= !doubled;
+		}
+		else if (c1 == 0x99)
+			need_i = true;
+	}
+	for (size_t k = 0; k < llen; k++)
+	{
+		char c = (char) tolower((unsigned char) lat[k]);
+
+		has_o |= c == 'o' || c == 'u' || c == 'v' || c == 'w';
+		has_i |= c == 'i' || c == 'e' || c == 'y' || c == 'j';
+	}
+	return (!need_o || has_o) && (!need_i || has_i);
+}
+
 /* Similarity of two prepared tokens; see strsim_token_similarity(). */
 static double
 prepared_similarity(const struct strsim_name *na, int i, const struct strsim_name *nb, int j,
@@ -337,6 +389,9 @@ prepared_similarity(const struct strsim_name *na, int i, const struct strsim_nam
 		}
 	}
 	else if (opts->translit == NULL)
+		sim = 0.0;
+	else if (!(na->tok[i].hebrew ? vowel_letters_agree(a, alen, b, blen)
+	                             : vowel_letters_agree(b, blen, a, alen)))
 		sim = 0.0;
 	else
 		sim =
@@ -401,6 +456,33 @@ joined_similarity(const struct strsim_name *a, const struct strsim_name *b)
 	}
 	if (ha == hb)
 		return strsim_jaro_winkler(ja, la, jb, lb);
+
+	/*
+	 * Across scripts only a lost or added space is looked for: with as
+	 * many words on both sides the words themselves were compared, and
+	 * joined consonant skeletons would hide a differing first name ("רון
+	 * אוחיון" and "irina ohayon" are both "rnkn").
+	 */
+	if (a->n == b->n)
+		return 0.0;
+
+	/*
+	 * Dropping the labials from the joined keys would make a whole token
+	 * vanish when its key is nothing but labials ("avi" is "v"), and "avi
+	 * nachum" the same as "נועה נחום": compare such names as keyed.
+	 */
+	for (int pass = 0; pass < 2; pass++)
+	{
+		const struct strsim_name *t = pass ? b : a;
+
+		for (int i = 0; i < t->n; i++)
+		{
+			char tmp[STRSIM_KEY_MAX + 1];
+
+			if (t->tok[i].klen > 0 && key_without_labials(t->tok[i].key, t->tok[i].klen, tmp) == 0)
+				return strsim_jaro_winkler(ja, la, jb, lb);
+		}
+	}
 	return strsim_key_similarity(ja, la, jb, lb);
 }
 

@@ -141,7 +141,9 @@ enum strsim_level strsim_name_compare_prepared(const struct strsim_name *a,
  * Similarity of two single tokens as the name comparison sees it:
  * Jaro-Winkler within a script (one phonetic key, or one typing error in
  * a token of three letters or more, counting as weak agreement), the
- * phonetic keys across scripts, STRSIM_ALIAS for two nicknames of a name.
+ * phonetic keys across scripts (0 when a vav or yod inside the Hebrew word
+ * has no Latin letter that can spell it: o, u, v, w or i, e, y, j),
+ * STRSIM_ALIAS for two nicknames of a name.
  */
 double strsim_token_similarity(const char *a, size_t alen, const char *b, size_t blen,
                                const struct strsim_name_opts *opts);

@@ -12,6 +12,10 @@
 
 #include <string.h>
 
+#include "embedded.h"
+#include "name.h"
+#include "normalize.h"
+#include "rules.h"
 #include "strsim.h"
 #include "tap.h"
 
@@ -91,6 +95,43 @@ cmp(const char *a, const char *b, double *score)
 	struct strsim_name_opts o = {0.90, 0.80, toy_key, NULL, NULL, NULL};
 
 	return strsim_name_compare(a, b, &o, score);
+}
+
+/*
+ * Names the shipped transliteration table keys alike although they are
+ * different people: the checks that keep them apart.
+ */
+static void
+test_shipped_table(void)
+{
+	struct error err = {0};
+	struct rules *r = rules_new();
+	struct normalize_config *nc = NULL;
+	struct strsim_name_opts o = {0.90, 0.80, NULL, NULL, NULL, NULL};
+	double s;
+
+	if (!ok(rules_load_string(r, "default.ini", embedded_default_ini, &err) &&
+	            normalize_config_load(r, &nc, &err),
+	        "the shipped rules load (%s)", err.msg))
+		return;
+	o.translit = (strsim_key_fn) name_translit_key;
+	o.translit_ctx = nc->translit;
+	is_int(strsim_name_compare("רון אוחיון", "ron ohayon", &o, &s), STRSIM_STRONG,
+	       "a Hebrew vav answered by an o: strong across scripts");
+	is_double(strsim_token_similarity("רון", strlen("רון"), "irina", 5, &o), 0.0, 1e-9,
+	          "ron / irina: both keys are \"rn\", but a vav inside the word needs o, u or v");
+	is_int(strsim_name_compare("רון אוחיון", "irina ohayon", &o, &s), STRSIM_PARTIAL,
+	       "so a household's ron and irina ohayon are partial, not strong");
+	is_double(strsim_token_similarity("מיכל", strlen("מיכל"), "mkhal", 5, &o), 0.0, 1e-9,
+	          "a yod inside the word needs i, e or y");
+	is_double(strsim_token_similarity("דוד", strlen("דוד"), "david", 5, &o), 1.0, 1e-9,
+	          "a vav read as v is answered by the v of david");
+	is_int(strsim_name_compare("avi nachum", "נועה נחום", &o, &s), STRSIM_PARTIAL,
+	       "avi / noa: dropping labials from the joined keys must not erase avi (\"v\")");
+	is_int(strsim_name_compare("בן דוד", "bendavid", &o, &s), STRSIM_STRONG,
+	       "a space lost across scripts is still found");
+	normalize_config_free(nc);
+	rules_free(r);
 }
 
 int
@@ -176,5 +217,6 @@ main(void)
 	is_int(cmp("יוסי כהן", "cohen", &s), STRSIM_SUBSET, "across scripts, a subset");
 	is_int(cmp("", "yossi", &s), STRSIM_DISAGREE, "an empty name gives disagree");
 	is_double(s, 0.0, 1e-12, "with score 0");
+	test_shipped_table();
 	return done_testing();
 }
