@@ -5,7 +5,8 @@
 #   floor      COPY of every lead row out to a file and back into a plain logged table
 #   refinery   `refinery run` end to end, each stage, and the engine's peak RSS
 #   peer       ../shared/bench/peer_pipeline.sql, the plain-SQL competitor, when present
-# then the quality score of the last run from ../shared/bench/evaluate.sql, when present.
+# then the quality score of the last run from ../shared/bench/evaluate.sql, when present, and
+# tests/bench/why.sql's account of the errors left.
 # Environment: JOBS (threads for refinery, default all cores; a list such as "1 2" measures
 # each count in turn); EVALUATE=yes scores runs of more than 200,000 rows too (slow).
 set -euo pipefail
@@ -112,11 +113,16 @@ if [ -f "$shared/peer_pipeline.sql" ]; then
 		peer+=("$(secs "$a" "$(date +%s.%N)")")
 	done
 	p=$(printf '%s\n' "${peer[@]}" | median)
-	printf '%-28s %10s  (refinery is %.1fx faster)\n' "SQL competitor" "$p s" "$(awk -v e="$e" -v p="$p" 'BEGIN{print p/e}')"
+	printf '%-28s %10s  (%.2fx the last refinery run)\n' "SQL competitor" "$p s" "$(awk -v e="$e" -v p="$p" 'BEGIN{print p/e}')"
 fi
 # evaluate.sql's pair self-joins take many minutes beyond a few hundred thousand rows
 if [ -f "$shared/evaluate.sql" ] && { [ "$rows" -le 200000 ] || [ "${EVALUATE:-}" = yes ]; }; then
 	echo
 	echo "quality of the last refinery run (evaluate.sql):"
 	psql -X -v sch=$s -f "$shared/evaluate.sql"
+fi
+if [ "$rows" -le 200000 ] || [ "${EVALUATE:-}" = yes ]; then
+	echo
+	echo "where the last run's remaining errors come from (tests/bench/why.sql):"
+	psql -X -q -v sch=$s -f tests/bench/why.sql
 fi
