@@ -61,6 +61,7 @@ struct load_ctx
 	int line;           /* lines read so far = line of the last line read */
 	bool last_indented; /* the last line read began with white space */
 	bool too_long;
+	bool nul; /* a NUL byte on the last line read: not a text file */
 	/* the handler's side */
 	int prev; /* entry index set by the previous handler call, or -1 */
 	int prev_line;
@@ -150,17 +151,34 @@ reader_common(char *str, int num, struct load_ctx *c, char *got)
 		return NULL;
 	}
 	c->last_indented = (str[0] == ' ' || str[0] == '\t');
-	if (memchr(str, '\0', len) != NULL)
-		return NULL;
 	return str;
 }
 
+/*
+ * fgets() with an eye for NUL bytes, which it would pass on inside the
+ * line for inih to cut the line at, silently.  A NUL ends the input (inih
+ * takes NULL for the end of the file) and load() reports it with its line.
+ */
 static char *
 file_reader(char *str, int num, void *stream)
 {
 	struct load_ctx *c = stream;
+	int n = 0, ch;
 
-	return reader_common(str, num, c, fgets(str, num, c->fp));
+	while (n < num - 1 && (ch = getc(c->fp)) != EOF)
+	{
+		if (ch == '\0')
+		{
+			c->line++;
+			c->nul = true;
+			return NULL;
+		}
+		str[n++] = (char) ch;
+		if (ch == '\n')
+			break;
+	}
+	str[n] = '\0';
+	return reader_common(str, num, c, n > 0 ? str : NULL);
 }
 
 static char *
@@ -304,6 +322,11 @@ load(struct rules *r, struct load_ctx *c, ini_reader reader, struct error *err)
 	rc = ini_parse_stream(reader, c, handler, c);
 	if (c->failed)
 		return false;
+	if (c->nul)
+	{
+		error_set(err, EXIT_RULES, "%s:%d: a NUL byte: rules files are text", c->file, c->line);
+		return error_hint(err, "Was a binary file, or one in UTF-16, given as a rules file?");
+	}
 	if (c->too_long)
 	{
 		error_set(err, EXIT_RULES, "%s:%d: line is longer than %d bytes", c->file, c->line,

@@ -190,5 +190,21 @@ main(void)
 		rules_free(r);
 		unlink(path);
 	}
+	{
+		/* a NUL byte would have cut the line short, silently */
+		static const char bytes[] = "[source]\ntable = crm.leads\0; DROP TABLE x\n";
+		char path[] = "/tmp/test_rules_XXXXXX";
+		int fd = mkstemp(path);
+		FILE *f = fdopen(fd, "w");
+
+		fwrite(bytes, 1, sizeof(bytes) - 1, f);
+		fclose(f);
+		r = rules_new();
+		ok(!rules_load_file(r, path, &err), "a file with a NUL byte is refused");
+		is_int(err.code, EXIT_RULES, "with the rules exit code");
+		ok(strstr(err.msg, ":2: a NUL byte") != NULL, "naming the line: %s", err.msg);
+		rules_free(r);
+		unlink(path);
+	}
 	return done_testing();
 }
