@@ -119,8 +119,12 @@ take_conninfo(char *arg)
 	return copy;
 }
 
-int
-main(int argc, char **argv)
+/*
+ * Everything main() does once the options' storage exists; every return
+ * path leaves the freeing to main().
+ */
+static int
+dispatch(int argc, char **argv, struct cmd_opts *o)
 {
 	static const struct option long_opts[] = {
 	    {"rules", required_argument, NULL, 'c'},    {"dry-run", no_argument, NULL, 'n'},
@@ -134,14 +138,8 @@ main(int argc, char **argv)
 	    {"rep", required_argument, NULL, 5},        {"html", required_argument, NULL, 6},
 	    {"table", required_argument, NULL, 7},      {"reject", required_argument, NULL, 8},
 	    {"output", required_argument, NULL, 'o'},   {NULL, 0, NULL, 0}};
-	struct cmd_opts o;
 	const char *command;
 	int c;
-
-	memset(&o, 0, sizeof(o));
-	o.files = calloc((size_t) argc + 1, sizeof(char *));
-	if (o.files == NULL)
-		return EXIT_INTERNAL;
 
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-?") == 0))
 	{
@@ -167,8 +165,8 @@ main(int argc, char **argv)
 	{
 		switch (c)
 		{
-			case 'c': o.files[o.nfiles++] = optarg; break;
-			case 'n': o.dry_run = true; break;
+			case 'c': o->files[o->nfiles++] = optarg; break;
+			case 'n': o->dry_run = true; break;
 			case 'j':
 			{
 				char *end;
@@ -176,15 +174,15 @@ main(int argc, char **argv)
 
 				if (*end || j < 1 || j > 1024)
 					return bad_usage("invalid number of jobs: \"%s\"", optarg);
-				o.jobs = (int) j;
+				o->jobs = (int) j;
 				break;
 			}
-			case 'd': o.conn.dbname = take_conninfo(optarg); break;
-			case 'h': o.conn.host = optarg; break;
-			case 'p': o.conn.port = optarg; break;
-			case 'U': o.conn.user = optarg; break;
-			case 'w': o.conn.password = PG_PASSWORD_NEVER; break;
-			case 'W': o.conn.password = PG_PASSWORD_PROMPT; break;
+			case 'd': o->conn.dbname = take_conninfo(optarg); break;
+			case 'h': o->conn.host = optarg; break;
+			case 'p': o->conn.port = optarg; break;
+			case 'U': o->conn.user = optarg; break;
+			case 'w': o->conn.password = PG_PASSWORD_NEVER; break;
+			case 'W': o->conn.password = PG_PASSWORD_PROMPT; break;
 			case 'q': log_quiet = true; break;
 			case 'V': printf("refinery %s\n", PACKAGE_VERSION); return EXIT_OK;
 			case 9: usage(stdout); return EXIT_OK;
@@ -198,40 +196,40 @@ main(int argc, char **argv)
 			{
 				char *end;
 
-				o.run_id = strtoll(optarg, &end, 10);
-				if (*end || o.run_id < 1)
+				o->run_id = strtoll(optarg, &end, 10);
+				if (*end || o->run_id < 1)
 					return bad_usage("invalid run id: \"%s\"", optarg);
 				break;
 			}
-			case 3: o.csv = optarg; break;
-			case 4: o.verdict = optarg; break;
+			case 3: o->csv = optarg; break;
+			case 4: o->verdict = optarg; break;
 			case 5:
 			{
 				char *end;
 
-				o.rep_id = strtoll(optarg, &end, 10);
-				o.has_rep = true;
+				o->rep_id = strtoll(optarg, &end, 10);
+				o->has_rep = true;
 				if (*end)
 					return bad_usage("invalid rep id: \"%s\"", optarg);
 				break;
 			}
-			case 6: o.html = optarg; break;
-			case 7: o.table = optarg; break;
-			case 8: o.reject = optarg; break;
-			case 'o': o.output = optarg; break;
+			case 6: o->html = optarg; break;
+			case 7: o->table = optarg; break;
+			case 8: o->reject = optarg; break;
+			case 'o': o->output = optarg; break;
 			default:
 				fprintf(stderr, "Try \"refinery --help\" for more information.\n");
 				return EXIT_USAGE;
 		}
 	}
-	o.args = (const char *const *) argv + optind;
-	o.nargs = argc - optind;
+	o->args = (const char *const *) argv + optind;
+	o->nargs = argc - optind;
 #ifdef _OPENMP
-	if (o.jobs > 0)
-		omp_set_num_threads(o.jobs);
-	o.threads = omp_get_max_threads();
+	if (o->jobs > 0)
+		omp_set_num_threads(o->jobs);
+	o->threads = omp_get_max_threads();
 #else
-	o.threads = 1;
+	o->threads = 1;
 #endif
 
 	{
@@ -240,27 +238,41 @@ main(int argc, char **argv)
 
 		error_clear(&err);
 		if (strcmp(command, "run") == 0)
-			ok = cmd_run(&o, &err);
+			ok = cmd_run(o, &err);
 		else if (strcmp(command, "init-db") == 0)
-			ok = cmd_init_db(&o, &err);
+			ok = cmd_init_db(o, &err);
 		else if (strcmp(command, "check-rules") == 0)
-			ok = cmd_check_rules(&o, &err);
+			ok = cmd_check_rules(o, &err);
 		else if (strcmp(command, "export") == 0)
-			ok = cmd_export(&o, &err);
+			ok = cmd_export(o, &err);
 		else if (strcmp(command, "explain") == 0)
-			ok = cmd_explain(&o, &err);
+			ok = cmd_explain(o, &err);
 		else if (strcmp(command, "report") == 0)
-			ok = cmd_report(&o, &err);
+			ok = cmd_report(o, &err);
 		else if (strcmp(command, "import") == 0)
-			ok = cmd_import(&o, &err);
+			ok = cmd_import(o, &err);
 		else if (strcmp(command, "calibrate") == 0)
-			ok = cmd_calibrate(&o, &err);
+			ok = cmd_calibrate(o, &err);
 		else
 			return bad_usage("unknown command \"%s\"", command);
-		free((void *) o.conn.dbname);
-		free(o.files);
 		if (!ok)
 			return fail(&err);
 	}
 	return EXIT_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct cmd_opts o;
+	int rc;
+
+	memset(&o, 0, sizeof(o));
+	o.files = calloc((size_t) argc + 1, sizeof(char *));
+	if (o.files == NULL)
+		return EXIT_INTERNAL;
+	rc = dispatch(argc, argv, &o);
+	free((void *) o.conn.dbname);
+	free(o.files);
+	return rc;
 }
