@@ -1320,7 +1320,7 @@ name_pack(struct run *r, const char *name, const struct strsim_name_opts *opts)
 		}
 		buf[o++] = (unsigned char) off;
 		buf[o++] = (unsigned char) len;
-		buf[o++] = (unsigned char) nm.tok[i].hebrew;
+		buf[o++] = (unsigned char) (nm.tok[i].hebrew | nm.tok[i].vowels << 1);
 		buf[o++] = (unsigned char) ((nm.tok[i].alias + 1) & 0xFF);
 		buf[o++] = (unsigned char) (((nm.tok[i].alias + 1) >> 8) & 0xFF);
 		buf[o++] = (unsigned char) nm.tok[i].klen;
@@ -1347,7 +1347,8 @@ name_unpack(const unsigned char *p, const char *name, struct strsim_name *nm)
 
 		t->s = name + p[0];
 		t->len = p[1];
-		t->hebrew = p[2] != 0;
+		t->hebrew = (p[2] & 1) != 0;
+		t->vowels = (unsigned char) (p[2] >> 1);
 		t->alias = (int) (p[3] | (p[4] << 8)) - 1;
 		t->klen = p[5];
 		memcpy(t->key, p + 6, t->klen);

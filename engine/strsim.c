@@ -249,6 +249,66 @@ strsim_key_similarity(const char *ka, size_t la, const char *kb, size_t lb)
 	return s1 > s2 ? s1 : s2;
 }
 
+/*
+ * The vowel-letter flags of a token.  Inside a Hebrew word, vav is o, u or v
+ * and yod is i, e or y: a Latin spelling with none of the letters that can
+ * write one of them is another name, however close the consonant skeletons
+ * ("רון" is "ron", never "irina", though both keys are "rn").  Letters at
+ * the ends of a Hebrew word are consonants or silent, and a doubled vav is
+ * v, which the Latin side may also spell w.
+ */
+static unsigned char
+vowel_letters(const char *s, size_t len, bool hebrew)
+{
+	unsigned char f = 0;
+
+	if (!hebrew)
+	{
+		for (size_t k = 0; k < len; k++)
+		{
+			char c = (char) tolower((unsigned char) s[k]);
+
+			if (c == 'o' || c == 'u' || c == 'v' || c == 'w')
+				f |= STRSIM_VOWEL_O;
+			else if (c == 'i' || c == 'e' || c == 'y' || c == 'j')
+				f |= STRSIM_VOWEL_I;
+		}
+		return f;
+	}
+	/* Hebrew letters are D7 90 .. D7 AA in UTF-8; vav is D7 95, yod D7 99 */
+	{
+		size_t first = SIZE_MAX, last = 0;
+
+		for (size_t k = 0; k + 1 < len; k++)
+			if ((unsigned char) s[k] == 0xD7)
+			{
+				if (first == SIZE_MAX)
+					first = k;
+				last = k;
+			}
+		for (size_t k = 0; k + 1 < len; k++)
+		{
+			unsigned char c1 = (unsigned char) s[k + 1];
+
+			if ((unsigned char) s[k] != 0xD7 || k == first || k == last)
+				continue;
+			if (c1 == 0x95)
+			{
+				bool doubled = (k + 3 < len && (unsigned char) s[k + 2] == 0xD7 &&
+				                (unsigned char) s[k + 3] == 0x95) ||
+				               (k >= 2 && (unsigned char) s[k - 2] == 0xD7 &&
+				                (unsigned char) s[k - 1] == 0x95);
+
+				if (!doubled)
+					f |= STRSIM_VOWEL_O;
+			}
+			else if (c1 == 0x99)
+				f |= STRSIM_VOWEL_I;
+		}
+	}
+	return f;
+}
+
 /* Split a name on spaces; surplus tokens are folded into the last one. */
 void
 strsim_name_prepare(const char *name, const struct strsim_name_opts *opts, struct strsim_name *out)
@@ -281,6 +341,7 @@ strsim_name_prepare(const char *name, const struct strsim_name_opts *opts, struc
 		struct strsim_token *t = &out->tok[i];
 
 		t->hebrew = strsim_is_hebrew(t->s, t->len);
+		t->vowels = vowel_letters(t->s, t->len, t->hebrew);
 		if (opts->translit != NULL)
 			t->klen = opts->translit(opts->translit_ctx, t->s, t->len, t->key, sizeof(t->key));
 		else
@@ -293,56 +354,6 @@ strsim_name_prepare(const char *name, const struct strsim_name_opts *opts, struc
 			t->klen = sizeof(t->key) - 1;
 		t->alias = opts->alias != NULL ? opts->alias(opts->alias_ctx, t->key, t->klen) : -1;
 	}
-}
-
-/*
- * Whether a Latin token can spell a Hebrew one as far as the vowel letters
- * go.  Inside a Hebrew word, vav is o, u or v and yod is i, e or y: a
- * spelling with none of those letters is another name, however close the
- * consonant skeletons ("רון" is "ron", never "irina", though both keys are
- * "rn").  Letters at the ends of the word are consonants or silent, and a
- * doubled vav is v, which the Latin side may also spell w.
- */
-static bool
-vowel_letters_agree(const char *heb, size_t hlen, const char *lat, size_t llen)
-{
-	bool need_o = false, need_i = false, has_o = false, has_i = false;
-	size_t first = SIZE_MAX, last = 0;
-
-	/* Hebrew letters are D7 90 .. D7 AA in UTF-8; vav is D7 95, yod D7 99 */
-	for (size_t k = 0; k + 1 < hlen; k++)
-		if ((unsigned char) heb[k] == 0xD7)
-		{
-			if (first == SIZE_MAX)
-				first = k;
-			last = k;
-		}
-	for (size_t k = 0; k + 1 < hlen; k++)
-	{
-		unsigned char c0 = (unsigned char) heb[k], c1 = (unsigned char) heb[k + 1];
-
-		if (c0 != 0xD7 || k == first || k == last)
-			continue;
-		if (c1 == 0x95)
-		{
-			bool doubled = (k + 3 < hlen && (unsigned char) heb[k + 2] == 0xD7 &&
-			                (unsigned char) heb[k + 3] == 0x95) ||
-			               (k >= 2 && (unsigned char) heb[k - 2] == 0xD7 &&
-			                (unsigned char) heb[k - 1] == 0x95);
-
-			need_o |= !doubled;
-		}
-		else if (c1 == 0x99)
-			need_i = true;
-	}
-	for (size_t k = 0; k < llen; k++)
-	{
-		char c = (char) tolower((unsigned char) lat[k]);
-
-		has_o |= c == 'o' || c == 'u' || c == 'v' || c == 'w';
-		has_i |= c == 'i' || c == 'e' || c == 'y' || c == 'j';
-	}
-	return (!need_o || has_o) && (!need_i || has_i);
 }
 
 /* Similarity of two prepared tokens; see strsim_token_similarity(). */
@@ -390,9 +401,9 @@ prepared_similarity(const struct strsim_name *na, int i, const struct strsim_nam
 	}
 	else if (opts->translit == NULL)
 		sim = 0.0;
-	else if (!(na->tok[i].hebrew ? vowel_letters_agree(a, alen, b, blen)
-	                             : vowel_letters_agree(b, blen, a, alen)))
-		sim = 0.0;
+	else if (na->tok[i].hebrew ? (na->tok[i].vowels & ~nb->tok[j].vowels) != 0
+	                           : (nb->tok[j].vowels & ~na->tok[i].vowels) != 0)
+		sim = 0.0; /* a vowel letter of the Hebrew word the Latin cannot spell */
 	else
 		sim =
 		    strsim_key_similarity(na->tok[i].key, na->tok[i].klen, nb->tok[j].key, nb->tok[j].klen);

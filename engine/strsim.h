@@ -98,6 +98,10 @@ struct strsim_name_opts
 
 #define STRSIM_KEY_MAX 24
 
+/* Vowel-letter flags of a token: vav (o, u, v, w) and yod (i, e, y, j). */
+#define STRSIM_VOWEL_O 1u
+#define STRSIM_VOWEL_I 2u
+
 /*
  * A name prepared for comparison: its tokens with their script, phonetic
  * key and alias group, so that comparing it with many names computes
@@ -108,6 +112,11 @@ struct strsim_token
 	const char *s; /* into the name */
 	size_t len;
 	bool hebrew;
+	/*
+	 * Vowel letters (STRSIM_VOWEL_*): for a Hebrew token the ones inside
+	 * the word, for a Latin one the letters that can spell them.
+	 */
+	unsigned char vowels;
 	int alias; /* alias group, -1 none */
 	size_t klen;
 	char key[STRSIM_KEY_MAX]; /* phonetic key (or the token, without translit) */
