@@ -330,34 +330,5 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	return 0;
 }
 
-#ifndef FUZZING
-/* Replay: run each file named on the command line through the harness. */
-int
-main(int argc, char **argv)
-{
-	int n = 0;
-
-	for (int i = 1; i < argc; i++)
-	{
-		FILE *fp = fopen(argv[i], "rb");
-		struct strbuf sb;
-		char buf[65536];
-		size_t got;
-
-		if (fp == NULL)
-		{
-			fprintf(stderr, "fuzz_csv: could not open file \"%s\"\n", argv[i]);
-			return 1;
-		}
-		sb_init(&sb);
-		while ((got = fread(buf, 1, sizeof(buf), fp)) > 0)
-			sb_putn(&sb, buf, got);
-		fclose(fp);
-		LLVMFuzzerTestOneInput((const uint8_t *) (sb.data ? sb.data : ""), sb.len);
-		sb_free(&sb);
-		n++;
-	}
-	printf("fuzz_csv: %d inputs replayed, no broken promise\n", n);
-	return 0;
-}
-#endif
+#define FUZZ_NAME "fuzz_csv"
+#include "replay.h"

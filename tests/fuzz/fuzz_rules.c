@@ -360,41 +360,5 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	return 0;
 }
 
-#ifndef FUZZING
-/* Replay: run each file named on the command line through the harness. */
-int
-main(int argc, char **argv)
-{
-	int n = 0;
-
-	for (int i = 1; i < argc; i++)
-	{
-		FILE *fp = fopen(argv[i], "rb");
-		char *buf = NULL;
-		size_t len = 0, cap = 0, got;
-
-		if (fp == NULL)
-		{
-			fprintf(stderr, "fuzz_rules: could not open file \"%s\"\n", argv[i]);
-			return 1;
-		}
-		do
-		{
-			if (len == cap)
-			{
-				cap = cap ? 2 * cap : 65536;
-				buf = realloc(buf, cap);
-				check(buf != NULL, "memory");
-			}
-			got = fread(buf + len, 1, cap - len, fp);
-			len += got;
-		} while (got > 0);
-		fclose(fp);
-		LLVMFuzzerTestOneInput((const uint8_t *) buf, len);
-		free(buf);
-		n++;
-	}
-	printf("fuzz_rules: %d inputs replayed, no broken promise\n", n);
-	return 0;
-}
-#endif
+#define FUZZ_NAME "fuzz_rules"
+#include "replay.h"
