@@ -2705,10 +2705,19 @@ cmp_time_asc(int64_t x, int64_t y)
 	return x < y ? -1 : 1;
 }
 
-/* Negative when row x is the better survivor; a total order (ties by row). */
+/*
+ * Negative when row x is the better survivor; a total order (ties by row).
+ * A lead with a contact of its own comes first whatever the policy: a lead
+ * known only by name is the weakest evidence of who the person is, and the
+ * call list needs a number.
+ */
 static int
 survivor_cmp(const struct dedupe_config *c, const struct batch *b, size_t x, size_t y)
 {
+	int own = (int) has_contact(b, y) - (int) has_contact(b, x);
+
+	if (own != 0)
+		return own;
 	for (int k = 0; k < c->npolicy; k++)
 	{
 		int d = 0;
@@ -3378,19 +3387,12 @@ resolve_clusters(struct run *r, struct unionfind *uf, const uint32_t *best)
 		} while (x != p);
 		qsort(rows, n, sizeof(*rows), row_cmp);
 
-		/*
-		 * The survivor: the best kept member with a contact of its own (a
-		 * lead known only by name is the weakest evidence of who the person
-		 * is, and the call list needs a number); in an opted-out cluster the
-		 * best of all.
-		 */
+		/* the survivor: the best kept member; in an opted-out cluster the best of all */
 		for (size_t k = 0; k < n; k++)
 		{
 			if (kept && b->verdict[rows[k]] != VERDICT_KEPT)
 				continue;
-			if (surv == UINT32_MAX || has_contact(b, rows[k]) > has_contact(b, surv) ||
-			    (has_contact(b, rows[k]) == has_contact(b, surv) &&
-			     survivor_cmp(c, b, rows[k], surv) < 0))
+			if (surv == UINT32_MAX || survivor_cmp(c, b, rows[k], surv) < 0)
 				surv = rows[k];
 		}
 		cid = numeric ? strtoll(batch_lead_id(b, surv), NULL, 10) : (int64_t) surv + 1;
