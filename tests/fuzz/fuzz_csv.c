@@ -25,6 +25,9 @@
 #include "csvio.h"
 #include "strbuf.h"
 
+#define FUZZ_NAME "fuzz_csv"
+#include "fuzz.h"
+
 struct record
 {
 	int n;
@@ -45,16 +48,6 @@ struct run
 	int nrec;
 	int cap;
 };
-
-static void
-check(bool cond, const char *what)
-{
-	if (!cond)
-	{
-		fprintf(stderr, "fuzz_csv: broken promise: %s\n", what);
-		abort();
-	}
-}
 
 static void
 log_record(struct run *r, const char *kind, const char *const *f, const size_t *l, const bool *nul,
@@ -279,8 +272,6 @@ round_trip(const struct csv_reader_opts *o0, struct run *whole)
 	free(text);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -329,6 +320,3 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	sb_free(&chunks.log);
 	return 0;
 }
-
-#define FUZZ_NAME "fuzz_csv"
-#include "replay.h"

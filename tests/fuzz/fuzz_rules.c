@@ -33,6 +33,9 @@
 #include "regex.h"
 #include "ruleset.h"
 
+#define FUZZ_NAME "fuzz_rules"
+#include "fuzz.h"
+
 /* the per-process folder and the files in it; made on the first input */
 static char dir[4096];
 static char input_path[4200];
@@ -44,16 +47,6 @@ static char text_path[4200];
  * u_sample small enough for the run over the fixed leads (see check_success).
  */
 static const char base_ini[] = "[source]\ntable = crm.leads\n\n[dedupe]\nu_sample = 1000\n";
-
-static void
-check(bool cond, const char *what)
-{
-	if (!cond)
-	{
-		fprintf(stderr, "fuzz_rules: broken promise: %s\n", what);
-		abort();
-	}
-}
 
 static void
 write_file(const char *path, const void *data, size_t size)
@@ -314,8 +307,6 @@ contains(const uint8_t *data, size_t size, const char *word)
 	return false;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -359,6 +350,3 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	return 0;
 }
-
-#define FUZZ_NAME "fuzz_rules"
-#include "replay.h"
