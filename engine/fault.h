@@ -1,37 +1,64 @@
 /*
  * fault.h
- *    A test hook: REFINERY_FAULT=<point> makes the engine kill itself
- *    (SIGKILL) when it reaches that point, and REFINERY_FAULT=<point>:stall
- *    makes it pause there for four seconds, so a test can stop the server
- *    or signal the engine at a known moment.  Compiled in unless configure
- *    is given --disable-fault-hooks.  Points: "pull" (after 1000 rows),
+ *    A test hook, compiled in only by `configure --enable-fault-injection`
+ *    (never in a production build).
+ *
+ *    REFINERY_FAULT=<point> makes the engine kill itself (SIGKILL) when it
+ *    reaches that point.  REFINERY_FAULT=<point>:stall:<gate> makes it stop
+ *    there: it creates the file <gate>.stalled, then waits until the file
+ *    <gate> exists or a stop signal arrives, so a test can stop the server or
+ *    signal the engine at a known moment and let it go on when it chooses,
+ *    whatever the load of the machine.  Points: "pull" (after 1000 rows),
  *    "write" (half-way through the result COPY), "commit" (COMMIT sent).
  */
 #ifndef REFINERY_FAULT_H
 #define REFINERY_FAULT_H
 
+#include <stdbool.h>
+
 #ifdef ENABLE_FAULT_HOOKS
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "pg.h"
+
+#define FAULT_COMPILED_IN true
 
 static inline void
 fault_point(const char *point)
 {
 	const char *f = getenv("REFINERY_FAULT");
+	const char *gate;
 	size_t n = strlen(point);
+	char stalled[4096];
+	int fd;
 
 	if (f == NULL || strncmp(f, point, n) != 0)
 		return;
 	if (f[n] == '\0')
 		raise(SIGKILL);
-	else if (strcmp(f + n, ":stall") == 0)
-		sleep(4);
+	if (strncmp(f + n, ":stall:", 7) != 0 || f[n + 7] == '\0')
+		return;
+	gate = f + n + 7;
+	snprintf(stalled, sizeof(stalled), "%s.stalled", gate);
+	if ((fd = open(stalled, O_WRONLY | O_CREAT | O_TRUNC, 0600)) >= 0)
+		close(fd);
+	while (access(gate, F_OK) != 0 && !pg_interrupted())
+	{
+		struct timespec ts = {0, 10 * 1000 * 1000};
+
+		nanosleep(&ts, NULL);
+	}
 }
 #define FAULT(point) fault_point(point)
 #else
-#define FAULT(point) ((void) 0)
+#define FAULT_COMPILED_IN false
+#define FAULT(point)      ((void) 0)
 #endif
 
 #endif /* REFINERY_FAULT_H */

@@ -23,6 +23,7 @@
 #endif
 
 #include "cmd.h"
+#include "fault.h"
 #include "log.h"
 #include "migrate.h"
 #include "pg.h"
@@ -149,6 +150,8 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 	if (argc > 1 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0))
 	{
 		printf("refinery %s\n", PACKAGE_VERSION);
+		if (FAULT_COMPILED_IN)
+			printf("built with fault injection (REFINERY_FAULT): for tests only\n");
 		return EXIT_OK;
 	}
 	if (argc < 2 || argv[1][0] == '-')

@@ -18,7 +18,7 @@ if [ "${SANITIZE:-yes}" != no ]; then
 	# tests that read ../shared find it beside the copy too
 	[ -d ../shared ] && ln -s "$(cd ../shared && pwd)" "$san/shared"
 	if make -s distdir distdir="$san/src" >"$san/distdir.log" 2>&1 &&
-		(cd "$san/src" && ./configure -q --enable-sanitizers >../configure.log 2>&1 &&
+		(cd "$san/src" && ./configure -q --enable-sanitizers --enable-fault-injection >../configure.log 2>&1 &&
 			make -s -j"$(nproc)" all >../build.log 2>&1); then
 		(cd "$san/src" && make -s -j"$(nproc)" check FUZZ_SECONDS=0 >../check.log 2>&1)
 		src=$?

@@ -89,7 +89,7 @@ fuzz() {
 	mkdir -p "$tmp/$name.corpus" "$tmp/$name.art"
 	cp "$top_srcdir/tests/fuzz/corpus_${name#fuzz_}"/* "$tmp/$name.corpus/"
 	# one worker; stdin closed, so that no input can make a loader wait on it
-	(cd "$tmp" && TMPDIR=$tmp "./$name" -max_total_time="$seconds" -timeout=5 -rss_limit_mb=2048 \
+	(cd "$tmp" && TMPDIR=$tmp "./$name" -max_total_time="$seconds" -timeout=60 -rss_limit_mb=2048 \
 		-print_final_stats=1 -artifact_prefix="$tmp/$name.art/" "$@" "$tmp/$name.corpus" \
 		< /dev/null > "$log" 2>&1)
 	local rc=$?

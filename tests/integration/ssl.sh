@@ -37,10 +37,7 @@ like "$out" 'SSL' "and the message says TLS was required"
 pq -c "ALTER SYSTEM SET ssl = on" -c "SELECT pg_reload_conf()" >/dev/null
 ok $? "TLS switched on"
 # the reload is asynchronous: wait until a new session sees it
-for i in $(seq 50); do
-	[ "$(pq -c 'SHOW ssl')" = on ] && break
-	sleep 0.2
-done
+pg_wait "SHOW ssl" on
 is "$(psql -X -At -d "$conn sslmode=verify-full sslrootcert=$tmp/ca.crt" -c 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()' 2>&1)" \
 	t "psql reaches the server over verified TLS"
 

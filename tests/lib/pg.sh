@@ -147,3 +147,58 @@ $truth
 ANALYZE $s.leads, $s.reps, $s.rep_source_stats;
 SQL
 }
+
+# pg_wait SQL WANT: poll until SQL returns WANT; fails after $PG_WAIT_SECONDS
+# (default 600), a bound against a hang, never a timing assumption.
+pg_wait() {
+	local deadline=$((SECONDS + ${PG_WAIT_SECONDS:-600}))
+	while [ "$(pq -c "$1" 2>/dev/null)" != "$2" ]; do
+		[ $SECONDS -ge $deadline ] && return 1
+		sleep 0.05
+	done
+}
+
+# wait_file PATH [PID]: poll until PATH exists; fails if PID (when given) has
+# exited first, or after $PG_WAIT_SECONDS.
+wait_file() {
+	local deadline=$((SECONDS + ${PG_WAIT_SECONDS:-600}))
+	while [ ! -e "$1" ]; do
+		[ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null && [ ! -e "$1" ] && return 1
+		[ $SECONDS -ge $deadline ] && return 1
+		sleep 0.05
+	done
+}
+
+# no refinery backend left (a killed engine's session ends only when its
+# server process notices): wait before a rerun
+pg_wait_no_engine() {
+	pg_wait "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'refinery'" 0
+}
+
+# pg_hold_open NAME SQL: a psql session that runs SQL and then keeps its
+# transaction open until pg_hold_close NAME; the SQL's result goes to
+# $PG_TMP/NAME.out.  The caller waits for the state it needs (pg_wait).
+pg_hold_open() {
+	local fifo=$PG_TMP/$1.fifo
+	mkfifo "$fifo"
+	psql -X -q -At -v ON_ERROR_STOP=1 <"$fifo" >"$PG_TMP/$1.out" 2>&1 &
+	eval "PG_HOLD_PID_$1=\$!"
+	eval "exec {PG_HOLD_FD_$1}>\"\$fifo\""
+	local fd
+	eval "fd=\$PG_HOLD_FD_$1"
+	printf '%s\n' "$2" >&"$fd"
+}
+
+# pg_hold_close NAME [SQL]: send SQL (default COMMIT) and wait for the session to end
+pg_hold_close() {
+	local fd pid
+	eval "fd=\$PG_HOLD_FD_$1 pid=\$PG_HOLD_PID_$1"
+	printf '%s\n' "${2:-COMMIT;}" >&"$fd"
+	eval "exec $fd>&-"
+	wait "$pid"
+}
+
+# the engine was built with the REFINERY_FAULT hooks (configure --enable-fault-injection)
+fault_hooks() {
+	"$REFINERY" --version | grep -q 'fault injection'
+}

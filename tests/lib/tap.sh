@@ -5,6 +5,7 @@
 # is GOT WANT "name"            -- string equality, shows both on failure
 # like GOT REGEX "name"         -- grep -E match
 # unlike GOT REGEX "name"
+# skip N "why"                  -- N tests reported as skipped
 # skip_all "why"                -- the whole script is skipped
 # done_testing                  -- prints the plan, exits 1 if anything failed
 
@@ -50,6 +51,15 @@ unlike() {
 
 diag() {
 	printf '# %s\n' "$*"
+}
+
+# skip N "why": N tests that cannot run here, reported as skipped
+skip() {
+	local i
+	for i in $(seq 1 "$1"); do
+		TAP_N=$((TAP_N + 1))
+		echo "ok $TAP_N # SKIP $2"
+	done
 }
 
 skip_all() {
