@@ -1,0 +1,569 @@
+/*
+ * dedupe_config.c
+ *    Comparators, their agreement levels, and the [dedupe] rules: reading
+ *    and checking the fields, blocking passes, survivor policy and limits.
+ */
+#include "config.h"
+
+#include "dedupe_int.h"
+
+/* ------------------------------------------------------------------ */
+/* Comparators and their levels                                        */
+/* ------------------------------------------------------------------ */
+
+static const char *const cmp_names[] = {"exact", "phone", "email",  "name",
+                                        "text",  "date",  "number", NULL};
+
+static const char *const levels_exact[] = {"agree", "disagree", NULL};
+static const char *const levels_email[] = {"exact", "dots", "key", "disagree", NULL};
+static const char *const levels_name[] = {"exact",   "strong",   "subset", "weak",
+                                          "partial", "disagree", NULL};
+static const char *const levels_text[] = {"exact", "strong", "weak", "disagree", NULL};
+static const char *const levels_near[] = {"exact", "near", "disagree", NULL};
+
+static const char *const *
+cmp_levels(enum dedupe_comparator cmp)
+{
+	switch (cmp)
+	{
+		case DEDUPE_CMP_EXACT:
+		case DEDUPE_CMP_PHONE: return levels_exact;
+		case DEDUPE_CMP_EMAIL: return levels_email;
+		case DEDUPE_CMP_NAME: return levels_name;
+		case DEDUPE_CMP_TEXT: return levels_text;
+		case DEDUPE_CMP_DATE:
+		case DEDUPE_CMP_NUMBER: return levels_near;
+	}
+	return levels_exact;
+}
+
+static int
+cmp_nlevels(enum dedupe_comparator cmp)
+{
+	const char *const *l = cmp_levels(cmp);
+	int n = 0;
+
+	while (l[n])
+		n++;
+	return n;
+}
+
+const char *
+dedupe_level_name(enum dedupe_comparator cmp, int level)
+{
+	if (level < 0 || level >= cmp_nlevels(cmp))
+		return NULL;
+	return cmp_levels(cmp)[level];
+}
+
+/*
+ * EM's starting point for m when the rules give none: most true matches
+ * agree, a few show each kind of disagreement.  EM moves away from these;
+ * they only need to put the "agree" levels first.
+ */
+static void
+default_m(enum dedupe_comparator cmp, double *m)
+{
+	static const double m2[] = {0.85, 0.15};
+	static const double memail[] = {0.80, 0.03, 0.03, 0.14};
+	static const double mname[] = {0.60, 0.15, 0.08, 0.08, 0.04, 0.05};
+	static const double mtext[] = {0.80, 0.05, 0.05, 0.10};
+	static const double mnear[] = {0.85, 0.10, 0.05};
+	const double *src;
+
+	switch (cmp)
+	{
+		case DEDUPE_CMP_EMAIL: src = memail; break;
+		case DEDUPE_CMP_NAME: src = mname; break;
+		case DEDUPE_CMP_TEXT: src = mtext; break;
+		case DEDUPE_CMP_DATE:
+		case DEDUPE_CMP_NUMBER: src = mnear; break;
+		default: src = m2; break;
+	}
+	memcpy(m, src, sizeof(double) * (size_t) cmp_nlevels(cmp));
+}
+
+/* ------------------------------------------------------------------ */
+/* Configuration                                                       */
+/* ------------------------------------------------------------------ */
+
+static const char *const policy_names[] = {"status", "last_touch", "complete", "touches",
+                                           "oldest", "newest",     NULL};
+
+void
+dedupe_config_free(struct dedupe_config *c)
+{
+	if (c == NULL)
+		return;
+	for (int f = 0; f < c->nfields; f++)
+	{
+		free(c->field[f].name);
+		free(c->field[f].given_name);
+		rules_list_free(c->field[f].alias);
+		for (int k = 0; k < c->field[f].ncolumns; k++)
+			free(c->field[f].columns[k]);
+	}
+	for (int k = 0; k < c->nblocks; k++)
+		free(c->block[k].name);
+	rules_list_free(c->status_rank);
+	free(c);
+}
+
+/* Parse a list of probabilities (m or u) of exactly `n` values in (0, 1]. */
+static bool
+parse_probs(struct rules *r, const char *section, const char *key, int n, double *out, bool *given,
+            struct error *err)
+{
+	const char *v = rules_get(r, section, key);
+	char **items;
+	int k;
+
+	*given = false;
+	if (v == NULL)
+		return true;
+	if ((k = rules_split_list(v, &items)) < 0)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	if (k != n)
+	{
+		rules_list_free(items);
+		error_set(err, EXIT_RULES, "%s: [%s] %s: %d values given, the comparator has %d levels",
+		          rules_where(r, section, key), section, key, k, n);
+		return error_hint(err, "Give one probability per level, strongest agreement first.");
+	}
+	for (int i = 0; i < n; i++)
+	{
+		char *end;
+		double x = strtod(items[i], &end);
+
+		if (*end != '\0' || !(x > 0.0 && x <= 1.0))
+		{
+			error_set(err, EXIT_RULES, "%s: [%s] %s: \"%s\" is not a probability in (0, 1]",
+			          rules_where(r, section, key), section, key, items[i]);
+			rules_list_free(items);
+			return false;
+		}
+		out[i] = x;
+	}
+	rules_list_free(items);
+	*given = true;
+	return true;
+}
+
+static bool
+load_field(struct rules *r, const char *section, struct dedupe_config *c, struct error *err)
+{
+	struct dedupe_field *f = &c->field[c->nfields];
+	const char *v;
+	const char *const *levels;
+	int cmp;
+	bool enabled;
+	char **items;
+	int n;
+
+	if (!rules_get_bool(r, section, "enabled", true, &enabled, err))
+		return false;
+	if (!enabled)
+	{
+		rules_use_section(r, section);
+		return true;
+	}
+	if (c->nfields == DEDUPE_MAX_FIELDS)
+		return error_set(err, EXIT_RULES, "%s: more than %d enabled [dedupe.field.*] sections",
+		                 rules_where(r, section, "comparator"), DEDUPE_MAX_FIELDS);
+	memset(f, 0, sizeof(*f));
+	f->given = -1;
+	f->name = strdup(section + strlen("dedupe.field."));
+	if (f->name == NULL)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	c->nfields++;
+	if (rules_get(r, section, "comparator") == NULL)
+		return error_set(err, EXIT_RULES, "[%s] has no comparator", section);
+	if (!rules_get_enum(r, section, "comparator", 0, cmp_names, &cmp, err))
+		return false;
+	f->cmp = (enum dedupe_comparator) cmp;
+	f->nlevels = cmp_nlevels(f->cmp);
+	levels = cmp_levels(f->cmp);
+
+	v = rules_get(r, section, "column");
+	if (v != NULL && *v)
+	{
+		if ((n = rules_split_list(v, &items)) < 0)
+			return error_set(err, EXIT_INTERNAL, "out of memory");
+		if (n > DEDUPE_MAX_COLUMNS)
+		{
+			rules_list_free(items);
+			return error_set(err, EXIT_RULES, "%s: [%s] column: at most %d columns",
+			                 rules_where(r, section, "column"), section, DEDUPE_MAX_COLUMNS);
+		}
+		for (int k = 0; k < n; k++)
+			if ((f->columns[f->ncolumns++] = strdup(items[k])) == NULL)
+			{
+				rules_list_free(items);
+				return error_set(err, EXIT_INTERNAL, "out of memory");
+			}
+		rules_list_free(items);
+	}
+	if (f->ncolumns > 0 && (f->cmp == DEDUPE_CMP_PHONE || f->cmp == DEDUPE_CMP_EMAIL))
+		return error_set(err, EXIT_RULES,
+		                 "%s: [%s] column: the %s comparator reads the "
+		                 "normalised %s and takes no column",
+		                 rules_where(r, section, "column"), section, cmp_names[f->cmp],
+		                 f->cmp == DEDUPE_CMP_PHONE ? "phones" : "e-mail");
+	if (f->ncolumns == 0 && f->cmp != DEDUPE_CMP_PHONE && f->cmp != DEDUPE_CMP_EMAIL &&
+	    f->cmp != DEDUPE_CMP_NAME)
+		return error_set(err, EXIT_RULES,
+		                 "[%s] needs a column (the %s comparator has no "
+		                 "default)",
+		                 section, cmp_names[f->cmp]);
+
+	if (!rules_get_double(r, section, "strong", 0.90, 0.0, 1.0, &f->strong, err) ||
+	    !rules_get_double(r, section, "weak", 0.80, 0.0, 1.0, &f->weak, err) ||
+	    !rules_get_double(r, section, "near", 0.0, 0.0, 1e15, &f->near, err) ||
+	    !rules_get_bool(r, section, "translit", f->cmp == DEDUPE_CMP_NAME, &f->translit, err) ||
+	    !rules_get_bool(r, section, "tf", false, &f->tf, err) ||
+	    !rules_get_bool(r, section, "typo", false, &f->typo, err))
+		return false;
+	if (f->weak > f->strong)
+		return error_set(err, EXIT_RULES, "%s: [%s] weak (%g) is above strong (%g)",
+		                 rules_where(r, section, "weak"), section, f->weak, f->strong);
+
+	v = rules_get(r, section, "alias");
+	if (v != NULL && *v)
+	{
+		if (f->cmp != DEDUPE_CMP_NAME)
+			return error_set(err, EXIT_RULES, "%s: [%s] alias: only a name field has aliases",
+			                 rules_where(r, section, "alias"), section);
+		if ((f->nalias = rules_split_list(v, &f->alias)) < 0)
+		{
+			f->nalias = 0;
+			return error_set(err, EXIT_INTERNAL, "out of memory");
+		}
+	}
+
+	v = rules_get(r, section, "given");
+	if (v != NULL && *v)
+	{
+		if (f->cmp == DEDUPE_CMP_PHONE)
+			return error_set(err, EXIT_RULES,
+			                 "%s: [%s] given: not supported for the phone "
+			                 "comparator",
+			                 rules_where(r, section, "given"), section);
+		if ((f->given_name = strdup(v)) == NULL)
+			return error_set(err, EXIT_INTERNAL, "out of memory");
+	}
+
+	default_m(f->cmp, f->m);
+	if (!parse_probs(r, section, "m", f->nlevels, f->m, &f->m_given, err) ||
+	    !parse_probs(r, section, "u", f->nlevels, f->u, &f->u_given, err))
+		return false;
+
+	v = rules_get(r, section, "veto");
+	if (v != NULL && *v)
+	{
+		if ((n = rules_split_list(v, &items)) < 0)
+			return error_set(err, EXIT_INTERNAL, "out of memory");
+		for (int k = 0; k < n; k++)
+		{
+			int l;
+
+			for (l = 0; levels[l]; l++)
+				if (strcmp(levels[l], items[k]) == 0)
+					break;
+			if (levels[l] == NULL)
+			{
+				error_set(err, EXIT_RULES,
+				          "%s: [%s] veto: \"%s\" is not a level of the %s "
+				          "comparator",
+				          rules_where(r, section, "veto"), section, items[k], cmp_names[f->cmp]);
+				rules_list_free(items);
+				return false;
+			}
+			if (l == 0)
+			{
+				error_set(err, EXIT_RULES, "%s: [%s] veto: \"%s\" is the strongest agreement",
+				          rules_where(r, section, "veto"), section, items[k]);
+				rules_list_free(items);
+				return false;
+			}
+			f->veto |= 1u << l;
+		}
+		rules_list_free(items);
+	}
+	return true;
+}
+
+static int
+field_index(const struct dedupe_config *c, const char *name)
+{
+	for (int f = 0; f < c->nfields; f++)
+		if (strcmp(c->field[f].name, name) == 0)
+			return f;
+	return -1;
+}
+
+static bool
+load_block(struct rules *r, const char *section, struct dedupe_config *c, struct error *err)
+{
+	struct dedupe_block *bl = &c->block[c->nblocks];
+	const char *v;
+	char **items;
+	int n;
+	bool enabled;
+
+	if (!rules_get_bool(r, section, "enabled", true, &enabled, err))
+		return false;
+	if (!enabled)
+	{
+		rules_use_section(r, section);
+		return true;
+	}
+	if (c->nblocks == DEDUPE_MAX_BLOCKS)
+		return error_set(err, EXIT_RULES, "%s: more than %d enabled [dedupe.block.*] sections",
+		                 rules_where(r, section, "key"), DEDUPE_MAX_BLOCKS);
+	memset(bl, 0, sizeof(*bl));
+	bl->name = strdup(section + strlen("dedupe.block."));
+	if (bl->name == NULL)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	c->nblocks++;
+	if (!rules_get_int(r, section, "max_size", c->max_block, 2, 1000000, &bl->max_size, err) ||
+	    !rules_get_bool(r, section, "optout_only", false, &bl->optout_only, err))
+		return false;
+	v = rules_get(r, section, "key");
+	if (v == NULL || *v == '\0')
+		return error_set(err, EXIT_RULES, "[%s] has no key", section);
+	if ((n = rules_split_list(v, &items)) < 0)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	if (n > DEDUPE_MAX_PARTS)
+	{
+		rules_list_free(items);
+		return error_set(err, EXIT_RULES, "%s: [%s] key: at most %d parts",
+		                 rules_where(r, section, "key"), section, DEDUPE_MAX_PARTS);
+	}
+	for (int k = 0; k < n; k++)
+	{
+		char *colon = strchr(items[k], ':');
+		const char *fn = colon ? colon + 1 : NULL;
+		int f;
+		enum dedupe_comparator cmp;
+		bool ok = true;
+
+		if (colon)
+			*colon = '\0';
+		if ((f = field_index(c, items[k])) < 0)
+		{
+			error_set(err, EXIT_RULES,
+			          "%s: [%s] key: \"%s\" is not an enabled "
+			          "[dedupe.field.*]",
+			          rules_where(r, section, "key"), section, items[k]);
+			rules_list_free(items);
+			return false;
+		}
+		cmp = c->field[f].cmp;
+		bl->field[k] = f;
+		bl->fn[k] = cmp == DEDUPE_CMP_NAME ? DEDUPE_KEY_SORTED : DEDUPE_KEY_VALUE;
+		if (fn == NULL || strcmp(fn, "value") == 0)
+			;
+		else if (strcmp(fn, "sorted") == 0 && cmp == DEDUPE_CMP_NAME)
+			bl->fn[k] = DEDUPE_KEY_SORTED;
+		else if (strcmp(fn, "translit") == 0 &&
+		         (cmp == DEDUPE_CMP_NAME || cmp == DEDUPE_CMP_TEXT || cmp == DEDUPE_CMP_EXACT))
+			bl->fn[k] = DEDUPE_KEY_TRANSLIT;
+		else if (strcmp(fn, "token") == 0 &&
+		         (cmp == DEDUPE_CMP_NAME || cmp == DEDUPE_CMP_TEXT || cmp == DEDUPE_CMP_EXACT))
+			bl->fn[k] = DEDUPE_KEY_TOKEN;
+		else if (strcmp(fn, "year") == 0 && cmp == DEDUPE_CMP_DATE)
+			bl->fn[k] = DEDUPE_KEY_YEAR;
+		else if (strcmp(fn, "month") == 0 && cmp == DEDUPE_CMP_DATE)
+			bl->fn[k] = DEDUPE_KEY_MONTH;
+		else if (strcmp(fn, "near") == 0 && cmp == DEDUPE_CMP_DATE)
+			bl->fn[k] = DEDUPE_KEY_NEAR;
+		else if (strncmp(fn, "prefix", 6) == 0 && isdigit((unsigned char) fn[6]) &&
+		         (cmp == DEDUPE_CMP_NAME || cmp == DEDUPE_CMP_TEXT || cmp == DEDUPE_CMP_EXACT))
+		{
+			bl->fn[k] = DEDUPE_KEY_PREFIX;
+			bl->prefix[k] = atoi(fn + 6);
+			ok = bl->prefix[k] > 0 && bl->prefix[k] <= 64;
+		}
+		else
+			ok = false;
+		if (!ok)
+		{
+			error_set(err, EXIT_RULES, "%s: [%s] key: \"%s:%s\" is not a key of a %s field",
+			          rules_where(r, section, "key"), section, items[k], fn, cmp_names[cmp]);
+			rules_list_free(items);
+			return error_hint(err,
+			                  "Keys: phone and email fields: value; name: sorted, "
+			                  "translit, token, prefixN; text and exact: value, translit, "
+			                  "token, prefixN; date: value, year, month, near; number: value.");
+		}
+		bl->nparts++;
+	}
+	rules_list_free(items);
+	return true;
+}
+
+bool
+dedupe_config_load(struct rules *r, struct dedupe_config **out, struct error *err)
+{
+	struct dedupe_config *c = calloc(1, sizeof(*c));
+	const char **sections = NULL;
+	int nsections;
+	const char *v;
+	int est;
+	long seed;
+	static const char *const estimates[] = {"em", "fixed", NULL};
+	bool ok = false;
+
+	*out = c;
+	if (c == NULL)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	if (!rules_get_bool(r, "dedupe", "enabled", true, &c->enabled, err) ||
+	    !rules_get_double(r, "dedupe", "min_probability", 0.6, 0.5, 0.999999999,
+	                      &c->min_probability, err) ||
+	    !rules_get_double(r, "dedupe", "optout_probability", 0.2, 0.000001, 1.0,
+	                      &c->optout_probability, err) ||
+	    !rules_get_double(r, "dedupe", "cannot_link", -10.0, -1000.0, 0.0, &c->cannot_link, err) ||
+	    !rules_get_enum(r, "dedupe", "estimate", 0, estimates, &est, err) ||
+	    !rules_get_int(r, "dedupe", "em_iterations", 30, 1, 10000, &c->em_iterations, err) ||
+	    !rules_get_int(r, "dedupe", "u_sample", 200000, 1000, 100000000, &c->u_sample, err) ||
+	    !rules_get_int(r, "dedupe", "seed", 42, 0, INT64_MAX, &seed, err) ||
+	    !rules_get_int(r, "dedupe", "frequent", 25, 2, 100000000, &c->frequent, err) ||
+	    !rules_get_int(r, "dedupe", "max_block", 1000, 2, 1000000, &c->max_block, err) ||
+	    !rules_get_double(r, "dedupe", "veto_lift", 0.95, 0.5, 1.0, &c->veto_lift, err) ||
+	    !rules_get_int(r, "dedupe", "notes_max", 2000, 0, 1000000, &c->notes_max, err))
+		return false;
+	if (c->optout_probability > c->min_probability)
+		return error_set(err, EXIT_RULES,
+		                 "%s: [dedupe] optout_probability (%g) is above "
+		                 "min_probability (%g)",
+		                 rules_where(r, "dedupe", "optout_probability"), c->optout_probability,
+		                 c->min_probability);
+	c->em = est == 0;
+	c->seed = (uint64_t) seed;
+	if (rules_get(r, "dedupe", "prior") != NULL)
+	{
+		if (c->em)
+			return error_set(err, EXIT_RULES,
+			                 "%s: [dedupe] prior is only read with estimate = "
+			                 "fixed",
+			                 rules_where(r, "dedupe", "prior"));
+		if (!rules_get_double(r, "dedupe", "prior", 0.0, -100.0, 0.0, &c->prior, err))
+			return false;
+		c->prior_given = true;
+	}
+
+	/* survivor policy */
+	v = rules_get(r, "dedupe", "survivor");
+	{
+		char **items = NULL;
+		int n = rules_split_list(v ? v : "status, last_touch, complete", &items);
+
+		if (n < 0)
+			return error_set(err, EXIT_INTERNAL, "out of memory");
+		for (int k = 0; k < n; k++)
+		{
+			int p;
+
+			for (p = 0; policy_names[p]; p++)
+				if (strcmp(policy_names[p], items[k]) == 0)
+					break;
+			if (policy_names[p] == NULL || c->npolicy == DEDUPE_MAX_POLICY)
+			{
+				error_set(err, EXIT_RULES, "%s: [dedupe] survivor: \"%s\" is not a policy",
+				          rules_where(r, "dedupe", "survivor"), items[k]);
+				rules_list_free(items);
+				return error_hint(err,
+				                  "Policies: status, last_touch, complete, touches, "
+				                  "oldest, newest; ties go to the first lead in source order.");
+			}
+			c->policy[c->npolicy++] = (enum dedupe_policy) p;
+		}
+		rules_list_free(items);
+	}
+	v = rules_get(r, "dedupe", "status_rank");
+	if ((c->nstatus = rules_split_list(v ? v : "", &c->status_rank)) < 0)
+	{
+		c->nstatus = 0;
+		c->status_rank = NULL;
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	}
+
+	if (!c->enabled)
+	{
+		/* accept every key of the module's sections without checking them */
+		nsections = rules_sections(r, "dedupe", &sections);
+		for (int k = 0; k < nsections; k++)
+			rules_use_section(r, sections[k]);
+		free(sections);
+		return true;
+	}
+
+	nsections = rules_sections(r, "dedupe", &sections);
+	if (nsections < 0)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	for (int k = 0; k < nsections; k++)
+	{
+		const char *s = sections[k];
+
+		if (strcmp(s, "dedupe") == 0)
+			continue;
+		if (strncmp(s, "dedupe.field.", 13) == 0 && s[13] != '\0')
+		{
+			if (!load_field(r, s, c, err))
+				goto out;
+		}
+		else if (strncmp(s, "dedupe.block.", 13) != 0 || s[13] == '\0')
+		{
+			error_set(err, EXIT_RULES, "unknown section [%s]", s);
+			error_hint(err, "The de-duplication sections are [dedupe], [dedupe.field.NAME] "
+			                "and [dedupe.block.NAME].");
+			goto out;
+		}
+	}
+	/* blocks name fields, so they are read once every field is known */
+	for (int k = 0; k < nsections; k++)
+		if (strncmp(sections[k], "dedupe.block.", 13) == 0 && sections[k][13] != '\0' &&
+		    !load_block(r, sections[k], c, err))
+			goto out;
+	if (c->nfields == 0)
+	{
+		error_set(err, EXIT_RULES,
+		          "de-duplication is enabled but no [dedupe.field.*] "
+		          "section is");
+		error_hint(err, "Set \"enabled = false\" in [dedupe], or describe the fields to "
+		                "compare (see rules/default.ini).");
+		goto out;
+	}
+	if (c->nblocks == 0)
+	{
+		error_set(err, EXIT_RULES,
+		          "de-duplication is enabled but no [dedupe.block.*] "
+		          "section is");
+		error_hint(err, "A block names the keys that bring candidate pairs together, "
+		                "e.g. \"[dedupe.block.phone]\" with \"key = phone\".");
+		goto out;
+	}
+	for (int f = 0; f < c->nfields; f++)
+	{
+		struct dedupe_field *fc = &c->field[f];
+		char section[300];
+
+		if (fc->given_name == NULL)
+			continue;
+		snprintf(section, sizeof(section), "dedupe.field.%s", fc->name);
+		fc->given = field_index(c, fc->given_name);
+		if (fc->given < 0 || fc->given == f || c->field[fc->given].cmp == DEDUPE_CMP_PHONE ||
+		    c->field[fc->given].cmp == DEDUPE_CMP_EMAIL)
+		{
+			error_set(err, EXIT_RULES,
+			          "%s: [%s] given: \"%s\" is not another enabled name, "
+			          "text, exact, date or number field",
+			          rules_where(r, section, "given"), section, fc->given_name);
+			goto out;
+		}
+	}
+	ok = true;
+out:
+	free(sections);
+	return ok;
+}
