@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "suppress.h"
 
 /*
  * Each field's [columns] key and the source column it reads when [columns]
@@ -173,6 +174,7 @@ batch_free(struct batch *b)
 	free(b->call_order);
 	free(b->p_close);
 	rep_table_free(b->reps);
+	suppress_free(b->suppress);
 	arena_free(b->arena);
 	free(b);
 }

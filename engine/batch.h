@@ -94,7 +94,8 @@ const char *temperature_name(enum temperature t); /* NULL for TEMP_NONE */
 /* "no row" for row-index columns */
 #define BATCH_NO_ROW UINT32_MAX
 
-struct rep_table; /* reps and their history; match.h */
+struct rep_table;    /* reps and their history; match.h */
+struct suppress_set; /* contacts of people erased on request; suppress.h */
 
 struct batch
 {
@@ -162,6 +163,8 @@ struct batch
 
 	/* ---- reps, loaded by the pull beside the leads; owned (match.h) ---- */
 	struct rep_table *reps;
+	/* ---- the suppression list, when the run reads a database; owned ---- */
+	struct suppress_set *suppress;
 };
 
 /*

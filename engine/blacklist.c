@@ -28,6 +28,7 @@
 #endif
 
 #include "blacklist.h"
+#include "suppress.h"
 #include "regex.h"
 #include "ruleset.h"
 
@@ -1395,7 +1396,12 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 	size_t err_row = SIZE_MAX;
 	int err_rule = -1, err_code = 0;
 	bool oom = false;
+	size_t forgotten = suppress_apply(b->suppress, b);
 
+	if (forgotten == SIZE_MAX)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	if (forgotten)
+		stage_count(st, SUPPRESS_RULE, forgotten);
 	if (c == NULL || c->nrules <= 0)
 		return true;
 	nr = c->nrules;

@@ -33,7 +33,10 @@ struct cmd_opts
 	const char *html;
 	const char *table;
 	const char *reject;
-	const char *output; /* -o */
+	const char *output;       /* -o */
+	const char *forget_phone; /* forget --phone */
+	const char *forget_email; /* forget --email */
+	const char *forget_lead;  /* forget --lead-id */
 };
 
 bool cmd_run(const struct cmd_opts *o, struct error *err);
@@ -44,5 +47,6 @@ bool cmd_explain(const struct cmd_opts *o, struct error *err);
 bool cmd_report(const struct cmd_opts *o, struct error *err);
 bool cmd_import(const struct cmd_opts *o, struct error *err);
 bool cmd_calibrate(const struct cmd_opts *o, struct error *err);
+bool cmd_forget(const struct cmd_opts *o, struct error *err);
 
 #endif /* REFINERY_CMD_H */

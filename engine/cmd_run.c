@@ -21,6 +21,7 @@
 
 #include "calibrate.h"
 #include "cmd.h"
+#include "fault.h"
 #include "log.h"
 #include "migrate.h"
 #include "pipeline.h"
@@ -293,6 +294,7 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	pull_st->seconds = pipeline_clock() - m0;
 	if (!set_now(conn, rs, b, err) || !sidedata_load(conn, rs, b, err))
 		goto out;
+	FAULT("compute");
 	if (!pipeline_run(b, rs, &pr, pg_interrupted, err))
 		goto out;
 	if (pg_interrupted())

@@ -9,7 +9,8 @@
  *    <gate> exists or a stop signal arrives, so a test can stop the server or
  *    signal the engine at a known moment and let it go on when it chooses,
  *    whatever the load of the machine.  Points: "pull" (after 1000 rows),
- *    "write" (half-way through the result COPY), "commit" (COMMIT sent).
+ *    "compute" (side data read, before the first stage), "write" (half-way
+ *    through the result COPY), "commit" (COMMIT sent).
  */
 #ifndef REFINERY_FAULT_H
 #define REFINERY_FAULT_H

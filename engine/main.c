@@ -49,6 +49,7 @@ usage(FILE *out)
 	             "  report       summarise a run (funnel, cohorts, reps; --html for a file)\n"
 	             "  import       load a CSV file of leads into a table\n"
 	             "  calibrate    fit scoring points from historical outcomes\n"
+	             "  forget       erase a person on request; never import them again\n"
 	             "\n"
 	             "Run options:\n"
 	             "  -c, --rules=FILE       rule file; repeat to layer files (later wins)\n"
@@ -67,6 +68,11 @@ usage(FILE *out)
 	             "      --csv=FILE         CSV file to read (header row required)\n"
 	             "      --table=NAME       target table (created with text columns if absent)\n"
 	             "      --reject=FILE      write rejected rows here instead of failing\n"
+	             "\n"
+	             "Forget options (with -c for the numbering plan, -n to roll back):\n"
+	             "      --phone=NUMBER     the person's phone number\n"
+	             "      --email=ADDRESS    the person's e-mail address\n"
+	             "      --lead-id=ID       one of the person's leads\n"
 	             "\n"
 	             "Connection options:\n"
 	             "  -d, --dbname=DBNAME    database name, conninfo string or URI\n"
@@ -127,18 +133,31 @@ take_conninfo(char *arg)
 static int
 dispatch(int argc, char **argv, struct cmd_opts *o)
 {
-	static const struct option long_opts[] = {
-	    {"rules", required_argument, NULL, 'c'},    {"dry-run", no_argument, NULL, 'n'},
-	    {"jobs", required_argument, NULL, 'j'},     {"dbname", required_argument, NULL, 'd'},
-	    {"host", required_argument, NULL, 'h'},     {"port", required_argument, NULL, 'p'},
-	    {"username", required_argument, NULL, 'U'}, {"no-password", no_argument, NULL, 'w'},
-	    {"password", no_argument, NULL, 'W'},       {"quiet", no_argument, NULL, 'q'},
-	    {"version", no_argument, NULL, 'V'},        {"help", no_argument, NULL, 9},
-	    {"log-format", required_argument, NULL, 1}, {"run", required_argument, NULL, 2},
-	    {"csv", required_argument, NULL, 3},        {"verdict", required_argument, NULL, 4},
-	    {"rep", required_argument, NULL, 5},        {"html", required_argument, NULL, 6},
-	    {"table", required_argument, NULL, 7},      {"reject", required_argument, NULL, 8},
-	    {"output", required_argument, NULL, 'o'},   {NULL, 0, NULL, 0}};
+	static const struct option long_opts[] = {{"rules", required_argument, NULL, 'c'},
+	                                          {"dry-run", no_argument, NULL, 'n'},
+	                                          {"jobs", required_argument, NULL, 'j'},
+	                                          {"dbname", required_argument, NULL, 'd'},
+	                                          {"host", required_argument, NULL, 'h'},
+	                                          {"port", required_argument, NULL, 'p'},
+	                                          {"username", required_argument, NULL, 'U'},
+	                                          {"no-password", no_argument, NULL, 'w'},
+	                                          {"password", no_argument, NULL, 'W'},
+	                                          {"quiet", no_argument, NULL, 'q'},
+	                                          {"version", no_argument, NULL, 'V'},
+	                                          {"help", no_argument, NULL, 9},
+	                                          {"log-format", required_argument, NULL, 1},
+	                                          {"run", required_argument, NULL, 2},
+	                                          {"csv", required_argument, NULL, 3},
+	                                          {"verdict", required_argument, NULL, 4},
+	                                          {"rep", required_argument, NULL, 5},
+	                                          {"html", required_argument, NULL, 6},
+	                                          {"table", required_argument, NULL, 7},
+	                                          {"reject", required_argument, NULL, 8},
+	                                          {"output", required_argument, NULL, 'o'},
+	                                          {"phone", required_argument, NULL, 20},
+	                                          {"email", required_argument, NULL, 21},
+	                                          {"lead-id", required_argument, NULL, 22},
+	                                          {NULL, 0, NULL, 0}};
 	const char *command;
 	int c;
 
@@ -187,7 +206,11 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 			case 'w': o->conn.password = PG_PASSWORD_NEVER; break;
 			case 'W': o->conn.password = PG_PASSWORD_PROMPT; break;
 			case 'q': log_quiet = true; break;
-			case 'V': printf("refinery %s\n", PACKAGE_VERSION); return EXIT_OK;
+			case 'V':
+				printf("refinery %s\n", PACKAGE_VERSION);
+				if (FAULT_COMPILED_IN)
+					printf("built with fault injection (REFINERY_FAULT): for tests only\n");
+				return EXIT_OK;
 			case 9: usage(stdout); return EXIT_OK;
 			case 1:
 				if (strcmp(optarg, "json") == 0)
@@ -220,6 +243,9 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 			case 7: o->table = optarg; break;
 			case 8: o->reject = optarg; break;
 			case 'o': o->output = optarg; break;
+			case 20: o->forget_phone = optarg; break;
+			case 21: o->forget_email = optarg; break;
+			case 22: o->forget_lead = optarg; break;
 			default:
 				fprintf(stderr, "Try \"refinery --help\" for more information.\n");
 				return EXIT_USAGE;
@@ -256,6 +282,8 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 			ok = cmd_import(o, &err);
 		else if (strcmp(command, "calibrate") == 0)
 			ok = cmd_calibrate(o, &err);
+		else if (strcmp(command, "forget") == 0)
+			ok = cmd_forget(o, &err);
 		else
 			return bad_usage("unknown command \"%s\"", command);
 		if (!ok)

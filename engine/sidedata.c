@@ -1,6 +1,7 @@
 /*
  * sidedata.c
- *    Loading the reps and the do-not-call lists a run needs.
+ *    Loading the reps, the do-not-call lists and (when the run reads a
+ *    database) the suppression list of erased people that a run needs.
  *
  * Queries are the user's own SQL, named in the rules; their results are
  * small (reps, opt-out lists), so they are read with PQexec.  Each value is
@@ -18,6 +19,7 @@
 #include "match.h"
 #include "pg.h"
 #include "sidedata.h"
+#include "suppress.h"
 
 bool
 sidedata_needs_db(const struct ruleset *rs)
@@ -62,5 +64,6 @@ load_dnc(PGconn *conn, struct ruleset *rs, struct error *err)
 bool
 sidedata_load(PGconn *conn, struct ruleset *rs, struct batch *b, struct error *err)
 {
-	return load_dnc(conn, rs, err) && match_load_reps(conn, rs->match, b, err);
+	return load_dnc(conn, rs, err) && match_load_reps(conn, rs->match, b, err) &&
+	       (conn == NULL || suppress_load(conn, &b->suppress, err));
 }

@@ -32,6 +32,7 @@
 #include "pg.h"
 #include "pull.h"
 #include "writeback.h"
+#include "suppress.h"
 
 #include "fault.h"
 
@@ -421,7 +422,8 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 	if (!pg_exec(conn, "starting the write transaction", "BEGIN", err))
 		return false;
 	snprintf(sql, sizeof(sql), "SET LOCAL lock_timeout = %ld", rs->output->lock_timeout_ms);
-	if (!pg_exec(conn, "starting the write transaction", sql, err))
+	if (!pg_exec(conn, "starting the write transaction", sql, err) ||
+	    !suppress_unchanged(conn, b->suppress, err))
 		goto out;
 
 	snprintf(started, sizeof(started), "%.6f", meta->started_at);

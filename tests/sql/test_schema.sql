@@ -5,12 +5,15 @@
  */
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(132);
+SELECT plan(136);
 
--- 7 tables
+-- 9 tables
 SELECT has_table('refinery', t, 'table refinery.' || t || ' exists')
 FROM unnest(ARRAY['schema_migrations', 'runs', 'run_stages', 'lead_results', 'run_cohorts',
-				  'run_reps', 'run_rep_sources']) AS t;
+				  'run_reps', 'run_rep_sources', 'forget_salt', 'suppressed']) AS t;
+SELECT columns_are('refinery', 'suppressed', ARRAY['kind', 'hash', 'forgotten_at'],
+	'suppressed holds kind, hash and time only: no contact in clear');
+SELECT is((SELECT length(salt) FROM refinery.forget_salt), 32, 'the migration made one 32-byte salt');
 
 -- 6: exactly these columns, no more, no fewer
 SELECT columns_are('refinery', 'runs', ARRAY['run_id', 'started_at', 'finished_at', 'status',
@@ -122,7 +125,8 @@ SELECT is(pg_get_partkeydef('refinery.lead_results'::regclass), 'LIST (run_id)',
 SELECT partitions_are('refinery', 'lead_results', ARRAY['refinery.lead_results_1', 'refinery.lead_results_2'],
 					  'the fixture''s two runs are the two partitions');
 SELECT results_eq('SELECT version, name FROM refinery.schema_migrations ORDER BY version',
-				  $$VALUES (1, '001_schema.sql'), (2, '002_views.sql'), (3, '003_functions.sql')$$,
+				  $$VALUES (1, '001_schema.sql'), (2, '002_views.sql'), (3, '003_functions.sql'),
+						 (5, '005_forget.sql')$$,
 				  'every migration file is recorded in schema_migrations');
 
 -- 7 views

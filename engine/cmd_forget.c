@@ -1,0 +1,312 @@
+/*
+ * cmd_forget.c
+ *    The forget command: erase a person on request.
+ *
+ * The person is found from a phone, an e-mail address or a lead id: every
+ * result row (of any run) carrying one of them, then every row of the same
+ * cluster (a cluster is one person) and every row carrying a contact found
+ * so far, until nothing new turns up.  In one transaction those rows are
+ * deleted and the salted hashes of every phone and address they held (the
+ * golden records' too) go into refinery.suppressed, so no later run imports
+ * the person again (suppress.h).  The partitions touched are then vacuumed,
+ * so the deleted rows leave the tables' files too.  The phone and address
+ * given are read with the rules' numbering plan and e-mail rules (-c).
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "embedded.h"
+#include "log.h"
+#include "normalize.h"
+#include "rules.h"
+#include "strbuf.h"
+#include "suppress.h"
+
+/* rounds of "same cluster or same contact" before giving up on a closure */
+#define FORGET_MAX_ROUNDS 32
+
+/* The rows of the person, gathered in a temporary table; returns the rows added. */
+static long
+gather(PGconn *conn, const char *phone, const char *email, const char *lead, bool first,
+       struct error *err)
+{
+	const char *p[3] = {phone, email, lead};
+	PGresult *res;
+	long n;
+
+	if (first)
+		res = pg_query(conn, "finding the person's results",
+		               "INSERT INTO forget_rows SELECT run_id, lead_id, cluster_id, phone_norm, "
+		               "email_norm, golden FROM refinery.lead_results "
+		               "WHERE phone_norm = $1 OR email_norm = $2 OR lead_id = $3",
+		               3, p, err);
+	else
+		res = pg_query(
+		    conn, "finding the person's results",
+		    "INSERT INTO forget_rows SELECT r.run_id, r.lead_id, r.cluster_id, r.phone_norm, "
+		    "r.email_norm, r.golden FROM refinery.lead_results r "
+		    "WHERE NOT EXISTS (SELECT 1 FROM forget_rows f WHERE f.run_id = r.run_id "
+		    "AND f.lead_id = r.lead_id) AND ("
+		    "EXISTS (SELECT 1 FROM forget_rows f WHERE f.run_id = r.run_id "
+		    "AND f.cluster_id = r.cluster_id) "
+		    "OR r.phone_norm IN (SELECT c FROM forget_contacts WHERE kind = 'phone') "
+		    "OR r.email_norm IN (SELECT c FROM forget_contacts WHERE kind = 'email'))",
+		    0, NULL, err);
+	if (res == NULL)
+		return -1;
+	n = strtol(PQcmdTuples(res), NULL, 10);
+	PQclear(res);
+	return n;
+}
+
+/* Every contact the gathered rows hold, their golden records' included. */
+static bool
+collect_contacts(PGconn *conn, struct error *err)
+{
+	return pg_exec(
+	    conn, "collecting the person's contacts",
+	    "INSERT INTO forget_contacts "
+	    "SELECT 'phone', phone_norm FROM forget_rows WHERE phone_norm IS NOT NULL "
+	    "UNION SELECT 'email', email_norm FROM forget_rows WHERE email_norm IS NOT NULL "
+	    "UNION SELECT CASE WHEN v ~ '^[+*][0-9]{3,15}$' THEN 'phone' ELSE 'email' END, v "
+	    "FROM forget_rows, LATERAL (SELECT x #>> '{}' AS v FROM "
+	    "jsonb_path_query(golden, 'strict $.**') AS x "
+	    "WHERE jsonb_typeof(x) = 'string') s "
+	    "WHERE v ~ '^[+*][0-9]{3,15}$' OR v ~ '^[^@[:space:]]+@[^@[:space:]]+$' "
+	    "EXCEPT SELECT kind, c FROM forget_contacts",
+	    err);
+}
+
+/* Hash every collected contact with the database's salt into refinery.suppressed. */
+static bool
+suppress_contacts(PGconn *conn, const struct normalize_config *nc, long *phones, long *emails,
+                  struct error *err)
+{
+	unsigned char salt[SUPPRESS_SALT_BYTES], h[SUPPRESS_HASH_BYTES];
+	char hex[2 * SUPPRESS_HASH_BYTES + 1];
+	PGresult *res, *ins;
+	bool ok = true;
+
+	*phones = *emails = 0;
+	res = pg_query(conn, "reading the salt", "SELECT salt FROM refinery.forget_salt", 0, NULL, err);
+	if (res == NULL)
+		return false;
+	if (PQntuples(res) != 1 || PQgetlength(res, 0, 0) != 2 + 2 * SUPPRESS_SALT_BYTES)
+	{
+		PQclear(res);
+		return error_set(err, EXIT_DATA, "refinery.forget_salt holds no 32-byte salt");
+	}
+	for (int i = 0; i < SUPPRESS_SALT_BYTES; i++)
+		sscanf(PQgetvalue(res, 0, 0) + 2 + 2 * i, "%2hhx", &salt[i]);
+	PQclear(res);
+	if ((res = pg_query(conn, "collecting the person's contacts",
+	                    "SELECT kind, c FROM forget_contacts ORDER BY kind, c", 0, NULL, err)) ==
+	    NULL)
+		return false;
+	for (int r = 0; ok && r < PQntuples(res); r++)
+	{
+		const char *kind = PQgetvalue(res, r, 0), *c = PQgetvalue(res, r, 1);
+		const char *p[2];
+
+		if (strcmp(kind, "phone") == 0)
+		{
+			struct phone_number num;
+
+			if (phone_normalize(c, strlen(c), nc->plan, NULL, &num) == PHONE_NONE || num.e164 == 0)
+				continue; /* not a number the plan reads: it cannot be imported as one */
+			suppress_hash_phone(salt, num.e164, h);
+			(*phones)++;
+		}
+		else
+		{
+			suppress_hash(salt, "email", c, h);
+			(*emails)++;
+		}
+		for (int i = 0; i < SUPPRESS_HASH_BYTES; i++)
+			snprintf(hex + 2 * i, 3, "%02x", h[i]);
+		p[0] = kind;
+		p[1] = hex;
+		ins = pg_query(conn, "recording the suppressed contacts",
+		               "INSERT INTO refinery.suppressed (kind, hash) VALUES ($1, $2) "
+		               "ON CONFLICT DO NOTHING",
+		               2, p, err);
+		ok = ins != NULL;
+		PQclear(ins);
+	}
+	PQclear(res);
+	return ok;
+}
+
+/* Only the numbering plan and the e-mail rules of the rule files matter here. */
+static struct normalize_config *
+load_normalize(const struct cmd_opts *o, struct error *err)
+{
+	struct rules *r = rules_new();
+	struct normalize_config *nc = NULL;
+	bool ok;
+
+	if (r == NULL)
+	{
+		error_set(err, EXIT_INTERNAL, "out of memory");
+		return NULL;
+	}
+	ok = rules_load_string(r, "default.ini", embedded_default_ini, err);
+	for (int i = 0; ok && i < o->nfiles; i++)
+		ok = rules_load_file(r, o->files[i], err);
+	if (ok && !normalize_config_load(r, &nc, err))
+	{
+		normalize_config_free(nc);
+		nc = NULL;
+	}
+	rules_free(r);
+	return nc;
+}
+
+/* The phone and address given, as the engine normalises them ("" when not given). */
+static bool
+read_given(const struct cmd_opts *o, const struct normalize_config *nc, char *phone,
+           size_t phone_size, char *email, struct error *err)
+{
+	phone[0] = email[0] = '\0';
+	if (o->forget_phone)
+	{
+		struct phone_number num;
+
+		if (phone_normalize(o->forget_phone, strlen(o->forget_phone), nc->plan, NULL, &num) ==
+		        PHONE_NONE ||
+		    num.e164 == 0)
+		{
+			error_set(err, EXIT_USAGE, "--phone \"%s\" is not a phone number of the numbering plan",
+			          o->forget_phone);
+			return error_hint(err, "Give the rules of the run (-c) so their [phone_plan] applies.");
+		}
+		phone_format(nc->plan, num.e164, phone, phone_size);
+	}
+	if (o->forget_email)
+	{
+		char key[EMAIL_KEY_BUF];
+		unsigned fixes = 0;
+
+		if (email_normalize(nc->email, o->forget_email, email, key, &fixes) != EMAIL_VALID)
+			return error_set(err, EXIT_USAGE, "--email \"%s\" is not an e-mail address",
+			                 o->forget_email);
+	}
+	return true;
+}
+
+bool
+cmd_forget(const struct cmd_opts *o, struct error *err)
+{
+	struct normalize_config *nc;
+	PGconn *conn = NULL;
+	PGresult *res = NULL;
+	char phone[64], email[EMAIL_BUF];
+	long rows = 0, added, phones = 0, emails = 0;
+	bool ok = false, in_tx = false;
+	struct strbuf runs;
+
+	if (o->nargs > 0)
+		return error_set(err, EXIT_USAGE,
+		                 "forget takes no arguments (use --phone, --email or "
+		                 "--lead-id)");
+	if (!o->forget_phone && !o->forget_email && !o->forget_lead)
+		return error_set(err, EXIT_USAGE, "forget needs --phone, --email or --lead-id");
+	if ((nc = load_normalize(o, err)) == NULL)
+		return false;
+	sb_init(&runs);
+	if (!read_given(o, nc, phone, sizeof(phone), email, err) ||
+	    (conn = pg_connect(&o->conn, err)) == NULL)
+		goto out;
+	if (!pg_exec(conn, "starting the erasure", "BEGIN", err))
+		goto out;
+	in_tx = true;
+	/* waits for a run that is writing; a run writing later sees the list grew */
+	if (!pg_exec(conn, "locking the suppression list",
+	             "LOCK TABLE refinery.suppressed IN SHARE ROW EXCLUSIVE MODE", err) ||
+	    !pg_exec(conn, "starting the erasure",
+	             "CREATE TEMP TABLE forget_rows (run_id bigint, lead_id text, cluster_id bigint, "
+	             "phone_norm text, email_norm text, golden jsonb) ON COMMIT DROP",
+	             err) ||
+	    !pg_exec(conn, "starting the erasure",
+	             "CREATE TEMP TABLE forget_contacts (kind text, c text) ON COMMIT DROP", err))
+		goto out;
+	/* the contacts given count even when no result holds them */
+	{
+		const char *p[2] = {phone, email};
+
+		PQclear(res);
+		res = pg_query(conn, "starting the erasure",
+		               "INSERT INTO forget_contacts SELECT 'phone', $1 WHERE $1 <> '' "
+		               "UNION ALL SELECT 'email', $2 WHERE $2 <> ''",
+		               2, p, err);
+		if (res == NULL)
+			goto out;
+	}
+	added = gather(conn, phone, email, o->forget_lead ? o->forget_lead : "", true, err);
+	for (int round = 0; added > 0; round++)
+	{
+		rows += added;
+		if (round == FORGET_MAX_ROUNDS)
+		{
+			error_set(err, EXIT_DATA,
+			          "the person's records keep leading to more after %d rounds (%ld rows)",
+			          FORGET_MAX_ROUNDS, rows);
+			error_hint(err, "Nothing was erased. Erase the contacts one by one.");
+			goto out;
+		}
+		if (!collect_contacts(conn, err))
+			goto out;
+		added = gather(conn, NULL, NULL, NULL, false, err);
+	}
+	if (added < 0 || !suppress_contacts(conn, nc, &phones, &emails, err))
+		goto out;
+	PQclear(res);
+	if ((res = pg_query(conn, "erasing the person's results",
+	                    "SELECT coalesce(string_agg(DISTINCT run_id::text, ' '), ''), "
+	                    "count(DISTINCT lead_id) FROM forget_rows",
+	                    0, NULL, err)) == NULL)
+		goto out;
+	sb_puts(&runs, PQgetvalue(res, 0, 0));
+	if (!pg_exec(conn, "erasing the person's results",
+	             "DELETE FROM refinery.lead_results r USING forget_rows f "
+	             "WHERE r.run_id = f.run_id AND r.lead_id = f.lead_id",
+	             err) ||
+	    !pg_exec(conn, o->dry_run ? "rolling back" : "committing the erasure",
+	             o->dry_run ? "ROLLBACK" : "COMMIT", err))
+		goto out;
+	in_tx = false;
+	if (!o->dry_run && runs.len > 0)
+	{
+		/* deleted rows stay in the tables' files until vacuumed */
+		char *save = NULL;
+
+		for (char *id = strtok_r(runs.data, " ", &save); id; id = strtok_r(NULL, " ", &save))
+		{
+			char sql[96];
+
+			snprintf(sql, sizeof(sql), "VACUUM refinery.lead_results_%" PRId64,
+			         (int64_t) strtoll(id, NULL, 10));
+			if (!pg_exec(conn, "vacuuming the erased rows away", sql, err))
+				goto out;
+		}
+	}
+	if (!log_quiet)
+		printf("%s%ld result rows of %s leads deleted; %ld phones and %ld e-mail addresses "
+		       "suppressed\n",
+		       o->dry_run ? "dry run, rolled back: " : "forgot: ", rows, PQgetvalue(res, 0, 1),
+		       phones, emails);
+	ok = true;
+out:
+	if (in_tx)
+		PQexec(conn, "ROLLBACK");
+	PQclear(res);
+	sb_free(&runs);
+	pg_disconnect(conn);
+	normalize_config_free(nc);
+	return ok;
+}

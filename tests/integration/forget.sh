@@ -1,0 +1,123 @@
+#!/bin/bash
+# tests/integration/forget.sh -- erasure on request: `refinery forget` deletes every
+# result row of a person (every run, every record of the person's cluster), keeps only
+# salted hashes of the person's contacts, and later runs keep the person out without
+# writing their data.  "No trace" is checked on a dump of the refinery schema.
+: "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+. "$top_srcdir/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/pg.sh"
+command -v psql >/dev/null || skip_all "psql is not installed"
+command -v pg_dump >/dev/null || skip_all "pg_dump is not installed"
+pg_bindir >/dev/null || skip_all "no PostgreSQL server binaries"
+"$REFINERY" --help >/dev/null || skip_all "no refinery binary"
+pg_start || { echo "Bail out! could not start PostgreSQL"; exit 1; }
+tmp=$PG_TMP/work; mkdir -p "$tmp"
+
+"$GENLEADS" --rows 3000 --seed 9 --out-dir "$tmp" >/dev/null
+pg_load_leads "$tmp"
+cat > "$tmp/rules.ini" <<INI
+[source]
+table = crm.leads
+now = auto
+[match]
+reps_query = SELECT rep_id, name, active, capacity FROM crm.reps
+INI
+"$REFINERY" init-db -q && "$REFINERY" run -q -c "$tmp/rules.ini" && "$REFINERY" run -q -c "$tmp/rules.ini"
+ok $? "two committed runs"
+
+dump() { pg_dump --schema=refinery --data-only; }
+# traces COUNT of the strings in file $1 in a dump of the refinery schema
+traces() {
+	local d n=0 s
+	d=$(dump)
+	[ -n "$d" ] || { echo "no dump"; return; }
+	while IFS= read -r s; do
+		[ -n "$s" ] && printf '%s' "$d" | grep -qF -- "$s" && n=$((n + 1))
+	done < "$1"
+	echo $n
+}
+
+# a person: the cluster of three or more records with the most contacts
+cl=$(pq -c "SELECT cluster_id FROM refinery.lead_results WHERE run_id = 1 AND cluster_id IS NOT NULL
+	GROUP BY cluster_id HAVING count(*) >= 3 AND count(phone_norm) >= 2 AND count(email_norm) >= 1
+	ORDER BY count(DISTINCT phone_norm) + count(DISTINCT email_norm) DESC, cluster_id LIMIT 1")
+ok $([ -n "$cl" ]; echo $?) "the generated data holds a person with several records ($cl)"
+ids=$(pq -c "SELECT string_agg(quote_literal(lead_id), ',') FROM refinery.lead_results WHERE run_id = 1 AND cluster_id = $cl")
+n=$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = 1 AND cluster_id = $cl")
+# every contact the results hold for the person: phones without "+" (as digits), addresses
+pq -c "SELECT DISTINCT ltrim(phone_norm, '+') FROM refinery.lead_results WHERE cluster_id = $cl AND phone_norm IS NOT NULL
+	UNION SELECT DISTINCT email_norm FROM refinery.lead_results WHERE cluster_id = $cl AND email_norm IS NOT NULL" > "$tmp/contacts"
+contacts=$(wc -l < "$tmp/contacts")
+is "$(traces "$tmp/contacts")" "$contacts" "before: the dump holds each of the person's $contacts contacts"
+# the phone as the source wrote it, of one of the person's leads
+raw=$(pq -c "SELECT l.phone FROM crm.leads l JOIN refinery.lead_results r ON r.lead_id = l.lead_id::text
+	WHERE r.run_id = 1 AND r.cluster_id = $cl AND r.phone_norm IS NOT NULL ORDER BY l.lead_id LIMIT 1")
+
+# a dry run changes nothing
+before=$(pq -c "SELECT count(*) FROM refinery.lead_results")
+out=$("$REFINERY" forget -n -c "$tmp/rules.ini" --phone "$raw"); rc=$?
+is "$rc" 0 "forget --dry-run exits 0"
+like "$out" "^dry run, rolled back: $((2 * n)) result rows of $n leads deleted" "and says what it would erase"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_results")/$(pq -c "SELECT count(*) FROM refinery.suppressed")" \
+	"$before/0" "and erases nothing"
+
+out=$("$REFINERY" forget -c "$tmp/rules.ini" --phone "$raw"); rc=$?
+is "$rc" 0 "forget --phone exits 0"
+like "$out" "^forgot: $((2 * n)) result rows of $n leads deleted; [0-9]+ phones and [0-9]+ e-mail addresses suppressed" \
+	"and counts the person's records in both runs"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE lead_id IN ($ids)")" 0 \
+	"no result row of any of the person's leads is left, in any run"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_results")" "$((before - 2 * n))" "and no other row went"
+is "$(traces "$tmp/contacts")" 0 "after: the dump holds none of the person's contacts"
+is "$(pq -c "SELECT count(*) FROM refinery.suppressed")" \
+	"$(pq -c "SELECT count(*) FROM refinery.suppressed WHERE hash ~ '^[0-9a-f]{64}\$'")" "the suppression list holds hashes only"
+ok $([ "$(pq -c "SELECT count(*) FROM refinery.suppressed")" -ge "$contacts" ]; echo $?) \
+	"every contact of the person is suppressed"
+
+# the next run imports the person's leads (still in the source) but keeps them out, bare
+"$REFINERY" run -q -c "$tmp/rules.ini"; ok $? "a run after the erasure"
+last=$(pq -c "SELECT max(run_id) FROM refinery.runs")
+is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $last AND lead_id IN ($ids)
+	AND verdict = 'blacklisted' AND rule_id = 'suppress.forgotten'")" "$n" \
+	"the person's leads are blacklisted by suppress.forgotten"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $last AND rule_id = 'suppress.forgotten'
+	AND (phone_norm IS NOT NULL OR email_norm IS NOT NULL OR name_norm IS NOT NULL OR golden IS NOT NULL OR rep_id IS NOT NULL)")" 0 \
+	"with no contact, name, golden record or rep"
+is "$(traces "$tmp/contacts")" 0 "the dump still holds none of the person's contacts"
+is "$(pq -c "SELECT counters->>'suppress.forgotten' FROM refinery.run_stages WHERE run_id = $last AND stage = 'blacklist'")" \
+	"$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $last AND rule_id = 'suppress.forgotten'")" \
+	"the black-list stage counts them"
+
+# by lead id: another person, found through one lead
+other=$(pq -c "SELECT min(lead_id::bigint) FROM refinery.lead_results WHERE run_id = $last AND cluster_id IS NOT NULL
+	AND cluster_id <> $cl AND rule_id IS DISTINCT FROM 'suppress.forgotten'")
+ocl=$(pq -c "SELECT cluster_id FROM refinery.lead_results WHERE run_id = $last AND lead_id = '$other'")
+on=$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $last AND cluster_id = $ocl")
+"$REFINERY" forget --lead-id "$other" -q; ok $? "forget --lead-id exits 0"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $last AND cluster_id = $ocl")" 0 \
+	"every record of that lead's person is gone ($on in the last run)"
+
+# bad input
+out=$("$REFINERY" forget --phone "not a number" 2>&1); rc=$?
+is "$rc" 2 "a phone that is not one: the usage code"
+like "$out" '"not a number" is not a phone number' "naming the value"
+out=$("$REFINERY" forget 2>&1); rc=$?
+is "$rc" 2 "forget without a person: the usage code"
+
+# a person erased while a run works: the run writes nothing
+if fault_hooks; then
+	rm -f "$tmp/gate" "$tmp/gate.stalled"
+	REFINERY_FAULT="compute:stall:$tmp/gate" "$REFINERY" run -c "$tmp/rules.ini" > "$tmp/race.out" 2>&1 &
+	pid=$!
+	wait_file "$tmp/gate.stalled" $pid
+	runs=$(pq -c "SELECT count(*) FROM refinery.runs")
+	"$REFINERY" forget -q --email "someone.else@example.org"
+	touch "$tmp/gate"
+	wait $pid; rc=$?
+	is "$rc" 5 "a run during which a person was erased fails with the data code"
+	like "$(cat "$tmp/race.out")" 'erased .* while this run was working' "and says why"
+	is "$(pq -c "SELECT count(*) FROM refinery.runs")" "$runs" "and commits nothing"
+else
+	skip 3 "refinery was built without --enable-fault-injection"
+fi
+done_testing
