@@ -434,6 +434,21 @@ note_peak(struct csv_reader *r)
 		r->st->peak_buffer = now;
 }
 
+/* Field k of the assembled record as the callbacks see it. */
+static const char *
+field_of(const struct csv_reader *r, int k, size_t *len)
+{
+	const char *s = r->rec + r->ref[k].off;
+
+	*len = r->ref[k].len;
+	if (r->o.unguard && !r->ref[k].null && csvio_formula_guarded(s, *len))
+	{
+		s++;
+		(*len)--;
+	}
+	return s;
+}
+
 /* Hand the assembled record to fn. */
 static void
 deliver(struct csv_reader *r, csvio_row_fn fn)
@@ -442,16 +457,7 @@ deliver(struct csv_reader *r, csvio_row_fn fn)
 
 	for (int k = 0; k < n; k++)
 	{
-		const char *s = r->rec + r->ref[k].off;
-		size_t len = r->ref[k].len;
-
-		if (r->o.unguard && !r->ref[k].null && csvio_formula_guarded(s, len))
-		{
-			s++;
-			len--;
-		}
-		r->f[k] = s;
-		r->l[k] = len;
+		r->f[k] = field_of(r, k, &r->l[k]);
 		r->nul[k] = r->ref[k].null;
 	}
 	if (fn && !fn(r->ctx, r->f, r->l, r->nul, n, r->rec_line, r->err))
@@ -490,6 +496,82 @@ save_names(struct csv_reader *r)
 		}
 		r->ncolname = k + 1;
 	}
+}
+
+static inline unsigned char
+fold_byte(unsigned char c, bool fold)
+{
+	return fold && c >= 'A' && c <= 'Z' ? (unsigned char) (c - 'A' + 'a') : c;
+}
+
+static bool
+same_name(const char *a, size_t alen, const char *b, size_t blen, bool fold)
+{
+	if (alen != blen)
+		return false;
+	for (size_t i = 0; i < alen; i++)
+		if (fold_byte((unsigned char) a[i], fold) != fold_byte((unsigned char) b[i], fold))
+			return false;
+	return true;
+}
+
+/*
+ * Two header columns of one name (as the header callback gets them): a
+ * caller that looks names up would take one of them and silently ignore
+ * the other, so that is an error naming both.  An open-addressing table of column numbers keeps a wide header
+ * linear; empty and NULL names (a trailing delimiter) are not compared.
+ */
+static void
+check_header_names(struct csv_reader *r)
+{
+	bool fold = r->o.header_fold_case;
+	int n = r->nfields;
+	size_t size = 16, mask;
+	int *slot;
+
+	while (size < 2 * (size_t) n)
+		size *= 2;
+	mask = size - 1;
+	if ((slot = malloc(size * sizeof(int))) == NULL)
+	{
+		fail(r, EXIT_INTERNAL, "out of memory");
+		return;
+	}
+	for (size_t h = 0; h < size; h++)
+		slot[h] = -1;
+	for (int k = 0; k < n; k++)
+	{
+		size_t len, jlen, h = 5381;
+		const char *s = field_of(r, k, &len), *js;
+
+		if (r->ref[k].null || len == 0)
+			continue;
+		for (size_t i = 0; i < len; i++)
+			h = h * 33 + fold_byte((unsigned char) s[i], fold);
+		for (h &= mask; slot[h] >= 0; h = (h + 1) & mask)
+		{
+			int j = slot[h];
+			char at[sizeof(r->err->msg)];
+
+			js = field_of(r, j, &jlen);
+			if (!same_name(js, jlen, s, len, fold))
+				continue;
+			where(r, at, sizeof(at), r->rec_line, 0);
+			fail(r, EXIT_DATA, "%s: columns %d and %d are both named \"%s\"", at, j + 1, k + 1,
+			     r->colname[j]);
+			if (!same_name(r->rec + r->ref[j].off, r->ref[j].len, r->rec + r->ref[k].off,
+			               r->ref[k].len, false))
+				error_detail(r->err, "column %d is written \"%s\"%s", k + 1, r->colname[k],
+				             same_name(js, jlen, s, len, false)
+				                 ? "; the formula guard apostrophe does not count"
+				                 : "; case does not count in these names");
+			error_hint(r->err, "rename or remove one of the two columns");
+			free(slot);
+			return;
+		}
+		slot[h] = k;
+	}
+	free(slot);
 }
 
 /* Set the record aside: reject file, reject callback, limit. */
@@ -560,6 +642,8 @@ end_record(struct csv_reader *r)
 		}
 		r->expected = n;
 		save_names(r);
+		if (!r->failed)
+			check_header_names(r);
 		if (!r->failed)
 			deliver(r, r->o.header_fn);
 		return;

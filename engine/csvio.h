@@ -56,6 +56,14 @@ struct csv_reader_opts
 	 */
 	bool trim;
 	/*
+	 * Header names must differ: two columns of one name are an EXIT_DATA
+	 * error naming both, since a reader that looks a name up would take one
+	 * and ignore the other.  Empty names are not compared.  false: byte for
+	 * byte; true: ASCII letters without regard to case, for callers that
+	 * look names up that way (strcasecmp).
+	 */
+	bool header_fold_case;
+	/*
 	 * Where bad records go.  With neither reject_path nor reject_fn a bad
 	 * record is a fatal EXIT_DATA error.  reject_path is created (truncated)
 	 * at the first reject of a read, and not touched by a read without one.
@@ -92,9 +100,10 @@ void csvio_reader_opts_init(struct csv_reader_opts *o);
  * are skipped, except that in a one-column file (once the column count is
  * known) a blank line is a record with one NULL.  Returns false with err
  * filled: an unterminated quote, a quote inside an unquoted field or after a
- * closing quote, an unreadable file, a bad record without a reject sink, too
- * many rejects, or a callback's own error.  Records before the error have
- * already been delivered: the caller discards them.
+ * closing quote, an unreadable file, two header columns of one name, a bad
+ * record without a reject sink, too many rejects, or a callback's own
+ * error.  Records before the error have already been delivered: the caller
+ * discards them.
  */
 bool csvio_read(const char *path, const struct csv_reader_opts *o, csvio_row_fn fn, void *ctx,
                 struct csvio_stats *st, struct error *err);

@@ -246,6 +246,8 @@ load_options(const char *path, struct csv_reader_opts *o, bool *use_reject)
 		}
 		if (strcmp(key, "header") == 0)
 			o->header = strcmp(val, "yes") == 0;
+		else if (strcmp(key, "fold_case") == 0)
+			o->header_fold_case = strcmp(val, "yes") == 0;
 		else if (strcmp(key, "trim") == 0)
 			o->trim = strcmp(val, "yes") == 0;
 		else if (strcmp(key, "unguard") == 0)
@@ -949,6 +951,41 @@ test_reject_file(void)
 	   "an unwritable reject file is an error: %s", err.msg);
 }
 
+/* ---- header names ---- */
+
+/* A wide header: the repeated name is found however far apart the two are. */
+static void
+test_header_names(void)
+{
+	struct csv_reader_opts o;
+	struct error err = {0};
+	struct count c = {0};
+	struct strbuf in;
+	struct csv_reader *r;
+	bool fed;
+
+	sb_init(&in);
+	for (int k = 0; k < 3000; k++)
+		sb_printf(&in, "%sc%d", k ? "," : "", k);
+	sb_puts(&in, ",C17\n");
+	csvio_reader_opts_init(&o);
+	r = csvio_reader_new("wide.csv", &o, cnt_row, &c, NULL, &err);
+	fed = r && csvio_reader_feed(r, in.data, in.len, &err) && csvio_reader_finish(r, &err);
+	ok(fed, "3001 names that differ byte for byte read");
+	csvio_reader_free(r);
+
+	o.header_fold_case = true;
+	r = csvio_reader_new("wide.csv", &o, cnt_row, &c, NULL, &err);
+	fed = r && csvio_reader_feed(r, in.data, in.len, &err) && csvio_reader_finish(r, &err);
+	ok(!fed && err.code == EXIT_DATA, "without regard to case, c17 and C17 are one name");
+	is_str(err.msg, "file \"wide.csv\", line 1: columns 18 and 3001 are both named \"c17\"",
+	       "naming both columns");
+	is_str(err.detail, "column 3001 is written \"C17\"; case does not count in these names",
+	       "and how the second is written");
+	csvio_reader_free(r);
+	sb_free(&in);
+}
+
 /* ---- callbacks, stdin, errors ---- */
 
 static bool
@@ -1460,6 +1497,7 @@ main(int argc, char **argv)
 	test_field_cap();
 	test_field_cap_exact();
 	test_reject_file();
+	test_header_names();
 	test_callbacks_and_stdin();
 	test_writer_quoting();
 	test_writer_atomic();
