@@ -591,14 +591,8 @@ reject(struct csv_reader *r)
 		error_hint(r->err, "give a reject file to set bad records aside and import the rest");
 		return;
 	}
-	if (r->o.reject_path)
+	if (r->reject)
 	{
-		if (r->reject == NULL && (r->reject = fopen(r->o.reject_path, "w")) == NULL)
-		{
-			fail(r, EXIT_DATA, "could not create reject file \"%s\": %s", r->o.reject_path,
-			     strerror(errno));
-			return;
-		}
 		if (fprintf(r->reject, "%s\n", text) < 0)
 		{
 			fail(r, EXIT_DATA, "could not write reject file \"%s\": %s", r->o.reject_path,
@@ -615,8 +609,11 @@ reject(struct csv_reader *r)
 	}
 	if (r->o.max_rejects > 0 && r->st->rejected > r->o.max_rejects)
 	{
-		fail(r, EXIT_DATA, "file \"%s\": more than %ld rejected records", r->name,
-		     r->o.max_rejects);
+		char at[sizeof(r->err->msg)];
+
+		where(r, at, sizeof(at), r->rec_line, 0);
+		fail(r, EXIT_DATA, "%s: more than %ld rejected record%s", at, r->o.max_rejects,
+		     r->o.max_rejects == 1 ? "" : "s");
 		error_detail(r->err, "the last: %s", text);
 		error_hint(r->err, "so many bad records usually mean a wrong delimiter or encoding; "
 		                   "otherwise raise the reject limit");
@@ -891,6 +888,15 @@ csvio_reader_new(const char *name, const struct csv_reader_opts *o, csvio_row_fn
 	if (!o->trim)
 		csv_set_space_func(&r->p, never_blank);
 	csv_set_delim(&r->p, (unsigned char) o->delim);
+
+	/* now, not at the first reject: an older file must not pass for this read's */
+	if (o->reject_path && (r->reject = fopen(o->reject_path, "w")) == NULL)
+	{
+		error_set(err, EXIT_DATA, "could not create reject file \"%s\": %s", o->reject_path,
+		          strerror(errno));
+		csvio_reader_free(r);
+		return NULL;
+	}
 	return r;
 
 oom:
@@ -1019,6 +1025,19 @@ csvio_read(const char *path, const struct csv_reader_opts *o, csvio_row_fn fn, v
 	fp = use_stdin ? stdin : fopen(path, "rb");
 	if (fp == NULL)
 		return error_set(err, EXIT_DATA, "could not open file \"%s\": %s", path, strerror(errno));
+	if (o && o->reject_path)
+	{
+		struct stat in, rej;
+
+		/* the reject file is truncated first thing: never the data still to read */
+		if (fstat(fileno(fp), &in) == 0 && stat(o->reject_path, &rej) == 0 &&
+		    in.st_dev == rej.st_dev && in.st_ino == rej.st_ino)
+		{
+			error_set(err, EXIT_RULES, "reject file \"%s\" is the input file \"%s\"",
+			          o->reject_path, use_stdin ? "<stdin>" : path);
+			goto out;
+		}
+	}
 	if ((r = csvio_reader_new(use_stdin ? "<stdin>" : path, o, fn, ctx, st, err)) == NULL)
 		goto out;
 	if ((buf = malloc(READ_CHUNK)) == NULL)

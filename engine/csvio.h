@@ -66,14 +66,16 @@ struct csv_reader_opts
 	/*
 	 * Where bad records go.  With neither reject_path nor reject_fn a bad
 	 * record is a fatal EXIT_DATA error.  reject_path is created (truncated)
-	 * at the first reject of a read, and not touched by a read without one.
+	 * when the reader starts, so after every read it holds that read's
+	 * rejects only, and is empty after a clean read.
 	 */
 	const char *reject_path;
 	csvio_reject_fn reject_fn;
 	/*
 	 * 0: no limit.  N > 0: the reject after the N-th stops the read with an
-	 * EXIT_DATA error (a file where every row is bad is the wrong file, not
-	 * bad rows).  Ignored without a reject sink.
+	 * EXIT_DATA error naming the file and that record's line (a file where
+	 * every row is bad is the wrong file, not bad rows); that record is in
+	 * the reject file too.  Ignored without a reject sink.
 	 */
 	long max_rejects;
 	/* Given the header record (when `header`), before any data record. */
@@ -103,7 +105,8 @@ void csvio_reader_opts_init(struct csv_reader_opts *o);
  * closing quote, an unreadable file, two header columns of one name, a bad
  * record without a reject sink, too many rejects, or a callback's own
  * error.  Records before the error have already been delivered: the caller
- * discards them.
+ * discards them.  A reject_path that is the input file itself is refused
+ * (EXIT_RULES) before anything is written to it.
  */
 bool csvio_read(const char *path, const struct csv_reader_opts *o, csvio_row_fn fn, void *ctx,
                 struct csvio_stats *st, struct error *err);

@@ -77,6 +77,15 @@ exists(const char *path)
 	return stat(path, &sb) == 0;
 }
 
+/* Size in bytes, -1 when there is no such file. */
+static long
+file_size(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 ? (long) sb.st_size : -1;
+}
+
 /* Entries of a folder other than . and .. */
 static int
 count_entries(const char *dir)
@@ -384,7 +393,7 @@ test_fixtures(const char *root)
 		if (!ok(strcmp(got, want) == 0, "%s: transcript as expected", names[i]))
 			diag_diff(got, want);
 		if (use_reject && strstr(want, "\nreject: ") == NULL && strncmp(want, "reject: ", 8) != 0)
-			ok(!exists(rejpath), "%s: no reject, so no reject file", names[i]);
+			ok(file_size(rejpath) == 0, "%s: no reject, so an empty reject file", names[i]);
 		for (size_t c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++)
 		{
 			char *again = run_reader(input, &o, use_reject, chunks[c], rejpath);
@@ -922,7 +931,23 @@ test_reject_file(void)
 	csvio_reader_opts_init(&o);
 	o.reject_path = rej;
 	ok(csvio_read(path, &o, cnt_row, &c, &st, &err), "clean file reads");
-	ok(!exists(rej), "a clean read creates no reject file");
+	is_int(file_size(rej), 0, "a clean read creates an empty reject file");
+	write_str(rej, "stale line from an earlier run\n");
+	ok(csvio_read(path, &o, cnt_row, &c, &st, &err), "clean file reads again");
+	is_int(file_size(rej), 0, "and empties the reject file an earlier read left");
+	is_int(st.rejected, 0, "with no reject counted");
+
+	/* the reject file is truncated at the start: never when it is the input */
+	o.reject_path = path;
+	error_clear(&err);
+	ok(!csvio_read(path, &o, cnt_row, &c, &st, &err) && err.code == EXIT_RULES,
+	   "a reject file that is the input file is refused");
+	snprintf(want, sizeof(want), "reject file \"%s\" is the input file \"%s\"", path, path);
+	is_str(err.msg, want, "naming both");
+	text = read_all(path, NULL);
+	is_str(text, "a,b\n1,2\n", "and the input is left whole");
+	free(text);
+	o.reject_path = rej;
 
 	snprintf(path, sizeof(path), "%s/dirty.csv", tmpdir);
 	snprintf(rej, sizeof(rej), "%s/dirty.rej", tmpdir);
@@ -942,6 +967,22 @@ test_reject_file(void)
 	         path, path);
 	is_str(text, want, "the reject file replaces the old one and names file, line, column");
 	free(text);
+
+	/* the limit: the reject after the N-th stops the read at its own line */
+	o.max_rejects = 1;
+	o.reject_fn = NULL;
+	error_clear(&err);
+	ok(!csvio_read(path, &o, cnt_row, &c, &st, &err) && err.code == EXIT_DATA,
+	   "a second reject over max_rejects = 1 stops the read");
+	snprintf(want, sizeof(want), "file \"%s\", line 4: more than 1 rejected record", path);
+	is_str(err.msg, want, "naming the file and the line of that reject");
+	is_int(st.rejected, 2, "both rejects are counted");
+	text = read_all(rej, NULL);
+	ok(text && strstr(text, "line 4, column 2") != NULL, "and that record is in the reject file");
+	free(text);
+	o.max_rejects = 2;
+	ok(csvio_read(path, &o, cnt_row, &c, &st, &err), "two rejects under max_rejects = 2 pass");
+	o.max_rejects = 0;
 
 	snprintf(rej, sizeof(rej), "%s/no/such/folder/x.rej", tmpdir);
 	o.reject_path = rej;
