@@ -139,8 +139,22 @@ set_now(PGconn *conn, struct ruleset *rs, const struct batch *b, struct error *e
 	return true;
 }
 
+/*
+ * Records of a CSV source set aside in the reject file are not leads, so
+ * they are in no verdict count; say how many there were.
+ */
 static void
-print_funnel(const struct pipeline_result *pr, size_t pulled)
+warn_rejects(const struct ruleset *rs, size_t rejected)
+{
+	if (rejected == 0)
+		return;
+	log_warning("%zu record%s of CSV file \"%s\" %s set aside in \"%s\"", rejected,
+	            rejected == 1 ? "" : "s", rs->source->csv, rejected == 1 ? "was" : "were",
+	            rs->source->csv_reject ? rs->source->csv_reject : "");
+}
+
+static void
+print_funnel(const struct pipeline_result *pr, size_t pulled, long rejected)
 {
 	printf("%-12s %12s %12s %12s %9s\n", "stage", "kept in", "kept out", "removed", "seconds");
 	for (int k = 0; k < pr->nstages; k++)
@@ -155,11 +169,18 @@ print_funnel(const struct pipeline_result *pr, size_t pulled)
 		printf("%-12s %12zu %7.2f%%\n", verdict_name(v), pr->verdicts[v],
 		       pulled ? 100.0 * (double) pr->verdicts[v] / (double) pulled : 0.0);
 	printf("%-12s %12zu\n", "pulled", pulled);
+	if (rejected >= 0)
+		printf("%-12s %12ld\n", "rejected", rejected);
 }
 
+/*
+ * The run's one line.  rejected: records of a CSV source set aside, or -1
+ * for a table or query source, which has no reject file (text: left out;
+ * JSON: 0, so that the object has the same keys whatever the source).
+ */
 static void
-print_summary(const struct pipeline_result *pr, size_t pulled, int64_t run_id, bool dry_run,
-              double seconds)
+print_summary(const struct pipeline_result *pr, size_t pulled, long rejected, int64_t run_id,
+              bool dry_run, double seconds)
 {
 	struct strbuf sb;
 
@@ -170,22 +191,33 @@ print_summary(const struct pipeline_result *pr, size_t pulled, int64_t run_id, b
 	{
 		sb_printf(&sb,
 		          "{\"event\": \"run\", \"run_id\": %" PRId64 ", \"status\": \"%s\", "
-		          "\"pulled\": %zu, \"verdicts\": {",
+		          "\"pulled\": %zu, \"rejected\": %ld, \"verdicts\": {",
 		          run_id,
 		          dry_run      ? "dry_run"
 		          : run_id < 0 ? "written"
 		                       : "committed",
-		          pulled);
+		          pulled, rejected > 0 ? rejected : 0);
 		for (int v = 0; v < VERDICT__COUNT; v++)
 			sb_printf(&sb, "\"%s\": %zu%s", verdict_name(v), pr->verdicts[v],
 			          v + 1 < VERDICT__COUNT ? ", " : "");
 		sb_puts(&sb, "}, \"stages\": [");
 		for (int k = 0; k < pr->nstages; k++)
+		{
+			const struct stage_stats *st = &pr->st[k];
+
 			sb_printf(&sb,
-			          "{\"name\": \"%s\", \"rows_in\": %zu, \"rows_out\": %zu, "
-			          "\"seconds\": %.3f}%s",
-			          pr->st[k].name, pr->st[k].rows_in, pr->st[k].rows_out, pr->st[k].seconds,
-			          k + 1 < pr->nstages ? ", " : "");
+			          "%s{\"name\": \"%s\", \"rows_in\": %zu, \"rows_out\": %zu, "
+			          "\"seconds\": %.3f, \"counters\": {",
+			          k ? ", " : "", st->name, st->rows_in, st->rows_out, st->seconds);
+			for (int j = 0; j < st->ncounters; j++)
+			{
+				if (j)
+					sb_puts(&sb, ", ");
+				sb_json_str(&sb, st->counters[j].name);
+				sb_printf(&sb, ": %zu", st->counters[j].value);
+			}
+			sb_puts(&sb, "}}");
+		}
 		{
 			struct rusage ru;
 
@@ -204,6 +236,8 @@ print_summary(const struct pipeline_result *pr, size_t pulled, int64_t run_id, b
 		else
 			sb_puts(&sb, "refinery: run written:");
 		sb_printf(&sb, " %zu pulled", pulled);
+		if (rejected >= 0)
+			sb_printf(&sb, ", %ld rejected", rejected);
 		for (int v = 0; v < VERDICT__COUNT; v++)
 			sb_printf(&sb, ", %zu %s", pr->verdicts[v], verdict_name(v));
 		sb_puts(&sb, ";");
@@ -253,6 +287,7 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	bool to_db;
 	double t0 = epoch_now(), m0 = pipeline_clock();
 	struct stage_stats *pull_st;
+	long rejected = -1;
 
 	memset(&pr, 0, sizeof(pr));
 	if (o->nargs > 0)
@@ -286,8 +321,14 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	}
 
 	pull_st = pipeline_add(&pr, "pull");
-	if (rs->source->kind == SOURCE_CSV ? !pull_csv(rs, &b, err) : !pull_database(conn, rs, &b, err))
+	if (rs->source->kind == SOURCE_CSV ? !pull_csv(rs, &b, pull_st, err)
+	                                   : !pull_database(conn, rs, &b, err))
 		goto out;
+	if (rs->source->kind == SOURCE_CSV)
+	{
+		rejected = (long) stage_counter(pull_st, "rejected");
+		warn_rejects(rs, (size_t) rejected);
+	}
 	pull_st->rows_in = b->n;
 	for (size_t i = 0; i < b->n; i++)
 		pull_st->rows_out += b->verdict[i] == VERDICT_KEPT;
@@ -316,8 +357,8 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	else if (!o->dry_run && !writeback_csv(rs, b, &pr, &meta, err))
 		goto out;
 	if (o->dry_run)
-		print_funnel(&pr, b->n);
-	print_summary(&pr, b->n, o->dry_run ? -1 : run_id, o->dry_run, epoch_now() - t0);
+		print_funnel(&pr, b->n, rejected);
+	print_summary(&pr, b->n, rejected, o->dry_run ? -1 : run_id, o->dry_run, epoch_now() - t0);
 	ok = true;
 out:
 	if (!ok && pg_interrupted() && err->code != EXIT_LOCKED)
@@ -400,8 +441,10 @@ cmd_calibrate(const struct cmd_opts *o, struct error *err)
 	bool have_res = false;
 	char tmp[4096];
 	FILE *out = NULL;
+	struct stage_stats pull_st;
 
 	memset(&pr, 0, sizeof(pr));
+	memset(&pull_st, 0, sizeof(pull_st));
 	memset(&res, 0, sizeof(res));
 	if (o->nargs > 0)
 		return error_set(err, EXIT_USAGE, "unexpected argument \"%s\"", o->args[0]);
@@ -412,8 +455,10 @@ cmd_calibrate(const struct cmd_opts *o, struct error *err)
 	if (rs->source->kind != SOURCE_CSV &&
 	    ((conn = pg_connect(&o->conn, err)) == NULL || !set_timezone(conn, rs, err)))
 		goto out;
-	if (rs->source->kind == SOURCE_CSV ? !pull_csv(rs, &b, err) : !pull_database(conn, rs, &b, err))
+	if (rs->source->kind == SOURCE_CSV ? !pull_csv(rs, &b, &pull_st, err)
+	                                   : !pull_database(conn, rs, &b, err))
 		goto out;
+	warn_rejects(rs, stage_counter(&pull_st, "rejected"));
 	/* the fit needs canonical statuses and normalised fields, nothing removed */
 	if (!set_now(conn, rs, b, err) ||
 	    !pipeline_run_range(b, rs, &pr, "normalize", "normalize", pg_interrupted, err))

@@ -434,6 +434,21 @@ note_peak(struct csv_reader *r)
 		r->st->peak_buffer = now;
 }
 
+/* Field k of the assembled record as the callbacks see it. */
+static const char *
+field_of(const struct csv_reader *r, int k, size_t *len)
+{
+	const char *s = r->rec + r->ref[k].off;
+
+	*len = r->ref[k].len;
+	if (r->o.unguard && !r->ref[k].null && csvio_formula_guarded(s, *len))
+	{
+		s++;
+		(*len)--;
+	}
+	return s;
+}
+
 /* Hand the assembled record to fn. */
 static void
 deliver(struct csv_reader *r, csvio_row_fn fn)
@@ -442,16 +457,7 @@ deliver(struct csv_reader *r, csvio_row_fn fn)
 
 	for (int k = 0; k < n; k++)
 	{
-		const char *s = r->rec + r->ref[k].off;
-		size_t len = r->ref[k].len;
-
-		if (r->o.unguard && !r->ref[k].null && csvio_formula_guarded(s, len))
-		{
-			s++;
-			len--;
-		}
-		r->f[k] = s;
-		r->l[k] = len;
+		r->f[k] = field_of(r, k, &r->l[k]);
 		r->nul[k] = r->ref[k].null;
 	}
 	if (fn && !fn(r->ctx, r->f, r->l, r->nul, n, r->rec_line, r->err))
@@ -492,6 +498,82 @@ save_names(struct csv_reader *r)
 	}
 }
 
+static inline unsigned char
+fold_byte(unsigned char c, bool fold)
+{
+	return fold && c >= 'A' && c <= 'Z' ? (unsigned char) (c - 'A' + 'a') : c;
+}
+
+static bool
+same_name(const char *a, size_t alen, const char *b, size_t blen, bool fold)
+{
+	if (alen != blen)
+		return false;
+	for (size_t i = 0; i < alen; i++)
+		if (fold_byte((unsigned char) a[i], fold) != fold_byte((unsigned char) b[i], fold))
+			return false;
+	return true;
+}
+
+/*
+ * Two header columns of one name (as the header callback gets them): a
+ * caller that looks names up would take one of them and silently ignore
+ * the other, so that is an error naming both.  An open-addressing table of column numbers keeps a wide header
+ * linear; empty and NULL names (a trailing delimiter) are not compared.
+ */
+static void
+check_header_names(struct csv_reader *r)
+{
+	bool fold = r->o.header_fold_case;
+	int n = r->nfields;
+	size_t size = 16, mask;
+	int *slot;
+
+	while (size < 2 * (size_t) n)
+		size *= 2;
+	mask = size - 1;
+	if ((slot = malloc(size * sizeof(int))) == NULL)
+	{
+		fail(r, EXIT_INTERNAL, "out of memory");
+		return;
+	}
+	for (size_t h = 0; h < size; h++)
+		slot[h] = -1;
+	for (int k = 0; k < n; k++)
+	{
+		size_t len, jlen, h = 5381;
+		const char *s = field_of(r, k, &len), *js;
+
+		if (r->ref[k].null || len == 0)
+			continue;
+		for (size_t i = 0; i < len; i++)
+			h = h * 33 + fold_byte((unsigned char) s[i], fold);
+		for (h &= mask; slot[h] >= 0; h = (h + 1) & mask)
+		{
+			int j = slot[h];
+			char at[sizeof(r->err->msg)];
+
+			js = field_of(r, j, &jlen);
+			if (!same_name(js, jlen, s, len, fold))
+				continue;
+			where(r, at, sizeof(at), r->rec_line, 0);
+			fail(r, EXIT_DATA, "%s: columns %d and %d are both named \"%s\"", at, j + 1, k + 1,
+			     r->colname[j]);
+			if (!same_name(r->rec + r->ref[j].off, r->ref[j].len, r->rec + r->ref[k].off,
+			               r->ref[k].len, false))
+				error_detail(r->err, "column %d is written \"%s\"%s", k + 1, r->colname[k],
+				             same_name(js, jlen, s, len, false)
+				                 ? "; the formula guard apostrophe does not count"
+				                 : "; case does not count in these names");
+			error_hint(r->err, "rename or remove one of the two columns");
+			free(slot);
+			return;
+		}
+		slot[h] = k;
+	}
+	free(slot);
+}
+
 /* Set the record aside: reject file, reject callback, limit. */
 static void
 reject(struct csv_reader *r)
@@ -509,14 +591,8 @@ reject(struct csv_reader *r)
 		error_hint(r->err, "give a reject file to set bad records aside and import the rest");
 		return;
 	}
-	if (r->o.reject_path)
+	if (r->reject)
 	{
-		if (r->reject == NULL && (r->reject = fopen(r->o.reject_path, "w")) == NULL)
-		{
-			fail(r, EXIT_DATA, "could not create reject file \"%s\": %s", r->o.reject_path,
-			     strerror(errno));
-			return;
-		}
 		if (fprintf(r->reject, "%s\n", text) < 0)
 		{
 			fail(r, EXIT_DATA, "could not write reject file \"%s\": %s", r->o.reject_path,
@@ -533,8 +609,11 @@ reject(struct csv_reader *r)
 	}
 	if (r->o.max_rejects > 0 && r->st->rejected > r->o.max_rejects)
 	{
-		fail(r, EXIT_DATA, "file \"%s\": more than %ld rejected records", r->name,
-		     r->o.max_rejects);
+		char at[sizeof(r->err->msg)];
+
+		where(r, at, sizeof(at), r->rec_line, 0);
+		fail(r, EXIT_DATA, "%s: more than %ld rejected record%s", at, r->o.max_rejects,
+		     r->o.max_rejects == 1 ? "" : "s");
 		error_detail(r->err, "the last: %s", text);
 		error_hint(r->err, "so many bad records usually mean a wrong delimiter or encoding; "
 		                   "otherwise raise the reject limit");
@@ -560,6 +639,8 @@ end_record(struct csv_reader *r)
 		}
 		r->expected = n;
 		save_names(r);
+		if (!r->failed)
+			check_header_names(r);
 		if (!r->failed)
 			deliver(r, r->o.header_fn);
 		return;
@@ -807,6 +888,15 @@ csvio_reader_new(const char *name, const struct csv_reader_opts *o, csvio_row_fn
 	if (!o->trim)
 		csv_set_space_func(&r->p, never_blank);
 	csv_set_delim(&r->p, (unsigned char) o->delim);
+
+	/* now, not at the first reject: an older file must not pass for this read's */
+	if (o->reject_path && (r->reject = fopen(o->reject_path, "w")) == NULL)
+	{
+		error_set(err, EXIT_DATA, "could not create reject file \"%s\": %s", o->reject_path,
+		          strerror(errno));
+		csvio_reader_free(r);
+		return NULL;
+	}
 	return r;
 
 oom:
@@ -935,6 +1025,19 @@ csvio_read(const char *path, const struct csv_reader_opts *o, csvio_row_fn fn, v
 	fp = use_stdin ? stdin : fopen(path, "rb");
 	if (fp == NULL)
 		return error_set(err, EXIT_DATA, "could not open file \"%s\": %s", path, strerror(errno));
+	if (o && o->reject_path)
+	{
+		struct stat in, rej;
+
+		/* the reject file is truncated first thing: never the data still to read */
+		if (fstat(fileno(fp), &in) == 0 && stat(o->reject_path, &rej) == 0 &&
+		    in.st_dev == rej.st_dev && in.st_ino == rej.st_ino)
+		{
+			error_set(err, EXIT_RULES, "reject file \"%s\" is the input file \"%s\"",
+			          o->reject_path, use_stdin ? "<stdin>" : path);
+			goto out;
+		}
+	}
 	if ((r = csvio_reader_new(use_stdin ? "<stdin>" : path, o, fn, ctx, st, err)) == NULL)
 		goto out;
 	if ((buf = malloc(READ_CHUNK)) == NULL)

@@ -56,16 +56,26 @@ struct csv_reader_opts
 	 */
 	bool trim;
 	/*
+	 * Header names must differ: two columns of one name are an EXIT_DATA
+	 * error naming both, since a reader that looks a name up would take one
+	 * and ignore the other.  Empty names are not compared.  false: byte for
+	 * byte; true: ASCII letters without regard to case, for callers that
+	 * look names up that way (strcasecmp).
+	 */
+	bool header_fold_case;
+	/*
 	 * Where bad records go.  With neither reject_path nor reject_fn a bad
 	 * record is a fatal EXIT_DATA error.  reject_path is created (truncated)
-	 * at the first reject of a read, and not touched by a read without one.
+	 * when the reader starts, so after every read it holds that read's
+	 * rejects only, and is empty after a clean read.
 	 */
 	const char *reject_path;
 	csvio_reject_fn reject_fn;
 	/*
 	 * 0: no limit.  N > 0: the reject after the N-th stops the read with an
-	 * EXIT_DATA error (a file where every row is bad is the wrong file, not
-	 * bad rows).  Ignored without a reject sink.
+	 * EXIT_DATA error naming the file and that record's line (a file where
+	 * every row is bad is the wrong file, not bad rows); that record is in
+	 * the reject file too.  Ignored without a reject sink.
 	 */
 	long max_rejects;
 	/* Given the header record (when `header`), before any data record. */
@@ -92,9 +102,11 @@ void csvio_reader_opts_init(struct csv_reader_opts *o);
  * are skipped, except that in a one-column file (once the column count is
  * known) a blank line is a record with one NULL.  Returns false with err
  * filled: an unterminated quote, a quote inside an unquoted field or after a
- * closing quote, an unreadable file, a bad record without a reject sink, too
- * many rejects, or a callback's own error.  Records before the error have
- * already been delivered: the caller discards them.
+ * closing quote, an unreadable file, two header columns of one name, a bad
+ * record without a reject sink, too many rejects, or a callback's own
+ * error.  Records before the error have already been delivered: the caller
+ * discards them.  A reject_path that is the input file itself is refused
+ * (EXIT_RULES) before anything is written to it.
  */
 bool csvio_read(const char *path, const struct csv_reader_opts *o, csvio_row_fn fn, void *ctx,
                 struct csvio_stats *st, struct error *err);

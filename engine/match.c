@@ -811,7 +811,8 @@ side_csv(struct rep_table *t, enum side_kind kind, const char *path, struct erro
 	c.path = path;
 	csvio_reader_opts_init(&o);
 	o.header = true;
-	o.trim = true; /* these files are often written by hand */
+	o.trim = true;             /* these files are often written by hand */
+	o.header_fold_case = true; /* side_csv_header looks names up with strcasecmp */
 	o.header_fn = side_csv_header;
 	if (!csvio_read(path, &o, side_csv_row, &c, NULL, err))
 		return false;

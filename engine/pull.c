@@ -439,7 +439,7 @@ csv_row(void *ctx, const char *const *fields, const size_t *lens, const bool *is
 }
 
 bool
-pull_csv(const struct ruleset *rs, struct batch **out, struct error *err)
+pull_csv(const struct ruleset *rs, struct batch **out, struct stage_stats *pst, struct error *err)
 {
 	const struct source_config *s = rs->source;
 	struct csv_reader_opts o;
@@ -463,6 +463,12 @@ pull_csv(const struct ruleset *rs, struct batch **out, struct error *err)
 		return false;
 	memset(&st, 0, sizeof(st));
 	ok = csvio_read(s->csv, &o, csv_row, &c, &st, err);
+	if (!ok && err->code == EXIT_DATA && s->csv_max_rejects > 0 && st.rejected > s->csv_max_rejects)
+		error_hint(err,
+		           "So many bad records usually mean the wrong file, delimiter or encoding; "
+		           "otherwise raise [source] csv_max_rejects%s%s.",
+		           *rules_where(rs->rules, "source", "csv_max_rejects") ? ", set at " : "",
+		           rules_where(rs->rules, "source", "csv_max_rejects"));
 	if (ok && c.pos == NULL)
 		ok = error_set(err, EXIT_DATA, "CSV file \"%s\" has no header row", s->csv);
 	if (ok)
@@ -476,6 +482,7 @@ pull_csv(const struct ruleset *rs, struct batch **out, struct error *err)
 		batch_free(c.b);
 		return false;
 	}
+	stage_count(pst, "rejected", (size_t) st.rejected);
 	*out = c.b;
 	return true;
 }

@@ -21,8 +21,14 @@
  */
 bool pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct error *err);
 
-/* The same from the [source] csv file (header row required). */
-bool pull_csv(const struct ruleset *rs, struct batch **out, struct error *err);
+/*
+ * The same from the [source] csv file (header row required).  Records set
+ * aside in the [source] csv_reject file are not leads: they are counted in
+ * st's counter "rejected" (st may be NULL), 0 included, so that a CSV run
+ * always says how many there were.
+ */
+bool pull_csv(const struct ruleset *rs, struct batch **out, struct stage_stats *st,
+              struct error *err);
 
 /*
  * Split one row of COPY text format in place: fields separated by tabs,

@@ -32,3 +32,14 @@ stage_count(struct stage_stats *st, const char *name, size_t n)
 	st->counters[k].value = n;
 	st->ncounters++;
 }
+
+size_t
+stage_counter(const struct stage_stats *st, const char *name)
+{
+	if (st == NULL || name == NULL)
+		return 0;
+	for (int k = 0; k < st->ncounters; k++)
+		if (strcmp(st->counters[k].name, name) == 0)
+			return st->counters[k].value;
+	return 0;
+}

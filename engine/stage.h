@@ -72,6 +72,8 @@ struct stage_stats
 
 /* Add `n` to the counter called `name` (created on first use; ignored when full). */
 void stage_count(struct stage_stats *st, const char *name, size_t n);
+/* The value of the counter called `name`; 0 when there is none. */
+size_t stage_counter(const struct stage_stats *st, const char *name);
 
 typedef bool (*stage_fn)(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
                          struct error *err);

@@ -56,4 +56,70 @@ err=$("$REFINERY" run -c "$tmp/quote.ini" 2>&1); rc=$?
 is "$rc" 5 "an unterminated quote stops the run"
 like "$err" 'quote\.csv", line 2' "and names the file and the line where the record began"
 ok $([ ! -e "$tmp/lead_results.csv" ]; echo $?) "and writes no result file"
+# rows set aside in the reject file are counted, and the reject file is this run's
+printf 'lead_id,full_name,phone\n1,Dana Levi,0521234567\n2,Yossi Cohen\n3,Avi Mizrahi,0547318264\n' \
+	> "$tmp/ragged.csv"
+printf 'stale line from an earlier run\n' > "$tmp/ragged.rej"
+awk -v f="$tmp/ragged.csv" -v r="$tmp/ragged.rej" \
+	'{ if ($0 ~ /^csv = /) { print "csv = " f; print "csv_reject = " r } else print }' \
+	"$tmp/rules.ini" > "$tmp/ragged.ini"
+out=$("$REFINERY" run -c "$tmp/ragged.ini" 2>"$tmp/stderr"); rc=$?
+is "$rc" 0 "a run with one rejected row succeeds (csv_max_rejects = 0)"
+like "$out" '^refinery: run written: 2 pulled, 1 rejected, ' "the summary counts the rejected row"
+like "$(cat "$tmp/stderr")" 'warning: 1 record of CSV file "[^"]*ragged\.csv" was set aside in "[^"]*ragged\.rej"' \
+	"and a warning on stderr names the count and the reject file"
+is "$(cat "$tmp/ragged.rej")" "file \"$tmp/ragged.csv\", line 3, column 3 (\"phone\"): expected 3 fields, found 2" \
+	"the reject file holds this run's reject only"
+is "$(awk -F, 'NR > 1' "$tmp/lead_results.csv" | wc -l)" 2 "the two good rows are written"
+err=$("$REFINERY" run -c "$tmp/ragged.ini" --log-format=json 2>&1 >/dev/null); rc=$?
+is "$rc" 0 "the same run with JSON logs"
+like "$err" '"event": "run", .*"pulled": 2, "rejected": 1, ' "the JSON summary counts the rejected row"
+like "$err" '\{"name": "pull", [^}]*"counters": \{"rejected": 1\}' "and so do the pull stage's counters"
+like "$err" '"level": "warning", "message": "1 record of CSV file' "the warning is a JSON line too"
+
+out=$("$REFINERY" run -c "$tmp/rules.ini" 2>&1); rc=$?
+like "$out" '^refinery: run written: 7 pulled, 0 rejected, ' "a CSV source without rejects says 0 rejected"
+# a clean run empties a reject file left by an earlier one
+printf 'lead_id,full_name,phone\n1,Dana Levi,0521234567\n' > "$tmp/ragged.csv"
+out=$("$REFINERY" run -c "$tmp/ragged.ini" 2>"$tmp/stderr"); rc=$?
+is "$rc" 0 "a clean run with a reject file succeeds"
+like "$out" '^refinery: run written: 1 pulled, 0 rejected, ' "and counts no reject"
+ok $([ -f "$tmp/ragged.rej" ] && [ ! -s "$tmp/ragged.rej" ]; echo $?) \
+	"and leaves the reject file empty, not the earlier run's"
+is "$(grep -c warning "$tmp/stderr")" 0 "and warns of nothing"
+
+# csv_max_rejects = N: the (N+1)-th reject stops the run, naming the file and its line
+printf 'lead_id,full_name,phone\n1,Dana Levi,0521234567\n2,Yossi\n3,Avi,054,x\n4,Moran,0501234567\n' \
+	> "$tmp/ragged.csv"
+printf '[source]\ncsv_max_rejects = 2\n' > "$tmp/max2.ini"
+out=$("$REFINERY" run -c "$tmp/ragged.ini" -c "$tmp/max2.ini" 2>&1); rc=$?
+is "$rc" 0 "two rejects under csv_max_rejects = 2 pass"
+like "$out" 'run written: 2 pulled, 2 rejected, ' "and are counted"
+printf '[source]\ncsv_max_rejects = 1\n' > "$tmp/max1.ini"
+rm -f "$tmp/lead_results.csv"
+err=$("$REFINERY" run -c "$tmp/ragged.ini" -c "$tmp/max1.ini" 2>&1); rc=$?
+is "$rc" 5 "the second reject under csv_max_rejects = 1 stops the run with the data code"
+like "$err" "error: file \"$tmp/ragged.csv\", line 4: more than 1 rejected record" \
+	"naming the file and the line of that reject"
+like "$err" 'csv_max_rejects' "and the rules key that sets the limit"
+ok $([ ! -e "$tmp/lead_results.csv" ]; echo $?) "and writes no result file"
+
+# duplicate header names are an error, not "the first wins"
+printf 'lead_id,lead_id,full_name\n1,2,Dana Levi\n' > "$tmp/duphead.csv"
+sed "s|$tmp/leads.csv|$tmp/duphead.csv|" "$tmp/rules.ini" > "$tmp/duphead.ini"
+err=$("$REFINERY" run -c "$tmp/duphead.ini" 2>&1); rc=$?
+is "$rc" 5 "two columns named lead_id stop the run with the data code"
+like "$err" "file \"$tmp/duphead.csv\", line 1: columns 1 and 2 are both named \"lead_id\"" \
+	"naming the file and both columns"
+printf 'lead_id,full_name,phone,email,phone\n1,Dana Levi,0521234567,,0527654321\n' > "$tmp/duphead.csv"
+err=$("$REFINERY" run -c "$tmp/duphead.ini" 2>&1); rc=$?
+is "$rc" 5 "a name repeated later in the header too"
+like "$err" 'columns 3 and 5 are both named "phone"' "naming columns 3 and 5"
+# the reps file goes through the same reader; its names are compared without case
+printf 'rep_id,name,active,capacity,Name\n1,Dana,true,10,Dana L\n' > "$tmp/reps.csv"
+printf '[match]\nreps_csv = %s\n' "$tmp/reps.csv" > "$tmp/reps.ini"
+err=$("$REFINERY" run -c "$tmp/rules.ini" -c "$tmp/reps.ini" 2>&1); rc=$?
+is "$rc" 5 "a reps file with two name columns stops the run"
+like "$err" "file \"$tmp/reps.csv\", line 1: columns 2 and 5 are both named \"name\"" \
+	"naming the reps file and both columns"
 done_testing

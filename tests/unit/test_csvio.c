@@ -77,6 +77,15 @@ exists(const char *path)
 	return stat(path, &sb) == 0;
 }
 
+/* Size in bytes, -1 when there is no such file. */
+static long
+file_size(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0 ? (long) sb.st_size : -1;
+}
+
 /* Entries of a folder other than . and .. */
 static int
 count_entries(const char *dir)
@@ -246,6 +255,8 @@ load_options(const char *path, struct csv_reader_opts *o, bool *use_reject)
 		}
 		if (strcmp(key, "header") == 0)
 			o->header = strcmp(val, "yes") == 0;
+		else if (strcmp(key, "fold_case") == 0)
+			o->header_fold_case = strcmp(val, "yes") == 0;
 		else if (strcmp(key, "trim") == 0)
 			o->trim = strcmp(val, "yes") == 0;
 		else if (strcmp(key, "unguard") == 0)
@@ -382,7 +393,7 @@ test_fixtures(const char *root)
 		if (!ok(strcmp(got, want) == 0, "%s: transcript as expected", names[i]))
 			diag_diff(got, want);
 		if (use_reject && strstr(want, "\nreject: ") == NULL && strncmp(want, "reject: ", 8) != 0)
-			ok(!exists(rejpath), "%s: no reject, so no reject file", names[i]);
+			ok(file_size(rejpath) == 0, "%s: no reject, so an empty reject file", names[i]);
 		for (size_t c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++)
 		{
 			char *again = run_reader(input, &o, use_reject, chunks[c], rejpath);
@@ -920,7 +931,23 @@ test_reject_file(void)
 	csvio_reader_opts_init(&o);
 	o.reject_path = rej;
 	ok(csvio_read(path, &o, cnt_row, &c, &st, &err), "clean file reads");
-	ok(!exists(rej), "a clean read creates no reject file");
+	is_int(file_size(rej), 0, "a clean read creates an empty reject file");
+	write_str(rej, "stale line from an earlier run\n");
+	ok(csvio_read(path, &o, cnt_row, &c, &st, &err), "clean file reads again");
+	is_int(file_size(rej), 0, "and empties the reject file an earlier read left");
+	is_int(st.rejected, 0, "with no reject counted");
+
+	/* the reject file is truncated at the start: never when it is the input */
+	o.reject_path = path;
+	error_clear(&err);
+	ok(!csvio_read(path, &o, cnt_row, &c, &st, &err) && err.code == EXIT_RULES,
+	   "a reject file that is the input file is refused");
+	snprintf(want, sizeof(want), "reject file \"%s\" is the input file \"%s\"", path, path);
+	is_str(err.msg, want, "naming both");
+	text = read_all(path, NULL);
+	is_str(text, "a,b\n1,2\n", "and the input is left whole");
+	free(text);
+	o.reject_path = rej;
 
 	snprintf(path, sizeof(path), "%s/dirty.csv", tmpdir);
 	snprintf(rej, sizeof(rej), "%s/dirty.rej", tmpdir);
@@ -941,12 +968,63 @@ test_reject_file(void)
 	is_str(text, want, "the reject file replaces the old one and names file, line, column");
 	free(text);
 
+	/* the limit: the reject after the N-th stops the read at its own line */
+	o.max_rejects = 1;
+	o.reject_fn = NULL;
+	error_clear(&err);
+	ok(!csvio_read(path, &o, cnt_row, &c, &st, &err) && err.code == EXIT_DATA,
+	   "a second reject over max_rejects = 1 stops the read");
+	snprintf(want, sizeof(want), "file \"%s\", line 4: more than 1 rejected record", path);
+	is_str(err.msg, want, "naming the file and the line of that reject");
+	is_int(st.rejected, 2, "both rejects are counted");
+	text = read_all(rej, NULL);
+	ok(text && strstr(text, "line 4, column 2") != NULL, "and that record is in the reject file");
+	free(text);
+	o.max_rejects = 2;
+	ok(csvio_read(path, &o, cnt_row, &c, &st, &err), "two rejects under max_rejects = 2 pass");
+	o.max_rejects = 0;
+
 	snprintf(rej, sizeof(rej), "%s/no/such/folder/x.rej", tmpdir);
 	o.reject_path = rej;
 	o.reject_fn = NULL;
 	ok(!csvio_read(path, &o, cnt_row, &c, &st, &err) && err.code == EXIT_DATA &&
 	       strstr(err.msg, "could not create reject file") != NULL,
 	   "an unwritable reject file is an error: %s", err.msg);
+}
+
+/* ---- header names ---- */
+
+/* A wide header: the repeated name is found however far apart the two are. */
+static void
+test_header_names(void)
+{
+	struct csv_reader_opts o;
+	struct error err = {0};
+	struct count c = {0};
+	struct strbuf in;
+	struct csv_reader *r;
+	bool fed;
+
+	sb_init(&in);
+	for (int k = 0; k < 3000; k++)
+		sb_printf(&in, "%sc%d", k ? "," : "", k);
+	sb_puts(&in, ",C17\n");
+	csvio_reader_opts_init(&o);
+	r = csvio_reader_new("wide.csv", &o, cnt_row, &c, NULL, &err);
+	fed = r && csvio_reader_feed(r, in.data, in.len, &err) && csvio_reader_finish(r, &err);
+	ok(fed, "3001 names that differ byte for byte read");
+	csvio_reader_free(r);
+
+	o.header_fold_case = true;
+	r = csvio_reader_new("wide.csv", &o, cnt_row, &c, NULL, &err);
+	fed = r && csvio_reader_feed(r, in.data, in.len, &err) && csvio_reader_finish(r, &err);
+	ok(!fed && err.code == EXIT_DATA, "without regard to case, c17 and C17 are one name");
+	is_str(err.msg, "file \"wide.csv\", line 1: columns 18 and 3001 are both named \"c17\"",
+	       "naming both columns");
+	is_str(err.detail, "column 3001 is written \"C17\"; case does not count in these names",
+	       "and how the second is written");
+	csvio_reader_free(r);
+	sb_free(&in);
 }
 
 /* ---- callbacks, stdin, errors ---- */
@@ -1460,6 +1538,7 @@ main(int argc, char **argv)
 	test_field_cap();
 	test_field_cap_exact();
 	test_reject_file();
+	test_header_names();
 	test_callbacks_and_stdin();
 	test_writer_quoting();
 	test_writer_atomic();
