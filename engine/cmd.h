@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
 #include "pg.h"
@@ -34,6 +35,8 @@ struct cmd_opts
 	const char *table;
 	const char *reject;
 	const char *output; /* -o */
+	mode_t file_mode;   /* --file-mode, when has_file_mode */
+	bool has_file_mode;
 };
 
 bool cmd_run(const struct cmd_opts *o, struct error *err);

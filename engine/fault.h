@@ -5,7 +5,8 @@
  *    makes it pause there for four seconds, so a test can stop the server
  *    or signal the engine at a known moment.  Compiled in unless configure
  *    is given --disable-fault-hooks.  Points: "pull" (after 1000 rows),
- *    "write" (half-way through the result COPY), "commit" (COMMIT sent).
+ *    "write" (half-way through the result COPY), "commit" (COMMIT sent),
+ *    "outfile" (a file's temporary copy written and synced, not renamed).
  */
 #ifndef REFINERY_FAULT_H
 #define REFINERY_FAULT_H
