@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
 #include "pg.h"
@@ -33,7 +34,9 @@ struct cmd_opts
 	const char *html;
 	const char *table;
 	const char *reject;
-	const char *output;       /* -o */
+	const char *output; /* -o */
+	mode_t file_mode;   /* --file-mode, when has_file_mode */
+	bool has_file_mode;
 	const char *forget_phone; /* forget --phone */
 	const char *forget_email; /* forget --email */
 	const char *forget_lead;  /* forget --lead-id */

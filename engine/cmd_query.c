@@ -6,8 +6,9 @@
  * Run ids, rep ids and verdicts reach SQL text only after being parsed as
  * integers or checked against the fixed list of verdicts; everything else
  * goes as a parameter or through PQescapeIdentifier.  Exports stream with
- * COPY TO STDOUT into the atomic CSV writer (temporary file, fsync, rename),
- * with the spreadsheet formula guard on.
+ * COPY TO STDOUT into the atomic CSV writer, with the spreadsheet formula
+ * guard on; every file written (export, HTML report, reject file) is an
+ * outfile (engine/outfile.h) with --file-mode or the shipped file_mode.
  */
 #include "config.h"
 
@@ -15,13 +16,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "batch.h"
 #include "cmd.h"
 #include "csvio.h"
 #include "log.h"
+#include "outfile.h"
 #include "pull.h"
+#include "ruleset.h"
 #include "strbuf.h"
 
 /* The run to read: --run, or the latest committed one. */
@@ -59,6 +61,18 @@ resolve_run(PGconn *conn, const struct cmd_opts *o, int64_t *run_id, struct erro
 	return true;
 }
 
+/* The mode of the files a command writes: --file-mode, else the shipped default. */
+static bool
+file_mode(const struct cmd_opts *o, mode_t *mode, struct error *err)
+{
+	if (o->has_file_mode)
+	{
+		*mode = o->file_mode;
+		return true;
+	}
+	return ruleset_default_file_mode(mode, err);
+}
+
 /* ---- export ---- */
 
 bool
@@ -94,6 +108,9 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 			                  "Use kept, blacklisted, duplicate, partial, outlier or nurture.");
 		}
 	}
+	csvio_writer_opts_init(&wo);
+	if (!file_mode(o, &wo.file_mode, err))
+		return false;
 	if ((conn = pg_connect(&o->conn, err)) == NULL)
 		return false;
 	pg_signals_install();
@@ -157,7 +174,6 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 		error_set(err, EXIT_INTERNAL, "the export's columns changed while it ran");
 		goto out;
 	}
-	csvio_writer_opts_init(&wo);
 	if ((w = csvio_writer_open(o->csv, &wo, err)) == NULL)
 		goto out;
 	for (int k = 0; k < ncols; k++)
@@ -434,10 +450,13 @@ cmd_report(const struct cmd_opts *o, struct error *err)
 	int64_t run_id;
 	char id[32];
 	const char *p[1] = {id};
+	struct outfile *of = NULL;
 	FILE *html = NULL;
 	bool ok = false;
-	char tmp[4096];
+	mode_t mode;
 
+	if (o->html && !file_mode(o, &mode, err))
+		return false;
 	if ((conn = pg_connect(&o->conn, err)) == NULL)
 		return false;
 	if (!resolve_run(conn, o, &run_id, err))
@@ -445,12 +464,9 @@ cmd_report(const struct cmd_opts *o, struct error *err)
 	snprintf(id, sizeof(id), "%" PRId64, run_id);
 	if (o->html)
 	{
-		snprintf(tmp, sizeof(tmp), "%s.tmp", o->html);
-		if ((html = fopen(tmp, "w")) == NULL)
-		{
-			error_set(err, EXIT_DATA, "could not write \"%s\": %m", tmp);
+		if ((of = outfile_open(o->html, mode, err)) == NULL)
 			goto out;
-		}
+		html = outfile_stream(of);
 		fprintf(html,
 		        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
 		        "<title>refinery run %s</title><style>body{font-family:sans-serif;margin:2em}"
@@ -470,29 +486,16 @@ cmd_report(const struct cmd_opts *o, struct error *err)
 			           parts[k].bar_col < PQnfields(res) ? parts[k].bar_col : -1);
 		PQclear(res);
 	}
-	if (html)
+	if (of)
 	{
 		fputs("</body></html>\n", html);
-		if (fflush(html) != 0 || fsync(fileno(html)) != 0 || fclose(html) != 0)
-		{
-			html = NULL;
-			error_set(err, EXIT_DATA, "could not write \"%s\": %m", tmp);
-			goto out;
-		}
-		html = NULL;
-		if (rename(tmp, o->html) != 0)
-		{
-			error_set(err, EXIT_DATA, "could not rename \"%s\" to \"%s\": %m", tmp, o->html);
-			goto out;
-		}
+		ok = outfile_commit(of, err);
+		of = NULL;
 	}
-	ok = true;
+	else
+		ok = true;
 out:
-	if (html)
-	{
-		fclose(html);
-		remove(tmp);
-	}
+	outfile_abort(of);
 	pg_disconnect(conn);
 	return ok;
 }
@@ -636,6 +639,9 @@ cmd_import(const struct cmd_opts *o, struct error *err)
 
 	if (o->csv == NULL || o->table == NULL)
 		return error_set(err, EXIT_USAGE, "import needs --csv=FILE and --table=NAME");
+	csvio_reader_opts_init(&ro);
+	if (!file_mode(o, &ro.reject_mode, err))
+		return false;
 	memset(&c, 0, sizeof(c));
 	memset(&st, 0, sizeof(st));
 	sb_init(&c.buf);
@@ -647,7 +653,6 @@ cmd_import(const struct cmd_opts *o, struct error *err)
 	c.table = qt;
 	if (!pg_exec(c.conn, "importing", "BEGIN", err))
 		goto out;
-	csvio_reader_opts_init(&ro);
 	ro.header = true;
 	ro.header_fn = import_header;
 	ro.unguard = true;

@@ -24,6 +24,7 @@
 #include "fault.h"
 #include "log.h"
 #include "migrate.h"
+#include "outfile.h"
 #include "pipeline.h"
 #include "pull.h"
 #include "ruleset.h"
@@ -439,9 +440,8 @@ cmd_calibrate(const struct cmd_opts *o, struct error *err)
 	struct calibrate_report rep;
 	bool ok = false;
 	bool have_res = false;
-	char tmp[4096];
-	FILE *out = NULL;
 	struct stage_stats pull_st;
+	struct outfile *of = NULL;
 
 	memset(&pr, 0, sizeof(pr));
 	memset(&pull_st, 0, sizeof(pull_st));
@@ -473,31 +473,22 @@ cmd_calibrate(const struct cmd_opts *o, struct error *err)
 	have_res = true;
 	calibrate_get_report(&res, &rep);
 
-	if (o->output && strcmp(o->output, "-") != 0)
-	{
-		snprintf(tmp, sizeof(tmp), "%s.tmp", o->output);
-		if ((out = fopen(tmp, "w")) == NULL)
-		{
-			error_set(err, EXIT_DATA, "could not write \"%s\": %m", tmp);
-			goto out;
-		}
-	}
-	if (!calibrate_write_rules(&res, out ? out : stdout, err))
+	/* the fitted rules; without -o (or with "-") standard output */
+	if ((of = outfile_open(o->output ? o->output : "-",
+	                       o->has_file_mode ? o->file_mode : rs->output->file_mode, err)) == NULL)
 		goto out;
-	if (out)
+	if (!calibrate_write_rules(&res, outfile_stream(of), err))
 	{
-		if (fflush(out) != 0 || fsync(fileno(out)) != 0 || fclose(out) != 0)
-		{
-			out = NULL;
-			error_set(err, EXIT_DATA, "could not write \"%s\": %m", tmp);
+		/* the writer knows only its stream: name the file */
+		error_detail(err, "while writing file \"%s\"", outfile_path(of));
+		goto out;
+	}
+	{
+		bool written = outfile_commit(of, err); /* releases of either way */
+
+		of = NULL;
+		if (!written)
 			goto out;
-		}
-		out = NULL;
-		if (rename(tmp, o->output) != 0)
-		{
-			error_set(err, EXIT_DATA, "could not rename \"%s\": %m", tmp);
-			goto out;
-		}
 	}
 	if (!log_quiet)
 	{
@@ -517,11 +508,7 @@ cmd_calibrate(const struct cmd_opts *o, struct error *err)
 	}
 	ok = true;
 out:
-	if (out)
-	{
-		fclose(out);
-		remove(tmp);
-	}
+	outfile_abort(of);
 	if (have_res)
 		calibrate_result_free(&res);
 	batch_free(b);

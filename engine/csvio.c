@@ -13,31 +13,31 @@
  * cap refuses to grow, the field is marked too big, libcsv's write position
  * is rewound and parsing goes on, so the record is rejected with exact
  * framing and memory stays within about max_field per field.  The reader
- * owns all its memory.  Writer: stdio onto a mkstemp file in the target's
- * folder, then fflush, fsync, rename, fsync of the folder.  No global state:
- * readers and writers in different threads do not interact.
+ * owns all its memory; the reject file is an outfile, replaced whole when
+ * the read ends.  Writer: RFC 4180 text onto an outfile (engine/outfile.c:
+ * a locked temporary file in the target's folder, fsync, rename; or a
+ * device or FIFO in place).  No global state: readers and writers in
+ * different threads do not interact.
  */
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <csv.h>
 
 #include "csvio.h"
+#include "outfile.h"
 
-#define READ_CHUNK   (64 * 1024)
-#define CSV_FIRST    64   /* libcsv's first field buffer */
-#define CSV_BLOCK    4096 /* libcsv grows its field buffer by this much */
-#define NAME_SHOWN   64   /* bytes of a header name quoted in messages */
-#define WRITE_BUFFER (256 * 1024)
+#define READ_CHUNK (64 * 1024)
+#define CSV_FIRST  64   /* libcsv's first field buffer */
+#define CSV_BLOCK  4096 /* libcsv grows its field buffer by this much */
+#define NAME_SHOWN 64   /* bytes of a header name quoted in messages */
 
 static const unsigned char utf8_bom[3] = {0xEF, 0xBB, 0xBF};
 
@@ -240,7 +240,7 @@ struct csv_reader
 	char **colname; /* header names for messages, shortened */
 	int ncolname;
 
-	FILE *reject;
+	struct outfile *reject; /* opened when the read starts */
 };
 
 void
@@ -252,6 +252,7 @@ csvio_reader_opts_init(struct csv_reader_opts *o)
 	o->header = true;
 	o->delim = ',';
 	o->trim = false;
+	o->reject_mode = OUTFILE_MODE_PRIVATE;
 }
 
 static void fail(struct csv_reader *r, enum exit_code code, const char *fmt, ...)
@@ -593,7 +594,7 @@ reject(struct csv_reader *r)
 	}
 	if (r->reject)
 	{
-		if (fprintf(r->reject, "%s\n", text) < 0)
+		if (fprintf(outfile_stream(r->reject), "%s\n", text) < 0)
 		{
 			fail(r, EXIT_DATA, "could not write reject file \"%s\": %s", r->o.reject_path,
 			     strerror(errno));
@@ -889,11 +890,12 @@ csvio_reader_new(const char *name, const struct csv_reader_opts *o, csvio_row_fn
 		csv_set_space_func(&r->p, never_blank);
 	csv_set_delim(&r->p, (unsigned char) o->delim);
 
-	/* now, not at the first reject: an older file must not pass for this read's */
-	if (o->reject_path && (r->reject = fopen(o->reject_path, "w")) == NULL)
+	/*
+	 * now, not at the first reject: the file replaces an older one when the
+	 * read ends, also when nothing was rejected, so it is always this read's
+	 */
+	if (o->reject_path && (r->reject = outfile_open(o->reject_path, o->reject_mode, err)) == NULL)
 	{
-		error_set(err, EXIT_DATA, "could not create reject file \"%s\": %s", o->reject_path,
-		          strerror(errno));
 		csvio_reader_free(r);
 		return NULL;
 	}
@@ -975,13 +977,12 @@ csvio_reader_finish(struct csv_reader *r, struct error *err)
 	r->st->lines = r->line - 1 + (r->any && r->prev != '\r' && r->prev != '\n' ? 1 : 0);
 	if (r->reject)
 	{
-		int rc = fclose(r->reject);
+		struct outfile *rj = r->reject;
 
 		r->reject = NULL;
-		if (rc != 0)
+		if (!outfile_commit(rj, r->err))
 		{
-			fail(r, EXIT_DATA, "could not write reject file \"%s\": %s", r->o.reject_path,
-			     strerror(errno));
+			r->failed = true;
 			return false;
 		}
 	}
@@ -996,7 +997,12 @@ csvio_reader_free(struct csv_reader *r)
 	if (r->p_live)
 		csv_free(&r->p);
 	if (r->reject)
-		fclose(r->reject);
+	{
+		/* a read that stopped: keep the records set aside so far, they say why */
+		struct error ignored;
+
+		outfile_commit(r->reject, &ignored);
+	}
 	for (int k = 0; k < r->ncolname; k++)
 		free(r->colname[k]);
 	free(r->colname);
@@ -1067,10 +1073,8 @@ out:
 struct csv_writer
 {
 	FILE *fp;
-	char *path; /* the target, for messages */
-	char *tmp;  /* the temporary file; NULL on a caller's stream */
-	char *dir;  /* the folder to fsync after the rename */
-	char *buf;  /* stdio buffer of fp; freed after fclose */
+	char *path;          /* the target, for messages */
+	struct outfile *out; /* the file being written; NULL on a caller's stream */
 	struct csv_writer_opts o;
 	int nfields; /* -1 until the first record */
 };
@@ -1082,15 +1086,13 @@ csvio_writer_opts_init(struct csv_writer_opts *o)
 	o->delim = ',';
 	o->formula_guard = true;
 	o->crlf = false;
+	o->file_mode = OUTFILE_MODE_PRIVATE;
 }
 
 static void
 writer_release(struct csv_writer *w)
 {
 	free(w->path);
-	free(w->tmp);
-	free(w->dir);
-	free(w->buf);
 	free(w);
 }
 
@@ -1135,83 +1137,16 @@ struct csv_writer *
 csvio_writer_open(const char *path, const struct csv_writer_opts *o, struct error *err)
 {
 	struct csv_writer *w;
-	const char *slash, *base;
-	struct stat sb;
-	mode_t mode;
-	size_t tmplen;
-	int fd;
 
-	if (strcmp(path, "-") == 0)
-		return csvio_writer_open_stream(stdout, "<stdout>", o, err);
-	if ((w = writer_new(path, o, err)) == NULL)
+	if ((w = writer_new(strcmp(path, "-") == 0 ? "<stdout>" : path, o, err)) == NULL)
 		return NULL;
-	slash = strrchr(path, '/');
-	base = slash ? slash + 1 : path;
-	if (*base == '\0')
+	if ((w->out = outfile_open(path, w->o.file_mode, err)) == NULL)
 	{
-		error_set(err, EXIT_DATA, "invalid output file name \"%s\"", path);
-		goto fail;
+		writer_release(w);
+		return NULL;
 	}
-	if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
-	{
-		error_set(err, EXIT_DATA, "could not write file \"%s\": it is a folder", path);
-		goto fail;
-	}
-	w->dir = slash ? (slash == path ? strdup("/") : strndup(path, (size_t) (slash - path)))
-	               : strdup(".");
-	/* ".<name>.XXXXXX" beside the target: same file system, so rename is atomic */
-	tmplen = strlen(path) + sizeof(".XXXXXX") + 1;
-	if (w->dir == NULL || (w->tmp = malloc(tmplen)) == NULL)
-	{
-		error_set(err, EXIT_INTERNAL, "out of memory");
-		goto fail;
-	}
-	snprintf(w->tmp, tmplen, "%.*s.%s.XXXXXX", (int) (base - path), path, base);
-	if ((fd = mkstemp(w->tmp)) < 0)
-	{
-		error_set(err, EXIT_DATA,
-		          "could not create a temporary file for \"%s\" in folder \"%s\": %s", path, w->dir,
-		          strerror(errno));
-		free(w->tmp);
-		w->tmp = NULL;
-		goto fail;
-	}
-
-	/*
-	 * mkstemp makes the file 0600; give it what open(2) would have: the
-	 * replaced file's mode, or 0666 less the umask.  umask can only be read
-	 * by setting it; the engine creates no files in other threads meanwhile.
-	 */
-	if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
-		mode = sb.st_mode & 07777;
-	else
-	{
-		mode_t um = umask(0);
-
-		umask(um);
-		mode = 0666 & ~um;
-	}
-	if (fchmod(fd, mode) != 0 || (w->fp = fdopen(fd, "w")) == NULL)
-	{
-		error_set(err, EXIT_DATA, "could not set up temporary file \"%s\": %s", w->tmp,
-		          strerror(errno));
-		close(fd);
-		unlink(w->tmp);
-		goto fail;
-	}
-	if ((w->buf = malloc(WRITE_BUFFER)) == NULL)
-	{
-		error_set(err, EXIT_INTERNAL, "out of memory");
-		fclose(w->fp);
-		unlink(w->tmp);
-		goto fail;
-	}
-	setvbuf(w->fp, w->buf, _IOFBF, WRITE_BUFFER);
+	w->fp = outfile_stream(w->out);
 	return w;
-
-fail:
-	writer_release(w);
-	return NULL;
 }
 
 /* Does the field need quotes for the reader to get it back exactly? */
@@ -1292,66 +1227,18 @@ csvio_writer_row(struct csv_writer *w, const char *const *fields, const size_t *
 	return true;
 }
 
-/* fsync a folder so that a rename in it survives a crash. */
-static bool
-fsync_dir(const char *dir, struct error *err)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY);
-	int e;
-
-	if (fd < 0)
-		return error_set(err, EXIT_DATA, "could not open folder \"%s\": %s", dir, strerror(errno));
-	/* some file systems cannot fsync a folder: that is no failure */
-	if (fsync(fd) != 0 && errno != EINVAL && errno != EBADF)
-	{
-		e = errno;
-		close(fd);
-		return error_set(err, EXIT_DATA, "could not fsync folder \"%s\": %s", dir, strerror(e));
-	}
-	close(fd);
-	return true;
-}
-
 bool
 csvio_writer_commit(struct csv_writer *w, struct error *err)
 {
-	bool ok = false, renamed = false;
-	int rc;
+	bool ok = false;
 
-	if (w->tmp == NULL)
-	{
+	if (w->out)
+		ok = outfile_commit(w->out, err);
+	else if (fflush(w->fp) != 0 || ferror(w->fp))
 		/* a caller's stream: flushing is all there is */
-		if (fflush(w->fp) != 0 || ferror(w->fp))
-			error_set(err, EXIT_DATA, "could not write \"%s\": %s", w->path, strerror(errno));
-		else
-			ok = true;
-		writer_release(w);
-		return ok;
-	}
-	if (fflush(w->fp) != 0 || ferror(w->fp))
-		error_set(err, EXIT_DATA, "could not write file \"%s\": %s", w->path, strerror(errno));
-	else if (fsync(fileno(w->fp)) != 0)
-		error_set(err, EXIT_DATA, "could not fsync file \"%s\": %s", w->tmp, strerror(errno));
+		error_set(err, EXIT_DATA, "could not write \"%s\": %s", w->path, strerror(errno));
 	else
-	{
-		rc = fclose(w->fp);
-		w->fp = NULL;
-		if (rc != 0)
-			error_set(err, EXIT_DATA, "could not write file \"%s\": %s", w->path, strerror(errno));
-		else if (rename(w->tmp, w->path) != 0)
-			error_set(err, EXIT_DATA, "could not rename file \"%s\" to \"%s\": %s", w->tmp, w->path,
-			          strerror(errno));
-		else
-		{
-			/* the target is whole from here on; only its durability is left */
-			renamed = true;
-			ok = fsync_dir(w->dir, err);
-		}
-	}
-	if (w->fp)
-		fclose(w->fp);
-	if (!renamed)
-		unlink(w->tmp);
+		ok = true;
 	writer_release(w);
 	return ok;
 }
@@ -1361,11 +1248,6 @@ csvio_writer_abort(struct csv_writer *w)
 {
 	if (w == NULL)
 		return;
-	if (w->tmp)
-	{
-		if (w->fp)
-			fclose(w->fp);
-		unlink(w->tmp);
-	}
+	outfile_abort(w->out);
 	writer_release(w);
 }

@@ -8,7 +8,7 @@
  * set aside in a reject file instead of stopping the import.  The writer
  * produces RFC 4180 text that the reader maps back to exactly the same
  * values (NULL vs empty string included) and only ever replaces its target
- * whole: a temporary file in the same folder, fsync, rename, fsync.
+ * whole, through engine/outfile.h.
  */
 #ifndef REFINERY_CSVIO_H
 #define REFINERY_CSVIO_H
@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "error.h"
 
@@ -65,11 +66,13 @@ struct csv_reader_opts
 	bool header_fold_case;
 	/*
 	 * Where bad records go.  With neither reject_path nor reject_fn a bad
-	 * record is a fatal EXIT_DATA error.  reject_path is created (truncated)
-	 * when the reader starts, so after every read it holds that read's
-	 * rejects only, and is empty after a clean read.
+	 * record is a fatal EXIT_DATA error.  reject_path is written as an
+	 * outfile (see outfile.h) opened when the reader starts and replaced
+	 * whole when the read ends, also when it stopped and also when nothing
+	 * was rejected: after every read it holds that read's rejects only.
 	 */
 	const char *reject_path;
+	mode_t reject_mode; /* permission bits of the reject file (0600) */
 	csvio_reject_fn reject_fn;
 	/*
 	 * 0: no limit.  N > 0: the reject after the N-th stops the read with an
@@ -132,16 +135,16 @@ struct csv_writer_opts
 	char delim;         /* field separator (',') */
 	bool formula_guard; /* neutralise spreadsheet formulas (true) */
 	bool crlf;          /* end records with CR LF instead of LF (false) */
+	mode_t file_mode;   /* permission bits of the file written (0600) */
 };
 
 /* The defaults above. */
 void csvio_writer_opts_init(struct csv_writer_opts *o);
 
 /*
- * Start writing `path` ("-" is standard output).  The rows go to a new
- * temporary file ".<name>.XXXXXX" in the target's folder; the target itself
- * is only ever replaced whole by csvio_writer_commit().  A new file gets the
- * mode 0666 less the umask, a replaced one keeps its mode.
+ * Start writing `path` ("-" is standard output) as an outfile (outfile.h):
+ * a regular target is only ever replaced whole by csvio_writer_commit(),
+ * with the mode o->file_mode; a device or FIFO is written in place.
  */
 struct csv_writer *csvio_writer_open(const char *path, const struct csv_writer_opts *o,
                                      struct error *err);
@@ -165,8 +168,9 @@ bool csvio_writer_row(struct csv_writer *w, const char *const *fields, const siz
                       const bool *is_null, int n, struct error *err);
 
 /*
- * Flush, fsync, rename over the target, fsync the folder.  Always releases
- * w; on failure the temporary file is removed and the target is as before.
+ * outfile_commit(): flush and check, then for a regular target fsync,
+ * rename over it, fsync the folder.  Always releases w; on failure the
+ * temporary file is removed and the target is as before.
  */
 bool csvio_writer_commit(struct csv_writer *w, struct error *err);
 

@@ -10,7 +10,8 @@
  *    signal the engine at a known moment and let it go on when it chooses,
  *    whatever the load of the machine.  Points: "pull" (after 1000 rows),
  *    "compute" (side data read, before the first stage), "write" (half-way
- *    through the result COPY), "commit" (COMMIT sent).
+ *    through the result COPY), "commit" (COMMIT sent), "outfile" (a
+ *    file's temporary copy written and synced, not yet renamed).
  */
 #ifndef REFINERY_FAULT_H
 #define REFINERY_FAULT_H

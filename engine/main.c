@@ -26,6 +26,7 @@
 #include "fault.h"
 #include "log.h"
 #include "migrate.h"
+#include "outfile.h"
 #include "pg.h"
 #include "pipeline.h"
 #include "pull.h"
@@ -63,6 +64,10 @@ usage(FILE *out)
 	             "      --verdict=V        export only leads with this verdict\n"
 	             "      --rep=ID           export only this rep's call list, in call order\n"
 	             "      --html=FILE        report: also write an HTML report with charts\n"
+	             "\n"
+	             "Files written (export, report --html, import --reject, calibrate -o):\n"
+	             "      --file-mode=MODE   permission bits, in octal (default: [output]\n"
+	             "                         file_mode of the rules, 0600 as shipped)\n"
 	             "\n"
 	             "Import options:\n"
 	             "      --csv=FILE         CSV file to read (header row required)\n"
@@ -133,31 +138,21 @@ take_conninfo(char *arg)
 static int
 dispatch(int argc, char **argv, struct cmd_opts *o)
 {
-	static const struct option long_opts[] = {{"rules", required_argument, NULL, 'c'},
-	                                          {"dry-run", no_argument, NULL, 'n'},
-	                                          {"jobs", required_argument, NULL, 'j'},
-	                                          {"dbname", required_argument, NULL, 'd'},
-	                                          {"host", required_argument, NULL, 'h'},
-	                                          {"port", required_argument, NULL, 'p'},
-	                                          {"username", required_argument, NULL, 'U'},
-	                                          {"no-password", no_argument, NULL, 'w'},
-	                                          {"password", no_argument, NULL, 'W'},
-	                                          {"quiet", no_argument, NULL, 'q'},
-	                                          {"version", no_argument, NULL, 'V'},
-	                                          {"help", no_argument, NULL, 9},
-	                                          {"log-format", required_argument, NULL, 1},
-	                                          {"run", required_argument, NULL, 2},
-	                                          {"csv", required_argument, NULL, 3},
-	                                          {"verdict", required_argument, NULL, 4},
-	                                          {"rep", required_argument, NULL, 5},
-	                                          {"html", required_argument, NULL, 6},
-	                                          {"table", required_argument, NULL, 7},
-	                                          {"reject", required_argument, NULL, 8},
-	                                          {"output", required_argument, NULL, 'o'},
-	                                          {"phone", required_argument, NULL, 20},
-	                                          {"email", required_argument, NULL, 21},
-	                                          {"lead-id", required_argument, NULL, 22},
-	                                          {NULL, 0, NULL, 0}};
+	static const struct option long_opts[] = {
+	    {"rules", required_argument, NULL, 'c'},    {"dry-run", no_argument, NULL, 'n'},
+	    {"jobs", required_argument, NULL, 'j'},     {"dbname", required_argument, NULL, 'd'},
+	    {"host", required_argument, NULL, 'h'},     {"port", required_argument, NULL, 'p'},
+	    {"username", required_argument, NULL, 'U'}, {"no-password", no_argument, NULL, 'w'},
+	    {"password", no_argument, NULL, 'W'},       {"quiet", no_argument, NULL, 'q'},
+	    {"version", no_argument, NULL, 'V'},        {"help", no_argument, NULL, 9},
+	    {"log-format", required_argument, NULL, 1}, {"run", required_argument, NULL, 2},
+	    {"csv", required_argument, NULL, 3},        {"verdict", required_argument, NULL, 4},
+	    {"rep", required_argument, NULL, 5},        {"html", required_argument, NULL, 6},
+	    {"table", required_argument, NULL, 7},      {"reject", required_argument, NULL, 8},
+	    {"output", required_argument, NULL, 'o'},   {"file-mode", required_argument, NULL, 10},
+	    {"phone", required_argument, NULL, 20},     {"email", required_argument, NULL, 21},
+	    {"lead-id", required_argument, NULL, 22},   {NULL, 0, NULL, 0},
+	};
 	const char *command;
 	int c;
 
@@ -246,6 +241,13 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 			case 20: o->forget_phone = optarg; break;
 			case 21: o->forget_email = optarg; break;
 			case 22: o->forget_lead = optarg; break;
+			case 10:
+				if (!outfile_parse_mode(optarg, &o->file_mode))
+					return bad_usage("invalid --file-mode \"%s\" (use octal bits such as 0600 "
+					                 "or 0640)",
+					                 optarg);
+				o->has_file_mode = true;
+				break;
 			default:
 				fprintf(stderr, "Try \"refinery --help\" for more information.\n");
 				return EXIT_USAGE;

@@ -452,6 +452,7 @@ pull_csv(const struct ruleset *rs, struct batch **out, struct stage_stats *pst, 
 	o.header = true;
 	o.max_field = (size_t) s->csv_max_field;
 	o.reject_path = s->csv_reject;
+	o.reject_mode = rs->output->file_mode;
 	o.max_rejects = s->csv_max_rejects;
 	o.delim = s->csv_delimiter;
 	o.trim = s->csv_trim;

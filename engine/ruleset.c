@@ -21,6 +21,7 @@
 #include "embedded.h"
 #include "match.h"
 #include "normalize.h"
+#include "outfile.h"
 #include "partial.h"
 #include "ruleset.h"
 #include "score.h"
@@ -172,6 +173,35 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 	return true;
 }
 
+/* [output] file_mode, an octal string; default.ini always sets it. */
+static bool
+file_mode_load(struct rules *r, mode_t *mode, struct error *err)
+{
+	const char *v = rules_get(r, "output", "file_mode");
+
+	if (v == NULL || !outfile_parse_mode(v, mode))
+	{
+		error_set(err, EXIT_RULES, "%s: [output] file_mode: \"%s\" is not an octal file mode",
+		          v ? rules_where(r, "output", "file_mode") : "default.ini", v ? v : "");
+		return error_hint(err, "Write permission bits in octal, at most 0777, e.g. 0600 or 0640.");
+	}
+	return true;
+}
+
+bool
+ruleset_default_file_mode(mode_t *mode, struct error *err)
+{
+	struct rules *r = rules_new();
+	bool ok;
+
+	if (r == NULL)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	ok = rules_load_string(r, "default.ini", embedded_default_ini, err) &&
+	     file_mode_load(r, mode, err);
+	rules_free(r);
+	return ok;
+}
+
 static bool
 output_config_load(struct rules *r, struct output_config **out, struct error *err)
 {
@@ -188,7 +218,8 @@ output_config_load(struct rules *r, struct output_config **out, struct error *er
 	                   err) ||
 	    !rules_get_bool(r, "output", "analyze", true, &c->analyze, err) ||
 	    !rules_get_bool(r, "output", "csv_formula_guard", true, &c->csv_formula_guard, err) ||
-	    !rules_get_bool(r, "output", "csv_crlf", false, &c->csv_crlf, err))
+	    !rules_get_bool(r, "output", "csv_crlf", false, &c->csv_crlf, err) ||
+	    !file_mode_load(r, &c->file_mode, err))
 		return false;
 	c->target = (enum output_target) t;
 	c->csv_dir = dup_or_null(rules_get(r, "output", "csv_dir"));

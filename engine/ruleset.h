@@ -11,6 +11,7 @@
 #define REFINERY_RULESET_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "stage.h"
 
@@ -57,11 +58,18 @@ struct output_config
 	bool analyze;           /* ANALYZE the run's partition after loading */
 	bool csv_formula_guard; /* OUTPUT_CSV and export: neutralise formulas */
 	bool csv_crlf;          /* end records with CR LF */
+	mode_t file_mode;       /* permission bits of result and reject files */
 };
 
 /* Load and check every file; NULL with err filled on failure. */
 struct ruleset *ruleset_load(const char *const *files, int nfiles, struct error *err);
 void ruleset_free(struct ruleset *rs); /* NULL is a no-op */
+
+/*
+ * [output] file_mode of the shipped defaults alone, for the commands that
+ * write files without loading rules (export, report, import).
+ */
+bool ruleset_default_file_mode(mode_t *mode, struct error *err);
 
 /* A one-line description of the source for the run record (no secrets). */
 void ruleset_source_desc(const struct ruleset *rs, char *buf, size_t size);

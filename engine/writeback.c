@@ -10,7 +10,8 @@
  * only a SHARE UPDATE EXCLUSIVE lock on the parent, so readers of earlier
  * runs are never blocked.  Until COMMIT nothing of the run is visible; a
  * crash or a kill anywhere before it leaves the database as it was.
- * CSV: the same rows into files written to a temporary name, synced and
+ * CSV: the same rows into files written as outfiles (engine/outfile.h): a
+ * locked private temporary file, synced, given [output] file_mode and
  * renamed, so a reader never sees half a file.
  */
 #include "config.h"
@@ -591,6 +592,7 @@ writeback_csv(const struct ruleset *rs, const struct batch *b, const struct pipe
 	csvio_writer_opts_init(&o);
 	o.formula_guard = rs->output->csv_formula_guard;
 	o.crlf = rs->output->csv_crlf;
+	o.file_mode = rs->output->file_mode;
 	if ((w = csvio_writer_open(path, &o, err)) == NULL)
 		return false;
 	for (int k = 0; k < ncols; k++)

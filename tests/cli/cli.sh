@@ -33,6 +33,17 @@ like "$err" 'unknown command "frobnicate"' "the unknown command is named"
 err=$("$REFINERY" run -j zero 2>&1); rc=$?
 is "$rc" 2 "a bad -j is a usage error"
 err=$("$REFINERY" run --log-format=xml 2>&1); is "$?" 2 "a bad log format is a usage error"
+err=$("$REFINERY" export --csv x.csv --file-mode 0800 2>&1); rc=$?
+is "$rc" 2 "a bad --file-mode is a usage error"
+like "$err" 'invalid --file-mode "0800"' "naming the option and the value"
+err=$("$REFINERY" report --file-mode=u+rw 2>&1); is "$?" 2 "a symbolic --file-mode is refused too"
+err=$("$REFINERY" calibrate --file-mode 1777 2>&1); is "$?" 2 "as are bits above 0777"
+err=$("$REFINERY" export --file-mode '' 2>&1); is "$?" 2 "as is an empty --file-mode"
+out=$("$REFINERY" --help)
+like "$out" '--file-mode=MODE' "--help documents --file-mode"
+man=$(cat "$top_srcdir/engine/refinery.1")
+like "$man" 'file\\-mode' "the man page documents --file-mode"
+like "$man" '^\.B file_mode$' "and [output] file_mode"
 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 printf '[source]\ntable = crm.leads\n' > "$tmp/ok.ini"
@@ -57,6 +68,10 @@ printf '[source]\ntable = a\ncsv = b.csv\n' > "$tmp/two.ini"
 err=$("$REFINERY" check-rules "$tmp/two.ini" 2>&1); is "$?" 3 "two sources exit 3"
 err=$("$REFINERY" check-rules "$tmp/missing.ini" 2>&1); is "$?" 3 "a missing file exits 3"
 like "$err" 'could not open rules file' "a missing file is named"
+printf '[source]\ntable = x\n[output]\nfile_mode = rw-------\n' > "$tmp/mode.ini"
+err=$("$REFINERY" check-rules "$tmp/mode.ini" 2>&1); is "$?" 3 "a bad [output] file_mode exits 3"
+like "$err" 'mode.ini:4: \[output\] file_mode: "rw-------" is not an octal file mode' \
+	"naming file and line"
 printf '[source]\ntable = x\n[output]\nkeep_runs = many\n' > "$tmp/val.ini"
 err=$("$REFINERY" check-rules "$tmp/val.ini" 2>&1); is "$?" 3 "a bad value exits 3"
 like "$err" 'val.ini:4: \[output\] keep_runs: "many" is not an integer' "a bad value names file and line"

@@ -988,7 +988,7 @@ test_reject_file(void)
 	o.reject_path = rej;
 	o.reject_fn = NULL;
 	ok(!csvio_read(path, &o, cnt_row, &c, &st, &err) && err.code == EXIT_DATA &&
-	       strstr(err.msg, "could not create reject file") != NULL,
+	       strstr(err.msg, rej) != NULL,
 	   "an unwritable reject file is an error: %s", err.msg);
 }
 
@@ -1162,7 +1162,8 @@ test_writer_quoting(void)
 	free(got);
 	memset(&sb, 0, sizeof(sb));
 	stat(path, &sb);
-	ok((sb.st_mode & 0777) == 0644, "a new file gets 0666 less the umask (0%o)",
+	ok((sb.st_mode & 0777) == 0600,
+	   "a new file gets the writer's mode, 0600, whatever the umask (0%o)",
 	   (unsigned) (sb.st_mode & 0777));
 
 	o.formula_guard = false;
@@ -1221,7 +1222,8 @@ test_writer_atomic(void)
 	ok(okw, "commit over an existing file");
 	is_str(got, "1,new\n1,new\n", "the target is replaced whole");
 	free(got);
-	ok(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0640, "and keeps its mode");
+	ok(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600,
+	   "and gets the writer's mode, not the old file's");
 	is_int(count_entries(dir), 1, "no temporary file left");
 
 	/* unwritable places */
@@ -1312,6 +1314,24 @@ test_writer_disk_full(void)
 	}
 	else
 		ok(1, "ENOSPC is reported # SKIP no /dev/full");
+
+	/* and on a path: a link to /dev/full is written through, never replaced */
+	snprintf(path, sizeof(path), "%s/full.csv", dir);
+	if (symlink("/dev/full", path) == 0 && (w = csvio_writer_open(path, NULL, &err)) != NULL)
+	{
+		struct stat sb;
+
+		okw = csvio_writer_row(w, v, l, NULL, 1, &err);
+		okw = csvio_writer_commit(w, &err) && okw;
+		ok(!okw && err.code == EXIT_DATA && strstr(err.msg, path) &&
+		       strstr(err.msg, "No space left on device"),
+		   "a device is written in place, ENOSPC named: %s", err.msg);
+		ok(lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode) && stat(path, &sb) == 0 &&
+		       S_ISCHR(sb.st_mode),
+		   "the link still leads to the device");
+	}
+	else
+		ok(1, "a device is written in place # SKIP no /dev/full: %s", err.msg);
 }
 
 static void
