@@ -63,6 +63,21 @@ like "$err" 'val.ini:4: \[output\] keep_runs: "many" is not an integer' "a bad v
 err=$("$REFINERY" check-rules --log-format=json "$tmp/val.ini" 2>&1)
 like "$err" '^\{"ts": "[^"]+", "program": "refinery", "level": "error", "message": ".*keep_runs.*", "exit_code": 3\}$' \
 	"--log-format=json gives one JSON object"
+# [source] table and timezone are checked without a server, naming file and line
+printf '[source]\ntable = postgres.crm.leads\n' > "$tmp/3part.ini"
+err=$("$REFINERY" check-rules "$tmp/3part.ini" 2>&1); is "$?" 3 "a three-part table name exits 3"
+like "$err" '3part\.ini:2: \[source\] table: too many dotted parts in the name "postgres\.crm\.leads"' \
+	"the table name is refused with file and line"
+printf '[source]\ntable = crm.%s\n' "$(printf 'x%.0s' $(seq 64))" > "$tmp/long.ini"
+err=$("$REFINERY" check-rules "$tmp/long.ini" 2>&1); is "$?" 3 "a table name part over 63 bytes exits 3"
+like "$err" 'long\.ini:2: \[source\] table: identifier "x+" is longer than 63 bytes' "naming file and line"
+printf '[source]\ntable = crm.leads\ntimezone = Mars/Olympus\n' > "$tmp/tz.ini"
+err=$("$REFINERY" check-rules "$tmp/tz.ini" 2>&1); is "$?" 3 "an unknown time zone exits 3"
+like "$err" 'tz\.ini:3: \[source\] timezone: unknown time zone "Mars/Olympus"' "naming file and line"
+for tz in Asia/Jerusalem UTC UTC+2 +02:00; do
+	printf '[source]\ntable = crm.leads\ntimezone = %s\n' "$tz" > "$tmp/tz.ini"
+	"$REFINERY" check-rules "$tmp/tz.ini" >/dev/null 2>&1; is "$?" 0 "time zone $tz is accepted"
+done
 # the shipped reference rules are valid together with a source
 out=$("$REFINERY" check-rules "$top_srcdir/rules/default.ini" "$tmp/ok.ini"); is "$?" 0 "rules/default.ini checks"
 

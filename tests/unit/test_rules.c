@@ -1,7 +1,8 @@
 /*
  * test_rules.c
  *    Rule files: merging, locations in messages, typed getters, lists,
- *    unknown keys, the canonical text and its SHA-256.
+ *    unknown keys, the canonical text and its SHA-256; and what the rule
+ *    set checks without a server in [source] (table name, time zone).
  */
 #include "config.h"
 
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "rules.h"
+#include "ruleset.h"
 #include "tap.h"
 
 static struct rules *
@@ -24,6 +26,113 @@ load2(const char *a, const char *b, struct error *err)
 		return NULL;
 	}
 	return r;
+}
+
+/* Load the rule set of one file holding `text`; NULL and err on failure. */
+static struct ruleset *
+ruleset_of(const char *text, struct error *err)
+{
+	char path[] = "/tmp/test_rules_XXXXXX";
+	int fd = mkstemp(path);
+	FILE *f = fdopen(fd, "w");
+	const char *files[1] = {path};
+	struct ruleset *rs;
+
+	fputs(text, f);
+	fclose(f);
+	rs = ruleset_load(files, 1, err);
+	unlink(path);
+	return rs;
+}
+
+/* True when `text` is refused with EXIT_RULES and a message containing `want`. */
+static bool
+refused(const char *text, const char *want, struct error *err)
+{
+	struct ruleset *rs = ruleset_of(text, err);
+
+	ruleset_free(rs);
+	if (rs == NULL && err->code == EXIT_RULES && strstr(err->msg, want))
+		return true;
+	diag("got: %s", rs ? "(loaded)" : err->msg);
+	return false;
+}
+
+static bool
+loads(const char *text, struct error *err)
+{
+	struct ruleset *rs = ruleset_of(text, err);
+
+	if (rs == NULL)
+		diag("%s", err->msg);
+	ruleset_free(rs);
+	return rs != NULL;
+}
+
+static void
+test_source_checks(void)
+{
+	struct error err;
+	static const char *const good_tz[] = {"UTC",
+	                                      "utc",
+	                                      "GMT",
+	                                      "Asia/Jerusalem",
+	                                      "asia/jerusalem",
+	                                      "Europe/London",
+	                                      "Etc/GMT+2",
+	                                      "UTC+2",
+	                                      "+02:00",
+	                                      "-03:30",
+	                                      "2",
+	                                      "-7.5",
+	                                      "<+03>-3",
+	                                      "EST5EDT",
+	                                      "CET-1CEST,M3.5.0,M10.5.0/3",
+	                                      NULL};
+	static const char *const bad_tz[] = {"Mars/Olympus",
+	                                     "Z",
+	                                     "../../etc/passwd",
+	                                     "Asia/../Asia/Jerusalem",
+	                                     "/usr/share/zoneinfo/UTC",
+	                                     "Asia",
+	                                     "zone.tab",
+	                                     "Asia/Jerusalem/",
+	                                     "200",
+	                                     "UTC+2x",
+	                                     NULL};
+	char text[512];
+
+	/* the table names one table of the database connected to */
+	ok(loads("[source]\ntable = crm.leads\n", &err), "schema.table loads");
+	ok(loads("[source]\ntable = \"CRM\".\"Leads.2024\"\n", &err), "quoted parts load");
+	ok(refused("[source]\n\ntable = postgres.crm.leads\n", "tmp/test_rules_", &err) &&
+	       strstr(err.msg, ":3: [source] table: too many dotted parts in the name "
+	                       "\"postgres.crm.leads\"") != NULL,
+	   "a three-part table name is refused naming file and line: %s", err.msg);
+	ok(strstr(err.hint, "-d") != NULL, "the hint says the database is chosen with -d");
+	snprintf(text, sizeof(text), "[source]\ntable = crm.%064d\n", 0);
+	ok(refused(text, ":2: [source] table: identifier \"0000", &err) &&
+	       strstr(err.msg, "is longer than 63 bytes") != NULL,
+	   "a part over 63 bytes is refused naming file and line");
+	snprintf(text, sizeof(text), "[source]\ntable = crm.%063d\n", 0);
+	ok(loads(text, &err), "a part of 63 bytes loads");
+	ok(refused("[source]\ntable = crm..leads\n", ":2: [source] table: empty identifier", &err),
+	   "an empty part is refused");
+
+	/* the time zone: a zone file, UTC/GMT, hours, or a POSIX-style zone */
+	for (int k = 0; good_tz[k]; k++)
+	{
+		snprintf(text, sizeof(text), "[source]\ntable = t\ntimezone = %s\n", good_tz[k]);
+		ok(loads(text, &err), "timezone \"%s\" accepted", good_tz[k]);
+	}
+	for (int k = 0; bad_tz[k]; k++)
+	{
+		char want[128];
+
+		snprintf(text, sizeof(text), "[source]\ntable = t\ntimezone = %s\n", bad_tz[k]);
+		snprintf(want, sizeof(want), ":3: [source] timezone: unknown time zone \"%s\"", bad_tz[k]);
+		ok(refused(text, want, &err), "timezone \"%s\" refused naming file and line", bad_tz[k]);
+	}
 }
 
 int
@@ -206,5 +315,6 @@ main(void)
 		rules_free(r);
 		unlink(path);
 	}
+	test_source_checks();
 	return done_testing();
 }
