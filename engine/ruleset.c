@@ -490,6 +490,9 @@ ruleset_load(const char *const *files, int nfiles, struct error *err)
 	for (int i = 0; i < nfiles; i++)
 		if (!rules_load_file(rs->rules, files[i], err))
 			goto fail;
+	/* before any module could quote a value in a message */
+	if (!rules_check_secrets(rs->rules, err))
+		goto fail;
 	if (!source_config_load(rs->rules, &rs->source, err) ||
 	    !output_config_load(rs->rules, &rs->output, err) ||
 	    !normalize_config_load(rs->rules, &rs->normalize, err) ||

@@ -78,6 +78,14 @@ for tz in Asia/Jerusalem UTC UTC+2 +02:00; do
 	printf '[source]\ntable = crm.leads\ntimezone = %s\n' "$tz" > "$tmp/tz.ini"
 	"$REFINERY" check-rules "$tmp/tz.ini" >/dev/null 2>&1; is "$?" 0 "time zone $tz is accepted"
 done
+# a password in the rules text (stored with each run) is a rules error; it is not echoed
+printf "[source]\nquery = SELECT * FROM dblink('host=crm password=hunter2', 'SELECT 1') AS t(a int)\n" > "$tmp/pw.ini"
+err=$("$REFINERY" check-rules "$tmp/pw.ini" 2>&1); is "$?" 3 "a password in a query exits 3"
+like "$err" 'pw\.ini:2: \[source\] query: the value holds a password' "naming file and line"
+unlike "$err" 'hunter2' "without printing the password"
+printf '[source]\ntable = crm.leads\n[output]\ncsv_dir = postgresql://u:hunter2@h/x\n' > "$tmp/pw2.ini"
+err=$("$REFINERY" check-rules "$tmp/pw2.ini" 2>&1); is "$?" 3 "a URI with user:password@ anywhere exits 3"
+unlike "$err" 'hunter2' "and its password is not printed either"
 # the shipped reference rules are valid together with a source
 out=$("$REFINERY" check-rules "$top_srcdir/rules/default.ini" "$tmp/ok.ini"); is "$?" 0 "rules/default.ini checks"
 

@@ -135,6 +135,48 @@ test_source_checks(void)
 	}
 }
 
+/* A password in the rules text is refused: the text is stored with each run. */
+static void
+test_secrets(void)
+{
+	struct error err;
+	static const char *const with[] = {
+	    "SELECT * FROM dblink('host=crm password=hunter2 dbname=x', 'SELECT 1') AS t(a int)",
+	    "host=db PASSWORD = hunter2",
+	    "postgresql://alice:hunter2@db.example.com/crm",
+	    "dblink('postgres://alice:hunter2@[::1]:5432/crm', 'x')",
+	    "password=hunter2",
+	    NULL};
+	static const char *const without[] = {"SELECT password_hint FROM crm.leads",
+	                                      "postgresql://alice@db.example.com/crm",
+	                                      "postgresql://db.example.com:5432/crm",
+	                                      "host=db passfile=/etc/refinery/pgpass",
+	                                      "https://example.com/a:b",
+	                                      "mypassword=1",
+	                                      "password=''",
+	                                      NULL};
+
+	for (int k = 0; with[k]; k++)
+		ok(rules_value_has_password(with[k]), "password found in: %s", with[k]);
+	for (int k = 0; without[k]; k++)
+		ok(!rules_value_has_password(without[k]), "no password in: %s", without[k]);
+
+	ok(refused("[source]\nquery = SELECT * FROM dblink('host=crm password=hunter2',\n"
+	           "\t'SELECT 1') AS t(a int)\n",
+	           ":2: [source] query: the value holds a password", &err),
+	   "a password in the source query is a rules error naming file and line");
+	ok(strstr(err.msg, "hunter2") == NULL && strstr(err.detail, "hunter2") == NULL &&
+	       strstr(err.hint, "hunter2") == NULL,
+	   "and the password is not echoed");
+	ok(strstr(err.detail, "rules_text") != NULL, "the detail says why");
+	ok(refused(
+	       "[source]\ntable = crm.leads\n[blacklist.dnc]\n"
+	       "query = SELECT phone FROM dblink('postgresql://bob:s3cr3t@crm/x', 'q') AS t(p text)\n",
+	       ":4: [blacklist.dnc] query: the value holds a password", &err) &&
+	       strstr(err.msg, "s3cr3t") == NULL,
+	   "anywhere in the rules: a URI with user:password@ in a do-not-call query");
+}
+
 int
 main(void)
 {
@@ -316,5 +358,6 @@ main(void)
 		unlink(path);
 	}
 	test_source_checks();
+	test_secrets();
 	return done_testing();
 }
