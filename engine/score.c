@@ -1213,6 +1213,12 @@ limit_failed(struct score_eval *ev, int k, int j, int code, size_t i, struct err
 }
 
 bool
+score_eval_limit_failed(const struct score_eval *ev)
+{
+	return ev->limit_failed;
+}
+
+bool
 score_eval_categories(struct score_eval *ev, size_t i, int *cat, double *days, struct error *err)
 {
 	const struct score_config *c = ev->c;

@@ -154,10 +154,12 @@ void score_eval_free(struct score_eval *ev); /* NULL is a no-op */
  * days may be NULL).  False when a pattern fails (a limit: EXIT_RULES; a
  * text that is not UTF-8: EXIT_DATA): err names the rule and the lead.  The
  * score stage sets a lead whose pattern hit a limit aside as an outlier
- * (regex.h); calibrate.c stops on it.
+ * (regex.h); calibrate.c leaves it out of the training rows.
  */
 bool score_eval_categories(struct score_eval *ev, size_t i, int *cat, double *days,
                            struct error *err);
+/* After score_eval_categories() failed: whether it was a pattern's limit. */
+bool score_eval_limit_failed(const struct score_eval *ev);
 
 /*
  * A text value in canonical form, as map categories and persona conditions
