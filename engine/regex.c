@@ -490,9 +490,15 @@ regex_fail_finish(struct regex_fail_log *log, struct batch *b, const size_t *app
 		          f->field ? f->field : "?", msg);
 		error_detail(err, "match_limit %u, depth_limit %u, max_subject_bytes %zu",
 		             re->lim.match_limit, re->lim.depth_limit, re->lim.max_subject_bytes);
-		error_hint(err, "A pattern with nested repeats such as \"(a+)+\" backtracks without "
-		                "end: rewrite it, or raise [regex] match_limit and depth_limit, or "
-		                "max_failed_percent to set more such leads aside as outliers.");
+		if (strncmp(re->where, "default.ini:", 12) == 0)
+			error_hint(err, "The rule is a shipped one: raise [regex] match_limit and "
+			                "depth_limit, or max_failed_percent to set more such leads aside "
+			                "as outliers.");
+		else
+			error_hint(err, "A pattern with nested repeats such as \"(a+)+\" backtracks "
+			                "without end: rewrite it, or raise [regex] match_limit and "
+			                "depth_limit, or max_failed_percent to set more such leads aside "
+			                "as outliers.");
 		goto out;
 	}
 	for (size_t k = 0; k < log->n; k++)
