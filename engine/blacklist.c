@@ -10,9 +10,11 @@
  * reads the config only, so all threads share it; each thread has its own
  * regex scratch.  Rows are split into fixed chunks and every row's verdict
  * depends on that row alone, so the result is the same for any number of
- * threads; counters are integer sums.  A match error stops the stage and
- * names the first failing row (rows before it are all examined, so which
- * row is named does not depend on the threads either).
+ * threads; counters are integer sums.  A pattern that hits a limit on a
+ * lead's value sets that lead aside as an outlier (regex.h, R3); any other
+ * match error stops the stage and names the first failing row (rows before
+ * it are all examined, so which row is named does not depend on the
+ * threads either).
  */
 #include "config.h"
 
@@ -1297,10 +1299,13 @@ junk_phone_hit(const struct blacklist_rule *rl, const struct batch *b, size_t i)
 	return seen > 0 && junk == seen;
 }
 
-/* Match every value of the rule's field; see enum field_kind.  1 hit, 0 not, -1 error. */
+/*
+ * Match every value of the rule's field; see enum field_kind.  1 hit, 0 not,
+ * -1 error.  *matched is set when the pattern was run on a value.
+ */
 static int
 pattern_hit(const struct blacklist_rule *rl, const struct resolved *rv, const struct batch *b,
-            size_t i, struct regex_scratch *s, int *code)
+            size_t i, struct regex_scratch *s, int *code, bool *matched)
 {
 	const char *vals[BATCH_PHONES > 3 ? BATCH_PHONES : 3];
 	char digits[BATCH_PHONES][24];
@@ -1339,6 +1344,7 @@ pattern_hit(const struct blacklist_rule *rl, const struct resolved *rv, const st
 			if (vals[k] == NULL || (rl->fkind == FK_PHONES && blank(vals[k])))
 				continue;
 			given++;
+			*matched = true;
 			m = regex_match(rl->re, s, vals[k], strlen(vals[k]), code);
 			if (m == REGEX_ERROR)
 				return -1;
@@ -1350,7 +1356,7 @@ pattern_hit(const struct blacklist_rule *rl, const struct resolved *rv, const st
 
 static int
 rule_hit(const struct blacklist_rule *rl, const struct resolved *rv, const struct batch *b,
-         size_t i, struct regex_scratch *s, int *code)
+         size_t i, struct regex_scratch *s, int *code, bool *matched)
 {
 	/* the cheap tests first; all the tests a rule states must hold */
 	if (rl->nstatuses > 0 && !status_hit(rl, b, i))
@@ -1362,7 +1368,7 @@ rule_hit(const struct blacklist_rule *rl, const struct resolved *rv, const struc
 	if (rl->mash && (b->col[FIELD_NAME][i] == NULL || !mash_name(rl, b->col[FIELD_NAME][i])))
 		return 0;
 	if (rl->re)
-		return pattern_hit(rl, rv, b, i, s, code);
+		return pattern_hit(rl, rv, b, i, s, code, matched);
 	return 1;
 }
 
@@ -1387,10 +1393,12 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 {
 	const struct blacklist_config *c = rs->blacklist;
 	struct resolved *rv;
-	size_t *hits;
+	size_t *hits, *applied;
 	size_t optouts = 0;
 	int nr;
 	size_t n = b->n;
+	struct regex_fail_log fails = {0};
+	bool ok = false;
 
 	/* error state shared by the threads: the lowest failing row wins */
 	size_t err_row = SIZE_MAX;
@@ -1411,11 +1419,11 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 			                 c->rules[k].id);
 	rv = calloc((size_t) nr, sizeof(*rv));
 	hits = calloc((size_t) nr, sizeof(*hits));
-	if (rv == NULL || hits == NULL)
+	applied = calloc((size_t) nr, sizeof(*applied));
+	if (rv == NULL || hits == NULL || applied == NULL)
 	{
-		free(rv);
-		free(hits);
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		error_set(err, EXIT_INTERNAL, "out of memory");
+		goto out;
 	}
 	for (int k = 0; k < nr; k++)
 	{
@@ -1423,19 +1431,19 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 
 		if (rl->re && rl->fkind == FK_COLUMN && (rv[k].col = resolve_column(b, rs, rl->field)) < 0)
 		{
-			free(rv);
-			free(hits);
 			error_set(err, EXIT_RULES, "%s: [%s] field: no column \"%s\" in the source",
 			          rl->field_where, rl->id, rl->field);
-			return error_hint(err, "Name a [columns] key (full_name, phone, notes, ...), a "
-			                       "column listed in [columns] extra, or one of phones, "
-			                       "phone_norm, name_norm, email_norm, email_key, status_norm.");
+			error_hint(err, "Name a [columns] key (full_name, phone, notes, ...), a "
+			                "column listed in [columns] extra, or one of phones, "
+			                "phone_norm, name_norm, email_norm, email_key, status_norm.");
+			goto out;
 		}
 	}
 
 #pragma omp parallel reduction(+ : optouts)
 	{
-		struct regex_scratch *s = regex_scratch_new();
+		struct regex_scratch *s = regex_scratch_new(&c->lim);
+		struct regex_fail_log mine = {0};
 
 		if (s == NULL)
 		{
@@ -1443,7 +1451,7 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 			oom = true;
 		}
 
-#pragma omp for schedule(static, BL_CHUNK) reduction(+ : hits[:nr])
+#pragma omp for schedule(static, BL_CHUNK) reduction(+ : hits[:nr], applied[:nr])
 		for (size_t i = 0; i < n; i++)
 		{
 			bool kept = b->verdict[i] == VERDICT_KEPT;
@@ -1458,6 +1466,7 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 			{
 				const struct blacklist_rule *rl = &c->rules[k];
 				bool person = rl->level == BLACKLIST_PERSON;
+				bool matched = false;
 				int code = 0, h;
 
 				/*
@@ -1469,7 +1478,25 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 				 */
 				if ((first >= 0 || !kept) && (!person || b->optout[i]))
 					continue;
-				h = rule_hit(rl, &rv[k], b, i, s, &code);
+				h = rule_hit(rl, &rv[k], b, i, s, &code, &matched);
+				applied[k] += matched;
+				if (h < 0 && regex_is_limit(code))
+				{
+					/*
+					 * A limit on this lead's value: the lead is set aside as
+					 * an outlier, unless its verdict is decided already, and
+					 * the other rules go on as for any decided lead.
+					 */
+					bool decides = kept && first < 0;
+
+					regex_fail_add(&mine, i, k, rl->re, rl->field, code, decides);
+					if (decides)
+					{
+						first = k;
+						batch_mark(b, i, VERDICT_OUTLIER, REGEX_LIMIT_RULE_ID, NULL);
+					}
+					continue;
+				}
 				if (h < 0)
 				{
 #pragma omp critical(blacklist_error)
@@ -1501,26 +1528,32 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 			}
 		}
 		regex_scratch_free(s);
+#pragma omp critical(blacklist_fails)
+		regex_fail_merge(&fails, &mine);
 	}
 
-	if (oom)
+	if (oom || fails.oom)
 	{
-		free(rv);
-		free(hits);
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		error_set(err, EXIT_INTERNAL, "out of memory");
+		goto out;
 	}
 	if (err_row != SIZE_MAX)
 	{
 		const struct blacklist_rule *rl = &c->rules[err_rule];
 
-		free(rv);
-		free(hits);
-		return regex_match_error(rl->re, err_code, batch_lead_id(b, err_row), rl->field, err);
+		regex_match_error(rl->re, err_code, batch_lead_id(b, err_row), rl->field, err);
+		goto out;
 	}
+	if (!regex_fail_finish(&fails, b, applied, nr, st, err))
+		goto out;
 	for (int k = 0; k < nr; k++)
 		stage_count(st, c->rules[k].id, hits[k]);
 	stage_count(st, "optout", optouts);
+	ok = true;
+out:
+	regex_fail_log_free(&fails);
 	free(rv);
 	free(hits);
-	return true;
+	free(applied);
+	return ok;
 }

@@ -484,12 +484,14 @@ is_row(const struct batch *b, size_t i, const struct calibrate_config *cc, size_
 /* Build the rows: label, split, categories of the fitted parameters. */
 static bool
 collect(const struct batch *b, const struct ruleset *rs, const struct calibrate_config *cc,
-        double holdout, struct fit *f, int nthreads, size_t *unworked, struct error *err)
+        double holdout, struct fit *f, int nthreads, size_t *unworked, size_t *limited,
+        struct error *err)
 {
 	const struct score_config *c = rs->score;
 	size_t m = 0;
-	size_t fail_row = SIZE_MAX;
-	struct error fail_err = {0};
+	size_t fail_row = SIZE_MAX, limit_row = SIZE_MAX, nlimit = 0;
+	struct error fail_err = {0}, limit_err = {0};
+	uint8_t *skip;
 	int nomem = 0;
 	uint64_t cut = (uint64_t) llround(holdout * 10000.0);
 
@@ -499,7 +501,7 @@ collect(const struct batch *b, const struct ruleset *rs, const struct calibrate_
 	f->m = m;
 	if ((f->cat = malloc((m * (size_t) f->nfit + 1) * sizeof(uint16_t))) == NULL ||
 	    (f->y = malloc(m + 1)) == NULL || (f->hold = malloc(m + 1)) == NULL ||
-	    (f->row = malloc((m + 1) * sizeof(size_t))) == NULL)
+	    (f->row = malloc((m + 1) * sizeof(size_t))) == NULL || (skip = calloc(m + 1, 1)) == NULL)
 		return oom(err);
 	m = 0;
 	for (size_t i = 0; i < b->n; i++)
@@ -519,7 +521,7 @@ collect(const struct batch *b, const struct ruleset *rs, const struct calibrate_
 	}
 
 	(void) nthreads;
-#pragma omp parallel num_threads(nthreads)
+#pragma omp parallel num_threads(nthreads) reduction(+ : nlimit)
 	{
 		struct error lerr = {0};
 		struct score_eval *ev = score_eval_new(c, b, rs->now, &lerr);
@@ -533,9 +535,27 @@ collect(const struct batch *b, const struct ruleset *rs, const struct calibrate_
 #pragma omp for schedule(static, 4096)
 		for (size_t t = 0; t < f->m; t++)
 		{
+			bool done;
+
 			if (ev == NULL || cat == NULL)
 				continue;
-			if (!score_eval_categories(ev, f->row[t], cat, NULL, &lerr))
+			done = score_eval_categories(ev, f->row[t], cat, NULL, &lerr);
+			if (!done && score_eval_limit_failed(ev))
+			{
+				/* a pattern's limit on this lead: left out, as the run sets it aside */
+				skip[t] = 1;
+				nlimit++;
+#pragma omp critical(calibrate_fail)
+				{
+					if (f->row[t] < limit_row)
+					{
+						limit_row = f->row[t];
+						limit_err = lerr;
+					}
+				}
+				continue;
+			}
+			if (!done)
 			{
 #pragma omp critical(calibrate_fail)
 				{
@@ -554,12 +574,45 @@ collect(const struct batch *b, const struct ruleset *rs, const struct calibrate_
 		score_eval_free(ev);
 	}
 	if (nomem)
+	{
+		free(skip);
 		return oom(err);
+	}
 	if (fail_row != SIZE_MAX)
 	{
+		free(skip);
 		*err = fail_err;
 		return false;
 	}
+	if (nlimit > 0 && (double) nlimit * 100.0 > c->lim.max_failed_percent * (double) f->m)
+	{
+		free(skip);
+		error_set(err, EXIT_RULES,
+		          "%zu of %zu training leads hit a regex limit, more than [regex] "
+		          "max_failed_percent %g%%",
+		          nlimit, f->m, c->lim.max_failed_percent);
+		return error_detail(err, "The first: %s", limit_err.msg);
+	}
+	if (nlimit > 0)
+	{
+		/* drop the rows left out, keeping the order */
+		size_t w = 0;
+
+		for (size_t t = 0; t < f->m; t++)
+		{
+			if (skip[t])
+				continue;
+			memmove(f->cat + w * (size_t) f->nfit, f->cat + t * (size_t) f->nfit,
+			        (size_t) f->nfit * sizeof(uint16_t));
+			f->y[w] = f->y[t];
+			f->hold[w] = f->hold[t];
+			f->row[w] = f->row[t];
+			w++;
+		}
+		f->m = w;
+	}
+	*limited = nlimit;
+	free(skip);
 	return true;
 }
 
@@ -753,7 +806,8 @@ calibrate_fit(const struct batch *b, const struct ruleset *rs, const struct cali
 		res->fitted_share = 1.0;
 	res->report.features = f.d;
 
-	if (!collect(b, rs, cc, holdout, &f, nthreads, &res->report.unworked, err))
+	if (!collect(b, rs, cc, holdout, &f, nthreads, &res->report.unworked, &res->report.regex_limit,
+	             err))
 		goto out;
 	res->report.rows = f.m;
 	if ((train = malloc((f.m + 1) * sizeof(size_t))) == NULL)
@@ -887,6 +941,9 @@ calibrate_write_rules(const struct calibrate_result *res, FILE *out, struct erro
 	        rep->train_rows, rep->train_wins, rep->holdout_rows, rep->holdout_wins);
 	if (c->calibrate->worked_only)
 		fprintf(out, "# left out as never worked (outcome unobserved): %zu\n", rep->unworked);
+	if (rep->regex_limit > 0)
+		fprintf(out, "# left out as a pattern hit a [regex] limit on them: %zu\n",
+		        rep->regex_limit);
 	fprintf(out, "# AUC on the held-out leads: %.4f (training %.4f); %d Newton steps\n",
 	        rep->holdout_auc, rep->train_auc, rep->iterations);
 	for (int k = 0; k < c->nparams; k++)

@@ -64,8 +64,9 @@ struct calibrate_decile
 /* The numbers main.c prints after a fit. */
 struct calibrate_report
 {
-	size_t rows;     /* leads trained or held out on */
-	size_t unworked; /* leads with a known status left out as never worked */
+	size_t rows;        /* leads trained or held out on */
+	size_t unworked;    /* leads with a known status left out as never worked */
+	size_t regex_limit; /* left out because a pattern hit a [regex] limit on them */
 	size_t train_rows, train_wins;
 	size_t holdout_rows, holdout_wins;
 	double train_auc; /* NAN when a side has no win or no loss */

@@ -13,7 +13,9 @@
  * order; the first that hits decides.  Rows are split into fixed chunks and
  * each verdict depends on its row (and, for survivors, the serial pass), so
  * the result does not depend on the thread count.  Reasons are fixed texts
- * owned by the config, so no thread allocates.
+ * owned by the config, so no thread allocates; a lead on which an outlier
+ * pattern hits a limit is an outlier too, its reason written after the
+ * loop (regex.h).
  */
 #include "config.h"
 
@@ -513,10 +515,10 @@ field_number(const struct outlier_rule *o, int col, const struct batch *b, size_
 	return true;
 }
 
-/* 1 hit, 0 not, -1 match error */
+/* 1 hit, 0 not, -1 match error; *matched is set when the pattern was run */
 static int
 outlier_hit(const struct outlier_rule *o, int col, const struct batch *b, size_t i,
-            struct regex_scratch *s, int *code)
+            struct regex_scratch *s, int *code, bool *matched)
 {
 	const char *v = b->col[col][i];
 
@@ -537,6 +539,8 @@ outlier_hit(const struct outlier_rule *o, int col, const struct batch *b, size_t
 	if (o->re)
 	{
 		enum regex_result m = regex_match(o->re, s, v, strlen(v), code);
+
+		*matched = true;
 
 		if (m == REGEX_ERROR)
 			return -1;
@@ -602,8 +606,9 @@ partial_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 	uint8_t *usable = NULL;
 	uint32_t *bits = NULL;
 	int *req_col = NULL, *rule_col = NULL;
-	size_t *hits = NULL;
-	int nh;
+	size_t *hits = NULL, *applied = NULL;
+	struct regex_fail_log fails = {0};
+	int nh, na;
 	size_t err_row = SIZE_MAX;
 	int err_rule = -1, err_code = 0;
 	bool oom = false, ok = false;
@@ -611,12 +616,15 @@ partial_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 	if (c == NULL)
 		return true;
 	nh = B__COUNT + c->nrules;
+	na = c->nrules + 1;
 	usable = malloc(n ? n : 1);
 	bits = calloc(n ? n : 1, sizeof(*bits));
 	req_col = calloc((size_t) c->nrequire + 1, sizeof(int));
 	rule_col = calloc((size_t) c->nrules + 1, sizeof(int));
 	hits = calloc((size_t) nh, sizeof(*hits));
-	if (usable == NULL || bits == NULL || req_col == NULL || rule_col == NULL || hits == NULL)
+	applied = calloc((size_t) c->nrules + 1, sizeof(*applied));
+	if (usable == NULL || bits == NULL || req_col == NULL || rule_col == NULL || hits == NULL ||
+	    applied == NULL)
 	{
 		error_set(err, EXIT_INTERNAL, "out of memory");
 		goto out;
@@ -663,7 +671,8 @@ partial_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 	/* pass 3: decide the kept rows */
 #pragma omp parallel
 	{
-		struct regex_scratch *s = c->nrules > 0 ? regex_scratch_new() : NULL;
+		struct regex_scratch *s = c->nrules > 0 ? regex_scratch_new(&c->lim) : NULL;
+		struct regex_fail_log mine = {0};
 
 		if (c->nrules > 0 && s == NULL)
 		{
@@ -671,7 +680,7 @@ partial_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 			oom = true;
 		}
 
-#pragma omp for schedule(static, PARTIAL_CHUNK) reduction(+ : hits[:nh])
+#pragma omp for schedule(static, PARTIAL_CHUNK) reduction(+ : hits[:nh], applied[:na])
 		for (size_t i = 0; i < n; i++)
 		{
 			int h, req = 0;
@@ -692,8 +701,17 @@ partial_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 			for (int k = 0; k < c->nrules; k++)
 			{
 				const struct outlier_rule *o = &c->rules[k];
-				int code = 0, x = outlier_hit(o, rule_col[k], b, i, s, &code);
+				bool matched = false;
+				int code = 0, x = outlier_hit(o, rule_col[k], b, i, s, &code, &matched);
 
+				applied[k] += matched;
+				if (x < 0 && regex_is_limit(code))
+				{
+					/* a limit on this lead's value: set it aside (regex.h) */
+					regex_fail_add(&mine, i, k, o->re, o->field, code, true);
+					batch_mark(b, i, VERDICT_OUTLIER, REGEX_LIMIT_RULE_ID, NULL);
+					break;
+				}
 				if (x < 0)
 				{
 #pragma omp critical(partial_error)
@@ -716,9 +734,11 @@ partial_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 			}
 		}
 		regex_scratch_free(s);
+#pragma omp critical(partial_fails)
+		regex_fail_merge(&fails, &mine);
 	}
 
-	if (oom)
+	if (oom || fails.oom)
 	{
 		error_set(err, EXIT_INTERNAL, "out of memory");
 		goto out;
@@ -729,6 +749,8 @@ partial_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 		                  c->rules[err_rule].field, err);
 		goto out;
 	}
+	if (!regex_fail_finish(&fails, b, applied, c->nrules, st, err))
+		goto out;
 
 	/* one counter per rule id; the paired built-ins share theirs */
 	for (int k = 0; k < B__COUNT; k++)
@@ -738,6 +760,8 @@ partial_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 	ok = true;
 
 out:
+	regex_fail_log_free(&fails);
+	free(applied);
 	free(usable);
 	free(bits);
 	free(req_col);

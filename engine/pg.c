@@ -267,106 +267,98 @@ pg_query(PGconn *conn, const char *phase, const char *sql, int nparams, const ch
 	return NULL;
 }
 
-/* One identifier part, quoted; `len` bytes of `s`. */
-static bool
-quote_part(PGconn *conn, const char *s, size_t len, char **out, struct error *err)
+bool
+pg_ident_split(const char *name, int max_parts, char parts[][PG_IDENT_MAX + 1], int *nparts,
+               struct error *err)
 {
-	char *q;
+	const char *p = name;
+	int np = 0;
 
-	if (len == 0)
-		return error_set(err, EXIT_RULES, "empty identifier in \"%s\"", s);
-	if (len > 63)
+	*nparts = 0;
+	while (*p)
 	{
-		error_set(err, EXIT_RULES, "identifier \"%.*s\" is longer than 63 bytes", (int) len, s);
-		return error_detail(err, "PostgreSQL would truncate it, and two long names could then "
-		                         "mean the same object.");
+		const char *start = p;
+		size_t len = 0;
+		char buf[PG_IDENT_MAX + 2]; /* one byte more tells "too long" */
+
+		if (np == max_parts)
+		{
+			error_set(err, EXIT_RULES, "too many dotted parts in the name \"%s\"", name);
+			return error_detail(err, "At most %d are allowed here.", max_parts);
+		}
+		if (*p == '"')
+		{
+			/* a quoted part: "" stands for one quote */
+			for (p++; *p && !(*p == '"' && p[1] != '"'); p++)
+			{
+				if (*p == '"')
+					p++;
+				if (len < sizeof(buf) - 1)
+					buf[len] = *p;
+				len++;
+			}
+			if (*p != '"')
+				return error_set(err, EXIT_RULES, "unterminated quoted identifier in \"%s\"", name);
+			p++;
+		}
+		else
+		{
+			while (*p && *p != '.')
+			{
+				/* an unquoted name means what SQL makes of it: folded to lower case */
+				if (len < sizeof(buf) - 1)
+					buf[len] = (*p >= 'A' && *p <= 'Z') ? (char) (*p - 'A' + 'a') : *p;
+				len++;
+				p++;
+			}
+		}
+		if (len == 0)
+			return error_set(err, EXIT_RULES, "empty identifier in \"%s\"", name);
+		if (len > PG_IDENT_MAX)
+		{
+			error_set(err, EXIT_RULES, "identifier \"%.*s\" is longer than %d bytes",
+			          (int) (p - start), start, PG_IDENT_MAX);
+			return error_detail(err, "PostgreSQL would truncate it, and two long names could "
+			                         "then mean the same object.");
+		}
+		memcpy(parts[np], buf, len);
+		parts[np][len] = '\0';
+		np++;
+		if (*p == '.')
+		{
+			p++;
+			if (*p == '\0')
+				return error_set(err, EXIT_RULES, "name \"%s\" ends with a dot", name);
+		}
+		else if (*p)
+			return error_set(err, EXIT_RULES, "unexpected character after a quoted name in \"%s\"",
+			                 name);
 	}
-	q = PQescapeIdentifier(conn, s, len);
-	if (q == NULL)
-		return error_set(err, EXIT_RULES, "identifier \"%.*s\" is not valid UTF-8", (int) len, s);
-	*out = q;
+	if (np == 0)
+		return error_set(err, EXIT_RULES, "empty name");
+	*nparts = np;
 	return true;
 }
 
 char *
 pg_quote_ident(PGconn *conn, const char *name, struct error *err)
 {
-	char *parts[3] = {0};
+	char parts[3][PG_IDENT_MAX + 1];
+	char *quoted[3] = {0};
 	int np = 0;
-	const char *p = name;
 	char *res = NULL;
 	size_t total = 1;
 
-	while (*p)
+	if (!pg_ident_split(name, 3, parts, &np, err))
+		return NULL;
+	for (int i = 0; i < np; i++)
 	{
-		const char *start = p;
-		size_t len;
-		char buf[260];
-
-		if (np == 3)
+		if ((quoted[i] = PQescapeIdentifier(conn, parts[i], strlen(parts[i]))) == NULL)
 		{
-			error_set(err, EXIT_RULES, "too many dotted parts in the name \"%s\"", name);
+			error_set(err, EXIT_RULES, "identifier \"%s\" is not valid UTF-8", parts[i]);
 			goto out;
 		}
-		if (*p == '"')
-		{
-			/* a quoted part: "" stands for one quote */
-			size_t k = 0;
-
-			for (p++; *p && !(*p == '"' && p[1] != '"'); p++)
-			{
-				if (*p == '"')
-					p++;
-				if (k < sizeof(buf) - 1)
-					buf[k++] = *p;
-			}
-			if (*p != '"')
-			{
-				error_set(err, EXIT_RULES, "unterminated quoted identifier in \"%s\"", name);
-				goto out;
-			}
-			p++;
-			buf[k] = '\0';
-			if (!quote_part(conn, buf, k, &parts[np], err))
-				goto out;
-		}
-		else
-		{
-			while (*p && *p != '.')
-				p++;
-			len = (size_t) (p - start);
-			if (len >= sizeof(buf))
-				len = sizeof(buf) - 1;
-			memcpy(buf, start, len);
-			buf[len] = '\0';
-			/* an unquoted name means what SQL makes of it: folded to lower case */
-			for (char *q = buf; *q; q++)
-				if (*q >= 'A' && *q <= 'Z')
-					*q = (char) (*q - 'A' + 'a');
-			if (!quote_part(conn, buf, strlen(buf) == len ? len : 0, &parts[np], err))
-				goto out;
-		}
-		total += strlen(parts[np]) + 1;
-		np++;
-		if (*p == '.')
-		{
-			p++;
-			if (*p == '\0')
-			{
-				error_set(err, EXIT_RULES, "name \"%s\" ends with a dot", name);
-				goto out;
-			}
-		}
-		else if (*p)
-		{
-			error_set(err, EXIT_RULES, "unexpected character after a quoted name in \"%s\"", name);
-			goto out;
-		}
-	}
-	if (np == 0)
-	{
-		error_set(err, EXIT_RULES, "empty name");
-		goto out;
+		total += strlen(quoted[i]) + 1;
 	}
 	if ((res = malloc(total)) == NULL)
 	{
@@ -378,11 +370,11 @@ pg_quote_ident(PGconn *conn, const char *name, struct error *err)
 	{
 		if (i)
 			strcat(res, ".");
-		strcat(res, parts[i]);
+		strcat(res, quoted[i]);
 	}
 out:
 	for (int i = 0; i < 3; i++)
-		PQfreemem(parts[i]);
+		PQfreemem(quoted[i]);
 	return res;
 }
 

@@ -54,6 +54,20 @@ PGresult *pg_query(PGconn *conn, const char *phase, const char *sql, int nparams
 /* Fill err from a failed result (or the connection state when res is NULL). Returns false. */
 bool pg_fail(PGconn *conn, PGresult *res, const char *phase, struct error *err);
 
+/* longest identifier the server keeps whole (NAMEDATALEN - 1) */
+#define PG_IDENT_MAX 63
+
+/*
+ * Split a name that may be qualified ("schema.table") into its parts as
+ * the server reads them: an unquoted part folded to lower case, a
+ * double-quoted one kept as written ("" stands for one quote).  At most
+ * `max_parts` parts, each 1 to PG_IDENT_MAX bytes, into parts[k].  Needs no
+ * connection, so rules can be checked without a server.  False +
+ * EXIT_RULES (the message names the name, not where it was set).
+ */
+bool pg_ident_split(const char *name, int max_parts, char parts[][PG_IDENT_MAX + 1], int *nparts,
+                    struct error *err);
+
 /*
  * Quote an identifier that may be qualified ("schema.table", each part
  * quoted separately; parts already double-quoted are kept as one part).

@@ -11,6 +11,14 @@
  * over-nested patterns, so a hostile rule file cannot make the compiler
  * itself run away (RELIABILITY.md R2, Z2); matching is bounded by the match
  * and depth limits and by a heap limit (R1).
+ *
+ * A pattern sees at most [regex] max_subject_bytes of a value, and the JIT
+ * stack of each thread may grow to REGEX_JIT_STACK_PER_BYTE times that: the
+ * shipped rules need up to 8 bytes per subject byte (a repeated
+ * back-reference), plain alternations in a repeat up to 40.  So a long
+ * value is matched, not failed; what still fails is a pattern that
+ * backtracks without end, and then only the lead is set aside (R3), until
+ * a rule fails on too many leads.
  */
 #include "config.h"
 
@@ -30,6 +38,10 @@
 /* JIT stack of each thread: starts small, may grow to this */
 #define REGEX_JIT_STACK_START (32 * 1024)
 #define REGEX_JIT_STACK_MAX   (1024 * 1024)
+/* ... or to this many bytes per byte of the longest subject, if more */
+#define REGEX_JIT_STACK_PER_BYTE 48
+/* largest [regex] max_subject_bytes: 4 MiB, a JIT stack of 192 MiB reserved per thread */
+#define REGEX_MAX_SUBJECT_BYTES_MAX (4L << 20)
 
 struct regex
 {
@@ -48,18 +60,34 @@ struct regex_scratch
 	pcre2_jit_stack *jit_stack;
 };
 
+void
+regex_limits_default(struct regex_limits *out)
+{
+	out->match_limit = REGEX_DEFAULT_MATCH_LIMIT;
+	out->depth_limit = REGEX_DEFAULT_DEPTH_LIMIT;
+	out->max_subject_bytes = REGEX_DEFAULT_MAX_SUBJECT_BYTES;
+	out->max_failed_percent = REGEX_DEFAULT_MAX_FAILED_PERCENT;
+}
+
 bool
 regex_limits_load(struct rules *r, struct regex_limits *out, struct error *err)
 {
-	long ml, dl;
+	long ml, dl, ms;
+	double mf;
 
 	if (!rules_get_int(r, "regex", "match_limit", REGEX_DEFAULT_MATCH_LIMIT, 1000, 1000000000L, &ml,
 	                   err) ||
 	    !rules_get_int(r, "regex", "depth_limit", REGEX_DEFAULT_DEPTH_LIMIT, 100, 100000000L, &dl,
-	                   err))
+	                   err) ||
+	    !rules_get_int(r, "regex", "max_subject_bytes", REGEX_DEFAULT_MAX_SUBJECT_BYTES, 1024,
+	                   REGEX_MAX_SUBJECT_BYTES_MAX, &ms, err) ||
+	    !rules_get_double(r, "regex", "max_failed_percent", REGEX_DEFAULT_MAX_FAILED_PERCENT, 0,
+	                      100, &mf, err))
 		return false;
 	out->match_limit = (uint32_t) ml;
 	out->depth_limit = (uint32_t) dl;
+	out->max_subject_bytes = (size_t) ms;
+	out->max_failed_percent = mf;
 	return true;
 }
 
@@ -147,8 +175,10 @@ regex_compile(const char *pattern, unsigned flags, const struct regex_limits *li
 		if (*p != '\n' && *p != '\r')
 			re->pattern[n++] = *p;
 	re->pattern[n] = '\0';
-	re->lim.match_limit = lim ? lim->match_limit : REGEX_DEFAULT_MATCH_LIMIT;
-	re->lim.depth_limit = lim ? lim->depth_limit : REGEX_DEFAULT_DEPTH_LIMIT;
+	if (lim)
+		re->lim = *lim;
+	else
+		regex_limits_default(&re->lim);
 
 	where_prefix(re->where, pre, sizeof(pre));
 	if (n == 0)
@@ -230,16 +260,22 @@ regex_is_jit(const struct regex *re)
 }
 
 struct regex_scratch *
-regex_scratch_new(void)
+regex_scratch_new(const struct regex_limits *lim)
 {
 	struct regex_scratch *s = calloc(1, sizeof(*s));
+	size_t subject = lim ? lim->max_subject_bytes : REGEX_DEFAULT_MAX_SUBJECT_BYTES;
+	size_t stack = REGEX_JIT_STACK_MAX;
 
 	if (s == NULL)
 		return NULL;
+	if (subject > (size_t) REGEX_MAX_SUBJECT_BYTES_MAX)
+		subject = (size_t) REGEX_MAX_SUBJECT_BYTES_MAX;
+	if (subject * REGEX_JIT_STACK_PER_BYTE > stack)
+		stack = subject * REGEX_JIT_STACK_PER_BYTE;
 	/* one ovector pair: the stages only ask whether a pattern matches */
 	s->md = pcre2_match_data_create(1, NULL);
 	s->mctx = pcre2_match_context_create(NULL);
-	s->jit_stack = pcre2_jit_stack_create(REGEX_JIT_STACK_START, REGEX_JIT_STACK_MAX, NULL);
+	s->jit_stack = pcre2_jit_stack_create(REGEX_JIT_STACK_START, stack, NULL);
 	if (s->md == NULL || s->mctx == NULL || s->jit_stack == NULL)
 	{
 		regex_scratch_free(s);
@@ -267,6 +303,15 @@ regex_match(const struct regex *re, struct regex_scratch *s, const char *subject
 {
 	int rc;
 
+	if (len > re->lim.max_subject_bytes)
+	{
+		/* cut before a continuation byte, so the cut never splits a character */
+		const unsigned char *u = (const unsigned char *) subject;
+
+		len = re->lim.max_subject_bytes;
+		for (int k = 0; k < 3 && len > 0 && (u[len] & 0xc0) == 0x80; k++)
+			len--;
+	}
 	pcre2_set_match_limit(s->mctx, re->lim.match_limit);
 	pcre2_set_depth_limit(s->mctx, re->lim.depth_limit);
 	rc = pcre2_match(re->code, (PCRE2_SPTR) subject, len, 0, 0, s->md, s->mctx);
@@ -308,4 +353,175 @@ regex_match_error(const struct regex *re, int code, const char *lead_id, const c
 	}
 	return error_set(err, EXIT_INTERNAL, "%srule \"%s\": matching failed on lead \"%s\": %s", pre,
 	                 re->rule, lead_id ? lead_id : "?", (const char *) msg);
+}
+
+bool
+regex_is_limit(int code)
+{
+	return code == PCRE2_ERROR_MATCHLIMIT || code == PCRE2_ERROR_DEPTHLIMIT ||
+	       code == PCRE2_ERROR_HEAPLIMIT || code == PCRE2_ERROR_JIT_STACKLIMIT;
+}
+
+void
+regex_fail_add(struct regex_fail_log *l, size_t row, int rule, const struct regex *re,
+               const char *field, int code, bool decides)
+{
+	if (l->n == l->cap)
+	{
+		size_t ncap = l->cap ? 2 * l->cap : 16;
+		struct regex_fail *nv = realloc(l->v, ncap * sizeof(*nv));
+
+		if (nv == NULL)
+		{
+			l->oom = true;
+			return;
+		}
+		l->v = nv;
+		l->cap = ncap;
+	}
+	l->v[l->n++] = (struct regex_fail){row, rule, code, decides, re, field};
+}
+
+bool
+regex_fail_merge(struct regex_fail_log *into, struct regex_fail_log *from)
+{
+	bool ok = !from->oom && !into->oom;
+
+	if (ok && from->n > 0)
+	{
+		if (into->n + from->n > into->cap)
+		{
+			size_t ncap = into->n + from->n;
+			struct regex_fail *nv = realloc(into->v, ncap * sizeof(*nv));
+
+			if (nv == NULL)
+				ok = false;
+			else
+			{
+				into->v = nv;
+				into->cap = ncap;
+			}
+		}
+		if (ok)
+		{
+			memcpy(into->v + into->n, from->v, from->n * sizeof(*from->v));
+			into->n += from->n;
+		}
+	}
+	if (!ok)
+		into->oom = true;
+	regex_fail_log_free(from);
+	return ok;
+}
+
+void
+regex_fail_log_free(struct regex_fail_log *l)
+{
+	if (l == NULL)
+		return;
+	free(l->v);
+	l->v = NULL;
+	l->n = l->cap = 0;
+}
+
+static int
+fail_cmp(const void *pa, const void *pb)
+{
+	const struct regex_fail *a = pa, *b = pb;
+
+	if (a->row != b->row)
+		return a->row < b->row ? -1 : 1;
+	return (a->rule > b->rule) - (a->rule < b->rule);
+}
+
+/* "match limit exceeded", "JIT stack limit reached", ... from PCRE2 */
+static void
+limit_message(int code, char *buf, size_t size)
+{
+	if (pcre2_get_error_message(code, (PCRE2_UCHAR *) buf, size) < 0)
+		snprintf(buf, size, "PCRE2 error %d", code);
+}
+
+bool
+regex_fail_finish(struct regex_fail_log *log, struct batch *b, const size_t *applied, int nrules,
+                  struct stage_stats *st, struct error *err)
+{
+	size_t *failed = NULL, marked = 0;
+	const struct regex_fail **first = NULL;
+	bool ok = false;
+
+	if (log->oom)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	if (log->n == 0)
+		return true;
+	qsort(log->v, log->n, sizeof(*log->v), fail_cmp);
+	failed = calloc((size_t) nrules + 1, sizeof(*failed));
+	first = calloc((size_t) nrules + 1, sizeof(*first));
+	if (failed == NULL || first == NULL)
+	{
+		error_set(err, EXIT_INTERNAL, "out of memory");
+		goto out;
+	}
+	for (size_t k = 0; k < log->n; k++)
+	{
+		const struct regex_fail *f = &log->v[k];
+
+		if (failed[f->rule]++ == 0)
+			first[f->rule] = f;
+	}
+	for (int k = 0; k < nrules; k++)
+	{
+		const struct regex_fail *f = first[k];
+		const struct regex *re;
+		char pre[320], msg[256];
+
+		/* failed / applied > percent / 100, in exact integer-valued doubles */
+		if (failed[k] == 0 ||
+		    (double) failed[k] * 100.0 <= f->re->lim.max_failed_percent * (double) applied[k])
+			continue;
+		re = f->re;
+		where_prefix(re->where, pre, sizeof(pre));
+		limit_message(f->code, msg, sizeof(msg));
+		error_set(err, EXIT_RULES,
+		          "%srule \"%s\" failed on %zu of %zu leads, more than [regex] "
+		          "max_failed_percent %g%%; the first was lead \"%s\", field \"%s\": %s",
+		          pre, re->rule, failed[k], applied[k], re->lim.max_failed_percent,
+		          batch_lead_id(b, f->row) ? batch_lead_id(b, f->row) : "?",
+		          f->field ? f->field : "?", msg);
+		error_detail(err, "match_limit %u, depth_limit %u, max_subject_bytes %zu",
+		             re->lim.match_limit, re->lim.depth_limit, re->lim.max_subject_bytes);
+		if (strncmp(re->where, "default.ini:", 12) == 0)
+			error_hint(err, "The rule is a shipped one: raise [regex] match_limit and "
+			                "depth_limit, or max_failed_percent to set more such leads aside "
+			                "as outliers.");
+		else
+			error_hint(err, "A pattern with nested repeats such as \"(a+)+\" backtracks "
+			                "without end: rewrite it, or raise [regex] match_limit and "
+			                "depth_limit, or max_failed_percent to set more such leads aside "
+			                "as outliers.");
+		goto out;
+	}
+	for (size_t k = 0; k < log->n; k++)
+	{
+		const struct regex_fail *f = &log->v[k];
+		char reason[512], msg[256];
+
+		if (!f->decides)
+			continue;
+		limit_message(f->code, msg, sizeof(msg));
+		snprintf(reason, sizeof(reason), "rule \"%s\" could not be matched on field \"%s\": %s",
+		         f->re->rule, f->field ? f->field : "?", msg);
+		if ((b->reason[f->row] = batch_strdup(b, reason)) == NULL)
+		{
+			error_set(err, EXIT_INTERNAL, "out of memory");
+			goto out;
+		}
+		marked++;
+	}
+	stage_count(st, REGEX_LIMIT_RULE_ID, marked);
+	ok = true;
+out:
+	free(failed);
+	free(first);
+	return ok;
 }

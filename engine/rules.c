@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <ini.h>
 #include <openssl/evp.h>
@@ -616,6 +617,69 @@ rules_use_section(struct rules *r, const char *section)
 	for (int i = 0; i < r->n; i++)
 		if (strcmp(r->e[i].section, section) == 0)
 			r->e[i].used = true;
+}
+
+/* A URI's user information with a password: "scheme://user:secret@" */
+static bool
+uri_has_password(const char *p)
+{
+	bool colon = false, secret = false;
+
+	for (; *p && !strchr("/?#@ \t\r\n'\"", *p); p++)
+	{
+		if (*p == ':')
+			colon = true;
+		else if (colon)
+			secret = true;
+	}
+	return *p == '@' && secret;
+}
+
+bool
+rules_value_has_password(const char *value)
+{
+	for (const char *p = value; *p; p++)
+	{
+		if (strncmp(p, "://", 3) == 0 && uri_has_password(p + 3))
+			return true;
+		/* "password" as a whole word, then "=" and something */
+		if (strncasecmp(p, "password", 8) == 0 &&
+		    (p == value || !(isalnum((unsigned char) p[-1]) || p[-1] == '_')))
+		{
+			const char *q = p + 8;
+
+			while (*q == ' ' || *q == '\t')
+				q++;
+			if (*q++ != '=')
+				continue;
+			while (*q == ' ' || *q == '\t')
+				q++;
+			if (*q != '\0' && *q != '\n' && strncmp(q, "''", 2) != 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+bool
+rules_check_secrets(const struct rules *r, struct error *err)
+{
+	for (int i = 0; i < r->n; i++)
+	{
+		const struct entry *e = &r->e[i];
+
+		if (!rules_value_has_password(e->value))
+			continue;
+		error_set(err, EXIT_RULES,
+		          "%s:%d: [%s] %s: the value holds a password (\"password=\" or "
+		          "\"user:password@\")",
+		          e->file, e->line, e->section, e->key);
+		error_detail(err, "The rules text is stored with each run in refinery.runs.rules_text, "
+		                  "which reporting roles can read.");
+		return error_hint(err, "Keep passwords in ~/.pgpass, a service file or PGPASSWORD, "
+		                       "never in a rules file.");
+	}
+	return true;
 }
 
 bool

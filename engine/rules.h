@@ -69,6 +69,15 @@ int rules_keys(const struct rules *r, const char *section, const char ***keys);
 /* Mark every key of a section used (for sections read by rules_keys). */
 void rules_use_section(struct rules *r, const char *section);
 
+/*
+ * True when `value` holds a password: a conninfo "password=..." (as in a
+ * dblink() call of a query) or a URI's "user:password@".  The rules text is
+ * stored with each run, where reporting roles can read it.
+ */
+bool rules_value_has_password(const char *value);
+/* The first value holding a password is an error naming its file and line, not the value. */
+bool rules_check_secrets(const struct rules *r, struct error *err);
+
 /* After every module has read its keys: the first unused key is an error. */
 bool rules_check_unused(const struct rules *r, struct error *err);
 

@@ -11,9 +11,14 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 
 #include "blacklist.h"
 #include "cohort.h"
@@ -23,6 +28,7 @@
 #include "normalize.h"
 #include "outfile.h"
 #include "partial.h"
+#include "pg.h"
 #include "ruleset.h"
 #include "score.h"
 
@@ -30,6 +36,264 @@ static char *
 dup_or_null(const char *s)
 {
 	return (s && *s) ? strdup(s) : NULL;
+}
+
+/* Where the system keeps its time zones: the files PostgreSQL reads too. */
+#define ZONEINFO_DIR "/usr/share/zoneinfo"
+/* longest time zone name PostgreSQL takes (TZ_STRLEN_MAX) */
+#define TZ_NAME_MAX 255
+
+/*
+ * [source] table names one table of the database connected to: "table" or
+ * "schema.table", each part at most 63 bytes.  Checked here, without a
+ * server, so check-rules finds a three-part name the server would refuse.
+ */
+static bool
+check_table_name(struct rules *r, const char *table, struct error *err)
+{
+	char parts[2][PG_IDENT_MAX + 1];
+	int np;
+	struct error e = {0};
+
+	if (pg_ident_split(table, 2, parts, &np, &e))
+		return true;
+	error_set(err, EXIT_RULES, "%s: [source] table: %s", rules_where(r, "source", "table"), e.msg);
+	if (e.detail[0])
+		error_detail(err, "%s", e.detail);
+	return error_hint(err, "Name a table of the database connected to as \"schema.table\" or "
+	                       "\"table\"; the database itself is chosen with -d.");
+}
+
+/* A name of the form PostgreSQL's POSIX parser takes: <+03>, EST, or empty (std only). */
+static const char *
+tz_posix_name(const char *p, bool allow_empty, bool *ok)
+{
+	const char *start = p;
+
+	*ok = false;
+	if (*p == '<')
+	{
+		for (p++; *p && *p != '>'; p++)
+			if (!isalnum((unsigned char) *p) && *p != '+' && *p != '-')
+				return p;
+		if (*p != '>' || p - start < 4) /* "<" three or more ">" */
+			return p;
+		*ok = true;
+		return p + 1;
+	}
+	while (isalpha((unsigned char) *p))
+		p++;
+	*ok = (p - start >= 3) || (allow_empty && p == start);
+	return p;
+}
+
+/* [+-]hh[:mm[:ss]], hours below 168, as PostgreSQL's getoffset() reads them. */
+static const char *
+tz_posix_offset(const char *p, bool *ok)
+{
+	static const int max[3] = {167, 59, 60};
+
+	*ok = false;
+	if (*p == '+' || *p == '-')
+		p++;
+	for (int k = 0; k < 3; k++)
+	{
+		int v = 0, digits = 0;
+
+		if (k > 0)
+		{
+			if (*p != ':')
+				break;
+			p++;
+		}
+		while (isdigit((unsigned char) *p) && digits < 3)
+		{
+			v = v * 10 + (*p++ - '0');
+			digits++;
+		}
+		if (digits == 0 || v > max[k])
+			return p;
+	}
+	*ok = true;
+	return p;
+}
+
+/* ",start[/time],end[/time]", each date Jn, n or Mm.w.d */
+static const char *
+tz_posix_rule(const char *p, bool *ok)
+{
+	*ok = false;
+	for (int k = 0; k < 2; k++)
+	{
+		if (*p++ != ',')
+			return p;
+		if (*p == 'J' || isdigit((unsigned char) *p))
+		{
+			p += *p == 'J';
+			if (!isdigit((unsigned char) *p))
+				return p;
+			while (isdigit((unsigned char) *p))
+				p++;
+		}
+		else if (*p == 'M')
+		{
+			p++;
+			for (int f = 0; f < 3; f++)
+			{
+				if (f > 0 && *p++ != '.')
+					return p;
+				if (!isdigit((unsigned char) *p))
+					return p;
+				while (isdigit((unsigned char) *p))
+					p++;
+			}
+		}
+		else
+			return p;
+		if (*p == '/')
+		{
+			bool tok;
+
+			p = tz_posix_offset(p + 1, &tok);
+			if (!tok)
+				return p;
+		}
+	}
+	*ok = *p == '\0';
+	return p;
+}
+
+/*
+ * A POSIX-style zone as PostgreSQL parses one when no zone file has the
+ * name: "UTC+2", "EST5EDT", "<+03>-3", "+02:00" (an empty name is allowed,
+ * unlike POSIX), with an optional daylight-saving part and rule.
+ */
+static bool
+tz_is_posix(const char *p)
+{
+	bool ok;
+
+	p = tz_posix_name(p, true, &ok);
+	if (!ok || *p == '\0')
+		return false;
+	p = tz_posix_offset(p, &ok);
+	if (!ok)
+		return false;
+	if (*p == '\0')
+		return true;
+	p = tz_posix_name(p, false, &ok);
+	if (!ok)
+		return false;
+	if (*p && *p != ',')
+	{
+		p = tz_posix_offset(p, &ok);
+		if (!ok)
+			return false;
+	}
+	if (*p == '\0')
+		return true;
+	tz_posix_rule(p, &ok);
+	return ok;
+}
+
+/*
+ * Open `name` in the zone folder as PostgreSQL finds it: each part of the
+ * path matched exactly, or else without regard to case.  Parts "." and
+ * ".." and empty ones are refused, so the name stays inside the folder.
+ * Returns 1 for a regular TZif file, 0 when there is none, -1 when the
+ * folder itself is missing (nothing can be checked).
+ */
+static int
+tz_file_exists(const char *name)
+{
+	char path[sizeof(ZONEINFO_DIR) + TZ_NAME_MAX + 2];
+	size_t len;
+	const char *p = name;
+	struct stat st;
+	FILE *f;
+	char magic[4];
+	int found;
+
+	if (stat(ZONEINFO_DIR, &st) != 0 || !S_ISDIR(st.st_mode))
+		return -1;
+	len = (size_t) snprintf(path, sizeof(path), "%s", ZONEINFO_DIR);
+	while (*p)
+	{
+		size_t n = strcspn(p, "/");
+		DIR *d;
+		struct dirent *de;
+
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.') ||
+		    len + 1 + n >= sizeof(path))
+			return 0;
+		path[len++] = '/';
+		memcpy(path + len, p, n);
+		path[len + n] = '\0';
+		if (lstat(path, &st) != 0)
+		{
+			/* the server compares names without regard to case */
+			bool hit = false;
+
+			path[len - 1] = '\0';
+			if ((d = opendir(path)) == NULL)
+				return 0;
+			while (!hit && (de = readdir(d)) != NULL)
+				if (strlen(de->d_name) == n && strncasecmp(de->d_name, p, n) == 0 &&
+				    strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+				{
+					memcpy(path + len, de->d_name, n);
+					hit = true;
+				}
+			closedir(d);
+			path[len - 1] = '/';
+			if (!hit)
+				return 0;
+		}
+		len += n;
+		p += n;
+		if (*p == '/')
+		{
+			p++;
+			if (*p == '\0')
+				return 0;
+		}
+	}
+	/* a link is followed: Debian's zone folder is full of them */
+	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || (f = fopen(path, "rb")) == NULL)
+		return 0;
+	found = fread(magic, 1, 4, f) == 4 && memcmp(magic, "TZif", 4) == 0;
+	fclose(f);
+	return found;
+}
+
+/*
+ * [source] timezone is handed to the server as the session's TimeZone
+ * (and to the C library when there is none).  Take what PostgreSQL takes:
+ * a number of hours, a zone of the system's zone folder (PostgreSQL on
+ * Debian reads the same one), or a POSIX-style zone.
+ */
+static bool
+check_timezone(struct rules *r, const char *tz, struct error *err)
+{
+	const char *where = rules_where(r, "source", "timezone");
+	char *end;
+	double hours;
+	int file;
+
+	if (strlen(tz) > TZ_NAME_MAX)
+		return error_set(err, EXIT_RULES, "%s: [source] timezone: the name is longer than %d bytes",
+		                 where, TZ_NAME_MAX);
+	errno = 0;
+	hours = strtod(tz, &end);
+	if (end != tz && *end == '\0' && errno == 0 && fabs(hours) < 168)
+		return true;
+	if (tz[0] != '/' && strncasecmp(tz, "right/", 6) != 0 && (file = tz_file_exists(tz)) != 0)
+		return true; /* a zone file, or no zone folder to look in */
+	if (strcasecmp(tz, "UTC") == 0 || strcasecmp(tz, "GMT") == 0 || tz_is_posix(tz))
+		return true;
+	error_set(err, EXIT_RULES, "%s: [source] timezone: unknown time zone \"%s\"", where, tz);
+	return error_hint(err, "Use a name of the time zone database such as \"Asia/Jerusalem\" "
+	                       "or \"UTC\", or an offset such as \"+02:00\".");
 }
 
 static void
@@ -80,6 +344,8 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 		    *rules_where(r, "source", "csv") ? rules_where(r, "source", "csv") : "-");
 	}
 	c->kind = (table && *table) ? SOURCE_TABLE : (query && *query) ? SOURCE_QUERY : SOURCE_CSV;
+	if (c->kind == SOURCE_TABLE && !check_table_name(r, table, err))
+		return false;
 	c->table = dup_or_null(table);
 	c->query = dup_or_null(query);
 	if (c->query)
@@ -121,6 +387,8 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 	c->now = strdup(v && *v ? v : "clock");
 	if (c->timezone == NULL || c->now == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
+	if (!check_timezone(r, c->timezone, err))
+		return false;
 	if (strcmp(c->now, "clock") != 0 && strcmp(c->now, "auto") != 0)
 	{
 		int64_t t;
@@ -253,6 +521,9 @@ ruleset_load(const char *const *files, int nfiles, struct error *err)
 	for (int i = 0; i < nfiles; i++)
 		if (!rules_load_file(rs->rules, files[i], err))
 			goto fail;
+	/* before any module could quote a value in a message */
+	if (!rules_check_secrets(rs->rules, err))
+		goto fail;
 	if (!source_config_load(rs->rules, &rs->source, err) ||
 	    !output_config_load(rs->rules, &rs->output, err) ||
 	    !normalize_config_load(rs->rules, &rs->normalize, err) ||

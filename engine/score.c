@@ -10,9 +10,10 @@
  * fixed chunking and no shared sums, so the result is the same whatever the
  * number of threads.  Regex parameters are compiled and JIT-compiled once
  * at load through regex.h, under the shared [regex] limits; every thread
- * has its own scratch and a memo of the category each note text got, and a
- * match that hits a limit is an error naming the rule
- * (score.<parameter>.<label>) and the lead, never a silent "no match".
+ * has its own scratch and a memo of the category each note text got.  A
+ * match that hits a limit is never a silent "no match": the lead is set
+ * aside as an outlier naming the rule (score.<parameter>.<label>) and the
+ * field, or the run stops when the rule fails on too many leads (regex.h).
  */
 #include "config.h"
 
@@ -880,13 +881,12 @@ score_config_load(struct rules *r, struct score_config **out, struct error *err)
 	const char **secs = NULL;
 	int nsecs;
 	bool ok = false;
-	struct regex_limits lim;
 
 	*out = c;
 	if (c == NULL)
 		return oom(err);
 	if (!load_global(r, c, err) || !calibrate_config_load(r, &c->calibrate, err) ||
-	    !regex_limits_load(r, &lim, err))
+	    !regex_limits_load(r, &c->lim, err))
 		return false;
 
 	if ((nsecs = rules_sections(r, "score", &secs)) < 0)
@@ -902,7 +902,7 @@ score_config_load(struct rules *r, struct score_config **out, struct error *err)
 	{
 		if (strcmp(secs[k], "score") == 0)
 			continue;
-		if (!load_param(r, secs[k], &c->params[c->nparams++], &lim, err))
+		if (!load_param(r, secs[k], &c->params[c->nparams++], &c->lim, err))
 			goto out;
 		c->names[c->nparams - 1] = c->params[c->nparams - 1].name;
 	}
@@ -962,8 +962,10 @@ out:
  * Per-thread memo of regex categories by text.  Legacy notes repeat (the
  * same few phrases typed by every rep), so most leads skip the patterns.
  * Direct-mapped; a slot holds a pointer into the batch and the category
- * its text got; a hit compares the whole text, so the answer is always
- * the one the patterns give.
+ * its text got (or the label whose pattern hit a limit on it); a hit
+ * compares the whole text, so the answer is always the one the patterns
+ * give, and the patterns it stands for are counted as matched, so the
+ * counts do not depend on which thread saw the text first.
  */
 #define MEMO_SLOTS 4096
 
@@ -972,6 +974,8 @@ struct memo_slot
 	uint64_t hash;
 	const char *text; /* borrowed from the batch; NULL = empty slot */
 	int cat;
+	int fail; /* label whose pattern hit a limit, -1 none */
+	int code; /* its PCRE2 code */
 };
 
 struct score_eval
@@ -983,6 +987,12 @@ struct score_eval
 	int **ccol; /* per persona, per condition: the column */
 	struct regex_scratch *rx;
 	struct memo_slot **memo; /* per parameter: MEMO_SLOTS for regex ones, else NULL */
+	/* patterns numbered across parameters: parameter k's labels from rx_first[k] */
+	int *rx_first;
+	int nrx;
+	size_t *applied;             /* per pattern: leads it was matched on */
+	struct regex_fail_log fails; /* limits hit, for regex_fail_finish() */
+	bool limit_failed;           /* the last score_eval_categories() hit a limit */
 	/* scratch of score_lead() */
 	int *cat;
 	double *days;
@@ -1002,6 +1012,9 @@ score_eval_free(struct score_eval *ev)
 			free(ev->ccol[p]);
 	free(ev->ccol);
 	regex_scratch_free(ev->rx);
+	free(ev->rx_first);
+	free(ev->applied);
+	regex_fail_log_free(&ev->fails);
 	if (ev->memo)
 		for (int k = 0; k < ev->c->nparams; k++)
 			free(ev->memo[k]);
@@ -1040,8 +1053,17 @@ score_eval_new(const struct score_config *c, const struct batch *b, int64_t now,
 	    (ev->h = calloc(np, sizeof(double))) == NULL ||
 	    (ev->cent = calloc(np, sizeof(int64_t))) == NULL ||
 	    (ev->best = calloc(np, sizeof(int64_t))) == NULL ||
-	    (ev->rx = regex_scratch_new()) == NULL ||
-	    (ev->memo = calloc(np, sizeof(*ev->memo))) == NULL)
+	    (ev->rx = regex_scratch_new(&c->lim)) == NULL ||
+	    (ev->memo = calloc(np, sizeof(*ev->memo))) == NULL ||
+	    (ev->rx_first = calloc(np, sizeof(int))) == NULL)
+		goto nomem;
+	for (int k = 0; k < c->nparams; k++)
+	{
+		ev->rx_first[k] = ev->nrx;
+		if (c->params[k].kind == SCORE_REGEX)
+			ev->nrx += c->params[k].npattern;
+	}
+	if ((ev->applied = calloc((size_t) ev->nrx + 1, sizeof(size_t))) == NULL)
 		goto nomem;
 	for (int k = 0; k < c->nparams; k++)
 		if (c->params[k].kind == SCORE_REGEX &&
@@ -1179,12 +1201,30 @@ bucket_of(const double *lo, int n, double x)
 	return k;
 }
 
+/* Label j of parameter k hit a limit on lead i: logged, and err filled. */
+static bool
+limit_failed(struct score_eval *ev, int k, int j, int code, size_t i, struct error *err)
+{
+	const struct score_param *p = &ev->c->params[k];
+
+	ev->limit_failed = true;
+	regex_fail_add(&ev->fails, i, ev->rx_first[k] + j, p->re[j], p->field, code, true);
+	return regex_match_error(p->re[j], code, batch_lead_id(ev->b, i), p->field, err);
+}
+
+bool
+score_eval_limit_failed(const struct score_eval *ev)
+{
+	return ev->limit_failed;
+}
+
 bool
 score_eval_categories(struct score_eval *ev, size_t i, int *cat, double *days, struct error *err)
 {
 	const struct score_config *c = ev->c;
 	const struct batch *b = ev->b;
 
+	ev->limit_failed = false;
 	for (int k = 0; k < c->nparams; k++)
 	{
 		const struct score_param *p = &c->params[k];
@@ -1229,19 +1269,36 @@ score_eval_categories(struct score_eval *ev, size_t i, int *cat, double *days, s
 					m = &ev->memo[k][h & (MEMO_SLOTS - 1)];
 					if (m->text && m->hash == h && strcmp(m->text, s) == 0)
 					{
+						int last = m->fail >= 0 ? m->fail : m->cat < nlisted ? m->cat : nlisted - 1;
+
+						for (int j = 0; j <= last; j++)
+							ev->applied[ev->rx_first[k] + j]++;
+						if (m->fail >= 0)
+							return limit_failed(ev, k, m->fail, m->code, i, err);
 						cat[k] = m->cat;
 						break;
 					}
 					cat[k] = p->cat_other;
+					m->text = NULL;
+					m->fail = -1;
 					for (int j = 0; j < nlisted; j++)
 					{
 						int code = 0;
 						enum regex_result rr = regex_match(p->re[j], ev->rx, s, len, &code);
 
+						ev->applied[ev->rx_first[k] + j]++;
 						if (rr == REGEX_MATCH)
 						{
 							cat[k] = j;
 							break;
+						}
+						if (rr == REGEX_ERROR && regex_is_limit(code))
+						{
+							m->hash = h;
+							m->text = s;
+							m->fail = j;
+							m->code = code;
+							return limit_failed(ev, k, j, code, i, err);
 						}
 						if (rr == REGEX_ERROR)
 							return regex_match_error(p->re[j], code, batch_lead_id(b, i), p->field,
@@ -1456,11 +1513,17 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 	uint8_t *excl; /* 1 + index of the lead's excluded status, 0 = none */
 	const char **reasons = NULL;
 	int64_t below = score_hundredths(c->nurture_below);
+	struct regex_fail_log fails = {0};
+	size_t *applied;
+	int nrx;
 
 	/* check the bindings once, outside the parallel region, for a clean error */
 	if ((probe = score_eval_new(c, b, rs->now, err)) == NULL)
 		return false;
+	nrx = probe->nrx;
 	score_eval_free(probe);
+	if ((applied = calloc((size_t) nrx + 1, sizeof(size_t))) == NULL)
+		return oom(err);
 
 	free(b->points);
 	b->points = calloc(n * np + 1, sizeof(double));
@@ -1468,6 +1531,7 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 	excl = calloc(n + 1, 1);
 	if (b->points == NULL || per_persona == NULL || excl == NULL)
 	{
+		free(applied);
 		free(per_persona);
 		free(excl);
 		return oom(err);
@@ -1497,6 +1561,13 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 			if (ev == NULL || b->verdict[i] != VERDICT_KEPT)
 				continue;
 			best = score_lead(ev, i, &s, &lerr);
+			if (best < 0 && ev->limit_failed)
+			{
+				/* a limit on this lead's text: set aside, reason after the loop */
+				batch_mark(b, i, VERDICT_OUTLIER, REGEX_LIMIT_RULE_ID, NULL);
+				error_clear(&lerr);
+				continue;
+			}
 			if (best < 0)
 			{
 #pragma omp critical(score_fail)
@@ -1522,17 +1593,30 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 					excl[i] = (uint8_t) (which + 1);
 			}
 		}
+#pragma omp critical(score_fails)
+		if (ev != NULL)
+		{
+			for (int k = 0; k < nrx; k++)
+				applied[k] += ev->applied[k];
+			regex_fail_merge(&fails, &ev->fails);
+		}
 		score_eval_free(ev);
 	}
-	if (nomem || fail_row != SIZE_MAX)
+	if (nomem || fails.oom || fail_row != SIZE_MAX ||
+	    !regex_fail_finish(&fails, b, applied, nrx, st, err))
 	{
+		regex_fail_log_free(&fails);
+		free(applied);
 		free(per_persona);
 		free(excl);
-		if (nomem)
+		if (nomem || fails.oom)
 			return oom(err);
-		*err = fail_err;
+		if (fail_row != SIZE_MAX)
+			*err = fail_err;
 		return false;
 	}
+	regex_fail_log_free(&fails);
+	free(applied);
 
 	/* verdicts, serially: nurture reasons are shared per score value */
 	for (size_t i = 0; i < n; i++)

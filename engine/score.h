@@ -23,6 +23,7 @@
 
 #include "batch.h"
 #include "error.h"
+#include "regex.h"
 #include "rules.h"
 #include "stage.h"
 
@@ -119,6 +120,7 @@ struct score_config
 	char **exclude;                     /* canonical statuses given verdict nurture (customers) */
 	char **exclude_reason;              /* one reason text per excluded status */
 	struct calibrate_config *calibrate; /* [calibrate]; owned */
+	struct regex_limits lim;            /* [regex], for the patterns and the scratch */
 };
 
 /* Read [score], [score.*], [persona.*] and [calibrate]. */
@@ -150,10 +152,14 @@ void score_eval_free(struct score_eval *ev); /* NULL is a no-op */
  * The category of lead i for every parameter into cat[nparams], and for
  * recency parameters the days elapsed into days[nparams] (NAN otherwise;
  * days may be NULL).  False when a pattern fails (a limit: EXIT_RULES; a
- * text that is not UTF-8: EXIT_DATA): err names the rule and the lead.
+ * text that is not UTF-8: EXIT_DATA): err names the rule and the lead.  The
+ * score stage sets a lead whose pattern hit a limit aside as an outlier
+ * (regex.h); calibrate.c leaves it out of the training rows.
  */
 bool score_eval_categories(struct score_eval *ev, size_t i, int *cat, double *days,
                            struct error *err);
+/* After score_eval_categories() failed: whether it was a pattern's limit. */
+bool score_eval_limit_failed(const struct score_eval *ev);
 
 /*
  * A text value in canonical form, as map categories and persona conditions

@@ -78,6 +78,29 @@ like "$err" 'val.ini:4: \[output\] keep_runs: "many" is not an integer' "a bad v
 err=$("$REFINERY" check-rules --log-format=json "$tmp/val.ini" 2>&1)
 like "$err" '^\{"ts": "[^"]+", "program": "refinery", "level": "error", "message": ".*keep_runs.*", "exit_code": 3\}$' \
 	"--log-format=json gives one JSON object"
+# [source] table and timezone are checked without a server, naming file and line
+printf '[source]\ntable = postgres.crm.leads\n' > "$tmp/3part.ini"
+err=$("$REFINERY" check-rules "$tmp/3part.ini" 2>&1); is "$?" 3 "a three-part table name exits 3"
+like "$err" '3part\.ini:2: \[source\] table: too many dotted parts in the name "postgres\.crm\.leads"' \
+	"the table name is refused with file and line"
+printf '[source]\ntable = crm.%s\n' "$(printf 'x%.0s' $(seq 64))" > "$tmp/long.ini"
+err=$("$REFINERY" check-rules "$tmp/long.ini" 2>&1); is "$?" 3 "a table name part over 63 bytes exits 3"
+like "$err" 'long\.ini:2: \[source\] table: identifier "x+" is longer than 63 bytes' "naming file and line"
+printf '[source]\ntable = crm.leads\ntimezone = Mars/Olympus\n' > "$tmp/tz.ini"
+err=$("$REFINERY" check-rules "$tmp/tz.ini" 2>&1); is "$?" 3 "an unknown time zone exits 3"
+like "$err" 'tz\.ini:3: \[source\] timezone: unknown time zone "Mars/Olympus"' "naming file and line"
+for tz in Asia/Jerusalem UTC UTC+2 +02:00; do
+	printf '[source]\ntable = crm.leads\ntimezone = %s\n' "$tz" > "$tmp/tz.ini"
+	"$REFINERY" check-rules "$tmp/tz.ini" >/dev/null 2>&1; is "$?" 0 "time zone $tz is accepted"
+done
+# a password in the rules text (stored with each run) is a rules error; it is not echoed
+printf "[source]\nquery = SELECT * FROM dblink('host=crm password=hunter2', 'SELECT 1') AS t(a int)\n" > "$tmp/pw.ini"
+err=$("$REFINERY" check-rules "$tmp/pw.ini" 2>&1); is "$?" 3 "a password in a query exits 3"
+like "$err" 'pw\.ini:2: \[source\] query: the value holds a password' "naming file and line"
+unlike "$err" 'hunter2' "without printing the password"
+printf '[source]\ntable = crm.leads\n[output]\ncsv_dir = postgresql://u:hunter2@h/x\n' > "$tmp/pw2.ini"
+err=$("$REFINERY" check-rules "$tmp/pw2.ini" 2>&1); is "$?" 3 "a URI with user:password@ anywhere exits 3"
+unlike "$err" 'hunter2' "and its password is not printed either"
 # the shipped reference rules are valid together with a source
 out=$("$REFINERY" check-rules "$top_srcdir/rules/default.ini" "$tmp/ok.ini"); is "$?" 0 "rules/default.ini checks"
 

@@ -122,4 +122,48 @@ err=$("$REFINERY" run -c "$tmp/rules.ini" -c "$tmp/reps.ini" 2>&1); rc=$?
 is "$rc" 5 "a reps file with two name columns stops the run"
 like "$err" "file \"$tmp/reps.csv\", line 1: columns 2 and 5 are both named \"name\"" \
 	"naming the reps file and both columns"
+
+# R3: a regex limit on one lead's value sets that lead aside; on more than
+# [regex] max_failed_percent of the leads it stops the run naming the rule.
+# 100 leads; $1 of them have a 200 KB name of "a" ending in "!", on which the
+# test's nested-repeat rule runs into the match limit.
+limit_leads() {
+	awk -v bad="$1" 'BEGIN {
+		for (big = "a"; length(big) < 200000; big = big big)
+			;
+		big = substr(big, 1, 200000)
+		print "lead_id,full_name,phone,city"
+		for (i = 1; i <= 100; i++)
+			printf "%d,%s,052-44%05d,Haifa\n", i, (i == 7 || (bad > 1 && i == 70)) ? big "!" : "Dana Levi", i
+	}'
+}
+limit_leads 1 > "$tmp/limit1.csv"
+limit_leads 2 > "$tmp/limit2.csv"
+limit_rules() {
+	printf '[source]\ncsv = %s\nnow = 2025-07-01\n[output]\ntarget = csv\ncsv_dir = %s\n' "$1" "$2"
+	printf '[blacklist.slow_name]\nfield = full_name\npattern = ^(a+)+$\n'
+}
+mkdir "$tmp/j1" "$tmp/j2"
+limit_rules "$tmp/limit1.csv" "$tmp/j1" > "$tmp/limit1.ini"
+limit_rules "$tmp/limit1.csv" "$tmp/j2" > "$tmp/limit1j2.ini"
+out=$("$REFINERY" run -j1 -c "$tmp/limit1.ini" 2>&1); rc=$?
+is "$rc" 0 "one lead of 100 over a regex limit: the run goes on"
+like "$out" ' 1 outlier' "and counts that lead as an outlier"
+lead7=$(awk -F, 'NR > 1 && $1 == 7 { print $3 "/" $4 "/" $5 $6 }' "$tmp/j1/lead_results.csv")
+is "$lead7" 'outlier/regex_limit/"rule ""blacklist.slow_name"" could not be matched on field ""full_name"": match limit exceeded"' \
+	"the lead is an outlier whose reason names the rule and the field"
+is "$(awk -F, 'NR > 1 && $3 == "outlier"' "$tmp/j1/lead_results.csv" | wc -l)" 1 "no other lead is an outlier"
+"$REFINERY" run -j2 -c "$tmp/limit1j2.ini" >/dev/null 2>&1
+ok $(cmp -s "$tmp/j1/lead_results.csv" "$tmp/j2/lead_results.csv"; echo $?) "results are byte-identical with -j1 and -j2"
+limit_rules "$tmp/limit2.csv" "$tmp/j1" > "$tmp/limit2.ini"
+rm -f "$tmp/j1/lead_results.csv"
+err=$("$REFINERY" run -c "$tmp/limit2.ini" 2>&1); rc=$?
+is "$rc" 3 "2% of the leads over the limit (max_failed_percent 1) stops the run with the rules code"
+like "$err" 'limit2\.ini:9: rule "blacklist\.slow_name" failed on 2 of 100 leads, more than \[regex\] max_failed_percent 1%; the first was lead "7"' \
+	"naming the rule, the count and the first failing lead"
+ok $([ ! -e "$tmp/j1/lead_results.csv" ]; echo $?) "and writes no result file"
+printf '[regex]\nmax_failed_percent = 2\n' > "$tmp/limit2more.ini"
+out=$("$REFINERY" run -c "$tmp/limit2.ini" -c "$tmp/limit2more.ini" 2>&1); rc=$?
+is "$rc" 0 "max_failed_percent = 2 lets the same run through"
+like "$out" ' 2 outlier' "with both leads outliers"
 done_testing

@@ -272,6 +272,45 @@ test_noise(void)
 	}
 	batch_free(b);
 
+	/*
+	 * A pattern that hits a limit on a lead leaves it out of the training
+	 * rows, as the run sets it aside; on more than max_failed_percent of
+	 * them the fit stops naming the count.
+	 */
+	{
+		static const double rate[] = {0.1, 0.2, 0.3, 0.4};
+		static const char evil[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!";
+		const char *rx[] = {synth_rules,
+		                    "[regex]\nmatch_limit = 1000\n[score.src_rx]\nkind = "
+		                    "regex\nfield = source\nslow = 1\nslow.pattern = (a+)+$\n"};
+		struct ruleset rs3;
+
+		if (make_rs(&rs3, rx, 2, &err))
+		{
+			b = synthetic(1000, rate, 0, 9);
+			for (size_t i = 100; i < 1000; i += 200)
+				b->col[FIELD_SOURCE][i] = evil;
+			if (ok(calibrate_fit(b, &rs3, NULL, &res, &err), "5 leads of 1000 over a limit: fit"))
+			{
+				is_int(res.report.regex_limit, 5, "those 5 leads are left out");
+				is_int(res.report.rows, 995, "the others are rows");
+				calibrate_result_free(&res);
+			}
+			else
+				diag("%s", err.msg);
+			for (size_t i = 0; i < 1000; i += 50)
+				b->col[FIELD_SOURCE][i] = evil;
+			ok(!calibrate_fit(b, &rs3, NULL, &res, &err) && err.code == EXIT_RULES &&
+			       strstr(err.msg, "20 of 1000 training leads hit a regex limit") != NULL,
+			   "20 of 1000 is more than max_failed_percent 1: %s", err.msg);
+			ok(strstr(err.detail, "rule \"score.src_rx.slow\"") != NULL, "naming the rule");
+			batch_free(b);
+		}
+		else
+			ok(0, "rules with a slow pattern: %s", err.msg);
+		free_rs(&rs3);
+	}
+
 	/* worked_only: leads never touched are not rows; without it they are */
 	{
 		static const double rate[] = {0.1, 0.2, 0.3, 0.4};

@@ -427,7 +427,36 @@ test_user_rules(void)
 	batch_free(b);
 	partial_config_free(c);
 
-	/* R1 in an outlier rule: the match limit stops the stage, naming rule and lead */
+	/*
+	 * R1 and R3 in an outlier rule: the match limit on one lead's value
+	 * makes that lead an outlier naming the rule and the field; on more
+	 * than max_failed_percent of the leads it stops the stage.
+	 */
+	c = cfg_from("u.ini",
+	             "[regex]\nmax_failed_percent = 50\n"
+	             "[outlier.slow]\nfield = full_name\npattern = ^(a|aa)+$\n",
+	             NULL, &err);
+	{
+		struct row r[3] = {rows[0], rows[0], rows[0]};
+
+		r[1].id = "2";
+		r[1].name = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!";
+		r[2].id = "3";
+		b = batch_of(r, 3);
+		memset(&st, 0, sizeof(st));
+		ok(run(b, c, 0, &st, &err), "1 failing lead of 3 with max_failed_percent 50: stage runs");
+		is_int(b->verdict[1], VERDICT_OUTLIER, "the failing lead is an outlier");
+		is_str(b->rule_id[1], "regex_limit", "rule id regex_limit");
+		is_str(b->reason[1],
+		       "rule \"outlier.slow\" could not be matched on field \"full_name\": match limit "
+		       "exceeded",
+		       "the reason names the rule and the field");
+		is_str(b->rule_id[2], "outlier.slow",
+		       "the other leads are judged as usual (\"A\" matches)");
+		is_int(counter(&st, "regex_limit"), 1, "counted");
+		batch_free(b);
+	}
+	partial_config_free(c);
 	c = cfg_from("u.ini", "[outlier.slow]\nfield = full_name\npattern = ^(a|aa)+$\n", NULL, &err);
 	{
 		struct row r[3] = {rows[0], rows[0], rows[0]};
@@ -436,11 +465,12 @@ test_user_rules(void)
 		r[1].name = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!";
 		r[2].id = "3";
 		b = batch_of(r, 3);
-		ok(!run(b, c, 0, &st, &err), "catastrophic outlier pattern fails the stage");
+		ok(!run(b, c, 0, &st, &err), "1 of 3 is more than the default 1%: the stage fails");
 		is_str(err.msg,
-		       "u.ini:3: rule \"outlier.slow\": match limit exceeded on lead \"2\", "
-		       "field \"full_name\"",
-		       "names the rule and the lead");
+		       "u.ini:3: rule \"outlier.slow\" failed on 1 of 3 leads, more than [regex] "
+		       "max_failed_percent 1%; the first was lead \"2\", field \"full_name\": match "
+		       "limit exceeded",
+		       "names the rule, the count and the lead");
 		batch_free(b);
 	}
 	partial_config_free(c);

@@ -39,7 +39,7 @@ main(void)
 {
 	struct error err;
 	struct regex *re;
-	struct regex_scratch *s = regex_scratch_new();
+	struct regex_scratch *s = regex_scratch_new(NULL);
 	struct rules *r;
 	struct regex_limits lim;
 	int code;
@@ -176,6 +176,7 @@ main(void)
 	regex_free(re);
 
 	/* a lower limit, configured, bites earlier; the default leaves room */
+	regex_limits_default(&lim);
 	lim.match_limit = 1000;
 	lim.depth_limit = 1000;
 	/* (?:a|aa)+$ tries every split of the a's: about 2^16 paths for 16 of them */
@@ -222,7 +223,7 @@ main(void)
 
 #pragma omp parallel reduction(+ : hits, bad)
 		{
-			struct regex_scratch *ts = regex_scratch_new();
+			struct regex_scratch *ts = regex_scratch_new(NULL);
 
 #pragma omp for schedule(static, 64)
 			for (int i = 0; i < 20000; i++)
@@ -240,6 +241,59 @@ main(void)
 		is_int(bad, 0, "no errors across threads");
 	}
 	regex_free(re);
+
+	/* ---- R3: long values are matched, within max_subject_bytes ---- */
+	{
+		size_t big = REGEX_DEFAULT_MAX_SUBJECT_BYTES;
+		char *v = malloc(big + 16);
+
+		/* a repeated group with a capture needs about 40 bytes of JIT stack per byte */
+		memset(v, 'a', big);
+		re = regex_compile("^(?:(a)|b)*$", 0, NULL, "blacklist.long", "f.ini:1", &err);
+		code = 0;
+		is_int(regex_match(re, s, v, big, &code), REGEX_MATCH,
+		       "a value of max_subject_bytes is matched, not failed (code %d)", code);
+		regex_free(re);
+		/* a backreference repeat, as in the shipped junk_name rule */
+		re = regex_compile("^\\s*+(?:(\\p{L})\\1{2,}+)\\s*+$", REGEX_CASELESS, NULL, "r", "", &err);
+		is_int(regex_match(re, s, v, 200000, &code), REGEX_MATCH, "a 200 KB name is matched");
+		regex_free(re);
+
+		/* what lies beyond max_subject_bytes is not seen; the cut keeps characters whole */
+		regex_limits_default(&lim);
+		lim.max_subject_bytes = 1024;
+		memset(v, 'a', 1023);
+		memcpy(v + 1023, "\xc3\xa9!", 3); /* e-acute across the cut, then "!" */
+		re = regex_compile("a$", 0, &lim, "r", "", &err);
+		code = 0;
+		is_int(regex_match(re, s, v, 1026, &code), REGEX_MATCH,
+		       "a value is cut before a character that straddles max_subject_bytes");
+		regex_free(re);
+		re = regex_compile("!", 0, &lim, "r", "", &err);
+		is_int(regex_match(re, s, v, 1026, &code), REGEX_NO_MATCH, "the rest is not seen");
+		is_int(regex_match(re, s, v + 1000, 26, &code), REGEX_MATCH, "a short value is whole");
+		regex_free(re);
+		free(v);
+	}
+	r = rules_new();
+	rules_load_string(r, "lim.ini",
+	                  "[regex]\nmax_subject_bytes = 65536\nmax_failed_percent = 0.5\n", &err);
+	ok(regex_limits_load(r, &lim, &err), "the subject and failure limits load");
+	is_int((long) lim.max_subject_bytes, 65536, "max_subject_bytes read");
+	ok(lim.max_failed_percent == 0.5, "max_failed_percent read");
+	rules_free(r);
+	r = rules_new();
+	rules_load_string(r, "lim.ini", "[regex]\nmax_failed_percent = 101\n", &err);
+	ok(!regex_limits_load(r, &lim, &err), "max_failed_percent over 100 refused");
+	ok(strncmp(err.msg, "lim.ini:2: [regex] max_failed_percent", 37) == 0, "naming file:line");
+	rules_free(r);
+	r = rules_new();
+	rules_load_string(r, "lim.ini", "[regex]\nmax_subject_bytes = 999999999\n", &err);
+	ok(!regex_limits_load(r, &lim, &err), "max_subject_bytes over 4 MiB refused");
+	rules_free(r);
+	ok(!regex_is_limit(PCRE2_ERROR_NOMATCH) && regex_is_limit(PCRE2_ERROR_JIT_STACKLIMIT) &&
+	       regex_is_limit(PCRE2_ERROR_MATCHLIMIT) && !regex_is_limit(PCRE2_ERROR_UTF8_ERR1),
+	   "limits are told from other errors");
 
 	regex_free(NULL);
 	regex_scratch_free(NULL);

@@ -1,7 +1,8 @@
 /*
  * test_rules.c
  *    Rule files: merging, locations in messages, typed getters, lists,
- *    unknown keys, the canonical text and its SHA-256.
+ *    unknown keys, the canonical text and its SHA-256; and what the rule
+ *    set checks without a server in [source] (table name, time zone).
  */
 #include "config.h"
 
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "rules.h"
+#include "ruleset.h"
 #include "tap.h"
 
 static struct rules *
@@ -24,6 +26,155 @@ load2(const char *a, const char *b, struct error *err)
 		return NULL;
 	}
 	return r;
+}
+
+/* Load the rule set of one file holding `text`; NULL and err on failure. */
+static struct ruleset *
+ruleset_of(const char *text, struct error *err)
+{
+	char path[] = "/tmp/test_rules_XXXXXX";
+	int fd = mkstemp(path);
+	FILE *f = fdopen(fd, "w");
+	const char *files[1] = {path};
+	struct ruleset *rs;
+
+	fputs(text, f);
+	fclose(f);
+	rs = ruleset_load(files, 1, err);
+	unlink(path);
+	return rs;
+}
+
+/* True when `text` is refused with EXIT_RULES and a message containing `want`. */
+static bool
+refused(const char *text, const char *want, struct error *err)
+{
+	struct ruleset *rs = ruleset_of(text, err);
+
+	ruleset_free(rs);
+	if (rs == NULL && err->code == EXIT_RULES && strstr(err->msg, want))
+		return true;
+	diag("got: %s", rs ? "(loaded)" : err->msg);
+	return false;
+}
+
+static bool
+loads(const char *text, struct error *err)
+{
+	struct ruleset *rs = ruleset_of(text, err);
+
+	if (rs == NULL)
+		diag("%s", err->msg);
+	ruleset_free(rs);
+	return rs != NULL;
+}
+
+static void
+test_source_checks(void)
+{
+	struct error err;
+	static const char *const good_tz[] = {"UTC",
+	                                      "utc",
+	                                      "GMT",
+	                                      "Asia/Jerusalem",
+	                                      "asia/jerusalem",
+	                                      "Europe/London",
+	                                      "Etc/GMT+2",
+	                                      "UTC+2",
+	                                      "+02:00",
+	                                      "-03:30",
+	                                      "2",
+	                                      "-7.5",
+	                                      "<+03>-3",
+	                                      "EST5EDT",
+	                                      "CET-1CEST,M3.5.0,M10.5.0/3",
+	                                      NULL};
+	static const char *const bad_tz[] = {"Mars/Olympus",
+	                                     "Z",
+	                                     "../../etc/passwd",
+	                                     "Asia/../Asia/Jerusalem",
+	                                     "/usr/share/zoneinfo/UTC",
+	                                     "Asia",
+	                                     "zone.tab",
+	                                     "Asia/Jerusalem/",
+	                                     "200",
+	                                     "UTC+2x",
+	                                     NULL};
+	char text[512];
+
+	/* the table names one table of the database connected to */
+	ok(loads("[source]\ntable = crm.leads\n", &err), "schema.table loads");
+	ok(loads("[source]\ntable = \"CRM\".\"Leads.2024\"\n", &err), "quoted parts load");
+	ok(refused("[source]\n\ntable = postgres.crm.leads\n", "tmp/test_rules_", &err) &&
+	       strstr(err.msg, ":3: [source] table: too many dotted parts in the name "
+	                       "\"postgres.crm.leads\"") != NULL,
+	   "a three-part table name is refused naming file and line: %s", err.msg);
+	ok(strstr(err.hint, "-d") != NULL, "the hint says the database is chosen with -d");
+	snprintf(text, sizeof(text), "[source]\ntable = crm.%064d\n", 0);
+	ok(refused(text, ":2: [source] table: identifier \"0000", &err) &&
+	       strstr(err.msg, "is longer than 63 bytes") != NULL,
+	   "a part over 63 bytes is refused naming file and line");
+	snprintf(text, sizeof(text), "[source]\ntable = crm.%063d\n", 0);
+	ok(loads(text, &err), "a part of 63 bytes loads");
+	ok(refused("[source]\ntable = crm..leads\n", ":2: [source] table: empty identifier", &err),
+	   "an empty part is refused");
+
+	/* the time zone: a zone file, UTC/GMT, hours, or a POSIX-style zone */
+	for (int k = 0; good_tz[k]; k++)
+	{
+		snprintf(text, sizeof(text), "[source]\ntable = t\ntimezone = %s\n", good_tz[k]);
+		ok(loads(text, &err), "timezone \"%s\" accepted", good_tz[k]);
+	}
+	for (int k = 0; bad_tz[k]; k++)
+	{
+		char want[128];
+
+		snprintf(text, sizeof(text), "[source]\ntable = t\ntimezone = %s\n", bad_tz[k]);
+		snprintf(want, sizeof(want), ":3: [source] timezone: unknown time zone \"%s\"", bad_tz[k]);
+		ok(refused(text, want, &err), "timezone \"%s\" refused naming file and line", bad_tz[k]);
+	}
+}
+
+/* A password in the rules text is refused: the text is stored with each run. */
+static void
+test_secrets(void)
+{
+	struct error err;
+	static const char *const with[] = {
+	    "SELECT * FROM dblink('host=crm password=hunter2 dbname=x', 'SELECT 1') AS t(a int)",
+	    "host=db PASSWORD = hunter2",
+	    "postgresql://alice:hunter2@db.example.com/crm",
+	    "dblink('postgres://alice:hunter2@[::1]:5432/crm', 'x')",
+	    "password=hunter2",
+	    NULL};
+	static const char *const without[] = {"SELECT password_hint FROM crm.leads",
+	                                      "postgresql://alice@db.example.com/crm",
+	                                      "postgresql://db.example.com:5432/crm",
+	                                      "host=db passfile=/etc/refinery/pgpass",
+	                                      "https://example.com/a:b",
+	                                      "mypassword=1",
+	                                      "password=''",
+	                                      NULL};
+
+	for (int k = 0; with[k]; k++)
+		ok(rules_value_has_password(with[k]), "password found in: %s", with[k]);
+	for (int k = 0; without[k]; k++)
+		ok(!rules_value_has_password(without[k]), "no password in: %s", without[k]);
+
+	ok(refused("[source]\nquery = SELECT * FROM dblink('host=crm password=hunter2',\n"
+	           "\t'SELECT 1') AS t(a int)\n",
+	           ":2: [source] query: the value holds a password", &err),
+	   "a password in the source query is a rules error naming file and line");
+	ok(strstr(err.msg, "hunter2") == NULL && strstr(err.detail, "hunter2") == NULL &&
+	       strstr(err.hint, "hunter2") == NULL,
+	   "and the password is not echoed");
+	ok(strstr(err.detail, "rules_text") != NULL, "the detail says why");
+	ok(refused(
+	       "[source]\ntable = crm.leads\n[blacklist.dnc]\n"
+	       "query = SELECT phone FROM dblink('postgresql://bob:s3cr3t@crm/x', 'q') AS t(p text)\n",
+	       ":4: [blacklist.dnc] query: the value holds a password", &err) &&
+	       strstr(err.msg, "s3cr3t") == NULL,
+	   "anywhere in the rules: a URI with user:password@ in a do-not-call query");
 }
 
 int
@@ -206,5 +357,7 @@ main(void)
 		rules_free(r);
 		unlink(path);
 	}
+	test_source_checks();
+	test_secrets();
 	return done_testing();
 }
