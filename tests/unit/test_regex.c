@@ -152,7 +152,7 @@ main(void)
 	re = regex_compile("a\\Cb", 0, NULL, "r", "f.ini:1", &err);
 	ok(re == NULL, "\\C refused");
 
-	/* ---- R1: a catastrophic pattern stops at the match limit, quickly ---- */
+	/* ---- R1: a catastrophic pattern stops at the match limit (the time is only reported) ---- */
 	re = regex_compile("(a+)+$", 0, NULL, "blacklist.slow", "rules/x.ini:30", &err);
 	ok(re != NULL, "catastrophic pattern compiles");
 	diag("JIT: %s", regex_is_jit(re) ? "yes" : "no");
@@ -162,7 +162,6 @@ main(void)
 	       "runaway match is an error, not \"no match\"");
 	dt = now_s() - t0;
 	is_int(code, PCRE2_ERROR_MATCHLIMIT, "the error is the match limit");
-	ok(dt < 5.0, "stopped within 5 s, even under valgrind (took %.1f ms)", dt * 1000);
 	diag("(a+)+$ against 24 a and \"!\": match-limit error after %.2f ms", dt * 1000);
 	regex_match_error(re, code, "1000042", "notes", &err);
 	is_int(err.code, EXIT_RULES, "a limit is a rule error");
