@@ -47,6 +47,7 @@ cohort_config_free(struct cohort_config *c)
 	}
 	free(c->cohorts);
 	free(c->by_rank);
+	calendar_free(&c->cal);
 	free(c);
 }
 
@@ -183,7 +184,8 @@ cohort_config_load(struct rules *r, struct cohort_config **out, struct error *er
 	*out = c;
 	if (c == NULL)
 		return oom(err);
-	if (!rules_get_enum(r, "cohorts", "mode", COHORT_THRESHOLDS, modes, &mode, err))
+	if (!rules_get_enum(r, "cohorts", "mode", COHORT_THRESHOLDS, modes, &mode, err) ||
+	    !calendar_load(r, &c->cal, err))
 		return false;
 	c->mode = (enum cohort_mode) mode;
 	if ((nsecs = rules_sections(r, "cohort", &secs)) < 0)
@@ -316,7 +318,8 @@ cohort_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, 
 		}
 		b->cohort_name[i] = c->cohorts[got].name;
 		b->channel_plan[i] = c->cohorts[got].plan[cohort_contact_mask(b, i)];
-		b->sla_due_at[i] = rs->now + (int64_t) c->cohorts[got].sla_hours * 3600;
+		b->sla_due_at[i] =
+		    calendar_next_open(&c->cal, rs->now + (int64_t) c->cohorts[got].sla_hours * 3600);
 	}
 
 	for (size_t i = 0; i < n; i++)

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "batch.h"
+#include "calendar.h"
 #include "error.h"
 #include "rules.h"
 #include "stage.h"
@@ -57,6 +58,7 @@ struct cohort_config
 	int ncohorts;
 	struct cohort_def *cohorts; /* in the order the rules name them */
 	int *by_rank;               /* indices of cohorts, highest bound first */
+	struct calendar cal;        /* [calendar]: due times fall in calling hours */
 };
 
 bool cohort_config_load(struct rules *r, struct cohort_config **out, struct error *err);
@@ -65,7 +67,9 @@ void cohort_config_free(struct cohort_config *c); /* NULL is a no-op */
 /*
  * The cohort stage: every kept lead gets b->cohort (index into
  * cohorts[], -1 when it reaches no cohort's bound), b->cohort_name,
- * b->channel_plan (borrowed from the config) and b->sla_due_at.
+ * b->channel_plan (borrowed from the config) and b->sla_due_at (the run's
+ * now plus the cohort's sla_hours, moved to the next calling time of
+ * [calendar] when it falls outside).
  */
 bool cohort_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
                   struct error *err);
