@@ -46,6 +46,9 @@ static const struct
     [FIELD_NOTES] = {"notes", "handler_notes"},
     [FIELD_AUTOMATION] = {"automation", "automation_after_last_touch"},
     [FIELD_LAST_REP] = {"last_rep", "last_rep_id"},
+    [FIELD_CONSENT_CALL] = {"consent_call", "consent_call"},
+    [FIELD_CONSENT_SMS] = {"consent_sms", "consent_sms"},
+    [FIELD_CONSENT_EMAIL] = {"consent_email", "consent_email"},
 };
 
 const char *
@@ -341,8 +344,8 @@ parse_int32(const char *s, int32_t *out)
 	return true;
 }
 
-static int
-parse_bool(const char *s)
+int
+batch_parse_bool(const char *s)
 {
 	static const char *const yes[] = {"t", "true", "yes", "y", "1", "on", "כן", NULL};
 	static const char *const no[] = {"f", "false", "no", "n", "0", "off", "לא", NULL};
@@ -456,7 +459,7 @@ batch_finish(struct batch *b, struct error *err)
 		         !parse_int32(v, &b->touch_count[i]))
 			snprintf(buf, sizeof(buf), "touch_count \"%.60s\" is not an integer", v);
 		else if ((v = b->col[FIELD_AUTOMATION][i]) != NULL && *v &&
-		         (b->automation[i] = (int8_t) parse_bool(v)) < 0)
+		         (b->automation[i] = (int8_t) batch_parse_bool(v)) < 0)
 			snprintf(buf, sizeof(buf), "automation \"%.60s\" is not a boolean", v);
 		else
 			buf[0] = '\0';

@@ -47,6 +47,9 @@ enum field
 	FIELD_NOTES,
 	FIELD_AUTOMATION,
 	FIELD_LAST_REP,
+	FIELD_CONSENT_CALL, /* marketing consent per channel: a boolean, */
+	FIELD_CONSENT_SMS,  /* NULL when the source does not know */
+	FIELD_CONSENT_EMAIL,
 	FIELD__COUNT
 };
 
@@ -216,5 +219,7 @@ batch_lead_id(const struct batch *b, size_t i)
 
 /* Parse "YYYY-MM-DD[ T]HH:MM[:SS[.frac]]" or "YYYY-MM-DD" into seconds; false if malformed. */
 bool batch_parse_time(const char *s, int64_t *out);
+/* 1 true, 0 false, -1 neither (NULL, empty or another word) */
+int batch_parse_bool(const char *s);
 
 #endif /* REFINERY_BATCH_H */

@@ -73,8 +73,10 @@ void
 cohort_plan_text(const struct cohort_def *d, unsigned mask, char *buf, size_t size)
 {
 	size_t len = 0;
-	bool phone = (mask & COHORT_PHONE) != 0, mobile = phone && (mask & COHORT_MOBILE) != 0,
-	     email = (mask & COHORT_EMAIL) != 0;
+	bool has_phone = (mask & COHORT_PHONE) != 0;
+	bool phone = has_phone && !(mask & COHORT_NO_CALL);
+	bool mobile = phone && (mask & COHORT_MOBILE) != 0 && !(mask & COHORT_NO_SMS);
+	bool email = (mask & COHORT_EMAIL) != 0 && !(mask & COHORT_NO_EMAIL);
 
 	buf[0] = '\0';
 	if (phone && d->calls > 0)
@@ -99,7 +101,7 @@ cohort_plan_text(const struct cohort_def *d, unsigned mask, char *buf, size_t si
 	{
 		/* [001-5]: an e-mail-only lead is written to and asked for a phone */
 		append(buf, size, &len, "email now");
-		if (!phone)
+		if (!has_phone)
 			append(buf, size, &len, "ask for phone");
 		if (d->mailing_list)
 			append(buf, size, &len, "mailing list");
@@ -108,8 +110,17 @@ cohort_plan_text(const struct cohort_def *d, unsigned mask, char *buf, size_t si
 		snprintf(buf, size, "none");
 }
 
+/* Consent of lead i in column f: 1 given, 0 refused, -1 unknown. */
+static int
+consent(const struct batch *b, size_t i, enum field f)
+{
+	const char *v = b->col[f][i];
+
+	return v && *v ? batch_parse_bool(v) : -1;
+}
+
 unsigned
-cohort_contact_mask(const struct batch *b, size_t i)
+cohort_contact_mask(const struct batch *b, size_t i, bool deny_unknown)
 {
 	unsigned m = 0;
 
@@ -129,6 +140,15 @@ cohort_contact_mask(const struct batch *b, size_t i)
 	}
 	if (b->email_norm[i] != NULL && b->email_norm[i][0] != '\0')
 		m |= COHORT_EMAIL;
+	/* [Israel, Communications Law 30A]: SMS and e-mail marketing need prior consent */
+	if (consent(b, i, FIELD_CONSENT_CALL) == 0)
+		m |= COHORT_NO_CALL;
+	if (consent(b, i, FIELD_CONSENT_SMS) == 0 ||
+	    (deny_unknown && consent(b, i, FIELD_CONSENT_SMS) < 0))
+		m |= COHORT_NO_SMS;
+	if (consent(b, i, FIELD_CONSENT_EMAIL) == 0 ||
+	    (deny_unknown && consent(b, i, FIELD_CONSENT_EMAIL) < 0))
+		m |= COHORT_NO_EMAIL;
 	return m;
 }
 
@@ -177,16 +197,19 @@ bool
 cohort_config_load(struct rules *r, struct cohort_config **out, struct error *err)
 {
 	static const char *const modes[] = {"thresholds", "quantiles", NULL};
+	static const char *const consents[] = {"allow", "deny", NULL};
 	struct cohort_config *c = calloc(1, sizeof(*c));
 	const char **secs;
-	int nsecs, mode;
+	int nsecs, mode, unknown;
 
 	*out = c;
 	if (c == NULL)
 		return oom(err);
 	if (!rules_get_enum(r, "cohorts", "mode", COHORT_THRESHOLDS, modes, &mode, err) ||
+	    !rules_get_enum(r, "cohorts", "unknown_consent", 0, consents, &unknown, err) ||
 	    !calendar_load(r, &c->cal, err))
 		return false;
+	c->deny_unknown_consent = unknown == 1;
 	c->mode = (enum cohort_mode) mode;
 	if ((nsecs = rules_sections(r, "cohort", &secs)) < 0)
 		return oom(err);
@@ -317,7 +340,8 @@ cohort_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, 
 			continue;
 		}
 		b->cohort_name[i] = c->cohorts[got].name;
-		b->channel_plan[i] = c->cohorts[got].plan[cohort_contact_mask(b, i)];
+		b->channel_plan[i] =
+		    c->cohorts[got].plan[cohort_contact_mask(b, i, c->deny_unknown_consent)];
 		b->sla_due_at[i] =
 		    calendar_next_open(&c->cal, rs->now + (int64_t) c->cohorts[got].sla_hours * 3600);
 	}

@@ -30,11 +30,17 @@ enum cohort_mode
 	COHORT_QUANTILES
 };
 
-/* What a lead can be reached by; a channel plan exists for each combination. */
-#define COHORT_PHONE  0x1 /* a callable phone (mobile, landline, VoIP, special) */
-#define COHORT_MOBILE 0x2 /* one of them is a mobile */
-#define COHORT_EMAIL  0x4 /* a valid e-mail */
-#define COHORT_PLANS  8
+/*
+ * What a lead can be reached by, and what it did not consent to; a channel
+ * plan exists for each combination.
+ */
+#define COHORT_PHONE    0x01 /* a callable phone (mobile, landline, VoIP, special) */
+#define COHORT_MOBILE   0x02 /* one of them is a mobile */
+#define COHORT_EMAIL    0x04 /* a valid e-mail */
+#define COHORT_NO_CALL  0x08 /* consent_call is false: no calls, no voicemail */
+#define COHORT_NO_SMS   0x10 /* no SMS consent (false, or unknown and unknown_consent = deny) */
+#define COHORT_NO_EMAIL 0x20 /* no e-mail consent (likewise): no e-mail, no mailing list */
+#define COHORT_PLANS    64
 
 struct cohort_def
 {
@@ -59,6 +65,7 @@ struct cohort_config
 	struct cohort_def *cohorts; /* in the order the rules name them */
 	int *by_rank;               /* indices of cohorts, highest bound first */
 	struct calendar cal;        /* [calendar]: due times fall in calling hours */
+	bool deny_unknown_consent;  /* [cohorts] unknown_consent = deny */
 };
 
 bool cohort_config_load(struct rules *r, struct cohort_config **out, struct error *err);
@@ -84,18 +91,23 @@ bool cohort_stage(struct batch *b, const struct ruleset *rs, struct stage_stats 
  *            / "mailing list after last no-answer"
  *            / "email now" / "ask for phone" / "mailing list"
  *
- * Steps come in that order.  A lead with a phone and a cohort with calls:
- * the calls, then "sms" if the cohort sends SMS and the lead has a mobile,
- * or "voicemail" if the cohort leaves voicemail and the lead has no
- * mobile, then "email" and the mailing list if the lead has an e-mail.
- * A lead with only an e-mail (or a cohort without calls): "email now",
- * "ask for phone" when it has no phone, "mailing list" if the cohort keeps
- * one.  Nothing reachable: "none".
+ * Steps come in that order.  A lead with a phone it may be called on and a
+ * cohort with calls: the calls, then "sms" if the cohort sends SMS and the
+ * lead has a mobile and SMS consent, or "voicemail" if the cohort leaves
+ * voicemail and no SMS can be sent, then "email" and the mailing list if
+ * the lead has an e-mail and e-mail consent.  A lead with only an e-mail
+ * (or a cohort without calls, or a refusal of calls): "email now", "ask for
+ * phone" when it has no phone, "mailing list" if the cohort keeps one.
+ * Nothing reachable with consent: "none".
  */
 void cohort_plan_text(const struct cohort_def *d, unsigned mask, char *buf, size_t size);
 
-/* The contact mask of lead i from its phone types and e-mail. */
-unsigned cohort_contact_mask(const struct batch *b, size_t i);
+/*
+ * The contact mask of lead i from its phone types, e-mail and consent
+ * columns; an unknown SMS or e-mail consent counts as none when
+ * deny_unknown ([cohorts] unknown_consent = deny).
+ */
+unsigned cohort_contact_mask(const struct batch *b, size_t i, bool deny_unknown);
 
 struct cohort_summary
 {

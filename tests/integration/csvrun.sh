@@ -166,4 +166,22 @@ printf '[regex]\nmax_failed_percent = 2\n' > "$tmp/limit2more.ini"
 out=$("$REFINERY" run -c "$tmp/limit2.ini" -c "$tmp/limit2more.ini" 2>&1); rc=$?
 is "$rc" 0 "max_failed_percent = 2 lets the same run through"
 like "$out" ' 2 outlier' "with both leads outliers"
+# consent per channel, read from the source's consent columns
+cat > "$tmp/consent.csv" <<'CSV'
+lead_id,created_at,source,full_name,phone,email,city,status,last_touch_at,touch_count,consent_call,consent_sms,consent_email
+1,2025-01-05 10:00:00,referral,Dana Levi,052-4423268,dana.levi@gmail.com,Haifa,follow_up_high,2025-06-01 10:00:00,1,yes,yes,no
+2,2025-01-05 10:00:00,referral,Yossi Cohen,054-7318264,yossi.cohen@walla.co.il,Haifa,follow_up_high,2025-06-01 10:00:00,1,no,yes,yes
+CSV
+sed "s|$tmp/leads.csv|$tmp/consent.csv|" "$tmp/rules.ini" > "$tmp/consent.ini"
+"$REFINERY" run -q -c "$tmp/consent.ini"; rc=$?
+is "$rc" 0 "a run with consent columns"
+plan() {
+	python3 -c 'import csv, sys
+for r in csv.DictReader(open(sys.argv[1])):
+    if r["lead_id"] == sys.argv[2]: print(r["verdict"] + "|" + r["channel_plan"])' "$tmp/lead_results.csv" "$1"
+}
+like "$(plan 1)" '^kept\|call x[0-9]' "consent_email = no: the lead is still called"
+unlike "$(plan 1)" 'email|mailing' "but gets no e-mail step (an unsubscribe stops e-mail only)"
+like "$(plan 2)" '^kept\|email now' "consent_call = no: e-mail now"
+unlike "$(plan 2)" 'call|voicemail|sms' "and no call, voicemail or SMS"
 done_testing

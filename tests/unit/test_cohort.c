@@ -174,6 +174,17 @@ batch_from_tsv(const struct tsv *t)
 
 		vals[FIELD_LEAD_ID] = t->cell[r][0];
 		lens[FIELD_LEAD_ID] = strlen(vals[FIELD_LEAD_ID]);
+		/* consent columns, when the case has them, as the source would give them */
+		for (int f = FIELD_CONSENT_CALL; f <= FIELD_CONSENT_EMAIL; f++)
+		{
+			int k = tsv_col(t, field_key(f));
+
+			if (k >= 0 && t->cell[r][k])
+			{
+				vals[f] = t->cell[r][k];
+				lens[f] = strlen(vals[f]);
+			}
+		}
 		batch_append(b, vals, lens);
 	}
 	if (!batch_finish(b, &err))
@@ -472,8 +483,9 @@ test_grammar(void)
 
 		for (unsigned m = 0; m < COHORT_PLANS; m++)
 		{
-			bool phone = m & COHORT_PHONE, mobile = phone && (m & COHORT_MOBILE),
-			     email = m & COHORT_EMAIL;
+			bool has_phone = m & COHORT_PHONE, phone = has_phone && !(m & COHORT_NO_CALL),
+			     mobile = phone && (m & COHORT_MOBILE), sms_ok = mobile && !(m & COHORT_NO_SMS),
+			     email = (m & COHORT_EMAIL) && !(m & COHORT_NO_EMAIL);
 
 			checked++;
 			if (!plan_parse(d->plan[m], &p))
@@ -482,21 +494,22 @@ test_grammar(void)
 				diag("cohort %s mask %u: \"%s\"", d->name, m, d->plan[m]);
 				continue;
 			}
-			/* [001-2]: SMS only to a mobile, and only where the cohort sends SMS */
-			if (p.sms != (d->sms && mobile && d->calls > 0))
+			/* [001-2]: SMS only to a mobile with SMS consent, where the cohort sends SMS */
+			if (p.sms != (d->sms && sms_ok && d->calls > 0))
 				bad_sms++;
-			/* landline-only: voicemail instead */
-			if (p.voicemail != (d->voicemail && phone && !mobile && d->calls > 0))
+			/* no SMS possible: voicemail instead */
+			if (p.voicemail != (d->voicemail && phone && !sms_ok && d->calls > 0))
 				bad_vm++;
-			/* [001-3]: e-mail steps only with an e-mail */
+			/* [001-3]: e-mail steps only with an e-mail and e-mail consent */
 			if ((p.email_after || p.email_now || p.mailing_after || p.mailing) && !email)
 				bad_email++;
 			if (p.email_after != (d->email && email && phone && d->calls > 0))
 				bad_email++;
+			/* no call, no voicemail to a lead that refused calls */
 			if (p.call != (phone && d->calls > 0) || (p.call && p.calls != d->calls))
 				bad_call++;
 			/* [001-5]: an e-mail-only lead is asked for a phone */
-			if (p.ask_phone != (!phone && email))
+			if (p.ask_phone != (!has_phone && email))
 				bad_ask++;
 			if (p.none != (!email && !(phone && d->calls > 0)))
 				bad_call++;
