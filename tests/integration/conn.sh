@@ -1,0 +1,118 @@
+#!/bin/bash
+# tests/integration/conn.sh -- the connection and the process around a run, against a
+# throwaway server: the server lost while the engine computes (F11), what the server
+# says outside a result (NOTICE, WARNING) in both log formats, the summary written to a
+# closed pipe or a full device, SIGTERM in the middle of a stage, and a lock on the
+# source table during the pull.  Every wait is for an observed state (pg_stat_activity,
+# pg_locks, a process stopped or gone), never for a length of time.
+: "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+. "$top_srcdir/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/pg.sh"
+command -v psql >/dev/null || skip_all "psql is not installed"
+command -v jq >/dev/null || skip_all "jq is not installed"
+pg_bindir >/dev/null || skip_all "no PostgreSQL server binaries"
+"$REFINERY" --help >/dev/null || skip_all "no refinery binary"
+pg_start || { echo "Bail out! could not start PostgreSQL"; exit 1; }
+tmp=$PG_TMP/work; mkdir -p "$tmp"
+
+# enough leads that the stages take a while; nothing below depends on how long
+N=20000
+"$GENLEADS" --rows $N --seed 23 --out-dir "$tmp" >/dev/null
+pg_load_leads "$tmp"
+cat > "$tmp/rules.ini" <<INI
+[source]
+table = crm.leads
+now = auto
+[match]
+reps_query = SELECT rep_id, name, active, capacity FROM crm.reps
+stats_query = SELECT rep_id, source, attempts, wins FROM crm.rep_source_stats
+INI
+"$REFINERY" init-db -q && "$REFINERY" run -q -c "$tmp/rules.ini"
+ok $? "a first committed run"
+
+state() {
+	pq -c "SELECT md5(coalesce((SELECT string_agg(t::text, ',' ORDER BY run_id) FROM refinery.runs t), '')
+	           || coalesce((SELECT string_agg(t::text, ',' ORDER BY run_id, ord) FROM refinery.run_stages t), '')
+	           || (SELECT count(*) FROM refinery.lead_results)::text
+	           || (SELECT count(*) FROM pg_class WHERE relname LIKE 'lead_results_%')::text)"
+}
+
+# every line of FILE is one JSON object
+all_json() {
+	jq -eR 'fromjson | type == "object"' "$1" >/dev/null 2>&1
+}
+
+proc_state() {
+	awk '{print $3}' "/proc/$1/stat" 2>/dev/null
+}
+
+# stop_in_compute PID: stop the engine (SIGSTOP) at a moment when its session is idle
+# after the stats query, the last statement before the stages: the engine is then
+# computing (or about to send BEGIN).  Fails when the engine ended first.
+stop_in_compute() {
+	local pid=$1 s
+	while :; do
+		s=$(proc_state "$pid")
+		[ -z "$s" ] || [ "$s" = Z ] && return 1
+		kill -STOP "$pid" 2>/dev/null || return 1
+		[ "$(pq -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'refinery'
+		            AND state = 'idle' AND query LIKE '%FROM crm.rep_source_stats%'")" = 1 ] && return 0
+		kill -CONT "$pid"
+	done
+}
+
+# F11: the server stopped (immediate) while the engine computes, between statements
+got=""
+for attempt in 1 2 3 4 5; do
+	before=$(state)
+	"$REFINERY" run --log-format=json -c "$tmp/rules.ini" >"$tmp/f11.out" 2>"$tmp/f11.err" &
+	pid=$!
+	if stop_in_compute $pid; then
+		pg_crash
+		kill -CONT $pid
+		wait $pid; rc=$?
+		got=yes
+		break
+	fi
+	wait $pid
+	pg_wait_no_engine
+done
+is "$got" yes "F11: the engine was caught computing"
+is "$rc" 4 "F11: the server lost between statements gives the connection code"
+[ "$rc" = 4 ] || diag "$(cat "$tmp/f11.err")"
+like "$(jq -r 'select(.level == "error") | .hint' "$tmp/f11.err" 2>/dev/null)" 'nothing of this run was committed' \
+	"F11: and says nothing was committed"
+all_json "$tmp/f11.err"; ok $? "F11: in json mode every line on stderr is JSON (the server's goodbye too)"
+pg_restart
+is "$(state)" "$before" "F11: after restart the database is as before"
+
+# NOTICE and WARNING raised by the source query: through the logger, in either format
+psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
+CREATE FUNCTION crm.noisy_leads() RETURNS SETOF crm.leads LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE NOTICE 'pulling "leads" from a noisy function' USING DETAIL = 'a detail line', HINT = 'a hint line';
+    RAISE WARNING 'this source is deprecated';
+    RETURN QUERY SELECT * FROM crm.leads ORDER BY lead_id LIMIT 500;
+END $$;
+SQL
+cat > "$tmp/noisy.ini" <<INI
+[source]
+query = SELECT * FROM crm.noisy_leads()
+now = auto
+INI
+"$REFINERY" run --dry-run -q --log-format=json -c "$tmp/noisy.ini" >/dev/null 2>"$tmp/json.err"
+ok $? "a run on a source that raises notices succeeds (json)"
+all_json "$tmp/json.err"; ok $? "json: every line on stderr is JSON"
+is "$(jq -r 'select(.level == "notice") | [.message, .detail, .hint, .sqlstate] | join("|")' "$tmp/json.err" 2>/dev/null)" \
+	'pulling "leads" from a noisy function|a detail line|a hint line|00000' "json: the NOTICE with its detail and hint"
+is "$(jq -r 'select(.level == "warning") | .message' "$tmp/json.err" 2>/dev/null)" 'this source is deprecated' \
+	"json: the WARNING"
+"$REFINERY" run --dry-run -q -c "$tmp/noisy.ini" >/dev/null 2>"$tmp/text.err"
+ok $? "a run on a source that raises notices succeeds (text)"
+is "$(cat "$tmp/text.err")" 'NOTICE:  pulling "leads" from a noisy function
+DETAIL:  a detail line
+HINT:  a hint line
+WARNING:  this source is deprecated' "text: PostgreSQL's wording"
+
+pg_wait_no_engine
+done_testing
