@@ -114,5 +114,29 @@ DETAIL:  a detail line
 HINT:  a hint line
 WARNING:  this source is deprecated' "text: PostgreSQL's wording"
 
+# the summary lost: the run committed, so exit 0 with a warning; never a death by
+# SIGPIPE after the commit, never a silent success
+runs() { pq -c "SELECT count(*) FROM refinery.runs WHERE status = 'committed'"; }
+n0=$(runs)
+mkfifo "$tmp/gone"
+exec {rw}<>"$tmp/gone"
+exec {w}>"$tmp/gone"
+exec {rw}>&-
+"$REFINERY" run -c "$tmp/rules.ini" >&$w 2>"$tmp/pipe.err"; rc=$?
+exec {w}>&-
+is "$rc" 0 "a run whose reader went away exits 0 (not 141)"
+like "$(cat "$tmp/pipe.err")" 'warning: could not write to standard output: Broken pipe' \
+	"and warns that the summary was lost"
+is "$(runs)" "$((n0 + 1))" "and the run is committed"
+if [ -w /dev/full ]; then
+	"$REFINERY" run -c "$tmp/rules.ini" >/dev/full 2>"$tmp/full.err"; rc=$?
+	is "$rc" 0 "a run onto a full device exits 0"
+	like "$(cat "$tmp/full.err")" 'warning: could not write to standard output: No space left on device' \
+		"and warns that the summary was lost"
+	is "$(runs)" "$((n0 + 2))" "and the run is committed"
+else
+	skip 3 "no writable /dev/full"
+fi
+
 pg_wait_no_engine
 done_testing
