@@ -64,6 +64,8 @@ stop_in_compute() {
 # F11: the server stopped (immediate) while the engine computes, between statements
 got=""
 for attempt in 1 2 3 4 5; do
+	# commits are asynchronous on the test server: write them out before the crash
+	pq -c CHECKPOINT
 	before=$(state)
 	"$REFINERY" run --log-format=json -c "$tmp/rules.ini" >"$tmp/f11.out" 2>"$tmp/f11.err" &
 	pid=$!
@@ -137,6 +139,24 @@ if [ -w /dev/full ]; then
 else
 	skip 3 "no writable /dev/full"
 fi
+
+# a session holds the source table in ACCESS EXCLUSIVE mode until the engine has exited:
+# the pull gives up after [source] lock_timeout_ms, naming the table
+before=$(state)
+pg_hold_open locker "BEGIN; LOCK TABLE crm.leads IN ACCESS EXCLUSIVE MODE;"
+pg_wait "SELECT count(*) FROM pg_locks WHERE relation = 'crm.leads'::regclass
+         AND mode = 'AccessExclusiveLock' AND granted" 1
+printf '[source]\nlock_timeout_ms = 200\n' > "$tmp/lt.ini"
+"$REFINERY" run --log-format=json -c "$tmp/rules.ini" -c "$tmp/lt.ini" >/dev/null 2>"$tmp/lt.err"; rc=$?
+pg_hold_close locker
+is "$rc" 5 "a lock on the source table fails the pull with the data code"
+is "$(jq -r 'select(.level == "error") | .message' "$tmp/lt.err" 2>/dev/null)" \
+	'pulling the leads failed: could not lock the source table "crm.leads" within 200 ms' \
+	"the message names the table"
+is "$(jq -r 'select(.level == "error") | .sqlstate' "$tmp/lt.err" 2>/dev/null)" 55P03 "with the lock timeout's SQLSTATE"
+is "$(state)" "$before" "nothing was written"
+is "$(pq -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1380271689")" 0 \
+	"the run lock is released"
 
 pg_wait_no_engine
 done_testing
