@@ -1446,7 +1446,7 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 
 #pragma omp atomic read
 			stop = err_row;
-			if (s == NULL || i > stop)
+			if (s == NULL || i > stop || stage_stopped(st))
 				continue;
 			for (int k = 0; k < nr; k++)
 			{
@@ -1502,6 +1502,12 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 		free(rv);
 		free(hits);
 		return error_set(err, EXIT_INTERNAL, "out of memory");
+	}
+	if (stage_stopped(st))
+	{
+		free(rv);
+		free(hits);
+		return stage_interrupted(st, err);
 	}
 	if (err_row != SIZE_MAX)
 	{

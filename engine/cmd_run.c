@@ -322,8 +322,10 @@ out:
 	{
 		char msg[sizeof(err->msg)];
 
+		/* a stage that saw the request says so itself; other failures it caused are named */
 		snprintf(msg, sizeof(msg), "%s", err->msg);
-		error_set(err, EXIT_INTERRUPTED, "interrupted: %s", msg);
+		if (err->code != EXIT_INTERRUPTED)
+			error_set(err, EXIT_INTERRUPTED, "interrupted: %s", msg);
 		error_detail(err, "The run was rolled back; the database is as it was.");
 	}
 	batch_free(b);

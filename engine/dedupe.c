@@ -1057,6 +1057,7 @@ struct run
 	const struct name_translit *translit;         /* the normaliser's table; may be NULL */
 	struct alias_table *alias[DEDUPE_MAX_FIELDS]; /* nicknames of name fields */
 	bool oom;                                     /* set by any thread that ran out of memory */
+	bool (*stop)(void);                           /* the run's stop request; may be NULL */
 
 	double m[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS];
 	double u[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS];
@@ -1081,6 +1082,17 @@ struct run
 	uint32_t *pattern; /* PATTERN_BITS per field, LEVEL_MISSING when missing */
 	float *weight;     /* first the term-frequency adjustment, then the weight */
 };
+
+/*
+ * Has the run been asked to stop?  Asked per row or pair in the long
+ * parallel loops (which then skip their remaining iterations), per cluster
+ * chunk in the serial ones, and between the phases, which then give up.
+ */
+static inline bool
+run_stopped(const struct run *r)
+{
+	return r->stop != NULL && r->stop();
+}
 
 static inline unsigned
 pattern_level(uint32_t pat, int f)
@@ -2173,6 +2185,9 @@ generate_pairs(struct run *r)
 		uint32_t *val;
 		size_t total = 0;
 
+		/* asked to stop: no more blocks; the caller sees the request and gives up */
+		if (run_stopped(r))
+			break;
 #pragma omp parallel for num_threads(r->nthreads) schedule(static)
 		for (size_t p = 0; p < np; p++)
 		{
@@ -3375,6 +3390,10 @@ resolve_clusters(struct run *r, struct unionfind *uf, const uint32_t *best)
 		bool kept = false;
 		int64_t cid;
 
+		/* asked to stop: leave the rest; the caller sees the request and gives up */
+		if (p % 4096 == 0 && run_stopped(r))
+			break;
+
 		/* each cluster once, from its root (its smallest participant) */
 		if (unionfind_find(uf, (uint32_t) p) != p || uf->size[p] < 2)
 			continue;
@@ -3454,13 +3473,13 @@ bool
 dedupe_run(struct batch *b, const struct dedupe_config *c, const struct name_translit *translit,
            int threads, struct dedupe_report *rep, struct error *err)
 {
-	return dedupe_run_traced(b, c, translit, threads, rep, NULL, NULL, err);
+	return dedupe_run_traced(b, c, translit, threads, rep, NULL, NULL, NULL, err);
 }
 
 bool
 dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
                   const struct name_translit *translit, int threads, struct dedupe_report *rep,
-                  dedupe_trace_fn trace, void *arg, struct error *err)
+                  dedupe_trace_fn trace, void *arg, bool (*stop)(void), struct error *err)
 {
 	struct run r;
 	int cols[DEDUPE_MAX_FIELDS][DEDUPE_MAX_COLUMNS];
@@ -3479,6 +3498,7 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	r.c = c;
 	r.rep = rep;
 	r.translit = translit;
+	r.stop = stop;
 #ifdef _OPENMP
 	r.nthreads = threads > 0 ? threads : omp_get_max_threads();
 #else
@@ -3572,9 +3592,12 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	t0 = now_seconds();
 #pragma omp parallel for num_threads(r.nthreads) schedule(static)
 	for (size_t p = 0; p < r.np; p++)
-		prepare_row(&r, (const int(*)[DEDUPE_MAX_COLUMNS]) cols, p);
+		if (!run_stopped(&r))
+			prepare_row(&r, (const int(*)[DEDUPE_MAX_COLUMNS]) cols, p);
 	if (r.oom)
 		goto oom;
+	if (run_stopped(&r))
+		goto stopped;
 	for (int f = 0; f < c->nfields; f++)
 	{
 		struct fdata *d = &r.fd[f];
@@ -3597,9 +3620,13 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	if (!estimate_u(&r))
 		goto oom;
 	t1 = now_seconds();
+	if (run_stopped(&r))
+		goto stopped;
 	if (!generate_pairs(&r))
 		goto oom;
 	t2 = now_seconds();
+	if (run_stopped(&r))
+		goto stopped;
 	if (rep)
 		rep->candidate_pairs = r.npairs;
 	r.pattern = malloc((r.npairs ? r.npairs : 1) * sizeof(*r.pattern));
@@ -3609,12 +3636,15 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 #pragma omp parallel for num_threads(r.nthreads) schedule(dynamic, 4096)
 	for (size_t k = 0; k < r.npairs; k++)
 	{
-		double tf;
+		double tf = 0.0;
 
-		r.pattern[k] = compare_pair(&r, pair_a(r.pair[k]), pair_b(r.pair[k]), &tf);
+		r.pattern[k] =
+		    run_stopped(&r) ? 0 : compare_pair(&r, pair_a(r.pair[k]), pair_b(r.pair[k]), &tf);
 		r.weight[k] = (float) tf;
 	}
 	t3 = now_seconds();
+	if (run_stopped(&r))
+		goto stopped;
 	if (!estimate_m(&r))
 		goto oom;
 	for (int f = 0; f < c->nfields; f++)
@@ -3654,9 +3684,13 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	    !propagate_optouts(&r, uf, optout_w))
 		goto oom;
 	t5 = now_seconds();
+	if (run_stopped(&r))
+		goto stopped;
 	if (!resolve_clusters(&r, uf, best))
 		goto oom;
 	t6 = now_seconds();
+	if (run_stopped(&r))
+		goto stopped;
 
 	if (rep)
 	{
@@ -3687,6 +3721,10 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	goto done;
 oom:
 	error_set(err, EXIT_INTERNAL, "out of memory in de-duplication");
+	goto done;
+stopped:
+	/* the batch's verdicts may be half-marked: the run must not use them */
+	error_set(err, EXIT_INTERRUPTED, "interrupted during stage \"dedupe\"");
 done:
 	unionfind_free(uf);
 	free(best);
@@ -3699,8 +3737,8 @@ dedupe_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, 
 {
 	struct dedupe_report rep;
 
-	if (!dedupe_run(b, rs->dedupe, rs->normalize ? rs->normalize->translit : NULL, rs->threads,
-	                &rep, err))
+	if (!dedupe_run_traced(b, rs->dedupe, rs->normalize ? rs->normalize->translit : NULL,
+	                       rs->threads, &rep, NULL, NULL, st->stop, err))
 		return false;
 	stage_count(st, "candidate_pairs", rep.candidate_pairs);
 	stage_count(st, "matches", rep.matches);

@@ -1494,7 +1494,7 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 			int64_t s;
 			int best;
 
-			if (ev == NULL || b->verdict[i] != VERDICT_KEPT)
+			if (ev == NULL || b->verdict[i] != VERDICT_KEPT || stage_stopped(st))
 				continue;
 			best = score_lead(ev, i, &s, &lerr);
 			if (best < 0)
@@ -1532,6 +1532,12 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 			return oom(err);
 		*err = fail_err;
 		return false;
+	}
+	if (stage_stopped(st))
+	{
+		free(per_persona);
+		free(excl);
+		return stage_interrupted(st, err);
 	}
 
 	/* verdicts, serially: nurture reasons are shared per score value */

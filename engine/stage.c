@@ -1,6 +1,6 @@
 /*
  * stage.c
- *    Per-stage counters.
+ *    Per-stage counters, and the stop request a stage's long loops ask.
  *
  * Counters are few (a handful of rules per stage), so a linear search by
  * name is the simplest correct structure.  Names are borrowed.
@@ -31,4 +31,17 @@ stage_count(struct stage_stats *st, const char *name, size_t n)
 	st->counters[k].name = name;
 	st->counters[k].value = n;
 	st->ncounters++;
+}
+
+bool
+stage_stopped(const struct stage_stats *st)
+{
+	return st != NULL && st->stop != NULL && st->stop();
+}
+
+bool
+stage_interrupted(const struct stage_stats *st, struct error *err)
+{
+	return error_set(err, EXIT_INTERRUPTED, "interrupted during stage \"%s\"",
+	                 st && st->name ? st->name : "?");
 }

@@ -116,6 +116,31 @@ DETAIL:  a detail line
 HINT:  a hint line
 WARNING:  this source is deprecated' "text: PostgreSQL's wording"
 
+# SIGTERM while the engine computes: the stage in progress sees it and gives up; exit 7,
+# nothing written, the run lock released
+got=""
+for attempt in 1 2 3 4 5; do
+	before=$(state)
+	"$REFINERY" run -c "$tmp/rules.ini" >"$tmp/term.out" 2>"$tmp/term.err" &
+	pid=$!
+	if stop_in_compute $pid; then
+		kill -TERM $pid
+		kill -CONT $pid
+		wait $pid; rc=$?
+		got=yes
+		break
+	fi
+	wait $pid
+	pg_wait_no_engine
+done
+is "$got" yes "SIGTERM: the engine was caught computing"
+is "$rc" 7 "SIGTERM during the stages exits with the interrupted code"
+like "$(cat "$tmp/term.err")" 'error: interrupted' "and says it was interrupted"
+is "$(state)" "$before" "SIGTERM: nothing was written"
+pg_wait_no_engine
+is "$(pq -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1380271689")" 0 \
+	"SIGTERM: the run lock is released"
+
 # the summary lost: the run committed, so exit 0 with a warning; never a death by
 # SIGPIPE after the commit, never a silent success
 runs() { pq -c "SELECT count(*) FROM refinery.runs WHERE status = 'committed'"; }
