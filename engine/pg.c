@@ -11,9 +11,10 @@
  * Every connection gets a notice receiver that passes what the server says
  * outside a result (NOTICE, WARNING, and the FATAL of a session ended while
  * idle) to log.c, so that --log-format=json holds for them too.  A failed
- * statement counts as a lost connection when libpq has given the connection
- * up, or when the server ended the session (severity FATAL or PANIC, or a
- * shutdown or connection SQLSTATE), whichever statement it was.
+ * statement counts as a lost connection, whichever statement it was, when
+ * libpq has given the connection up, when an error of libpq's own is
+ * followed by a connection that proves dead when read, or when the server
+ * ended the session (FATAL or PANIC, a shutdown or connection SQLSTATE).
  */
 #include "config.h"
 
