@@ -48,10 +48,11 @@ proc_state() {
 
 # stop_in_compute PID: stop the engine (SIGSTOP) at a moment when its session is idle
 # after the stats query, the last statement before the stages: the engine is then
-# computing (or about to send BEGIN).  Fails when the engine ended first.
+# computing (or about to send BEGIN).  Fails when the engine ended first (or after
+# $PG_WAIT_SECONDS, a bound against a hang, not a timing assumption).
 stop_in_compute() {
-	local pid=$1 s
-	while :; do
+	local pid=$1 s deadline=$((SECONDS + ${PG_WAIT_SECONDS:-600}))
+	while [ $SECONDS -lt $deadline ]; do
 		s=$(proc_state "$pid")
 		[ -z "$s" ] || [ "$s" = Z ] && return 1
 		kill -STOP "$pid" 2>/dev/null || return 1
@@ -59,6 +60,7 @@ stop_in_compute() {
 		            AND state = 'idle' AND query LIKE '%FROM crm.rep_source_stats%'")" = 1 ] && return 0
 		kill -CONT "$pid"
 	done
+	return 1
 }
 
 # F11: the server stopped (immediate) while the engine computes, between statements
