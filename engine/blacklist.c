@@ -1460,7 +1460,7 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 
 #pragma omp atomic read
 			stop = err_row;
-			if (s == NULL || i > stop)
+			if (s == NULL || i > stop || stage_stopped(st))
 				continue;
 			for (int k = 0; k < nr; k++)
 			{
@@ -1535,6 +1535,11 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 	if (oom || fails.oom)
 	{
 		error_set(err, EXIT_INTERNAL, "out of memory");
+		goto out;
+	}
+	if (stage_stopped(st))
+	{
+		stage_interrupted(st, err);
 		goto out;
 	}
 	if (err_row != SIZE_MAX)

@@ -366,8 +366,11 @@ out:
 	{
 		char msg[sizeof(err->msg)];
 
+		/* a stage that saw the request says so itself; what else it caused is named */
 		snprintf(msg, sizeof(msg), "%s", err->msg);
-		error_set(err, EXIT_INTERRUPTED, "interrupted: %s", msg);
+		if (strncmp(msg, "interrupted", 11) != 0)
+			error_set(err, EXIT_INTERRUPTED, "interrupted: %s", msg);
+		err->code = EXIT_INTERRUPTED;
 		error_detail(err, "The run was rolled back; the database is as it was.");
 	}
 	batch_free(b);

@@ -41,6 +41,7 @@
 #include "config.h"
 
 #include "dedupe_int.h"
+#include "fault.h"
 
 /* ------------------------------------------------------------------ */
 /* The state of one run                                                */
@@ -762,6 +763,10 @@ resolve_clusters(struct run *r, struct unionfind *uf, const uint32_t *best)
 		bool kept = false;
 		int64_t cid;
 
+		/* asked to stop: leave the rest; the caller sees the request and gives up */
+		if (p % 4096 == 0 && run_stopped(r))
+			break;
+
 		/* each cluster once, from its root (its smallest participant) */
 		if (unionfind_find(uf, (uint32_t) p) != p || uf->size[p] < 2)
 			continue;
@@ -841,13 +846,13 @@ bool
 dedupe_run(struct batch *b, const struct dedupe_config *c, const struct name_translit *translit,
            int threads, struct dedupe_report *rep, struct error *err)
 {
-	return dedupe_run_traced(b, c, translit, threads, rep, NULL, NULL, err);
+	return dedupe_run_traced(b, c, translit, threads, rep, NULL, NULL, NULL, err);
 }
 
 bool
 dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
                   const struct name_translit *translit, int threads, struct dedupe_report *rep,
-                  dedupe_trace_fn trace, void *arg, struct error *err)
+                  dedupe_trace_fn trace, void *arg, bool (*stop)(void), struct error *err)
 {
 	struct run r;
 	int cols[DEDUPE_MAX_FIELDS][DEDUPE_MAX_COLUMNS];
@@ -866,6 +871,7 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	r.c = c;
 	r.rep = rep;
 	r.translit = translit;
+	r.stop = stop;
 #ifdef _OPENMP
 	r.nthreads = threads > 0 ? threads : omp_get_max_threads();
 #else
@@ -959,9 +965,12 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	t0 = now_seconds();
 #pragma omp parallel for num_threads(r.nthreads) schedule(static)
 	for (size_t p = 0; p < r.np; p++)
-		prepare_row(&r, (const int(*)[DEDUPE_MAX_COLUMNS]) cols, p);
+		if (!run_stopped(&r))
+			prepare_row(&r, (const int(*)[DEDUPE_MAX_COLUMNS]) cols, p);
 	if (r.oom)
 		goto oom;
+	if (run_stopped(&r))
+		goto stopped;
 	for (int f = 0; f < c->nfields; f++)
 	{
 		struct fdata *d = &r.fd[f];
@@ -984,9 +993,13 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	if (!dd_estimate_u(&r))
 		goto oom;
 	t1 = now_seconds();
+	if (run_stopped(&r))
+		goto stopped;
 	if (!dd_generate_pairs(&r))
 		goto oom;
 	t2 = now_seconds();
+	if (run_stopped(&r))
+		goto stopped;
 	if (rep)
 		rep->candidate_pairs = r.npairs;
 	r.pattern = malloc((r.npairs ? r.npairs : 1) * sizeof(*r.pattern));
@@ -996,12 +1009,15 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 #pragma omp parallel for num_threads(r.nthreads) schedule(dynamic, 4096)
 	for (size_t k = 0; k < r.npairs; k++)
 	{
-		double tf;
+		double tf = 0.0;
 
-		r.pattern[k] = dd_compare_pair(&r, pair_a(r.pair[k]), pair_b(r.pair[k]), &tf);
+		r.pattern[k] =
+		    run_stopped(&r) ? 0 : dd_compare_pair(&r, pair_a(r.pair[k]), pair_b(r.pair[k]), &tf);
 		r.weight[k] = (float) tf;
 	}
 	t3 = now_seconds();
+	if (run_stopped(&r))
+		goto stopped;
 	if (!dd_estimate_m(&r))
 		goto oom;
 	for (int f = 0; f < c->nfields; f++)
@@ -1041,9 +1057,13 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	    !propagate_optouts(&r, uf, optout_w))
 		goto oom;
 	t5 = now_seconds();
+	if (run_stopped(&r))
+		goto stopped;
 	if (!resolve_clusters(&r, uf, best))
 		goto oom;
 	t6 = now_seconds();
+	if (run_stopped(&r))
+		goto stopped;
 
 	if (rep)
 	{
@@ -1074,6 +1094,10 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	goto done;
 oom:
 	error_set(err, EXIT_INTERNAL, "out of memory in de-duplication");
+	goto done;
+stopped:
+	/* the batch's verdicts may be half-marked: the run must not use them */
+	error_set(err, EXIT_INTERRUPTED, "interrupted during stage \"dedupe\"");
 done:
 	unionfind_free(uf);
 	free(best);
@@ -1086,8 +1110,9 @@ dedupe_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, 
 {
 	struct dedupe_report rep;
 
-	if (!dedupe_run(b, rs->dedupe, rs->normalize ? rs->normalize->translit : NULL, rs->threads,
-	                &rep, err))
+	FAULT("dedupe");
+	if (!dedupe_run_traced(b, rs->dedupe, rs->normalize ? rs->normalize->translit : NULL,
+	                       rs->threads, &rep, NULL, NULL, st->stop, err))
 		return false;
 	stage_count(st, "candidate_pairs", rep.candidate_pairs);
 	stage_count(st, "matches", rep.matches);

@@ -187,12 +187,15 @@ bool dedupe_run(struct batch *b, const struct dedupe_config *c,
  * the weights are known) with the two batch rows, the pattern of levels
  * (three bits per field, 7 = missing), the weight in bits and whether a
  * veto holds.  For diagnostics and measurements; `trace` may be NULL.
+ * `stop` (may be NULL; once true it stays true) is asked per row and pair
+ * of the long loops and between the phases: when it is true the run gives
+ * up with EXIT_INTERRUPTED, leaving the batch's verdicts half-marked.
  */
 typedef void (*dedupe_trace_fn)(void *arg, size_t row_a, size_t row_b, uint32_t pattern,
                                 double weight, bool vetoed);
 bool dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
                        const struct name_translit *translit, int threads, struct dedupe_report *rep,
-                       dedupe_trace_fn trace, void *arg, struct error *err);
+                       dedupe_trace_fn trace, void *arg, bool (*stop)(void), struct error *err);
 
 /* The name of level `level` of a comparator ("exact", "strong", ...); NULL if none. */
 const char *dedupe_level_name(enum dedupe_comparator cmp, int level);

@@ -379,6 +379,9 @@ dd_generate_pairs(struct run *r)
 		uint32_t *val;
 		size_t total = 0;
 
+		/* asked to stop: no more blocks; the caller sees the request and gives up */
+		if (run_stopped(r))
+			break;
 #pragma omp parallel for num_threads(r->nthreads) schedule(static)
 		for (size_t p = 0; p < np; p++)
 		{

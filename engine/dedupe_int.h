@@ -128,6 +128,7 @@ struct run
 	const struct name_translit *translit;         /* the normaliser's table; may be NULL */
 	struct alias_table *alias[DEDUPE_MAX_FIELDS]; /* nicknames of name fields */
 	bool oom;                                     /* set by any thread that ran out of memory */
+	bool (*stop)(void);                           /* the run's stop request; may be NULL */
 
 	double m[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS];
 	double u[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS];
@@ -152,6 +153,17 @@ struct run
 	uint32_t *pattern; /* PATTERN_BITS per field, LEVEL_MISSING when missing */
 	float *weight;     /* first the term-frequency adjustment, then the weight */
 };
+
+/*
+ * Has the run been asked to stop?  Asked per row or pair in the long
+ * parallel loops (which then skip their remaining iterations), per cluster
+ * chunk in the serial ones, and between the phases, which then give up.
+ */
+static inline bool
+run_stopped(const struct run *r)
+{
+	return r->stop != NULL && r->stop();
+}
 
 static inline unsigned
 pattern_level(uint32_t pat, int f)

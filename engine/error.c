@@ -26,6 +26,7 @@ error_set(struct error *err, enum exit_code code, const char *fmt, ...)
 	va_end(ap);
 	err->detail[0] = '\0';
 	err->hint[0] = '\0';
+	err->sqlstate[0] = '\0';
 	return false;
 }
 
@@ -61,5 +62,5 @@ error_clear(struct error *err)
 	if (err == NULL)
 		return;
 	err->code = EXIT_OK;
-	err->msg[0] = err->detail[0] = err->hint[0] = '\0';
+	err->msg[0] = err->detail[0] = err->hint[0] = err->sqlstate[0] = '\0';
 }

@@ -32,9 +32,10 @@ struct error
 	char msg[1024];
 	char detail[1024];
 	char hint[512];
+	char sqlstate[6]; /* the server's SQLSTATE when a statement failed, else "" */
 };
 
-/* Set code and message (printf-style); clears detail and hint. Returns false. */
+/* Set code and message (printf-style); clears detail, hint and sqlstate. Returns false. */
 bool error_set(struct error *err, enum exit_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Add a detail or a hint line to an error already set. Return false. */

@@ -9,7 +9,8 @@
  *    <gate> exists or a stop signal arrives, so a test can stop the server or
  *    signal the engine at a known moment and let it go on when it chooses,
  *    whatever the load of the machine.  Points: "pull" (after 1000 rows),
- *    "compute" (side data read, before the first stage), "write" (half-way
+ *    "compute" (side data read, before the first stage), "dedupe" (the
+ *    dedupe stage begins, its stop checks ahead), "write" (half-way
  *    through the result COPY), "commit" (COMMIT sent), "outfile" (a
  *    file's temporary copy written and synced, not yet renamed).
  */

@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
@@ -15,7 +16,8 @@ bool log_json = false;
 bool log_quiet = false;
 
 static void
-json_line(const char *level, const char *msg, const char *detail, const char *hint, int code)
+json_line(const char *level, const char *msg, const char *detail, const char *hint,
+          const char *sqlstate, int code)
 {
 	struct strbuf sb;
 	char ts[40];
@@ -39,6 +41,11 @@ json_line(const char *level, const char *msg, const char *detail, const char *hi
 		sb_puts(&sb, ", \"hint\": ");
 		sb_json_str(&sb, hint);
 	}
+	if (sqlstate && *sqlstate)
+	{
+		sb_puts(&sb, ", \"sqlstate\": ");
+		sb_json_str(&sb, sqlstate);
+	}
 	if (code)
 		sb_printf(&sb, ", \"exit_code\": %d", code);
 	sb_puts(&sb, "}\n");
@@ -52,7 +59,7 @@ log_error(const struct error *err)
 {
 	if (log_json)
 	{
-		json_line("error", err->msg, err->detail, err->hint, (int) err->code);
+		json_line("error", err->msg, err->detail, err->hint, err->sqlstate, (int) err->code);
 		return;
 	}
 	fprintf(stderr, "refinery: error: %s\n", err->msg);
@@ -69,7 +76,7 @@ vlog(const char *level, const char *fmt, va_list ap)
 
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	if (log_json)
-		json_line(level, buf, NULL, NULL, 0);
+		json_line(level, buf, NULL, NULL, NULL, 0);
 	else
 		fprintf(stderr, "refinery: %s: %s\n", level, buf);
 }
@@ -92,4 +99,30 @@ log_info(const char *fmt, ...)
 	va_start(ap, fmt);
 	vlog("info", fmt, ap);
 	va_end(ap);
+}
+
+void
+log_server(const char *severity, const char *sqlstate, const char *msg, const char *detail,
+           const char *hint)
+{
+	char level[16];
+	size_t k = 0;
+
+	if (severity == NULL || *severity == '\0')
+		severity = "NOTICE";
+	if (msg == NULL)
+		msg = "";
+	if (log_json)
+	{
+		for (; severity[k] && k < sizeof(level) - 1; k++)
+			level[k] = (char) tolower((unsigned char) severity[k]);
+		level[k] = '\0';
+		json_line(level, msg, detail, hint, sqlstate, 0);
+		return;
+	}
+	fprintf(stderr, "%s:  %s\n", severity, msg);
+	if (detail && *detail)
+		fprintf(stderr, "DETAIL:  %s\n", detail);
+	if (hint && *hint)
+		fprintf(stderr, "HINT:  %s\n", hint);
 }

@@ -4,7 +4,10 @@
  *    text in PostgreSQL's wording or as one JSON object per line.
  *
  * Only main.c and the command files (cmd_*.c) call these; modules return
- * struct error instead.  Nothing here ever prints a conninfo.
+ * struct error instead.  The one exception is pg.c's notice receiver, which
+ * hands every NOTICE or WARNING the server sends to log_server(), so that
+ * they too come out in the chosen format.  Nothing here ever prints a
+ * conninfo.
  */
 #ifndef REFINERY_LOG_H
 #define REFINERY_LOG_H
@@ -19,5 +22,15 @@ extern bool log_quiet; /* -q: no summary line */
 void log_error(const struct error *err);
 void log_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * A message the server sent (a notice): `severity` is its non-localised
+ * severity ("NOTICE", "WARNING", ...); any of sqlstate, detail and hint may
+ * be NULL.  Text mode prints it as libpq and psql do ("NOTICE:  ..." with
+ * DETAIL: and HINT: lines); JSON mode as one object whose level is the
+ * severity in lower case.
+ */
+void log_server(const char *severity, const char *sqlstate, const char *msg, const char *detail,
+                const char *hint);
 
 #endif /* REFINERY_LOG_H */

@@ -7,12 +7,16 @@
  * database name, a conninfo string or a URI; -h -p -U -w -W; the PG*
  * variables, ~/.pgpass and service files work because libpq reads them).
  * A password written into -d is wiped from the argument vector once copied,
- * so it does not stay visible in the process list.
+ * so it does not stay visible in the process list.  SIGPIPE is ignored: a
+ * reader that went away shows as a failed write of standard output, checked
+ * once at the end (close_stdout), never as a death by signal after a commit.
  */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,12 +298,55 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 	return EXIT_OK;
 }
 
+/*
+ * Flush and close standard output, and say so when anything written to it
+ * was lost (a closed pipe, a full disk).  For the commands whose standard
+ * output is only a summary line the work is done -- a run is committed by
+ * then -- so it is a warning and the command's own status stands; for the
+ * others standard output is the result, so it is an error.
+ */
+static int
+close_stdout(const char *command, int rc)
+{
+	static const char *const summary_only[] = {"run", "init-db", "check-rules", "import", NULL};
+	bool lost, summary = false;
+	int saved;
+
+	errno = 0;
+	lost = fflush(stdout) != 0 || ferror(stdout);
+	saved = errno;
+	if (fclose(stdout) != 0 && !lost)
+	{
+		lost = true;
+		saved = errno;
+	}
+	if (!lost)
+		return rc;
+	for (int k = 0; command && summary_only[k]; k++)
+		summary = summary || strcmp(command, summary_only[k]) == 0;
+	if (summary || rc != EXIT_OK)
+	{
+		log_warning("could not write to standard output: %s; the %s command itself %s",
+		            saved ? strerror(saved) : "write error", command ? command : "refinery",
+		            rc == EXIT_OK ? "succeeded" : "failed");
+		return rc;
+	}
+	{
+		struct error err;
+
+		error_set(&err, EXIT_DATA, "could not write to standard output: %s",
+		          saved ? strerror(saved) : "write error");
+		return fail(&err);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
 	struct cmd_opts o;
 	int rc;
 
+	signal(SIGPIPE, SIG_IGN);
 	memset(&o, 0, sizeof(o));
 	o.files = calloc((size_t) argc + 1, sizeof(char *));
 	if (o.files == NULL)
@@ -307,5 +354,5 @@ main(int argc, char **argv)
 	rc = dispatch(argc, argv, &o);
 	free((void *) o.conn.dbname);
 	free(o.files);
-	return rc;
+	return close_stdout(argc > 1 && argv[1][0] != '-' ? argv[1] : NULL, rc);
 }

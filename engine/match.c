@@ -1403,8 +1403,19 @@ match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 			cost[gi * J + k] = VALUE_SCALE - llround(v * (double) VALUE_SCALE);
 		}
 	}
+	/* a stop request is seen around the flow, the stage's one long step */
+	if (stage_stopped(st))
+	{
+		stage_interrupted(st, err);
+		goto out;
+	}
 	if (!mincost_transport((int) ng, J, supply, cap, cost, uns, &flow, err))
 		goto out;
+	if (stage_stopped(st))
+	{
+		stage_interrupted(st, err);
+		goto out;
+	}
 
 	/*
 	 * Hand out each group: its best leads first, to the reps it is worth

@@ -890,6 +890,10 @@ normalize_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 	{
 		int nw = (int) (nchunks - first < WAVE_CHUNKS ? nchunks - first : WAVE_CHUNKS);
 
+		/* a stop request is seen between waves of chunks */
+		if (stage_stopped(st))
+			break;
+
 		for (int k = 0; k < nw; k++)
 		{
 			chunks[k].lo = (first + (size_t) k) * rows;
@@ -927,6 +931,11 @@ normalize_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 	{
 		free(typo_totals);
 		return oom(err);
+	}
+	if (stage_stopped(st))
+	{
+		free(typo_totals);
+		return stage_interrupted(st, err);
 	}
 	for (int q = 0; q < C__COUNT; q++)
 		if (totals[q] > 0)

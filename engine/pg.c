@@ -7,6 +7,14 @@
  * interrupt flag are the only process-wide state.  libpq's connection
  * errors can quote parts of a malformed conninfo; they are scrubbed of the
  * password (or withheld) before they reach a message.
+ *
+ * Every connection gets a notice receiver that passes what the server says
+ * outside a result (NOTICE, WARNING, and the FATAL of a session ended while
+ * idle) to log.c, so that --log-format=json holds for them too.  A failed
+ * statement counts as a lost connection, whichever statement it was, when
+ * libpq has given the connection up, when an error of libpq's own is
+ * followed by a connection that proves dead when read, or when the server
+ * ended the session (FATAL or PANIC, a shutdown or connection SQLSTATE).
  */
 #include "config.h"
 
@@ -17,6 +25,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "pg.h"
 
 static PGcancel *volatile cancel_handle;
@@ -50,6 +59,18 @@ bool
 pg_interrupted(void)
 {
 	return interrupted != 0;
+}
+
+/* What the server says outside a result goes through the program's logger. */
+static void
+on_notice(void *arg, const PGresult *res)
+{
+	(void) arg;
+	log_server(PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED),
+	           PQresultErrorField(res, PG_DIAG_SQLSTATE),
+	           PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+	           PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
+	           PQresultErrorField(res, PG_DIAG_MESSAGE_HINT));
 }
 
 /* Read a password from the terminal without echo; NULL when there is none. */
@@ -184,6 +205,7 @@ pg_connect(const struct conn_opts *o, struct error *err)
 		}
 		return error_set(err, EXIT_CONNECTION, "could not connect to the database: %s", msg), NULL;
 	}
+	PQsetNoticeReceiver(conn, on_notice, NULL);
 	cancel_handle = PQgetCancel(conn);
 	return conn;
 }
@@ -208,6 +230,29 @@ pg_disconnect(PGconn *conn)
 	PQfinish(conn);
 }
 
+/*
+ * Did the failed statement lose the session?  Whatever the statement was:
+ * libpq gave the connection up; or the error is libpq's own (no SQLSTATE)
+ * and the connection turns out dead when read from -- after the server
+ * died between statements, libpq can fail the next one with "server closed
+ * the connection unexpectedly" and still call the connection OK; or the
+ * server said it ends the session (FATAL or PANIC, a connection exception,
+ * a shutdown or a terminated backend) before libpq read the end of the
+ * stream.
+ */
+static bool
+session_lost(PGconn *conn, const char *state, const char *severity)
+{
+	if (PQstatus(conn) == CONNECTION_BAD)
+		return true;
+	if (state == NULL)
+		return PQconsumeInput(conn) == 0 || PQstatus(conn) == CONNECTION_BAD;
+	if (severity && (strcmp(severity, "FATAL") == 0 || strcmp(severity, "PANIC") == 0))
+		return true;
+	return strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
+	       strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0;
+}
+
 bool
 pg_fail(PGconn *conn, PGresult *res, const char *phase, struct error *err)
 {
@@ -215,6 +260,7 @@ pg_fail(PGconn *conn, PGresult *res, const char *phase, struct error *err)
 	const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
 	const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *severity = res ? PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED) : NULL;
 	char text[700];
 	enum exit_code code = EXIT_DATA;
 
@@ -224,13 +270,13 @@ pg_fail(PGconn *conn, PGresult *res, const char *phase, struct error *err)
 		text[strcspn(text, "\n")] = '\0';
 		msg = text[0] ? text : "unknown error";
 	}
-	if (PQstatus(conn) == CONNECTION_BAD || (state && strncmp(state, "08", 2) == 0) ||
-	    (state && (strcmp(state, "57P01") == 0 || strcmp(state, "57P02") == 0 ||
-	               strcmp(state, "57P03") == 0)))
+	if (session_lost(conn, state, severity))
 		code = EXIT_CONNECTION;
 	if (state && strcmp(state, "57014") == 0 && pg_interrupted())
 		code = EXIT_INTERRUPTED;
 	error_set(err, code, "%s failed: %s", phase, msg);
+	if (state && err)
+		snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);
 	if (detail)
 		error_detail(err, "%s", detail);
 	if (hint)

@@ -117,6 +117,7 @@ pipeline_run_range(struct batch *b, const struct ruleset *rs, struct pipeline_re
 			                 stages[k].name);
 		if ((st = pipeline_add(pr, stages[k].name)) == NULL)
 			return error_set(err, EXIT_INTERNAL, "too many stages");
+		st->stop = stop;
 		st->rows_in = count_kept(b);
 		t0 = pipeline_clock();
 		if (!stages[k].fn(b, rs, st, err))

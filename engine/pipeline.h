@@ -27,7 +27,9 @@ struct stage_stats *pipeline_add(struct pipeline_result *pr, const char *name);
 
 /*
  * Run every stage in order on `b`.  `stop`, when not NULL, is asked between
- * stages; when it returns true the run stops with EXIT_INTERRUPTED.
+ * stages and, through stage_stopped(), inside their long loops; when it
+ * returns true the run stops with EXIT_INTERRUPTED.  Once true it must stay
+ * true, and it is called from the stages' worker threads too.
  */
 bool pipeline_run(struct batch *b, const struct ruleset *rs, struct pipeline_result *pr,
                   bool (*stop)(void), struct error *err);

@@ -174,6 +174,34 @@ finish(struct batch *b, struct error *err)
 	return pull_sort_by_id(b, err) && batch_finish(b, err);
 }
 
+/*
+ * A lock timeout (55P03) while pulling: say which table could not be
+ * locked, and what to do, instead of the server's bare "canceling statement
+ * due to lock timeout".
+ */
+static void
+lock_failed(const struct source_config *s, struct error *err)
+{
+	char msg[sizeof(err->msg)];
+
+	if (strcmp(err->sqlstate, "55P03") != 0)
+		return;
+	snprintf(msg, sizeof(msg), "%s", err->msg);
+	if (s->kind == SOURCE_TABLE)
+		error_set(err, EXIT_DATA,
+		          "pulling the leads failed: could not lock the source table \"%s\" within %ld ms",
+		          s->table, s->lock_timeout_ms);
+	else
+		error_set(err, EXIT_DATA,
+		          "pulling the leads failed: could not lock a table the source query reads "
+		          "within %ld ms",
+		          s->lock_timeout_ms);
+	snprintf(err->sqlstate, sizeof(err->sqlstate), "55P03");
+	error_detail(err, "%s", msg);
+	error_hint(err, "Another session holds a conflicting lock on it (see pg_locks); run again "
+	                "when it is released, or raise [source] lock_timeout_ms (0 waits forever).");
+}
+
 bool
 pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct error *err)
 {
@@ -215,12 +243,20 @@ pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct
 		sprintf(from, "(\n%s\n) AS src", s->query);
 	}
 
-	/* which columns does the source have? */
+	/* the pull's statements wait so long for a lock on the source, no longer */
 	if ((sql = malloc(strlen(from) + 64)) == NULL)
 		goto oom;
+	sprintf(sql, "SET lock_timeout = %ld", s->lock_timeout_ms);
+	if (!pg_exec(conn, "setting the pull's lock timeout", sql, err))
+		goto out;
+
+	/* which columns does the source have? */
 	sprintf(sql, "SELECT * FROM %s LIMIT 0", from);
 	if ((res = pg_query(conn, "reading the source's columns", sql, 0, NULL, err)) == NULL)
+	{
+		lock_failed(s, err);
 		goto out;
+	}
 	if ((have = calloc((size_t) PQnfields(res) + 1, sizeof(char *))) == NULL)
 		goto oom;
 	for (int k = 0; k < PQnfields(res); k++)
@@ -271,6 +307,7 @@ pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct
 	if (PQresultStatus(res) != PGRES_COPY_OUT)
 	{
 		pg_fail(conn, res, "pulling the leads", err);
+		lock_failed(s, err);
 		goto out;
 	}
 	PQclear(res);
@@ -324,6 +361,9 @@ pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct
 	/* drain: there must be nothing more */
 	while ((res = PQgetResult(conn)) != NULL)
 		PQclear(res);
+	/* what runs after the pull waits as the session would */
+	if (!pg_exec(conn, "setting the pull's lock timeout", "RESET lock_timeout", err))
+		goto out;
 	if (!finish(b, err))
 		goto out;
 	*out = b;

@@ -17,7 +17,10 @@
  * Stream the configured table or query with COPY ... TO STDOUT into a new
  * batch (*out, owned by the caller), parsing each row as it arrives.  The
  * final result's status and row count are checked against the rows
- * received: a short stream is an error, never a short result.
+ * received: a short stream is an error, never a short result.  The pull's
+ * statements wait at most [source] lock_timeout_ms for a lock on the source
+ * (a session that holds it in ACCESS EXCLUSIVE mode, an ALTER TABLE): a
+ * timeout is EXIT_DATA naming the table.
  */
 bool pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct error *err);
 

@@ -379,7 +379,9 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 			                 rules_where(r, "source", "csv_delimiter"), v);
 	}
 	if (!rules_get_bool(r, "source", "csv_trim", false, &c->csv_trim, err) ||
-	    !rules_get_bool(r, "source", "csv_unguard", false, &c->csv_unguard, err))
+	    !rules_get_bool(r, "source", "csv_unguard", false, &c->csv_unguard, err) ||
+	    !rules_get_int(r, "source", "lock_timeout_ms", 60000, 0, 86400000, &c->lock_timeout_ms,
+	                   err))
 		return false;
 	v = rules_get(r, "source", "timezone");
 	c->timezone = strdup(v && *v ? v : "UTC");

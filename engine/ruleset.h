@@ -32,10 +32,11 @@ struct source_config
 	long csv_max_field; /* bytes */
 	long csv_max_rejects;
 	char csv_delimiter;
-	bool csv_trim;    /* drop blanks around unquoted fields */
-	bool csv_unguard; /* remove the export's formula guard */
-	char *timezone;   /* session TimeZone while pulling */
-	char *now;        /* "clock", "auto" or a timestamp */
+	bool csv_trim;        /* drop blanks around unquoted fields */
+	bool csv_unguard;     /* remove the export's formula guard */
+	char *timezone;       /* session TimeZone while pulling */
+	char *now;            /* "clock", "auto" or a timestamp */
+	long lock_timeout_ms; /* the pull's lock_timeout; 0 = wait forever */
 	/* the source column of every field, NULL = not mapped */
 	char *column[FIELD__COUNT];
 	bool column_explicit[FIELD__COUNT]; /* set in the rules, not a default */

@@ -1558,7 +1558,7 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 			int64_t s;
 			int best;
 
-			if (ev == NULL || b->verdict[i] != VERDICT_KEPT)
+			if (ev == NULL || b->verdict[i] != VERDICT_KEPT || stage_stopped(st))
 				continue;
 			best = score_lead(ev, i, &s, &lerr);
 			if (best < 0 && ev->limit_failed)
@@ -1601,6 +1601,15 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 			regex_fail_merge(&fails, &ev->fails);
 		}
 		score_eval_free(ev);
+	}
+	if (stage_stopped(st) && !nomem && !fails.oom)
+	{
+		/* the leads not scored would count as failing no rule: no verdict from a part */
+		regex_fail_log_free(&fails);
+		free(applied);
+		free(per_persona);
+		free(excl);
+		return stage_interrupted(st, err);
 	}
 	if (nomem || fails.oom || fail_row != SIZE_MAX ||
 	    !regex_fail_finish(&fails, b, applied, nrx, st, err))

@@ -1,6 +1,6 @@
 /*
  * stage.c
- *    Per-stage counters.
+ *    Per-stage counters, and the stop request a stage's long loops ask.
  *
  * Counters are few (a handful of rules per stage), so a linear search by
  * name is the simplest correct structure.  Names are borrowed.
@@ -42,4 +42,17 @@ stage_counter(const struct stage_stats *st, const char *name)
 		if (strcmp(st->counters[k].name, name) == 0)
 			return st->counters[k].value;
 	return 0;
+}
+
+bool
+stage_stopped(const struct stage_stats *st)
+{
+	return st != NULL && st->stop != NULL && st->stop();
+}
+
+bool
+stage_interrupted(const struct stage_stats *st, struct error *err)
+{
+	return error_set(err, EXIT_INTERRUPTED, "interrupted during stage \"%s\"",
+	                 st && st->name ? st->name : "?");
 }

@@ -9,7 +9,12 @@
  * It marks verdicts and fills result columns of `b`, returns false and fills
  * `err` on failure, and never prints or exits.  pipeline.c times it and
  * counts the kept rows before and after; a stage may add its own counters
- * to `st` (e.g. per rule).  Each module parses its own sections of the rule
+ * to `st` (e.g. per rule).  A stage whose work grows with the batch asks
+ * stage_stopped(st) once per row or chunk of its long loops and, once it is
+ * true, skips the rest of the work (a parallel loop cannot break: its
+ * remaining iterations return at once) and returns stage_interrupted(), so
+ * a stop request is seen within a bounded amount of work, not at the end of
+ * the stage.  Each module parses its own sections of the rule
  * files into its config with x_config_load(), called once by ruleset_load();
  * the ruleset owns the configs and outlives the batch.
  */
@@ -58,9 +63,11 @@ struct ruleset
 
 struct stage_stats
 {
-	const char *name; /* the stage's name, set by the pipeline */
-	size_t rows_in;   /* kept rows before the stage */
-	size_t rows_out;  /* kept rows after */
+	const char *name;   /* the stage's name, set by the pipeline */
+	bool (*stop)(void); /* set by the pipeline, may be NULL: true = stop now; once
+	                     * true it stays true; safe to call from any thread */
+	size_t rows_in;     /* kept rows before the stage */
+	size_t rows_out;    /* kept rows after */
 	double seconds;
 	int ncounters;
 	struct
@@ -74,6 +81,12 @@ struct stage_stats
 void stage_count(struct stage_stats *st, const char *name, size_t n);
 /* The value of the counter called `name`; 0 when there is none. */
 size_t stage_counter(const struct stage_stats *st, const char *name);
+
+/* Has the run been asked to stop?  Cheap (one flag read); false when st->stop is NULL. */
+bool stage_stopped(const struct stage_stats *st);
+
+/* Fill err with "interrupted during stage ..." (EXIT_INTERRUPTED). Returns false. */
+bool stage_interrupted(const struct stage_stats *st, struct error *err);
 
 typedef bool (*stage_fn)(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
                          struct error *err);

@@ -121,4 +121,27 @@ err=$("$REFINERY" init-db -d 'postgresql://alice:SeCrEt@[::1/db' 2>&1)
 unlike "$err" 'SeCrEt' "nor that of a URI with a broken host"
 err=$("$REFINERY" init-db -d 'host=127.0.0.1 port=1 connect_timeout=1 password=SeCrEt sslmode=bogus' 2>&1)
 unlike "$err" 'SeCrEt' "nor that of a conninfo string with a bad option"
+# standard output lost (a full device, a reader gone): never a silent success, never a
+# death by SIGPIPE
+if [ -w /dev/full ]; then
+	err=$("$REFINERY" check-rules "$tmp/ok.ini" 2>&1 >/dev/full); rc=$?
+	is "$rc" 0 "check-rules onto a full device: its own status"
+	like "$err" 'warning: could not write to standard output: No space left on device' \
+		"and a warning that the line was lost"
+	err=$("$REFINERY" --help 2>&1 >/dev/full); rc=$?
+	is "$rc" 5 "--help onto a full device fails"
+	like "$err" 'error: could not write to standard output' "and says why"
+else
+	skip 4 "no writable /dev/full"
+fi
+# a pipe whose reader is gone before the program writes: a FIFO opened read-write, a
+# writer opened, then the only reader closed
+mkfifo "$tmp/gone"
+exec {rw}<>"$tmp/gone"
+exec {w}>"$tmp/gone"
+exec {rw}>&-
+err=$("$REFINERY" check-rules "$tmp/ok.ini" 2>&1 >&$w); rc=$?
+exec {w}>&-
+is "$rc" 0 "check-rules into a closed pipe: no death by SIGPIPE"
+like "$err" 'could not write to standard output: Broken pipe' "and a warning that the line was lost"
 done_testing

@@ -338,7 +338,7 @@ main(int argc, char **argv)
 		if (k == 0 && getenv("BENCH_PAIRS"))
 			tc.fp = fopen(getenv("BENCH_PAIRS"), "w");
 		if (!dedupe_run_traced(b, c, real_rs ? real_rs->normalize->translit : tl, threads[k], &rep,
-		                       tc.fp ? trace_pair : NULL, &tc, &err))
+		                       tc.fp ? trace_pair : NULL, &tc, NULL, &err))
 		{
 			fprintf(stderr, "dedupe: %s\n", err.msg);
 			return 1;

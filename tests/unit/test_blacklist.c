@@ -240,6 +240,12 @@ test_config_errors(void)
 
 /* ---------------------------------------------------------- stage basics */
 
+static bool
+always_stop(void)
+{
+	return true;
+}
+
 static void
 test_stage_basics(void)
 {
@@ -297,6 +303,22 @@ test_stage_basics(void)
 	is_str(b->rule_id[1], "unparsable", "and its rule");
 	is_int(b->optout[1], 1, "but its opt-out is recorded");
 	is_int(b->optout[0], 1, "person-level note on a removed lead recorded too");
+	batch_free(b);
+
+	/* a stop request is seen inside the stage: it fails naming itself, marking no lead */
+	b = batch_of(rows, 5);
+	{
+		struct ruleset rs = {0};
+
+		rs.blacklist = c;
+		memset(&st, 0, sizeof(st));
+		st.name = "blacklist";
+		st.stop = always_stop;
+		ok(!blacklist_stage(b, &rs, &st, &err) && err.code == EXIT_INTERRUPTED,
+		   "a stop request stops the stage (%s)", err.msg);
+		is_int(b->verdict[0] == VERDICT_KEPT && b->verdict[1] == VERDICT_KEPT, 1,
+		       "and no lead was marked");
+	}
 	batch_free(b);
 	blacklist_config_free(c);
 }

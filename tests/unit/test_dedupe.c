@@ -704,6 +704,75 @@ test_synthetic(void)
 	remove(path);
 }
 
+/* A stop request that turns true at its stop_after-th question (and stays true). */
+static unsigned long stop_calls, stop_after;
+
+static bool
+stop_at(void)
+{
+	return __atomic_add_fetch(&stop_calls, 1, __ATOMIC_RELAXED) >= stop_after;
+}
+
+/*
+ * A stop request is seen inside the stage, not at its end: asked per row,
+ * a request that comes during the first phase ends the run before any pair
+ * is formed.  Unasked, the run is what it is without the question.
+ */
+static void
+test_stop(void)
+{
+	const char *path = "test_dedupe_stop.csv";
+	struct error err = {0};
+	struct rules *r;
+	struct dedupe_config *c = config_with(NULL, &err, &r);
+	struct batch *b0, *b;
+	struct dedupe_report rep;
+	char *o0, *o;
+	bool ran;
+
+	write_synthetic(path, 3000);
+	b0 = harness_load_csv(path, NULL, 0, NULL, 0, &err);
+	b = harness_load_csv(path, NULL, 0, NULL, 0, &err);
+	if (c == NULL || b0 == NULL || b == NULL)
+	{
+		ok(false, "stop: leads load (%s)", err.msg);
+		goto out;
+	}
+	harness_normalize(b0);
+	harness_normalize(b);
+	ok(dedupe_run(b0, c, translit, 2, NULL, &err), "stop: a run without a stop request");
+	o0 = outputs(b0);
+
+	stop_calls = 0;
+	stop_after = (unsigned long) -1;
+	ok(dedupe_run_traced(b, c, translit, 2, &rep, NULL, NULL, stop_at, &err),
+	   "stop: a request that never comes changes nothing");
+	ok(stop_calls > b->n, "stop: the request is asked per row and pair (%lu times for %zu rows)",
+	   stop_calls, b->n);
+	o = outputs(b);
+	is_str(o, o0, "stop: the same result as without the question");
+	free(o);
+	batch_free(b);
+
+	b = harness_load_csv(path, NULL, 0, NULL, 0, &err);
+	harness_normalize(b);
+	stop_calls = 0;
+	stop_after = 100;
+	error_clear(&err);
+	ran = dedupe_run_traced(b, c, translit, 2, &rep, NULL, NULL, stop_at, &err);
+	ok(!ran, "stop: a request in the first phase stops the run");
+	is_int(err.code, EXIT_INTERRUPTED, "stop: with the interrupted code");
+	is_str(err.msg, "interrupted during stage \"dedupe\"", "stop: naming the stage");
+	is_int(rep.candidate_pairs, 0, "stop: before any pair was formed");
+	free(o0);
+out:
+	batch_free(b0);
+	batch_free(b);
+	dedupe_config_free(c);
+	rules_free(r);
+	remove(path);
+}
+
 /* The stage entry point: the ruleset's config and table, counters in the stats. */
 static void
 test_stage(void)
@@ -734,6 +803,17 @@ test_stage(void)
 			dups = st.counters[k].value;
 	is_int(dups, 2, "dedupe_stage counts two duplicates");
 	batch_free(b);
+
+	/* the pipeline's stop request reaches the stage through its stats */
+	b = c ? load_case(dir, &err) : NULL;
+	memset(&st, 0, sizeof(st));
+	st.name = "dedupe";
+	stop_calls = 0;
+	stop_after = 1;
+	st.stop = stop_at;
+	ok(b != NULL && !dedupe_stage(b, &rs, &st, &err) && err.code == EXIT_INTERRUPTED,
+	   "dedupe_stage stops on the pipeline's request (%s)", err.msg);
+	batch_free(b);
 	dedupe_config_free(c);
 	rules_free(r);
 }
@@ -754,6 +834,7 @@ main(void)
 	test_fixtures();
 	test_stage();
 	test_synthetic();
+	test_stop();
 	name_translit_free(translit);
 	return done_testing();
 }

@@ -558,6 +558,12 @@ exact_share(const struct batch *b, size_t i, int k)
 	return 100.0 * w[k] * pts / top;
 }
 
+static bool
+always_stop(void)
+{
+	return true;
+}
+
 static void
 test_random_rounding(void)
 {
@@ -604,6 +610,24 @@ test_random_rounding(void)
 	is_int(bad_total, 0, "every score is its exact total rounded to 0.01");
 	is_int(bad_range, 0, "scores within 0..100, points non-negative");
 	batch_free(b);
+
+	/* a stop request is seen inside the stage: it fails naming itself, scoring no lead */
+	{
+		size_t scored = 0;
+
+		b = random_batch(20000);
+		memset(&st, 0, sizeof(st));
+		st.name = "score";
+		st.stop = always_stop;
+		error_clear(&err);
+		ok(!score_stage(b, &rs, &st, &err), "a stop request stops the score stage");
+		is_int(err.code, EXIT_INTERRUPTED, "with the interrupted code");
+		is_str(err.msg, "interrupted during stage \"score\"", "naming the stage");
+		for (size_t i = 0; i < b->n; i++)
+			scored += b->persona[i] != NULL;
+		is_int(scored, 0, "and no lead was scored");
+		batch_free(b);
+	}
 	free_rs(&rs);
 
 	/* with personas: the sum still holds exactly, and every lead has a persona */
