@@ -17,8 +17,10 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "embedded.h"
 #include "log.h"
 #include "migrate.h"
+#include "rules.h"
 #include "ruleset.h"
 #include "strbuf.h"
 
@@ -258,18 +260,33 @@ bool
 cmd_prune(const struct cmd_opts *o, struct error *err)
 {
 	struct ruleset *rs = NULL;
+	struct rules *defaults = NULL;
 	PGconn *conn = NULL;
 	char *job = NULL;
-	long keep = o->keep;
+	long keep = o->keep, lock_timeout_ms;
 	int dropped;
 	bool ok = false;
 
 	if (o->nargs > 0)
 		return error_set(err, EXIT_USAGE, "unexpected argument \"%s\"", o->args[0]);
-	if ((rs = ruleset_load(o->files, o->nfiles, err)) == NULL)
-		return false;
-	if (keep <= 0)
-		keep = rs->output->keep_runs;
+	/* rules given: the job, keep_runs and lock_timeout_ms come from them */
+	if (o->nfiles > 0)
+	{
+		if ((rs = ruleset_load(o->files, o->nfiles, err)) == NULL)
+			return false;
+		if (keep <= 0)
+			keep = rs->output->keep_runs;
+		lock_timeout_ms = rs->output->lock_timeout_ms;
+	}
+	else if ((defaults = rules_new()) == NULL ||
+	         !rules_load_string(defaults, "default.ini", embedded_default_ini, err) ||
+	         !rules_get_int(defaults, "output", "lock_timeout_ms", 5000, 0, 86400000,
+	                        &lock_timeout_ms, err))
+	{
+		if (defaults == NULL)
+			error_set(err, EXIT_INTERNAL, "out of memory");
+		goto out;
+	}
 	if (keep <= 0)
 	{
 		error_set(err, EXIT_USAGE,
@@ -279,11 +296,11 @@ cmd_prune(const struct cmd_opts *o, struct error *err)
 	}
 	if ((conn = pg_connect(&o->conn, err)) == NULL || !migrate_check(conn, NULL, err) ||
 	    !cmd_resolve_job(conn,
-	                     o->job          ? o->job
-	                     : o->nfiles > 0 ? rs->job->name
-	                                     : NULL,
+	                     o->job ? o->job
+	                     : rs   ? rs->job->name
+	                            : NULL,
 	                     &job, err) ||
-	    !cmd_apply_retention(conn, job, keep, rs->output->lock_timeout_ms, &dropped, err))
+	    !cmd_apply_retention(conn, job, keep, lock_timeout_ms, &dropped, err))
 		goto out;
 	if (!log_quiet)
 	{
@@ -298,5 +315,6 @@ out:
 	free(job);
 	pg_disconnect(conn);
 	ruleset_free(rs);
+	rules_free(defaults);
 	return ok;
 }
