@@ -422,7 +422,7 @@ cmd_report(const struct cmd_opts *o, struct error *err)
 		int bar_col;
 	} parts[] = {
 	    {"Run",
-	     "SELECT run_id, status, started_at::timestamp(0) AS started_at, "
+	     "SELECT run_id, job, status, started_at::timestamp(0) AS started_at, "
 	     "round(seconds_total::numeric, 2) AS seconds, source_desc AS source, "
 	     "rows_pulled, rows_kept, left(rules_sha256, 12) AS rules "
 	     "FROM refinery.runs WHERE run_id = $1",

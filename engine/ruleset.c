@@ -198,15 +198,17 @@ output_config_load(struct rules *r, struct output_config **out, struct error *er
 	return true;
 }
 
+/* ASCII only, whatever the locale: the same rule as jobs_name_check in sql/004_jobs.sql */
 bool
 ruleset_job_name_ok(const char *name)
 {
+	static const char alnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 	size_t n = strlen(name);
 
-	if (n == 0 || n > 63 || !isalnum((unsigned char) name[0]))
+	if (n == 0 || n > 63 || strchr(alnum, name[0]) == NULL)
 		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char) name[i]) && !strchr("._-", name[i]))
+	for (size_t i = 1; i < n; i++)
+		if (strchr(alnum, name[i]) == NULL && strchr("._-", name[i]) == NULL)
 			return false;
 	return true;
 }

@@ -75,6 +75,13 @@ is "$rc" 5 "a run of another job is not found"
 like "$err" 'there is no committed run 1 of job "default"' "and the message says so"
 "$REFINERY" explain --run 3 "$lead" >/dev/null; rc=$?
 is "$rc" 0 "--run alone names its job"
+out=$("$REFINERY" report --job nightly); rc=$?
+is "$rc" 0 "report --job nightly"
+like "$(printf '%s\n' "$out" | sed -n 4p)" '^ +2 \| nightly +\| committed ' "the report's run table shows run 2 and its job"
+rules preview crm.leads
+"$REFINERY" run -q --dry-run -c "$tmp/preview.ini" >/dev/null 2>&1; rc=$?
+is "$rc/$(pq -c "SELECT count(*) FROM refinery.jobs WHERE name = 'preview'")" "0/0" \
+	"a dry run of a new job leaves no job behind"
 
 # ---- refinery jobs
 out=$("$REFINERY" jobs); rc=$?
