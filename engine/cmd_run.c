@@ -65,11 +65,10 @@ struct lease
 };
 
 static bool
-lock_refused(PGconn *conn, PGresult *res)
+lock_refused(const PGresult *res)
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
-	(void) conn;
 	return state && strcmp(state, "55P03") == 0; /* lock_not_available */
 }
 
@@ -117,7 +116,7 @@ lease_query(PGconn *conn, const struct lease *l, const char *sql, int nparams, P
 	*res = PQexecParams(conn, sql, nparams, NULL, p, NULL, NULL, 0);
 	if (PQresultStatus(*res) == PGRES_TUPLES_OK || PQresultStatus(*res) == PGRES_COMMAND_OK)
 		return true;
-	if (lock_refused(conn, *res))
+	if (lock_refused(*res))
 	{
 		PQclear(*res);
 		*res = NULL;
@@ -158,9 +157,15 @@ lease_take(PGconn *conn, const struct ruleset *rs, struct lease *l, struct error
 	if (!pg_exec(conn, "taking the job's lease", "COMMIT", err))
 		return rollback(conn);
 
-	/* 2: the run's own transaction, holding the row until its COMMIT */
+	/*
+	 * 2: the run's own transaction, holding the row until its COMMIT.  It is
+	 * idle while the stages compute, so a server-wide
+	 * idle_in_transaction_session_timeout must not end it.
+	 */
 	if (!pg_exec(conn, "taking the job's lease", "BEGIN", err) ||
-	    !pg_exec(conn, "taking the job's lease", sql, err))
+	    !pg_exec(conn, "taking the job's lease", sql, err) ||
+	    !pg_exec(conn, "taking the job's lease",
+	             "SET LOCAL idle_in_transaction_session_timeout = 0", err))
 		return rollback(conn);
 	if (!l->recorded)
 	{
