@@ -38,6 +38,9 @@ like "$("$REFINERY" --help)" '^  prune +drop a job' "--help lists the prune comm
 err=$("$REFINERY" report --job 'no spaces' 2>&1); rc=$?
 is "$rc" 2 "an invalid --job is a usage error"
 like "$err" 'invalid job name: "no spaces"' "and names it"
+err=$("$REFINERY" run --job nightly 2>&1); rc=$?
+is "$rc" 2 "run --job is a usage error: the job is in the rules"
+like "$err" 'hint: Set "\[job\]" and "name = nightly" in a rules file' "and says where it goes"
 err=$("$REFINERY" jobs --check 2>&1); rc=$?
 is "$rc/$err" '2/refinery: error: jobs --check needs --max-age=AGE (e.g. 26h)' \
 	"jobs --check without an age is a usage error, before connecting"
