@@ -122,7 +122,7 @@ cmd_apply_retention(PGconn *conn, const char *job, long keep, long lock_timeout_
 		return false;
 	}
 	for (int i = 0; i < PQntuples(res); i++)
-		log_info("job \"%s\": dropped run %s (retention keeps the newest %ld committed runs)", job,
+		log_info("job \"%s\": dropped run %s (retention keeps the newest %ld)", job,
 		         PQgetvalue(res, i, 0), keep);
 	if (dropped)
 		*dropped = PQntuples(res);
