@@ -72,16 +72,20 @@ lock_refused(const PGresult *res)
 	return state && strcmp(state, "55P03") == 0; /* lock_not_available */
 }
 
-/* Fill err with EXIT_LOCKED, naming the holder recorded in the job's row. */
+/*
+ * Fill err with EXIT_LOCKED, naming the holder recorded in the job's row
+ * (unless that is this run itself, which lost a race between its two steps).
+ */
 static bool
 lease_refuse(PGconn *conn, const struct lease *l, struct error *err)
 {
-	const char *p[1] = {l->job};
+	const char *p[3] = {l->job, l->pid, l->host};
 	PGresult *res = PQexecParams(
 	    conn,
 	    "SELECT holder_pid, holder_host, to_char(holder_started_at, 'YYYY-MM-DD HH24:MI:SS TZ') "
-	    "FROM refinery.jobs WHERE name = $1 AND holder_pid IS NOT NULL",
-	    1, NULL, p, NULL, NULL, 0);
+	    "FROM refinery.jobs WHERE name = $1 AND holder_pid IS NOT NULL "
+	    "AND (holder_pid, holder_host) IS DISTINCT FROM ($2::integer, $3)",
+	    3, NULL, p, NULL, NULL, 0);
 
 	error_set(err, EXIT_LOCKED, "another run of job \"%s\" is in progress", l->job);
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
