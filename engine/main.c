@@ -67,7 +67,7 @@ usage(FILE *out)
 	             "      --rep=ID           export only this rep's call list, in call order\n"
 	             "      --html=FILE        report: also write an HTML report with charts\n"
 	             "      --check            jobs: fail (status 5) when a job is overdue\n"
-	             "      --max-age=AGE      jobs --check: newest run older than AGE (26h, 90m, 2d)\n"
+	             "      --max-age=AGE      jobs --check: overdue when its last run is older (26h)\n"
 	             "      --keep=N           prune: keep the newest N committed runs of the job\n"
 	             "\n"
 	             "Import options:\n"
