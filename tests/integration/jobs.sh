@@ -136,8 +136,26 @@ if fault_hooks; then
 	is "$(pq -c "SELECT count(*) FROM refinery.runs")" "$((before + 2))" "two runs were added, no more"
 	is "$(pq -c "SELECT count(*) FROM refinery.jobs WHERE holder_pid IS NOT NULL")" 0 \
 		"committed runs leave no holder behind"
+	# a run stopped by SIGTERM rolls back and clears its record
+	before=$(pq -c "SELECT count(*) FROM refinery.runs")
+	start_stalled nightly gate2
+	kill -TERM $pid
+	wait $pid; rc=$?
+	is "$rc/$(pq -c "SELECT count(*) FROM refinery.jobs WHERE holder_pid IS NOT NULL")" "7/0" \
+		"a run stopped by SIGTERM exits 7 and clears the holder"
+	# a killed run leaves its record, but not the lock: the next run goes ahead
+	start_stalled nightly gate3
+	kill -KILL $pid
+	wait $pid 2>/dev/null
+	pg_wait_no_engine
+	is "$(pq -c "SELECT holder_pid FROM refinery.jobs WHERE name = 'nightly'")" "$pid" \
+		"a killed run's record stays in the row"
+	"$REFINERY" run -q -c "$tmp/nightly.ini"; rc=$?
+	is "$rc" 0 "yet the next run of the job takes the lease: the lock died with the session"
+	is "$(pq -c "SELECT count(*) FROM refinery.runs")/$(pq -c "SELECT count(*) FROM refinery.jobs WHERE holder_pid IS NOT NULL")" \
+		"$((before + 1))/0" "only that run was added, and it cleared the record"
 else
-	skip 9 "refinery was built without --enable-fault-injection"
+	skip 13 "refinery was built without --enable-fault-injection"
 fi
 
 # ---- guards
