@@ -40,6 +40,12 @@ struct cmd_opts
 	const char *forget_phone; /* forget --phone */
 	const char *forget_email; /* forget --email */
 	const char *forget_lead;  /* forget --lead-id */
+	const char *job;          /* --job, NULL = the only job / the rules' [job] name */
+	bool force;               /* run --force: commit whatever the guards say */
+	bool check;               /* jobs --check */
+	long max_age;             /* jobs --max-age, seconds; 0 = not given */
+	const char *max_age_text; /* as given */
+	long keep;                /* prune --keep; 0 = [output] keep_runs */
 };
 
 bool cmd_run(const struct cmd_opts *o, struct error *err);
@@ -51,5 +57,26 @@ bool cmd_report(const struct cmd_opts *o, struct error *err);
 bool cmd_import(const struct cmd_opts *o, struct error *err);
 bool cmd_calibrate(const struct cmd_opts *o, struct error *err);
 bool cmd_forget(const struct cmd_opts *o, struct error *err);
+bool cmd_jobs(const struct cmd_opts *o, struct error *err);
+bool cmd_prune(const struct cmd_opts *o, struct error *err);
+
+/* An age for jobs --max-age: "26h", "90m", "2d", "30s" or seconds; -1 if malformed. */
+long cmd_parse_age(const char *s);
+
+/*
+ * The job a reading command means (cmd_jobs.c): `given` (--job) when it is
+ * a known job, else the only job that has committed runs.  An unknown job,
+ * or several jobs and no --job, is a usage error listing the jobs.  *job is
+ * malloc'd.
+ */
+bool cmd_resolve_job(PGconn *conn, const char *given, char **job, struct error *err);
+
+/*
+ * Retention of one job in a short transaction of its own: keep its newest
+ * `keep` committed runs, drop the older ones and log each drop.  *dropped
+ * gets how many went (may be NULL).
+ */
+bool cmd_apply_retention(PGconn *conn, const char *job, long keep, long lock_timeout_ms,
+                         int *dropped, struct error *err);
 
 #endif /* REFINERY_CMD_H */

@@ -1,7 +1,8 @@
 /*
  * cmd_query.c
- *    The commands that read committed runs back: export, explain, report;
- *    and import, which loads a CSV file of leads into a table.
+ *    The commands that read committed runs back: export, explain, report
+ *    (each for one job, see cmd_jobs.c); and import, which loads a CSV file
+ *    of leads into a table.
  *
  * Run ids, rep ids and verdicts reach SQL text only after being parsed as
  * integers or checked against the fixed list of verdicts; everything else
@@ -26,36 +27,57 @@
 #include "ruleset.h"
 #include "strbuf.h"
 
-/* The run to read: --run, or the latest committed one. */
+/*
+ * The run to read: --run, or the latest committed run of the job (--job, or
+ * the only job that has runs; several jobs and no --job is a usage error
+ * that lists them, cmd_resolve_job()).  --run alone names its job itself.
+ */
 static bool
 resolve_run(PGconn *conn, const struct cmd_opts *o, int64_t *run_id, struct error *err)
 {
 	PGresult *res;
 	char id[32];
-	const char *p[1] = {id};
+	char *job = NULL;
+	const char *p[2] = {id, NULL};
 
-	if (o->run_id > 0)
-	{
-		snprintf(id, sizeof(id), "%" PRId64, o->run_id);
+	snprintf(id, sizeof(id), "%" PRId64, o->run_id);
+	if (o->run_id > 0 && o->job == NULL)
 		res =
 		    pg_query(conn, "finding the run",
 		             "SELECT run_id FROM refinery.runs WHERE run_id = $1 AND status = 'committed'",
 		             1, p, err);
-	}
 	else
+	{
+		if (!cmd_resolve_job(conn, o->job, &job, err))
+			return false;
+		p[1] = job;
 		res = pg_query(conn, "finding the run",
-		               "SELECT max(run_id) FROM refinery.runs WHERE status = 'committed'", 0, NULL,
-		               err);
+		               "SELECT max(run_id) FROM refinery.runs WHERE status = 'committed' "
+		               "AND job = $2 AND ($1::bigint = 0 OR run_id = $1::bigint)",
+		               2, p, err);
+	}
 	if (res == NULL)
+	{
+		free(job);
 		return false;
+	}
 	if (PQntuples(res) == 0 || PQgetisnull(res, 0, 0))
 	{
 		PQclear(res);
-		if (o->run_id > 0)
-			return error_set(err, EXIT_DATA, "there is no committed run %" PRId64, o->run_id);
-		error_set(err, EXIT_DATA, "there is no committed run yet");
-		return error_hint(err, "Run \"refinery run\" first.");
+		if (o->run_id > 0 && job)
+			error_set(err, EXIT_DATA, "there is no committed run %" PRId64 " of job \"%s\"",
+			          o->run_id, job);
+		else if (o->run_id > 0)
+			error_set(err, EXIT_DATA, "there is no committed run %" PRId64, o->run_id);
+		else
+		{
+			error_set(err, EXIT_DATA, "job \"%s\" has no committed run yet", job);
+			error_hint(err, "Run \"refinery run\" first.");
+		}
+		free(job);
+		return false;
 	}
+	free(job);
 	*run_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
 	return true;
@@ -416,7 +438,7 @@ cmd_report(const struct cmd_opts *o, struct error *err)
 		int bar_col;
 	} parts[] = {
 	    {"Run",
-	     "SELECT run_id, status, started_at::timestamp(0) AS started_at, "
+	     "SELECT run_id, job, status, started_at::timestamp(0) AS started_at, "
 	     "round(seconds_total::numeric, 2) AS seconds, source_desc AS source, "
 	     "rows_pulled, rows_kept, left(rules_sha256, 12) AS rules "
 	     "FROM refinery.runs WHERE run_id = $1",

@@ -3,14 +3,15 @@
  *    The run, init-db and check-rules commands.
  *
  * A run: load the rules; connect; check the schema and privileges before
- * any work; take the target's advisory lock (a second run exits at once
- * with EXIT_LOCKED); pull; run the stages; write back in one transaction;
- * print one summary line.  The lock is a session lock, so it is released
- * by the server whatever way the process ends.
+ * any work; take the job's lease (a second run of the job exits at once
+ * with EXIT_LOCKED); pull; check the [job] guards; run the stages; write
+ * back in the transaction that holds the lease; print one summary line;
+ * then apply the job's retention in a transaction of its own.
  */
 #include "config.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +33,262 @@
 #include "strbuf.h"
 #include "writeback.h"
 
-/* advisory lock of a run on the refinery schema of a database: "REFI", 2 */
-#define RUN_LOCK_CLASS 1380271689
-#define RUN_LOCK_OBJ   2
+/*
+ * The run lease.  A run locks its job's row of refinery.jobs with SELECT ...
+ * FOR UPDATE NOWAIT and holds the lock from start to commit.  The write
+ * already happens in one transaction (writeback.c), and the pull, the side
+ * data and the write all use this one connection; so the run opens that
+ * transaction here, before the pull, takes the row lock in it, and
+ * writeback_database() carries it on to COMMIT.  One connection and one
+ * transaction: no second session whose loss could free the lease while the
+ * run goes on, and no self-deadlock (the INSERT into runs checks its foreign
+ * key with a KEY SHARE lock on the same row, which another session's FOR
+ * UPDATE would block).  The lock has no expiry; the connection's TCP
+ * keepalives (pg.c) let the server end it when the client dies.
+ *
+ * A refused run must name the holder, but nothing uncommitted is visible to
+ * it.  So the holder columns (pid, host, start) are first written and
+ * committed in a short transaction that itself locks the row NOWAIT; then
+ * the run's transaction locks the row again and checks that the holder is
+ * still this process (a run that slipped in between wins; this one is
+ * refused).  The run's transaction clears the columns, which takes effect
+ * with its COMMIT; after a rollback lease_forget() clears them.
+ */
+struct lease
+{
+	const char *job;
+	char pid[16];
+	char host[256];
+	char started[32];    /* seconds since epoch */
+	bool new_job;        /* the job has no row before this run */
+	bool recorded;       /* the holder columns name this run, committed */
+	int64_t last_pulled; /* rows_pulled of the job's last committed run, or -1 */
+	int64_t last_run;
+};
+
+static bool
+lock_refused(const PGresult *res)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	return state && strcmp(state, "55P03") == 0; /* lock_not_available */
+}
+
+/*
+ * Fill err with EXIT_LOCKED, naming the holder recorded in the job's row
+ * (unless that is this run itself, which lost a race between its two steps).
+ */
+static bool
+lease_refuse(PGconn *conn, const struct lease *l, struct error *err)
+{
+	const char *p[3] = {l->job, l->pid, l->host};
+	PGresult *res = PQexecParams(
+	    conn,
+	    "SELECT holder_pid, holder_host, to_char(holder_started_at, 'YYYY-MM-DD HH24:MI:SS TZ') "
+	    "FROM refinery.jobs WHERE name = $1 AND holder_pid IS NOT NULL "
+	    "AND (holder_pid, holder_host) IS DISTINCT FROM ($2::integer, $3)",
+	    3, NULL, p, NULL, NULL, 0);
+
+	error_set(err, EXIT_LOCKED, "another run of job \"%s\" is in progress", l->job);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		error_detail(err, "It is refinery process %s on host \"%s\", started %s.",
+		             PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+	error_hint(err, "Wait for it to finish; this run changed nothing.");
+	PQclear(res);
+	return false;
+}
+
+static bool
+rollback(PGconn *conn)
+{
+	if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE)
+		PQclear(PQexec(conn, "ROLLBACK"));
+	return false;
+}
+
+/*
+ * Run one statement of the lease with the first `nparams` of job, pid, host,
+ * started.  When a lock it needs is held elsewhere (SELECT ... FOR UPDATE
+ * NOWAIT, or lock_timeout while another run registers the same new job),
+ * roll back and fail with EXIT_LOCKED naming the holder.  *res gets the
+ * result (NULL on failure).
+ */
+static bool
+lease_query(PGconn *conn, const struct lease *l, const char *sql, int nparams, PGresult **res,
+            struct error *err)
+{
+	const char *p[4] = {l->job, l->pid, l->host, l->started};
+
+	*res = PQexecParams(conn, sql, nparams, NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(*res) == PGRES_TUPLES_OK || PQresultStatus(*res) == PGRES_COMMAND_OK)
+		return true;
+	if (lock_refused(*res))
+	{
+		PQclear(*res);
+		*res = NULL;
+		rollback(conn);
+		return lease_refuse(conn, l, err);
+	}
+	pg_fail(conn, *res, "taking the job's lease", err);
+	PQclear(*res);
+	*res = NULL;
+	return rollback(conn);
+}
+
+static bool
+lease_take(PGconn *conn, const struct ruleset *rs, struct lease *l, struct error *err)
+{
+	char sql[128];
+	PGresult *res;
+
+	snprintf(l->pid, sizeof(l->pid), "%ld", (long) getpid());
+	if (gethostname(l->host, sizeof(l->host)) != 0)
+		l->host[0] = '\0';
+	l->host[sizeof(l->host) - 1] = '\0';
+	snprintf(sql, sizeof(sql), "SET LOCAL lock_timeout = %ld", rs->output->lock_timeout_ms);
+
+	/* 1: record this run as the holder, committed (when the job exists) */
+	if (!pg_exec(conn, "taking the job's lease", "BEGIN", err) ||
+	    !pg_exec(conn, "taking the job's lease", sql, err))
+		return rollback(conn);
+	if (!lease_query(conn, l,
+	                 "UPDATE refinery.jobs SET holder_pid = $2::integer, holder_host = $3, "
+	                 "holder_started_at = to_timestamp($4::double precision) WHERE name = $1 "
+	                 "AND name IN (SELECT name FROM refinery.jobs WHERE name = $1 "
+	                 "FOR UPDATE NOWAIT) RETURNING name",
+	                 4, &res, err))
+		return false;
+	l->recorded = PQntuples(res) == 1;
+	PQclear(res);
+	if (!pg_exec(conn, "taking the job's lease", "COMMIT", err))
+		return rollback(conn);
+
+	/*
+	 * 2: the run's own transaction, holding the row until its COMMIT.  It is
+	 * idle while the stages compute, so a server-wide
+	 * idle_in_transaction_session_timeout must not end it.
+	 */
+	if (!pg_exec(conn, "taking the job's lease", "BEGIN", err) ||
+	    !pg_exec(conn, "taking the job's lease", sql, err) ||
+	    !pg_exec(conn, "taking the job's lease",
+	             "SET LOCAL idle_in_transaction_session_timeout = 0", err))
+		return rollback(conn);
+	if (!l->recorded)
+	{
+		/*
+		 * A new job: its row is made in the run's transaction, so a run that
+		 * fails leaves no job behind.  A second first run of the same job
+		 * waits here for the first (lock_timeout) and is refused.
+		 */
+		if (!lease_query(conn, l,
+		                 "INSERT INTO refinery.jobs (name) VALUES ($1) "
+		                 "ON CONFLICT (name) DO NOTHING RETURNING name",
+		                 1, &res, err))
+			return false;
+		l->new_job = PQntuples(res) == 1;
+		PQclear(res);
+	}
+	if (!lease_query(conn, l,
+	                 "SELECT holder_pid = $2::integer AND holder_host = $3 AND "
+	                 "holder_started_at = to_timestamp($4::double precision) "
+	                 "FROM refinery.jobs WHERE name = $1 FOR UPDATE NOWAIT",
+	                 4, &res, err))
+		return false;
+	if (PQntuples(res) != 1 ||
+	    (l->recorded && (PQgetisnull(res, 0, 0) || strcmp(PQgetvalue(res, 0, 0), "t") != 0)))
+	{
+		/* another run recorded itself after us and holds or will hold the lease */
+		PQclear(res);
+		rollback(conn);
+		l->recorded = false;
+		return lease_refuse(conn, l, err);
+	}
+	PQclear(res);
+
+	/* cleared at COMMIT: a committed run leaves no holder behind */
+	if (!lease_query(conn, l,
+	                 "UPDATE refinery.jobs SET holder_pid = NULL, holder_host = NULL, "
+	                 "holder_started_at = NULL WHERE name = $1",
+	                 1, &res, err))
+		return false;
+	PQclear(res);
+
+	/* what the guards compare with */
+	if (!lease_query(conn, l,
+	                 "SELECT run_id, rows_pulled FROM refinery.runs WHERE job = $1 "
+	                 "AND status = 'committed' ORDER BY run_id DESC LIMIT 1",
+	                 1, &res, err))
+		return false;
+	l->last_run = l->last_pulled = -1;
+	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 1))
+	{
+		l->last_run = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		l->last_pulled = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	}
+	PQclear(res);
+	return true;
+}
+
+/* After a run that did not commit: clear the holder columns if they still name it. */
+static void
+lease_forget(PGconn *conn, const struct lease *l)
+{
+	const char *p[4] = {l->job, l->pid, l->host, l->started};
+
+	if (!l->recorded || PQstatus(conn) != CONNECTION_OK)
+		return;
+	rollback(conn);
+	PQclear(PQexec(conn, "BEGIN"));
+	PQclear(PQexec(conn, "SET LOCAL lock_timeout = 1000"));
+	PQclear(PQexecParams(conn,
+	                     "UPDATE refinery.jobs SET holder_pid = NULL, holder_host = NULL, "
+	                     "holder_started_at = NULL WHERE name = $1 AND holder_pid = $2::integer "
+	                     "AND holder_host = $3 AND "
+	                     "holder_started_at = to_timestamp($4::double precision)",
+	                     4, NULL, p, NULL, NULL, 0));
+	PQclear(PQexec(conn, "COMMIT"));
+}
+
+/*
+ * The guards of [job]: a run whose source shrank or moved too far from the
+ * job's last committed run is refused before any work, unless --force.
+ */
+static bool
+guards_pass(const struct ruleset *rs, const struct lease *l, size_t pulled, bool force,
+            struct error *err)
+{
+	const struct job_config *j = rs->job;
+
+	if (force)
+		return true;
+	if (j->min_rows > 0 && (long) pulled < j->min_rows)
+	{
+		error_set(err, EXIT_DATA,
+		          "job \"%s\": the source gave %zu leads, fewer than [job] min_rows = %ld", j->name,
+		          pulled, j->min_rows);
+		error_detail(err, "Nothing was written.");
+		return error_hint(err, "Check the source; to commit such a run anyway, run again with "
+		                       "--force.");
+	}
+	if (j->max_change_percent > 0 && l && l->last_pulled > 0)
+	{
+		double change =
+		    100.0 * fabs((double) pulled - (double) l->last_pulled) / (double) l->last_pulled;
+
+		if (change > j->max_change_percent)
+		{
+			error_set(err, EXIT_DATA,
+			          "job \"%s\": the source gave %zu leads against %" PRId64
+			          " in the last committed run (%" PRId64 "), a change of %.1f%%, over "
+			          "[job] max_change_percent = %g",
+			          j->name, pulled, l->last_pulled, l->last_run, change, j->max_change_percent);
+			error_detail(err, "Nothing was written.");
+			return error_hint(err, "Check the source; if the change is expected, run again "
+			                       "with --force.");
+		}
+	}
+	return true;
+}
 
 static double
 epoch_now(void)
@@ -43,35 +297,6 @@ epoch_now(void)
 
 	gettimeofday(&tv, NULL);
 	return (double) tv.tv_sec + (double) tv.tv_usec / 1e6;
-}
-
-static bool
-take_run_lock(PGconn *conn, struct error *err)
-{
-	char sql[256];
-	PGresult *res;
-	bool got;
-
-	snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%d, %d)", RUN_LOCK_CLASS, RUN_LOCK_OBJ);
-	if ((res = pg_query(conn, "taking the run lock", sql, 0, NULL, err)) == NULL)
-		return false;
-	got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	PQclear(res);
-	if (got)
-		return true;
-	snprintf(sql, sizeof(sql),
-	         "SELECT pid, coalesce(to_char(backend_start, 'YYYY-MM-DD HH24:MI:SS'), '?') "
-	         "FROM pg_locks JOIN pg_stat_activity USING (pid) WHERE locktype = 'advisory' "
-	         "AND classid = %d AND objid = %d AND granted LIMIT 1",
-	         RUN_LOCK_CLASS, RUN_LOCK_OBJ);
-	res = PQexec(conn, sql);
-	error_set(err, EXIT_LOCKED, "another refinery run is in progress on this database");
-	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-		error_detail(err, "It is served by backend process %s, connected since %s.",
-		             PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
-	error_hint(err, "Wait for it to finish; this run changed nothing.");
-	PQclear(res);
-	return false;
 }
 
 /* The session's TimeZone is [source] timezone: times are read and written in it. */
@@ -289,12 +514,23 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	double t0 = epoch_now(), m0 = pipeline_clock();
 	struct stage_stats *pull_st;
 	long rejected = -1;
+	struct lease lease;
+	bool committed = false;
 
 	memset(&pr, 0, sizeof(pr));
+	memset(&lease, 0, sizeof(lease));
 	if (o->nargs > 0)
 		return error_set(err, EXIT_USAGE, "unexpected argument \"%s\"", o->args[0]);
+	if (o->job)
+	{
+		/* the job is part of the rules, and so of the run's rules_sha256 */
+		error_set(err, EXIT_USAGE, "run takes its job from the rules, not from --job");
+		return error_hint(err, "Set \"[job]\" and \"name = %s\" in a rules file.", o->job);
+	}
 	if ((rs = ruleset_load(o->files, o->nfiles, err)) == NULL)
 		return false;
+	lease.job = rs->job->name;
+	snprintf(lease.started, sizeof(lease.started), "%.6f", t0);
 	rs->threads = o->threads;
 	to_db = rs->output->target == OUTPUT_DATABASE;
 	pg_signals_install();
@@ -311,14 +547,20 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 		/* the schema first (an empty database lacks the table too), then the table */
 		ok = (!to_db || migrate_check(conn, NULL, err)) &&
 		     (qt == NULL || table_exists(conn, rs, qt, err)) &&
-		     (qt == NULL || migrate_check_select(conn, qt, err)) &&
-		     (!to_db || take_run_lock(conn, err));
+		     (qt == NULL || migrate_check_select(conn, qt, err));
 		free(qt);
 		if (!ok)
 			goto out;
 		ok = false;
 		if (!set_timezone(conn, rs, err))
 			goto out;
+		if (to_db)
+		{
+			if (!lease_take(conn, rs, &lease, err))
+				goto out;
+			if (lease.new_job)
+				log_info("new job \"%s\"", lease.job);
+		}
 	}
 
 	pull_st = pipeline_add(&pr, "pull");
@@ -334,6 +576,8 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	for (size_t i = 0; i < b->n; i++)
 		pull_st->rows_out += b->verdict[i] == VERDICT_KEPT;
 	pull_st->seconds = pipeline_clock() - m0;
+	if (!guards_pass(rs, to_db ? &lease : NULL, b->n, o->force, err))
+		goto out;
 	if (!set_now(conn, rs, b, err) || !sidedata_load(conn, rs, b, err))
 		goto out;
 	FAULT("compute");
@@ -350,18 +594,30 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	meta.threads = o->threads;
 	meta.started_at = t0;
 	meta.dry_run = o->dry_run;
+	meta.job = lease.job;
 	if (to_db)
 	{
 		if (!writeback_database(conn, rs, b, &pr, &meta, &run_id, err))
 			goto out;
+		committed = !o->dry_run;
 	}
 	else if (!o->dry_run && !writeback_csv(rs, b, &pr, &meta, err))
 		goto out;
 	if (o->dry_run)
 		print_funnel(&pr, b->n, rejected);
 	print_summary(&pr, b->n, rejected, o->dry_run ? -1 : run_id, o->dry_run, epoch_now() - t0);
+	/* after the commit, in a short transaction of its own (it locks lead_results) */
+	if (committed && rs->output->keep_runs > 0 &&
+	    !cmd_apply_retention(conn, lease.job, rs->output->keep_runs, rs->output->lock_timeout_ms,
+	                         NULL, err))
+	{
+		log_warning("run %" PRId64 " is committed, but retention failed: %s", run_id, err->msg);
+		error_clear(err);
+	}
 	ok = true;
 out:
+	if (to_db && conn && !committed)
+		lease_forget(conn, &lease);
 	if (!ok && pg_interrupted() && err->code != EXIT_LOCKED)
 	{
 		char msg[sizeof(err->msg)];

@@ -55,19 +55,26 @@ usage(FILE *out)
 	             "  import       load a CSV file of leads into a table\n"
 	             "  calibrate    fit scoring points from historical outcomes\n"
 	             "  forget       erase a person on request; never import them again\n"
+	             "  jobs         list the jobs and their last committed runs\n"
+	             "  prune        drop a job's old runs now ([output] keep_runs or --keep)\n"
 	             "\n"
 	             "Run options:\n"
 	             "  -c, --rules=FILE       rule file; repeat to layer files (later wins)\n"
 	             "  -n, --dry-run          do everything, print the funnel, roll back\n"
 	             "  -j, --jobs=N           worker threads (default: all cores)\n"
 	             "  -o, --output=FILE      calibrate: write the fitted rules here (else stdout)\n"
+	             "      --force            commit even when the [job] guards refuse the run\n"
 	             "\n"
-	             "Export, explain and report options:\n"
-	             "      --run=ID           run to read (default: the latest committed)\n"
+	             "Export, explain, report, jobs and prune options:\n"
+	             "      --job=NAME         the job to read (needed when several jobs have runs)\n"
+	             "      --run=ID           run to read (default: the job's latest committed)\n"
 	             "      --csv=FILE         CSV file to write (\"-\" for standard output)\n"
 	             "      --verdict=V        export only leads with this verdict\n"
 	             "      --rep=ID           export only this rep's call list, in call order\n"
 	             "      --html=FILE        report: also write an HTML report with charts\n"
+	             "      --check            jobs: fail (status 5) when a job is overdue\n"
+	             "      --max-age=AGE      jobs --check: overdue when its last run is older (26h)\n"
+	             "      --keep=N           prune: keep the newest N committed runs of the job\n"
 	             "\n"
 	             "Files written (export, report --html, import --reject, calibrate -o):\n"
 	             "      --file-mode=MODE   permission bits, in octal (default: [output]\n"
@@ -103,7 +110,8 @@ usage(FILE *out)
 	fprintf(out, ", write.\n"
 	             "\n"
 	             "Exit status: 0 success, 1 internal error, 2 usage, 3 rules, 4 connection,\n"
-	             "5 data or SQL error, 6 another run holds the lock, 7 interrupted.\n"
+	             "5 data or SQL error (also: a [job] guard refused the run; jobs --check\n"
+	             "found an overdue job), 6 another run of the job holds its lease, 7 interrupted.\n"
 	             "See refinery(1) for the rule files and the refinery schema.\n");
 }
 
@@ -143,19 +151,37 @@ static int
 dispatch(int argc, char **argv, struct cmd_opts *o)
 {
 	static const struct option long_opts[] = {
-	    {"rules", required_argument, NULL, 'c'},    {"dry-run", no_argument, NULL, 'n'},
-	    {"jobs", required_argument, NULL, 'j'},     {"dbname", required_argument, NULL, 'd'},
-	    {"host", required_argument, NULL, 'h'},     {"port", required_argument, NULL, 'p'},
-	    {"username", required_argument, NULL, 'U'}, {"no-password", no_argument, NULL, 'w'},
-	    {"password", no_argument, NULL, 'W'},       {"quiet", no_argument, NULL, 'q'},
-	    {"version", no_argument, NULL, 'V'},        {"help", no_argument, NULL, 9},
-	    {"log-format", required_argument, NULL, 1}, {"run", required_argument, NULL, 2},
-	    {"csv", required_argument, NULL, 3},        {"verdict", required_argument, NULL, 4},
-	    {"rep", required_argument, NULL, 5},        {"html", required_argument, NULL, 6},
-	    {"table", required_argument, NULL, 7},      {"reject", required_argument, NULL, 8},
-	    {"output", required_argument, NULL, 'o'},   {"file-mode", required_argument, NULL, 10},
-	    {"phone", required_argument, NULL, 20},     {"email", required_argument, NULL, 21},
-	    {"lead-id", required_argument, NULL, 22},   {NULL, 0, NULL, 0},
+	    {"rules", required_argument, NULL, 'c'},
+	    {"dry-run", no_argument, NULL, 'n'},
+	    {"jobs", required_argument, NULL, 'j'},
+	    {"dbname", required_argument, NULL, 'd'},
+	    {"host", required_argument, NULL, 'h'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"username", required_argument, NULL, 'U'},
+	    {"no-password", no_argument, NULL, 'w'},
+	    {"password", no_argument, NULL, 'W'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 9},
+	    {"log-format", required_argument, NULL, 1},
+	    {"run", required_argument, NULL, 2},
+	    {"csv", required_argument, NULL, 3},
+	    {"verdict", required_argument, NULL, 4},
+	    {"rep", required_argument, NULL, 5},
+	    {"html", required_argument, NULL, 6},
+	    {"table", required_argument, NULL, 7},
+	    {"reject", required_argument, NULL, 8},
+	    {"output", required_argument, NULL, 'o'},
+	    {"file-mode", required_argument, NULL, 10},
+	    {"phone", required_argument, NULL, 20},
+	    {"email", required_argument, NULL, 21},
+	    {"lead-id", required_argument, NULL, 22},
+	    {"job", required_argument, NULL, 30},
+	    {"force", no_argument, NULL, 31},
+	    {"check", no_argument, NULL, 32},
+	    {"max-age", required_argument, NULL, 33},
+	    {"keep", required_argument, NULL, 34},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *command;
 	int c;
@@ -252,6 +278,27 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 					                 optarg);
 				o->has_file_mode = true;
 				break;
+			case 30:
+				if (!ruleset_job_name_ok(optarg))
+					return bad_usage("invalid job name: \"%s\"", optarg);
+				o->job = optarg;
+				break;
+			case 31: o->force = true; break;
+			case 32: o->check = true; break;
+			case 33:
+				if ((o->max_age = cmd_parse_age(optarg)) <= 0)
+					return bad_usage("invalid age: \"%s\" (e.g. 26h, 90m, 2d)", optarg);
+				o->max_age_text = optarg;
+				break;
+			case 34:
+			{
+				char *end;
+
+				o->keep = strtol(optarg, &end, 10);
+				if (*end || o->keep < 1 || o->keep > 1000000)
+					return bad_usage("invalid number of runs to keep: \"%s\"", optarg);
+				break;
+			}
 			default:
 				fprintf(stderr, "Try \"refinery --help\" for more information.\n");
 				return EXIT_USAGE;
@@ -290,6 +337,10 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 			ok = cmd_calibrate(o, &err);
 		else if (strcmp(command, "forget") == 0)
 			ok = cmd_forget(o, &err);
+		else if (strcmp(command, "jobs") == 0)
+			ok = cmd_jobs(o, &err);
+		else if (strcmp(command, "prune") == 0)
+			ok = cmd_prune(o, &err);
 		else
 			return bad_usage("unknown command \"%s\"", command);
 		if (!ok)

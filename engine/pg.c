@@ -143,8 +143,8 @@ scrub_secret(const char *conninfo, char *msg)
 PGconn *
 pg_connect(const struct conn_opts *o, struct error *err)
 {
-	const char *keys[10];
-	const char *vals[10];
+	const char *keys[13];
+	const char *vals[13];
 	char *password = NULL;
 	PGconn *conn;
 	int n;
@@ -159,6 +159,14 @@ pg_connect(const struct conn_opts *o, struct error *err)
 		keys[n] = "fallback_application_name", vals[n++] = "refinery";
 		/* every string the engine handles is UTF-8, whatever the server's encoding */
 		keys[n] = "client_encoding", vals[n++] = "UTF8";
+		/*
+		 * A run holds its job's lease as long as its connection lives: with
+		 * keepalives the server notices a dead client in about a minute and
+		 * frees it.  Before dbname, so a conninfo that sets them wins.
+		 */
+		keys[n] = "keepalives_idle", vals[n++] = "30";
+		keys[n] = "keepalives_interval", vals[n++] = "10";
+		keys[n] = "keepalives_count", vals[n++] = "3";
 		keys[n] = "dbname", vals[n++] = o->dbname;
 		keys[n] = NULL, vals[n] = NULL;
 		if (o->password == PG_PASSWORD_PROMPT && password == NULL)

@@ -6,7 +6,7 @@
  * The shipped rules/default.ini is compiled into the program and loaded
  * first, so a user's file only states what differs (a file holding just
  * "[source] table = ..." runs).  This file also parses the engine's own
- * sections, [source], [columns] and [output].
+ * sections, [source], [columns], [job] and [output].
  */
 #include "config.h"
 
@@ -499,6 +499,55 @@ output_config_load(struct rules *r, struct output_config **out, struct error *er
 	return true;
 }
 
+/* ASCII only, whatever the locale: the same rule as jobs_name_check in sql/004_jobs.sql */
+bool
+ruleset_job_name_ok(const char *name)
+{
+	static const char alnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	size_t n = strlen(name);
+
+	if (n == 0 || n > 63 || strchr(alnum, name[0]) == NULL)
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (strchr(alnum, name[i]) == NULL && strchr("._-", name[i]) == NULL)
+			return false;
+	return true;
+}
+
+static bool
+job_config_load(struct rules *r, struct job_config **out, struct error *err)
+{
+	struct job_config *c = calloc(1, sizeof(*c));
+	const char *name;
+
+	*out = c;
+	if (c == NULL)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	if (!rules_get_int(r, "job", "min_rows", 1, 0, 1000000000, &c->min_rows, err) ||
+	    !rules_get_double(r, "job", "max_change_percent", 20, 0, 1e9, &c->max_change_percent, err))
+		return false;
+	name = rules_get(r, "job", "name");
+	if (name == NULL || !ruleset_job_name_ok(name))
+	{
+		error_set(err, EXIT_RULES, "%s: [job] name: \"%s\" is not a valid job name",
+		          rules_where(r, "job", "name"), name ? name : "");
+		return error_hint(err, "Use letters, digits, \".\", \"_\" and \"-\", at most 63, "
+		                       "starting with a letter or digit.");
+	}
+	if ((c->name = strdup(name)) == NULL)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	return true;
+}
+
+static void
+job_config_free(struct job_config *c)
+{
+	if (c == NULL)
+		return;
+	free(c->name);
+	free(c);
+}
+
 static void
 output_config_free(struct output_config *c)
 {
@@ -527,6 +576,7 @@ ruleset_load(const char *const *files, int nfiles, struct error *err)
 	if (!rules_check_secrets(rs->rules, err))
 		goto fail;
 	if (!source_config_load(rs->rules, &rs->source, err) ||
+	    !job_config_load(rs->rules, &rs->job, err) ||
 	    !output_config_load(rs->rules, &rs->output, err) ||
 	    !normalize_config_load(rs->rules, &rs->normalize, err) ||
 	    !blacklist_config_load(rs->rules, &rs->blacklist, err) ||
@@ -554,6 +604,7 @@ ruleset_free(struct ruleset *rs)
 	if (rs == NULL)
 		return;
 	source_config_free(rs->source);
+	job_config_free(rs->job);
 	output_config_free(rs->output);
 	normalize_config_free(rs->normalize);
 	blacklist_config_free(rs->blacklist);

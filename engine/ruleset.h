@@ -1,7 +1,7 @@
 /*
  * ruleset.h
  *    Loading a complete rule set, and the engine's own sections:
- *    [source], [columns] and [output].
+ *    [source], [columns], [job] and [output].
  *
  * ruleset_load() reads the files in order (later ones override), lets every
  * module parse its sections, then refuses keys nobody read.  The result is
@@ -61,6 +61,17 @@ struct output_config
 	bool csv_crlf;          /* end records with CR LF */
 	mode_t file_mode;       /* permission bits of result and reject files */
 };
+
+/* [job]: the job's name and the guards a run must pass before it commits */
+struct job_config
+{
+	char *name;
+	long min_rows;             /* fewest leads a run may pull; 0 = no check */
+	double max_change_percent; /* largest move against the last run; 0 = no check */
+};
+
+/* Whether `name` is a valid job name (letters, digits, . _ -, 1 to 63 bytes). */
+bool ruleset_job_name_ok(const char *name);
 
 /* Load and check every file; NULL with err filled on failure. */
 struct ruleset *ruleset_load(const char *const *files, int nfiles, struct error *err);

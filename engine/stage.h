@@ -53,6 +53,7 @@ struct ruleset
 	struct cohort_config *cohort;
 	struct match_config *match;
 	struct output_config *output;
+	struct job_config *job;
 	int threads; /* 0 = OpenMP default */
 	int64_t now; /* "today" for recency and outlier rules, seconds since
 								 * epoch (naive local); from [source] now or the clock */

@@ -413,14 +413,16 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 {
 	char sql[1024], started[32], threads[16], pulled[32], kept[32], secs[32], host[256];
 	struct strbuf counts;
-	const char *params[10];
+	const char *params[11];
 	PGresult *res;
 	bool ok = false;
 	struct stage_stats *st = pipeline_add(pr, "write");
 	double t0 = pipeline_clock();
 
 	*run_id = -1;
-	if (!pg_exec(conn, "starting the write transaction", "BEGIN", err))
+	/* the run may have begun it already, to hold the job's lease */
+	if (PQtransactionStatus(conn) != PQTRANS_INTRANS &&
+	    !pg_exec(conn, "starting the write transaction", "BEGIN", err))
 		return false;
 	snprintf(sql, sizeof(sql), "SET LOCAL lock_timeout = %ld", rs->output->lock_timeout_ms);
 	if (!pg_exec(conn, "starting the write transaction", sql, err) ||
@@ -443,12 +445,13 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 	params[7] = host;
 	params[8] = threads;
 	params[9] = pulled;
+	params[10] = meta->job;
 	res = pg_query(conn, "recording the run",
 	               "INSERT INTO refinery.runs (started_at, status, rules_sha256, rules_text, "
-	               "rules_files, source_desc, engine_version, host, threads, rows_pulled) "
-	               "VALUES (to_timestamp($1), $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+	               "rules_files, source_desc, engine_version, host, threads, rows_pulled, job) "
+	               "VALUES (to_timestamp($1), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
 	               "RETURNING run_id",
-	               10, params, err);
+	               11, params, err);
 	if (res == NULL)
 		goto out;
 	*run_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -518,13 +521,6 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 	if (res == NULL)
 		goto out;
 	PQclear(res);
-	/* after the status update, so that this run counts among those kept */
-	if (rs->output->keep_runs > 0 && !meta->dry_run)
-	{
-		snprintf(sql, sizeof(sql), "SELECT refinery.apply_retention(%ld)", rs->output->keep_runs);
-		if (!pg_exec(conn, "applying the retention setting", sql, err))
-			goto out;
-	}
 
 	if (meta->dry_run)
 	{

@@ -22,13 +22,16 @@ struct run_meta
 	int threads;
 	double started_at; /* seconds since epoch */
 	bool dry_run;
+	const char *job; /* [job] name */
 };
 
 /*
  * One transaction: the runs row, one lead_results row per pulled lead (in
  * the run's own partition, attached at the end), the stage, cohort and rep
- * summaries, retention, then COMMIT (or ROLLBACK for a dry run).  Nothing is
- * visible to other sessions before the commit.  *run_id gets the run's id.
+ * summaries, then COMMIT (or ROLLBACK for a dry run).  Nothing is visible to
+ * other sessions before the commit.  When a transaction is already open
+ * (the one holding the job's lease, cmd_run.c) the write continues it.
+ * *run_id gets the run's id.
  */
 bool writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b,
                         struct pipeline_result *pr, const struct run_meta *meta, int64_t *run_id,

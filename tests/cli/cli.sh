@@ -44,6 +44,29 @@ like "$out" '--file-mode=MODE' "--help documents --file-mode"
 man=$(cat "$top_srcdir/engine/refinery.1")
 like "$man" 'file\\-mode' "the man page documents --file-mode"
 like "$man" '^\.B file_mode$' "and [output] file_mode"
+like "$("$REFINERY" --help)" '^  jobs +list the jobs' "--help lists the jobs command"
+like "$("$REFINERY" --help)" '^  prune +drop a job' "--help lists the prune command"
+err=$("$REFINERY" report --job 'no spaces' 2>&1); rc=$?
+is "$rc" 2 "an invalid --job is a usage error"
+like "$err" 'invalid job name: "no spaces"' "and names it"
+err=$("$REFINERY" run --job nightly 2>&1); rc=$?
+is "$rc" 2 "run --job is a usage error: the job is in the rules"
+like "$err" 'hint: Set "\[job\]" and "name = nightly" in a rules file' "and says where it goes"
+err=$("$REFINERY" jobs --check 2>&1); rc=$?
+is "$rc/$err" '2/refinery: error: jobs --check needs --max-age=AGE (e.g. 26h)' \
+	"jobs --check without an age is a usage error, before connecting"
+err=$("$REFINERY" jobs --check --max-age 26 -d "host=127.0.0.1 port=1 connect_timeout=2" 2>&1); rc=$?
+is "$rc" 4 "--max-age 26 (seconds) is accepted (then the connection fails)"
+err=$("$REFINERY" jobs --check --max-age 1w 2>&1); rc=$?
+is "$rc" 2 "--max-age 1w is a usage error"
+err=$("$REFINERY" prune --keep 0 2>&1); rc=$?
+is "$rc" 2 "prune --keep 0 is a usage error"
+printf '[source]\ntable = t\n[job]\nname = two words\n' > "${TMPDIR:-/tmp}/refinery-cli-job.$$.ini"
+err=$("$REFINERY" check-rules "${TMPDIR:-/tmp}/refinery-cli-job.$$.ini" 2>&1); rc=$?
+rm -f "${TMPDIR:-/tmp}/refinery-cli-job.$$.ini"
+is "$rc" 3 "an invalid [job] name is a rules error"
+like "$err" '\.ini:4: \[job\] name: "two words" is not a valid job name' \
+	"naming file, line and value"
 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 printf '[source]\ntable = crm.leads\n' > "$tmp/ok.ini"

@@ -66,7 +66,8 @@ is "$(pq -c "SELECT count(*) FROM refinery.lead_results")" "0" "dry run leaves n
 out=$("$REFINERY" run -c "$tmp/rules.ini" 2>&1); rc=$?
 is "$rc" 0 "run succeeds"
 like "$out" "^refinery: run [0-9]+ committed: $N pulled, " "one summary line with the run id"
-is "$(printf '%s\n' "$out" | wc -l | tr -d ' ')" "1" "quiet on success: exactly one line"
+is "$(printf '%s\n' "$out" | head -n 1)" 'refinery: info: new job "default"' "the first run of a job says it is new"
+is "$(printf '%s\n' "$out" | wc -l | tr -d ' ')" "2" "quiet on success: that and one summary line"
 run=$(pq -c "SELECT max(run_id) FROM refinery.runs")
 is "$(pq -c "SELECT status FROM refinery.runs WHERE run_id = $run")" "committed" "run is committed"
 is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $run")" "$N" \
@@ -112,17 +113,17 @@ cols="lead_id, verdict, rule_id, reason, cluster_id, survivor_id, phone_norm, em
 h=$(pq -c "SELECT count(DISTINCT h) FROM (SELECT run_id, md5(string_agg(row($cols)::text, '|' ORDER BY lead_id)) h FROM refinery.lead_results GROUP BY run_id) s")
 is "$h" "1" "four runs (default, 1, 2, 4 threads) have identical results"
 
-# the lock: a second run while one holds it exits at once with its own code.  The
-# holder keeps the lock until the engine has exited, so an engine that waited for
-# the lock would never exit while it is still held.
-pg_hold_open run_lock "SELECT pg_advisory_lock(1380271689, 2);"
-pg_wait "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1380271689 AND objid = 2 AND granted" 1
+# the lease: a second run while another session holds the job's row exits at once
+# with its own code.  The holder keeps the row locked until the engine has exited,
+# so an engine that waited for the lock would never exit while it is still held.
+held="SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' AND query LIKE '%FROM refinery.jobs%FOR UPDATE%'"
+pg_hold_open run_lock "BEGIN; SELECT name FROM refinery.jobs WHERE name = 'default' FOR UPDATE;"
+pg_wait "$held" 1
 before=$(pq -c "SELECT count(*) FROM refinery.runs")
 err=$("$REFINERY" run -c "$tmp/rules.ini" 2>&1); rc=$?
 is "$rc" 6 "a concurrent run exits with the lock-held code"
-like "$err" 'another refinery run is in progress' "and says why"
-is "$(pq -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1380271689 AND objid = 2 AND granted")" 1 \
-	"it does not wait for the lock: it exited while the lock was still held"
+like "$err" 'another run of job "default" is in progress' "and says why"
+is "$(pq -c "$held")" 1 "it does not wait for the lock: it exited while the lease was still held"
 is "$(pq -c "SELECT count(*) FROM refinery.runs")" "$before" "and writes nothing"
 pg_hold_close run_lock
 

@@ -1,8 +1,9 @@
 /*
  * tests/sql/test_retention.sql
  *    drop_run() removes one run completely and leaves the others exactly as
- *    they were (same fingerprint); apply_retention(keep) keeps the newest
- *    `keep` committed runs and everything newer, never a running run.
+ *    they were (same fingerprint); apply_retention(job, keep) keeps the
+ *    newest `keep` committed runs of the job and everything newer, never a
+ *    running run.  test_jobs.sql checks that other jobs are untouched.
  */
 BEGIN;
 SET LOCAL client_min_messages = warning;
@@ -77,15 +78,15 @@ SELECT pg_temp.make_run('committed', 3) AS r5 \gset
 SELECT pg_temp.make_run('committed', 1) AS r6 \gset
 SELECT pg_temp.make_run('committed', 0) AS r7 \gset
 
-SELECT throws_ok('SELECT refinery.apply_retention(0)', '22023',
+SELECT throws_ok($$SELECT refinery.apply_retention('default', 0)$$, '22023',
 				 'retention must keep at least 1 run, not "0"', 'apply_retention(0) is refused');
-SELECT throws_ok('SELECT refinery.apply_retention(NULL)', '22023', NULL,
+SELECT throws_ok($$SELECT refinery.apply_retention('default', NULL)$$, '22023', NULL,
 				 'apply_retention(NULL) is refused');
-SELECT is(refinery.apply_retention(4), 0, 'keep 4 with 4 committed runs drops nothing');
-SELECT is(refinery.apply_retention(10), 0, 'keep 10 with 4 committed runs drops nothing');
+SELECT is((SELECT count(*)::int FROM refinery.apply_retention('default', 4)), 0, 'keep 4 with 4 committed runs drops nothing');
+SELECT is((SELECT count(*)::int FROM refinery.apply_retention('default', 10)), 0, 'keep 10 with 4 committed runs drops nothing');
 SELECT is((SELECT count(*)::int FROM refinery.runs), 6, 'all six runs are still there');
 
-SELECT is(refinery.apply_retention(2), 3,
+SELECT is((SELECT count(*)::int FROM refinery.apply_retention('default', 2)), 3,
 		  'keep 2 drops the three runs older than the 2nd newest committed one');
 SELECT results_eq('SELECT run_id, status FROM refinery.runs ORDER BY run_id',
 				  format($$VALUES (%s::bigint, 'running'::text), (%s, 'committed'), (%s, 'committed')$$,
@@ -100,7 +101,7 @@ SELECT partitions_are('refinery', 'lead_results',
 SELECT is((SELECT count(*)::int FROM refinery.lead_results), 3,
 		  'lead_results holds the 2 + 1 + 0 leads of the runs left');
 
-SELECT is(refinery.apply_retention(1), 1, 'keep 1 then drops one more run');
+SELECT is((SELECT count(*)::int FROM refinery.apply_retention('default', 1)), 1, 'keep 1 then drops one more run');
 SELECT is((SELECT array_agg(run_id ORDER BY run_id) FROM refinery.runs),
 		  ARRAY[:r3, :r7]::bigint[], 'the newest committed run and the running run are left');
 SELECT is((SELECT run_id FROM refinery.latest_run), :r7::bigint, 'latest_run is the newest committed run');
@@ -124,7 +125,7 @@ SELECT refinery.new_results_table(:r9) IS NOT NULL AS made \gset
 INSERT INTO refinery.lead_results_:r9 (run_id, lead_id, verdict) VALUES (:r9, 'Q1', 'kept');
 SELECT refinery.attach_results_table(:r9) IS NULL AS attached \gset
 UPDATE refinery.runs SET status = 'committed', finished_at = clock_timestamp() WHERE run_id = :r9;
-SELECT is(refinery.apply_retention(1), 1, 'apply_retention(1) in the run''s transaction drops the previous run');
+SELECT is((SELECT count(*)::int FROM refinery.apply_retention('default', 1)), 1, 'apply_retention(1) in the run''s transaction drops the previous run');
 SELECT is((SELECT array_agg(run_id) FROM refinery.runs), ARRAY[:r9]::bigint[],
 		  'only the new run is left');
 SELECT is((SELECT lead_id FROM refinery.lead_results), 'Q1', 'and its results are intact');

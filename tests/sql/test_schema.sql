@@ -5,20 +5,22 @@
  */
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(136);
+SELECT plan(146);
 
--- 9 tables
+-- 10 tables
 SELECT has_table('refinery', t, 'table refinery.' || t || ' exists')
-FROM unnest(ARRAY['schema_migrations', 'runs', 'run_stages', 'lead_results', 'run_cohorts',
+FROM unnest(ARRAY['schema_migrations', 'jobs', 'runs', 'run_stages', 'lead_results', 'run_cohorts',
 				  'run_reps', 'run_rep_sources', 'forget_salt', 'suppressed']) AS t;
 SELECT columns_are('refinery', 'suppressed', ARRAY['kind', 'hash', 'forgotten_at'],
 	'suppressed holds kind, hash and time only: no contact in clear');
 SELECT is((SELECT length(salt) FROM refinery.forget_salt), 32, 'the migration made one 32-byte salt');
 
--- 6: exactly these columns, no more, no fewer
+-- 7: exactly these columns, no more, no fewer
+SELECT columns_are('refinery', 'jobs', ARRAY['name', 'created_at', 'holder_pid', 'holder_host',
+	'holder_started_at'], 'jobs has exactly the contract columns');
 SELECT columns_are('refinery', 'runs', ARRAY['run_id', 'started_at', 'finished_at', 'status',
 	'rules_sha256', 'rules_text', 'rules_files', 'source_desc', 'engine_version', 'host',
-	'threads', 'rows_pulled', 'rows_kept', 'seconds_total', 'counts'],
+	'threads', 'rows_pulled', 'rows_kept', 'seconds_total', 'counts', 'job'],
 	'runs has exactly the contract columns');
 SELECT columns_are('refinery', 'run_stages', ARRAY['run_id', 'ord', 'stage', 'rows_in',
 	'rows_out', 'seconds', 'counters'], 'run_stages has exactly the contract columns');
@@ -36,7 +38,7 @@ SELECT columns_are('refinery', 'run_reps', ARRAY['run_id', 'rep_id', 'rep_name',
 SELECT columns_are('refinery', 'run_rep_sources', ARRAY['run_id', 'rep_id', 'source',
 	'attempts', 'wins', 'rate_smoothed'], 'run_rep_sources has exactly the contract columns');
 
--- 72 column types
+-- 78 column types
 SELECT col_type_is('refinery', t, c, ty, format('%s.%s is %s', t, c, ty))
 FROM (VALUES
 	('runs', 'run_id', 'bigint'), ('runs', 'started_at', 'timestamp with time zone'),
@@ -46,6 +48,9 @@ FROM (VALUES
 	('runs', 'engine_version', 'text'), ('runs', 'host', 'text'), ('runs', 'threads', 'integer'),
 	('runs', 'rows_pulled', 'bigint'), ('runs', 'rows_kept', 'bigint'),
 	('runs', 'seconds_total', 'double precision'), ('runs', 'counts', 'jsonb'),
+	('runs', 'job', 'text'), ('jobs', 'name', 'text'),
+	('jobs', 'created_at', 'timestamp with time zone'), ('jobs', 'holder_pid', 'integer'),
+	('jobs', 'holder_host', 'text'), ('jobs', 'holder_started_at', 'timestamp with time zone'),
 	('run_stages', 'run_id', 'bigint'), ('run_stages', 'ord', 'integer'),
 	('run_stages', 'stage', 'text'), ('run_stages', 'rows_in', 'bigint'),
 	('run_stages', 'rows_out', 'bigint'), ('run_stages', 'seconds', 'double precision'),
@@ -107,9 +112,12 @@ FROM unnest(ARRAY['run_stages', 'run_cohorts', 'run_reps', 'run_rep_sources']) A
 SELECT fk_ok('refinery', 'run_rep_sources', ARRAY['run_id', 'rep_id'],
 			 'refinery', 'run_reps', ARRAY['run_id', 'rep_id'],
 			 'run_rep_sources (run_id, rep_id) references run_reps');
-SELECT is((SELECT count(*)::int FROM pg_constraint
+SELECT fk_ok('refinery', 'runs', ARRAY['job'], 'refinery', 'jobs', ARRAY['name'],
+			 'runs.job references jobs');
+-- a job's runs go with drop_run (their partitions too), never by deleting the job
+SELECT is((SELECT array_agg(conname::text) FROM pg_constraint
 		   WHERE contype = 'f' AND connamespace = 'refinery'::regnamespace AND confdeltype <> 'c'),
-		  0, 'every foreign key in refinery is ON DELETE CASCADE');
+		  ARRAY['runs_job_fkey'], 'every foreign key on a run is ON DELETE CASCADE; runs.job is not');
 SELECT is((SELECT count(*)::int FROM pg_constraint
 		   WHERE contype = 'f' AND conrelid = 'refinery.lead_results'::regclass),
 		  0, 'lead_results has no foreign key (ATTACH would re-check every row)');
@@ -126,13 +134,13 @@ SELECT partitions_are('refinery', 'lead_results', ARRAY['refinery.lead_results_1
 					  'the fixture''s two runs are the two partitions');
 SELECT results_eq('SELECT version, name FROM refinery.schema_migrations ORDER BY version',
 				  $$VALUES (1, '001_schema.sql'), (2, '002_views.sql'), (3, '003_functions.sql'),
-						 (5, '005_forget.sql')$$,
+						 (4, '004_jobs.sql'), (5, '005_forget.sql')$$,
 				  'every migration file is recorded in schema_migrations');
 
--- 7 views
+-- 8 views
 SELECT has_view('refinery', v, 'view refinery.' || v || ' exists')
 FROM unnest(ARRAY['latest_run', 'run_funnel', 'lead_explain', 'rep_load', 'cohort_summary',
-				  'stage_times', 'source_summary']) AS v;
+				  'stage_times', 'source_summary', 'job_summary']) AS v;
 
 -- 10 functions and their results
 SELECT has_function('refinery', 'new_results_table', ARRAY['bigint'], 'new_results_table(bigint) exists');
@@ -143,9 +151,10 @@ SELECT function_returns('refinery', 'attach_results_table', ARRAY['bigint'], 'vo
 						'attach_results_table returns void');
 SELECT has_function('refinery', 'drop_run', ARRAY['bigint'], 'drop_run(bigint) exists');
 SELECT function_returns('refinery', 'drop_run', ARRAY['bigint'], 'boolean', 'drop_run returns boolean');
-SELECT has_function('refinery', 'apply_retention', ARRAY['integer'], 'apply_retention(integer) exists');
-SELECT function_returns('refinery', 'apply_retention', ARRAY['integer'], 'integer',
-						'apply_retention returns integer');
+SELECT has_function('refinery', 'apply_retention', ARRAY['text', 'integer'],
+					'apply_retention(text, integer) exists');
+SELECT function_returns('refinery', 'apply_retention', ARRAY['text', 'integer'], 'setof bigint',
+						'apply_retention returns setof bigint (the runs dropped)');
 SELECT has_function('refinery', 'missing_privileges', ARRAY[]::text[], 'missing_privileges() exists');
 SELECT function_returns('refinery', 'missing_privileges', ARRAY[]::text[], 'setof text',
 						'missing_privileges returns setof text');

@@ -1,0 +1,255 @@
+#!/bin/bash
+# tests/integration/jobs.sh -- jobs against a throwaway server: each job's first run
+# says it is new; reading commands refuse to guess between jobs and reject unknown
+# ones; "refinery jobs" and its --check; the lease (two jobs at once, one job never
+# twice, the refusal naming the holder); the [job] guards and --force; retention per
+# job and "refinery prune", every drop logged; and an upgrade of a database holding
+# runs made by release 0.1.0.  Concurrency is synchronised on the file a stalled
+# engine creates (REFINERY_FAULT=pull:stall:GATE), never on time.
+: "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+. "$top_srcdir/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/pg.sh"
+command -v psql >/dev/null || skip_all "psql is not installed"
+pg_bindir >/dev/null || skip_all "no PostgreSQL server binaries"
+"$REFINERY" --help >/dev/null || skip_all "no refinery binary"
+pg_start || { echo "Bail out! could not start PostgreSQL"; exit 1; }
+tmp=$PG_TMP/work; mkdir -p "$tmp"
+
+N=1000
+"$GENLEADS" --rows $N --seed 21 --out-dir "$tmp" >/dev/null
+pg_load_leads "$tmp"
+pq -c "CREATE TABLE crm.leads_700 AS SELECT * FROM crm.leads ORDER BY lead_id LIMIT 700;
+       CREATE TABLE crm.leads_0 AS SELECT * FROM crm.leads LIMIT 0" >/dev/null
+# rules JOB TABLE [MORE]: a rule file for job JOB reading TABLE
+rules() {
+	printf '[source]\ntable = %s\nnow = 2025-07-01\n[job]\nname = %s\n%s' "$2" "$1" "${3:-}" >"$tmp/$1.ini"
+}
+rules nightly crm.leads
+printf '[source]\ntable = crm.leads\nnow = 2025-07-01\n' >"$tmp/plain.ini"
+runs() { pq -c "SELECT count(*) FROM refinery.runs WHERE job = '$1'"; }
+
+"$REFINERY" init-db -q
+ok $? "init-db"
+out=$("$REFINERY" jobs 2>&1); rc=$?
+is "$rc/$out" "0/job  last_run  finished_at  rows_pulled  runs  result_rows  result_size" \
+	"jobs on an empty schema: the header and no job"
+
+# ---- first runs
+out=$("$REFINERY" run -c "$tmp/nightly.ini" 2>&1); rc=$?
+is "$rc" 0 "the first run of job nightly succeeds"
+like "$out" '^refinery: info: new job "nightly"$' "and says the job is new"
+out=$("$REFINERY" run -c "$tmp/nightly.ini" 2>&1)
+unlike "$out" 'new job' "the second run of the job does not"
+out=$("$REFINERY" run -c "$tmp/plain.ini" 2>&1); rc=$?
+is "$rc" 0 "a run with no [job] section succeeds"
+like "$out" '^refinery: info: new job "default"$' "and is the first run of job default"
+is "$(pq -c "SELECT string_agg(job || ':' || n, ' ' ORDER BY job) FROM (SELECT job, count(*) n FROM refinery.runs GROUP BY job) s")" \
+	"default:1 nightly:2" "runs belong to their jobs"
+is "$(pq -c "SELECT string_agg(job || ':' || run_id, ' ' ORDER BY job) FROM refinery.latest_run")" \
+	"default:3 nightly:2" "latest_run: the newest committed run of each job"
+
+# ---- which job: never guessed
+for c in "export --csv $tmp/x.csv" "explain 1" "report"; do
+	err=$("$REFINERY" $c 2>&1); rc=$?
+	is "$rc" 2 "${c%% *} with two jobs and no --job is a usage error"
+	like "$err" '^refinery: error: results of 2 jobs are stored: say which with --job$' "${c%% *} says why"
+	like "$err" '^refinery: detail: Jobs: default, nightly\.$' "${c%% *} lists the jobs"
+done
+err=$("$REFINERY" export --job nosuch --csv "$tmp/x.csv" 2>&1); rc=$?
+is "$rc" 2 "export of an unknown job is a usage error"
+like "$err" 'there is no job "nosuch"' "it names the job"
+like "$err" 'Known jobs: default, nightly\.' "and lists the known ones"
+err=$("$REFINERY" report --job 'bad name' 2>&1); rc=$?
+is "$rc" 2 "an invalid job name is a usage error"
+"$REFINERY" export --job nightly --csv "$tmp/n.csv"; rc=$?
+is "$rc" 0 "export --job nightly"
+is "$(($(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = 2")))" \
+	"$(($(wc -l <"$tmp/n.csv") - 1 - $(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = 2 AND (reason LIKE '%'||chr(10)||'%' OR golden::text LIKE '%'||chr(10)||'%')")))" \
+	"it exports the leads of nightly's latest run (2)"
+lead=$(pq -c "SELECT lead_id FROM refinery.lead_results WHERE run_id = 1 ORDER BY lead_id LIMIT 1")
+out=$("$REFINERY" explain --job nightly --run 1 "$lead"); rc=$?
+is "$rc" 0 "explain --job nightly --run 1"
+like "$out" '^job +\| nightly$' "explain shows the job"
+err=$("$REFINERY" explain --job default --run 1 "$lead" 2>&1); rc=$?
+is "$rc" 5 "a run of another job is not found"
+like "$err" 'there is no committed run 1 of job "default"' "and the message says so"
+"$REFINERY" explain --run 3 "$lead" >/dev/null; rc=$?
+is "$rc" 0 "--run alone names its job"
+out=$("$REFINERY" report --job nightly); rc=$?
+is "$rc" 0 "report --job nightly"
+like "$(printf '%s\n' "$out" | sed -n 4p)" '^ +2 \| nightly +\| committed ' "the report's run table shows run 2 and its job"
+rules preview crm.leads
+"$REFINERY" run -q --dry-run -c "$tmp/preview.ini" >/dev/null 2>&1; rc=$?
+is "$rc/$(pq -c "SELECT count(*) FROM refinery.jobs WHERE name = 'preview'")" "0/0" \
+	"a dry run of a new job leaves no job behind"
+
+# ---- refinery jobs
+out=$("$REFINERY" jobs); rc=$?
+is "$rc" 0 "jobs succeeds"
+is "$(printf '%s\n' "$out" | awk 'NR > 1 { print $1, $2, $5, $6, $7 }' | paste -sd ';')" \
+	"default 3 $N 1 $N;nightly 2 $N 2 $((2 * N))" \
+	"jobs: last run, its rows, runs and result rows of each job"
+like "$(printf '%s\n' "$out" | awk 'NR == 3')" '^nightly +2 +[0-9-]+ [0-9:]+ +[0-9]+ +2 +[0-9]+ +[0-9]+ (kB|MB)$' \
+	"jobs: the finish time and the size of the partitions"
+"$REFINERY" jobs -q --check --max-age 26h; rc=$?
+is "$rc" 0 "jobs --check: every job ran in the last 26 hours"
+pq -c "UPDATE refinery.runs SET finished_at = finished_at - interval '30 hours' WHERE job = 'default';
+       INSERT INTO refinery.jobs (name) VALUES ('idle')" >/dev/null
+err=$("$REFINERY" jobs -q --check --max-age 26h 2>&1); rc=$?
+is "$rc" 5 "jobs --check: an overdue job gives status 5"
+like "$err" '^refinery: error: 2 jobs without a committed run in the last 26h: default, idle$' \
+	"it names the overdue jobs, and only them"
+like "$err" 'job "default": last committed run 3 finished .*; job "idle": no committed run\.$' \
+	"the detail says when each last ran"
+"$REFINERY" jobs -q --check --max-age 26h --job nightly; rc=$?
+is "$rc" 0 "jobs --check --job checks that job only"
+pq -c "UPDATE refinery.runs SET finished_at = finished_at + interval '30 hours' WHERE job = 'default';
+       DELETE FROM refinery.jobs WHERE name = 'idle'" >/dev/null
+"$REFINERY" jobs --check >/dev/null 2>&1; rc=$?
+is "$rc" 2 "jobs --check without --max-age is a usage error"
+"$REFINERY" jobs --check --max-age 26x >/dev/null 2>&1; rc=$?
+is "$rc" 2 "a malformed age is a usage error"
+
+# ---- the lease
+start_stalled() { # JOB GATE: a run of JOB stalled in its pull; sets $pid
+	rm -f "$tmp/$2" "$tmp/$2.stalled"
+	REFINERY_FAULT="pull:stall:$tmp/$2" "$REFINERY" run -c "$tmp/$1.ini" >"$tmp/$2.out" 2>&1 &
+	pid=$!
+	wait_file "$tmp/$2.stalled" $pid
+}
+if fault_hooks; then
+	before=$(pq -c "SELECT count(*) FROM refinery.runs")
+	start_stalled nightly gate1
+	ok $? "a run of nightly stops in the middle of its pull"
+	is "$(pq -c "SELECT holder_pid FROM refinery.jobs WHERE name = 'nightly'")" "$pid" \
+		"the job's row names the holder's process"
+	err=$("$REFINERY" run -c "$tmp/nightly.ini" 2>&1); rc=$?
+	is "$rc" 6 "a second run of nightly meanwhile exits with the lock code"
+	like "$err" 'another run of job "nightly" is in progress' "it says which job"
+	like "$err" "It is refinery process $pid on host \"$(hostname)\", started [0-9-]+ [0-9:]+" \
+		"it names the holder's pid, host and start time"
+	out=$("$REFINERY" run -c "$tmp/plain.ini" 2>&1); rc=$?
+	is "$rc" 0 "a run of job default meanwhile commits"
+	touch "$tmp/gate1"
+	wait $pid; rc=$?
+	is "$rc" 0 "the stalled nightly run then commits too"
+	is "$(pq -c "SELECT count(*) FROM refinery.runs")" "$((before + 2))" "two runs were added, no more"
+	is "$(pq -c "SELECT count(*) FROM refinery.jobs WHERE holder_pid IS NOT NULL")" 0 \
+		"committed runs leave no holder behind"
+	# a run stopped by SIGTERM rolls back and clears its record
+	before=$(pq -c "SELECT count(*) FROM refinery.runs")
+	start_stalled nightly gate2
+	kill -TERM $pid
+	wait $pid; rc=$?
+	is "$rc/$(pq -c "SELECT count(*) FROM refinery.jobs WHERE holder_pid IS NOT NULL")" "7/0" \
+		"a run stopped by SIGTERM exits 7 and clears the holder"
+	# a killed run leaves its record, but not the lock: the next run goes ahead
+	start_stalled nightly gate3
+	kill -KILL $pid
+	wait $pid 2>/dev/null
+	pg_wait_no_engine
+	is "$(pq -c "SELECT holder_pid FROM refinery.jobs WHERE name = 'nightly'")" "$pid" \
+		"a killed run's record stays in the row"
+	"$REFINERY" run -q -c "$tmp/nightly.ini"; rc=$?
+	is "$rc" 0 "yet the next run of the job takes the lease: the lock died with the session"
+	is "$(pq -c "SELECT count(*) FROM refinery.runs")/$(pq -c "SELECT count(*) FROM refinery.jobs WHERE holder_pid IS NOT NULL")" \
+		"$((before + 1))/0" "only that run was added, and it cleared the record"
+else
+	skip 13 "refinery was built without --enable-fault-injection"
+fi
+
+# ---- guards
+last=$(pq -c "SELECT max(run_id) FROM refinery.runs WHERE job = 'nightly'")
+before=$(runs nightly)
+rules nightly crm.leads_700
+err=$("$REFINERY" run -c "$tmp/nightly.ini" 2>&1); rc=$?
+is "$rc" 5 "a source 30% smaller fails the change guard with the data code"
+like "$err" "job \"nightly\": the source gave 700 leads against $N in the last committed run \($last\), a change of 30\.0%, over \[job\] max_change_percent = 20" \
+	"the message gives both counts"
+is "$(runs nightly)" "$before" "and nothing was committed"
+rules nightly crm.leads_700 'max_change_percent = 35'
+"$REFINERY" run -q -c "$tmp/nightly.ini"; rc=$?
+is "$rc" 0 "max_change_percent = 35 lets it through"
+rules nightly crm.leads
+"$REFINERY" run -q -c "$tmp/nightly.ini" 2>/dev/null; rc=$?
+is "$rc" 5 "back to $N leads is a 42.9% change: refused"
+"$REFINERY" run -q --force -c "$tmp/nightly.ini"; rc=$?
+is "$rc" 0 "--force commits it anyway"
+is "$(pq -c "SELECT rows_pulled FROM refinery.latest_run WHERE job = 'nightly'")" "$N" "the forced run is the latest"
+rules nightly crm.leads_0
+before=$(runs nightly)
+err=$("$REFINERY" run -c "$tmp/nightly.ini" 2>&1); rc=$?
+is "$rc" 5 "an empty source fails by default"
+like "$err" 'job "nightly": the source gave 0 leads, fewer than \[job\] min_rows = 1' "the message gives both counts"
+is "$(runs nightly)" "$before" "and nothing was committed"
+rules small crm.leads_700
+out=$("$REFINERY" run -c "$tmp/small.ini" 2>&1); rc=$?
+is "$rc" 0 "a new job's first run has no change check"
+rules brandnew crm.leads_0
+"$REFINERY" run -q -c "$tmp/brandnew.ini" 2>/dev/null; rc=$?
+is "$rc/$(pq -c "SELECT count(*) FROM refinery.jobs WHERE name = 'brandnew'")" "5/0" \
+	"a refused first run leaves no job behind"
+
+# ---- retention per job, and prune
+rules nightly crm.leads $'[output]\nkeep_runs = 2\n'
+keep=$(pq -c "SELECT string_agg(run_id::text, ' ' ORDER BY run_id) FROM (SELECT run_id FROM refinery.runs WHERE job = 'nightly' ORDER BY run_id DESC LIMIT 1) s")
+gone=$(pq -c "SELECT string_agg(run_id::text, ' ' ORDER BY run_id) FROM refinery.runs WHERE job = 'nightly' AND run_id < $keep")
+defaults=$(runs default)
+err=$("$REFINERY" run -q -c "$tmp/nightly.ini" 2>&1); rc=$?
+is "$rc" 0 "a run with keep_runs = 2"
+is "$(printf '%s\n' "$err" | sed -n 's/^refinery: info: job "nightly": dropped run \([0-9]*\) .*/\1/p' | paste -sd ' ')" "$gone" \
+	"it logs each run of the job it dropped"
+is "$(runs nightly)" 2 "the job keeps two runs"
+is "$(runs default)" "$defaults" "other jobs are untouched"
+is "$(pq -c "SELECT count(*) FROM pg_class WHERE relname LIKE 'lead_results\_%' AND relkind = 'r'")" \
+	"$(pq -c "SELECT count(*) FROM refinery.runs")" "one partition per run left, no orphan"
+err=$("$REFINERY" prune --keep 1 2>&1); rc=$?
+is "$rc" 2 "prune with several jobs and no --job is a usage error"
+err=$("$REFINERY" prune --job default 2>&1); rc=$?
+is "$rc" 2 "prune without --keep or keep_runs is a usage error"
+d=$(runs default)
+first=$(pq -c "SELECT string_agg(run_id::text, ' ' ORDER BY run_id) FROM (SELECT run_id FROM refinery.runs WHERE job = 'default' ORDER BY run_id DESC OFFSET 1) s")
+out=$("$REFINERY" prune --job default --keep 1 2>&1); rc=$?
+is "$rc" 0 "prune --job default --keep 1"
+is "$(printf '%s\n' "$out" | sed -n 's/^refinery: info: job "default": dropped run \([0-9]*\) .*/\1/p' | paste -sd ' ')" "$first" \
+	"it logs each run it dropped"
+like "$out" "^refinery: job \"default\": dropped $((d - 1)) runs?, kept the newest 1$" "and sums up"
+
+is "$(runs default)" 1 "job default keeps one run"
+is "$(runs nightly)" 2 "job nightly is untouched"
+out=$("$REFINERY" prune -c "$tmp/nightly.ini" 2>&1); rc=$?
+is "$rc/$out" '0/refinery: job "nightly": nothing to drop (keeping the newest 2)' \
+	"prune -c takes the job and keep_runs from the rules"
+
+# ---- upgrade from 0.1.0
+pq -c "CREATE DATABASE old" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -d old -f "$top_srcdir/fixtures/upgrade/0.1.0.sql" >/dev/null 2>&1
+ok $? "a schema of release 0.1.0 with two runs loads"
+out=$("$REFINERY" init-db -d old 2>&1); rc=$?
+is "$rc" 0 "init-db upgrades it"
+like "$out" 'upgraded to version 5 \(2 migrations applied\)' "by applying 004_jobs.sql and 005_forget.sql"
+is "$(pq -d old -c "SELECT string_agg(run_id || ':' || job || ':' || status, ' ' ORDER BY run_id) FROM refinery.runs")" \
+	"1:default:committed 2:default:committed" "the old runs are job default"
+is "$(pq -d old -c "SELECT name FROM refinery.jobs")" "default" "and job default has its row"
+out=$("$REFINERY" jobs -d old); rc=$?
+like "$(printf '%s\n' "$out" | sed -n 2p)" '^default +2 .* 150 +2 +300 ' "jobs lists job default with its two runs"
+"$REFINERY" export -d old --csv "$tmp/old.csv"; rc=$?
+is "$rc" 0 "export reads the old runs back"
+is "$(head -c 8 "$tmp/old.csv")/$(pq -d old -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = 2")" "run_id,l/150" \
+	"the export has a header and the newest old run has its 150 leads"
+is "$(($(wc -l <"$tmp/old.csv") - 1 - $(pq -d old -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = 2 AND (reason LIKE '%'||chr(10)||'%' OR golden::text LIKE '%'||chr(10)||'%')")))" 150 \
+	"one record per lead"
+lead=$(pq -d old -c "SELECT lead_id FROM refinery.lead_results WHERE run_id = 1 AND verdict = 'kept' ORDER BY lead_id LIMIT 1")
+out=$("$REFINERY" explain -d old --run 1 "$lead"); rc=$?
+is "$rc" 0 "explain reads an old run"
+like "$out" '^verdict +\| kept$' "with its verdict"
+like "$out" '^job +\| default$' "as job default"
+PGDATABASE=old pg_load_leads "$tmp" >/dev/null
+err=$("$REFINERY" run -d old -c "$tmp/plain.ini" 2>&1); rc=$?
+is "$rc" 5 "a run of $N leads after 0.1.0's runs of 150 is refused by the change guard"
+like "$err" "the source gave $N leads against 150 in the last committed run \(2\)" "which compares with the old run"
+out=$("$REFINERY" run -d old --force -c "$tmp/plain.ini" 2>&1); rc=$?
+is "$rc" 0 "a forced run on the upgraded schema commits"
+unlike "$out" 'new job' "and continues job default"
+
+done_testing
