@@ -158,14 +158,22 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 			for (int f = 0; f < FIELD__COUNT; f++)
 				if (strcmp(items[i], field_key(f)) == 0)
 				{
+					/* a field's key names the field in every rule: an extra column of that
+					 * name would make "field = full_name" ambiguous */
 					error_set(err, EXIT_RULES,
 					          "%s: [columns] extra: \"%s\" is the name of a "
 					          "known field",
 					          rules_where(r, "columns", "extra"), items[i]);
-					rules_list_free(items);
-					return error_hint(err, "Map it with \"%s = column\" instead.", items[i]);
+					error_hint(err, "Map it with \"%s = column\" instead.", items[i]);
+					rules_list_free(items); /* items[i] lives in it: free it last */
+					return false;
 				}
-			c->extra[c->nextra++] = strdup(items[i]);
+			if ((c->extra[c->nextra] = strdup(items[i])) == NULL)
+			{
+				rules_list_free(items);
+				return error_set(err, EXIT_INTERNAL, "out of memory");
+			}
+			c->nextra++;
 		}
 		rules_list_free(items);
 	}

@@ -63,6 +63,12 @@ like "$err" 'val.ini:4: \[output\] keep_runs: "many" is not an integer' "a bad v
 err=$("$REFINERY" check-rules --log-format=json "$tmp/val.ini" 2>&1)
 like "$err" '^\{"ts": "[^"]+", "program": "refinery", "level": "error", "message": ".*keep_runs.*", "exit_code": 3\}$' \
 	"--log-format=json gives one JSON object"
+# an extra column named like a field is refused, not read after it was freed
+printf '[source]\ntable = x\n[columns]\nextra = notes_2, full_name\n' > "$tmp/extra.ini"
+err=$("$REFINERY" check-rules "$tmp/extra.ini" 2>&1); is "$?" 3 "an extra column named like a field exits 3"
+like "$err" 'extra.ini:4: \[columns\] extra: "full_name" is the name of a known field' \
+	"the field is named"
+like "$err" 'hint: Map it with "full_name = column" instead\.' "the hint names it too"
 # the shipped reference rules are valid together with a source
 out=$("$REFINERY" check-rules "$top_srcdir/rules/default.ini" "$tmp/ok.ini"); is "$?" 0 "rules/default.ini checks"
 
