@@ -326,6 +326,7 @@ out:
 		error_set(err, EXIT_INTERRUPTED, "interrupted: %s", msg);
 		error_detail(err, "The run was rolled back; the database is as it was.");
 	}
+	pipeline_result_free(&pr);
 	batch_free(b);
 	pg_disconnect(conn);
 	ruleset_free(rs);
@@ -477,6 +478,7 @@ out:
 	}
 	if (have_res)
 		calibrate_result_free(&res);
+	pipeline_result_free(&pr);
 	batch_free(b);
 	pg_disconnect(conn);
 	ruleset_free(rs);

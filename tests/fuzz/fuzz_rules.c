@@ -255,6 +255,7 @@ run_over(struct ruleset *rs, const char *const (*leads)[FIELD__COUNT], int n)
 			total += pr.verdicts[v];
 		check(total == (size_t) n, "every lead gets a verdict");
 	}
+	pipeline_result_free(&pr);
 	batch_free(b);
 }
 

@@ -110,6 +110,7 @@ prepare(const char *leads, struct truth **truth, const char *truthpath)
 			fprintf(stderr, "normalize: %s\n", err.msg);
 			exit(1);
 		}
+		stage_stats_free(&st);
 	}
 	else
 		harness_normalize(b);

@@ -119,6 +119,7 @@ run(struct batch *b, const struct blacklist_config *c, struct stage_stats *st, s
 	struct ruleset rs = {0};
 
 	rs.blacklist = (struct blacklist_config *) c;
+	stage_stats_free(st);
 	memset(st, 0, sizeof(*st));
 	return blacklist_stage(b, &rs, st, err);
 }
@@ -244,7 +245,7 @@ static void
 test_stage_basics(void)
 {
 	struct error err;
-	struct stage_stats st;
+	struct stage_stats st = {0};
 	struct blacklist_config *c;
 	struct batch *b;
 	static const struct row rows[] = {
@@ -299,6 +300,7 @@ test_stage_basics(void)
 	is_int(b->optout[0], 1, "person-level note on a removed lead recorded too");
 	batch_free(b);
 	blacklist_config_free(c);
+	stage_stats_free(&st);
 }
 
 /* a catastrophic pattern stops the stage with an error naming the rule and the first lead */
@@ -306,7 +308,7 @@ static void
 test_stage_match_limit(void)
 {
 	struct error err;
-	struct stage_stats st;
+	struct stage_stats st = {0};
 	struct blacklist_config *c;
 	struct batch *b;
 	struct row *rows = calloc(20000, sizeof(*rows));
@@ -343,13 +345,14 @@ test_stage_match_limit(void)
 	   "unknown field");
 	batch_free(b);
 	blacklist_config_free(c);
+	stage_stats_free(&st);
 }
 
 static void
 test_dnc_api(void)
 {
 	struct error err;
-	struct stage_stats st;
+	struct stage_stats st = {0};
 	struct blacklist_config *c;
 	struct batch *b;
 	const char *id;
@@ -401,6 +404,7 @@ test_dnc_api(void)
 	is_int(b->verdict[4], VERDICT_KEPT, "key compared exactly, not loosely");
 	batch_free(b);
 	blacklist_config_free(c);
+	stage_stats_free(&st);
 }
 
 /* --------------------------------------------- the shipped default rules */
@@ -597,7 +601,7 @@ static void
 test_shipped(void)
 {
 	struct error err;
-	struct stage_stats st;
+	struct stage_stats st = {0};
 	struct blacklist_config *c = cfg_from_file(shipped_rules, &err);
 	struct batch *b;
 	struct row *rows;
@@ -689,6 +693,7 @@ test_shipped(void)
 		batch_free(b);
 	}
 	blacklist_config_free(c);
+	stage_stats_free(&st);
 }
 
 /* ------------------------------------------ the generator's own word lists */
@@ -707,7 +712,7 @@ test_generator_lists(void)
 	FILE *fp;
 	char line[8192];
 	struct error err;
-	struct stage_stats st;
+	struct stage_stats st = {0};
 	struct blacklist_config *c = cfg_from_file(shipped_rules, &err);
 	int nrows = 0, cap = 0;
 	struct row *rows = NULL;
@@ -863,6 +868,7 @@ test_generator_lists(void)
 	free(rows);
 	free(kinds);
 	blacklist_config_free(c);
+	stage_stats_free(&st);
 }
 
 /* -------------------------------------------------------- fixture cases */
@@ -878,7 +884,7 @@ test_fixtures(const char *dir)
 	{
 		char path[4096], msg[512];
 		struct error err = {0};
-		struct stage_stats st;
+		struct stage_stats st = {0};
 		struct blacklist_config *c;
 		struct batch *b;
 		struct lc_expect *ex;
@@ -966,6 +972,7 @@ test_fixtures(const char *dir)
 		batch_free(b);
 		blacklist_config_free(c);
 		free(want_err);
+		stage_stats_free(&st);
 	}
 	for (int k = 0; k < n; k++)
 		free(cases[k]);
@@ -1000,6 +1007,7 @@ normalise(struct batch *b, int variant, struct normalize_config **nc, struct err
 	/* the canonical statuses stored in the batch belong to the config: keep it */
 	*nc = rs.normalize;
 	rules_free(r);
+	stage_stats_free(&st);
 	return ok;
 }
 
@@ -1010,7 +1018,7 @@ measure(const char *leads, const char *truth, int variant)
 	const char *vn = vname[variant];
 	char msg[512];
 	struct error err;
-	struct stage_stats st;
+	struct stage_stats st = {0};
 	struct blacklist_config *c = cfg_from_file(shipped_rules, &err);
 	struct normalize_config *nc = NULL;
 	struct batch *b;
@@ -1126,6 +1134,7 @@ measure(const char *leads, const char *truth, int variant)
 	batch_free(b);
 	normalize_config_free(nc);
 	blacklist_config_free(c);
+	stage_stats_free(&st);
 }
 
 static void

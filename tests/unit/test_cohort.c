@@ -337,6 +337,7 @@ out:
 	tsv_free(&leads);
 	tsv_free(&exp);
 	free(rules);
+	stage_stats_free(&st);
 }
 
 static void
@@ -631,6 +632,7 @@ test_threads(void)
 		batch_free(b1);
 		batch_free(b2);
 		free_rs(&rs);
+		stage_stats_free(&st);
 	}
 }
 

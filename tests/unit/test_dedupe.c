@@ -715,7 +715,7 @@ test_stage(void)
 	struct batch *b;
 	struct normalize_config nc;
 	struct ruleset rs;
-	struct stage_stats st;
+	struct stage_stats st = {0};
 	size_t dups = 0;
 
 	snprintf(dir, sizeof(dir), "%.1000s/fixtures/dedupe/same_person", top);
@@ -723,7 +723,7 @@ test_stage(void)
 	b = c ? load_case(dir, &err) : NULL;
 	memset(&nc, 0, sizeof(nc));
 	memset(&rs, 0, sizeof(rs));
-	memset(&st, 0, sizeof(st));
+	stage_stats_free(&st);
 	nc.translit = translit;
 	rs.dedupe = c;
 	rs.normalize = &nc;
@@ -736,6 +736,7 @@ test_stage(void)
 	batch_free(b);
 	dedupe_config_free(c);
 	rules_free(r);
+	stage_stats_free(&st);
 }
 
 int

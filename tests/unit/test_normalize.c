@@ -317,6 +317,7 @@ run_case(const char *dir, const char *name)
 	tsv_free(&in);
 	tsv_free(&want);
 	free_rs(&rs);
+	stage_stats_free(&st);
 }
 
 static void
@@ -666,11 +667,14 @@ test_threads(void)
 		ok(normalize_stage(b1, &rs1, &st3, &err), "a second run");
 		ok(same_str(first, b1->name_norm[1]), "gives the same names");
 		free(first);
+		stage_stats_free(&st3);
 	}
 	free_rs(&rs1);
 	free_rs(&rs2);
 	batch_free(b1);
 	batch_free(b2);
+	stage_stats_free(&st1);
+	stage_stats_free(&st2);
 }
 
 /* ------------------------------------------------------------------------
@@ -1034,6 +1038,7 @@ out:
 	free(tl.entity);
 	free(tl.dirt);
 	batch_free(ll.b);
+	stage_stats_free(&st);
 }
 
 int

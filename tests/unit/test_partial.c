@@ -131,6 +131,7 @@ run(struct batch *b, const struct partial_config *c, int64_t now, struct stage_s
 
 	rs.partial = (struct partial_config *) c;
 	rs.now = now;
+	stage_stats_free(st);
 	memset(st, 0, sizeof(*st));
 	return partial_stage(b, &rs, st, err);
 }
@@ -150,7 +151,7 @@ static void
 test_contacts(void)
 {
 	struct error err;
-	struct stage_stats st;
+	struct stage_stats st = {0};
 	int64_t now = ts("2025-07-01 12:00:00");
 	struct partial_config *c = cfg_from("p.ini", "[partial]\n", NULL, &err);
 	static const struct row rows[] = {
@@ -196,6 +197,7 @@ test_contacts(void)
 	ok(c == NULL && strcmp(err.msg, "p.ini:2: [partial] callable: \"invalid\" is not a callable "
 	                                "phone type") == 0,
 	   "invalid is never callable");
+	stage_stats_free(&st);
 }
 
 /* a survivor is judged with its cluster; black-listed members do not count */
@@ -203,7 +205,7 @@ static void
 test_survivors(void)
 {
 	struct error err;
-	struct stage_stats st;
+	struct stage_stats st = {0};
 	struct partial_config *c = cfg_from("p.ini", "[partial]\nrequire = full_name\n", NULL, &err);
 	static const struct row rows[] = {
 	    {"1", "Dana Levi", 0, PHONE_NONE, NULL, NULL, NULL, NULL, NULL}, /* survivor, no contact */
@@ -256,13 +258,14 @@ test_survivors(void)
 	is_int(b->verdict[8], VERDICT_KEPT, "name_norm wins over the raw text");
 	batch_free(b);
 	partial_config_free(c);
+	stage_stats_free(&st);
 }
 
 static void
 test_outliers(void)
 {
 	struct error err;
-	struct stage_stats st;
+	struct stage_stats st = {0};
 	int64_t now = 0;
 	struct partial_config *c = cfg_from("p.ini",
 	                                    "[source]\nnow = 2025-07-01 12:00:00\n"
@@ -338,13 +341,14 @@ test_outliers(void)
 	is_int(b->verdict[10], VERDICT_OUTLIER, "touch_skew_days = 1: 3 days is an outlier");
 	batch_free(b);
 	partial_config_free(c);
+	stage_stats_free(&st);
 }
 
 static void
 test_user_rules(void)
 {
 	struct error err;
-	struct stage_stats st;
+	struct stage_stats st = {0};
 	struct partial_config *c;
 	struct batch *b;
 	static const struct row rows[] = {
@@ -444,6 +448,7 @@ test_user_rules(void)
 		batch_free(b);
 	}
 	partial_config_free(c);
+	stage_stats_free(&st);
 }
 
 /* -------------------------------------------------------- fixture cases */
@@ -459,7 +464,7 @@ test_fixtures(const char *dir)
 	{
 		char path[4096], msg[512];
 		struct error err = {0};
-		struct stage_stats st;
+		struct stage_stats st = {0};
 		struct partial_config *c;
 		struct batch *b;
 		struct lc_expect *ex;
@@ -530,6 +535,7 @@ test_fixtures(const char *dir)
 		batch_free(b);
 		partial_config_free(c);
 		free(want_err);
+		stage_stats_free(&st);
 	}
 	for (int k = 0; k < n; k++)
 		free(cases[k]);
@@ -620,6 +626,7 @@ normalise(struct batch *b, int variant, struct normalize_config **nc, struct err
 	/* the canonical statuses stored in the batch belong to the config: keep it */
 	*nc = rs.normalize;
 	rules_free(r);
+	stage_stats_free(&st);
 	return ok;
 }
 
@@ -668,7 +675,7 @@ measure(const char *leads, const char *truth, int variant)
 	/* without dedupe: each row judged alone, after the shipped black-list */
 	omp_set_num_threads(1);
 	ok(blacklist_stage(b, &rs, &st, &err), "%s: black-list stage", vn);
-	memset(&st, 0, sizeof(st));
+	stage_stats_free(&st);
 	t0 = now_s();
 	ok(partial_stage(b, &rs, &st, &err), "%s: partial stage, 1 thread", vn);
 	diag("partial stage, 1 thread: %.3f s for %zu rows", now_s() - t0, b->n);
@@ -702,9 +709,9 @@ measure(const char *leads, const char *truth, int variant)
 	/* 2 threads give the same verdicts */
 	reset(b);
 	omp_set_num_threads(2);
-	memset(&st, 0, sizeof(st));
+	stage_stats_free(&st);
 	blacklist_stage(b, &rs, &st, &err);
-	memset(&st, 0, sizeof(st));
+	stage_stats_free(&st);
 	t0 = now_s();
 	partial_stage(b, &rs, &st, &err);
 	diag("partial stage, 2 threads: %.3f s", now_s() - t0);
@@ -718,7 +725,7 @@ measure(const char *leads, const char *truth, int variant)
 	 * record of its entity has a contact.
 	 */
 	reset(b);
-	memset(&st, 0, sizeof(st));
+	stage_stats_free(&st);
 	blacklist_stage(b, &rs, &st, &err);
 	{
 		long maxe = 0;
@@ -741,7 +748,7 @@ measure(const char *leads, const char *truth, int variant)
 			if (first[e] != i)
 				batch_mark(b, i, VERDICT_DUPLICATE, "dedupe", "duplicate");
 		}
-		memset(&st, 0, sizeof(st));
+		stage_stats_free(&st);
 		ok(partial_stage(b, &rs, &st, &err), "%s: partial stage after simulated dedupe", vn);
 		{
 			uint8_t *any = calloc((size_t) maxe + 1, 1);
@@ -779,6 +786,7 @@ out_b:
 out_cfg:
 	blacklist_config_free(rs.blacklist);
 	partial_config_free(rs.partial);
+	stage_stats_free(&st);
 }
 
 static void

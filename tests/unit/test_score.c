@@ -280,6 +280,7 @@ out:
 	tsv_free(&leads);
 	tsv_free(&exp);
 	free(rules);
+	stage_stats_free(&st);
 }
 
 static int
@@ -427,6 +428,7 @@ test_shipped(void)
 	}
 	free_rs(&rs);
 	free(text);
+	stage_stats_free(&st);
 }
 
 /* ------------------------------------------------------------------------
@@ -619,7 +621,7 @@ test_random_rounding(void)
 			return;
 		}
 		/* counter names are borrowed from the ruleset: fresh statistics for a new one */
-		memset(&st, 0, sizeof(st));
+		stage_stats_free(&st);
 		ok(score_stage(b, &rs, &st, &err), "20000 random leads scored against personas");
 		bad_sum = 0;
 		bad_range = 0;
@@ -640,6 +642,7 @@ test_random_rounding(void)
 		batch_free(b);
 		free_rs(&rs);
 	}
+	stage_stats_free(&st);
 }
 
 static void
@@ -689,6 +692,7 @@ test_threads(void)
 	batch_free(b1);
 	batch_free(b2);
 	free_rs(&rs);
+	stage_stats_free(&st);
 }
 
 /* ------------------------------------------------------------------------
@@ -761,6 +765,7 @@ test_match_limit(void)
 	batch_free(b);
 	free_rs(&rs);
 	(void) t;
+	stage_stats_free(&st);
 }
 
 struct bad_case
