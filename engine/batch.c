@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "util.h"
 
 /*
  * Each field's [columns] key and the source column it reads when [columns]
@@ -339,21 +340,6 @@ parse_int32(const char *s, int32_t *out)
 	return true;
 }
 
-static int
-parse_bool(const char *s)
-{
-	static const char *const yes[] = {"t", "true", "yes", "y", "1", "on", "כן", NULL};
-	static const char *const no[] = {"f", "false", "no", "n", "0", "off", "לא", NULL};
-
-	for (int k = 0; yes[k]; k++)
-		if (strcasecmp(s, yes[k]) == 0)
-			return 1;
-	for (int k = 0; no[k]; k++)
-		if (strcasecmp(s, no[k]) == 0)
-			return 0;
-	return -1;
-}
-
 /* FNV-1a, for the lead-id uniqueness check. */
 static uint64_t
 hash_str(const char *s)
@@ -454,7 +440,7 @@ batch_finish(struct batch *b, struct error *err)
 		         !parse_int32(v, &b->touch_count[i]))
 			snprintf(buf, sizeof(buf), "touch_count \"%.60s\" is not an integer", v);
 		else if ((v = b->col[FIELD_AUTOMATION][i]) != NULL && *v &&
-		         (b->automation[i] = (int8_t) parse_bool(v)) < 0)
+		         (b->automation[i] = (int8_t) util_parse_bool(v)) < 0)
 			snprintf(buf, sizeof(buf), "automation \"%.60s\" is not a boolean", v);
 		else
 			buf[0] = '\0';

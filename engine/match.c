@@ -63,6 +63,7 @@
 #include "match.h"
 #include "mincost.h"
 #include "pg.h"
+#include "util.h"
 
 /* values are mapped to integers in units of 2^-30 for the exact solver */
 #define VALUE_SCALE ((int64_t) 1 << 30)
@@ -660,21 +661,6 @@ parse_int64(const char *s, int64_t *out)
 	return true;
 }
 
-static int
-parse_bool(const char *s)
-{
-	static const char *const yes[] = {"t", "true", "yes", "y", "1", "on", NULL};
-	static const char *const no[] = {"f", "false", "no", "n", "0", "off", NULL};
-
-	for (int k = 0; yes[k]; k++)
-		if (strcasecmp(s, yes[k]) == 0)
-			return 1;
-	for (int k = 0; no[k]; k++)
-		if (strcasecmp(s, no[k]) == 0)
-			return 0;
-	return -1;
-}
-
 /* One row: v[4] in side_columns order, NULL = SQL NULL.  `place` says where, for details. */
 static bool
 side_row(struct rep_table *t, enum side_kind kind, const char *const *v, const char *place,
@@ -687,7 +673,7 @@ side_row(struct rep_table *t, enum side_kind kind, const char *const *v, const c
 		ok = error_set(err, EXIT_DATA, "rep_id \"%s\" is not an integer", v[0] ? v[0] : "NULL");
 	else if (kind == SIDE_REPS)
 	{
-		int active = v[2] ? parse_bool(v[2]) : -1;
+		int active = util_parse_bool(v[2]);
 
 		if (active < 0)
 			ok = error_set(err, EXIT_DATA, "rep \"%" PRId64 "\": active \"%s\" is not a boolean",

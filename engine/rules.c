@@ -25,6 +25,7 @@
 #include <openssl/evp.h>
 
 #include "rules.h"
+#include "util.h"
 
 struct entry
 {
@@ -465,21 +466,19 @@ bool
 rules_get_bool(struct rules *r, const char *section, const char *key, bool def, bool *out,
                struct error *err)
 {
-	static const char *const yes[] = {"yes", "true", "on", "1", NULL};
-	static const char *const no[] = {"no", "false", "off", "0", NULL};
 	const char *v = rules_get(r, section, key);
+	int b;
 
 	if (v == NULL || *v == '\0')
 	{
 		*out = def;
 		return true;
 	}
-	for (int k = 0; yes[k]; k++)
-		if (strcasecmp(v, yes[k]) == 0)
-			return (*out = true);
-	for (int k = 0; no[k]; k++)
-		if (strcasecmp(v, no[k]) == 0)
-			return !(*out = false);
+	if ((b = util_parse_bool(v)) >= 0)
+	{
+		*out = b == 1;
+		return true;
+	}
 	bad_value(r, section, key, v, "is not a boolean", err);
 	return error_hint(err, "Use yes or no.");
 }

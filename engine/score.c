@@ -30,6 +30,7 @@
 #include "calibrate.h"
 #include "regex.h"
 #include "score.h"
+#include "util.h"
 
 #define CANON_MAX  256 /* longest text value compared with a category */
 #define POINTS_MAX 1000000.0
@@ -1100,32 +1101,6 @@ days_since(int64_t now, int64_t t)
 	return t >= now ? 0.0 : (double) (now - t) / 86400.0;
 }
 
-static int
-parse_yes_no(const char *s)
-{
-	static const char *const yes[] = {"t", "true", "yes", "y", "1", "on", "כן", NULL};
-	static const char *const no[] = {"f", "false", "no", "n", "0", "off", "לא", NULL};
-	char buf[16];
-	size_t len;
-
-	while (isspace((unsigned char) *s))
-		s++;
-	len = strlen(s);
-	while (len > 0 && isspace((unsigned char) s[len - 1]))
-		len--;
-	if (len >= sizeof(buf))
-		return -1;
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	for (int k = 0; yes[k]; k++)
-		if (strcasecmp(buf, yes[k]) == 0)
-			return 1;
-	for (int k = 0; no[k]; k++)
-		if (strcasecmp(buf, no[k]) == 0)
-			return 0;
-	return -1;
-}
-
 /* The numeric value of a buckets or recency parameter: days for dates; NAN when missing. */
 static double
 numeric_value(const struct score_eval *ev, const struct score_param *p, int col, size_t i)
@@ -1277,7 +1252,7 @@ score_eval_categories(struct score_eval *ev, size_t i, int *cat, double *days, s
 					v = isnan(x) ? -1 : p->src == SCORE_SRC_TOUCHES ? x > 0 : 1;
 				}
 				else if ((s = score_text_value(b, i, p->src, ev->col[k])) != NULL)
-					v = parse_yes_no(s);
+					v = util_parse_bool(s);
 				if (v >= 0)
 					cat[k] = v ? 0 : 1;
 			}
