@@ -28,6 +28,7 @@
 #endif
 
 #include "blacklist.h"
+#include "phone.h"
 #include "regex.h"
 #include "ruleset.h"
 
@@ -111,12 +112,14 @@ struct blacklist_rule
 	bool dnc;
 	char *query;
 	bool query_done;
-	struct u64_set dnc_phones;
+	struct u64_set dnc_phones; /* E.164 keys, as phone.c reads them under the plan */
 	struct str_set dnc_emails;
+	const struct phone_plan *plan; /* the leads' numbering plan; borrowed */
 };
 
 struct blacklist_config
 {
+	const struct phone_plan *plan; /* borrowed from the normaliser's config */
 	struct blacklist_rule *rules;
 	int nrules;
 	int *query_rule; /* rule index of each query */
@@ -319,23 +322,6 @@ blacklist_fake_digits(const char *digits, int min_digits)
 			return true;
 	}
 	return false;
-}
-
-bool
-blacklist_parse_phone(const char *text, uint64_t *e164)
-{
-	char nat[32];
-	bool special, foreign;
-	int n = national_digits(text, strlen(text), nat, &special, &foreign);
-	uint64_t v = 972;
-
-	/* Israeli numbers: 0 + 8 or 9 digits; anything else is not a number of the plan */
-	if (special || foreign || n < 9 || n > 10 || nat[0] != '0' || nat[1] == '0')
-		return false;
-	for (int k = 1; k < n; k++)
-		v = v * 10 + (uint64_t) (nat[k] - '0');
-	*e164 = v;
-	return true;
 }
 
 /*
@@ -646,11 +632,13 @@ blank(const char *s)
 static bool
 dnc_add_phone_text(struct blacklist_rule *rl, const char *text, struct error *err)
 {
-	uint64_t v;
+	struct phone_number pn;
+	enum phone_type t = phone_normalize(text, strlen(text), rl->plan, NULL, &pn);
 
-	if (!blacklist_parse_phone(text, &v))
+	/* read as the normaliser reads the leads' phones, so both sides have the same key */
+	if (t == PHONE_NONE || t == PHONE_INVALID || pn.e164 == 0)
 		return error_set(err, EXIT_DATA, "do-not-call phone \"%s\" is not a phone number", text);
-	if (!u64_set_add(&rl->dnc_phones, v))
+	if (!u64_set_add(&rl->dnc_phones, pn.e164))
 		return error_set(err, EXIT_INTERNAL, "out of memory");
 	return true;
 }
@@ -1006,7 +994,8 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 }
 
 bool
-blacklist_config_load(struct rules *r, struct blacklist_config **out, struct error *err)
+blacklist_config_load(struct rules *r, const struct phone_plan *plan, struct blacklist_config **out,
+                      struct error *err)
 {
 	struct blacklist_config *c = calloc(1, sizeof(*c));
 	const char **secs = NULL;
@@ -1015,6 +1004,11 @@ blacklist_config_load(struct rules *r, struct blacklist_config **out, struct err
 	*out = NULL;
 	if (c == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
+	if ((c->plan = plan) == NULL)
+	{
+		free(c);
+		return error_set(err, EXIT_INTERNAL, "the black-list needs the numbering plan");
+	}
 	if (!regex_limits_load(r, &c->lim, err))
 		goto fail;
 	if ((n = rules_sections(r, "blacklist", &secs)) < 0 ||
@@ -1041,6 +1035,7 @@ blacklist_config_load(struct rules *r, struct blacklist_config **out, struct err
 			continue;
 		}
 		rl = &c->rules[c->nrules++];
+		rl->plan = c->plan;
 		if (!load_rule(r, secs[k], rl, &c->lim, err))
 			goto fail;
 		if (rl->query)

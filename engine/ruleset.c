@@ -233,7 +233,7 @@ ruleset_load(const char *const *files, int nfiles, struct error *err)
 	if (!source_config_load(rs->rules, &rs->source, err) ||
 	    !output_config_load(rs->rules, &rs->output, err) ||
 	    !normalize_config_load(rs->rules, &rs->normalize, err) ||
-	    !blacklist_config_load(rs->rules, &rs->blacklist, err) ||
+	    !blacklist_config_load(rs->rules, rs->normalize->plan, &rs->blacklist, err) ||
 	    !dedupe_config_load(rs->rules, &rs->dedupe, err) ||
 	    !partial_config_load(rs->rules, &rs->partial, err) ||
 	    !score_config_load(rs->rules, &rs->score, err) ||

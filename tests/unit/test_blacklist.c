@@ -26,6 +26,7 @@
 #include "leads_csv.h"
 #include "normalize.h"
 #include "rules.h"
+#include "ruleset.h"
 #include "stage.h"
 #include "tap.h"
 
@@ -48,7 +49,7 @@ cfg_from(const char *name, const char *text, struct error *err)
 	struct rules *r = rules_new();
 	struct blacklist_config *c = NULL;
 
-	if (rules_load_string(r, name, text, err) && blacklist_config_load(r, &c, err) &&
+	if (rules_load_string(r, name, text, err) && blacklist_config_load(r, lc_plan(), &c, err) &&
 	    !rules_check_unused(r, err))
 	{
 		blacklist_config_free(c);
@@ -64,7 +65,7 @@ cfg_from_file(const char *path, struct error *err)
 	struct rules *r = rules_new();
 	struct blacklist_config *c = NULL;
 
-	if (rules_load_file(r, path, err) && blacklist_config_load(r, &c, err) &&
+	if (rules_load_file(r, path, err) && blacklist_config_load(r, lc_plan(), &c, err) &&
 	    !rules_check_unused(r, err))
 	{
 		blacklist_config_free(c);
@@ -138,8 +139,6 @@ counter(const struct stage_stats *st, const char *name)
 static void
 test_builtins(void)
 {
-	uint64_t v = 0;
-
 	ok(blacklist_fake_digits("0500000000", 7), "050-0000000 is fake (last seven equal)");
 	ok(blacklist_fake_digits("0541111111", 7), "054-1111111 is fake");
 	ok(blacklist_fake_digits("0501234567", 7), "0501234567 is fake (ascending run)");
@@ -151,19 +150,6 @@ test_builtins(void)
 	ok(blacklist_fake_digits("0501234568", 7), "the prefix's 0 can complete a run: 0123456");
 	ok(!blacklist_fake_digits("0521111112", 7), "six equal digits then another is not fake");
 	ok(!blacklist_fake_digits("048123456", 7), "a landline is not fake");
-
-	ok(blacklist_parse_phone("052-4423268", &v) && v == 972524423268ULL, "dashed mobile");
-	ok(blacklist_parse_phone("+972-52-4423268", &v) && v == 972524423268ULL, "+972 form");
-	ok(blacklist_parse_phone("00972524423268", &v) && v == 972524423268ULL, "00972 form");
-	ok(blacklist_parse_phone("972524423268", &v) && v == 972524423268ULL, "972 form");
-	ok(blacklist_parse_phone("524423268", &v) && v == 972524423268ULL, "lost leading zero");
-	ok(blacklist_parse_phone("4-8123456", &v) && v == 97248123456ULL, "landline without its 0");
-	ok(blacklist_parse_phone("(03) 5551234 ext 12", &v) && v == 97235551234ULL,
-	   "extension dropped");
-	ok(!blacklist_parse_phone("1-800-800-800", &v), "a 1-800 number is not a personal phone");
-	ok(!blacklist_parse_phone("+1 212 555 1234", &v), "a foreign number is not in the plan");
-	ok(!blacklist_parse_phone("123", &v), "too short");
-	ok(!blacklist_parse_phone("n/a", &v), "no digits");
 }
 
 static void
@@ -221,7 +207,7 @@ test_config_errors(void)
 		                  "statuses = y\nfield = notes\npattern = (bad\n",
 		                  &err);
 		rules_load_string(r, "b.ini", "[blacklist.b]\nenabled = no\n", &err);
-		ok(blacklist_config_load(r, &c, &err) && rules_check_unused(r, &err),
+		ok(blacklist_config_load(r, lc_plan(), &c, &err) && rules_check_unused(r, &err),
 		   "disabled rule with a bad pattern loads");
 		is_int(blacklist_rule_count(c), 1, "only the enabled rule is kept");
 		is_str(blacklist_rule_id(c, 0), "blacklist.a", "its id is the section name");
@@ -346,6 +332,76 @@ test_stage_match_limit(void)
 	batch_free(b);
 	blacklist_config_free(c);
 	stage_stats_free(&st);
+}
+
+/*
+ * Do-not-call phones are read with the leads' numbering plan: under a UK
+ * plan a UK list loads and removes the UK leads it names (it used to stop
+ * the run: "do-not-call phone "07700 900123" is not a phone number").
+ */
+static void
+test_dnc_plan(void)
+{
+	char dir[] = "/tmp/test_blacklist_XXXXXX";
+	char dnc[4200], ini[4200];
+	const char *files[1];
+	struct error err;
+	struct stage_stats st = {0};
+	struct ruleset *rs;
+	struct batch *b;
+	FILE *f;
+	static const struct row rows[] = {
+	    {"Oliver Smith", "+44 7700 900123", NULL, NULL, NULL},
+	    {"Amelia Jones", "07700 900124", NULL, NULL, NULL},
+	    {"Harry Brown", "0044 7700 900456", NULL, NULL, NULL},
+	};
+
+	ok(mkdtemp(dir) != NULL, "a temporary folder");
+	lc_fmt(dnc, sizeof(dnc), "%s/dnc.csv", dir);
+	lc_fmt(ini, sizeof(ini), "%s/uk.ini", dir);
+	f = fopen(dnc, "w");
+	fputs("phone\n07700 900123\n+44 7700 900456\n", f);
+	fclose(f);
+	f = fopen(ini, "w");
+	fprintf(f,
+	        "[source]\ntable = crm.leads\n"
+	        "[phone_plan]\ncountry_code = 44\nmobile = 071-079\nmobile_length = 11\n"
+	        "landline = 01, 02\nlandline_length = 11\nvoip = 056\nvoip_length = 11\n"
+	        "special = 080\nspecial_length = 11\ntypos =\ncomplete_from_city = no\n"
+	        "[blacklist.uk_dnc]\nlevel = person\nphone_list = %s\n",
+	        dnc);
+	fclose(f);
+	files[0] = ini;
+	rs = ruleset_load(files, 1, &err);
+	if (!ok(rs != NULL, "a UK plan with a UK do-not-call list loads"))
+		diag("%s", err.msg);
+	b = batch_of(rows, 3);
+	if (rs && b)
+	{
+		ok(normalize_stage(b, rs, &st, &err), "UK leads normalised");
+		stage_stats_free(&st);
+		ok(blacklist_stage(b, rs, &st, &err), "stage runs");
+		is_int(b->verdict[0], VERDICT_BLACKLISTED, "the listed UK mobile is removed");
+		is_str(b->rule_id[0], "blacklist.uk_dnc", "by the do-not-call rule");
+		is_int(b->verdict[1], VERDICT_KEPT, "the next number is kept");
+		is_int(b->verdict[2], VERDICT_BLACKLISTED, "+44 in the list matches 0044 in the lead");
+	}
+	batch_free(b);
+	ruleset_free(rs);
+	stage_stats_free(&st);
+
+	/* the same list under Israel's plan holds no phone number of the plan */
+	f = fopen(ini, "w");
+	fprintf(f, "[source]\ntable = crm.leads\n[blacklist.uk_dnc]\nphone_list = %s\n", dnc);
+	fclose(f);
+	rs = ruleset_load(files, 1, &err);
+	ok(rs == NULL &&
+	       strstr(err.msg, "dnc.csv:2: do-not-call phone \"07700 900123\" is not a phone number"),
+	   "under another plan the list is refused: %s", err.msg);
+	ruleset_free(rs);
+	unlink(dnc);
+	unlink(ini);
+	rmdir(dir);
 }
 
 static void
@@ -1191,6 +1247,7 @@ main(int argc, char **argv)
 	test_stage_basics();
 	test_stage_match_limit();
 	test_dnc_api();
+	test_dnc_plan();
 	test_shipped();
 	test_fixtures(fixtures);
 

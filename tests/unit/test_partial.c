@@ -648,7 +648,7 @@ measure(const char *leads, const char *truth, int variant)
 	uint8_t *v1;
 
 	if (!rules_load_file(r, shipped_bl, &err) || !rules_load_file(r, shipped_partial, &err) ||
-	    !blacklist_config_load(r, &rs.blacklist, &err) ||
+	    !blacklist_config_load(r, lc_plan(), &rs.blacklist, &err) ||
 	    !partial_config_load(r, &rs.partial, &err) || !rules_check_unused(r, &err))
 	{
 		ok(0, "shipped rules: %s", err.msg);
