@@ -1063,12 +1063,6 @@ blacklist_rule_id(const struct blacklist_config *c, int k)
 	return (c && k >= 0 && k < c->nrules) ? c->rules[k].id : NULL;
 }
 
-enum blacklist_level
-blacklist_rule_level(const struct blacklist_config *c, int k)
-{
-	return (c && k >= 0 && k < c->nrules) ? c->rules[k].level : BLACKLIST_RECORD;
-}
-
 int
 blacklist_query_count(const struct blacklist_config *c)
 {

@@ -51,7 +51,6 @@ bool blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_sta
 /* Rules in file order (enabled ones only), for check-rules and explain. */
 int blacklist_rule_count(const struct blacklist_config *c);
 const char *blacklist_rule_id(const struct blacklist_config *c, int k); /* "blacklist.<id>" */
-enum blacklist_level blacklist_rule_level(const struct blacklist_config *c, int k);
 
 /*
  * Do-not-call lists fed from the database.  A rule with "query = SELECT ..."

@@ -103,14 +103,6 @@ cmp_nlevels(enum dedupe_comparator cmp)
 	return n;
 }
 
-const char *
-dedupe_level_name(enum dedupe_comparator cmp, int level)
-{
-	if (level < 0 || level >= cmp_nlevels(cmp))
-		return NULL;
-	return cmp_levels(cmp)[level];
-}
-
 /*
  * EM's starting point for m when the rules give none: most true matches
  * agree, a few show each kind of disagreement.  EM moves away from these;
