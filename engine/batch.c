@@ -20,44 +20,31 @@
 #include "batch.h"
 #include "util.h"
 
-/*
- * Each field's [columns] key and the source column it reads when [columns]
- * does not say (the column names of the generated legacy data).
- */
-static const struct
-{
-	const char *key;
-	const char *column;
-} fields[FIELD__COUNT] = {
-    [FIELD_LEAD_ID] = {"lead_id", "lead_id"},
-    [FIELD_CREATED_AT] = {"created_at", "created_at"},
-    [FIELD_SOURCE] = {"source", "source"},
-    [FIELD_CAMPAIGN] = {"campaign", "campaign"},
-    [FIELD_NAME] = {"full_name", "full_name"},
-    [FIELD_PHONE] = {"phone", "phone"},
-    [FIELD_PHONE2] = {"phone2", "phone2"},
-    [FIELD_MOBILE] = {"mobile", "mobile"},
-    [FIELD_EMAIL] = {"email", "email"},
-    [FIELD_CITY] = {"city", "city"},
-    [FIELD_STATUS] = {"status", "status"},
-    [FIELD_LAST_TOUCH_AT] = {"last_touch_at", "last_touch_at"},
-    [FIELD_TOUCH_COUNT] = {"touch_count", "touch_count"},
-    [FIELD_LAST_TOUCH_TYPE] = {"last_touch_type", "last_touch_type"},
-    [FIELD_NOTES] = {"notes", "handler_notes"},
-    [FIELD_AUTOMATION] = {"automation", "automation_after_last_touch"},
-    [FIELD_LAST_REP] = {"last_rep", "last_rep_id"},
+/* Each field's [columns] key (its default column is in rules/default.ini). */
+static const char *const fields[FIELD__COUNT] = {
+    [FIELD_LEAD_ID] = "lead_id",
+    [FIELD_CREATED_AT] = "created_at",
+    [FIELD_SOURCE] = "source",
+    [FIELD_CAMPAIGN] = "campaign",
+    [FIELD_NAME] = "full_name",
+    [FIELD_PHONE] = "phone",
+    [FIELD_PHONE2] = "phone2",
+    [FIELD_MOBILE] = "mobile",
+    [FIELD_EMAIL] = "email",
+    [FIELD_CITY] = "city",
+    [FIELD_STATUS] = "status",
+    [FIELD_LAST_TOUCH_AT] = "last_touch_at",
+    [FIELD_TOUCH_COUNT] = "touch_count",
+    [FIELD_LAST_TOUCH_TYPE] = "last_touch_type",
+    [FIELD_NOTES] = "notes",
+    [FIELD_AUTOMATION] = "automation",
+    [FIELD_LAST_REP] = "last_rep",
 };
 
 const char *
 field_key(enum field f)
 {
-	return (f >= 0 && f < FIELD__COUNT) ? fields[f].key : NULL;
-}
-
-const char *
-field_default_column(enum field f)
-{
-	return (f >= 0 && f < FIELD__COUNT) ? fields[f].column : NULL;
+	return (f >= 0 && f < FIELD__COUNT) ? fields[f] : NULL;
 }
 
 const char *
@@ -182,7 +169,7 @@ int
 batch_column(const struct batch *b, const char *name)
 {
 	for (int f = 0; f < FIELD__COUNT; f++)
-		if (strcmp(fields[f].key, name) == 0)
+		if (strcmp(fields[f], name) == 0)
 			return f;
 	for (int i = 0; i < b->nextra; i++)
 		if (strcmp(b->extra_names[i], name) == 0)

@@ -52,8 +52,6 @@ enum field
 
 /* The [columns] key of each field, e.g. "lead_id", "phone2". */
 const char *field_key(enum field f);
-/* The source column a field reads when [columns] does not say, e.g. "handler_notes". */
-const char *field_default_column(enum field f);
 
 enum verdict
 {

@@ -813,7 +813,7 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 	rl->id = strdup(sec);
 	if (rl->where == NULL || rl->id == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
-	if (!rules_get_enum(r, sec, "level", BLACKLIST_RECORD, levels, &level, err))
+	if (!rules_get_enum(r, sec, "level", levels, &level, err))
 		return false;
 	rl->level = (enum blacklist_level) level;
 	v = rules_get(r, sec, "reason");
@@ -857,8 +857,8 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 	/* field + pattern */
 	pattern = rules_get(r, sec, "pattern");
 	v = rules_get(r, sec, "field");
-	if (!rules_get_bool(r, sec, "caseless", true, &caseless, err) ||
-	    !rules_get_bool(r, sec, "invert", false, &rl->invert, err))
+	if (!rules_get_bool(r, sec, "caseless", &caseless, err) ||
+	    !rules_get_bool(r, sec, "invert", &rl->invert, err))
 		return false;
 	if ((pattern && *pattern) != (v && *v))
 		return error_set(err, EXIT_RULES, "%s: [%s] needs both field and pattern",
@@ -881,9 +881,9 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 	}
 
 	/* junk_phone = yes and its knobs */
-	if (!rules_get_bool(r, sec, "junk_phone", false, &rl->junk_phone, err) ||
-	    !rules_get_int(r, sec, "min_digits", 7, 1, 15, &l, err) ||
-	    !rules_get_bool(r, sec, "special_is_junk", true, &rl->special_is_junk, err))
+	if (!rules_get_bool(r, sec, "junk_phone", &rl->junk_phone, err) ||
+	    !rules_get_int(r, sec, "min_digits", 1, 15, &l, err) ||
+	    !rules_get_bool(r, sec, "special_is_junk", &rl->special_is_junk, err))
 		return false;
 	rl->min_digits = (int) l;
 	if (!load_list(r, sec, "fake_phones", &items, &n, err))
@@ -920,8 +920,8 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 		                 rl->where, sec);
 
 	/* keyboard_mash = yes */
-	if (!rules_get_bool(r, sec, "keyboard_mash", false, &rl->mash, err) ||
-	    !rules_get_int(r, sec, "mash_min", 3, 2, 32, &l, err))
+	if (!rules_get_bool(r, sec, "keyboard_mash", &rl->mash, err) ||
+	    !rules_get_int(r, sec, "mash_min", 2, 32, &l, err))
 		return false;
 	rl->mash_min = (int) l;
 	if (!load_list(r, sec, "keyboard_rows", &items, &n, err))
@@ -1026,7 +1026,7 @@ blacklist_config_load(struct rules *r, const struct phone_plan *plan, struct bla
 		/* a bare [blacklist] section has no keys of its own: any key there is unknown */
 		if (strcmp(secs[k], "blacklist") == 0)
 			continue;
-		if (!rules_get_bool(r, secs[k], "enabled", true, &enabled, err))
+		if (!rules_get_bool(r, secs[k], "enabled", &enabled, err))
 			goto fail;
 		if (!enabled)
 		{

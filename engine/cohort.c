@@ -147,17 +147,16 @@ load_cohort(struct rules *r, const char *section, enum cohort_mode mode, struct 
 		          mode == COHORT_THRESHOLDS ? "thresholds" : "quantiles");
 		return error_hint(err, "Use %s, or change [cohorts] mode.", own);
 	}
-	if (!rules_get_double(r, section, own, 0, 0, mode == COHORT_THRESHOLDS ? 100 : 1, &d->min,
+	if (!rules_get_double(r, section, own, 0, mode == COHORT_THRESHOLDS ? 100 : 1, &d->min, err) ||
+	    !rules_get_int(r, section, "sla_hours", 1, 24 * 365, &d->sla_hours, err) ||
+	    !rules_get_int(r, section, "calls", 0, 100, &d->calls, err) ||
+	    !rules_get_double(r, section, "call_every_hours", 0.1, 24 * 365, &d->call_every_hours,
 	                      err) ||
-	    !rules_get_int(r, section, "sla_hours", 24, 1, 24 * 365, &d->sla_hours, err) ||
-	    !rules_get_int(r, section, "calls", 3, 0, 100, &d->calls, err) ||
-	    !rules_get_double(r, section, "call_every_hours", 24, 0.1, 24 * 365, &d->call_every_hours,
-	                      err) ||
-	    !rules_get_bool(r, section, "sms", true, &d->sms, err) ||
-	    !rules_get_bool(r, section, "email", true, &d->email, err) ||
-	    !rules_get_bool(r, section, "voicemail", true, &d->voicemail, err) ||
-	    !rules_get_bool(r, section, "mailing_list", true, &d->mailing_list, err) ||
-	    !rules_get_double(r, section, "target_rate", 0.05, 0, 1, &d->target_rate, err))
+	    !rules_get_bool(r, section, "sms", &d->sms, err) ||
+	    !rules_get_bool(r, section, "email", &d->email, err) ||
+	    !rules_get_bool(r, section, "voicemail", &d->voicemail, err) ||
+	    !rules_get_bool(r, section, "mailing_list", &d->mailing_list, err) ||
+	    !rules_get_double(r, section, "target_rate", 0, 1, &d->target_rate, err))
 		return false;
 	if (mode == COHORT_THRESHOLDS)
 		d->min = (double) score_hundredths(d->min) / 100.0;
@@ -183,7 +182,7 @@ cohort_config_load(struct rules *r, struct cohort_config **out, struct error *er
 	*out = c;
 	if (c == NULL)
 		return oom(err);
-	if (!rules_get_enum(r, "cohorts", "mode", COHORT_THRESHOLDS, modes, &mode, err))
+	if (!rules_get_enum(r, "cohorts", "mode", modes, &mode, err))
 		return false;
 	c->mode = (enum cohort_mode) mode;
 	if ((nsecs = rules_sections(r, "cohort", &secs)) < 0)

@@ -290,19 +290,19 @@ match_config_load(struct rules *r, struct match_config **out, struct error *err)
 		oom(err);
 		goto fail;
 	}
-	if (!rules_get_int(r, "match", "horizon_days", 1, 1, MAX_HORIZON, &c->horizon_days, err) ||
-	    !rules_get_enum(r, "match", "overflow", MATCH_OVERFLOW_KEEP, overflow_names, &e, err))
+	if (!rules_get_int(r, "match", "horizon_days", 1, MAX_HORIZON, &c->horizon_days, err) ||
+	    !rules_get_enum(r, "match", "overflow", overflow_names, &e, err))
 		goto fail;
 	c->overflow = (enum match_overflow) e;
-	if (!rules_get_enum(r, "match", "p_model", MATCH_P_LOGISTIC, p_model_names, &e, err))
+	if (!rules_get_enum(r, "match", "p_model", p_model_names, &e, err))
 		goto fail;
 	c->p_model = (enum match_p_model) e;
-	if (!rules_get_double(r, "match", "p_intercept", -4.6, -50, 50, &c->p_intercept, err) ||
-	    !rules_get_double(r, "match", "p_slope", 0.035, -5, 5, &c->p_slope, err) ||
+	if (!rules_get_double(r, "match", "p_intercept", -50, 50, &c->p_intercept, err) ||
+	    !rules_get_double(r, "match", "p_slope", -5, 5, &c->p_slope, err) ||
 	    !load_points(r, c, err) || !load_cohorts(r, c, err) ||
 	    !get_prior(r, "prior_rep", &c->prior_rep, err) ||
 	    !get_prior(r, "prior_source", &c->prior_source, err) ||
-	    !rules_get_double(r, "match", "score_band", 0.1, 0.01, 100, &band, err))
+	    !rules_get_double(r, "match", "score_band", 0.01, 100, &band, err))
 		goto fail;
 	c->band_hundredths = (int) llround(band * 100);
 	if (fabs(band * 100 - c->band_hundredths) > 1e-6)

@@ -53,10 +53,8 @@ regex_limits_load(struct rules *r, struct regex_limits *out, struct error *err)
 {
 	long ml, dl;
 
-	if (!rules_get_int(r, "regex", "match_limit", REGEX_DEFAULT_MATCH_LIMIT, 1000, 1000000000L, &ml,
-	                   err) ||
-	    !rules_get_int(r, "regex", "depth_limit", REGEX_DEFAULT_DEPTH_LIMIT, 100, 100000000L, &dl,
-	                   err))
+	if (!rules_get_int(r, "regex", "match_limit", 1000, 1000000000L, &ml, err) ||
+	    !rules_get_int(r, "regex", "depth_limit", 100, 100000000L, &dl, err))
 		return false;
 	out->match_limit = (uint32_t) ml;
 	out->depth_limit = (uint32_t) dl;

@@ -18,7 +18,6 @@
 #include "blacklist.h"
 #include "cohort.h"
 #include "dedupe.h"
-#include "embedded.h"
 #include "match.h"
 #include "normalize.h"
 #include "partial.h"
@@ -91,13 +90,11 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 	}
 	c->csv = dup_or_null(csv);
 	c->csv_reject = dup_or_null(rules_get(r, "source", "csv_reject"));
-	if (!rules_get_int(r, "source", "csv_max_field", 1 << 20, 1024, 1L << 30, &c->csv_max_field,
-	                   err) ||
-	    !rules_get_int(r, "source", "csv_max_rejects", 0, 0, 1L << 40, &c->csv_max_rejects, err))
+	if (!rules_get_int(r, "source", "csv_max_field", 1024, 1L << 30, &c->csv_max_field, err) ||
+	    !rules_get_int(r, "source", "csv_max_rejects", 0, 1L << 40, &c->csv_max_rejects, err))
 		return false;
-	v = rules_get(r, "source", "csv_delimiter");
-	c->csv_delimiter = ',';
-	if (v && *v)
+	if (!rules_get_str(r, "source", "csv_delimiter", &v, err))
+		return false;
 	{
 		if (strcmp(v, "tab") == 0)
 			c->csv_delimiter = '\t';
@@ -111,13 +108,15 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 			                 "character, \"tab\" or \"semicolon\"",
 			                 rules_where(r, "source", "csv_delimiter"), v);
 	}
-	if (!rules_get_bool(r, "source", "csv_trim", false, &c->csv_trim, err) ||
-	    !rules_get_bool(r, "source", "csv_unguard", false, &c->csv_unguard, err))
+	if (!rules_get_bool(r, "source", "csv_trim", &c->csv_trim, err) ||
+	    !rules_get_bool(r, "source", "csv_unguard", &c->csv_unguard, err))
 		return false;
-	v = rules_get(r, "source", "timezone");
-	c->timezone = strdup(v && *v ? v : "UTC");
-	v = rules_get(r, "source", "now");
-	c->now = strdup(v && *v ? v : "clock");
+	if (!rules_get_str(r, "source", "timezone", &v, err))
+		return false;
+	c->timezone = strdup(v);
+	if (!rules_get_str(r, "source", "now", &v, err))
+		return false;
+	c->now = strdup(v);
 	if (c->timezone == NULL || c->now == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
 	if (strcmp(c->now, "clock") != 0 && strcmp(c->now, "auto") != 0)
@@ -133,10 +132,12 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 
 	for (int f = 0; f < FIELD__COUNT; f++)
 	{
-		v = rules_get(r, "columns", field_key(f));
-		c->column_explicit[f] = v != NULL;
-		c->column[f] = v ? dup_or_null(v) : strdup(field_default_column(f));
-		if (v == NULL && c->column[f] == NULL)
+		/* a column default.ini names may be missing from the source; one the user names may not */
+		if (!rules_get_list(r, "columns", field_key(f), &v, err))
+			return false;
+		c->column_explicit[f] = !rules_is_default(r, "columns", field_key(f));
+		c->column[f] = dup_or_null(v);
+		if (*v && c->column[f] == NULL)
 			return error_set(err, EXIT_INTERNAL, "out of memory");
 	}
 	if (c->column[FIELD_LEAD_ID] == NULL)
@@ -190,13 +191,12 @@ output_config_load(struct rules *r, struct output_config **out, struct error *er
 	*out = c;
 	if (c == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
-	if (!rules_get_enum(r, "output", "target", OUTPUT_DATABASE, targets, &t, err) ||
-	    !rules_get_int(r, "output", "keep_runs", 0, 0, 1000000, &c->keep_runs, err) ||
-	    !rules_get_int(r, "output", "lock_timeout_ms", 5000, 0, 86400000, &c->lock_timeout_ms,
-	                   err) ||
-	    !rules_get_bool(r, "output", "analyze", true, &c->analyze, err) ||
-	    !rules_get_bool(r, "output", "csv_formula_guard", true, &c->csv_formula_guard, err) ||
-	    !rules_get_bool(r, "output", "csv_crlf", false, &c->csv_crlf, err))
+	if (!rules_get_enum(r, "output", "target", targets, &t, err) ||
+	    !rules_get_int(r, "output", "keep_runs", 0, 1000000, &c->keep_runs, err) ||
+	    !rules_get_int(r, "output", "lock_timeout_ms", 0, 86400000, &c->lock_timeout_ms, err) ||
+	    !rules_get_bool(r, "output", "analyze", &c->analyze, err) ||
+	    !rules_get_bool(r, "output", "csv_formula_guard", &c->csv_formula_guard, err) ||
+	    !rules_get_bool(r, "output", "csv_crlf", &c->csv_crlf, err))
 		return false;
 	c->target = (enum output_target) t;
 	c->csv_dir = dup_or_null(rules_get(r, "output", "csv_dir"));
@@ -225,7 +225,7 @@ ruleset_load(const char *const *files, int nfiles, struct error *err)
 		error_set(err, EXIT_INTERNAL, "out of memory");
 		goto fail;
 	}
-	if (!rules_load_string(rs->rules, "default.ini", embedded_default_ini, err))
+	if (!rules_load_defaults(rs->rules, true, err))
 		goto fail;
 	for (int i = 0; i < nfiles; i++)
 		if (!rules_load_file(rs->rules, files[i], err))

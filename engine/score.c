@@ -273,11 +273,24 @@ add_cat(struct score_param *p, const char *name, double points)
 	return true;
 }
 
+/*
+ * Points of a key whose value, when not stated, is another value of the
+ * rules (a category earns nothing, "other" earns what "default" earns, a
+ * persona takes the parameter's points): `inherit`.  Constant defaults are
+ * read with rules_get_double() from [score.*] in default.ini.
+ */
 static bool
-get_points(struct rules *r, const char *section, const char *key, double def, double *out,
+get_points(struct rules *r, const char *section, const char *key, double inherit, double *out,
            struct error *err)
 {
-	return rules_get_double(r, section, key, def, 0, POINTS_MAX, out, err);
+	const char *v = rules_get(r, section, key);
+
+	if (v == NULL || *v == '\0')
+	{
+		*out = inherit;
+		return true;
+	}
+	return rules_get_double(r, section, key, 0, POINTS_MAX, out, err);
 }
 
 static bool
@@ -358,7 +371,7 @@ load_regex(struct rules *r, const char *section, struct score_param *p, double d
 
 	if (nkeys < 0)
 		return oom(err);
-	if (!rules_get_bool(r, section, "caseless", true, &p->caseless, err))
+	if (!rules_get_bool(r, section, "caseless", &p->caseless, err))
 		goto fail;
 	p->pattern = calloc((size_t) nkeys + 1, sizeof(char *));
 	p->re = calloc((size_t) nkeys + 1, sizeof(struct regex *));
@@ -523,8 +536,8 @@ load_recency(struct rules *r, const char *section, struct score_param *p, struct
 {
 	static const double mult[] = {0, 1, 2, 4, 8};
 
-	if (!get_points(r, section, "max", 10, &p->max, err) ||
-	    !rules_get_double(r, section, "half_life_days", 30, 0.001, 1e6, &p->half_life, err))
+	if (!rules_get_double(r, section, "max", 0, POINTS_MAX, &p->max, err) ||
+	    !rules_get_double(r, section, "half_life_days", 0.001, 1e6, &p->half_life, err))
 		return false;
 	if ((p->lo = calloc(5, sizeof(double))) == NULL)
 		return oom(err);
@@ -545,7 +558,8 @@ load_bool(struct rules *r, const char *section, struct score_param *p, struct er
 {
 	double t, f;
 
-	if (!get_points(r, section, "true", 0, &t, err) || !get_points(r, section, "false", 0, &f, err))
+	if (!rules_get_double(r, section, "true", 0, POINTS_MAX, &t, err) ||
+	    !rules_get_double(r, section, "false", 0, POINTS_MAX, &f, err))
 		return false;
 	return (add_cat(p, "true", t) && add_cat(p, "false", f)) || oom(err);
 }
@@ -569,7 +583,7 @@ load_param(struct rules *r, const char *section, struct score_param *p,
 		          rules_where(r, section, "kind"), section);
 		return error_hint(err, "A parameter name is one word: letters, digits and \"_\".");
 	}
-	if (rules_get(r, section, "kind") == NULL)
+	if (rules_get(r, section, "kind") == NULL || *rules_get(r, section, "kind") == '\0')
 	{
 		const char **keys;
 		int nk = rules_keys(r, section, &keys);
@@ -579,7 +593,7 @@ load_param(struct rules *r, const char *section, struct score_param *p,
 		free(keys);
 		return error_hint(err, "Set kind = map, buckets, recency, regex or bool.");
 	}
-	if (!rules_get_enum(r, section, "kind", 0, kind_names, &kind, err))
+	if (!rules_get_enum(r, section, "kind", kind_names, &kind, err))
 		return false;
 	p->kind = (enum score_kind) kind;
 	field = rules_get(r, section, "field");
@@ -602,8 +616,8 @@ load_param(struct rules *r, const char *section, struct score_param *p,
 	    p->src != SCORE_SRC_COLUMN)
 		return error_set(err, EXIT_RULES, "%s: [%s] kind = recency needs a date field, not \"%s\"",
 		                 rules_where(r, section, "field"), section, field);
-	if (!rules_get_double(r, section, "weight", 1, 0, 1e6, &p->weight, err) ||
-	    !get_points(r, section, "default", 0, &def, err))
+	if (!rules_get_double(r, section, "weight", 0, 1e6, &p->weight, err) ||
+	    !rules_get_double(r, section, "default", 0, POINTS_MAX, &def, err))
 		return false;
 
 	/* keys of the other kinds: accepted and ignored (see reserved_keys) */
@@ -787,7 +801,14 @@ load_persona(struct rules *r, const char *section, struct score_config *c, struc
 			                     "= points\" or \"when.<field> = values\".");
 		}
 		else if (dot == NULL)
-			ok = rules_get_double(r, section, key, p->weight, 0, 1e6, &pe->weight[pi], err);
+		{
+			/* a persona's weight is the parameter's unless it says */
+			const char *w = rules_get(r, section, key);
+
+			pe->weight[pi] = p->weight;
+			ok = w == NULL || *w == '\0' ||
+			     rules_get_double(r, section, key, 0, 1e6, &pe->weight[pi], err);
+		}
 		else if (p->kind == SCORE_RECENCY && strcmp(dot + 1, "max") == 0)
 			ok = get_points(r, section, key, p->max, &pe->max[pi], err);
 		else
@@ -832,9 +853,9 @@ load_global(struct rules *r, struct score_config *c, struct error *err)
 	char **items;
 	int n;
 
-	if (!rules_get_double(r, "score", "hot_at", 70, 0, 100, &c->hot_at, err) ||
-	    !rules_get_double(r, "score", "warm_at", 45, 0, 100, &c->warm_at, err) ||
-	    !rules_get_double(r, "score", "nurture_below", 0, 0, 100, &c->nurture_below, err))
+	if (!rules_get_double(r, "score", "hot_at", 0, 100, &c->hot_at, err) ||
+	    !rules_get_double(r, "score", "warm_at", 0, 100, &c->warm_at, err) ||
+	    !rules_get_double(r, "score", "nurture_below", 0, 100, &c->nurture_below, err))
 		return false;
 	if (c->warm_at > c->hot_at)
 		return error_set(err, EXIT_RULES, "%s: [score] warm_at is above hot_at",

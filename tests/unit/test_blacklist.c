@@ -49,8 +49,8 @@ cfg_from(const char *name, const char *text, struct error *err)
 	struct rules *r = rules_new();
 	struct blacklist_config *c = NULL;
 
-	if (rules_load_string(r, name, text, err) && blacklist_config_load(r, lc_plan(), &c, err) &&
-	    !rules_check_unused(r, err))
+	if (rules_load_defaults(r, false, err) && rules_load_string(r, name, text, err) &&
+	    blacklist_config_load(r, lc_plan(), &c, err) && !rules_check_unused(r, err))
 	{
 		blacklist_config_free(c);
 		c = NULL;
@@ -65,8 +65,8 @@ cfg_from_file(const char *path, struct error *err)
 	struct rules *r = rules_new();
 	struct blacklist_config *c = NULL;
 
-	if (rules_load_file(r, path, err) && blacklist_config_load(r, lc_plan(), &c, err) &&
-	    !rules_check_unused(r, err))
+	if (rules_load_defaults(r, false, err) && rules_load_file(r, path, err) &&
+	    blacklist_config_load(r, lc_plan(), &c, err) && !rules_check_unused(r, err))
 	{
 		blacklist_config_free(c);
 		c = NULL;
@@ -202,6 +202,7 @@ test_config_errors(void)
 	{
 		struct rules *r = rules_new();
 
+		rules_load_defaults(r, false, &err);
 		rules_load_string(r, "a.ini",
 		                  "[blacklist.a]\nstatuses = x\n[blacklist.b]\n"
 		                  "statuses = y\nfield = notes\npattern = (bad\n",
@@ -1058,8 +1059,9 @@ normalise(struct batch *b, int variant, struct normalize_config **nc, struct err
 	}
 	lc_fmt(path, sizeof(path), "%s/rules/normalize.ini.part", lc_srcdir());
 	r = rules_new();
-	ok = rules_load_file(r, path, err) && normalize_config_load(r, &rs.normalize, err) &&
-	     rules_check_unused(r, err) && normalize_stage(b, &rs, &st, err);
+	ok = rules_load_defaults(r, false, err) && rules_load_file(r, path, err) &&
+	     normalize_config_load(r, &rs.normalize, err) && rules_check_unused(r, err) &&
+	     normalize_stage(b, &rs, &st, err);
 	/* the canonical statuses stored in the batch belong to the config: keep it */
 	*nc = rs.normalize;
 	rules_free(r);

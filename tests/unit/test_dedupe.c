@@ -144,7 +144,8 @@ config_with(const char *extra, struct error *err, struct rules **out)
 
 	snprintf(path, sizeof(path), "%s/rules/dedupe.ini.part", top);
 	*out = r;
-	if (!rules_load_file(r, path, err) || (extra && !rules_load_string(r, "test.ini", extra, err)))
+	if (!rules_load_defaults(r, false, err) || !rules_load_file(r, path, err) ||
+	    (extra && !rules_load_string(r, "test.ini", extra, err)))
 		return NULL;
 	if (!dedupe_config_load(r, &c, err))
 	{
@@ -235,10 +236,11 @@ test_config(void)
 
 	/* switched off: nothing else is checked and every key counts as read */
 	r = rules_new();
-	ok(rules_load_string(r, "off.ini",
-	                     "[dedupe]\nenabled = false\n[dedupe.field.x]\n"
-	                     "comparator = bogus\n",
-	                     &err) &&
+	ok(rules_load_defaults(r, false, &err) &&
+	       rules_load_string(r, "off.ini",
+	                         "[dedupe]\nenabled = false\n[dedupe.field.x]\n"
+	                         "comparator = bogus\n",
+	                         &err) &&
 	       dedupe_config_load(r, &c, &err) && !c->enabled && rules_check_unused(r, &err),
 	   "enabled = false accepts any field section");
 	dedupe_config_free(c);

@@ -64,8 +64,8 @@ config_from(const char *text, struct error *err)
 	struct rules *r = rules_new();
 	struct match_config *c = NULL;
 
-	if (rules_load_string(r, "t.ini", text, err) && match_config_load(r, &c, err) &&
-	    !rules_check_unused(r, err))
+	if (rules_load_defaults(r, false, err) && rules_load_string(r, "t.ini", text, err) &&
+	    match_config_load(r, &c, err) && !rules_check_unused(r, err))
 	{
 		match_config_free(c);
 		c = NULL;

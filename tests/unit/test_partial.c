@@ -59,7 +59,7 @@ cfg_from(const char *name, const char *text, int64_t *now, struct error *err)
 	struct partial_config *c = NULL;
 	const char *v;
 
-	if (!rules_load_string(r, name, text, err))
+	if (!rules_load_defaults(r, false, err) || !rules_load_string(r, name, text, err))
 		goto out;
 	if ((v = rules_get(r, "source", "now")) != NULL && now)
 		*now = ts(v);
@@ -621,8 +621,9 @@ normalise(struct batch *b, int variant, struct normalize_config **nc, struct err
 	}
 	lc_fmt(path, sizeof(path), "%s/rules/normalize.ini.part", lc_srcdir());
 	r = rules_new();
-	ok = rules_load_file(r, path, err) && normalize_config_load(r, &rs.normalize, err) &&
-	     rules_check_unused(r, err) && normalize_stage(b, &rs, &st, err);
+	ok = rules_load_defaults(r, false, err) && rules_load_file(r, path, err) &&
+	     normalize_config_load(r, &rs.normalize, err) && rules_check_unused(r, err) &&
+	     normalize_stage(b, &rs, &st, err);
 	/* the canonical statuses stored in the batch belong to the config: keep it */
 	*nc = rs.normalize;
 	rules_free(r);
@@ -647,7 +648,8 @@ measure(const char *leads, const char *truth, int variant)
 	double t0;
 	uint8_t *v1;
 
-	if (!rules_load_file(r, shipped_bl, &err) || !rules_load_file(r, shipped_partial, &err) ||
+	if (!rules_load_defaults(r, false, &err) || !rules_load_file(r, shipped_bl, &err) ||
+	    !rules_load_file(r, shipped_partial, &err) ||
 	    !blacklist_config_load(r, lc_plan(), &rs.blacklist, &err) ||
 	    !partial_config_load(r, &rs.partial, &err) || !rules_check_unused(r, &err))
 	{

@@ -203,12 +203,15 @@ main(void)
 
 	/* ---- [regex] limits from the rule files ---- */
 	r = rules_new();
-	ok(rules_load_string(r, "lim.ini", "[regex]\nmatch_limit = 5000\n", &err), "rules load");
+	ok(rules_load_defaults(r, false, &err) &&
+	       rules_load_string(r, "lim.ini", "[regex]\nmatch_limit = 5000\n", &err),
+	   "rules load");
 	ok(regex_limits_load(r, &lim, &err), "limits load");
 	is_int(lim.match_limit, 5000, "match_limit read");
-	is_int(lim.depth_limit, REGEX_DEFAULT_DEPTH_LIMIT, "depth_limit defaults");
+	is_int(lim.depth_limit, REGEX_DEFAULT_DEPTH_LIMIT, "depth_limit from default.ini");
 	rules_free(r);
 	r = rules_new();
+	rules_load_defaults(r, false, &err);
 	rules_load_string(r, "lim.ini", "[regex]\n\nmatch_limit = 10\n", &err);
 	ok(!regex_limits_load(r, &lim, &err), "a limit below 1000 refused");
 	ok(strncmp(err.msg, "lim.ini:3: [regex] match_limit", 30) == 0, "error names file:line");

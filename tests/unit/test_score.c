@@ -50,7 +50,8 @@ make_rs(struct ruleset *rs, const char *text, struct error *err)
 	rs->threads = 1;
 	if ((rs->rules = rules_new()) == NULL)
 		return false;
-	return rules_load_string(rs->rules, "t.ini", text, err) &&
+	return rules_load_defaults(rs->rules, false, err) &&
+	       rules_load_string(rs->rules, "t.ini", text, err) &&
 	       score_config_load(rs->rules, &rs->score, err) && rules_check_unused(rs->rules, err);
 }
 
@@ -837,6 +838,7 @@ test_kind_override(void)
 	/* a later file turns recency into buckets: the first file's keys are ignored */
 	memset(&rs, 0, sizeof(rs));
 	rs.rules = rules_new();
+	rules_load_defaults(rs.rules, false, &err);
 	ok(rules_load_string(rs.rules, "a.ini",
 	                     "[score.l]\nkind = recency\nfield = last_touch_at\n"
 	                     "max = 9\nhalf_life_days = 10\n",

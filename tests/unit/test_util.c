@@ -36,10 +36,10 @@ main(void)
 	r = rules_new();
 	ok(rules_load_string(r, "u.ini", "[t]\na = כן\nb = Y\nc = לא\nd = maybe\n", &err),
 	   "rules load");
-	ok(rules_get_bool(r, "t", "a", false, &b, &err) && b, "rules: כן is true");
-	ok(rules_get_bool(r, "t", "b", false, &b, &err) && b, "rules: Y is true");
-	ok(rules_get_bool(r, "t", "c", true, &b, &err) && !b, "rules: לא is false");
-	ok(!rules_get_bool(r, "t", "d", false, &b, &err), "rules: maybe is refused");
+	ok(rules_get_bool(r, "t", "a", &b, &err) && b, "rules: כן is true");
+	ok(rules_get_bool(r, "t", "b", &b, &err) && b, "rules: Y is true");
+	ok(rules_get_bool(r, "t", "c", &b, &err) && !b, "rules: לא is false");
+	ok(!rules_get_bool(r, "t", "d", &b, &err), "rules: maybe is refused");
 	is_str(err.msg, "u.ini:5: [t] d: \"maybe\" is not a boolean", "naming file and line");
 	rules_free(r);
 	return done_testing();
