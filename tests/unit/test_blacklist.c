@@ -346,7 +346,7 @@ test_dnc_plan(void)
 	char dir[] = "/tmp/test_blacklist_XXXXXX";
 	char dnc[4200], ini[4200];
 	const char *files[1];
-	struct error err;
+	struct error err = {0};
 	struct stage_stats st = {0};
 	struct ruleset *rs;
 	struct batch *b;

@@ -38,7 +38,7 @@ two_leads(void)
 	struct batch *b = batch_new(0, NULL);
 	const char *v[FIELD__COUNT] = {0};
 	size_t l[FIELD__COUNT] = {0};
-	struct error err;
+	struct error err = {0};
 
 	v[FIELD_LEAD_ID] = "1";
 	v[FIELD_SOURCE] = "web, form";
@@ -68,7 +68,7 @@ main(void)
 	struct ruleset *rs;
 	struct batch *b;
 	struct strbuf sb, header;
-	struct error err;
+	struct error err = {0};
 	FILE *f;
 	int n = 0, rows = 0, good = 0;
 
