@@ -28,7 +28,6 @@ struct arena
 {
 	struct chunk *head;
 	size_t chunk_size;
-	size_t reserved;
 };
 
 struct arena *
@@ -66,7 +65,6 @@ chunk_new(struct arena *a, size_t size)
 		return NULL;
 	c->size = size;
 	c->used = 0;
-	a->reserved += size;
 	return c;
 }
 
@@ -128,10 +126,4 @@ char *
 arena_strdup(struct arena *a, const char *s)
 {
 	return arena_strndup(a, s, strlen(s));
-}
-
-size_t
-arena_bytes(const struct arena *a)
-{
-	return a->reserved;
 }

@@ -17,6 +17,5 @@ void arena_free(struct arena *a);                /* NULL is a no-op */
 void *arena_alloc(struct arena *a, size_t size); /* 8-byte aligned; NULL on OOM */
 char *arena_strndup(struct arena *a, const char *s, size_t len); /* adds the NUL */
 char *arena_strdup(struct arena *a, const char *s);
-size_t arena_bytes(const struct arena *a); /* bytes reserved, for statistics */
 
 #endif /* REFINERY_ARENA_H */

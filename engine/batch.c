@@ -19,48 +19,36 @@
 
 #include "batch.h"
 #include "suppress.h"
+#include "util.h"
 
-/*
- * Each field's [columns] key and the source column it reads when [columns]
- * does not say (the column names of the generated legacy data).
- */
-static const struct
-{
-	const char *key;
-	const char *column;
-} fields[FIELD__COUNT] = {
-    [FIELD_LEAD_ID] = {"lead_id", "lead_id"},
-    [FIELD_CREATED_AT] = {"created_at", "created_at"},
-    [FIELD_SOURCE] = {"source", "source"},
-    [FIELD_CAMPAIGN] = {"campaign", "campaign"},
-    [FIELD_NAME] = {"full_name", "full_name"},
-    [FIELD_PHONE] = {"phone", "phone"},
-    [FIELD_PHONE2] = {"phone2", "phone2"},
-    [FIELD_MOBILE] = {"mobile", "mobile"},
-    [FIELD_EMAIL] = {"email", "email"},
-    [FIELD_CITY] = {"city", "city"},
-    [FIELD_STATUS] = {"status", "status"},
-    [FIELD_LAST_TOUCH_AT] = {"last_touch_at", "last_touch_at"},
-    [FIELD_TOUCH_COUNT] = {"touch_count", "touch_count"},
-    [FIELD_LAST_TOUCH_TYPE] = {"last_touch_type", "last_touch_type"},
-    [FIELD_NOTES] = {"notes", "handler_notes"},
-    [FIELD_AUTOMATION] = {"automation", "automation_after_last_touch"},
-    [FIELD_LAST_REP] = {"last_rep", "last_rep_id"},
-    [FIELD_CONSENT_CALL] = {"consent_call", "consent_call"},
-    [FIELD_CONSENT_SMS] = {"consent_sms", "consent_sms"},
-    [FIELD_CONSENT_EMAIL] = {"consent_email", "consent_email"},
+/* Each field's [columns] key (its default column is in rules/default.ini). */
+static const char *const fields[FIELD__COUNT] = {
+    [FIELD_LEAD_ID] = "lead_id",
+    [FIELD_CREATED_AT] = "created_at",
+    [FIELD_SOURCE] = "source",
+    [FIELD_CAMPAIGN] = "campaign",
+    [FIELD_NAME] = "full_name",
+    [FIELD_PHONE] = "phone",
+    [FIELD_PHONE2] = "phone2",
+    [FIELD_MOBILE] = "mobile",
+    [FIELD_EMAIL] = "email",
+    [FIELD_CITY] = "city",
+    [FIELD_STATUS] = "status",
+    [FIELD_LAST_TOUCH_AT] = "last_touch_at",
+    [FIELD_TOUCH_COUNT] = "touch_count",
+    [FIELD_LAST_TOUCH_TYPE] = "last_touch_type",
+    [FIELD_NOTES] = "notes",
+    [FIELD_AUTOMATION] = "automation",
+    [FIELD_LAST_REP] = "last_rep",
+    [FIELD_CONSENT_CALL] = "consent_call",
+    [FIELD_CONSENT_SMS] = "consent_sms",
+    [FIELD_CONSENT_EMAIL] = "consent_email",
 };
 
 const char *
 field_key(enum field f)
 {
-	return (f >= 0 && f < FIELD__COUNT) ? fields[f].key : NULL;
-}
-
-const char *
-field_default_column(enum field f)
-{
-	return (f >= 0 && f < FIELD__COUNT) ? fields[f].column : NULL;
+	return (f >= 0 && f < FIELD__COUNT) ? fields[f] : NULL;
 }
 
 const char *
@@ -186,7 +174,7 @@ int
 batch_column(const struct batch *b, const char *name)
 {
 	for (int f = 0; f < FIELD__COUNT; f++)
-		if (strcmp(fields[f].key, name) == 0)
+		if (strcmp(fields[f], name) == 0)
 			return f;
 	for (int i = 0; i < b->nextra; i++)
 		if (strcmp(b->extra_names[i], name) == 0)
@@ -344,21 +332,6 @@ parse_int32(const char *s, int32_t *out)
 	return true;
 }
 
-int
-batch_parse_bool(const char *s)
-{
-	static const char *const yes[] = {"t", "true", "yes", "y", "1", "on", "כן", NULL};
-	static const char *const no[] = {"f", "false", "no", "n", "0", "off", "לא", NULL};
-
-	for (int k = 0; yes[k]; k++)
-		if (strcasecmp(s, yes[k]) == 0)
-			return 1;
-	for (int k = 0; no[k]; k++)
-		if (strcasecmp(s, no[k]) == 0)
-			return 0;
-	return -1;
-}
-
 /* FNV-1a, for the lead-id uniqueness check. */
 static uint64_t
 hash_str(const char *s)
@@ -459,7 +432,7 @@ batch_finish(struct batch *b, struct error *err)
 		         !parse_int32(v, &b->touch_count[i]))
 			snprintf(buf, sizeof(buf), "touch_count \"%.60s\" is not an integer", v);
 		else if ((v = b->col[FIELD_AUTOMATION][i]) != NULL && *v &&
-		         (b->automation[i] = (int8_t) batch_parse_bool(v)) < 0)
+		         (b->automation[i] = (int8_t) util_parse_bool(v)) < 0)
 			snprintf(buf, sizeof(buf), "automation \"%.60s\" is not a boolean", v);
 		else
 			buf[0] = '\0';

@@ -55,8 +55,6 @@ enum field
 
 /* The [columns] key of each field, e.g. "lead_id", "phone2". */
 const char *field_key(enum field f);
-/* The source column a field reads when [columns] does not say, e.g. "handler_notes". */
-const char *field_default_column(enum field f);
 
 enum verdict
 {
@@ -219,7 +217,5 @@ batch_lead_id(const struct batch *b, size_t i)
 
 /* Parse "YYYY-MM-DD[ T]HH:MM[:SS[.frac]]" or "YYYY-MM-DD" into seconds; false if malformed. */
 bool batch_parse_time(const char *s, int64_t *out);
-/* 1 true, 0 false, -1 neither (NULL, empty or another word) */
-int batch_parse_bool(const char *s);
 
 #endif /* REFINERY_BATCH_H */

@@ -31,6 +31,7 @@
 
 #include "blacklist.h"
 #include "suppress.h"
+#include "phone.h"
 #include "regex.h"
 #include "ruleset.h"
 
@@ -114,12 +115,14 @@ struct blacklist_rule
 	bool dnc;
 	char *query;
 	bool query_done;
-	struct u64_set dnc_phones;
+	struct u64_set dnc_phones; /* E.164 keys, as phone.c reads them under the plan */
 	struct str_set dnc_emails;
+	const struct phone_plan *plan; /* the leads' numbering plan; borrowed */
 };
 
 struct blacklist_config
 {
+	const struct phone_plan *plan; /* borrowed from the normaliser's config */
 	struct blacklist_rule *rules;
 	int nrules;
 	int *query_rule; /* rule index of each query */
@@ -322,23 +325,6 @@ blacklist_fake_digits(const char *digits, int min_digits)
 			return true;
 	}
 	return false;
-}
-
-bool
-blacklist_parse_phone(const char *text, uint64_t *e164)
-{
-	char nat[32];
-	bool special, foreign;
-	int n = national_digits(text, strlen(text), nat, &special, &foreign);
-	uint64_t v = 972;
-
-	/* Israeli numbers: 0 + 8 or 9 digits; anything else is not a number of the plan */
-	if (special || foreign || n < 9 || n > 10 || nat[0] != '0' || nat[1] == '0')
-		return false;
-	for (int k = 1; k < n; k++)
-		v = v * 10 + (uint64_t) (nat[k] - '0');
-	*e164 = v;
-	return true;
 }
 
 /*
@@ -649,11 +635,13 @@ blank(const char *s)
 static bool
 dnc_add_phone_text(struct blacklist_rule *rl, const char *text, struct error *err)
 {
-	uint64_t v;
+	struct phone_number pn;
+	enum phone_type t = phone_normalize(text, strlen(text), rl->plan, NULL, &pn);
 
-	if (!blacklist_parse_phone(text, &v))
+	/* read as the normaliser reads the leads' phones, so both sides have the same key */
+	if (t == PHONE_NONE || t == PHONE_INVALID || pn.e164 == 0)
 		return error_set(err, EXIT_DATA, "do-not-call phone \"%s\" is not a phone number", text);
-	if (!u64_set_add(&rl->dnc_phones, v))
+	if (!u64_set_add(&rl->dnc_phones, pn.e164))
 		return error_set(err, EXIT_INTERNAL, "out of memory");
 	return true;
 }
@@ -828,7 +816,7 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 	rl->id = strdup(sec);
 	if (rl->where == NULL || rl->id == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
-	if (!rules_get_enum(r, sec, "level", BLACKLIST_RECORD, levels, &level, err))
+	if (!rules_get_enum(r, sec, "level", levels, &level, err))
 		return false;
 	rl->level = (enum blacklist_level) level;
 	v = rules_get(r, sec, "reason");
@@ -872,8 +860,8 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 	/* field + pattern */
 	pattern = rules_get(r, sec, "pattern");
 	v = rules_get(r, sec, "field");
-	if (!rules_get_bool(r, sec, "caseless", true, &caseless, err) ||
-	    !rules_get_bool(r, sec, "invert", false, &rl->invert, err))
+	if (!rules_get_bool(r, sec, "caseless", &caseless, err) ||
+	    !rules_get_bool(r, sec, "invert", &rl->invert, err))
 		return false;
 	if ((pattern && *pattern) != (v && *v))
 		return error_set(err, EXIT_RULES, "%s: [%s] needs both field and pattern",
@@ -896,9 +884,9 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 	}
 
 	/* junk_phone = yes and its knobs */
-	if (!rules_get_bool(r, sec, "junk_phone", false, &rl->junk_phone, err) ||
-	    !rules_get_int(r, sec, "min_digits", 7, 1, 15, &l, err) ||
-	    !rules_get_bool(r, sec, "special_is_junk", true, &rl->special_is_junk, err))
+	if (!rules_get_bool(r, sec, "junk_phone", &rl->junk_phone, err) ||
+	    !rules_get_int(r, sec, "min_digits", 1, 15, &l, err) ||
+	    !rules_get_bool(r, sec, "special_is_junk", &rl->special_is_junk, err))
 		return false;
 	rl->min_digits = (int) l;
 	if (!load_list(r, sec, "fake_phones", &items, &n, err))
@@ -935,8 +923,8 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 		                 rl->where, sec);
 
 	/* keyboard_mash = yes */
-	if (!rules_get_bool(r, sec, "keyboard_mash", false, &rl->mash, err) ||
-	    !rules_get_int(r, sec, "mash_min", 3, 2, 32, &l, err))
+	if (!rules_get_bool(r, sec, "keyboard_mash", &rl->mash, err) ||
+	    !rules_get_int(r, sec, "mash_min", 2, 32, &l, err))
 		return false;
 	rl->mash_min = (int) l;
 	if (!load_list(r, sec, "keyboard_rows", &items, &n, err))
@@ -1009,7 +997,8 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 }
 
 bool
-blacklist_config_load(struct rules *r, struct blacklist_config **out, struct error *err)
+blacklist_config_load(struct rules *r, const struct phone_plan *plan, struct blacklist_config **out,
+                      struct error *err)
 {
 	struct blacklist_config *c = calloc(1, sizeof(*c));
 	const char **secs = NULL;
@@ -1018,6 +1007,11 @@ blacklist_config_load(struct rules *r, struct blacklist_config **out, struct err
 	*out = NULL;
 	if (c == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
+	if ((c->plan = plan) == NULL)
+	{
+		free(c);
+		return error_set(err, EXIT_INTERNAL, "the black-list needs the numbering plan");
+	}
 	if (!regex_limits_load(r, &c->lim, err))
 		goto fail;
 	if ((n = rules_sections(r, "blacklist", &secs)) < 0 ||
@@ -1035,7 +1029,7 @@ blacklist_config_load(struct rules *r, struct blacklist_config **out, struct err
 		/* a bare [blacklist] section has no keys of its own: any key there is unknown */
 		if (strcmp(secs[k], "blacklist") == 0)
 			continue;
-		if (!rules_get_bool(r, secs[k], "enabled", true, &enabled, err))
+		if (!rules_get_bool(r, secs[k], "enabled", &enabled, err))
 			goto fail;
 		if (!enabled)
 		{
@@ -1044,6 +1038,7 @@ blacklist_config_load(struct rules *r, struct blacklist_config **out, struct err
 			continue;
 		}
 		rl = &c->rules[c->nrules++];
+		rl->plan = c->plan;
 		if (!load_rule(r, secs[k], rl, &c->lim, err))
 			goto fail;
 		if (rl->query)
@@ -1069,12 +1064,6 @@ const char *
 blacklist_rule_id(const struct blacklist_config *c, int k)
 {
 	return (c && k >= 0 && k < c->nrules) ? c->rules[k].id : NULL;
-}
-
-enum blacklist_level
-blacklist_rule_level(const struct blacklist_config *c, int k)
-{
-	return (c && k >= 0 && k < c->nrules) ? c->rules[k].level : BLACKLIST_RECORD;
 }
 
 int

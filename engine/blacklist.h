@@ -33,9 +33,16 @@ enum blacklist_level
 };
 
 struct blacklist_rule;
+struct phone_plan;
 struct blacklist_config; /* opaque; owned by the ruleset */
 
-bool blacklist_config_load(struct rules *r, struct blacklist_config **out, struct error *err);
+/*
+ * `plan` is the leads' numbering plan (the normaliser's): do-not-call phones
+ * are read with it, so they match the leads' numbers.  Borrowed: it must
+ * outlive the config.
+ */
+bool blacklist_config_load(struct rules *r, const struct phone_plan *plan,
+                           struct blacklist_config **out, struct error *err);
 void blacklist_config_free(struct blacklist_config *c); /* NULL is a no-op */
 
 bool blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
@@ -44,7 +51,6 @@ bool blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_sta
 /* Rules in file order (enabled ones only), for check-rules and explain. */
 int blacklist_rule_count(const struct blacklist_config *c);
 const char *blacklist_rule_id(const struct blacklist_config *c, int k); /* "blacklist.<id>" */
-enum blacklist_level blacklist_rule_level(const struct blacklist_config *c, int k);
 
 /*
  * Do-not-call lists fed from the database.  A rule with "query = SELECT ..."
@@ -90,7 +96,5 @@ bool blacklist_add_dnc_value(struct blacklist_config *c, int q, const char *text
  * national form (leading 0); `min_digits` as the rule's key.
  */
 bool blacklist_fake_digits(const char *digits, int min_digits);
-/* Parse a phone as text to E.164 (Israeli plan: 0..., 972..., +972..., 00972...). */
-bool blacklist_parse_phone(const char *text, uint64_t *e164);
 
 #endif /* REFINERY_BLACKLIST_H */

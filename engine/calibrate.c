@@ -115,11 +115,11 @@ calibrate_config_load(struct rules *r, struct calibrate_config **out, struct err
 	v = rules_get(r, "calibrate", "exclude_params");
 	if (!canon_list(v ? v : "", &c->exclude, &c->nexclude, err))
 		return false;
-	if (!rules_get_bool(r, "calibrate", "worked_only", true, &c->worked_only, err) ||
-	    !rules_get_double(r, "calibrate", "holdout_percent", 20, 5, 50, &pct, err) ||
-	    !rules_get_double(r, "calibrate", "l2", 1.0, 0, 1e6, &c->l2, err) ||
-	    !rules_get_int(r, "calibrate", "iterations", 25, 1, 1000, &c->iterations, err) ||
-	    !rules_get_double(r, "calibrate", "max_points", 100, 1, 1e6, &c->max_points, err))
+	if (!rules_get_bool(r, "calibrate", "worked_only", &c->worked_only, err) ||
+	    !rules_get_double(r, "calibrate", "holdout_percent", 5, 50, &pct, err) ||
+	    !rules_get_double(r, "calibrate", "l2", 0, 1e6, &c->l2, err) ||
+	    !rules_get_int(r, "calibrate", "iterations", 1, 1000, &c->iterations, err) ||
+	    !rules_get_double(r, "calibrate", "max_points", 1, 1e6, &c->max_points, err))
 		return false;
 	c->holdout = pct / 100.0;
 	return true;

@@ -20,7 +20,6 @@
 #include <string.h>
 
 #include "cmd.h"
-#include "embedded.h"
 #include "log.h"
 #include "normalize.h"
 #include "rules.h"
@@ -155,7 +154,7 @@ load_normalize(const struct cmd_opts *o, struct error *err)
 		error_set(err, EXIT_INTERNAL, "out of memory");
 		return NULL;
 	}
-	ok = rules_load_string(r, "default.ini", embedded_default_ini, err);
+	ok = rules_load_defaults(r, true, err);
 	for (int i = 0; ok && i < o->nfiles; i++)
 		ok = rules_load_file(r, o->files[i], err);
 	if (ok && !normalize_config_load(r, &nc, err))

@@ -17,7 +17,6 @@
 #include <string.h>
 
 #include "cmd.h"
-#include "embedded.h"
 #include "log.h"
 #include "migrate.h"
 #include "rules.h"
@@ -278,10 +277,9 @@ cmd_prune(const struct cmd_opts *o, struct error *err)
 			keep = rs->output->keep_runs;
 		lock_timeout_ms = rs->output->lock_timeout_ms;
 	}
-	else if ((defaults = rules_new()) == NULL ||
-	         !rules_load_string(defaults, "default.ini", embedded_default_ini, err) ||
-	         !rules_get_int(defaults, "output", "lock_timeout_ms", 5000, 0, 86400000,
-	                        &lock_timeout_ms, err))
+	else if ((defaults = rules_new()) == NULL || !rules_load_defaults(defaults, true, err) ||
+	         !rules_get_int(defaults, "output", "lock_timeout_ms", 0, 86400000, &lock_timeout_ms,
+	                        err))
 	{
 		if (defaults == NULL)
 			error_set(err, EXIT_INTERNAL, "out of memory");

@@ -629,6 +629,7 @@ out:
 		err->code = EXIT_INTERRUPTED;
 		error_detail(err, "The run was rolled back; the database is as it was.");
 	}
+	pipeline_result_free(&pr);
 	batch_free(b);
 	pg_disconnect(conn);
 	ruleset_free(rs);
@@ -770,6 +771,7 @@ out:
 	outfile_abort(of);
 	if (have_res)
 		calibrate_result_free(&res);
+	pipeline_result_free(&pr);
 	batch_free(b);
 	pg_disconnect(conn);
 	ruleset_free(rs);

@@ -25,6 +25,7 @@
 
 #include "cohort.h"
 #include "score.h"
+#include "util.h"
 
 #define SCORE_CENTS 10001 /* scores 0.00 .. 100.00 in hundredths */
 
@@ -116,7 +117,7 @@ consent(const struct batch *b, size_t i, enum field f)
 {
 	const char *v = b->col[f][i];
 
-	return v && *v ? batch_parse_bool(v) : -1;
+	return v && *v ? util_parse_bool(v) : -1;
 }
 
 unsigned
@@ -168,17 +169,16 @@ load_cohort(struct rules *r, const char *section, enum cohort_mode mode, struct 
 		          mode == COHORT_THRESHOLDS ? "thresholds" : "quantiles");
 		return error_hint(err, "Use %s, or change [cohorts] mode.", own);
 	}
-	if (!rules_get_double(r, section, own, 0, 0, mode == COHORT_THRESHOLDS ? 100 : 1, &d->min,
+	if (!rules_get_double(r, section, own, 0, mode == COHORT_THRESHOLDS ? 100 : 1, &d->min, err) ||
+	    !rules_get_int(r, section, "sla_hours", 1, 24 * 365, &d->sla_hours, err) ||
+	    !rules_get_int(r, section, "calls", 0, 100, &d->calls, err) ||
+	    !rules_get_double(r, section, "call_every_hours", 0.1, 24 * 365, &d->call_every_hours,
 	                      err) ||
-	    !rules_get_int(r, section, "sla_hours", 24, 1, 24 * 365, &d->sla_hours, err) ||
-	    !rules_get_int(r, section, "calls", 3, 0, 100, &d->calls, err) ||
-	    !rules_get_double(r, section, "call_every_hours", 24, 0.1, 24 * 365, &d->call_every_hours,
-	                      err) ||
-	    !rules_get_bool(r, section, "sms", true, &d->sms, err) ||
-	    !rules_get_bool(r, section, "email", true, &d->email, err) ||
-	    !rules_get_bool(r, section, "voicemail", true, &d->voicemail, err) ||
-	    !rules_get_bool(r, section, "mailing_list", true, &d->mailing_list, err) ||
-	    !rules_get_double(r, section, "target_rate", 0.05, 0, 1, &d->target_rate, err))
+	    !rules_get_bool(r, section, "sms", &d->sms, err) ||
+	    !rules_get_bool(r, section, "email", &d->email, err) ||
+	    !rules_get_bool(r, section, "voicemail", &d->voicemail, err) ||
+	    !rules_get_bool(r, section, "mailing_list", &d->mailing_list, err) ||
+	    !rules_get_double(r, section, "target_rate", 0, 1, &d->target_rate, err))
 		return false;
 	if (mode == COHORT_THRESHOLDS)
 		d->min = (double) score_hundredths(d->min) / 100.0;
@@ -205,8 +205,8 @@ cohort_config_load(struct rules *r, struct cohort_config **out, struct error *er
 	*out = c;
 	if (c == NULL)
 		return oom(err);
-	if (!rules_get_enum(r, "cohorts", "mode", COHORT_THRESHOLDS, modes, &mode, err) ||
-	    !rules_get_enum(r, "cohorts", "unknown_consent", 0, consents, &unknown, err) ||
+	if (!rules_get_enum(r, "cohorts", "mode", modes, &mode, err) ||
+	    !rules_get_enum(r, "cohorts", "unknown_consent", consents, &unknown, err) ||
 	    !calendar_load(r, &c->cal, err))
 		return false;
 	c->deny_unknown_consent = unknown == 1;

@@ -197,7 +197,4 @@ bool dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
                        const struct name_translit *translit, int threads, struct dedupe_report *rep,
                        dedupe_trace_fn trace, void *arg, bool (*stop)(void), struct error *err);
 
-/* The name of level `level` of a comparator ("exact", "strong", ...); NULL if none. */
-const char *dedupe_level_name(enum dedupe_comparator cmp, int level);
-
 #endif /* REFINERY_DEDUPE_H */

@@ -48,14 +48,6 @@ cmp_nlevels(enum dedupe_comparator cmp)
 	return n;
 }
 
-const char *
-dedupe_level_name(enum dedupe_comparator cmp, int level)
-{
-	if (level < 0 || level >= cmp_nlevels(cmp))
-		return NULL;
-	return cmp_levels(cmp)[level];
-}
-
 /*
  * EM's starting point for m when the rules give none: most true matches
  * agree, a few show each kind of disagreement.  EM moves away from these;
@@ -160,7 +152,7 @@ load_field(struct rules *r, const char *section, struct dedupe_config *c, struct
 	char **items;
 	int n;
 
-	if (!rules_get_bool(r, section, "enabled", true, &enabled, err))
+	if (!rules_get_bool(r, section, "enabled", &enabled, err))
 		return false;
 	if (!enabled)
 	{
@@ -176,9 +168,10 @@ load_field(struct rules *r, const char *section, struct dedupe_config *c, struct
 	if (f->name == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
 	c->nfields++;
-	if (rules_get(r, section, "comparator") == NULL)
+	v = rules_get(r, section, "comparator");
+	if (v == NULL || *v == '\0')
 		return error_set(err, EXIT_RULES, "[%s] has no comparator", section);
-	if (!rules_get_enum(r, section, "comparator", 0, cmp_names, &cmp, err))
+	if (!rules_get_enum(r, section, "comparator", cmp_names, &cmp, err))
 		return false;
 	f->cmp = (enum dedupe_comparator) cmp;
 	f->nlevels = cmp_nlevels(f->cmp);
@@ -216,12 +209,16 @@ load_field(struct rules *r, const char *section, struct dedupe_config *c, struct
 		                 "default)",
 		                 section, cmp_names[f->cmp]);
 
-	if (!rules_get_double(r, section, "strong", 0.90, 0.0, 1.0, &f->strong, err) ||
-	    !rules_get_double(r, section, "weak", 0.80, 0.0, 1.0, &f->weak, err) ||
-	    !rules_get_double(r, section, "near", 0.0, 0.0, 1e15, &f->near, err) ||
-	    !rules_get_bool(r, section, "translit", f->cmp == DEDUPE_CMP_NAME, &f->translit, err) ||
-	    !rules_get_bool(r, section, "tf", false, &f->tf, err) ||
-	    !rules_get_bool(r, section, "typo", false, &f->typo, err))
+	if (!rules_get_double(r, section, "strong", 0.0, 1.0, &f->strong, err) ||
+	    !rules_get_double(r, section, "weak", 0.0, 1.0, &f->weak, err) ||
+	    !rules_get_double(r, section, "near", 0.0, 1e15, &f->near, err) ||
+	    !rules_get_bool(r, section, "tf", &f->tf, err) ||
+	    !rules_get_bool(r, section, "typo", &f->typo, err))
+		return false;
+	/* no constant default: names compare transliterated unless told, other text not */
+	f->translit = f->cmp == DEDUPE_CMP_NAME;
+	v = rules_get(r, section, "translit");
+	if (v != NULL && *v && !rules_get_bool(r, section, "translit", &f->translit, err))
 		return false;
 	if (f->weak > f->strong)
 		return error_set(err, EXIT_RULES, "%s: [%s] weak (%g) is above strong (%g)",
@@ -310,7 +307,7 @@ load_block(struct rules *r, const char *section, struct dedupe_config *c, struct
 	int n;
 	bool enabled;
 
-	if (!rules_get_bool(r, section, "enabled", true, &enabled, err))
+	if (!rules_get_bool(r, section, "enabled", &enabled, err))
 		return false;
 	if (!enabled)
 	{
@@ -325,8 +322,12 @@ load_block(struct rules *r, const char *section, struct dedupe_config *c, struct
 	if (bl->name == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
 	c->nblocks++;
-	if (!rules_get_int(r, section, "max_size", c->max_block, 2, 1000000, &bl->max_size, err) ||
-	    !rules_get_bool(r, section, "optout_only", false, &bl->optout_only, err))
+	/* a block is capped by [dedupe] max_block unless it says otherwise */
+	bl->max_size = c->max_block;
+	v = rules_get(r, section, "max_size");
+	if ((v != NULL && *v &&
+	     !rules_get_int(r, section, "max_size", 2, 1000000, &bl->max_size, err)) ||
+	    !rules_get_bool(r, section, "optout_only", &bl->optout_only, err))
 		return false;
 	v = rules_get(r, section, "key");
 	if (v == NULL || *v == '\0')
@@ -417,20 +418,20 @@ dedupe_config_load(struct rules *r, struct dedupe_config **out, struct error *er
 	*out = c;
 	if (c == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
-	if (!rules_get_bool(r, "dedupe", "enabled", true, &c->enabled, err) ||
-	    !rules_get_double(r, "dedupe", "min_probability", 0.6, 0.5, 0.999999999,
-	                      &c->min_probability, err) ||
-	    !rules_get_double(r, "dedupe", "optout_probability", 0.2, 0.000001, 1.0,
-	                      &c->optout_probability, err) ||
-	    !rules_get_double(r, "dedupe", "cannot_link", -10.0, -1000.0, 0.0, &c->cannot_link, err) ||
-	    !rules_get_enum(r, "dedupe", "estimate", 0, estimates, &est, err) ||
-	    !rules_get_int(r, "dedupe", "em_iterations", 30, 1, 10000, &c->em_iterations, err) ||
-	    !rules_get_int(r, "dedupe", "u_sample", 200000, 1000, 100000000, &c->u_sample, err) ||
-	    !rules_get_int(r, "dedupe", "seed", 42, 0, INT64_MAX, &seed, err) ||
-	    !rules_get_int(r, "dedupe", "frequent", 25, 2, 100000000, &c->frequent, err) ||
-	    !rules_get_int(r, "dedupe", "max_block", 1000, 2, 1000000, &c->max_block, err) ||
-	    !rules_get_double(r, "dedupe", "veto_lift", 0.95, 0.5, 1.0, &c->veto_lift, err) ||
-	    !rules_get_int(r, "dedupe", "notes_max", 2000, 0, 1000000, &c->notes_max, err))
+	if (!rules_get_bool(r, "dedupe", "enabled", &c->enabled, err) ||
+	    !rules_get_double(r, "dedupe", "min_probability", 0.5, 0.999999999, &c->min_probability,
+	                      err) ||
+	    !rules_get_double(r, "dedupe", "optout_probability", 0.000001, 1.0, &c->optout_probability,
+	                      err) ||
+	    !rules_get_double(r, "dedupe", "cannot_link", -1000.0, 0.0, &c->cannot_link, err) ||
+	    !rules_get_enum(r, "dedupe", "estimate", estimates, &est, err) ||
+	    !rules_get_int(r, "dedupe", "em_iterations", 1, 10000, &c->em_iterations, err) ||
+	    !rules_get_int(r, "dedupe", "u_sample", 1000, 100000000, &c->u_sample, err) ||
+	    !rules_get_int(r, "dedupe", "seed", 0, INT64_MAX, &seed, err) ||
+	    !rules_get_int(r, "dedupe", "frequent", 2, 100000000, &c->frequent, err) ||
+	    !rules_get_int(r, "dedupe", "max_block", 2, 1000000, &c->max_block, err) ||
+	    !rules_get_double(r, "dedupe", "veto_lift", 0.5, 1.0, &c->veto_lift, err) ||
+	    !rules_get_int(r, "dedupe", "notes_max", 0, 1000000, &c->notes_max, err))
 		return false;
 	if (c->optout_probability > c->min_probability)
 		return error_set(err, EXIT_RULES,
@@ -440,14 +441,15 @@ dedupe_config_load(struct rules *r, struct dedupe_config **out, struct error *er
 		                 c->min_probability);
 	c->em = est == 0;
 	c->seed = (uint64_t) seed;
-	if (rules_get(r, "dedupe", "prior") != NULL)
+	v = rules_get(r, "dedupe", "prior"); /* absent: estimated from the data */
+	if (v != NULL && *v)
 	{
 		if (c->em)
 			return error_set(err, EXIT_RULES,
 			                 "%s: [dedupe] prior is only read with estimate = "
 			                 "fixed",
 			                 rules_where(r, "dedupe", "prior"));
-		if (!rules_get_double(r, "dedupe", "prior", 0.0, -100.0, 0.0, &c->prior, err))
+		if (!rules_get_double(r, "dedupe", "prior", -100.0, 0.0, &c->prior, err))
 			return false;
 		c->prior_given = true;
 	}

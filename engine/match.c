@@ -63,6 +63,7 @@
 #include "match.h"
 #include "mincost.h"
 #include "pg.h"
+#include "util.h"
 
 /* values are mapped to integers in units of 2^-30 for the exact solver */
 #define VALUE_SCALE ((int64_t) 1 << 30)
@@ -289,19 +290,19 @@ match_config_load(struct rules *r, struct match_config **out, struct error *err)
 		oom(err);
 		goto fail;
 	}
-	if (!rules_get_int(r, "match", "horizon_days", 1, 1, MAX_HORIZON, &c->horizon_days, err) ||
-	    !rules_get_enum(r, "match", "overflow", MATCH_OVERFLOW_KEEP, overflow_names, &e, err))
+	if (!rules_get_int(r, "match", "horizon_days", 1, MAX_HORIZON, &c->horizon_days, err) ||
+	    !rules_get_enum(r, "match", "overflow", overflow_names, &e, err))
 		goto fail;
 	c->overflow = (enum match_overflow) e;
-	if (!rules_get_enum(r, "match", "p_model", MATCH_P_LOGISTIC, p_model_names, &e, err))
+	if (!rules_get_enum(r, "match", "p_model", p_model_names, &e, err))
 		goto fail;
 	c->p_model = (enum match_p_model) e;
-	if (!rules_get_double(r, "match", "p_intercept", -4.6, -50, 50, &c->p_intercept, err) ||
-	    !rules_get_double(r, "match", "p_slope", 0.035, -5, 5, &c->p_slope, err) ||
+	if (!rules_get_double(r, "match", "p_intercept", -50, 50, &c->p_intercept, err) ||
+	    !rules_get_double(r, "match", "p_slope", -5, 5, &c->p_slope, err) ||
 	    !load_points(r, c, err) || !load_cohorts(r, c, err) ||
 	    !get_prior(r, "prior_rep", &c->prior_rep, err) ||
 	    !get_prior(r, "prior_source", &c->prior_source, err) ||
-	    !rules_get_double(r, "match", "score_band", 0.1, 0.01, 100, &band, err))
+	    !rules_get_double(r, "match", "score_band", 0.01, 100, &band, err))
 		goto fail;
 	c->band_hundredths = (int) llround(band * 100);
 	if (fabs(band * 100 - c->band_hundredths) > 1e-6)
@@ -660,21 +661,6 @@ parse_int64(const char *s, int64_t *out)
 	return true;
 }
 
-static int
-parse_bool(const char *s)
-{
-	static const char *const yes[] = {"t", "true", "yes", "y", "1", "on", NULL};
-	static const char *const no[] = {"f", "false", "no", "n", "0", "off", NULL};
-
-	for (int k = 0; yes[k]; k++)
-		if (strcasecmp(s, yes[k]) == 0)
-			return 1;
-	for (int k = 0; no[k]; k++)
-		if (strcasecmp(s, no[k]) == 0)
-			return 0;
-	return -1;
-}
-
 /* One row: v[4] in side_columns order, NULL = SQL NULL.  `place` says where, for details. */
 static bool
 side_row(struct rep_table *t, enum side_kind kind, const char *const *v, const char *place,
@@ -687,7 +673,7 @@ side_row(struct rep_table *t, enum side_kind kind, const char *const *v, const c
 		ok = error_set(err, EXIT_DATA, "rep_id \"%s\" is not an integer", v[0] ? v[0] : "NULL");
 	else if (kind == SIDE_REPS)
 	{
-		int active = v[2] ? parse_bool(v[2]) : -1;
+		int active = util_parse_bool(v[2]);
 
 		if (active < 0)
 			ok = error_set(err, EXIT_DATA, "rep \"%" PRId64 "\": active \"%s\" is not a boolean",

@@ -80,19 +80,17 @@ static const struct
 
 #define NKINDS ((int) (sizeof(repair_kinds) / sizeof(repair_kinds[0])))
 
-/* The Israeli defaults of [phone_plan], equal to rules/normalize.ini.part. */
+/* The line types of [phone_plan]: the key of their prefixes and of their length. */
 static const struct
 {
 	const char *key;
 	const char *length_key;
 	enum phone_type type;
-	const char *items;
-	long length;
 } plan_types[] = {
-    {"mobile", "mobile_length", PHONE_MOBILE, "050-059", 10},
-    {"landline", "landline_length", PHONE_LANDLINE, "02, 03, 04, 08, 09", 9},
-    {"voip", "voip_length", PHONE_VOIP, "072-079", 10},
-    {"special", "special_length", PHONE_SPECIAL, "1599, 1700, 1800", 10},
+    {"mobile", "mobile_length", PHONE_MOBILE},
+    {"landline", "landline_length", PHONE_LANDLINE},
+    {"voip", "voip_length", PHONE_VOIP},
+    {"special", "special_length", PHONE_SPECIAL},
 };
 
 /* ------------------------------------------------------------------------
@@ -117,21 +115,25 @@ where_of(struct rules *r, const char *section, const char *key, char *buf, size_
 		snprintf(buf, size, "[%s] %s", section, key);
 }
 
-/* A list value (or its default) split into items; -1 on OOM. */
+/* A list value split into items; -1 with err filled on failure. */
 static int
-get_list(struct rules *r, const char *section, const char *key, const char *def, char ***items)
+get_list(struct rules *r, const char *section, const char *key, char ***items, struct error *err)
 {
-	const char *v = rules_get(r, section, key);
+	const char *v;
+	int n;
 
-	return rules_split_list(v ? v : def ? def : "", items);
+	*items = NULL;
+	if (!rules_get_list(r, section, key, &v, err))
+		return -1;
+	if ((n = rules_split_list(v, items)) < 0)
+		oom(err);
+	return n;
 }
 
 static bool
 load_plan(struct rules *r, struct normalize_config *c, struct error *err)
 {
-	const char *cc = rules_get(r, "phone_plan", "country_code"),
-	           *trunk = rules_get(r, "phone_plan", "trunk_prefix"),
-	           *intl = rules_get(r, "phone_plan", "international_prefix");
+	const char *cc, *trunk, *intl;
 	char where[512];
 	long star;
 	bool zero;
@@ -142,26 +144,28 @@ load_plan(struct rules *r, struct normalize_config *c, struct error *err)
 
 	if ((c->plan = phone_plan_new()) == NULL)
 		return oom(err);
+	if (!rules_get_str(r, "phone_plan", "country_code", &cc, err) ||
+	    !rules_get_list(r, "phone_plan", "trunk_prefix", &trunk, err) ||
+	    !rules_get_str(r, "phone_plan", "international_prefix", &intl, err))
+		return false;
 	/* one value at a time, so that a message names the key at fault */
 	where_of(r, "phone_plan", "country_code", where, sizeof(where));
-	if (!phone_plan_set_codes(c->plan, cc ? cc : "972", "0", "00", where, err))
+	if (!phone_plan_set_codes(c->plan, cc, "0", "00", where, err))
 		return false;
 	where_of(r, "phone_plan", "trunk_prefix", where, sizeof(where));
-	if (!phone_plan_set_codes(c->plan, cc ? cc : "972", trunk ? trunk : "0", "00", where, err))
+	if (!phone_plan_set_codes(c->plan, cc, trunk, "00", where, err))
 		return false;
 	where_of(r, "phone_plan", "international_prefix", where, sizeof(where));
-	if (!phone_plan_set_codes(c->plan, cc ? cc : "972", trunk ? trunk : "0", intl ? intl : "00",
-	                          where, err))
+	if (!phone_plan_set_codes(c->plan, cc, trunk, intl, where, err))
 		return false;
 	for (size_t t = 0; t < sizeof(plan_types) / sizeof(plan_types[0]); t++)
 	{
 		long length;
 
-		if (!rules_get_int(r, "phone_plan", plan_types[t].length_key, plan_types[t].length, 2, 15,
-		                   &length, err))
+		if (!rules_get_int(r, "phone_plan", plan_types[t].length_key, 2, 15, &length, err))
 			return false;
-		if ((n = get_list(r, "phone_plan", plan_types[t].key, plan_types[t].items, &items)) < 0)
-			return oom(err);
+		if ((n = get_list(r, "phone_plan", plan_types[t].key, &items, err)) < 0)
+			return false;
 		where_of(r, "phone_plan", plan_types[t].key, where, sizeof(where));
 		for (int k = 0; k < n; k++)
 			if (!phone_plan_add_prefixes(c->plan, plan_types[t].type, items[k], (int) length, where,
@@ -172,15 +176,15 @@ load_plan(struct rules *r, struct normalize_config *c, struct error *err)
 			}
 		rules_list_free(items);
 	}
-	if (!rules_get_int(r, "phone_plan", "star_length", 4, 0, 8, &star, err) ||
-	    !rules_get_bool(r, "phone_plan", "repair_missing_zero", true, &zero, err) ||
-	    !rules_get_bool(r, "phone_plan", "complete_from_city", true, &c->phone_from_city, err))
+	if (!rules_get_int(r, "phone_plan", "star_length", 0, 8, &star, err) ||
+	    !rules_get_bool(r, "phone_plan", "repair_missing_zero", &zero, err) ||
+	    !rules_get_bool(r, "phone_plan", "complete_from_city", &c->phone_from_city, err))
 		return false;
 	phone_plan_set_star_length(c->plan, (int) star);
 	phone_plan_set_repair_missing_zero(c->plan, zero);
 
-	if ((n = get_list(r, "phone_plan", "typos", "0972 => 972, 06 => 04, 07 => 08", &items)) < 0)
-		return oom(err);
+	if ((n = get_list(r, "phone_plan", "typos", &items, err)) < 0)
+		return false;
 	where_of(r, "phone_plan", "typos", where, sizeof(where));
 	for (int k = 0; k < n; k++)
 		if (!phone_plan_add_typo(c->plan, items[k], where, err))
@@ -228,7 +232,7 @@ load_email(struct rules *r, struct normalize_config *c, struct error *err)
 
 	if ((c->email = email_rules_new()) == NULL)
 		return oom(err);
-	if (!rules_get_bool(r, "email", "lower_local", true, &lower_local, err))
+	if (!rules_get_bool(r, "email", "lower_local", &lower_local, err))
 		return false;
 	email_rules_set_lower_local(c->email, lower_local);
 
@@ -256,17 +260,19 @@ load_email(struct rules *r, struct normalize_config *c, struct error *err)
 		char **domains = NULL;
 		int nd;
 		bool ok;
+		const char *canon_domains;
 
 		if (strcmp(sec, "email") == 0)
 			continue;
-		if (!rules_get_bool(r, sec, "ignore_dots", false, &dots, err) ||
-		    !rules_get_bool(r, sec, "plus_tags", false, &plus, err))
+		if (!rules_get_bool(r, sec, "ignore_dots", &dots, err) ||
+		    !rules_get_bool(r, sec, "plus_tags", &plus, err))
 		{
 			free(sections);
 			return false;
 		}
 		canon = rules_get(r, sec, "canonical_domain");
-		if ((nd = get_list(r, sec, "domains", NULL, &domains)) < 0)
+		canon_domains = rules_get(r, sec, "domains"); /* a provider's own: no default */
+		if ((nd = rules_split_list(canon_domains ? canon_domains : "", &domains)) < 0)
 		{
 			free(sections);
 			return oom(err);
@@ -295,11 +301,11 @@ load_translit(struct rules *r, struct normalize_config *c, struct error *err)
 	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
 	{
 		char **items = NULL;
-		int n = get_list(r, "translit", keys[k], NULL, &items);
+		int n = get_list(r, "translit", keys[k], &items, err);
 		char where[512];
 
 		if (n < 0)
-			return oom(err);
+			return false;
 		where_of(r, "translit", keys[k], where, sizeof(where));
 		for (int j = 0; j < n; j++)
 			if (!name_translit_add(c->translit, items[j], where, err))
@@ -494,7 +500,7 @@ normalize_config_load(struct rules *r, struct normalize_config **out, struct err
 	*out = c;
 	if (c == NULL)
 		return oom(err);
-	if (!rules_get_int(r, "normalize", "chunk_rows", 4096, 64, 1 << 20, &c->chunk_rows, err))
+	if (!rules_get_int(r, "normalize", "chunk_rows", 64, 1 << 20, &c->chunk_rows, err))
 		return false;
 	return load_plan(r, c, err) && load_email(r, c, err) && load_translit(r, c, err) &&
 	       load_status(r, c, err);

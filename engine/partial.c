@@ -204,9 +204,9 @@ load_outlier(struct rules *r, const char *sec, struct outlier_rule *o,
 	free(keys);
 	if (o->where == NULL || (o->id = strdup(sec)) == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
-	if (!rules_get_bool(r, sec, "caseless", true, &caseless, err) ||
-	    !rules_get_bool(r, sec, "invert", false, &o->invert, err) ||
-	    !rules_get_enum(r, sec, "verdict", 0, verdicts, &v, err))
+	if (!rules_get_bool(r, sec, "caseless", &caseless, err) ||
+	    !rules_get_bool(r, sec, "invert", &o->invert, err) ||
+	    !rules_get_enum(r, sec, "verdict", verdicts, &v, err))
 		return false;
 	o->verdict = v == 0 ? VERDICT_OUTLIER : VERDICT_PARTIAL;
 	if (field == NULL || *field == '\0')
@@ -310,7 +310,7 @@ partial_config_load(struct rules *r, struct partial_config **out, struct error *
 		rules_list_free(items);
 		items = NULL;
 	}
-	if (!rules_get_bool(r, "partial", "email_is_contact", true, &c->email_is_contact, err))
+	if (!rules_get_bool(r, "partial", "email_is_contact", &c->email_is_contact, err))
 		goto fail;
 	c->no_contact_reason =
 	    strdup(c->email_is_contact ? "no usable phone and no valid e-mail" : "no usable phone");
@@ -353,10 +353,10 @@ partial_config_load(struct rules *r, struct partial_config **out, struct error *
 	}
 
 	/* built-in outliers */
-	if (!rules_get_int(r, "partial", "future_tolerance_hours", 24, -1, 24L * 366 * 10,
+	if (!rules_get_int(r, "partial", "future_tolerance_hours", -1, 24L * 366 * 10,
 	                   &c->future_tolerance_hours, err) ||
-	    !rules_get_int(r, "partial", "max_touches", 500, 0, 1000000000L, &c->max_touches, err) ||
-	    !rules_get_int(r, "partial", "touch_skew_days", 7, -1, 36600, &c->touch_skew_days, err))
+	    !rules_get_int(r, "partial", "max_touches", 0, 1000000000L, &c->max_touches, err) ||
+	    !rules_get_int(r, "partial", "touch_skew_days", -1, 36600, &c->touch_skew_days, err))
 		goto fail;
 	v = rules_get(r, "partial", "min_date");
 	if (v == NULL)
@@ -398,7 +398,7 @@ partial_config_load(struct rules *r, struct partial_config **out, struct error *
 
 		if (strcmp(secs[k], "outlier") == 0)
 			continue;
-		if (!rules_get_bool(r, secs[k], "enabled", true, &enabled, err))
+		if (!rules_get_bool(r, secs[k], "enabled", &enabled, err))
 			goto fail;
 		if (!enabled)
 		{

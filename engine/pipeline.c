@@ -74,6 +74,16 @@ pipeline_add(struct pipeline_result *pr, const char *name)
 }
 
 void
+pipeline_result_free(struct pipeline_result *pr)
+{
+	if (pr == NULL)
+		return;
+	for (int k = 0; k < pr->nstages; k++)
+		stage_stats_free(&pr->st[k]);
+	pr->nstages = 0;
+}
+
+void
 pipeline_count(const struct batch *b, struct pipeline_result *pr)
 {
 	memset(pr->verdicts, 0, sizeof(pr->verdicts));
@@ -127,6 +137,8 @@ pipeline_run_range(struct batch *b, const struct ruleset *rs, struct pipeline_re
 				          stages[k].name);
 			return false;
 		}
+		if (st->counters_oom)
+			return error_set(err, EXIT_INTERNAL, "out of memory");
 		st->seconds = pipeline_clock() - t0;
 		st->rows_out = count_kept(b);
 	}

@@ -38,6 +38,9 @@ bool pipeline_run(struct batch *b, const struct ruleset *rs, struct pipeline_res
 bool pipeline_run_range(struct batch *b, const struct ruleset *rs, struct pipeline_result *pr,
                         const char *first, const char *last, bool (*stop)(void), struct error *err);
 
+/* Free the stages' counters (the struct itself is the caller's); NULL is a no-op. */
+void pipeline_result_free(struct pipeline_result *pr);
+
 /* Count the verdicts of `b` into pr->verdicts. */
 void pipeline_count(const struct batch *b, struct pipeline_result *pr);
 

@@ -75,14 +75,11 @@ regex_limits_load(struct rules *r, struct regex_limits *out, struct error *err)
 	long ml, dl, ms;
 	double mf;
 
-	if (!rules_get_int(r, "regex", "match_limit", REGEX_DEFAULT_MATCH_LIMIT, 1000, 1000000000L, &ml,
+	if (!rules_get_int(r, "regex", "match_limit", 1000, 1000000000L, &ml, err) ||
+	    !rules_get_int(r, "regex", "depth_limit", 100, 100000000L, &dl, err) ||
+	    !rules_get_int(r, "regex", "max_subject_bytes", 1024, REGEX_MAX_SUBJECT_BYTES_MAX, &ms,
 	                   err) ||
-	    !rules_get_int(r, "regex", "depth_limit", REGEX_DEFAULT_DEPTH_LIMIT, 100, 100000000L, &dl,
-	                   err) ||
-	    !rules_get_int(r, "regex", "max_subject_bytes", REGEX_DEFAULT_MAX_SUBJECT_BYTES, 1024,
-	                   REGEX_MAX_SUBJECT_BYTES_MAX, &ms, err) ||
-	    !rules_get_double(r, "regex", "max_failed_percent", REGEX_DEFAULT_MAX_FAILED_PERCENT, 0,
-	                      100, &mf, err))
+	    !rules_get_double(r, "regex", "max_failed_percent", 0, 100, &mf, err))
 		return false;
 	out->match_limit = (uint32_t) ml;
 	out->depth_limit = (uint32_t) dl;

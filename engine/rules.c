@@ -25,7 +25,9 @@
 #include <ini.h>
 #include <openssl/evp.h>
 
+#include "embedded.h"
 #include "rules.h"
+#include "util.h"
 
 struct entry
 {
@@ -36,7 +38,9 @@ struct entry
 	int line;
 	int load; /* which load call set it */
 	bool used;
-	char where[300]; /* "file:line", built on demand */
+	char *dvalue;       /* the value default.ini gave it, or NULL: a key of the defaults */
+	bool from_defaults; /* the value is still default.ini's */
+	char where[300];    /* "file:line", built on demand */
 };
 
 struct rules
@@ -56,6 +60,8 @@ struct load_ctx
 	struct rules *r;
 	const char *file;
 	int load;
+	bool defaults;  /* loading default.ini: remember its values */
+	bool instances; /* ... and its instance sections ([blacklist.x], not [blacklist.*]) */
 	/* the reader's side */
 	FILE *fp;           /* file input, or NULL for string input */
 	const char *text;   /* string input position */
@@ -86,6 +92,7 @@ rules_free(struct rules *r)
 		free(r->e[i].section);
 		free(r->e[i].key);
 		free(r->e[i].value);
+		free(r->e[i].dvalue);
 	}
 	free(r->e);
 	for (int i = 0; i < r->nfiles; i++)
@@ -123,6 +130,25 @@ find(const struct rules *r, const char *section, const char *key)
 	return -1;
 }
 
+/*
+ * A template section, [prefix.*], holds the defaults of every [prefix.<id>]
+ * section: default.ini states them there, and a user's file may too.
+ */
+static bool
+is_template(const char *section)
+{
+	size_t n = strlen(section);
+
+	return n > 2 && section[n - 2] == '.' && section[n - 1] == '*';
+}
+
+/* An instance section, [prefix.<id>], whose missing keys come from [prefix.*]. */
+static bool
+is_instance(const char *section)
+{
+	return strchr(section, '.') != NULL && !is_template(section);
+}
+
 static bool
 valid_name(const char *s)
 {
@@ -133,6 +159,20 @@ valid_name(const char *s)
 		      *s == '.' || *s == '-'))
 			return false;
 	return true;
+}
+
+/* A section name, or a template: a name followed by ".*". */
+static bool
+valid_section(const char *s)
+{
+	char buf[256];
+
+	if (!is_template(s))
+		return valid_name(s);
+	if (strlen(s) >= sizeof(buf))
+		return false;
+	snprintf(buf, sizeof(buf), "%.*s", (int) strlen(s) - 2, s);
+	return valid_name(buf);
 }
 
 /* After a fill, line numbers refer to the line just read. */
@@ -210,12 +250,15 @@ handler(void *user, const char *section, const char *key, const char *value)
 
 	if (c->failed)
 		return 0;
-	if (!valid_name(section))
+	if (c->defaults && !c->instances && is_instance(section))
+		return 1; /* the shipped rules themselves are not defaults */
+	if (!valid_section(section))
 	{
 		c->failed = true;
 		error_set(c->err, EXIT_RULES, "%s:%d: invalid section name \"[%s]\"", c->file, c->line,
 		          section);
-		error_hint(c->err, "Section names use lower-case letters, digits, \"_\", \".\" and \"-\".");
+		error_hint(c->err, "Section names use lower-case letters, digits, \"_\", \".\" and \"-\"; "
+		                   "[prefix.*] holds the defaults of every [prefix.<id>].");
 		return 0;
 	}
 	if (!valid_name(key))
@@ -239,6 +282,12 @@ handler(void *user, const char *section, const char *key, const char *value)
 		nv[ol] = '\n';
 		memcpy(nv + ol + 1, value, vl + 1);
 		e->value = nv;
+		if (c->defaults)
+		{
+			free(e->dvalue);
+			if ((e->dvalue = strdup(nv)) == NULL)
+				goto oom;
+		}
 		return 1;
 	}
 	if (i >= 0 && r->e[i].load == c->load)
@@ -280,10 +329,13 @@ handler(void *user, const char *section, const char *key, const char *value)
 			goto oom;
 		free(r->e[i].value);
 		r->e[i].value = nv;
+		if (c->defaults && r->e[i].dvalue == NULL && (r->e[i].dvalue = strdup(value)) == NULL)
+			goto oom;
 	}
 	r->e[i].file = c->file;
 	r->e[i].line = c->line;
 	r->e[i].load = c->load;
+	r->e[i].from_defaults = c->defaults;
 	r->e[i].used = false;
 	r->e[i].where[0] = '\0';
 	c->prev = i;
@@ -376,6 +428,19 @@ rules_load_string(struct rules *r, const char *name, const char *text, struct er
 	return load(r, &c, string_reader, err);
 }
 
+bool
+rules_load_defaults(struct rules *r, bool shipped_rules, struct error *err)
+{
+	struct load_ctx c = {0};
+
+	if ((c.file = remember_file(r, "default.ini")) == NULL)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	c.text = embedded_default_ini;
+	c.defaults = true;
+	c.instances = shipped_rules;
+	return load(r, &c, string_reader, err);
+}
+
 const char *
 rules_get(struct rules *r, const char *section, const char *key)
 {
@@ -402,34 +467,102 @@ rules_where(const struct rules *r, const char *section, const char *key)
 	return e->where;
 }
 
-static bool
-bad_value(struct rules *r, const char *section, const char *key, const char *value,
-          const char *what, struct error *err)
+/*
+ * The value a typed getter reads: the section's own, else its template's
+ * ([prefix.*] for an instance [prefix.<id>]); an empty value stands for the
+ * one default.ini gave.  Every entry consulted is marked used (a template's
+ * too, when the instance has its own value), so rules_check_defaults() can
+ * tell a key of default.ini that no loader reads.  With `scalar` false an
+ * empty value is a value (an empty list).  Returns the entry, or -1 when
+ * default.ini has no such key: the code asked for a key without a default,
+ * which is an internal error.
+ */
+static int
+lookup(struct rules *r, const char *section, const char *key, bool scalar, const char **value,
+       struct error *err)
 {
-	return error_set(err, EXIT_RULES, "%s: [%s] %s: \"%s\" %s", rules_where(r, section, key),
-	                 section, key, value, what);
+	int i = find(r, section, key), t = -1;
+	char tmpl[256] = "";
+
+	note_asked(r, section);
+	if (is_instance(section))
+	{
+		snprintf(tmpl, sizeof(tmpl), "%.*s.*", (int) (strrchr(section, '.') - section), section);
+		if ((t = find(r, tmpl, key)) >= 0)
+			r->e[t].used = true;
+	}
+	for (int k = 0; k < 2; k++)
+	{
+		int j = k == 0 ? i : t;
+
+		if (j < 0)
+			continue;
+		r->e[j].used = true;
+		if (!scalar || r->e[j].value[0])
+		{
+			*value = r->e[j].value;
+			return j;
+		}
+		if (r->e[j].dvalue && r->e[j].dvalue[0])
+		{
+			*value = r->e[j].dvalue;
+			return j;
+		}
+	}
+	error_set(err, EXIT_INTERNAL, "default.ini has no value for [%s] %s", tmpl[0] ? tmpl : section,
+	          key);
+	return -1;
+}
+
+static bool
+bad_value(struct rules *r, int i, const char *value, const char *what, struct error *err)
+{
+	struct entry *e = &r->e[i];
+
+	return error_set(err, EXIT_RULES, "%s: [%s] %s: \"%s\" %s", rules_where(r, e->section, e->key),
+	                 e->section, e->key, value, what);
 }
 
 bool
-rules_get_int(struct rules *r, const char *section, const char *key, long def, long min, long max,
-              long *out, struct error *err)
+rules_get_str(struct rules *r, const char *section, const char *key, const char **out,
+              struct error *err)
 {
-	const char *v = rules_get(r, section, key);
+	return lookup(r, section, key, true, out, err) >= 0;
+}
+
+bool
+rules_get_list(struct rules *r, const char *section, const char *key, const char **out,
+               struct error *err)
+{
+	return lookup(r, section, key, false, out, err) >= 0;
+}
+
+bool
+rules_is_default(const struct rules *r, const char *section, const char *key)
+{
+	int i = find(r, section, key);
+
+	return i >= 0 && r->e[i].from_defaults;
+}
+
+bool
+rules_get_int(struct rules *r, const char *section, const char *key, long min, long max, long *out,
+              struct error *err)
+{
+	const char *v;
+	int i = lookup(r, section, key, true, &v, err);
 	char *end;
 	long x;
 
-	if (v == NULL || *v == '\0')
-	{
-		*out = def;
-		return true;
-	}
+	if (i < 0)
+		return false;
 	errno = 0;
 	x = strtol(v, &end, 10);
 	if (errno || end == v || *end != '\0')
-		return bad_value(r, section, key, v, "is not an integer", err);
+		return bad_value(r, i, v, "is not an integer", err);
 	if (x < min || x > max)
 	{
-		bad_value(r, section, key, v, "is out of range", err);
+		bad_value(r, i, v, "is out of range", err);
 		return error_detail(err, "The value must be between %ld and %ld.", min, max);
 	}
 	*out = x;
@@ -437,25 +570,23 @@ rules_get_int(struct rules *r, const char *section, const char *key, long def, l
 }
 
 bool
-rules_get_double(struct rules *r, const char *section, const char *key, double def, double min,
-                 double max, double *out, struct error *err)
+rules_get_double(struct rules *r, const char *section, const char *key, double min, double max,
+                 double *out, struct error *err)
 {
-	const char *v = rules_get(r, section, key);
+	const char *v;
+	int i = lookup(r, section, key, true, &v, err);
 	char *end;
 	double x;
 
-	if (v == NULL || *v == '\0')
-	{
-		*out = def;
-		return true;
-	}
+	if (i < 0)
+		return false;
 	errno = 0;
 	x = strtod(v, &end);
 	if (errno || end == v || *end != '\0' || !isfinite(x))
-		return bad_value(r, section, key, v, "is not a number", err);
+		return bad_value(r, i, v, "is not a number", err);
 	if (x < min || x > max)
 	{
-		bad_value(r, section, key, v, "is out of range", err);
+		bad_value(r, i, v, "is out of range", err);
 		return error_detail(err, "The value must be between %g and %g.", min, max);
 	}
 	*out = x;
@@ -463,40 +594,33 @@ rules_get_double(struct rules *r, const char *section, const char *key, double d
 }
 
 bool
-rules_get_bool(struct rules *r, const char *section, const char *key, bool def, bool *out,
-               struct error *err)
+rules_get_bool(struct rules *r, const char *section, const char *key, bool *out, struct error *err)
 {
-	static const char *const yes[] = {"yes", "true", "on", "1", NULL};
-	static const char *const no[] = {"no", "false", "off", "0", NULL};
-	const char *v = rules_get(r, section, key);
+	const char *v;
+	int i = lookup(r, section, key, true, &v, err);
+	int b;
 
-	if (v == NULL || *v == '\0')
+	if (i < 0)
+		return false;
+	if ((b = util_parse_bool(v)) >= 0)
 	{
-		*out = def;
+		*out = b == 1;
 		return true;
 	}
-	for (int k = 0; yes[k]; k++)
-		if (strcasecmp(v, yes[k]) == 0)
-			return (*out = true);
-	for (int k = 0; no[k]; k++)
-		if (strcasecmp(v, no[k]) == 0)
-			return !(*out = false);
-	bad_value(r, section, key, v, "is not a boolean", err);
+	bad_value(r, i, v, "is not a boolean", err);
 	return error_hint(err, "Use yes or no.");
 }
 
 bool
-rules_get_enum(struct rules *r, const char *section, const char *key, int def,
-               const char *const *choices, int *out, struct error *err)
+rules_get_enum(struct rules *r, const char *section, const char *key, const char *const *choices,
+               int *out, struct error *err)
 {
-	const char *v = rules_get(r, section, key);
+	const char *v;
+	int i = lookup(r, section, key, true, &v, err);
 	char list[512] = "";
 
-	if (v == NULL || *v == '\0')
-	{
-		*out = def;
-		return true;
-	}
+	if (i < 0)
+		return false;
 	for (int k = 0; choices[k]; k++)
 	{
 		if (strcmp(v, choices[k]) == 0)
@@ -508,7 +632,7 @@ rules_get_enum(struct rules *r, const char *section, const char *key, int def,
 			strncat(list, ", ", sizeof(list) - strlen(list) - 1);
 		strncat(list, choices[k], sizeof(list) - strlen(list) - 1);
 	}
-	bad_value(r, section, key, v, "is not a valid choice", err);
+	bad_value(r, i, v, "is not a valid choice", err);
 	return error_hint(err, "Use one of: %s.", list);
 }
 
@@ -585,7 +709,7 @@ rules_sections(const struct rules *r, const char *prefix, const char ***names)
 		const char *s = r->e[i].section;
 		bool seen = false;
 
-		if (strncmp(s, prefix, pl) != 0 || (s[pl] != '\0' && s[pl] != '.'))
+		if (strncmp(s, prefix, pl) != 0 || (s[pl] != '\0' && s[pl] != '.') || is_template(s))
 			continue;
 		for (int k = 0; k < n && !seen; k++)
 			seen = strcmp(out[k], s) == 0;
@@ -690,10 +814,12 @@ rules_check_unused(const struct rules *r, struct error *err)
 		const struct entry *e = &r->e[i];
 		bool known_section = false;
 
-		if (e->used)
+		/* a key default.ini has is known; rules_check_defaults() checks that code reads it */
+		if (e->used || e->dvalue)
 			continue;
 		for (int k = 0; k < r->n && !known_section; k++)
-			known_section = r->e[k].used && strcmp(r->e[k].section, e->section) == 0;
+			known_section =
+			    (r->e[k].used || r->e[k].dvalue) && strcmp(r->e[k].section, e->section) == 0;
 		for (int k = 0; k < r->nasked && !known_section; k++)
 			known_section = strcmp(r->asked[k], e->section) == 0;
 		if (known_section)
@@ -704,6 +830,24 @@ rules_check_unused(const struct rules *r, struct error *err)
 		return error_hint(err, "See rules/default.ini for every section and key.");
 	}
 	return true;
+}
+
+int
+rules_unread_defaults(const struct rules *r, const char **sections, const char **keys, int max)
+{
+	int n = 0;
+
+	for (int i = 0; i < r->n; i++)
+		if (r->e[i].dvalue && !r->e[i].used)
+		{
+			if (n < max)
+			{
+				sections[n] = r->e[i].section;
+				keys[n] = r->e[i].key;
+			}
+			n++;
+		}
+	return n;
 }
 
 char *

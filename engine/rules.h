@@ -9,6 +9,12 @@
  * asked for into an error naming its file and line.  So a typo in a key or a
  * section is never silently ignored.  Values are borrowed from the rules
  * object, which lives as long as the ruleset.
+ *
+ * Defaults live in one place, rules/default.ini, loaded first by
+ * rules_load_defaults().  The typed getters have no default of their own:
+ * a key the files leave out takes default.ini's value (for an instance
+ * section such as [cohort.a], its template [cohort.*]'s), and a key that
+ * default.ini lacks is an internal error.
  */
 #ifndef REFINERY_RULES_H
 #define REFINERY_RULES_H
@@ -34,19 +40,38 @@ const char *rules_get(struct rules *r, const char *section, const char *key);
 const char *rules_where(const struct rules *r, const char *section, const char *key);
 
 /*
- * Typed getters.  When the key is absent they store `def` and return true;
- * when present but malformed or out of [min, max] they fill err (EXIT_RULES,
- * naming file, line, section and key) and return false.
+ * The defaults: rules/default.ini as compiled in, loaded first.  Its values
+ * are the only defaults there are: the getters below take a missing key's
+ * value from it.  With `shipped_rules` false its instance sections
+ * ([blacklist.dnc_status], [score.source], ...) are left out, so that a unit
+ * test states its own rules on top of the defaults alone.
  */
-bool rules_get_int(struct rules *r, const char *section, const char *key, long def, long min,
-                   long max, long *out, struct error *err);
-bool rules_get_double(struct rules *r, const char *section, const char *key, double def, double min,
-                      double max, double *out, struct error *err);
-bool rules_get_bool(struct rules *r, const char *section, const char *key, bool def, bool *out,
+bool rules_load_defaults(struct rules *r, bool shipped_rules, struct error *err);
+
+/*
+ * Typed getters.  The value is the section's own, else (for an instance
+ * section [prefix.<id>]) its template's, [prefix.*]; an empty value stands
+ * for default.ini's.  A malformed value or one out of [min, max] is an
+ * EXIT_RULES error naming file, line, section and key; a key default.ini
+ * lacks is an EXIT_INTERNAL error (the code asks for a key with no default).
+ */
+bool rules_get_int(struct rules *r, const char *section, const char *key, long min, long max,
+                   long *out, struct error *err);
+bool rules_get_double(struct rules *r, const char *section, const char *key, double min, double max,
+                      double *out, struct error *err);
+bool rules_get_bool(struct rules *r, const char *section, const char *key, bool *out,
                     struct error *err);
 /* One of `choices` (NULL-terminated); stores its index. */
-bool rules_get_enum(struct rules *r, const char *section, const char *key, int def,
+bool rules_get_enum(struct rules *r, const char *section, const char *key,
                     const char *const *choices, int *out, struct error *err);
+/* A text value, looked up the same way (an empty value stands for default.ini's). */
+bool rules_get_str(struct rules *r, const char *section, const char *key, const char **out,
+                   struct error *err);
+/* A list or text value that may be empty on purpose ("typos =": none). */
+bool rules_get_list(struct rules *r, const char *section, const char *key, const char **out,
+                    struct error *err);
+/* Does section.key still hold default.ini's value (no file given it one)? */
+bool rules_is_default(const struct rules *r, const char *section, const char *key);
 
 /*
  * Split a comma-separated list value into trimmed items (empty items
@@ -78,8 +103,17 @@ bool rules_value_has_password(const char *value);
 /* The first value holding a password is an error naming its file and line, not the value. */
 bool rules_check_secrets(const struct rules *r, struct error *err);
 
-/* After every module has read its keys: the first unused key is an error. */
+/*
+ * After every module has read its keys: the first unused key is an error
+ * (keys default.ini has are known, read or not).
+ */
 bool rules_check_unused(const struct rules *r, struct error *err);
+/*
+ * The keys of default.ini no loader asked for (for the tests that keep
+ * default.ini and the loaders in step): fills up to `max` section and key
+ * names (borrowed) and returns how many there are.
+ */
+int rules_unread_defaults(const struct rules *r, const char **sections, const char **keys, int max);
 
 /*
  * The merged rule set as canonical INI text (sections and keys in order of

@@ -23,7 +23,6 @@
 #include "blacklist.h"
 #include "cohort.h"
 #include "dedupe.h"
-#include "embedded.h"
 #include "match.h"
 #include "normalize.h"
 #include "outfile.h"
@@ -358,13 +357,11 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 	}
 	c->csv = dup_or_null(csv);
 	c->csv_reject = dup_or_null(rules_get(r, "source", "csv_reject"));
-	if (!rules_get_int(r, "source", "csv_max_field", 1 << 20, 1024, 1L << 30, &c->csv_max_field,
-	                   err) ||
-	    !rules_get_int(r, "source", "csv_max_rejects", 0, 0, 1L << 40, &c->csv_max_rejects, err))
+	if (!rules_get_int(r, "source", "csv_max_field", 1024, 1L << 30, &c->csv_max_field, err) ||
+	    !rules_get_int(r, "source", "csv_max_rejects", 0, 1L << 40, &c->csv_max_rejects, err))
 		return false;
-	v = rules_get(r, "source", "csv_delimiter");
-	c->csv_delimiter = ',';
-	if (v && *v)
+	if (!rules_get_str(r, "source", "csv_delimiter", &v, err))
+		return false;
 	{
 		if (strcmp(v, "tab") == 0)
 			c->csv_delimiter = '\t';
@@ -378,15 +375,16 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 			                 "character, \"tab\" or \"semicolon\"",
 			                 rules_where(r, "source", "csv_delimiter"), v);
 	}
-	if (!rules_get_bool(r, "source", "csv_trim", false, &c->csv_trim, err) ||
-	    !rules_get_bool(r, "source", "csv_unguard", false, &c->csv_unguard, err) ||
-	    !rules_get_int(r, "source", "lock_timeout_ms", 60000, 0, 86400000, &c->lock_timeout_ms,
-	                   err))
+	if (!rules_get_bool(r, "source", "csv_trim", &c->csv_trim, err) ||
+	    !rules_get_bool(r, "source", "csv_unguard", &c->csv_unguard, err) ||
+	    !rules_get_int(r, "source", "lock_timeout_ms", 0, 86400000, &c->lock_timeout_ms, err))
 		return false;
-	v = rules_get(r, "source", "timezone");
-	c->timezone = strdup(v && *v ? v : "UTC");
-	v = rules_get(r, "source", "now");
-	c->now = strdup(v && *v ? v : "clock");
+	if (!rules_get_str(r, "source", "timezone", &v, err))
+		return false;
+	c->timezone = strdup(v);
+	if (!rules_get_str(r, "source", "now", &v, err))
+		return false;
+	c->now = strdup(v);
 	if (c->timezone == NULL || c->now == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
 	if (!check_timezone(r, c->timezone, err))
@@ -404,10 +402,12 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 
 	for (int f = 0; f < FIELD__COUNT; f++)
 	{
-		v = rules_get(r, "columns", field_key(f));
-		c->column_explicit[f] = v != NULL;
-		c->column[f] = v ? dup_or_null(v) : strdup(field_default_column(f));
-		if (v == NULL && c->column[f] == NULL)
+		/* a column default.ini names may be missing from the source; one the user names may not */
+		if (!rules_get_list(r, "columns", field_key(f), &v, err))
+			return false;
+		c->column_explicit[f] = !rules_is_default(r, "columns", field_key(f));
+		c->column[f] = dup_or_null(v);
+		if (*v && c->column[f] == NULL)
 			return error_set(err, EXIT_INTERNAL, "out of memory");
 	}
 	if (c->column[FIELD_LEAD_ID] == NULL)
@@ -429,14 +429,22 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 			for (int f = 0; f < FIELD__COUNT; f++)
 				if (strcmp(items[i], field_key(f)) == 0)
 				{
+					/* a field's key names the field in every rule: an extra column of that
+					 * name would make "field = full_name" ambiguous */
 					error_set(err, EXIT_RULES,
 					          "%s: [columns] extra: \"%s\" is the name of a "
 					          "known field",
 					          rules_where(r, "columns", "extra"), items[i]);
-					rules_list_free(items);
-					return error_hint(err, "Map it with \"%s = column\" instead.", items[i]);
+					error_hint(err, "Map it with \"%s = column\" instead.", items[i]);
+					rules_list_free(items); /* items[i] lives in it: free it last */
+					return false;
 				}
-			c->extra[c->nextra++] = strdup(items[i]);
+			if ((c->extra[c->nextra] = strdup(items[i])) == NULL)
+			{
+				rules_list_free(items);
+				return error_set(err, EXIT_INTERNAL, "out of memory");
+			}
+			c->nextra++;
 		}
 		rules_list_free(items);
 	}
@@ -466,8 +474,7 @@ ruleset_default_file_mode(mode_t *mode, struct error *err)
 
 	if (r == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
-	ok = rules_load_string(r, "default.ini", embedded_default_ini, err) &&
-	     file_mode_load(r, mode, err);
+	ok = rules_load_defaults(r, true, err) && file_mode_load(r, mode, err);
 	rules_free(r);
 	return ok;
 }
@@ -482,13 +489,12 @@ output_config_load(struct rules *r, struct output_config **out, struct error *er
 	*out = c;
 	if (c == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
-	if (!rules_get_enum(r, "output", "target", OUTPUT_DATABASE, targets, &t, err) ||
-	    !rules_get_int(r, "output", "keep_runs", 0, 0, 1000000, &c->keep_runs, err) ||
-	    !rules_get_int(r, "output", "lock_timeout_ms", 5000, 0, 86400000, &c->lock_timeout_ms,
-	                   err) ||
-	    !rules_get_bool(r, "output", "analyze", true, &c->analyze, err) ||
-	    !rules_get_bool(r, "output", "csv_formula_guard", true, &c->csv_formula_guard, err) ||
-	    !rules_get_bool(r, "output", "csv_crlf", false, &c->csv_crlf, err) ||
+	if (!rules_get_enum(r, "output", "target", targets, &t, err) ||
+	    !rules_get_int(r, "output", "keep_runs", 0, 1000000, &c->keep_runs, err) ||
+	    !rules_get_int(r, "output", "lock_timeout_ms", 0, 86400000, &c->lock_timeout_ms, err) ||
+	    !rules_get_bool(r, "output", "analyze", &c->analyze, err) ||
+	    !rules_get_bool(r, "output", "csv_formula_guard", &c->csv_formula_guard, err) ||
+	    !rules_get_bool(r, "output", "csv_crlf", &c->csv_crlf, err) ||
 	    !file_mode_load(r, &c->file_mode, err))
 		return false;
 	c->target = (enum output_target) t;
@@ -523,8 +529,8 @@ job_config_load(struct rules *r, struct job_config **out, struct error *err)
 	*out = c;
 	if (c == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
-	if (!rules_get_int(r, "job", "min_rows", 1, 0, 1000000000, &c->min_rows, err) ||
-	    !rules_get_double(r, "job", "max_change_percent", 20, 0, 1e9, &c->max_change_percent, err))
+	if (!rules_get_int(r, "job", "min_rows", 0, 1000000000, &c->min_rows, err) ||
+	    !rules_get_double(r, "job", "max_change_percent", 0, 1e9, &c->max_change_percent, err))
 		return false;
 	name = rules_get(r, "job", "name");
 	if (name == NULL || !ruleset_job_name_ok(name))
@@ -567,7 +573,7 @@ ruleset_load(const char *const *files, int nfiles, struct error *err)
 		error_set(err, EXIT_INTERNAL, "out of memory");
 		goto fail;
 	}
-	if (!rules_load_string(rs->rules, "default.ini", embedded_default_ini, err))
+	if (!rules_load_defaults(rs->rules, true, err))
 		goto fail;
 	for (int i = 0; i < nfiles; i++)
 		if (!rules_load_file(rs->rules, files[i], err))
@@ -579,7 +585,7 @@ ruleset_load(const char *const *files, int nfiles, struct error *err)
 	    !job_config_load(rs->rules, &rs->job, err) ||
 	    !output_config_load(rs->rules, &rs->output, err) ||
 	    !normalize_config_load(rs->rules, &rs->normalize, err) ||
-	    !blacklist_config_load(rs->rules, &rs->blacklist, err) ||
+	    !blacklist_config_load(rs->rules, rs->normalize->plan, &rs->blacklist, err) ||
 	    !dedupe_config_load(rs->rules, &rs->dedupe, err) ||
 	    !partial_config_load(rs->rules, &rs->partial, err) ||
 	    !score_config_load(rs->rules, &rs->score, err) ||

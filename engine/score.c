@@ -31,6 +31,7 @@
 #include "calibrate.h"
 #include "regex.h"
 #include "score.h"
+#include "util.h"
 
 #define CANON_MAX  256 /* longest text value compared with a category */
 #define POINTS_MAX 1000000.0
@@ -273,11 +274,24 @@ add_cat(struct score_param *p, const char *name, double points)
 	return true;
 }
 
+/*
+ * Points of a key whose value, when not stated, is another value of the
+ * rules (a category earns nothing, "other" earns what "default" earns, a
+ * persona takes the parameter's points): `inherit`.  Constant defaults are
+ * read with rules_get_double() from [score.*] in default.ini.
+ */
 static bool
-get_points(struct rules *r, const char *section, const char *key, double def, double *out,
+get_points(struct rules *r, const char *section, const char *key, double inherit, double *out,
            struct error *err)
 {
-	return rules_get_double(r, section, key, def, 0, POINTS_MAX, out, err);
+	const char *v = rules_get(r, section, key);
+
+	if (v == NULL || *v == '\0')
+	{
+		*out = inherit;
+		return true;
+	}
+	return rules_get_double(r, section, key, 0, POINTS_MAX, out, err);
 }
 
 static bool
@@ -358,7 +372,7 @@ load_regex(struct rules *r, const char *section, struct score_param *p, double d
 
 	if (nkeys < 0)
 		return oom(err);
-	if (!rules_get_bool(r, section, "caseless", true, &p->caseless, err))
+	if (!rules_get_bool(r, section, "caseless", &p->caseless, err))
 		goto fail;
 	p->pattern = calloc((size_t) nkeys + 1, sizeof(char *));
 	p->re = calloc((size_t) nkeys + 1, sizeof(struct regex *));
@@ -523,8 +537,8 @@ load_recency(struct rules *r, const char *section, struct score_param *p, struct
 {
 	static const double mult[] = {0, 1, 2, 4, 8};
 
-	if (!get_points(r, section, "max", 10, &p->max, err) ||
-	    !rules_get_double(r, section, "half_life_days", 30, 0.001, 1e6, &p->half_life, err))
+	if (!rules_get_double(r, section, "max", 0, POINTS_MAX, &p->max, err) ||
+	    !rules_get_double(r, section, "half_life_days", 0.001, 1e6, &p->half_life, err))
 		return false;
 	if ((p->lo = calloc(5, sizeof(double))) == NULL)
 		return oom(err);
@@ -545,7 +559,8 @@ load_bool(struct rules *r, const char *section, struct score_param *p, struct er
 {
 	double t, f;
 
-	if (!get_points(r, section, "true", 0, &t, err) || !get_points(r, section, "false", 0, &f, err))
+	if (!rules_get_double(r, section, "true", 0, POINTS_MAX, &t, err) ||
+	    !rules_get_double(r, section, "false", 0, POINTS_MAX, &f, err))
 		return false;
 	return (add_cat(p, "true", t) && add_cat(p, "false", f)) || oom(err);
 }
@@ -569,7 +584,7 @@ load_param(struct rules *r, const char *section, struct score_param *p,
 		          rules_where(r, section, "kind"), section);
 		return error_hint(err, "A parameter name is one word: letters, digits and \"_\".");
 	}
-	if (rules_get(r, section, "kind") == NULL)
+	if (rules_get(r, section, "kind") == NULL || *rules_get(r, section, "kind") == '\0')
 	{
 		const char **keys;
 		int nk = rules_keys(r, section, &keys);
@@ -579,7 +594,7 @@ load_param(struct rules *r, const char *section, struct score_param *p,
 		free(keys);
 		return error_hint(err, "Set kind = map, buckets, recency, regex or bool.");
 	}
-	if (!rules_get_enum(r, section, "kind", 0, kind_names, &kind, err))
+	if (!rules_get_enum(r, section, "kind", kind_names, &kind, err))
 		return false;
 	p->kind = (enum score_kind) kind;
 	field = rules_get(r, section, "field");
@@ -602,8 +617,8 @@ load_param(struct rules *r, const char *section, struct score_param *p,
 	    p->src != SCORE_SRC_COLUMN)
 		return error_set(err, EXIT_RULES, "%s: [%s] kind = recency needs a date field, not \"%s\"",
 		                 rules_where(r, section, "field"), section, field);
-	if (!rules_get_double(r, section, "weight", 1, 0, 1e6, &p->weight, err) ||
-	    !get_points(r, section, "default", 0, &def, err))
+	if (!rules_get_double(r, section, "weight", 0, 1e6, &p->weight, err) ||
+	    !rules_get_double(r, section, "default", 0, POINTS_MAX, &def, err))
 		return false;
 
 	/* keys of the other kinds: accepted and ignored (see reserved_keys) */
@@ -787,7 +802,14 @@ load_persona(struct rules *r, const char *section, struct score_config *c, struc
 			                     "= points\" or \"when.<field> = values\".");
 		}
 		else if (dot == NULL)
-			ok = rules_get_double(r, section, key, p->weight, 0, 1e6, &pe->weight[pi], err);
+		{
+			/* a persona's weight is the parameter's unless it says */
+			const char *w = rules_get(r, section, key);
+
+			pe->weight[pi] = p->weight;
+			ok = w == NULL || *w == '\0' ||
+			     rules_get_double(r, section, key, 0, 1e6, &pe->weight[pi], err);
+		}
 		else if (p->kind == SCORE_RECENCY && strcmp(dot + 1, "max") == 0)
 			ok = get_points(r, section, key, p->max, &pe->max[pi], err);
 		else
@@ -832,9 +854,9 @@ load_global(struct rules *r, struct score_config *c, struct error *err)
 	char **items;
 	int n;
 
-	if (!rules_get_double(r, "score", "hot_at", 70, 0, 100, &c->hot_at, err) ||
-	    !rules_get_double(r, "score", "warm_at", 45, 0, 100, &c->warm_at, err) ||
-	    !rules_get_double(r, "score", "nurture_below", 0, 0, 100, &c->nurture_below, err))
+	if (!rules_get_double(r, "score", "hot_at", 0, 100, &c->hot_at, err) ||
+	    !rules_get_double(r, "score", "warm_at", 0, 100, &c->warm_at, err) ||
+	    !rules_get_double(r, "score", "nurture_below", 0, 100, &c->nurture_below, err))
 		return false;
 	if (c->warm_at > c->hot_at)
 		return error_set(err, EXIT_RULES, "%s: [score] warm_at is above hot_at",
@@ -1122,32 +1144,6 @@ days_since(int64_t now, int64_t t)
 	return t >= now ? 0.0 : (double) (now - t) / 86400.0;
 }
 
-static int
-parse_yes_no(const char *s)
-{
-	static const char *const yes[] = {"t", "true", "yes", "y", "1", "on", "כן", NULL};
-	static const char *const no[] = {"f", "false", "no", "n", "0", "off", "לא", NULL};
-	char buf[16];
-	size_t len;
-
-	while (isspace((unsigned char) *s))
-		s++;
-	len = strlen(s);
-	while (len > 0 && isspace((unsigned char) s[len - 1]))
-		len--;
-	if (len >= sizeof(buf))
-		return -1;
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	for (int k = 0; yes[k]; k++)
-		if (strcasecmp(buf, yes[k]) == 0)
-			return 1;
-	for (int k = 0; no[k]; k++)
-		if (strcasecmp(buf, no[k]) == 0)
-			return 0;
-	return -1;
-}
-
 /* The numeric value of a buckets or recency parameter: days for dates; NAN when missing. */
 static double
 numeric_value(const struct score_eval *ev, const struct score_param *p, int col, size_t i)
@@ -1334,7 +1330,7 @@ score_eval_categories(struct score_eval *ev, size_t i, int *cat, double *days, s
 					v = isnan(x) ? -1 : p->src == SCORE_SRC_TOUCHES ? x > 0 : 1;
 				}
 				else if ((s = score_text_value(b, i, p->src, ev->col[k])) != NULL)
-					v = parse_yes_no(s);
+					v = util_parse_bool(s);
 				if (v >= 0)
 					cat[k] = v ? 0 : 1;
 			}

@@ -2,11 +2,14 @@
  * stage.c
  *    Per-stage counters, and the stop request a stage's long loops ask.
  *
- * Counters are few (a handful of rules per stage), so a linear search by
- * name is the simplest correct structure.  Names are borrowed.
+ * Counters are few (a handful of rules per stage, more when a rule file has
+ * many rules), so a linear search by name is the simplest correct structure.
+ * The array grows by doubling and belongs to the stage_stats; the names are
+ * borrowed.
  */
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "stage.h"
@@ -26,8 +29,19 @@ stage_count(struct stage_stats *st, const char *name, size_t n)
 			return;
 		}
 	}
-	if (k == STAGE_COUNTERS)
-		return;
+	if (k == st->counters_cap)
+	{
+		int cap = st->counters_cap ? 2 * st->counters_cap : 16;
+		struct stage_counter *c = realloc(st->counters, (size_t) cap * sizeof(*c));
+
+		if (c == NULL)
+		{
+			st->counters_oom = true;
+			return;
+		}
+		st->counters = c;
+		st->counters_cap = cap;
+	}
 	st->counters[k].name = name;
 	st->counters[k].value = n;
 	st->ncounters++;
@@ -55,4 +69,15 @@ stage_interrupted(const struct stage_stats *st, struct error *err)
 {
 	return error_set(err, EXIT_INTERRUPTED, "interrupted during stage \"%s\"",
 	                 st && st->name ? st->name : "?");
+}
+
+void
+stage_stats_free(struct stage_stats *st)
+{
+	if (st == NULL)
+		return;
+	free(st->counters);
+	st->counters = NULL;
+	st->ncounters = st->counters_cap = 0;
+	st->counters_oom = false;
 }

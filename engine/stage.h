@@ -59,8 +59,11 @@ struct ruleset
 								 * epoch (naive local); from [source] now or the clock */
 };
 
-/* Up to this many named counters per stage (e.g. removals per rule). */
-#define STAGE_COUNTERS 64
+struct stage_counter
+{
+	const char *name; /* borrowed: a rule id or a static string */
+	size_t value;
+};
 
 struct stage_stats
 {
@@ -71,14 +74,16 @@ struct stage_stats
 	size_t rows_out;    /* kept rows after */
 	double seconds;
 	int ncounters;
-	struct
-	{
-		const char *name; /* borrowed: a rule id or a static string */
-		size_t value;
-	} counters[STAGE_COUNTERS];
+	int counters_cap;
+	bool counters_oom;              /* a counter was lost for want of memory */
+	struct stage_counter *counters; /* ncounters of them, in order of first use; owned */
 };
 
-/* Add `n` to the counter called `name` (created on first use; ignored when full). */
+/*
+ * Add `n` to the counter called `name` (created on first use; the list grows
+ * as needed).  Out of memory the counter is lost and counters_oom is set,
+ * which the pipeline turns into an error after the stage.
+ */
 void stage_count(struct stage_stats *st, const char *name, size_t n);
 /* The value of the counter called `name`; 0 when there is none. */
 size_t stage_counter(const struct stage_stats *st, const char *name);
@@ -88,6 +93,9 @@ bool stage_stopped(const struct stage_stats *st);
 
 /* Fill err with "interrupted during stage ..." (EXIT_INTERRUPTED). Returns false. */
 bool stage_interrupted(const struct stage_stats *st, struct error *err);
+
+/* Free the counters and forget them (the rest of *st stays); NULL is a no-op. */
+void stage_stats_free(struct stage_stats *st);
 
 typedef bool (*stage_fn)(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
                          struct error *err);

@@ -39,119 +39,277 @@
 
 #define COPY_CHUNK (1 << 20)
 
+/*
+ * The result columns, in COPY order, each with the function that formats
+ * lead i's value as COPY text.  This list is the only place a column is
+ * named: the COPY column list, the rows, the CSV header and the CSV sink's
+ * arrays are all made from it.
+ */
+#define WRITEBACK_COLUMN_LIST(X)                                                                   \
+	X(lead_id)                                                                                     \
+	X(source)                                                                                      \
+	X(verdict)                                                                                     \
+	X(rule_id)                                                                                     \
+	X(reason)                                                                                      \
+	X(cluster_id)                                                                                  \
+	X(survivor_id)                                                                                 \
+	X(phone_norm)                                                                                  \
+	X(phone_type)                                                                                  \
+	X(phone_repair)                                                                                \
+	X(email_norm)                                                                                  \
+	X(name_norm)                                                                                   \
+	X(status_norm)                                                                                 \
+	X(score)                                                                                       \
+	X(points)                                                                                      \
+	X(temperature)                                                                                 \
+	X(persona)                                                                                     \
+	X(cohort)                                                                                      \
+	X(rep_id)                                                                                      \
+	X(call_order)                                                                                  \
+	X(p_close)                                                                                     \
+	X(channel_plan)                                                                                \
+	X(sla_due_at)                                                                                  \
+	X(golden)
+
+enum
+{
+#define X(name) WRITEBACK_COL_##name,
+	WRITEBACK_COLUMN_LIST(X)
+#undef X
+	    WRITEBACK_NCOLS
+};
+
 const char *const writeback_columns[] = {
-    "lead_id",     "source",       "verdict",     "rule_id",    "reason",
-    "cluster_id",  "survivor_id",  "phone_norm",  "phone_type", "phone_repair",
-    "email_norm",  "name_norm",    "status_norm", "score",      "points",
-    "temperature", "persona",      "cohort",      "rep_id",     "call_order",
-    "p_close",     "channel_plan", "sla_due_at",  "golden",     NULL};
+#define X(name) #name,
+    WRITEBACK_COLUMN_LIST(X)
+#undef X
+        NULL};
+
+const int writeback_ncolumns = WRITEBACK_NCOLS;
+
+/* One column's value of lead i, as COPY text ("\N" for NULL). */
+typedef void (*put_fn)(struct strbuf *sb, const struct ruleset *rs, const struct batch *b,
+                       size_t i);
 
 static void
-put_sep(struct strbuf *sb)
+put_null(struct strbuf *sb)
 {
-	sb_putc(sb, '\t');
+	sb_puts(sb, "\\N");
 }
 
-void
-writeback_row(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+static bool
+scored(const struct batch *b, size_t i)
 {
-	char num[64];
-	bool scored = b->verdict[i] == VERDICT_KEPT || b->verdict[i] == VERDICT_NURTURE;
+	return (b->verdict[i] == VERDICT_KEPT || b->verdict[i] == VERDICT_NURTURE) && b->npoints > 0;
+}
 
+static void
+put_lead_id(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
 	sb_copy_text(sb, b->col[FIELD_LEAD_ID][i]);
-	put_sep(sb);
+}
+
+static void
+put_source(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
 	sb_copy_text(sb, b->col[FIELD_SOURCE][i]);
-	put_sep(sb);
+}
+
+static void
+put_verdict(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
 	sb_puts(sb, verdict_name(b->verdict[i]));
-	put_sep(sb);
+}
+
+static void
+put_rule_id(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
 	sb_copy_text(sb, b->rule_id[i]);
-	put_sep(sb);
+}
+
+static void
+put_reason(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
 	sb_copy_text(sb, b->reason[i]);
-	put_sep(sb);
+}
+
+static void
+put_cluster_id(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
 	if (b->cluster_id[i] >= 0)
 		sb_printf(sb, "%" PRId64, b->cluster_id[i]);
 	else
-		sb_puts(sb, "\\N");
-	put_sep(sb);
+		put_null(sb);
+}
+
+static void
+put_survivor_id(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
 	sb_copy_text(sb, b->survivor[i] != BATCH_NO_ROW ? b->col[FIELD_LEAD_ID][b->survivor[i]] : NULL);
-	put_sep(sb);
+}
+
+static void
+put_phone_norm(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
+	char num[64];
+
 	if (b->phones[i][0] && phone_format(rs->normalize->plan, b->phones[i][0], num, sizeof(num)))
 		sb_puts(sb, num);
 	else
-		sb_puts(sb, "\\N");
-	put_sep(sb);
-	sb_copy_text(sb, phone_type_name(b->phone_types[i][0]));
-	put_sep(sb);
-	sb_copy_text(sb, b->phone_repair[i]);
-	put_sep(sb);
-	sb_copy_text(sb, b->email_norm[i]);
-	put_sep(sb);
-	sb_copy_text(sb, b->name_norm[i]);
-	put_sep(sb);
-	sb_copy_text(sb, b->status_norm[i]);
-	put_sep(sb);
-	if (scored && b->npoints > 0)
-	{
-		/* points and score are both rounded to hundredths and add up exactly */
-		sb_printf(sb, "%.2f", b->score[i]);
-		put_sep(sb);
-		sb_putc(sb, '{');
-		for (int k = 0; k < b->npoints; k++)
-		{
-			struct strbuf key;
+		put_null(sb);
+}
 
-			sb_init(&key);
-			sb_json_str(&key, b->point_names[k]);
-			if (key.data)
-				sb_copy_text(sb, key.data);
-			sb_free(&key);
-			sb_printf(sb, ": %.2f%s", b->points[i * (size_t) b->npoints + k],
-			          k + 1 < b->npoints ? ", " : "");
-		}
-		sb_putc(sb, '}');
-	}
+static void
+put_phone_type(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
+	sb_copy_text(sb, phone_type_name(b->phone_types[i][0]));
+}
+
+static void
+put_phone_repair(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
+	sb_copy_text(sb, b->phone_repair[i]);
+}
+
+static void
+put_email_norm(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
+	sb_copy_text(sb, b->email_norm[i]);
+}
+
+static void
+put_name_norm(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
+	sb_copy_text(sb, b->name_norm[i]);
+}
+
+static void
+put_status_norm(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
+	sb_copy_text(sb, b->status_norm[i]);
+}
+
+static void
+put_score(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
+	/* points and score are both rounded to hundredths and add up exactly */
+	if (scored(b, i))
+		sb_printf(sb, "%.2f", b->score[i]);
 	else
+		put_null(sb);
+}
+
+static void
+put_points(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
+	if (!scored(b, i))
 	{
-		sb_puts(sb, "\\N");
-		put_sep(sb);
-		sb_puts(sb, "\\N");
+		put_null(sb);
+		return;
 	}
-	put_sep(sb);
+	sb_putc(sb, '{');
+	for (int k = 0; k < b->npoints; k++)
+	{
+		struct strbuf key;
+
+		sb_init(&key);
+		sb_json_str(&key, b->point_names[k]);
+		if (key.data)
+			sb_copy_text(sb, key.data);
+		sb_free(&key);
+		sb_printf(sb, ": %.2f%s", b->points[i * (size_t) b->npoints + k],
+		          k + 1 < b->npoints ? ", " : "");
+	}
+	sb_putc(sb, '}');
+}
+
+static void
+put_temperature(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
 	sb_copy_text(sb, temperature_name(b->temperature[i]));
-	put_sep(sb);
+}
+
+static void
+put_persona(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
 	sb_copy_text(sb, b->persona[i]);
-	put_sep(sb);
+}
+
+static void
+put_cohort(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
 	sb_copy_text(sb, b->cohort_name[i]);
-	put_sep(sb);
+}
+
+static void
+put_rep_id(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
 	if (b->rep_id[i] >= 0)
 		sb_printf(sb, "%" PRId64, b->rep_id[i]);
 	else
-		sb_puts(sb, "\\N");
-	put_sep(sb);
+		put_null(sb);
+}
+
+static void
+put_call_order(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
 	if (b->call_order[i] >= 0)
 		sb_printf(sb, "%d", b->call_order[i]);
 	else
-		sb_puts(sb, "\\N");
-	put_sep(sb);
+		put_null(sb);
+}
+
+static void
+put_p_close(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
+	char num[64];
+
 	if (b->p_close[i] >= 0)
 	{
 		snprintf(num, sizeof(num), "%.6f", b->p_close[i]);
 		sb_puts(sb, num);
 	}
 	else
-		sb_puts(sb, "\\N");
-	put_sep(sb);
+		put_null(sb);
+}
+
+static void
+put_channel_plan(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
 	sb_copy_text(sb, b->channel_plan[i]);
-	put_sep(sb);
+}
+
+static void
+put_sla_due_at(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
+	/* naive local time in [source] timezone, the session's TimeZone */
 	if (b->sla_due_at[i] != BATCH_NO_TIME)
-	{
-		/* naive local time in [source] timezone, the session's TimeZone */
 		sb_time(sb, b->sla_due_at[i]);
-	}
 	else
-		sb_puts(sb, "\\N");
-	put_sep(sb);
+		put_null(sb);
+}
+
+static void
+put_golden(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
 	sb_copy_text(sb, b->golden[i]);
+}
+
+static const put_fn put_column[WRITEBACK_NCOLS] = {
+#define X(name) put_##name,
+    WRITEBACK_COLUMN_LIST(X)
+#undef X
+};
+
+void
+writeback_row(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
+{
+	for (int c = 0; c < WRITEBACK_NCOLS; c++)
+	{
+		if (c > 0)
+			sb_putc(sb, '\t');
+		put_column[c](sb, rs, b, i);
+	}
 	sb_putc(sb, '\n');
 }
 
@@ -573,17 +731,15 @@ writeback_csv(const struct ruleset *rs, const struct batch *b, const struct pipe
 	char path[4096];
 	struct csv_writer_opts o;
 	struct csv_writer *w;
-	int ncols = 0;
-	const char *fields[32];
-	size_t lens[32];
-	bool nulls[32];
+	int ncols = WRITEBACK_NCOLS;
+	const char *fields[WRITEBACK_NCOLS];
+	size_t lens[WRITEBACK_NCOLS];
+	bool nulls[WRITEBACK_NCOLS];
 	struct strbuf sb;
 	bool ok = true;
 
 	(void) pr;
 	(void) meta;
-	while (writeback_columns[ncols])
-		ncols++;
 	snprintf(path, sizeof(path), "%s/lead_results.csv", rs->output->csv_dir);
 	csvio_writer_opts_init(&o);
 	o.formula_guard = rs->output->csv_formula_guard;
@@ -601,8 +757,8 @@ writeback_csv(const struct ruleset *rs, const struct batch *b, const struct pipe
 	sb_init(&sb);
 	for (size_t i = 0; i < b->n && ok; i++)
 	{
-		char *tmp[32];
-		size_t tl[32];
+		char *tmp[WRITEBACK_NCOLS];
+		size_t tl[WRITEBACK_NCOLS];
 		int nf;
 
 		sb_reset(&sb);
@@ -618,8 +774,14 @@ writeback_csv(const struct ruleset *rs, const struct batch *b, const struct pipe
 			break;
 		}
 		/* reuse the COPY text row: split it back into fields */
-		nf = pull_split_copy_text(sb.data, sb.len, tmp, tl, 32);
-		for (int k = 0; k < nf && k < ncols; k++)
+		nf = pull_split_copy_text(sb.data, sb.len, tmp, tl, ncols);
+		if (nf != ncols)
+		{
+			ok = error_set(err, EXIT_INTERNAL, "result row %zu has %d fields, expected %d", i + 1,
+			               nf, ncols);
+			break;
+		}
+		for (int k = 0; k < ncols; k++)
 		{
 			fields[k] = tmp[k] ? tmp[k] : "";
 			lens[k] = tl[k];

@@ -42,8 +42,9 @@ bool writeback_csv(const struct ruleset *rs, const struct batch *b,
                    const struct pipeline_result *pr, const struct run_meta *meta,
                    struct error *err);
 
-/* The lead_results columns the engine writes, in COPY order. */
+/* The lead_results columns the engine writes, in COPY order; NULL-terminated. */
 extern const char *const writeback_columns[];
+extern const int writeback_ncolumns; /* how many */
 
 /* Append lead i as one COPY text row (columns of writeback_columns, no run_id). */
 void writeback_row(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i);

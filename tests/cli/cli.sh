@@ -124,6 +124,12 @@ unlike "$err" 'hunter2' "without printing the password"
 printf '[source]\ntable = crm.leads\n[output]\ncsv_dir = postgresql://u:hunter2@h/x\n' > "$tmp/pw2.ini"
 err=$("$REFINERY" check-rules "$tmp/pw2.ini" 2>&1); is "$?" 3 "a URI with user:password@ anywhere exits 3"
 unlike "$err" 'hunter2' "and its password is not printed either"
+# an extra column named like a field is refused, not read after it was freed
+printf '[source]\ntable = x\n[columns]\nextra = notes_2, full_name\n' > "$tmp/extra.ini"
+err=$("$REFINERY" check-rules "$tmp/extra.ini" 2>&1); is "$?" 3 "an extra column named like a field exits 3"
+like "$err" 'extra.ini:4: \[columns\] extra: "full_name" is the name of a known field' \
+	"the field is named"
+like "$err" 'hint: Map it with "full_name = column" instead\.' "the hint names it too"
 # the shipped reference rules are valid together with a source
 out=$("$REFINERY" check-rules "$top_srcdir/rules/default.ini" "$tmp/ok.ini"); is "$?" 0 "rules/default.ini checks"
 

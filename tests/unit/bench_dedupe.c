@@ -110,6 +110,7 @@ prepare(const char *leads, struct truth **truth, const char *truthpath)
 			fprintf(stderr, "normalize: %s\n", err.msg);
 			exit(1);
 		}
+		stage_stats_free(&st);
 	}
 	else
 		harness_normalize(b);
@@ -298,7 +299,8 @@ main(int argc, char **argv)
 		struct rules *nr = rules_new();
 		static struct ruleset rs;
 
-		if (!rules_load_file(nr, getenv("BENCH_REAL_NORMALIZE"), &err) ||
+		if (!rules_load_defaults(nr, false, &err) ||
+		    !rules_load_file(nr, getenv("BENCH_REAL_NORMALIZE"), &err) ||
 		    !normalize_config_load(nr, &rs.normalize, &err))
 		{
 			fprintf(stderr, "normalize rules: %s\n", err.msg);

@@ -78,6 +78,22 @@ header_index(const struct reader *rd, const char *name)
 	return -1;
 }
 
+/* The column default.ini's [columns] gives a field (the generated data's names). */
+static const char *
+default_column(enum field f)
+{
+	static struct rules *defaults;
+	struct error err;
+
+	if (defaults == NULL && (defaults = rules_new()) != NULL &&
+	    !rules_load_defaults(defaults, false, &err))
+	{
+		rules_free(defaults);
+		defaults = NULL;
+	}
+	return defaults ? rules_get(defaults, "columns", field_key(f)) : NULL;
+}
+
 static void
 on_record(int c, void *data)
 {
@@ -111,7 +127,7 @@ on_record(int c, void *data)
 		rd->lens = malloc((size_t) rd->b->ncols * sizeof(size_t));
 		for (int f = 0; f < FIELD__COUNT; f++)
 		{
-			const char *col = field_default_column(f);
+			const char *col = default_column(f);
 
 			for (int k = 0; k < rd->nmap; k++)
 				if (strcmp(rd->map[2 * k], field_key(f)) == 0)
@@ -428,6 +444,11 @@ harness_rules(const char *const *files, int nfiles, struct error *err)
 	if (r == NULL)
 	{
 		error_set(err, EXIT_INTERNAL, "out of memory");
+		return NULL;
+	}
+	if (!rules_load_defaults(r, false, err))
+	{
+		rules_free(r);
 		return NULL;
 	}
 	for (int k = 0; k < nfiles; k++)

@@ -33,6 +33,7 @@
 
 #include "batch.h"
 #include "blacklist.h"
+#include "phone.h"
 
 /*
  * snprintf that reports truncation instead of leaving it to the compiler's
@@ -389,6 +390,17 @@ lc_type_of(uint64_t e164)
 	return PHONE_INVALID;
 }
 
+/* Israel's plan, made once and kept (still reachable at exit). */
+static const struct phone_plan *
+lc_plan(void)
+{
+	static struct phone_plan *plan;
+
+	if (plan == NULL)
+		plan = phone_plan_israel();
+	return plan;
+}
+
 /* The stand-in normaliser: fills only the columns still empty. */
 static void
 lc_normalize(struct batch *b)
@@ -417,12 +429,17 @@ lc_normalize(struct batch *b)
 				{
 					size_t len = strcspn(p, "/,;|");
 					char piece[64];
+					struct phone_number pn;
 					uint64_t v;
 
 					lc_fmt(piece, sizeof(piece), "%.*s", (int) (len < 63 ? len : 63), p);
 					if (strspn(piece, " ") != strlen(piece))
 					{
-						if (blacklist_parse_phone(piece, &v) && lc_type_of(v) != PHONE_INVALID)
+						enum phone_type t =
+						    phone_normalize(piece, strlen(piece), lc_plan(), NULL, &pn);
+
+						v = pn.e164;
+						if (t != PHONE_INVALID && lc_type_of(v) != PHONE_INVALID)
 						{
 							b->phones[i][k] = v;
 							b->phone_types[i][k] = (uint8_t) lc_type_of(v);

@@ -26,6 +26,7 @@
 #include "leads_csv.h"
 #include "normalize.h"
 #include "rules.h"
+#include "ruleset.h"
 #include "stage.h"
 #include "tap.h"
 
@@ -48,8 +49,8 @@ cfg_from(const char *name, const char *text, struct error *err)
 	struct rules *r = rules_new();
 	struct blacklist_config *c = NULL;
 
-	if (rules_load_string(r, name, text, err) && blacklist_config_load(r, &c, err) &&
-	    !rules_check_unused(r, err))
+	if (rules_load_defaults(r, false, err) && rules_load_string(r, name, text, err) &&
+	    blacklist_config_load(r, lc_plan(), &c, err) && !rules_check_unused(r, err))
 	{
 		blacklist_config_free(c);
 		c = NULL;
@@ -64,8 +65,8 @@ cfg_from_file(const char *path, struct error *err)
 	struct rules *r = rules_new();
 	struct blacklist_config *c = NULL;
 
-	if (rules_load_file(r, path, err) && blacklist_config_load(r, &c, err) &&
-	    !rules_check_unused(r, err))
+	if (rules_load_defaults(r, false, err) && rules_load_file(r, path, err) &&
+	    blacklist_config_load(r, lc_plan(), &c, err) && !rules_check_unused(r, err))
 	{
 		blacklist_config_free(c);
 		c = NULL;
@@ -119,6 +120,7 @@ run(struct batch *b, const struct blacklist_config *c, struct stage_stats *st, s
 	struct ruleset rs = {0};
 
 	rs.blacklist = (struct blacklist_config *) c;
+	stage_stats_free(st);
 	memset(st, 0, sizeof(*st));
 	return blacklist_stage(b, &rs, st, err);
 }
@@ -137,8 +139,6 @@ counter(const struct stage_stats *st, const char *name)
 static void
 test_builtins(void)
 {
-	uint64_t v = 0;
-
 	ok(blacklist_fake_digits("0500000000", 7), "050-0000000 is fake (last seven equal)");
 	ok(blacklist_fake_digits("0541111111", 7), "054-1111111 is fake");
 	ok(blacklist_fake_digits("0501234567", 7), "0501234567 is fake (ascending run)");
@@ -150,19 +150,6 @@ test_builtins(void)
 	ok(blacklist_fake_digits("0501234568", 7), "the prefix's 0 can complete a run: 0123456");
 	ok(!blacklist_fake_digits("0521111112", 7), "six equal digits then another is not fake");
 	ok(!blacklist_fake_digits("048123456", 7), "a landline is not fake");
-
-	ok(blacklist_parse_phone("052-4423268", &v) && v == 972524423268ULL, "dashed mobile");
-	ok(blacklist_parse_phone("+972-52-4423268", &v) && v == 972524423268ULL, "+972 form");
-	ok(blacklist_parse_phone("00972524423268", &v) && v == 972524423268ULL, "00972 form");
-	ok(blacklist_parse_phone("972524423268", &v) && v == 972524423268ULL, "972 form");
-	ok(blacklist_parse_phone("524423268", &v) && v == 972524423268ULL, "lost leading zero");
-	ok(blacklist_parse_phone("4-8123456", &v) && v == 97248123456ULL, "landline without its 0");
-	ok(blacklist_parse_phone("(03) 5551234 ext 12", &v) && v == 97235551234ULL,
-	   "extension dropped");
-	ok(!blacklist_parse_phone("1-800-800-800", &v), "a 1-800 number is not a personal phone");
-	ok(!blacklist_parse_phone("+1 212 555 1234", &v), "a foreign number is not in the plan");
-	ok(!blacklist_parse_phone("123", &v), "too short");
-	ok(!blacklist_parse_phone("n/a", &v), "no digits");
 }
 
 static void
@@ -215,12 +202,13 @@ test_config_errors(void)
 	{
 		struct rules *r = rules_new();
 
+		rules_load_defaults(r, false, &err);
 		rules_load_string(r, "a.ini",
 		                  "[blacklist.a]\nstatuses = x\n[blacklist.b]\n"
 		                  "statuses = y\nfield = notes\npattern = (bad\n",
 		                  &err);
 		rules_load_string(r, "b.ini", "[blacklist.b]\nenabled = no\n", &err);
-		ok(blacklist_config_load(r, &c, &err) && rules_check_unused(r, &err),
+		ok(blacklist_config_load(r, lc_plan(), &c, &err) && rules_check_unused(r, &err),
 		   "disabled rule with a bad pattern loads");
 		is_int(blacklist_rule_count(c), 1, "only the enabled rule is kept");
 		is_str(blacklist_rule_id(c, 0), "blacklist.a", "its id is the section name");
@@ -250,7 +238,7 @@ static void
 test_stage_basics(void)
 {
 	struct error err;
-	struct stage_stats st;
+	struct stage_stats st = {0};
 	struct blacklist_config *c;
 	struct batch *b;
 	static const struct row rows[] = {
@@ -321,6 +309,7 @@ test_stage_basics(void)
 	}
 	batch_free(b);
 	blacklist_config_free(c);
+	stage_stats_free(&st);
 }
 
 /*
@@ -333,7 +322,7 @@ static void
 test_stage_match_limit(void)
 {
 	struct error err;
-	struct stage_stats st;
+	struct stage_stats st = {0};
 	struct blacklist_config *c;
 	struct batch *b;
 	struct row *rows = calloc(20000, sizeof(*rows));
@@ -419,13 +408,84 @@ test_stage_match_limit(void)
 	   "unknown field");
 	batch_free(b);
 	blacklist_config_free(c);
+	stage_stats_free(&st);
+}
+
+/*
+ * Do-not-call phones are read with the leads' numbering plan: under a UK
+ * plan a UK list loads and removes the UK leads it names (it used to stop
+ * the run: "do-not-call phone "07700 900123" is not a phone number").
+ */
+static void
+test_dnc_plan(void)
+{
+	char dir[] = "/tmp/test_blacklist_XXXXXX";
+	char dnc[4200], ini[4200];
+	const char *files[1];
+	struct error err = {0};
+	struct stage_stats st = {0};
+	struct ruleset *rs;
+	struct batch *b;
+	FILE *f;
+	static const struct row rows[] = {
+	    {"Oliver Smith", "+44 7700 900123", NULL, NULL, NULL},
+	    {"Amelia Jones", "07700 900124", NULL, NULL, NULL},
+	    {"Harry Brown", "0044 7700 900456", NULL, NULL, NULL},
+	};
+
+	ok(mkdtemp(dir) != NULL, "a temporary folder");
+	lc_fmt(dnc, sizeof(dnc), "%s/dnc.csv", dir);
+	lc_fmt(ini, sizeof(ini), "%s/uk.ini", dir);
+	f = fopen(dnc, "w");
+	fputs("phone\n07700 900123\n+44 7700 900456\n", f);
+	fclose(f);
+	f = fopen(ini, "w");
+	fprintf(f,
+	        "[source]\ntable = crm.leads\n"
+	        "[phone_plan]\ncountry_code = 44\nmobile = 071-079\nmobile_length = 11\n"
+	        "landline = 01, 02\nlandline_length = 11\nvoip = 056\nvoip_length = 11\n"
+	        "special = 080\nspecial_length = 11\ntypos =\ncomplete_from_city = no\n"
+	        "[blacklist.uk_dnc]\nlevel = person\nphone_list = %s\n",
+	        dnc);
+	fclose(f);
+	files[0] = ini;
+	rs = ruleset_load(files, 1, &err);
+	if (!ok(rs != NULL, "a UK plan with a UK do-not-call list loads"))
+		diag("%s", err.msg);
+	b = batch_of(rows, 3);
+	if (rs && b)
+	{
+		ok(normalize_stage(b, rs, &st, &err), "UK leads normalised");
+		stage_stats_free(&st);
+		ok(blacklist_stage(b, rs, &st, &err), "stage runs");
+		is_int(b->verdict[0], VERDICT_BLACKLISTED, "the listed UK mobile is removed");
+		is_str(b->rule_id[0], "blacklist.uk_dnc", "by the do-not-call rule");
+		is_int(b->verdict[1], VERDICT_KEPT, "the next number is kept");
+		is_int(b->verdict[2], VERDICT_BLACKLISTED, "+44 in the list matches 0044 in the lead");
+	}
+	batch_free(b);
+	ruleset_free(rs);
+	stage_stats_free(&st);
+
+	/* the same list under Israel's plan holds no phone number of the plan */
+	f = fopen(ini, "w");
+	fprintf(f, "[source]\ntable = crm.leads\n[blacklist.uk_dnc]\nphone_list = %s\n", dnc);
+	fclose(f);
+	rs = ruleset_load(files, 1, &err);
+	ok(rs == NULL &&
+	       strstr(err.msg, "dnc.csv:2: do-not-call phone \"07700 900123\" is not a phone number"),
+	   "under another plan the list is refused: %s", err.msg);
+	ruleset_free(rs);
+	unlink(dnc);
+	unlink(ini);
+	rmdir(dir);
 }
 
 static void
 test_dnc_api(void)
 {
 	struct error err;
-	struct stage_stats st;
+	struct stage_stats st = {0};
 	struct blacklist_config *c;
 	struct batch *b;
 	const char *id;
@@ -477,6 +537,7 @@ test_dnc_api(void)
 	is_int(b->verdict[4], VERDICT_KEPT, "key compared exactly, not loosely");
 	batch_free(b);
 	blacklist_config_free(c);
+	stage_stats_free(&st);
 }
 
 /* --------------------------------------------- the shipped default rules */
@@ -673,7 +734,7 @@ static void
 test_shipped(void)
 {
 	struct error err;
-	struct stage_stats st;
+	struct stage_stats st = {0};
 	struct blacklist_config *c = cfg_from_file(shipped_rules, &err);
 	struct batch *b;
 	struct row *rows;
@@ -765,6 +826,7 @@ test_shipped(void)
 		batch_free(b);
 	}
 	blacklist_config_free(c);
+	stage_stats_free(&st);
 }
 
 /* ------------------------------------------ the generator's own word lists */
@@ -783,7 +845,7 @@ test_generator_lists(void)
 	FILE *fp;
 	char line[8192];
 	struct error err;
-	struct stage_stats st;
+	struct stage_stats st = {0};
 	struct blacklist_config *c = cfg_from_file(shipped_rules, &err);
 	int nrows = 0, cap = 0;
 	struct row *rows = NULL;
@@ -939,6 +1001,7 @@ test_generator_lists(void)
 	free(rows);
 	free(kinds);
 	blacklist_config_free(c);
+	stage_stats_free(&st);
 }
 
 /* -------------------------------------------------------- fixture cases */
@@ -954,7 +1017,7 @@ test_fixtures(const char *dir)
 	{
 		char path[4096], msg[512];
 		struct error err = {0};
-		struct stage_stats st;
+		struct stage_stats st = {0};
 		struct blacklist_config *c;
 		struct batch *b;
 		struct lc_expect *ex;
@@ -1042,6 +1105,7 @@ test_fixtures(const char *dir)
 		batch_free(b);
 		blacklist_config_free(c);
 		free(want_err);
+		stage_stats_free(&st);
 	}
 	for (int k = 0; k < n; k++)
 		free(cases[k]);
@@ -1071,11 +1135,13 @@ normalise(struct batch *b, int variant, struct normalize_config **nc, struct err
 	}
 	lc_fmt(path, sizeof(path), "%s/rules/normalize.ini.part", lc_srcdir());
 	r = rules_new();
-	ok = rules_load_file(r, path, err) && normalize_config_load(r, &rs.normalize, err) &&
-	     rules_check_unused(r, err) && normalize_stage(b, &rs, &st, err);
+	ok = rules_load_defaults(r, false, err) && rules_load_file(r, path, err) &&
+	     normalize_config_load(r, &rs.normalize, err) && rules_check_unused(r, err) &&
+	     normalize_stage(b, &rs, &st, err);
 	/* the canonical statuses stored in the batch belong to the config: keep it */
 	*nc = rs.normalize;
 	rules_free(r);
+	stage_stats_free(&st);
 	return ok;
 }
 
@@ -1086,7 +1152,7 @@ measure(const char *leads, const char *truth, int variant)
 	const char *vn = vname[variant];
 	char msg[512];
 	struct error err;
-	struct stage_stats st;
+	struct stage_stats st = {0};
 	struct blacklist_config *c = cfg_from_file(shipped_rules, &err);
 	struct normalize_config *nc = NULL;
 	struct batch *b;
@@ -1202,6 +1268,7 @@ measure(const char *leads, const char *truth, int variant)
 	batch_free(b);
 	normalize_config_free(nc);
 	blacklist_config_free(c);
+	stage_stats_free(&st);
 }
 
 static void
@@ -1258,6 +1325,7 @@ main(int argc, char **argv)
 	test_stage_basics();
 	test_stage_match_limit();
 	test_dnc_api();
+	test_dnc_plan();
 	test_shipped();
 	test_fixtures(fixtures);
 

@@ -45,7 +45,7 @@ make_rs(struct ruleset *rs, const char *const *texts, int ntexts, struct error *
 	memset(rs, 0, sizeof(*rs));
 	rs->now = test_now;
 	rs->threads = 1;
-	if ((rs->rules = rules_new()) == NULL)
+	if ((rs->rules = rules_new()) == NULL || !rules_load_defaults(rs->rules, false, err))
 		return false;
 	for (int k = 0; k < ntexts; k++)
 	{

@@ -45,7 +45,8 @@ make_rs(struct ruleset *rs, const char *text, struct error *err)
 	rs->threads = 1;
 	if ((rs->rules = rules_new()) == NULL)
 		return false;
-	return rules_load_string(rs->rules, "t.ini", text, err) &&
+	return rules_load_defaults(rs->rules, false, err) &&
+	       rules_load_string(rs->rules, "t.ini", text, err) &&
 	       cohort_config_load(rs->rules, &rs->cohort, err) && rules_check_unused(rs->rules, err);
 }
 
@@ -348,6 +349,7 @@ out:
 	tsv_free(&leads);
 	tsv_free(&exp);
 	free(rules);
+	stage_stats_free(&st);
 }
 
 static void
@@ -644,6 +646,7 @@ test_threads(void)
 		batch_free(b1);
 		batch_free(b2);
 		free_rs(&rs);
+		stage_stats_free(&st);
 	}
 }
 

@@ -144,7 +144,8 @@ config_with(const char *extra, struct error *err, struct rules **out)
 
 	snprintf(path, sizeof(path), "%s/rules/dedupe.ini.part", top);
 	*out = r;
-	if (!rules_load_file(r, path, err) || (extra && !rules_load_string(r, "test.ini", extra, err)))
+	if (!rules_load_defaults(r, false, err) || !rules_load_file(r, path, err) ||
+	    (extra && !rules_load_string(r, "test.ini", extra, err)))
 		return NULL;
 	if (!dedupe_config_load(r, &c, err))
 	{
@@ -235,10 +236,11 @@ test_config(void)
 
 	/* switched off: nothing else is checked and every key counts as read */
 	r = rules_new();
-	ok(rules_load_string(r, "off.ini",
-	                     "[dedupe]\nenabled = false\n[dedupe.field.x]\n"
-	                     "comparator = bogus\n",
-	                     &err) &&
+	ok(rules_load_defaults(r, false, &err) &&
+	       rules_load_string(r, "off.ini",
+	                         "[dedupe]\nenabled = false\n[dedupe.field.x]\n"
+	                         "comparator = bogus\n",
+	                         &err) &&
 	       dedupe_config_load(r, &c, &err) && !c->enabled && rules_check_unused(r, &err),
 	   "enabled = false accepts any field section");
 	dedupe_config_free(c);
@@ -784,7 +786,7 @@ test_stage(void)
 	struct batch *b;
 	struct normalize_config nc;
 	struct ruleset rs;
-	struct stage_stats st;
+	struct stage_stats st = {0};
 	size_t dups = 0;
 
 	snprintf(dir, sizeof(dir), "%.1000s/fixtures/dedupe/same_person", top);
@@ -792,7 +794,7 @@ test_stage(void)
 	b = c ? load_case(dir, &err) : NULL;
 	memset(&nc, 0, sizeof(nc));
 	memset(&rs, 0, sizeof(rs));
-	memset(&st, 0, sizeof(st));
+	stage_stats_free(&st);
 	nc.translit = translit;
 	rs.dedupe = c;
 	rs.normalize = &nc;
@@ -816,6 +818,7 @@ test_stage(void)
 	batch_free(b);
 	dedupe_config_free(c);
 	rules_free(r);
+	stage_stats_free(&st);
 }
 
 int

@@ -64,8 +64,8 @@ config_from(const char *text, struct error *err)
 	struct rules *r = rules_new();
 	struct match_config *c = NULL;
 
-	if (rules_load_string(r, "t.ini", text, err) && match_config_load(r, &c, err) &&
-	    !rules_check_unused(r, err))
+	if (rules_load_defaults(r, false, err) && rules_load_string(r, "t.ini", text, err) &&
+	    match_config_load(r, &c, err) && !rules_check_unused(r, err))
 	{
 		match_config_free(c);
 		c = NULL;
@@ -121,12 +121,14 @@ static bool
 run_match(struct batch *b, const struct match_config *c, struct error *err)
 {
 	struct ruleset rs;
-	struct stage_stats st;
+	struct stage_stats st = {0};
+	bool ok;
 
 	memset(&rs, 0, sizeof(rs));
-	memset(&st, 0, sizeof(st));
 	rs.match = (struct match_config *) c;
-	return match_stage(b, &rs, &st, err);
+	ok = match_stage(b, &rs, &st, err);
+	stage_stats_free(&st);
+	return ok;
 }
 
 static double

@@ -59,7 +59,7 @@ cfg_from(const char *name, const char *text, int64_t *now, struct error *err)
 	struct partial_config *c = NULL;
 	const char *v;
 
-	if (!rules_load_string(r, name, text, err))
+	if (!rules_load_defaults(r, false, err) || !rules_load_string(r, name, text, err))
 		goto out;
 	if ((v = rules_get(r, "source", "now")) != NULL && now)
 		*now = ts(v);
@@ -131,6 +131,7 @@ run(struct batch *b, const struct partial_config *c, int64_t now, struct stage_s
 
 	rs.partial = (struct partial_config *) c;
 	rs.now = now;
+	stage_stats_free(st);
 	memset(st, 0, sizeof(*st));
 	return partial_stage(b, &rs, st, err);
 }
@@ -150,7 +151,7 @@ static void
 test_contacts(void)
 {
 	struct error err;
-	struct stage_stats st;
+	struct stage_stats st = {0};
 	int64_t now = ts("2025-07-01 12:00:00");
 	struct partial_config *c = cfg_from("p.ini", "[partial]\n", NULL, &err);
 	static const struct row rows[] = {
@@ -196,6 +197,7 @@ test_contacts(void)
 	ok(c == NULL && strcmp(err.msg, "p.ini:2: [partial] callable: \"invalid\" is not a callable "
 	                                "phone type") == 0,
 	   "invalid is never callable");
+	stage_stats_free(&st);
 }
 
 /* a survivor is judged with its cluster; black-listed members do not count */
@@ -203,7 +205,7 @@ static void
 test_survivors(void)
 {
 	struct error err;
-	struct stage_stats st;
+	struct stage_stats st = {0};
 	struct partial_config *c = cfg_from("p.ini", "[partial]\nrequire = full_name\n", NULL, &err);
 	static const struct row rows[] = {
 	    {"1", "Dana Levi", 0, PHONE_NONE, NULL, NULL, NULL, NULL, NULL}, /* survivor, no contact */
@@ -256,13 +258,14 @@ test_survivors(void)
 	is_int(b->verdict[8], VERDICT_KEPT, "name_norm wins over the raw text");
 	batch_free(b);
 	partial_config_free(c);
+	stage_stats_free(&st);
 }
 
 static void
 test_outliers(void)
 {
 	struct error err;
-	struct stage_stats st;
+	struct stage_stats st = {0};
 	int64_t now = 0;
 	struct partial_config *c = cfg_from("p.ini",
 	                                    "[source]\nnow = 2025-07-01 12:00:00\n"
@@ -338,13 +341,14 @@ test_outliers(void)
 	is_int(b->verdict[10], VERDICT_OUTLIER, "touch_skew_days = 1: 3 days is an outlier");
 	batch_free(b);
 	partial_config_free(c);
+	stage_stats_free(&st);
 }
 
 static void
 test_user_rules(void)
 {
 	struct error err;
-	struct stage_stats st;
+	struct stage_stats st = {0};
 	struct partial_config *c;
 	struct batch *b;
 	static const struct row rows[] = {
@@ -474,6 +478,7 @@ test_user_rules(void)
 		batch_free(b);
 	}
 	partial_config_free(c);
+	stage_stats_free(&st);
 }
 
 /* -------------------------------------------------------- fixture cases */
@@ -489,7 +494,7 @@ test_fixtures(const char *dir)
 	{
 		char path[4096], msg[512];
 		struct error err = {0};
-		struct stage_stats st;
+		struct stage_stats st = {0};
 		struct partial_config *c;
 		struct batch *b;
 		struct lc_expect *ex;
@@ -560,6 +565,7 @@ test_fixtures(const char *dir)
 		batch_free(b);
 		partial_config_free(c);
 		free(want_err);
+		stage_stats_free(&st);
 	}
 	for (int k = 0; k < n; k++)
 		free(cases[k]);
@@ -645,11 +651,13 @@ normalise(struct batch *b, int variant, struct normalize_config **nc, struct err
 	}
 	lc_fmt(path, sizeof(path), "%s/rules/normalize.ini.part", lc_srcdir());
 	r = rules_new();
-	ok = rules_load_file(r, path, err) && normalize_config_load(r, &rs.normalize, err) &&
-	     rules_check_unused(r, err) && normalize_stage(b, &rs, &st, err);
+	ok = rules_load_defaults(r, false, err) && rules_load_file(r, path, err) &&
+	     normalize_config_load(r, &rs.normalize, err) && rules_check_unused(r, err) &&
+	     normalize_stage(b, &rs, &st, err);
 	/* the canonical statuses stored in the batch belong to the config: keep it */
 	*nc = rs.normalize;
 	rules_free(r);
+	stage_stats_free(&st);
 	return ok;
 }
 
@@ -670,8 +678,9 @@ measure(const char *leads, const char *truth, int variant)
 	double t0;
 	uint8_t *v1;
 
-	if (!rules_load_file(r, shipped_bl, &err) || !rules_load_file(r, shipped_partial, &err) ||
-	    !blacklist_config_load(r, &rs.blacklist, &err) ||
+	if (!rules_load_defaults(r, false, &err) || !rules_load_file(r, shipped_bl, &err) ||
+	    !rules_load_file(r, shipped_partial, &err) ||
+	    !blacklist_config_load(r, lc_plan(), &rs.blacklist, &err) ||
 	    !partial_config_load(r, &rs.partial, &err) || !rules_check_unused(r, &err))
 	{
 		ok(0, "shipped rules: %s", err.msg);
@@ -698,7 +707,7 @@ measure(const char *leads, const char *truth, int variant)
 	/* without dedupe: each row judged alone, after the shipped black-list */
 	omp_set_num_threads(1);
 	ok(blacklist_stage(b, &rs, &st, &err), "%s: black-list stage", vn);
-	memset(&st, 0, sizeof(st));
+	stage_stats_free(&st);
 	t0 = now_s();
 	ok(partial_stage(b, &rs, &st, &err), "%s: partial stage, 1 thread", vn);
 	diag("partial stage, 1 thread: %.3f s for %zu rows", now_s() - t0, b->n);
@@ -732,9 +741,9 @@ measure(const char *leads, const char *truth, int variant)
 	/* 2 threads give the same verdicts */
 	reset(b);
 	omp_set_num_threads(2);
-	memset(&st, 0, sizeof(st));
+	stage_stats_free(&st);
 	blacklist_stage(b, &rs, &st, &err);
-	memset(&st, 0, sizeof(st));
+	stage_stats_free(&st);
 	t0 = now_s();
 	partial_stage(b, &rs, &st, &err);
 	diag("partial stage, 2 threads: %.3f s", now_s() - t0);
@@ -748,7 +757,7 @@ measure(const char *leads, const char *truth, int variant)
 	 * record of its entity has a contact.
 	 */
 	reset(b);
-	memset(&st, 0, sizeof(st));
+	stage_stats_free(&st);
 	blacklist_stage(b, &rs, &st, &err);
 	{
 		long maxe = 0;
@@ -771,7 +780,7 @@ measure(const char *leads, const char *truth, int variant)
 			if (first[e] != i)
 				batch_mark(b, i, VERDICT_DUPLICATE, "dedupe", "duplicate");
 		}
-		memset(&st, 0, sizeof(st));
+		stage_stats_free(&st);
 		ok(partial_stage(b, &rs, &st, &err), "%s: partial stage after simulated dedupe", vn);
 		{
 			uint8_t *any = calloc((size_t) maxe + 1, 1);
@@ -809,6 +818,7 @@ out_b:
 out_cfg:
 	blacklist_config_free(rs.blacklist);
 	partial_config_free(rs.partial);
+	stage_stats_free(&st);
 }
 
 static void

@@ -203,12 +203,15 @@ main(void)
 
 	/* ---- [regex] limits from the rule files ---- */
 	r = rules_new();
-	ok(rules_load_string(r, "lim.ini", "[regex]\nmatch_limit = 5000\n", &err), "rules load");
+	ok(rules_load_defaults(r, false, &err) &&
+	       rules_load_string(r, "lim.ini", "[regex]\nmatch_limit = 5000\n", &err),
+	   "rules load");
 	ok(regex_limits_load(r, &lim, &err), "limits load");
 	is_int(lim.match_limit, 5000, "match_limit read");
-	is_int(lim.depth_limit, REGEX_DEFAULT_DEPTH_LIMIT, "depth_limit defaults");
+	is_int(lim.depth_limit, REGEX_DEFAULT_DEPTH_LIMIT, "depth_limit from default.ini");
 	rules_free(r);
 	r = rules_new();
+	rules_load_defaults(r, false, &err);
 	rules_load_string(r, "lim.ini", "[regex]\n\nmatch_limit = 10\n", &err);
 	ok(!regex_limits_load(r, &lim, &err), "a limit below 1000 refused");
 	ok(strncmp(err.msg, "lim.ini:3: [regex] match_limit", 30) == 0, "error names file:line");
@@ -275,6 +278,7 @@ main(void)
 		free(v);
 	}
 	r = rules_new();
+	rules_load_defaults(r, false, &err);
 	rules_load_string(r, "lim.ini",
 	                  "[regex]\nmax_subject_bytes = 65536\nmax_failed_percent = 0.5\n", &err);
 	ok(regex_limits_load(r, &lim, &err), "the subject and failure limits load");
@@ -282,11 +286,13 @@ main(void)
 	ok(lim.max_failed_percent == 0.5, "max_failed_percent read");
 	rules_free(r);
 	r = rules_new();
+	rules_load_defaults(r, false, &err);
 	rules_load_string(r, "lim.ini", "[regex]\nmax_failed_percent = 101\n", &err);
 	ok(!regex_limits_load(r, &lim, &err), "max_failed_percent over 100 refused");
 	ok(strncmp(err.msg, "lim.ini:2: [regex] max_failed_percent", 37) == 0, "naming file:line");
 	rules_free(r);
 	r = rules_new();
+	rules_load_defaults(r, false, &err);
 	rules_load_string(r, "lim.ini", "[regex]\nmax_subject_bytes = 999999999\n", &err);
 	ok(!regex_limits_load(r, &lim, &err), "max_subject_bytes over 4 MiB refused");
 	rules_free(r);

@@ -264,22 +264,60 @@ main(void)
 	r = load2("[t]\ni = 42\nbad = 4x\nbig = 99\nf = 0.25\nb = Yes\nb2 = maybe\n"
 	          "e = phone\ne2 = fax\n",
 	          NULL, &err);
-	ok(rules_get_int(r, "t", "i", 0, 0, 100, &l, &err) && l == 42, "int");
-	ok(rules_get_int(r, "t", "none", 7, 0, 100, &l, &err) && l == 7, "int default");
-	ok(!rules_get_int(r, "t", "bad", 0, 0, 100, &l, &err), "malformed int");
+	ok(rules_get_int(r, "t", "i", 0, 100, &l, &err) && l == 42, "int");
+	ok(!rules_get_int(r, "t", "none", 0, 100, &l, &err), "a key without a value anywhere");
+	is_int(err.code, EXIT_INTERNAL, "is an internal error: code has no defaults");
+	is_str(err.msg, "default.ini has no value for [t] none", "naming section and key");
+	ok(!rules_get_int(r, "t", "bad", 0, 100, &l, &err), "malformed int");
 	is_str(err.msg, "a.ini:3: [t] bad: \"4x\" is not an integer", "malformed int message");
-	ok(!rules_get_int(r, "t", "big", 0, 0, 50, &l, &err), "int out of range");
+	ok(!rules_get_int(r, "t", "big", 0, 50, &l, &err), "int out of range");
 	is_str(err.detail, "The value must be between 0 and 50.", "range detail");
-	ok(rules_get_double(r, "t", "f", 0, 0, 1, &d, &err) && d == 0.25, "double");
-	ok(rules_get_bool(r, "t", "b", false, &bo, &err) && bo, "bool yes");
-	ok(!rules_get_bool(r, "t", "b2", false, &bo, &err), "bad bool");
+	ok(rules_get_double(r, "t", "f", 0, 1, &d, &err) && d == 0.25, "double");
+	ok(rules_get_bool(r, "t", "b", &bo, &err) && bo, "bool yes");
+	ok(!rules_get_bool(r, "t", "b2", &bo, &err), "bad bool");
 	{
 		static const char *const ch[] = {"exact", "phone", "email", NULL};
 
-		ok(rules_get_enum(r, "t", "e", 0, ch, &e, &err) && e == 1, "enum");
-		ok(!rules_get_enum(r, "t", "e2", 0, ch, &e, &err), "bad enum");
+		ok(rules_get_enum(r, "t", "e", ch, &e, &err) && e == 1, "enum");
+		ok(!rules_get_enum(r, "t", "e2", ch, &e, &err), "bad enum");
 		is_str(err.hint, "Use one of: exact, phone, email.", "enum hint lists choices");
 	}
+	rules_free(r);
+
+	/* defaults: default.ini first, empty values and templates */
+	r = rules_new();
+	ok(rules_load_defaults(r, false, &err) &&
+	       rules_load_string(r, "u.ini",
+	                         "[score]\nhot_at =\nwarm_at = 50\n[cohort.*]\nsms = no\n"
+	                         "[cohort.x]\ncalls = 5\n[cohort.y]\nsms = yes\n[columns]\n"
+	                         "notes = remarks\n",
+	                         &err),
+	   "defaults, then a file");
+	ok(rules_get_double(r, "score", "hot_at", 0, 100, &d, &err) && d == 60,
+	   "an empty value stands for default.ini's");
+	ok(rules_get_double(r, "score", "warm_at", 0, 100, &d, &err) && d == 50, "a file's value wins");
+	ok(rules_get_double(r, "score", "nurture_below", 0, 100, &d, &err) && d == 30,
+	   "a key the file leaves out is default.ini's");
+	ok(rules_get_int(r, "cohort.x", "calls", 0, 100, &l, &err) && l == 5,
+	   "an instance's own value");
+	ok(rules_get_bool(r, "cohort.x", "sms", &bo, &err) && !bo, "else its template's, from a file");
+	ok(rules_get_bool(r, "cohort.y", "sms", &bo, &err) && bo, "an instance overrides the template");
+	ok(rules_get_int(r, "cohort.x", "sla_hours", 1, 10000, &l, &err) && l == 24,
+	   "else default.ini's template");
+	n = rules_sections(r, "cohort", &names);
+	ok(n == 2 && strcmp(names[0], "cohort.x") == 0 && strcmp(names[1], "cohort.y") == 0,
+	   "templates and the shipped rules are not sections of their own");
+	free(names);
+	ok(rules_is_default(r, "columns", "city") && !rules_is_default(r, "columns", "notes"),
+	   "a value is default.ini's until a file sets it");
+	ok(rules_check_unused(r, &err), "default.ini's keys are known even when not read");
+	rules_free(r);
+	r = rules_new();
+	ok(rules_load_defaults(r, true, &err), "defaults with the shipped rules");
+	ok(rules_get(r, "blacklist.dnc_status", "statuses") != NULL, "hold the shipped rules");
+	rules_load_string(r, "v.ini", "[cohort.*]\nsmss = no\n", &err);
+	ok(!rules_check_unused(r, &err), "a typo in a template is an unknown key");
+	is_str(err.msg, "v.ini:2: unknown key \"smss\" in section [cohort.*]", "named as such");
 	rules_free(r);
 
 	/* sections by prefix, in order of appearance */

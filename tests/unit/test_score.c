@@ -50,7 +50,8 @@ make_rs(struct ruleset *rs, const char *text, struct error *err)
 	rs->threads = 1;
 	if ((rs->rules = rules_new()) == NULL)
 		return false;
-	return rules_load_string(rs->rules, "t.ini", text, err) &&
+	return rules_load_defaults(rs->rules, false, err) &&
+	       rules_load_string(rs->rules, "t.ini", text, err) &&
 	       score_config_load(rs->rules, &rs->score, err) && rules_check_unused(rs->rules, err);
 }
 
@@ -280,6 +281,7 @@ out:
 	tsv_free(&leads);
 	tsv_free(&exp);
 	free(rules);
+	stage_stats_free(&st);
 }
 
 static int
@@ -427,6 +429,7 @@ test_shipped(void)
 	}
 	free_rs(&rs);
 	free(text);
+	stage_stats_free(&st);
 }
 
 /* ------------------------------------------------------------------------
@@ -643,8 +646,10 @@ test_random_rounding(void)
 			return;
 		}
 		/* counter names are borrowed from the ruleset: fresh statistics for a new one */
-		memset(&st, 0, sizeof(st));
-		ok(score_stage(b, &rs, &st, &err), "20000 random leads scored against personas");
+		stage_stats_free(&st);
+		st.stop = NULL;
+		if (!ok(score_stage(b, &rs, &st, &err), "20000 random leads scored against personas"))
+			diag("%s", err.msg);
 		bad_sum = 0;
 		bad_range = 0;
 		for (size_t i = 0; i < b->n; i++)
@@ -664,6 +669,7 @@ test_random_rounding(void)
 		batch_free(b);
 		free_rs(&rs);
 	}
+	stage_stats_free(&st);
 }
 
 static void
@@ -713,6 +719,7 @@ test_threads(void)
 	batch_free(b1);
 	batch_free(b2);
 	free_rs(&rs);
+	stage_stats_free(&st);
 }
 
 /* ------------------------------------------------------------------------
@@ -831,6 +838,7 @@ test_match_limit(void)
 	batch_free(b);
 	free_rs(&rs);
 	(void) t;
+	stage_stats_free(&st);
 }
 
 struct bad_case
@@ -902,6 +910,7 @@ test_kind_override(void)
 	/* a later file turns recency into buckets: the first file's keys are ignored */
 	memset(&rs, 0, sizeof(rs));
 	rs.rules = rules_new();
+	rules_load_defaults(rs.rules, false, &err);
 	ok(rules_load_string(rs.rules, "a.ini",
 	                     "[score.l]\nkind = recency\nfield = last_touch_at\n"
 	                     "max = 9\nhalf_life_days = 10\n",

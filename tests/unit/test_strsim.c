@@ -12,7 +12,6 @@
 
 #include <string.h>
 
-#include "embedded.h"
 #include "name.h"
 #include "normalize.h"
 #include "rules.h"
@@ -110,8 +109,7 @@ test_shipped_table(void)
 	struct strsim_name_opts o = {0.90, 0.80, NULL, NULL, NULL, NULL};
 	double s;
 
-	if (!ok(rules_load_string(r, "default.ini", embedded_default_ini, &err) &&
-	            normalize_config_load(r, &nc, &err),
+	if (!ok(rules_load_defaults(r, true, &err) && normalize_config_load(r, &nc, &err),
 	        "the shipped rules load (%s)", err.msg))
 		return;
 	o.translit = (strsim_key_fn) name_translit_key;
