@@ -1,18 +1,11 @@
 /*
  * test_normalize.c
- *    Unit tests of the normalise stage: its rule sections, the fixture
- *    cases, determinism across threads, and a generated sample.
+ *    Unit tests of the normalise stage: its rule sections, determinism
+ *    across threads, and a generated sample.
  *
- * Fixture cases live in fixtures/normalize/<case>/ under the source tree,
- * whose top comes from argv[1], else $srcdir, else $top_srcdir, else ".":
- *   README        what the case shows and how the expected values follow
- *   rules.ini     optional; loaded over rules/normalize.ini.part
- *   leads.tsv     lead_id and source fields by their [columns] keys (phone,
- *                 phone2, mobile, email, full_name, city, status); "\N" = NULL
- *   expected.tsv  lead_id and any of: phones, phone_repair, email_norm,
- *                 email_key, name_norm, status_norm.  phones lists the
- *                 filled slots as "+972524423268 mobile; invalid"
- * Every cell of expected.tsv is one assertion.  The generated sample runs
+ * The stage's fixture cases (fixtures/normalize/<case>/) are run by
+ * tests/unit/test_fixtures.  The source tree's top comes from argv[1],
+ * else $srcdir, else $top_srcdir, else ".".  The generated sample runs
  * $top/../shared/bench/gen_leads.py (that one test is skipped when it is
  * absent) and checks, against its ground truth, that the rows of one person
  * agree on their normalised phone and e-mail key when the same number or
@@ -47,30 +40,6 @@ exists(const char *path)
 	struct stat sb;
 
 	return stat(path, &sb) == 0;
-}
-
-static char *
-slurp(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	long len;
-	char *s;
-
-	if (f == NULL)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	len = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	s = malloc((size_t) len + 1);
-	if (s && fread(s, 1, (size_t) len, f) != (size_t) len)
-	{
-		free(s);
-		s = NULL;
-	}
-	if (s)
-		s[len] = '\0';
-	fclose(f);
-	return s;
 }
 
 /*
@@ -113,262 +82,6 @@ free_rs(struct ruleset *rs)
 	normalize_config_free(rs->normalize);
 	rules_free(rs->rules);
 	memset(rs, 0, sizeof(*rs));
-}
-
-/* The phones of row i as fixtures write them. */
-static void
-phones_text(const struct ruleset *rs, const struct batch *b, size_t i, char *out, size_t size)
-{
-	size_t o = 0;
-
-	out[0] = '\0';
-	for (int k = 0; k < BATCH_PHONES; k++)
-	{
-		char num[32] = "";
-
-		if (b->phone_types[i][k] == PHONE_NONE)
-			continue;
-		if (b->phones[i][k])
-			phone_format(rs->normalize->plan, b->phones[i][k], num, sizeof(num));
-		o += (size_t) snprintf(out + o, size - o, "%s%s%s%s", o ? "; " : "", num, *num ? " " : "",
-		                       phone_type_name((enum phone_type) b->phone_types[i][k]));
-		if (o >= size)
-			break;
-	}
-}
-
-/* ------------------------------------------------------------------------
- * TSV fixtures
- * ------------------------------------------------------------------------ */
-
-struct tsv
-{
-	char *text;
-	int nrows;
-	int ncols;
-	char ***cell;
-};
-
-static bool
-tsv_read(const char *path, struct tsv *t)
-{
-	char *line;
-
-	memset(t, 0, sizeof(*t));
-	if ((t->text = slurp(path)) == NULL)
-		return false;
-	for (line = t->text; *line;)
-	{
-		char *nl = strchr(line, '\n'), *p;
-		char **row = calloc(64, sizeof(char *));
-		int nc = 0;
-
-		if (nl)
-			*nl = '\0';
-		for (p = line;;)
-		{
-			char *tab = strchr(p, '\t');
-
-			if (tab)
-				*tab = '\0';
-			row[nc++] = strcmp(p, "\\N") == 0 ? NULL : p;
-			if (tab == NULL || nc == 63)
-				break;
-			p = tab + 1;
-		}
-		t->cell = realloc(t->cell, (size_t) (t->nrows + 1) * sizeof(*t->cell));
-		t->cell[t->nrows++] = row;
-		if (t->nrows == 1)
-			t->ncols = nc;
-		if (nl == NULL || nl[1] == '\0')
-			break;
-		line = nl + 1;
-	}
-	return t->nrows > 0;
-}
-
-static void
-tsv_free(struct tsv *t)
-{
-	for (int r = 0; r < t->nrows; r++)
-		free(t->cell[r]);
-	free(t->cell);
-	free(t->text);
-}
-
-static int
-tsv_col(const struct tsv *t, const char *name)
-{
-	for (int c = 0; c < t->ncols; c++)
-		if (t->cell[0][c] && strcmp(t->cell[0][c], name) == 0)
-			return c;
-	return -1;
-}
-
-static struct batch *
-batch_from_tsv(const struct tsv *t)
-{
-	struct batch *b = batch_new(0, NULL);
-	struct error err = {0};
-
-	for (int r = 1; r < t->nrows; r++)
-	{
-		const char *vals[FIELD__COUNT] = {0};
-		size_t lens[FIELD__COUNT] = {0};
-
-		for (int f = 0; f < FIELD__COUNT; f++)
-		{
-			int c = tsv_col(t, field_key(f));
-
-			if (c >= 0 && t->cell[r][c])
-			{
-				vals[f] = t->cell[r][c];
-				lens[f] = strlen(vals[f]);
-			}
-		}
-		batch_append(b, vals, lens);
-	}
-	if (!batch_finish(b, &err))
-	{
-		diag("batch_finish: %s", err.msg);
-		batch_free(b);
-		return NULL;
-	}
-	return b;
-}
-
-static void
-run_case(const char *dir, const char *name)
-{
-	char path[4500], rules_path[4500];
-	struct tsv in, want;
-	struct ruleset rs;
-	struct error err = {0};
-	struct stage_stats st = {0};
-	struct batch *b;
-
-	snprintf(rules_path, sizeof(rules_path), "%s/%s/rules.ini", dir, name);
-	if (!make_rs(&rs, exists(rules_path) ? rules_path : NULL, NULL, 1, &err))
-	{
-		ok(0, "%s: rules load (%s)", name, err.msg);
-		free_rs(&rs);
-		return;
-	}
-	snprintf(path, sizeof(path), "%s/%s/leads.tsv", dir, name);
-	if (!tsv_read(path, &in))
-	{
-		ok(0, "%s: read leads.tsv", name);
-		free_rs(&rs);
-		return;
-	}
-	snprintf(path, sizeof(path), "%s/%s/expected.tsv", dir, name);
-	if (!tsv_read(path, &want))
-	{
-		ok(0, "%s: read expected.tsv", name);
-		tsv_free(&in);
-		free_rs(&rs);
-		return;
-	}
-	b = batch_from_tsv(&in);
-	ok(b != NULL && normalize_stage(b, &rs, &st, &err), "%s: stage runs (%s)", name, err.msg);
-	if (b != NULL)
-	{
-		static const char *const cols[] = {"phones",    "phone_repair", "email_norm",
-		                                   "email_key", "name_norm",    "status_norm"};
-		int idcol = tsv_col(&want, "lead_id");
-
-		for (int r = 1; r < want.nrows; r++)
-		{
-			const char *id = idcol >= 0 ? want.cell[r][idcol] : NULL;
-			size_t i = 0;
-
-			while (id && i < b->n && strcmp(batch_lead_id(b, i), id) != 0)
-				i++;
-			if (id == NULL || i == b->n)
-			{
-				ok(0, "%s: expected row %d names a lead of leads.tsv", name, r);
-				continue;
-			}
-			for (size_t c = 0; c < sizeof(cols) / sizeof(cols[0]); c++)
-			{
-				int wc = tsv_col(&want, cols[c]);
-				char ph[256];
-				const char *got = NULL;
-
-				if (wc < 0)
-					continue;
-				switch (c)
-				{
-					case 0:
-						phones_text(&rs, b, i, ph, sizeof(ph));
-						got = *ph ? ph : NULL;
-						break;
-					case 1: got = b->phone_repair[i]; break;
-					case 2: got = b->email_norm[i]; break;
-					case 3: got = b->email_key[i]; break;
-					case 4: got = b->name_norm[i]; break;
-					case 5: got = b->status_norm[i]; break;
-				}
-				is_str(got, want.cell[r][wc], "%s/%s: %s", name, id, cols[c]);
-			}
-			is_int(b->verdict[i], VERDICT_KEPT, "%s/%s: verdict untouched", name, id);
-		}
-	}
-	batch_free(b);
-	tsv_free(&in);
-	tsv_free(&want);
-	free_rs(&rs);
-	stage_stats_free(&st);
-}
-
-static void
-test_fixtures(void)
-{
-	char dir[4200];
-	DIR *d;
-	struct dirent *de;
-	char **names = NULL;
-	int n = 0;
-
-	snprintf(dir, sizeof(dir), "%s/fixtures/normalize", top);
-	if ((d = opendir(dir)) == NULL)
-	{
-		ok(0, "fixture directory \"%s\" exists", dir);
-		return;
-	}
-	while ((de = readdir(d)) != NULL)
-	{
-		char p[4500];
-		struct stat sb;
-
-		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-		if (de->d_name[0] == '.' || stat(p, &sb) != 0 || !S_ISDIR(sb.st_mode))
-			continue;
-		{
-			char **more = realloc(names, (size_t) (n + 1) * sizeof(char *));
-
-			if (more == NULL)
-				break;
-			names = more;
-		}
-		names[n++] = strdup(de->d_name);
-	}
-	closedir(d);
-	for (int i = 1; i < n; i++)
-		for (int j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--)
-		{
-			char *t = names[j];
-
-			names[j] = names[j - 1];
-			names[j - 1] = t;
-		}
-	ok(n >= 15, "fixture cases found: %d", n);
-	for (int i = 0; i < n; i++)
-	{
-		run_case(dir, names[i]);
-		free(names[i]);
-	}
-	free(names);
 }
 
 /* ------------------------------------------------------------------------
@@ -1053,7 +766,6 @@ main(int argc, char **argv)
 	snprintf(top, sizeof(top), "%s", (t && *t) ? t : ".");
 	test_config();
 	test_config_errors();
-	test_fixtures();
 	test_threads();
 	test_generated_sample();
 	return done_testing();

@@ -1,0 +1,499 @@
+/*
+ * test_fixtures.c
+ *    The one runner of the stage cases in fixtures/<stage>/<case>/.
+ *
+ * Each case is rules.ini, leads.csv and either expected.csv or error.txt
+ * (fixtures/README.md is the reference).  The rules load as the program
+ * loads them, with ruleset_load(): default.ini with its shipped rules first,
+ * then "[source] csv" pointing at leads.csv, then rules.ini; the leads are
+ * read by pull_csv(), side data by sidedata_load() without a connection,
+ * and the stages run through pipeline_run_range().  Every lead's result row
+ * is made by writeback_row(), so a case checks the columns lead_results
+ * gets, by their names.  A case folder with a RUNNER file is still run by
+ * the old test program that file names, and is skipped here.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "batch.h"
+#include "csvio.h"
+#include "normalize.h"
+#include "phone.h"
+#include "pipeline.h"
+#include "pull.h"
+#include "ruleset.h"
+#include "sidedata.h"
+#include "strbuf.h"
+#include "tap.h"
+#include "writeback.h"
+
+#define MAX_COLS 64
+
+static const char *
+top_srcdir(void)
+{
+	const char *d = getenv("top_srcdir");
+
+	if (d == NULL)
+		d = getenv("srcdir");
+	return d ? d : ".";
+}
+
+static bool
+exists(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) == 0;
+}
+
+/* The whole file as a string (caller frees), NULL when unreadable. */
+static char *
+slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long n;
+
+	if (f == NULL)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+	    (buf = malloc((size_t) n + 1)) != NULL)
+	{
+		if (fread(buf, 1, (size_t) n, f) != (size_t) n)
+		{
+			free(buf);
+			buf = NULL;
+		}
+		else
+			buf[n] = '\0';
+	}
+	fclose(f);
+	return buf;
+}
+
+/* ------------------------------------------------------------------------
+ * a case's options: "; fixture: key = value" lines of rules.ini
+ * ------------------------------------------------------------------------ */
+
+struct case_opts
+{
+	char first[80]; /* the first stage run */
+	char last[80];  /* the last */
+};
+
+static bool
+read_opts(const char *rules_path, const char *stage, struct case_opts *o, char *why, size_t size)
+{
+	char *text = slurp(rules_path), *line, *save = NULL;
+	bool good = true;
+
+	snprintf(o->first, sizeof(o->first), "%s", pipeline_stage_name(0));
+	snprintf(o->last, sizeof(o->last), "%s", stage);
+	if (text == NULL)
+	{
+		snprintf(why, size, "rules.ini unreadable");
+		return false;
+	}
+	for (line = strtok_r(text, "\n", &save); line && good; line = strtok_r(NULL, "\n", &save))
+	{
+		char key[32], val[80];
+
+		if (strncmp(line, "; fixture:", 10) != 0)
+			continue;
+		if (sscanf(line + 10, " %31[a-z_] = %79s", key, val) != 2)
+			good = false;
+		else if (strcmp(key, "stages") == 0)
+		{
+			char *dots = strstr(val, "..");
+
+			if (dots)
+				*dots = '\0';
+			snprintf(o->first, sizeof(o->first), "%s", val);
+			snprintf(o->last, sizeof(o->last), "%s", dots ? dots + 2 : val);
+		}
+		else
+			good = false;
+		if (!good)
+			snprintf(why, size, "bad option line \"%s\"", line);
+	}
+	free(text);
+	return good;
+}
+
+/* ------------------------------------------------------------------------
+ * expected.csv: a header (lead_id first) and one row per lead checked
+ * ------------------------------------------------------------------------ */
+
+struct table
+{
+	int ncols;
+	char *name[MAX_COLS];
+	int nrows;
+	char **cell; /* nrows * ncols, NULL for an empty unquoted field */
+};
+
+static bool
+table_row(void *ctx, const char *const *f, const size_t *lens, const bool *is_null, int n,
+          long line, struct error *err)
+{
+	struct table *t = ctx;
+	char **row;
+
+	(void) lens;
+	if (n != t->ncols)
+		return error_set(err, EXIT_DATA, "line %ld: %d fields, the header has %d", line, n,
+		                 t->ncols);
+	if ((row = realloc(t->cell, (size_t) (t->nrows + 1) * (size_t) n * sizeof(char *))) == NULL)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	t->cell = row;
+	row += (size_t) t->nrows++ * (size_t) n;
+	for (int k = 0; k < n; k++)
+		row[k] = is_null[k] ? NULL : strdup(f[k]);
+	return true;
+}
+
+static bool
+table_header(void *ctx, const char *const *f, const size_t *lens, const bool *is_null, int n,
+             long line, struct error *err)
+{
+	struct table *t = ctx;
+
+	(void) lens, (void) is_null, (void) line;
+	if (n > MAX_COLS)
+		return error_set(err, EXIT_DATA, "more than %d columns", MAX_COLS);
+	for (int k = 0; k < n; k++)
+		t->name[k] = strdup(f[k]);
+	t->ncols = n;
+	return true;
+}
+
+static void
+table_free(struct table *t)
+{
+	for (int k = 0; k < t->ncols; k++)
+		free(t->name[k]);
+	for (size_t k = 0; k < (size_t) t->nrows * (size_t) t->ncols; k++)
+		free(t->cell[k]);
+	free(t->cell);
+	memset(t, 0, sizeof(*t));
+}
+
+static bool
+table_read(const char *path, struct table *t, struct error *err)
+{
+	struct csv_reader_opts o;
+
+	memset(t, 0, sizeof(*t));
+	csvio_reader_opts_init(&o);
+	o.header_fn = table_header;
+	return csvio_read(path, &o, table_row, t, NULL, err);
+}
+
+/* ------------------------------------------------------------------------
+ * the value of one column for lead i
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Columns a case may check that lead_results does not hold: every phone of
+ * the lead with its type ("+972524423268 mobile; +97235551234 landline"),
+ * the e-mail identity key, and the person-level opt-out flag (0 or 1).
+ */
+static bool
+check_only_value(const char *col, const struct ruleset *rs, const struct batch *b, size_t i,
+                 struct strbuf *sb, bool *is_null)
+{
+	*is_null = false;
+	if (strcmp(col, "phones") == 0)
+	{
+		bool any = false;
+
+		for (int k = 0; k < BATCH_PHONES; k++)
+		{
+			char num[64] = "";
+
+			if (b->phone_types[i][k] == PHONE_NONE)
+				continue;
+			if (b->phones[i][k])
+				phone_format(rs->normalize->plan, b->phones[i][k], num, sizeof(num));
+			sb_printf(sb, "%s%s%s%s", any ? "; " : "", num, *num ? " " : "",
+			          phone_type_name((enum phone_type) b->phone_types[i][k]));
+			any = true;
+		}
+		*is_null = !any;
+		return true;
+	}
+	if (strcmp(col, "email_key") == 0)
+	{
+		*is_null = b->email_key[i] == NULL;
+		sb_puts(sb, b->email_key[i] ? b->email_key[i] : "");
+		return true;
+	}
+	if (strcmp(col, "optout") == 0)
+	{
+		sb_printf(sb, "%d", b->optout[i] ? 1 : 0);
+		return true;
+	}
+	return false;
+}
+
+/* Where each expected column comes from: a result column, a check-only one, or none. */
+static int
+result_column(const char *name)
+{
+	for (int c = 0; c < writeback_ncolumns; c++)
+		if (strcmp(writeback_columns[c], name) == 0)
+			return c;
+	return -1;
+}
+
+static void
+compare(const char *name, const struct table *want, const struct ruleset *rs, const struct batch *b)
+{
+	char *fields[MAX_COLS];
+	size_t lens[MAX_COLS];
+	int src[MAX_COLS];
+
+	for (int c = 1; c < want->ncols; c++)
+	{
+		struct strbuf probe;
+		bool null;
+
+		sb_init(&probe);
+		src[c] = result_column(want->name[c]);
+		if (src[c] < 0 && !check_only_value(want->name[c], rs, b, 0, &probe, &null))
+			ok(0, "%s: expected.csv column \"%s\" is a result column", name, want->name[c]);
+		sb_free(&probe);
+	}
+	if (!ok(want->ncols > 1 && strcmp(want->name[0], "lead_id") == 0,
+	        "%s: expected.csv starts with lead_id and names a column to check", name))
+		return;
+	ok(want->nrows > 0, "%s: expected.csv has rows", name);
+	for (int r = 0; r < want->nrows; r++)
+	{
+		char **w = want->cell + (size_t) r * (size_t) want->ncols;
+		struct strbuf row;
+		size_t i;
+
+		for (i = 0; i < b->n; i++)
+			if (w[0] && strcmp(batch_lead_id(b, i), w[0]) == 0)
+				break;
+		if (!ok(i < b->n, "%s: lead %s is in leads.csv", name, w[0] ? w[0] : "(null)"))
+			continue;
+		sb_init(&row);
+		writeback_row(&row, rs, b, i);
+		row.data[--row.len] = '\0'; /* the newline */
+		/* fields are not terminated; ending each one in place only overwrites a separator */
+		for (int k = 0, nf = pull_split_copy_text(row.data, row.len, fields, lens, MAX_COLS);
+		     k < nf && k < MAX_COLS; k++)
+			if (fields[k])
+				fields[k][lens[k]] = '\0';
+		for (int c = 1; c < want->ncols; c++)
+		{
+			struct strbuf extra;
+			const char *got;
+			bool null = false;
+
+			sb_init(&extra);
+			if (src[c] >= 0)
+			{
+				got = fields[src[c]];
+				null = got == NULL;
+			}
+			else if (check_only_value(want->name[c], rs, b, i, &extra, &null))
+				got = extra.data ? extra.data : "";
+			else
+			{
+				sb_free(&extra);
+				continue;
+			}
+			is_str(null ? NULL : got, w[c], "%s/%s: %s", name, w[0], want->name[c]);
+			sb_free(&extra);
+		}
+		sb_free(&row);
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * one case
+ * ------------------------------------------------------------------------ */
+
+/* rs->now as the run sets it from [source] now; "clock" is the test's clock. */
+static void
+set_now(struct ruleset *rs, const struct batch *b)
+{
+	int64_t clock_now = (int64_t) time(NULL), latest = BATCH_NO_TIME;
+
+	if (strcmp(rs->source->now, "clock") == 0)
+		rs->now = clock_now;
+	else if (strcmp(rs->source->now, "auto") == 0)
+	{
+		for (size_t i = 0; i < b->n; i++)
+		{
+			if (b->created_at[i] != BATCH_NO_TIME && b->created_at[i] <= clock_now &&
+			    (latest == BATCH_NO_TIME || b->created_at[i] > latest))
+				latest = b->created_at[i];
+			if (b->last_touch_at[i] != BATCH_NO_TIME && b->last_touch_at[i] <= clock_now &&
+			    (latest == BATCH_NO_TIME || b->last_touch_at[i] > latest))
+				latest = b->last_touch_at[i];
+		}
+		rs->now = latest != BATCH_NO_TIME ? latest : clock_now;
+	}
+	else
+		(void) batch_parse_time(rs->source->now, &rs->now);
+}
+
+/* Compare a failure with error.txt: lines of text the message holds, "exit N" its code. */
+static void
+check_error(const char *name, const char *path, const struct error *err)
+{
+	char *text = slurp(path), *line, *save = NULL;
+	int nchecks = 0;
+
+	if (!ok(text != NULL, "%s: error.txt readable", name))
+		return;
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+	{
+		int code;
+
+		if (sscanf(line, "exit %d", &code) == 1)
+			is_int(err->code, code, "%s: exit code", name);
+		else if (!ok(strstr(err->msg, line) != NULL, "%s: the error says \"%s\"", name, line))
+			diag("error: %s", err->msg);
+		nchecks++;
+	}
+	ok(nchecks > 0, "%s: error.txt states something", name);
+	free(text);
+}
+
+static void
+run_case(const char *stage, const char *dir, const char *name)
+{
+	char rules[4200], leads[4200], expected[4200], error_txt[4200], src[64] = "";
+	char title[300], why[300] = "";
+	const char *files[2];
+	struct case_opts o;
+	struct error err = {0};
+	struct ruleset *rs = NULL;
+	struct batch *b = NULL;
+	struct pipeline_result pr = {0};
+	struct table want = {0};
+	bool expect_error, ran;
+	int fd;
+	FILE *f;
+
+	snprintf(title, sizeof(title), "%s/%s", stage, name);
+	snprintf(rules, sizeof(rules), "%s/%s/rules.ini", dir, name);
+	snprintf(leads, sizeof(leads), "%s/%s/leads.csv", dir, name);
+	snprintf(expected, sizeof(expected), "%s/%s/expected.csv", dir, name);
+	snprintf(error_txt, sizeof(error_txt), "%s/%s/error.txt", dir, name);
+	expect_error = exists(error_txt);
+	if (!ok(exists(leads) && exists(expected) != expect_error,
+	        "%s: leads.csv and one of expected.csv or error.txt", title))
+		return;
+	if (!ok(read_opts(rules, stage, &o, why, sizeof(why)), "%s: options (%s)", title, why))
+		return;
+
+	/* the source: a rule file of its own, read before the case's */
+	snprintf(src, sizeof(src), "%s/fixture-source-XXXXXX",
+	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if ((fd = mkstemp(src)) < 0 || (f = fdopen(fd, "w")) == NULL)
+	{
+		ok(0, "%s: temporary rule file", title);
+		return;
+	}
+	fprintf(f, "[source]\ncsv = %s\n", leads);
+	fclose(f);
+	files[0] = src;
+	files[1] = rules;
+
+	ran = (rs = ruleset_load(files, 2, &err)) != NULL && pull_csv(rs, &b, NULL, &err);
+	if (ran)
+	{
+		rs->threads = 1;
+		set_now(rs, b);
+		ran = sidedata_load(NULL, rs, b, &err) &&
+		      pipeline_run_range(b, rs, &pr, o.first, o.last, NULL, &err);
+	}
+	unlink(src);
+	if (expect_error)
+	{
+		if (ok(!ran, "%s: fails", title))
+			check_error(title, error_txt, &err);
+	}
+	else if (!ok(ran, "%s: runs %s..%s", title, o.first, o.last))
+		diag("error: %s", err.msg);
+	else if (!ok(table_read(expected, &want, &err), "%s: expected.csv reads", title))
+		diag("%s", err.msg);
+	else
+		compare(title, &want, rs, b);
+	table_free(&want);
+	pipeline_result_free(&pr);
+	batch_free(b);
+	ruleset_free(rs);
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* Every case folder of one stage, in name order; the number run. */
+static int
+run_stage(const char *stage)
+{
+	char dir[4096], path[4400];
+	char *names[512];
+	int n = 0, run = 0;
+	DIR *d;
+	struct dirent *e;
+
+	snprintf(dir, sizeof(dir), "%s/fixtures/%s", top_srcdir(), stage);
+	if ((d = opendir(dir)) == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL && n < 512)
+	{
+		struct stat sb;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (e->d_name[0] != '.' && stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+			names[n++] = strdup(e->d_name);
+	}
+	closedir(d);
+	qsort(names, (size_t) n, sizeof(names[0]), cmp_str);
+	for (int k = 0; k < n; k++)
+	{
+		snprintf(path, sizeof(path), "%s/%s/RUNNER", dir, names[k]);
+		if (!exists(path))
+		{
+			run_case(stage, dir, names[k]);
+			run++;
+		}
+		free(names[k]);
+	}
+	return run;
+}
+
+int
+main(void)
+{
+	int total = 0;
+
+	for (int k = 0; pipeline_stage_name(k); k++)
+	{
+		int n = run_stage(pipeline_stage_name(k));
+
+		diag("%s: %d cases", pipeline_stage_name(k), n);
+		total += n;
+	}
+	ok(total > 0, "fixture cases found (%d)", total);
+	return done_testing();
+}
