@@ -606,7 +606,10 @@ lc_read_expected(const char *path, struct lc_expect **out)
 	return n;
 }
 
-/* Names of the sub-directories of dir, sorted; returns the count. */
+/*
+ * Names of the case folders of dir still run by the old runner (those with a
+ * RUNNER file; the others are tests/unit/test_fixtures'), sorted; the count.
+ */
 static int
 lc_case_dirs(const char *dir, char ***names)
 {
@@ -627,6 +630,9 @@ lc_case_dirs(const char *dir, char ***names)
 			continue;
 		lc_fmt(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
+			continue;
+		lc_fmt(path, sizeof(path), "%s/%s/RUNNER", dir, de->d_name);
+		if (stat(path, &sb) != 0)
 			continue;
 		v = realloc(v, (size_t) (n + 1) * sizeof(char *));
 		v[n++] = strdup(de->d_name);
