@@ -3,8 +3,9 @@
  *    The black-list stage: rule loading and its errors, the built-in checks,
  *    the shipped default rules against every kind of dirt the generator
  *    plants (and against its legitimate notes and names), the fixture cases
- *    in fixtures/blacklist/<case>/, determinism across thread counts, and
- *    precision / recall on a generated sample.
+ *    of fixtures/blacklist/ that state what earlier stages left (those with
+ *    a RUNNER file; tests/unit/test_fixtures runs the others), determinism
+ *    across thread counts, and precision / recall on a generated sample.
  *
  * Usage: test_blacklist [FIXTURE_DIR]   (default $srcdir/fixtures/blacklist)
  * The generator parts need $srcdir/../shared/bench/gen_leads.py and python3;

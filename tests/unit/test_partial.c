@@ -2,9 +2,10 @@
  * test_partial.c
  *    The partial / outlier stage: usable contacts (a survivor judged with its
  *    cluster), required fields, the built-in outlier checks and their
- *    tolerances, user [outlier.<id>] rules, rule loading errors, the fixture
- *    cases in fixtures/partial/<case>/, determinism, and the generated
- *    sample against its ground truth.
+ *    tolerances, user [outlier.<id>] rules, rule loading errors, the
+ *    fixture cases of fixtures/partial/ that state what earlier stages left
+ *    (those with a RUNNER file; tests/unit/test_fixtures runs the others),
+ *    determinism, and the generated sample against its ground truth.
  *
  * Usage: test_partial [FIXTURE_DIR]   (default $srcdir/fixtures/partial)
  * The generator parts need $srcdir/../shared/bench/gen_leads.py and python3.
