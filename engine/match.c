@@ -1187,6 +1187,47 @@ struct group
 	double pmax;
 };
 
+/*
+ * One run of the stage: what each step leaves for the next.  Every array
+ * is malloc'd and freed by matching_free(); the batch and the rep table are
+ * borrowed.
+ */
+struct matching
+{
+	struct batch *b;
+	const struct match_config *c;
+	struct rep_table *t;
+	double *pbase; /* p_lead per row; -1 for leads not kept */
+	size_t nk;     /* kept leads */
+	/* the sinks: J active reps with room, by rep id, and their capacity over the horizon */
+	int J;
+	int *sink_rep;
+	int64_t *cap;
+	/* the groups: runs of equal key in the sorted keys of the kept leads */
+	struct lead_key *keys;
+	size_t ng;
+	struct group *groups;
+	/* the transportation problem and its solution */
+	int64_t *supply, *cost, *uns;
+	struct mincost_flow flow;
+	/* what handing out the flow did */
+	size_t served, over;
+};
+
+static void
+matching_free(struct matching *m)
+{
+	mincost_flow_free(&m->flow);
+	free(m->pbase);
+	free(m->keys);
+	free(m->groups);
+	free(m->sink_rep);
+	free(m->cap);
+	free(m->supply);
+	free(m->cost);
+	free(m->uns);
+}
+
 /* p_lead of every kept lead into pbase[row]; others -1.  False when a cohort has no rate. */
 static bool
 base_probabilities(const struct batch *b, const struct match_config *c, double *pbase,
@@ -1227,78 +1268,51 @@ base_probabilities(const struct batch *b, const struct match_config *c, double *
 	return true;
 }
 
-bool
-match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, struct error *err)
+/* The sinks: active reps with room, by rep id, each with its capacity over the horizon. */
+static bool
+choose_sinks(struct matching *m, struct error *err)
 {
-	const struct match_config *c = rs->match;
-	struct rep_table *t = b->reps;
-	double *pbase = NULL;
-	struct lead_key *keys = NULL;
-	struct group *groups = NULL;
-	int *sink_rep = NULL;
-	int64_t *cap = NULL, *supply = NULL, *cost = NULL, *uns = NULL;
-	struct lead_key *queue = NULL;
-	struct mincost_flow flow = {0};
-	size_t nk = 0, ng = 0, served = 0, over = 0;
-	int J = 0;
-	bool ok = false;
+	const struct rep_table *t = m->t;
 
-	for (size_t i = 0; i < b->n; i++)
-	{
-		b->rep_id[i] = -1;
-		b->call_order[i] = -1;
-		b->p_close[i] = -1;
-	}
-	if ((pbase = malloc(sizeof(double) * (b->n ? b->n : 1))) == NULL)
-		goto out_oom;
-	if (!base_probabilities(b, c, pbase, err))
-		goto out;
-	for (size_t i = 0; i < b->n; i++)
-		nk += b->verdict[i] == VERDICT_KEPT;
-	if (t == NULL)
-	{
-		/* matching is not configured: every kept lead keeps its base probability */
-		for (size_t i = 0; i < b->n; i++)
-			if (b->verdict[i] == VERDICT_KEPT)
-				b->p_close[i] = pbase[i];
-		stage_count(st, "no reps", nk);
-		ok = true;
-		goto out;
-	}
-	if (!rep_table_smooth(t, c, err))
-		goto out;
-	for (int r = 0; r < t->nreps; r++)
-	{
-		t->reps[r].assigned = 0;
-		t->reps[r].expected = 0;
-	}
-
-	/* the sinks: active reps with room, by rep id */
-	sink_rep = malloc(sizeof(int) * (t->nreps ? t->nreps : 1));
-	cap = malloc(sizeof(int64_t) * (t->nreps ? t->nreps : 1));
-	if (!sink_rep || !cap)
-		goto out_oom;
+	m->sink_rep = malloc(sizeof(int) * (t->nreps ? t->nreps : 1));
+	m->cap = malloc(sizeof(int64_t) * (t->nreps ? t->nreps : 1));
+	if (!m->sink_rep || !m->cap)
+		return oom(err);
 	for (int k = 0; k < t->nreps; k++)
 	{
 		const struct rep *rp = &t->reps[t->order[k]];
 
 		if (!rp->active || rp->capacity == 0)
 			continue;
-		sink_rep[J] = t->order[k];
-		cap[J] = rp->capacity == REP_CAPACITY_UNLIMITED ? MINCOST_UNLIMITED
-		                                                : (int64_t) rp->capacity * c->horizon_days;
-		J++;
+		m->sink_rep[m->J] = t->order[k];
+		m->cap[m->J] = rp->capacity == REP_CAPACITY_UNLIMITED
+		                   ? MINCOST_UNLIMITED
+		                   : (int64_t) rp->capacity * m->c->horizon_days;
+		m->J++;
 	}
-	if (J > MINCOST_MAX_SINKS)
-	{
-		error_set(err, EXIT_DATA, "%d active reps are more than the matcher handles (%d)", J,
-		          MINCOST_MAX_SINKS);
-		goto out;
-	}
+	if (m->J > MINCOST_MAX_SINKS)
+		return error_set(err, EXIT_DATA, "%d active reps are more than the matcher handles (%d)",
+		                 m->J, MINCOST_MAX_SINKS);
+	return true;
+}
 
-	/* group keys of the kept leads, then sorted: groups are runs of equal key */
-	if ((keys = malloc(sizeof(*keys) * (nk ? nk : 1))) == NULL)
-		goto out_oom;
+/*
+ * Grouping: the kept leads keyed by cohort, source, score band and score,
+ * sorted, so that a group is a run of equal key without the score and its
+ * leads stand best first (ties in input order).  Each group gets its size,
+ * its source, and the sum and maximum of its leads' p_lead.
+ */
+static bool
+group_leads(struct matching *m, struct error *err)
+{
+	const struct batch *b = m->b;
+	const struct match_config *c = m->c;
+	const struct rep_table *t = m->t;
+	struct lead_key *keys;
+	size_t nk = m->nk, ng = 0;
+
+	if ((keys = m->keys = malloc(sizeof(*keys) * (nk ? nk : 1))) == NULL)
+		return oom(err);
 	{
 		size_t j = 0;
 
@@ -1323,7 +1337,7 @@ match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 		              (uint64_t) (10000 - h);
 	}
 	if (!radix_sort_keys(keys, nk))
-		goto out_oom;
+		return oom(err);
 
 	for (size_t j = 0; j < nk; j++)
 		if (j == 0 || (keys[j].key >> KEY_SCORE_BITS) != (keys[j - 1].key >> KEY_SCORE_BITS))
@@ -1331,50 +1345,61 @@ match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 	if (ng > INT32_MAX)
 	{
 		error_set(err, EXIT_DATA, "%zu groups of leads are more than the matcher handles", ng);
-		error_hint(err, "Set a wider [match] score_band.");
-		goto out;
+		return error_hint(err, "Set a wider [match] score_band.");
 	}
-	groups = calloc(ng ? ng : 1, sizeof(*groups));
-	supply = malloc(sizeof(int64_t) * (ng ? ng : 1));
-	uns = malloc(sizeof(int64_t) * (ng ? ng : 1));
-	cost = malloc(sizeof(int64_t) * ((size_t) ng * J + 1));
-	if (!groups || !supply || !uns || !cost)
-		goto out_oom;
-	ng = 0;
+	if ((m->groups = calloc(ng ? ng : 1, sizeof(*m->groups))) == NULL)
+		return oom(err);
 	for (size_t j = 0; j < nk; j++)
 	{
 		struct group *g;
-		double p = pbase[keys[j].row];
+		double p = m->pbase[keys[j].row];
 
 		if (j == 0 || (keys[j].key >> KEY_SCORE_BITS) != (keys[j - 1].key >> KEY_SCORE_BITS))
 		{
-			g = &groups[ng++];
+			g = &m->groups[m->ng++];
 			g->first = j;
 			g->src = (int) ((keys[j].key >> KEY_SRC_SHIFT) & 0xFFFF);
 			g->pmax = p;
 		}
-		g = &groups[ng - 1];
+		g = &m->groups[m->ng - 1];
 		g->n++;
 		g->psum += p;
 		if (p > g->pmax)
 			g->pmax = p;
 	}
+	return true;
+}
 
-	/*
-	 * A group's value at a rep is the mean of min(1, p * ratio) over its
-	 * leads; without clamping that is the mean p times the ratio.  Each
-	 * group is summed alone in sorted order, so threads change nothing.
-	 */
+/*
+ * Transport: each group's value at each sink, then the exact min-cost flow
+ * from the groups (supply: their sizes) to the sinks (their capacity) or to
+ * "unserved" (value 0).  A group's value at a rep is the mean of
+ * min(1, p * ratio) over its leads; without clamping that is the mean p
+ * times the ratio.  Each group is summed alone in sorted order, so threads
+ * change nothing.
+ */
+static bool
+transport(struct matching *m, struct stage_stats *st, struct error *err)
+{
+	const struct rep_table *t = m->t;
+	size_t ng = m->ng;
+	int J = m->J;
+
+	m->supply = malloc(sizeof(int64_t) * (ng ? ng : 1));
+	m->uns = malloc(sizeof(int64_t) * (ng ? ng : 1));
+	m->cost = malloc(sizeof(int64_t) * ((size_t) ng * J + 1));
+	if (!m->supply || !m->uns || !m->cost)
+		return oom(err);
 #pragma omp parallel for schedule(static)
 	for (size_t gi = 0; gi < ng; gi++)
 	{
-		const struct group *g = &groups[gi];
+		const struct group *g = &m->groups[gi];
 
-		supply[gi] = (int64_t) g->n;
-		uns[gi] = VALUE_SCALE;
+		m->supply[gi] = (int64_t) g->n;
+		m->uns[gi] = VALUE_SCALE;
 		for (int k = 0; k < J; k++)
 		{
-			double q = rep_table_ratio(t, sink_rep[k], g->src), v;
+			double q = rep_table_ratio(t, m->sink_rep[k], g->src), v;
 
 			if (g->pmax * q <= 1.0)
 				v = g->psum * q / (double) g->n;
@@ -1383,172 +1408,224 @@ match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 				double sum = 0;
 
 				for (size_t j = g->first; j < g->first + g->n; j++)
-					sum += fmin(1.0, pbase[keys[j].row] * q);
+					sum += fmin(1.0, m->pbase[m->keys[j].row] * q);
 				v = sum / (double) g->n;
 			}
-			cost[gi * J + k] = VALUE_SCALE - llround(v * (double) VALUE_SCALE);
+			m->cost[gi * J + k] = VALUE_SCALE - llround(v * (double) VALUE_SCALE);
 		}
 	}
 	/* a stop request is seen around the flow, the stage's one long step */
 	if (stage_stopped(st))
-	{
-		stage_interrupted(st, err);
-		goto out;
-	}
-	if (!mincost_transport((int) ng, J, supply, cap, cost, uns, &flow, err))
-		goto out;
+		return stage_interrupted(st, err);
+	if (!mincost_transport((int) ng, J, m->supply, m->cap, m->cost, m->uns, &m->flow, err))
+		return false;
 	if (stage_stopped(st))
+		return stage_interrupted(st, err);
+	return true;
+}
+
+/*
+ * Hand out each group as the flow says: its best leads first, to the reps
+ * it is worth most at (ties by rep id); what the flow left unserved is the
+ * tail, "over capacity".  Sets rep_id and p_close of every kept lead.
+ */
+static void
+hand_out(struct matching *m)
+{
+	struct batch *b = m->b;
+	const struct rep_table *t = m->t;
+	struct mincost_flow *flow = &m->flow;
+	const int64_t *cost = m->cost;
+	int J = m->J;
+	size_t a = 0;
+
+	for (size_t gi = 0; gi < m->ng; gi++)
 	{
-		stage_interrupted(st, err);
+		const struct group *g = &m->groups[gi];
+		size_t next = g->first, a0 = a, na;
+
+		while (a < flow->narcs && (size_t) flow->arcs[a].group == gi)
+			a++;
+		na = a - a0;
+		/* insertion sort of the group's arcs by cost (= value descending), then sink */
+		for (size_t x = a0 + 1; x < a0 + na; x++)
+		{
+			struct mincost_arc tmp = flow->arcs[x];
+			size_t y = x;
+
+			while (y > a0)
+			{
+				const struct mincost_arc *p = &flow->arcs[y - 1];
+				int64_t cp = p->sink < J ? cost[gi * J + p->sink] : VALUE_SCALE + 1,
+				        ct = tmp.sink < J ? cost[gi * J + tmp.sink] : VALUE_SCALE + 1;
+
+				if (cp < ct || (cp == ct && p->sink < tmp.sink))
+					break;
+				flow->arcs[y] = *p;
+				y--;
+			}
+			flow->arcs[y] = tmp;
+		}
+		for (size_t x = a0; x < a0 + na; x++)
+		{
+			const struct mincost_arc *arc = &flow->arcs[x];
+
+			for (int64_t u = 0; u < arc->amount; u++, next++)
+			{
+				size_t i = m->keys[next].row;
+
+				if (arc->sink < J)
+				{
+					int r = m->sink_rep[arc->sink];
+
+					b->rep_id[i] = t->reps[r].rep_id;
+					b->p_close[i] = fmin(1.0, m->pbase[i] * rep_table_ratio(t, r, g->src));
+					m->served++;
+				}
+				else
+				{
+					b->p_close[i] = m->pbase[i];
+					batch_mark(b, i,
+					           m->c->overflow == MATCH_OVERFLOW_NURTURE ? VERDICT_NURTURE
+					                                                    : VERDICT_KEPT,
+					           "match.overflow", "over capacity");
+					m->over++;
+				}
+			}
+		}
+	}
+}
+
+/*
+ * Queue: each rep's totals (assigned, expected conversions), summed in
+ * input order; then each rep's call order: expected value descending, SLA
+ * due sooner first (none last), input order.  Three stable radix passes
+ * from the least significant key.
+ */
+static bool
+queue_calls(struct matching *m, struct error *err)
+{
+	struct batch *b = m->b;
+	struct rep_table *t = m->t;
+	size_t served = m->served, q = 0;
+	int64_t due_min = INT64_MAX, due_max = INT64_MIN;
+	struct lead_key *queue = malloc(sizeof(*queue) * (served ? served : 1));
+	bool ok = false;
+
+	if (queue == NULL)
+		return oom(err);
+	for (size_t i = 0; i < b->n; i++)
+	{
+		struct rep *rp;
+
+		if (b->rep_id[i] < 0)
+			continue;
+		rp = &t->reps[rep_table_find(t, b->rep_id[i])];
+		rp->assigned++;
+		rp->expected += b->p_close[i];
+		queue[q++].row = (uint32_t) i;
+		if (b->sla_due_at[i] != BATCH_NO_TIME)
+		{
+			due_min = b->sla_due_at[i] < due_min ? b->sla_due_at[i] : due_min;
+			due_max = b->sla_due_at[i] > due_max ? b->sla_due_at[i] : due_max;
+		}
+	}
+	for (size_t x = 0; x < served; x++)
+	{
+		int64_t due = b->sla_due_at[queue[x].row];
+
+		if (due_min > due_max)
+			queue[x].key = 0; /* no lead has a due date */
+		else if (due == BATCH_NO_TIME)
+			queue[x].key = (uint64_t) due_max - (uint64_t) due_min + 1;
+		else
+			queue[x].key = (uint64_t) due - (uint64_t) due_min;
+	}
+	if (!radix_sort_keys(queue, served))
+		goto out;
+	for (size_t x = 0; x < served; x++)
+	{
+		uint64_t bits;
+		double p = b->p_close[queue[x].row];
+
+		/* a non-negative double's bits order like its value */
+		memcpy(&bits, &p, sizeof(bits));
+		queue[x].key = P_ONE_BITS - bits;
+	}
+	if (!radix_sort_keys(queue, served))
+		goto out;
+	for (size_t x = 0; x < served; x++)
+		queue[x].key = (uint64_t) rep_table_find(t, b->rep_id[queue[x].row]);
+	if (!radix_sort_keys(queue, served))
+		goto out;
+	for (size_t x = 0, pos = 0; x < served; x++)
+	{
+		pos = (x > 0 && b->rep_id[queue[x].row] == b->rep_id[queue[x - 1].row]) ? pos + 1 : 1;
+		b->call_order[queue[x].row] = (int32_t) pos;
+	}
+	ok = true;
+out:
+	free(queue);
+	if (!ok)
+		return oom(err);
+	return true;
+}
+
+/*
+ * The stage: base probabilities, then (with reps) smoothing, the sinks,
+ * grouping, transport, handing out and the call queues.
+ */
+bool
+match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, struct error *err)
+{
+	struct matching m = {.b = b, .c = rs->match, .t = b->reps};
+	bool ok = false;
+
+	for (size_t i = 0; i < b->n; i++)
+	{
+		b->rep_id[i] = -1;
+		b->call_order[i] = -1;
+		b->p_close[i] = -1;
+	}
+	if ((m.pbase = malloc(sizeof(double) * (b->n ? b->n : 1))) == NULL)
+	{
+		oom(err);
 		goto out;
 	}
-
-	/*
-	 * Hand out each group: its best leads first, to the reps it is worth
-	 * most at (ties by rep id); what the flow left unserved is the tail.
-	 */
+	if (!base_probabilities(b, m.c, m.pbase, err))
+		goto out;
+	for (size_t i = 0; i < b->n; i++)
+		m.nk += b->verdict[i] == VERDICT_KEPT;
+	if (m.t == NULL)
 	{
-		size_t a = 0;
-
-		for (size_t gi = 0; gi < ng; gi++)
-		{
-			const struct group *g = &groups[gi];
-			size_t next = g->first, a0 = a, na;
-
-			while (a < flow.narcs && (size_t) flow.arcs[a].group == gi)
-				a++;
-			na = a - a0;
-			/* insertion sort of the group's arcs by cost (= value descending), then sink */
-			for (size_t x = a0 + 1; x < a0 + na; x++)
-			{
-				struct mincost_arc tmp = flow.arcs[x];
-				size_t y = x;
-
-				while (y > a0)
-				{
-					const struct mincost_arc *p = &flow.arcs[y - 1];
-					int64_t cp = p->sink < J ? cost[gi * J + p->sink] : VALUE_SCALE + 1,
-					        ct = tmp.sink < J ? cost[gi * J + tmp.sink] : VALUE_SCALE + 1;
-
-					if (cp < ct || (cp == ct && p->sink < tmp.sink))
-						break;
-					flow.arcs[y] = *p;
-					y--;
-				}
-				flow.arcs[y] = tmp;
-			}
-			for (size_t x = a0; x < a0 + na; x++)
-			{
-				const struct mincost_arc *arc = &flow.arcs[x];
-
-				for (int64_t u = 0; u < arc->amount; u++, next++)
-				{
-					size_t i = keys[next].row;
-
-					if (arc->sink < J)
-					{
-						int r = sink_rep[arc->sink];
-
-						b->rep_id[i] = t->reps[r].rep_id;
-						b->p_close[i] = fmin(1.0, pbase[i] * rep_table_ratio(t, r, g->src));
-						served++;
-					}
-					else
-					{
-						b->p_close[i] = pbase[i];
-						batch_mark(b, i,
-						           c->overflow == MATCH_OVERFLOW_NURTURE ? VERDICT_NURTURE
-						                                                 : VERDICT_KEPT,
-						           "match.overflow", "over capacity");
-						over++;
-					}
-				}
-			}
-		}
-	}
-
-	/*
-	 * Per-rep totals, summed in input order; then the call queues: by rep,
-	 * expected value descending, SLA due sooner first (none last), input
-	 * order.  Three stable radix passes from the least significant key.
-	 */
-	if ((queue = malloc(sizeof(*queue) * (served ? served : 1))) == NULL)
-		goto out_oom;
-	{
-		size_t q = 0;
-		int64_t due_min = INT64_MAX, due_max = INT64_MIN;
-
+		/* matching is not configured: every kept lead keeps its base probability */
 		for (size_t i = 0; i < b->n; i++)
-		{
-			struct rep *rp;
-
-			if (b->rep_id[i] < 0)
-				continue;
-			rp = &t->reps[rep_table_find(t, b->rep_id[i])];
-			rp->assigned++;
-			rp->expected += b->p_close[i];
-			queue[q++].row = (uint32_t) i;
-			if (b->sla_due_at[i] != BATCH_NO_TIME)
-			{
-				due_min = b->sla_due_at[i] < due_min ? b->sla_due_at[i] : due_min;
-				due_max = b->sla_due_at[i] > due_max ? b->sla_due_at[i] : due_max;
-			}
-		}
-		for (size_t x = 0; x < served; x++)
-		{
-			int64_t due = b->sla_due_at[queue[x].row];
-
-			if (due_min > due_max)
-				queue[x].key = 0; /* no lead has a due date */
-			else if (due == BATCH_NO_TIME)
-				queue[x].key = (uint64_t) due_max - (uint64_t) due_min + 1;
-			else
-				queue[x].key = (uint64_t) due - (uint64_t) due_min;
-		}
-		if (!radix_sort_keys(queue, served))
-			goto out_oom;
-		for (size_t x = 0; x < served; x++)
-		{
-			uint64_t bits;
-			double p = b->p_close[queue[x].row];
-
-			/* a non-negative double's bits order like its value */
-			memcpy(&bits, &p, sizeof(bits));
-			queue[x].key = P_ONE_BITS - bits;
-		}
-		if (!radix_sort_keys(queue, served))
-			goto out_oom;
-		for (size_t x = 0; x < served; x++)
-			queue[x].key = (uint64_t) rep_table_find(t, b->rep_id[queue[x].row]);
-		if (!radix_sort_keys(queue, served))
-			goto out_oom;
-		for (size_t x = 0, pos = 0; x < served; x++)
-		{
-			pos = (x > 0 && b->rep_id[queue[x].row] == b->rep_id[queue[x - 1].row]) ? pos + 1 : 1;
-			b->call_order[queue[x].row] = (int32_t) pos;
-		}
+			if (b->verdict[i] == VERDICT_KEPT)
+				b->p_close[i] = m.pbase[i];
+		stage_count(st, "no reps", m.nk);
+		ok = true;
+		goto out;
 	}
+	if (!rep_table_smooth(m.t, m.c, err))
+		goto out;
+	for (int r = 0; r < m.t->nreps; r++)
+	{
+		m.t->reps[r].assigned = 0;
+		m.t->reps[r].expected = 0;
+	}
+	if (!choose_sinks(&m, err) || !group_leads(&m, err) || !transport(&m, st, err))
+		goto out;
+	hand_out(&m);
+	if (!queue_calls(&m, err))
+		goto out;
 
-	stage_count(st, "assigned", served);
-	stage_count(st, "over capacity", over);
-	stage_count(st, "groups", ng);
-	stage_count(st, "reps with room", (size_t) J);
+	stage_count(st, "assigned", m.served);
+	stage_count(st, "over capacity", m.over);
+	stage_count(st, "groups", m.ng);
+	stage_count(st, "reps with room", (size_t) m.J);
 	ok = true;
-	goto out;
-
-out_oom:
-	oom(err);
 out:
-	mincost_flow_free(&flow);
-	free(pbase);
-	free(keys);
-	free(groups);
-	free(sink_rep);
-	free(cap);
-	free(supply);
-	free(cost);
-	free(uns);
-	free(queue);
+	matching_free(&m);
 	return ok;
 }
 
