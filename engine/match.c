@@ -40,7 +40,8 @@
  * by name, each row validated as it is added); after the stage the table
  * also holds what the write back reports: per rep capacity, assigned,
  * expected conversions and smoothed close rate, per rep and source the
- * smoothed rate (match_rep_summaries(), match_summary_sql()).
+ * smoothed rate, as plain rows (match_rep_summaries(),
+ * match_source_summaries()) that writeback.c copies into the database.
  *
  * Ownership: the rep table owns its strings (an arena), its statistics and
  * what smoothing derives; the batch owns the table.  Determinism: every sum
@@ -381,7 +382,7 @@ match_p_lead(const struct match_config *c, double score, const char *cohort)
 
 /* ============================================================= rep table */
 
-/* Well-formed UTF-8 (so that the summaries' SQL literals cannot fail on the server). */
+/* Well-formed UTF-8 (so that the server cannot refuse the summaries' names and sources). */
 static bool
 utf8_valid(const char *s)
 {
@@ -1691,83 +1692,4 @@ match_source_summaries(const struct rep_table *t, struct match_source_summary *o
 	}
 	free(tmp);
 	return n;
-}
-
-/* s as an E'' literal: quotes and backslashes doubled (valid UTF-8 was checked when added) */
-static void
-sql_literal(struct strbuf *sb, const char *s)
-{
-	if (s == NULL)
-	{
-		sb_puts(sb, "NULL");
-		return;
-	}
-	sb_puts(sb, "E'");
-	for (const char *p = s; *p; p++)
-	{
-		if (*p == '\'' || *p == '\\')
-			sb_putc(sb, *p);
-		sb_putc(sb, *p);
-	}
-	sb_putc(sb, '\'');
-}
-
-bool
-match_summary_sql(const struct batch *b, const struct ruleset *rs, int64_t run_id,
-                  struct strbuf *sb, struct error *err)
-{
-	const struct rep_table *t = b->reps;
-	struct match_rep_summary *rsum = NULL;
-	struct match_source_summary *ssum = NULL;
-	int nr, ns;
-
-	if (t == NULL || t->nreps == 0)
-		return true;
-	rsum = malloc(sizeof(*rsum) * t->nreps);
-	ssum = malloc(sizeof(*ssum) * (t->nstats ? t->nstats : 1));
-	if (!rsum || !ssum)
-	{
-		free(rsum);
-		free(ssum);
-		return oom(err);
-	}
-	nr = match_rep_summaries(t, rs->match, rsum);
-	ns = match_source_summaries(t, ssum);
-	if (nr < 0 || ns < 0)
-	{
-		free(rsum);
-		free(ssum);
-		return error_set(err, EXIT_INTERNAL, "rep summaries requested before the match stage");
-	}
-	sb_puts(sb, "INSERT INTO refinery.run_reps (run_id, rep_id, rep_name, active, capacity, "
-	            "assigned, expected_conversions, close_rate) VALUES\n");
-	for (int k = 0; k < nr; k++)
-	{
-		sb_printf(sb, "(%" PRId64 ", %" PRId64 ", ", run_id, rsum[k].rep_id);
-		sql_literal(sb, rsum[k].name);
-		sb_printf(sb, ", %s, ", rsum[k].active ? "true" : "false");
-		if (rsum[k].capacity < 0)
-			sb_puts(sb, "NULL");
-		else
-			sb_printf(sb, "%ld", rsum[k].capacity);
-		sb_printf(sb, ", %ld, %.17g, %.17g)%s\n", rsum[k].assigned, rsum[k].expected_conversions,
-		          rsum[k].close_rate, k + 1 < nr ? "," : ";");
-	}
-	if (ns > 0)
-	{
-		sb_puts(sb, "INSERT INTO refinery.run_rep_sources (run_id, rep_id, source, attempts, "
-		            "wins, rate_smoothed) VALUES\n");
-		for (int k = 0; k < ns; k++)
-		{
-			sb_printf(sb, "(%" PRId64 ", %" PRId64 ", ", run_id, ssum[k].rep_id);
-			sql_literal(sb, ssum[k].source);
-			sb_printf(sb, ", %ld, %ld, %.17g)%s\n", ssum[k].attempts, ssum[k].wins,
-			          ssum[k].rate_smoothed, k + 1 < ns ? "," : ";");
-		}
-	}
-	free(rsum);
-	free(ssum);
-	if (sb->oom)
-		return oom(err);
-	return true;
 }
