@@ -117,10 +117,11 @@ struct rep
 };
 
 /*
- * Read-only outside match.c.  reps are in the order added; `order` lists
- * them by rep id once smoothed.  After smoothing, ratio[r * (nsources + 1)
- * + s] is the factor by which rep r's close rate on source s exceeds the
- * team's on it; column nsources stands for a source nobody worked.
+ * Read-only outside engine/match*.c.  reps are in the order added;
+ * `order` lists them by rep id once smoothed.  After smoothing,
+ * ratio[r * (nsources + 1) + s] is the factor by which rep r's close rate
+ * on source s exceeds the team's on it; column nsources stands for a
+ * source nobody worked.
  */
 struct rep_table
 {
