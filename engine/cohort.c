@@ -13,7 +13,6 @@
  */
 #include "config.h"
 
-#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -432,58 +431,4 @@ out:
 	free(hi);
 	free(exp);
 	free(has_p);
-}
-
-/* A SQL string literal; standard_conforming_strings is on in every supported server. */
-static void
-sql_literal(struct strbuf *sb, const char *s)
-{
-	sb_putc(sb, '\'');
-	for (; *s; s++)
-	{
-		if (*s == '\'')
-			sb_putc(sb, '\'');
-		sb_putc(sb, *s);
-	}
-	sb_putc(sb, '\'');
-}
-
-bool
-cohort_summary_sql(const struct batch *b, const struct ruleset *rs, int64_t run_id,
-                   struct strbuf *sb, struct error *err)
-{
-	int nc = cohort_count(rs->cohort);
-	struct cohort_summary *sum;
-
-	if (nc == 0)
-		return true;
-	if ((sum = calloc((size_t) nc, sizeof(*sum))) == NULL)
-		return oom(err);
-	cohort_summarise(b, rs, sum);
-	sb_puts(sb, "INSERT INTO refinery.run_cohorts (run_id, cohort, ord, leads, score_min, "
-	            "score_max, mean_score, expected_conversions, target_rate, sla_hours, "
-	            "channel_plan) VALUES ");
-	for (int r = 0; r < nc; r++)
-	{
-		const struct cohort_summary *o = &sum[r];
-
-		sb_printf(sb, "%s(%" PRId64 ", ", r ? ", " : "", run_id);
-		sql_literal(sb, o->name);
-		sb_printf(sb, ", %d, %zu, ", o->ord, o->leads);
-		if (o->leads > 0)
-			sb_printf(sb, "%.2f, %.2f, %.17g, ", o->score_min, o->score_max, o->mean_score);
-		else
-			sb_puts(sb, "NULL, NULL, NULL, ");
-		if (o->expected_conversions >= 0)
-			sb_printf(sb, "%.17g, ", o->expected_conversions);
-		else
-			sb_puts(sb, "NULL, ");
-		sb_printf(sb, "%.17g, %ld, ", o->target_rate, o->sla_hours);
-		sql_literal(sb, o->channel_plan);
-		sb_putc(sb, ')');
-	}
-	free(sum);
-	if (sb->oom)
-		return oom(err);
-	return true;
 }

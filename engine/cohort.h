@@ -22,7 +22,6 @@
 #include "error.h"
 #include "rules.h"
 #include "stage.h"
-#include "strbuf.h"
 
 enum cohort_mode
 {
@@ -131,12 +130,5 @@ int cohort_count(const struct cohort_config *c);
  * hundredths.
  */
 void cohort_summarise(const struct batch *b, const struct ruleset *rs, struct cohort_summary *out);
-
-/*
- * Append to sb one INSERT into refinery.run_cohorts for the run (nothing
- * when there are no cohorts).  Every value is a number or a quoted literal.
- */
-bool cohort_summary_sql(const struct batch *b, const struct ruleset *rs, int64_t run_id,
-                        struct strbuf *sb, struct error *err);
 
 #endif /* REFINERY_COHORT_H */

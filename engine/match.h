@@ -25,7 +25,6 @@
 #include "error.h"
 #include "rules.h"
 #include "stage.h"
-#include "strbuf.h"
 
 /* rep_table_add_rep() capacity of a rep without limit (SQL NULL in the reps query) */
 #define REP_CAPACITY_UNLIMITED (-1)
@@ -118,10 +117,11 @@ struct rep
 };
 
 /*
- * Read-only outside match.c.  reps are in the order added; `order` lists
- * them by rep id once smoothed.  After smoothing, ratio[r * (nsources + 1)
- * + s] is the factor by which rep r's close rate on source s exceeds the
- * team's on it; column nsources stands for a source nobody worked.
+ * Read-only outside engine/match*.c.  reps are in the order added;
+ * `order` lists them by rep id once smoothed.  After smoothing,
+ * ratio[r * (nsources + 1) + s] is the factor by which rep r's close rate
+ * on source s exceeds the team's on it; column nsources stands for a
+ * source nobody worked.
  */
 struct rep_table
 {
@@ -254,14 +254,5 @@ int match_rep_summaries(const struct rep_table *t, const struct match_config *c,
  * Returns the count.
  */
 int match_source_summaries(const struct rep_table *t, struct match_source_summary *out);
-
-/*
- * The rep summaries as SQL for the write back: INSERT statements into
- * refinery.run_reps and refinery.run_rep_sources, appended to `sb`; nothing
- * when the batch has no rep table.  Values are literals (names escaped as
- * E'' strings, valid UTF-8 checked when added).
- */
-bool match_summary_sql(const struct batch *b, const struct ruleset *rs, int64_t run_id,
-                       struct strbuf *sb, struct error *err);
 
 #endif /* REFINERY_MATCH_H */

@@ -545,22 +545,162 @@ write_stages(PGconn *conn, const struct pipeline_result *pr, int64_t run_id, str
 	return true;
 }
 
-static bool
-write_summaries(PGconn *conn, const struct ruleset *rs, const struct batch *b, int64_t run_id,
-                struct error *err)
+/*
+ * The run's summary tables go by COPY, as the leads do: the stages fill
+ * plain rows (cohort_summarise(), match_rep_summaries(),
+ * match_source_summaries()) and only this file turns them into text for
+ * the server, so no SQL is ever assembled from values.
+ */
+void
+writeback_cohort_rows(struct strbuf *sb, int64_t run_id, const struct cohort_summary *rows, int n)
 {
+	for (int r = 0; r < n; r++)
+	{
+		const struct cohort_summary *o = &rows[r];
+
+		sb_printf(sb, "%" PRId64 "\t", run_id);
+		sb_copy_text(sb, o->name);
+		sb_printf(sb, "\t%d\t%zu\t", o->ord, o->leads);
+		if (o->leads > 0)
+			sb_printf(sb, "%.2f\t%.2f\t%.17g\t", o->score_min, o->score_max, o->mean_score);
+		else
+			sb_puts(sb, "\\N\t\\N\t\\N\t");
+		if (o->expected_conversions >= 0)
+			sb_printf(sb, "%.17g\t", o->expected_conversions);
+		else
+			sb_puts(sb, "\\N\t");
+		sb_printf(sb, "%.17g\t%ld\t", o->target_rate, o->sla_hours);
+		sb_copy_text(sb, o->channel_plan);
+		sb_putc(sb, '\n');
+	}
+}
+
+void
+writeback_rep_rows(struct strbuf *sb, int64_t run_id, const struct match_rep_summary *rows, int n)
+{
+	for (int k = 0; k < n; k++)
+	{
+		sb_printf(sb, "%" PRId64 "\t%" PRId64 "\t", run_id, rows[k].rep_id);
+		sb_copy_text(sb, rows[k].name);
+		sb_printf(sb, "\t%s\t", rows[k].active ? "true" : "false");
+		if (rows[k].capacity < 0)
+			sb_puts(sb, "\\N");
+		else
+			sb_printf(sb, "%ld", rows[k].capacity);
+		sb_printf(sb, "\t%ld\t%.17g\t%.17g\n", rows[k].assigned, rows[k].expected_conversions,
+		          rows[k].close_rate);
+	}
+}
+
+void
+writeback_rep_source_rows(struct strbuf *sb, int64_t run_id,
+                          const struct match_source_summary *rows, int n)
+{
+	for (int k = 0; k < n; k++)
+	{
+		sb_printf(sb, "%" PRId64 "\t%" PRId64 "\t", run_id, rows[k].rep_id);
+		sb_copy_text(sb, rows[k].source);
+		sb_printf(sb, "\t%ld\t%ld\t%.17g\n", rows[k].attempts, rows[k].wins, rows[k].rate_smoothed);
+	}
+}
+
+/* COPY the rows in sb (COPY text) with the statement sql. */
+static bool
+copy_rows(PGconn *conn, const char *sql, const struct strbuf *sb, const char *phase,
+          struct error *err)
+{
+	if (sb->oom)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	if (!copy_begin(conn, sql, phase, err))
+		return false;
+	if (PQputCopyData(conn, sb->data, (int) sb->len) != 1)
+	{
+		pg_fail(conn, NULL, phase, err);
+		PQputCopyEnd(conn, "aborted");
+		return false;
+	}
+	return copy_end(conn, phase, err);
+}
+
+/* refinery.run_cohorts: one row per cohort, highest rank first; nothing without cohorts. */
+static bool
+write_cohorts(PGconn *conn, const struct ruleset *rs, const struct batch *b, int64_t run_id,
+              struct error *err)
+{
+	int nc = cohort_count(rs->cohort);
+	struct cohort_summary *sum;
 	struct strbuf sb;
 	bool ok;
 
+	if (nc == 0)
+		return true;
+	if ((sum = calloc((size_t) nc, sizeof(*sum))) == NULL)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	cohort_summarise(b, rs, sum);
 	sb_init(&sb);
-	ok = cohort_summary_sql(b, rs, run_id, &sb, err) &&
-	     (sb.len == 0 || pg_exec(conn, "writing the cohort summaries", sb.data, err));
-	sb_reset(&sb);
-	ok = ok && match_summary_sql(b, rs, run_id, &sb, err) &&
-	     (sb.len == 0 || pg_exec(conn, "writing the rep summaries", sb.data, err));
-	if (sb.oom)
-		ok = error_set(err, EXIT_INTERNAL, "out of memory");
+	writeback_cohort_rows(&sb, run_id, sum, nc);
+	ok = copy_rows(conn,
+	               "COPY refinery.run_cohorts (run_id, cohort, ord, leads, score_min, score_max, "
+	               "mean_score, expected_conversions, target_rate, sla_hours, channel_plan) "
+	               "FROM STDIN",
+	               &sb, "writing the cohort summaries", err);
 	sb_free(&sb);
+	free(sum);
+	return ok;
+}
+
+/*
+ * refinery.run_reps (every rep, by id) and refinery.run_rep_sources (each
+ * rep's history, by rep and source); nothing when the run has no reps.
+ */
+static bool
+write_reps(PGconn *conn, const struct ruleset *rs, const struct batch *b, int64_t run_id,
+           struct error *err)
+{
+	const char *phase = "writing the rep summaries";
+	const struct rep_table *t = b->reps;
+	struct match_rep_summary *rsum;
+	struct match_source_summary *ssum;
+	struct strbuf sb;
+	int nr, ns;
+	bool ok;
+
+	if (t == NULL || t->nreps == 0)
+		return true;
+	rsum = malloc(sizeof(*rsum) * t->nreps);
+	ssum = malloc(sizeof(*ssum) * (t->nstats ? t->nstats : 1));
+	if (!rsum || !ssum)
+	{
+		free(rsum);
+		free(ssum);
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	}
+	nr = match_rep_summaries(t, rs->match, rsum);
+	ns = match_source_summaries(t, ssum);
+	if (nr < 0 || ns < 0)
+	{
+		free(rsum);
+		free(ssum);
+		return error_set(err, EXIT_INTERNAL, "rep summaries requested before the match stage");
+	}
+	sb_init(&sb);
+	writeback_rep_rows(&sb, run_id, rsum, nr);
+	ok = copy_rows(conn,
+	               "COPY refinery.run_reps (run_id, rep_id, rep_name, active, capacity, assigned, "
+	               "expected_conversions, close_rate) FROM STDIN",
+	               &sb, phase, err);
+	if (ok && ns > 0)
+	{
+		sb_reset(&sb);
+		writeback_rep_source_rows(&sb, run_id, ssum, ns);
+		ok = copy_rows(conn,
+		               "COPY refinery.run_rep_sources (run_id, rep_id, source, attempts, wins, "
+		               "rate_smoothed) FROM STDIN",
+		               &sb, phase, err);
+	}
+	sb_free(&sb);
+	free(rsum);
+	free(ssum);
 	return ok;
 }
 
@@ -634,7 +774,7 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 		error_set(err, EXIT_INTERRUPTED, "interrupted while writing the results");
 		goto out;
 	}
-	if (!write_summaries(conn, rs, b, *run_id, err))
+	if (!write_cohorts(conn, rs, b, *run_id, err) || !write_reps(conn, rs, b, *run_id, err))
 		goto out;
 	if (st)
 	{

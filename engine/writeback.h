@@ -12,6 +12,8 @@
 #include <libpq-fe.h>
 
 #include "batch.h"
+#include "cohort.h"
+#include "match.h"
 #include "pipeline.h"
 #include "ruleset.h"
 #include "strbuf.h"
@@ -48,5 +50,18 @@ extern const int writeback_ncolumns; /* how many */
 
 /* Append lead i as one COPY text row (columns of writeback_columns, no run_id). */
 void writeback_row(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i);
+
+/*
+ * The run's summaries as COPY text rows, each row beginning with run_id:
+ * refinery.run_cohorts, refinery.run_reps and refinery.run_rep_sources in
+ * their column order (a NULL is \N; an unlimited capacity, an empty
+ * cohort's scores and unknown expected conversions are NULL).
+ */
+void writeback_cohort_rows(struct strbuf *sb, int64_t run_id, const struct cohort_summary *rows,
+                           int n);
+void writeback_rep_rows(struct strbuf *sb, int64_t run_id, const struct match_rep_summary *rows,
+                        int n);
+void writeback_rep_source_rows(struct strbuf *sb, int64_t run_id,
+                               const struct match_source_summary *rows, int n);
 
 #endif /* REFINERY_WRITEBACK_H */

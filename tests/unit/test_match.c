@@ -30,6 +30,7 @@
 #include "stage.h"
 #include "strbuf.h"
 #include "tap.h"
+#include "writeback.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -1274,7 +1275,6 @@ main(void)
 		struct match_rep_summary rsum[3];
 		struct match_source_summary ssum[3];
 		struct strbuf sb;
-		struct ruleset rs;
 
 		c = config_from("[match]\nhorizon_days = 3\n", &err);
 		b = make_batch(4, NULL, s, sc, co, due);
@@ -1306,20 +1306,15 @@ main(void)
 		   "by rep id, then source");
 		ok(ssum[2].attempts == 100 && ssum[2].wins == 10, "counts carried");
 
-		memset(&rs, 0, sizeof(rs));
-		rs.match = c;
 		sb_init(&sb);
-		ok(match_summary_sql(b, &rs, 42, &sb, &err), "summary SQL built");
-		ok(strstr(sb.data, "INSERT INTO refinery.run_reps (run_id, rep_id, rep_name, active, "
-		                   "capacity, assigned, expected_conversions, close_rate) VALUES") != NULL,
-		   "run_reps insert");
-		ok(strstr(sb.data, "(42, 4, NULL, false, NULL, 0, 0, ") != NULL,
+		writeback_rep_rows(&sb, 42, rsum, 2);
+		ok(strncmp(sb.data, "42\t4\t\\N\tfalse\t\\N\t0\t0\t", 21) == 0,
 		   "unnamed, inactive, unlimited rep row");
-		ok(strstr(sb.data, "(42, 9, E'O''Brien \\\\ x', true, 15, 4, ") != NULL,
-		   "quote and backslash escaped");
-		ok(strstr(sb.data, "INSERT INTO refinery.run_rep_sources") != NULL &&
-		       strstr(sb.data, "(42, 9, E'chat', 50, 10, ") != NULL,
-		   "run_rep_sources rows");
+		ok(strstr(sb.data, "\n42\t9\tO'Brien \\\\ x\ttrue\t15\t4\t") != NULL,
+		   "backslash escaped for COPY");
+		sb_reset(&sb);
+		writeback_rep_source_rows(&sb, 42, ssum, 3);
+		ok(strstr(sb.data, "\n42\t9\tchat\t50\t10\t") != NULL, "run_rep_sources rows");
 		sb_free(&sb);
 		batch_free(b);
 		match_config_free(c);

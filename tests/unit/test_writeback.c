@@ -1,7 +1,8 @@
 /*
  * test_writeback.c
  *    The result columns: one list names them, formats every row and sizes
- *    the CSV sink, and it matches refinery.lead_results.
+ *    the CSV sink, and it matches refinery.lead_results.  The summary rows
+ *    as they are copied.
  */
 #include "config.h"
 
@@ -157,6 +158,40 @@ main(void)
 		is_int(c, n, "the table has as many result columns");
 		is_int(bad, 0, "in the list's order");
 	}
+	/* the summary rows: NULLs as \N, text escaped for COPY, every column in order */
+	{
+		struct cohort_summary cs = {.name = "a\tb",
+		                            .ord = 2,
+		                            .leads = 0,
+		                            .expected_conversions = -1,
+		                            .target_rate = 0.5,
+		                            .sla_hours = 24,
+		                            .channel_plan = "none"};
+		struct match_rep_summary rep = {.rep_id = 7,
+		                                .name = "x\\y\nz",
+		                                .active = true,
+		                                .capacity = 30,
+		                                .assigned = 2,
+		                                .expected_conversions = 0.25,
+		                                .close_rate = 0.125};
+		struct match_source_summary src = {
+		    .rep_id = 7, .source = "tv", .attempts = 9, .wins = 3, .rate_smoothed = 0.1};
+
+		sb_init(&sb);
+		writeback_cohort_rows(&sb, 5, &cs, 1);
+		is_str(sb.data, "5\ta\\tb\t2\t0\t\\N\t\\N\t\\N\t\\N\t0.5\t24\tnone\n",
+		       "an empty cohort: no scores, no expected conversions");
+		sb_reset(&sb);
+		writeback_rep_rows(&sb, 5, &rep, 1);
+		is_str(sb.data, "5\t7\tx\\\\y\\nz\ttrue\t30\t2\t0.25\t0.125\n",
+		       "a rep row, its name escaped");
+		sb_reset(&sb);
+		writeback_rep_source_rows(&sb, 5, &src, 1);
+		is_str(sb.data, "5\t7\ttv\t9\t3\t0.10000000000000001\n",
+		       "a source row, the rate with 17 digits");
+		sb_free(&sb);
+	}
+
 	batch_free(b);
 	ruleset_free(rs);
 	return done_testing();
