@@ -3,14 +3,16 @@
 # and check-rules, none of which needs a server.
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$top_srcdir/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/stages.sh"
 
 out=$("$REFINERY" --help); rc=$?
 is "$rc" 0 "--help exits 0"
 like "$out" '^refinery turns historical sales leads' "--help starts with the purpose"
 like "$out" 'Usage:' "--help shows usage"
 like "$out" 'check-rules' "--help lists check-rules"
-like "$out" '  pull, normalize, blacklist, dedupe, partial, score, cohort, match, write' \
-	"--help lists the stages in order"
+like "$(stage_names ' ')" '^normalize blacklist dedupe ' "engine/stagelist.h is read"
+is "$(printf '%s\n' "$out" | grep -A1 '^Stages of a run' | tail -n 1)" \
+	"  pull, $(stage_names ', '), write." "--help lists the stages of engine/stagelist.h in order"
 wide=$(printf '%s\n' "$out" | awk 'length($0) > 79' | wc -l)
 is "$wide" 0 "--help fits in 80 columns"
 out=$("$REFINERY" run --help); is "$?" 0 "run --help exits 0"
