@@ -59,6 +59,21 @@ for c in $cmds; do
 	wide=$(printf '%s\n' "$out" | awk 'length($0) > 79' | wc -l)
 	is "$rc/$wide/$(printf '%s\n' "$out" | head -n 1 | cut -d: -f1)" "0/0/refinery $c" \
 		"$c --help exits 0, fits in 80 columns and names $c"
+	# the man page's SYNOPSIS line of the command shows the same options (by long name)
+	opts=$(printf '%s\n' "$out" | sed -n '/^Options:/,/^$/p')
+	syn=$(sed -n "/^\.B refinery $c\$/,/^\.\(br\|PP\)\$/p" "$top_srcdir/engine/refinery.1")
+	want=$(printf '%s\n' "$opts" | grep -oE -- '--[a-z-]+' | sort -u | tr '\n' ' ')
+	got=$(printf '%s\n' "$syn" | sed -nE 's/\\-/-/g; s/^\.R?B (\[ )?(-[-a-z]*).*/\2/p' |
+		while read -r o; do
+			case $o in
+				--*) echo "$o" ;;
+				*) printf '%s\n' "$opts" | grep -oE -- "^  $o, --[a-z-]+" | grep -oE -- '--[a-z-]+' ;;
+			esac
+		done | sort -u | tr '\n' ' ')
+	conn_help=$(printf '%s\n' "$out" | grep -c '^Connection options:')
+	conn_man=$(printf '%s\n' "$syn" | grep -c 'connection-option')
+	is "${got}connection:$conn_man" "${want}connection:$conn_help" \
+		"refinery(1) SYNOPSIS shows the options of $c --help"
 done
 
 out=$("$REFINERY" --version); rc=$?
