@@ -4,7 +4,8 @@
  *    counted before and after it.
  *
  * The table is generated from stagelist.h, which holds the order: adding a
- * stage is its own files plus one line there (see that file).  The order is
+ * stage is its own files, one line there and its lines in Makefile.am,
+ * nothing in this file.  The order is
  * the CDP model's: repair what can be repaired, drop the dead, merge the
  * duplicates (where person-level opt-outs spread to every record of the
  * person), drop what is left incomplete, then prioritise, group and assign.
