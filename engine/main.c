@@ -198,11 +198,26 @@ usage(FILE *out)
 	        "\"refinery COMMAND --help\" shows the options a command takes.\n"
 	        "\n"
 	        "%s\n%s\n"
-	        "Stages of a run, in order:\n  pull",
+	        "Stages of a run, in order:\n",
 	        connection_help, general_help);
-	for (int k = 0; pipeline_stage_name(k); k++)
-		fprintf(out, ", %s", pipeline_stage_name(k));
-	fprintf(out, ", write.\n"
+	/* pull, the stages of stagelist.h, write; wrapped to fit 80 columns */
+	for (int k = -1, col = 0;; k++)
+	{
+		const char *name = k < 0 ? "pull" : pipeline_stage_name(k);
+		bool last = name == NULL;
+
+		if (last)
+			name = "write";
+		if (col > 0 && col + 1 + (int) strlen(name) + 1 > 79)
+		{
+			fprintf(out, "\n");
+			col = 0;
+		}
+		col += fprintf(out, "%s%s%s", col == 0 ? "  " : " ", name, last ? "." : ",");
+		if (last)
+			break;
+	}
+	fprintf(out, "\n"
 	             "\n"
 	             "Exit status: 0 success, 1 internal error, 2 usage, 3 rules, 4 connection,\n"
 	             "5 data or SQL error (also: a [job] guard refused the run; jobs --check\n"
