@@ -72,6 +72,7 @@ enum
 	OPT_GENERAL = 1 << 21
 };
 
+/* what the commands that read a committed run (export, explain, report) share */
 #define OPT_READ (OPT_CONN | OPT_JOB | OPT_RUN)
 
 static const struct command
