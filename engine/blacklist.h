@@ -11,9 +11,12 @@
  * disconnected, junk) or person-level (refusal, denial, do-not-call): a
  * person-level hit sets b->optout[i] even when a record-level rule decided
  * the verdict, because the dedupe stage must remove every record of that
- * person.  The config is built by blacklist_config_load() and then only read,
- * except for the do-not-call lists, which the caller may extend
- * (blacklist_add_dnc_*) after loading and before the stage runs.
+ * person.  A pattern that hits a limit on a lead's value sets that lead
+ * aside as an outlier (regex.h).  Before the rules, the stage marks the
+ * leads of the people erased with "refinery forget" (suppress.c, rule
+ * suppress.forgotten).  The config is built by blacklist_config_load() and
+ * then only read, except for the do-not-call lists, which the caller may
+ * extend (blacklist_add_dnc_*) after loading and before the stage runs.
  */
 #ifndef REFINERY_BLACKLIST_H
 #define REFINERY_BLACKLIST_H
@@ -48,15 +51,15 @@ void blacklist_config_free(struct blacklist_config *c); /* NULL is a no-op */
 bool blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
                      struct error *err);
 
-/* Rules in file order (enabled ones only), for check-rules and explain. */
+/* Rules in file order (enabled ones only); the unit tests read them. */
 int blacklist_rule_count(const struct blacklist_config *c);
 const char *blacklist_rule_id(const struct blacklist_config *c, int k); /* "blacklist.<id>" */
 
 /*
  * Do-not-call lists fed from the database.  A rule with "query = SELECT ..."
- * asks the caller to run that query (the engine's pull code does, after
- * loading the rules and before the pipeline) and to hand every value of its
- * result to the add functions with the same index q.
+ * asks the caller to run that query (sidedata.c does, after the pull and
+ * before the pipeline) and to hand every value of its result to the add
+ * functions with the same index q.
  *
  *     for (q = 0; q < blacklist_query_count(c); q++)
  *         sql = blacklist_query(c, q, &rule_id);
@@ -91,9 +94,11 @@ bool blacklist_add_dnc_value(struct blacklist_config *c, int q, const char *text
                              struct error *err);
 
 /*
- * The checks behind "junk_phone = yes" and "keyboard_mash = yes", exported
- * for tests and for "refinery explain".  `digits` is a phone's digits in
- * national form (leading 0); `min_digits` as the rule's key.
+ * The fake-number check behind "junk_phone = yes", exported for the unit
+ * tests: true when the number is shorter than `min_digits` (the rule's
+ * key), when its last seven digits are one digit repeated, or when it holds
+ * seven ascending or descending digits in a row.  `digits` is a phone's
+ * digits in national form (leading 0).
  */
 bool blacklist_fake_digits(const char *digits, int min_digits);
 

@@ -521,12 +521,6 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	memset(&lease, 0, sizeof(lease));
 	if (o->nargs > 0)
 		return error_set(err, EXIT_USAGE, "unexpected argument \"%s\"", o->args[0]);
-	if (o->job)
-	{
-		/* the job is part of the rules, and so of the run's rules_sha256 */
-		error_set(err, EXIT_USAGE, "run takes its job from the rules, not from --job");
-		return error_hint(err, "Set \"[job]\" and \"name = %s\" in a rules file.", o->job);
-	}
 	if ((rs = ruleset_load(o->files, o->nfiles, err)) == NULL)
 		return false;
 	lease.job = rs->job->name;

@@ -10,6 +10,9 @@
  * so it does not stay visible in the process list.  SIGPIPE is ignored: a
  * reader that went away shows as a failed write of standard output, checked
  * once at the end (close_stdout), never as a death by signal after a commit.
+ * The command table says which options each command takes: any other is
+ * refused with exit status 2 before the command does anything, and
+ * "refinery COMMAND --help" lists the command's options and no others.
  */
 #include "config.h"
 
@@ -37,6 +40,149 @@
 #include "ruleset.h"
 #include "writeback.h"
 
+/*
+ * What each command takes.  An option is one bit; the general options
+ * (--log-format, -q, -V, --help) go with every command.  The command table
+ * says which options a command takes, so a command refuses the others
+ * instead of ignoring them, and its --help lists only its own.
+ */
+enum
+{
+	OPT_RULES = 1 << 0, /* -c */
+	OPT_DRY_RUN = 1 << 1,
+	OPT_JOBS = 1 << 2, /* -j: threads */
+	OPT_OUTPUT = 1 << 3,
+	OPT_FORCE = 1 << 4,
+	OPT_JOB = 1 << 5, /* --job: a job's name */
+	OPT_RUN = 1 << 6,
+	OPT_CSV = 1 << 7,
+	OPT_VERDICT = 1 << 8,
+	OPT_REP = 1 << 9,
+	OPT_HTML = 1 << 10,
+	OPT_TABLE = 1 << 11,
+	OPT_REJECT = 1 << 12,
+	OPT_PHONE = 1 << 13,
+	OPT_EMAIL = 1 << 14,
+	OPT_LEAD_ID = 1 << 15,
+	OPT_CHECK = 1 << 16,
+	OPT_MAX_AGE = 1 << 17,
+	OPT_KEEP = 1 << 18,
+	OPT_FILE_MODE = 1 << 19,
+	OPT_CONN = 1 << 20, /* -d -h -p -U -w -W */
+	OPT_GENERAL = 1 << 21
+};
+
+/* what the commands that read a committed run (export, explain, report) share */
+#define OPT_READ (OPT_CONN | OPT_JOB | OPT_RUN)
+
+static const struct command
+{
+	const char *name;
+	bool (*fn)(const struct cmd_opts *o, struct error *err);
+	unsigned options;  /* OPT_* bits besides OPT_GENERAL */
+	const char *usage; /* what follows "refinery NAME" */
+	const char *summary;
+} commands[] = {
+    {"run", cmd_run, OPT_RULES | OPT_DRY_RUN | OPT_JOBS | OPT_FORCE | OPT_CONN, "[OPTION]...",
+     "pull leads, refine, score, assign reps, write the run back"},
+    {"init-db", cmd_init_db, OPT_CONN, "[OPTION]...", "create or upgrade the refinery schema"},
+    {"check-rules", cmd_check_rules, OPT_RULES, "[OPTION]... [FILE]...",
+     "check rule files without connecting"},
+    {"export", cmd_export, OPT_READ | OPT_CSV | OPT_VERDICT | OPT_REP | OPT_FILE_MODE,
+     "--csv=FILE [OPTION]...", "write a run's results to a CSV file"},
+    {"explain", cmd_explain, OPT_READ, "[OPTION]... LEAD_ID",
+     "show why one lead got its verdict, score and rep"},
+    {"report", cmd_report, OPT_READ | OPT_HTML | OPT_FILE_MODE, "[OPTION]...",
+     "summarise a run (funnel, cohorts, reps; --html for a file)"},
+    {"import", cmd_import, OPT_CONN | OPT_CSV | OPT_TABLE | OPT_REJECT | OPT_FILE_MODE,
+     "--csv=FILE --table=NAME [OPTION]...", "load a CSV file of leads into a table"},
+    {"calibrate", cmd_calibrate, OPT_RULES | OPT_JOBS | OPT_OUTPUT | OPT_FILE_MODE | OPT_CONN,
+     "[OPTION]...", "fit scoring points from historical outcomes"},
+    {"forget", cmd_forget, OPT_RULES | OPT_DRY_RUN | OPT_PHONE | OPT_EMAIL | OPT_LEAD_ID | OPT_CONN,
+     "[OPTION]...", "erase a person on request; never import them again"},
+    {"jobs", cmd_jobs, OPT_CONN | OPT_JOB | OPT_CHECK | OPT_MAX_AGE, "[OPTION]...",
+     "list the jobs and their last committed runs"},
+    {"prune", cmd_prune, OPT_CONN | OPT_RULES | OPT_JOB | OPT_KEEP, "[OPTION]...",
+     "drop a job's old runs now ([output] keep_runs or --keep)"},
+};
+
+#define NCOMMANDS ((int) (sizeof(commands) / sizeof(commands[0])))
+
+/*
+ * The help line of each option, in the order --help shows them.  A line
+ * naming a command is that command's own wording and comes before the
+ * general line (command NULL) of the same option.
+ */
+static const struct
+{
+	unsigned bit;
+	const char *command; /* NULL: every command that takes the option */
+	const char *text;
+} option_help[] = {
+    {OPT_RULES, "check-rules",
+     "  -c, --rules=FILE       rule file, as are the FILE arguments (later wins)"},
+    {OPT_RULES, "forget",
+     "  -c, --rules=FILE       rule file for the numbering plan and e-mail rules"},
+    {OPT_RULES, "prune",
+     "  -c, --rules=FILE       rule file: its [job] name and [output] keep_runs"},
+    {OPT_RULES, NULL, "  -c, --rules=FILE       rule file; repeat to layer files (later wins)"},
+    {OPT_DRY_RUN, "forget", "  -n, --dry-run          erase, print what went, then roll back"},
+    {OPT_DRY_RUN, NULL, "  -n, --dry-run          do everything, print the funnel, roll back"},
+    {OPT_JOBS, NULL, "  -j, --jobs=N           worker threads (default: all cores)"},
+    {OPT_OUTPUT, NULL,
+     "  -o, --output=FILE      write the fitted rules here (else standard output)"},
+    {OPT_FORCE, NULL, "      --force            commit even when the [job] guards refuse the run"},
+    {OPT_JOB, "jobs", "      --job=NAME         only this job"},
+    {OPT_JOB, "prune",
+     "      --job=NAME         the job to prune (else the rules' or the only one)"},
+    {OPT_JOB, NULL,
+     "      --job=NAME         the job to read (needed when several jobs have runs)"},
+    {OPT_RUN, NULL, "      --run=ID           run to read (default: the job's latest committed)"},
+    {OPT_CSV, "import", "      --csv=FILE         CSV file to read (header row required)"},
+    {OPT_CSV, NULL, "      --csv=FILE         CSV file to write (\"-\" for standard output)"},
+    {OPT_VERDICT, NULL, "      --verdict=V        only leads with this verdict"},
+    {OPT_REP, NULL, "      --rep=ID           only this rep's call list, in call order"},
+    {OPT_HTML, NULL, "      --html=FILE        also write an HTML report with charts"},
+    {OPT_TABLE, NULL,
+     "      --table=NAME       target table (created with text columns if absent)"},
+    {OPT_REJECT, NULL, "      --reject=FILE      write rejected rows here instead of failing"},
+    {OPT_PHONE, NULL, "      --phone=NUMBER     the person's phone number"},
+    {OPT_EMAIL, NULL, "      --email=ADDRESS    the person's e-mail address"},
+    {OPT_LEAD_ID, NULL, "      --lead-id=ID       one of the person's leads"},
+    {OPT_CHECK, NULL, "      --check            fail (status 5) when a job is overdue"},
+    {OPT_MAX_AGE, NULL,
+     "      --max-age=AGE      with --check: overdue when its last run is older"},
+    {OPT_KEEP, NULL, "      --keep=N           keep the newest N committed runs of the job"},
+    {OPT_FILE_MODE, NULL,
+     "      --file-mode=MODE   permission bits of the files written, in octal\n"
+     "                         (default: [output] file_mode, 0600 as shipped)"},
+};
+
+static const char *const connection_help =
+    "Connection options:\n"
+    "  -d, --dbname=DBNAME    database name, conninfo string or URI\n"
+    "  -h, --host=HOSTNAME    database server host or socket directory\n"
+    "  -p, --port=PORT        database server port\n"
+    "  -U, --username=NAME    database user name\n"
+    "  -w, --no-password      never prompt for a password\n"
+    "  -W, --password         force a password prompt\n";
+
+static const char *const general_help =
+    "General options:\n"
+    "      --log-format=FMT   text (default) or json: one object per line\n"
+    "  -q, --quiet            no summary line on success\n"
+    "  -V, --version          output version information, then exit\n"
+    "  -?, --help             show this help, then exit\n";
+
+static const struct command *
+find_command(const char *name)
+{
+	for (int k = 0; k < NCOMMANDS; k++)
+		if (strcmp(commands[k].name, name) == 0)
+			return &commands[k];
+	return NULL;
+}
+
 static void
 usage(FILE *out)
 {
@@ -45,74 +191,70 @@ usage(FILE *out)
 	             "Usage:\n"
 	             "  refinery COMMAND [OPTION]...\n"
 	             "\n"
-	             "Commands:\n"
-	             "  run          pull leads, refine, score, assign reps, write the run back\n"
-	             "  init-db      create or upgrade the refinery schema\n"
-	             "  check-rules  check rule files without connecting\n"
-	             "  export       write a run's results to a CSV file\n"
-	             "  explain      show why one lead got its verdict, score and rep\n"
-	             "  report       summarise a run (funnel, cohorts, reps; --html for a file)\n"
-	             "  import       load a CSV file of leads into a table\n"
-	             "  calibrate    fit scoring points from historical outcomes\n"
-	             "  forget       erase a person on request; never import them again\n"
-	             "  jobs         list the jobs and their last committed runs\n"
-	             "  prune        drop a job's old runs now ([output] keep_runs or --keep)\n"
-	             "\n"
-	             "Run options:\n"
-	             "  -c, --rules=FILE       rule file; repeat to layer files (later wins)\n"
-	             "  -n, --dry-run          do everything, print the funnel, roll back\n"
-	             "  -j, --jobs=N           worker threads (default: all cores)\n"
-	             "  -o, --output=FILE      calibrate: write the fitted rules here (else stdout)\n"
-	             "      --force            commit even when the [job] guards refuse the run\n"
-	             "\n"
-	             "Export, explain, report, jobs and prune options:\n"
-	             "      --job=NAME         the job to read (needed when several jobs have runs)\n"
-	             "      --run=ID           run to read (default: the job's latest committed)\n"
-	             "      --csv=FILE         CSV file to write (\"-\" for standard output)\n"
-	             "      --verdict=V        export only leads with this verdict\n"
-	             "      --rep=ID           export only this rep's call list, in call order\n"
-	             "      --html=FILE        report: also write an HTML report with charts\n"
-	             "      --check            jobs: fail (status 5) when a job is overdue\n"
-	             "      --max-age=AGE      jobs --check: overdue when its last run is older (26h)\n"
-	             "      --keep=N           prune: keep the newest N committed runs of the job\n"
-	             "\n"
-	             "Files written (export, report --html, import --reject, calibrate -o):\n"
-	             "      --file-mode=MODE   permission bits, in octal (default: [output]\n"
-	             "                         file_mode of the rules, 0600 as shipped)\n"
-	             "\n"
-	             "Import options:\n"
-	             "      --csv=FILE         CSV file to read (header row required)\n"
-	             "      --table=NAME       target table (created with text columns if absent)\n"
-	             "      --reject=FILE      write rejected rows here instead of failing\n"
-	             "\n"
-	             "Forget options (with -c for the numbering plan, -n to roll back):\n"
-	             "      --phone=NUMBER     the person's phone number\n"
-	             "      --email=ADDRESS    the person's e-mail address\n"
-	             "      --lead-id=ID       one of the person's leads\n"
-	             "\n"
-	             "Connection options:\n"
-	             "  -d, --dbname=DBNAME    database name, conninfo string or URI\n"
-	             "  -h, --host=HOSTNAME    database server host or socket directory\n"
-	             "  -p, --port=PORT        database server port\n"
-	             "  -U, --username=NAME    database user name\n"
-	             "  -w, --no-password      never prompt for a password\n"
-	             "  -W, --password         force a password prompt\n"
-	             "\n"
-	             "General options:\n"
-	             "      --log-format=FMT   text (default) or json: one object per line\n"
-	             "  -q, --quiet            no summary line on success\n"
-	             "  -V, --version          output version information, then exit\n"
-	             "  -?, --help             show this help, then exit\n"
-	             "\n"
-	             "Stages of a run, in order:\n  pull");
-	for (int k = 0; pipeline_stage_name(k); k++)
-		fprintf(out, ", %s", pipeline_stage_name(k));
-	fprintf(out, ", write.\n"
+	             "Commands:\n");
+	for (int k = 0; k < NCOMMANDS; k++)
+		fprintf(out, "  %-12s %s\n", commands[k].name, commands[k].summary);
+	fprintf(out,
+	        "\n"
+	        "\"refinery COMMAND --help\" shows the options a command takes.\n"
+	        "\n"
+	        "%s\n%s\n"
+	        "Stages of a run, in order:\n",
+	        connection_help, general_help);
+	/* pull, the stages of stagelist.h, write; wrapped to fit 80 columns */
+	for (int k = -1, col = 0;; k++)
+	{
+		const char *name = k < 0 ? "pull" : pipeline_stage_name(k);
+		bool last = name == NULL;
+
+		if (last)
+			name = "write";
+		if (col > 0 && col + 1 + (int) strlen(name) + 1 > 79)
+		{
+			fprintf(out, "\n");
+			col = 0;
+		}
+		col += fprintf(out, "%s%s%s", col == 0 ? "  " : " ", name, last ? "." : ",");
+		if (last)
+			break;
+	}
+	fprintf(out, "\n"
 	             "\n"
 	             "Exit status: 0 success, 1 internal error, 2 usage, 3 rules, 4 connection,\n"
 	             "5 data or SQL error (also: a [job] guard refused the run; jobs --check\n"
 	             "found an overdue job), 6 another run of the job holds its lease, 7 interrupted.\n"
 	             "See refinery(1) for the rule files and the refinery schema.\n");
+}
+
+/* One command's help: its usage and the options it takes, no others. */
+static void
+command_usage(const struct command *c, FILE *out)
+{
+	unsigned shown = 0;
+
+	fprintf(out,
+	        "refinery %s: %s.\n"
+	        "\n"
+	        "Usage:\n"
+	        "  refinery %s %s\n",
+	        c->name, c->summary, c->name, c->usage);
+	if (c->options & ~OPT_CONN)
+	{
+		fprintf(out, "\nOptions:\n");
+		for (size_t k = 0; k < sizeof(option_help) / sizeof(option_help[0]); k++)
+		{
+			unsigned bit = option_help[k].bit;
+
+			if (!(c->options & bit) || (shown & bit) ||
+			    (option_help[k].command && strcmp(option_help[k].command, c->name) != 0))
+				continue;
+			fprintf(out, "%s\n", option_help[k].text);
+			shown |= bit;
+		}
+	}
+	if (c->options & OPT_CONN)
+		fprintf(out, "\n%s", connection_help);
+	fprintf(out, "\n%s\nSee refinery(1) for the command's description.\n", general_help);
 }
 
 static int
@@ -122,13 +264,17 @@ fail(const struct error *err)
 	return err->code == EXIT_OK ? EXIT_INTERNAL : (int) err->code;
 }
 
+/* A usage error; `c` is the command, for the help it points to (NULL: none yet). */
 static int
-bad_usage(const char *fmt, const char *arg)
+bad_usage(const struct command *c, const char *fmt, const char *arg)
 {
 	fprintf(stderr, "refinery: error: ");
 	fprintf(stderr, fmt, arg);
 	fprintf(stderr, "\n");
-	fprintf(stderr, "Try \"refinery --help\" for more information.\n");
+	if (c)
+		fprintf(stderr, "Try \"refinery %s --help\" for more information.\n", c->name);
+	else
+		fprintf(stderr, "Try \"refinery --help\" for more information.\n");
 	return EXIT_USAGE;
 }
 
@@ -143,6 +289,90 @@ take_conninfo(char *arg)
 	return copy;
 }
 
+/* getopt_long's value of each option without a short form */
+enum
+{
+	LONG_LOG_FORMAT = 256,
+	LONG_HELP,
+	LONG_RUN,
+	LONG_CSV,
+	LONG_VERDICT,
+	LONG_REP,
+	LONG_HTML,
+	LONG_TABLE,
+	LONG_REJECT,
+	LONG_FILE_MODE,
+	LONG_PHONE,
+	LONG_EMAIL,
+	LONG_LEAD_ID,
+	LONG_JOB,
+	LONG_FORCE,
+	LONG_CHECK,
+	LONG_MAX_AGE,
+	LONG_KEEP
+};
+
+/* Every option, and which OPT_* bit of the command table it is. */
+static const struct
+{
+	struct option opt;
+	unsigned bit;
+} options[] = {
+    {{"rules", required_argument, NULL, 'c'}, OPT_RULES},
+    {{"dry-run", no_argument, NULL, 'n'}, OPT_DRY_RUN},
+    {{"jobs", required_argument, NULL, 'j'}, OPT_JOBS},
+    {{"output", required_argument, NULL, 'o'}, OPT_OUTPUT},
+    {{"force", no_argument, NULL, LONG_FORCE}, OPT_FORCE},
+    {{"job", required_argument, NULL, LONG_JOB}, OPT_JOB},
+    {{"run", required_argument, NULL, LONG_RUN}, OPT_RUN},
+    {{"csv", required_argument, NULL, LONG_CSV}, OPT_CSV},
+    {{"verdict", required_argument, NULL, LONG_VERDICT}, OPT_VERDICT},
+    {{"rep", required_argument, NULL, LONG_REP}, OPT_REP},
+    {{"html", required_argument, NULL, LONG_HTML}, OPT_HTML},
+    {{"table", required_argument, NULL, LONG_TABLE}, OPT_TABLE},
+    {{"reject", required_argument, NULL, LONG_REJECT}, OPT_REJECT},
+    {{"phone", required_argument, NULL, LONG_PHONE}, OPT_PHONE},
+    {{"email", required_argument, NULL, LONG_EMAIL}, OPT_EMAIL},
+    {{"lead-id", required_argument, NULL, LONG_LEAD_ID}, OPT_LEAD_ID},
+    {{"check", no_argument, NULL, LONG_CHECK}, OPT_CHECK},
+    {{"max-age", required_argument, NULL, LONG_MAX_AGE}, OPT_MAX_AGE},
+    {{"keep", required_argument, NULL, LONG_KEEP}, OPT_KEEP},
+    {{"file-mode", required_argument, NULL, LONG_FILE_MODE}, OPT_FILE_MODE},
+    {{"dbname", required_argument, NULL, 'd'}, OPT_CONN},
+    {{"host", required_argument, NULL, 'h'}, OPT_CONN},
+    {{"port", required_argument, NULL, 'p'}, OPT_CONN},
+    {{"username", required_argument, NULL, 'U'}, OPT_CONN},
+    {{"no-password", no_argument, NULL, 'w'}, OPT_CONN},
+    {{"password", no_argument, NULL, 'W'}, OPT_CONN},
+    {{"log-format", required_argument, NULL, LONG_LOG_FORMAT}, OPT_GENERAL},
+    {{"quiet", no_argument, NULL, 'q'}, OPT_GENERAL},
+    {{"version", no_argument, NULL, 'V'}, OPT_GENERAL},
+    {{"help", no_argument, NULL, LONG_HELP}, OPT_GENERAL},
+};
+
+#define NOPTIONS ((int) (sizeof(options) / sizeof(options[0])))
+
+/* The entry of options[] that getopt_long returned `val` for; NULL for none. */
+static const struct option *
+option_of(int val, unsigned *bit)
+{
+	for (int k = 0; k < NOPTIONS; k++)
+		if (options[k].opt.val == val)
+		{
+			*bit = options[k].bit;
+			return &options[k].opt;
+		}
+	return NULL;
+}
+
+static void
+print_version(void)
+{
+	printf("refinery %s\n", PACKAGE_VERSION);
+	if (FAULT_COMPILED_IN)
+		printf("built with fault injection (REFINERY_FAULT): for tests only\n");
+}
+
 /*
  * Everything main() does once the options' storage exists; every return
  * path leaves the freeing to main().
@@ -150,40 +380,8 @@ take_conninfo(char *arg)
 static int
 dispatch(int argc, char **argv, struct cmd_opts *o)
 {
-	static const struct option long_opts[] = {
-	    {"rules", required_argument, NULL, 'c'},
-	    {"dry-run", no_argument, NULL, 'n'},
-	    {"jobs", required_argument, NULL, 'j'},
-	    {"dbname", required_argument, NULL, 'd'},
-	    {"host", required_argument, NULL, 'h'},
-	    {"port", required_argument, NULL, 'p'},
-	    {"username", required_argument, NULL, 'U'},
-	    {"no-password", no_argument, NULL, 'w'},
-	    {"password", no_argument, NULL, 'W'},
-	    {"quiet", no_argument, NULL, 'q'},
-	    {"version", no_argument, NULL, 'V'},
-	    {"help", no_argument, NULL, 9},
-	    {"log-format", required_argument, NULL, 1},
-	    {"run", required_argument, NULL, 2},
-	    {"csv", required_argument, NULL, 3},
-	    {"verdict", required_argument, NULL, 4},
-	    {"rep", required_argument, NULL, 5},
-	    {"html", required_argument, NULL, 6},
-	    {"table", required_argument, NULL, 7},
-	    {"reject", required_argument, NULL, 8},
-	    {"output", required_argument, NULL, 'o'},
-	    {"file-mode", required_argument, NULL, 10},
-	    {"phone", required_argument, NULL, 20},
-	    {"email", required_argument, NULL, 21},
-	    {"lead-id", required_argument, NULL, 22},
-	    {"job", required_argument, NULL, 30},
-	    {"force", no_argument, NULL, 31},
-	    {"check", no_argument, NULL, 32},
-	    {"max-age", required_argument, NULL, 33},
-	    {"keep", required_argument, NULL, 34},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *command;
+	struct option long_opts[NOPTIONS + 1];
+	const struct command *cmd;
 	int c;
 
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-?") == 0))
@@ -193,23 +391,45 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 	}
 	if (argc > 1 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0))
 	{
-		printf("refinery %s\n", PACKAGE_VERSION);
-		if (FAULT_COMPILED_IN)
-			printf("built with fault injection (REFINERY_FAULT): for tests only\n");
+		print_version();
 		return EXIT_OK;
 	}
 	if (argc < 2 || argv[1][0] == '-')
-		return bad_usage("%s", argc < 2 ? "no command given" : "the command must come first");
-	command = argv[1];
-	optind = 2;
+		return bad_usage(NULL, "%s", argc < 2 ? "no command given" : "the command must come first");
+	if ((cmd = find_command(argv[1])) == NULL)
+		return bad_usage(NULL, "unknown command \"%s\"", argv[1]);
+	/* getopt_long reports an unknown option as '?': find -? first */
 	for (int i = 2; i < argc; i++)
 		if (strcmp(argv[i], "-?") == 0)
 		{
-			usage(stdout);
+			command_usage(cmd, stdout);
 			return EXIT_OK;
 		}
+	for (int k = 0; k < NOPTIONS; k++)
+		long_opts[k] = options[k].opt;
+	memset(&long_opts[NOPTIONS], 0, sizeof(long_opts[NOPTIONS]));
+	optind = 2;
 	while ((c = getopt_long(argc, argv, "c:nj:d:h:p:U:wWqVo:", long_opts, NULL)) != -1)
 	{
+		const struct option *opt;
+		unsigned bit = 0;
+
+		if ((opt = option_of(c, &bit)) == NULL)
+		{
+			/* getopt_long has said what is wrong */
+			fprintf(stderr, "Try \"refinery %s --help\" for more information.\n", cmd->name);
+			return EXIT_USAGE;
+		}
+		if (bit != OPT_GENERAL && !(cmd->options & bit))
+		{
+			fprintf(stderr, "refinery: error: %s does not take option \"--%s\"\n", cmd->name,
+			        opt->name);
+			if (c == LONG_JOB && strcmp(cmd->name, "run") == 0)
+				/* the job is part of the rules, and so of the run's rules_sha256 */
+				fprintf(stderr, "hint: Set \"[job]\" and \"name = %s\" in a rules file.\n", optarg);
+			fprintf(stderr, "Try \"refinery %s --help\" for the options it takes.\n", cmd->name);
+			return EXIT_USAGE;
+		}
 		switch (c)
 		{
 			case 'c': o->files[o->nfiles++] = optarg; break;
@@ -220,7 +440,7 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 				long j = strtol(optarg, &end, 10);
 
 				if (*end || j < 1 || j > 1024)
-					return bad_usage("invalid number of jobs: \"%s\"", optarg);
+					return bad_usage(cmd, "invalid number of jobs: \"%s\"", optarg);
 				o->jobs = (int) j;
 				break;
 			}
@@ -231,77 +451,71 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 			case 'w': o->conn.password = PG_PASSWORD_NEVER; break;
 			case 'W': o->conn.password = PG_PASSWORD_PROMPT; break;
 			case 'q': log_quiet = true; break;
-			case 'V':
-				printf("refinery %s\n", PACKAGE_VERSION);
-				if (FAULT_COMPILED_IN)
-					printf("built with fault injection (REFINERY_FAULT): for tests only\n");
-				return EXIT_OK;
-			case 9: usage(stdout); return EXIT_OK;
-			case 1:
+			case 'V': print_version(); return EXIT_OK;
+			case LONG_HELP: command_usage(cmd, stdout); return EXIT_OK;
+			case LONG_LOG_FORMAT:
 				if (strcmp(optarg, "json") == 0)
 					log_json = true;
 				else if (strcmp(optarg, "text") != 0)
-					return bad_usage("invalid log format \"%s\" (use text or json)", optarg);
+					return bad_usage(cmd, "invalid log format \"%s\" (use text or json)", optarg);
 				break;
-			case 2:
+			case LONG_RUN:
 			{
 				char *end;
 
 				o->run_id = strtoll(optarg, &end, 10);
 				if (*end || o->run_id < 1)
-					return bad_usage("invalid run id: \"%s\"", optarg);
+					return bad_usage(cmd, "invalid run id: \"%s\"", optarg);
 				break;
 			}
-			case 3: o->csv = optarg; break;
-			case 4: o->verdict = optarg; break;
-			case 5:
+			case LONG_CSV: o->csv = optarg; break;
+			case LONG_VERDICT: o->verdict = optarg; break;
+			case LONG_REP:
 			{
 				char *end;
 
 				o->rep_id = strtoll(optarg, &end, 10);
 				o->has_rep = true;
 				if (*end)
-					return bad_usage("invalid rep id: \"%s\"", optarg);
+					return bad_usage(cmd, "invalid rep id: \"%s\"", optarg);
 				break;
 			}
-			case 6: o->html = optarg; break;
-			case 7: o->table = optarg; break;
-			case 8: o->reject = optarg; break;
+			case LONG_HTML: o->html = optarg; break;
+			case LONG_TABLE: o->table = optarg; break;
+			case LONG_REJECT: o->reject = optarg; break;
 			case 'o': o->output = optarg; break;
-			case 20: o->forget_phone = optarg; break;
-			case 21: o->forget_email = optarg; break;
-			case 22: o->forget_lead = optarg; break;
-			case 10:
+			case LONG_PHONE: o->forget_phone = optarg; break;
+			case LONG_EMAIL: o->forget_email = optarg; break;
+			case LONG_LEAD_ID: o->forget_lead = optarg; break;
+			case LONG_FILE_MODE:
 				if (!outfile_parse_mode(optarg, &o->file_mode))
-					return bad_usage("invalid --file-mode \"%s\" (use octal bits such as 0600 "
+					return bad_usage(cmd,
+					                 "invalid --file-mode \"%s\" (use octal bits such as 0600 "
 					                 "or 0640)",
 					                 optarg);
 				o->has_file_mode = true;
 				break;
-			case 30:
+			case LONG_JOB:
 				if (!ruleset_job_name_ok(optarg))
-					return bad_usage("invalid job name: \"%s\"", optarg);
+					return bad_usage(cmd, "invalid job name: \"%s\"", optarg);
 				o->job = optarg;
 				break;
-			case 31: o->force = true; break;
-			case 32: o->check = true; break;
-			case 33:
+			case LONG_FORCE: o->force = true; break;
+			case LONG_CHECK: o->check = true; break;
+			case LONG_MAX_AGE:
 				if ((o->max_age = cmd_parse_age(optarg)) <= 0)
-					return bad_usage("invalid age: \"%s\" (e.g. 26h, 90m, 2d)", optarg);
+					return bad_usage(cmd, "invalid age: \"%s\" (e.g. 26h, 90m, 2d)", optarg);
 				o->max_age_text = optarg;
 				break;
-			case 34:
+			case LONG_KEEP:
 			{
 				char *end;
 
 				o->keep = strtol(optarg, &end, 10);
 				if (*end || o->keep < 1 || o->keep > 1000000)
-					return bad_usage("invalid number of runs to keep: \"%s\"", optarg);
+					return bad_usage(cmd, "invalid number of runs to keep: \"%s\"", optarg);
 				break;
 			}
-			default:
-				fprintf(stderr, "Try \"refinery --help\" for more information.\n");
-				return EXIT_USAGE;
 		}
 	}
 	o->args = (const char *const *) argv + optind;
@@ -316,34 +530,9 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 
 	{
 		struct error err;
-		bool ok;
 
 		error_clear(&err);
-		if (strcmp(command, "run") == 0)
-			ok = cmd_run(o, &err);
-		else if (strcmp(command, "init-db") == 0)
-			ok = cmd_init_db(o, &err);
-		else if (strcmp(command, "check-rules") == 0)
-			ok = cmd_check_rules(o, &err);
-		else if (strcmp(command, "export") == 0)
-			ok = cmd_export(o, &err);
-		else if (strcmp(command, "explain") == 0)
-			ok = cmd_explain(o, &err);
-		else if (strcmp(command, "report") == 0)
-			ok = cmd_report(o, &err);
-		else if (strcmp(command, "import") == 0)
-			ok = cmd_import(o, &err);
-		else if (strcmp(command, "calibrate") == 0)
-			ok = cmd_calibrate(o, &err);
-		else if (strcmp(command, "forget") == 0)
-			ok = cmd_forget(o, &err);
-		else if (strcmp(command, "jobs") == 0)
-			ok = cmd_jobs(o, &err);
-		else if (strcmp(command, "prune") == 0)
-			ok = cmd_prune(o, &err);
-		else
-			return bad_usage("unknown command \"%s\"", command);
-		if (!ok)
+		if (!cmd->fn(o, &err))
 			return fail(&err);
 	}
 	return EXIT_OK;

@@ -3,34 +3,28 @@
  *    The ordered table of stages: each is timed and the kept rows are
  *    counted before and after it.
  *
- * Adding a stage is one line in the table below plus its own file.  The
- * order is the CDP model's: repair what can be repaired, drop the dead,
- * merge the duplicates (where person-level opt-outs spread to every record
- * of the person), drop what is left incomplete, then prioritise, group and
- * assign.
+ * The table is generated from stagelist.h, which holds the order: adding a
+ * stage is its own files, one line there and its lines in Makefile.am,
+ * nothing in this file.  The order is
+ * the CDP model's: repair what can be repaired, drop the dead, merge the
+ * duplicates (where person-level opt-outs spread to every record of the
+ * person), drop what is left incomplete, then prioritise, group and assign.
  */
 #include "config.h"
 
 #include <string.h>
 #include <time.h>
 
-#include "blacklist.h"
-#include "cohort.h"
-#include "dedupe.h"
-#include "match.h"
-#include "normalize.h"
-#include "partial.h"
 #include "pipeline.h"
-#include "score.h"
 
 static const struct
 {
 	const char *name;
 	stage_fn fn;
 } stages[] = {
-    {"normalize", normalize_stage}, {"blacklist", blacklist_stage}, {"dedupe", dedupe_stage},
-    {"partial", partial_stage},     {"score", score_stage},         {"cohort", cohort_stage},
-    {"match", match_stage},
+#define STAGE(name, fn, type, load, free_fn, slot) {name, fn},
+#include "stagelist.h"
+#undef STAGE
 };
 
 #define NSTAGES ((int) (sizeof(stages) / sizeof(stages[0])))

@@ -20,16 +20,10 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "blacklist.h"
-#include "cohort.h"
-#include "dedupe.h"
-#include "match.h"
 #include "normalize.h"
 #include "outfile.h"
-#include "partial.h"
 #include "pg.h"
 #include "ruleset.h"
-#include "score.h"
 
 static char *
 dup_or_null(const char *s)
@@ -583,14 +577,17 @@ ruleset_load(const char *const *files, int nfiles, struct error *err)
 		goto fail;
 	if (!source_config_load(rs->rules, &rs->source, err) ||
 	    !job_config_load(rs->rules, &rs->job, err) ||
-	    !output_config_load(rs->rules, &rs->output, err) ||
-	    !normalize_config_load(rs->rules, &rs->normalize, err) ||
-	    !blacklist_config_load(rs->rules, rs->normalize->plan, &rs->blacklist, err) ||
-	    !dedupe_config_load(rs->rules, &rs->dedupe, err) ||
-	    !partial_config_load(rs->rules, &rs->partial, err) ||
-	    !score_config_load(rs->rules, &rs->score, err) ||
-	    !cohort_config_load(rs->rules, &rs->cohort, err) ||
-	    !match_config_load(rs->rules, &rs->match, err) || !rules_check_unused(rs->rules, err))
+	    !output_config_load(rs->rules, &rs->output, err))
+		goto fail;
+#define STAGE(name, fn, type, load, free_fn, slot)                                                 \
+	if (!load(rs->rules, &rs->slot, err))                                                          \
+		goto fail;
+#define PLAN_STAGE(name, fn, type, load, free_fn, slot)                                            \
+	if (!load(rs->rules, rs->normalize->plan, &rs->slot, err))                                     \
+		goto fail;
+#include "stagelist.h" /* then each stage's sections, in run order */
+#undef STAGE
+	if (!rules_check_unused(rs->rules, err))
 		goto fail;
 	if ((rs->text = rules_text(rs->rules)) == NULL || !rules_sha256_hex(rs->text, rs->sha256))
 	{
@@ -612,13 +609,9 @@ ruleset_free(struct ruleset *rs)
 	source_config_free(rs->source);
 	job_config_free(rs->job);
 	output_config_free(rs->output);
-	normalize_config_free(rs->normalize);
-	blacklist_config_free(rs->blacklist);
-	dedupe_config_free(rs->dedupe);
-	partial_config_free(rs->partial);
-	score_config_free(rs->score);
-	cohort_config_free(rs->cohort);
-	match_config_free(rs->match);
+#define STAGE(name, fn, type, load, free_fn, slot) free_fn(rs->slot);
+#include "stagelist.h"
+#undef STAGE
 	rules_free(rs->rules);
 	free(rs->text);
 	free(rs);

@@ -16,7 +16,8 @@
  * a stop request is seen within a bounded amount of work, not at the end of
  * the stage.  Each module parses its own sections of the rule
  * files into its config with x_config_load(), called once by ruleset_load();
- * the ruleset owns the configs and outlives the batch.
+ * the ruleset owns the configs and outlives the batch.  The stages, their
+ * order and their functions are listed once, in stagelist.h.
  */
 #ifndef REFINERY_STAGE_H
 #define REFINERY_STAGE_H
@@ -30,14 +31,15 @@
 #include "rules.h"
 
 struct source_config;
-struct normalize_config;
-struct blacklist_config;
-struct dedupe_config;
-struct partial_config;
-struct score_config;
-struct cohort_config;
-struct match_config;
 struct output_config;
+struct job_config;
+struct phone_plan;
+struct stage_stats;
+
+/* each stage's config type */
+#define STAGE(name, fn, type, load, free_fn, slot) type;
+#include "stagelist.h"
+#undef STAGE
 
 struct ruleset
 {
@@ -45,15 +47,12 @@ struct ruleset
 	char *text;          /* canonical merged text (rules_text); owned */
 	char sha256[65];
 	struct source_config *source;
-	struct normalize_config *normalize;
-	struct blacklist_config *blacklist;
-	struct dedupe_config *dedupe;
-	struct partial_config *partial;
-	struct score_config *score;
-	struct cohort_config *cohort;
-	struct match_config *match;
 	struct output_config *output;
 	struct job_config *job;
+	/* one config per stage, owned, in run order (stagelist.h) */
+#define STAGE(name, fn, type, load, free_fn, slot) type *slot;
+#include "stagelist.h"
+#undef STAGE
 	int threads; /* 0 = OpenMP default */
 	int64_t now; /* "today" for recency and outlier rules, seconds since
 								 * epoch (naive local); from [source] now or the clock */
@@ -99,5 +98,20 @@ void stage_stats_free(struct stage_stats *st);
 
 typedef bool (*stage_fn)(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
                          struct error *err);
+
+/*
+ * Every stage's function, config loader and config free, declared from
+ * stagelist.h: a stage whose own header disagrees does not compile.
+ */
+#define STAGE(name, fn, type, load, free_fn, slot)                                                 \
+	bool fn(struct batch *b, const struct ruleset *rs, struct stage_stats *st, struct error *err); \
+	bool load(struct rules *r, type **out, struct error *err);                                     \
+	void free_fn(type *c);
+#define PLAN_STAGE(name, fn, type, load, free_fn, slot)                                            \
+	bool fn(struct batch *b, const struct ruleset *rs, struct stage_stats *st, struct error *err); \
+	bool load(struct rules *r, const struct phone_plan *plan, type **out, struct error *err);      \
+	void free_fn(type *c);
+#include "stagelist.h"
+#undef STAGE
 
 #endif /* REFINERY_STAGE_H */

@@ -3,19 +3,78 @@
 # and check-rules, none of which needs a server.
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$top_srcdir/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/stages.sh"
 
 out=$("$REFINERY" --help); rc=$?
 is "$rc" 0 "--help exits 0"
 like "$out" '^refinery turns historical sales leads' "--help starts with the purpose"
 like "$out" 'Usage:' "--help shows usage"
 like "$out" 'check-rules' "--help lists check-rules"
-like "$out" '  pull, normalize, blacklist, dedupe, partial, score, cohort, match, write' \
-	"--help lists the stages in order"
+like "$(stage_names ' ')" '^normalize blacklist dedupe ' "engine/stagelist.h is read"
+is "$(printf '%s\n' "$out" | sed -n '/^Stages of a run/,/^$/{/^Stages/d;/^$/d;s/^  //;p;}' | paste -sd' ')" \
+	"pull, $(stage_names ', '), write." "--help lists the stages of engine/stagelist.h in order"
 wide=$(printf '%s\n' "$out" | awk 'length($0) > 79' | wc -l)
 is "$wide" 0 "--help fits in 80 columns"
 out=$("$REFINERY" run --help); is "$?" 0 "run --help exits 0"
 out=$("$REFINERY" run -c x.ini '-?'); is "$?" 0 "-? after a command shows the help too"
-like "$out" '^refinery turns' "and it is the help"
+like "$out" '^refinery run: ' "and it is that command's help"
+
+# each command takes its own options: others are refused before anything is done, and
+# its --help shows its usage and its options only
+nohost="host=127.0.0.1 port=1 connect_timeout=2"
+err=$("$REFINERY" init-db --dry-run -d "$nohost" 2>&1); rc=$?
+is "$rc" 2 "init-db --dry-run is a usage error (it used to migrate for real)"
+like "$err" '^refinery: error: init-db does not take option "--dry-run"$' \
+	"naming the command and the option"
+like "$err" 'Try "refinery init-db --help"' "and pointing to the command's help"
+err=$("$REFINERY" explain 1 --html x.html -d "$nohost" 2>&1); rc=$?
+is "$rc" 2 "explain --html is a usage error"
+like "$err" 'explain does not take option "--html"' "naming explain and --html"
+err=$("$REFINERY" check-rules -d crm x.ini 2>&1); rc=$?
+is "$rc" 2 "check-rules takes no connection option"
+like "$err" 'check-rules does not take option "--dbname"' "naming the long form of -d"
+err=$("$REFINERY" init-db -q --log-format=text -d "$nohost" 2>&1); rc=$?
+is "$rc" 4 "the general options go with every command (then the connection fails)"
+err=$("$REFINERY" forget -n -c x.ini --phone 1 --email a@b --lead-id 1 -d "$nohost" --no-such 2>&1); rc=$?
+like "$err" 'unrecognized option' "an unknown option is still getopt's error"
+out=$("$REFINERY" export --help); rc=$?
+is "$rc" 0 "export --help exits 0"
+like "$out" '^  refinery export --csv=FILE \[OPTION\]\.\.\.$' "export --help shows export's usage"
+like "$out" '^      --verdict=V ' "and export's options"
+like "$out" '^      --csv=FILE +CSV file to write' "in export's wording"
+unlike "$out" '--table|--reject|--phone|--html|--keep|--dry-run|--rules' "and no other command's"
+like "$out" '^  -d, --dbname=' "with the connection options"
+unlike "$out" '^Commands:' "not the list of commands"
+out=$("$REFINERY" import --help)
+like "$out" '^      --csv=FILE +CSV file to read' "import --help words --csv as import reads it"
+unlike "$out" '--verdict' "and shows no export option"
+out=$("$REFINERY" check-rules --help)
+unlike "$out" '--dbname' "check-rules --help shows no connection options: it does not connect"
+like "$out" '^  -c, --rules=FILE' "but -c"
+cmds=$("$REFINERY" --help | sed -n '/^Commands:/,/^$/s/^  \([a-z-]*\) .*/\1/p')
+is "$(printf '%s\n' "$cmds" | wc -l)" 11 "--help lists the eleven commands"
+like "$("$REFINERY" --help)" '"refinery COMMAND --help" shows the options' "and where their options are"
+for c in $cmds; do
+	out=$("$REFINERY" "$c" --help); rc=$?
+	wide=$(printf '%s\n' "$out" | awk 'length($0) > 79' | wc -l)
+	is "$rc/$wide/$(printf '%s\n' "$out" | head -n 1 | cut -d: -f1)" "0/0/refinery $c" \
+		"$c --help exits 0, fits in 80 columns and names $c"
+	# the man page's SYNOPSIS line of the command shows the same options (by long name)
+	opts=$(printf '%s\n' "$out" | sed -n '/^Options:/,/^$/p')
+	syn=$(sed -n "/^\.B refinery $c\$/,/^\.\(br\|PP\)\$/p" "$top_srcdir/engine/refinery.1")
+	want=$(printf '%s\n' "$opts" | grep -oE -- '--[a-z-]+' | sort -u | tr '\n' ' ')
+	got=$(printf '%s\n' "$syn" | sed -nE 's/\\-/-/g; s/^\.R?B (\[ )?(-[-a-z]*).*/\2/p' |
+		while read -r o; do
+			case $o in
+				--*) echo "$o" ;;
+				*) printf '%s\n' "$opts" | grep -oE -- "^  $o, --[a-z-]+" | grep -oE -- '--[a-z-]+' ;;
+			esac
+		done | sort -u | tr '\n' ' ')
+	conn_help=$(printf '%s\n' "$out" | grep -c '^Connection options:')
+	conn_man=$(printf '%s\n' "$syn" | grep -c 'connection-option')
+	is "${got}connection:$conn_man" "${want}connection:$conn_help" \
+		"refinery(1) SYNOPSIS shows the options of $c --help"
+done
 
 out=$("$REFINERY" --version); rc=$?
 is "$rc" 0 "--version exits 0"
@@ -24,7 +83,7 @@ out=$("$REFINERY" -V); like "$out" '^refinery [0-9]' "-V works"
 
 err=$("$REFINERY" run --no-such-option 2>&1 >/dev/null); rc=$?
 is "$rc" 2 "a bad option exits with the usage code"
-like "$err" 'Try "refinery --help" for more information\.' "a bad option points to --help"
+like "$err" 'Try "refinery run --help" for more information\.' "a bad option points to the command's --help"
 err=$("$REFINERY" 2>&1); rc=$?
 is "$rc" 2 "no command is a usage error"
 err=$("$REFINERY" frobnicate 2>&1); rc=$?
@@ -39,8 +98,8 @@ like "$err" 'invalid --file-mode "0800"' "naming the option and the value"
 err=$("$REFINERY" report --file-mode=u+rw 2>&1); is "$?" 2 "a symbolic --file-mode is refused too"
 err=$("$REFINERY" calibrate --file-mode 1777 2>&1); is "$?" 2 "as are bits above 0777"
 err=$("$REFINERY" export --file-mode '' 2>&1); is "$?" 2 "as is an empty --file-mode"
-out=$("$REFINERY" --help)
-like "$out" '--file-mode=MODE' "--help documents --file-mode"
+out=$("$REFINERY" export --help)
+like "$out" '--file-mode=MODE' "export --help documents --file-mode"
 man=$(cat "$top_srcdir/engine/refinery.1")
 like "$man" 'file\\-mode' "the man page documents --file-mode"
 like "$man" '^\.B file_mode$' "and [output] file_mode"
@@ -51,6 +110,7 @@ is "$rc" 2 "an invalid --job is a usage error"
 like "$err" 'invalid job name: "no spaces"' "and names it"
 err=$("$REFINERY" run --job nightly 2>&1); rc=$?
 is "$rc" 2 "run --job is a usage error: the job is in the rules"
+like "$err" 'run does not take option "--job"' "naming the command and the option"
 like "$err" 'hint: Set "\[job\]" and "name = nightly" in a rules file' "and says where it goes"
 err=$("$REFINERY" jobs --check 2>&1); rc=$?
 is "$rc/$err" '2/refinery: error: jobs --check needs --max-age=AGE (e.g. 26h)' \
