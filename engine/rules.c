@@ -892,7 +892,12 @@ rules_text(const struct rules *r)
 			}
 			if (j == i)
 				len += (size_t) sprintf(out + len, "%s[%s]\n", len ? "\n" : "", sec);
-			len += (size_t) sprintf(out + len, "%s = ", e->key);
+			/*
+			 * "key =;x" holds ";x", but "key = ;x" holds nothing (an inline
+			 * comment needs a blank before it): no blank before such a value
+			 */
+			len += (size_t) sprintf(out + len, "%s =%s", e->key,
+			                        e->value[0] == ';' || e->value[0] == '#' ? "" : " ");
 			for (const char *v = e->value; *v; v++)
 			{
 				out[len++] = *v;

@@ -352,6 +352,23 @@ main(void)
 		rules_free(r2);
 		rules_free(r3);
 	}
+	/* a value that starts with a comment character reads back as itself */
+	{
+		struct rules *r1 = load2("[a]\nk =; not a comment\nh =#x\nv = plain\n", NULL, &err);
+		char *t1 = rules_text(r1), *t2;
+		struct rules *r2;
+
+		is_str(rules_get(r1, "a", "k"), "; not a comment", "\"k =;...\" holds the ';'");
+		is_str(t1, "[a]\nk =; not a comment\nh =#x\nv = plain\n",
+		       "canonical text keeps no blank before such a value");
+		r2 = load2(t1, NULL, &err);
+		t2 = rules_text(r2);
+		is_str(t2, t1, "and reads back unchanged");
+		free(t1);
+		free(t2);
+		rules_free(r1);
+		rules_free(r2);
+	}
 	/* a known SHA-256 vector */
 	ok(rules_sha256_hex("abc", hex), "sha256 of abc");
 	is_str(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
