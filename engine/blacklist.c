@@ -34,6 +34,7 @@
 #include "phone.h"
 #include "regex.h"
 #include "ruleset.h"
+#include "util.h"
 
 /* rows per chunk handed to a thread; fixed, so the split never depends on the thread count */
 #define BL_CHUNK 2048
@@ -143,16 +144,6 @@ mix64(uint64_t x)
 	return x;
 }
 
-static uint64_t
-hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char) *s) * 1099511628211ULL;
-	return h;
-}
-
 static bool
 u64_set_add(struct u64_set *s, uint64_t v)
 {
@@ -212,7 +203,7 @@ str_set_add(struct str_set *s, const char *v)
 		for (size_t k = 0; k < s->cap; k++)
 			if (s->slot[k])
 			{
-				for (h = hash_str(s->slot[k]) & (ncap - 1); ns[h]; h = (h + 1) & (ncap - 1))
+				for (h = util_hash64(s->slot[k]) & (ncap - 1); ns[h]; h = (h + 1) & (ncap - 1))
 					;
 				ns[h] = s->slot[k];
 			}
@@ -220,7 +211,7 @@ str_set_add(struct str_set *s, const char *v)
 		s->slot = ns;
 		s->cap = ncap;
 	}
-	for (h = hash_str(v) & (s->cap - 1); s->slot[h]; h = (h + 1) & (s->cap - 1))
+	for (h = util_hash64(v) & (s->cap - 1); s->slot[h]; h = (h + 1) & (s->cap - 1))
 		if (strcmp(s->slot[h], v) == 0)
 			return true;
 	if ((s->slot[h] = strdup(v)) == NULL)
@@ -234,7 +225,7 @@ str_set_has(const struct str_set *s, const char *v)
 {
 	if (s->cap == 0 || v == NULL)
 		return false;
-	for (size_t h = hash_str(v) & (s->cap - 1); s->slot[h]; h = (h + 1) & (s->cap - 1))
+	for (size_t h = util_hash64(v) & (s->cap - 1); s->slot[h]; h = (h + 1) & (s->cap - 1))
 		if (strcmp(s->slot[h], v) == 0)
 			return true;
 	return false;
@@ -518,14 +509,14 @@ load_rows(struct blacklist_rule *rl, char **items, int n, struct error *err)
 	rl->rows = calloc((size_t) n, sizeof(*rl->rows));
 	rl->rowlen = calloc((size_t) n, sizeof(*rl->rowlen));
 	if (rl->rows == NULL || rl->rowlen == NULL)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	for (int k = 0; k < n; k++)
 	{
 		const unsigned char *p = (const unsigned char *) items[k];
 		size_t len = strlen(items[k]);
 
 		if ((rl->rows[k] = calloc(len + 1, sizeof(uint32_t))) == NULL)
-			return error_set(err, EXIT_INTERNAL, "out of memory");
+			return error_oom(err);
 		rl->nrows++;
 		while (*p)
 		{
@@ -642,7 +633,7 @@ dnc_add_phone_text(struct blacklist_rule *rl, const char *text, struct error *er
 	if (t == PHONE_NONE || t == PHONE_INVALID || pn.e164 == 0)
 		return error_set(err, EXIT_DATA, "do-not-call phone \"%s\" is not a phone number", text);
 	if (!u64_set_add(&rl->dnc_phones, pn.e164))
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	return true;
 }
 
@@ -655,7 +646,7 @@ dnc_add_email_text(struct blacklist_rule *rl, const char *text, struct error *er
 		return error_set(err, EXIT_DATA, "do-not-call e-mail \"%s\" is not an e-mail address",
 		                 text);
 	if (!str_set_add(&rl->dnc_emails, key))
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	return true;
 }
 
@@ -725,7 +716,7 @@ load_dnc_file(struct blacklist_rule *rl, const char *path, bool emails, struct e
 	if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL | CSV_EMPTY_IS_NULL) != 0)
 	{
 		fclose(fp);
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	}
 	csv_set_realloc_func(&p, dnc_realloc);
 
@@ -792,7 +783,7 @@ load_list(struct rules *r, const char *sec, const char *key, char ***items, int 
 	if (v == NULL || *v == '\0')
 		return true;
 	if ((*n = rules_split_list(v, items)) < 0)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	return true;
 }
 
@@ -810,12 +801,12 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 	int nkeys = rules_keys(r, sec, &keys);
 
 	if (nkeys < 0)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	rl->where = strdup(nkeys > 0 ? rules_where(r, sec, keys[0]) : "");
 	free(keys);
 	rl->id = strdup(sec);
 	if (rl->where == NULL || rl->id == NULL)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	if (!rules_get_enum(r, sec, "level", levels, &level, err))
 		return false;
 	rl->level = (enum blacklist_level) level;
@@ -829,7 +820,7 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 			sprintf(rl->reason, "black-list rule %s", sec + strlen("blacklist."));
 	}
 	if (rl->reason == NULL)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 
 	/* statuses */
 	if (!load_list(r, sec, "statuses", &items, &n, err))
@@ -839,7 +830,7 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 		if ((rl->statuses = calloc((size_t) n, sizeof(char *))) == NULL)
 		{
 			rules_list_free(items);
-			return error_set(err, EXIT_INTERNAL, "out of memory");
+			return error_oom(err);
 		}
 		for (int k = 0; k < n; k++)
 		{
@@ -848,7 +839,7 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 			if (s == NULL)
 			{
 				rules_list_free(items);
-				return error_set(err, EXIT_INTERNAL, "out of memory");
+				return error_oom(err);
 			}
 			for (char *q = s; *q; q++)
 				*q = (char) tolower((unsigned char) *q);
@@ -876,7 +867,7 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 				rl->fkind = pseudo_fields[k].kind;
 		if ((rl->field = strdup(v)) == NULL ||
 		    (rl->field_where = strdup(rules_where(r, sec, "field"))) == NULL)
-			return error_set(err, EXIT_INTERNAL, "out of memory");
+			return error_oom(err);
 		rl->re = regex_compile(pattern, caseless ? REGEX_CASELESS : 0, lim, sec,
 		                       rules_where(r, sec, "pattern"), err);
 		if (rl->re == NULL)
@@ -894,7 +885,7 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 	if (n > 0 && (rl->fakes = calloc((size_t) n, sizeof(char *))) == NULL)
 	{
 		rules_list_free(items);
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	}
 	for (int k = 0; k < n; k++)
 	{
@@ -911,7 +902,7 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 		if ((rl->fakes[rl->nfakes++] = strdup(nat)) == NULL)
 		{
 			rules_list_free(items);
-			return error_set(err, EXIT_INTERNAL, "out of memory");
+			return error_oom(err);
 		}
 	}
 	rules_list_free(items);
@@ -964,7 +955,7 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 	if (v && *v)
 	{
 		if ((rl->query = strdup(v)) == NULL)
-			return error_set(err, EXIT_INTERNAL, "out of memory");
+			return error_oom(err);
 		rl->dnc = true;
 	}
 	for (int k = 0; k < 2; k++)
@@ -1006,7 +997,7 @@ blacklist_config_load(struct rules *r, const struct phone_plan *plan, struct bla
 
 	*out = NULL;
 	if (c == NULL)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	if ((c->plan = plan) == NULL)
 	{
 		free(c);
@@ -1018,7 +1009,7 @@ blacklist_config_load(struct rules *r, const struct phone_plan *plan, struct bla
 	    (c->rules = calloc((size_t) n + 1, sizeof(*c->rules))) == NULL ||
 	    (c->query_rule = calloc((size_t) n + 1, sizeof(int))) == NULL)
 	{
-		error_set(err, EXIT_INTERNAL, "out of memory");
+		error_oom(err);
 		goto fail;
 	}
 	for (int k = 0; k < n; k++)
@@ -1111,7 +1102,7 @@ blacklist_add_dnc_phone(struct blacklist_config *c, int q, uint64_t e164, struct
 	if (rl == NULL)
 		return false;
 	if (!u64_set_add(&rl->dnc_phones, e164))
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	return true;
 }
 
@@ -1361,21 +1352,6 @@ rule_hit(const struct blacklist_rule *rl, const struct resolved *rv, const struc
 	return 1;
 }
 
-/* The column a rule's field names: a [columns] key, an extra column, or a mapped source column. */
-static int
-resolve_column(const struct batch *b, const struct ruleset *rs, const char *name)
-{
-	int c = batch_column(b, name);
-
-	if (c >= 0)
-		return c;
-	if (rs && rs->source)
-		for (int f = 0; f < FIELD__COUNT; f++)
-			if (rs->source->column[f] && strcmp(rs->source->column[f], name) == 0)
-				return f;
-	return -1;
-}
-
 bool
 blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
                 struct error *err)
@@ -1390,18 +1366,18 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 	bool ok = false;
 
 	/* error state shared by the threads: the lowest failing row wins */
-	size_t err_row = SIZE_MAX;
-	int err_rule = -1, err_code = 0;
+	struct util_row_fail fail;
 	bool oom = false;
 	size_t forgotten = suppress_apply(b->suppress, b);
 
 	if (forgotten == SIZE_MAX)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	if (forgotten)
 		stage_count(st, SUPPRESS_RULE, forgotten);
 	if (c == NULL || c->nrules <= 0)
 		return true;
 	nr = c->nrules;
+	util_row_fail_init(&fail);
 	for (int k = 0; k < nr; k++)
 		if (c->rules[k].query && !c->rules[k].query_done)
 			return error_set(err, EXIT_INTERNAL, "the do-not-call query of rule [%s] was not run",
@@ -1411,14 +1387,14 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 	applied = calloc((size_t) nr, sizeof(*applied));
 	if (rv == NULL || hits == NULL || applied == NULL)
 	{
-		error_set(err, EXIT_INTERNAL, "out of memory");
+		error_oom(err);
 		goto out;
 	}
 	for (int k = 0; k < nr; k++)
 	{
 		const struct blacklist_rule *rl = &c->rules[k];
 
-		if (rl->re && rl->fkind == FK_COLUMN && (rv[k].col = resolve_column(b, rs, rl->field)) < 0)
+		if (rl->re && rl->fkind == FK_COLUMN && (rv[k].col = util_column(b, rs, rl->field)) < 0)
 		{
 			error_set(err, EXIT_RULES, "%s: [%s] field: no column \"%s\" in the source",
 			          rl->field_where, rl->id, rl->field);
@@ -1445,11 +1421,8 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 		{
 			bool kept = b->verdict[i] == VERDICT_KEPT;
 			int first = -1;
-			size_t stop;
 
-#pragma omp atomic read
-			stop = err_row;
-			if (s == NULL || i > stop || stage_stopped(st))
+			if (s == NULL || util_row_fail_past(&fail, i) || stage_stopped(st))
 				continue;
 			for (int k = 0; k < nr; k++)
 			{
@@ -1488,15 +1461,7 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 				}
 				if (h < 0)
 				{
-#pragma omp critical(blacklist_error)
-					{
-						if (i < err_row)
-						{
-							err_row = i;
-							err_rule = k;
-							err_code = code;
-						}
-					}
+					util_row_fail_note(&fail, i, k, code, NULL);
 					break;
 				}
 				if (h == 0)
@@ -1523,7 +1488,7 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 
 	if (oom || fails.oom)
 	{
-		error_set(err, EXIT_INTERNAL, "out of memory");
+		error_oom(err);
 		goto out;
 	}
 	if (stage_stopped(st))
@@ -1531,11 +1496,11 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 		stage_interrupted(st, err);
 		goto out;
 	}
-	if (err_row != SIZE_MAX)
+	if (util_row_fail_any(&fail))
 	{
-		const struct blacklist_rule *rl = &c->rules[err_rule];
+		const struct blacklist_rule *rl = &c->rules[fail.what];
 
-		regex_match_error(rl->re, err_code, batch_lead_id(b, err_row), rl->field, err);
+		regex_match_error(rl->re, fail.code, batch_lead_id(b, fail.row), rl->field, err);
 		goto out;
 	}
 	if (!regex_fail_finish(&fails, b, applied, nr, st, err))

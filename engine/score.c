@@ -208,12 +208,6 @@ score_config_free(struct score_config *c)
 	free(c);
 }
 
-static bool
-oom(struct error *err)
-{
-	return error_set(err, EXIT_INTERNAL, "out of memory");
-}
-
 /* Is `field` a known field key or a column listed in [columns] extra? */
 static bool
 field_exists(struct rules *r, const char *field)
@@ -303,7 +297,7 @@ load_map(struct rules *r, const char *section, struct score_param *p, double def
 	char canon[CANON_MAX];
 
 	if (nkeys < 0)
-		return oom(err);
+		return error_oom(err);
 	for (int k = 0; k < nkeys; k++)
 	{
 		double pts;
@@ -334,7 +328,7 @@ load_map(struct rules *r, const char *section, struct score_param *p, double def
 		if (!add_cat(p, canon, pts))
 		{
 			free(keys);
-			return oom(err);
+			return error_oom(err);
 		}
 	}
 	free(keys);
@@ -347,7 +341,7 @@ load_map(struct rules *r, const char *section, struct score_param *p, double def
 	for (p->nslots = 4; p->nslots < 2 * p->ncat; p->nslots *= 2)
 		;
 	if ((p->slots = malloc((size_t) p->nslots * sizeof(int))) == NULL)
-		return oom(err);
+		return error_oom(err);
 	memset(p->slots, 0xff, (size_t) p->nslots * sizeof(int));
 	for (int k = 0; k < p->ncat; k++)
 	{
@@ -358,7 +352,7 @@ load_map(struct rules *r, const char *section, struct score_param *p, double def
 		p->slots[h] = k;
 	}
 	p->cat_other = p->ncat;
-	return add_cat(p, "other", other) || oom(err);
+	return add_cat(p, "other", other) || error_oom(err);
 }
 
 static bool
@@ -371,14 +365,14 @@ load_regex(struct rules *r, const char *section, struct score_param *p, double d
 	double other;
 
 	if (nkeys < 0)
-		return oom(err);
+		return error_oom(err);
 	if (!rules_get_bool(r, section, "caseless", &p->caseless, err))
 		goto fail;
 	p->pattern = calloc((size_t) nkeys + 1, sizeof(char *));
 	p->re = calloc((size_t) nkeys + 1, sizeof(struct regex *));
 	if (p->pattern == NULL || p->re == NULL)
 	{
-		oom(err);
+		error_oom(err);
 		goto fail;
 	}
 	/* a pattern whose label has no points is a mistake worth naming */
@@ -428,7 +422,7 @@ load_regex(struct rules *r, const char *section, struct score_param *p, double d
 		p->npattern = ++nlab;
 		if ((p->pattern[nlab - 1] = strdup(pat)) == NULL || !add_cat(p, keys[k], pts))
 		{
-			oom(err);
+			error_oom(err);
 			goto fail;
 		}
 	}
@@ -440,7 +434,7 @@ load_regex(struct rules *r, const char *section, struct score_param *p, double d
 	if (!get_points(r, section, "other", def, &other, err))
 		return false;
 	p->cat_other = p->ncat;
-	return add_cat(p, "other", other) || oom(err);
+	return add_cat(p, "other", other) || error_oom(err);
 
 fail:
 	/* param_free() releases the patterns compiled so far (npattern) */
@@ -489,12 +483,12 @@ load_buckets(struct rules *r, const char *section, struct score_param *p, struct
 		                       "from its lower bound to the next one.");
 	}
 	if ((n = rules_split_list(v, &items)) < 0)
-		return oom(err);
+		return error_oom(err);
 	p->lo = calloc((size_t) n + 1, sizeof(double));
 	if (p->lo == NULL)
 	{
 		rules_list_free(items);
-		return oom(err);
+		return error_oom(err);
 	}
 	for (int k = 0; k < n; k++)
 	{
@@ -521,7 +515,7 @@ load_buckets(struct rules *r, const char *section, struct score_param *p, struct
 		if (!add_cat(p, name, pts))
 		{
 			rules_list_free(items);
-			return oom(err);
+			return error_oom(err);
 		}
 	}
 	rules_list_free(items);
@@ -541,7 +535,7 @@ load_recency(struct rules *r, const char *section, struct score_param *p, struct
 	    !rules_get_double(r, section, "half_life_days", 0.001, 1e6, &p->half_life, err))
 		return false;
 	if ((p->lo = calloc(5, sizeof(double))) == NULL)
-		return oom(err);
+		return error_oom(err);
 	for (int k = 0; k < 5; k++)
 	{
 		char name[64];
@@ -549,7 +543,7 @@ load_recency(struct rules *r, const char *section, struct score_param *p, struct
 		p->lo[k] = mult[k] * p->half_life;
 		snprintf(name, sizeof(name), "%g", p->lo[k]);
 		if (!add_cat(p, name, p->max * exp2(-mult[k])))
-			return oom(err);
+			return error_oom(err);
 	}
 	return true;
 }
@@ -562,7 +556,7 @@ load_bool(struct rules *r, const char *section, struct score_param *p, struct er
 	if (!rules_get_double(r, section, "true", 0, POINTS_MAX, &t, err) ||
 	    !rules_get_double(r, section, "false", 0, POINTS_MAX, &f, err))
 		return false;
-	return (add_cat(p, "true", t) && add_cat(p, "false", f)) || oom(err);
+	return (add_cat(p, "true", t) && add_cat(p, "false", f)) || error_oom(err);
 }
 
 static bool
@@ -577,7 +571,7 @@ load_param(struct rules *r, const char *section, struct score_param *p,
 	p->cat_other = -1;
 	if ((p->name = strdup(name)) == NULL ||
 	    (p->where = strdup(rules_where(r, section, "kind"))) == NULL)
-		return oom(err);
+		return error_oom(err);
 	if (strchr(name, '.') != NULL || strcmp(name, "when") == 0)
 	{
 		error_set(err, EXIT_RULES, "%s: [%s] is not a usable parameter name",
@@ -608,7 +602,7 @@ load_param(struct rules *r, const char *section, struct score_param *p,
 		                       "or list the column in [columns] extra.");
 	}
 	if ((p->field = strdup(field)) == NULL)
-		return oom(err);
+		return error_oom(err);
 	p->src = source_of(field, p->kind);
 	if (p->src == SCORE_SRC_STATUS && (p->kind == SCORE_BUCKETS || p->kind == SCORE_RECENCY))
 		return error_set(err, EXIT_RULES, "%s: [%s] a status has no numeric value for kind = %s",
@@ -650,7 +644,7 @@ load_param(struct rules *r, const char *section, struct score_param *p,
 	}
 	p->cat_default = p->ncat;
 	if (!add_cat(p, "default", def))
-		return oom(err);
+		return error_oom(err);
 	p->top = 0;
 	for (int k = 0; k < p->ncat; k++)
 		if (p->kind != SCORE_RECENCY || k == p->cat_default)
@@ -728,15 +722,15 @@ persona_cond(struct rules *r, const char *section, const char *key, struct score
 		                 "column",
 		                 rules_where(r, section, key), section, key, field);
 	if ((nc = realloc(pe->cond, (size_t) (pe->ncond + 1) * sizeof(*nc))) == NULL)
-		return oom(err);
+		return error_oom(err);
 	pe->cond = nc;
 	cd = &pe->cond[pe->ncond++];
 	memset(cd, 0, sizeof(*cd));
 	if ((cd->field = strdup(field)) == NULL)
-		return oom(err);
+		return error_oom(err);
 	cd->src = strcmp(field, "status") == 0 ? SCORE_SRC_STATUS : SCORE_SRC_COLUMN;
 	if ((n = rules_split_list(v, &items)) < 0)
-		return oom(err);
+		return error_oom(err);
 	if (n == 0)
 	{
 		rules_list_free(items);
@@ -746,7 +740,7 @@ persona_cond(struct rules *r, const char *section, const char *key, struct score
 	if ((cd->values = calloc((size_t) n, sizeof(char *))) == NULL)
 	{
 		rules_list_free(items);
-		return oom(err);
+		return error_oom(err);
 	}
 	for (int k = 0; k < n; k++)
 	{
@@ -756,7 +750,7 @@ persona_cond(struct rules *r, const char *section, const char *key, struct score
 		    (cd->values[cd->nvalues++] = strdup(canon)) == NULL)
 		{
 			rules_list_free(items);
-			return oom(err);
+			return error_oom(err);
 		}
 	}
 	rules_list_free(items);
@@ -773,7 +767,7 @@ load_persona(struct rules *r, const char *section, struct score_config *c, struc
 	bool ok = true;
 
 	if (!persona_init(c, pe, name))
-		return oom(err);
+		return error_oom(err);
 	if (strcmp(name, "default") == 0 || strchr(name, '.') != NULL)
 	{
 		const char **k0;
@@ -785,7 +779,7 @@ load_persona(struct rules *r, const char *section, struct score_config *c, struc
 		return false;
 	}
 	if ((nkeys = rules_keys(r, section, &keys)) < 0)
-		return oom(err);
+		return error_oom(err);
 	for (int k = 0; k < nkeys && ok; k++)
 	{
 		const char *key = keys[k], *dot = strchr(key, '.');
@@ -865,13 +859,13 @@ load_global(struct rules *r, struct score_config *c, struct error *err)
 	if (v == NULL)
 		v = "closed_won";
 	if ((n = rules_split_list(v, &items)) < 0)
-		return oom(err);
+		return error_oom(err);
 	c->exclude = calloc((size_t) n + 1, sizeof(char *));
 	c->exclude_reason = calloc((size_t) n + 1, sizeof(char *));
 	if (c->exclude == NULL || c->exclude_reason == NULL)
 	{
 		rules_list_free(items);
-		return oom(err);
+		return error_oom(err);
 	}
 	for (int k = 0; k < n; k++)
 	{
@@ -889,7 +883,7 @@ load_global(struct rules *r, struct score_config *c, struct error *err)
 		if (c->exclude[c->nexclude - 1] == NULL || c->exclude_reason[c->nexclude - 1] == NULL)
 		{
 			rules_list_free(items);
-			return oom(err);
+			return error_oom(err);
 		}
 	}
 	rules_list_free(items);
@@ -906,18 +900,18 @@ score_config_load(struct rules *r, struct score_config **out, struct error *err)
 
 	*out = c;
 	if (c == NULL)
-		return oom(err);
+		return error_oom(err);
 	if (!load_global(r, c, err) || !calibrate_config_load(r, &c->calibrate, err) ||
 	    !regex_limits_load(r, &c->lim, err))
 		return false;
 
 	if ((nsecs = rules_sections(r, "score", &secs)) < 0)
-		return oom(err);
+		return error_oom(err);
 	c->params = calloc((size_t) nsecs + 1, sizeof(*c->params));
 	c->names = calloc((size_t) nsecs + 1, sizeof(char *));
 	if (c->params == NULL || c->names == NULL)
 	{
-		oom(err);
+		error_oom(err);
 		goto out;
 	}
 	for (int k = 0; k < nsecs; k++)
@@ -941,13 +935,13 @@ score_config_load(struct rules *r, struct score_config **out, struct error *err)
 
 	if ((nsecs = rules_sections(r, "persona", &secs)) < 0)
 	{
-		oom(err);
+		error_oom(err);
 		goto out;
 	}
 	c->personas = calloc((size_t) nsecs + 1, sizeof(*c->personas));
 	if (c->personas == NULL)
 	{
-		oom(err);
+		error_oom(err);
 		goto out;
 	}
 	for (int k = 0; k < nsecs; k++)
@@ -960,7 +954,7 @@ score_config_load(struct rules *r, struct score_config **out, struct error *err)
 	/* the implicit persona: the parameters' own weights; used when no other applies */
 	if (!persona_init(c, &c->personas[c->npersonas++], "default"))
 	{
-		oom(err);
+		error_oom(err);
 		goto out;
 	}
 	c->personas[c->npersonas - 1].fallback = true;
@@ -1054,7 +1048,8 @@ bind_column(const struct batch *b, enum score_source src, const char *field)
 {
 	if (src == SCORE_SRC_STATUS)
 		return FIELD_STATUS;
-	return batch_column(b, field);
+	/* no ruleset here: a [columns] key or an extra column, not a source column's name */
+	return util_column(b, NULL, field);
 }
 
 struct score_eval *
@@ -1131,7 +1126,7 @@ score_eval_new(const struct score_config *c, const struct batch *b, int64_t now,
 
 nomem:
 	score_eval_free(ev);
-	oom(err);
+	error_oom(err);
 	return NULL;
 }
 
@@ -1256,12 +1251,10 @@ score_eval_categories(struct score_eval *ev, size_t i, int *cat, double *days, s
 				if (s == NULL || s[strspn(s, " \t\r\n")] == '\0')
 					break;
 				{
-					uint64_t h = 14695981039346656037ULL;
-					size_t len;
+					size_t len = strlen(s);
+					uint64_t h = util_hash64_from(UTIL_HASH64_BASIS, s, len);
 					struct memo_slot *m;
 
-					for (len = 0; s[len]; len++)
-						h = (h ^ (unsigned char) s[len]) * 1099511628211ULL;
 					m = &ev->memo[k][h & (MEMO_SLOTS - 1)];
 					if (m->text && m->hash == h && strcmp(m->text, s) == 0)
 					{
@@ -1500,8 +1493,7 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 	const struct score_config *c = rs->score;
 	size_t n = b->n, np = (size_t) c->nparams;
 	struct score_eval *probe;
-	size_t fail_row = SIZE_MAX;
-	struct error fail_err = {0};
+	struct util_row_fail fail;
 	int nomem = 0;
 	int nthreads = 1;
 	size_t counts[4] = {0}, nurtured = 0, excluded = 0;
@@ -1513,13 +1505,14 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 	size_t *applied;
 	int nrx;
 
+	util_row_fail_init(&fail);
 	/* check the bindings once, outside the parallel region, for a clean error */
 	if ((probe = score_eval_new(c, b, rs->now, err)) == NULL)
 		return false;
 	nrx = probe->nrx;
 	score_eval_free(probe);
 	if ((applied = calloc((size_t) nrx + 1, sizeof(size_t))) == NULL)
-		return oom(err);
+		return error_oom(err);
 
 	free(b->points);
 	b->points = calloc(n * np + 1, sizeof(double));
@@ -1530,7 +1523,7 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 		free(applied);
 		free(per_persona);
 		free(excl);
-		return oom(err);
+		return error_oom(err);
 	}
 	b->npoints = c->nparams;
 	b->point_names = c->names;
@@ -1566,15 +1559,8 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 			}
 			if (best < 0)
 			{
-#pragma omp critical(score_fail)
-				{
-					/* the lowest failing row wins: the same error whatever the threads */
-					if (i < fail_row)
-					{
-						fail_row = i;
-						fail_err = lerr;
-					}
-				}
+				/* the lowest failing row wins: the same error whatever the threads */
+				util_row_fail_note(&fail, i, -1, 0, &lerr);
 				continue;
 			}
 			b->score[i] = (double) s / 100.0;
@@ -1607,7 +1593,7 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 		free(excl);
 		return stage_interrupted(st, err);
 	}
-	if (nomem || fails.oom || fail_row != SIZE_MAX ||
+	if (nomem || fails.oom || util_row_fail_any(&fail) ||
 	    !regex_fail_finish(&fails, b, applied, nrx, st, err))
 	{
 		regex_fail_log_free(&fails);
@@ -1615,9 +1601,9 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 		free(per_persona);
 		free(excl);
 		if (nomem || fails.oom)
-			return oom(err);
-		if (fail_row != SIZE_MAX)
-			*err = fail_err;
+			return error_oom(err);
+		if (util_row_fail_any(&fail))
+			*err = fail.err;
 		return false;
 	}
 	regex_fail_log_free(&fails);
@@ -1663,7 +1649,7 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 	if (nomem)
 	{
 		free(per_persona);
-		return oom(err);
+		return error_oom(err);
 	}
 	stage_count(st, "hot", counts[TEMP_HOT]);
 	stage_count(st, "warm", counts[TEMP_WARM]);
