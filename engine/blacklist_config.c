@@ -167,7 +167,7 @@ dnc_field(void *data, size_t len, void *user)
 		if ((d->f[d->nf] = strndup(data ? (const char *) data : "", len)) == NULL)
 		{
 			d->failed = true;
-			error_set(d->err, EXIT_INTERNAL, "out of memory");
+			error_oom(d->err);
 			return;
 		}
 	}
