@@ -332,17 +332,6 @@ parse_int32(const char *s, int32_t *out)
 	return true;
 }
 
-/* FNV-1a, for the lead-id uniqueness check. */
-static uint64_t
-hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char) *s) * 1099511628211ULL;
-	return h;
-}
-
 static bool
 check_unique_ids(struct batch *b, struct error *err)
 {
@@ -353,7 +342,7 @@ check_unique_ids(struct batch *b, struct error *err)
 		nslots *= 2;
 	slots = malloc(nslots * sizeof(*slots));
 	if (slots == NULL)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	memset(slots, 0xff, nslots * sizeof(*slots));
 	for (size_t i = 0; i < b->n; i++)
 	{
@@ -366,7 +355,7 @@ check_unique_ids(struct batch *b, struct error *err)
 			error_set(err, EXIT_DATA, "lead in source row %zu has no lead id", i + 1);
 			return error_hint(err, "Map [columns] lead_id to a column that is never empty.");
 		}
-		for (h = hash_str(id) & (nslots - 1); slots[h] != UINT32_MAX; h = (h + 1) & (nslots - 1))
+		for (h = util_hash64(id) & (nslots - 1); slots[h] != UINT32_MAX; h = (h + 1) & (nslots - 1))
 		{
 			if (strcmp(b->col[FIELD_LEAD_ID][slots[h]], id) == 0)
 			{
@@ -402,7 +391,7 @@ batch_finish(struct batch *b, struct error *err)
 	      ALLOC(persona, n) && ALLOC(cohort, n) && ALLOC(cohort_name, n) &&
 	      ALLOC(channel_plan, n) && ALLOC(sla_due_at, n) && ALLOC(rep_id, n) &&
 	      ALLOC(call_order, n) && ALLOC(p_close, n)))
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	if (!check_unique_ids(b, err))
 		return false;
 
@@ -441,7 +430,7 @@ batch_finish(struct batch *b, struct error *err)
 			const char *reason = batch_strdup(b, buf);
 
 			if (reason == NULL)
-				return error_set(err, EXIT_INTERNAL, "out of memory");
+				return error_oom(err);
 			batch_mark(b, i, VERDICT_OUTLIER, "unparsable", reason);
 		}
 		b->g_touch_count[i] = b->touch_count[i];

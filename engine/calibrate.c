@@ -42,13 +42,14 @@
 
 #include "calibrate.h"
 #include "score.h"
+#include "util.h"
 
 #define CHUNK 65536 /* rows per partial sum: fixed, never from the thread count */
 
 static bool
 oom(struct error *err)
 {
-	return error_set(err, EXIT_INTERNAL, "out of memory");
+	return error_oom(err);
 }
 
 /* ------------------------------------------------------------------------
@@ -155,10 +156,9 @@ calibrate_get_report(const struct calibrate_result *res, struct calibrate_report
 static uint64_t
 split_hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
+	/* the old basis: the holdout split must not move (util.h) */
+	uint64_t h = util_hash64_from(UTIL_HASH64_OLD_BASIS, s, strlen(s));
 
-	for (; *s; s++)
-		h = (h ^ (unsigned char) *s) * 1099511628211ULL;
 	h ^= h >> 33;
 	h *= 0xff51afd7ed558ccdULL;
 	h ^= h >> 33;

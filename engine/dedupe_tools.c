@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include "dedupe_int.h"
+#include "util.h"
 
 /* ------------------------------------------------------------------ */
 /* Small tools: hashing, random numbers, sorting, folding              */
@@ -14,12 +15,8 @@
 uint64_t
 dd_hash_bytes(const void *p, size_t n, uint64_t seed)
 {
-	const unsigned char *s = p;
-	uint64_t h = 1469598103934665603ULL ^ seed;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ s[i]) * 1099511628211ULL;
-	return nonzero(mix64(h));
+	/* the old basis: the keys, and so the blocks' order, must not move (util.h) */
+	return nonzero(mix64(util_hash64_from(UTIL_HASH64_OLD_BASIS ^ seed, p, n)));
 }
 
 /*

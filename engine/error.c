@@ -31,6 +31,12 @@ error_set(struct error *err, enum exit_code code, const char *fmt, ...)
 }
 
 bool
+error_oom(struct error *err)
+{
+	return error_set(err, EXIT_INTERNAL, "out of memory");
+}
+
+bool
 error_detail(struct error *err, const char *fmt, ...)
 {
 	va_list ap;

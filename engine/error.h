@@ -38,6 +38,8 @@ struct error
 /* Set code and message (printf-style); clears detail, hint and sqlstate. Returns false. */
 bool error_set(struct error *err, enum exit_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* error_set(err, EXIT_INTERNAL, "out of memory"), the one wording. Returns false. */
+bool error_oom(struct error *err);
 /* Add a detail or a hint line to an error already set. Return false. */
 bool error_detail(struct error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 bool error_hint(struct error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -34,6 +34,7 @@
 #include "partial.h"
 #include "regex.h"
 #include "ruleset.h"
+#include "util.h"
 
 #define PARTIAL_CHUNK 4096
 /* required fields tracked per row, as bits */
@@ -199,11 +200,11 @@ load_outlier(struct rules *r, const char *sec, struct outlier_rule *o,
 	int nkeys = rules_keys(r, sec, &keys);
 
 	if (nkeys < 0)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	o->where = strdup(nkeys > 0 ? rules_where(r, sec, keys[0]) : "");
 	free(keys);
 	if (o->where == NULL || (o->id = strdup(sec)) == NULL)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	if (!rules_get_bool(r, sec, "caseless", &caseless, err) ||
 	    !rules_get_bool(r, sec, "invert", &o->invert, err) ||
 	    !rules_get_enum(r, sec, "verdict", verdicts, &v, err))
@@ -213,7 +214,7 @@ load_outlier(struct rules *r, const char *sec, struct outlier_rule *o,
 		return error_set(err, EXIT_RULES, "%s: [%s] needs a field", o->where, sec);
 	if ((o->field = strdup(field)) == NULL ||
 	    (o->field_where = strdup(rules_where(r, sec, "field"))) == NULL)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	if (!(pattern && *pattern) && !(mn && *mn) && !(mx && *mx))
 		return error_set(err, EXIT_RULES, "%s: [%s] needs a pattern, a min or a max", o->where,
 		                 sec);
@@ -258,7 +259,7 @@ load_outlier(struct rules *r, const char *sec, struct outlier_rule *o,
 	else
 		o->reason = fmt("%s is out of range", field);
 	if (o->reason == NULL)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	return true;
 }
 
@@ -277,7 +278,7 @@ partial_config_load(struct rules *r, struct partial_config **out, struct error *
 
 	*out = NULL;
 	if (c == NULL)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	if (!regex_limits_load(r, &c->lim, err))
 		goto fail;
 
@@ -413,7 +414,7 @@ partial_config_load(struct rules *r, struct partial_config **out, struct error *
 	return true;
 
 oom:
-	error_set(err, EXIT_INTERNAL, "out of memory");
+	error_oom(err);
 fail:
 	rules_list_free(items);
 	free(secs);
@@ -432,20 +433,6 @@ blank(const char *s)
 		if (!isspace((unsigned char) *s))
 			return false;
 	return true;
-}
-
-static int
-resolve_column(const struct batch *b, const struct ruleset *rs, const char *name)
-{
-	int c = batch_column(b, name);
-
-	if (c >= 0)
-		return c;
-	if (rs && rs->source)
-		for (int f = 0; f < FIELD__COUNT; f++)
-			if (rs->source->column[f] && strcmp(rs->source->column[f], name) == 0)
-				return f;
-	return -1;
 }
 
 static bool
@@ -609,12 +596,12 @@ partial_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 	size_t *hits = NULL, *applied = NULL;
 	struct regex_fail_log fails = {0};
 	int nh, na;
-	size_t err_row = SIZE_MAX;
-	int err_rule = -1, err_code = 0;
+	struct util_row_fail fail;
 	bool oom = false, ok = false;
 
 	if (c == NULL)
 		return true;
+	util_row_fail_init(&fail);
 	nh = B__COUNT + c->nrules;
 	na = c->nrules + 1;
 	usable = malloc(n ? n : 1);
@@ -626,18 +613,18 @@ partial_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 	if (usable == NULL || bits == NULL || req_col == NULL || rule_col == NULL || hits == NULL ||
 	    applied == NULL)
 	{
-		error_set(err, EXIT_INTERNAL, "out of memory");
+		error_oom(err);
 		goto out;
 	}
 	for (int k = 0; k < c->nrequire; k++)
-		if (c->req_kind[k] == REQ_COLUMN && (req_col[k] = resolve_column(b, rs, c->require[k])) < 0)
+		if (c->req_kind[k] == REQ_COLUMN && (req_col[k] = util_column(b, rs, c->require[k])) < 0)
 		{
 			error_set(err, EXIT_RULES, "[partial] require: no column \"%s\" in the source",
 			          c->require[k]);
 			goto out;
 		}
 	for (int k = 0; k < c->nrules; k++)
-		if ((rule_col[k] = resolve_column(b, rs, c->rules[k].field)) < 0)
+		if ((rule_col[k] = util_column(b, rs, c->rules[k].field)) < 0)
 		{
 			error_set(err, EXIT_RULES, "%s: [%s] field: no column \"%s\" in the source",
 			          c->rules[k].field_where, c->rules[k].id, c->rules[k].field);
@@ -684,11 +671,9 @@ partial_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 		for (size_t i = 0; i < n; i++)
 		{
 			int h, req = 0;
-			size_t stop;
 
-#pragma omp atomic read
-			stop = err_row;
-			if (b->verdict[i] != VERDICT_KEPT || i > stop || (c->nrules > 0 && s == NULL))
+			if (b->verdict[i] != VERDICT_KEPT || util_row_fail_past(&fail, i) ||
+			    (c->nrules > 0 && s == NULL))
 				continue;
 			h = builtin_hit(c, b, i, rs->now, usable[i], bits[i], &req);
 			if (h >= 0)
@@ -714,15 +699,7 @@ partial_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 				}
 				if (x < 0)
 				{
-#pragma omp critical(partial_error)
-					{
-						if (i < err_row)
-						{
-							err_row = i;
-							err_rule = k;
-							err_code = code;
-						}
-					}
+					util_row_fail_note(&fail, i, k, code, NULL);
 					break;
 				}
 				if (x > 0)
@@ -740,13 +717,13 @@ partial_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 
 	if (oom || fails.oom)
 	{
-		error_set(err, EXIT_INTERNAL, "out of memory");
+		error_oom(err);
 		goto out;
 	}
-	if (err_row != SIZE_MAX)
+	if (util_row_fail_any(&fail))
 	{
-		regex_match_error(c->rules[err_rule].re, err_code, batch_lead_id(b, err_row),
-		                  c->rules[err_rule].field, err);
+		regex_match_error(c->rules[fail.what].re, fail.code, batch_lead_id(b, fail.row),
+		                  c->rules[fail.what].field, err);
 		goto out;
 	}
 	if (!regex_fail_finish(&fails, b, applied, c->nrules, st, err))

@@ -1,17 +1,23 @@
 /*
  * util.c
- *    Small parsers shared by several modules.
+ *    Small tools shared by several modules.
  *
- * One vocabulary per concept: a value a user may write in a rule file, a
- * lead column or a side table is read the same way everywhere.  Pure
- * functions, no allocation, thread-safe.
+ * One home per concept: a value a user may write in a rule file, a lead
+ * column or a side table is read the same way everywhere; one string hash;
+ * one way from a rule's field name to a batch column; one rule for which
+ * error a parallel loop reports.  No allocation; everything is thread-safe
+ * (util_row_fail_note() takes its own lock).
  */
 #include "config.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
+#include "batch.h"
+#include "ruleset.h"
+#include "stage.h"
 #include "util.h"
 
 int
@@ -36,4 +42,86 @@ util_parse_bool(const char *s)
 		if (len == strlen(no[k]) && strncasecmp(s, no[k], len) == 0)
 			return 0;
 	return -1;
+}
+
+uint64_t
+util_hash64_from(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ s[i]) * 1099511628211ULL;
+	return h;
+}
+
+uint64_t
+util_hash64(const char *s)
+{
+	uint64_t h = UTIL_HASH64_BASIS;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char) *s) * 1099511628211ULL;
+	return h;
+}
+
+int
+util_column(const struct batch *b, const struct ruleset *rs, const char *name)
+{
+	int c = batch_column(b, name);
+
+	if (c >= 0)
+		return c;
+	if (rs && rs->source)
+		for (int f = 0; f < FIELD__COUNT; f++)
+			if (rs->source->column[f] && strcmp(rs->source->column[f], name) == 0)
+				return f;
+	return -1;
+}
+
+void
+util_row_fail_init(struct util_row_fail *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->row = SIZE_MAX;
+	f->what = -1;
+}
+
+/*
+ * The lock and the atomic read live here, not in each stage, so that every
+ * stage keeps its failures the same way.  Outside a parallel region (or
+ * built without OpenMP) they cost nothing.
+ */
+void
+util_row_fail_note(struct util_row_fail *f, size_t row, int what, int code, const struct error *err)
+{
+#pragma omp critical(util_row_fail)
+	{
+		if (row < f->row)
+		{
+			f->what = what;
+			f->code = code;
+			if (err)
+				f->err = *err;
+			else
+				error_clear(&f->err);
+#pragma omp atomic write
+			f->row = row;
+		}
+	}
+}
+
+bool
+util_row_fail_past(struct util_row_fail *f, size_t row)
+{
+	size_t stop;
+
+#pragma omp atomic read
+	stop = f->row;
+	return row > stop;
+}
+
+bool
+util_row_fail_any(const struct util_row_fail *f)
+{
+	return f->row != SIZE_MAX;
 }

@@ -1,15 +1,112 @@
 /*
  * test_util.c
- *    The shared small parsers: one boolean vocabulary for rule files, lead
- *    columns and side data.
+ *    The shared small tools: one boolean vocabulary for rule files, lead
+ *    columns and side data; the 64-bit hash; the column a rule names; the
+ *    lowest failing row of a parallel loop.
  */
 #include "config.h"
 
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
+#include "batch.h"
+#include "ruleset.h"
 #include "rules.h"
 #include "tap.h"
 #include "util.h"
+
+static void
+test_hash(void)
+{
+	/* FNV-1a 64 test vectors */
+	ok(util_hash64("") == 0xcbf29ce484222325ULL, "hash of \"\" is the offset basis");
+	ok(util_hash64("a") == 0xaf63dc4c8601ec8cULL, "hash of \"a\"");
+	ok(util_hash64("foobar") == 0x85944171f73967e8ULL, "hash of \"foobar\"");
+	ok(util_hash64_from(UTIL_HASH64_BASIS, "foobar", 6) == util_hash64("foobar"),
+	   "hash from the basis over the bytes is the string hash");
+	ok(util_hash64_from(util_hash64_from(UTIL_HASH64_BASIS, "foo", 3), "bar", 3) ==
+	       util_hash64("foobar"),
+	   "hash fed in two parts is the hash of the whole");
+	ok(util_hash64_from(UTIL_HASH64_BASIS, "a\0b", 3) != util_hash64("a"),
+	   "hash over n bytes does not stop at a NUL");
+	/* the old basis decides calibrate's holdout split and dedupe's keys: pinned */
+	ok(util_hash64_from(UTIL_HASH64_OLD_BASIS, "", 0) == 0x14650fb0739d0383ULL,
+	   "old basis is 1469598103934665603");
+	ok(util_hash64_from(UTIL_HASH64_OLD_BASIS, "1000123", 7) == 0xcad96d4949740c36ULL,
+	   "hash of a lead id from the old basis");
+}
+
+static void
+test_column(void)
+{
+	static const char *const extra[] = {"budget"};
+	struct batch *b = batch_new(1, extra);
+	struct source_config src;
+	struct ruleset rs;
+
+	memset(&src, 0, sizeof(src));
+	memset(&rs, 0, sizeof(rs));
+	src.column[FIELD_NAME] = "customer_name";
+	src.column[FIELD_PHONE] = "tel";
+	rs.source = &src;
+	ok(b != NULL, "batch_new");
+	is_int(util_column(b, &rs, "full_name"), FIELD_NAME, "a field by its [columns] key");
+	is_int(util_column(b, &rs, "notes"), FIELD_NOTES, "an unmapped field by its key");
+	is_int(util_column(b, &rs, "budget"), FIELD__COUNT, "an extra column");
+	is_int(util_column(b, &rs, "customer_name"), FIELD_NAME, "a field by its source column");
+	is_int(util_column(b, &rs, "tel"), FIELD_PHONE, "another field by its source column");
+	is_int(util_column(b, &rs, "no_such"), -1, "an unknown name");
+	is_int(util_column(b, NULL, "customer_name"), -1, "no ruleset: no source columns");
+	is_int(util_column(b, NULL, "budget"), FIELD__COUNT, "no ruleset: extra column still found");
+	rs.source = NULL;
+	is_int(util_column(b, &rs, "tel"), -1, "no source config: no source columns");
+	batch_free(b);
+}
+
+static void
+test_row_fail(void)
+{
+	struct util_row_fail f;
+	struct error e;
+	size_t n = 100000;
+
+	util_row_fail_init(&f);
+	ok(!util_row_fail_any(&f), "nothing failed yet");
+	ok(!util_row_fail_past(&f, n), "no row is past a failure yet");
+	util_row_fail_note(&f, 70, 1, 11, NULL);
+	util_row_fail_note(&f, 30, 2, 22, NULL);
+	util_row_fail_note(&f, 90, 3, 33, NULL);
+	util_row_fail_note(&f, 30, 4, 44, NULL);
+	util_row_fail_note(&f, 50, 5, 55, NULL);
+	ok(util_row_fail_any(&f), "a row failed");
+	is_int(f.row, 30, "the lowest row wins, fed out of order");
+	is_int(f.what, 2, "its rule is kept with it");
+	is_int(f.code, 22, "its code is kept with it");
+	ok(util_row_fail_past(&f, 31), "a later row is past the failure");
+	ok(!util_row_fail_past(&f, 30), "the failing row itself is not past it");
+	ok(!util_row_fail_past(&f, 0), "an earlier row is not past it");
+
+	util_row_fail_init(&f);
+	error_set(&e, EXIT_DATA, "row %d", 9);
+	util_row_fail_note(&f, 9, -1, 0, &e);
+	error_set(&e, EXIT_RULES, "row %d", 4);
+	util_row_fail_note(&f, 4, -1, 0, &e);
+	error_set(&e, EXIT_INTERNAL, "row %d", 6);
+	util_row_fail_note(&f, 6, -1, 0, &e);
+	is_str(f.err.msg, "row 4", "the lowest row's error is kept");
+	is_int(f.err.code, EXIT_RULES, "with its code");
+
+	/* many threads failing at once: still the lowest row */
+	util_row_fail_init(&f);
+#pragma omp parallel for schedule(static, 1000)
+	for (size_t i = 0; i < n; i++)
+		if (i % 997 == 500 && !util_row_fail_past(&f, i))
+			util_row_fail_note(&f, i, (int) (i % 7), (int) i, NULL);
+	is_int(f.row, 500, "parallel loop: the lowest failing row");
+	is_int(f.code, 500, "parallel loop: its code");
+	is_int(f.what, 500 % 7, "parallel loop: its rule");
+}
 
 int
 main(void)
@@ -42,5 +139,9 @@ main(void)
 	ok(!rules_get_bool(r, "t", "d", &b, &err), "rules: maybe is refused");
 	is_str(err.msg, "u.ini:5: [t] d: \"maybe\" is not a boolean", "naming file and line");
 	rules_free(r);
+
+	test_hash();
+	test_column();
+	test_row_fail();
 	return done_testing();
 }

@@ -1,0 +1,693 @@
+/*
+ * blacklist_config.c
+ *    Reading the black-list rules: every [blacklist.<id>] section, the
+ *    do-not-call files, and the do-not-call values the run's queries add.
+ *
+ * blacklist_config_load() builds one struct blacklist_config that owns
+ * every rule and everything in it (patterns, sets, tables);
+ * blacklist_config_free() releases it.  Queries are run by the caller,
+ * which adds their rows through blacklist_add_dnc_*() before the stage.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <csv.h>
+
+#include "blacklist.h"
+#include "blacklist_int.h"
+#include "phone.h"
+#include "regex.h"
+#include "ruleset.h"
+
+static const struct
+{
+	const char *name;
+	enum field_kind kind;
+} pseudo_fields[] = {
+    {"phones", FK_PHONES},         {"phone_norm", FK_PHONE_NORM}, {"name_norm", FK_NAME_NORM},
+    {"email_norm", FK_EMAIL_NORM}, {"email_key", FK_EMAIL_KEY},   {"status_norm", FK_STATUS_NORM},
+};
+
+static void
+rule_free(struct blacklist_rule *rl)
+{
+	free(rl->id);
+	free(rl->reason);
+	free(rl->where);
+	for (int k = 0; k < rl->nstatuses; k++)
+		free(rl->statuses[k]);
+	free(rl->statuses);
+	free(rl->field);
+	free(rl->field_where);
+	regex_free(rl->re);
+	for (int k = 0; k < rl->nfakes; k++)
+		free(rl->fakes[k]);
+	free(rl->fakes);
+	for (int k = 0; k < rl->nrows; k++)
+		free(rl->rows[k]);
+	free(rl->rows);
+	free(rl->rowlen);
+	free(rl->query);
+	free(rl->dnc_phones.slot);
+	bl_str_set_free(&rl->dnc_emails);
+}
+
+void
+blacklist_config_free(struct blacklist_config *c)
+{
+	if (c == NULL)
+		return;
+	for (int k = 0; k < c->nrules; k++)
+		rule_free(&c->rules[k]);
+	free(c->rules);
+	free(c->query_rule);
+	free(c);
+}
+
+static const char *const default_rows[] = {"qwertyuiop", "asdfghjkl", "zxcvbnm", "קראטוןםפ",
+                                           "שדגכעיחלךף", "זסבהנמצתץ", NULL};
+
+static bool
+load_rows(struct blacklist_rule *rl, char **items, int n, struct error *err)
+{
+	rl->rows = calloc((size_t) n, sizeof(*rl->rows));
+	rl->rowlen = calloc((size_t) n, sizeof(*rl->rowlen));
+	if (rl->rows == NULL || rl->rowlen == NULL)
+		return error_oom(err);
+	for (int k = 0; k < n; k++)
+	{
+		const unsigned char *p = (const unsigned char *) items[k];
+		size_t len = strlen(items[k]);
+
+		if ((rl->rows[k] = calloc(len + 1, sizeof(uint32_t))) == NULL)
+			return error_oom(err);
+		rl->nrows++;
+		while (*p)
+		{
+			uint32_t cp;
+			int l = bl_utf8_next(p, &cp);
+
+			if (l == 0)
+				return error_set(err, EXIT_RULES,
+				                 "%s: [%s] keyboard_rows: item %d is not "
+				                 "valid UTF-8",
+				                 rl->where, rl->id, k + 1);
+			rl->rows[k][rl->rowlen[k]++] = cp < 0x80 ? (uint32_t) tolower((int) cp) : cp;
+			p += l;
+		}
+	}
+	return true;
+}
+
+/* Directory part of the file in a "file:line" location, for relative paths. */
+static void
+resolve_path(const char *where, const char *path, char *out, size_t size)
+{
+	const char *colon = strrchr(where, ':');
+	const char *slash = NULL;
+
+	if (path[0] == '/' || colon == NULL)
+	{
+		snprintf(out, size, "%s", path);
+		return;
+	}
+	for (const char *p = where; p < colon; p++)
+		if (*p == '/')
+			slash = p;
+	if (slash == NULL)
+		snprintf(out, size, "%s", path);
+	else
+		snprintf(out, size, "%.*s/%s", (int) (slash - where), where, path);
+}
+
+/* libcsv callbacks for a do-not-call file */
+struct dnc_file
+{
+	struct blacklist_rule *rl;
+	const char *path;
+	bool emails;    /* email_list: the first column is an e-mail */
+	long line;      /* line being fed */
+	long rec_start; /* line where the next record begins */
+	long records;
+	char *f[2]; /* the record's first two fields */
+	int nf;
+	bool failed;
+	struct error *err;
+};
+
+static void *
+dnc_realloc(void *p, size_t size)
+{
+	/* a do-not-call value is short; refusing growth bounds memory on a bad file */
+	if (size > BL_MAX_FIELD * 2)
+		return NULL;
+	return realloc(p, size);
+}
+
+static void
+dnc_field(void *data, size_t len, void *user)
+{
+	struct dnc_file *d = user;
+
+	if (d->failed)
+		return;
+	if (data && memchr(data, '\0', len))
+	{
+		d->failed = true;
+		error_set(d->err, EXIT_RULES, "%s:%ld: a value holds a NUL byte", d->path, d->line);
+		return;
+	}
+	if (d->nf < 2)
+	{
+		if ((d->f[d->nf] = strndup(data ? (const char *) data : "", len)) == NULL)
+		{
+			d->failed = true;
+			error_oom(d->err);
+			return;
+		}
+	}
+	d->nf++;
+}
+
+static bool
+has_digit(const char *s)
+{
+	for (; *s; s++)
+		if (isdigit((unsigned char) *s))
+			return true;
+	return false;
+}
+
+static bool
+dnc_add_phone_text(struct blacklist_rule *rl, const char *text, struct error *err)
+{
+	struct phone_number pn;
+	enum phone_type t = phone_normalize(text, strlen(text), rl->plan, NULL, &pn);
+
+	/* read as the normaliser reads the leads' phones, so both sides have the same key */
+	if (t == PHONE_NONE || t == PHONE_INVALID || pn.e164 == 0)
+		return error_set(err, EXIT_DATA, "do-not-call phone \"%s\" is not a phone number", text);
+	if (!bl_u64_set_add(&rl->dnc_phones, pn.e164))
+		return error_oom(err);
+	return true;
+}
+
+static bool
+dnc_add_email_text(struct blacklist_rule *rl, const char *text, struct error *err)
+{
+	char key[BL_MAX_EMAIL + 16];
+
+	if (!bl_email_key(text, key, sizeof(key)))
+		return error_set(err, EXIT_DATA, "do-not-call e-mail \"%s\" is not an e-mail address",
+		                 text);
+	if (!bl_str_set_add(&rl->dnc_emails, key))
+		return error_oom(err);
+	return true;
+}
+
+static void
+dnc_record(int term, void *user)
+{
+	struct dnc_file *d = user;
+	const char *a, *b;
+
+	(void) term;
+	d->rec_start = d->line + 1;
+	if (d->failed)
+		goto out;
+	d->records++;
+	if (d->nf > 2)
+	{
+		d->failed = true;
+		error_set(d->err, EXIT_RULES, "%s:%ld: do-not-call file has %d columns", d->path, d->line,
+		          d->nf);
+		error_detail(d->err, "Rule [%s] expects one column, or a phone and an e-mail.", d->rl->id);
+		goto out;
+	}
+	a = d->f[0] ? d->f[0] : "";
+	b = d->nf > 1 && d->f[1] ? d->f[1] : "";
+	/* a header: the first record holds neither a digit nor an "@" */
+	if (d->records == 1 && !has_digit(a) && strchr(a, '@') == NULL && !has_digit(b) &&
+	    strchr(b, '@') == NULL)
+		goto out;
+	if (!bl_blank(a) &&
+	    !(d->emails ? dnc_add_email_text(d->rl, a, d->err) : dnc_add_phone_text(d->rl, a, d->err)))
+		d->failed = true;
+	else if (!bl_blank(b) && (d->emails || !dnc_add_email_text(d->rl, b, d->err)))
+	{
+		d->failed = true;
+		if (d->emails)
+			error_set(d->err, EXIT_RULES, "do-not-call e-mail list has two columns");
+	}
+	if (d->failed && d->err->code != EXIT_INTERNAL)
+	{
+		char msg[sizeof(d->err->msg)];
+
+		snprintf(msg, sizeof(msg), "%s", d->err->msg);
+		error_set(d->err, EXIT_RULES, "%s:%ld: %s", d->path, d->line, msg);
+		error_detail(d->err, "In the do-not-call list of rule [%s].", d->rl->id);
+	}
+out:
+	free(d->f[0]);
+	free(d->f[1]);
+	d->f[0] = d->f[1] = NULL;
+	d->nf = 0;
+}
+
+static bool
+load_dnc_file(struct blacklist_rule *rl, const char *path, bool emails, struct error *err)
+{
+	struct csv_parser p;
+	struct dnc_file d = {.rl = rl, .path = path, .emails = emails, .err = err, .rec_start = 1};
+	FILE *fp;
+	char buf[65536];
+	size_t got;
+	long line = 1;
+	bool ok = true, first = true, ended_nl = true;
+
+	if ((fp = fopen(path, "r")) == NULL)
+		return error_set(err, EXIT_RULES, "could not open do-not-call file \"%s\": %s", path,
+		                 strerror(errno));
+	if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL | CSV_EMPTY_IS_NULL) != 0)
+	{
+		fclose(fp);
+		return error_oom(err);
+	}
+	csv_set_realloc_func(&p, dnc_realloc);
+
+	/*
+	 * Read in blocks and feed libcsv one line at a time, so that a record
+	 * is reported with the line it ends on.  Lines may be of any length
+	 * (the field cap bounds memory, not the reader).
+	 */
+	while (ok && (got = fread(buf, 1, sizeof(buf), fp)) > 0)
+	{
+		size_t off = 0;
+
+		if (first && got >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+			off = 3;
+		first = false;
+		while (ok && off < got)
+		{
+			char *nl = memchr(buf + off, '\n', got - off);
+			size_t seg = nl ? (size_t) (nl - (buf + off)) + 1 : got - off;
+
+			d.line = line;
+			if (csv_parse(&p, buf + off, seg, dnc_field, dnc_record, &d) != seg)
+			{
+				if (csv_error(&p) == CSV_ENOMEM)
+					error_set(err, EXIT_RULES, "%s:%ld: a value is longer than %d bytes", path,
+					          line, BL_MAX_FIELD);
+				else
+					error_set(err, EXIT_RULES, "%s:%ld: %s", path, line,
+					          csv_strerror(csv_error(&p)));
+				ok = false;
+			}
+			else if (d.failed)
+				ok = false;
+			off += seg;
+			line += nl != NULL;
+			ended_nl = nl != NULL;
+		}
+	}
+	if (ok && ferror(fp))
+		ok = error_set(err, EXIT_RULES, "could not read do-not-call file \"%s\": %s", path,
+		               strerror(errno));
+	/* a last record without a line end is on the line still open */
+	d.line = ended_nl ? line - 1 : line;
+	if (ok && csv_fini(&p, dnc_field, dnc_record, &d) != 0)
+		ok = error_set(err, EXIT_RULES, "%s:%ld: unterminated quote in the record that begins here",
+		               path, d.rec_start);
+	if (ok && d.failed)
+		ok = false;
+	free(d.f[0]);
+	free(d.f[1]);
+	csv_free(&p);
+	fclose(fp);
+	return ok;
+}
+
+static bool
+load_list(struct rules *r, const char *sec, const char *key, char ***items, int *n,
+          struct error *err)
+{
+	const char *v = rules_get(r, sec, key);
+
+	*items = NULL;
+	*n = 0;
+	if (v == NULL || *v == '\0')
+		return true;
+	if ((*n = rules_split_list(v, items)) < 0)
+		return error_oom(err);
+	return true;
+}
+
+static bool
+load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
+          const struct regex_limits *lim, struct error *err)
+{
+	static const char *const levels[] = {"record", "person", NULL};
+	const char *pattern, *v;
+	char **items = NULL;
+	int n, level;
+	bool caseless;
+	long l;
+	const char **keys;
+	int nkeys = rules_keys(r, sec, &keys);
+
+	if (nkeys < 0)
+		return error_oom(err);
+	rl->where = strdup(nkeys > 0 ? rules_where(r, sec, keys[0]) : "");
+	free(keys);
+	rl->id = strdup(sec);
+	if (rl->where == NULL || rl->id == NULL)
+		return error_oom(err);
+	if (!rules_get_enum(r, sec, "level", levels, &level, err))
+		return false;
+	rl->level = (enum blacklist_level) level;
+	v = rules_get(r, sec, "reason");
+	if (v && *v)
+		rl->reason = strdup(v);
+	else
+	{
+		rl->reason = malloc(strlen(sec) + 16);
+		if (rl->reason)
+			sprintf(rl->reason, "black-list rule %s", sec + strlen("blacklist."));
+	}
+	if (rl->reason == NULL)
+		return error_oom(err);
+
+	/* statuses */
+	if (!load_list(r, sec, "statuses", &items, &n, err))
+		return false;
+	if (n > 0)
+	{
+		if ((rl->statuses = calloc((size_t) n, sizeof(char *))) == NULL)
+		{
+			rules_list_free(items);
+			return error_oom(err);
+		}
+		for (int k = 0; k < n; k++)
+		{
+			char *s = strdup(items[k]);
+
+			if (s == NULL)
+			{
+				rules_list_free(items);
+				return error_oom(err);
+			}
+			for (char *q = s; *q; q++)
+				*q = (char) tolower((unsigned char) *q);
+			rl->statuses[rl->nstatuses++] = s;
+		}
+	}
+	rules_list_free(items);
+
+	/* field + pattern */
+	pattern = rules_get(r, sec, "pattern");
+	v = rules_get(r, sec, "field");
+	if (!rules_get_bool(r, sec, "caseless", &caseless, err) ||
+	    !rules_get_bool(r, sec, "invert", &rl->invert, err))
+		return false;
+	if ((pattern && *pattern) != (v && *v))
+		return error_set(err, EXIT_RULES, "%s: [%s] needs both field and pattern",
+		                 (pattern && *pattern) ? rules_where(r, sec, "pattern")
+		                                       : rules_where(r, sec, "field"),
+		                 sec);
+	if (pattern && *pattern)
+	{
+		rl->fkind = FK_COLUMN;
+		for (size_t k = 0; k < sizeof(pseudo_fields) / sizeof(pseudo_fields[0]); k++)
+			if (strcmp(v, pseudo_fields[k].name) == 0)
+				rl->fkind = pseudo_fields[k].kind;
+		if ((rl->field = strdup(v)) == NULL ||
+		    (rl->field_where = strdup(rules_where(r, sec, "field"))) == NULL)
+			return error_oom(err);
+		rl->re = regex_compile(pattern, caseless ? REGEX_CASELESS : 0, lim, sec,
+		                       rules_where(r, sec, "pattern"), err);
+		if (rl->re == NULL)
+			return false;
+	}
+
+	/* junk_phone = yes and its knobs */
+	if (!rules_get_bool(r, sec, "junk_phone", &rl->junk_phone, err) ||
+	    !rules_get_int(r, sec, "min_digits", 1, 15, &l, err) ||
+	    !rules_get_bool(r, sec, "special_is_junk", &rl->special_is_junk, err))
+		return false;
+	rl->min_digits = (int) l;
+	if (!load_list(r, sec, "fake_phones", &items, &n, err))
+		return false;
+	if (n > 0 && (rl->fakes = calloc((size_t) n, sizeof(char *))) == NULL)
+	{
+		rules_list_free(items);
+		return error_oom(err);
+	}
+	for (int k = 0; k < n; k++)
+	{
+		char nat[32];
+		bool special, foreign;
+
+		if (bl_national_digits(items[k], strlen(items[k]), nat, &special, &foreign) == 0)
+		{
+			error_set(err, EXIT_RULES, "%s: [%s] fake_phones: \"%s\" holds no digits",
+			          rules_where(r, sec, "fake_phones"), sec, items[k]);
+			rules_list_free(items);
+			return false;
+		}
+		if ((rl->fakes[rl->nfakes++] = strdup(nat)) == NULL)
+		{
+			rules_list_free(items);
+			return error_oom(err);
+		}
+	}
+	rules_list_free(items);
+	if (!rl->junk_phone &&
+	    (rl->nfakes > 0 || rules_get(r, sec, "min_digits") || rules_get(r, sec, "special_is_junk")))
+		return error_set(err, EXIT_RULES,
+		                 "%s: [%s] min_digits, special_is_junk and "
+		                 "fake_phones need junk_phone = yes",
+		                 rl->where, sec);
+
+	/* keyboard_mash = yes */
+	if (!rules_get_bool(r, sec, "keyboard_mash", &rl->mash, err) ||
+	    !rules_get_int(r, sec, "mash_min", 2, 32, &l, err))
+		return false;
+	rl->mash_min = (int) l;
+	if (!load_list(r, sec, "keyboard_rows", &items, &n, err))
+		return false;
+	if (!rl->mash && (n > 0 || rules_get(r, sec, "mash_min")))
+	{
+		rules_list_free(items);
+		return error_set(err, EXIT_RULES,
+		                 "%s: [%s] keyboard_rows and mash_min need "
+		                 "keyboard_mash = yes",
+		                 rl->where, sec);
+	}
+	if (rl->mash)
+	{
+		bool ok;
+
+		if (n > 0)
+			ok = load_rows(rl, items, n, err);
+		else
+		{
+			int nd = 0;
+
+			while (default_rows[nd])
+				nd++;
+			ok = load_rows(rl, (char **) default_rows, nd, err);
+		}
+		if (!ok)
+		{
+			rules_list_free(items);
+			return false;
+		}
+	}
+	rules_list_free(items);
+
+	/* do-not-call lists */
+	v = rules_get(r, sec, "query");
+	if (v && *v)
+	{
+		if ((rl->query = strdup(v)) == NULL)
+			return error_oom(err);
+		rl->dnc = true;
+	}
+	for (int k = 0; k < 2; k++)
+	{
+		const char *key = k == 0 ? "phone_list" : "email_list";
+		char path[4096];
+
+		v = rules_get(r, sec, key);
+		if (v == NULL || *v == '\0')
+			continue;
+		rl->dnc = true;
+		resolve_path(rules_where(r, sec, key), v, path, sizeof(path));
+		if (!load_dnc_file(rl, path, k == 1, err))
+		{
+			if (err->code == EXIT_INTERNAL)
+				return false;
+			if (strstr(err->msg, "could not") == err->msg)
+				error_detail(err, "%s: [%s] %s", rules_where(r, sec, key), sec, key);
+			return false;
+		}
+	}
+
+	if (rl->nstatuses == 0 && rl->re == NULL && !rl->junk_phone && !rl->mash && !rl->dnc)
+	{
+		error_set(err, EXIT_RULES, "%s: [%s] states no test", rl->where, sec);
+		return error_hint(err, "Give statuses, field and pattern, junk_phone, keyboard_mash, "
+		                       "phone_list, email_list or query.");
+	}
+	return true;
+}
+
+bool
+blacklist_config_load(struct rules *r, const struct phone_plan *plan, struct blacklist_config **out,
+                      struct error *err)
+{
+	struct blacklist_config *c = calloc(1, sizeof(*c));
+	const char **secs = NULL;
+	int n;
+
+	*out = NULL;
+	if (c == NULL)
+		return error_oom(err);
+	if ((c->plan = plan) == NULL)
+	{
+		free(c);
+		return error_set(err, EXIT_INTERNAL, "the black-list needs the numbering plan");
+	}
+	if (!regex_limits_load(r, &c->lim, err))
+		goto fail;
+	if ((n = rules_sections(r, "blacklist", &secs)) < 0 ||
+	    (c->rules = calloc((size_t) n + 1, sizeof(*c->rules))) == NULL ||
+	    (c->query_rule = calloc((size_t) n + 1, sizeof(int))) == NULL)
+	{
+		error_oom(err);
+		goto fail;
+	}
+	for (int k = 0; k < n; k++)
+	{
+		bool enabled;
+		struct blacklist_rule *rl;
+
+		/* a bare [blacklist] section has no keys of its own: any key there is unknown */
+		if (strcmp(secs[k], "blacklist") == 0)
+			continue;
+		if (!rules_get_bool(r, secs[k], "enabled", &enabled, err))
+			goto fail;
+		if (!enabled)
+		{
+			/* switched off, e.g. by a campaign file: its other keys are not checked */
+			rules_use_section(r, secs[k]);
+			continue;
+		}
+		rl = &c->rules[c->nrules++];
+		rl->plan = c->plan;
+		if (!load_rule(r, secs[k], rl, &c->lim, err))
+			goto fail;
+		if (rl->query)
+			c->query_rule[c->nqueries++] = c->nrules - 1;
+	}
+	free(secs);
+	*out = c;
+	return true;
+
+fail:
+	free(secs);
+	blacklist_config_free(c);
+	return false;
+}
+
+int
+blacklist_rule_count(const struct blacklist_config *c)
+{
+	return c ? c->nrules : 0;
+}
+
+const char *
+blacklist_rule_id(const struct blacklist_config *c, int k)
+{
+	return (c && k >= 0 && k < c->nrules) ? c->rules[k].id : NULL;
+}
+
+int
+blacklist_query_count(const struct blacklist_config *c)
+{
+	return c ? c->nqueries : 0;
+}
+
+const char *
+blacklist_query(const struct blacklist_config *c, int q, const char **rule_id)
+{
+	const struct blacklist_rule *rl;
+
+	if (c == NULL || q < 0 || q >= c->nqueries)
+		return NULL;
+	rl = &c->rules[c->query_rule[q]];
+	if (rule_id)
+		*rule_id = rl->id;
+	return rl->query;
+}
+
+static struct blacklist_rule *
+query_rule(struct blacklist_config *c, int q, struct error *err)
+{
+	if (c == NULL || q < 0 || q >= c->nqueries)
+	{
+		error_set(err, EXIT_INTERNAL, "no do-not-call query number %d", q);
+		return NULL;
+	}
+	return &c->rules[c->query_rule[q]];
+}
+
+void
+blacklist_query_done(struct blacklist_config *c, int q)
+{
+	if (c && q >= 0 && q < c->nqueries)
+		c->rules[c->query_rule[q]].query_done = true;
+}
+
+bool
+blacklist_add_dnc_phone(struct blacklist_config *c, int q, uint64_t e164, struct error *err)
+{
+	struct blacklist_rule *rl = query_rule(c, q, err);
+
+	if (rl == NULL)
+		return false;
+	if (!bl_u64_set_add(&rl->dnc_phones, e164))
+		return error_oom(err);
+	return true;
+}
+
+bool
+blacklist_add_dnc_email(struct blacklist_config *c, int q, const char *email, struct error *err)
+{
+	struct blacklist_rule *rl = query_rule(c, q, err);
+
+	if (rl == NULL)
+		return false;
+	if (bl_blank(email))
+		return true;
+	return dnc_add_email_text(rl, email, err);
+}
+
+bool
+blacklist_add_dnc_value(struct blacklist_config *c, int q, const char *text, struct error *err)
+{
+	struct blacklist_rule *rl = query_rule(c, q, err);
+
+	if (rl == NULL)
+		return false;
+	if (bl_blank(text))
+		return true;
+	if (strchr(text, '@'))
+		return dnc_add_email_text(rl, text, err);
+	return dnc_add_phone_text(rl, text, err);
+}

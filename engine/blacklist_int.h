@@ -1,0 +1,127 @@
+/*
+ * blacklist_int.h
+ *    What the parts of the black-list stage share, private to
+ *    engine/blacklist*.c: the rule and config structures, the hash sets,
+ *    and the functions one part calls in another (prefixed bl_).
+ *
+ * The parts:
+ *    blacklist_tools.c   hash sets, phone digits and e-mail keys, keyboard mashing
+ *    blacklist_config.c  the [blacklist.<id>] rules and the do-not-call lists
+ *    blacklist.c         the stage
+ */
+#ifndef REFINERY_BLACKLIST_INT_H
+#define REFINERY_BLACKLIST_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blacklist.h"
+#include "phone.h"
+#include "regex.h"
+
+/* rows per chunk handed to a thread; fixed, so the split never depends on the thread count */
+#define BL_CHUNK 2048
+/* longest value accepted in a do-not-call CSV file */
+#define BL_MAX_FIELD 1024
+/* longest e-mail the key function handles (RFC 5321 allows 254) */
+#define BL_MAX_EMAIL 320
+
+/* What a rule's pattern is matched against. */
+enum field_kind
+{
+	FK_COLUMN,     /* a source column by name, resolved against the batch */
+	FK_PHONES,     /* phone, phone2 and mobile: every given one must match */
+	FK_PHONE_NORM, /* the normalised phones as E.164 digits: every one must match */
+	FK_NAME_NORM,
+	FK_EMAIL_NORM,
+	FK_EMAIL_KEY,
+	FK_STATUS_NORM
+};
+
+/* A set of non-zero 64-bit numbers (0 marks an empty slot). */
+struct u64_set
+{
+	uint64_t *slot;
+	size_t cap; /* a power of two, or 0 */
+	size_t n;
+};
+
+/* A set of strings (owned). */
+struct str_set
+{
+	char **slot;
+	size_t cap;
+	size_t n;
+};
+
+struct blacklist_rule
+{
+	char *id; /* "blacklist.<id>": the rule_id stored with each lead */
+	char *reason;
+	char *where; /* "file:line" of the rule's first key, for messages */
+	enum blacklist_level level;
+
+	/* statuses = ...: lower-case canonical status names */
+	char **statuses;
+	int nstatuses;
+
+	/* field + pattern */
+	char *field;
+	char *field_where;
+	enum field_kind fkind;
+	struct regex *re;
+	bool invert;
+
+	/* junk_phone = yes */
+	bool junk_phone;
+	int min_digits;
+	bool special_is_junk;
+	char **fakes; /* national digit strings */
+	int nfakes;
+
+	/* keyboard_mash = yes */
+	bool mash;
+	int mash_min;
+	uint32_t **rows; /* code points of each keyboard row */
+	int *rowlen;
+	int nrows;
+
+	/* do-not-call: phone_list, email_list, query */
+	bool dnc;
+	char *query;
+	bool query_done;
+	struct u64_set dnc_phones; /* E.164 keys, as phone.c reads them under the plan */
+	struct str_set dnc_emails;
+	const struct phone_plan *plan; /* the leads' numbering plan; borrowed */
+};
+
+struct blacklist_config
+{
+	const struct phone_plan *plan; /* borrowed from the normaliser's config */
+	struct blacklist_rule *rules;
+	int nrules;
+	int *query_rule; /* rule index of each query */
+	int nqueries;
+	struct regex_limits lim;
+};
+
+/* hash sets (blacklist_tools.c); false on out of memory */
+bool bl_u64_set_add(struct u64_set *s, uint64_t v);
+bool bl_u64_set_has(const struct u64_set *s, uint64_t v);
+bool bl_str_set_add(struct str_set *s, const char *v);
+bool bl_str_set_has(const struct str_set *s, const char *v);
+void bl_str_set_free(struct str_set *s);
+
+/* phones and e-mails (blacklist_tools.c) */
+int bl_national_digits(const char *s, size_t len, char *out, bool *special, bool *foreign);
+bool bl_email_key(const char *s, char *out, size_t size);
+
+/* keyboard mashing (blacklist_tools.c) */
+int bl_utf8_next(const unsigned char *p, uint32_t *cp);
+bool bl_mash_name(const struct blacklist_rule *rl, const char *name);
+
+/* Is s NULL, empty or only blanks? */
+bool bl_blank(const char *s);
+
+#endif /* REFINERY_BLACKLIST_INT_H */
