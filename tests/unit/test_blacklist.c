@@ -300,6 +300,7 @@ test_stage_basics(void)
 		struct ruleset rs = {0};
 
 		rs.blacklist = c;
+		stage_stats_free(&st);
 		memset(&st, 0, sizeof(st));
 		st.name = "blacklist";
 		st.stop = always_stop;
@@ -341,6 +342,7 @@ test_stage_match_limit(void)
 	{
 		b = batch_of(rows, 20000);
 		omp_set_num_threads(threads);
+		stage_stats_free(&st);
 		memset(&st, 0, sizeof(st));
 		t0 = now_s();
 		ok(run(b, c, &st, &err), "%d thread(s): 2 failing leads of 20000 do not stop the stage",

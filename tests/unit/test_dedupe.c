@@ -808,6 +808,7 @@ test_stage(void)
 
 	/* the pipeline's stop request reaches the stage through its stats */
 	b = c ? load_case(dir, &err) : NULL;
+	stage_stats_free(&st);
 	memset(&st, 0, sizeof(st));
 	st.name = "dedupe";
 	stop_calls = 0;

@@ -619,6 +619,7 @@ test_random_rounding(void)
 		size_t scored = 0;
 
 		b = random_batch(20000);
+		stage_stats_free(&st);
 		memset(&st, 0, sizeof(st));
 		st.name = "score";
 		st.stop = always_stop;
@@ -784,6 +785,7 @@ test_match_limit(void)
 		}
 		batch_finish(bt, &err);
 		rs.threads = threads;
+		stage_stats_free(&st);
 		memset(&st, 0, sizeof(st));
 		ok(score_stage(bt, &rs, &st, &err),
 		   "%d thread(s): 2 failing leads of 9000 do not stop "
