@@ -357,13 +357,8 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 	int n, level;
 	bool caseless;
 	long l;
-	const char **keys;
-	int nkeys = rules_keys(r, sec, &keys);
 
-	if (nkeys < 0)
-		return error_oom(err);
-	rl->where = strdup(nkeys > 0 ? rules_where(r, sec, keys[0]) : "");
-	free(keys);
+	rl->where = strdup(rules_section_where(r, sec));
 	rl->id = strdup(sec);
 	if (rl->where == NULL || rl->id == NULL)
 		return error_oom(err);
@@ -574,20 +569,16 @@ blacklist_config_load(struct rules *r, const struct phone_plan *plan, struct bla
 	}
 	for (int k = 0; k < n; k++)
 	{
-		bool enabled;
+		int enabled;
 		struct blacklist_rule *rl;
 
 		/* a bare [blacklist] section has no keys of its own: any key there is unknown */
 		if (strcmp(secs[k], "blacklist") == 0)
 			continue;
-		if (!rules_get_bool(r, secs[k], "enabled", &enabled, err))
+		if ((enabled = rules_section_enabled(r, secs[k], err)) < 0)
 			goto fail;
 		if (!enabled)
-		{
-			/* switched off, e.g. by a campaign file: its other keys are not checked */
-			rules_use_section(r, secs[k]);
 			continue;
-		}
 		rl = &c->rules[c->nrules++];
 		rl->plan = c->plan;
 		if (!load_rule(r, secs[k], rl, &c->lim, err))

@@ -146,26 +146,16 @@ dd_translit_hash(const struct run *r, const char *s, uint64_t seed)
 {
 	char keys[32][32];
 	const char *ptr[32];
-	int n = 0;
+	struct name_token tok[64];
+	int n = 0, nt = name_tokens(s, tok, 64);
 	uint64_t h = seed;
 
-	while (*s && n < 32)
-	{
-		const char *t;
-
-		while (*s == ' ')
-			s++;
-		if (*s == '\0')
-			break;
-		t = s;
-		while (*s && *s != ' ')
-			s++;
-		if (name_translit_key(r->translit, t, (size_t) (s - t), keys[n], sizeof(keys[n])) > 0)
+	for (int k = 0; k < nt && k < 64 && n < 32; k++)
+		if (name_translit_key(r->translit, tok[k].s, tok[k].len, keys[n], sizeof(keys[n])) > 0)
 		{
 			ptr[n] = keys[n];
 			n++;
 		}
-	}
 	for (int i = 1; i < n; i++)
 		for (int j = i; j > 0 && strcmp(ptr[j], ptr[j - 1]) < 0; j--)
 		{
@@ -218,24 +208,16 @@ dd_same_but_dots(const char *a, const char *b)
 static size_t
 translit_joined(const struct run *r, const char *s, char *out, size_t size)
 {
-	size_t o = 0;
+	size_t o = 0, len;
+	const char *t;
 
-	while (*s)
-	{
-		const char *t;
-
-		while (*s == ' ')
-			s++;
-		t = s;
-		while (*s && *s != ' ')
-			s++;
-		if (s > t && o + 1 < size)
+	while ((t = name_next_token(&s, &len)) != NULL)
+		if (o + 1 < size)
 		{
-			size_t k = name_translit_key(r->translit, t, (size_t) (s - t), out + o, size - o);
+			size_t k = name_translit_key(r->translit, t, len, out + o, size - o);
 
 			o += k < size - o ? k : size - o - 1;
 		}
-	}
 	out[o] = '\0';
 	return o;
 }
@@ -429,10 +411,10 @@ count_values(const uint64_t *h, size_t nh, int per, uint32_t *freq, size_t *pres
              double *uref)
 {
 	double sum2 = 0.0, sum3 = 0.0;
-
 	uint64_t *key;
 	uint32_t *idx;
 	size_t n = 0, rows = 0;
+	bool sorted;
 
 	key = malloc((nh ? nh : 1) * sizeof(*key));
 	idx = malloc((nh ? nh : 1) * sizeof(*idx));
@@ -458,18 +440,13 @@ count_values(const uint64_t *h, size_t nh, int per, uint32_t *freq, size_t *pres
 				rows++;
 				break;
 			}
-	if (!dd_radix_sort(key, idx, n))
-	{
-		free(key);
-		free(idx);
-		return false;
-	}
-	for (size_t s = 0, e; s < n; s = e)
+	sorted = dd_radix_sort(key, idx, n);
+	/* each run of one value: its members get its count */
+	for (size_t s = 0, e; sorted && s < n; s = e)
 	{
 		double c;
 
-		for (e = s + 1; e < n && key[e] == key[s]; e++)
-			;
+		e = run_end(key, s, n);
 		for (size_t k = s; k < e; k++)
 			freq[idx[k]] = (uint32_t) (e - s);
 		c = (double) (e - s);
@@ -482,7 +459,7 @@ count_values(const uint64_t *h, size_t nh, int per, uint32_t *freq, size_t *pres
 		*uref = rows > 0 && sum2 > 0 ? sum3 / (sum2 * (double) rows) : 0.0;
 	free(key);
 	free(idx);
-	return true;
+	return sorted;
 }
 
 /* Sort keys[0..n) in place and return the number of pairs that share a key. */
@@ -494,8 +471,7 @@ dd_pairs_sharing(uint64_t *key, size_t n, double *out)
 		return false;
 	for (size_t s = 0, e; s < n; s = e)
 	{
-		for (e = s + 1; e < n && key[e] == key[s]; e++)
-			;
+		e = run_end(key, s, n);
 		*out += (double) (e - s) * (double) (e - s - 1) / 2.0;
 	}
 	return true;

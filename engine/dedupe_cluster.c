@@ -236,13 +236,9 @@ completeness(const struct batch *b, size_t i)
 static int
 cmp_time_desc(int64_t x, int64_t y)
 {
-	if (x == y)
-		return 0;
-	if (x == BATCH_NO_TIME)
-		return 1;
-	if (y == BATCH_NO_TIME)
-		return -1;
-	return x > y ? -1 : 1;
+	if (x == BATCH_NO_TIME || y == BATCH_NO_TIME)
+		return dd_cmp_time_asc(x, y);
+	return dd_cmp_time_asc(y, x);
 }
 
 int

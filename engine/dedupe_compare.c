@@ -277,19 +277,14 @@ part_values(const struct run *r, int f, enum dedupe_key_fn fn, int prefix, uint3
 				case DEDUPE_KEY_NEAR: out[0] = d->h[p]; return 1;
 				case DEDUPE_KEY_TRANSLIT: out[0] = dd_translit_hash(r, s, 6); return out[0] != 0;
 				case DEDUPE_KEY_TOKEN:
-					while (*s && n < MAX_PART_VALUES)
-					{
-						const char *t;
+				{
+					const char *t;
+					size_t len;
 
-						while (*s == ' ')
-							s++;
-						t = s;
-						while (*s && *s != ' ')
-							s++;
-						if (s > t)
-							out[n++] = dd_hash_bytes(t, (size_t) (s - t), 7);
-					}
+					while (n < MAX_PART_VALUES && (t = name_next_token(&s, &len)) != NULL)
+						out[n++] = dd_hash_bytes(t, len, 7);
 					return n;
+				}
 				case DEDUPE_KEY_PREFIX:
 				{
 					const unsigned char *q = (const unsigned char *) s;
@@ -424,8 +419,7 @@ dd_generate_pairs(struct run *r)
 		{
 			size_t size;
 
-			for (e = s + 1; e < total && key[e] == key[s]; e++)
-				;
+			e = run_end(key, s, total);
 			size = e - s;
 			if (size < 2)
 				continue;

@@ -246,6 +246,17 @@ void dd_describe_match(const struct run *r, uint32_t a, uint32_t b, struct sbuf 
 int dd_row_cmp(const void *x, const void *y);
 bool dd_build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv);
 
+/* The end of the run of keys equal to key[s] in a sorted array of n. */
+static inline size_t
+run_end(const uint64_t *key, size_t s, size_t n)
+{
+	size_t e = s + 1;
+
+	while (e < n && key[e] == key[s])
+		e++;
+	return e;
+}
+
 /* A pair the chaining guard keeps apart. */
 static inline bool
 cannot_link(const struct run *r, size_t k)

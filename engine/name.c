@@ -228,23 +228,15 @@ int
 name_tokens(const char *norm, struct name_token *tok, int max)
 {
 	int n = 0;
-	const char *s = norm;
+	const char *s = norm, *t;
+	size_t len;
 
-	while (*s)
+	while ((t = name_next_token(&s, &len)) != NULL)
 	{
-		const char *t;
-
-		while (*s == ' ')
-			s++;
-		if (*s == '\0')
-			break;
-		t = s;
-		while (*s && *s != ' ')
-			s++;
 		if (n < max)
 		{
 			tok[n].s = t;
-			tok[n].len = (size_t) (s - t);
+			tok[n].len = len;
 		}
 		n++;
 	}

@@ -43,6 +43,26 @@ struct name_token
  */
 ssize_t name_normalize(const char *in, size_t len, char *out, size_t size);
 
+/*
+ * The next token of *s, a run of non-blanks between single spaces as
+ * name_normalize() writes them: its start (its length in *len), *s moved
+ * past it; NULL when no token is left.
+ */
+static inline const char *
+name_next_token(const char **s, size_t *len)
+{
+	const char *p = *s, *t;
+
+	while (*p == ' ')
+		p++;
+	t = p;
+	while (*p && *p != ' ')
+		p++;
+	*s = p;
+	*len = (size_t) (p - t);
+	return p > t ? t : NULL;
+}
+
 /* Split a normalised name on spaces; stores up to `max`, returns how many there are. */
 int name_tokens(const char *norm, struct name_token *tok, int max);
 

@@ -196,13 +196,8 @@ load_outlier(struct rules *r, const char *sec, struct outlier_rule *o,
 	           *reason = rules_get(r, sec, "reason");
 	bool caseless;
 	int v;
-	const char **keys;
-	int nkeys = rules_keys(r, sec, &keys);
 
-	if (nkeys < 0)
-		return error_oom(err);
-	o->where = strdup(nkeys > 0 ? rules_where(r, sec, keys[0]) : "");
-	free(keys);
+	o->where = strdup(rules_section_where(r, sec));
 	if (o->where == NULL || (o->id = strdup(sec)) == NULL)
 		return error_oom(err);
 	if (!rules_get_bool(r, sec, "caseless", &caseless, err) ||
@@ -395,17 +390,14 @@ partial_config_load(struct rules *r, struct partial_config **out, struct error *
 		goto oom;
 	for (int k = 0; k < n; k++)
 	{
-		bool enabled;
+		int enabled;
 
 		if (strcmp(secs[k], "outlier") == 0)
 			continue;
-		if (!rules_get_bool(r, secs[k], "enabled", &enabled, err))
+		if ((enabled = rules_section_enabled(r, secs[k], err)) < 0)
 			goto fail;
 		if (!enabled)
-		{
-			rules_use_section(r, secs[k]);
 			continue;
-		}
 		if (!load_outlier(r, secs[k], &c->rules[c->nrules++], &c->lim, err))
 			goto fail;
 	}

@@ -944,21 +944,41 @@ is_star(const struct phone_plan *p, const char *d, int n)
 	       memcmp(d, p->cc, (size_t) p->cc_len) == 0;
 }
 
-size_t
-phone_format(const struct phone_plan *p, uint64_t e164, char *buf, size_t size)
+/*
+ * The digits of e164 in d, and the text both forms share: "" for no number,
+ * "*NNNN" for a star number.  Returns -1 when that text is the answer (its
+ * length in *len), else the count of digits.
+ */
+static int
+format_common(const struct phone_plan *p, uint64_t e164, char d[24], char *buf, size_t size,
+              size_t *len)
 {
-	char d[24];
 	int n;
 
 	if (e164 == 0)
 	{
 		if (size > 0)
 			buf[0] = '\0';
-		return 0;
+		*len = 0;
+		return -1;
 	}
-	n = e164_digits(e164, d, sizeof(d));
+	n = e164_digits(e164, d, 24);
 	if (is_star(p, d, n))
-		return (size_t) snprintf(buf, size, "*%s", d + p->cc_len);
+	{
+		*len = (size_t) snprintf(buf, size, "*%s", d + p->cc_len);
+		return -1;
+	}
+	return n;
+}
+
+size_t
+phone_format(const struct phone_plan *p, uint64_t e164, char *buf, size_t size)
+{
+	char d[24];
+	size_t len;
+
+	if (format_common(p, e164, d, buf, size, &len) < 0)
+		return len;
 	return (size_t) snprintf(buf, size, "+%s", d);
 }
 
@@ -966,17 +986,11 @@ size_t
 phone_format_national(const struct phone_plan *p, uint64_t e164, char *buf, size_t size)
 {
 	char d[24];
-	int n;
+	size_t len;
+	int n = format_common(p, e164, d, buf, size, &len);
 
-	if (e164 == 0)
-	{
-		if (size > 0)
-			buf[0] = '\0';
-		return 0;
-	}
-	n = e164_digits(e164, d, sizeof(d));
-	if (is_star(p, d, n))
-		return (size_t) snprintf(buf, size, "*%s", d + p->cc_len);
+	if (n < 0)
+		return len;
 	if (n <= p->cc_len || memcmp(d, p->cc, (size_t) p->cc_len) != 0)
 		return (size_t) snprintf(buf, size, "+%s", d); /* another country's */
 	if (classify(p, d + p->cc_len, n - p->cc_len) == PHONE_SPECIAL)

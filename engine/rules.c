@@ -467,6 +467,27 @@ rules_where(const struct rules *r, const char *section, const char *key)
 	return e->where;
 }
 
+int
+rules_section_enabled(struct rules *r, const char *section, struct error *err)
+{
+	bool enabled;
+
+	if (!rules_get_bool(r, section, "enabled", &enabled, err))
+		return -1;
+	if (!enabled)
+		rules_use_section(r, section); /* e.g. switched off by a campaign file */
+	return enabled ? 1 : 0;
+}
+
+const char *
+rules_section_where(const struct rules *r, const char *section)
+{
+	for (int i = 0; i < r->n; i++)
+		if (strcmp(r->e[i].section, section) == 0)
+			return rules_where(r, section, r->e[i].key);
+	return "";
+}
+
 /*
  * The value a typed getter reads: the section's own, else its template's
  * ([prefix.*] for an instance [prefix.<id>]); an empty value stands for the

@@ -38,6 +38,8 @@ bool rules_load_string(struct rules *r, const char *name, const char *text, stru
 const char *rules_get(struct rules *r, const char *section, const char *key);
 /* Where section.key was set ("file:line"), for messages; "" when absent. */
 const char *rules_where(const struct rules *r, const char *section, const char *key);
+/* Where a section begins: "file:line" of its first key, "" when it has none. */
+const char *rules_section_where(const struct rules *r, const char *section);
 
 /*
  * The defaults: rules/default.ini as compiled in, loaded first.  Its values
@@ -91,6 +93,11 @@ void rules_list_free(char **items);
 int rules_sections(const struct rules *r, const char *prefix, const char ***names);
 /* Keys of one section in order of appearance; same ownership as above. */
 int rules_keys(const struct rules *r, const char *section, const char ***keys);
+/*
+ * A rule section's "enabled" key: 1 on, 0 switched off (its other keys are
+ * then marked used, not checked), -1 a bad value (err filled).
+ */
+int rules_section_enabled(struct rules *r, const char *section, struct error *err);
 /* Mark every key of a section used (for sections read by rules_keys). */
 void rules_use_section(struct rules *r, const char *section);
 
