@@ -17,6 +17,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -498,6 +499,18 @@ rules_section_where(const struct rules *r, const char *section)
  * default.ini has no such key: the code asked for a key without a default,
  * which is an internal error.
  */
+/* The entry of key in the template [section up to end].*, or -1. */
+static int
+find_template(const struct rules *r, const char *section, const char *end, const char *key)
+{
+	char tmpl[256];
+
+	if (end - section > (ptrdiff_t) sizeof(tmpl) - 3)
+		return -1;
+	snprintf(tmpl, sizeof(tmpl), "%.*s.*", (int) (end - section), section);
+	return find(r, tmpl, key);
+}
+
 static int
 lookup(struct rules *r, const char *section, const char *key, bool scalar, const char **value,
        struct error *err)
@@ -508,8 +521,20 @@ lookup(struct rules *r, const char *section, const char *key, bool scalar, const
 	note_asked(r, section);
 	if (is_instance(section))
 	{
-		snprintf(tmpl, sizeof(tmpl), "%.*s.*", (int) (strrchr(section, '.') - section), section);
-		if ((t = find(r, tmpl, key)) >= 0)
+		/* the nearest template that has the key: [a.b.*] for [a.b.c], else [a.*] */
+		const char *end = strrchr(section, '.');
+
+		snprintf(tmpl, sizeof(tmpl), "%.*s.*", (int) (end - section), section);
+		while (end != NULL && (t = find_template(r, section, end, key)) < 0)
+		{
+			const char *p = end;
+
+			end = NULL;
+			while (p > section && end == NULL)
+				if (*--p == '.')
+					end = p;
+		}
+		if (t >= 0)
 			r->e[t].used = true;
 	}
 	for (int k = 0; k < 2; k++)

@@ -312,6 +312,14 @@ main(void)
 	   "a value is default.ini's until a file sets it");
 	ok(rules_check_unused(r, &err), "default.ini's keys are known even when not read");
 	rules_free(r);
+	/* an id with a dot of its own: the nearest template that has the key */
+	r = rules_new();
+	error_clear(&err);
+	ok(rules_load_defaults(r, false, &err) &&
+	       rules_load_string(r, "w.ini", "[cohort.x.y]\ncalls = 2\n", &err) &&
+	       rules_get_int(r, "cohort.x.y", "sla_hours", 1, 10000, &l, &err) && l == 24,
+	   "[cohort.x.y] takes [cohort.*]'s default (%s)", err.msg);
+	rules_free(r);
 	r = rules_new();
 	ok(rules_load_defaults(r, true, &err), "defaults with the shipped rules");
 	ok(rules_get(r, "blacklist.dnc_status", "statuses") != NULL, "hold the shipped rules");
