@@ -24,14 +24,15 @@
 
 #include "phone.h"
 
-#define MAX_CC       3
-#define MAX_TRUNK    2
-#define MAX_INTL     4
-#define MAX_PREFIXES 1024 /* a plan with more is a mistake in the rules */
-#define MAX_RANGE    1000 /* prefixes one "a-b" item may expand to */
-#define CITY_MAX     64   /* bytes of a folded city name */
-#define TYPO_TEXT    48
-#define E164_MAX     15 /* ITU-T E.164: at most 15 digits */
+#define MAX_CC              3
+#define MAX_TRUNK           2
+#define MAX_INTL            4
+#define MAX_PREFIXES        1024 /* a plan with more is a mistake in the rules */
+#define MAX_RANGE           1000 /* prefixes one "a-b" item may expand to */
+#define CITY_MAX            64   /* bytes of a folded city name */
+#define TYPO_TEXT           48
+#define E164_MAX            15 /* ITU-T E.164: at most 15 digits */
+#define NATIONAL_MAX_DIGITS 24 /* digits phone_national_digits() reads at most */
 
 struct prefix
 {
@@ -39,6 +40,7 @@ struct prefix
 	uint8_t len;
 	uint8_t nsn_len; /* digits of the whole NSN */
 	uint8_t type;    /* enum phone_type */
+	bool trunk;      /* given with the trunk prefix: dialled with it at home */
 };
 
 struct typo
@@ -74,6 +76,14 @@ struct phone_plan
 	int capprefixes;
 	int min_nsn;
 	int max_nsn;
+	/* numbers as dialled at home (with the trunk prefix where given so), for
+	 * phone_national_digits(): their shortest and longest length, the NSN
+	 * lengths of the prefixes dialled with the trunk prefix (bit k: k digits),
+	 * and the first digits (bit d) that begin special numbers only */
+	int min_home;
+	int max_home;
+	uint32_t trunk_nsn_lens;
+	unsigned service_lead;
 	int star_length;
 	bool repair_missing_zero;
 	struct typo *typos;
@@ -317,6 +327,7 @@ add_one_prefix(struct phone_plan *p, enum phone_type type, const char *digits, i
 	{
 		nsn += p->trunk_len;
 		nsn_len -= p->trunk_len;
+		x.trunk = true;
 	}
 	if (*nsn == '\0')
 		return error_set(err, EXIT_RULES, "%s: prefix \"%s\" is only the trunk prefix", where,
@@ -552,14 +563,33 @@ phone_plan_finish(struct phone_plan *p, const char *where, struct error *err)
 {
 	if (p->nprefixes == 0)
 		return error_set(err, EXIT_RULES, "%s: the numbering plan has no prefixes", where);
-	p->min_nsn = 99;
-	p->max_nsn = 0;
-	for (int k = 0; k < p->nprefixes; k++)
+	p->min_nsn = p->min_home = 99;
+	p->max_nsn = p->max_home = 0;
+	p->trunk_nsn_lens = 0;
 	{
-		if (p->prefixes[k].nsn_len < p->min_nsn)
-			p->min_nsn = p->prefixes[k].nsn_len;
-		if (p->prefixes[k].nsn_len > p->max_nsn)
-			p->max_nsn = p->prefixes[k].nsn_len;
+		unsigned lead_any = 0, lead_other = 0;
+
+		for (int k = 0; k < p->nprefixes; k++)
+		{
+			const struct prefix *x = &p->prefixes[k];
+			int home = x->nsn_len + (x->trunk ? p->trunk_len : 0);
+			char first = x->trunk ? p->trunk[0] : x->digits[0];
+
+			if (x->nsn_len < p->min_nsn)
+				p->min_nsn = x->nsn_len;
+			if (x->nsn_len > p->max_nsn)
+				p->max_nsn = x->nsn_len;
+			if (home < p->min_home)
+				p->min_home = home;
+			if (home > p->max_home)
+				p->max_home = home;
+			if (x->trunk)
+				p->trunk_nsn_lens |= 1u << x->nsn_len;
+			lead_any |= 1u << (first - '0');
+			if (x->type != PHONE_SPECIAL)
+				lead_other |= 1u << (first - '0');
+		}
+		p->service_lead = lead_any & ~lead_other;
 	}
 	/* a star number is told from the rest by its length alone */
 	if (p->star_length < 0 || (p->star_length > 0 && p->star_length >= p->min_nsn))
@@ -924,6 +954,91 @@ phone_parse_field(const char *in, const struct phone_plan *p, const char *city,
 	for (int k = 0; k < found && k < max && k < PHONE_FIELD_MAX; k++)
 		out[k] = got[k];
 	return found;
+}
+
+/*
+ * Does d (n digits, as dialled at home) begin with a special prefix of the
+ * plan as dialled at home, or with a first digit that only special numbers
+ * begin with (Israel's 1: 1-800, 1-700, but also the short 144)?
+ */
+static bool
+home_is_service(const struct phone_plan *p, const char *d, int n)
+{
+	if (p->service_lead & (1u << (d[0] - '0')))
+		return true;
+	for (int k = 0; k < p->nprefixes; k++)
+	{
+		const struct prefix *x = &p->prefixes[k];
+		int t = x->trunk ? p->trunk_len : 0;
+
+		if (x->type == PHONE_SPECIAL && n >= t + x->len && memcmp(d, p->trunk, (size_t) t) == 0 &&
+		    memcmp(d + t, x->digits, x->len) == 0)
+			return true;
+	}
+	return false;
+}
+
+int
+phone_national_digits(const struct phone_plan *p, const char *in, size_t len, char *out,
+                      size_t size, enum phone_reach *reach)
+{
+	char d[NATIONAL_MAX_DIGITS + 1];
+	int n = 0, skip = 0;
+	bool plus = false, star = false, trunk = false;
+
+	*reach = PHONE_REACH_HOME;
+	if (size > 0)
+		out[0] = '\0';
+	for (size_t k = 0; k < len; k++)
+	{
+		unsigned char c = (unsigned char) in[k];
+
+		if (c >= '0' && c <= '9')
+		{
+			if (n < NATIONAL_MAX_DIGITS)
+				d[n++] = (char) c;
+		}
+		else if (c == '+' && n == 0)
+			plus = true;
+		else if (c == '*' && n == 0)
+			star = true;
+		else if (n > 0 &&
+		         (c == '#' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80))
+			break; /* an extension or a comment follows */
+	}
+	d[n] = '\0';
+	if (n == 0)
+		return 0;
+	if (starts(d, n, p->intl, p->intl_len) &&
+	    starts(d + p->intl_len, n - p->intl_len, p->cc, p->cc_len))
+	{
+		/* 00972...: one of ours, dialled from abroad */
+		skip = p->intl_len + p->cc_len;
+		trunk = true;
+	}
+	else if ((plus || n > p->max_home) && starts(d, n, p->cc, p->cc_len))
+	{
+		/* +972... or 972...: a bare country code on a number too long to be dialled at home */
+		skip = p->cc_len;
+		trunk = true;
+	}
+	else if (plus || (starts(d, n, p->intl, p->intl_len) && n >= p->min_home))
+	{
+		/* another country's: its digits from the country code on */
+		*reach = PHONE_REACH_ABROAD;
+		skip = plus ? 0 : p->intl_len;
+	}
+	else if (p->trunk_len > 0 && n < 32 && (p->trunk_nsn_lens & (1u << n)) &&
+	         memcmp(d, p->trunk, (size_t) p->trunk_len) != 0)
+		trunk = true; /* as long as a national number without its trunk prefix: it was lost */
+	n = snprintf(out, size, "%s%s", trunk ? p->trunk : "", d + skip);
+	if (n >= (int) size)
+		n = size > 0 ? (int) size - 1 : 0;
+	if (star)
+		*reach = PHONE_REACH_SERVICE;
+	else if (*reach == PHONE_REACH_HOME && n > 0 && home_is_service(p, out, n))
+		*reach = PHONE_REACH_SERVICE;
+	return n;
 }
 
 /* ------------------------------------------------------------------------

@@ -124,6 +124,36 @@ enum phone_type phone_normalize(const char *in, size_t len, const struct phone_p
 int phone_parse_field(const char *in, const struct phone_plan *p, const char *city,
                       struct phone_number *out, int max);
 
+/* Where phone_national_digits() found a number to belong. */
+enum phone_reach
+{
+	PHONE_REACH_HOME,    /* the plan's country, or no sign of another */
+	PHONE_REACH_SERVICE, /* a star code, or it begins as the plan's special numbers only do */
+	PHONE_REACH_ABROAD   /* another country's: its digits from the country code on */
+};
+
+/* Room for what phone_national_digits() writes. */
+#define PHONE_NATIONAL_BUF 32
+
+/*
+ * The digits of a number as written, in the form dialled at home under the
+ * plan (trunk prefix in front where the plan dials one), whether or not the
+ * plan accepts the number: for checks that judge what people typed, such
+ * as the black-list's fake-phone check, where phone_normalize() would only
+ * say "invalid".  Reads leniently: every character but digits, a leading
+ * "+" or "*" is skipped until the first digit, and a letter, "#" or any
+ * non-ASCII byte after it ends the number ("ext 12", "שלוחה 12").  The
+ * country code (after "+", the international prefix, or bare on a number
+ * too long to be dialled at home) is replaced by the trunk prefix; a number
+ * as long as a national number without its trunk prefix gets it back; a
+ * "+" or the international prefix before another country code makes it
+ * PHONE_REACH_ABROAD, left as its digits.  Writes the digits and a NUL into
+ * out (PHONE_NATIONAL_BUF bytes) and returns their count, 0 when the text
+ * holds no digit; *reach says whose number it is.
+ */
+int phone_national_digits(const struct phone_plan *p, const char *in, size_t len, char *out,
+                          size_t size, enum phone_reach *reach);
+
 /*
  * Text of a canonical number: "+972524423268", or "*6700" for a star
  * number.  phone_format_national gives the form dialled at home

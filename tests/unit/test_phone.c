@@ -446,6 +446,69 @@ test_format_and_fake(const struct phone_plan *p)
 	is_str(phone_fake_reason(p, 0), NULL, "0 is not judged");
 }
 
+/* phone_national_digits(): `in` read as dialled at home, and whose it is. */
+static void
+check_national(const struct phone_plan *p, const char *in, const char *want, enum phone_reach reach,
+               const char *plan)
+{
+	char out[PHONE_NATIONAL_BUF];
+	enum phone_reach got;
+	int n = phone_national_digits(p, in, strlen(in), out, sizeof(out), &got);
+
+	is_str(out, want, "%s national digits of \"%s\"", plan, in);
+	is_int(n, (long long) strlen(want), "%s national digits of \"%s\": count", plan, in);
+	is_int(got, reach, "%s national digits of \"%s\": %s", plan, in,
+	       reach == PHONE_REACH_HOME      ? "home"
+	       : reach == PHONE_REACH_SERVICE ? "service"
+	                                      : "abroad");
+}
+
+/*
+ * The lenient reading the black-list judges fakes by, under Israel's plan
+ * (what the black-list always did) and a UK plan, where the old fixed
+ * Israeli reader called "1632 960123" a service number (it begins with 1),
+ * kept "0800 555 0199" as an ordinary number and read "+972..." as a home
+ * number and "+44..." as a foreign one.
+ */
+static void
+test_national_digits(const struct phone_plan *il)
+{
+	struct phone_plan *uk = phone_plan_new();
+	struct error err = {0};
+	bool ok;
+
+	check_national(il, "052-4423268", "0524423268", PHONE_REACH_HOME, "IL");
+	check_national(il, "+972-50-1234567", "0501234567", PHONE_REACH_HOME, "IL");
+	check_national(il, "00972 52 442 3268", "0524423268", PHONE_REACH_HOME, "IL");
+	check_national(il, "972524423268", "0524423268", PHONE_REACH_HOME, "IL");
+	check_national(il, "4-8123456", "048123456", PHONE_REACH_HOME, "IL");
+	check_national(il, "524423268", "0524423268", PHONE_REACH_HOME, "IL");
+	check_national(il, "0524423268 ext 12", "0524423268", PHONE_REACH_HOME, "IL");
+	check_national(il, "1-800-800-800", "1800800800", PHONE_REACH_SERVICE, "IL");
+	check_national(il, "144", "144", PHONE_REACH_SERVICE, "IL");
+	check_national(il, "*6700", "6700", PHONE_REACH_SERVICE, "IL");
+	check_national(il, "12345678", "012345678", PHONE_REACH_HOME, "IL");
+	check_national(il, "+1 212 555 0199", "12125550199", PHONE_REACH_ABROAD, "IL");
+	check_national(il, "0044 7700 900123", "447700900123", PHONE_REACH_ABROAD, "IL");
+	check_national(il, "000", "000", PHONE_REACH_HOME, "IL");
+
+	ok = phone_plan_set_codes(uk, "44", "0", "00", "t", &err) &&
+	     phone_plan_add_prefixes(uk, PHONE_MOBILE, "071-079", 11, "t", &err) &&
+	     phone_plan_add_prefixes(uk, PHONE_LANDLINE, "01", 11, "t", &err) &&
+	     phone_plan_add_prefixes(uk, PHONE_SPECIAL, "080", 11, "t", &err) &&
+	     phone_plan_finish(uk, "t", &err);
+	ok(ok, "a UK plan with freephone 080 builds (%s)", err.msg);
+	check_national(uk, "07700 900123", "07700900123", PHONE_REACH_HOME, "UK");
+	check_national(uk, "+44 7700 900123", "07700900123", PHONE_REACH_HOME, "UK");
+	check_national(uk, "0044 7700 900123", "07700900123", PHONE_REACH_HOME, "UK");
+	check_national(uk, "1632 960123", "01632960123", PHONE_REACH_HOME, "UK");
+	check_national(uk, "0800 555 0199", "08005550199", PHONE_REACH_SERVICE, "UK");
+	check_national(uk, "+44 800 555 0199", "08005550199", PHONE_REACH_SERVICE, "UK");
+	check_national(uk, "+972 52 442 3268", "972524423268", PHONE_REACH_ABROAD, "UK");
+	check_national(uk, "07000 000000", "07000000000", PHONE_REACH_HOME, "UK");
+	phone_plan_free(uk);
+}
+
 int
 main(void)
 {
@@ -464,6 +527,7 @@ main(void)
 	test_options();
 	test_builder_errors();
 	test_other_country();
+	test_national_digits(il);
 	phone_plan_free(il);
 	phone_plan_free(NULL);
 	return done_testing();
