@@ -108,17 +108,21 @@ u64_digits(uint64_t v, char *buf)
 	return n;
 }
 
-/* 1 junk, 0 a real-looking number, -1 no digits (not a phone at all) */
+/*
+ * 1 junk, 0 a real-looking number, -1 no digits (not a phone at all).  The
+ * digits are read under the leads' numbering plan (phone.c), as dialled at
+ * home, so a service number is one of the plan's (Israel: 1-800, 1-700,
+ * 144, *6700; the UK: 0800) and the country code counts as the plan's own.
+ */
 static int
 junk_number(const struct blacklist_rule *rl, const char *s, size_t len)
 {
-	char nat[32];
-	bool special, foreign;
+	char nat[PHONE_NATIONAL_BUF];
+	enum phone_reach reach;
 
-	if (bl_national_digits(s, len, nat, &special, &foreign) == 0)
+	if (phone_national_digits(rl->plan, s, len, nat, sizeof(nat), &reach) == 0)
 		return -1;
-	/* Israeli numbers that begin with 1 are services: 1-800, 1-700, 1-599, 144 */
-	if (special || (!foreign && nat[0] == '1'))
+	if (reach == PHONE_REACH_SERVICE)
 		return rl->special_is_junk ? 1 : 0;
 	if (blacklist_fake_digits(nat, rl->min_digits))
 		return 1;
@@ -163,7 +167,7 @@ junk_phone_hit(const struct blacklist_rule *rl, const struct batch *b, size_t i)
 	for (int k = 0; k < BATCH_PHONES; k++)
 	{
 		char d[24];
-		int len;
+		size_t len;
 
 		if (b->phones[i][k] == 0)
 			continue;
@@ -174,10 +178,9 @@ junk_phone_hit(const struct blacklist_rule *rl, const struct batch *b, size_t i)
 			junk += rl->special_is_junk;
 			continue;
 		}
-		d[0] = '+';
-		len = 1 + u64_digits(b->phones[i][k], d + 1);
+		len = phone_format(rl->plan, b->phones[i][k], d, sizeof(d));
 		seen++;
-		junk += junk_number(rl, d, (size_t) len) > 0;
+		junk += junk_number(rl, d, len) > 0;
 	}
 	return seen > 0 && junk == seen;
 }

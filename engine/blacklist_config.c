@@ -444,10 +444,11 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 	}
 	for (int k = 0; k < n; k++)
 	{
-		char nat[32];
-		bool special, foreign;
+		char nat[PHONE_NATIONAL_BUF];
+		enum phone_reach reach;
 
-		if (bl_national_digits(items[k], strlen(items[k]), nat, &special, &foreign) == 0)
+		if (phone_national_digits(rl->plan, items[k], strlen(items[k]), nat, sizeof(nat), &reach) ==
+		    0)
 		{
 			error_set(err, EXIT_RULES, "%s: [%s] fake_phones: \"%s\" holds no digits",
 			          rules_where(r, sec, "fake_phones"), sec, items[k]);

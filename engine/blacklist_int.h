@@ -5,7 +5,7 @@
  *    and the functions one part calls in another (prefixed bl_).
  *
  * The parts:
- *    blacklist_tools.c   hash sets, phone digits and e-mail keys, keyboard mashing
+ *    blacklist_tools.c   hash sets, fake digits and e-mail keys, keyboard mashing
  *    blacklist_config.c  the [blacklist.<id>] rules and the do-not-call lists
  *    blacklist.c         the stage
  */
@@ -113,8 +113,7 @@ bool bl_str_set_add(struct str_set *s, const char *v);
 bool bl_str_set_has(const struct str_set *s, const char *v);
 void bl_str_set_free(struct str_set *s);
 
-/* phones and e-mails (blacklist_tools.c) */
-int bl_national_digits(const char *s, size_t len, char *out, bool *special, bool *foreign);
+/* e-mails (blacklist_tools.c); phones are read by phone.c */
 bool bl_email_key(const char *s, char *out, size_t size);
 
 /* keyboard mashing (blacklist_tools.c) */

@@ -1,7 +1,7 @@
 /*
  * blacklist_tools.c
  *    The black-list stage's small tools: hash sets of numbers and strings,
- *    a phone's national digits, the e-mail key of the do-not-call lists,
+ *    the fake-digit test, the e-mail key of the do-not-call lists,
  *    and keyboard-mash detection.
  *
  * Pure functions over their arguments; a set owns its strings and is
@@ -130,58 +130,6 @@ bl_str_set_free(struct str_set *s)
 }
 
 /* ------------------------------------------------------- phones and e-mails */
-
-/*
- * The digits of one phone written as text, in national form (leading 0),
- * into out (size >= 32).  *special is set for star codes ("*6700") and
- * *foreign for a number with another country code ("+1 212...", "0044..."),
- * which is left as its digits.  Returns the number of digits, 0 when the
- * text holds none.  Digits stop at the first letter or "#" after a digit,
- * which drops extensions written as "ext 12", "x12" or "שלוחה 12".
- */
-int
-bl_national_digits(const char *s, size_t len, char *out, bool *special, bool *foreign)
-{
-	char d[25];
-	int n = 0;
-	bool plus = false;
-
-	*special = *foreign = false;
-	for (size_t k = 0; k < len; k++)
-	{
-		unsigned char c = (unsigned char) s[k];
-
-		if (c >= '0' && c <= '9')
-		{
-			if (n < 24) /* no plan has longer numbers */
-				d[n++] = (char) c;
-		}
-		else if (c == '+' && n == 0)
-			plus = true;
-		else if (c == '*' && n == 0)
-			*special = true;
-		else if (n > 0 && (c == '#' || isalpha(c) || c >= 0x80))
-			break;
-	}
-	d[n] = '\0';
-	out[0] = '\0';
-	if (n == 0)
-		return 0;
-	if (strncmp(d, "00972", 5) == 0 && n > 5)
-		snprintf(out, 32, "0%s", d + 5);
-	else if ((plus || n >= 11) && strncmp(d, "972", 3) == 0 && n > 3)
-		snprintf(out, 32, "0%s", d + 3);
-	else if (plus || (strncmp(d, "00", 2) == 0 && n > 8))
-	{
-		*foreign = true;
-		snprintf(out, 32, "%s", d + (plus ? 0 : 2));
-	}
-	else if (d[0] != '0' && (n == 8 || n == 9))
-		snprintf(out, 32, "0%s", d); /* the leading 0 was lost */
-	else
-		snprintf(out, 32, "%s", d);
-	return (int) strlen(out);
-}
 
 bool
 blacklist_fake_digits(const char *digits, int min_digits)

@@ -484,6 +484,70 @@ test_dnc_plan(void)
 	rmdir(dir);
 }
 
+/*
+ * The fake-phone check reads numbers under the leads' plan.  Under a UK
+ * plan a UK number of one digit repeated is junk and a real UK mobile is
+ * not; a UK freephone number (080, special in the plan) is a service
+ * number, junk by the shipped special_is_junk, written at home or with +44.
+ * The old fixed Israeli reader kept both freephone leads: it took only
+ * numbers beginning with 1 for services, and +44 for a foreign number.
+ */
+static void
+test_junk_plan(void)
+{
+	char dir[] = "/tmp/test_blacklist_XXXXXX";
+	char ini[4200];
+	const char *files[1];
+	struct error err = {0};
+	struct stage_stats st = {0};
+	struct ruleset *rs;
+	struct batch *b;
+	FILE *f;
+	static const struct row rows[] = {
+	    {"Oliver Smith", "07000 000000", NULL, NULL, NULL},
+	    {"Amelia Jones", "07777 777777", NULL, NULL, NULL},
+	    {"Harry Brown", "07700 900123", NULL, NULL, NULL},
+	    {"Isla Wilson", "0800 555 0199", NULL, NULL, NULL},
+	    {"Jack Taylor", "+44 800 555 0199", NULL, NULL, NULL},
+	    {"Emily Davies", "0800 555 0199 / 07700 900456", NULL, NULL, NULL},
+	};
+
+	ok(mkdtemp(dir) != NULL, "a temporary folder");
+	lc_fmt(ini, sizeof(ini), "%s/uk.ini", dir);
+	f = fopen(ini, "w");
+	fprintf(f, "[source]\ntable = crm.leads\n"
+	           "[phone_plan]\ncountry_code = 44\nmobile = 071-079\nmobile_length = 11\n"
+	           "landline = 01, 02\nlandline_length = 11\nvoip = 056\nvoip_length = 11\n"
+	           "special = 080\nspecial_length = 11\ntypos =\ncomplete_from_city = no\n");
+	fclose(f);
+	files[0] = ini;
+	rs = ruleset_load(files, 1, &err);
+	if (!ok(rs != NULL, "a UK plan with the shipped black-list loads"))
+		diag("%s", err.msg);
+	b = batch_of(rows, 6);
+	if (rs && b)
+	{
+		ok(normalize_stage(b, rs, &st, &err), "UK leads normalised");
+		stage_stats_free(&st);
+		ok(blacklist_stage(b, rs, &st, &err), "stage runs");
+		for (int i = 0; i < 6; i++)
+		{
+			bool junk = i != 2 && i != 5;
+
+			is_int(b->verdict[i], junk ? VERDICT_BLACKLISTED : VERDICT_KEPT, "UK plan: \"%s\" %s",
+			       rows[i].phone, junk ? "is a fake phone" : "is kept");
+			if (junk)
+				is_str(b->rule_id[i], "blacklist.fake_phone", "UK plan: \"%s\": by fake_phone",
+				       rows[i].phone);
+		}
+	}
+	batch_free(b);
+	ruleset_free(rs);
+	stage_stats_free(&st);
+	unlink(ini);
+	rmdir(dir);
+}
+
 static void
 test_dnc_api(void)
 {
@@ -1329,6 +1393,7 @@ main(int argc, char **argv)
 	test_stage_match_limit();
 	test_dnc_api();
 	test_dnc_plan();
+	test_junk_plan();
 	test_shipped();
 	test_fixtures(fixtures);
 
