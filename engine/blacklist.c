@@ -31,6 +31,7 @@
 
 #include "blacklist.h"
 #include "blacklist_int.h"
+#include "email.h"
 #include "suppress.h"
 #include "phone.h"
 #include "regex.h"
@@ -76,7 +77,7 @@ status_hit(const struct blacklist_rule *rl, const struct batch *b, size_t i)
 static bool
 dnc_hit(const struct blacklist_rule *rl, const struct batch *b, size_t i)
 {
-	char key[BL_MAX_EMAIL + 16];
+	char key[EMAIL_KEY_BUF + 16];
 	const char *e;
 
 	for (int k = 0; k < BATCH_PHONES; k++)
@@ -87,7 +88,7 @@ dnc_hit(const struct blacklist_rule *rl, const struct batch *b, size_t i)
 	if (b->email_key[i] && bl_str_set_has(&rl->dnc_emails, b->email_key[i]))
 		return true;
 	e = b->email_norm[i] ? b->email_norm[i] : b->col[FIELD_EMAIL][i];
-	return bl_email_key(e, key, sizeof(key)) && bl_str_set_has(&rl->dnc_emails, key);
+	return email_loose_key(e, key, sizeof(key)) && bl_str_set_has(&rl->dnc_emails, key);
 }
 
 /* The decimal digits of v into buf (room for 21), NUL-terminated; returns their count. */

@@ -20,6 +20,7 @@
 
 #include "blacklist.h"
 #include "blacklist_int.h"
+#include "email.h"
 #include "phone.h"
 #include "regex.h"
 #include "ruleset.h"
@@ -200,9 +201,9 @@ dnc_add_phone_text(struct blacklist_rule *rl, const char *text, struct error *er
 static bool
 dnc_add_email_text(struct blacklist_rule *rl, const char *text, struct error *err)
 {
-	char key[BL_MAX_EMAIL + 16];
+	char key[EMAIL_KEY_BUF + 16];
 
-	if (!bl_email_key(text, key, sizeof(key)))
+	if (!email_loose_key(text, key, sizeof(key)))
 		return error_set(err, EXIT_DATA, "do-not-call e-mail \"%s\" is not an e-mail address",
 		                 text);
 	if (!bl_str_set_add(&rl->dnc_emails, key))

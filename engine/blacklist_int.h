@@ -5,7 +5,7 @@
  *    and the functions one part calls in another (prefixed bl_).
  *
  * The parts:
- *    blacklist_tools.c   hash sets, fake digits and e-mail keys, keyboard mashing
+ *    blacklist_tools.c   hash sets, fake digits, keyboard mashing
  *    blacklist_config.c  the [blacklist.<id>] rules and the do-not-call lists
  *    blacklist.c         the stage
  */
@@ -24,8 +24,6 @@
 #define BL_CHUNK 2048
 /* longest value accepted in a do-not-call CSV file */
 #define BL_MAX_FIELD 1024
-/* longest e-mail the key function handles (RFC 5321 allows 254) */
-#define BL_MAX_EMAIL 320
 
 /* What a rule's pattern is matched against. */
 enum field_kind
@@ -112,9 +110,6 @@ bool bl_u64_set_has(const struct u64_set *s, uint64_t v);
 bool bl_str_set_add(struct str_set *s, const char *v);
 bool bl_str_set_has(const struct str_set *s, const char *v);
 void bl_str_set_free(struct str_set *s);
-
-/* e-mails (blacklist_tools.c); phones are read by phone.c */
-bool bl_email_key(const char *s, char *out, size_t size);
 
 /* keyboard mashing (blacklist_tools.c) */
 int bl_utf8_next(const unsigned char *p, uint32_t *cp);

@@ -1,8 +1,7 @@
 /*
  * blacklist_tools.c
  *    The black-list stage's small tools: hash sets of numbers and strings,
- *    the fake-digit test, the e-mail key of the do-not-call lists,
- *    and keyboard-mash detection.
+ *    the fake-digit test and keyboard-mash detection.
  *
  * Pure functions over their arguments; a set owns its strings and is
  * freed by bl_str_set_free().  Safe to read from any number of threads
@@ -129,7 +128,7 @@ bl_str_set_free(struct str_set *s)
 	free(s->slot);
 }
 
-/* ------------------------------------------------------- phones and e-mails */
+/* ---------------------------------------------------------------- fake phones */
 
 bool
 blacklist_fake_digits(const char *digits, int min_digits)
@@ -154,58 +153,6 @@ blacklist_fake_digits(const char *digits, int min_digits)
 			return true;
 	}
 	return false;
-}
-
-/*
- * The key an e-mail is compared by on both sides of a do-not-call list:
- * trimmed, lower case, "+tag" dropped, and gmail's ignored dots dropped.
- * Matching a little too much is the safe side for a do-not-call list.
- */
-bool
-bl_email_key(const char *s, char *out, size_t size)
-{
-	const char *a, *z, *at;
-	size_t n = 0;
-	bool gmail;
-	const char *dom;
-
-	if (s == NULL)
-		return false;
-	for (a = s; *a && isspace((unsigned char) *a); a++)
-		;
-	for (z = a + strlen(a); z > a && isspace((unsigned char) z[-1]); z--)
-		;
-	if ((size_t) (z - a) >= size || (size_t) (z - a) >= BL_MAX_EMAIL)
-		return false;
-	at = NULL;
-	for (const char *p = a; p < z; p++)
-		if (*p == '@')
-			at = p;
-	if (at == NULL || at == a || at + 1 >= z)
-		return false;
-	dom = at + 1;
-	gmail = (z - dom == 9 && strncasecmp(dom, "gmail.com", 9) == 0) ||
-	        (z - dom == 14 && strncasecmp(dom, "googlemail.com", 14) == 0);
-	for (const char *p = a; p < at; p++)
-	{
-		if (*p == '+')
-			break;
-		if (gmail && *p == '.')
-			continue;
-		out[n++] = (char) tolower((unsigned char) *p);
-	}
-	if (n == 0)
-		return false;
-	if (gmail)
-	{
-		memcpy(out + n, "@gmail.com", 11);
-		return true;
-	}
-	out[n++] = '@';
-	for (const char *p = dom; p < z; p++)
-		out[n++] = (char) tolower((unsigned char) *p);
-	out[n] = '\0';
-	return true;
 }
 
 /* --------------------------------------------------------- keyboard mashing */

@@ -41,6 +41,7 @@
 #include "config.h"
 
 #include "dedupe_int.h"
+#include "email.h"
 #include "fault.h"
 
 /* ------------------------------------------------------------------ */
@@ -104,18 +105,8 @@ sorted_token_hash(const char *s, uint64_t seed)
 	int n = 0;
 	uint64_t h = seed;
 
-	while (*s && n < 32)
-	{
-		while (*s == ' ')
-			s++;
-		if (*s == '\0')
-			break;
-		tok[n] = s;
-		while (*s && *s != ' ')
-			s++;
-		len[n] = (size_t) (s - tok[n]);
+	while (n < 32 && (tok[n] = name_next_token(&s, &len[n])) != NULL)
 		n++;
-	}
 	/* insertion sort: names have a handful of tokens */
 	for (int i = 1; i < n; i++)
 		for (int j = i; j > 0; j--)
@@ -173,35 +164,9 @@ dd_translit_hash(const struct run *r, const char *s, uint64_t seed)
 static uint64_t
 nodots_hash(const char *s)
 {
-	char buf[320] = {0};
-	size_t o = 0;
-	const char *at = strrchr(s, '@');
+	char buf[320];
 
-	for (const char *p = s; *p && o < sizeof(buf); p++)
-		if (*p != '.' || (at != NULL && p > at))
-			buf[o++] = *p;
-	return dd_hash_bytes(buf, o, 9);
-}
-
-/* Two addresses equal once the dots of their local parts are left out. */
-bool
-dd_same_but_dots(const char *a, const char *b)
-{
-	const char *aa = strrchr(a, '@'), *ab = strrchr(b, '@');
-
-	if (aa == NULL || ab == NULL || strcmp(aa, ab) != 0)
-		return false;
-	for (;;)
-	{
-		while (a < aa && *a == '.')
-			a++;
-		while (b < ab && *b == '.')
-			b++;
-		if (a == aa || b == ab)
-			return a == aa && b == ab;
-		if (*a++ != *b++)
-			return false;
-	}
+	return dd_hash_bytes(buf, email_without_dots(s, buf, sizeof(buf)), 9);
 }
 
 /* The tokens' phonetic keys joined, for comparing a text across scripts. */

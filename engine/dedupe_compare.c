@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include "dedupe_int.h"
+#include "email.h"
 
 /* ------------------------------------------------------------------ */
 /* Comparing two participants                                          */
@@ -122,7 +123,7 @@ dd_compare_field(const struct run *r, int f, uint32_t a, uint32_t b, double *tf,
 				return 0;
 			}
 			/* no term frequency below: these levels are about spelling, not the value */
-			if (d->h3[a] == d->h3[b] && dd_same_but_dots(d->s[a], d->s[b]))
+			if (d->h3[a] == d->h3[b] && email_same_but_dots(d->s[a], d->s[b]))
 				return 1;
 			if (d->h2[a] == d->h2[b] && strcmp(d->s2[a], d->s2[b]) == 0)
 				return 2;

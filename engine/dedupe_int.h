@@ -217,7 +217,6 @@ int dd_alias_group(const void *ctx, const char *key, size_t len);
 
 /* dedupe.c */
 uint64_t dd_translit_hash(const struct run *r, const char *s, uint64_t seed);
-bool dd_same_but_dots(const char *a, const char *b);
 void dd_name_unpack(const unsigned char *p, const char *name, struct strsim_name *nm);
 bool dd_pairs_sharing(uint64_t *key, size_t n, double *out);
 void dd_update_given_u(struct run *r, int f, const double *mg, double mg_all);

@@ -11,10 +11,13 @@
  * domain of two labels or more whose last is not all digits.  Quoted local
  * parts, address literals and non-ASCII addresses are refused: in legacy
  * lead data they are typing mistakes, not mailboxes.  The rules own all
- * their strings; normalising writes only into the caller's buffers.
+ * their strings; normalising writes only into the caller's buffers.  Two
+ * rule-free keys serve the do-not-call lists (email_loose_key) and
+ * de-duplication's dot-blind comparison (email_without_dots).
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -459,4 +462,88 @@ email_normalize(const struct email_rules *er, const char *in, char *norm, char *
 		domain = pv->canonical;
 	memcpy(key + o, domain, strlen(domain) + 1);
 	return EMAIL_VALID;
+}
+
+/* See email.h: no syntax check, no rules; gmail's habits are built in. */
+bool
+email_loose_key(const char *s, char *out, size_t size)
+{
+	const char *a, *z, *at;
+	size_t n = 0;
+	bool gmail;
+	const char *dom;
+
+	if (s == NULL)
+		return false;
+	for (a = s; *a && isspace((unsigned char) *a); a++)
+		;
+	for (z = a + strlen(a); z > a && isspace((unsigned char) z[-1]); z--)
+		;
+	if ((size_t) (z - a) >= size || (size_t) (z - a) >= EMAIL_KEY_BUF)
+		return false;
+	at = NULL;
+	for (const char *p = a; p < z; p++)
+		if (*p == '@')
+			at = p;
+	if (at == NULL || at == a || at + 1 >= z)
+		return false;
+	dom = at + 1;
+	gmail = (z - dom == 9 && strncasecmp(dom, "gmail.com", 9) == 0) ||
+	        (z - dom == 14 && strncasecmp(dom, "googlemail.com", 14) == 0);
+	for (const char *p = a; p < at; p++)
+	{
+		if (*p == '+')
+			break;
+		if (gmail && *p == '.')
+			continue;
+		out[n++] = (char) tolower((unsigned char) *p);
+	}
+	if (n == 0)
+		return false;
+	if (gmail)
+	{
+		memcpy(out + n, "@gmail.com", 11);
+		return true;
+	}
+	out[n++] = '@';
+	for (const char *p = dom; p < z; p++)
+		out[n++] = (char) tolower((unsigned char) *p);
+	out[n] = '\0';
+	return true;
+}
+
+/*
+ * The address with the dots of its local part (before the last "@"; all of
+ * them when there is no "@") left out, cut at `size` bytes; not terminated.
+ */
+size_t
+email_without_dots(const char *s, char *out, size_t size)
+{
+	size_t o = 0;
+	const char *at = strrchr(s, '@');
+
+	for (const char *p = s; *p && o < size; p++)
+		if (*p != '.' || (at != NULL && p > at))
+			out[o++] = *p;
+	return o;
+}
+
+bool
+email_same_but_dots(const char *a, const char *b)
+{
+	const char *aa = strrchr(a, '@'), *ab = strrchr(b, '@');
+
+	if (aa == NULL || ab == NULL || strcmp(aa, ab) != 0)
+		return false;
+	for (;;)
+	{
+		while (a < aa && *a == '.')
+			a++;
+		while (b < ab && *b == '.')
+			b++;
+		if (a == aa || b == ab)
+			return a == aa && b == ab;
+		if (*a++ != *b++)
+			return false;
+	}
 }

@@ -85,4 +85,25 @@ enum email_result email_normalize(const struct email_rules *er, const char *in, 
 /* True when `s` (len bytes) is a syntactically valid domain name of two labels or more. */
 bool email_valid_domain(const char *s, size_t len);
 
+/*
+ * The key of the do-not-call lists, for an address from outside the rules
+ * (a list, a lead's address): trimmed, lower case, "+tag" dropped for any
+ * domain, and for gmail.com and googlemail.com the dots of the local part
+ * dropped and the domain gmail.com.  No syntax check beyond one "@" with
+ * text on both sides: matching a little too much is the safe side for a
+ * do-not-call list.  Writes into out (`size` bytes, EMAIL_KEY_BUF will do);
+ * false when the text is no address or is EMAIL_KEY_BUF bytes or longer.
+ */
+bool email_loose_key(const char *s, char *out, size_t size);
+
+/*
+ * De-duplication's test for one mailbox written with and without dots on
+ * any provider: email_without_dots() writes the address without the dots
+ * of its local part (at most `size` bytes, no NUL) and returns the length;
+ * email_same_but_dots() is true when two addresses have the same domain
+ * and the same local part once its dots are left out.
+ */
+size_t email_without_dots(const char *s, char *out, size_t size);
+bool email_same_but_dots(const char *a, const char *b);
+
 #endif /* REFINERY_EMAIL_H */

@@ -294,6 +294,34 @@ test_domain_check(void)
 	ok(!email_valid_domain("", 0), "empty");
 }
 
+/* The rule-free keys: the do-not-call lists' and de-duplication's dot-blind test. */
+static void
+test_loose_keys(void)
+{
+	char key[EMAIL_KEY_BUF], buf[64];
+	size_t n;
+
+	ok(email_loose_key("  Yossi.Cohen+fb@GoogleMail.com ", key, sizeof(key)) &&
+	       strcmp(key, "yossicohen@gmail.com") == 0,
+	   "loose key: gmail dots, tag and googlemail.com folded (%s)", key);
+	ok(email_loose_key("Dana.Levi+x@Walla.CO.IL", key, sizeof(key)) &&
+	       strcmp(key, "dana.levi@walla.co.il") == 0,
+	   "loose key: any domain loses its tag and case, keeps its dots (%s)", key);
+	ok(!email_loose_key("no at sign", key, sizeof(key)), "loose key: no \"@\" is no address");
+	ok(!email_loose_key("@walla.co.il", key, sizeof(key)), "loose key: nothing before \"@\"");
+	ok(!email_loose_key("+tag@walla.co.il", key, sizeof(key)), "loose key: only a tag");
+	ok(!email_loose_key(NULL, key, sizeof(key)), "loose key: NULL");
+
+	n = email_without_dots("y.o.s.s.i@mail.co.il", buf, sizeof(buf));
+	ok(n == 16 && memcmp(buf, "yossi@mail.co.il", 16) == 0, "without dots: the local part only");
+	ok(email_same_but_dots("y.cohen@walla.co.il", "ycohen@walla.co.il"),
+	   "same but dots: one mailbox");
+	ok(!email_same_but_dots("y.cohen@walla.co.il", "ycohen@wallaco.il"),
+	   "same but dots: the domain's dots count");
+	ok(!email_same_but_dots("y.cohen@walla.co.il", "ycohen2@walla.co.il"),
+	   "same but dots: another mailbox");
+}
+
 int
 main(void)
 {
@@ -306,6 +334,7 @@ main(void)
 	test_keep_case();
 	test_rule_errors();
 	test_domain_check();
+	test_loose_keys();
 	email_rules_free(er);
 	return done_testing();
 }
