@@ -98,7 +98,7 @@ bool blacklist_add_dnc_value(struct blacklist_config *c, int q, const char *text
  * tests: true when the number is shorter than `min_digits` (the rule's
  * key), when its last seven digits are one digit repeated, or when it holds
  * seven ascending or descending digits in a row.  `digits` is a phone's
- * digits in national form (leading 0).
+ * digits as dialled at home, as phone_national_digits() gives them.
  */
 bool blacklist_fake_digits(const char *digits, int min_digits);
 
