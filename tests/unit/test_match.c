@@ -2,7 +2,7 @@
  * test_match.c
  *    Matching leads to reps: [match] rules, the base probability, rep table
  *    checks, the smoothing (2 of 3 against 300 of 1,000), fallbacks, the
- *    fixture cases of fixtures/match, capacity and inactive reps, the
+ *    match cases that keep a RUNNER, capacity and inactive reps, the
  *    exact optimum against brute force, determinism across thread counts,
  *    the summaries, and expected conversions against score-ordered round
  *    robin and a greedy match on synthetic reps and on gen_leads.py's reps.
@@ -1018,9 +1018,16 @@ main(void)
 		int n = 0;
 
 		ok(d != NULL, "fixtures/match found (top_srcdir=%s)", top);
+		/* only the cases whose RUNNER names this program; test_fixtures runs the rest */
 		while (d && (de = readdir(d)) != NULL)
 		{
+			char runner[1400];
+			struct stat sb;
+
 			if (de->d_name[0] == '.')
+				continue;
+			snprintf(runner, sizeof(runner), "%s/%s/RUNNER", path, de->d_name);
+			if (stat(runner, &sb) != 0)
 				continue;
 			names = realloc(names, sizeof(char *) * (n + 1));
 			names[n++] = strdup(de->d_name);
@@ -1036,7 +1043,7 @@ main(void)
 			free(names[i]);
 		}
 		free(names);
-		ok(n >= 3, "at least three fixture cases");
+		ok(n >= 1, "at least one match case still runs here (found %d)", n);
 	}
 
 	/* ---------------------------------- capacity, inactive, who is served */
