@@ -5,11 +5,12 @@
  * Each case is rules.ini, leads.csv and either expected.csv or error.txt
  * (fixtures/README.md is the reference).  The rules load as the program
  * loads them, with ruleset_load(): default.ini with its shipped rules first,
- * then "[source] csv" pointing at leads.csv, then rules.ini; the leads are
- * read by pull_csv(), side data by sidedata_load() without a connection,
- * and the stages run through pipeline_run_range().  Every lead's result row
- * is made by writeback_row(), so a case checks the columns lead_results
- * gets, by their names.  A case folder with a RUNNER file is still run by
+ * then "[source] csv" pointing at leads.csv (and "[match] reps_csv" and
+ * "stats_csv" at the case's reps.csv and stats.csv), then rules.ini; the
+ * leads are read by pull_csv(), side data by sidedata_load() without a
+ * connection, and the stages run through pipeline_run_range().  Every
+ * lead's result row is made by writeback_row(), so a case checks the
+ * columns lead_results gets, by their names.  A case folder with a RUNNER file is still run by
  * the old test program that file names, and is skipped here.
  */
 #include "config.h"
@@ -402,7 +403,7 @@ check_error(const char *name, const char *path, const struct error *err)
 static void
 run_case(const char *stage, const char *dir, const char *name)
 {
-	char rules[4200], leads[4200], expected[4200], error_txt[4200], src[64] = "";
+	char rules[4200], leads[4200], expected[4200], error_txt[4200], side[4200], src[64] = "";
 	char title[300], why[300] = "";
 	const char *files[2];
 	struct case_opts o;
@@ -436,6 +437,13 @@ run_case(const char *stage, const char *dir, const char *name)
 		return;
 	}
 	fprintf(f, "[source]\ncsv = %s\n", leads);
+	/* the reps and their history, when the case has them, as the files of [match] */
+	snprintf(side, sizeof(side), "%s/%s/reps.csv", dir, name);
+	if (exists(side))
+		fprintf(f, "[match]\nreps_csv = %s\n", side);
+	snprintf(side, sizeof(side), "%s/%s/stats.csv", dir, name);
+	if (exists(side))
+		fprintf(f, "[match]\nstats_csv = %s\n", side);
 	fclose(f);
 	files[0] = src;
 	files[1] = rules;

@@ -5,9 +5,9 @@
  *
  * The stage's fixture cases (fixtures/normalize/<case>/) are run by
  * tests/unit/test_fixtures.  The source tree's top comes from argv[1],
- * else $srcdir, else $top_srcdir, else ".".  The generated sample runs
- * $top/../shared/bench/gen_leads.py (that one test is skipped when it is
- * absent) and checks, against its ground truth, that the rows of one person
+ * else $srcdir, else $top_srcdir, else ".".  The generated sample comes
+ * from fixtures/genleads ($GENLEADS) and is checked, against its ground
+ * truth and the generator's cities (genleads --lists): the rows of one person
  * agree on their normalised phone and e-mail key when the same number or
  * address was written differently.
  */
@@ -23,6 +23,7 @@
 #include <csv.h>
 
 #include "batch.h"
+#include "genleads_run.h"
 #include "normalize.h"
 #include "rules.h"
 #include "stage.h"
@@ -33,14 +34,6 @@ static char top[4096];
 /* ------------------------------------------------------------------------
  * helpers
  * ------------------------------------------------------------------------ */
-
-static bool
-exists(const char *path)
-{
-	struct stat sb;
-
-	return stat(path, &sb) == 0;
-}
 
 /*
  * A ruleset holding the shipped normalise rules, then `extra` (a file path)
@@ -95,7 +88,7 @@ test_config(void)
 	struct error err = {0};
 	char buf[NORMALIZE_STATUS_MAX * 4 + 1];
 	bool mapped;
-	/* every spelling of gen_leads.py's LEGACY_STATUS with its canonical status */
+	/* every legacy spelling the generator writes (genleads --lists) with its canonical status */
 	static const char *const legacy[][2] = {
 	    {"DNC", "do_not_call"},
 	    {"Do Not Call", "do_not_call"},
@@ -553,7 +546,7 @@ ent_row_cmp(const void *a, const void *b)
 static void
 test_generated_sample(void)
 {
-	char gen[4300], dir[] = "/tmp/refinery-normalize-XXXXXX", cmd[13000], leads[300], truth[300];
+	char dir[4200], why[4200], cmd[4100], leads[4400], truth[4400];
 	struct csv_load ll = {0}, tl = {.truth = true};
 	struct ruleset rs;
 	struct stage_stats st = {0};
@@ -563,33 +556,17 @@ test_generated_sample(void)
 	       nm_pairs = 0, nm_agree = 0;
 	const size_t rows = 20000;
 
-	snprintf(gen, sizeof(gen), "%s/../shared/bench/gen_leads.py", top);
-	if (!exists(gen))
+	if (!ok(genleads_run((long) rows, 11, 0, dir, sizeof(dir), why, sizeof(why)), "genleads ran"))
 	{
-		ok(1, "generated sample # SKIP no %s", gen);
-		return;
-	}
-	if (mkdtemp(dir) == NULL)
-	{
-		ok(0, "temporary directory");
+		diag("%s", why);
 		return;
 	}
 	snprintf(leads, sizeof(leads), "%s/leads.csv", dir);
 	snprintf(truth, sizeof(truth), "%s/truth.csv", dir);
-	snprintf(cmd, sizeof(cmd), "python3 '%s' --rows %zu --seed 11 --truth '%s' --out '%s'", gen,
-	         rows, truth, leads);
-	if (system(cmd) != 0)
-	{
-		ok(1, "generated sample # SKIP the generator did not run");
-		rmdir(dir);
-		return;
-	}
 	ll.b = batch_new(0, NULL);
 	ok(csv_load_file(leads, &ll) && batch_finish(ll.b, &err), "sample loads (%s)", err.msg);
 	ok(csv_load_file(truth, &tl) && tl.ntruth == ll.b->n, "truth loads, one row per lead");
-	unlink(leads);
-	unlink(truth);
-	rmdir(dir);
+	genleads_cleanup(dir);
 	if (ll.b->n != rows || tl.ntruth != rows || !make_rs(&rs, NULL, NULL, 0, &err))
 	{
 		ok(0, "sample ready (%s)", err.msg);
@@ -601,10 +578,8 @@ test_generated_sample(void)
 	 * Every city of the generator, in both its spellings, completes a local
 	 * number with the area code the generator gives it.
 	 */
-	snprintf(cmd, sizeof(cmd),
-	         "cd '%s/../shared/bench' && python3 -c 'import gen_leads\n"
-	         "for h, l, a, w in gen_leads.CITIES: print(h + \"\\t\" + l + \"\\t\" + a)'",
-	         top);
+	genleads_path(cmd, sizeof(cmd) - 20);
+	strcat(cmd, " --lists");
 	{
 		FILE *p = popen(cmd, "r");
 		char line[512];
@@ -612,11 +587,12 @@ test_generated_sample(void)
 
 		while (p && fgets(line, sizeof(line), p))
 		{
-			char *heb = strtok(line, "\t\n"), *lat = strtok(NULL, "\t\n"),
-			     *area = strtok(NULL, "\t\n");
+			char *kind = strtok(line, "\t\n"), *heb = strtok(NULL, "\t\n"),
+			     *lat = strtok(NULL, "\t\n"), *area = strtok(NULL, "\t\n");
 			const char *names[2] = {heb, lat};
 
-			if (heb == NULL || lat == NULL || area == NULL)
+			if (kind == NULL || strcmp(kind, "city") != 0 || heb == NULL || lat == NULL ||
+			    area == NULL)
 				continue;
 			for (int k = 0; k < 2; k++)
 			{

@@ -8,7 +8,8 @@
  *    determinism, and the generated sample against its ground truth.
  *
  * Usage: test_partial [FIXTURE_DIR]   (default $srcdir/fixtures/partial)
- * The generator parts need $srcdir/../shared/bench/gen_leads.py and python3.
+ * The generated sample comes from fixtures/genleads ($GENLEADS, which make
+ * check exports).
  */
 #include "config.h"
 
@@ -22,6 +23,7 @@
 
 #include "batch.h"
 #include "blacklist.h"
+#include "genleads_run.h"
 #include "leads_csv.h"
 #include "normalize.h"
 #include "partial.h"
@@ -31,7 +33,6 @@
 
 static char shipped_bl[4096];
 static char shipped_partial[4096];
-static char shared_dir[4096];
 
 static double
 now_s(void)
@@ -825,43 +826,30 @@ out_cfg:
 static void
 test_generated(void)
 {
-	char dir[] = "/tmp/test_partial.XXXXXX";
-	char cmd[8192], leads[4096], truth[4096], part[4096];
+	char dir[4200], why[4200], leads[4400], truth[4400], part[4096];
 	const char *env = getenv("REFINERY_SAMPLE_ROWS");
 	long rows = env ? atol(env) : 50000;
 
-	if (mkdtemp(dir) == NULL)
+	if (!ok(genleads_run(rows, 7, 0, dir, sizeof(dir), why, sizeof(why)), "genleads ran"))
 	{
-		ok(0, "temporary directory");
+		diag("%s", why);
 		return;
 	}
-	lc_fmt(leads, sizeof(leads), "%s/l.csv", dir);
-	lc_fmt(truth, sizeof(truth), "%s/t.csv", dir);
-	lc_fmt(cmd, sizeof(cmd),
-	       "python3 '%s/bench/gen_leads.py' --rows %ld --seed 7 "
-	       "--truth '%s' --out '%s'",
-	       shared_dir, rows, truth, leads);
-	if (system(cmd) != 0)
-		ok(0, "generator ran: %s", cmd);
+	lc_fmt(leads, sizeof(leads), "%s/leads.csv", dir);
+	lc_fmt(truth, sizeof(truth), "%s/truth.csv", dir);
+	measure(leads, truth, 0);
+	lc_fmt(part, sizeof(part), "%s/rules/normalize.ini.part", lc_srcdir());
+	if (lc_exists(part))
+		measure(leads, truth, 1);
 	else
-	{
-		measure(leads, truth, 0);
-		lc_fmt(part, sizeof(part), "%s/rules/normalize.ini.part", lc_srcdir());
-		if (lc_exists(part))
-			measure(leads, truth, 1);
-		else
-			ok(1, "engine normaliser # SKIP %s is absent", part);
-	}
-	unlink(leads);
-	unlink(truth);
-	rmdir(dir);
+		ok(1, "engine normaliser # SKIP %s is absent", part);
+	genleads_cleanup(dir);
 }
 
 int
 main(int argc, char **argv)
 {
 	char fixtures[4096];
-	char gen[4096];
 
 	if (argc > 1)
 		lc_fmt(fixtures, sizeof(fixtures), "%s", argv[1]);
@@ -869,7 +857,6 @@ main(int argc, char **argv)
 		lc_fmt(fixtures, sizeof(fixtures), "%s/fixtures/partial", lc_srcdir());
 	lc_fmt(shipped_bl, sizeof(shipped_bl), "%s/rules/blacklist.ini.part", lc_srcdir());
 	lc_fmt(shipped_partial, sizeof(shipped_partial), "%s/rules/partial.ini.part", lc_srcdir());
-	lc_fmt(shared_dir, sizeof(shared_dir), "%s/../shared", lc_srcdir());
 
 	test_contacts();
 	test_survivors();
@@ -877,10 +864,6 @@ main(int argc, char **argv)
 	test_user_rules();
 	test_fixtures(fixtures);
 
-	lc_fmt(gen, sizeof(gen), "%s/bench/gen_leads.py", shared_dir);
-	if (!lc_exists(gen) || system("python3 -c 'pass' 2>/dev/null") != 0)
-		ok(1, "generator checks # SKIP %s or python3 is absent", gen);
-	else
-		test_generated();
+	test_generated();
 	return done_testing();
 }

@@ -1,18 +1,16 @@
 /*
  * test_score.c
- *    Unit tests of the score stage: fixtures, rounding, personas, errors.
+ *    Unit tests of the score stage: rounding, personas, errors.
  *
- * The fixture cases (fixtures/score/<case>/: rules.ini, leads.tsv,
- * expected.tsv, README) hold hand-computed scores; README says how.  The
- * rest builds batches in memory: random leads for the exact-sum property
- * (the stored points add up to the stored score in hundredths, and stay
- * within a hundredth of their exact share, computed here independently),
+ * The hand-computed cases are fixtures/score/<case>/, run by test_fixtures.
+ * This program builds batches in memory: random leads for the exact-sum
+ * property (the stored points add up to the stored score in hundredths, and
+ * stay within a hundredth of their exact share, computed here independently),
  * one and two threads for determinism, a catastrophic pattern for the
  * match limit, and broken rule files for the error messages.
  */
 #include "config.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,236 +84,6 @@ slurp(const char *path)
 		s[len] = '\0';
 	fclose(f);
 	return s;
-}
-
-/* A TSV file: rows of cells, "\N" = NULL.  Cells point into `text`. */
-struct tsv
-{
-	char *text;
-	int nrows;
-	int ncols;
-	char ***cell;
-};
-
-static bool
-tsv_read(const char *path, struct tsv *t)
-{
-	char *line;
-
-	memset(t, 0, sizeof(*t));
-	if ((t->text = slurp(path)) == NULL)
-		return false;
-	for (line = t->text; *line;)
-	{
-		char *nl = strchr(line, '\n'), *p;
-		char **row = calloc(64, sizeof(char *));
-		int nc = 0;
-
-		if (nl)
-			*nl = '\0';
-		for (p = line;;)
-		{
-			char *tab = strchr(p, '\t');
-
-			if (tab)
-				*tab = '\0';
-			row[nc++] = strcmp(p, "\\N") == 0 ? NULL : p;
-			if (tab == NULL || nc == 63)
-				break;
-			p = tab + 1;
-		}
-		t->cell = realloc(t->cell, (size_t) (t->nrows + 1) * sizeof(*t->cell));
-		t->cell[t->nrows++] = row;
-		if (t->nrows == 1)
-			t->ncols = nc;
-		if (nl == NULL)
-			break;
-		line = nl + 1;
-	}
-	return t->nrows > 0;
-}
-
-static void
-tsv_free(struct tsv *t)
-{
-	for (int r = 0; r < t->nrows; r++)
-		free(t->cell[r]);
-	free(t->cell);
-	free(t->text);
-}
-
-static int
-tsv_col(const struct tsv *t, const char *name)
-{
-	for (int c = 0; c < t->ncols; c++)
-		if (t->cell[0][c] && strcmp(t->cell[0][c], name) == 0)
-			return c;
-	return -1;
-}
-
-/* A batch from a leads TSV whose header names fields (batch.h keys), plus verdict and status_norm. */
-static struct batch *
-batch_from_tsv(const struct tsv *t)
-{
-	struct batch *b = batch_new(0, NULL);
-	int vcol = tsv_col(t, "verdict"), scol = tsv_col(t, "status_norm");
-	struct error err = {0};
-
-	for (int r = 1; r < t->nrows; r++)
-	{
-		const char *vals[FIELD__COUNT] = {0};
-		size_t lens[FIELD__COUNT] = {0};
-
-		for (int f = 0; f < FIELD__COUNT; f++)
-		{
-			int c = tsv_col(t, field_key(f));
-
-			if (c >= 0 && t->cell[r][c])
-			{
-				vals[f] = t->cell[r][c];
-				lens[f] = strlen(vals[f]);
-			}
-		}
-		batch_append(b, vals, lens);
-	}
-	if (!batch_finish(b, &err))
-	{
-		diag("batch_finish: %s", err.msg);
-		batch_free(b);
-		return NULL;
-	}
-	for (int r = 1; r < t->nrows; r++)
-	{
-		size_t i = (size_t) r - 1;
-
-		if (scol >= 0)
-			b->status_norm[i] = t->cell[r][scol];
-		if (vcol >= 0 && t->cell[r][vcol] && strcmp(t->cell[r][vcol], "kept") != 0)
-			batch_mark(b, i, VERDICT_BLACKLISTED, "test", "test");
-	}
-	return b;
-}
-
-static void
-format_points(const struct batch *b, size_t i, char *buf, size_t size)
-{
-	size_t len = 0;
-
-	buf[0] = '\0';
-	for (int k = 0; k < b->npoints && len < size; k++)
-		len += (size_t) snprintf(buf + len, size - len, "%s%s=%.2f", k ? "," : "",
-		                         b->point_names[k], b->points[i * (size_t) b->npoints + k]);
-}
-
-/* ------------------------------------------------------------------------
- * fixtures
- * ------------------------------------------------------------------------ */
-
-static void
-run_fixture(const char *dir, const char *name)
-{
-	char path[2200];
-	char *rules;
-	struct tsv leads, exp;
-	struct ruleset rs;
-	struct error err = {0};
-	struct stage_stats st = {0};
-	struct batch *b;
-
-	snprintf(path, sizeof(path), "%s/%s/rules.ini", dir, name);
-	rules = slurp(path);
-	snprintf(path, sizeof(path), "%s/%s/leads.tsv", dir, name);
-	if (rules == NULL || !tsv_read(path, &leads))
-	{
-		ok(0, "fixture %s: readable", name);
-		free(rules);
-		return;
-	}
-	snprintf(path, sizeof(path), "%s/%s/expected.tsv", dir, name);
-	if (!tsv_read(path, &exp))
-	{
-		ok(0, "fixture %s: expected.tsv readable", name);
-		tsv_free(&leads);
-		free(rules);
-		return;
-	}
-	if (!make_rs(&rs, rules, &err))
-	{
-		ok(0, "fixture %s: rules load (%s)", name, err.msg);
-		goto out;
-	}
-	b = batch_from_tsv(&leads);
-	if (!ok(b != NULL && score_stage(b, &rs, &st, &err), "fixture %s: stage runs", name))
-	{
-		diag("%s", err.msg);
-		batch_free(b);
-		free_rs(&rs);
-		goto out;
-	}
-	for (int r = 1; r < exp.nrows; r++)
-	{
-		char **e = exp.cell[r];
-		size_t i;
-		char got[64], pts[512];
-		bool scored;
-
-		for (i = 0; i < b->n; i++)
-			if (strcmp(batch_lead_id(b, i), e[0]) == 0)
-				break;
-		if (!ok(i < b->n, "fixture %s: lead %s present", name, e[0]))
-			continue;
-		scored = b->verdict[i] == VERDICT_KEPT || b->verdict[i] == VERDICT_NURTURE;
-		snprintf(got, sizeof(got), "%.2f", b->score[i]);
-		format_points(b, i, pts, sizeof(pts));
-		is_str(verdict_name(b->verdict[i]), e[1], "%s %s: verdict", name, e[0]);
-		is_str(b->rule_id[i], e[2], "%s %s: rule", name, e[0]);
-		is_str(scored ? got : NULL, e[3], "%s %s: score", name, e[0]);
-		is_str(scored ? temperature_name(b->temperature[i]) : NULL, e[4], "%s %s: temperature",
-		       name, e[0]);
-		is_str(scored ? b->persona[i] : NULL, e[5], "%s %s: persona", name, e[0]);
-		is_str(scored ? pts : NULL, e[6], "%s %s: points", name, e[0]);
-	}
-	batch_free(b);
-	free_rs(&rs);
-out:
-	tsv_free(&leads);
-	tsv_free(&exp);
-	free(rules);
-	stage_stats_free(&st);
-}
-
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
-static void
-test_fixtures(void)
-{
-	char dir[1024];
-	DIR *d;
-	struct dirent *de;
-	char *names[64];
-	int n = 0;
-
-	snprintf(dir, sizeof(dir), "%s/fixtures/score", top_srcdir());
-	if ((d = opendir(dir)) == NULL)
-	{
-		ok(0, "fixtures folder %s opens", dir);
-		return;
-	}
-	while ((de = readdir(d)) != NULL && n < 64)
-		if (de->d_name[0] != '.')
-			names[n++] = strdup(de->d_name);
-	closedir(d);
-	qsort(names, (size_t) n, sizeof(char *), cmp_str);
-	ok(n >= 7, "at least 7 score fixture cases (found %d)", n);
-	for (int k = 0; k < n; k++)
-	{
-		run_fixture(dir, names[k]);
-		free(names[k]);
-	}
 }
 
 /* ------------------------------------------------------------------------
@@ -733,7 +501,6 @@ test_match_limit(void)
 	struct ruleset rs;
 	struct error err = {0};
 	struct stage_stats st = {0};
-	struct tsv t = {0};
 	struct batch *b;
 	char evil[64];
 	const char *rules =
@@ -839,7 +606,6 @@ test_match_limit(void)
 	is_str(err.msg, "lead \"U8\": field \"notes\" is not valid UTF-8", "naming lead and field");
 	batch_free(b);
 	free_rs(&rs);
-	(void) t;
 	stage_stats_free(&st);
 }
 
@@ -953,7 +719,6 @@ main(void)
 {
 	batch_parse_time("2025-07-01 00:00:00", &test_now);
 	test_canon();
-	test_fixtures();
 	test_shipped();
 	test_random_rounding();
 	test_threads();
