@@ -161,7 +161,8 @@ load_cohort(struct rules *r, const char *section, enum cohort_mode mode, struct 
 
 	if ((d->name = strdup(section + strlen("cohort."))) == NULL)
 		return oom(err);
-	if (rules_get(r, section, other) != NULL)
+	/* the shipped cohorts' bounds are default.ini's: only a rule file's own is a mistake */
+	if (rules_get(r, section, other) != NULL && !rules_is_default(r, section, other))
 	{
 		error_set(err, EXIT_RULES, "%s: [%s] %s is not used in [cohorts] mode = %s",
 		          rules_where(r, section, other), section, other,

@@ -233,4 +233,10 @@ err=$("$REFINERY" check-rules "$tmp/ok.ini" 2>&1 >&$w); rc=$?
 exec {w}>&-
 is "$rc" 0 "check-rules into a closed pipe: no death by SIGPIPE"
 like "$err" 'could not write to standard output: Broken pipe' "and a warning that the line was lost"
+# quantiles mode over the shipped cohorts: their default.ini bounds are no mistake
+printf '[source]\ntable = t\n[cohorts]\nmode = quantiles\n[cohort.a]\nmin_quantile = 0.9\n[cohort.b]\nmin_quantile = 0.7\n[cohort.c]\nmin_quantile = 0.4\n[cohort.d]\nmin_quantile = 0\n' > "$tmp/quant.ini"
+"$REFINERY" check-rules "$tmp/quant.ini" >/dev/null 2>&1; is "$?" 0 "[cohorts] mode = quantiles with the shipped cohorts is accepted"
+printf '[source]\ntable = t\n[cohorts]\nmode = quantiles\n[cohort.a]\nmin_score = 50\n' > "$tmp/quant2.ini"
+err=$("$REFINERY" check-rules "$tmp/quant2.ini" 2>&1); is "$?" 3 "but a rule file's own min_score in quantiles mode is refused"
+like "$err" 'quant2\.ini:6: \[cohort\.a\] min_score is not used in \[cohorts\] mode = quantiles' "naming its file and line"
 done_testing
