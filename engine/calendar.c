@@ -60,7 +60,7 @@ load_day(struct rules *r, struct calendar *c, int d, struct error *err)
 	if (strcmp(v, "closed") == 0)
 		return true;
 	if ((n = rules_split_list(v, &items)) < 0)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	for (int k = 0; k < n; k++)
 	{
 		const char *dash = strchr(items[k], '-');
@@ -105,7 +105,7 @@ calendar_load(struct rules *r, struct calendar *c, struct error *err)
 
 	memset(c, 0, sizeof(*c));
 	if ((nsecs = rules_sections(r, "calendar", &secs)) < 0)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	c->always_open = true;
 	for (int k = 0; k < nsecs; k++)
 		if (strcmp(secs[k], "calendar") == 0)
@@ -117,11 +117,11 @@ calendar_load(struct rules *r, struct calendar *c, struct error *err)
 	if ((hol = rules_get(r, "calendar", "holidays")) != NULL && *hol)
 	{
 		if ((n = rules_split_list(hol, &items)) < 0)
-			return error_set(err, EXIT_INTERNAL, "out of memory");
+			return error_oom(err);
 		if ((c->holidays = calloc((size_t) n + 1, sizeof(int64_t))) == NULL)
 		{
 			rules_list_free(items);
-			return error_set(err, EXIT_INTERNAL, "out of memory");
+			return error_oom(err);
 		}
 		for (int k = 0; k < n; k++)
 		{

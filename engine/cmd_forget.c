@@ -151,7 +151,7 @@ load_normalize(const struct cmd_opts *o, struct error *err)
 
 	if (r == NULL)
 	{
-		error_set(err, EXIT_INTERNAL, "out of memory");
+		error_oom(err);
 		return NULL;
 	}
 	ok = rules_load_defaults(r, true, err);

@@ -70,7 +70,7 @@ cmd_resolve_job(PGconn *conn, const char *given, char **job, struct error *err)
 			         : error_detail(err, "There are no jobs yet: \"refinery run\" makes them.");
 		}
 		if ((*job = strdup(given)) == NULL)
-			return error_set(err, EXIT_INTERNAL, "out of memory");
+			return error_oom(err);
 		return true;
 	}
 	if (!name_list(conn,
@@ -88,7 +88,7 @@ cmd_resolve_job(PGconn *conn, const char *given, char **job, struct error *err)
 		return error_detail(err, "Jobs: %s.", names);
 	}
 	if ((*job = strdup(names)) == NULL)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	return true;
 }
 
@@ -231,7 +231,7 @@ cmd_jobs(const struct cmd_opts *o, struct error *err)
 			stale++;
 		}
 		if (names.oom || detail.oom)
-			error_set(err, EXIT_INTERNAL, "out of memory");
+			error_oom(err);
 		else if (PQntuples(res) == 0)
 			error_set(err, EXIT_DATA, "there are no jobs to check");
 		else if (stale)
@@ -282,7 +282,7 @@ cmd_prune(const struct cmd_opts *o, struct error *err)
 	                        err))
 	{
 		if (defaults == NULL)
-			error_set(err, EXIT_INTERNAL, "out of memory");
+			error_oom(err);
 		goto out;
 	}
 	if (keep <= 0)

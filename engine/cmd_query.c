@@ -148,7 +148,7 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 		sb_puts(&sql, " ORDER BY length(lead_id), lead_id");
 	if (sql.oom)
 	{
-		error_set(err, EXIT_INTERNAL, "out of memory");
+		error_oom(err);
 		goto out;
 	}
 	/* a COPY result carries no column names: take them from the query itself */
@@ -182,7 +182,7 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 	}
 	if (sql.oom)
 	{
-		error_set(err, EXIT_INTERNAL, "out of memory");
+		error_oom(err);
 		goto out;
 	}
 	res = PQexec(conn, sql.data);
@@ -202,7 +202,7 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 	{
 		if (names[k] == NULL)
 		{
-			error_set(err, EXIT_INTERNAL, "out of memory");
+			error_oom(err);
 			goto out;
 		}
 		fields[k] = names[k];
@@ -571,7 +571,7 @@ import_header(void *vctx, const char *const *fields, const size_t *lens, const b
 		char *q;
 
 		if (name == NULL)
-			return error_set(err, EXIT_INTERNAL, "out of memory");
+			return error_oom(err);
 		q = name[0] ? PQescapeIdentifier(c->conn, name, strlen(name)) : NULL;
 		if (q == NULL || strlen(name) > 63)
 		{
@@ -631,7 +631,7 @@ import_row(void *vctx, const char *const *fields, const size_t *lens, const bool
 			char *v = strndup(fields[k], lens[k]);
 
 			if (v == NULL)
-				return error_set(err, EXIT_INTERNAL, "out of memory");
+				return error_oom(err);
 			sb_copy_text(&c->buf, v);
 			free(v);
 		}
@@ -639,7 +639,7 @@ import_row(void *vctx, const char *const *fields, const size_t *lens, const bool
 	sb_putc(&c->buf, '\n');
 	c->rows++;
 	if (c->buf.oom)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	if (c->buf.len >= (1 << 20))
 	{
 		if (PQputCopyData(c->conn, c->buf.data, (int) c->buf.len) != 1)

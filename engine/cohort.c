@@ -31,7 +31,7 @@
 static bool
 oom(struct error *err)
 {
-	return error_set(err, EXIT_INTERNAL, "out of memory");
+	return error_oom(err);
 }
 
 void

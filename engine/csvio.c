@@ -903,7 +903,7 @@ csvio_reader_new(const char *name, const struct csv_reader_opts *o, csvio_row_fn
 
 oom:
 	csvio_reader_free(r);
-	error_set(err, EXIT_INTERNAL, "out of memory");
+	error_oom(err);
 	return NULL;
 }
 
@@ -1048,7 +1048,7 @@ csvio_read(const char *path, const struct csv_reader_opts *o, csvio_row_fn fn, v
 		goto out;
 	if ((buf = malloc(READ_CHUNK)) == NULL)
 	{
-		error_set(err, EXIT_INTERNAL, "out of memory");
+		error_oom(err);
 		goto out;
 	}
 	while ((n = fread(buf, 1, READ_CHUNK, fp)) > 0)
@@ -1104,7 +1104,7 @@ writer_new(const char *name, const struct csv_writer_opts *o, struct error *err)
 	if (w == NULL || (w->path = strdup(name)) == NULL)
 	{
 		free(w);
-		error_set(err, EXIT_INTERNAL, "out of memory");
+		error_oom(err);
 		return NULL;
 	}
 	if (o)

@@ -114,7 +114,7 @@ parse_probs(struct rules *r, const char *section, const char *key, int n, double
 	if (v == NULL)
 		return true;
 	if ((k = rules_split_list(v, &items)) < 0)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	if (k != n)
 	{
 		rules_list_free(items);
@@ -166,7 +166,7 @@ load_field(struct rules *r, const char *section, struct dedupe_config *c, struct
 	f->given = -1;
 	f->name = strdup(section + strlen("dedupe.field."));
 	if (f->name == NULL)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	c->nfields++;
 	v = rules_get(r, section, "comparator");
 	if (v == NULL || *v == '\0')
@@ -181,7 +181,7 @@ load_field(struct rules *r, const char *section, struct dedupe_config *c, struct
 	if (v != NULL && *v)
 	{
 		if ((n = rules_split_list(v, &items)) < 0)
-			return error_set(err, EXIT_INTERNAL, "out of memory");
+			return error_oom(err);
 		if (n > DEDUPE_MAX_COLUMNS)
 		{
 			rules_list_free(items);
@@ -192,7 +192,7 @@ load_field(struct rules *r, const char *section, struct dedupe_config *c, struct
 			if ((f->columns[f->ncolumns++] = strdup(items[k])) == NULL)
 			{
 				rules_list_free(items);
-				return error_set(err, EXIT_INTERNAL, "out of memory");
+				return error_oom(err);
 			}
 		rules_list_free(items);
 	}
@@ -233,7 +233,7 @@ load_field(struct rules *r, const char *section, struct dedupe_config *c, struct
 		if ((f->nalias = rules_split_list(v, &f->alias)) < 0)
 		{
 			f->nalias = 0;
-			return error_set(err, EXIT_INTERNAL, "out of memory");
+			return error_oom(err);
 		}
 	}
 
@@ -246,7 +246,7 @@ load_field(struct rules *r, const char *section, struct dedupe_config *c, struct
 			                 "comparator",
 			                 rules_where(r, section, "given"), section);
 		if ((f->given_name = strdup(v)) == NULL)
-			return error_set(err, EXIT_INTERNAL, "out of memory");
+			return error_oom(err);
 	}
 
 	default_m(f->cmp, f->m);
@@ -258,7 +258,7 @@ load_field(struct rules *r, const char *section, struct dedupe_config *c, struct
 	if (v != NULL && *v)
 	{
 		if ((n = rules_split_list(v, &items)) < 0)
-			return error_set(err, EXIT_INTERNAL, "out of memory");
+			return error_oom(err);
 		for (int k = 0; k < n; k++)
 		{
 			int l;
@@ -320,7 +320,7 @@ load_block(struct rules *r, const char *section, struct dedupe_config *c, struct
 	memset(bl, 0, sizeof(*bl));
 	bl->name = strdup(section + strlen("dedupe.block."));
 	if (bl->name == NULL)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	c->nblocks++;
 	/* a block is capped by [dedupe] max_block unless it says otherwise */
 	bl->max_size = c->max_block;
@@ -333,7 +333,7 @@ load_block(struct rules *r, const char *section, struct dedupe_config *c, struct
 	if (v == NULL || *v == '\0')
 		return error_set(err, EXIT_RULES, "[%s] has no key", section);
 	if ((n = rules_split_list(v, &items)) < 0)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	if (n > DEDUPE_MAX_PARTS)
 	{
 		rules_list_free(items);
@@ -417,7 +417,7 @@ dedupe_config_load(struct rules *r, struct dedupe_config **out, struct error *er
 
 	*out = c;
 	if (c == NULL)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	if (!rules_get_bool(r, "dedupe", "enabled", &c->enabled, err) ||
 	    !rules_get_double(r, "dedupe", "min_probability", 0.5, 0.999999999, &c->min_probability,
 	                      err) ||
@@ -461,7 +461,7 @@ dedupe_config_load(struct rules *r, struct dedupe_config **out, struct error *er
 		int n = rules_split_list(v ? v : "status, last_touch, complete", &items);
 
 		if (n < 0)
-			return error_set(err, EXIT_INTERNAL, "out of memory");
+			return error_oom(err);
 		for (int k = 0; k < n; k++)
 		{
 			int p;
@@ -487,7 +487,7 @@ dedupe_config_load(struct rules *r, struct dedupe_config **out, struct error *er
 	{
 		c->nstatus = 0;
 		c->status_rank = NULL;
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	}
 
 	if (!c->enabled)
@@ -502,7 +502,7 @@ dedupe_config_load(struct rules *r, struct dedupe_config **out, struct error *er
 
 	nsections = rules_sections(r, "dedupe", &sections);
 	if (nsections < 0)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	for (int k = 0; k < nsections; k++)
 	{
 		const char *s = sections[k];

@@ -65,7 +65,7 @@ struct email_rules
 static bool
 oom(struct error *err)
 {
-	return error_set(err, EXIT_INTERNAL, "out of memory");
+	return error_oom(err);
 }
 
 static char

@@ -667,7 +667,7 @@ mincost_transport(int ngroups, int nsinks, const int64_t *supply, const int64_t 
 	goto out;
 
 oom:
-	error_set(err, EXIT_INTERNAL, "out of memory");
+	error_oom(err);
 out:
 	free(order);
 	solver_free(&s);

@@ -399,7 +399,7 @@ name_translit_add(struct name_translit *t, const char *entry, const char *where,
 		struct tl_entry *ne = realloc(t->e, (size_t) ncap * sizeof(*ne));
 
 		if (ne == NULL)
-			return error_set(err, EXIT_INTERNAL, "out of memory");
+			return error_oom(err);
 		t->e = ne;
 		t->cap = ncap;
 	}

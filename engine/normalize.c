@@ -100,7 +100,7 @@ static const struct
 static bool
 oom(struct error *err)
 {
-	return error_set(err, EXIT_INTERNAL, "out of memory");
+	return error_oom(err);
 }
 
 /* "file:line: [section] key", or "[section] key" for a default, for messages. */

@@ -166,7 +166,7 @@ attach_stream(struct outfile *f, int fd, struct error *err)
 	}
 	if ((f->buf = malloc(WRITE_BUFFER)) == NULL)
 	{
-		error_set(err, EXIT_INTERNAL, "out of memory");
+		error_oom(err);
 		fclose(f->fp);
 		f->fp = NULL;
 		return false;
@@ -205,7 +205,7 @@ open_replace(struct outfile *f, const char *base, struct error *err)
 	f->kind = OUTFILE_REPLACE;
 	f->dir = dirlen == 0 ? strdup(".") : dirlen == 1 ? strdup("/") : strndup(f->path, dirlen - 1);
 	if (f->dir == NULL || (f->tmp = malloc(tmplen)) == NULL)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	remove_stale(f->dir, base);
 	for (int t = 0; t < CREATE_TRIES; t++)
 	{
@@ -267,7 +267,7 @@ outfile_open(const char *path, mode_t mode, struct error *err)
 	if (f == NULL || (f->path = strdup(path)) == NULL)
 	{
 		free(f);
-		error_set(err, EXIT_INTERNAL, "out of memory");
+		error_oom(err);
 		return NULL;
 	}
 	f->mode = mode & 0777;

@@ -109,7 +109,7 @@ struct scan
 static bool
 oom(struct error *err)
 {
-	return error_set(err, EXIT_INTERNAL, "out of memory");
+	return error_oom(err);
 }
 
 static bool

@@ -231,7 +231,7 @@ regex_compile(const char *pattern, unsigned flags, const struct regex_limits *li
 	return re;
 
 oom:
-	error_set(err, EXIT_INTERNAL, "out of memory");
+	error_oom(err);
 fail:
 	pcre2_compile_context_free(cctx);
 	regex_free(re);
@@ -448,7 +448,7 @@ regex_fail_finish(struct regex_fail_log *log, struct batch *b, const size_t *app
 	bool ok = false;
 
 	if (log->oom)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	if (log->n == 0)
 		return true;
 	qsort(log->v, log->n, sizeof(*log->v), fail_cmp);
@@ -456,7 +456,7 @@ regex_fail_finish(struct regex_fail_log *log, struct batch *b, const size_t *app
 	first = calloc((size_t) nrules + 1, sizeof(*first));
 	if (failed == NULL || first == NULL)
 	{
-		error_set(err, EXIT_INTERNAL, "out of memory");
+		error_oom(err);
 		goto out;
 	}
 	for (size_t k = 0; k < log->n; k++)
@@ -510,7 +510,7 @@ regex_fail_finish(struct regex_fail_log *log, struct batch *b, const size_t *app
 		         f->re->rule, f->field ? f->field : "?", msg);
 		if ((b->reason[f->row] = batch_strdup(b, reason)) == NULL)
 		{
-			error_set(err, EXIT_INTERNAL, "out of memory");
+			error_oom(err);
 			goto out;
 		}
 		marked++;

@@ -345,7 +345,7 @@ handler(void *user, const char *section, const char *key, const char *value)
 
 oom:
 	c->failed = true;
-	error_set(c->err, EXIT_INTERNAL, "out of memory");
+	error_oom(c->err);
 	return 0;
 }
 
@@ -398,7 +398,7 @@ load(struct rules *r, struct load_ctx *c, ini_reader reader, struct error *err)
 		                       "starting with \"#\" or \";\".");
 	}
 	if (rc < 0)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	return true;
 }
 
@@ -409,7 +409,7 @@ rules_load_file(struct rules *r, const char *path, struct error *err)
 	bool ok;
 
 	if ((c.file = remember_file(r, path)) == NULL)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	if ((c.fp = fopen(path, "r")) == NULL)
 		return error_set(err, EXIT_RULES, "could not open rules file \"%s\": %s", path,
 		                 strerror(errno));
@@ -424,7 +424,7 @@ rules_load_string(struct rules *r, const char *name, const char *text, struct er
 	struct load_ctx c = {0};
 
 	if ((c.file = remember_file(r, name)) == NULL)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	c.text = text;
 	return load(r, &c, string_reader, err);
 }
@@ -435,7 +435,7 @@ rules_load_defaults(struct rules *r, bool shipped_rules, struct error *err)
 	struct load_ctx c = {0};
 
 	if ((c.file = remember_file(r, "default.ini")) == NULL)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	c.text = embedded_default_ini;
 	c.defaults = true;
 	c.instances = shipped_rules;

@@ -80,7 +80,7 @@ suppress_load(PGconn *conn, struct suppress_set **out, struct error *err)
 
 	*out = NULL;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	res = pg_query(conn, phase,
 	               "SELECT (SELECT encode(salt, 'hex') FROM refinery.forget_salt), hash "
 	               "FROM refinery.suppressed",
@@ -101,7 +101,7 @@ suppress_load(PGconn *conn, struct suppress_set **out, struct error *err)
 	{
 		PQclear(res);
 		free(s);
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	}
 	for (int r = 0; r < n; r++)
 		if (!unhex(PQgetvalue(res, r, 1), s->hash[s->n++], SUPPRESS_HASH_BYTES))

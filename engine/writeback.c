@@ -464,7 +464,7 @@ write_leads(PGconn *conn, const struct ruleset *rs, const struct batch *b, int64
 		pthread_mutex_unlock(&p.mu);
 		if (oom)
 		{
-			ok = error_set(err, EXIT_INTERNAL, "out of memory");
+			ok = error_oom(err);
 			break;
 		}
 		if (!have)
@@ -525,7 +525,7 @@ write_stages(PGconn *conn, const struct pipeline_result *pr, int64_t run_id, str
 		}
 		sb_putc(&counters, '}');
 		if (counters.oom)
-			return error_set(err, EXIT_INTERNAL, "out of memory");
+			return error_oom(err);
 		snprintf(a, sizeof(a), "%" PRId64, run_id);
 		snprintf(b, sizeof(b), "%d", k + 1);
 		snprintf(c, sizeof(c), "%zu", st->rows_in);
@@ -610,7 +610,7 @@ copy_rows(PGconn *conn, const char *sql, const struct strbuf *sb, const char *ph
           struct error *err)
 {
 	if (sb->oom)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	if (!copy_begin(conn, sql, phase, err))
 		return false;
 	if (PQputCopyData(conn, sb->data, (int) sb->len) != 1)
@@ -635,7 +635,7 @@ write_cohorts(PGconn *conn, const struct ruleset *rs, const struct batch *b, int
 	if (nc == 0)
 		return true;
 	if ((sum = calloc((size_t) nc, sizeof(*sum))) == NULL)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	cohort_summarise(b, rs, sum);
 	sb_init(&sb);
 	writeback_cohort_rows(&sb, run_id, sum, nc);
@@ -673,7 +673,7 @@ write_reps(PGconn *conn, const struct ruleset *rs, const struct batch *b, int64_
 	{
 		free(rsum);
 		free(ssum);
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return error_oom(err);
 	}
 	nr = match_rep_summaries(t, rs->match, rsum);
 	ns = match_source_summaries(t, ssum);
@@ -905,7 +905,7 @@ writeback_csv(const struct ruleset *rs, const struct batch *b, const struct pipe
 		writeback_row(&sb, rs, b, i);
 		if (sb.oom)
 		{
-			ok = error_set(err, EXIT_INTERNAL, "out of memory");
+			ok = error_oom(err);
 			break;
 		}
 		if (i % 4096 == 0 && pg_interrupted())
