@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include "match_int.h"
+#include "util.h"
 
 /* most distinct sources: a source's index, and an unknown one's, fill 16 bits of a group key */
 #define MAX_SOURCES 65534
@@ -15,10 +16,9 @@
 static inline uint32_t
 hash_str(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
+	/* the old basis, as the group keys have always been made */
+	uint64_t h = util_hash64_from(UTIL_HASH64_OLD_BASIS, s, strlen(s));
 
-	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
-		h = (h ^ *p) * 1099511628211ULL;
 	return (uint32_t) (h ^ (h >> 32));
 }
 
