@@ -30,6 +30,7 @@
 
 #include "batch.h"
 #include "pipeline.h"
+#include "sidedata.h"
 #include "regex.h"
 #include "ruleset.h"
 
@@ -237,7 +238,8 @@ run_over(struct ruleset *rs, const char *const (*leads)[FIELD__COUNT], int n)
 		add_lead(b, leads[i]);
 	check(batch_finish(b, &err), "the fixed leads parse");
 	memset(&pr, 0, sizeof(pr));
-	ok = pipeline_run(b, rs, &pr, NULL, &err);
+	/* as the program does: side data first (without a server, a query is a rules error) */
+	ok = sidedata_load(NULL, rs, b, &err) && pipeline_run(b, rs, &pr, NULL, &err);
 	if (!ok)
 	{
 		if (err.code != EXIT_RULES && err.code != EXIT_DATA)
