@@ -285,6 +285,10 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 		if (c->rules[k].query && !c->rules[k].query_done)
 			return error_set(err, EXIT_INTERNAL, "the do-not-call query of rule [%s] was not run",
 			                 c->rules[k].id);
+		else if ((c->rules[k].file[0] && !c->rules[k].file_done[0]) ||
+		         (c->rules[k].file[1] && !c->rules[k].file_done[1]))
+			return error_set(err, EXIT_INTERNAL, "the do-not-call file of rule [%s] was not read",
+			                 c->rules[k].id);
 	rv = calloc((size_t) nr, sizeof(*rv));
 	hits = calloc((size_t) nr, sizeof(*hits));
 	applied = calloc((size_t) nr, sizeof(*applied));

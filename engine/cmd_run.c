@@ -523,6 +523,11 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 		return error_set(err, EXIT_USAGE, "unexpected argument \"%s\"", o->args[0]);
 	if ((rs = ruleset_load(o->files, o->nfiles, err)) == NULL)
 		return false;
+	if (!sidedata_load_files(rs, err))
+	{
+		ruleset_free(rs);
+		return false;
+	}
 	lease.job = rs->job->name;
 	snprintf(lease.started, sizeof(lease.started), "%.6f", t0);
 	rs->threads = o->threads;
@@ -676,6 +681,12 @@ cmd_check_rules(const struct cmd_opts *o, struct error *err)
 	free(files);
 	if (rs == NULL)
 		return false;
+	/* a do-not-call file that cannot be read is reported here, as a run would */
+	if (!sidedata_load_files(rs, err))
+	{
+		ruleset_free(rs);
+		return false;
+	}
 	if (!log_quiet)
 		printf("refinery: rules are valid (sha256 %s)\n", rs->sha256);
 	ruleset_free(rs);
