@@ -313,9 +313,10 @@ set_timezone(PGconn *conn, const struct ruleset *rs, struct error *err)
 	return true;
 }
 
-/* rs->now from [source] now: "clock", "auto" or a fixed timestamp. */
+/* The run's today from [source] now: "clock", "auto" or a fixed timestamp. */
 static bool
-set_now(PGconn *conn, struct ruleset *rs, const struct batch *b, struct error *err)
+set_now(PGconn *conn, const struct ruleset *rs, const struct batch *b, int64_t *now,
+        struct error *err)
 {
 	int64_t clock_now;
 
@@ -343,7 +344,7 @@ set_now(PGconn *conn, struct ruleset *rs, const struct batch *b, struct error *e
 	}
 
 	if (strcmp(rs->source->now, "clock") == 0)
-		rs->now = clock_now;
+		*now = clock_now;
 	else if (strcmp(rs->source->now, "auto") == 0)
 	{
 		/* the data's own today: the latest date in it that is not in the future */
@@ -358,10 +359,10 @@ set_now(PGconn *conn, struct ruleset *rs, const struct batch *b, struct error *e
 			    b->last_touch_at[i] > latest)
 				latest = b->last_touch_at[i];
 		}
-		rs->now = latest != BATCH_NO_TIME ? latest : clock_now;
+		*now = latest != BATCH_NO_TIME ? latest : clock_now;
 	}
 	else
-		(void) batch_parse_time(rs->source->now, &rs->now);
+		(void) batch_parse_time(rs->source->now, now);
 	return true;
 }
 
@@ -516,6 +517,7 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	long rejected = -1;
 	struct lease lease;
 	bool committed = false;
+	struct run_ctx run = {.threads = o->threads};
 
 	memset(&pr, 0, sizeof(pr));
 	memset(&lease, 0, sizeof(lease));
@@ -530,7 +532,6 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	}
 	lease.job = rs->job->name;
 	snprintf(lease.started, sizeof(lease.started), "%.6f", t0);
-	rs->threads = o->threads;
 	to_db = rs->output->target == OUTPUT_DATABASE;
 	pg_signals_install();
 
@@ -577,10 +578,10 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	pull_st->seconds = pipeline_clock() - m0;
 	if (!guards_pass(rs, to_db ? &lease : NULL, b->n, o->force, err))
 		goto out;
-	if (!set_now(conn, rs, b, err) || !sidedata_load(conn, rs, b, err))
+	if (!set_now(conn, rs, b, &run.now, err) || !sidedata_load(conn, rs, b, err))
 		goto out;
 	FAULT("compute");
-	if (!pipeline_run(b, rs, &pr, pg_interrupted, err))
+	if (!pipeline_run(b, rs, &run, &pr, pg_interrupted, err))
 		goto out;
 	if (pg_interrupted())
 	{
@@ -707,6 +708,7 @@ cmd_calibrate(const struct cmd_opts *o, struct error *err)
 	bool have_res = false;
 	struct stage_stats pull_st;
 	struct outfile *of = NULL;
+	struct run_ctx run = {.threads = o->threads};
 
 	memset(&pr, 0, sizeof(pr));
 	memset(&pull_st, 0, sizeof(pull_st));
@@ -715,7 +717,6 @@ cmd_calibrate(const struct cmd_opts *o, struct error *err)
 		return error_set(err, EXIT_USAGE, "unexpected argument \"%s\"", o->args[0]);
 	if ((rs = ruleset_load(o->files, o->nfiles, err)) == NULL)
 		return false;
-	rs->threads = o->threads;
 	pg_signals_install();
 	if (rs->source->kind != SOURCE_CSV &&
 	    ((conn = pg_connect(&o->conn, err)) == NULL || !set_timezone(conn, rs, err)))
@@ -725,15 +726,15 @@ cmd_calibrate(const struct cmd_opts *o, struct error *err)
 		goto out;
 	warn_rejects(rs, stage_counter(&pull_st, "rejected"));
 	/* the fit needs canonical statuses and normalised fields, nothing removed */
-	if (!set_now(conn, rs, b, err) ||
-	    !pipeline_run_range(b, rs, &pr, "normalize", "normalize", pg_interrupted, err))
+	if (!set_now(conn, rs, b, &run.now, err) ||
+	    !pipeline_run_range(b, rs, &run, &pr, "normalize", "normalize", pg_interrupted, err))
 		goto out;
 	memset(&co, 0, sizeof(co));
 	co.threads = o->threads;
 	co.holdout = -1;
 	co.l2 = -1;
 	co.iterations = 0;
-	if (!calibrate_fit(b, rs, &co, &res, err))
+	if (!calibrate_fit(b, rs, &run, &co, &res, err))
 		goto out;
 	have_res = true;
 	calibrate_get_report(&res, &rep);

@@ -667,7 +667,7 @@ partial_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 			if (b->verdict[i] != VERDICT_KEPT || util_row_fail_past(&fail, i) ||
 			    (c->nrules > 0 && s == NULL))
 				continue;
-			h = builtin_hit(c, b, i, rs->now, usable[i], bits[i], &req);
+			h = builtin_hit(c, b, i, stage_now(st), usable[i], bits[i], &req);
 			if (h >= 0)
 			{
 				hits[h]++;
