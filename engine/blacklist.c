@@ -271,7 +271,7 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 	/* error state shared by the threads: the lowest failing row wins */
 	struct util_row_fail fail;
 	bool oom = false;
-	size_t forgotten = suppress_apply(b->suppress, b);
+	size_t forgotten = suppress_apply(b->suppress, b, stage_threads(st));
 
 	if (forgotten == SIZE_MAX)
 		return error_oom(err);
@@ -312,7 +312,7 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 		}
 	}
 
-#pragma omp parallel reduction(+ : optouts)
+#pragma omp parallel num_threads(stage_threads(st)) reduction(+ : optouts)
 	{
 		struct regex_scratch *s = regex_scratch_new(&c->lim);
 		struct regex_fail_log mine = {0};
