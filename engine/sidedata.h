@@ -27,8 +27,9 @@ bool sidedata_load_files(struct ruleset *rs, struct error *err);
 
 /*
  * Run the configured queries (conn may be NULL when none is needed) and
- * read the configured files (sidedata_load_files() for those not read yet): feed the black-list's do-not-call lists and
- * fill b->reps.  Errors name the rule that configured the query.
+ * read the configured files (sidedata_load_files() for those not read
+ * yet): feed the black-list's do-not-call lists and fill b->reps.  Errors
+ * name the rule that configured the query.
  */
 bool sidedata_load(PGconn *conn, struct ruleset *rs, struct batch *b, struct error *err);
 
