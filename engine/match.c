@@ -35,8 +35,8 @@
  * 0.01 every lead of a group has the same p_lead and the result is the
  * optimum over single leads.
  *
- * Loading and summaries.  match_load_reps() reads the reps and their
- * history from the [match] queries or CSV files into a rep_table (columns
+ * Loading and summaries.  sidedata.c reads the reps and their history
+ * from the [match] queries or CSV files into a rep_table (columns
  * by name, each row validated as it is added); after the stage the table
  * also holds what the write back reports: per rep capacity, assigned,
  * expected conversions and smoothed close rate, per rep and source the

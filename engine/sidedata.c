@@ -24,6 +24,7 @@
 
 #include "blacklist.h"
 #include "csvio.h"
+#include "error.h"
 #include "match.h"
 #include "pg.h"
 #include "sidedata.h"
@@ -290,10 +291,148 @@ load_dnc(PGconn *conn, struct ruleset *rs, struct error *err)
 	return true;
 }
 
+/*
+ * The reps and their history ([match] reps_query / reps_csv, stats_query /
+ * stats_csv): rows of named columns, each handed to match_side_row().
+ */
+static bool
+reps_query(PGconn *conn, struct rep_table *t, enum match_side_kind kind, const char *sql,
+           const char *where, struct error *err)
+{
+	const char *key = kind == MATCH_SIDE_REPS ? "reps_query" : "stats_query";
+	char phase[256], place[320];
+	int col[4];
+	PGresult *res;
+	bool ok = true;
+
+	snprintf(phase, sizeof(phase), "the query of [match] %s (%s)", key, where);
+	if (conn == NULL)
+		return error_set(err, EXIT_RULES, "%s needs a database connection", phase);
+	if ((res = pg_query(conn, phase, sql, 0, NULL, err)) == NULL)
+		return false;
+	for (int k = 0; k < 4 && ok; k++)
+		if ((col[k] = PQfnumber(res, match_side_column(kind, k))) < 0)
+		{
+			error_set(err, EXIT_RULES, "%s returns no column \"%s\"", phase,
+			          match_side_column(kind, k));
+			ok = error_hint(err, "It must return the columns %s, %s, %s and %s.",
+			                match_side_column(kind, 0), match_side_column(kind, 1),
+			                match_side_column(kind, 2), match_side_column(kind, 3));
+		}
+	for (int row = 0; row < PQntuples(res) && ok; row++)
+	{
+		const char *v[4];
+
+		for (int k = 0; k < 4; k++)
+			v[k] = PQgetisnull(res, row, col[k]) ? NULL : PQgetvalue(res, row, col[k]);
+		snprintf(place, sizeof(place), "row %d of %s", row + 1, phase);
+		ok = match_side_row(t, kind, v, place, err);
+	}
+	PQclear(res);
+	return ok;
+}
+
+struct reps_csv
+{
+	struct rep_table *t;
+	enum match_side_kind kind;
+	const char *path;
+	int col[4];
+	bool header_seen;
+};
+
+static bool
+reps_csv_header(void *ctx, const char *const *fields, const size_t *lens, const bool *is_null,
+                int nfields, long line, struct error *err)
+{
+	struct reps_csv *c = ctx;
+
+	c->header_seen = true;
+	for (int k = 0; k < 4; k++)
+	{
+		c->col[k] = -1;
+		for (int f = 0; f < nfields; f++)
+			if (strcasecmp(fields[f], match_side_column(c->kind, k)) == 0)
+				c->col[k] = f;
+		if (c->col[k] < 0)
+		{
+			error_set(err, EXIT_DATA, "CSV file \"%s\" has no column \"%s\"", c->path,
+			          match_side_column(c->kind, k));
+			return error_hint(err, "Its header must name the columns %s, %s, %s and %s.",
+			                  match_side_column(c->kind, 0), match_side_column(c->kind, 1),
+			                  match_side_column(c->kind, 2), match_side_column(c->kind, 3));
+		}
+	}
+	return true;
+}
+
+static bool
+reps_csv_row(void *ctx, const char *const *fields, const size_t *lens, const bool *is_null,
+             int nfields, long line, struct error *err)
+{
+	struct reps_csv *c = ctx;
+	const char *v[4];
+	char place[1200];
+
+	for (int k = 0; k < 4; k++)
+		v[k] = c->col[k] < nfields && !is_null[c->col[k]] ? fields[c->col[k]] : NULL;
+	snprintf(place, sizeof(place), "CSV file \"%s\" line %ld", c->path, line);
+	return match_side_row(c->t, c->kind, v, place, err);
+}
+
+static bool
+reps_csv(struct rep_table *t, enum match_side_kind kind, const char *path, struct error *err)
+{
+	struct csv_reader_opts o;
+	struct reps_csv c;
+
+	memset(&c, 0, sizeof(c));
+	c.t = t;
+	c.kind = kind;
+	c.path = path;
+	csvio_reader_opts_init(&o);
+	o.header = true;
+	o.trim = true;             /* these files are often written by hand */
+	o.header_fold_case = true; /* reps_csv_header looks names up with strcasecmp */
+	o.header_fn = reps_csv_header;
+	if (!csvio_read(path, &o, reps_csv_row, &c, NULL, err))
+		return false;
+	if (!c.header_seen)
+		return error_set(err, EXIT_DATA, "CSV file \"%s\" has no header row", path);
+	return true;
+}
+
+static bool
+load_reps(PGconn *conn, const struct match_config *c, struct batch *b, struct error *err)
+{
+	struct rep_table *t;
+	bool ok;
+
+	rep_table_free(b->reps);
+	b->reps = NULL;
+	if (c->reps_query == NULL && c->reps_csv == NULL)
+		return true;
+	if ((t = rep_table_new()) == NULL)
+		return error_oom(err);
+	ok = c->reps_query ? reps_query(conn, t, MATCH_SIDE_REPS, c->reps_query, c->reps_where, err)
+	                   : reps_csv(t, MATCH_SIDE_REPS, c->reps_csv, err);
+	if (ok && c->stats_query)
+		ok = reps_query(conn, t, MATCH_SIDE_STATS, c->stats_query, c->stats_where, err);
+	else if (ok && c->stats_csv)
+		ok = reps_csv(t, MATCH_SIDE_STATS, c->stats_csv, err);
+	if (!ok)
+	{
+		rep_table_free(t);
+		return false;
+	}
+	b->reps = t;
+	return true;
+}
+
 bool
 sidedata_load(PGconn *conn, struct ruleset *rs, struct batch *b, struct error *err)
 {
 	return sidedata_load_files(rs, err) && load_dnc(conn, rs, err) &&
-	       match_load_reps(conn, rs->match, b, err) &&
+	       load_reps(conn, rs->match, b, err) &&
 	       (conn == NULL || suppress_load(conn, &b->suppress, err));
 }
