@@ -6,7 +6,8 @@
  * This is the one module that reads a run's side data: loading the rules
  * only records which files and queries to read (paths resolved against the
  * rule file that names them), and no stage reads anything but the batch.
- * Do-not-call files are CSV, read here with libcsv a line at a time.
+ * Do-not-call files are CSV, read here with libcsv a line at a time; the
+ * reps files have a header and are read with csvio.c.
  * Queries are the user's own SQL, named in the rules; their results are
  * small (reps, opt-out lists), so they are read with PQexec.  Each value is
  * handed to the owning module, which validates it and names the rep or rule
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <csv.h>
 
