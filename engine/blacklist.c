@@ -275,7 +275,7 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 	/* error state shared by the threads: the lowest failing row wins */
 	struct util_row_fail fail;
 	bool oom = false;
-	size_t forgotten = suppress_apply(b->suppress, b);
+	size_t forgotten = suppress_apply(b->suppress, b, stage_threads(st));
 
 	if (forgotten == SIZE_MAX)
 		return error_oom(err);
@@ -288,6 +288,10 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 	for (int k = 0; k < nr; k++)
 		if (c->rules[k].query && !c->rules[k].query_done)
 			return error_set(err, EXIT_INTERNAL, "the do-not-call query of rule [%s] was not run",
+			                 c->rules[k].id);
+		else if ((c->rules[k].file[0] && !c->rules[k].file_done[0]) ||
+		         (c->rules[k].file[1] && !c->rules[k].file_done[1]))
+			return error_set(err, EXIT_INTERNAL, "the do-not-call file of rule [%s] was not read",
 			                 c->rules[k].id);
 	rv = calloc((size_t) nr, sizeof(*rv));
 	hits = calloc((size_t) nr, sizeof(*hits));
@@ -312,7 +316,7 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 		}
 	}
 
-#pragma omp parallel reduction(+ : optouts)
+#pragma omp parallel num_threads(stage_threads(st)) reduction(+ : optouts)
 	{
 		struct regex_scratch *s = regex_scratch_new(&c->lim);
 		struct regex_fail_log mine = {0};

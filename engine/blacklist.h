@@ -79,6 +79,24 @@ const char *blacklist_query(const struct blacklist_config *c, int q, const char 
  */
 void blacklist_query_done(struct blacklist_config *c, int q);
 
+/*
+ * Do-not-call files: "phone_list = PATH" and "email_list = PATH".  Loading
+ * the rules only records them; sidedata.c reads each file and hands every
+ * value to blacklist_add_file_value(), then calls blacklist_file_done().
+ * blacklist_file() returns file f's path (resolved against the rule file
+ * that named it), its rule, whether it is an e-mail list, and where the
+ * rules set it ("r.ini:2: [blacklist.x] phone_list").  The stage refuses to
+ * run while a file is not done.
+ */
+int blacklist_file_count(const struct blacklist_config *c);
+const char *blacklist_file(const struct blacklist_config *c, int f, const char **rule_id,
+                           bool *emails, const char **where);
+/* A phone (email false) or an e-mail as text; one that does not parse is an error (EXIT_DATA). */
+bool blacklist_add_file_value(struct blacklist_config *c, int f, const char *text, bool email,
+                              struct error *err);
+void blacklist_file_done(struct blacklist_config *c, int f);
+bool blacklist_file_is_done(const struct blacklist_config *c, int f);
+
 /* One phone already in canonical E.164 form as a number (972521234567). */
 bool blacklist_add_dnc_phone(struct blacklist_config *c, int q, uint64_t e164, struct error *err);
 /*

@@ -1,12 +1,14 @@
 /*
  * blacklist_config.c
- *    Reading the black-list rules: every [blacklist.<id>] section, the
- *    do-not-call files, and the do-not-call values the run's queries add.
+ *    Reading the black-list rules: every [blacklist.<id>] section, and
+ *    the do-not-call values the run's queries and files add.
  *
  * blacklist_config_load() builds one struct blacklist_config that owns
  * every rule and everything in it (patterns, sets, tables);
- * blacklist_config_free() releases it.  Queries are run by the caller,
- * which adds their rows through blacklist_add_dnc_*() before the stage.
+ * blacklist_config_free() releases it.  Loading reads no data: it records
+ * each do-not-call query and file (path resolved against the rule file),
+ * and sidedata.c reads them after the rules are loaded, adding their values
+ * through blacklist_add_dnc_*() and blacklist_add_file_value().
  */
 #include "config.h"
 
@@ -15,8 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <csv.h>
 
 #include "blacklist.h"
 #include "blacklist_int.h"
@@ -54,6 +54,11 @@ rule_free(struct blacklist_rule *rl)
 	free(rl->rows);
 	free(rl->rowlen);
 	free(rl->query);
+	for (int k = 0; k < 2; k++)
+	{
+		free(rl->file[k]);
+		free(rl->file_where[k]);
+	}
 	free(rl->dnc_phones.slot);
 	bl_str_set_free(&rl->dnc_emails);
 }
@@ -67,6 +72,7 @@ blacklist_config_free(struct blacklist_config *c)
 		rule_free(&c->rules[k]);
 	free(c->rules);
 	free(c->query_rule);
+	free(c->file_rule);
 	free(c);
 }
 
@@ -126,64 +132,6 @@ resolve_path(const char *where, const char *path, char *out, size_t size)
 		snprintf(out, size, "%.*s/%s", (int) (slash - where), where, path);
 }
 
-/* libcsv callbacks for a do-not-call file */
-struct dnc_file
-{
-	struct blacklist_rule *rl;
-	const char *path;
-	bool emails;    /* email_list: the first column is an e-mail */
-	long line;      /* line being fed */
-	long rec_start; /* line where the next record begins */
-	long records;
-	char *f[2]; /* the record's first two fields */
-	int nf;
-	bool failed;
-	struct error *err;
-};
-
-static void *
-dnc_realloc(void *p, size_t size)
-{
-	/* a do-not-call value is short; refusing growth bounds memory on a bad file */
-	if (size > BL_MAX_FIELD * 2)
-		return NULL;
-	return realloc(p, size);
-}
-
-static void
-dnc_field(void *data, size_t len, void *user)
-{
-	struct dnc_file *d = user;
-
-	if (d->failed)
-		return;
-	if (data && memchr(data, '\0', len))
-	{
-		d->failed = true;
-		error_set(d->err, EXIT_RULES, "%s:%ld: a value holds a NUL byte", d->path, d->line);
-		return;
-	}
-	if (d->nf < 2)
-	{
-		if ((d->f[d->nf] = strndup(data ? (const char *) data : "", len)) == NULL)
-		{
-			d->failed = true;
-			error_oom(d->err);
-			return;
-		}
-	}
-	d->nf++;
-}
-
-static bool
-has_digit(const char *s)
-{
-	for (; *s; s++)
-		if (isdigit((unsigned char) *s))
-			return true;
-	return false;
-}
-
 static bool
 dnc_add_phone_text(struct blacklist_rule *rl, const char *text, struct error *err)
 {
@@ -209,128 +157,6 @@ dnc_add_email_text(struct blacklist_rule *rl, const char *text, struct error *er
 	if (!bl_str_set_add(&rl->dnc_emails, key))
 		return error_oom(err);
 	return true;
-}
-
-static void
-dnc_record(int term, void *user)
-{
-	struct dnc_file *d = user;
-	const char *a, *b;
-
-	(void) term;
-	d->rec_start = d->line + 1;
-	if (d->failed)
-		goto out;
-	d->records++;
-	if (d->nf > 2)
-	{
-		d->failed = true;
-		error_set(d->err, EXIT_RULES, "%s:%ld: do-not-call file has %d columns", d->path, d->line,
-		          d->nf);
-		error_detail(d->err, "Rule [%s] expects one column, or a phone and an e-mail.", d->rl->id);
-		goto out;
-	}
-	a = d->f[0] ? d->f[0] : "";
-	b = d->nf > 1 && d->f[1] ? d->f[1] : "";
-	/* a header: the first record holds neither a digit nor an "@" */
-	if (d->records == 1 && !has_digit(a) && strchr(a, '@') == NULL && !has_digit(b) &&
-	    strchr(b, '@') == NULL)
-		goto out;
-	if (!bl_blank(a) &&
-	    !(d->emails ? dnc_add_email_text(d->rl, a, d->err) : dnc_add_phone_text(d->rl, a, d->err)))
-		d->failed = true;
-	else if (!bl_blank(b) && (d->emails || !dnc_add_email_text(d->rl, b, d->err)))
-	{
-		d->failed = true;
-		if (d->emails)
-			error_set(d->err, EXIT_RULES, "do-not-call e-mail list has two columns");
-	}
-	if (d->failed && d->err->code != EXIT_INTERNAL)
-	{
-		char msg[sizeof(d->err->msg)];
-
-		snprintf(msg, sizeof(msg), "%s", d->err->msg);
-		error_set(d->err, EXIT_RULES, "%s:%ld: %s", d->path, d->line, msg);
-		error_detail(d->err, "In the do-not-call list of rule [%s].", d->rl->id);
-	}
-out:
-	free(d->f[0]);
-	free(d->f[1]);
-	d->f[0] = d->f[1] = NULL;
-	d->nf = 0;
-}
-
-static bool
-load_dnc_file(struct blacklist_rule *rl, const char *path, bool emails, struct error *err)
-{
-	struct csv_parser p;
-	struct dnc_file d = {.rl = rl, .path = path, .emails = emails, .err = err, .rec_start = 1};
-	FILE *fp;
-	char buf[65536];
-	size_t got;
-	long line = 1;
-	bool ok = true, first = true, ended_nl = true;
-
-	if ((fp = fopen(path, "r")) == NULL)
-		return error_set(err, EXIT_RULES, "could not open do-not-call file \"%s\": %s", path,
-		                 strerror(errno));
-	if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL | CSV_EMPTY_IS_NULL) != 0)
-	{
-		fclose(fp);
-		return error_oom(err);
-	}
-	csv_set_realloc_func(&p, dnc_realloc);
-
-	/*
-	 * Read in blocks and feed libcsv one line at a time, so that a record
-	 * is reported with the line it ends on.  Lines may be of any length
-	 * (the field cap bounds memory, not the reader).
-	 */
-	while (ok && (got = fread(buf, 1, sizeof(buf), fp)) > 0)
-	{
-		size_t off = 0;
-
-		if (first && got >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
-			off = 3;
-		first = false;
-		while (ok && off < got)
-		{
-			char *nl = memchr(buf + off, '\n', got - off);
-			size_t seg = nl ? (size_t) (nl - (buf + off)) + 1 : got - off;
-
-			d.line = line;
-			if (csv_parse(&p, buf + off, seg, dnc_field, dnc_record, &d) != seg)
-			{
-				if (csv_error(&p) == CSV_ENOMEM)
-					error_set(err, EXIT_RULES, "%s:%ld: a value is longer than %d bytes", path,
-					          line, BL_MAX_FIELD);
-				else
-					error_set(err, EXIT_RULES, "%s:%ld: %s", path, line,
-					          csv_strerror(csv_error(&p)));
-				ok = false;
-			}
-			else if (d.failed)
-				ok = false;
-			off += seg;
-			line += nl != NULL;
-			ended_nl = nl != NULL;
-		}
-	}
-	if (ok && ferror(fp))
-		ok = error_set(err, EXIT_RULES, "could not read do-not-call file \"%s\": %s", path,
-		               strerror(errno));
-	/* a last record without a line end is on the line still open */
-	d.line = ended_nl ? line - 1 : line;
-	if (ok && csv_fini(&p, dnc_field, dnc_record, &d) != 0)
-		ok = error_set(err, EXIT_RULES, "%s:%ld: unterminated quote in the record that begins here",
-		               path, d.rec_start);
-	if (ok && d.failed)
-		ok = false;
-	free(d.f[0]);
-	free(d.f[1]);
-	csv_free(&p);
-	fclose(fp);
-	return ok;
 }
 
 static bool
@@ -518,21 +344,16 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 	for (int k = 0; k < 2; k++)
 	{
 		const char *key = k == 0 ? "phone_list" : "email_list";
-		char path[4096];
+		char path[4096], where[4400];
 
 		v = rules_get(r, sec, key);
 		if (v == NULL || *v == '\0')
 			continue;
 		rl->dnc = true;
 		resolve_path(rules_where(r, sec, key), v, path, sizeof(path));
-		if (!load_dnc_file(rl, path, k == 1, err))
-		{
-			if (err->code == EXIT_INTERNAL)
-				return false;
-			if (strstr(err->msg, "could not") == err->msg)
-				error_detail(err, "%s: [%s] %s", rules_where(r, sec, key), sec, key);
-			return false;
-		}
+		snprintf(where, sizeof(where), "%s: [%s] %s", rules_where(r, sec, key), sec, key);
+		if ((rl->file[k] = strdup(path)) == NULL || (rl->file_where[k] = strdup(where)) == NULL)
+			return error_oom(err);
 	}
 
 	if (rl->nstatuses == 0 && rl->re == NULL && !rl->junk_phone && !rl->mash && !rl->dnc)
@@ -564,7 +385,8 @@ blacklist_config_load(struct rules *r, const struct phone_plan *plan, struct bla
 		goto fail;
 	if ((n = rules_sections(r, "blacklist", &secs)) < 0 ||
 	    (c->rules = calloc((size_t) n + 1, sizeof(*c->rules))) == NULL ||
-	    (c->query_rule = calloc((size_t) n + 1, sizeof(int))) == NULL)
+	    (c->query_rule = calloc((size_t) n + 1, sizeof(int))) == NULL ||
+	    (c->file_rule = calloc((size_t) n * 2 + 1, sizeof(int))) == NULL)
 	{
 		error_oom(err);
 		goto fail;
@@ -587,6 +409,10 @@ blacklist_config_load(struct rules *r, const struct phone_plan *plan, struct bla
 			goto fail;
 		if (rl->query)
 			c->query_rule[c->nqueries++] = c->nrules - 1;
+		/* a file's index is 2 * rule + list, so blacklist_file() knows which list */
+		for (int f = 0; f < 2; f++)
+			if (rl->file[f])
+				c->file_rule[c->nfiles++] = (c->nrules - 1) * 2 + f;
 	}
 	free(secs);
 	*out = c;
@@ -683,4 +509,56 @@ blacklist_add_dnc_value(struct blacklist_config *c, int q, const char *text, str
 	if (strchr(text, '@'))
 		return dnc_add_email_text(rl, text, err);
 	return dnc_add_phone_text(rl, text, err);
+}
+
+int
+blacklist_file_count(const struct blacklist_config *c)
+{
+	return c ? c->nfiles : 0;
+}
+
+const char *
+blacklist_file(const struct blacklist_config *c, int f, const char **rule_id, bool *emails,
+               const char **where)
+{
+	const struct blacklist_rule *rl;
+	int list;
+
+	if (c == NULL || f < 0 || f >= c->nfiles)
+		return NULL;
+	rl = &c->rules[c->file_rule[f] / 2];
+	list = c->file_rule[f] % 2;
+	if (rule_id)
+		*rule_id = rl->id;
+	if (emails)
+		*emails = list == 1;
+	if (where)
+		*where = rl->file_where[list];
+	return rl->file[list];
+}
+
+bool
+blacklist_add_file_value(struct blacklist_config *c, int f, const char *text, bool email,
+                         struct error *err)
+{
+	struct blacklist_rule *rl;
+
+	if (c == NULL || f < 0 || f >= c->nfiles)
+		return error_set(err, EXIT_INTERNAL, "no do-not-call file number %d", f);
+	rl = &c->rules[c->file_rule[f] / 2];
+	return email ? dnc_add_email_text(rl, text, err) : dnc_add_phone_text(rl, text, err);
+}
+
+void
+blacklist_file_done(struct blacklist_config *c, int f)
+{
+	if (c && f >= 0 && f < c->nfiles)
+		c->rules[c->file_rule[f] / 2].file_done[c->file_rule[f] % 2] = true;
+}
+
+bool
+blacklist_file_is_done(const struct blacklist_config *c, int f)
+{
+	return c && f >= 0 && f < c->nfiles &&
+	       c->rules[c->file_rule[f] / 2].file_done[c->file_rule[f] % 2];
 }

@@ -22,8 +22,6 @@
 
 /* rows per chunk handed to a thread; fixed, so the split never depends on the thread count */
 #define BL_CHUNK 2048
-/* longest value accepted in a do-not-call CSV file */
-#define BL_MAX_FIELD 1024
 
 /* What a rule's pattern is matched against. */
 enum field_kind
@@ -89,6 +87,9 @@ struct blacklist_rule
 	bool dnc;
 	char *query;
 	bool query_done;
+	char *file[2];       /* phone_list, email_list: resolved paths, or NULL */
+	char *file_where[2]; /* "file:line: [section] key", for messages */
+	bool file_done[2];
 	struct u64_set dnc_phones; /* E.164 keys, as phone.c reads them under the plan */
 	struct str_set dnc_emails;
 	const struct phone_plan *plan; /* the leads' numbering plan; borrowed */
@@ -101,6 +102,8 @@ struct blacklist_config
 	int nrules;
 	int *query_rule; /* rule index of each query */
 	int nqueries;
+	int *file_rule; /* 2 * rule index + list (0 phones, 1 e-mails) of each file */
+	int nfiles;
 	struct regex_limits lim;
 };
 

@@ -483,9 +483,9 @@ is_row(const struct batch *b, size_t i, const struct calibrate_config *cc, size_
 
 /* Build the rows: label, split, categories of the fitted parameters. */
 static bool
-collect(const struct batch *b, const struct ruleset *rs, const struct calibrate_config *cc,
-        double holdout, struct fit *f, int nthreads, size_t *unworked, size_t *limited,
-        struct error *err)
+collect(const struct batch *b, const struct ruleset *rs, int64_t now,
+        const struct calibrate_config *cc, double holdout, struct fit *f, int nthreads,
+        size_t *unworked, size_t *limited, struct error *err)
 {
 	const struct score_config *c = rs->score;
 	size_t m = 0;
@@ -524,7 +524,7 @@ collect(const struct batch *b, const struct ruleset *rs, const struct calibrate_
 #pragma omp parallel num_threads(nthreads) reduction(+ : nlimit)
 	{
 		struct error lerr = {0};
-		struct score_eval *ev = score_eval_new(c, b, rs->now, &lerr);
+		struct score_eval *ev = score_eval_new(c, b, now, &lerr);
 		int *cat = calloc((size_t) c->nparams + 1, sizeof(int));
 
 		if (ev == NULL || cat == NULL)
@@ -724,8 +724,8 @@ finish(const struct fit *f, const double *beta, struct calibrate_result *res, st
 }
 
 bool
-calibrate_fit(const struct batch *b, const struct ruleset *rs, const struct calibrate_opts *o,
-              struct calibrate_result *res, struct error *err)
+calibrate_fit(const struct batch *b, const struct ruleset *rs, const struct run_ctx *run,
+              const struct calibrate_opts *o, struct calibrate_result *res, struct error *err)
 {
 	const struct score_config *c = rs->score;
 	const struct calibrate_config *cc = c->calibrate;
@@ -742,11 +742,7 @@ calibrate_fit(const struct batch *b, const struct ruleset *rs, const struct cali
 	memset(res, 0, sizeof(*res));
 	res->score = c;
 	res->max_points = cc->max_points;
-#ifdef _OPENMP
-	nthreads = o && o->threads > 0 ? o->threads
-	           : rs->threads > 0   ? rs->threads
-	                               : omp_get_max_threads();
-#endif
+	nthreads = stage_thread_count(o && o->threads > 0 ? o->threads : run ? run->threads : 0);
 	if (!(holdout > 0 && holdout < 1))
 		return error_set(err, EXIT_USAGE, "holdout fraction \"%g\" is not between 0 and 1",
 		                 holdout);
@@ -806,8 +802,8 @@ calibrate_fit(const struct batch *b, const struct ruleset *rs, const struct cali
 		res->fitted_share = 1.0;
 	res->report.features = f.d;
 
-	if (!collect(b, rs, cc, holdout, &f, nthreads, &res->report.unworked, &res->report.regex_limit,
-	             err))
+	if (!collect(b, rs, run ? run->now : 0, cc, holdout, &f, nthreads, &res->report.unworked,
+	             &res->report.regex_limit, err))
 		goto out;
 	res->report.rows = f.m;
 	if ((train = malloc((f.m + 1) * sizeof(size_t))) == NULL)

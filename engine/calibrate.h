@@ -44,7 +44,7 @@ void calibrate_config_free(struct calibrate_config *c); /* NULL is a no-op */
 /* Command-line overrides; a negative or zero value keeps the rule file's. */
 struct calibrate_opts
 {
-	int threads;    /* 0 = rs->threads (0 = OpenMP's default) */
+	int threads;    /* 0 = the run's (0 = OpenMP's default) */
 	double holdout; /* < 0: [calibrate] holdout_percent */
 	double l2;      /* < 0: [calibrate] l2 */
 	int iterations; /* <= 0: [calibrate] iterations */
@@ -99,13 +99,15 @@ struct calibrate_result
 };
 
 /*
- * Fit on every lead of `b` with a known status.  Fills `res` (free its
+ * Fit on every lead of `b` with a known status; `run` gives today (for
+ * the recency parameters) and the thread count unless o->threads does
+ * (NULL: today 0, OpenMP's default).  Fills `res` (free its
  * contents with calibrate_result_free()).  Deterministic: the same bytes
  * whatever the number of threads.  EXIT_DATA when there is nothing to fit
  * (no win or no loss among the training leads).
  */
-bool calibrate_fit(const struct batch *b, const struct ruleset *rs, const struct calibrate_opts *o,
-                   struct calibrate_result *res, struct error *err);
+bool calibrate_fit(const struct batch *b, const struct ruleset *rs, const struct run_ctx *run,
+                   const struct calibrate_opts *o, struct calibrate_result *res, struct error *err);
 void calibrate_result_free(struct calibrate_result *res); /* NULL is a no-op */
 
 /* The holdout AUC, the conversion by decile and the sizes of the fit. */

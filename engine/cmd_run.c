@@ -2,11 +2,14 @@
  * cmd_run.c
  *    The run, init-db and check-rules commands.
  *
- * A run: load the rules; connect; check the schema and privileges before
- * any work; take the job's lease (a second run of the job exits at once
- * with EXIT_LOCKED); pull; check the [job] guards; run the stages; write
- * back in the transaction that holds the lease; print one summary line;
- * then apply the job's retention in a transaction of its own.
+ * A run: load the rules and read the do-not-call files (sidedata.c);
+ * connect and check the schema and privileges before any work, then take
+ * the job's lease, a second run of the job exiting at once with
+ * EXIT_LOCKED (runconn.c does both on the run's one connection); pull;
+ * check the [job] guards; resolve today and read the rest of the side
+ * data; run the stages; write back in the transaction that holds the
+ * lease; print one summary line; then apply the job's retention in a
+ * transaction of its own.
  */
 #include "config.h"
 
@@ -17,8 +20,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/time.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "calibrate.h"
 #include "cmd.h"
@@ -28,233 +29,18 @@
 #include "outfile.h"
 #include "pipeline.h"
 #include "pull.h"
+#include "runconn.h"
 #include "ruleset.h"
 #include "sidedata.h"
 #include "strbuf.h"
 #include "writeback.h"
 
 /*
- * The run lease.  A run locks its job's row of refinery.jobs with SELECT ...
- * FOR UPDATE NOWAIT and holds the lock from start to commit.  The write
- * already happens in one transaction (writeback.c), and the pull, the side
- * data and the write all use this one connection; so the run opens that
- * transaction here, before the pull, takes the row lock in it, and
- * writeback_database() carries it on to COMMIT.  One connection and one
- * transaction: no second session whose loss could free the lease while the
- * run goes on, and no self-deadlock (the INSERT into runs checks its foreign
- * key with a KEY SHARE lock on the same row, which another session's FOR
- * UPDATE would block).  The lock has no expiry; the connection's TCP
- * keepalives (pg.c) let the server end it when the client dies.
- *
- * A refused run must name the holder, but nothing uncommitted is visible to
- * it.  So the holder columns (pid, host, start) are first written and
- * committed in a short transaction that itself locks the row NOWAIT; then
- * the run's transaction locks the row again and checks that the holder is
- * still this process (a run that slipped in between wins; this one is
- * refused).  The run's transaction clears the columns, which takes effect
- * with its COMMIT; after a rollback lease_forget() clears them.
- */
-struct lease
-{
-	const char *job;
-	char pid[16];
-	char host[256];
-	char started[32];    /* seconds since epoch */
-	bool new_job;        /* the job has no row before this run */
-	bool recorded;       /* the holder columns name this run, committed */
-	int64_t last_pulled; /* rows_pulled of the job's last committed run, or -1 */
-	int64_t last_run;
-};
-
-static bool
-lock_refused(const PGresult *res)
-{
-	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-
-	return state && strcmp(state, "55P03") == 0; /* lock_not_available */
-}
-
-/*
- * Fill err with EXIT_LOCKED, naming the holder recorded in the job's row
- * (unless that is this run itself, which lost a race between its two steps).
- */
-static bool
-lease_refuse(PGconn *conn, const struct lease *l, struct error *err)
-{
-	const char *p[3] = {l->job, l->pid, l->host};
-	PGresult *res = PQexecParams(
-	    conn,
-	    "SELECT holder_pid, holder_host, to_char(holder_started_at, 'YYYY-MM-DD HH24:MI:SS TZ') "
-	    "FROM refinery.jobs WHERE name = $1 AND holder_pid IS NOT NULL "
-	    "AND (holder_pid, holder_host) IS DISTINCT FROM ($2::integer, $3)",
-	    3, NULL, p, NULL, NULL, 0);
-
-	error_set(err, EXIT_LOCKED, "another run of job \"%s\" is in progress", l->job);
-	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-		error_detail(err, "It is refinery process %s on host \"%s\", started %s.",
-		             PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
-	error_hint(err, "Wait for it to finish; this run changed nothing.");
-	PQclear(res);
-	return false;
-}
-
-static bool
-rollback(PGconn *conn)
-{
-	if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE)
-		PQclear(PQexec(conn, "ROLLBACK"));
-	return false;
-}
-
-/*
- * Run one statement of the lease with the first `nparams` of job, pid, host,
- * started.  When a lock it needs is held elsewhere (SELECT ... FOR UPDATE
- * NOWAIT, or lock_timeout while another run registers the same new job),
- * roll back and fail with EXIT_LOCKED naming the holder.  *res gets the
- * result (NULL on failure).
- */
-static bool
-lease_query(PGconn *conn, const struct lease *l, const char *sql, int nparams, PGresult **res,
-            struct error *err)
-{
-	const char *p[4] = {l->job, l->pid, l->host, l->started};
-
-	*res = PQexecParams(conn, sql, nparams, NULL, p, NULL, NULL, 0);
-	if (PQresultStatus(*res) == PGRES_TUPLES_OK || PQresultStatus(*res) == PGRES_COMMAND_OK)
-		return true;
-	if (lock_refused(*res))
-	{
-		PQclear(*res);
-		*res = NULL;
-		rollback(conn);
-		return lease_refuse(conn, l, err);
-	}
-	pg_fail(conn, *res, "taking the job's lease", err);
-	PQclear(*res);
-	*res = NULL;
-	return rollback(conn);
-}
-
-static bool
-lease_take(PGconn *conn, const struct ruleset *rs, struct lease *l, struct error *err)
-{
-	char sql[128];
-	PGresult *res;
-
-	snprintf(l->pid, sizeof(l->pid), "%ld", (long) getpid());
-	if (gethostname(l->host, sizeof(l->host)) != 0)
-		l->host[0] = '\0';
-	l->host[sizeof(l->host) - 1] = '\0';
-	snprintf(sql, sizeof(sql), "SET LOCAL lock_timeout = %ld", rs->output->lock_timeout_ms);
-
-	/* 1: record this run as the holder, committed (when the job exists) */
-	if (!pg_exec(conn, "taking the job's lease", "BEGIN", err) ||
-	    !pg_exec(conn, "taking the job's lease", sql, err))
-		return rollback(conn);
-	if (!lease_query(conn, l,
-	                 "UPDATE refinery.jobs SET holder_pid = $2::integer, holder_host = $3, "
-	                 "holder_started_at = to_timestamp($4::double precision) WHERE name = $1 "
-	                 "AND name IN (SELECT name FROM refinery.jobs WHERE name = $1 "
-	                 "FOR UPDATE NOWAIT) RETURNING name",
-	                 4, &res, err))
-		return false;
-	l->recorded = PQntuples(res) == 1;
-	PQclear(res);
-	if (!pg_exec(conn, "taking the job's lease", "COMMIT", err))
-		return rollback(conn);
-
-	/*
-	 * 2: the run's own transaction, holding the row until its COMMIT.  It is
-	 * idle while the stages compute, so a server-wide
-	 * idle_in_transaction_session_timeout must not end it.
-	 */
-	if (!pg_exec(conn, "taking the job's lease", "BEGIN", err) ||
-	    !pg_exec(conn, "taking the job's lease", sql, err) ||
-	    !pg_exec(conn, "taking the job's lease",
-	             "SET LOCAL idle_in_transaction_session_timeout = 0", err))
-		return rollback(conn);
-	if (!l->recorded)
-	{
-		/*
-		 * A new job: its row is made in the run's transaction, so a run that
-		 * fails leaves no job behind.  A second first run of the same job
-		 * waits here for the first (lock_timeout) and is refused.
-		 */
-		if (!lease_query(conn, l,
-		                 "INSERT INTO refinery.jobs (name) VALUES ($1) "
-		                 "ON CONFLICT (name) DO NOTHING RETURNING name",
-		                 1, &res, err))
-			return false;
-		l->new_job = PQntuples(res) == 1;
-		PQclear(res);
-	}
-	if (!lease_query(conn, l,
-	                 "SELECT holder_pid = $2::integer AND holder_host = $3 AND "
-	                 "holder_started_at = to_timestamp($4::double precision) "
-	                 "FROM refinery.jobs WHERE name = $1 FOR UPDATE NOWAIT",
-	                 4, &res, err))
-		return false;
-	if (PQntuples(res) != 1 ||
-	    (l->recorded && (PQgetisnull(res, 0, 0) || strcmp(PQgetvalue(res, 0, 0), "t") != 0)))
-	{
-		/* another run recorded itself after us and holds or will hold the lease */
-		PQclear(res);
-		rollback(conn);
-		l->recorded = false;
-		return lease_refuse(conn, l, err);
-	}
-	PQclear(res);
-
-	/* cleared at COMMIT: a committed run leaves no holder behind */
-	if (!lease_query(conn, l,
-	                 "UPDATE refinery.jobs SET holder_pid = NULL, holder_host = NULL, "
-	                 "holder_started_at = NULL WHERE name = $1",
-	                 1, &res, err))
-		return false;
-	PQclear(res);
-
-	/* what the guards compare with */
-	if (!lease_query(conn, l,
-	                 "SELECT run_id, rows_pulled FROM refinery.runs WHERE job = $1 "
-	                 "AND status = 'committed' ORDER BY run_id DESC LIMIT 1",
-	                 1, &res, err))
-		return false;
-	l->last_run = l->last_pulled = -1;
-	if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 1))
-	{
-		l->last_run = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-		l->last_pulled = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-	}
-	PQclear(res);
-	return true;
-}
-
-/* After a run that did not commit: clear the holder columns if they still name it. */
-static void
-lease_forget(PGconn *conn, const struct lease *l)
-{
-	const char *p[4] = {l->job, l->pid, l->host, l->started};
-
-	if (!l->recorded || PQstatus(conn) != CONNECTION_OK)
-		return;
-	rollback(conn);
-	PQclear(PQexec(conn, "BEGIN"));
-	PQclear(PQexec(conn, "SET LOCAL lock_timeout = 1000"));
-	PQclear(PQexecParams(conn,
-	                     "UPDATE refinery.jobs SET holder_pid = NULL, holder_host = NULL, "
-	                     "holder_started_at = NULL WHERE name = $1 AND holder_pid = $2::integer "
-	                     "AND holder_host = $3 AND "
-	                     "holder_started_at = to_timestamp($4::double precision)",
-	                     4, NULL, p, NULL, NULL, 0));
-	PQclear(PQexec(conn, "COMMIT"));
-}
-
-/*
  * The guards of [job]: a run whose source shrank or moved too far from the
  * job's last committed run is refused before any work, unless --force.
  */
 static bool
-guards_pass(const struct ruleset *rs, const struct lease *l, size_t pulled, bool force,
+guards_pass(const struct ruleset *rs, const struct runconn_lease *l, size_t pulled, bool force,
             struct error *err)
 {
 	const struct job_config *j = rs->job;
@@ -299,54 +85,19 @@ epoch_now(void)
 	return (double) tv.tv_sec + (double) tv.tv_usec / 1e6;
 }
 
-/* The session's TimeZone is [source] timezone: times are read and written in it. */
-static bool
-set_timezone(PGconn *conn, const struct ruleset *rs, struct error *err)
+/*
+ * The run's today from [source] now: "clock" (the clock's reading), "auto"
+ * (the latest date in the data that is not in the future) or a timestamp.
+ */
+static int64_t
+resolve_now(const struct ruleset *rs, const struct batch *b, int64_t clock_now)
 {
-	const char *tz[1] = {rs->source->timezone};
-	PGresult *res = pg_query(conn, "setting the time zone",
-	                         "SELECT set_config('TimeZone', $1, false)", 1, tz, err);
-
-	if (res == NULL)
-		return false;
-	PQclear(res);
-	return true;
-}
-
-/* rs->now from [source] now: "clock", "auto" or a fixed timestamp. */
-static bool
-set_now(PGconn *conn, struct ruleset *rs, const struct batch *b, struct error *err)
-{
-	int64_t clock_now;
-
-	if (conn)
-	{
-		PGresult *res =
-		    pg_query(conn, "reading the clock",
-		             "SELECT floor(extract(epoch FROM localtimestamp))::bigint", 0, NULL, err);
-
-		if (res == NULL)
-			return false;
-		clock_now = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-		PQclear(res);
-	}
-	else
-	{
-		/* no server to ask: the local time of [source] timezone, from the C library */
-		time_t t = time(NULL);
-		struct tm tm;
-
-		setenv("TZ", rs->source->timezone, 1);
-		tzset();
-		localtime_r(&t, &tm);
-		clock_now = (int64_t) timegm(&tm);
-	}
+	int64_t now = 0;
 
 	if (strcmp(rs->source->now, "clock") == 0)
-		rs->now = clock_now;
-	else if (strcmp(rs->source->now, "auto") == 0)
+		return clock_now;
+	if (strcmp(rs->source->now, "auto") == 0)
 	{
-		/* the data's own today: the latest date in it that is not in the future */
 		int64_t latest = BATCH_NO_TIME;
 
 		for (size_t i = 0; i < b->n; i++)
@@ -358,10 +109,22 @@ set_now(PGconn *conn, struct ruleset *rs, const struct batch *b, struct error *e
 			    b->last_touch_at[i] > latest)
 				latest = b->last_touch_at[i];
 		}
-		rs->now = latest != BATCH_NO_TIME ? latest : clock_now;
+		return latest != BATCH_NO_TIME ? latest : clock_now;
 	}
-	else
-		(void) batch_parse_time(rs->source->now, &rs->now);
+	(void) batch_parse_time(rs->source->now, &now);
+	return now;
+}
+
+/* The run's today: read the clock (the server's when connected), then resolve [source] now. */
+static bool
+set_now(PGconn *conn, const struct ruleset *rs, const struct batch *b, int64_t *now,
+        struct error *err)
+{
+	int64_t clock_now;
+
+	if (!runconn_clock(conn, rs, &clock_now, err))
+		return false;
+	*now = resolve_now(rs, b, clock_now);
 	return true;
 }
 
@@ -476,29 +239,6 @@ print_summary(const struct pipeline_result *pr, size_t pulled, long rejected, in
 	sb_free(&sb);
 }
 
-/* The [source] table must exist: say so with the rule's place, before any other check. */
-static bool
-table_exists(PGconn *conn, const struct ruleset *rs, const char *quoted, struct error *err)
-{
-	const char *p[1] = {quoted};
-	PGresult *res =
-	    pg_query(conn, "finding the source table", "SELECT to_regclass($1) IS NOT NULL", 1, p, err);
-	bool found;
-
-	if (res == NULL)
-		return false;
-	found = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	PQclear(res);
-	if (!found)
-	{
-		error_set(err, EXIT_RULES, "%s: [source] table: there is no table %s",
-		          rules_where(rs->rules, "source", "table"), quoted);
-		return error_hint(err, "Unquoted names are folded to lower case, as in SQL; write "
-		                       "\"Name\" for a mixed-case one.");
-	}
-	return true;
-}
-
 bool
 cmd_run(const struct cmd_opts *o, struct error *err)
 {
@@ -514,8 +254,9 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	double t0 = epoch_now(), m0 = pipeline_clock();
 	struct stage_stats *pull_st;
 	long rejected = -1;
-	struct lease lease;
+	struct runconn_lease lease;
 	bool committed = false;
+	struct run_ctx run = {.threads = o->threads};
 
 	memset(&pr, 0, sizeof(pr));
 	memset(&lease, 0, sizeof(lease));
@@ -523,34 +264,23 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 		return error_set(err, EXIT_USAGE, "unexpected argument \"%s\"", o->args[0]);
 	if ((rs = ruleset_load(o->files, o->nfiles, err)) == NULL)
 		return false;
+	if (!sidedata_load_files(rs, err))
+	{
+		ruleset_free(rs);
+		return false;
+	}
 	lease.job = rs->job->name;
 	snprintf(lease.started, sizeof(lease.started), "%.6f", t0);
-	rs->threads = o->threads;
 	to_db = rs->output->target == OUTPUT_DATABASE;
 	pg_signals_install();
 
 	if (to_db || rs->source->kind != SOURCE_CSV || sidedata_needs_db(rs))
 	{
-		char *qt = NULL;
-
-		if ((conn = pg_connect(&o->conn, err)) == NULL)
-			goto out;
-		if (rs->source->kind == SOURCE_TABLE &&
-		    (qt = pg_quote_ident(conn, rs->source->table, err)) == NULL)
-			goto out;
-		/* the schema first (an empty database lacks the table too), then the table */
-		ok = (!to_db || migrate_check(conn, NULL, err)) &&
-		     (qt == NULL || table_exists(conn, rs, qt, err)) &&
-		     (qt == NULL || migrate_check_select(conn, qt, err));
-		free(qt);
-		if (!ok)
-			goto out;
-		ok = false;
-		if (!set_timezone(conn, rs, err))
+		if (!runconn_open(&o->conn, rs, to_db, &conn, err))
 			goto out;
 		if (to_db)
 		{
-			if (!lease_take(conn, rs, &lease, err))
+			if (!runconn_lease_take(conn, rs, &lease, err))
 				goto out;
 			if (lease.new_job)
 				log_info("new job \"%s\"", lease.job);
@@ -572,10 +302,10 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	pull_st->seconds = pipeline_clock() - m0;
 	if (!guards_pass(rs, to_db ? &lease : NULL, b->n, o->force, err))
 		goto out;
-	if (!set_now(conn, rs, b, err) || !sidedata_load(conn, rs, b, err))
+	if (!set_now(conn, rs, b, &run.now, err) || !sidedata_load(conn, rs, b, err))
 		goto out;
 	FAULT("compute");
-	if (!pipeline_run(b, rs, &pr, pg_interrupted, err))
+	if (!pipeline_run(b, rs, &run, &pr, pg_interrupted, err))
 		goto out;
 	if (pg_interrupted())
 	{
@@ -611,7 +341,7 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	ok = true;
 out:
 	if (to_db && conn && !committed)
-		lease_forget(conn, &lease);
+		runconn_lease_forget(conn, &lease);
 	if (!ok && pg_interrupted() && err->code != EXIT_LOCKED)
 	{
 		char msg[sizeof(err->msg)];
@@ -676,6 +406,12 @@ cmd_check_rules(const struct cmd_opts *o, struct error *err)
 	free(files);
 	if (rs == NULL)
 		return false;
+	/* a do-not-call file that cannot be read is reported here, as a run would */
+	if (!sidedata_load_files(rs, err))
+	{
+		ruleset_free(rs);
+		return false;
+	}
 	if (!log_quiet)
 		printf("refinery: rules are valid (sha256 %s)\n", rs->sha256);
 	ruleset_free(rs);
@@ -696,6 +432,7 @@ cmd_calibrate(const struct cmd_opts *o, struct error *err)
 	bool have_res = false;
 	struct stage_stats pull_st;
 	struct outfile *of = NULL;
+	struct run_ctx run = {.threads = o->threads};
 
 	memset(&pr, 0, sizeof(pr));
 	memset(&pull_st, 0, sizeof(pull_st));
@@ -704,25 +441,24 @@ cmd_calibrate(const struct cmd_opts *o, struct error *err)
 		return error_set(err, EXIT_USAGE, "unexpected argument \"%s\"", o->args[0]);
 	if ((rs = ruleset_load(o->files, o->nfiles, err)) == NULL)
 		return false;
-	rs->threads = o->threads;
 	pg_signals_install();
 	if (rs->source->kind != SOURCE_CSV &&
-	    ((conn = pg_connect(&o->conn, err)) == NULL || !set_timezone(conn, rs, err)))
+	    ((conn = pg_connect(&o->conn, err)) == NULL || !runconn_set_timezone(conn, rs, err)))
 		goto out;
 	if (rs->source->kind == SOURCE_CSV ? !pull_csv(rs, &b, &pull_st, err)
 	                                   : !pull_database(conn, rs, &b, err))
 		goto out;
 	warn_rejects(rs, stage_counter(&pull_st, "rejected"));
 	/* the fit needs canonical statuses and normalised fields, nothing removed */
-	if (!set_now(conn, rs, b, err) ||
-	    !pipeline_run_range(b, rs, &pr, "normalize", "normalize", pg_interrupted, err))
+	if (!set_now(conn, rs, b, &run.now, err) ||
+	    !pipeline_run_range(b, rs, &run, &pr, "normalize", "normalize", pg_interrupted, err))
 		goto out;
 	memset(&co, 0, sizeof(co));
 	co.threads = o->threads;
 	co.holdout = -1;
 	co.l2 = -1;
 	co.iterations = 0;
-	if (!calibrate_fit(b, rs, &co, &res, err))
+	if (!calibrate_fit(b, rs, &run, &co, &res, err))
 		goto out;
 	have_res = true;
 	calibrate_get_report(&res, &rep);

@@ -311,9 +311,7 @@ cohort_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, 
 		               ? score_hundredths(c->cohorts[k].min)
 		               : (int64_t) ceil(c->cohorts[k].min * (double) nkept - 1e-9);
 
-#ifdef _OPENMP
-	nthreads = rs->threads > 0 ? rs->threads : omp_get_max_threads();
-#endif
+	nthreads = stage_threads(st);
 #pragma omp parallel for schedule(static, 4096) num_threads(nthreads)
 	for (size_t i = 0; i < n; i++)
 	{
@@ -343,7 +341,7 @@ cohort_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, 
 		b->channel_plan[i] =
 		    c->cohorts[got].plan[cohort_contact_mask(b, i, c->deny_unknown_consent)];
 		b->sla_due_at[i] =
-		    calendar_next_open(&c->cal, rs->now + (int64_t) c->cohorts[got].sla_hours * 3600);
+		    calendar_next_open(&c->cal, stage_now(st) + (int64_t) c->cohorts[got].sla_hours * 3600);
 	}
 
 	for (size_t i = 0; i < n; i++)

@@ -6,7 +6,7 @@
  * A cohort ([cohort.<name>]) takes the kept leads whose score reaches its
  * bound: a score ([cohorts] mode = thresholds) or a quantile of the kept
  * leads' scores (mode = quantiles).  Every lead gets the cohort's SLA (due
- * at rs->now + sla_hours) and the cohort's channel plan cut to the
+ * at the run's today + sla_hours) and the cohort's channel plan cut to the
  * contacts the lead has: no SMS without a mobile, voicemail instead, and
  * e-mail steps only with an e-mail.  Plans are built once per cohort and
  * contact combination at load, so leads borrow them from the config.

@@ -813,12 +813,7 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	r.rep = rep;
 	r.translit = translit;
 	r.stop = stop;
-#ifdef _OPENMP
-	r.nthreads = threads > 0 ? threads : omp_get_max_threads();
-#else
-	(void) threads;
-	r.nthreads = 1;
-#endif
+	r.nthreads = stage_thread_count(threads);
 
 	/* the columns each field reads must exist in this source */
 	for (int f = 0; f < c->nfields; f++)
@@ -1053,7 +1048,7 @@ dedupe_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, 
 
 	FAULT("dedupe");
 	if (!dedupe_run_traced(b, rs->dedupe, rs->normalize ? rs->normalize->translit : NULL,
-	                       rs->threads, &rep, NULL, NULL, st->stop, err))
+	                       stage_threads(st), &rep, NULL, NULL, st->stop, err))
 		return false;
 	stage_count(st, "candidate_pairs", rep.candidate_pairs);
 	stage_count(st, "matches", rep.matches);

@@ -35,8 +35,8 @@
  * 0.01 every lead of a group has the same p_lead and the result is the
  * optimum over single leads.
  *
- * Loading and summaries.  match_load_reps() reads the reps and their
- * history from the [match] queries or CSV files into a rep_table (columns
+ * Loading and summaries.  sidedata.c reads the reps and their history
+ * from the [match] queries or CSV files into a rep_table (columns
  * by name, each row validated as it is added); after the stage the table
  * also holds what the write back reports: per rep capacity, assigned,
  * expected conversions and smoothed close rate, per rep and source the
@@ -143,6 +143,7 @@ struct matching
 	struct batch *b;
 	const struct match_config *c;
 	struct rep_table *t;
+	int nthreads;  /* of every parallel loop: stage_threads() */
 	double *pbase; /* p_lead per row; -1 for leads not kept */
 	size_t nk;     /* kept leads */
 	/* the sinks: J active reps with room, by rep id, and their capacity over the horizon */
@@ -176,12 +177,13 @@ matching_free(struct matching *m)
 
 /* p_lead of every kept lead into pbase[row]; others -1.  False when a cohort has no rate. */
 static bool
-base_probabilities(const struct batch *b, const struct match_config *c, double *pbase,
+base_probabilities(const struct batch *b, const struct match_config *c, int nthreads, double *pbase,
                    struct error *err)
 {
 	long bad_row = -1;
 
-#pragma omp parallel for schedule(static)
+	(void) nthreads;
+#pragma omp parallel for schedule(static) num_threads(nthreads)
 	for (size_t i = 0; i < b->n; i++)
 	{
 		double sc;
@@ -266,7 +268,7 @@ group_leads(struct matching *m, struct error *err)
 			if (b->verdict[i] == VERDICT_KEPT)
 				keys[j++].row = (uint32_t) i;
 	}
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(m->nthreads)
 	for (size_t j = 0; j < nk; j++)
 	{
 		size_t i = keys[j].row;
@@ -336,7 +338,7 @@ transport(struct matching *m, struct stage_stats *st, struct error *err)
 	m->cost = malloc(sizeof(int64_t) * ((size_t) ng * J + 1));
 	if (!m->supply || !m->uns || !m->cost)
 		return mt_oom(err);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(m->nthreads)
 	for (size_t gi = 0; gi < ng; gi++)
 	{
 		const struct group *g = &m->groups[gi];
@@ -524,7 +526,7 @@ out:
 bool
 match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, struct error *err)
 {
-	struct matching m = {.b = b, .c = rs->match, .t = b->reps};
+	struct matching m = {.b = b, .c = rs->match, .t = b->reps, .nthreads = stage_threads(st)};
 	bool ok = false;
 
 	for (size_t i = 0; i < b->n; i++)
@@ -538,7 +540,7 @@ match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 		mt_oom(err);
 		goto out;
 	}
-	if (!base_probabilities(b, m.c, m.pbase, err))
+	if (!base_probabilities(b, m.c, m.nthreads, m.pbase, err))
 		goto out;
 	for (size_t i = 0; i < b->n; i++)
 		m.nk += b->verdict[i] == VERDICT_KEPT;

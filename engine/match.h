@@ -5,12 +5,13 @@
  *    dominate, each rep's capacity, and an exact assignment that maximises
  *    the expected conversions.
  *
- * The reps and their history live in a rep_table, which match_load_reps()
- * fills (from [match] reps_query / reps_csv and stats_query / stats_csv;
- * called by sidedata.c) and the batch owns.  match_stage() smooths the history, solves the assignment and
- * fills b->rep_id, b->call_order and b->p_close; the summaries for the write
- * back are then read from the table.  The model, the solver and the order of
- * every tie are described in match.c.
+ * The reps and their history live in a rep_table, which sidedata.c fills
+ * (from [match] reps_query / reps_csv and stats_query / stats_csv, row by
+ * row through match_side_row()) and the batch owns.  match_stage() smooths
+ * the history, solves the assignment and fills b->rep_id, b->call_order
+ * and b->p_close; the summaries for the write back are then read from the
+ * table.  The model, the solver and the order of every tie are described
+ * in match.c.
  */
 #ifndef REFINERY_MATCH_H
 #define REFINERY_MATCH_H
@@ -199,15 +200,28 @@ rep_table_ratio(const struct rep_table *t, int r, int s)
 bool match_needs_db(const struct match_config *c);
 
 /*
- * Fill b->reps (replacing any table there) from [match] reps_query or
- * reps_csv and stats_query or stats_csv; conn may be NULL when neither is
- * a query.  Columns are found by name: rep_id, name, active, capacity and
- * rep_id, source, attempts, wins; a NULL (or empty CSV) capacity means no
- * limit.  Without a reps key b->reps stays NULL: matching is off.  Errors
- * name the rep and, in the detail, the query's rule or the file's line.
+ * The reps and their history come as rows of four named columns: rep_id,
+ * name, active, capacity (MATCH_SIDE_REPS) and rep_id, source, attempts,
+ * wins (MATCH_SIDE_STATS).  sidedata.c reads them from [match] reps_query
+ * or reps_csv and stats_query or stats_csv into b->reps (without a reps
+ * key b->reps stays NULL: matching is off) and hands each row here.
  */
-bool match_load_reps(PGconn *conn, const struct match_config *c, struct batch *b,
-                     struct error *err);
+enum match_side_kind
+{
+	MATCH_SIDE_REPS,
+	MATCH_SIDE_STATS
+};
+
+/* Column k (0 to 3) of a kind of row. */
+const char *match_side_column(enum match_side_kind kind, int k);
+
+/*
+ * Add one row to t: v[4] in column order, NULL = SQL NULL; a NULL (or
+ * empty) capacity means no limit.  Errors name the rep and, in the detail,
+ * `place` (the query's rule or the file's line).
+ */
+bool match_side_row(struct rep_table *t, enum match_side_kind kind, const char *const *v,
+                    const char *place, struct error *err);
 
 /* ------------------------------------------------------------- the stage */
 

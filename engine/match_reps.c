@@ -1,8 +1,9 @@
 /*
  * match_reps.c
  *    The rep table: the reps and their history by source, each row checked
- *    as it is added, with an index by rep id; and loading it from the
- *    [match] queries or CSV files.  The table owns its strings (an arena).
+ *    as it is added, with an index by rep id.  sidedata.c reads the rows
+ *    from the [match] queries or CSV files and hands them to
+ *    match_side_row().  The table owns its strings (an arena).
  */
 #include "config.h"
 
@@ -256,14 +257,14 @@ rep_table_add_stat(struct rep_table *t, int64_t rep_id, const char *source, long
  * query's result or a CSV file; both are turned into calls of
  * rep_table_add_rep() / _add_stat(), which validate and name the rep.
  */
-enum side_kind
-{
-	SIDE_REPS,
-	SIDE_STATS
-};
-
 static const char *const side_columns[2][4] = {{"rep_id", "name", "active", "capacity"},
                                                {"rep_id", "source", "attempts", "wins"}};
+
+const char *
+match_side_column(enum match_side_kind kind, int k)
+{
+	return side_columns[kind][k];
+}
 
 static bool
 parse_int64(const char *s, int64_t *out)
@@ -281,17 +282,16 @@ parse_int64(const char *s, int64_t *out)
 	return true;
 }
 
-/* One row: v[4] in side_columns order, NULL = SQL NULL.  `place` says where, for details. */
-static bool
-side_row(struct rep_table *t, enum side_kind kind, const char *const *v, const char *place,
-         struct error *err)
+bool
+match_side_row(struct rep_table *t, enum match_side_kind kind, const char *const *v,
+               const char *place, struct error *err)
 {
 	int64_t id, x, y;
 	bool ok;
 
 	if (!parse_int64(v[0], &id))
 		ok = error_set(err, EXIT_DATA, "rep_id \"%s\" is not an integer", v[0] ? v[0] : "NULL");
-	else if (kind == SIDE_REPS)
+	else if (kind == MATCH_SIDE_REPS)
 	{
 		int active = util_parse_bool(v[2]);
 
@@ -321,141 +321,8 @@ side_row(struct rep_table *t, enum side_kind kind, const char *const *v, const c
 	return ok;
 }
 
-static bool
-side_query(PGconn *conn, struct rep_table *t, enum side_kind kind, const char *sql,
-           const char *where, struct error *err)
-{
-	const char *key = kind == SIDE_REPS ? "reps_query" : "stats_query";
-	char phase[256], place[320];
-	int col[4];
-	PGresult *res;
-	bool ok = true;
-
-	snprintf(phase, sizeof(phase), "the query of [match] %s (%s)", key, where);
-	if (conn == NULL)
-		return error_set(err, EXIT_RULES, "%s needs a database connection", phase);
-	if ((res = pg_query(conn, phase, sql, 0, NULL, err)) == NULL)
-		return false;
-	for (int k = 0; k < 4 && ok; k++)
-		if ((col[k] = PQfnumber(res, side_columns[kind][k])) < 0)
-		{
-			error_set(err, EXIT_RULES, "%s returns no column \"%s\"", phase, side_columns[kind][k]);
-			ok = error_hint(err, "It must return the columns %s, %s, %s and %s.",
-			                side_columns[kind][0], side_columns[kind][1], side_columns[kind][2],
-			                side_columns[kind][3]);
-		}
-	for (int row = 0; row < PQntuples(res) && ok; row++)
-	{
-		const char *v[4];
-
-		for (int k = 0; k < 4; k++)
-			v[k] = PQgetisnull(res, row, col[k]) ? NULL : PQgetvalue(res, row, col[k]);
-		snprintf(place, sizeof(place), "row %d of %s", row + 1, phase);
-		ok = side_row(t, kind, v, place, err);
-	}
-	PQclear(res);
-	return ok;
-}
-
-struct side_csv
-{
-	struct rep_table *t;
-	enum side_kind kind;
-	const char *path;
-	int col[4];
-	bool header_seen;
-};
-
-static bool
-side_csv_header(void *ctx, const char *const *fields, const size_t *lens, const bool *is_null,
-                int nfields, long line, struct error *err)
-{
-	struct side_csv *c = ctx;
-
-	c->header_seen = true;
-	for (int k = 0; k < 4; k++)
-	{
-		c->col[k] = -1;
-		for (int f = 0; f < nfields; f++)
-			if (strcasecmp(fields[f], side_columns[c->kind][k]) == 0)
-				c->col[k] = f;
-		if (c->col[k] < 0)
-		{
-			error_set(err, EXIT_DATA, "CSV file \"%s\" has no column \"%s\"", c->path,
-			          side_columns[c->kind][k]);
-			return error_hint(err, "Its header must name the columns %s, %s, %s and %s.",
-			                  side_columns[c->kind][0], side_columns[c->kind][1],
-			                  side_columns[c->kind][2], side_columns[c->kind][3]);
-		}
-	}
-	return true;
-}
-
-static bool
-side_csv_row(void *ctx, const char *const *fields, const size_t *lens, const bool *is_null,
-             int nfields, long line, struct error *err)
-{
-	struct side_csv *c = ctx;
-	const char *v[4];
-	char place[1200];
-
-	for (int k = 0; k < 4; k++)
-		v[k] = c->col[k] < nfields && !is_null[c->col[k]] ? fields[c->col[k]] : NULL;
-	snprintf(place, sizeof(place), "CSV file \"%s\" line %ld", c->path, line);
-	return side_row(c->t, c->kind, v, place, err);
-}
-
-static bool
-side_csv(struct rep_table *t, enum side_kind kind, const char *path, struct error *err)
-{
-	struct csv_reader_opts o;
-	struct side_csv c;
-
-	memset(&c, 0, sizeof(c));
-	c.t = t;
-	c.kind = kind;
-	c.path = path;
-	csvio_reader_opts_init(&o);
-	o.header = true;
-	o.trim = true;             /* these files are often written by hand */
-	o.header_fold_case = true; /* side_csv_header looks names up with strcasecmp */
-	o.header_fn = side_csv_header;
-	if (!csvio_read(path, &o, side_csv_row, &c, NULL, err))
-		return false;
-	if (!c.header_seen)
-		return error_set(err, EXIT_DATA, "CSV file \"%s\" has no header row", path);
-	return true;
-}
-
 bool
 match_needs_db(const struct match_config *c)
 {
 	return c != NULL && (c->reps_query != NULL || c->stats_query != NULL);
-}
-
-bool
-match_load_reps(PGconn *conn, const struct match_config *c, struct batch *b, struct error *err)
-{
-	struct rep_table *t;
-	bool ok;
-
-	rep_table_free(b->reps);
-	b->reps = NULL;
-	if (c->reps_query == NULL && c->reps_csv == NULL)
-		return true;
-	if ((t = rep_table_new()) == NULL)
-		return mt_oom(err);
-	ok = c->reps_query ? side_query(conn, t, SIDE_REPS, c->reps_query, c->reps_where, err)
-	                   : side_csv(t, SIDE_REPS, c->reps_csv, err);
-	if (ok && c->stats_query)
-		ok = side_query(conn, t, SIDE_STATS, c->stats_query, c->stats_where, err);
-	else if (ok && c->stats_csv)
-		ok = side_csv(t, SIDE_STATS, c->stats_csv, err);
-	if (!ok)
-	{
-		rep_table_free(t);
-		return false;
-	}
-	b->reps = t;
-	return true;
 }

@@ -888,9 +888,7 @@ normalize_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 		chunks[k].typo_counts = calloc((size_t) ntypos + 1, sizeof(size_t));
 		ok = chunks[k].off != NULL && chunks[k].typo_counts != NULL;
 	}
-#ifdef _OPENMP
-	nthreads = rs->threads > 0 ? rs->threads : omp_get_max_threads();
-#endif
+	nthreads = stage_threads(st);
 
 	for (size_t first = 0; ok && first < nchunks; first += WAVE_CHUNKS)
 	{

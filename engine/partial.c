@@ -624,7 +624,7 @@ partial_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 		}
 
 		/* pass 1: each row's own contacts and required fields */
-#pragma omp parallel for schedule(static, PARTIAL_CHUNK)
+#pragma omp parallel for schedule(static, PARTIAL_CHUNK) num_threads(stage_threads(st))
 	for (size_t i = 0; i < n; i++)
 	{
 		usable[i] = has_phone(c, b, i) || (c->email_is_contact && b->email_norm[i] != NULL);
@@ -648,7 +648,7 @@ partial_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 	}
 
 	/* pass 3: decide the kept rows */
-#pragma omp parallel
+#pragma omp parallel num_threads(stage_threads(st))
 	{
 		struct regex_scratch *s = c->nrules > 0 ? regex_scratch_new(&c->lim) : NULL;
 		struct regex_fail_log mine = {0};
@@ -667,7 +667,7 @@ partial_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 			if (b->verdict[i] != VERDICT_KEPT || util_row_fail_past(&fail, i) ||
 			    (c->nrules > 0 && s == NULL))
 				continue;
-			h = builtin_hit(c, b, i, rs->now, usable[i], bits[i], &req);
+			h = builtin_hit(c, b, i, stage_now(st), usable[i], bits[i], &req);
 			if (h >= 0)
 			{
 				hits[h]++;

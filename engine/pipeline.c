@@ -96,15 +96,16 @@ stage_index(const char *name)
 }
 
 bool
-pipeline_run(struct batch *b, const struct ruleset *rs, struct pipeline_result *pr,
-             bool (*stop)(void), struct error *err)
+pipeline_run(struct batch *b, const struct ruleset *rs, const struct run_ctx *run,
+             struct pipeline_result *pr, bool (*stop)(void), struct error *err)
 {
-	return pipeline_run_range(b, rs, pr, stages[0].name, stages[NSTAGES - 1].name, stop, err);
+	return pipeline_run_range(b, rs, run, pr, stages[0].name, stages[NSTAGES - 1].name, stop, err);
 }
 
 bool
-pipeline_run_range(struct batch *b, const struct ruleset *rs, struct pipeline_result *pr,
-                   const char *first, const char *last, bool (*stop)(void), struct error *err)
+pipeline_run_range(struct batch *b, const struct ruleset *rs, const struct run_ctx *run,
+                   struct pipeline_result *pr, const char *first, const char *last,
+                   bool (*stop)(void), struct error *err)
 {
 	double t_all = pipeline_clock();
 	int from = stage_index(first), to = stage_index(last);
@@ -122,6 +123,7 @@ pipeline_run_range(struct batch *b, const struct ruleset *rs, struct pipeline_re
 		if ((st = pipeline_add(pr, stages[k].name)) == NULL)
 			return error_set(err, EXIT_INTERNAL, "too many stages");
 		st->stop = stop;
+		st->run = run;
 		st->rows_in = count_kept(b);
 		t0 = pipeline_clock();
 		if (!stages[k].fn(b, rs, st, err))

@@ -26,17 +26,19 @@ const char *pipeline_stage_name(int k);
 struct stage_stats *pipeline_add(struct pipeline_result *pr, const char *name);
 
 /*
- * Run every stage in order on `b`.  `stop`, when not NULL, is asked between
+ * Run every stage in order on `b`, with the run's context `run` (today and
+ * the thread count; borrowed, handed to each stage in its stage_stats).  `stop`, when not NULL, is asked between
  * stages and, through stage_stopped(), inside their long loops; when it
  * returns true the run stops with EXIT_INTERRUPTED.  Once true it must stay
  * true, and it is called from the stages' worker threads too.
  */
-bool pipeline_run(struct batch *b, const struct ruleset *rs, struct pipeline_result *pr,
-                  bool (*stop)(void), struct error *err);
+bool pipeline_run(struct batch *b, const struct ruleset *rs, const struct run_ctx *run,
+                  struct pipeline_result *pr, bool (*stop)(void), struct error *err);
 
 /* Run only the stages from `first` to `last` (names), in order. */
-bool pipeline_run_range(struct batch *b, const struct ruleset *rs, struct pipeline_result *pr,
-                        const char *first, const char *last, bool (*stop)(void), struct error *err);
+bool pipeline_run_range(struct batch *b, const struct ruleset *rs, const struct run_ctx *run,
+                        struct pipeline_result *pr, const char *first, const char *last,
+                        bool (*stop)(void), struct error *err);
 
 /* Free the stages' counters (the struct itself is the caller's); NULL is a no-op. */
 void pipeline_result_free(struct pipeline_result *pr);

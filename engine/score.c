@@ -645,7 +645,7 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 
 	util_row_fail_init(&fail);
 	/* check the bindings once, outside the parallel region, for a clean error */
-	if ((probe = score_eval_new(c, b, rs->now, err)) == NULL)
+	if ((probe = score_eval_new(c, b, stage_now(st), err)) == NULL)
 		return false;
 	nrx = probe->nrx;
 	score_eval_free(probe);
@@ -666,13 +666,11 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 	b->npoints = c->nparams;
 	b->point_names = c->names;
 
-#ifdef _OPENMP
-	nthreads = rs->threads > 0 ? rs->threads : omp_get_max_threads();
-#endif
+	nthreads = stage_threads(st);
 #pragma omp parallel num_threads(nthreads)
 	{
 		struct error lerr = {0};
-		struct score_eval *ev = score_eval_new(c, b, rs->now, &lerr);
+		struct score_eval *ev = score_eval_new(c, b, stage_now(st), &lerr);
 
 		if (ev == NULL)
 		{

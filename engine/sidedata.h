@@ -18,9 +18,18 @@
 bool sidedata_needs_db(const struct ruleset *rs);
 
 /*
+ * Read the do-not-call files the rules name into the black-list (files not
+ * read yet; no connection needed).  A run and check-rules call it right
+ * after loading the rules, so a missing or malformed file is reported
+ * before any connection, as a rule error (EXIT_RULES) naming file and line.
+ */
+bool sidedata_load_files(struct ruleset *rs, struct error *err);
+
+/*
  * Run the configured queries (conn may be NULL when none is needed) and
- * read the configured files: feed the black-list's do-not-call lists and
- * fill b->reps.  Errors name the rule that configured the query.
+ * read the configured files (sidedata_load_files() for those not read
+ * yet): feed the black-list's do-not-call lists and fill b->reps.  Errors
+ * name the rule that configured the query.
  */
 bool sidedata_load(PGconn *conn, struct ruleset *rs, struct batch *b, struct error *err);
 

@@ -1,6 +1,7 @@
 /*
  * stage.c
- *    Per-stage counters, and the stop request a stage's long loops ask.
+ *    Per-stage counters, the stop request a stage's long loops ask, and
+ *    the run's context (today, thread count) a stage reads.
  *
  * Counters are few (a handful of rules per stage, more when a rule file has
  * many rules), so a linear search by name is the simplest correct structure.
@@ -12,7 +13,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "stage.h"
+
+int
+stage_thread_count(int threads)
+{
+#ifdef _OPENMP
+	return threads > 0 ? threads : omp_get_max_threads();
+#else
+	(void) threads;
+	return 1;
+#endif
+}
+
+int
+stage_threads(const struct stage_stats *st)
+{
+	return stage_thread_count(st && st->run ? st->run->threads : 0);
+}
+
+int64_t
+stage_now(const struct stage_stats *st)
+{
+	return st && st->run ? st->run->now : 0;
+}
 
 void
 stage_count(struct stage_stats *st, const char *name, size_t n)

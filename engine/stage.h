@@ -53,9 +53,19 @@ struct ruleset
 #define STAGE(name, fn, type, load, free_fn, slot) type *slot;
 #include "stagelist.h"
 #undef STAGE
-	int threads; /* 0 = OpenMP default */
+};
+
+/*
+ * What one run decides besides the rules: the resolved "today" and the
+ * thread count.  The run fills it after the pull (from [source] now and
+ * -j) and the pipeline hands it to every stage through stage_stats, so the
+ * ruleset stays as loaded.
+ */
+struct run_ctx
+{
 	int64_t now; /* "today" for recency and outlier rules, seconds since
-								 * epoch (naive local); from [source] now or the clock */
+	              * epoch (naive local); from [source] now or the clock */
+	int threads; /* 0 = OpenMP's default */
 };
 
 struct stage_counter
@@ -66,11 +76,12 @@ struct stage_counter
 
 struct stage_stats
 {
-	const char *name;   /* the stage's name, set by the pipeline */
-	bool (*stop)(void); /* set by the pipeline, may be NULL: true = stop now; once
+	const char *name;          /* the stage's name, set by the pipeline */
+	bool (*stop)(void);        /* set by the pipeline, may be NULL: true = stop now; once
 	                     * true it stays true; safe to call from any thread */
-	size_t rows_in;     /* kept rows before the stage */
-	size_t rows_out;    /* kept rows after */
+	const struct run_ctx *run; /* set by the pipeline: today and the thread count; borrowed */
+	size_t rows_in;            /* kept rows before the stage */
+	size_t rows_out;           /* kept rows after */
 	double seconds;
 	int ncounters;
 	int counters_cap;
@@ -89,6 +100,18 @@ size_t stage_counter(const struct stage_stats *st, const char *name);
 
 /* Has the run been asked to stop?  Cheap (one flag read); false when st->stop is NULL. */
 bool stage_stopped(const struct stage_stats *st);
+
+/*
+ * The number of threads of a parallel region: `threads` when positive,
+ * else OpenMP's default (1 without OpenMP).  Every num_threads() clause of
+ * the engine takes its value from here, so -j means the same everywhere;
+ * results do not depend on it (fixed chunks, merges in input order).
+ */
+int stage_thread_count(int threads);
+/* The run's thread count for a stage: stage_thread_count(st->run->threads). */
+int stage_threads(const struct stage_stats *st);
+/* The run's "today"; 0 without a context (a stage called outside the pipeline). */
+int64_t stage_now(const struct stage_stats *st);
 
 /* Fill err with "interrupted during stage ..." (EXIT_INTERRUPTED). Returns false. */
 bool stage_interrupted(const struct stage_stats *st, struct error *err);

@@ -227,7 +227,7 @@ id_cmp(const void *a, const void *b)
 }
 
 size_t
-suppress_apply(const struct suppress_set *s, struct batch *b)
+suppress_apply(const struct suppress_set *s, struct batch *b, int nthreads)
 {
 	uint8_t *hit;
 	int64_t *clusters = NULL;
@@ -237,7 +237,8 @@ suppress_apply(const struct suppress_set *s, struct batch *b)
 		return 0;
 	if ((hit = calloc(b->n, 1)) == NULL)
 		return SIZE_MAX;
-#pragma omp parallel for schedule(static)
+	(void) nthreads;
+#pragma omp parallel for schedule(static) num_threads(nthreads)
 	for (size_t i = 0; i < b->n; i++)
 		hit[i] = !(b->rule_id[i] && strcmp(b->rule_id[i], SUPPRESS_RULE) == 0) &&
 		         suppress_row_hit(s, b, i);

@@ -60,7 +60,8 @@ bool suppress_row_hit(const struct suppress_set *s, const struct batch *b, size_
  * Mark and clear every lead of b that carries a suppressed contact and is
  * not yet marked, and once clusters exist every other record of its
  * cluster; returns how many were marked now, SIZE_MAX when out of memory.
+ * `nthreads` threads share the work (stage_threads()).
  */
-size_t suppress_apply(const struct suppress_set *s, struct batch *b);
+size_t suppress_apply(const struct suppress_set *s, struct batch *b, int nthreads);
 
 #endif /* REFINERY_SUPPRESS_H */

@@ -32,7 +32,7 @@ struct run_meta
  * the run's own partition, attached at the end), the stage, cohort and rep
  * summaries, then COMMIT (or ROLLBACK for a dry run).  Nothing is visible to
  * other sessions before the commit.  When a transaction is already open
- * (the one holding the job's lease, cmd_run.c) the write continues it.
+ * (the one holding the job's lease, runconn.c) the write continues it.
  * *run_id gets the run's id.
  */
 bool writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b,

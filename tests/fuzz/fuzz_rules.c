@@ -33,6 +33,7 @@
 #include "sidedata.h"
 #include "regex.h"
 #include "ruleset.h"
+#include "sidedata.h"
 
 #define FUZZ_NAME "fuzz_rules"
 #include "fuzz.h"
@@ -223,7 +224,8 @@ add_lead(struct batch *b, const char *const *known)
  * never crash, never fail without a message, never call it a bug.
  */
 static void
-run_over(struct ruleset *rs, const char *const (*leads)[FIELD__COUNT], int n)
+run_over(struct ruleset *rs, const struct run_ctx *run, const char *const (*leads)[FIELD__COUNT],
+         int n)
 {
 	struct batch *b;
 	struct pipeline_result pr;
@@ -239,7 +241,7 @@ run_over(struct ruleset *rs, const char *const (*leads)[FIELD__COUNT], int n)
 	check(batch_finish(b, &err), "the fixed leads parse");
 	memset(&pr, 0, sizeof(pr));
 	/* as the program does: side data first (without a server, a query is a rules error) */
-	ok = sidedata_load(NULL, rs, b, &err) && pipeline_run(b, rs, &pr, NULL, &err);
+	ok = sidedata_load(NULL, rs, b, &err) && pipeline_run(b, rs, run, &pr, NULL, &err);
 	if (!ok)
 	{
 		if (err.code != EXIT_RULES && err.code != EXIT_DATA)
@@ -274,6 +276,9 @@ at_most(struct ruleset *rs, const char *section, const char *key, long most)
 static void
 check_success(struct ruleset *rs, bool run)
 {
+	/* a fixed "now" and one thread, as a run with [source] now = a date */
+	const struct run_ctx ctx = {.now = 1717243200 /* 2024-06-01 12:00:00 */, .threads = 1};
+
 	check(rs->text != NULL && rs->source != NULL && rs->output != NULL,
 	      "a loaded rule set is complete");
 	check(strlen(rs->sha256) == 64 && strspn(rs->sha256, "0123456789abcdef") == 64,
@@ -290,13 +295,10 @@ check_success(struct ruleset *rs, bool run)
 	 */
 	if (!run || !at_most(rs, "dedupe", "u_sample", 5000))
 		return;
-	/* a fixed "now" and one thread, as a run with [source] now = a date */
-	rs->now = 1717243200; /* 2024-06-01 12:00:00 */
-	rs->threads = 1;
-	run_over(rs, tame, (int) (sizeof(tame) / sizeof(tame[0])));
+	run_over(rs, &ctx, tame, (int) (sizeof(tame) / sizeof(tame[0])));
 	if (at_most(rs, "regex", "match_limit", REGEX_DEFAULT_MATCH_LIMIT) &&
 	    at_most(rs, "regex", "depth_limit", REGEX_DEFAULT_DEPTH_LIMIT))
-		run_over(rs, hostile, (int) (sizeof(hostile) / sizeof(hostile[0])));
+		run_over(rs, &ctx, hostile, (int) (sizeof(hostile) / sizeof(hostile[0])));
 }
 
 static bool

@@ -29,6 +29,7 @@
 #include "normalize.h"
 #include "rules.h"
 #include "ruleset.h"
+#include "sidedata.h"
 #include "stage.h"
 #include "tap.h"
 
@@ -44,6 +45,15 @@ now_s(void)
 }
 
 /* Load a config from rule text; NULL with err filled on failure (including unused keys). */
+/* Read the rule's do-not-call files, as sidedata.c does for a run. */
+static bool
+read_files(struct blacklist_config *c, struct error *err)
+{
+	struct ruleset rs = {.blacklist = c};
+
+	return sidedata_load_files(&rs, err);
+}
+
 static struct blacklist_config *
 cfg_from(const char *name, const char *text, struct error *err)
 {
@@ -51,7 +61,8 @@ cfg_from(const char *name, const char *text, struct error *err)
 	struct blacklist_config *c = NULL;
 
 	if (rules_load_defaults(r, false, err) && rules_load_string(r, name, text, err) &&
-	    blacklist_config_load(r, lc_plan(), &c, err) && !rules_check_unused(r, err))
+	    blacklist_config_load(r, lc_plan(), &c, err) &&
+	    (!rules_check_unused(r, err) || !read_files(c, err)))
 	{
 		blacklist_config_free(c);
 		c = NULL;
@@ -67,7 +78,8 @@ cfg_from_file(const char *path, struct error *err)
 	struct blacklist_config *c = NULL;
 
 	if (rules_load_defaults(r, false, err) && rules_load_file(r, path, err) &&
-	    blacklist_config_load(r, lc_plan(), &c, err) && !rules_check_unused(r, err))
+	    blacklist_config_load(r, lc_plan(), &c, err) &&
+	    (!rules_check_unused(r, err) || !read_files(c, err)))
 	{
 		blacklist_config_free(c);
 		c = NULL;
@@ -453,6 +465,16 @@ test_dnc_plan(void)
 	fclose(f);
 	files[0] = ini;
 	rs = ruleset_load(files, 1, &err);
+	b = batch_of(rows, 3);
+	ok(rs && b && !blacklist_stage(b, rs, &st, &err) && strstr(err.msg, "was not read"),
+	   "a do-not-call file that was never read stops the stage instead of matching nobody");
+	batch_free(b);
+	stage_stats_free(&st);
+	if (rs && !sidedata_load_files(rs, &err))
+	{
+		ruleset_free(rs);
+		rs = NULL;
+	}
 	if (!ok(rs != NULL, "a UK plan with a UK do-not-call list loads"))
 		diag("%s", err.msg);
 	b = batch_of(rows, 3);
@@ -475,7 +497,8 @@ test_dnc_plan(void)
 	fprintf(f, "[source]\ntable = crm.leads\n[blacklist.uk_dnc]\nphone_list = %s\n", dnc);
 	fclose(f);
 	rs = ruleset_load(files, 1, &err);
-	ok(rs == NULL &&
+	ok(rs != NULL, "rules naming a do-not-call file load without reading it");
+	ok(rs && !sidedata_load_files(rs, &err) &&
 	       strstr(err.msg, "dnc.csv:2: do-not-call phone \"07700 900123\" is not a phone number"),
 	   "under another plan the list is refused: %s", err.msg);
 	ruleset_free(rs);

@@ -28,6 +28,8 @@
 #include "tap.h"
 
 static int64_t test_now;
+/* today and the thread count, as the pipeline hands them to the stages */
+static struct run_ctx test_run = {.threads = 1};
 
 static const char *
 top_srcdir(void)
@@ -43,8 +45,8 @@ static bool
 make_rs(struct ruleset *rs, const char *const *texts, int ntexts, struct error *err)
 {
 	memset(rs, 0, sizeof(*rs));
-	rs->now = test_now;
-	rs->threads = 1;
+	test_run.now = test_now;
+	test_run.threads = 1;
 	if ((rs->rules = rules_new()) == NULL || !rules_load_defaults(rs->rules, false, err))
 		return false;
 	for (int k = 0; k < ntexts; k++)
@@ -167,7 +169,7 @@ test_signal(void)
 		diag("%s", err.msg);
 		return;
 	}
-	if (!ok(calibrate_fit(b, &rs, NULL, &res, &err), "fit on a planted signal"))
+	if (!ok(calibrate_fit(b, &rs, &test_run, NULL, &res, &err), "fit on a planted signal"))
 	{
 		diag("%s", err.msg);
 		batch_free(b);
@@ -261,7 +263,7 @@ test_noise(void)
 
 	if (!make_rs(&rs, texts, 1, &err))
 		return;
-	if (!ok(calibrate_fit(b, &rs, NULL, &res, &err), "fit on noise"))
+	if (!ok(calibrate_fit(b, &rs, &test_run, NULL, &res, &err), "fit on noise"))
 		diag("%s", err.msg);
 	else
 	{
@@ -290,7 +292,8 @@ test_noise(void)
 			b = synthetic(1000, rate, 0, 9);
 			for (size_t i = 100; i < 1000; i += 200)
 				b->col[FIELD_SOURCE][i] = evil;
-			if (ok(calibrate_fit(b, &rs3, NULL, &res, &err), "5 leads of 1000 over a limit: fit"))
+			if (ok(calibrate_fit(b, &rs3, &test_run, NULL, &res, &err),
+			       "5 leads of 1000 over a limit: fit"))
 			{
 				is_int(res.report.regex_limit, 5, "those 5 leads are left out");
 				is_int(res.report.rows, 995, "the others are rows");
@@ -300,7 +303,7 @@ test_noise(void)
 				diag("%s", err.msg);
 			for (size_t i = 0; i < 1000; i += 50)
 				b->col[FIELD_SOURCE][i] = evil;
-			ok(!calibrate_fit(b, &rs3, NULL, &res, &err) && err.code == EXIT_RULES &&
+			ok(!calibrate_fit(b, &rs3, &test_run, NULL, &res, &err) && err.code == EXIT_RULES &&
 			       strstr(err.msg, "20 of 1000 training leads hit a regex limit") != NULL,
 			   "20 of 1000 is more than max_failed_percent 1: %s", err.msg);
 			ok(strstr(err.detail, "rule \"score.src_rx.slow\"") != NULL, "naming the rule");
@@ -320,7 +323,7 @@ test_noise(void)
 		b = synthetic(1000, rate, 0, 9);
 		for (size_t i = 0; i < b->n; i += 4)
 			b->g_touch_count[i] = 0; /* and no last touch: never worked */
-		if (calibrate_fit(b, &rs, NULL, &res, &err))
+		if (calibrate_fit(b, &rs, &test_run, NULL, &res, &err))
 		{
 			is_int(res.report.unworked, 250, "worked_only: 250 untouched leads left out");
 			is_int(res.report.rows, 750, "worked_only: 750 rows");
@@ -328,7 +331,7 @@ test_noise(void)
 		}
 		else
 			ok(0, "fit with untouched leads: %s", err.msg);
-		if (make_rs(&rs2, worked, 2, &err) && calibrate_fit(b, &rs2, NULL, &res, &err))
+		if (make_rs(&rs2, worked, 2, &err) && calibrate_fit(b, &rs2, &test_run, NULL, &res, &err))
 		{
 			is_int(res.report.rows, 1000, "worked_only = no: every lead with a status");
 			calibrate_result_free(&res);
@@ -341,7 +344,7 @@ test_noise(void)
 
 	/* nothing won: nothing to fit */
 	b = synthetic(1000, NULL, 0, 5);
-	ok(!calibrate_fit(b, &rs, NULL, &res, &err) && err.code == EXIT_DATA &&
+	ok(!calibrate_fit(b, &rs, &test_run, NULL, &res, &err) && err.code == EXIT_DATA &&
 	       strstr(err.msg, "nothing to fit") != NULL,
 	   "no win at all is a data error: %s", err.msg);
 	batch_free(b);
@@ -365,7 +368,7 @@ test_determinism(void)
 		struct calibrate_result res;
 		struct calibrate_opts o = {.threads = run == 2 ? 2 : 1, .holdout = -1, .l2 = -1};
 
-		if (calibrate_fit(b, &rs, &o, &res, &err))
+		if (calibrate_fit(b, &rs, &test_run, &o, &res, &err))
 		{
 			out[run] = written(&res);
 			calibrate_result_free(&res);
@@ -560,8 +563,8 @@ test_generated(void)
 			return;
 		}
 	}
-	rs.threads = 2;
-	if (ok(calibrate_fit(l.b, &rs, NULL, &res, &err), "fit on generated leads"))
+	test_run.threads = 2;
+	if (ok(calibrate_fit(l.b, &rs, &test_run, NULL, &res, &err), "fit on generated leads"))
 	{
 		const struct score_param *ps = &rs.score->params[0];
 		const struct calibrate_param *cs = &res.param[0];

@@ -29,6 +29,8 @@
 #include "writeback.h"
 
 static int64_t test_now;
+/* today and the thread count, as the pipeline hands them to the stages */
+static struct run_ctx test_run = {.threads = 1};
 
 static const char *
 top_srcdir(void)
@@ -44,8 +46,8 @@ static bool
 make_rs(struct ruleset *rs, const char *text, struct error *err)
 {
 	memset(rs, 0, sizeof(*rs));
-	rs->now = test_now;
-	rs->threads = 1;
+	test_run.now = test_now;
+	test_run.threads = 1;
 	if ((rs->rules = rules_new()) == NULL)
 		return false;
 	return rules_load_defaults(rs->rules, false, err) &&
@@ -284,7 +286,7 @@ run_fixture(const char *dir, const char *name)
 	struct tsv leads, exp;
 	struct ruleset rs;
 	struct error err = {0};
-	struct stage_stats st = {0};
+	struct stage_stats st = {.run = &test_run};
 	struct batch *b;
 
 	snprintf(path, sizeof(path), "%s/%s/rules.ini", dir, name);
@@ -620,7 +622,7 @@ test_threads(void)
 	{
 		struct ruleset rs;
 		struct error err = {0};
-		struct stage_stats st = {0};
+		struct stage_stats st = {.run = &test_run};
 		struct batch *b1 = random_batch(50000, 99), *b2 = random_batch(50000, 99);
 		size_t diff = 0, in[3] = {0}, kept = 0;
 
@@ -629,9 +631,9 @@ test_threads(void)
 			ok(0, "rules load: %s", err.msg);
 			continue;
 		}
-		rs.threads = 1;
+		test_run.threads = 1;
 		cohort_stage(b1, &rs, &st, &err);
-		rs.threads = 2;
+		test_run.threads = 2;
 		cohort_stage(b2, &rs, &st, &err);
 		for (size_t i = 0; i < b1->n; i++)
 		{

@@ -718,6 +718,7 @@ test_stage(void)
 	struct batch *b;
 	struct normalize_config nc;
 	struct ruleset rs;
+	struct run_ctx two = {.threads = 2};
 	struct stage_stats st = {0};
 	size_t dups = 0;
 
@@ -730,7 +731,7 @@ test_stage(void)
 	nc.translit = translit;
 	rs.dedupe = c;
 	rs.normalize = &nc;
-	rs.threads = 2;
+	st.run = &two;
 	ok(b != NULL && dedupe_stage(b, &rs, &st, &err), "dedupe_stage runs (%s)", err.msg);
 	for (int k = 0; k < st.ncounters; k++)
 		if (strcmp(st.counters[k].name, "duplicates") == 0)

@@ -352,14 +352,14 @@ compare(const char *name, const struct table *want, const struct ruleset *rs, co
  * one case
  * ------------------------------------------------------------------------ */
 
-/* rs->now as the run sets it from [source] now; "clock" is the test's clock. */
+/* The run's today as the run sets it from [source] now; "clock" is the test's clock. */
 static void
-set_now(struct ruleset *rs, const struct batch *b)
+set_now(const struct ruleset *rs, const struct batch *b, struct run_ctx *run)
 {
 	int64_t clock_now = (int64_t) time(NULL), latest = BATCH_NO_TIME;
 
 	if (strcmp(rs->source->now, "clock") == 0)
-		rs->now = clock_now;
+		run->now = clock_now;
 	else if (strcmp(rs->source->now, "auto") == 0)
 	{
 		for (size_t i = 0; i < b->n; i++)
@@ -371,10 +371,10 @@ set_now(struct ruleset *rs, const struct batch *b)
 			    (latest == BATCH_NO_TIME || b->last_touch_at[i] > latest))
 				latest = b->last_touch_at[i];
 		}
-		rs->now = latest != BATCH_NO_TIME ? latest : clock_now;
+		run->now = latest != BATCH_NO_TIME ? latest : clock_now;
 	}
 	else
-		(void) batch_parse_time(rs->source->now, &rs->now);
+		(void) batch_parse_time(rs->source->now, &run->now);
 }
 
 /* Compare a failure with error.txt: lines of text the message holds, "exit N" its code. */
@@ -411,6 +411,7 @@ run_case(const char *stage, const char *dir, const char *name)
 	struct ruleset *rs = NULL;
 	struct batch *b = NULL;
 	struct pipeline_result pr = {0};
+	struct run_ctx run = {.threads = 1};
 	struct table want = {0};
 	bool expect_error, ran;
 	int fd;
@@ -451,11 +452,10 @@ run_case(const char *stage, const char *dir, const char *name)
 	ran = (rs = ruleset_load(files, 2, &err)) != NULL && pull_csv(rs, &b, NULL, &err);
 	if (ran)
 	{
-		rs->threads = 1;
-		set_now(rs, b);
+		set_now(rs, b, &run);
 		ran = sidedata_load(NULL, rs, b, &err);
 		for (int k = 0; ran && k < o.nranges; k++)
-			ran = pipeline_run_range(b, rs, &pr, o.first[k], o.last[k], NULL, &err);
+			ran = pipeline_run_range(b, rs, &run, &pr, o.first[k], o.last[k], NULL, &err);
 	}
 	unlink(src);
 	if (expect_error)

@@ -28,10 +28,21 @@
 #include "genleads_run.h"
 #include "match.h"
 #include "rules.h"
+#include "ruleset.h"
+#include "sidedata.h"
 #include "stage.h"
 #include "strbuf.h"
 #include "tap.h"
 #include "writeback.h"
+
+/* The reps of a case, read as a run reads them (sidedata.c), without a connection. */
+static bool
+load_reps(const struct match_config *c, struct batch *b, struct error *err)
+{
+	struct ruleset rs = {.match = (struct match_config *) c};
+
+	return sidedata_load(NULL, &rs, b, err);
+}
 
 /* ------------------------------------------------------------ helpers */
 
@@ -362,7 +373,7 @@ fixture_case(const char *dir)
 			failures++;
 	}
 	b = make_batch(leads.nrows, ids, srcs, scores, cohorts, dues);
-	if (!match_load_reps(NULL, c, b, &err))
+	if (!load_reps(c, b, &err))
 	{
 		diag("%s: %s (%s)", dir, err.msg, err.detail);
 		failures++;
@@ -845,7 +856,7 @@ main(void)
 		c->reps_csv = strdup(rp);
 		c->stats_csv = strdup(sp);
 		b = make_batch(1, NULL, s, sc, co, NULL);
-		ok(match_load_reps(NULL, c, b, &err), "reps and stats load from CSV");
+		ok(load_reps(c, b, &err), "reps and stats load from CSV");
 		t = b->reps;
 		ok(t && t->nreps == 2 && t->nstats == 2, "two reps, two stats");
 		ok(t && t->reps[0].rep_id == 3 && t->reps[0].capacity == 10 && t->reps[0].active &&
@@ -859,7 +870,7 @@ main(void)
 		fp = fopen(sp, "w");
 		fputs("rep_id,source,attempts,wins\n3,web,40,4\n3,chat,5,9\n", fp);
 		fclose(fp);
-		ok(!match_load_reps(NULL, c, b, &err), "wins above attempts in the file fails");
+		ok(!load_reps(c, b, &err), "wins above attempts in the file fails");
 		is_str(err.msg, "rep \"3\" source \"chat\": wins \"9\" exceed attempts \"5\"",
 		       "the message names the rep");
 		ok(strstr(err.detail, "stats.csv\" line 3") != NULL, "the detail names the line");
@@ -868,12 +879,12 @@ main(void)
 		fp = fopen(rp, "w");
 		fputs("rep_id,name,active\n3,x,t\n", fp);
 		fclose(fp);
-		ok(!match_load_reps(NULL, c, b, &err), "a missing column fails");
+		ok(!load_reps(c, b, &err), "a missing column fails");
 		ok(strstr(err.msg, "has no column \"capacity\"") != NULL, "and says which");
 		fp = fopen(rp, "w");
 		fputs("rep_id,name,active,capacity\n3,x,maybe,4\n", fp);
 		fclose(fp);
-		ok(!match_load_reps(NULL, c, b, &err), "a bad boolean fails");
+		ok(!load_reps(c, b, &err), "a bad boolean fails");
 		is_str(err.msg, "rep \"3\": active \"maybe\" is not a boolean", "bad boolean message");
 		free(c->reps_csv);
 		c->reps_csv = NULL;
@@ -881,7 +892,7 @@ main(void)
 		c->stats_csv = NULL;
 		c->reps_query = strdup("SELECT 1");
 		ok(match_needs_db(c), "a reps query needs a connection");
-		ok(!match_load_reps(NULL, c, b, &err), "a query without a connection fails");
+		ok(!load_reps(c, b, &err), "a query without a connection fails");
 		is_int(err.code, EXIT_RULES, "as a rules error");
 		batch_free(b);
 		match_config_free(c);

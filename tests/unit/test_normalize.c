@@ -40,12 +40,11 @@ static char top[4096];
  * and `text` (rule text), either may be NULL.
  */
 static bool
-make_rs(struct ruleset *rs, const char *extra, const char *text, int threads, struct error *err)
+make_rs(struct ruleset *rs, const char *extra, const char *text, struct error *err)
 {
 	char path[4200];
 
 	memset(rs, 0, sizeof(*rs));
-	rs->threads = threads;
 	snprintf(path, sizeof(path), "%s/rules/normalize.ini.part", top);
 	if ((rs->rules = rules_new()) == NULL)
 		return false;
@@ -130,7 +129,7 @@ test_config(void)
 	     "disconnected"},
 	};
 
-	ok(make_rs(&rs, NULL, NULL, 1, &err), "the shipped part loads and every key is read (%s)",
+	ok(make_rs(&rs, NULL, NULL, &err), "the shipped part loads and every key is read (%s)",
 	   err.msg);
 	if (rs.normalize == NULL)
 		return;
@@ -319,13 +318,14 @@ test_threads(void)
 	const size_t n = 30000;
 	struct batch *b1 = synthetic_batch(n), *b2 = synthetic_batch(n);
 	struct ruleset rs1, rs2;
-	struct stage_stats st1 = {0}, st2 = {0};
+	struct run_ctx one = {.threads = 1}, two = {.threads = 2};
+	struct stage_stats st1 = {.run = &one}, st2 = {.run = &two};
 	struct error err = {0};
 	size_t diff = 0;
 	/* small chunks, so that two threads really share the work */
 	const char *small = "[normalize]\nchunk_rows = 256\n";
 
-	ok(b1 && b2 && make_rs(&rs1, NULL, small, 1, &err) && make_rs(&rs2, NULL, small, 2, &err),
+	ok(b1 && b2 && make_rs(&rs1, NULL, small, &err) && make_rs(&rs2, NULL, small, &err),
 	   "two batches and rule sets (%s)", err.msg);
 	ok(normalize_stage(b1, &rs1, &st1, &err), "one thread");
 	ok(normalize_stage(b2, &rs2, &st2, &err), "two threads");
@@ -370,7 +370,7 @@ test_threads(void)
 	/* run again on the same batch: the same results (the stage is idempotent) */
 	{
 		char *first = b1->name_norm[1] ? strdup(b1->name_norm[1]) : NULL;
-		struct stage_stats st3 = {0};
+		struct stage_stats st3 = {.run = &one};
 
 		ok(normalize_stage(b1, &rs1, &st3, &err), "a second run");
 		ok(same_str(first, b1->name_norm[1]), "gives the same names");
@@ -567,7 +567,7 @@ test_generated_sample(void)
 	ok(csv_load_file(leads, &ll) && batch_finish(ll.b, &err), "sample loads (%s)", err.msg);
 	ok(csv_load_file(truth, &tl) && tl.ntruth == ll.b->n, "truth loads, one row per lead");
 	genleads_cleanup(dir);
-	if (ll.b->n != rows || tl.ntruth != rows || !make_rs(&rs, NULL, NULL, 0, &err))
+	if (ll.b->n != rows || tl.ntruth != rows || !make_rs(&rs, NULL, NULL, &err))
 	{
 		ok(0, "sample ready (%s)", err.msg);
 		goto out;

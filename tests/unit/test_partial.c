@@ -125,6 +125,9 @@ batch_of(const struct row *rows, int n)
 	return b;
 }
 
+/* today and one thread, as the pipeline hands them to the stages */
+static struct run_ctx test_run = {.threads = 1};
+
 static bool
 run(struct batch *b, const struct partial_config *c, int64_t now, struct stage_stats *st,
     struct error *err)
@@ -132,9 +135,10 @@ run(struct batch *b, const struct partial_config *c, int64_t now, struct stage_s
 	struct ruleset rs = {0};
 
 	rs.partial = (struct partial_config *) c;
-	rs.now = now;
+	test_run.now = now;
 	stage_stats_free(st);
 	memset(st, 0, sizeof(*st));
+	st->run = &test_run;
 	return partial_stage(b, &rs, st, err);
 }
 
@@ -690,7 +694,7 @@ measure(const char *leads, const char *truth, int variant)
 		return;
 	}
 	rules_free(r);
-	rs.now = ts("2025-07-01 00:00:00");
+	test_run.now = ts("2025-07-01 00:00:00");
 	if ((b = lc_load(leads, msg, sizeof(msg))) == NULL)
 	{
 		ok(0, "%s: sample loaded: %s", vn, msg);

@@ -24,6 +24,8 @@
 #include "tap.h"
 
 static int64_t test_now; /* 2025-07-01 00:00:00 */
+/* today and the thread count, as the pipeline hands them to the stages */
+static struct run_ctx test_run = {.threads = 1};
 
 static const char *
 top_srcdir(void)
@@ -44,8 +46,8 @@ static bool
 make_rs(struct ruleset *rs, const char *text, struct error *err)
 {
 	memset(rs, 0, sizeof(*rs));
-	rs->now = test_now;
-	rs->threads = 1;
+	test_run.now = test_now;
+	test_run.threads = 1;
 	if ((rs->rules = rules_new()) == NULL)
 		return false;
 	return rules_load_defaults(rs->rules, false, err) &&
@@ -118,7 +120,7 @@ test_shipped(void)
 	char *text;
 	struct ruleset rs;
 	struct error err = {0};
-	struct stage_stats st = {0};
+	struct stage_stats st = {.run = &test_run};
 	double sum = 0;
 	static const char *const want[] = {"source",      "created_at",      "status", "last_touch_at",
 	                                   "touch_count", "last_touch_type", "notes",  "automation"};
@@ -340,7 +342,7 @@ test_random_rounding(void)
 {
 	struct ruleset rs;
 	struct error err = {0};
-	struct stage_stats st = {0};
+	struct stage_stats st = {.run = &test_run};
 	struct batch *b = random_batch(20000);
 	size_t bad_sum = 0, bad_share = 0, bad_total = 0, bad_range = 0;
 	double worst = 0;
@@ -446,7 +448,7 @@ test_threads(void)
 {
 	struct ruleset rs;
 	struct error err = {0};
-	struct stage_stats st = {0};
+	struct stage_stats st = {.run = &test_run};
 	char text[sizeof(random_rules) + sizeof(persona_rules) + 64];
 	struct batch *b1, *b2;
 	size_t diff = 0;
@@ -463,9 +465,9 @@ test_threads(void)
 	b1 = random_batch(30000);
 	rng = 7;
 	b2 = random_batch(30000);
-	rs.threads = 1;
+	test_run.threads = 1;
 	ok(score_stage(b1, &rs, &st, &err), "one thread");
-	rs.threads = 2;
+	test_run.threads = 2;
 	ok(score_stage(b2, &rs, &st, &err), "two threads");
 	for (size_t i = 0; i < b1->n; i++)
 	{
@@ -500,7 +502,7 @@ test_match_limit(void)
 {
 	struct ruleset rs;
 	struct error err = {0};
-	struct stage_stats st = {0};
+	struct stage_stats st = {.run = &test_run};
 	struct batch *b;
 	char evil[64];
 	const char *rules =
@@ -551,7 +553,7 @@ test_match_limit(void)
 			batch_append(bt, vals, lens);
 		}
 		batch_finish(bt, &err);
-		rs.threads = threads;
+		test_run.threads = threads;
 		stage_stats_free(&st);
 		memset(&st, 0, sizeof(st));
 		ok(score_stage(bt, &rs, &st, &err),
@@ -575,7 +577,7 @@ test_match_limit(void)
 	                &err),
 	        "the same with max_failed_percent 0.02 loads"))
 		diag("%s", err.msg);
-	rs.threads = 2;
+	test_run.threads = 2;
 	ok(!score_stage(b, &rs, &st, &err),
 	   "more failing leads than max_failed_percent stop the stage");
 	is_int(err.code, EXIT_RULES, "as a rule error");
