@@ -16,6 +16,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -680,6 +681,56 @@ rules_get_enum(struct rules *r, const char *section, const char *key, const char
 	}
 	bad_value(r, i, v, "is not a valid choice", err);
 	return error_hint(err, "Use one of: %s.", list);
+}
+
+/* A bound of a RULES_INT row as a long; one beyond long's range means none. */
+static long
+long_bound(double x)
+{
+	if (x >= (double) LONG_MAX)
+		return LONG_MAX;
+	if (x <= (double) LONG_MIN)
+		return LONG_MIN;
+	return (long) x;
+}
+
+bool
+rules_load_params(struct rules *r, const char *section, const struct rules_param *p, int n,
+                  void *dest, struct error *err)
+{
+	char *base = dest;
+
+	for (int k = 0; k < n; k++)
+	{
+		void *field = base + p[k].offset;
+		bool ok;
+
+		switch (p[k].type)
+		{
+			case RULES_INT:
+				ok = rules_get_int(r, section, p[k].key, long_bound(p[k].min), long_bound(p[k].max),
+				                   (long *) field, err);
+				break;
+			case RULES_DOUBLE:
+				ok = rules_get_double(r, section, p[k].key, p[k].min, p[k].max, (double *) field,
+				                      err);
+				break;
+			case RULES_BOOL: ok = rules_get_bool(r, section, p[k].key, (bool *) field, err); break;
+			case RULES_ENUM:
+				ok = rules_get_enum(r, section, p[k].key, p[k].choices, (int *) field, err);
+				break;
+			case RULES_STR:
+				ok = rules_get_str(r, section, p[k].key, (const char **) field, err);
+				break;
+			default:
+				ok = error_set(err, EXIT_INTERNAL, "[%s] %s: unknown parameter type %d", section,
+				               p[k].key, (int) p[k].type);
+				break;
+		}
+		if (!ok)
+			return false;
+	}
+	return true;
 }
 
 int

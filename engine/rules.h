@@ -72,6 +72,45 @@ bool rules_get_str(struct rules *r, const char *section, const char *key, const 
 /* A list or text value that may be empty on purpose ("typos =": none). */
 bool rules_get_list(struct rules *r, const char *section, const char *key, const char **out,
                     struct error *err);
+/*
+ * A section read from a table instead of a chain of getters, in the manner of
+ * pgbouncer's parameter table: one row a key, with its type, its range and
+ * where its value goes (offsetof into the caller's config struct).  Rows are
+ * read in order with the getters above, so messages and the order they are
+ * checked in are the getters'; the first bad key stops the load.
+ *   RULES_INT     a long; [min, max] (a bound beyond long's range means no bound)
+ *   RULES_DOUBLE  a double; [min, max]
+ *   RULES_BOOL    a bool
+ *   RULES_ENUM    an int: the index of the value in `choices` (NULL-terminated);
+ *                 a field of an enum type needs the size of int
+ *   RULES_STR     a const char *, borrowed from the rules object (not copied:
+ *                 it lives as long as the ruleset; a field the config frees
+ *                 stays as code and strdup()s)
+ * Keys with logic of their own (checked against another key, optional, lists)
+ * stay as code beside the table.
+ */
+enum rules_type
+{
+	RULES_INT,
+	RULES_DOUBLE,
+	RULES_BOOL,
+	RULES_ENUM,
+	RULES_STR,
+};
+
+struct rules_param
+{
+	const char *key;
+	enum rules_type type;
+	double min, max;            /* RULES_INT and RULES_DOUBLE only */
+	size_t offset;              /* offsetof(struct <config>, <field>) */
+	const char *const *choices; /* RULES_ENUM only */
+};
+
+#define RULES_PARAMS_N(p) ((int) (sizeof(p) / sizeof((p)[0])))
+
+bool rules_load_params(struct rules *r, const char *section, const struct rules_param *p, int n,
+                       void *dest, struct error *err);
 /* Does section.key still hold default.ini's value (no file given it one)? */
 bool rules_is_default(const struct rules *r, const char *section, const char *key);
 

@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +176,118 @@ test_secrets(void)
 	       ":4: [blacklist.dnc] query: the value holds a password", &err) &&
 	       strstr(err.msg, "s3cr3t") == NULL,
 	   "anywhere in the rules: a URI with user:password@ in a do-not-call query");
+}
+
+/* A config struct read by a table, as the section loaders do. */
+struct param_conf
+{
+	long keep_runs;
+	double max_change;
+	bool analyze;
+	int target;
+	const char *timezone;
+};
+
+static const char *const param_targets[] = {"database", "csv", NULL};
+
+static struct rules *
+params_rules(const char *text, struct error *err)
+{
+	struct rules *r = rules_new();
+
+	if (!rules_load_defaults(r, false, err) || !rules_load_string(r, "p.ini", text, err))
+	{
+		rules_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+static void
+test_load_params(void)
+{
+	static const struct rules_param output[] = {
+	    {"target", RULES_ENUM, 0, 0, offsetof(struct param_conf, target), param_targets},
+	    {"keep_runs", RULES_INT, 0, 1000, offsetof(struct param_conf, keep_runs), NULL},
+	    {"analyze", RULES_BOOL, 0, 0, offsetof(struct param_conf, analyze), NULL},
+	};
+	static const struct rules_param job[] = {
+	    {"max_change_percent", RULES_DOUBLE, 0, 50, offsetof(struct param_conf, max_change), NULL},
+	};
+	static const struct rules_param source[] = {
+	    {"timezone", RULES_STR, 0, 0, offsetof(struct param_conf, timezone), NULL},
+	};
+	static const struct rules_param unbounded[] = {
+	    {"keep_runs", RULES_INT, -1e300, 1e300, offsetof(struct param_conf, keep_runs), NULL},
+	};
+	struct param_conf c = {-1, -1, false, -1, NULL};
+	struct error err;
+	struct rules *r;
+
+	r = params_rules("[output]\ntarget = csv\nkeep_runs = 7\nanalyze = no\n"
+	                 "[job]\nmax_change_percent = 12.5\n[source]\ntimezone = Asia/Jerusalem\n",
+	                 &err);
+	ok(r != NULL, "params: rules load");
+	ok(rules_load_params(r, "output", output, RULES_PARAMS_N(output), &c, &err) &&
+	       rules_load_params(r, "job", job, RULES_PARAMS_N(job), &c, &err) &&
+	       rules_load_params(r, "source", source, RULES_PARAMS_N(source), &c, &err),
+	   "params: three tables load");
+	is_int(c.target, 1, "params: an enum stores the index of its choice");
+	is_int(c.keep_runs, 7, "params: an int lands in its field");
+	ok(!c.analyze, "params: a bool lands in its field");
+	ok(c.max_change == 12.5, "params: a double lands in its field");
+	is_str(c.timezone, "Asia/Jerusalem", "params: a string is the rules' own value");
+	ok(c.timezone == rules_get(r, "source", "timezone"), "params: and it is borrowed, not copied");
+	ok(rules_check_unused(r, &err), "params: every key a table names is marked used");
+	rules_free(r);
+
+	/* a key left out takes default.ini's value */
+	r = params_rules("[output]\nanalyze = no\n", &err);
+	c.keep_runs = -1;
+	ok(r && rules_load_params(r, "output", output, RULES_PARAMS_N(output), &c, &err) &&
+	       c.keep_runs == 0 && c.target == 0,
+	   "params: absent keys take default.ini's values");
+	rules_free(r);
+
+	r = params_rules("[output]\nkeep_runs = seven\n", &err);
+	ok(r && !rules_load_params(r, "output", output, RULES_PARAMS_N(output), &c, &err) &&
+	       err.code == EXIT_RULES,
+	   "params: a bad integer is a rules error");
+	is_str(err.msg, "p.ini:2: [output] keep_runs: \"seven\" is not an integer",
+	       "params: naming file:line, section and key");
+	rules_free(r);
+
+	r = params_rules("[output]\nkeep_runs = 1001\n", &err);
+	ok(r && !rules_load_params(r, "output", output, RULES_PARAMS_N(output), &c, &err),
+	   "params: a value above the row's max is refused");
+	is_str(err.msg, "p.ini:2: [output] keep_runs: \"1001\" is out of range",
+	       "params: the range error names the value");
+	is_str(err.detail, "The value must be between 0 and 1000.", "params: and the row's range");
+	ok(rules_load_params(r, "output", unbounded, RULES_PARAMS_N(unbounded), &c, &err) &&
+	       c.keep_runs == 1001,
+	   "params: bounds beyond long's range mean no bound");
+	rules_free(r);
+
+	r = params_rules("[job]\nmax_change_percent = 50.5\n", &err);
+	ok(r && !rules_load_params(r, "job", job, RULES_PARAMS_N(job), &c, &err) &&
+	       strcmp(err.detail, "The value must be between 0 and 50.") == 0,
+	   "params: a double out of range is refused with its range");
+	rules_free(r);
+
+	r = params_rules("[output]\ntarget = sheet\nkeep_runs = x\n", &err);
+	ok(r && !rules_load_params(r, "output", output, RULES_PARAMS_N(output), &c, &err),
+	   "params: a bad enum is refused");
+	is_str(err.msg, "p.ini:2: [output] target: \"sheet\" is not a valid choice",
+	       "params: rows are checked in order, the first bad one reported");
+	is_str(err.hint, "Use one of: database, csv.", "params: the enum's hint lists its choices");
+	rules_free(r);
+
+	r = params_rules("[output]\nanalyze = perhaps\n", &err);
+	ok(r && !rules_load_params(r, "output", output, RULES_PARAMS_N(output), &c, &err) &&
+	       strcmp(err.msg, "p.ini:2: [output] analyze: \"perhaps\" is not a boolean") == 0 &&
+	       strcmp(err.hint, "Use yes or no.") == 0,
+	   "params: a bad bool is refused with its hint");
+	rules_free(r);
 }
 
 int
@@ -422,5 +535,6 @@ main(void)
 	}
 	test_source_checks();
 	test_secrets();
+	test_load_params();
 	return done_testing();
 }
