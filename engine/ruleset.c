@@ -308,6 +308,25 @@ source_config_free(struct source_config *c)
 	free(c);
 }
 
+/*
+ * [source], read around the code that stays: table, query and csv (one of
+ * three), csv_reject (optional), csv_delimiter (a word or one character),
+ * timezone and now (copied, then checked), in the order they have always
+ * been checked.
+ */
+static const struct rules_param source_limits[] = {
+    {"csv_max_field", RULES_INT, 1024, 1L << 30, offsetof(struct source_config, csv_max_field),
+     NULL},
+    {"csv_max_rejects", RULES_INT, 0, 1L << 40, offsetof(struct source_config, csv_max_rejects),
+     NULL},
+};
+static const struct rules_param source_reading[] = {
+    {"csv_trim", RULES_BOOL, 0, 0, offsetof(struct source_config, csv_trim), NULL},
+    {"csv_unguard", RULES_BOOL, 0, 0, offsetof(struct source_config, csv_unguard), NULL},
+    {"lock_timeout_ms", RULES_INT, 0, 86400000, offsetof(struct source_config, lock_timeout_ms),
+     NULL},
+};
+
 static bool
 source_config_load(struct rules *r, struct source_config **out, struct error *err)
 {
@@ -351,8 +370,7 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 	}
 	c->csv = dup_or_null(csv);
 	c->csv_reject = dup_or_null(rules_get(r, "source", "csv_reject"));
-	if (!rules_get_int(r, "source", "csv_max_field", 1024, 1L << 30, &c->csv_max_field, err) ||
-	    !rules_get_int(r, "source", "csv_max_rejects", 0, 1L << 40, &c->csv_max_rejects, err))
+	if (!rules_load_params(r, "source", source_limits, RULES_PARAMS_N(source_limits), c, err))
 		return false;
 	if (!rules_get_str(r, "source", "csv_delimiter", &v, err))
 		return false;
@@ -369,9 +387,7 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 			                 "character, \"tab\" or \"semicolon\"",
 			                 rules_where(r, "source", "csv_delimiter"), v);
 	}
-	if (!rules_get_bool(r, "source", "csv_trim", &c->csv_trim, err) ||
-	    !rules_get_bool(r, "source", "csv_unguard", &c->csv_unguard, err) ||
-	    !rules_get_int(r, "source", "lock_timeout_ms", 0, 86400000, &c->lock_timeout_ms, err))
+	if (!rules_load_params(r, "source", source_reading, RULES_PARAMS_N(source_reading), c, err))
 		return false;
 	if (!rules_get_str(r, "source", "timezone", &v, err))
 		return false;
@@ -473,25 +489,34 @@ ruleset_default_file_mode(mode_t *mode, struct error *err)
 	return ok;
 }
 
+static const char *const output_targets[] = {"database", "csv", NULL};
+
+/* RULES_ENUM stores an int */
+_Static_assert(sizeof(enum output_target) == sizeof(int), "enum output_target is an int");
+
+/* [output]; target = csv needs csv_dir, and file_mode is octal: both code below */
+static const struct rules_param output_params[] = {
+    {"target", RULES_ENUM, 0, 0, offsetof(struct output_config, target), output_targets},
+    {"keep_runs", RULES_INT, 0, 1000000, offsetof(struct output_config, keep_runs), NULL},
+    {"lock_timeout_ms", RULES_INT, 0, 86400000, offsetof(struct output_config, lock_timeout_ms),
+     NULL},
+    {"analyze", RULES_BOOL, 0, 0, offsetof(struct output_config, analyze), NULL},
+    {"csv_formula_guard", RULES_BOOL, 0, 0, offsetof(struct output_config, csv_formula_guard),
+     NULL},
+    {"csv_crlf", RULES_BOOL, 0, 0, offsetof(struct output_config, csv_crlf), NULL},
+};
+
 static bool
 output_config_load(struct rules *r, struct output_config **out, struct error *err)
 {
-	static const char *const targets[] = {"database", "csv", NULL};
 	struct output_config *c = calloc(1, sizeof(*c));
-	int t;
 
 	*out = c;
 	if (c == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
-	if (!rules_get_enum(r, "output", "target", targets, &t, err) ||
-	    !rules_get_int(r, "output", "keep_runs", 0, 1000000, &c->keep_runs, err) ||
-	    !rules_get_int(r, "output", "lock_timeout_ms", 0, 86400000, &c->lock_timeout_ms, err) ||
-	    !rules_get_bool(r, "output", "analyze", &c->analyze, err) ||
-	    !rules_get_bool(r, "output", "csv_formula_guard", &c->csv_formula_guard, err) ||
-	    !rules_get_bool(r, "output", "csv_crlf", &c->csv_crlf, err) ||
+	if (!rules_load_params(r, "output", output_params, RULES_PARAMS_N(output_params), c, err) ||
 	    !file_mode_load(r, &c->file_mode, err))
 		return false;
-	c->target = (enum output_target) t;
 	c->csv_dir = dup_or_null(rules_get(r, "output", "csv_dir"));
 	if (c->target == OUTPUT_CSV && c->csv_dir == NULL)
 		return error_set(err, EXIT_RULES, "%s: [output] target = csv needs csv_dir",
@@ -514,6 +539,13 @@ ruleset_job_name_ok(const char *name)
 	return true;
 }
 
+/* [job]; name is checked by ruleset_job_name_ok(), below */
+static const struct rules_param job_params[] = {
+    {"min_rows", RULES_INT, 0, 1000000000, offsetof(struct job_config, min_rows), NULL},
+    {"max_change_percent", RULES_DOUBLE, 0, 1e9, offsetof(struct job_config, max_change_percent),
+     NULL},
+};
+
 static bool
 job_config_load(struct rules *r, struct job_config **out, struct error *err)
 {
@@ -523,8 +555,7 @@ job_config_load(struct rules *r, struct job_config **out, struct error *err)
 	*out = c;
 	if (c == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
-	if (!rules_get_int(r, "job", "min_rows", 0, 1000000000, &c->min_rows, err) ||
-	    !rules_get_double(r, "job", "max_change_percent", 0, 1e9, &c->max_change_percent, err))
+	if (!rules_load_params(r, "job", job_params, RULES_PARAMS_N(job_params), c, err))
 		return false;
 	name = rules_get(r, "job", "name");
 	if (name == NULL || !ruleset_job_name_ok(name))
