@@ -492,6 +492,14 @@ load_status(struct rules *r, struct normalize_config *c, struct error *err)
 	return true;
 }
 
+/*
+ * [normalize].  The [phone_plan] and [email] keys stay as code: their values
+ * go through the plan's and the e-mail rules' setters, between lists.
+ */
+static const struct rules_param normalize_params[] = {
+    {"chunk_rows", RULES_INT, 64, 1 << 20, offsetof(struct normalize_config, chunk_rows), NULL},
+};
+
 bool
 normalize_config_load(struct rules *r, struct normalize_config **out, struct error *err)
 {
@@ -500,7 +508,8 @@ normalize_config_load(struct rules *r, struct normalize_config **out, struct err
 	*out = c;
 	if (c == NULL)
 		return oom(err);
-	if (!rules_get_int(r, "normalize", "chunk_rows", 64, 1 << 20, &c->chunk_rows, err))
+	if (!rules_load_params(r, "normalize", normalize_params, RULES_PARAMS_N(normalize_params), c,
+	                       err))
 		return false;
 	return load_plan(r, c, err) && load_email(r, c, err) && load_translit(r, c, err) &&
 	       load_status(r, c, err);

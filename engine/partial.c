@@ -261,6 +261,22 @@ load_outlier(struct rules *r, const char *sec, struct outlier_rule *o,
 static const char *const phone_type_keys[] = {"none",    "mobile",  "landline", "voip",
                                               "special", "invalid", NULL};
 
+/*
+ * [partial], in two tables read where their keys have always been read:
+ * callable and require are lists, min_date is optional and the reasons are
+ * per check, so they stay as code between them.
+ */
+static const struct rules_param partial_contact[] = {
+    {"email_is_contact", RULES_BOOL, 0, 0, offsetof(struct partial_config, email_is_contact), NULL},
+};
+static const struct rules_param partial_outliers[] = {
+    {"future_tolerance_hours", RULES_INT, -1, 24L * 366 * 10,
+     offsetof(struct partial_config, future_tolerance_hours), NULL},
+    {"max_touches", RULES_INT, 0, 1000000000L, offsetof(struct partial_config, max_touches), NULL},
+    {"touch_skew_days", RULES_INT, -1, 36600, offsetof(struct partial_config, touch_skew_days),
+     NULL},
+};
+
 bool
 partial_config_load(struct rules *r, struct partial_config **out, struct error *err)
 {
@@ -306,7 +322,7 @@ partial_config_load(struct rules *r, struct partial_config **out, struct error *
 		rules_list_free(items);
 		items = NULL;
 	}
-	if (!rules_get_bool(r, "partial", "email_is_contact", &c->email_is_contact, err))
+	if (!rules_load_params(r, "partial", partial_contact, RULES_PARAMS_N(partial_contact), c, err))
 		goto fail;
 	c->no_contact_reason =
 	    strdup(c->email_is_contact ? "no usable phone and no valid e-mail" : "no usable phone");
@@ -349,10 +365,8 @@ partial_config_load(struct rules *r, struct partial_config **out, struct error *
 	}
 
 	/* built-in outliers */
-	if (!rules_get_int(r, "partial", "future_tolerance_hours", -1, 24L * 366 * 10,
-	                   &c->future_tolerance_hours, err) ||
-	    !rules_get_int(r, "partial", "max_touches", 0, 1000000000L, &c->max_touches, err) ||
-	    !rules_get_int(r, "partial", "touch_skew_days", -1, 36600, &c->touch_skew_days, err))
+	if (!rules_load_params(r, "partial", partial_outliers, RULES_PARAMS_N(partial_outliers), c,
+	                       err))
 		goto fail;
 	v = rules_get(r, "partial", "min_date");
 	if (v == NULL)
