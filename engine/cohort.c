@@ -152,6 +152,22 @@ cohort_contact_mask(const struct batch *b, size_t i, bool deny_unknown)
 	return m;
 }
 
+/*
+ * [cohort.<name>]; its bound, min_score or min_quantile by [cohorts] mode, is
+ * code: which key and its range depend on the mode.
+ */
+static const struct rules_param cohort_params[] = {
+    {"sla_hours", RULES_INT, 1, 24 * 365, offsetof(struct cohort_def, sla_hours), NULL},
+    {"calls", RULES_INT, 0, 100, offsetof(struct cohort_def, calls), NULL},
+    {"call_every_hours", RULES_DOUBLE, 0.1, 24 * 365, offsetof(struct cohort_def, call_every_hours),
+     NULL},
+    {"sms", RULES_BOOL, 0, 0, offsetof(struct cohort_def, sms), NULL},
+    {"email", RULES_BOOL, 0, 0, offsetof(struct cohort_def, email), NULL},
+    {"voicemail", RULES_BOOL, 0, 0, offsetof(struct cohort_def, voicemail), NULL},
+    {"mailing_list", RULES_BOOL, 0, 0, offsetof(struct cohort_def, mailing_list), NULL},
+    {"target_rate", RULES_DOUBLE, 0, 1, offsetof(struct cohort_def, target_rate), NULL},
+};
+
 static bool
 load_cohort(struct rules *r, const char *section, enum cohort_mode mode, struct cohort_def *d,
             struct error *err)
@@ -170,15 +186,7 @@ load_cohort(struct rules *r, const char *section, enum cohort_mode mode, struct 
 		return error_hint(err, "Use %s, or change [cohorts] mode.", own);
 	}
 	if (!rules_get_double(r, section, own, 0, mode == COHORT_THRESHOLDS ? 100 : 1, &d->min, err) ||
-	    !rules_get_int(r, section, "sla_hours", 1, 24 * 365, &d->sla_hours, err) ||
-	    !rules_get_int(r, section, "calls", 0, 100, &d->calls, err) ||
-	    !rules_get_double(r, section, "call_every_hours", 0.1, 24 * 365, &d->call_every_hours,
-	                      err) ||
-	    !rules_get_bool(r, section, "sms", &d->sms, err) ||
-	    !rules_get_bool(r, section, "email", &d->email, err) ||
-	    !rules_get_bool(r, section, "voicemail", &d->voicemail, err) ||
-	    !rules_get_bool(r, section, "mailing_list", &d->mailing_list, err) ||
-	    !rules_get_double(r, section, "target_rate", 0, 1, &d->target_rate, err))
+	    !rules_load_params(r, section, cohort_params, RULES_PARAMS_N(cohort_params), d, err))
 		return false;
 	if (mode == COHORT_THRESHOLDS)
 		d->min = (double) score_hundredths(d->min) / 100.0;
@@ -193,24 +201,32 @@ load_cohort(struct rules *r, const char *section, enum cohort_mode mode, struct 
 	return true;
 }
 
+/* RULES_ENUM stores an int */
+_Static_assert(sizeof(enum cohort_mode) == sizeof(int), "enum cohort_mode is an int");
+
+static const char *const cohort_modes[] = {"thresholds", "quantiles", NULL};
+
+/* [cohorts]; unknown_consent stays code: it sets deny_unknown_consent */
+static const struct rules_param cohorts_params[] = {
+    {"mode", RULES_ENUM, 0, 0, offsetof(struct cohort_config, mode), cohort_modes},
+};
+
 bool
 cohort_config_load(struct rules *r, struct cohort_config **out, struct error *err)
 {
-	static const char *const modes[] = {"thresholds", "quantiles", NULL};
 	static const char *const consents[] = {"allow", "deny", NULL};
 	struct cohort_config *c = calloc(1, sizeof(*c));
 	const char **secs;
-	int nsecs, mode, unknown;
+	int nsecs, unknown;
 
 	*out = c;
 	if (c == NULL)
 		return oom(err);
-	if (!rules_get_enum(r, "cohorts", "mode", modes, &mode, err) ||
+	if (!rules_load_params(r, "cohorts", cohorts_params, RULES_PARAMS_N(cohorts_params), c, err) ||
 	    !rules_get_enum(r, "cohorts", "unknown_consent", consents, &unknown, err) ||
 	    !calendar_load(r, &c->cal, err))
 		return false;
 	c->deny_unknown_consent = unknown == 1;
-	c->mode = (enum cohort_mode) mode;
 	if ((nsecs = rules_sections(r, "cohort", &secs)) < 0)
 		return oom(err);
 	c->cohorts = calloc((size_t) nsecs + 1, sizeof(*c->cohorts));

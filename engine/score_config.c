@@ -426,14 +426,19 @@ load_buckets(struct rules *r, const char *section, struct score_param *p, struct
 	return true;
 }
 
+/* [score.<name>] kind = recency */
+static const struct rules_param recency_params[] = {
+    {"max", RULES_DOUBLE, 0, POINTS_MAX, offsetof(struct score_param, max), NULL},
+    {"half_life_days", RULES_DOUBLE, 0.001, 1e6, offsetof(struct score_param, half_life), NULL},
+};
+
 /* Recency's categories (for calibrate): day buckets at 0, h, 2h, 4h and 8h. */
 static bool
 load_recency(struct rules *r, const char *section, struct score_param *p, struct error *err)
 {
 	static const double mult[] = {0, 1, 2, 4, 8};
 
-	if (!rules_get_double(r, section, "max", 0, POINTS_MAX, &p->max, err) ||
-	    !rules_get_double(r, section, "half_life_days", 0.001, 1e6, &p->half_life, err))
+	if (!rules_load_params(r, section, recency_params, RULES_PARAMS_N(recency_params), p, err))
 		return false;
 	if ((p->lo = calloc(5, sizeof(double))) == NULL)
 		return error_oom(err);
@@ -742,6 +747,16 @@ load_persona(struct rules *r, const char *section, struct score_config *c, struc
 	return true;
 }
 
+/*
+ * [score]; warm_at is checked against hot_at, and exclude_statuses is a list:
+ * both code below.
+ */
+static const struct rules_param score_params[] = {
+    {"hot_at", RULES_DOUBLE, 0, 100, offsetof(struct score_config, hot_at), NULL},
+    {"warm_at", RULES_DOUBLE, 0, 100, offsetof(struct score_config, warm_at), NULL},
+    {"nurture_below", RULES_DOUBLE, 0, 100, offsetof(struct score_config, nurture_below), NULL},
+};
+
 static bool
 load_global(struct rules *r, struct score_config *c, struct error *err)
 {
@@ -749,9 +764,7 @@ load_global(struct rules *r, struct score_config *c, struct error *err)
 	char **items;
 	int n;
 
-	if (!rules_get_double(r, "score", "hot_at", 0, 100, &c->hot_at, err) ||
-	    !rules_get_double(r, "score", "warm_at", 0, 100, &c->warm_at, err) ||
-	    !rules_get_double(r, "score", "nurture_below", 0, 100, &c->nurture_below, err))
+	if (!rules_load_params(r, "score", score_params, RULES_PARAMS_N(score_params), c, err))
 		return false;
 	if (c->warm_at > c->hot_at)
 		return error_set(err, EXIT_RULES, "%s: [score] warm_at is above hot_at",
