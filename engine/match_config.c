@@ -179,12 +179,28 @@ exclusive(struct rules *r, const char *a, const char *b, const char *va, const c
 	                       "file, not both.");
 }
 
+/* RULES_ENUM stores an int */
+_Static_assert(sizeof(enum match_overflow) == sizeof(int), "enum match_overflow is an int");
+_Static_assert(sizeof(enum match_p_model) == sizeof(int), "enum match_p_model is an int");
+
+/*
+ * [match].  Code stays for the reps and stats sources (one of two each),
+ * p_points and p_cohort (lists), the priors (optional) and score_band (a
+ * multiple of 0.01), read after this table as before.
+ */
+static const struct rules_param match_params[] = {
+    {"horizon_days", RULES_INT, 1, MAX_HORIZON, offsetof(struct match_config, horizon_days), NULL},
+    {"overflow", RULES_ENUM, 0, 0, offsetof(struct match_config, overflow), overflow_names},
+    {"p_model", RULES_ENUM, 0, 0, offsetof(struct match_config, p_model), p_model_names},
+    {"p_intercept", RULES_DOUBLE, -50, 50, offsetof(struct match_config, p_intercept), NULL},
+    {"p_slope", RULES_DOUBLE, -5, 5, offsetof(struct match_config, p_slope), NULL},
+};
+
 bool
 match_config_load(struct rules *r, struct match_config **out, struct error *err)
 {
 	struct match_config *c = calloc(1, sizeof(*c));
 	double band;
-	int e;
 
 	*out = NULL;
 	if (c == NULL)
@@ -211,15 +227,7 @@ match_config_load(struct rules *r, struct match_config **out, struct error *err)
 		mt_oom(err);
 		goto fail;
 	}
-	if (!rules_get_int(r, "match", "horizon_days", 1, MAX_HORIZON, &c->horizon_days, err) ||
-	    !rules_get_enum(r, "match", "overflow", overflow_names, &e, err))
-		goto fail;
-	c->overflow = (enum match_overflow) e;
-	if (!rules_get_enum(r, "match", "p_model", p_model_names, &e, err))
-		goto fail;
-	c->p_model = (enum match_p_model) e;
-	if (!rules_get_double(r, "match", "p_intercept", -50, 50, &c->p_intercept, err) ||
-	    !rules_get_double(r, "match", "p_slope", -5, 5, &c->p_slope, err) ||
+	if (!rules_load_params(r, "match", match_params, RULES_PARAMS_N(match_params), c, err) ||
 	    !load_points(r, c, err) || !load_cohorts(r, c, err) ||
 	    !get_prior(r, "prior_rep", &c->prior_rep, err) ||
 	    !get_prior(r, "prior_source", &c->prior_source, err) ||
