@@ -141,6 +141,19 @@ parse_probs(struct rules *r, const char *section, const char *key, int n, double
 	return true;
 }
 
+/*
+ * [dedupe.field.<name>]'s plain keys.  The comparator, the columns, translit
+ * (its default depends on the comparator) and the m/u probabilities stay as
+ * code around this table.
+ */
+static const struct rules_param field_params[] = {
+    {"strong", RULES_DOUBLE, 0.0, 1.0, offsetof(struct dedupe_field, strong), NULL},
+    {"weak", RULES_DOUBLE, 0.0, 1.0, offsetof(struct dedupe_field, weak), NULL},
+    {"near", RULES_DOUBLE, 0.0, 1e15, offsetof(struct dedupe_field, near), NULL},
+    {"tf", RULES_BOOL, 0, 0, offsetof(struct dedupe_field, tf), NULL},
+    {"typo", RULES_BOOL, 0, 0, offsetof(struct dedupe_field, typo), NULL},
+};
+
 static bool
 load_field(struct rules *r, const char *section, struct dedupe_config *c, struct error *err)
 {
@@ -209,11 +222,7 @@ load_field(struct rules *r, const char *section, struct dedupe_config *c, struct
 		                 "default)",
 		                 section, cmp_names[f->cmp]);
 
-	if (!rules_get_double(r, section, "strong", 0.0, 1.0, &f->strong, err) ||
-	    !rules_get_double(r, section, "weak", 0.0, 1.0, &f->weak, err) ||
-	    !rules_get_double(r, section, "near", 0.0, 1e15, &f->near, err) ||
-	    !rules_get_bool(r, section, "tf", &f->tf, err) ||
-	    !rules_get_bool(r, section, "typo", &f->typo, err))
+	if (!rules_load_params(r, section, field_params, RULES_PARAMS_N(field_params), f, err))
 		return false;
 	/* no constant default: names compare transliterated unless told, other text not */
 	f->translit = f->cmp == DEDUPE_CMP_NAME;
@@ -403,6 +412,32 @@ load_block(struct rules *r, const char *section, struct dedupe_config *c, struct
 	return true;
 }
 
+/*
+ * [dedupe], in three tables read in the order its keys have always been
+ * checked.  Between them stay estimate (it sets the flag em) and seed (an
+ * unsigned 64-bit field); after them optout_probability is checked against
+ * min_probability, and prior (optional, fixed estimate only), survivor and
+ * the lists are code.
+ */
+static const struct rules_param dedupe_thresholds[] = {
+    {"enabled", RULES_BOOL, 0, 0, offsetof(struct dedupe_config, enabled), NULL},
+    {"min_probability", RULES_DOUBLE, 0.5, 0.999999999,
+     offsetof(struct dedupe_config, min_probability), NULL},
+    {"optout_probability", RULES_DOUBLE, 0.000001, 1.0,
+     offsetof(struct dedupe_config, optout_probability), NULL},
+    {"cannot_link", RULES_DOUBLE, -1000.0, 0.0, offsetof(struct dedupe_config, cannot_link), NULL},
+};
+static const struct rules_param dedupe_estimation[] = {
+    {"em_iterations", RULES_INT, 1, 10000, offsetof(struct dedupe_config, em_iterations), NULL},
+    {"u_sample", RULES_INT, 1000, 100000000, offsetof(struct dedupe_config, u_sample), NULL},
+};
+static const struct rules_param dedupe_limits[] = {
+    {"frequent", RULES_INT, 2, 100000000, offsetof(struct dedupe_config, frequent), NULL},
+    {"max_block", RULES_INT, 2, 1000000, offsetof(struct dedupe_config, max_block), NULL},
+    {"veto_lift", RULES_DOUBLE, 0.5, 1.0, offsetof(struct dedupe_config, veto_lift), NULL},
+    {"notes_max", RULES_INT, 0, 1000000, offsetof(struct dedupe_config, notes_max), NULL},
+};
+
 bool
 dedupe_config_load(struct rules *r, struct dedupe_config **out, struct error *err)
 {
@@ -418,20 +453,13 @@ dedupe_config_load(struct rules *r, struct dedupe_config **out, struct error *er
 	*out = c;
 	if (c == NULL)
 		return error_oom(err);
-	if (!rules_get_bool(r, "dedupe", "enabled", &c->enabled, err) ||
-	    !rules_get_double(r, "dedupe", "min_probability", 0.5, 0.999999999, &c->min_probability,
-	                      err) ||
-	    !rules_get_double(r, "dedupe", "optout_probability", 0.000001, 1.0, &c->optout_probability,
-	                      err) ||
-	    !rules_get_double(r, "dedupe", "cannot_link", -1000.0, 0.0, &c->cannot_link, err) ||
+	if (!rules_load_params(r, "dedupe", dedupe_thresholds, RULES_PARAMS_N(dedupe_thresholds), c,
+	                       err) ||
 	    !rules_get_enum(r, "dedupe", "estimate", estimates, &est, err) ||
-	    !rules_get_int(r, "dedupe", "em_iterations", 1, 10000, &c->em_iterations, err) ||
-	    !rules_get_int(r, "dedupe", "u_sample", 1000, 100000000, &c->u_sample, err) ||
+	    !rules_load_params(r, "dedupe", dedupe_estimation, RULES_PARAMS_N(dedupe_estimation), c,
+	                       err) ||
 	    !rules_get_int(r, "dedupe", "seed", 0, INT64_MAX, &seed, err) ||
-	    !rules_get_int(r, "dedupe", "frequent", 2, 100000000, &c->frequent, err) ||
-	    !rules_get_int(r, "dedupe", "max_block", 2, 1000000, &c->max_block, err) ||
-	    !rules_get_double(r, "dedupe", "veto_lift", 0.5, 1.0, &c->veto_lift, err) ||
-	    !rules_get_int(r, "dedupe", "notes_max", 0, 1000000, &c->notes_max, err))
+	    !rules_load_params(r, "dedupe", dedupe_limits, RULES_PARAMS_N(dedupe_limits), c, err))
 		return false;
 	if (c->optout_probability > c->min_probability)
 		return error_set(err, EXIT_RULES,
