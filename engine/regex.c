@@ -69,22 +69,33 @@ regex_limits_default(struct regex_limits *out)
 	out->max_failed_percent = REGEX_DEFAULT_MAX_FAILED_PERCENT;
 }
 
+/* [regex] as read: the limits are narrower types in struct regex_limits */
+struct regex_rules
+{
+	long match_limit, depth_limit, max_subject_bytes;
+	double max_failed_percent;
+};
+
+static const struct rules_param regex_params[] = {
+    {"match_limit", RULES_INT, 1000, 1000000000L, offsetof(struct regex_rules, match_limit), NULL},
+    {"depth_limit", RULES_INT, 100, 100000000L, offsetof(struct regex_rules, depth_limit), NULL},
+    {"max_subject_bytes", RULES_INT, 1024, REGEX_MAX_SUBJECT_BYTES_MAX,
+     offsetof(struct regex_rules, max_subject_bytes), NULL},
+    {"max_failed_percent", RULES_DOUBLE, 0, 100, offsetof(struct regex_rules, max_failed_percent),
+     NULL},
+};
+
 bool
 regex_limits_load(struct rules *r, struct regex_limits *out, struct error *err)
 {
-	long ml, dl, ms;
-	double mf;
+	struct regex_rules v;
 
-	if (!rules_get_int(r, "regex", "match_limit", 1000, 1000000000L, &ml, err) ||
-	    !rules_get_int(r, "regex", "depth_limit", 100, 100000000L, &dl, err) ||
-	    !rules_get_int(r, "regex", "max_subject_bytes", 1024, REGEX_MAX_SUBJECT_BYTES_MAX, &ms,
-	                   err) ||
-	    !rules_get_double(r, "regex", "max_failed_percent", 0, 100, &mf, err))
+	if (!rules_load_params(r, "regex", regex_params, RULES_PARAMS_N(regex_params), &v, err))
 		return false;
-	out->match_limit = (uint32_t) ml;
-	out->depth_limit = (uint32_t) dl;
-	out->max_subject_bytes = (size_t) ms;
-	out->max_failed_percent = mf;
+	out->match_limit = (uint32_t) v.match_limit;
+	out->depth_limit = (uint32_t) v.depth_limit;
+	out->max_subject_bytes = (size_t) v.max_subject_bytes;
+	out->max_failed_percent = v.max_failed_percent;
 	return true;
 }
 
