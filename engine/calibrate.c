@@ -97,12 +97,24 @@ canon_list(const char *v, char ***out, int *n, struct error *err)
 	return true;
 }
 
+/*
+ * [calibrate]; holdout_percent lands in holdout as a percent and is turned
+ * into a fraction after.  won_statuses and exclude_params are lists, read
+ * first, as code.
+ */
+static const struct rules_param calibrate_params[] = {
+    {"worked_only", RULES_BOOL, 0, 0, offsetof(struct calibrate_config, worked_only), NULL},
+    {"holdout_percent", RULES_DOUBLE, 5, 50, offsetof(struct calibrate_config, holdout), NULL},
+    {"l2", RULES_DOUBLE, 0, 1e6, offsetof(struct calibrate_config, l2), NULL},
+    {"iterations", RULES_INT, 1, 1000, offsetof(struct calibrate_config, iterations), NULL},
+    {"max_points", RULES_DOUBLE, 1, 1e6, offsetof(struct calibrate_config, max_points), NULL},
+};
+
 bool
 calibrate_config_load(struct rules *r, struct calibrate_config **out, struct error *err)
 {
 	struct calibrate_config *c = calloc(1, sizeof(*c));
 	const char *v;
-	double pct;
 
 	*out = c;
 	if (c == NULL)
@@ -116,13 +128,10 @@ calibrate_config_load(struct rules *r, struct calibrate_config **out, struct err
 	v = rules_get(r, "calibrate", "exclude_params");
 	if (!canon_list(v ? v : "", &c->exclude, &c->nexclude, err))
 		return false;
-	if (!rules_get_bool(r, "calibrate", "worked_only", &c->worked_only, err) ||
-	    !rules_get_double(r, "calibrate", "holdout_percent", 5, 50, &pct, err) ||
-	    !rules_get_double(r, "calibrate", "l2", 0, 1e6, &c->l2, err) ||
-	    !rules_get_int(r, "calibrate", "iterations", 1, 1000, &c->iterations, err) ||
-	    !rules_get_double(r, "calibrate", "max_points", 1, 1e6, &c->max_points, err))
+	if (!rules_load_params(r, "calibrate", calibrate_params, RULES_PARAMS_N(calibrate_params), c,
+	                       err))
 		return false;
-	c->holdout = pct / 100.0;
+	c->holdout /= 100.0; /* read as a percent */
 	return true;
 }
 
