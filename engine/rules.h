@@ -8,7 +8,9 @@
  * every module has read its part, rules_check_unused() turns any key nobody
  * asked for into an error naming its file and line.  So a typo in a key or a
  * section is never silently ignored.  Values are borrowed from the rules
- * object, which lives as long as the ruleset.
+ * object, which lives as long as the ruleset.  A section's plain keys are
+ * read from a table (rules_load_params()); keys with logic of their own are
+ * read with the getters beside it.
  *
  * Defaults live in one place, rules/default.ini, loaded first by
  * rules_load_defaults().  The typed getters have no default of their own:
