@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "batch.h"
+#include "blacklist.h"
 #include "suppress.h"
 #include "util.h"
 
@@ -166,6 +167,7 @@ batch_free(struct batch *b)
 	free(b->p_close);
 	rep_table_free(b->reps);
 	suppress_free(b->suppress);
+	blacklist_dnc_free(b->dnc);
 	arena_free(b->arena);
 	free(b);
 }

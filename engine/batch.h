@@ -95,8 +95,9 @@ const char *temperature_name(enum temperature t); /* NULL for TEMP_NONE */
 /* "no row" for row-index columns */
 #define BATCH_NO_ROW UINT32_MAX
 
-struct rep_table;    /* reps and their history; match.h */
-struct suppress_set; /* contacts of people erased on request; suppress.h */
+struct rep_table;     /* reps and their history; match.h */
+struct suppress_set;  /* contacts of people erased on request; suppress.h */
+struct blacklist_dnc; /* the do-not-call lists' values; blacklist.h */
 
 struct batch
 {
@@ -166,6 +167,8 @@ struct batch
 	struct rep_table *reps;
 	/* ---- the suppression list, when the run reads a database; owned ---- */
 	struct suppress_set *suppress;
+	/* ---- the do-not-call values the rules' files and queries gave; owned ---- */
+	struct blacklist_dnc *dnc;
 };
 
 /*

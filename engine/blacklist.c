@@ -5,9 +5,10 @@
  *
  * Each [blacklist.<id>] section becomes one struct blacklist_rule, kept in
  * file order in the config, which owns everything in it: compiled patterns
- * (regex.c), the do-not-call sets (open-addressing hash sets of E.164
- * numbers and of e-mail keys) and the built-in checks' tables.  The stage
- * reads the config only, so all threads share it; each thread has its own
+ * (regex.c) and the built-in checks' tables.  The do-not-call values are
+ * the run's side data, held by the batch (b->dnc: open-addressing hash sets
+ * of E.164 numbers and of e-mail keys, one pair per rule).  The stage only
+ * reads the config and b->dnc, so all threads share them; each thread has its own
  * regex scratch.  Rows are split into fixed chunks and every row's verdict
  * depends on that row alone, so the result is the same for any number of
  * threads; counters are integer sums.  A pattern that hits a limit on a
@@ -75,20 +76,20 @@ status_hit(const struct blacklist_rule *rl, const struct batch *b, size_t i)
 }
 
 static bool
-dnc_hit(const struct blacklist_rule *rl, const struct batch *b, size_t i)
+dnc_hit(const struct blacklist_dnc_list *l, const struct batch *b, size_t i)
 {
 	char key[EMAIL_KEY_BUF + 16];
 	const char *e;
 
 	for (int k = 0; k < BATCH_PHONES; k++)
-		if (bl_u64_set_has(&rl->dnc_phones, b->phones[i][k]))
+		if (bl_u64_set_has(&l->phones, b->phones[i][k]))
 			return true;
-	if (rl->dnc_emails.n == 0)
+	if (l->emails.n == 0)
 		return false;
-	if (b->email_key[i] && bl_str_set_has(&rl->dnc_emails, b->email_key[i]))
+	if (b->email_key[i] && bl_str_set_has(&l->emails, b->email_key[i]))
 		return true;
 	e = b->email_norm[i] ? b->email_norm[i] : b->col[FIELD_EMAIL][i];
-	return email_loose_key(e, key, sizeof(key)) && bl_str_set_has(&rl->dnc_emails, key);
+	return email_loose_key(e, key, sizeof(key)) && bl_str_set_has(&l->emails, key);
 }
 
 /* The decimal digits of v into buf (room for 21), NUL-terminated; returns their count. */
@@ -242,13 +243,14 @@ pattern_hit(const struct blacklist_rule *rl, const struct resolved *rv, const st
 }
 
 static int
-rule_hit(const struct blacklist_rule *rl, const struct resolved *rv, const struct batch *b,
-         size_t i, struct regex_scratch *s, int *code, bool *matched)
+rule_hit(const struct blacklist_rule *rl, const struct blacklist_dnc_list *l,
+         const struct resolved *rv, const struct batch *b, size_t i, struct regex_scratch *s,
+         int *code, bool *matched)
 {
 	/* the cheap tests first; all the tests a rule states must hold */
 	if (rl->nstatuses > 0 && !status_hit(rl, b, i))
 		return 0;
-	if (rl->dnc && !dnc_hit(rl, b, i))
+	if (rl->dnc && (l == NULL || !dnc_hit(l, b, i)))
 		return 0;
 	if (rl->junk_phone && !junk_phone_hit(rl, b, i))
 		return 0;
@@ -264,6 +266,7 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
                 struct error *err)
 {
 	const struct blacklist_config *c = rs->blacklist;
+	const struct blacklist_dnc *d = b->dnc;
 	struct resolved *rv;
 	size_t *hits, *applied;
 	size_t optouts = 0;
@@ -285,12 +288,14 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 		return true;
 	nr = c->nrules;
 	util_row_fail_init(&fail);
+	if (d && d->c != c)
+		return error_set(err, EXIT_INTERNAL, "the do-not-call lists belong to other rules");
 	for (int k = 0; k < nr; k++)
-		if (c->rules[k].query && !c->rules[k].query_done)
+		if (c->rules[k].query && (d == NULL || !d->lists[k].query_done))
 			return error_set(err, EXIT_INTERNAL, "the do-not-call query of rule [%s] was not run",
 			                 c->rules[k].id);
-		else if ((c->rules[k].file[0] && !c->rules[k].file_done[0]) ||
-		         (c->rules[k].file[1] && !c->rules[k].file_done[1]))
+		else if ((c->rules[k].file[0] && (d == NULL || !d->lists[k].file_done[0])) ||
+		         (c->rules[k].file[1] && (d == NULL || !d->lists[k].file_done[1])))
 			return error_set(err, EXIT_INTERNAL, "the do-not-call file of rule [%s] was not read",
 			                 c->rules[k].id);
 	rv = calloc((size_t) nr, sizeof(*rv));
@@ -351,7 +356,7 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 				 */
 				if ((first >= 0 || !kept) && (!person || b->optout[i]))
 					continue;
-				h = rule_hit(rl, &rv[k], b, i, s, &code, &matched);
+				h = rule_hit(rl, d ? &d->lists[k] : NULL, &rv[k], b, i, s, &code, &matched);
 				applied[k] += matched;
 				if (h < 0 && regex_is_limit(code))
 				{

@@ -15,8 +15,8 @@
  * aside as an outlier (regex.h).  Before the rules, the stage marks the
  * leads of the people erased with "refinery forget" (suppress.c, rule
  * suppress.forgotten).  The config is built by blacklist_config_load() and
- * then only read, except for the do-not-call lists, which the caller may
- * extend (blacklist_add_dnc_*) after loading and before the stage runs.
+ * then only read; the do-not-call values the run reads are kept beside the
+ * leads, in b->dnc (struct blacklist_dnc below).
  */
 #ifndef REFINERY_BLACKLIST_H
 #define REFINERY_BLACKLIST_H
@@ -56,6 +56,20 @@ int blacklist_rule_count(const struct blacklist_config *c);
 const char *blacklist_rule_id(const struct blacklist_config *c, int k); /* "blacklist.<id>" */
 
 /*
+ * The do-not-call values of a run: side data, read by sidedata.c after the
+ * rules are loaded and kept apart from the config, which is not changed
+ * after loading.  A struct blacklist_dnc holds one set of phones and one of
+ * e-mail keys per rule of the config it was made for (borrowed: the config
+ * must be alive while values are added or the stage reads them; freeing
+ * does not read it).  The batch owns the run's (b->dnc), and the stage
+ * reads it there.  NULL on out of memory; blacklist_dnc_free(NULL) is a
+ * no-op.
+ */
+struct blacklist_dnc;
+struct blacklist_dnc *blacklist_dnc_new(const struct blacklist_config *c);
+void blacklist_dnc_free(struct blacklist_dnc *d);
+
+/*
  * Do-not-call lists fed from the database.  A rule with "query = SELECT ..."
  * asks the caller to run that query (sidedata.c does, after the pull and
  * before the pipeline) and to hand every value of its result to the add
@@ -63,8 +77,8 @@ const char *blacklist_rule_id(const struct blacklist_config *c, int k); /* "blac
  *
  *     for (q = 0; q < blacklist_query_count(c); q++)
  *         sql = blacklist_query(c, q, &rule_id);
- *         for each row: blacklist_add_dnc_value(c, q, PQgetvalue(res, row, col), &err)
- *         blacklist_query_done(c, q)
+ *         for each row: blacklist_add_dnc_value(d, q, PQgetvalue(res, row, col), &err)
+ *         blacklist_query_done(d, q)
  *
  * The query returns one or two columns: phones, e-mails, or both (a value
  * holding "@" is taken as an e-mail).  NULL and empty values are skipped.
@@ -77,7 +91,7 @@ const char *blacklist_query(const struct blacklist_config *c, int q, const char 
  * while a query is not done, so a list that was never read cannot silently
  * match nobody.
  */
-void blacklist_query_done(struct blacklist_config *c, int q);
+void blacklist_query_done(struct blacklist_dnc *d, int q);
 
 /*
  * Do-not-call files: "phone_list = PATH" and "email_list = PATH".  Loading
@@ -92,24 +106,22 @@ int blacklist_file_count(const struct blacklist_config *c);
 const char *blacklist_file(const struct blacklist_config *c, int f, const char **rule_id,
                            bool *emails, const char **where);
 /* A phone (email false) or an e-mail as text; one that does not parse is an error (EXIT_DATA). */
-bool blacklist_add_file_value(struct blacklist_config *c, int f, const char *text, bool email,
+bool blacklist_add_file_value(struct blacklist_dnc *d, int f, const char *text, bool email,
                               struct error *err);
-void blacklist_file_done(struct blacklist_config *c, int f);
-bool blacklist_file_is_done(const struct blacklist_config *c, int f);
+void blacklist_file_done(struct blacklist_dnc *d, int f);
+bool blacklist_file_is_done(const struct blacklist_dnc *d, int f);
 
 /* One phone already in canonical E.164 form as a number (972521234567). */
-bool blacklist_add_dnc_phone(struct blacklist_config *c, int q, uint64_t e164, struct error *err);
+bool blacklist_add_dnc_phone(struct blacklist_dnc *d, int q, uint64_t e164, struct error *err);
 /*
  * One e-mail address as text.  It is reduced to the key the stage compares:
  * trimmed, lower case, "+tag" dropped, and for gmail.com / googlemail.com the
  * dots of the local part dropped; the lead's e-mail is reduced the same way,
  * and its email_key (the normaliser's) is compared as well.
  */
-bool blacklist_add_dnc_email(struct blacklist_config *c, int q, const char *email,
-                             struct error *err);
+bool blacklist_add_dnc_email(struct blacklist_dnc *d, int q, const char *email, struct error *err);
 /* A phone or an e-mail as text (see above); a phone that does not parse is an error. */
-bool blacklist_add_dnc_value(struct blacklist_config *c, int q, const char *text,
-                             struct error *err);
+bool blacklist_add_dnc_value(struct blacklist_dnc *d, int q, const char *text, struct error *err);
 
 /*
  * The fake-number check behind "junk_phone = yes", exported for the unit

@@ -8,7 +8,9 @@
  * blacklist_config_free() releases it.  Loading reads no data: it records
  * each do-not-call query and file (path resolved against the rule file),
  * and sidedata.c reads them after the rules are loaded, adding their values
- * through blacklist_add_dnc_*() and blacklist_add_file_value().
+ * through blacklist_add_dnc_*() and blacklist_add_file_value() to a struct
+ * blacklist_dnc of the run (blacklist_dnc_new), never to the config, which
+ * is not changed after loading.
  */
 #include "config.h"
 
@@ -59,8 +61,6 @@ rule_free(struct blacklist_rule *rl)
 		free(rl->file[k]);
 		free(rl->file_where[k]);
 	}
-	free(rl->dnc_phones.slot);
-	bl_str_set_free(&rl->dnc_emails);
 }
 
 void
@@ -133,7 +133,8 @@ resolve_path(const char *where, const char *path, char *out, size_t size)
 }
 
 static bool
-dnc_add_phone_text(struct blacklist_rule *rl, const char *text, struct error *err)
+dnc_add_phone_text(const struct blacklist_rule *rl, struct blacklist_dnc_list *l, const char *text,
+                   struct error *err)
 {
 	struct phone_number pn;
 	enum phone_type t = phone_normalize(text, strlen(text), rl->plan, NULL, &pn);
@@ -141,20 +142,20 @@ dnc_add_phone_text(struct blacklist_rule *rl, const char *text, struct error *er
 	/* read as the normaliser reads the leads' phones, so both sides have the same key */
 	if (t == PHONE_NONE || t == PHONE_INVALID || pn.e164 == 0)
 		return error_set(err, EXIT_DATA, "do-not-call phone \"%s\" is not a phone number", text);
-	if (!bl_u64_set_add(&rl->dnc_phones, pn.e164))
+	if (!bl_u64_set_add(&l->phones, pn.e164))
 		return error_oom(err);
 	return true;
 }
 
 static bool
-dnc_add_email_text(struct blacklist_rule *rl, const char *text, struct error *err)
+dnc_add_email_text(struct blacklist_dnc_list *l, const char *text, struct error *err)
 {
 	char key[EMAIL_KEY_BUF + 16];
 
 	if (!email_loose_key(text, key, sizeof(key)))
 		return error_set(err, EXIT_DATA, "do-not-call e-mail \"%s\" is not an e-mail address",
 		                 text);
-	if (!bl_str_set_add(&rl->dnc_emails, key))
+	if (!bl_str_set_add(&l->emails, key))
 		return error_oom(err);
 	return true;
 }
@@ -455,60 +456,95 @@ blacklist_query(const struct blacklist_config *c, int q, const char **rule_id)
 	return rl->query;
 }
 
-static struct blacklist_rule *
-query_rule(struct blacklist_config *c, int q, struct error *err)
+struct blacklist_dnc *
+blacklist_dnc_new(const struct blacklist_config *c)
 {
-	if (c == NULL || q < 0 || q >= c->nqueries)
+	struct blacklist_dnc *d = calloc(1, sizeof(*d));
+
+	if (d == NULL)
+		return NULL;
+	d->c = c;
+	d->nlists = c ? c->nrules : 0;
+	if ((d->lists = calloc((size_t) d->nlists + 1, sizeof(*d->lists))) == NULL)
+	{
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+void
+blacklist_dnc_free(struct blacklist_dnc *d)
+{
+	if (d == NULL)
+		return;
+	for (int k = 0; k < d->nlists; k++)
+	{
+		free(d->lists[k].phones.slot);
+		bl_str_set_free(&d->lists[k].emails);
+	}
+	free(d->lists);
+	free(d);
+}
+
+/* The list of query q's rule, or NULL with err set. */
+static struct blacklist_dnc_list *
+query_list(struct blacklist_dnc *d, int q, const struct blacklist_rule **rl, struct error *err)
+{
+	if (d == NULL || d->c == NULL || q < 0 || q >= d->c->nqueries)
 	{
 		error_set(err, EXIT_INTERNAL, "no do-not-call query number %d", q);
 		return NULL;
 	}
-	return &c->rules[c->query_rule[q]];
+	if (rl)
+		*rl = &d->c->rules[d->c->query_rule[q]];
+	return &d->lists[d->c->query_rule[q]];
 }
 
 void
-blacklist_query_done(struct blacklist_config *c, int q)
+blacklist_query_done(struct blacklist_dnc *d, int q)
 {
-	if (c && q >= 0 && q < c->nqueries)
-		c->rules[c->query_rule[q]].query_done = true;
+	if (d && d->c && q >= 0 && q < d->c->nqueries)
+		d->lists[d->c->query_rule[q]].query_done = true;
 }
 
 bool
-blacklist_add_dnc_phone(struct blacklist_config *c, int q, uint64_t e164, struct error *err)
+blacklist_add_dnc_phone(struct blacklist_dnc *d, int q, uint64_t e164, struct error *err)
 {
-	struct blacklist_rule *rl = query_rule(c, q, err);
+	struct blacklist_dnc_list *l = query_list(d, q, NULL, err);
 
-	if (rl == NULL)
+	if (l == NULL)
 		return false;
-	if (!bl_u64_set_add(&rl->dnc_phones, e164))
+	if (!bl_u64_set_add(&l->phones, e164))
 		return error_oom(err);
 	return true;
 }
 
 bool
-blacklist_add_dnc_email(struct blacklist_config *c, int q, const char *email, struct error *err)
+blacklist_add_dnc_email(struct blacklist_dnc *d, int q, const char *email, struct error *err)
 {
-	struct blacklist_rule *rl = query_rule(c, q, err);
+	struct blacklist_dnc_list *l = query_list(d, q, NULL, err);
 
-	if (rl == NULL)
+	if (l == NULL)
 		return false;
 	if (bl_blank(email))
 		return true;
-	return dnc_add_email_text(rl, email, err);
+	return dnc_add_email_text(l, email, err);
 }
 
 bool
-blacklist_add_dnc_value(struct blacklist_config *c, int q, const char *text, struct error *err)
+blacklist_add_dnc_value(struct blacklist_dnc *d, int q, const char *text, struct error *err)
 {
-	struct blacklist_rule *rl = query_rule(c, q, err);
+	const struct blacklist_rule *rl;
+	struct blacklist_dnc_list *l = query_list(d, q, &rl, err);
 
-	if (rl == NULL)
+	if (l == NULL)
 		return false;
 	if (bl_blank(text))
 		return true;
 	if (strchr(text, '@'))
-		return dnc_add_email_text(rl, text, err);
-	return dnc_add_phone_text(rl, text, err);
+		return dnc_add_email_text(l, text, err);
+	return dnc_add_phone_text(rl, l, text, err);
 }
 
 int
@@ -538,27 +574,28 @@ blacklist_file(const struct blacklist_config *c, int f, const char **rule_id, bo
 }
 
 bool
-blacklist_add_file_value(struct blacklist_config *c, int f, const char *text, bool email,
+blacklist_add_file_value(struct blacklist_dnc *d, int f, const char *text, bool email,
                          struct error *err)
 {
-	struct blacklist_rule *rl;
+	int k;
 
-	if (c == NULL || f < 0 || f >= c->nfiles)
+	if (d == NULL || d->c == NULL || f < 0 || f >= d->c->nfiles)
 		return error_set(err, EXIT_INTERNAL, "no do-not-call file number %d", f);
-	rl = &c->rules[c->file_rule[f] / 2];
-	return email ? dnc_add_email_text(rl, text, err) : dnc_add_phone_text(rl, text, err);
+	k = d->c->file_rule[f] / 2;
+	return email ? dnc_add_email_text(&d->lists[k], text, err)
+	             : dnc_add_phone_text(&d->c->rules[k], &d->lists[k], text, err);
 }
 
 void
-blacklist_file_done(struct blacklist_config *c, int f)
+blacklist_file_done(struct blacklist_dnc *d, int f)
 {
-	if (c && f >= 0 && f < c->nfiles)
-		c->rules[c->file_rule[f] / 2].file_done[c->file_rule[f] % 2] = true;
+	if (d && d->c && f >= 0 && f < d->c->nfiles)
+		d->lists[d->c->file_rule[f] / 2].file_done[d->c->file_rule[f] % 2] = true;
 }
 
 bool
-blacklist_file_is_done(const struct blacklist_config *c, int f)
+blacklist_file_is_done(const struct blacklist_dnc *d, int f)
 {
-	return c && f >= 0 && f < c->nfiles &&
-	       c->rules[c->file_rule[f] / 2].file_done[c->file_rule[f] % 2];
+	return d && d->c && f >= 0 && f < d->c->nfiles &&
+	       d->lists[d->c->file_rule[f] / 2].file_done[d->c->file_rule[f] % 2];
 }

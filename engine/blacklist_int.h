@@ -86,13 +86,26 @@ struct blacklist_rule
 	/* do-not-call: phone_list, email_list, query */
 	bool dnc;
 	char *query;
-	bool query_done;
-	char *file[2];       /* phone_list, email_list: resolved paths, or NULL */
-	char *file_where[2]; /* "file:line: [section] key", for messages */
-	bool file_done[2];
-	struct u64_set dnc_phones; /* E.164 keys, as phone.c reads them under the plan */
-	struct str_set dnc_emails;
+	char *file[2];                 /* phone_list, email_list: resolved paths, or NULL */
+	char *file_where[2];           /* "file:line: [section] key", for messages */
 	const struct phone_plan *plan; /* the leads' numbering plan; borrowed */
+};
+
+/* One rule's do-not-call values, as the run's side data supplied them. */
+struct blacklist_dnc_list
+{
+	bool query_done;
+	bool file_done[2];
+	struct u64_set phones; /* E.164 keys, as phone.c reads them under the plan */
+	struct str_set emails;
+};
+
+/* The do-not-call values of every rule of one config, index for index. */
+struct blacklist_dnc
+{
+	const struct blacklist_config *c; /* borrowed; must outlive the stage's use */
+	struct blacklist_dnc_list *lists; /* nlists (c->nrules) */
+	int nlists;                       /* kept here, so freeing never reads c */
 };
 
 struct blacklist_config

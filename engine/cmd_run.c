@@ -242,7 +242,9 @@ print_summary(const struct pipeline_result *pr, size_t pulled, long rejected, in
 bool
 cmd_run(const struct cmd_opts *o, struct error *err)
 {
-	struct ruleset *rs;
+	struct ruleset *loaded;           /* owned; freed at the end */
+	const struct ruleset *rs;         /* the same, read only once loaded */
+	struct blacklist_dnc *dnc = NULL; /* owned until the batch takes it */
 	PGconn *conn = NULL;
 	struct batch *b = NULL;
 	struct pipeline_result pr;
@@ -262,11 +264,12 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	memset(&lease, 0, sizeof(lease));
 	if (o->nargs > 0)
 		return error_set(err, EXIT_USAGE, "unexpected argument \"%s\"", o->args[0]);
-	if ((rs = ruleset_load(o->files, o->nfiles, err)) == NULL)
+	if ((rs = loaded = ruleset_load(o->files, o->nfiles, err)) == NULL)
 		return false;
-	if (!sidedata_load_files(rs, err))
+	if (!sidedata_load_files(rs, &dnc, err))
 	{
-		ruleset_free(rs);
+		blacklist_dnc_free(dnc);
+		ruleset_free(loaded);
 		return false;
 	}
 	lease.job = rs->job->name;
@@ -302,6 +305,8 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	pull_st->seconds = pipeline_clock() - m0;
 	if (!guards_pass(rs, to_db ? &lease : NULL, b->n, o->force, err))
 		goto out;
+	b->dnc = dnc; /* the files read before the pull; the queries add to them */
+	dnc = NULL;
 	if (!set_now(conn, rs, b, &run.now, err) || !sidedata_load(conn, rs, b, err))
 		goto out;
 	FAULT("compute");
@@ -355,8 +360,9 @@ out:
 	}
 	pipeline_result_free(&pr);
 	batch_free(b);
+	blacklist_dnc_free(dnc);
 	pg_disconnect(conn);
-	ruleset_free(rs);
+	ruleset_free(loaded);
 	return ok;
 }
 
@@ -395,6 +401,7 @@ cmd_check_rules(const struct cmd_opts *o, struct error *err)
 	const char **files = calloc((size_t) (o->nfiles + o->nargs) + 1, sizeof(char *));
 	int n = 0;
 	struct ruleset *rs;
+	struct blacklist_dnc *dnc = NULL;
 
 	if (files == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
@@ -407,11 +414,13 @@ cmd_check_rules(const struct cmd_opts *o, struct error *err)
 	if (rs == NULL)
 		return false;
 	/* a do-not-call file that cannot be read is reported here, as a run would */
-	if (!sidedata_load_files(rs, err))
+	if (!sidedata_load_files(rs, &dnc, err))
 	{
+		blacklist_dnc_free(dnc);
 		ruleset_free(rs);
 		return false;
 	}
+	blacklist_dnc_free(dnc);
 	if (!log_quiet)
 		printf("refinery: rules are valid (sha256 %s)\n", rs->sha256);
 	ruleset_free(rs);

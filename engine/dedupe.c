@@ -785,15 +785,16 @@ out:
 
 bool
 dedupe_run(struct batch *b, const struct dedupe_config *c, const struct name_translit *translit,
-           int threads, struct dedupe_report *rep, struct error *err)
+           const struct phone_plan *plan, int threads, struct dedupe_report *rep, struct error *err)
 {
-	return dedupe_run_traced(b, c, translit, threads, rep, NULL, NULL, NULL, err);
+	return dedupe_run_traced(b, c, translit, plan, threads, rep, NULL, NULL, NULL, err);
 }
 
 bool
 dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
-                  const struct name_translit *translit, int threads, struct dedupe_report *rep,
-                  dedupe_trace_fn trace, void *arg, bool (*stop)(void), struct error *err)
+                  const struct name_translit *translit, const struct phone_plan *plan, int threads,
+                  struct dedupe_report *rep, dedupe_trace_fn trace, void *arg, bool (*stop)(void),
+                  struct error *err)
 {
 	struct run r;
 	int cols[DEDUPE_MAX_FIELDS][DEDUPE_MAX_COLUMNS];
@@ -812,6 +813,7 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	r.c = c;
 	r.rep = rep;
 	r.translit = translit;
+	r.plan = plan;
 	r.stop = stop;
 	r.nthreads = stage_thread_count(threads);
 
@@ -1048,7 +1050,8 @@ dedupe_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, 
 
 	FAULT("dedupe");
 	if (!dedupe_run_traced(b, rs->dedupe, rs->normalize ? rs->normalize->translit : NULL,
-	                       stage_threads(st), &rep, NULL, NULL, st->stop, err))
+	                       rs->normalize ? rs->normalize->plan : NULL, stage_threads(st), &rep,
+	                       NULL, NULL, st->stop, err))
 		return false;
 	stage_count(st, "candidate_pairs", rep.candidate_pairs);
 	stage_count(st, "matches", rep.matches);

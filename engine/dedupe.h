@@ -170,17 +170,21 @@ struct dedupe_report
 };
 
 struct name_translit;
+struct phone_plan;
 
 /*
  * Run de-duplication on `b` with `c`, using `threads` OpenMP threads (0 =
  * the OpenMP default).  `translit` is the normaliser's transliteration
  * table (name.h), borrowed; NULL compares Hebrew and Latin names only
- * letter by letter.  `rep` may be NULL.  Results are identical whatever
- * the thread count.
+ * letter by letter.  `plan` is the leads' numbering plan (phone.h),
+ * borrowed: the golden record and the reasons write phones as
+ * phone_format() does ("+972524423268", "*6700"); NULL writes "+" and the
+ * E.164 digits.  `rep` may be NULL.  Results are identical whatever the
+ * thread count.
  */
 bool dedupe_run(struct batch *b, const struct dedupe_config *c,
-                const struct name_translit *translit, int threads, struct dedupe_report *rep,
-                struct error *err);
+                const struct name_translit *translit, const struct phone_plan *plan, int threads,
+                struct dedupe_report *rep, struct error *err);
 
 /*
  * The same, calling `trace` once per compared pair (in pair order, after
@@ -194,7 +198,8 @@ bool dedupe_run(struct batch *b, const struct dedupe_config *c,
 typedef void (*dedupe_trace_fn)(void *arg, size_t row_a, size_t row_b, uint32_t pattern,
                                 double weight, bool vetoed);
 bool dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
-                       const struct name_translit *translit, int threads, struct dedupe_report *rep,
-                       dedupe_trace_fn trace, void *arg, bool (*stop)(void), struct error *err);
+                       const struct name_translit *translit, const struct phone_plan *plan,
+                       int threads, struct dedupe_report *rep, dedupe_trace_fn trace, void *arg,
+                       bool (*stop)(void), struct error *err);
 
 #endif /* REFINERY_DEDUPE_H */

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include "dedupe_int.h"
+#include "phone.h"
 
 /* ------------------------------------------------------------------ */
 /* Text output: reasons and the golden record                          */
@@ -140,6 +141,20 @@ sb_json_field(struct sbuf *s, const struct batch *b, const char *key, const char
 	sb_puts(s, "}");
 }
 
+/*
+ * A phone as the rest of the program writes it: phone_format() under the
+ * run's plan ("+972521234567", "*6700"); without a plan, "+" and the
+ * digits.
+ */
+static void
+phone_text(const struct run *r, uint64_t e164, char *buf, size_t size)
+{
+	if (r->plan)
+		(void) phone_format(r->plan, e164, buf, size);
+	else
+		snprintf(buf, size, "+%llu", (unsigned long long) e164);
+}
+
 /* The evidence a duplicate is merged on, e.g. "same phone +972521234567; name 0.93". */
 void
 dd_describe_match(const struct run *r, uint32_t a, uint32_t b, struct sbuf *s)
@@ -162,7 +177,12 @@ dd_describe_match(const struct run *r, uint32_t a, uint32_t b, struct sbuf *s)
 		{
 			case DEDUPE_CMP_PHONE:
 				if (l == 0)
-					snprintf(buf, sizeof(buf), "same phone +%llu", (unsigned long long) ev.phone);
+				{
+					char ph[24]; /* "+" and up to 20 digits, or a star number */
+
+					phone_text(r, ev.phone, ph, sizeof(ph));
+					snprintf(buf, sizeof(buf), "same phone %s", ph);
+				}
 				break;
 			case DEDUPE_CMP_EMAIL:
 				if (l == 0)
@@ -348,11 +368,12 @@ dd_build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv)
 		for (size_t q = 0; q < nphones; q++)
 		{
 			const char *t = phone_type_name((enum phone_type) types[q]);
+			char ph[24]; /* "+" and up to 20 digits, or a star number */
 
 			b->phones[surv][q] = phones[q];
 			b->phone_types[surv][q] = types[q];
-			dd_sb_printf(&s, "%s{\"value\":\"+%llu\",", q ? "," : "",
-			             (unsigned long long) phones[q]);
+			phone_text(r, phones[q], ph, sizeof(ph));
+			dd_sb_printf(&s, "%s{\"value\":\"%s\",", q ? "," : "", ph);
 			if (t)
 				dd_sb_printf(&s, "\"type\":\"%s\",", t);
 			sb_puts(&s, "\"from\":");

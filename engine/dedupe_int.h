@@ -126,6 +126,7 @@ struct run
 	struct fdata fd[DEDUPE_MAX_FIELDS];
 	struct arena **arenas;                        /* one per thread, for folded text */
 	const struct name_translit *translit;         /* the normaliser's table; may be NULL */
+	const struct phone_plan *plan;                /* the leads' numbering plan; may be NULL */
 	struct alias_table *alias[DEDUPE_MAX_FIELDS]; /* nicknames of name fields */
 	bool oom;                                     /* set by any thread that ran out of memory */
 	bool (*stop)(void);                           /* the run's stop request; may be NULL */

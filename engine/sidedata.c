@@ -11,7 +11,8 @@
  * Queries are the user's own SQL, named in the rules; their results are
  * small (reps, opt-out lists), so they are read with PQexec.  Each value is
  * handed to the owning module, which validates it and names the rep or rule
- * in its errors.
+ * in its errors.  What is read lives beside the leads (b->reps, b->dnc,
+ * b->suppress), never in the rule set, which is not changed after loading.
  */
 #include "config.h"
 
@@ -59,8 +60,8 @@ blank(const char *s)
 /* libcsv callbacks for a do-not-call file */
 struct dnc_file
 {
-	struct blacklist_config *bl;
-	int file; /* the file's index in the black-list's files */
+	struct blacklist_dnc *dnc; /* where the values go */
+	int file;                  /* the file's index in the black-list's files */
 	const char *rule_id;
 	const char *path;
 	bool emails;    /* email_list: the first column is an e-mail */
@@ -141,9 +142,10 @@ dnc_record(int term, void *user)
 	if (d->records == 1 && !has_digit(a) && strchr(a, '@') == NULL && !has_digit(b) &&
 	    strchr(b, '@') == NULL)
 		goto out;
-	if (!blank(a) && !blacklist_add_file_value(d->bl, d->file, a, d->emails, d->err))
+	if (!blank(a) && !blacklist_add_file_value(d->dnc, d->file, a, d->emails, d->err))
 		d->failed = true;
-	else if (!blank(b) && (d->emails || !blacklist_add_file_value(d->bl, d->file, b, true, d->err)))
+	else if (!blank(b) &&
+	         (d->emails || !blacklist_add_file_value(d->dnc, d->file, b, true, d->err)))
 	{
 		d->failed = true;
 		if (d->emails)
@@ -165,10 +167,11 @@ out:
 }
 
 static bool
-read_dnc_file(struct blacklist_config *bl, int file, struct error *err)
+read_dnc_file(const struct blacklist_config *bl, struct blacklist_dnc *dnc, int file,
+              struct error *err)
 {
 	struct csv_parser p;
-	struct dnc_file d = {.bl = bl, .file = file, .err = err, .rec_start = 1};
+	struct dnc_file d = {.dnc = dnc, .file = file, .err = err, .rec_start = 1};
 	const char *path = d.path = blacklist_file(bl, file, &d.rule_id, &d.emails, NULL);
 	FILE *fp;
 	char buf[65536];
@@ -239,28 +242,30 @@ read_dnc_file(struct blacklist_config *bl, int file, struct error *err)
 }
 
 bool
-sidedata_load_files(struct ruleset *rs, struct error *err)
+sidedata_load_files(const struct ruleset *rs, struct blacklist_dnc **dnc, struct error *err)
 {
+	if (*dnc == NULL && (*dnc = blacklist_dnc_new(rs->blacklist)) == NULL)
+		return error_oom(err);
 	for (int f = 0; f < blacklist_file_count(rs->blacklist); f++)
 	{
 		const char *where;
 
-		if (blacklist_file_is_done(rs->blacklist, f))
+		if (blacklist_file_is_done(*dnc, f))
 			continue;
 		(void) blacklist_file(rs->blacklist, f, NULL, NULL, &where);
-		if (!read_dnc_file(rs->blacklist, f, err))
+		if (!read_dnc_file(rs->blacklist, *dnc, f, err))
 		{
 			if (err->code != EXIT_INTERNAL && strstr(err->msg, "could not") == err->msg)
 				error_detail(err, "%s", where);
 			return false;
 		}
-		blacklist_file_done(rs->blacklist, f);
+		blacklist_file_done(*dnc, f);
 	}
 	return true;
 }
 
 static bool
-load_dnc(PGconn *conn, struct ruleset *rs, struct error *err)
+load_dnc(PGconn *conn, const struct ruleset *rs, struct blacklist_dnc *dnc, struct error *err)
 {
 	for (int q = 0; q < blacklist_query_count(rs->blacklist); q++)
 	{
@@ -282,13 +287,13 @@ load_dnc(PGconn *conn, struct ruleset *rs, struct error *err)
 		for (int r = 0; r < PQntuples(res); r++)
 			for (int c = 0; c < PQnfields(res); c++)
 				if (!PQgetisnull(res, r, c) && *PQgetvalue(res, r, c) &&
-				    !blacklist_add_dnc_value(rs->blacklist, q, PQgetvalue(res, r, c), err))
+				    !blacklist_add_dnc_value(dnc, q, PQgetvalue(res, r, c), err))
 				{
 					PQclear(res);
 					return false;
 				}
 		PQclear(res);
-		blacklist_query_done(rs->blacklist, q);
+		blacklist_query_done(dnc, q);
 	}
 	return true;
 }
@@ -432,9 +437,9 @@ load_reps(PGconn *conn, const struct match_config *c, struct batch *b, struct er
 }
 
 bool
-sidedata_load(PGconn *conn, struct ruleset *rs, struct batch *b, struct error *err)
+sidedata_load(PGconn *conn, const struct ruleset *rs, struct batch *b, struct error *err)
 {
-	return sidedata_load_files(rs, err) && load_dnc(conn, rs, err) &&
+	return sidedata_load_files(rs, &b->dnc, err) && load_dnc(conn, rs, b->dnc, err) &&
 	       load_reps(conn, rs->match, b, err) &&
 	       (conn == NULL || suppress_load(conn, &b->suppress, err));
 }

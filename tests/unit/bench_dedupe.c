@@ -339,7 +339,8 @@ main(int argc, char **argv)
 
 		if (k == 0 && getenv("BENCH_PAIRS"))
 			tc.fp = fopen(getenv("BENCH_PAIRS"), "w");
-		if (!dedupe_run_traced(b, c, real_rs ? real_rs->normalize->translit : tl, threads[k], &rep,
+		if (!dedupe_run_traced(b, c, real_rs ? real_rs->normalize->translit : tl,
+		                       real_rs ? real_rs->normalize->plan : NULL, threads[k], &rep,
 		                       tc.fp ? trace_pair : NULL, &tc, NULL, &err))
 		{
 			fprintf(stderr, "dedupe: %s\n", err.msg);

@@ -44,15 +44,26 @@ now_s(void)
 	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
-/* Load a config from rule text; NULL with err filled on failure (including unused keys). */
+/*
+ * The do-not-call values of the config cfg_from() loaded last, and that
+ * config: run() hands them to the stage as the run's batch would hold them.
+ */
+static struct blacklist_dnc *tdnc;
+static const struct blacklist_config *tdnc_of;
+
 /* Read the rule's do-not-call files, as sidedata.c does for a run. */
 static bool
 read_files(struct blacklist_config *c, struct error *err)
 {
 	struct ruleset rs = {.blacklist = c};
 
-	return sidedata_load_files(&rs, err);
+	blacklist_dnc_free(tdnc);
+	tdnc = NULL;
+	tdnc_of = c;
+	return sidedata_load_files(&rs, &tdnc, err);
 }
+
+/* Load a config from rule text; NULL with err filled on failure (including unused keys). */
 
 static struct blacklist_config *
 cfg_from(const char *name, const char *text, struct error *err)
@@ -132,10 +143,16 @@ run(struct batch *b, const struct blacklist_config *c, struct stage_stats *st, s
 {
 	struct ruleset rs = {0};
 
+	bool ok;
+
 	rs.blacklist = (struct blacklist_config *) c;
 	stage_stats_free(st);
 	memset(st, 0, sizeof(*st));
-	return blacklist_stage(b, &rs, st, err);
+	/* the batch borrows the values for the stage; they stay the test's */
+	b->dnc = c == tdnc_of ? tdnc : NULL;
+	ok = blacklist_stage(b, &rs, st, err);
+	b->dnc = NULL;
+	return ok;
 }
 
 static size_t
@@ -470,14 +487,14 @@ test_dnc_plan(void)
 	   "a do-not-call file that was never read stops the stage instead of matching nobody");
 	batch_free(b);
 	stage_stats_free(&st);
-	if (rs && !sidedata_load_files(rs, &err))
+	b = batch_of(rows, 3);
+	if (rs && b && !sidedata_load_files(rs, &b->dnc, &err))
 	{
 		ruleset_free(rs);
 		rs = NULL;
 	}
 	if (!ok(rs != NULL, "a UK plan with a UK do-not-call list loads"))
 		diag("%s", err.msg);
-	b = batch_of(rows, 3);
 	if (rs && b)
 	{
 		ok(normalize_stage(b, rs, &st, &err), "UK leads normalised");
@@ -498,9 +515,15 @@ test_dnc_plan(void)
 	fclose(f);
 	rs = ruleset_load(files, 1, &err);
 	ok(rs != NULL, "rules naming a do-not-call file load without reading it");
-	ok(rs && !sidedata_load_files(rs, &err) &&
-	       strstr(err.msg, "dnc.csv:2: do-not-call phone \"07700 900123\" is not a phone number"),
-	   "under another plan the list is refused: %s", err.msg);
+	{
+		struct blacklist_dnc *d = NULL;
+
+		ok(rs && !sidedata_load_files(rs, &d, &err) &&
+		       strstr(err.msg,
+		              "dnc.csv:2: do-not-call phone \"07700 900123\" is not a phone number"),
+		   "under another plan the list is refused: %s", err.msg);
+		blacklist_dnc_free(d);
+	}
 	ruleset_free(rs);
 	unlink(dnc);
 	unlink(ini);
@@ -601,15 +624,15 @@ test_dnc_api(void)
 	ok(!run(b, c, &st, &err) && strstr(err.msg, "was not run"),
 	   "a query that was never run stops the stage instead of matching nothing");
 
-	ok(blacklist_add_dnc_phone(c, 0, 972524423268ULL, &err), "add E.164 phone");
-	ok(blacklist_add_dnc_value(c, 0, "052-4423269", &err), "add phone text");
-	ok(blacklist_add_dnc_value(c, 0, " yossicohen@gmail.com ", &err), "add e-mail text");
-	ok(blacklist_add_dnc_value(c, 0, "", &err), "empty value skipped");
-	ok(!blacklist_add_dnc_value(c, 0, "12", &err) &&
+	ok(blacklist_add_dnc_phone(tdnc, 0, 972524423268ULL, &err), "add E.164 phone");
+	ok(blacklist_add_dnc_value(tdnc, 0, "052-4423269", &err), "add phone text");
+	ok(blacklist_add_dnc_value(tdnc, 0, " yossicohen@gmail.com ", &err), "add e-mail text");
+	ok(blacklist_add_dnc_value(tdnc, 0, "", &err), "empty value skipped");
+	ok(!blacklist_add_dnc_value(tdnc, 0, "12", &err) &&
 	       strcmp(err.msg, "do-not-call phone \"12\" is not a phone number") == 0,
 	   "a value that is no phone is an error");
-	ok(!blacklist_add_dnc_phone(c, 3, 1, &err), "bad query index refused");
-	blacklist_query_done(c, 0);
+	ok(!blacklist_add_dnc_phone(tdnc, 3, 1, &err), "bad query index refused");
+	blacklist_query_done(tdnc, 0);
 	ok(run(b, c, &st, &err), "stage runs once the query is done");
 	is_int(b->verdict[0], VERDICT_BLACKLISTED, "phone from E.164");
 	is_int(b->optout[0], 1, "person level");
@@ -622,7 +645,7 @@ test_dnc_api(void)
 	/* the normaliser's email_key is compared as it is */
 	b = batch_of(rows, 5);
 	b->email_key[4] = "dana-key";
-	ok(blacklist_add_dnc_email(c, 0, "dana-key@x", &err), "add e-mail");
+	ok(blacklist_add_dnc_email(tdnc, 0, "dana-key@x", &err), "add e-mail");
 	ok(run(b, c, &st, &err), "stage runs");
 	is_int(b->verdict[4], VERDICT_KEPT, "key compared exactly, not loosely");
 	batch_free(b);
@@ -1349,13 +1372,13 @@ test_fixtures(const char *dir)
 				char *tab = strchr(line, '\t');
 
 				line[strcspn(line, "\n")] = '\0';
-				if (tab && !blacklist_add_dnc_value(c, atoi(line), tab + 1, &err))
+				if (tab && !blacklist_add_dnc_value(tdnc, atoi(line), tab + 1, &err))
 					diag("%s: %s", cases[k], err.msg);
 			}
 			if (qf)
 				fclose(qf);
 			for (int q = 0; q < blacklist_query_count(c); q++)
-				blacklist_query_done(c, q);
+				blacklist_query_done(tdnc, q);
 		}
 		lc_fmt(path, sizeof(path), "%s/%s/input.csv", dir, cases[k]);
 		b = lc_load(path, msg, sizeof(msg));
@@ -1618,5 +1641,6 @@ main(int argc, char **argv)
 
 	test_generator_lists();
 	test_generated();
+	blacklist_dnc_free(tdnc);
 	return done_testing();
 }

@@ -420,8 +420,8 @@ run_case(const char *dir, const char *name)
 	ok(c != NULL && b != NULL && b4 != NULL, "%s: loads (%s)", name, err.msg);
 	if (c == NULL || b == NULL || b4 == NULL)
 		goto out;
-	ok(dedupe_run(b, c, translit, 1, &rep, &err), "%s: runs (%s)", name, err.msg);
-	ok(dedupe_run(b4, c, translit, 4, NULL, &err), "%s: runs on 4 threads", name);
+	ok(dedupe_run(b, c, translit, NULL, 1, &rep, &err), "%s: runs (%s)", name, err.msg);
+	ok(dedupe_run(b4, c, translit, NULL, 4, NULL, &err), "%s: runs on 4 threads", name);
 	{
 		char *o1 = outputs(b), *o4 = outputs(b4);
 
@@ -590,8 +590,8 @@ test_synthetic(void)
 			break;
 		}
 		harness_normalize(b);
-		ok(dedupe_run(b, c, translit, threads[t], &rep, &err), "synthetic: runs on %d threads",
-		   threads[t]);
+		ok(dedupe_run(b, c, translit, NULL, threads[t], &rep, &err),
+		   "synthetic: runs on %d threads", threads[t]);
 		o = outputs(b);
 		if (t == 0)
 		{
@@ -674,12 +674,12 @@ test_stop(void)
 	}
 	harness_normalize(b0);
 	harness_normalize(b);
-	ok(dedupe_run(b0, c, translit, 2, NULL, &err), "stop: a run without a stop request");
+	ok(dedupe_run(b0, c, translit, NULL, 2, NULL, &err), "stop: a run without a stop request");
 	o0 = outputs(b0);
 
 	stop_calls = 0;
 	stop_after = (unsigned long) -1;
-	ok(dedupe_run_traced(b, c, translit, 2, &rep, NULL, NULL, stop_at, &err),
+	ok(dedupe_run_traced(b, c, translit, NULL, 2, &rep, NULL, NULL, stop_at, &err),
 	   "stop: a request that never comes changes nothing");
 	ok(stop_calls > b->n, "stop: the request is asked per row and pair (%lu times for %zu rows)",
 	   stop_calls, b->n);
@@ -693,7 +693,7 @@ test_stop(void)
 	stop_calls = 0;
 	stop_after = 100;
 	error_clear(&err);
-	ran = dedupe_run_traced(b, c, translit, 2, &rep, NULL, NULL, stop_at, &err);
+	ran = dedupe_run_traced(b, c, translit, NULL, 2, &rep, NULL, NULL, stop_at, &err);
 	ok(!ran, "stop: a request in the first phase stops the run");
 	is_int(err.code, EXIT_INTERRUPTED, "stop: with the interrupted code");
 	is_str(err.msg, "interrupted during stage \"dedupe\"", "stop: naming the stage");

@@ -140,7 +140,7 @@ run_one(const char *shared, const char *top, int set)
 	r = harness_rules(files, 2, &err);
 	ok(r != NULL && dedupe_config_load(r, &c, &err), "febrl rules load (%s)",
 	   err.msg[0] ? err.msg : "ok");
-	ok(dedupe_run(b, c, NULL, 0, &rep, &err), "dedupe runs on dataset %d (%s)", set,
+	ok(dedupe_run(b, c, NULL, NULL, 0, &rep, &err), "dedupe runs on dataset %d (%s)", set,
 	   err.msg[0] ? err.msg : "ok");
 
 	pred = malloc(b->n * sizeof(long));
