@@ -272,8 +272,8 @@ main(int argc, char **argv)
 	uint64_t first = 0;
 	bool same = true;
 	struct name_translit *tl = NULL;
-	const char *tlpath = getenv("BENCH_TRANSLIT") ? getenv("BENCH_TRANSLIT")
-	                                              : "/work/main/fixtures/dedupe/translit.txt";
+	/* a stand-in transliteration table (harness_translit's format), when given */
+	const char *tlpath = getenv("BENCH_TRANSLIT") ? getenv("BENCH_TRANSLIT") : "";
 
 	if (argc < 4)
 	{
