@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(gcc make autoconf automake pkg-config libpq-dev libcsv-dev libpcre2-dev libinih-dev
       libutf8proc-dev libssl-dev openssl postgresql-15 postgresql-15-pgtap postgresql-client-15
-      clang libclang-rt-14-dev python3)
+      clang libclang-rt-14-dev python3 jq)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
