@@ -42,17 +42,12 @@ all_json() {
 	jq -eR 'fromjson | type == "object"' "$1" >/dev/null 2>&1
 }
 
-# start_stalled POINT NAME [ARGS...]: run the engine in the background, stopped at the
-# fault point POINT until the file $tmp/NAME exists (engine/fault.h); returns once the
-# engine has reached the point.  Sets $pid.
+# start_stalled POINT NAME [ARGS...]: a run stopped at POINT until $tmp/NAME exists
+# (pg_run_stalled); its output in $tmp/NAME.out and .err
 start_stalled() {
 	local point=$1 name=$2
 	shift 2
-	rm -f "$tmp/$name" "$tmp/$name.stalled"
-	REFINERY_FAULT="$point:stall:$tmp/$name" "$REFINERY" run "$@" -c "$tmp/rules.ini" \
-		>"$tmp/$name.out" 2>"$tmp/$name.err" &
-	pid=$!
-	wait_file "$tmp/$name.stalled" $pid
+	pg_run_stalled "$point" "$tmp/$name" "$@" -c "$tmp/rules.ini"
 }
 
 # F11: the server stopped (immediate) while the engine computes, between statements

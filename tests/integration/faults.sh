@@ -38,14 +38,9 @@ state() {
 	           || (SELECT count(*) FROM pg_class WHERE relname LIKE 'lead_results_%')::text)"
 }
 
-# start_stalled POINT NAME: run the engine in the background with the fault
-# POINT stalled; it returns once the engine has reached the point and waits
-# there for release NAME.  Sets $pid.
+# start_stalled POINT NAME: a run stopped at POINT until $tmp/NAME exists (pg_run_stalled)
 start_stalled() {
-	rm -f "$tmp/$2" "$tmp/$2.stalled"
-	REFINERY_FAULT="$1:stall:$tmp/$2" "$REFINERY" run -c "$tmp/rules.ini" >"$tmp/$2.out" 2>&1 &
-	pid=$!
-	wait_file "$tmp/$2.stalled" $pid
+	pg_run_stalled "$1" "$tmp/$2" -c "$tmp/rules.ini"
 }
 release() {
 	touch "$tmp/$1"
@@ -87,7 +82,7 @@ if fault_hooks; then
 	kill -TERM $pid
 	wait $pid; rc=$?
 	is "$rc" 7 "F5: SIGTERM exits with the interrupted code"
-	like "$(cat "$tmp/term.out")" 'interrupt' "F5: and says it was interrupted"
+	like "$(cat "$tmp/term.err")" 'interrupt' "F5: and says it was interrupted"
 	pg_wait_no_engine
 	pq -c "SELECT name FROM refinery.jobs WHERE name = 'default' FOR UPDATE NOWAIT" >/dev/null
 	ok $? "F5: the job's lease is released"
@@ -100,7 +95,7 @@ if fault_hooks; then
 	release f3
 	wait $pid; rc=$?
 	is "$rc" 4 "F3: a terminated backend gives the connection code"
-	like "$(cat "$tmp/f3.out")" 'pulling the leads' "F3: the message names the phase"
+	like "$(cat "$tmp/f3.err")" 'pulling the leads' "F3: the message names the phase"
 	is "$(state)" "$before" "F3: nothing was written"
 
 	# F2: the server stopped (immediate) in the middle of the pull
@@ -109,7 +104,7 @@ if fault_hooks; then
 	release f2
 	wait $pid; rc=$?
 	is "$rc" 4 "F2: the server stopping mid-pull gives the connection code"
-	like "$(cat "$tmp/f2.out")" 'pulling the leads' "F2: the message names the phase"
+	like "$(cat "$tmp/f2.err")" 'pulling the leads' "F2: the message names the phase"
 	pg_restart
 	is "$(state)" "$before" "F2: after restart the database is as before"
 
@@ -119,7 +114,7 @@ if fault_hooks; then
 	release f2b
 	wait $pid; rc=$?
 	is "$rc" 4 "F2: the server stopping mid-write gives the connection code"
-	like "$(cat "$tmp/f2b.out")" 'writing the lead results|connection' "F2: the message names the phase"
+	like "$(cat "$tmp/f2b.err")" 'writing the lead results|connection' "F2: the message names the phase"
 	pg_restart
 	is "$(state)" "$before" "F2: after restart the database is as before"
 else

@@ -106,16 +106,13 @@ is "$rc" 2 "forget without a person: the usage code"
 
 # a person erased while a run works: the run writes nothing
 if fault_hooks; then
-	rm -f "$tmp/gate" "$tmp/gate.stalled"
-	REFINERY_FAULT="compute:stall:$tmp/gate" "$REFINERY" run -c "$tmp/rules.ini" > "$tmp/race.out" 2>&1 &
-	pid=$!
-	wait_file "$tmp/gate.stalled" $pid
+	pg_run_stalled compute "$tmp/gate" -c "$tmp/rules.ini"
 	runs=$(pq -c "SELECT count(*) FROM refinery.runs")
 	"$REFINERY" forget -q --email "someone.else@example.org"
 	touch "$tmp/gate"
 	wait $pid; rc=$?
 	is "$rc" 5 "a run during which a person was erased fails with the data code"
-	like "$(cat "$tmp/race.out")" 'erased .* while this run was working' "and says why"
+	like "$(cat "$tmp/gate.err")" 'erased .* while this run was working' "and says why"
 	is "$(pq -c "SELECT count(*) FROM refinery.runs")" "$runs" "and commits nothing"
 else
 	skip 3 "refinery was built without --enable-fault-injection"

@@ -111,11 +111,8 @@ is "$rc" 2 "jobs --check without --max-age is a usage error"
 is "$rc" 2 "a malformed age is a usage error"
 
 # ---- the lease
-start_stalled() { # JOB GATE: a run of JOB stalled in its pull; sets $pid
-	rm -f "$tmp/$2" "$tmp/$2.stalled"
-	REFINERY_FAULT="pull:stall:$tmp/$2" "$REFINERY" run -c "$tmp/$1.ini" >"$tmp/$2.out" 2>&1 &
-	pid=$!
-	wait_file "$tmp/$2.stalled" $pid
+start_stalled() { # JOB GATE: a run of JOB stalled in its pull (pg_run_stalled); sets $pid
+	pg_run_stalled pull "$tmp/$2" -c "$tmp/$1.ini"
 }
 if fault_hooks; then
 	before=$(pq -c "SELECT count(*) FROM refinery.runs")

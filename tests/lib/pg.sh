@@ -169,6 +169,20 @@ wait_file() {
 	done
 }
 
+# pg_run_stalled POINT GATE [RUN ARGS...]: start `refinery run ARGS` in the
+# background, stopped at the fault point POINT (engine/fault.h) until the file
+# GATE exists; returns once the engine has reached the point (fails if it exited
+# first).  Its standard output goes to GATE.out, its standard error to GATE.err.
+# Sets $pid.
+pg_run_stalled() {
+	local point=$1 gate=$2
+	shift 2
+	rm -f "$gate" "$gate.stalled"
+	REFINERY_FAULT="$point:stall:$gate" "$REFINERY" run "$@" >"$gate.out" 2>"$gate.err" &
+	pid=$!
+	wait_file "$gate.stalled" $pid
+}
+
 # no refinery backend left (a killed engine's session ends only when its
 # server process notices): wait before a rerun
 pg_wait_no_engine() {
