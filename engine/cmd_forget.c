@@ -87,22 +87,13 @@ suppress_contacts(PGconn *conn, const struct normalize_config *nc, long *phones,
                   struct error *err)
 {
 	unsigned char salt[SUPPRESS_SALT_BYTES], h[SUPPRESS_HASH_BYTES];
-	char hex[2 * SUPPRESS_HASH_BYTES + 1];
+	char hex[SUPPRESS_HEX_BYTES];
 	PGresult *res, *ins;
 	bool ok = true;
 
 	*phones = *emails = 0;
-	res = pg_query(conn, "reading the salt", "SELECT salt FROM refinery.forget_salt", 0, NULL, err);
-	if (res == NULL)
+	if (!suppress_read_salt(conn, salt, err))
 		return false;
-	if (PQntuples(res) != 1 || PQgetlength(res, 0, 0) != 2 + 2 * SUPPRESS_SALT_BYTES)
-	{
-		PQclear(res);
-		return error_set(err, EXIT_DATA, "refinery.forget_salt holds no 32-byte salt");
-	}
-	for (int i = 0; i < SUPPRESS_SALT_BYTES; i++)
-		sscanf(PQgetvalue(res, 0, 0) + 2 + 2 * i, "%2hhx", &salt[i]);
-	PQclear(res);
 	if ((res = pg_query(conn, "collecting the person's contacts",
 	                    "SELECT kind, c FROM forget_contacts ORDER BY kind, c", 0, NULL, err)) ==
 	    NULL)
@@ -126,8 +117,7 @@ suppress_contacts(PGconn *conn, const struct normalize_config *nc, long *phones,
 			suppress_hash(salt, "email", c, h);
 			(*emails)++;
 		}
-		for (int i = 0; i < SUPPRESS_HASH_BYTES; i++)
-			snprintf(hex + 2 * i, 3, "%02x", h[i]);
+		suppress_hex(h, hex);
 		p[0] = kind;
 		p[1] = hex;
 		ins = pg_query(conn, "recording the suppressed contacts",

@@ -71,9 +71,29 @@ unhex(const char *s, unsigned char *out, size_t n)
 }
 
 bool
+suppress_read_salt(PGconn *conn, unsigned char salt[SUPPRESS_SALT_BYTES], struct error *err)
+{
+	PGresult *res = pg_query(conn, "reading the salt",
+	                         "SELECT encode(salt, 'hex') FROM refinery.forget_salt", 0, NULL, err);
+	bool ok;
+
+	if (res == NULL)
+		return false;
+	ok = PQntuples(res) == 1 && unhex(PQgetvalue(res, 0, 0), salt, SUPPRESS_SALT_BYTES);
+	PQclear(res);
+	return ok || error_set(err, EXIT_DATA, "refinery.forget_salt holds no 32-byte salt");
+}
+
+void
+suppress_hex(const unsigned char h[SUPPRESS_HASH_BYTES], char out[SUPPRESS_HEX_BYTES])
+{
+	for (int i = 0; i < SUPPRESS_HASH_BYTES; i++)
+		snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
+
+bool
 suppress_load(PGconn *conn, struct suppress_set **out, struct error *err)
 {
-	const char *phase = "reading the suppression list";
 	struct suppress_set *s;
 	PGresult *res;
 	int n;
@@ -81,22 +101,14 @@ suppress_load(PGconn *conn, struct suppress_set **out, struct error *err)
 	*out = NULL;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return error_oom(err);
-	res = pg_query(conn, phase,
-	               "SELECT (SELECT encode(salt, 'hex') FROM refinery.forget_salt), hash "
-	               "FROM refinery.suppressed",
-	               0, NULL, err);
-	if (res == NULL)
+	if (!suppress_read_salt(conn, s->salt, err) ||
+	    (res = pg_query(conn, "reading the suppression list",
+	                    "SELECT hash FROM refinery.suppressed", 0, NULL, err)) == NULL)
 	{
 		free(s);
 		return false;
 	}
 	n = PQntuples(res);
-	if (n > 0 && !unhex(PQgetvalue(res, 0, 0), s->salt, SUPPRESS_SALT_BYTES))
-	{
-		PQclear(res);
-		free(s);
-		return error_set(err, EXIT_DATA, "refinery.forget_salt holds no 32-byte salt");
-	}
 	if ((s->hash = malloc((n > 0 ? (size_t) n : 1) * sizeof(*s->hash))) == NULL)
 	{
 		PQclear(res);
@@ -104,7 +116,7 @@ suppress_load(PGconn *conn, struct suppress_set **out, struct error *err)
 		return error_oom(err);
 	}
 	for (int r = 0; r < n; r++)
-		if (!unhex(PQgetvalue(res, r, 1), s->hash[s->n++], SUPPRESS_HASH_BYTES))
+		if (!unhex(PQgetvalue(res, r, 0), s->hash[s->n++], SUPPRESS_HASH_BYTES))
 		{
 			error_set(err, EXIT_DATA, "refinery.suppressed holds a hash that is not 64 hex digits");
 			PQclear(res);

@@ -28,6 +28,7 @@
 
 #define SUPPRESS_SALT_BYTES 32
 #define SUPPRESS_HASH_BYTES 32
+#define SUPPRESS_HEX_BYTES  (2 * SUPPRESS_HASH_BYTES + 1) /* a hash as text, with its NUL */
 #define SUPPRESS_RULE       "suppress.forgotten"
 
 struct suppress_set
@@ -42,6 +43,11 @@ void suppress_hash(const unsigned char *salt, const char *kind, const char *valu
                    unsigned char out[SUPPRESS_HASH_BYTES]);
 void suppress_hash_phone(const unsigned char *salt, uint64_t e164,
                          unsigned char out[SUPPRESS_HASH_BYTES]);
+
+/* The database's salt (refinery.forget_salt); EXIT_DATA when it is missing. */
+bool suppress_read_salt(PGconn *conn, unsigned char salt[SUPPRESS_SALT_BYTES], struct error *err);
+/* A hash as refinery.suppressed stores it: 64 lower-case hex digits. */
+void suppress_hex(const unsigned char h[SUPPRESS_HASH_BYTES], char out[SUPPRESS_HEX_BYTES]);
 
 /* Read the set from the database (it may be empty). */
 bool suppress_load(PGconn *conn, struct suppress_set **out, struct error *err);
