@@ -165,6 +165,9 @@ batch_free(struct batch *b)
 	free(b->rep_id);
 	free(b->call_order);
 	free(b->p_close);
+	free(b->held_rep);
+	free(b->held_since);
+	free(b->assigned_at);
 	rep_table_free(b->reps);
 	suppress_free(b->suppress);
 	blacklist_dnc_free(b->dnc);
@@ -392,7 +395,8 @@ batch_finish(struct batch *b, struct error *err)
 	      ALLOC(g_last_touch_at, n) && ALLOC(score, n) && ALLOC(temperature, n) &&
 	      ALLOC(persona, n) && ALLOC(cohort, n) && ALLOC(cohort_name, n) &&
 	      ALLOC(channel_plan, n) && ALLOC(sla_due_at, n) && ALLOC(rep_id, n) &&
-	      ALLOC(call_order, n) && ALLOC(p_close, n)))
+	      ALLOC(call_order, n) && ALLOC(p_close, n) && ALLOC(held_rep, n) && ALLOC(held_since, n) &&
+	      ALLOC(assigned_at, n)))
 		return error_oom(err);
 	if (!check_unique_ids(b, err))
 		return false;
@@ -409,6 +413,8 @@ batch_finish(struct batch *b, struct error *err)
 		b->rep_id[i] = -1;
 		b->call_order[i] = -1;
 		b->p_close[i] = -1;
+		b->held_rep[i] = -1;
+		b->held_since[i] = b->assigned_at[i] = BATCH_NO_TIME;
 		b->created_at[i] = b->last_touch_at[i] = BATCH_NO_TIME;
 		b->touch_count[i] = -1;
 		b->automation[i] = -1;

@@ -162,6 +162,15 @@ struct batch
 	int64_t *rep_id;     /* -1 = unassigned */
 	int32_t *call_order; /* 1-based position in the rep's queue, -1 none */
 	double *p_close;     /* expected close probability, -1 unknown */
+	int64_t *assigned_at; /* when rep_id got the lead (seconds, like the run's now): the
+	                       * start of a hold kept from earlier runs, else the run's now;
+	                       * BATCH_NO_TIME when unassigned */
+
+	/* ---- sticky work: what earlier runs of the job left (state.c), read by match ---- */
+	bool has_state;      /* the job has state: its holds are below; false on a job's first
+	                      * run and for a CSV target, where [columns] last_rep seeds holds */
+	int64_t *held_rep;   /* the rep holding the lead, -1 none */
+	int64_t *held_since; /* when that rep got it; BATCH_NO_TIME unknown */
 
 	/* ---- reps, loaded by the pull beside the leads; owned (match.h) ---- */
 	struct rep_table *reps;

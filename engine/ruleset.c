@@ -501,6 +501,7 @@ static const struct rules_param output_params[] = {
     {"lock_timeout_ms", RULES_INT, 0, 86400000, offsetof(struct output_config, lock_timeout_ms),
      NULL},
     {"analyze", RULES_BOOL, 0, 0, offsetof(struct output_config, analyze), NULL},
+    {"snapshot", RULES_BOOL, 0, 0, offsetof(struct output_config, snapshot), NULL},
     {"csv_formula_guard", RULES_BOOL, 0, 0, offsetof(struct output_config, csv_formula_guard),
      NULL},
     {"csv_crlf", RULES_BOOL, 0, 0, offsetof(struct output_config, csv_crlf), NULL},

@@ -57,6 +57,7 @@ struct output_config
 	long keep_runs; /* retention; 0 keeps every run */
 	long lock_timeout_ms;
 	bool analyze;           /* ANALYZE the run's partition after loading */
+	bool snapshot;          /* every lead's row in lead_results, not only the job's state */
 	bool csv_formula_guard; /* OUTPUT_CSV and export: neutralise formulas */
 	bool csv_crlf;          /* end records with CR LF */
 	mode_t file_mode;       /* permission bits of result and reject files */
