@@ -42,6 +42,7 @@ struct cmd_opts
 	const char *forget_lead;  /* forget --lead-id */
 	const char *job;          /* --job, NULL = the only job / the rules' [job] name */
 	bool force;               /* run --force: commit whatever the guards say */
+	bool full;                /* run --full: rewrite every lead's state row */
 	bool check;               /* jobs --check */
 	long max_age;             /* jobs --max-age, seconds; 0 = not given */
 	const char *max_age_text; /* as given */
@@ -59,6 +60,7 @@ bool cmd_calibrate(const struct cmd_opts *o, struct error *err);
 bool cmd_forget(const struct cmd_opts *o, struct error *err);
 bool cmd_jobs(const struct cmd_opts *o, struct error *err);
 bool cmd_prune(const struct cmd_opts *o, struct error *err);
+bool cmd_revert(const struct cmd_opts *o, struct error *err);
 
 /* An age for jobs --max-age: "26h", "90m", "2d", "30s" or seconds; -1 if malformed. */
 long cmd_parse_age(const char *s);

@@ -316,3 +316,59 @@ out:
 	rules_free(defaults);
 	return ok;
 }
+
+/* ---- revert ---- */
+
+bool
+cmd_revert(const struct cmd_opts *o, struct error *err)
+{
+	PGconn *conn = NULL;
+	char *job = NULL, id[32];
+	const char *params[1] = {id};
+	PGresult *res = NULL;
+	bool ok = false;
+
+	if (o->nargs > 0)
+		return error_set(err, EXIT_USAGE, "unexpected argument \"%s\"", o->args[0]);
+	if (o->run_id <= 0)
+		return error_set(err, EXIT_USAGE, "revert needs --run=ID, the run to undo");
+	snprintf(id, sizeof(id), "%" PRId64, o->run_id);
+	if ((conn = pg_connect(&o->conn, err)) == NULL || !migrate_check(conn, NULL, err) ||
+	    !cmd_resolve_job(conn, o->job, &job, err))
+		goto out;
+	res = pg_query(conn, "finding the run", "SELECT job FROM refinery.runs WHERE run_id = $1", 1,
+	               params, err);
+	if (res == NULL)
+		goto out;
+	if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 0), job) != 0)
+	{
+		error_set(err, EXIT_DATA, "job \"%s\" has no run %s", job, id);
+		goto out;
+	}
+	PQclear(res);
+	if (!pg_exec(conn, "reverting the run", "BEGIN", err) ||
+	    !pg_exec(conn, "reverting the run", "SET LOCAL lock_timeout = '5s'", err))
+		goto out;
+	res = pg_query(conn, "reverting the run", "SELECT refinery.revert_run($1)", 1, params, err);
+	if (res == NULL)
+	{
+		if (strstr(err->msg, "could not obtain lock"))
+		{
+			error_set(err, EXIT_LOCKED, "a run of job \"%s\" is in progress; run %s was not reverted",
+			          job, id);
+			error_hint(err, "Try again when it has finished.");
+		}
+		goto out;
+	}
+	if (!log_quiet)
+		printf("refinery: run %s of job \"%s\" reverted: %s lead%s of the job's state put back\n",
+		       id, job, PQgetvalue(res, 0, 0), strcmp(PQgetvalue(res, 0, 0), "1") == 0 ? "" : "s");
+	PQclear(res);
+	res = NULL;
+	ok = pg_exec(conn, "reverting the run", "COMMIT", err);
+out:
+	PQclear(res);
+	free(job);
+	pg_disconnect(conn);
+	return ok;
+}

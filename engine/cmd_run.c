@@ -32,6 +32,7 @@
 #include "runconn.h"
 #include "ruleset.h"
 #include "sidedata.h"
+#include "state.h"
 #include "strbuf.h"
 #include "writeback.h"
 
@@ -239,6 +240,27 @@ print_summary(const struct pipeline_result *pr, size_t pulled, long rejected, in
 	sb_free(&sb);
 }
 
+/* What the run changed in the job's state: one line, or "nothing changed". */
+static void
+print_changes(const struct job_state *st, int64_t run_id)
+{
+	const struct state_counts *c = state_counts(st);
+	size_t changes = c->new_leads + c->returned + c->changed + c->vanished;
+
+	if (log_quiet || log_json)
+		return;
+	if (!c->had_state)
+		printf("refinery: job state started with %zu leads\n", c->new_leads);
+	else if (changes == 0)
+		printf("refinery: nothing changed since run %" PRId64 "\n", state_last_run(st));
+	else
+		printf("refinery: %zu new, %zu changed, %zu returned, %zu vanished, %zu unchanged since "
+		       "run %" PRId64 "%s\n",
+		       c->new_leads, c->changed, c->returned, c->vanished, c->unchanged,
+		       state_last_run(st), c->full ? " (every lead rewritten)" : "");
+	(void) run_id;
+}
+
 bool
 cmd_run(const struct cmd_opts *o, struct error *err)
 {
@@ -259,6 +281,7 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	struct runconn_lease lease;
 	bool committed = false;
 	struct run_ctx run = {.threads = o->threads};
+	struct job_state *state = NULL;
 
 	memset(&pr, 0, sizeof(pr));
 	memset(&lease, 0, sizeof(lease));
@@ -307,10 +330,14 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 		goto out;
 	b->dnc = dnc; /* the files read before the pull; the queries add to them */
 	dnc = NULL;
+	if (to_db && !state_read(conn, lease.job, rs->sha256, b, &state, err))
+		goto out;
 	if (!set_now(conn, rs, b, &run.now, err) || !sidedata_load(conn, rs, b, err))
 		goto out;
 	FAULT("compute");
 	if (!pipeline_run(b, rs, &run, &pr, pg_interrupted, err))
+		goto out;
+	if (state && !state_reconcile(state, b, o->full, err))
 		goto out;
 	if (pg_interrupted())
 	{
@@ -324,6 +351,7 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	meta.started_at = t0;
 	meta.dry_run = o->dry_run;
 	meta.job = lease.job;
+	meta.state = state;
 	if (to_db)
 	{
 		if (!writeback_database(conn, rs, b, &pr, &meta, &run_id, err))
@@ -335,6 +363,8 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	if (o->dry_run)
 		print_funnel(&pr, b->n, rejected);
 	print_summary(&pr, b->n, rejected, o->dry_run ? -1 : run_id, o->dry_run, epoch_now() - t0);
+	if (state && committed)
+		print_changes(state, run_id);
 	/* after the commit, in a short transaction of its own (it locks lead_results) */
 	if (committed && rs->output->keep_runs > 0 &&
 	    !cmd_apply_retention(conn, lease.job, rs->output->keep_runs, rs->output->lock_timeout_ms,
@@ -359,6 +389,7 @@ out:
 		error_detail(err, "The run was rolled back; the database is as it was.");
 	}
 	pipeline_result_free(&pr);
+	state_free(state);
 	batch_free(b);
 	blacklist_dnc_free(dnc);
 	pg_disconnect(conn);

@@ -69,7 +69,8 @@ enum
 	OPT_KEEP = 1 << 18,
 	OPT_FILE_MODE = 1 << 19,
 	OPT_CONN = 1 << 20, /* -d -h -p -U -w -W */
-	OPT_GENERAL = 1 << 21
+	OPT_FULL = 1 << 21,
+	OPT_GENERAL = 1 << 22
 };
 
 /* what the commands that read a committed run (export, explain, report) share */
@@ -83,7 +84,7 @@ static const struct command
 	const char *usage; /* what follows "refinery NAME" */
 	const char *summary;
 } commands[] = {
-    {"run", cmd_run, OPT_RULES | OPT_DRY_RUN | OPT_JOBS | OPT_FORCE | OPT_CONN, "[OPTION]...",
+    {"run", cmd_run, OPT_RULES | OPT_DRY_RUN | OPT_JOBS | OPT_FORCE | OPT_FULL | OPT_CONN, "[OPTION]...",
      "pull leads, refine, score, assign reps, write the run back"},
     {"init-db", cmd_init_db, OPT_CONN, "[OPTION]...", "create or upgrade the refinery schema"},
     {"check-rules", cmd_check_rules, OPT_RULES, "[OPTION]... [FILE]...",
@@ -102,6 +103,8 @@ static const struct command
      "[OPTION]...", "erase a person on request; never import them again"},
     {"jobs", cmd_jobs, OPT_CONN | OPT_JOB | OPT_CHECK | OPT_MAX_AGE, "[OPTION]...",
      "list the jobs and their last committed runs"},
+    {"revert", cmd_revert, OPT_CONN | OPT_JOB | OPT_RUN, "--run=ID [OPTION]...",
+     "undo a job's latest committed run (its changes to the job's state)"},
     {"prune", cmd_prune, OPT_CONN | OPT_RULES | OPT_JOB | OPT_KEEP, "[OPTION]...",
      "drop a job's old runs now ([output] keep_runs or --keep)"},
 };
@@ -132,7 +135,10 @@ static const struct
     {OPT_OUTPUT, NULL,
      "  -o, --output=FILE      write the fitted rules here (else standard output)"},
     {OPT_FORCE, NULL, "      --force            commit even when the [job] guards refuse the run"},
+    {OPT_FULL, NULL, "      --full             rewrite every lead's state row, not only the changed"},
     {OPT_JOB, "jobs", "      --job=NAME         only this job"},
+    {OPT_JOB, "revert", "      --job=NAME         the run's job (else the only one)"},
+    {OPT_RUN, "revert", "      --run=ID           the run to undo: the job's latest committed"},
     {OPT_JOB, "prune",
      "      --job=NAME         the job to prune (else the rules' or the only one)"},
     {OPT_JOB, NULL,
@@ -309,7 +315,8 @@ enum
 	LONG_FORCE,
 	LONG_CHECK,
 	LONG_MAX_AGE,
-	LONG_KEEP
+	LONG_KEEP,
+	LONG_FULL
 };
 
 /* Every option, and which OPT_* bit of the command table it is. */
@@ -323,6 +330,7 @@ static const struct
     {{"jobs", required_argument, NULL, 'j'}, OPT_JOBS},
     {{"output", required_argument, NULL, 'o'}, OPT_OUTPUT},
     {{"force", no_argument, NULL, LONG_FORCE}, OPT_FORCE},
+    {{"full", no_argument, NULL, LONG_FULL}, OPT_FULL},
     {{"job", required_argument, NULL, LONG_JOB}, OPT_JOB},
     {{"run", required_argument, NULL, LONG_RUN}, OPT_RUN},
     {{"csv", required_argument, NULL, LONG_CSV}, OPT_CSV},
@@ -501,6 +509,7 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 				o->job = optarg;
 				break;
 			case LONG_FORCE: o->force = true; break;
+			case LONG_FULL: o->full = true; break;
 			case LONG_CHECK: o->check = true; break;
 			case LONG_MAX_AGE:
 				if ((o->max_age = cmd_parse_age(optarg)) <= 0)

@@ -33,6 +33,7 @@
 #include "pg.h"
 #include "pull.h"
 #include "writeback.h"
+#include "state.h"
 #include "suppress.h"
 
 #include "fault.h"
@@ -368,19 +369,20 @@ struct copy_pipe
 	bool done; /* the producer has formatted every row (or gave up) */
 	bool stop; /* the sender failed: the producer must stop */
 	bool oom;
-	const struct ruleset *rs;
-	const struct batch *b;
-	int64_t run_id;
+	writeback_format_fn fmt;
+	const void *ctx;
+	const uint32_t *rows; /* the rows to send, NULL = 0 .. n-1 */
+	size_t n;
 };
 
 static void *
 copy_producer(void *arg)
 {
 	struct copy_pipe *p = arg;
-	size_t i = 0;
+	size_t x = 0;
 	int k = 0;
 
-	while (i < p->b->n)
+	while (x < p->n)
 	{
 		struct copy_slot *s = &p->slot[k];
 		bool stop;
@@ -393,13 +395,12 @@ copy_producer(void *arg)
 		if (stop)
 			break;
 		sb_reset(&s->sb);
-		while (i < p->b->n && s->sb.len < COPY_CHUNK)
+		while (x < p->n && s->sb.len < COPY_CHUNK)
 		{
-			sb_printf(&s->sb, "%" PRId64 "\t", p->run_id);
-			writeback_row(&s->sb, p->rs, p->b, i);
-			i++;
+			p->fmt(&s->sb, p->ctx, p->rows ? p->rows[x] : x);
+			x++;
 		}
-		s->rows_end = i;
+		s->rows_end = x;
 		pthread_mutex_lock(&p->mu);
 		if (s->sb.oom)
 			p->oom = true;
@@ -418,23 +419,16 @@ copy_producer(void *arg)
 	return NULL;
 }
 
-static bool
-write_leads(PGconn *conn, const struct ruleset *rs, const struct batch *b, int64_t run_id,
-            struct error *err)
+bool
+writeback_copy(PGconn *conn, const char *sql, const char *phase, writeback_format_fn fmt,
+               const void *ctx, const uint32_t *rows, size_t n, bool fault_at_half,
+               struct error *err)
 {
 	struct copy_pipe p;
 	pthread_t producer;
-	char sql[1024];
-	size_t len;
-	bool ok = true, faulted = false;
+	bool ok = true, faulted = !fault_at_half;
 	int k = 0;
-	const char *phase = "writing the lead results";
 
-	len = (size_t) snprintf(sql, sizeof(sql), "COPY refinery.lead_results_%" PRId64 " (run_id",
-	                        run_id);
-	for (int c = 0; writeback_columns[c]; c++)
-		len += (size_t) snprintf(sql + len, sizeof(sql) - len, ", %s", writeback_columns[c]);
-	snprintf(sql + len, sizeof(sql) - len, ") FROM STDIN");
 	if (!copy_begin(conn, sql, phase, err))
 		return false;
 
@@ -443,9 +437,10 @@ write_leads(PGconn *conn, const struct ruleset *rs, const struct batch *b, int64
 	pthread_cond_init(&p.cv, NULL);
 	for (int j = 0; j < COPY_SLOTS; j++)
 		sb_init(&p.slot[j].sb);
-	p.rs = rs;
-	p.b = b;
-	p.run_id = run_id;
+	p.fmt = fmt;
+	p.ctx = ctx;
+	p.rows = rows;
+	p.n = n;
 	if (pthread_create(&producer, NULL, copy_producer, &p) != 0)
 	{
 		ok = error_set(err, EXIT_INTERNAL, "could not start a thread");
@@ -474,7 +469,7 @@ write_leads(PGconn *conn, const struct ruleset *rs, const struct batch *b, int64
 			ok = pg_fail(conn, NULL, phase, err);
 			break;
 		}
-		if (!faulted && s->rows_end > b->n / 2)
+		if (!faulted && s->rows_end > n / 2)
 		{
 			faulted = true;
 			FAULT("write");
@@ -502,6 +497,40 @@ cleanup:
 		return false;
 	}
 	return copy_end(conn, phase, err);
+}
+
+/* a lead_results row: the run's id, then the result columns */
+struct result_rows
+{
+	const struct ruleset *rs;
+	const struct batch *b;
+	int64_t run_id;
+};
+
+static void
+format_result(struct strbuf *sb, const void *ctx, size_t i)
+{
+	const struct result_rows *r = ctx;
+
+	sb_printf(sb, "%" PRId64 "\t", r->run_id);
+	writeback_row(sb, r->rs, r->b, i);
+}
+
+static bool
+write_leads(PGconn *conn, const struct ruleset *rs, const struct batch *b, int64_t run_id,
+            struct error *err)
+{
+	char sql[1024];
+	size_t len;
+	struct result_rows r = {.rs = rs, .b = b, .run_id = run_id};
+
+	len = (size_t) snprintf(sql, sizeof(sql), "COPY refinery.lead_results_%" PRId64 " (run_id",
+	                        run_id);
+	for (int c = 0; writeback_columns[c]; c++)
+		len += (size_t) snprintf(sql + len, sizeof(sql) - len, ", %s", writeback_columns[c]);
+	snprintf(sql + len, sizeof(sql) - len, ") FROM STDIN");
+	return writeback_copy(conn, sql, "writing the lead results", format_result, &r, NULL, b->n,
+	                      true, err);
 }
 
 static bool
@@ -711,8 +740,9 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 {
 	char sql[1024], started[32], threads[16], pulled[32], kept[32], secs[32], host[256];
 	struct strbuf counts;
-	const char *params[11];
+	const char *params[12];
 	PGresult *res;
+	bool snapshot = rs->output->snapshot || meta->state == NULL;
 	bool ok = false;
 	struct stage_stats *st = pipeline_add(pr, "write");
 	double t0 = pipeline_clock();
@@ -744,31 +774,38 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 	params[8] = threads;
 	params[9] = pulled;
 	params[10] = meta->job;
+	params[11] = snapshot ? "true" : "false";
 	res = pg_query(conn, "recording the run",
 	               "INSERT INTO refinery.runs (started_at, status, rules_sha256, rules_text, "
-	               "rules_files, source_desc, engine_version, host, threads, rows_pulled, job) "
-	               "VALUES (to_timestamp($1), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+	               "rules_files, source_desc, engine_version, host, threads, rows_pulled, job, "
+	               "snapshot) "
+	               "VALUES (to_timestamp($1), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
 	               "RETURNING run_id",
-	               11, params, err);
+	               12, params, err);
 	if (res == NULL)
 		goto out;
 	*run_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
 
-	/* the run's own table, with no index while it fills; see sql/003_functions.sql */
-	snprintf(sql, sizeof(sql), "SELECT refinery.new_results_table(%" PRId64 ")", *run_id);
-	if (!pg_exec(conn, "creating the run's result table", sql, err) ||
-	    !write_leads(conn, rs, b, *run_id, err))
-		goto out;
-	snprintf(sql, sizeof(sql), "SELECT refinery.attach_results_table(%" PRId64 ")", *run_id);
-	if (!pg_exec(conn, "attaching the run's results", sql, err))
-		goto out;
-	if (rs->output->analyze)
+	/* the snapshot: the run's own table, with no index while it fills; see sql/003_functions.sql */
+	if (snapshot)
 	{
-		snprintf(sql, sizeof(sql), "ANALYZE refinery.lead_results_%" PRId64, *run_id);
-		if (!pg_exec(conn, "analyzing the run's results", sql, err))
+		snprintf(sql, sizeof(sql), "SELECT refinery.new_results_table(%" PRId64 ")", *run_id);
+		if (!pg_exec(conn, "creating the run's result table", sql, err) ||
+		    !write_leads(conn, rs, b, *run_id, err))
 			goto out;
+		snprintf(sql, sizeof(sql), "SELECT refinery.attach_results_table(%" PRId64 ")", *run_id);
+		if (!pg_exec(conn, "attaching the run's results", sql, err))
+			goto out;
+		if (rs->output->analyze)
+		{
+			snprintf(sql, sizeof(sql), "ANALYZE refinery.lead_results_%" PRId64, *run_id);
+			if (!pg_exec(conn, "analyzing the run's results", sql, err))
+				goto out;
+		}
 	}
+	if (meta->state && !state_write(conn, meta->state, rs, b, *run_id, err))
+		goto out;
 	if (pg_interrupted())
 	{
 		error_set(err, EXIT_INTERRUPTED, "interrupted while writing the results");
@@ -798,8 +835,9 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 		         (double) tv.tv_sec + (double) tv.tv_usec / 1e6 - meta->started_at);
 	}
 	{
-		char id[32];
-		const char *p[5];
+		char id[32], nnew[32], nchanged[32], nvanished[32];
+		const char *p[9];
+		const struct state_counts *c = meta->state ? state_counts(meta->state) : NULL;
 
 		snprintf(id, sizeof(id), "%" PRId64, *run_id);
 		p[0] = meta->dry_run ? "dry_run" : "committed";
@@ -807,13 +845,24 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 		p[2] = counts.data ? counts.data : "{}";
 		p[3] = secs;
 		p[4] = id;
-		res =
-		    counts.oom
-		        ? NULL
-		        : pg_query(conn, "recording the run",
-		                   "UPDATE refinery.runs SET status = $1, finished_at = clock_timestamp(), "
-		                   "rows_kept = $2, counts = $3, seconds_total = $4 WHERE run_id = $5",
-		                   5, p, err);
+		p[5] = p[6] = p[7] = p[8] = NULL;
+		if (c)
+		{
+			snprintf(nnew, sizeof(nnew), "%zu", c->new_leads);
+			snprintf(nchanged, sizeof(nchanged), "%zu", c->changed + c->returned);
+			snprintf(nvanished, sizeof(nvanished), "%zu", c->vanished);
+			p[5] = c->full ? "true" : "false";
+			p[6] = nnew;
+			p[7] = nchanged;
+			p[8] = nvanished;
+		}
+		res = counts.oom ? NULL
+		                 : pg_query(conn, "recording the run",
+		                            "UPDATE refinery.runs SET status = $1, finished_at = "
+		                            "clock_timestamp(), rows_kept = $2, counts = $3, "
+		                            "seconds_total = $4, full_write = $6, leads_new = $7, "
+		                            "leads_changed = $8, leads_vanished = $9 WHERE run_id = $5",
+		                            9, p, err);
 	}
 	sb_free(&counts);
 	if (res == NULL)

@@ -18,6 +18,8 @@
 #include "ruleset.h"
 #include "strbuf.h"
 
+struct job_state; /* state.h */
+
 struct run_meta
 {
 	const char *source_desc; /* no secrets */
@@ -25,6 +27,7 @@ struct run_meta
 	double started_at; /* seconds since epoch */
 	bool dry_run;
 	const char *job; /* [job] name */
+	struct job_state *state; /* the job's state, written in the same transaction; NULL none */
 };
 
 /*
@@ -43,6 +46,21 @@ bool writeback_database(PGconn *conn, const struct ruleset *rs, const struct bat
 bool writeback_csv(const struct ruleset *rs, const struct batch *b,
                    const struct pipeline_result *pr, const struct run_meta *meta,
                    struct error *err);
+
+/*
+ * Format row i of whatever ctx describes as one COPY text line.  Called
+ * from a thread of the write's own: it must only read ctx.
+ */
+typedef void (*writeback_format_fn)(struct strbuf *sb, const void *ctx, size_t i);
+
+/*
+ * COPY rows with the statement sql (... FROM STDIN): rows[0..n) when rows
+ * is not NULL, else 0 .. n-1, each formatted by fmt while the previous ones
+ * are sent.  fault_at_half: the "write" fault point fires halfway.
+ */
+bool writeback_copy(PGconn *conn, const char *sql, const char *phase, writeback_format_fn fmt,
+                    const void *ctx, const uint32_t *rows, size_t n, bool fault_at_half,
+                    struct error *err);
 
 /* The lead_results columns the engine writes, in COPY order; NULL-terminated. */
 extern const char *const writeback_columns[];

@@ -1,0 +1,863 @@
+/*
+ * state.c
+ *    A job's lasting state: read before the stages, reconciled with what
+ *    the run decided, written back with the run (see state.h for the
+ *    contract and sql/006_state.sql for the tables).
+ *
+ * The state is read whole with one COPY: for each lead only what the run
+ * compares (verdict, rule, cluster, survivor, temperature, cohort, rep,
+ * the times of the hold and of the due date, the fingerprint), about a
+ * hundred bytes a lead.  Leads are found by id in an open-addressing
+ * table.  What changed is written through a temporary table: the change
+ * log is filled from it joined with the rows it replaces (so the old
+ * values come from the server, not from what was read), then the rows are
+ * upserted.  Every step runs in input order, so the same input and state
+ * give the same ids and rows whatever the thread count.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pg.h"
+#include "phone.h"
+#include "pull.h"
+#include "state.h"
+#include "strbuf.h"
+#include "util.h"
+#include "writeback.h"
+
+#define NO_INDEX UINT32_MAX
+
+/* what the state says about one lead */
+struct old_lead
+{
+	const char *lead_id;
+	const char *rule_id;     /* NULL */
+	const char *survivor_id; /* NULL */
+	const char *cohort;      /* NULL */
+	int64_t cluster_id;      /* -1 NULL */
+	int64_t rep_id;          /* -1 NULL */
+	int64_t assigned_at;     /* BATCH_NO_TIME */
+	int64_t sla_due_at;      /* BATCH_NO_TIME */
+	uint64_t fingerprint;
+	bool has_fingerprint;
+	bool vanished;
+	bool seen; /* pulled by this run */
+	uint8_t verdict;     /* enum verdict; VERDICT__COUNT when unknown */
+	uint8_t temperature; /* enum temperature */
+};
+
+enum lead_kind
+{
+	KIND_UNCHANGED,
+	KIND_NEW,
+	KIND_CHANGED,
+	KIND_RETURNED
+};
+
+static const char *const kind_names[] = {"unchanged", "new", "changed", "returned"};
+
+struct job_state
+{
+	char *job;
+	struct arena *arena;
+	struct old_lead *old;
+	size_t nold, capold;
+	uint32_t *slot; /* hash table of old leads by id: index + 1, 0 empty */
+	size_t nslots;
+	uint32_t *of_row; /* batch row -> old lead, NO_INDEX when new */
+	uint8_t *kind;    /* batch row -> enum lead_kind */
+	uint64_t *fp;     /* batch row -> fingerprint */
+	size_t nrows;
+	int64_t last_run;
+	struct state_counts c;
+};
+
+static bool
+oom(struct error *err)
+{
+	return error_set(err, EXIT_INTERNAL, "out of memory");
+}
+
+uint64_t
+state_fingerprint(const struct batch *b, size_t i)
+{
+	uint64_t h = UTIL_HASH64_BASIS;
+
+	for (int c = 0; c < b->ncols; c++)
+	{
+		const char *v = b->col[c][i];
+		static const unsigned char null_mark = 0xFF, sep = 0;
+
+		/* 0xFF never occurs in UTF-8, so NULL differs from every text; 0 ends each value */
+		if (v == NULL)
+			h = util_hash64_from(h, &null_mark, 1);
+		else
+			h = util_hash64_from(h, v, strlen(v));
+		h = util_hash64_from(h, &sep, 1);
+	}
+	return h;
+}
+
+/* ------------------------------------------------------------ the table */
+
+static size_t
+find_slot(const struct job_state *st, const char *id)
+{
+	size_t mask = st->nslots - 1, k = util_hash64(id) & mask;
+
+	while (st->slot[k] != 0 && strcmp(st->old[st->slot[k] - 1].lead_id, id) != 0)
+		k = (k + 1) & mask;
+	return k;
+}
+
+static bool
+index_old(struct job_state *st, struct error *err)
+{
+	size_t n = 16;
+
+	while (n < st->nold * 2)
+		n <<= 1;
+	st->nslots = n;
+	if ((st->slot = calloc(n, sizeof(*st->slot))) == NULL)
+		return oom(err);
+	for (size_t k = 0; k < st->nold; k++)
+	{
+		size_t s = find_slot(st, st->old[k].lead_id);
+
+		if (st->slot[s] != 0)
+			return error_set(err, EXIT_INTERNAL, "lead \"%s\" twice in the state of job \"%s\"",
+			                 st->old[k].lead_id, st->job);
+		st->slot[s] = (uint32_t) k + 1;
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------- reading */
+
+static int64_t
+parse_int_or(const char *s, int64_t none)
+{
+	return s ? strtoll(s, NULL, 10) : none;
+}
+
+static int64_t
+parse_time_or_none(const char *s)
+{
+	int64_t t;
+
+	return s && batch_parse_time(s, &t) ? t : BATCH_NO_TIME;
+}
+
+static uint8_t
+verdict_of(const char *s)
+{
+	for (int v = 0; v < VERDICT__COUNT; v++)
+		if (s && strcmp(s, verdict_name(v)) == 0)
+			return (uint8_t) v;
+	return VERDICT__COUNT;
+}
+
+static uint8_t
+temperature_of(const char *s)
+{
+	for (int t = TEMP_COLD; t <= TEMP_HOT; t++)
+		if (s && strcmp(s, temperature_name(t)) == 0)
+			return (uint8_t) t;
+	return TEMP_NONE;
+}
+
+static const char *
+keep(struct job_state *st, const char *s, bool *ok)
+{
+	char *d;
+
+	if (s == NULL)
+		return NULL;
+	if ((d = arena_strdup(st->arena, s)) == NULL)
+		*ok = false;
+	return d;
+}
+
+#define OLD_COLUMNS 12
+
+static bool
+add_old(struct job_state *st, char **f, struct error *err)
+{
+	struct old_lead *o;
+	bool ok = true;
+
+	if (st->nold == st->capold)
+	{
+		size_t cap = st->capold ? st->capold * 2 : 1024;
+		struct old_lead *p = realloc(st->old, cap * sizeof(*p));
+
+		if (p == NULL)
+			return oom(err);
+		st->old = p;
+		st->capold = cap;
+	}
+	if (st->nold >= NO_INDEX - 1)
+		return error_set(err, EXIT_DATA, "the state of job \"%s\" holds too many leads", st->job);
+	o = &st->old[st->nold];
+	memset(o, 0, sizeof(*o));
+	o->lead_id = keep(st, f[0], &ok);
+	o->vanished = f[1] && f[1][0] == 't';
+	o->has_fingerprint = f[2] != NULL;
+	o->fingerprint = (uint64_t) parse_int_or(f[2], 0);
+	o->verdict = verdict_of(f[3]);
+	o->rule_id = keep(st, f[4], &ok);
+	o->cluster_id = parse_int_or(f[5], -1);
+	o->survivor_id = keep(st, f[6], &ok);
+	o->temperature = temperature_of(f[7]);
+	o->cohort = keep(st, f[8], &ok);
+	o->rep_id = parse_int_or(f[9], -1);
+	o->assigned_at = parse_time_or_none(f[10]);
+	o->sla_due_at = parse_time_or_none(f[11]);
+	if (!ok || o->lead_id == NULL)
+		return oom(err);
+	st->nold++;
+	return true;
+}
+
+static bool
+read_rows(PGconn *conn, struct job_state *st, struct error *err)
+{
+	const char *phase = "reading the job's state";
+	char *lit = PQescapeLiteral(conn, st->job, strlen(st->job));
+	struct strbuf sql;
+	PGresult *res;
+	char *row;
+	int rc;
+	bool ok = false;
+
+	if (lit == NULL)
+		return pg_fail(conn, NULL, phase, err);
+	sb_init(&sql);
+	/* times as naive local times of the session's TimeZone, as the run reads and writes them */
+	sb_printf(&sql,
+	          "COPY (SELECT lead_id, state = 'vanished', fingerprint, verdict, rule_id, "
+	          "cluster_id, survivor_id, temperature, cohort, rep_id, "
+	          "to_char(assigned_at AT TIME ZONE current_setting('TimeZone'), "
+	          "'YYYY-MM-DD HH24:MI:SS'), "
+	          "to_char(sla_due_at AT TIME ZONE current_setting('TimeZone'), "
+	          "'YYYY-MM-DD HH24:MI:SS') "
+	          "FROM refinery.lead_state WHERE job = %s) TO STDOUT",
+	          lit);
+	PQfreemem(lit);
+	if (sql.oom)
+		return oom(err);
+	res = PQexec(conn, sql.data);
+	sb_free(&sql);
+	if (PQresultStatus(res) != PGRES_COPY_OUT)
+		return pg_fail(conn, res, phase, err);
+	PQclear(res);
+	while ((rc = PQgetCopyData(conn, &row, 0)) > 0)
+	{
+		char *f[OLD_COLUMNS];
+		size_t len[OLD_COLUMNS];
+		int nf = pull_split_copy_text(row, (size_t) rc, f, len, OLD_COLUMNS);
+		bool added;
+
+		/* fields are decoded in place and not terminated; each ends before its tab */
+		for (int k = 0; k < nf && k < OLD_COLUMNS; k++)
+			if (f[k])
+				f[k][len[k]] = '\0';
+		added = nf == OLD_COLUMNS && add_old(st, f, err);
+
+		PQfreemem(row);
+		if (nf != OLD_COLUMNS)
+			error_set(err, EXIT_INTERNAL, "state row %zu has %d fields, expected %d",
+			          st->nold + 1, nf, OLD_COLUMNS);
+		if (!added)
+		{
+			/* read to the end, so the connection can roll back */
+			while (PQgetCopyData(conn, &row, 0) > 0)
+				PQfreemem(row);
+			while ((res = PQgetResult(conn)) != NULL)
+				PQclear(res);
+			return false;
+		}
+	}
+	if (rc == -2)
+		return pg_fail(conn, NULL, phase, err);
+	res = PQgetResult(conn);
+	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+	if (!ok)
+		pg_fail(conn, res, phase, err);
+	PQclear(res);
+	while ((res = PQgetResult(conn)) != NULL)
+		PQclear(res);
+	return ok;
+}
+
+/* the job's last committed run and whether it had these rules */
+static bool
+read_last_run(PGconn *conn, struct job_state *st, const char *sha, struct error *err)
+{
+	const char *params[1] = {st->job};
+	PGresult *res = pg_query(conn, "reading the job's last run",
+	                         "SELECT run_id, rules_sha256 FROM refinery.runs "
+	                         "WHERE job = $1 AND status = 'committed' "
+	                         "ORDER BY run_id DESC LIMIT 1",
+	                         1, params, err);
+
+	if (res == NULL)
+		return false;
+	st->last_run = -1;
+	if (PQntuples(res) == 1)
+	{
+		st->last_run = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		st->c.rules_changed = strcmp(PQgetvalue(res, 0, 1), sha) != 0;
+	}
+	PQclear(res);
+	return true;
+}
+
+bool
+state_read(PGconn *conn, const char *job, const char *rules_sha256, struct batch *b,
+           struct job_state **out, struct error *err)
+{
+	struct job_state *st = calloc(1, sizeof(*st));
+
+	*out = st;
+	if (st == NULL || (st->job = strdup(job)) == NULL || (st->arena = arena_new(0)) == NULL)
+		return oom(err);
+	st->nrows = b->n;
+	st->of_row = malloc(sizeof(*st->of_row) * (b->n ? b->n : 1));
+	st->kind = calloc(b->n ? b->n : 1, sizeof(*st->kind));
+	st->fp = malloc(sizeof(*st->fp) * (b->n ? b->n : 1));
+	if (!st->of_row || !st->kind || !st->fp)
+		return oom(err);
+	if (!read_last_run(conn, st, rules_sha256, err) || !read_rows(conn, st, err) ||
+	    !index_old(st, err))
+		return false;
+	st->c.had_state = st->nold > 0;
+	b->has_state = st->c.had_state;
+	for (size_t i = 0; i < b->n; i++)
+	{
+		size_t s;
+		struct old_lead *o;
+
+		st->fp[i] = state_fingerprint(b, i);
+		st->of_row[i] = NO_INDEX;
+		if (st->nold == 0)
+			continue;
+		s = find_slot(st, batch_lead_id(b, i));
+		if (st->slot[s] == 0)
+			continue;
+		st->of_row[i] = st->slot[s] - 1;
+		o = &st->old[st->of_row[i]];
+		o->seen = true;
+		if (!o->vanished && o->rep_id >= 0)
+		{
+			b->held_rep[i] = o->rep_id;
+			b->held_since[i] = o->assigned_at;
+		}
+	}
+	return true;
+}
+
+/* ------------------------------------------------------- stable clusters */
+
+struct cid_pair
+{
+	int64_t a, b;
+	uint32_t flag;
+};
+
+static int
+cmp_pair(const void *x, const void *y)
+{
+	const struct cid_pair *p = x, *q = y;
+
+	if (p->a != q->a)
+		return p->a < q->a ? -1 : 1;
+	if (p->b != q->b)
+		return p->b < q->b ? -1 : 1;
+	return (p->flag > q->flag) - (p->flag < q->flag);
+}
+
+static int
+cmp_pair_first(const void *x, const void *y)
+{
+	const struct cid_pair *p = x, *q = y;
+
+	return (p->a > q->a) - (p->a < q->a);
+}
+
+static int
+cmp_i64(const void *x, const void *y)
+{
+	int64_t p = *(const int64_t *) x, q = *(const int64_t *) y;
+
+	return (p > q) - (p < q);
+}
+
+static bool
+in_sorted(const int64_t *v, size_t n, int64_t x)
+{
+	return bsearch(&x, v, n, sizeof(*v), cmp_i64) != NULL;
+}
+
+/*
+ * Give each cluster of this run the id it had: for every old id, its heir
+ * is the new cluster holding the old survivor, else the one holding most of
+ * its members (ties: the smaller new id); a cluster that is heir to several
+ * old ids (a merge) keeps the smallest.  A cluster heir to none gets the id
+ * the dedupe stage gave it, unless some old cluster used that id, then
+ * one above every id seen.
+ */
+static bool
+stable_clusters(struct job_state *st, struct batch *b, struct error *err)
+{
+	struct cid_pair *e = NULL, *heir = NULL, *map = NULL;
+	int64_t *olds = NULL, *fresh = NULL;
+	size_t ne = 0, nh = 0, nmap = 0, nolds = 0, nfresh = 0;
+	int64_t top = 0;
+	bool ok = false;
+
+	e = malloc(sizeof(*e) * (b->n ? b->n : 1));
+	heir = malloc(sizeof(*heir) * (b->n ? b->n : 1));
+	map = malloc(sizeof(*map) * (b->n ? b->n : 1));
+	olds = malloc(sizeof(*olds) * (st->nold ? st->nold : 1));
+	fresh = malloc(sizeof(*fresh) * (b->n ? b->n : 1));
+	if (!e || !heir || !map || !olds || !fresh)
+	{
+		oom(err);
+		goto out;
+	}
+	for (size_t k = 0; k < st->nold; k++)
+		if (st->old[k].cluster_id >= 0)
+		{
+			olds[nolds++] = st->old[k].cluster_id;
+			top = st->old[k].cluster_id > top ? st->old[k].cluster_id : top;
+		}
+	qsort(olds, nolds, sizeof(*olds), cmp_i64);
+	for (size_t i = 0; i < b->n; i++)
+	{
+		const struct old_lead *o;
+
+		if (b->cluster_id[i] < 0)
+			continue;
+		top = b->cluster_id[i] > top ? b->cluster_id[i] : top;
+		if (st->of_row[i] == NO_INDEX || (o = &st->old[st->of_row[i]])->cluster_id < 0)
+			continue;
+		e[ne].a = o->cluster_id;
+		e[ne].b = b->cluster_id[i];
+		/* flag 0 sorts first: the old survivor's entry leads its old id's run */
+		e[ne].flag = o->survivor_id && strcmp(o->survivor_id, batch_lead_id(b, i)) == 0 ? 0 : 1;
+		ne++;
+	}
+	qsort(e, ne, sizeof(*e), cmp_pair);
+	for (size_t x = 0; x < ne;)
+	{
+		size_t y = x, best_n = 0;
+		int64_t best = -1;
+		bool by_survivor = false;
+
+		while (y < ne && e[y].a == e[x].a)
+		{
+			if (e[y].flag == 0 && !by_survivor)
+			{
+				by_survivor = true;
+				best = e[y].b;
+			}
+			y++;
+		}
+		if (!by_survivor)
+			for (size_t z = x; z < y;)
+			{
+				size_t w = z;
+
+				while (w < y && e[w].b == e[z].b)
+					w++;
+				if (w - z > best_n) /* runs ascend by new id: ties keep the smaller */
+				{
+					best_n = w - z;
+					best = e[z].b;
+				}
+				z = w;
+			}
+		heir[nh].a = best;
+		heir[nh].b = e[x].a;
+		heir[nh].flag = 0;
+		nh++;
+		x = y;
+	}
+	qsort(heir, nh, sizeof(*heir), cmp_pair);
+	/* map: new id -> the smallest old id it inherits */
+	for (size_t x = 0; x < nh; x++)
+		if (x == 0 || heir[x].a != heir[x - 1].a)
+			map[nmap++] = heir[x];
+	/* clusters heir to nothing: their own id when no old cluster had it */
+	{
+		int64_t *mine = malloc(sizeof(*mine) * (b->n ? b->n : 1));
+		size_t nm = 0;
+
+		if (mine == NULL)
+		{
+			oom(err);
+			goto out;
+		}
+		for (size_t i = 0; i < b->n; i++)
+			if (b->cluster_id[i] >= 0)
+				mine[nm++] = b->cluster_id[i];
+		qsort(mine, nm, sizeof(*mine), cmp_i64);
+		for (size_t x = 0; x < nm; x++)
+		{
+			struct cid_pair key = {.a = mine[x]}, *hit;
+
+			if (x > 0 && mine[x] == mine[x - 1])
+				continue;
+			hit = bsearch(&key, map, nmap, sizeof(*map), cmp_pair_first);
+			if (hit)
+				continue;
+			if (in_sorted(olds, nolds, mine[x]))
+				fresh[nfresh++] = mine[x]; /* taken: numbered below */
+			else
+			{
+				map[nmap].a = map[nmap].b = mine[x];
+				map[nmap].flag = 1;
+				nmap++;
+			}
+		}
+		free(mine);
+	}
+	for (size_t x = 0; x < nfresh; x++)
+	{
+		map[nmap].a = fresh[x];
+		map[nmap].b = ++top;
+		map[nmap].flag = 2;
+		nmap++;
+	}
+	qsort(map, nmap, sizeof(*map), cmp_pair);
+	for (size_t i = 0; i < b->n; i++)
+	{
+		struct cid_pair key = {.a = b->cluster_id[i]}, *hit;
+
+		if (b->cluster_id[i] < 0)
+			continue;
+		hit = bsearch(&key, map, nmap, sizeof(*map), cmp_pair_first);
+		if (hit == NULL)
+		{
+			error_set(err, EXIT_INTERNAL, "cluster %" PRId64 " has no stable id",
+			          b->cluster_id[i]);
+			goto out;
+		}
+		b->cluster_id[i] = hit->b;
+	}
+	ok = true;
+out:
+	free(e);
+	free(heir);
+	free(map);
+	free(olds);
+	free(fresh);
+	return ok;
+}
+
+/* ------------------------------------------------------------ reconcile */
+
+static bool
+same_text(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static const char *
+survivor_id(const struct batch *b, size_t i)
+{
+	return b->survivor[i] != BATCH_NO_ROW ? batch_lead_id(b, b->survivor[i]) : NULL;
+}
+
+/* whether the run decided lead i as the state had it (the logged decision) */
+static bool
+same_decision(const struct old_lead *o, const struct batch *b, size_t i)
+{
+	return o->verdict == b->verdict[i] && same_text(o->rule_id, b->rule_id[i]) &&
+	       o->cluster_id == b->cluster_id[i] && same_text(o->survivor_id, survivor_id(b, i)) &&
+	       o->temperature == b->temperature[i] && same_text(o->cohort, b->cohort_name[i]) &&
+	       o->rep_id == b->rep_id[i];
+}
+
+bool
+state_reconcile(struct job_state *st, struct batch *b, bool full, struct error *err)
+{
+	struct state_counts *c = &st->c;
+
+	if (st->nrows != b->n)
+		return error_set(err, EXIT_INTERNAL, "the state was read for another batch");
+	if (!stable_clusters(st, b, err))
+		return false;
+	c->full = !c->had_state || full || c->rules_changed;
+	for (size_t i = 0; i < b->n; i++)
+	{
+		const struct old_lead *o;
+
+		if (st->of_row[i] == NO_INDEX)
+		{
+			st->kind[i] = KIND_NEW;
+			c->new_leads++;
+			continue;
+		}
+		o = &st->old[st->of_row[i]];
+		/* the first contact stays due when it was: same rep, same cohort */
+		if (!o->vanished && o->rep_id >= 0 && o->rep_id == b->rep_id[i] &&
+		    same_text(o->cohort, b->cohort_name[i]) && o->sla_due_at != BATCH_NO_TIME)
+			b->sla_due_at[i] = o->sla_due_at;
+		if (o->vanished)
+		{
+			st->kind[i] = KIND_RETURNED;
+			c->returned++;
+		}
+		else if (!same_decision(o, b, i) || !o->has_fingerprint || o->fingerprint != st->fp[i])
+		{
+			st->kind[i] = KIND_CHANGED;
+			c->changed++;
+		}
+		else
+		{
+			st->kind[i] = KIND_UNCHANGED;
+			c->unchanged++;
+		}
+	}
+	for (size_t k = 0; k < st->nold; k++)
+		c->vanished += !st->old[k].seen && !st->old[k].vanished;
+	return true;
+}
+
+/* --------------------------------------------------------------- write */
+
+/* the state's columns after the result columns, in COPY order */
+static const char *const state_extra_columns = "fingerprint, assigned_at, job, first_run, changed_run";
+
+struct state_rows
+{
+	const struct job_state *st;
+	const struct ruleset *rs;
+	const struct batch *b;
+	int64_t run_id;
+	bool with_kind;
+};
+
+static void
+format_state(struct strbuf *sb, const void *ctx, size_t i)
+{
+	const struct state_rows *r = ctx;
+	const struct batch *b = r->b;
+
+	writeback_row(sb, r->rs, b, i);
+	sb->len--; /* the row's newline: more columns follow */
+	sb_printf(sb, "\t%" PRId64 "\t", (int64_t) r->st->fp[i]);
+	if (b->rep_id[i] >= 0 && b->assigned_at[i] != BATCH_NO_TIME)
+		sb_time(sb, b->assigned_at[i]);
+	else
+		sb_puts(sb, "\\N");
+	sb_putc(sb, '\t');
+	sb_copy_text(sb, r->st->job);
+	sb_printf(sb, "\t%" PRId64 "\t%" PRId64, r->run_id, r->run_id);
+	if (r->with_kind)
+		sb_printf(sb, "\t%s", kind_names[r->st->kind[i]]);
+	sb_putc(sb, '\n');
+}
+
+static void
+format_id(struct strbuf *sb, const void *ctx, size_t k)
+{
+	const struct job_state *st = ctx;
+
+	sb_copy_text(sb, st->old[k].lead_id);
+	sb_putc(sb, '\n');
+}
+
+static bool
+copy_sql(struct strbuf *sql, const char *table, bool with_kind)
+{
+	sb_printf(sql, "COPY %s (", table);
+	for (int k = 0; writeback_columns[k]; k++)
+		sb_printf(sql, "%s, ", writeback_columns[k]);
+	sb_printf(sql, "%s%s) FROM STDIN", state_extra_columns, with_kind ? ", kind" : "");
+	return !sql->oom;
+}
+
+/* run a statement with the run's id and the job as $1 and $2 */
+static bool
+exec2(PGconn *conn, const char *phase, const char *sql, int64_t run_id, const char *job,
+      struct error *err)
+{
+	char id[32];
+	const char *params[2] = {id, job};
+	PGresult *res;
+
+	snprintf(id, sizeof(id), "%" PRId64, run_id);
+	if ((res = pg_query(conn, phase, sql, 2, params, err)) == NULL)
+		return false;
+	PQclear(res);
+	return true;
+}
+
+/* the state's columns set from the row a change replaced or from the run */
+#define STATE_SET_COLUMNS                                                                          \
+	"state = 'current', fingerprint = EXCLUDED.fingerprint, changed_run = EXCLUDED.changed_run, " \
+	"version = s.version + 1, assigned_at = EXCLUDED.assigned_at, source = EXCLUDED.source, "   \
+	"verdict = EXCLUDED.verdict, rule_id = EXCLUDED.rule_id, reason = EXCLUDED.reason, "         \
+	"cluster_id = EXCLUDED.cluster_id, survivor_id = EXCLUDED.survivor_id, "                     \
+	"phone_norm = EXCLUDED.phone_norm, phone_type = EXCLUDED.phone_type, "                       \
+	"phone_repair = EXCLUDED.phone_repair, email_norm = EXCLUDED.email_norm, "                   \
+	"name_norm = EXCLUDED.name_norm, status_norm = EXCLUDED.status_norm, "                       \
+	"score = EXCLUDED.score, points = EXCLUDED.points, temperature = EXCLUDED.temperature, "     \
+	"persona = EXCLUDED.persona, cohort = EXCLUDED.cohort, rep_id = EXCLUDED.rep_id, "           \
+	"call_order = EXCLUDED.call_order, p_close = EXCLUDED.p_close, "                             \
+	"channel_plan = EXCLUDED.channel_plan, sla_due_at = EXCLUDED.sla_due_at, "                   \
+	"golden = EXCLUDED.golden"
+
+bool
+state_write(PGconn *conn, const struct job_state *st, const struct ruleset *rs,
+            const struct batch *b, int64_t run_id, struct error *err)
+{
+	const char *phase = "writing the job's state";
+	struct state_rows r = {.st = st, .rs = rs, .b = b, .run_id = run_id};
+	struct strbuf sql;
+	uint32_t *rows = NULL, *gone = NULL;
+	size_t nrows = 0, ngone = 0;
+	bool ok = false;
+
+	sb_init(&sql);
+	if (!st->c.had_state)
+	{
+		/* a job's first run: every lead straight into the state, nothing to log */
+		ok = copy_sql(&sql, "refinery.lead_state", false)
+		         ? writeback_copy(conn, sql.data, phase, format_state, &r, NULL, b->n, false, err)
+		         : oom(err);
+		sb_free(&sql);
+		return ok;
+	}
+
+	rows = malloc(sizeof(*rows) * (b->n ? b->n : 1));
+	gone = malloc(sizeof(*gone) * (st->nold ? st->nold : 1));
+	if (!rows || !gone)
+	{
+		oom(err);
+		goto out;
+	}
+	for (size_t i = 0; i < b->n; i++)
+		if (st->c.full || st->kind[i] != KIND_UNCHANGED)
+			rows[nrows++] = (uint32_t) i;
+	for (size_t k = 0; k < st->nold; k++)
+		if (!st->old[k].seen && !st->old[k].vanished)
+			gone[ngone++] = (uint32_t) k;
+
+	if (nrows > 0)
+	{
+		r.with_kind = true;
+		if (!pg_exec(conn, phase,
+		             "CREATE TEMPORARY TABLE refinery_state_in "
+		             "(LIKE refinery.lead_state INCLUDING DEFAULTS) ON COMMIT DROP; "
+		             "ALTER TABLE refinery_state_in ADD COLUMN kind text NOT NULL",
+		             err))
+			goto out;
+		if (!copy_sql(&sql, "refinery_state_in", true))
+		{
+			oom(err);
+			goto out;
+		}
+		if (!writeback_copy(conn, sql.data, phase, format_state, &r, rows, nrows, false, err))
+			goto out;
+		/* the log first, while the rows it replaces are still there */
+		if (!exec2(conn, phase,
+		           "INSERT INTO refinery.lead_changes (run_id, job, lead_id, change, old_verdict, "
+		           "new_verdict, old_rule_id, new_rule_id, old_cluster_id, new_cluster_id, "
+		           "old_survivor_id, new_survivor_id, old_temperature, new_temperature, "
+		           "old_cohort, new_cohort, old_rep_id, new_rep_id, previous) "
+		           "SELECT $1, $2, t.lead_id, t.kind, s.verdict, t.verdict, s.rule_id, t.rule_id, "
+		           "s.cluster_id, t.cluster_id, s.survivor_id, t.survivor_id, s.temperature, "
+		           "t.temperature, s.cohort, t.cohort, s.rep_id, t.rep_id, to_jsonb(s) "
+		           "FROM refinery_state_in t LEFT JOIN refinery.lead_state s "
+		           "ON s.job = $2 AND s.lead_id = t.lead_id WHERE t.kind <> 'unchanged'",
+		           run_id, st->job, err))
+			goto out;
+		sb_reset(&sql);
+		sb_puts(&sql, "INSERT INTO refinery.lead_state AS s (");
+		for (int k = 0; writeback_columns[k]; k++)
+			sb_printf(&sql, "%s, ", writeback_columns[k]);
+		sb_printf(&sql, "%s) SELECT ", state_extra_columns);
+		for (int k = 0; writeback_columns[k]; k++)
+			sb_printf(&sql, "t.%s, ", writeback_columns[k]);
+		sb_puts(&sql, "t.fingerprint, t.assigned_at, t.job, t.first_run, t.changed_run "
+		              "FROM refinery_state_in t "
+		              "ON CONFLICT (job, lead_id) DO UPDATE SET " STATE_SET_COLUMNS);
+		if (sql.oom)
+		{
+			oom(err);
+			goto out;
+		}
+		if (!pg_exec(conn, phase, sql.data, err) ||
+		    !pg_exec(conn, phase, "DROP TABLE refinery_state_in", err))
+			goto out;
+	}
+	if (ngone > 0)
+	{
+		if (!pg_exec(conn, phase,
+		             "CREATE TEMPORARY TABLE refinery_state_gone (lead_id text NOT NULL) "
+		             "ON COMMIT DROP",
+		             err) ||
+		    !writeback_copy(conn, "COPY refinery_state_gone (lead_id) FROM STDIN", phase,
+		                    format_id, st, gone, ngone, false, err) ||
+		    !exec2(conn, phase,
+		           "INSERT INTO refinery.lead_changes (run_id, job, lead_id, change, old_verdict, "
+		           "new_verdict, old_rule_id, new_rule_id, old_cluster_id, new_cluster_id, "
+		           "old_survivor_id, new_survivor_id, old_temperature, new_temperature, "
+		           "old_cohort, new_cohort, old_rep_id, new_rep_id, previous) "
+		           "SELECT $1, $2, s.lead_id, 'vanished', s.verdict, s.verdict, s.rule_id, "
+		           "s.rule_id, s.cluster_id, s.cluster_id, s.survivor_id, s.survivor_id, "
+		           "s.temperature, s.temperature, s.cohort, s.cohort, s.rep_id, NULL, to_jsonb(s) "
+		           "FROM refinery.lead_state s JOIN refinery_state_gone g "
+		           "ON s.job = $2 AND s.lead_id = g.lead_id",
+		           run_id, st->job, err) ||
+		    !exec2(conn, phase,
+		           "UPDATE refinery.lead_state s SET state = 'vanished', rep_id = NULL, "
+		           "call_order = NULL, assigned_at = NULL, changed_run = $1, "
+		           "version = s.version + 1 FROM refinery_state_gone g "
+		           "WHERE s.job = $2 AND s.lead_id = g.lead_id",
+		           run_id, st->job, err) ||
+		    !pg_exec(conn, phase, "DROP TABLE refinery_state_gone", err))
+			goto out;
+	}
+	ok = true;
+out:
+	sb_free(&sql);
+	free(rows);
+	free(gone);
+	return ok;
+}
+
+const struct state_counts *
+state_counts(const struct job_state *st)
+{
+	return &st->c;
+}
+
+int64_t
+state_last_run(const struct job_state *st)
+{
+	return st->last_run;
+}
+
+void
+state_free(struct job_state *st)
+{
+	if (st == NULL)
+		return;
+	free(st->job);
+	arena_free(st->arena);
+	free(st->old);
+	free(st->slot);
+	free(st->of_row);
+	free(st->kind);
+	free(st->fp);
+	free(st);
+}

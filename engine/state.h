@@ -1,0 +1,73 @@
+/*
+ * state.h
+ *    A job's lasting state: what its earlier runs decided about each lead,
+ *    read before the stages and brought up to date with the run.
+ *
+ * Before the stages, state_read() loads the job's state rows (table
+ * refinery.lead_state, sql/006_state.sql) and gives each pulled lead its
+ * hold (held_rep, held_since in the batch) for the match stage.  After
+ * them, state_reconcile() keeps cluster ids stable (a merge keeps the
+ * smallest old id, a split leaves the id with the part holding the old
+ * survivor, a cluster with no old id gets its own), keeps the due time of
+ * a lead that stays with the same rep in the same cohort, and sorts every
+ * lead into new, returned, changed or unchanged, and the state's leads the
+ * run did not pull into vanished.  state_write(), in the run's transaction,
+ * writes the rows that changed and logs each change in
+ * refinery.lead_changes; a job's first run writes every lead and logs
+ * nothing.  A full write (the first run, run --full, or rules other than
+ * those of the job's last committed run) rewrites every lead's row but
+ * still logs only what changed.
+ */
+#ifndef REFINERY_STATE_H
+#define REFINERY_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "batch.h"
+#include "error.h"
+#include "ruleset.h"
+
+struct job_state;
+
+struct state_counts
+{
+	size_t new_leads; /* not in the state before */
+	size_t returned;  /* vanished before, pulled again */
+	size_t changed;   /* decision or source fields changed */
+	size_t unchanged;
+	size_t vanished;  /* in the state, not pulled by this run */
+	bool had_state;   /* the job had state rows before this run */
+	bool full;        /* every pulled lead's row is rewritten */
+	bool rules_changed; /* the rules differ from the job's last committed run's */
+};
+
+/*
+ * Read job's state (in the run's transaction, which holds the job's lease)
+ * and set b->has_state, b->held_rep and b->held_since for the leads it
+ * holds.  *out is the caller's (state_free()).
+ */
+bool state_read(PGconn *conn, const char *job, const char *rules_sha256, struct batch *b,
+                struct job_state **out, struct error *err);
+
+/* After the stages: stable cluster ids, kept due times, the counts; full: run --full. */
+bool state_reconcile(struct job_state *st, struct batch *b, bool full, struct error *err);
+
+/* In the run's transaction, after its runs row exists: the state rows and the change log. */
+bool state_write(PGconn *conn, const struct job_state *st, const struct ruleset *rs,
+                 const struct batch *b, int64_t run_id, struct error *err);
+
+const struct state_counts *state_counts(const struct job_state *st);
+
+/* The job's last committed run before this one, -1 none. */
+int64_t state_last_run(const struct job_state *st);
+
+void state_free(struct job_state *st); /* NULL is a no-op */
+
+/* A 64-bit hash of lead i's source fields (every column of the batch, NULLs included). */
+uint64_t state_fingerprint(const struct batch *b, size_t i);
+
+#endif /* REFINERY_STATE_H */
