@@ -3,7 +3,8 @@
  *    The forget command: erase a person on request.
  *
  * The person is found from a phone, an e-mail address or a lead id: every
- * result row (of any run) carrying one of them, then every row of the same
+ * result row (of any run's snapshot, and of any job's state and change
+ * log) carrying one of them, then every row of the same
  * cluster (a cluster is one person) and every row carrying a contact found
  * so far, until nothing new turns up.  In one transaction those rows are
  * deleted and the salted hashes of every phone and address they held (the
@@ -40,19 +41,19 @@ gather(PGconn *conn, const char *phone, const char *email, const char *lead, boo
 
 	if (first)
 		res = pg_query(conn, "finding the person's results",
-		               "INSERT INTO forget_rows SELECT run_id, lead_id, cluster_id, phone_norm, "
-		               "email_norm, golden FROM refinery.lead_results "
+		               "INSERT INTO forget_rows SELECT run_id, job, lead_id, cluster_id, phone_norm, "
+		               "email_norm, golden FROM forget_src "
 		               "WHERE phone_norm = $1 OR email_norm = $2 OR lead_id = $3",
 		               3, p, err);
 	else
 		res = pg_query(
 		    conn, "finding the person's results",
-		    "INSERT INTO forget_rows SELECT r.run_id, r.lead_id, r.cluster_id, r.phone_norm, "
-		    "r.email_norm, r.golden FROM refinery.lead_results r "
-		    "WHERE NOT EXISTS (SELECT 1 FROM forget_rows f WHERE f.run_id = r.run_id "
-		    "AND f.lead_id = r.lead_id) AND ("
-		    "EXISTS (SELECT 1 FROM forget_rows f WHERE f.run_id = r.run_id "
-		    "AND f.cluster_id = r.cluster_id) "
+		    "INSERT INTO forget_rows SELECT r.run_id, r.job, r.lead_id, r.cluster_id, "
+		    "r.phone_norm, r.email_norm, r.golden FROM forget_src r "
+		    "WHERE NOT EXISTS (SELECT 1 FROM forget_rows f WHERE f.run_id IS NOT DISTINCT FROM "
+		    "r.run_id AND f.job IS NOT DISTINCT FROM r.job AND f.lead_id = r.lead_id) AND ("
+		    "EXISTS (SELECT 1 FROM forget_rows f WHERE f.run_id IS NOT DISTINCT FROM r.run_id "
+		    "AND f.job IS NOT DISTINCT FROM r.job AND f.cluster_id = r.cluster_id) "
 		    "OR r.phone_norm IN (SELECT c FROM forget_contacts WHERE kind = 'phone') "
 		    "OR r.email_norm IN (SELECT c FROM forget_contacts WHERE kind = 'email'))",
 		    0, NULL, err);
@@ -218,8 +219,16 @@ cmd_forget(const struct cmd_opts *o, struct error *err)
 	if (!pg_exec(conn, "locking the suppression list",
 	             "LOCK TABLE refinery.suppressed IN SHARE ROW EXCLUSIVE MODE", err) ||
 	    !pg_exec(conn, "starting the erasure",
-	             "CREATE TEMP TABLE forget_rows (run_id bigint, lead_id text, cluster_id bigint, "
-	             "phone_norm text, email_norm text, golden jsonb) ON COMMIT DROP",
+	             "CREATE TEMP TABLE forget_rows (run_id bigint, job text, lead_id text, "
+	             "cluster_id bigint, phone_norm text, email_norm text, golden jsonb) "
+	             "ON COMMIT DROP",
+	             err) ||
+	    /* the runs' snapshots (job NULL) and the jobs' states (run_id NULL) */
+	    !pg_exec(conn, "starting the erasure",
+	             "CREATE TEMP VIEW forget_src AS SELECT run_id, NULL::text AS job, lead_id, "
+	             "cluster_id, phone_norm, email_norm, golden FROM refinery.lead_results "
+	             "UNION ALL SELECT NULL::bigint, job, lead_id, cluster_id, phone_norm, "
+	             "email_norm, golden FROM refinery.lead_state",
 	             err) ||
 	    !pg_exec(conn, "starting the erasure",
 	             "CREATE TEMP TABLE forget_contacts (kind text, c text) ON COMMIT DROP", err))
@@ -265,6 +274,15 @@ cmd_forget(const struct cmd_opts *o, struct error *err)
 	             "DELETE FROM refinery.lead_results r USING forget_rows f "
 	             "WHERE r.run_id = f.run_id AND r.lead_id = f.lead_id",
 	             err) ||
+	    !pg_exec(conn, "erasing the person's state",
+	             "DELETE FROM refinery.lead_changes c USING forget_rows f "
+	             "LEFT JOIN refinery.runs r ON r.run_id = f.run_id "
+	             "WHERE c.lead_id = f.lead_id AND c.job = coalesce(f.job, r.job)",
+	             err) ||
+	    !pg_exec(conn, "erasing the person's state",
+	             "DELETE FROM refinery.lead_state s USING forget_rows f "
+	             "WHERE s.job = f.job AND s.lead_id = f.lead_id",
+	             err) ||
 	    !pg_exec(conn, o->dry_run ? "rolling back" : "committing the erasure",
 	             o->dry_run ? "ROLLBACK" : "COMMIT", err))
 		goto out;
@@ -284,6 +302,10 @@ cmd_forget(const struct cmd_opts *o, struct error *err)
 				goto out;
 		}
 	}
+	if (!o->dry_run && rows > 0 &&
+	    (!pg_exec(conn, "vacuuming the erased rows away", "VACUUM refinery.lead_state", err) ||
+	     !pg_exec(conn, "vacuuming the erased rows away", "VACUUM refinery.lead_changes", err)))
+		goto out;
 	if (!log_quiet)
 		printf("%s%ld result rows of %s leads deleted; %ld phones and %ld e-mail addresses "
 		       "suppressed\n",

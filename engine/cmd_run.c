@@ -247,11 +247,10 @@ print_changes(const struct job_state *st, int64_t run_id)
 	const struct state_counts *c = state_counts(st);
 	size_t changes = c->new_leads + c->returned + c->changed + c->vanished;
 
-	if (log_quiet || log_json)
+	/* a job's first run: "new job" has said it; every lead is new */
+	if (log_quiet || log_json || !c->had_state)
 		return;
-	if (!c->had_state)
-		printf("refinery: job state started with %zu leads\n", c->new_leads);
-	else if (changes == 0)
+	if (changes == 0)
 		printf("refinery: nothing changed since run %" PRId64 "\n", state_last_run(st));
 	else
 		printf("refinery: %zu new, %zu changed, %zu returned, %zu vanished, %zu unchanged since "

@@ -57,14 +57,16 @@ raw=$(pq -c "SELECT l.phone FROM crm.leads l JOIN refinery.lead_results r ON r.l
 before=$(pq -c "SELECT count(*) FROM refinery.lead_results")
 out=$("$REFINERY" forget -n -c "$tmp/rules.ini" --phone "$raw"); rc=$?
 is "$rc" 0 "forget --dry-run exits 0"
-like "$out" "^dry run, rolled back: $((2 * n)) result rows of $n leads deleted" "and says what it would erase"
+like "$out" "^dry run, rolled back: $((3 * n)) result rows of $n leads deleted" "and says what it would erase"
 is "$(pq -c "SELECT count(*) FROM refinery.lead_results")/$(pq -c "SELECT count(*) FROM refinery.suppressed")" \
 	"$before/0" "and erases nothing"
 
 out=$("$REFINERY" forget -c "$tmp/rules.ini" --phone "$raw"); rc=$?
 is "$rc" 0 "forget --phone exits 0"
-like "$out" "^forgot: $((2 * n)) result rows of $n leads deleted; [0-9]+ phones and [0-9]+ e-mail addresses suppressed" \
-	"and counts the person's records in both runs"
+like "$out" "^forgot: $((3 * n)) result rows of $n leads deleted; [0-9]+ phones and [0-9]+ e-mail addresses suppressed" \
+	"and counts the person's records in both runs and in the job's state"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_state WHERE lead_id IN ($ids)")/$(pq -c "SELECT count(*) FROM refinery.lead_changes WHERE lead_id IN ($ids)")" "0/0" \
+	"the job's state and change log hold none of the person's leads"
 is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE lead_id IN ($ids)")" 0 \
 	"no result row of any of the person's leads is left, in any run"
 is "$(pq -c "SELECT count(*) FROM refinery.lead_results")" "$((before - 2 * n))" "and no other row went"

@@ -224,7 +224,11 @@ psql -X -q -v ON_ERROR_STOP=1 -d old -f "$top_srcdir/fixtures/upgrade/0.1.0.sql"
 ok $? "a schema of release 0.1.0 with two runs loads"
 out=$("$REFINERY" init-db -d old 2>&1); rc=$?
 is "$rc" 0 "init-db upgrades it"
-like "$out" 'upgraded to version 5 \(2 migrations applied\)' "by applying 004_jobs.sql and 005_forget.sql"
+like "$out" 'upgraded to version 6 \(3 migrations applied\)' "by applying 004_jobs.sql, 005_forget.sql and 006_state.sql"
+is "$(pq -d old -c "SELECT count(*) || ':' || min(first_run) || ':' || max(changed_run) || ':' || count(fingerprint) FROM refinery.lead_state WHERE job = 'default'")" \
+	"150:2:2:0" "job default's state is built from its newest run (2), fingerprints unknown"
+is "$(pq -d old -c "SELECT count(*) FROM refinery.lead_state s JOIN refinery.lead_results l ON l.run_id = 2 AND l.lead_id = s.lead_id AND l.verdict = s.verdict AND l.cluster_id IS NOT DISTINCT FROM s.cluster_id AND l.rep_id IS NOT DISTINCT FROM s.rep_id")" \
+	150 "with each lead's verdict, cluster and rep of that run"
 is "$(pq -d old -c "SELECT string_agg(run_id || ':' || job || ':' || status, ' ' ORDER BY run_id) FROM refinery.runs")" \
 	"1:default:committed 2:default:committed" "the old runs are job default"
 is "$(pq -d old -c "SELECT name FROM refinery.jobs")" "default" "and job default has its row"
@@ -248,5 +252,6 @@ like "$err" "the source gave $N leads against 150 in the last committed run \(2\
 out=$("$REFINERY" run -d old --force -c "$tmp/plain.ini" 2>&1); rc=$?
 is "$rc" 0 "a forced run on the upgraded schema commits"
 unlike "$out" 'new job' "and continues job default"
+like "$out" "since run 2 \(every lead rewritten\)" "comparing with the state the upgrade built (other rules: every lead rewritten)"
 
 done_testing
