@@ -58,6 +58,8 @@ struct match_config
 
 	long horizon_days; /* a rep takes capacity * horizon_days leads */
 	enum match_overflow overflow;
+	long hold_days;          /* a lead stays with its rep this long; 0 = no holds */
+	bool seed_from_last_rep; /* a job without state takes its holds from [columns] last_rep */
 
 	enum match_p_model p_model;
 	double p_intercept;
