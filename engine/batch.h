@@ -159,9 +159,9 @@ struct batch
 	int64_t *sla_due_at;       /* seconds since epoch, UTC; BATCH_NO_TIME */
 
 	/* ---- match ---- */
-	int64_t *rep_id;     /* -1 = unassigned */
-	int32_t *call_order; /* 1-based position in the rep's queue, -1 none */
-	double *p_close;     /* expected close probability, -1 unknown */
+	int64_t *rep_id;      /* -1 = unassigned */
+	int32_t *call_order;  /* 1-based position in the rep's queue, -1 none */
+	double *p_close;      /* expected close probability, -1 unknown */
 	int64_t *assigned_at; /* when rep_id got the lead (seconds, like the run's now): the
 	                       * start of a hold kept from earlier runs, else the run's now;
 	                       * BATCH_NO_TIME when unassigned */

@@ -35,6 +35,22 @@
  * 0.01 every lead of a group has the same p_lead and the result is the
  * optimum over single leads.
  *
+ * Holds.  Assignments are sticky, so that a rep's leads do not change hands
+ * from one run of the job to the next.  Before grouping, a kept lead that a
+ * rep holds from earlier runs (b->held_rep, from the job's state; on a run
+ * without state, seeded from [columns] last_rep when [match]
+ * seed_from_last_rep is on, since = now) stays with that rep unless the
+ * hold is [match] hold_days old or older, or the rep is no longer in the
+ * table, inactive or of capacity 0.  A rep keeps at most capacity *
+ * horizon_days held leads, the best (score, then input order); the rest
+ * are released.  Held leads get p_close as any assigned lead and
+ * assigned_at = the start of their hold; they are not grouped, and each
+ * sink's capacity is what its held leads leave, so the transport hands out
+ * only the other kept leads, to the room that is left (assigned_at = now).
+ * A lead the flow would rather give to another rep stays where it is: the
+ * optimum is over what is free, not over the whole run.  hold_days = 0
+ * turns holds and seeding off, and the result is the plain optimum.
+ *
  * Loading and summaries.  sidedata.c reads the reps and their history
  * from the [match] queries or CSV files into a rep_table (columns
  * by name, each row validated as it is added); after the stage the table
@@ -144,8 +160,12 @@ struct matching
 	const struct match_config *c;
 	struct rep_table *t;
 	int nthreads;  /* of every parallel loop: stage_threads() */
+	int64_t now;   /* the run's now: stage_now() */
 	double *pbase; /* p_lead per row; -1 for leads not kept */
 	size_t nk;     /* kept leads */
+	/* the holds kept: nheld leads in all, held_n[r] of them with rep index r */
+	size_t nheld;
+	long *held_n;
 	/* the sinks: J active reps with room, by rep id, and their capacity over the horizon */
 	int J;
 	int *sink_rep;
@@ -166,6 +186,7 @@ matching_free(struct matching *m)
 {
 	mincost_flow_free(&m->flow);
 	free(m->pbase);
+	free(m->held_n);
 	free(m->keys);
 	free(m->groups);
 	free(m->sink_rep);
@@ -216,7 +237,155 @@ base_probabilities(const struct batch *b, const struct match_config *c, int nthr
 	return true;
 }
 
-/* The sinks: active reps with room, by rep id, each with its capacity over the horizon. */
+/* A rep id as last_rep gives it: decimal digits, spaces around allowed; else -1. */
+static int64_t
+parse_rep_id(const char *s)
+{
+	int64_t v = 0;
+
+	if (s == NULL)
+		return -1;
+	while (*s == ' ')
+		s++;
+	if (*s < '0' || *s > '9')
+		return -1;
+	for (; *s >= '0' && *s <= '9'; s++)
+	{
+		if (v > (INT64_MAX - (*s - '0')) / 10)
+			return -1;
+		v = v * 10 + (*s - '0');
+	}
+	while (*s == ' ')
+		s++;
+	return *s == '\0' ? v : -1;
+}
+
+/*
+ * Where the holds come from; false when there are none.  With the job's
+ * state, from the state, and last_rep is not read: a lead may have moved
+ * since the source last wrote last_rep.  A run without state (the job's
+ * first, or a CSV target) takes them from last_rep when seed_from_last_rep
+ * is on: the rep who last worked the lead holds it from now on.  The seeds
+ * are written into held_rep and held_since, so that what comes after the
+ * stage sees the holds the run started from, whichever their source.
+ */
+static bool
+seed_holds(struct matching *m)
+{
+	struct batch *b = m->b;
+
+	if (b->has_state)
+		return true;
+	if (!m->c->seed_from_last_rep)
+		return false;
+	for (size_t i = 0; i < b->n; i++)
+	{
+		b->held_rep[i] = parse_rep_id(b->col[FIELD_LAST_REP][i]);
+		b->held_since[i] = b->held_rep[i] >= 0 ? m->now : BATCH_NO_TIME;
+	}
+	return true;
+}
+
+/* Has a hold that began at `since` run out by `now`?  Unknown starts never do. */
+static bool
+hold_expired(int64_t since, int64_t now, int64_t hold)
+{
+	if (since == BATCH_NO_TIME || since >= now)
+		return false;
+	/* since < now, so the difference fits in a uint64_t whatever the values */
+	return (uint64_t) now - (uint64_t) since >= (uint64_t) hold;
+}
+
+/*
+ * Keep the holds that still stand: each kept lead held by a rep of the
+ * table that is active with capacity, whose hold has not run out, goes to
+ * that rep, as far as the rep's capacity over the horizon goes (best score
+ * first, then input order; the rest are released).  Sets rep_id, p_close
+ * and assigned_at of the held leads and held_n of each rep; counts what is
+ * kept and what is released, and why.  Every decision runs in input order
+ * or in a stable sort of it, so threads change nothing.
+ */
+static bool
+keep_holds(struct matching *m, struct stage_stats *st, struct error *err)
+{
+	struct batch *b = m->b;
+	const struct rep_table *t = m->t;
+	int64_t hold = (int64_t) m->c->hold_days * 86400;
+	size_t nc = 0, expired = 0, inactive = 0, over = 0;
+	struct lead_key *cand;
+
+	if ((m->held_n = calloc(t->nreps ? t->nreps : 1, sizeof(long))) == NULL)
+		return mt_oom(err);
+	if (hold == 0 || !seed_holds(m))
+		return true;
+	if ((cand = malloc(sizeof(*cand) * (m->nk ? m->nk : 1))) == NULL)
+		return mt_oom(err);
+	for (size_t i = 0; i < b->n; i++)
+	{
+		const struct rep *rp;
+		double sc;
+		int r;
+		int64_t h;
+
+		if (b->verdict[i] != VERDICT_KEPT || b->held_rep[i] < 0)
+			continue;
+		/* a hold that has run out is released whatever became of its rep */
+		if (hold_expired(b->held_since[i], m->now, hold))
+		{
+			expired++;
+			continue;
+		}
+		r = rep_table_find(t, b->held_rep[i]);
+		rp = r >= 0 ? &t->reps[r] : NULL;
+		if (rp == NULL || !rp->active || rp->capacity == 0)
+		{
+			inactive++;
+			continue;
+		}
+		/* the rep index, then the score descending as in group_leads */
+		sc = b->score[i];
+		h = sc >= 0 ? llround(sc * 100) : 0;
+		if (h > 10000)
+			h = 10000;
+		cand[nc].key = ((uint64_t) r << KEY_SCORE_BITS) | (uint64_t) (10000 - h);
+		cand[nc++].row = (uint32_t) i;
+	}
+	if (!radix_sort_keys(cand, nc))
+	{
+		free(cand);
+		return mt_oom(err);
+	}
+	for (size_t x = 0; x < nc; x++)
+	{
+		size_t i = cand[x].row;
+		int r = (int) (cand[x].key >> KEY_SCORE_BITS);
+		const struct rep *rp = &t->reps[r];
+		int src = rep_table_source_index(t, b->col[FIELD_SOURCE][i]);
+
+		if (rp->capacity != REP_CAPACITY_UNLIMITED &&
+		    m->held_n[r] >= (long) rp->capacity * m->c->horizon_days)
+		{
+			over++;
+			continue;
+		}
+		m->held_n[r]++;
+		b->rep_id[i] = rp->rep_id;
+		b->p_close[i] = fmin(1.0, m->pbase[i] * rep_table_ratio(t, r, src));
+		b->assigned_at[i] = b->held_since[i] != BATCH_NO_TIME ? b->held_since[i] : m->now;
+		m->nheld++;
+	}
+	free(cand);
+	stage_count(st, "held", m->nheld);
+	stage_count(st, "released: rep inactive", inactive);
+	stage_count(st, "released: hold expired", expired);
+	stage_count(st, "released: over capacity", over);
+	return true;
+}
+
+/*
+ * The sinks: active reps with room, by rep id, each with its capacity over
+ * the horizon less the leads it holds.
+ */
 static bool
 choose_sinks(struct matching *m, struct error *err)
 {
@@ -229,13 +398,18 @@ choose_sinks(struct matching *m, struct error *err)
 	for (int k = 0; k < t->nreps; k++)
 	{
 		const struct rep *rp = &t->reps[t->order[k]];
+		int64_t room = MINCOST_UNLIMITED;
 
 		if (!rp->active || rp->capacity == 0)
 			continue;
+		if (rp->capacity != REP_CAPACITY_UNLIMITED)
+		{
+			room = (int64_t) rp->capacity * m->c->horizon_days - m->held_n[t->order[k]];
+			if (room <= 0)
+				continue; /* its holds fill it: nothing left to hand out */
+		}
 		m->sink_rep[m->J] = t->order[k];
-		m->cap[m->J] = rp->capacity == REP_CAPACITY_UNLIMITED
-		                   ? MINCOST_UNLIMITED
-		                   : (int64_t) rp->capacity * m->c->horizon_days;
+		m->cap[m->J] = room;
 		m->J++;
 	}
 	if (m->J > MINCOST_MAX_SINKS)
@@ -245,10 +419,11 @@ choose_sinks(struct matching *m, struct error *err)
 }
 
 /*
- * Grouping: the kept leads keyed by cohort, source, score band and score,
- * sorted, so that a group is a run of equal key without the score and its
- * leads stand best first (ties in input order).  Each group gets its size,
- * its source, and the sum and maximum of its leads' p_lead.
+ * Grouping: the kept leads no rep holds, keyed by cohort, source, score
+ * band and score, sorted, so that a group is a run of equal key without
+ * the score and its leads stand best first (ties in input order).  Each
+ * group gets its size, its source, and the sum and maximum of its leads'
+ * p_lead.
  */
 static bool
 group_leads(struct matching *m, struct error *err)
@@ -257,15 +432,16 @@ group_leads(struct matching *m, struct error *err)
 	const struct match_config *c = m->c;
 	const struct rep_table *t = m->t;
 	struct lead_key *keys;
-	size_t nk = m->nk, ng = 0;
+	size_t nk = m->nk - m->nheld, ng = 0;
 
 	if ((keys = m->keys = malloc(sizeof(*keys) * (nk ? nk : 1))) == NULL)
 		return mt_oom(err);
 	{
 		size_t j = 0;
 
+		/* a held lead already has its rep (keep_holds) */
 		for (size_t i = 0; i < b->n; i++)
-			if (b->verdict[i] == VERDICT_KEPT)
+			if (b->verdict[i] == VERDICT_KEPT && b->rep_id[i] < 0)
 				keys[j++].row = (uint32_t) i;
 	}
 #pragma omp parallel for schedule(static) num_threads(m->nthreads)
@@ -375,7 +551,8 @@ transport(struct matching *m, struct stage_stats *st, struct error *err)
 /*
  * Hand out each group as the flow says: its best leads first, to the reps
  * it is worth most at (ties by rep id); what the flow left unserved is the
- * tail, "over capacity".  Sets rep_id and p_close of every kept lead.
+ * tail, "over capacity".  Sets rep_id, p_close and assigned_at of every
+ * kept lead no rep holds.
  */
 static void
 hand_out(struct matching *m)
@@ -428,6 +605,7 @@ hand_out(struct matching *m)
 
 					b->rep_id[i] = t->reps[r].rep_id;
 					b->p_close[i] = fmin(1.0, m->pbase[i] * rep_table_ratio(t, r, g->src));
+					b->assigned_at[i] = m->now;
 					m->served++;
 				}
 				else
@@ -446,16 +624,16 @@ hand_out(struct matching *m)
 
 /*
  * Queue: each rep's totals (assigned, expected conversions), summed in
- * input order; then each rep's call order: expected value descending, SLA
- * due sooner first (none last), input order.  Three stable radix passes
- * from the least significant key.
+ * input order; then each rep's call order, held and new leads alike:
+ * expected value descending, SLA due sooner first (none last), input
+ * order.  Three stable radix passes from the least significant key.
  */
 static bool
 queue_calls(struct matching *m, struct error *err)
 {
 	struct batch *b = m->b;
 	struct rep_table *t = m->t;
-	size_t served = m->served, q = 0;
+	size_t served = m->served + m->nheld, q = 0;
 	int64_t due_min = INT64_MAX, due_max = INT64_MIN;
 	struct lead_key *queue = malloc(sizeof(*queue) * (served ? served : 1));
 	bool ok = false;
@@ -520,13 +698,14 @@ out:
 }
 
 /*
- * The stage: base probabilities, then (with reps) smoothing, the sinks,
- * grouping, transport, handing out and the call queues.
+ * The stage: base probabilities, then (with reps) smoothing, the holds,
+ * the sinks, grouping, transport, handing out and the call queues.
  */
 bool
 match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, struct error *err)
 {
-	struct matching m = {.b = b, .c = rs->match, .t = b->reps, .nthreads = stage_threads(st)};
+	struct matching m = {
+	    .b = b, .c = rs->match, .t = b->reps, .nthreads = stage_threads(st), .now = stage_now(st)};
 	bool ok = false;
 
 	for (size_t i = 0; i < b->n; i++)
@@ -534,6 +713,7 @@ match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 		b->rep_id[i] = -1;
 		b->call_order[i] = -1;
 		b->p_close[i] = -1;
+		b->assigned_at[i] = BATCH_NO_TIME;
 	}
 	if ((m.pbase = malloc(sizeof(double) * (b->n ? b->n : 1))) == NULL)
 	{
@@ -561,13 +741,15 @@ match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 		m.t->reps[r].assigned = 0;
 		m.t->reps[r].expected = 0;
 	}
-	if (!choose_sinks(&m, err) || !group_leads(&m, err) || !transport(&m, st, err))
+	if (!keep_holds(&m, st, err) || !choose_sinks(&m, err) || !group_leads(&m, err) ||
+	    !transport(&m, st, err))
 		goto out;
 	hand_out(&m);
 	if (!queue_calls(&m, err))
 		goto out;
 
-	stage_count(st, "assigned", m.served);
+	/* every lead with a rep, held or new */
+	stage_count(st, "assigned", m.served + m.nheld);
 	stage_count(st, "over capacity", m.over);
 	stage_count(st, "groups", m.ng);
 	stage_count(st, "reps with room", (size_t) m.J);

@@ -8,8 +8,9 @@
  * The reps and their history live in a rep_table, which sidedata.c fills
  * (from [match] reps_query / reps_csv and stats_query / stats_csv, row by
  * row through match_side_row()) and the batch owns.  match_stage() smooths
- * the history, solves the assignment and fills b->rep_id, b->call_order
- * and b->p_close; the summaries for the write back are then read from the
+ * the history, keeps the holds of earlier runs, solves the assignment of
+ * the other leads and fills b->rep_id, b->call_order, b->p_close and
+ * b->assigned_at; the summaries for the write back are then read from the
  * table.  The model, the solver and the order of every tie are described
  * in match.c.
  */
@@ -58,6 +59,8 @@ struct match_config
 
 	long horizon_days; /* a rep takes capacity * horizon_days leads */
 	enum match_overflow overflow;
+	long hold_days;          /* a lead stays with its rep this long; 0 = no holds */
+	bool seed_from_last_rep; /* a job without state takes its holds from [columns] last_rep */
 
 	enum match_p_model p_model;
 	double p_intercept;
@@ -227,10 +230,14 @@ bool match_side_row(struct rep_table *t, enum match_side_kind kind, const char *
 
 /*
  * Assign every kept lead to a rep (see match.c).  Fills b->rep_id,
- * b->call_order and b->p_close; leads beyond the reps' total capacity stay
- * unassigned with reason "over capacity" (verdict nurture when [match]
- * overflow = nurture).  Without a rep table (b->reps NULL) every kept lead
- * gets only its base p_close.  Deterministic whatever the thread count.
+ * b->call_order, b->p_close and b->assigned_at; leads beyond the reps'
+ * total capacity stay unassigned with reason "over capacity" (verdict
+ * nurture when [match] overflow = nurture).  With [match] hold_days > 0 a
+ * lead stays with the rep that holds it (b->held_rep, or on a batch
+ * without state its last_rep, which the stage then writes into
+ * b->held_rep and b->held_since) while the hold stands.  Without a rep
+ * table (b->reps NULL) every kept lead gets only its base p_close.
+ * Deterministic whatever the thread count.
  */
 bool match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
                  struct error *err);

@@ -1,8 +1,9 @@
 /*
  * match_config.c
- *    The [match] rules: where the reps come from, the horizon and the
- *    overflow, the model of a lead's base probability p_lead (logistic,
- *    points or per cohort), the priors and the score band; and p_lead itself.
+ *    The [match] rules: where the reps come from, the horizon, the
+ *    overflow and the holds, the model of a lead's base probability p_lead
+ *    (logistic, points or per cohort), the priors and the score band; and
+ *    p_lead itself.
  */
 #include "config.h"
 
@@ -191,6 +192,9 @@ _Static_assert(sizeof(enum match_p_model) == sizeof(int), "enum match_p_model is
 static const struct rules_param match_params[] = {
     {"horizon_days", RULES_INT, 1, MAX_HORIZON, offsetof(struct match_config, horizon_days), NULL},
     {"overflow", RULES_ENUM, 0, 0, offsetof(struct match_config, overflow), overflow_names},
+    {"hold_days", RULES_INT, 0, MAX_HOLD_DAYS, offsetof(struct match_config, hold_days), NULL},
+    {"seed_from_last_rep", RULES_BOOL, 0, 0, offsetof(struct match_config, seed_from_last_rep),
+     NULL},
     {"p_model", RULES_ENUM, 0, 0, offsetof(struct match_config, p_model), p_model_names},
     {"p_intercept", RULES_DOUBLE, -50, 50, offsetof(struct match_config, p_intercept), NULL},
     {"p_slope", RULES_DOUBLE, -5, 5, offsetof(struct match_config, p_slope), NULL},

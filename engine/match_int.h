@@ -38,6 +38,8 @@
 /* limits that keep capacity * horizon within an SQL integer */
 #define MAX_CAPACITY 1000000
 #define MAX_HORIZON  366
+/* ten years: a hold in seconds stays far from int64's range whatever the run's now */
+#define MAX_HOLD_DAYS 3650
 
 static inline bool
 mt_oom(struct error *err)

@@ -4,6 +4,7 @@
  *    checks, the smoothing (2 of 3 against 300 of 1,000), fallbacks, the
  *    match cases that keep a RUNNER, capacity and inactive reps, the
  *    exact optimum against brute force, determinism across thread counts,
+ *    sticky assignments (holds kept, released, seeded from last_rep, off),
  *    the summaries, and expected conversions against score-ordered round
  *    robin and a greedy match on synthetic reps and on fixtures/genleads' reps.
  */
@@ -89,10 +90,11 @@ config_from(const char *text, struct error *err)
 
 static const char *const cohort_names[] = {"A", "B", "C"};
 
-/* A batch of n kept leads; dues may be NULL (no SLA). */
+/* A batch of n kept leads; dues may be NULL (no SLA), last_reps too (no last_rep column). */
 static struct batch *
-make_batch(size_t n, const char *const *ids, const char *const *sources, const double *scores,
-           const int *cohorts, const int64_t *dues)
+make_batch_last_rep(size_t n, const char *const *ids, const char *const *sources,
+                    const double *scores, const int *cohorts, const int64_t *dues,
+                    const char *const *last_reps)
 {
 	struct batch *b = batch_new(0, NULL);
 	struct error err;
@@ -111,6 +113,7 @@ make_batch(size_t n, const char *const *ids, const char *const *sources, const d
 			v[FIELD_LEAD_ID] = id;
 		}
 		v[FIELD_SOURCE] = sources[i];
+		v[FIELD_LAST_REP] = last_reps ? last_reps[i] : NULL;
 		for (int f = 0; f < FIELD__COUNT; f++)
 			len[f] = v[f] ? strlen(v[f]) : 0;
 		batch_append(b, v, len);
@@ -128,6 +131,13 @@ make_batch(size_t n, const char *const *ids, const char *const *sources, const d
 		b->sla_due_at[i] = dues ? dues[i] : BATCH_NO_TIME;
 	}
 	return b;
+}
+
+static struct batch *
+make_batch(size_t n, const char *const *ids, const char *const *sources, const double *scores,
+           const int *cohorts, const int64_t *dues)
+{
+	return make_batch_last_rep(n, ids, sources, scores, cohorts, dues, NULL);
 }
 
 static bool
@@ -709,6 +719,446 @@ bf(const struct batch *b, const struct match_config *c, size_t i, long *room)
 		}
 }
 
+/* ------------------------------------------------- sticky assignments */
+
+/*
+ * A run of the stage as the pipeline makes it: with a context that gives
+ * the run's now and thread count.  The counters stay in *st (the caller
+ * frees them).
+ */
+static bool
+run_match_at(struct batch *b, const struct match_config *c, int64_t now, int threads,
+             struct stage_stats *st, struct error *err)
+{
+	struct run_ctx ctx = {.now = now, .threads = threads};
+	struct ruleset rs;
+	bool ok;
+
+	memset(&rs, 0, sizeof(rs));
+	rs.match = (struct match_config *) c;
+	memset(st, 0, sizeof(*st));
+	st->run = &ctx;
+	ok = match_stage(b, &rs, st, err);
+	st->run = NULL;
+	return ok;
+}
+
+static bool
+has_counter(const struct stage_stats *st, const char *name)
+{
+	for (int k = 0; k < st->ncounters; k++)
+		if (strcmp(st->counters[k].name, name) == 0)
+			return true;
+	return false;
+}
+
+#define STICKY_REPS  10
+#define STICKY_LEADS 2000
+
+/* 2,010 places a day: every one of the 2,000 leads is served, 10 places stay free */
+static const int sticky_caps[STICKY_REPS] = {150, 250, 180, 220, 200, 210, 190, 160, 240, 210};
+
+/* Reps 1 to 10 of varied skill, the same history every call; rep `inactive` (0: none) inactive. */
+static struct rep_table *
+sticky_reps(int inactive, const int *caps)
+{
+	struct rep_table *t = rep_table_new();
+	struct error err;
+	uint64_t saved = rng_state;
+
+	rng_state = 0xC0FFEEULL;
+	for (int r = 1; r <= STICKY_REPS; r++)
+	{
+		double base = exp(0.35 * normal());
+
+		rep_table_add_rep(t, r, NULL, r != inactive, caps[r - 1], &err);
+		for (int s = 0; s < SYN_SOURCES; s++)
+		{
+			double p = fmin(0.95, syn_base[s] * base * exp(0.45 * normal()));
+			long att = (long) (syn_weight[s] * (20 + 40 * unif())), wins = 0;
+
+			for (long k = 0; k < att; k++)
+				wins += unif() < p;
+			rep_table_add_stat(t, r, syn_source[s], att, wins, &err);
+		}
+	}
+	rng_state = saved;
+	return t;
+}
+
+/*
+ * The same 2,000 leads every call (the same ids, in the same order), then
+ * `extra` new ones scoring 100, above all of them; with sticky_reps().
+ */
+static struct batch *
+sticky_leads(size_t extra, int inactive, const int *caps)
+{
+	struct batch *b;
+	uint64_t saved = rng_state;
+
+	rng_state = 0xBADC0DEULL;
+	b = synthetic_leads(STICKY_LEADS + extra);
+	rng_state = saved;
+	for (size_t i = STICKY_LEADS; i < b->n; i++)
+	{
+		b->score[i] = 100;
+		b->cohort[i] = 0;
+		b->cohort_name[i] = cohort_names[0];
+	}
+	b->reps = sticky_reps(inactive, caps);
+	return b;
+}
+
+/* The next run's state, as the job keeps it: who has each of the first n leads, and since when. */
+static void
+carry_state(struct batch *to, const struct batch *from, size_t n)
+{
+	to->has_state = true;
+	for (size_t i = 0; i < n; i++)
+	{
+		to->held_rep[i] = from->rep_id[i];
+		to->held_since[i] = from->assigned_at[i];
+	}
+}
+
+/* Of the first n leads, those with a rep in `a` that have another rep, or none, in `b`. */
+static size_t
+moved(const struct batch *a, const struct batch *b, size_t n)
+{
+	size_t m = 0;
+
+	for (size_t i = 0; i < n; i++)
+		m += a->rep_id[i] >= 0 && b->rep_id[i] != a->rep_id[i];
+	return m;
+}
+
+static bool
+same_result(const struct batch *a, const struct batch *b)
+{
+	return a->n == b->n && memcmp(a->rep_id, b->rep_id, sizeof(int64_t) * a->n) == 0 &&
+	       memcmp(a->call_order, b->call_order, sizeof(int32_t) * a->n) == 0 &&
+	       memcmp(a->p_close, b->p_close, sizeof(double) * a->n) == 0 &&
+	       memcmp(a->verdict, b->verdict, a->n) == 0;
+}
+
+static void
+sticky_tests(void)
+{
+	const int64_t day = 86400, now1 = 1714550400;
+	const size_t N = STICKY_LEADS;
+	struct error err;
+	struct match_config *c = config_from("[match]\n", &err);
+	struct match_config *c0 = config_from("[match]\nhold_days = 0\n", &err);
+	struct stage_stats st;
+	struct batch *b1, *b;
+	bool all;
+
+	/* the first run: no state and no last_rep, so nothing is held */
+	b1 = sticky_leads(0, 0, sticky_caps);
+	ok(run_match_at(b1, c, now1, 1, &st, &err), "sticky: first run");
+	is_int(count_assigned(b1), N, "sticky: 2,010 places for 2,000 leads, every lead assigned");
+	is_int(stage_counter(&st, "held"), 0, "first run: nothing held");
+	all = true;
+	for (size_t i = 0; i < N; i++)
+		all = all && b1->assigned_at[i] == now1;
+	ok(all, "first run: assigned_at is the run's now");
+	stage_stats_free(&st);
+
+	/* (1) the same leads again, with the first run's state */
+	b = sticky_leads(0, 0, sticky_caps);
+	carry_state(b, b1, N);
+	ok(run_match_at(b, c, now1 + day, 1, &st, &err), "second run");
+	is_int(moved(b1, b, N), 0, "second run over the same leads: no lead moves");
+	is_int(stage_counter(&st, "held"), N, "every lead held");
+	is_int(stage_counter(&st, "assigned"), N, "assigned counts held leads too");
+	ok(same_result(b1, b), "same reps, call orders and p_close as the first run");
+	all = true;
+	for (size_t i = 0; i < N; i++)
+		all = all && b->assigned_at[i] == now1;
+	ok(all, "assigned_at stays the first run's now, when the rep got the lead");
+	stage_stats_free(&st);
+	batch_free(b);
+
+	/* (2) 1% new leads scoring above every held one */
+	{
+		size_t fresh = 0, fresh_at = 0;
+
+		b = sticky_leads(20, 0, sticky_caps);
+		carry_state(b, b1, N);
+		ok(run_match_at(b, c, now1 + day, 1, &st, &err), "run with 20 new leads");
+		is_int(moved(b1, b, N), 0, "20 new leads scoring 100: no held lead moves");
+		for (size_t i = N; i < b->n; i++)
+			if (b->rep_id[i] >= 0)
+			{
+				fresh++;
+				fresh_at += b->assigned_at[i] == now1 + day;
+			}
+		is_int(fresh, 10, "the new leads take only the 10 free places");
+		is_int(fresh_at, 10, "new leads: assigned_at is this run's now");
+		is_int(stage_counter(&st, "over capacity"), 10, "the other 10 are over capacity");
+		stage_stats_free(&st);
+		batch_free(b);
+
+		/* the same run without holds: the new leads push held ones out */
+		b = sticky_leads(20, 0, sticky_caps);
+		carry_state(b, b1, N);
+		ok(run_match_at(b, c0, now1 + day, 1, &st, &err), "run with 20 new leads, no holds");
+		ok(moved(b1, b, N) >= 10, "without holds the new leads displace held ones (%zu moved)",
+		   moved(b1, b, N));
+		stage_stats_free(&st);
+		batch_free(b);
+	}
+
+	/* (3) rep 3 made inactive: only its leads move */
+	{
+		size_t of3 = 0, others_moved = 0, with3 = 0, of3_served = 0;
+
+		b = sticky_leads(0, 3, sticky_caps);
+		carry_state(b, b1, N);
+		ok(run_match_at(b, c, now1 + day, 1, &st, &err), "run with rep 3 inactive");
+		for (size_t i = 0; i < N; i++)
+		{
+			if (b1->rep_id[i] == 3)
+			{
+				of3++;
+				of3_served += b->rep_id[i] >= 0;
+			}
+			else
+				others_moved += b->rep_id[i] != b1->rep_id[i];
+			with3 += b->rep_id[i] == 3;
+		}
+		ok(of3 > 0, "rep 3 had leads (%zu)", of3);
+		is_int(others_moved, 0, "no lead of another rep moves");
+		is_int(with3, 0, "rep 3 keeps none");
+		is_int(stage_counter(&st, "released: rep inactive"), of3, "rep 3's leads counted");
+		is_int(stage_counter(&st, "held"), N - of3, "every other lead held");
+		/* the others' free places: 2,010 less rep 3's 180, less what they hold */
+		is_int(of3_served, (2010 - 180) - (N - of3), "rep 3's leads fill the free places");
+		stage_stats_free(&st);
+		batch_free(b);
+	}
+
+	/* (4) holds of hold_days or more are released */
+	{
+		const int64_t now = now1 + 10 * day;
+		size_t expired = 0, bad = 0;
+
+		b = sticky_leads(0, 0, sticky_caps);
+		carry_state(b, b1, N);
+		for (size_t i = 0; i < N; i++)
+			if (i % 10 == 0)
+				b->held_since[i] = now - 14 * day; /* exactly 14 days: run out */
+			else if (i % 10 == 5)
+				b->held_since[i] = now - 14 * day + 1; /* a second short */
+			else if (i % 10 == 7)
+				b->held_since[i] = BATCH_NO_TIME; /* unknown: never runs out */
+		expired = (N + 9) / 10;
+		ok(run_match_at(b, c, now, 1, &st, &err), "run with old holds");
+		is_int(stage_counter(&st, "released: hold expired"), expired, "expired holds counted");
+		is_int(stage_counter(&st, "held"), N - expired, "the rest held");
+		for (size_t i = 0; i < N; i++)
+		{
+			int64_t want = i % 10 == 0   ? now
+			               : i % 10 == 5 ? now - 14 * day + 1
+			               : i % 10 == 7 ? now
+			                             : now1;
+
+			if (i % 10 != 0 && b->rep_id[i] != b1->rep_id[i])
+				bad++;
+			else if (b->rep_id[i] < 0 || b->assigned_at[i] != want)
+				bad++;
+		}
+		is_int(bad, 0,
+		       "only expired holds move; each lead's assigned_at is its hold's start, or now "
+		       "when that is unknown or the lead was assigned afresh");
+		stage_stats_free(&st);
+		batch_free(b);
+	}
+
+	/* (5) a rep's capacity lowered below what it holds: the best scores stay */
+	{
+		const char *s[] = {"web", "web", "web", "web", "web", "web"};
+		double sc[] = {50, 90, 70, 90, 90, 10};
+		int co[] = {1, 0, 1, 0, 0, 2};
+		const int64_t now = 1714550400;
+		struct match_config *cp = config_from("[match]\nprior_rep = 5\nprior_source = 5\n", &err);
+		struct rep_table *t;
+
+		b = make_batch(6, NULL, s, sc, co, NULL);
+		t = b->reps = rep_table_new();
+		/* rep 1 closes far better: without holds it would take its two places anyway */
+		rep_table_add_rep(t, 1, NULL, true, 2, &err);
+		rep_table_add_rep(t, 2, NULL, true, 10, &err);
+		rep_table_add_stat(t, 1, "web", 400, 120, &err);
+		rep_table_add_stat(t, 2, "web", 400, 20, &err);
+		b->has_state = true;
+		for (size_t i = 0; i < b->n; i++)
+		{
+			b->held_rep[i] = 1;
+			b->held_since[i] = now - day;
+		}
+		ok(run_match_at(b, cp, now, 1, &st, &err), "capacity case runs");
+		ok(b->rep_id[1] == 1 && b->rep_id[3] == 1,
+		   "rep 1 keeps the first two of its three 90s (score, then input order)");
+		ok(b->rep_id[0] == 2 && b->rep_id[2] == 2 && b->rep_id[4] == 2 && b->rep_id[5] == 2,
+		   "the released ones go to rep 2");
+		is_int(stage_counter(&st, "held"), 2, "two held");
+		is_int(stage_counter(&st, "released: over capacity"), 4, "four released over capacity");
+		ok(b->assigned_at[1] == now - day && b->assigned_at[3] == now - day &&
+		       b->assigned_at[4] == now && b->assigned_at[0] == now,
+		   "held leads keep their start, released ones start now");
+		ok(b->call_order[1] == 1 && b->call_order[3] == 2 && b->call_order[4] == 1 &&
+		       b->call_order[2] == 2 && b->call_order[0] == 3 && b->call_order[5] == 4,
+		   "call orders over held and new leads");
+		stage_stats_free(&st);
+		batch_free(b);
+		match_config_free(cp);
+	}
+
+	/* (6) seeding from last_rep, on a batch without state only */
+	{
+		const char *s[] = {"web", "web", "web", "web", "web", "web", "web", "web"};
+		double sc[] = {60, 60, 60, 60, 60, 60, 60, 60};
+		int co[] = {1, 1, 1, 1, 1, 1, 1, 1};
+		const char *last[] = {"2", " 3 ", "x", "-1", NULL, "99", "2.0", "4"};
+		const int64_t want_held[] = {2, 3, -1, -1, -1, 99, -1, 4};
+		const int64_t want_rep[] = {2, 3, 1, 1, 1, 1, 1, 1};
+		struct match_config *cp = config_from("[match]\nprior_rep = 5\nprior_source = 5\n", &err);
+		struct match_config *cn = config_from("[match]\nprior_rep = 5\nprior_source = 5\n"
+		                                      "seed_from_last_rep = no\n",
+		                                      &err);
+		struct match_config *cz = config_from("[match]\nprior_rep = 5\nprior_source = 5\n"
+		                                      "hold_days = 0\n",
+		                                      &err);
+		struct batch *plain = NULL;
+		bool seeded = true, reps_ok = true, untouched = true;
+
+		for (int pass = 0; pass < 5; pass++)
+		{
+			struct rep_table *t;
+
+			b = make_batch_last_rep(8, NULL, s, sc, co, NULL, pass == 4 ? NULL : last);
+			t = b->reps = rep_table_new();
+			rep_table_add_rep(t, 1, NULL, true, 100, &err);
+			rep_table_add_rep(t, 2, NULL, true, 100, &err);
+			rep_table_add_rep(t, 3, NULL, true, 100, &err);
+			rep_table_add_rep(t, 4, NULL, false, 100, &err);
+			rep_table_add_stat(t, 1, "web", 400, 120, &err);
+			rep_table_add_stat(t, 2, "web", 400, 20, &err);
+			rep_table_add_stat(t, 3, "web", 400, 20, &err);
+			/* pass 1: the state says nobody holds these leads, and it knows better */
+			b->has_state = pass == 1;
+			ok(run_match_at(b,
+			                pass == 2   ? cn
+			                : pass >= 3 ? cz
+			                            : cp,
+			                1000, 1, &st, &err),
+			   "seeding pass %d runs", pass);
+			if (pass == 0)
+			{
+				for (int i = 0; i < 8; i++)
+				{
+					seeded = seeded && b->held_rep[i] == want_held[i] &&
+					         b->held_since[i] == (want_held[i] >= 0 ? 1000 : BATCH_NO_TIME);
+					reps_ok = reps_ok && b->rep_id[i] == want_rep[i];
+				}
+				ok(seeded, "no state: held_rep from last_rep where it is a rep id, since now");
+				ok(reps_ok, "leads 1 and 2 stay with reps 2 and 3, the rest go to rep 1");
+				is_int(stage_counter(&st, "held"), 2, "two held");
+				is_int(stage_counter(&st, "released: rep inactive"), 2,
+				       "rep 99 (unknown) and rep 4 (inactive) released");
+			}
+			else if (pass < 4)
+			{
+				bool all1 = true;
+
+				for (int i = 0; i < 8; i++)
+				{
+					all1 = all1 && b->rep_id[i] == 1;
+					untouched =
+					    untouched && b->held_rep[i] == -1 && b->held_since[i] == BATCH_NO_TIME;
+				}
+				ok(all1, "%s: last_rep not read, every lead to rep 1",
+				   pass == 1   ? "with state"
+				   : pass == 2 ? "seed_from_last_rep = no"
+				               : "hold_days = 0");
+				ok(!has_counter(&st, "held") || stage_counter(&st, "held") == 0,
+				   "pass %d: nothing held", pass);
+				if (pass == 3)
+					plain = b, b = NULL;
+			}
+			else
+				ok(same_result(plain, b), "hold_days = 0 with last_rep: as without the column");
+			stage_stats_free(&st);
+			batch_free(b);
+		}
+		ok(untouched, "held_rep and held_since not written when last_rep is not read");
+		batch_free(plain);
+		match_config_free(cp);
+		match_config_free(cn);
+		match_config_free(cz);
+	}
+
+	/* (7) hold_days = 0: exactly the assignment without holds */
+	{
+		struct batch *ref = sticky_leads(20, 3, sticky_caps);
+
+		ok(run_match_at(ref, c0, now1 + day, 1, &st, &err), "reference run without state");
+		stage_stats_free(&st);
+		b = sticky_leads(20, 3, sticky_caps);
+		carry_state(b, b1, N);
+		ok(run_match_at(b, c0, now1 + day, 1, &st, &err), "hold_days = 0 run with state");
+		ok(same_result(ref, b), "hold_days = 0: reps, call orders, p_close as without holds");
+		ok(!has_counter(&st, "held") && !has_counter(&st, "released: rep inactive") &&
+		       !has_counter(&st, "released: hold expired") &&
+		       !has_counter(&st, "released: over capacity"),
+		   "hold_days = 0: no hold counters");
+		ok(moved(b1, b, N) > 0, "and leads do move (%zu), so the holds were there to ignore",
+		   moved(b1, b, N));
+		stage_stats_free(&st);
+		batch_free(b);
+		batch_free(ref);
+	}
+
+	/* (8) threads: 1 and 2 give the same holds, releases and assignment */
+	{
+		int caps[STICKY_REPS];
+		struct batch *r[2];
+		size_t held[2], over[2], exp_[2], inact[2];
+
+		memcpy(caps, sticky_caps, sizeof(caps));
+		caps[4] = 150; /* rep 5 held about 200 */
+		for (int k = 0; k < 2; k++)
+		{
+			b = r[k] = sticky_leads(20, 3, caps);
+			carry_state(b, b1, N);
+			for (size_t i = 0; i < N; i += 7)
+				b->held_since[i] = now1 - 30 * day;
+			ok(run_match_at(b, c, now1 + day, k + 1, &st, &err), "mixed holds, %d thread(s)",
+			   k + 1);
+			held[k] = stage_counter(&st, "held");
+			over[k] = stage_counter(&st, "released: over capacity");
+			exp_[k] = stage_counter(&st, "released: hold expired");
+			inact[k] = stage_counter(&st, "released: rep inactive");
+			stage_stats_free(&st);
+		}
+		ok(held[0] > 0 && over[0] > 0 && exp_[0] > 0 && inact[0] > 0,
+		   "every kind of release happens (%zu held, %zu over, %zu expired, %zu inactive)", held[0],
+		   over[0], exp_[0], inact[0]);
+		ok(held[0] == held[1] && over[0] == over[1] && exp_[0] == exp_[1] && inact[0] == inact[1],
+		   "same counters with 1 and 2 threads");
+		ok(same_result(r[0], r[1]) &&
+		       memcmp(r[0]->assigned_at, r[1]->assigned_at, sizeof(int64_t) * r[0]->n) == 0,
+		   "same reps, call orders, p_close and assigned_at with 1 and 2 threads");
+		batch_free(r[0]);
+		batch_free(r[1]);
+	}
+
+	batch_free(b1);
+	match_config_free(c);
+	match_config_free(c0);
+}
+
 int
 main(void)
 {
@@ -731,7 +1181,17 @@ main(void)
 	is_int(c->band_hundredths, 10, "score band defaults to 0.1 point");
 	ok(c->prior_rep == 0 && c->prior_source == 0, "priors default to auto (0)");
 	ok(c->reps_query == NULL && c->reps_csv == NULL, "no reps source by default");
+	is_int(c->hold_days, 14, "holds last 14 days by default");
+	ok(c->seed_from_last_rep, "holds seeded from last_rep by default");
 	match_config_free(c);
+	c = config_from("[match]\nhold_days = 0\nseed_from_last_rep = no\n", &err);
+	ok(c && c->hold_days == 0 && !c->seed_from_last_rep, "holds off, no seeding");
+	match_config_free(c);
+	ok(config_from("[match]\nhold_days = 3651\n", &err) == NULL, "hold_days above 3650 refused");
+	is_str(err.msg, "t.ini:2: [match] hold_days: \"3651\" is out of range", "hold_days message");
+	ok(config_from("[match]\nhold_days = -1\n", &err) == NULL, "negative hold_days refused");
+	ok(config_from("[match]\nseed_from_last_rep = maybe\n", &err) == NULL,
+	   "seed_from_last_rep not a boolean refused");
 
 	c = config_from("[match]\nreps_csv = /x/reps.csv\nstats_query = SELECT 1\nprior_rep = 12.5\n"
 	                "prior_source = auto\nscore_band = 0.5\nhorizon_days = 5\noverflow = nurture\n",
@@ -1274,6 +1734,9 @@ main(void)
 		free(p1);
 		match_config_free(c);
 	}
+
+	/* ------------------------------------------------ sticky assignments */
+	sticky_tests();
 
 	/* ----------------------------------------------- call order, summaries */
 	{
