@@ -40,11 +40,12 @@ gather(PGconn *conn, const char *phone, const char *email, const char *lead, boo
 	long n;
 
 	if (first)
-		res = pg_query(conn, "finding the person's results",
-		               "INSERT INTO forget_rows SELECT run_id, job, lead_id, cluster_id, phone_norm, "
-		               "email_norm, golden FROM forget_src "
-		               "WHERE phone_norm = $1 OR email_norm = $2 OR lead_id = $3",
-		               3, p, err);
+		res =
+		    pg_query(conn, "finding the person's results",
+		             "INSERT INTO forget_rows SELECT run_id, job, lead_id, cluster_id, phone_norm, "
+		             "email_norm, golden FROM forget_src "
+		             "WHERE phone_norm = $1 OR email_norm = $2 OR lead_id = $3",
+		             3, p, err);
 	else
 		res = pg_query(
 		    conn, "finding the person's results",

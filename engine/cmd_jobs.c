@@ -154,11 +154,12 @@ cmd_parse_age(const char *s)
 bool
 cmd_jobs(const struct cmd_opts *o, struct error *err)
 {
-	static const char *const head[] = {"job",  "last_run",    "finished_at", "rows_pulled",
-	                                   "runs", "result_rows", "result_size"};
+	static const char *const head[] = {"job",        "last_run",    "finished_at", "rows_pulled",
+	                                   "runs",       "result_rows", "result_size", "state_rows",
+	                                   "state_size", "change_rows"};
 	enum
 	{
-		NCOL = 7
+		NCOL = 10
 	};
 	PGconn *conn;
 	PGresult *res = NULL;
@@ -185,7 +186,8 @@ cmd_jobs(const struct cmd_opts *o, struct error *err)
 	               "SELECT job, coalesce(last_run_id::text, ''), "
 	               "coalesce(to_char(last_finished_at, 'YYYY-MM-DD HH24:MI:SS'), 'never'), "
 	               "coalesce(last_rows_pulled::text, ''), runs, result_rows, "
-	               "pg_size_pretty(result_bytes), "
+	               "pg_size_pretty(result_bytes), state_rows, pg_size_pretty(state_bytes), "
+	               "change_rows, "
 	               "last_finished_at IS NULL "
 	               "OR last_finished_at < now() - make_interval(secs => $2::bigint) "
 	               "FROM refinery.job_summary WHERE $1::text IS NULL OR job = $1 ORDER BY job",
@@ -218,7 +220,7 @@ cmd_jobs(const struct cmd_opts *o, struct error *err)
 		sb_init(&detail);
 		for (int r = 0; r < PQntuples(res); r++)
 		{
-			if (strcmp(PQgetvalue(res, r, 7), "t") != 0)
+			if (strcmp(PQgetvalue(res, r, NCOL), "t") != 0)
 				continue;
 			sb_printf(&names, "%s%s", stale ? ", " : "", PQgetvalue(res, r, 0));
 			if (PQgetvalue(res, r, 1)[0])
@@ -352,10 +354,10 @@ cmd_revert(const struct cmd_opts *o, struct error *err)
 	res = pg_query(conn, "reverting the run", "SELECT refinery.revert_run($1)", 1, params, err);
 	if (res == NULL)
 	{
-		if (strstr(err->msg, "could not obtain lock"))
+		if (strcmp(err->sqlstate, "55P03") == 0)
 		{
-			error_set(err, EXIT_LOCKED, "a run of job \"%s\" is in progress; run %s was not reverted",
-			          job, id);
+			error_set(err, EXIT_LOCKED,
+			          "a run of job \"%s\" is in progress; run %s was not reverted", job, id);
 			error_hint(err, "Try again when it has finished.");
 		}
 		goto out;

@@ -255,8 +255,8 @@ print_changes(const struct job_state *st, int64_t run_id)
 	else
 		printf("refinery: %zu new, %zu changed, %zu returned, %zu vanished, %zu unchanged since "
 		       "run %" PRId64 "%s\n",
-		       c->new_leads, c->changed, c->returned, c->vanished, c->unchanged,
-		       state_last_run(st), c->full ? " (every lead rewritten)" : "");
+		       c->new_leads, c->changed, c->returned, c->vanished, c->unchanged, state_last_run(st),
+		       c->full ? " (every lead rewritten)" : "");
 	(void) run_id;
 }
 

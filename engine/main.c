@@ -84,8 +84,8 @@ static const struct command
 	const char *usage; /* what follows "refinery NAME" */
 	const char *summary;
 } commands[] = {
-    {"run", cmd_run, OPT_RULES | OPT_DRY_RUN | OPT_JOBS | OPT_FORCE | OPT_FULL | OPT_CONN, "[OPTION]...",
-     "pull leads, refine, score, assign reps, write the run back"},
+    {"run", cmd_run, OPT_RULES | OPT_DRY_RUN | OPT_JOBS | OPT_FORCE | OPT_FULL | OPT_CONN,
+     "[OPTION]...", "pull leads, refine, score, assign reps, write the run back"},
     {"init-db", cmd_init_db, OPT_CONN, "[OPTION]...", "create or upgrade the refinery schema"},
     {"check-rules", cmd_check_rules, OPT_RULES, "[OPTION]... [FILE]...",
      "check rule files without connecting"},
@@ -104,7 +104,7 @@ static const struct command
     {"jobs", cmd_jobs, OPT_CONN | OPT_JOB | OPT_CHECK | OPT_MAX_AGE, "[OPTION]...",
      "list the jobs and their last committed runs"},
     {"revert", cmd_revert, OPT_CONN | OPT_JOB | OPT_RUN, "--run=ID [OPTION]...",
-     "undo a job's latest committed run (its changes to the job's state)"},
+     "undo a job's latest run (its changes to the job's state)"},
     {"prune", cmd_prune, OPT_CONN | OPT_RULES | OPT_JOB | OPT_KEEP, "[OPTION]...",
      "drop a job's old runs now ([output] keep_runs or --keep)"},
 };
@@ -135,7 +135,8 @@ static const struct
     {OPT_OUTPUT, NULL,
      "  -o, --output=FILE      write the fitted rules here (else standard output)"},
     {OPT_FORCE, NULL, "      --force            commit even when the [job] guards refuse the run"},
-    {OPT_FULL, NULL, "      --full             rewrite every lead's state row, not only the changed"},
+    {OPT_FULL, NULL,
+     "      --full             rewrite every lead's state row, not only the changed"},
     {OPT_JOB, "jobs", "      --job=NAME         only this job"},
     {OPT_JOB, "revert", "      --job=NAME         the run's job (else the only one)"},
     {OPT_RUN, "revert", "      --run=ID           the run to undo: the job's latest committed"},

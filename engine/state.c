@@ -45,7 +45,7 @@ struct old_lead
 	uint64_t fingerprint;
 	bool has_fingerprint;
 	bool vanished;
-	bool seen; /* pulled by this run */
+	bool seen;           /* pulled by this run */
 	uint8_t verdict;     /* enum verdict; VERDICT__COUNT when unknown */
 	uint8_t temperature; /* enum temperature */
 };
@@ -270,8 +270,8 @@ read_rows(PGconn *conn, struct job_state *st, struct error *err)
 
 		PQfreemem(row);
 		if (nf != OLD_COLUMNS)
-			error_set(err, EXIT_INTERNAL, "state row %zu has %d fields, expected %d",
-			          st->nold + 1, nf, OLD_COLUMNS);
+			error_set(err, EXIT_INTERNAL, "state row %zu has %d fields, expected %d", st->nold + 1,
+			          nf, OLD_COLUMNS);
 		if (!added)
 		{
 			/* read to the end, so the connection can roll back */
@@ -544,8 +544,7 @@ stable_clusters(struct job_state *st, struct batch *b, struct error *err)
 		hit = bsearch(&key, map, nmap, sizeof(*map), cmp_pair_first);
 		if (hit == NULL)
 		{
-			error_set(err, EXIT_INTERNAL, "cluster %" PRId64 " has no stable id",
-			          b->cluster_id[i]);
+			error_set(err, EXIT_INTERNAL, "cluster %" PRId64 " has no stable id", b->cluster_id[i]);
 			goto out;
 		}
 		b->cluster_id[i] = hit->b;
@@ -633,7 +632,8 @@ state_reconcile(struct job_state *st, struct batch *b, bool full, struct error *
 /* --------------------------------------------------------------- write */
 
 /* the state's columns after the result columns, in COPY order */
-static const char *const state_extra_columns = "fingerprint, assigned_at, job, first_run, changed_run";
+static const char *const state_extra_columns =
+    "fingerprint, assigned_at, job, first_run, changed_run";
 
 struct state_rows
 {
@@ -702,17 +702,17 @@ exec2(PGconn *conn, const char *phase, const char *sql, int64_t run_id, const ch
 
 /* the state's columns set from the row a change replaced or from the run */
 #define STATE_SET_COLUMNS                                                                          \
-	"state = 'current', fingerprint = EXCLUDED.fingerprint, changed_run = EXCLUDED.changed_run, " \
-	"version = s.version + 1, assigned_at = EXCLUDED.assigned_at, source = EXCLUDED.source, "   \
-	"verdict = EXCLUDED.verdict, rule_id = EXCLUDED.rule_id, reason = EXCLUDED.reason, "         \
-	"cluster_id = EXCLUDED.cluster_id, survivor_id = EXCLUDED.survivor_id, "                     \
-	"phone_norm = EXCLUDED.phone_norm, phone_type = EXCLUDED.phone_type, "                       \
-	"phone_repair = EXCLUDED.phone_repair, email_norm = EXCLUDED.email_norm, "                   \
-	"name_norm = EXCLUDED.name_norm, status_norm = EXCLUDED.status_norm, "                       \
-	"score = EXCLUDED.score, points = EXCLUDED.points, temperature = EXCLUDED.temperature, "     \
-	"persona = EXCLUDED.persona, cohort = EXCLUDED.cohort, rep_id = EXCLUDED.rep_id, "           \
-	"call_order = EXCLUDED.call_order, p_close = EXCLUDED.p_close, "                             \
-	"channel_plan = EXCLUDED.channel_plan, sla_due_at = EXCLUDED.sla_due_at, "                   \
+	"state = 'current', fingerprint = EXCLUDED.fingerprint, changed_run = EXCLUDED.changed_run, "  \
+	"version = s.version + 1, assigned_at = EXCLUDED.assigned_at, source = EXCLUDED.source, "      \
+	"verdict = EXCLUDED.verdict, rule_id = EXCLUDED.rule_id, reason = EXCLUDED.reason, "           \
+	"cluster_id = EXCLUDED.cluster_id, survivor_id = EXCLUDED.survivor_id, "                       \
+	"phone_norm = EXCLUDED.phone_norm, phone_type = EXCLUDED.phone_type, "                         \
+	"phone_repair = EXCLUDED.phone_repair, email_norm = EXCLUDED.email_norm, "                     \
+	"name_norm = EXCLUDED.name_norm, status_norm = EXCLUDED.status_norm, "                         \
+	"score = EXCLUDED.score, points = EXCLUDED.points, temperature = EXCLUDED.temperature, "       \
+	"persona = EXCLUDED.persona, cohort = EXCLUDED.cohort, rep_id = EXCLUDED.rep_id, "             \
+	"call_order = EXCLUDED.call_order, p_close = EXCLUDED.p_close, "                               \
+	"channel_plan = EXCLUDED.channel_plan, sla_due_at = EXCLUDED.sla_due_at, "                     \
 	"golden = EXCLUDED.golden"
 
 bool
@@ -805,8 +805,8 @@ state_write(PGconn *conn, const struct job_state *st, const struct ruleset *rs,
 		             "CREATE TEMPORARY TABLE refinery_state_gone (lead_id text NOT NULL) "
 		             "ON COMMIT DROP",
 		             err) ||
-		    !writeback_copy(conn, "COPY refinery_state_gone (lead_id) FROM STDIN", phase,
-		                    format_id, st, gone, ngone, false, err) ||
+		    !writeback_copy(conn, "COPY refinery_state_gone (lead_id) FROM STDIN", phase, format_id,
+		                    st, gone, ngone, false, err) ||
 		    !exec2(conn, phase,
 		           "INSERT INTO refinery.lead_changes (run_id, job, lead_id, change, old_verdict, "
 		           "new_verdict, old_rule_id, new_rule_id, old_cluster_id, new_cluster_id, "

@@ -39,9 +39,9 @@ struct state_counts
 	size_t returned;  /* vanished before, pulled again */
 	size_t changed;   /* decision or source fields changed */
 	size_t unchanged;
-	size_t vanished;  /* in the state, not pulled by this run */
-	bool had_state;   /* the job had state rows before this run */
-	bool full;        /* every pulled lead's row is rewritten */
+	size_t vanished;    /* in the state, not pulled by this run */
+	bool had_state;     /* the job had state rows before this run */
+	bool full;          /* every pulled lead's row is rewritten */
 	bool rules_changed; /* the rules differ from the job's last committed run's */
 };
 

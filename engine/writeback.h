@@ -26,7 +26,7 @@ struct run_meta
 	int threads;
 	double started_at; /* seconds since epoch */
 	bool dry_run;
-	const char *job; /* [job] name */
+	const char *job;         /* [job] name */
 	struct job_state *state; /* the job's state, written in the same transaction; NULL none */
 };
 

@@ -228,6 +228,32 @@ WHERE NOT r.snapshot AND s.state = 'current';
 COMMENT ON VIEW refinery.results IS
 'Every lead result that can be read, with the columns of lead_results: the snapshot rows of runs made with [output] snapshot = yes, and for each job whose latest run has no snapshot, its current state labelled with that run''s id (call_order numbered afresh per rep: p_close, then due time, then the order of the run that assigned the lead, then lead id). Query it as lead_results: WHERE run_id = (SELECT run_id FROM refinery.latest_run WHERE job = ''nightly'').';
 
+COMMENT ON COLUMN refinery.results.run_id IS 'As refinery.lead_results.run_id (for a run without a snapshot: the job''s latest run).';
+COMMENT ON COLUMN refinery.results.lead_id IS 'As refinery.lead_results.lead_id.';
+COMMENT ON COLUMN refinery.results.source IS 'As refinery.lead_results.source.';
+COMMENT ON COLUMN refinery.results.verdict IS 'As refinery.lead_results.verdict.';
+COMMENT ON COLUMN refinery.results.rule_id IS 'As refinery.lead_results.rule_id.';
+COMMENT ON COLUMN refinery.results.reason IS 'As refinery.lead_results.reason.';
+COMMENT ON COLUMN refinery.results.cluster_id IS 'As refinery.lead_results.cluster_id.';
+COMMENT ON COLUMN refinery.results.survivor_id IS 'As refinery.lead_results.survivor_id.';
+COMMENT ON COLUMN refinery.results.phone_norm IS 'As refinery.lead_results.phone_norm.';
+COMMENT ON COLUMN refinery.results.phone_type IS 'As refinery.lead_results.phone_type.';
+COMMENT ON COLUMN refinery.results.phone_repair IS 'As refinery.lead_results.phone_repair.';
+COMMENT ON COLUMN refinery.results.email_norm IS 'As refinery.lead_results.email_norm.';
+COMMENT ON COLUMN refinery.results.name_norm IS 'As refinery.lead_results.name_norm.';
+COMMENT ON COLUMN refinery.results.status_norm IS 'As refinery.lead_results.status_norm.';
+COMMENT ON COLUMN refinery.results.score IS 'As refinery.lead_results.score.';
+COMMENT ON COLUMN refinery.results.points IS 'As refinery.lead_results.points.';
+COMMENT ON COLUMN refinery.results.temperature IS 'As refinery.lead_results.temperature.';
+COMMENT ON COLUMN refinery.results.persona IS 'As refinery.lead_results.persona.';
+COMMENT ON COLUMN refinery.results.cohort IS 'As refinery.lead_results.cohort.';
+COMMENT ON COLUMN refinery.results.rep_id IS 'As refinery.lead_results.rep_id.';
+COMMENT ON COLUMN refinery.results.call_order IS 'As refinery.lead_results.call_order (numbered afresh per rep for a run without a snapshot).';
+COMMENT ON COLUMN refinery.results.p_close IS 'As refinery.lead_results.p_close.';
+COMMENT ON COLUMN refinery.results.channel_plan IS 'As refinery.lead_results.channel_plan.';
+COMMENT ON COLUMN refinery.results.sla_due_at IS 'As refinery.lead_results.sla_due_at.';
+COMMENT ON COLUMN refinery.results.golden IS 'As refinery.lead_results.golden.';
+
 /* ------------------------------------------------------------------------
  * The run-keyed views read refinery.results
  * ------------------------------------------------------------------------ */

@@ -31,7 +31,7 @@ runs() { pq -c "SELECT count(*) FROM refinery.runs WHERE job = '$1'"; }
 "$REFINERY" init-db -q
 ok $? "init-db"
 out=$("$REFINERY" jobs 2>&1); rc=$?
-is "$rc/$out" "0/job  last_run  finished_at  rows_pulled  runs  result_rows  result_size" \
+is "$rc/$out" "0/job  last_run  finished_at  rows_pulled  runs  result_rows  result_size  state_rows  state_size  change_rows" \
 	"jobs on an empty schema: the header and no job"
 
 # ---- first runs
@@ -86,10 +86,10 @@ is "$rc/$(pq -c "SELECT count(*) FROM refinery.jobs WHERE name = 'preview'")" "0
 # ---- refinery jobs
 out=$("$REFINERY" jobs); rc=$?
 is "$rc" 0 "jobs succeeds"
-is "$(printf '%s\n' "$out" | awk 'NR > 1 { print $1, $2, $5, $6, $7 }' | paste -sd ';')" \
-	"default 3 $N 1 $N;nightly 2 $N 2 $((2 * N))" \
-	"jobs: last run, its rows, runs and result rows of each job"
-like "$(printf '%s\n' "$out" | awk 'NR == 3')" '^nightly +2 +[0-9-]+ [0-9:]+ +[0-9]+ +2 +[0-9]+ +[0-9]+ (kB|MB)$' \
+is "$(printf '%s\n' "$out" | awk 'NR > 1 { print $1, $2, $5, $6, $7, $10, $13 }' | paste -sd ';')" \
+	"default 3 $N 1 $N $N 0;nightly 2 $N 2 $((2 * N)) $N 0" \
+	"jobs: last run, its rows, runs, result rows, state rows and change rows of each job"
+like "$(printf '%s\n' "$out" | awk 'NR == 3')" '^nightly +2 +[0-9-]+ [0-9:]+ +[0-9]+ +2 +[0-9]+ +[0-9]+ (kB|MB) +[0-9]+ +[0-9]+ (kB|MB) +[0-9]+$' \
 	"jobs: the finish time and the size of the partitions"
 "$REFINERY" jobs -q --check --max-age 26h; rc=$?
 is "$rc" 0 "jobs --check: every job ran in the last 26 hours"

@@ -73,7 +73,9 @@ SELECT results_eq('SELECT * FROM refinery.missing_privileges()',
 						   ('INSERT on refinery.runs'), ('UPDATE on refinery.runs'), ('DELETE on refinery.runs'),
 						   ('INSERT on refinery.run_stages'), ('INSERT on refinery.run_cohorts'),
 						   ('INSERT on refinery.run_reps'), ('INSERT on refinery.run_rep_sources'),
-						   ('INSERT on refinery.jobs'), ('UPDATE on refinery.jobs')$$,
+						   ('INSERT on refinery.jobs'), ('UPDATE on refinery.jobs'),
+						   ('INSERT on refinery.lead_state'), ('UPDATE on refinery.lead_state'),
+						   ('DELETE on refinery.lead_state'), ('INSERT on refinery.lead_changes')$$,
 				  'missing_privileges() names each privilege a reporting role lacks');
 SELECT lives_ok('SELECT * FROM refinery.' || v, 'a reporting role reads ' || v)
 FROM unnest(ARRAY['latest_run', 'run_funnel', 'lead_explain', 'rep_load', 'cohort_summary',

@@ -5,12 +5,13 @@
  */
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(146);
+SELECT plan(149);
 
--- 10 tables
+-- 12 tables
 SELECT has_table('refinery', t, 'table refinery.' || t || ' exists')
 FROM unnest(ARRAY['schema_migrations', 'jobs', 'runs', 'run_stages', 'lead_results', 'run_cohorts',
-				  'run_reps', 'run_rep_sources', 'forget_salt', 'suppressed']) AS t;
+				  'run_reps', 'run_rep_sources', 'forget_salt', 'suppressed', 'lead_state',
+				  'lead_changes']) AS t;
 SELECT columns_are('refinery', 'suppressed', ARRAY['kind', 'hash', 'forgotten_at'],
 	'suppressed holds kind, hash and time only: no contact in clear');
 SELECT is((SELECT length(salt) FROM refinery.forget_salt), 32, 'the migration made one 32-byte salt');
@@ -20,7 +21,8 @@ SELECT columns_are('refinery', 'jobs', ARRAY['name', 'created_at', 'holder_pid',
 	'holder_started_at'], 'jobs has exactly the contract columns');
 SELECT columns_are('refinery', 'runs', ARRAY['run_id', 'started_at', 'finished_at', 'status',
 	'rules_sha256', 'rules_text', 'rules_files', 'source_desc', 'engine_version', 'host',
-	'threads', 'rows_pulled', 'rows_kept', 'seconds_total', 'counts', 'job'],
+	'threads', 'rows_pulled', 'rows_kept', 'seconds_total', 'counts', 'job', 'snapshot',
+	'full_write', 'leads_new', 'leads_changed', 'leads_vanished', 'reverted_at'],
 	'runs has exactly the contract columns');
 SELECT columns_are('refinery', 'run_stages', ARRAY['run_id', 'ord', 'stage', 'rows_in',
 	'rows_out', 'seconds', 'counters'], 'run_stages has exactly the contract columns');
@@ -134,13 +136,13 @@ SELECT partitions_are('refinery', 'lead_results', ARRAY['refinery.lead_results_1
 					  'the fixture''s two runs are the two partitions');
 SELECT results_eq('SELECT version, name FROM refinery.schema_migrations ORDER BY version',
 				  $$VALUES (1, '001_schema.sql'), (2, '002_views.sql'), (3, '003_functions.sql'),
-						 (4, '004_jobs.sql'), (5, '005_forget.sql')$$,
+						 (4, '004_jobs.sql'), (5, '005_forget.sql'), (6, '006_state.sql')$$,
 				  'every migration file is recorded in schema_migrations');
 
--- 8 views
+-- 9 views
 SELECT has_view('refinery', v, 'view refinery.' || v || ' exists')
 FROM unnest(ARRAY['latest_run', 'run_funnel', 'lead_explain', 'rep_load', 'cohort_summary',
-				  'stage_times', 'source_summary', 'job_summary']) AS v;
+				  'stage_times', 'source_summary', 'job_summary', 'results']) AS v;
 
 -- 10 functions and their results
 SELECT has_function('refinery', 'new_results_table', ARRAY['bigint'], 'new_results_table(bigint) exists');

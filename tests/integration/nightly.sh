@@ -1,0 +1,227 @@
+#!/bin/bash
+# tests/integration/nightly.sh -- the nightly loop against a throwaway server: a job's
+# lasting state and change log; nightly increments of the generator (fixtures/genleads
+# --night K) applied one by one end with the same verdicts and the same partition into
+# clusters as one run over the final data; cluster ids stay put for unchanged people; a
+# new opt-out empties the person's queues; sticky assignments (no churn on unchanged
+# data, none after new leads, only an inactive rep's leads move); a rerun with nothing
+# changed writes nothing; revert puts the state back exactly; snapshot = no serves the
+# views from the state.
+: "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+. "$top_srcdir/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/pg.sh"
+command -v psql >/dev/null || skip_all "psql is not installed"
+pg_bindir >/dev/null || skip_all "no PostgreSQL server binaries"
+"$REFINERY" --help >/dev/null || skip_all "no refinery binary"
+"$GENLEADS" --help | grep -q -- '--night' || skip_all "genleads has no --night"
+pg_start || { echo "Bail out! could not start PostgreSQL"; exit 1; }
+tmp=$PG_TMP/work; mkdir -p "$tmp"
+
+N=6000
+NIGHTS=3
+for k in $(seq 0 $NIGHTS); do
+	"$GENLEADS" --rows $N --seed 7 --night "$k" --out-dir "$tmp/n$k" >/dev/null || exit 1
+done
+pg_load_leads "$tmp/n0"
+# load K: make crm.leads (and crm.truth) the data after night K
+load() {
+	psql -X -q -v ON_ERROR_STOP=1 <<SQL
+TRUNCATE crm.leads, crm.truth;
+\copy crm.leads FROM '$tmp/n$1/leads.csv' WITH (FORMAT csv, HEADER true)
+\copy crm.truth FROM '$tmp/n$1/truth.csv' WITH (FORMAT csv, HEADER true)
+ANALYZE crm.leads;
+SQL
+}
+# rules JOB SNAPSHOT: a job over crm.leads with the reps of crm.reps
+rules() {
+	cat >"$tmp/$1.ini" <<EOF
+[source]
+table = crm.leads
+now = 2025-07-01
+[job]
+name = $1
+max_change_percent = 0
+[output]
+snapshot = $2
+[match]
+reps_query = SELECT rep_id, name, active, capacity FROM crm.reps
+stats_query = SELECT rep_id, source, attempts, wins FROM crm.rep_source_stats
+EOF
+}
+rules inc yes
+rules full yes
+rules lean no
+last() { pq -c "SELECT max(run_id) FROM refinery.runs WHERE job = '$1' AND status = 'committed'"; }
+"$REFINERY" init-db -q
+ok $? "init-db"
+
+# ---- a job's first run: the state, no change log
+"$REFINERY" run -q -c "$tmp/inc.ini"; rc=$?
+r1=$(last inc)
+is "$rc/$(pq -c "SELECT count(*) FROM refinery.lead_state WHERE job = 'inc'")/$(pq -c "SELECT count(*) FROM refinery.lead_changes")" \
+	"0/$N/0" "the first run writes every lead into the state and logs nothing"
+is "$(pq -c "SELECT leads_new || ':' || leads_changed || ':' || leads_vanished || ':' || full_write FROM refinery.runs WHERE run_id = $r1")" \
+	"$N:0:0:true" "the runs row counts every lead as new"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_state s JOIN refinery.lead_results l ON l.run_id = $r1 AND l.lead_id = s.lead_id
+	WHERE s.job = 'inc' AND (l.verdict, l.cluster_id, l.rep_id, l.score) IS NOT DISTINCT FROM (s.verdict, s.cluster_id, s.rep_id, s.score)")" \
+	"$N" "the state holds what the run's snapshot holds"
+held1=$(pq -c "SELECT count(*) FROM refinery.lead_state WHERE job = 'inc' AND rep_id IS NOT NULL")
+ok "$([ "$held1" -gt 100 ]; echo $?)" "reps hold leads ($held1)"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_state WHERE job = 'inc' AND rep_id IS NOT NULL AND assigned_at IS NULL")" 0 \
+	"every held lead says when its rep got it"
+
+# ---- nothing changed: nothing written
+out=$("$REFINERY" run -c "$tmp/inc.ini" 2>&1); rc=$?
+r2=$(last inc)
+is "$rc" 0 "a rerun on the same data succeeds"
+like "$out" "^refinery: nothing changed since run $r1\$" "and says nothing changed since run $r1"
+is "$(pq -c "SELECT leads_new + leads_changed + leads_vanished FROM refinery.runs WHERE run_id = $r2")/$(pq -c "SELECT count(*) FROM refinery.lead_changes WHERE run_id = $r2")" \
+	"0/0" "its runs row records 0 changes and it logged none: no lead moved between reps"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_state WHERE job = 'inc' AND changed_run = $r2")" 0 \
+	"no state row was rewritten"
+
+# ---- the nights, one by one
+ids_same=0
+for k in $(seq 1 $NIGHTS); do
+	load "$k"
+	prev=$(last inc)
+	"$REFINERY" run -q -c "$tmp/inc.ini"; rc=$?
+	cur=$(last inc)
+	is "$rc" 0 "night $k: the run succeeds"
+	is "$(pq -c "SELECT leads_new || ':' || leads_vanished FROM refinery.runs WHERE run_id = $cur")" \
+		"$(pq -c "SELECT (SELECT count(*) FROM crm.leads l WHERE NOT EXISTS (SELECT 1 FROM refinery.lead_results p
+		                  WHERE p.run_id = $prev AND p.lead_id = l.lead_id::text)) || ':' ||
+		                 (SELECT count(*) FROM refinery.lead_results p WHERE p.run_id = $prev
+		                  AND NOT EXISTS (SELECT 1 FROM crm.leads l WHERE l.lead_id::text = p.lead_id))")" \
+		"night $k: new leads are those the last run did not pull, vanished ones those it pulled and the source lost"
+	is "$(pq -c "SELECT count(*) FROM refinery.lead_state s LEFT JOIN crm.leads l ON l.lead_id::text = s.lead_id
+		WHERE s.job = 'inc' AND (l.lead_id IS NULL) <> (s.state = 'vanished')")" 0 \
+		"night $k: a lead is vanished exactly when the source no longer has it"
+	is "$(pq -c "SELECT count(*) FROM refinery.lead_state WHERE job = 'inc' AND state = 'vanished' AND rep_id IS NOT NULL")" 0 \
+		"night $k: a vanished lead is in no rep's queue"
+	changed=$(pq -c "SELECT leads_new + leads_changed + leads_vanished FROM refinery.runs WHERE run_id = $cur")
+	is "$(pq -c "SELECT count(*) FROM refinery.lead_changes WHERE run_id = $cur")" "$changed" \
+		"night $k: one change row per lead written ($changed)"
+	ok "$([ "$changed" -lt $((N / 5)) ]; echo $?)" "night $k: a small share of the leads is written ($changed of about $N)"
+	# sticky: a lead still kept stays with its rep
+	is "$(pq -c "SELECT count(*) FROM refinery.lead_changes WHERE run_id = $cur AND old_rep_id IS NOT NULL
+		AND new_verdict = 'kept' AND new_rep_id IS DISTINCT FROM old_rep_id")" 0 \
+		"night $k: no held lead that is still kept moved to another rep"
+	# cluster ids: a cluster whose members did not change keeps its id
+	same=$(pq -c "WITH a AS (SELECT cluster_id, string_agg(lead_id, ',' ORDER BY lead_id) m FROM refinery.lead_results
+		                WHERE run_id = $prev AND cluster_id IS NOT NULL GROUP BY 1),
+		         b AS (SELECT cluster_id, string_agg(lead_id, ',' ORDER BY lead_id) m FROM refinery.lead_results
+		                WHERE run_id = $cur AND cluster_id IS NOT NULL GROUP BY 1)
+		    SELECT count(*) FILTER (WHERE a.cluster_id <> b.cluster_id) || ':' || count(*) FROM a JOIN b USING (m)")
+	is "${same%%:*}" 0 "night $k: every cluster whose members are unchanged keeps its id (${same#*:} such clusters)"
+	ids_same=$((ids_same + ${same#*:}))
+	is "$(pq -c "WITH b AS (SELECT DISTINCT cluster_id FROM refinery.lead_results WHERE run_id = $cur AND cluster_id IS NOT NULL),
+		          a AS (SELECT l.cluster_id AS new_id, p.cluster_id AS old_id FROM refinery.lead_results l
+		                JOIN refinery.lead_results p ON p.run_id = $prev AND p.lead_id = l.lead_id
+		                WHERE l.run_id = $cur AND l.cluster_id IS NOT NULL AND p.cluster_id IS NOT NULL)
+		     SELECT count(*) FROM b WHERE b.cluster_id IN (SELECT old_id FROM a)
+		       AND b.cluster_id NOT IN (SELECT old_id FROM a WHERE a.new_id = b.cluster_id)")" 0 \
+		"night $k: an old cluster id lives on only in a cluster holding some of its old members"
+done
+ok "$([ "$ids_same" -gt 100 ]; echo $?)" "the cluster-id checks compared many clusters ($ids_same)"
+
+# ---- the same data in one run
+"$REFINERY" run -q -c "$tmp/full.ini"; rc=$?
+is "$rc" 0 "a new job's one run over the final data"
+rf=$(last full)
+ri=$(last inc)
+diff=$(pq -c "SELECT string_agg(i.lead_id || ' ' || i.verdict || '/' || f.verdict, '; ' ORDER BY i.lead_id)
+	FROM refinery.lead_results i JOIN refinery.lead_results f ON f.run_id = $rf AND f.lead_id = i.lead_id
+	WHERE i.run_id = $ri AND i.verdict <> f.verdict")
+[ -n "$diff" ] && diag "verdicts that differ (lead incremental/full): $diff"
+ndiff=$(pq -c "SELECT count(*) FROM refinery.lead_results i JOIN refinery.lead_results f ON f.run_id = $rf AND f.lead_id = i.lead_id
+	WHERE i.run_id = $ri AND i.verdict <> f.verdict")
+total=$(pq -c "SELECT count(*) FROM crm.leads")
+ok "$([ $((ndiff * 1000)) -le "$total" ]; echo $?)" "at most 0.1% of the verdicts differ from one full run ($ndiff of $total)"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_results i JOIN refinery.lead_results f ON f.run_id = $rf AND f.lead_id = i.lead_id
+	WHERE i.run_id = $ri AND (i.verdict, i.rule_id) IS DISTINCT FROM (f.verdict, f.rule_id) AND i.verdict <> 'kept' AND f.verdict <> 'kept'")" 0 \
+	"and no removed lead was removed by another rule"
+pairs() { # RUN: same-cluster pairs of the run as "a b" lines
+	pq -c "SELECT count(*) FROM refinery.lead_results a JOIN refinery.lead_results b
+	       ON a.run_id = b.run_id AND a.cluster_id = b.cluster_id AND a.lead_id < b.lead_id WHERE a.run_id = $1"
+}
+both=$(pq -c "SELECT count(*) FROM refinery.lead_results a JOIN refinery.lead_results b
+	ON a.run_id = b.run_id AND a.cluster_id = b.cluster_id AND a.lead_id < b.lead_id
+	JOIN refinery.lead_results fa ON fa.run_id = $rf AND fa.lead_id = a.lead_id
+	JOIN refinery.lead_results fb ON fb.run_id = $rf AND fb.lead_id = b.lead_id AND fb.cluster_id = fa.cluster_id
+	WHERE a.run_id = $ri")
+pi=$(pairs "$ri"); pf=$(pairs "$rf")
+is "$pi/$pf" "$both/$both" "the same partition into clusters as the full run ($both same-person pairs)"
+# a new opt-out of a person: none of the person's records is in a queue
+optouts=$(pq -c "SELECT count(*) FROM refinery.lead_changes WHERE job = 'inc' AND change = 'changed'
+	AND new_verdict = 'blacklisted' AND old_verdict <> 'blacklisted'")
+ok "$([ "$optouts" -gt 0 ]; echo $?)" "the nights black-listed leads that were not before ($optouts)"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_state s JOIN crm.truth t ON t.lead_id::text = s.lead_id
+	WHERE s.job = 'inc' AND s.state = 'current' AND s.rep_id IS NOT NULL
+	  AND t.entity_id IN (SELECT entity_id FROM crm.truth WHERE is_optout = 1)")" 0 \
+	"no record of a person who opted out, however old, is in a rep's queue"
+
+# ---- revert puts the state back exactly
+snap() { pq -c "SELECT md5(string_agg(row(lead_id, state, fingerprint, first_run, changed_run, assigned_at, source, verdict,
+	rule_id, reason, cluster_id, survivor_id, score, points, temperature, cohort, rep_id, call_order, p_close, sla_due_at,
+	golden)::text, ',' ORDER BY lead_id)) FROM refinery.lead_state WHERE job = '$1'"; }
+before=$(snap inc)
+load 0
+"$REFINERY" run -q --force -c "$tmp/inc.ini"; rc=$?
+rb=$(last inc)
+is "$rc" 0 "a run over the base data again (a mistake)"
+isnt "$(snap inc)" "$before" "changes the state"
+out=$("$REFINERY" revert --job inc --run "$ri" 2>&1); rc=$?
+is "$rc" 5 "revert of a run that is not the latest is refused"
+like "$out" "is not the latest committed run of job \"inc\" \\(run $rb is\\)" "naming the latest"
+out=$("$REFINERY" revert --job inc --run "$rb"); rc=$?
+is "$rc" 0 "revert --run $rb"
+like "$out" "^refinery: run $rb of job \"inc\" reverted: [0-9]+ leads of the job's state put back\$" "says what it put back"
+is "$(snap inc)" "$before" "the state is exactly as before the run"
+is "$(pq -c "SELECT status FROM refinery.runs WHERE run_id = $rb")/$(last inc)" "reverted/$ri" \
+	"the run is reverted and latest_run names the run before it"
+out=$("$REFINERY" revert --job inc --run "$rb" 2>&1); rc=$?
+is "$rc" 5 "a reverted run cannot be reverted again"
+
+# ---- churn: one rep goes inactive; only that rep's leads move
+load "$NIGHTS"
+rep=$(pq -c "SELECT rep_id FROM refinery.lead_state WHERE job = 'inc' AND rep_id IS NOT NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1")
+had=$(pq -c "SELECT count(*) FROM refinery.lead_state WHERE job = 'inc' AND rep_id = $rep")
+pq -c "UPDATE crm.reps SET active = false WHERE rep_id = $rep" >/dev/null
+"$REFINERY" run -q -c "$tmp/inc.ini"; rc=$?
+rc2=$(last inc)
+is "$rc" 0 "a run after rep $rep (holding $had leads) went inactive"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_state WHERE job = 'inc' AND rep_id = $rep")" 0 "the rep holds nothing now"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_changes WHERE run_id = $rc2 AND old_rep_id IS DISTINCT FROM new_rep_id AND old_rep_id IS DISTINCT FROM $rep")" 0 \
+	"no other rep's lead moved"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_changes WHERE run_id = $rc2 AND old_rep_id = $rep")" "$had" \
+	"every one of the rep's $had leads is in the change log"
+pq -c "UPDATE crm.reps SET active = true WHERE rep_id = $rep" >/dev/null
+
+# ---- snapshot = no: the state answers for the latest run
+"$REFINERY" run -q -c "$tmp/lean.ini"; rc=$?
+rl=$(last lean)
+is "$rc/$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $rl")/$(pq -c "SELECT snapshot FROM refinery.runs WHERE run_id = $rl")" \
+	"0/0/f" "a run with snapshot = no writes no lead_results rows"
+is "$(pq -c "SELECT count(*) FROM refinery.results WHERE run_id = $rl")" "$total" "refinery.results has every lead of it"
+is "$(pq -c "SELECT string_agg(verdict || ':' || leads, ' ' ORDER BY verdict) FROM refinery.run_funnel WHERE run_id = $rl AND step > 0 AND rule_id IS NULL")" \
+	"$(pq -c "SELECT string_agg(verdict || ':' || n, ' ' ORDER BY verdict) FROM (SELECT verdict, count(*) n FROM refinery.lead_state WHERE job = 'lean' AND verdict = 'kept' GROUP BY 1) s")" \
+	"run_funnel reads it"
+is "$(pq -c "SELECT count(*) FROM (SELECT rep_id, call_order FROM refinery.results WHERE run_id = $rl AND rep_id IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1) d")" 0 \
+	"each rep's queue is numbered without a gap or a tie"
+lead=$(pq -c "SELECT lead_id FROM refinery.lead_state WHERE job = 'lean' AND rep_id IS NOT NULL ORDER BY lead_id LIMIT 1")
+out=$("$REFINERY" explain --job lean "$lead"); rc=$?
+is "$rc" 0 "explain reads a lead of a run without a snapshot"
+like "$out" "^rep_id +\\| [0-9]+\$" "with its rep"
+"$REFINERY" export --job lean --csv "$tmp/lean.csv"; rc=$?
+is "$rc/$(($(wc -l <"$tmp/lean.csv") - 1 - $(pq -c "SELECT count(*) FROM refinery.lead_state WHERE job = 'lean' AND (reason LIKE '%'||chr(10)||'%' OR golden::text LIKE '%'||chr(10)||'%')")))" \
+	"0/$total" "export writes every lead of it"
+out=$("$REFINERY" run -c "$tmp/lean.ini" 2>&1); rc=$?
+like "$out" "nothing changed since run $rl" "a rerun of it: nothing changed"
+is "$(pq -c "SELECT count(*) FROM refinery.results WHERE run_id = $(last lean)")/$(pq -c "SELECT count(*) FROM refinery.results WHERE run_id = $rl")" \
+	"$total/0" "the views now answer for the newer run; the older one has its summaries only"
+hist=$(pq -c "SELECT string_agg(change, ',' ORDER BY run_id) FROM refinery.lead_history('inc',
+	(SELECT lead_id FROM refinery.lead_changes WHERE job = 'inc' AND change = 'changed' ORDER BY run_id, lead_id LIMIT 1))")
+like "$hist" '^new(,[a-z]+)*,changed' "lead_history lists a lead's changes, oldest first ($hist)"
+
+done_testing
