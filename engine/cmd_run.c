@@ -281,6 +281,7 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	bool committed = false;
 	struct run_ctx run = {.threads = o->threads};
 	struct job_state *state = NULL;
+	struct stage_stats *state_st = NULL;
 
 	memset(&pr, 0, sizeof(pr));
 	memset(&lease, 0, sizeof(lease));
@@ -329,8 +330,24 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 		goto out;
 	b->dnc = dnc; /* the files read before the pull; the queries add to them */
 	dnc = NULL;
-	if (to_db && !state_read(conn, lease.job, rs->sha256, b, &state, err))
-		goto out;
+	if (to_db)
+	{
+		/* the job's state: its own line in the timings, the holds it gave as a counter */
+		double s0 = pipeline_clock();
+		size_t held = 0;
+
+		state_st = pipeline_add(&pr, "state");
+		if (!state_read(conn, lease.job, rs->sha256, b, &state, err))
+			goto out;
+		for (size_t i = 0; i < b->n; i++)
+			held += b->held_rep[i] >= 0;
+		if (state_st)
+		{
+			state_st->rows_in = state_st->rows_out = pull_st->rows_out;
+			stage_count(state_st, "held before", held);
+			state_st->seconds = pipeline_clock() - s0;
+		}
+	}
 	if (!set_now(conn, rs, b, &run.now, err) || !sidedata_load(conn, rs, b, err))
 		goto out;
 	FAULT("compute");
@@ -338,6 +355,16 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 		goto out;
 	if (state && !state_reconcile(state, b, o->full, err))
 		goto out;
+	if (state && state_st)
+	{
+		const struct state_counts *c = state_counts(state);
+
+		stage_count(state_st, "new", c->new_leads);
+		stage_count(state_st, "changed", c->changed);
+		stage_count(state_st, "returned", c->returned);
+		stage_count(state_st, "vanished", c->vanished);
+		stage_count(state_st, "unchanged", c->unchanged);
+	}
 	if (pg_interrupted())
 	{
 		error_set(err, EXIT_INTERRUPTED, "interrupted; nothing was written");

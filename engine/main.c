@@ -208,10 +208,10 @@ usage(FILE *out)
 	        "%s\n%s\n"
 	        "Stages of a run, in order:\n",
 	        connection_help, general_help);
-	/* pull, the stages of stagelist.h, write; wrapped to fit 80 columns */
-	for (int k = -1, col = 0;; k++)
+	/* pull, state, the stages of stagelist.h, write; wrapped to fit 80 columns */
+	for (int k = -2, col = 0;; k++)
 	{
-		const char *name = k < 0 ? "pull" : pipeline_stage_name(k);
+		const char *name = k == -2 ? "pull" : k == -1 ? "state" : pipeline_stage_name(k);
 		bool last = name == NULL;
 
 		if (last)

@@ -44,7 +44,7 @@ COMMENT ON COLUMN refinery.runs.reverted_at IS 'When "refinery revert" applied t
  * ------------------------------------------------------------------------ */
 CREATE TABLE refinery.lead_state
 (
-	job			text NOT NULL REFERENCES refinery.jobs (name) ON DELETE CASCADE,
+	job			text NOT NULL,
 	lead_id		text NOT NULL,
 	state		text NOT NULL DEFAULT 'current'
 		CONSTRAINT lead_state_state_check CHECK (state IN ('current', 'vanished')),
@@ -77,11 +77,12 @@ CREATE TABLE refinery.lead_state
 	sla_due_at	timestamptz,
 	golden		jsonb,
 	PRIMARY KEY (job, lead_id)
-);
+)
+PARTITION BY LIST (job);
 
 COMMENT ON TABLE refinery.lead_state IS
-'The job''s state: one row per lead the job ever pulled, as its last run that changed the lead left it. A run rewrites a row only when the lead is new, vanished or came back, its source fields changed, or its verdict, rule, cluster, survivor, temperature, cohort or rep changed (each such rewrite is logged in lead_changes); otherwise the row keeps the score, points, p_close and call order of the run named by changed_run. Typical use: SELECT * FROM refinery.lead_state WHERE job = ''nightly'' AND rep_id = 7 AND state = ''current''.';
-COMMENT ON COLUMN refinery.lead_state.job IS 'The job (refinery.jobs).';
+'The job''s state: one row per lead the job ever pulled, as its last run that changed the lead left it. A run rewrites a row only when the lead is new, vanished or came back, its source fields changed, or its verdict, rule, cluster, survivor, temperature, cohort or rep changed (each such rewrite is logged in lead_changes); otherwise the row keeps the score, points, p_close and call order of the run named by changed_run. Partitioned by job, one partition per job, made and attached by the job''s first run (new_state_table). Typical use: SELECT * FROM refinery.lead_state WHERE job = ''nightly'' AND rep_id = 7 AND state = ''current''.';
+COMMENT ON COLUMN refinery.lead_state.job IS 'The job (refinery.jobs); the partition key.';
 COMMENT ON COLUMN refinery.lead_state.lead_id IS 'The lead''s id in the source, as text.';
 COMMENT ON COLUMN refinery.lead_state.state IS 'current (pulled by the job''s latest run) or vanished (no longer in the source: out of every hold and queue, its history kept).';
 COMMENT ON COLUMN refinery.lead_state.fingerprint IS 'A 64-bit hash of the lead''s mapped source fields as last pulled; a different value means the source changed the lead. NULL when unknown (state built by the upgrade).';
@@ -115,6 +116,71 @@ COMMENT ON COLUMN refinery.lead_state.golden IS 'As refinery.lead_results.golden
 
 CREATE INDEX lead_state_job_rep_idx ON refinery.lead_state (job, rep_id) WHERE rep_id IS NOT NULL;
 COMMENT ON INDEX refinery.lead_state_job_rep_idx IS 'A rep''s held leads: queues, rep_load and the holds a run reads.';
+
+/* ------------------------------------------------------------------------
+ * new_state_table(job), attach_state_table(job): a job's first state
+ * ------------------------------------------------------------------------ */
+CREATE FUNCTION refinery.state_table_name(job text)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT CASE WHEN octet_length('lead_state_' || job) <= 63 THEN 'lead_state_' || job
+				ELSE 'lead_state_' || md5(job) END
+$$;
+
+COMMENT ON FUNCTION refinery.state_table_name(text) IS
+'The name (in schema refinery, to be quoted as an identifier) of the job''s partition of refinery.lead_state: lead_state_<job>, or lead_state_<md5 of job> for a name too long.';
+
+CREATE FUNCTION refinery.new_state_table(job text)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	tbl			text := refinery.state_table_name(new_state_table.job);
+	qual		text := format('refinery.%I', refinery.state_table_name(new_state_table.job));
+	owner		oid;
+BEGIN
+	IF EXISTS (SELECT 1 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+			   WHERE i.inhparent = 'refinery.lead_state'::regclass
+				 AND pg_get_expr(c.relpartbound, c.oid) = format('FOR VALUES IN (%L)', new_state_table.job))
+	THEN
+		RETURN NULL;			/* the job has its partition: write into the parent */
+	END IF;
+	EXECUTE format('CREATE TABLE %s (LIKE refinery.lead_state '
+				   'INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING COMMENTS)', qual);
+	EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I CHECK (job = %L)',
+				   qual, left(tbl, 57) || '_check', new_state_table.job);
+	EXECUTE format('COMMENT ON TABLE %s IS %L', qual,
+				   format('State of job %s: a partition of refinery.lead_state. Query the parent table.',
+						  new_state_table.job));
+	SELECT c.relowner INTO owner FROM pg_class c WHERE c.oid = 'refinery.lead_state'::regclass;
+	IF owner <> to_regrole(current_user)::oid THEN
+		EXECUTE format('ALTER TABLE %s OWNER TO %s', qual, owner::regrole);
+	END IF;
+	RETURN qual;
+END
+$$;
+
+COMMENT ON FUNCTION refinery.new_state_table(text) IS
+'For a job''s first run: create the job''s state table (named by state_table_name, not yet a partition, so it fills without index upkeep) with a CHECK on the job, and return its qualified name to COPY into; NULL when the job already has its partition (then write into refinery.lead_state). Call refinery.attach_state_table(job) after the COPY.';
+
+CREATE FUNCTION refinery.attach_state_table(job text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	/* builds the partition's indexes in one pass; the CHECK spares the validation scan */
+	EXECUTE format('ALTER TABLE refinery.lead_state ATTACH PARTITION refinery.%I FOR VALUES IN (%L)',
+				   refinery.state_table_name(attach_state_table.job), attach_state_table.job);
+END
+$$;
+
+COMMENT ON FUNCTION refinery.attach_state_table(text) IS
+'Attach the table made by new_state_table(job) as the job''s partition of refinery.lead_state (locks the parent SHARE UPDATE EXCLUSIVE until the transaction ends; readers are not blocked).';
 
 /* ------------------------------------------------------------------------
  * lead_changes
@@ -422,8 +488,8 @@ SELECT j.name AS job,
 	   coalesce(s.result_rows, 0) AS result_rows,
 	   coalesce(s.result_bytes, 0) AS result_bytes,
 	   (SELECT count(*) FROM refinery.lead_state st WHERE st.job = j.name) AS state_rows,
-	   (SELECT coalesce(sum(pg_column_size(st.*)), 0)::bigint
-		FROM refinery.lead_state st WHERE st.job = j.name) AS state_bytes,
+	   coalesce(pg_total_relation_size(to_regclass(format('refinery.%I',
+			refinery.state_table_name(j.name)))), 0) AS state_bytes,
 	   (SELECT count(*) FROM refinery.lead_changes c WHERE c.job = j.name) AS change_rows
 FROM refinery.jobs j
 LEFT JOIN refinery.latest_run l ON l.job = j.name
@@ -439,12 +505,18 @@ LEFT JOIN (SELECT r.job,
 
 COMMENT ON COLUMN refinery.job_summary.result_rows IS 'lead_results rows of those runs (runs with a snapshot).';
 COMMENT ON COLUMN refinery.job_summary.state_rows IS 'Rows of the job''s state (refinery.lead_state), vanished leads included.';
-COMMENT ON COLUMN refinery.job_summary.state_bytes IS 'Bytes of those rows as stored (pg_column_size; indexes not counted).';
+COMMENT ON COLUMN refinery.job_summary.state_bytes IS 'Bytes of the job''s partition of lead_state, indexes included.';
 COMMENT ON COLUMN refinery.job_summary.change_rows IS 'Rows of the job''s change log (refinery.lead_changes) still kept.';
 
 /* ------------------------------------------------------------------------
- * Runs made before the state: job default's state from its newest run
+ * Runs made before the state: each job's state from its newest run
  * ------------------------------------------------------------------------ */
+SELECT refinery.new_state_table(r.job)
+FROM (SELECT DISTINCT job FROM refinery.runs WHERE status = 'committed') r;
+
+SELECT refinery.attach_state_table(r.job)
+FROM (SELECT DISTINCT job FROM refinery.runs WHERE status = 'committed') r;
+
 INSERT INTO refinery.lead_state
 	(job, lead_id, state, fingerprint, first_run, changed_run, assigned_at, source, verdict,
 	 rule_id, reason, cluster_id, survivor_id, phone_norm, phone_type, phone_repair, email_norm,

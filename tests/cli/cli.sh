@@ -12,7 +12,7 @@ like "$out" 'Usage:' "--help shows usage"
 like "$out" 'check-rules' "--help lists check-rules"
 like "$(stage_names ' ')" '^normalize blacklist dedupe ' "engine/stagelist.h is read"
 is "$(printf '%s\n' "$out" | sed -n '/^Stages of a run/,/^$/{/^Stages/d;/^$/d;s/^  //;p;}' | paste -sd' ')" \
-	"pull, $(stage_names ', '), write." "--help lists the stages of engine/stagelist.h in order"
+	"pull, state, $(stage_names ', '), write." "--help lists the stages of engine/stagelist.h in order"
 wide=$(printf '%s\n' "$out" | awk 'length($0) > 79' | wc -l)
 is "$wide" 0 "--help fits in 80 columns"
 out=$("$REFINERY" run --help); is "$?" 0 "run --help exits 0"

@@ -80,10 +80,10 @@ is "$(pq -c "SELECT sum((counts->>v)::bigint) FROM refinery.runs, unnest(array['
 is "$(pq -c "SELECT rows_pulled FROM refinery.runs WHERE run_id = $run")" "$N" "rows_pulled recorded"
 is "$(pq -c "SELECT length(rules_sha256) = 64 AND rules_text LIKE '%table = crm.leads%' FROM refinery.runs WHERE run_id = $run")" \
 	"t" "the rule text and its SHA-256 are stored"
-is "$(pq -c "SELECT count(*) FROM refinery.run_stages WHERE run_id = $run")" "$(($(stage_count) + 2))" \
+is "$(pq -c "SELECT count(*) FROM refinery.run_stages WHERE run_id = $run")" "$(($(stage_count) + 3))" \
 	"every stage recorded, with pull and write"
 is "$(pq -c "SELECT string_agg(stage, ',' ORDER BY ord) FROM refinery.run_stages WHERE run_id = $run")" \
-	"pull,$(stage_names ','),write" "stages in pipeline order"
+	"pull,state,$(stage_names ','),write" "stages in pipeline order"
 # every value survives the trip: the normalised phone of a known row, and a multi-line note row
 is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $run AND phone_type IN ('mobile', 'landline', 'voip') AND phone_norm !~ '^\+972[0-9]{8,9}$'")" \
 	"0" "every stored phone is in E.164 form"
