@@ -144,14 +144,6 @@ parse_int_or(const char *s, int64_t none)
 	return s ? strtoll(s, NULL, 10) : none;
 }
 
-static int64_t
-parse_time_or_none(const char *s)
-{
-	int64_t t;
-
-	return s && batch_parse_time(s, &t) ? t : BATCH_NO_TIME;
-}
-
 static uint8_t
 verdict_of(const char *s)
 {
@@ -215,8 +207,8 @@ add_old(struct job_state *st, char **f, struct error *err)
 	o->temperature = temperature_of(f[7]);
 	o->cohort = keep(st, f[8], &ok);
 	o->rep_id = parse_int_or(f[9], -1);
-	o->assigned_at = parse_time_or_none(f[10]);
-	o->sla_due_at = parse_time_or_none(f[11]);
+	o->assigned_at = parse_int_or(f[10], BATCH_NO_TIME);
+	o->sla_due_at = parse_int_or(f[11], BATCH_NO_TIME);
 	if (!ok || o->lead_id == NULL)
 		return oom(err);
 	st->nold++;
@@ -237,14 +229,12 @@ read_rows(PGconn *conn, struct job_state *st, struct error *err)
 	if (lit == NULL)
 		return pg_fail(conn, NULL, phase, err);
 	sb_init(&sql);
-	/* times as naive local times of the session's TimeZone, as the run reads and writes them */
+	/* times as naive local seconds of the session's TimeZone, as the run reads and writes them */
 	sb_printf(&sql,
 	          "COPY (SELECT lead_id, state = 'vanished', fingerprint, verdict, rule_id, "
 	          "cluster_id, survivor_id, temperature, cohort, rep_id, "
-	          "to_char(assigned_at AT TIME ZONE current_setting('TimeZone'), "
-	          "'YYYY-MM-DD HH24:MI:SS'), "
-	          "to_char(sla_due_at AT TIME ZONE current_setting('TimeZone'), "
-	          "'YYYY-MM-DD HH24:MI:SS') "
+	          "extract(epoch FROM assigned_at AT TIME ZONE current_setting('TimeZone'))::bigint, "
+	          "extract(epoch FROM sla_due_at AT TIME ZONE current_setting('TimeZone'))::bigint "
 	          "FROM refinery.lead_state WHERE job = %s) TO STDOUT",
 	          lit);
 	PQfreemem(lit);
@@ -642,6 +632,7 @@ struct state_rows
 	const struct batch *b;
 	int64_t run_id;
 	bool with_kind;
+	uint64_t mask; /* the result columns written (writeback_row_masked) */
 };
 
 static void
@@ -650,7 +641,7 @@ format_state(struct strbuf *sb, const void *ctx, size_t i)
 	const struct state_rows *r = ctx;
 	const struct batch *b = r->b;
 
-	writeback_row(sb, r->rs, b, i);
+	writeback_row_masked(sb, r->rs, b, i, r->mask);
 	sb->len--; /* the row's newline: more columns follow */
 	sb_printf(sb, "\t%" PRId64 "\t", (int64_t) r->st->fp[i]);
 	if (b->rep_id[i] >= 0 && b->assigned_at[i] != BATCH_NO_TIME)
@@ -720,7 +711,13 @@ state_write(PGconn *conn, const struct job_state *st, const struct ruleset *rs,
             const struct batch *b, int64_t run_id, struct error *err)
 {
 	const char *phase = "writing the job's state";
-	struct state_rows r = {.st = st, .rs = rs, .b = b, .run_id = run_id};
+	/* with a snapshot in lead_results the state keeps the decision only: a third of the write */
+	struct state_rows r = {.st = st,
+	                       .rs = rs,
+	                       .b = b,
+	                       .run_id = run_id,
+	                       .mask =
+	                           rs->output->snapshot ? writeback_decision_mask() : ~(uint64_t) 0};
 	struct strbuf sql;
 	uint32_t *rows = NULL, *gone = NULL;
 	size_t nrows = 0, ngone = 0;

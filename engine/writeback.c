@@ -88,6 +88,8 @@ const char *const writeback_columns[] = {
 
 const int writeback_ncolumns = WRITEBACK_NCOLS;
 
+_Static_assert(WRITEBACK_NCOLS <= 64, "writeback_row_masked takes a 64-bit mask of columns");
+
 /* One column's value of lead i, as COPY text ("\N" for NULL). */
 typedef void (*put_fn)(struct strbuf *sb, const struct ruleset *rs, const struct batch *b,
                        size_t i);
@@ -301,6 +303,33 @@ static const put_fn put_column[WRITEBACK_NCOLS] = {
     WRITEBACK_COLUMN_LIST(X)
 #undef X
 };
+
+void
+writeback_row_masked(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i,
+                     uint64_t mask)
+{
+	for (int c = 0; c < WRITEBACK_NCOLS; c++)
+	{
+		if (c > 0)
+			sb_putc(sb, '\t');
+		if (mask & ((uint64_t) 1 << c))
+			put_column[c](sb, rs, b, i);
+		else
+			put_null(sb);
+	}
+	sb_putc(sb, '\n');
+}
+
+uint64_t
+writeback_decision_mask(void)
+{
+	return (uint64_t) 1 << WRITEBACK_COL_lead_id | (uint64_t) 1 << WRITEBACK_COL_source |
+	       (uint64_t) 1 << WRITEBACK_COL_verdict | (uint64_t) 1 << WRITEBACK_COL_rule_id |
+	       (uint64_t) 1 << WRITEBACK_COL_cluster_id | (uint64_t) 1 << WRITEBACK_COL_survivor_id |
+	       (uint64_t) 1 << WRITEBACK_COL_temperature | (uint64_t) 1 << WRITEBACK_COL_cohort |
+	       (uint64_t) 1 << WRITEBACK_COL_rep_id | (uint64_t) 1 << WRITEBACK_COL_call_order |
+	       (uint64_t) 1 << WRITEBACK_COL_p_close | (uint64_t) 1 << WRITEBACK_COL_sla_due_at;
+}
 
 void
 writeback_row(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)

@@ -69,6 +69,17 @@ extern const int writeback_ncolumns; /* how many */
 /* Append lead i as one COPY text row (columns of writeback_columns, no run_id). */
 void writeback_row(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i);
 
+/* The same with only the columns whose bit (1 << k, k as in writeback_columns) is set; others NULL. */
+void writeback_row_masked(struct strbuf *sb, const struct ruleset *rs, const struct batch *b,
+                          size_t i, uint64_t mask);
+
+/*
+ * The columns of the decision (id, source, verdict, rule, cluster, survivor,
+ * temperature, cohort, rep, call order, p_close, due time): what the job's
+ * state holds of a run that has its snapshot in lead_results.
+ */
+uint64_t writeback_decision_mask(void);
+
 /*
  * The run's summaries as COPY text rows, each row beginning with run_id:
  * refinery.run_cohorts, refinery.run_reps and refinery.run_rep_sources in

@@ -63,8 +63,8 @@ is "$rc/$(pq -c "SELECT count(*) FROM refinery.lead_state WHERE job = 'inc'")/$(
 is "$(pq -c "SELECT leads_new || ':' || leads_changed || ':' || leads_vanished || ':' || full_write FROM refinery.runs WHERE run_id = $r1")" \
 	"$N:0:0:true" "the runs row counts every lead as new"
 is "$(pq -c "SELECT count(*) FROM refinery.lead_state s JOIN refinery.lead_results l ON l.run_id = $r1 AND l.lead_id = s.lead_id
-	WHERE s.job = 'inc' AND (l.verdict, l.cluster_id, l.rep_id, l.score) IS NOT DISTINCT FROM (s.verdict, s.cluster_id, s.rep_id, s.score)")" \
-	"$N" "the state holds what the run's snapshot holds"
+	WHERE s.job = 'inc' AND (l.verdict, l.cluster_id, l.rep_id, l.call_order) IS NOT DISTINCT FROM (s.verdict, s.cluster_id, s.rep_id, s.call_order) AND s.score IS NULL")" \
+	"$N" "the state holds the decision of the run's snapshot (and not its scores: the snapshot has them)"
 held1=$(pq -c "SELECT count(*) FROM refinery.lead_state WHERE job = 'inc' AND rep_id IS NOT NULL")
 ok "$([ "$held1" -gt 100 ]; echo $?)" "reps hold leads ($held1)"
 is "$(pq -c "SELECT count(*) FROM refinery.lead_state WHERE job = 'inc' AND rep_id IS NOT NULL AND assigned_at IS NULL")" 0 \
