@@ -73,6 +73,7 @@ struct job_state
 	uint64_t *fp;     /* batch row -> fingerprint */
 	size_t nrows;
 	int64_t last_run;
+	bool attach_pending; /* a first run's table is filled, not yet attached */
 	struct state_counts c;
 };
 
@@ -707,7 +708,24 @@ exec2(PGconn *conn, const char *phase, const char *sql, int64_t run_id, const ch
 	"golden = EXCLUDED.golden"
 
 bool
-state_write(PGconn *conn, const struct job_state *st, const struct ruleset *rs,
+state_attach(PGconn *conn, struct job_state *st, struct error *err)
+{
+	const char *params[1] = {st->job};
+	PGresult *res;
+
+	if (!st->attach_pending)
+		return true;
+	res = pg_query(conn, "attaching the job's state", "SELECT refinery.attach_state_table($1)", 1,
+	               params, err);
+	if (res == NULL)
+		return false;
+	PQclear(res);
+	st->attach_pending = false;
+	return true;
+}
+
+bool
+state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs,
             const struct batch *b, int64_t run_id, struct error *err)
 {
 	const char *phase = "writing the job's state";
@@ -749,12 +767,19 @@ state_write(PGconn *conn, const struct job_state *st, const struct ruleset *rs,
 		}
 		PQclear(res);
 		ok = writeback_copy(conn, sql.data, phase, format_state, &r, NULL, b->n, false, err);
-		if (ok && fresh)
+		if (ok && fresh && rs->output->analyze)
 		{
-			res = pg_query(conn, phase, "SELECT refinery.attach_state_table($1)", 1, params, err);
-			ok = res != NULL;
-			PQclear(res);
+			/* "COPY table (...) FROM STDIN": the table's name is the second word */
+			char tbl[256];
+
+			if (sscanf(sql.data, "COPY %255s", tbl) == 1)
+			{
+				sb_reset(&sql);
+				sb_printf(&sql, "ANALYZE %s", tbl);
+				ok = !sql.oom && pg_exec(conn, phase, sql.data, err);
+			}
 		}
+		st->attach_pending = ok && fresh;
 		goto out;
 	}
 

@@ -56,9 +56,15 @@ bool state_read(PGconn *conn, const char *job, const char *rules_sha256, struct 
 /* After the stages: stable cluster ids, kept due times, the counts; full: run --full. */
 bool state_reconcile(struct job_state *st, struct batch *b, bool full, struct error *err);
 
-/* In the run's transaction, after its runs row exists: the state rows and the change log. */
-bool state_write(PGconn *conn, const struct job_state *st, const struct ruleset *rs,
+/*
+ * In the run's transaction, after its runs row exists: the state rows and
+ * the change log.  A job's first run fills a table of its own, which
+ * state_attach() makes the job's partition: call it last before COMMIT,
+ * since attaching locks the shared parent until the transaction ends.
+ */
+bool state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs,
                  const struct batch *b, int64_t run_id, struct error *err);
+bool state_attach(PGconn *conn, struct job_state *st, struct error *err);
 
 const struct state_counts *state_counts(const struct job_state *st);
 

@@ -823,9 +823,6 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 		if (!pg_exec(conn, "creating the run's result table", sql, err) ||
 		    !write_leads(conn, rs, b, *run_id, err))
 			goto out;
-		snprintf(sql, sizeof(sql), "SELECT refinery.attach_results_table(%" PRId64 ")", *run_id);
-		if (!pg_exec(conn, "attaching the run's results", sql, err))
-			goto out;
 		if (rs->output->analyze)
 		{
 			snprintf(sql, sizeof(sql), "ANALYZE refinery.lead_results_%" PRId64, *run_id);
@@ -841,6 +838,21 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 		goto out;
 	}
 	if (!write_cohorts(conn, rs, b, *run_id, err) || !write_reps(conn, rs, b, *run_id, err))
+		goto out;
+
+	/*
+	 * Last, the attaches: each locks a shared parent (lead_results,
+	 * lead_state) SHARE UPDATE EXCLUSIVE until the transaction ends, which
+	 * would make another job's run wait to attach its own; so only the
+	 * short statements recording the run follow them before the COMMIT.
+	 */
+	if (snapshot)
+	{
+		snprintf(sql, sizeof(sql), "SELECT refinery.attach_results_table(%" PRId64 ")", *run_id);
+		if (!pg_exec(conn, "attaching the run's results", sql, err))
+			goto out;
+	}
+	if (meta->state && !state_attach(conn, meta->state, err))
 		goto out;
 	if (st)
 	{
@@ -897,6 +909,7 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 	if (res == NULL)
 		goto out;
 	PQclear(res);
+
 
 	if (meta->dry_run)
 	{
