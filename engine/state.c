@@ -725,8 +725,8 @@ state_attach(PGconn *conn, struct job_state *st, struct error *err)
 }
 
 bool
-state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs,
-            const struct batch *b, int64_t run_id, struct error *err)
+state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const struct batch *b,
+            int64_t run_id, struct error *err)
 {
 	const char *phase = "writing the job's state";
 	/* with a snapshot in lead_results the state keeps the decision only: a third of the write */
@@ -754,30 +754,26 @@ state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs,
 		const char *params[1] = {st->job};
 		PGresult *res =
 		    pg_query(conn, phase, "SELECT refinery.new_state_table($1)", 1, params, err);
+		char table[256] = "refinery.lead_state";
 		bool fresh;
 
 		if (res == NULL)
 			goto out;
 		fresh = !PQgetisnull(res, 0, 0);
-		if (!copy_sql(&sql, fresh ? PQgetvalue(res, 0, 0) : "refinery.lead_state", false))
+		if (fresh)
+			snprintf(table, sizeof(table), "%s", PQgetvalue(res, 0, 0));
+		PQclear(res);
+		if (!copy_sql(&sql, table, false))
 		{
-			PQclear(res);
 			oom(err);
 			goto out;
 		}
-		PQclear(res);
 		ok = writeback_copy(conn, sql.data, phase, format_state, &r, NULL, b->n, false, err);
 		if (ok && fresh && rs->output->analyze)
 		{
-			/* "COPY table (...) FROM STDIN": the table's name is the second word */
-			char tbl[256];
-
-			if (sscanf(sql.data, "COPY %255s", tbl) == 1)
-			{
-				sb_reset(&sql);
-				sb_printf(&sql, "ANALYZE %s", tbl);
-				ok = !sql.oom && pg_exec(conn, phase, sql.data, err);
-			}
+			sb_reset(&sql);
+			sb_printf(&sql, "ANALYZE %s", table);
+			ok = !sql.oom && pg_exec(conn, phase, sql.data, err);
 		}
 		st->attach_pending = ok && fresh;
 		goto out;

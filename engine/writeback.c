@@ -910,7 +910,6 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 		goto out;
 	PQclear(res);
 
-
 	if (meta->dry_run)
 	{
 		ok = pg_exec(conn, "rolling back the dry run", "ROLLBACK", err);
