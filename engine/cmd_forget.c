@@ -56,6 +56,9 @@ gather(PGconn *conn, const char *phone, const char *email, const char *lead, boo
 		    "EXISTS (SELECT 1 FROM forget_rows f WHERE f.run_id IS NOT DISTINCT FROM r.run_id "
 		    "AND f.job IS NOT DISTINCT FROM r.job AND f.cluster_id = r.cluster_id) "
 		    "OR r.phone_norm IN (SELECT c FROM forget_contacts WHERE kind = 'phone') "
+		    /* a job's state row of a lead found in one of the job's runs */
+		    "OR EXISTS (SELECT 1 FROM forget_rows f JOIN refinery.runs x ON x.run_id = f.run_id "
+		    "WHERE x.job = r.job AND f.lead_id = r.lead_id) "
 		    "OR r.email_norm IN (SELECT c FROM forget_contacts WHERE kind = 'email'))",
 		    0, NULL, err);
 	if (res == NULL)

@@ -139,7 +139,7 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 	sb_init(&sql);
 	if (!resolve_run(conn, o, &run_id, err))
 		goto out;
-	sb_printf(&sql, "SELECT * FROM refinery.lead_results WHERE run_id = %" PRId64, run_id);
+	sb_printf(&sql, "SELECT * FROM refinery.results WHERE run_id = %" PRId64, run_id);
 	if (o->verdict)
 		sb_printf(&sql, " AND verdict = '%s'", o->verdict);
 	if (o->has_rep)

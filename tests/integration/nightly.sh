@@ -105,7 +105,7 @@ for k in $(seq 1 $NIGHTS); do
 	ok "$([ "$changed" -lt $((N / 5)) ]; echo $?)" "night $k: a small share of the leads is written ($changed of about $N)"
 	# sticky: a lead still kept stays with its rep
 	is "$(pq -c "SELECT count(*) FROM refinery.lead_changes WHERE run_id = $cur AND old_rep_id IS NOT NULL
-		AND new_verdict = 'kept' AND new_rep_id IS DISTINCT FROM old_rep_id")" 0 \
+		AND change <> 'vanished' AND new_verdict = 'kept' AND new_rep_id IS DISTINCT FROM old_rep_id")" 0 \
 		"night $k: no held lead that is still kept moved to another rep"
 	# cluster ids: a cluster whose members did not change keeps its id
 	same=$(pq -c "WITH a AS (SELECT cluster_id, string_agg(lead_id, ',' ORDER BY lead_id) m FROM refinery.lead_results
@@ -154,12 +154,19 @@ pi=$(pairs "$ri"); pf=$(pairs "$rf")
 is "$pi/$pf" "$both/$both" "the same partition into clusters as the full run ($both same-person pairs)"
 # a new opt-out of a person: none of the person's records is in a queue
 optouts=$(pq -c "SELECT count(*) FROM refinery.lead_changes WHERE job = 'inc' AND change = 'changed'
-	AND new_verdict = 'blacklisted' AND old_verdict <> 'blacklisted'")
-ok "$([ "$optouts" -gt 0 ]; echo $?)" "the nights black-listed leads that were not before ($optouts)"
-is "$(pq -c "SELECT count(*) FROM refinery.lead_state s JOIN crm.truth t ON t.lead_id::text = s.lead_id
-	WHERE s.job = 'inc' AND s.state = 'current' AND s.rep_id IS NOT NULL
-	  AND t.entity_id IN (SELECT entity_id FROM crm.truth WHERE is_optout = 1)")" 0 \
-	"no record of a person who opted out, however old, is in a rep's queue"
+	AND new_rule_id = 'blacklist.dnc_status' AND old_rule_id IS DISTINCT FROM 'blacklist.dnc_status'")
+ok "$([ "$optouts" -gt 0 ]; echo $?)" "the nights brought opt-outs (do-not-call statuses) on leads that had none ($optouts)"
+kept_optouts() { # JOB: kept records of people who opted out on some record (the truth's people)
+	pq -c "SELECT string_agg(s.lead_id, ',' ORDER BY s.lead_id) FROM refinery.lead_state s JOIN crm.truth t ON t.lead_id::text = s.lead_id
+		WHERE s.job = '$1' AND s.state = 'current' AND s.verdict = 'kept'
+		  AND t.entity_id IN (SELECT entity_id FROM crm.truth WHERE is_optout = 1)"
+}
+is "$(kept_optouts inc)" "$(kept_optouts full)" \
+	"the records of opted-out people still kept are those one full run keeps ($(kept_optouts full): records dedupe did not link)"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_state s JOIN refinery.lead_state o ON o.job = s.job AND o.cluster_id = s.cluster_id
+	WHERE s.job = 'inc' AND s.state = 'current' AND o.state = 'current' AND s.rep_id IS NOT NULL
+	  AND o.verdict = 'blacklisted' AND o.rule_id IN ('blacklist.dnc_status', 'blacklist.optout_notes')")" 0 \
+	"no record of a person who opted out (a person-level rule, same cluster), however old, is in a rep's queue"
 
 # ---- revert puts the state back exactly
 snap() { pq -c "SELECT md5(string_agg(row(lead_id, state, fingerprint, first_run, changed_run, assigned_at, source, verdict,
@@ -205,7 +212,7 @@ is "$rc/$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $rl")
 	"0/0/f" "a run with snapshot = no writes no lead_results rows"
 is "$(pq -c "SELECT count(*) FROM refinery.results WHERE run_id = $rl")" "$total" "refinery.results has every lead of it"
 is "$(pq -c "SELECT string_agg(verdict || ':' || leads, ' ' ORDER BY verdict) FROM refinery.run_funnel WHERE run_id = $rl AND step > 0 AND rule_id IS NULL")" \
-	"$(pq -c "SELECT string_agg(verdict || ':' || n, ' ' ORDER BY verdict) FROM (SELECT verdict, count(*) n FROM refinery.lead_state WHERE job = 'lean' AND verdict = 'kept' GROUP BY 1) s")" \
+	"$(pq -c "SELECT string_agg(verdict || ':' || n, ' ' ORDER BY verdict) FROM (SELECT verdict, count(*) n FROM refinery.lead_state WHERE job = 'lean' AND state = 'current' AND verdict = 'kept' AND rule_id IS NULL GROUP BY 1) s")" \
 	"run_funnel reads it"
 is "$(pq -c "SELECT count(*) FROM (SELECT rep_id, call_order FROM refinery.results WHERE run_id = $rl AND rep_id IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1) d")" 0 \
 	"each rep's queue is numbered without a gap or a tie"
