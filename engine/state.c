@@ -25,57 +25,10 @@
 #include "phone.h"
 #include "pull.h"
 #include "state.h"
+#include "state_int.h"
 #include "strbuf.h"
 #include "util.h"
 #include "writeback.h"
-
-#define NO_INDEX UINT32_MAX
-
-/* what the state says about one lead */
-struct old_lead
-{
-	const char *lead_id;
-	const char *rule_id;     /* NULL */
-	const char *survivor_id; /* NULL */
-	const char *cohort;      /* NULL */
-	int64_t cluster_id;      /* -1 NULL */
-	int64_t rep_id;          /* -1 NULL */
-	int64_t assigned_at;     /* BATCH_NO_TIME */
-	int64_t sla_due_at;      /* BATCH_NO_TIME */
-	uint64_t fingerprint;
-	bool has_fingerprint;
-	bool vanished;
-	bool seen;           /* pulled by this run */
-	uint8_t verdict;     /* enum verdict; VERDICT__COUNT when unknown */
-	uint8_t temperature; /* enum temperature */
-};
-
-enum lead_kind
-{
-	KIND_UNCHANGED,
-	KIND_NEW,
-	KIND_CHANGED,
-	KIND_RETURNED
-};
-
-static const char *const kind_names[] = {"unchanged", "new", "changed", "returned"};
-
-struct job_state
-{
-	char *job;
-	struct arena *arena;
-	struct old_lead *old;
-	size_t nold, capold;
-	uint32_t *slot; /* hash table of old leads by id: index + 1, 0 empty */
-	size_t nslots;
-	uint32_t *of_row; /* batch row -> old lead, NO_INDEX when new */
-	uint8_t *kind;    /* batch row -> enum lead_kind */
-	uint64_t *fp;     /* batch row -> fingerprint */
-	size_t nrows;
-	int64_t last_run;
-	bool attach_pending; /* a first run's table is filled, not yet attached */
-	struct state_counts c;
-};
 
 static bool
 oom(struct error *err)
@@ -175,10 +128,8 @@ keep(struct job_state *st, const char *s, bool *ok)
 	return d;
 }
 
-#define OLD_COLUMNS 12
-
-static bool
-add_old(struct job_state *st, char **f, struct error *err)
+bool
+state_add_old(struct job_state *st, char **f, struct error *err)
 {
 	struct old_lead *o;
 	bool ok = true;
@@ -257,7 +208,7 @@ read_rows(PGconn *conn, struct job_state *st, struct error *err)
 		for (int k = 0; k < nf && k < OLD_COLUMNS; k++)
 			if (f[k])
 				f[k][len[k]] = '\0';
-		added = nf == OLD_COLUMNS && add_old(st, f, err);
+		added = nf == OLD_COLUMNS && state_add_old(st, f, err);
 
 		PQfreemem(row);
 		if (nf != OLD_COLUMNS)
@@ -308,24 +259,30 @@ read_last_run(PGconn *conn, struct job_state *st, const char *sha, struct error 
 	return true;
 }
 
-bool
-state_read(PGconn *conn, const char *job, const char *rules_sha256, struct batch *b,
-           struct job_state **out, struct error *err)
+struct job_state *
+state_new(const char *job, struct error *err)
 {
 	struct job_state *st = calloc(1, sizeof(*st));
 
-	*out = st;
 	if (st == NULL || (st->job = strdup(job)) == NULL || (st->arena = arena_new(0)) == NULL)
-		return oom(err);
+	{
+		state_free(st);
+		oom(err);
+		return NULL;
+	}
+	st->last_run = -1;
+	return st;
+}
+
+bool
+state_match_batch(struct job_state *st, struct batch *b, struct error *err)
+{
 	st->nrows = b->n;
 	st->of_row = malloc(sizeof(*st->of_row) * (b->n ? b->n : 1));
 	st->kind = calloc(b->n ? b->n : 1, sizeof(*st->kind));
 	st->fp = malloc(sizeof(*st->fp) * (b->n ? b->n : 1));
-	if (!st->of_row || !st->kind || !st->fp)
-		return oom(err);
-	if (!read_last_run(conn, st, rules_sha256, err) || !read_rows(conn, st, err) ||
-	    !index_old(st, err))
-		return false;
+	if (!st->of_row || !st->kind || !st->fp || !index_old(st, err))
+		return st->slot ? false : oom(err);
 	st->c.had_state = st->nold > 0;
 	b->has_state = st->c.had_state;
 	for (size_t i = 0; i < b->n; i++)
@@ -350,6 +307,16 @@ state_read(PGconn *conn, const char *job, const char *rules_sha256, struct batch
 		}
 	}
 	return true;
+}
+
+bool
+state_read(PGconn *conn, const char *job, const char *rules_sha256, struct batch *b,
+           struct job_state **out, struct error *err)
+{
+	struct job_state *st = *out = state_new(job, err);
+
+	return st && read_last_run(conn, st, rules_sha256, err) && read_rows(conn, st, err) &&
+	       state_match_batch(st, b, err);
 }
 
 /* ------------------------------------------------------- stable clusters */

@@ -1,0 +1,77 @@
+/*
+ * state_int.h
+ *    What engine/state.c keeps about a job's state, private to it and to its
+ *    unit test (tests/unit/test_state.c), which builds a state without a
+ *    server.
+ */
+#ifndef REFINERY_STATE_INT_H
+#define REFINERY_STATE_INT_H
+
+#include "state.h"
+
+#define NO_INDEX UINT32_MAX
+
+/* the fields of a state row as read (state_add_old), in this order */
+#define OLD_COLUMNS 12
+
+/* what the state says about one lead */
+struct old_lead
+{
+	const char *lead_id;
+	const char *rule_id;     /* NULL */
+	const char *survivor_id; /* NULL */
+	const char *cohort;      /* NULL */
+	int64_t cluster_id;      /* -1 NULL */
+	int64_t rep_id;          /* -1 NULL */
+	int64_t assigned_at;     /* BATCH_NO_TIME */
+	int64_t sla_due_at;      /* BATCH_NO_TIME */
+	uint64_t fingerprint;
+	bool has_fingerprint;
+	bool vanished;
+	bool seen;           /* pulled by this run */
+	uint8_t verdict;     /* enum verdict; VERDICT__COUNT when unknown */
+	uint8_t temperature; /* enum temperature */
+};
+
+enum lead_kind
+{
+	KIND_UNCHANGED,
+	KIND_NEW,
+	KIND_CHANGED,
+	KIND_RETURNED
+};
+
+static const char *const kind_names[] = {"unchanged", "new", "changed", "returned"};
+
+struct job_state
+{
+	char *job;
+	struct arena *arena;
+	struct old_lead *old;
+	size_t nold, capold;
+	uint32_t *slot; /* hash table of old leads by id: index + 1, 0 empty */
+	size_t nslots;
+	uint32_t *of_row; /* batch row -> old lead, NO_INDEX when new */
+	uint8_t *kind;    /* batch row -> enum lead_kind */
+	uint64_t *fp;     /* batch row -> fingerprint */
+	size_t nrows;
+	int64_t last_run;
+	bool attach_pending; /* a first run's table is filled, not yet attached */
+	struct state_counts c;
+};
+
+/* An empty state of job (no rows, no last run); NULL on out of memory. */
+struct job_state *state_new(const char *job, struct error *err);
+
+/*
+ * Add one state row from its OLD_COLUMNS text fields (NULL = SQL NULL):
+ * lead_id, vanished ("t"/"f"), fingerprint, verdict, rule_id, cluster_id,
+ * survivor_id, temperature, cohort, rep_id, assigned_at and sla_due_at
+ * (naive local seconds since epoch).
+ */
+bool state_add_old(struct job_state *st, char **f, struct error *err);
+
+/* After the last row: find each lead of b in the state and give it its hold. */
+bool state_match_batch(struct job_state *st, struct batch *b, struct error *err);
+
+#endif /* REFINERY_STATE_INT_H */

@@ -1,0 +1,260 @@
+/*
+ * test_state.c
+ *    A job's state without a server: state rows as the run reads them
+ *    (state_add_old), a batch whose dedupe result is set by hand, then
+ *    state_reconcile(): the stable cluster ids (a cluster whose members did
+ *    not change keeps its id whoever survives, a merge keeps the smallest
+ *    old id, a split leaves the id with the part holding the old survivor,
+ *    an id some old cluster had is never handed to another cluster), the
+ *    holds given to the match stage, the kept due times, and the sorting of
+ *    leads into new, returned, changed, unchanged and vanished.
+ *    tests/integration/nightly.sh drives the same through a server.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "batch.h"
+#include "state.h"
+#include "state_int.h"
+#include "tap.h"
+
+#define MAXN 32
+
+/* A batch of leads with ids ids[0..n), every other field NULL, all kept. */
+static struct batch *
+make_batch(const char *const *ids, int n)
+{
+	struct batch *b = batch_new(0, NULL);
+	struct error err;
+
+	error_clear(&err);
+	for (int i = 0; i < n; i++)
+	{
+		const char *v[FIELD__COUNT] = {0};
+		size_t len[FIELD__COUNT] = {0};
+
+		v[FIELD_LEAD_ID] = ids[i];
+		len[FIELD_LEAD_ID] = strlen(ids[i]);
+		if (batch_append(b, v, len) < 0)
+			return NULL;
+	}
+	if (!batch_finish(b, &err))
+	{
+		diag("batch_finish: %s", err.msg);
+		return NULL;
+	}
+	return b;
+}
+
+/* A state row: id, vanished, cluster, survivor, rep, with the fingerprint the batch row has. */
+static void
+old_row(struct job_state *st, const char *id, bool vanished, const char *cluster,
+        const char *survivor, const char *rep, uint64_t fp, const char *verdict)
+{
+	char fps[32];
+	char *f[OLD_COLUMNS] = {0};
+	struct error err;
+
+	error_clear(&err);
+	snprintf(fps, sizeof(fps), "%lld", (long long) fp);
+	f[0] = (char *) id;
+	f[1] = (char *) (vanished ? "t" : "f");
+	f[2] = fps;
+	f[3] = (char *) verdict;
+	f[4] = (char *) (strcmp(verdict, "duplicate") == 0 ? "dedupe" : NULL); /* as cluster() marks */
+	f[5] = (char *) cluster;
+	f[6] = (char *) survivor;
+	f[9] = (char *) rep;
+	f[10] = (char *) (rep ? "1000" : NULL);
+	f[11] = (char *) (rep ? "5000" : NULL);
+	if (!state_add_old(st, f, &err))
+		diag("state_add_old: %s", err.msg);
+}
+
+/* the fingerprint lead id has in a batch whose other fields are NULL */
+static uint64_t
+fp_of(const char *id)
+{
+	const char *ids[1] = {id};
+	struct batch *b = make_batch(ids, 1);
+	uint64_t h = state_fingerprint(b, 0);
+
+	batch_free(b);
+	return h;
+}
+
+/* Set rows [first, last] of b to one cluster with survivor row surv and dedupe id cid. */
+static void
+cluster(struct batch *b, int first, int last, int surv, int64_t cid)
+{
+	for (int i = first; i <= last; i++)
+	{
+		b->cluster_id[i] = cid;
+		b->survivor[i] = (uint32_t) surv;
+		if (i != surv)
+			batch_mark(b, (size_t) i, VERDICT_DUPLICATE, "dedupe", "same person");
+	}
+}
+
+int
+main(void)
+{
+	struct error err;
+	struct job_state *st;
+	struct batch *b;
+	const struct state_counts *c;
+
+	error_clear(&err);
+
+	/*
+	 * The old state: clusters {1,2} id 10 (survivor 1), {3,4} id 5 (survivor
+	 * 3), {6,7,8} id 60 (survivor 7), {11,12} id 40 (survivor 11), lead 9
+	 * alone, lead 13 vanished, lead 14 in the state but not pulled now.
+	 * Now: 1-4 merge (dedupe calls the cluster 1, after its survivor); 6 leaves 60, 7 and 8 stay
+	 * with 20 (new, dedupe id 8); 11 and 12 stay together but 12 survives
+	 * (dedupe id 12); new leads 15 and 16 pair up (dedupe id 40: an old
+	 * id, not theirs); 13 comes back; 9's source fields changed; 30 is as
+	 * it was.
+	 */
+	{
+		static const char *const ids[] = {"1",  "2",  "3",  "4",  "6",  "7",  "8", "9",
+		                                  "11", "12", "13", "15", "16", "20", "30"};
+		const char *v[FIELD__COUNT] = {0};
+		size_t len[FIELD__COUNT] = {0};
+		int n = 15;
+
+		st = state_new("nightly", &err);
+		ok(st != NULL, "state_new");
+		old_row(st, "1", false, "10", "1", "7", fp_of("1"), "kept");
+		old_row(st, "2", false, "10", "1", NULL, fp_of("2"), "duplicate");
+		old_row(st, "3", false, "5", "3", "8", fp_of("3"), "kept");
+		old_row(st, "4", false, "5", "3", NULL, fp_of("4"), "duplicate");
+		old_row(st, "6", false, "60", "7", NULL, fp_of("6"), "duplicate");
+		old_row(st, "7", false, "60", "7", "9", fp_of("7"), "kept");
+		old_row(st, "8", false, "60", "7", NULL, fp_of("8"), "duplicate");
+		old_row(st, "9", false, NULL, NULL, "7", fp_of("9") + 1, "kept");
+		old_row(st, "11", false, "40", "11", NULL, fp_of("11"), "kept");
+		old_row(st, "12", false, "40", "11", NULL, fp_of("12"), "duplicate");
+		old_row(st, "13", true, NULL, NULL, NULL, fp_of("13"), "kept");
+		old_row(st, "14", false, NULL, NULL, "3", fp_of("14"), "kept");
+		old_row(st, "30", false, NULL, NULL, NULL, fp_of("30"), "kept");
+
+		b = batch_new(0, NULL);
+		for (int i = 0; i < n; i++)
+		{
+			v[FIELD_LEAD_ID] = ids[i];
+			len[FIELD_LEAD_ID] = strlen(ids[i]);
+			batch_append(b, v, len);
+		}
+		ok(batch_finish(b, &err), "a batch of %d leads", n);
+		ok(state_match_batch(st, b, &err), "the leads are found in the state");
+		is_int(b->has_state, 1, "the batch knows the job has state");
+		/* holds: from the state's rep of each current lead, none for a vanished one */
+		is_int(b->held_rep[0], 7, "lead 1 is held by rep 7");
+		is_int(b->held_since[0], 1000, "since the state's assigned_at");
+		is_int(b->held_rep[2], 8, "lead 3 by rep 8");
+		is_int(b->held_rep[1], -1, "lead 2 by nobody");
+		is_int(b->held_rep[10], -1, "lead 13 (vanished) by nobody");
+		is_int(b->held_rep[13], -1, "lead 20 (new) by nobody");
+
+		/* what dedupe found this time, by row: 1 2 3 4 | 6 | 7 8 20 | 9 | 11 12 | 13 | 15 16 | 30 */
+		cluster(b, 0, 3, 0, 1);
+		cluster(b, 5, 6, 6, 8);
+		b->cluster_id[13] = 8;
+		b->survivor[13] = 6;
+		batch_mark(b, 13, VERDICT_DUPLICATE, "dedupe", "same person");
+		cluster(b, 8, 9, 9, 12);
+		cluster(b, 11, 12, 11, 40);
+		/* lead 1 stays with rep 7, in the same cohort: its due time stays */
+		b->rep_id[0] = 7;
+		b->cohort_name[0] = NULL;
+		b->sla_due_at[0] = 9999;
+		b->rep_id[7] = 7;
+
+		ok(state_reconcile(st, b, false, &err), "reconcile: %s", err.msg);
+		is_int(b->cluster_id[0], 5, "merge: {1,2} (10) and {3,4} (5) become one cluster, id 5");
+		is_int(b->cluster_id[1], 5, "every member of it");
+		is_int(b->cluster_id[3], 5, "lead 4 too");
+		is_int(b->cluster_id[4], -1, "split: lead 6 left cluster 60 and is alone");
+		is_int(b->cluster_id[5], 60, "split: the part holding 60's survivor (7) keeps 60");
+		is_int(b->cluster_id[13], 60, "and the new lead that joined it gets 60 too");
+		is_int(b->cluster_id[8], 40, "{11,12} keeps 40 although 12 survives now");
+		ok(b->cluster_id[11] > 60 && b->cluster_id[11] == b->cluster_id[12],
+		   "new pair {15,16}: dedupe's id 40 is an old cluster's, so a fresh one (%lld)",
+		   (long long) b->cluster_id[11]);
+		is_int(b->sla_due_at[0], 5000, "lead 1 stays with rep 7 in its cohort: its due time stays");
+		c = state_counts(st);
+		is_int(c->new_leads, 3, "new: 15, 16 and 20");
+		is_int(c->returned, 1, "returned: 13");
+		is_int(c->vanished, 1, "vanished: 14");
+		/*
+		 * changed: 1, 2 (cluster 10 -> 5), 3 (now a duplicate, no rep), 4 (survivor 3 -> 1),
+		 * 6 (out of 60), 7 (now a duplicate), 8 (now the survivor), 9 (source fields),
+		 * 11 (now a duplicate), 12 (now the survivor)
+		 */
+		is_int(c->changed, 10, "changed: 1, 2, 3, 4, 6, 7, 8, 9, 11 and 12");
+		is_int(c->unchanged, 1, "unchanged: only 30");
+		is_int(c->had_state, 1, "the job had state");
+		is_int(c->full, 0, "an ordinary run writes only what changed");
+		batch_free(b);
+		state_free(st);
+	}
+
+	/* a cluster whose members and survivor stay: same id, nothing written */
+	{
+		static const char *const ids[] = {"100", "101", "102"};
+
+		st = state_new("nightly", &err);
+		old_row(st, "100", false, "100", "100", "4", fp_of("100"), "kept");
+		old_row(st, "101", false, "100", "100", NULL, fp_of("101"), "duplicate");
+		old_row(st, "102", false, NULL, NULL, NULL, fp_of("102"), "kept");
+		b = make_batch(ids, 3);
+		ok(state_match_batch(st, b, &err), "a second state");
+		cluster(b, 0, 1, 0, 100);
+		b->rep_id[0] = 4;
+		ok(state_reconcile(st, b, true, &err), "reconcile with --full");
+		c = state_counts(st);
+		is_int(b->cluster_id[0], 100, "the cluster keeps its id");
+		is_int(c->unchanged, 3, "all three unchanged");
+		is_int(c->changed + c->new_leads + c->vanished + c->returned, 0, "nothing else");
+		is_int(c->full, 1, "--full: every row rewritten all the same");
+		batch_free(b);
+		state_free(st);
+	}
+
+	/* a job's first run: no state; dedupe's ids stand */
+	{
+		static const char *const ids[] = {"1", "2", "3"};
+
+		st = state_new("nightly", &err);
+		b = make_batch(ids, 3);
+		ok(state_match_batch(st, b, &err), "an empty state");
+		is_int(b->has_state, 0, "the batch knows the job has none");
+		cluster(b, 1, 2, 2, 3);
+		ok(state_reconcile(st, b, false, &err), "reconcile");
+		c = state_counts(st);
+		is_int(b->cluster_id[1], 3, "the cluster keeps dedupe's id");
+		is_int(c->new_leads, 3, "every lead is new");
+		is_int(c->full, 1, "and every row is written");
+		batch_free(b);
+		state_free(st);
+	}
+
+	/* a lead twice in the state is an internal error naming it */
+	{
+		static const char *const ids[] = {"1"};
+
+		st = state_new("nightly", &err);
+		old_row(st, "1", false, NULL, NULL, NULL, 0, "kept");
+		old_row(st, "1", false, NULL, NULL, NULL, 0, "kept");
+		b = make_batch(ids, 1);
+		ok(!state_match_batch(st, b, &err), "a lead twice in the state fails");
+		ok(strstr(err.msg, "lead \"1\" twice in the state of job \"nightly\"") != NULL,
+		   "naming it: %s", err.msg);
+		batch_free(b);
+		state_free(st);
+	}
+	return done_testing();
+}
