@@ -119,11 +119,12 @@ main(void)
 	 * it was.
 	 */
 	{
-		static const char *const ids[] = {"1",  "2",  "3",  "4",  "6",  "7",  "8", "9",
-		                                  "11", "12", "13", "15", "16", "20", "30"};
+		static const char *const ids[] = {"1",  "2",  "3",  "4",  "6",  "7",  "8",
+		                                  "9",  "11", "12", "13", "15", "16", "20",
+		                                  "30", "21", "22", "23", "24", "25"};
 		const char *v[FIELD__COUNT] = {0};
 		size_t len[FIELD__COUNT] = {0};
-		int n = 15;
+		int n = (int) (sizeof(ids) / sizeof(ids[0]));
 
 		st = state_new("nightly", &err);
 		ok(st != NULL, "state_new");
@@ -140,6 +141,14 @@ main(void)
 		old_row(st, "13", true, NULL, NULL, NULL, fp_of("13"), "kept");
 		old_row(st, "14", false, NULL, NULL, "3", fp_of("14"), "kept");
 		old_row(st, "30", false, NULL, NULL, NULL, fp_of("30"), "kept");
+		old_row(st, "21", false, "70", "21", NULL, fp_of("21"), "kept");
+		for (int k = 22; k <= 25; k++)
+		{
+			char id[8];
+
+			snprintf(id, sizeof(id), "%d", k);
+			old_row(st, id, false, "70", "21", NULL, fp_of(id), "duplicate");
+		}
 
 		b = batch_new(0, NULL);
 		for (int i = 0; i < n; i++)
@@ -167,6 +176,9 @@ main(void)
 		batch_mark(b, 13, VERDICT_DUPLICATE, "dedupe", "same person");
 		cluster(b, 8, 9, 9, 12);
 		cluster(b, 11, 12, 11, 40);
+		/* 70 = {21..25}, survivor 21, splits into {21,22} and {23,24,25} */
+		cluster(b, 15, 16, 15, 21);
+		cluster(b, 17, 19, 17, 23);
 		/* lead 1 stays with rep 7, in the same cohort: its due time stays */
 		b->rep_id[0] = 7;
 		b->cohort_name[0] = NULL;
@@ -181,6 +193,9 @@ main(void)
 		is_int(b->cluster_id[5], 60, "split: the part holding 60's survivor (7) keeps 60");
 		is_int(b->cluster_id[13], 60, "and the new lead that joined it gets 60 too");
 		is_int(b->cluster_id[8], 40, "{11,12} keeps 40 although 12 survives now");
+		is_int(b->cluster_id[15], 70,
+		       "split: {21,22} holds 70's survivor and keeps 70, though smaller");
+		is_int(b->cluster_id[17], 23, "{23,24,25}, the larger part, gets its own id (23)");
 		ok(b->cluster_id[11] > 60 && b->cluster_id[11] == b->cluster_id[12],
 		   "new pair {15,16}: dedupe's id 40 is an old cluster's, so a fresh one (%lld)",
 		   (long long) b->cluster_id[11]);
@@ -194,8 +209,8 @@ main(void)
 		 * 6 (out of 60), 7 (now a duplicate), 8 (now the survivor), 9 (source fields),
 		 * 11 (now a duplicate), 12 (now the survivor)
 		 */
-		is_int(c->changed, 10, "changed: 1, 2, 3, 4, 6, 7, 8, 9, 11 and 12");
-		is_int(c->unchanged, 1, "unchanged: only 30");
+		is_int(c->changed, 13, "changed: 1, 2, 3, 4, 6, 7, 8, 9, 11, 12, and 23, 24, 25 (cluster)");
+		is_int(c->unchanged, 3, "unchanged: 30, and 21, 22 (still 70 with survivor 21)");
 		is_int(c->had_state, 1, "the job had state");
 		is_int(c->full, 0, "an ordinary run writes only what changed");
 		batch_free(b);
