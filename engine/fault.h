@@ -11,7 +11,8 @@
  *    whatever the load of the machine.  Points: "pull" (after 1000 rows),
  *    "compute" (side data read, before the first stage), "dedupe" (the
  *    dedupe stage begins, its stop checks ahead), "write" (half-way
- *    through the result COPY), "commit" (COMMIT sent), "outfile" (a
+ *    through the result COPY), "state" (half-way through the COPY of the
+ *    job's state rows), "commit" (COMMIT sent), "outfile" (a
  *    file's temporary copy written and synced, not yet renamed).
  */
 #ifndef REFINERY_FAULT_H

@@ -735,7 +735,7 @@ state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const 
 			oom(err);
 			goto out;
 		}
-		ok = writeback_copy(conn, sql.data, phase, format_state, &r, NULL, b->n, false, err);
+		ok = writeback_copy(conn, sql.data, phase, format_state, &r, NULL, b->n, "state", err);
 		if (ok && fresh && rs->output->analyze)
 		{
 			sb_reset(&sql);
@@ -774,7 +774,7 @@ state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const 
 			oom(err);
 			goto out;
 		}
-		if (!writeback_copy(conn, sql.data, phase, format_state, &r, rows, nrows, false, err))
+		if (!writeback_copy(conn, sql.data, phase, format_state, &r, rows, nrows, "state", err))
 			goto out;
 		/* the log first, while the rows it replaces are still there */
 		if (!exec2(conn, phase,

@@ -450,12 +450,12 @@ copy_producer(void *arg)
 
 bool
 writeback_copy(PGconn *conn, const char *sql, const char *phase, writeback_format_fn fmt,
-               const void *ctx, const uint32_t *rows, size_t n, bool fault_at_half,
+               const void *ctx, const uint32_t *rows, size_t n, const char *fault,
                struct error *err)
 {
 	struct copy_pipe p;
 	pthread_t producer;
-	bool ok = true, faulted = !fault_at_half;
+	bool ok = true, faulted = fault == NULL;
 	int k = 0;
 
 	if (!copy_begin(conn, sql, phase, err))
@@ -501,7 +501,7 @@ writeback_copy(PGconn *conn, const char *sql, const char *phase, writeback_forma
 		if (!faulted && s->rows_end > n / 2)
 		{
 			faulted = true;
-			FAULT("write");
+			FAULT(fault);
 		}
 		pthread_mutex_lock(&p.mu);
 		s->full = false;
@@ -559,7 +559,7 @@ write_leads(PGconn *conn, const struct ruleset *rs, const struct batch *b, int64
 		len += (size_t) snprintf(sql + len, sizeof(sql) - len, ", %s", writeback_columns[c]);
 	snprintf(sql + len, sizeof(sql) - len, ") FROM STDIN");
 	return writeback_copy(conn, sql, "writing the lead results", format_result, &r, NULL, b->n,
-	                      true, err);
+	                      "write", err);
 }
 
 static bool

@@ -56,10 +56,11 @@ typedef void (*writeback_format_fn)(struct strbuf *sb, const void *ctx, size_t i
 /*
  * COPY rows with the statement sql (... FROM STDIN): rows[0..n) when rows
  * is not NULL, else 0 .. n-1, each formatted by fmt while the previous ones
- * are sent.  fault_at_half: the "write" fault point fires halfway.
+ * are sent.  fault: the name of a fault point (fault.h) that fires halfway
+ * through, NULL none.
  */
 bool writeback_copy(PGconn *conn, const char *sql, const char *phase, writeback_format_fn fmt,
-                    const void *ctx, const uint32_t *rows, size_t n, bool fault_at_half,
+                    const void *ctx, const uint32_t *rows, size_t n, const char *fault,
                     struct error *err);
 
 /* The lead_results columns the engine writes, in COPY order; NULL-terminated. */

@@ -151,8 +151,22 @@ if fault_hooks; then
 	is "$rc" 0 "yet the next run of the job takes the lease: the lock died with the session"
 	is "$(pq -c "SELECT count(*) FROM refinery.runs")/$(pq -c "SELECT count(*) FROM refinery.jobs WHERE holder_pid IS NOT NULL")" \
 		"$((before + 1))/0" "only that run was added, and it cleared the record"
+	# two jobs' first runs: one stalled while it writes its state (its results written,
+	# not yet attached) holds no lock another job's run waits for
+	rules twin1 crm.leads
+	rules twin2 crm.leads
+	pg_run_stalled state "$tmp/gate4" -c "$tmp/twin1.ini"
+	ok $? "a first run of job twin1 stops half-way through writing its state"
+	out=$("$REFINERY" run -q -c "$tmp/twin2.ini" 2>&1); rc=$?
+	is "$rc/$out" "0/refinery: info: new job \"twin2\"" "meanwhile a first run of job twin2 writes, attaches its partitions and commits"
+	touch "$tmp/gate4"
+	wait $pid; rc=$?
+	is "$rc" 0 "then twin1's run commits too"
+	is "$(pq -c "SELECT string_agg(j.job || ':' || (SELECT count(*) FROM refinery.lead_results l WHERE l.run_id = j.run_id) || ':' || j.state_rows, ' ' ORDER BY j.job)
+		FROM (SELECT s.job, s.last_run_id AS run_id, s.state_rows FROM refinery.job_summary s WHERE s.job LIKE 'twin%') j")" \
+		"twin1:$N:$N twin2:$N:$N" "each has its $N results and $N state rows"
 else
-	skip 13 "refinery was built without --enable-fault-injection"
+	skip 17 "refinery was built without --enable-fault-injection"
 fi
 
 # ---- guards
