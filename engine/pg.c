@@ -296,6 +296,20 @@ pg_fail(PGconn *conn, PGresult *res, const char *phase, struct error *err)
 }
 
 bool
+pg_copy_result(PGconn *conn, const char *phase, struct error *err)
+{
+	PGresult *res = PQgetResult(conn);
+	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+
+	if (!ok)
+		pg_fail(conn, res, phase, err);
+	PQclear(res);
+	while ((res = PQgetResult(conn)) != NULL)
+		PQclear(res);
+	return ok;
+}
+
+bool
 pg_exec(PGconn *conn, const char *phase, const char *sql, struct error *err)
 {
 	PGresult *res = PQexec(conn, sql);

@@ -42,6 +42,13 @@ void pg_signals_install(void);
 bool pg_interrupted(void);
 
 /*
+ * After a COPY's data (in or out): read the statement's result, which says
+ * whether the server took it all, and drain the rest.  false with err
+ * filled (naming phase) when it did not.
+ */
+bool pg_copy_result(PGconn *conn, const char *phase, struct error *err);
+
+/*
  * Run one statement (or several, with no parameters) and expect success.
  * `phase` names what the engine was doing, for the message.  On failure the
  * error names the phase, carries the server's message, detail and hint, and

@@ -176,7 +176,6 @@ read_rows(PGconn *conn, struct job_state *st, struct error *err)
 	PGresult *res;
 	char *row;
 	int rc;
-	bool ok = false;
 
 	if (lit == NULL)
 		return pg_fail(conn, NULL, phase, err);
@@ -226,14 +225,7 @@ read_rows(PGconn *conn, struct job_state *st, struct error *err)
 	}
 	if (rc == -2)
 		return pg_fail(conn, NULL, phase, err);
-	res = PQgetResult(conn);
-	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-	if (!ok)
-		pg_fail(conn, res, phase, err);
-	PQclear(res);
-	while ((res = PQgetResult(conn)) != NULL)
-		PQclear(res);
-	return ok;
+	return pg_copy_result(conn, phase, err);
 }
 
 /* the job's last committed run and whether it had these rules */

@@ -346,19 +346,9 @@ writeback_row(struct strbuf *sb, const struct ruleset *rs, const struct batch *b
 static bool
 copy_end(PGconn *conn, const char *phase, struct error *err)
 {
-	PGresult *res;
-	bool ok;
-
 	if (PQputCopyEnd(conn, NULL) != 1)
 		return pg_fail(conn, NULL, phase, err);
-	res = PQgetResult(conn);
-	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-	if (!ok)
-		pg_fail(conn, res, phase, err);
-	PQclear(res);
-	while ((res = PQgetResult(conn)) != NULL)
-		PQclear(res);
-	return ok;
+	return pg_copy_result(conn, phase, err);
 }
 
 static bool
