@@ -35,6 +35,8 @@ state() {
 	pq -c "SELECT md5(coalesce((SELECT string_agg(t::text, ',' ORDER BY run_id) FROM refinery.runs t), '')
 	           || coalesce((SELECT string_agg(t::text, ',' ORDER BY run_id, lead_id) FROM refinery.lead_results t), '')
 	           || coalesce((SELECT string_agg(t::text, ',' ORDER BY run_id, ord) FROM refinery.run_stages t), '')
+	           || coalesce((SELECT string_agg(t::text, ',' ORDER BY job, lead_id) FROM refinery.lead_state t), '')
+	           || coalesce((SELECT string_agg(t::text, ',' ORDER BY run_id, lead_id) FROM refinery.lead_changes t), '')
 	           || (SELECT count(*) FROM pg_class WHERE relname LIKE 'lead_results_%')::text)"
 }
 
@@ -59,6 +61,18 @@ if fault_hooks; then
 	is "$(pq -c "SELECT count(*) FROM refinery.runs")" "$((runs_before + 1))" "F1: the rerun adds exactly one run"
 	last=$(pq -c "SELECT max(run_id) FROM refinery.runs")
 	is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $last")" "$N" "F1: the rerun is complete"
+
+	# F1b: killed half-way through writing the job's state, on a night when leads changed
+	pq -c "UPDATE crm.leads SET status = 'no answer' WHERE lead_id % 7 = 0" >/dev/null
+	before=$(state)
+	REFINERY_FAULT=state "$REFINERY" run -c "$tmp/rules.ini" >/dev/null 2>&1; rc=$?
+	is "$rc" 137 "F1b: the engine died by SIGKILL while writing the job's state"
+	pg_wait_no_engine
+	is "$(state)" "$before" "F1b: the database, state and change log included, is exactly as before"
+	"$REFINERY" run -q -c "$tmp/rules.ini"; ok $? "F1b: a rerun succeeds"
+	last=$(pq -c "SELECT max(run_id) FROM refinery.runs")
+	is "$(pq -c "SELECT leads_changed > 0 AND leads_changed = (SELECT count(*) FROM refinery.lead_changes WHERE run_id = $last) FROM refinery.runs WHERE run_id = $last")" \
+		"t" "F1b: the rerun records the changed leads once, in its own run"
 	before=$(state)
 
 	# F4: killed right after COMMIT was sent: the run is there once, complete
@@ -118,7 +132,7 @@ if fault_hooks; then
 	pg_restart
 	is "$(state)" "$before" "F2: after restart the database is as before"
 else
-	skip 24 "refinery was built without --enable-fault-injection"
+	skip 28 "refinery was built without --enable-fault-injection"
 fi
 
 # F8: a session holds a lock the write needs, and keeps it until the engine
