@@ -167,6 +167,7 @@ batch_free(struct batch *b)
 	free(b->p_close);
 	free(b->held_rep);
 	free(b->held_since);
+	free(b->pinned);
 	free(b->assigned_at);
 	rep_table_free(b->reps);
 	suppress_free(b->suppress);
@@ -396,7 +397,7 @@ batch_finish(struct batch *b, struct error *err)
 	      ALLOC(persona, n) && ALLOC(cohort, n) && ALLOC(cohort_name, n) &&
 	      ALLOC(channel_plan, n) && ALLOC(sla_due_at, n) && ALLOC(rep_id, n) &&
 	      ALLOC(call_order, n) && ALLOC(p_close, n) && ALLOC(held_rep, n) && ALLOC(held_since, n) &&
-	      ALLOC(assigned_at, n)))
+	      ALLOC(pinned, n) && ALLOC(assigned_at, n)))
 		return error_oom(err);
 	if (!check_unique_ids(b, err))
 		return false;

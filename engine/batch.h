@@ -171,6 +171,8 @@ struct batch
 	                      * run and for a CSV target, where [columns] last_rep seeds holds */
 	int64_t *held_rep;   /* the rep holding the lead, -1 none */
 	int64_t *held_since; /* when that rep got it; BATCH_NO_TIME unknown */
+	uint8_t *pinned;     /* 1: the rep has taken the lead through the pull queue and the
+	                      * take stands: the hold neither expires nor yields to capacity */
 
 	/* ---- reps, loaded by the pull beside the leads; owned (match.h) ---- */
 	struct rep_table *reps;

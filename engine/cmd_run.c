@@ -257,6 +257,10 @@ print_changes(const struct job_state *st, int64_t run_id)
 		       "run %" PRId64 "%s\n",
 		       c->new_leads, c->changed, c->returned, c->vanished, c->unchanged, state_last_run(st),
 		       c->full ? " (every lead rewritten)" : "");
+	if (c->skipped + c->skipped_vanished > 0)
+		printf("refinery: %zu of them left as the queue changed them after the run read them "
+		       "(taken or worked meanwhile)\n",
+		       c->skipped + c->skipped_vanished);
 	(void) run_id;
 }
 

@@ -329,8 +329,8 @@ keep_holds(struct matching *m, struct stage_stats *st, struct error *err)
 
 		if (b->verdict[i] != VERDICT_KEPT || b->held_rep[i] < 0)
 			continue;
-		/* a hold that has run out is released whatever became of its rep */
-		if (hold_expired(b->held_since[i], m->now, hold))
+		/* a hold that has run out is released whatever became of its rep; a standing take not */
+		if (!b->pinned[i] && hold_expired(b->held_since[i], m->now, hold))
 		{
 			expired++;
 			continue;
@@ -342,12 +342,13 @@ keep_holds(struct matching *m, struct stage_stats *st, struct error *err)
 			inactive++;
 			continue;
 		}
-		/* the rep index, then the score descending as in group_leads */
+		/* the rep index, its taken leads first, then the score descending as in group_leads */
 		sc = b->score[i];
 		h = sc >= 0 ? llround(sc * 100) : 0;
 		if (h > 10000)
 			h = 10000;
-		cand[nc].key = ((uint64_t) r << KEY_SCORE_BITS) | (uint64_t) (10000 - h);
+		cand[nc].key = ((uint64_t) r << (KEY_SCORE_BITS + 1)) |
+		               ((uint64_t) !b->pinned[i] << KEY_SCORE_BITS) | (uint64_t) (10000 - h);
 		cand[nc++].row = (uint32_t) i;
 	}
 	if (!radix_sort_keys(cand, nc))
@@ -358,11 +359,12 @@ keep_holds(struct matching *m, struct stage_stats *st, struct error *err)
 	for (size_t x = 0; x < nc; x++)
 	{
 		size_t i = cand[x].row;
-		int r = (int) (cand[x].key >> KEY_SCORE_BITS);
+		int r = (int) (cand[x].key >> (KEY_SCORE_BITS + 1));
 		const struct rep *rp = &t->reps[r];
 		int src = rep_table_source_index(t, b->col[FIELD_SOURCE][i]);
 
-		if (rp->capacity != REP_CAPACITY_UNLIMITED &&
+		/* a lead the rep is working (a standing take) stays, even beyond capacity */
+		if (!b->pinned[i] && rp->capacity != REP_CAPACITY_UNLIMITED &&
 		    m->held_n[r] >= (long) rp->capacity * m->c->horizon_days)
 		{
 			over++;

@@ -161,6 +161,8 @@ state_add_old(struct job_state *st, char **f, struct error *err)
 	o->rep_id = parse_int_or(f[9], -1);
 	o->assigned_at = parse_int_or(f[10], BATCH_NO_TIME);
 	o->sla_due_at = parse_int_or(f[11], BATCH_NO_TIME);
+	o->version = parse_int_or(f[12], 1);
+	o->taken_by = f[13] && f[13][0] == 't' ? parse_int_or(f[14], -1) : -1;
 	if (!ok || o->lead_id == NULL)
 		return oom(err);
 	st->nold++;
@@ -185,7 +187,9 @@ read_rows(PGconn *conn, struct job_state *st, struct error *err)
 	          "COPY (SELECT lead_id, state = 'vanished', fingerprint, verdict, rule_id, "
 	          "cluster_id, survivor_id, temperature, cohort, rep_id, "
 	          "extract(epoch FROM assigned_at AT TIME ZONE current_setting('TimeZone'))::bigint, "
-	          "extract(epoch FROM sla_due_at AT TIME ZONE current_setting('TimeZone'))::bigint "
+	          "extract(epoch FROM sla_due_at AT TIME ZONE current_setting('TimeZone'))::bigint, "
+	          "version, taken_at > now() - make_interval(hours => (SELECT j.take_hours "
+	          "FROM refinery.jobs j WHERE j.name = job)), taken_by "
 	          "FROM refinery.lead_state WHERE job = %s) TO STDOUT",
 	          lit);
 	PQfreemem(lit);
@@ -296,6 +300,12 @@ state_match_batch(struct job_state *st, struct batch *b, struct error *err)
 		{
 			b->held_rep[i] = o->rep_id;
 			b->held_since[i] = o->assigned_at;
+		}
+		/* a rep working the lead through the pull queue keeps it (match.c) */
+		if (!o->vanished && o->taken_by >= 0)
+		{
+			b->held_rep[i] = o->taken_by;
+			b->pinned[i] = 1;
 		}
 	}
 	return true;
@@ -612,7 +622,9 @@ format_state(struct strbuf *sb, const void *ctx, size_t i)
 	sb_copy_text(sb, r->st->job);
 	sb_printf(sb, "\t%" PRId64 "\t%" PRId64, r->run_id, r->run_id);
 	if (r->with_kind)
-		sb_printf(sb, "\t%s", kind_names[r->st->kind[i]]);
+		sb_printf(sb, "\t%s\t%" PRId64, kind_names[r->st->kind[i]],
+		          r->st->of_row[i] == NO_INDEX ? (int64_t) 0
+		                                       : r->st->old[r->st->of_row[i]].version);
 	sb_putc(sb, '\n');
 }
 
@@ -622,7 +634,7 @@ format_id(struct strbuf *sb, const void *ctx, size_t k)
 	const struct job_state *st = ctx;
 
 	sb_copy_text(sb, st->old[k].lead_id);
-	sb_putc(sb, '\n');
+	sb_printf(sb, "\t%" PRId64 "\n", st->old[k].version);
 }
 
 static bool
@@ -631,7 +643,8 @@ copy_sql(struct strbuf *sql, const char *table, bool with_kind)
 	sb_printf(sql, "COPY %s (", table);
 	for (int k = 0; writeback_columns[k]; k++)
 		sb_printf(sql, "%s, ", writeback_columns[k]);
-	sb_printf(sql, "%s%s) FROM STDIN", state_extra_columns, with_kind ? ", kind" : "");
+	sb_printf(sql, "%s%s) FROM STDIN", state_extra_columns,
+	          with_kind ? ", kind, version_read" : "");
 	return !sql->oom;
 }
 
@@ -665,6 +678,28 @@ exec2(PGconn *conn, const char *phase, const char *sql, int64_t run_id, const ch
 	"call_order = EXCLUDED.call_order, p_close = EXCLUDED.p_close, "                               \
 	"channel_plan = EXCLUDED.channel_plan, sla_due_at = EXCLUDED.sla_due_at, "                     \
 	"golden = EXCLUDED.golden"
+
+/* a row of temporary table ALIAS the run may write: a new lead, or one locked unchanged */
+#define WRITABLE(alias)                                                                            \
+	"(" alias                                                                                      \
+	".version_read = 0 OR EXISTS (SELECT 1 FROM refinery_state_ok k WHERE k.lead_id = " alias      \
+	".lead_id))"
+
+/* the rows of table (alias t) that `where` selects and the run may not write */
+static bool
+count_skipped(PGconn *conn, const char *table, const char *where, size_t *n, struct error *err)
+{
+	char sql[512];
+	PGresult *res;
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s t WHERE %sNOT " WRITABLE("t"), table,
+	         where);
+	if ((res = pg_query(conn, "writing the job's state", sql, 0, NULL, err)) == NULL)
+		return false;
+	*n = (size_t) strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return true;
+}
 
 bool
 state_attach(PGconn *conn, struct job_state *st, struct error *err)
@@ -752,13 +787,25 @@ state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const 
 		if (!st->old[k].seen && !st->old[k].vanished)
 			gone[ngone++] = (uint32_t) k;
 
+	/*
+	 * A row the queue changed after the run read it (a take, an outcome:
+	 * its version moved) is left as the queue left it; so is one a take
+	 * holds locked right now, which is skipped rather than waited for.
+	 * The rows the run may write are locked until its commit.
+	 */
+	if (!pg_exec(conn, phase,
+	             "CREATE TEMPORARY TABLE refinery_state_ok (lead_id text PRIMARY KEY) "
+	             "ON COMMIT DROP",
+	             err))
+		goto out;
 	if (nrows > 0)
 	{
 		r.with_kind = true;
 		if (!pg_exec(conn, phase,
 		             "CREATE TEMPORARY TABLE refinery_state_in "
 		             "(LIKE refinery.lead_state INCLUDING DEFAULTS) ON COMMIT DROP; "
-		             "ALTER TABLE refinery_state_in ADD COLUMN kind text NOT NULL",
+		             "ALTER TABLE refinery_state_in ADD COLUMN kind text NOT NULL, "
+		             "ADD COLUMN version_read bigint NOT NULL",
 		             err))
 			goto out;
 		if (!copy_sql(&sql, "refinery_state_in", true))
@@ -766,7 +813,15 @@ state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const 
 			oom(err);
 			goto out;
 		}
-		if (!writeback_copy(conn, sql.data, phase, format_state, &r, rows, nrows, "state", err))
+		if (!writeback_copy(conn, sql.data, phase, format_state, &r, rows, nrows, "state", err) ||
+		    !exec2(conn, phase,
+		           "INSERT INTO refinery_state_ok SELECT s.lead_id FROM refinery.lead_state s "
+		           "JOIN refinery_state_in t ON s.lead_id = t.lead_id "
+		           "WHERE s.job = $2 AND s.version = t.version_read AND $1::bigint > 0 "
+		           "FOR UPDATE OF s SKIP LOCKED",
+		           run_id, st->job, err) ||
+		    !count_skipped(conn, "refinery_state_in", "t.kind <> 'unchanged' AND ", &st->c.skipped,
+		                   err))
 			goto out;
 		/* the log first, while the rows it replaces are still there */
 		if (!exec2(conn, phase,
@@ -778,7 +833,8 @@ state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const 
 		           "s.cluster_id, t.cluster_id, s.survivor_id, t.survivor_id, s.temperature, "
 		           "t.temperature, s.cohort, t.cohort, s.rep_id, t.rep_id, to_jsonb(s) "
 		           "FROM refinery_state_in t LEFT JOIN refinery.lead_state s "
-		           "ON s.job = $2 AND s.lead_id = t.lead_id WHERE t.kind <> 'unchanged'",
+		           "ON s.job = $2 AND s.lead_id = t.lead_id WHERE t.kind <> 'unchanged' "
+		           "AND " WRITABLE("t"),
 		           run_id, st->job, err))
 			goto out;
 		sb_reset(&sql);
@@ -789,8 +845,9 @@ state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const 
 		for (int k = 0; writeback_columns[k]; k++)
 			sb_printf(&sql, "t.%s, ", writeback_columns[k]);
 		sb_puts(&sql, "t.fingerprint, t.assigned_at, t.job, t.first_run, t.changed_run "
-		              "FROM refinery_state_in t "
-		              "ON CONFLICT (job, lead_id) DO UPDATE SET " STATE_SET_COLUMNS);
+		              "FROM refinery_state_in t WHERE " WRITABLE(
+		                  "t") " "
+		                       "ON CONFLICT (job, lead_id) DO UPDATE SET " STATE_SET_COLUMNS);
 		if (sql.oom)
 		{
 			oom(err);
@@ -802,12 +859,21 @@ state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const 
 	}
 	if (ngone > 0)
 	{
+		size_t skipped = 0;
+
 		if (!pg_exec(conn, phase,
-		             "CREATE TEMPORARY TABLE refinery_state_gone (lead_id text NOT NULL) "
-		             "ON COMMIT DROP",
+		             "CREATE TEMPORARY TABLE refinery_state_gone (lead_id text NOT NULL, "
+		             "version_read bigint NOT NULL) ON COMMIT DROP",
 		             err) ||
-		    !writeback_copy(conn, "COPY refinery_state_gone (lead_id) FROM STDIN", phase, format_id,
-		                    st, gone, ngone, false, err) ||
+		    !writeback_copy(conn, "COPY refinery_state_gone (lead_id, version_read) FROM STDIN",
+		                    phase, format_id, st, gone, ngone, NULL, err) ||
+		    !exec2(conn, phase,
+		           "INSERT INTO refinery_state_ok SELECT s.lead_id FROM refinery.lead_state s "
+		           "JOIN refinery_state_gone t ON s.lead_id = t.lead_id "
+		           "WHERE s.job = $2 AND s.version = t.version_read AND $1::bigint > 0 "
+		           "FOR UPDATE OF s SKIP LOCKED",
+		           run_id, st->job, err) ||
+		    !count_skipped(conn, "refinery_state_gone", "", &skipped, err) ||
 		    !exec2(conn, phase,
 		           "INSERT INTO refinery.lead_changes (run_id, job, lead_id, change, old_verdict, "
 		           "new_verdict, old_rule_id, new_rule_id, old_cluster_id, new_cluster_id, "
@@ -816,18 +882,23 @@ state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const 
 		           "SELECT $1, $2, s.lead_id, 'vanished', s.verdict, s.verdict, s.rule_id, "
 		           "s.rule_id, s.cluster_id, s.cluster_id, s.survivor_id, s.survivor_id, "
 		           "s.temperature, s.temperature, s.cohort, s.cohort, s.rep_id, NULL, to_jsonb(s) "
-		           "FROM refinery.lead_state s JOIN refinery_state_gone g "
-		           "ON s.job = $2 AND s.lead_id = g.lead_id",
+		           "FROM refinery.lead_state s JOIN refinery_state_ok k "
+		           "ON s.job = $2 AND s.lead_id = k.lead_id "
+		           "JOIN refinery_state_gone g ON g.lead_id = k.lead_id",
 		           run_id, st->job, err) ||
 		    !exec2(conn, phase,
 		           "UPDATE refinery.lead_state s SET state = 'vanished', rep_id = NULL, "
-		           "call_order = NULL, assigned_at = NULL, changed_run = $1, "
+		           "call_order = NULL, assigned_at = NULL, taken_at = NULL, changed_run = $1, "
 		           "version = s.version + 1 FROM refinery_state_gone g "
+		           "JOIN refinery_state_ok k ON k.lead_id = g.lead_id "
 		           "WHERE s.job = $2 AND s.lead_id = g.lead_id",
 		           run_id, st->job, err) ||
 		    !pg_exec(conn, phase, "DROP TABLE refinery_state_gone", err))
 			goto out;
+		st->c.skipped_vanished = skipped;
 	}
+	if (!pg_exec(conn, phase, "DROP TABLE refinery_state_ok", err))
+		goto out;
 	ok = true;
 out:
 	sb_free(&sql);

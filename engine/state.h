@@ -39,10 +39,14 @@ struct state_counts
 	size_t returned;  /* vanished before, pulled again */
 	size_t changed;   /* decision or source fields changed */
 	size_t unchanged;
-	size_t vanished;    /* in the state, not pulled by this run */
-	bool had_state;     /* the job had state rows before this run */
-	bool full;          /* every pulled lead's row is rewritten */
-	bool rules_changed; /* the rules differ from the job's last committed run's */
+	size_t vanished;         /* in the state, not pulled by this run */
+	size_t skipped;          /* of changed and returned: the queue changed the row since it
+	                          * was read (a take, an outcome), so the run left it as it
+	                          * was; known after state_write() */
+	size_t skipped_vanished; /* the same of vanished */
+	bool had_state;          /* the job had state rows before this run */
+	bool full;               /* every pulled lead's row is rewritten */
+	bool rules_changed;      /* the rules differ from the job's last committed run's */
 };
 
 /*

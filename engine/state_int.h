@@ -12,7 +12,7 @@
 #define NO_INDEX UINT32_MAX
 
 /* the fields of a state row as read (state_add_old), in this order */
-#define OLD_COLUMNS 12
+#define OLD_COLUMNS 15
 
 /* what the state says about one lead */
 struct old_lead
@@ -26,6 +26,8 @@ struct old_lead
 	int64_t assigned_at;     /* BATCH_NO_TIME */
 	int64_t sla_due_at;      /* BATCH_NO_TIME */
 	uint64_t fingerprint;
+	int64_t version;  /* the row's version when read: a write skips a row changed since */
+	int64_t taken_by; /* the rep whose take of the lead stands, -1 none */
 	bool has_fingerprint;
 	bool vanished;
 	bool seen;           /* pulled by this run */
@@ -67,7 +69,8 @@ struct job_state *state_new(const char *job, struct error *err);
  * Add one state row from its OLD_COLUMNS text fields (NULL = SQL NULL):
  * lead_id, vanished ("t"/"f"), fingerprint, verdict, rule_id, cluster_id,
  * survivor_id, temperature, cohort, rep_id, assigned_at and sla_due_at
- * (naive local seconds since epoch).
+ * (naive local seconds since epoch), version (NULL: 1), whether a take of
+ * the pull queue stands ("t"/"f") and by which rep.
  */
 bool state_add_old(struct job_state *st, char **f, struct error *err);
 

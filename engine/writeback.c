@@ -328,7 +328,8 @@ writeback_decision_mask(void)
 	       (uint64_t) 1 << WRITEBACK_COL_cluster_id | (uint64_t) 1 << WRITEBACK_COL_survivor_id |
 	       (uint64_t) 1 << WRITEBACK_COL_temperature | (uint64_t) 1 << WRITEBACK_COL_cohort |
 	       (uint64_t) 1 << WRITEBACK_COL_rep_id | (uint64_t) 1 << WRITEBACK_COL_call_order |
-	       (uint64_t) 1 << WRITEBACK_COL_p_close | (uint64_t) 1 << WRITEBACK_COL_sla_due_at;
+	       (uint64_t) 1 << WRITEBACK_COL_p_close | (uint64_t) 1 << WRITEBACK_COL_sla_due_at |
+	       (uint64_t) 1 << WRITEBACK_COL_phone_norm;
 }
 
 void
@@ -822,6 +823,21 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 	}
 	if (meta->state && !state_write(conn, meta->state, rs, b, *run_id, err))
 		goto out;
+	if (meta->state)
+	{
+		/* the pull queue (sql/007_queue.sql) reads the job's take_hours */
+		char hours[32];
+		const char *p[2] = {hours, meta->job};
+
+		snprintf(hours, sizeof(hours), "%ld", rs->match->take_hours);
+		res = pg_query(conn, "recording the job's take_hours",
+		               "UPDATE refinery.jobs SET take_hours = $1 WHERE name = $2 "
+		               "AND take_hours IS DISTINCT FROM $1::integer",
+		               2, p, err);
+		if (res == NULL)
+			goto out;
+		PQclear(res);
+	}
 	if (pg_interrupted())
 	{
 		error_set(err, EXIT_INTERRUPTED, "interrupted while writing the results");
@@ -880,8 +896,9 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 		if (c)
 		{
 			snprintf(nnew, sizeof(nnew), "%zu", c->new_leads);
-			snprintf(nchanged, sizeof(nchanged), "%zu", c->changed + c->returned);
-			snprintf(nvanished, sizeof(nvanished), "%zu", c->vanished);
+			/* what was written: rows the queue changed since they were read were not */
+			snprintf(nchanged, sizeof(nchanged), "%zu", c->changed + c->returned - c->skipped);
+			snprintf(nvanished, sizeof(nvanished), "%zu", c->vanished - c->skipped_vanished);
 			p[5] = c->full ? "true" : "false";
 			p[6] = nnew;
 			p[7] = nchanged;

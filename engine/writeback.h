@@ -76,8 +76,9 @@ void writeback_row_masked(struct strbuf *sb, const struct ruleset *rs, const str
 
 /*
  * The columns of the decision (id, source, verdict, rule, cluster, survivor,
- * temperature, cohort, rep, call order, p_close, due time): what the job's
- * state holds of a run that has its snapshot in lead_results.
+ * temperature, cohort, rep, call order, p_close, due time) and the phone the
+ * pull queue hands out: what the job's state holds of a run that has its
+ * snapshot in lead_results.
  */
 uint64_t writeback_decision_mask(void);
 

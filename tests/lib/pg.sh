@@ -86,7 +86,7 @@ shared_buffers = ${PG_SHARED_BUFFERS:-128MB}
 log_min_messages = warning
 log_statement = 'all'
 logging_collector = off
-max_connections = 30
+max_connections = ${PG_MAX_CONNECTIONS:-30}
 CONF
 	pg_as_owner "$bindir/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w -t 60 start >/dev/null ||
 		{ cat "$PG_TMP/server.log" >&2; return 1; }

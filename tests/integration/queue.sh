@@ -1,0 +1,134 @@
+#!/bin/bash
+# tests/integration/queue.sh -- the pull queue against a throwaway server: next_lead hands a
+# rep its held leads in order, then the best unheld one, and never one lead twice, also to
+# 32 sessions pulling at once (pgbench); a take expires after take_hours; record_outcome
+# keeps an outcome once and ends the take; only members of refinery_dialer may call them;
+# and a run that read a lead before a dialer took it leaves the take alone.  Concurrency
+# with the run is synchronised on a stalled engine's file (REFINERY_FAULT), never on time.
+: "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+. "$top_srcdir/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/pg.sh"
+command -v psql >/dev/null || skip_all "psql is not installed"
+bindir=$(pg_bindir) || skip_all "no PostgreSQL server binaries"
+"$REFINERY" --help >/dev/null || skip_all "no refinery binary"
+PG_MAX_CONNECTIONS=50 pg_start || { echo "Bail out! could not start PostgreSQL"; exit 1; }
+tmp=$PG_TMP/work; mkdir -p "$tmp"
+
+N=3000
+"$GENLEADS" --rows $N --seed 5 --out-dir "$tmp" >/dev/null
+pg_load_leads "$tmp"
+cat >"$tmp/q.ini" <<EOF
+[source]
+table = crm.leads
+now = 2025-07-01
+[job]
+name = q
+[output]
+snapshot = no
+[match]
+reps_query = SELECT rep_id, name, active, capacity FROM crm.reps
+stats_query = SELECT rep_id, source, attempts, wins FROM crm.rep_source_stats
+take_hours = 6
+EOF
+# few places at the reps, so that some kept leads wait unheld
+pq -c "UPDATE crm.reps SET capacity = 5" >/dev/null
+"$REFINERY" init-db -q
+ok $? "init-db"
+"$REFINERY" run -q -c "$tmp/q.ini"
+ok $? "a first run of job q"
+is "$(pq -c "SELECT take_hours FROM refinery.jobs WHERE name = 'q'")" 6 "the run records [match] take_hours for its job"
+is "$(pq -c "SELECT count(*) FROM pg_roles WHERE rolname = 'refinery_dialer' AND NOT rolcanlogin")" 1 \
+	"init-db made the role refinery_dialer"
+pq -c "CREATE ROLE dialer LOGIN IN ROLE refinery_dialer; CREATE ROLE stranger LOGIN;
+       CREATE TABLE public.pulls (rep bigint, lead_id text, at timestamptz DEFAULT clock_timestamp());
+       GRANT INSERT, SELECT ON public.pulls TO dialer" >/dev/null
+dq() { psql -X -q -v ON_ERROR_STOP=1 -At -U dialer "$@"; }
+
+# ---- privileges
+err=$(psql -X -q -At -U stranger -c "SELECT * FROM refinery.next_lead('q', 1)" 2>&1); rc=$?
+is "$rc" 1 "a role outside refinery_dialer may not call next_lead"
+like "$err" 'permission denied for (function next_lead|schema refinery)' "it is told so"
+err=$(dq -c "SELECT count(*) FROM refinery.lead_state" 2>&1); rc=$?
+like "$rc/$err" '^1/.*permission denied for table lead_state' "a dialer reads no table of the schema directly"
+
+# ---- a rep's queue: held leads in order, then the best unheld one
+rep=$(pq -c "SELECT rep_id FROM refinery.lead_state WHERE job = 'q' AND rep_id IS NOT NULL GROUP BY 1 ORDER BY count(*), 1 LIMIT 1")
+held=$(pq -c "SELECT count(*) FROM refinery.lead_state WHERE job = 'q' AND rep_id = $rep AND verdict = 'kept'")
+want=$(pq -c "SELECT lead_id FROM refinery.lead_state WHERE job = 'q' AND rep_id = $rep AND verdict = 'kept'
+	ORDER BY p_close DESC NULLS LAST, sla_due_at NULLS LAST, call_order, lead_id LIMIT 1")
+got=$(dq -c "SELECT lead_id || ' ' || (phone_norm ~ '^\+[0-9]{8,15}$')::text FROM refinery.next_lead('q', $rep)")
+is "$got" "$want true" "next_lead gives rep $rep its best held lead first, with its E.164 phone"
+is "$(pq -c "SELECT taken_by || ':' || (taken_at IS NOT NULL) FROM refinery.lead_state WHERE job = 'q' AND lead_id = '$want'")" \
+	"$rep:true" "and marks it taken by the rep"
+for _ in $(seq 2 "$held"); do dq -c "SELECT lead_id FROM refinery.next_lead('q', $rep)" >/dev/null; done
+is "$(pq -c "SELECT count(*) FROM refinery.lead_state WHERE job = 'q' AND rep_id = $rep AND taken_at IS NULL AND verdict = 'kept'")" 0 \
+	"$held calls took every lead the rep holds"
+best=$(pq -c "SELECT lead_id FROM refinery.lead_state WHERE job = 'q' AND state = 'current' AND verdict = 'kept' AND rep_id IS NULL
+	ORDER BY p_close DESC NULLS LAST, sla_due_at NULLS LAST, call_order NULLS LAST, lead_id LIMIT 1")
+ok "$([ -n "$best" ]; echo $?)" "some kept leads wait unheld (over capacity)"
+is "$(dq -c "SELECT lead_id FROM refinery.next_lead('q', $rep)")" "$best" "then it gives the best lead nobody holds"
+is "$(pq -c "SELECT rep_id FROM refinery.lead_state WHERE job = 'q' AND lead_id = '$best'")" "$rep" "which the rep now holds"
+
+# ---- a take expires after take_hours; an outcome is kept once and ends the take
+pq -c "UPDATE refinery.lead_state SET taken_at = now() - interval '7 hours' WHERE job = 'q' AND lead_id = '$want'" >/dev/null
+is "$(dq -c "SELECT lead_id FROM refinery.next_lead('q', $rep)")" "$want" "a lead taken 7 hours ago with no outcome comes back (take_hours = 6)"
+is "$(dq -c "SELECT refinery.record_outcome('q', '$want', $rep, ' no_answer ', '2025-07-01 10:00:00.7')")" "t" "record_outcome keeps a new outcome"
+is "$(dq -c "SELECT refinery.record_outcome('q', '$want', $rep, 'no_answer', '2025-07-01 10:00:00.2')")" "f" \
+	"the same outcome at the same second again is not kept twice"
+is "$(pq -c "SELECT count(*) || ':' || min(outcome) || ':' || min(at)::text FROM refinery.outcomes WHERE lead_id = '$want'")" \
+	"1:no_answer:2025-07-01 10:00:00+00" "one row, trimmed, to the second"
+is "$(pq -c "SELECT taken_at IS NULL FROM refinery.lead_state WHERE job = 'q' AND lead_id = '$want'")" "t" "and the take ended"
+err=$(dq -c "SELECT refinery.record_outcome('q', 'nosuch', $rep, 'won', now())" 2>&1); rc=$?
+like "$rc/$err" '^1/.*job "q" has no lead "nosuch"' "an outcome of an unknown lead is refused, naming it"
+
+# ---- 32 sessions pulling at once: no lead twice, none lost
+reps=$(pq -c "SELECT string_agg(rep_id::text, ' ') FROM (SELECT DISTINCT rep_id FROM refinery.lead_state WHERE job = 'q' AND rep_id IS NOT NULL) r")
+nreps=$(wc -w <<<"$reps")
+avail=$(pq -c "SELECT count(*) FROM refinery.lead_state WHERE job = 'q' AND state = 'current' AND verdict = 'kept' AND taken_at IS NULL")
+cat >"$tmp/pull.sql" <<EOF
+\\set r random(1, $nreps)
+INSERT INTO public.pulls (rep, lead_id) SELECT r.rep, n.lead_id
+  FROM (SELECT (string_to_array('$reps', ' '))[:r]::bigint AS rep) r, refinery.next_lead('q', r.rep) n;
+EOF
+"$bindir/pgbench" -n -U dialer -c 32 -j 2 -t 40 -f "$tmp/pull.sql" >"$tmp/pgbench.out" 2>&1; rc=$?
+is "$rc" 0 "pgbench: 32 sessions call next_lead 40 times each"
+[ "$rc" = 0 ] || sed 's/^/# /' "$tmp/pgbench.out" | tail -5
+grep -E '^(tps|latency average)' "$tmp/pgbench.out" | sed 's/^/# /'
+pulled=$(pq -c "SELECT count(*) FROM public.pulls")
+is "$(pq -c "SELECT count(*) - count(DISTINCT lead_id) FROM public.pulls")" 0 "no lead was handed out twice ($pulled handed out)"
+expect=$((avail < 1280 ? avail : 1280))
+is "$pulled" "$expect" "every call got a lead while any was free (min of 1280 calls and $avail free leads)"
+is "$(pq -c "SELECT count(*) FROM public.pulls p JOIN refinery.lead_state s ON s.job = 'q' AND s.lead_id = p.lead_id
+	WHERE s.taken_by = p.rep AND s.rep_id = p.rep AND s.taken_at IS NOT NULL")" "$pulled" \
+	"each is taken by, and held by, the rep it went to"
+
+# ---- a run that read a lead before a dialer took it leaves the take alone
+if fault_hooks; then
+	lead=$(pq -c "SELECT lead_id FROM refinery.lead_state WHERE job = 'q' AND state = 'current' AND verdict = 'kept'
+		AND taken_at IS NULL ORDER BY lead_id LIMIT 1")
+	lrep=$rep
+	# its source fields change, so the run will want to rewrite it
+	pq -c "UPDATE crm.leads SET handler_notes = coalesce(handler_notes, '') || ' (called back)' WHERE lead_id = $lead" >/dev/null
+	pg_run_stalled compute "$tmp/gate1" -c "$tmp/q.ini"
+	ok $? "a run stops after reading the job's state"
+	pq -c "UPDATE refinery.lead_state SET taken_at = now(), taken_by = $lrep, rep_id = $lrep, version = version + 1
+		WHERE job = 'q' AND lead_id = '$lead'" >/dev/null
+	touch "$tmp/gate1"
+	wait $pid; rc=$?
+	is "$rc" 0 "meanwhile the lead is taken; the run then commits"
+	[ "$rc" = 0 ] || sed "s/^/# /" "$tmp/gate1.err"
+	like "$(cat "$tmp/gate1.out")" 'refinery: 1 of them left as the queue changed them after the run read them' \
+		"and says it left one lead as the queue changed it"
+	is "$(pq -c "SELECT (taken_at IS NOT NULL) || ':' || taken_by FROM refinery.lead_state WHERE job = 'q' AND lead_id = '$lead'")" \
+		"true:$lrep" "the take stands"
+	is "$(pq -c "SELECT count(*) FROM refinery.lead_changes WHERE lead_id = '$lead'")" 0 "and the run logged no change of it"
+	"$REFINERY" run -q -c "$tmp/q.ini"
+	is "$(pq -c "SELECT count(*) FROM refinery.lead_changes WHERE lead_id = '$lead'")" 1 "the next run writes the lead's change"
+	is "$(pq -c "SELECT count(*) FROM public.pulls p JOIN refinery.lead_state s ON s.job = 'q' AND s.lead_id = p.lead_id
+		WHERE s.verdict = 'kept' AND s.rep_id IS DISTINCT FROM p.rep")" 0 \
+		"every lead a rep took and is working stays with that rep, though reps now hold more than their capacity"
+else
+	skip 7 "refinery was built without --enable-fault-injection"
+fi
+
+done_testing
