@@ -125,7 +125,7 @@ SELECT is(pg_temp.refusal(pg_temp.run(', run_id', ', 77')), '428C9',
 -- summaries: 10
 SELECT is(pg_temp.refusal($$INSERT INTO refinery.run_reps (run_id, rep_id, active, capacity, assigned)
 							VALUES (2, 900, true, 2, 3)$$),
-		  'run_reps_within_capacity_check', 'a rep given more leads than the capacity is refused');
+		  'ok', 'a rep holding more leads than the capacity is accepted (leads taken through the pull queue)');
 SELECT is(pg_temp.refusal($$INSERT INTO refinery.run_reps (run_id, rep_id, active, capacity, assigned)
 							VALUES (2, 900, false, 2, 1)$$),
 		  'run_reps_inactive_check', 'an inactive rep with leads is refused');

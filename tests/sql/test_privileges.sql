@@ -8,7 +8,7 @@
  */
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(17);
+SELECT plan(25);
 
 CREATE ROLE rf_owner NOLOGIN;
 CREATE ROLE rf_run NOLOGIN IN ROLE rf_owner;
@@ -97,6 +97,28 @@ SELECT is((SELECT * FROM refinery.missing_privileges() LIMIT 1),
 SELECT throws_ok($$INSERT INTO refinery.runs (rules_sha256, rules_text, source_desc, engine_version)
 				   VALUES (repeat('7', 64), '', 't', '0')$$, '25006', NULL,
 				 'and indeed nothing can be written');
+
+-- the pull queue: 8
+SELECT function_privs_are('refinery', 'next_lead', ARRAY['text', 'bigint', 'text'], 'refinery_dialer',
+						  ARRAY['EXECUTE'], 'refinery_dialer may execute next_lead');
+SELECT function_privs_are('refinery', 'record_outcome',
+						  ARRAY['text', 'text', 'bigint', 'text', 'timestamp with time zone', 'text'],
+						  'refinery_dialer', ARRAY['EXECUTE'], 'refinery_dialer may execute record_outcome');
+SELECT is(has_function_privilege('rf_reader', 'refinery.next_lead(text, bigint, text)', 'EXECUTE'),
+		  false, 'a role outside refinery_dialer may not execute next_lead (not granted to PUBLIC)');
+SELECT is(has_function_privilege('rf_reader',
+								  'refinery.record_outcome(text, text, bigint, text, timestamptz, text)',
+								  'EXECUTE'),
+		  false, 'nor record_outcome');
+SELECT is_definer('refinery', 'next_lead', ARRAY['text', 'bigint', 'text'],
+				  'next_lead runs with its owner''s rights');
+SELECT is_definer('refinery', 'record_outcome',
+				  ARRAY['text', 'text', 'bigint', 'text', 'timestamp with time zone', 'text'],
+				  'record_outcome runs with its owner''s rights');
+SELECT is((SELECT proconfig FROM pg_proc WHERE oid = 'refinery.next_lead(text, bigint, text)'::regprocedure),
+		  ARRAY['search_path=pg_catalog, pg_temp'], 'next_lead pins its search_path');
+SELECT is(has_table_privilege('refinery_dialer', 'refinery.lead_state', 'SELECT'), false,
+		  'refinery_dialer reads no table directly');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -5,20 +5,20 @@
  */
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(149);
+SELECT plan(150);
 
--- 12 tables
+-- 13 tables
 SELECT has_table('refinery', t, 'table refinery.' || t || ' exists')
 FROM unnest(ARRAY['schema_migrations', 'jobs', 'runs', 'run_stages', 'lead_results', 'run_cohorts',
 				  'run_reps', 'run_rep_sources', 'forget_salt', 'suppressed', 'lead_state',
-				  'lead_changes']) AS t;
+				  'lead_changes', 'outcomes']) AS t;
 SELECT columns_are('refinery', 'suppressed', ARRAY['kind', 'hash', 'forgotten_at'],
 	'suppressed holds kind, hash and time only: no contact in clear');
 SELECT is((SELECT length(salt) FROM refinery.forget_salt), 32, 'the migration made one 32-byte salt');
 
 -- 7: exactly these columns, no more, no fewer
 SELECT columns_are('refinery', 'jobs', ARRAY['name', 'created_at', 'holder_pid', 'holder_host',
-	'holder_started_at'], 'jobs has exactly the contract columns');
+	'holder_started_at', 'take_hours'], 'jobs has exactly the contract columns');
 SELECT columns_are('refinery', 'runs', ARRAY['run_id', 'started_at', 'finished_at', 'status',
 	'rules_sha256', 'rules_text', 'rules_files', 'source_desc', 'engine_version', 'host',
 	'threads', 'rows_pulled', 'rows_kept', 'seconds_total', 'counts', 'job', 'snapshot',
@@ -119,7 +119,7 @@ SELECT fk_ok('refinery', 'runs', ARRAY['job'], 'refinery', 'jobs', ARRAY['name']
 -- a job's runs go with drop_run (their partitions too), never by deleting the job
 SELECT is((SELECT array_agg(conname::text) FROM pg_constraint
 		   WHERE contype = 'f' AND connamespace = 'refinery'::regnamespace AND confdeltype <> 'c'),
-		  ARRAY['runs_job_fkey'], 'every foreign key on a run is ON DELETE CASCADE; runs.job is not');
+		  ARRAY['outcomes_job_fkey', 'runs_job_fkey'], 'every foreign key on a run is ON DELETE CASCADE; those to jobs (runs.job, outcomes.job) are not');
 SELECT is((SELECT count(*)::int FROM pg_constraint
 		   WHERE contype = 'f' AND conrelid = 'refinery.lead_results'::regclass),
 		  0, 'lead_results has no foreign key (ATTACH would re-check every row)');
@@ -136,7 +136,8 @@ SELECT partitions_are('refinery', 'lead_results', ARRAY['refinery.lead_results_1
 					  'the fixture''s two runs are the two partitions');
 SELECT results_eq('SELECT version, name FROM refinery.schema_migrations ORDER BY version',
 				  $$VALUES (1, '001_schema.sql'), (2, '002_views.sql'), (3, '003_functions.sql'),
-						 (4, '004_jobs.sql'), (5, '005_forget.sql'), (6, '006_state.sql')$$,
+						 (4, '004_jobs.sql'), (5, '005_forget.sql'), (6, '006_state.sql'),
+						 (7, '007_queue.sql')$$,
 				  'every migration file is recorded in schema_migrations');
 
 -- 9 views
