@@ -8,7 +8,8 @@
  * integers or checked against the fixed list of verdicts; everything else
  * goes as a parameter or through PQescapeIdentifier.  Exports stream with
  * COPY TO STDOUT into the atomic CSV writer, with the spreadsheet formula
- * guard on; every file written (export, HTML report, reject file) is an
+ * guard on (raw: every field; sheet: text fields only, after a BOM; dialer:
+ * off, so E.164 numbers stay as they are); every file written (export, HTML report, reject file) is an
  * outfile (engine/outfile.h) with --file-mode or the shipped file_mode.
  */
 #include "config.h"
