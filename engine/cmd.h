@@ -29,6 +29,8 @@ struct cmd_opts
 	int64_t run_id; /* --run, 0 = latest */
 	const char *csv;
 	const char *verdict;
+	const char *format; /* export --format: raw (NULL), dialer or sheet */
+	const char *cohort; /* export --cohort */
 	int64_t rep_id;
 	bool has_rep;
 	const char *html;

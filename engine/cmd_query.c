@@ -8,7 +8,8 @@
  * integers or checked against the fixed list of verdicts; everything else
  * goes as a parameter or through PQescapeIdentifier.  Exports stream with
  * COPY TO STDOUT into the atomic CSV writer, with the spreadsheet formula
- * guard on; every file written (export, HTML report, reject file) is an
+ * guard on (raw: every field; sheet: text fields only, after a BOM; dialer:
+ * off, so E.164 numbers stay as they are); every file written (export, HTML report, reject file) is an
  * outfile (engine/outfile.h) with --file-mode or the shipped file_mode.
  */
 #include "config.h"
@@ -24,6 +25,7 @@
 #include "log.h"
 #include "outfile.h"
 #include "pull.h"
+#include "rules.h"
 #include "ruleset.h"
 #include "strbuf.h"
 
@@ -97,6 +99,254 @@ file_mode(const struct cmd_opts *o, mode_t *mode, struct error *err)
 
 /* ---- export ---- */
 
+enum export_format
+{
+	FORMAT_RAW,
+	FORMAT_DIALER,
+	FORMAT_SHEET
+};
+
+/*
+ * A list of up to `max` values a query returns (its first column), as
+ * "a, b, c" with " (and N more)" when there are more; *count gets how many.
+ */
+static bool
+known_list(PGconn *conn, const char *phase, const char *sql, const char *const *params, int nparams,
+           int max, char *buf, size_t size, int *count, struct error *err)
+{
+	PGresult *res = pg_query(conn, phase, sql, nparams, params, err);
+	size_t used = 0;
+
+	if (res == NULL)
+		return false;
+	buf[0] = '\0';
+	*count = PQntuples(res);
+	for (int i = 0; i < *count && i < max && used < size; i++)
+		used += (size_t) snprintf(buf + used, size - used, "%s%s", i ? ", " : "",
+		                          PQgetvalue(res, i, 0));
+	if (*count > max && used < size)
+		snprintf(buf + used, size - used, " (and %d more)", *count - max);
+	PQclear(res);
+	return true;
+}
+
+/*
+ * --rep and --cohort must name a rep or cohort the run knows: a rep of its
+ * rep table (refinery.run_reps) or one it assigned a lead to, a cohort of
+ * refinery.run_cohorts.  Otherwise a usage error (status 2, as an unknown
+ * job or verdict) naming it and listing known ones, instead of an empty
+ * file that looks like a rep with nothing to call.
+ */
+static bool
+export_check_filters(PGconn *conn, const struct cmd_opts *o, int64_t run_id, struct error *err)
+{
+	char run[32], val[32], known[512];
+	const char *p[2] = {run, val};
+	PGresult *res;
+	bool found;
+	int n;
+
+	snprintf(run, sizeof(run), "%" PRId64, run_id);
+	if (o->has_rep)
+	{
+		snprintf(val, sizeof(val), "%" PRId64, o->rep_id);
+		res = pg_query(conn, "checking the rep",
+		               "SELECT EXISTS (SELECT 1 FROM refinery.run_reps WHERE run_id = $1 "
+		               "AND rep_id = $2) OR EXISTS (SELECT 1 FROM refinery.results "
+		               "WHERE run_id = $1 AND rep_id = $2)",
+		               2, p, err);
+		if (res == NULL)
+			return false;
+		found = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		PQclear(res);
+		if (!found)
+		{
+			if (!known_list(conn, "listing the reps",
+			                "SELECT rep_id FROM refinery.run_reps WHERE run_id = $1 "
+			                "UNION SELECT rep_id FROM refinery.results WHERE run_id = $1 "
+			                "AND rep_id IS NOT NULL ORDER BY 1",
+			                p, 1, 10, known, sizeof(known), &n, err))
+				return false;
+			error_set(err, EXIT_USAGE, "run %" PRId64 " has no rep %" PRId64, run_id, o->rep_id);
+			return n ? error_detail(err, "Known reps of run %" PRId64 ": %s.", run_id, known)
+			         : error_detail(err, "Run %" PRId64 " has no reps.", run_id);
+		}
+	}
+	if (o->cohort)
+	{
+		p[1] = o->cohort;
+		res = pg_query(conn, "checking the cohort",
+		               "SELECT 1 FROM refinery.run_cohorts WHERE run_id = $1 AND cohort = $2", 2, p,
+		               err);
+		if (res == NULL)
+			return false;
+		found = PQntuples(res) > 0;
+		PQclear(res);
+		if (!found)
+		{
+			if (!known_list(conn, "listing the cohorts",
+			                "SELECT cohort FROM refinery.run_cohorts WHERE run_id = $1 "
+			                "ORDER BY ord",
+			                p, 1, 10, known, sizeof(known), &n, err))
+				return false;
+			error_set(err, EXIT_USAGE, "run %" PRId64 " has no cohort \"%s\"", run_id, o->cohort);
+			return n ? error_detail(err, "Known cohorts of run %" PRId64 ": %s.", run_id, known)
+			         : error_detail(err, "Run %" PRId64 " has no cohorts.", run_id);
+		}
+	}
+	return true;
+}
+
+/* the source columns the sheet shows as entered: [columns] key, column name */
+static const char *const sheet_source_cols[][2] = {
+    {"full_name", "name"},        {"city", "city"},
+    {"notes", "notes"},           {"phone", "phone_entered"},
+    {"phone2", "phone2_entered"}, {"mobile", "mobile_entered"},
+};
+#define NSHEET_SOURCE ((int) (sizeof(sheet_source_cols) / sizeof(sheet_source_cols[0])))
+
+/*
+ * The sheet's values as entered come from the run's source, read now: the
+ * [source] table or query and the [columns] mapping of the rules the run
+ * stored (refinery.runs.rules_text), joined on the lead id.  Appends
+ * "LEFT JOIN (...) AS s ON ..." to *from and sets *joined; a CSV source,
+ * or a table or query that cannot be read any more, leaves those columns
+ * empty with a warning saying why (never an error: the results still are).
+ */
+static bool
+sheet_source(PGconn *conn, int64_t run_id, struct strbuf *from, bool have[NSHEET_SOURCE],
+             struct error *err)
+{
+	char run[32];
+	const char *p[1] = {run};
+	PGresult *res = NULL;
+	struct rules *r = NULL;
+	const char *table, *query, *idcol, *col;
+	char *src = NULL, *q;
+	struct strbuf sub;
+	bool ok = false;
+
+	for (int k = 0; k < NSHEET_SOURCE; k++)
+		have[k] = false;
+	sb_init(&sub);
+	snprintf(run, sizeof(run), "%" PRId64, run_id);
+	res = pg_query(conn, "reading the run's rules",
+	               "SELECT rules_text FROM refinery.runs WHERE run_id = $1", 1, p, err);
+	if (res == NULL)
+		goto out;
+	if ((r = rules_new()) == NULL)
+	{
+		error_oom(err);
+		goto out;
+	}
+	if (PQntuples(res) != 1 ||
+	    !rules_load_string(r, "refinery.runs.rules_text", PQgetvalue(res, 0, 0), err))
+	{
+		log_warning("the rules of run %" PRId64 " cannot be read (%s): the sheet's values as "
+		            "entered are left empty",
+		            run_id, err->msg);
+		error_clear(err);
+		ok = true;
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	table = rules_get(r, "source", "table");
+	query = rules_get(r, "source", "query");
+	idcol = rules_get(r, "columns", "lead_id");
+	if (idcol == NULL || *idcol == '\0' ||
+	    ((table == NULL || *table == '\0') && (query == NULL || *query == '\0')))
+	{
+		log_warning("the source of run %" PRId64 " is not a table or query of this database: "
+		            "the sheet's values as entered are left empty",
+		            run_id);
+		ok = true;
+		goto out;
+	}
+	if (table && *table)
+	{
+		if ((src = pg_quote_ident(conn, table, err)) == NULL)
+			goto out;
+	}
+	else
+	{
+		if ((src = malloc(strlen(query) + 16)) == NULL)
+		{
+			error_oom(err);
+			goto out;
+		}
+		sprintf(src, "(\n%s\n) AS src", query);
+	}
+	/* which mapped columns the source has now */
+	sb_printf(&sub, "SELECT * FROM %s LIMIT 0", src);
+	if (sub.oom)
+	{
+		error_oom(err);
+		goto out;
+	}
+	res = PQexec(conn, sub.data);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		log_warning("the source of run %" PRId64 " cannot be read (%s): the sheet's values as "
+		            "entered are left empty",
+		            run_id, PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+		ok = true;
+		goto out;
+	}
+	sb_reset(&sub);
+	{
+		bool has_id = false;
+
+		for (int c = 0; c < PQnfields(res); c++)
+			has_id = has_id || strcmp(PQfname(res, c), idcol) == 0;
+		if (!has_id)
+		{
+			log_warning("the source of run %" PRId64 " has no column \"%s\" any more: the sheet's "
+			            "values as entered are left empty",
+			            run_id, idcol);
+			ok = true;
+			goto out;
+		}
+		q = PQescapeIdentifier(conn, idcol, strlen(idcol));
+		if (q == NULL)
+		{
+			error_oom(err);
+			goto out;
+		}
+		sb_printf(&sub, "SELECT DISTINCT ON (1) %s::text AS lead_id", q);
+		PQfreemem(q);
+	}
+	for (int k = 0; k < NSHEET_SOURCE; k++)
+	{
+		col = rules_get(r, "columns", sheet_source_cols[k][0]);
+		for (int c = 0; col && *col && c < PQnfields(res) && !have[k]; c++)
+			have[k] = strcmp(PQfname(res, c), col) == 0;
+		if (!have[k])
+			continue;
+		if ((q = PQescapeIdentifier(conn, col, strlen(col))) == NULL)
+		{
+			error_oom(err);
+			goto out;
+		}
+		sb_printf(&sub, ", %s::text AS %s", q, sheet_source_cols[k][1]);
+		PQfreemem(q);
+	}
+	sb_printf(&sub, " FROM %s ORDER BY 1", src);
+	sb_printf(from, " LEFT JOIN (%s) AS s ON s.lead_id = r.lead_id", sub.data);
+	if (sub.oom || from->oom)
+	{
+		error_oom(err);
+		goto out;
+	}
+	ok = true;
+out:
+	PQclear(res);
+	rules_free(r);
+	free(src);
+	sb_free(&sub);
+	return ok;
+}
+
 bool
 cmd_export(const struct cmd_opts *o, struct error *err)
 {
@@ -114,9 +364,28 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 	char *names[64] = {0};
 	size_t lens[64];
 	bool nulls[64];
+	bool guard[64];
+	enum export_format format = FORMAT_RAW;
+	char *cohort = NULL;
 
 	if (o->csv == NULL)
 		return error_set(err, EXIT_USAGE, "export needs --csv=FILE");
+	if (o->format == NULL || strcmp(o->format, "raw") == 0)
+		format = FORMAT_RAW;
+	else if (strcmp(o->format, "dialer") == 0)
+		format = FORMAT_DIALER;
+	else if (strcmp(o->format, "sheet") == 0)
+		format = FORMAT_SHEET;
+	else
+	{
+		error_set(err, EXIT_USAGE, "unknown export format \"%s\"", o->format);
+		return error_hint(err, "Use raw, dialer or sheet.");
+	}
+	if (format == FORMAT_DIALER && o->verdict)
+	{
+		error_set(err, EXIT_USAGE, "--format=dialer does not take --verdict");
+		return error_detail(err, "The dialer file is the call list: kept leads with a phone.");
+	}
 	if (o->verdict)
 	{
 		bool known = false;
@@ -137,15 +406,82 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 		return false;
 	pg_signals_install();
 	sb_init(&sql);
-	if (!resolve_run(conn, o, &run_id, err))
+	if (!resolve_run(conn, o, &run_id, err) || !export_check_filters(conn, o, run_id, err))
 		goto out;
-	sb_printf(&sql, "SELECT * FROM refinery.results WHERE run_id = %" PRId64, run_id);
-	if (o->verdict)
-		sb_printf(&sql, " AND verdict = '%s'", o->verdict);
-	if (o->has_rep)
-		sb_printf(&sql, " AND rep_id = %" PRId64 " ORDER BY call_order, lead_id", o->rep_id);
+	if (o->cohort && (cohort = pg_quote_literal(conn, o->cohort, err)) == NULL)
+		goto out;
+	for (int k = 0; k < 64; k++)
+		guard[k] = true;
+	if (format == FORMAT_RAW)
+	{
+		sb_printf(&sql, "SELECT * FROM refinery.results WHERE run_id = %" PRId64, run_id);
+		if (o->verdict)
+			sb_printf(&sql, " AND verdict = '%s'", o->verdict);
+		if (cohort)
+			sb_printf(&sql, " AND cohort = %s", cohort);
+		if (o->has_rep)
+			sb_printf(&sql, " AND rep_id = %" PRId64 " ORDER BY call_order, lead_id", o->rep_id);
+		else
+			sb_puts(&sql, " ORDER BY length(lead_id), lead_id");
+	}
+	else if (format == FORMAT_DIALER)
+	{
+		/* a dialer reads "+972..." as it is: no formula guard */
+		wo.formula_guard = false;
+		sb_printf(&sql,
+		          "SELECT lead_id, phone_norm AS phone, rep_id, call_order, "
+		          "to_char(sla_due_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+		          "AS due_at, channel_plan FROM refinery.results WHERE run_id = %" PRId64
+		          " AND verdict = 'kept' AND phone_norm ~ '^\\+[0-9]{8,15}$'",
+		          run_id);
+		if (cohort)
+			sb_printf(&sql, " AND cohort = %s", cohort);
+		if (o->has_rep)
+			sb_printf(&sql, " AND rep_id = %" PRId64, o->rep_id);
+		sb_puts(&sql, " ORDER BY rep_id NULLS LAST, call_order NULLS LAST, length(lead_id), "
+		              "lead_id");
+	}
 	else
-		sb_puts(&sql, " ORDER BY length(lead_id), lead_id");
+	{
+		/* columns 0-11 from the results, then the source's as entered */
+		static const bool results_guard[] = {true, true,  true, false, false, false,
+		                                     true, false, true, false, true,  true};
+		bool have[NSHEET_SOURCE];
+		struct strbuf from;
+
+		sb_init(&from);
+		sb_puts(&from, "refinery.results r");
+		if (!sheet_source(conn, run_id, &from, have, err))
+		{
+			sb_free(&from);
+			goto out;
+		}
+		wo.bom = true;
+		wo.guard_field = guard;
+		wo.nguard_fields = 64;
+		for (int k = 0; k < (int) (sizeof(results_guard) / sizeof(results_guard[0])); k++)
+			guard[k] = results_guard[k];
+		sb_puts(&sql, "SELECT r.lead_id, r.verdict, r.cohort, r.rep_id, r.call_order, r.score, "
+		              "r.temperature, to_char(r.sla_due_at AT TIME ZONE 'UTC', "
+		              "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS due_at, r.channel_plan, "
+		              "r.phone_norm AS phone, r.email_norm AS email, r.name_norm");
+		for (int k = 0; k < NSHEET_SOURCE; k++)
+			if (have[k])
+				sb_printf(&sql, ", s.%s", sheet_source_cols[k][1]);
+			else
+				sb_printf(&sql, ", NULL::text AS %s", sheet_source_cols[k][1]);
+		sb_printf(&sql, " FROM %s WHERE r.run_id = %" PRId64, from.data, run_id);
+		sb_free(&from);
+		if (o->verdict)
+			sb_printf(&sql, " AND r.verdict = '%s'", o->verdict);
+		if (cohort)
+			sb_printf(&sql, " AND r.cohort = %s", cohort);
+		if (o->has_rep)
+			sb_printf(&sql, " AND r.rep_id = %" PRId64 " ORDER BY r.call_order, r.lead_id",
+			          o->rep_id);
+		else
+			sb_puts(&sql, " ORDER BY length(r.lead_id), r.lead_id");
+	}
 	if (sql.oom)
 	{
 		error_oom(err);
@@ -252,11 +588,18 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 	}
 	w = NULL;
 	if (!log_quiet && strcmp(o->csv, "-") != 0)
-		log_info("exported %zu leads of run %" PRId64 " to \"%s\"", rows, run_id, o->csv);
+	{
+		if (format == FORMAT_RAW)
+			log_info("exported %zu leads of run %" PRId64 " to \"%s\"", rows, run_id, o->csv);
+		else
+			log_info("exported %zu leads of run %" PRId64 " to \"%s\" (%s)", rows, run_id, o->csv,
+			         format == FORMAT_DIALER ? "dialer" : "sheet");
+	}
 	ok = true;
 out:
 	if (w)
 		csvio_writer_abort(w);
+	free(cohort);
 	for (int k = 0; k < 64; k++)
 		free(names[k]);
 	PQclear(res);

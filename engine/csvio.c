@@ -1129,7 +1129,11 @@ csvio_writer_open_stream(FILE *fp, const char *name, const struct csv_writer_opt
 	struct csv_writer *w = writer_new(name ? name : "<stream>", o, err);
 
 	if (w)
+	{
 		w->fp = fp;
+		if (w->o.bom)
+			fwrite(utf8_bom, 1, sizeof(utf8_bom), w->fp);
+	}
 	return w;
 }
 
@@ -1146,6 +1150,8 @@ csvio_writer_open(const char *path, const struct csv_writer_opts *o, struct erro
 		return NULL;
 	}
 	w->fp = outfile_stream(w->out);
+	if (w->o.bom)
+		fwrite(utf8_bom, 1, sizeof(utf8_bom), w->fp);
 	return w;
 }
 
@@ -1172,13 +1178,15 @@ needs_quotes(const struct csv_writer *w, const char *s, size_t len)
 }
 
 static void
-put_field(struct csv_writer *w, const char *s, size_t len)
+put_field(struct csv_writer *w, int k, const char *s, size_t len)
 {
 	bool quote = needs_quotes(w, s, len);
+	bool guard = w->o.formula_guard &&
+	             (w->o.guard_field == NULL || k >= w->o.nguard_fields || w->o.guard_field[k]);
 
 	if (quote)
 		putc('"', w->fp);
-	if (w->o.formula_guard && csvio_formula_risky(s, len))
+	if (guard && csvio_formula_risky(s, len))
 		putc('\'', w->fp);
 	if (!quote)
 		fwrite(s, 1, len, w->fp);
@@ -1216,7 +1224,7 @@ csvio_writer_row(struct csv_writer *w, const char *const *fields, const size_t *
 			putc(w->o.delim, w->fp);
 		if ((is_null && is_null[k]) || fields[k] == NULL)
 			continue;
-		put_field(w, fields[k], lens[k]);
+		put_field(w, k, fields[k], lens[k]);
 	}
 	if (w->o.crlf)
 		putc('\r', w->fp);

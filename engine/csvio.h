@@ -136,6 +136,14 @@ struct csv_writer_opts
 	bool formula_guard; /* neutralise spreadsheet formulas (true) */
 	bool crlf;          /* end records with CR LF instead of LF (false) */
 	mode_t file_mode;   /* permission bits of the file written (0600) */
+	bool bom;           /* start the file with a UTF-8 byte-order mark (false) */
+	/*
+	 * With formula_guard: guard only field k where guard_field[k] is true
+	 * (k < nguard_fields; a field past the end is guarded).  NULL (the
+	 * default): every field.  Borrowed: it must outlive the writer.
+	 */
+	const bool *guard_field;
+	int nguard_fields;
 };
 
 /* The defaults above. */
@@ -162,7 +170,8 @@ struct csv_writer *csvio_writer_open_stream(FILE *fp, const char *name,
  * it is written empty and unquoted, while an empty string is written "".
  * Fields with the separator, a quote, CR, LF, a leading or trailing blank,
  * a leading U+FEFF, or the text \. are quoted with quotes doubled.  With formula_guard a value
- * that matches ^'*[=+\-@\t\r] is written with one more leading apostrophe.
+ * that matches ^'*[=+\-@\t\r] is written with one more leading apostrophe (only in
+ * the fields guard_field selects, when set).
  */
 bool csvio_writer_row(struct csv_writer *w, const char *const *fields, const size_t *lens,
                       const bool *is_null, int n, struct error *err);

@@ -70,7 +70,9 @@ enum
 	OPT_FILE_MODE = 1 << 19,
 	OPT_CONN = 1 << 20, /* -d -h -p -U -w -W */
 	OPT_FULL = 1 << 21,
-	OPT_GENERAL = 1 << 22
+	OPT_GENERAL = 1 << 22,
+	OPT_FORMAT = 1 << 23,
+	OPT_COHORT = 1 << 24
 };
 
 /* what the commands that read a committed run (export, explain, report) share */
@@ -89,7 +91,8 @@ static const struct command
     {"init-db", cmd_init_db, OPT_CONN, "[OPTION]...", "create or upgrade the refinery schema"},
     {"check-rules", cmd_check_rules, OPT_RULES, "[OPTION]... [FILE]...",
      "check rule files without connecting"},
-    {"export", cmd_export, OPT_READ | OPT_CSV | OPT_VERDICT | OPT_REP | OPT_FILE_MODE,
+    {"export", cmd_export,
+     OPT_READ | OPT_CSV | OPT_VERDICT | OPT_REP | OPT_COHORT | OPT_FORMAT | OPT_FILE_MODE,
      "--csv=FILE [OPTION]...", "write a run's results to a CSV file"},
     {"explain", cmd_explain, OPT_READ, "[OPTION]... LEAD_ID",
      "show why one lead got its verdict, score and rep"},
@@ -149,6 +152,10 @@ static const struct
     {OPT_CSV, NULL, "      --csv=FILE         CSV file to write (\"-\" for standard output)"},
     {OPT_VERDICT, NULL, "      --verdict=V        only leads with this verdict"},
     {OPT_REP, NULL, "      --rep=ID           only this rep's call list, in call order"},
+    {OPT_COHORT, NULL, "      --cohort=NAME      only leads of this cohort"},
+    {OPT_FORMAT, NULL,
+     "      --format=FMT       raw (default: every result column), dialer (the call\n"
+     "                         list, one row per number) or sheet (for spreadsheets)"},
     {OPT_HTML, NULL, "      --html=FILE        also write an HTML report with charts"},
     {OPT_TABLE, NULL,
      "      --table=NAME       target table (created with text columns if absent)"},
@@ -317,7 +324,9 @@ enum
 	LONG_CHECK,
 	LONG_MAX_AGE,
 	LONG_KEEP,
-	LONG_FULL
+	LONG_FULL,
+	LONG_FORMAT,
+	LONG_COHORT
 };
 
 /* Every option, and which OPT_* bit of the command table it is. */
@@ -337,6 +346,8 @@ static const struct
     {{"csv", required_argument, NULL, LONG_CSV}, OPT_CSV},
     {{"verdict", required_argument, NULL, LONG_VERDICT}, OPT_VERDICT},
     {{"rep", required_argument, NULL, LONG_REP}, OPT_REP},
+    {{"cohort", required_argument, NULL, LONG_COHORT}, OPT_COHORT},
+    {{"format", required_argument, NULL, LONG_FORMAT}, OPT_FORMAT},
     {{"html", required_argument, NULL, LONG_HTML}, OPT_HTML},
     {{"table", required_argument, NULL, LONG_TABLE}, OPT_TABLE},
     {{"reject", required_argument, NULL, LONG_REJECT}, OPT_REJECT},
@@ -489,6 +500,14 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 					return bad_usage(cmd, "invalid rep id: \"%s\"", optarg);
 				break;
 			}
+			case LONG_COHORT: o->cohort = optarg; break;
+			case LONG_FORMAT:
+				if (strcmp(optarg, "raw") != 0 && strcmp(optarg, "dialer") != 0 &&
+				    strcmp(optarg, "sheet") != 0)
+					return bad_usage(cmd, "invalid export format \"%s\" (use raw, dialer or sheet)",
+					                 optarg);
+				o->format = optarg;
+				break;
 			case LONG_HTML: o->html = optarg; break;
 			case LONG_TABLE: o->table = optarg; break;
 			case LONG_REJECT: o->reject = optarg; break;

@@ -460,6 +460,34 @@ test_formula_predicates(void)
 	ok(!csvio_formula_guarded("''", 2), "'' is not guarded");
 }
 
+/* the writer's byte-order mark and its guard of chosen fields only (export --format sheet) */
+static void
+test_writer_bom_and_field_guard(void)
+{
+	static const bool guard[] = {true, false};
+	const char *f[3] = {"=1+2", "+972521234567", "+x"};
+	size_t lens[3] = {4, 13, 2};
+	struct csv_writer_opts o;
+	struct csv_writer *w;
+	struct error err;
+	char *text = NULL;
+	size_t size = 0;
+	FILE *fp = open_memstream(&text, &size);
+
+	csvio_writer_opts_init(&o);
+	o.bom = true;
+	o.guard_field = guard;
+	o.nguard_fields = 2;
+	error_clear(&err);
+	w = csvio_writer_open_stream(fp, "mem", &o, &err);
+	ok(w && csvio_writer_row(w, f, lens, NULL, 3, &err) && csvio_writer_commit(w, &err),
+	   "a BOM and a guard of fields 1 and 3 only: written");
+	fclose(fp);
+	is_str(text, "\xEF\xBB\xBF'=1+2,+972521234567,'+x\n",
+	       "the BOM first; field 2 unguarded, a field past the list guarded");
+	free(text);
+}
+
 /* ---- Z1: a generated file against a model of it, whole and in chunks ---- */
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
@@ -1553,6 +1581,7 @@ main(int argc, char **argv)
 
 	test_utf8();
 	test_formula_predicates();
+	test_writer_bom_and_field_guard();
 	test_fixtures(fixtures);
 	test_generated();
 	test_field_cap();
