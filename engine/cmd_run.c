@@ -23,6 +23,7 @@
 
 #include "calibrate.h"
 #include "cmd.h"
+#include "embedded.h"
 #include "fault.h"
 #include "log.h"
 #include "migrate.h"
@@ -464,6 +465,15 @@ cmd_check_rules(const struct cmd_opts *o, struct error *err)
 
 	if (files == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
+	if (o->defaults)
+	{
+		/* the rules compiled in, byte for byte: the reference an installed system has */
+		free(files);
+		if (o->nfiles + o->nargs > 0)
+			return error_set(err, EXIT_USAGE, "--defaults takes no rule files");
+		fputs(embedded_default_ini, stdout);
+		return true;
+	}
 	for (int i = 0; i < o->nfiles; i++)
 		files[n++] = o->files[i];
 	for (int i = 0; i < o->nargs; i++)

@@ -70,7 +70,8 @@ enum
 	OPT_FILE_MODE = 1 << 19,
 	OPT_CONN = 1 << 20, /* -d -h -p -U -w -W */
 	OPT_FULL = 1 << 21,
-	OPT_GENERAL = 1 << 22
+	OPT_DEFAULTS = 1 << 22, /* check-rules --defaults */
+	OPT_GENERAL = 1 << 23
 };
 
 /* what the commands that read a committed run (export, explain, report) share */
@@ -87,7 +88,7 @@ static const struct command
     {"run", cmd_run, OPT_RULES | OPT_DRY_RUN | OPT_JOBS | OPT_FORCE | OPT_FULL | OPT_CONN,
      "[OPTION]...", "pull leads, refine, score, assign reps, write the run back"},
     {"init-db", cmd_init_db, OPT_CONN, "[OPTION]...", "create or upgrade the refinery schema"},
-    {"check-rules", cmd_check_rules, OPT_RULES, "[OPTION]... [FILE]...",
+    {"check-rules", cmd_check_rules, OPT_RULES | OPT_DEFAULTS, "[OPTION]... [FILE]...",
      "check rule files without connecting"},
     {"export", cmd_export, OPT_READ | OPT_CSV | OPT_VERDICT | OPT_REP | OPT_FILE_MODE,
      "--csv=FILE [OPTION]...", "write a run's results to a CSV file"},
@@ -124,6 +125,9 @@ static const struct
 } option_help[] = {
     {OPT_RULES, "check-rules",
      "  -c, --rules=FILE       rule file, as are the FILE arguments (later wins)"},
+    {OPT_DEFAULTS, NULL,
+     "      --defaults         print the compiled-in default.ini (every section\n"
+     "                         and key, with its default) and exit"},
     {OPT_RULES, "forget",
      "  -c, --rules=FILE       rule file for the numbering plan and e-mail rules"},
     {OPT_RULES, "prune",
@@ -317,7 +321,8 @@ enum
 	LONG_CHECK,
 	LONG_MAX_AGE,
 	LONG_KEEP,
-	LONG_FULL
+	LONG_FULL,
+	LONG_DEFAULTS
 };
 
 /* Every option, and which OPT_* bit of the command table it is. */
@@ -332,6 +337,7 @@ static const struct
     {{"output", required_argument, NULL, 'o'}, OPT_OUTPUT},
     {{"force", no_argument, NULL, LONG_FORCE}, OPT_FORCE},
     {{"full", no_argument, NULL, LONG_FULL}, OPT_FULL},
+    {{"defaults", no_argument, NULL, LONG_DEFAULTS}, OPT_DEFAULTS},
     {{"job", required_argument, NULL, LONG_JOB}, OPT_JOB},
     {{"run", required_argument, NULL, LONG_RUN}, OPT_RUN},
     {{"csv", required_argument, NULL, LONG_CSV}, OPT_CSV},
@@ -511,6 +517,7 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 				break;
 			case LONG_FORCE: o->force = true; break;
 			case LONG_FULL: o->full = true; break;
+			case LONG_DEFAULTS: o->defaults = true; break;
 			case LONG_CHECK: o->check = true; break;
 			case LONG_MAX_AGE:
 				if ((o->max_age = cmd_parse_age(optarg)) <= 0)

@@ -275,4 +275,14 @@ err=$("$REFINERY" check-rules "$tmp/tabel.ini" 2>&1); is "$?" 3 "a misspelt [sou
 like "$err" "error: $tmp/tabel.ini:2: unknown key \"tabel\" in section \[source\]" "it is reported as the unknown key it is"
 like "$err" 'hint: Did you mean "table"\?' "with the nearest known key"
 unlike "$err" 'exactly one of' "not as a missing source"
+# the shipped defaults, for a system that has no source tree
+"$REFINERY" check-rules --defaults > "$tmp/defaults.out"; is "$?" 0 "check-rules --defaults exits 0"
+cmp -s "$tmp/defaults.out" "$top_srcdir/rules/default.ini"
+ok $? "check-rules --defaults prints rules/default.ini byte for byte"
+err=$("$REFINERY" check-rules --defaults "$tmp/ok.ini" 2>&1); is "$?" 2 "--defaults takes no rule files"
+like "$("$REFINERY" check-rules --help)" '--defaults' "check-rules --help lists --defaults"
+err=$("$REFINERY" check-rules "$tmp/bad.ini" 2>&1)
+like "$err" 'hint: .*/default\.ini, or run "refinery check-rules --defaults"' \
+	"an unknown key's hint names the installed default.ini and --defaults"
+unlike "$err" 'rules/default\.ini' "not the source tree's"
 done_testing
