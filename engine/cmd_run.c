@@ -23,6 +23,7 @@
 
 #include "calibrate.h"
 #include "cmd.h"
+#include "embedded.h"
 #include "fault.h"
 #include "log.h"
 #include "migrate.h"
@@ -463,17 +464,42 @@ cmd_check_rules(const struct cmd_opts *o, struct error *err)
 	int n = 0;
 	struct ruleset *rs;
 	struct blacklist_dnc *dnc = NULL;
+	const struct error *problems;
+	int nproblems;
 
 	if (files == NULL)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
+	if (o->defaults)
+	{
+		/* the rules compiled in, byte for byte: the reference an installed system has */
+		free(files);
+		if (o->nfiles + o->nargs > 0)
+			return error_set(err, EXIT_USAGE, "--defaults takes no rule files");
+		fputs(embedded_default_ini, stdout);
+		return true;
+	}
 	for (int i = 0; i < o->nfiles; i++)
 		files[n++] = o->files[i];
 	for (int i = 0; i < o->nargs; i++)
 		files[n++] = o->args[i];
-	rs = ruleset_load(files, n, err);
+	rs = ruleset_check(files, n, &problems, &nproblems, err);
 	free(files);
 	if (rs == NULL)
 		return false;
+	if (nproblems == 1)
+		*err = problems[0];
+	else if (nproblems > 1)
+	{
+		/* every one, in file and line order, then how many */
+		for (int k = 0; k < nproblems; k++)
+			log_error(&problems[k]);
+		error_set(err, EXIT_RULES, "%d errors in the rules", nproblems);
+	}
+	if (nproblems > 0)
+	{
+		ruleset_free(rs);
+		return false;
+	}
 	/* a do-not-call file that cannot be read is reported here, as a run would */
 	if (!sidedata_load_files(rs, &dnc, err))
 	{

@@ -560,8 +560,8 @@ dedupe_config_load(struct rules *r, struct dedupe_config **out, struct error *er
 		error_set(err, EXIT_RULES,
 		          "de-duplication is enabled but no [dedupe.field.*] "
 		          "section is");
-		error_hint(err, "Set \"enabled = false\" in [dedupe], or describe the fields to "
-		                "compare (see rules/default.ini).");
+		error_hint(err, "Set \"enabled = false\" in [dedupe], or describe the fields to compare "
+		                "(see " PKGDATADIR "/default.ini or \"refinery check-rules --defaults\").");
 		goto out;
 	}
 	if (c->nblocks == 0)

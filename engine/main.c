@@ -70,9 +70,10 @@ enum
 	OPT_FILE_MODE = 1 << 19,
 	OPT_CONN = 1 << 20, /* -d -h -p -U -w -W */
 	OPT_FULL = 1 << 21,
-	OPT_GENERAL = 1 << 22,
-	OPT_FORMAT = 1 << 23,
-	OPT_COHORT = 1 << 24
+	OPT_FORMAT = 1 << 22,
+	OPT_COHORT = 1 << 23,
+	OPT_DEFAULTS = 1 << 24, /* check-rules --defaults */
+	OPT_GENERAL = 1 << 25
 };
 
 /* what the commands that read a committed run (export, explain, report) share */
@@ -89,7 +90,7 @@ static const struct command
     {"run", cmd_run, OPT_RULES | OPT_DRY_RUN | OPT_JOBS | OPT_FORCE | OPT_FULL | OPT_CONN,
      "[OPTION]...", "pull leads, refine, score, assign reps, write the run back"},
     {"init-db", cmd_init_db, OPT_CONN, "[OPTION]...", "create or upgrade the refinery schema"},
-    {"check-rules", cmd_check_rules, OPT_RULES, "[OPTION]... [FILE]...",
+    {"check-rules", cmd_check_rules, OPT_RULES | OPT_DEFAULTS, "[OPTION]... [FILE]...",
      "check rule files without connecting"},
     {"export", cmd_export,
      OPT_READ | OPT_CSV | OPT_VERDICT | OPT_REP | OPT_COHORT | OPT_FORMAT | OPT_FILE_MODE,
@@ -127,6 +128,9 @@ static const struct
 } option_help[] = {
     {OPT_RULES, "check-rules",
      "  -c, --rules=FILE       rule file, as are the FILE arguments (later wins)"},
+    {OPT_DEFAULTS, NULL,
+     "      --defaults         print the compiled-in default.ini (every section\n"
+     "                         and key, with its default) and exit"},
     {OPT_RULES, "forget",
      "  -c, --rules=FILE       rule file for the numbering plan and e-mail rules"},
     {OPT_RULES, "prune",
@@ -326,7 +330,8 @@ enum
 	LONG_KEEP,
 	LONG_FULL,
 	LONG_FORMAT,
-	LONG_COHORT
+	LONG_COHORT,
+	LONG_DEFAULTS
 };
 
 /* Every option, and which OPT_* bit of the command table it is. */
@@ -341,6 +346,7 @@ static const struct
     {{"output", required_argument, NULL, 'o'}, OPT_OUTPUT},
     {{"force", no_argument, NULL, LONG_FORCE}, OPT_FORCE},
     {{"full", no_argument, NULL, LONG_FULL}, OPT_FULL},
+    {{"defaults", no_argument, NULL, LONG_DEFAULTS}, OPT_DEFAULTS},
     {{"job", required_argument, NULL, LONG_JOB}, OPT_JOB},
     {{"run", required_argument, NULL, LONG_RUN}, OPT_RUN},
     {{"csv", required_argument, NULL, LONG_CSV}, OPT_CSV},
@@ -530,6 +536,7 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 				break;
 			case LONG_FORCE: o->force = true; break;
 			case LONG_FULL: o->full = true; break;
+			case LONG_DEFAULTS: o->defaults = true; break;
 			case LONG_CHECK: o->check = true; break;
 			case LONG_MAX_AGE:
 				if ((o->max_age = cmd_parse_age(optarg)) <= 0)

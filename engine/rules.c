@@ -29,6 +29,7 @@
 
 #include "embedded.h"
 #include "rules.h"
+#include "strsim.h"
 #include "util.h"
 
 struct entry
@@ -54,6 +55,15 @@ struct rules
 	char *files_joined;
 	char **asked; /* sections a module asked about, present or not */
 	int nasked;
+	bool *tainted;    /* asked[i]: a loader stopped inside it */
+	bool *enumerated; /* asked[i]: read with rules_keys(), its keys are data */
+	char **absent;    /* "section\nkey" asked for and not set: known keys too */
+	int nabsent;
+	/* collecting problems (check-rules) */
+	bool collect;
+	bool defaults_only; /* the typed getters read default.ini's values */
+	struct error *problems;
+	int nproblems;
 };
 
 /* State of one ini_parse_stream() call. */
@@ -104,23 +114,64 @@ rules_free(struct rules *r)
 	for (int i = 0; i < r->nasked; i++)
 		free(r->asked[i]);
 	free(r->asked);
+	free(r->tainted);
+	free(r->enumerated);
+	for (int i = 0; i < r->nabsent; i++)
+		free(r->absent[i]);
+	free(r->absent);
+	free(r->problems);
 	free(r);
 }
 
-/* Remember that a module reads `section`, so a typo there is an unknown key. */
-static void
+/* Remember that a module reads `section`, so a typo there is an unknown key. Its index, or -1. */
+static int
 note_asked(struct rules *r, const char *section)
 {
 	char **na;
+	bool *nt, *ne;
 
 	for (int i = 0; i < r->nasked; i++)
 		if (strcmp(r->asked[i], section) == 0)
-			return;
+			return i;
 	if ((na = realloc(r->asked, (size_t) (r->nasked + 1) * sizeof(*na))) == NULL)
-		return;
+		return -1;
 	r->asked = na;
-	if ((r->asked[r->nasked] = strdup(section)) != NULL)
-		r->nasked++;
+	if ((nt = realloc(r->tainted, (size_t) (r->nasked + 1) * sizeof(*nt))) == NULL)
+		return -1;
+	r->tainted = nt;
+	if ((ne = realloc(r->enumerated, (size_t) (r->nasked + 1) * sizeof(*ne))) == NULL)
+		return -1;
+	r->enumerated = ne;
+	if ((r->asked[r->nasked] = strdup(section)) == NULL)
+		return -1;
+	r->tainted[r->nasked] = false;
+	r->enumerated[r->nasked] = false;
+	return r->nasked++;
+}
+
+/* Remember a key asked for that no file sets, so a typo of it can be told. */
+static void
+note_absent(struct rules *r, const char *section, const char *key)
+{
+	size_t sl = strlen(section), kl = strlen(key);
+	char *pair, **na;
+
+	for (int i = 0; i < r->nabsent; i++)
+		if (strncmp(r->absent[i], section, sl) == 0 && r->absent[i][sl] == '\n' &&
+		    strcmp(r->absent[i] + sl + 1, key) == 0)
+			return;
+	if ((pair = malloc(sl + kl + 2)) == NULL)
+		return;
+	if ((na = realloc(r->absent, (size_t) (r->nabsent + 1) * sizeof(*na))) == NULL)
+	{
+		free(pair);
+		return;
+	}
+	r->absent = na;
+	memcpy(pair, section, sl);
+	pair[sl] = '\n';
+	memcpy(pair + sl + 1, key, kl + 1);
+	r->absent[r->nabsent++] = pair;
 }
 
 static int
@@ -450,7 +501,10 @@ rules_get(struct rules *r, const char *section, const char *key)
 
 	note_asked(r, section);
 	if (i < 0)
+	{
+		note_absent(r, section, key);
 		return NULL;
+	}
 	r->e[i].used = true;
 	return r->e[i].value;
 }
@@ -545,6 +599,16 @@ lookup(struct rules *r, const char *section, const char *key, bool scalar, const
 		if (j < 0)
 			continue;
 		r->e[j].used = true;
+		if (r->defaults_only)
+		{
+			/* collecting: a bad value was kept as a problem, go on with the default */
+			if (r->e[j].dvalue && (!scalar || r->e[j].dvalue[0]))
+			{
+				*value = r->e[j].dvalue;
+				return j;
+			}
+			continue;
+		}
 		if (!scalar || r->e[j].value[0])
 		{
 			*value = r->e[j].value;
@@ -592,9 +656,9 @@ rules_is_default(const struct rules *r, const char *section, const char *key)
 	return i >= 0 && r->e[i].from_defaults;
 }
 
-bool
-rules_get_int(struct rules *r, const char *section, const char *key, long min, long max, long *out,
-              struct error *err)
+static bool
+get_int(struct rules *r, const char *section, const char *key, long min, long max, long *out,
+        struct error *err)
 {
 	const char *v;
 	int i = lookup(r, section, key, true, &v, err);
@@ -616,9 +680,9 @@ rules_get_int(struct rules *r, const char *section, const char *key, long min, l
 	return true;
 }
 
-bool
-rules_get_double(struct rules *r, const char *section, const char *key, double min, double max,
-                 double *out, struct error *err)
+static bool
+get_double(struct rules *r, const char *section, const char *key, double min, double max,
+           double *out, struct error *err)
 {
 	const char *v;
 	int i = lookup(r, section, key, true, &v, err);
@@ -640,8 +704,8 @@ rules_get_double(struct rules *r, const char *section, const char *key, double m
 	return true;
 }
 
-bool
-rules_get_bool(struct rules *r, const char *section, const char *key, bool *out, struct error *err)
+static bool
+get_bool(struct rules *r, const char *section, const char *key, bool *out, struct error *err)
 {
 	const char *v;
 	int i = lookup(r, section, key, true, &v, err);
@@ -658,9 +722,9 @@ rules_get_bool(struct rules *r, const char *section, const char *key, bool *out,
 	return error_hint(err, "Use yes or no.");
 }
 
-bool
-rules_get_enum(struct rules *r, const char *section, const char *key, const char *const *choices,
-               int *out, struct error *err)
+static bool
+get_enum(struct rules *r, const char *section, const char *key, const char *const *choices,
+         int *out, struct error *err)
 {
 	const char *v;
 	int i = lookup(r, section, key, true, &v, err);
@@ -681,6 +745,65 @@ rules_get_enum(struct rules *r, const char *section, const char *key, const char
 	}
 	bad_value(r, i, v, "is not a valid choice", err);
 	return error_hint(err, "Use one of: %s.", list);
+}
+
+/*
+ * Collecting: a getter that failed on a bad value keeps the error as a
+ * problem and reads default.ini's value instead, so loading goes on.
+ */
+#define COLLECT_RETRY(call)                                                                        \
+	do                                                                                             \
+	{                                                                                              \
+		struct error saved_;                                                                       \
+		bool ok_;                                                                                  \
+                                                                                                   \
+		if (!r->collect || r->defaults_only || err == NULL || err->code != EXIT_RULES)             \
+			return false;                                                                          \
+		saved_ = *err;                                                                             \
+		r->defaults_only = true;                                                                   \
+		ok_ = (call);                                                                              \
+		r->defaults_only = false;                                                                  \
+		if (!ok_)                                                                                  \
+		{                                                                                          \
+			*err = saved_;                                                                         \
+			return false;                                                                          \
+		}                                                                                          \
+		return rules_problem(r, &saved_);                                                          \
+	} while (0)
+
+bool
+rules_get_int(struct rules *r, const char *section, const char *key, long min, long max, long *out,
+              struct error *err)
+{
+	if (get_int(r, section, key, min, max, out, err))
+		return true;
+	COLLECT_RETRY(get_int(r, section, key, min, max, out, err));
+}
+
+bool
+rules_get_double(struct rules *r, const char *section, const char *key, double min, double max,
+                 double *out, struct error *err)
+{
+	if (get_double(r, section, key, min, max, out, err))
+		return true;
+	COLLECT_RETRY(get_double(r, section, key, min, max, out, err));
+}
+
+bool
+rules_get_bool(struct rules *r, const char *section, const char *key, bool *out, struct error *err)
+{
+	if (get_bool(r, section, key, out, err))
+		return true;
+	COLLECT_RETRY(get_bool(r, section, key, out, err));
+}
+
+bool
+rules_get_enum(struct rules *r, const char *section, const char *key, const char *const *choices,
+               int *out, struct error *err)
+{
+	if (get_enum(r, section, key, choices, out, err))
+		return true;
+	COLLECT_RETRY(get_enum(r, section, key, choices, out, err));
 }
 
 /* A bound of a RULES_INT row as a long; one beyond long's range means none. */
@@ -821,8 +944,10 @@ int
 rules_keys(const struct rules *r, const char *section, const char ***keys)
 {
 	const char **out = malloc((size_t) (r->n + 1) * sizeof(*out));
-	int n = 0;
+	int n = 0, a = note_asked((struct rules *) r, section);
 
+	if (a >= 0)
+		r->enumerated[a] = true; /* its keys are data, not names the code knows */
 	if (out == NULL)
 		return -1;
 	for (int i = 0; i < r->n; i++)
@@ -903,8 +1028,108 @@ rules_check_secrets(const struct rules *r, struct error *err)
 	return true;
 }
 
+/* The part of a section name before its last dot ("blacklist" of "blacklist.a"), its length. */
+static size_t
+family_len(const char *section)
+{
+	const char *dot = strrchr(section, '.');
+
+	return dot ? (size_t) (dot - section) : strlen(section);
+}
+
+static bool
+same_family(const char *a, const char *b)
+{
+	size_t n = family_len(a);
+
+	return n == family_len(b) && strncmp(a, b, n) == 0;
+}
+
+/* A loader stopped inside this section or one of its family: its unread keys tell nothing. */
+static bool
+is_tainted(const struct rules *r, const char *section)
+{
+	for (int k = 0; k < r->nasked; k++)
+		if (r->tainted[k] && same_family(r->asked[k], section))
+			return true;
+	return false;
+}
+
+/* Is `key` among names[0..n)? */
+static bool
+has_name(const char *const *names, int n, const char *key)
+{
+	for (int k = 0; k < n; k++)
+		if (strcmp(names[k], key) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The known keys of a section: read or in default.ini, in the section, its
+ * templates, or a section of its family ([blacklist.a] for [blacklist.b]).
+ * Fills up to `max` (borrowed) and returns the count.
+ */
+static int
+known_keys(const struct rules *r, const char *section, const char **names, int max)
+{
+	int n = 0;
+
+	for (int i = 0; i < r->n && n < max; i++)
+	{
+		const struct entry *e = &r->e[i];
+
+		if (!(e->used || e->dvalue) || has_name(names, n, e->key))
+			continue;
+		if (strcmp(e->section, section) == 0 ||
+		    (is_instance(section) && same_family(e->section, section)))
+			names[n++] = e->key;
+	}
+	for (int k = 0; k < r->nabsent && n < max; k++)
+	{
+		const char *a = r->absent[k], *key = strchr(a, '\n') + 1;
+		char sec[256];
+
+		snprintf(sec, sizeof(sec), "%.*s", (int) (key - 1 - a), a);
+		if ((strcmp(sec, section) == 0 || (is_instance(section) && same_family(sec, section))) &&
+		    !has_name(names, n, key))
+			names[n++] = key;
+	}
+	return n;
+}
+
+/* The sections a module reads or default.ini has (borrowed); the count. */
+static int
+known_sections(const struct rules *r, const char **names, int max)
+{
+	int n = 0;
+
+	for (int i = 0; i < r->n && n < max; i++)
+		if ((r->e[i].used || r->e[i].dvalue) && !has_name(names, n, r->e[i].section))
+			names[n++] = r->e[i].section;
+	for (int k = 0; k < r->nasked && n < max; k++)
+		if (!has_name(names, n, r->asked[k]))
+			names[n++] = r->asked[k];
+	return n;
+}
+
+/* The error of an unknown key, with the nearest known key of its section. */
+static bool
+unknown_key(const struct rules *r, const struct entry *e, struct error *err)
+{
+	const char *names[256];
+	int n = known_keys(r, e->section, names, 256);
+	const char *near = rules_nearest(e->key, names, n);
+
+	error_set(err, EXIT_RULES, "%s:%d: unknown key \"%s\" in section [%s]", e->file, e->line,
+	          e->key, e->section);
+	if (near)
+		return error_hint(err, "Did you mean \"%s\"? %s", near, RULES_DEFAULTS_HINT);
+	return error_hint(err, "%s", RULES_DEFAULTS_HINT);
+}
+
 bool
-rules_check_unused(const struct rules *r, struct error *err)
+rules_check_unused(struct rules *r, struct error *err)
 {
 	for (int i = 0; i < r->n; i++)
 	{
@@ -914,19 +1139,209 @@ rules_check_unused(const struct rules *r, struct error *err)
 		/* a key default.ini has is known; rules_check_defaults() checks that code reads it */
 		if (e->used || e->dvalue)
 			continue;
+		if (r->collect && is_tainted(r, e->section))
+			continue; /* a loader stopped before it read its keys */
 		for (int k = 0; k < r->n && !known_section; k++)
 			known_section =
 			    (r->e[k].used || r->e[k].dvalue) && strcmp(r->e[k].section, e->section) == 0;
 		for (int k = 0; k < r->nasked && !known_section; k++)
 			known_section = strcmp(r->asked[k], e->section) == 0;
 		if (known_section)
-			error_set(err, EXIT_RULES, "%s:%d: unknown key \"%s\" in section [%s]", e->file,
-			          e->line, e->key, e->section);
+			unknown_key(r, e, err);
 		else
+		{
+			const char *names[256];
+			int n = known_sections(r, names, 256);
+			const char *near = rules_nearest(e->section, names, n);
+
 			error_set(err, EXIT_RULES, "%s:%d: unknown section [%s]", e->file, e->line, e->section);
-		return error_hint(err, "See rules/default.ini for every section and key.");
+			if (near)
+				error_hint(err, "Did you mean [%s]? %s", near, RULES_DEFAULTS_HINT);
+			else
+				error_hint(err, "%s", RULES_DEFAULTS_HINT);
+		}
+		if (!rules_problem(r, err))
+			return false;
+		/* the other keys of an unknown section are not reported again */
+		while (!known_section && i + 1 < r->n && strcmp(r->e[i + 1].section, e->section) == 0)
+			i++;
 	}
 	return true;
+}
+
+bool
+rules_find_typo_key(struct rules *r, int mark, struct error *err)
+{
+	for (int i = 0; i < r->n; i++)
+	{
+		const struct entry *e = &r->e[i];
+		const char *names[256];
+		int n, a = -1;
+
+		if (e->used || e->dvalue)
+			continue;
+		for (int k = mark; k < r->nasked && a < 0; k++)
+			if (strcmp(r->asked[k], e->section) == 0)
+				a = k;
+		if (a < 0 || r->enumerated[a])
+			continue;
+		/* a key a section of its family has is one the loader had not got to yet */
+		n = known_keys(r, e->section, names, 256);
+		if (has_name(names, n, e->key) || rules_nearest(e->key, names, n) == NULL)
+			continue;
+		unknown_key(r, e, err);
+		return true;
+	}
+	return false;
+}
+
+int
+rules_asked_count(const struct rules *r)
+{
+	return r->nasked;
+}
+
+void
+rules_taint_family(struct rules *r, const char *family)
+{
+	int a = note_asked(r, family);
+
+	if (a >= 0)
+		r->tainted[a] = true;
+}
+
+void
+rules_taint_since(struct rules *r, int mark)
+{
+	for (int k = mark; k < r->nasked; k++)
+		r->tainted[k] = true;
+}
+
+const char *
+rules_nearest(const char *word, const char *const *names, int n)
+{
+	char lw[STRSIM_MAX_CHARS + 1];
+	size_t len = strlen(word);
+	int max = (int) len / 3 < 2 ? 2 : (int) len / 3, best = max + 1;
+	const char *near = NULL;
+
+	if (len > STRSIM_MAX_CHARS)
+		return NULL;
+	for (size_t k = 0; k <= len; k++)
+		lw[k] = (char) tolower((unsigned char) word[k]);
+	for (int k = 0; n < 0 ? names[k] != NULL : k < n; k++)
+	{
+		int d = strsim_osa(lw, len, names[k], strlen(names[k]), best - 1);
+
+		if (d < best && strcmp(lw, names[k]) != 0)
+		{
+			best = d;
+			near = names[k];
+		}
+	}
+	return near;
+}
+
+void
+rules_collect(struct rules *r, bool on)
+{
+	r->collect = on;
+}
+
+bool
+rules_collecting(const struct rules *r)
+{
+	return r->collect;
+}
+
+bool
+rules_problem(struct rules *r, struct error *err)
+{
+	struct error *np;
+
+	if (!r->collect || err == NULL || err->code != EXIT_RULES)
+		return false;
+	for (int k = 0; k < r->nproblems; k++)
+		if (strcmp(r->problems[k].msg, err->msg) == 0)
+		{
+			/* one key read for several sections (a template's) is one problem */
+			error_clear(err);
+			return true;
+		}
+	if ((np = realloc(r->problems, (size_t) (r->nproblems + 1) * sizeof(*np))) == NULL)
+		return false; /* err stands: reported as the first error */
+	r->problems = np;
+	r->problems[r->nproblems++] = *err;
+	error_clear(err);
+	return true;
+}
+
+/* Where a problem's message says it is: the file's load order and the line; none sorts last. */
+static void
+problem_place(const struct rules *r, const char *msg, int *file, long *line)
+{
+	size_t best = 0;
+
+	*file = r->nfiles;
+	*line = 0;
+	for (int k = 0; k < r->nfiles; k++)
+	{
+		size_t fl = strlen(r->files[k]);
+		char *end;
+		long l;
+
+		if (fl <= best || strncmp(msg, r->files[k], fl) != 0 || msg[fl] != ':' ||
+		    !isdigit((unsigned char) msg[fl + 1]))
+			continue;
+		l = strtol(msg + fl + 1, &end, 10);
+		if (*end != ':')
+			continue;
+		best = fl;
+		*file = k;
+		*line = l;
+	}
+}
+
+struct placed
+{
+	int file;
+	long line;
+	int seq;
+	struct error e;
+};
+
+static int
+placed_cmp(const void *a, const void *b)
+{
+	const struct placed *x = a, *y = b;
+
+	if (x->file != y->file)
+		return x->file < y->file ? -1 : 1;
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+int
+rules_problems(struct rules *r, const struct error **list)
+{
+	struct placed *p = calloc((size_t) r->nproblems + 1, sizeof(*p));
+
+	if (p != NULL)
+	{
+		for (int k = 0; k < r->nproblems; k++)
+		{
+			problem_place(r, r->problems[k].msg, &p[k].file, &p[k].line);
+			p[k].seq = k;
+			p[k].e = r->problems[k];
+		}
+		qsort(p, (size_t) r->nproblems, sizeof(*p), placed_cmp);
+		for (int k = 0; k < r->nproblems; k++)
+			r->problems[k] = p[k].e;
+		free(p);
+	}
+	*list = r->problems;
+	return r->nproblems;
 }
 
 int

@@ -28,6 +28,14 @@
 
 struct rules;
 
+/* Where the shipped defaults are to be read, for hints (the build sets PKGDATADIR). */
+#ifndef PKGDATADIR
+#define PKGDATADIR "/usr/local/share/refinery"
+#endif
+#define RULES_DEFAULTS_HINT                                                                        \
+	"Every section and key is in " PKGDATADIR "/default.ini, or run \"refinery check-rules "       \
+	"--defaults\"."
+
 struct rules *rules_new(void);
 void rules_free(struct rules *r); /* NULL is a no-op */
 
@@ -155,7 +163,14 @@ bool rules_check_secrets(const struct rules *r, struct error *err);
  * After every module has read its keys: the first unused key is an error
  * (keys default.ini has are known, read or not).
  */
-bool rules_check_unused(const struct rules *r, struct error *err);
+bool rules_check_unused(struct rules *r, struct error *err);
+/*
+ * A key that is surely a typo: not read, not a key default.ini has, in a
+ * section asked about since `mark`, near a known key of its section.  Fills
+ * err with the unknown-key error and returns true when there is one; used
+ * when a loader fails, so that "tabel = ..." is reported as the typo it is.
+ */
+bool rules_find_typo_key(struct rules *r, int mark, struct error *err);
 /*
  * The keys of default.ini no loader asked for (for the tests that keep
  * default.ini and the loaders in step): fills up to `max` section and key
@@ -174,5 +189,40 @@ bool rules_sha256_hex(const char *text, char out[65]);
 
 /* The files loaded, comma-separated, for the run record (borrowed). */
 const char *rules_files(const struct rules *r);
+
+/*
+ * Collecting problems instead of stopping at the first (check-rules).  When
+ * collecting is on, the typed getters keep a bad value's error as a problem
+ * and go on with default.ini's value, rules_check_unused() keeps every
+ * unknown key, and a check calls rules_problem() with the error it filled:
+ * it returns true when the error was kept (carry on), false when not
+ * collecting or when the error is no rules error (stop as before).
+ */
+void rules_collect(struct rules *r, bool on);
+bool rules_collecting(const struct rules *r);
+bool rules_problem(struct rules *r, struct error *err);
+/*
+ * The problems kept, sorted by file (in the order loaded) then line; a
+ * problem naming no "file:line" comes last.  Returns the count; *list is
+ * borrowed from the rules object.
+ */
+int rules_problems(struct rules *r, const struct error **list);
+/*
+ * Sections asked about since `mark` (a count from rules_asked_count()) are
+ * tainted: a loader stopped inside them, so their keys it did not get to
+ * read are not reported as unknown (nor those of sections of one family,
+ * [blacklist.a] and [blacklist.b]).
+ */
+int rules_asked_count(const struct rules *r);
+void rules_taint_since(struct rules *r, int mark);
+/* The same for a loader not run at all: [family] and [family.<id>] are tainted. */
+void rules_taint_family(struct rules *r, const char *family);
+
+/*
+ * The nearest of `names` (n of them, or NULL-terminated when n < 0) to
+ * `word` by edit distance, or NULL when none is near (more than a third of
+ * the word's length, at least 2, away).  Case is ignored.
+ */
+const char *rules_nearest(const char *word, const char *const *names, int n);
 
 #endif /* REFINERY_RULES_H */

@@ -589,8 +589,115 @@ output_config_free(struct output_config *c)
 	free(c);
 }
 
-struct ruleset *
-ruleset_load(const char *const *files, int nfiles, struct error *err)
+/*
+ * Statuses the rules name must be canonical ones, the keys of [status_map]:
+ * the black-list and score compare the lead's status_norm with them, so a
+ * misspelt status would quietly never hit.
+ */
+static bool
+check_status_list(struct rules *r, const struct normalize_config *nc, const char *section,
+                  const char *key, struct error *err)
+{
+	const char *where = rules_where(r, section, key), *v;
+	char **items = NULL;
+	int n;
+
+	if (*where == '\0' || (v = rules_get(r, section, key)) == NULL)
+		return true;
+	if ((n = rules_split_list(v, &items)) < 0)
+		return error_oom(err);
+	for (int k = 0; k < n; k++)
+	{
+		const char *near;
+		char known[400] = "";
+		bool found = false;
+
+		for (char *q = items[k]; *q; q++)
+			*q = (char) tolower((unsigned char) *q);
+		for (int c = 0; c < nc->ncanonical && !found; c++)
+			found = strcmp(items[k], nc->canonical[c]) == 0;
+		if (found)
+			continue;
+		for (int c = 0; c < nc->ncanonical; c++)
+		{
+			size_t len = strlen(known);
+
+			snprintf(known + len, sizeof(known) - len, "%s%s", c ? ", " : "", nc->canonical[c]);
+		}
+		error_set(err, EXIT_RULES, "%s: [%s] %s: unknown status \"%s\"", where, section, key,
+		          items[k]);
+		near = rules_nearest(items[k], (const char *const *) nc->canonical, nc->ncanonical);
+		error_detail(err, "Known statuses: %s.", known);
+		if (near)
+			error_hint(err,
+			           "Did you mean \"%s\"? A status of its own is declared as a key of "
+			           "[status_map].",
+			           near);
+		else
+			error_hint(err, "Rules name canonical statuses; a status of its own is declared as a "
+			                "key of [status_map].");
+		if (!rules_problem(r, err))
+		{
+			rules_list_free(items);
+			return false;
+		}
+	}
+	rules_list_free(items);
+	return true;
+}
+
+static bool
+check_statuses(struct rules *r, const struct normalize_config *nc, struct error *err)
+{
+	const char **secs = NULL;
+	int n;
+	bool ok;
+
+	if (nc == NULL || nc->canonical == NULL)
+		return true; /* [status_map] was not read: its own error is reported */
+	if ((n = rules_sections(r, "blacklist", &secs)) < 0)
+		return error_oom(err);
+	ok = check_status_list(r, nc, "blacklist.*", "statuses", err);
+	for (int k = 0; k < n && ok; k++)
+		ok = check_status_list(r, nc, secs[k], "statuses", err);
+	free(secs);
+	return ok && check_status_list(r, nc, "score", "exclude_statuses", err) &&
+	       check_status_list(r, nc, "calibrate", "won_statuses", err) &&
+	       check_status_list(r, nc, "dedupe", "status_rank", err);
+}
+
+/*
+ * A loader failed.  A key near one the section knows, which the loader
+ * never read, is most likely why ("tabel = ..." leaves [source] without a
+ * table): report that instead.  Collecting, keep the error and go on with
+ * the next loader; returns true then.
+ */
+static bool
+loader_failed(struct rules *r, int mark, struct error *err)
+{
+	struct error typo;
+
+	if (err->code != EXIT_RULES)
+		return false;
+	if (rules_find_typo_key(r, mark, &typo))
+		*err = typo;
+	if (!rules_collecting(r))
+		return false;
+	rules_taint_since(r, mark);
+	return rules_problem(r, err);
+}
+
+#define LOAD(call)                                                                                 \
+	do                                                                                             \
+	{                                                                                              \
+		int mark_ = rules_asked_count(rs->rules);                                                  \
+                                                                                                   \
+		if (!(call) && !loader_failed(rs->rules, mark_, err))                                      \
+			goto fail;                                                                             \
+	} while (0)
+
+static struct ruleset *
+load_all(const char *const *files, int nfiles, bool collect, struct error *err)
 {
 	struct ruleset *rs = calloc(1, sizeof(*rs));
 
@@ -604,21 +711,28 @@ ruleset_load(const char *const *files, int nfiles, struct error *err)
 	for (int i = 0; i < nfiles; i++)
 		if (!rules_load_file(rs->rules, files[i], err))
 			goto fail;
+	rules_collect(rs->rules, collect);
 	/* before any module could quote a value in a message */
 	if (!rules_check_secrets(rs->rules, err))
-		goto fail;
-	if (!source_config_load(rs->rules, &rs->source, err) ||
-	    !job_config_load(rs->rules, &rs->job, err) ||
-	    !output_config_load(rs->rules, &rs->output, err))
-		goto fail;
-#define STAGE(name, fn, type, load, free_fn, slot)                                                 \
-	if (!load(rs->rules, &rs->slot, err))                                                          \
-		goto fail;
+	{
+		/* collecting, nothing more is read: no other message quotes the value */
+		if (!rules_problem(rs->rules, err))
+			goto fail;
+		return rs;
+	}
+	LOAD(source_config_load(rs->rules, &rs->source, err));
+	LOAD(job_config_load(rs->rules, &rs->job, err));
+	LOAD(output_config_load(rs->rules, &rs->output, err));
+#define STAGE(name, fn, type, load, free_fn, slot) LOAD(load(rs->rules, &rs->slot, err));
 #define PLAN_STAGE(name, fn, type, load, free_fn, slot)                                            \
-	if (!load(rs->rules, rs->normalize->plan, &rs->slot, err))                                     \
-		goto fail;
+	if (rs->normalize == NULL || rs->normalize->plan == NULL)                                      \
+		rules_taint_family(rs->rules, name); /* collecting: the plan had an error */               \
+	else                                                                                           \
+		LOAD(load(rs->rules, rs->normalize->plan, &rs->slot, err));
 #include "stagelist.h" /* then each stage's sections, in run order */
 #undef STAGE
+	if (!check_statuses(rs->rules, rs->normalize, err))
+		goto fail;
 	if (!rules_check_unused(rs->rules, err))
 		goto fail;
 	if ((rs->text = rules_text(rs->rules)) == NULL || !rules_sha256_hex(rs->text, rs->sha256))
@@ -631,6 +745,25 @@ ruleset_load(const char *const *files, int nfiles, struct error *err)
 fail:
 	ruleset_free(rs);
 	return NULL;
+}
+
+struct ruleset *
+ruleset_load(const char *const *files, int nfiles, struct error *err)
+{
+	return load_all(files, nfiles, false, err);
+}
+
+struct ruleset *
+ruleset_check(const char *const *files, int nfiles, const struct error **problems, int *nproblems,
+              struct error *err)
+{
+	struct ruleset *rs = load_all(files, nfiles, true, err);
+
+	*problems = NULL;
+	*nproblems = 0;
+	if (rs != NULL)
+		*nproblems = rules_problems(rs->rules, problems);
+	return rs;
 }
 
 void

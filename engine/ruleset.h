@@ -77,6 +77,16 @@ bool ruleset_job_name_ok(const char *name);
 /* Load and check every file; NULL with err filled on failure. */
 struct ruleset *ruleset_load(const char *const *files, int nfiles, struct error *err);
 void ruleset_free(struct ruleset *rs); /* NULL is a no-op */
+/*
+ * check-rules: the same load, but the checks that do not depend on each
+ * other (bad values, unknown sections and keys, unknown statuses, a
+ * section's own errors) are all made.  Their errors are in *problems,
+ * sorted by file and line (borrowed from the ruleset); the ruleset is
+ * returned whenever the files could be read, NULL with err filled when not.
+ * A ruleset with problems is not to be run.
+ */
+struct ruleset *ruleset_check(const char *const *files, int nfiles, const struct error **problems,
+                              int *nproblems, struct error *err);
 
 /*
  * [output] file_mode of the shipped defaults alone, for the commands that

@@ -842,7 +842,8 @@ score_config_load(struct rules *r, struct score_config **out, struct error *err)
 	{
 		error_set(err, EXIT_RULES,
 		          "no scoring parameter: the rules have no [score.<name>] section");
-		error_hint(err, "The shipped rules/default.ini has the eight parameters of a lead's "
+		error_hint(err, "The shipped default.ini (" PKGDATADIR "/default.ini, or \"refinery "
+		                "check-rules --defaults\") has the eight parameters of a lead's "
 		                "potential; keep it before your own files.");
 		goto out;
 	}

@@ -247,4 +247,42 @@ printf '[source]\ntable = t\n[cohorts]\nmode = quantiles\n[cohort.a]\nmin_quanti
 printf '[source]\ntable = t\n[cohorts]\nmode = quantiles\n[cohort.a]\nmin_score = 50\n' > "$tmp/quant2.ini"
 err=$("$REFINERY" check-rules "$tmp/quant2.ini" 2>&1); is "$?" 3 "but a rule file's own min_score in quantiles mode is refused"
 like "$err" 'quant2\.ini:6: \[cohort\.a\] min_score is not used in \[cohorts\] mode = quantiles' "naming its file and line"
+# statuses the rules name are canonical ones: a typo would quietly black-list nobody
+printf '[source]\ntable = crm.leads\n\n[blacklist.dnc_status]\nstatuses = do_not_cal, refused\n' > "$tmp/status.ini"
+err=$("$REFINERY" check-rules "$tmp/status.ini" 2>&1); is "$?" 3 "an unknown status exits 3"
+like "$err" "error: $tmp/status.ini:5: \[blacklist\.dnc_status\] statuses: unknown status \"do_not_cal\"" \
+	"the unknown status is named with file, line, section and key"
+like "$err" 'hint: Did you mean "do_not_call"\?' "the nearest canonical status is suggested"
+like "$err" 'detail: Known statuses: do_not_call, wrong_number,' "the known statuses are listed"
+printf '[source]\ntable = crm.leads\n[score]\nexclude_statuses = closed_wno\n' > "$tmp/status2.ini"
+err=$("$REFINERY" check-rules "$tmp/status2.ini" 2>&1); is "$?" 3 "an unknown status in [score] exclude_statuses exits 3"
+like "$err" 'status2\.ini:4: \[score\] exclude_statuses: unknown status "closed_wno"' "and is named"
+printf '[source]\ntable = crm.leads\n[status_map]\ncall_back = Call back\n[blacklist.cb]\nstatuses = CALL_BACK\n' > "$tmp/status3.ini"
+"$REFINERY" check-rules "$tmp/status3.ini" >/dev/null 2>&1; is "$?" 0 "a status declared in [status_map] is known (any case)"
+# check-rules reports every mistake in one pass, in line order
+printf '[source]\ntable = crm.leads\ncsv_trim = maybe\n[job]\nname = nightly\n' > "$tmp/many.ini"
+printf '[blacklist.dnc_status]\nstatuses = wrong_numbr\n[nonsense]\nx = 1\n' >> "$tmp/many.ini"
+err=$("$REFINERY" check-rules "$tmp/many.ini" 2>&1); is "$?" 3 "several mistakes exit 3"
+lines=$(printf '%s\n' "$err" | sed -n 's/^refinery: error: [^ ]*many\.ini:\([0-9]*\):.*/\1/p' | tr '\n' ' ')
+is "$lines" "3 7 9 " "every mistake is reported, in line order (lines 3, 7, 9)"
+like "$err" 'error: 3 errors in the rules' "then how many"
+err=$("$REFINERY" run -c "$tmp/many.ini" -d refinery_no_such_db 2>&1); is "$?" 3 "run stops at the first mistake, before connecting"
+like "$err" 'many\.ini:3: \[source\] csv_trim: "maybe" is not a boolean' "naming it"
+unlike "$err" 'many\.ini:7:' "and only it"
+# an unknown key wins over what its absence causes
+printf '[source]\ntabel = crm.leads\n' > "$tmp/tabel.ini"
+err=$("$REFINERY" check-rules "$tmp/tabel.ini" 2>&1); is "$?" 3 "a misspelt [source] table exits 3"
+like "$err" "error: $tmp/tabel.ini:2: unknown key \"tabel\" in section \[source\]" "it is reported as the unknown key it is"
+like "$err" 'hint: Did you mean "table"\?' "with the nearest known key"
+unlike "$err" 'exactly one of' "not as a missing source"
+# the shipped defaults, for a system that has no source tree
+"$REFINERY" check-rules --defaults > "$tmp/defaults.out"; is "$?" 0 "check-rules --defaults exits 0"
+cmp -s "$tmp/defaults.out" "$top_srcdir/rules/default.ini"
+ok $? "check-rules --defaults prints rules/default.ini byte for byte"
+err=$("$REFINERY" check-rules --defaults "$tmp/ok.ini" 2>&1); is "$?" 2 "--defaults takes no rule files"
+like "$("$REFINERY" check-rules --help)" '--defaults' "check-rules --help lists --defaults"
+err=$("$REFINERY" check-rules "$tmp/bad.ini" 2>&1)
+like "$err" 'hint: .*/default\.ini, or run "refinery check-rules --defaults"' \
+	"an unknown key's hint names the installed default.ini and --defaults"
+unlike "$err" 'rules/default\.ini' "not the source tree's"
 done_testing

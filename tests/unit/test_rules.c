@@ -290,6 +290,35 @@ test_load_params(void)
 	rules_free(r);
 }
 
+/* The nearest known name, and collecting every problem instead of the first. */
+static void
+test_nearest_and_collect(void)
+{
+	static const char *const statuses[] = {"do_not_call", "wrong_number", "refused", NULL};
+	struct rules *r = rules_new();
+	struct error err = {0};
+	const struct error *list;
+	long x;
+	bool b;
+
+	is_str(rules_nearest("do_not_cal", statuses, -1), "do_not_call",
+	       "nearest: one letter left out");
+	is_str(rules_nearest("WRONG_NUMBR", statuses, 3), "wrong_number", "nearest: case is ignored");
+	ok(rules_nearest("opportunity", statuses, -1) == NULL, "nearest: nothing near is no hint");
+
+	ok(rules_load_defaults(r, false, &err), "defaults load");
+	ok(rules_load_string(r, "c.ini", "[job]\nmin_rows = x\n[source]\ncsv_trim = maybe\n", &err),
+	   "a file with two bad values loads");
+	rules_collect(r, true);
+	ok(rules_get_bool(r, "source", "csv_trim", &b, &err), "collecting: a bad boolean goes on");
+	ok(rules_get_int(r, "job", "min_rows", 0, 100, &x, &err), "collecting: a bad integer goes on");
+	is_int(x, 1, "with default.ini's value (min_rows = 1)");
+	is_int(rules_problems(r, &list), 2, "two problems kept");
+	ok(strncmp(list[0].msg, "c.ini:2:", 8) == 0 && strncmp(list[1].msg, "c.ini:4:", 8) == 0,
+	   "in line order: %s / %s", list[0].msg, list[1].msg);
+	rules_free(r);
+}
+
 int
 main(void)
 {
@@ -536,5 +565,6 @@ main(void)
 	test_source_checks();
 	test_secrets();
 	test_load_params();
+	test_nearest_and_collect();
 	return done_testing();
 }
