@@ -55,8 +55,8 @@ field_key(enum field f)
 const char *
 verdict_name(enum verdict v)
 {
-	static const char *const names[VERDICT__COUNT] = {"kept",    "blacklisted", "duplicate",
-	                                                  "partial", "outlier",     "nurture"};
+	static const char *const names[VERDICT__COUNT] = {
+	    "kept", "blacklisted", "duplicate", "partial", "outlier", "nurture", "customer"};
 
 	return (v >= 0 && v < VERDICT__COUNT) ? names[v] : "unknown";
 }

@@ -64,6 +64,7 @@ enum verdict
 	VERDICT_PARTIAL,
 	VERDICT_OUTLIER,
 	VERDICT_NURTURE,
+	VERDICT_CUSTOMER, /* a lead of a person the job won: out of the call lists (outcomes.h) */
 	VERDICT__COUNT
 };
 const char *verdict_name(enum verdict v); /* "kept", "blacklisted", ... */

@@ -33,6 +33,7 @@
 #include "runconn.h"
 #include "ruleset.h"
 #include "sidedata.h"
+#include "outcomes.h"
 #include "state.h"
 #include "strbuf.h"
 #include "writeback.h"
@@ -241,6 +242,32 @@ print_summary(const struct pipeline_result *pr, size_t pulled, long rejected, in
 	sb_free(&sb);
 }
 
+/*
+ * The stages; with the job's outcomes the match stage runs apart, after
+ * the outcomes' effects that need clusters and normalised phones (a won
+ * person's other records, a dead number's other records, the holds an
+ * outcome ended).
+ */
+static bool
+run_stages(struct batch *b, const struct ruleset *rs, const struct run_ctx *run,
+           struct pipeline_result *pr, const struct lead_outcomes *outcomes,
+           struct stage_stats *counts, struct error *err)
+{
+	int last = 0;
+
+	if (outcomes == NULL)
+		return pipeline_run(b, rs, run, pr, pg_interrupted, err);
+	while (pipeline_stage_name(last + 1) != NULL)
+		last++;
+	if (strcmp(pipeline_stage_name(last), "match") != 0 || last == 0)
+		return error_set(err, EXIT_INTERNAL, "the last stage is not match");
+	if (!pipeline_run_range(b, rs, run, pr, pipeline_stage_name(0), pipeline_stage_name(last - 1),
+	                        pg_interrupted, err))
+		return false;
+	outcomes_apply_before_match(outcomes, rs, b, counts);
+	return pipeline_run_range(b, rs, run, pr, "match", "match", pg_interrupted, err);
+}
+
 /* What the run changed in the job's state: one line, or "nothing changed". */
 static void
 print_changes(const struct job_state *st, int64_t run_id)
@@ -287,6 +314,7 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	struct run_ctx run = {.threads = o->threads};
 	struct job_state *state = NULL;
 	struct stage_stats *state_st = NULL;
+	struct lead_outcomes *outcomes = NULL;
 
 	memset(&pr, 0, sizeof(pr));
 	memset(&lease, 0, sizeof(lease));
@@ -353,10 +381,14 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 			state_st->seconds = pipeline_clock() - s0;
 		}
 	}
+	/* the job's outcomes, read before the stages: their effects frame the run */
+	if (state && !outcomes_read(conn, rs, state, b, &outcomes, err))
+		goto out;
+	outcomes_apply_before(outcomes, b, state_st);
 	if (!set_now(conn, rs, b, &run.now, err) || !sidedata_load(conn, rs, b, err))
 		goto out;
 	FAULT("compute");
-	if (!pipeline_run(b, rs, &run, &pr, pg_interrupted, err))
+	if (!run_stages(b, rs, &run, &pr, outcomes, state_st, err))
 		goto out;
 	if (state && !state_reconcile(state, b, o->full, err))
 		goto out;
@@ -420,6 +452,7 @@ out:
 		error_detail(err, "The run was rolled back; the database is as it was.");
 	}
 	pipeline_result_free(&pr);
+	outcomes_free(outcomes);
 	state_free(state);
 	batch_free(b);
 	blacklist_dnc_free(dnc);

@@ -60,6 +60,8 @@ struct match_config
 	long horizon_days; /* a rep takes capacity * horizon_days leads */
 	enum match_overflow overflow;
 	long hold_days;          /* a lead stays with its rep this long; 0 = no holds */
+	long max_attempts;       /* no_answer/busy outcomes of the holding rep that end a hold;
+	                          * 0 = no limit */
 	long take_hours;         /* a lead taken with refinery.next_lead() and no outcome comes
 	                          * back to its queue after this long (the run records it) */
 	bool seed_from_last_rep; /* a job without state takes its holds from [columns] last_rep */

@@ -194,6 +194,7 @@ static const struct rules_param match_params[] = {
     {"overflow", RULES_ENUM, 0, 0, offsetof(struct match_config, overflow), overflow_names},
     {"hold_days", RULES_INT, 0, MAX_HOLD_DAYS, offsetof(struct match_config, hold_days), NULL},
     {"take_hours", RULES_INT, 1, 8760, offsetof(struct match_config, take_hours), NULL},
+    {"max_attempts", RULES_INT, 0, 1000, offsetof(struct match_config, max_attempts), NULL},
     {"seed_from_last_rep", RULES_BOOL, 0, 0, offsetof(struct match_config, seed_from_last_rep),
      NULL},
     {"p_model", RULES_ENUM, 0, 0, offsetof(struct match_config, p_model), p_model_names},

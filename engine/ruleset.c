@@ -23,6 +23,7 @@
 #include "normalize.h"
 #include "outfile.h"
 #include "pg.h"
+#include "outcomes.h"
 #include "ruleset.h"
 
 static char *
@@ -722,6 +723,7 @@ load_all(const char *const *files, int nfiles, bool collect, struct error *err)
 	}
 	LOAD(source_config_load(rs->rules, &rs->source, err));
 	LOAD(job_config_load(rs->rules, &rs->job, err));
+	LOAD(outcomes_config_load(rs->rules, &rs->outcomes, err));
 	LOAD(output_config_load(rs->rules, &rs->output, err));
 #define STAGE(name, fn, type, load, free_fn, slot) LOAD(load(rs->rules, &rs->slot, err));
 #define PLAN_STAGE(name, fn, type, load, free_fn, slot)                                            \
@@ -773,6 +775,7 @@ ruleset_free(struct ruleset *rs)
 		return;
 	source_config_free(rs->source);
 	job_config_free(rs->job);
+	outcomes_config_free(rs->outcomes);
 	output_config_free(rs->output);
 #define STAGE(name, fn, type, load, free_fn, slot) free_fn(rs->slot);
 #include "stagelist.h"

@@ -277,8 +277,11 @@ state_match_batch(struct job_state *st, struct batch *b, struct error *err)
 	st->of_row = malloc(sizeof(*st->of_row) * (b->n ? b->n : 1));
 	st->kind = calloc(b->n ? b->n : 1, sizeof(*st->kind));
 	st->fp = malloc(sizeof(*st->fp) * (b->n ? b->n : 1));
-	if (!st->of_row || !st->kind || !st->fp || !index_old(st, err))
+	st->row_of = malloc(sizeof(*st->row_of) * (st->nold ? st->nold : 1));
+	if (!st->of_row || !st->kind || !st->fp || !st->row_of || !index_old(st, err))
 		return st->slot ? false : oom(err);
+	for (size_t k = 0; k < st->nold; k++)
+		st->row_of[k] = NO_INDEX;
 	st->c.had_state = st->nold > 0;
 	b->has_state = st->c.had_state;
 	for (size_t i = 0; i < b->n; i++)
@@ -294,6 +297,7 @@ state_match_batch(struct job_state *st, struct batch *b, struct error *err)
 		if (st->slot[s] == 0)
 			continue;
 		st->of_row[i] = st->slot[s] - 1;
+		st->row_of[st->of_row[i]] = (uint32_t) i;
 		o = &st->old[st->of_row[i]];
 		o->seen = true;
 		if (!o->vanished && o->rep_id >= 0)
@@ -913,6 +917,19 @@ state_counts(const struct job_state *st)
 	return &st->c;
 }
 
+size_t
+state_batch_row(const struct job_state *st, const char *lead_id)
+{
+	size_t s;
+
+	if (st->nold == 0 || st->slot == NULL)
+		return SIZE_MAX;
+	s = find_slot(st, lead_id);
+	if (st->slot[s] == 0 || st->row_of[st->slot[s] - 1] == NO_INDEX)
+		return SIZE_MAX;
+	return st->row_of[st->slot[s] - 1];
+}
+
 int64_t
 state_last_run(const struct job_state *st)
 {
@@ -929,6 +946,7 @@ state_free(struct job_state *st)
 	free(st->old);
 	free(st->slot);
 	free(st->of_row);
+	free(st->row_of);
 	free(st->kind);
 	free(st->fp);
 	free(st);

@@ -72,6 +72,9 @@ bool state_attach(PGconn *conn, struct job_state *st, struct error *err);
 
 const struct state_counts *state_counts(const struct job_state *st);
 
+/* The batch row of a lead of the job's state pulled by this run, SIZE_MAX otherwise. */
+size_t state_batch_row(const struct job_state *st, const char *lead_id);
+
 /* The job's last committed run before this one, -1 none. */
 int64_t state_last_run(const struct job_state *st);
 

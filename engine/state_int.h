@@ -54,6 +54,7 @@ struct job_state
 	uint32_t *slot; /* hash table of old leads by id: index + 1, 0 empty */
 	size_t nslots;
 	uint32_t *of_row; /* batch row -> old lead, NO_INDEX when new */
+	uint32_t *row_of; /* old lead -> batch row, NO_INDEX when not pulled */
 	uint8_t *kind;    /* batch row -> enum lead_kind */
 	uint64_t *fp;     /* batch row -> fingerprint */
 	size_t nrows;

@@ -837,6 +837,15 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 		if (res == NULL)
 			goto out;
 		PQclear(res);
+		/* the outcomes this run read (all of the job's until now) */
+		snprintf(hours, sizeof(hours), "%" PRId64, *run_id);
+		res = pg_query(conn, "marking the outcomes read",
+		               "UPDATE refinery.outcomes SET read_by_run = $1 "
+		               "WHERE job = $2 AND read_by_run IS NULL AND recorded_at <= now()",
+		               2, p, err);
+		if (res == NULL)
+			goto out;
+		PQclear(res);
 	}
 	if (pg_interrupted())
 	{

@@ -185,3 +185,37 @@ GRANT EXECUTE ON FUNCTION refinery.record_outcome(text, text, bigint, text, time
  */
 ALTER TABLE refinery.run_reps DROP CONSTRAINT run_reps_within_capacity_check;
 COMMENT ON COLUMN refinery.run_reps.assigned IS 'Leads the rep holds after the run: those the run handed out, and those the rep took through the pull queue (refinery.next_lead), which may exceed capacity.';
+
+/* ------------------------------------------------------------------------
+ * The verdict customer: a lead of a person the job won
+ * ------------------------------------------------------------------------ */
+ALTER TABLE refinery.lead_results DROP CONSTRAINT lead_results_verdict_check;
+ALTER TABLE refinery.lead_results ADD CONSTRAINT lead_results_verdict_check
+	CHECK (verdict IN ('kept', 'blacklisted', 'duplicate', 'partial', 'outlier', 'nurture',
+					   'customer'));
+COMMENT ON COLUMN refinery.lead_results.verdict IS 'kept (goes to a rep), blacklisted (dead or opted out), duplicate (merged into its survivor), partial (no usable contact or required field missing), outlier (impossible values), nurture (kept out of the call lists, e.g. too low a score), customer (the job won the person: an outcome won on this or another record of the person).';
+
+CREATE OR REPLACE VIEW refinery.run_funnel AS
+SELECT f.run_id, f.step, f.verdict, f.rule_id, f.leads, f.pct_of_pulled, f.example_reason, r.job
+FROM (SELECT l.run_id,
+			 0 AS step,
+			 'pulled'::text AS verdict,
+			 NULL::text AS rule_id,
+			 count(*) AS leads,
+			 100.00 AS pct_of_pulled,
+			 NULL::text AS example_reason
+	  FROM refinery.results l
+	  GROUP BY l.run_id
+	  UNION ALL
+	  SELECT l.run_id,
+			 array_position(ARRAY['blacklisted', 'duplicate', 'partial', 'outlier', 'nurture',
+								  'customer', 'kept'], l.verdict) AS step,
+			 l.verdict,
+			 l.rule_id,
+			 count(*) AS leads,
+			 round(100.0 * count(*) / sum(count(*)) OVER (PARTITION BY l.run_id), 2)
+			 AS pct_of_pulled,
+			 min(l.reason) AS example_reason
+	  FROM refinery.results l
+	  GROUP BY l.run_id, l.verdict, l.rule_id) f
+JOIN refinery.runs r ON r.run_id = f.run_id;

@@ -1,0 +1,372 @@
+/*
+ * outcomes.c
+ *    Outcomes read back at the start of a run and what they change (see
+ *    outcomes.h for the contract).
+ *
+ * The outcomes of a job are read with one query, oldest first per lead, so
+ * each lead's latest outcome is the last one seen and the attempts of the
+ * rep holding it are counted in the same pass.  Effects only set verdicts,
+ * the opt-out flag and the holds of the batch, in row order: the same
+ * outcomes give the same result whatever the thread count.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "match.h"
+#include "outcomes.h"
+#include "pg.h"
+#include "ruleset.h"
+#include "state.h"
+#include "util.h"
+
+static const char *const names[OUTCOME__COUNT] = {
+    NULL,        "won",      "lost",         "no_answer",   "busy",
+    "callback",  "refused",  "wrong_number", "not_relevant"};
+
+const char *
+outcome_name(enum outcome o)
+{
+	return o > OUTCOME_NONE && o < OUTCOME__COUNT ? names[o] : NULL;
+}
+
+/* lower case, blanks around dropped, into buf */
+static void
+fold(const char *s, char *buf, size_t size)
+{
+	size_t n;
+
+	while (*s && isspace((unsigned char) *s))
+		s++;
+	snprintf(buf, size, "%s", s);
+	n = strlen(buf);
+	while (n > 0 && isspace((unsigned char) buf[n - 1]))
+		buf[--n] = '\0';
+	for (char *p = buf; *p; p++)
+		*p = (char) tolower((unsigned char) *p);
+}
+
+static enum outcome
+by_name(const char *s)
+{
+	for (int o = 1; o < OUTCOME__COUNT; o++)
+		if (strcmp(s, names[o]) == 0)
+			return (enum outcome) o;
+	return OUTCOME_NONE;
+}
+
+enum outcome
+outcomes_map(const struct outcomes_config *c, const char *reported)
+{
+	char buf[256];
+	enum outcome o;
+
+	fold(reported, buf, sizeof(buf));
+	if ((o = by_name(buf)) != OUTCOME_NONE)
+		return o;
+	for (int k = 0; c && k < c->n; k++)
+		if (strcmp(c->reported[k], buf) == 0)
+			return (enum outcome) c->outcome[k];
+	return OUTCOME_NONE;
+}
+
+void
+outcomes_config_free(struct outcomes_config *c)
+{
+	if (c == NULL)
+		return;
+	for (int k = 0; k < c->n; k++)
+		free(c->reported[k]);
+	free(c->reported);
+	free(c->outcome);
+	free(c->where);
+	free(c);
+}
+
+bool
+outcomes_config_load(struct rules *r, struct outcomes_config **out, struct error *err)
+{
+	struct outcomes_config *c = calloc(1, sizeof(*c));
+	const char *value = rules_get(r, "outcomes", "map");
+	char **items = NULL;
+	int n;
+
+	*out = c;
+	if (c == NULL || (c->where = strdup(rules_where(r, "outcomes", "map"))) == NULL)
+		return error_oom(err);
+	if (value == NULL || *value == '\0')
+		return true;
+	if ((n = rules_split_list(value, &items)) < 0)
+		return error_oom(err);
+	c->reported = calloc((size_t) (n ? n : 1), sizeof(char *));
+	c->outcome = calloc((size_t) (n ? n : 1), sizeof(uint8_t));
+	if (!c->reported || !c->outcome)
+	{
+		rules_list_free(items);
+		return error_oom(err);
+	}
+	for (int k = 0; k < n; k++)
+	{
+		char *colon = strrchr(items[k], ':'), buf[256];
+		enum outcome o;
+
+		if (colon == NULL || colon == items[k] || colon[1] == '\0')
+		{
+			error_set(err, EXIT_RULES, "%s: [outcomes] map: \"%s\" is not reported:outcome",
+			          c->where, items[k]);
+			rules_list_free(items);
+			return false;
+		}
+		*colon = '\0';
+		fold(colon + 1, buf, sizeof(buf));
+		if ((o = by_name(buf)) == OUTCOME_NONE)
+		{
+			error_set(err, EXIT_RULES, "%s: [outcomes] map: \"%s\" is not an outcome", c->where,
+			          colon + 1);
+			error_hint(err, "Outcomes are won, lost, no_answer, busy, callback, refused, "
+			                "wrong_number and not_relevant.");
+			rules_list_free(items);
+			return false;
+		}
+		fold(items[k], buf, sizeof(buf));
+		for (int j = 0; j < c->n; j++)
+			if (strcmp(c->reported[j], buf) == 0)
+			{
+				error_set(err, EXIT_RULES, "%s: [outcomes] map: \"%s\" is mapped twice", c->where,
+				          items[k]);
+				rules_list_free(items);
+				return false;
+			}
+		if ((c->reported[c->n] = strdup(buf)) == NULL)
+		{
+			rules_list_free(items);
+			return error_oom(err);
+		}
+		c->outcome[c->n++] = (uint8_t) o;
+	}
+	rules_list_free(items);
+	return true;
+}
+
+/* ------------------------------------------------------------ reading */
+
+struct lead_outcomes
+{
+	size_t n;          /* batch rows */
+	uint8_t *last;     /* enum outcome of each row's latest outcome */
+	int64_t *rep;      /* its rep */
+	int32_t *attempts; /* no_answer/busy of the holding rep since the hold began */
+	size_t read;       /* outcomes read */
+	size_t of[OUTCOME__COUNT];
+};
+
+void
+outcomes_free(struct lead_outcomes *lo)
+{
+	if (lo == NULL)
+		return;
+	free(lo->last);
+	free(lo->rep);
+	free(lo->attempts);
+	free(lo);
+}
+
+bool
+outcomes_read(PGconn *conn, const struct ruleset *rs, const struct job_state *st,
+              const struct batch *b, struct lead_outcomes **out, struct error *err)
+{
+	struct lead_outcomes *lo = calloc(1, sizeof(*lo));
+	const char *params[1] = {rs->job->name};
+	PGresult *res;
+
+	*out = lo;
+	if (lo == NULL)
+		return error_oom(err);
+	lo->n = b->n;
+	lo->last = calloc(b->n ? b->n : 1, sizeof(*lo->last));
+	lo->rep = malloc(sizeof(*lo->rep) * (b->n ? b->n : 1));
+	lo->attempts = calloc(b->n ? b->n : 1, sizeof(*lo->attempts));
+	if (!lo->last || !lo->rep || !lo->attempts)
+		return error_oom(err);
+	/* times as the run's naive local seconds, oldest first per lead */
+	res = pg_query(conn, "reading the job's outcomes",
+	               "SELECT lead_id, rep_id, outcome, "
+	               "extract(epoch FROM at AT TIME ZONE current_setting('TimeZone'))::bigint, "
+	               "to_char(at, 'YYYY-MM-DD HH24:MI:SS') "
+	               "FROM refinery.outcomes WHERE job = $1 ORDER BY lead_id, at, rep_id, outcome",
+	               1, params, err);
+	if (res == NULL)
+		return false;
+	for (int t = 0; t < PQntuples(res); t++)
+	{
+		const char *lead = PQgetvalue(res, t, 0), *value = PQgetvalue(res, t, 2);
+		int64_t rep = strtoll(PQgetvalue(res, t, 1), NULL, 10);
+		int64_t at = strtoll(PQgetvalue(res, t, 3), NULL, 10);
+		enum outcome o = outcomes_map(rs->outcomes, value);
+		size_t i;
+
+		if (o == OUTCOME_NONE)
+		{
+			error_set(err, EXIT_DATA,
+			          "outcome \"%s\" of lead \"%s\" (rep %" PRId64 ", %s) is not in [outcomes] map",
+			          value, lead, rep, PQgetvalue(res, t, 4));
+			error_hint(err, "Map it in the rules (%s), e.g. map = %s:lost.",
+			           rs->outcomes ? rs->outcomes->where : "[outcomes] map", value);
+			PQclear(res);
+			return false;
+		}
+		lo->read++;
+		lo->of[o]++;
+		if ((i = state_batch_row(st, lead)) == SIZE_MAX)
+			continue; /* a lead the source no longer has */
+		lo->last[i] = (uint8_t) o;
+		lo->rep[i] = rep;
+		if ((o == OUTCOME_NO_ANSWER || o == OUTCOME_BUSY) && rep == b->held_rep[i] &&
+		    (b->held_since[i] == BATCH_NO_TIME || at >= b->held_since[i]))
+			lo->attempts[i]++;
+	}
+	PQclear(res);
+	return true;
+}
+
+/* ------------------------------------------------------------ effects */
+
+void
+outcomes_apply_before(const struct lead_outcomes *lo, struct batch *b, struct stage_stats *st)
+{
+	size_t refused = 0, won = 0;
+
+	if (lo == NULL)
+		return;
+	stage_count(st, "outcomes read", lo->read);
+	for (int o = 1; o < OUTCOME__COUNT; o++)
+		if (lo->of[o])
+		{
+			char name[48];
+
+			snprintf(name, sizeof(name), "read: %s", names[o]);
+			stage_count(st, name, lo->of[o]);
+		}
+	for (size_t i = 0; i < b->n; i++)
+	{
+		if (lo->last[i] == OUTCOME_REFUSED)
+		{
+			/* person-level: the dedupe stage removes the person's other records too */
+			b->optout[i] = 1;
+			if (b->verdict[i] == VERDICT_KEPT)
+				batch_mark(b, i, VERDICT_BLACKLISTED, "outcome.refused",
+				           "refused when called (reported outcome)");
+			refused++;
+		}
+		else if (lo->last[i] == OUTCOME_WON && b->verdict[i] == VERDICT_KEPT)
+		{
+			batch_mark(b, i, VERDICT_CUSTOMER, "outcome.won", "won: a customer now");
+			won++;
+		}
+	}
+	stage_count(st, "refused: opted out", refused);
+	stage_count(st, "won: customer", won);
+}
+
+static int
+cmp_u64(const void *x, const void *y)
+{
+	uint64_t p = *(const uint64_t *) x, q = *(const uint64_t *) y;
+
+	return (p > q) - (p < q);
+}
+
+static int
+cmp_i64(const void *x, const void *y)
+{
+	int64_t p = *(const int64_t *) x, q = *(const int64_t *) y;
+
+	return (p > q) - (p < q);
+}
+
+void
+outcomes_apply_before_match(const struct lead_outcomes *lo, const struct ruleset *rs,
+                            struct batch *b, struct stage_stats *st)
+{
+	uint64_t *dead = NULL;
+	int64_t *won_clusters = NULL;
+	size_t ndead = 0, nwon = 0, customers = 0, deadleads = 0, ended = 0, tried = 0;
+	long max_attempts = rs->match ? rs->match->max_attempts : 0;
+
+	if (lo == NULL)
+		return;
+	dead = malloc(sizeof(*dead) * (b->n ? b->n : 1));
+	won_clusters = malloc(sizeof(*won_clusters) * (b->n ? b->n : 1));
+	if (dead == NULL || won_clusters == NULL)
+	{
+		/* the effects are an addition: without memory for them the run goes on as before */
+		free(dead);
+		free(won_clusters);
+		stage_count(st, "effects skipped: out of memory", 1);
+		return;
+	}
+	for (size_t i = 0; i < b->n; i++)
+	{
+		if (lo->last[i] == OUTCOME_WRONG_NUMBER && b->phones[i][0] != 0)
+			dead[ndead++] = b->phones[i][0];
+		if (lo->last[i] == OUTCOME_WON && b->cluster_id[i] >= 0)
+			won_clusters[nwon++] = b->cluster_id[i];
+	}
+	qsort(dead, ndead, sizeof(*dead), cmp_u64);
+	qsort(won_clusters, nwon, sizeof(*won_clusters), cmp_i64);
+	for (size_t i = 0; i < b->n; i++)
+	{
+		bool carries_dead = false;
+
+		if (b->verdict[i] != VERDICT_KEPT)
+			continue;
+		if (nwon && b->cluster_id[i] >= 0 &&
+		    bsearch(&b->cluster_id[i], won_clusters, nwon, sizeof(int64_t), cmp_i64))
+		{
+			batch_mark(b, i, VERDICT_CUSTOMER, "outcome.won",
+			           "the person is a customer (another record was won)");
+			customers++;
+			continue;
+		}
+		for (int k = 0; k < BATCH_PHONES && ndead && !carries_dead; k++)
+			carries_dead = b->phones[i][k] != 0 &&
+			               bsearch(&b->phones[i][k], dead, ndead, sizeof(uint64_t), cmp_u64);
+		if (carries_dead)
+		{
+			batch_mark(b, i, VERDICT_BLACKLISTED, "outcome.wrong_number",
+			           "its number was reported wrong");
+			deadleads++;
+		}
+	}
+	/* the holds: what ends one, and attempts beyond [match] max_attempts */
+	for (size_t i = 0; i < b->n; i++)
+	{
+		enum outcome o = (enum outcome) lo->last[i];
+
+		if (b->held_rep[i] < 0 || o == OUTCOME_NONE || o == OUTCOME_CALLBACK)
+			continue;
+		if (o == OUTCOME_NO_ANSWER || o == OUTCOME_BUSY)
+		{
+			if (max_attempts > 0 && lo->attempts[i] >= max_attempts)
+			{
+				b->held_rep[i] = -1;
+				b->pinned[i] = 0;
+				tried++;
+			}
+			continue;
+		}
+		b->held_rep[i] = -1;
+		b->pinned[i] = 0;
+		ended++;
+	}
+	free(dead);
+	free(won_clusters);
+	stage_count(st, "won: customer by cluster", customers);
+	stage_count(st, "wrong number: black-listed", deadleads);
+	stage_count(st, "holds ended by an outcome", ended);
+	stage_count(st, "holds ended: max_attempts", tried);
+}

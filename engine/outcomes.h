@@ -1,0 +1,101 @@
+/*
+ * outcomes.h
+ *    What happened to the leads a job handed out, read back at the start of
+ *    its next run, and what it changes.
+ *
+ * Dialers and CRMs report outcomes with refinery.record_outcome()
+ * (sql/007_queue.sql); the [outcomes] map turns what they report into the
+ * engine's outcomes.  A run reads every outcome of its job's leads and acts
+ * on each lead's latest one:
+ *   refused       the person opted out: every record of the person leaves
+ *                 the call lists (black-listed, rule outcome.refused, and
+ *                 the opt-out the dedupe stage spreads over the cluster);
+ *   wrong_number  the number is dead for every record that carries it
+ *                 (black-listed, rule outcome.wrong_number);
+ *   won           the person is a customer: every kept record of the
+ *                 person gets the verdict customer (rule outcome.won);
+ *   lost, not_relevant, and the three above end the rep's hold;
+ *   no_answer, busy keep the hold until the rep has tried [match]
+ *                 max_attempts times since the hold began;
+ *   callback      keeps the hold.
+ * The effects are decided from the outcomes alone, so a rerun decides the
+ * same; each is counted in the run's "outcomes" stage line.
+ */
+#ifndef REFINERY_OUTCOMES_H
+#define REFINERY_OUTCOMES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "batch.h"
+#include "error.h"
+#include "rules.h"
+#include "stage.h"
+
+struct ruleset;
+struct job_state;
+
+enum outcome
+{
+	OUTCOME_NONE = 0,
+	OUTCOME_WON,
+	OUTCOME_LOST,
+	OUTCOME_NO_ANSWER,
+	OUTCOME_BUSY,
+	OUTCOME_CALLBACK,
+	OUTCOME_REFUSED,
+	OUTCOME_WRONG_NUMBER,
+	OUTCOME_NOT_RELEVANT,
+	OUTCOME__COUNT
+};
+
+/* "won", "lost", ...; NULL for OUTCOME_NONE */
+const char *outcome_name(enum outcome o);
+
+/* [outcomes]: reported value -> outcome; the outcomes' own names always map to themselves */
+struct outcomes_config
+{
+	int n;
+	char **reported; /* lower case, trimmed */
+	uint8_t *outcome;
+	char *where; /* "file:line" of the map, for messages */
+};
+
+bool outcomes_config_load(struct rules *r, struct outcomes_config **out, struct error *err);
+void outcomes_config_free(struct outcomes_config *c);
+
+/* The outcome a reported value means, OUTCOME_NONE when the map has no such value. */
+enum outcome outcomes_map(const struct outcomes_config *c, const char *reported);
+
+/* What the job's outcomes say about each lead of a batch; NULL-safe to free. */
+struct lead_outcomes;
+
+/*
+ * Read the job's outcomes (in the run's transaction) for the leads of b
+ * that are in the job's state st: each lead's latest outcome, its rep and
+ * time, and the no_answer/busy attempts of the rep holding it since its
+ * hold began.  An outcome the map does not know is a data error naming the
+ * value, the lead, the rep and the time.
+ */
+bool outcomes_read(PGconn *conn, const struct ruleset *rs, const struct job_state *st,
+                   const struct batch *b, struct lead_outcomes **out, struct error *err);
+
+/*
+ * Before the stages: refusals as person-level opt-outs, wins as the
+ * verdict customer of the lead itself.
+ */
+void outcomes_apply_before(const struct lead_outcomes *lo, struct batch *b, struct stage_stats *st);
+
+/*
+ * After the cohort stage, before match: a win makes the person's other kept
+ * records customers (by cluster), a wrong number black-lists every kept
+ * lead carrying it, and outcomes that end a hold end it.
+ */
+void outcomes_apply_before_match(const struct lead_outcomes *lo, const struct ruleset *rs,
+                                 struct batch *b, struct stage_stats *st);
+
+void outcomes_free(struct lead_outcomes *lo);
+
+#endif /* REFINERY_OUTCOMES_H */
