@@ -528,12 +528,14 @@ out:
  * Rows go to the server in batches, each a COPY inside a savepoint of the
  * import's one transaction.  A batch the server refuses for its data (a
  * SQLSTATE of class 22, data exception, or 23, integrity constraint) is
- * rolled back to the savepoint and sent again in parts: the rows before the
- * one the error's context names, then that row alone; a row refused alone
- * is set aside with the server's message, and the rest of the batch goes on
- * in parts that grow again while the server takes them (halves when no row
- * is named).  So the server decides what is bad, a bad row costs a few
- * statements, and a batch of bad rows sends its bytes only a few times.
+ * rolled back to the savepoint: the rows before the one the error's context
+ * names ("COPY t, line 37, ...") are sent again, that row is set aside with
+ * the server's message, and the rest of the batch goes on in parts that
+ * grow again while the server takes them.  When the context names no row
+ * (a translated message, an error inside a trigger) the part is halved
+ * until a row refused alone is found.  So the server decides what is bad,
+ * a bad row costs a few statements, and a batch of bad rows sends its bytes
+ * only a few times.
  * Any other error (connection, permissions, an interrupt) ends the import,
  * as does the reject limit: rolled back, the table as it was.
  */
@@ -803,7 +805,6 @@ static bool
 import_range(struct import_ctx *c, long a, long b, struct error *err)
 {
 	long chunk = b - a;
-	long resume = 0; /* the part to try after a suspect row, 0 = grow from 1 */
 
 	while (a < b)
 	{
@@ -817,8 +818,7 @@ import_range(struct import_ctx *c, long a, long b, struct error *err)
 			case COPY_TOOK:
 				c->rows += e - a;
 				a = e;
-				chunk = resume ? resume : chunk * 2;
-				resume = 0;
+				chunk = chunk < b - a ? chunk * 2 : chunk;
 				continue;
 			case COPY_REFUSED: break;
 		}
@@ -830,23 +830,27 @@ import_range(struct import_ctx *c, long a, long b, struct error *err)
 			if (!ok)
 				return false;
 			a++;
-			chunk = resume ? resume : 1;
-			resume = 0;
+			chunk = 1;
 			continue;
 		}
 		k = copy_error_line(res);
-		PQclear(res);
 		if (k >= 1 && k <= e - a)
 		{
-			/* the rows before the named one were read; then that row alone */
-			if (k > 1 && !import_range(c, a, a + k - 1, err))
+			/* the rows before the named one were taken; the named one is refused */
+			bool ok = k == 1 || import_range(c, a, a + k - 1, err);
+
+			ok = ok && refuse_row(c, a + k - 1, res, err);
+			PQclear(res);
+			if (!ok)
 				return false;
-			a += k - 1;
-			resume = (e - a - 1) / 2;
-			chunk = 1;
+			a += k;
+			chunk = (e - a) / 2 > 0 ? (e - a) / 2 : 1;
 		}
 		else
+		{
+			PQclear(res);
 			chunk = (e - a) / 2;
+		}
 	}
 	return true;
 }
