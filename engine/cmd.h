@@ -36,6 +36,8 @@ struct cmd_opts
 	const char *html;
 	const char *table;
 	const char *reject;
+	long max_rejects;   /* import --max-rejects, 0 = no limit */
+	bool truncate;      /* import --truncate */
 	const char *output; /* -o */
 	mode_t file_mode;   /* --file-mode, when has_file_mode */
 	bool has_file_mode;

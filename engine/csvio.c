@@ -575,16 +575,16 @@ check_header_names(struct csv_reader *r)
 	free(slot);
 }
 
-/* Set the record aside: reject file, reject callback, limit. */
+/* Set a record aside: reject file, reject callback, limit. */
 static void
-reject(struct csv_reader *r)
+reject_at(struct csv_reader *r, long line, int col, const char *reason)
 {
 	char text[sizeof(r->err->msg)];
 	size_t n;
 
-	where(r, text, sizeof(text), r->rec_line, r->bad_col);
+	where(r, text, sizeof(text), line, col);
 	n = strlen(text);
-	snprintf(text + n, sizeof(text) - n, ": %s", r->bad);
+	snprintf(text + n, sizeof(text) - n, ": %s", reason);
 	r->st->rejected++;
 	if (r->o.reject_path == NULL && r->o.reject_fn == NULL)
 	{
@@ -601,7 +601,7 @@ reject(struct csv_reader *r)
 			return;
 		}
 	}
-	if (r->o.reject_fn && !r->o.reject_fn(r->ctx, r->rec_line, r->bad_col, text, r->err))
+	if (r->o.reject_fn && !r->o.reject_fn(r->ctx, line, col, text, r->err))
 	{
 		if (r->err && r->err->code == EXIT_OK)
 			error_set(r->err, EXIT_INTERNAL, "a CSV reject callback failed without saying why");
@@ -612,13 +612,45 @@ reject(struct csv_reader *r)
 	{
 		char at[sizeof(r->err->msg)];
 
-		where(r, at, sizeof(at), r->rec_line, 0);
+		where(r, at, sizeof(at), line, 0);
 		fail(r, EXIT_DATA, "%s: more than %ld rejected record%s", at, r->o.max_rejects,
 		     r->o.max_rejects == 1 ? "" : "s");
 		error_detail(r->err, "the last: %s", text);
 		error_hint(r->err, "so many bad records usually mean a wrong delimiter or encoding; "
 		                   "otherwise raise the reject limit");
 	}
+}
+
+/* The caller's held records first (settle_fn); false: failed. */
+static bool
+settle(struct csv_reader *r)
+{
+	if (r->o.settle_fn && !r->o.settle_fn(r->ctx, r->err))
+	{
+		if (r->err && r->err->code == EXIT_OK)
+			error_set(r->err, EXIT_INTERNAL, "a CSV settle callback failed without saying why");
+		r->failed = true;
+	}
+	return !r->failed;
+}
+
+/* The record just read, after the records the caller holds. */
+static void
+reject(struct csv_reader *r)
+{
+	if (settle(r))
+		reject_at(r, r->rec_line, r->bad_col, r->bad);
+}
+
+bool
+csvio_reader_reject(struct csv_reader *r, long line, int column, const char *reason,
+                    struct error *err)
+{
+	r->err = err;
+	if (r->failed)
+		return error_set(err, EXIT_INTERNAL, "CSV reader used after a failure");
+	reject_at(r, line, column, reason);
+	return !r->failed;
 }
 
 /* A whole record has been seen: header, good record or reject. */
@@ -899,6 +931,8 @@ csvio_reader_new(const char *name, const struct csv_reader_opts *o, csvio_row_fn
 		csvio_reader_free(r);
 		return NULL;
 	}
+	if (o->self)
+		*o->self = r;
 	return r;
 
 oom:
@@ -975,6 +1009,8 @@ csvio_reader_finish(struct csv_reader *r, struct error *err)
 		return false;
 	}
 	r->st->lines = r->line - 1 + (r->any && r->prev != '\r' && r->prev != '\n' ? 1 : 0);
+	if (!settle(r))
+		return false;
 	if (r->reject)
 	{
 		struct outfile *rj = r->reject;

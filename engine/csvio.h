@@ -83,6 +83,17 @@ struct csv_reader_opts
 	long max_rejects;
 	/* Given the header record (when `header`), before any data record. */
 	csvio_row_fn header_fn;
+	/*
+	 * For a caller that holds records back (to send them on in batches):
+	 * called before the reader sets a record aside and once after the last
+	 * record, before the reject file is closed.  The caller settles the
+	 * records it holds, and may set some aside with csvio_reader_reject(),
+	 * so rejects stay in file order.  Return false with err filled to fail
+	 * the read.
+	 */
+	bool (*settle_fn)(void *ctx, struct error *err);
+	/* Not NULL: set to the reader as soon as it exists, for csvio_reader_reject(). */
+	struct csv_reader **self;
 };
 
 struct csvio_stats
@@ -129,6 +140,18 @@ bool csvio_reader_feed(struct csv_reader *r, const void *data, size_t len, struc
 /* End of input: the last record, the unterminated-quote check, reject file closed. */
 bool csvio_reader_finish(struct csv_reader *r, struct error *err);
 void csvio_reader_free(struct csv_reader *r); /* NULL is a no-op */
+
+/*
+ * Set aside a record that was delivered but turned out bad later (the
+ * server refused it), from a callback or settle_fn: the same line in the
+ * reject file as the reader's own rejects ("file "F", line N, column K
+ * ("name"): reason"; column 0 names none), the same count, reject callback
+ * and limit, and with no reject sink the same EXIT_DATA error.  `line` is
+ * the record's as the row callback got it.  False with err filled: the
+ * read must stop (the callback returns false).
+ */
+bool csvio_reader_reject(struct csv_reader *r, long line, int column, const char *reason,
+                         struct error *err);
 
 struct csv_writer_opts
 {

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +74,9 @@ enum
 	OPT_FORMAT = 1 << 22,
 	OPT_COHORT = 1 << 23,
 	OPT_DEFAULTS = 1 << 24, /* check-rules --defaults */
-	OPT_GENERAL = 1 << 25
+	OPT_MAX_REJECTS = 1 << 25,
+	OPT_TRUNCATE = 1 << 26,
+	OPT_GENERAL = 1 << 27
 };
 
 /* what the commands that read a committed run (export, explain, report) share */
@@ -99,7 +102,8 @@ static const struct command
      "show why one lead got its verdict, score and rep"},
     {"report", cmd_report, OPT_READ | OPT_HTML | OPT_FILE_MODE, "[OPTION]...",
      "summarise a run (funnel, cohorts, reps; --html for a file)"},
-    {"import", cmd_import, OPT_CONN | OPT_CSV | OPT_TABLE | OPT_REJECT | OPT_FILE_MODE,
+    {"import", cmd_import,
+     OPT_CONN | OPT_CSV | OPT_TABLE | OPT_REJECT | OPT_MAX_REJECTS | OPT_TRUNCATE | OPT_FILE_MODE,
      "--csv=FILE --table=NAME [OPTION]...", "load a CSV file of leads into a table"},
     {"calibrate", cmd_calibrate, OPT_RULES | OPT_JOBS | OPT_OUTPUT | OPT_FILE_MODE | OPT_CONN,
      "[OPTION]...", "fit scoring points from historical outcomes"},
@@ -163,7 +167,12 @@ static const struct
     {OPT_HTML, NULL, "      --html=FILE        also write an HTML report with charts"},
     {OPT_TABLE, NULL,
      "      --table=NAME       target table (created with text columns if absent)"},
-    {OPT_REJECT, NULL, "      --reject=FILE      write rejected rows here instead of failing"},
+    {OPT_REJECT, NULL,
+     "      --reject=FILE      set rows the file or the server rejects aside here,\n"
+     "                         with line and reason, and load the rest"},
+    {OPT_MAX_REJECTS, NULL,
+     "      --max-rejects=N    with --reject: fail, loading nothing, past N rejects"},
+    {OPT_TRUNCATE, NULL, "      --truncate         empty the table first, in the same transaction"},
     {OPT_PHONE, NULL, "      --phone=NUMBER     the person's phone number"},
     {OPT_EMAIL, NULL, "      --email=ADDRESS    the person's e-mail address"},
     {OPT_LEAD_ID, NULL, "      --lead-id=ID       one of the person's leads"},
@@ -319,6 +328,8 @@ enum
 	LONG_HTML,
 	LONG_TABLE,
 	LONG_REJECT,
+	LONG_MAX_REJECTS,
+	LONG_TRUNCATE,
 	LONG_FILE_MODE,
 	LONG_PHONE,
 	LONG_EMAIL,
@@ -357,6 +368,8 @@ static const struct
     {{"html", required_argument, NULL, LONG_HTML}, OPT_HTML},
     {{"table", required_argument, NULL, LONG_TABLE}, OPT_TABLE},
     {{"reject", required_argument, NULL, LONG_REJECT}, OPT_REJECT},
+    {{"max-rejects", required_argument, NULL, LONG_MAX_REJECTS}, OPT_MAX_REJECTS},
+    {{"truncate", no_argument, NULL, LONG_TRUNCATE}, OPT_TRUNCATE},
     {{"phone", required_argument, NULL, LONG_PHONE}, OPT_PHONE},
     {{"email", required_argument, NULL, LONG_EMAIL}, OPT_EMAIL},
     {{"lead-id", required_argument, NULL, LONG_LEAD_ID}, OPT_LEAD_ID},
@@ -517,6 +530,17 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 			case LONG_HTML: o->html = optarg; break;
 			case LONG_TABLE: o->table = optarg; break;
 			case LONG_REJECT: o->reject = optarg; break;
+			case LONG_MAX_REJECTS:
+			{
+				char *end;
+
+				o->max_rejects = strtol(optarg, &end, 10);
+				if (end == optarg || *end || o->max_rejects < 1 || o->max_rejects == LONG_MAX)
+					return bad_usage(cmd, "invalid --max-rejects \"%s\" (a whole number from 1)",
+					                 optarg);
+				break;
+			}
+			case LONG_TRUNCATE: o->truncate = true; break;
 			case 'o': o->output = optarg; break;
 			case LONG_PHONE: o->forget_phone = optarg; break;
 			case LONG_EMAIL: o->forget_email = optarg; break;

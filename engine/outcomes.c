@@ -24,9 +24,9 @@
 #include "state.h"
 #include "util.h"
 
-static const char *const names[OUTCOME__COUNT] = {
-    NULL,        "won",      "lost",         "no_answer",   "busy",
-    "callback",  "refused",  "wrong_number", "not_relevant"};
+static const char *const names[OUTCOME__COUNT] = {NULL,        "won",          "lost",
+                                                  "no_answer", "busy",         "callback",
+                                                  "refused",   "wrong_number", "not_relevant"};
 
 const char *
 outcome_name(enum outcome o)
@@ -212,7 +212,8 @@ outcomes_read(PGconn *conn, const struct ruleset *rs, const struct job_state *st
 		if (o == OUTCOME_NONE)
 		{
 			error_set(err, EXIT_DATA,
-			          "outcome \"%s\" of lead \"%s\" (rep %" PRId64 ", %s) is not in [outcomes] map",
+			          "outcome \"%s\" of lead \"%s\" (rep %" PRId64
+			          ", %s) is not in [outcomes] map",
 			          value, lead, rep, PQgetvalue(res, t, 4));
 			error_hint(err, "Map it in the rules (%s), e.g. map = %s:lost.",
 			           rs->outcomes ? rs->outcomes->where : "[outcomes] map", value);

@@ -50,7 +50,7 @@ struct ruleset
 	struct output_config *output;
 	struct job_config *job;
 	struct outcomes_config *outcomes; /* [outcomes] (outcomes.h) */
-	/* one config per stage, owned, in run order (stagelist.h) */
+	                                  /* one config per stage, owned, in run order (stagelist.h) */
 #define STAGE(name, fn, type, load, free_fn, slot) type *slot;
 #include "stagelist.h"
 #undef STAGE
