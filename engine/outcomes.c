@@ -24,6 +24,17 @@
 #include "state.h"
 #include "util.h"
 
+/* stage counters keep the name they are given: one static name per outcome */
+static const char *const read_names[OUTCOME__COUNT] = {NULL,
+                                                       "read: won",
+                                                       "read: lost",
+                                                       "read: no_answer",
+                                                       "read: busy",
+                                                       "read: callback",
+                                                       "read: refused",
+                                                       "read: wrong_number",
+                                                       "read: not_relevant"};
+
 static const char *const names[OUTCOME__COUNT] = {NULL,        "won",          "lost",
                                                   "no_answer", "busy",         "callback",
                                                   "refused",   "wrong_number", "not_relevant"};
@@ -246,12 +257,7 @@ outcomes_apply_before(const struct lead_outcomes *lo, struct batch *b, struct st
 	stage_count(st, "outcomes read", lo->read);
 	for (int o = 1; o < OUTCOME__COUNT; o++)
 		if (lo->of[o])
-		{
-			char name[48];
-
-			snprintf(name, sizeof(name), "read: %s", names[o]);
-			stage_count(st, name, lo->of[o]);
-		}
+			stage_count(st, read_names[o], lo->of[o]);
 	for (size_t i = 0; i < b->n; i++)
 	{
 		if (lo->last[i] == OUTCOME_REFUSED)

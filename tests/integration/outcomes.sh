@@ -1,0 +1,101 @@
+#!/bin/bash
+# tests/integration/outcomes.sh -- outcomes read back by the next run of the job: the
+# [outcomes] map (an unknown value stops the run, naming it); a refusal opts the whole
+# person out; a win makes every kept record of the person a customer; a wrong number is
+# dead for every record carrying it; won, lost, refused and wrong_number end the rep's
+# hold, no_answer ends it only after [match] max_attempts; the outcomes are marked read;
+# and a rerun decides the same.
+: "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+. "$top_srcdir/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/pg.sh"
+command -v psql >/dev/null || skip_all "psql is not installed"
+pg_bindir >/dev/null || skip_all "no PostgreSQL server binaries"
+"$REFINERY" --help >/dev/null || skip_all "no refinery binary"
+pg_start || { echo "Bail out! could not start PostgreSQL"; exit 1; }
+tmp=$PG_TMP/work; mkdir -p "$tmp"
+
+N=4000
+"$GENLEADS" --rows $N --seed 11 --out-dir "$tmp" >/dev/null
+pg_load_leads "$tmp"
+cat >"$tmp/o.ini" <<EOF
+[source]
+table = crm.leads
+now = 2025-07-01
+[job]
+name = o
+[output]
+snapshot = no
+[match]
+reps_query = SELECT rep_id, name, active, capacity FROM crm.reps
+stats_query = SELECT rep_id, source, attempts, wins FROM crm.rep_source_stats
+max_attempts = 3
+EOF
+"$REFINERY" init-db -q && "$REFINERY" run -q -c "$tmp/o.ini"
+ok $? "a first run of job o"
+
+# held leads in clusters of two or more kept-or-not records, one per role, all different
+pick() { # WHERE: a held kept lead of job o not picked yet
+	pq -c "SELECT s.lead_id FROM refinery.lead_state s WHERE s.job = 'o' AND s.verdict = 'kept' AND s.rep_id IS NOT NULL
+	       AND s.lead_id NOT IN ('${picked// /\',\'}') AND $1 ORDER BY s.lead_id LIMIT 1"
+}
+picked=x
+in_cluster="s.cluster_id IS NOT NULL AND EXISTS (SELECT 1 FROM refinery.lead_state m WHERE m.job = 'o'
+	AND m.cluster_id = s.cluster_id AND m.lead_id <> s.lead_id)"
+R=$(pick "$in_cluster"); picked="$picked $R"
+W=$(pick "$in_cluster AND s.cluster_id <> (SELECT cluster_id FROM refinery.lead_state WHERE job = 'o' AND lead_id = '$R')"); picked="$picked $W"
+P=$(pick "s.phone_norm IS NOT NULL"); picked="$picked $P"
+L=$(pick "true"); picked="$picked $L"
+A=$(pick "true"); picked="$picked $A"
+B=$(pick "true"); picked="$picked $B"
+ok "$([ -n "$R" ] && [ -n "$W" ] && [ -n "$P" ] && [ -n "$L" ] && [ -n "$A" ] && [ -n "$B" ]; echo $?)" \
+	"six held leads to report on ($R $W $P $L $A $B)"
+rep_of() { pq -c "SELECT rep_id FROM refinery.lead_state WHERE job = 'o' AND lead_id = '$1'"; }
+record() { # LEAD OUTCOME SECOND
+	pq -c "SELECT refinery.record_outcome('o', '$1', $(rep_of "$1"), '$2', '2025-07-01 12:00:00'::timestamptz + interval '$3 seconds')" >/dev/null
+}
+record "$R" refused 1
+record "$W" " Closed_Won " 2
+record "$P" "wrong number" 3
+record "$L" lost 4
+for k in 1 2 3; do record "$A" no_answer "$((10 + k))"; done
+record "$B" busy 20
+record "$B" no_answer 21
+record "$L" xyzzy 5
+
+# ---- an unknown outcome stops the run
+before=$(pq -c "SELECT count(*) FROM refinery.runs")
+err=$("$REFINERY" run -c "$tmp/o.ini" 2>&1); rc=$?
+is "$rc" 5 "an outcome the map does not know fails the run with the data code"
+like "$err" "outcome \"xyzzy\" of lead \"$L\" \\(rep [0-9]+, 2025-07-01 12:00:05\\) is not in \\[outcomes\\] map" \
+	"naming the value, the lead, the rep and the time"
+is "$(pq -c "SELECT count(*) FROM refinery.runs")" "$before" "and commits nothing"
+printf '[outcomes]\nmap = closed_won:won, wrong number:wrong_number, xyzzy:not_relevant\n' >"$tmp/map.ini"
+
+# ---- the effects
+out=$("$REFINERY" run -c "$tmp/o.ini" -c "$tmp/map.ini" 2>&1); rc=$?
+is "$rc" 0 "with the value mapped the run commits"
+run=$(pq -c "SELECT max(run_id) FROM refinery.runs WHERE job = 'o'")
+v() { pq -c "SELECT verdict || ':' || coalesce(rule_id, '') FROM refinery.lead_state WHERE job = 'o' AND lead_id = '$1'"; }
+is "$(v "$R")" "blacklisted:outcome.refused" "a refusal black-lists the lead (rule outcome.refused)"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_state s JOIN refinery.lead_state r ON r.job = s.job AND r.lead_id = '$R'
+	WHERE s.job = 'o' AND s.cluster_id = r.cluster_id AND s.verdict = 'kept'")" 0 "and no other record of the person is kept"
+is "$(v "$W")" "customer:outcome.won" "a win (reported as \" Closed_Won \") makes the lead a customer"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_state s JOIN refinery.lead_state w ON w.job = s.job AND w.lead_id = '$W'
+	WHERE s.job = 'o' AND s.cluster_id = w.cluster_id AND s.verdict = 'kept'")" 0 \
+	"no record of the person stays in the call lists"
+is "$(v "$P")" "blacklisted:outcome.wrong_number" "a wrong number black-lists the lead"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_state s JOIN refinery.lead_state p ON p.job = s.job AND p.lead_id = '$P'
+	WHERE s.job = 'o' AND s.phone_norm = p.phone_norm AND s.verdict = 'kept'")" 0 "and every record carrying the number"
+counters=$(pq -c "SELECT counters FROM refinery.run_stages WHERE run_id = $run AND stage = 'state'")
+is "$(jq -c '[.["outcomes read"], .["read: won"], .["holds ended by an outcome"], .["holds ended: max_attempts"]]' <<<"$counters")" \
+	"[10,1,4,1]" "counted: 10 read, 1 won; 4 holds ended (won, refused, wrong number, xyzzy as not_relevant after lost), 1 after 3 no answers"
+is "$(pq -c "SELECT count(*) FROM refinery.outcomes WHERE job = 'o' AND read_by_run = $run")" 10 "every outcome is marked read by the run"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_changes WHERE run_id = $run AND lead_id = '$B'")" 0 \
+	"a busy and a no answer (2 of 3 attempts) leave the lead with its rep"
+
+# ---- the same outcomes decide the same
+out=$("$REFINERY" run -c "$tmp/o.ini" -c "$tmp/map.ini" 2>&1); rc=$?
+is "$rc" 0 "a rerun commits"
+like "$out" "nothing changed since run $run" "and changes nothing"
+
+done_testing
