@@ -395,8 +395,8 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 		if (!known)
 		{
 			error_set(err, EXIT_USAGE, "unknown verdict \"%s\"", o->verdict);
-			return error_hint(err,
-			                  "Use kept, blacklisted, duplicate, partial, outlier or nurture.");
+			return error_hint(
+			    err, "Use kept, blacklisted, duplicate, partial, outlier, nurture or customer.");
 		}
 	}
 	csvio_writer_opts_init(&wo);
