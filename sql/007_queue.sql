@@ -195,6 +195,7 @@ ALTER TABLE refinery.lead_results ADD CONSTRAINT lead_results_verdict_check
 					   'customer'));
 COMMENT ON COLUMN refinery.lead_results.verdict IS 'kept (goes to a rep), blacklisted (dead or opted out), duplicate (merged into its survivor), partial (no usable contact or required field missing), outlier (impossible values), nurture (kept out of the call lists, e.g. too low a score), customer (the job won the person: an outcome won on this or another record of the person).';
 
+/* run_funnel: customer is step 7, after kept, so the steps dashboards know keep their numbers */
 CREATE OR REPLACE VIEW refinery.run_funnel AS
 SELECT f.run_id, f.step, f.verdict, f.rule_id, f.leads, f.pct_of_pulled, f.example_reason, r.job
 FROM (SELECT l.run_id,
@@ -209,7 +210,7 @@ FROM (SELECT l.run_id,
 	  UNION ALL
 	  SELECT l.run_id,
 			 array_position(ARRAY['blacklisted', 'duplicate', 'partial', 'outlier', 'nurture',
-								  'customer', 'kept'], l.verdict) AS step,
+								  'kept', 'customer'], l.verdict) AS step,
 			 l.verdict,
 			 l.rule_id,
 			 count(*) AS leads,
