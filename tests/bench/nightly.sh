@@ -103,6 +103,15 @@ for k in $(seq 1 "$nights"); do
 		"$(psql -X -qAt -c "SELECT count(*) FROM refinery.lead_changes WHERE job = 'full1'")" "$(state_bytes full1)"
 done
 psql -X -q -c "SELECT job, runs, state_rows, pg_size_pretty(state_bytes) AS state, change_rows FROM refinery.job_summary WHERE job = 'full1'"
+# reading a run without a snapshot: explain and a rep's export go through refinery.results
+lead=$(psql -X -qAt -c "SELECT lead_id FROM refinery.lead_state WHERE job = 'full1' AND rep_id IS NOT NULL ORDER BY lead_id LIMIT 1")
+rep=$(psql -X -qAt -c "SELECT rep_id FROM refinery.lead_state WHERE job = 'full1' AND lead_id = '$lead'")
+a=$(date +%s.%N)
+./refinery explain --job full1 "$lead" >/dev/null
+echo "explain of one lead (state of 1M): $(secs "$a" "$(date +%s.%N)") s"
+a=$(date +%s.%N)
+./refinery export --job full1 --rep "$rep" --csv "$work/rep.csv"
+echo "export of rep $rep's queue: $(secs "$a" "$(date +%s.%N)") s, $(($(wc -l <"$work/rep.csv") - 1)) lines"
 
 # two jobs' first runs at once
 load 0
