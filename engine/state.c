@@ -182,16 +182,20 @@ read_rows(PGconn *conn, struct job_state *st, struct error *err)
 	if (lit == NULL)
 		return pg_fail(conn, NULL, phase, err);
 	sb_init(&sql);
-	/* times as naive local seconds of the session's TimeZone, as the run reads and writes them */
+	/*
+	 * Times as naive local seconds of the session's TimeZone, as the run
+	 * reads and writes them.  The job's take_hours is a subquery on a
+	 * constant, so the server computes it once, not once a row.
+	 */
 	sb_printf(&sql,
 	          "COPY (SELECT lead_id, state = 'vanished', fingerprint, verdict, rule_id, "
 	          "cluster_id, survivor_id, temperature, cohort, rep_id, "
 	          "extract(epoch FROM assigned_at AT TIME ZONE current_setting('TimeZone'))::bigint, "
 	          "extract(epoch FROM sla_due_at AT TIME ZONE current_setting('TimeZone'))::bigint, "
 	          "version, taken_at > now() - make_interval(hours => (SELECT j.take_hours "
-	          "FROM refinery.jobs j WHERE j.name = job)), taken_by "
+	          "FROM refinery.jobs j WHERE j.name = %s)), taken_by "
 	          "FROM refinery.lead_state WHERE job = %s) TO STDOUT",
-	          lit);
+	          lit, lit);
 	PQfreemem(lit);
 	if (sql.oom)
 		return oom(err);
