@@ -10,12 +10,7 @@
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/pg.sh"
-command -v psql >/dev/null || skip_all "psql is not installed"
-pg_bindir >/dev/null || skip_all "no PostgreSQL server binaries"
-"$REFINERY" --help >/dev/null || skip_all "no refinery binary"
-"$GENLEADS" --help | grep -q -- '--night' || skip_all "genleads has no --night"
-pg_start || { echo "Bail out! could not start PostgreSQL"; exit 1; }
-tmp=$PG_TMP/work; mkdir -p "$tmp"
+pg_test_start
 
 N=6000
 NIGHTS=3

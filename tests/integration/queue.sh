@@ -8,11 +8,8 @@
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/pg.sh"
-command -v psql >/dev/null || skip_all "psql is not installed"
-bindir=$(pg_bindir) || skip_all "no PostgreSQL server binaries"
-"$REFINERY" --help >/dev/null || skip_all "no refinery binary"
-PG_MAX_CONNECTIONS=50 pg_start || { echo "Bail out! could not start PostgreSQL"; exit 1; }
-tmp=$PG_TMP/work; mkdir -p "$tmp"
+PG_MAX_CONNECTIONS=50 pg_test_start
+bindir=$(pg_bindir)
 
 N=3000
 "$GENLEADS" --rows $N --seed 5 --out-dir "$tmp" >/dev/null

@@ -148,6 +148,18 @@ ANALYZE $s.leads, $s.reps, $s.rep_source_stats;
 SQL
 }
 
+# pg_test_start: what an integration test does first (after sourcing tap.sh and this
+# file): skip the whole test when psql, the server binaries or the refinery binary are
+# missing; start a throwaway server, or bail out; make $tmp, a work folder in it.
+pg_test_start() {
+	command -v psql >/dev/null || skip_all "psql is not installed"
+	pg_bindir >/dev/null || skip_all "no PostgreSQL server binaries"
+	"$REFINERY" --help >/dev/null || skip_all "no refinery binary"
+	pg_start || { echo "Bail out! could not start PostgreSQL"; exit 1; }
+	tmp=$PG_TMP/work
+	mkdir -p "$tmp"
+}
+
 # pg_wait SQL WANT: poll until SQL returns WANT; fails after $PG_WAIT_SECONDS
 # (default 600), a bound against a hang, never a timing assumption.
 pg_wait() {
