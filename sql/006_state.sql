@@ -281,10 +281,22 @@ UNION ALL
 SELECT r.run_id, s.lead_id, s.source, s.verdict, s.rule_id, s.reason, s.cluster_id,
 	   s.survivor_id, s.phone_norm, s.phone_type, s.phone_repair, s.email_norm, s.name_norm,
 	   s.status_norm, s.score, s.points, s.temperature, s.persona, s.cohort, s.rep_id,
+	   /*
+		* the position in the rep's queue: 1 + the rep's leads ranked ahead
+		* (p_close descending, due time, the assigning run's order, lead id),
+		* counted per lead, so that a query for one lead reads only its rep's
+		* few leads (a window would number the whole state first)
+		*/
 	   CASE WHEN s.rep_id IS NOT NULL
-			THEN row_number() OVER (PARTITION BY r.run_id, s.rep_id
-									ORDER BY s.p_close DESC, s.sla_due_at NULLS LAST,
-											 s.call_order, s.lead_id)
+			THEN (SELECT count(*) + 1
+				  FROM refinery.lead_state o
+				  WHERE o.job = s.job AND o.rep_id = s.rep_id AND o.state = 'current'
+					AND (coalesce(o.p_close, 2) > coalesce(s.p_close, 2)
+						 OR (coalesce(o.p_close, 2) = coalesce(s.p_close, 2)
+							 AND (coalesce(o.sla_due_at, 'infinity') < coalesce(s.sla_due_at, 'infinity')
+								  OR (coalesce(o.sla_due_at, 'infinity') = coalesce(s.sla_due_at, 'infinity')
+									  AND (coalesce(o.call_order, 2147483647), o.lead_id)
+										  < (coalesce(s.call_order, 2147483647), s.lead_id))))))
 	   END::integer,
 	   s.p_close, s.channel_plan, s.sla_due_at, s.golden
 FROM refinery.lead_state s

@@ -211,6 +211,11 @@ is "$(pq -c "SELECT string_agg(verdict || ':' || leads, ' ' ORDER BY verdict) FR
 	"run_funnel reads it"
 is "$(pq -c "SELECT count(*) FROM (SELECT rep_id, call_order FROM refinery.results WHERE run_id = $rl AND rep_id IS NOT NULL GROUP BY 1, 2 HAVING count(*) > 1) d")" 0 \
 	"each rep's queue is numbered without a gap or a tie"
+is "$(pq -c "SELECT count(*) FROM refinery.results r JOIN (SELECT lead_id, row_number() OVER (PARTITION BY rep_id
+	ORDER BY p_close DESC, sla_due_at NULLS LAST, call_order, lead_id) AS n FROM refinery.lead_state
+	WHERE job = 'lean' AND state = 'current' AND rep_id IS NOT NULL) w USING (lead_id)
+	WHERE r.run_id = $rl AND r.call_order IS DISTINCT FROM w.n")" 0 \
+	"in the order p_close, due time, the assigning run's order, lead id"
 lead=$(pq -c "SELECT lead_id FROM refinery.lead_state WHERE job = 'lean' AND rep_id IS NOT NULL ORDER BY lead_id LIMIT 1")
 out=$("$REFINERY" explain --job lean "$lead"); rc=$?
 is "$rc" 0 "explain reads a lead of a run without a snapshot"
