@@ -10,6 +10,7 @@
 
 #include "batch.h"
 #include "calendar.h"
+#include "util.h"
 
 static const char *const day_keys[7] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
 
@@ -86,14 +87,6 @@ load_day(struct rules *r, struct calendar *c, int d, struct error *err)
 	return true;
 }
 
-static int
-day_cmp(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
-
-	return (x > y) - (x < y);
-}
-
 bool
 calendar_load(struct rules *r, struct calendar *c, struct error *err)
 {
@@ -138,7 +131,7 @@ calendar_load(struct rules *r, struct calendar *c, struct error *err)
 			c->holidays[c->nholidays++] = floor_div(t, 86400);
 		}
 		rules_list_free(items);
-		qsort(c->holidays, (size_t) c->nholidays, sizeof(int64_t), day_cmp);
+		qsort(c->holidays, (size_t) c->nholidays, sizeof(int64_t), util_cmp_i64);
 	}
 	for (int d = 0; d < 7; d++)
 		open_days += c->nranges[d] > 0;
@@ -163,7 +156,7 @@ static bool
 holiday(const struct calendar *c, int64_t day)
 {
 	return c->nholidays > 0 &&
-	       bsearch(&day, c->holidays, (size_t) c->nholidays, sizeof(int64_t), day_cmp) != NULL;
+	       bsearch(&day, c->holidays, (size_t) c->nholidays, sizeof(int64_t), util_cmp_i64) != NULL;
 }
 
 bool

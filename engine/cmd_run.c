@@ -270,7 +270,7 @@ run_stages(struct batch *b, const struct ruleset *rs, const struct run_ctx *run,
 
 /* What the run changed in the job's state: one line, or "nothing changed". */
 static void
-print_changes(const struct job_state *st, int64_t run_id)
+print_changes(const struct job_state *st)
 {
 	const struct state_counts *c = state_counts(st);
 	size_t changes = c->new_leads + c->returned + c->changed + c->vanished;
@@ -289,7 +289,6 @@ print_changes(const struct job_state *st, int64_t run_id)
 		printf("refinery: %zu of them left as the queue changed them after the run read them "
 		       "(taken or worked meanwhile)\n",
 		       c->skipped + c->skipped_vanished);
-	(void) run_id;
 }
 
 bool
@@ -427,7 +426,7 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 		print_funnel(&pr, b->n, rejected);
 	print_summary(&pr, b->n, rejected, o->dry_run ? -1 : run_id, o->dry_run, epoch_now() - t0);
 	if (state && committed)
-		print_changes(state, run_id);
+		print_changes(state);
 	/* after the commit, in a short transaction of its own (it locks lead_results) */
 	if (committed && rs->output->keep_runs > 0 &&
 	    !cmd_apply_retention(conn, lease.job, rs->output->keep_runs, rs->output->lock_timeout_ms,

@@ -279,22 +279,6 @@ outcomes_apply_before(const struct lead_outcomes *lo, struct batch *b, struct st
 	stage_count(st, "won: customer", won);
 }
 
-static int
-cmp_u64(const void *x, const void *y)
-{
-	uint64_t p = *(const uint64_t *) x, q = *(const uint64_t *) y;
-
-	return (p > q) - (p < q);
-}
-
-static int
-cmp_i64(const void *x, const void *y)
-{
-	int64_t p = *(const int64_t *) x, q = *(const int64_t *) y;
-
-	return (p > q) - (p < q);
-}
-
 void
 outcomes_apply_before_match(const struct lead_outcomes *lo, const struct ruleset *rs,
                             struct batch *b, struct stage_stats *st)
@@ -323,8 +307,8 @@ outcomes_apply_before_match(const struct lead_outcomes *lo, const struct ruleset
 		if (lo->last[i] == OUTCOME_WON && b->cluster_id[i] >= 0)
 			won_clusters[nwon++] = b->cluster_id[i];
 	}
-	qsort(dead, ndead, sizeof(*dead), cmp_u64);
-	qsort(won_clusters, nwon, sizeof(*won_clusters), cmp_i64);
+	qsort(dead, ndead, sizeof(*dead), util_cmp_u64);
+	qsort(won_clusters, nwon, sizeof(*won_clusters), util_cmp_i64);
 	for (size_t i = 0; i < b->n; i++)
 	{
 		bool carries_dead = false;
@@ -332,7 +316,7 @@ outcomes_apply_before_match(const struct lead_outcomes *lo, const struct ruleset
 		if (b->verdict[i] != VERDICT_KEPT)
 			continue;
 		if (nwon && b->cluster_id[i] >= 0 &&
-		    bsearch(&b->cluster_id[i], won_clusters, nwon, sizeof(int64_t), cmp_i64))
+		    bsearch(&b->cluster_id[i], won_clusters, nwon, sizeof(int64_t), util_cmp_i64))
 		{
 			batch_mark(b, i, VERDICT_CUSTOMER, "outcome.won",
 			           "the person is a customer (another record was won)");
@@ -341,7 +325,7 @@ outcomes_apply_before_match(const struct lead_outcomes *lo, const struct ruleset
 		}
 		for (int k = 0; k < BATCH_PHONES && ndead && !carries_dead; k++)
 			carries_dead = b->phones[i][k] != 0 &&
-			               bsearch(&b->phones[i][k], dead, ndead, sizeof(uint64_t), cmp_u64);
+			               bsearch(&b->phones[i][k], dead, ndead, sizeof(uint64_t), util_cmp_u64);
 		if (carries_dead)
 		{
 			batch_mark(b, i, VERDICT_BLACKLISTED, "outcome.wrong_number",

@@ -30,12 +30,6 @@
 #include "util.h"
 #include "writeback.h"
 
-static bool
-oom(struct error *err)
-{
-	return error_set(err, EXIT_INTERNAL, "out of memory");
-}
-
 uint64_t
 state_fingerprint(const struct batch *b, size_t i)
 {
@@ -77,7 +71,7 @@ index_old(struct job_state *st, struct error *err)
 		n <<= 1;
 	st->nslots = n;
 	if ((st->slot = calloc(n, sizeof(*st->slot))) == NULL)
-		return oom(err);
+		return error_oom(err);
 	for (size_t k = 0; k < st->nold; k++)
 	{
 		size_t s = find_slot(st, st->old[k].lead_id);
@@ -140,7 +134,7 @@ state_add_old(struct job_state *st, char **f, struct error *err)
 		struct old_lead *p = realloc(st->old, cap * sizeof(*p));
 
 		if (p == NULL)
-			return oom(err);
+			return error_oom(err);
 		st->old = p;
 		st->capold = cap;
 	}
@@ -164,7 +158,7 @@ state_add_old(struct job_state *st, char **f, struct error *err)
 	o->version = parse_int_or(f[12], 1);
 	o->taken_by = f[13] && f[13][0] == 't' ? parse_int_or(f[14], -1) : -1;
 	if (!ok || o->lead_id == NULL)
-		return oom(err);
+		return error_oom(err);
 	st->nold++;
 	return true;
 }
@@ -198,7 +192,7 @@ read_rows(PGconn *conn, struct job_state *st, struct error *err)
 	          lit, lit);
 	PQfreemem(lit);
 	if (sql.oom)
-		return oom(err);
+		return error_oom(err);
 	res = PQexec(conn, sql.data);
 	sb_free(&sql);
 	if (PQresultStatus(res) != PGRES_COPY_OUT)
@@ -267,7 +261,7 @@ state_new(const char *job, struct error *err)
 	if (st == NULL || (st->job = strdup(job)) == NULL || (st->arena = arena_new(0)) == NULL)
 	{
 		state_free(st);
-		oom(err);
+		error_oom(err);
 		return NULL;
 	}
 	st->last_run = -1;
@@ -283,7 +277,7 @@ state_match_batch(struct job_state *st, struct batch *b, struct error *err)
 	st->fp = malloc(sizeof(*st->fp) * (b->n ? b->n : 1));
 	st->row_of = malloc(sizeof(*st->row_of) * (st->nold ? st->nold : 1));
 	if (!st->of_row || !st->kind || !st->fp || !st->row_of || !index_old(st, err))
-		return st->slot ? false : oom(err);
+		return st->slot ? false : error_oom(err);
 	for (size_t k = 0; k < st->nold; k++)
 		st->row_of[k] = NO_INDEX;
 	st->c.had_state = st->nold > 0;
@@ -357,18 +351,10 @@ cmp_pair_first(const void *x, const void *y)
 	return (p->a > q->a) - (p->a < q->a);
 }
 
-static int
-cmp_i64(const void *x, const void *y)
-{
-	int64_t p = *(const int64_t *) x, q = *(const int64_t *) y;
-
-	return (p > q) - (p < q);
-}
-
 static bool
 in_sorted(const int64_t *v, size_t n, int64_t x)
 {
-	return bsearch(&x, v, n, sizeof(*v), cmp_i64) != NULL;
+	return bsearch(&x, v, n, sizeof(*v), util_cmp_i64) != NULL;
 }
 
 /*
@@ -395,7 +381,7 @@ stable_clusters(struct job_state *st, struct batch *b, struct error *err)
 	fresh = malloc(sizeof(*fresh) * (b->n ? b->n : 1));
 	if (!e || !heir || !map || !olds || !fresh)
 	{
-		oom(err);
+		error_oom(err);
 		goto out;
 	}
 	for (size_t k = 0; k < st->nold; k++)
@@ -404,7 +390,7 @@ stable_clusters(struct job_state *st, struct batch *b, struct error *err)
 			olds[nolds++] = st->old[k].cluster_id;
 			top = st->old[k].cluster_id > top ? st->old[k].cluster_id : top;
 		}
-	qsort(olds, nolds, sizeof(*olds), cmp_i64);
+	qsort(olds, nolds, sizeof(*olds), util_cmp_i64);
 	for (size_t i = 0; i < b->n; i++)
 	{
 		const struct old_lead *o;
@@ -468,13 +454,13 @@ stable_clusters(struct job_state *st, struct batch *b, struct error *err)
 
 		if (mine == NULL)
 		{
-			oom(err);
+			error_oom(err);
 			goto out;
 		}
 		for (size_t i = 0; i < b->n; i++)
 			if (b->cluster_id[i] >= 0)
 				mine[nm++] = b->cluster_id[i];
-		qsort(mine, nm, sizeof(*mine), cmp_i64);
+		qsort(mine, nm, sizeof(*mine), util_cmp_i64);
 		for (size_t x = 0; x < nm; x++)
 		{
 			struct cid_pair key = {.a = mine[x]}, *hit;
@@ -693,6 +679,68 @@ exec2(PGconn *conn, const char *phase, const char *sql, int64_t run_id, const ch
 	".version_read = 0 OR EXISTS (SELECT 1 FROM refinery_state_ok k WHERE k.lead_id = " alias      \
 	".lead_id))"
 
+/*
+ * What the job keeps besides its leads: [match] take_hours, which the pull
+ * queue reads (sql/007_queue.sql), and which of its outcomes a run has read
+ * (all of them until now: outcomes_read() reads the job's every outcome).
+ */
+static bool
+record_job(PGconn *conn, const struct job_state *st, const struct ruleset *rs, int64_t run_id,
+           struct error *err)
+{
+	char num[32];
+	const char *params[2] = {num, st->job};
+	PGresult *res;
+
+	snprintf(num, sizeof(num), "%ld", rs->match->take_hours);
+	res = pg_query(conn, "recording the job's take_hours",
+	               "UPDATE refinery.jobs SET take_hours = $1 WHERE name = $2 "
+	               "AND take_hours IS DISTINCT FROM $1::integer",
+	               2, params, err);
+	if (res == NULL)
+		return false;
+	PQclear(res);
+	snprintf(num, sizeof(num), "%" PRId64, run_id);
+	res = pg_query(conn, "marking the outcomes read",
+	               "UPDATE refinery.outcomes SET read_by_run = $1 "
+	               "WHERE job = $2 AND read_by_run IS NULL AND recorded_at <= now()",
+	               2, params, err);
+	if (res == NULL)
+		return false;
+	PQclear(res);
+	return true;
+}
+
+/* the start of a statement writing the change log; its SELECT gives the columns in this order */
+#define LOG_CHANGES                                                                                \
+	"INSERT INTO refinery.lead_changes (run_id, job, lead_id, change, old_verdict, new_verdict, "  \
+	"old_rule_id, new_rule_id, old_cluster_id, new_cluster_id, old_survivor_id, new_survivor_id, " \
+	"old_temperature, new_temperature, old_cohort, new_cohort, old_rep_id, new_rep_id, "           \
+	"previous) "
+
+/*
+ * Lock the state rows of job listed in the temporary table (lead_id,
+ * version_read) whose version is still the one read, and note them in
+ * refinery_state_ok; a row a take holds locked is skipped, not waited for.
+ */
+static bool
+lock_unchanged(PGconn *conn, const char *table, const char *job, struct error *err)
+{
+	char sql[512];
+	const char *params[1] = {job};
+	PGresult *res;
+
+	snprintf(sql, sizeof(sql),
+	         "INSERT INTO refinery_state_ok SELECT s.lead_id FROM refinery.lead_state s "
+	         "JOIN %s t ON s.lead_id = t.lead_id WHERE s.job = $1 AND s.version = t.version_read "
+	         "FOR UPDATE OF s SKIP LOCKED",
+	         table);
+	if ((res = pg_query(conn, "writing the job's state", sql, 1, params, err)) == NULL)
+		return false;
+	PQclear(res);
+	return true;
+}
+
 /* the rows of table (alias t) that `where` selects and the run may not write */
 static bool
 count_skipped(PGconn *conn, const char *table, const char *where, size_t *n, struct error *err)
@@ -767,7 +815,7 @@ state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const 
 		PQclear(res);
 		if (!copy_sql(&sql, table, false))
 		{
-			oom(err);
+			error_oom(err);
 			goto out;
 		}
 		ok = writeback_copy(conn, sql.data, phase, format_state, &r, NULL, b->n, "state", err);
@@ -778,6 +826,7 @@ state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const 
 			ok = !sql.oom && pg_exec(conn, phase, sql.data, err);
 		}
 		st->attach_pending = ok && fresh;
+		ok = ok && record_job(conn, st, rs, run_id, err);
 		goto out;
 	}
 
@@ -785,7 +834,7 @@ state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const 
 	gone = malloc(sizeof(*gone) * (st->nold ? st->nold : 1));
 	if (!rows || !gone)
 	{
-		oom(err);
+		error_oom(err);
 		goto out;
 	}
 	for (size_t i = 0; i < b->n; i++)
@@ -818,25 +867,17 @@ state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const 
 			goto out;
 		if (!copy_sql(&sql, "refinery_state_in", true))
 		{
-			oom(err);
+			error_oom(err);
 			goto out;
 		}
 		if (!writeback_copy(conn, sql.data, phase, format_state, &r, rows, nrows, "state", err) ||
-		    !exec2(conn, phase,
-		           "INSERT INTO refinery_state_ok SELECT s.lead_id FROM refinery.lead_state s "
-		           "JOIN refinery_state_in t ON s.lead_id = t.lead_id "
-		           "WHERE s.job = $2 AND s.version = t.version_read AND $1::bigint > 0 "
-		           "FOR UPDATE OF s SKIP LOCKED",
-		           run_id, st->job, err) ||
+		    !lock_unchanged(conn, "refinery_state_in", st->job, err) ||
 		    !count_skipped(conn, "refinery_state_in", "t.kind <> 'unchanged' AND ", &st->c.skipped,
 		                   err))
 			goto out;
 		/* the log first, while the rows it replaces are still there */
 		if (!exec2(conn, phase,
-		           "INSERT INTO refinery.lead_changes (run_id, job, lead_id, change, old_verdict, "
-		           "new_verdict, old_rule_id, new_rule_id, old_cluster_id, new_cluster_id, "
-		           "old_survivor_id, new_survivor_id, old_temperature, new_temperature, "
-		           "old_cohort, new_cohort, old_rep_id, new_rep_id, previous) "
+		           LOG_CHANGES
 		           "SELECT $1, $2, t.lead_id, t.kind, s.verdict, t.verdict, s.rule_id, t.rule_id, "
 		           "s.cluster_id, t.cluster_id, s.survivor_id, t.survivor_id, s.temperature, "
 		           "t.temperature, s.cohort, t.cohort, s.rep_id, t.rep_id, to_jsonb(s) "
@@ -858,7 +899,7 @@ state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const 
 		                       "ON CONFLICT (job, lead_id) DO UPDATE SET " STATE_SET_COLUMNS);
 		if (sql.oom)
 		{
-			oom(err);
+			error_oom(err);
 			goto out;
 		}
 		if (!pg_exec(conn, phase, sql.data, err) ||
@@ -875,18 +916,10 @@ state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const 
 		             err) ||
 		    !writeback_copy(conn, "COPY refinery_state_gone (lead_id, version_read) FROM STDIN",
 		                    phase, format_id, st, gone, ngone, NULL, err) ||
-		    !exec2(conn, phase,
-		           "INSERT INTO refinery_state_ok SELECT s.lead_id FROM refinery.lead_state s "
-		           "JOIN refinery_state_gone t ON s.lead_id = t.lead_id "
-		           "WHERE s.job = $2 AND s.version = t.version_read AND $1::bigint > 0 "
-		           "FOR UPDATE OF s SKIP LOCKED",
-		           run_id, st->job, err) ||
+		    !lock_unchanged(conn, "refinery_state_gone", st->job, err) ||
 		    !count_skipped(conn, "refinery_state_gone", "", &skipped, err) ||
 		    !exec2(conn, phase,
-		           "INSERT INTO refinery.lead_changes (run_id, job, lead_id, change, old_verdict, "
-		           "new_verdict, old_rule_id, new_rule_id, old_cluster_id, new_cluster_id, "
-		           "old_survivor_id, new_survivor_id, old_temperature, new_temperature, "
-		           "old_cohort, new_cohort, old_rep_id, new_rep_id, previous) "
+		           LOG_CHANGES
 		           "SELECT $1, $2, s.lead_id, 'vanished', s.verdict, s.verdict, s.rule_id, "
 		           "s.rule_id, s.cluster_id, s.cluster_id, s.survivor_id, s.survivor_id, "
 		           "s.temperature, s.temperature, s.cohort, s.cohort, s.rep_id, NULL, to_jsonb(s) "
@@ -905,7 +938,8 @@ state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const 
 			goto out;
 		st->c.skipped_vanished = skipped;
 	}
-	if (!pg_exec(conn, phase, "DROP TABLE refinery_state_ok", err))
+	if (!pg_exec(conn, phase, "DROP TABLE refinery_state_ok", err) ||
+	    !record_job(conn, st, rs, run_id, err))
 		goto out;
 	ok = true;
 out:

@@ -61,8 +61,8 @@ bool state_read(PGconn *conn, const char *job, const char *rules_sha256, struct 
 bool state_reconcile(struct job_state *st, struct batch *b, bool full, struct error *err);
 
 /*
- * In the run's transaction, after its runs row exists: the state rows and
- * the change log.  A job's first run fills a table of its own, which
+ * In the run's transaction, after its runs row exists: the state rows, the
+ * change log, the job's take_hours and which outcomes it read.  A job's first run fills a table of its own, which
  * state_attach() makes the job's partition: call it last before COMMIT,
  * since attaching locks the shared parent until the transaction ends.
  */

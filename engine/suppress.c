@@ -14,6 +14,7 @@
 
 #include "pg.h"
 #include "suppress.h"
+#include "util.h"
 
 void
 suppress_hash(const unsigned char *salt, const char *kind, const char *value,
@@ -230,14 +231,6 @@ clear_row(struct batch *b, size_t i)
 	b->p_close[i] = -1;
 }
 
-static int
-id_cmp(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
-
-	return (x > y) - (x < y);
-}
-
 size_t
 suppress_apply(const struct suppress_set *s, struct batch *b, int nthreads)
 {
@@ -268,10 +261,10 @@ suppress_apply(const struct suppress_set *s, struct batch *b, int nthreads)
 			clusters[nc++] = b->cluster_id[i];
 	if (nc)
 	{
-		qsort(clusters, nc, sizeof(*clusters), id_cmp);
+		qsort(clusters, nc, sizeof(*clusters), util_cmp_i64);
 		for (size_t i = 0; i < b->n; i++)
 			if (!hit[i] && b->cluster_id[i] >= 0 &&
-			    bsearch(&b->cluster_id[i], clusters, nc, sizeof(*clusters), id_cmp))
+			    bsearch(&b->cluster_id[i], clusters, nc, sizeof(*clusters), util_cmp_i64))
 				hit[i] = 1;
 	}
 	for (size_t i = 0; i < b->n; i++)

@@ -65,6 +65,22 @@ util_hash64(const char *s)
 }
 
 int
+util_cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+
+	return (x > y) - (x < y);
+}
+
+int
+util_cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+
+	return (x > y) - (x < y);
+}
+
+int
 util_column(const struct batch *b, const struct ruleset *rs, const char *name)
 {
 	int c = batch_column(b, name);

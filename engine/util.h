@@ -42,6 +42,10 @@ int util_parse_bool(const char *s);
 uint64_t util_hash64(const char *s);
 uint64_t util_hash64_from(uint64_t h, const void *p, size_t n);
 
+/* qsort/bsearch comparators of int64_t and uint64_t values, ascending */
+int util_cmp_i64(const void *a, const void *b);
+int util_cmp_u64(const void *a, const void *b);
+
 /*
  * The batch column a rule's field names: a [columns] key or an extra
  * column (batch_column()), else the source column a field is mapped from

@@ -823,30 +823,6 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 	}
 	if (meta->state && !state_write(conn, meta->state, rs, b, *run_id, err))
 		goto out;
-	if (meta->state)
-	{
-		/* the pull queue (sql/007_queue.sql) reads the job's take_hours */
-		char hours[32];
-		const char *p[2] = {hours, meta->job};
-
-		snprintf(hours, sizeof(hours), "%ld", rs->match->take_hours);
-		res = pg_query(conn, "recording the job's take_hours",
-		               "UPDATE refinery.jobs SET take_hours = $1 WHERE name = $2 "
-		               "AND take_hours IS DISTINCT FROM $1::integer",
-		               2, p, err);
-		if (res == NULL)
-			goto out;
-		PQclear(res);
-		/* the outcomes this run read (all of the job's until now) */
-		snprintf(hours, sizeof(hours), "%" PRId64, *run_id);
-		res = pg_query(conn, "marking the outcomes read",
-		               "UPDATE refinery.outcomes SET read_by_run = $1 "
-		               "WHERE job = $2 AND read_by_run IS NULL AND recorded_at <= now()",
-		               2, p, err);
-		if (res == NULL)
-			goto out;
-		PQclear(res);
-	}
 	if (pg_interrupted())
 	{
 		error_set(err, EXIT_INTERRUPTED, "interrupted while writing the results");
