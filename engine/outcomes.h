@@ -19,7 +19,7 @@
  *                 max_attempts times since the hold began;
  *   callback      keeps the hold.
  * The effects are decided from the outcomes alone, so a rerun decides the
- * same; each is counted in the run's "outcomes" stage line.
+ * same; each is counted in the run's "state" timing line (refinery.run_stages).
  */
 #ifndef REFINERY_OUTCOMES_H
 #define REFINERY_OUTCOMES_H
