@@ -47,37 +47,34 @@
  * says which options a command takes, so a command refuses the others
  * instead of ignoring them, and its --help lists only its own.
  */
-enum
-{
-	OPT_RULES = 1 << 0, /* -c */
-	OPT_DRY_RUN = 1 << 1,
-	OPT_JOBS = 1 << 2, /* -j: threads */
-	OPT_OUTPUT = 1 << 3,
-	OPT_FORCE = 1 << 4,
-	OPT_JOB = 1 << 5, /* --job: a job's name */
-	OPT_RUN = 1 << 6,
-	OPT_CSV = 1 << 7,
-	OPT_VERDICT = 1 << 8,
-	OPT_REP = 1 << 9,
-	OPT_HTML = 1 << 10,
-	OPT_TABLE = 1 << 11,
-	OPT_REJECT = 1 << 12,
-	OPT_PHONE = 1 << 13,
-	OPT_EMAIL = 1 << 14,
-	OPT_LEAD_ID = 1 << 15,
-	OPT_CHECK = 1 << 16,
-	OPT_MAX_AGE = 1 << 17,
-	OPT_KEEP = 1 << 18,
-	OPT_FILE_MODE = 1 << 19,
-	OPT_CONN = 1 << 20, /* -d -h -p -U -w -W */
-	OPT_FULL = 1 << 21,
-	OPT_FORMAT = 1 << 22,
-	OPT_COHORT = 1 << 23,
-	OPT_DEFAULTS = 1 << 24, /* check-rules --defaults */
-	OPT_MAX_REJECTS = 1 << 25,
-	OPT_TRUNCATE = 1 << 26,
-	OPT_GENERAL = 1 << 27
-};
+#define OPT_RULES       (UINT64_C(1) << 0) /* -c */
+#define OPT_DRY_RUN     (UINT64_C(1) << 1)
+#define OPT_JOBS        (UINT64_C(1) << 2) /* -j: threads */
+#define OPT_OUTPUT      (UINT64_C(1) << 3)
+#define OPT_FORCE       (UINT64_C(1) << 4)
+#define OPT_JOB         (UINT64_C(1) << 5) /* --job: a job's name */
+#define OPT_RUN         (UINT64_C(1) << 6)
+#define OPT_CSV         (UINT64_C(1) << 7)
+#define OPT_VERDICT     (UINT64_C(1) << 8)
+#define OPT_REP         (UINT64_C(1) << 9)
+#define OPT_HTML        (UINT64_C(1) << 10)
+#define OPT_TABLE       (UINT64_C(1) << 11)
+#define OPT_REJECT      (UINT64_C(1) << 12)
+#define OPT_PHONE       (UINT64_C(1) << 13)
+#define OPT_EMAIL       (UINT64_C(1) << 14)
+#define OPT_LEAD_ID     (UINT64_C(1) << 15)
+#define OPT_CHECK       (UINT64_C(1) << 16)
+#define OPT_MAX_AGE     (UINT64_C(1) << 17)
+#define OPT_KEEP        (UINT64_C(1) << 18)
+#define OPT_FILE_MODE   (UINT64_C(1) << 19)
+#define OPT_CONN        (UINT64_C(1) << 20) /* -d -h -p -U -w -W */
+#define OPT_FULL        (UINT64_C(1) << 21)
+#define OPT_FORMAT      (UINT64_C(1) << 22)
+#define OPT_COHORT      (UINT64_C(1) << 23)
+#define OPT_DEFAULTS    (UINT64_C(1) << 24) /* check-rules --defaults */
+#define OPT_MAX_REJECTS (UINT64_C(1) << 25)
+#define OPT_TRUNCATE    (UINT64_C(1) << 26)
+#define OPT_GENERAL     (UINT64_C(1) << 63) /* the last bit: new options take the next free one below */
 
 /* what the commands that read a committed run (export, explain, report) share */
 #define OPT_READ (OPT_CONN | OPT_JOB | OPT_RUN)
@@ -86,7 +83,7 @@ static const struct command
 {
 	const char *name;
 	bool (*fn)(const struct cmd_opts *o, struct error *err);
-	unsigned options;  /* OPT_* bits besides OPT_GENERAL */
+	uint64_t options;  /* OPT_* bits besides OPT_GENERAL */
 	const char *usage; /* what follows "refinery NAME" */
 	const char *summary;
 } commands[] = {
@@ -126,7 +123,7 @@ static const struct command
  */
 static const struct
 {
-	unsigned bit;
+	uint64_t bit;
 	const char *command; /* NULL: every command that takes the option */
 	const char *text;
 } option_help[] = {
@@ -257,7 +254,7 @@ usage(FILE *out)
 static void
 command_usage(const struct command *c, FILE *out)
 {
-	unsigned shown = 0;
+	uint64_t shown = 0;
 
 	fprintf(out,
 	        "refinery %s: %s.\n"
@@ -270,7 +267,7 @@ command_usage(const struct command *c, FILE *out)
 		fprintf(out, "\nOptions:\n");
 		for (size_t k = 0; k < sizeof(option_help) / sizeof(option_help[0]); k++)
 		{
-			unsigned bit = option_help[k].bit;
+			uint64_t bit = option_help[k].bit;
 
 			if (!(c->options & bit) || (shown & bit) ||
 			    (option_help[k].command && strcmp(option_help[k].command, c->name) != 0))
@@ -349,7 +346,7 @@ enum
 static const struct
 {
 	struct option opt;
-	unsigned bit;
+	uint64_t bit;
 } options[] = {
     {{"rules", required_argument, NULL, 'c'}, OPT_RULES},
     {{"dry-run", no_argument, NULL, 'n'}, OPT_DRY_RUN},
@@ -393,7 +390,7 @@ static const struct
 
 /* The entry of options[] that getopt_long returned `val` for; NULL for none. */
 static const struct option *
-option_of(int val, unsigned *bit)
+option_of(int val, uint64_t *bit)
 {
 	for (int k = 0; k < NOPTIONS; k++)
 		if (options[k].opt.val == val)
@@ -451,7 +448,7 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 	while ((c = getopt_long(argc, argv, "c:nj:d:h:p:U:wWqVo:", long_opts, NULL)) != -1)
 	{
 		const struct option *opt;
-		unsigned bit = 0;
+		uint64_t bit = 0;
 
 		if ((opt = option_of(c, &bit)) == NULL)
 		{
