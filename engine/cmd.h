@@ -67,6 +67,18 @@ bool cmd_jobs(const struct cmd_opts *o, struct error *err);
 bool cmd_prune(const struct cmd_opts *o, struct error *err);
 bool cmd_revert(const struct cmd_opts *o, struct error *err);
 
+/*
+ * What the commands that read committed runs share (cmd_query.c): the run to
+ * read (--run, or the latest committed run of the job, cmd_resolve_job());
+ * the mode of the files they write (--file-mode, else the shipped default);
+ * up to `max` values a query returns as "a, b, c (and N more)", *count
+ * getting how many, for an error that lists the known values.
+ */
+bool cmd_resolve_run(PGconn *conn, const struct cmd_opts *o, int64_t *run_id, struct error *err);
+bool cmd_file_mode(const struct cmd_opts *o, mode_t *mode, struct error *err);
+bool cmd_known_list(PGconn *conn, const char *phase, const char *sql, const char *const *params,
+                    int nparams, int max, char *buf, size_t size, int *count, struct error *err);
+
 /* An age for jobs --max-age: "26h", "90m", "2d", "30s" or seconds; -1 if malformed. */
 long cmd_parse_age(const char *s);
 

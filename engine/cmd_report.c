@@ -1,0 +1,226 @@
+/*
+ * cmd_report.c
+ *    report: a run's funnel, cohorts, reps and sources as text tables, or
+ *    as an HTML page (--html, an outfile).
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "log.h"
+#include "outfile.h"
+#include "strbuf.h"
+
+/* Print a result as an aligned text table, psql's default look. */
+static void
+print_table(FILE *out, const char *title, PGresult *res)
+{
+	int nf = PQnfields(res), nt = PQntuples(res);
+	int *w = calloc((size_t) nf, sizeof(int));
+
+	if (w == NULL)
+		return;
+	fprintf(out, "%s\n", title);
+	for (int k = 0; k < nf; k++)
+	{
+		w[k] = (int) strlen(PQfname(res, k));
+		for (int r = 0; r < nt; r++)
+			if (PQgetlength(res, r, k) > w[k])
+				w[k] = PQgetlength(res, r, k);
+	}
+	for (int k = 0; k < nf; k++)
+		fprintf(out, "%s%-*s", k ? " | " : " ", w[k], PQfname(res, k));
+	fprintf(out, "\n");
+	for (int k = 0; k < nf; k++)
+	{
+		fprintf(out, "%s", k ? "-+-" : "-");
+		for (int j = 0; j < w[k]; j++)
+			fputc('-', out);
+	}
+	fprintf(out, "\n");
+	for (int r = 0; r < nt; r++)
+	{
+		for (int k = 0; k < nf; k++)
+		{
+			Oid t = PQftype(res, k);
+			bool num = t == 20 || t == 21 || t == 23 || t == 700 || t == 701 || t == 1700;
+
+			fprintf(out, "%s%*s", k ? " | " : " ", num ? w[k] : -w[k], PQgetvalue(res, r, k));
+		}
+		fprintf(out, "\n");
+	}
+	fprintf(out, "(%d row%s)\n\n", nt, nt == 1 ? "" : "s");
+	free(w);
+}
+
+static void
+html_escape(FILE *out, const char *s)
+{
+	for (; *s; s++)
+	{
+		switch (*s)
+		{
+			case '<': fputs("&lt;", out); break;
+			case '>': fputs("&gt;", out); break;
+			case '&': fputs("&amp;", out); break;
+			case '"': fputs("&quot;", out); break;
+			default: fputc(*s, out);
+		}
+	}
+}
+
+/*
+ * An HTML table, and when `bar_col` names a numeric column, a horizontal
+ * bar chart of it (inline SVG, so the file needs nothing else to open).
+ */
+static void
+html_table(FILE *out, const char *title, PGresult *res, int label_col, int bar_col)
+{
+	int nf = PQnfields(res), nt = PQntuples(res);
+	double max = 0;
+
+	fputs("<h2>", out);
+	html_escape(out, title);
+	fputs("</h2>\n", out);
+	if (bar_col >= 0 && nt > 0)
+	{
+		for (int r = 0; r < nt; r++)
+			if (atof(PQgetvalue(res, r, bar_col)) > max)
+				max = atof(PQgetvalue(res, r, bar_col));
+		fprintf(out, "<svg width=\"720\" height=\"%d\" role=\"img\">\n", nt * 24 + 8);
+		for (int r = 0; r < nt; r++)
+		{
+			double v = atof(PQgetvalue(res, r, bar_col));
+			int wpx = max > 0 ? (int) (440.0 * v / max) : 0;
+
+			fprintf(out, "<text x=\"0\" y=\"%d\" font-size=\"13\">", r * 24 + 20);
+			html_escape(out, PQgetvalue(res, r, label_col));
+			fprintf(out,
+			        "</text><rect x=\"200\" y=\"%d\" width=\"%d\" height=\"18\" "
+			        "fill=\"#3b6ea5\"/><text x=\"%d\" y=\"%d\" font-size=\"12\">",
+			        r * 24 + 6, wpx, 206 + wpx, r * 24 + 20);
+			html_escape(out, PQgetvalue(res, r, bar_col));
+			fputs("</text>\n", out);
+		}
+		fputs("</svg>\n", out);
+	}
+	fputs("<table>\n<tr>", out);
+	for (int k = 0; k < nf; k++)
+	{
+		fputs("<th>", out);
+		html_escape(out, PQfname(res, k));
+		fputs("</th>", out);
+	}
+	fputs("</tr>\n", out);
+	for (int r = 0; r < nt; r++)
+	{
+		fputs("<tr>", out);
+		for (int k = 0; k < nf; k++)
+		{
+			fputs("<td>", out);
+			html_escape(out, PQgetvalue(res, r, k));
+			fputs("</td>", out);
+		}
+		fputs("</tr>\n", out);
+	}
+	fputs("</table>\n", out);
+}
+
+bool
+cmd_report(const struct cmd_opts *o, struct error *err)
+{
+	static const struct
+	{
+		const char *title;
+		const char *sql;
+		int label_col;
+		int bar_col;
+	} parts[] = {
+	    {"Run",
+	     "SELECT run_id, job, status, started_at::timestamp(0) AS started_at, "
+	     "round(seconds_total::numeric, 2) AS seconds, source_desc AS source, "
+	     "rows_pulled, rows_kept, left(rules_sha256, 12) AS rules "
+	     "FROM refinery.runs WHERE run_id = $1",
+	     0, -1},
+	    {"Funnel: leads per verdict",
+	     "SELECT verdict, sum(leads)::bigint AS leads "
+	     "FROM refinery.run_funnel WHERE run_id = $1 GROUP BY verdict ORDER BY leads DESC",
+	     0, 1},
+	    {"Removals per rule",
+	     "SELECT verdict, coalesce(rule_id, '') AS rule_id, leads "
+	     "FROM refinery.run_funnel WHERE run_id = $1 AND verdict NOT IN ('kept', 'pulled') "
+	     "ORDER BY leads DESC, rule_id",
+	     1, 2},
+	    {"Stages",
+	     "SELECT stage, rows_in, rows_out, round(seconds::numeric, 3) AS seconds "
+	     "FROM refinery.run_stages WHERE run_id = $1 ORDER BY ord",
+	     0, 3},
+	    {"Cohorts",
+	     "SELECT cohort, leads, pct_of_leads, score_min, score_max, mean_score, "
+	     "sla_hours, target_rate, round(expected_conversions::numeric, 1) AS expected, "
+	     "channel_plan FROM refinery.cohort_summary WHERE run_id = $1 ORDER BY ord",
+	     0, 1},
+	    {"Reps",
+	     "SELECT rep_id, rep_name, active, capacity, assigned, "
+	     "round(utilisation::numeric, 2) AS utilisation, "
+	     "round(expected_conversions::numeric, 2) AS expected "
+	     "FROM refinery.rep_load WHERE run_id = $1 ORDER BY rep_id",
+	     1, 6},
+	};
+	PGconn *conn;
+	int64_t run_id;
+	char id[32];
+	const char *p[1] = {id};
+	struct outfile *of = NULL;
+	FILE *html = NULL;
+	bool ok = false;
+	mode_t mode;
+
+	if (o->html && !cmd_file_mode(o, &mode, err))
+		return false;
+	if ((conn = pg_connect(&o->conn, err)) == NULL)
+		return false;
+	if (!cmd_resolve_run(conn, o, &run_id, err))
+		goto out;
+	snprintf(id, sizeof(id), "%" PRId64, run_id);
+	if (o->html)
+	{
+		if ((of = outfile_open(o->html, mode, err)) == NULL)
+			goto out;
+		html = outfile_stream(of);
+		fprintf(html,
+		        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+		        "<title>refinery run %s</title><style>body{font-family:sans-serif;margin:2em}"
+		        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}"
+		        "th{background:#eef}</style></head><body>\n<h1>refinery run %s</h1>\n",
+		        id, id);
+	}
+	for (size_t k = 0; k < sizeof(parts) / sizeof(parts[0]); k++)
+	{
+		PGresult *res = pg_query(conn, "reading the report", parts[k].sql, 1, p, err);
+
+		if (res == NULL)
+			goto out;
+		print_table(stdout, parts[k].title, res);
+		if (html)
+			html_table(html, parts[k].title, res, parts[k].label_col,
+			           parts[k].bar_col < PQnfields(res) ? parts[k].bar_col : -1);
+		PQclear(res);
+	}
+	if (of)
+	{
+		fputs("</body></html>\n", html);
+		ok = outfile_commit(of, err);
+		of = NULL;
+	}
+	else
+		ok = true;
+out:
+	outfile_abort(of);
+	pg_disconnect(conn);
+	return ok;
+}
