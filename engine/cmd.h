@@ -79,6 +79,18 @@ bool cmd_file_mode(const struct cmd_opts *o, mode_t *mode, struct error *err);
 bool cmd_known_list(PGconn *conn, const char *phase, const char *sql, const char *const *params,
                     int nparams, int max, char *buf, size_t size, int *count, struct error *err);
 
+/*
+ * The run's today (cmd_run.c): the clock (the server's when connected),
+ * then [source] now resolved against the batch ("clock", "auto" or a time).
+ */
+struct ruleset;
+struct batch;
+bool cmd_set_now(PGconn *conn, const struct ruleset *rs, const struct batch *b, int64_t *now,
+                 struct error *err);
+
+/* A warning counting the records of a CSV source set aside in its reject file (none: silent). */
+void cmd_warn_rejects(const struct ruleset *rs, size_t rejected);
+
 /* An age for jobs --max-age: "26h", "90m", "2d", "30s" or seconds; -1 if malformed. */
 long cmd_parse_age(const char *s);
 
