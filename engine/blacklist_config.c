@@ -263,6 +263,9 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 	    !rules_get_bool(r, sec, "special_is_junk", &rl->special_is_junk, err))
 		return false;
 	rl->min_digits = (int) l;
+	if (!rules_get_int(r, sec, "fake_run", 3, 15, &l, err))
+		return false;
+	rl->fake_run = (int) l;
 	if (!load_list(r, sec, "fake_phones", &items, &n, err))
 		return false;
 	if (n > 0 && (rl->fakes = calloc((size_t) n, sizeof(char *))) == NULL)
@@ -290,10 +293,10 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 		}
 	}
 	rules_list_free(items);
-	if (!rl->junk_phone &&
-	    (rl->nfakes > 0 || rules_get(r, sec, "min_digits") || rules_get(r, sec, "special_is_junk")))
+	if (!rl->junk_phone && (rl->nfakes > 0 || rules_get(r, sec, "min_digits") ||
+	                        rules_get(r, sec, "fake_run") || rules_get(r, sec, "special_is_junk")))
 		return error_set(err, EXIT_RULES,
-		                 "%s: [%s] min_digits, special_is_junk and "
+		                 "%s: [%s] min_digits, fake_run, special_is_junk and "
 		                 "fake_phones need junk_phone = yes",
 		                 rl->where, sec);
 

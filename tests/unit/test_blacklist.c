@@ -167,22 +167,6 @@ counter(const struct stage_stats *st, const char *name)
 /* ------------------------------------------------------------ unit checks */
 
 static void
-test_builtins(void)
-{
-	ok(blacklist_fake_digits("0500000000", 7), "050-0000000 is fake (last seven equal)");
-	ok(blacklist_fake_digits("0541111111", 7), "054-1111111 is fake");
-	ok(blacklist_fake_digits("0501234567", 7), "0501234567 is fake (ascending run)");
-	ok(blacklist_fake_digits("9876543210", 7), "9876543210 is fake (descending run)");
-	ok(blacklist_fake_digits("012345678", 7), "12345678 with its 0 is fake");
-	ok(blacklist_fake_digits("123456", 7), "six digits are too short");
-	ok(!blacklist_fake_digits("0524423268", 7), "a real mobile is not fake");
-	ok(!blacklist_fake_digits("0521234568", 7), "a run of six is not enough");
-	ok(blacklist_fake_digits("0501234568", 7), "the prefix's 0 can complete a run: 0123456");
-	ok(!blacklist_fake_digits("0521111112", 7), "six equal digits then another is not fake");
-	ok(!blacklist_fake_digits("048123456", 7), "a landline is not fake");
-}
-
-static void
 test_config_errors(void)
 {
 	struct error err;
@@ -1629,7 +1613,6 @@ main(int argc, char **argv)
 		lc_fmt(fixtures, sizeof(fixtures), "%s/fixtures/blacklist", lc_srcdir());
 	lc_fmt(shipped_rules, sizeof(shipped_rules), "%s/rules/blacklist.ini.part", lc_srcdir());
 
-	test_builtins();
 	test_config_errors();
 	test_stage_basics();
 	test_stage_match_limit();
