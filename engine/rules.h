@@ -48,6 +48,14 @@ bool rules_load_string(struct rules *r, const char *name, const char *text, stru
 const char *rules_get(struct rules *r, const char *section, const char *key);
 /* Where section.key was set ("file:line"), for messages; "" when absent. */
 const char *rules_where(const struct rules *r, const char *section, const char *key);
+/*
+ * A key naming a file: its value as written when absolute, else relative to
+ * the folder of the rule file that set it (do-not-call lists, [match]
+ * reps_csv and stats_csv).  *out (caller frees) is NULL when the key is
+ * absent or empty.  Marks the key used.
+ */
+bool rules_get_path(struct rules *r, const char *section, const char *key, char **out,
+                    struct error *err);
 /* Where a section begins: "file:line" of its first key, "" when it has none. */
 const char *rules_section_where(const struct rules *r, const char *section);
 

@@ -16,6 +16,7 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -485,14 +486,15 @@ cmp_str(const void *a, const void *b)
 static int
 run_stage(const char *stage)
 {
-	char dir[4096], path[4400];
+	char dir[PATH_MAX], path[PATH_MAX + 300];
 	char *names[512];
 	int n = 0, run = 0;
 	DIR *d;
 	struct dirent *e;
 
-	snprintf(dir, sizeof(dir), "%s/fixtures/%s", top_srcdir(), stage);
-	if ((d = opendir(dir)) == NULL)
+	/* absolute: the side files' paths are read from the temporary rule file's folder */
+	snprintf(path, sizeof(path), "%s/fixtures/%s", top_srcdir(), stage);
+	if (realpath(path, dir) == NULL || (d = opendir(dir)) == NULL)
 		return 0;
 	while ((e = readdir(d)) != NULL && n < 512)
 	{
