@@ -111,27 +111,6 @@ load_rows(struct blacklist_rule *rl, char **items, int n, struct error *err)
 	return true;
 }
 
-/* Directory part of the file in a "file:line" location, for relative paths. */
-static void
-resolve_path(const char *where, const char *path, char *out, size_t size)
-{
-	const char *colon = strrchr(where, ':');
-	const char *slash = NULL;
-
-	if (path[0] == '/' || colon == NULL)
-	{
-		snprintf(out, size, "%s", path);
-		return;
-	}
-	for (const char *p = where; p < colon; p++)
-		if (*p == '/')
-			slash = p;
-	if (slash == NULL)
-		snprintf(out, size, "%s", path);
-	else
-		snprintf(out, size, "%.*s/%s", (int) (slash - where), where, path);
-}
-
 static bool
 dnc_add_phone_text(const struct blacklist_rule *rl, struct blacklist_dnc_list *l, const char *text,
                    struct error *err)
@@ -348,15 +327,15 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 	for (int k = 0; k < 2; k++)
 	{
 		const char *key = k == 0 ? "phone_list" : "email_list";
-		char path[4096], where[4400];
+		char where[4400];
 
-		v = rules_get(r, sec, key);
-		if (v == NULL || *v == '\0')
+		if (!rules_get_path(r, sec, key, &rl->file[k], err))
+			return false;
+		if (rl->file[k] == NULL)
 			continue;
 		rl->dnc = true;
-		resolve_path(rules_where(r, sec, key), v, path, sizeof(path));
 		snprintf(where, sizeof(where), "%s: [%s] %s", rules_where(r, sec, key), sec, key);
-		if ((rl->file[k] = strdup(path)) == NULL || (rl->file_where[k] = strdup(where)) == NULL)
+		if ((rl->file_where[k] = strdup(where)) == NULL)
 			return error_oom(err);
 	}
 
