@@ -74,6 +74,7 @@
 #define OPT_DEFAULTS    (UINT64_C(1) << 24) /* check-rules --defaults */
 #define OPT_MAX_REJECTS (UINT64_C(1) << 25)
 #define OPT_TRUNCATE    (UINT64_C(1) << 26)
+#define OPT_VERBOSE     (UINT64_C(1) << 48) /* explain --verbose */
 #define OPT_GENERAL     (UINT64_C(1) << 63) /* the last bit: new options take the next free one below */
 
 /* what the commands that read a committed run (export, explain, report) share */
@@ -95,7 +96,7 @@ static const struct command
     {"export", cmd_export,
      OPT_READ | OPT_CSV | OPT_VERDICT | OPT_REP | OPT_COHORT | OPT_FORMAT | OPT_FILE_MODE,
      "--csv=FILE [OPTION]...", "write a run's results to a CSV file"},
-    {"explain", cmd_explain, OPT_READ, "[OPTION]... LEAD_ID",
+    {"explain", cmd_explain, OPT_READ | OPT_VERBOSE, "[OPTION]... LEAD_ID",
      "show why one lead got its verdict, score and rep"},
     {"report", cmd_report, OPT_READ | OPT_HTML | OPT_FILE_MODE, "[OPTION]...",
      "summarise a run (funnel, cohorts, reps; --html for a file)"},
@@ -132,6 +133,9 @@ static const struct
     {OPT_DEFAULTS, NULL,
      "      --defaults         print the compiled-in default.ini (every section\n"
      "                         and key, with its default) and exit"},
+    {OPT_VERBOSE, NULL,
+     "      --verbose          after the story, every field of the lead's row in\n"
+     "                         refinery.lead_explain"},
     {OPT_RULES, "forget",
      "  -c, --rules=FILE       rule file for the numbering plan and e-mail rules"},
     {OPT_RULES, "prune",
@@ -339,7 +343,8 @@ enum
 	LONG_FULL,
 	LONG_FORMAT,
 	LONG_COHORT,
-	LONG_DEFAULTS
+	LONG_DEFAULTS,
+	LONG_VERBOSE
 };
 
 /* Every option, and which OPT_* bit of the command table it is. */
@@ -355,6 +360,7 @@ static const struct
     {{"force", no_argument, NULL, LONG_FORCE}, OPT_FORCE},
     {{"full", no_argument, NULL, LONG_FULL}, OPT_FULL},
     {{"defaults", no_argument, NULL, LONG_DEFAULTS}, OPT_DEFAULTS},
+    {{"verbose", no_argument, NULL, LONG_VERBOSE}, OPT_VERBOSE},
     {{"job", required_argument, NULL, LONG_JOB}, OPT_JOB},
     {{"run", required_argument, NULL, LONG_RUN}, OPT_RUN},
     {{"csv", required_argument, NULL, LONG_CSV}, OPT_CSV},
@@ -558,6 +564,7 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 			case LONG_FORCE: o->force = true; break;
 			case LONG_FULL: o->full = true; break;
 			case LONG_DEFAULTS: o->defaults = true; break;
+			case LONG_VERBOSE: o->verbose = true; break;
 			case LONG_CHECK: o->check = true; break;
 			case LONG_MAX_AGE:
 				if ((o->max_age = cmd_parse_age(optarg)) <= 0)

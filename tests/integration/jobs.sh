@@ -63,7 +63,7 @@ is "$(($(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = 2")))"
 	"$(($(wc -l <"$tmp/n.csv") - 1 - $(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = 2 AND (reason LIKE '%'||chr(10)||'%' OR golden::text LIKE '%'||chr(10)||'%')")))" \
 	"it exports the leads of nightly's latest run (2)"
 lead=$(pq -c "SELECT lead_id FROM refinery.lead_results WHERE run_id = 1 ORDER BY lead_id LIMIT 1")
-out=$("$REFINERY" explain --job nightly --run 1 "$lead"); rc=$?
+out=$("$REFINERY" explain --verbose --job nightly --run 1 "$lead"); rc=$?
 is "$rc" 0 "explain --job nightly --run 1"
 like "$out" '^job +\| nightly$' "explain shows the job"
 err=$("$REFINERY" explain --job default --run 1 "$lead" 2>&1); rc=$?
@@ -251,7 +251,7 @@ is "$(head -c 8 "$tmp/old.csv")/$(pq -d old -c "SELECT count(*) FROM refinery.le
 is "$(($(wc -l <"$tmp/old.csv") - 1 - $(pq -d old -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = 2 AND (reason LIKE '%'||chr(10)||'%' OR golden::text LIKE '%'||chr(10)||'%')")))" 150 \
 	"one record per lead"
 lead=$(pq -d old -c "SELECT lead_id FROM refinery.lead_results WHERE run_id = 1 AND verdict = 'kept' ORDER BY lead_id LIMIT 1")
-out=$("$REFINERY" explain -d old --run 1 "$lead"); rc=$?
+out=$("$REFINERY" explain --verbose -d old --run 1 "$lead"); rc=$?
 is "$rc" 0 "explain reads an old run"
 like "$out" '^verdict +\| kept$' "with its verdict"
 like "$out" '^job +\| default$' "as job default"
