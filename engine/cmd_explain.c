@@ -368,15 +368,7 @@ persona_of(const struct score_config *c, const char *name)
 static double
 param_max(const struct score_config *c, const struct score_persona *pe, int k)
 {
-	const struct score_param *p = &c->params[k];
-	double t = 0;
-
-	for (int j = 0; j < p->ncat; j++)
-		if (p->kind != SCORE_RECENCY || j == p->cat_default)
-			t = fmax(t, pe->points[k][j]);
-	if (p->kind == SCORE_RECENCY)
-		t = fmax(t, pe->max[k]);
-	return pe->weight[k] * t * 100.0 / pe->top;
+	return pe->weight[k] * score_param_top(c, pe, k) * 100.0 / pe->top;
 }
 
 /*

@@ -123,6 +123,14 @@ struct score_config
 	struct regex_limits lim;            /* [regex], for the patterns and the scratch */
 };
 
+/*
+ * The most points parameter k gives under persona pe, before its weight:
+ * its best category, or a recency parameter's points at zero days.  A
+ * persona's top is the sum of these times the weights (explain shows each
+ * parameter's share of 100 from them).
+ */
+double score_param_top(const struct score_config *c, const struct score_persona *pe, int k);
+
 /* Read [score], [score.*], [persona.*] and [calibrate]. */
 bool score_config_load(struct rules *r, struct score_config **out, struct error *err);
 void score_config_free(struct score_config *c); /* NULL is a no-op */

@@ -569,6 +569,20 @@ param_index(const struct score_config *c, const char *name, size_t len)
 	return -1;
 }
 
+double
+score_param_top(const struct score_config *c, const struct score_persona *pe, int k)
+{
+	const struct score_param *p = &c->params[k];
+	double t = 0;
+
+	for (int j = 0; j < p->ncat; j++)
+		if (p->kind != SCORE_RECENCY || j == p->cat_default)
+			t = fmax(t, pe->points[k][j]);
+	if (p->kind == SCORE_RECENCY)
+		t = fmax(t, pe->max[k]);
+	return t;
+}
+
 /* Maximum attainable weighted points of a persona. */
 static double
 persona_top(const struct score_config *c, const struct score_persona *pe)
@@ -576,17 +590,7 @@ persona_top(const struct score_config *c, const struct score_persona *pe)
 	double top = 0;
 
 	for (int k = 0; k < c->nparams; k++)
-	{
-		const struct score_param *p = &c->params[k];
-		double t = 0;
-
-		for (int j = 0; j < p->ncat; j++)
-			if (p->kind != SCORE_RECENCY || j == p->cat_default)
-				t = fmax(t, pe->points[k][j]);
-		if (p->kind == SCORE_RECENCY)
-			t = fmax(t, pe->max[k]);
-		top += pe->weight[k] * t;
-	}
+		top += pe->weight[k] * score_param_top(c, pe, k);
 	return top;
 }
 
