@@ -1323,7 +1323,8 @@ test_invalid_utf8_subject(void)
 	char path[] = "/tmp/test-blacklist-utf8-XXXXXX", msg[512];
 	struct error err = {0};
 	struct stage_stats st = {0};
-	struct blacklist_config *c = cfg_from("utf8.ini", "[blacklist.n]\nfield = notes\npattern = x\n", &err);
+	struct blacklist_config *c =
+	    cfg_from("utf8.ini", "[blacklist.n]\nfield = notes\npattern = x\n", &err);
 	struct batch *b = NULL;
 	int fd = mkstemp(path);
 	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
@@ -1342,7 +1343,8 @@ test_invalid_utf8_subject(void)
 	if (ok(b != NULL, "invalid UTF-8: the batch loads (%s)", b ? "" : msg))
 	{
 		lc_normalize(b);
-		ok(!run(b, c, &st, &err) && strstr(err.msg, "lead \"2\": field \"notes\" is not valid UTF-8"),
+		ok(!run(b, c, &st, &err) &&
+		       strstr(err.msg, "lead \"2\": field \"notes\" is not valid UTF-8"),
 		   "invalid UTF-8 in a value stops the stage naming lead and field (%s)", err.msg);
 	}
 	batch_free(b);

@@ -359,7 +359,7 @@ compare(const char *name, const struct table *want, const struct ruleset *rs, co
  * stated inputs: columns of leads.csv that set what earlier stages left
  * ------------------------------------------------------------------------ */
 
-static const char *const input_columns[] = {"status_norm", "name_norm", "email_norm",
+static const char *const input_columns[] = {"status_norm", "name_norm",  "email_norm",
                                             "email_key",   "phone_norm", "verdict_in",
                                             "optout_in",   "survivor",   NULL};
 
@@ -560,8 +560,8 @@ compare_summary(const char *name, const char *path, const struct ruleset *rs, co
 			double g = got ? strtod(got, &end1) : 0, e = w ? strtod(w, &end2) : 0;
 
 			if (got && w && *got && *w && *end1 == '\0' && *end2 == '\0')
-				ok(fabs(g - e) <= 1e-9, "%s/summary %d: %s %s is %s", name, r + 1,
-				   want.name[c], got, w);
+				ok(fabs(g - e) <= 1e-9, "%s/summary %d: %s %s is %s", name, r + 1, want.name[c],
+				   got, w);
 			else
 				is_str(got, w, "%s/summary %d: %s", name, r + 1, want.name[c]);
 		}
