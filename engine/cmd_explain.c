@@ -159,7 +159,8 @@ source_row(struct story *s)
 			sb_printf(&sql, "SELECT * FROM %s AS src", from);
 		else
 			sb_printf(&sql, "SELECT * FROM (\n%s\n) AS src", c->query);
-		sb_printf(&sql, " WHERE src.%s::text = $1 LIMIT 1", id);
+		/* the id as the column's own type, so that an index on it serves */
+		sb_printf(&sql, " WHERE src.%s = $1 LIMIT 1", id);
 		s->src = pg_query(s->conn, "reading the lead in the source", sql.data, 1, p, &err);
 		if (s->src == NULL)
 			snprintf(s->src_why, sizeof(s->src_why), "the source could not be read: %s", err.msg);
