@@ -373,7 +373,7 @@ param_max(const struct score_config *c, const struct score_persona *pe, int k)
 }
 
 /*
- * The raw value parameter k read, quoted, or "no value": the status as
+ * " " and the raw value parameter k read, quoted, or " (no value)": the status as
  * normalised, a survivor's dates and touches from its merged record (as the
  * score read them), anything else from the source row.
  */
@@ -391,10 +391,11 @@ raw_value(const struct story *s, const struct score_param *p, struct strbuf *out
 	else if (g >= 0 && s->golden && PQntuples(s->golden) == 1 && !PQgetisnull(s->golden, 0, g))
 		v = PQgetvalue(s->golden, 0, g);
 
-	if (v == NULL)
-		sb_puts(out, "no value");
-	else
-		sb_printf(out, "\"%.60s%s\"", v, strlen(v) > 60 ? "..." : "");
+	if (v != NULL)
+		sb_printf(out, " \"%.60s%s\"", v, strlen(v) > 60 ? "..." : "");
+	else if (s->src != NULL || (g >= 0 && s->golden != NULL))
+		sb_puts(out, " (no value)");
+	/* else the source was not read: the story says why after the score */
 }
 
 /* score = each parameter's raw value -> its points of its maximum. */
@@ -453,7 +454,7 @@ tell_score(struct story *s, struct error *err)
 		pts = strtod(PQgetvalue(res, r, 1), NULL);
 		if (k >= 0 && pts == 0 && param_max(c, pe, k) == 0)
 			continue; /* a parameter switched off (weight 0) */
-		sb_printf(&line, "%s%s ", shown++ ? "; " : "", name);
+		sb_printf(&line, "%s%s", shown++ ? "; " : "", name);
 		if (k >= 0)
 			raw_value(s, &c->params[k], &line);
 		sb_printf(&line, " -> %s", num(pts, a, sizeof(a)));

@@ -129,4 +129,14 @@ like "$(line "$out" 6)" "^run_id +\\| $run\$" "--verbose: then every field of th
 like "$out" '^rep_name +\| Dana$' "--verbose: a field of the view"
 unlike "$(story 4)" 'rep_name +\|' "without --verbose no raw field"
 err=$(story --verbose --html x 4 2>&1); is "$?" 2 "explain takes no --html"
+
+# ---- a CSV source: the story goes on without raw values, and says so
+sed -e "s|^table = crm.leads\$|csv = $tmp/leads.csv|" -e 's|^\[source\]$|[job]\nname = fromcsv\n[source]|' \
+	"$tmp/rules.ini" >"$tmp/csv.ini"
+"$REFINERY" run -q -c "$tmp/csv.ini" >/dev/null
+ok $? "the same leads from a CSV file, as job fromcsv"
+out=$(story --job fromcsv 4)
+is "$(line "$out" 2)" 'Score 90 of 100 (hot): given -> 90 of 100 points.' \
+	"CSV source: the points of the maximum, no raw value"
+is "$(line "$out" 3)" "Raw values are not shown: the source is a CSV file." "CSV source: and why"
 done_testing
