@@ -114,18 +114,21 @@ feedback_config_load(struct rules *r, struct feedback_config **out, struct error
 	if (!rules_get_list(r, "columns", "supplier", &v, err) ||
 	    !rules_get_list(r, "columns", "bought_at", &v, err) || !load_prices(r, c, err))
 		return false;
+	/* the template is checked too: its values are every supplier's defaults */
+	if (!load_supplier(r, "supplier.*", err))
+		return false;
 	if ((n = rules_sections(r, "supplier", &names)) < 0)
 		return error_oom(err);
 	for (int k = 0; k < n; k++)
 	{
-		/* the template is checked too: its values are every supplier's defaults */
+		if (strcmp(names[k], "supplier.*") == 0)
+			continue;
 		if (!load_supplier(r, names[k], err))
 		{
 			free(names);
 			return false;
 		}
-		if (strcmp(names[k], "supplier.*") != 0)
-			c->nsuppliers++;
+		c->nsuppliers++;
 	}
 	free(names);
 	return true;

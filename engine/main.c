@@ -115,7 +115,7 @@ static const struct command
     {"revert", cmd_revert, OPT_CONN | OPT_JOB | OPT_RUN, "--run=ID [OPTION]...",
      "undo a job's latest run (its changes to the job's state)"},
     {"feedback", cmd_feedback, OPT_CONN | OPT_JOB | OPT_SINCE | OPT_CSV | OPT_FILE_MODE,
-     "[OPTION]...", "actual against target and expected conversion, answer rates, cost"},
+     "[OPTION]...", "conversion against targets, answer rates, cost per source"},
     {"prune", cmd_prune, OPT_CONN | OPT_RULES | OPT_JOB | OPT_KEEP, "[OPTION]...",
      "drop a job's old runs now ([output] keep_runs or --keep)"},
 };

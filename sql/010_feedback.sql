@@ -192,7 +192,7 @@ BEGIN
 	FROM grouped g
 	CROSS JOIN LATERAL refinery.wilson(g.won, g.worked) w
 	ORDER BY array_position(ARRAY['cohort', 'rep', 'source', 'campaign', 'persona'], g.dimension),
-			 length(g.key), g.key
+			 g.key = '(none)', length(g.key), g.key
 	$q$,
 	CASE WHEN origin IS NULL THEN 'NULL::text' ELSE 'g.campaign::text' END,
 	CASE WHEN origin IS NULL THEN ''
@@ -301,7 +301,7 @@ BEGIN
 		   round(coalesce(sum(g.revenue), 0) / count(*), 2)
 	FROM g
 	GROUP BY g.ord, g.dimension, g.key
-	ORDER BY g.ord, length(g.key), g.key
+	ORDER BY g.ord, g.key = '(none)', length(g.key), g.key
 	$q$,
 	CASE WHEN origin IS NULL THEN 'NULL::text' ELSE 'g.campaign::text' END,
 	CASE WHEN origin IS NULL THEN ''
@@ -326,6 +326,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	rules		text;
+	section		text;
 	days		integer;
 	cost		numeric;
 	claimable	text[];
@@ -335,15 +336,21 @@ BEGIN
 		RAISE EXCEPTION 'job "%" has no committed run', refund_claims.job
 			USING ERRCODE = 'no_data_found';
 	END IF;
-	days := coalesce(nullif(refinery.rules_value(rules, 'supplier.' || refund_claims.supplier_name,
+	/* the supplier's section, its name compared without regard to case or blanks */
+	SELECT m[1] INTO section
+	FROM regexp_matches(rules, '(?:^|\n)\[(supplier\.[^]\n]+)\]', 'g') AS m
+	WHERE lower(m[1]) = lower('supplier.' || btrim(refund_claims.supplier_name))
+	LIMIT 1;
+	section := coalesce(section, 'supplier.' || refund_claims.supplier_name);
+	days := coalesce(nullif(refinery.rules_value(rules, section,
 												 'claim_days'), ''),
 					 refinery.rules_value(rules, 'supplier.*', 'claim_days'))::integer;
-	cost := nullif(coalesce(nullif(refinery.rules_value(rules, 'supplier.' || refund_claims.supplier_name,
+	cost := nullif(coalesce(nullif(refinery.rules_value(rules, section,
 														 'price'), ''),
 							refinery.rules_value(rules, 'supplier.*', 'price')), '')::numeric;
 	SELECT array_agg(btrim(x)) INTO claimable
-	FROM regexp_split_to_table(coalesce(nullif(refinery.rules_value(rules,
-							   'supplier.' || refund_claims.supplier_name, 'claim_rules'), ''),
+	FROM regexp_split_to_table(coalesce(nullif(refinery.rules_value(rules, section,
+							   'claim_rules'), ''),
 							   refinery.rules_value(rules, 'supplier.*', 'claim_rules'), ''),
 							   '[,\n]') x
 	WHERE btrim(x) <> '';

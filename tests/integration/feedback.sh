@@ -139,4 +139,18 @@ like "$err" "unknown supplier \"initech\"" "naming it"
 like "$err" "Known suppliers \(\[supplier.NAME\] of the job's rules\): acme, globex\." "and listing the known ones"
 ok "$([ ! -e "$tmp/x.csv" ]; echo $?)" "and writes no file"
 
+# ---- the rules are checked when loaded, errors naming file and line
+printf '[source]\ntable = t\n[cost]\nlead_price = web:10, fair:ten\n' >"$tmp/bad1.ini"
+err=$("$REFINERY" check-rules "$tmp/bad1.ini" 2>&1); rc=$?
+is "$rc" 3 "a malformed lead price is a rules error"
+like "$err" "bad1.ini:4: \[cost\] lead_price: \"fair:ten\" is not source:price" "naming file, line and item"
+printf '[source]\ntable = t\n[supplier.acme]\nclaim_days = -3\n' >"$tmp/bad2.ini"
+err=$("$REFINERY" check-rules "$tmp/bad2.ini" 2>&1); rc=$?
+is "$rc" 3 "a negative claim window is a rules error"
+like "$err" "bad2.ini:4:.*claim_days" "naming file, line and key"
+printf '[source]\ntable = t\n[supplier.acme]\nclaim_rules = fake_phone\n' >"$tmp/bad3.ini"
+err=$("$REFINERY" check-rules "$tmp/bad3.ini" 2>&1); rc=$?
+like "$rc:$err" "^3:.*bad3.ini:4: \[supplier.acme\] claim_rules: \"fake_phone\" is not a black-list rule" \
+	"a claim rule that is no black-list rule is a rules error"
+
 done_testing
