@@ -82,8 +82,9 @@ void cmd_print_table(FILE *out, const char *title, PGresult *res);
  * run stored (refinery.runs.rules_text) as a rules object (*out, caller
  * frees with rules_free); and pg_temp.refinery_origin (lead_id, campaign,
  * supplier, bought_at), read now from the source those rules name through
- * their [columns], a mapped column the source lacks left NULL.  When the
- * source cannot be read (a CSV file, a table gone) `why` says so and no
+ * their [columns]: the campaign for feedback, the supplier and bought_at
+ * with `claims` (the others NULL).  When the source cannot be read (a CSV
+ * file, a table gone) or lacks the campaign column, `why` says so and no
  * table is made; with `claims` that, or a source without the supplier or
  * bought_at column, is a data error instead.
  */

@@ -133,11 +133,11 @@ cmd_origin_table(PGconn *conn, struct rules *r, bool claims, char *why, size_t w
 	{
 		const char *col = rules_get(r, "columns", origin_cols[k][1]);
 		const char *type = k == 2 ? "timestamptz" : "text";
-		bool have = false;
+		bool have = false, wanted = claims ? k > 0 : k == 0;
 
-		for (int c = 0; col && *col && c < PQnfields(res) && !have; c++)
+		for (int c = 0; wanted && col && *col && c < PQnfields(res) && !have; c++)
 			have = strcmp(PQfname(res, c), col) == 0;
-		if (!have && claims && k > 0)
+		if (!have && claims && wanted)
 		{
 			error_set(err, EXIT_DATA, "the run's source has no column \"%s\" ([columns] %s)",
 			          col && *col ? col : "", origin_cols[k][1]);
@@ -146,6 +146,12 @@ cmd_origin_table(PGconn *conn, struct rules *r, bool claims, char *why, size_t w
 			           "of the job's rules; its next run records it.",
 			           k == 1 ? "supplier" : "time the lead was bought", origin_cols[k][1]);
 			goto out;
+		}
+		if (!have && wanted)
+		{
+			/* feedback: without a campaign column there is nothing to read */
+			snprintf(why, whysize, "the run's source has no campaign column ([columns] campaign)");
+			goto out_ok;
 		}
 		if (!have)
 		{
@@ -173,9 +179,12 @@ cmd_origin_table(PGconn *conn, struct rules *r, bool claims, char *why, size_t w
 	goto out;
 unavailable:
 	if (claims)
+	{
 		error_set(err, EXIT_DATA, "cannot read the suppliers of the leads: %s", why);
-	else
-		ok = true;
+		goto out;
+	}
+out_ok:
+	ok = true;
 out:
 	PQclear(res);
 	free(src);

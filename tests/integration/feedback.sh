@@ -139,6 +139,15 @@ like "$err" "unknown supplier \"initech\"" "naming it"
 like "$err" "Known suppliers \(\[supplier.NAME\] of the job's rules\): acme, globex\." "and listing the known ones"
 ok "$([ ! -e "$tmp/x.csv" ]; echo $?)" "and writes no file"
 
+# ---- the source is read when the command runs: columns renamed since the run
+pq -c "ALTER TABLE crm.leads RENAME COLUMN supplier TO vendor; ALTER TABLE crm.leads RENAME COLUMN campaign TO camp" >/dev/null
+err=$("$REFINERY" export --claims --supplier acme --csv "$tmp/y.csv" 2>&1); rc=$?
+is "$rc" 5 "claims from a source without the supplier column: a data error"
+like "$err" "the run's source has no column \"supplier\" \(\[columns\] supplier\)" "naming the column and the key"
+out=$("$REFINERY" feedback 2>&1); rc=$?
+like "$rc:$out" "^0:.*Conversion per campaign
+ \(left out: the run's source has no campaign column" "feedback leaves the campaigns out, saying why"
+
 # ---- the rules are checked when loaded, errors naming file and line
 printf '[source]\ntable = t\n[cost]\nlead_price = web:10, fair:ten\n' >"$tmp/bad1.ini"
 err=$("$REFINERY" check-rules "$tmp/bad1.ini" 2>&1); rc=$?
