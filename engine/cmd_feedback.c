@@ -192,12 +192,11 @@ out:
 	return ok;
 }
 
-/* One section: the rows of `sql` ($1 job, $2 since, $3 origin when nparams is 3), printed. */
+/* One section: the rows of `sql`, printed under its title. */
 static bool
-section(PGconn *conn, const char *title, const char *sql, const char *const *p, int nparams,
-        struct error *err)
+section(PGconn *conn, const char *title, const char *sql, struct error *err)
 {
-	PGresult *res = pg_query(conn, "reading the feedback", sql, nparams, p, err);
+	PGresult *res = pg_query(conn, "reading the feedback", sql, 0, NULL, err);
 
 	if (res == NULL)
 		return false;
@@ -248,13 +247,57 @@ static const char conversion_sql[] =
     "SELECT key AS %s, leads, worked, won, " RATE("actual_rate") ", " RATE("ci_low") ", " RATE(
         "ci_high") ", " RATE("expected_rate") ", " RATE("target_rate") ", coalesce(note, '') AS "
                                                                        "note FROM "
-                                                                       "refinery.feedback($1, $2, "
-                                                                       "$3) WHERE dimension = '%s'";
+                                                                       "pg_temp.refinery_fb_"
+                                                                       "conversion WHERE "
+                                                                       "dimension = '%s' ORDER BY "
+                                                                       "ordinality";
 
 static const char answers_sql[] =
     "SELECT key AS %s, calls, answered, " RATE("answer_rate") ", " RATE("ci_low") ", " RATE(
-        "ci_high") ", coalesce(note, '') AS note FROM refinery.feedback_answers($1, $2) "
-                   "WHERE dimension = '%s'";
+        "ci_high") ", coalesce(note, '') AS note FROM pg_temp.refinery_fb_answers "
+                   "WHERE dimension = '%s' ORDER BY ordinality";
+
+/*
+ * Each function once, into a temporary table in its order (each reads the
+ * whole state), so that the sections below read a few rows each.
+ */
+static bool
+compute(PGconn *conn, const char *const *p, struct error *err)
+{
+	static const char *const fns[][2] = {
+	    {"refinery_fb_conversion", "refinery.feedback(%s, %s, %s)"},
+	    {"refinery_fb_answers", "refinery.feedback_answers(%s, %s)"},
+	    {"refinery_fb_money", "refinery.feedback_money(%s, %s, %s)"},
+	};
+	char *lit[3] = {NULL, NULL, NULL};
+	struct strbuf sql;
+	bool ok = false;
+
+	sb_init(&sql);
+	for (int k = 0; k < 3; k++)
+		if (p[k] && (lit[k] = pg_quote_literal(conn, p[k], err)) == NULL)
+			goto out;
+	for (int k = 0; k < 3; k++)
+	{
+		sb_reset(&sql);
+		sb_printf(&sql, "CREATE TEMP TABLE %s AS SELECT * FROM ", fns[k][0]);
+		sb_printf(&sql, fns[k][1], lit[0], lit[1] ? lit[1] : "NULL", lit[2] ? lit[2] : "NULL");
+		sb_puts(&sql, " WITH ORDINALITY");
+		if (sql.oom)
+		{
+			error_oom(err);
+			goto out;
+		}
+		if (!pg_exec(conn, "computing the feedback", sql.data, err))
+			goto out;
+	}
+	ok = true;
+out:
+	for (int k = 0; k < 3; k++)
+		free(lit[k]);
+	sb_free(&sql);
+	return ok;
+}
 
 bool
 cmd_feedback(const struct cmd_opts *o, struct error *err)
@@ -348,6 +391,8 @@ cmd_feedback(const struct cmd_opts *o, struct error *err)
 	PQclear(res);
 	res = NULL;
 
+	if (!compute(conn, p, err))
+		goto out;
 	for (int k = 0; k < (int) (sizeof(dims) / sizeof(dims[0])); k++)
 	{
 		if (strcmp(dims[k][0], "campaign") == 0 && !origin)
@@ -356,13 +401,13 @@ cmd_feedback(const struct cmd_opts *o, struct error *err)
 			continue;
 		}
 		snprintf(sql, sizeof(sql), conversion_sql, dims[k][0], dims[k][0]);
-		if (!section(conn, dims[k][1], sql, p, 3, err))
+		if (!section(conn, dims[k][1], sql, err))
 			goto out;
 	}
 	for (int k = 0; k < (int) (sizeof(answers) / sizeof(answers[0])); k++)
 	{
 		snprintf(sql, sizeof(sql), answers_sql, answers[k][0], answers[k][0]);
-		if (!section(conn, answers[k][1], sql, p, 2, err))
+		if (!section(conn, answers[k][1], sql, err))
 			goto out;
 	}
 
@@ -370,16 +415,17 @@ cmd_feedback(const struct cmd_opts *o, struct error *err)
 	res = pg_query(conn, "reading the feedback",
 	               "SELECT coalesce(bool_or(priced > 0), false) OR "
 	               "EXISTS (SELECT 1 FROM refinery.outcomes WHERE job = $1 AND amount IS NOT NULL) "
-	               "FROM refinery.feedback_money($1, $2, $3)",
-	               3, p, err);
+	               "FROM pg_temp.refinery_fb_money",
+	               1, p, err);
 	if (res == NULL)
 		goto out;
 	if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
 	{
 		if (!section(conn, "Cost and revenue per source and campaign",
 		             "SELECT dimension, key, leads, priced, cost, won, revenue, profit, "
-		             "cost_per_win, revenue_per_lead FROM refinery.feedback_money($1, $2, $3)",
-		             p, 3, err))
+		             "cost_per_win, revenue_per_lead FROM pg_temp.refinery_fb_money "
+		             "ORDER BY ordinality",
+		             err))
 			goto out;
 	}
 	else
