@@ -133,6 +133,12 @@ is "$(awk -F, '$1 == 7 { print $6 "," $9 }' "$tmp/acme.csv")" "2026-11-04T18:00:
 like "$(grep '^6,' "$tmp/acme.csv")" "blacklist.fake_phone" "lead 6's evidence names the rule"
 "$REFINERY" export -q --claims --supplier GLOBEX --csv "$tmp/globex.csv"
 is "$(wc -l <"$tmp/globex.csv")" 1 "globex: nothing to claim (lead 41 was bought first), the header alone"
+err=$("$REFINERY" export --claims --csv "$tmp/x.csv" 2>&1); rc=$?
+like "$rc:$err" "^2:.*export --claims needs --supplier=NAME" "--claims without --supplier is a usage error"
+err=$("$REFINERY" export --supplier acme --csv "$tmp/x.csv" 2>&1); rc=$?
+like "$rc:$err" "^2:.*--supplier goes with --claims" "and --supplier without --claims"
+err=$("$REFINERY" export --claims --supplier acme --rep 7 --csv "$tmp/x.csv" 2>&1); rc=$?
+is "$rc" 2 "--claims refuses the filters of a results export"
 err=$("$REFINERY" export --claims --supplier initech --csv "$tmp/x.csv" 2>&1); rc=$?
 is "$rc" 2 "an unknown supplier is a usage error"
 like "$err" "unknown supplier \"initech\"" "naming it"
