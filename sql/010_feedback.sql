@@ -155,7 +155,8 @@ BEGIN
 		   AND x.lead_id = s.lead_id
 		%s
 		WHERE s.job = $1
-		  AND (s.verdict IN ('kept', 'customer') OR s.rep_id IS NOT NULL OR o.lead_id IS NOT NULL)
+		  AND ((s.state = 'current' AND (s.verdict IN ('kept', 'customer') OR s.rep_id IS NOT NULL))
+			   OR o.lead_id IS NOT NULL)
 	), per_lead AS (
 		SELECT f.lead_id, min(f.source) AS source, min(f.persona) AS persona,
 			   min(f.cohort) AS cohort, min(f.campaign) AS campaign, min(f.p_close) AS p_close,
@@ -203,7 +204,7 @@ END
 $$;
 
 COMMENT ON FUNCTION refinery.feedback(text, timestamptz, regclass) IS
-'Actual against target against expected conversion of a job, per cohort, rep, source, campaign and persona (dimension, key): the leads of the job''s state in the group (kept or customer, held by a rep, or with an outcome), those worked (with at least one outcome the job''s [outcomes] map knows, at or after since when given), their outcomes, those won (an outcome won), actual_rate = won / worked with its 95% Wilson interval (ci_low, ci_high), expected_rate = the mean p_close the engine gave the group''s leads, target_rate = the mean [cohort.*] target_rate of their cohorts (the latest run''s), and a note: "no outcomes", or "few outcomes (N)" under 30 worked leads. A lead counts once per group; under rep, once per rep that worked it (else under the rep that holds it). Campaign rows only with origin: a relation with columns lead_id and campaign, e.g. a view on the source. Example: SELECT * FROM refinery.feedback(''nightly'', now() - interval ''30 days'').';
+'Actual against target against expected conversion of a job, per cohort, rep, source, campaign and persona (dimension, key): the leads of the job''s state in the group (current and kept or customer or held by a rep, or with an outcome), those worked (with at least one outcome the job''s [outcomes] map knows, at or after since when given), their outcomes, those won (an outcome won), actual_rate = won / worked with its 95% Wilson interval (ci_low, ci_high), expected_rate = the mean p_close the engine gave the group''s leads, target_rate = the mean [cohort.*] target_rate of their cohorts (the latest run''s), and a note: "no outcomes", or "few outcomes (N)" under 30 worked leads. A lead counts once per group; under rep, once per rep that worked it (else under the rep that holds it). Campaign rows only with origin: a relation with columns lead_id and campaign, e.g. a view on the source. Example: SELECT * FROM refinery.feedback(''nightly'', now() - interval ''30 days'').';
 
 /* ------------------------------------------------------------------------
  * feedback_answers(job, since): answer rate by hour, weekday and region

@@ -15,6 +15,7 @@
  *   L6 web       cluster 100           duplicate    (of L7, bought earlier)
  *   L7 web       cohort b rep 8 p 0.05 kept         cluster 100, nothing
  *   L8 web       cohort a rep 7 p 0.2  kept         wrong_number (Sun 2024-05-05 11:00)
+ *   L9 web       cohort a              kept         vanished from the source, nothing
  * Cohort targets: a 0.2, b 0.05.  Every expected value below is worked out
  * by hand from these rows.
  */
@@ -47,6 +48,8 @@ VALUES ('fb', 'L1', :fb_run, :fb_run, 'web', 'kept', NULL, NULL, NULL, '+9723123
 	   ('fb', 'L6', :fb_run, :fb_run, 'web', 'duplicate', 'dedupe', 100, 'L7', '+972521111114', NULL, NULL, NULL, NULL),
 	   ('fb', 'L7', :fb_run, :fb_run, 'web', 'kept', NULL, 100, 'L7', '+972521111114', NULL, 'b', 8, 0.05),
 	   ('fb', 'L8', :fb_run, :fb_run, 'web', 'kept', NULL, NULL, NULL, '+972541234599', NULL, 'a', 7, 0.2);
+INSERT INTO :state_table (job, lead_id, state, first_run, changed_run, source, verdict, cohort, rep_id)
+VALUES ('fb', 'L9', 'vanished', :fb_run, :fb_run, 'web', 'kept', 'a', NULL);
 SELECT refinery.attach_state_table('fb');
 INSERT INTO refinery.outcomes (job, lead_id, rep_id, outcome, at, amount, region)
 VALUES ('fb', 'L1', 7, 'Closed_Won', '2024-05-07 10:00:00+00', 100, NULL),
@@ -104,7 +107,7 @@ SELECT results_eq($$SELECT key, leads, worked, outcomes, won, round(actual_rate:
 					FROM refinery.feedback('fb') WHERE dimension = 'cohort'$$,
 				  $$VALUES ('a', 3::bigint, 3::bigint, 4::bigint, 1::bigint, 0.3333, 0.2000, 0.2000, 'few outcomes (3)'),
 						   ('b', 3, 1, 1, 0, 0.0000, 0.0500, 0.0500, 'few outcomes (1)')$$,
-				  'feedback per cohort: a 1 won of 3 worked (L8''s wrong number counts), b 0 of 1 (xyzzy left out)');
+				  'feedback per cohort: a 1 won of 3 worked (L8''s wrong number counts; vanished L9 not), b 0 of 1 (xyzzy left out)');
 SELECT is((SELECT array[round(ci_low::numeric, 4), round(ci_high::numeric, 4)]
 		   FROM refinery.feedback('fb') WHERE dimension = 'cohort' AND key = 'a'),
 		  ARRAY[0.0615, 0.7923], 'and its interval is wilson(1, 3)');
@@ -152,13 +155,13 @@ SELECT is((SELECT round(answer_rate::numeric, 4) || ' ' || note FROM refinery.fe
 -- feedback_money
 SELECT results_eq($$SELECT key, leads, priced, cost, won, revenue, profit, cost_per_win, revenue_per_lead
 					FROM refinery.feedback_money('fb') WHERE dimension = 'source'$$,
-				  $$VALUES ('web', 6::bigint, 6::bigint, 60::numeric, 1::bigint, 100::numeric, 40::numeric,
-							60.00::numeric, 16.67::numeric),
+				  $$VALUES ('web', 7::bigint, 7::bigint, 70::numeric, 1::bigint, 100::numeric, 30::numeric,
+							70.00::numeric, 14.29::numeric),
 						   ('fair', 2, 2, 5.0, 0, 0, -5.0, NULL, 0.00)$$,
-				  'money per source: every lead at its price; revenue of the won amounts');
+				  'money per source: every lead at its price (vanished L9 too); revenue of the won amounts');
 SELECT results_eq($$SELECT key, leads, cost FROM refinery.feedback_money('fb', NULL, 'origin')
 					WHERE dimension = 'campaign'$$,
-				  $$VALUES ('autumn', 2::bigint, 5.0::numeric), ('spring', 2, 20), ('(none)', 4, 40)$$,
+				  $$VALUES ('autumn', 2::bigint, 5.0::numeric), ('spring', 2, 20), ('(none)', 5, 50)$$,
 				  'money per campaign from the origin relation');
 
 -- refund_claims
