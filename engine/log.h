@@ -19,7 +19,15 @@
 extern bool log_json;  /* --log-format=json */
 extern bool log_quiet; /* -q: no summary line */
 
+struct strbuf;
+
 void log_error(const struct error *err);
+/*
+ * The fields every JSON line opens with, "{"ts": ..., "program": "refinery",
+ * "level": LEVEL", without the closing brace: the run summary (cmd_run.c)
+ * has the same head as an error.
+ */
+void log_json_head(struct strbuf *sb, const char *level);
 void log_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -31,6 +31,7 @@
 #include "normalize.h"
 #include "phone.h"
 #include "pg.h"
+#include "progress.h"
 #include "pull.h"
 #include "writeback.h"
 #include "state.h"
@@ -962,6 +963,8 @@ writeback_csv(const struct ruleset *rs, const struct batch *b, const struct pipe
 
 	(void) pr;
 	(void) meta;
+	progress_stage("write"); /* no stage_stats: the CSV write is not in the run's timings */
+	progress_rows(b->n);
 	snprintf(path, sizeof(path), "%s/lead_results.csv", rs->output->csv_dir);
 	csvio_writer_opts_init(&o);
 	o.formula_guard = rs->output->csv_formula_guard;
