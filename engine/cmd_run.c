@@ -325,6 +325,8 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	meta.dry_run = o->dry_run;
 	meta.job = lease.job;
 	meta.state = state;
+	meta.warnings = warnings.msg;
+	meta.nwarnings = warnings.n;
 	if (to_db)
 	{
 		if (!writeback_database(conn, rs, b, &pr, &meta, &run_id, err))
@@ -416,7 +418,8 @@ cmd_check_rules(const struct cmd_opts *o, struct error *err)
 {
 	const char **files = calloc((size_t) (o->nfiles + o->nargs) + 1, sizeof(char *));
 	int n = 0;
-	struct ruleset *rs;
+	struct ruleset *loaded;   /* owned; freed at the end */
+	const struct ruleset *rs; /* the same, read only once loaded, as run holds it */
 	struct blacklist_dnc *dnc = NULL;
 	const struct error *problems;
 	int nproblems;
@@ -436,7 +439,7 @@ cmd_check_rules(const struct cmd_opts *o, struct error *err)
 		files[n++] = o->files[i];
 	for (int i = 0; i < o->nargs; i++)
 		files[n++] = o->args[i];
-	rs = ruleset_check(files, n, &problems, &nproblems, err);
+	rs = loaded = ruleset_check(files, n, &problems, &nproblems, err);
 	free(files);
 	if (rs == NULL)
 		return false;
@@ -451,19 +454,19 @@ cmd_check_rules(const struct cmd_opts *o, struct error *err)
 	}
 	if (nproblems > 0)
 	{
-		ruleset_free(rs);
+		ruleset_free(loaded);
 		return false;
 	}
 	/* a do-not-call file that cannot be read is reported here, as a run would */
 	if (!sidedata_load_files(rs, &dnc, err))
 	{
 		blacklist_dnc_free(dnc);
-		ruleset_free(rs);
+		ruleset_free(loaded);
 		return false;
 	}
 	blacklist_dnc_free(dnc);
 	if (!log_quiet)
 		printf("refinery: rules are valid (sha256 %s)\n", rs->sha256);
-	ruleset_free(rs);
+	ruleset_free(loaded);
 	return true;
 }

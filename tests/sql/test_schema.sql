@@ -22,7 +22,7 @@ SELECT columns_are('refinery', 'jobs', ARRAY['name', 'created_at', 'holder_pid',
 SELECT columns_are('refinery', 'runs', ARRAY['run_id', 'started_at', 'finished_at', 'status',
 	'rules_sha256', 'rules_text', 'rules_files', 'source_desc', 'engine_version', 'host',
 	'threads', 'rows_pulled', 'rows_kept', 'seconds_total', 'counts', 'job', 'snapshot',
-	'full_write', 'leads_new', 'leads_changed', 'leads_vanished', 'reverted_at'],
+	'full_write', 'leads_new', 'leads_changed', 'leads_vanished', 'reverted_at', 'warnings'],
 	'runs has exactly the contract columns');
 SELECT columns_are('refinery', 'run_stages', ARRAY['run_id', 'ord', 'stage', 'rows_in',
 	'rows_out', 'seconds', 'counters'], 'run_stages has exactly the contract columns');
