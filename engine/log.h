@@ -3,10 +3,11 @@
  *    Everything the program says: errors, warnings and the run summary, as
  *    text in PostgreSQL's wording or as one JSON object per line.
  *
- * Only main.c and the command files (cmd_*.c) call these; modules return
- * struct error instead.  The one exception is pg.c's notice receiver, which
- * hands every NOTICE or WARNING the server sends to log_server(), so that
- * they too come out in the chosen format.  Nothing here ever prints a
+ * Only main.c, the command files (cmd_*.c) and what they print through
+ * (summary.c: a run's summary; progress.c: its progress lines) call these;
+ * modules return struct error instead.  The one exception is pg.c's notice
+ * receiver, which hands every NOTICE or WARNING the server sends to
+ * log_server(), so that they too come out in the chosen format.  Nothing here ever prints a
  * conninfo.
  */
 #ifndef REFINERY_LOG_H

@@ -768,6 +768,7 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 	struct stage_stats *st = pipeline_add(pr, "write");
 	double t0 = pipeline_clock();
 
+	progress_rows(b->n);
 	*run_id = -1;
 	/* the run may have begun it already, to hold the job's lease */
 	if (PQtransactionStatus(conn) != PQTRANS_INTRANS &&
