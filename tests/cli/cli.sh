@@ -325,6 +325,14 @@ err=$("$REFINERY" check-rules "$tmp/regex.ini" 2>&1); is "$?" 3 "a parameter's o
 lines=$(printf '%s\n' "$err" | sed -n 's/^refinery: error: [^ ]*regex\.ini:\([0-9]*\):.*/\1/p' | tr '\n' ' ')
 is "$lines" "4 8 10 " "the next parameter's error and another section's come in the same pass"
 unlike "$err" 'unknown section' "and the personas, not checked then, are not called unknown"
+printf '[source]\ntable = crm.leads\n[blacklist.a]\nfield = full_name\npattern = (unclosed\n[blacklist.b]\nfield = notes\npattern = [z\n[blacklist.c]\nstatuses = refused\ncaseless = maybe\n' > "$tmp/blrules.ini"
+err=$("$REFINERY" check-rules "$tmp/blrules.ini" 2>&1); is "$?" 3 "black-list rules' own errors exit 3"
+lines=$(printf '%s\n' "$err" | sed -n 's/^refinery: error: [^ ]*blrules\.ini:\([0-9]*\):.*/\1/p' | tr '\n' ' ')
+is "$lines" "5 8 11 " "one black-list rule's pattern error does not hide the next rules' errors"
+printf '[source]\ntable = crm.leads\n[outlier.a]\nfield = touch_count\n[outlier.b]\nfield = notes\npattern = (x\n' > "$tmp/outl.ini"
+err=$("$REFINERY" check-rules "$tmp/outl.ini" 2>&1); is "$?" 3 "outlier rules' own errors exit 3"
+lines=$(printf '%s\n' "$err" | sed -n 's/^refinery: error: [^ ]*outl\.ini:\([0-9]*\):.*/\1/p' | tr '\n' ' ')
+is "$lines" "4 7 " "nor one outlier rule's the next one's"
 # an unknown key wins over what its absence causes
 printf '[source]\ntabel = crm.leads\n' > "$tmp/tabel.ini"
 err=$("$REFINERY" check-rules "$tmp/tabel.ini" 2>&1); is "$?" 3 "a misspelt [source] table exits 3"
