@@ -65,7 +65,11 @@ check_status_map(const struct ruleset *rs, const struct batch *b, struct vocab_w
 		return true;
 	if ((seen = calloc((size_t) nc->ncanonical, 1)) == NULL)
 		return error_oom(err);
-	left = nc->ncanonical;
+	/* only the user's statuses are asked about: the others count as seen */
+	left = 0;
+	for (int c = 0; c < nc->ncanonical; c++)
+		if (!(seen[c] = !users_key(rs->rules, "status_map", nc->canonical[c])))
+			left++;
 	for (size_t i = 0; i < b->n && left > 0; i++)
 	{
 		const char *s = b->status_norm[i];
@@ -105,9 +109,15 @@ check_score_maps(const struct ruleset *rs, const struct batch *b, struct vocab_w
 		char section[256];
 		uint8_t *seen;
 
+		bool mine = false;
+
 		if (p->kind != SCORE_MAP || nlisted <= 0)
 			continue;
 		snprintf(section, sizeof(section), "score.%s", p->name);
+		for (int j = 0; j < nlisted && !mine; j++)
+			mine = users_key(rs->rules, section, p->cat[j]);
+		if (!mine)
+			continue; /* the shipped categories alone: nothing to warn of */
 		if ((seen = calloc((size_t) p->ncat, 1)) == NULL)
 			return error_oom(err);
 		score_map_seen(p, b, seen);
