@@ -19,12 +19,17 @@
 #include "pipeline.h"
 #include "vocab.h"
 
+/*
+ * rejected: the records of a CSV source set aside, or -1 for a table or
+ * query source, which has none (text: left out; JSON: 0, so that the
+ * object has the same keys whatever the source).
+ */
 struct run_summary
 {
 	const struct pipeline_result *pr;
 	const struct batch *b; /* the funnel's per-rule counts */
-	long rejected;         /* CSV records set aside; -1 for a table or query source */
-	int64_t run_id;        /* -1: none (a dry run, a CSV target) */
+	long rejected;
+	int64_t run_id; /* -1: none (a dry run, a CSV target) */
 	bool dry_run;
 	const char *job;                       /* [job] name */
 	double seconds;                        /* wall clock of the whole run */
