@@ -133,6 +133,12 @@ end_stage(void)
 	P.stage = NULL;
 }
 
+bool
+progress_on(void)
+{
+	return P.on;
+}
+
 void
 progress_stage(const char *name)
 {

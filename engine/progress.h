@@ -30,6 +30,8 @@
  * else in place on a terminal when `tty`; neither: stays off.
  */
 void progress_start(double interval, bool tty);
+/* Whether progress_start() has started reporting (and progress_stop() not ended it). */
+bool progress_on(void);
 /* Stage `name` (a static string) begins; the one running, if any, has ended. */
 void progress_stage(const char *name);
 /* The rows the running stage works on (a stage of the pipeline). */

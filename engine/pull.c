@@ -221,6 +221,8 @@ pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct
 	size_t cap, len, received = 0;
 	char *row;
 	int rc;
+	/* a command that reports no progress of its own (calibrate): the pull's count on a TTY */
+	bool tty = !progress_on() && isatty(STDERR_FILENO);
 
 	*out = NULL;
 	if (s->kind == SOURCE_TABLE)
@@ -337,8 +339,12 @@ pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct
 			FAULT("pull");
 		if (received % PULL_PROGRESS_ROWS == 0)
 			progress_done(received);
+		if (tty && received % 200000 == 0)
+			fprintf(stderr, "\rrefinery: pulled %zu leads", received);
 	}
 	progress_done(received);
+	if (tty && received >= 200000)
+		fprintf(stderr, "\n");
 	if (rc == -2)
 	{
 		pg_fail(conn, NULL, "pulling the leads", err);
