@@ -49,6 +49,7 @@ struct cmd_opts
 	bool force;               /* run --force: commit whatever the guards say */
 	bool full;                /* run --full: rewrite every lead's state row */
 	bool defaults;            /* check-rules --defaults: print default.ini */
+	double progress;          /* run --progress: seconds between progress lines; 0 = none */
 	bool check;               /* jobs --check */
 	long max_age;             /* jobs --max-age, seconds; 0 = not given */
 	const char *max_age_text; /* as given */

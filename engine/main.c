@@ -77,6 +77,7 @@
 #define OPT_SINCE       (UINT64_C(1) << 32) /* feedback --since */
 #define OPT_CLAIMS      (UINT64_C(1) << 33) /* export --claims */
 #define OPT_SUPPLIER    (UINT64_C(1) << 34) /* export --claims --supplier */
+#define OPT_PROGRESS    (UINT64_C(1) << 38) /* run --progress=SEC */
 #define OPT_GENERAL     (UINT64_C(1) << 63) /* the last bit: new options take the next free one below */
 
 /* what the commands that read a committed run (export, explain, report) share */
@@ -90,7 +91,8 @@ static const struct command
 	const char *usage; /* what follows "refinery NAME" */
 	const char *summary;
 } commands[] = {
-    {"run", cmd_run, OPT_RULES | OPT_DRY_RUN | OPT_JOBS | OPT_FORCE | OPT_FULL | OPT_CONN,
+    {"run", cmd_run,
+     OPT_RULES | OPT_DRY_RUN | OPT_JOBS | OPT_FORCE | OPT_FULL | OPT_PROGRESS | OPT_CONN,
      "[OPTION]...", "pull leads, refine, score, assign reps, write the run back"},
     {"init-db", cmd_init_db, OPT_CONN, "[OPTION]...", "create or upgrade the refinery schema"},
     {"check-rules", cmd_check_rules, OPT_RULES | OPT_DEFAULTS, "[OPTION]... [FILE]...",
@@ -151,6 +153,8 @@ static const struct
     {OPT_FORCE, NULL, "      --force            commit even when the [job] guards refuse the run"},
     {OPT_FULL, NULL,
      "      --full             rewrite every lead's state row, not only the changed"},
+    {OPT_PROGRESS, NULL,
+     "      --progress=SEC     a progress line every SEC s and as each stage ends"},
     {OPT_JOB, "jobs", "      --job=NAME         only this job"},
     {OPT_JOB, "revert", "      --job=NAME         the run's job (else the only one)"},
     {OPT_RUN, "revert", "      --run=ID           the run to undo: the job's latest committed"},
@@ -355,7 +359,8 @@ enum
 	LONG_DEFAULTS,
 	LONG_SINCE,
 	LONG_CLAIMS,
-	LONG_SUPPLIER
+	LONG_SUPPLIER,
+	LONG_PROGRESS
 };
 
 /* Every option, and which OPT_* bit of the command table it is. */
@@ -371,6 +376,7 @@ static const struct
     {{"force", no_argument, NULL, LONG_FORCE}, OPT_FORCE},
     {{"full", no_argument, NULL, LONG_FULL}, OPT_FULL},
     {{"defaults", no_argument, NULL, LONG_DEFAULTS}, OPT_DEFAULTS},
+    {{"progress", required_argument, NULL, LONG_PROGRESS}, OPT_PROGRESS},
     {{"job", required_argument, NULL, LONG_JOB}, OPT_JOB},
     {{"run", required_argument, NULL, LONG_RUN}, OPT_RUN},
     {{"csv", required_argument, NULL, LONG_CSV}, OPT_CSV},
@@ -580,6 +586,16 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 			case LONG_SUPPLIER: o->supplier = optarg; break;
 			case LONG_FULL: o->full = true; break;
 			case LONG_DEFAULTS: o->defaults = true; break;
+			case LONG_PROGRESS:
+			{
+				char *end;
+
+				o->progress = strtod(optarg, &end);
+				if (end == optarg || *end || !(o->progress > 0 && o->progress <= 86400))
+					return bad_usage(cmd, "invalid --progress \"%s\" (seconds, more than 0)",
+					                 optarg);
+				break;
+			}
 			case LONG_CHECK: o->check = true; break;
 			case LONG_MAX_AGE:
 				if ((o->max_age = cmd_parse_age(optarg)) <= 0)

@@ -22,7 +22,7 @@ SELECT columns_are('refinery', 'jobs', ARRAY['name', 'created_at', 'holder_pid',
 SELECT columns_are('refinery', 'runs', ARRAY['run_id', 'started_at', 'finished_at', 'status',
 	'rules_sha256', 'rules_text', 'rules_files', 'source_desc', 'engine_version', 'host',
 	'threads', 'rows_pulled', 'rows_kept', 'seconds_total', 'counts', 'job', 'snapshot',
-	'full_write', 'leads_new', 'leads_changed', 'leads_vanished', 'reverted_at'],
+	'full_write', 'leads_new', 'leads_changed', 'leads_vanished', 'reverted_at', 'warnings'],
 	'runs has exactly the contract columns');
 SELECT columns_are('refinery', 'run_stages', ARRAY['run_id', 'ord', 'stage', 'rows_in',
 	'rows_out', 'seconds', 'counters'], 'run_stages has exactly the contract columns');
@@ -137,7 +137,8 @@ SELECT partitions_are('refinery', 'lead_results', ARRAY['refinery.lead_results_1
 SELECT results_eq('SELECT version, name FROM refinery.schema_migrations ORDER BY version',
 				  $$VALUES (1, '001_schema.sql'), (2, '002_views.sql'), (3, '003_functions.sql'),
 						 (4, '004_jobs.sql'), (5, '005_forget.sql'), (6, '006_state.sql'),
-						 (7, '007_queue.sql'), (10, '010_feedback.sql')$$,
+						 (7, '007_queue.sql'), (10, '010_feedback.sql'),
+						 (12, '012_run_warnings.sql')$$,
 				  'every migration file is recorded in schema_migrations');
 
 -- 10 views
