@@ -376,7 +376,7 @@ blacklist_config_load(struct rules *r, const struct phone_plan *plan, struct bla
 	}
 	for (int k = 0; k < n; k++)
 	{
-		int enabled;
+		int enabled, mark = rules_asked_count(r);
 		struct blacklist_rule *rl;
 
 		/* a bare [blacklist] section has no keys of its own: any key there is unknown */
@@ -389,7 +389,15 @@ blacklist_config_load(struct rules *r, const struct phone_plan *plan, struct bla
 		rl = &c->rules[c->nrules++];
 		rl->plan = c->plan;
 		if (!load_rule(r, secs[k], rl, &c->lim, err))
-			goto fail;
+		{
+			/* check-rules: keep the error, drop the rule, check the next one */
+			rule_free(rl);
+			memset(rl, 0, sizeof(*rl));
+			c->nrules--;
+			if (!rules_collecting(r) || !rules_loader_failed(r, mark, err))
+				goto fail;
+			continue;
+		}
 		if (rl->query)
 			c->query_rule[c->nqueries++] = c->nrules - 1;
 		/* a file's index is 2 * rule + list, so blacklist_file() knows which list */

@@ -1240,6 +1240,21 @@ rules_taint_since(struct rules *r, int mark)
 		r->tainted[k] = true;
 }
 
+bool
+rules_loader_failed(struct rules *r, int mark, struct error *err)
+{
+	struct error typo;
+
+	if (err->code != EXIT_RULES)
+		return false;
+	if (rules_find_typo_key(r, mark, &typo))
+		*err = typo;
+	if (!rules_collecting(r))
+		return false;
+	rules_taint_since(r, mark);
+	return rules_problem(r, err);
+}
+
 const char *
 rules_nearest(const char *word, const char *const *names, int n)
 {

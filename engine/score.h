@@ -180,6 +180,13 @@ bool score_canon(const char *s, char *out, size_t size);
 /* The text value the lead has for a status/column source (status: normalised), or NULL. */
 const char *score_text_value(const struct batch *b, size_t i, enum score_source src, int col);
 
+/*
+ * Map parameter p: seen[j] = 1 for each listed category j some lead of `b`
+ * falls in, whatever its verdict (seen has p->ncat entries, zeroed by the
+ * caller; nothing is set for another kind or a column `b` lacks).
+ */
+void score_map_seen(const struct score_param *p, const struct batch *b, uint8_t *seen);
+
 /* A score or points value in integer hundredths (how they add up exactly). */
 static inline int64_t
 score_hundredths(double v)

@@ -57,7 +57,7 @@ like "$err" 'missing.ini:2: \[source\] table: there is no table "crm"."no_such_t
 # dry run: the funnel, nothing written
 out=$("$REFINERY" run --dry-run -c "$tmp/rules.ini" 2>&1); rc=$?
 is "$rc" 0 "dry run succeeds"
-like "$out" 'verdict +leads +share' "dry run prints the funnel"
+like "$out" 'outcome +leads +share' "dry run prints the funnel"
 like "$out" "pulled +$N" "the funnel counts every lead"
 like "$out" 'dry run \(rolled back\)' "dry run says it rolled back"
 is "$(pq -c "SELECT count(*) FROM refinery.runs")" "0" "dry run leaves no run row"
