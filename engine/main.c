@@ -74,6 +74,8 @@
 #define OPT_DEFAULTS    (UINT64_C(1) << 24) /* check-rules --defaults */
 #define OPT_MAX_REJECTS (UINT64_C(1) << 25)
 #define OPT_TRUNCATE    (UINT64_C(1) << 26)
+#define OPT_KEEP_COHORTS (UINT64_C(1) << 42) /* calibrate --keep-cohorts */
+#define OPT_NO_SHIPPED   (UINT64_C(1) << 43) /* calibrate --no-shipped */
 #define OPT_GENERAL     (UINT64_C(1) << 63) /* the last bit: new options take the next free one below */
 
 /* what the commands that read a committed run (export, explain, report) share */
@@ -102,7 +104,9 @@ static const struct command
     {"import", cmd_import,
      OPT_CONN | OPT_CSV | OPT_TABLE | OPT_REJECT | OPT_MAX_REJECTS | OPT_TRUNCATE | OPT_FILE_MODE,
      "--csv=FILE --table=NAME [OPTION]...", "load a CSV file of leads into a table"},
-    {"calibrate", cmd_calibrate, OPT_RULES | OPT_JOBS | OPT_OUTPUT | OPT_FILE_MODE | OPT_CONN,
+    {"calibrate", cmd_calibrate,
+     OPT_RULES | OPT_JOBS | OPT_OUTPUT | OPT_FILE_MODE | OPT_CONN | OPT_JOB | OPT_KEEP_COHORTS |
+         OPT_NO_SHIPPED,
      "[OPTION]...", "fit scoring points from historical outcomes"},
     {"forget", cmd_forget, OPT_RULES | OPT_DRY_RUN | OPT_PHONE | OPT_EMAIL | OPT_LEAD_ID | OPT_CONN,
      "[OPTION]...", "erase a person on request; never import them again"},
@@ -148,6 +152,12 @@ static const struct
     {OPT_JOB, "jobs", "      --job=NAME         only this job"},
     {OPT_JOB, "revert", "      --job=NAME         the run's job (else the only one)"},
     {OPT_RUN, "revert", "      --run=ID           the run to undo: the job's latest committed"},
+    {OPT_JOB, "calibrate",
+     "      --job=NAME         fit from this job's outcomes (refinery.outcomes)"},
+    {OPT_KEEP_COHORTS, NULL,
+     "      --keep-cohorts     keep the cohorts' min_score; print how their shares move"},
+    {OPT_NO_SHIPPED, NULL,
+     "      --no-shipped       switch the shipped scoring parameters off; fit only yours"},
     {OPT_JOB, "prune",
      "      --job=NAME         the job to prune (else the rules' or the only one)"},
     {OPT_JOB, NULL,
@@ -339,7 +349,9 @@ enum
 	LONG_FULL,
 	LONG_FORMAT,
 	LONG_COHORT,
-	LONG_DEFAULTS
+	LONG_DEFAULTS,
+	LONG_KEEP_COHORTS,
+	LONG_NO_SHIPPED
 };
 
 /* Every option, and which OPT_* bit of the command table it is. */
@@ -367,6 +379,8 @@ static const struct
     {{"reject", required_argument, NULL, LONG_REJECT}, OPT_REJECT},
     {{"max-rejects", required_argument, NULL, LONG_MAX_REJECTS}, OPT_MAX_REJECTS},
     {{"truncate", no_argument, NULL, LONG_TRUNCATE}, OPT_TRUNCATE},
+    {{"keep-cohorts", no_argument, NULL, LONG_KEEP_COHORTS}, OPT_KEEP_COHORTS},
+    {{"no-shipped", no_argument, NULL, LONG_NO_SHIPPED}, OPT_NO_SHIPPED},
     {{"phone", required_argument, NULL, LONG_PHONE}, OPT_PHONE},
     {{"email", required_argument, NULL, LONG_EMAIL}, OPT_EMAIL},
     {{"lead-id", required_argument, NULL, LONG_LEAD_ID}, OPT_LEAD_ID},
@@ -558,6 +572,8 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 			case LONG_FORCE: o->force = true; break;
 			case LONG_FULL: o->full = true; break;
 			case LONG_DEFAULTS: o->defaults = true; break;
+			case LONG_KEEP_COHORTS: o->keep_cohorts = true; break;
+			case LONG_NO_SHIPPED: o->no_shipped = true; break;
 			case LONG_CHECK: o->check = true; break;
 			case LONG_MAX_AGE:
 				if ((o->max_age = cmd_parse_age(optarg)) <= 0)

@@ -22,6 +22,7 @@
 #include "batch.h"
 #include "calibrate.h"
 #include "genleads_run.h"
+#include "outcomes.h"
 #include "rules.h"
 #include "score.h"
 #include "stage.h"
@@ -57,13 +58,17 @@ make_rs(struct ruleset *rs, const char *const *texts, int ntexts, struct error *
 		if (!rules_load_string(rs->rules, name, texts[k], err))
 			return false;
 	}
-	return score_config_load(rs->rules, &rs->score, err) && rules_check_unused(rs->rules, err);
+	return score_config_load(rs->rules, &rs->score, err) &&
+	       outcomes_config_load(rs->rules, &rs->outcomes, err) &&
+	       rules_check_unused(rs->rules, err);
 }
 
 static void
 free_rs(struct ruleset *rs)
 {
 	score_config_free(rs->score);
+	outcomes_config_free(rs->outcomes);
+	rs->outcomes = NULL;
 	rules_free(rs->rules);
 	rs->score = NULL;
 	rs->rules = NULL;
