@@ -30,6 +30,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -211,7 +212,7 @@ struct fit
 	uint8_t *y;
 	uint8_t *hold;
 	size_t *row;  /* the batch row of each */
-	int64_t *cur; /* its score under the current rules, in hundredths */
+	int64_t *cur; /* the current points of the fitted parameters, in hundredths */
 };
 
 static void
@@ -463,7 +464,6 @@ auc_sorted(const struct ranked *v, size_t m, const uint8_t *y)
 	       ((double) pos * (double) (m - pos));
 }
 
-
 /* The fitted 0-100 score of row r: the fitted points over their maximum. */
 static double
 fitted_score(const struct fit *f, const struct calibrate_result *res, size_t r)
@@ -620,6 +620,16 @@ copy_cats(const struct score_param *p, struct calibrate_param *cp)
 	return true;
 }
 
+/* Can a rule file have this canonical value as a key?  Keys are ASCII (rules.c). */
+static bool
+key_name(const char *s)
+{
+	for (; *s; s++)
+		if (!(islower((unsigned char) *s) || isdigit((unsigned char) *s) || *s == '_'))
+			return false;
+	return true;
+}
+
 struct seen
 {
 	char *name;
@@ -657,8 +667,8 @@ cmp_double(const void *a, const void *b)
  * and "default".
  */
 static bool
-learn_map(const struct score_config *c, struct score_eval *ev, int k, const struct fit *f, const struct calibrate_config *cc,
-          struct calibrate_param *cp)
+learn_map(const struct score_config *c, struct score_eval *ev, int k, const struct fit *f,
+          const struct calibrate_config *cc, struct calibrate_param *cp)
 {
 	const struct score_param *p = &c->params[k];
 	int nlisted = p->ncat - 2;
@@ -715,8 +725,10 @@ learn_map(const struct score_config *c, struct score_eval *ev, int k, const stru
 			listed = strcmp(p->cat[j], v[r].name) == 0;
 		if (listed)
 			continue;
-		if (kept < LEARN_MAX && v[r].n >= (size_t) cc->min_category_leads &&
-		    strlen(v[r].name) <= LEARN_NAMELEN && !score_reserved_key(v[r].name))
+		if (!key_name(v[r].name))
+			cp->unwritable++;
+		else if (kept < LEARN_MAX && v[r].n >= (size_t) cc->min_category_leads &&
+		         strlen(v[r].name) <= LEARN_NAMELEN && !score_reserved_key(v[r].name))
 		{
 			if (!add_name(cp, v[r].name))
 				goto out;
@@ -742,7 +754,8 @@ out:
  * (no value, or below the first bound) last.
  */
 static bool
-learn_buckets(const struct score_config *c, struct score_eval *ev, int k, const struct fit *f, struct calibrate_param *cp)
+learn_buckets(const struct score_config *c, struct score_eval *ev, int k, const struct fit *f,
+              struct calibrate_param *cp)
 {
 	const struct score_param *p = &c->params[k];
 	double *x = malloc((f->m + 1) * sizeof(double));
@@ -787,8 +800,8 @@ learn_buckets(const struct score_config *c, struct score_eval *ev, int k, const 
 
 /* The learned category of row t for a learned parameter, from the configured one. */
 static int
-learned_cat(const struct score_config *c, const struct score_eval *ev, int k, const struct calibrate_param *cp, size_t i,
-            int given)
+learned_cat(const struct score_config *c, const struct score_eval *ev, int k,
+            const struct calibrate_param *cp, size_t i, int given)
 {
 	const struct score_param *p = &c->params[k];
 
@@ -826,8 +839,9 @@ is_learned(const struct score_param *p)
 }
 
 /*
- * Every row's categories (and its score under the current rules), in
- * parallel; a lead a pattern's limit stops is left out, as the run sets it
+ * Every row's categories, and the points the current rules give it on the
+ * fitted parameters (the parts of its score, persona and all: the parameters
+ * left out would leak the outcome into the comparison), in parallel; a lead a pattern's limit stops is left out, as the run sets it
  * aside, the first other failure (by row) is the error.
  */
 static bool
@@ -850,8 +864,9 @@ categorise(const struct batch *b, const struct ruleset *rs, int64_t now,
 		struct error lerr = {0};
 		struct score_eval *ev = score_eval_new(c, b, now, &lerr);
 		int *cat = calloc((size_t) c->nparams + 1, sizeof(int));
+		int64_t *parts = calloc((size_t) c->nparams + 1, sizeof(int64_t)), total;
 
-		if (ev == NULL || cat == NULL)
+		if (ev == NULL || cat == NULL || parts == NULL)
 		{
 #pragma omp atomic write
 			nomem = 1;
@@ -861,9 +876,9 @@ categorise(const struct batch *b, const struct ruleset *rs, int64_t now,
 		{
 			bool done;
 
-			if (ev == NULL || cat == NULL)
+			if (ev == NULL || cat == NULL || parts == NULL)
 				continue;
-			done = score_eval_score(ev, f->row[t], &f->cur[t], &lerr) &&
+			done = score_eval_score(ev, f->row[t], &total, parts, &lerr) &&
 			       score_eval_categories(ev, f->row[t], cat, NULL, &lerr);
 			if (!done && score_eval_limit_failed(ev))
 			{
@@ -891,15 +906,19 @@ categorise(const struct batch *b, const struct ruleset *rs, int64_t now,
 				}
 				continue;
 			}
+			f->cur[t] = 0;
 			for (int j = 0; j < f->nfit; j++)
 			{
 				int k = f->pidx[j];
 				const struct calibrate_param *cp = &res->param[k];
 
 				f->cat[t * (size_t) f->nfit + (size_t) j] =
-				    (uint16_t) (cp->learned ? learned_cat(c, ev, k, cp, f->row[t], cat[k]) : cat[k]);
+				    (uint16_t) (cp->learned ? learned_cat(c, ev, k, cp, f->row[t], cat[k])
+				                            : cat[k]);
+				f->cur[t] += parts[k]; /* the current points of the same parameters */
 			}
 		}
+		free(parts);
 		free(cat);
 		score_eval_free(ev);
 	}
@@ -1094,8 +1113,9 @@ left_out(const struct score_param *p, const struct calibrate_config *cc,
 {
 	if (o && o->no_shipped && p->shipped)
 		return "a shipped parameter, switched off by --no-shipped";
-	if (os->won ? p->src == SCORE_SRC_STATUS
-	            : os->status ? p->src == SCORE_SRC_STATUS : strcmp(p->field, cc->outcome_column) == 0)
+	if (os->won      ? p->src == SCORE_SRC_STATUS
+	    : os->status ? p->src == SCORE_SRC_STATUS
+	                 : strcmp(p->field, cc->outcome_column) == 0)
 		return os->won || !os->status
 		           ? "it reads the status or the outcome column, which record the outcome "
 		             "(label leakage)"
@@ -1137,9 +1157,10 @@ calibrate_fit(const struct batch *b, const struct ruleset *rs, const struct run_
 	{
 		os.status = strcmp(cc->outcome_column, "status") == 0;
 		if (!os.status && (os.col = util_column(b, NULL, cc->outcome_column)) < 0)
-			return error_set(err, EXIT_RULES,
-			                 "[calibrate] outcome_column \"%s\" is not a column of the pulled leads",
-			                 cc->outcome_column);
+			return error_set(
+			    err, EXIT_RULES,
+			    "[calibrate] outcome_column \"%s\" is not a column of the pulled leads",
+			    cc->outcome_column);
 	}
 	if ((res->param = calloc((size_t) c->nparams + 1, sizeof(*res->param))) == NULL ||
 	    (f.pidx = calloc((size_t) c->nparams + 1, sizeof(int))) == NULL ||
@@ -1168,8 +1189,9 @@ calibrate_fit(const struct batch *b, const struct ruleset *rs, const struct run_
 		}
 		if (f.nfit >= 64)
 		{
-			error_set(err, EXIT_RULES, "%s: [score.%s] is one parameter too many to fit (64 at most)",
-			          p->where, p->name);
+			error_set(err, EXIT_RULES,
+			          "%s: [score.%s] is one parameter too many to fit (64 at most)", p->where,
+			          p->name);
 			goto out;
 		}
 		cp->fitted = true;
@@ -1254,8 +1276,9 @@ calibrate_fit(const struct batch *b, const struct ruleset *rs, const struct run_
 		else if (o && o->won)
 			error_hint(err, "The fit needs both won and other outcomes among the job's leads.");
 		else
-			error_hint(err, "The fit needs leads won ([outcomes] map to won, or [calibrate] %s) "
-			                "and leads with other outcomes.",
+			error_hint(err,
+			           "The fit needs leads won ([outcomes] map to won, or [calibrate] %s) "
+			           "and leads with other outcomes.",
 			           cc->won_key);
 		goto out;
 	}

@@ -55,12 +55,12 @@ void calibrate_config_free(struct calibrate_config *c); /* NULL is a no-op */
 /* Command-line overrides; a negative or zero value keeps the rule file's. */
 struct calibrate_opts
 {
-	int threads;       /* 0 = the run's (0 = OpenMP's default) */
-	double holdout;    /* fraction; < 0: [calibrate] holdout_percent */
-	double l2;         /* < 0: [calibrate] l2 */
-	int iterations;    /* <= 0: [calibrate] iterations */
-	bool no_shipped;   /* leave out the shipped parameters (default.ini's); --no-shipped */
-	const int8_t *won; /* per batch row: 1 won, 0 not, -1 no outcome (a job's outcomes);
+	int threads;              /* 0 = the run's (0 = OpenMP's default) */
+	double holdout;           /* fraction; < 0: [calibrate] holdout_percent */
+	double l2;                /* < 0: [calibrate] l2 */
+	int iterations;           /* <= 0: [calibrate] iterations */
+	bool no_shipped;          /* leave out the shipped parameters (default.ini's); --no-shipped */
+	const int8_t *won;        /* per batch row: 1 won, 0 not, -1 no outcome (a job's outcomes);
 	                    * NULL: [calibrate] outcome_column */
 	const char *outcome_desc; /* where the outcome came from, for messages (NULL: the column) */
 };
@@ -88,10 +88,11 @@ struct calibrate_report
 	size_t holdout_rows, holdout_wins;
 	double train_auc; /* NAN when a side has no win or no loss */
 	double holdout_auc;
-	double current_auc; /* the holdout AUC of the current points (the rules as given) */
-	int iterations; /* Newton steps taken */
-	int features;   /* one-hot columns, intercept included */
-	int ndeciles;   /* CALIBRATE_DECILES, fewer for a tiny holdout */
+	double current_auc; /* the holdout AUC of the current points (the rules as given) on
+	                     * the parameters fitted: the drift the fit corrects */
+	int iterations;     /* Newton steps taken */
+	int features;       /* one-hot columns, intercept included */
+	int ndeciles;       /* CALIBRATE_DECILES, fewer for a tiny holdout */
 	struct calibrate_decile decile[CALIBRATE_DECILES]; /* [0] = the highest scores */
 };
 
@@ -108,15 +109,16 @@ struct calibrate_param
 	const char *excluded_why; /* static text, NULL when fitted */
 	bool learned;             /* categories or buckets learned from the data */
 	int ncat;
-	char **cat;      /* names, owned; for buckets the lower bound */
-	double *lo;      /* buckets: ascending lower bounds (ncat - 1 of them), owned */
-	int cat_other;   /* -1 when the kind has none */
-	int cat_default; /* ncat - 1 */
-	size_t folded;   /* learned maps: distinct values too rare (or unusable) to be a category */
-	double *coef;    /* per category; NULL when not fitted */
-	double *points;           /* per category: the points to write */
-	size_t *leads;            /* per category: training leads */
-	size_t *wins;             /* per category: training wins */
+	char **cat;        /* names, owned; for buckets the lower bound */
+	double *lo;        /* buckets: ascending lower bounds (ncat - 1 of them), owned */
+	int cat_other;     /* -1 when the kind has none */
+	int cat_default;   /* ncat - 1 */
+	size_t folded;     /* learned maps: distinct values too rare (or too many) to be a category */
+	size_t unwritable; /* learned maps: distinct values no rule key can spell (not ASCII) */
+	double *coef;      /* per category; NULL when not fitted */
+	double *points;    /* per category: the points to write */
+	size_t *leads;     /* per category: training leads */
+	size_t *wins;      /* per category: training wins */
 };
 
 struct calibrate_result
@@ -198,7 +200,8 @@ bool calibrate_score_leads(const struct batch *b, const struct score_config *cur
  * C-th best lead, C the leads whose current score reaches `bound`;
  * new_desc are the fitted scores sorted from the highest.
  */
-int64_t calibrate_keep_share(const int64_t *old_s, const int64_t *new_desc, size_t n, int64_t bound);
+int64_t calibrate_keep_share(const int64_t *old_s, const int64_t *new_desc, size_t n,
+                             int64_t bound);
 
 /*
  * One calibrate_bound per cohort (highest bound first), then one for
@@ -209,7 +212,7 @@ int calibrate_cohort_bounds(const struct ruleset *rs, const int64_t *old_s, cons
                             size_t n, bool keep, struct calibrate_bound *out, struct error *err);
 
 /* The moved bounds as INI ([cohort.<name>] min_score, [score] nurture_below). */
-bool calibrate_write_bounds(const struct calibrate_bound *bd, int nb, size_t n, bool keep, FILE *out,
-                            struct error *err);
+bool calibrate_write_bounds(const struct calibrate_bound *bd, int nb, size_t n, bool keep,
+                            FILE *out, struct error *err);
 
 #endif /* REFINERY_CALIBRATE_H */

@@ -78,7 +78,8 @@ put_header(const struct calibrate_result *res, FILE *out)
 	        rep->holdout_auc, rep->current_auc, rep->train_auc, rep->iterations);
 	for (int k = 0; k < c->nparams; k++)
 		if (res->param[k].dropped)
-			fprintf(out, "# switched off: %s (%s)\n", c->params[k].name, res->param[k].excluded_why);
+			fprintf(out, "# switched off: %s (%s)\n", c->params[k].name,
+			        res->param[k].excluded_why);
 		else if (!res->param[k].fitted)
 			fprintf(out,
 			        "# not fitted: %s (%s); its configured points are kept at their "
@@ -134,9 +135,9 @@ calibrate_write_rules(const struct calibrate_result *res, FILE *out, struct erro
 					fprintf(out, "caseless = %s\n", p->caseless ? "yes" : "no");
 				if (cp->learned)
 					fprintf(out,
-					        "# categories learned from the training leads; %zu rarer values "
-					        "count as other\n",
-					        cp->folded);
+					        "# categories learned from the training leads; other: %zu rarer "
+					        "values and %zu no key can spell (keys are ASCII)\n",
+					        cp->folded, cp->unwritable);
 				for (int j = 0; j < ncat; j++)
 				{
 					put_cat_comment(out, cp, j);
@@ -228,7 +229,8 @@ calibrate_score_leads(const struct batch *b, const struct score_config *cur,
 
 			if (en == NULL || b->verdict[i] != VERDICT_KEPT || score_is_excluded(cur, b, i, &which))
 				continue;
-			if (score_eval_score(eo, i, &os[i], &lerr) && score_eval_score(en, i, &ns[i], &lerr))
+			if (score_eval_score(eo, i, &os[i], NULL, &lerr) &&
+			    score_eval_score(en, i, &ns[i], NULL, &lerr))
 				in[i] = 1;
 			else if (!score_eval_limit_failed(eo) && !score_eval_limit_failed(en))
 				util_row_fail_note(&fail, i, -1, 0, &lerr);
@@ -303,7 +305,8 @@ calibrate_cohort_bounds(const struct ruleset *rs, const int64_t *old_s, const in
 	const struct cohort_config *cc = rs->cohort;
 	int nc = cc && cc->mode == COHORT_THRESHOLDS ? cc->ncohorts : 0;
 	int64_t *desc = malloc((n + 1) * sizeof(int64_t));
-	int64_t *ob = calloc((size_t) nc + 1, sizeof(int64_t)), *nb = calloc((size_t) nc + 1, sizeof(int64_t));
+	int64_t *ob = calloc((size_t) nc + 1, sizeof(int64_t)),
+	        *nb = calloc((size_t) nc + 1, sizeof(int64_t));
 	int64_t onur = score_hundredths(rs->score->nurture_below), nnur;
 
 	if (desc == NULL || ob == NULL || nb == NULL)

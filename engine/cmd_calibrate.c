@@ -170,8 +170,7 @@ pct(size_t k, size_t n)
 }
 
 static void
-print_bounds(FILE *r, const struct calibrate_bound *bd, int nb, size_t n, bool keep,
-             bool quantiles)
+print_bounds(FILE *r, const struct calibrate_bound *bd, int nb, size_t n, bool keep, bool quantiles)
 {
 	fprintf(r, "refinery: %s, over the %zu leads a run would place:\n",
 	        keep ? "cohort bounds kept (--keep-cohorts); their shares move"
@@ -193,8 +192,8 @@ print_bounds(FILE *r, const struct calibrate_bound *bd, int nb, size_t n, bool k
 	}
 	for (int k = 0; k < nb; k++)
 		if (bd[k].old_min != bd[k].new_min)
-			log_info("%s %s: %.2f -> %.2f", bd[k].cohort ? "cohort" : "nurture_below",
-			         bd[k].name, bd[k].old_min, bd[k].new_min);
+			log_info("%s %s: %.2f -> %.2f", bd[k].cohort ? "cohort" : "nurture_below", bd[k].name,
+			         bd[k].old_min, bd[k].new_min);
 }
 
 bool
@@ -297,8 +296,8 @@ cmd_calibrate(const struct cmd_opts *o, struct error *err)
 		error_oom(err);
 		goto out;
 	}
-	if ((nbounds = calibrate_cohort_bounds(rs, old_s, new_s, nscored, o->keep_cohorts, bounds,
-	                                       err)) < 0)
+	if ((nbounds =
+	         calibrate_cohort_bounds(rs, old_s, new_s, nscored, o->keep_cohorts, bounds, err)) < 0)
 		goto out;
 
 	/* the fitted rules; without -o (or with "-") standard output */

@@ -47,36 +47,36 @@
  * says which options a command takes, so a command refuses the others
  * instead of ignoring them, and its --help lists only its own.
  */
-#define OPT_RULES       (UINT64_C(1) << 0) /* -c */
-#define OPT_DRY_RUN     (UINT64_C(1) << 1)
-#define OPT_JOBS        (UINT64_C(1) << 2) /* -j: threads */
-#define OPT_OUTPUT      (UINT64_C(1) << 3)
-#define OPT_FORCE       (UINT64_C(1) << 4)
-#define OPT_JOB         (UINT64_C(1) << 5) /* --job: a job's name */
-#define OPT_RUN         (UINT64_C(1) << 6)
-#define OPT_CSV         (UINT64_C(1) << 7)
-#define OPT_VERDICT     (UINT64_C(1) << 8)
-#define OPT_REP         (UINT64_C(1) << 9)
-#define OPT_HTML        (UINT64_C(1) << 10)
-#define OPT_TABLE       (UINT64_C(1) << 11)
-#define OPT_REJECT      (UINT64_C(1) << 12)
-#define OPT_PHONE       (UINT64_C(1) << 13)
-#define OPT_EMAIL       (UINT64_C(1) << 14)
-#define OPT_LEAD_ID     (UINT64_C(1) << 15)
-#define OPT_CHECK       (UINT64_C(1) << 16)
-#define OPT_MAX_AGE     (UINT64_C(1) << 17)
-#define OPT_KEEP        (UINT64_C(1) << 18)
-#define OPT_FILE_MODE   (UINT64_C(1) << 19)
-#define OPT_CONN        (UINT64_C(1) << 20) /* -d -h -p -U -w -W */
-#define OPT_FULL        (UINT64_C(1) << 21)
-#define OPT_FORMAT      (UINT64_C(1) << 22)
-#define OPT_COHORT      (UINT64_C(1) << 23)
-#define OPT_DEFAULTS    (UINT64_C(1) << 24) /* check-rules --defaults */
-#define OPT_MAX_REJECTS (UINT64_C(1) << 25)
-#define OPT_TRUNCATE    (UINT64_C(1) << 26)
+#define OPT_RULES        (UINT64_C(1) << 0) /* -c */
+#define OPT_DRY_RUN      (UINT64_C(1) << 1)
+#define OPT_JOBS         (UINT64_C(1) << 2) /* -j: threads */
+#define OPT_OUTPUT       (UINT64_C(1) << 3)
+#define OPT_FORCE        (UINT64_C(1) << 4)
+#define OPT_JOB          (UINT64_C(1) << 5) /* --job: a job's name */
+#define OPT_RUN          (UINT64_C(1) << 6)
+#define OPT_CSV          (UINT64_C(1) << 7)
+#define OPT_VERDICT      (UINT64_C(1) << 8)
+#define OPT_REP          (UINT64_C(1) << 9)
+#define OPT_HTML         (UINT64_C(1) << 10)
+#define OPT_TABLE        (UINT64_C(1) << 11)
+#define OPT_REJECT       (UINT64_C(1) << 12)
+#define OPT_PHONE        (UINT64_C(1) << 13)
+#define OPT_EMAIL        (UINT64_C(1) << 14)
+#define OPT_LEAD_ID      (UINT64_C(1) << 15)
+#define OPT_CHECK        (UINT64_C(1) << 16)
+#define OPT_MAX_AGE      (UINT64_C(1) << 17)
+#define OPT_KEEP         (UINT64_C(1) << 18)
+#define OPT_FILE_MODE    (UINT64_C(1) << 19)
+#define OPT_CONN         (UINT64_C(1) << 20) /* -d -h -p -U -w -W */
+#define OPT_FULL         (UINT64_C(1) << 21)
+#define OPT_FORMAT       (UINT64_C(1) << 22)
+#define OPT_COHORT       (UINT64_C(1) << 23)
+#define OPT_DEFAULTS     (UINT64_C(1) << 24) /* check-rules --defaults */
+#define OPT_MAX_REJECTS  (UINT64_C(1) << 25)
+#define OPT_TRUNCATE     (UINT64_C(1) << 26)
 #define OPT_KEEP_COHORTS (UINT64_C(1) << 42) /* calibrate --keep-cohorts */
 #define OPT_NO_SHIPPED   (UINT64_C(1) << 43) /* calibrate --no-shipped */
-#define OPT_GENERAL     (UINT64_C(1) << 63) /* the last bit: new options take the next free one below */
+#define OPT_GENERAL      (UINT64_C(1) << 63) /* the last bit: new options take the next free one below */
 
 /* what the commands that read a committed run (export, explain, report) share */
 #define OPT_READ (OPT_CONN | OPT_JOB | OPT_RUN)

@@ -601,9 +601,14 @@ score_lead(struct score_eval *ev, size_t i, int64_t *score, struct error *err)
 }
 
 bool
-score_eval_score(struct score_eval *ev, size_t i, int64_t *hundredths, struct error *err)
+score_eval_score(struct score_eval *ev, size_t i, int64_t *hundredths, int64_t *parts,
+                 struct error *err)
 {
-	return score_lead(ev, i, hundredths, err) >= 0;
+	if (score_lead(ev, i, hundredths, err) < 0)
+		return false;
+	if (parts)
+		memcpy(parts, ev->best, (size_t) ev->c->nparams * sizeof(int64_t));
+	return true;
 }
 
 static enum temperature

@@ -172,9 +172,11 @@ const char *score_eval_text(const struct score_eval *ev, int k, size_t i);
 double score_eval_number(const struct score_eval *ev, int k, size_t i);
 /*
  * Lead i's score as the score stage gives it (the best persona), in
- * hundredths; false as score_eval_categories().
+ * hundredths, and each parameter's part of it into parts[nparams] (may be
+ * NULL); false as score_eval_categories().
  */
-bool score_eval_score(struct score_eval *ev, size_t i, int64_t *hundredths, struct error *err);
+bool score_eval_score(struct score_eval *ev, size_t i, int64_t *hundredths, int64_t *parts,
+                      struct error *err);
 
 /* Is `field` a field key ([columns]) or a column listed in [columns] extra? */
 bool score_field_exists(struct rules *r, const char *field);

@@ -35,8 +35,8 @@ static const char *const kind_names[] = {"map", "buckets", "recency", "regex", "
  * file's half_life_days becoming an "unknown key".
  */
 static const char *const reserved_keys[] = {
-    "kind", "field", "weight",   "default",    "other",     "buckets", "max",
-    "half_life_days", "true", "false", "caseless", "categories", "quantiles", NULL};
+    "kind",           "field", "weight", "default",  "other",      "buckets",   "max",
+    "half_life_days", "true",  "false",  "caseless", "categories", "quantiles", NULL};
 
 bool
 score_reserved_key(const char *key)
