@@ -1090,16 +1090,18 @@ calibrate_describe_rows(const struct calibrate_report *rep, const struct calibra
 		if (w_ > 0)                                                                                \
 			len += (size_t) w_;                                                                    \
 	} while (0)
-	PUT("of %zu leads, ", rep->leads);
-	if (outcome_desc)
-		PUT("%zu have none of %s", rep->no_outcome, outcome_desc);
-	else
-		PUT("%zu have no outcome ([calibrate] outcome_column %s empty)", rep->no_outcome,
+	PUT("of %zu leads", rep->leads);
+	if (rep->no_outcome > 0 && outcome_desc)
+		PUT(", %zu have none of %s", rep->no_outcome, outcome_desc);
+	else if (rep->no_outcome > 0)
+		PUT(", %zu have no outcome ([calibrate] outcome_column %s empty)", rep->no_outcome,
 		    cc->outcome_column);
 	if (rep->unworked > 0)
 		PUT(", %zu were never worked ([calibrate] worked_only = yes)", rep->unworked);
 	if (rep->regex_limit > 0)
 		PUT(", %zu hit a [regex] limit", rep->regex_limit);
+	if (rep->no_outcome + rep->unworked + rep->regex_limit == 0)
+		PUT(", none left out");
 	PUT("; %zu remain", rep->rows);
 #undef PUT
 	if (size > 0 && len >= size)

@@ -146,8 +146,9 @@ void calibrate_result_free(struct calibrate_result *res); /* NULL is a no-op */
 
 /*
  * What was left out of the fit and why, as one sentence ("of 1000 leads,
- * 400 have no outcome (status empty), 600 were never worked ([calibrate]
- * worked_only = yes); 0 remain"), into buf.
+ * 400 have no outcome ([calibrate] outcome_column status empty), 600 were
+ * never worked ([calibrate] worked_only = yes); 0 remain"; a count of 0 is
+ * not named), into buf.
  */
 void calibrate_describe_rows(const struct calibrate_report *rep, const struct calibrate_config *cc,
                              const char *outcome_desc, char *buf, size_t size);

@@ -587,6 +587,16 @@ load_param(struct rules *r, const char *section, struct score_param *p,
 	return true;
 }
 
+/* Has any parameter its categories or buckets still to learn (calibrate)? */
+static bool
+learning(const struct score_config *c)
+{
+	for (int k = 0; k < c->nparams; k++)
+		if (c->params[k].auto_cats || c->params[k].quantiles > 0)
+			return true;
+	return false;
+}
+
 static int
 param_index(const struct score_config *c, const char *name, size_t len)
 {
@@ -900,7 +910,10 @@ score_config_load(struct rules *r, struct score_config **out, struct error *err)
 		goto out;
 	}
 	c->personas[c->npersonas - 1].fallback = true;
-	if ((c->personas[c->npersonas - 1].top = persona_top(c, &c->personas[c->npersonas - 1])) <= 0)
+	if ((c->personas[c->npersonas - 1].top = persona_top(c, &c->personas[c->npersonas - 1])) <= 0 &&
+	    learning(c))
+		c->personas[c->npersonas - 1].top = 1; /* every lead scores 0 until calibrated */
+	else if (c->personas[c->npersonas - 1].top <= 0)
 	{
 		error_set(err, EXIT_RULES, "the scoring parameters give no points at all");
 		error_hint(err, "Give some category points above 0 and a weight above 0.");
