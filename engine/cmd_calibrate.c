@@ -179,16 +179,15 @@ print_bounds(FILE *r, const struct calibrate_bound *bd, int nb, size_t n, bool k
 	if (quantiles)
 		fprintf(r, "refinery: [cohorts] mode = quantiles: the cohorts keep their shares as "
 		           "they are\n");
-	fprintf(r, "%-14s %8s %8s %18s %18s\n", "cohort", "old", "new", "leads before",
-	        keep ? "leads after" : "leads after");
+	fprintf(r, "%-14s %8s %8s %8s %7s %8s %7s\n", "bound", "old", "new", "before", "share", "after",
+	        "share");
 	for (int k = 0; k < nb; k++)
 	{
 		size_t after = keep ? bd[k].moved_leads : bd[k].new_leads;
-		char name[80];
 
-		snprintf(name, sizeof(name), "%s%s", bd[k].name, bd[k].cohort ? "" : " (below)");
-		fprintf(r, "%-14s %8.2f %8.2f %9zu (%5.1f%%) %9zu (%5.1f%%)\n", name, bd[k].old_min,
-		        bd[k].new_min, bd[k].old_leads, pct(bd[k].old_leads, n), after, pct(after, n));
+		fprintf(r, "%-14s %8.2f %8.2f %8zu %6.1f%% %8zu %6.1f%%\n",
+		        bd[k].cohort ? bd[k].name : "nurture_below", bd[k].old_min, bd[k].new_min,
+		        bd[k].old_leads, pct(bd[k].old_leads, n), after, pct(after, n));
 	}
 	for (int k = 0; k < nb; k++)
 		if (bd[k].old_min != bd[k].new_min)
@@ -260,8 +259,8 @@ cmd_calibrate(const struct cmd_opts *o, struct error *err)
 		co.won = won;
 		co.outcome_desc = desc;
 		if (!log_quiet)
-			log_info("job %s: outcomes of %zu leads of the pull (%zu leads with outcomes are no "
-			         "longer in it)",
+			log_info("job %s: outcomes of %zu leads of the pull (%zu of the job's leads with "
+			         "outcomes are no longer in it)",
 			         job, leads, absent);
 	}
 	if (!calibrate_fit(b, rs, &run, &co, &res, err))
