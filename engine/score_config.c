@@ -379,11 +379,15 @@ load_buckets(struct rules *r, const char *section, struct score_param *p, struct
 	char **items;
 	int n;
 
+	long quantiles;
+
+	/* read for every buckets parameter, so a bad value is named even before it is used */
+	if (!rules_get_int(r, section, "quantiles", 2, 20, &quantiles, err))
+		return false;
 	if (v != NULL && strcmp(v, "auto") == 0)
 	{
 		/* calibrate learns the bounds; until then every lead gets the default points */
-		if (!rules_get_int(r, section, "quantiles", 2, 20, &p->quantiles, err))
-			return false;
+		p->quantiles = quantiles;
 		return (p->lo = calloc(1, sizeof(double))) != NULL || error_oom(err);
 	}
 	if (v == NULL || *v == '\0')
