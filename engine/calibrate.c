@@ -850,10 +850,13 @@ categorise(const struct batch *b, const struct ruleset *rs, int64_t now,
            struct error *err)
 {
 	const struct score_config *c = rs->score;
-	size_t fail_row = SIZE_MAX, limit_row = SIZE_MAX, nlimit = 0;
-	struct error fail_err = {0}, limit_err = {0};
+	size_t nlimit = 0;
+	struct util_row_fail fail, limit; /* the lowest row failing; hitting a limit */
 	uint8_t *skip;
 	int nomem = 0;
+
+	util_row_fail_init(&fail);
+	util_row_fail_init(&limit);
 
 	if ((f->cat = malloc((f->m * (size_t) f->nfit + 1) * sizeof(uint16_t))) == NULL ||
 	    (skip = calloc(f->m + 1, 1)) == NULL)
@@ -884,26 +887,12 @@ categorise(const struct batch *b, const struct ruleset *rs, int64_t now,
 			{
 				skip[t] = 1;
 				nlimit++;
-#pragma omp critical(calibrate_fail)
-				{
-					if (f->row[t] < limit_row)
-					{
-						limit_row = f->row[t];
-						limit_err = lerr;
-					}
-				}
+				util_row_fail_note(&limit, f->row[t], -1, 0, &lerr);
 				continue;
 			}
 			if (!done)
 			{
-#pragma omp critical(calibrate_fail)
-				{
-					if (f->row[t] < fail_row)
-					{
-						fail_row = f->row[t];
-						fail_err = lerr;
-					}
-				}
+				util_row_fail_note(&fail, f->row[t], -1, 0, &lerr);
 				continue;
 			}
 			f->cur[t] = 0;
@@ -927,10 +916,10 @@ categorise(const struct batch *b, const struct ruleset *rs, int64_t now,
 		free(skip);
 		return oom(err);
 	}
-	if (fail_row != SIZE_MAX)
+	if (util_row_fail_any(&fail))
 	{
 		free(skip);
-		*err = fail_err;
+		*err = fail.err;
 		return false;
 	}
 	if (nlimit > 0 && (double) nlimit * 100.0 > c->lim.max_failed_percent * (double) f->m)
@@ -940,7 +929,7 @@ categorise(const struct batch *b, const struct ruleset *rs, int64_t now,
 		          "%zu of %zu training leads hit a regex limit, more than [regex] "
 		          "max_failed_percent %g%%",
 		          nlimit, f->m, c->lim.max_failed_percent);
-		return error_detail(err, "The first: %s", limit_err.msg);
+		return error_detail(err, "The first: %s", limit.err.msg);
 	}
 	if (nlimit > 0)
 	{
