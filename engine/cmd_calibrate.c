@@ -340,6 +340,7 @@ out:
 	free(won);
 	free(job);
 	pipeline_result_free(&pr);
+	stage_stats_free(&pull_st);
 	batch_free(b);
 	blacklist_dnc_free(dnc);
 	pg_disconnect(conn);
