@@ -133,25 +133,31 @@ calibrate_config_load(struct rules *r, struct calibrate_config **out, struct err
 	/* won_statuses, the old name, stays an alias */
 	if ((old = rules_get(r, "calibrate", "won_statuses")) != NULL)
 	{
+		c->won_values = old;
+		c->won_key = "won_statuses";
 		if (!rules_is_default(r, "calibrate", "won_values"))
 		{
 			error_set(err, EXIT_RULES, "%s: [calibrate] sets both won_values and won_statuses",
 			          rules_where(r, "calibrate", "won_statuses"));
-			return error_hint(err, "won_statuses is the old name of won_values: keep one.");
+			error_hint(err, "won_statuses is the old name of won_values: keep one.");
+			if (!rules_problem(r, err)) /* check-rules: reported, and the checks go on */
+				return false;
 		}
-		c->won_values = old;
-		c->won_key = "won_statuses";
 	}
 	if (!score_field_exists(r, c->outcome_column))
 	{
 		error_set(err, EXIT_RULES,
 		          "%s: [calibrate] outcome_column: \"%s\" is neither a field nor an extra column",
 		          rules_where(r, "calibrate", "outcome_column"), c->outcome_column);
-		return error_hint(err, "Use a [columns] key such as status, or list the column in "
-		                       "[columns] extra.");
+		error_hint(err, "Use a [columns] key such as status, or list the column in [columns] "
+		                "extra.");
+		if (!rules_problem(r, err))
+			return false;
 	}
-	return canon_list(r, c->won_key, c->won_values, &c->won, &c->nwon, err) &&
-	       canon_list(r, "exclude_params", c->exclude_params, &c->exclude, &c->nexclude, err);
+	return (canon_list(r, c->won_key, c->won_values, &c->won, &c->nwon, err) ||
+	        rules_problem(r, err)) &&
+	       (canon_list(r, "exclude_params", c->exclude_params, &c->exclude, &c->nexclude, err) ||
+	        rules_problem(r, err));
 }
 
 /* ------------------------------------------------------------------------

@@ -84,6 +84,12 @@ like "$(sed -n '/^\[score.channel\]/,/^\[/p' "$tmp/own_fit.ini")" $'\nreferral =
 is "$(counts "$tmp/csv.ini" "$tmp/own.ini" "$tmp/own_fit.ini" >/dev/null; echo $?)" 0 "a run takes the result"
 err=$("$REFINERY" run --no-shipped -c "$tmp/csv.ini" 2>&1); is "$?" 2 "--no-shipped is calibrate's alone"
 
+# ---- [calibrate] checked in one pass, each mistake where it is written
+printf '[calibrate]\nholdout_percent = 500\nexclude_params = ---\noutcome_column = nosuch\nl2 = -1\n' >"$tmp/bad.ini"
+err=$("$REFINERY" check-rules "$tmp/csv.ini" "$tmp/bad.ini" 2>&1); rc=$?
+is "$rc" 3 "check-rules refuses a bad [calibrate]"
+is "$(grep -c "^refinery: error: $tmp/bad.ini:[2-5]: \[calibrate\]" <<<"$err")" 4 "naming all four mistakes in one pass"
+
 # ---- --job: the job's own outcomes
 pg_load_leads "$tmp"
 cat >"$tmp/o.ini" <<EOF

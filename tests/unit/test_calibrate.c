@@ -745,6 +745,27 @@ test_outcome_column(void)
 	}
 	batch_free(b);
 
+	/* [calibrate] read through its table: every value checked where it is written */
+	{
+		const char *bad_list[] = {src_rules, "[calibrate]\nexclude_params = notes, ---\n"};
+		const char *bad_col[] = {src_rules, "[calibrate]\noutcome_column = nosuch\n"};
+		const char *pct[] = {src_rules, "[calibrate]\nholdout_percent = 25\n"};
+
+		ok(!make_rs(&rs, bad_list, 2, &err) && err.code == EXIT_RULES &&
+		       strstr(err.msg, "t2.ini:2: [calibrate] exclude_params: \"---\" is not a usable "
+		                       "name") != NULL,
+		   "a bad list item is named with file and line: %s", err.msg);
+		free_rs(&rs);
+		ok(!make_rs(&rs, bad_col, 2, &err) && err.code == EXIT_RULES &&
+		       strstr(err.msg, "t2.ini:2: [calibrate] outcome_column: \"nosuch\" is neither a "
+		                       "field nor an extra column") != NULL,
+		   "an outcome column that is no field: %s", err.msg);
+		free_rs(&rs);
+		if (ok(make_rs(&rs, pct, 2, &err), "holdout_percent = 25 loads"))
+			is_double(rs.score->calibrate->holdout_percent, 25, 0, "and stays the percent given");
+		free_rs(&rs);
+	}
+
 	/* worked_only dropping every lead says so, with the count */
 	{
 		static const double rate[] = {0.1, 0.2, 0.3, 0.4};
