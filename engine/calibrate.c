@@ -2,8 +2,10 @@
  * calibrate.c
  *    Fitting the scoring points to historical outcomes (the closed loop).
  *
- * Rows are the leads with a known status; the label is "status is one of
- * won_statuses".  Features are the one-hot categories of every scoring
+ * Rows are the leads with an outcome: a value in [calibrate] outcome_column
+ * (the status by default), or with calibrate --job the outcomes reported to
+ * the job; the label is "won": the value maps to won in [outcomes] map or
+ * is one of won_values.  Features are the one-hot categories of every scoring
  * parameter but the ones that would leak the label (see below), plus an
  * intercept.  The model is logistic regression with an L2 penalty on all
  * but the intercept, fitted by damped Newton steps (halved until the
@@ -16,7 +18,8 @@
  *
  * Label leakage: a feature recorded together with the outcome predicts it
  * perfectly on history and is useless on the leads a run scores.  The
- * status parameter is the outcome itself, so it is always left out; other
+ * parameter reading the outcome column is the outcome itself (and the
+ * status records a job's outcomes), so it is always left out; other
  * parameters that are written when a deal closes (a closing note such as
  * "deal signed", touches logged after the sale) can be left out with
  * [calibrate] exclude_params.  Parameters left out keep their configured

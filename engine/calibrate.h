@@ -2,15 +2,20 @@
  * calibrate.h
  *    Closing the loop: fitting the scoring points to historical outcomes.
  *
- * calibrate_fit() takes the leads of a pull whose status is known, labels
- * them won or not ([calibrate] won_statuses), turns every scoring parameter
- * into one-hot categories (score.h), and fits an L2-regularised logistic
+ * calibrate_fit() takes the leads of a pull that have an outcome (the value
+ * of [calibrate] outcome_column, or a job's reported outcomes), labels them
+ * won or not ([outcomes] map, [calibrate] won_values), turns every scoring
+ * parameter into one-hot categories (score.h; a map's learned from the data
+ * with categories = auto, buckets from quantiles with buckets = auto), and
+ * fits an L2-regularised logistic
  * regression by a fixed number of Newton steps on a deterministic split
  * (a hash of the lead id; a whole duplicate cluster falls on one side).
  * The coefficients become non-negative points (calibrate_write_rules()
  * writes them as a rule file that later runs use as they are), and the
- * held-out leads give the AUC and the conversion by score decile.  The
- * result borrows the ruleset's score configuration: free the result first.
+ * held-out leads give the AUC (beside the current points' AUC) and the
+ * conversion by score decile.  The result borrows the ruleset's score
+ * configuration: free the result first.  calibrate_write.c writes the
+ * rules and moves the cohort bounds.
  */
 #ifndef REFINERY_CALIBRATE_H
 #define REFINERY_CALIBRATE_H

@@ -191,8 +191,8 @@ print_bounds(FILE *r, const struct calibrate_bound *bd, int nb, size_t n, bool k
 	}
 	for (int k = 0; k < nb; k++)
 		if (bd[k].old_min != bd[k].new_min)
-			log_info("%s %s: %.2f -> %.2f", bd[k].cohort ? "cohort" : "nurture_below", bd[k].name,
-			         bd[k].old_min, bd[k].new_min);
+			log_info("%s%s %.2f -> %.2f", bd[k].cohort ? "min_score of cohort " : "nurture_below",
+			         bd[k].cohort ? bd[k].name : "", bd[k].old_min, bd[k].new_min);
 }
 
 bool
