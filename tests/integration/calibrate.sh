@@ -82,6 +82,7 @@ is "$rc" 0 "calibrate --no-shipped with learned categories"
 is "$(grep -c '^weight = 0$' "$tmp/own_fit.ini")" 8 "the eight shipped parameters are switched off"
 like "$(sed -n '/^\[score.channel\]/,/^\[/p' "$tmp/own_fit.ini")" $'\nreferral = [0-9.]+\n' "the sources are learned as keys"
 is "$(counts "$tmp/csv.ini" "$tmp/own.ini" "$tmp/own_fit.ini" >/dev/null; echo $?)" 0 "a run takes the result"
+is "$(counts "$tmp/csv.ini" "$tmp/own.ini" >/dev/null; echo $?)" 0 "and runs before calibration (other and default points)"
 err=$("$REFINERY" run --no-shipped -c "$tmp/csv.ini" 2>&1); is "$?" 2 "--no-shipped is calibrate's alone"
 
 # ---- [calibrate] checked in one pass, each mistake where it is written

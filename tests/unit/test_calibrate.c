@@ -831,6 +831,8 @@ test_learned(void)
 		return;
 	}
 	is_int(rs.score->params[0].ncat, 2, "until calibrated the map has only other and default");
+	ok(rs.score->params[1].ncat == 1 && rs.score->params[1].quantiles == 8,
+	   "and the buckets only default, with 8 quantiles to learn");
 	if (!ok(calibrate_fit(b, &rs, &test_run, NULL, &res, &err), "fit learning the categories"))
 	{
 		diag("%s", err.msg);
