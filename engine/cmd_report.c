@@ -15,9 +15,9 @@
 #include "outfile.h"
 #include "strbuf.h"
 
-/* Print a result as an aligned text table, psql's default look. */
-static void
-print_table(FILE *out, const char *title, PGresult *res)
+/* Print a result as an aligned text table, psql's default look (cmd.h). */
+void
+cmd_print_table(FILE *out, const char *title, PGresult *res)
 {
 	int nf = PQnfields(res), nt = PQntuples(res);
 	int *w = calloc((size_t) nf, sizeof(int));
@@ -205,7 +205,7 @@ cmd_report(const struct cmd_opts *o, struct error *err)
 
 		if (res == NULL)
 			goto out;
-		print_table(stdout, parts[k].title, res);
+		cmd_print_table(stdout, parts[k].title, res);
 		if (html)
 			html_table(html, parts[k].title, res, parts[k].label_col,
 			           parts[k].bar_col < PQnfields(res) ? parts[k].bar_col : -1);

@@ -74,6 +74,9 @@
 #define OPT_DEFAULTS     (UINT64_C(1) << 24) /* check-rules --defaults */
 #define OPT_MAX_REJECTS  (UINT64_C(1) << 25)
 #define OPT_TRUNCATE     (UINT64_C(1) << 26)
+#define OPT_SINCE        (UINT64_C(1) << 32) /* feedback --since */
+#define OPT_CLAIMS       (UINT64_C(1) << 33) /* export --claims */
+#define OPT_SUPPLIER     (UINT64_C(1) << 34) /* export --claims --supplier */
 #define OPT_KEEP_COHORTS (UINT64_C(1) << 42) /* calibrate --keep-cohorts */
 #define OPT_NO_SHIPPED   (UINT64_C(1) << 43) /* calibrate --no-shipped */
 #define OPT_GENERAL      (UINT64_C(1) << 63) /* the last bit: new options take the next free one below */
@@ -95,8 +98,9 @@ static const struct command
     {"check-rules", cmd_check_rules, OPT_RULES | OPT_DEFAULTS, "[OPTION]... [FILE]...",
      "check rule files without connecting"},
     {"export", cmd_export,
-     OPT_READ | OPT_CSV | OPT_VERDICT | OPT_REP | OPT_COHORT | OPT_FORMAT | OPT_FILE_MODE,
-     "--csv=FILE [OPTION]...", "write a run's results to a CSV file"},
+     OPT_READ | OPT_CSV | OPT_VERDICT | OPT_REP | OPT_COHORT | OPT_FORMAT | OPT_FILE_MODE |
+         OPT_CLAIMS | OPT_SUPPLIER,
+     "--csv=FILE [OPTION]...", "write a run's results (or refund claims) to a CSV file"},
     {"explain", cmd_explain, OPT_READ, "[OPTION]... LEAD_ID",
      "show why one lead got its verdict, score and rep"},
     {"report", cmd_report, OPT_READ | OPT_HTML | OPT_FILE_MODE, "[OPTION]...",
@@ -114,6 +118,8 @@ static const struct command
      "list the jobs and their last committed runs"},
     {"revert", cmd_revert, OPT_CONN | OPT_JOB | OPT_RUN, "--run=ID [OPTION]...",
      "undo a job's latest run (its changes to the job's state)"},
+    {"feedback", cmd_feedback, OPT_CONN | OPT_JOB | OPT_SINCE | OPT_CSV | OPT_FILE_MODE,
+     "[OPTION]...", "conversion against targets, answer rates, cost per source"},
     {"prune", cmd_prune, OPT_CONN | OPT_RULES | OPT_JOB | OPT_KEEP, "[OPTION]...",
      "drop a job's old runs now ([output] keep_runs or --keep)"},
 };
@@ -163,7 +169,10 @@ static const struct
     {OPT_JOB, NULL,
      "      --job=NAME         the job to read (needed when several jobs have runs)"},
     {OPT_RUN, NULL, "      --run=ID           run to read (default: the job's latest committed)"},
+    {OPT_SINCE, NULL, "      --since=DATE       only outcomes at or after DATE (e.g. 2026-11-01)"},
     {OPT_CSV, "import", "      --csv=FILE         CSV file to read (header row required)"},
+    {OPT_CSV, "feedback",
+     "      --csv=FILE         write the conversion rows as CSV instead of tables"},
     {OPT_CSV, NULL, "      --csv=FILE         CSV file to write (\"-\" for standard output)"},
     {OPT_VERDICT, NULL, "      --verdict=V        only leads with this verdict"},
     {OPT_REP, NULL, "      --rep=ID           only this rep's call list, in call order"},
@@ -171,6 +180,10 @@ static const struct
     {OPT_FORMAT, NULL,
      "      --format=FMT       raw (default: every result column), dialer (the call\n"
      "                         list, one row per number) or sheet (for spreadsheets)"},
+    {OPT_CLAIMS, NULL,
+     "      --claims           refund claims: leads of --supplier that proved\n"
+     "                         invalid within its claim window, with evidence"},
+    {OPT_SUPPLIER, NULL, "      --supplier=NAME    with --claims: a [supplier.NAME] of the rules"},
     {OPT_HTML, NULL, "      --html=FILE        also write an HTML report with charts"},
     {OPT_TABLE, NULL,
      "      --table=NAME       target table (created with text columns if absent)"},
@@ -350,6 +363,9 @@ enum
 	LONG_FORMAT,
 	LONG_COHORT,
 	LONG_DEFAULTS,
+	LONG_SINCE,
+	LONG_CLAIMS,
+	LONG_SUPPLIER,
 	LONG_KEEP_COHORTS,
 	LONG_NO_SHIPPED
 };
@@ -388,6 +404,9 @@ static const struct
     {{"max-age", required_argument, NULL, LONG_MAX_AGE}, OPT_MAX_AGE},
     {{"keep", required_argument, NULL, LONG_KEEP}, OPT_KEEP},
     {{"file-mode", required_argument, NULL, LONG_FILE_MODE}, OPT_FILE_MODE},
+    {{"since", required_argument, NULL, LONG_SINCE}, OPT_SINCE},
+    {{"claims", no_argument, NULL, LONG_CLAIMS}, OPT_CLAIMS},
+    {{"supplier", required_argument, NULL, LONG_SUPPLIER}, OPT_SUPPLIER},
     {{"dbname", required_argument, NULL, 'd'}, OPT_CONN},
     {{"host", required_argument, NULL, 'h'}, OPT_CONN},
     {{"port", required_argument, NULL, 'p'}, OPT_CONN},
@@ -570,6 +589,9 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 				o->job = optarg;
 				break;
 			case LONG_FORCE: o->force = true; break;
+			case LONG_SINCE: o->since = optarg; break;
+			case LONG_CLAIMS: o->claims = true; break;
+			case LONG_SUPPLIER: o->supplier = optarg; break;
 			case LONG_FULL: o->full = true; break;
 			case LONG_DEFAULTS: o->defaults = true; break;
 			case LONG_KEEP_COHORTS: o->keep_cohorts = true; break;

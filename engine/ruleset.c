@@ -23,6 +23,7 @@
 #include "normalize.h"
 #include "outfile.h"
 #include "pg.h"
+#include "feedback.h"
 #include "outcomes.h"
 #include "ruleset.h"
 
@@ -725,6 +726,7 @@ load_all(const char *const *files, int nfiles, bool collect, struct error *err)
 	LOAD(job_config_load(rs->rules, &rs->job, err));
 	LOAD(outcomes_config_load(rs->rules, &rs->outcomes, err));
 	LOAD(output_config_load(rs->rules, &rs->output, err));
+	LOAD(feedback_config_load(rs->rules, &rs->feedback, err));
 #define STAGE(name, fn, type, load, free_fn, slot) LOAD(load(rs->rules, &rs->slot, err));
 #define PLAN_STAGE(name, fn, type, load, free_fn, slot)                                            \
 	if (rs->normalize == NULL || rs->normalize->plan == NULL)                                      \
@@ -777,6 +779,7 @@ ruleset_free(struct ruleset *rs)
 	job_config_free(rs->job);
 	outcomes_config_free(rs->outcomes);
 	output_config_free(rs->output);
+	feedback_config_free(rs->feedback);
 #define STAGE(name, fn, type, load, free_fn, slot) free_fn(rs->slot);
 #include "stagelist.h"
 #undef STAGE

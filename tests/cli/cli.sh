@@ -52,7 +52,7 @@ out=$("$REFINERY" check-rules --help)
 unlike "$out" '--dbname' "check-rules --help shows no connection options: it does not connect"
 like "$out" '^  -c, --rules=FILE' "but -c"
 cmds=$("$REFINERY" --help | sed -n '/^Commands:/,/^$/s/^  \([a-z-]*\) .*/\1/p')
-is "$(printf '%s\n' "$cmds" | wc -l)" 12 "--help lists the twelve commands"
+is "$(printf '%s\n' "$cmds" | wc -l)" 13 "--help lists the thirteen commands"
 like "$("$REFINERY" --help)" '"refinery COMMAND --help" shows the options' "and where their options are"
 for c in $cmds; do
 	out=$("$REFINERY" "$c" --help); rc=$?

@@ -131,7 +131,7 @@ FROM (SELECT * FROM refinery.lead_state WHERE job = 'cal' ORDER BY lead_id LIMIT
 INSERT INTO refinery.outcomes (job, lead_id, rep_id, outcome, at)
 SELECT 'cal', s.lead_id, coalesce(s.rep_id, 1), 'no_answer', '2025-07-01 10:00:00+00'
 FROM (SELECT * FROM refinery.lead_state WHERE job = 'cal' ORDER BY lead_id LIMIT 100) s;
-INSERT INTO refinery.outcomes VALUES ('cal', 'not-a-lead', 1, 'won', '2025-07-02 10:00:00+00');
+INSERT INTO refinery.outcomes (job, lead_id, rep_id, outcome, at) VALUES ('cal', 'not-a-lead', 1, 'won', '2025-07-02 10:00:00+00');
 SQL
 wins=$(pq -c "SELECT count(DISTINCT lead_id) FROM refinery.outcomes o WHERE job = 'cal' AND outcome = ' Closed_Won '")
 out=$("$REFINERY" calibrate -c "$tmp/o.ini" --job cal -o "$tmp/job.ini" 2>&1); rc=$?
@@ -149,7 +149,7 @@ like "$(head -8 "$tmp/job.ini")" '# outcome: the outcomes reported to job cal' "
 top=$(sed -n '/^\[score.source\]/,/^\[/{/^[a-z_]* = [0-9]/p}' "$tmp/job.ini" | sort -t= -k2 -g | tail -1 | cut -d' ' -f1)
 is "$top" "referral" "the fit gives referrals, which were won, the most source points"
 
-pq -c "INSERT INTO refinery.outcomes VALUES ('cal', (SELECT min(lead_id) FROM refinery.lead_state WHERE job = 'cal'), 1, 'xyzzy', '2025-07-03 10:00:00+00')"
+pq -c "INSERT INTO refinery.outcomes (job, lead_id, rep_id, outcome, at) VALUES ('cal', (SELECT min(lead_id) FROM refinery.lead_state WHERE job = 'cal'), 1, 'xyzzy', '2025-07-03 10:00:00+00')"
 err=$("$REFINERY" calibrate -c "$tmp/o.ini" --job cal -o "$tmp/job2.ini" 2>&1); rc=$?
 is "$rc" 5 "an outcome the map does not know stops calibrate"
 like "$err" 'outcome "xyzzy" of lead "[0-9]+" \(2025-07-03 [0-9:]+\) is not in \[outcomes\] map' "naming value, lead and time"
