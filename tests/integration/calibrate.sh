@@ -91,6 +91,16 @@ err=$("$REFINERY" check-rules "$tmp/csv.ini" "$tmp/bad.ini" 2>&1); rc=$?
 is "$rc" 3 "check-rules refuses a bad [calibrate]"
 is "$(grep -c "^refinery: error: $tmp/bad.ini:[2-5]: \[calibrate\]" <<<"$err")" 4 "naming all four mistakes in one pass"
 
+# won_values name statuses when the outcome is the status, any value of another column
+printf '[calibrate]\nwon_values = closd_won\n' >"$tmp/won.ini"
+err=$("$REFINERY" check-rules "$tmp/csv.ini" "$tmp/won.ini" 2>&1); rc=$?
+is "$rc" 3 "won_values of the status column must be statuses"
+like "$err" 'won.ini:2: \[calibrate\] won_values: unknown status "closd_won"' "naming the value"
+like "$err" 'Did you mean "closed_won"' "and the nearest status"
+printf '[columns]\nextra = converted\n[calibrate]\noutcome_column = converted\nwon_values = Yes\n' >"$tmp/won.ini"
+"$REFINERY" check-rules "$tmp/csv.ini" "$tmp/won.ini" >/dev/null 2>&1
+is "$?" 0 "while those of another column are its own values"
+
 # ---- --job: the job's own outcomes
 pg_load_leads "$tmp"
 cat >"$tmp/o.ini" <<EOF
