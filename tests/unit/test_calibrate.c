@@ -859,6 +859,19 @@ test_learned(void)
 			   "bounds 2, 4, 7, 11 (%g %g %g %g)", tc->lo[0], tc->lo[1], tc->lo[2], tc->lo[3]);
 	}
 	text = written(&res);
+	{
+		struct calibrate_result res2;
+		struct calibrate_opts o2 = {.threads = 2, .holdout = -1, .l2 = -1};
+		char *text2 = NULL;
+
+		if (calibrate_fit(b, &rs, &test_run, &o2, &res2, &err))
+		{
+			text2 = written(&res2);
+			calibrate_result_free(&res2);
+		}
+		ok(text && text2 && strcmp(text, text2) == 0, "learned: the same bytes with 2 threads");
+		free(text2);
+	}
 	ok(text && strstr(text, "\nalpha = ") && strstr(text, "\ngamma = ") &&
 	       strstr(text, "\nbuckets = 2:"),
 	   "the written rules spell the learned values and bounds out");
