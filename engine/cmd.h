@@ -55,6 +55,8 @@ struct cmd_opts
 	long max_age;             /* jobs --max-age, seconds; 0 = not given */
 	const char *max_age_text; /* as given */
 	long keep;                /* prune --keep; 0 = [output] keep_runs */
+	bool keep_cohorts;        /* calibrate --keep-cohorts */
+	bool no_shipped;          /* calibrate --no-shipped */
 	const char *since;        /* feedback --since: outcomes from this date */
 	bool claims;              /* export --claims: refund claims, not results */
 	const char *supplier;     /* export --claims --supplier */

@@ -47,39 +47,41 @@
  * says which options a command takes, so a command refuses the others
  * instead of ignoring them, and its --help lists only its own.
  */
-#define OPT_RULES       (UINT64_C(1) << 0) /* -c */
-#define OPT_DRY_RUN     (UINT64_C(1) << 1)
-#define OPT_JOBS        (UINT64_C(1) << 2) /* -j: threads */
-#define OPT_OUTPUT      (UINT64_C(1) << 3)
-#define OPT_FORCE       (UINT64_C(1) << 4)
-#define OPT_JOB         (UINT64_C(1) << 5) /* --job: a job's name */
-#define OPT_RUN         (UINT64_C(1) << 6)
-#define OPT_CSV         (UINT64_C(1) << 7)
-#define OPT_VERDICT     (UINT64_C(1) << 8)
-#define OPT_REP         (UINT64_C(1) << 9)
-#define OPT_HTML        (UINT64_C(1) << 10)
-#define OPT_TABLE       (UINT64_C(1) << 11)
-#define OPT_REJECT      (UINT64_C(1) << 12)
-#define OPT_PHONE       (UINT64_C(1) << 13)
-#define OPT_EMAIL       (UINT64_C(1) << 14)
-#define OPT_LEAD_ID     (UINT64_C(1) << 15)
-#define OPT_CHECK       (UINT64_C(1) << 16)
-#define OPT_MAX_AGE     (UINT64_C(1) << 17)
-#define OPT_KEEP        (UINT64_C(1) << 18)
-#define OPT_FILE_MODE   (UINT64_C(1) << 19)
-#define OPT_CONN        (UINT64_C(1) << 20) /* -d -h -p -U -w -W */
-#define OPT_FULL        (UINT64_C(1) << 21)
-#define OPT_FORMAT      (UINT64_C(1) << 22)
-#define OPT_COHORT      (UINT64_C(1) << 23)
-#define OPT_DEFAULTS    (UINT64_C(1) << 24) /* check-rules --defaults */
-#define OPT_MAX_REJECTS (UINT64_C(1) << 25)
-#define OPT_TRUNCATE    (UINT64_C(1) << 26)
-#define OPT_SINCE       (UINT64_C(1) << 32) /* feedback --since */
-#define OPT_CLAIMS      (UINT64_C(1) << 33) /* export --claims */
-#define OPT_SUPPLIER    (UINT64_C(1) << 34) /* export --claims --supplier */
-#define OPT_PROGRESS    (UINT64_C(1) << 38) /* run --progress=SEC */
-#define OPT_VERBOSE     (UINT64_C(1) << 48) /* explain --verbose */
-#define OPT_GENERAL     (UINT64_C(1) << 63) /* the last bit: new options take the next free one below */
+#define OPT_RULES        (UINT64_C(1) << 0) /* -c */
+#define OPT_DRY_RUN      (UINT64_C(1) << 1)
+#define OPT_JOBS         (UINT64_C(1) << 2) /* -j: threads */
+#define OPT_OUTPUT       (UINT64_C(1) << 3)
+#define OPT_FORCE        (UINT64_C(1) << 4)
+#define OPT_JOB          (UINT64_C(1) << 5) /* --job: a job's name */
+#define OPT_RUN          (UINT64_C(1) << 6)
+#define OPT_CSV          (UINT64_C(1) << 7)
+#define OPT_VERDICT      (UINT64_C(1) << 8)
+#define OPT_REP          (UINT64_C(1) << 9)
+#define OPT_HTML         (UINT64_C(1) << 10)
+#define OPT_TABLE        (UINT64_C(1) << 11)
+#define OPT_REJECT       (UINT64_C(1) << 12)
+#define OPT_PHONE        (UINT64_C(1) << 13)
+#define OPT_EMAIL        (UINT64_C(1) << 14)
+#define OPT_LEAD_ID      (UINT64_C(1) << 15)
+#define OPT_CHECK        (UINT64_C(1) << 16)
+#define OPT_MAX_AGE      (UINT64_C(1) << 17)
+#define OPT_KEEP         (UINT64_C(1) << 18)
+#define OPT_FILE_MODE    (UINT64_C(1) << 19)
+#define OPT_CONN         (UINT64_C(1) << 20) /* -d -h -p -U -w -W */
+#define OPT_FULL         (UINT64_C(1) << 21)
+#define OPT_FORMAT       (UINT64_C(1) << 22)
+#define OPT_COHORT       (UINT64_C(1) << 23)
+#define OPT_DEFAULTS     (UINT64_C(1) << 24) /* check-rules --defaults */
+#define OPT_MAX_REJECTS  (UINT64_C(1) << 25)
+#define OPT_TRUNCATE     (UINT64_C(1) << 26)
+#define OPT_SINCE        (UINT64_C(1) << 32) /* feedback --since */
+#define OPT_CLAIMS       (UINT64_C(1) << 33) /* export --claims */
+#define OPT_SUPPLIER     (UINT64_C(1) << 34) /* export --claims --supplier */
+#define OPT_PROGRESS     (UINT64_C(1) << 38) /* run --progress=SEC */
+#define OPT_VERBOSE      (UINT64_C(1) << 48) /* explain --verbose */
+#define OPT_KEEP_COHORTS (UINT64_C(1) << 42) /* calibrate --keep-cohorts */
+#define OPT_NO_SHIPPED   (UINT64_C(1) << 43) /* calibrate --no-shipped */
+#define OPT_GENERAL      (UINT64_C(1) << 63) /* the last bit: new options take the next free one below */
 
 /* what the commands that read a committed run (export, explain, report) share */
 #define OPT_READ (OPT_CONN | OPT_JOB | OPT_RUN)
@@ -109,7 +111,9 @@ static const struct command
     {"import", cmd_import,
      OPT_CONN | OPT_CSV | OPT_TABLE | OPT_REJECT | OPT_MAX_REJECTS | OPT_TRUNCATE | OPT_FILE_MODE,
      "--csv=FILE --table=NAME [OPTION]...", "load a CSV file of leads into a table"},
-    {"calibrate", cmd_calibrate, OPT_RULES | OPT_JOBS | OPT_OUTPUT | OPT_FILE_MODE | OPT_CONN,
+    {"calibrate", cmd_calibrate,
+     OPT_RULES | OPT_JOBS | OPT_OUTPUT | OPT_FILE_MODE | OPT_CONN | OPT_JOB | OPT_KEEP_COHORTS |
+         OPT_NO_SHIPPED,
      "[OPTION]...", "fit scoring points from historical outcomes"},
     {"forget", cmd_forget, OPT_RULES | OPT_DRY_RUN | OPT_PHONE | OPT_EMAIL | OPT_LEAD_ID | OPT_CONN,
      "[OPTION]...", "erase a person on request; never import them again"},
@@ -162,6 +166,12 @@ static const struct
     {OPT_JOB, "jobs", "      --job=NAME         only this job"},
     {OPT_JOB, "revert", "      --job=NAME         the run's job (else the only one)"},
     {OPT_RUN, "revert", "      --run=ID           the run to undo: the job's latest committed"},
+    {OPT_JOB, "calibrate",
+     "      --job=NAME         fit from this job's outcomes (refinery.outcomes)"},
+    {OPT_KEEP_COHORTS, NULL,
+     "      --keep-cohorts     keep the cohorts' bounds; print how their shares move"},
+    {OPT_NO_SHIPPED, NULL,
+     "      --no-shipped       switch the shipped scoring parameters off, fit yours"},
     {OPT_JOB, "prune",
      "      --job=NAME         the job to prune (else the rules' or the only one)"},
     {OPT_JOB, NULL,
@@ -365,7 +375,9 @@ enum
 	LONG_CLAIMS,
 	LONG_SUPPLIER,
 	LONG_PROGRESS,
-	LONG_VERBOSE
+	LONG_VERBOSE,
+	LONG_KEEP_COHORTS,
+	LONG_NO_SHIPPED
 };
 
 /* Every option, and which OPT_* bit of the command table it is. */
@@ -395,6 +407,8 @@ static const struct
     {{"reject", required_argument, NULL, LONG_REJECT}, OPT_REJECT},
     {{"max-rejects", required_argument, NULL, LONG_MAX_REJECTS}, OPT_MAX_REJECTS},
     {{"truncate", no_argument, NULL, LONG_TRUNCATE}, OPT_TRUNCATE},
+    {{"keep-cohorts", no_argument, NULL, LONG_KEEP_COHORTS}, OPT_KEEP_COHORTS},
+    {{"no-shipped", no_argument, NULL, LONG_NO_SHIPPED}, OPT_NO_SHIPPED},
     {{"phone", required_argument, NULL, LONG_PHONE}, OPT_PHONE},
     {{"email", required_argument, NULL, LONG_EMAIL}, OPT_EMAIL},
     {{"lead-id", required_argument, NULL, LONG_LEAD_ID}, OPT_LEAD_ID},
@@ -603,6 +617,8 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 					                 optarg);
 				break;
 			}
+			case LONG_KEEP_COHORTS: o->keep_cohorts = true; break;
+			case LONG_NO_SHIPPED: o->no_shipped = true; break;
 			case LONG_CHECK: o->check = true; break;
 			case LONG_MAX_AGE:
 				if ((o->max_age = cmd_parse_age(optarg)) <= 0)

@@ -868,6 +868,9 @@ rules_load_params(struct rules *r, const char *section, const struct rules_param
 			case RULES_STR:
 				ok = rules_get_str(r, section, p[k].key, (const char **) field, err);
 				break;
+			case RULES_LIST:
+				ok = rules_get_list(r, section, p[k].key, (const char **) field, err);
+				break;
 			default:
 				ok = error_set(err, EXIT_INTERNAL, "[%s] %s: unknown parameter type %d", section,
 				               p[k].key, (int) p[k].type);

@@ -104,6 +104,8 @@ bool rules_get_list(struct rules *r, const char *section, const char *key, const
  *   RULES_STR     a const char *, borrowed from the rules object (not copied:
  *                 it lives as long as the ruleset; a field the config frees
  *                 stays as code and strdup()s)
+ *   RULES_LIST    the same, for a list or text that may be empty on purpose
+ *                 (rules_get_list(): "exclude_params =" means none)
  * Keys with logic of their own (checked against another key, optional, lists)
  * stay as code beside the table.
  */
@@ -114,6 +116,7 @@ enum rules_type
 	RULES_BOOL,
 	RULES_ENUM,
 	RULES_STR,
+	RULES_LIST,
 };
 
 struct rules_param

@@ -714,6 +714,18 @@ check_score_statuses(struct rules *r, const struct normalize_config *nc,
 	return ok;
 }
 
+/* [calibrate] won_values (or won_statuses) name statuses when the outcome is the status */
+static bool
+check_won_values(struct rules *r, const struct normalize_config *nc, struct error *err)
+{
+	const char *col = rules_get(r, "calibrate", "outcome_column");
+
+	if (col != NULL && strcmp(col, "status") != 0)
+		return true; /* the values of another column: anything goes */
+	return check_status_list(r, nc, "calibrate", "won_statuses", err) &&
+	       check_status_list(r, nc, "calibrate", "won_values", err);
+}
+
 static bool
 check_statuses(struct rules *r, const struct normalize_config *nc, const struct score_config *score,
                struct error *err)
@@ -731,7 +743,7 @@ check_statuses(struct rules *r, const struct normalize_config *nc, const struct 
 		ok = check_status_list(r, nc, secs[k], "statuses", err);
 	free(secs);
 	return ok && check_status_list(r, nc, "score", "exclude_statuses", err) &&
-	       check_status_list(r, nc, "calibrate", "won_statuses", err) &&
+	       check_won_values(r, nc, err) &&
 	       check_status_list(r, nc, "dedupe", "status_rank", err) &&
 	       check_score_statuses(r, nc, score, err);
 }

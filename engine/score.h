@@ -83,6 +83,11 @@ struct score_param
 	bool caseless;
 
 	double top; /* the most the parameter gives, before weight */
+
+	/* calibrate learns these from the data; a run gives other / default points till then */
+	bool auto_cats; /* map: categories = auto */
+	long quantiles; /* buckets = auto: this many quantile buckets; 0 = the listed buckets */
+	bool shipped;   /* its kind comes from the shipped default.ini (calibrate --no-shipped) */
 };
 
 /* A condition of a persona: the lead's value of `field` is one of `values`. */
@@ -168,6 +173,27 @@ bool score_eval_categories(struct score_eval *ev, size_t i, int *cat, double *da
                            struct error *err);
 /* After score_eval_categories() failed: whether it was a pattern's limit. */
 bool score_eval_limit_failed(const struct score_eval *ev);
+
+/* The text parameter k reads on lead i (status: normalised), or NULL. */
+const char *score_eval_text(const struct score_eval *ev, int k, size_t i);
+/* The number a buckets or recency parameter k reads on lead i (dates: days), NAN when none. */
+double score_eval_number(const struct score_eval *ev, int k, size_t i);
+/*
+ * Lead i's score as the score stage gives it (the best persona), in
+ * hundredths, and each parameter's part of it into parts[nparams] (may be
+ * NULL); false as score_eval_categories().
+ */
+bool score_eval_score(struct score_eval *ev, size_t i, int64_t *hundredths, int64_t *parts,
+                      struct error *err);
+
+/* Is `field` a field key ([columns]) or a column listed in [columns] extra? */
+bool score_field_exists(struct rules *r, const char *field);
+
+/* Is lead i's status in [score] exclude_statuses? *which gets its index. */
+bool score_is_excluded(const struct score_config *c, const struct batch *b, size_t i, int *which);
+
+/* Is `key` one a parameter section keeps for itself (kind, field, other, default, ...)? */
+bool score_reserved_key(const char *key);
 
 /*
  * A text value in canonical form, as map categories and persona conditions

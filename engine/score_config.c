@@ -34,12 +34,12 @@ static const char *const kind_names[] = {"map", "buckets", "recency", "regex", "
  * one, say) can turn a recency parameter into buckets without the first
  * file's half_life_days becoming an "unknown key".
  */
-static const char *const reserved_keys[] = {"kind",  "field",   "weight",   "default",
-                                            "other", "buckets", "max",      "half_life_days",
-                                            "true",  "false",   "caseless", NULL};
+static const char *const reserved_keys[] = {
+    "kind",           "field", "weight", "default",  "other",      "buckets",   "max",
+    "half_life_days", "true",  "false",  "caseless", "categories", "quantiles", NULL};
 
-static bool
-is_reserved(const char *key)
+bool
+score_reserved_key(const char *key)
 {
 	for (int k = 0; reserved_keys[k]; k++)
 		if (strcmp(key, reserved_keys[k]) == 0)
@@ -111,8 +111,8 @@ score_config_free(struct score_config *c)
 }
 
 /* Is `field` a known field key or a column listed in [columns] extra? */
-static bool
-field_exists(struct rules *r, const char *field)
+bool
+score_field_exists(struct rules *r, const char *field)
 {
 	const char *extra;
 	char **items;
@@ -204,7 +204,7 @@ load_map(struct rules *r, const char *section, struct score_param *p, double def
 	{
 		double pts;
 
-		if (is_reserved(keys[k]) || strchr(keys[k], '.') != NULL)
+		if (score_reserved_key(keys[k]) || strchr(keys[k], '.') != NULL)
 			continue; /* a dotted key is left for the unknown-key check */
 		if (!score_canon(keys[k], canon, sizeof(canon)) || canon[0] == '\0')
 		{
@@ -234,9 +234,12 @@ load_map(struct rules *r, const char *section, struct score_param *p, double def
 		}
 	}
 	free(keys);
-	if (p->ncat == 0)
-		return error_set(err, EXIT_RULES, "%s: [%s] kind = map lists no category", p->where,
-		                 section);
+	if (p->ncat == 0 && !p->auto_cats)
+	{
+		error_set(err, EXIT_RULES, "%s: [%s] kind = map lists no category", p->where, section);
+		return error_hint(err, "List \"<value> = <points>\" keys, or set \"categories = auto\" "
+		                       "for refinery calibrate to learn them from the data.");
+	}
 	if (!get_points(r, section, "other", def, &other, err))
 		return false;
 	/* the listed categories in an open-addressing table at most half full */
@@ -286,7 +289,7 @@ load_regex(struct rules *r, const char *section, struct score_param *p, double d
 		if (dot == NULL || strcmp(dot, ".pattern") != 0)
 			continue;
 		snprintf(label, sizeof(label), "%.*s", (int) (dot - keys[k]), keys[k]);
-		if (rules_where(r, section, label)[0] == '\0' || is_reserved(label))
+		if (rules_where(r, section, label)[0] == '\0' || score_reserved_key(label))
 		{
 			error_set(err, EXIT_RULES, "%s: [%s] %s has no points",
 			          rules_where(r, section, keys[k]), section, keys[k]);
@@ -301,7 +304,7 @@ load_regex(struct rules *r, const char *section, struct score_param *p, double d
 		double pts;
 		struct regex *re;
 
-		if (is_reserved(keys[k]) || strchr(keys[k], '.') != NULL)
+		if (score_reserved_key(keys[k]) || strchr(keys[k], '.') != NULL)
 			continue;
 		snprintf(pkey, sizeof(pkey), "%s.pattern", keys[k]);
 		pat = rules_get(r, section, pkey);
@@ -376,6 +379,17 @@ load_buckets(struct rules *r, const char *section, struct score_param *p, struct
 	char **items;
 	int n;
 
+	long quantiles;
+
+	/* read for every buckets parameter, so a bad value is named even before it is used */
+	if (!rules_get_int(r, section, "quantiles", 2, 20, &quantiles, err))
+		return false;
+	if (v != NULL && strcmp(v, "auto") == 0)
+	{
+		/* calibrate learns the bounds; until then every lead gets the default points */
+		p->quantiles = quantiles;
+		return (p->lo = calloc(1, sizeof(double))) != NULL || error_oom(err);
+	}
 	if (v == NULL || *v == '\0')
 	{
 		error_set(err, EXIT_RULES, "%s: [%s] kind = buckets needs a buckets key", p->where,
@@ -500,7 +514,7 @@ load_param(struct rules *r, const char *section, struct score_param *p,
 	field = rules_get(r, section, "field");
 	if (field == NULL || *field == '\0')
 		return error_set(err, EXIT_RULES, "%s: [%s] needs a field", p->where, section);
-	if (!field_exists(r, field))
+	if (!score_field_exists(r, field))
 	{
 		error_set(err, EXIT_RULES, "%s: [%s] field: \"%s\" is neither a field nor an extra column",
 		          rules_where(r, section, "field"), section, field);
@@ -524,6 +538,23 @@ load_param(struct rules *r, const char *section, struct score_param *p,
 	/* keys of the other kinds: accepted and ignored (see reserved_keys) */
 	for (int k = 0; reserved_keys[k]; k++)
 		(void) rules_get(r, section, reserved_keys[k]);
+	p->shipped = rules_is_default(r, section, "kind");
+	{
+		const char *cats = rules_get(r, section, "categories");
+
+		if (cats != NULL && *cats != '\0' && p->kind == SCORE_MAP)
+		{
+			if (strcmp(cats, "auto") != 0)
+			{
+				error_set(err, EXIT_RULES, "%s: [%s] categories: \"%s\" is not auto",
+				          rules_where(r, section, "categories"), section, cats);
+				return error_hint(err, "\"categories = auto\" lets refinery calibrate learn a "
+				                       "map's categories from the data; list them as keys "
+				                       "otherwise.");
+			}
+			p->auto_cats = true;
+		}
+	}
 
 	switch (p->kind)
 	{
@@ -558,6 +589,16 @@ load_param(struct rules *r, const char *section, struct score_param *p,
 	if (p->kind == SCORE_RECENCY)
 		p->top = fmax(p->top, p->max);
 	return true;
+}
+
+/* Has any parameter its categories or buckets still to learn (calibrate)? */
+static bool
+learning(const struct score_config *c)
+{
+	for (int k = 0; k < c->nparams; k++)
+		if (c->params[k].auto_cats || c->params[k].quantiles > 0)
+			return true;
+	return false;
 }
 
 static int
@@ -626,7 +667,7 @@ persona_cond(struct rules *r, const char *section, const char *key, struct score
 	char **items;
 	int n;
 
-	if (!field_exists(r, field))
+	if (!score_field_exists(r, field))
 		return error_set(err, EXIT_RULES,
 		                 "%s: [%s] %s: \"%s\" is neither a field nor an extra "
 		                 "column",
@@ -913,7 +954,10 @@ score_config_load(struct rules *r, struct score_config **out, struct error *err)
 		goto out;
 	}
 	c->personas[c->npersonas - 1].fallback = true;
-	if ((c->personas[c->npersonas - 1].top = persona_top(c, &c->personas[c->npersonas - 1])) <= 0)
+	if ((c->personas[c->npersonas - 1].top = persona_top(c, &c->personas[c->npersonas - 1])) <= 0 &&
+	    learning(c))
+		c->personas[c->npersonas - 1].top = 1; /* every lead scores 0 until calibrated */
+	else if (c->personas[c->npersonas - 1].top <= 0)
 	{
 		error_set(err, EXIT_RULES, "the scoring parameters give no points at all");
 		error_hint(err, "Give some category points above 0 and a weight above 0.");
