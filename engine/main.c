@@ -161,7 +161,7 @@ static const struct
     {OPT_FORMAT, NULL,
      "      --format=FMT       raw (default: every result column), dialer (the call\n"
      "                         list, one row per number) or sheet (for spreadsheets)"},
-    {OPT_HTML, NULL, "      --html=FILE        also write an HTML report with charts"},
+    {OPT_HTML, NULL, "      --html=FILE        also write the run's dashboard as an HTML page"},
     {OPT_TABLE, NULL,
      "      --table=NAME       target table (created with text columns if absent)"},
     {OPT_REJECT, NULL,
