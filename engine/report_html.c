@@ -962,13 +962,17 @@ reps(FILE *out, PGconn *conn, const char *const *p, struct error *err)
 /* ------------------------------------------------------------------------
  * Outcomes: what happened to the leads handed out, per cohort, against the
  * cohort's target rate.  Read straight from refinery.outcomes, each value
- * mapped through the run's [outcomes] map; one query, Q_OUTCOMES, to swap
- * for the feedback views when they exist.
+ * mapped through the run's [outcomes] map; a lead counts in its cohort, or
+ * when it has left the cohorts since (won, refused), in the one it had
+ * last.  One query, Q_OUTCOMES, to swap for the feedback views when they
+ * exist.
  * ------------------------------------------------------------------------ */
 static const char Q_OUTCOMES[] =
     "WITH m AS (SELECT * FROM unnest($2::text[], $3::text[]) AS m(reported, outcome)), "
     "o AS (SELECT o.lead_id, coalesce(m.outcome, 'unmapped') AS outcome, "
-    "coalesce(s.cohort, '(none)') AS cohort "
+    "coalesce(s.cohort, (SELECT c.old_cohort FROM refinery.lead_changes c "
+    "WHERE c.job = o.job AND c.lead_id = o.lead_id AND c.old_cohort IS NOT NULL "
+    "ORDER BY c.run_id DESC LIMIT 1), '(none)') AS cohort "
     "FROM refinery.outcomes o LEFT JOIN m ON m.reported = o.outcome "
     "LEFT JOIN refinery.lead_state s ON s.job = o.job AND s.lead_id = o.lead_id "
     "WHERE o.job = (SELECT job FROM refinery.runs WHERE run_id = $1)), "
@@ -1112,8 +1116,9 @@ outcomes(FILE *out, PGconn *conn, const char *run, struct error *err)
 	p[2] = mapped;
 	section(out, "outcomes", "Outcomes against target",
 	        "What the dialers and the CRM reported for the job's leads (refinery.outcomes, "
-	        "all recorded so far), per the lead's current cohort. A cohort with few leads "
-	        "worked says little: read the counts beside the rates.");
+	        "all recorded so far), per the lead's cohort (the last one it had, for a lead won "
+	        "or removed since). A cohort with few leads worked says little: read the counts "
+	        "beside the rates.");
 	ok = chart_section(out, conn, "reading the report (outcomes)", Q_OUTCOMES, 3, p, &win, 0, 1, 1,
 	                   chart_grouped, cols, "The job has no outcomes yet.", err);
 	if (ok && strcmp(reported, "{}") != 0)

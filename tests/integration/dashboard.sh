@@ -135,6 +135,18 @@ like "$page" "<tr><td>a</td><td class=\"n\">4</td><td class=\"n\">2</td><td clas
 	"cohort a: 4 worked, 2 won (50.0 %) beside its target ($trate %), 3 of 5 calls answered (60.0 %)"
 like "$page" "<tr><td>b</td><td class=\"n\">1</td><td class=\"n\">0</td><td class=\"n\">0.0${nb}%</td>" "cohort b: 1 worked, none won"
 
+# the next run reads the outcomes: two customers, out of the cohorts, still counted in a
+"$REFINERY" run -q -c "$tmp/d.ini"
+ok $? "run 4 reads the outcomes"
+"$REFINERY" report --html "$tmp/run4.html" >/dev/null
+customers=$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = 4 AND verdict = 'customer'
+                   AND lead_id IN ('${a[0]}', '${a[1]}')")
+is "$customers/$(grep -o '<b>[^<]*</b><span>customer' "$tmp/run4.html" | sed 's/^<b>\([^<]*\)<.*/\1/')" \
+	"2/$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = 4 AND verdict = 'customer'")" \
+	"run 4: the two leads won are customers, and the customer tile counts every customer"
+like "$(cat "$tmp/run4.html")" "<tr><td>a</td><td class=\"n\">4</td><td class=\"n\">2</td><td class=\"n\">50.0${nb}%</td>" \
+	"the won leads still count in cohort a, the cohort they had"
+
 # ---- self-contained and deterministic
 charts="outcome removed cohorts sources changes trend reps wins answers"
 n=0
@@ -143,10 +155,10 @@ is "$n" 9 "the nine charts are on the page"
 is "$(grep -c '<figcaption>' "$html")" 9 "each with a caption"
 unlike "$page" "<script|<link|<img| src=| href=|@import|url\(" "no script, nothing fetched"
 PGTZ=Asia/Jerusalem "$REFINERY" report --html "$tmp/again.html" >/dev/null
-cmp -s "$html" "$tmp/again.html"
+cmp -s "$tmp/run4.html" "$tmp/again.html"
 ok $? "the same database gives the same bytes, whatever the session's time zone"
 
-# ---- rendered by headless Chromium
+# ---- run 4's page rendered by headless Chromium
 nchrome=5
 chrome=$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)
 if [ -z "$chrome" ]; then
@@ -173,7 +185,7 @@ document.querySelectorAll("figure.chart").forEach(function (f) {
 o.push("page " + document.documentElement.scrollWidth + " " + document.documentElement.scrollHeight);
 var p = document.createElement("pre"); p.id = "probe"; p.textContent = o.join("\n"); document.body.appendChild(p);
 </script>'
-{ sed '$d' "$html"; printf '%s\n' "$probe" '</body></html>'; } >"$tmp/probe.html" # after </main>
+{ sed '$d' "$tmp/run4.html"; printf '%s\n' "$probe" '</body></html>'; } >"$tmp/probe.html" # after </main>
 dom=$(render "file://$tmp/probe.html" --window-size=1100,900 --force-device-scale-factor=0.5 --dump-dom)
 boxes=$(sed -n '/<pre id="probe">/,/<\/pre>/p' <<<"$dom" | sed -e 's/<[^>]*>//g')
 if [ -z "$boxes" ]; then
@@ -186,11 +198,11 @@ is "$(grep -c '^chart-' <<<"$boxes")" 9 "Chromium lays out the nine charts"
 is "$(awk '/^chart-/ && ($4 < 100 || $5 < 20 || $6 < 1) { print $1 }' <<<"$boxes")" "" \
 	"each chart has a box of some size holding drawn bars"
 # at half scale: the pixels are read in pure Python, a quarter of them is plenty
-render "file://$html" --window-size="1100,$ph" --force-device-scale-factor=0.5 \
+render "file://$tmp/run4.html" --window-size="1100,$ph" --force-device-scale-factor=0.5 \
 	--screenshot="$tmp/dashboard.png" >/dev/null
 ok $? "Chromium screenshots the page (1100 x $ph CSS pixels, at half scale)"
 if [ -n "${DASHBOARD_PNG:-}" ]; then # a full-size copy to look at
-	render "file://$html" --window-size="1100,$ph" --force-device-scale-factor=1 \
+	render "file://$tmp/run4.html" --window-size="1100,$ph" --force-device-scale-factor=1 \
 		--screenshot="$DASHBOARD_PNG" >/dev/null
 fi
 pixels=$(grep '^chart-' <<<"$boxes" | "$python" "$top_srcdir/tests/lib/png_regions.py" "$tmp/dashboard.png" 0.5)
