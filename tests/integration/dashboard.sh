@@ -2,7 +2,8 @@
 # tests/integration/dashboard.sh -- report --html as a manager's dashboard, on a job of
 # three runs whose figures the test knows: 1,200 leads, then 50 and 30 deleted from the
 # source, three reps with capacities 40, 25 and 10 (30 in the third run), and outcomes
-# recorded after the last run.  The page's tiles, per-source, per-cohort, change, trend
+# recorded after the third run, read by a fourth; and a job without snapshots, whose older
+# run's page has its figures from the run's summary.  The page's tiles, per-source, per-cohort, change, trend
 # and outcome figures are checked against the fixture's arithmetic or against queries of
 # the stored results written here, formatted with this script's own thousands grouping;
 # every value from the database is escaped; the page has no script and fetches nothing,
@@ -157,6 +158,17 @@ unlike "$page" "<script|<link|<img| src=| href=|@import|url\(" "no script, nothi
 PGTZ=Asia/Jerusalem "$REFINERY" report --html "$tmp/again.html" >/dev/null
 cmp -s "$tmp/run4.html" "$tmp/again.html"
 ok $? "the same database gives the same bytes, whatever the session's time zone"
+
+# ---- a run without a snapshot, no longer its job's latest: the figures from its summary
+sed -e 's/^name = nightly$/name = lean/' -e 's/^\[outcomes\]$/[output]\nsnapshot = no\n&/' "$tmp/d.ini" >"$tmp/lean.ini"
+"$REFINERY" run -q -c "$tmp/lean.ini" && "$REFINERY" run -q -c "$tmp/lean.ini"
+ok $? "job lean (no snapshot): two runs"
+first=$(pq -c "SELECT min(run_id) FROM refinery.runs WHERE job = 'lean'")
+"$REFINERY" report --job lean --run "$first" --html "$tmp/lean.html" >/dev/null
+ok $? "report --html of its first run"
+is "$(grep -o '<b>[^<]*</b><span>\(pulled\|assigned\)' "$tmp/lean.html" | sed 's/^<b>\([^<]*\)<.*/\1/' | tr '\n' ' ')" \
+	"1,120 95 " "its tiles: 1,120 pulled, 95 assigned (the capacities)"
+is "$(grep -c 'no longer stored' "$tmp/lean.html")" 2 "the removals and the sources say its leads are no longer stored"
 
 # ---- run 4's page rendered by headless Chromium
 nchrome=5
