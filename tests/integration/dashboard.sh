@@ -1,17 +1,17 @@
 #!/bin/bash
-# tests/integration/dashboard.sh -- report --html as a manager's dashboard, on a job of
-# three runs whose figures the test knows: 1,200 leads, then 50 and 30 deleted from the
-# source, three reps with capacities 40, 25 and 10 (30 in the third run), and outcomes
-# recorded after the third run, read by a fourth; and a job without snapshots, whose older
-# run's page has its figures from the run's summary.  The page's tiles, per-source, per-cohort, change, trend
-# and outcome figures are checked against the fixture's arithmetic or against queries of
-# the stored results written here, formatted with this script's own thousands grouping;
-# every value from the database is escaped; the page has no script and fetches nothing,
-# and the same database gives the same bytes.  Then headless Chromium renders it: each
-# chart is laid out with a non-empty box holding drawn bars (DOM dump), and the
-# screenshot has bar-coloured pixels inside each chart's box.  Only where Chromium is
-# not installed or cannot start are those checks skipped, saying why.
-# DASHBOARD_PNG=FILE keeps a copy of the screenshot.
+# tests/integration/dashboard.sh -- report --html as a manager's dashboard, on a job
+# whose figures the test knows: 1,200 leads, then 50 and 30 deleted from the source,
+# three reps with capacities 40, 25 and 10 (30 from the third run), outcomes recorded
+# after the third run and read by a fourth; and a job without snapshots, whose older
+# run's page takes its figures from the run's summary.  The tiles, sources, cohorts,
+# change, trend and outcome figures are checked against the fixture's arithmetic or
+# against queries of the stored results written here, formatted with this script's own
+# thousands grouping; every value from the database is escaped; the page has no script
+# and fetches nothing; the same database gives the same bytes.  Then headless Chromium
+# renders it: each chart is laid out with a non-empty box holding drawn bars (DOM
+# dump), and the screenshot has bar-coloured pixels inside each chart's box.  Only
+# where Chromium is not installed or cannot start are those checks skipped, saying why.
+# DASHBOARD_PNG=FILE keeps a full-size copy of the screenshot.
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/pg.sh"
