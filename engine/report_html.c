@@ -166,19 +166,6 @@ td_text(FILE *out, const char *s)
 }
 
 static void
-table_head(FILE *out, const char *const *cols)
-{
-	fputs("<table>\n<tr>", out);
-	for (; *cols; cols++)
-	{
-		fputs("<th>", out);
-		esc(out, *cols);
-		fputs("</th>", out);
-	}
-	fputs("</tr>\n", out);
-}
-
-static void
 section(FILE *out, const char *id, const char *title, const char *intro)
 {
 	fprintf(out, "<section id=\"%s\">\n<h2>", id);
@@ -200,6 +187,9 @@ section(FILE *out, const char *id, const char *title, const char *intro)
  * row; stacked bars lay the series end to end; columns stack them upwards,
  * one column per row (the trend).  Each chart is a <figure class="chart">
  * with an id, an SVG and a caption saying what is drawn and in which unit.
+ * A chart drawn from a query result (chart_from) names the result's label
+ * column and first series column, and its draw function; the rows and
+ * values it borrows live only while it is drawn.
  * ------------------------------------------------------------------------ */
 struct chart
 {
@@ -212,6 +202,8 @@ struct chart
 	const char *const *names;
 	const char *const *colours;
 	const double *v;
+	int label_col, first_col; /* drawn from a result (chart_from): its columns */
+	void (*draw)(FILE *out, const struct chart *c);
 };
 
 static void
@@ -406,12 +398,14 @@ enum
 	F_REMOVED,
 	F_NEW,
 	F_CHANGED,
-	F_VANISHED
+	F_VANISHED,
+	F_LABEL
 };
 
 static const char Q_FIGURES[] =
     "SELECT run_id, started, pulled, assigned, kept - assigned AS waiting, nurture, customer, "
-    "pulled - kept - nurture - customer AS removed, leads_new, leads_changed, leads_vanished "
+    "pulled - kept - nurture - customer AS removed, leads_new, leads_changed, leads_vanished, "
+    "'run ' || run_id AS label "
     "FROM (SELECT r.run_id, to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') "
     "AS started, coalesce(r.rows_pulled, 0) AS pulled, coalesce(r.rows_kept, 0) AS kept, "
     "least(coalesce(r.rows_kept, 0), (SELECT coalesce(sum(p.assigned), 0) "
@@ -458,19 +452,18 @@ where_leads_went(FILE *out, PGresult *fig, int me)
 {
 	double v[5], pulled = dv(fig, me, F_PULLED);
 	const char *label[1] = {"this run"};
-	struct chart c = {"chart-outcome",
-	                  "Leads of the run by what became of them, in leads: assigned to a rep, "
-	                  "waiting (kept, no rep had capacity), nurture (kept out of the call "
-	                  "lists), customer (won before), removed (black-listed, duplicate, "
-	                  "partial or outlier).",
-	                  UNIT_LEADS,
-	                  0,
-	                  1,
-	                  5,
-	                  label,
-	                  verdict_names,
-	                  verdict_colours,
-	                  v};
+	struct chart c = {.id = "chart-outcome",
+	                  .caption = "Leads of the run by what became of them, in leads: assigned "
+	                             "to a rep, waiting (kept, no rep had capacity), nurture (kept "
+	                             "out of the call lists), customer (won before), removed "
+	                             "(black-listed, duplicate, partial or outlier).",
+	                  .unit = UNIT_LEADS,
+	                  .nrow = 1,
+	                  .nser = 5,
+	                  .labels = label,
+	                  .names = verdict_names,
+	                  .colours = verdict_colours,
+	                  .v = v};
 
 	for (int s = 0; s < 5; s++)
 		v[s] = dv(fig, me, F_ASSIGNED + s);
@@ -489,8 +482,17 @@ where_leads_went(FILE *out, PGresult *fig, int me)
 }
 
 /* ------------------------------------------------------------------------
- * Sections read from one query each
+ * Sections drawn from query results
  * ------------------------------------------------------------------------ */
+
+/* a table column: its head, the result column, decimals (-1: text) and unit */
+struct tcol
+{
+	const char *head;
+	int col;
+	int decimals;
+	const char *unit;
+};
 
 static void
 no_data(FILE *out, const char *why)
@@ -500,148 +502,12 @@ no_data(FILE *out, const char *why)
 	fputs("</p>\n", out);
 }
 
-static bool
-removals(FILE *out, PGconn *conn, const char *const *p, struct error *err)
-{
-	static const char *const cols[] = {"verdict", "rule", "leads", "of pulled", NULL};
-	static const char *const names[] = {"leads"};
-	static const char *const colours[] = {C_REMOVED};
-	PGresult *res = pg_query(conn, "reading the report (removals)",
-	                         "SELECT verdict, coalesce(rule_id, '(none)'), leads, pct_of_pulled "
-	                         "FROM refinery.run_funnel WHERE run_id = $1 "
-	                         "AND verdict NOT IN ('pulled', 'kept', 'customer') "
-	                         "ORDER BY leads DESC, verdict, rule_id",
-	                         1, p, err);
-	int n;
-	const char **labels;
-	double *v;
-	char *text;
-
-	if (res == NULL)
-		return false;
-	n = PQntuples(res);
-	section(out, "removed", "Why leads were removed or set aside",
-	        "Leads taken out of the call lists, per verdict and rule (nurture included).");
-	labels = calloc((size_t) n + 1, sizeof(*labels));
-	v = calloc((size_t) n + 1, sizeof(*v));
-	text = calloc((size_t) n + 1, 160);
-	if (!labels || !v || !text)
-	{
-		free(labels);
-		free(v);
-		free(text);
-		PQclear(res);
-		return error_oom(err);
-	}
-	for (int r = 0; r < n; r++)
-	{
-		snprintf(text + (size_t) r * 160, 160, "%s: %s", sv(res, r, 0), sv(res, r, 1));
-		labels[r] = text + (size_t) r * 160;
-		v[r] = dv(res, r, 2);
-	}
-	if (n == 0)
-		no_data(out, "No lead was removed, or the run's leads are no longer stored (a run "
-		             "without a snapshot that is not its job's latest).");
-	else
-	{
-		struct chart c = {"chart-removed",
-		                  "Leads removed per verdict and rule, in leads (largest first).",
-		                  UNIT_LEADS,
-		                  0,
-		                  n,
-		                  1,
-		                  labels,
-		                  names,
-		                  colours,
-		                  v};
-
-		chart_grouped(out, &c);
-		table_head(out, cols);
-		for (int r = 0; r < n; r++)
-		{
-			fputs("<tr>", out);
-			td_text(out, sv(res, r, 0));
-			td_text(out, sv(res, r, 1));
-			td_num(out, res, r, 2, 0, NULL);
-			td_num(out, res, r, 3, 1, UNIT_PCT);
-			fputs("</tr>\n", out);
-		}
-		fputs("</table>\n", out);
-	}
-	fputs("</section>\n", out);
-	free(labels);
-	free(v);
-	free(text);
-	PQclear(res);
-	return true;
-}
-
-/*
- * Rows of a result as chart rows: column `label` names each row, columns
- * first.. first+nser-1 (each scaled by `scale`) are its series.  The caller
- * frees *labels and *v; the labels point into res.
- */
-static bool
-chart_rows(PGresult *res, int label, int first, int nser, double scale, const char ***labels,
-           double **v, struct error *err)
+/* the rows of res as a table of cols (ended by a NULL head), last row first if asked */
+static void
+table_from(FILE *out, PGresult *res, const struct tcol *cols, bool last_first)
 {
 	int n = PQntuples(res);
 
-	*labels = calloc((size_t) n + 1, sizeof(**labels));
-	*v = calloc((size_t) (n + 1) * (size_t) nser, sizeof(**v));
-	if (!*labels || !*v)
-	{
-		free(*labels);
-		free(*v);
-		*labels = NULL;
-		*v = NULL;
-		return error_oom(err);
-	}
-	for (int r = 0; r < n; r++)
-	{
-		(*labels)[r] = sv(res, r, label);
-		for (int s = 0; s < nser; s++)
-			(*v)[r * nser + s] = scale * dv(res, r, first + s);
-	}
-	return true;
-}
-
-/* run a query, draw a chart from its rows, then a table of chosen columns */
-struct tcol
-{
-	const char *head;
-	int col;
-	int decimals; /* -1: text */
-	const char *unit;
-};
-
-static bool
-chart_section(FILE *out, PGconn *conn, const char *what, const char *sql, int nparams,
-              const char *const *p, struct chart *c, int label, int first, double scale,
-              void (*draw)(FILE *, const struct chart *), const struct tcol *cols,
-              const char *empty, struct error *err)
-{
-	PGresult *res = pg_query(conn, what, sql, nparams, p, err);
-	const char **labels = NULL;
-	double *v = NULL;
-
-	if (res == NULL)
-		return false;
-	if (PQntuples(res) == 0)
-	{
-		no_data(out, empty);
-		PQclear(res);
-		return true;
-	}
-	if (!chart_rows(res, label, first, c->nser, scale, &labels, &v, err))
-	{
-		PQclear(res);
-		return false;
-	}
-	c->nrow = PQntuples(res);
-	c->labels = labels;
-	c->v = v;
-	draw(out, c);
 	fputs("<table>\n<tr>", out);
 	for (const struct tcol *t = cols; t->head; t++)
 	{
@@ -650,8 +516,10 @@ chart_section(FILE *out, PGconn *conn, const char *what, const char *sql, int np
 		fputs("</th>", out);
 	}
 	fputs("</tr>\n", out);
-	for (int r = 0; r < PQntuples(res); r++)
+	for (int k = 0; k < n; k++)
 	{
+		int r = last_first ? n - 1 - k : k;
+
 		fputs("<tr>", out);
 		for (const struct tcol *t = cols; t->head; t++)
 			if (t->decimals < 0)
@@ -661,103 +529,223 @@ chart_section(FILE *out, PGconn *conn, const char *what, const char *sql, int np
 		fputs("</tr>\n", out);
 	}
 	fputs("</table>\n", out);
+}
+
+/* draw c from the rows of res: column c->label_col names each row, c->first_col.. its series */
+static bool
+chart_from(FILE *out, PGresult *res, struct chart *c, struct error *err)
+{
+	int n = PQntuples(res);
+	const char **labels = calloc((size_t) n + 1, sizeof(*labels));
+	double *v = calloc((size_t) (n + 1) * (size_t) c->nser, sizeof(*v));
+
+	if (!labels || !v)
+	{
+		free(labels);
+		free(v);
+		return error_oom(err);
+	}
+	for (int r = 0; r < n; r++)
+	{
+		labels[r] = sv(res, r, c->label_col);
+		for (int s = 0; s < c->nser; s++)
+			v[r * c->nser + s] = dv(res, r, c->first_col + s);
+	}
+	c->nrow = n;
+	c->labels = labels;
+	c->v = v;
+	c->draw(out, c);
+	c->labels = NULL;
+	c->v = NULL;
 	free(labels);
 	free(v);
-	PQclear(res);
 	return true;
 }
 
+/*
+ * A section's body from one query: chart c, the table of cols, and chart
+ * `after` (may be NULL) from the same rows; `empty` when there are none.
+ */
 static bool
-cohorts(FILE *out, PGconn *conn, const char *const *p, struct error *err)
+query_section(FILE *out, PGconn *conn, const char *sql, int nparams, const char *const *p,
+              struct chart *c, const struct tcol *cols, struct chart *after, const char *empty,
+              struct error *err)
 {
-	static const char *const names[] = {"expected", "target"};
-	static const char *const colours[] = {C_EXPECTED, C_TARGET};
-	static const struct tcol cols[] = {{"cohort", 0, -1, NULL},
-	                                   {"leads", 3, 0, NULL},
-	                                   {"assigned", 4, 0, NULL},
-	                                   {"waiting", 5, 0, NULL},
-	                                   {"SLA", 6, 0, UNIT_HOURS},
-	                                   {"target rate", 7, 1, UNIT_PCT},
-	                                   {"expected rate", 8, 1, UNIT_PCT},
-	                                   {"expected", 1, 1, NULL},
-	                                   {"target", 2, 1, NULL},
-	                                   {"expected - target", 9, 1, NULL},
-	                                   {"channels", 10, -1, NULL},
-	                                   {NULL, 0, 0, NULL}};
-	struct chart c = {"chart-cohorts",
-	                  "Expected conversions (sum of the assigned leads' close probability) "
-	                  "against the target (leads x the cohort's target rate), per cohort, in "
-	                  "conversions.",
-	                  NULL,
-	                  1,
-	                  0,
-	                  2,
-	                  NULL,
-	                  names,
-	                  colours,
-	                  NULL};
+	PGresult *res = pg_query(conn, "reading the report", sql, nparams, p, err);
+	bool ok;
 
-	section(out, "cohorts", "Cohorts against target", NULL);
-	if (!chart_section(
-	        out, conn, "reading the report (cohorts)",
-	        "SELECT c.cohort, c.expected_conversions, c.target_conversions, c.leads, a.assigned, "
-	        "c.leads - a.assigned, c.sla_hours, 100 * c.target_rate, 100 * c.expected_rate, "
-	        "c.expected_vs_target, c.channel_plan "
-	        "FROM refinery.cohort_summary c LEFT JOIN (SELECT l.cohort, "
-	        "count(*) FILTER (WHERE l.rep_id IS NOT NULL) AS assigned "
-	        "FROM refinery.results l WHERE l.run_id = $1 AND l.verdict = 'kept' "
-	        "GROUP BY l.cohort) a ON a.cohort = c.cohort "
-	        "WHERE c.run_id = $1 ORDER BY c.ord, c.cohort",
-	        1, p, &c, 0, 1, 1, chart_grouped, cols, "The run placed no lead in a cohort.", err))
+	if (res == NULL)
 		return false;
-	fputs("</section>\n", out);
-	return true;
+	if (PQntuples(res) == 0)
+	{
+		no_data(out, empty);
+		PQclear(res);
+		return true;
+	}
+	ok = chart_from(out, res, c, err);
+	if (ok)
+		table_from(out, res, cols, false);
+	if (ok && after)
+		ok = chart_from(out, res, after, err);
+	PQclear(res);
+	return ok;
 }
 
-static bool
-sources(FILE *out, PGconn *conn, const char *const *p, struct error *err)
+/*
+ * The sections that are one query each: a chart of the rows and a table of
+ * them.  $1 is the run id.
+ */
+struct panel
 {
-	static const char *const names[] = {"assigned", "waiting", "nurture", "removed"};
-	static const char *const colours[] = {C_ASSIGNED, C_WAITING, C_NURTURE, C_REMOVED};
-	static const struct tcol cols[] = {{"source", 0, -1, NULL},
-	                                   {"pulled", 5, 0, NULL},
-	                                   {"assigned", 1, 0, NULL},
-	                                   {"waiting", 2, 0, NULL},
-	                                   {"nurture", 3, 0, NULL},
-	                                   {"removed", 4, 0, NULL},
-	                                   {"kept share", 6, 1, UNIT_PCT},
-	                                   {"invalid phones", 7, 0, NULL},
-	                                   {"mean score (kept)", 8, 1, NULL},
-	                                   {"expected conversions", 9, 1, NULL},
-	                                   {NULL, 0, 0, NULL}};
-	struct chart c = {"chart-sources",
-	                  "Leads per source, in leads: assigned, waiting, nurture and removed "
-	                  "(black-listed, duplicate, partial, outlier), largest source first.",
-	                  UNIT_LEADS,
-	                  0,
-	                  0,
-	                  4,
-	                  NULL,
-	                  names,
-	                  colours,
-	                  NULL};
+	const char *id, *title, *intro;
+	const char *sql;
+	struct chart chart;
+	struct tcol cols[12]; /* ended by a NULL head */
+	const char *empty;    /* said when the query has no row */
+};
 
-	section(out, "sources", "Per source", NULL);
-	if (!chart_section(
-	        out, conn, "reading the report (sources)",
-	        "SELECT coalesce(s.source, '(none)'), coalesce(a.assigned, 0), "
-	        "s.kept - coalesce(a.assigned, 0), s.nurture, "
-	        "s.blacklisted + s.duplicate + s.partial + s.outlier, s.pulled, s.pct_kept, "
-	        "s.invalid_phones, s.mean_score_kept, s.expected_conversions "
-	        "FROM refinery.source_summary s LEFT JOIN (SELECT l.source, count(*) AS assigned "
-	        "FROM refinery.results l WHERE l.run_id = $1 AND l.verdict = 'kept' "
-	        "AND l.rep_id IS NOT NULL GROUP BY l.source) a "
-	        "ON a.source IS NOT DISTINCT FROM s.source "
-	        "WHERE s.run_id = $1 ORDER BY s.pulled DESC, s.source",
-	        1, p, &c, 0, 1, 1, chart_stacked, cols,
-	        "The run's leads are no longer stored (a run without a snapshot that is not its "
-	        "job's latest).",
-	        err))
+static const char *const one_leads[] = {"leads"};
+static const char *const removed_colour[] = {C_REMOVED};
+static const char *const cohort_names[] = {"expected", "target"};
+static const char *const cohort_colours[] = {C_EXPECTED, C_TARGET};
+static const char *const source_names[] = {"assigned", "waiting", "nurture", "removed"};
+static const char *const source_colours[] = {C_ASSIGNED, C_WAITING, C_NURTURE, C_REMOVED};
+static const char *const rep_names[] = {"assigned", "capacity"};
+static const char *const rep_colours[] = {C_ASSIGNED, C_TARGET};
+#define NOT_STORED                                                                                 \
+	"the leads of this run are no longer stored (a run without a snapshot that is not its "        \
+	"job's latest)"
+
+enum
+{
+	P_REMOVED,
+	P_COHORTS,
+	P_SOURCES,
+	P_REPS
+};
+
+static const struct panel panels[] = {
+    [P_REMOVED] = {"removed",
+                   "Why leads were removed or set aside",
+                   "Leads taken out of the call lists, per verdict and rule (nurture included).",
+                   "SELECT verdict || ': ' || coalesce(rule_id, '(none)'), verdict, "
+                   "coalesce(rule_id, '(none)'), leads, pct_of_pulled "
+                   "FROM refinery.run_funnel WHERE run_id = $1 "
+                   "AND verdict NOT IN ('pulled', 'kept', 'customer') "
+                   "ORDER BY leads DESC, verdict, rule_id",
+                   {.id = "chart-removed",
+                    .caption = "Leads removed per verdict and rule, in leads (largest first).",
+                    .unit = UNIT_LEADS,
+                    .nser = 1,
+                    .names = one_leads,
+                    .colours = removed_colour,
+                    .first_col = 3,
+                    .draw = chart_grouped},
+                   {{"verdict", 1, -1, NULL},
+                    {"rule", 2, -1, NULL},
+                    {"leads", 3, 0, NULL},
+                    {"of pulled", 4, 1, UNIT_PCT}},
+                   "No lead was removed, or " NOT_STORED "."},
+    [P_COHORTS] = {"cohorts",
+                   "Cohorts against target",
+                   NULL,
+                   "SELECT c.cohort, c.expected_conversions, c.target_conversions, c.leads, "
+                   "a.assigned, c.leads - a.assigned, c.sla_hours, 100 * c.target_rate, "
+                   "100 * c.expected_rate, c.expected_vs_target, c.channel_plan "
+                   "FROM refinery.cohort_summary c LEFT JOIN (SELECT l.cohort, "
+                   "count(*) FILTER (WHERE l.rep_id IS NOT NULL) AS assigned "
+                   "FROM refinery.results l WHERE l.run_id = $1 AND l.verdict = 'kept' "
+                   "GROUP BY l.cohort) a ON a.cohort = c.cohort "
+                   "WHERE c.run_id = $1 ORDER BY c.ord, c.cohort",
+                   {.id = "chart-cohorts",
+                    .caption = "Expected conversions (sum of the assigned leads' close "
+                               "probability) against the target (leads x the cohort's target "
+                               "rate), per cohort, in conversions.",
+                    .decimals = 1,
+                    .nser = 2,
+                    .names = cohort_names,
+                    .colours = cohort_colours,
+                    .first_col = 1,
+                    .draw = chart_grouped},
+                   {{"cohort", 0, -1, NULL},
+                    {"leads", 3, 0, NULL},
+                    {"assigned", 4, 0, NULL},
+                    {"waiting", 5, 0, NULL},
+                    {"SLA", 6, 0, UNIT_HOURS},
+                    {"target rate", 7, 1, UNIT_PCT},
+                    {"expected rate", 8, 1, UNIT_PCT},
+                    {"expected", 1, 1, NULL},
+                    {"target", 2, 1, NULL},
+                    {"expected - target", 9, 1, NULL},
+                    {"channels", 10, -1, NULL}},
+                   "The run placed no lead in a cohort."},
+    [P_SOURCES] = {"sources",
+                   "Per source",
+                   NULL,
+                   "SELECT coalesce(s.source, '(none)'), coalesce(a.assigned, 0), "
+                   "s.kept - coalesce(a.assigned, 0), s.nurture, "
+                   "s.blacklisted + s.duplicate + s.partial + s.outlier, s.pulled, s.pct_kept, "
+                   "s.invalid_phones, s.mean_score_kept, s.expected_conversions "
+                   "FROM refinery.source_summary s LEFT JOIN (SELECT l.source, "
+                   "count(*) AS assigned FROM refinery.results l WHERE l.run_id = $1 "
+                   "AND l.verdict = 'kept' AND l.rep_id IS NOT NULL GROUP BY l.source) a "
+                   "ON a.source IS NOT DISTINCT FROM s.source "
+                   "WHERE s.run_id = $1 ORDER BY s.pulled DESC, s.source",
+                   {.id = "chart-sources",
+                    .caption = "Leads per source, in leads: assigned, waiting, nurture and "
+                               "removed (black-listed, duplicate, partial, outlier), largest "
+                               "source first.",
+                    .unit = UNIT_LEADS,
+                    .nser = 4,
+                    .names = source_names,
+                    .colours = source_colours,
+                    .first_col = 1,
+                    .draw = chart_stacked},
+                   {{"source", 0, -1, NULL},
+                    {"pulled", 5, 0, NULL},
+                    {"assigned", 1, 0, NULL},
+                    {"waiting", 2, 0, NULL},
+                    {"nurture", 3, 0, NULL},
+                    {"removed", 4, 0, NULL},
+                    {"kept share", 6, 1, UNIT_PCT},
+                    {"invalid phones", 7, 0, NULL},
+                    {"mean score (kept)", 8, 1, NULL},
+                    {"expected conversions", 9, 1, NULL}},
+                   "Nothing to show: " NOT_STORED "."},
+    [P_REPS] = {"reps",
+                "Reps",
+                NULL,
+                "SELECT coalesce(rep_name, rep_id::text), assigned, capacity, rep_id, "
+                "CASE WHEN active THEN 'yes' ELSE 'no' END, 100 * utilisation, "
+                "100 * close_rate, expected_conversions "
+                "FROM refinery.rep_load WHERE run_id = $1 ORDER BY rep_id",
+                {.id = "chart-reps",
+                 .caption = "Leads each rep holds after the run against the rep's capacity, "
+                            "in leads.",
+                 .unit = UNIT_LEADS,
+                 .nser = 2,
+                 .names = rep_names,
+                 .colours = rep_colours,
+                 .first_col = 1,
+                 .draw = chart_grouped},
+                {{"rep", 0, -1, NULL},
+                 {"id", 3, -1, NULL},
+                 {"active", 4, -1, NULL},
+                 {"assigned", 1, 0, NULL},
+                 {"capacity", 2, 0, NULL},
+                 {"utilisation", 5, 1, UNIT_PCT},
+                 {"close rate", 6, 1, UNIT_PCT},
+                 {"expected conversions", 7, 1, NULL}},
+                "The run knew no rep."},
+};
+
+static bool
+panel(FILE *out, PGconn *conn, const char *const *p, const struct panel *pn, struct error *err)
+{
+	struct chart c = pn->chart;
+
+	section(out, pn->id, pn->title, pn->intro);
+	if (!query_section(out, conn, pn->sql, 1, p, &c, pn->cols, NULL, pn->empty, err))
 		return false;
 	fputs("</section>\n", out);
 	return true;
@@ -773,17 +761,16 @@ changes(FILE *out, PGconn *conn, const char *const *p, PGresult *fig, int me, st
 	static const char *const colours[] = {C_EXPECTED};
 	static const struct tcol cols[] = {
 	    {"from", 1, -1, NULL}, {"to", 2, -1, NULL}, {"leads", 3, 0, NULL}, {NULL, 0, 0, NULL}};
-	struct chart c = {"chart-changes",
-	                  "Leads that moved since the job's previous run, from one state to "
-	                  "another, in leads (new: first pulled; vanished: no longer in the source).",
-	                  UNIT_LEADS,
-	                  0,
-	                  0,
-	                  1,
-	                  NULL,
-	                  names,
-	                  colours,
-	                  NULL};
+	struct chart c = {.id = "chart-changes",
+	                  .caption = "Leads that moved since the job's previous run, from one state "
+	                             "to another, in leads (new: first pulled; vanished: no longer "
+	                             "in the source).",
+	                  .unit = UNIT_LEADS,
+	                  .nser = 1,
+	                  .names = names,
+	                  .colours = colours,
+	                  .first_col = 3,
+	                  .draw = chart_grouped};
 	char b[64];
 
 	section(out, "changes", "Change since the previous run", NULL);
@@ -829,8 +816,8 @@ changes(FILE *out, PGconn *conn, const char *const *p, PGresult *fig, int me, st
 	num(out, dv(fig, me, F_VANISHED), 0, NULL);
 	fputs(".</p>\n", out);
 	/* each lead the run rewrote, as a move between the states a manager counts */
-	if (!chart_section(
-	        out, conn, "reading the report (changes)",
+	if (!query_section(
+	        out, conn,
 	        "WITH c AS (SELECT CASE WHEN change = 'new' THEN 'new' "
 	        "WHEN old_verdict = 'kept' AND old_rep_id IS NOT NULL THEN 'assigned' "
 	        "WHEN old_verdict = 'kept' THEN 'waiting' "
@@ -847,7 +834,7 @@ changes(FILE *out, PGconn *conn, const char *const *p, PGresult *fig, int me, st
 	        "FROM refinery.lead_changes WHERE run_id = $1) "
 	        "SELECT f || ' " ARROW " ' || t, f, t, count(*) FROM c WHERE f IS DISTINCT FROM t "
 	        "GROUP BY f, t ORDER BY count(*) DESC, f, t LIMIT 15",
-	        1, p, &c, 0, 3, 1, chart_grouped, cols,
+	        1, p, &c, cols, NULL,
 	        "No lead moved between states (or the run rewrote every lead: a full run logs its "
 	        "changes only when the job's rules stayed the same).",
 	        err))
@@ -866,95 +853,22 @@ trend(FILE *out, PGresult *fig, struct error *err)
 	    {"customer", F_CUSTOMER, 0, NULL}, {"removed", F_REMOVED, 0, NULL},
 	    {"new", F_NEW, 0, NULL},           {"changed", F_CHANGED, 0, NULL},
 	    {"vanished", F_VANISHED, 0, NULL}, {NULL, 0, 0, NULL}};
-	int n = PQntuples(fig);
-	const char **labels = NULL;
-	double *v = NULL;
-	char *text = calloc((size_t) n + 1, 32);
-	struct chart c = {"chart-trend",
-	                  "Leads per run over the job's last " TREND_RUNS_TEXT
-	                  " runs (oldest left), in leads: assigned, waiting, nurture, customer and "
-	                  "removed.",
-	                  UNIT_LEADS,
-	                  0,
-	                  n,
-	                  5,
-	                  NULL,
-	                  verdict_names,
-	                  verdict_colours,
-	                  NULL};
+	struct chart c = {.id = "chart-trend",
+	                  .caption = "Leads per run over the job's last " TREND_RUNS_TEXT
+	                             " runs (oldest left), in leads: assigned, waiting, nurture, "
+	                             "customer and removed.",
+	                  .unit = UNIT_LEADS,
+	                  .nser = 5,
+	                  .names = verdict_names,
+	                  .colours = verdict_colours,
+	                  .label_col = F_LABEL,
+	                  .first_col = F_ASSIGNED,
+	                  .draw = chart_columns};
 
-	if (text == NULL || !chart_rows(fig, F_RUN, F_ASSIGNED, 5, 1, &labels, &v, err))
-	{
-		free(text);
-		return text ? false : error_oom(err);
-	}
-	for (int r = 0; r < n; r++)
-	{
-		snprintf(text + (size_t) r * 32, 32, "run %s", sv(fig, r, F_RUN));
-		labels[r] = text + (size_t) r * 32;
-	}
-	c.labels = labels;
-	c.v = v;
 	section(out, "trend", "Trend over the job's runs", NULL);
-	chart_columns(out, &c);
-	fputs("<table>\n<tr>", out);
-	for (const struct tcol *t = cols; t->head; t++)
-	{
-		fputs("<th>", out);
-		esc(out, t->head);
-		fputs("</th>", out);
-	}
-	fputs("</tr>\n", out);
-	for (int r = n - 1; r >= 0; r--)
-	{
-		fputs("<tr>", out);
-		for (const struct tcol *t = cols; t->head; t++)
-			if (t->decimals < 0)
-				td_text(out, sv(fig, r, t->col));
-			else
-				td_num(out, fig, r, t->col, t->decimals, t->unit);
-		fputs("</tr>\n", out);
-	}
-	fputs("</table>\n</section>\n", out);
-	free(labels);
-	free(v);
-	free(text);
-	return true;
-}
-
-static bool
-reps(FILE *out, PGconn *conn, const char *const *p, struct error *err)
-{
-	static const char *const names[] = {"assigned", "capacity"};
-	static const char *const colours[] = {C_ASSIGNED, C_TARGET};
-	static const struct tcol cols[] = {{"rep", 0, -1, NULL},
-	                                   {"id", 3, -1, NULL},
-	                                   {"active", 4, -1, NULL},
-	                                   {"assigned", 1, 0, NULL},
-	                                   {"capacity", 2, 0, NULL},
-	                                   {"utilisation", 5, 1, UNIT_PCT},
-	                                   {"close rate", 6, 1, UNIT_PCT},
-	                                   {"expected conversions", 7, 1, NULL},
-	                                   {NULL, 0, 0, NULL}};
-	struct chart c = {"chart-reps",
-	                  "Leads each rep holds after the run against the rep's capacity, in leads.",
-	                  UNIT_LEADS,
-	                  0,
-	                  0,
-	                  2,
-	                  NULL,
-	                  names,
-	                  colours,
-	                  NULL};
-
-	section(out, "reps", "Reps", NULL);
-	if (!chart_section(out, conn, "reading the report (reps)",
-	                   "SELECT coalesce(rep_name, rep_id::text), assigned, capacity, rep_id, "
-	                   "CASE WHEN active THEN 'yes' ELSE 'no' END, 100 * utilisation, "
-	                   "100 * close_rate, expected_conversions "
-	                   "FROM refinery.rep_load WHERE run_id = $1 ORDER BY rep_id",
-	                   1, p, &c, 0, 1, 1, chart_grouped, cols, "The run knew no rep.", err))
+	if (!chart_from(out, fig, &c, err))
 		return false;
+	table_from(out, fig, cols, true);
 	fputs("</section>\n", out);
 	return true;
 }
@@ -1084,28 +998,26 @@ outcomes(FILE *out, PGconn *conn, const char *run, struct error *err)
 	                                   {"answered", 6, 0, NULL},
 	                                   {"answer rate", 7, 1, UNIT_PCT},
 	                                   {NULL, 0, 0, NULL}};
-	struct chart win = {"chart-wins",
-	                    "Leads won per lead worked (with at least one outcome) against the "
-	                    "cohort's target rate, per cohort, in percent.",
-	                    UNIT_PCT,
-	                    1,
-	                    0,
-	                    2,
-	                    NULL,
-	                    win_names,
-	                    win_colours,
-	                    NULL};
-	struct chart ans = {"chart-answers",
-	                    "Calls answered (any outcome but no answer or busy) per call, per "
-	                    "cohort, in percent.",
-	                    UNIT_PCT,
-	                    1,
-	                    0,
-	                    1,
-	                    NULL,
-	                    ans_names,
-	                    ans_colours,
-	                    NULL};
+	struct chart win = {.id = "chart-wins",
+	                    .caption = "Leads won per lead worked (with at least one outcome) "
+	                               "against the cohort's target rate, per cohort, in percent.",
+	                    .unit = UNIT_PCT,
+	                    .decimals = 1,
+	                    .nser = 2,
+	                    .names = win_names,
+	                    .colours = win_colours,
+	                    .first_col = 1,
+	                    .draw = chart_grouped};
+	struct chart ans = {.id = "chart-answers",
+	                    .caption = "Calls answered (any outcome but no answer or busy) per "
+	                               "call, per cohort, in percent.",
+	                    .unit = UNIT_PCT,
+	                    .decimals = 1,
+	                    .nser = 1,
+	                    .names = ans_names,
+	                    .colours = ans_colours,
+	                    .first_col = 7,
+	                    .draw = chart_grouped};
 	char *reported = NULL, *mapped = NULL;
 	const char *p[3] = {run, NULL, NULL};
 	bool ok;
@@ -1119,27 +1031,8 @@ outcomes(FILE *out, PGconn *conn, const char *run, struct error *err)
 	        "all recorded so far), per the lead's cohort (the last one it had, for a lead won "
 	        "or removed since). A cohort with few leads worked says little: read the counts "
 	        "beside the rates.");
-	ok = chart_section(out, conn, "reading the report (outcomes)", Q_OUTCOMES, 3, p, &win, 0, 1, 1,
-	                   chart_grouped, cols, "The job has no outcomes yet.", err);
-	if (ok && strcmp(reported, "{}") != 0)
-	{
-		/* the same rows, answer rate only */
-		PGresult *res = pg_query(conn, "reading the report (outcomes)", Q_OUTCOMES, 3, p, err);
-		const char **labels = NULL;
-		double *v = NULL;
-
-		ok = res != NULL;
-		if (ok && PQntuples(res) > 0 && (ok = chart_rows(res, 0, 7, 1, 1, &labels, &v, err)))
-		{
-			ans.nrow = PQntuples(res);
-			ans.labels = labels;
-			ans.v = v;
-			chart_grouped(out, &ans);
-		}
-		free(labels);
-		free(v);
-		PQclear(res);
-	}
+	ok = query_section(out, conn, Q_OUTCOMES, 3, p, &win, cols, &ans,
+	                   "The job has no outcomes yet.", err);
 	fputs("</section>\n", out);
 	free(reported);
 	free(mapped);
@@ -1219,9 +1112,11 @@ report_html_write(PGconn *conn, int64_t run_id, FILE *out, struct error *err)
 	esc(out, sv(run, 0, 6));
 	fputs("</p></header>\n<main>\n", out);
 	where_leads_went(out, fig, me);
-	if (!removals(out, conn, p, err) || !cohorts(out, conn, p, err) ||
-	    !sources(out, conn, p, err) || !changes(out, conn, p, fig, me, err) ||
-	    !trend(out, fig, err) || !reps(out, conn, p, err) || !outcomes(out, conn, id, err))
+	if (!panel(out, conn, p, &panels[P_REMOVED], err) ||
+	    !panel(out, conn, p, &panels[P_COHORTS], err) ||
+	    !panel(out, conn, p, &panels[P_SOURCES], err) || !changes(out, conn, p, fig, me, err) ||
+	    !trend(out, fig, err) || !panel(out, conn, p, &panels[P_REPS], err) ||
+	    !outcomes(out, conn, id, err))
 		goto out;
 	fputs("</main>\n</body></html>\n", out);
 	ok = true;
