@@ -271,8 +271,13 @@ chart_grouped(FILE *out, const struct chart *c)
 		for (int s = 0; s < c->nser; s++)
 		{
 			double v = c->v[r * c->nser + s];
-			int w = max > 0 ? (int) lround(BAR_W * v / max) : 0, by = y + s * (ROW_H - 6);
+			int w = max > 0 && v > 0 ? (int) lround(BAR_W * v / max) : 0, by = y + s * (ROW_H - 6);
 
+			if (isnan(v))
+			{
+				svg_text(out, LABEL_W + 5, by + ROW_H - 10, "start", "v", "no data");
+				continue;
+			}
 			fprintf(out, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"/>\n",
 			        LABEL_W, by, w > 0 || v <= 0 ? w : 1, ROW_H - 8, c->colours[s]);
 			svg_value(out, LABEL_W + w + 5, by + ROW_H - 10, c, v);
@@ -292,7 +297,7 @@ chart_stacked(FILE *out, const struct chart *c)
 		double t = 0;
 
 		for (int s = 0; s < c->nser; s++)
-			t += c->v[r * c->nser + s];
+			t += isnan(c->v[r * c->nser + s]) ? 0 : c->v[r * c->nser + s];
 		max = fmax(max, t);
 	}
 	chart_open(out, c, c->nrow * (ROW_H + 6) + 8);
@@ -306,9 +311,9 @@ chart_stacked(FILE *out, const struct chart *c)
 		{
 			double v = c->v[r * c->nser + s], w = max > 0 ? BAR_W * v / max : 0;
 
-			t += v;
-			if (w <= 0)
+			if (!(w > 0)) /* nothing, or no data */
 				continue;
+			t += v;
 			fprintf(out,
 			        "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\">"
 			        "<title>",
@@ -340,7 +345,7 @@ chart_columns(FILE *out, const struct chart *c)
 		double sum = 0;
 
 		for (int s = 0; s < c->nser; s++)
-			sum += c->v[r * c->nser + s];
+			sum += isnan(c->v[r * c->nser + s]) ? 0 : c->v[r * c->nser + s];
 		max = fmax(max, sum);
 	}
 	chart_open(out, c, base + 40);
@@ -362,7 +367,7 @@ chart_columns(FILE *out, const struct chart *c)
 		{
 			double v = c->v[r * c->nser + s], hh = max > 0 ? h * v / max : 0;
 
-			if (hh <= 0)
+			if (!(hh > 0)) /* nothing, or no data */
 				continue;
 			y -= hh;
 			fprintf(out,
@@ -549,7 +554,8 @@ chart_from(FILE *out, PGresult *res, struct chart *c, struct error *err)
 	{
 		labels[r] = sv(res, r, c->label_col);
 		for (int s = 0; s < c->nser; s++)
-			v[r * c->nser + s] = dv(res, r, c->first_col + s);
+			v[r * c->nser + s] =
+			    isnull(res, r, c->first_col + s) ? NAN : dv(res, r, c->first_col + s);
 	}
 	c->nrow = n;
 	c->labels = labels;
@@ -900,6 +906,30 @@ static const char Q_OUTCOMES[] =
     "FROM c LEFT JOIN refinery.cohort_summary t ON t.run_id = $1 AND t.cohort = c.cohort "
     "ORDER BY t.ord NULLS LAST, c.cohort";
 
+/*
+ * The same outcomes per run of the job's last runs: those recorded while
+ * the run's lists were current (from its start to the next run's), against
+ * the run's target rate (its cohorts' target rates weighted by their leads).
+ */
+static const char Q_OUTCOME_RUNS[] =
+    "WITH m AS (SELECT * FROM unnest($2::text[], $3::text[]) AS m(reported, outcome)), "
+    "r AS (SELECT * FROM (SELECT run_id, started_at, job, "
+    "lead(started_at) OVER (ORDER BY run_id) AS until FROM refinery.runs "
+    "WHERE job = (SELECT job FROM refinery.runs WHERE run_id = $1) AND status = 'committed') x "
+    "WHERE run_id <= $1 ORDER BY run_id DESC LIMIT " TREND_RUNS_TEXT "), "
+    "c AS (SELECT r.run_id, count(DISTINCT o.lead_id) AS leads, "
+    "count(DISTINCT o.lead_id) FILTER (WHERE m.outcome = 'won') AS won, count(*) AS calls, "
+    "count(*) FILTER (WHERE m.outcome NOT IN ('no_answer', 'busy', 'unmapped')) AS answered "
+    "FROM r JOIN refinery.outcomes o ON o.job = r.job AND o.recorded_at >= r.started_at "
+    "AND (r.until IS NULL OR o.recorded_at < r.until) "
+    "LEFT JOIN m ON m.reported = o.outcome GROUP BY r.run_id), "
+    "t AS (SELECT run_id, sum(leads * target_rate::numeric) / nullif(sum(leads), 0) AS target "
+    "FROM refinery.run_cohorts WHERE run_id IN (SELECT run_id FROM r) GROUP BY run_id) "
+    "SELECT 'run ' || r.run_id, 100.0 * c.won / nullif(c.leads, 0), 100 * t.target, r.run_id, "
+    "to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), coalesce(c.calls, 0), "
+    "coalesce(c.leads, 0), coalesce(c.won, 0), 100.0 * c.answered / nullif(c.calls, 0) "
+    "FROM r LEFT JOIN c USING (run_id) LEFT JOIN t USING (run_id) ORDER BY r.run_id";
+
 /* one element of a text[] literal, quoted */
 static void
 array_elem(struct strbuf *sb, const char *v)
@@ -1018,6 +1048,27 @@ outcomes(FILE *out, PGconn *conn, const char *run, struct error *err)
 	                    .colours = ans_colours,
 	                    .first_col = 7,
 	                    .draw = chart_grouped};
+	static const struct tcol run_cols[] = {{"run", 3, -1, NULL},
+	                                       {"lists from (UTC)", 4, -1, NULL},
+	                                       {"calls", 5, 0, NULL},
+	                                       {"leads worked", 6, 0, NULL},
+	                                       {"won", 7, 0, NULL},
+	                                       {"win rate", 1, 1, UNIT_PCT},
+	                                       {"target rate", 2, 1, UNIT_PCT},
+	                                       {"answer rate", 8, 1, UNIT_PCT},
+	                                       {NULL, 0, 0, NULL}};
+	struct chart runs = {.id = "chart-outcome-runs",
+	                     .caption = "Leads won per lead worked among the outcomes recorded while "
+	                                "each run's lists were current (from its start to the next "
+	                                "run's), against the run's target rate (its cohorts' rates "
+	                                "weighted by their leads), in percent.",
+	                     .unit = UNIT_PCT,
+	                     .decimals = 1,
+	                     .nser = 2,
+	                     .names = win_names,
+	                     .colours = win_colours,
+	                     .first_col = 1,
+	                     .draw = chart_grouped};
 	char *reported = NULL, *mapped = NULL;
 	const char *p[3] = {run, NULL, NULL};
 	bool ok;
@@ -1033,6 +1084,12 @@ outcomes(FILE *out, PGconn *conn, const char *run, struct error *err)
 	        "beside the rates.");
 	ok = query_section(out, conn, Q_OUTCOMES, 3, p, &win, cols, &ans,
 	                   "The job has no outcomes yet.", err);
+	if (ok && strcmp(reported, "{}") != 0)
+	{
+		fputs("<h3>Per run</h3>\n", out);
+		ok = query_section(out, conn, Q_OUTCOME_RUNS, 3, p, &runs, run_cols, NULL,
+		                   "No run of the job.", err);
+	}
 	fputs("</section>\n", out);
 	free(reported);
 	free(mapped);
@@ -1050,7 +1107,8 @@ static const char STYLE[] =
     "main{max-width:1000px;margin:0 auto;padding:8px 24px 32px}"
     "section{background:#fff;border-radius:6px;margin:18px 0;padding:14px 22px;"
     "box-shadow:0 1px 2px rgba(0,0,0,.12)}"
-    "h2{font-size:18px;margin:4px 0 10px}.intro,.none{color:#555;font-size:13px}"
+    "h2{font-size:18px;margin:4px 0 10px}h3{font-size:15px;margin:14px 0 "
+    "6px}.intro,.none{color:#555;font-size:13px}"
     ".tiles{display:flex;flex-wrap:wrap;gap:10px;margin-bottom:12px}"
     ".tile{border-left:6px solid;padding:6px 12px;min-width:120px;background:#fafafa}"
     ".tile b{display:block;font-size:24px}.tile span{font-size:13px}"

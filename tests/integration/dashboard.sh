@@ -135,6 +135,14 @@ trate=$(pq -c "SELECT round(100 * target_rate::numeric, 1) FROM refinery.run_coh
 like "$page" "<tr><td>a</td><td class=\"n\">4</td><td class=\"n\">2</td><td class=\"n\">50.0${nb}%</td><td class=\"n\">$trate${nb}%</td><td class=\"n\">[0-9.]+${nb}%</td><td class=\"n\">5</td><td class=\"n\">3</td><td class=\"n\">60.0${nb}%</td></tr>" \
 	"cohort a: 4 worked, 2 won (50.0 %) beside its target ($trate %), 3 of 5 calls answered (60.0 %)"
 like "$page" "<tr><td>b</td><td class=\"n\">1</td><td class=\"n\">0</td><td class=\"n\">0.0${nb}%</td>" "cohort b: 1 worked, none won"
+# per run: all six were recorded after run 3 began, so they are run 3's: 6 calls, 5 leads,
+# 2 won (40.0 %), 4 answered (66.7 %); its target is its cohorts' rates weighted by leads
+trun=$(pq -c "SELECT round(100 * sum(leads * target_rate::numeric) / sum(leads), 1) FROM refinery.run_cohorts WHERE run_id = 3")
+like "$page" "<tr><td>3</td><td>[-0-9: ]+</td><td class=\"n\">6</td><td class=\"n\">5</td><td class=\"n\">2</td><td class=\"n\">40.0${nb}%</td><td class=\"n\">$trun${nb}%</td><td class=\"n\">66.7${nb}%</td></tr>" \
+	"per run: run 3's lists got 6 calls on 5 leads, 2 won (40.0 %) against $trun %, 66.7 % answered"
+like "$page" "<tr><td>2</td><td>[-0-9: ]+</td><td class=\"n\">0</td><td class=\"n\">0</td><td class=\"n\">0</td><td class=\"n\">&ndash;</td>" \
+	"run 2's lists got none: no rate"
+is "$(grep -c 'class="v">no data</text>' "$html")" 2 "and its chart says no data for runs 1 and 2 rather than 0 %"
 
 # the next run reads the outcomes: two customers, out of the cohorts, still counted in a
 "$REFINERY" run -q -c "$tmp/d.ini"
@@ -149,11 +157,11 @@ like "$(cat "$tmp/run4.html")" "<tr><td>a</td><td class=\"n\">4</td><td class=\"
 	"the won leads still count in cohort a, the cohort they had"
 
 # ---- self-contained and deterministic
-charts="outcome removed cohorts sources changes trend reps wins answers"
+charts="outcome removed cohorts sources changes trend reps wins answers outcome-runs"
 n=0
 for c in $charts; do grep -q "<figure class=\"chart\" id=\"chart-$c\">" "$html" && n=$((n + 1)); done
-is "$n" 9 "the nine charts are on the page"
-is "$(grep -c '<figcaption>' "$html")" 9 "each with a caption"
+is "$n" 10 "the ten charts are on the page"
+is "$(grep -c '<figcaption>' "$html")" 10 "each with a caption"
 unlike "$page" "<script|<link|<img| src=| href=|@import|url\(" "no script, nothing fetched"
 PGTZ=Asia/Jerusalem "$REFINERY" report --html "$tmp/again.html" >/dev/null
 cmp -s "$tmp/run4.html" "$tmp/again.html"
@@ -206,7 +214,7 @@ if [ -z "$boxes" ]; then
 	done_testing
 fi
 read -r _ _ ph < <(grep '^page ' <<<"$boxes")
-is "$(grep -c '^chart-' <<<"$boxes")" 9 "Chromium lays out the nine charts"
+is "$(grep -c '^chart-' <<<"$boxes")" 10 "Chromium lays out the ten charts"
 is "$(awk '/^chart-/ && ($4 < 100 || $5 < 20 || $6 < 1) { print $1 }' <<<"$boxes")" "" \
 	"each chart has a box of some size holding drawn bars"
 # at half scale: the pixels are read in pure Python, a quarter of them is plenty
