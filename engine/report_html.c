@@ -597,9 +597,61 @@ query_section(FILE *out, PGconn *conn, const char *sql, int nparams, const char 
 	return ok;
 }
 
+/* ------------------------------------------------------------------------
+ * Outcomes: what happened to the leads handed out, per cohort, against the
+ * cohort's target rate.  Read straight from refinery.outcomes, each value
+ * mapped through the run's [outcomes] map; a lead counts in its cohort, or
+ * when it has left the cohorts since (won, refused), in the one it had
+ * last.  Two queries, Q_OUTCOMES and Q_OUTCOME_RUNS, to swap for the feedback
+ * views when they exist; $2 and $3 are the map (outcome_map).
+ * ------------------------------------------------------------------------ */
+static const char Q_OUTCOMES[] =
+    "WITH m AS (SELECT * FROM unnest($2::text[], $3::text[]) AS m(reported, outcome)), "
+    "o AS (SELECT o.lead_id, coalesce(m.outcome, 'unmapped') AS outcome, "
+    "coalesce(s.cohort, (SELECT c.old_cohort FROM refinery.lead_changes c "
+    "WHERE c.job = o.job AND c.lead_id = o.lead_id AND c.old_cohort IS NOT NULL "
+    "ORDER BY c.run_id DESC LIMIT 1), '(none)') AS cohort "
+    "FROM refinery.outcomes o LEFT JOIN m ON m.reported = o.outcome "
+    "LEFT JOIN refinery.lead_state s ON s.job = o.job AND s.lead_id = o.lead_id "
+    "WHERE o.job = (SELECT job FROM refinery.runs WHERE run_id = $1)), "
+    "c AS (SELECT cohort, count(DISTINCT lead_id) AS leads, "
+    "count(DISTINCT lead_id) FILTER (WHERE outcome = 'won') AS won, count(*) AS calls, "
+    "count(*) FILTER (WHERE outcome NOT IN ('no_answer', 'busy', 'unmapped')) AS answered "
+    "FROM o GROUP BY cohort) "
+    "SELECT c.cohort, 100.0 * c.won / c.leads AS win_rate, 100 * t.target_rate AS target, "
+    "c.leads, c.won, c.calls, c.answered, 100.0 * c.answered / c.calls AS answer_rate, "
+    "100 * t.expected_rate AS expected "
+    "FROM c LEFT JOIN refinery.cohort_summary t ON t.run_id = $1 AND t.cohort = c.cohort "
+    "ORDER BY t.ord NULLS LAST, c.cohort";
+
 /*
- * The sections that are one query each: a chart of the rows and a table of
- * them.  $1 is the run id.
+ * The same outcomes per run of the job's last runs: those recorded while
+ * the run's lists were current (from its start to the next run's), against
+ * the run's target rate (its cohorts' target rates weighted by their leads).
+ */
+static const char Q_OUTCOME_RUNS[] =
+    "WITH m AS (SELECT * FROM unnest($2::text[], $3::text[]) AS m(reported, outcome)), "
+    "r AS (SELECT * FROM (SELECT run_id, started_at, job, "
+    "lead(started_at) OVER (ORDER BY run_id) AS until FROM refinery.runs "
+    "WHERE job = (SELECT job FROM refinery.runs WHERE run_id = $1) AND status = 'committed') x "
+    "WHERE run_id <= $1 ORDER BY run_id DESC LIMIT " TREND_RUNS_TEXT "), "
+    "c AS (SELECT r.run_id, count(DISTINCT o.lead_id) AS leads, "
+    "count(DISTINCT o.lead_id) FILTER (WHERE m.outcome = 'won') AS won, count(*) AS calls, "
+    "count(*) FILTER (WHERE m.outcome NOT IN ('no_answer', 'busy', 'unmapped')) AS answered "
+    "FROM r JOIN refinery.outcomes o ON o.job = r.job AND o.recorded_at >= r.started_at "
+    "AND (r.until IS NULL OR o.recorded_at < r.until) "
+    "LEFT JOIN m ON m.reported = o.outcome GROUP BY r.run_id), "
+    "t AS (SELECT run_id, sum(leads * target_rate::numeric) / nullif(sum(leads), 0) AS target "
+    "FROM refinery.run_cohorts WHERE run_id IN (SELECT run_id FROM r) GROUP BY run_id) "
+    "SELECT 'run ' || r.run_id, 100.0 * c.won / nullif(c.leads, 0), 100 * t.target, r.run_id, "
+    "to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), coalesce(c.calls, 0), "
+    "coalesce(c.leads, 0), coalesce(c.won, 0), 100.0 * c.answered / nullif(c.calls, 0) "
+    "FROM r LEFT JOIN c USING (run_id) LEFT JOIN t USING (run_id) ORDER BY r.run_id";
+
+/*
+ * The sections that are one query each: a chart of the rows, a table of
+ * them, and maybe a second chart.  $1 is the run id ($2 and $3 the outcome
+ * map for the outcome panels).
  */
 struct panel
 {
@@ -608,6 +660,7 @@ struct panel
 	struct chart chart;
 	struct tcol cols[12]; /* ended by a NULL head */
 	const char *empty;    /* said when the query has no row */
+	struct chart after;   /* drawn after the table when it has a draw function */
 };
 
 static const char *const one_leads[] = {"leads"};
@@ -618,6 +671,10 @@ static const char *const source_names[] = {"assigned", "waiting", "nurture", "re
 static const char *const source_colours[] = {C_ASSIGNED, C_WAITING, C_NURTURE, C_REMOVED};
 static const char *const rep_names[] = {"assigned", "capacity"};
 static const char *const rep_colours[] = {C_ASSIGNED, C_TARGET};
+static const char *const win_names[] = {"won", "target"};
+static const char *const win_colours[] = {C_ACTUAL, C_TARGET};
+static const char *const answer_name[] = {"answer rate"};
+static const char *const answer_colour[] = {C_EXPECTED};
 #define NOT_STORED                                                                                 \
 	"the leads of this run are no longer stored (a run without a snapshot that is not its "        \
 	"job's latest)"
@@ -627,7 +684,9 @@ enum
 	P_REMOVED,
 	P_COHORTS,
 	P_SOURCES,
-	P_REPS
+	P_REPS,
+	P_OUTCOMES,
+	P_OUTCOME_RUNS
 };
 
 static const struct panel panels[] = {
@@ -743,15 +802,86 @@ static const struct panel panels[] = {
                  {"close rate", 6, 1, UNIT_PCT},
                  {"expected conversions", 7, 1, NULL}},
                 "The run knew no rep."},
+    [P_OUTCOMES] = {"outcomes",
+                    "Outcomes against target",
+                    "What the dialers and the CRM reported for the job's leads "
+                    "(refinery.outcomes, all recorded so far), per the lead's cohort (the last "
+                    "one it had, for a lead won or removed since). A cohort with few leads "
+                    "worked says little: read the counts beside the rates.",
+                    Q_OUTCOMES,
+                    {.id = "chart-wins",
+                     .caption = "Leads won per lead worked (with at least one outcome) against "
+                                "the cohort's target rate, per cohort, in percent.",
+                     .unit = UNIT_PCT,
+                     .decimals = 1,
+                     .nser = 2,
+                     .names = win_names,
+                     .colours = win_colours,
+                     .first_col = 1,
+                     .draw = chart_grouped},
+                    {{"cohort", 0, -1, NULL},
+                     {"leads worked", 3, 0, NULL},
+                     {"won", 4, 0, NULL},
+                     {"win rate", 1, 1, UNIT_PCT},
+                     {"target rate", 2, 1, UNIT_PCT},
+                     {"expected rate", 8, 1, UNIT_PCT},
+                     {"calls", 5, 0, NULL},
+                     {"answered", 6, 0, NULL},
+                     {"answer rate", 7, 1, UNIT_PCT}},
+                    "The job has no outcomes yet.",
+                    {.id = "chart-answers",
+                     .caption = "Calls answered (any outcome but no answer or busy) per call, "
+                                "per cohort, in percent.",
+                     .unit = UNIT_PCT,
+                     .decimals = 1,
+                     .nser = 1,
+                     .names = answer_name,
+                     .colours = answer_colour,
+                     .first_col = 7,
+                     .draw = chart_grouped}},
+    [P_OUTCOME_RUNS] = {"outcome-runs",
+                        "Per run",
+                        NULL,
+                        Q_OUTCOME_RUNS,
+                        {.id = "chart-outcome-runs",
+                         .caption = "Leads won per lead worked among the outcomes recorded "
+                                    "while each run's lists were current (from its start to "
+                                    "the next run's), against the run's target rate (its "
+                                    "cohorts' rates weighted by their leads), in percent.",
+                         .unit = UNIT_PCT,
+                         .decimals = 1,
+                         .nser = 2,
+                         .names = win_names,
+                         .colours = win_colours,
+                         .first_col = 1,
+                         .draw = chart_grouped},
+                        {{"run", 3, -1, NULL},
+                         {"lists from (UTC)", 4, -1, NULL},
+                         {"calls", 5, 0, NULL},
+                         {"leads worked", 6, 0, NULL},
+                         {"won", 7, 0, NULL},
+                         {"win rate", 1, 1, UNIT_PCT},
+                         {"target rate", 2, 1, UNIT_PCT},
+                         {"answer rate", 8, 1, UNIT_PCT}},
+                        "No run of the job."},
 };
+
+/* a panel's query, charts and table, in a section opened by the caller */
+static bool
+panel_body(FILE *out, PGconn *conn, int nparams, const char *const *p, const struct panel *pn,
+           struct error *err)
+{
+	struct chart c = pn->chart, after = pn->after;
+
+	return query_section(out, conn, pn->sql, nparams, p, &c, pn->cols, after.draw ? &after : NULL,
+	                     pn->empty, err);
+}
 
 static bool
 panel(FILE *out, PGconn *conn, const char *const *p, const struct panel *pn, struct error *err)
 {
-	struct chart c = pn->chart;
-
 	section(out, pn->id, pn->title, pn->intro);
-	if (!query_section(out, conn, pn->sql, 1, p, &c, pn->cols, NULL, pn->empty, err))
+	if (!panel_body(out, conn, 1, p, pn, err))
 		return false;
 	fputs("</section>\n", out);
 	return true;
@@ -880,56 +1010,8 @@ trend(FILE *out, PGresult *fig, struct error *err)
 }
 
 /* ------------------------------------------------------------------------
- * Outcomes: what happened to the leads handed out, per cohort, against the
- * cohort's target rate.  Read straight from refinery.outcomes, each value
- * mapped through the run's [outcomes] map; a lead counts in its cohort, or
- * when it has left the cohorts since (won, refused), in the one it had
- * last.  One query, Q_OUTCOMES, to swap for the feedback views when they
- * exist.
+ * Outcomes: the run's [outcomes] map as query parameters
  * ------------------------------------------------------------------------ */
-static const char Q_OUTCOMES[] =
-    "WITH m AS (SELECT * FROM unnest($2::text[], $3::text[]) AS m(reported, outcome)), "
-    "o AS (SELECT o.lead_id, coalesce(m.outcome, 'unmapped') AS outcome, "
-    "coalesce(s.cohort, (SELECT c.old_cohort FROM refinery.lead_changes c "
-    "WHERE c.job = o.job AND c.lead_id = o.lead_id AND c.old_cohort IS NOT NULL "
-    "ORDER BY c.run_id DESC LIMIT 1), '(none)') AS cohort "
-    "FROM refinery.outcomes o LEFT JOIN m ON m.reported = o.outcome "
-    "LEFT JOIN refinery.lead_state s ON s.job = o.job AND s.lead_id = o.lead_id "
-    "WHERE o.job = (SELECT job FROM refinery.runs WHERE run_id = $1)), "
-    "c AS (SELECT cohort, count(DISTINCT lead_id) AS leads, "
-    "count(DISTINCT lead_id) FILTER (WHERE outcome = 'won') AS won, count(*) AS calls, "
-    "count(*) FILTER (WHERE outcome NOT IN ('no_answer', 'busy', 'unmapped')) AS answered "
-    "FROM o GROUP BY cohort) "
-    "SELECT c.cohort, 100.0 * c.won / c.leads AS win_rate, 100 * t.target_rate AS target, "
-    "c.leads, c.won, c.calls, c.answered, 100.0 * c.answered / c.calls AS answer_rate, "
-    "100 * t.expected_rate AS expected "
-    "FROM c LEFT JOIN refinery.cohort_summary t ON t.run_id = $1 AND t.cohort = c.cohort "
-    "ORDER BY t.ord NULLS LAST, c.cohort";
-
-/*
- * The same outcomes per run of the job's last runs: those recorded while
- * the run's lists were current (from its start to the next run's), against
- * the run's target rate (its cohorts' target rates weighted by their leads).
- */
-static const char Q_OUTCOME_RUNS[] =
-    "WITH m AS (SELECT * FROM unnest($2::text[], $3::text[]) AS m(reported, outcome)), "
-    "r AS (SELECT * FROM (SELECT run_id, started_at, job, "
-    "lead(started_at) OVER (ORDER BY run_id) AS until FROM refinery.runs "
-    "WHERE job = (SELECT job FROM refinery.runs WHERE run_id = $1) AND status = 'committed') x "
-    "WHERE run_id <= $1 ORDER BY run_id DESC LIMIT " TREND_RUNS_TEXT "), "
-    "c AS (SELECT r.run_id, count(DISTINCT o.lead_id) AS leads, "
-    "count(DISTINCT o.lead_id) FILTER (WHERE m.outcome = 'won') AS won, count(*) AS calls, "
-    "count(*) FILTER (WHERE m.outcome NOT IN ('no_answer', 'busy', 'unmapped')) AS answered "
-    "FROM r JOIN refinery.outcomes o ON o.job = r.job AND o.recorded_at >= r.started_at "
-    "AND (r.until IS NULL OR o.recorded_at < r.until) "
-    "LEFT JOIN m ON m.reported = o.outcome GROUP BY r.run_id), "
-    "t AS (SELECT run_id, sum(leads * target_rate::numeric) / nullif(sum(leads), 0) AS target "
-    "FROM refinery.run_cohorts WHERE run_id IN (SELECT run_id FROM r) GROUP BY run_id) "
-    "SELECT 'run ' || r.run_id, 100.0 * c.won / nullif(c.leads, 0), 100 * t.target, r.run_id, "
-    "to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), coalesce(c.calls, 0), "
-    "coalesce(c.leads, 0), coalesce(c.won, 0), 100.0 * c.answered / nullif(c.calls, 0) "
-    "FROM r LEFT JOIN c USING (run_id) LEFT JOIN t USING (run_id) ORDER BY r.run_id";
-
 /* one element of a text[] literal, quoted */
 static void
 array_elem(struct strbuf *sb, const char *v)
@@ -1014,61 +1096,7 @@ out:
 static bool
 outcomes(FILE *out, PGconn *conn, const char *run, struct error *err)
 {
-	static const char *const win_names[] = {"won", "target"};
-	static const char *const win_colours[] = {C_ACTUAL, C_TARGET};
-	static const char *const ans_names[] = {"answer rate"};
-	static const char *const ans_colours[] = {C_EXPECTED};
-	static const struct tcol cols[] = {{"cohort", 0, -1, NULL},
-	                                   {"leads worked", 3, 0, NULL},
-	                                   {"won", 4, 0, NULL},
-	                                   {"win rate", 1, 1, UNIT_PCT},
-	                                   {"target rate", 2, 1, UNIT_PCT},
-	                                   {"expected rate", 8, 1, UNIT_PCT},
-	                                   {"calls", 5, 0, NULL},
-	                                   {"answered", 6, 0, NULL},
-	                                   {"answer rate", 7, 1, UNIT_PCT},
-	                                   {NULL, 0, 0, NULL}};
-	struct chart win = {.id = "chart-wins",
-	                    .caption = "Leads won per lead worked (with at least one outcome) "
-	                               "against the cohort's target rate, per cohort, in percent.",
-	                    .unit = UNIT_PCT,
-	                    .decimals = 1,
-	                    .nser = 2,
-	                    .names = win_names,
-	                    .colours = win_colours,
-	                    .first_col = 1,
-	                    .draw = chart_grouped};
-	struct chart ans = {.id = "chart-answers",
-	                    .caption = "Calls answered (any outcome but no answer or busy) per "
-	                               "call, per cohort, in percent.",
-	                    .unit = UNIT_PCT,
-	                    .decimals = 1,
-	                    .nser = 1,
-	                    .names = ans_names,
-	                    .colours = ans_colours,
-	                    .first_col = 7,
-	                    .draw = chart_grouped};
-	static const struct tcol run_cols[] = {{"run", 3, -1, NULL},
-	                                       {"lists from (UTC)", 4, -1, NULL},
-	                                       {"calls", 5, 0, NULL},
-	                                       {"leads worked", 6, 0, NULL},
-	                                       {"won", 7, 0, NULL},
-	                                       {"win rate", 1, 1, UNIT_PCT},
-	                                       {"target rate", 2, 1, UNIT_PCT},
-	                                       {"answer rate", 8, 1, UNIT_PCT},
-	                                       {NULL, 0, 0, NULL}};
-	struct chart runs = {.id = "chart-outcome-runs",
-	                     .caption = "Leads won per lead worked among the outcomes recorded while "
-	                                "each run's lists were current (from its start to the next "
-	                                "run's), against the run's target rate (its cohorts' rates "
-	                                "weighted by their leads), in percent.",
-	                     .unit = UNIT_PCT,
-	                     .decimals = 1,
-	                     .nser = 2,
-	                     .names = win_names,
-	                     .colours = win_colours,
-	                     .first_col = 1,
-	                     .draw = chart_grouped};
+	const struct panel *pn = &panels[P_OUTCOMES], *per_run = &panels[P_OUTCOME_RUNS];
 	char *reported = NULL, *mapped = NULL;
 	const char *p[3] = {run, NULL, NULL};
 	bool ok;
@@ -1077,18 +1105,14 @@ outcomes(FILE *out, PGconn *conn, const char *run, struct error *err)
 		return false;
 	p[1] = reported;
 	p[2] = mapped;
-	section(out, "outcomes", "Outcomes against target",
-	        "What the dialers and the CRM reported for the job's leads (refinery.outcomes, "
-	        "all recorded so far), per the lead's cohort (the last one it had, for a lead won "
-	        "or removed since). A cohort with few leads worked says little: read the counts "
-	        "beside the rates.");
-	ok = query_section(out, conn, Q_OUTCOMES, 3, p, &win, cols, &ans,
-	                   "The job has no outcomes yet.", err);
+	section(out, pn->id, pn->title, pn->intro);
+	ok = panel_body(out, conn, 3, p, pn, err);
 	if (ok && strcmp(reported, "{}") != 0)
 	{
-		fputs("<h3>Per run</h3>\n", out);
-		ok = query_section(out, conn, Q_OUTCOME_RUNS, 3, p, &runs, run_cols, NULL,
-		                   "No run of the job.", err);
+		fputs("<h3>", out);
+		esc(out, per_run->title);
+		fputs("</h3>\n", out);
+		ok = panel_body(out, conn, 3, p, per_run, err);
 	}
 	fputs("</section>\n", out);
 	free(reported);
