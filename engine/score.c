@@ -190,6 +190,25 @@ bind_column(const struct batch *b, enum score_source src, const char *field)
 	return util_column(b, NULL, field);
 }
 
+void
+score_map_seen(const struct score_param *p, const struct batch *b, uint8_t *seen)
+{
+	int col = bind_column(b, p->src, p->field);
+	char canon[CANON_MAX];
+
+	if (p->kind != SCORE_MAP || (col < 0 && p->src != SCORE_SRC_STATUS))
+		return;
+	for (size_t i = 0; i < b->n; i++)
+	{
+		const char *s = score_text_value(b, i, p->src, col);
+		int j;
+
+		if (s != NULL && score_canon(s, canon, sizeof(canon)) && canon[0] != '\0' &&
+		    (j = map_lookup(p, canon)) >= 0)
+			seen[j] = 1;
+	}
+}
+
 struct score_eval *
 score_eval_new(const struct score_config *c, const struct batch *b, int64_t now, struct error *err)
 {

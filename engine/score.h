@@ -123,6 +123,14 @@ struct score_config
 	struct regex_limits lim;            /* [regex], for the patterns and the scratch */
 };
 
+/*
+ * The most points parameter k gives under persona pe, before its weight:
+ * its best category, or a recency parameter's points at zero days.  A
+ * persona's top is the sum of these times the weights (explain shows each
+ * parameter's share of 100 from them).
+ */
+double score_param_top(const struct score_config *c, const struct score_persona *pe, int k);
+
 /* Read [score], [score.*], [persona.*] and [calibrate]. */
 bool score_config_load(struct rules *r, struct score_config **out, struct error *err);
 void score_config_free(struct score_config *c); /* NULL is a no-op */
@@ -171,6 +179,13 @@ bool score_canon(const char *s, char *out, size_t size);
 
 /* The text value the lead has for a status/column source (status: normalised), or NULL. */
 const char *score_text_value(const struct batch *b, size_t i, enum score_source src, int col);
+
+/*
+ * Map parameter p: seen[j] = 1 for each listed category j some lead of `b`
+ * falls in, whatever its verdict (seen has p->ncat entries, zeroed by the
+ * caller; nothing is set for another kind or a column `b` lacks).
+ */
+void score_map_seen(const struct score_param *p, const struct batch *b, uint8_t *seen);
 
 /* A score or points value in integer hundredths (how they add up exactly). */
 static inline int64_t

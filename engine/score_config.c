@@ -569,6 +569,20 @@ param_index(const struct score_config *c, const char *name, size_t len)
 	return -1;
 }
 
+double
+score_param_top(const struct score_config *c, const struct score_persona *pe, int k)
+{
+	const struct score_param *p = &c->params[k];
+	double t = 0;
+
+	for (int j = 0; j < p->ncat; j++)
+		if (p->kind != SCORE_RECENCY || j == p->cat_default)
+			t = fmax(t, pe->points[k][j]);
+	if (p->kind == SCORE_RECENCY)
+		t = fmax(t, pe->max[k]);
+	return t;
+}
+
 /* Maximum attainable weighted points of a persona. */
 static double
 persona_top(const struct score_config *c, const struct score_persona *pe)
@@ -576,17 +590,7 @@ persona_top(const struct score_config *c, const struct score_persona *pe)
 	double top = 0;
 
 	for (int k = 0; k < c->nparams; k++)
-	{
-		const struct score_param *p = &c->params[k];
-		double t = 0;
-
-		for (int j = 0; j < p->ncat; j++)
-			if (p->kind != SCORE_RECENCY || j == p->cat_default)
-				t = fmax(t, pe->points[k][j]);
-		if (p->kind == SCORE_RECENCY)
-			t = fmax(t, pe->max[k]);
-		top += pe->weight[k] * t;
-	}
+		top += pe->weight[k] * score_param_top(c, pe, k);
 	return top;
 }
 
@@ -723,12 +727,22 @@ load_persona(struct rules *r, const char *section, struct score_config *c, struc
 					cat = j;
 			if (cat < 0)
 			{
+				const char *near = rules_nearest(dot + 1, (const char *const *) p->cat, p->ncat);
+
 				error_set(err, EXIT_RULES, "%s: [%s] %s: parameter %s has no category \"%s\"",
 				          rules_where(r, section, key), section, key, p->name, dot + 1);
+				if (near)
+					error_hint(err, "Did you mean \"%s.%s\"?", p->name, near);
 				ok = false;
 			}
 			else
 				ok = get_points(r, section, key, p->points[cat], &pe->points[pi][cat], err);
+		}
+		if (!ok && rules_problem(r, err))
+		{
+			/* check-rules: the error is kept, the key is not unknown besides; next key */
+			(void) rules_get(r, section, key);
+			ok = true;
 		}
 	}
 	free(keys);
@@ -811,6 +825,7 @@ score_config_load(struct rules *r, struct score_config **out, struct error *err)
 	const char **secs = NULL;
 	int nsecs;
 	bool ok = false;
+	bool failed = false; /* check-rules: a section's error is kept, the others are checked */
 
 	*out = c;
 	if (c == NULL)
@@ -830,14 +845,31 @@ score_config_load(struct rules *r, struct score_config **out, struct error *err)
 	}
 	for (int k = 0; k < nsecs; k++)
 	{
+		int mark = rules_asked_count(r);
+
 		if (strcmp(secs[k], "score") == 0)
 			continue;
 		if (!load_param(r, secs[k], &c->params[c->nparams++], &c->lim, err))
-			goto out;
+		{
+			/* check-rules: keep the error, drop the parameter, check the next one */
+			param_free(&c->params[--c->nparams]);
+			memset(&c->params[c->nparams], 0, sizeof(c->params[0]));
+			if (!rules_collecting(r) || !rules_loader_failed(r, mark, err))
+				goto out;
+			failed = true;
+			continue;
+		}
 		c->names[c->nparams - 1] = c->params[c->nparams - 1].name;
 	}
 	free(secs);
 	secs = NULL;
+	if (failed)
+	{
+		/* the personas name the parameters: not checked against a set with one missing */
+		rules_taint_family(r, "persona");
+		ok = true;
+		goto out;
+	}
 	if (c->nparams == 0)
 	{
 		error_set(err, EXIT_RULES,
@@ -861,10 +893,18 @@ score_config_load(struct rules *r, struct score_config **out, struct error *err)
 	}
 	for (int k = 0; k < nsecs; k++)
 	{
+		int mark = rules_asked_count(r);
+
 		if (strcmp(secs[k], "persona") == 0)
 			continue; /* left for the unknown-section check */
 		if (!load_persona(r, secs[k], c, &c->personas[c->npersonas++], err))
-			goto out;
+		{
+			persona_free(&c->personas[--c->npersonas], c->nparams);
+			memset(&c->personas[c->npersonas], 0, sizeof(c->personas[0]));
+			if (!rules_collecting(r) || !rules_loader_failed(r, mark, err))
+				goto out;
+			failed = true;
+		}
 	}
 	/* the implicit persona: the parameters' own weights; used when no other applies */
 	if (!persona_init(c, &c->personas[c->npersonas++], "default"))
