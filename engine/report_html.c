@@ -1120,6 +1120,36 @@ outcomes(FILE *out, PGconn *conn, const char *run, struct error *err)
 	return ok;
 }
 
+/* the run's warnings (refinery.runs.warnings), in the order the run gave them; none: nothing */
+static bool
+warnings(FILE *out, PGconn *conn, const char *const *p, struct error *err)
+{
+	PGresult *res =
+	    pg_query(conn, "reading the report (warnings)",
+	             "SELECT w.warning FROM refinery.runs r, "
+	             "unnest(coalesce(r.warnings, '{}')) WITH ORDINALITY AS w(warning, ord) "
+	             "WHERE r.run_id = $1 ORDER BY w.ord",
+	             1, p, err);
+
+	if (res == NULL)
+		return false;
+	if (PQntuples(res) > 0)
+	{
+		section(out, "warnings", "Warnings",
+		        "What the run found odd in its own rule files (it ran all the same).");
+		fputs("<ul class=\"warnings\">\n", out);
+		for (int r = 0; r < PQntuples(res); r++)
+		{
+			fputs("<li>", out);
+			esc(out, sv(res, r, 0));
+			fputs("</li>\n", out);
+		}
+		fputs("</ul>\n</section>\n", out);
+	}
+	PQclear(res);
+	return true;
+}
+
 /* ------------------------------------------------------------------------
  * The page
  * ------------------------------------------------------------------------ */
@@ -1145,7 +1175,8 @@ static const char STYLE[] =
     "table{border-collapse:collapse;font-size:13px;margin:6px 0}"
     "td,th{border-bottom:1px solid #e1e4e8;padding:3px 10px;text-align:left}"
     "th{background:#eef1f5;font-weight:600}td.n{text-align:right;"
-    "font-variant-numeric:tabular-nums}";
+    "font-variant-numeric:tabular-nums}"
+    "ul.warnings{font-size:13px;color:#8a4b00;padding-left:20px}";
 
 bool
 report_html_write(PGconn *conn, int64_t run_id, FILE *out, struct error *err)
@@ -1194,7 +1225,7 @@ report_html_write(PGconn *conn, int64_t run_id, FILE *out, struct error *err)
 	esc(out, sv(run, 0, 6));
 	fputs("</p></header>\n<main>\n", out);
 	where_leads_went(out, fig, me);
-	if (!panel(out, conn, p, &panels[P_REMOVED], err) ||
+	if (!warnings(out, conn, p, err) || !panel(out, conn, p, &panels[P_REMOVED], err) ||
 	    !panel(out, conn, p, &panels[P_COHORTS], err) ||
 	    !panel(out, conn, p, &panels[P_SOURCES], err) || !changes(out, conn, p, fig, me, err) ||
 	    !trend(out, fig, err) || !panel(out, conn, p, &panels[P_REPS], err) ||

@@ -36,6 +36,8 @@ reps_query = SELECT rep_id, name, active, capacity FROM crm.reps
 stats_query = SELECT rep_id, source, attempts, wins FROM crm.rep_source_stats
 [outcomes]
 map = sale:won, no answer:no_answer
+[score.source]
+refferal = 30
 EOF
 "$REFINERY" init-db -q && "$REFINERY" run -q -c "$tmp/d.ini"
 ok $? "run 1: 1,200 leads"
@@ -87,6 +89,12 @@ is "$(tile removed)" "$(commas "$removed")" "removed: black-listed, duplicate, p
 is "$((assigned + waiting + nurture + removed))" 1120 "the four add up to the leads pulled"
 like "$page" "<span>assigned &middot; $(pct 95 1120)${nb}%</span>" "assigned's share of pulled, rounded to 0.1 %"
 like "$page" "<span>removed &middot; $(pct "$removed" 1120)${nb}%</span>" "removed's share"
+
+# ---- the run's warnings: the map key no lead's source matches
+like "$page" "<li>$tmp/d.ini:$(grep -n '^refferal' "$tmp/d.ini" | cut -d: -f1): \[score.source\] refferal: " \
+	"the page lists the run's warning, naming file, line and key"
+is "$(grep -c '<li>' "$html")" "$(pq -c "SELECT array_length(warnings, 1) FROM refinery.runs WHERE run_id = 3")" \
+	"as many as refinery.runs.warnings holds"
 
 # ---- removals per rule
 IFS='|' read -r tv tr tn < <(pq -c "SELECT verdict, rule_id, count(*) FROM refinery.lead_results
