@@ -22,11 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "outcomes.h"
 #include "pg.h"
 #include "report_html.h"
-#include "rules.h"
-#include "strbuf.h"
 
 /* how many of the job's runs the trend shows */
 #define TREND_RUNS_TEXT "12"
@@ -599,29 +596,30 @@ query_section(FILE *out, PGconn *conn, const char *sql, int nparams, const char 
 
 /* ------------------------------------------------------------------------
  * Outcomes: what happened to the leads handed out, per cohort, against the
- * cohort's target rate.  Read straight from refinery.outcomes, each value
- * mapped through the run's [outcomes] map; a lead counts in its cohort, or
- * when it has left the cohorts since (won, refused), in the one it had
- * last.  Two queries, Q_OUTCOMES and Q_OUTCOME_RUNS, to swap for the feedback
- * views when they exist; $2 and $3 are the map (outcome_map).
+ * cohort's target rate.  Outcomes are read through refinery.outcome_meanings
+ * (sql/010_feedback.sql: the [outcomes] map, what counts as answered), as
+ * "refinery feedback" reads them; a lead counts in its cohort, or when it
+ * has left the cohorts since (won, refused), in the one it had last, which
+ * the feedback functions do not do; the interval is refinery.wilson's.
  * ------------------------------------------------------------------------ */
 static const char Q_OUTCOMES[] =
-    "WITH m AS (SELECT * FROM unnest($2::text[], $3::text[]) AS m(reported, outcome)), "
-    "o AS (SELECT o.lead_id, coalesce(m.outcome, 'unmapped') AS outcome, "
+    "WITH o AS (SELECT m.lead_id, m.meaning, m.answered, "
     "coalesce(s.cohort, (SELECT c.old_cohort FROM refinery.lead_changes c "
-    "WHERE c.job = o.job AND c.lead_id = o.lead_id AND c.old_cohort IS NOT NULL "
+    "WHERE c.job = m.job AND c.lead_id = m.lead_id AND c.old_cohort IS NOT NULL "
     "ORDER BY c.run_id DESC LIMIT 1), '(none)') AS cohort "
-    "FROM refinery.outcomes o LEFT JOIN m ON m.reported = o.outcome "
-    "LEFT JOIN refinery.lead_state s ON s.job = o.job AND s.lead_id = o.lead_id "
-    "WHERE o.job = (SELECT job FROM refinery.runs WHERE run_id = $1)), "
+    "FROM refinery.outcome_meanings m "
+    "LEFT JOIN refinery.lead_state s ON s.job = m.job AND s.lead_id = m.lead_id "
+    "WHERE m.job = (SELECT job FROM refinery.runs WHERE run_id = $1) "
+    "AND m.meaning IS NOT NULL), "
     "c AS (SELECT cohort, count(DISTINCT lead_id) AS leads, "
-    "count(DISTINCT lead_id) FILTER (WHERE outcome = 'won') AS won, count(*) AS calls, "
-    "count(*) FILTER (WHERE outcome NOT IN ('no_answer', 'busy', 'unmapped')) AS answered "
-    "FROM o GROUP BY cohort) "
+    "count(DISTINCT lead_id) FILTER (WHERE meaning = 'won') AS won, count(*) AS calls, "
+    "count(*) FILTER (WHERE answered) AS answered FROM o GROUP BY cohort) "
     "SELECT c.cohort, 100.0 * c.won / c.leads AS win_rate, 100 * t.target_rate AS target, "
     "c.leads, c.won, c.calls, c.answered, 100.0 * c.answered / c.calls AS answer_rate, "
-    "100 * t.expected_rate AS expected "
+    "100 * t.expected_rate AS expected, 100 * w.low, 100 * w.high, "
+    "CASE WHEN c.leads < 30 THEN 'few leads worked (' || c.leads || ')' END "
     "FROM c LEFT JOIN refinery.cohort_summary t ON t.run_id = $1 AND t.cohort = c.cohort "
+    "CROSS JOIN LATERAL refinery.wilson(c.won, c.leads) w "
     "ORDER BY t.ord NULLS LAST, c.cohort";
 
 /*
@@ -630,17 +628,18 @@ static const char Q_OUTCOMES[] =
  * the run's target rate (its cohorts' target rates weighted by their leads).
  */
 static const char Q_OUTCOME_RUNS[] =
-    "WITH m AS (SELECT * FROM unnest($2::text[], $3::text[]) AS m(reported, outcome)), "
-    "r AS (SELECT * FROM (SELECT run_id, started_at, job, "
+    "WITH r AS (SELECT * FROM (SELECT run_id, started_at, job, "
     "lead(started_at) OVER (ORDER BY run_id) AS until FROM refinery.runs "
     "WHERE job = (SELECT job FROM refinery.runs WHERE run_id = $1) AND status = 'committed') x "
     "WHERE run_id <= $1 ORDER BY run_id DESC LIMIT " TREND_RUNS_TEXT "), "
-    "c AS (SELECT r.run_id, count(DISTINCT o.lead_id) AS leads, "
-    "count(DISTINCT o.lead_id) FILTER (WHERE m.outcome = 'won') AS won, count(*) AS calls, "
-    "count(*) FILTER (WHERE m.outcome NOT IN ('no_answer', 'busy', 'unmapped')) AS answered "
+    "c AS (SELECT r.run_id, count(DISTINCT m.lead_id) AS leads, "
+    "count(DISTINCT m.lead_id) FILTER (WHERE m.meaning = 'won') AS won, count(*) AS calls, "
+    "count(*) FILTER (WHERE m.answered) AS answered "
     "FROM r JOIN refinery.outcomes o ON o.job = r.job AND o.recorded_at >= r.started_at "
     "AND (r.until IS NULL OR o.recorded_at < r.until) "
-    "LEFT JOIN m ON m.reported = o.outcome GROUP BY r.run_id), "
+    "JOIN refinery.outcome_meanings m ON m.job = o.job AND m.lead_id = o.lead_id "
+    "AND m.rep_id = o.rep_id AND m.outcome = o.outcome AND m.at = o.at "
+    "WHERE m.meaning IS NOT NULL GROUP BY r.run_id), "
     "t AS (SELECT run_id, sum(leads * target_rate::numeric) / nullif(sum(leads), 0) AS target "
     "FROM refinery.run_cohorts WHERE run_id IN (SELECT run_id FROM r) GROUP BY run_id) "
     "SELECT 'run ' || r.run_id, 100.0 * c.won / nullif(c.leads, 0), 100 * t.target, r.run_id, "
@@ -650,15 +649,14 @@ static const char Q_OUTCOME_RUNS[] =
 
 /*
  * The sections that are one query each: a chart of the rows, a table of
- * them, and maybe a second chart.  $1 is the run id ($2 and $3 the outcome
- * map for the outcome panels).
+ * them, and maybe a second chart.  $1 is the run id.
  */
 struct panel
 {
 	const char *id, *title, *intro;
 	const char *sql;
 	struct chart chart;
-	struct tcol cols[12]; /* ended by a NULL head */
+	struct tcol cols[14]; /* ended by a NULL head */
 	const char *empty;    /* said when the query has no row */
 	struct chart after;   /* drawn after the table when it has a draw function */
 };
@@ -805,9 +803,11 @@ static const struct panel panels[] = {
     [P_OUTCOMES] = {"outcomes",
                     "Outcomes against target",
                     "What the dialers and the CRM reported for the job's leads "
-                    "(refinery.outcomes, all recorded so far), per the lead's cohort (the last "
-                    "one it had, for a lead won or removed since). A cohort with few leads "
-                    "worked says little: read the counts beside the rates.",
+                    "(refinery.outcomes, all recorded so far, read through the [outcomes] map "
+                    "of the job's latest run; values it does not know are left out), per the "
+                    "lead's cohort (the last one it had, for a lead won or removed since). A "
+                    "cohort with few leads worked says little: read the interval and the "
+                    "counts beside the rates.",
                     Q_OUTCOMES,
                     {.id = "chart-wins",
                      .caption = "Leads won per lead worked (with at least one outcome) against "
@@ -827,7 +827,10 @@ static const struct panel panels[] = {
                      {"expected rate", 8, 1, UNIT_PCT},
                      {"calls", 5, 0, NULL},
                      {"answered", 6, 0, NULL},
-                     {"answer rate", 7, 1, UNIT_PCT}},
+                     {"answer rate", 7, 1, UNIT_PCT},
+                     {"win rate: 95% from", 9, 1, UNIT_PCT},
+                     {"to", 10, 1, UNIT_PCT},
+                     {"note", 11, -1, NULL}},
                     "The job has no outcomes yet.",
                     {.id = "chart-answers",
                      .caption = "Calls answered (any outcome but no answer or busy) per call, "
@@ -868,12 +871,11 @@ static const struct panel panels[] = {
 
 /* a panel's query, charts and table, in a section opened by the caller */
 static bool
-panel_body(FILE *out, PGconn *conn, int nparams, const char *const *p, const struct panel *pn,
-           struct error *err)
+panel_body(FILE *out, PGconn *conn, const char *const *p, const struct panel *pn, struct error *err)
 {
 	struct chart c = pn->chart, after = pn->after;
 
-	return query_section(out, conn, pn->sql, nparams, p, &c, pn->cols, after.draw ? &after : NULL,
+	return query_section(out, conn, pn->sql, 1, p, &c, pn->cols, after.draw ? &after : NULL,
 	                     pn->empty, err);
 }
 
@@ -881,7 +883,7 @@ static bool
 panel(FILE *out, PGconn *conn, const char *const *p, const struct panel *pn, struct error *err)
 {
 	section(out, pn->id, pn->title, pn->intro);
-	if (!panel_body(out, conn, 1, p, pn, err))
+	if (!panel_body(out, conn, p, pn, err))
 		return false;
 	fputs("</section>\n", out);
 	return true;
@@ -1009,114 +1011,31 @@ trend(FILE *out, PGresult *fig, struct error *err)
 	return true;
 }
 
-/* ------------------------------------------------------------------------
- * Outcomes: the run's [outcomes] map as query parameters
- * ------------------------------------------------------------------------ */
-/* one element of a text[] literal, quoted */
-static void
-array_elem(struct strbuf *sb, const char *v)
-{
-	if (sb->len > 1)
-		sb_putc(sb, ',');
-	sb_putc(sb, '"');
-	for (; *v; v++)
-	{
-		if (*v == '"' || *v == '\\')
-			sb_putc(sb, '\\');
-		sb_putc(sb, *v);
-	}
-	sb_putc(sb, '"');
-}
-
-/*
- * The job's distinct reported outcomes (*reported) and what the run's
- * [outcomes] map makes of each (*mapped, "unmapped" when nothing), as two
- * text[] literals the caller frees.  Rules the engine cannot read any more
- * map nothing; the outcomes' own names still count.
- */
+/* the outcome panels; the one per run only once the job has outcomes */
 static bool
-outcome_map(PGconn *conn, const char *const *p, char **reported, char **mapped, struct error *err)
-{
-	PGresult *res = pg_query(conn, "reading the report (outcome values)",
-	                         "SELECT rules_text, o.outcome FROM refinery.runs r "
-	                         "LEFT JOIN (SELECT DISTINCT job, outcome FROM refinery.outcomes) o "
-	                         "ON o.job = r.job WHERE r.run_id = $1 ORDER BY o.outcome",
-	                         1, p, err);
-	struct rules *r = NULL;
-	struct outcomes_config *oc = NULL;
-	struct strbuf a, b;
-	bool ok = false;
-
-	*reported = *mapped = NULL;
-	sb_init(&a);
-	sb_init(&b);
-	sb_putc(&a, '{');
-	sb_putc(&b, '{');
-	if (res == NULL)
-		goto out;
-	if ((r = rules_new()) == NULL)
-	{
-		error_oom(err);
-		goto out;
-	}
-	if (PQntuples(res) > 0 &&
-	    (!rules_load_string(r, "refinery.runs.rules_text", sv(res, 0, 0), err) ||
-	     !outcomes_config_load(r, &oc, err)))
-		error_clear(err);
-	for (int k = 0; k < PQntuples(res); k++)
-	{
-		const char *name;
-
-		if (PQgetisnull(res, k, 1))
-			continue;
-		name = outcome_name(outcomes_map(oc, PQgetvalue(res, k, 1)));
-		array_elem(&a, PQgetvalue(res, k, 1));
-		array_elem(&b, name ? name : "unmapped");
-	}
-	sb_putc(&a, '}');
-	sb_putc(&b, '}');
-	if (a.oom || b.oom)
-	{
-		error_oom(err);
-		goto out;
-	}
-	*reported = a.data;
-	*mapped = b.data;
-	a.data = b.data = NULL;
-	ok = true;
-out:
-	sb_free(&a);
-	sb_free(&b);
-	outcomes_config_free(oc);
-	rules_free(r);
-	PQclear(res);
-	return ok;
-}
-
-static bool
-outcomes(FILE *out, PGconn *conn, const char *run, struct error *err)
+outcomes(FILE *out, PGconn *conn, const char *const *p, struct error *err)
 {
 	const struct panel *pn = &panels[P_OUTCOMES], *per_run = &panels[P_OUTCOME_RUNS];
-	char *reported = NULL, *mapped = NULL;
-	const char *p[3] = {run, NULL, NULL};
-	bool ok;
+	PGresult *res = pg_query(conn, "reading the report (outcomes)",
+	                         "SELECT EXISTS (SELECT 1 FROM refinery.outcomes o "
+	                         "JOIN refinery.runs r ON r.job = o.job WHERE r.run_id = $1)",
+	                         1, p, err);
+	bool ok, any;
 
-	if (!outcome_map(conn, p, &reported, &mapped, err))
+	if (res == NULL)
 		return false;
-	p[1] = reported;
-	p[2] = mapped;
+	any = strcmp(sv(res, 0, 0), "t") == 0;
+	PQclear(res);
 	section(out, pn->id, pn->title, pn->intro);
-	ok = panel_body(out, conn, 3, p, pn, err);
-	if (ok && strcmp(reported, "{}") != 0)
+	ok = panel_body(out, conn, p, pn, err);
+	if (ok && any)
 	{
 		fputs("<h3>", out);
 		esc(out, per_run->title);
 		fputs("</h3>\n", out);
-		ok = panel_body(out, conn, 3, p, per_run, err);
+		ok = panel_body(out, conn, p, per_run, err);
 	}
 	fputs("</section>\n", out);
-	free(reported);
-	free(mapped);
 	return ok;
 }
 
@@ -1229,7 +1148,7 @@ report_html_write(PGconn *conn, int64_t run_id, FILE *out, struct error *err)
 	    !panel(out, conn, p, &panels[P_COHORTS], err) ||
 	    !panel(out, conn, p, &panels[P_SOURCES], err) || !changes(out, conn, p, fig, me, err) ||
 	    !trend(out, fig, err) || !panel(out, conn, p, &panels[P_REPS], err) ||
-	    !outcomes(out, conn, id, err))
+	    !outcomes(out, conn, p, err))
 		goto out;
 	fputs("</main>\n</body></html>\n", out);
 	ok = true;

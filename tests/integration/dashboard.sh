@@ -139,9 +139,13 @@ is "$(grep -o 'text-anchor="middle" class="l">run [0-9]*<' "$html" | grep -o 'ru
 like "$page" "<tr><td>1</td><td>[-0-9: ]+</td><td class=\"n\">1,200</td><td class=\"n\">75</td>" "run 1's row: 1,200 pulled, 75 assigned"
 
 # ---- outcomes against target
+# the Wilson score interval of 2 won in 4 at z = 1.96
+read -r lo hi < <(awk 'BEGIN { k = 2; n = 4; z = 1.959964; p = k / n; c = p + z * z / (2 * n);
+	h = z * sqrt(p * (1 - p) / n + z * z / (4 * n * n)); d = 1 + z * z / n
+	printf "%.1f %.1f\n", 100 * (c - h) / d, 100 * (c + h) / d }')
 trate=$(pq -c "SELECT round(100 * target_rate::numeric, 1) FROM refinery.run_cohorts WHERE run_id = 3 AND cohort = 'a'")
-like "$page" "<tr><td>a</td><td class=\"n\">4</td><td class=\"n\">2</td><td class=\"n\">50.0${nb}%</td><td class=\"n\">$trate${nb}%</td><td class=\"n\">[0-9.]+${nb}%</td><td class=\"n\">5</td><td class=\"n\">3</td><td class=\"n\">60.0${nb}%</td></tr>" \
-	"cohort a: 4 worked, 2 won (50.0 %) beside its target ($trate %), 3 of 5 calls answered (60.0 %)"
+like "$page" "<tr><td>a</td><td class=\"n\">4</td><td class=\"n\">2</td><td class=\"n\">50.0${nb}%</td><td class=\"n\">$trate${nb}%</td><td class=\"n\">[0-9.]+${nb}%</td><td class=\"n\">5</td><td class=\"n\">3</td><td class=\"n\">60.0${nb}%</td><td class=\"n\">$lo${nb}%</td><td class=\"n\">$hi${nb}%</td><td>few leads worked \(4\)</td></tr>" \
+	"cohort a: 4 worked, 2 won (50.0 %, 95% interval $lo-$hi %, few) beside its target ($trate %), 3 of 5 calls answered (60.0 %)"
 like "$page" "<tr><td>b</td><td class=\"n\">1</td><td class=\"n\">0</td><td class=\"n\">0.0${nb}%</td>" "cohort b: 1 worked, none won"
 # per run: all six were recorded after run 3 began, so they are run 3's: 6 calls, 5 leads,
 # 2 won (40.0 %), 4 answered (66.7 %); its target is its cohorts' rates weighted by leads
