@@ -1,7 +1,7 @@
 /*
  * cmd_report.c
- *    report: a run's funnel, cohorts, reps and sources as text tables, or
- *    as an HTML page (--html, an outfile).
+ *    report: a run's funnel, cohorts, reps and sources as text tables, and
+ *    with --html a dashboard page (report_html.c) written as an outfile.
  */
 #include "config.h"
 
@@ -13,6 +13,7 @@
 #include "cmd.h"
 #include "log.h"
 #include "outfile.h"
+#include "report_html.h"
 #include "strbuf.h"
 
 /* Print a result as an aligned text table, psql's default look (cmd.h). */
@@ -55,79 +56,6 @@ cmd_print_table(FILE *out, const char *title, PGresult *res)
 	}
 	fprintf(out, "(%d row%s)\n\n", nt, nt == 1 ? "" : "s");
 	free(w);
-}
-
-static void
-html_escape(FILE *out, const char *s)
-{
-	for (; *s; s++)
-	{
-		switch (*s)
-		{
-			case '<': fputs("&lt;", out); break;
-			case '>': fputs("&gt;", out); break;
-			case '&': fputs("&amp;", out); break;
-			case '"': fputs("&quot;", out); break;
-			default: fputc(*s, out);
-		}
-	}
-}
-
-/*
- * An HTML table, and when `bar_col` names a numeric column, a horizontal
- * bar chart of it (inline SVG, so the file needs nothing else to open).
- */
-static void
-html_table(FILE *out, const char *title, PGresult *res, int label_col, int bar_col)
-{
-	int nf = PQnfields(res), nt = PQntuples(res);
-	double max = 0;
-
-	fputs("<h2>", out);
-	html_escape(out, title);
-	fputs("</h2>\n", out);
-	if (bar_col >= 0 && nt > 0)
-	{
-		for (int r = 0; r < nt; r++)
-			if (atof(PQgetvalue(res, r, bar_col)) > max)
-				max = atof(PQgetvalue(res, r, bar_col));
-		fprintf(out, "<svg width=\"720\" height=\"%d\" role=\"img\">\n", nt * 24 + 8);
-		for (int r = 0; r < nt; r++)
-		{
-			double v = atof(PQgetvalue(res, r, bar_col));
-			int wpx = max > 0 ? (int) (440.0 * v / max) : 0;
-
-			fprintf(out, "<text x=\"0\" y=\"%d\" font-size=\"13\">", r * 24 + 20);
-			html_escape(out, PQgetvalue(res, r, label_col));
-			fprintf(out,
-			        "</text><rect x=\"200\" y=\"%d\" width=\"%d\" height=\"18\" "
-			        "fill=\"#3b6ea5\"/><text x=\"%d\" y=\"%d\" font-size=\"12\">",
-			        r * 24 + 6, wpx, 206 + wpx, r * 24 + 20);
-			html_escape(out, PQgetvalue(res, r, bar_col));
-			fputs("</text>\n", out);
-		}
-		fputs("</svg>\n", out);
-	}
-	fputs("<table>\n<tr>", out);
-	for (int k = 0; k < nf; k++)
-	{
-		fputs("<th>", out);
-		html_escape(out, PQfname(res, k));
-		fputs("</th>", out);
-	}
-	fputs("</tr>\n", out);
-	for (int r = 0; r < nt; r++)
-	{
-		fputs("<tr>", out);
-		for (int k = 0; k < nf; k++)
-		{
-			fputs("<td>", out);
-			html_escape(out, PQgetvalue(res, r, k));
-			fputs("</td>", out);
-		}
-		fputs("</tr>\n", out);
-	}
-	fputs("</table>\n", out);
 }
 
 /*
@@ -247,12 +175,6 @@ cmd_report(const struct cmd_opts *o, struct error *err)
 		if ((of = outfile_open(o->html, mode, err)) == NULL)
 			goto out;
 		html = outfile_stream(of);
-		fprintf(html,
-		        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-		        "<title>refinery run %s</title><style>body{font-family:sans-serif;margin:2em}"
-		        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}"
-		        "th{background:#eef}</style></head><body>\n<h1>refinery run %s</h1>\n",
-		        id, id);
 	}
 	for (size_t k = 0; k < sizeof(parts) / sizeof(parts[0]); k++)
 	{
@@ -261,16 +183,14 @@ cmd_report(const struct cmd_opts *o, struct error *err)
 		if (res == NULL)
 			goto out;
 		cmd_print_table(stdout, parts[k].title, res);
-		if (html)
-			html_table(html, parts[k].title, res, parts[k].label_col,
-			           parts[k].bar_col < PQnfields(res) ? parts[k].bar_col : -1);
 		PQclear(res);
 	}
 	if (!print_outcomes(conn, id, err))
 		goto out;
 	if (of)
 	{
-		fputs("</body></html>\n", html);
+		if (!report_html_write(conn, run_id, html, err))
+			goto out;
 		ok = outfile_commit(of, err);
 		of = NULL;
 	}
