@@ -143,12 +143,18 @@ BEGIN
 	), facts AS (
 		/* one row per lead and rep that worked it (or holds it, when none did) */
 		SELECT s.lead_id, coalesce(o.rep_id, s.rep_id) AS rep_id, s.source,
-			   coalesce(s.persona, x.persona) AS persona, s.cohort, %s AS campaign, s.p_close,
-			   t.target_rate, o.lead_id IS NOT NULL AS worked,
+			   coalesce(s.persona, x.persona) AS persona, coalesce(s.cohort, lc.old_cohort) AS cohort,
+			   %s AS campaign, s.p_close, t.target_rate, o.lead_id IS NOT NULL AS worked,
 			   coalesce(o.outcomes, 0) AS outcomes, coalesce(o.won, false) AS won
 		FROM refinery.lead_state s
 		LEFT JOIN o ON o.lead_id = s.lead_id
-		LEFT JOIN targets t ON t.cohort = s.cohort
+		/* a lead that left the cohorts (won: customer; refused) counts in the one it had last */
+		LEFT JOIN LATERAL (
+			SELECT c.old_cohort FROM refinery.lead_changes c
+			WHERE s.cohort IS NULL AND o.lead_id IS NOT NULL AND c.job = s.job
+			  AND c.lead_id = s.lead_id AND c.old_cohort IS NOT NULL
+			ORDER BY c.run_id DESC LIMIT 1) lc ON true
+		LEFT JOIN targets t ON t.cohort = coalesce(s.cohort, lc.old_cohort)
 		/* a job with snapshots keeps the persona in the latest run's results, not the state */
 		LEFT JOIN refinery.lead_results x
 			ON x.run_id = (SELECT l.run_id FROM refinery.latest_run l WHERE l.job = $1)
@@ -204,7 +210,7 @@ END
 $$;
 
 COMMENT ON FUNCTION refinery.feedback(text, timestamptz, regclass) IS
-'Actual against target against expected conversion of a job, per cohort, rep, source, campaign and persona (dimension, key): the leads of the job''s state in the group (current and kept or customer or held by a rep, or with an outcome), those worked (with at least one outcome the job''s [outcomes] map knows, at or after since when given), their outcomes, those won (an outcome won), actual_rate = won / worked with its 95% Wilson interval (ci_low, ci_high), expected_rate = the mean p_close the engine gave the group''s leads, target_rate = the mean [cohort.*] target_rate of their cohorts (the latest run''s), and a note: "no outcomes", or "few outcomes (N)" under 30 worked leads. A lead counts once per group; under rep, once per rep that worked it (else under the rep that holds it). Campaign rows only with origin: a relation with columns lead_id and campaign, e.g. a view on the source. Example: SELECT * FROM refinery.feedback(''nightly'', now() - interval ''30 days'').';
+'Actual against target against expected conversion of a job, per cohort, rep, source, campaign and persona (dimension, key): the leads of the job''s state in the group (a lead that left the cohorts, won or refused, in the cohort it had last; current and kept or customer or held by a rep, or with an outcome), those worked (with at least one outcome the job''s [outcomes] map knows, at or after since when given), their outcomes, those won (an outcome won), actual_rate = won / worked with its 95% Wilson interval (ci_low, ci_high), expected_rate = the mean p_close the engine gave the group''s leads, target_rate = the mean [cohort.*] target_rate of their cohorts (the latest run''s), and a note: "no outcomes", or "few outcomes (N)" under 30 worked leads. A lead counts once per group; under rep, once per rep that worked it (else under the rep that holds it). Campaign rows only with origin: a relation with columns lead_id and campaign, e.g. a view on the source. Example: SELECT * FROM refinery.feedback(''nightly'', now() - interval ''30 days'').';
 
 /* ------------------------------------------------------------------------
  * feedback_answers(job, since): answer rate by hour, weekday and region

@@ -22,7 +22,7 @@
 BEGIN;
 SET LOCAL client_min_messages = warning;
 SET LOCAL TimeZone = 'UTC';
-SELECT plan(29);
+SELECT plan(30);
 
 INSERT INTO refinery.jobs (name) VALUES ('fb');
 INSERT INTO refinery.runs (started_at, finished_at, status, rules_sha256, rules_text, source_desc,
@@ -184,6 +184,27 @@ SELECT throws_ok($$SELECT * FROM refinery.refund_claims('nosuchjob', 'origin', '
 				 'job "nosuchjob" has no committed run', 'refund_claims of a job without runs fails');
 SELECT has_function('refinery', 'refund_claims', ARRAY['text', 'regclass', 'text'],
 					'refund_claims(text, regclass, text) exists');
+
+-- L10 was kept in cohort a and won; a later run made it a customer, out of the cohorts
+INSERT INTO refinery.runs (started_at, finished_at, status, rules_sha256, rules_text, source_desc,
+						   engine_version, threads, rows_pulled, rows_kept, job)
+VALUES ('2024-05-13 02:00:00+00', '2024-05-13 02:00:05+00', 'committed', repeat('b', 64),
+		(SELECT rules_text FROM refinery.runs WHERE run_id = :fb_run), 'table crm.leads', '0.1.0',
+		1, 9, 6, 'fb')
+RETURNING run_id AS fb_run2 \gset
+INSERT INTO refinery.run_cohorts (run_id, cohort, ord, leads, target_rate)
+VALUES (:fb_run2, 'a', 1, 3, 0.2), (:fb_run2, 'b', 2, 3, 0.05);
+INSERT INTO refinery.lead_state (job, lead_id, first_run, changed_run, source, verdict, cohort)
+VALUES ('fb', 'L10', :fb_run, :fb_run2, 'web', 'customer', NULL);
+INSERT INTO refinery.lead_changes (run_id, job, lead_id, change, old_verdict, new_verdict,
+								   old_cohort, new_cohort)
+VALUES (:fb_run2, 'fb', 'L10', 'changed', 'kept', 'customer', 'a', NULL);
+INSERT INTO refinery.outcomes (job, lead_id, rep_id, outcome, at)
+VALUES ('fb', 'L10', 7, 'Closed_Won', '2024-05-12 11:00:00+00');
+SELECT results_eq($$SELECT key, leads, worked, won FROM refinery.feedback('fb')
+					WHERE dimension = 'cohort' ORDER BY key$$,
+				  $$VALUES ('a', 4::bigint, 4::bigint, 2::bigint), ('b', 3::bigint, 1::bigint, 0::bigint)$$,
+				  'a won lead made a customer still counts in the cohort it had (a: 2 won of 4 worked)');
 
 SELECT * FROM finish();
 ROLLBACK;
