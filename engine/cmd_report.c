@@ -120,39 +120,27 @@ cmd_report(const struct cmd_opts *o, struct error *err)
 	{
 		const char *title;
 		const char *sql;
-		int label_col;
-		int bar_col;
 	} parts[] = {
-	    {"Run",
-	     "SELECT run_id, job, status, started_at::timestamp(0) AS started_at, "
-	     "round(seconds_total::numeric, 2) AS seconds, source_desc AS source, "
-	     "rows_pulled, rows_kept, left(rules_sha256, 12) AS rules "
-	     "FROM refinery.runs WHERE run_id = $1",
-	     0, -1},
+	    {"Run", "SELECT run_id, job, status, started_at::timestamp(0) AS started_at, "
+	            "round(seconds_total::numeric, 2) AS seconds, source_desc AS source, "
+	            "rows_pulled, rows_kept, left(rules_sha256, 12) AS rules "
+	            "FROM refinery.runs WHERE run_id = $1"},
 	    {"Funnel: leads per verdict",
 	     "SELECT verdict, sum(leads)::bigint AS leads "
-	     "FROM refinery.run_funnel WHERE run_id = $1 GROUP BY verdict ORDER BY leads DESC",
-	     0, 1},
+	     "FROM refinery.run_funnel WHERE run_id = $1 GROUP BY verdict ORDER BY leads DESC"},
 	    {"Removals per rule",
 	     "SELECT verdict, coalesce(rule_id, '') AS rule_id, leads "
 	     "FROM refinery.run_funnel WHERE run_id = $1 AND verdict NOT IN ('kept', 'pulled') "
-	     "ORDER BY leads DESC, rule_id",
-	     1, 2},
-	    {"Stages",
-	     "SELECT stage, rows_in, rows_out, round(seconds::numeric, 3) AS seconds "
-	     "FROM refinery.run_stages WHERE run_id = $1 ORDER BY ord",
-	     0, 3},
-	    {"Cohorts",
-	     "SELECT cohort, leads, pct_of_leads, score_min, score_max, mean_score, "
-	     "sla_hours, target_rate, round(expected_conversions::numeric, 1) AS expected, "
-	     "channel_plan FROM refinery.cohort_summary WHERE run_id = $1 ORDER BY ord",
-	     0, 1},
-	    {"Reps",
-	     "SELECT rep_id, rep_name, active, capacity, assigned, "
-	     "round(utilisation::numeric, 2) AS utilisation, "
-	     "round(expected_conversions::numeric, 2) AS expected "
-	     "FROM refinery.rep_load WHERE run_id = $1 ORDER BY rep_id",
-	     1, 6},
+	     "ORDER BY leads DESC, rule_id"},
+	    {"Stages", "SELECT stage, rows_in, rows_out, round(seconds::numeric, 3) AS seconds "
+	               "FROM refinery.run_stages WHERE run_id = $1 ORDER BY ord"},
+	    {"Cohorts", "SELECT cohort, leads, pct_of_leads, score_min, score_max, mean_score, "
+	                "sla_hours, target_rate, round(expected_conversions::numeric, 1) AS expected, "
+	                "channel_plan FROM refinery.cohort_summary WHERE run_id = $1 ORDER BY ord"},
+	    {"Reps", "SELECT rep_id, rep_name, active, capacity, assigned, "
+	             "round(utilisation::numeric, 2) AS utilisation, "
+	             "round(expected_conversions::numeric, 2) AS expected "
+	             "FROM refinery.rep_load WHERE run_id = $1 ORDER BY rep_id"},
 	};
 	PGconn *conn;
 	int64_t run_id;
