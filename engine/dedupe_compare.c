@@ -434,18 +434,23 @@ dd_generate_pairs(struct run *r)
 				continue;
 			}
 			for (size_t i = s; i < e; i++)
-				for (size_t j = i + 1; j < e; j++)
+			{
+				/*
+				 * An opt-out-only block looks for other records of people
+				 * who opted out (a name and nothing else is enough to be
+				 * suspected), without comparing everyone with everyone: each
+				 * opt-out with every other member (a pair of two opt-outs
+				 * twice; made unique below).
+				 */
+				bool from_optout = bl->optout_only && r->b->optout[r->row[val[i]]];
+
+				if (bl->optout_only && !from_optout)
+					continue;
+				for (size_t j = from_optout ? s : i + 1; j < e; j++)
 				{
 					uint64_t a = val[i], b = val[j];
 
 					if (a == b)
-						continue;
-					/*
-					 * An opt-out-only block looks for other records of people
-					 * who opted out (a name and nothing else is enough to be
-					 * suspected), without comparing everyone with everyone.
-					 */
-					if (bl->optout_only && !r->b->optout[r->row[a]] && !r->b->optout[r->row[b]])
 						continue;
 					if (!push_pair(&pairs, &n, &cap, a < b ? (a << 32) | b : (b << 32) | a))
 					{
@@ -456,6 +461,7 @@ dd_generate_pairs(struct run *r)
 					if (r->rep)
 						r->rep->block_pairs[bi]++;
 				}
+			}
 		}
 		free(key);
 		free(val);

@@ -433,6 +433,8 @@ static const struct rules_param dedupe_estimation[] = {
 };
 static const struct rules_param dedupe_limits[] = {
     {"frequent", RULES_INT, 2, 100000000, offsetof(struct dedupe_config, frequent), NULL},
+    {"optout_namesakes", RULES_INT, 0, 100000000, offsetof(struct dedupe_config, optout_namesakes),
+     NULL},
     {"max_block", RULES_INT, 2, 1000000, offsetof(struct dedupe_config, max_block), NULL},
     {"veto_lift", RULES_DOUBLE, 0.5, 1.0, offsetof(struct dedupe_config, veto_lift), NULL},
     {"notes_max", RULES_INT, 0, 1000000, offsetof(struct dedupe_config, notes_max), NULL},

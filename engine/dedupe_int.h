@@ -153,6 +153,7 @@ struct run
 	uint64_t *pair;    /* (a << 32) | b, a < b participants; sorted, unique */
 	uint32_t *pattern; /* PATTERN_BITS per field, LEVEL_MISSING when missing */
 	float *weight;     /* first the term-frequency adjustment, then the weight */
+	uint32_t *opt;     /* cluster root -> its first opt-out participant, UINT32_MAX none */
 };
 
 /*

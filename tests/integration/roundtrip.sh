@@ -75,7 +75,7 @@ is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $run")" "
 	"one result row per pulled lead"
 is "$(pq -c "SELECT count(*) FROM crm.leads l LEFT JOIN refinery.lead_results r ON r.run_id = $run AND r.lead_id = l.lead_id::text WHERE r.lead_id IS NULL")" \
 	"0" "every source lead id is in the results"
-is "$(pq -c "SELECT sum((counts->>v)::bigint) FROM refinery.runs, unnest(array['kept','blacklisted','duplicate','partial','outlier','nurture']) v WHERE run_id = $run")" \
+is "$(pq -c "SELECT sum((counts->>v)::bigint) FROM refinery.runs, unnest(array['kept','blacklisted','duplicate','partial','outlier','nurture','customer','review']) v WHERE run_id = $run")" \
 	"$N" "verdict counts add up to the pulled rows"
 is "$(pq -c "SELECT rows_pulled FROM refinery.runs WHERE run_id = $run")" "$N" "rows_pulled recorded"
 is "$(pq -c "SELECT length(rules_sha256) = 64 AND rules_text LIKE '%table = crm.leads%' FROM refinery.runs WHERE run_id = $run")" \
@@ -147,6 +147,7 @@ err=$("$REFINERY" explain --run "$run" no-such-lead 2>&1); is "$?" 5 "explain of
 out=$("$REFINERY" report --run "$run" --html "$tmp/report.html"); rc=$?
 is "$rc" 0 "report succeeds"
 like "$out" 'Funnel: leads per verdict' "report prints the funnel"
+like "$out" 'Unmatched opt-outs' "report has a section for the opt-outs dedupe could not match"
 like "$(cat "$tmp/report.html")" '<svg' "the HTML report has charts"
 err=$("$REFINERY" export --run 999999 --csv "$tmp/x.csv" 2>&1); is "$?" 5 "export of an unknown run fails"
 ok $([ ! -e "$tmp/x.csv" ]; echo $?) "and leaves no file"

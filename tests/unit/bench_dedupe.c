@@ -357,11 +357,11 @@ main(int argc, char **argv)
 		       cpu1 - cpu0, rep.seconds[0], rep.seconds[1], rep.seconds[2], rep.seconds[3],
 		       rep.seconds[4], rep.seconds[5]);
 		printf("dedupe %.3f s, max rss %.0f MB; participants %zu, pairs %zu, matches %zu, "
-		       "refused %zu, clusters %zu, duplicates %zu, optout propagated %zu, suspected %zu, "
+		       "refused %zu, clusters %zu, duplicates %zu, optout propagated %zu, review %zu, "
 		       "blocks skipped %zu\n",
 		       t1 - t0, ru.ru_maxrss / 1024.0, rep.participants, rep.candidate_pairs, rep.matches,
-		       rep.refused, rep.clusters, rep.duplicates, rep.optout_propagated,
-		       rep.optout_suspected, rep.blocks_skipped);
+		       rep.refused, rep.clusters, rep.duplicates, rep.optout_propagated, rep.optout_review,
+		       rep.blocks_skipped);
 		if (k == 0)
 		{
 			printf("prior %.2f bits, EM iterations %d; pairs by block:", rep.prior,
