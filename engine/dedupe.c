@@ -342,8 +342,18 @@ prepare_row(struct run *r, const int (*cols)[DEDUPE_MAX_COLUMNS], size_t p)
 					break;
 				if (fc->cmp == DEDUPE_CMP_DATE)
 				{
+					char digits[9];
+					bool written = dd_date_digits(v, digits);
+
+					if (written)
+						d->s[p] = run_strdup(r, digits, 8);
 					if (!dd_parse_days(v, &x))
+					{
+						/* a day that does not exist is compared as written */
+						if (written)
+							d->h[p] = dd_hash_bytes(digits, 8, 7);
 						break;
+					}
 				}
 				else
 				{
@@ -1005,6 +1015,9 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 					goto oom;
 				break;
 			case DEDUPE_CMP_DATE:
+				if ((d->s = calloc(r.np, sizeof(*d->s))) == NULL)
+					goto oom;
+				/* FALLTHROUGH */
 			case DEDUPE_CMP_NUMBER:
 				if ((d->x = calloc(r.np, sizeof(*d->x))) == NULL)
 					goto oom;

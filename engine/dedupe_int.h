@@ -99,7 +99,8 @@ struct alias_table
 /* One field's prepared values, indexed by participant. */
 struct fdata
 {
-	const char **s;             /* folded text; EMAIL: email_norm */
+	const char **s;             /* folded text; EMAIL: email_norm; DATE: the digits
+								 * YYYYMMDD as written (the day may not exist) */
 	const char **s2;            /* EMAIL: the identity key (email_key, else email_norm) */
 	const unsigned char **prep; /* NAME: the prepared name (name_pack); TEXT with
 								 * translit: the tokens' phonetic keys joined */
@@ -212,6 +213,7 @@ uint64_t dd_hash_bytes(const void *p, size_t n, uint64_t seed);
 bool dd_radix_sort(uint64_t *key, uint32_t *val, size_t n);
 size_t dd_fold_text(const char *s, char *out, size_t size);
 bool dd_parse_days(const char *s, double *days);
+bool dd_date_digits(const char *s, char out[9]);
 void dd_days_to_ymd(int64_t z, int *y, int *m, int *d);
 void dd_alias_free(struct alias_table *t);
 struct alias_table *dd_alias_build(const struct dedupe_field *fc, const struct name_translit *tl);
