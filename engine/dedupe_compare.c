@@ -32,6 +32,28 @@ tf_adjust(const struct fdata *d, uint32_t count)
 	return adj > 10.0 ? 10.0 : adj < -10.0 ? -10.0 : adj;
 }
 
+/*
+ * Two e-mail keys one typo apart: the same domain (the domain typo map and
+ * the provider rules are in the key already) and local parts of at least
+ * four characters one edit apart, or the same local part and domains one
+ * edit apart.
+ */
+bool
+dd_email_typo(const char *a, const char *b)
+{
+	const char *ea = strrchr(a, '@'), *eb = strrchr(b, '@');
+	size_t la, lb;
+
+	if (ea == NULL || eb == NULL)
+		return false;
+	la = (size_t) (ea - a);
+	lb = (size_t) (eb - b);
+	if (strcmp(ea, eb) == 0)
+		return la >= 4 && lb >= 4 && strsim_osa(a, la, b, lb, 1) == 1;
+	return la == lb && memcmp(a, b, la) == 0 && strlen(ea + 1) >= 4 &&
+	       strsim_osa(ea + 1, strlen(ea + 1), eb + 1, strlen(eb + 1), 1) == 1;
+}
+
 /* Of two dates' digits YYYYMMDD: one digit wrong, two neighbours swapped, or day and month swapped. */
 static bool
 digits_typo(const char *sa, const char *sb)
@@ -135,7 +157,7 @@ dd_compare_field(const struct run *r, int f, uint32_t a, uint32_t b, double *tf,
 				return 1;
 			if (d->h2[a] == d->h2[b] && strcmp(d->s2[a], d->s2[b]) == 0)
 				return 2;
-			return 3;
+			return fc->typo && dd_email_typo(d->s2[a], d->s2[b]) ? 3 : 4;
 		case DEDUPE_CMP_NAME:
 		{
 			enum strsim_level l;

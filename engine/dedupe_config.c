@@ -15,7 +15,7 @@ static const char *const cmp_names[] = {"exact", "phone", "email",  "name",
                                         "text",  "date",  "number", NULL};
 
 static const char *const levels_exact[] = {"agree", "disagree", NULL};
-static const char *const levels_email[] = {"exact", "dots", "key", "disagree", NULL};
+static const char *const levels_email[] = {"exact", "dots", "key", "typo", "disagree", NULL};
 static const char *const levels_name[] = {"exact",   "strong",   "subset", "weak",
                                           "partial", "disagree", NULL};
 static const char *const levels_text[] = {"exact", "strong", "weak", "disagree", NULL};
@@ -57,7 +57,7 @@ static void
 default_m(enum dedupe_comparator cmp, double *m)
 {
 	static const double m2[] = {0.85, 0.15};
-	static const double memail[] = {0.80, 0.03, 0.03, 0.14};
+	static const double memail[] = {0.80, 0.03, 0.03, 0.03, 0.11};
 	static const double mname[] = {0.60, 0.15, 0.08, 0.08, 0.04, 0.05};
 	static const double mtext[] = {0.80, 0.05, 0.05, 0.10};
 	static const double mnear[] = {0.85, 0.10, 0.05};

@@ -264,6 +264,8 @@ dd_describe_match(const struct run *r, uint32_t a, uint32_t b, struct sbuf *s)
 					snprintf(buf, sizeof(buf), "same e-mail but for dots");
 				else if (l == 2)
 					snprintf(buf, sizeof(buf), "same e-mail once normalised");
+				else if (l == 3)
+					snprintf(buf, sizeof(buf), "e-mail one typo apart");
 				break;
 			case DEDUPE_CMP_NAME:
 				if (l == 0)

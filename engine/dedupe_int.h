@@ -230,6 +230,7 @@ unsigned dd_compare_field(const struct run *r, int f, uint32_t a, uint32_t b, do
                           struct evidence *ev);
 size_t dd_translit_key(const void *ctx, const char *token, size_t len, char *out, size_t size);
 uint32_t dd_compare_pair(const struct run *r, uint32_t a, uint32_t b, double *tf);
+bool dd_email_typo(const char *a, const char *b);
 bool dd_generate_pairs(struct run *r);
 
 /* dedupe_model.c */

@@ -195,7 +195,7 @@ test_config(void)
 	is_int(c->field[name].veto, (1 << STRSIM_PARTIAL) | (1 << STRSIM_DISAGREE),
 	       "the name vetoes partial and disagree");
 	ok(email >= 0 && c->field[email].given == name, "the e-mail is given the name");
-	is_int(c->field[email].nlevels, 4, "the e-mail has four levels");
+	is_int(c->field[email].nlevels, 5, "the e-mail has five levels");
 	is_int(c->npolicy, 3, "three survivor policies");
 	is_int(c->policy[0], DEDUPE_POLICY_STATUS, "status decides first");
 	is_str(c->status_rank[0], "closed_won", "the best status");
