@@ -23,10 +23,11 @@
  * household phone is not one person) unless the other fields alone are
  * overwhelming.  Matches are joined strongest first with union-find; a
  * join is refused when a pair across the two clusters is a clear non-match
- * (the chaining guard).  Opt-outs then black-list their whole cluster and
- * the clusters that probably are the same person, each cluster gets a
- * survivor by the configured policy, the other kept members become
- * duplicates, and the survivor receives the golden record.
+ * (the chaining guard).  Opt-outs then black-list their whole cluster,
+ * each cluster gets a survivor by the configured policy, the other kept
+ * members become duplicates, and the survivor receives the golden record;
+ * a kept survivor linked to an opted-out cluster too weakly to merge (see
+ * review_optout_links) is held for review.
  *
  * Memory: per-run arrays (prepared values, pairs, patterns) are malloc'd
  * and freed before return; strings the batch keeps (reasons, golden JSON)

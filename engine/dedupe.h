@@ -107,7 +107,7 @@ struct dedupe_config
 {
 	bool enabled;
 	double min_probability;    /* match when P(same person) >= this */
-	double optout_probability; /* suppress as "probably opted out" when >= this */
+	double optout_probability; /* hold for review as "may have opted out" when >= this */
 	double cannot_link;        /* a pair whose weight is at most this keeps its records apart */
 	bool em;                   /* estimate m and the prior by EM; else the rules' m */
 	bool prior_given;          /* estimate = fixed with a prior: nothing estimated */
