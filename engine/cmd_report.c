@@ -15,9 +15,9 @@
 #include "outfile.h"
 #include "strbuf.h"
 
-/* Print a result as an aligned text table, psql's default look. */
-static void
-print_table(FILE *out, const char *title, PGresult *res)
+/* Print a result as an aligned text table, psql's default look (cmd.h). */
+void
+cmd_print_table(FILE *out, const char *title, PGresult *res)
 {
 	int nf = PQnfields(res), nt = PQntuples(res);
 	int *w = calloc((size_t) nf, sizeof(int));
@@ -130,6 +130,61 @@ html_table(FILE *out, const char *title, PGresult *res, int label_col, int bar_c
 	fputs("</table>\n", out);
 }
 
+/*
+ * Where the run's leads went, as the run's summary line counts them: one
+ * row per outcome (assigned, waiting, nurture, then removed per verdict),
+ * with its leads and share of the pulled leads; zeros included.  The text
+ * report prints it; the HTML page can take the same result.
+ */
+static PGresult *
+report_outcomes(PGconn *conn, const char *run_id, struct error *err)
+{
+	const char *p[1] = {run_id};
+
+	return pg_query(
+	    conn, "reading the run's outcomes",
+	    "WITH c AS (SELECT CASE WHEN verdict = 'kept' AND rep_id IS NOT NULL THEN 'assigned' "
+	    "WHEN verdict = 'kept' THEN 'waiting' WHEN verdict = 'nurture' THEN 'nurture' "
+	    "ELSE 'removed: ' || verdict END AS outcome, count(*) AS leads "
+	    "FROM refinery.results WHERE run_id = $1 GROUP BY 1) "
+	    "SELECT o.outcome, coalesce(c.leads, 0)::bigint AS leads, "
+	    "coalesce(round(100.0 * c.leads / nullif(sum(c.leads) OVER (), 0), 2), 0) AS pct_of_pulled "
+	    "FROM unnest(ARRAY['assigned', 'waiting', 'nurture', 'removed: blacklisted', "
+	    "'removed: duplicate', 'removed: partial', 'removed: outlier', 'removed: customer']) "
+	    "WITH ORDINALITY AS o(outcome, ord) LEFT JOIN c USING (outcome) ORDER BY o.ord",
+	    1, p, err);
+}
+
+/* The run's warnings (runs.warnings, engine/vocab.c), one row each, in the order the run gave them. */
+static PGresult *
+report_warnings(PGconn *conn, const char *run_id, struct error *err)
+{
+	const char *p[1] = {run_id};
+
+	return pg_query(conn, "reading the run's warnings",
+	                "SELECT w.warning FROM refinery.runs r, "
+	                "unnest(coalesce(r.warnings, '{}')) WITH ORDINALITY AS w(warning, ord) "
+	                "WHERE r.run_id = $1 ORDER BY w.ord",
+	                1, p, err);
+}
+
+/* The text report's tables of the outcomes and the warnings. */
+static bool
+print_outcomes(PGconn *conn, const char *run_id, struct error *err)
+{
+	PGresult *res;
+
+	if ((res = report_outcomes(conn, run_id, err)) == NULL)
+		return false;
+	cmd_print_table(stdout, "Where the leads went (waiting: kept, no rep)", res);
+	PQclear(res);
+	if ((res = report_warnings(conn, run_id, err)) == NULL)
+		return false;
+	cmd_print_table(stdout, "Warnings", res);
+	PQclear(res);
+	return true;
+}
+
 bool
 cmd_report(const struct cmd_opts *o, struct error *err)
 {
@@ -210,12 +265,14 @@ cmd_report(const struct cmd_opts *o, struct error *err)
 
 		if (res == NULL)
 			goto out;
-		print_table(stdout, parts[k].title, res);
+		cmd_print_table(stdout, parts[k].title, res);
 		if (html)
 			html_table(html, parts[k].title, res, parts[k].label_col,
 			           parts[k].bar_col < PQnfields(res) ? parts[k].bar_col : -1);
 		PQclear(res);
 	}
+	if (!print_outcomes(conn, id, err))
+		goto out;
 	if (of)
 	{
 		fputs("</body></html>\n", html);
