@@ -44,6 +44,14 @@ pq -c "CREATE DATABASE empty" >/dev/null
 err=$("$REFINERY" run -c "$tmp/rules.ini" -d empty 2>&1); rc=$?
 is "$rc" 5 "a run on a database without the schema fails with the data code"
 like "$err" 'refinery init-db' "and says to run init-db"
+# ... and one upgraded before a migration numbered below its newest (008 after 012) existed
+pq -c "CREATE TABLE refinery.m8 AS SELECT * FROM refinery.schema_migrations WHERE version = 8;
+       DELETE FROM refinery.schema_migrations WHERE version = 8" >/dev/null
+err=$("$REFINERY" run -q --dry-run -c "$tmp/rules.ini" 2>&1); rc=$?
+is "$rc" 5 "a run on a schema lacking 008 (its newest version present) fails with the data code"
+like "$err" 'lacks a migration of this program' "and says so"
+like "$err" 'hint: Run "refinery init-db"' "and to run init-db"
+pq -c "INSERT INTO refinery.schema_migrations SELECT * FROM refinery.m8; DROP TABLE refinery.m8" >/dev/null
 
 # a source table that does not exist is a rules error naming the file and line;
 # unquoted names fold to lower case as in SQL
