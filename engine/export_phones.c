@@ -15,7 +15,8 @@
  * to a list after the run is not called; a relative list path is read
  * from the working directory) or when it is dead: the number of a lead of
  * the run whose last outcome (refinery.outcomes, mapped by [outcomes] map)
- * is wrong_number, as the outcomes stage reads it.
+ * is wrong_number, as the outcomes stage reads it; or when its person was
+ * erased (refinery.suppressed, `refinery forget`) since.
  */
 #include "config.h"
 
@@ -30,6 +31,7 @@
 #include "outcomes.h"
 #include "ruleset.h"
 #include "sidedata.h"
+#include "suppress.h"
 #include "util.h"
 
 struct export_phones
@@ -38,6 +40,7 @@ struct export_phones
 	struct normalize_config *nc;
 	struct blacklist_config *bl;
 	struct blacklist_dnc *dnc;
+	struct suppress_set *forgotten;
 	uint64_t *dead; /* sorted */
 	size_t ndead;
 };
@@ -113,7 +116,8 @@ export_phones_open(PGconn *conn, int64_t run_id, struct export_phones **out, str
 		                    run_id);
 	memset(&rs, 0, sizeof(rs));
 	rs.blacklist = x->bl;
-	return sidedata_load_dnc(conn, &rs, &x->dnc, err) && read_dead(conn, run_id, x, err);
+	return sidedata_load_dnc(conn, &rs, &x->dnc, err) && read_dead(conn, run_id, x, err) &&
+	       suppress_load(conn, &x->forgotten, err);
 }
 
 void
@@ -122,6 +126,7 @@ export_phones_free(struct export_phones *x)
 	if (x == NULL)
 		return;
 	blacklist_dnc_free(x->dnc);
+	suppress_free(x->forgotten);
 	blacklist_config_free(x->bl);
 	normalize_config_free(x->nc);
 	rules_free(x->rules);
@@ -132,7 +137,7 @@ export_phones_free(struct export_phones *x)
 static bool
 callable(const struct export_phones *x, uint64_t v)
 {
-	return v != 0 && !blacklist_dnc_has_phone(x->dnc, v) &&
+	return v != 0 && !blacklist_dnc_has_phone(x->dnc, v) && !suppress_has_phone(x->forgotten, v) &&
 	       (x->ndead == 0 || bsearch(&v, x->dead, x->ndead, sizeof(v), util_cmp_u64) == NULL);
 }
 

@@ -141,23 +141,27 @@ is "$(col "$tmp/s.csv" 1 | wc -l)" \
 	"sheet: every lead of the rep"
 
 # ---- every callable number: the source's other phones, read again at export time
-# Four kept leads of the rep get a second phone column after the run: a valid mobile
+# Five kept leads of the rep get a second phone column after the run: a valid mobile
 # (two rows), an invalid number (one row), a number then put on the do-not-call list
-# (one row), and the number of another lead whose last outcome is wrong_number (one row).
-set -- $(tail -n +2 "$tmp/d.csv" | cut -d, -f1 | awk '!seen[$1]++' | head -4)
-[ $# = 4 ] || { echo "Bail out! the rep has fewer than 4 leads"; exit 1; }
-l1=$1 l2=$2 l3=$3 l4=$4
+# (one row), the number of another lead whose last outcome is wrong_number (one row),
+# and the number of a person then erased with forget (one row).
+set -- $(tail -n +2 "$tmp/d.csv" | cut -d, -f1 | awk '!seen[$1]++' | head -5)
+[ $# = 5 ] || { echo "Bail out! the rep has fewer than 5 leads"; exit 1; }
+l1=$1 l2=$2 l3=$3 l4=$4 l5=$5
 dead_lead=$(pq -c "SELECT lead_id FROM refinery.results WHERE run_id = $run AND phone_norm IS NOT NULL
-                   AND lead_id NOT IN ('$l1', '$l2', '$l3', '$l4') ORDER BY lead_id LIMIT 1")
+                   AND lead_id NOT IN ('$l1', '$l2', '$l3', '$l4', '$l5') ORDER BY lead_id LIMIT 1")
 dead=$(pq -c "SELECT phone_norm FROM refinery.results WHERE run_id = $run AND lead_id = '$dead_lead'")
 job=$(pq -c "SELECT job FROM refinery.runs WHERE run_id = $run")
 pq -c "ALTER TABLE crm.leads ADD COLUMN phone2 text;
        UPDATE crm.leads SET phone2 = CASE lead_id::text WHEN '$l1' THEN '052-777-1234'
-           WHEN '$l2' THEN '052-12' WHEN '$l3' THEN '054 555 0101' ELSE '$dead' END
-       WHERE lead_id::text IN ('$l1', '$l2', '$l3', '$l4');
+           WHEN '$l2' THEN '052-12' WHEN '$l3' THEN '054 555 0101' WHEN '$l4' THEN '$dead'
+           ELSE '+972 53-606-0606' END
+       WHERE lead_id::text IN ('$l1', '$l2', '$l3', '$l4', '$l5');
        INSERT INTO refinery.outcomes (job, lead_id, rep_id, outcome, at)
        VALUES ('$job', '$dead_lead', $rep, 'wrong_number', now())" >/dev/null
 printf '054-555-0101\n' >>"$tmp/dnc.csv"
+"$REFINERY" forget -q -c "$tmp/rules.ini" --phone 0536060606 >/dev/null
+ok $? "forget a number no result holds"
 "$REFINERY" export -q --format dialer --rep "$rep" --csv "$tmp/d2.csv"; rc=$?
 is "$rc" 0 "dialer after the source gained second phones"
 # read as a dialer would: plain CSV, no BOM, every number E.164 as it is
@@ -176,6 +180,8 @@ is "$(numbers "$l3")" "$(pq -c "SELECT phone_norm FROM refinery.results WHERE ru
 	"a second number put on the do-not-call list: left out"
 is "$(numbers "$l4")" "$(pq -c "SELECT phone_norm FROM refinery.results WHERE run_id = $run AND lead_id = '$l4'")" \
 	"a second number reported wrong on another lead: left out"
+is "$(numbers "$l5")" "$(pq -c "SELECT phone_norm FROM refinery.results WHERE run_id = $run AND lead_id = '$l5'")" \
+	"a second number of an erased person: left out"
 is "$(tail -n +2 "$tmp/d2.csv" | wc -l)" "$(($(tail -n +2 "$tmp/d.csv" | wc -l) + 1))" \
 	"one row more than before, nothing else changed"
 "$REFINERY" export -q --format sheet --rep "$rep" --csv "$tmp/s2.csv"; rc=$?
