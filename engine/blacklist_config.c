@@ -477,6 +477,15 @@ blacklist_dnc_free(struct blacklist_dnc *d)
 	free(d);
 }
 
+bool
+blacklist_dnc_has_phone(const struct blacklist_dnc *d, uint64_t e164)
+{
+	for (int k = 0; d && e164 && k < d->nlists; k++)
+		if (bl_u64_set_has(&d->lists[k].phones, e164))
+			return true;
+	return false;
+}
+
 /* The list of query q's rule, or NULL with err set. */
 static struct blacklist_dnc_list *
 query_list(struct blacklist_dnc *d, int q, const struct blacklist_rule **rl, struct error *err)

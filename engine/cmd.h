@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include "batch.h"
 #include "error.h"
 #include "pg.h"
 
@@ -141,5 +142,24 @@ bool cmd_resolve_job(PGconn *conn, const char *given, char **job, struct error *
  */
 bool cmd_apply_retention(PGconn *conn, const char *job, long keep, long lock_timeout_ms,
                          int *dropped, struct error *err);
+
+/*
+ * The callable numbers of a run's leads for export (export_phones.c): the
+ * run's rules (numbering plan, do-not-call lists read now) and its dead
+ * numbers (wrong_number outcomes).  export_phones_list() writes the lead's
+ * callable numbers in E.164 ("+972521234567"): `primary` (its phone_norm)
+ * first, then the valid numbers of the source's phone, phone2 and mobile as
+ * entered (NULL when unknown), in that order, none twice, none on a
+ * do-not-call list or dead; returns how many (0 to BATCH_PHONES).
+ */
+#define EXPORT_PHONE_COLUMNS 3
+#define EXPORT_PHONE_BUF     24
+struct export_phones;
+bool export_phones_open(PGconn *conn, int64_t run_id, struct export_phones **out,
+                        struct error *err);
+void export_phones_free(struct export_phones *x); /* NULL is a no-op */
+int export_phones_list(const struct export_phones *x, const char *primary, const char *city,
+                       const char *const entered[EXPORT_PHONE_COLUMNS],
+                       char out[BATCH_PHONES][EXPORT_PHONE_BUF]);
 
 #endif /* REFINERY_CMD_H */
