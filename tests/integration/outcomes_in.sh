@@ -139,4 +139,15 @@ err=$("$REFINERY" run -c "$tmp/q2.ini" 2>&1); rc=$?
 like "$rc/$err" "^3/.*\\[outcomes\\] query \\($tmp/q2.ini:[0-9]+\\) returns no column \"at\"" \
 	"a query without column at is a rule error naming the key's file and line"
 
+# ---- genleads --outcomes: the generator's calls of the job's held leads are read as they are
+psql -X -q -v ON_ERROR_STOP=1 -c "\\copy (SELECT s.lead_id, s.rep_id, l.source, l.status FROM refinery.lead_state s
+	JOIN crm.leads l ON l.lead_id::text = s.lead_id WHERE s.job = 'i' AND s.verdict = 'kept' AND s.rep_id IS NOT NULL
+	ORDER BY 1) TO '$tmp/held.csv' WITH (FORMAT csv, HEADER true)"
+calls=$("$GENLEADS" --outcomes 1 --seed 23 --assigned "$tmp/held.csv" --out-dir "$tmp/day1" | sed -n 's/.*: \([0-9]*\) calls.*/\1/p')
+sed "s|^csv = .*|csv = $tmp/day1/outcomes.csv|" "$tmp/i.ini" >"$tmp/g.ini"
+"$REFINERY" run -q -c "$tmp/g.ini"
+ok $? "a run reads the generator's outcomes of the job's $(($(wc -l <"$tmp/held.csv") - 1)) held leads"
+is "$(pq -c "SELECT counters->>'outcomes in: new' FROM refinery.run_stages WHERE stage = 'state' AND run_id = (SELECT max(run_id) FROM refinery.runs)")" \
+	"$calls" "every call the generator drew is a new outcome ($calls)"
+
 done_testing
