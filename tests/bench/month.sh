@@ -15,6 +15,8 @@
 #   rr      score-ordered round robin: the job's kept leads, best score first, dealt to the
 #           active reps in turn up to each one's capacity (the engine's own assignment unused,
 #           hold_days = 0)
+# No arm takes holds from the CRM's last_rep (seed_from_last_rep = no): the generator's
+# leads mostly name one, and those holds would fill every rep's capacity for weeks.
 # Realised wins are counted from the generator's draws (its truth), never from the engine's
 # p_close.  Writes into OUT (default ./month-out):
 #   month_wins.csv     arm, day, calls, wins, expected_wins (the truth's probability of a
@@ -73,6 +75,7 @@ snapshot = no
 reps_query = SELECT rep_id, name, active, capacity FROM crm.reps
 $stats
 hold_days = $hold
+seed_from_last_rep = no
 [outcomes]
 csv = $work/$arm/outcomes.csv
 learn_rates = $learn
