@@ -5,7 +5,7 @@
  */
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(150);
+SELECT plan(155);
 
 -- 13 tables
 SELECT has_table('refinery', t, 'table refinery.' || t || ' exists')
@@ -87,6 +87,14 @@ FROM (VALUES
 	('run_rep_sources', 'source', 'text'), ('run_rep_sources', 'attempts', 'integer'),
 	('run_rep_sources', 'wins', 'integer'),
 	('run_rep_sources', 'rate_smoothed', 'double precision')) AS v (t, c, ty);
+
+-- what an [outcomes] query or csv adds to an outcome (009): 4 column types and a check
+SELECT col_type_is('refinery', 'outcomes', c, ty, format('outcomes.%s is %s', c, ty))
+FROM (VALUES ('duration_s', 'integer'), ('amount', 'numeric'), ('region', 'text'),
+			 ('callback_at', 'timestamp with time zone')) AS v (c, ty);
+SELECT throws_ok($$INSERT INTO refinery.outcomes (job, lead_id, rep_id, outcome, at, duration_s)
+				   VALUES ('default', 'x', 1, 'won', now(), -1)$$, '23514', NULL,
+				 'a negative call duration is refused');
 
 -- 11 NOT NULL columns a reader relies on
 SELECT col_not_null('refinery', t, c, format('%s.%s is NOT NULL', t, c))
