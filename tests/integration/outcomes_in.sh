@@ -7,7 +7,8 @@
 # it due at callback_at, or callback_hours after it; and the reps' per-source rates learnt
 # from the job's outcomes: added to the stats query's history (attempts grow by the pairs
 # written, a rep who won them rises, one who lost them falls), the whole history without a
-# stats query, and left out with learn_rates = no.
+# stats query, and left out with learn_rates = no; rule errors name file and line; and a run
+# reads the outcomes genleads --outcomes draws for the job's held leads.
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/pg.sh"
@@ -138,6 +139,14 @@ sed 's|^csv = .*|query = SELECT lead_id, rep_id, outcome FROM crm.calls|' "$tmp/
 err=$("$REFINERY" run -c "$tmp/q2.ini" 2>&1); rc=$?
 like "$rc/$err" "^3/.*\\[outcomes\\] query \\($tmp/q2.ini:[0-9]+\\) returns no column \"at\"" \
 	"a query without column at is a rule error naming the key's file and line"
+
+# ---- rule errors name file and line
+printf '[outcomes]\nquery = SELECT 1\ncsv = /nonexistent.csv\n' >"$tmp/bad.ini"
+err=$("$REFINERY" check-rules "$tmp/i.ini" "$tmp/bad.ini" 2>&1); rc=$?
+like "$rc/$err" "^3/.*$tmp/bad.ini:3: \\[outcomes\\] query and csv are both set" "query and csv both set is a rule error naming file and line"
+printf '[outcomes]\ncallback_hours = 0\n' >"$tmp/bad.ini"
+err=$("$REFINERY" check-rules "$tmp/i.ini" "$tmp/bad.ini" 2>&1); rc=$?
+like "$rc/$err" "^3/.*$tmp/bad.ini:2: \\[outcomes\\] callback_hours: \"0\" is out of range" "so is a callback_hours out of range"
 
 # ---- genleads --outcomes: the generator's calls of the job's held leads are read as they are
 psql -X -q -v ON_ERROR_STOP=1 -c "\\copy (SELECT s.lead_id, s.rep_id, l.source, l.status FROM refinery.lead_state s
