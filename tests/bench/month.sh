@@ -2,6 +2,7 @@
 # tests/bench/month.sh [ROWS] [DAYS] -- the closed loop over a simulated month (a benchmark,
 # not a test: `make check` does not run it).
 #
+# ARMS (default "closed open learn rr") names the arms to run; SEED the generator's seed.
 # Generates ROWS leads (default 30,000) with fixtures/genleads and, day after day, their
 # nightly increments (--night K); each night every arm below runs its own job over the same
 # data, its assigned leads are called the next day (genleads --outcomes: won by the rep's
@@ -12,6 +13,8 @@
 #           outcomes ([outcomes] learn_rates = yes)
 #   open    the same stats, fixed: learn_rates = no
 #   learn   no stats_query: the rates come from the job's outcomes alone
+#   blind   no stats_query and learn_rates = no: every rep alike (the control for learn;
+#           not run unless named in ARMS)
 #   rr      score-ordered round robin: the job's kept leads, best score first, dealt to the
 #           active reps in turn up to each one's capacity (the engine's own assignment unused,
 #           hold_days = 0)
@@ -59,6 +62,7 @@ rules() { # ARM DAY
 		closed) ;;
 		open) learn=no ;;
 		learn) stats="" ;;
+		blind) stats="" learn=no ;;
 		rr) learn=no hold=0 ;;
 	esac
 	[ -f "$work/$arm/outcomes.csv" ] || { mkdir -p "$work/$arm"; echo "lead_id,rep_id,outcome,at" >"$work/$arm/outcomes.csv"; }
