@@ -5,7 +5,7 @@
  */
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(155);
+SELECT plan(156);
 
 -- 13 tables
 SELECT has_table('refinery', t, 'table refinery.' || t || ' exists')
@@ -95,6 +95,9 @@ FROM (VALUES ('duration_s', 'integer'), ('amount', 'numeric'), ('region', 'text'
 SELECT throws_ok($$INSERT INTO refinery.outcomes (job, lead_id, rep_id, outcome, at, duration_s)
 				   VALUES ('default', 'x', 1, 'won', now(), -1)$$, '23514', NULL,
 				 'a negative call duration is refused');
+SELECT has_index('refinery', 'lead_state', 'lead_state_unheld_idx',
+				 ARRAY['job', 'p_close', 'sla_due_at', 'call_order', 'lead_id'],
+				 'the pull queue''s unheld leads are indexed in next_lead''s order');
 
 -- 11 NOT NULL columns a reader relies on
 SELECT col_not_null('refinery', t, c, format('%s.%s is NOT NULL', t, c))
