@@ -126,7 +126,7 @@ junk_number(const struct blacklist_rule *rl, const char *s, size_t len)
 		return -1;
 	if (reach == PHONE_REACH_SERVICE)
 		return rl->special_is_junk ? 1 : 0;
-	if (blacklist_fake_digits(nat, rl->min_digits))
+	if ((int) strlen(nat) < rl->min_digits || phone_fake_digits(rl->plan, nat, reach, rl->fake_run))
 		return 1;
 	for (int k = 0; k < rl->nfakes; k++)
 		if (strcmp(nat, rl->fakes[k]) == 0)

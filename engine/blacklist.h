@@ -123,13 +123,4 @@ bool blacklist_add_dnc_email(struct blacklist_dnc *d, int q, const char *email, 
 /* A phone or an e-mail as text (see above); a phone that does not parse is an error. */
 bool blacklist_add_dnc_value(struct blacklist_dnc *d, int q, const char *text, struct error *err);
 
-/*
- * The fake-number check behind "junk_phone = yes", exported for the unit
- * tests: true when the number is shorter than `min_digits` (the rule's
- * key), when its last seven digits are one digit repeated, or when it holds
- * seven ascending or descending digits in a row.  `digits` is a phone's
- * digits as dialled at home, as phone_national_digits() gives them.
- */
-bool blacklist_fake_digits(const char *digits, int min_digits);
-
 #endif /* REFINERY_BLACKLIST_H */

@@ -369,6 +369,10 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 	enum export_format format = FORMAT_RAW;
 	char *cohort = NULL;
 
+	if (o->claims)
+		return cmd_export_claims(o, err);
+	if (o->supplier)
+		return error_set(err, EXIT_USAGE, "--supplier goes with --claims");
 	if (o->csv == NULL)
 		return error_set(err, EXIT_USAGE, "export needs --csv=FILE");
 	if (o->format == NULL || strcmp(o->format, "raw") == 0)

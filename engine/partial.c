@@ -404,7 +404,7 @@ partial_config_load(struct rules *r, struct partial_config **out, struct error *
 		goto oom;
 	for (int k = 0; k < n; k++)
 	{
-		int enabled;
+		int enabled, mark = rules_asked_count(r);
 
 		if (strcmp(secs[k], "outlier") == 0)
 			continue;
@@ -413,7 +413,13 @@ partial_config_load(struct rules *r, struct partial_config **out, struct error *
 		if (!enabled)
 			continue;
 		if (!load_outlier(r, secs[k], &c->rules[c->nrules++], &c->lim, err))
-			goto fail;
+		{
+			/* check-rules: keep the error, drop the rule, check the next one */
+			outlier_rule_free(&c->rules[--c->nrules]);
+			memset(&c->rules[c->nrules], 0, sizeof(c->rules[0]));
+			if (!rules_collecting(r) || !rules_loader_failed(r, mark, err))
+				goto fail;
+		}
 	}
 	free(secs);
 	*out = c;

@@ -57,7 +57,7 @@ like "$err" 'missing.ini:2: \[source\] table: there is no table "crm"."no_such_t
 # dry run: the funnel, nothing written
 out=$("$REFINERY" run --dry-run -c "$tmp/rules.ini" 2>&1); rc=$?
 is "$rc" 0 "dry run succeeds"
-like "$out" 'verdict +leads +share' "dry run prints the funnel"
+like "$out" 'outcome +leads +share' "dry run prints the funnel"
 like "$out" "pulled +$N" "the funnel counts every lead"
 like "$out" 'dry run \(rolled back\)' "dry run says it rolled back"
 is "$(pq -c "SELECT count(*) FROM refinery.runs")" "0" "dry run leaves no run row"
@@ -140,7 +140,7 @@ is "$rc" 0 "export of one rep's call list"
 is "$(($(wc -l < "$tmp/rep.csv") - 1))" "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = (SELECT max(run_id) FROM refinery.runs) AND rep_id = $rep")" \
 	"the rep's list has all the rep's leads"
 lead=$(pq -c "SELECT lead_id FROM refinery.lead_results WHERE run_id = $run AND verdict = 'duplicate' LIMIT 1")
-out=$("$REFINERY" explain --run "$run" "$lead"); rc=$?
+out=$("$REFINERY" explain --verbose --run "$run" "$lead"); rc=$?
 is "$rc" 0 "explain succeeds"
 like "$out" 'verdict +\| duplicate' "explain shows the verdict"
 err=$("$REFINERY" explain --run "$run" no-such-lead 2>&1); is "$?" 5 "explain of an unknown lead fails"

@@ -5,7 +5,7 @@
  */
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(156);
+SELECT plan(157);
 
 -- 13 tables
 SELECT has_table('refinery', t, 'table refinery.' || t || ' exists')
@@ -22,7 +22,7 @@ SELECT columns_are('refinery', 'jobs', ARRAY['name', 'created_at', 'holder_pid',
 SELECT columns_are('refinery', 'runs', ARRAY['run_id', 'started_at', 'finished_at', 'status',
 	'rules_sha256', 'rules_text', 'rules_files', 'source_desc', 'engine_version', 'host',
 	'threads', 'rows_pulled', 'rows_kept', 'seconds_total', 'counts', 'job', 'snapshot',
-	'full_write', 'leads_new', 'leads_changed', 'leads_vanished', 'reverted_at'],
+	'full_write', 'leads_new', 'leads_changed', 'leads_vanished', 'reverted_at', 'warnings'],
 	'runs has exactly the contract columns');
 SELECT columns_are('refinery', 'run_stages', ARRAY['run_id', 'ord', 'stage', 'rows_in',
 	'rows_out', 'seconds', 'counters'], 'run_stages has exactly the contract columns');
@@ -148,13 +148,14 @@ SELECT partitions_are('refinery', 'lead_results', ARRAY['refinery.lead_results_1
 SELECT results_eq('SELECT version, name FROM refinery.schema_migrations ORDER BY version',
 				  $$VALUES (1, '001_schema.sql'), (2, '002_views.sql'), (3, '003_functions.sql'),
 						 (4, '004_jobs.sql'), (5, '005_forget.sql'), (6, '006_state.sql'),
-						 (7, '007_queue.sql'), (9, '009_outcomes_in.sql')$$,
+						 (7, '007_queue.sql'), (9, '009_outcomes_in.sql'), (10, '010_feedback.sql'),
+						 (12, '012_run_warnings.sql')$$,
 				  'every migration file is recorded in schema_migrations');
 
--- 9 views
+-- 10 views
 SELECT has_view('refinery', v, 'view refinery.' || v || ' exists')
 FROM unnest(ARRAY['latest_run', 'run_funnel', 'lead_explain', 'rep_load', 'cohort_summary',
-				  'stage_times', 'source_summary', 'job_summary', 'results']) AS v;
+				  'stage_times', 'source_summary', 'job_summary', 'results', 'outcome_meanings']) AS v;
 
 -- 10 functions and their results
 SELECT has_function('refinery', 'new_results_table', ARRAY['bigint'], 'new_results_table(bigint) exists');
