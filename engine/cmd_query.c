@@ -401,7 +401,8 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 		{
 			error_set(err, EXIT_USAGE, "unknown verdict \"%s\"", o->verdict);
 			return error_hint(
-			    err, "Use kept, blacklisted, duplicate, partial, outlier, nurture or customer.");
+			    err,
+			    "Use kept, blacklisted, duplicate, partial, outlier, nurture, customer or review.");
 		}
 	}
 	csvio_writer_opts_init(&wo);
@@ -419,7 +420,16 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 		guard[k] = true;
 	if (format == FORMAT_RAW)
 	{
-		sb_printf(&sql, "SELECT * FROM refinery.results WHERE run_id = %" PRId64, run_id);
+		if (o->verdict && strcmp(o->verdict, "review") == 0)
+			/* the evidence: the opt-out record each lead may be (sql/008_review.sql) */
+			sb_printf(&sql,
+			          "SELECT r.*, e.optout_lead_id, e.optout_name_norm, e.optout_phone_norm, "
+			          "e.optout_email_norm, e.optout_rule_id, e.optout_reason, "
+			          "e.match_probability FROM refinery.results r JOIN refinery.review_leads e "
+			          "USING (run_id, lead_id) WHERE run_id = %" PRId64,
+			          run_id);
+		else
+			sb_printf(&sql, "SELECT * FROM refinery.results WHERE run_id = %" PRId64, run_id);
 		if (o->verdict)
 			sb_printf(&sql, " AND verdict = '%s'", o->verdict);
 		if (cohort)

@@ -132,6 +132,10 @@ cmd_report(const struct cmd_opts *o, struct error *err)
 	     "SELECT verdict, coalesce(rule_id, '') AS rule_id, leads "
 	     "FROM refinery.run_funnel WHERE run_id = $1 AND verdict NOT IN ('kept', 'pulled') "
 	     "ORDER BY leads DESC, rule_id"},
+	    /* opt-outs the dedupe stage could not match: a frequent name and nothing else */
+	    {"Unmatched opt-outs",
+	     "SELECT lead_id, rule_id, reason FROM refinery.results WHERE run_id = $1 "
+	     "AND reason LIKE '%unmatched opt-out%' ORDER BY length(lead_id), lead_id"},
 	    {"Stages", "SELECT stage, rows_in, rows_out, round(seconds::numeric, 3) AS seconds "
 	               "FROM refinery.run_stages WHERE run_id = $1 ORDER BY ord"},
 	    {"Cohorts", "SELECT cohort, leads, pct_of_leads, score_min, score_max, mean_score, "

@@ -743,8 +743,7 @@ check_statuses(struct rules *r, const struct normalize_config *nc, const struct 
 		ok = check_status_list(r, nc, secs[k], "statuses", err);
 	free(secs);
 	return ok && check_status_list(r, nc, "score", "exclude_statuses", err) &&
-	       check_won_values(r, nc, err) &&
-	       check_status_list(r, nc, "dedupe", "status_rank", err) &&
+	       check_won_values(r, nc, err) && check_status_list(r, nc, "dedupe", "status_rank", err) &&
 	       check_score_statuses(r, nc, score, err);
 }
 

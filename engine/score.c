@@ -30,6 +30,7 @@
 #endif
 
 #include "calibrate.h"
+#include "partial.h"
 #include "regex.h"
 #include "score.h"
 #include "score_int.h"
@@ -725,7 +726,8 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 			int64_t s;
 			int best;
 
-			if (ev == NULL || b->verdict[i] != VERDICT_KEPT || stage_stopped(st))
+			if (ev == NULL || (b->verdict[i] != VERDICT_KEPT && !partial_scored_nurture(b, i)) ||
+			    stage_stopped(st))
 				continue;
 			best = score_lead(ev, i, &s, &lerr);
 			if (best < 0 && ev->limit_failed)

@@ -143,7 +143,8 @@ void score_config_free(struct score_config *c); /* NULL is a no-op */
 /*
  * The score stage: every kept lead gets b->score, b->points (allocated
  * here, b->npoints per lead, named by b->point_names), b->temperature and
- * b->persona (the best persona; the first one on a tie).  Leads whose
+ * b->persona (the best persona; the first one on a tie), and so does a
+ * contactless lead the partial stage made nurture (partial_scored_nurture).  Leads whose
  * status is in [score] exclude_statuses, and then leads scoring below
  * [score] nurture_below, get verdict nurture.  Parallel; the result does
  * not depend on the number of threads.

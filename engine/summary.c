@@ -147,6 +147,8 @@ summary_funnel(const struct run_summary *s)
 	funnel_line("waiting (no rep)", waiting(pr), pulled);
 	funnel_line("nurture", pr->verdicts[VERDICT_NURTURE], pulled);
 	funnel_rules(rc, nrc, VERDICT_NURTURE, "  ");
+	if (pr->verdicts[VERDICT_REVIEW] > 0)
+		funnel_line("review (may have opted out)", pr->verdicts[VERDICT_REVIEW], pulled);
 	funnel_line("removed", removed_total(pr), pulled);
 	for (int k = 0; k < NREMOVED; k++)
 	{
@@ -186,7 +188,8 @@ print_json(const struct run_summary *s, struct strbuf *sb)
 	for (int k = 0; k < NREMOVED; k++)
 		sb_printf(sb, "%s\"%s\": %zu", k ? ", " : "", verdict_name(removed_verdicts[k]),
 		          pr->verdicts[removed_verdicts[k]]);
-	sb_puts(sb, "}, \"verdicts\": {");
+	/* held out of the call lists until a person confirms (dedupe.h) */
+	sb_printf(sb, "}, \"review\": %zu, \"verdicts\": {", pr->verdicts[VERDICT_REVIEW]);
 	for (int v = 0; v < VERDICT__COUNT; v++)
 		sb_printf(sb, "\"%s\": %zu%s", verdict_name(v), pr->verdicts[v],
 		          v + 1 < VERDICT__COUNT ? ", " : "");
@@ -234,8 +237,11 @@ print_text(const struct run_summary *s, struct strbuf *sb)
 	sb_printf(sb, " %zu pulled", s->b ? s->b->n : 0);
 	if (s->rejected >= 0)
 		sb_printf(sb, ", %ld rejected", s->rejected);
-	sb_printf(sb, ", %zu assigned, %zu waiting, %zu nurture, %zu removed", pr->assigned,
-	          waiting(pr), pr->verdicts[VERDICT_NURTURE], removed_total(pr));
+	sb_printf(sb, ", %zu assigned, %zu waiting, %zu nurture", pr->assigned, waiting(pr),
+	          pr->verdicts[VERDICT_NURTURE]);
+	if (pr->verdicts[VERDICT_REVIEW] > 0)
+		sb_printf(sb, ", %zu review", pr->verdicts[VERDICT_REVIEW]);
+	sb_printf(sb, ", %zu removed", removed_total(pr));
 	for (int k = 0; k < NREMOVED; k++)
 	{
 		size_t n = pr->verdicts[removed_verdicts[k]];

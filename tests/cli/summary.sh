@@ -81,12 +81,13 @@ like "$json" '"run_id": null, "status": "written", "dry_run": false' \
 	"a CSV run has no run id: null, not -1"
 like "$json" '"assigned": 2, "waiting": 2, "nurture": 1, "removed": \{"blacklisted": 1, "duplicate": 1, "partial": 0, "outlier": 0, "customer": 0\}' \
 	"and counts assigned, waiting, nurture and removed per verdict"
+like "$json" '\}, "review": 0, "verdicts": \{' "and the leads held for review (none here)"
 like "$json" '"warnings": \[\]' "with an empty warnings array"
 json=$("$REFINERY" run -j1 -n -c "$tmp/rules.ini" --log-format=json 2>&1 >/dev/null | grep '"event": "run"')
 like "$json" '"run_id": null, "status": "dry_run", "dry_run": true' "a dry run: run_id null, and it says dry run"
 unlike "$json" '"run_id": -1' "no run id -1"
 if command -v python3 >/dev/null; then
-	is "$(printf '%s' "$json" | python3 -c 'import json, sys; o = json.load(sys.stdin); print(o["assigned"] + o["waiting"] + o["nurture"] + sum(o["removed"].values()), o["pulled"])')" \
+	is "$(printf '%s' "$json" | python3 -c 'import json, sys; o = json.load(sys.stdin); print(o["assigned"] + o["waiting"] + o["nurture"] + o["review"] + sum(o["removed"].values()), o["pulled"])')" \
 		"7 7" "the JSON summary parses, and its outcomes add up to the leads pulled"
 else
 	ok 0 "# SKIP python3 is not installed"

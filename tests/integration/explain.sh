@@ -79,8 +79,8 @@ is "$rc" 0 "explain 3"
 is "$(line "$out" 1)" "Lead 3 (source referral), run $run of job default: blacklisted." \
 	"black-listed: the first line says what became of the lead"
 is "$(line "$out" 2)" \
-	"Removed by the black-list because refused, denied leaving details, or asked not to be called (rule blacklist.dnc_status)." \
-	"black-listed: removed because the rule's reason, naming the rule"
+	"Removed by the black-list because refused, denied leaving details, or asked not to be called: \"do_not_call\" (rule blacklist.dnc_status)." \
+	"black-listed: removed because the rule's reason with the status that triggered it, naming the rule"
 is "$(wc -l <<<"$out")" 2 "black-listed: two lines, none for the stages it never reached"
 unlike "$out" '^$' "no empty line"
 unlike "$out" '[{}]' "no JSON"

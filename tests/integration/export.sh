@@ -2,7 +2,8 @@
 # tests/integration/export.sh -- refinery export's three formats against a throwaway
 # server: raw as it always was, the dialer call list (E.164 phones unguarded, in call
 # order, kept leads only), the spreadsheet file (BOM, guard on text only, values as
-# entered from the source), --cohort, and unknown reps and cohorts refused.
+# entered from the source), --cohort, unknown reps and cohorts refused, and --verdict
+# review with the evidence columns.
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/pg.sh"
@@ -132,5 +133,22 @@ is "$(echo "$line" | awk -F, '{ print $16 }')" \
 is "$(col "$tmp/s.csv" 1 | wc -l)" \
 	"$(pq -c "SELECT count(*) FROM refinery.results WHERE run_id = $run AND rep_id = $rep")" \
 	"sheet: every lead of the rep"
+
+# ---- --verdict review: the leads held as possible opt-outs, with the evidence
+nrev=$(pq -c "SELECT count(*) FROM refinery.results WHERE run_id = $run AND verdict = 'review'")
+ok "$([ "$nrev" -gt 0 ]; echo $?)" "the run held leads for review ($nrev)"
+"$REFINERY" export -q --verdict review --csv "$tmp/rv.csv"; rc=$?
+is "$rc" 0 "export --verdict review"
+is "$(head -1 "$tmp/rv.csv")" \
+	"$(head -1 "$tmp/raw.csv"),optout_lead_id,optout_name_norm,optout_phone_norm,optout_email_norm,optout_rule_id,optout_reason,match_probability" \
+	"review: every column of refinery.results, then the evidence"
+is "$(col "$tmp/rv.csv" 4 | sort -u)" "review" "review: only leads in review"
+is "$(col "$tmp/rv.csv" 1 | wc -l)" "$nrev" "review: every one of them"
+# the opt-out each names is a black-listed lead of the run that opted out (person-level)
+is "$(col "$tmp/rv.csv" 26 | sort -u | while read -r o; do
+	pq -c "SELECT verdict FROM refinery.results WHERE run_id = $run AND lead_id = '$o'"; done | sort -u)" \
+	"blacklisted" "review: each names a black-listed lead of the run"
+is "$(col "$tmp/rv.csv" 32 | awk '$1 < 0 || $1 >= 0.6 || $1 == "" { n++ } END { print n + 0 }')" 0 \
+	"review: match probabilities below min_probability (else the leads would have merged)"
 
 done_testing

@@ -279,13 +279,16 @@ test_stage_basics(void)
 	ok(run(b, c, &st, &err), "stage runs");
 	is_int(b->verdict[0], VERDICT_BLACKLISTED, "row 1 black-listed");
 	is_str(b->rule_id[0], "blacklist.dead", "row 1: the first rule in file order decides");
-	is_str(b->reason[0], "dead number", "row 1: its reason");
+	is_str(b->reason[0], "dead number: \"wrong_number\"", "row 1: its reason, with the status");
 	is_int(b->optout[0], 1, "row 1: a later person-level rule still sets the opt-out");
 	is_str(b->rule_id[1], "blacklist.optout", "row 2: person-level status");
 	is_int(b->optout[1], 1, "row 2: opted out");
-	is_str(b->reason[1], "black-list rule optout", "row 2: default reason names the rule");
+	is_str(b->reason[1], "black-list rule optout: \"refused\"",
+	       "row 2: default reason names the rule, then the status");
 	is_int(b->verdict[2], VERDICT_BLACKLISTED, "row 3: inverted pattern hits \"not interested\"");
 	is_str(b->rule_id[2], "blacklist.inv", "row 3: by the inverted rule");
+	is_str(b->reason[2], "black-list rule inv: \"not interested\"",
+	       "row 3: the reason carries the notes that triggered it");
 	is_int(b->optout[2], 0, "row 3: no opt-out from a record-level rule");
 	is_str(b->rule_id[3], "blacklist.dead", "row 4: raw status trimmed and case-folded");
 	is_int(b->verdict[4], VERDICT_KEPT, "row 5: a missing field never hits, even inverted");
@@ -294,6 +297,29 @@ test_stage_basics(void)
 	is_int(counter(&st, "blacklist.notes"), 0, "a rule that decided nothing counts 0");
 	is_int(counter(&st, "optout"), 2, "opt-outs counted");
 	batch_free(b);
+
+	/* a long value is cut at 60 bytes on a character boundary, a line break is a space */
+	{
+		/* "do", a line break, "not call " (12 bytes), then 30 two-byte letters */
+		static const struct row lng[] = {
+		    {"Gil Ben", "052-4423272", NULL, "new",
+		     "do\nnot call "
+		     "\xd7\x90\xd7\x91\xd7\x92\xd7\x93\xd7\x94\xd7\x95\xd7\x96\xd7\x97\xd7\x98\xd7\x99"
+		     "\xd7\x90\xd7\x91\xd7\x92\xd7\x93\xd7\x94\xd7\x95\xd7\x96\xd7\x97\xd7\x98\xd7\x99"
+		     "\xd7\x90\xd7\x91\xd7\x92\xd7\x93\xd7\x94\xd7\x95\xd7\x96\xd7\x97\xd7\x98\xd7\x99"},
+		};
+		struct batch *bl = batch_of(lng, 1);
+
+		ok(run(bl, c, &st, &err), "stage runs on a long note");
+		/* "do not call " is 12 bytes; 48 more hold 24 letters; the 25th would end at byte 62 */
+		is_str(bl->reason[0],
+		       "black-list rule notes: \"do not call "
+		       "\xd7\x90\xd7\x91\xd7\x92\xd7\x93\xd7\x94\xd7\x95\xd7\x96\xd7\x97\xd7\x98\xd7\x99"
+		       "\xd7\x90\xd7\x91\xd7\x92\xd7\x93\xd7\x94\xd7\x95\xd7\x96\xd7\x97\xd7\x98\xd7\x99"
+		       "\xd7\x90\xd7\x91\xd7\x92\xd7\x93...\"",
+		       "a long note is cut at 60 bytes between letters, its line break a space");
+		batch_free(bl);
+	}
 
 	/* a lead already removed before the stage is still checked for an opt-out */
 	b = batch_of(rows, 5);

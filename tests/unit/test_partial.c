@@ -197,6 +197,38 @@ test_contacts(void)
 	batch_free(b);
 	partial_config_free(c);
 
+	/* require_contact = no: the other checks still decide, then nurture, not partial */
+	c = cfg_from("p.ini", "[partial]\nrequire_contact = no\n", NULL, &err);
+	ok(c != NULL, "require_contact = no loads");
+	b = batch_of(rows, 8);
+	ok(run(b, c, now, &st, &err), "stage runs");
+	is_int(b->verdict[0], VERDICT_KEPT, "require_contact = no: mobile still kept");
+	is_int(b->verdict[1], VERDICT_NURTURE, "nothing at all: nurture, not partial");
+	is_str(b->rule_id[1], PARTIAL_NO_CONTACT, "rule id partial.no_contact");
+	is_str(b->reason[1], "no contact", "reason \"no contact\"");
+	ok(partial_scored_nurture(b, 1), "to be scored");
+	is_int(b->verdict[6], VERDICT_NURTURE, "a 1-800 number only: nurture too");
+	is_int(b->verdict[3], VERDICT_KEPT, "e-mail only: kept");
+	is_int(counter(&st, PARTIAL_NO_CONTACT), 0, "no partial counted");
+	is_int(counter(&st, "no_contact_nurture"), 3, "three nurtured (rows 2, 3, 7)");
+	batch_mark(b, 0, VERDICT_NURTURE, "nurture", "score 1.00 is below nurture_below 20.00");
+	ok(!partial_scored_nurture(b, 0), "a low-score nurture is not the partial stage's");
+	batch_free(b);
+	partial_config_free(c);
+	{
+		static const struct row late[] = {
+		    {"9", "Avi", 0, PHONE_NONE, NULL, "2030-01-01", NULL, NULL, NULL},
+		};
+
+		c = cfg_from("p.ini", "[partial]\nrequire_contact = no\n", NULL, &err);
+		b = batch_of(late, 1);
+		ok(run(b, c, now, &st, &err), "stage runs");
+		is_int(b->verdict[0], VERDICT_OUTLIER,
+		       "no contact and a future date: the outlier check still hits");
+		batch_free(b);
+		partial_config_free(c);
+	}
+
 	c = cfg_from("p.ini", "[partial]\ncallable = mobile, invalid\n", NULL, &err);
 	ok(c == NULL && strcmp(err.msg, "p.ini:2: [partial] callable: \"invalid\" is not a callable "
 	                                "phone type") == 0,
