@@ -289,11 +289,13 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 			state_st->seconds = pipeline_clock() - s0;
 		}
 	}
-	/* the job's outcomes, read before the stages: their effects frame the run */
-	if (state && !outcomes_read(conn, rs, state, b, &outcomes, err))
+	/* the job's outcomes (the CRM's new ones added first), read before the stages */
+	if (state && (!outcomes_import(conn, rs, lease.job, state_st, err) ||
+	              !outcomes_read(conn, rs, state, b, &outcomes, err)))
 		goto out;
 	outcomes_apply_before(outcomes, b, state_st);
-	if (!cmd_set_now(conn, rs, b, &run.now, err) || !sidedata_load(conn, rs, b, err))
+	if (!cmd_set_now(conn, rs, b, &run.now, err) || !sidedata_load(conn, rs, b, err) ||
+	    !outcomes_learn(outcomes, rs, b, state_st, err))
 		goto out;
 	FAULT("compute");
 	if (!run_stages(b, rs, &run, &pr, outcomes, state_st, err) ||
@@ -301,6 +303,7 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 		goto out;
 	if (state && !state_reconcile(state, b, o->full, err))
 		goto out;
+	outcomes_apply_due(outcomes, state, b);
 	if (state && state_st)
 	{
 		const struct state_counts *c = state_counts(state);

@@ -1134,6 +1134,17 @@ main(void)
 	ok(!rep_table_add_stat(t, 10, "web", 7, 2, &err), "same rep and source twice refused");
 	is_int(err.code, EXIT_DATA, "as a data error");
 	ok(!rep_table_add_stat(t, 10, NULL, 7, 2, &err), "NULL source refused");
+	/* history added on top: to the row there, or as a new row */
+	ok(rep_table_add_history(t, 10, "web", 4, 3, &err), "history added to rep 10's web row");
+	is_int(t->stats[t->reps[0].first_stat].attempts * 100 + t->stats[t->reps[0].first_stat].wins,
+	       9 * 100 + 5, "the row holds 5 + 4 attempts and 2 + 3 wins");
+	ok(rep_table_add_history(t, 10, "phone", 3, 1, &err) && t->nstats == 2,
+	   "history on a source the rep had none of is a new row");
+	ok(!rep_table_add_history(t, 10, "web", 1, 2, &err), "added wins above added attempts refused");
+	ok(!rep_table_add_history(t, 10, "web", INT32_MAX, 0, &err),
+	   "attempts beyond 2^31 - 1 refused");
+	is_int(t->stats[t->reps[0].first_stat].attempts, 9, "and the row is as it was");
+	ok(!rep_table_add_history(t, 99, "web", 1, 0, &err), "history of an unknown rep refused");
 	is_int(rep_table_find(t, 12), 1, "find by id");
 	is_int(rep_table_find(t, 77), -1, "find an absent id");
 	rep_table_free(t);
