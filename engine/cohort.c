@@ -238,7 +238,7 @@ cohort_config_load(struct rules *r, struct cohort_config **out, struct error *er
 	}
 	for (int k = 0; k < nsecs; k++)
 	{
-		int enabled;
+		int enabled, mark = rules_asked_count(r);
 
 		if (strcmp(secs[k], "cohort") == 0)
 			continue; /* left for the unknown-section check */
@@ -252,8 +252,18 @@ cohort_config_load(struct rules *r, struct cohort_config **out, struct error *er
 		}
 		if (!load_cohort(r, secs[k], c->mode, &c->cohorts[c->ncohorts++], err))
 		{
-			free(secs);
-			return false;
+			struct cohort_def *d = &c->cohorts[--c->ncohorts];
+
+			/* check-rules: keep the error, drop the cohort, check the next one */
+			free(d->name);
+			for (int m = 0; m < COHORT_PLANS; m++)
+				free(d->plan[m]);
+			memset(d, 0, sizeof(*d));
+			if (!rules_collecting(r) || !rules_loader_failed(r, mark, err))
+			{
+				free(secs);
+				return false;
+			}
 		}
 	}
 	/* rank by bound, highest first; insertion sort keeps rule order on ties, then refuses them */
@@ -280,8 +290,12 @@ cohort_config_load(struct rules *r, struct cohort_config **out, struct error *er
 			error_set(err, EXIT_RULES, "%s: [%s] has the same %s as [cohort.%s]",
 			          rules_where(r, section, key), section, key,
 			          c->cohorts[c->by_rank[k - 1]].name);
-			free(secs);
-			return error_detail(err, "The second cohort could never get a lead.");
+			error_detail(err, "The second cohort could never get a lead.");
+			if (!rules_problem(r, err)) /* check-rules: reported, and the checks go on */
+			{
+				free(secs);
+				return false;
+			}
 		}
 	}
 	free(secs);

@@ -101,6 +101,20 @@ dedupe_config_free(struct dedupe_config *c)
 	free(c);
 }
 
+/* Free the last field read (it had an error) and forget it. */
+static void
+drop_field(struct dedupe_config *c)
+{
+	struct dedupe_field *f = &c->field[--c->nfields];
+
+	free(f->name);
+	free(f->given_name);
+	rules_list_free(f->alias);
+	for (int k = 0; k < f->ncolumns; k++)
+		free(f->columns[k]);
+	memset(f, 0, sizeof(*f));
+}
+
 /* Parse a list of probabilities (m or u) of exactly `n` values in (0, 1]. */
 static bool
 parse_probs(struct rules *r, const char *section, const char *key, int n, double *out, bool *given,
@@ -218,9 +232,8 @@ load_field(struct rules *r, const char *section, struct dedupe_config *c, struct
 	if (f->ncolumns == 0 && f->cmp != DEDUPE_CMP_PHONE && f->cmp != DEDUPE_CMP_EMAIL &&
 	    f->cmp != DEDUPE_CMP_NAME)
 		return error_set(err, EXIT_RULES,
-		                 "[%s] needs a column (the %s comparator has no "
-		                 "default)",
-		                 section, cmp_names[f->cmp]);
+		                 "%s: [%s] needs a column (the %s comparator has no default)",
+		                 rules_where(r, section, "comparator"), section, cmp_names[f->cmp]);
 
 	if (!rules_load_params(r, section, field_params, RULES_PARAMS_N(field_params), f, err))
 		return false;
@@ -340,7 +353,8 @@ load_block(struct rules *r, const char *section, struct dedupe_config *c, struct
 		return false;
 	v = rules_get(r, section, "key");
 	if (v == NULL || *v == '\0')
-		return error_set(err, EXIT_RULES, "[%s] has no key", section);
+		return error_set(err, EXIT_RULES, "%s: [%s] has no key",
+		                 rules_where(r, section, "max_size"), section);
 	if ((n = rules_split_list(v, &items)) < 0)
 		return error_oom(err);
 	if (n > DEDUPE_MAX_PARTS)
@@ -450,7 +464,7 @@ dedupe_config_load(struct rules *r, struct dedupe_config **out, struct error *er
 	int est;
 	long seed;
 	static const char *const estimates[] = {"em", "fixed", NULL};
-	bool ok = false;
+	bool ok = false, bad_fields = false, bad_blocks = false;
 
 	*out = c;
 	if (c == NULL)
@@ -536,27 +550,59 @@ dedupe_config_load(struct rules *r, struct dedupe_config **out, struct error *er
 	for (int k = 0; k < nsections; k++)
 	{
 		const char *s = sections[k];
+		int mark = rules_asked_count(r), had = c->nfields;
 
 		if (strcmp(s, "dedupe") == 0)
 			continue;
 		if (strncmp(s, "dedupe.field.", 13) == 0 && s[13] != '\0')
 		{
 			if (!load_field(r, s, c, err))
-				goto out;
+			{
+				/* check-rules: keep the error, drop the field, check the next one */
+				if (c->nfields > had)
+					drop_field(c);
+				if (!rules_collecting(r) || !rules_loader_failed(r, mark, err))
+					goto out;
+				bad_fields = true;
+			}
 		}
 		else if (strncmp(s, "dedupe.block.", 13) != 0 || s[13] == '\0')
 		{
+			if (rules_collecting(r))
+				continue; /* check-rules: the unknown-section check names it with its line */
 			error_set(err, EXIT_RULES, "unknown section [%s]", s);
 			error_hint(err, "The de-duplication sections are [dedupe], [dedupe.field.NAME] "
 			                "and [dedupe.block.NAME].");
 			goto out;
 		}
 	}
-	/* blocks name fields, so they are read once every field is known */
+	/*
+	 * Blocks name fields, so they are read once every field is known; when a
+	 * field had an error they are not checked (a block naming it would only
+	 * repeat that error).
+	 */
 	for (int k = 0; k < nsections; k++)
-		if (strncmp(sections[k], "dedupe.block.", 13) == 0 && sections[k][13] != '\0' &&
-		    !load_block(r, sections[k], c, err))
-			goto out;
+	{
+		int mark = rules_asked_count(r), had = c->nblocks;
+
+		if (strncmp(sections[k], "dedupe.block.", 13) != 0 || sections[k][13] == '\0')
+			continue;
+		if (bad_fields)
+			rules_use_section(r, sections[k]);
+		else if (!load_block(r, sections[k], c, err))
+		{
+			if (c->nblocks > had)
+				free(c->block[--c->nblocks].name);
+			if (!rules_collecting(r) || !rules_loader_failed(r, mark, err))
+				goto out;
+			bad_blocks = true;
+		}
+	}
+	if (bad_fields || bad_blocks)
+	{
+		ok = true; /* check-rules: reported; the checks below need every field and block */
+		goto out;
+	}
 	if (c->nfields == 0)
 	{
 		error_set(err, EXIT_RULES,

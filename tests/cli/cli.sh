@@ -325,6 +325,29 @@ err=$("$REFINERY" check-rules "$tmp/regex.ini" 2>&1); is "$?" 3 "a parameter's o
 lines=$(printf '%s\n' "$err" | sed -n 's/^refinery: error: [^ ]*regex\.ini:\([0-9]*\):.*/\1/p' | tr '\n' ' ')
 is "$lines" "4 8 10 " "the next parameter's error and another section's come in the same pass"
 unlike "$err" 'unknown section' "and the personas, not checked then, are not called unknown"
+# the cohort and dedupe loaders' own errors (a bound used in the wrong mode, two cohorts on
+# one bound, a field without a column, a bad comparator) do not hide the next ones
+cat > "$tmp/cohdd.ini" <<'INI'
+[source]
+table = crm.leads
+[dedupe.field.foo]
+comparator = nosuch
+[dedupe.field.bar]
+comparator = text
+[dedupe.block.byfoo]
+key = foo
+[cohort.x]
+min_quantile = 0.5
+[cohort.y]
+min_score = 60
+[cohort.z]
+min_score = 60
+INI
+err=$("$REFINERY" check-rules "$tmp/cohdd.ini" 2>&1); is "$?" 3 "cohort and dedupe loaders' errors exit 3"
+lines=$(printf '%s\n' "$err" | sed -n 's/^refinery: error: [^ ]*cohdd\.ini:\([0-9]*\):.*/\1/p' | tr '\n' ' ')
+is "$lines" "4 6 10 12 14 " "every one, in line order: two fields, a cohort's bound, two cohorts on one bound"
+like "$err" 'error: 5 errors in the rules' "five errors counted"
+unlike "$err" 'unknown section' "a block naming a field in error is neither checked nor called unknown"
 printf '[source]\ntable = crm.leads\n[blacklist.a]\nfield = full_name\npattern = (unclosed\n[blacklist.b]\nfield = notes\npattern = [z\n[blacklist.c]\nstatuses = refused\ncaseless = maybe\n' > "$tmp/blrules.ini"
 err=$("$REFINERY" check-rules "$tmp/blrules.ini" 2>&1); is "$?" 3 "black-list rules' own errors exit 3"
 lines=$(printf '%s\n' "$err" | sed -n 's/^refinery: error: [^ ]*blrules\.ini:\([0-9]*\):.*/\1/p' | tr '\n' ' ')
