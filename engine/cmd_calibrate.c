@@ -1,7 +1,8 @@
 /*
  * cmd_calibrate.c
  *    calibrate: pull as a run does, fit the points from the leads' outcomes
- *    (a column of the source, or with --job the job's reported outcomes),
+ *    (the outcomes reported to the job, --job or the rules' [job] when it
+ *    has any; else a column of the source),
  *    move the cohort bounds so each cohort keeps its share of the leads,
  *    and write the fitted rules (-o).
  */
@@ -36,6 +37,40 @@ static int
 cmp_id_row(const void *a, const void *b)
 {
 	return strcmp(((const struct id_row *) a)->id, ((const struct id_row *) b)->id);
+}
+
+/*
+ * Without --job, the job the rules name ([job] name) when it has outcomes:
+ * calibrate fits from what the reps reported whenever there is any, and
+ * from [calibrate] outcome_column only before.  *job is malloc'd, or NULL
+ * (no refinery schema yet, or no outcome for the job).
+ */
+static bool
+rules_job_has_outcomes(PGconn *conn, const struct ruleset *rs, char **job, struct error *err)
+{
+	const char *params[1] = {rs->job->name};
+	PGresult *res;
+	bool any;
+
+	*job = NULL;
+	res = pg_query(conn, "looking for the refinery schema",
+	               "SELECT to_regclass('refinery.outcomes') IS NOT NULL", 0, NULL, err);
+	if (res == NULL)
+		return false;
+	any = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (!any)
+		return true;
+	res = pg_query(conn, "looking for the job's outcomes",
+	               "SELECT EXISTS (SELECT 1 FROM refinery.outcomes WHERE job = $1)", 1, params,
+	               err);
+	if (res == NULL)
+		return false;
+	any = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (any && (*job = strdup(rs->job->name)) == NULL)
+		return error_oom(err);
+	return true;
 }
 
 /*
@@ -234,6 +269,8 @@ cmd_calibrate(const struct cmd_opts *o, struct error *err)
 	    ((conn = pg_connect(&o->conn, err)) == NULL || !runconn_set_timezone(conn, rs, err)))
 		goto out;
 	if (o->job && !cmd_resolve_job(conn, o->job, &job, err))
+		goto out;
+	if (!o->job && conn && !rules_job_has_outcomes(conn, rs, &job, err))
 		goto out;
 	if (rs->source->kind == SOURCE_CSV ? !pull_csv(rs, &b, &pull_st, err)
 	                                   : !pull_database(conn, rs, &b, err))

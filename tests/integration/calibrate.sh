@@ -3,7 +3,8 @@
 # cohort's share (checked against real runs with and without the fitted file, and with
 # --keep-cohorts the shares it predicts are the ones a run gets); --no-shipped and the learned
 # categories from the command line; and --job: the fit from the job's own outcomes
-# (refinery.outcomes through [outcomes] map), the drift line, no outcomes, an unknown job,
+# (refinery.outcomes through [outcomes] map; without --job too once the rules' job has
+# any), the drift line, no outcomes, an unknown job,
 # an unknown outcome value.
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$top_srcdir/tests/lib/tap.sh"
@@ -121,6 +122,10 @@ sed 's/^name = cal$/name = quiet/' "$tmp/o.ini" >"$tmp/q.ini"
 "$REFINERY" run -q -c "$tmp/q.ini"
 ok $? "and of job quiet"
 
+# without --job and before any outcome: the fit reads [calibrate] outcome_column (the status)
+out=$("$REFINERY" calibrate -c "$tmp/o.ini" -o "$tmp/status.ini" 2>&1); rc=$?
+is "$rc" 0 "calibrate of job cal before any outcome"
+unlike "$out" 'outcomes reported to job' "fits from the status column, the job having no outcome"
 err=$("$REFINERY" calibrate -c "$tmp/o.ini" --job quiet 2>&1); rc=$?
 is "$rc" 5 "a job without outcomes: nothing to fit from (status 5)"
 like "$err" 'job "quiet" has no outcomes yet: nothing to fit from' "said plainly"
@@ -159,6 +164,12 @@ like "$(head -8 "$tmp/job.ini")" '# outcome: the outcomes reported to job cal' "
 top=$(sed -n '/^\[score.source\]/,/^\[/{/^[a-z_]* = [0-9]/p}' "$tmp/job.ini" | sort -t= -k2 -g | tail -1 | cut -d' ' -f1)
 is "$top" "referral" "the fit gives referrals, which were won, the most source points"
 
+# without --job, once the rules' job has outcomes, the fit is the same as with --job
+out=$("$REFINERY" calibrate -c "$tmp/o.ini" -o "$tmp/auto.ini" 2>&1); rc=$?
+is "$rc" 0 "calibrate without --job once job cal has outcomes"
+like "$out" 'calibrated on 900 leads' "fits from the job's outcomes, as --job does"
+is "$(grep -v '^#' "$tmp/auto.ini" | md5sum)" "$(grep -v '^#' "$tmp/job.ini" | md5sum)" \
+	"and writes the same points as --job cal"
 pq -c "INSERT INTO refinery.outcomes (job, lead_id, rep_id, outcome, at) VALUES ('cal', (SELECT min(lead_id) FROM refinery.lead_state WHERE job = 'cal'), 1, 'xyzzy', '2025-07-03 10:00:00+00')"
 err=$("$REFINERY" calibrate -c "$tmp/o.ini" --job cal -o "$tmp/job2.ini" 2>&1); rc=$?
 is "$rc" 5 "an outcome the map does not know stops calibrate"
