@@ -61,9 +61,9 @@ rules_job_has_outcomes(PGconn *conn, const struct ruleset *rs, char **job, struc
 	PQclear(res);
 	if (!any)
 		return true;
-	res = pg_query(conn, "looking for the job's outcomes",
-	               "SELECT EXISTS (SELECT 1 FROM refinery.outcomes WHERE job = $1)", 1, params,
-	               err);
+	res =
+	    pg_query(conn, "looking for the job's outcomes",
+	             "SELECT EXISTS (SELECT 1 FROM refinery.outcomes WHERE job = $1)", 1, params, err);
 	if (res == NULL)
 		return false;
 	any = strcmp(PQgetvalue(res, 0, 0), "t") == 0;

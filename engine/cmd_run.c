@@ -170,7 +170,7 @@ run_stages(struct batch *b, const struct ruleset *rs, const struct run_ctx *run,
 	if (!pipeline_run_range(b, rs, run, pr, pipeline_stage_name(0), pipeline_stage_name(last - 1),
 	                        pg_interrupted, err))
 		return false;
-	outcomes_apply_before_match(outcomes, rs, b, counts);
+	outcomes_apply_before_match(outcomes, rs, b, run->now, counts);
 	return pipeline_run_range(b, rs, run, pr, "match", "match", pg_interrupted, err);
 }
 

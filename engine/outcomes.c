@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "match.h"
 #include "outcomes.h"
@@ -104,6 +105,7 @@ outcomes_config_free(struct outcomes_config *c)
 static const struct rules_param outcomes_params[] = {
     {"callback_hours", RULES_INT, 1, 8760, offsetof(struct outcomes_config, callback_hours), NULL},
     {"learn_rates", RULES_BOOL, 0, 0, offsetof(struct outcomes_config, learn_rates), NULL},
+    {"rest_days", RULES_INT, 0, 3650, offsetof(struct outcomes_config, rest_days), NULL},
 };
 
 /* query or csv, not both; an empty value is none */
@@ -211,6 +213,7 @@ struct lead_outcomes
 	int64_t *rep;      /* its rep */
 	int32_t *attempts; /* no_answer/busy of the holding rep since the hold began */
 	int64_t *due;      /* a callback's due time (naive local seconds), BATCH_NO_TIME */
+	int64_t *at;       /* the latest outcome's time (naive local seconds) */
 	size_t read;       /* outcomes read */
 	size_t of[OUTCOME__COUNT];
 	struct settled *settled; /* one per (row, rep), by row then rep */
@@ -226,6 +229,7 @@ outcomes_free(struct lead_outcomes *lo)
 	free(lo->rep);
 	free(lo->attempts);
 	free(lo->due);
+	free(lo->at);
 	free(lo->settled);
 	free(lo);
 }
@@ -281,7 +285,8 @@ outcomes_read(PGconn *conn, const struct ruleset *rs, const struct job_state *st
 	lo->rep = malloc(sizeof(*lo->rep) * (b->n ? b->n : 1));
 	lo->attempts = calloc(b->n ? b->n : 1, sizeof(*lo->attempts));
 	lo->due = malloc(sizeof(*lo->due) * (b->n ? b->n : 1));
-	if (!lo->last || !lo->rep || !lo->attempts || !lo->due)
+	lo->at = malloc(sizeof(*lo->at) * (b->n ? b->n : 1));
+	if (!lo->last || !lo->rep || !lo->attempts || !lo->due || !lo->at)
 		return error_oom(err);
 	for (size_t i = 0; i < b->n; i++)
 		lo->due[i] = BATCH_NO_TIME;
@@ -326,6 +331,7 @@ outcomes_read(PGconn *conn, const struct ruleset *rs, const struct job_state *st
 			continue; /* a lead the source no longer has */
 		lo->last[i] = (uint8_t) o;
 		lo->rep[i] = rep;
+		lo->at[i] = at;
 		if ((o == OUTCOME_NO_ANSWER || o == OUTCOME_BUSY) && rep == b->held_rep[i] &&
 		    (b->held_since[i] == BATCH_NO_TIME || at >= b->held_since[i]))
 			lo->attempts[i]++;
@@ -376,9 +382,43 @@ outcomes_apply_before(const struct lead_outcomes *lo, struct batch *b, struct st
 	stage_count(st, "won: customer", won);
 }
 
+/*
+ * A lead lost or not relevant lately rests: nurture, out of the call lists,
+ * until [outcomes] rest_days after the outcome (0: offered again at once).
+ */
+static size_t
+rest_lost(const struct lead_outcomes *lo, const struct ruleset *rs, struct batch *b, int64_t now)
+{
+	long days = rs->outcomes ? rs->outcomes->rest_days : 0;
+	size_t rested = 0;
+
+	for (size_t i = 0; i < b->n && days > 0; i++)
+	{
+		enum outcome o = (enum outcome) lo->last[i];
+		int64_t until = lo->at[i] + (int64_t) days * 86400;
+		char reason[96];
+		const char *r;
+		time_t t = (time_t) until;
+		struct tm tm;
+
+		if (b->verdict[i] != VERDICT_KEPT || (o != OUTCOME_LOST && o != OUTCOME_NOT_RELEVANT) ||
+		    now >= until)
+			continue;
+		gmtime_r(&t, &tm); /* naive local seconds: their calendar is UTC's */
+		snprintf(reason, sizeof(reason), "%s lately: rests until %04d-%02d-%02d",
+		         o == OUTCOME_LOST ? "lost" : "not relevant", tm.tm_year + 1900, tm.tm_mon + 1,
+		         tm.tm_mday);
+		if ((r = batch_strdup(b, reason)) == NULL)
+			r = "lost or not relevant lately: rests";
+		batch_mark(b, i, VERDICT_NURTURE, "outcome.rest", r);
+		rested++;
+	}
+	return rested;
+}
+
 void
 outcomes_apply_before_match(const struct lead_outcomes *lo, const struct ruleset *rs,
-                            struct batch *b, struct stage_stats *st)
+                            struct batch *b, int64_t now, struct stage_stats *st)
 {
 	uint64_t *dead = NULL;
 	int64_t *won_clusters = NULL;
@@ -459,6 +499,7 @@ outcomes_apply_before_match(const struct lead_outcomes *lo, const struct ruleset
 	}
 	free(dead);
 	free(won_clusters);
+	stage_count(st, "lost or not relevant: resting", rest_lost(lo, rs, b, now));
 	stage_count(st, "won: customer by cluster", customers);
 	stage_count(st, "wrong number: black-listed", deadleads);
 	stage_count(st, "holds ended by an outcome", ended);

@@ -76,6 +76,7 @@ struct outcomes_config
 	char *source_where;  /* "file:line" of the key that is set */
 	long callback_hours; /* a callback without callback_at is due this long after it */
 	bool learn_rates;    /* reps' per-source history from the job's outcomes */
+	long rest_days;      /* a lead lost or not relevant rests this long (0: not at all) */
 };
 
 bool outcomes_config_load(struct rules *r, struct outcomes_config **out, struct error *err);
@@ -106,10 +107,12 @@ void outcomes_apply_before(const struct lead_outcomes *lo, struct batch *b, stru
 /*
  * After the cohort stage, before match: a win makes the person's other kept
  * records customers (by cluster), a wrong number black-lists every kept
- * lead carrying it, and outcomes that end a hold end it.
+ * lead carrying it, outcomes that end a hold end it, and a lead lost or
+ * not relevant less than [outcomes] rest_days before `now` (the run's
+ * today, naive local seconds) rests as nurture (rule outcome.rest).
  */
 void outcomes_apply_before_match(const struct lead_outcomes *lo, const struct ruleset *rs,
-                                 struct batch *b, struct stage_stats *st);
+                                 struct batch *b, int64_t now, struct stage_stats *st);
 
 /*
  * After the run's reconcile, which keeps a lead's earlier due time: a lead

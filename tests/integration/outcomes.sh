@@ -3,8 +3,8 @@
 # [outcomes] map (an unknown value stops the run, naming it); a refusal opts the whole
 # person out; a win makes every kept record of the person a customer; a wrong number is
 # dead for every record carrying it; won, lost, refused and wrong_number end the rep's
-# hold, no_answer ends it only after [match] max_attempts; the outcomes are marked read;
-# and a rerun decides the same.
+# hold, no_answer ends it only after [match] max_attempts; a lead lost or not relevant
+# rests [outcomes] rest_days; the outcomes are marked read; and a rerun decides the same.
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/pg.sh"
@@ -88,10 +88,19 @@ is "$(jq -c '[.["outcomes read"], .["read: won"], .["holds ended by an outcome"]
 is "$(pq -c "SELECT count(*) FROM refinery.outcomes WHERE job = 'o' AND read_by_run = $run")" 10 "every outcome is marked read by the run"
 is "$(pq -c "SELECT count(*) FROM refinery.lead_changes WHERE run_id = $run AND lead_id = '$B'")" 0 \
 	"a busy and a no answer (2 of 3 attempts) leave the lead with its rep"
+is "$(v "$L")" "nurture:outcome.rest" "a lead lost, then not relevant, rests (nurture, rule outcome.rest)"
+is "$(pq -c "SELECT coalesce(rep_id::text, 'none') || ':' || reason FROM refinery.lead_state WHERE job = 'o' AND lead_id = '$L'")" \
+	"none:not relevant lately: rests until 2025-09-29" "with no rep, until 90 days after the outcome"
+is "$(jq -c '.["lost or not relevant: resting"]' <<<"$counters")" 1 "counted"
 
 # ---- the same outcomes decide the same
 out=$("$REFINERY" run -c "$tmp/o.ini" -c "$tmp/map.ini" 2>&1); rc=$?
 is "$rc" 0 "a rerun commits"
 like "$out" "nothing changed since run $run" "and changes nothing"
+
+# ---- rest_days = 0: a lost lead is offered again at once
+printf '[outcomes]\nrest_days = 0\n' >"$tmp/norest.ini"
+"$REFINERY" run -q -c "$tmp/o.ini" -c "$tmp/map.ini" -c "$tmp/norest.ini"; rc=$?
+is "$rc/$(v "$L")" "0/kept:" "with rest_days = 0 the lead is kept again"
 
 done_testing
