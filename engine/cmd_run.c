@@ -268,6 +268,31 @@ run_stages(struct batch *b, const struct ruleset *rs, const struct run_ctx *run,
 	return pipeline_run_range(b, rs, run, pr, "match", "match", pg_interrupted, err);
 }
 
+/*
+ * Wait for the rest of the state, read behind the stages: the wait is added
+ * to the state's time, the rows read behind and those left as they changed
+ * meanwhile are counted.
+ */
+static bool
+state_finish(struct job_state *state, const struct batch *b, struct stage_stats *state_st,
+             struct error *err)
+{
+	double s0 = pipeline_clock();
+	size_t rest, stale;
+
+	if (!state_read_finish(state, b, err))
+		return false;
+	if (state_st)
+	{
+		rest = state_rest_rows(state, &stale);
+		stage_count(state_st, "read behind the stages", rest);
+		if (stale > 0)
+			stage_count(state_st, "held after the first read", stale);
+		state_st->seconds += pipeline_clock() - s0;
+	}
+	return true;
+}
+
 /* What the run changed in the job's state: one line, or "nothing changed". */
 static void
 print_changes(const struct job_state *st)
@@ -387,7 +412,12 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	if (!cmd_set_now(conn, rs, b, &run.now, err) || !sidedata_load(conn, rs, b, err))
 		goto out;
 	FAULT("compute");
+	/* the rest of the state is read while the stages compute (the connection is idle) */
+	if (state && !state_read_start(conn, state, err))
+		goto out;
 	if (!run_stages(b, rs, &run, &pr, outcomes, state_st, err))
+		goto out;
+	if (state && !state_finish(state, b, state_st, err))
 		goto out;
 	if (state && !state_reconcile(state, b, o->full, err))
 		goto out;
@@ -437,6 +467,7 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	}
 	ok = true;
 out:
+	state_read_stop(state); /* the connection is the run's again */
 	if (to_db && conn && !committed)
 		runconn_lease_forget(conn, &lease);
 	if (!ok && pg_interrupted() && err->code != EXIT_LOCKED)

@@ -137,7 +137,7 @@ SELECT partitions_are('refinery', 'lead_results', ARRAY['refinery.lead_results_1
 SELECT results_eq('SELECT version, name FROM refinery.schema_migrations ORDER BY version',
 				  $$VALUES (1, '001_schema.sql'), (2, '002_views.sql'), (3, '003_functions.sql'),
 						 (4, '004_jobs.sql'), (5, '005_forget.sql'), (6, '006_state.sql'),
-						 (7, '007_queue.sql')$$,
+						 (7, '007_queue.sql'), (11, '011_incremental.sql')$$,
 				  'every migration file is recorded in schema_migrations');
 
 -- 9 views
