@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault.h"
 #include "pg.h"
 #include "phone.h"
 #include "pull.h"
@@ -440,6 +441,7 @@ read_rest(void *arg)
 {
 	struct job_state *st = arg;
 
+	FAULT("state_rest");
 	st->rest_ok = copy_rows(st->conn, st, state_add_rest, "reading the job's state", &st->rest_err);
 	return NULL;
 }
