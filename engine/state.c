@@ -443,6 +443,7 @@ read_rest(void *arg)
 
 	FAULT("state_rest");
 	st->rest_ok = copy_rows(st->conn, st, state_add_rest, "reading the job's state", &st->rest_err);
+	__atomic_store_n(&st->rest_done, true, __ATOMIC_RELEASE);
 	return NULL;
 }
 
@@ -475,7 +476,9 @@ state_read_stop(struct job_state *st)
 
 	if (st == NULL || !st->reading)
 		return;
-	if ((cancel = PQgetCancel(st->conn)) != NULL)
+	/* a COPY still streaming is cancelled; a finished one leaves the connection idle */
+	if (!__atomic_load_n(&st->rest_done, __ATOMIC_ACQUIRE) &&
+	    (cancel = PQgetCancel(st->conn)) != NULL)
 	{
 		(void) PQcancel(cancel, buf, sizeof(buf));
 		PQfreeCancel(cancel);

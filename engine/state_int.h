@@ -74,7 +74,8 @@ struct job_state
 	size_t nstale;       /* of them, rows that gained a hold or a take between the parts */
 	PGconn *conn;        /* the run's connection while the second part is read */
 	pthread_t reader;
-	bool reading; /* the reader thread runs: nobody else may use conn */
+	bool reading;   /* the reader thread runs: nobody else may use conn */
+	bool rest_done; /* the reader thread is past its COPY (atomic) */
 	bool rest_ok;
 	struct error rest_err;
 };
