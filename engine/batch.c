@@ -56,7 +56,7 @@ const char *
 verdict_name(enum verdict v)
 {
 	static const char *const names[VERDICT__COUNT] = {
-	    "kept", "blacklisted", "duplicate", "partial", "outlier", "nurture", "customer"};
+	    "kept", "blacklisted", "duplicate", "partial", "outlier", "nurture", "customer", "review"};
 
 	return (v >= 0 && v < VERDICT__COUNT) ? names[v] : "unknown";
 }

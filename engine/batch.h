@@ -65,6 +65,7 @@ enum verdict
 	VERDICT_OUTLIER,
 	VERDICT_NURTURE,
 	VERDICT_CUSTOMER, /* a lead of a person the job won: out of the call lists (outcomes.h) */
+	VERDICT_REVIEW,   /* maybe a person who opted out: out of the call lists until confirmed */
 	VERDICT__COUNT
 };
 const char *verdict_name(enum verdict v); /* "kept", "blacklisted", ... */

@@ -126,7 +126,7 @@ junk_number(const struct blacklist_rule *rl, const char *s, size_t len)
 		return -1;
 	if (reach == PHONE_REACH_SERVICE)
 		return rl->special_is_junk ? 1 : 0;
-	if (blacklist_fake_digits(nat, rl->min_digits))
+	if ((int) strlen(nat) < rl->min_digits || phone_fake_digits(rl->plan, nat, reach, rl->fake_run))
 		return 1;
 	for (int k = 0; k < rl->nfakes; k++)
 		if (strcmp(nat, rl->fakes[k]) == 0)
@@ -259,6 +259,75 @@ rule_hit(const struct blacklist_rule *rl, const struct blacklist_dnc_list *l,
 	if (rl->re)
 		return pattern_hit(rl, rv, b, i, s, code, matched);
 	return 1;
+}
+
+/*
+ * The value that made rule rl hit row i, for its reason: the field a
+ * pattern reads (its first value), the status, the number or e-mail on a
+ * do-not-call list, the phone, or the name; NULL when there is none.
+ */
+static const char *
+trigger_value(const struct blacklist_rule *rl, const struct resolved *rv, const struct batch *b,
+              size_t i, char *buf, size_t size)
+{
+	static const enum field phones[] = {FIELD_PHONE, FIELD_PHONE2, FIELD_MOBILE};
+
+	if (rl->re)
+		switch (rl->fkind)
+		{
+			case FK_COLUMN: return b->col[rv->col][i];
+			case FK_NAME_NORM: return b->name_norm[i];
+			case FK_EMAIL_NORM: return b->email_norm[i];
+			case FK_EMAIL_KEY: return b->email_key[i];
+			case FK_STATUS_NORM: return b->status_norm[i];
+			case FK_PHONES:
+			case FK_PHONE_NORM: break;
+		}
+	if (rl->nstatuses > 0 && !rl->re)
+		return b->col[FIELD_STATUS][i] ? b->col[FIELD_STATUS][i] : b->status_norm[i];
+	if (rl->mash)
+		return b->col[FIELD_NAME][i];
+	if (rl->dnc && !b->phones[i][0] && b->email_norm[i])
+		return b->email_norm[i];
+	if (rl->dnc || (rl->re && rl->fkind == FK_PHONE_NORM))
+	{
+		if (!b->phones[i][0])
+			return NULL;
+		snprintf(buf, size, "+%llu", (unsigned long long) b->phones[i][0]);
+		return buf;
+	}
+	for (int k = 0; k < 3; k++)
+		if (!bl_blank(b->col[phones[k]][i]))
+			return b->col[phones[k]][i];
+	return NULL;
+}
+
+/*
+ * The reason with the value that triggered the rule, as the schema
+ * promises: 'opt-out written in the notes: "please do not call"'.  The
+ * value is cut at 60 bytes (on a character boundary, then "...") and
+ * control characters become spaces.  NULL on out of memory.
+ */
+static const char *
+reason_with_value(struct batch *b, const char *reason, const char *v)
+{
+	char out[256];
+	size_t o, n = strlen(v);
+	bool cut = n > 60;
+
+	o = (size_t) snprintf(out, sizeof(out), "%s: \"", reason ? reason : "");
+	if (o > sizeof(out) - 80)
+		o = sizeof(out) - 80;
+	if (cut)
+	{
+		n = 60;
+		while (n > 0 && ((unsigned char) v[n] & 0xC0) == 0x80)
+			n--;
+	}
+	for (size_t k = 0; k < n; k++)
+		out[o++] = (unsigned char) v[k] < 0x20 ? ' ' : v[k];
+	memcpy(out + o, cut ? "...\"" : "\"", cut ? 5 : 2);
+	return batch_strdup(b, out);
 }
 
 bool
@@ -421,6 +490,24 @@ blacklist_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *s
 	}
 	if (!regex_fail_finish(&fails, b, applied, nr, st, err))
 		goto out;
+	/* serially (the batch's arena is not shared): each reason gets its value */
+	for (size_t i = 0; i < n; i++)
+		for (int k = 0; k < nr && b->verdict[i] == VERDICT_BLACKLISTED; k++)
+			if (b->rule_id[i] == c->rules[k].id)
+			{
+				char buf[32];
+				const char *v = trigger_value(&c->rules[k], &rv[k], b, i, buf, sizeof(buf)), *why;
+
+				if (v == NULL || bl_blank(v))
+					break;
+				if ((why = reason_with_value(b, b->reason[i], v)) == NULL)
+				{
+					error_oom(err);
+					goto out;
+				}
+				b->reason[i] = why;
+				break;
+			}
 	for (int k = 0; k < nr; k++)
 		stage_count(st, c->rules[k].id, hits[k]);
 	stage_count(st, "optout", optouts);

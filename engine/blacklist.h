@@ -122,14 +122,7 @@ bool blacklist_add_dnc_phone(struct blacklist_dnc *d, int q, uint64_t e164, stru
 bool blacklist_add_dnc_email(struct blacklist_dnc *d, int q, const char *email, struct error *err);
 /* A phone or an e-mail as text (see above); a phone that does not parse is an error. */
 bool blacklist_add_dnc_value(struct blacklist_dnc *d, int q, const char *text, struct error *err);
-
-/*
- * The fake-number check behind "junk_phone = yes", exported for the unit
- * tests: true when the number is shorter than `min_digits` (the rule's
- * key), when its last seven digits are one digit repeated, or when it holds
- * seven ascending or descending digits in a row.  `digits` is a phone's
- * digits as dialled at home, as phone_national_digits() gives them.
- */
-bool blacklist_fake_digits(const char *digits, int min_digits);
+/* Whether any rule's do-not-call list of d holds the phone (E.164 as a number). */
+bool blacklist_dnc_has_phone(const struct blacklist_dnc *d, uint64_t e164);
 
 #endif /* REFINERY_BLACKLIST_H */

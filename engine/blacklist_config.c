@@ -111,27 +111,6 @@ load_rows(struct blacklist_rule *rl, char **items, int n, struct error *err)
 	return true;
 }
 
-/* Directory part of the file in a "file:line" location, for relative paths. */
-static void
-resolve_path(const char *where, const char *path, char *out, size_t size)
-{
-	const char *colon = strrchr(where, ':');
-	const char *slash = NULL;
-
-	if (path[0] == '/' || colon == NULL)
-	{
-		snprintf(out, size, "%s", path);
-		return;
-	}
-	for (const char *p = where; p < colon; p++)
-		if (*p == '/')
-			slash = p;
-	if (slash == NULL)
-		snprintf(out, size, "%s", path);
-	else
-		snprintf(out, size, "%.*s/%s", (int) (slash - where), where, path);
-}
-
 static bool
 dnc_add_phone_text(const struct blacklist_rule *rl, struct blacklist_dnc_list *l, const char *text,
                    struct error *err)
@@ -263,6 +242,9 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 	    !rules_get_bool(r, sec, "special_is_junk", &rl->special_is_junk, err))
 		return false;
 	rl->min_digits = (int) l;
+	if (!rules_get_int(r, sec, "fake_run", 3, 15, &l, err))
+		return false;
+	rl->fake_run = (int) l;
 	if (!load_list(r, sec, "fake_phones", &items, &n, err))
 		return false;
 	if (n > 0 && (rl->fakes = calloc((size_t) n, sizeof(char *))) == NULL)
@@ -290,10 +272,10 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 		}
 	}
 	rules_list_free(items);
-	if (!rl->junk_phone &&
-	    (rl->nfakes > 0 || rules_get(r, sec, "min_digits") || rules_get(r, sec, "special_is_junk")))
+	if (!rl->junk_phone && (rl->nfakes > 0 || rules_get(r, sec, "min_digits") ||
+	                        rules_get(r, sec, "fake_run") || rules_get(r, sec, "special_is_junk")))
 		return error_set(err, EXIT_RULES,
-		                 "%s: [%s] min_digits, special_is_junk and "
+		                 "%s: [%s] min_digits, fake_run, special_is_junk and "
 		                 "fake_phones need junk_phone = yes",
 		                 rl->where, sec);
 
@@ -345,15 +327,15 @@ load_rule(struct rules *r, const char *sec, struct blacklist_rule *rl,
 	for (int k = 0; k < 2; k++)
 	{
 		const char *key = k == 0 ? "phone_list" : "email_list";
-		char path[4096], where[4400];
+		char where[4400];
 
-		v = rules_get(r, sec, key);
-		if (v == NULL || *v == '\0')
+		if (!rules_get_path(r, sec, key, &rl->file[k], err))
+			return false;
+		if (rl->file[k] == NULL)
 			continue;
 		rl->dnc = true;
-		resolve_path(rules_where(r, sec, key), v, path, sizeof(path));
 		snprintf(where, sizeof(where), "%s: [%s] %s", rules_where(r, sec, key), sec, key);
-		if ((rl->file[k] = strdup(path)) == NULL || (rl->file_where[k] = strdup(where)) == NULL)
+		if ((rl->file_where[k] = strdup(where)) == NULL)
 			return error_oom(err);
 	}
 
@@ -394,7 +376,7 @@ blacklist_config_load(struct rules *r, const struct phone_plan *plan, struct bla
 	}
 	for (int k = 0; k < n; k++)
 	{
-		int enabled;
+		int enabled, mark = rules_asked_count(r);
 		struct blacklist_rule *rl;
 
 		/* a bare [blacklist] section has no keys of its own: any key there is unknown */
@@ -407,7 +389,15 @@ blacklist_config_load(struct rules *r, const struct phone_plan *plan, struct bla
 		rl = &c->rules[c->nrules++];
 		rl->plan = c->plan;
 		if (!load_rule(r, secs[k], rl, &c->lim, err))
-			goto fail;
+		{
+			/* check-rules: keep the error, drop the rule, check the next one */
+			rule_free(rl);
+			memset(rl, 0, sizeof(*rl));
+			c->nrules--;
+			if (!rules_collecting(r) || !rules_loader_failed(r, mark, err))
+				goto fail;
+			continue;
+		}
 		if (rl->query)
 			c->query_rule[c->nqueries++] = c->nrules - 1;
 		/* a file's index is 2 * rule + list, so blacklist_file() knows which list */
@@ -485,6 +475,15 @@ blacklist_dnc_free(struct blacklist_dnc *d)
 	}
 	free(d->lists);
 	free(d);
+}
+
+bool
+blacklist_dnc_has_phone(const struct blacklist_dnc *d, uint64_t e164)
+{
+	for (int k = 0; d && e164 && k < d->nlists; k++)
+		if (bl_u64_set_has(&d->lists[k].phones, e164))
+			return true;
+	return false;
 }
 
 /* The list of query q's rule, or NULL with err set. */

@@ -5,7 +5,7 @@
  *    and the functions one part calls in another (prefixed bl_).
  *
  * The parts:
- *    blacklist_tools.c   hash sets, fake digits, keyboard mashing
+ *    blacklist_tools.c   hash sets, keyboard mashing
  *    blacklist_config.c  the [blacklist.<id>] rules and the do-not-call lists
  *    blacklist.c         the stage
  */
@@ -72,6 +72,7 @@ struct blacklist_rule
 	/* junk_phone = yes */
 	bool junk_phone;
 	int min_digits;
+	int fake_run; /* a run of this many digits is fake (phone_fake_digits) */
 	bool special_is_junk;
 	char **fakes; /* national digit strings */
 	int nfakes;

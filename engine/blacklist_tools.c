@@ -1,7 +1,7 @@
 /*
  * blacklist_tools.c
  *    The black-list stage's small tools: hash sets of numbers and strings,
- *    the fake-digit test and keyboard-mash detection.
+ *    and keyboard-mash detection.
  *
  * Pure functions over their arguments; a set owns its strings and is
  * freed by bl_str_set_free().  Safe to read from any number of threads
@@ -126,33 +126,6 @@ bl_str_set_free(struct str_set *s)
 	for (size_t k = 0; k < s->cap; k++)
 		free(s->slot[k]);
 	free(s->slot);
-}
-
-/* ---------------------------------------------------------------- fake phones */
-
-bool
-blacklist_fake_digits(const char *digits, int min_digits)
-{
-	int n = (int) strlen(digits);
-	int up = 1, down = 1;
-	bool same = n >= 7;
-
-	if (n < min_digits)
-		return true;
-	/* the subscriber part (the last seven digits) is one digit repeated: 050-0000000 */
-	for (int k = n - 6; same && k < n; k++)
-		same = digits[k] == digits[n - 7];
-	if (same)
-		return true;
-	/* an ascending or descending run of seven digits: 1234567, 9876543 */
-	for (int k = 1; k < n; k++)
-	{
-		up = digits[k] == digits[k - 1] + 1 ? up + 1 : 1;
-		down = digits[k] == digits[k - 1] - 1 ? down + 1 : 1;
-		if (up >= 7 || down >= 7)
-			return true;
-	}
-	return false;
 }
 
 /* --------------------------------------------------------- keyboard mashing */

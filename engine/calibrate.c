@@ -2,8 +2,10 @@
  * calibrate.c
  *    Fitting the scoring points to historical outcomes (the closed loop).
  *
- * Rows are the leads with a known status; the label is "status is one of
- * won_statuses".  Features are the one-hot categories of every scoring
+ * Rows are the leads with an outcome: a value in [calibrate] outcome_column
+ * (the status by default), or with calibrate --job the outcomes reported to
+ * the job; the label is "won": the value maps to won in [outcomes] map or
+ * is one of won_values.  Features are the one-hot categories of every scoring
  * parameter but the ones that would leak the label (see below), plus an
  * intercept.  The model is logistic regression with an L2 penalty on all
  * but the intercept, fitted by damped Newton steps (halved until the
@@ -16,7 +18,8 @@
  *
  * Label leakage: a feature recorded together with the outcome predicts it
  * perfectly on history and is useless on the leads a run scores.  The
- * status parameter is the outcome itself, so it is always left out; other
+ * parameter reading the outcome column is the outcome itself (and the
+ * status records a job's outcomes), so it is always left out; other
  * parameters that are written when a deal closes (a closing note such as
  * "deal signed", touches logged after the sale) can be left out with
  * [calibrate] exclude_params.  Parameters left out keep their configured
@@ -30,6 +33,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -41,6 +45,7 @@
 #endif
 
 #include "calibrate.h"
+#include "outcomes.h"
 #include "score.h"
 #include "util.h"
 
@@ -70,8 +75,9 @@ calibrate_config_free(struct calibrate_config *c)
 	free(c);
 }
 
+/* A list of names into canonical copies; `key` names it in messages. */
 static bool
-canon_list(const char *v, char ***out, int *n, struct error *err)
+canon_list(struct rules *r, const char *key, const char *v, char ***out, int *n, struct error *err)
 {
 	char **items;
 	int m = rules_split_list(v, &items);
@@ -89,50 +95,72 @@ canon_list(const char *v, char ***out, int *n, struct error *err)
 		if (!score_canon(items[k], canon, sizeof(canon)) || canon[0] == '\0' ||
 		    ((*out)[(*n)++] = strdup(canon)) == NULL)
 		{
+			error_set(err, EXIT_RULES, "%s: [calibrate] %s: \"%s\" is not a usable name",
+			          rules_where(r, "calibrate", key), key, items[k]);
 			rules_list_free(items);
-			return error_set(err, EXIT_RULES, "[calibrate] \"%s\" is not a usable name", items[k]);
+			return false;
 		}
 	}
 	rules_list_free(items);
 	return true;
 }
 
-/*
- * [calibrate]; holdout_percent lands in holdout as a percent and is turned
- * into a fraction after.  won_statuses and exclude_params are lists, read
- * first, as code.
- */
+/* [calibrate]: every key a row; the lists are then checked and made canonical */
 static const struct rules_param calibrate_params[] = {
+    {"outcome_column", RULES_STR, 0, 0, offsetof(struct calibrate_config, outcome_column), NULL},
+    {"won_values", RULES_LIST, 0, 0, offsetof(struct calibrate_config, won_values), NULL},
+    {"exclude_params", RULES_LIST, 0, 0, offsetof(struct calibrate_config, exclude_params), NULL},
     {"worked_only", RULES_BOOL, 0, 0, offsetof(struct calibrate_config, worked_only), NULL},
-    {"holdout_percent", RULES_DOUBLE, 5, 50, offsetof(struct calibrate_config, holdout), NULL},
+    {"holdout_percent", RULES_DOUBLE, 5, 50, offsetof(struct calibrate_config, holdout_percent),
+     NULL},
     {"l2", RULES_DOUBLE, 0, 1e6, offsetof(struct calibrate_config, l2), NULL},
     {"iterations", RULES_INT, 1, 1000, offsetof(struct calibrate_config, iterations), NULL},
     {"max_points", RULES_DOUBLE, 1, 1e6, offsetof(struct calibrate_config, max_points), NULL},
+    {"min_category_leads", RULES_INT, 1, 1000000000,
+     offsetof(struct calibrate_config, min_category_leads), NULL},
 };
 
 bool
 calibrate_config_load(struct rules *r, struct calibrate_config **out, struct error *err)
 {
 	struct calibrate_config *c = calloc(1, sizeof(*c));
-	const char *v;
+	const char *old;
 
 	*out = c;
 	if (c == NULL)
 		return oom(err);
-	v = rules_get(r, "calibrate", "won_statuses");
-	if (!canon_list(v ? v : "closed_won", &c->won, &c->nwon, err))
-		return false;
-	if (c->nwon == 0)
-		return error_set(err, EXIT_RULES, "%s: [calibrate] won_statuses is empty",
-		                 rules_where(r, "calibrate", "won_statuses"));
-	v = rules_get(r, "calibrate", "exclude_params");
-	if (!canon_list(v ? v : "", &c->exclude, &c->nexclude, err))
-		return false;
 	if (!rules_load_params(r, "calibrate", calibrate_params, RULES_PARAMS_N(calibrate_params), c,
 	                       err))
 		return false;
-	c->holdout /= 100.0; /* read as a percent */
-	return true;
+	c->won_key = "won_values";
+	/* won_statuses, the old name, stays an alias */
+	if ((old = rules_get(r, "calibrate", "won_statuses")) != NULL)
+	{
+		c->won_values = old;
+		c->won_key = "won_statuses";
+		if (!rules_is_default(r, "calibrate", "won_values"))
+		{
+			error_set(err, EXIT_RULES, "%s: [calibrate] sets both won_values and won_statuses",
+			          rules_where(r, "calibrate", "won_statuses"));
+			error_hint(err, "won_statuses is the old name of won_values: keep one.");
+			if (!rules_problem(r, err)) /* check-rules: reported, and the checks go on */
+				return false;
+		}
+	}
+	if (!score_field_exists(r, c->outcome_column))
+	{
+		error_set(err, EXIT_RULES,
+		          "%s: [calibrate] outcome_column: \"%s\" is neither a field nor an extra column",
+		          rules_where(r, "calibrate", "outcome_column"), c->outcome_column);
+		error_hint(err, "Use a [columns] key such as status, or list the column in [columns] "
+		                "extra.");
+		if (!rules_problem(r, err))
+			return false;
+	}
+	return (canon_list(r, c->won_key, c->won_values, &c->won, &c->nwon, err) ||
+	        rules_problem(r, err)) &&
+	       (canon_list(r, "exclude_params", c->exclude_params, &c->exclude, &c->nexclude, err) ||
+	        rules_problem(r, err));
 }
 
 /* ------------------------------------------------------------------------
@@ -146,10 +174,16 @@ calibrate_result_free(struct calibrate_result *res)
 		return;
 	for (int k = 0; k < res->score->nparams; k++)
 	{
-		free(res->param[k].coef);
-		free(res->param[k].points);
-		free(res->param[k].leads);
-		free(res->param[k].wins);
+		struct calibrate_param *cp = &res->param[k];
+
+		for (int j = 0; j < cp->ncat; j++)
+			free(cp->cat[j]);
+		free(cp->cat);
+		free(cp->lo);
+		free(cp->coef);
+		free(cp->points);
+		free(cp->leads);
+		free(cp->wins);
 	}
 	free(res->param);
 	res->param = NULL;
@@ -186,7 +220,8 @@ struct fit
 	uint16_t *cat; /* m * nfit categories */
 	uint8_t *y;
 	uint8_t *hold;
-	size_t *row; /* the batch row of each */
+	size_t *row;  /* the batch row of each */
+	int64_t *cur; /* the current points of the fitted parameters, in hundredths */
 };
 
 static void
@@ -198,6 +233,7 @@ fit_free(struct fit *f)
 	free(f->y);
 	free(f->hold);
 	free(f->row);
+	free(f->cur);
 }
 
 static double
@@ -446,11 +482,10 @@ fitted_score(const struct fit *f, const struct calibrate_result *res, size_t r)
 	for (int j = 0; j < f->nfit; j++)
 	{
 		const struct calibrate_param *cp = &res->param[f->pidx[j]];
-		const struct score_param *p = &res->score->params[f->pidx[j]];
 		double mx = 0;
 
 		s += cp->points[f->cat[r * (size_t) f->nfit + (size_t) j]];
-		for (int c = 0; c < p->ncat; c++)
+		for (int c = 0; c < cp->ncat; c++)
 			mx = fmax(mx, cp->points[c]);
 		top += mx;
 	}
@@ -466,77 +501,384 @@ in_list(char *const *list, int n, const char *s)
 	return false;
 }
 
-/*
- * Is lead i a training row: a known status and, with worked_only, a touch
- * or a last touch (golden values)?  Counts the leads left out as unworked.
- */
-static bool
-is_row(const struct batch *b, size_t i, const struct calibrate_config *cc, size_t *unworked)
+/* ------------------------------------------------------------------------
+ * Rows: the leads with an outcome
+ * ------------------------------------------------------------------------ */
+
+/* Where the outcome is read: the column of [calibrate] outcome_column, or the job's outcomes. */
+struct outcome_src
 {
-	const char *s = score_text_value(b, i, SCORE_SRC_STATUS, FIELD_STATUS);
+	const struct calibrate_config *cc;
+	const struct outcomes_config *map; /* [outcomes] map */
+	const int8_t *won;                 /* the job's: per row 1, 0, -1 */
+	bool status;                       /* outcome_column = status: the normalised status */
+	int col;
+};
+
+/* Lead i's outcome: 1 won, 0 not, -1 none. */
+static int
+outcome_of(const struct outcome_src *os, const struct batch *b, size_t i)
+{
+	const char *s;
+	char canon[256];
+
+	if (os->won)
+		return os->won[i];
+	s = os->status ? score_text_value(b, i, SCORE_SRC_STATUS, FIELD_STATUS) : b->col[os->col][i];
+	if (s == NULL || s[strspn(s, " \t\r\n")] == '\0')
+		return -1;
+	if (outcomes_map(os->map, s) == OUTCOME_WON)
+		return 1;
+	return score_canon(s, canon, sizeof(canon)) && in_list(os->cc->won, os->cc->nwon, canon);
+}
+
+/*
+ * Is lead i a training row: an outcome and, with worked_only (outcomes of
+ * a column only: a job's outcomes were reported by whoever worked the
+ * lead), a touch or a last touch (golden values)?  Counts what is left out.
+ */
+static int
+row_outcome(const struct outcome_src *os, const struct batch *b, size_t i,
+            struct calibrate_report *rep)
+{
+	int y = outcome_of(os, b, i);
 	int32_t tc;
 	int64_t lt;
 
-	if (s == NULL || s[strspn(s, " \t")] == '\0')
-		return false;
-	if (!cc->worked_only)
-		return true;
+	if (y < 0)
+	{
+		if (rep)
+			rep->no_outcome++;
+		return -1;
+	}
+	if (os->won || !os->cc->worked_only)
+		return y;
 	tc = b->g_touch_count ? b->g_touch_count[i] : b->touch_count[i];
 	lt = b->g_last_touch_at ? b->g_last_touch_at[i] : b->last_touch_at[i];
 	if (tc > 0 || lt != BATCH_NO_TIME)
-		return true;
-	if (unworked)
-		(*unworked)++;
-	return false;
+		return y;
+	if (rep)
+		rep->unworked++;
+	return -1;
 }
 
-/* Build the rows: label, split, categories of the fitted parameters. */
+/* The rows, their labels and their side of the split. */
 static bool
-collect(const struct batch *b, const struct ruleset *rs, int64_t now,
-        const struct calibrate_config *cc, double holdout, struct fit *f, int nthreads,
-        size_t *unworked, size_t *limited, struct error *err)
+rows(const struct batch *b, const struct outcome_src *os, double holdout, struct fit *f,
+     struct calibrate_report *rep, struct error *err)
 {
-	const struct score_config *c = rs->score;
 	size_t m = 0;
-	size_t fail_row = SIZE_MAX, limit_row = SIZE_MAX, nlimit = 0;
-	struct error fail_err = {0}, limit_err = {0};
-	uint8_t *skip;
-	int nomem = 0;
 	uint64_t cut = (uint64_t) llround(holdout * 10000.0);
 
 	for (size_t i = 0; i < b->n; i++)
-		if (is_row(b, i, cc, unworked))
+		if (row_outcome(os, b, i, rep) >= 0)
 			m++;
 	f->m = m;
-	if ((f->cat = malloc((m * (size_t) f->nfit + 1) * sizeof(uint16_t))) == NULL ||
-	    (f->y = malloc(m + 1)) == NULL || (f->hold = malloc(m + 1)) == NULL ||
-	    (f->row = malloc((m + 1) * sizeof(size_t))) == NULL || (skip = calloc(m + 1, 1)) == NULL)
+	if ((f->y = malloc(m + 1)) == NULL || (f->hold = malloc(m + 1)) == NULL ||
+	    (f->row = malloc((m + 1) * sizeof(size_t))) == NULL ||
+	    (f->cur = malloc((m + 1) * sizeof(int64_t))) == NULL)
 		return oom(err);
 	m = 0;
 	for (size_t i = 0; i < b->n; i++)
 	{
-		const char *s = score_text_value(b, i, SCORE_SRC_STATUS, FIELD_STATUS);
-		char canon[256];
+		int y = row_outcome(os, b, i, NULL);
 		const char *key;
 
-		if (!is_row(b, i, cc, NULL))
+		if (y < 0)
 			continue;
 		f->row[m] = i;
-		f->y[m] = score_canon(s, canon, sizeof(canon)) && in_list(cc->won, cc->nwon, canon);
+		f->y[m] = (uint8_t) y;
 		key = b->survivor && b->survivor[i] != BATCH_NO_ROW ? batch_lead_id(b, b->survivor[i])
 		                                                    : batch_lead_id(b, i);
 		f->hold[m] = split_hash(key ? key : "") % 10000 < cut;
 		m++;
 	}
+	return true;
+}
 
+/* ------------------------------------------------------------------------
+ * Categories: the configured ones, or learned from the training rows
+ * ------------------------------------------------------------------------ */
+
+#define LEARN_MAX     50  /* learned values per parameter at most: the most frequent */
+#define LEARN_NAMELEN 120 /* a longer value is "other": it must fit on a rule line */
+
+static bool
+add_name(struct calibrate_param *cp, const char *name)
+{
+	return (cp->cat[cp->ncat++] = strdup(name)) != NULL;
+}
+
+/* The configured categories, as they are. */
+static bool
+copy_cats(const struct score_param *p, struct calibrate_param *cp)
+{
+	if ((cp->cat = calloc((size_t) p->ncat + 1, sizeof(char *))) == NULL)
+		return false;
+	for (int k = 0; k < p->ncat; k++)
+		if (!add_name(cp, p->cat[k]))
+			return false;
+	cp->cat_other = p->cat_other;
+	cp->cat_default = p->cat_default;
+	if (p->kind == SCORE_BUCKETS || p->kind == SCORE_RECENCY)
+	{
+		if ((cp->lo = calloc((size_t) p->ncat + 1, sizeof(double))) == NULL)
+			return false;
+		memcpy(cp->lo, p->lo, (size_t) (p->ncat - 1) * sizeof(double));
+	}
+	return true;
+}
+
+/* Can a rule file have this canonical value as a key?  Keys are ASCII (rules.c). */
+static bool
+key_name(const char *s)
+{
+	for (; *s; s++)
+		if (!(islower((unsigned char) *s) || isdigit((unsigned char) *s) || *s == '_'))
+			return false;
+	return true;
+}
+
+struct seen
+{
+	char *name;
+	size_t n;
+};
+
+static int
+cmp_seen_count(const void *a, const void *b)
+{
+	const struct seen *x = a, *y = b;
+
+	if (x->n != y->n)
+		return x->n > y->n ? -1 : 1;
+	return strcmp(x->name, y->name);
+}
+
+static int
+cmp_seen_name(const void *a, const void *b)
+{
+	return strcmp(((const struct seen *) a)->name, ((const struct seen *) b)->name);
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *) a, y = *(const double *) b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * A map's categories from the training rows: the listed ones, then every
+ * other canonical value seen on at least min_category_leads of them (at
+ * most LEARN_MAX, the most frequent first, ties by name), then "other"
+ * and "default".
+ */
+static bool
+learn_map(const struct score_config *c, struct score_eval *ev, int k, const struct fit *f,
+          const struct calibrate_config *cc, struct calibrate_param *cp)
+{
+	const struct score_param *p = &c->params[k];
+	int nlisted = p->ncat - 2;
+	struct seen *v = NULL;
+	size_t nv = 0, cap = 0, kept = 0;
+	char canon[256];
+	bool ok = false;
+
+	for (size_t r = 0; r < f->m; r++)
+	{
+		const char *s;
+
+		if (f->hold[r] || (s = score_eval_text(ev, k, f->row[r])) == NULL ||
+		    !score_canon(s, canon, sizeof(canon)) || canon[0] == '\0')
+			continue;
+		if (nv == cap)
+		{
+			struct seen *nvv = realloc(v, (cap = cap ? 2 * cap : 256) * sizeof(*v));
+
+			if (nvv == NULL)
+				goto out;
+			v = nvv;
+		}
+		if ((v[nv].name = strdup(canon)) == NULL)
+			goto out;
+		v[nv++].n = 1;
+	}
+	/* count the distinct values: sorted by name, runs folded into their first */
+	qsort(v, nv, sizeof(*v), cmp_seen_name);
+	{
+		size_t w = 0;
+
+		for (size_t r = 0; r < nv; r++)
+			if (w > 0 && strcmp(v[w - 1].name, v[r].name) == 0)
+			{
+				v[w - 1].n++;
+				free(v[r].name);
+			}
+			else
+				v[w++] = v[r];
+		nv = w;
+	}
+	qsort(v, nv, sizeof(*v), cmp_seen_count);
+	if ((cp->cat = calloc((size_t) p->ncat + LEARN_MAX + 1, sizeof(char *))) == NULL)
+		goto out;
+	for (int j = 0; j < nlisted; j++)
+		if (!add_name(cp, p->cat[j]))
+			goto out;
+	for (size_t r = 0; r < nv; r++)
+	{
+		bool listed = false;
+
+		for (int j = 0; j < nlisted && !listed; j++)
+			listed = strcmp(p->cat[j], v[r].name) == 0;
+		if (listed)
+			continue;
+		if (!key_name(v[r].name))
+			cp->unwritable++;
+		else if (kept < LEARN_MAX && v[r].n >= (size_t) cc->min_category_leads &&
+		         strlen(v[r].name) <= LEARN_NAMELEN && !score_reserved_key(v[r].name))
+		{
+			if (!add_name(cp, v[r].name))
+				goto out;
+			kept++;
+		}
+		else
+			cp->folded++;
+	}
+	cp->cat_other = cp->ncat;
+	cp->cat_default = cp->ncat + 1;
+	ok = add_name(cp, "other") && add_name(cp, "default");
+out:
+	for (size_t r = 0; r < nv; r++)
+		free(v[r].name);
+	free(v);
+	return ok;
+}
+
+/*
+ * Buckets from the quantiles of the training rows' values: with q
+ * quantiles the lower bounds are the values at positions floor(j * n / q)
+ * of the sorted values, j = 0 .. q-1, equal bounds kept once; "default"
+ * (no value, or below the first bound) last.
+ */
+static bool
+learn_buckets(const struct score_config *c, struct score_eval *ev, int k, const struct fit *f,
+              struct calibrate_param *cp)
+{
+	const struct score_param *p = &c->params[k];
+	double *x = malloc((f->m + 1) * sizeof(double));
+	size_t n = 0;
+	int q = (int) p->quantiles;
+
+	if (x == NULL || (cp->cat = calloc((size_t) q + 2, sizeof(char *))) == NULL ||
+	    (cp->lo = calloc((size_t) q + 1, sizeof(double))) == NULL)
+	{
+		free(x);
+		return false;
+	}
+	for (size_t r = 0; r < f->m; r++)
+		if (!f->hold[r])
+		{
+			double v = score_eval_number(ev, k, f->row[r]);
+
+			if (!isnan(v))
+				x[n++] = v;
+		}
+	qsort(x, n, sizeof(double), cmp_double);
+	for (int j = 0; j < q && n > 0; j++)
+	{
+		double lo = x[(size_t) j * n / (size_t) q];
+		char name[64];
+
+		if (cp->ncat > 0 && !(lo > cp->lo[cp->ncat - 1]))
+			continue;
+		cp->lo[cp->ncat] = lo;
+		snprintf(name, sizeof(name), "%.15g", lo);
+		if (!add_name(cp, name))
+		{
+			free(x);
+			return false;
+		}
+	}
+	free(x);
+	cp->cat_other = -1;
+	cp->cat_default = cp->ncat;
+	return add_name(cp, "default");
+}
+
+/* The learned category of row t for a learned parameter, from the configured one. */
+static int
+learned_cat(const struct score_config *c, const struct score_eval *ev, int k,
+            const struct calibrate_param *cp, size_t i, int given)
+{
+	const struct score_param *p = &c->params[k];
+
+	if (p->kind == SCORE_MAP)
+	{
+		const char *s;
+		char canon[256];
+
+		if (given == p->cat_default)
+			return cp->cat_default;
+		if (given != p->cat_other)
+			return given; /* a listed value: the same index */
+		if ((s = score_eval_text(ev, k, i)) != NULL && score_canon(s, canon, sizeof(canon)))
+			for (int j = p->ncat - 2; j < cp->cat_other; j++)
+				if (strcmp(cp->cat[j], canon) == 0)
+					return j;
+		return cp->cat_other;
+	}
+	{
+		double x = score_eval_number(ev, k, i);
+		int j;
+
+		if (cp->ncat < 2 || isnan(x) || x < cp->lo[0])
+			return cp->cat_default;
+		for (j = cp->ncat - 2; j > 0 && x < cp->lo[j]; j--)
+			;
+		return j;
+	}
+}
+
+static bool
+is_learned(const struct score_param *p)
+{
+	return (p->kind == SCORE_MAP && p->auto_cats) || (p->kind == SCORE_BUCKETS && p->quantiles > 0);
+}
+
+/*
+ * Every row's categories, and the points the current rules give it on the
+ * fitted parameters (the parts of its score, persona and all: the parameters
+ * left out would leak the outcome into the comparison), in parallel; a lead a pattern's limit stops is left out, as the run sets it
+ * aside, the first other failure (by row) is the error.
+ */
+static bool
+categorise(const struct batch *b, const struct ruleset *rs, int64_t now,
+           const struct calibrate_result *res, struct fit *f, int nthreads, size_t *limited,
+           struct error *err)
+{
+	const struct score_config *c = rs->score;
+	size_t nlimit = 0;
+	struct util_row_fail fail, limit; /* the lowest row failing; hitting a limit */
+	uint8_t *skip;
+	int nomem = 0;
+
+	util_row_fail_init(&fail);
+	util_row_fail_init(&limit);
+
+	if ((f->cat = malloc((f->m * (size_t) f->nfit + 1) * sizeof(uint16_t))) == NULL ||
+	    (skip = calloc(f->m + 1, 1)) == NULL)
+		return oom(err);
 	(void) nthreads;
 #pragma omp parallel num_threads(nthreads) reduction(+ : nlimit)
 	{
 		struct error lerr = {0};
 		struct score_eval *ev = score_eval_new(c, b, now, &lerr);
 		int *cat = calloc((size_t) c->nparams + 1, sizeof(int));
+		int64_t *parts = calloc((size_t) c->nparams + 1, sizeof(int64_t)), total;
 
-		if (ev == NULL || cat == NULL)
+		if (ev == NULL || cat == NULL || parts == NULL)
 		{
 #pragma omp atomic write
 			nomem = 1;
@@ -546,39 +888,35 @@ collect(const struct batch *b, const struct ruleset *rs, int64_t now,
 		{
 			bool done;
 
-			if (ev == NULL || cat == NULL)
+			if (ev == NULL || cat == NULL || parts == NULL)
 				continue;
-			done = score_eval_categories(ev, f->row[t], cat, NULL, &lerr);
+			done = score_eval_score(ev, f->row[t], &total, parts, &lerr) &&
+			       score_eval_categories(ev, f->row[t], cat, NULL, &lerr);
 			if (!done && score_eval_limit_failed(ev))
 			{
-				/* a pattern's limit on this lead: left out, as the run sets it aside */
 				skip[t] = 1;
 				nlimit++;
-#pragma omp critical(calibrate_fail)
-				{
-					if (f->row[t] < limit_row)
-					{
-						limit_row = f->row[t];
-						limit_err = lerr;
-					}
-				}
+				util_row_fail_note(&limit, f->row[t], -1, 0, &lerr);
 				continue;
 			}
 			if (!done)
 			{
-#pragma omp critical(calibrate_fail)
-				{
-					if (f->row[t] < fail_row)
-					{
-						fail_row = f->row[t];
-						fail_err = lerr;
-					}
-				}
+				util_row_fail_note(&fail, f->row[t], -1, 0, &lerr);
 				continue;
 			}
+			f->cur[t] = 0;
 			for (int j = 0; j < f->nfit; j++)
-				f->cat[t * (size_t) f->nfit + (size_t) j] = (uint16_t) cat[f->pidx[j]];
+			{
+				int k = f->pidx[j];
+				const struct calibrate_param *cp = &res->param[k];
+
+				f->cat[t * (size_t) f->nfit + (size_t) j] =
+				    (uint16_t) (cp->learned ? learned_cat(c, ev, k, cp, f->row[t], cat[k])
+				                            : cat[k]);
+				f->cur[t] += parts[k]; /* the current points of the same parameters */
+			}
 		}
+		free(parts);
 		free(cat);
 		score_eval_free(ev);
 	}
@@ -587,10 +925,10 @@ collect(const struct batch *b, const struct ruleset *rs, int64_t now,
 		free(skip);
 		return oom(err);
 	}
-	if (fail_row != SIZE_MAX)
+	if (util_row_fail_any(&fail))
 	{
 		free(skip);
-		*err = fail_err;
+		*err = fail.err;
 		return false;
 	}
 	if (nlimit > 0 && (double) nlimit * 100.0 > c->lim.max_failed_percent * (double) f->m)
@@ -600,7 +938,7 @@ collect(const struct batch *b, const struct ruleset *rs, int64_t now,
 		          "%zu of %zu training leads hit a regex limit, more than [regex] "
 		          "max_failed_percent %g%%",
 		          nlimit, f->m, c->lim.max_failed_percent);
-		return error_detail(err, "The first: %s", limit_err.msg);
+		return error_detail(err, "The first: %s", limit.err.msg);
 	}
 	if (nlimit > 0)
 	{
@@ -616,6 +954,7 @@ collect(const struct batch *b, const struct ruleset *rs, int64_t now,
 			f->y[w] = f->y[t];
 			f->hold[w] = f->hold[t];
 			f->row[w] = f->row[t];
+			f->cur[w] = f->cur[t];
 			w++;
 		}
 		f->m = w;
@@ -625,25 +964,38 @@ collect(const struct batch *b, const struct ruleset *rs, int64_t now,
 	return true;
 }
 
+/* The AUC of scores s[] over the rows on one side of the split. */
+static double
+side_auc(const struct fit *f, const double *s, bool hold, struct ranked *v)
+{
+	size_t n = 0;
+
+	for (size_t r = 0; r < f->m; r++)
+		if ((bool) f->hold[r] == hold)
+		{
+			v[n].s = s[r];
+			v[n++].r = r;
+		}
+	qsort(v, n, sizeof(*v), cmp_ranked);
+	return auc_sorted(v, n, f->y);
+}
+
 /* Per-category counts, coefficients to points, AUCs and deciles. */
 static bool
 finish(const struct fit *f, const double *beta, struct calibrate_result *res, struct error *err)
 {
-	const struct score_config *c = res->score;
 	struct calibrate_report *rep = &res->report;
-	double range = 0;
-	struct ranked *tr, *ho;
-	uint8_t *yt;
-	size_t nt = 0, nh = 0;
+	double range = 0, *sc;
+	struct ranked *ho;
+	size_t nh = 0;
 
 	res->intercept = beta[0];
 	for (int j = 0; j < f->nfit; j++)
 	{
 		struct calibrate_param *cp = &res->param[f->pidx[j]];
-		const struct score_param *p = &c->params[f->pidx[j]];
 		double lo = INFINITY, hi = -INFINITY;
 
-		for (int k = 0; k < p->ncat; k++)
+		for (int k = 0; k < cp->ncat; k++)
 		{
 			cp->coef[k] = beta[f->off[j] + k];
 			lo = fmin(lo, cp->coef[k]);
@@ -657,12 +1009,11 @@ finish(const struct fit *f, const double *beta, struct calibrate_result *res, st
 	for (int j = 0; j < f->nfit; j++)
 	{
 		struct calibrate_param *cp = &res->param[f->pidx[j]];
-		const struct score_param *p = &c->params[f->pidx[j]];
 		double lo = INFINITY;
 
-		for (int k = 0; k < p->ncat; k++)
+		for (int k = 0; k < cp->ncat; k++)
 			lo = fmin(lo, cp->coef[k]);
-		for (int k = 0; k < p->ncat; k++)
+		for (int k = 0; k < cp->ncat; k++)
 			cp->points[k] = res->max_points * res->fitted_share * (cp->coef[k] - lo) / range;
 	}
 	for (size_t r = 0; r < f->m; r++)
@@ -679,30 +1030,23 @@ finish(const struct fit *f, const double *beta, struct calibrate_result *res, st
 		}
 	}
 
-	tr = malloc((f->m + 1) * sizeof(*tr));
+	sc = malloc((f->m + 1) * sizeof(double));
 	ho = malloc((f->m + 1) * sizeof(*ho));
-	yt = malloc(f->m + 1);
-	if (tr == NULL || ho == NULL || yt == NULL)
+	if (sc == NULL || ho == NULL)
 	{
-		free(tr);
+		free(sc);
 		free(ho);
-		free(yt);
 		return oom(err);
 	}
 	for (size_t r = 0; r < f->m; r++)
-	{
-		struct ranked x = {fitted_score(f, res, r), r};
-
-		yt[r] = f->y[r];
-		if (f->hold[r])
-			ho[nh++] = x;
-		else
-			tr[nt++] = x;
-	}
-	qsort(tr, nt, sizeof(*tr), cmp_ranked);
-	qsort(ho, nh, sizeof(*ho), cmp_ranked);
-	rep->train_auc = auc_sorted(tr, nt, yt);
-	rep->holdout_auc = auc_sorted(ho, nh, yt);
+		sc[r] = (double) f->cur[r];
+	rep->current_auc = side_auc(f, sc, true, ho);
+	for (size_t r = 0; r < f->m; r++)
+		sc[r] = fitted_score(f, res, r);
+	rep->train_auc = side_auc(f, sc, false, ho);
+	rep->holdout_auc = side_auc(f, sc, true, ho); /* ho: the holdout, ascending */
+	for (size_t r = 0; r < f->m; r++)
+		nh += f->hold[r];
 
 	/* deciles of the holdout, highest scores first; ties split by row order */
 	rep->ndeciles = nh >= CALIBRATE_DECILES ? CALIBRATE_DECILES : (int) nh;
@@ -722,14 +1066,63 @@ finish(const struct fit *f, const double *beta, struct calibrate_result *res, st
 			if (dq->leads == 0 || x->s < dq->score_min)
 				dq->score_min = x->s;
 			dq->leads++;
-			dq->wins += yt[x->r];
+			dq->wins += f->y[x->r];
 		}
 		dq->rate = dq->leads ? (double) dq->wins / (double) dq->leads : 0;
 	}
-	free(tr);
+	free(sc);
 	free(ho);
-	free(yt);
 	return true;
+}
+
+void
+calibrate_describe_rows(const struct calibrate_report *rep, const struct calibrate_config *cc,
+                        const char *outcome_desc, char *buf, size_t size)
+{
+	size_t len = 0;
+
+#define PUT(...)                                                                                   \
+	do                                                                                             \
+	{                                                                                              \
+		int w_ = len < size ? snprintf(buf + len, size - len, __VA_ARGS__) : 0;                    \
+		if (w_ > 0)                                                                                \
+			len += (size_t) w_;                                                                    \
+	} while (0)
+	PUT("of %zu leads", rep->leads);
+	if (rep->no_outcome > 0 && outcome_desc)
+		PUT(", %zu have none of %s", rep->no_outcome, outcome_desc);
+	else if (rep->no_outcome > 0)
+		PUT(", %zu have no outcome ([calibrate] outcome_column %s empty)", rep->no_outcome,
+		    cc->outcome_column);
+	if (rep->unworked > 0)
+		PUT(", %zu were never worked ([calibrate] worked_only = yes)", rep->unworked);
+	if (rep->regex_limit > 0)
+		PUT(", %zu hit a [regex] limit", rep->regex_limit);
+	if (rep->no_outcome + rep->unworked + rep->regex_limit == 0)
+		PUT(", none left out");
+	PUT("; %zu remain", rep->rows);
+#undef PUT
+	if (size > 0 && len >= size)
+		buf[size - 1] = '\0';
+}
+
+/* Why parameter p is left out of the fit, or NULL when it is fitted. */
+static const char *
+left_out(const struct score_param *p, const struct calibrate_config *cc,
+         const struct calibrate_opts *o, const struct outcome_src *os)
+{
+	if (o && o->no_shipped && p->shipped)
+		return "a shipped parameter, switched off by --no-shipped";
+	if (os->won      ? p->src == SCORE_SRC_STATUS
+	    : os->status ? p->src == SCORE_SRC_STATUS
+	                 : strcmp(p->field, cc->outcome_column) == 0)
+		return os->won || !os->status
+		           ? "it reads the status or the outcome column, which record the outcome "
+		             "(label leakage)"
+		           : "it reads the status, which defines the outcome (label leakage)";
+	if (in_list(cc->exclude, cc->nexclude, p->name))
+		return "left out by [calibrate] exclude_params";
+	return NULL;
 }
 
 bool
@@ -739,22 +1132,36 @@ calibrate_fit(const struct batch *b, const struct ruleset *rs, const struct run_
 	const struct score_config *c = rs->score;
 	const struct calibrate_config *cc = c->calibrate;
 	struct fit f = {0};
-	double holdout = o && o->holdout >= 0 ? o->holdout : cc->holdout,
+	struct outcome_src os = {cc, rs->outcomes, o ? o->won : NULL, false, -1};
+	double holdout = o && o->holdout >= 0 ? o->holdout : cc->holdout_percent / 100.0,
 	       l2 = o && o->l2 >= 0 ? o->l2 : cc->l2;
 	long iters = o && o->iterations > 0 ? o->iterations : cc->iterations;
 	int nthreads = 1;
+	int64_t now = run ? run->now : 0;
 	double *beta = NULL, *part = NULL, *step = NULL, *trial = NULL, *cpart = NULL, total_top = 0,
 	       excl_top = 0;
 	size_t *train = NULL, ntrain = 0;
 	bool ok = false;
+	struct score_eval *ev = NULL;
 
 	memset(res, 0, sizeof(*res));
 	res->score = c;
 	res->max_points = cc->max_points;
+	res->report.leads = b->n;
+	res->outcome_desc = o ? o->outcome_desc : NULL;
 	nthreads = stage_thread_count(o && o->threads > 0 ? o->threads : run ? run->threads : 0);
 	if (!(holdout > 0 && holdout < 1))
 		return error_set(err, EXIT_USAGE, "holdout fraction \"%g\" is not between 0 and 1",
 		                 holdout);
+	if (os.won == NULL)
+	{
+		os.status = strcmp(cc->outcome_column, "status") == 0;
+		if (!os.status && (os.col = util_column(b, NULL, cc->outcome_column)) < 0)
+			return error_set(
+			    err, EXIT_RULES,
+			    "[calibrate] outcome_column \"%s\" is not a column of the pulled leads",
+			    cc->outcome_column);
+	}
 	if ((res->param = calloc((size_t) c->nparams + 1, sizeof(*res->param))) == NULL ||
 	    (f.pidx = calloc((size_t) c->nparams + 1, sizeof(int))) == NULL ||
 	    (f.off = calloc((size_t) c->nparams + 1, sizeof(int))) == NULL)
@@ -764,55 +1171,77 @@ calibrate_fit(const struct batch *b, const struct ruleset *rs, const struct run_
 	}
 
 	/* which parameters are fitted; the shares of the maximum of those that are not */
-	f.d = 1;
 	for (int k = 0; k < c->nparams; k++)
 	{
 		const struct score_param *p = &c->params[k];
 		struct calibrate_param *cp = &res->param[k];
 		double top = p->weight * p->top;
 
+		cp->excluded_why = left_out(p, cc, o, &os);
+		cp->dropped = o && o->no_shipped && p->shipped;
+		if (cp->dropped)
+			continue; /* off in the written rules: its share goes to the others */
 		total_top += top;
-		if (p->src == SCORE_SRC_STATUS)
-			cp->excluded_why = "it reads the status, which defines the outcome (label leakage)";
-		else if (in_list(cc->exclude, cc->nexclude, p->name))
-			cp->excluded_why = "left out by [calibrate] exclude_params";
 		if (cp->excluded_why)
 		{
 			excl_top += top;
 			continue;
 		}
-		if (p->ncat > UINT16_MAX || f.nfit >= 64)
+		if (f.nfit >= 64)
 		{
-			error_set(err, EXIT_RULES, "%s: [score.%s] has too many categories to fit", p->where,
+			error_set(err, EXIT_RULES,
+			          "%s: [score.%s] is one parameter too many to fit (64 at most)", p->where,
 			          p->name);
 			goto out;
 		}
 		cp->fitted = true;
-		if ((cp->coef = calloc((size_t) p->ncat, sizeof(double))) == NULL ||
-		    (cp->points = calloc((size_t) p->ncat, sizeof(double))) == NULL ||
-		    (cp->leads = calloc((size_t) p->ncat, sizeof(size_t))) == NULL ||
-		    (cp->wins = calloc((size_t) p->ncat, sizeof(size_t))) == NULL)
-		{
-			oom(err);
-			goto out;
-		}
-		f.pidx[f.nfit] = k;
-		f.off[f.nfit++] = f.d;
-		f.d += p->ncat;
+		cp->learned = is_learned(p);
+		f.pidx[f.nfit++] = k;
 	}
 	if (f.nfit == 0)
 	{
 		error_set(err, EXIT_RULES, "every scoring parameter is left out of the fit");
-		error_hint(err, "Check [calibrate] exclude_params.");
+		error_hint(err, "Check [calibrate] exclude_params%s.",
+		           o && o->no_shipped ? " and the parameters of your own files" : "");
 		goto out;
 	}
 	res->fitted_share = total_top > 0 ? 1.0 - excl_top / total_top : 1.0;
 	if (res->fitted_share <= 0)
 		res->fitted_share = 1.0;
-	res->report.features = f.d;
 
-	if (!collect(b, rs, run ? run->now : 0, cc, holdout, &f, nthreads, &res->report.unworked,
-	             &res->report.regex_limit, err))
+	if (!rows(b, &os, holdout, &f, &res->report, err))
+		goto out;
+	/* the categories: learned from the training rows, or the configured ones */
+	if ((ev = score_eval_new(c, b, now, err)) == NULL)
+		goto out;
+	f.d = 1;
+	for (int j = 0; j < f.nfit; j++)
+	{
+		const struct score_param *p = &c->params[f.pidx[j]];
+		struct calibrate_param *cp = &res->param[f.pidx[j]];
+		bool made = !cp->learned           ? copy_cats(p, cp)
+		            : p->kind == SCORE_MAP ? learn_map(c, ev, f.pidx[j], &f, cc, cp)
+		                                   : learn_buckets(c, ev, f.pidx[j], &f, cp);
+
+		if (!made || (cp->coef = calloc((size_t) cp->ncat, sizeof(double))) == NULL ||
+		    (cp->points = calloc((size_t) cp->ncat, sizeof(double))) == NULL ||
+		    (cp->leads = calloc((size_t) cp->ncat, sizeof(size_t))) == NULL ||
+		    (cp->wins = calloc((size_t) cp->ncat, sizeof(size_t))) == NULL)
+		{
+			oom(err);
+			goto out;
+		}
+		if (cp->ncat > UINT16_MAX)
+		{
+			error_set(err, EXIT_RULES, "%s: [score.%s] has too many categories to fit", p->where,
+			          p->name);
+			goto out;
+		}
+		f.off[j] = f.d;
+		f.d += cp->ncat;
+	}
+	res->report.features = f.d;
+	if (!categorise(b, rs, now, res, &f, nthreads, &res->report.regex_limit, err))
 		goto out;
 	res->report.rows = f.m;
 	if ((train = malloc((f.m + 1) * sizeof(size_t))) == NULL)
@@ -836,10 +1265,21 @@ calibrate_fit(const struct batch *b, const struct ruleset *rs, const struct run_
 	res->report.train_rows = ntrain;
 	if (res->report.train_wins == 0 || res->report.train_wins == ntrain)
 	{
-		error_set(err, EXIT_DATA, "nothing to fit: %zu training leads, %zu of them won", ntrain,
-		          res->report.train_wins);
-		error_hint(err, "The leads need known statuses, some in [calibrate] won_statuses and "
-		                "some not.");
+		char why[512];
+
+		calibrate_describe_rows(&res->report, cc, o ? o->outcome_desc : NULL, why, sizeof(why));
+		error_set(err, EXIT_DATA, "nothing to fit: %zu training leads, %zu of them won (%s)",
+		          ntrain, res->report.train_wins, why);
+		if (res->report.rows == 0 && res->report.unworked > 0 && res->report.no_outcome == 0)
+			error_hint(err, "Every lead with an outcome was left out as never worked: set "
+			                "[calibrate] worked_only = no when the source has no touches.");
+		else if (o && o->won)
+			error_hint(err, "The fit needs both won and other outcomes among the job's leads.");
+		else
+			error_hint(err,
+			           "The fit needs leads won ([outcomes] map to won, or [calibrate] %s) "
+			           "and leads with other outcomes.",
+			           cc->won_key);
 		goto out;
 	}
 
@@ -882,6 +1322,7 @@ calibrate_fit(const struct batch *b, const struct ruleset *rs, const struct run_
 	ok = finish(&f, beta, res, err);
 
 out:
+	score_eval_free(ev);
 	free(beta);
 	free(step);
 	free(trial);
@@ -892,131 +1333,4 @@ out:
 	if (!ok)
 		calibrate_result_free(res);
 	return ok;
-}
-
-/* ------------------------------------------------------------------------
- * Writing the rules
- * ------------------------------------------------------------------------ */
-
-/* A value on one INI line; a multi-line value continues on indented lines. */
-static void
-put_value(FILE *out, const char *v)
-{
-	for (; *v; v++)
-	{
-		fputc(*v, out);
-		if (*v == '\n')
-			fputc('\t', out);
-	}
-	fputc('\n', out);
-}
-
-static void
-put_cat_comment(FILE *out, const struct calibrate_param *cp, const struct score_param *p, int k)
-{
-	if (!cp->fitted)
-		return;
-	fprintf(out, "# %s: %zu training leads, %zu won (%.2f%%), coefficient %.4f\n", p->cat[k],
-	        cp->leads[k], cp->wins[k],
-	        cp->leads[k] ? 100.0 * (double) cp->wins[k] / (double) cp->leads[k] : 0.0, cp->coef[k]);
-}
-
-bool
-calibrate_write_rules(const struct calibrate_result *res, FILE *out, struct error *err)
-{
-	const struct score_config *c = res->score;
-	const struct calibrate_report *rep = &res->report;
-	double total_top = 0, scale;
-
-	for (int k = 0; k < c->nparams; k++)
-		total_top += c->params[k].weight * c->params[k].top;
-	/* parameters left out keep their configured points, on the written scale */
-	scale = total_top > 0 ? res->max_points / total_top : 0;
-
-	fprintf(out, "# Scoring points fitted from historical outcomes by refinery calibrate.\n"
-	             "# Give this file after the other rule files: a run uses these points as they\n"
-	             "# are (every weight is 1; personas of the other files still apply).\n"
-	             "#\n"
-	             "# outcome: status in (");
-	for (int k = 0; k < c->calibrate->nwon; k++)
-		fprintf(out, "%s%s", k ? ", " : "", c->calibrate->won[k]);
-	fprintf(out,
-	        ")\n"
-	        "# training leads: %zu (%zu won); held out: %zu (%zu won)\n",
-	        rep->train_rows, rep->train_wins, rep->holdout_rows, rep->holdout_wins);
-	if (c->calibrate->worked_only)
-		fprintf(out, "# left out as never worked (outcome unobserved): %zu\n", rep->unworked);
-	if (rep->regex_limit > 0)
-		fprintf(out, "# left out as a pattern hit a [regex] limit on them: %zu\n",
-		        rep->regex_limit);
-	fprintf(out, "# AUC on the held-out leads: %.4f (training %.4f); %d Newton steps\n",
-	        rep->holdout_auc, rep->train_auc, rep->iterations);
-	for (int k = 0; k < c->nparams; k++)
-		if (!res->param[k].fitted)
-			fprintf(out,
-			        "# not fitted: %s (%s); its configured points are kept at their "
-			        "share\n",
-			        c->params[k].name, res->param[k].excluded_why);
-
-	for (int k = 0; k < c->nparams; k++)
-	{
-		const struct score_param *p = &c->params[k];
-		const struct calibrate_param *cp = &res->param[k];
-		double f = p->weight * scale;
-
-#define PTS(j) (cp->fitted ? cp->points[(j)] : f * p->points[(j)])
-
-		fprintf(out, "\n[score.%s]\n", p->name);
-		if (p->kind == SCORE_RECENCY && !cp->fitted)
-		{
-			fprintf(out, "kind = recency\nfield = %s\nweight = 1\n", p->field);
-			fprintf(out, "max = %.2f\nhalf_life_days = %g\ndefault = %.2f\n", f * p->max,
-			        p->half_life, f * p->points[p->cat_default]);
-			continue;
-		}
-		switch (p->kind)
-		{
-			case SCORE_MAP:
-			case SCORE_REGEX:
-				fprintf(out, "kind = %s\nfield = %s\nweight = 1\n",
-				        p->kind == SCORE_MAP ? "map" : "regex", p->field);
-				if (p->kind == SCORE_REGEX)
-					fprintf(out, "caseless = %s\n", p->caseless ? "yes" : "no");
-				for (int j = 0; j < p->ncat; j++)
-				{
-					put_cat_comment(out, cp, p, j);
-					fprintf(out, "%s = %.2f\n", p->cat[j], PTS(j));
-					if (p->kind == SCORE_REGEX && j < p->npattern)
-					{
-						fprintf(out, "%s.pattern = ", p->cat[j]);
-						put_value(out, p->pattern[j]);
-					}
-				}
-				break;
-			case SCORE_BUCKETS:
-			case SCORE_RECENCY:
-				/* a fitted recency is written as its day buckets */
-				fprintf(out, "kind = buckets\nfield = %s\nweight = 1\n", p->field);
-				for (int j = 0; j < p->ncat; j++)
-					put_cat_comment(out, cp, p, j);
-				fprintf(out, "buckets = ");
-				for (int j = 0; j < p->ncat - 1; j++)
-					fprintf(out, "%s%s:%.2f", j ? ", " : "", p->cat[j], PTS(j));
-				fprintf(out, "\ndefault = %.2f\n", PTS(p->cat_default));
-				break;
-			case SCORE_BOOL:
-				fprintf(out, "kind = bool\nfield = %s\nweight = 1\n", p->field);
-				for (int j = 0; j < p->ncat; j++)
-				{
-					put_cat_comment(out, cp, p, j);
-					fprintf(out, "%s = %.2f\n", p->cat[j], PTS(j));
-				}
-				break;
-		}
-#undef PTS
-	}
-	if (fflush(out) != 0 || ferror(out))
-		return error_set(err, EXIT_DATA, "could not write the calibrated rules: %s",
-		                 strerror(errno));
-	return true;
 }

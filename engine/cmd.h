@@ -11,8 +11,10 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
+#include "batch.h"
 #include "error.h"
 #include "pg.h"
 
@@ -48,10 +50,17 @@ struct cmd_opts
 	bool force;               /* run --force: commit whatever the guards say */
 	bool full;                /* run --full: rewrite every lead's state row */
 	bool defaults;            /* check-rules --defaults: print default.ini */
+	bool verbose;             /* explain --verbose: the raw fields after the story */
+	double progress;          /* run --progress: seconds between progress lines; 0 = none */
 	bool check;               /* jobs --check */
 	long max_age;             /* jobs --max-age, seconds; 0 = not given */
 	const char *max_age_text; /* as given */
 	long keep;                /* prune --keep; 0 = [output] keep_runs */
+	bool keep_cohorts;        /* calibrate --keep-cohorts */
+	bool no_shipped;          /* calibrate --no-shipped */
+	const char *since;        /* feedback --since: outcomes from this date */
+	bool claims;              /* export --claims: refund claims, not results */
+	const char *supplier;     /* export --claims --supplier */
 };
 
 bool cmd_run(const struct cmd_opts *o, struct error *err);
@@ -66,6 +75,30 @@ bool cmd_forget(const struct cmd_opts *o, struct error *err);
 bool cmd_jobs(const struct cmd_opts *o, struct error *err);
 bool cmd_prune(const struct cmd_opts *o, struct error *err);
 bool cmd_revert(const struct cmd_opts *o, struct error *err);
+bool cmd_feedback(const struct cmd_opts *o, struct error *err);
+/* export --claims (cmd_claims.c): cmd_export hands over to it */
+bool cmd_export_claims(const struct cmd_opts *o, struct error *err);
+
+/* A query's result as an aligned text table under a title, psql's look (cmd_report.c). */
+void cmd_print_table(FILE *out, const char *title, PGresult *res);
+
+/*
+ * What feedback and export --claims share (cmd_feedback.c): the rules a
+ * run stored (refinery.runs.rules_text) as a rules object (*out, caller
+ * frees with rules_free); and pg_temp.refinery_origin (lead_id, campaign,
+ * supplier, bought_at), read now from the source those rules name through
+ * their [columns]: the campaign for feedback, the supplier and bought_at
+ * with `claims` (the others NULL).  When the source cannot be read (a CSV
+ * file, a table gone) or lacks the campaign column, `why` says so and no
+ * table is made; with `claims` that, or a source without the supplier or
+ * bought_at column, is a data error instead.
+ */
+struct rules;
+bool cmd_run_rules(PGconn *conn, int64_t run_id, struct rules **out, struct error *err);
+bool cmd_origin_table(PGconn *conn, struct rules *r, bool claims, char *why, size_t whysize,
+                      struct error *err);
+/* A whole result as the CSV file --csv names (header row, formula guard, --file-mode). */
+bool cmd_result_csv(const struct cmd_opts *o, PGresult *res, struct error *err);
 
 /*
  * What the commands that read committed runs share (cmd_query.c): the run to
@@ -109,5 +142,24 @@ bool cmd_resolve_job(PGconn *conn, const char *given, char **job, struct error *
  */
 bool cmd_apply_retention(PGconn *conn, const char *job, long keep, long lock_timeout_ms,
                          int *dropped, struct error *err);
+
+/*
+ * The callable numbers of a run's leads for export (export_phones.c): the
+ * run's rules (numbering plan, do-not-call lists read now) and its dead
+ * numbers (wrong_number outcomes).  export_phones_list() writes the lead's
+ * callable numbers in E.164 ("+972521234567"): `primary` (its phone_norm)
+ * first, then the valid numbers of the source's phone, phone2 and mobile as
+ * entered (NULL when unknown), in that order, none twice, none on a
+ * do-not-call list or dead; returns how many (0 to BATCH_PHONES).
+ */
+#define EXPORT_PHONE_COLUMNS 3
+#define EXPORT_PHONE_BUF     24
+struct export_phones;
+bool export_phones_open(PGconn *conn, int64_t run_id, struct export_phones **out,
+                        struct error *err);
+void export_phones_free(struct export_phones *x); /* NULL is a no-op */
+int export_phones_list(const struct export_phones *x, const char *primary, const char *city,
+                       const char *const entered[EXPORT_PHONE_COLUMNS],
+                       char out[BATCH_PHONES][EXPORT_PHONE_BUF]);
 
 #endif /* REFINERY_CMD_H */

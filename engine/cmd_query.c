@@ -215,8 +215,8 @@ static const char *const sheet_source_cols[][2] = {
  * empty with a warning saying why (never an error: the results still are).
  */
 static bool
-sheet_source(PGconn *conn, int64_t run_id, struct strbuf *from, bool have[NSHEET_SOURCE],
-             struct error *err)
+sheet_source(PGconn *conn, int64_t run_id, const char *lost, struct strbuf *from,
+             bool have[NSHEET_SOURCE], struct error *err)
 {
 	char run[32];
 	const char *p[1] = {run};
@@ -243,9 +243,7 @@ sheet_source(PGconn *conn, int64_t run_id, struct strbuf *from, bool have[NSHEET
 	if (PQntuples(res) != 1 ||
 	    !rules_load_string(r, "refinery.runs.rules_text", PQgetvalue(res, 0, 0), err))
 	{
-		log_warning("the rules of run %" PRId64 " cannot be read (%s): the sheet's values as "
-		            "entered are left empty",
-		            run_id, err->msg);
+		log_warning("the rules of run %" PRId64 " cannot be read (%s): %s", run_id, err->msg, lost);
 		error_clear(err);
 		ok = true;
 		goto out;
@@ -258,9 +256,8 @@ sheet_source(PGconn *conn, int64_t run_id, struct strbuf *from, bool have[NSHEET
 	if (idcol == NULL || *idcol == '\0' ||
 	    ((table == NULL || *table == '\0') && (query == NULL || *query == '\0')))
 	{
-		log_warning("the source of run %" PRId64 " is not a table or query of this database: "
-		            "the sheet's values as entered are left empty",
-		            run_id);
+		log_warning("the source of run %" PRId64 " is not a table or query of this database: %s",
+		            run_id, lost);
 		ok = true;
 		goto out;
 	}
@@ -288,9 +285,8 @@ sheet_source(PGconn *conn, int64_t run_id, struct strbuf *from, bool have[NSHEET
 	res = PQexec(conn, sub.data);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
-		log_warning("the source of run %" PRId64 " cannot be read (%s): the sheet's values as "
-		            "entered are left empty",
-		            run_id, PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+		log_warning("the source of run %" PRId64 " cannot be read (%s): %s", run_id,
+		            PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY), lost);
 		ok = true;
 		goto out;
 	}
@@ -302,9 +298,8 @@ sheet_source(PGconn *conn, int64_t run_id, struct strbuf *from, bool have[NSHEET
 			has_id = has_id || strcmp(PQfname(res, c), idcol) == 0;
 		if (!has_id)
 		{
-			log_warning("the source of run %" PRId64 " has no column \"%s\" any more: the sheet's "
-			            "values as entered are left empty",
-			            run_id, idcol);
+			log_warning("the source of run %" PRId64 " has no column \"%s\" any more: %s", run_id,
+			            idcol, lost);
 			ok = true;
 			goto out;
 		}
@@ -348,6 +343,36 @@ out:
 	return ok;
 }
 
+/*
+ * A COPY row's callable numbers: its fields are not NUL-terminated, so the
+ * primary number, city and phones as entered are copied first.  Returns
+ * how many numbers, -1 (err set) out of memory.
+ */
+static int
+export_lead_numbers(const struct export_phones *x, char **fields, const size_t *lens,
+                    int at_primary, int at_city, int at_entered,
+                    char nums[BATCH_PHONES][EXPORT_PHONE_BUF], struct error *err)
+{
+	char *text[2 + EXPORT_PHONE_COLUMNS];
+	int at[2 + EXPORT_PHONE_COLUMNS] = {at_primary, at_city, at_entered, at_entered + 1,
+	                                    at_entered + 2};
+	int n = -1;
+	bool oom = false;
+
+	for (int k = 0; k < 2 + EXPORT_PHONE_COLUMNS; k++)
+	{
+		text[k] = fields[at[k]] ? strndup(fields[at[k]], lens[at[k]]) : NULL;
+		oom = oom || (fields[at[k]] && text[k] == NULL);
+	}
+	if (oom)
+		error_oom(err);
+	else
+		n = export_phones_list(x, text[0], text[1], (const char *const *) text + 2, nums);
+	for (int k = 0; k < 2 + EXPORT_PHONE_COLUMNS; k++)
+		free(text[k]);
+	return n;
+}
+
 bool
 cmd_export(const struct cmd_opts *o, struct error *err)
 {
@@ -368,7 +393,16 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 	bool guard[64];
 	enum export_format format = FORMAT_RAW;
 	char *cohort = NULL;
+	struct export_phones *phones = NULL;
+	int nout = 0, at_primary = -1, at_city = -1, at_entered = -1;
+	size_t copied = 0;
+	char nums[BATCH_PHONES][EXPORT_PHONE_BUF];
+	char cell[BATCH_PHONES * (EXPORT_PHONE_BUF + 2)];
 
+	if (o->claims)
+		return cmd_export_claims(o, err);
+	if (o->supplier)
+		return error_set(err, EXIT_USAGE, "--supplier goes with --claims");
 	if (o->csv == NULL)
 		return error_set(err, EXIT_USAGE, "export needs --csv=FILE");
 	if (o->format == NULL || strcmp(o->format, "raw") == 0)
@@ -397,7 +431,8 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 		{
 			error_set(err, EXIT_USAGE, "unknown verdict \"%s\"", o->verdict);
 			return error_hint(
-			    err, "Use kept, blacklisted, duplicate, partial, outlier, nurture or customer.");
+			    err,
+			    "Use kept, blacklisted, duplicate, partial, outlier, nurture, customer or review.");
 		}
 	}
 	csvio_writer_opts_init(&wo);
@@ -415,7 +450,16 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 		guard[k] = true;
 	if (format == FORMAT_RAW)
 	{
-		sb_printf(&sql, "SELECT * FROM refinery.results WHERE run_id = %" PRId64, run_id);
+		if (o->verdict && strcmp(o->verdict, "review") == 0)
+			/* the evidence: the opt-out record each lead may be (sql/008_review.sql) */
+			sb_printf(&sql,
+			          "SELECT r.*, e.optout_lead_id, e.optout_name_norm, e.optout_phone_norm, "
+			          "e.optout_email_norm, e.optout_rule_id, e.optout_reason, "
+			          "e.match_probability FROM refinery.results r JOIN refinery.review_leads e "
+			          "USING (run_id, lead_id) WHERE run_id = %" PRId64,
+			          run_id);
+		else
+			sb_printf(&sql, "SELECT * FROM refinery.results WHERE run_id = %" PRId64, run_id);
 		if (o->verdict)
 			sb_printf(&sql, " AND verdict = '%s'", o->verdict);
 		if (cohort)
@@ -427,20 +471,42 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 	}
 	else if (format == FORMAT_DIALER)
 	{
+		bool have[NSHEET_SOURCE];
+		struct strbuf from;
+
 		/* a dialer reads "+972..." as it is: no formula guard */
 		wo.formula_guard = false;
+		sb_init(&from);
+		sb_puts(&from, "refinery.results r");
+		if (!sheet_source(conn, run_id, "the dialer file has each lead's number of the run only",
+		                  &from, have, err) ||
+		    !export_phones_open(conn, run_id, &phones, err))
+		{
+			sb_free(&from);
+			goto out;
+		}
+		/* columns 0-5 are the file's, 6-9 what export_phones_list() reads */
+		sb_puts(&sql, "SELECT r.lead_id, r.phone_norm AS phone, r.rep_id, r.call_order, "
+		              "to_char(r.sla_due_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+		              "AS due_at, r.channel_plan");
+		for (int k = 1; k < NSHEET_SOURCE; k++)
+			if (k != 2)
+				sb_printf(&sql, have[k] ? ", s.%s" : ", NULL::text AS %s", sheet_source_cols[k][1]);
 		sb_printf(&sql,
-		          "SELECT lead_id, phone_norm AS phone, rep_id, call_order, "
-		          "to_char(sla_due_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
-		          "AS due_at, channel_plan FROM refinery.results WHERE run_id = %" PRId64
-		          " AND verdict = 'kept' AND phone_norm ~ '^\\+[0-9]{8,15}$'",
-		          run_id);
+		          " FROM %s WHERE r.run_id = %" PRId64
+		          " AND r.verdict = 'kept' AND r.phone_norm IS NOT NULL",
+		          from.data, run_id);
+		sb_free(&from);
 		if (cohort)
-			sb_printf(&sql, " AND cohort = %s", cohort);
+			sb_printf(&sql, " AND r.cohort = %s", cohort);
 		if (o->has_rep)
-			sb_printf(&sql, " AND rep_id = %" PRId64, o->rep_id);
-		sb_puts(&sql, " ORDER BY rep_id NULLS LAST, call_order NULLS LAST, length(lead_id), "
-		              "lead_id");
+			sb_printf(&sql, " AND r.rep_id = %" PRId64, o->rep_id);
+		sb_puts(&sql, " ORDER BY r.rep_id NULLS LAST, r.call_order NULLS LAST, "
+		              "length(r.lead_id), r.lead_id");
+		nout = 6;
+		at_primary = 1;
+		at_city = 6;
+		at_entered = 7;
 	}
 	else
 	{
@@ -452,7 +518,9 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 
 		sb_init(&from);
 		sb_puts(&from, "refinery.results r");
-		if (!sheet_source(conn, run_id, &from, have, err))
+		if (!sheet_source(conn, run_id, "the sheet's values as entered are left empty", &from, have,
+		                  err) ||
+		    !export_phones_open(conn, run_id, &phones, err))
 		{
 			sb_free(&from);
 			goto out;
@@ -482,6 +550,11 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 			          o->rep_id);
 		else
 			sb_puts(&sql, " ORDER BY length(r.lead_id), r.lead_id");
+		/* then "phones": every callable number, E.164, unguarded */
+		at_primary = 9;
+		at_city = 13;
+		at_entered = 15;
+		guard[NSHEET_SOURCE + 12] = false;
 	}
 	if (sql.oom)
 	{
@@ -499,13 +572,16 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 		if (res == NULL)
 			goto out;
 		ncols = PQnfields(res);
-		if (ncols > 64)
+		if (ncols > 63)
 		{
 			error_set(err, EXIT_INTERNAL, "too many result columns");
 			goto out;
 		}
 		for (int k = 0; k < ncols; k++)
 			names[k] = strdup(PQfname(res, k));
+		if (format == FORMAT_SHEET)
+			names[ncols] = strdup("phones");
+		nout = format == FORMAT_RAW ? ncols : format == FORMAT_SHEET ? ncols + 1 : nout;
 		PQclear(res);
 		res = NULL;
 	}
@@ -535,7 +611,7 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 	}
 	if ((w = csvio_writer_open(o->csv, &wo, err)) == NULL)
 		goto out;
-	for (int k = 0; k < ncols; k++)
+	for (int k = 0; k < nout; k++)
 	{
 		if (names[k] == NULL)
 		{
@@ -546,7 +622,7 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 		lens[k] = strlen(fields[k]);
 		nulls[k] = false;
 	}
-	if (!csvio_writer_row(w, (const char *const *) fields, lens, nulls, ncols, err))
+	if (!csvio_writer_row(w, (const char *const *) fields, lens, nulls, nout, err))
 		goto out;
 	PQclear(res);
 	res = NULL;
@@ -556,8 +632,41 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 
 		for (int k = 0; k < nf && k < ncols; k++)
 			nulls[k] = fields[k] == NULL;
-		ok = nf == ncols &&
-		     csvio_writer_row(w, (const char *const *) fields, lens, nulls, ncols, err);
+		ok = nf == ncols;
+		if (ok && phones == NULL)
+		{
+			ok = csvio_writer_row(w, (const char *const *) fields, lens, nulls, ncols, err);
+			rows++;
+		}
+		else if (ok)
+		{
+			int n = export_lead_numbers(phones, fields, lens, at_primary, at_city, at_entered, nums,
+			                            err);
+
+			ok = n >= 0;
+			if (ok && format == FORMAT_DIALER)
+				for (int k = 0; ok && k < n; k++, rows++)
+				{
+					fields[at_primary] = nums[k];
+					lens[at_primary] = strlen(nums[k]);
+					nulls[at_primary] = false;
+					ok = csvio_writer_row(w, (const char *const *) fields, lens, nulls, nout, err);
+				}
+			else if (ok)
+			{
+				size_t used = 0;
+
+				cell[0] = '\0';
+				for (int k = 0; k < n; k++)
+					used += (size_t) snprintf(cell + used, sizeof(cell) - used, "%s%s",
+					                          k ? "; " : "", nums[k]);
+				fields[ncols] = cell;
+				lens[ncols] = used;
+				nulls[ncols] = n == 0;
+				ok = csvio_writer_row(w, (const char *const *) fields, lens, nulls, nout, err);
+				rows++;
+			}
+		}
 		PQfreemem(row);
 		if (!ok)
 		{
@@ -565,7 +674,7 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 				error_set(err, EXIT_INTERNAL, "malformed COPY row from the server");
 			goto out;
 		}
-		rows++;
+		copied++;
 	}
 	ok = false;
 	res = PQgetResult(conn);
@@ -574,12 +683,12 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 		pg_fail(conn, res, "exporting the run", err);
 		goto out;
 	}
-	if (strtoull(PQcmdTuples(res), NULL, 10) != rows)
+	if (strtoull(PQcmdTuples(res), NULL, 10) != copied)
 	{
 		error_set(err, EXIT_CONNECTION,
 		          "exporting the run: received %zu rows but the server "
 		          "sent %s",
-		          rows, PQcmdTuples(res));
+		          copied, PQcmdTuples(res));
 		goto out;
 	}
 	if (!csvio_writer_commit(w, err))
@@ -592,15 +701,19 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 	{
 		if (format == FORMAT_RAW)
 			log_info("exported %zu leads of run %" PRId64 " to \"%s\"", rows, run_id, o->csv);
+		else if (format == FORMAT_DIALER)
+			log_info("exported %zu numbers of %zu leads of run %" PRId64 " to \"%s\" (dialer)",
+			         rows, copied, run_id, o->csv);
 		else
-			log_info("exported %zu leads of run %" PRId64 " to \"%s\" (%s)", rows, run_id, o->csv,
-			         format == FORMAT_DIALER ? "dialer" : "sheet");
+			log_info("exported %zu leads of run %" PRId64 " to \"%s\" (sheet)", rows, run_id,
+			         o->csv);
 	}
 	ok = true;
 out:
 	if (w)
 		csvio_writer_abort(w);
 	free(cohort);
+	export_phones_free(phones);
 	for (int k = 0; k < 64; k++)
 		free(names[k]);
 	PQclear(res);

@@ -1,7 +1,7 @@
 /*
  * cmd_report.c
- *    report: a run's funnel, cohorts, reps and sources as text tables, or
- *    as an HTML page (--html, an outfile).
+ *    report: a run's funnel, cohorts, reps and sources as text tables, and
+ *    with --html a dashboard page (report_html.c) written as an outfile.
  */
 #include "config.h"
 
@@ -13,11 +13,12 @@
 #include "cmd.h"
 #include "log.h"
 #include "outfile.h"
+#include "report_html.h"
 #include "strbuf.h"
 
-/* Print a result as an aligned text table, psql's default look. */
-static void
-print_table(FILE *out, const char *title, PGresult *res)
+/* Print a result as an aligned text table, psql's default look (cmd.h). */
+void
+cmd_print_table(FILE *out, const char *title, PGresult *res)
 {
 	int nf = PQnfields(res), nt = PQntuples(res);
 	int *w = calloc((size_t) nf, sizeof(int));
@@ -57,77 +58,59 @@ print_table(FILE *out, const char *title, PGresult *res)
 	free(w);
 }
 
-static void
-html_escape(FILE *out, const char *s)
+/*
+ * Where the run's leads went, as the run's summary line counts them: one
+ * row per outcome (assigned, waiting, nurture, then removed per verdict),
+ * with its leads and share of the pulled leads; zeros included.  The text
+ * report prints it; the HTML page can take the same result.
+ */
+static PGresult *
+report_outcomes(PGconn *conn, const char *run_id, struct error *err)
 {
-	for (; *s; s++)
-	{
-		switch (*s)
-		{
-			case '<': fputs("&lt;", out); break;
-			case '>': fputs("&gt;", out); break;
-			case '&': fputs("&amp;", out); break;
-			case '"': fputs("&quot;", out); break;
-			default: fputc(*s, out);
-		}
-	}
+	const char *p[1] = {run_id};
+
+	return pg_query(
+	    conn, "reading the run's outcomes",
+	    "WITH c AS (SELECT CASE WHEN verdict = 'kept' AND rep_id IS NOT NULL THEN 'assigned' "
+	    "WHEN verdict = 'kept' THEN 'waiting' WHEN verdict = 'nurture' THEN 'nurture' "
+	    "ELSE 'removed: ' || verdict END AS outcome, count(*) AS leads "
+	    "FROM refinery.results WHERE run_id = $1 GROUP BY 1) "
+	    "SELECT o.outcome, coalesce(c.leads, 0)::bigint AS leads, "
+	    "coalesce(round(100.0 * c.leads / nullif(sum(c.leads) OVER (), 0), 2), 0) AS pct_of_pulled "
+	    "FROM unnest(ARRAY['assigned', 'waiting', 'nurture', 'removed: blacklisted', "
+	    "'removed: duplicate', 'removed: partial', 'removed: outlier', 'removed: customer']) "
+	    "WITH ORDINALITY AS o(outcome, ord) LEFT JOIN c USING (outcome) ORDER BY o.ord",
+	    1, p, err);
 }
 
-/*
- * An HTML table, and when `bar_col` names a numeric column, a horizontal
- * bar chart of it (inline SVG, so the file needs nothing else to open).
- */
-static void
-html_table(FILE *out, const char *title, PGresult *res, int label_col, int bar_col)
+/* The run's warnings (runs.warnings, engine/vocab.c), one row each, in the order the run gave them. */
+static PGresult *
+report_warnings(PGconn *conn, const char *run_id, struct error *err)
 {
-	int nf = PQnfields(res), nt = PQntuples(res);
-	double max = 0;
+	const char *p[1] = {run_id};
 
-	fputs("<h2>", out);
-	html_escape(out, title);
-	fputs("</h2>\n", out);
-	if (bar_col >= 0 && nt > 0)
-	{
-		for (int r = 0; r < nt; r++)
-			if (atof(PQgetvalue(res, r, bar_col)) > max)
-				max = atof(PQgetvalue(res, r, bar_col));
-		fprintf(out, "<svg width=\"720\" height=\"%d\" role=\"img\">\n", nt * 24 + 8);
-		for (int r = 0; r < nt; r++)
-		{
-			double v = atof(PQgetvalue(res, r, bar_col));
-			int wpx = max > 0 ? (int) (440.0 * v / max) : 0;
+	return pg_query(conn, "reading the run's warnings",
+	                "SELECT w.warning FROM refinery.runs r, "
+	                "unnest(coalesce(r.warnings, '{}')) WITH ORDINALITY AS w(warning, ord) "
+	                "WHERE r.run_id = $1 ORDER BY w.ord",
+	                1, p, err);
+}
 
-			fprintf(out, "<text x=\"0\" y=\"%d\" font-size=\"13\">", r * 24 + 20);
-			html_escape(out, PQgetvalue(res, r, label_col));
-			fprintf(out,
-			        "</text><rect x=\"200\" y=\"%d\" width=\"%d\" height=\"18\" "
-			        "fill=\"#3b6ea5\"/><text x=\"%d\" y=\"%d\" font-size=\"12\">",
-			        r * 24 + 6, wpx, 206 + wpx, r * 24 + 20);
-			html_escape(out, PQgetvalue(res, r, bar_col));
-			fputs("</text>\n", out);
-		}
-		fputs("</svg>\n", out);
-	}
-	fputs("<table>\n<tr>", out);
-	for (int k = 0; k < nf; k++)
-	{
-		fputs("<th>", out);
-		html_escape(out, PQfname(res, k));
-		fputs("</th>", out);
-	}
-	fputs("</tr>\n", out);
-	for (int r = 0; r < nt; r++)
-	{
-		fputs("<tr>", out);
-		for (int k = 0; k < nf; k++)
-		{
-			fputs("<td>", out);
-			html_escape(out, PQgetvalue(res, r, k));
-			fputs("</td>", out);
-		}
-		fputs("</tr>\n", out);
-	}
-	fputs("</table>\n", out);
+/* The text report's tables of the outcomes and the warnings. */
+static bool
+print_outcomes(PGconn *conn, const char *run_id, struct error *err)
+{
+	PGresult *res;
+
+	if ((res = report_outcomes(conn, run_id, err)) == NULL)
+		return false;
+	cmd_print_table(stdout, "Where the leads went (waiting: kept, no rep)", res);
+	PQclear(res);
+	if ((res = report_warnings(conn, run_id, err)) == NULL)
+		return false;
+	cmd_print_table(stdout, "Warnings", res);
+	PQclear(res);
+	return true;
 }
 
 bool
@@ -137,39 +120,31 @@ cmd_report(const struct cmd_opts *o, struct error *err)
 	{
 		const char *title;
 		const char *sql;
-		int label_col;
-		int bar_col;
 	} parts[] = {
-	    {"Run",
-	     "SELECT run_id, job, status, started_at::timestamp(0) AS started_at, "
-	     "round(seconds_total::numeric, 2) AS seconds, source_desc AS source, "
-	     "rows_pulled, rows_kept, left(rules_sha256, 12) AS rules "
-	     "FROM refinery.runs WHERE run_id = $1",
-	     0, -1},
+	    {"Run", "SELECT run_id, job, status, started_at::timestamp(0) AS started_at, "
+	            "round(seconds_total::numeric, 2) AS seconds, source_desc AS source, "
+	            "rows_pulled, rows_kept, left(rules_sha256, 12) AS rules "
+	            "FROM refinery.runs WHERE run_id = $1"},
 	    {"Funnel: leads per verdict",
 	     "SELECT verdict, sum(leads)::bigint AS leads "
-	     "FROM refinery.run_funnel WHERE run_id = $1 GROUP BY verdict ORDER BY leads DESC",
-	     0, 1},
+	     "FROM refinery.run_funnel WHERE run_id = $1 GROUP BY verdict ORDER BY leads DESC"},
 	    {"Removals per rule",
 	     "SELECT verdict, coalesce(rule_id, '') AS rule_id, leads "
 	     "FROM refinery.run_funnel WHERE run_id = $1 AND verdict NOT IN ('kept', 'pulled') "
-	     "ORDER BY leads DESC, rule_id",
-	     1, 2},
-	    {"Stages",
-	     "SELECT stage, rows_in, rows_out, round(seconds::numeric, 3) AS seconds "
-	     "FROM refinery.run_stages WHERE run_id = $1 ORDER BY ord",
-	     0, 3},
-	    {"Cohorts",
-	     "SELECT cohort, leads, pct_of_leads, score_min, score_max, mean_score, "
-	     "sla_hours, target_rate, round(expected_conversions::numeric, 1) AS expected, "
-	     "channel_plan FROM refinery.cohort_summary WHERE run_id = $1 ORDER BY ord",
-	     0, 1},
-	    {"Reps",
-	     "SELECT rep_id, rep_name, active, capacity, assigned, "
-	     "round(utilisation::numeric, 2) AS utilisation, "
-	     "round(expected_conversions::numeric, 2) AS expected "
-	     "FROM refinery.rep_load WHERE run_id = $1 ORDER BY rep_id",
-	     1, 6},
+	     "ORDER BY leads DESC, rule_id"},
+	    /* opt-outs the dedupe stage could not match: a frequent name and nothing else */
+	    {"Unmatched opt-outs",
+	     "SELECT lead_id, rule_id, reason FROM refinery.results WHERE run_id = $1 "
+	     "AND reason LIKE '%unmatched opt-out%' ORDER BY length(lead_id), lead_id"},
+	    {"Stages", "SELECT stage, rows_in, rows_out, round(seconds::numeric, 3) AS seconds "
+	               "FROM refinery.run_stages WHERE run_id = $1 ORDER BY ord"},
+	    {"Cohorts", "SELECT cohort, leads, pct_of_leads, score_min, score_max, mean_score, "
+	                "sla_hours, target_rate, round(expected_conversions::numeric, 1) AS expected, "
+	                "channel_plan FROM refinery.cohort_summary WHERE run_id = $1 ORDER BY ord"},
+	    {"Reps", "SELECT rep_id, rep_name, active, capacity, assigned, "
+	             "round(utilisation::numeric, 2) AS utilisation, "
+	             "round(expected_conversions::numeric, 2) AS expected "
+	             "FROM refinery.rep_load WHERE run_id = $1 ORDER BY rep_id"},
 	};
 	PGconn *conn;
 	int64_t run_id;
@@ -192,12 +167,6 @@ cmd_report(const struct cmd_opts *o, struct error *err)
 		if ((of = outfile_open(o->html, mode, err)) == NULL)
 			goto out;
 		html = outfile_stream(of);
-		fprintf(html,
-		        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-		        "<title>refinery run %s</title><style>body{font-family:sans-serif;margin:2em}"
-		        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}"
-		        "th{background:#eef}</style></head><body>\n<h1>refinery run %s</h1>\n",
-		        id, id);
 	}
 	for (size_t k = 0; k < sizeof(parts) / sizeof(parts[0]); k++)
 	{
@@ -205,15 +174,15 @@ cmd_report(const struct cmd_opts *o, struct error *err)
 
 		if (res == NULL)
 			goto out;
-		print_table(stdout, parts[k].title, res);
-		if (html)
-			html_table(html, parts[k].title, res, parts[k].label_col,
-			           parts[k].bar_col < PQnfields(res) ? parts[k].bar_col : -1);
+		cmd_print_table(stdout, parts[k].title, res);
 		PQclear(res);
 	}
+	if (!print_outcomes(conn, id, err))
+		goto out;
 	if (of)
 	{
-		fputs("</body></html>\n", html);
+		if (!report_html_write(conn, run_id, html, err))
+			goto out;
 		ok = outfile_commit(of, err);
 		of = NULL;
 	}

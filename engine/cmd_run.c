@@ -18,8 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "calibrate.h"
 #include "cmd.h"
@@ -29,6 +29,7 @@
 #include "migrate.h"
 #include "outfile.h"
 #include "pipeline.h"
+#include "progress.h"
 #include "pull.h"
 #include "runconn.h"
 #include "ruleset.h"
@@ -36,6 +37,8 @@
 #include "outcomes.h"
 #include "state.h"
 #include "strbuf.h"
+#include "summary.h"
+#include "vocab.h"
 #include "writeback.h"
 
 /*
@@ -145,103 +148,6 @@ cmd_warn_rejects(const struct ruleset *rs, size_t rejected)
 	            rs->source->csv_reject ? rs->source->csv_reject : "");
 }
 
-static void
-print_funnel(const struct pipeline_result *pr, size_t pulled, long rejected)
-{
-	printf("%-12s %12s %12s %12s %9s\n", "stage", "kept in", "kept out", "removed", "seconds");
-	for (int k = 0; k < pr->nstages; k++)
-	{
-		const struct stage_stats *st = &pr->st[k];
-
-		printf("%-12s %12zu %12zu %12zu %9.3f\n", st->name, st->rows_in, st->rows_out,
-		       st->rows_in >= st->rows_out ? st->rows_in - st->rows_out : 0, st->seconds);
-	}
-	printf("\n%-12s %12s %8s\n", "verdict", "leads", "share");
-	for (int v = 0; v < VERDICT__COUNT; v++)
-		printf("%-12s %12zu %7.2f%%\n", verdict_name(v), pr->verdicts[v],
-		       pulled ? 100.0 * (double) pr->verdicts[v] / (double) pulled : 0.0);
-	printf("%-12s %12zu\n", "pulled", pulled);
-	if (rejected >= 0)
-		printf("%-12s %12ld\n", "rejected", rejected);
-}
-
-/*
- * The run's one line.  rejected: records of a CSV source set aside, or -1
- * for a table or query source, which has no reject file (text: left out;
- * JSON: 0, so that the object has the same keys whatever the source).
- */
-static void
-print_summary(const struct pipeline_result *pr, size_t pulled, long rejected, int64_t run_id,
-              bool dry_run, double seconds)
-{
-	struct strbuf sb;
-
-	if (log_quiet)
-		return;
-	sb_init(&sb);
-	if (log_json)
-	{
-		sb_printf(&sb,
-		          "{\"event\": \"run\", \"run_id\": %" PRId64 ", \"status\": \"%s\", "
-		          "\"pulled\": %zu, \"rejected\": %ld, \"verdicts\": {",
-		          run_id,
-		          dry_run      ? "dry_run"
-		          : run_id < 0 ? "written"
-		                       : "committed",
-		          pulled, rejected > 0 ? rejected : 0);
-		for (int v = 0; v < VERDICT__COUNT; v++)
-			sb_printf(&sb, "\"%s\": %zu%s", verdict_name(v), pr->verdicts[v],
-			          v + 1 < VERDICT__COUNT ? ", " : "");
-		sb_puts(&sb, "}, \"stages\": [");
-		for (int k = 0; k < pr->nstages; k++)
-		{
-			const struct stage_stats *st = &pr->st[k];
-
-			sb_printf(&sb,
-			          "%s{\"name\": \"%s\", \"rows_in\": %zu, \"rows_out\": %zu, "
-			          "\"seconds\": %.3f, \"counters\": {",
-			          k ? ", " : "", st->name, st->rows_in, st->rows_out, st->seconds);
-			for (int j = 0; j < st->ncounters; j++)
-			{
-				if (j)
-					sb_puts(&sb, ", ");
-				sb_json_str(&sb, st->counters[j].name);
-				sb_printf(&sb, ": %zu", st->counters[j].value);
-			}
-			sb_puts(&sb, "}}");
-		}
-		{
-			struct rusage ru;
-
-			getrusage(RUSAGE_SELF, &ru);
-			sb_printf(&sb, "], \"seconds\": %.3f, \"max_rss_kb\": %ld}\n", seconds, ru.ru_maxrss);
-		}
-		if (!sb.oom)
-			fputs(sb.data, stderr);
-	}
-	else
-	{
-		if (dry_run)
-			sb_puts(&sb, "refinery: dry run (rolled back):");
-		else if (run_id >= 0)
-			sb_printf(&sb, "refinery: run %" PRId64 " committed:", run_id);
-		else
-			sb_puts(&sb, "refinery: run written:");
-		sb_printf(&sb, " %zu pulled", pulled);
-		if (rejected >= 0)
-			sb_printf(&sb, ", %ld rejected", rejected);
-		for (int v = 0; v < VERDICT__COUNT; v++)
-			sb_printf(&sb, ", %zu %s", pr->verdicts[v], verdict_name(v));
-		sb_puts(&sb, ";");
-		for (int k = 0; k < pr->nstages; k++)
-			sb_printf(&sb, " %s %.2fs", pr->st[k].name, pr->st[k].seconds);
-		sb_printf(&sb, "; total %.2fs\n", seconds);
-		if (!sb.oom)
-			fputs(sb.data, stdout);
-	}
-	sb_free(&sb);
-}
-
 /*
  * The stages; with the job's outcomes the match stage runs apart, after
  * the outcomes' effects that need clusters and normalised phones (a won
@@ -339,6 +245,8 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	struct job_state *state = NULL;
 	struct stage_stats *state_st = NULL;
 	struct lead_outcomes *outcomes = NULL;
+	struct vocab_warnings warnings = {0};
+	struct run_summary sum;
 
 	memset(&pr, 0, sizeof(pr));
 	memset(&lease, 0, sizeof(lease));
@@ -356,6 +264,7 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	snprintf(lease.started, sizeof(lease.started), "%.6f", t0);
 	to_db = rs->output->target == OUTPUT_DATABASE;
 	pg_signals_install();
+	progress_start(o->progress, !log_quiet && !log_json && isatty(STDERR_FILENO));
 
 	if (to_db || rs->source->kind != SOURCE_CSV || sidedata_needs_db(rs))
 	{
@@ -390,10 +299,14 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	if (to_db)
 	{
 		/* the job's state: its own line in the timings, the holds it gave as a counter */
-		double s0 = pipeline_clock();
+		double s0;
 		size_t held = 0;
 
 		state_st = pipeline_add(&pr, "state");
+		/* the CRM's new outcomes first: the state's first part reads the leads that have some */
+		if (!outcomes_import(conn, rs, lease.job, state_st, err))
+			goto out;
+		s0 = pipeline_clock();
 		if (!state_read(conn, lease.job, rs->sha256, b, &state, err))
 			goto out;
 		for (size_t i = 0; i < b->n; i++)
@@ -405,22 +318,25 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 			state_st->seconds = pipeline_clock() - s0;
 		}
 	}
-	/* the job's outcomes, read before the stages: their effects frame the run */
+	/* the job's outcomes (the CRM's new ones were added above), read before the stages */
 	if (state && !outcomes_read(conn, rs, state, b, &outcomes, err))
 		goto out;
 	outcomes_apply_before(outcomes, b, state_st);
-	if (!cmd_set_now(conn, rs, b, &run.now, err) || !sidedata_load(conn, rs, b, err))
+	if (!cmd_set_now(conn, rs, b, &run.now, err) || !sidedata_load(conn, rs, b, err) ||
+	    !outcomes_learn(outcomes, rs, b, state_st, err))
 		goto out;
 	FAULT("compute");
 	/* the rest of the state is read while the stages compute (the connection is idle) */
 	if (state && !state_read_start(conn, state, err))
 		goto out;
-	if (!run_stages(b, rs, &run, &pr, outcomes, state_st, err))
+	if (!run_stages(b, rs, &run, &pr, outcomes, state_st, err) ||
+	    !vocab_check(rs, b, &pr, &warnings, err))
 		goto out;
 	if (state && !state_finish(state, b, state_st, err))
 		goto out;
 	if (state && !state_reconcile(state, b, o->full, err))
 		goto out;
+	outcomes_apply_due(outcomes, state, b);
 	if (state && state_st)
 	{
 		const struct state_counts *c = state_counts(state);
@@ -444,6 +360,8 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	meta.dry_run = o->dry_run;
 	meta.job = lease.job;
 	meta.state = state;
+	meta.warnings = warnings.msg;
+	meta.nwarnings = warnings.n;
 	if (to_db)
 	{
 		if (!writeback_database(conn, rs, b, &pr, &meta, &run_id, err))
@@ -452,9 +370,18 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	}
 	else if (!o->dry_run && !writeback_csv(rs, b, &pr, &meta, err))
 		goto out;
+	sum = (struct run_summary){.pr = &pr,
+	                           .b = b,
+	                           .rejected = rejected,
+	                           .run_id = o->dry_run ? -1 : run_id,
+	                           .dry_run = o->dry_run,
+	                           .job = lease.job,
+	                           .seconds = epoch_now() - t0,
+	                           .warnings = &warnings};
+	progress_stop(true);
 	if (o->dry_run)
-		print_funnel(&pr, b->n, rejected);
-	print_summary(&pr, b->n, rejected, o->dry_run ? -1 : run_id, o->dry_run, epoch_now() - t0);
+		summary_funnel(&sum);
+	summary_print(&sum);
 	if (state && committed)
 		print_changes(state);
 	/* after the commit, in a short transaction of its own (it locks lead_results) */
@@ -468,6 +395,7 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	ok = true;
 out:
 	state_read_stop(state); /* the connection is the run's again */
+	progress_stop(false);
 	if (to_db && conn && !committed)
 		runconn_lease_forget(conn, &lease);
 	if (!ok && pg_interrupted() && err->code != EXIT_LOCKED)
@@ -482,6 +410,7 @@ out:
 		error_detail(err, "The run was rolled back; the database is as it was.");
 	}
 	pipeline_result_free(&pr);
+	vocab_warnings_free(&warnings);
 	outcomes_free(outcomes);
 	state_free(state);
 	batch_free(b);
@@ -525,7 +454,8 @@ cmd_check_rules(const struct cmd_opts *o, struct error *err)
 {
 	const char **files = calloc((size_t) (o->nfiles + o->nargs) + 1, sizeof(char *));
 	int n = 0;
-	struct ruleset *rs;
+	struct ruleset *loaded;   /* owned; freed at the end */
+	const struct ruleset *rs; /* the same, read only once loaded, as run holds it */
 	struct blacklist_dnc *dnc = NULL;
 	const struct error *problems;
 	int nproblems;
@@ -545,7 +475,7 @@ cmd_check_rules(const struct cmd_opts *o, struct error *err)
 		files[n++] = o->files[i];
 	for (int i = 0; i < o->nargs; i++)
 		files[n++] = o->args[i];
-	rs = ruleset_check(files, n, &problems, &nproblems, err);
+	rs = loaded = ruleset_check(files, n, &problems, &nproblems, err);
 	free(files);
 	if (rs == NULL)
 		return false;
@@ -560,19 +490,19 @@ cmd_check_rules(const struct cmd_opts *o, struct error *err)
 	}
 	if (nproblems > 0)
 	{
-		ruleset_free(rs);
+		ruleset_free(loaded);
 		return false;
 	}
 	/* a do-not-call file that cannot be read is reported here, as a run would */
 	if (!sidedata_load_files(rs, &dnc, err))
 	{
 		blacklist_dnc_free(dnc);
-		ruleset_free(rs);
+		ruleset_free(loaded);
 		return false;
 	}
 	blacklist_dnc_free(dnc);
 	if (!log_quiet)
 		printf("refinery: rules are valid (sha256 %s)\n", rs->sha256);
-	ruleset_free(rs);
+	ruleset_free(loaded);
 	return true;
 }

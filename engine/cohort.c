@@ -238,8 +238,18 @@ cohort_config_load(struct rules *r, struct cohort_config **out, struct error *er
 	}
 	for (int k = 0; k < nsecs; k++)
 	{
+		int enabled;
+
 		if (strcmp(secs[k], "cohort") == 0)
 			continue; /* left for the unknown-section check */
+		/* "enabled = no" in a later file switches a cohort off, a shipped one too */
+		if ((enabled = rules_section_enabled(r, secs[k], err)) <= 0)
+		{
+			if (enabled == 0)
+				continue;
+			free(secs);
+			return false;
+		}
 		if (!load_cohort(r, secs[k], c->mode, &c->cohorts[c->ncohorts++], err))
 		{
 			free(secs);

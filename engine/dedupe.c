@@ -23,10 +23,11 @@
  * household phone is not one person) unless the other fields alone are
  * overwhelming.  Matches are joined strongest first with union-find; a
  * join is refused when a pair across the two clusters is a clear non-match
- * (the chaining guard).  Opt-outs then black-list their whole cluster and
- * the clusters that probably are the same person, each cluster gets a
- * survivor by the configured policy, the other kept members become
- * duplicates, and the survivor receives the golden record.
+ * (the chaining guard).  Opt-outs then black-list their whole cluster,
+ * each cluster gets a survivor by the configured policy, the other kept
+ * members become duplicates, and the survivor receives the golden record;
+ * a kept survivor linked to an opted-out cluster too weakly to merge (see
+ * review_optout_links) is held for review.
  *
  * Memory: per-run arrays (prepared values, pairs, patterns) are malloc'd
  * and freed before return; strings the batch keeps (reasons, golden JSON)
@@ -342,8 +343,18 @@ prepare_row(struct run *r, const int (*cols)[DEDUPE_MAX_COLUMNS], size_t p)
 					break;
 				if (fc->cmp == DEDUPE_CMP_DATE)
 				{
+					char digits[9];
+					bool written = dd_date_digits(v, digits);
+
+					if (written)
+						d->s[p] = run_strdup(r, digits, 8);
 					if (!dd_parse_days(v, &x))
+					{
+						/* a day that does not exist is compared as written */
+						if (written)
+							d->h[p] = dd_hash_bytes(digits, 8, 7);
 						break;
+					}
 				}
 				else
 				{
@@ -559,6 +570,7 @@ run_free(struct run *r)
 	free(r->pair);
 	free(r->pattern);
 	free(r->weight);
+	free(r->opt);
 }
 
 static bool
@@ -580,107 +592,229 @@ all_ids_numeric(const struct batch *b)
 
 /* Black-list the kept members of opted-out clusters; see dedupe.h. */
 static bool
-propagate_optouts(struct run *r, struct unionfind *uf, double optout_w)
+propagate_optouts(struct run *r, struct unionfind *uf)
 {
 	struct batch *b = r->b;
 	size_t np = r->np;
-	uint32_t *opt = malloc(np * sizeof(*opt));   /* root -> its first opt-out participant */
-	uint32_t *sus = malloc(np * sizeof(*sus));   /* root -> the pair that makes it suspect */
 	const char **why = calloc(np, sizeof(*why)); /* root -> the reason, built once */
 	bool ok = false;
 
-	if (opt == NULL || sus == NULL || why == NULL)
+	/* root -> its first opt-out participant; kept for review_optout_links */
+	r->opt = malloc(np * sizeof(*r->opt));
+	if (r->opt == NULL || why == NULL)
 		goto out;
 	for (size_t p = 0; p < np; p++)
-		opt[p] = sus[p] = UINT32_MAX;
+		r->opt[p] = UINT32_MAX;
 	for (size_t p = 0; p < np; p++)
 	{
 		uint32_t root = unionfind_find(uf, (uint32_t) p);
 
-		if (b->optout[r->row[p]] && opt[root] == UINT32_MAX)
-			opt[root] = (uint32_t) p;
+		if (b->optout[r->row[p]] && r->opt[root] == UINT32_MAX)
+			r->opt[root] = (uint32_t) p;
 	}
-
-	/*
-	 * Calling a person who opted out is the worst error this engine can
-	 * make, so a cluster is also suppressed when one of its members
-	 * probably (at optout_probability, below the merge threshold) is the
-	 * person who opted out.  Pairs in index order: the first one decides.
-	 */
-	for (size_t k = 0; k < r->npairs; k++)
-	{
-		uint32_t ra, rb;
-
-		if (r->weight[k] < optout_w || dd_vetoed(r, r->pattern[k], r->weight[k]))
-			continue;
-		ra = unionfind_find(uf, pair_a(r->pair[k]));
-		rb = unionfind_find(uf, pair_b(r->pair[k]));
-		if (ra == rb)
-			continue;
-		if (opt[ra] != UINT32_MAX && opt[rb] == UINT32_MAX && sus[rb] == UINT32_MAX)
-			sus[rb] = (uint32_t) k;
-		else if (opt[rb] != UINT32_MAX && opt[ra] == UINT32_MAX && sus[ra] == UINT32_MAX)
-			sus[ra] = (uint32_t) k;
-	}
-
 	for (size_t p = 0; p < np; p++)
 	{
 		size_t i = r->row[p];
-		uint32_t root = unionfind_find(uf, (uint32_t) p);
-		uint32_t src;
-		const char *rule;
+		uint32_t root = unionfind_find(uf, (uint32_t) p), src = r->opt[root];
 		char buf[256];
-		bool suspect;
 
-		if (b->verdict[i] != VERDICT_KEPT)
+		if (b->verdict[i] != VERDICT_KEPT || src == UINT32_MAX)
 			continue;
-		if (opt[root] != UINT32_MAX)
-		{
-			src = opt[root];
-			suspect = false;
-		}
-		else if (sus[root] != UINT32_MAX)
-		{
-			uint64_t code = r->pair[sus[root]];
-			uint32_t other = unionfind_find(uf, pair_a(code)) == root ? pair_b(code) : pair_a(code);
-
-			src = opt[unionfind_find(uf, other)];
-			suspect = true;
-		}
-		else
-			continue;
-		rule = b->rule_id[r->row[src]] ? b->rule_id[r->row[src]] : "optout_propagated";
 		if (why[root] == NULL)
 		{
-			if (suspect)
-			{
-				double w = r->weight[sus[root]];
-
-				snprintf(buf, sizeof(buf),
-				         "probably the person who opted out on lead %s "
-				         "(match probability %.2f)",
-				         batch_lead_id(b, r->row[src]), 1.0 / (1.0 + exp2(-w)));
-			}
-			else
-				snprintf(buf, sizeof(buf), "person opted out on lead %s",
-				         batch_lead_id(b, r->row[src]));
+			snprintf(buf, sizeof(buf), "person opted out on lead %s",
+			         batch_lead_id(b, r->row[src]));
 			if ((why[root] = batch_strdup(b, buf)) == NULL)
 				goto out;
 		}
-		batch_mark(b, i, VERDICT_BLACKLISTED, rule, why[root]);
+		batch_mark(b, i, VERDICT_BLACKLISTED,
+		           b->rule_id[r->row[src]] ? b->rule_id[r->row[src]] : "optout_propagated",
+		           why[root]);
 		if (r->rep)
-		{
-			if (suspect)
-				r->rep->optout_suspected++;
-			else
-				r->rep->optout_propagated++;
-		}
+			r->rep->optout_propagated++;
 	}
 	ok = true;
 out:
-	free(opt);
-	free(sus);
 	free(why);
+	return ok;
+}
+
+/* Whether participant p has a value in field f. */
+static bool
+has_value(const struct run *r, int f, uint32_t p)
+{
+	if (r->c->field[f].cmp != DEDUPE_CMP_PHONE)
+		return r->fd[f].h[p] != 0;
+	for (int k = 0; k < BATCH_PHONES; k++)
+		if (r->fd[f].h[(size_t) p * BATCH_PHONES + k] != 0)
+			return true;
+	return false;
+}
+
+/*
+ * Whether opt-out participant p carries nothing to match on but a name:
+ * every field other than the names and the dates compared without typos
+ * (a submission date is no identity) is missing.
+ */
+static bool
+name_only(const struct run *r, uint32_t p)
+{
+	for (int f = 0; f < r->c->nfields; f++)
+	{
+		const struct dedupe_field *fc = &r->c->field[f];
+
+		if (fc->cmp == DEDUPE_CMP_NAME || (fc->cmp == DEDUPE_CMP_DATE && !fc->typo))
+			continue;
+		if (has_value(r, f, p))
+			return false;
+	}
+	return true;
+}
+
+/* Participants holding p's name exactly (the most of its name fields); 0 without a name. */
+static uint32_t
+name_holders(const struct run *r, uint32_t p)
+{
+	uint32_t n = 0;
+
+	for (int f = 0; f < r->c->nfields; f++)
+		if (r->c->field[f].cmp == DEDUPE_CMP_NAME && r->fd[f].h[p] != 0 && r->fd[f].freq[p] > n)
+			n = r->fd[f].freq[p];
+	return n;
+}
+
+/*
+ * Whether pair k links a kept lead to the opt-out participant o by a name
+ * alone: o has no contact (phone or e-mail: one that has is found through
+ * it), every name field agrees (same tokens, or strong), and no other field
+ * plainly disagrees (dates compared without typos aside), e.g. the same
+ * name in the same city, or the same name where one side has no city.
+ */
+static bool
+name_link(const struct run *r, size_t k, uint32_t o)
+{
+	bool named = false;
+
+	if (name_only(r, o) && name_holders(r, o) >= (uint32_t) r->c->frequent)
+		return false; /* an unmatched opt-out: its namesakes are not suspects */
+	for (int f = 0; f < r->c->nfields; f++)
+		if ((r->c->field[f].cmp == DEDUPE_CMP_EMAIL || r->c->field[f].cmp == DEDUPE_CMP_PHONE) &&
+		    has_value(r, f, o))
+			return false;
+	for (int f = 0; f < r->c->nfields; f++)
+	{
+		const struct dedupe_field *fc = &r->c->field[f];
+		unsigned l = pattern_level(r->pattern[k], f);
+
+		if (fc->cmp == DEDUPE_CMP_NAME)
+		{
+			if (l > STRSIM_STRONG)
+				return false;
+			named = true;
+		}
+		else if (l != LEVEL_MISSING && l + 1 == (unsigned) fc->nlevels &&
+		         !(fc->cmp == DEDUPE_CMP_DATE && !fc->typo))
+			return false;
+	}
+	return named;
+}
+
+/*
+ * The product rule for ambiguous opt-outs.  A kept lead whose link to an
+ * opted-out cluster is too weak to merge them (a pair at
+ * optout_probability or above that no veto blocks, or a name alone: see
+ * name_link) gets the verdict review: out of every call list until a person
+ * confirms; its reason names the opt-out lead and the evidence.  Runs after
+ * the survivors are chosen, so a cluster's survivor carries it.  Pairs in
+ * index order: the first link decides.  An opt-out with nothing but a name
+ * held by `frequent` records or more that joined no one is an unmatched
+ * opt-out: its reason says so and the stage counts it.
+ */
+static bool
+review_optout_links(struct run *r, struct unionfind *uf, double optout_w)
+{
+	struct batch *b = r->b;
+	size_t np = r->np;
+	uint32_t *link = malloc(np * sizeof(*link)); /* root -> the pair linking it */
+	uint32_t *named = NULL; /* opted-out root -> kept leads it reaches by a name alone */
+	struct sbuf s = {0};
+	bool ok = false;
+
+	if (link == NULL || (named = calloc(np, sizeof(*named))) == NULL)
+		goto out;
+	for (size_t p = 0; p < np; p++)
+		link[p] = UINT32_MAX;
+	/* pass 1: how many kept leads each opted-out cluster reaches by a name alone */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t k = 0; k < r->npairs; k++)
+		{
+			uint32_t a = pair_a(r->pair[k]), bb = pair_b(r->pair[k]);
+			uint32_t ra = unionfind_find(uf, a), rb = unionfind_find(uf, bb), o, kr, ro;
+
+			if (ra == rb)
+				continue;
+			if (r->opt[ra] != UINT32_MAX && r->opt[rb] == UINT32_MAX)
+				o = a, kr = rb, ro = ra;
+			else if (r->opt[rb] != UINT32_MAX && r->opt[ra] == UINT32_MAX)
+				o = bb, kr = ra, ro = rb;
+			else
+				continue;
+			if (pass == 0)
+			{
+				named[ro] += name_link(r, k, o);
+				continue;
+			}
+			if (link[kr] != UINT32_MAX)
+				continue;
+			if ((r->weight[k] >= optout_w && !dd_vetoed(r, r->pattern[k], r->weight[k])) ||
+			    (named[ro] <= (uint32_t) r->c->optout_namesakes && name_link(r, k, o)))
+				link[kr] = (uint32_t) k;
+		}
+	for (size_t p = 0; p < np; p++)
+	{
+		size_t i = r->row[p];
+		uint32_t root = unionfind_find(uf, (uint32_t) p), k = link[root], o;
+		const char *reason;
+
+		if (b->verdict[i] != VERDICT_KEPT || k == UINT32_MAX)
+			continue;
+		o = unionfind_find(uf, pair_a(r->pair[k])) == root ? pair_b(r->pair[k])
+		                                                   : pair_a(r->pair[k]);
+		s.n = 0;
+		dd_sb_printf(&s, "may be the person who opted out on lead %s: ",
+		             batch_lead_id(b, r->row[r->opt[unionfind_find(uf, o)]]));
+		dd_describe_match(r, (uint32_t) p, o, &s);
+		dd_sb_printf(&s, "; match probability %.3f", 1.0 / (1.0 + exp2(-r->weight[k])));
+		if (s.oom || (reason = batch_strndup(b, s.p, s.n)) == NULL)
+			goto out;
+		batch_mark(b, i, VERDICT_REVIEW, DEDUPE_REVIEW_RULE, reason);
+		if (r->rep)
+			r->rep->optout_review++;
+	}
+	for (size_t p = 0; p < np; p++)
+	{
+		size_t i = r->row[p];
+		uint32_t holders;
+		const char *reason;
+
+		if (!b->optout[i] || uf->size[unionfind_find(uf, (uint32_t) p)] > 1 ||
+		    !name_only(r, (uint32_t) p) ||
+		    (holders = name_holders(r, (uint32_t) p)) < (uint32_t) r->c->frequent)
+			continue;
+		s.n = 0;
+		dd_sb_printf(&s, "%s; unmatched opt-out: only a name, held by %u records",
+		             b->reason[i] ? b->reason[i] : "opted out", holders);
+		if (s.oom || (reason = batch_strndup(b, s.p, s.n)) == NULL)
+			goto out;
+		b->reason[i] = reason;
+		if (r->rep)
+			r->rep->optout_unmatched++;
+	}
+	ok = true;
+out:
+	free(s.p);
+	free(link);
+	free(named);
 	return ok;
 }
 
@@ -882,6 +1016,9 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 					goto oom;
 				break;
 			case DEDUPE_CMP_DATE:
+				if ((d->s = calloc(r.np, sizeof(*d->s))) == NULL)
+					goto oom;
+				/* FALLTHROUGH */
 			case DEDUPE_CMP_NUMBER:
 				if ((d->x = calloc(r.np, sizeof(*d->x))) == NULL)
 					goto oom;
@@ -992,12 +1129,12 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	best = malloc(r.np * sizeof(*best));
 	t4 = now_seconds();
 	if (uf == NULL || best == NULL || !dd_build_clusters(&r, uf, match_w, best) ||
-	    !propagate_optouts(&r, uf, optout_w))
+	    !propagate_optouts(&r, uf))
 		goto oom;
 	t5 = now_seconds();
 	if (run_stopped(&r))
 		goto stopped;
-	if (!resolve_clusters(&r, uf, best))
+	if (!resolve_clusters(&r, uf, best) || !review_optout_links(&r, uf, optout_w))
 		goto oom;
 	t6 = now_seconds();
 	if (run_stopped(&r))
@@ -1058,7 +1195,8 @@ dedupe_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, 
 	stage_count(st, "clusters", rep.clusters);
 	stage_count(st, "duplicates", rep.duplicates);
 	stage_count(st, "optout_propagated", rep.optout_propagated);
-	stage_count(st, "optout_suspected", rep.optout_suspected);
+	stage_count(st, "optout_review", rep.optout_review);
+	stage_count(st, "optout_unmatched", rep.optout_unmatched);
 	stage_count(st, "merges_refused", rep.refused);
 	stage_count(st, "blocks_skipped", rep.blocks_skipped);
 	return true;

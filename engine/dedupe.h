@@ -107,7 +107,7 @@ struct dedupe_config
 {
 	bool enabled;
 	double min_probability;    /* match when P(same person) >= this */
-	double optout_probability; /* suppress as "probably opted out" when >= this */
+	double optout_probability; /* hold for review as "may have opted out" when >= this */
 	double cannot_link;        /* a pair whose weight is at most this keeps its records apart */
 	bool em;                   /* estimate m and the prior by EM; else the rules' m */
 	bool prior_given;          /* estimate = fixed with a prior: nothing estimated */
@@ -115,9 +115,10 @@ struct dedupe_config
 	long em_iterations;
 	long u_sample; /* random pairs per field for u */
 	uint64_t seed;
-	long frequent;    /* a phone / e-mail held by more rows is no evidence */
-	long max_block;   /* default max_size of a block */
-	double veto_lift; /* a veto gives way when the other fields alone reach
+	long frequent;         /* a phone / e-mail held by more rows is no evidence */
+	long optout_namesakes; /* an opt-out reaching more kept leads by name alone holds none */
+	long max_block;        /* default max_size of a block */
+	double veto_lift;      /* a veto gives way when the other fields alone reach
 								 * this probability; 1 = never */
 	int nfields;
 	struct dedupe_field field[DEDUPE_MAX_FIELDS];
@@ -151,9 +152,10 @@ struct dedupe_report
 	size_t clusters;                       /* clusters of two or more */
 	size_t duplicates;                     /* rows marked duplicate */
 	size_t optout_propagated;              /* kept rows black-listed through their cluster */
-	size_t optout_suspected;               /* kept rows black-listed as a probable match */
-	double prior;                          /* log2 odds that two random participants match */
-	double seconds[6];                     /* prepare, block, compare, estimate, cluster, resolve */
+	size_t optout_review;    /* kept rows held for review: a weak link to an opt-out */
+	size_t optout_unmatched; /* opt-outs with only a frequent name, joined to no one */
+	double prior;            /* log2 odds that two random participants match */
+	double seconds[6];       /* prepare, block, compare, estimate, cluster, resolve */
 	int em_iterations;
 	int nfields;
 	struct
@@ -168,6 +170,9 @@ struct dedupe_report
 		double weight_given[DEDUPE_MAX_LEVELS];
 	} field[DEDUPE_MAX_FIELDS];
 };
+
+/* The rule id of a lead held for review as a possible opt-out (verdict review). */
+#define DEDUPE_REVIEW_RULE "dedupe.optout_review"
 
 struct name_translit;
 struct phone_plan;

@@ -32,22 +32,36 @@ tf_adjust(const struct fdata *d, uint32_t count)
 	return adj > 10.0 ? 10.0 : adj < -10.0 ? -10.0 : adj;
 }
 
-/* One typed digit wrong, two neighbours swapped, or day and month swapped. */
-static bool
-date_typo(double xa, double xb)
+/*
+ * Two e-mail keys one typo apart: the same domain (the domain typo map and
+ * the provider rules are in the key already) and local parts of at least
+ * four characters one edit apart, or the same local part and domains one
+ * edit apart.
+ */
+bool
+dd_email_typo(const char *a, const char *b)
 {
-	int ya, ma, da, yb, mb, db;
-	char sa[16], sb[16];
+	const char *ea = strrchr(a, '@'), *eb = strrchr(b, '@');
+	size_t la, lb;
+
+	if (ea == NULL || eb == NULL)
+		return false;
+	la = (size_t) (ea - a);
+	lb = (size_t) (eb - b);
+	if (strcmp(ea, eb) == 0)
+		return la >= 4 && lb >= 4 && strsim_osa(a, la, b, lb, 1) == 1;
+	return la == lb && memcmp(a, b, la) == 0 && strlen(ea + 1) >= 4 &&
+	       strsim_osa(ea + 1, strlen(ea + 1), eb + 1, strlen(eb + 1), 1) == 1;
+}
+
+/* Of two dates' digits YYYYMMDD: one digit wrong, two neighbours swapped, or day and month swapped. */
+static bool
+digits_typo(const char *sa, const char *sb)
+{
 	int diff = 0, first = -1;
 
-	dd_days_to_ymd((int64_t) xa, &ya, &ma, &da);
-	dd_days_to_ymd((int64_t) xb, &yb, &mb, &db);
-	if (ya == yb && ma == db && da == mb)
+	if (memcmp(sa, sb, 4) == 0 && memcmp(sa + 4, sb + 6, 2) == 0 && memcmp(sa + 6, sb + 4, 2) == 0)
 		return true;
-	snprintf(sa, sizeof(sa), "%04d%02d%02d", ya, ma, da);
-	snprintf(sb, sizeof(sb), "%04d%02d%02d", yb, mb, db);
-	if (strlen(sa) != 8 || strlen(sb) != 8)
-		return false;
 	for (int k = 0; k < 8; k++)
 		if (sa[k] != sb[k])
 		{
@@ -58,6 +72,22 @@ date_typo(double xa, double xb)
 	if (diff == 1)
 		return true;
 	return diff == 2 && first < 7 && sa[first] == sb[first + 1] && sa[first + 1] == sb[first];
+}
+
+/* One typed digit wrong, two neighbours swapped, or day and month swapped. */
+static bool
+date_typo(double xa, double xb)
+{
+	int ya, ma, da, yb, mb, db;
+	char sa[16], sb[16];
+
+	dd_days_to_ymd((int64_t) xa, &ya, &ma, &da);
+	dd_days_to_ymd((int64_t) xb, &yb, &mb, &db);
+	snprintf(sa, sizeof(sa), "%04d%02d%02d", ya, ma, da);
+	snprintf(sb, sizeof(sb), "%04d%02d%02d", yb, mb, db);
+	if (strlen(sa) != 8 || strlen(sb) != 8)
+		return false;
+	return digits_typo(sa, sb);
 }
 
 /*
@@ -127,7 +157,7 @@ dd_compare_field(const struct run *r, int f, uint32_t a, uint32_t b, double *tf,
 				return 1;
 			if (d->h2[a] == d->h2[b] && strcmp(d->s2[a], d->s2[b]) == 0)
 				return 2;
-			return 3;
+			return fc->typo && dd_email_typo(d->s2[a], d->s2[b]) ? 3 : 4;
 		case DEDUPE_CMP_NAME:
 		{
 			enum strsim_level l;
@@ -174,7 +204,18 @@ dd_compare_field(const struct run *r, int f, uint32_t a, uint32_t b, double *tf,
 			double xa = d->x[a], xb = d->x[b];
 
 			if (isnan(xa) || isnan(xb))
-				return LEVEL_MISSING;
+			{
+				/* a day that does not exist (1855-01-81): its digits as written */
+				if (fc->cmp != DEDUPE_CMP_DATE || d->s[a] == NULL || d->s[b] == NULL)
+					return LEVEL_MISSING;
+				if (strcmp(d->s[a], d->s[b]) == 0)
+				{
+					if (fc->tf)
+						*tf += tf_adjust(d, d->freq[a]);
+					return 0;
+				}
+				return fc->typo && digits_typo(d->s[a], d->s[b]) ? 1 : 2;
+			}
 			if (xa == xb)
 			{
 				if (fc->tf)
@@ -243,6 +284,27 @@ part_values(const struct run *r, int f, enum dedupe_key_fn fn, int prefix, uint3
 		case DEDUPE_CMP_NUMBER:
 			if (d->h[p] == 0)
 				return 0;
+			if (isnan(d->x[p]))
+			{
+				/* a day that does not exist: its value, or its year and month as written */
+				if (fn == DEDUPE_KEY_NEAR)
+					return 0;
+				if (fn == DEDUPE_KEY_YEAR || fn == DEDUPE_KEY_MONTH)
+				{
+					const char *w = d->s[p];
+					uint64_t y = (uint64_t) ((w[0] - '0') * 1000 + (w[1] - '0') * 100 +
+					                         (w[2] - '0') * 10 + (w[3] - '0'));
+					uint64_t m = (uint64_t) ((w[4] - '0') * 10 + (w[5] - '0'));
+
+					/* as a real date's key; a month that does not exist keys apart */
+					out[0] = fn == DEDUPE_KEY_YEAR ? nonzero(mix64((y + 100000) * 16))
+					         : m <= 12             ? nonzero(mix64((y + 100000) * 16 + m))
+					                   : nonzero(mix64(((y + 100000) * 128 + m) ^ (1ULL << 50)));
+					return 1;
+				}
+				out[0] = d->h[p];
+				return 1;
+			}
 			if (fn == DEDUPE_KEY_NEAR)
 			{
 				/* windows of near+1 days: dates within `near` days share one */
@@ -434,18 +496,23 @@ dd_generate_pairs(struct run *r)
 				continue;
 			}
 			for (size_t i = s; i < e; i++)
-				for (size_t j = i + 1; j < e; j++)
+			{
+				/*
+				 * An opt-out-only block looks for other records of people
+				 * who opted out (a name and nothing else is enough to be
+				 * suspected), without comparing everyone with everyone: each
+				 * opt-out with every other member (a pair of two opt-outs
+				 * twice; made unique below).
+				 */
+				bool from_optout = bl->optout_only && r->b->optout[r->row[val[i]]];
+
+				if (bl->optout_only && !from_optout)
+					continue;
+				for (size_t j = from_optout ? s : i + 1; j < e; j++)
 				{
 					uint64_t a = val[i], b = val[j];
 
 					if (a == b)
-						continue;
-					/*
-					 * An opt-out-only block looks for other records of people
-					 * who opted out (a name and nothing else is enough to be
-					 * suspected), without comparing everyone with everyone.
-					 */
-					if (bl->optout_only && !r->b->optout[r->row[a]] && !r->b->optout[r->row[b]])
 						continue;
 					if (!push_pair(&pairs, &n, &cap, a < b ? (a << 32) | b : (b << 32) | a))
 					{
@@ -456,6 +523,7 @@ dd_generate_pairs(struct run *r)
 					if (r->rep)
 						r->rep->block_pairs[bi]++;
 				}
+			}
 		}
 		free(key);
 		free(val);

@@ -15,7 +15,7 @@ static const char *const cmp_names[] = {"exact", "phone", "email",  "name",
                                         "text",  "date",  "number", NULL};
 
 static const char *const levels_exact[] = {"agree", "disagree", NULL};
-static const char *const levels_email[] = {"exact", "dots", "key", "disagree", NULL};
+static const char *const levels_email[] = {"exact", "dots", "key", "typo", "disagree", NULL};
 static const char *const levels_name[] = {"exact",   "strong",   "subset", "weak",
                                           "partial", "disagree", NULL};
 static const char *const levels_text[] = {"exact", "strong", "weak", "disagree", NULL};
@@ -57,7 +57,7 @@ static void
 default_m(enum dedupe_comparator cmp, double *m)
 {
 	static const double m2[] = {0.85, 0.15};
-	static const double memail[] = {0.80, 0.03, 0.03, 0.14};
+	static const double memail[] = {0.80, 0.03, 0.03, 0.03, 0.11};
 	static const double mname[] = {0.60, 0.15, 0.08, 0.08, 0.04, 0.05};
 	static const double mtext[] = {0.80, 0.05, 0.05, 0.10};
 	static const double mnear[] = {0.85, 0.10, 0.05};
@@ -433,6 +433,8 @@ static const struct rules_param dedupe_estimation[] = {
 };
 static const struct rules_param dedupe_limits[] = {
     {"frequent", RULES_INT, 2, 100000000, offsetof(struct dedupe_config, frequent), NULL},
+    {"optout_namesakes", RULES_INT, 0, 100000000, offsetof(struct dedupe_config, optout_namesakes),
+     NULL},
     {"max_block", RULES_INT, 2, 1000000, offsetof(struct dedupe_config, max_block), NULL},
     {"veto_lift", RULES_DOUBLE, 0.5, 1.0, offsetof(struct dedupe_config, veto_lift), NULL},
     {"notes_max", RULES_INT, 0, 1000000, offsetof(struct dedupe_config, notes_max), NULL},

@@ -155,7 +155,80 @@ phone_text(const struct run *r, uint64_t e164, char *buf, size_t size)
 		snprintf(buf, size, "+%llu", (unsigned long long) e164);
 }
 
-/* The evidence a duplicate is merged on, e.g. "same phone +972521234567; name 0.93". */
+/* A field's value of participant p as a reason shows it, or "" (names, phones, e-mails: elsewhere). */
+static void
+value_text(const struct run *r, int f, uint32_t p, char *buf, size_t size)
+{
+	const struct dedupe_field *fc = &r->c->field[f];
+	const struct fdata *d = &r->fd[f];
+	int y, m, dd;
+
+	buf[0] = '\0';
+	switch (fc->cmp)
+	{
+		case DEDUPE_CMP_DATE:
+			if (d->s[p])
+				snprintf(buf, size, "%.4s-%.2s-%.2s", d->s[p], d->s[p] + 4, d->s[p] + 6);
+			else if (!isnan(d->x[p]))
+			{
+				dd_days_to_ymd((int64_t) d->x[p], &y, &m, &dd);
+				snprintf(buf, size, "%04d-%02d-%02d", y, m, dd);
+			}
+			break;
+		case DEDUPE_CMP_NUMBER:
+			if (!isnan(d->x[p]))
+				snprintf(buf, size, "%g", d->x[p]);
+			break;
+		case DEDUPE_CMP_TEXT:
+		case DEDUPE_CMP_EXACT:
+			/* whole values only: cutting one could split a character */
+			if (d->s[p] && strlen(d->s[p]) < size)
+				snprintf(buf, size, "%s", d->s[p]);
+			break;
+		default: break;
+	}
+}
+
+/*
+ * The field that counts most against a pair (at least one bit), as
+ * "but dob differs (1980-02-03 / 2017-05-06)"; nothing when none does.
+ */
+static void
+describe_against(const struct run *r, uint32_t a, uint32_t b, bool first, struct sbuf *s)
+{
+	double tf = 0.0, worst = -1.0;
+	uint32_t pat = dd_compare_pair(r, a, b, &tf);
+	int wf = -1;
+
+	for (int f = 0; f < r->c->nfields; f++)
+	{
+		unsigned l = pattern_level(pat, f);
+		double w;
+
+		if (l == LEVEL_MISSING)
+			continue;
+		w = uses_given(r, f, pat) ? r->wg[f][l] : r->w[f][l];
+		if (w < worst)
+			worst = w, wf = f;
+	}
+	if (wf >= 0)
+	{
+		char va[48], vb[48];
+
+		value_text(r, wf, a, va, sizeof(va));
+		value_text(r, wf, b, vb, sizeof(vb));
+		if (va[0] && vb[0])
+			dd_sb_printf(s, "%sbut %s differs (%s / %s)", first ? "" : "; ", r->c->field[wf].name,
+			             va, vb);
+		else
+			dd_sb_printf(s, "%sbut %s differs", first ? "" : "; ", r->c->field[wf].name);
+	}
+}
+
+/*
+ * The evidence a duplicate is merged on, e.g. "same phone +972521234567;
+ * name 0.93", and the field that counts most against it ("but dob differs").
+ */
 void
 dd_describe_match(const struct run *r, uint32_t a, uint32_t b, struct sbuf *s)
 {
@@ -191,6 +264,8 @@ dd_describe_match(const struct run *r, uint32_t a, uint32_t b, struct sbuf *s)
 					snprintf(buf, sizeof(buf), "same e-mail but for dots");
 				else if (l == 2)
 					snprintf(buf, sizeof(buf), "same e-mail once normalised");
+				else if (l == 3)
+					snprintf(buf, sizeof(buf), "e-mail one typo apart");
 				break;
 			case DEDUPE_CMP_NAME:
 				if (l == 0)
@@ -224,6 +299,7 @@ dd_describe_match(const struct run *r, uint32_t a, uint32_t b, struct sbuf *s)
 			first = false;
 		}
 	}
+	describe_against(r, a, b, first, s);
 }
 
 int

@@ -99,7 +99,8 @@ struct alias_table
 /* One field's prepared values, indexed by participant. */
 struct fdata
 {
-	const char **s;             /* folded text; EMAIL: email_norm */
+	const char **s;             /* folded text; EMAIL: email_norm; DATE: the digits
+								 * YYYYMMDD as written (the day may not exist) */
 	const char **s2;            /* EMAIL: the identity key (email_key, else email_norm) */
 	const unsigned char **prep; /* NAME: the prepared name (name_pack); TEXT with
 								 * translit: the tokens' phonetic keys joined */
@@ -153,6 +154,7 @@ struct run
 	uint64_t *pair;    /* (a << 32) | b, a < b participants; sorted, unique */
 	uint32_t *pattern; /* PATTERN_BITS per field, LEVEL_MISSING when missing */
 	float *weight;     /* first the term-frequency adjustment, then the weight */
+	uint32_t *opt;     /* cluster root -> its first opt-out participant, UINT32_MAX none */
 };
 
 /*
@@ -211,6 +213,7 @@ uint64_t dd_hash_bytes(const void *p, size_t n, uint64_t seed);
 bool dd_radix_sort(uint64_t *key, uint32_t *val, size_t n);
 size_t dd_fold_text(const char *s, char *out, size_t size);
 bool dd_parse_days(const char *s, double *days);
+bool dd_date_digits(const char *s, char out[9]);
 void dd_days_to_ymd(int64_t z, int *y, int *m, int *d);
 void dd_alias_free(struct alias_table *t);
 struct alias_table *dd_alias_build(const struct dedupe_field *fc, const struct name_translit *tl);
@@ -227,6 +230,7 @@ unsigned dd_compare_field(const struct run *r, int f, uint32_t a, uint32_t b, do
                           struct evidence *ev);
 size_t dd_translit_key(const void *ctx, const char *token, size_t len, char *out, size_t size);
 uint32_t dd_compare_pair(const struct run *r, uint32_t a, uint32_t b, double *tf);
+bool dd_email_typo(const char *a, const char *b);
 bool dd_generate_pairs(struct run *r);
 
 /* dedupe_model.c */

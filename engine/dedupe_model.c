@@ -20,6 +20,39 @@
  * squared counts over the squared total), for the fuzzy levels on
  * u_sample random pairs drawn with a seeded generator.
  */
+/*
+ * u of the e-mail's typo level: the share of random pairs of addresses
+ * (seeded, so runs repeat) one typo apart, at least half a pair in the
+ * sample.
+ */
+static double
+email_typo_u(const struct run *r, const struct fdata *d, long sample, uint64_t seed)
+{
+	uint32_t *list = malloc((r->np ? r->np : 1) * sizeof(*list));
+	uint64_t state = seed ^ 0x2545f4914f6cdd1dULL;
+	size_t n = 0, hits = 0;
+
+	if (list == NULL)
+		return 0.001;
+	for (size_t p = 0; p < r->np; p++)
+		if (d->s2[p] != NULL)
+			list[n++] = (uint32_t) p;
+	if (n < 2)
+	{
+		free(list);
+		return 0.001;
+	}
+	for (long s = 0; s < sample; s++)
+	{
+		uint32_t a = list[rng_below(&state, (uint32_t) n)],
+		         b = list[rng_below(&state, (uint32_t) n)];
+
+		hits += a != b && strcmp(d->s2[a], d->s2[b]) != 0 && dd_email_typo(d->s2[a], d->s2[b]);
+	}
+	free(list);
+	return fmax((double) hits, 0.5) / (double) sample;
+}
+
 bool
 dd_estimate_u(struct run *r)
 {
@@ -76,7 +109,8 @@ dd_estimate_u(struct run *r)
 			u[0] = u0;
 			u[1] = pr >= 2 ? fmax(dots - exact, 0.5) / all : 0.001;
 			u[2] = pr >= 2 ? fmax(keyed - keydots, 0.5) / all : 0.001;
-			u[3] = 1.0 - u[0] - u[1] - u[2];
+			u[3] = email_typo_u(r, d, c->u_sample, c->seed ^ (uint64_t) (f + 1));
+			u[4] = 1.0 - u[0] - u[1] - u[2] - u[3];
 		}
 		else
 		{

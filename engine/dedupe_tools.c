@@ -194,6 +194,35 @@ dd_fold_text(const char *s, char *out, size_t size)
 	return o;
 }
 
+/*
+ * The eight digits YYYYMMDD of a date as written ("YYYY-MM-DD[ time]",
+ * "YYYY/MM/DD" or "YYYYMMDD"), whether or not the day exists: "1855-01-81"
+ * gives "18550181".  False for any other shape.
+ */
+bool
+dd_date_digits(const char *s, char out[9])
+{
+	size_t n = 0;
+
+	while (*s == ' ')
+		s++;
+	for (int k = 0; k < 10 && n < 8; k++)
+	{
+		char ch = s[k];
+
+		if (isdigit((unsigned char) ch))
+			out[n++] = ch;
+		else if (!((k == 4 || k == 7) && (ch == '-' || ch == '/') && n == (k == 4 ? 4u : 6u)))
+			return false;
+	}
+	out[8] = '\0';
+	if (n != 8)
+		return false;
+	/* 8 digits in a row end there; a separated date may go on with a time */
+	s += isdigit((unsigned char) s[4]) ? 8 : 10;
+	return *s == '\0' || *s == ' ' || *s == 'T';
+}
+
 /* Days since 1970-01-01 of a date written "YYYY-MM-DD[ time]" or "YYYYMMDD". */
 bool
 dd_parse_days(const char *s, double *days)

@@ -15,21 +15,27 @@
 bool log_json = false;
 bool log_quiet = false;
 
-static void
-json_line(const char *level, const char *msg, const char *detail, const char *hint,
-          const char *sqlstate, int code)
+void
+log_json_head(struct strbuf *sb, const char *level)
 {
-	struct strbuf sb;
 	char ts[40];
 	time_t now = time(NULL);
 	struct tm tm;
 
 	gmtime_r(&now, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	sb_printf(sb, "{\"ts\": \"%s\", \"program\": \"refinery\", \"level\": \"%s\"", ts, level);
+}
+
+static void
+json_line(const char *level, const char *msg, const char *detail, const char *hint,
+          const char *sqlstate, int code)
+{
+	struct strbuf sb;
+
 	sb_init(&sb);
-	sb_printf(&sb,
-	          "{\"ts\": \"%s\", \"program\": \"refinery\", \"level\": \"%s\", \"message\": ", ts,
-	          level);
+	log_json_head(&sb, level);
+	sb_puts(&sb, ", \"message\": ");
 	sb_json_str(&sb, msg);
 	if (detail && *detail)
 	{

@@ -47,34 +47,41 @@
  * says which options a command takes, so a command refuses the others
  * instead of ignoring them, and its --help lists only its own.
  */
-#define OPT_RULES       (UINT64_C(1) << 0) /* -c */
-#define OPT_DRY_RUN     (UINT64_C(1) << 1)
-#define OPT_JOBS        (UINT64_C(1) << 2) /* -j: threads */
-#define OPT_OUTPUT      (UINT64_C(1) << 3)
-#define OPT_FORCE       (UINT64_C(1) << 4)
-#define OPT_JOB         (UINT64_C(1) << 5) /* --job: a job's name */
-#define OPT_RUN         (UINT64_C(1) << 6)
-#define OPT_CSV         (UINT64_C(1) << 7)
-#define OPT_VERDICT     (UINT64_C(1) << 8)
-#define OPT_REP         (UINT64_C(1) << 9)
-#define OPT_HTML        (UINT64_C(1) << 10)
-#define OPT_TABLE       (UINT64_C(1) << 11)
-#define OPT_REJECT      (UINT64_C(1) << 12)
-#define OPT_PHONE       (UINT64_C(1) << 13)
-#define OPT_EMAIL       (UINT64_C(1) << 14)
-#define OPT_LEAD_ID     (UINT64_C(1) << 15)
-#define OPT_CHECK       (UINT64_C(1) << 16)
-#define OPT_MAX_AGE     (UINT64_C(1) << 17)
-#define OPT_KEEP        (UINT64_C(1) << 18)
-#define OPT_FILE_MODE   (UINT64_C(1) << 19)
-#define OPT_CONN        (UINT64_C(1) << 20) /* -d -h -p -U -w -W */
-#define OPT_FULL        (UINT64_C(1) << 21)
-#define OPT_FORMAT      (UINT64_C(1) << 22)
-#define OPT_COHORT      (UINT64_C(1) << 23)
-#define OPT_DEFAULTS    (UINT64_C(1) << 24) /* check-rules --defaults */
-#define OPT_MAX_REJECTS (UINT64_C(1) << 25)
-#define OPT_TRUNCATE    (UINT64_C(1) << 26)
-#define OPT_GENERAL     (UINT64_C(1) << 63) /* the last bit: new options take the next free one below */
+#define OPT_RULES        (UINT64_C(1) << 0) /* -c */
+#define OPT_DRY_RUN      (UINT64_C(1) << 1)
+#define OPT_JOBS         (UINT64_C(1) << 2) /* -j: threads */
+#define OPT_OUTPUT       (UINT64_C(1) << 3)
+#define OPT_FORCE        (UINT64_C(1) << 4)
+#define OPT_JOB          (UINT64_C(1) << 5) /* --job: a job's name */
+#define OPT_RUN          (UINT64_C(1) << 6)
+#define OPT_CSV          (UINT64_C(1) << 7)
+#define OPT_VERDICT      (UINT64_C(1) << 8)
+#define OPT_REP          (UINT64_C(1) << 9)
+#define OPT_HTML         (UINT64_C(1) << 10)
+#define OPT_TABLE        (UINT64_C(1) << 11)
+#define OPT_REJECT       (UINT64_C(1) << 12)
+#define OPT_PHONE        (UINT64_C(1) << 13)
+#define OPT_EMAIL        (UINT64_C(1) << 14)
+#define OPT_LEAD_ID      (UINT64_C(1) << 15)
+#define OPT_CHECK        (UINT64_C(1) << 16)
+#define OPT_MAX_AGE      (UINT64_C(1) << 17)
+#define OPT_KEEP         (UINT64_C(1) << 18)
+#define OPT_FILE_MODE    (UINT64_C(1) << 19)
+#define OPT_CONN         (UINT64_C(1) << 20) /* -d -h -p -U -w -W */
+#define OPT_FULL         (UINT64_C(1) << 21)
+#define OPT_FORMAT       (UINT64_C(1) << 22)
+#define OPT_COHORT       (UINT64_C(1) << 23)
+#define OPT_DEFAULTS     (UINT64_C(1) << 24) /* check-rules --defaults */
+#define OPT_MAX_REJECTS  (UINT64_C(1) << 25)
+#define OPT_TRUNCATE     (UINT64_C(1) << 26)
+#define OPT_SINCE        (UINT64_C(1) << 32) /* feedback --since */
+#define OPT_CLAIMS       (UINT64_C(1) << 33) /* export --claims */
+#define OPT_SUPPLIER     (UINT64_C(1) << 34) /* export --claims --supplier */
+#define OPT_PROGRESS     (UINT64_C(1) << 38) /* run --progress=SEC */
+#define OPT_VERBOSE      (UINT64_C(1) << 48) /* explain --verbose */
+#define OPT_KEEP_COHORTS (UINT64_C(1) << 42) /* calibrate --keep-cohorts */
+#define OPT_NO_SHIPPED   (UINT64_C(1) << 43) /* calibrate --no-shipped */
+#define OPT_GENERAL      (UINT64_C(1) << 63) /* the last bit: new options take the next free one below */
 
 /* what the commands that read a committed run (export, explain, report) share */
 #define OPT_READ (OPT_CONN | OPT_JOB | OPT_RUN)
@@ -87,22 +94,26 @@ static const struct command
 	const char *usage; /* what follows "refinery NAME" */
 	const char *summary;
 } commands[] = {
-    {"run", cmd_run, OPT_RULES | OPT_DRY_RUN | OPT_JOBS | OPT_FORCE | OPT_FULL | OPT_CONN,
+    {"run", cmd_run,
+     OPT_RULES | OPT_DRY_RUN | OPT_JOBS | OPT_FORCE | OPT_FULL | OPT_PROGRESS | OPT_CONN,
      "[OPTION]...", "pull leads, refine, score, assign reps, write the run back"},
     {"init-db", cmd_init_db, OPT_CONN, "[OPTION]...", "create or upgrade the refinery schema"},
     {"check-rules", cmd_check_rules, OPT_RULES | OPT_DEFAULTS, "[OPTION]... [FILE]...",
      "check rule files without connecting"},
     {"export", cmd_export,
-     OPT_READ | OPT_CSV | OPT_VERDICT | OPT_REP | OPT_COHORT | OPT_FORMAT | OPT_FILE_MODE,
-     "--csv=FILE [OPTION]...", "write a run's results to a CSV file"},
-    {"explain", cmd_explain, OPT_READ, "[OPTION]... LEAD_ID",
+     OPT_READ | OPT_CSV | OPT_VERDICT | OPT_REP | OPT_COHORT | OPT_FORMAT | OPT_FILE_MODE |
+         OPT_CLAIMS | OPT_SUPPLIER,
+     "--csv=FILE [OPTION]...", "write a run's results (or refund claims) to a CSV file"},
+    {"explain", cmd_explain, OPT_READ | OPT_VERBOSE, "[OPTION]... LEAD_ID",
      "show why one lead got its verdict, score and rep"},
     {"report", cmd_report, OPT_READ | OPT_HTML | OPT_FILE_MODE, "[OPTION]...",
      "summarise a run (funnel, cohorts, reps; --html for a file)"},
     {"import", cmd_import,
      OPT_CONN | OPT_CSV | OPT_TABLE | OPT_REJECT | OPT_MAX_REJECTS | OPT_TRUNCATE | OPT_FILE_MODE,
      "--csv=FILE --table=NAME [OPTION]...", "load a CSV file of leads into a table"},
-    {"calibrate", cmd_calibrate, OPT_RULES | OPT_JOBS | OPT_OUTPUT | OPT_FILE_MODE | OPT_CONN,
+    {"calibrate", cmd_calibrate,
+     OPT_RULES | OPT_JOBS | OPT_OUTPUT | OPT_FILE_MODE | OPT_CONN | OPT_JOB | OPT_KEEP_COHORTS |
+         OPT_NO_SHIPPED,
      "[OPTION]...", "fit scoring points from historical outcomes"},
     {"forget", cmd_forget, OPT_RULES | OPT_DRY_RUN | OPT_PHONE | OPT_EMAIL | OPT_LEAD_ID | OPT_CONN,
      "[OPTION]...", "erase a person on request; never import them again"},
@@ -110,6 +121,8 @@ static const struct command
      "list the jobs and their last committed runs"},
     {"revert", cmd_revert, OPT_CONN | OPT_JOB | OPT_RUN, "--run=ID [OPTION]...",
      "undo a job's latest run (its changes to the job's state)"},
+    {"feedback", cmd_feedback, OPT_CONN | OPT_JOB | OPT_SINCE | OPT_CSV | OPT_FILE_MODE,
+     "[OPTION]...", "conversion against targets, answer rates, cost per source"},
     {"prune", cmd_prune, OPT_CONN | OPT_RULES | OPT_JOB | OPT_KEEP, "[OPTION]...",
      "drop a job's old runs now ([output] keep_runs or --keep)"},
 };
@@ -132,6 +145,9 @@ static const struct
     {OPT_DEFAULTS, NULL,
      "      --defaults         print the compiled-in default.ini (every section\n"
      "                         and key, with its default) and exit"},
+    {OPT_VERBOSE, NULL,
+     "      --verbose          after the story, every field of the lead's row in\n"
+     "                         refinery.lead_explain"},
     {OPT_RULES, "forget",
      "  -c, --rules=FILE       rule file for the numbering plan and e-mail rules"},
     {OPT_RULES, "prune",
@@ -145,15 +161,26 @@ static const struct
     {OPT_FORCE, NULL, "      --force            commit even when the [job] guards refuse the run"},
     {OPT_FULL, NULL,
      "      --full             rewrite every lead's state row, not only the changed"},
+    {OPT_PROGRESS, NULL,
+     "      --progress=SEC     a progress line every SEC s and as each stage ends"},
     {OPT_JOB, "jobs", "      --job=NAME         only this job"},
     {OPT_JOB, "revert", "      --job=NAME         the run's job (else the only one)"},
     {OPT_RUN, "revert", "      --run=ID           the run to undo: the job's latest committed"},
+    {OPT_JOB, "calibrate",
+     "      --job=NAME         fit from this job's outcomes (refinery.outcomes)"},
+    {OPT_KEEP_COHORTS, NULL,
+     "      --keep-cohorts     keep the cohorts' bounds; print how their shares move"},
+    {OPT_NO_SHIPPED, NULL,
+     "      --no-shipped       switch the shipped scoring parameters off, fit yours"},
     {OPT_JOB, "prune",
      "      --job=NAME         the job to prune (else the rules' or the only one)"},
     {OPT_JOB, NULL,
      "      --job=NAME         the job to read (needed when several jobs have runs)"},
     {OPT_RUN, NULL, "      --run=ID           run to read (default: the job's latest committed)"},
+    {OPT_SINCE, NULL, "      --since=DATE       only outcomes at or after DATE (e.g. 2026-11-01)"},
     {OPT_CSV, "import", "      --csv=FILE         CSV file to read (header row required)"},
+    {OPT_CSV, "feedback",
+     "      --csv=FILE         write the conversion rows as CSV instead of tables"},
     {OPT_CSV, NULL, "      --csv=FILE         CSV file to write (\"-\" for standard output)"},
     {OPT_VERDICT, NULL, "      --verdict=V        only leads with this verdict"},
     {OPT_REP, NULL, "      --rep=ID           only this rep's call list, in call order"},
@@ -161,7 +188,11 @@ static const struct
     {OPT_FORMAT, NULL,
      "      --format=FMT       raw (default: every result column), dialer (the call\n"
      "                         list, one row per number) or sheet (for spreadsheets)"},
-    {OPT_HTML, NULL, "      --html=FILE        also write an HTML report with charts"},
+    {OPT_CLAIMS, NULL,
+     "      --claims           refund claims: leads of --supplier that proved\n"
+     "                         invalid within its claim window, with evidence"},
+    {OPT_SUPPLIER, NULL, "      --supplier=NAME    with --claims: a [supplier.NAME] of the rules"},
+    {OPT_HTML, NULL, "      --html=FILE        also write the run's dashboard as an HTML page"},
     {OPT_TABLE, NULL,
      "      --table=NAME       target table (created with text columns if absent)"},
     {OPT_REJECT, NULL,
@@ -339,7 +370,14 @@ enum
 	LONG_FULL,
 	LONG_FORMAT,
 	LONG_COHORT,
-	LONG_DEFAULTS
+	LONG_DEFAULTS,
+	LONG_SINCE,
+	LONG_CLAIMS,
+	LONG_SUPPLIER,
+	LONG_PROGRESS,
+	LONG_VERBOSE,
+	LONG_KEEP_COHORTS,
+	LONG_NO_SHIPPED
 };
 
 /* Every option, and which OPT_* bit of the command table it is. */
@@ -355,6 +393,8 @@ static const struct
     {{"force", no_argument, NULL, LONG_FORCE}, OPT_FORCE},
     {{"full", no_argument, NULL, LONG_FULL}, OPT_FULL},
     {{"defaults", no_argument, NULL, LONG_DEFAULTS}, OPT_DEFAULTS},
+    {{"progress", required_argument, NULL, LONG_PROGRESS}, OPT_PROGRESS},
+    {{"verbose", no_argument, NULL, LONG_VERBOSE}, OPT_VERBOSE},
     {{"job", required_argument, NULL, LONG_JOB}, OPT_JOB},
     {{"run", required_argument, NULL, LONG_RUN}, OPT_RUN},
     {{"csv", required_argument, NULL, LONG_CSV}, OPT_CSV},
@@ -367,6 +407,8 @@ static const struct
     {{"reject", required_argument, NULL, LONG_REJECT}, OPT_REJECT},
     {{"max-rejects", required_argument, NULL, LONG_MAX_REJECTS}, OPT_MAX_REJECTS},
     {{"truncate", no_argument, NULL, LONG_TRUNCATE}, OPT_TRUNCATE},
+    {{"keep-cohorts", no_argument, NULL, LONG_KEEP_COHORTS}, OPT_KEEP_COHORTS},
+    {{"no-shipped", no_argument, NULL, LONG_NO_SHIPPED}, OPT_NO_SHIPPED},
     {{"phone", required_argument, NULL, LONG_PHONE}, OPT_PHONE},
     {{"email", required_argument, NULL, LONG_EMAIL}, OPT_EMAIL},
     {{"lead-id", required_argument, NULL, LONG_LEAD_ID}, OPT_LEAD_ID},
@@ -374,6 +416,9 @@ static const struct
     {{"max-age", required_argument, NULL, LONG_MAX_AGE}, OPT_MAX_AGE},
     {{"keep", required_argument, NULL, LONG_KEEP}, OPT_KEEP},
     {{"file-mode", required_argument, NULL, LONG_FILE_MODE}, OPT_FILE_MODE},
+    {{"since", required_argument, NULL, LONG_SINCE}, OPT_SINCE},
+    {{"claims", no_argument, NULL, LONG_CLAIMS}, OPT_CLAIMS},
+    {{"supplier", required_argument, NULL, LONG_SUPPLIER}, OPT_SUPPLIER},
     {{"dbname", required_argument, NULL, 'd'}, OPT_CONN},
     {{"host", required_argument, NULL, 'h'}, OPT_CONN},
     {{"port", required_argument, NULL, 'p'}, OPT_CONN},
@@ -556,8 +601,24 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 				o->job = optarg;
 				break;
 			case LONG_FORCE: o->force = true; break;
+			case LONG_SINCE: o->since = optarg; break;
+			case LONG_CLAIMS: o->claims = true; break;
+			case LONG_SUPPLIER: o->supplier = optarg; break;
 			case LONG_FULL: o->full = true; break;
 			case LONG_DEFAULTS: o->defaults = true; break;
+			case LONG_VERBOSE: o->verbose = true; break;
+			case LONG_PROGRESS:
+			{
+				char *end;
+
+				o->progress = strtod(optarg, &end);
+				if (end == optarg || *end || !(o->progress > 0 && o->progress <= 86400))
+					return bad_usage(cmd, "invalid --progress \"%s\" (seconds, more than 0)",
+					                 optarg);
+				break;
+			}
+			case LONG_KEEP_COHORTS: o->keep_cohorts = true; break;
+			case LONG_NO_SHIPPED: o->no_shipped = true; break;
 			case LONG_CHECK: o->check = true; break;
 			case LONG_MAX_AGE:
 				if ((o->max_age = cmd_parse_age(optarg)) <= 0)

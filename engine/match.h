@@ -181,6 +181,14 @@ bool rep_table_add_rep(struct rep_table *t, int64_t rep_id, const char *name, bo
 bool rep_table_add_stat(struct rep_table *t, int64_t rep_id, const char *source, long attempts,
                         long wins, struct error *err);
 
+/*
+ * Add attempts and wins to a rep's history on a source: to the row it has
+ * (the job's own outcomes on top of a stats query), or as a new row.  The
+ * same checks as rep_table_add_stat().
+ */
+bool rep_table_add_history(struct rep_table *t, int64_t rep_id, const char *source, long attempts,
+                           long wins, struct error *err);
+
 /* Index of a rep by id, -1 when absent. */
 int rep_table_find(const struct rep_table *t, int64_t rep_id);
 

@@ -212,9 +212,9 @@ match_config_load(struct rules *r, struct match_config **out, struct error *err)
 	if (c == NULL)
 		return mt_oom(err);
 	if (!get_string(r, "reps_query", &c->reps_query, err) ||
-	    !get_string(r, "reps_csv", &c->reps_csv, err) ||
+	    !rules_get_path(r, "match", "reps_csv", &c->reps_csv, err) ||
 	    !get_string(r, "stats_query", &c->stats_query, err) ||
-	    !get_string(r, "stats_csv", &c->stats_csv, err) ||
+	    !rules_get_path(r, "match", "stats_csv", &c->stats_csv, err) ||
 	    !exclusive(r, "reps_query", "reps_csv", c->reps_query, c->reps_csv, err) ||
 	    !exclusive(r, "stats_query", "stats_csv", c->stats_query, c->stats_csv, err))
 		goto fail;

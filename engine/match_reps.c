@@ -250,6 +250,32 @@ rep_table_add_stat(struct rep_table *t, int64_t rep_id, const char *source, long
 	return true;
 }
 
+bool
+rep_table_add_history(struct rep_table *t, int64_t rep_id, const char *source, long attempts,
+                      long wins, struct error *err)
+{
+	int r = rep_table_find(t, rep_id);
+
+	if (r >= 0 && source != NULL)
+		for (int k = t->reps[r].first_stat; k >= 0; k = t->stats[k].next)
+			if (strcmp(t->stats[k].source, source) == 0)
+			{
+				struct rep_stat *st = &t->stats[k];
+
+				if (attempts < 0 || wins < 0 || wins > attempts ||
+				    attempts > INT32_MAX - st->attempts)
+					return error_set(err, EXIT_DATA,
+					                 "rep \"%" PRId64 "\" source \"%s\": %ld attempts and %ld "
+					                 "wins cannot be added to its history",
+					                 rep_id, source, attempts, wins);
+				st->attempts += attempts;
+				st->wins += wins;
+				mt_smooth_clear(t);
+				return true;
+			}
+	return rep_table_add_stat(t, rep_id, source, attempts, wins, err);
+}
+
 /* =============================================================== loading */
 
 /*

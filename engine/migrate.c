@@ -159,13 +159,25 @@ migrate_check(PGconn *conn, const char *source_table_quoted, struct error *err)
 	PQclear(res);
 	if (have)
 	{
+		/*
+		 * The newest version and how many are applied: a number given out
+		 * before the newest (008 after 010 and 012) is missing from a
+		 * database upgraded before it existed, whatever its newest version.
+		 */
 		res = pg_query(conn, "checking the refinery schema",
-		               "SELECT coalesce(max(version), 0) FROM refinery.schema_migrations", 0, NULL,
-		               err);
+		               "SELECT coalesce(max(version), 0), count(*) FROM refinery.schema_migrations",
+		               0, NULL, err);
 		if (res == NULL)
 			return false;
 		have = atoi(PQgetvalue(res, 0, 0));
+		if (have == migrate_latest() && atoi(PQgetvalue(res, 0, 1)) < embedded_migration_count)
+			have = -1;
 		PQclear(res);
+	}
+	if (have < 0)
+	{
+		error_set(err, EXIT_DATA, "the refinery schema lacks a migration of this program");
+		return error_hint(err, "Run \"refinery init-db\" to upgrade it.");
 	}
 	if (have == 0)
 	{

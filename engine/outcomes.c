@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,7 +96,33 @@ outcomes_config_free(struct outcomes_config *c)
 	free(c->reported);
 	free(c->outcome);
 	free(c->where);
+	free(c->source_where);
 	free(c);
+}
+
+/* [outcomes] keys read from a table; query, csv and map stay as code */
+static const struct rules_param outcomes_params[] = {
+    {"callback_hours", RULES_INT, 1, 8760, offsetof(struct outcomes_config, callback_hours), NULL},
+    {"learn_rates", RULES_BOOL, 0, 0, offsetof(struct outcomes_config, learn_rates), NULL},
+};
+
+/* query or csv, not both; an empty value is none */
+static bool
+load_source(struct rules *r, struct outcomes_config *c, struct error *err)
+{
+	const char *q = rules_get(r, "outcomes", "query"), *f = rules_get(r, "outcomes", "csv");
+
+	c->query = q && *q ? q : NULL;
+	c->csv = f && *f ? f : NULL;
+	if (c->query && c->csv)
+	{
+		error_set(err, EXIT_RULES, "%s: [outcomes] query and csv are both set",
+		          rules_where(r, "outcomes", "csv"));
+		return error_hint(err, "Read the outcomes either with a query or from a CSV file.");
+	}
+	if ((c->source_where = strdup(rules_where(r, "outcomes", c->query ? "query" : "csv"))) == NULL)
+		return error_oom(err);
+	return true;
 }
 
 bool
@@ -109,6 +136,10 @@ outcomes_config_load(struct rules *r, struct outcomes_config **out, struct error
 	*out = c;
 	if (c == NULL || (c->where = strdup(rules_where(r, "outcomes", "map"))) == NULL)
 		return error_oom(err);
+	if (!rules_load_params(r, "outcomes", outcomes_params, RULES_PARAMS_N(outcomes_params), c,
+	                       err) ||
+	    !load_source(r, c, err))
+		return false;
 	if (value == NULL || *value == '\0')
 		return true;
 	if ((n = rules_split_list(value, &items)) < 0)
@@ -165,14 +196,25 @@ outcomes_config_load(struct rules *r, struct outcomes_config **out, struct error
 
 /* ------------------------------------------------------------ reading */
 
+/* a (lead, rep) pair an outcome settled, for learning the reps' rates */
+struct settled
+{
+	size_t row; /* the lead's batch row */
+	int64_t rep;
+	bool won;
+};
+
 struct lead_outcomes
 {
 	size_t n;          /* batch rows */
 	uint8_t *last;     /* enum outcome of each row's latest outcome */
 	int64_t *rep;      /* its rep */
 	int32_t *attempts; /* no_answer/busy of the holding rep since the hold began */
+	int64_t *due;      /* a callback's due time (naive local seconds), BATCH_NO_TIME */
 	size_t read;       /* outcomes read */
 	size_t of[OUTCOME__COUNT];
+	struct settled *settled; /* one per (row, rep), by row then rep */
+	size_t nsettled;
 };
 
 void
@@ -183,7 +225,44 @@ outcomes_free(struct lead_outcomes *lo)
 	free(lo->last);
 	free(lo->rep);
 	free(lo->attempts);
+	free(lo->due);
+	free(lo->settled);
 	free(lo);
+}
+
+static bool
+settles(enum outcome o)
+{
+	return o == OUTCOME_WON || o == OUTCOME_LOST || o == OUTCOME_REFUSED ||
+	       o == OUTCOME_NOT_RELEVANT;
+}
+
+static int
+cmp_settled(const void *a, const void *b)
+{
+	const struct settled *x = a, *y = b;
+
+	if (x->row != y->row)
+		return x->row < y->row ? -1 : 1;
+	return x->rep < y->rep ? -1 : x->rep > y->rep;
+}
+
+/* one entry per (row, rep), won when any of its outcomes was */
+static void
+settled_unique(struct lead_outcomes *lo)
+{
+	size_t k = 0;
+
+	qsort(lo->settled, lo->nsettled, sizeof(*lo->settled), cmp_settled);
+	for (size_t j = 0; j < lo->nsettled; j++)
+	{
+		if (k > 0 && lo->settled[k - 1].row == lo->settled[j].row &&
+		    lo->settled[k - 1].rep == lo->settled[j].rep)
+			lo->settled[k - 1].won |= lo->settled[j].won;
+		else
+			lo->settled[k++] = lo->settled[j];
+	}
+	lo->nsettled = k;
 }
 
 bool
@@ -201,17 +280,27 @@ outcomes_read(PGconn *conn, const struct ruleset *rs, const struct job_state *st
 	lo->last = calloc(b->n ? b->n : 1, sizeof(*lo->last));
 	lo->rep = malloc(sizeof(*lo->rep) * (b->n ? b->n : 1));
 	lo->attempts = calloc(b->n ? b->n : 1, sizeof(*lo->attempts));
-	if (!lo->last || !lo->rep || !lo->attempts)
+	lo->due = malloc(sizeof(*lo->due) * (b->n ? b->n : 1));
+	if (!lo->last || !lo->rep || !lo->attempts || !lo->due)
 		return error_oom(err);
+	for (size_t i = 0; i < b->n; i++)
+		lo->due[i] = BATCH_NO_TIME;
 	/* times as the run's naive local seconds, oldest first per lead */
-	res = pg_query(conn, "reading the job's outcomes",
-	               "SELECT lead_id, rep_id, outcome, "
-	               "extract(epoch FROM at AT TIME ZONE current_setting('TimeZone'))::bigint, "
-	               "to_char(at, 'YYYY-MM-DD HH24:MI:SS') "
-	               "FROM refinery.outcomes WHERE job = $1 ORDER BY lead_id, at, rep_id, outcome",
-	               1, params, err);
+	res =
+	    pg_query(conn, "reading the job's outcomes",
+	             "SELECT lead_id, rep_id, outcome, "
+	             "extract(epoch FROM at AT TIME ZONE current_setting('TimeZone'))::bigint, "
+	             "to_char(at, 'YYYY-MM-DD HH24:MI:SS'), "
+	             "extract(epoch FROM callback_at AT TIME ZONE current_setting('TimeZone'))::bigint "
+	             "FROM refinery.outcomes WHERE job = $1 ORDER BY lead_id, at, rep_id, outcome",
+	             1, params, err);
 	if (res == NULL)
 		return false;
+	if ((lo->settled = malloc(sizeof(*lo->settled) * ((size_t) PQntuples(res) + 1))) == NULL)
+	{
+		PQclear(res);
+		return error_oom(err);
+	}
 	for (int t = 0; t < PQntuples(res); t++)
 	{
 		const char *lead = PQgetvalue(res, t, 0), *value = PQgetvalue(res, t, 2);
@@ -240,8 +329,16 @@ outcomes_read(PGconn *conn, const struct ruleset *rs, const struct job_state *st
 		if ((o == OUTCOME_NO_ANSWER || o == OUTCOME_BUSY) && rep == b->held_rep[i] &&
 		    (b->held_since[i] == BATCH_NO_TIME || at >= b->held_since[i]))
 			lo->attempts[i]++;
+		lo->due[i] = BATCH_NO_TIME;
+		if (o == OUTCOME_CALLBACK)
+			lo->due[i] = PQgetisnull(res, t, 5) ? at + (int64_t) rs->outcomes->callback_hours * 3600
+			                                    : strtoll(PQgetvalue(res, t, 5), NULL, 10);
+		if (settles(o))
+			lo->settled[lo->nsettled++] =
+			    (struct settled){.row = i, .rep = rep, .won = o == OUTCOME_WON};
 	}
 	PQclear(res);
+	settled_unique(lo);
 	return true;
 }
 
@@ -285,7 +382,7 @@ outcomes_apply_before_match(const struct lead_outcomes *lo, const struct ruleset
 {
 	uint64_t *dead = NULL;
 	int64_t *won_clusters = NULL;
-	size_t ndead = 0, nwon = 0, customers = 0, deadleads = 0, ended = 0, tried = 0;
+	size_t ndead = 0, nwon = 0, customers = 0, deadleads = 0, ended = 0, tried = 0, callbacks = 0;
 	long max_attempts = rs->match ? rs->match->max_attempts : 0;
 
 	if (lo == NULL)
@@ -338,6 +435,12 @@ outcomes_apply_before_match(const struct lead_outcomes *lo, const struct ruleset
 	{
 		enum outcome o = (enum outcome) lo->last[i];
 
+		if (o == OUTCOME_CALLBACK && lo->due[i] != BATCH_NO_TIME && b->verdict[i] == VERDICT_KEPT)
+		{
+			/* due when the person asked: the call order sees it */
+			b->sla_due_at[i] = lo->due[i];
+			callbacks++;
+		}
 		if (b->held_rep[i] < 0 || o == OUTCOME_NONE || o == OUTCOME_CALLBACK)
 			continue;
 		if (o == OUTCOME_NO_ANSWER || o == OUTCOME_BUSY)
@@ -360,4 +463,82 @@ outcomes_apply_before_match(const struct lead_outcomes *lo, const struct ruleset
 	stage_count(st, "wrong number: black-listed", deadleads);
 	stage_count(st, "holds ended by an outcome", ended);
 	stage_count(st, "holds ended: max_attempts", tried);
+	stage_count(st, "callbacks due", callbacks);
+}
+
+void
+outcomes_apply_due(const struct lead_outcomes *lo, struct job_state *st, struct batch *b)
+{
+	if (lo == NULL)
+		return;
+	for (size_t i = 0; i < b->n; i++)
+		if (lo->last[i] == OUTCOME_CALLBACK && lo->due[i] != BATCH_NO_TIME &&
+		    b->verdict[i] == VERDICT_KEPT)
+			state_set_due(st, b, i, lo->due[i]);
+}
+
+/* ------------------------------------------------------------ learning */
+
+/* the settled pairs by rep, then source (byte order); no source last */
+static const struct batch *sort_batch; /* qsort has no context argument */
+
+static int
+cmp_rep_source(const void *a, const void *b)
+{
+	const struct settled *x = a, *y = b;
+	const char *sx = sort_batch->col[FIELD_SOURCE][x->row];
+	const char *sy = sort_batch->col[FIELD_SOURCE][y->row];
+
+	if (x->rep != y->rep)
+		return x->rep < y->rep ? -1 : 1;
+	if (sx == NULL || sy == NULL)
+		return (sx == NULL) - (sy == NULL);
+	return strcmp(sx, sy);
+}
+
+bool
+outcomes_learn(const struct lead_outcomes *lo, const struct ruleset *rs, struct batch *b,
+               struct stage_stats *st, struct error *err)
+{
+	struct settled *p;
+	size_t used = 0, wins = 0;
+
+	if (lo == NULL || b->reps == NULL || !rs->outcomes->learn_rates || lo->nsettled == 0)
+		return true;
+	if ((p = malloc(sizeof(*p) * lo->nsettled)) == NULL)
+		return error_oom(err);
+	memcpy(p, lo->settled, sizeof(*p) * lo->nsettled);
+	sort_batch = b;
+	qsort(p, lo->nsettled, sizeof(*p), cmp_rep_source);
+	sort_batch = NULL;
+	for (size_t j = 0; j < lo->nsettled;)
+	{
+		const char *source = b->col[FIELD_SOURCE][p[j].row];
+		long attempts = 0, won = 0;
+		size_t k = j;
+
+		for (; k < lo->nsettled && p[k].rep == p[j].rep; k++)
+		{
+			const char *sk = b->col[FIELD_SOURCE][p[k].row];
+
+			if ((sk == NULL) != (source == NULL) || (sk && strcmp(sk, source) != 0))
+				break;
+			attempts++;
+			won += p[k].won;
+		}
+		j = k;
+		if (source == NULL || rep_table_find(b->reps, p[k - 1].rep) < 0)
+			continue; /* a lead without a source, or a rep no longer listed */
+		if (!rep_table_add_history(b->reps, p[k - 1].rep, source, attempts, won, err))
+		{
+			free(p);
+			return false;
+		}
+		used += (size_t) attempts;
+		wins += (size_t) won;
+	}
+	free(p);
+	stage_count(st, "learnt: attempts", used);
+	stage_count(st, "learnt: wins", wins);
+	return true;
 }

@@ -17,9 +17,18 @@
  *   lost, not_relevant, and the three above end the rep's hold;
  *   no_answer, busy keep the hold until the rep has tried [match]
  *                 max_attempts times since the hold began;
- *   callback      keeps the hold.
+ *   callback      keeps the hold and makes the lead due when the person
+ *                 asked (callback_at), or [outcomes] callback_hours after
+ *                 the outcome.
  * The effects are decided from the outcomes alone, so a rerun decides the
  * same; each is counted in the run's "state" timing line (refinery.run_stages).
+ *
+ * Outcomes also come from the CRM itself: [outcomes] query or csv, read at
+ * the start of every run of the job and added to refinery.outcomes when new
+ * (outcomes_import(), outcomes_in.c).  And they teach the matcher: with
+ * [outcomes] learn_rates each rep's attempts and wins per source on the
+ * job's own leads are added to the history [match] stats_query gave (or
+ * make it, without one), before the match stage smooths it.
  */
 #ifndef REFINERY_OUTCOMES_H
 #define REFINERY_OUTCOMES_H
@@ -61,6 +70,12 @@ struct outcomes_config
 	char **reported; /* lower case, trimmed */
 	uint8_t *outcome;
 	char *where; /* "file:line" of the map, for messages */
+	/* where a run reads outcomes from the CRM: at most one of the two */
+	const char *query;   /* borrowed from the rules */
+	const char *csv;     /* borrowed from the rules */
+	char *source_where;  /* "file:line" of the key that is set */
+	long callback_hours; /* a callback without callback_at is due this long after it */
+	bool learn_rates;    /* reps' per-source history from the job's outcomes */
 };
 
 bool outcomes_config_load(struct rules *r, struct outcomes_config **out, struct error *err);
@@ -95,6 +110,33 @@ void outcomes_apply_before(const struct lead_outcomes *lo, struct batch *b, stru
  */
 void outcomes_apply_before_match(const struct lead_outcomes *lo, const struct ruleset *rs,
                                  struct batch *b, struct stage_stats *st);
+
+/*
+ * After the run's reconcile, which keeps a lead's earlier due time: a lead
+ * whose latest outcome is a callback is due when the callback said (its
+ * state row is then written).
+ */
+void outcomes_apply_due(const struct lead_outcomes *lo, struct job_state *st, struct batch *b);
+
+/*
+ * After the reps are loaded (b->reps): with [outcomes] learn_rates, add each
+ * rep's attempts and wins per source on the job's leads to the table.  An
+ * attempt is a (lead, rep) pair with an outcome that settles it (won, lost,
+ * refused or not_relevant); a win is such a pair with won.  Pairs of reps
+ * the table does not list, and leads without a source, are left out.
+ */
+bool outcomes_learn(const struct lead_outcomes *lo, const struct ruleset *rs, struct batch *b,
+                    struct stage_stats *st, struct error *err);
+
+/*
+ * Read [outcomes] query or csv (nothing when neither is set) and add the
+ * outcomes the job does not have yet to refinery.outcomes, in the run's
+ * transaction: the leads of the job's state only (others are counted).
+ * A value the map does not know, a lead id, rep id or time that is not
+ * one, is an error naming the value and the row (the file and line).
+ */
+bool outcomes_import(PGconn *conn, const struct ruleset *rs, const char *job,
+                     struct stage_stats *st, struct error *err);
 
 void outcomes_free(struct lead_outcomes *lo);
 

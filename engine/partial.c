@@ -15,7 +15,10 @@
  * the result does not depend on the thread count.  Reasons are fixed texts
  * owned by the config, so no thread allocates; a lead on which an outlier
  * pattern hits a limit is an outlier too, its reason written after the
- * loop (regex.h).
+ * loop (regex.h).  With [partial] require_contact = no a lead without a
+ * usable contact that passes every other check gets the verdict nurture
+ * (rule partial.no_contact, reason "no contact"): the score stage scores it
+ * (partial_scored_nurture) and no rep ever gets it.
  */
 #include "config.h"
 
@@ -96,6 +99,7 @@ struct partial_config
 	/* partial */
 	uint8_t callable; /* bit per enum phone_type that counts as a usable phone */
 	bool email_is_contact;
+	bool require_contact; /* no: a lead without contact is nurture, not partial */
 	char **require;
 	enum req_kind *req_kind;
 	char **req_reason;
@@ -268,6 +272,7 @@ static const char *const phone_type_keys[] = {"none",    "mobile",  "landline", 
  */
 static const struct rules_param partial_contact[] = {
     {"email_is_contact", RULES_BOOL, 0, 0, offsetof(struct partial_config, email_is_contact), NULL},
+    {"require_contact", RULES_BOOL, 0, 0, offsetof(struct partial_config, require_contact), NULL},
 };
 static const struct rules_param partial_outliers[] = {
     {"future_tolerance_hours", RULES_INT, -1, 24L * 366 * 10,
@@ -404,7 +409,7 @@ partial_config_load(struct rules *r, struct partial_config **out, struct error *
 		goto oom;
 	for (int k = 0; k < n; k++)
 	{
-		int enabled;
+		int enabled, mark = rules_asked_count(r);
 
 		if (strcmp(secs[k], "outlier") == 0)
 			continue;
@@ -413,7 +418,13 @@ partial_config_load(struct rules *r, struct partial_config **out, struct error *
 		if (!enabled)
 			continue;
 		if (!load_outlier(r, secs[k], &c->rules[c->nrules++], &c->lim, err))
-			goto fail;
+		{
+			/* check-rules: keep the error, drop the rule, check the next one */
+			outlier_rule_free(&c->rules[--c->nrules]);
+			memset(&c->rules[c->nrules], 0, sizeof(c->rules[0]));
+			if (!rules_collecting(r) || !rules_loader_failed(r, mark, err))
+				goto fail;
+		}
 	}
 	free(secs);
 	*out = c;
@@ -549,7 +560,7 @@ builtin_hit(const struct partial_config *c, const struct batch *b, size_t i, int
 {
 	int64_t ca = b->created_at[i], lt = b->last_touch_at[i];
 
-	if (!usable)
+	if (!usable && c->require_contact)
 		return B_NO_CONTACT;
 	for (int k = 0; k < c->nrequire; k++)
 		if (!(bits & ((uint32_t) 1 << k)))
@@ -602,6 +613,7 @@ partial_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 	size_t *hits = NULL, *applied = NULL;
 	struct regex_fail_log fails = {0};
 	int nh, na;
+	size_t nurtured = 0;
 	struct util_row_fail fail;
 	bool oom = false, ok = false;
 
@@ -673,7 +685,7 @@ partial_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 			oom = true;
 		}
 
-#pragma omp for schedule(static, PARTIAL_CHUNK) reduction(+ : hits[:nh], applied[:na])
+#pragma omp for schedule(static, PARTIAL_CHUNK) reduction(+ : hits[:nh], applied[:na], nurtured)
 		for (size_t i = 0; i < n; i++)
 		{
 			int h, req = 0;
@@ -715,6 +727,12 @@ partial_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 					break;
 				}
 			}
+			/* require_contact = no: judged like any lead, then scored but never called */
+			if (b->verdict[i] == VERDICT_KEPT && !usable[i])
+			{
+				nurtured++;
+				batch_mark(b, i, VERDICT_NURTURE, PARTIAL_NO_CONTACT, PARTIAL_NO_CONTACT_REASON);
+			}
 		}
 		regex_scratch_free(s);
 #pragma omp critical(partial_fails)
@@ -740,6 +758,8 @@ partial_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,
 		stage_count(st, builtin_id[k], hits[k]);
 	for (int k = 0; k < c->nrules; k++)
 		stage_count(st, c->rules[k].id, hits[B__COUNT + k]);
+	if (!c->require_contact)
+		stage_count(st, "no_contact_nurture", nurtured);
 	ok = true;
 
 out:

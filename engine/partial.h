@@ -15,6 +15,7 @@
 #define REFINERY_PARTIAL_H
 
 #include <stdbool.h>
+#include <string.h>
 
 #include "batch.h"
 #include "error.h"
@@ -36,5 +37,20 @@ bool partial_stage(struct batch *b, const struct ruleset *rs, struct stage_stats
 #define PARTIAL_BEFORE_MIN_DATE     "partial.before_min_date"
 #define PARTIAL_TOUCH_COUNT         "partial.touch_count"
 #define PARTIAL_TOUCH_BEFORE_CREATE "partial.touch_before_create"
+
+/* The reason of a contactless lead kept as nurture ([partial] require_contact = no). */
+#define PARTIAL_NO_CONTACT_REASON "no contact"
+
+/*
+ * Whether row i is a contactless lead that [partial] require_contact = no
+ * kept as nurture: the score stage scores it like a kept lead (so data
+ * without contacts can be scored and calibrated); no rep ever gets it.
+ */
+static inline bool
+partial_scored_nurture(const struct batch *b, size_t i)
+{
+	return b->verdict[i] == VERDICT_NURTURE && b->rule_id[i] != NULL &&
+	       strcmp(b->rule_id[i], PARTIAL_NO_CONTACT) == 0;
+}
 
 #endif /* REFINERY_PARTIAL_H */

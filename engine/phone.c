@@ -1126,25 +1126,12 @@ phone_classify(const struct phone_plan *p, uint64_t e164)
 	return classify(p, d + p->cc_len, n - p->cc_len);
 }
 
-const char *
-phone_fake_reason(const struct phone_plan *p, uint64_t e164)
+/* Every digit of s[0..m) equal, or each one up or down from the one before. */
+static const char *
+fake_run(const char *s, int m)
 {
-	char d[24];
-	int n = e164_digits(e164, d, sizeof(d));
-	const struct prefix *x;
-	const char *s;
-	int m, same = 1, up = 1, down = 1;
+	int same = 1, up = 1, down = 1;
 
-	if (e164 == 0 || n <= p->cc_len || memcmp(d, p->cc, (size_t) p->cc_len) != 0 ||
-	    is_star(p, d, n))
-		return NULL;
-	x = find_prefix(p, d + p->cc_len, n - p->cc_len);
-	if (x == NULL || x->type == PHONE_SPECIAL)
-		return NULL;
-	s = d + p->cc_len + x->len;
-	m = n - p->cc_len - x->len;
-	if (m < 5)
-		return NULL;
 	for (int k = 1; k < m; k++)
 	{
 		same += s[k] == s[0];
@@ -1158,6 +1145,40 @@ phone_fake_reason(const struct phone_plan *p, uint64_t e164)
 	if (down == m)
 		return "descending digits";
 	return NULL;
+}
+
+const char *
+phone_fake_digits(const struct phone_plan *p, const char *digits, enum phone_reach reach, int run)
+{
+	int n = (int) strlen(digits), up = 1, down = 1;
+	const char *nsn = digits;
+	const struct prefix *x;
+
+	if (reach == PHONE_REACH_SERVICE)
+		return NULL;
+	/* the number ends in `run` equal digits: 050-0000000, 07 1000 0000 */
+	if (run > 0 && n >= run &&
+	    strspn(digits + n - run, (char[]){digits[n - 1], '\0'}) == (size_t) run)
+		return "one digit repeated";
+	/* `run` digits up or down anywhere, the prefix's too: 050-1234568 */
+	for (int k = 1; k < n && run > 0; k++)
+	{
+		up = digits[k] == digits[k - 1] + 1 ? up + 1 : 1;
+		down = digits[k] == digits[k - 1] - 1 ? down + 1 : 1;
+		if (up >= run)
+			return "ascending digits";
+		if (down >= run)
+			return "descending digits";
+	}
+	if (reach != PHONE_REACH_HOME)
+		return NULL;
+	/* the subscriber part after the plan's prefix: 01632 999999 */
+	if (p->trunk_len > 0 && strncmp(nsn, p->trunk, (size_t) p->trunk_len) == 0)
+		nsn += p->trunk_len;
+	x = find_prefix(p, nsn, n - (int) (nsn - digits));
+	if (x == NULL || x->type == PHONE_SPECIAL || n - (int) (nsn - digits) - x->len < 5)
+		return NULL;
+	return fake_run(nsn + x->len, n - (int) (nsn - digits) - x->len);
 }
 
 const char *

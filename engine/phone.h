@@ -109,7 +109,7 @@ const char *phone_plan_typo_counter(const struct phone_plan *p, int k);
  * number when the plan maps it to an area code.  Returns PHONE_NONE when the
  * text holds no digit (out untouched), else the type stored in out->type:
  * PHONE_INVALID when no reading fits the plan.  Validity is by the plan
- * only: 050-0000000 is a valid mobile here (see phone_fake_reason()).
+ * only: 050-0000000 is a valid mobile here (see phone_fake_digits()).
  */
 enum phone_type phone_normalize(const char *in, size_t len, const struct phone_plan *p,
                                 const char *city, struct phone_number *out);
@@ -167,12 +167,17 @@ size_t phone_format_national(const struct phone_plan *p, uint64_t e164, char *bu
 enum phone_type phone_classify(const struct phone_plan *p, uint64_t e164);
 
 /*
- * For the black-list: why a valid-looking number is probably made up, or
- * NULL.  Looks at the subscriber part (the digits after the prefix): one
- * digit repeated ("050-0000000"), or a run up or down ("1234567",
- * "7654321").  Special and star numbers are never called fake here.
+ * The black-list's fake-phone test: why a number looks made up, or NULL.
+ * `digits` and `reach` are what phone_national_digits() gave for it.  Fake
+ * is a number ending in `run` equal digits ("050-0000000") or holding `run`
+ * digits up or down in a row anywhere ("050-1234568"), or, at home, one
+ * whose subscriber part (the digits after the plan's prefix, when the plan
+ * has one that fits the number and leaves at least five) is one digit
+ * repeated or a run up or down: under a plan with the prefix 01632,
+ * "01632 999999".  Service numbers are never called fake here.
  */
-const char *phone_fake_reason(const struct phone_plan *p, uint64_t e164);
+const char *phone_fake_digits(const struct phone_plan *p, const char *digits,
+                              enum phone_reach reach, int run);
 
 /*
  * The reason text of one repair bit ("missing leading zero", ...); for

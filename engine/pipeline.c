@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "pipeline.h"
+#include "progress.h"
 
 static const struct
 {
@@ -64,6 +65,7 @@ pipeline_add(struct pipeline_result *pr, const char *name)
 	st = &pr->st[pr->nstages++];
 	memset(st, 0, sizeof(*st));
 	st->name = name;
+	progress_stage(name);
 	return st;
 }
 
@@ -81,9 +83,14 @@ void
 pipeline_count(const struct batch *b, struct pipeline_result *pr)
 {
 	memset(pr->verdicts, 0, sizeof(pr->verdicts));
+	pr->assigned = 0;
 	for (size_t i = 0; i < b->n; i++)
+	{
 		if (b->verdict[i] < VERDICT__COUNT)
 			pr->verdicts[b->verdict[i]]++;
+		if (b->verdict[i] == VERDICT_KEPT && b->rep_id && b->rep_id[i] >= 0)
+			pr->assigned++;
+	}
 }
 
 static int
@@ -125,6 +132,7 @@ pipeline_run_range(struct batch *b, const struct ruleset *rs, const struct run_c
 		st->stop = stop;
 		st->run = run;
 		st->rows_in = count_kept(b);
+		progress_rows(st->rows_in);
 		t0 = pipeline_clock();
 		if (!stages[k].fn(b, rs, st, err))
 		{

@@ -16,13 +16,18 @@ struct pipeline_result
 	int nstages;
 	struct stage_stats st[PIPELINE_MAX_STAGES];
 	size_t verdicts[VERDICT__COUNT]; /* leads per verdict after the last stage */
+	size_t assigned;                 /* kept leads with a rep; the other kept leads wait
+	                                  * (over capacity, or no rep fits) */
 	double seconds;                  /* all stages */
 };
 
 /* Name of stage k in run order, NULL past the last (for --help and docs). */
 const char *pipeline_stage_name(int k);
 
-/* Record a stage that ran outside the table (pull, write-back) in the result. */
+/*
+ * Record a stage that ran outside the table (pull, write-back) in the
+ * result; every stage begins here, which progress_stage() (progress.h) is told.
+ */
 struct stage_stats *pipeline_add(struct pipeline_result *pr, const char *name);
 
 /*
@@ -43,7 +48,7 @@ bool pipeline_run_range(struct batch *b, const struct ruleset *rs, const struct 
 /* Free the stages' counters (the struct itself is the caller's); NULL is a no-op. */
 void pipeline_result_free(struct pipeline_result *pr);
 
-/* Count the verdicts of `b` into pr->verdicts. */
+/* Count the verdicts of `b` into pr->verdicts, and the kept leads with a rep into pr->assigned. */
 void pipeline_count(const struct batch *b, struct pipeline_result *pr);
 
 /* Wall-clock seconds from a monotonic clock. */

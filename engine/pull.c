@@ -23,9 +23,13 @@
 
 #include "csvio.h"
 #include "pg.h"
+#include "progress.h"
 #include "pull.h"
 
 #include "fault.h"
+
+/* rows between two counts handed to the progress reporter (progress.h) */
+#define PULL_PROGRESS_ROWS 4096
 
 static int
 hexval(char c)
@@ -217,7 +221,8 @@ pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct
 	size_t cap, len, received = 0;
 	char *row;
 	int rc;
-	bool progress = isatty(STDERR_FILENO);
+	/* a command that reports no progress of its own (calibrate): the pull's count on a TTY */
+	bool tty = !progress_on() && isatty(STDERR_FILENO);
 
 	*out = NULL;
 	if (s->kind == SOURCE_TABLE)
@@ -332,10 +337,13 @@ pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct
 		received++;
 		if (received == 1000)
 			FAULT("pull");
-		if (progress && received % 200000 == 0)
+		if (received % PULL_PROGRESS_ROWS == 0)
+			progress_done(received);
+		if (tty && received % 200000 == 0)
 			fprintf(stderr, "\rrefinery: pulled %zu leads", received);
 	}
-	if (progress && received >= 200000)
+	progress_done(received);
+	if (tty && received >= 200000)
 		fprintf(stderr, "\n");
 	if (rc == -2)
 	{
@@ -475,6 +483,8 @@ csv_row(void *ctx, const char *const *fields, const size_t *lens, const bool *is
 	}
 	if (batch_append(c->b, c->vals, c->lens) < 0)
 		return error_set(err, EXIT_INTERNAL, "out of memory");
+	if (c->b->n % PULL_PROGRESS_ROWS == 0)
+		progress_done(c->b->n);
 	return true;
 }
 
@@ -514,6 +524,7 @@ pull_csv(const struct ruleset *rs, struct batch **out, struct stage_stats *pst, 
 		ok = error_set(err, EXIT_DATA, "CSV file \"%s\" has no header row", s->csv);
 	if (ok)
 		ok = finish(c.b, err);
+	progress_done(c.b->n);
 	free(c.m.name);
 	free(c.pos);
 	free(c.vals);

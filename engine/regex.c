@@ -69,34 +69,19 @@ regex_limits_default(struct regex_limits *out)
 	out->max_failed_percent = REGEX_DEFAULT_MAX_FAILED_PERCENT;
 }
 
-/* [regex] as read: the limits are narrower types in struct regex_limits */
-struct regex_rules
-{
-	long match_limit, depth_limit, max_subject_bytes;
-	double max_failed_percent;
-};
-
 static const struct rules_param regex_params[] = {
-    {"match_limit", RULES_INT, 1000, 1000000000L, offsetof(struct regex_rules, match_limit), NULL},
-    {"depth_limit", RULES_INT, 100, 100000000L, offsetof(struct regex_rules, depth_limit), NULL},
+    {"match_limit", RULES_INT, 1000, 1000000000L, offsetof(struct regex_limits, match_limit), NULL},
+    {"depth_limit", RULES_INT, 100, 100000000L, offsetof(struct regex_limits, depth_limit), NULL},
     {"max_subject_bytes", RULES_INT, 1024, REGEX_MAX_SUBJECT_BYTES_MAX,
-     offsetof(struct regex_rules, max_subject_bytes), NULL},
-    {"max_failed_percent", RULES_DOUBLE, 0, 100, offsetof(struct regex_rules, max_failed_percent),
+     offsetof(struct regex_limits, max_subject_bytes), NULL},
+    {"max_failed_percent", RULES_DOUBLE, 0, 100, offsetof(struct regex_limits, max_failed_percent),
      NULL},
 };
 
 bool
 regex_limits_load(struct rules *r, struct regex_limits *out, struct error *err)
 {
-	struct regex_rules v;
-
-	if (!rules_load_params(r, "regex", regex_params, RULES_PARAMS_N(regex_params), &v, err))
-		return false;
-	out->match_limit = (uint32_t) v.match_limit;
-	out->depth_limit = (uint32_t) v.depth_limit;
-	out->max_subject_bytes = (size_t) v.max_subject_bytes;
-	out->max_failed_percent = v.max_failed_percent;
-	return true;
+	return rules_load_params(r, "regex", regex_params, RULES_PARAMS_N(regex_params), out, err);
 }
 
 /* True when s[0..len) is well-formed UTF-8 (for deciding whether to quote it). */
@@ -271,7 +256,7 @@ struct regex_scratch *
 regex_scratch_new(const struct regex_limits *lim)
 {
 	struct regex_scratch *s = calloc(1, sizeof(*s));
-	size_t subject = lim ? lim->max_subject_bytes : REGEX_DEFAULT_MAX_SUBJECT_BYTES;
+	size_t subject = (size_t) (lim ? lim->max_subject_bytes : REGEX_DEFAULT_MAX_SUBJECT_BYTES);
 	size_t stack = REGEX_JIT_STACK_MAX;
 
 	if (s == NULL)
@@ -311,17 +296,17 @@ regex_match(const struct regex *re, struct regex_scratch *s, const char *subject
 {
 	int rc;
 
-	if (len > re->lim.max_subject_bytes)
+	if (len > (size_t) re->lim.max_subject_bytes)
 	{
 		/* cut before a continuation byte, so the cut never splits a character */
 		const unsigned char *u = (const unsigned char *) subject;
 
-		len = re->lim.max_subject_bytes;
+		len = (size_t) re->lim.max_subject_bytes;
 		for (int k = 0; k < 3 && len > 0 && (u[len] & 0xc0) == 0x80; k++)
 			len--;
 	}
-	pcre2_set_match_limit(s->mctx, re->lim.match_limit);
-	pcre2_set_depth_limit(s->mctx, re->lim.depth_limit);
+	pcre2_set_match_limit(s->mctx, (uint32_t) re->lim.match_limit);
+	pcre2_set_depth_limit(s->mctx, (uint32_t) re->lim.depth_limit);
 	rc = pcre2_match(re->code, (PCRE2_SPTR) subject, len, 0, 0, s->md, s->mctx);
 	/* 0 means "matched, but the ovector was too small": still a match */
 	if (rc >= 0)
@@ -353,7 +338,7 @@ regex_match_error(const struct regex *re, int code, const char *lead_id, const c
 	{
 		error_set(err, EXIT_RULES, "%srule \"%s\": %s on lead \"%s\", field \"%s\"", pre, re->rule,
 		          (const char *) msg, lead_id ? lead_id : "?", field ? field : "?");
-		error_detail(err, "match_limit %u, depth_limit %u", re->lim.match_limit,
+		error_detail(err, "match_limit %ld, depth_limit %ld", re->lim.match_limit,
 		             re->lim.depth_limit);
 		return error_hint(err, "Rewrite the pattern without nested repeats such as "
 		                       "\"(a+)+\", which backtrack without end, or raise [regex] "
@@ -496,7 +481,7 @@ regex_fail_finish(struct regex_fail_log *log, struct batch *b, const size_t *app
 		          pre, re->rule, failed[k], applied[k], re->lim.max_failed_percent,
 		          batch_lead_id(b, f->row) ? batch_lead_id(b, f->row) : "?",
 		          f->field ? f->field : "?", msg);
-		error_detail(err, "match_limit %u, depth_limit %u, max_subject_bytes %zu",
+		error_detail(err, "match_limit %ld, depth_limit %ld, max_subject_bytes %ld",
 		             re->lim.match_limit, re->lim.depth_limit, re->lim.max_subject_bytes);
 		if (strncmp(re->where, "default.ini:", 12) == 0)
 			error_hint(err, "The rule is a shipped one: raise [regex] match_limit and "

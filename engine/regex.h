@@ -47,9 +47,10 @@ enum regex_result
  */
 struct regex_limits
 {
-	uint32_t match_limit;
-	uint32_t depth_limit;
-	size_t max_subject_bytes;  /* a pattern sees at most this much of a value */
+	/* longs, as the [regex] table of rules_param writes them (each < 2^32) */
+	long match_limit;
+	long depth_limit;
+	long max_subject_bytes;    /* a pattern sees at most this much of a value */
 	double max_failed_percent; /* of the leads a rule is matched on */
 };
 

@@ -523,6 +523,29 @@ rules_where(const struct rules *r, const char *section, const char *key)
 	return e->where;
 }
 
+bool
+rules_get_path(struct rules *r, const char *section, const char *key, char **out, struct error *err)
+{
+	const char *v = rules_get(r, section, key);
+	const char *where = rules_where(r, section, key);
+	const char *colon = strrchr(where, ':'), *slash = NULL;
+	size_t dir = 0, size;
+
+	*out = NULL;
+	if (v == NULL || *v == '\0')
+		return true;
+	for (const char *p = where; colon && p < colon; p++)
+		if (*p == '/')
+			slash = p;
+	if (v[0] != '/' && slash != NULL)
+		dir = (size_t) (slash - where) + 1; /* the folder and its slash */
+	size = dir + strlen(v) + 1;
+	if ((*out = malloc(size)) == NULL)
+		return error_oom(err);
+	snprintf(*out, size, "%.*s%s", (int) dir, where, v);
+	return true;
+}
+
 int
 rules_section_enabled(struct rules *r, const char *section, struct error *err)
 {
@@ -844,6 +867,9 @@ rules_load_params(struct rules *r, const char *section, const struct rules_param
 				break;
 			case RULES_STR:
 				ok = rules_get_str(r, section, p[k].key, (const char **) field, err);
+				break;
+			case RULES_LIST:
+				ok = rules_get_list(r, section, p[k].key, (const char **) field, err);
 				break;
 			default:
 				ok = error_set(err, EXIT_INTERNAL, "[%s] %s: unknown parameter type %d", section,
@@ -1215,6 +1241,21 @@ rules_taint_since(struct rules *r, int mark)
 {
 	for (int k = mark; k < r->nasked; k++)
 		r->tainted[k] = true;
+}
+
+bool
+rules_loader_failed(struct rules *r, int mark, struct error *err)
+{
+	struct error typo;
+
+	if (err->code != EXIT_RULES)
+		return false;
+	if (rules_find_typo_key(r, mark, &typo))
+		*err = typo;
+	if (!rules_collecting(r))
+		return false;
+	rules_taint_since(r, mark);
+	return rules_problem(r, err);
 }
 
 const char *

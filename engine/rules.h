@@ -48,6 +48,14 @@ bool rules_load_string(struct rules *r, const char *name, const char *text, stru
 const char *rules_get(struct rules *r, const char *section, const char *key);
 /* Where section.key was set ("file:line"), for messages; "" when absent. */
 const char *rules_where(const struct rules *r, const char *section, const char *key);
+/*
+ * A key naming a file: its value as written when absolute, else relative to
+ * the folder of the rule file that set it (do-not-call lists, [match]
+ * reps_csv and stats_csv).  *out (caller frees) is NULL when the key is
+ * absent or empty.  Marks the key used.
+ */
+bool rules_get_path(struct rules *r, const char *section, const char *key, char **out,
+                    struct error *err);
 /* Where a section begins: "file:line" of its first key, "" when it has none. */
 const char *rules_section_where(const struct rules *r, const char *section);
 
@@ -96,6 +104,8 @@ bool rules_get_list(struct rules *r, const char *section, const char *key, const
  *   RULES_STR     a const char *, borrowed from the rules object (not copied:
  *                 it lives as long as the ruleset; a field the config frees
  *                 stays as code and strdup()s)
+ *   RULES_LIST    the same, for a list or text that may be empty on purpose
+ *                 (rules_get_list(): "exclude_params =" means none)
  * Keys with logic of their own (checked against another key, optional, lists)
  * stay as code beside the table.
  */
@@ -106,6 +116,7 @@ enum rules_type
 	RULES_BOOL,
 	RULES_ENUM,
 	RULES_STR,
+	RULES_LIST,
 };
 
 struct rules_param
@@ -217,6 +228,15 @@ int rules_asked_count(const struct rules *r);
 void rules_taint_since(struct rules *r, int mark);
 /* The same for a loader not run at all: [family] and [family.<id>] are tainted. */
 void rules_taint_family(struct rules *r, const char *family);
+/*
+ * A loader (or one section's part of it) failed with err, having begun at
+ * `mark`.  A key near one the section knows, which the loader never read,
+ * is most likely why ("tabel = ..." leaves [source] without a table): err
+ * becomes that error.  Collecting, the error is kept, the sections since
+ * `mark` are tainted and true is returned: go on with the next section or
+ * loader.  Not collecting (or not a rules error): false, stop.
+ */
+bool rules_loader_failed(struct rules *r, int mark, struct error *err);
 
 /*
  * The nearest of `names` (n of them, or NULL-terminated when n < 0) to

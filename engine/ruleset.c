@@ -23,8 +23,10 @@
 #include "normalize.h"
 #include "outfile.h"
 #include "pg.h"
+#include "feedback.h"
 #include "outcomes.h"
 #include "ruleset.h"
+#include "score.h"
 
 static char *
 dup_or_null(const char *s)
@@ -593,8 +595,56 @@ output_config_free(struct output_config *c)
 /*
  * Statuses the rules name must be canonical ones, the keys of [status_map]:
  * the black-list and score compare the lead's status_norm with them, so a
- * misspelt status would quietly never hit.
+ * misspelt status would quietly never hit.  `canon`: compare in the form
+ * score.c gives values and map keys (score_canon), else in lower case.
  */
+#define CANON_FORM_MAX 256 /* as score_int.h's CANON_MAX */
+
+static bool
+is_status(const struct normalize_config *nc, const char *s, bool canon)
+{
+	char form[CANON_FORM_MAX];
+
+	for (int c = 0; c < nc->ncanonical; c++)
+	{
+		const char *name = nc->canonical[c];
+
+		if (canon && score_canon(name, form, sizeof(form)))
+			name = form;
+		if (strcmp(s, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* `value` of [section] key at `where` is no canonical status: the error, kept when collecting. */
+static bool
+unknown_status(struct rules *r, const struct normalize_config *nc, const char *where,
+               const char *section, const char *key, const char *value, struct error *err)
+{
+	char known[400] = "";
+	const char *near;
+
+	for (int c = 0; c < nc->ncanonical; c++)
+	{
+		size_t len = strlen(known);
+
+		snprintf(known + len, sizeof(known) - len, "%s%s", c ? ", " : "", nc->canonical[c]);
+	}
+	error_set(err, EXIT_RULES, "%s: [%s] %s: unknown status \"%s\"", where, section, key, value);
+	near = rules_nearest(value, (const char *const *) nc->canonical, nc->ncanonical);
+	error_detail(err, "Known statuses: %s.", known);
+	if (near)
+		error_hint(err,
+		           "Did you mean \"%s\"? A status of its own is declared as a key of "
+		           "[status_map].",
+		           near);
+	else
+		error_hint(err, "Rules name canonical statuses; a status of its own is declared as a "
+		                "key of [status_map].");
+	return rules_problem(r, err);
+}
+
 static bool
 check_status_list(struct rules *r, const struct normalize_config *nc, const char *section,
                   const char *key, struct error *err)
@@ -602,53 +652,83 @@ check_status_list(struct rules *r, const struct normalize_config *nc, const char
 	const char *where = rules_where(r, section, key), *v;
 	char **items = NULL;
 	int n;
+	bool ok = true;
 
 	if (*where == '\0' || (v = rules_get(r, section, key)) == NULL)
 		return true;
 	if ((n = rules_split_list(v, &items)) < 0)
 		return error_oom(err);
-	for (int k = 0; k < n; k++)
+	for (int k = 0; k < n && ok; k++)
 	{
-		const char *near;
-		char known[400] = "";
-		bool found = false;
-
 		for (char *q = items[k]; *q; q++)
 			*q = (char) tolower((unsigned char) *q);
-		for (int c = 0; c < nc->ncanonical && !found; c++)
-			found = strcmp(items[k], nc->canonical[c]) == 0;
-		if (found)
-			continue;
-		for (int c = 0; c < nc->ncanonical; c++)
-		{
-			size_t len = strlen(known);
-
-			snprintf(known + len, sizeof(known) - len, "%s%s", c ? ", " : "", nc->canonical[c]);
-		}
-		error_set(err, EXIT_RULES, "%s: [%s] %s: unknown status \"%s\"", where, section, key,
-		          items[k]);
-		near = rules_nearest(items[k], (const char *const *) nc->canonical, nc->ncanonical);
-		error_detail(err, "Known statuses: %s.", known);
-		if (near)
-			error_hint(err,
-			           "Did you mean \"%s\"? A status of its own is declared as a key of "
-			           "[status_map].",
-			           near);
-		else
-			error_hint(err, "Rules name canonical statuses; a status of its own is declared as a "
-			                "key of [status_map].");
-		if (!rules_problem(r, err))
-		{
-			rules_list_free(items);
-			return false;
-		}
+		if (!is_status(nc, items[k], false))
+			ok = unknown_status(r, nc, where, section, key, items[k], err);
 	}
 	rules_list_free(items);
-	return true;
+	return ok;
+}
+
+/*
+ * The statuses the score names: the categories of a map parameter that
+ * reads the status (its keys), and the values of a persona's when.status.
+ * A persona's override "status.<category>" names a category of the
+ * parameter, which score_config.c checks, so it is a status too.
+ */
+static bool
+check_score_statuses(struct rules *r, const struct normalize_config *nc,
+                     const struct score_config *sc, struct error *err)
+{
+	char section[300];
+	bool ok = true;
+
+	for (int k = 0; sc && k < sc->nparams && ok; k++)
+	{
+		const struct score_param *p = &sc->params[k];
+		int nlisted = p->ncat - (p->cat_other >= 0 ? 2 : 1);
+
+		if (p->kind != SCORE_MAP || p->src != SCORE_SRC_STATUS)
+			continue;
+		snprintf(section, sizeof(section), "score.%s", p->name);
+		for (int j = 0; j < nlisted && ok; j++)
+		{
+			const char *where = rules_where(r, section, p->cat[j]);
+
+			if (!is_status(nc, p->cat[j], true))
+				ok = unknown_status(r, nc, *where ? where : p->where, section, p->cat[j], p->cat[j],
+				                    err);
+		}
+	}
+	for (int k = 0; sc && k < sc->npersonas && ok; k++)
+	{
+		const struct score_persona *pe = &sc->personas[k];
+
+		snprintf(section, sizeof(section), "persona.%s", pe->name);
+		for (int j = 0; !pe->fallback && j < pe->ncond && ok; j++)
+			for (int v = 0; pe->cond[j].src == SCORE_SRC_STATUS && v < pe->cond[j].nvalues && ok;
+			     v++)
+				if (!is_status(nc, pe->cond[j].values[v], true))
+					ok = unknown_status(r, nc, rules_where(r, section, "when.status"), section,
+					                    "when.status", pe->cond[j].values[v], err);
+	}
+	return ok;
+}
+
+/* [calibrate] won_values (or won_statuses) name statuses when the outcome is the status */
+static bool
+check_won_values(struct rules *r, const struct normalize_config *nc, struct error *err)
+{
+	const char *col = rules_get(r, "calibrate", "outcome_column");
+
+	if (col != NULL && strcmp(col, "status") != 0)
+		return true; /* the values of another column: anything goes */
+	return check_status_list(r, nc, "calibrate", "won_statuses", err) &&
+	       check_status_list(r, nc, "calibrate", "won_values", err);
 }
 
 static bool
-check_statuses(struct rules *r, const struct normalize_config *nc, struct error *err)
+check_statuses(struct rules *r, const struct normalize_config *nc, const struct score_config *score,
+               struct error *err)
 {
 	const char **secs = NULL;
 	int n;
@@ -663,29 +743,8 @@ check_statuses(struct rules *r, const struct normalize_config *nc, struct error 
 		ok = check_status_list(r, nc, secs[k], "statuses", err);
 	free(secs);
 	return ok && check_status_list(r, nc, "score", "exclude_statuses", err) &&
-	       check_status_list(r, nc, "calibrate", "won_statuses", err) &&
-	       check_status_list(r, nc, "dedupe", "status_rank", err);
-}
-
-/*
- * A loader failed.  A key near one the section knows, which the loader
- * never read, is most likely why ("tabel = ..." leaves [source] without a
- * table): report that instead.  Collecting, keep the error and go on with
- * the next loader; returns true then.
- */
-static bool
-loader_failed(struct rules *r, int mark, struct error *err)
-{
-	struct error typo;
-
-	if (err->code != EXIT_RULES)
-		return false;
-	if (rules_find_typo_key(r, mark, &typo))
-		*err = typo;
-	if (!rules_collecting(r))
-		return false;
-	rules_taint_since(r, mark);
-	return rules_problem(r, err);
+	       check_won_values(r, nc, err) && check_status_list(r, nc, "dedupe", "status_rank", err) &&
+	       check_score_statuses(r, nc, score, err);
 }
 
 #define LOAD(call)                                                                                 \
@@ -693,7 +752,7 @@ loader_failed(struct rules *r, int mark, struct error *err)
 	{                                                                                              \
 		int mark_ = rules_asked_count(rs->rules);                                                  \
                                                                                                    \
-		if (!(call) && !loader_failed(rs->rules, mark_, err))                                      \
+		if (!(call) && !rules_loader_failed(rs->rules, mark_, err))                                \
 			goto fail;                                                                             \
 	} while (0)
 
@@ -725,6 +784,7 @@ load_all(const char *const *files, int nfiles, bool collect, struct error *err)
 	LOAD(job_config_load(rs->rules, &rs->job, err));
 	LOAD(outcomes_config_load(rs->rules, &rs->outcomes, err));
 	LOAD(output_config_load(rs->rules, &rs->output, err));
+	LOAD(feedback_config_load(rs->rules, &rs->feedback, err));
 #define STAGE(name, fn, type, load, free_fn, slot) LOAD(load(rs->rules, &rs->slot, err));
 #define PLAN_STAGE(name, fn, type, load, free_fn, slot)                                            \
 	if (rs->normalize == NULL || rs->normalize->plan == NULL)                                      \
@@ -733,7 +793,7 @@ load_all(const char *const *files, int nfiles, bool collect, struct error *err)
 		LOAD(load(rs->rules, rs->normalize->plan, &rs->slot, err));
 #include "stagelist.h" /* then each stage's sections, in run order */
 #undef STAGE
-	if (!check_statuses(rs->rules, rs->normalize, err))
+	if (!check_statuses(rs->rules, rs->normalize, rs->score, err))
 		goto fail;
 	if (!rules_check_unused(rs->rules, err))
 		goto fail;
@@ -777,6 +837,7 @@ ruleset_free(struct ruleset *rs)
 	job_config_free(rs->job);
 	outcomes_config_free(rs->outcomes);
 	output_config_free(rs->output);
+	feedback_config_free(rs->feedback);
 #define STAGE(name, fn, type, load, free_fn, slot) free_fn(rs->slot);
 #include "stagelist.h"
 #undef STAGE

@@ -30,6 +30,7 @@
 #endif
 
 #include "calibrate.h"
+#include "partial.h"
 #include "regex.h"
 #include "score.h"
 #include "score_int.h"
@@ -190,6 +191,25 @@ bind_column(const struct batch *b, enum score_source src, const char *field)
 	return util_column(b, NULL, field);
 }
 
+void
+score_map_seen(const struct score_param *p, const struct batch *b, uint8_t *seen)
+{
+	int col = bind_column(b, p->src, p->field);
+	char canon[CANON_MAX];
+
+	if (p->kind != SCORE_MAP || (col < 0 && p->src != SCORE_SRC_STATUS))
+		return;
+	for (size_t i = 0; i < b->n; i++)
+	{
+		const char *s = score_text_value(b, i, p->src, col);
+		int j;
+
+		if (s != NULL && score_canon(s, canon, sizeof(canon)) && canon[0] != '\0' &&
+		    (j = map_lookup(p, canon)) >= 0)
+			seen[j] = 1;
+	}
+}
+
 struct score_eval *
 score_eval_new(const struct score_config *c, const struct batch *b, int64_t now, struct error *err)
 {
@@ -323,7 +343,7 @@ bucket_of(const double *lo, int n, double x)
 {
 	int k;
 
-	if (isnan(x) || x < lo[0])
+	if (n <= 0 || isnan(x) || x < lo[0])
 		return -1;
 	for (k = n - 1; k > 0 && x < lo[k]; k--)
 		;
@@ -345,6 +365,18 @@ bool
 score_eval_limit_failed(const struct score_eval *ev)
 {
 	return ev->limit_failed;
+}
+
+const char *
+score_eval_text(const struct score_eval *ev, int k, size_t i)
+{
+	return score_text_value(ev->b, i, ev->c->params[k].src, ev->col[k]);
+}
+
+double
+score_eval_number(const struct score_eval *ev, int k, size_t i)
+{
+	return numeric_value(ev, &ev->c->params[k], ev->col[k], i);
 }
 
 bool
@@ -588,6 +620,17 @@ score_lead(struct score_eval *ev, size_t i, int64_t *score, struct error *err)
 	return best;
 }
 
+bool
+score_eval_score(struct score_eval *ev, size_t i, int64_t *hundredths, int64_t *parts,
+                 struct error *err)
+{
+	if (score_lead(ev, i, hundredths, err) < 0)
+		return false;
+	if (parts)
+		memcpy(parts, ev->best, (size_t) ev->c->nparams * sizeof(int64_t));
+	return true;
+}
+
 static enum temperature
 temperature_of(const struct score_config *c, int64_t s)
 {
@@ -598,8 +641,8 @@ temperature_of(const struct score_config *c, int64_t s)
 	return TEMP_COLD;
 }
 
-static bool
-is_excluded(const struct score_config *c, const struct batch *b, size_t i, int *which)
+bool
+score_is_excluded(const struct score_config *c, const struct batch *b, size_t i, int *which)
 {
 	const char *s;
 	char canon[CANON_MAX];
@@ -683,7 +726,8 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 			int64_t s;
 			int best;
 
-			if (ev == NULL || b->verdict[i] != VERDICT_KEPT || stage_stopped(st))
+			if (ev == NULL || (b->verdict[i] != VERDICT_KEPT && !partial_scored_nurture(b, i)) ||
+			    stage_stopped(st))
 				continue;
 			best = score_lead(ev, i, &s, &lerr);
 			if (best < 0 && ev->limit_failed)
@@ -707,7 +751,7 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 			{
 				int which;
 
-				if (is_excluded(c, b, i, &which))
+				if (score_is_excluded(c, b, i, &which))
 					excl[i] = (uint8_t) (which + 1);
 			}
 		}

@@ -83,6 +83,11 @@ struct score_param
 	bool caseless;
 
 	double top; /* the most the parameter gives, before weight */
+
+	/* calibrate learns these from the data; a run gives other / default points till then */
+	bool auto_cats; /* map: categories = auto */
+	long quantiles; /* buckets = auto: this many quantile buckets; 0 = the listed buckets */
+	bool shipped;   /* its kind comes from the shipped default.ini (calibrate --no-shipped) */
 };
 
 /* A condition of a persona: the lead's value of `field` is one of `values`. */
@@ -123,6 +128,14 @@ struct score_config
 	struct regex_limits lim;            /* [regex], for the patterns and the scratch */
 };
 
+/*
+ * The most points parameter k gives under persona pe, before its weight:
+ * its best category, or a recency parameter's points at zero days.  A
+ * persona's top is the sum of these times the weights (explain shows each
+ * parameter's share of 100 from them).
+ */
+double score_param_top(const struct score_config *c, const struct score_persona *pe, int k);
+
 /* Read [score], [score.*], [persona.*] and [calibrate]. */
 bool score_config_load(struct rules *r, struct score_config **out, struct error *err);
 void score_config_free(struct score_config *c); /* NULL is a no-op */
@@ -130,7 +143,8 @@ void score_config_free(struct score_config *c); /* NULL is a no-op */
 /*
  * The score stage: every kept lead gets b->score, b->points (allocated
  * here, b->npoints per lead, named by b->point_names), b->temperature and
- * b->persona (the best persona; the first one on a tie).  Leads whose
+ * b->persona (the best persona; the first one on a tie), and so does a
+ * contactless lead the partial stage made nurture (partial_scored_nurture).  Leads whose
  * status is in [score] exclude_statuses, and then leads scoring below
  * [score] nurture_below, get verdict nurture.  Parallel; the result does
  * not depend on the number of threads.
@@ -161,6 +175,27 @@ bool score_eval_categories(struct score_eval *ev, size_t i, int *cat, double *da
 /* After score_eval_categories() failed: whether it was a pattern's limit. */
 bool score_eval_limit_failed(const struct score_eval *ev);
 
+/* The text parameter k reads on lead i (status: normalised), or NULL. */
+const char *score_eval_text(const struct score_eval *ev, int k, size_t i);
+/* The number a buckets or recency parameter k reads on lead i (dates: days), NAN when none. */
+double score_eval_number(const struct score_eval *ev, int k, size_t i);
+/*
+ * Lead i's score as the score stage gives it (the best persona), in
+ * hundredths, and each parameter's part of it into parts[nparams] (may be
+ * NULL); false as score_eval_categories().
+ */
+bool score_eval_score(struct score_eval *ev, size_t i, int64_t *hundredths, int64_t *parts,
+                      struct error *err);
+
+/* Is `field` a field key ([columns]) or a column listed in [columns] extra? */
+bool score_field_exists(struct rules *r, const char *field);
+
+/* Is lead i's status in [score] exclude_statuses? *which gets its index. */
+bool score_is_excluded(const struct score_config *c, const struct batch *b, size_t i, int *which);
+
+/* Is `key` one a parameter section keeps for itself (kind, field, other, default, ...)? */
+bool score_reserved_key(const char *key);
+
 /*
  * A text value in canonical form, as map categories and persona conditions
  * compare it: ASCII letters lower-cased, every run of ASCII characters other
@@ -171,6 +206,13 @@ bool score_canon(const char *s, char *out, size_t size);
 
 /* The text value the lead has for a status/column source (status: normalised), or NULL. */
 const char *score_text_value(const struct batch *b, size_t i, enum score_source src, int col);
+
+/*
+ * Map parameter p: seen[j] = 1 for each listed category j some lead of `b`
+ * falls in, whatever its verdict (seen has p->ncat entries, zeroed by the
+ * caller; nothing is set for another kind or a column `b` lacks).
+ */
+void score_map_seen(const struct score_param *p, const struct batch *b, uint8_t *seen);
 
 /* A score or points value in integer hundredths (how they add up exactly). */
 static inline int64_t

@@ -34,12 +34,12 @@ static const char *const kind_names[] = {"map", "buckets", "recency", "regex", "
  * one, say) can turn a recency parameter into buckets without the first
  * file's half_life_days becoming an "unknown key".
  */
-static const char *const reserved_keys[] = {"kind",  "field",   "weight",   "default",
-                                            "other", "buckets", "max",      "half_life_days",
-                                            "true",  "false",   "caseless", NULL};
+static const char *const reserved_keys[] = {
+    "kind",           "field", "weight", "default",  "other",      "buckets",   "max",
+    "half_life_days", "true",  "false",  "caseless", "categories", "quantiles", NULL};
 
-static bool
-is_reserved(const char *key)
+bool
+score_reserved_key(const char *key)
 {
 	for (int k = 0; reserved_keys[k]; k++)
 		if (strcmp(key, reserved_keys[k]) == 0)
@@ -111,8 +111,8 @@ score_config_free(struct score_config *c)
 }
 
 /* Is `field` a known field key or a column listed in [columns] extra? */
-static bool
-field_exists(struct rules *r, const char *field)
+bool
+score_field_exists(struct rules *r, const char *field)
 {
 	const char *extra;
 	char **items;
@@ -204,7 +204,7 @@ load_map(struct rules *r, const char *section, struct score_param *p, double def
 	{
 		double pts;
 
-		if (is_reserved(keys[k]) || strchr(keys[k], '.') != NULL)
+		if (score_reserved_key(keys[k]) || strchr(keys[k], '.') != NULL)
 			continue; /* a dotted key is left for the unknown-key check */
 		if (!score_canon(keys[k], canon, sizeof(canon)) || canon[0] == '\0')
 		{
@@ -234,9 +234,12 @@ load_map(struct rules *r, const char *section, struct score_param *p, double def
 		}
 	}
 	free(keys);
-	if (p->ncat == 0)
-		return error_set(err, EXIT_RULES, "%s: [%s] kind = map lists no category", p->where,
-		                 section);
+	if (p->ncat == 0 && !p->auto_cats)
+	{
+		error_set(err, EXIT_RULES, "%s: [%s] kind = map lists no category", p->where, section);
+		return error_hint(err, "List \"<value> = <points>\" keys, or set \"categories = auto\" "
+		                       "for refinery calibrate to learn them from the data.");
+	}
 	if (!get_points(r, section, "other", def, &other, err))
 		return false;
 	/* the listed categories in an open-addressing table at most half full */
@@ -286,7 +289,7 @@ load_regex(struct rules *r, const char *section, struct score_param *p, double d
 		if (dot == NULL || strcmp(dot, ".pattern") != 0)
 			continue;
 		snprintf(label, sizeof(label), "%.*s", (int) (dot - keys[k]), keys[k]);
-		if (rules_where(r, section, label)[0] == '\0' || is_reserved(label))
+		if (rules_where(r, section, label)[0] == '\0' || score_reserved_key(label))
 		{
 			error_set(err, EXIT_RULES, "%s: [%s] %s has no points",
 			          rules_where(r, section, keys[k]), section, keys[k]);
@@ -301,7 +304,7 @@ load_regex(struct rules *r, const char *section, struct score_param *p, double d
 		double pts;
 		struct regex *re;
 
-		if (is_reserved(keys[k]) || strchr(keys[k], '.') != NULL)
+		if (score_reserved_key(keys[k]) || strchr(keys[k], '.') != NULL)
 			continue;
 		snprintf(pkey, sizeof(pkey), "%s.pattern", keys[k]);
 		pat = rules_get(r, section, pkey);
@@ -376,6 +379,17 @@ load_buckets(struct rules *r, const char *section, struct score_param *p, struct
 	char **items;
 	int n;
 
+	long quantiles;
+
+	/* read for every buckets parameter, so a bad value is named even before it is used */
+	if (!rules_get_int(r, section, "quantiles", 2, 20, &quantiles, err))
+		return false;
+	if (v != NULL && strcmp(v, "auto") == 0)
+	{
+		/* calibrate learns the bounds; until then every lead gets the default points */
+		p->quantiles = quantiles;
+		return (p->lo = calloc(1, sizeof(double))) != NULL || error_oom(err);
+	}
 	if (v == NULL || *v == '\0')
 	{
 		error_set(err, EXIT_RULES, "%s: [%s] kind = buckets needs a buckets key", p->where,
@@ -500,7 +514,7 @@ load_param(struct rules *r, const char *section, struct score_param *p,
 	field = rules_get(r, section, "field");
 	if (field == NULL || *field == '\0')
 		return error_set(err, EXIT_RULES, "%s: [%s] needs a field", p->where, section);
-	if (!field_exists(r, field))
+	if (!score_field_exists(r, field))
 	{
 		error_set(err, EXIT_RULES, "%s: [%s] field: \"%s\" is neither a field nor an extra column",
 		          rules_where(r, section, "field"), section, field);
@@ -524,6 +538,23 @@ load_param(struct rules *r, const char *section, struct score_param *p,
 	/* keys of the other kinds: accepted and ignored (see reserved_keys) */
 	for (int k = 0; reserved_keys[k]; k++)
 		(void) rules_get(r, section, reserved_keys[k]);
+	p->shipped = rules_is_default(r, section, "kind");
+	{
+		const char *cats = rules_get(r, section, "categories");
+
+		if (cats != NULL && *cats != '\0' && p->kind == SCORE_MAP)
+		{
+			if (strcmp(cats, "auto") != 0)
+			{
+				error_set(err, EXIT_RULES, "%s: [%s] categories: \"%s\" is not auto",
+				          rules_where(r, section, "categories"), section, cats);
+				return error_hint(err, "\"categories = auto\" lets refinery calibrate learn a "
+				                       "map's categories from the data; list them as keys "
+				                       "otherwise.");
+			}
+			p->auto_cats = true;
+		}
+	}
 
 	switch (p->kind)
 	{
@@ -560,6 +591,16 @@ load_param(struct rules *r, const char *section, struct score_param *p,
 	return true;
 }
 
+/* Has any parameter its categories or buckets still to learn (calibrate)? */
+static bool
+learning(const struct score_config *c)
+{
+	for (int k = 0; k < c->nparams; k++)
+		if (c->params[k].auto_cats || c->params[k].quantiles > 0)
+			return true;
+	return false;
+}
+
 static int
 param_index(const struct score_config *c, const char *name, size_t len)
 {
@@ -569,6 +610,20 @@ param_index(const struct score_config *c, const char *name, size_t len)
 	return -1;
 }
 
+double
+score_param_top(const struct score_config *c, const struct score_persona *pe, int k)
+{
+	const struct score_param *p = &c->params[k];
+	double t = 0;
+
+	for (int j = 0; j < p->ncat; j++)
+		if (p->kind != SCORE_RECENCY || j == p->cat_default)
+			t = fmax(t, pe->points[k][j]);
+	if (p->kind == SCORE_RECENCY)
+		t = fmax(t, pe->max[k]);
+	return t;
+}
+
 /* Maximum attainable weighted points of a persona. */
 static double
 persona_top(const struct score_config *c, const struct score_persona *pe)
@@ -576,17 +631,7 @@ persona_top(const struct score_config *c, const struct score_persona *pe)
 	double top = 0;
 
 	for (int k = 0; k < c->nparams; k++)
-	{
-		const struct score_param *p = &c->params[k];
-		double t = 0;
-
-		for (int j = 0; j < p->ncat; j++)
-			if (p->kind != SCORE_RECENCY || j == p->cat_default)
-				t = fmax(t, pe->points[k][j]);
-		if (p->kind == SCORE_RECENCY)
-			t = fmax(t, pe->max[k]);
-		top += pe->weight[k] * t;
-	}
+		top += pe->weight[k] * score_param_top(c, pe, k);
 	return top;
 }
 
@@ -622,7 +667,7 @@ persona_cond(struct rules *r, const char *section, const char *key, struct score
 	char **items;
 	int n;
 
-	if (!field_exists(r, field))
+	if (!score_field_exists(r, field))
 		return error_set(err, EXIT_RULES,
 		                 "%s: [%s] %s: \"%s\" is neither a field nor an extra "
 		                 "column",
@@ -723,12 +768,22 @@ load_persona(struct rules *r, const char *section, struct score_config *c, struc
 					cat = j;
 			if (cat < 0)
 			{
+				const char *near = rules_nearest(dot + 1, (const char *const *) p->cat, p->ncat);
+
 				error_set(err, EXIT_RULES, "%s: [%s] %s: parameter %s has no category \"%s\"",
 				          rules_where(r, section, key), section, key, p->name, dot + 1);
+				if (near)
+					error_hint(err, "Did you mean \"%s.%s\"?", p->name, near);
 				ok = false;
 			}
 			else
 				ok = get_points(r, section, key, p->points[cat], &pe->points[pi][cat], err);
+		}
+		if (!ok && rules_problem(r, err))
+		{
+			/* check-rules: the error is kept, the key is not unknown besides; next key */
+			(void) rules_get(r, section, key);
+			ok = true;
 		}
 	}
 	free(keys);
@@ -811,6 +866,7 @@ score_config_load(struct rules *r, struct score_config **out, struct error *err)
 	const char **secs = NULL;
 	int nsecs;
 	bool ok = false;
+	bool failed = false; /* check-rules: a section's error is kept, the others are checked */
 
 	*out = c;
 	if (c == NULL)
@@ -830,14 +886,31 @@ score_config_load(struct rules *r, struct score_config **out, struct error *err)
 	}
 	for (int k = 0; k < nsecs; k++)
 	{
+		int mark = rules_asked_count(r);
+
 		if (strcmp(secs[k], "score") == 0)
 			continue;
 		if (!load_param(r, secs[k], &c->params[c->nparams++], &c->lim, err))
-			goto out;
+		{
+			/* check-rules: keep the error, drop the parameter, check the next one */
+			param_free(&c->params[--c->nparams]);
+			memset(&c->params[c->nparams], 0, sizeof(c->params[0]));
+			if (!rules_collecting(r) || !rules_loader_failed(r, mark, err))
+				goto out;
+			failed = true;
+			continue;
+		}
 		c->names[c->nparams - 1] = c->params[c->nparams - 1].name;
 	}
 	free(secs);
 	secs = NULL;
+	if (failed)
+	{
+		/* the personas name the parameters: not checked against a set with one missing */
+		rules_taint_family(r, "persona");
+		ok = true;
+		goto out;
+	}
 	if (c->nparams == 0)
 	{
 		error_set(err, EXIT_RULES,
@@ -861,10 +934,18 @@ score_config_load(struct rules *r, struct score_config **out, struct error *err)
 	}
 	for (int k = 0; k < nsecs; k++)
 	{
+		int mark = rules_asked_count(r);
+
 		if (strcmp(secs[k], "persona") == 0)
 			continue; /* left for the unknown-section check */
 		if (!load_persona(r, secs[k], c, &c->personas[c->npersonas++], err))
-			goto out;
+		{
+			persona_free(&c->personas[--c->npersonas], c->nparams);
+			memset(&c->personas[c->npersonas], 0, sizeof(c->personas[0]));
+			if (!rules_collecting(r) || !rules_loader_failed(r, mark, err))
+				goto out;
+			failed = true;
+		}
 	}
 	/* the implicit persona: the parameters' own weights; used when no other applies */
 	if (!persona_init(c, &c->personas[c->npersonas++], "default"))
@@ -873,7 +954,10 @@ score_config_load(struct rules *r, struct score_config **out, struct error *err)
 		goto out;
 	}
 	c->personas[c->npersonas - 1].fallback = true;
-	if ((c->personas[c->npersonas - 1].top = persona_top(c, &c->personas[c->npersonas - 1])) <= 0)
+	if ((c->personas[c->npersonas - 1].top = persona_top(c, &c->personas[c->npersonas - 1])) <= 0 &&
+	    learning(c))
+		c->personas[c->npersonas - 1].top = 1; /* every lead scores 0 until calibrated */
+	else if (c->personas[c->npersonas - 1].top <= 0)
 	{
 		error_set(err, EXIT_RULES, "the scoring parameters give no points at all");
 		error_hint(err, "Give some category points above 0 and a weight above 0.");

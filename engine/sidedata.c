@@ -302,6 +302,13 @@ load_dnc(PGconn *conn, const struct ruleset *rs, struct blacklist_dnc *dnc, stru
  * The reps and their history ([match] reps_query / reps_csv, stats_query /
  * stats_csv): rows of named columns, each handed to match_side_row().
  */
+bool
+sidedata_load_dnc(PGconn *conn, const struct ruleset *rs, struct blacklist_dnc **dnc,
+                  struct error *err)
+{
+	return sidedata_load_files(rs, dnc, err) && load_dnc(conn, rs, *dnc, err);
+}
+
 static bool
 reps_query(PGconn *conn, struct rep_table *t, enum match_side_kind kind, const char *sql,
            const char *where, struct error *err)

@@ -27,6 +27,13 @@ bool sidedata_needs_db(const struct ruleset *rs);
  * (EXIT_RULES) naming file and line; the run then hands *dnc to the batch.
  */
 bool sidedata_load_files(const struct ruleset *rs, struct blacklist_dnc **dnc, struct error *err);
+/*
+ * Every do-not-call list of rs->blacklist, files and queries, into *dnc
+ * (made when NULL, owned by the caller also when this fails): what export
+ * reads to leave a do-not-call number out of the dialer file.
+ */
+bool sidedata_load_dnc(PGconn *conn, const struct ruleset *rs, struct blacklist_dnc **dnc,
+                       struct error *err);
 
 /*
  * Run the configured queries (conn may be NULL when none is needed) and

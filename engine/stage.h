@@ -33,6 +33,7 @@
 struct source_config;
 struct output_config;
 struct job_config;
+struct feedback_config;
 struct phone_plan;
 struct stage_stats;
 
@@ -50,6 +51,7 @@ struct ruleset
 	struct output_config *output;
 	struct job_config *job;
 	struct outcomes_config *outcomes; /* [outcomes] (outcomes.h) */
+	struct feedback_config *feedback; /* [cost], [supplier.*] (feedback.h) */
 	                                  /* one config per stage, owned, in run order (stagelist.h) */
 #define STAGE(name, fn, type, load, free_fn, slot) type *slot;
 #include "stagelist.h"

@@ -724,6 +724,23 @@ same_decision(const struct old_lead *o, const struct batch *b, size_t i)
 	       o->rep_id == b->rep_id[i];
 }
 
+void
+state_set_due(struct job_state *st, struct batch *b, size_t i, int64_t due)
+{
+	const struct old_lead *o;
+
+	b->sla_due_at[i] = due;
+	if (st == NULL || st->kind == NULL || st->kind[i] != KIND_UNCHANGED)
+		return;
+	o = &st->old[st->of_row[i]];
+	if (o->sla_due_at != due)
+	{
+		st->kind[i] = KIND_CHANGED;
+		st->c.unchanged--;
+		st->c.changed++;
+	}
+}
+
 bool
 state_reconcile(struct job_state *st, struct batch *b, bool full, struct error *err)
 {

@@ -90,6 +90,12 @@ bool state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs,
                  const struct batch *b, int64_t run_id, struct error *err);
 bool state_attach(PGconn *conn, struct job_state *st, struct error *err);
 
+/*
+ * After state_reconcile(): lead i is due at `due` (a callback's time), and
+ * its row is written when that is not the due time the state has.
+ */
+void state_set_due(struct job_state *st, struct batch *b, size_t i, int64_t due);
+
 const struct state_counts *state_counts(const struct job_state *st);
 
 /* The batch row of a lead of the job's state pulled by this run, SIZE_MAX otherwise. */

@@ -171,6 +171,17 @@ has(const struct suppress_set *s, const unsigned char *h)
 }
 
 bool
+suppress_has_phone(const struct suppress_set *s, uint64_t e164)
+{
+	unsigned char h[SUPPRESS_HASH_BYTES];
+
+	if (s == NULL || s->n == 0 || e164 == 0)
+		return false;
+	suppress_hash_phone(s->salt, e164, h);
+	return has(s, h);
+}
+
+bool
 suppress_row_hit(const struct suppress_set *s, const struct batch *b, size_t i)
 {
 	unsigned char h[SUPPRESS_HASH_BYTES];
@@ -178,12 +189,8 @@ suppress_row_hit(const struct suppress_set *s, const struct batch *b, size_t i)
 	if (s == NULL || s->n == 0)
 		return false;
 	for (int k = 0; k < BATCH_PHONES; k++)
-		if (b->phones[i][k])
-		{
-			suppress_hash_phone(s->salt, b->phones[i][k], h);
-			if (has(s, h))
-				return true;
-		}
+		if (suppress_has_phone(s, b->phones[i][k]))
+			return true;
 	if (b->email_norm[i])
 	{
 		suppress_hash(s->salt, "email", b->email_norm[i], h);

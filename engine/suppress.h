@@ -59,6 +59,8 @@ bool suppress_load(PGconn *conn, struct suppress_set **out, struct error *err);
 bool suppress_unchanged(PGconn *conn, const struct suppress_set *s, struct error *err);
 void suppress_free(struct suppress_set *s); /* NULL is a no-op */
 
+/* whether a phone (E.164 as a number) is suppressed */
+bool suppress_has_phone(const struct suppress_set *s, uint64_t e164);
 /* whether a lead (its normalised phones and e-mail) carries a suppressed contact */
 bool suppress_row_hit(const struct suppress_set *s, const struct batch *b, size_t i);
 

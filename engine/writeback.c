@@ -31,6 +31,7 @@
 #include "normalize.h"
 #include "phone.h"
 #include "pg.h"
+#include "progress.h"
 #include "pull.h"
 #include "writeback.h"
 #include "state.h"
@@ -767,6 +768,7 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 	struct stage_stats *st = pipeline_add(pr, "write");
 	double t0 = pipeline_clock();
 
+	progress_rows(b->n);
 	*run_id = -1;
 	/* the run may have begun it already, to hold the job's lease */
 	if (PQtransactionStatus(conn) != PQTRANS_INTRANS &&
@@ -868,7 +870,8 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 	}
 	{
 		char id[32], nnew[32], nchanged[32], nvanished[32];
-		const char *p[9];
+		const char *p[10];
+		struct strbuf warn;
 		const struct state_counts *c = meta->state ? state_counts(meta->state) : NULL;
 
 		snprintf(id, sizeof(id), "%" PRId64, *run_id);
@@ -889,13 +892,34 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 			p[7] = nchanged;
 			p[8] = nvanished;
 		}
-		res = counts.oom ? NULL
-		                 : pg_query(conn, "recording the run",
-		                            "UPDATE refinery.runs SET status = $1, finished_at = "
-		                            "clock_timestamp(), rows_kept = $2, counts = $3, "
-		                            "seconds_total = $4, full_write = $6, leads_new = $7, "
-		                            "leads_changed = $8, leads_vanished = $9 WHERE run_id = $5",
-		                            9, p, err);
+		/* the warnings as an array literal: each element quoted, " and \ escaped */
+		sb_init(&warn);
+		sb_putc(&warn, '{');
+		for (int k = 0; k < meta->nwarnings; k++)
+		{
+			sb_puts(&warn, k ? ",\"" : "\"");
+			for (const char *q = meta->warnings[k]; *q; q++)
+			{
+				if (*q == '"' || *q == '\\')
+					sb_putc(&warn, '\\');
+				sb_putc(&warn, *q);
+			}
+			sb_putc(&warn, '"');
+		}
+		sb_putc(&warn, '}');
+		p[9] = warn.data;
+		res = counts.oom || warn.oom
+		          ? NULL
+		          : pg_query(conn, "recording the run",
+		                     "UPDATE refinery.runs SET status = $1, finished_at = "
+		                     "clock_timestamp(), rows_kept = $2, counts = $3, "
+		                     "seconds_total = $4, full_write = $6, leads_new = $7, "
+		                     "leads_changed = $8, leads_vanished = $9, warnings = $10 "
+		                     "WHERE run_id = $5",
+		                     10, p, err);
+		if (res == NULL && (counts.oom || warn.oom))
+			error_oom(err);
+		sb_free(&warn);
 	}
 	sb_free(&counts);
 	if (res == NULL)
@@ -962,6 +986,8 @@ writeback_csv(const struct ruleset *rs, const struct batch *b, const struct pipe
 
 	(void) pr;
 	(void) meta;
+	progress_stage("write"); /* no stage_stats: the CSV write is not in the run's timings */
+	progress_rows(b->n);
 	snprintf(path, sizeof(path), "%s/lead_results.csv", rs->output->csv_dir);
 	csvio_writer_opts_init(&o);
 	o.formula_guard = rs->output->csv_formula_guard;

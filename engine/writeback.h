@@ -28,6 +28,8 @@ struct run_meta
 	bool dry_run;
 	const char *job;         /* [job] name */
 	struct job_state *state; /* the job's state, written in the same transaction; NULL none */
+	char *const *warnings;   /* the run's warnings (vocab.h), stored in runs.warnings */
+	int nwarnings;
 };
 
 /*

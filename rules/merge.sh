@@ -9,7 +9,7 @@ out=${1:-$here/default.ini}
 stages=$(sed -n 's/^\(PLAN_\)\{0,1\}STAGE("\([a-z_]*\)".*/\2/p' "$here/../engine/stagelist.h")
 [ -n "$stages" ] || { echo "merge.sh: no stages in engine/stagelist.h" >&2; exit 1; }
 {
-	for p in engine csvio $stages; do
+	for p in engine csvio feedback $stages; do
 		cat "$here/$p.ini.part"
 		echo
 	done

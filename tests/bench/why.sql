@@ -7,7 +7,8 @@
 --      other kept people whose normalised name (any word order) equals that row's, in the
 --      row's city when it has one: the people a rule strong enough to catch the opt-out
 --      from the name alone would suppress with it
---   2. reachable people lost, by how their usable records were removed
+--   2. reachable people lost (none of their records kept or held for review), by how their
+--      usable records were removed
 --   3. duplicate records kept: pairs of kept records of one person, by the evidence the two
 --      rows share (none of it means only the name and the dates are left to link them)
 \set ON_ERROR_STOP on
@@ -54,17 +55,23 @@ FROM g ORDER BY g.no_contact DESC, g.no_city DESC, g.kind;
 WITH reachable AS (
   SELECT DISTINCT entity_id FROM w WHERE is_blacklisted = 0 AND is_partial = 0
   EXCEPT SELECT entity_id FROM optout),
-lost AS (SELECT entity_id FROM reachable EXCEPT SELECT entity_id FROM kept),
+lost AS (SELECT entity_id FROM reachable EXCEPT SELECT entity_id FROM kept
+         EXCEPT SELECT entity_id FROM w WHERE verdict = 'review'),
 how AS (
   SELECT DISTINCT ON (x.entity_id) x.entity_id,
          CASE WHEN x.verdict = 'duplicate' AND s.entity_id <> x.entity_id THEN 'merged into another person''s record'
-              WHEN x.verdict = 'blacklisted' AND x.reason LIKE 'probably%' THEN 'suppressed as a probable opt-out'
               WHEN x.verdict = 'blacklisted' AND x.reason LIKE 'person opted out%' THEN 'in a cluster with another person''s opt-out'
               ELSE x.verdict || ' (' || coalesce(left(x.reason, 40), '') || ')' END AS how
   FROM w x LEFT JOIN w s ON s.lead_id::text = x.survivor_id
   WHERE x.entity_id IN (SELECT entity_id FROM lost) AND x.is_blacklisted = 0 AND x.is_partial = 0
   ORDER BY x.entity_id, x.lead_id)
 SELECT how, count(*) AS people FROM how GROUP BY 1 ORDER BY 2 DESC;
+
+\echo 2b. people held for review (verdict review), by whether they truly opted out
+SELECT CASE WHEN x.entity_id IN (SELECT entity_id FROM optout) THEN 'opted out' ELSE 'never opted out' END AS person,
+       CASE WHEN x.reason ~ 'match probability 0\.0[0-4]' THEN 'a name alone' ELSE 'a weak match' END AS link,
+       count(DISTINCT x.entity_id) AS people
+FROM w x WHERE x.verdict = 'review' GROUP BY 1, 2 ORDER BY 1, 2;
 
 \echo 3. duplicate records kept (pairs of kept records of one person), by what the rows share
 SELECT CASE WHEN a.phone_norm = b.phone_norm THEN 'a phone'

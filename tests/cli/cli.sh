@@ -52,7 +52,7 @@ out=$("$REFINERY" check-rules --help)
 unlike "$out" '--dbname' "check-rules --help shows no connection options: it does not connect"
 like "$out" '^  -c, --rules=FILE' "but -c"
 cmds=$("$REFINERY" --help | sed -n '/^Commands:/,/^$/s/^  \([a-z-]*\) .*/\1/p')
-is "$(printf '%s\n' "$cmds" | wc -l)" 12 "--help lists the twelve commands"
+is "$(printf '%s\n' "$cmds" | wc -l)" 13 "--help lists the thirteen commands"
 like "$("$REFINERY" --help)" '"refinery COMMAND --help" shows the options' "and where their options are"
 for c in $cmds; do
 	out=$("$REFINERY" "$c" --help); rc=$?
@@ -269,6 +269,70 @@ like "$err" 'error: 3 errors in the rules' "then how many"
 err=$("$REFINERY" run -c "$tmp/many.ini" -d refinery_no_such_db 2>&1); is "$?" 3 "run stops at the first mistake, before connecting"
 like "$err" 'many\.ini:3: \[source\] csv_trim: "maybe" is not a boolean' "naming it"
 unlike "$err" 'many\.ini:7:' "and only it"
+# statuses used as map keys are canonical too: [score.<name>] on the status, a persona's
+# when.status, a persona's override of the status parameter
+cat > "$tmp/mapkeys.ini" <<'INI'
+[source]
+table = crm.leads
+[score.status]
+follow_up_hi = 20
+[persona.p]
+when.status = folow_up_high, new
+status.not_nw = 14
+INI
+err=$("$REFINERY" check-rules "$tmp/mapkeys.ini" 2>&1); is "$?" 3 "a status map key that is no status exits 3"
+like "$err" "error: $tmp/mapkeys.ini:4: \[score\.status\] follow_up_hi: unknown status \"follow_up_hi\"" \
+	"a [score.status] key: file, line, section and key"
+like "$err" 'hint: Did you mean "follow_up_high"\?' "with the nearest status"
+like "$err" "error: $tmp/mapkeys.ini:6: \[persona\.p\] when\.status: unknown status \"folow_up_high\"" \
+	"a persona's when.status value too"
+like "$err" "error: $tmp/mapkeys.ini:7: \[persona\.p\] status\.not_nw: parameter status has no category \"not_nw\"" \
+	"a persona's override names a category (a status) of the parameter"
+like "$err" 'hint: Did you mean "status\.not_now"\?' "with the nearest one"
+like "$err" 'error: 3 errors in the rules' "all three in one pass"
+printf '[source]\ntable = crm.leads\n[score.origin]\nkind = map\nfield = source\nreferal = 3\n' > "$tmp/srcmap.ini"
+"$REFINERY" check-rules "$tmp/srcmap.ini" >/dev/null 2>&1
+is "$?" 0 "a map on another field is not checked against the statuses (the run warns of unseen keys)"
+# errors a loader raises itself do not stop the other sections' errors
+cat > "$tmp/loaders.ini" <<'INI'
+[source]
+table = crm.leads
+[persona.p]
+bogus = 3
+[persona.q]
+source.nope = 3
+[cohort.a]
+min_score = abc
+INI
+err=$("$REFINERY" check-rules "$tmp/loaders.ini" 2>&1); is "$?" 3 "persona errors exit 3"
+lines=$(printf '%s\n' "$err" | sed -n 's/^refinery: error: [^ ]*loaders\.ini:\([0-9]*\):.*/\1/p' | tr '\n' ' ')
+is "$lines" "4 6 8 " "one persona's error does not hide the next persona's nor another section's"
+like "$err" 'error: 3 errors in the rules' "three errors counted"
+unlike "$err" 'unknown key' "and a key the loader refused is not also an unknown key"
+cat > "$tmp/regex.ini" <<'INI'
+[source]
+table = crm.leads
+[score.notes]
+hot.pattern = (unclosed
+[persona.p]
+source = 2
+[score.source]
+referral = 1x
+[cohort.a]
+min_score = abc
+INI
+err=$("$REFINERY" check-rules "$tmp/regex.ini" 2>&1); is "$?" 3 "a parameter's own error exits 3"
+lines=$(printf '%s\n' "$err" | sed -n 's/^refinery: error: [^ ]*regex\.ini:\([0-9]*\):.*/\1/p' | tr '\n' ' ')
+is "$lines" "4 8 10 " "the next parameter's error and another section's come in the same pass"
+unlike "$err" 'unknown section' "and the personas, not checked then, are not called unknown"
+printf '[source]\ntable = crm.leads\n[blacklist.a]\nfield = full_name\npattern = (unclosed\n[blacklist.b]\nfield = notes\npattern = [z\n[blacklist.c]\nstatuses = refused\ncaseless = maybe\n' > "$tmp/blrules.ini"
+err=$("$REFINERY" check-rules "$tmp/blrules.ini" 2>&1); is "$?" 3 "black-list rules' own errors exit 3"
+lines=$(printf '%s\n' "$err" | sed -n 's/^refinery: error: [^ ]*blrules\.ini:\([0-9]*\):.*/\1/p' | tr '\n' ' ')
+is "$lines" "5 8 11 " "one black-list rule's pattern error does not hide the next rules' errors"
+printf '[source]\ntable = crm.leads\n[outlier.a]\nfield = touch_count\n[outlier.b]\nfield = notes\npattern = (x\n' > "$tmp/outl.ini"
+err=$("$REFINERY" check-rules "$tmp/outl.ini" 2>&1); is "$?" 3 "outlier rules' own errors exit 3"
+lines=$(printf '%s\n' "$err" | sed -n 's/^refinery: error: [^ ]*outl\.ini:\([0-9]*\):.*/\1/p' | tr '\n' ' ')
+is "$lines" "4 7 " "nor one outlier rule's the next one's"
 # an unknown key wins over what its absence causes
 printf '[source]\ntabel = crm.leads\n' > "$tmp/tabel.ini"
 err=$("$REFINERY" check-rules "$tmp/tabel.ini" 2>&1); is "$?" 3 "a misspelt [source] table exits 3"

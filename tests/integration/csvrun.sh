@@ -1,6 +1,7 @@
 #!/bin/bash
 # tests/integration/csvrun.sh -- runs with a CSV source and a CSV sink (no server): hand-made
-# leads whose verdicts are known, and bad input that must stop the run with a clear error.
+# leads whose verdicts are known, [partial] require_contact = no (a contactless lead scored,
+# nurture, no rep), and bad input that must stop the run with a clear error.
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$top_srcdir/tests/lib/tap.sh"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -36,6 +37,23 @@ is "$(v 6)" "partial/partial.no_contact" "no phone and no e-mail: partial"
 like "$(v 7)" '^blacklisted/blacklist\.(test_name|junk_name|fake_phone)' "a test record is black-listed"
 is "$(awk -F, 'NR > 1 && $1 == 1 { print $8 }' "$tmp/lead_results.csv")" "'+972524423268" \
 	"the phone is stored in E.164 form (formula-guarded in CSV)"
+
+# [partial] require_contact = no: the contactless lead is scored, nurture, never a rep's
+mkdir -p "$tmp/nc"
+sed "s|^csv_dir = .*|csv_dir = $tmp/nc|" "$tmp/rules.ini" > "$tmp/nc.ini"
+printf '[partial]\nrequire_contact = no\n' >> "$tmp/nc.ini"
+"$REFINERY" run -q -c "$tmp/nc.ini"
+is "$?" 0 "a run with require_contact = no"
+# col N: lead 6's value of the column named N
+col() { python3 -c 'import csv, sys
+for r in csv.DictReader(open(sys.argv[1], newline="", encoding="utf-8")):
+	if r["lead_id"] == "6": print(r[sys.argv[2]])' "$tmp/nc/lead_results.csv" "$1"; }
+is "$(col verdict)/$(col rule_id)/$(col reason)" "nurture/partial.no_contact/no contact" \
+	"no phone and no e-mail: nurture, reason \"no contact\""
+like "$(col score)" '^[0-9]+(\.[0-9]+)?$' "and scored ($(col score))"
+is "$(col rep_id)" "" "and given to no rep"
+is "$(awk -F, 'NR > 1 && $1 == 2 { print $3 }' "$tmp/nc/lead_results.csv")" "kept" \
+	"a lead with a contact is kept as before"
 
 # bad input: a missing lead id, a duplicate id, an unterminated quote
 printf 'lead_id,full_name,phone\n2,Dana Levi,0521234567\n,Yossi Cohen,0527654321\n' > "$tmp/nullid.csv"
@@ -148,7 +166,7 @@ limit_rules "$tmp/limit1.csv" "$tmp/j1" > "$tmp/limit1.ini"
 limit_rules "$tmp/limit1.csv" "$tmp/j2" > "$tmp/limit1j2.ini"
 out=$("$REFINERY" run -j1 -c "$tmp/limit1.ini" 2>&1); rc=$?
 is "$rc" 0 "one lead of 100 over a regex limit: the run goes on"
-like "$out" ' 1 outlier' "and counts that lead as an outlier"
+like "$out" '[ (]1 outlier' "and counts that lead as an outlier"
 lead7=$(awk -F, 'NR > 1 && $1 == 7 { print $3 "/" $4 "/" $5 $6 }' "$tmp/j1/lead_results.csv")
 is "$lead7" 'outlier/regex_limit/"rule ""blacklist.slow_name"" could not be matched on field ""full_name"": match limit exceeded"' \
 	"the lead is an outlier whose reason names the rule and the field"
@@ -165,7 +183,7 @@ ok $([ ! -e "$tmp/j1/lead_results.csv" ]; echo $?) "and writes no result file"
 printf '[regex]\nmax_failed_percent = 2\n' > "$tmp/limit2more.ini"
 out=$("$REFINERY" run -c "$tmp/limit2.ini" -c "$tmp/limit2more.ini" 2>&1); rc=$?
 is "$rc" 0 "max_failed_percent = 2 lets the same run through"
-like "$out" ' 2 outlier' "with both leads outliers"
+like "$out" '[ (]2 outlier' "with both leads outliers"
 # consent per channel, read from the source's consent columns
 cat > "$tmp/consent.csv" <<'CSV'
 lead_id,created_at,source,full_name,phone,email,city,status,last_touch_at,touch_count,consent_call,consent_sms,consent_email

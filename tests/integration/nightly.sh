@@ -244,7 +244,7 @@ is "$(pq -c "SELECT count(*) FROM refinery.results r JOIN (SELECT lead_id, row_n
 	WHERE r.run_id = $rl AND r.call_order IS DISTINCT FROM w.n")" 0 \
 	"in the order p_close, due time, the assigning run's order, lead id"
 lead=$(pq -c "SELECT lead_id FROM refinery.lead_state WHERE job = 'lean' AND rep_id IS NOT NULL ORDER BY lead_id LIMIT 1")
-out=$("$REFINERY" explain --job lean "$lead"); rc=$?
+out=$("$REFINERY" explain --verbose --job lean "$lead"); rc=$?
 is "$rc" 0 "explain reads a lead of a run without a snapshot"
 like "$out" "^rep_id +\\| [0-9]+\$" "with its rep"
 "$REFINERY" export --job lean --csv "$tmp/lean.csv"; rc=$?

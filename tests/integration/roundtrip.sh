@@ -44,6 +44,14 @@ pq -c "CREATE DATABASE empty" >/dev/null
 err=$("$REFINERY" run -c "$tmp/rules.ini" -d empty 2>&1); rc=$?
 is "$rc" 5 "a run on a database without the schema fails with the data code"
 like "$err" 'refinery init-db' "and says to run init-db"
+# ... and one upgraded before a migration numbered below its newest (008 after 012) existed
+pq -c "CREATE TABLE refinery.m8 AS SELECT * FROM refinery.schema_migrations WHERE version = 8;
+       DELETE FROM refinery.schema_migrations WHERE version = 8" >/dev/null
+err=$("$REFINERY" run -q --dry-run -c "$tmp/rules.ini" 2>&1); rc=$?
+is "$rc" 5 "a run on a schema lacking 008 (its newest version present) fails with the data code"
+like "$err" 'lacks a migration of this program' "and says so"
+like "$err" 'hint: Run "refinery init-db"' "and to run init-db"
+pq -c "INSERT INTO refinery.schema_migrations SELECT * FROM refinery.m8; DROP TABLE refinery.m8" >/dev/null
 
 # a source table that does not exist is a rules error naming the file and line;
 # unquoted names fold to lower case as in SQL
@@ -57,7 +65,7 @@ like "$err" 'missing.ini:2: \[source\] table: there is no table "crm"."no_such_t
 # dry run: the funnel, nothing written
 out=$("$REFINERY" run --dry-run -c "$tmp/rules.ini" 2>&1); rc=$?
 is "$rc" 0 "dry run succeeds"
-like "$out" 'verdict +leads +share' "dry run prints the funnel"
+like "$out" 'outcome +leads +share' "dry run prints the funnel"
 like "$out" "pulled +$N" "the funnel counts every lead"
 like "$out" 'dry run \(rolled back\)' "dry run says it rolled back"
 is "$(pq -c "SELECT count(*) FROM refinery.runs")" "0" "dry run leaves no run row"
@@ -75,7 +83,7 @@ is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $run")" "
 	"one result row per pulled lead"
 is "$(pq -c "SELECT count(*) FROM crm.leads l LEFT JOIN refinery.lead_results r ON r.run_id = $run AND r.lead_id = l.lead_id::text WHERE r.lead_id IS NULL")" \
 	"0" "every source lead id is in the results"
-is "$(pq -c "SELECT sum((counts->>v)::bigint) FROM refinery.runs, unnest(array['kept','blacklisted','duplicate','partial','outlier','nurture']) v WHERE run_id = $run")" \
+is "$(pq -c "SELECT sum((counts->>v)::bigint) FROM refinery.runs, unnest(array['kept','blacklisted','duplicate','partial','outlier','nurture','customer','review']) v WHERE run_id = $run")" \
 	"$N" "verdict counts add up to the pulled rows"
 is "$(pq -c "SELECT rows_pulled FROM refinery.runs WHERE run_id = $run")" "$N" "rows_pulled recorded"
 is "$(pq -c "SELECT length(rules_sha256) = 64 AND rules_text LIKE '%table = crm.leads%' FROM refinery.runs WHERE run_id = $run")" \
@@ -140,13 +148,14 @@ is "$rc" 0 "export of one rep's call list"
 is "$(($(wc -l < "$tmp/rep.csv") - 1))" "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = (SELECT max(run_id) FROM refinery.runs) AND rep_id = $rep")" \
 	"the rep's list has all the rep's leads"
 lead=$(pq -c "SELECT lead_id FROM refinery.lead_results WHERE run_id = $run AND verdict = 'duplicate' LIMIT 1")
-out=$("$REFINERY" explain --run "$run" "$lead"); rc=$?
+out=$("$REFINERY" explain --verbose --run "$run" "$lead"); rc=$?
 is "$rc" 0 "explain succeeds"
 like "$out" 'verdict +\| duplicate' "explain shows the verdict"
 err=$("$REFINERY" explain --run "$run" no-such-lead 2>&1); is "$?" 5 "explain of an unknown lead fails"
 out=$("$REFINERY" report --run "$run" --html "$tmp/report.html"); rc=$?
 is "$rc" 0 "report succeeds"
 like "$out" 'Funnel: leads per verdict' "report prints the funnel"
+like "$out" 'Unmatched opt-outs' "report has a section for the opt-outs dedupe could not match"
 like "$(cat "$tmp/report.html")" '<svg' "the HTML report has charts"
 err=$("$REFINERY" export --run 999999 --csv "$tmp/x.csv" 2>&1); is "$?" 5 "export of an unknown run fails"
 ok $([ ! -e "$tmp/x.csv" ]; echo $?) "and leaves no file"

@@ -13,7 +13,7 @@ SELECT ok(length(obj_description('refinery'::regnamespace, 'pg_namespace')) > 20
 -- the checks below must not pass by finding nothing
 SELECT is((SELECT count(*)::int FROM pg_class
 		   WHERE relnamespace = 'refinery'::regnamespace AND relkind IN ('r', 'p', 'v')),
-		  24, '24 relations to check: 13 tables, 2 fixture partitions, 9 views');
+		  26, '26 relations to check: 13 tables, 2 fixture partitions, 11 views');
 SELECT cmp_ok((SELECT count(*)::int FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
 			   WHERE c.relnamespace = 'refinery'::regnamespace AND c.relkind IN ('r', 'p', 'v')
 				 AND a.attnum > 0 AND NOT a.attisdropped),
@@ -40,7 +40,7 @@ SELECT is_empty($$
 $$, 'every function has a comment');
 
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'refinery'::regnamespace),
-		  12, 'twelve functions to check');
+		  19, 'nineteen functions to check');
 
 SELECT is(obj_description('refinery.lead_results_2'::regclass, 'pg_class'),
 		  'Results of run 2: a partition of refinery.lead_results. Query the parent table.',

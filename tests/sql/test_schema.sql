@@ -5,7 +5,7 @@
  */
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(150);
+SELECT plan(157);
 
 -- 13 tables
 SELECT has_table('refinery', t, 'table refinery.' || t || ' exists')
@@ -22,7 +22,7 @@ SELECT columns_are('refinery', 'jobs', ARRAY['name', 'created_at', 'holder_pid',
 SELECT columns_are('refinery', 'runs', ARRAY['run_id', 'started_at', 'finished_at', 'status',
 	'rules_sha256', 'rules_text', 'rules_files', 'source_desc', 'engine_version', 'host',
 	'threads', 'rows_pulled', 'rows_kept', 'seconds_total', 'counts', 'job', 'snapshot',
-	'full_write', 'leads_new', 'leads_changed', 'leads_vanished', 'reverted_at'],
+	'full_write', 'leads_new', 'leads_changed', 'leads_vanished', 'reverted_at', 'warnings'],
 	'runs has exactly the contract columns');
 SELECT columns_are('refinery', 'run_stages', ARRAY['run_id', 'ord', 'stage', 'rows_in',
 	'rows_out', 'seconds', 'counters'], 'run_stages has exactly the contract columns');
@@ -88,6 +88,17 @@ FROM (VALUES
 	('run_rep_sources', 'wins', 'integer'),
 	('run_rep_sources', 'rate_smoothed', 'double precision')) AS v (t, c, ty);
 
+-- what an [outcomes] query or csv adds to an outcome (009): 4 column types and a check
+SELECT col_type_is('refinery', 'outcomes', c, ty, format('outcomes.%s is %s', c, ty))
+FROM (VALUES ('duration_s', 'integer'), ('amount', 'numeric'), ('region', 'text'),
+			 ('callback_at', 'timestamp with time zone')) AS v (c, ty);
+SELECT throws_ok($$INSERT INTO refinery.outcomes (job, lead_id, rep_id, outcome, at, duration_s)
+				   VALUES ('default', 'x', 1, 'won', now(), -1)$$, '23514', NULL,
+				 'a negative call duration is refused');
+SELECT has_index('refinery', 'lead_state', 'lead_state_unheld_idx',
+				 ARRAY['job', 'p_close', 'sla_due_at', 'call_order', 'lead_id'],
+				 'the pull queue''s unheld leads are indexed in next_lead''s order');
+
 -- 11 NOT NULL columns a reader relies on
 SELECT col_not_null('refinery', t, c, format('%s.%s is NOT NULL', t, c))
 FROM (VALUES ('runs', 'started_at'), ('runs', 'status'), ('runs', 'rules_sha256'),
@@ -137,13 +148,15 @@ SELECT partitions_are('refinery', 'lead_results', ARRAY['refinery.lead_results_1
 SELECT results_eq('SELECT version, name FROM refinery.schema_migrations ORDER BY version',
 				  $$VALUES (1, '001_schema.sql'), (2, '002_views.sql'), (3, '003_functions.sql'),
 						 (4, '004_jobs.sql'), (5, '005_forget.sql'), (6, '006_state.sql'),
-						 (7, '007_queue.sql'), (11, '011_incremental.sql')$$,
+						 (7, '007_queue.sql'), (8, '008_review.sql'), (9, '009_outcomes_in.sql'),
+						 (10, '010_feedback.sql'), (11, '011_incremental.sql'),
+						 (12, '012_run_warnings.sql')$$,
 				  'every migration file is recorded in schema_migrations');
 
--- 9 views
+-- 10 views
 SELECT has_view('refinery', v, 'view refinery.' || v || ' exists')
 FROM unnest(ARRAY['latest_run', 'run_funnel', 'lead_explain', 'rep_load', 'cohort_summary',
-				  'stage_times', 'source_summary', 'job_summary', 'results']) AS v;
+				  'stage_times', 'source_summary', 'job_summary', 'results', 'outcome_meanings']) AS v;
 
 -- 10 functions and their results
 SELECT has_function('refinery', 'new_results_table', ARRAY['bigint'], 'new_results_table(bigint) exists');

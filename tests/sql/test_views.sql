@@ -6,7 +6,7 @@
  */
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(26);
+SELECT plan(30);
 
 -- latest_run: 3
 SELECT is((SELECT count(*)::int FROM refinery.latest_run), 1, 'latest_run has one row');
@@ -155,6 +155,29 @@ FROM unnest(ARRAY['run_funnel', 'lead_explain', 'rep_load', 'source_summary']) A
 SELECT ok(pg_temp.plan_of($$SELECT * FROM refinery.lead_explain WHERE run_id = 2 AND lead_id = 'L01'$$)
 		  !~ 'lead_results_1',
 		  'lead_explain for one lead reads one partition');
+
+-- the verdict review (008_review.sql): 4
+INSERT INTO refinery.lead_results (run_id, lead_id, source, verdict, rule_id, reason, name_norm,
+								   phone_norm, phone_type, email_norm)
+VALUES (2, 'R1', 'list', 'review', 'dedupe.optout_review',
+		'may be the person who opted out on lead R0: same name; same city; match probability 0.332',
+		'moshe levi', '+972501112223', 'mobile', NULL),
+	   (2, 'R0', 'list', 'blacklisted', 'blacklist.optout_notes', 'opt-out in the notes',
+		'moshe levi', NULL, NULL, 'moshe@example.com');
+SELECT row_eq($$SELECT lead_id, name_norm, phone_norm, optout_lead_id, optout_name_norm,
+					   optout_email_norm, optout_rule_id, optout_reason, match_probability, job
+				FROM refinery.review_leads WHERE run_id = 2$$,
+			  ROW('R1'::text, 'moshe levi'::text, '+972501112223'::text, 'R0'::text,
+				  'moshe levi'::text, 'moshe@example.com'::text, 'blacklist.optout_notes'::text,
+				  'opt-out in the notes'::text, 0.332::float8, 'default'::text),
+			  'review_leads puts the held lead beside the opt-out its reason names');
+SELECT row_eq($$SELECT step, leads::int FROM refinery.run_funnel WHERE run_id = 2 AND verdict = 'review'$$,
+			  ROW(8, 1), 'run_funnel counts review as step 8');
+SELECT throws_ok($$INSERT INTO refinery.lead_results (run_id, lead_id, verdict) VALUES (2, 'R2', 'review')$$,
+				 '23514', NULL, 'a lead in review names its rule (lead_results_removed_rule_check)');
+SELECT throws_ok($$INSERT INTO refinery.lead_results (run_id, lead_id, verdict, rule_id)
+				   VALUES (2, 'R3', 'reviewed', 'x')$$,
+				 '23514', NULL, 'an unknown verdict is still refused');
 
 SELECT * FROM finish();
 ROLLBACK;

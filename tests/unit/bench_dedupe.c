@@ -7,6 +7,9 @@
  *
  * A measuring tool, not a test (it needs generated data and takes time):
  *   bench_dedupe LEADS.csv TRUTH.csv RULES.ini... [-t 1,2,4]
+ * BENCH_MAP=lead_id,rec_id maps a field to another source column and
+ * BENCH_EXTRA=a,b,c keeps source columns by name (e.g. the FEBRL files,
+ * with a TRUTH.csv of lead_id,entity_id,0,0,0,).
  * The black-list stage is stood in for by the truth (record-level rows
  * black-listed, opt-out rows flagged), normalisation by the harness's
  * stand-in, and the partial stage by "no phone and no e-mail after the
@@ -14,6 +17,7 @@
  */
 #include "config.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,15 +81,47 @@ struct trace_ctx
 	FILE *fp;
 	const struct batch *b;
 	const struct truth *t;
+	size_t pairs[10], same[10]; /* per tenth of the match probability */
 };
 
 static void
 trace_pair(void *arg, size_t a, size_t b, uint32_t pattern, double weight, bool vetoed)
 {
 	struct trace_ctx *tc = arg;
+	int tenth = (int) (10.0 / (1.0 + exp2(-weight)));
+	bool same = tc->t[a].entity == tc->t[b].entity;
 
-	fprintf(tc->fp, "%s\t%s\t%d\t%u\t%.3f\t%d\n", batch_lead_id(tc->b, a), batch_lead_id(tc->b, b),
-	        tc->t[a].entity == tc->t[b].entity, pattern, weight, (int) vetoed);
+	if (tenth > 9)
+		tenth = 9;
+	tc->pairs[tenth]++;
+	tc->same[tenth] += same;
+	if (tc->fp)
+		fprintf(tc->fp, "%s\t%s\t%d\t%u\t%.3f\t%d\n", batch_lead_id(tc->b, a),
+		        batch_lead_id(tc->b, b), same, pattern, weight, (int) vetoed);
+}
+
+/*
+ * Reliability of the match probabilities over all compared pairs: per
+ * tenth, the pairs and the share that are one person; a tenth with at
+ * least 200 pairs is off when that share is more than 0.1 from its middle.
+ */
+static void
+print_reliability(const struct trace_ctx *tc)
+{
+	printf("reliability (match probability: pairs, share that is one person):\n");
+	for (int k = 0; k < 10; k++)
+	{
+		double rate = tc->pairs[k] ? (double) tc->same[k] / (double) tc->pairs[k] : 0.0;
+		const char *note = tc->pairs[k] < 200                    ? "  (under 200 pairs)"
+		                   : fabs(rate - (k + 0.5) / 10.0) > 0.1 ? "  OFF by more than 0.1"
+		                                                         : "";
+
+		if (tc->pairs[k] == 0)
+			printf("  %.1f-%.1f %9zu      -\n", k / 10.0, (k + 1) / 10.0, tc->pairs[k]);
+		else
+			printf("  %.1f-%.1f %9zu  %.3f%s\n", k / 10.0, (k + 1) / 10.0, tc->pairs[k], rate,
+			       note);
+	}
 }
 
 static struct ruleset *real_rs; /* set when the real normaliser is used */
@@ -94,7 +130,26 @@ static struct batch *
 prepare(const char *leads, struct truth **truth, const char *truthpath)
 {
 	struct error err = {0};
-	struct batch *b = harness_load_csv(leads, NULL, 0, NULL, 0, &err);
+	/* BENCH_MAP="lead_id,rec_id" maps a field; BENCH_EXTRA="a,b" keeps source columns */
+	char *map_s = getenv("BENCH_MAP") ? strdup(getenv("BENCH_MAP")) : NULL;
+	char *extra_s = getenv("BENCH_EXTRA") ? strdup(getenv("BENCH_EXTRA")) : NULL;
+	const char *map[2] = {NULL, NULL}, *extra[16];
+	int nextra = 0;
+	struct batch *b;
+
+	if (map_s && (map[1] = strchr(map_s, ',')) != NULL)
+	{
+		*(char *) map[1]++ = '\0';
+		map[0] = map_s;
+	}
+	for (char *q = extra_s, *e; q && *q && nextra < 16; q = e ? e + 1 : NULL)
+	{
+		if ((e = strchr(q, ',')) != NULL)
+			*e = '\0';
+		extra[nextra++] = q;
+	}
+	b = harness_load_csv(leads, map[0] ? map : NULL, map[0] ? 1 : 0, nextra ? extra : NULL, nextra,
+	                     &err);
 
 	if (b == NULL)
 	{
@@ -335,13 +390,13 @@ main(int argc, char **argv)
 		       ru.ru_stime.tv_usec * 1e-6;
 		printf("-- threads %d (rows %zu, max rss before %.0f MB)\n", threads[k], b->n,
 		       ru.ru_maxrss / 1024.0);
-		struct trace_ctx tc = {NULL, b, truth};
+		struct trace_ctx tc = {NULL, b, truth, {0}, {0}};
 
 		if (k == 0 && getenv("BENCH_PAIRS"))
 			tc.fp = fopen(getenv("BENCH_PAIRS"), "w");
 		if (!dedupe_run_traced(b, c, real_rs ? real_rs->normalize->translit : tl,
 		                       real_rs ? real_rs->normalize->plan : NULL, threads[k], &rep,
-		                       tc.fp ? trace_pair : NULL, &tc, NULL, &err))
+		                       k == 0 ? trace_pair : NULL, &tc, NULL, &err))
 		{
 			fprintf(stderr, "dedupe: %s\n", err.msg);
 			return 1;
@@ -357,13 +412,14 @@ main(int argc, char **argv)
 		       cpu1 - cpu0, rep.seconds[0], rep.seconds[1], rep.seconds[2], rep.seconds[3],
 		       rep.seconds[4], rep.seconds[5]);
 		printf("dedupe %.3f s, max rss %.0f MB; participants %zu, pairs %zu, matches %zu, "
-		       "refused %zu, clusters %zu, duplicates %zu, optout propagated %zu, suspected %zu, "
+		       "refused %zu, clusters %zu, duplicates %zu, optout propagated %zu, review %zu, "
 		       "blocks skipped %zu\n",
 		       t1 - t0, ru.ru_maxrss / 1024.0, rep.participants, rep.candidate_pairs, rep.matches,
-		       rep.refused, rep.clusters, rep.duplicates, rep.optout_propagated,
-		       rep.optout_suspected, rep.blocks_skipped);
+		       rep.refused, rep.clusters, rep.duplicates, rep.optout_propagated, rep.optout_review,
+		       rep.blocks_skipped);
 		if (k == 0)
 		{
+			print_reliability(&tc);
 			printf("prior %.2f bits, EM iterations %d; pairs by block:", rep.prior,
 			       rep.em_iterations);
 			for (int q = 0; q < c->nblocks; q++)

@@ -1,7 +1,7 @@
 /*
  * leads_csv.h
  *    Test-only helpers: read a lead CSV into a batch, fill the normalised
- *    columns a stage reads, and find fixtures and generator files.
+ *    columns a stage reads, and find generator files.
  *
  * Header-only (static functions) so each test program stays one translation
  * unit.  A CSV header names batch fields by their [columns] key ("full_name",
@@ -22,7 +22,6 @@
 #define REFINERY_LEADS_CSV_H
 
 #include <ctype.h>
-#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -546,110 +545,6 @@ lc_load(const char *path, char *msg, size_t size)
 	return b;
 }
 
-/* ---- expected results: lead_id,verdict,rule_id[,optout] ---- */
-
-struct lc_expect
-{
-	char lead_id[64];
-	char verdict[32];
-	char rule_id[128];
-	int optout; /* -1 when the file has no optout column */
-};
-
-static int
-lc_read_expected(const char *path, struct lc_expect **out)
-{
-	FILE *fp = fopen(path, "r");
-	char line[512];
-	int n = 0, cap = 0;
-	struct lc_expect *e = NULL;
-
-	*out = NULL;
-	if (fp == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), fp))
-	{
-		char *save = NULL, *tok;
-		struct lc_expect x = {.optout = -1};
-		int k = 0;
-
-		line[strcspn(line, "\r\n")] = '\0';
-		if (line[0] == '\0' || line[0] == '#' || strncmp(line, "lead_id,", 8) == 0)
-			continue;
-		/* strtok_r would merge empty fields: split by hand */
-		for (tok = line; tok; k++)
-		{
-			char *comma = strchr(tok, ',');
-
-			if (comma)
-				*comma = '\0';
-			if (k == 0)
-				lc_fmt(x.lead_id, sizeof(x.lead_id), "%.63s", tok);
-			else if (k == 1)
-				lc_fmt(x.verdict, sizeof(x.verdict), "%.31s", tok);
-			else if (k == 2)
-				lc_fmt(x.rule_id, sizeof(x.rule_id), "%.127s", tok);
-			else if (k == 3)
-				x.optout = atoi(tok);
-			tok = comma ? comma + 1 : NULL;
-		}
-		(void) save;
-		if (n == cap)
-		{
-			cap = cap ? cap * 2 : 32;
-			e = realloc(e, (size_t) cap * sizeof(*e));
-		}
-		e[n++] = x;
-	}
-	fclose(fp);
-	*out = e;
-	return n;
-}
-
-/*
- * Names of the case folders of dir still run by the old runner (those with a
- * RUNNER file; the others are tests/unit/test_fixtures'), sorted; the count.
- */
-static int
-lc_case_dirs(const char *dir, char ***names)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	int n = 0;
-	char **v = NULL;
-
-	*names = NULL;
-	if (d == NULL)
-		return -1;
-	while ((de = readdir(d)) != NULL)
-	{
-		char path[4096];
-		struct stat sb;
-
-		if (de->d_name[0] == '.')
-			continue;
-		lc_fmt(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
-			continue;
-		lc_fmt(path, sizeof(path), "%s/%s/RUNNER", dir, de->d_name);
-		if (stat(path, &sb) != 0)
-			continue;
-		v = realloc(v, (size_t) (n + 1) * sizeof(char *));
-		v[n++] = strdup(de->d_name);
-	}
-	closedir(d);
-	for (int i = 1; i < n; i++)
-		for (int j = i; j > 0 && strcmp(v[j - 1], v[j]) > 0; j--)
-		{
-			char *t = v[j];
-
-			v[j] = v[j - 1];
-			v[j - 1] = t;
-		}
-	*names = v;
-	return n;
-}
-
 static bool
 lc_exists(const char *path)
 {
@@ -667,27 +562,6 @@ lc_srcdir(void)
 	if (s == NULL || *s == '\0')
 		s = getenv("srcdir");
 	return (s && *s) ? s : ".";
-}
-
-/* Read a whole small file; malloc'd, NULL if absent. */
-static char *
-lc_slurp(const char *path)
-{
-	FILE *fp = fopen(path, "r");
-	char *buf;
-	long len;
-
-	if (fp == NULL)
-		return NULL;
-	fseek(fp, 0, SEEK_END);
-	len = ftell(fp);
-	fseek(fp, 0, SEEK_SET);
-	buf = malloc((size_t) len + 1);
-	if (fread(buf, 1, (size_t) len, fp) != (size_t) len)
-		len = 0;
-	buf[len] = '\0';
-	fclose(fp);
-	return buf;
 }
 
 #endif /* REFINERY_LEADS_CSV_H */

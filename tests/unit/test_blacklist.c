@@ -2,12 +2,11 @@
  * test_blacklist.c
  *    The black-list stage: rule loading and its errors, the built-in checks,
  *    the shipped default rules against every kind of dirt the generator
- *    plants (and against its legitimate notes and names), the fixture cases
- *    of fixtures/blacklist/ that state what earlier stages left (those with
- *    a RUNNER file; tests/unit/test_fixtures runs the others), determinism
- *    across thread counts, and precision / recall on a generated sample.
+ *    plants (and against its legitimate notes and names), invalid UTF-8 in
+ *    a value, determinism across thread counts, and precision / recall on a
+ *    generated sample.  The cases of fixtures/blacklist/ are run by
+ *    tests/unit/test_fixtures.
  *
- * Usage: test_blacklist [FIXTURE_DIR]   (default $srcdir/fixtures/blacklist)
  * The generator parts run fixtures/genleads ($GENLEADS, which make check
  * exports): its --lists and a sample with its truth.  REFINERY_SAMPLE_ROWS
  * changes the sample size (default 50000), e.g. 1000000 for a throughput figure.
@@ -167,22 +166,6 @@ counter(const struct stage_stats *st, const char *name)
 /* ------------------------------------------------------------ unit checks */
 
 static void
-test_builtins(void)
-{
-	ok(blacklist_fake_digits("0500000000", 7), "050-0000000 is fake (last seven equal)");
-	ok(blacklist_fake_digits("0541111111", 7), "054-1111111 is fake");
-	ok(blacklist_fake_digits("0501234567", 7), "0501234567 is fake (ascending run)");
-	ok(blacklist_fake_digits("9876543210", 7), "9876543210 is fake (descending run)");
-	ok(blacklist_fake_digits("012345678", 7), "12345678 with its 0 is fake");
-	ok(blacklist_fake_digits("123456", 7), "six digits are too short");
-	ok(!blacklist_fake_digits("0524423268", 7), "a real mobile is not fake");
-	ok(!blacklist_fake_digits("0521234568", 7), "a run of six is not enough");
-	ok(blacklist_fake_digits("0501234568", 7), "the prefix's 0 can complete a run: 0123456");
-	ok(!blacklist_fake_digits("0521111112", 7), "six equal digits then another is not fake");
-	ok(!blacklist_fake_digits("048123456", 7), "a landline is not fake");
-}
-
-static void
 test_config_errors(void)
 {
 	struct error err;
@@ -296,13 +279,16 @@ test_stage_basics(void)
 	ok(run(b, c, &st, &err), "stage runs");
 	is_int(b->verdict[0], VERDICT_BLACKLISTED, "row 1 black-listed");
 	is_str(b->rule_id[0], "blacklist.dead", "row 1: the first rule in file order decides");
-	is_str(b->reason[0], "dead number", "row 1: its reason");
+	is_str(b->reason[0], "dead number: \"wrong_number\"", "row 1: its reason, with the status");
 	is_int(b->optout[0], 1, "row 1: a later person-level rule still sets the opt-out");
 	is_str(b->rule_id[1], "blacklist.optout", "row 2: person-level status");
 	is_int(b->optout[1], 1, "row 2: opted out");
-	is_str(b->reason[1], "black-list rule optout", "row 2: default reason names the rule");
+	is_str(b->reason[1], "black-list rule optout: \"refused\"",
+	       "row 2: default reason names the rule, then the status");
 	is_int(b->verdict[2], VERDICT_BLACKLISTED, "row 3: inverted pattern hits \"not interested\"");
 	is_str(b->rule_id[2], "blacklist.inv", "row 3: by the inverted rule");
+	is_str(b->reason[2], "black-list rule inv: \"not interested\"",
+	       "row 3: the reason carries the notes that triggered it");
 	is_int(b->optout[2], 0, "row 3: no opt-out from a record-level rule");
 	is_str(b->rule_id[3], "blacklist.dead", "row 4: raw status trimmed and case-folded");
 	is_int(b->verdict[4], VERDICT_KEPT, "row 5: a missing field never hits, even inverted");
@@ -311,6 +297,29 @@ test_stage_basics(void)
 	is_int(counter(&st, "blacklist.notes"), 0, "a rule that decided nothing counts 0");
 	is_int(counter(&st, "optout"), 2, "opt-outs counted");
 	batch_free(b);
+
+	/* a long value is cut at 60 bytes on a character boundary, a line break is a space */
+	{
+		/* "do", a line break, "not call " (12 bytes), then 30 two-byte letters */
+		static const struct row lng[] = {
+		    {"Gil Ben", "052-4423272", NULL, "new",
+		     "do\nnot call "
+		     "\xd7\x90\xd7\x91\xd7\x92\xd7\x93\xd7\x94\xd7\x95\xd7\x96\xd7\x97\xd7\x98\xd7\x99"
+		     "\xd7\x90\xd7\x91\xd7\x92\xd7\x93\xd7\x94\xd7\x95\xd7\x96\xd7\x97\xd7\x98\xd7\x99"
+		     "\xd7\x90\xd7\x91\xd7\x92\xd7\x93\xd7\x94\xd7\x95\xd7\x96\xd7\x97\xd7\x98\xd7\x99"},
+		};
+		struct batch *bl = batch_of(lng, 1);
+
+		ok(run(bl, c, &st, &err), "stage runs on a long note");
+		/* "do not call " is 12 bytes; 48 more hold 24 letters; the 25th would end at byte 62 */
+		is_str(bl->reason[0],
+		       "black-list rule notes: \"do not call "
+		       "\xd7\x90\xd7\x91\xd7\x92\xd7\x93\xd7\x94\xd7\x95\xd7\x96\xd7\x97\xd7\x98\xd7\x99"
+		       "\xd7\x90\xd7\x91\xd7\x92\xd7\x93\xd7\x94\xd7\x95\xd7\x96\xd7\x97\xd7\x98\xd7\x99"
+		       "\xd7\x90\xd7\x91\xd7\x92\xd7\x93...\"",
+		       "a long note is cut at 60 bytes between letters, its line break a space");
+		batch_free(bl);
+	}
 
 	/* a lead already removed before the stage is still checked for an opt-out */
 	b = batch_of(rows, 5);
@@ -1327,112 +1336,46 @@ test_generator_lists(void)
 	stage_stats_free(&st);
 }
 
-/* -------------------------------------------------------- fixture cases */
+/* ------------------------------------------------ invalid UTF-8 in a value */
 
+/*
+ * The pull refuses a source value that is not UTF-8 (the fixture case
+ * blacklist/invalid_utf8_subject); the stage checks again what a pattern
+ * reads, naming the lead and the field, for a batch filled any other way.
+ */
 static void
-test_fixtures(const char *dir)
+test_invalid_utf8_subject(void)
 {
-	char **cases;
-	int n = lc_case_dirs(dir, &cases);
+	char path[] = "/tmp/test-blacklist-utf8-XXXXXX", msg[512];
+	struct error err = {0};
+	struct stage_stats st = {0};
+	struct blacklist_config *c =
+	    cfg_from("utf8.ini", "[blacklist.n]\nfield = notes\npattern = x\n", &err);
+	struct batch *b = NULL;
+	int fd = mkstemp(path);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
 
-	ok(n > 0, "fixture cases found in %s", dir);
-	for (int k = 0; k < n; k++)
+	if (!ok(c != NULL && f != NULL, "invalid UTF-8: rules and a file (%s)", err.msg))
 	{
-		char path[4096], msg[512];
-		struct error err = {0};
-		struct stage_stats st = {0};
-		struct blacklist_config *c;
-		struct batch *b;
-		struct lc_expect *ex;
-		int nex, bad = 0;
-		char *want_err;
-		bool ran;
-
-		lc_fmt(path, sizeof(path), "%s/%s/rules.ini", dir, cases[k]);
-		c = cfg_from_file(lc_exists(path) ? path : shipped_rules, &err);
-		lc_fmt(path, sizeof(path), "%s/%s/error.txt", dir, cases[k]);
-		want_err = lc_slurp(path);
-		if (want_err)
-			want_err[strcspn(want_err, "\n")] = '\0';
-		if (c == NULL)
-		{
-			ok(want_err && strstr(err.msg, want_err), "%s: rules refused as expected (%s)",
-			   cases[k], err.msg);
-			free(want_err);
-			continue;
-		}
-		/* values of query rules: query_values.txt, "index<TAB>value" a line */
-		lc_fmt(path, sizeof(path), "%s/%s/query_values.txt", dir, cases[k]);
-		{
-			FILE *qf = fopen(path, "r");
-			char line[512];
-
-			while (qf && fgets(line, sizeof(line), qf))
-			{
-				char *tab = strchr(line, '\t');
-
-				line[strcspn(line, "\n")] = '\0';
-				if (tab && !blacklist_add_dnc_value(tdnc, atoi(line), tab + 1, &err))
-					diag("%s: %s", cases[k], err.msg);
-			}
-			if (qf)
-				fclose(qf);
-			for (int q = 0; q < blacklist_query_count(c); q++)
-				blacklist_query_done(tdnc, q);
-		}
-		lc_fmt(path, sizeof(path), "%s/%s/input.csv", dir, cases[k]);
-		b = lc_load(path, msg, sizeof(msg));
-		if (b == NULL)
-		{
-			ok(0, "%s: input: %s", cases[k], msg);
-			blacklist_config_free(c);
-			free(want_err);
-			continue;
-		}
-		lc_normalize(b);
-		ran = run(b, c, &st, &err);
-		if (want_err)
-			ok(!ran && strstr(err.msg, want_err), "%s: stage error as expected (%s)", cases[k],
-			   err.msg);
-		else
-		{
-			ok(ran, "%s: stage runs%s%s", cases[k], ran ? "" : ": ", ran ? "" : err.msg);
-			lc_fmt(path, sizeof(path), "%s/%s/expected.csv", dir, cases[k]);
-			nex = lc_read_expected(path, &ex);
-			for (int e = 0; e < nex; e++)
-			{
-				size_t i;
-				const char *rid;
-
-				if (!lc_find_id(b, ex[e].lead_id, &i))
-				{
-					diag("%s: no lead %s", cases[k], ex[e].lead_id);
-					bad++;
-					continue;
-				}
-				rid = b->rule_id[i] ? b->rule_id[i] : "";
-				if (strcmp(verdict_name(b->verdict[i]), ex[e].verdict) != 0 ||
-				    strcmp(rid, ex[e].rule_id) != 0 ||
-				    (ex[e].optout >= 0 && b->optout[i] != ex[e].optout))
-				{
-					diag("%s: lead %s: got %s,%s,%d expected %s,%s,%d", cases[k], ex[e].lead_id,
-					     verdict_name(b->verdict[i]), rid, b->optout[i], ex[e].verdict,
-					     ex[e].rule_id, ex[e].optout);
-					bad++;
-				}
-			}
-			ok(nex > 0 && bad == 0 && (size_t) nex == b->n, "%s: %d leads as expected", cases[k],
-			   nex - bad);
-			free(ex);
-		}
-		batch_free(b);
+		if (f)
+			fclose(f);
 		blacklist_config_free(c);
-		free(want_err);
-		stage_stats_free(&st);
+		return;
 	}
-	for (int k = 0; k < n; k++)
-		free(cases[k]);
-	free(cases);
+	fputs("lead_id,full_name,notes\n1,A,ok\n2,B,\xff\xfe\n", f);
+	fclose(f);
+	b = lc_load(path, msg, sizeof(msg));
+	unlink(path);
+	if (ok(b != NULL, "invalid UTF-8: the batch loads (%s)", b ? "" : msg))
+	{
+		lc_normalize(b);
+		ok(!run(b, c, &st, &err) &&
+		       strstr(err.msg, "lead \"2\": field \"notes\" is not valid UTF-8"),
+		   "invalid UTF-8 in a value stops the stage naming lead and field (%s)", err.msg);
+	}
+	batch_free(b);
+	blacklist_config_free(c);
+	stage_stats_free(&st);
 }
 
 /* ------------------------------------------------ the generated sample */
@@ -1620,16 +1563,10 @@ test_generated(void)
 }
 
 int
-main(int argc, char **argv)
+main(void)
 {
-	char fixtures[4096];
-
-	lc_fmt(fixtures, sizeof(fixtures), "%s", argc > 1 ? argv[1] : "");
-	if (argc <= 1)
-		lc_fmt(fixtures, sizeof(fixtures), "%s/fixtures/blacklist", lc_srcdir());
 	lc_fmt(shipped_rules, sizeof(shipped_rules), "%s/rules/blacklist.ini.part", lc_srcdir());
 
-	test_builtins();
 	test_config_errors();
 	test_stage_basics();
 	test_stage_match_limit();
@@ -1637,7 +1574,7 @@ main(int argc, char **argv)
 	test_dnc_plan();
 	test_junk_plan();
 	test_shipped();
-	test_fixtures(fixtures);
+	test_invalid_utf8_subject();
 
 	test_generator_lists();
 	test_generated();

@@ -21,7 +21,9 @@
 
 #include "batch.h"
 #include "calibrate.h"
+#include "cohort.h"
 #include "genleads_run.h"
+#include "outcomes.h"
 #include "rules.h"
 #include "score.h"
 #include "stage.h"
@@ -57,13 +59,19 @@ make_rs(struct ruleset *rs, const char *const *texts, int ntexts, struct error *
 		if (!rules_load_string(rs->rules, name, texts[k], err))
 			return false;
 	}
-	return score_config_load(rs->rules, &rs->score, err) && rules_check_unused(rs->rules, err);
+	return score_config_load(rs->rules, &rs->score, err) &&
+	       outcomes_config_load(rs->rules, &rs->outcomes, err) &&
+	       cohort_config_load(rs->rules, &rs->cohort, err) && rules_check_unused(rs->rules, err);
 }
 
 static void
 free_rs(struct ruleset *rs)
 {
 	score_config_free(rs->score);
+	outcomes_config_free(rs->outcomes);
+	rs->outcomes = NULL;
+	cohort_config_free(rs->cohort);
+	rs->cohort = NULL;
 	rules_free(rs->rules);
 	rs->score = NULL;
 	rs->rules = NULL;
@@ -596,6 +604,496 @@ test_generated(void)
 	batch_free(l.b);
 }
 
+/* ------------------------------------------------------------------------
+ * hand-made leads: outcome columns, learned categories, drift, cohorts
+ * ------------------------------------------------------------------------ */
+
+/* One lead of a hand-made batch; `converted` is the extra column of that name. */
+struct hand
+{
+	const char *source;
+	int touches; /* < 0: none */
+	const char *status;
+	const char *converted;
+};
+
+static struct batch *
+hand_batch(size_t n, void (*fill)(size_t i, struct hand *h))
+{
+	static const char *const extra[] = {"converted"};
+	struct batch *b = batch_new(1, extra);
+	struct error err = {0};
+
+	for (size_t i = 0; i < n; i++)
+	{
+		const char *vals[FIELD__COUNT + 1] = {0};
+		size_t lens[FIELD__COUNT + 1] = {0};
+		char id[32], tc[16];
+		struct hand h = {NULL, 1, "no_answer", NULL};
+
+		fill(i, &h);
+		snprintf(id, sizeof(id), "H%zu", i);
+		snprintf(tc, sizeof(tc), "%d", h.touches);
+		vals[FIELD_LEAD_ID] = id;
+		vals[FIELD_SOURCE] = h.source;
+		vals[FIELD_TOUCH_COUNT] = h.touches >= 0 ? tc : NULL;
+		vals[FIELD_STATUS] = h.status;
+		vals[FIELD__COUNT] = h.converted;
+		for (int f = 0; f <= FIELD__COUNT; f++)
+			lens[f] = vals[f] ? strlen(vals[f]) : 0;
+		batch_append(b, vals, lens);
+	}
+	if (!batch_finish(b, &err))
+		diag("batch_finish: %s", err.msg);
+	return b;
+}
+
+static size_t
+wins(const struct calibrate_result *res)
+{
+	return res->report.train_wins + res->report.holdout_wins;
+}
+
+/* i % 4: 0 no outcome, 1 "Yes" (won), 2 and 3 "no"; source b for the wins and every 8th loss */
+static void
+fill_converted(size_t i, struct hand *h)
+{
+	static const char *const conv[] = {NULL, " Yes", "no", "no"};
+
+	h->converted = conv[i % 4];
+	h->source = i % 4 == 1 || i % 8 == 2 ? "b" : "a";
+	h->status = "new";
+}
+
+/* every 5th lead "deal", the others no_answer; source b for the deals and every 10th other */
+static void
+fill_deal(size_t i, struct hand *h)
+{
+	h->status = i % 5 == 0 ? "deal" : "no_answer";
+	h->source = i % 5 == 0 || i % 10 == 1 ? "b" : "a";
+}
+
+static const char src_rules[] = "[score]\nexclude_statuses =\n"
+                                "[score.src]\nkind = map\nfield = source\na = 10\nb = 0\n"
+                                "[calibrate]\nexclude_params =\n";
+
+static void
+test_outcome_column(void)
+{
+	const char *conv[] = {src_rules, "[columns]\nextra = converted\n"
+	                                 "[calibrate]\noutcome_column = converted\nwon_values = yes\n"};
+	struct ruleset rs;
+	struct error err = {0};
+	struct calibrate_result res;
+	struct batch *b = hand_batch(2000, fill_converted);
+
+	if (!ok(make_rs(&rs, conv, 2, &err), "outcome_column = converted, won_values = yes load"))
+		diag("%s", err.msg);
+	else if (ok(calibrate_fit(b, &rs, &test_run, NULL, &res, &err), "fit from the column"))
+	{
+		/* 2000 leads: 500 with the column empty, 500 " Yes", 1000 "no" */
+		is_int(res.report.no_outcome, 500, "the 500 leads with converted empty have no outcome");
+		is_int(res.report.rows, 1500, "1500 rows");
+		is_int(wins(&res), 500, "\" Yes\" is won_values' yes: 500 wins");
+		ok(res.param[0].points[1] > res.param[0].points[0], "source b, the converting one, wins");
+		calibrate_result_free(&res);
+	}
+	else
+		diag("%s", err.msg);
+	free_rs(&rs);
+	batch_free(b);
+
+	/* the status column through [outcomes] map; won_statuses, the old name, still works */
+	b = hand_batch(2000, fill_deal);
+	{
+		const char *mapped[] = {src_rules, "[outcomes]\nmap = deal:won\n"};
+		const char *old[] = {src_rules, "[calibrate]\nwon_statuses = deal\n"};
+		const char *both[] = {src_rules, "[calibrate]\nwon_statuses = deal\nwon_values = deal\n"};
+		const char *none[] = {src_rules};
+
+		if (make_rs(&rs, mapped, 2, &err) && calibrate_fit(b, &rs, &test_run, NULL, &res, &err))
+		{
+			is_int(wins(&res), 400, "[outcomes] map deal:won: the 400 deals are wins");
+			is_int(res.report.rows, 2000, "every lead has a status: 2000 rows");
+			calibrate_result_free(&res);
+		}
+		else
+			ok(0, "fit with deal:won mapped: %s", err.msg);
+		free_rs(&rs);
+		if (make_rs(&rs, old, 2, &err) && calibrate_fit(b, &rs, &test_run, NULL, &res, &err))
+		{
+			is_int(wins(&res), 400, "won_statuses = deal (the old name): the same 400 wins");
+			is_str(rs.score->calibrate->won_key, "won_statuses", "and messages use that name");
+			calibrate_result_free(&res);
+		}
+		else
+			ok(0, "fit with won_statuses: %s", err.msg);
+		free_rs(&rs);
+		ok(!make_rs(&rs, both, 2, &err) && err.code == EXIT_RULES &&
+		       strstr(err.msg, "both won_values and won_statuses") != NULL,
+		   "both names at once is a rule error: %s", err.msg);
+		free_rs(&rs);
+		/* unmapped, "deal" is no win: the message counts the leads and the wins */
+		if (make_rs(&rs, none, 1, &err))
+		{
+			ok(!calibrate_fit(b, &rs, &test_run, NULL, &res, &err) && err.code == EXIT_DATA &&
+			       strstr(err.msg, "of 2000 leads, none left out; 2000 remain") != NULL,
+			   "deal unmapped: nothing to fit, saying why: %s", err.msg);
+			ok(strstr(err.hint, "[outcomes] map") != NULL, "the hint names [outcomes] map");
+		}
+		free_rs(&rs);
+	}
+	batch_free(b);
+
+	/* [calibrate] read through its table: every value checked where it is written */
+	{
+		const char *bad_list[] = {src_rules, "[calibrate]\nexclude_params = notes, ---\n"};
+		const char *bad_col[] = {src_rules, "[calibrate]\noutcome_column = nosuch\n"};
+		const char *pct[] = {src_rules, "[calibrate]\nholdout_percent = 25\n"};
+
+		ok(!make_rs(&rs, bad_list, 2, &err) && err.code == EXIT_RULES &&
+		       strstr(err.msg, "t2.ini:2: [calibrate] exclude_params: \"---\" is not a usable "
+		                       "name") != NULL,
+		   "a bad list item is named with file and line: %s", err.msg);
+		free_rs(&rs);
+		ok(!make_rs(&rs, bad_col, 2, &err) && err.code == EXIT_RULES &&
+		       strstr(err.msg, "t2.ini:2: [calibrate] outcome_column: \"nosuch\" is neither a "
+		                       "field nor an extra column") != NULL,
+		   "an outcome column that is no field: %s", err.msg);
+		free_rs(&rs);
+		if (ok(make_rs(&rs, pct, 2, &err), "holdout_percent = 25 loads"))
+			is_double(rs.score->calibrate->holdout_percent, 25, 0, "and stays the percent given");
+		free_rs(&rs);
+	}
+
+	/* worked_only dropping every lead says so, with the count */
+	{
+		static const double rate[] = {0.1, 0.2, 0.3, 0.4};
+		const char *texts[] = {synth_rules};
+
+		b = synthetic(1000, rate, 0, 9);
+		for (size_t i = 0; i < b->n; i++)
+			b->g_touch_count[i] = 0;
+		if (make_rs(&rs, texts, 1, &err))
+		{
+			ok(!calibrate_fit(b, &rs, &test_run, NULL, &res, &err) && err.code == EXIT_DATA &&
+			       strstr(err.msg, "of 1000 leads, 1000 were never worked ([calibrate] "
+			                       "worked_only = yes); 0 remain") != NULL,
+			   "all 1000 never worked: %s", err.msg);
+			ok(strstr(err.hint, "worked_only = no") != NULL, "the hint: %s", err.hint);
+		}
+		free_rs(&rs);
+		batch_free(b);
+	}
+}
+
+/*
+ * Sources by i % 1000: alpha 400, beta 300, gamma 200, delta 90, "Default"
+ * 9 (a reserved key), zeta 1, so over 10000 leads zeta has 10 (rarer than
+ * min_category_leads 30).  Touches by i % 10: 10% 2, 30% 4, 30% 7, 30% 11.
+ * gamma wins every other time, the others every 20th.
+ */
+static void
+fill_learn(size_t i, struct hand *h)
+{
+	size_t k = i % 1000;
+	static const int tc[] = {2, 4, 4, 4, 7, 7, 7, 11, 11, 11};
+
+	h->source = k < 400   ? "alpha"
+	            : k < 700 ? "beta"
+	            : k < 900 ? "Gamma"
+	            : k < 990 ? "delta"
+	            : k < 999 ? "Default"
+	                      : "zeta";
+	h->touches = tc[i % 10];
+	h->status = (k >= 700 && k < 900 ? (i / 1000) % 2 == 0 : i % 20 == 3) ? "closed_won" : "lost";
+}
+
+static void
+test_learned(void)
+{
+	static const char learn_rules[] =
+	    "[score]\nexclude_statuses =\n"
+	    "[score.src]\nkind = map\nfield = source\ncategories = auto\n"
+	    "[score.tc]\nkind = buckets\nfield = touch_count\nbuckets = auto\nquantiles = 8\n"
+	    "[calibrate]\nexclude_params =\nmin_category_leads = 30\n";
+	const char *texts[] = {learn_rules};
+	struct ruleset rs;
+	struct error err = {0};
+	struct calibrate_result res;
+	struct batch *b = hand_batch(10000, fill_learn);
+	char *text;
+
+	if (!ok(make_rs(&rs, texts, 1, &err), "categories = auto and buckets = auto load"))
+	{
+		diag("%s", err.msg);
+		batch_free(b);
+		return;
+	}
+	is_int(rs.score->params[0].ncat, 2, "until calibrated the map has only other and default");
+	ok(rs.score->params[1].ncat == 1 && rs.score->params[1].quantiles == 8,
+	   "and the buckets only default, with 8 quantiles to learn");
+	if (!ok(calibrate_fit(b, &rs, &test_run, NULL, &res, &err), "fit learning the categories"))
+	{
+		diag("%s", err.msg);
+		batch_free(b);
+		free_rs(&rs);
+		return;
+	}
+	{
+		const struct calibrate_param *src = &res.param[0], *tc = &res.param[1];
+		const char *want[] = {"alpha", "beta", "gamma", "delta", "other", "default"};
+
+		ok(src->learned && tc->learned, "both parameters learned");
+		is_int(src->ncat, 6, "4 values often enough, then other and default");
+		for (int k = 0; k < 6 && k < src->ncat; k++)
+			is_str(src->cat[k], want[k], "category %d: %s (most frequent first)", k + 1, want[k]);
+		is_int(src->folded, 2, "\"default\" (a reserved key) and zeta (10 leads) count as other");
+		ok(src->points[2] > src->points[0] && src->points[2] > src->points[1] &&
+		       src->points[2] > src->points[3],
+		   "gamma, the converting value, gets the most points");
+		/* quantiles at 0, 1/8 .. 7/8 of the sorted touches: 2, 4, 4, 4, 7, 7, 11, 11 */
+		is_int(tc->ncat, 5, "8 quantiles give 4 distinct bounds and default");
+		if (tc->ncat == 5)
+			ok(tc->lo[0] == 2 && tc->lo[1] == 4 && tc->lo[2] == 7 && tc->lo[3] == 11,
+			   "bounds 2, 4, 7, 11 (%g %g %g %g)", tc->lo[0], tc->lo[1], tc->lo[2], tc->lo[3]);
+	}
+	text = written(&res);
+	{
+		struct calibrate_result res2;
+		struct calibrate_opts o2 = {.threads = 2, .holdout = -1, .l2 = -1};
+		char *text2 = NULL;
+
+		if (calibrate_fit(b, &rs, &test_run, &o2, &res2, &err))
+		{
+			text2 = written(&res2);
+			calibrate_result_free(&res2);
+		}
+		ok(text && text2 && strcmp(text, text2) == 0, "learned: the same bytes with 2 threads");
+		free(text2);
+	}
+	ok(text && strstr(text, "\nalpha = ") && strstr(text, "\ngamma = ") &&
+	       strstr(text, "\nbuckets = 2:"),
+	   "the written rules spell the learned values and bounds out");
+	{
+		const char *both[] = {learn_rules, text ? text : ""};
+		struct ruleset rs2;
+
+		if (ok(make_rs(&rs2, both, 2, &err), "and load over the originals"))
+		{
+			const struct score_param *p = &rs2.score->params[0], *q = &rs2.score->params[1];
+
+			ok(cat_index(p, "gamma") >= 0 && cat_index(p, "delta") >= 0 && cat_index(p, "zeta") < 0,
+			   "a run then knows gamma and delta, not zeta");
+			ok(q->ncat == 5 && q->lo[0] == 2 && q->lo[3] == 11, "and the four buckets");
+			is_double(p->points[cat_index(p, "gamma")], round(res.param[0].points[2] * 100) / 100,
+			          1e-9, "with the fitted points as they are");
+			free_rs(&rs2);
+		}
+		else
+			diag("%s", err.msg);
+	}
+	free(text);
+	calibrate_result_free(&res);
+	free_rs(&rs);
+	batch_free(b);
+}
+
+/* i even: source a, lost; i odd: source b, won */
+static void
+fill_split(size_t i, struct hand *h)
+{
+	h->source = i % 2 ? "b" : "a";
+	h->status = i % 2 ? "closed_won" : "lost";
+}
+
+/* The current points rank the wins last; the fit ranks them first. */
+static void
+test_drift(void)
+{
+	const char *texts[] = {src_rules};
+	struct ruleset rs;
+	struct error err = {0};
+	struct calibrate_result res;
+	struct batch *b = hand_batch(1000, fill_split);
+
+	if (make_rs(&rs, texts, 1, &err) && calibrate_fit(b, &rs, &test_run, NULL, &res, &err))
+	{
+		/* every win scores 0 by the current points (b = 0), every loss 10 (a = 10) */
+		is_double(res.report.current_auc, 0.0, 1e-12, "current points: holdout AUC 0");
+		is_double(res.report.holdout_auc, 1.0, 1e-12, "fitted points: holdout AUC 1");
+		calibrate_result_free(&res);
+	}
+	else
+		ok(0, "drift fit: %s", err.msg);
+	free_rs(&rs);
+	batch_free(b);
+}
+
+/* The shipped parameters (default.ini's) switched off: only the rule files' own are fitted. */
+static void
+test_no_shipped(void)
+{
+	static const double rate[] = {0.02, 0.05, 0.2, 0.4};
+	static const char own[] = "[score.channel]\nkind = map\nfield = source\ncategories = auto\n";
+	struct ruleset rs;
+	struct error err = {0};
+	struct calibrate_result res;
+	struct calibrate_opts o = {.holdout = -1, .l2 = -1, .no_shipped = true};
+	struct batch *b = synthetic(4000, rate, 0, 21);
+	char *text = NULL;
+	int nparams = 0, channel = -1, source = -1;
+
+	memset(&rs, 0, sizeof(rs));
+	if ((rs.rules = rules_new()) == NULL || !rules_load_defaults(rs.rules, true, &err) ||
+	    !rules_load_string(rs.rules, "own.ini", own, &err) ||
+	    !score_config_load(rs.rules, &rs.score, &err) ||
+	    !outcomes_config_load(rs.rules, &rs.outcomes, &err))
+	{
+		ok(0, "shipped rules with one own parameter: %s", err.msg);
+		free_rs(&rs);
+		batch_free(b);
+		return;
+	}
+	nparams = rs.score->nparams;
+	for (int k = 0; k < nparams; k++)
+	{
+		if (strcmp(rs.score->params[k].name, "channel") == 0)
+			channel = k;
+		if (strcmp(rs.score->params[k].name, "source") == 0)
+			source = k;
+	}
+	ok(channel >= 0 && source >= 0 && rs.score->params[source].shipped &&
+	       !rs.score->params[channel].shipped,
+	   "source is shipped, channel is not");
+	if (ok(calibrate_fit(b, &rs, &test_run, &o, &res, &err), "fit with --no-shipped"))
+	{
+		int fitted = 0, dropped = 0;
+
+		for (int k = 0; k < nparams; k++)
+		{
+			fitted += res.param[k].fitted;
+			dropped += res.param[k].dropped;
+		}
+		is_int(fitted, 1, "one parameter fitted");
+		ok(res.param[channel].fitted, "channel");
+		is_int(dropped, nparams - 1, "every shipped one switched off");
+		is_double(res.fitted_share, 1.0, 1e-12, "the fitted one has the whole maximum");
+		text = written(&res);
+		ok(text && strstr(text, "\n[score.source]\nweight = 0\n"), "source written as weight 0");
+		calibrate_result_free(&res);
+	}
+	else
+		diag("%s", err.msg);
+	o.no_shipped = false;
+	if (calibrate_fit(b, &rs, &test_run, &o, &res, &err))
+	{
+		ok(res.param[source].fitted && !res.param[source].dropped, "without it source is fitted");
+		calibrate_result_free(&res);
+	}
+	free_rs(&rs);
+	if (text)
+	{
+		memset(&rs, 0, sizeof(rs));
+		if ((rs.rules = rules_new()) && rules_load_defaults(rs.rules, true, &err) &&
+		    rules_load_string(rs.rules, "own.ini", own, &err) &&
+		    rules_load_string(rs.rules, "fitted.ini", text, &err) &&
+		    score_config_load(rs.rules, &rs.score, &err))
+		{
+			double total = 0;
+
+			for (int k = 0; k < rs.score->nparams; k++)
+				total += rs.score->params[k].weight * rs.score->params[k].top;
+			is_double(rs.score->params[source].weight, 0, 0, "a run gives source no weight");
+			is_double(total, 100, 0.05, "and channel alone makes the 100 points (%.2f)", total);
+		}
+		else
+			ok(0, "the written rules load: %s", err.msg);
+		free_rs(&rs);
+	}
+	free(text);
+	batch_free(b);
+}
+
+/*
+ * Cohort bounds: 100 leads scoring 1 .. 100 now and half that fitted.
+ * Cohorts a >= 60, b >= 30, c >= 0, nurture below 20.  Now: a has the 41
+ * leads 60..100, b 30 (30..59), c 10 (20..29), nurture 19 (1..19).  Each
+ * bound moves to the fitted score of the lead at the same rank: a to 30
+ * (the 41st best, once 60), b to 15, nurture to 10, c stays 0.  Kept, the
+ * fitted scores 0.5 .. 50 put nobody in a, the 41 leads of 30..50 in b, the
+ * 20 of 20..29.5 in c and 39 below 20.
+ */
+static void
+test_cohort_bounds(void)
+{
+	static const char rules[] = "[score]\nnurture_below = 20\n"
+	                            "[score.src]\nkind = map\nfield = source\na = 1\n"
+	                            "[cohort.a]\nmin_score = 60\n[cohort.b]\nmin_score = 30\n"
+	                            "[cohort.c]\nmin_score = 0\n";
+	const char *texts[] = {rules};
+	struct ruleset rs;
+	struct error err = {0};
+	int64_t old_s[100], new_s[100], desc[100];
+	struct calibrate_bound bd[4];
+	int nb;
+
+	for (int k = 0; k < 100; k++)
+	{
+		old_s[k] = (k + 1) * 100;
+		new_s[k] = (k + 1) * 50;
+		desc[k] = (100 - k) * 50;
+	}
+	is_int(calibrate_keep_share(old_s, desc, 100, 6000), 3000, "60 -> 30.00");
+	is_int(calibrate_keep_share(old_s, desc, 100, 0), 0, "a bound of 0 stays 0");
+	is_int(calibrate_keep_share(old_s, desc, 100, 10050), 5001, "none reaching it: none still");
+	if (!make_rs(&rs, texts, 1, &err))
+	{
+		ok(0, "cohort rules: %s", err.msg);
+		free_rs(&rs);
+		return;
+	}
+	nb = calibrate_cohort_bounds(&rs, old_s, new_s, 100, false, bd, &err);
+	is_int(nb, 4, "three cohorts and nurture_below");
+	if (nb == 4)
+	{
+		is_str(bd[0].name, "a", "highest first");
+		ok(bd[0].new_min == 30 && bd[1].new_min == 15 && bd[2].new_min == 0 && bd[3].new_min == 10,
+		   "a 60 -> 30, b 30 -> 15, c 0 -> 0, nurture 20 -> 10 (%g %g %g %g)", bd[0].new_min,
+		   bd[1].new_min, bd[2].new_min, bd[3].new_min);
+		ok(bd[0].old_leads == 41 && bd[1].old_leads == 30 && bd[2].old_leads == 10 &&
+		       bd[3].old_leads == 19,
+		   "before: 41, 30, 10, 19");
+		ok(bd[0].new_leads == 41 && bd[1].new_leads == 30 && bd[2].new_leads == 10 &&
+		       bd[3].new_leads == 19,
+		   "after: each keeps its share");
+		{
+			char *buf = NULL;
+			size_t len = 0;
+			FILE *f = open_memstream(&buf, &len);
+
+			calibrate_write_bounds(bd, nb, 100, false, f, &err);
+			fclose(f);
+			ok(buf && strstr(buf, "[cohort.a]\nmin_score = 30.00\n") &&
+			       strstr(buf, "[cohort.b]\nmin_score = 15.00\n") &&
+			       strstr(buf, "[score]\nnurture_below = 10.00\n"),
+			   "written as rule keys");
+			free(buf);
+		}
+	}
+	nb = calibrate_cohort_bounds(&rs, old_s, new_s, 100, true, bd, &err);
+	if (nb == 4)
+	{
+		ok(bd[0].new_min == 60 && bd[1].new_min == 30 && bd[3].new_min == 20,
+		   "--keep-cohorts keeps the bounds");
+		ok(bd[0].moved_leads == 0 && bd[1].moved_leads == 41 && bd[2].moved_leads == 20 &&
+		       bd[3].moved_leads == 39,
+		   "and the shares move: 0, 41, 20, 39 (%zu %zu %zu %zu)", bd[0].moved_leads,
+		   bd[1].moved_leads, bd[2].moved_leads, bd[3].moved_leads);
+	}
+	free_rs(&rs);
+}
+
 int
 main(void)
 {
@@ -603,6 +1101,11 @@ main(void)
 	test_signal();
 	test_noise();
 	test_determinism();
+	test_outcome_column();
+	test_learned();
+	test_drift();
+	test_no_shipped();
+	test_cohort_bounds();
 	test_generated();
 	return done_testing();
 }

@@ -195,7 +195,7 @@ test_config(void)
 	is_int(c->field[name].veto, (1 << STRSIM_PARTIAL) | (1 << STRSIM_DISAGREE),
 	       "the name vetoes partial and disagree");
 	ok(email >= 0 && c->field[email].given == name, "the e-mail is given the name");
-	is_int(c->field[email].nlevels, 4, "the e-mail has four levels");
+	is_int(c->field[email].nlevels, 5, "the e-mail has five levels");
 	is_int(c->npolicy, 3, "three survivor policies");
 	is_int(c->policy[0], DEDUPE_POLICY_STATUS, "status decides first");
 	is_str(c->status_rank[0], "closed_won", "the best status");
@@ -299,13 +299,18 @@ exists(const char *path)
 
 /* Load a case's leads, normalise, apply its black-list column. */
 static struct batch *
-load_case(const char *dir, struct error *err)
+load_case(const char *dir, struct rules *r, struct error *err)
 {
-	char path[4096];
+	char path[4096], **extra = NULL;
+	const char *v = rules_get(r, "columns", "extra");
+	int nextra = v ? rules_split_list(v, &extra) : 0;
 	struct batch *b;
 
+	/* the case's [columns] extra: source columns its fields read by name */
 	snprintf(path, sizeof(path), "%s/leads.csv", dir);
-	if ((b = harness_load_csv(path, NULL, 0, NULL, 0, err)) == NULL)
+	b = harness_load_csv(path, NULL, 0, (const char *const *) extra, nextra > 0 ? nextra : 0, err);
+	rules_list_free(extra);
+	if (b == NULL)
 		return NULL;
 	harness_normalize(b);
 	return b;
@@ -414,7 +419,7 @@ run_case(const char *dir, const char *name)
 	struct error err = {0};
 	struct rules *r = NULL;
 	struct dedupe_config *c = case_config(dir, &r, &err);
-	struct batch *b = c ? load_case(dir, &err) : NULL, *b4 = c ? load_case(dir, &err) : NULL;
+	struct batch *b = c ? load_case(dir, r, &err) : NULL, *b4 = c ? load_case(dir, r, &err) : NULL;
 	struct dedupe_report rep;
 
 	ok(c != NULL && b != NULL && b4 != NULL, "%s: loads (%s)", name, err.msg);
@@ -724,7 +729,7 @@ test_stage(void)
 
 	snprintf(dir, sizeof(dir), "%.1000s/fixtures/dedupe/same_person", top);
 	c = case_config(dir, &r, &err);
-	b = c ? load_case(dir, &err) : NULL;
+	b = c ? load_case(dir, r, &err) : NULL;
 	memset(&nc, 0, sizeof(nc));
 	memset(&rs, 0, sizeof(rs));
 	stage_stats_free(&st);
@@ -740,7 +745,7 @@ test_stage(void)
 	batch_free(b);
 
 	/* the pipeline's stop request reaches the stage through its stats */
-	b = c ? load_case(dir, &err) : NULL;
+	b = c ? load_case(dir, r, &err) : NULL;
 	stage_stats_free(&st);
 	memset(&st, 0, sizeof(st));
 	st.name = "dedupe";

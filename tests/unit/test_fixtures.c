@@ -8,14 +8,19 @@
  * then "[source] csv" pointing at leads.csv (and "[match] reps_csv" and
  * "stats_csv" at the case's reps.csv and stats.csv), then rules.ini; the
  * leads are read by pull_csv(), side data by sidedata_load() without a
- * connection, and the stages run through pipeline_run_range().  Every
- * lead's result row is made by writeback_row(), so a case checks the
- * columns lead_results gets, by their names.  A case folder with a RUNNER file is still run by
- * the old test program that file names, and is skipped here.
+ * connection (the do-not-call queries' values from query_values.txt), and
+ * the stages run through pipeline_run_range(); before the range that runs
+ * the case's own stage, the stated inputs of leads.csv (verdict_in,
+ * survivor, phone_norm, ...) set what earlier stages would have left.
+ * Every lead's result row is made by writeback_row(), so a case checks the
+ * columns lead_results gets, by their names; expected_summary.csv checks
+ * the run_cohorts rows the write-back makes.
  */
 #include "config.h"
 
 #include <dirent.h>
+#include <math.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +29,8 @@
 #include <unistd.h>
 
 #include "batch.h"
+#include "blacklist.h"
+#include "cohort.h"
 #include "csvio.h"
 #include "normalize.h"
 #include "phone.h"
@@ -349,6 +356,222 @@ compare(const char *name, const struct table *want, const struct ruleset *rs, co
 }
 
 /* ------------------------------------------------------------------------
+ * stated inputs: columns of leads.csv that set what earlier stages left
+ * ------------------------------------------------------------------------ */
+
+static const char *const input_columns[] = {"status_norm", "name_norm",  "email_norm",
+                                            "email_key",   "phone_norm", "verdict_in",
+                                            "optout_in",   "survivor",   NULL};
+
+static bool
+is_input_column(const char *name)
+{
+	for (int k = 0; input_columns[k]; k++)
+		if (strcmp(input_columns[k], name) == 0)
+			return true;
+	return false;
+}
+
+static bool
+find_lead(const struct batch *b, const char *id, size_t *row)
+{
+	for (size_t i = 0; id && i < b->n; i++)
+		if (strcmp(batch_lead_id(b, i), id) == 0)
+		{
+			*row = i;
+			return true;
+		}
+	return false;
+}
+
+/* "972521234567:mobile;97231234567:landline" (or "\N": no phone) into lead i's phones. */
+static bool
+set_phones(struct batch *b, size_t i, const char *v)
+{
+	char copy[512], *save = NULL;
+	int k = 0;
+
+	for (int j = 0; j < BATCH_PHONES; j++)
+	{
+		b->phones[i][j] = 0;
+		b->phone_types[i][j] = PHONE_NONE;
+	}
+	if (strcmp(v, "\\N") == 0)
+		return true;
+	snprintf(copy, sizeof(copy), "%s", v);
+	for (char *tok = strtok_r(copy, ";", &save); tok && k < BATCH_PHONES;
+	     tok = strtok_r(NULL, ";", &save), k++)
+	{
+		char *colon = strchr(tok, ':');
+		int t = PHONE_NONE + 1;
+
+		if (colon == NULL)
+			return false;
+		*colon = '\0';
+		while (t <= PHONE_INVALID && strcmp(phone_type_name((enum phone_type) t), colon + 1) != 0)
+			t++;
+		if (t > PHONE_INVALID)
+			return false;
+		b->phones[i][k] = strtoull(tok, NULL, 10);
+		b->phone_types[i][k] = (uint8_t) t;
+	}
+	return true;
+}
+
+/*
+ * Set the stated inputs of every lead (fixtures/README.md): an empty cell
+ * leaves what the stages left, "\N" sets none.  False with `why` on a bad
+ * value.
+ */
+static bool
+apply_inputs(const struct table *in, struct batch *b, char *why, size_t size)
+{
+	for (int r = 0; r < in->nrows; r++)
+	{
+		char **row = in->cell + (size_t) r * (size_t) in->ncols;
+		size_t i;
+
+		if (!find_lead(b, row[0], &i))
+			continue; /* the pull's own checks speak for such a row */
+		for (int c = 1; c < in->ncols; c++)
+		{
+			const char *name = in->name[c], *v = row[c];
+			bool null = v && strcmp(v, "\\N") == 0;
+
+			if (v == NULL || *v == '\0' || !is_input_column(name))
+				continue;
+			if (strcmp(name, "status_norm") == 0)
+				b->status_norm[i] = null ? NULL : batch_strdup(b, v);
+			else if (strcmp(name, "name_norm") == 0)
+				b->name_norm[i] = null ? NULL : batch_strdup(b, v);
+			else if (strcmp(name, "email_norm") == 0)
+				b->email_norm[i] = null ? NULL : batch_strdup(b, v);
+			else if (strcmp(name, "email_key") == 0)
+				b->email_key[i] = null ? NULL : batch_strdup(b, v);
+			else if (strcmp(name, "phone_norm") == 0 && !set_phones(b, i, v))
+			{
+				snprintf(why, size, "lead %s: bad phone_norm \"%s\"", row[0], v);
+				return false;
+			}
+			else if (strcmp(name, "verdict_in") == 0)
+			{
+				int vd = 0;
+
+				while (vd < VERDICT__COUNT && strcmp(verdict_name((enum verdict) vd), v) != 0)
+					vd++;
+				if (vd == VERDICT__COUNT)
+				{
+					snprintf(why, size, "lead %s: bad verdict_in \"%s\"", row[0], v);
+					return false;
+				}
+				if (vd != VERDICT_KEPT)
+					batch_mark(b, i, (enum verdict) vd, "fixture", "set by the fixture");
+			}
+			else if (strcmp(name, "optout_in") == 0)
+				b->optout[i] = strcmp(v, "1") == 0;
+			else if (strcmp(name, "survivor") == 0)
+			{
+				size_t s;
+
+				if (!find_lead(b, v, &s))
+				{
+					snprintf(why, size, "lead %s: survivor \"%s\" is no lead id", row[0], v);
+					return false;
+				}
+				b->survivor[i] = (uint32_t) s;
+				b->cluster_id[i] = (int64_t) s;
+			}
+		}
+	}
+	return true;
+}
+
+/* Feed query_values.txt ("query index<TAB>value" a line) to the do-not-call queries. */
+static bool
+feed_queries(const char *path, const struct ruleset *rs, struct batch *b, struct error *err)
+{
+	char line[1024];
+	FILE *f = fopen(path, "r");
+	bool good = f != NULL;
+
+	if (!good)
+		return error_set(err, EXIT_DATA, "could not open %s", path);
+	while (good && fgets(line, sizeof(line), f))
+	{
+		char *tab = strchr(line, '\t');
+
+		line[strcspn(line, "\n")] = '\0';
+		if (tab != NULL)
+			good = blacklist_add_dnc_value(b->dnc, atoi(line), tab + 1, err);
+	}
+	fclose(f);
+	for (int q = 0; good && q < blacklist_query_count(rs->blacklist); q++)
+		blacklist_query_done(b->dnc, q);
+	return good;
+}
+
+/*
+ * expected_summary.csv: the rows of refinery.run_cohorts as the write-back
+ * makes them (without run_id), in their order; numbers compared to 1e-9.
+ */
+static void
+compare_summary(const char *name, const char *path, const struct ruleset *rs, const struct batch *b)
+{
+	struct table want = {0};
+	struct error err = {0};
+	int n = cohort_count(rs->cohort);
+	struct cohort_summary *sum = calloc((size_t) n + 1, sizeof(*sum));
+	struct strbuf sb;
+	char *line, *save = NULL;
+	int r = 0;
+
+	if (!ok(table_read(path, &want, &err), "%s: expected_summary.csv reads", name))
+	{
+		diag("%s", err.msg);
+		free(sum);
+		return;
+	}
+	cohort_summarise(b, rs, sum);
+	sb_init(&sb);
+	writeback_cohort_rows(&sb, 0, sum, n);
+	is_int(n, want.nrows, "%s: one summary row per cohort", name);
+	for (line = sb.data ? strtok_r(sb.data, "\n", &save) : NULL; line && r < want.nrows;
+	     line = strtok_r(NULL, "\n", &save), r++)
+	{
+		char *f[MAX_COLS], *tok;
+		int nf = 0;
+
+		/* split at tabs, keeping empty fields */
+		for (tok = line; nf < MAX_COLS; nf++)
+		{
+			f[nf] = tok;
+			if ((tok = strchr(tok, '\t')) == NULL)
+			{
+				nf++;
+				break;
+			}
+			*tok++ = '\0';
+		}
+		for (int c = 0; c < want.ncols && c + 1 < nf; c++)
+		{
+			const char *got = strcmp(f[c + 1], "\\N") == 0 ? NULL : f[c + 1];
+			const char *w = want.cell[(size_t) r * (size_t) want.ncols + (size_t) c];
+			char *end1 = NULL, *end2 = NULL;
+			double g = got ? strtod(got, &end1) : 0, e = w ? strtod(w, &end2) : 0;
+
+			if (got && w && *got && *w && *end1 == '\0' && *end2 == '\0')
+				ok(fabs(g - e) <= 1e-9, "%s/summary %d: %s %s is %s", name, r + 1, want.name[c],
+				   got, w);
+			else
+				is_str(got, w, "%s/summary %d: %s", name, r + 1, want.name[c]);
+		}
+	}
+	sb_free(&sb);
+	table_free(&want);
+	free(sum);
+}
+
+/* ------------------------------------------------------------------------
  * one case
  * ------------------------------------------------------------------------ */
 
@@ -400,10 +623,23 @@ check_error(const char *name, const char *path, const struct error *err)
 	free(text);
 }
 
+/* A stage's place in the pipeline, -1 for none. */
+static int
+stage_index(const char *name)
+{
+	for (int k = 0; pipeline_stage_name(k); k++)
+		if (strcmp(pipeline_stage_name(k), name) == 0)
+			return k;
+	return -1;
+}
+
 static void
 run_case(const char *stage, const char *dir, const char *name)
 {
 	char rules[4200], leads[4200], expected[4200], error_txt[4200], side[4200], src[64] = "";
+	char queries[4200], summary[4200];
+	struct table inputs = {0};
+	int own = -1;
 	char title[300], why[300] = "";
 	const char *files[2];
 	struct case_opts o;
@@ -422,6 +658,8 @@ run_case(const char *stage, const char *dir, const char *name)
 	snprintf(leads, sizeof(leads), "%s/%s/leads.csv", dir, name);
 	snprintf(expected, sizeof(expected), "%s/%s/expected.csv", dir, name);
 	snprintf(error_txt, sizeof(error_txt), "%s/%s/error.txt", dir, name);
+	snprintf(queries, sizeof(queries), "%s/%s/query_values.txt", dir, name);
+	snprintf(summary, sizeof(summary), "%s/%s/expected_summary.csv", dir, name);
 	expect_error = exists(error_txt);
 	if (!ok(exists(leads) && exists(expected) != expect_error,
 	        "%s: leads.csv and one of expected.csv or error.txt", title))
@@ -449,13 +687,29 @@ run_case(const char *stage, const char *dir, const char *name)
 	files[0] = src;
 	files[1] = rules;
 
+	/* the stated inputs are set before the range that runs the case's own stage */
+	for (int k = 0; k < o.nranges && own < 0; k++)
+		if (stage_index(o.first[k]) <= stage_index(stage) &&
+		    stage_index(stage) <= stage_index(o.last[k]))
+			own = k;
 	ran = (rs = ruleset_load(files, 2, &err)) != NULL && pull_csv(rs, &b, NULL, &err);
+	if (ran)
+		ran = table_read(leads, &inputs, &err);
 	if (ran)
 	{
 		set_now(rs, b, &run);
-		ran = sidedata_load(NULL, rs, b, &err);
+		/* a case with query_values.txt gives the do-not-call queries' values, and has no reps */
+		if (exists(queries))
+			ran = sidedata_load_files(rs, &b->dnc, &err) && feed_queries(queries, rs, b, &err);
+		else
+			ran = sidedata_load(NULL, rs, b, &err);
 		for (int k = 0; ran && k < o.nranges; k++)
-			ran = pipeline_run_range(b, rs, &run, &pr, o.first[k], o.last[k], NULL, &err);
+		{
+			if (k == own && !apply_inputs(&inputs, b, why, sizeof(why)))
+				ran = error_set(&err, EXIT_DATA, "leads.csv: %s", why);
+			if (ran)
+				ran = pipeline_run_range(b, rs, &run, &pr, o.first[k], o.last[k], NULL, &err);
+		}
 	}
 	unlink(src);
 	if (expect_error)
@@ -468,8 +722,13 @@ run_case(const char *stage, const char *dir, const char *name)
 	else if (!ok(table_read(expected, &want, &err), "%s: expected.csv reads", title))
 		diag("%s", err.msg);
 	else
+	{
 		compare(title, &want, rs, b);
+		if (exists(summary))
+			compare_summary(title, summary, rs, b);
+	}
 	table_free(&want);
+	table_free(&inputs);
 	pipeline_result_free(&pr);
 	batch_free(b);
 	ruleset_free(rs);
@@ -485,14 +744,15 @@ cmp_str(const void *a, const void *b)
 static int
 run_stage(const char *stage)
 {
-	char dir[4096], path[4400];
+	char dir[PATH_MAX], path[PATH_MAX + 300];
 	char *names[512];
-	int n = 0, run = 0;
+	int n = 0;
 	DIR *d;
 	struct dirent *e;
 
-	snprintf(dir, sizeof(dir), "%s/fixtures/%s", top_srcdir(), stage);
-	if ((d = opendir(dir)) == NULL)
+	/* absolute: the side files' paths are read from the temporary rule file's folder */
+	snprintf(path, sizeof(path), "%s/fixtures/%s", top_srcdir(), stage);
+	if (realpath(path, dir) == NULL || (d = opendir(dir)) == NULL)
 		return 0;
 	while ((e = readdir(d)) != NULL && n < 512)
 	{
@@ -506,15 +766,10 @@ run_stage(const char *stage)
 	qsort(names, (size_t) n, sizeof(names[0]), cmp_str);
 	for (int k = 0; k < n; k++)
 	{
-		snprintf(path, sizeof(path), "%s/%s/RUNNER", dir, names[k]);
-		if (!exists(path))
-		{
-			run_case(stage, dir, names[k]);
-			run++;
-		}
+		run_case(stage, dir, names[k]);
 		free(names[k]);
 	}
-	return run;
+	return n;
 }
 
 int

@@ -1,8 +1,8 @@
 /*
  * test_match.c
  *    Matching leads to reps: [match] rules, the base probability, rep table
- *    checks, the smoothing (2 of 3 against 300 of 1,000), fallbacks, the
- *    match cases that keep a RUNNER, capacity and inactive reps, the
+ *    checks, the smoothing (2 of 3 against 300 of 1,000), fallbacks,
+ *    capacity and inactive reps, the
  *    exact optimum against brute force, determinism across thread counts,
  *    sticky assignments (holds kept, released, seeded from last_rep, off),
  *    the summaries, and expected conversions against score-ordered round
@@ -10,13 +10,11 @@
  */
 #include "config.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #ifdef _OPENMP
@@ -283,142 +281,6 @@ greedy(const struct batch *b, const struct match_config *c)
 	free(room);
 	free(ord);
 	return sum;
-}
-
-/* ------------------------------------------------------ CSV of fixtures */
-
-struct rows
-{
-	int nrows;
-	int nf[64];
-	char f[64][8][128];
-};
-
-static bool
-read_simple_csv(const char *path, struct rows *out)
-{
-	FILE *fp = fopen(path, "r");
-	char line[1024];
-	bool header = true;
-
-	out->nrows = 0;
-	if (fp == NULL)
-		return false;
-	while (fgets(line, sizeof(line), fp) && out->nrows < 64)
-	{
-		char *p = line;
-		int k = 0;
-
-		line[strcspn(line, "\r\n")] = '\0';
-		if (header)
-		{
-			header = false;
-			continue;
-		}
-		for (;;)
-		{
-			char *comma = strchr(p, ',');
-
-			if (comma)
-				*comma = '\0';
-			snprintf(out->f[out->nrows][k++], 128, "%.127s", p);
-			if (!comma || k == 8)
-				break;
-			p = comma + 1;
-		}
-		out->nf[out->nrows++] = k;
-	}
-	fclose(fp);
-	return true;
-}
-
-static int
-fixture_case(const char *dir)
-{
-	char path[1024];
-	struct rows leads, exp;
-	struct error err;
-	struct match_config *c;
-	struct batch *b;
-	FILE *fp;
-	char *text;
-	long len;
-	const char *ids[64], *srcs[64];
-	double scores[64];
-	int cohorts[64], failures = 0;
-	int64_t dues[64];
-
-	snprintf(path, sizeof(path), "%s/rules.ini", dir);
-	fp = fopen(path, "r");
-	fseek(fp, 0, SEEK_END);
-	len = ftell(fp);
-	rewind(fp);
-	text = calloc(1, len + 1);
-	if (fread(text, 1, len, fp) != (size_t) len)
-		failures++;
-	fclose(fp);
-	c = config_from(text, &err);
-	free(text);
-	if (c == NULL)
-	{
-		diag("%s: %s", dir, err.msg);
-		return 1;
-	}
-	/* the reps come through the loader, as [match] reps_csv / stats_csv would give them */
-	snprintf(path, sizeof(path), "%s/reps.csv", dir);
-	c->reps_csv = strdup(path);
-	snprintf(path, sizeof(path), "%s/stats.csv", dir);
-	if (access(path, R_OK) == 0)
-		c->stats_csv = strdup(path);
-	snprintf(path, sizeof(path), "%s/leads.csv", dir);
-	read_simple_csv(path, &leads);
-	for (int i = 0; i < leads.nrows; i++)
-	{
-		ids[i] = leads.f[i][0];
-		srcs[i] = leads.f[i][1][0] ? leads.f[i][1] : NULL;
-		scores[i] = atof(leads.f[i][2]);
-		cohorts[i] = atoi(leads.f[i][3]);
-		dues[i] = BATCH_NO_TIME;
-		if (leads.nf[i] > 4 && leads.f[i][4][0] && !batch_parse_time(leads.f[i][4], &dues[i]))
-			failures++;
-	}
-	b = make_batch(leads.nrows, ids, srcs, scores, cohorts, dues);
-	if (!load_reps(c, b, &err))
-	{
-		diag("%s: %s (%s)", dir, err.msg, err.detail);
-		failures++;
-	}
-	else if (!run_match(b, c, &err))
-	{
-		diag("%s: %s", dir, err.msg);
-		failures++;
-	}
-	snprintf(path, sizeof(path), "%s/expected.csv", dir);
-	read_simple_csv(path, &exp);
-	if (exp.nrows != (int) b->n)
-		failures++;
-	for (int e = 0; e < exp.nrows && e < (int) b->n; e++)
-	{
-		size_t i = (size_t) e;
-		const char *want_reason = exp.nf[e] > 5 && exp.f[e][5][0] ? exp.f[e][5] : NULL;
-		long want_rep = exp.f[e][2][0] ? atol(exp.f[e][2]) : -1;
-		long want_order = exp.f[e][3][0] ? atol(exp.f[e][3]) : -1;
-
-		if (strcmp(batch_lead_id(b, i), exp.f[e][0]) != 0 ||
-		    strcmp(verdict_name(b->verdict[i]), exp.f[e][1]) != 0 || b->rep_id[i] != want_rep ||
-		    b->call_order[i] != want_order || fabs(b->p_close[i] - atof(exp.f[e][4])) > 5e-7 ||
-		    (want_reason == NULL) != (b->reason[i] == NULL) ||
-		    (want_reason && strcmp(want_reason, b->reason[i]) != 0))
-		{
-			diag("%s: lead %s: got %s rep %lld order %d p %.6f reason %s", dir, exp.f[e][0],
-			     verdict_name(b->verdict[i]), (long long) b->rep_id[i], b->call_order[i],
-			     b->p_close[i], b->reason[i] ? b->reason[i] : "-");
-			failures++;
-		}
-	}
-	batch_free(b);
-	match_config_free(c);
-	return failures;
 }
 
 /* --------------------------------------------------- synthetic history */
@@ -1166,11 +1028,6 @@ main(void)
 	struct match_config *c;
 	struct rep_table *t;
 	struct batch *b;
-	const char *top = getenv("top_srcdir");
-	char path[1024];
-
-	if (top == NULL)
-		top = ".";
 
 	/* ---------------------------------------------------------- config */
 	c = config_from("[match]\n", &err);
@@ -1277,6 +1134,17 @@ main(void)
 	ok(!rep_table_add_stat(t, 10, "web", 7, 2, &err), "same rep and source twice refused");
 	is_int(err.code, EXIT_DATA, "as a data error");
 	ok(!rep_table_add_stat(t, 10, NULL, 7, 2, &err), "NULL source refused");
+	/* history added on top: to the row there, or as a new row */
+	ok(rep_table_add_history(t, 10, "web", 4, 3, &err), "history added to rep 10's web row");
+	is_int(t->stats[t->reps[0].first_stat].attempts * 100 + t->stats[t->reps[0].first_stat].wins,
+	       9 * 100 + 5, "the row holds 5 + 4 attempts and 2 + 3 wins");
+	ok(rep_table_add_history(t, 10, "phone", 3, 1, &err) && t->nstats == 2,
+	   "history on a source the rep had none of is a new row");
+	ok(!rep_table_add_history(t, 10, "web", 1, 2, &err), "added wins above added attempts refused");
+	ok(!rep_table_add_history(t, 10, "web", INT32_MAX, 0, &err),
+	   "attempts beyond 2^31 - 1 refused");
+	is_int(t->stats[t->reps[0].first_stat].attempts, 9, "and the row is as it was");
+	ok(!rep_table_add_history(t, 99, "web", 1, 0, &err), "history of an unknown rep refused");
 	is_int(rep_table_find(t, 12), 1, "find by id");
 	is_int(rep_table_find(t, 77), -1, "find an absent id");
 	rep_table_free(t);
@@ -1474,43 +1342,6 @@ main(void)
 	}
 	rep_table_free(t);
 	match_config_free(c);
-
-	/* ------------------------------------------------------- fixtures */
-	snprintf(path, sizeof(path), "%s/fixtures/match", top);
-	{
-		DIR *d = opendir(path);
-		struct dirent *de;
-		char **names = NULL;
-		int n = 0;
-
-		ok(d != NULL, "fixtures/match found (top_srcdir=%s)", top);
-		/* only the cases whose RUNNER names this program; test_fixtures runs the rest */
-		while (d && (de = readdir(d)) != NULL)
-		{
-			char runner[1400];
-			struct stat sb;
-
-			if (de->d_name[0] == '.')
-				continue;
-			snprintf(runner, sizeof(runner), "%s/%s/RUNNER", path, de->d_name);
-			if (stat(runner, &sb) != 0)
-				continue;
-			names = realloc(names, sizeof(char *) * (n + 1));
-			names[n++] = strdup(de->d_name);
-		}
-		if (d)
-			closedir(d);
-		for (int i = 0; i < n; i++)
-		{
-			char dir[1100];
-
-			snprintf(dir, sizeof(dir), "%s/%s", path, names[i]);
-			is_int(fixture_case(dir), 0, "fixture %s", names[i]);
-			free(names[i]);
-		}
-		free(names);
-		ok(n >= 1, "at least one match case still runs here (found %d)", n);
-	}
 
 	/* ---------------------------------- capacity, inactive, who is served */
 	{

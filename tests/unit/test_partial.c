@@ -2,12 +2,10 @@
  * test_partial.c
  *    The partial / outlier stage: usable contacts (a survivor judged with its
  *    cluster), required fields, the built-in outlier checks and their
- *    tolerances, user [outlier.<id>] rules, rule loading errors, the
- *    fixture cases of fixtures/partial/ that state what earlier stages left
- *    (those with a RUNNER file; tests/unit/test_fixtures runs the others),
- *    determinism, and the generated sample against its ground truth.
+ *    tolerances, user [outlier.<id>] rules, rule loading errors,
+ *    determinism, and the generated sample against its ground truth.  The
+ *    cases of fixtures/partial/ are run by tests/unit/test_fixtures.
  *
- * Usage: test_partial [FIXTURE_DIR]   (default $srcdir/fixtures/partial)
  * The generated sample comes from fixtures/genleads ($GENLEADS, which make
  * check exports).
  */
@@ -198,6 +196,38 @@ test_contacts(void)
 	is_int(b->verdict[0], VERDICT_KEPT, "mobile still kept");
 	batch_free(b);
 	partial_config_free(c);
+
+	/* require_contact = no: the other checks still decide, then nurture, not partial */
+	c = cfg_from("p.ini", "[partial]\nrequire_contact = no\n", NULL, &err);
+	ok(c != NULL, "require_contact = no loads");
+	b = batch_of(rows, 8);
+	ok(run(b, c, now, &st, &err), "stage runs");
+	is_int(b->verdict[0], VERDICT_KEPT, "require_contact = no: mobile still kept");
+	is_int(b->verdict[1], VERDICT_NURTURE, "nothing at all: nurture, not partial");
+	is_str(b->rule_id[1], PARTIAL_NO_CONTACT, "rule id partial.no_contact");
+	is_str(b->reason[1], "no contact", "reason \"no contact\"");
+	ok(partial_scored_nurture(b, 1), "to be scored");
+	is_int(b->verdict[6], VERDICT_NURTURE, "a 1-800 number only: nurture too");
+	is_int(b->verdict[3], VERDICT_KEPT, "e-mail only: kept");
+	is_int(counter(&st, PARTIAL_NO_CONTACT), 0, "no partial counted");
+	is_int(counter(&st, "no_contact_nurture"), 3, "three nurtured (rows 2, 3, 7)");
+	batch_mark(b, 0, VERDICT_NURTURE, "nurture", "score 1.00 is below nurture_below 20.00");
+	ok(!partial_scored_nurture(b, 0), "a low-score nurture is not the partial stage's");
+	batch_free(b);
+	partial_config_free(c);
+	{
+		static const struct row late[] = {
+		    {"9", "Avi", 0, PHONE_NONE, NULL, "2030-01-01", NULL, NULL, NULL},
+		};
+
+		c = cfg_from("p.ini", "[partial]\nrequire_contact = no\n", NULL, &err);
+		b = batch_of(late, 1);
+		ok(run(b, c, now, &st, &err), "stage runs");
+		is_int(b->verdict[0], VERDICT_OUTLIER,
+		       "no contact and a future date: the outlier check still hits");
+		batch_free(b);
+		partial_config_free(c);
+	}
 
 	c = cfg_from("p.ini", "[partial]\ncallable = mobile, invalid\n", NULL, &err);
 	ok(c == NULL && strcmp(err.msg, "p.ini:2: [partial] callable: \"invalid\" is not a callable "
@@ -487,97 +517,6 @@ test_user_rules(void)
 	stage_stats_free(&st);
 }
 
-/* -------------------------------------------------------- fixture cases */
-
-static void
-test_fixtures(const char *dir)
-{
-	char **cases;
-	int n = lc_case_dirs(dir, &cases);
-
-	ok(n > 0, "fixture cases found in %s", dir);
-	for (int k = 0; k < n; k++)
-	{
-		char path[4096], msg[512];
-		struct error err = {0};
-		struct stage_stats st = {0};
-		struct partial_config *c;
-		struct batch *b;
-		struct lc_expect *ex;
-		int nex, bad = 0;
-		char *text, *want_err;
-		int64_t now = 0;
-		bool ran;
-
-		lc_fmt(path, sizeof(path), "%s/%s/rules.ini", dir, cases[k]);
-		text = lc_slurp(lc_exists(path) ? path : shipped_partial);
-		c = cfg_from(lc_exists(path) ? "rules.ini" : "partial.ini.part", text ? text : "", &now,
-		             &err);
-		free(text);
-		lc_fmt(path, sizeof(path), "%s/%s/error.txt", dir, cases[k]);
-		want_err = lc_slurp(path);
-		if (want_err)
-			want_err[strcspn(want_err, "\n")] = '\0';
-		if (c == NULL)
-		{
-			ok(want_err && strstr(err.msg, want_err), "%s: rules refused as expected (%s)",
-			   cases[k], err.msg);
-			free(want_err);
-			continue;
-		}
-		lc_fmt(path, sizeof(path), "%s/%s/input.csv", dir, cases[k]);
-		b = lc_load(path, msg, sizeof(msg));
-		if (b == NULL)
-		{
-			ok(0, "%s: input: %s", cases[k], msg);
-			partial_config_free(c);
-			free(want_err);
-			continue;
-		}
-		lc_normalize(b);
-		ran = run(b, c, now, &st, &err);
-		if (want_err)
-			ok(!ran && strstr(err.msg, want_err), "%s: stage error as expected (%s)", cases[k],
-			   err.msg);
-		else
-		{
-			ok(ran, "%s: stage runs%s%s", cases[k], ran ? "" : ": ", ran ? "" : err.msg);
-			lc_fmt(path, sizeof(path), "%s/%s/expected.csv", dir, cases[k]);
-			nex = lc_read_expected(path, &ex);
-			for (int e = 0; e < nex; e++)
-			{
-				size_t i;
-				const char *rid;
-
-				if (!lc_find_id(b, ex[e].lead_id, &i))
-				{
-					diag("%s: no lead %s", cases[k], ex[e].lead_id);
-					bad++;
-					continue;
-				}
-				rid = b->rule_id[i] ? b->rule_id[i] : "";
-				if (strcmp(verdict_name(b->verdict[i]), ex[e].verdict) != 0 ||
-				    strcmp(rid, ex[e].rule_id) != 0)
-				{
-					diag("%s: lead %s: got %s,%s expected %s,%s", cases[k], ex[e].lead_id,
-					     verdict_name(b->verdict[i]), rid, ex[e].verdict, ex[e].rule_id);
-					bad++;
-				}
-			}
-			ok(nex > 0 && bad == 0 && (size_t) nex == b->n, "%s: %d leads as expected", cases[k],
-			   nex - bad);
-			free(ex);
-		}
-		batch_free(b);
-		partial_config_free(c);
-		free(want_err);
-		stage_stats_free(&st);
-	}
-	for (int k = 0; k < n; k++)
-		free(cases[k]);
-	free(cases);
-}
-
 /* ------------------------------------------------ the generated sample */
 
 struct truth
@@ -851,14 +790,8 @@ test_generated(void)
 }
 
 int
-main(int argc, char **argv)
+main(void)
 {
-	char fixtures[4096];
-
-	if (argc > 1)
-		lc_fmt(fixtures, sizeof(fixtures), "%s", argv[1]);
-	else
-		lc_fmt(fixtures, sizeof(fixtures), "%s/fixtures/partial", lc_srcdir());
 	lc_fmt(shipped_bl, sizeof(shipped_bl), "%s/rules/blacklist.ini.part", lc_srcdir());
 	lc_fmt(shipped_partial, sizeof(shipped_partial), "%s/rules/partial.ini.part", lc_srcdir());
 
@@ -866,7 +799,6 @@ main(int argc, char **argv)
 	test_survivors();
 	test_outliers();
 	test_user_rules();
-	test_fixtures(fixtures);
 
 	test_generated();
 	return done_testing();
