@@ -174,6 +174,31 @@ run_stages(struct batch *b, const struct ruleset *rs, const struct run_ctx *run,
 	return pipeline_run_range(b, rs, run, pr, "match", "match", pg_interrupted, err);
 }
 
+/*
+ * Wait for the rest of the state, read behind the stages: the wait is added
+ * to the state's time, the rows read behind and those left as they changed
+ * meanwhile are counted.
+ */
+static bool
+state_finish(struct job_state *state, const struct batch *b, struct stage_stats *state_st,
+             struct error *err)
+{
+	double s0 = pipeline_clock();
+	size_t rest, stale;
+
+	if (!state_read_finish(state, b, err))
+		return false;
+	if (state_st)
+	{
+		rest = state_rest_rows(state, &stale);
+		stage_count(state_st, "read behind the stages", rest);
+		if (stale > 0)
+			stage_count(state_st, "held after the first read", stale);
+		state_st->seconds += pipeline_clock() - s0;
+	}
+	return true;
+}
+
 /* What the run changed in the job's state: one line, or "nothing changed". */
 static void
 print_changes(const struct job_state *st)
@@ -274,10 +299,14 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	if (to_db)
 	{
 		/* the job's state: its own line in the timings, the holds it gave as a counter */
-		double s0 = pipeline_clock();
+		double s0;
 		size_t held = 0;
 
 		state_st = pipeline_add(&pr, "state");
+		/* the CRM's new outcomes first: the state's first part reads the leads that have some */
+		if (!outcomes_import(conn, rs, lease.job, state_st, err))
+			goto out;
+		s0 = pipeline_clock();
 		if (!state_read(conn, lease.job, rs->sha256, b, &state, err))
 			goto out;
 		for (size_t i = 0; i < b->n; i++)
@@ -289,17 +318,21 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 			state_st->seconds = pipeline_clock() - s0;
 		}
 	}
-	/* the job's outcomes (the CRM's new ones added first), read before the stages */
-	if (state && (!outcomes_import(conn, rs, lease.job, state_st, err) ||
-	              !outcomes_read(conn, rs, state, b, &outcomes, err)))
+	/* the job's outcomes (the CRM's new ones were added above), read before the stages */
+	if (state && !outcomes_read(conn, rs, state, b, &outcomes, err))
 		goto out;
 	outcomes_apply_before(outcomes, b, state_st);
 	if (!cmd_set_now(conn, rs, b, &run.now, err) || !sidedata_load(conn, rs, b, err) ||
 	    !outcomes_learn(outcomes, rs, b, state_st, err))
 		goto out;
 	FAULT("compute");
+	/* the rest of the state is read while the stages compute (the connection is idle) */
+	if (state && !state_read_start(conn, state, err))
+		goto out;
 	if (!run_stages(b, rs, &run, &pr, outcomes, state_st, err) ||
 	    !vocab_check(rs, b, &pr, &warnings, err))
+		goto out;
+	if (state && !state_finish(state, b, state_st, err))
 		goto out;
 	if (state && !state_reconcile(state, b, o->full, err))
 		goto out;
@@ -361,6 +394,7 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	}
 	ok = true;
 out:
+	state_read_stop(state); /* the connection is the run's again */
 	progress_stop(false);
 	if (to_db && conn && !committed)
 		runconn_lease_forget(conn, &lease);

@@ -12,7 +12,8 @@
  *    "compute" (side data read, before the first stage), "dedupe" (the
  *    dedupe stage begins, its stop checks ahead), "write" (half-way
  *    through the result COPY), "state" (half-way through the COPY of the
- *    job's state rows), "commit" (COMMIT sent), "outfile" (a
+ *    job's state rows), "state_rest" (the reader of the rest of the job's
+ *    state, behind the stages, before its first row), "commit" (COMMIT sent), "outfile" (a
  *    file's temporary copy written and synced, not yet renamed).
  */
 #ifndef REFINERY_FAULT_H

@@ -4,11 +4,19 @@
  *    the run decided, written back with the run (see state.h for the
  *    contract and sql/006_state.sql for the tables).
  *
- * The state is read whole with one COPY: for each lead only what the run
+ * The state is read with two COPYs: for each lead only what the run
  * compares (verdict, rule, cluster, survivor, temperature, cohort, rep,
  * the times of the hold and of the due date, the fingerprint), about a
- * hundred bytes a lead.  Leads are found by id in an open-addressing
- * table.  What changed is written through a temporary table: the change
+ * hundred bytes a lead.  Only the match stage and the outcomes need the
+ * state before the run's end, and only for the leads a rep holds or has
+ * taken or that have outcomes; so those rows are read first (by index, a
+ * few thousand), and the rest of the job's rows stream in on the run's
+ * otherwise idle connection, in a thread of their own, while the stages
+ * compute.  Both COPYs run in the run's transaction, which holds the job's
+ * lease, so no other run writes the state in between; the pull queue may,
+ * and a row that gained a hold or a take between the two reads is left as
+ * the queue made it (its version is not the one read).  Leads are found by
+ * id in an open-addressing table.  What changed is written through a temporary table: the change
  * log is filled from it joined with the rows it replaces (so the old
  * values come from the server, not from what was read), then the rows are
  * upserted.  Every step runs in input order, so the same input and state
@@ -21,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fault.h"
 #include "pg.h"
 #include "phone.h"
 #include "pull.h"
@@ -163,40 +172,84 @@ state_add_old(struct job_state *st, char **f, struct error *err)
 	return true;
 }
 
+/* the columns of state_add_old(), as one COPY's select list */
+#define OLD_SELECT                                                                                 \
+	"lead_id, state = 'vanished', fingerprint, verdict, rule_id, cluster_id, survivor_id, "        \
+	"temperature, cohort, rep_id, "                                                                \
+	"extract(epoch FROM assigned_at AT TIME ZONE current_setting('TimeZone'))::bigint, "           \
+	"extract(epoch FROM sla_due_at AT TIME ZONE current_setting('TimeZone'))::bigint, "            \
+	"version, taken_at > now() - make_interval(hours => (SELECT j.take_hours "                     \
+	"FROM refinery.jobs j WHERE j.name = %s)), taken_by "
+
+/*
+ * Send the COPY of the job's state rows; `framing`: only the rows that frame
+ * the stages (a hold, a take, an outcome), else every row.  Times come as
+ * naive local seconds of the session's TimeZone, as the run reads and
+ * writes them.  The job's take_hours is a subquery on a constant, so the
+ * server computes it once, not once a row.
+ */
 static bool
-read_rows(PGconn *conn, struct job_state *st, struct error *err)
+send_copy(PGconn *conn, const char *job, bool framing, const char *phase, struct error *err)
 {
-	const char *phase = "reading the job's state";
-	char *lit = PQescapeLiteral(conn, st->job, strlen(st->job));
+	char *lit = PQescapeLiteral(conn, job, strlen(job));
 	struct strbuf sql;
-	PGresult *res;
-	char *row;
-	int rc;
+	bool ok;
 
 	if (lit == NULL)
 		return pg_fail(conn, NULL, phase, err);
 	sb_init(&sql);
-	/*
-	 * Times as naive local seconds of the session's TimeZone, as the run
-	 * reads and writes them.  The job's take_hours is a subquery on a
-	 * constant, so the server computes it once, not once a row.
-	 */
-	sb_printf(&sql,
-	          "COPY (SELECT lead_id, state = 'vanished', fingerprint, verdict, rule_id, "
-	          "cluster_id, survivor_id, temperature, cohort, rep_id, "
-	          "extract(epoch FROM assigned_at AT TIME ZONE current_setting('TimeZone'))::bigint, "
-	          "extract(epoch FROM sla_due_at AT TIME ZONE current_setting('TimeZone'))::bigint, "
-	          "version, taken_at > now() - make_interval(hours => (SELECT j.take_hours "
-	          "FROM refinery.jobs j WHERE j.name = %s)), taken_by "
-	          "FROM refinery.lead_state WHERE job = %s) TO STDOUT",
-	          lit, lit);
+	if (!framing)
+		sb_printf(&sql, "COPY (SELECT " OLD_SELECT "FROM refinery.lead_state WHERE job = %s", lit,
+		          lit);
+	else
+	{
+		/*
+		 * Held (index lead_state_job_rep_idx), taken and standing (now() is
+		 * the transaction's start: the second part judges a take alike;
+		 * lead_state_job_taken_idx), or with outcomes (the primary key).
+		 */
+		sb_printf(&sql,
+		          "COPY (SELECT " OLD_SELECT "FROM refinery.lead_state WHERE job = %s "
+		          "AND rep_id IS NOT NULL UNION ",
+		          lit, lit);
+		sb_printf(&sql,
+		          "SELECT " OLD_SELECT "FROM refinery.lead_state WHERE job = %s "
+		          "AND taken_at > now() - make_interval(hours => (SELECT j.take_hours "
+		          "FROM refinery.jobs j WHERE j.name = %s)) UNION ",
+		          lit, lit, lit);
+		sb_printf(&sql,
+		          "SELECT " OLD_SELECT "FROM refinery.lead_state WHERE job = %s AND lead_id IN "
+		          "(SELECT o.lead_id FROM refinery.outcomes o WHERE o.job = %s)",
+		          lit, lit, lit);
+	}
+	sb_puts(&sql, ") TO STDOUT");
 	PQfreemem(lit);
 	if (sql.oom)
 		return error_oom(err);
-	res = PQexec(conn, sql.data);
+	ok = PQsendQuery(conn, sql.data) == 1;
 	sb_free(&sql);
+	return ok || pg_fail(conn, NULL, phase, err);
+}
+
+/* Take the rows of the COPY sent on conn, each through add; read to the end on failure. */
+static bool
+copy_rows(PGconn *conn, struct job_state *st,
+          bool (*add)(struct job_state *, char **, struct error *), const char *phase,
+          struct error *err)
+{
+	PGresult *res = PQgetResult(conn);
+	char *row;
+	int rc;
+	size_t nrow = 0;
+
 	if (PQresultStatus(res) != PGRES_COPY_OUT)
-		return pg_fail(conn, res, phase, err);
+	{
+		pg_fail(conn, res, phase, err);
+		PQclear(res);
+		while ((res = PQgetResult(conn)) != NULL)
+			PQclear(res);
+		return false;
+	}
 	PQclear(res);
 	while ((rc = PQgetCopyData(conn, &row, 0)) > 0)
 	{
@@ -205,16 +258,17 @@ read_rows(PGconn *conn, struct job_state *st, struct error *err)
 		int nf = pull_split_copy_text(row, (size_t) rc, f, len, OLD_COLUMNS);
 		bool added;
 
+		nrow++;
 		/* fields are decoded in place and not terminated; each ends before its tab */
 		for (int k = 0; k < nf && k < OLD_COLUMNS; k++)
 			if (f[k])
 				f[k][len[k]] = '\0';
-		added = nf == OLD_COLUMNS && state_add_old(st, f, err);
+		added = nf == OLD_COLUMNS && add(st, f, err);
 
 		PQfreemem(row);
 		if (nf != OLD_COLUMNS)
-			error_set(err, EXIT_INTERNAL, "state row %zu has %d fields, expected %d", st->nold + 1,
-			          nf, OLD_COLUMNS);
+			error_set(err, EXIT_INTERNAL, "state row %zu has %d fields, expected %d", nrow, nf,
+			          OLD_COLUMNS);
 		if (!added)
 		{
 			/* read to the end, so the connection can roll back */
@@ -230,25 +284,28 @@ read_rows(PGconn *conn, struct job_state *st, struct error *err)
 	return pg_copy_result(conn, phase, err);
 }
 
-/* the job's last committed run and whether it had these rules */
+/* the job's last committed run, whether it had these rules, and whether the job has state */
 static bool
 read_last_run(PGconn *conn, struct job_state *st, const char *sha, struct error *err)
 {
 	const char *params[1] = {st->job};
 	PGresult *res = pg_query(conn, "reading the job's last run",
-	                         "SELECT run_id, rules_sha256 FROM refinery.runs "
-	                         "WHERE job = $1 AND status = 'committed' "
-	                         "ORDER BY run_id DESC LIMIT 1",
+	                         "SELECT r.run_id, r.rules_sha256, EXISTS (SELECT 1 FROM "
+	                         "refinery.lead_state s WHERE s.job = $1) "
+	                         "FROM (SELECT 1) one LEFT JOIN (SELECT run_id, rules_sha256 "
+	                         "FROM refinery.runs WHERE job = $1 AND status = 'committed' "
+	                         "ORDER BY run_id DESC LIMIT 1) r ON true",
 	                         1, params, err);
 
 	if (res == NULL)
 		return false;
 	st->last_run = -1;
-	if (PQntuples(res) == 1)
+	if (!PQgetisnull(res, 0, 0))
 	{
 		st->last_run = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
 		st->c.rules_changed = strcmp(PQgetvalue(res, 0, 1), sha) != 0;
 	}
+	st->rows_elsewhere = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
 	PQclear(res);
 	return true;
 }
@@ -265,7 +322,30 @@ state_new(const char *job, struct error *err)
 		return NULL;
 	}
 	st->last_run = -1;
+	error_clear(&st->rest_err);
 	return st;
+}
+
+/* Find each lead of b among the state's rows: of_row, row_of and seen. */
+static void
+map_rows(struct job_state *st, const struct batch *b)
+{
+	for (size_t k = 0; k < st->nold; k++)
+		st->row_of[k] = NO_INDEX;
+	for (size_t i = 0; i < b->n; i++)
+	{
+		size_t s;
+
+		st->of_row[i] = NO_INDEX;
+		if (st->nold == 0)
+			continue;
+		s = find_slot(st, batch_lead_id(b, i));
+		if (st->slot[s] == 0)
+			continue;
+		st->of_row[i] = st->slot[s] - 1;
+		st->row_of[st->of_row[i]] = (uint32_t) i;
+		st->old[st->of_row[i]].seen = true;
+	}
 }
 
 bool
@@ -278,26 +358,18 @@ state_match_batch(struct job_state *st, struct batch *b, struct error *err)
 	st->row_of = malloc(sizeof(*st->row_of) * (st->nold ? st->nold : 1));
 	if (!st->of_row || !st->kind || !st->fp || !st->row_of || !index_old(st, err))
 		return st->slot ? false : error_oom(err);
-	for (size_t k = 0; k < st->nold; k++)
-		st->row_of[k] = NO_INDEX;
-	st->c.had_state = st->nold > 0;
+	st->npre = st->nold;
+	st->c.had_state = st->nold > 0 || st->rows_elsewhere;
 	b->has_state = st->c.had_state;
+	map_rows(st, b);
 	for (size_t i = 0; i < b->n; i++)
 	{
-		size_t s;
-		struct old_lead *o;
+		const struct old_lead *o;
 
 		st->fp[i] = state_fingerprint(b, i);
-		st->of_row[i] = NO_INDEX;
-		if (st->nold == 0)
+		if (st->of_row[i] == NO_INDEX)
 			continue;
-		s = find_slot(st, batch_lead_id(b, i));
-		if (st->slot[s] == 0)
-			continue;
-		st->of_row[i] = st->slot[s] - 1;
-		st->row_of[st->of_row[i]] = (uint32_t) i;
 		o = &st->old[st->of_row[i]];
-		o->seen = true;
 		if (!o->vanished && o->rep_id >= 0)
 		{
 			b->held_rep[i] = o->rep_id;
@@ -314,13 +386,128 @@ state_match_batch(struct job_state *st, struct batch *b, struct error *err)
 }
 
 bool
+state_add_rest(struct job_state *st, char **f, struct error *err)
+{
+	struct old_lead *o;
+
+	if (st->npre > 0 && st->slot[find_slot(st, f[0])] != 0)
+		return true; /* the first part has it: its row framed the run */
+	if (!state_add_old(st, f, err))
+		return false;
+	st->nrest++;
+	o = &st->old[st->nold - 1];
+	/* a hold or a standing take the first part would have read: it came after, so leave it be */
+	if (o->rep_id >= 0 || o->taken_by >= 0)
+	{
+		o->version = -1;
+		st->nstale++;
+	}
+	return true;
+}
+
+bool
+state_match_rest(struct job_state *st, const struct batch *b, struct error *err)
+{
+	uint32_t *row_of;
+
+	if (st->nrows != b->n)
+		return error_set(err, EXIT_INTERNAL, "the state was read for another batch");
+	if ((row_of = realloc(st->row_of, sizeof(*row_of) * (st->nold ? st->nold : 1))) == NULL)
+		return error_oom(err);
+	st->row_of = row_of;
+	free(st->slot);
+	st->slot = NULL;
+	if (!index_old(st, err))
+		return st->slot ? false : error_oom(err);
+	map_rows(st, b);
+	return true;
+}
+
+bool
 state_read(PGconn *conn, const char *job, const char *rules_sha256, struct batch *b,
            struct job_state **out, struct error *err)
 {
+	const char *phase = "reading the job's state";
 	struct job_state *st = *out = state_new(job, err);
 
-	return st && read_last_run(conn, st, rules_sha256, err) && read_rows(conn, st, err) &&
-	       state_match_batch(st, b, err);
+	return st && read_last_run(conn, st, rules_sha256, err) &&
+	       send_copy(conn, st->job, true, phase, err) &&
+	       copy_rows(conn, st, state_add_old, phase, err) && state_match_batch(st, b, err);
+}
+
+/* The reader thread: the second part of the state, while the stages run. */
+static void *
+read_rest(void *arg)
+{
+	struct job_state *st = arg;
+
+	FAULT("state_rest");
+	st->rest_ok = copy_rows(st->conn, st, state_add_rest, "reading the job's state", &st->rest_err);
+	__atomic_store_n(&st->rest_done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+bool
+state_read_start(PGconn *conn, struct job_state *st, struct error *err)
+{
+	if (!st->rows_elsewhere)
+	{
+		st->rest_ok = true; /* a job's first run: the first part found no row, nor is there one */
+		return true;
+	}
+	if (!send_copy(conn, st->job, false, "reading the job's state", err))
+		return false;
+	st->conn = conn;
+	if (pthread_create(&st->reader, NULL, read_rest, st) != 0)
+	{
+		/* read it here then */
+		read_rest(st);
+		return true;
+	}
+	st->reading = true;
+	return true;
+}
+
+void
+state_read_stop(struct job_state *st)
+{
+	PGcancel *cancel;
+	char buf[256];
+
+	if (st == NULL || !st->reading)
+		return;
+	/* a COPY still streaming is cancelled; a finished one leaves the connection idle */
+	if (!__atomic_load_n(&st->rest_done, __ATOMIC_ACQUIRE) &&
+	    (cancel = PQgetCancel(st->conn)) != NULL)
+	{
+		(void) PQcancel(cancel, buf, sizeof(buf));
+		PQfreeCancel(cancel);
+	}
+	pthread_join(st->reader, NULL);
+	st->reading = false;
+}
+
+bool
+state_read_finish(struct job_state *st, const struct batch *b, struct error *err)
+{
+	if (st->reading)
+	{
+		pthread_join(st->reader, NULL);
+		st->reading = false;
+	}
+	if (!st->rest_ok)
+	{
+		*err = st->rest_err;
+		return false;
+	}
+	return state_match_rest(st, b, err);
+}
+
+size_t
+state_rest_rows(const struct job_state *st, size_t *stale)
+{
+	*stale = st->nstale;
+	return st->nrest;
 }
 
 /* ------------------------------------------------------- stable clusters */
@@ -996,6 +1183,7 @@ state_free(struct job_state *st)
 {
 	if (st == NULL)
 		return;
+	state_read_stop(st);
 	free(st->job);
 	arena_free(st->arena);
 	free(st->old);

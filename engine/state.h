@@ -3,9 +3,11 @@
  *    A job's lasting state: what its earlier runs decided about each lead,
  *    read before the stages and brought up to date with the run.
  *
- * Before the stages, state_read() loads the job's state rows (table
- * refinery.lead_state, sql/006_state.sql) and gives each pulled lead its
- * hold (held_rep, held_since in the batch) for the match stage.  After
+ * Before the stages, state_read() loads the job's state rows that frame
+ * them (table refinery.lead_state, sql/006_state.sql: leads held, taken or
+ * with outcomes) and gives each pulled lead its hold (held_rep, held_since
+ * in the batch) for the match stage; state_read_start() reads the rest
+ * while the stages run, state_read_finish() waits for it.  After
  * them, state_reconcile() keeps cluster ids stable (a merge keeps the
  * smallest old id, a split leaves the id with the part holding the old
  * survivor, a cluster with no old id gets its own), keeps the due time of
@@ -50,12 +52,30 @@ struct state_counts
 };
 
 /*
- * Read job's state (in the run's transaction, which holds the job's lease)
- * and set b->has_state, b->held_rep and b->held_since for the leads it
- * holds.  *out is the caller's (state_free()).
+ * Read the part of job's state that frames the stages (in the run's
+ * transaction, which holds the job's lease): the rows of leads a rep holds
+ * or has taken, or that have outcomes; set b->has_state, b->held_rep,
+ * b->held_since and b->pinned from them.  *out is the caller's
+ * (state_free()).  state_batch_row() answers for these leads.
  */
 bool state_read(PGconn *conn, const char *job, const char *rules_sha256, struct batch *b,
                 struct job_state **out, struct error *err);
+
+/*
+ * Start reading the rest of the state on conn, in a thread of its own, so
+ * that the read overlaps the stages.  Until state_read_finish() (or
+ * state_read_stop()) nothing else may use conn or the state.
+ */
+bool state_read_start(PGconn *conn, struct job_state *st, struct error *err);
+
+/* Wait for the rest of the state and find every lead of b in it; before state_reconcile(). */
+bool state_read_finish(struct job_state *st, const struct batch *b, struct error *err);
+
+/* Give up reading the rest (the run failed): cancel the COPY, wait for the thread. NULL: no-op. */
+void state_read_stop(struct job_state *st);
+
+/* Rows of the rest, and of them those that gained a hold or a take between the two reads. */
+size_t state_rest_rows(const struct job_state *st, size_t *stale);
 
 /* After the stages: stable cluster ids, kept due times, the counts; full: run --full. */
 bool state_reconcile(struct job_state *st, struct batch *b, bool full, struct error *err);

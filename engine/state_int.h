@@ -7,6 +7,8 @@
 #ifndef REFINERY_STATE_INT_H
 #define REFINERY_STATE_INT_H
 
+#include <pthread.h>
+
 #include "state.h"
 
 #define NO_INDEX UINT32_MAX
@@ -61,6 +63,21 @@ struct job_state
 	int64_t last_run;
 	bool attach_pending; /* a first run's table is filled, not yet attached */
 	struct state_counts c;
+
+	/*
+	 * The state is read in two parts (state.c, "Reading"): before the
+	 * stages the rows that frame them, behind the stages the rest.
+	 */
+	size_t npre;         /* rows of the first part (holds, takes, leads with outcomes) */
+	bool rows_elsewhere; /* the job has state rows, whether or not the first part had any */
+	size_t nrest;        /* rows of the second part */
+	size_t nstale;       /* of them, rows that gained a hold or a take between the parts */
+	PGconn *conn;        /* the run's connection while the second part is read */
+	pthread_t reader;
+	bool reading;   /* the reader thread runs: nobody else may use conn */
+	bool rest_done; /* the reader thread is past its COPY (atomic) */
+	bool rest_ok;
+	struct error rest_err;
 };
 
 /* An empty state of job (no rows, no last run); NULL on out of memory. */
@@ -77,5 +94,17 @@ bool state_add_old(struct job_state *st, char **f, struct error *err);
 
 /* After the last row: find each lead of b in the state and give it its hold. */
 bool state_match_batch(struct job_state *st, struct batch *b, struct error *err);
+
+/*
+ * The second part of the state (after state_match_batch() on the first):
+ * add one row as state_add_old() does, unless the first part has the lead
+ * (its row framed the run and stays).  A row that holds a rep or a take
+ * although the first part did not have it changed between the parts: it
+ * gets version -1, so the run's write leaves it as it is (counted skipped).
+ */
+bool state_add_rest(struct job_state *st, char **f, struct error *err);
+
+/* After the second part's last row: find every lead of b again (the holds are left alone). */
+bool state_match_rest(struct job_state *st, const struct batch *b, struct error *err);
 
 #endif /* REFINERY_STATE_INT_H */

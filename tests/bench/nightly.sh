@@ -42,11 +42,12 @@ reps_query = SELECT rep_id, name, active, capacity FROM crm.reps
 stats_query = SELECT rep_id, source, attempts, wins FROM crm.rep_source_stats
 INI
 }
-timed_run() { # JOB [ARGS]: prints the seconds
+timed_run() { # JOB [ARGS]: prints the seconds; the engine's CPU seconds (user + system) go to $work/cpu
 	local a
 	a=$(date +%s.%N)
-	./refinery run -q -c "$work/$1.ini" "${@:2}"
+	/usr/bin/time -f "%U %S" -o "$work/time" ./refinery run -q -c "$work/$1.ini" "${@:2}"
 	secs "$a" "$(date +%s.%N)"
+	awk '{printf "%.2f\n", $1 + $2}' "$work/time" >>"$work/cpu"
 }
 load() { # K
 	[ -d "$work/n$1" ] || ./fixtures/genleads --rows "$rows" --seed 42 --night "$1" --out-dir "$work/n$1" >/dev/null
@@ -72,6 +73,7 @@ done
 rm -f "$work/rows"
 # the nightly run: job full1 after night 1, reverted after each measurement
 load 1
+: >"$work/cpu"
 for i in $(seq "$runs"); do
 	nightly+=("$(timed_run full1)")
 	n=$(last full1)
@@ -87,8 +89,10 @@ printf '%-34s %10s %8s\n' "full first run (snapshot = no)" "$fr s" "$(awk -v a="
 printf '%-34s %10s %8s   %s of full run, %s leads written\n' "nightly run after one night" "$nr s" \
 	"$(awk -v a="$nr" -v b="$f" 'BEGIN{printf "%.2fx", a/b}')" "$(awk -v a="$nr" -v b="$fr" 'BEGIN{printf "%.0f%%", 100*a/b}')" "$written"
 echo "full runs: ${full[*]}; nightly runs: ${nightly[*]}; floors: ${floor[*]}"
+echo "nightly runs' engine CPU (user + system): $(paste -sd ' ' "$work/cpu") s; load average now $(cut -d ' ' -f 1-3 /proc/loadavg)"
 echo "phases of the last nightly run:"
 psql -X -qAt -F ' ' -c "SELECT stage, round(seconds::numeric, 2) FROM refinery.stage_times WHERE run_id = (SELECT max(run_id) FROM refinery.runs WHERE job = 'full1') ORDER BY ord" | paste -sd ' '
+echo "state rows read behind the stages: $(psql -X -qAt -c "SELECT counters ->> 'read behind the stages' FROM refinery.stage_times WHERE stage = 'state' AND run_id = (SELECT max(run_id) FROM refinery.runs WHERE job = 'full1')")"
 
 # the nights one after another, on job full1
 echo

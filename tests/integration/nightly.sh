@@ -5,7 +5,8 @@
 # clusters as one run over the final data; cluster ids stay put for unchanged people; a
 # new opt-out empties the person's queues; sticky assignments (no churn on unchanged
 # data, none after new leads, only an inactive rep's leads move); a rerun with nothing
-# changed writes nothing; revert puts the state back exactly; snapshot = no serves the
+# changed writes nothing; revert puts the state back exactly; a failure or a SIGTERM while
+# the rest of the state is read behind the stages fails the run whole; snapshot = no serves the
 # views from the state.
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$top_srcdir/tests/lib/tap.sh"
@@ -184,6 +185,32 @@ is "$(pq -c "SELECT status FROM refinery.runs WHERE run_id = $rb")/$(last inc)" 
 	"the run is reverted and latest_run names the run before it"
 out=$("$REFINERY" revert --job inc --run "$rb" 2>&1); rc=$?
 is "$rc" 5 "a reverted run cannot be reverted again"
+
+# ---- the rest of the state is read behind the stages: its failures fail the run, whole
+if fault_hooks; then
+	load "$NIGHTS"
+	before=$(snap inc)
+	pg_run_stalled state_rest "$tmp/gate_rest" -c "$tmp/inc.ini"
+	ok $? "a run stops in the reader of the rest of its state (the stages go on)"
+	pq -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'refinery'" >/dev/null
+	pg_wait_no_engine
+	touch "$tmp/gate_rest"
+	wait $pid; rc=$?
+	is "$rc" 4 "its session ended meanwhile: the connection code"
+	like "$(cat "$tmp/gate_rest.err")" "reading the job's state failed" "naming the phase"
+	is "$(snap inc)/$(last inc)" "$before/$ri" "nothing was written"
+	pg_run_stalled state_rest "$tmp/gate_term" -c "$tmp/inc.ini"
+	ok $? "again, stopped in the reader"
+	kill -TERM $pid
+	wait $pid; rc=$?
+	is "$rc" 7 "SIGTERM: the interrupted code (the reader's COPY is cancelled)"
+	is "$(snap inc)/$(last inc)" "$before/$ri" "nothing was written"
+	pg_wait_no_engine
+	pq -c "SELECT name FROM refinery.jobs WHERE name = 'inc' FOR UPDATE NOWAIT" >/dev/null
+	ok $? "and the job's lease is free"
+else
+	skip 8 "refinery was built without --enable-fault-injection"
+fi
 
 # ---- churn: one rep goes inactive; only that rep's leads move
 load "$NIGHTS"

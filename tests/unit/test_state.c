@@ -7,7 +7,8 @@
  *    old id, a split leaves the id with the part holding the old survivor,
  *    an id some old cluster had is never handed to another cluster), the
  *    holds given to the match stage, the kept due times, and the sorting of
- *    leads into new, returned, changed, unchanged and vanished.
+ *    leads into new, returned, changed, unchanged and vanished; the state
+ *    read in two parts (the rows framing the stages, then the rest).
  *    tests/integration/nightly.sh drives the same through a server.
  */
 #include "config.h"
@@ -46,6 +47,33 @@ make_batch(const char *const *ids, int n)
 		return NULL;
 	}
 	return b;
+}
+
+static uint64_t fp_of(const char *id);
+
+/* A state row of the second part (state_add_rest): id, rep, version, vanished; kept, alone. */
+static bool
+rest_row(struct job_state *st, const char *id, const char *rep, const char *version, bool vanished)
+{
+	char *f[OLD_COLUMNS] = {0};
+	char fps[32];
+	struct error err;
+
+	error_clear(&err);
+	snprintf(fps, sizeof(fps), "%lld", (long long) fp_of(id));
+	f[0] = (char *) id;
+	f[1] = (char *) (vanished ? "t" : "f");
+	f[2] = fps;
+	f[3] = (char *) "kept";
+	f[9] = (char *) rep;
+	f[10] = (char *) (rep ? "1000" : NULL);
+	f[12] = (char *) version;
+	if (!state_add_rest(st, f, &err))
+	{
+		diag("state_add_rest: %s", err.msg);
+		return false;
+	}
+	return true;
 }
 
 /* A state row: id, vanished, cluster, survivor, rep, with the fingerprint the batch row has. */
@@ -253,6 +281,70 @@ main(void)
 		is_int(b->cluster_id[1], 3, "the cluster keeps dedupe's id");
 		is_int(c->new_leads, 3, "every lead is new");
 		is_int(c->full, 1, "and every row is written");
+		batch_free(b);
+		state_free(st);
+	}
+
+	/*
+	 * The state in two parts: before the stages the rows that frame them
+	 * (lead 1, held by rep 7), while they run the rest.  The rest repeats
+	 * lead 1 as a take changed it meanwhile (rep 9, version 5): the first
+	 * part's row stays, since the run's holds came from it.  Lead 3 gained
+	 * a hold between the parts: the run did not see it, so its row gets
+	 * version -1 and the write leaves it as it is.  Lead 4 vanished from
+	 * the source.
+	 */
+	{
+		static const char *const ids[] = {"1", "2", "3"};
+		size_t stale = 0;
+
+		st = state_new("nightly", &err);
+		st->rows_elsewhere = true;
+		old_row(st, "1", false, NULL, NULL, "7", fp_of("1"), "kept");
+		b = make_batch(ids, 3);
+		ok(state_match_batch(st, b, &err), "the first part");
+		is_int(b->held_rep[0], 7, "gives lead 1's hold (rep 7)");
+		is_int(b->held_rep[2], -1, "lead 3 is not held when the stages start");
+		is_int(state_batch_row(st, "1"), 0, "state_batch_row() answers for the first part's leads");
+		ok(rest_row(st, "1", "9", "5", false) && rest_row(st, "2", NULL, "2", false) &&
+		       rest_row(st, "3", "8", "4", false) && rest_row(st, "4", NULL, "1", false),
+		   "the rest, read behind the stages");
+		ok(state_match_rest(st, b, &err), "found in the batch");
+		is_int(st->nold, 4, "four state rows: lead 1 once");
+		is_int(state_rest_rows(st, &stale), 3, "three of them from the rest");
+		is_int(stale, 1, "one gained a hold between the parts");
+		is_int(st->old[st->of_row[0]].rep_id, 7, "lead 1 keeps the first part's row (rep 7)");
+		is_int(st->old[st->of_row[0]].version, 1, "and its version, so a write sees the take");
+		is_int(st->old[st->of_row[1]].version, 2, "lead 2 has the version read");
+		is_int(st->old[st->of_row[2]].version, -1, "lead 3's row is left to the queue");
+		is_int(state_batch_row(st, "2"), 1, "state_batch_row() finds the rest's leads");
+		is_int(state_batch_row(st, "4"), (long long) SIZE_MAX, "but not one the run did not pull");
+		is_int(b->held_rep[2], -1, "the batch's holds are untouched");
+		b->rep_id[0] = 7;
+		ok(state_reconcile(st, b, false, &err), "reconcile");
+		c = state_counts(st);
+		is_int(c->unchanged, 2, "leads 1 and 2 unchanged");
+		is_int(c->changed, 1, "lead 3 changed (its write is refused by version)");
+		is_int(c->vanished, 1, "lead 4 vanished");
+		is_int(c->full, 0, "not a full write");
+		batch_free(b);
+		state_free(st);
+	}
+
+	/* a job with state rows, none of them framing the stages: it has state all the same */
+	{
+		static const char *const ids[] = {"1"};
+
+		st = state_new("nightly", &err);
+		st->rows_elsewhere = true;
+		b = make_batch(ids, 1);
+		ok(state_match_batch(st, b, &err), "an empty first part");
+		is_int(b->has_state, 1, "the batch knows the job has state");
+		ok(rest_row(st, "1", NULL, "3", false) && state_match_rest(st, b, &err), "the rest");
+		ok(state_reconcile(st, b, false, &err), "reconcile");
+		c = state_counts(st);
+		is_int(c->changed + c->unchanged, 1, "the lead is known to the state");
+		is_int(c->full, 0, "and the write is not a first run's");
 		batch_free(b);
 		state_free(st);
 	}
