@@ -41,14 +41,15 @@
 #define ARROW      "\xe2\x86\x92"
 
 /* the meaning of each colour, the same in every chart */
-#define C_ASSIGNED "#2e7d32"
-#define C_WAITING  "#f2a900"
-#define C_NURTURE  "#5c85ad"
-#define C_CUSTOMER "#8e44ad"
-#define C_REMOVED  "#c0392b"
-#define C_EXPECTED "#3b6ea5"
-#define C_TARGET   "#9e9e9e"
-#define C_ACTUAL   "#2e7d32"
+#define C_ASSIGNED   "#2e7d32"
+#define C_WAITING    "#f2a900"
+#define C_NURTURE    "#5c85ad"
+#define C_CUSTOMER   "#8e44ad"
+#define C_REMOVED    "#c0392b"
+#define C_EXPECTED   "#3b6ea5"
+#define C_TARGET     "#9e9e9e"
+#define C_ACTUAL     "#2e7d32"
+#define C_ACTUAL_FEW "#81c784" /* the same, paler: a rate of few leads */
 
 /* ------------------------------------------------------------------------
  * Text and numbers
@@ -1075,9 +1076,10 @@ enum
 	K_CALLS
 };
 
-#define PANEL_W 420
-#define PANEL_H 178
-#define PLOT_H  110
+#define PANEL_W    420
+#define FEW_WORKED 30 /* fewer leads worked: a pale column */
+#define PANEL_H    178
+#define PLOT_H     110
 
 static void
 cohort_panel(FILE *out, PGresult *res, int from, int to, const int64_t *runs, int nrun, double max,
@@ -1122,12 +1124,13 @@ cohort_panel(FILE *out, PGresult *res, int from, int to, const int64_t *runs, in
 		x = left + k * colw;
 		if (!isnull(res, r, K_RATE))
 		{
-			double h = max > 0 ? PLOT_H * dv(res, r, K_RATE) / max : 0;
+			double h = max > 0 ? fmin(PLOT_H * dv(res, r, K_RATE) / max, PLOT_H) : 0;
 
 			fprintf(out,
-			        "<rect x=\"%d\" y=\"%.1f\" width=\"%d\" height=\"%.1f\" fill=\"" C_ACTUAL
-			        "\"><title>run %" PRId64 ": ",
-			        x + 2, base - fmax(h, 1), colw > 4 ? colw - 4 : 1, fmax(h, 1), run);
+			        "<rect x=\"%d\" y=\"%.1f\" width=\"%d\" height=\"%.1f\" fill=\"%s\"><title>run "
+			        "%" PRId64 ": ",
+			        x + 2, base - fmax(h, 1), colw > 4 ? colw - 4 : 1, fmax(h, 1),
+			        dv(res, r, K_LEADS) < FEW_WORKED ? C_ACTUAL_FEW : C_ACTUAL, run);
 			num(out, dv(res, r, K_WON), 0, NULL);
 			fputs(" won of ", out);
 			num(out, dv(res, r, K_LEADS), 0, NULL);
@@ -1173,7 +1176,9 @@ cohort_runs(FILE *out, PGconn *conn, const char *const *p, struct error *err)
 	                             " runs (oldest left), in percent: a green column for the "
 	                             "outcomes recorded while the run's lists were current, a grey "
 	                             "tick at the cohort's target rate in that run; no column: no "
-	                             "outcome. Above each panel, the leads won and worked over "
+	                             "outcome; a pale column: fewer than 30 leads worked, drawn no "
+	                             "higher than the scale, which such rates do not set. Above each "
+	                             "panel, the leads won and worked over "
 	                             "those runs.",
 	                  .nser = 2,
 	                  .names = names,
@@ -1182,7 +1187,7 @@ cohort_runs(FILE *out, PGconn *conn, const char *const *p, struct error *err)
 	    pg_query(conn, "reading the report (cohorts per run)", Q_COHORT_RUNS, 1, p, err);
 	int n, ncohort = 0, nrun = 0;
 	int64_t runs[COHORT_RUNS];
-	double max = 0;
+	double max = 0, max_few = 0;
 
 	if (res == NULL)
 		return false;
@@ -1202,9 +1207,14 @@ cohort_runs(FILE *out, PGconn *conn, const char *const *p, struct error *err)
 			runs[k] = run;
 			nrun++;
 		}
-		max = fmax(max, fmax(dv(res, r, K_RATE), dv(res, r, K_TARGET)));
+		max = fmax(max, dv(res, r, K_TARGET));
+		if (dv(res, r, K_LEADS) >= FEW_WORKED)
+			max = fmax(max, dv(res, r, K_RATE));
+		else
+			max_few = fmax(max_few, dv(res, r, K_RATE));
 	}
-	max = ceil(max / 5) * 5;
+	/* a rate of a handful of leads does not set the scale unless nothing else does */
+	max = ceil((max > 0 ? max : max_few) / 5) * 5;
 	if (n == 0 || nrun == 0)
 	{
 		PQclear(res);
