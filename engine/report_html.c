@@ -7,7 +7,8 @@
  * removed; each cohort's expected conversions against its target; each
  * source; what changed since the job's previous run; the trend over the
  * job's last runs; the reps' load; and, once the job has outcomes, what
- * actually happened per cohort against the target.  Every figure comes
+ * actually happened per cohort against the target, per run, and per cohort
+ * and run over the job's last 30 runs.  Every figure comes
  * from the run's summaries and the views of sql/; the charts are inline
  * SVG drawn from the same numbers as the tables beside them.  Every text
  * from the database is HTML-escaped; numbers are rounded and grouped by

@@ -6,7 +6,9 @@
 # run's page takes its figures from the run's summary.  The tiles, sources, cohorts,
 # change, trend and outcome figures are checked against the fixture's arithmetic or
 # against queries of the stored results written here, formatted with this script's own
-# thousands grouping; every value from the database is escaped; the page has no script
+# thousands grouping; outcomes of runs 3 and 4 per cohort and run, counted by hand (a
+# lead won and a customer since still in the cohort it was called in); every value from
+# the database is escaped; the page has no script
 # and fetches nothing; the same database gives the same bytes.  Then headless Chromium
 # renders it: each chart is laid out with a non-empty box holding drawn bars (DOM
 # dump), and the screenshot has bar-coloured pixels inside each chart's box.  Only
@@ -225,6 +227,22 @@ ok $? "report --html of its first run"
 is "$(grep -o '<b>[^<]*</b><span>\(pulled\|assigned\)' "$tmp/lean.html" | sed 's/^<b>\([^<]*\)<.*/\1/' | tr '\n' ' ')" \
 	"1,120 95 " "its tiles: 1,120 pulled, 95 assigned (the capacities)"
 is "$(grep -c 'no longer stored' "$tmp/lean.html")" 2 "the removals and the sources say its leads are no longer stored"
+# without a snapshot the cohort a lead had comes from the next change's old_cohort: a lead
+# of cohort a held after lean's second run is won, the third run makes it a customer (no
+# cohort in the state); its win still counts in a, for the second run's lists
+second=$(pq -c "SELECT max(run_id) FROM refinery.runs WHERE job = 'lean'")
+x=$(pq -c "SELECT lead_id FROM refinery.lead_state WHERE job = 'lean' AND cohort = 'a'
+           AND rep_id IS NOT NULL ORDER BY lead_id LIMIT 1")
+pq -c "INSERT INTO refinery.outcomes (job, lead_id, rep_id, outcome, at)
+       SELECT 'lean', '$x', rep_id, 'won', '2025-07-02 09:30' FROM refinery.lead_state
+       WHERE job = 'lean' AND lead_id = '$x'"
+"$REFINERY" run -q -c "$tmp/lean.ini" && "$REFINERY" report --job lean --html "$tmp/lean3.html" >/dev/null
+ok $? "lean's third run reads the win; its report"
+is "$(pq -c "SELECT coalesce(cohort, '-') || ' ' || verdict FROM refinery.lead_state WHERE job = 'lean' AND lead_id = '$x'")" \
+	"- customer" "the lead won is a customer, without a cohort"
+like "$(cat "$tmp/lean3.html")" "<tr><td>a</td><td>$second</td><td class=\"n\">1</td><td class=\"n\">1</td><td class=\"n\">100.0${nb}%</td>" \
+	"per cohort and run: 1 worked, 1 won in a, for run $second's lists"
+unlike "$(cat "$tmp/lean3.html")" "<tr><td>\(none\)</td><td>" "and no outcome without a cohort"
 
 # ---- run 4's page rendered by headless Chromium
 nchrome=5
