@@ -7,7 +7,8 @@
  * removed; each cohort's expected conversions against its target; each
  * source; what changed since the job's previous run; the trend over the
  * job's last runs; the reps' load; and, once the job has outcomes, what
- * actually happened per cohort against the target.  Every figure comes
+ * actually happened per cohort against the target, per run, and per cohort
+ * and run over the job's last 30 runs.  Every figure comes
  * from the run's summaries and the views of sql/; the charts are inline
  * SVG drawn from the same numbers as the tables beside them.  Every text
  * from the database is HTML-escaped; numbers are rounded and grouped by
@@ -41,14 +42,15 @@
 #define ARROW      "\xe2\x86\x92"
 
 /* the meaning of each colour, the same in every chart */
-#define C_ASSIGNED "#2e7d32"
-#define C_WAITING  "#f2a900"
-#define C_NURTURE  "#5c85ad"
-#define C_CUSTOMER "#8e44ad"
-#define C_REMOVED  "#c0392b"
-#define C_EXPECTED "#3b6ea5"
-#define C_TARGET   "#9e9e9e"
-#define C_ACTUAL   "#2e7d32"
+#define C_ASSIGNED   "#2e7d32"
+#define C_WAITING    "#f2a900"
+#define C_NURTURE    "#5c85ad"
+#define C_CUSTOMER   "#8e44ad"
+#define C_REMOVED    "#c0392b"
+#define C_EXPECTED   "#3b6ea5"
+#define C_TARGET     "#9e9e9e"
+#define C_ACTUAL     "#2e7d32"
+#define C_ACTUAL_FEW "#81c784" /* the same, paler: a rate of few leads */
 
 /* ------------------------------------------------------------------------
  * Text and numbers
@@ -622,30 +624,76 @@ static const char Q_OUTCOMES[] =
     "CROSS JOIN LATERAL refinery.wilson(c.won, c.leads) w "
     "ORDER BY t.ord NULLS LAST, c.cohort";
 
+/* the job of run $1 */
+#define JOB_OF_RUN "(SELECT job FROM refinery.runs WHERE run_id = $1)"
+
 /*
- * The same outcomes per run of the job's last runs: those recorded while
- * the run's lists were current (from its start to the next run's), against
- * the run's target rate (its cohorts' target rates weighted by their leads).
+ * The job's outcomes with a meaning, each with the run whose lists were
+ * current when it was recorded: the job's last committed run before the run
+ * that read it, or, not read yet, the last one begun before it was recorded.
+ * (An outcome read from [outcomes] csv is recorded by the run that reads it;
+ * the calls were made from the lists of the run before.)
+ */
+#define OUTCOMES_PER_RUN                                                                           \
+	"o AS (SELECT m.lead_id, m.meaning, m.answered, (SELECT max(x.run_id) FROM refinery.runs x "   \
+	"WHERE x.job = u.job AND x.status = 'committed' AND CASE WHEN u.read_by_run IS NULL "          \
+	"THEN x.started_at <= u.recorded_at ELSE x.run_id < u.read_by_run END) AS run_id "             \
+	"FROM refinery.outcomes u JOIN refinery.outcome_meanings m ON m.job = u.job "                  \
+	"AND m.lead_id = u.lead_id AND m.rep_id = u.rep_id AND m.outcome = u.outcome AND m.at = u.at " \
+	"WHERE u.job = " JOB_OF_RUN " AND m.meaning IS NOT NULL)"
+
+/*
+ * The same outcomes per run of the job's last runs, against the run's target
+ * rate (its cohorts' target rates weighted by their leads).
  */
 static const char Q_OUTCOME_RUNS[] =
-    "WITH r AS (SELECT * FROM (SELECT run_id, started_at, job, "
-    "lead(started_at) OVER (ORDER BY run_id) AS until FROM refinery.runs "
-    "WHERE job = (SELECT job FROM refinery.runs WHERE run_id = $1) AND status = 'committed') x "
-    "WHERE run_id <= $1 ORDER BY run_id DESC LIMIT " TREND_RUNS_TEXT "), "
-    "c AS (SELECT r.run_id, count(DISTINCT m.lead_id) AS leads, "
-    "count(DISTINCT m.lead_id) FILTER (WHERE m.meaning = 'won') AS won, count(*) AS calls, "
-    "count(*) FILTER (WHERE m.answered) AS answered "
-    "FROM r JOIN refinery.outcomes o ON o.job = r.job AND o.recorded_at >= r.started_at "
-    "AND (r.until IS NULL OR o.recorded_at < r.until) "
-    "JOIN refinery.outcome_meanings m ON m.job = o.job AND m.lead_id = o.lead_id "
-    "AND m.rep_id = o.rep_id AND m.outcome = o.outcome AND m.at = o.at "
-    "WHERE m.meaning IS NOT NULL GROUP BY r.run_id), "
+    "WITH r AS (SELECT run_id, started_at FROM refinery.runs WHERE job = " JOB_OF_RUN
+    " AND status = 'committed' AND run_id <= $1 ORDER BY run_id DESC LIMIT " TREND_RUNS_TEXT
+    "), " OUTCOMES_PER_RUN ", "
+    "c AS (SELECT run_id, count(DISTINCT lead_id) AS leads, "
+    "count(DISTINCT lead_id) FILTER (WHERE meaning = 'won') AS won, count(*) AS calls, "
+    "count(*) FILTER (WHERE answered) AS answered FROM o GROUP BY run_id), "
     "t AS (SELECT run_id, sum(leads * target_rate::numeric) / nullif(sum(leads), 0) AS target "
     "FROM refinery.run_cohorts WHERE run_id IN (SELECT run_id FROM r) GROUP BY run_id) "
     "SELECT 'run ' || r.run_id, 100.0 * c.won / nullif(c.leads, 0), 100 * t.target, r.run_id, "
     "to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), coalesce(c.calls, 0), "
     "coalesce(c.leads, 0), coalesce(c.won, 0), 100.0 * c.answered / nullif(c.calls, 0) "
     "FROM r LEFT JOIN c USING (run_id) LEFT JOIN t USING (run_id) ORDER BY r.run_id";
+
+/*
+ * The same outcomes per cohort and run, over the job's last COHORT_RUNS
+ * runs: a lead counts in the cohort it had in the run whose lists were
+ * current (the run's snapshot when it wrote one; else the cohort before the
+ * job's next change of the lead, refinery.lead_changes.old_cohort, or, when
+ * none changed it since, its state's), so a lead won since, a customer now,
+ * keeps the cohort it was called in.  Columns: cohort, run, win rate, target
+ * rate (run_cohorts), leads worked, won, calls, label; every cohort of the
+ * runs shown has a row per run, with or without outcomes.
+ */
+#define COHORT_RUNS      30
+#define COHORT_RUNS_TEXT "30"
+static const char Q_COHORT_RUNS[] =
+    "WITH r AS (SELECT run_id, job, snapshot FROM refinery.runs WHERE job = " JOB_OF_RUN
+    " AND status = 'committed' AND run_id <= $1 ORDER BY run_id DESC LIMIT " COHORT_RUNS_TEXT
+    "), " OUTCOMES_PER_RUN ", "
+    "w AS (SELECT o.run_id, o.lead_id, o.meaning, coalesce(CASE WHEN x.found THEN x.cohort "
+    "WHEN c.found THEN c.old_cohort ELSE s.cohort END, '(none)') AS cohort "
+    "FROM o JOIN r USING (run_id) "
+    "LEFT JOIN LATERAL (SELECT true AS found, x.cohort FROM refinery.lead_results x "
+    "WHERE r.snapshot AND x.run_id = o.run_id AND x.lead_id = o.lead_id) x ON true "
+    "LEFT JOIN LATERAL (SELECT true AS found, c.old_cohort FROM refinery.lead_changes c "
+    "WHERE c.job = r.job AND c.lead_id = o.lead_id AND c.run_id > o.run_id "
+    "ORDER BY c.run_id LIMIT 1) c ON true "
+    "LEFT JOIN refinery.lead_state s ON s.job = r.job AND s.lead_id = o.lead_id), "
+    "g AS (SELECT run_id, cohort, count(DISTINCT lead_id) AS leads, "
+    "count(DISTINCT lead_id) FILTER (WHERE meaning = 'won') AS won, count(*) AS calls "
+    "FROM w GROUP BY run_id, cohort), "
+    "k AS (SELECT c.run_id, c.cohort, c.ord, c.target_rate FROM r "
+    "JOIN refinery.run_cohorts c USING (run_id)) "
+    "SELECT cohort, run_id, 100.0 * g.won / nullif(g.leads, 0), 100 * k.target_rate, "
+    "coalesce(g.leads, 0), coalesce(g.won, 0), coalesce(g.calls, 0), 'run ' || run_id "
+    "FROM k FULL JOIN g USING (run_id, cohort) "
+    "ORDER BY min(k.ord) OVER (PARTITION BY cohort) NULLS LAST, cohort, run_id";
 
 /*
  * The sections that are one query each: a chart of the rows, a table of
@@ -847,10 +895,11 @@ static const struct panel panels[] = {
                         NULL,
                         Q_OUTCOME_RUNS,
                         {.id = "chart-outcome-runs",
-                         .caption = "Leads won per lead worked among the outcomes recorded "
-                                    "while each run's lists were current (from its start to "
-                                    "the next run's), against the run's target rate (its "
-                                    "cohorts' rates weighted by their leads), in percent.",
+                         .caption =
+                             "Leads won per lead worked among the outcomes recorded "
+                             "while each run's lists were current (from its start "
+                             "until the next run read them), against the run's target rate (its "
+                             "cohorts' rates weighted by their leads), in percent.",
                          .unit = UNIT_PCT,
                          .decimals = 1,
                          .nser = 2,
@@ -1011,6 +1060,196 @@ trend(FILE *out, PGresult *fig, struct error *err)
 	return true;
 }
 
+/*
+ * Small multiples of Q_COHORT_RUNS: one panel per cohort, a column per run
+ * (oldest left) for the win rate among the outcomes of the run's lists, a
+ * grey tick across the column at the cohort's target rate of that run; every
+ * panel on the same scale.  Then the figures in a table, folded.
+ */
+enum
+{
+	K_COHORT,
+	K_RUN,
+	K_RATE,
+	K_TARGET,
+	K_LEADS,
+	K_WON,
+	K_CALLS
+};
+
+#define PANEL_W    420
+#define FEW_WORKED 30 /* fewer leads worked: a pale column */
+#define PANEL_H    178
+#define PLOT_H     110
+
+static void
+cohort_panel(FILE *out, PGresult *res, int from, int to, const int64_t *runs, int nrun, double max,
+             int px, int py)
+{
+	const int left = px + 44, top = py + 30, base = top + PLOT_H, plotw = PANEL_W - 56;
+	int colw = nrun > 0 ? plotw / nrun : plotw;
+	double leads = 0, won = 0;
+	char b[64], t[256];
+
+	for (int r = from; r < to; r++)
+		leads += dv(res, r, K_LEADS), won += dv(res, r, K_WON);
+	if (colw > 40)
+		colw = 40;
+	fputs("<g class=\"panel\">\n", out);
+	snprintf(t, sizeof(t), "%s: ", sv(res, from, K_COHORT));
+	report_html_number(b, sizeof(b), won, 0, false);
+	snprintf(t + strlen(t), sizeof(t) - strlen(t), "%s won of ", b);
+	report_html_number(b, sizeof(b), leads, 0, false);
+	snprintf(t + strlen(t), sizeof(t) - strlen(t), "%s worked", b);
+	if (leads > 0)
+	{
+		report_html_number(b, sizeof(b), 100 * won / leads, 1, false);
+		snprintf(t + strlen(t), sizeof(t) - strlen(t), " (%s%s)", b, UNIT_PCT);
+	}
+	svg_text(out, px, py + 14, "start", "l", t);
+	snprintf(t, sizeof(t), "%s%s", report_html_number(b, sizeof(b), max, 0, false), UNIT_PCT);
+	svg_text(out, left - 4, top + 4, "end", "v", t);
+	svg_text(out, left - 4, base, "end", "v", "0" UNIT_PCT);
+	fprintf(out,
+	        "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#ccc\" "
+	        "stroke-dasharray=\"4 3\"/>\n<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" "
+	        "stroke=\"#888\"/>\n",
+	        left, top, left + colw * nrun, top, left, base, left + colw * nrun, base);
+	for (int r = from, k = 0; r < to; r++)
+	{
+		int64_t run = strtoll(sv(res, r, K_RUN), NULL, 10);
+		int x;
+
+		while (k < nrun && runs[k] != run)
+			k++;
+		x = left + k * colw;
+		if (!isnull(res, r, K_RATE))
+		{
+			double h = max > 0 ? fmin(PLOT_H * dv(res, r, K_RATE) / max, PLOT_H) : 0;
+
+			fprintf(out,
+			        "<rect x=\"%d\" y=\"%.1f\" width=\"%d\" height=\"%.1f\" fill=\"%s\"><title>run "
+			        "%" PRId64 ": ",
+			        x + 2, base - fmax(h, 1), colw > 4 ? colw - 4 : 1, fmax(h, 1),
+			        dv(res, r, K_LEADS) < FEW_WORKED ? C_ACTUAL_FEW : C_ACTUAL, run);
+			num(out, dv(res, r, K_WON), 0, NULL);
+			fputs(" won of ", out);
+			num(out, dv(res, r, K_LEADS), 0, NULL);
+			fputs(" worked, ", out);
+			num(out, dv(res, r, K_RATE), 1, UNIT_PCT);
+			fputs("</title></rect>\n", out);
+		}
+		if (!isnull(res, r, K_TARGET))
+		{
+			double y = base - (max > 0 ? PLOT_H * dv(res, r, K_TARGET) / max : 0);
+
+			fprintf(out,
+			        "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#555\" "
+			        "stroke-width=\"2\"><title>run %" PRId64 ": target ",
+			        x, y, x + colw, y, run);
+			num(out, dv(res, r, K_TARGET), 1, UNIT_PCT);
+			fputs("</title></line>\n", out);
+		}
+	}
+	snprintf(t, sizeof(t), "run %" PRId64, runs[0]);
+	svg_text(out, left, base + 16, "start", "l", t);
+	if (nrun > 1)
+	{
+		snprintf(t, sizeof(t), "run %" PRId64, runs[nrun - 1]);
+		svg_text(out, left + colw * nrun, base + 16, "end", "l", t);
+	}
+	fputs("</g>\n", out);
+}
+
+static bool
+cohort_runs(FILE *out, PGconn *conn, const char *const *p, struct error *err)
+{
+	static const char *const names[] = {"won per lead worked", "target rate"};
+	static const char *const colours[] = {C_ACTUAL, "#555"};
+	static const struct tcol cols[] = {
+	    {"cohort", K_COHORT, -1, NULL},     {"run", K_RUN, -1, NULL},
+	    {"leads worked", K_LEADS, 0, NULL}, {"won", K_WON, 0, NULL},
+	    {"win rate", K_RATE, 1, UNIT_PCT},  {"target rate", K_TARGET, 1, UNIT_PCT},
+	    {"calls", K_CALLS, 0, NULL},        {NULL, 0, 0, NULL}};
+	struct chart c = {.id = "chart-cohort-runs",
+	                  .caption = "Leads won per lead worked, per cohort (one panel each, on one "
+	                             "scale) and per run of the job's last " COHORT_RUNS_TEXT
+	                             " runs (oldest left), in percent: a green column for the "
+	                             "outcomes recorded while the run's lists were current, a grey "
+	                             "tick at the cohort's target rate in that run; no column: no "
+	                             "outcome; a pale column: fewer than 30 leads worked, drawn no "
+	                             "higher than the scale, which such rates do not set. Above each "
+	                             "panel, the leads won and worked over "
+	                             "those runs.",
+	                  .nser = 2,
+	                  .names = names,
+	                  .colours = colours};
+	PGresult *res =
+	    pg_query(conn, "reading the report (cohorts per run)", Q_COHORT_RUNS, 1, p, err);
+	int n, ncohort = 0, nrun = 0;
+	int64_t runs[COHORT_RUNS];
+	double max = 0, max_few = 0;
+
+	if (res == NULL)
+		return false;
+	n = PQntuples(res);
+	for (int r = 0; r < n; r++)
+	{
+		int64_t run = strtoll(sv(res, r, K_RUN), NULL, 10);
+		int k = 0;
+
+		if (r == 0 || strcmp(sv(res, r, K_COHORT), sv(res, r - 1, K_COHORT)) != 0)
+			ncohort++;
+		while (k < nrun && runs[k] < run)
+			k++;
+		if ((k == nrun || runs[k] != run) && nrun < COHORT_RUNS)
+		{
+			memmove(runs + k + 1, runs + k, sizeof(*runs) * (size_t) (nrun - k));
+			runs[k] = run;
+			nrun++;
+		}
+		max = fmax(max, dv(res, r, K_TARGET));
+		if (dv(res, r, K_LEADS) >= FEW_WORKED)
+			max = fmax(max, dv(res, r, K_RATE));
+		else
+			max_few = fmax(max_few, dv(res, r, K_RATE));
+	}
+	/* a rate of a handful of leads does not set the scale unless nothing else does */
+	max = ceil((max > 0 ? max : max_few) / 5) * 5;
+	if (n == 0 || nrun == 0)
+	{
+		PQclear(res);
+		return true;
+	}
+	fputs("<h3>Per cohort and run</h3>\n<p class=\"intro\">The same outcomes per cohort and per "
+	      "run, each lead in the cohort it had in the run whose lists it was called from (a "
+	      "lead won since keeps that cohort), against the cohort's target rate of that run.</p>\n",
+	      out);
+	fprintf(out,
+	        "<figure class=\"chart\" id=\"%s\">\n<svg xmlns=\"http://www.w3.org/2000/svg\" "
+	        "width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"",
+	        c.id, 2 * PANEL_W + 30, ((ncohort + 1) / 2) * PANEL_H, 2 * PANEL_W + 30,
+	        ((ncohort + 1) / 2) * PANEL_H);
+	esc(out, c.caption);
+	fputs("\">\n", out);
+	for (int r = 0, k = 0; r < n; k++)
+	{
+		int end = r + 1;
+
+		while (end < n && strcmp(sv(res, end, K_COHORT), sv(res, r, K_COHORT)) == 0)
+			end++;
+		cohort_panel(out, res, r, end, runs, nrun, max, (k % 2) * (PANEL_W + 30),
+		             (k / 2) * PANEL_H);
+		r = end;
+	}
+	chart_close(out, &c);
+	fputs("<details><summary>The figures per cohort and run</summary>\n", out);
+	table_from(out, res, cols, false);
+	fputs("</details>\n", out);
+	PQclear(res);
+	return true;
+}
+
 /* the outcome panels; the one per run only once the job has outcomes */
 static bool
 outcomes(FILE *out, PGconn *conn, const char *const *p, struct error *err)
@@ -1033,7 +1272,7 @@ outcomes(FILE *out, PGconn *conn, const char *const *p, struct error *err)
 		fputs("<h3>", out);
 		esc(out, per_run->title);
 		fputs("</h3>\n", out);
-		ok = panel_body(out, conn, p, per_run, err);
+		ok = panel_body(out, conn, p, per_run, err) && cohort_runs(out, conn, p, err);
 	}
 	fputs("</section>\n", out);
 	return ok;

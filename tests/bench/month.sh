@@ -27,7 +27,10 @@
 #   month_cohorts.csv  arm, day, cohort, calls, wins, actual_rate, target_rate, expected_rate
 #                      (mean p_close of the cohort's called leads): actual vs target per
 #                      cohort per day, for the report to plot
-# and prints the month's totals per arm.
+#   month_ARM.html     refinery report --html of each arm's last run: its "Per cohort
+#                      and run" chart plots the month's actual vs target per cohort
+# and prints the month's totals per arm.  KEEP=1 leaves the database server running
+# at the end (and says how to reach and stop it), to query or report on it again.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rows=${1:-30000} days=${2:-30} seed=${SEED:-42}
@@ -158,3 +161,12 @@ q -c "SELECT arm, count(*) AS calls, count(*) FILTER (WHERE outcome = 'won') AS 
 	round(avg(p_win) FILTER (WHERE day >= $days - 7)::numeric, 4) AS mean_p_win_last_week
 	FROM bench.calls GROUP BY 1 ORDER BY 3 DESC"
 echo "wrote $out/month_wins.csv and $out/month_cohorts.csv"
+for arm in $arms; do
+	./refinery report --job "$arm" --html "$out/month_$arm.html" >/dev/null
+done
+echo "wrote the reports:$(printf " $out/month_%s.html" $arms)"
+if [ -n "${KEEP:-}" ]; then
+	trap - EXIT
+	echo "the database stays: export PGHOST=$PGHOST PGPORT=$PGPORT PGUSER=$PGUSER PGDATABASE=$PGDATABASE"
+	echo "stop it with: $([ "$(id -u)" = 0 ] && echo "runuser -u postgres -- ")$PG_BIN/pg_ctl -D $PG_TMP/data -m fast stop && rm -rf $PG_TMP"
+fi

@@ -6,7 +6,9 @@
 # run's page takes its figures from the run's summary.  The tiles, sources, cohorts,
 # change, trend and outcome figures are checked against the fixture's arithmetic or
 # against queries of the stored results written here, formatted with this script's own
-# thousands grouping; every value from the database is escaped; the page has no script
+# thousands grouping; outcomes of runs 3 and 4 per cohort and run, counted by hand (a
+# lead won and a customer since still in the cohort it was called in); every value from
+# the database is escaped; the page has no script
 # and fetches nothing; the same database gives the same bytes.  Then headless Chromium
 # renders it: each chart is laid out with a non-empty box holding drawn bars (DOM
 # dump), and the screenshot has bar-coloured pixels inside each chart's box.  Only
@@ -169,15 +171,51 @@ like "$(cat "$tmp/run4.html")" "<tr><td>a</td><td class=\"n\">4</td><td class=\"
 	"the won leads still count in cohort a, the cohort they had"
 
 # ---- self-contained and deterministic
-charts="outcome removed cohorts sources changes trend reps wins answers outcome-runs"
+charts="outcome removed cohorts sources changes trend reps wins answers outcome-runs cohort-runs"
 n=0
 for c in $charts; do grep -q "<figure class=\"chart\" id=\"chart-$c\">" "$html" && n=$((n + 1)); done
-is "$n" 10 "the ten charts are on the page"
-is "$(grep -c '<figcaption>' "$html")" 10 "each with a caption"
+is "$n" 11 "the eleven charts are on the page"
+is "$(grep -c '<figcaption>' "$tmp/run4.html")" 11 "each with a caption"
 unlike "$page" "<script|<link|<img| src=| href=|@import|url\(" "no script, nothing fetched"
 PGTZ=Asia/Jerusalem "$REFINERY" report --html "$tmp/again.html" >/dev/null
 cmp -s "$tmp/run4.html" "$tmp/again.html"
 ok $? "the same database gives the same bytes, whatever the session's time zone"
+
+# ---- per cohort and run: the outcomes above were recorded after run 3 began and read by
+# run 4, so they were called from run 3's lists: a 4 worked, 2 won (the two won are
+# customers since, out of the cohorts, and still count in a); b 1 worked, 0 won.  Then,
+# after run 4, outcomes on run 4's held leads of a (not the customers): c0 won, c1 lost,
+# c2 busy then lost: 3 worked, 1 won (33.3 %), 4 calls; and b's first held lead "sale"
+# (won through the map): 1 worked, 1 won.  Runs 1 and 2 have none.
+c=($(pq -c "SELECT lead_id FROM refinery.lead_results WHERE run_id = 4 AND cohort = 'a'
+            AND rep_id IS NOT NULL AND lead_id NOT IN ('${a[0]}', '${a[1]}') ORDER BY lead_id LIMIT 3"))
+b4=$(pq -c "SELECT lead_id FROM refinery.lead_results WHERE run_id = 4 AND cohort = 'b'
+            AND rep_id IS NOT NULL ORDER BY lead_id LIMIT 1")
+pq -c "INSERT INTO refinery.outcomes (job, lead_id, rep_id, outcome, at) VALUES
+       ('nightly', '${c[0]}', 1, 'won', '2025-07-05 10:00'),
+       ('nightly', '${c[1]}', 1, 'lost', '2025-07-05 10:10'),
+       ('nightly', '${c[2]}', 2, 'busy', '2025-07-05 10:20'),
+       ('nightly', '${c[2]}', 2, 'lost', '2025-07-05 15:00'),
+       ('nightly', '$b4', 3, 'sale', '2025-07-05 11:00')"
+"$REFINERY" report --job nightly --html "$tmp/cr.html" >/dev/null
+ok $? "report --html of run 4 with outcomes of runs 3 and 4"
+cr=$(sed -n '/<summary>The figures per cohort and run/,/<\/details>/p' "$tmp/cr.html")
+trate_of() { pq -c "SELECT round(100 * target_rate::numeric, 1) FROM refinery.run_cohorts WHERE run_id = $1 AND cohort = '$2'"; }
+row() { # cohort run worked won rate target calls
+	printf '<tr><td>%s</td><td>%s</td><td class="n">%s</td><td class="n">%s</td><td class="n">%s</td><td class="n">%s</td><td class="n">%s</td></tr>' \
+		"$1" "$2" "$3" "$4" "$5" "$(trate_of "$2" "$1")${nb}%" "$6"
+}
+like "$cr" "$(row a 3 4 2 "50.0${nb}%" 5)" "cohort a, run 3: 4 worked, 2 won (50.0 %), 5 calls, beside run 3's target for a"
+like "$cr" "$(row b 3 1 0 "0.0${nb}%" 1)" "cohort b, run 3: 1 worked, none won (0.0 %)"
+like "$cr" "$(row a 4 3 1 "33.3${nb}%" 4)" "cohort a, run 4: 3 worked, 1 won (33.3 %), 4 calls"
+like "$cr" "$(row b 4 1 1 "100.0${nb}%" 1)" "cohort b, run 4: 1 worked, 1 won (100.0 %)"
+like "$cr" "$(row a 1 0 0 "&ndash;" 0)" "cohort a, run 1: no outcome, no rate"
+ncoh=$(pq -c "SELECT count(DISTINCT cohort) FROM refinery.run_cohorts WHERE run_id BETWEEN 1 AND 4")
+is "$(grep -c '<tr><td>' <<<"$cr")/$(grep -c '<g class="panel">' "$tmp/cr.html")" "$((4 * ncoh))/$ncoh" \
+	"a row per cohort and run ($ncoh cohorts x 4 runs) and a panel per cohort"
+is "$(grep -o '>[a-z()]*: [0-9,]* won of [0-9,]* worked[^<]*<' "$tmp/cr.html" | head -2 | tr '\n' ' ')" \
+	">a: 3 won of 7 worked (42.9${nb}%)< >b: 1 won of 2 worked (50.0${nb}%)< " \
+	"each panel's heading sums its runs: a 3 of 7 (42.9 %), b 1 of 2"
 
 # ---- a run without a snapshot, no longer its job's latest: the figures from its summary
 sed -e 's/^name = nightly$/name = lean/' -e 's/^\[outcomes\]$/[output]\nsnapshot = no\n&/' "$tmp/d.ini" >"$tmp/lean.ini"
@@ -189,6 +227,22 @@ ok $? "report --html of its first run"
 is "$(grep -o '<b>[^<]*</b><span>\(pulled\|assigned\)' "$tmp/lean.html" | sed 's/^<b>\([^<]*\)<.*/\1/' | tr '\n' ' ')" \
 	"1,120 95 " "its tiles: 1,120 pulled, 95 assigned (the capacities)"
 is "$(grep -c 'no longer stored' "$tmp/lean.html")" 2 "the removals and the sources say its leads are no longer stored"
+# without a snapshot the cohort a lead had comes from the next change's old_cohort: a lead
+# of cohort a held after lean's second run is won, the third run makes it a customer (no
+# cohort in the state); its win still counts in a, for the second run's lists
+second=$(pq -c "SELECT max(run_id) FROM refinery.runs WHERE job = 'lean'")
+x=$(pq -c "SELECT lead_id FROM refinery.lead_state WHERE job = 'lean' AND cohort = 'a'
+           AND rep_id IS NOT NULL ORDER BY lead_id LIMIT 1")
+pq -c "INSERT INTO refinery.outcomes (job, lead_id, rep_id, outcome, at)
+       SELECT 'lean', '$x', rep_id, 'won', '2025-07-02 09:30' FROM refinery.lead_state
+       WHERE job = 'lean' AND lead_id = '$x'"
+"$REFINERY" run -q -c "$tmp/lean.ini" && "$REFINERY" report --job lean --html "$tmp/lean3.html" >/dev/null
+ok $? "lean's third run reads the win; its report"
+is "$(pq -c "SELECT coalesce(cohort, '-') || ' ' || verdict FROM refinery.lead_state WHERE job = 'lean' AND lead_id = '$x'")" \
+	"- customer" "the lead won is a customer, without a cohort"
+like "$(cat "$tmp/lean3.html")" "<tr><td>a</td><td>$second</td><td class=\"n\">1</td><td class=\"n\">1</td><td class=\"n\">100.0${nb}%</td>" \
+	"per cohort and run: 1 worked, 1 won in a, for run $second's lists"
+unlike "$(cat "$tmp/lean3.html")" "<tr><td>\(none\)</td><td>" "and no outcome without a cohort"
 
 # ---- run 4's page rendered by headless Chromium
 nchrome=5
@@ -226,7 +280,7 @@ if [ -z "$boxes" ]; then
 	done_testing
 fi
 read -r _ _ ph < <(grep '^page ' <<<"$boxes")
-is "$(grep -c '^chart-' <<<"$boxes")" 10 "Chromium lays out the ten charts"
+is "$(grep -c '^chart-' <<<"$boxes")" 11 "Chromium lays out the eleven charts"
 is "$(awk '/^chart-/ && ($4 < 100 || $5 < 20 || $6 < 1) { print $1 }' <<<"$boxes")" "" \
 	"each chart has a box of some size holding drawn bars"
 # at half scale: the pixels are read in pure Python, a quarter of them is plenty
