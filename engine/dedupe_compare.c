@@ -488,7 +488,7 @@ dd_generate_pairs(struct run *r)
 				continue;
 			if ((long) size > bl->max_size)
 			{
-				if (r->rep)
+				if (r->rep && !bl->automatic)
 				{
 					r->rep->blocks_skipped++;
 					r->rep->rows_skipped += size;
