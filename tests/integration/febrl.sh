@@ -6,6 +6,9 @@
 # column and comparator (no block, no number, no threshold): the defaults' automatic
 # blocks ([dedupe] auto_block) must find the duplicates, cluster F1 >= 0.99 (a cluster
 # counts when it holds exactly one true entity's records; singletons on both sides).
+# The chaining check: dataset 3 with those rules less the id number, the street and the
+# postcode (name, suburb, birth date, state: nothing a person alone holds) must give no
+# cluster larger than twice the largest true one (6 records).
 # Skips when ../shared is absent (the project does not ship the data).
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$top_srcdir/tests/lib/tap.sh"
@@ -119,4 +122,19 @@ INI
 	# no FEBRL entity has more than 6 records (dataset 1: 2)
 	ok $(awk -v b="${cf%% *}" 'BEGIN { exit !(b <= 6) }'; echo $?) "minimal rules, dataset $n: largest cluster ${cf%% *} <= 6"
 done
+
+# chaining: dataset 3 with the minimal rules less soc_sec_id, the street and the postcode
+out=$tmp/chain; mkdir -p "$out"
+awk -v out="$out" '/^csv_dir/ { print "csv_dir = " out; next }
+	/^\[dedupe.field.(ssid|postcode|street)\]/ { skip = 1; next }
+	/^\[/ { skip = 0 }
+	!skip' "$tmp/min3/min.ini" > "$out/chain.ini"
+ok $(grep -q '^column = \(soc_sec_id\|postcode\|street_number\)' "$out/chain.ini"; echo $((!$?))) "chaining rules compare no id, street or postcode"
+"$REFINERY" run -q -c "$out/chain.ini"
+ok $? "chaining rules, dataset 3: refinery run"
+big=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+	$col["cluster_id"] != "" { c[$col["cluster_id"]]++ }
+	END { for (k in c) if (c[k] > big) big = c[k]; print big + 0 }' "$out/lead_results.csv")
+diag "chaining rules, dataset 3: largest cluster $big"
+ok $(awk -v b="$big" 'BEGIN { exit !(b <= 12) }'; echo $?) "chaining rules, dataset 3: largest cluster $big <= 12 (twice the largest true one)"
 done_testing
