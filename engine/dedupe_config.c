@@ -421,7 +421,8 @@ load_block(struct rules *r, const char *section, struct dedupe_config *c, struct
  * then still brings its duplicates together: two records of one person
  * agree exactly on most of their fields, and a typo in one field leaves
  * the others.  A field whose values are common (a state, a day of
- * submission) makes blocks over the cap, which are passed over uncounted.
+ * submission) makes blocks over the cap, which are passed over uncounted,
+ * or is left out when the run sees it share too often (dedupe_compare.c).
  * No block is made beyond DEDUPE_MAX_BLOCKS.
  */
 static bool
