@@ -6,7 +6,8 @@
  * prepared once per row (folded text, phones, e-mail keys, a packed name
  * with its tokens' phonetic keys, dates) with the frequency of its exact
  * value.  Blocking passes put rows that share a key (a phone, an e-mail
- * key, a name's phonetic key with the city, ...) into blocks; every pair
+ * key, a name's phonetic key with the city, ...; and each field no block
+ * names, on its own value: [dedupe] auto_block) into blocks; every pair
  * inside a block of at most max_size rows is compared once (pairs are
  * sorted and made unique).  Each field gives an agreement level; a pair's
  * weight is the Fellegi-Sunter log-odds: the prior that two random rows
@@ -22,8 +23,9 @@
  * and no field vetoes it (by default a name that plainly differs: a shared
  * household phone is not one person) unless the other fields alone are
  * overwhelming.  Matches are joined strongest first with union-find; a
- * join is refused when a pair across the two clusters is a clear non-match
- * (the chaining guard).  Opt-outs then black-list their whole cluster,
+ * join is refused when a pair across the two clusters is a clear non-match,
+ * or when fewer than half of the pairs compared across them match (the
+ * chaining guard, see dd_build_clusters).  Opt-outs then black-list their whole cluster,
  * each cluster gets a survivor by the configured policy, the other kept
  * members become duplicates, and the survivor receives the golden record;
  * a kept survivor linked to an opted-out cluster too weakly to merge (see

@@ -101,6 +101,8 @@ struct dedupe_block
 	int prefix[DEDUPE_MAX_PARTS]; /* DEDUPE_KEY_PREFIX: characters */
 	long max_size;                /* a block larger than this is not compared */
 	bool optout_only;             /* only pairs with an opt-out row (see dedupe.c) */
+	bool automatic;               /* made by [dedupe] auto_block for a field no block names:
+								 * a block over max_size is passed over without a count */
 };
 
 struct dedupe_config
@@ -118,6 +120,7 @@ struct dedupe_config
 	long frequent;         /* a phone / e-mail held by more rows is no evidence */
 	long optout_namesakes; /* an opt-out reaching more kept leads by name alone holds none */
 	long max_block;        /* default max_size of a block */
+	long auto_block;       /* max_size of the automatic blocks; 0 = none */
 	double veto_lift;      /* a veto gives way when the other fields alone reach
 								 * this probability; 1 = never */
 	int nfields;

@@ -69,73 +69,89 @@ has_contact(const struct batch *b, size_t i)
 	return b->email_norm[i] != NULL;
 }
 
+/* What a compared pair is to the chaining guard. */
+enum link_kind
+{
+	LINK_OTHER,  /* compared, neither a match nor a clear non-match */
+	LINK_MATCH,  /* a match (at least min_probability, not vetoed) */
+	LINK_CANNOT, /* a clear non-match: cannot_link */
+};
+
 /*
- * Join matching pairs into clusters, strongest first.  The chaining guard:
- * two clusters are not joined when any compared pair across them is a
- * clear non-match (weight at most cannot_link, or vetoed with the other
- * fields against a match too).  So Yossi and
- * Michal Cohen, who share a landline and were kept apart by the name
- * veto, stay apart even when a record that matches each of them (a
- * "Cohen" with their phone) would otherwise chain them together.  A lead
- * with no contact of its own is matched on its name (and city, dates) only,
- * which many namesakes share: it joins the one cluster it matches best and
- * never bridges two clusters that each have a contact.  Fills best[p] with
- * the strongest kept edge of each participant (for reasons).
+ * Join matching pairs into clusters, strongest first.  The chaining guard
+ * refuses to join two clusters
+ * - when any compared pair across them is a clear non-match (weight at
+ *   most cannot_link, or vetoed with the other fields against a match
+ *   too).  So Yossi and Michal Cohen, who share a landline and were kept
+ *   apart by the name veto, stay apart even when a record that matches
+ *   each of them (a "Cohen" with their phone) would otherwise chain them;
+ * - when fewer than half of the pairs compared across them match (cluster
+ *   coherence, whatever fields the records carry): a record that matches
+ *   one member of a group but was compared with the others and matched
+ *   none of them stays out, and a record between two groups, each of whose
+ *   members was compared with the other group's and did not match it,
+ *   does not bridge them.  Pairs never compared (no block brought them
+ *   together) count neither way;
+ * - when a lead with no contact of its own (matched on its name, city and
+ *   dates only, which many namesakes share) would link two clusters that
+ *   each have a contact: it joins the one cluster it matches best.
+ * Fills best[p] with the strongest kept edge of each participant (for
+ * reasons).
  */
 bool
 dd_build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t *best)
 {
-	size_t np = r->np, ne = 0, nl = 0;
+	size_t np = r->np, ne = 0;
 	struct edge *edges = NULL;
 	uint32_t *start = NULL, *adj = NULL, *fill = NULL;
+	unsigned char *kind = NULL, *adj_kind = NULL; /* enum link_kind per pair, per adj entry */
 	bool *own = NULL, *reach = NULL; /* participant has a contact; root's cluster has one */
 	bool ok = false;
 
 	own = malloc((np ? np : 1) * sizeof(*own));
 	reach = malloc((np ? np : 1) * sizeof(*reach));
-	if (own == NULL || reach == NULL)
+	kind = malloc(r->npairs ? r->npairs : 1);
+	if (own == NULL || reach == NULL || kind == NULL)
 		goto out;
 	for (size_t p = 0; p < np; p++)
 		own[p] = reach[p] = has_contact(r->b, r->row[p]);
 	for (size_t k = 0; k < r->npairs; k++)
 	{
 		if (r->weight[k] >= match_w && !dd_vetoed(r, r->pattern[k], r->weight[k]))
+		{
+			kind[k] = LINK_MATCH;
 			ne++;
-		else if (cannot_link(r, k))
-			nl++;
+		}
+		else
+			kind[k] = cannot_link(r, k) ? LINK_CANNOT : LINK_OTHER;
 	}
 	edges = malloc((ne ? ne : 1) * sizeof(*edges));
 	start = calloc(np + 1, sizeof(*start));
 	fill = calloc(np + 1, sizeof(*fill));
-	adj = malloc((nl ? 2 * nl : 1) * sizeof(*adj));
-	if (edges == NULL || start == NULL || adj == NULL || fill == NULL)
+	adj = malloc((r->npairs ? 2 * r->npairs : 1) * sizeof(*adj));
+	adj_kind = malloc(r->npairs ? 2 * r->npairs : 1);
+	if (edges == NULL || start == NULL || adj == NULL || fill == NULL || adj_kind == NULL)
 		goto out;
 	ne = 0;
 	for (size_t k = 0; k < r->npairs; k++)
 	{
-		if (r->weight[k] >= match_w && !dd_vetoed(r, r->pattern[k], r->weight[k]))
+		if (kind[k] == LINK_MATCH)
 		{
 			edges[ne].w = r->weight[k];
 			edges[ne++].k = (uint32_t) k;
 		}
-		else if (cannot_link(r, k))
-		{
-			start[pair_a(r->pair[k]) + 1]++;
-			start[pair_b(r->pair[k]) + 1]++;
-		}
+		start[pair_a(r->pair[k]) + 1]++;
+		start[pair_b(r->pair[k]) + 1]++;
 	}
 	for (size_t p = 0; p < np; p++)
 		start[p + 1] += start[p];
 	for (size_t k = 0; k < r->npairs; k++)
 	{
-		if (!(r->weight[k] >= match_w && !dd_vetoed(r, r->pattern[k], r->weight[k])) &&
-		    cannot_link(r, k))
-		{
-			uint32_t a = pair_a(r->pair[k]), b = pair_b(r->pair[k]);
+		uint32_t a = pair_a(r->pair[k]), b = pair_b(r->pair[k]);
 
-			adj[start[a] + fill[a]++] = b;
-			adj[start[b] + fill[b]++] = a;
-		}
+		adj_kind[start[a] + fill[a]] = adj_kind[start[b] + fill[b]] = kind[k];
+		adj[start[a] + fill[a]++] = b;
+		adj[start[b] + fill[b]++] = a;
 	}
 	qsort(edges, ne, sizeof(*edges), edge_cmp);
 	if (r->rep)
@@ -146,6 +162,7 @@ dd_build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t 
 		uint64_t code = r->pair[edges[e].k];
 		uint32_t ra = unionfind_find(uf, pair_a(code)), rb = unionfind_find(uf, pair_b(code)),
 		         small, other, x;
+		size_t compared = 0, matching = 0;
 		bool conflict = false;
 
 		if (ra == rb)
@@ -162,10 +179,15 @@ dd_build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t 
 		do
 		{
 			for (uint32_t j = start[x]; j < start[x + 1] && !conflict; j++)
-				conflict = unionfind_find(uf, adj[j]) == other;
+				if (unionfind_find(uf, adj[j]) == other)
+				{
+					compared++;
+					matching += adj_kind[j] == LINK_MATCH;
+					conflict = adj_kind[j] == LINK_CANNOT;
+				}
 			x = uf->next[x];
 		} while (x != small && !conflict);
-		if (conflict)
+		if (conflict || 2 * matching < compared)
 		{
 			if (r->rep)
 				r->rep->refused++;
@@ -198,6 +220,8 @@ out:
 	free(fill);
 	free(own);
 	free(reach);
+	free(kind);
+	free(adj_kind);
 	return ok;
 }
 

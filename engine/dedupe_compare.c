@@ -412,6 +412,24 @@ push_pair(uint64_t **v, size_t *n, size_t *cap, uint64_t code)
 }
 
 /*
+ * Whether field f's exact values tell people apart well enough for an
+ * automatic block: at most one pair in AUTO_BLOCK_CHANCE of those with a
+ * value shares it.  A submission day most leads of a small file share, or a
+ * state, brings no one together who is not together by chance, and the one
+ * pair of a two-record file it would compare teaches EM nothing.
+ */
+#define AUTO_BLOCK_CHANCE 100.0
+
+static bool
+identifies(const struct run *r, int f)
+{
+	const struct fdata *d = &r->fd[f];
+	double pr = (double) d->present;
+
+	return pr >= 2.0 && d->pairs * AUTO_BLOCK_CHANCE <= pr * (pr - 1.0) / 2.0;
+}
+
+/*
  * For each block: every participant's keys (counted, then written, in
  * parallel at fixed offsets), sorted by key; each run of one key is a
  * block, all of whose pairs become candidates unless it holds more than
@@ -440,6 +458,8 @@ dd_generate_pairs(struct run *r)
 		/* asked to stop: no more blocks; the caller sees the request and gives up */
 		if (run_stopped(r))
 			break;
+		if (bl->automatic && !identifies(r, bl->field[0]))
+			continue;
 #pragma omp parallel for num_threads(r->nthreads) schedule(static)
 		for (size_t p = 0; p < np; p++)
 		{
@@ -488,7 +508,7 @@ dd_generate_pairs(struct run *r)
 				continue;
 			if ((long) size > bl->max_size)
 			{
-				if (r->rep)
+				if (r->rep && !bl->automatic)
 				{
 					r->rep->blocks_skipped++;
 					r->rep->rows_skipped += size;

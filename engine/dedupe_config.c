@@ -427,6 +427,52 @@ load_block(struct rules *r, const char *section, struct dedupe_config *c, struct
 }
 
 /*
+ * The automatic blocks: one per enabled field that no block names (in any
+ * part), keyed on the field's value (a name's sorted tokens, each phone,
+ * the e-mail key, a date's day), capped at [dedupe] auto_block rows.  Data
+ * the configured blocks were not written for (a field that carries the
+ * identity, such as an id number or a birth date, where no block looks)
+ * then still brings its duplicates together: two records of one person
+ * agree exactly on most of their fields, and a typo in one field leaves
+ * the others.  A field whose values are common (a state, a day of
+ * submission) makes blocks over the cap, which are passed over uncounted,
+ * or is left out when the run sees it share too often (dedupe_compare.c).
+ * No block is made beyond DEDUPE_MAX_BLOCKS.
+ */
+static bool
+add_auto_blocks(struct dedupe_config *c)
+{
+	if (c->auto_block == 0)
+		return true;
+	for (int f = 0; f < c->nfields && c->nblocks < DEDUPE_MAX_BLOCKS; f++)
+	{
+		struct dedupe_block *bl;
+		const struct dedupe_field *fc = &c->field[f];
+		bool named = false;
+		size_t len;
+
+		for (int b = 0; b < c->nblocks && !named; b++)
+			for (int k = 0; k < c->block[b].nparts; k++)
+				named |= c->block[b].field[k] == f;
+		if (named)
+			continue;
+		bl = &c->block[c->nblocks];
+		memset(bl, 0, sizeof(*bl));
+		len = strlen(fc->name) + sizeof("auto.");
+		if ((bl->name = malloc(len)) == NULL)
+			return false;
+		snprintf(bl->name, len, "auto.%s", fc->name);
+		c->nblocks++;
+		bl->nparts = 1;
+		bl->field[0] = f;
+		bl->fn[0] = fc->cmp == DEDUPE_CMP_NAME ? DEDUPE_KEY_SORTED : DEDUPE_KEY_VALUE;
+		bl->max_size = c->auto_block;
+		bl->automatic = true;
+	}
+	return true;
+}
+
+/*
  * [dedupe], in three tables read in the order its keys have always been
  * checked.  Between them stay estimate (it sets the flag em) and seed (an
  * unsigned 64-bit field); after them optout_probability is checked against
@@ -450,6 +496,7 @@ static const struct rules_param dedupe_limits[] = {
     {"optout_namesakes", RULES_INT, 0, 100000000, offsetof(struct dedupe_config, optout_namesakes),
      NULL},
     {"max_block", RULES_INT, 2, 1000000, offsetof(struct dedupe_config, max_block), NULL},
+    {"auto_block", RULES_INT, 0, 1000000, offsetof(struct dedupe_config, auto_block), NULL},
     {"veto_lift", RULES_DOUBLE, 0.5, 1.0, offsetof(struct dedupe_config, veto_lift), NULL},
     {"notes_max", RULES_INT, 0, 1000000, offsetof(struct dedupe_config, notes_max), NULL},
 };
@@ -601,6 +648,11 @@ dedupe_config_load(struct rules *r, struct dedupe_config **out, struct error *er
 	if (bad_fields || bad_blocks)
 	{
 		ok = true; /* check-rules: reported; the checks below need every field and block */
+		goto out;
+	}
+	if (!add_auto_blocks(c))
+	{
+		error_oom(err);
 		goto out;
 	}
 	if (c->nfields == 0)
