@@ -75,6 +75,14 @@ is "$(dq -c "SELECT refinery.record_outcome('q', '$want', $rep, 'no_answer', '20
 is "$(pq -c "SELECT count(*) || ':' || min(outcome) || ':' || min(at)::text FROM refinery.outcomes WHERE lead_id = '$want'")" \
 	"1:no_answer:2025-07-01 10:00:00+00" "one row, trimmed, to the second"
 is "$(pq -c "SELECT taken_at IS NULL FROM refinery.lead_state WHERE job = 'q' AND lead_id = '$want'")" "t" "and the take ended"
+# the details a dialer may give, by name, kept with the outcome
+is "$(dq -c "SELECT refinery.record_outcome('q', '$want', $rep, 'callback', '2025-07-01 11:00:00',
+	duration_s => 95, amount => 12.50, region => ' Haifa ', callback_at => '2025-07-03 09:30:00+00')")" "t" \
+	"record_outcome takes a duration, an amount, a region and a callback time"
+is "$(pq -c "SELECT duration_s || ':' || amount || ':' || region || ':' || callback_at::text FROM refinery.outcomes
+	WHERE lead_id = '$want' AND outcome = 'callback'")" "95:12.50:Haifa:2025-07-03 09:30:00+00" "and keeps them (region trimmed)"
+err=$(dq -c "SELECT refinery.record_outcome('q', '$want', $rep, 'busy', now(), duration_s => -1)" 2>&1); rc=$?
+like "$rc/$err" '^1/.*duration_s must not be negative' "a negative duration is refused"
 err=$(dq -c "SELECT refinery.record_outcome('q', 'nosuch', $rep, 'won', now())" 2>&1); rc=$?
 like "$rc/$err" '^1/.*job "q" has no lead "nosuch"' "an outcome of an unknown lead is refused, naming it"
 

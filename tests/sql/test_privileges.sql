@@ -102,18 +102,20 @@ SELECT throws_ok($$INSERT INTO refinery.runs (rules_sha256, rules_text, source_d
 SELECT function_privs_are('refinery', 'next_lead', ARRAY['text', 'bigint', 'text'], 'refinery_dialer',
 						  ARRAY['EXECUTE'], 'refinery_dialer may execute next_lead');
 SELECT function_privs_are('refinery', 'record_outcome',
-						  ARRAY['text', 'text', 'bigint', 'text', 'timestamp with time zone', 'text'],
+						  ARRAY['text', 'text', 'bigint', 'text', 'timestamp with time zone', 'text', 'integer',
+							'numeric', 'text', 'timestamp with time zone'],
 						  'refinery_dialer', ARRAY['EXECUTE'], 'refinery_dialer may execute record_outcome');
 SELECT is(has_function_privilege('rf_reader', 'refinery.next_lead(text, bigint, text)', 'EXECUTE'),
 		  false, 'a role outside refinery_dialer may not execute next_lead (not granted to PUBLIC)');
 SELECT is(has_function_privilege('rf_reader',
-								  'refinery.record_outcome(text, text, bigint, text, timestamptz, text)',
+								  'refinery.record_outcome(text, text, bigint, text, timestamptz, text, integer, numeric, text, timestamptz)',
 								  'EXECUTE'),
 		  false, 'nor record_outcome');
 SELECT is_definer('refinery', 'next_lead', ARRAY['text', 'bigint', 'text'],
 				  'next_lead runs with its owner''s rights');
 SELECT is_definer('refinery', 'record_outcome',
-				  ARRAY['text', 'text', 'bigint', 'text', 'timestamp with time zone', 'text'],
+				  ARRAY['text', 'text', 'bigint', 'text', 'timestamp with time zone', 'text', 'integer',
+							'numeric', 'text', 'timestamp with time zone'],
 				  'record_outcome runs with its owner''s rights');
 SELECT is((SELECT proconfig FROM pg_proc WHERE oid = 'refinery.next_lead(text, bigint, text)'::regprocedure),
 		  ARRAY['search_path=pg_catalog, pg_temp'], 'next_lead pins its search_path');
