@@ -524,13 +524,20 @@ dd_update_given_u(struct run *r, int f, const double *mg, double mg_all)
 	double denom = r->nsame_all[f] - mg_all;
 	double sum_g = 0.0, sum_u = 0.0;
 
-	if (denom < 1.0)
-		denom = 1.0;
+	if (denom < 0.0)
+		denom = 0.0;
+	/*
+	 * Namesakes that are not one person, counted by level, plus one pair
+	 * spread as the u over all pairs: with no such namesake (a small file,
+	 * every namesake pair a match) u given the name is the plain u, not
+	 * half a pair per level, which left nothing to disagreement and made a
+	 * different address weigh +7 bits.
+	 */
 	for (int l = 0; l < counted; l++)
 	{
 		double x = r->nsame[f][l] - mg[l];
 
-		r->ug[f][l] = (x > 0.5 ? x : 0.5) / denom;
+		r->ug[f][l] = ((x > 0.0 ? x : 0.0) + r->u[f][l]) / (denom + 1.0);
 		sum_g += r->ug[f][l];
 		sum_u += r->u[f][l];
 	}

@@ -119,7 +119,7 @@ dd_estimate_u(struct run *r)
 			size_t n = 0, S = (size_t) c->u_sample;
 			size_t count[DEDUPE_MAX_LEVELS] = {0};
 			uint64_t state = c->seed ^ (0x5851f42d4c957f2dULL * (uint64_t) (f + 1));
-			double rest = 0.0;
+			double rest = 0.0, scale;
 
 			for (size_t p = 0; p < r->np; p++)
 				n += d->h[p] != 0;
@@ -174,11 +174,19 @@ dd_estimate_u(struct run *r)
 			 * what is left in the proportions the sample shows (with half a
 			 * pair added to each, so that no level is impossible).
 			 */
+			/*
+			 * The half pair is half of one distinct pair: on a file with
+			 * fewer distinct pairs than the sample draws, the counts are
+			 * scaled down to them first, so a level no pair shows is
+			 * unlikely, not impossible (else one near name among three
+			 * leads would weigh 15 bits).
+			 */
+			scale = all < (double) S ? all / (double) S : 1.0;
 			for (int l = 1; l < L; l++)
-				rest += (double) count[l] + 0.5;
+				rest += (double) count[l] * scale + 0.5;
 			u[0] = u0;
 			for (int l = 1; l < L; l++)
-				u[l] = (1.0 - u0) * ((double) count[l] + 0.5) / rest;
+				u[l] = (1.0 - u0) * ((double) count[l] * scale + 0.5) / rest;
 		}
 		for (int l = 0; l < L; l++)
 			if (u[l] < 1e-12)
