@@ -259,7 +259,7 @@ cmp_word(const void *a, const void *b)
 static void
 sorted_words(const char *name, char *out, size_t size)
 {
-	char buf[512], *words[64], *save = NULL;
+	char buf[512], *words[64] = {NULL}, *save = NULL;
 	size_t len = 0;
 	int n = 0;
 
