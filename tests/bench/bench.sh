@@ -81,10 +81,16 @@ done
 rm -f "$work/rows"
 f=$(printf '%s\n' "${floor[@]}" | median)
 
+# the run's rows: its snapshot, or with SNAPSHOT=no the job's current state
+if [ "${SNAPSHOT:-yes}" = no ]; then
+	run_rows="SELECT lead_id FROM refinery.lead_state WHERE job = 'default' AND state = 'current'"
+else
+	run_rows="SELECT lead_id FROM refinery.lead_results WHERE run_id = (SELECT run_id FROM refinery.latest_run)"
+fi
 round_trip() {
-	psql -X -qAt -c "SELECT (SELECT count(*) FROM refinery.lead_results WHERE run_id = (SELECT run_id FROM refinery.latest_run))
-	|| ' rows, ' || (SELECT count(*) FROM (SELECT lead_id::text FROM $s.leads EXCEPT SELECT lead_id FROM refinery.lead_results WHERE run_id = (SELECT run_id FROM refinery.latest_run)
-	UNION ALL SELECT lead_id FROM refinery.lead_results WHERE run_id = (SELECT run_id FROM refinery.latest_run) EXCEPT SELECT lead_id::text FROM $s.leads) d) || ' ids differing'"
+	psql -X -qAt -c "SELECT (SELECT count(*) FROM ($run_rows) r) || ' rows, ' || (SELECT count(*) FROM
+	((SELECT lead_id::text FROM $s.leads EXCEPT $run_rows) UNION ALL ($run_rows EXCEPT SELECT lead_id::text FROM $s.leads)) d)
+	|| ' ids differing'"
 }
 
 echo
