@@ -230,7 +230,7 @@ cmd_forget(const struct cmd_opts *o, struct error *err)
 	    /* the runs' snapshots (job NULL) and the jobs' states (run_id NULL) */
 	    !pg_exec(conn, "starting the erasure",
 	             "CREATE TEMP VIEW forget_src AS SELECT run_id, NULL::text AS job, lead_id, "
-	             "cluster_id, phone_norm, email_norm, golden FROM refinery.lead_results "
+	             "cluster_id, phone_norm, email_norm, golden::jsonb FROM refinery.lead_results "
 	             "UNION ALL SELECT NULL::bigint, job, lead_id, cluster_id, phone_norm, "
 	             "email_norm, golden FROM refinery.lead_state",
 	             err) ||

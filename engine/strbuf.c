@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -80,18 +81,62 @@ sb_putc(struct strbuf *sb, char c)
 void
 sb_printf(struct strbuf *sb, const char *fmt, ...)
 {
+	char small[128];
 	va_list ap;
 	int n;
 
+	/* one formatting pass for the short texts that are nearly all of them */
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	n = vsnprintf(small, sizeof(small), fmt, ap);
 	va_end(ap);
-	if (n < 0 || !sb_reserve(sb, (size_t) n))
+	if (n < 0)
+		return;
+	if ((size_t) n < sizeof(small))
+	{
+		sb_putn(sb, small, (size_t) n);
+		return;
+	}
+	if (!sb_reserve(sb, (size_t) n))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(sb->data + sb->len, (size_t) n + 1, fmt, ap);
 	va_end(ap);
 	sb->len += (size_t) n;
+}
+
+void
+sb_fixed2(struct strbuf *sb, double x)
+{
+	double h = x * 100.0, r = nearbyint(h);
+
+	/*
+	 * Within 1e-6 of a whole number of hundredths (every score and point
+	 * the stages round), the exact value rounds to r / 100 as printf
+	 * rounds it, so the digits of r are the answer; anything else (NaN,
+	 * infinities, other fractions, huge values) goes to printf.
+	 */
+	if (fabs(h - r) < 1e-6 && fabs(r) < 1e15)
+	{
+		char tmp[24];
+		int k = (int) sizeof(tmp);
+		uint64_t u = (uint64_t) fabs(r);
+
+		tmp[--k] = (char) ('0' + u % 10);
+		u /= 10;
+		tmp[--k] = (char) ('0' + u % 10);
+		u /= 10;
+		tmp[--k] = '.';
+		do
+		{
+			tmp[--k] = (char) ('0' + u % 10);
+			u /= 10;
+		} while (u > 0);
+		if (signbit(x))
+			tmp[--k] = '-'; /* printf writes -0.00 for a negative that rounds to 0 */
+		sb_putn(sb, tmp + k, sizeof(tmp) - (size_t) k);
+		return;
+	}
+	sb_printf(sb, "%.2f", x);
 }
 
 void

@@ -27,6 +27,8 @@ void sb_putn(struct strbuf *sb, const char *s, size_t n);
 void sb_puts(struct strbuf *sb, const char *s);
 void sb_putc(struct strbuf *sb, char c);
 void sb_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* x with two decimals, exactly as printf's "%.2f" writes it, faster for whole hundredths */
+void sb_fixed2(struct strbuf *sb, double x);
 /* s escaped for COPY text format (\\ \t \n \r); NULL writes \N */
 void sb_copy_text(struct strbuf *sb, const char *s);
 /* s as a JSON string with quotes; NULL writes null */

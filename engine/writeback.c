@@ -198,9 +198,19 @@ put_score(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, si
 {
 	/* points and score are both rounded to hundredths and add up exactly */
 	if (scored(b, i))
-		sb_printf(sb, "%.2f", b->score[i]);
+		sb_fixed2(sb, b->score[i]);
 	else
 		put_null(sb);
+}
+
+/* a name that JSON and COPY text both take as it is: no control character, quote or backslash */
+static bool
+plain_name(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char) *s < 0x20 || *s == '"' || *s == '\\')
+			return false;
+	return true;
 }
 
 static void
@@ -214,15 +224,29 @@ put_points(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, s
 	sb_putc(sb, '{');
 	for (int k = 0; k < b->npoints; k++)
 	{
-		struct strbuf key;
+		const char *name = b->point_names[k];
 
-		sb_init(&key);
-		sb_json_str(&key, b->point_names[k]);
-		if (key.data)
-			sb_copy_text(sb, key.data);
-		sb_free(&key);
-		sb_printf(sb, ": %.2f%s", b->points[i * (size_t) b->npoints + k],
-		          k + 1 < b->npoints ? ", " : "");
+		if (k > 0)
+			sb_putn(sb, ", ", 2);
+		if (plain_name(name))
+		{
+			/* a plain parameter name needs neither JSON nor COPY escapes */
+			sb_putc(sb, '"');
+			sb_puts(sb, name);
+			sb_putc(sb, '"');
+		}
+		else
+		{
+			struct strbuf key;
+
+			sb_init(&key);
+			sb_json_str(&key, name);
+			if (key.data)
+				sb_copy_text(sb, key.data);
+			sb_free(&key);
+		}
+		sb_putn(sb, ": ", 2);
+		sb_fixed2(sb, b->points[i * (size_t) b->npoints + k]);
 	}
 	sb_putc(sb, '}');
 }

@@ -3,18 +3,30 @@
 # Generates ROWS leads (default 1,000,000) with fixtures/genleads, loads them into a private
 # PostgreSQL server (fsync on, as in production), and reports medians of RUNS (default 3):
 #   floor      COPY of every lead row out to a file and back into a plain logged table
-#   refinery   `refinery run` end to end, each stage, and the engine's peak RSS
+#   refinery   `refinery run --full` end to end (every lead's state row rewritten, and the
+#              snapshot of [output] snapshot, yes by default), each stage, and the engine's
+#              peak RSS as /usr/bin/time -f %M reports it
 #   peer       ../shared/bench/peer_pipeline.sql, the plain-SQL competitor, when present
 # then the quality score of the last run from ../shared/bench/evaluate.sql, when present, and
 # tests/bench/why.sql's account of the errors left.
 # Environment: JOBS (threads for refinery, default all cores; a list such as "1 2" measures
-# each count in turn); EVALUATE=yes scores runs of more than 200,000 rows too (slow).
+# each count in turn); EVALUATE=yes scores runs of more than 200,000 rows too (slow);
+# SNAPSHOT=no sets [output] snapshot = no (only the job's state is written).
+# For each thread count two fixed lines follow the table, for scripts to read:
+#   ratio_to_floor=X      median refinery run over the median floor
+#   peak_rss_bytes=N      median of the runs' peak resident set size, in bytes
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rows=${1:-1000000} runs=${2:-3}
 top_srcdir=$(pwd)
 shared=$(cd .. && pwd)/shared/bench
 [ -x ./refinery ] && [ -x ./fixtures/genleads ] || bash tests/build.sh
+# the peak RSS comes from GNU time (Debian package time)
+if [ ! -x /usr/bin/time ]; then
+	sudo=""
+	[ "$(id -u)" = 0 ] || sudo=sudo
+	$sudo apt-get install -y -q --no-install-recommends time >/dev/null
+fi
 export PG_FSYNC=on PG_SHARED_BUFFERS=1GB
 . tests/lib/pg.sh
 pg_start
@@ -51,6 +63,7 @@ reps_query = SELECT rep_id, name, active, capacity FROM $s.reps
 stats_query = SELECT rep_id, source, attempts, wins FROM $s.rep_source_stats
 [output]
 keep_runs = 2
+snapshot = ${SNAPSHOT:-yes}
 INI
 ./refinery init-db -q
 
@@ -68,27 +81,34 @@ done
 rm -f "$work/rows"
 f=$(printf '%s\n' "${floor[@]}" | median)
 
+# the run's rows: its snapshot, or with SNAPSHOT=no the job's current state
+if [ "${SNAPSHOT:-yes}" = no ]; then
+	run_rows="SELECT lead_id FROM refinery.lead_state WHERE job = 'default' AND state = 'current'"
+else
+	run_rows="SELECT lead_id FROM refinery.lead_results WHERE run_id = (SELECT run_id FROM refinery.latest_run)"
+fi
 round_trip() {
-	psql -X -qAt -c "SELECT (SELECT count(*) FROM refinery.lead_results WHERE run_id = (SELECT run_id FROM refinery.latest_run))
-	|| ' rows, ' || (SELECT count(*) FROM (SELECT lead_id::text FROM $s.leads EXCEPT SELECT lead_id FROM refinery.lead_results WHERE run_id = (SELECT run_id FROM refinery.latest_run)
-	UNION ALL SELECT lead_id FROM refinery.lead_results WHERE run_id = (SELECT run_id FROM refinery.latest_run) EXCEPT SELECT lead_id::text FROM $s.leads) d) || ' ids differing'"
+	psql -X -qAt -c "SELECT (SELECT count(*) FROM ($run_rows) r) || ' rows, ' || (SELECT count(*) FROM
+	((SELECT lead_id::text FROM $s.leads EXCEPT $run_rows) UNION ALL ($run_rows EXCEPT SELECT lead_id::text FROM $s.leads)) d)
+	|| ' ids differing'"
 }
 
 echo
-echo "rows $rows, $(nproc) cores, median of $runs"
+echo "rows $rows, $(nproc) cores, median of $runs, load average $(cut -d" " -f1-3 /proc/loadavg)"
 printf '%-28s %10s\n' "floor (COPY out + in)" "$f s"
 e=
 for jobs in ${JOBS:-all}; do
-	eng=()
+	eng=() rss=()
 	: > "$work/stages"
 	for i in $(seq "$runs"); do
 		a=$(date +%s.%N)
 		if [ "$jobs" = all ]; then
-			./refinery run -c "$work/bench.ini" --log-format=json 2> "$work/run.json"
+			/usr/bin/time -f %M -o "$work/rss" ./refinery run --full -c "$work/bench.ini" --log-format=json 2> "$work/run.json"
 		else
-			./refinery run -j "$jobs" -c "$work/bench.ini" --log-format=json 2> "$work/run.json"
+			/usr/bin/time -f %M -o "$work/rss" ./refinery run --full -j "$jobs" -c "$work/bench.ini" --log-format=json 2> "$work/run.json"
 		fi
 		eng+=("$(secs "$a" "$(date +%s.%N)")")
+		rss+=("$(tail -1 "$work/rss")")
 		grep '"event": "run"' "$work/run.json" >> "$work/stages"
 	done
 	e=$(printf '%s\n' "${eng[@]}" | median)
@@ -104,6 +124,8 @@ for k, n in enumerate(names):
     print("  %-26s %10.3f s" % (n, statistics.median(r["stages"][k]["seconds"] for r in runs)))
 print("  %-26s %10.0f MiB" % ("peak RSS", statistics.median(r.get("max_rss_kb", 0) for r in runs) / 1024))
 PY
+	echo "ratio_to_floor=$(awk -v e="$e" -v f="$f" 'BEGIN{printf "%.2f", e/f}')"
+	echo "peak_rss_bytes=$(printf '%s\n' "${rss[@]}" | median | awk '{printf "%d", $1 * 1024}')"
 done
 if [ -f "$shared/peer_pipeline.sql" ]; then
 	peer=()
@@ -126,3 +148,4 @@ if [ "$rows" -le 200000 ] || [ "${EVALUATE:-}" = yes ]; then
 	echo "where the last run's remaining errors come from (tests/bench/why.sql):"
 	psql -X -q -v sch=$s -f tests/bench/why.sql
 fi
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

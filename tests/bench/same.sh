@@ -4,7 +4,9 @@
 # tests/build.sh), generates ROWS leads (default 100,000) with this tree's
 # fixtures/genleads, runs each program once on a throwaway PostgreSQL server (each in its
 # own database, so each migrates its own schema), and compares the result rows of the two
-# runs, sorted by lead id, column by column over the columns both versions write.  Prints
+# runs as refinery.results gives them (the view every reader goes through, so a change of
+# storage format compares by value), sorted by lead id, column by column over the columns
+# both versions have.  Prints
 # one md5 per side and per column, and exits 0 when every column is the same, 1 when any
 # differs (naming the first leads that differ).  A check for restructuring work, not part
 # of `make check`.
@@ -44,14 +46,14 @@ PGDATABASE=head "$top/refinery" run -q -c "$work/rules.ini"
 
 cols() {
 	psql -X -At -d "$1" -c "SELECT string_agg(attname, ' ' ORDER BY attnum) FROM pg_attribute
-		WHERE attrelid = 'refinery.lead_results'::regclass AND attnum > 0 AND NOT attisdropped
+		WHERE attrelid = 'refinery.results'::regclass AND attnum > 0 AND NOT attisdropped
 		AND attname <> 'run_id'"
 }
 common=$(comm -12 <(cols base | tr ' ' '\n' | sort) <(cols head | tr ' ' '\n' | sort))
 echo "$rows leads; base $(git rev-parse --short "$base"), head $(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo ' + uncommitted changes')"
 differ=0
 for c in $common; do
-	q="SELECT md5(string_agg(coalesce($c::text, '<null>'), E'\\n' ORDER BY lead_id)) FROM refinery.lead_results
+	q="SELECT md5(string_agg(coalesce($c::text, '<null>'), E'\\n' ORDER BY lead_id)) FROM refinery.results
 	   WHERE run_id = (SELECT max(run_id) FROM refinery.runs)"
 	a=$(psql -X -At -d base -c "$q") b=$(psql -X -At -d head -c "$q")
 	if [ "$a" = "$b" ]; then
@@ -59,9 +61,9 @@ for c in $common; do
 	else
 		printf '  %-16s %s  base\n  %-16s %s  head  DIFFERS\n' "$c" "$a" "" "$b"
 		differ=1
-		psql -X -At -d base -c "COPY (SELECT lead_id, coalesce($c::text, '<null>') FROM refinery.lead_results
+		psql -X -At -d base -c "COPY (SELECT lead_id, coalesce($c::text, '<null>') FROM refinery.results
 			WHERE run_id = (SELECT max(run_id) FROM refinery.runs) ORDER BY lead_id) TO STDOUT" >"$work/a"
-		psql -X -At -d head -c "COPY (SELECT lead_id, coalesce($c::text, '<null>') FROM refinery.lead_results
+		psql -X -At -d head -c "COPY (SELECT lead_id, coalesce($c::text, '<null>') FROM refinery.results
 			WHERE run_id = (SELECT max(run_id) FROM refinery.runs) ORDER BY lead_id) TO STDOUT" >"$work/b"
 		diff "$work/a" "$work/b" | head -6 | sed 's/^/      /' || true
 	fi

@@ -99,7 +99,7 @@ is "$(pq -c "SELECT count(*) FROM refinery.lead_results r WHERE run_id = $run AN
 	"0" "every removed lead names its rule"
 is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $run AND verdict = 'kept' AND score IS NULL")" \
 	"0" "every kept lead has a score"
-is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $run AND score IS NOT NULL AND score <> (SELECT sum(value::numeric) FROM jsonb_each_text(points))")" \
+is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $run AND score IS NOT NULL AND score <> (SELECT sum(value::numeric) FROM jsonb_each_text(points::jsonb))")" \
 	"0" "every score is exactly the sum of its points"
 
 # the summaries a DBA reads: cohorts, reps and their per-source rates, one view per question
@@ -169,7 +169,7 @@ like "$(cat "$tmp/fitted.ini")" '^\[score\.source\]' "the fitted file has a [sco
 "$REFINERY" check-rules "$tmp/rules.ini" "$tmp/fitted.ini" >/dev/null; ok $? "the fitted rules check"
 "$REFINERY" run -q -c "$tmp/rules.ini" -c "$tmp/fitted.ini"; ok $? "a run with the fitted rules succeeds"
 fitted_run=$(pq -c "SELECT max(run_id) FROM refinery.runs")
-is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $fitted_run AND score IS NOT NULL AND score <> (SELECT sum(value::numeric) FROM jsonb_each_text(points))")" \
+is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $fitted_run AND score IS NOT NULL AND score <> (SELECT sum(value::numeric) FROM jsonb_each_text(points::jsonb))")" \
 	"0" "with fitted points every score is still the sum of its points"
 
 # the application name, and a password given in the conninfo

@@ -12,22 +12,7 @@ BEGIN;
 SET LOCAL client_min_messages = warning;
 SELECT plan(44);
 
-CREATE FUNCTION pg_temp.refusal(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-	cname text;
-	state text;
-BEGIN
-	BEGIN
-		EXECUTE stmt;
-		RAISE EXCEPTION USING ERRCODE = 'RFOK0';
-	EXCEPTION WHEN OTHERS THEN
-		GET STACKED DIAGNOSTICS cname = CONSTRAINT_NAME, state = RETURNED_SQLSTATE;
-		IF state = 'RFOK0' THEN
-			RETURN 'ok';
-		END IF;
-		RETURN coalesce(nullif(cname, ''), state);
-	END;
-END $$;
+\ir refusal.sql
 
 -- a lead row of run 2, with one column replaced: pg_temp.lead('verdict', '''lost''')
 CREATE FUNCTION pg_temp.lead(col text DEFAULT NULL, val text DEFAULT NULL,

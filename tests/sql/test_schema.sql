@@ -64,13 +64,13 @@ FROM (VALUES
 	('lead_results', 'phone_norm', 'text'), ('lead_results', 'phone_type', 'text'),
 	('lead_results', 'phone_repair', 'text'), ('lead_results', 'email_norm', 'text'),
 	('lead_results', 'name_norm', 'text'), ('lead_results', 'status_norm', 'text'),
-	('lead_results', 'score', 'numeric(5,2)'), ('lead_results', 'points', 'jsonb'),
+	('lead_results', 'score', 'numeric(5,2)'), ('lead_results', 'points', 'json'),
 	('lead_results', 'temperature', 'text'), ('lead_results', 'persona', 'text'),
 	('lead_results', 'cohort', 'text'), ('lead_results', 'rep_id', 'bigint'),
 	('lead_results', 'call_order', 'integer'), ('lead_results', 'p_close', 'double precision'),
 	('lead_results', 'channel_plan', 'text'),
 	('lead_results', 'sla_due_at', 'timestamp with time zone'),
-	('lead_results', 'golden', 'jsonb'),
+	('lead_results', 'golden', 'json'),
 	('run_cohorts', 'run_id', 'bigint'), ('run_cohorts', 'cohort', 'text'),
 	('run_cohorts', 'ord', 'integer'), ('run_cohorts', 'leads', 'bigint'),
 	('run_cohorts', 'score_min', 'numeric(5,2)'), ('run_cohorts', 'score_max', 'numeric(5,2)'),
@@ -150,7 +150,8 @@ SELECT results_eq('SELECT version, name FROM refinery.schema_migrations ORDER BY
 						 (4, '004_jobs.sql'), (5, '005_forget.sql'), (6, '006_state.sql'),
 						 (7, '007_queue.sql'), (8, '008_review.sql'), (9, '009_outcomes_in.sql'),
 						 (10, '010_feedback.sql'), (11, '011_incremental.sql'),
-						 (12, '012_run_warnings.sql'), (13, '013_record_details.sql')$$,
+						 (12, '012_run_warnings.sql'), (13, '013_record_details.sql'),
+						 (14, '014_results_json.sql')$$,
 				  'every migration file is recorded in schema_migrations');
 
 -- 10 views
