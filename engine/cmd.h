@@ -83,14 +83,22 @@ bool cmd_export_claims(const struct cmd_opts *o, struct error *err);
 void cmd_print_table(FILE *out, const char *title, PGresult *res);
 
 /*
- * What feedback and export --claims share (cmd_feedback.c): the rules a
- * run stored (refinery.runs.rules_text) as a rules object (*out, caller
- * frees with rules_free); and pg_temp.refinery_origin (lead_id, campaign,
- * supplier, bought_at), read now from the source those rules name through
- * their [columns]: the campaign for feedback, the supplier and bought_at
- * with `claims` (the others NULL).  When the source cannot be read (a CSV
- * file, a table gone) or lacks the campaign column, `why` says so and no
- * table is made; with `claims` that, or a source without the supplier or
+ * The job a command means (cmd_resolve_job()) and its latest committed run,
+ * for the commands that take no --run (feedback, export --claims); *job is
+ * malloc'd, also when the run is not found.
+ */
+bool cmd_resolve_latest(PGconn *conn, const char *given, char **job, int64_t *run_id,
+                        struct error *err);
+
+/*
+ * The rules a run stored (refinery.runs.rules_text) as a rules object (*out,
+ * caller frees with rules_free; cmd_query.c).  And what feedback and export
+ * --claims share (cmd_feedback.c): pg_temp.refinery_origin (lead_id,
+ * campaign, supplier, bought_at), read now from the source those rules name
+ * through their [columns]: the campaign for feedback, the supplier and
+ * bought_at with `claims` (the others NULL).  When the source cannot be read
+ * (a CSV file, a table gone) or lacks the campaign column, `why` says so and
+ * no table is made; with `claims` that, or a source without the supplier or
  * bought_at column, is a data error instead.
  */
 struct rules;

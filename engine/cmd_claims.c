@@ -92,15 +92,8 @@ cmd_export_claims(const struct cmd_opts *o, struct error *err)
 	}
 	if ((conn = pg_connect(&o->conn, err)) == NULL)
 		return false;
-	if (!cmd_resolve_job(conn, o->job, &job, err))
+	if (!cmd_resolve_latest(conn, o->job, &job, &run_id, err))
 		goto out;
-	{
-		struct cmd_opts latest = *o;
-
-		latest.job = job;
-		if (!cmd_resolve_run(conn, &latest, &run_id, err))
-			goto out;
-	}
 	if (!cmd_run_rules(conn, run_id, &r, err) || !check_supplier(r, o->supplier, err) ||
 	    !cmd_origin_table(conn, r, true, why, sizeof(why), err))
 		goto out;

@@ -39,33 +39,6 @@ static const char *const origin_cols[][2] = {
 #define NORIGIN ((int) (sizeof(origin_cols) / sizeof(origin_cols[0])))
 
 bool
-cmd_run_rules(PGconn *conn, int64_t run_id, struct rules **out, struct error *err)
-{
-	char run[32];
-	const char *p[1] = {run};
-	PGresult *res;
-	bool ok;
-
-	*out = NULL;
-	snprintf(run, sizeof(run), "%" PRId64, run_id);
-	res = pg_query(conn, "reading the run's rules",
-	               "SELECT rules_text FROM refinery.runs WHERE run_id = $1", 1, p, err);
-	if (res == NULL)
-		return false;
-	if ((*out = rules_new()) == NULL)
-	{
-		PQclear(res);
-		return error_oom(err);
-	}
-	ok = PQntuples(res) == 1 &&
-	     rules_load_string(*out, "refinery.runs.rules_text", PQgetvalue(res, 0, 0), err);
-	PQclear(res);
-	if (!ok && err->code == EXIT_OK)
-		error_set(err, EXIT_DATA, "run %" PRId64 " has no rules", run_id);
-	return ok;
-}
-
-bool
 cmd_origin_table(PGconn *conn, struct rules *r, bool claims, char *why, size_t whysize,
                  struct error *err)
 {
@@ -328,16 +301,8 @@ cmd_feedback(const struct cmd_opts *o, struct error *err)
 		                 o->since);
 	if ((conn = pg_connect(&o->conn, err)) == NULL)
 		return false;
-	if (!cmd_resolve_job(conn, o->job, &job, err))
+	if (!cmd_resolve_latest(conn, o->job, &job, &run_id, err))
 		goto out;
-	{
-		struct cmd_opts latest = *o;
-
-		latest.job = job;
-		latest.run_id = 0;
-		if (!cmd_resolve_run(conn, &latest, &run_id, err))
-			goto out;
-	}
 	p[0] = job;
 	if (!cmd_run_rules(conn, run_id, &r, err))
 		goto out;

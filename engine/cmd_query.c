@@ -86,6 +86,44 @@ cmd_resolve_run(PGconn *conn, const struct cmd_opts *o, int64_t *run_id, struct 
 	return true;
 }
 
+bool
+cmd_resolve_latest(PGconn *conn, const char *given, char **job, int64_t *run_id, struct error *err)
+{
+	struct cmd_opts latest = {0};
+
+	if (!cmd_resolve_job(conn, given, job, err))
+		return false;
+	latest.job = *job;
+	return cmd_resolve_run(conn, &latest, run_id, err);
+}
+
+bool
+cmd_run_rules(PGconn *conn, int64_t run_id, struct rules **out, struct error *err)
+{
+	char run[32];
+	const char *p[1] = {run};
+	PGresult *res;
+	bool ok;
+
+	*out = NULL;
+	snprintf(run, sizeof(run), "%" PRId64, run_id);
+	res = pg_query(conn, "reading the run's rules",
+	               "SELECT rules_text FROM refinery.runs WHERE run_id = $1", 1, p, err);
+	if (res == NULL)
+		return false;
+	if ((*out = rules_new()) == NULL)
+	{
+		PQclear(res);
+		return error_oom(err);
+	}
+	ok = PQntuples(res) == 1 &&
+	     rules_load_string(*out, "refinery.runs.rules_text", PQgetvalue(res, 0, 0), err);
+	PQclear(res);
+	if (!ok && err->code == EXIT_OK)
+		error_set(err, EXIT_DATA, "run %" PRId64 " has no rules", run_id);
+	return ok;
+}
+
 /* The mode of the files a command writes: --file-mode, else the shipped default. */
 bool
 cmd_file_mode(const struct cmd_opts *o, mode_t *mode, struct error *err)
@@ -218,8 +256,6 @@ static bool
 sheet_source(PGconn *conn, int64_t run_id, const char *lost, struct strbuf *from,
              bool have[NSHEET_SOURCE], struct error *err)
 {
-	char run[32];
-	const char *p[1] = {run};
 	PGresult *res = NULL;
 	struct rules *r = NULL;
 	const char *table, *query, *idcol, *col;
@@ -230,26 +266,15 @@ sheet_source(PGconn *conn, int64_t run_id, const char *lost, struct strbuf *from
 	for (int k = 0; k < NSHEET_SOURCE; k++)
 		have[k] = false;
 	sb_init(&sub);
-	snprintf(run, sizeof(run), "%" PRId64, run_id);
-	res = pg_query(conn, "reading the run's rules",
-	               "SELECT rules_text FROM refinery.runs WHERE run_id = $1", 1, p, err);
-	if (res == NULL)
-		goto out;
-	if ((r = rules_new()) == NULL)
+	if (!cmd_run_rules(conn, run_id, &r, err))
 	{
-		error_oom(err);
-		goto out;
-	}
-	if (PQntuples(res) != 1 ||
-	    !rules_load_string(r, "refinery.runs.rules_text", PQgetvalue(res, 0, 0), err))
-	{
+		if (PQstatus(conn) != CONNECTION_OK || err->code == EXIT_INTERNAL)
+			goto out; /* a lost connection or no memory: an error, not a missing column */
 		log_warning("the rules of run %" PRId64 " cannot be read (%s): %s", run_id, err->msg, lost);
 		error_clear(err);
 		ok = true;
 		goto out;
 	}
-	PQclear(res);
-	res = NULL;
 	table = rules_get(r, "source", "table");
 	query = rules_get(r, "source", "query");
 	idcol = rules_get(r, "columns", "lead_id");
