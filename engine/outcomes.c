@@ -17,13 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "match.h"
 #include "outcomes.h"
 #include "pg.h"
 #include "ruleset.h"
 #include "state.h"
+#include "strbuf.h"
 #include "util.h"
 
 /* stage counters keep the name they are given: one static name per outcome */
@@ -396,19 +396,19 @@ rest_lost(const struct lead_outcomes *lo, const struct ruleset *rs, struct batch
 	{
 		enum outcome o = (enum outcome) lo->last[i];
 		int64_t until = lo->at[i] + (int64_t) days * 86400;
-		char reason[96];
-		const char *r;
-		time_t t = (time_t) until;
-		struct tm tm;
+		struct strbuf reason;
+		const char *r = NULL;
 
 		if (b->verdict[i] != VERDICT_KEPT || (o != OUTCOME_LOST && o != OUTCOME_NOT_RELEVANT) ||
 		    now >= until)
 			continue;
-		gmtime_r(&t, &tm); /* naive local seconds: their calendar is UTC's */
-		snprintf(reason, sizeof(reason), "%s lately: rests until %04d-%02d-%02d",
-		         o == OUTCOME_LOST ? "lost" : "not relevant", tm.tm_year + 1900, tm.tm_mon + 1,
-		         tm.tm_mday);
-		if ((r = batch_strdup(b, reason)) == NULL)
+		sb_init(&reason);
+		sb_printf(&reason, "%s lately: rests until ", o == OUTCOME_LOST ? "lost" : "not relevant");
+		sb_time(&reason, until); /* "YYYY-MM-DD HH:MM:SS": the day is what the reason says */
+		if (!reason.oom && reason.len >= 9)
+			r = batch_strndup(b, reason.data, reason.len - 9);
+		sb_free(&reason);
+		if (r == NULL)
 			r = "lost or not relevant lately: rests";
 		batch_mark(b, i, VERDICT_NURTURE, "outcome.rest", r);
 		rested++;
