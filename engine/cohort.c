@@ -34,17 +34,21 @@ oom(struct error *err)
 	return error_oom(err);
 }
 
+static void
+cohort_def_free(struct cohort_def *d)
+{
+	free(d->name);
+	for (int m = 0; m < COHORT_PLANS; m++)
+		free(d->plan[m]);
+}
+
 void
 cohort_config_free(struct cohort_config *c)
 {
 	if (c == NULL)
 		return;
 	for (int k = 0; k < c->ncohorts; k++)
-	{
-		free(c->cohorts[k].name);
-		for (int m = 0; m < COHORT_PLANS; m++)
-			free(c->cohorts[k].plan[m]);
-	}
+		cohort_def_free(&c->cohorts[k]);
 	free(c->cohorts);
 	free(c->by_rank);
 	calendar_free(&c->cal);
@@ -255,9 +259,7 @@ cohort_config_load(struct rules *r, struct cohort_config **out, struct error *er
 			struct cohort_def *d = &c->cohorts[--c->ncohorts];
 
 			/* check-rules: keep the error, drop the cohort, check the next one */
-			free(d->name);
-			for (int m = 0; m < COHORT_PLANS; m++)
-				free(d->plan[m]);
+			cohort_def_free(d);
 			memset(d, 0, sizeof(*d));
 			if (!rules_collecting(r) || !rules_loader_failed(r, mark, err))
 			{

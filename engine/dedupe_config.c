@@ -82,19 +82,23 @@ default_m(enum dedupe_comparator cmp, double *m)
 static const char *const policy_names[] = {"status", "last_touch", "complete", "touches",
                                            "oldest", "newest",     NULL};
 
+static void
+field_free(struct dedupe_field *f)
+{
+	free(f->name);
+	free(f->given_name);
+	rules_list_free(f->alias);
+	for (int k = 0; k < f->ncolumns; k++)
+		free(f->columns[k]);
+}
+
 void
 dedupe_config_free(struct dedupe_config *c)
 {
 	if (c == NULL)
 		return;
 	for (int f = 0; f < c->nfields; f++)
-	{
-		free(c->field[f].name);
-		free(c->field[f].given_name);
-		rules_list_free(c->field[f].alias);
-		for (int k = 0; k < c->field[f].ncolumns; k++)
-			free(c->field[f].columns[k]);
-	}
+		field_free(&c->field[f]);
 	for (int k = 0; k < c->nblocks; k++)
 		free(c->block[k].name);
 	rules_list_free(c->status_rank);
@@ -107,11 +111,7 @@ drop_field(struct dedupe_config *c)
 {
 	struct dedupe_field *f = &c->field[--c->nfields];
 
-	free(f->name);
-	free(f->given_name);
-	rules_list_free(f->alias);
-	for (int k = 0; k < f->ncolumns; k++)
-		free(f->columns[k]);
+	field_free(f);
 	memset(f, 0, sizeof(*f));
 }
 
