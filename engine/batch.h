@@ -100,6 +100,7 @@ const char *temperature_name(enum temperature t); /* NULL for TEMP_NONE */
 struct rep_table;     /* reps and their history; match.h */
 struct suppress_set;  /* contacts of people erased on request; suppress.h */
 struct blacklist_dnc; /* the do-not-call lists' values; blacklist.h */
+struct dedupe_prior;  /* what the job's state tells the dedupe; dedupe.h */
 
 struct batch
 {
@@ -182,6 +183,8 @@ struct batch
 	struct suppress_set *suppress;
 	/* ---- the do-not-call values the rules' files and queries gave; owned ---- */
 	struct blacklist_dnc *dnc;
+	/* ---- the job's clusters and dedupe model (state_dedupe.c); borrowed, NULL no state ---- */
+	struct dedupe_prior *dd_prior;
 };
 
 /*

@@ -148,27 +148,41 @@ cmd_warn_rejects(const struct ruleset *rs, size_t rejected)
 	            rs->source->csv_reject ? rs->source->csv_reject : "");
 }
 
+static bool state_finish(struct job_state *state, const struct batch *b,
+                         struct stage_stats *state_st, struct error *err);
+
 /*
  * The stages; with the job's outcomes the match stage runs apart, after
  * the outcomes' effects that need clusters and normalised phones (a won
  * person's other records, a dead number's other records, the holds an
- * outcome ended).
+ * outcome ended).  With the job's state, the rest of it, read behind the
+ * first stages, is waited for before the dedupe, which re-resolves only
+ * what changed (state_dedupe_prior); full: run --full.
  */
 static bool
 run_stages(struct batch *b, const struct ruleset *rs, const struct run_ctx *run,
            struct pipeline_result *pr, const struct lead_outcomes *outcomes,
-           struct stage_stats *counts, struct error *err)
+           struct job_state *state, bool full, struct stage_stats *counts, struct error *err)
 {
 	int last = 0;
+	const char *from = pipeline_stage_name(0);
 
-	if (outcomes == NULL)
-		return pipeline_run(b, rs, run, pr, pg_interrupted, err);
 	while (pipeline_stage_name(last + 1) != NULL)
 		last++;
+	if (state)
+	{
+		if (!pipeline_run_range(b, rs, run, pr, from, "blacklist", pg_interrupted, err) ||
+		    !state_finish(state, b, counts, err) || !state_dedupe_prior(state, b, full, err))
+			return false;
+		from = "dedupe";
+	}
+	if (outcomes == NULL)
+		return pipeline_run_range(b, rs, run, pr, from, pipeline_stage_name(last), pg_interrupted,
+		                          err);
 	if (strcmp(pipeline_stage_name(last), "match") != 0 || last == 0)
 		return error_set(err, EXIT_INTERNAL, "the last stage is not match");
-	if (!pipeline_run_range(b, rs, run, pr, pipeline_stage_name(0), pipeline_stage_name(last - 1),
-	                        pg_interrupted, err))
+	if (!pipeline_run_range(b, rs, run, pr, from, pipeline_stage_name(last - 1), pg_interrupted,
+	                        err))
 		return false;
 	outcomes_apply_before_match(outcomes, rs, b, run->now, counts);
 	return pipeline_run_range(b, rs, run, pr, "match", "match", pg_interrupted, err);
@@ -326,13 +340,11 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	    !outcomes_learn(outcomes, rs, b, state_st, err))
 		goto out;
 	FAULT("compute");
-	/* the rest of the state is read while the stages compute (the connection is idle) */
+	/* the rest of the state is read while the first stages compute (the connection is idle) */
 	if (state && !state_read_start(conn, state, err))
 		goto out;
-	if (!run_stages(b, rs, &run, &pr, outcomes, state_st, err) ||
+	if (!run_stages(b, rs, &run, &pr, outcomes, state, o->full, state_st, err) ||
 	    !vocab_check(rs, b, &pr, &warnings, err))
-		goto out;
-	if (state && !state_finish(state, b, state_st, err))
 		goto out;
 	if (state && !state_reconcile(state, b, o->full, err))
 		goto out;

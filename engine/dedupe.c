@@ -827,6 +827,39 @@ out:
 	return ok;
 }
 
+/* The participant index of batch row i: rows and participants are both in row order. */
+static uint32_t
+participant_of(const struct run *r, size_t i)
+{
+	size_t lo = 0, hi = r->np;
+
+	while (lo < hi)
+	{
+		size_t mid = (lo + hi) / 2;
+
+		if (r->row[mid] < i)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return (uint32_t) lo;
+}
+
+double
+dd_pair_weight(const struct run *r, uint32_t pattern, double tf)
+{
+	double w = r->prior + tf;
+
+	for (int f = 0; f < r->c->nfields; f++)
+	{
+		unsigned l = pattern_level(pattern, f);
+
+		if (l != LEVEL_MISSING)
+			w += uses_given(r, f, pattern) ? r->wg[f][l] : r->w[f][l];
+	}
+	return w;
+}
+
 /* Survivors, verdicts, reasons and golden records of every cluster. */
 static bool
 resolve_clusters(struct run *r, struct unionfind *uf, const uint32_t *best)
@@ -880,36 +913,36 @@ resolve_clusters(struct run *r, struct unionfind *uf, const uint32_t *best)
 			size_t i = rows[k];
 			uint32_t pi, pk, partner;
 			const char *reason;
+			double w;
 
 			b->cluster_id[i] = cid;
 			b->survivor[i] = surv;
 			if (i == surv || b->verdict[i] != VERDICT_KEPT)
 				continue;
 
-			/* participant index of row i: rows and participants are both in row order */
-			pi = 0;
-			{
-				size_t lo = 0, hi = r->np;
-
-				while (lo < hi)
-				{
-					size_t mid = (lo + hi) / 2;
-
-					if (r->row[mid] < i)
-						lo = mid + 1;
-					else
-						hi = mid;
-				}
-				pi = (uint32_t) lo;
-			}
+			pi = participant_of(r, i);
 			pk = best[pi];
-			partner = pair_a(r->pair[pk]) == pi ? pair_b(r->pair[pk]) : pair_a(r->pair[pk]);
+			if (pk != UINT32_MAX)
+			{
+				partner = pair_a(r->pair[pk]) == pi ? pair_b(r->pair[pk]) : pair_a(r->pair[pk]);
+				w = r->weight[pk];
+			}
+			else
+			{
+				/* a cluster kept from the state (dedupe_incr.c): described against its survivor */
+				double tf = 0.0;
+				uint32_t pat;
+
+				partner = participant_of(r, surv);
+				pat = dd_compare_pair(r, pi, partner, &tf);
+				w = dd_pair_weight(r, pat, tf);
+			}
 			s.n = 0;
 			dd_sb_printf(&s, "duplicate of lead %s: ", batch_lead_id(b, surv));
 			dd_describe_match(r, pi, partner, &s);
 			if (r->row[partner] != surv)
 				dd_sb_printf(&s, " (matched lead %.60s)", batch_lead_id(b, r->row[partner]));
-			dd_sb_printf(&s, "; match probability %.3f", 1.0 / (1.0 + exp2(-r->weight[pk])));
+			dd_sb_printf(&s, "; match probability %.3f", 1.0 / (1.0 + exp2(-w)));
 			if (s.oom || (reason = batch_strndup(b, s.p, s.n)) == NULL)
 				goto out;
 			batch_mark(b, i, VERDICT_DUPLICATE, "dedupe", reason);
@@ -943,6 +976,9 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	int cols[DEDUPE_MAX_FIELDS][DEDUPE_MAX_COLUMNS];
 	struct unionfind *uf = NULL;
 	uint32_t *best = NULL;
+	uint8_t *active = NULL; /* a nightly run: the participants it re-resolves (dedupe_incr.c) */
+	struct dedupe_prior *pri = b->dd_prior;
+	bool incremental = false;
 	double match_w, optout_w;
 	double t0, t1, t2, t3, t4, t5, t6;
 	bool ok = false;
@@ -1081,6 +1117,16 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 		goto stopped;
 	if (!dd_generate_pairs(&r))
 		goto oom;
+	incremental = pri && pri->incremental && dd_incr_model_fits(&r, &pri->model);
+	if (incremental && !dd_incr_select(&r, pri, &active))
+		goto oom;
+	if (pri)
+	{
+		pri->resolved = r.np;
+		if (incremental)
+			for (size_t p = pri->resolved = 0; p < r.np; p++)
+				pri->resolved += active[p] != 0;
+	}
 	t2 = now_seconds();
 	if (run_stopped(&r))
 		goto stopped;
@@ -1102,8 +1148,12 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	t3 = now_seconds();
 	if (run_stopped(&r))
 		goto stopped;
-	if (!dd_estimate_m(&r))
+	if (incremental)
+		dd_incr_use_model(&r, &pri->model);
+	else if (!dd_estimate_m(&r))
 		goto oom;
+	if (pri)
+		dd_incr_keep_model(&r, &pri->model);
 	for (int f = 0; f < c->nfields; f++)
 		for (int l = 0; l < c->field[f].nlevels; l++)
 		{
@@ -1112,18 +1162,7 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 		}
 #pragma omp parallel for num_threads(r.nthreads) schedule(static)
 	for (size_t k = 0; k < r.npairs; k++)
-	{
-		double w = r.prior + r.weight[k];
-
-		for (int f = 0; f < c->nfields; f++)
-		{
-			unsigned l = pattern_level(r.pattern[k], f);
-
-			if (l != LEVEL_MISSING)
-				w += uses_given(&r, f, r.pattern[k]) ? r.wg[f][l] : r.w[f][l];
-		}
-		r.weight[k] = (float) w;
-	}
+		r.weight[k] = (float) dd_pair_weight(&r, r.pattern[k], r.weight[k]);
 
 	match_w = log2(c->min_probability / (1.0 - c->min_probability));
 	r.lift_w = c->veto_lift >= 1.0 ? INFINITY : log2(c->veto_lift / (1.0 - c->veto_lift));
@@ -1137,8 +1176,9 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	uf = unionfind_new(r.np);
 	best = malloc(r.np * sizeof(*best));
 	t4 = now_seconds();
-	if (uf == NULL || best == NULL || !dd_build_clusters(&r, uf, match_w, best) ||
-	    !propagate_optouts(&r, uf))
+	if (uf == NULL || best == NULL ||
+	    (incremental && !dd_incr_restore_clusters(&r, pri, active, uf)) ||
+	    !dd_build_clusters(&r, uf, match_w, best) || !propagate_optouts(&r, uf))
 		goto oom;
 	t5 = now_seconds();
 	if (run_stopped(&r))
@@ -1185,6 +1225,7 @@ stopped:
 done:
 	unionfind_free(uf);
 	free(best);
+	free(active);
 	run_free(&r);
 	return ok;
 }
@@ -1208,5 +1249,7 @@ dedupe_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, 
 	stage_count(st, "optout_unmatched", rep.optout_unmatched);
 	stage_count(st, "merges_refused", rep.refused);
 	stage_count(st, "blocks_skipped", rep.blocks_skipped);
+	if (b->dd_prior && b->dd_prior->incremental)
+		stage_count(st, "re-resolved", b->dd_prior->resolved);
 	return true;
 }

@@ -174,6 +174,54 @@ struct dedupe_report
 	} field[DEDUPE_MAX_FIELDS];
 };
 
+/*
+ * What the dedupe learnt besides u, the chance agreement (which every run
+ * measures on its whole batch): m, the conditional u of fields with
+ * `given`, and the prior.  A job keeps the model of its last run (state.c,
+ * refinery.jobs.dedupe_model) so that a nightly run compares only the pairs
+ * a change can affect, which are too few to learn m from.
+ */
+struct dedupe_model
+{
+	bool valid;
+	int nfields;
+	int nlevels[DEDUPE_MAX_FIELDS];
+	double prior;
+	double m[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS];
+	double ug[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS];
+};
+
+/*
+ * What a job's state tells the dedupe (batch.dd_prior, set by state.c):
+ * with `incremental` and a valid model, the stage re-resolves only the
+ * leads a change can affect (see dedupe_incr.c) and keeps the clusters of
+ * the others as the state has them; without, it resolves every lead and
+ * learns the model.  Either way it leaves the model it used in `model`.
+ */
+struct dedupe_prior
+{
+	bool incremental;
+	const uint8_t *touched;     /* batch row -> 1: new, returned, or changed (source fields,
+	                                * or whether it was kept or an opt-out before the dedupe) */
+	const int64_t *cluster;     /* batch row -> its cluster in the state, -1 none */
+	const uint8_t *verdict;     /* batch row -> its verdict in the state (enum verdict) */
+	const char *const *rule_id; /* batch row -> its rule in the state, NULL none */
+	const int64_t *gone;        /* sorted ids of the clusters of the state's leads not pulled */
+	size_t ngone;
+	struct dedupe_model model; /* in: the job's model; out: the one the run used */
+	size_t resolved;           /* out: participants re-resolved (every one when not incremental) */
+};
+
+struct strbuf;
+
+/*
+ * The model as one line of text, tied to the rules it was learnt with
+ * (their sha256); parse gives false (and m->valid false) for a text of
+ * other rules or one it cannot read.
+ */
+void dedupe_model_format(const struct dedupe_model *m, const char *rules_sha256, struct strbuf *sb);
+bool dedupe_model_parse(const char *text, const char *rules_sha256, struct dedupe_model *m);
+
 /* The rule id of a lead held for review as a possible opt-out (verdict review). */
 #define DEDUPE_REVIEW_RULE "dedupe.optout_review"
 

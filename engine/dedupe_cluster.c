@@ -115,6 +115,10 @@ dd_build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t 
 		goto out;
 	for (size_t p = 0; p < np; p++)
 		own[p] = reach[p] = has_contact(r->b, r->row[p]);
+	/* clusters joined before (a nightly run's, kept from the state): a root reaches its members' */
+	for (size_t p = 0; p < np; p++)
+		if (own[p])
+			reach[unionfind_find(uf, (uint32_t) p)] = true;
 	for (size_t k = 0; k < r->npairs; k++)
 	{
 		if (r->weight[k] >= match_w && !dd_vetoed(r, r->pattern[k], r->weight[k]))

@@ -280,4 +280,20 @@ pair_b(uint64_t code)
 	return (uint32_t) code;
 }
 
+/* dedupe.c: the weight of a pair with this pattern and term-frequency adjustment */
+double dd_pair_weight(const struct run *r, uint32_t pattern, double tf);
+
+/*
+ * dedupe_incr.c: a nightly run's dedupe.  dd_incr_select marks the
+ * participants a change can affect (*active, the caller's to free) and
+ * keeps only the pairs with a marked end; dd_incr_restore_clusters joins
+ * the unmarked participants into the clusters the state has them in.
+ */
+bool dd_incr_select(struct run *r, const struct dedupe_prior *pri, uint8_t **active);
+bool dd_incr_restore_clusters(struct run *r, const struct dedupe_prior *pri, const uint8_t *active,
+                              struct unionfind *uf);
+bool dd_incr_model_fits(const struct run *r, const struct dedupe_model *m);
+void dd_incr_use_model(struct run *r, const struct dedupe_model *m);
+void dd_incr_keep_model(const struct run *r, struct dedupe_model *m);
+
 #endif /* REFINERY_DEDUPE_INT_H */

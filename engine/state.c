@@ -291,7 +291,8 @@ read_last_run(PGconn *conn, struct job_state *st, const char *sha, struct error 
 	const char *params[1] = {st->job};
 	PGresult *res = pg_query(conn, "reading the job's last run",
 	                         "SELECT r.run_id, r.rules_sha256, EXISTS (SELECT 1 FROM "
-	                         "refinery.lead_state s WHERE s.job = $1) "
+	                         "refinery.lead_state s WHERE s.job = $1), (SELECT j.dedupe_model "
+	                         "FROM refinery.jobs j WHERE j.name = $1) "
 	                         "FROM (SELECT 1) one LEFT JOIN (SELECT run_id, rules_sha256 "
 	                         "FROM refinery.runs WHERE job = $1 AND status = 'committed' "
 	                         "ORDER BY run_id DESC LIMIT 1) r ON true",
@@ -306,6 +307,9 @@ read_last_run(PGconn *conn, struct job_state *st, const char *sha, struct error 
 		st->c.rules_changed = strcmp(PQgetvalue(res, 0, 1), sha) != 0;
 	}
 	st->rows_elsewhere = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+	/* the job's dedupe model, when it was learnt with these rules (state_dedupe.c) */
+	if (!PQgetisnull(res, 0, 3))
+		(void) dedupe_model_parse(PQgetvalue(res, 0, 3), sha, &st->dd.model);
 	PQclear(res);
 	return true;
 }
@@ -912,7 +916,7 @@ record_job(PGconn *conn, const struct job_state *st, const struct ruleset *rs, i
 	if (res == NULL)
 		return false;
 	PQclear(res);
-	return true;
+	return state_write_model(conn, st, rs, err);
 }
 
 /* the start of a statement writing the change log; its SELECT gives the columns in this order */
@@ -1192,5 +1196,6 @@ state_free(struct job_state *st)
 	free(st->row_of);
 	free(st->kind);
 	free(st->fp);
+	state_dedupe_free(st);
 	free(st);
 }

@@ -77,6 +77,17 @@ void state_read_stop(struct job_state *st);
 /* Rows of the rest, and of them those that gained a hold or a take between the two reads. */
 size_t state_rest_rows(const struct job_state *st, size_t *stale);
 
+/*
+ * After the black-list stage and state_read_finish(), before the dedupe:
+ * give the batch what the dedupe needs of the state (b->dd_prior: each
+ * lead's cluster, whether it changed, the job's dedupe model), incremental
+ * unless full (run --full), the rules changed or the job has no state.  A
+ * lead's fingerprint takes in from here whether it reached the dedupe (kept
+ * or an opt-out), so a lead a new do-not-call entry removes counts as
+ * changed.  The model the dedupe used is written with the state.
+ */
+bool state_dedupe_prior(struct job_state *st, struct batch *b, bool full, struct error *err);
+
 /* After the stages: stable cluster ids, kept due times, the counts; full: run --full. */
 bool state_reconcile(struct job_state *st, struct batch *b, bool full, struct error *err);
 

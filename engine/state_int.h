@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 
+#include "dedupe.h"
 #include "state.h"
 
 #define NO_INDEX UINT32_MAX
@@ -78,6 +79,14 @@ struct job_state
 	bool rest_done; /* the reader thread is past its COPY (atomic) */
 	bool rest_ok;
 	struct error rest_err;
+
+	/* what the dedupe is told of the state, the job's model read with it (state_dedupe.c) */
+	struct dedupe_prior dd;
+	uint8_t *dd_touched;
+	int64_t *dd_cluster;
+	uint8_t *dd_verdict;
+	const char **dd_rule;
+	int64_t *dd_gone;
 };
 
 /* An empty state of job (no rows, no last run); NULL on out of memory. */
@@ -106,5 +115,10 @@ bool state_add_rest(struct job_state *st, char **f, struct error *err);
 
 /* After the second part's last row: find every lead of b again (the holds are left alone). */
 bool state_match_rest(struct job_state *st, const struct batch *b, struct error *err);
+
+/* state_dedupe.c: write the model the dedupe used (in the job's row); free what it keeps. */
+bool state_write_model(PGconn *conn, const struct job_state *st, const struct ruleset *rs,
+                       struct error *err);
+void state_dedupe_free(struct job_state *st);
 
 #endif /* REFINERY_STATE_INT_H */

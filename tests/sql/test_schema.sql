@@ -18,7 +18,7 @@ SELECT is((SELECT length(salt) FROM refinery.forget_salt), 32, 'the migration ma
 
 -- 7: exactly these columns, no more, no fewer
 SELECT columns_are('refinery', 'jobs', ARRAY['name', 'created_at', 'holder_pid', 'holder_host',
-	'holder_started_at', 'take_hours'], 'jobs has exactly the contract columns');
+	'holder_started_at', 'take_hours', 'dedupe_model'], 'jobs has exactly the contract columns');
 SELECT columns_are('refinery', 'runs', ARRAY['run_id', 'started_at', 'finished_at', 'status',
 	'rules_sha256', 'rules_text', 'rules_files', 'source_desc', 'engine_version', 'host',
 	'threads', 'rows_pulled', 'rows_kept', 'seconds_total', 'counts', 'job', 'snapshot',
@@ -151,7 +151,7 @@ SELECT results_eq('SELECT version, name FROM refinery.schema_migrations ORDER BY
 						 (7, '007_queue.sql'), (8, '008_review.sql'), (9, '009_outcomes_in.sql'),
 						 (10, '010_feedback.sql'), (11, '011_incremental.sql'),
 						 (12, '012_run_warnings.sql'), (13, '013_record_details.sql'),
-						 (14, '014_results_json.sql')$$,
+						 (14, '014_results_json.sql'), (16, '016_dedupe_model.sql')$$,
 				  'every migration file is recorded in schema_migrations');
 
 -- 10 views
