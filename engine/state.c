@@ -641,7 +641,7 @@ stable_clusters(struct job_state *st, struct batch *b, struct error *err)
 	/* clusters heir to nothing: their own id when no old cluster had it */
 	{
 		int64_t *mine = malloc(sizeof(*mine) * (b->n ? b->n : 1));
-		size_t nm = 0;
+		size_t nm = 0, nheirs = nmap; /* map[0..nheirs) is sorted; what follows is appended */
 
 		if (mine == NULL)
 		{
@@ -658,7 +658,7 @@ stable_clusters(struct job_state *st, struct batch *b, struct error *err)
 
 			if (x > 0 && mine[x] == mine[x - 1])
 				continue;
-			hit = bsearch(&key, map, nmap, sizeof(*map), cmp_pair_first);
+			hit = bsearch(&key, map, nheirs, sizeof(*map), cmp_pair_first);
 			if (hit)
 				continue;
 			if (in_sorted(olds, nolds, mine[x]))
