@@ -1106,18 +1106,21 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 		if (d->h2 && !count_values(d->h2, r.np, 1, d->freq2, &present2, &pairs2, NULL))
 			goto oom;
 	}
+	/* a nightly run takes u (and m) from the job's model: see dedupe_incr.c */
+	incremental = pri && pri->incremental && dd_incr_model_fits(&r, &pri->model);
 	for (int f = 0; f < c->nfields; f++)
-		if (c->field[f].given >= 0 && !count_namesakes(&r, f))
+		if (!incremental && c->field[f].given >= 0 && !count_namesakes(&r, f))
 			goto oom;
 
-	if (!dd_estimate_u(&r))
+	if (incremental)
+		dd_incr_use_model(&r, &pri->model);
+	else if (!dd_estimate_u(&r))
 		goto oom;
 	t1 = now_seconds();
 	if (run_stopped(&r))
 		goto stopped;
 	if (!dd_generate_pairs(&r))
 		goto oom;
-	incremental = pri && pri->incremental && dd_incr_model_fits(&r, &pri->model);
 	if (incremental && !dd_incr_select(&r, pri, &active))
 		goto oom;
 	if (pri)
@@ -1148,11 +1151,9 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	t3 = now_seconds();
 	if (run_stopped(&r))
 		goto stopped;
-	if (incremental)
-		dd_incr_use_model(&r, &pri->model);
-	else if (!dd_estimate_m(&r))
+	if (!incremental && !dd_estimate_m(&r))
 		goto oom;
-	if (pri)
+	if (pri && !incremental)
 		dd_incr_keep_model(&r, &pri->model);
 	for (int f = 0; f < c->nfields; f++)
 		for (int l = 0; l < c->field[f].nlevels; l++)

@@ -175,19 +175,25 @@ struct dedupe_report
 };
 
 /*
- * What the dedupe learnt besides u, the chance agreement (which every run
- * measures on its whole batch): m, the conditional u of fields with
- * `given`, and the prior.  A job keeps the model of its last run (state.c,
- * refinery.jobs.dedupe_model) so that a nightly run compares only the pairs
- * a change can affect, which are too few to learn m from.
+ * What the dedupe learnt: m, u, the conditional u of fields with `given`,
+ * and the prior, with the number of participants it was learnt on.  A job
+ * keeps the model its runs learnt (state_dedupe.c, refinery.jobs.
+ * dedupe_model) so that a nightly run compares only the pairs a change can
+ * affect, which are too few to learn m from, and skips measuring u on
+ * random pairs; it learns the model again when the participants are more
+ * than DEDUPE_MODEL_DRIFT (a share) more or fewer than when it was learnt.
  */
+#define DEDUPE_MODEL_DRIFT 0.05
+
 struct dedupe_model
 {
 	bool valid;
 	int nfields;
 	int nlevels[DEDUPE_MAX_FIELDS];
 	double prior;
+	double participants;
 	double m[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS];
+	double u[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS];
 	double ug[DEDUPE_MAX_FIELDS][DEDUPE_MAX_LEVELS];
 };
 
@@ -208,7 +214,7 @@ struct dedupe_prior
 	const char *const *rule_id; /* batch row -> its rule in the state, NULL none */
 	const int64_t *gone;        /* sorted ids of the clusters of the state's leads not pulled */
 	size_t ngone;
-	struct dedupe_model model; /* in: the job's model; out: the one the run used */
+	struct dedupe_model model; /* in: the job's model; out: the one the run used or learnt */
 	size_t resolved;           /* out: participants re-resolved (every one when not incremental) */
 };
 

@@ -4,10 +4,14 @@
  *
  * With the job's state (batch.dd_prior, filled by state_dedupe.c) and its
  * model, a run whose rules are those of the job's last run and that is not
- * run --full works as follows.  Every participant is still prepared, its
- * values counted and u measured on the whole batch, and every block is
- * still formed with its cap, so term frequencies, `frequent` and the
- * blocks' caps are those of a full run over the same data.  Then the
+ * run --full works as follows.  Every participant is still prepared and
+ * its values counted, and every block is still formed with its cap, so
+ * term frequencies, `frequent` and the blocks' caps are those of a full run
+ * over the same data.  m, u, the conditional u and the prior are the job's
+ * model, learnt by the last run that compared every pair (the few pairs of
+ * a nightly run cannot teach m, and measuring u on random pairs is a third
+ * of the preparation); a run whose participants moved more than
+ * DEDUPE_MODEL_DRIFT from the model's learns it again.  Then the
  * participants a change can affect are marked (dd_incr_select):
  *    1. the changed ones (new, returned, other source fields, or another
  *       part in the dedupe: kept or opt-out before it), every member of a
@@ -16,21 +20,18 @@
  *       link is weighed again, with every namesake the opt-out has now);
  *    2. their candidates (every participant a block pairs them with);
  *    3. every member of the candidates' clusters.
- * Only pairs with a marked end are compared; m and the prior are the job's
- * (learnt by its last run, which compared every pair) rather than learnt
- * again from these few pairs.  The clusters of unmarked participants are
- * taken from the state as they were (dd_incr_restore_clusters) and enter
- * the clustering whole, so a changed lead can still join one of them (its
+ * Only pairs with a marked end are compared.  The clusters of unmarked
+ * participants are taken from the state as they were
+ * (dd_incr_restore_clusters) and enter the clustering whole, so a changed lead can still join one of them (its
  * pairs with every member were compared, for the chaining guard), but two
  * of them never merge nor split.  Survivors, duplicates, opt-outs carried
  * through clusters and golden records are then decided for every cluster
  * as a full run does; a duplicate whose cluster was taken from the state is
  * described against its survivor (dedupe.c).
  *
- * What can differ from one full run over the same data: u moves a little
- * with the data, so a pair of two unchanged leads near the threshold that a
- * full run would now decide otherwise keeps the decision of the run that
- * compared it; m is the one learnt when the model was last learnt; and a
+ * What can differ from one full run over the same data: the model moves a
+ * little with the data, so a pair near the threshold that a full run would
+ * now decide otherwise keeps the decision of the model last learnt; and a
  * lead that vanished outside every cluster is not there to be looked
  * through (a namesake fewer for an opt-out's name alone, which a full run
  * may then link to a kept lead for review).
@@ -175,7 +176,8 @@ dd_incr_restore_clusters(struct run *r, const struct dedupe_prior *pri, const ui
 bool
 dd_incr_model_fits(const struct run *r, const struct dedupe_model *m)
 {
-	if (!m->valid || m->nfields != r->c->nfields)
+	if (!m->valid || m->nfields != r->c->nfields ||
+	    fabs((double) r->np - m->participants) > DEDUPE_MODEL_DRIFT * m->participants)
 		return false;
 	for (int f = 0; f < m->nfields; f++)
 		if (m->nlevels[f] != r->c->field[f].nlevels)
@@ -189,6 +191,7 @@ dd_incr_use_model(struct run *r, const struct dedupe_model *m)
 	for (int f = 0; f < r->c->nfields; f++)
 	{
 		memcpy(r->m[f], m->m[f], sizeof(r->m[f]));
+		memcpy(r->u[f], m->u[f], sizeof(r->u[f]));
 		memcpy(r->ug[f], m->ug[f], sizeof(r->ug[f]));
 	}
 	r->prior = m->prior;
@@ -201,10 +204,12 @@ dd_incr_keep_model(const struct run *r, struct dedupe_model *m)
 	m->valid = true;
 	m->nfields = r->c->nfields;
 	m->prior = r->prior;
+	m->participants = (double) r->np;
 	for (int f = 0; f < r->c->nfields; f++)
 	{
 		m->nlevels[f] = r->c->field[f].nlevels;
 		memcpy(m->m[f], r->m[f], sizeof(m->m[f]));
+		memcpy(m->u[f], r->u[f], sizeof(m->u[f]));
 		memcpy(m->ug[f], r->ug[f], sizeof(m->ug[f]));
 	}
 }
@@ -215,12 +220,13 @@ void
 dedupe_model_format(const struct dedupe_model *m, const char *rules_sha256, struct strbuf *sb)
 {
 	/* %a: hexadecimal, so the numbers read back bit for bit */
-	sb_printf(sb, MODEL_VERSION " %s %d %a", rules_sha256, m->nfields, m->prior);
+	sb_printf(sb, MODEL_VERSION " %s %d %a %.0f", rules_sha256, m->nfields, m->prior,
+	          m->participants);
 	for (int f = 0; f < m->nfields; f++)
 	{
 		sb_printf(sb, " %d", m->nlevels[f]);
 		for (int l = 0; l < m->nlevels[f]; l++)
-			sb_printf(sb, " %a %a", m->m[f][l], m->ug[f][l]);
+			sb_printf(sb, " %a %a %a", m->m[f][l], m->u[f][l], m->ug[f][l]);
 	}
 }
 
@@ -248,6 +254,10 @@ dedupe_model_parse(const char *text, const char *rules_sha256, struct dedupe_mod
 	if (end == s)
 		return false;
 	s = end;
+	m->participants = strtod(s, &end);
+	if (end == s || !(m->participants >= 2.0))
+		return false;
+	s = end;
 	for (int f = 0; f < m->nfields; f++)
 	{
 		v = strtol(s, &end, 10);
@@ -259,6 +269,10 @@ dedupe_model_parse(const char *text, const char *rules_sha256, struct dedupe_mod
 		{
 			m->m[f][l] = strtod(s, &end);
 			if (end == s || !(m->m[f][l] > 0.0))
+				return false;
+			s = end;
+			m->u[f][l] = strtod(s, &end);
+			if (end == s || !(m->u[f][l] > 0.0))
 				return false;
 			s = end;
 			m->ug[f][l] = strtod(s, &end);
