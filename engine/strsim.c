@@ -352,7 +352,8 @@ strsim_name_prepare(const char *name, const struct strsim_name_opts *opts, struc
 		}
 		if (t->klen >= sizeof(t->key))
 			t->klen = sizeof(t->key) - 1;
-		t->alias = opts->alias != NULL ? opts->alias(opts->alias_ctx, t->key, t->klen) : -1;
+		t->alias =
+		    opts->alias != NULL ? opts->alias(opts->alias_ctx, t->s, t->len, t->key, t->klen) : -1;
 	}
 }
 

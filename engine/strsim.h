@@ -85,11 +85,12 @@ struct strsim_name_opts
 	const void *translit_ctx; /* passed to translit */
 
 	/*
-	 * Nicknames: the alias group of a token given its phonetic key (or the
-	 * token itself when there is no translit), -1 for none.  Two tokens of
-	 * one group are STRSIM_ALIAS similar.  NULL when there are none.
+	 * Nicknames: the alias group of a token given the token as written and
+	 * its phonetic key (or the token itself when there is no translit), -1
+	 * for none.  Two tokens of one group are STRSIM_ALIAS similar.  NULL
+	 * when there are none.
 	 */
-	int (*alias)(const void *ctx, const char *key, size_t len);
+	int (*alias)(const void *ctx, const char *token, size_t tlen, const char *key, size_t klen);
 	const void *alias_ctx;
 };
 
