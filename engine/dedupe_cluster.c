@@ -77,6 +77,34 @@ enum link_kind
 	LINK_CANNOT, /* a clear non-match: cannot_link */
 };
 
+/* The fields a pattern has a value for on both sides (bit f: field f). */
+static uint32_t
+present_fields(const struct run *r, uint32_t pat)
+{
+	uint32_t m = 0;
+
+	for (int f = 0; f < r->c->nfields; f++)
+		if (pattern_level(pat, f) != LEVEL_MISSING)
+			m |= 1u << f;
+	return m;
+}
+
+/* The fields on which a pattern agrees: those whose level weighs for a match. */
+static uint32_t
+agreeing_fields(const struct run *r, uint32_t pat)
+{
+	uint32_t m = 0;
+
+	for (int f = 0; f < r->c->nfields; f++)
+	{
+		unsigned l = pattern_level(pat, f);
+
+		if (l != LEVEL_MISSING && (uses_given(r, f, pat) ? r->wg[f][l] : r->w[f][l]) > 0.0)
+			m |= 1u << f;
+	}
+	return m;
+}
+
 /*
  * Join matching pairs into clusters, strongest first.  The chaining guard
  * refuses to join two clusters
@@ -91,7 +119,10 @@ enum link_kind
  *   none of them stays out, and a record between two groups, each of whose
  *   members was compared with the other group's and did not match it,
  *   does not bridge them.  Pairs never compared (no block brought them
- *   together) count neither way;
+ *   together) count neither way, and neither do pairs that lack a field
+ *   the joining match agrees on: a record matched by its e-mail to one
+ *   member is not held apart by the members that have no e-mail, whose
+ *   pairs with it could only show a name and a city;
  * - when a lead with no contact of its own (matched on its name, city and
  *   dates only, which many namesakes share) would link two clusters that
  *   each have a contact: it joins the one cluster it matches best.
@@ -104,7 +135,8 @@ dd_build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t 
 	size_t np = r->np, ne = 0;
 	struct edge *edges = NULL;
 	uint32_t *start = NULL, *adj = NULL, *fill = NULL;
-	unsigned char *kind = NULL, *adj_kind = NULL; /* enum link_kind per pair, per adj entry */
+	unsigned char *kind = NULL;      /* enum link_kind per pair */
+	uint32_t *adj_pair = NULL;       /* the pair of each adj entry */
 	bool *own = NULL, *reach = NULL; /* participant has a contact; root's cluster has one */
 	bool ok = false;
 
@@ -129,8 +161,8 @@ dd_build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t 
 	start = calloc(np + 1, sizeof(*start));
 	fill = calloc(np + 1, sizeof(*fill));
 	adj = malloc((r->npairs ? 2 * r->npairs : 1) * sizeof(*adj));
-	adj_kind = malloc(r->npairs ? 2 * r->npairs : 1);
-	if (edges == NULL || start == NULL || adj == NULL || fill == NULL || adj_kind == NULL)
+	adj_pair = malloc((r->npairs ? 2 * r->npairs : 1) * sizeof(*adj_pair));
+	if (edges == NULL || start == NULL || adj == NULL || fill == NULL || adj_pair == NULL)
 		goto out;
 	ne = 0;
 	for (size_t k = 0; k < r->npairs; k++)
@@ -149,7 +181,7 @@ dd_build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t 
 	{
 		uint32_t a = pair_a(r->pair[k]), b = pair_b(r->pair[k]);
 
-		adj_kind[start[a] + fill[a]] = adj_kind[start[b] + fill[b]] = kind[k];
+		adj_pair[start[a] + fill[a]] = adj_pair[start[b] + fill[b]] = (uint32_t) k;
 		adj[start[a] + fill[a]++] = b;
 		adj[start[b] + fill[b]++] = a;
 	}
@@ -164,6 +196,7 @@ dd_build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t 
 		         small, other, x;
 		size_t compared = 0, matching = 0;
 		bool conflict = false;
+		uint32_t need = agreeing_fields(r, r->pattern[edges[e].k]);
 
 		if (ra == rb)
 			continue;
@@ -181,9 +214,14 @@ dd_build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t 
 			for (uint32_t j = start[x]; j < start[x + 1] && !conflict; j++)
 				if (unionfind_find(uf, adj[j]) == other)
 				{
-					compared++;
-					matching += adj_kind[j] == LINK_MATCH;
-					conflict = adj_kind[j] == LINK_CANNOT;
+					uint32_t k = adj_pair[j];
+
+					conflict = kind[k] == LINK_CANNOT;
+					if ((present_fields(r, r->pattern[k]) & need) == need)
+					{
+						compared++;
+						matching += kind[k] == LINK_MATCH;
+					}
 				}
 			x = uf->next[x];
 		} while (x != small && !conflict);
@@ -221,7 +259,7 @@ out:
 	free(own);
 	free(reach);
 	free(kind);
-	free(adj_kind);
+	free(adj_pair);
 	return ok;
 }
 
