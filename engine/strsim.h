@@ -56,9 +56,10 @@ int strsim_osa(const char *a, size_t alen, const char *b, size_t blen, int max);
  *   SUBSET    the shorter name's tokens all match tokens of the longer at
  *             `strong` ("yossi" against "yossi cohen")
  *   WEAK      every pair at least `weak` similar
- *   PARTIAL   one pair agrees at `strong`, another is below `weak`: the
- *             household pattern ("yossi cohen" against "michal cohen")
- *   DISAGREE  nothing agrees
+ *   PARTIAL   one pair agrees at `weak` or better, another is below `weak`:
+ *             the household pattern ("yossi cohen" against "michal cohen"),
+ *             also with a typo in the shared token ("zoabi" / "zuabi")
+ *   DISAGREE  no pair reaches `weak`
  */
 enum strsim_level
 {

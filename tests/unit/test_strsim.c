@@ -213,6 +213,10 @@ main(void)
 	       "one shared surname, a different first name: partial (a household)");
 	is_double(s, (1.0 + jw("yossi", "michal")) / 2.0, 1e-9, "score: mean of the pairs");
 	is_int(cmp("yossi cohen", "dana levi", &s), STRSIM_DISAGREE, "nothing shared: disagree");
+	ok(jw("zoabi", "zuabi") >= 0.80 && jw("zoabi", "zuabi") < 0.90 && jw("irina", "ira") < 0.80,
+	   "zoabi / zuabi is weak agreement, irina / ira below weak");
+	is_int(cmp("irina zoabi", "ira zuabi", &s), STRSIM_PARTIAL,
+	       "a surname with one wrong letter and another first name: partial, not disagree");
 	is_int(cmp("michal", "yossi cohen", &s), STRSIM_DISAGREE,
 	       "a spouse's first name alone is no subset");
 	is_int(cmp("ben david yossi", "bendavid yossi", &s), STRSIM_STRONG,
