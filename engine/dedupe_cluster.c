@@ -77,32 +77,42 @@ enum link_kind
 	LINK_CANNOT, /* a clear non-match: cannot_link */
 };
 
-/* The fields a pattern has a value for on both sides (bit f: field f). */
+/*
+ * The fields of a pattern (bit f: field f) whose level is present on both
+ * sides and weighs more than `above` bits, or less than `below` bits.
+ */
 static uint32_t
-present_fields(const struct run *r, uint32_t pat)
-{
-	uint32_t m = 0;
-
-	for (int f = 0; f < r->c->nfields; f++)
-		if (pattern_level(pat, f) != LEVEL_MISSING)
-			m |= 1u << f;
-	return m;
-}
-
-/* The fields on which a pattern agrees: those whose level weighs for a match. */
-static uint32_t
-agreeing_fields(const struct run *r, uint32_t pat)
+fields_weighing(const struct run *r, uint32_t pat, double above, double below)
 {
 	uint32_t m = 0;
 
 	for (int f = 0; f < r->c->nfields; f++)
 	{
 		unsigned l = pattern_level(pat, f);
+		double w;
 
-		if (l != LEVEL_MISSING && (uses_given(r, f, pat) ? r->wg[f][l] : r->w[f][l]) > 0.0)
+		if (l == LEVEL_MISSING)
+			continue;
+		w = uses_given(r, f, pat) ? r->wg[f][l] : r->w[f][l];
+		if (w > above || w < below)
 			m |= 1u << f;
 	}
 	return m;
+}
+
+/*
+ * Whether a pair across two clusters counts in their coherence when they
+ * are joined by a match agreeing on the fields `need`: it does when it has
+ * a value on both sides for each of them, or when a field of its own
+ * counts against a match.  A pair with neither (a record with an e-mail
+ * and no phone against a member with a phone and no e-mail: a name and a
+ * city) shows nothing for or against what the match rests on.
+ */
+static bool
+coherence_counts(const struct run *r, uint32_t pat, uint32_t need)
+{
+	return (fields_weighing(r, pat, -INFINITY, -INFINITY) & need) == need ||
+	       fields_weighing(r, pat, INFINITY, AGAINST_BITS) != 0;
 }
 
 /*
@@ -120,9 +130,10 @@ agreeing_fields(const struct run *r, uint32_t pat)
  *   members was compared with the other group's and did not match it,
  *   does not bridge them.  Pairs never compared (no block brought them
  *   together) count neither way, and neither do pairs that lack a field
- *   the joining match agrees on: a record matched by its e-mail to one
- *   member is not held apart by the members that have no e-mail, whose
- *   pairs with it could only show a name and a city;
+ *   the joining match agrees on and show no field against a match
+ *   (coherence_counts): a record matched by its e-mail to one member is
+ *   not held apart by the members that have no e-mail, whose pairs with
+ *   it show a name and a city, unless their phones differ;
  * - when a lead with no contact of its own (matched on its name, city and
  *   dates only, which many namesakes share) would link two clusters that
  *   each have a contact: it joins the one cluster it matches best.
@@ -196,7 +207,7 @@ dd_build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t 
 		         small, other, x;
 		size_t compared = 0, matching = 0;
 		bool conflict = false;
-		uint32_t need = agreeing_fields(r, r->pattern[edges[e].k]);
+		uint32_t need = fields_weighing(r, r->pattern[edges[e].k], 0.0, -INFINITY);
 
 		if (ra == rb)
 			continue;
@@ -217,7 +228,7 @@ dd_build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t 
 					uint32_t k = adj_pair[j];
 
 					conflict = kind[k] == LINK_CANNOT;
-					if ((present_fields(r, r->pattern[k]) & need) == need)
+					if (coherence_counts(r, r->pattern[k], need))
 					{
 						compared++;
 						matching += kind[k] == LINK_MATCH;

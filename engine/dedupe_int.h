@@ -43,6 +43,12 @@
 #define PATTERN_BITS     3
 #define MAX_KEYS_PER_ROW 16 /* cartesian product of multi-valued key parts */
 #define ALIAS_KEY        32 /* longest nickname key, with its NUL */
+/*
+ * A field whose level weighs less than this many bits counts against a
+ * match: a reason names it ("but dob differs"), and the chaining guard
+ * counts a pair that shows one.
+ */
+#define AGAINST_BITS (-1.0)
 
 /* The splitmix64 finaliser: a good 64-bit mix for hashes and the generator. */
 static inline uint64_t
