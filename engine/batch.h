@@ -101,6 +101,8 @@ struct rep_table;     /* reps and their history; match.h */
 struct suppress_set;  /* contacts of people erased on request; suppress.h */
 struct blacklist_dnc; /* the do-not-call lists' values; blacklist.h */
 
+struct batch_intern; /* each column's repeated values, while it has few (batch.c) */
+
 struct batch
 {
 	size_t n;           /* leads held */
@@ -109,6 +111,7 @@ struct batch
 	char **extra_names; /* names of the extra columns kept by name */
 	int nextra;
 	struct arena *arena; /* strings of every column; owned */
+	struct batch_intern *intern;
 
 	/* ---- source values: col[f][i], NULL = SQL NULL; ncols arrays ---- */
 	const char ***col;
