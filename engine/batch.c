@@ -89,6 +89,65 @@ temperature_name(enum temperature t)
 	return NULL;
 }
 
+/*
+ * A column's repeated values are stored once: a source, a city, a status
+ * or a touch count takes one string for the whole batch, not one per lead.
+ * Each column keeps a table of the values it has seen until it has seen
+ * INTERN_MAX different ones; then its table is dropped and its values are
+ * copied one by one (ids, names, phones).  The strings are never written
+ * to, so leads may share them.
+ */
+#define INTERN_MAX   4096
+#define INTERN_SLOTS (2 * INTERN_MAX) /* a power of two, at most half full */
+
+struct batch_intern
+{
+	const char **slot[FIELD__COUNT]; /* per source column; NULL: not interned (any more) */
+	uint32_t n[FIELD__COUNT];
+	bool off[FIELD__COUNT];
+};
+
+static void
+batch_intern_done(struct batch *b)
+{
+	if (b->intern == NULL)
+		return;
+	for (int c = 0; c < FIELD__COUNT; c++)
+		free(b->intern->slot[c]);
+	free(b->intern);
+	b->intern = NULL;
+}
+
+static const char *
+intern(struct batch *b, int c, const char *v, size_t len)
+{
+	struct batch_intern *in = b->intern;
+	const char **t;
+	size_t s;
+	const char *p;
+
+	if (c >= FIELD__COUNT || in == NULL || in->off[c])
+		return arena_strndup(b->arena, v, len);
+	if ((t = in->slot[c]) == NULL && (t = in->slot[c] = calloc(INTERN_SLOTS, sizeof(*t))) == NULL)
+		return NULL;
+	s = (size_t) util_hash64_from(UTIL_HASH64_BASIS, v, len) & (INTERN_SLOTS - 1);
+	for (; t[s] != NULL; s = (s + 1) & (INTERN_SLOTS - 1))
+		if (strncmp(t[s], v, len) == 0 && t[s][len] == '\0')
+			return t[s];
+	if ((p = arena_strndup(b->arena, v, len)) == NULL)
+		return NULL;
+	if (++in->n[c] > INTERN_MAX)
+	{
+		/* too many values to be worth it: copy this column's values from now on */
+		in->off[c] = true;
+		free(in->slot[c]);
+		in->slot[c] = NULL;
+		return p;
+	}
+	t[s] = p;
+	return p;
+}
+
 struct batch *
 batch_new(int nextra, const char *const *extra_names)
 {
@@ -99,9 +158,10 @@ batch_new(int nextra, const char *const *extra_names)
 	b->nextra = nextra;
 	b->ncols = FIELD__COUNT + nextra;
 	b->arena = arena_new(0);
+	b->intern = calloc(1, sizeof(*b->intern));
 	b->col = calloc((size_t) b->ncols, sizeof(*b->col));
 	b->extra_names = calloc((size_t) nextra + 1, sizeof(char *));
-	if (b->arena == NULL || b->col == NULL || b->extra_names == NULL)
+	if (b->arena == NULL || b->intern == NULL || b->col == NULL || b->extra_names == NULL)
 	{
 		batch_free(b);
 		return NULL;
@@ -173,6 +233,7 @@ batch_free(struct batch *b)
 	suppress_free(b->suppress);
 	blacklist_dnc_free(b->dnc);
 	arena_free(b->arena);
+	batch_intern_done(b);
 	free(b);
 }
 
@@ -216,7 +277,7 @@ batch_append(struct batch *b, const char *const *values, const size_t *lens)
 	{
 		if (values[c] == NULL)
 			b->col[c][i] = NULL;
-		else if ((b->col[c][i] = arena_strndup(b->arena, values[c], lens[c])) == NULL)
+		else if ((b->col[c][i] = intern(b, c, values[c], lens[c])) == NULL)
 			return -1;
 	}
 	b->n++;
@@ -387,6 +448,17 @@ batch_finish(struct batch *b, struct error *err)
 
 	if (n >= BATCH_NO_ROW)
 		return error_set(err, EXIT_DATA, "too many leads in one run (%zu)", n);
+	/* the pull is over: its tables go, and each column gives back the rows it grew beyond n */
+	batch_intern_done(b);
+	for (int c = 0; c < b->ncols && n > 0 && n < b->cap; c++)
+	{
+		const char **p = realloc(b->col[c], n * sizeof(*p));
+
+		if (p != NULL)
+			b->col[c] = p;
+	}
+	if (n > 0 && n < b->cap)
+		b->cap = n;
 	if (!(ALLOC(created_at, n) && ALLOC(last_touch_at, n) && ALLOC(touch_count, n) &&
 	      ALLOC(automation, n) && ALLOC(phones, n) && ALLOC(phone_types, n) &&
 	      ALLOC(phone_repair, n) && ALLOC(email_norm, n) && ALLOC(email_key, n) &&

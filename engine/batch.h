@@ -102,6 +102,8 @@ struct suppress_set;  /* contacts of people erased on request; suppress.h */
 struct blacklist_dnc; /* the do-not-call lists' values; blacklist.h */
 struct dedupe_prior;  /* what the job's state tells the dedupe; dedupe.h */
 
+struct batch_intern; /* each column's repeated values, while it has few (batch.c) */
+
 struct batch
 {
 	size_t n;           /* leads held */
@@ -110,6 +112,7 @@ struct batch
 	char **extra_names; /* names of the extra columns kept by name */
 	int nextra;
 	struct arena *arena; /* strings of every column; owned */
+	struct batch_intern *intern;
 
 	/* ---- source values: col[f][i], NULL = SQL NULL; ncols arrays ---- */
 	const char ***col;

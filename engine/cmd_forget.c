@@ -232,7 +232,7 @@ cmd_forget(const struct cmd_opts *o, struct error *err)
 	             "CREATE TEMP VIEW forget_src AS SELECT run_id, NULL::text AS job, lead_id, "
 	             "cluster_id, phone_norm, email_norm, golden::jsonb FROM refinery.lead_results "
 	             "UNION ALL SELECT NULL::bigint, job, lead_id, cluster_id, phone_norm, "
-	             "email_norm, golden FROM refinery.lead_state",
+	             "email_norm, golden::jsonb FROM refinery.lead_state",
 	             err) ||
 	    !pg_exec(conn, "starting the erasure",
 	             "CREATE TEMP TABLE forget_contacts (kind text, c text) ON COMMIT DROP", err))

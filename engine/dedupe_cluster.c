@@ -78,6 +78,44 @@ enum link_kind
 };
 
 /*
+ * The fields of a pattern (bit f: field f) whose level is present on both
+ * sides and weighs more than `above` bits, or less than `below` bits.
+ */
+static uint32_t
+fields_weighing(const struct run *r, uint32_t pat, double above, double below)
+{
+	uint32_t m = 0;
+
+	for (int f = 0; f < r->c->nfields; f++)
+	{
+		unsigned l = pattern_level(pat, f);
+		double w;
+
+		if (l == LEVEL_MISSING)
+			continue;
+		w = uses_given(r, f, pat) ? r->wg[f][l] : r->w[f][l];
+		if (w > above || w < below)
+			m |= 1u << f;
+	}
+	return m;
+}
+
+/*
+ * Whether a pair across two clusters counts in their coherence when they
+ * are joined by a match agreeing on the fields `need`: it does when it has
+ * a value on both sides for each of them, or when a field of its own
+ * counts against a match.  A pair with neither (a record with an e-mail
+ * and no phone against a member with a phone and no e-mail: a name and a
+ * city) shows nothing for or against what the match rests on.
+ */
+static bool
+coherence_counts(const struct run *r, uint32_t pat, uint32_t need)
+{
+	return (fields_weighing(r, pat, -INFINITY, -INFINITY) & need) == need ||
+	       fields_weighing(r, pat, INFINITY, AGAINST_BITS) != 0;
+}
+
+/*
  * Join matching pairs into clusters, strongest first.  The chaining guard
  * refuses to join two clusters
  * - when any compared pair across them is a clear non-match (weight at
@@ -91,7 +129,11 @@ enum link_kind
  *   none of them stays out, and a record between two groups, each of whose
  *   members was compared with the other group's and did not match it,
  *   does not bridge them.  Pairs never compared (no block brought them
- *   together) count neither way;
+ *   together) count neither way, and neither do pairs that lack a field
+ *   the joining match agrees on and show no field against a match
+ *   (coherence_counts): a record matched by its e-mail to one member is
+ *   not held apart by the members that have no e-mail, whose pairs with
+ *   it show a name and a city, unless their phones differ;
  * - when a lead with no contact of its own (matched on its name, city and
  *   dates only, which many namesakes share) would link two clusters that
  *   each have a contact: it joins the one cluster it matches best.
@@ -104,7 +146,8 @@ dd_build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t 
 	size_t np = r->np, ne = 0;
 	struct edge *edges = NULL;
 	uint32_t *start = NULL, *adj = NULL, *fill = NULL;
-	unsigned char *kind = NULL, *adj_kind = NULL; /* enum link_kind per pair, per adj entry */
+	unsigned char *kind = NULL;      /* enum link_kind per pair */
+	uint32_t *adj_pair = NULL;       /* the pair of each adj entry */
 	bool *own = NULL, *reach = NULL; /* participant has a contact; root's cluster has one */
 	bool ok = false;
 
@@ -133,8 +176,8 @@ dd_build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t 
 	start = calloc(np + 1, sizeof(*start));
 	fill = calloc(np + 1, sizeof(*fill));
 	adj = malloc((r->npairs ? 2 * r->npairs : 1) * sizeof(*adj));
-	adj_kind = malloc(r->npairs ? 2 * r->npairs : 1);
-	if (edges == NULL || start == NULL || adj == NULL || fill == NULL || adj_kind == NULL)
+	adj_pair = malloc((r->npairs ? 2 * r->npairs : 1) * sizeof(*adj_pair));
+	if (edges == NULL || start == NULL || adj == NULL || fill == NULL || adj_pair == NULL)
 		goto out;
 	ne = 0;
 	for (size_t k = 0; k < r->npairs; k++)
@@ -153,7 +196,7 @@ dd_build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t 
 	{
 		uint32_t a = pair_a(r->pair[k]), b = pair_b(r->pair[k]);
 
-		adj_kind[start[a] + fill[a]] = adj_kind[start[b] + fill[b]] = kind[k];
+		adj_pair[start[a] + fill[a]] = adj_pair[start[b] + fill[b]] = (uint32_t) k;
 		adj[start[a] + fill[a]++] = b;
 		adj[start[b] + fill[b]++] = a;
 	}
@@ -168,6 +211,7 @@ dd_build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t 
 		         small, other, x;
 		size_t compared = 0, matching = 0;
 		bool conflict = false;
+		uint32_t need = fields_weighing(r, r->pattern[edges[e].k], 0.0, -INFINITY);
 
 		if (ra == rb)
 			continue;
@@ -185,9 +229,14 @@ dd_build_clusters(struct run *r, struct unionfind *uf, double match_w, uint32_t 
 			for (uint32_t j = start[x]; j < start[x + 1] && !conflict; j++)
 				if (unionfind_find(uf, adj[j]) == other)
 				{
-					compared++;
-					matching += adj_kind[j] == LINK_MATCH;
-					conflict = adj_kind[j] == LINK_CANNOT;
+					uint32_t k = adj_pair[j];
+
+					conflict = kind[k] == LINK_CANNOT;
+					if (coherence_counts(r, r->pattern[k], need))
+					{
+						compared++;
+						matching += kind[k] == LINK_MATCH;
+					}
 				}
 			x = uf->next[x];
 		} while (x != small && !conflict);
@@ -225,7 +274,7 @@ out:
 	free(own);
 	free(reach);
 	free(kind);
-	free(adj_kind);
+	free(adj_pair);
 	return ok;
 }
 

@@ -196,7 +196,7 @@ value_text(const struct run *r, int f, uint32_t p, char *buf, size_t size)
 static void
 describe_against(const struct run *r, uint32_t a, uint32_t b, bool first, struct sbuf *s)
 {
-	double tf = 0.0, worst = -1.0;
+	double tf = 0.0, worst = AGAINST_BITS;
 	uint32_t pat = dd_compare_pair(r, a, b, &tf);
 	int wf = -1;
 

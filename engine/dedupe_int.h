@@ -43,6 +43,12 @@
 #define PATTERN_BITS     3
 #define MAX_KEYS_PER_ROW 16 /* cartesian product of multi-valued key parts */
 #define ALIAS_KEY        32 /* longest nickname key, with its NUL */
+/*
+ * A field whose level weighs less than this many bits counts against a
+ * match: a reason names it ("but dob differs"), and the chaining guard
+ * counts a pair that shows one.
+ */
+#define AGAINST_BITS (-1.0)
 
 /* The splitmix64 finaliser: a good 64-bit mix for hashes and the generator. */
 static inline uint64_t
@@ -84,16 +90,22 @@ rng_below(uint64_t *state, uint32_t n)
 }
 
 /*
- * The members of every alias group by their phonetic key, so that a
- * Hebrew spelling finds the group of its Latin members.  Open addressing;
- * built once per run, then only read (by any number of threads).
+ * The members of every alias group by their spelling and by their
+ * phonetic key, so that a Hebrew spelling finds the group of its Latin
+ * members.  Open addressing; built once per run, then only read (by any
+ * number of threads).
  */
-struct alias_table
+struct alias_set
 {
-	const struct name_translit *tl; /* borrowed */
 	int nslots;
 	char (*key)[ALIAS_KEY]; /* "" = empty slot */
 	int *group;
+};
+
+struct alias_table
+{
+	struct alias_set spelling; /* the members as written (folded) */
+	struct alias_set key;      /* their phonetic keys of two letters or more */
 };
 
 /* One field's prepared values, indexed by participant. */
@@ -217,7 +229,7 @@ bool dd_date_digits(const char *s, char out[9]);
 void dd_days_to_ymd(int64_t z, int *y, int *m, int *d);
 void dd_alias_free(struct alias_table *t);
 struct alias_table *dd_alias_build(const struct dedupe_field *fc, const struct name_translit *tl);
-int dd_alias_group(const void *ctx, const char *key, size_t len);
+int dd_alias_group(const void *ctx, const char *token, size_t tlen, const char *key, size_t klen);
 
 /* dedupe.c */
 uint64_t dd_translit_hash(const struct run *r, const char *s, uint64_t seed);

@@ -280,13 +280,15 @@ dd_alias_free(struct alias_table *t)
 {
 	if (t == NULL)
 		return;
-	free(t->key);
-	free(t->group);
+	free(t->spelling.key);
+	free(t->spelling.group);
+	free(t->key.key);
+	free(t->key.group);
 	free(t);
 }
 
 static int
-alias_find(const struct alias_table *t, const char *key, size_t len, bool *found)
+alias_find(const struct alias_set *t, const char *key, size_t len, bool *found)
 {
 	int i = (int) (dd_hash_bytes(key, len, 10) & (uint64_t) (t->nslots - 1));
 
@@ -303,10 +305,41 @@ alias_find(const struct alias_table *t, const char *key, size_t len, bool *found
 	return i;
 }
 
+/* Enter one member under `key`; a key already in the set stays with its first group. */
+static void
+alias_add(struct alias_set *t, const char *key, size_t len, int group)
+{
+	bool found;
+	int slot;
+
+	if (len == 0 || len >= ALIAS_KEY)
+		return;
+	slot = alias_find(t, key, len, &found);
+	if (found)
+		return;
+	memcpy(t->key[slot], key, len);
+	t->key[slot][len] = '\0';
+	t->group[slot] = group;
+}
+
+static bool
+alias_set_alloc(struct alias_set *t, int members)
+{
+	t->nslots = 16;
+	while (t->nslots < 2 * members)
+		t->nslots *= 2;
+	t->key = calloc((size_t) t->nslots, sizeof(*t->key));
+	t->group = calloc((size_t) t->nslots, sizeof(*t->group));
+	return t->key != NULL && t->group != NULL;
+}
+
 /*
- * Members whose key is shorter than two letters are left out: "eli" and
- * "ali" are both "l", and one letter says nothing about a nickname.  A key
- * in two groups stays with the first.
+ * Every member is entered as written, so that a name spelled as the rules
+ * spell it finds its group whatever its key, and by its phonetic key, so
+ * that other spellings and scripts find it too.  Keys shorter than two
+ * letters are left out of the second: "eli" and "ali" are both "l", and
+ * "sasha" and "sisi" both "s", so one letter says nothing about a
+ * nickname; "sasha" itself is still found by its spelling.
  */
 struct alias_table *
 dd_alias_build(const struct dedupe_field *fc, const struct name_translit *tl)
@@ -316,17 +349,10 @@ dd_alias_build(const struct dedupe_field *fc, const struct name_translit *tl)
 
 	if (t == NULL)
 		return NULL;
-	t->tl = tl;
+	/* a member is a letter at least: the bytes bound the members */
 	for (int g = 0; g < fc->nalias; g++)
-		for (const char *p = fc->alias[g]; *p; p++)
-			members += *p == ' ';
-	members += fc->nalias;
-	t->nslots = 16;
-	while (t->nslots < 2 * members)
-		t->nslots *= 2;
-	t->key = calloc((size_t) t->nslots, sizeof(*t->key));
-	t->group = calloc((size_t) t->nslots, sizeof(*t->group));
-	if (t->key == NULL || t->group == NULL)
+		members += (int) strlen(fc->alias[g]) + 1;
+	if (!alias_set_alloc(&t->spelling, members) || !alias_set_alloc(&t->key, members))
 	{
 		dd_alias_free(t);
 		return NULL;
@@ -342,37 +368,39 @@ dd_alias_build(const struct dedupe_field *fc, const struct name_translit *tl)
 			const char *w = p;
 			char key[ALIAS_KEY];
 			size_t len;
-			bool found;
-			int slot;
 
 			while (*p && *p != ' ')
 				p++;
+			alias_add(&t->spelling, w, (size_t) (p - w), g);
 			len = name_translit_key(tl, w, (size_t) (p - w), key, sizeof(key));
 			while (*p == ' ')
 				p++;
-			if (len < 2 || len >= ALIAS_KEY)
-				continue;
-			slot = alias_find(t, key, len, &found);
-			if (found)
-				continue;
-			memcpy(t->key[slot], key, len);
-			t->key[slot][len] = '\0';
-			t->group[slot] = g;
+			if (len >= 2)
+				alias_add(&t->key, key, len, g);
 		}
 	}
 	return t;
 }
 
-/* The alias group of a phonetic key, or -1; strsim's callback (ctx: the table). */
+/*
+ * The alias group of a token, by its spelling first, then by its phonetic
+ * key, or -1; strsim's callback (ctx: the table).
+ */
 int
-dd_alias_group(const void *ctx, const char *key, size_t len)
+dd_alias_group(const void *ctx, const char *token, size_t tlen, const char *key, size_t klen)
 {
 	const struct alias_table *t = ctx;
 	bool found;
 	int slot;
 
-	if (len < 2 || len >= ALIAS_KEY)
+	if (tlen > 0 && tlen < ALIAS_KEY)
+	{
+		slot = alias_find(&t->spelling, token, tlen, &found);
+		if (found)
+			return t->spelling.group[slot];
+	}
+	if (klen < 2 || klen >= ALIAS_KEY)
 		return -1;
-	slot = alias_find(t, key, len, &found);
-	return found ? t->group[slot] : -1;
+	slot = alias_find(&t->key, key, klen, &found);
+	return found ? t->key.group[slot] : -1;
 }

@@ -13,7 +13,8 @@
  *    dedupe stage begins, its stop checks ahead), "write" (half-way
  *    through the result COPY), "state" (half-way through the COPY of the
  *    job's state rows), "state_rest" (the reader of the rest of the job's
- *    state, behind the stages, before its first row), "commit" (COMMIT sent), "outfile" (a
+ *    state, behind the stages, before its first row), "state_swap" (a full write's new state table built and the
+ *    job's partition locked, before the swap), "commit" (COMMIT sent), "outfile" (a
  *    file's temporary copy written and synced, not yet renamed).
  */
 #ifndef REFINERY_FAULT_H

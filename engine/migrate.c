@@ -119,7 +119,9 @@ migrate_apply(PGconn *conn, int *applied, int *version, const char **changed, st
 		params[0] = ver;
 		params[1] = m->name;
 		params[2] = sha;
-		if (!pg_exec(conn, "applying a migration", "BEGIN", err))
+		/* a migration's "already exists, skipping" notices are not news to the user */
+		if (!pg_exec(conn, "applying a migration", "BEGIN; SET LOCAL client_min_messages = warning",
+		             err))
 			goto out;
 		if (!pg_exec(conn, m->name, m->sql, err) ||
 		    (ins = pg_query(conn, m->name,

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "fault.h"
+#include "log.h"
 #include "pg.h"
 #include "phone.h"
 #include "pull.h"
@@ -965,136 +966,100 @@ count_skipped(PGconn *conn, const char *table, const char *where, size_t *n, str
 	return true;
 }
 
-bool
-state_attach(PGconn *conn, struct job_state *st, struct error *err)
+/* copy the rows the run writes (all of them when rows is NULL) into temporary refinery_state_in */
+static bool
+copy_in(PGconn *conn, struct state_rows *r, const uint32_t *rows, size_t nrows, struct error *err)
 {
-	const char *params[1] = {st->job};
-	PGresult *res;
+	struct strbuf sql;
+	bool ok;
 
-	if (!st->attach_pending)
-		return true;
-	res = pg_query(conn, "attaching the job's state", "SELECT refinery.attach_state_table($1)", 1,
-	               params, err);
-	if (res == NULL)
+	r->with_kind = true;
+	if (!pg_exec(conn, "writing the job's state",
+	             "CREATE TEMPORARY TABLE refinery_state_in "
+	             "(LIKE refinery.lead_state INCLUDING DEFAULTS) ON COMMIT DROP; "
+	             "ALTER TABLE refinery_state_in ADD COLUMN kind text NOT NULL, "
+	             "ADD COLUMN version_read bigint NOT NULL",
+	             err))
 		return false;
-	PQclear(res);
-	st->attach_pending = false;
-	return true;
+	sb_init(&sql);
+	if (!copy_sql(&sql, "refinery_state_in", true))
+		ok = error_oom(err);
+	else
+		ok = writeback_copy(conn, sql.data, "writing the job's state", format_state, r, rows, nrows,
+		                    "state", err);
+	sb_free(&sql);
+	return ok;
 }
 
-bool
-state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const struct batch *b,
-            int64_t run_id, struct error *err)
+/* the change log of the rows of refinery_state_in that `writable` (alias t) lets the run write */
+static bool
+log_changed(PGconn *conn, const struct job_state *st, const char *writable, struct error *err)
 {
-	const char *phase = "writing the job's state";
-	/* with a snapshot in lead_results the state keeps the decision only: a third of the write */
-	struct state_rows r = {.st = st,
-	                       .rs = rs,
-	                       .b = b,
-	                       .run_id = run_id,
-	                       .mask =
-	                           rs->output->snapshot ? writeback_decision_mask() : ~(uint64_t) 0};
-	struct strbuf sql;
-	uint32_t *rows = NULL, *gone = NULL;
-	size_t nrows = 0, ngone = 0;
-	bool ok = false;
+	char sql[2048];
 
-	sb_init(&sql);
-	if (!st->c.had_state)
-	{
-		/*
-		 * A job's first run: every lead into the state, nothing to log.  The
-		 * job's partition is made, filled with no index to keep up, then
-		 * attached, which builds its indexes in one pass (several times
-		 * faster than COPY into the indexed table).  A job that has its
-		 * partition but no rows (its first run reverted) fills it in place.
-		 */
-		const char *params[1] = {st->job};
-		PGresult *res =
-		    pg_query(conn, phase, "SELECT refinery.new_state_table($1)", 1, params, err);
-		char table[256] = "refinery.lead_state";
-		bool fresh;
+	snprintf(sql, sizeof(sql),
+	         LOG_CHANGES
+	         "SELECT $1, $2, t.lead_id, t.kind, s.verdict, t.verdict, s.rule_id, t.rule_id, "
+	         "s.cluster_id, t.cluster_id, s.survivor_id, t.survivor_id, s.temperature, "
+	         "t.temperature, s.cohort, t.cohort, s.rep_id, t.rep_id, to_jsonb(s) "
+	         "FROM refinery_state_in t LEFT JOIN refinery.lead_state s "
+	         "ON s.job = $2 AND s.lead_id = t.lead_id WHERE t.kind <> 'unchanged' AND %s",
+	         writable);
+	return exec2(conn, "writing the job's state", sql, st->run_id, st->job, err);
+}
 
-		if (res == NULL)
-			goto out;
-		fresh = !PQgetisnull(res, 0, 0);
-		if (fresh)
-			snprintf(table, sizeof(table), "%s", PQgetvalue(res, 0, 0));
-		PQclear(res);
-		if (!copy_sql(&sql, table, false))
-		{
-			error_oom(err);
-			goto out;
-		}
-		ok = writeback_copy(conn, sql.data, phase, format_state, &r, NULL, b->n, "state", err);
-		if (ok && fresh && rs->output->analyze)
-		{
-			sb_reset(&sql);
-			sb_printf(&sql, "ANALYZE %s", table);
-			ok = !sql.oom && pg_exec(conn, phase, sql.data, err);
-		}
-		st->attach_pending = ok && fresh;
-		ok = ok && record_job(conn, st, rs, run_id, err);
-		goto out;
-	}
+/* the leads of the state this run did not pull and that are not yet vanished */
+static uint32_t *
+gone_leads(const struct job_state *st, size_t *ngone, struct error *err)
+{
+	uint32_t *gone = malloc(sizeof(*gone) * (st->nold ? st->nold : 1));
 
-	rows = malloc(sizeof(*rows) * (b->n ? b->n : 1));
-	gone = malloc(sizeof(*gone) * (st->nold ? st->nold : 1));
-	if (!rows || !gone)
+	*ngone = 0;
+	if (gone == NULL)
 	{
 		error_oom(err);
-		goto out;
+		return NULL;
 	}
-	for (size_t i = 0; i < b->n; i++)
-		if (st->c.full || st->kind[i] != KIND_UNCHANGED)
-			rows[nrows++] = (uint32_t) i;
 	for (size_t k = 0; k < st->nold; k++)
 		if (!st->old[k].seen && !st->old[k].vanished)
-			gone[ngone++] = (uint32_t) k;
+			gone[(*ngone)++] = (uint32_t) k;
+	return gone;
+}
 
-	/*
-	 * A row the queue changed after the run read it (a take, an outcome:
-	 * its version moved) is left as the queue left it; so is one a take
-	 * holds locked right now, which is skipped rather than waited for.
-	 * The rows the run may write are locked until its commit.
-	 */
+/*
+ * Write the rows of refinery_state_in (when have_rows) into the job's
+ * partition row by row, and mark the leads the run did not pull vanished.
+ * A row the queue changed after the run read it (a take, an outcome: its
+ * version moved) is left as the queue left it; so is one a take holds
+ * locked right now, which is skipped rather than waited for.  The rows the
+ * run may write are locked until its commit.
+ */
+static bool
+write_in_place(PGconn *conn, struct job_state *st, bool have_rows, struct error *err)
+{
+	const char *phase = "writing the job's state";
+	struct strbuf sql;
+	uint32_t *gone;
+	size_t ngone;
+	bool ok = false;
+
+	if ((gone = gone_leads(st, &ngone, err)) == NULL)
+		return false;
+	sb_init(&sql);
 	if (!pg_exec(conn, phase,
 	             "CREATE TEMPORARY TABLE refinery_state_ok (lead_id text PRIMARY KEY) "
 	             "ON COMMIT DROP",
 	             err))
 		goto out;
-	if (nrows > 0)
+	if (have_rows)
 	{
-		r.with_kind = true;
-		if (!pg_exec(conn, phase,
-		             "CREATE TEMPORARY TABLE refinery_state_in "
-		             "(LIKE refinery.lead_state INCLUDING DEFAULTS) ON COMMIT DROP; "
-		             "ALTER TABLE refinery_state_in ADD COLUMN kind text NOT NULL, "
-		             "ADD COLUMN version_read bigint NOT NULL",
-		             err))
-			goto out;
-		if (!copy_sql(&sql, "refinery_state_in", true))
-		{
-			error_oom(err);
-			goto out;
-		}
-		if (!writeback_copy(conn, sql.data, phase, format_state, &r, rows, nrows, "state", err) ||
-		    !lock_unchanged(conn, "refinery_state_in", st->job, err) ||
+		if (!lock_unchanged(conn, "refinery_state_in", st->job, err) ||
 		    !count_skipped(conn, "refinery_state_in", "t.kind <> 'unchanged' AND ", &st->c.skipped,
 		                   err))
 			goto out;
 		/* the log first, while the rows it replaces are still there */
-		if (!exec2(conn, phase,
-		           LOG_CHANGES
-		           "SELECT $1, $2, t.lead_id, t.kind, s.verdict, t.verdict, s.rule_id, t.rule_id, "
-		           "s.cluster_id, t.cluster_id, s.survivor_id, t.survivor_id, s.temperature, "
-		           "t.temperature, s.cohort, t.cohort, s.rep_id, t.rep_id, to_jsonb(s) "
-		           "FROM refinery_state_in t LEFT JOIN refinery.lead_state s "
-		           "ON s.job = $2 AND s.lead_id = t.lead_id WHERE t.kind <> 'unchanged' "
-		           "AND " WRITABLE("t"),
-		           run_id, st->job, err))
+		if (!log_changed(conn, st, WRITABLE("t"), err))
 			goto out;
-		sb_reset(&sql);
 		sb_puts(&sql, "INSERT INTO refinery.lead_state AS s (");
 		for (int k = 0; writeback_columns[k]; k++)
 			sb_printf(&sql, "%s, ", writeback_columns[k]);
@@ -1134,26 +1099,356 @@ state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const 
 		           "FROM refinery.lead_state s JOIN refinery_state_ok k "
 		           "ON s.job = $2 AND s.lead_id = k.lead_id "
 		           "JOIN refinery_state_gone g ON g.lead_id = k.lead_id",
-		           run_id, st->job, err) ||
+		           st->run_id, st->job, err) ||
 		    !exec2(conn, phase,
 		           "UPDATE refinery.lead_state s SET state = 'vanished', rep_id = NULL, "
 		           "call_order = NULL, assigned_at = NULL, taken_at = NULL, changed_run = $1, "
 		           "version = s.version + 1 FROM refinery_state_gone g "
 		           "JOIN refinery_state_ok k ON k.lead_id = g.lead_id "
 		           "WHERE s.job = $2 AND s.lead_id = g.lead_id",
-		           run_id, st->job, err) ||
+		           st->run_id, st->job, err) ||
 		    !pg_exec(conn, phase, "DROP TABLE refinery_state_gone", err))
 			goto out;
 		st->c.skipped_vanished = skipped;
 	}
-	if (!pg_exec(conn, phase, "DROP TABLE refinery_state_ok", err) ||
-	    !record_job(conn, st, rs, run_id, err))
+	ok = pg_exec(conn, phase, "DROP TABLE refinery_state_ok", err);
+out:
+	sb_free(&sql);
+	free(gone);
+	return ok;
+}
+
+/*
+ * Let what follows in the run's transaction sort and hash in memory: index
+ * builds (a partition's, a run's snapshot) and a full write's joins of the
+ * job's state with the run's rows.  A server set higher keeps its setting.
+ */
+static bool
+raise_work_memory(PGconn *conn, struct error *err)
+{
+	return pg_exec(conn, "writing the job's state",
+	               "SELECT set_config(name, '262144kB', true) FROM pg_settings "
+	               "WHERE name IN ('maintenance_work_mem', 'work_mem') "
+	               "AND setting::bigint < 262144",
+	               err);
+}
+
+/*
+ * A statement naming the rebuilt table where fmt has %s: with the run's id
+ * and the job as $1 and $2 (with_run), or the job alone as $1.
+ */
+static bool
+exec_rebuilt(PGconn *conn, const struct job_state *st, bool with_run, const char *fmt,
+             struct error *err)
+{
+	const char *params[1] = {st->job};
+	char sql[1024];
+	PGresult *res;
+
+	snprintf(sql, sizeof(sql), fmt, st->rebuild);
+	if (with_run)
+		return exec2(conn, "writing the job's state", sql, st->run_id, st->job, err);
+	if ((res = pg_query(conn, "writing the job's state", sql, 1, params, err)) == NULL)
+		return false;
+	PQclear(res);
+	return true;
+}
+
+/*
+ * A full write of a job that has state, first part: every lead into a
+ * new table (sql/018_state_rebuild.sql), which gets the partition's
+ * indexes once it is full.  Each pulled lead's row is the run's, with the
+ * first run, the version and the take of its old row; a lead the run did
+ * not pull keeps its row, marked vanished if it was current.  What the
+ * queue changed since the run read the state is brought in by
+ * rebuild_finish(), under a lock.
+ */
+static bool
+rebuild_fill(PGconn *conn, struct job_state *st, struct state_rows *r, struct error *err)
+{
+	const char *phase = "writing the job's state";
+	const char *params[1] = {st->job};
+	struct strbuf sql;
+	PGresult *res;
+	bool ok = false;
+
+	if (!copy_in(conn, r, NULL, r->b->n, err) || !raise_work_memory(conn, err) ||
+	    !pg_exec(conn, phase, "ANALYZE refinery_state_in", err))
+		return false;
+	res = pg_query(conn, phase, "SELECT refinery.rebuild_state_table($1)", 1, params, err);
+	if (res == NULL)
+		return false;
+	snprintf(st->rebuild, sizeof(st->rebuild), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+
+	sb_init(&sql);
+	sb_printf(&sql, "INSERT INTO %s (", st->rebuild);
+	for (int k = 0; writeback_columns[k]; k++)
+		sb_printf(&sql, "%s, ", writeback_columns[k]);
+	sb_printf(&sql, "%s, version, taken_at, taken_by) SELECT ", state_extra_columns);
+	for (int k = 0; writeback_columns[k]; k++)
+		sb_printf(&sql, "t.%s, ", writeback_columns[k]);
+	sb_puts(&sql, "t.fingerprint, t.assigned_at, t.job, coalesce(s.first_run, t.first_run), "
+	              "t.changed_run, coalesce(s.version, 0) + 1, s.taken_at, s.taken_by "
+	              "FROM refinery_state_in t LEFT JOIN refinery.lead_state s "
+	              "ON s.job = $1 AND s.lead_id = t.lead_id");
+	if (sql.oom)
+	{
+		error_oom(err);
 		goto out;
+	}
+	if ((res = pg_query(conn, phase, sql.data, 1, params, err)) == NULL)
+		goto out;
+	PQclear(res);
+	if (!exec_rebuilt(conn, st, false,
+	                  "INSERT INTO %s SELECT s.* FROM refinery.lead_state s WHERE s.job = $1 "
+	                  "AND NOT EXISTS (SELECT 1 FROM refinery_state_in t "
+	                  "WHERE t.lead_id = s.lead_id)",
+	                  err) ||
+	    /* every pulled lead's row has changed_run = this run and state current */
+	    !exec_rebuilt(conn, st, true,
+	                  "UPDATE %s n SET state = 'vanished', rep_id = NULL, call_order = NULL, "
+	                  "assigned_at = NULL, taken_at = NULL, changed_run = $1, "
+	                  "version = n.version + 1 "
+	                  "WHERE n.state = 'current' AND n.changed_run <> $1 AND n.job = $2",
+	                  err))
+		goto out;
+	if (r->rs->output->analyze)
+	{
+		char analyze[160];
+
+		snprintf(analyze, sizeof(analyze), "ANALYZE %s", st->rebuild);
+		if (!pg_exec(conn, phase, analyze, err))
+			goto out;
+	}
+	res = pg_query(conn, phase, "SELECT refinery.index_state_rebuild($1)", 1, params, err);
+	if (res == NULL)
+		goto out;
+	PQclear(res);
+	st->rebuild_pending = true;
 	ok = true;
 out:
 	sb_free(&sql);
+	return ok;
+}
+
+/* run sql as the savepoint `name`; false with *busy set when it failed for a lock wait */
+static bool
+try_locked(PGconn *conn, const char *name, const char *sql, const char *job, bool *busy,
+           struct error *err)
+{
+	const char *phase = "writing the job's state";
+	const char *params[1] = {job};
+	char stmt[128];
+	PGresult *res;
+
+	*busy = false;
+	snprintf(stmt, sizeof(stmt), "SAVEPOINT %s", name);
+	if (!pg_exec(conn, phase, stmt, err))
+		return false;
+	if ((res = pg_query(conn, phase, sql, 1, params, err)) != NULL)
+	{
+		PQclear(res);
+		snprintf(stmt, sizeof(stmt), "RELEASE SAVEPOINT %s", name);
+		return pg_exec(conn, phase, stmt, err);
+	}
+	if (strcmp(err->sqlstate, "55P03") != 0)
+		return false;
+	*busy = true;
+	snprintf(stmt, sizeof(stmt), "ROLLBACK TO SAVEPOINT %s", name);
+	pg_exec(conn, phase, stmt, err);
+	return false; /* busy: err is the lock wait's, or the rollback's when that failed too */
+}
+
+/*
+ * A full write, second part, last before the COMMIT: hold the job's
+ * partition against writers, give the new table the rows the queue changed
+ * since the run read them (as the queue left them: counted skipped), log
+ * what changed, and swap the new table in.  When the job's queue holds its
+ * partition for long, the rows are written in place instead (the new table
+ * dropped); when another session holds the shared parent, the new table is
+ * copied into the old partition.
+ */
+static bool
+rebuild_finish(PGconn *conn, struct job_state *st, struct error *err)
+{
+	const char *phase = "writing the job's state";
+	bool busy;
+	PGresult *res;
+	char drop[160];
+
+	st->rebuild_pending = false;
+	if (!try_locked(conn, "refinery_lock", "SELECT refinery.lock_state_table($1)", st->job, &busy,
+	                err))
+	{
+		if (!busy)
+			return false;
+		log_info("the job's queue holds its state: rows are rewritten in place");
+		snprintf(drop, sizeof(drop), "DROP TABLE %s", st->rebuild);
+		return pg_exec(conn, phase, drop, err) && write_in_place(conn, st, true, err);
+	}
+	FAULT("state_swap");
+	/* rows changed since read: pulled ones by version, the others against the copy */
+	if (!exec_rebuilt(conn, st, true,
+	                  "CREATE TEMPORARY TABLE refinery_state_moved ON COMMIT DROP AS "
+	                  "SELECT s.lead_id, t.kind, s.state FROM refinery.lead_state s "
+	                  "JOIN refinery_state_in t ON t.lead_id = s.lead_id "
+	                  "WHERE s.job = $2 AND s.version <> t.version_read "
+	                  "UNION ALL SELECT s.lead_id, NULL, s.state FROM refinery.lead_state s "
+	                  "JOIN %s n ON n.lead_id = s.lead_id WHERE s.job = $2 "
+	                  "AND NOT (n.changed_run = $1 AND n.state = 'current') "
+	                  "AND s.version <> n.version - (s.state = 'current' "
+	                  "AND n.changed_run = $1)::int",
+	                  err))
+		return false;
+	res = pg_query(conn, phase,
+	               "SELECT count(*) FILTER (WHERE kind <> 'unchanged'), "
+	               "count(*) FILTER (WHERE kind IS NULL AND state = 'current') "
+	               "FROM refinery_state_moved",
+	               0, NULL, err);
+	if (res == NULL)
+		return false;
+	st->c.skipped = (size_t) strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	st->c.skipped_vanished = (size_t) strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+	PQclear(res);
+	if (!exec_rebuilt(conn, st, false,
+	                  "DELETE FROM %s n USING refinery_state_moved m "
+	                  "WHERE n.lead_id = m.lead_id AND n.job = $1",
+	                  err) ||
+	    !exec_rebuilt(conn, st, false,
+	                  "INSERT INTO %s SELECT s.* FROM refinery.lead_state s "
+	                  "JOIN refinery_state_moved m ON m.lead_id = s.lead_id WHERE s.job = $1",
+	                  err) ||
+	    !log_changed(
+	        conn, st,
+	        "NOT EXISTS (SELECT 1 FROM refinery_state_moved m WHERE m.lead_id = t.lead_id)", err) ||
+	    !exec_rebuilt(conn, st, true,
+	                  LOG_CHANGES
+	                  "SELECT $1, $2, s.lead_id, 'vanished', s.verdict, s.verdict, s.rule_id, "
+	                  "s.rule_id, s.cluster_id, s.cluster_id, s.survivor_id, s.survivor_id, "
+	                  "s.temperature, s.temperature, s.cohort, s.cohort, s.rep_id, NULL, "
+	                  "to_jsonb(s) FROM refinery.lead_state s JOIN %s n "
+	                  "ON n.lead_id = s.lead_id WHERE s.job = $2 AND s.state = 'current' "
+	                  "AND n.state = 'vanished' AND n.changed_run = $1",
+	                  err))
+		return false;
+
+	/* the swap waits a quarter second at most for the shared parent: a few tries */
+	for (int attempt = 0; attempt < 4; attempt++)
+	{
+		if (try_locked(conn, "refinery_swap", "SELECT refinery.swap_state_table($1)", st->job,
+		               &busy, err))
+			return true;
+		if (!busy)
+			return false;
+	}
+	snprintf(drop, sizeof(drop), "DROP TABLE %s", st->rebuild);
+	log_info("another session holds refinery.lead_state: the job's rebuilt state is copied "
+	         "into its partition");
+	return exec_rebuilt(conn, st, false, "DELETE FROM refinery.lead_state WHERE job = $1", err) &&
+	       exec_rebuilt(conn, st, false,
+	                    "INSERT INTO refinery.lead_state SELECT * FROM %s WHERE job = $1", err) &&
+	       pg_exec(conn, "writing the job's state", drop, err);
+}
+
+bool
+state_attach(PGconn *conn, struct job_state *st, struct error *err)
+{
+	const char *params[1] = {st->job};
+	PGresult *res;
+
+	if (st->rebuild_pending)
+		return rebuild_finish(conn, st, err);
+	if (!st->attach_pending)
+		return true;
+	if (!raise_work_memory(conn, err))
+		return false;
+	res = pg_query(conn, "attaching the job's state", "SELECT refinery.attach_state_table($1)", 1,
+	               params, err);
+	if (res == NULL)
+		return false;
+	PQclear(res);
+	st->attach_pending = false;
+	return true;
+}
+
+bool
+state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const struct batch *b,
+            int64_t run_id, struct error *err)
+{
+	const char *phase = "writing the job's state";
+	/* with a snapshot in lead_results the state keeps the decision only: a third of the write */
+	struct state_rows r = {.st = st,
+	                       .rs = rs,
+	                       .b = b,
+	                       .run_id = run_id,
+	                       .mask =
+	                           rs->output->snapshot ? writeback_decision_mask() : ~(uint64_t) 0};
+	struct strbuf sql;
+	uint32_t *rows = NULL;
+	size_t nrows = 0;
+	bool ok = false;
+
+	st->run_id = run_id;
+	sb_init(&sql);
+	if (!st->c.had_state)
+	{
+		/*
+		 * A job's first run: every lead into the state, nothing to log.  The
+		 * job's partition is made, filled with no index to keep up, then
+		 * attached, which builds its indexes in one pass (several times
+		 * faster than COPY into the indexed table).  A job that has its
+		 * partition but no rows (its first run reverted) fills it in place.
+		 */
+		const char *params[1] = {st->job};
+		PGresult *res =
+		    pg_query(conn, phase, "SELECT refinery.new_state_table($1)", 1, params, err);
+		char table[256] = "refinery.lead_state";
+		bool fresh;
+
+		if (res == NULL)
+			goto out;
+		fresh = !PQgetisnull(res, 0, 0);
+		if (fresh)
+			snprintf(table, sizeof(table), "%s", PQgetvalue(res, 0, 0));
+		PQclear(res);
+		if (!copy_sql(&sql, table, false))
+		{
+			error_oom(err);
+			goto out;
+		}
+		ok = writeback_copy(conn, sql.data, phase, format_state, &r, NULL, b->n, "state", err);
+		if (ok && fresh && rs->output->analyze)
+		{
+			sb_reset(&sql);
+			sb_printf(&sql, "ANALYZE %s", table);
+			ok = !sql.oom && pg_exec(conn, phase, sql.data, err);
+		}
+		st->attach_pending = ok && fresh;
+		ok = ok && record_job(conn, st, rs, run_id, err);
+		goto out;
+	}
+	if (st->c.full)
+	{
+		/* every row is rewritten: a new table indexed once beats an update of each row */
+		ok = rebuild_fill(conn, st, &r, err) && record_job(conn, st, rs, run_id, err);
+		goto out;
+	}
+
+	rows = malloc(sizeof(*rows) * (b->n ? b->n : 1));
+	if (rows == NULL)
+	{
+		error_oom(err);
+		goto out;
+	}
+	for (size_t i = 0; i < b->n; i++)
+		if (st->kind[i] != KIND_UNCHANGED)
+			rows[nrows++] = (uint32_t) i;
+	ok = (nrows == 0 || copy_in(conn, &r, rows, nrows, err)) &&
+	     write_in_place(conn, st, nrows > 0, err) && record_job(conn, st, rs, run_id, err);
+out:
+	sb_free(&sql);
 	free(rows);
-	free(gone);
 	return ok;
 }
 

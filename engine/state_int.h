@@ -62,7 +62,10 @@ struct job_state
 	uint64_t *fp;     /* batch row -> fingerprint */
 	size_t nrows;
 	int64_t last_run;
-	bool attach_pending; /* a first run's table is filled, not yet attached */
+	bool attach_pending;  /* a first run's table is filled, not yet attached */
+	bool rebuild_pending; /* a full write's table is filled, not yet swapped in */
+	char rebuild[128];    /* that table's qualified name */
+	int64_t run_id;       /* the run writing (state_write) */
 	struct state_counts c;
 
 	/*

@@ -352,7 +352,8 @@ strsim_name_prepare(const char *name, const struct strsim_name_opts *opts, struc
 		}
 		if (t->klen >= sizeof(t->key))
 			t->klen = sizeof(t->key) - 1;
-		t->alias = opts->alias != NULL ? opts->alias(opts->alias_ctx, t->key, t->klen) : -1;
+		t->alias =
+		    opts->alias != NULL ? opts->alias(opts->alias_ctx, t->s, t->len, t->key, t->klen) : -1;
 	}
 }
 
@@ -609,7 +610,13 @@ strsim_name_compare_prepared(const struct strsim_name *ta, const struct strsim_n
 	}
 	if (nweak == npaired)
 		return STRSIM_WEAK;
-	if (nstrong > 0)
+	/*
+	 * One token shared and another plainly not.  A one-letter slip in the
+	 * shared token ("irina zoabi" / "ira zuabi": 0.88) leaves it weak, not
+	 * strong; it is still the household pattern, not two names with
+	 * nothing in common.
+	 */
+	if (nweak > 0)
 		return STRSIM_PARTIAL;
 	return STRSIM_DISAGREE;
 }

@@ -56,9 +56,10 @@ int strsim_osa(const char *a, size_t alen, const char *b, size_t blen, int max);
  *   SUBSET    the shorter name's tokens all match tokens of the longer at
  *             `strong` ("yossi" against "yossi cohen")
  *   WEAK      every pair at least `weak` similar
- *   PARTIAL   one pair agrees at `strong`, another is below `weak`: the
- *             household pattern ("yossi cohen" against "michal cohen")
- *   DISAGREE  nothing agrees
+ *   PARTIAL   one pair agrees at `weak` or better, another is below `weak`:
+ *             the household pattern ("yossi cohen" against "michal cohen"),
+ *             also with a typo in the shared token ("zoabi" / "zuabi")
+ *   DISAGREE  no pair reaches `weak`
  */
 enum strsim_level
 {
@@ -85,11 +86,12 @@ struct strsim_name_opts
 	const void *translit_ctx; /* passed to translit */
 
 	/*
-	 * Nicknames: the alias group of a token given its phonetic key (or the
-	 * token itself when there is no translit), -1 for none.  Two tokens of
-	 * one group are STRSIM_ALIAS similar.  NULL when there are none.
+	 * Nicknames: the alias group of a token given the token as written and
+	 * its phonetic key (or the token itself when there is no translit), -1
+	 * for none.  Two tokens of one group are STRSIM_ALIAS similar.  NULL
+	 * when there are none.
 	 */
-	int (*alias)(const void *ctx, const char *key, size_t len);
+	int (*alias)(const void *ctx, const char *token, size_t tlen, const char *key, size_t klen);
 	const void *alias_ctx;
 };
 

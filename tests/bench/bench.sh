@@ -97,6 +97,8 @@ echo
 echo "rows $rows, $(nproc) cores, median of $runs, load average $(cut -d" " -f1-3 /proc/loadavg)"
 printf '%-28s %10s\n' "floor (COPY out + in)" "$f s"
 e=
+# the very first run fills the job's state; every later one rewrites it (--full)
+first_note=" (the first a job's first run, the others --full over its state)"
 for jobs in ${JOBS:-all}; do
 	eng=() rss=()
 	: > "$work/stages"
@@ -113,6 +115,9 @@ for jobs in ${JOBS:-all}; do
 	done
 	e=$(printf '%s\n' "${eng[@]}" | median)
 	printf '%-28s %10s  (%.2fx the floor)\n' "refinery run, threads $jobs" "$e s" "$(awk -v e="$e" -v f="$f" 'BEGIN{print e/f}')"
+	# the first run of the first thread count fills the job's state; every later one rewrites it
+	echo "  each run: ${eng[*]} s${first_note}"
+	first_note=" (each --full over the job's state)"
 	# the round trip is exact: every pulled lead has exactly one result row, ids identical
 	echo "  round trip of the last run: $(round_trip) (of $rows leads)"
 	# per-stage medians from the JSON summaries

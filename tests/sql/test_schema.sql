@@ -151,7 +151,8 @@ SELECT results_eq('SELECT version, name FROM refinery.schema_migrations ORDER BY
 						 (7, '007_queue.sql'), (8, '008_review.sql'), (9, '009_outcomes_in.sql'),
 						 (10, '010_feedback.sql'), (11, '011_incremental.sql'),
 						 (12, '012_run_warnings.sql'), (13, '013_record_details.sql'),
-						 (14, '014_results_json.sql'), (16, '016_dedupe_model.sql')$$,
+						 (14, '014_results_json.sql'), (16, '016_dedupe_model.sql'),
+						 (18, '018_state_rebuild.sql'), (19, '019_state_json.sql')$$,
 				  'every migration file is recorded in schema_migrations');
 
 -- 10 views

@@ -4,9 +4,12 @@
  */
 #include "config.h"
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "batch.h"
 #include "pull.h"
 #include "strbuf.h"
@@ -150,6 +153,56 @@ main(void)
 		is_str(b->col[FIELD_LEAD_ID][1], "007", "then 007 (text order breaks the tie)");
 		is_str(b->col[FIELD_LEAD_ID][2], "7", "then 7");
 		batch_free(b);
+	}
+	/*
+	 * Repeated values are stored once while a column has few of them; a
+	 * column with many is copied value by value, and every value reads back.
+	 */
+	b = batch_new(0, NULL);
+	{
+		char id[32], touches[32];
+		bool shared = true, right = true;
+
+		for (int i = 0; i < 10000; i++)
+		{
+			snprintf(id, sizeof(id), "%d", 100000 + i);
+			snprintf(touches, sizeof(touches), "%d", i % 7);
+			add(b, id, NULL, touches, i % 2 ? "true" : "false");
+		}
+		for (size_t i = 0; i < b->n; i++)
+		{
+			snprintf(id, sizeof(id), "%zu", 100000 + i);
+			snprintf(touches, sizeof(touches), "%zu", i % 7);
+			right = right && strcmp(b->col[FIELD_LEAD_ID][i], id) == 0 &&
+			        strcmp(b->col[FIELD_TOUCH_COUNT][i], touches) == 0 &&
+			        strcmp(b->col[FIELD_AUTOMATION][i], i % 2 ? "true" : "false") == 0;
+			shared = shared && b->col[FIELD_TOUCH_COUNT][i] == b->col[FIELD_TOUCH_COUNT][i % 7];
+		}
+		is_int(b->n, 10000, "10,000 leads appended");
+		ok(right, "every value reads back as given, past the 4,096 distinct ids of the id column");
+		ok(shared, "a touch count seen before is the same string, not a copy");
+		ok(b->col[FIELD_LEAD_ID][5000] != b->col[FIELD_LEAD_ID][4999], "ids are their own strings");
+		ok(batch_finish(b, &err), "finish");
+		is_str(b->col[FIELD_LEAD_ID][9999], "109999",
+		       "the columns, cut to the leads held, still read");
+	}
+	batch_free(b);
+
+	/* strings are packed; other allocations stay 8-byte aligned */
+	{
+		struct arena *a = arena_new(256);
+		const char *s1 = arena_strndup(a, "abc", 3);
+		const char *s2 = arena_strndup(a, "de", 2);
+		void *p = arena_alloc(a, 16);
+
+		ok(s2 == s1 + 4, "two strings side by side, no padding between them");
+		ok(((uintptr_t) p & 7) == 0, "an allocation after them is 8-byte aligned");
+		is_str(s1, "abc", "the first string intact");
+		for (int i = 0; i < 100; i++)
+			if (arena_strndup(a, "0123456789", 10) == NULL)
+				break;
+		is_str(s2, "de", "the second too, after new chunks");
+		arena_free(a);
 	}
 	batch_free(NULL);
 	return done_testing();

@@ -78,13 +78,21 @@ toy_key(const void *ctx, const char *s, size_t len, char *out, size_t size)
 	return o;
 }
 
-/* One alias group for the test, by toy key: alexander ("ndr") and sasha ("sh"). */
+/*
+ * One alias group for the test, by toy key: alexander ("ndr") and sasha
+ * ("sh"); vladimir ("bdr") and "vova" by its spelling (its toy key "b" is not
+ * looked up).
+ */
 static int
-toy_alias(const void *ctx, const char *key, size_t len)
+toy_alias(const void *ctx, const char *token, size_t tlen, const char *key, size_t len)
 {
 	(void) ctx;
 	if ((len == 3 && memcmp(key, "ndr", 3) == 0) || (len == 2 && memcmp(key, "sh", 2) == 0))
 		return 0;
+	if (tlen == 4 && memcmp(token, "vova", 4) == 0)
+		return 1;
+	if (len == 3 && memcmp(key, "bdr", 3) == 0)
+		return 1;
 	return -1;
 }
 
@@ -191,6 +199,10 @@ main(void)
 	   "no aliases: nicknames differ");
 	is_double(strsim_token_similarity("sasha", 5, "alexander", 9, &oa), STRSIM_ALIAS, 1e-9,
 	          "with an alias group they agree");
+	is_double(strsim_token_similarity("vova", 4, "vladimir", 8, &oa), STRSIM_ALIAS, 1e-9,
+	          "the alias callback is given the token as written, not only its key");
+	is_int(strsim_name_compare("vova katz", "vladimir katz", &oa, &s), STRSIM_STRONG,
+	       "a nickname and the family name are strong agreement");
 
 	/* name levels */
 	is_int(cmp("yossi cohen", "cohen yossi", &s), STRSIM_EXACT, "swapped names are exact");
@@ -201,6 +213,10 @@ main(void)
 	       "one shared surname, a different first name: partial (a household)");
 	is_double(s, (1.0 + jw("yossi", "michal")) / 2.0, 1e-9, "score: mean of the pairs");
 	is_int(cmp("yossi cohen", "dana levi", &s), STRSIM_DISAGREE, "nothing shared: disagree");
+	ok(jw("zoabi", "zuabi") >= 0.80 && jw("zoabi", "zuabi") < 0.90 && jw("irina", "ira") < 0.80,
+	   "zoabi / zuabi is weak agreement, irina / ira below weak");
+	is_int(cmp("irina zoabi", "ira zuabi", &s), STRSIM_PARTIAL,
+	       "a surname with one wrong letter and another first name: partial, not disagree");
 	is_int(cmp("michal", "yossi cohen", &s), STRSIM_DISAGREE,
 	       "a spouse's first name alone is no subset");
 	is_int(cmp("ben david yossi", "bendavid yossi", &s), STRSIM_STRONG,
