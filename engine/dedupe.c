@@ -929,7 +929,7 @@ resolve_clusters(struct run *r, struct unionfind *uf, const uint32_t *best)
 			}
 			else
 			{
-				/* a cluster kept from the state (dedupe_incr.c): described against its survivor */
+				/* kept from the state with no matching link left (dedupe_incr.c): the survivor */
 				double tf = 0.0;
 				uint32_t pat;
 

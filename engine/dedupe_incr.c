@@ -20,14 +20,17 @@
  *       link is weighed again, with every namesake the opt-out has now);
  *    2. their candidates (every participant a block pairs them with);
  *    3. every member of the candidates' clusters.
- * Only pairs with a marked end are compared.  The clusters of unmarked
- * participants are taken from the state as they were
- * (dd_incr_restore_clusters) and enter the clustering whole, so a changed lead can still join one of them (its
- * pairs with every member were compared, for the chaining guard), but two
- * of them never merge nor split.  Survivors, duplicates, opt-outs carried
+ * Only pairs with a marked end, and pairs inside one cluster of the state
+ * (so each duplicate's reason names the link a full run would), are
+ * compared.  The clusters of unmarked participants are taken from the
+ * state as they were (dd_incr_restore_clusters) and enter the clustering
+ * whole, so a changed lead can still join one of them (its pairs with every
+ * member were compared, for the chaining guard), but two of them never
+ * merge nor split.  Survivors, duplicates, opt-outs carried
  * through clusters and golden records are then decided for every cluster
- * as a full run does; a duplicate whose cluster was taken from the state is
- * described against its survivor (dedupe.c).
+ * as a full run does (a duplicate of a cluster taken from the state that no
+ * longer has a matching link inside it is described against its survivor,
+ * dedupe.c).
  *
  * What can differ from one full run over the same data: the model moves a
  * little with the data, so a pair near the threshold that a full run would
@@ -133,10 +136,19 @@ dd_incr_select(struct run *r, const struct dedupe_prior *pri, uint8_t **out)
 		if (act[p] == 0 && pri->cluster[r->row[p]] >= 0 &&
 		    in_sorted(cc, ncc, pri->cluster[r->row[p]]))
 			act[p] = 3;
-	/* the pairs to compare: those with a marked end, in their order */
+	/*
+	 * The pairs to compare, in their order: those with a marked end, and
+	 * those inside a cluster of the state (few: they give each member the
+	 * strongest link that its reason names, as a full run's would).
+	 */
 	for (size_t k = 0; k < r->npairs; k++)
-		if (act[pair_a(r->pair[k])] || act[pair_b(r->pair[k])])
+	{
+		uint32_t a = pair_a(r->pair[k]), c = pair_b(r->pair[k]);
+		int64_t ca = pri->cluster[r->row[a]];
+
+		if (act[a] || act[c] || (ca >= 0 && ca == pri->cluster[r->row[c]]))
 			r->pair[u++] = r->pair[k];
+	}
 	r->npairs = u;
 out:
 	free(tc);

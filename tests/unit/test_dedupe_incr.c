@@ -8,7 +8,7 @@
  * The same leads are then deduplicated incrementally with that state and
  * model, with no lead marked changed and then with some marked changed
  * (their data is the same, so a correct incremental run must reproduce the
- * full run's verdicts, clusters, survivors and golden records exactly,
+ * full run's verdicts, clusters, survivors, reasons and golden records exactly,
  * whichever leads it re-resolves), and once with the clusters of some
  * leads wrongly remembered as singletons, which only the leads marked
  * changed can repair.
@@ -88,7 +88,7 @@ default_config(struct rules **out, struct error *err)
 	return c;
 }
 
-/* what a run decided for each lead, reasons aside (a kept cluster's are worded afresh) */
+/* what a run decided for each lead, with its reason */
 static char *
 decisions(const struct batch *b)
 {
@@ -96,9 +96,9 @@ decisions(const struct batch *b)
 
 	sb_init(&sb);
 	for (size_t i = 0; i < b->n; i++)
-		sb_printf(&sb, "%s %u %lld %u %s %s\n", batch_lead_id(b, i), b->verdict[i],
+		sb_printf(&sb, "%s %u %lld %u %s %s %s\n", batch_lead_id(b, i), b->verdict[i],
 		          (long long) b->cluster_id[i], b->survivor[i], b->rule_id[i] ? b->rule_id[i] : "",
-		          b->golden[i] ? b->golden[i] : "");
+		          b->reason[i] ? b->reason[i] : "", b->golden[i] ? b->golden[i] : "");
 	return sb.data;
 }
 
@@ -183,7 +183,7 @@ test_incremental(const struct name_translit *tl)
 		   "it re-resolves %zu leads and compares %zu pairs (the full run %zu)", inc.resolved,
 		   rep.candidate_pairs, pairs_full);
 		got = decisions(b);
-		is_str(got, want, "the same verdicts, clusters, survivors and golden records");
+		is_str(got, want, "the same verdicts, clusters, survivors, reasons and golden records");
 		free(got);
 		batch_free(b);
 	}
