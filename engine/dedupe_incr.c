@@ -107,7 +107,8 @@ dd_incr_select(struct run *r, const struct dedupe_prior *pri, uint8_t **out)
 	for (size_t i = 0; i < b->n; i++)
 		if (pri->touched[i] && pri->cluster[i] >= 0)
 			tc[ntc++] = pri->cluster[i];
-	memcpy(tc + ntc, pri->gone, pri->ngone * sizeof(*tc));
+	if (pri->ngone > 0)
+		memcpy(tc + ntc, pri->gone, pri->ngone * sizeof(*tc));
 	ntc = sort_unique(tc, ntc + pri->ngone);
 	for (size_t p = 0; p < np; p++)
 	{

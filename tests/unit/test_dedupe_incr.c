@@ -8,9 +8,9 @@
  * The same leads are then deduplicated incrementally with that state and
  * model, with no lead marked changed and then with some marked changed
  * (their data is the same, so a correct incremental run must reproduce the
- * full run's verdicts, clusters, survivors, reasons and golden records exactly,
- * whichever leads it re-resolves), and once with the clusters of some
- * leads wrongly remembered as singletons, which only the leads marked
+ * full run's verdicts, clusters, survivors, reasons and golden records
+ * exactly, whichever leads it re-resolves), and once with the clusters of
+ * some leads wrongly remembered as singletons, which only the leads marked
  * changed can repair.
  */
 #include "config.h"
