@@ -14,6 +14,11 @@
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/pg.sh"
+. "$top_srcdir/tests/lib/slurm.sh"
+# about 50 s in all: the plain pass only (the engine code it runs is shared with the
+# other integration tests, which the sanitizer pass runs)
+grep -q '^SAN_CFLAGS = -fsanitize' "${top_builddir:-$top_srcdir}/Makefile" 2>/dev/null &&
+	skip_all "a sanitized build: this test (about 50 s) runs in the plain pass only"
 pg_test_start
 
 # ---- two servers: A (catalogue and node of the odd tenants), B (node of the even ones)
@@ -21,6 +26,7 @@ A_TMP=$PG_TMP A_PORT=$PGPORT A_BIN=$PG_BIN
 pg_start || { echo "Bail out! could not start a second PostgreSQL"; exit 1; }
 B_TMP=$PG_TMP B_PORT=$PGPORT
 stop_all() {
+	slurm_stop
 	PG_TMP=$B_TMP pg_stop
 	PG_TMP=$A_TMP pg_stop
 }
@@ -230,6 +236,62 @@ if fault_hooks; then
 		"committed:4" "tenant_status shows the committed attempt, not the refused copy (status locked)"
 else
 	skip 5 "refinery built without fault injection (REFINERY_FAULT)"
+fi
+
+# ---- the same tenants as Slurm jobs on a localhost cluster of two nodes (contrib/slurm)
+slurm_tests=9
+if ! slurm_start 2; then
+	skip $slurm_tests "no localhost Slurm cluster: $SLURM_WHY"
+else
+	S=$tmp/slurm
+	mkdir -p "$S"
+	runs_before=$(for t in $TENANTS; do q $(node_of $t) -c "SELECT count(*) FROM refinery.runs WHERE job = 'nightly@$t'"; done | paste -sd' ')
+	for t in $TENANTS; do echo "$t,$(rows_of $t)"; done >"$tmp/sized.csv"
+	out=$(REFINERY=$REFINERY "$top_srcdir/contrib/slurm/refinery-submit" -c "$tmp/tenants.ini" -t "$tmp/sized.csv" -o "$S" 2>&1); rc=$?
+	is "$rc/$(printf '%s\n' "$out" | head -n 1 | cut -d' ' -f1)" "0/t1" "refinery-submit sends the tenants' jobs, the biggest first"
+	like "$out" 'refinery-submit: 8 tenant jobs, report job [0-9]+' "then the report job"
+	slurm_wait_idle || diag "the Slurm jobs did not finish"
+	runs_after=$(for t in $TENANTS; do q $(node_of $t) -c "SELECT count(*) - 1 FROM refinery.runs WHERE job = 'nightly@$t'"; done | paste -sd' ')
+	is "$runs_after" "$runs_before" "each tenant ran once more, as a Slurm job"
+	same=0
+	for t in $TENANTS; do
+		res "$(node_of $t)/postgres" "nightly@$t" >"$tmp/$t.sres"
+		res "A/ref" "solo-$t" >"$tmp/$t.sref"
+		[ -s "$tmp/$t.sres" ] && cmp -s "$tmp/$t.sres" "$tmp/$t.sref" && same=$((same + 1))
+	done
+	is "$same" 8 "every tenant's results still equal its single-node run"
+	is "$(tail -n +2 "$S/refinery-tenants-nightly.csv" | cut -d, -f1,2,3 | paste -sd' ')" \
+		"t1,committed,0 t2,committed,0 t3,committed,0 t4,committed,0 t5,committed,0 t6,committed,0 t7,committed,0 t8,committed,0" \
+		"the report job wrote the cross-tenant report from tenant_status"
+	like "$(cat "$S"/refinery-report-nightly-*.log)" 'job nightly: 8 tenants, 8 committed, 0 failed, 0 locked, 0 running, 0 not run' "and its summary line"
+
+	# a tenant submitted twice runs once: both held, then released; singleton queues the
+	# second behind the first, which then finds the tenant refined since it was sent
+	runs0=$(qb -c "SELECT count(*) FROM refinery.runs WHERE job = 'nightly@t4'")
+	echo t4 >"$tmp/t4.txt"
+	for k in 1 2; do
+		REFINERY=$REFINERY "$top_srcdir/contrib/slurm/refinery-submit" -c "$tmp/tenants.ini" -t "$tmp/t4.txt" -o "$S/twice" -- --hold >/dev/null
+	done
+	scontrol release "$(squeue -h -o %i | paste -sd,)"
+	slurm_wait_idle
+	is "$(qb -c "SELECT count(*) FROM refinery.runs WHERE job = 'nightly@t4'")" $((runs0 + 1)) "a tenant submitted twice ran once"
+	like "$(cat "$S"/twice/refinery-t4-*.log)" 'tenant "t4" of job "nightly" was refined by a run started at .*: nothing to do' \
+		"the second copy says why it did nothing"
+
+	# a task whose tenant's lease is held elsewhere succeeds with a message (exit 6 -> 0)
+	if fault_hooks; then
+		pg_run_stalled compute "$tmp/gate6" -q -c "$tmp/tenants.ini" --tenant t6 -j 1
+		echo t6 >"$tmp/t6.txt"
+		REFINERY=$REFINERY "$top_srcdir/contrib/slurm/refinery-submit" -c "$tmp/tenants.ini" -t "$tmp/t6.txt" -o "$S/held" >/dev/null
+		slurm_wait_idle
+		touch "$tmp/gate6"
+		wait $pid
+		like "$(cat "$S"/held/refinery-t6-*.log)" 'refinery-task: tenant "t6": another run of the tenant holds its lease' \
+			"a task refused by the lease (exit 6) succeeds with a message"
+	else
+		skip 1 "refinery built without fault injection (REFINERY_FAULT)"
+	fi
+	slurm_stop
 fi
 
 # ---- single-tenant jobs are untouched
