@@ -879,4 +879,10 @@ ruleset_source_desc(const struct ruleset *rs, char *buf, size_t size)
 		case SOURCE_QUERY: snprintf(buf, size, "query %.200s", s->query); break;
 		case SOURCE_CSV: snprintf(buf, size, "csv %s", s->csv); break;
 	}
+	if (s->tenant && s->tenant_column && strlen(buf) + 1 < size)
+	{
+		size_t n = strlen(buf);
+
+		snprintf(buf + n, size - n, " (tenant %s = %s)", s->tenant_column, s->tenant);
+	}
 }

@@ -139,6 +139,8 @@ is "$(qa -c "SELECT string_agg(DISTINCT job, ' ' ORDER BY job) FROM refinery.run
 	"server A holds the runs of the odd tenants, one job per tenant"
 is "$(qb -c "SELECT string_agg(DISTINCT job || '/' || tenant, ' ' ORDER BY job || '/' || tenant) FROM refinery.runs")" \
 	"nightly@t2/t2 nightly@t4/t4 nightly@t6/t6 nightly@t8/t8" "server B the even ones, runs.tenant set"
+is "$(qa -c "SELECT source_desc FROM refinery.runs WHERE job = 'nightly@t3'")" "table crm.leads (tenant tenant = t3)" \
+	"the run's source names the tenant"
 is "$(qa -c "SELECT count(*) FROM refinery.tenant_runs WHERE node IS NULL OR node LIKE '%password%'")" 0 \
 	"each attempt names its node, with no password"
 
@@ -167,6 +169,12 @@ is "$same" 8 "every tenant's results equal a single-node run of that tenant alon
 is "$lost" 0 "every tenant has one result row per lead it holds: 0 leads lost"
 is "$published" 0 "0 leads on the do-not-call list kept"
 is "$dnc_hits" " t t t t t t t t" "the global do-not-call list removed leads of every tenant, on both servers"
+
+# the reading commands take a tenant's job by its name
+PGHOST=$B_TMP PGPORT=$B_PORT "$REFINERY" export --job nightly@t2 --csv "$tmp/t2.csv"; rc=$?
+is "$rc/$(($(wc -l <"$tmp/t2.csv") - 1))" "0/$(rows_of t2)" "export --job nightly@t2 exports that tenant's leads"
+err=$("$REFINERY" export --job 'nightly@bad tenant' --csv "$tmp/x.csv" 2>&1); rc=$?
+is "$rc" 2 "--job with an invalid tenant part is a usage error"
 
 # ---- a tenant that fails fails alone; the exit status is the first failure's
 printf 't2\nt10\nt9\nt4\n' >"$tmp/some.txt"
