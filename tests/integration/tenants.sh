@@ -247,7 +247,7 @@ else
 fi
 
 # ---- the same tenants as Slurm jobs on a localhost cluster of two nodes (contrib/slurm)
-slurm_tests=9
+slurm_tests=10
 if ! slurm_start 2; then
 	skip $slurm_tests "no localhost Slurm cluster: $SLURM_WHY"
 else
@@ -285,6 +285,17 @@ else
 	is "$(qb -c "SELECT count(*) FROM refinery.runs WHERE job = 'nightly@t4'")" $((runs0 + 1)) "a tenant submitted twice ran once"
 	like "$(cat "$S"/twice/refinery-t4-*.log)" 'tenant "t4" of job "nightly" was refined by a run started at .*: nothing to do' \
 		"the second copy says why it did nothing"
+
+	# -m 1: one lane, so the tenants run one at a time although two nodes are free
+	first=$(qa -c "SELECT max(attempt) FROM refinery.tenant_runs")
+	printf 't5\nt7\nt8\n' >"$tmp/lane.txt"
+	REFINERY=$REFINERY "$top_srcdir/contrib/slurm/refinery-submit" -c "$tmp/tenants.ini" -t "$tmp/lane.txt" -m 1 -o "$S/lane" >/dev/null
+	slurm_wait_idle
+	is "$(qa -c "SELECT count(*) || '/' || count(*) FILTER (WHERE status = 'committed') || '/' ||
+		count(*) FILTER (WHERE EXISTS (SELECT 1 FROM refinery.tenant_runs o WHERE o.attempt > $first
+			AND o.attempt <> t.attempt AND o.started_at < t.finished_at AND t.started_at < o.finished_at))
+		FROM refinery.tenant_runs t WHERE attempt > $first")" "3/3/0" \
+		"-m 1: three tenants committed, no two at once"
 
 	# a task whose tenant's lease is held elsewhere succeeds with a message (exit 6 -> 0)
 	if fault_hooks; then
