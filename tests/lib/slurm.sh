@@ -8,18 +8,8 @@
 #    and scontrol reach it; returns non-zero with the reason in $SLURM_WHY when it
 #    cannot start.  slurm_stop: stop every daemon it started (by pid) and remove the
 #    folder; call it from the EXIT trap.  slurm_wait_idle: poll until squeue shows no
-#    job (a bound against a hang, never a timing assumption).
-
-slurm_free_port() {
-	local p
-	for p in $(seq $((20000 + RANDOM % 20000)) 65000); do
-		if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
+#    job (a bound against a hang, never a timing assumption).  Source tests/lib/pg.sh
+#    first: the nodes' ports come from its pg_free_port.
 
 slurm_start() {
 	local k=${1:-2} i host nodes="" ctl_port
@@ -40,10 +30,10 @@ slurm_start() {
 		--log-file="$SLURM_TMP/munge/munged.log" --seed-file="$SLURM_TMP/munge/munged.seed" \
 		>/dev/null 2>&1 || { SLURM_WHY="munged did not start: $(tail -n 1 "$SLURM_TMP/munge/munged.log" 2>/dev/null)"; return 1; }
 	host=$(hostname -s)
-	ctl_port=$(slurm_free_port)
+	ctl_port=$(pg_free_port)
 	for ((i = 1; i <= k; i++)); do
 		nodes="$nodes
-NodeName=n$i NodeHostname=$host NodeAddr=127.0.0.1 Port=$(slurm_free_port) CPUs=1 RealMemory=512 State=UNKNOWN"
+NodeName=n$i NodeHostname=$host NodeAddr=127.0.0.1 Port=$(pg_free_port) CPUs=1 RealMemory=512 State=UNKNOWN"
 	done
 	cat >"$SLURM_TMP/slurm.conf" <<CONF
 ClusterName=refinery-test
