@@ -61,9 +61,25 @@ struct cmd_opts
 	const char *since;        /* feedback --since: outcomes from this date */
 	bool claims;              /* export --claims: refund claims, not results */
 	const char *supplier;     /* export --claims --supplier */
+	const char *tenant;       /* run --tenant: one tenant of a shared source */
+	const char *tenants;      /* run --tenants: a file of tenants, or a query giving them */
 };
 
 bool cmd_run(const struct cmd_opts *o, struct error *err);
+/*
+ * One run (cmd_run.c): of `tenant` (NULL: a single-tenant job) on the
+ * database `node` (NULL: o->conn); *committed_run (may be NULL) gets the
+ * run committed, -1 when none.
+ */
+bool cmd_run_one(const struct cmd_opts *o, const char *tenant, const struct conn_opts *node,
+                 int64_t *committed_run, struct error *err);
+/*
+ * run --tenant / --tenants (tenants.c): each tenant in turn, on its node of
+ * [cluster] map, each in its own transaction, each attempt recorded in
+ * refinery.tenant_runs on the database of -d.  Fails with the first failing
+ * tenant's error (its exit status) when any failed.
+ */
+bool cmd_run_tenants(const struct cmd_opts *o, struct error *err);
 bool cmd_init_db(const struct cmd_opts *o, struct error *err);
 bool cmd_check_rules(const struct cmd_opts *o, struct error *err);
 bool cmd_export(const struct cmd_opts *o, struct error *err);

@@ -236,8 +236,46 @@ print_changes(const struct job_state *st)
 		       c->skipped + c->skipped_vanished);
 }
 
+/*
+ * The rules' tenant, when the run has one: [source] tenant_column and
+ * --tenant go together, and the run's job becomes "<job>@<tenant>" (its
+ * lease, runs, state and results apart from every other tenant's).
+ */
+static bool
+set_tenant(struct ruleset *rs, const char *tenant, struct error *err)
+{
+	char *name;
+
+	if (tenant == NULL && rs->source->tenant_column == NULL)
+		return true;
+	if (tenant == NULL)
+	{
+		error_set(err, EXIT_USAGE, "%s: [source] tenant_column is set: a run refines one tenant",
+		          rules_where(rs->rules, "source", "tenant_column"));
+		return error_hint(err, "Give --tenant=ID, or --tenants=FILE|QUERY for several.");
+	}
+	if (rs->source->tenant_column == NULL)
+		return error_set(err, EXIT_USAGE, "--tenant needs [source] tenant_column in the rules");
+	if ((name = malloc(strlen(rs->job->name) + strlen(tenant) + 2)) == NULL)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	sprintf(name, "%s@%s", rs->job->name, tenant);
+	free(rs->job->name);
+	rs->job->name = name;
+	rs->source->tenant = tenant;
+	return true;
+}
+
 bool
 cmd_run(const struct cmd_opts *o, struct error *err)
+{
+	if (o->tenant || o->tenants)
+		return cmd_run_tenants(o, err);
+	return cmd_run_one(o, NULL, NULL, NULL, err);
+}
+
+bool
+cmd_run_one(const struct cmd_opts *o, const char *tenant, const struct conn_opts *node,
+            int64_t *committed_run, struct error *err)
 {
 	struct ruleset *loaded;           /* owned; freed at the end */
 	const struct ruleset *rs;         /* the same, read only once loaded */
@@ -266,9 +304,11 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 	memset(&lease, 0, sizeof(lease));
 	if (o->nargs > 0)
 		return error_set(err, EXIT_USAGE, "unexpected argument \"%s\"", o->args[0]);
+	if (committed_run)
+		*committed_run = -1;
 	if ((rs = loaded = ruleset_load(o->files, o->nfiles, err)) == NULL)
 		return false;
-	if (!sidedata_load_files(rs, &dnc, err))
+	if (!set_tenant(loaded, tenant, err) || !sidedata_load_files(rs, &dnc, err))
 	{
 		blacklist_dnc_free(dnc);
 		ruleset_free(loaded);
@@ -282,7 +322,7 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 
 	if (to_db || rs->source->kind != SOURCE_CSV || sidedata_needs_db(rs))
 	{
-		if (!runconn_open(&o->conn, rs, to_db, &conn, err))
+		if (!runconn_open(node ? node : &o->conn, rs, to_db, &conn, err))
 			goto out;
 		if (to_db)
 		{
@@ -379,6 +419,8 @@ cmd_run(const struct cmd_opts *o, struct error *err)
 		if (!writeback_database(conn, rs, b, &pr, &meta, &run_id, err))
 			goto out;
 		committed = !o->dry_run;
+		if (committed && committed_run)
+			*committed_run = run_id;
 	}
 	else if (!o->dry_run && !writeback_csv(rs, b, &pr, &meta, err))
 		goto out;

@@ -88,12 +88,10 @@ fields_weighing(const struct run *r, uint32_t pat, double above, double below)
 
 	for (int f = 0; f < r->c->nfields; f++)
 	{
-		unsigned l = pattern_level(pat, f);
 		double w;
 
-		if (l == LEVEL_MISSING)
+		if (!field_weight(r, pat, f, &w))
 			continue;
-		w = uses_given(r, f, pat) ? r->wg[f][l] : r->w[f][l];
 		if (w > above || w < below)
 			m |= 1u << f;
 	}

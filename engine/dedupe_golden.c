@@ -202,12 +202,10 @@ describe_against(const struct run *r, uint32_t a, uint32_t b, bool first, struct
 
 	for (int f = 0; f < r->c->nfields; f++)
 	{
-		unsigned l = pattern_level(pat, f);
 		double w;
 
-		if (l == LEVEL_MISSING)
+		if (!field_weight(r, pat, f, &w))
 			continue;
-		w = uses_given(r, f, pat) ? r->wg[f][l] : r->w[f][l];
 		if (w < worst)
 			worst = w, wf = f;
 	}

@@ -206,6 +206,18 @@ uses_given(const struct run *r, int f, uint32_t pat)
 	return g >= 0 && pattern_level(pat, g) <= 1;
 }
 
+/* Field f's weight in bits for this pattern into *w; false when the field is missing. */
+static inline bool
+field_weight(const struct run *r, uint32_t pat, int f, double *w)
+{
+	unsigned l = pattern_level(pat, f);
+
+	if (l == LEVEL_MISSING)
+		return false;
+	*w = uses_given(r, f, pat) ? r->wg[f][l] : r->w[f][l];
+	return true;
+}
+
 /* What a comparison found, for the reason written on a duplicate. */
 struct evidence
 {

@@ -81,6 +81,8 @@
 #define OPT_VERBOSE      (UINT64_C(1) << 48) /* explain --verbose */
 #define OPT_KEEP_COHORTS (UINT64_C(1) << 42) /* calibrate --keep-cohorts */
 #define OPT_NO_SHIPPED   (UINT64_C(1) << 43) /* calibrate --no-shipped */
+#define OPT_TENANT       (UINT64_C(1) << 50) /* run --tenant */
+#define OPT_TENANTS      (UINT64_C(1) << 51) /* run --tenants */
 #define OPT_GENERAL      (UINT64_C(1) << 63) /* the last bit: new options take the next free one below */
 
 /* what the commands that read a committed run (export, explain, report) share */
@@ -95,7 +97,8 @@ static const struct command
 	const char *summary;
 } commands[] = {
     {"run", cmd_run,
-     OPT_RULES | OPT_DRY_RUN | OPT_JOBS | OPT_FORCE | OPT_FULL | OPT_PROGRESS | OPT_CONN,
+     OPT_RULES | OPT_DRY_RUN | OPT_JOBS | OPT_FORCE | OPT_FULL | OPT_PROGRESS | OPT_CONN |
+         OPT_TENANT | OPT_TENANTS,
      "[OPTION]...", "pull leads, refine, score, assign reps, write the run back"},
     {"init-db", cmd_init_db, OPT_CONN, "[OPTION]...", "create or upgrade the refinery schema"},
     {"check-rules", cmd_check_rules, OPT_RULES | OPT_DEFAULTS, "[OPTION]... [FILE]...",
@@ -162,6 +165,12 @@ static const struct
     {OPT_FULL, NULL, "      --full             re-resolve every lead and rewrite its state row"},
     {OPT_PROGRESS, NULL,
      "      --progress=SEC     a progress line every SEC s and as each stage ends"},
+    {OPT_TENANT, NULL,
+     "      --tenant=ID        refine one tenant ([source] tenant_column) as job\n"
+     "                         NAME@ID, on its server of [cluster] map"},
+    {OPT_TENANTS, NULL,
+     "      --tenants=FILE|QUERY  each tenant of FILE (one a line) or of QUERY's\n"
+     "                         first column in turn, each in its own transaction"},
     {OPT_JOB, "jobs", "      --job=NAME         only this job"},
     {OPT_JOB, "revert", "      --job=NAME         the run's job (else the only one)"},
     {OPT_RUN, "revert", "      --run=ID           the run to undo: the job's latest committed"},
@@ -376,7 +385,9 @@ enum
 	LONG_PROGRESS,
 	LONG_VERBOSE,
 	LONG_KEEP_COHORTS,
-	LONG_NO_SHIPPED
+	LONG_NO_SHIPPED,
+	LONG_TENANT,
+	LONG_TENANTS
 };
 
 /* Every option, and which OPT_* bit of the command table it is. */
@@ -418,6 +429,8 @@ static const struct
     {{"since", required_argument, NULL, LONG_SINCE}, OPT_SINCE},
     {{"claims", no_argument, NULL, LONG_CLAIMS}, OPT_CLAIMS},
     {{"supplier", required_argument, NULL, LONG_SUPPLIER}, OPT_SUPPLIER},
+    {{"tenant", required_argument, NULL, LONG_TENANT}, OPT_TENANT},
+    {{"tenants", required_argument, NULL, LONG_TENANTS}, OPT_TENANTS},
     {{"dbname", required_argument, NULL, 'd'}, OPT_CONN},
     {{"host", required_argument, NULL, 'h'}, OPT_CONN},
     {{"port", required_argument, NULL, 'p'}, OPT_CONN},
@@ -595,7 +608,7 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 				o->has_file_mode = true;
 				break;
 			case LONG_JOB:
-				if (!ruleset_job_name_ok(optarg))
+				if (!ruleset_job_ref_ok(optarg))
 					return bad_usage(cmd, "invalid job name: \"%s\"", optarg);
 				o->job = optarg;
 				break;
@@ -604,6 +617,12 @@ dispatch(int argc, char **argv, struct cmd_opts *o)
 			case LONG_CLAIMS: o->claims = true; break;
 			case LONG_SUPPLIER: o->supplier = optarg; break;
 			case LONG_FULL: o->full = true; break;
+			case LONG_TENANT:
+				if (!ruleset_job_name_ok(optarg))
+					return bad_usage(cmd, "invalid tenant ID: \"%s\"", optarg);
+				o->tenant = optarg;
+				break;
+			case LONG_TENANTS: o->tenants = optarg; break;
 			case LONG_DEFAULTS: o->defaults = true; break;
 			case LONG_VERBOSE: o->verbose = true; break;
 			case LONG_PROGRESS:

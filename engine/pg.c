@@ -2,9 +2,10 @@
  * pg.c
  *    Connecting, running statements, quoting, and cancelling on signals.
  *
- * The cancel handle of the one open connection is kept in a static so the
- * signal handler can use PQcancel(), which is safe there; this and the
- * interrupt flag are the only process-wide state.  libpq's connection
+ * The cancel handle of the first connection still open (the run's own,
+ * whatever opens beside it later) is kept in a static so the signal
+ * handler can use PQcancel(), which is safe there; this and the interrupt
+ * flag are the only process-wide state.  libpq's connection
  * errors can quote parts of a malformed conninfo; they are scrubbed of the
  * password (or withheld) before they reach a message.
  *
@@ -29,6 +30,7 @@
 #include "pg.h"
 
 static PGcancel *volatile cancel_handle;
+static PGconn *cancel_conn; /* the connection cancel_handle cancels */
 static volatile sig_atomic_t interrupted;
 
 static void
@@ -214,7 +216,11 @@ pg_connect(const struct conn_opts *o, struct error *err)
 		return error_set(err, EXIT_CONNECTION, "could not connect to the database: %s", msg), NULL;
 	}
 	PQsetNoticeReceiver(conn, on_notice, NULL);
-	cancel_handle = PQgetCancel(conn);
+	if (cancel_handle == NULL)
+	{
+		cancel_conn = conn;
+		cancel_handle = PQgetCancel(conn);
+	}
 	return conn;
 }
 
@@ -226,12 +232,19 @@ pg_disconnect(PGconn *conn)
 
 	if (conn == NULL)
 		return;
+	if (conn != cancel_conn)
+	{
+		/* another connection's handle stays; this one had none */
+		PQfinish(conn);
+		return;
+	}
 	/* no signal handler may use the cancel handle while it is freed */
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
 	sigprocmask(SIG_BLOCK, &block, &old);
 	cancel_handle = NULL;
+	cancel_conn = NULL;
 	if (c)
 		PQfreeCancel(c);
 	sigprocmask(SIG_SETMASK, &old, NULL);

@@ -161,6 +161,60 @@ resolve_columns(const struct ruleset *rs, const char *const *have, int nhave, st
 	return true;
 }
 
+/*
+ * A tenant's run ([source] tenant_column, run --tenant): the pull's WHERE
+ * clause, " WHERE "col" = current_setting('refinery.tenant')::type", into
+ * *out (malloc'd; "" for a run of every lead).  The tenant reaches the
+ * server as a parameter of set_config() -- COPY takes no parameters --
+ * local to the run's transaction when there is one, so no session state
+ * outlives it; the cast to the column's own type keeps its index usable.
+ * `cols` is the source's LIMIT 0 result.
+ */
+static bool
+tenant_filter(PGconn *conn, const struct ruleset *rs, const PGresult *cols, char **out,
+              struct error *err)
+{
+	const struct source_config *s = rs->source;
+	const char *p[2];
+	char oid[16];
+	char *q = NULL;
+	PGresult *res;
+	int k;
+
+	*out = NULL;
+	if (s->tenant_column == NULL || s->tenant == NULL)
+		return (*out = strdup("")) != NULL || error_set(err, EXIT_INTERNAL, "out of memory");
+	for (k = 0; k < PQnfields(cols) && strcmp(PQfname(cols, k), s->tenant_column) != 0; k++)
+		;
+	if (k == PQnfields(cols))
+		return error_set(err, EXIT_RULES,
+		                 "%s: [source] tenant_column: the source has no column "
+		                 "\"%s\"",
+		                 rules_where(rs->rules, "source", "tenant_column"), s->tenant_column);
+	snprintf(oid, sizeof(oid), "%u", (unsigned) PQftype(cols, k));
+	p[0] = s->tenant;
+	p[1] = PQtransactionStatus(conn) == PQTRANS_INTRANS ? "true" : "false";
+	res = pg_query(conn, "choosing the tenant",
+	               "SELECT set_config('refinery.tenant', $1, $2::boolean)", 2, p, err);
+	if (res == NULL)
+		return false;
+	PQclear(res);
+	p[0] = oid;
+	if ((res = pg_query(conn, "choosing the tenant", "SELECT format_type($1::oid, NULL)", 1, p,
+	                    err)) == NULL)
+		return false;
+	if ((q = PQescapeIdentifier(conn, s->tenant_column, strlen(s->tenant_column))) != NULL &&
+	    (*out = malloc(strlen(q) + (size_t) PQgetlength(res, 0, 0) + 64)) != NULL)
+		sprintf(*out, " WHERE %s = current_setting('refinery.tenant')::%s", q,
+		        PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (q == NULL)
+		return error_set(err, EXIT_RULES, "%s: [source] tenant_column: not valid UTF-8",
+		                 rules_where(rs->rules, "source", "tenant_column"));
+	PQfreemem(q);
+	return *out != NULL || error_set(err, EXIT_INTERNAL, "out of memory");
+}
+
 /* Build a batch's extra-column names from the config. */
 static struct batch *
 new_batch(const struct ruleset *rs, struct error *err)
@@ -210,7 +264,7 @@ bool
 pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct error *err)
 {
 	const struct source_config *s = rs->source;
-	char *from = NULL, *sql = NULL;
+	char *from = NULL, *sql = NULL, *where = NULL;
 	PGresult *res = NULL;
 	struct colmap m = {0};
 	struct batch *b = NULL;
@@ -266,13 +320,14 @@ pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct
 		goto oom;
 	for (int k = 0; k < PQnfields(res); k++)
 		have[k] = PQfname(res, k);
-	if (!resolve_columns(rs, have, PQnfields(res), &m, err))
+	if (!resolve_columns(rs, have, PQnfields(res), &m, err) ||
+	    !tenant_filter(conn, rs, res, &where, err))
 		goto out;
 	PQclear(res);
 	res = NULL;
 
 	/* COPY (SELECT "a", "b", NULL, ... FROM src) TO STDOUT */
-	cap = strlen(from) + 64;
+	cap = strlen(from) + strlen(where) + 64;
 	for (int c = 0; c < m.ncols; c++)
 		cap += m.name[c] ? 2 * strlen(m.name[c]) + 8 : 8;
 	free(sql);
@@ -299,7 +354,7 @@ pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct
 		len += (size_t) sprintf(sql + len, "%s", q);
 		PQfreemem(q);
 	}
-	sprintf(sql + len, " FROM %s) TO STDOUT", from);
+	sprintf(sql + len, " FROM %s%s) TO STDOUT", from, where);
 
 	if ((b = new_batch(rs, err)) == NULL)
 		goto out;
@@ -384,6 +439,7 @@ oom:
 out:
 	PQclear(res);
 	free(from);
+	free(where);
 	free(sql);
 	free(have);
 	free(m.name);

@@ -301,6 +301,8 @@ source_config_free(struct source_config *c)
 	free(c->query);
 	free(c->csv);
 	free(c->csv_reject);
+	free(c->tenant_column);
+	free(c->cluster_map);
 	free(c->timezone);
 	free(c->now);
 	for (int f = 0; f < FIELD__COUNT; f++)
@@ -373,6 +375,11 @@ source_config_load(struct rules *r, struct source_config **out, struct error *er
 	}
 	c->csv = dup_or_null(csv);
 	c->csv_reject = dup_or_null(rules_get(r, "source", "csv_reject"));
+	c->tenant_column = dup_or_null(rules_get(r, "source", "tenant_column"));
+	c->cluster_map = dup_or_null(rules_get(r, "cluster", "map"));
+	if (c->tenant_column && c->kind == SOURCE_CSV)
+		return error_set(err, EXIT_RULES, "%s: [source] tenant_column needs a table or a query",
+		                 rules_where(r, "source", "tenant_column"));
 	if (!rules_load_params(r, "source", source_limits, RULES_PARAMS_N(source_limits), c, err))
 		return false;
 	if (!rules_get_str(r, "source", "csv_delimiter", &v, err))
@@ -541,6 +548,21 @@ ruleset_job_name_ok(const char *name)
 		if (strchr(alnum, name[i]) == NULL && strchr("._-", name[i]) == NULL)
 			return false;
 	return true;
+}
+
+bool
+ruleset_job_ref_ok(const char *name)
+{
+	const char *at = strchr(name, '@');
+	char head[64];
+
+	if (at == NULL)
+		return ruleset_job_name_ok(name);
+	if (at - name > 63)
+		return false;
+	memcpy(head, name, (size_t) (at - name));
+	head[at - name] = '\0';
+	return ruleset_job_name_ok(head) && ruleset_job_name_ok(at + 1);
 }
 
 /* [job]; name is checked by ruleset_job_name_ok(), below */
@@ -856,5 +878,11 @@ ruleset_source_desc(const struct ruleset *rs, char *buf, size_t size)
 		case SOURCE_TABLE: snprintf(buf, size, "table %s", s->table); break;
 		case SOURCE_QUERY: snprintf(buf, size, "query %.200s", s->query); break;
 		case SOURCE_CSV: snprintf(buf, size, "csv %s", s->csv); break;
+	}
+	if (s->tenant && s->tenant_column && strlen(buf) + 1 < size)
+	{
+		size_t n = strlen(buf);
+
+		snprintf(buf + n, size - n, " (tenant %s = %s)", s->tenant_column, s->tenant);
 	}
 }

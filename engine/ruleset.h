@@ -42,6 +42,9 @@ struct source_config
 	bool column_explicit[FIELD__COUNT]; /* set in the rules, not a default */
 	char **extra;                       /* extra columns kept by name */
 	int nextra;
+	char *tenant_column; /* the tenant's column of a shared source, or NULL */
+	char *cluster_map;   /* [cluster] map: a CSV file or a query, or NULL */
+	const char *tenant;  /* the run's tenant (run --tenant), borrowed; NULL = every lead */
 };
 
 enum output_target
@@ -73,6 +76,11 @@ struct job_config
 
 /* Whether `name` is a valid job name (letters, digits, . _ -, 1 to 63 bytes). */
 bool ruleset_job_name_ok(const char *name);
+/*
+ * Whether `name` is a job name a reading command may give (--job): a job
+ * name, or a tenant's job "<job>@<tenant>" whose two parts are job names.
+ */
+bool ruleset_job_ref_ok(const char *name);
 
 /* Load and check every file; NULL with err filled on failure. */
 struct ruleset *ruleset_load(const char *const *files, int nfiles, struct error *err);

@@ -167,6 +167,9 @@ state_add_old(struct job_state *st, char **f, struct error *err)
 	o->sla_due_at = parse_int_or(f[11], BATCH_NO_TIME);
 	o->version = parse_int_or(f[12], 1);
 	o->taken_by = f[13] && f[13][0] == 't' ? parse_int_or(f[14], -1) : -1;
+	o->taken_by_col = parse_int_or(f[14], -1);
+	o->first_run = parse_int_or(f[15], 0);
+	o->taken_at = keep(st, f[16], &ok);
 	if (!ok || o->lead_id == NULL)
 		return error_oom(err);
 	st->nold++;
@@ -180,7 +183,7 @@ state_add_old(struct job_state *st, char **f, struct error *err)
 	"extract(epoch FROM assigned_at AT TIME ZONE current_setting('TimeZone'))::bigint, "           \
 	"extract(epoch FROM sla_due_at AT TIME ZONE current_setting('TimeZone'))::bigint, "            \
 	"version, taken_at > now() - make_interval(hours => (SELECT j.take_hours "                     \
-	"FROM refinery.jobs j WHERE j.name = %s)), taken_by "
+	"FROM refinery.jobs j WHERE j.name = %s)), taken_by, first_run, taken_at "
 
 /*
  * Send the COPY of the job's state rows; `framing`: only the rows that frame
@@ -515,196 +518,6 @@ state_rest_rows(const struct job_state *st, size_t *stale)
 	return st->nrest;
 }
 
-/* ------------------------------------------------------- stable clusters */
-
-struct cid_pair
-{
-	int64_t a, b;
-	uint32_t flag;
-};
-
-static int
-cmp_pair(const void *x, const void *y)
-{
-	const struct cid_pair *p = x, *q = y;
-
-	if (p->a != q->a)
-		return p->a < q->a ? -1 : 1;
-	if (p->b != q->b)
-		return p->b < q->b ? -1 : 1;
-	return (p->flag > q->flag) - (p->flag < q->flag);
-}
-
-static int
-cmp_pair_first(const void *x, const void *y)
-{
-	const struct cid_pair *p = x, *q = y;
-
-	return (p->a > q->a) - (p->a < q->a);
-}
-
-static bool
-in_sorted(const int64_t *v, size_t n, int64_t x)
-{
-	return bsearch(&x, v, n, sizeof(*v), util_cmp_i64) != NULL;
-}
-
-/*
- * Give each cluster of this run the id it had: for every old id, its heir
- * is the new cluster holding the old survivor, else the one holding most of
- * its members (ties: the smaller new id); a cluster that is heir to several
- * old ids (a merge) keeps the smallest.  A cluster heir to none gets the id
- * the dedupe stage gave it, unless some old cluster used that id, then
- * one above every id seen.
- */
-static bool
-stable_clusters(struct job_state *st, struct batch *b, struct error *err)
-{
-	struct cid_pair *e = NULL, *heir = NULL, *map = NULL;
-	int64_t *olds = NULL, *fresh = NULL;
-	size_t ne = 0, nh = 0, nmap = 0, nolds = 0, nfresh = 0;
-	int64_t top = 0;
-	bool ok = false;
-
-	e = malloc(sizeof(*e) * (b->n ? b->n : 1));
-	heir = malloc(sizeof(*heir) * (b->n ? b->n : 1));
-	map = malloc(sizeof(*map) * (b->n ? b->n : 1));
-	olds = malloc(sizeof(*olds) * (st->nold ? st->nold : 1));
-	fresh = malloc(sizeof(*fresh) * (b->n ? b->n : 1));
-	if (!e || !heir || !map || !olds || !fresh)
-	{
-		error_oom(err);
-		goto out;
-	}
-	for (size_t k = 0; k < st->nold; k++)
-		if (st->old[k].cluster_id >= 0)
-		{
-			olds[nolds++] = st->old[k].cluster_id;
-			top = st->old[k].cluster_id > top ? st->old[k].cluster_id : top;
-		}
-	qsort(olds, nolds, sizeof(*olds), util_cmp_i64);
-	for (size_t i = 0; i < b->n; i++)
-	{
-		const struct old_lead *o;
-
-		if (b->cluster_id[i] < 0)
-			continue;
-		top = b->cluster_id[i] > top ? b->cluster_id[i] : top;
-		if (st->of_row[i] == NO_INDEX || (o = &st->old[st->of_row[i]])->cluster_id < 0)
-			continue;
-		e[ne].a = o->cluster_id;
-		e[ne].b = b->cluster_id[i];
-		/* flag 0 sorts first: the old survivor's entry leads its old id's run */
-		e[ne].flag = o->survivor_id && strcmp(o->survivor_id, batch_lead_id(b, i)) == 0 ? 0 : 1;
-		ne++;
-	}
-	qsort(e, ne, sizeof(*e), cmp_pair);
-	for (size_t x = 0; x < ne;)
-	{
-		size_t y = x, best_n = 0;
-		int64_t best = -1;
-		bool by_survivor = false;
-
-		while (y < ne && e[y].a == e[x].a)
-		{
-			if (e[y].flag == 0 && !by_survivor)
-			{
-				by_survivor = true;
-				best = e[y].b;
-			}
-			y++;
-		}
-		if (!by_survivor)
-			for (size_t z = x; z < y;)
-			{
-				size_t w = z;
-
-				while (w < y && e[w].b == e[z].b)
-					w++;
-				if (w - z > best_n) /* runs ascend by new id: ties keep the smaller */
-				{
-					best_n = w - z;
-					best = e[z].b;
-				}
-				z = w;
-			}
-		heir[nh].a = best;
-		heir[nh].b = e[x].a;
-		heir[nh].flag = 0;
-		nh++;
-		x = y;
-	}
-	qsort(heir, nh, sizeof(*heir), cmp_pair);
-	/* map: new id -> the smallest old id it inherits */
-	for (size_t x = 0; x < nh; x++)
-		if (x == 0 || heir[x].a != heir[x - 1].a)
-			map[nmap++] = heir[x];
-	/* clusters heir to nothing: their own id when no old cluster had it */
-	{
-		int64_t *mine = malloc(sizeof(*mine) * (b->n ? b->n : 1));
-		size_t nm = 0, nheirs = nmap; /* map[0..nheirs) is sorted; what follows is appended */
-
-		if (mine == NULL)
-		{
-			error_oom(err);
-			goto out;
-		}
-		for (size_t i = 0; i < b->n; i++)
-			if (b->cluster_id[i] >= 0)
-				mine[nm++] = b->cluster_id[i];
-		qsort(mine, nm, sizeof(*mine), util_cmp_i64);
-		for (size_t x = 0; x < nm; x++)
-		{
-			struct cid_pair key = {.a = mine[x]}, *hit;
-
-			if (x > 0 && mine[x] == mine[x - 1])
-				continue;
-			hit = bsearch(&key, map, nheirs, sizeof(*map), cmp_pair_first);
-			if (hit)
-				continue;
-			if (in_sorted(olds, nolds, mine[x]))
-				fresh[nfresh++] = mine[x]; /* taken: numbered below */
-			else
-			{
-				map[nmap].a = map[nmap].b = mine[x];
-				map[nmap].flag = 1;
-				nmap++;
-			}
-		}
-		free(mine);
-	}
-	for (size_t x = 0; x < nfresh; x++)
-	{
-		map[nmap].a = fresh[x];
-		map[nmap].b = ++top;
-		map[nmap].flag = 2;
-		nmap++;
-	}
-	qsort(map, nmap, sizeof(*map), cmp_pair);
-	for (size_t i = 0; i < b->n; i++)
-	{
-		struct cid_pair key = {.a = b->cluster_id[i]}, *hit;
-
-		if (b->cluster_id[i] < 0)
-			continue;
-		hit = bsearch(&key, map, nmap, sizeof(*map), cmp_pair_first);
-		if (hit == NULL)
-		{
-			error_set(err, EXIT_INTERNAL, "cluster %" PRId64 " has no stable id", b->cluster_id[i]);
-			goto out;
-		}
-		b->cluster_id[i] = hit->b;
-	}
-	ok = true;
-out:
-	free(e);
-	free(heir);
-	free(map);
-	free(olds);
-	free(fresh);
-	return ok;
-}
-
 /* ------------------------------------------------------------ reconcile */
 
 static bool
@@ -753,7 +566,7 @@ state_reconcile(struct job_state *st, struct batch *b, bool full, struct error *
 
 	if (st->nrows != b->n)
 		return error_set(err, EXIT_INTERNAL, "the state was read for another batch");
-	if (!stable_clusters(st, b, err))
+	if (!state_stable_clusters(st, b, err))
 		return false;
 	c->full = !c->had_state || full || c->rules_changed;
 	for (size_t i = 0; i < b->n; i++)
@@ -808,10 +621,10 @@ struct state_rows
 	uint64_t mask; /* the result columns written (writeback_row_masked) */
 };
 
+/* the state's columns of batch row i, without the line's end; first_run as given */
 static void
-format_state(struct strbuf *sb, const void *ctx, size_t i)
+put_state(struct strbuf *sb, const struct state_rows *r, size_t i, int64_t first_run)
 {
-	const struct state_rows *r = ctx;
 	const struct batch *b = r->b;
 
 	writeback_row_masked(sb, r->rs, b, i, r->mask);
@@ -823,12 +636,54 @@ format_state(struct strbuf *sb, const void *ctx, size_t i)
 		sb_puts(sb, "\\N");
 	sb_putc(sb, '\t');
 	sb_copy_text(sb, r->st->job);
-	sb_printf(sb, "\t%" PRId64 "\t%" PRId64, r->run_id, r->run_id);
+	sb_printf(sb, "\t%" PRId64 "\t%" PRId64, first_run, r->run_id);
+}
+
+static void
+format_state(struct strbuf *sb, const void *ctx, size_t i)
+{
+	const struct state_rows *r = ctx;
+
+	put_state(sb, r, i, r->run_id);
 	if (r->with_kind)
 		sb_printf(sb, "\t%s\t%" PRId64, kind_names[r->st->kind[i]],
 		          r->st->of_row[i] == NO_INDEX ? (int64_t) 0
 		                                       : r->st->old[r->st->of_row[i]].version);
 	sb_putc(sb, '\n');
+}
+
+/*
+ * A row of a full write's new table (sql/018_state_rebuild.sql): the
+ * state's columns, then what the old row keeps: its first run, its version
+ * plus one (a new lead's is 1), its take's time and rep.
+ */
+static void
+format_rebuild(struct strbuf *sb, const void *ctx, size_t i)
+{
+	const struct state_rows *r = ctx;
+	const struct job_state *st = r->st;
+	const struct old_lead *o = st->of_row[i] == NO_INDEX ? NULL : &st->old[st->of_row[i]];
+
+	put_state(sb, r, i, o && o->first_run > 0 ? o->first_run : r->run_id);
+	sb_printf(sb, "\t%" PRId64 "\t", o ? o->version + 1 : 1);
+	if (o && o->taken_at)
+		sb_copy_text(sb, o->taken_at);
+	else
+		sb_puts(sb, "\\N");
+	if (o && o->taken_by_col >= 0)
+		sb_printf(sb, "\t%" PRId64 "\n", o->taken_by_col);
+	else
+		sb_puts(sb, "\t\\N\n");
+}
+
+/* a changed lead of a full write: its id and how it changed */
+static void
+format_kind(struct strbuf *sb, const void *ctx, size_t i)
+{
+	const struct state_rows *r = ctx;
+
+	sb_copy_text(sb, batch_lead_id(r->b, i));
+	sb_printf(sb, "\t%s\n", kind_names[r->st->kind[i]]);
 }
 
 static void
@@ -1158,22 +1013,25 @@ exec_rebuilt(PGconn *conn, const struct job_state *st, bool with_run, const char
  * A full write of a job that has state, first part: every lead into a
  * new table (sql/018_state_rebuild.sql), which gets the partition's
  * indexes once it is full.  Each pulled lead's row is the run's, with the
- * first run, the version and the take of its old row; a lead the run did
- * not pull keeps its row, marked vanished if it was current.  What the
- * queue changed since the run read the state is brought in by
- * rebuild_finish(), under a lock.
+ * first run, the version and the take of its old row as the state read
+ * them; a lead the run did not pull keeps its row, marked vanished if it
+ * was current.  The leads that changed, and how, go to a temporary table
+ * for the change log.  What the queue changed since the run read the
+ * state is brought in by rebuild_finish(), under a lock.
  */
 static bool
 rebuild_fill(PGconn *conn, struct job_state *st, struct state_rows *r, struct error *err)
 {
 	const char *phase = "writing the job's state";
 	const char *params[1] = {st->job};
+	const struct batch *b = r->b;
 	struct strbuf sql;
 	PGresult *res;
+	uint32_t *changed = NULL;
+	size_t nchanged = 0;
 	bool ok = false;
 
-	if (!copy_in(conn, r, NULL, r->b->n, err) || !raise_work_memory(conn, err) ||
-	    !pg_exec(conn, phase, "ANALYZE refinery_state_in", err))
+	if (!raise_work_memory(conn, err))
 		return false;
 	res = pg_query(conn, phase, "SELECT refinery.rebuild_state_table($1)", 1, params, err);
 	if (res == NULL)
@@ -1182,28 +1040,36 @@ rebuild_fill(PGconn *conn, struct job_state *st, struct state_rows *r, struct er
 	PQclear(res);
 
 	sb_init(&sql);
-	sb_printf(&sql, "INSERT INTO %s (", st->rebuild);
+	sb_printf(&sql, "COPY %s (", st->rebuild);
 	for (int k = 0; writeback_columns[k]; k++)
 		sb_printf(&sql, "%s, ", writeback_columns[k]);
-	sb_printf(&sql, "%s, version, taken_at, taken_by) SELECT ", state_extra_columns);
-	for (int k = 0; writeback_columns[k]; k++)
-		sb_printf(&sql, "t.%s, ", writeback_columns[k]);
-	sb_puts(&sql, "t.fingerprint, t.assigned_at, t.job, coalesce(s.first_run, t.first_run), "
-	              "t.changed_run, coalesce(s.version, 0) + 1, s.taken_at, s.taken_by "
-	              "FROM refinery_state_in t LEFT JOIN refinery.lead_state s "
-	              "ON s.job = $1 AND s.lead_id = t.lead_id");
+	sb_printf(&sql, "%s, version, taken_at, taken_by) FROM STDIN", state_extra_columns);
 	if (sql.oom)
 	{
 		error_oom(err);
 		goto out;
 	}
-	if ((res = pg_query(conn, phase, sql.data, 1, params, err)) == NULL)
+	if (!writeback_copy(conn, sql.data, phase, format_rebuild, r, NULL, b->n, "state", err))
 		goto out;
-	PQclear(res);
+	if ((changed = malloc(sizeof(*changed) * (b->n ? b->n : 1))) == NULL)
+	{
+		error_oom(err);
+		goto out;
+	}
+	for (size_t i = 0; i < b->n; i++)
+		if (st->kind[i] != KIND_UNCHANGED)
+			changed[nchanged++] = (uint32_t) i;
+	if (!pg_exec(conn, phase,
+	             "CREATE TEMPORARY TABLE refinery_state_kinds (lead_id text NOT NULL, "
+	             "kind text NOT NULL) ON COMMIT DROP",
+	             err) ||
+	    !writeback_copy(conn, "COPY refinery_state_kinds (lead_id, kind) FROM STDIN", phase,
+	                    format_kind, r, changed, nchanged, NULL, err) ||
+	    !pg_exec(conn, phase, "ANALYZE refinery_state_kinds", err))
+		goto out;
 	if (!exec_rebuilt(conn, st, false,
-	                  "INSERT INTO %s SELECT s.* FROM refinery.lead_state s WHERE s.job = $1 "
-	                  "AND NOT EXISTS (SELECT 1 FROM refinery_state_in t "
-	                  "WHERE t.lead_id = s.lead_id)",
+	                  "INSERT INTO %1$s SELECT s.* FROM refinery.lead_state s WHERE s.job = $1 "
+	                  "AND NOT EXISTS (SELECT 1 FROM %1$s n WHERE n.lead_id = s.lead_id)",
 	                  err) ||
 	    /* every pulled lead's row has changed_run = this run and state current */
 	    !exec_rebuilt(conn, st, true,
@@ -1229,6 +1095,7 @@ rebuild_fill(PGconn *conn, struct job_state *st, struct state_rows *r, struct er
 	ok = true;
 out:
 	sb_free(&sql);
+	free(changed);
 	return ok;
 }
 
@@ -1285,26 +1152,29 @@ rebuild_finish(PGconn *conn, struct job_state *st, struct error *err)
 			return false;
 		log_info("the job's queue holds its state: rows are rewritten in place");
 		snprintf(drop, sizeof(drop), "DROP TABLE %s", st->rebuild);
-		return pg_exec(conn, phase, drop, err) && write_in_place(conn, st, true, err);
+		/* the pulled leads' new rows, as the row-by-row write takes them */
+		return exec_rebuilt(conn, st, true,
+		                    "CREATE TEMPORARY TABLE refinery_state_in ON COMMIT DROP AS "
+		                    "SELECT n.*, coalesce(k.kind, 'unchanged') AS kind, "
+		                    "n.version - 1 AS version_read FROM %s n "
+		                    "LEFT JOIN refinery_state_kinds k ON k.lead_id = n.lead_id "
+		                    "WHERE n.changed_run = $1 AND n.state = 'current' AND n.job = $2",
+		                    err) &&
+		       pg_exec(conn, phase, drop, err) && write_in_place(conn, st, true, err);
 	}
 	FAULT("state_swap");
-	/* rows changed since read: pulled ones by version, the others against the copy */
+	/* a row whose version is not the one its new row was made from changed since */
 	if (!exec_rebuilt(conn, st, true,
 	                  "CREATE TEMPORARY TABLE refinery_state_moved ON COMMIT DROP AS "
-	                  "SELECT s.lead_id, t.kind, s.state FROM refinery.lead_state s "
-	                  "JOIN refinery_state_in t ON t.lead_id = s.lead_id "
-	                  "WHERE s.job = $2 AND s.version <> t.version_read "
-	                  "UNION ALL SELECT s.lead_id, NULL, s.state FROM refinery.lead_state s "
-	                  "JOIN %s n ON n.lead_id = s.lead_id WHERE s.job = $2 "
-	                  "AND NOT (n.changed_run = $1 AND n.state = 'current') "
-	                  "AND s.version <> n.version - (s.state = 'current' "
-	                  "AND n.changed_run = $1)::int",
+	                  "SELECT s.lead_id, s.state = 'current' AND n.state = 'vanished' AS vanishing "
+	                  "FROM refinery.lead_state s JOIN %s n ON n.lead_id = s.lead_id "
+	                  "WHERE s.job = $2 AND s.version <> n.version - (n.changed_run = $1)::int",
 	                  err))
 		return false;
 	res = pg_query(conn, phase,
-	               "SELECT count(*) FILTER (WHERE kind <> 'unchanged'), "
-	               "count(*) FILTER (WHERE kind IS NULL AND state = 'current') "
-	               "FROM refinery_state_moved",
+	               "SELECT count(k.lead_id), count(*) FILTER (WHERE m.vanishing) "
+	               "FROM refinery_state_moved m "
+	               "LEFT JOIN refinery_state_kinds k ON k.lead_id = m.lead_id",
 	               0, NULL, err);
 	if (res == NULL)
 		return false;
@@ -1319,9 +1189,16 @@ rebuild_finish(PGconn *conn, struct job_state *st, struct error *err)
 	                  "INSERT INTO %s SELECT s.* FROM refinery.lead_state s "
 	                  "JOIN refinery_state_moved m ON m.lead_id = s.lead_id WHERE s.job = $1",
 	                  err) ||
-	    !log_changed(
-	        conn, st,
-	        "NOT EXISTS (SELECT 1 FROM refinery_state_moved m WHERE m.lead_id = t.lead_id)", err) ||
+	    !exec_rebuilt(conn, st, true,
+	                  LOG_CHANGES
+	                  "SELECT $1, $2, k.lead_id, k.kind, s.verdict, n.verdict, s.rule_id, "
+	                  "n.rule_id, s.cluster_id, n.cluster_id, s.survivor_id, n.survivor_id, "
+	                  "s.temperature, n.temperature, s.cohort, n.cohort, s.rep_id, n.rep_id, "
+	                  "to_jsonb(s) FROM refinery_state_kinds k JOIN %s n ON n.lead_id = k.lead_id "
+	                  "LEFT JOIN refinery.lead_state s ON s.job = $2 AND s.lead_id = k.lead_id "
+	                  "WHERE NOT EXISTS (SELECT 1 FROM refinery_state_moved m "
+	                  "WHERE m.lead_id = k.lead_id)",
+	                  err) ||
 	    !exec_rebuilt(conn, st, true,
 	                  LOG_CHANGES
 	                  "SELECT $1, $2, s.lead_id, 'vanished', s.verdict, s.verdict, s.rule_id, "

@@ -1,7 +1,9 @@
 /*
  * state_dedupe.c
- *    What a job's state tells the dedupe of a nightly run, and the dedupe
- *    model the job keeps (see dedupe_incr.c for how the dedupe uses them).
+ *    A job's clusters from run to run: what the state tells the dedupe of a
+ *    nightly run, the dedupe model the job keeps (see dedupe_incr.c for how
+ *    the dedupe uses them), and the stable cluster ids state_reconcile()
+ *    gives the clusters the run found.
  *
  * Read in full before the dedupe: for each pulled lead its cluster and its
  * verdict in the state and whether it changed, the clusters of the leads
@@ -10,6 +12,7 @@
  */
 #include "config.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,4 +105,194 @@ state_dedupe_free(struct job_state *st)
 	free(st->dd_verdict);
 	free(st->dd_rule);
 	free(st->dd_gone);
+}
+
+/* ------------------------------------------------------- stable clusters */
+
+struct cid_pair
+{
+	int64_t a, b;
+	uint32_t flag;
+};
+
+static int
+cmp_pair(const void *x, const void *y)
+{
+	const struct cid_pair *p = x, *q = y;
+
+	if (p->a != q->a)
+		return p->a < q->a ? -1 : 1;
+	if (p->b != q->b)
+		return p->b < q->b ? -1 : 1;
+	return (p->flag > q->flag) - (p->flag < q->flag);
+}
+
+static int
+cmp_pair_first(const void *x, const void *y)
+{
+	const struct cid_pair *p = x, *q = y;
+
+	return (p->a > q->a) - (p->a < q->a);
+}
+
+static bool
+in_sorted(const int64_t *v, size_t n, int64_t x)
+{
+	return bsearch(&x, v, n, sizeof(*v), util_cmp_i64) != NULL;
+}
+
+/*
+ * Give each cluster of this run the id it had: for every old id, its heir
+ * is the new cluster holding the old survivor, else the one holding most of
+ * its members (ties: the smaller new id); a cluster that is heir to several
+ * old ids (a merge) keeps the smallest.  A cluster heir to none gets the id
+ * the dedupe stage gave it, unless some old cluster used that id, then
+ * one above every id seen.
+ */
+bool
+state_stable_clusters(struct job_state *st, struct batch *b, struct error *err)
+{
+	struct cid_pair *e = NULL, *heir = NULL, *map = NULL;
+	int64_t *olds = NULL, *fresh = NULL;
+	size_t ne = 0, nh = 0, nmap = 0, nolds = 0, nfresh = 0;
+	int64_t top = 0;
+	bool ok = false;
+
+	e = malloc(sizeof(*e) * (b->n ? b->n : 1));
+	heir = malloc(sizeof(*heir) * (b->n ? b->n : 1));
+	map = malloc(sizeof(*map) * (b->n ? b->n : 1));
+	olds = malloc(sizeof(*olds) * (st->nold ? st->nold : 1));
+	fresh = malloc(sizeof(*fresh) * (b->n ? b->n : 1));
+	if (!e || !heir || !map || !olds || !fresh)
+	{
+		error_oom(err);
+		goto out;
+	}
+	for (size_t k = 0; k < st->nold; k++)
+		if (st->old[k].cluster_id >= 0)
+		{
+			olds[nolds++] = st->old[k].cluster_id;
+			top = st->old[k].cluster_id > top ? st->old[k].cluster_id : top;
+		}
+	qsort(olds, nolds, sizeof(*olds), util_cmp_i64);
+	for (size_t i = 0; i < b->n; i++)
+	{
+		const struct old_lead *o;
+
+		if (b->cluster_id[i] < 0)
+			continue;
+		top = b->cluster_id[i] > top ? b->cluster_id[i] : top;
+		if (st->of_row[i] == NO_INDEX || (o = &st->old[st->of_row[i]])->cluster_id < 0)
+			continue;
+		e[ne].a = o->cluster_id;
+		e[ne].b = b->cluster_id[i];
+		/* flag 0 sorts first: the old survivor's entry leads its old id's run */
+		e[ne].flag = o->survivor_id && strcmp(o->survivor_id, batch_lead_id(b, i)) == 0 ? 0 : 1;
+		ne++;
+	}
+	qsort(e, ne, sizeof(*e), cmp_pair);
+	for (size_t x = 0; x < ne;)
+	{
+		size_t y = x, best_n = 0;
+		int64_t best = -1;
+		bool by_survivor = false;
+
+		while (y < ne && e[y].a == e[x].a)
+		{
+			if (e[y].flag == 0 && !by_survivor)
+			{
+				by_survivor = true;
+				best = e[y].b;
+			}
+			y++;
+		}
+		if (!by_survivor)
+			for (size_t z = x; z < y;)
+			{
+				size_t w = z;
+
+				while (w < y && e[w].b == e[z].b)
+					w++;
+				if (w - z > best_n) /* runs ascend by new id: ties keep the smaller */
+				{
+					best_n = w - z;
+					best = e[z].b;
+				}
+				z = w;
+			}
+		heir[nh].a = best;
+		heir[nh].b = e[x].a;
+		heir[nh].flag = 0;
+		nh++;
+		x = y;
+	}
+	qsort(heir, nh, sizeof(*heir), cmp_pair);
+	/* map: new id -> the smallest old id it inherits */
+	for (size_t x = 0; x < nh; x++)
+		if (x == 0 || heir[x].a != heir[x - 1].a)
+			map[nmap++] = heir[x];
+	/* clusters heir to nothing: their own id when no old cluster had it */
+	{
+		int64_t *mine = malloc(sizeof(*mine) * (b->n ? b->n : 1));
+		size_t nm = 0, nheirs = nmap; /* map[0..nheirs) is sorted; what follows is appended */
+
+		if (mine == NULL)
+		{
+			error_oom(err);
+			goto out;
+		}
+		for (size_t i = 0; i < b->n; i++)
+			if (b->cluster_id[i] >= 0)
+				mine[nm++] = b->cluster_id[i];
+		qsort(mine, nm, sizeof(*mine), util_cmp_i64);
+		for (size_t x = 0; x < nm; x++)
+		{
+			struct cid_pair key = {.a = mine[x]}, *hit;
+
+			if (x > 0 && mine[x] == mine[x - 1])
+				continue;
+			hit = bsearch(&key, map, nheirs, sizeof(*map), cmp_pair_first);
+			if (hit)
+				continue;
+			if (in_sorted(olds, nolds, mine[x]))
+				fresh[nfresh++] = mine[x]; /* taken: numbered below */
+			else
+			{
+				map[nmap].a = map[nmap].b = mine[x];
+				map[nmap].flag = 1;
+				nmap++;
+			}
+		}
+		free(mine);
+	}
+	for (size_t x = 0; x < nfresh; x++)
+	{
+		map[nmap].a = fresh[x];
+		map[nmap].b = ++top;
+		map[nmap].flag = 2;
+		nmap++;
+	}
+	qsort(map, nmap, sizeof(*map), cmp_pair);
+	for (size_t i = 0; i < b->n; i++)
+	{
+		struct cid_pair key = {.a = b->cluster_id[i]}, *hit;
+
+		if (b->cluster_id[i] < 0)
+			continue;
+		hit = bsearch(&key, map, nmap, sizeof(*map), cmp_pair_first);
+		if (hit == NULL)
+		{
+			error_set(err, EXIT_INTERNAL, "cluster %" PRId64 " has no stable id", b->cluster_id[i]);
+			goto out;
+		}
+		b->cluster_id[i] = hit->b;
+	}
+	ok = true;
+out:
+	free(e);
+	free(heir);
+	free(map);
+	free(olds);
+	free(fresh);
+	return ok;
 }

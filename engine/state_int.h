@@ -15,7 +15,7 @@
 #define NO_INDEX UINT32_MAX
 
 /* the fields of a state row as read (state_add_old), in this order */
-#define OLD_COLUMNS 15
+#define OLD_COLUMNS 17
 
 /* what the state says about one lead */
 struct old_lead
@@ -31,6 +31,10 @@ struct old_lead
 	uint64_t fingerprint;
 	int64_t version;  /* the row's version when read: a write skips a row changed since */
 	int64_t taken_by; /* the rep whose take of the lead stands, -1 none */
+	/* kept as they are by a full write: the row's first run, its take's time and rep as stored */
+	int64_t first_run;
+	const char *taken_at; /* NULL */
+	int64_t taken_by_col; /* -1 NULL */
 	bool has_fingerprint;
 	bool vanished;
 	bool seen;           /* pulled by this run */
@@ -100,7 +104,8 @@ struct job_state *state_new(const char *job, struct error *err);
  * lead_id, vanished ("t"/"f"), fingerprint, verdict, rule_id, cluster_id,
  * survivor_id, temperature, cohort, rep_id, assigned_at and sla_due_at
  * (naive local seconds since epoch), version (NULL: 1), whether a take of
- * the pull queue stands ("t"/"f") and by which rep.
+ * the pull queue stands ("t"/"f") and by which rep, the first run, and the
+ * take's time (as the server writes a timestamptz).
  */
 bool state_add_old(struct job_state *st, char **f, struct error *err);
 
@@ -119,7 +124,12 @@ bool state_add_rest(struct job_state *st, char **f, struct error *err);
 /* After the second part's last row: find every lead of b again (the holds are left alone). */
 bool state_match_rest(struct job_state *st, const struct batch *b, struct error *err);
 
-/* state_dedupe.c: write the model the dedupe used (in the job's row); free what it keeps. */
+/*
+ * state_dedupe.c: give each cluster of the run the id it had (state.h,
+ * state_reconcile); write the model the dedupe used (in the job's row);
+ * free what it keeps.
+ */
+bool state_stable_clusters(struct job_state *st, struct batch *b, struct error *err);
 bool state_write_model(PGconn *conn, const struct job_state *st, const struct ruleset *rs,
                        struct error *err);
 void state_dedupe_free(struct job_state *st);

@@ -130,7 +130,8 @@ for k, n in enumerate(names):
 print("  %-26s %10.0f MiB" % ("peak RSS", statistics.median(r.get("max_rss_kb", 0) for r in runs) / 1024))
 PY
 	echo "ratio_to_floor=$(awk -v e="$e" -v f="$f" 'BEGIN{printf "%.2f", e/f}')"
-	echo "peak_rss_bytes=$(printf '%s\n' "${rss[@]}" | median | awk '{printf "%d", $1 * 1024}')"
+	# %.0f, not %d: mawk's %d stops at 2^31 - 1, which a 10M run's RSS passes
+	echo "peak_rss_bytes=$(printf '%s\n' "${rss[@]}" | median | awk '{printf "%.0f", $1 * 1024}')"
 done
 if [ -f "$shared/peer_pipeline.sql" ]; then
 	peer=()

@@ -84,8 +84,11 @@ is "$(pq -c "SELECT count(*) FROM refinery.lead_state WHERE job = 'rebuilt' AND 
 is "$(pq -c "SELECT count(*) FROM refinery.lead_state WHERE job = 'rebuilt' AND changed_run = (SELECT max(run_id)
 	FROM refinery.runs WHERE job = 'rebuilt') AND version = 2")" $((N - 1)) \
 	"every other row is rewritten once (version 2), the taken lead's too (version 3)"
-is "$(pq -c "SELECT taken_by || ':' || rep_id || ':' || version FROM refinery.lead_state WHERE job = 'rebuilt' AND lead_id = '$take'")" \
-	"$taker:$taker:3" "the take made before the run stands"
+is "$(pq -c "SELECT count(*) FROM refinery.lead_state WHERE job = 'rebuilt' AND first_run = (SELECT min(run_id)
+	FROM refinery.runs WHERE job = 'rebuilt')")" "$N" "every row keeps the job's first run as its first run"
+is "$(pq -c "SELECT taken_by || ':' || rep_id || ':' || version || ':' || (taken_at = '2025-07-01 09:00:00+00') FROM refinery.lead_state
+	WHERE job = 'rebuilt' AND lead_id = '$take'")" \
+	"$taker:$taker:3:true" "the take made before the run stands, its time exactly"
 is "$(pq -c "SELECT count(*) FROM refinery.lead_changes c JOIN refinery.runs r USING (run_id)
 	WHERE r.job = 'rebuilt' AND c.change = 'vanished'")/$(pq -c "SELECT count(*) FROM refinery.lead_changes c
 	JOIN refinery.runs r USING (run_id) WHERE r.job = 'inplace'")" \

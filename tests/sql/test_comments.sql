@@ -13,7 +13,7 @@ SELECT ok(length(obj_description('refinery'::regnamespace, 'pg_namespace')) > 20
 -- the checks below must not pass by finding nothing
 SELECT is((SELECT count(*)::int FROM pg_class
 		   WHERE relnamespace = 'refinery'::regnamespace AND relkind IN ('r', 'p', 'v')),
-		  26, '26 relations to check: 13 tables, 2 fixture partitions, 11 views');
+		  28, '28 relations to check: 14 tables, 2 fixture partitions, 12 views');
 SELECT cmp_ok((SELECT count(*)::int FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
 			   WHERE c.relnamespace = 'refinery'::regnamespace AND c.relkind IN ('r', 'p', 'v')
 				 AND a.attnum > 0 AND NOT a.attisdropped),

@@ -5,25 +5,29 @@
  */
 BEGIN;
 SET LOCAL client_min_messages = warning;
-SELECT plan(157);
+SELECT plan(160);
 
--- 13 tables
+-- 14 tables
 SELECT has_table('refinery', t, 'table refinery.' || t || ' exists')
 FROM unnest(ARRAY['schema_migrations', 'jobs', 'runs', 'run_stages', 'lead_results', 'run_cohorts',
 				  'run_reps', 'run_rep_sources', 'forget_salt', 'suppressed', 'lead_state',
-				  'lead_changes', 'outcomes']) AS t;
+				  'lead_changes', 'outcomes', 'tenant_runs']) AS t;
 SELECT columns_are('refinery', 'suppressed', ARRAY['kind', 'hash', 'forgotten_at'],
 	'suppressed holds kind, hash and time only: no contact in clear');
 SELECT is((SELECT length(salt) FROM refinery.forget_salt), 32, 'the migration made one 32-byte salt');
 
--- 7: exactly these columns, no more, no fewer
+-- 8: exactly these columns, no more, no fewer
 SELECT columns_are('refinery', 'jobs', ARRAY['name', 'created_at', 'holder_pid', 'holder_host',
-	'holder_started_at', 'take_hours', 'dedupe_model'], 'jobs has exactly the contract columns');
+	'holder_started_at', 'take_hours', 'tenant', 'dedupe_model'], 'jobs has exactly the contract columns');
 SELECT columns_are('refinery', 'runs', ARRAY['run_id', 'started_at', 'finished_at', 'status',
 	'rules_sha256', 'rules_text', 'rules_files', 'source_desc', 'engine_version', 'host',
 	'threads', 'rows_pulled', 'rows_kept', 'seconds_total', 'counts', 'job', 'snapshot',
-	'full_write', 'leads_new', 'leads_changed', 'leads_vanished', 'reverted_at', 'warnings'],
+	'full_write', 'leads_new', 'leads_changed', 'leads_vanished', 'reverted_at', 'warnings',
+	'tenant'],
 	'runs has exactly the contract columns');
+SELECT columns_are('refinery', 'tenant_runs', ARRAY['attempt', 'job', 'tenant', 'node', 'run_id',
+	'status', 'exit_code', 'message', 'started_at', 'finished_at', 'host', 'pid'],
+	'tenant_runs has exactly the contract columns');
 SELECT columns_are('refinery', 'run_stages', ARRAY['run_id', 'ord', 'stage', 'rows_in',
 	'rows_out', 'seconds', 'counters'], 'run_stages has exactly the contract columns');
 SELECT columns_are('refinery', 'lead_results', ARRAY['run_id', 'lead_id', 'source', 'verdict',
@@ -151,14 +155,15 @@ SELECT results_eq('SELECT version, name FROM refinery.schema_migrations ORDER BY
 						 (7, '007_queue.sql'), (8, '008_review.sql'), (9, '009_outcomes_in.sql'),
 						 (10, '010_feedback.sql'), (11, '011_incremental.sql'),
 						 (12, '012_run_warnings.sql'), (13, '013_record_details.sql'),
-						 (14, '014_results_json.sql'), (16, '016_dedupe_model.sql'),
+						 (14, '014_results_json.sql'), (15, '015_tenants.sql'), (16, '016_dedupe_model.sql'),
 						 (18, '018_state_rebuild.sql'), (19, '019_state_json.sql')$$,
 				  'every migration file is recorded in schema_migrations');
 
--- 10 views
+-- 11 views
 SELECT has_view('refinery', v, 'view refinery.' || v || ' exists')
 FROM unnest(ARRAY['latest_run', 'run_funnel', 'lead_explain', 'rep_load', 'cohort_summary',
-				  'stage_times', 'source_summary', 'job_summary', 'results', 'outcome_meanings']) AS v;
+				  'stage_times', 'source_summary', 'job_summary', 'results', 'outcome_meanings',
+				  'tenant_status']) AS v;
 
 -- 10 functions and their results
 SELECT has_function('refinery', 'new_results_table', ARRAY['bigint'], 'new_results_table(bigint) exists');
