@@ -161,8 +161,7 @@ diff=$(pq -c "SELECT string_agg(format('lead %s: nightly %s (%s: %s), one run %s
 	coalesce(i.rule_id, '-'), coalesce(i.reason, '-'), f.verdict, coalesce(f.rule_id, '-'), coalesce(f.reason, '-')), E'\n' ORDER BY i.lead_id)
 	FROM refinery.lead_results i JOIN refinery.lead_results f ON f.run_id = $rf AND f.lead_id = i.lead_id
 	WHERE i.run_id = $ri AND i.verdict <> f.verdict")
-[ -n "$diff" ] && diag "verdicts that differ from one full run:
-$diff"
+[ -n "$diff" ] && printf '%s\n' "verdicts that differ from one full run (the nights weigh pairs with the model the job's first run learnt, one run learns its own; a pair near the threshold can fall either way):" "$diff" | sed 's/^/# /'
 ndiff=$(pq -c "SELECT count(*) FROM refinery.lead_results i JOIN refinery.lead_results f ON f.run_id = $rf AND f.lead_id = i.lead_id
 	WHERE i.run_id = $ri AND i.verdict <> f.verdict")
 total=$(pq -c "SELECT count(*) FROM crm.leads")
@@ -188,8 +187,7 @@ mates() {
 }
 pdiff=$(pq -c "SELECT string_agg(format('lead %s: nightly with {%s}, one run with {%s}', lead_id, coalesce(i.m, ''), coalesce(f.m, '')), E'\n' ORDER BY lead_id)
 	FROM ($(mates "$ri")) i FULL JOIN ($(mates "$rf")) f USING (lead_id) WHERE i.m IS DISTINCT FROM f.m")
-[ -n "$pdiff" ] && diag "leads whose cluster differs from one full run:
-$pdiff"
+[ -n "$pdiff" ] && printf '%s\n' "leads whose cluster differs from one full run:" "$pdiff" | sed 's/^/# /'
 npdiff=$(pq -c "SELECT count(*) FROM ($(mates "$ri")) i FULL JOIN ($(mates "$rf")) f USING (lead_id) WHERE i.m IS DISTINCT FROM f.m")
 ok "$([ $((npdiff * 1000)) -le "$total" ] && [ "$both" -gt 100 ]; echo $?)" \
 	"the same partition into clusters as the full run but for at most 0.1% of the leads ($npdiff differ; $pi same-person pairs nightly, $pf in one run, $both in both)"
