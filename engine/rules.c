@@ -59,8 +59,7 @@ struct rules
 	bool *enumerated; /* asked[i]: read with rules_keys(), its keys are data */
 	char **absent;    /* "section\nkey" asked for and not set: known keys too */
 	int nabsent;
-	/* collecting problems (check-rules) */
-	bool collect;
+	bool collect;       /* collecting problems (check-rules) */
 	bool defaults_only; /* the typed getters read default.ini's values */
 	struct error *problems;
 	int nproblems;
