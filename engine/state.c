@@ -1099,7 +1099,13 @@ out:
 	return ok;
 }
 
-/* run sql as the savepoint `name`; false with *busy set when it failed for a lock wait */
+/*
+ * Run sql as the savepoint `name`.  False with *busy set when it failed but
+ * the transaction goes on (rolled back to the savepoint): for a lock wait
+ * (err's SQLSTATE 55P03) or for another error of the statement (a view a
+ * user made on the job's partition keeps it from being dropped); a lost
+ * session or an interrupt is a failure.
+ */
 static bool
 try_locked(PGconn *conn, const char *name, const char *sql, const char *job, bool *busy,
            struct error *err)
@@ -1119,12 +1125,20 @@ try_locked(PGconn *conn, const char *name, const char *sql, const char *job, boo
 		snprintf(stmt, sizeof(stmt), "RELEASE SAVEPOINT %s", name);
 		return pg_exec(conn, phase, stmt, err);
 	}
-	if (strcmp(err->sqlstate, "55P03") != 0)
+	if (err->code == EXIT_CONNECTION || err->code == EXIT_INTERRUPTED)
 		return false;
-	*busy = true;
 	snprintf(stmt, sizeof(stmt), "ROLLBACK TO SAVEPOINT %s", name);
-	pg_exec(conn, phase, stmt, err);
-	return false; /* busy: err is the lock wait's, or the rollback's when that failed too */
+	if (PQstatus(conn) != CONNECTION_OK)
+		return false;
+	{
+		struct error why = *err;
+
+		if (!pg_exec(conn, phase, stmt, err))
+			return false;
+		*err = why; /* what failed, for the caller's message */
+	}
+	*busy = true;
+	return false;
 }
 
 /*
@@ -1150,7 +1164,12 @@ rebuild_finish(PGconn *conn, struct job_state *st, struct error *err)
 	{
 		if (!busy)
 			return false;
-		log_info("the job's queue holds its state: rows are rewritten in place");
+		if (strcmp(err->sqlstate, "55P03") == 0)
+			log_info("the job's queue holds its state: rows are rewritten in place");
+		else
+			log_info("the job's partition could not be locked (%s): rows are rewritten in place",
+			         err->msg);
+		error_clear(err);
 		snprintf(drop, sizeof(drop), "DROP TABLE %s", st->rebuild);
 		/* the pulled leads' new rows, as the row-by-row write takes them */
 		return exec_rebuilt(conn, st, true,
@@ -1218,10 +1237,18 @@ rebuild_finish(PGconn *conn, struct job_state *st, struct error *err)
 			return true;
 		if (!busy)
 			return false;
+		if (strcmp(err->sqlstate, "55P03") != 0)
+			break; /* not a wait: trying again would fail the same way */
 	}
 	snprintf(drop, sizeof(drop), "DROP TABLE %s", st->rebuild);
-	log_info("another session holds refinery.lead_state: the job's rebuilt state is copied "
-	         "into its partition");
+	if (strcmp(err->sqlstate, "55P03") == 0)
+		log_info("another session holds refinery.lead_state: the job's rebuilt state is copied "
+		         "into its partition");
+	else
+		log_info("the job's partition could not be swapped (%s): the rebuilt state is copied "
+		         "into it",
+		         err->msg);
+	error_clear(err);
 	return exec_rebuilt(conn, st, false, "DELETE FROM refinery.lead_state WHERE job = $1", err) &&
 	       exec_rebuilt(conn, st, false,
 	                    "INSERT INTO refinery.lead_state SELECT * FROM %s WHERE job = $1", err) &&

@@ -117,6 +117,18 @@ is "$(state copied)" "$(state rebuilt)" "with the rows the swap gives"
 is "$(pq -c "SELECT count(*) FROM pg_class WHERE relname LIKE 'lead_state_next_%' AND relkind = 'r'")" 0 \
 	"and no rebuilt table left over"
 
+# ---- a view a user made on the job's partition keeps it from being dropped: the copy again
+pq -c "CREATE VIEW public.copied_state AS SELECT lead_id, verdict FROM refinery.lead_state_copied" >/dev/null
+oid0=$(part_oid copied)
+out=$("$REFINERY" run --full -c "$tmp/copied.ini" 2>&1); rc=$?
+is "$rc" 0 "a full run of a job whose partition a user's view reads commits"
+like "$out" "the job's partition could not be swapped \(.*depend.*\): the rebuilt state is copied into it" \
+	"and says why it copied the rebuilt state into the partition"
+is "$(part_oid copied)/$(pq -c "SELECT count(*) FROM public.copied_state")" "$oid0/$N" \
+	"the partition and the user's view stand, with every lead"
+is "$(pq -c "SELECT count(*) FROM pg_class WHERE relname LIKE 'lead_state_next_%'")" 0 "no rebuilt table is left over"
+pq -c "DROP VIEW public.copied_state" >/dev/null
+
 # ---- the queue while the run computes: its change stands
 if fault_hooks; then
 	lead=$(pq -c "SELECT lead_id FROM refinery.lead_state WHERE job = 'rebuilt' AND state = 'current'
