@@ -160,25 +160,33 @@ pg_test_start() {
 	mkdir -p "$tmp"
 }
 
-# pg_wait SQL WANT: poll until SQL returns WANT; fails after $PG_WAIT_SECONDS
-# (default 600), a bound against a hang, never a timing assumption.
-pg_wait() {
-	local deadline=$((SECONDS + ${PG_WAIT_SECONDS:-600}))
-	while [ "$(pq -c "$1" 2>/dev/null)" != "$2" ]; do
+# poll_until BOUND CMD [ARG...]: run CMD until it succeeds; fails after BOUND
+# seconds.  Every wait of the tests goes through here: it is for an observed
+# state, and the bound only guards against a hang, never a timing assumption.
+# This is the tests' one poll interval.
+poll_until() {
+	local deadline=$((SECONDS + $1))
+	shift
+	until "$@"; do
 		[ $SECONDS -ge $deadline ] && return 1
 		sleep 0.05
 	done
 }
 
+pg_returns() { [ "$(pq -c "$1" 2>/dev/null)" = "$2" ]; }
+
+# pg_wait SQL WANT: poll until SQL returns WANT; fails after $PG_WAIT_SECONDS (default 600)
+pg_wait() {
+	poll_until "${PG_WAIT_SECONDS:-600}" pg_returns "$1" "$2"
+}
+
+# PATH exists, or PID (when given) has exited
+file_or_exit() { [ -e "$1" ] || { [ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null; }; }
+
 # wait_file PATH [PID]: poll until PATH exists; fails if PID (when given) has
 # exited first, or after $PG_WAIT_SECONDS.
 wait_file() {
-	local deadline=$((SECONDS + ${PG_WAIT_SECONDS:-600}))
-	while [ ! -e "$1" ]; do
-		[ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null && [ ! -e "$1" ] && return 1
-		[ $SECONDS -ge $deadline ] && return 1
-		sleep 0.05
-	done
+	poll_until "${PG_WAIT_SECONDS:-600}" file_or_exit "$1" "${2:-}" && [ -e "$1" ]
 }
 
 # pg_run_stalled POINT GATE [RUN ARGS...]: start `refinery run ARGS` in the

@@ -77,14 +77,12 @@ CONF
 		PATH=$PATH:/usr/sbin slurmd -f "$SLURM_CONF" -N n$i >"$SLURM_TMP/slurmd.n$i.out" 2>&1 ||
 			{ SLURM_WHY="slurmd n$i did not start: $(tail -n 2 "$SLURM_TMP/slurmd.n$i.log" 2>/dev/null | tr '\n' ' ')"; return 1; }
 	done
-	# ready: every node idle (a bound, not a timing assumption)
-	local deadline=$((SECONDS + ${SLURM_WAIT_SECONDS:-60}))
-	while [ "$(sinfo -h -N -t idle -o '%N' 2>/dev/null | sort -u | wc -l)" != "$k" ]; do
-		[ $SECONDS -ge $deadline ] &&
-			{ SLURM_WHY="the nodes did not come up: $(sinfo -h -N -o '%N %T' 2>&1 | tr '\n' ' ')"; return 1; }
-		sleep 0.1
-	done
+	# ready: every node idle
+	poll_until "${SLURM_WAIT_SECONDS:-60}" slurm_nodes_idle "$k" ||
+		{ SLURM_WHY="the nodes did not come up: $(sinfo -h -N -o '%N %T' 2>&1 | tr '\n' ' ')"; return 1; }
 }
+
+slurm_nodes_idle() { [ "$(sinfo -h -N -t idle -o '%N' 2>/dev/null | sort -u | wc -l)" = "$1" ]; }
 
 slurm_stop() {
 	local f pids="" p munge=""
@@ -103,21 +101,19 @@ slurm_stop() {
 
 # slurm_wait_gone PID...: until no PID is a live process (zombies count as gone); 30 s bound
 slurm_wait_gone() {
-	local deadline=$((SECONDS + 30)) p live
-	while :; do
-		live=0
-		for p in "$@"; do
-			[ -d /proc/$p ] && [ "$(awk '{ print $3 }' /proc/$p/stat 2>/dev/null)" != Z ] && live=1
-		done
-		[ $live = 0 ] || [ $SECONDS -ge $deadline ] && return 0
-		sleep 0.05
+	poll_until 30 slurm_none_live "$@" || true
+}
+
+slurm_none_live() {
+	local p
+	for p in "$@"; do
+		[ -d /proc/$p ] && [ "$(awk '{ print $3 }' /proc/$p/stat 2>/dev/null)" != Z ] && return 1
 	done
+	return 0
 }
 
 slurm_wait_idle() {
-	local deadline=$((SECONDS + ${SLURM_WAIT_SECONDS:-300}))
-	while [ -n "$(squeue -h -o %i 2>/dev/null)" ] || ! squeue -h >/dev/null 2>&1; do
-		[ $SECONDS -ge $deadline ] && return 1
-		sleep 0.1
-	done
+	poll_until "${SLURM_WAIT_SECONDS:-300}" slurm_queue_empty
 }
+
+slurm_queue_empty() { squeue -h >/dev/null 2>&1 && [ -z "$(squeue -h -o %i 2>/dev/null)" ]; }
