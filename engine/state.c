@@ -846,21 +846,19 @@ copy_in(PGconn *conn, struct state_rows *r, const uint32_t *rows, size_t nrows, 
 	return ok;
 }
 
-/* the change log of the rows of refinery_state_in that `writable` (alias t) lets the run write */
+/* the change log of the rows of refinery_state_in the run may write */
 static bool
-log_changed(PGconn *conn, const struct job_state *st, const char *writable, struct error *err)
+log_changed(PGconn *conn, const struct job_state *st, struct error *err)
 {
-	char sql[2048];
-
-	snprintf(sql, sizeof(sql),
-	         LOG_CHANGES
-	         "SELECT $1, $2, t.lead_id, t.kind, s.verdict, t.verdict, s.rule_id, t.rule_id, "
-	         "s.cluster_id, t.cluster_id, s.survivor_id, t.survivor_id, s.temperature, "
-	         "t.temperature, s.cohort, t.cohort, s.rep_id, t.rep_id, to_jsonb(s) "
-	         "FROM refinery_state_in t LEFT JOIN refinery.lead_state s "
-	         "ON s.job = $2 AND s.lead_id = t.lead_id WHERE t.kind <> 'unchanged' AND %s",
-	         writable);
-	return exec2(conn, "writing the job's state", sql, st->run_id, st->job, err);
+	return exec2(conn, "writing the job's state",
+	             LOG_CHANGES
+	             "SELECT $1, $2, t.lead_id, t.kind, s.verdict, t.verdict, s.rule_id, t.rule_id, "
+	             "s.cluster_id, t.cluster_id, s.survivor_id, t.survivor_id, s.temperature, "
+	             "t.temperature, s.cohort, t.cohort, s.rep_id, t.rep_id, to_jsonb(s) "
+	             "FROM refinery_state_in t LEFT JOIN refinery.lead_state s "
+	             "ON s.job = $2 AND s.lead_id = t.lead_id WHERE t.kind <> 'unchanged' "
+	             "AND " WRITABLE("t"),
+	             st->run_id, st->job, err);
 }
 
 /* the leads of the state this run did not pull and that are not yet vanished */
@@ -913,7 +911,7 @@ write_in_place(PGconn *conn, struct job_state *st, bool have_rows, struct error 
 		                   err))
 			goto out;
 		/* the log first, while the rows it replaces are still there */
-		if (!log_changed(conn, st, WRITABLE("t"), err))
+		if (!log_changed(conn, st, err))
 			goto out;
 		sb_puts(&sql, "INSERT INTO refinery.lead_state AS s (");
 		for (int k = 0; writeback_columns[k]; k++)
