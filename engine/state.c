@@ -1065,16 +1065,30 @@ rebuild_fill(PGconn *conn, struct job_state *st, struct state_rows *r, struct er
 	                    format_kind, r, changed, nchanged, NULL, err) ||
 	    !pg_exec(conn, phase, "ANALYZE refinery_state_kinds", err))
 		goto out;
-	if (!exec_rebuilt(conn, st, false,
-	                  "INSERT INTO %1$s SELECT s.* FROM refinery.lead_state s WHERE s.job = $1 "
-	                  "AND NOT EXISTS (SELECT 1 FROM %1$s n WHERE n.lead_id = s.lead_id)",
-	                  err) ||
-	    /* every pulled lead's row has changed_run = this run and state current */
+	/*
+	 * The rows of leads the run read but did not pull, by id (only a run of
+	 * the job, which holds its lease, adds rows): a current one becomes
+	 * vanished as it is copied.
+	 */
+	nchanged = 0;
+	for (size_t k = 0; k < st->nold; k++)
+		if (!st->old[k].seen)
+			changed[nchanged++] = (uint32_t) k;
+	if (!pg_exec(conn, phase,
+	             "CREATE TEMPORARY TABLE refinery_state_unpulled (lead_id text NOT NULL, "
+	             "version bigint NOT NULL) ON COMMIT DROP",
+	             err) ||
+	    !writeback_copy(conn, "COPY refinery_state_unpulled (lead_id, version) FROM STDIN", phase,
+	                    format_id, st, changed, nchanged, NULL, err) ||
+	    !pg_exec(conn, phase, "ANALYZE refinery_state_unpulled", err) ||
 	    !exec_rebuilt(conn, st, true,
-	                  "UPDATE %s n SET state = 'vanished', rep_id = NULL, call_order = NULL, "
-	                  "assigned_at = NULL, taken_at = NULL, changed_run = $1, "
-	                  "version = n.version + 1 "
-	                  "WHERE n.state = 'current' AND n.changed_run <> $1 AND n.job = $2",
+	                  "INSERT INTO %s SELECT v.* FROM refinery.lead_state s "
+	                  "JOIN refinery_state_unpulled u ON u.lead_id = s.lead_id "
+	                  "CROSS JOIN LATERAL jsonb_populate_record(s, CASE WHEN s.state = 'current' "
+	                  "THEN jsonb_build_object('state', 'vanished', 'rep_id', NULL, "
+	                  "'call_order', NULL, 'assigned_at', NULL, 'taken_at', NULL, "
+	                  "'changed_run', $1::bigint, 'version', s.version + 1) "
+	                  "ELSE '{}'::jsonb END) v WHERE s.job = $2",
 	                  err))
 		goto out;
 	if (r->rs->output->analyze)
@@ -1140,6 +1154,70 @@ try_locked(PGconn *conn, const char *name, const char *sql, const char *job, boo
 }
 
 /*
+ * Under the partition's lock: the rows the queue changed since the run read
+ * them (their version is not the one their new row was made from) go to
+ * refinery_state_moved, and the new table takes them as the queue left
+ * them.  Versions only grow and only a run of the job adds rows, so when
+ * the partition's row count and version sum are those the run read, no row
+ * moved and the join of the two tables is spared.
+ */
+static bool
+state_moved(PGconn *conn, struct job_state *st, struct error *err)
+{
+	const char *phase = "writing the job's state";
+	const char *params[1] = {st->job};
+	char want[64];
+	int64_t sum = 0;
+	PGresult *res;
+	bool same;
+
+	for (size_t k = 0; k < st->nold; k++)
+		sum += st->old[k].version;
+	snprintf(want, sizeof(want), "%zu %" PRId64, st->nold, sum);
+	res = pg_query(conn, phase,
+	               "SELECT count(*) || ' ' || coalesce(sum(version), 0) FROM refinery.lead_state "
+	               "WHERE job = $1",
+	               1, params, err);
+	if (res == NULL)
+		return false;
+	same = strcmp(PQgetvalue(res, 0, 0), want) == 0;
+	PQclear(res);
+	if (same)
+	{
+		st->c.skipped = st->c.skipped_vanished = 0;
+		return pg_exec(conn, phase,
+		               "CREATE TEMPORARY TABLE refinery_state_moved (lead_id text NOT NULL, "
+		               "vanishing boolean NOT NULL) ON COMMIT DROP",
+		               err);
+	}
+	if (!exec_rebuilt(conn, st, true,
+	                  "CREATE TEMPORARY TABLE refinery_state_moved ON COMMIT DROP AS "
+	                  "SELECT s.lead_id, s.state = 'current' AND n.state = 'vanished' AS vanishing "
+	                  "FROM refinery.lead_state s JOIN %s n ON n.lead_id = s.lead_id "
+	                  "WHERE s.job = $2 AND s.version <> n.version - (n.changed_run = $1)::int",
+	                  err))
+		return false;
+	res = pg_query(conn, phase,
+	               "SELECT count(k.lead_id), count(*) FILTER (WHERE m.vanishing) "
+	               "FROM refinery_state_moved m "
+	               "LEFT JOIN refinery_state_kinds k ON k.lead_id = m.lead_id",
+	               0, NULL, err);
+	if (res == NULL)
+		return false;
+	st->c.skipped = (size_t) strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	st->c.skipped_vanished = (size_t) strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+	PQclear(res);
+	return exec_rebuilt(conn, st, false,
+	                    "DELETE FROM %s n USING refinery_state_moved m "
+	                    "WHERE n.lead_id = m.lead_id AND n.job = $1",
+	                    err) &&
+	       exec_rebuilt(conn, st, false,
+	                    "INSERT INTO %s SELECT s.* FROM refinery.lead_state s "
+	                    "JOIN refinery_state_moved m ON m.lead_id = s.lead_id WHERE s.job = $1",
+	                    err);
+}
+
+/*
  * A full write, second part, last before the COMMIT: hold the job's
  * partition against writers, give the new table the rows the queue changed
  * since the run read them (as the queue left them: counted skipped), log
@@ -1153,7 +1231,6 @@ rebuild_finish(PGconn *conn, struct job_state *st, struct error *err)
 {
 	const char *phase = "writing the job's state";
 	bool busy;
-	PGresult *res;
 	char drop[160];
 
 	st->rebuild_pending = false;
@@ -1180,38 +1257,15 @@ rebuild_finish(PGconn *conn, struct job_state *st, struct error *err)
 		       pg_exec(conn, phase, drop, err) && write_in_place(conn, st, true, err);
 	}
 	FAULT("state_swap");
-	/* a row whose version is not the one its new row was made from changed since */
+	if (!state_moved(conn, st, err))
+		return false;
 	if (!exec_rebuilt(conn, st, true,
-	                  "CREATE TEMPORARY TABLE refinery_state_moved ON COMMIT DROP AS "
-	                  "SELECT s.lead_id, s.state = 'current' AND n.state = 'vanished' AS vanishing "
-	                  "FROM refinery.lead_state s JOIN %s n ON n.lead_id = s.lead_id "
-	                  "WHERE s.job = $2 AND s.version <> n.version - (n.changed_run = $1)::int",
-	                  err))
-		return false;
-	res = pg_query(conn, phase,
-	               "SELECT count(k.lead_id), count(*) FILTER (WHERE m.vanishing) "
-	               "FROM refinery_state_moved m "
-	               "LEFT JOIN refinery_state_kinds k ON k.lead_id = m.lead_id",
-	               0, NULL, err);
-	if (res == NULL)
-		return false;
-	st->c.skipped = (size_t) strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-	st->c.skipped_vanished = (size_t) strtoull(PQgetvalue(res, 0, 1), NULL, 10);
-	PQclear(res);
-	if (!exec_rebuilt(conn, st, false,
-	                  "DELETE FROM %s n USING refinery_state_moved m "
-	                  "WHERE n.lead_id = m.lead_id AND n.job = $1",
-	                  err) ||
-	    !exec_rebuilt(conn, st, false,
-	                  "INSERT INTO %s SELECT s.* FROM refinery.lead_state s "
-	                  "JOIN refinery_state_moved m ON m.lead_id = s.lead_id WHERE s.job = $1",
-	                  err) ||
-	    !exec_rebuilt(conn, st, true,
 	                  LOG_CHANGES
 	                  "SELECT $1, $2, k.lead_id, k.kind, s.verdict, n.verdict, s.rule_id, "
 	                  "n.rule_id, s.cluster_id, n.cluster_id, s.survivor_id, n.survivor_id, "
 	                  "s.temperature, n.temperature, s.cohort, n.cohort, s.rep_id, n.rep_id, "
-	                  "to_jsonb(s) FROM refinery_state_kinds k JOIN %s n ON n.lead_id = k.lead_id "
+	                  "to_jsonb(s) FROM refinery_state_kinds k JOIN %s n "
+	                  "ON n.job = $2 AND n.lead_id = k.lead_id "
 	                  "LEFT JOIN refinery.lead_state s ON s.job = $2 AND s.lead_id = k.lead_id "
 	                  "WHERE NOT EXISTS (SELECT 1 FROM refinery_state_moved m "
 	                  "WHERE m.lead_id = k.lead_id)",
@@ -1221,9 +1275,10 @@ rebuild_finish(PGconn *conn, struct job_state *st, struct error *err)
 	                  "SELECT $1, $2, s.lead_id, 'vanished', s.verdict, s.verdict, s.rule_id, "
 	                  "s.rule_id, s.cluster_id, s.cluster_id, s.survivor_id, s.survivor_id, "
 	                  "s.temperature, s.temperature, s.cohort, s.cohort, s.rep_id, NULL, "
-	                  "to_jsonb(s) FROM refinery.lead_state s JOIN %s n "
-	                  "ON n.lead_id = s.lead_id WHERE s.job = $2 AND s.state = 'current' "
-	                  "AND n.state = 'vanished' AND n.changed_run = $1",
+	                  "to_jsonb(s) FROM refinery_state_unpulled u "
+	                  "JOIN refinery.lead_state s ON s.job = $2 AND s.lead_id = u.lead_id "
+	                  "JOIN %s n ON n.job = $2 AND n.lead_id = u.lead_id "
+	                  "WHERE s.state = 'current' AND n.state = 'vanished' AND n.changed_run = $1",
 	                  err))
 		return false;
 

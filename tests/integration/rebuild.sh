@@ -70,11 +70,16 @@ is "$rc" 0 "a full run while a session holds the job's partition commits"
 like "$out" "the job's queue holds its state: rows are rewritten in place" "and says it wrote the rows in place"
 is "$(part_oid inplace)" "$oid0" "in the same partition"
 
+# how many times the server was asked to look for rows the queue changed under a full write
+moved_joins() { pg_log | grep -c 'CREATE TEMPORARY TABLE refinery_state_moved ON COMMIT DROP AS'; }
+
 # ---- the rebuild
 oid0=$(part_oid rebuilt)
+joins0=$(moved_joins)
 out=$("$REFINERY" run --full -c "$tmp/rebuilt.ini" 2>&1); rc=$?
 is "$rc" 0 "a full run of a job with state commits"
 unlike "$out" "in place|another session" "with no fallback"
+is "$(moved_joins)" "$joins0" "nothing changed the state since the run read it: no join looks for moved rows"
 oid1=$(part_oid rebuilt)
 ok "$([ "$oid1" != "$oid0" ]; echo $?)" "its partition is a new table ($oid0 before, $oid1 after)"
 is "$(state rebuilt)" "$(state inplace)" "whose every row is the one the row-by-row write gives"
@@ -135,6 +140,7 @@ if fault_hooks; then
 		AND verdict = 'kept' AND taken_at IS NULL AND rep_id IS NOT NULL AND rep_id <> 2
 		ORDER BY lead_id LIMIT 1")
 	pq -c "UPDATE crm.leads SET handler_notes = coalesce(handler_notes, '') || ' (called back)' WHERE lead_id = $lead" >/dev/null
+	joins0=$(moved_joins)
 	pg_run_stalled compute "$tmp/gate1" --full -c "$tmp/rebuilt.ini"
 	ok $? "a full run stops after reading the job's state"
 	pq -c "UPDATE refinery.lead_state SET taken_at = '2025-07-01 10:00+00', taken_by = 2, rep_id = 2,
@@ -145,6 +151,7 @@ if fault_hooks; then
 	[ "$rc" = 0 ] || sed "s/^/# /" "$tmp/gate1.err"
 	like "$(cat "$tmp/gate1.out")" 'refinery: 1 of them left as the queue changed them after the run read them' \
 		"and says it left one lead as the queue changed it"
+	is "$(moved_joins)" "$((joins0 + 1))" "found by joining the state with the new table"
 	is "$(pq -c "SELECT taken_by || ':' || rep_id FROM refinery.lead_state WHERE job = 'rebuilt' AND lead_id = '$lead'")" \
 		"2:2" "the take stands"
 	is "$(pq -c "SELECT count(*) FROM refinery.lead_changes c JOIN refinery.runs r USING (run_id)
@@ -163,7 +170,7 @@ if fault_hooks; then
 	"$REFINERY" run -q --full -c "$tmp/rebuilt.ini"
 	is "$?/$(pq -c "SELECT count(*) FROM refinery.lead_state WHERE job = 'rebuilt'")" "0/$N" "the next full run completes"
 else
-	skip 10 "refinery was built without --enable-fault-injection"
+	skip 11 "refinery was built without --enable-fault-injection"
 fi
 
 done_testing
