@@ -21,6 +21,7 @@
 #include <utf8proc.h>
 
 #include "name.h"
+#include "util.h"
 
 #define KEY_CPS         64 /* code points of one token looked at */
 #define NAME_MAX_TOKENS 32 /* tokens a key is built from */
@@ -48,6 +49,7 @@ struct name_translit
 	int16_t ascii_first[128]; /* first entry for an ASCII code point, -1 none */
 	int16_t heb_first[32];    /* the same for U+05D0..U+05EF */
 	bool finished;
+	uint64_t stamp; /* set by each finish, never reused: names the table in the key memo */
 };
 
 /* Apostrophe-like characters: dropped inside words ("o'brien" -> "obrien"). */
@@ -431,6 +433,8 @@ entry_cmp(const void *a, const void *b)
 	return 0;
 }
 
+static uint64_t translit_stamps; /* the last table stamp given; 0 stands for no table */
+
 void
 name_translit_finish(struct name_translit *t)
 {
@@ -450,6 +454,7 @@ name_translit_finish(struct name_translit *t)
 			t->heb_first[c - 0x05D0] = (int16_t) k;
 	}
 	t->finished = true;
+	t->stamp = __atomic_add_fetch(&translit_stamps, 1, __ATOMIC_RELAXED);
 }
 
 /* Index of the first entry whose sequence starts with cp, or -1. */
@@ -549,9 +554,64 @@ emit_cp(uint32_t cp, char *out, size_t size, size_t *o)
 	return true;
 }
 
+/*
+ * Each thread's memo of the token keys it made last, direct-mapped by a
+ * hash of the table's stamp and the token.  Names repeat (a few thousand
+ * given names and surnames make most of any list), and a key costs case
+ * folding, decomposition and the table's longest matches, where a look-up
+ * is a hash and two compares.  A key is the same with or without the memo.
+ */
+#define MEMO_SLOTS 1024
+#define MEMO_TOKEN 22 /* longer tokens are not kept */
+#define MEMO_KEY   40 /* nor longer keys */
+
+struct key_memo
+{
+	uint64_t stamp;
+	uint8_t tlen; /* the token's length + 1; 0: an empty slot */
+	uint8_t klen;
+	char token[MEMO_TOKEN];
+	char key[MEMO_KEY];
+};
+
+static _Thread_local struct key_memo key_memo[MEMO_SLOTS];
+
+static size_t translit_key(const struct name_translit *t, const char *token, size_t len, char *out,
+                           size_t size);
+
 size_t
 name_translit_key(const struct name_translit *t, const char *token, size_t len, char *out,
                   size_t size)
+{
+	struct key_memo *m;
+	uint64_t stamp;
+	size_t k;
+
+	if (len >= MEMO_TOKEN || (t != NULL && !t->finished))
+		return translit_key(t, token, len, out, size);
+	stamp = t ? t->stamp : 0;
+	m = &key_memo[util_hash64_from(stamp * 0x9e3779b97f4a7c15u, token, len) % MEMO_SLOTS];
+	if (m->tlen == len + 1 && m->stamp == stamp && memcmp(m->token, token, len) == 0 &&
+	    m->klen < size)
+	{
+		memcpy(out, m->key, m->klen + 1u);
+		return m->klen;
+	}
+	k = translit_key(t, token, len, out, size);
+	/* a key cut short by a small buffer is not the token's key */
+	if (k < MEMO_KEY && k + 4 < size)
+	{
+		m->stamp = stamp;
+		m->tlen = (uint8_t) (len + 1);
+		m->klen = (uint8_t) k;
+		memcpy(m->token, token, len);
+		memcpy(m->key, out, k + 1);
+	}
+	return k;
+}
+
+static size_t
+translit_key(const struct name_translit *t, const char *token, size_t len, char *out, size_t size)
 {
 	uint32_t cps[KEY_CPS];
 	int n = fold_token(token, len, cps, KEY_CPS);

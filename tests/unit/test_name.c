@@ -210,6 +210,38 @@ test_translit_rules(void)
 	name_translit_free(NULL);
 }
 
+/*
+ * Each thread keeps the keys it made last: a key must be the same whether
+ * it comes from there or not, whatever table asked before and whatever
+ * buffer it is asked into.
+ */
+static void
+test_translit_memo(void)
+{
+	static const char *const one[] = {"sh=s", "c=k"};
+	static const char *const two[] = {"sh=x", "c=ts"};
+	struct name_translit *t = table(one, 2), *u;
+	char out[4];
+
+	is_str(key(t, "shachar"), "sakhar", "a key (h has no entry here)");
+	is_str(key(t, "shachar"), "sakhar", "the same key asked again");
+	name_translit_key(t, "shachar", 7, out, sizeof(out));
+	is_str(out, "sak", "asked into a small buffer, it is cut there");
+	is_str(key(t, "shachar"), "sakhar", "and whole again in a large one");
+	name_translit_key(t, "cohen", 5, out, sizeof(out));
+	is_str(out, "koh", "a key first made into a small buffer is cut");
+	is_str(key(t, "cohen"), "kohen", "and is whole when next asked into a large one");
+	/* another table, perhaps at the same address: its own keys */
+	name_translit_free(t);
+	u = table(two, 2);
+	is_str(key(u, "shachar"), "xatshar", "a new table makes its own key for the same token");
+	is_str(key(NULL, "shachar"), "shachar", "and no table its own again");
+	ok(name_translit_add(u, "r=l", "t", &(struct error){0}), "an entry added to a table");
+	name_translit_finish(u);
+	is_str(key(u, "shachar"), "xatshal", "changes the table's keys at once");
+	name_translit_free(u);
+}
+
 static const char *
 srcdir_file(const char *dir, const char *rel, char *buf, size_t size)
 {
@@ -347,6 +379,7 @@ main(int argc, char **argv)
 	test_normalize();
 	test_tokens();
 	test_translit_rules();
+	test_translit_memo();
 	t = shipped_table(top);
 	ok(t != NULL && name_translit_count(t) > 50, "the shipped table loads from \"%s\"", top);
 	if (t != NULL)
