@@ -61,6 +61,15 @@ PGresult *pg_query(PGconn *conn, const char *phase, const char *sql, int nparams
 /* Fill err from a failed result (or the connection state when res is NULL). Returns false. */
 bool pg_fail(PGconn *conn, PGresult *res, const char *phase, struct error *err);
 
+/*
+ * How a run begins its transactions, whatever default_transaction_isolation
+ * the server or role sets: each statement must see what the pull queue
+ * committed before it (the write finds rows changed since the run read
+ * them by their version), and COPY ... FREEZE into the run's own new tables
+ * needs a transaction that holds no older snapshot.
+ */
+#define RUN_BEGIN "BEGIN ISOLATION LEVEL READ COMMITTED"
+
 /* longest identifier the server keeps whole (NAMEDATALEN - 1) */
 #define PG_IDENT_MAX 63
 

@@ -124,7 +124,7 @@ runconn_lease_take(PGconn *conn, const struct ruleset *rs, struct runconn_lease 
 	snprintf(sql, sizeof(sql), "SET LOCAL lock_timeout = %ld", rs->output->lock_timeout_ms);
 
 	/* 1: record this run as the holder, committed (when the job exists) */
-	if (!pg_exec(conn, "taking the job's lease", "BEGIN", err) ||
+	if (!pg_exec(conn, "taking the job's lease", RUN_BEGIN, err) ||
 	    !pg_exec(conn, "taking the job's lease", sql, err))
 		return rollback(conn);
 	if (!lease_query(conn, l,
@@ -144,7 +144,7 @@ runconn_lease_take(PGconn *conn, const struct ruleset *rs, struct runconn_lease 
 	 * idle while the stages compute, so a server-wide
 	 * idle_in_transaction_session_timeout must not end it.
 	 */
-	if (!pg_exec(conn, "taking the job's lease", "BEGIN", err) ||
+	if (!pg_exec(conn, "taking the job's lease", RUN_BEGIN, err) ||
 	    !pg_exec(conn, "taking the job's lease", sql, err) ||
 	    !pg_exec(conn, "taking the job's lease",
 	             "SET LOCAL idle_in_transaction_session_timeout = 0", err))

@@ -1037,11 +1037,17 @@ rebuild_fill(PGconn *conn, struct job_state *st, struct state_rows *r, struct er
 	snprintf(st->rebuild, sizeof(st->rebuild), "%s", PQgetvalue(res, 0, 0));
 	PQclear(res);
 
+	/*
+	 * FREEZE (the table is this transaction's own): a snapshot older than
+	 * the commit then sees the swapped-in state, not an empty partition, and
+	 * no later read or VACUUM sets hint bits or freezes its rows.
+	 */
 	sb_init(&sql);
 	sb_printf(&sql, "COPY %s (", st->rebuild);
 	for (int k = 0; writeback_columns[k]; k++)
 		sb_printf(&sql, "%s, ", writeback_columns[k]);
-	sb_printf(&sql, "%s, version, taken_at, taken_by) FROM STDIN", state_extra_columns);
+	sb_printf(&sql, "%s, version, taken_at, taken_by) FROM STDIN WITH (FREEZE)",
+	          state_extra_columns);
 	if (sql.oom)
 	{
 		error_oom(err);

@@ -796,7 +796,7 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 	*run_id = -1;
 	/* the run may have begun it already, to hold the job's lease */
 	if (PQtransactionStatus(conn) != PQTRANS_INTRANS &&
-	    !pg_exec(conn, "starting the write transaction", "BEGIN", err))
+	    !pg_exec(conn, "starting the write transaction", RUN_BEGIN, err))
 		return false;
 	snprintf(sql, sizeof(sql), "SET LOCAL lock_timeout = %ld", rs->output->lock_timeout_ms);
 	if (!pg_exec(conn, "starting the write transaction", sql, err) ||

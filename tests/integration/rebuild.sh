@@ -157,6 +157,25 @@ if fault_hooks; then
 	is "$(pq -c "SELECT count(*) FROM refinery.lead_changes c JOIN refinery.runs r USING (run_id)
 		WHERE r.job = 'rebuilt' AND c.lead_id = '$lead'")" 0 "and the run logged no change of it"
 
+	# ---- the same where sessions default to serializable: the run still sees the take
+	lead2=$(pq -c "SELECT lead_id FROM refinery.lead_state WHERE job = 'rebuilt' AND state = 'current'
+		AND verdict = 'kept' AND taken_at IS NULL AND rep_id IS NOT NULL AND rep_id <> 2 AND lead_id <> '$lead'
+		ORDER BY lead_id LIMIT 1")
+	pq -c "UPDATE crm.leads SET handler_notes = coalesce(handler_notes, '') || ' (called back)' WHERE lead_id = $lead2" >/dev/null
+	PGOPTIONS="-c default_transaction_isolation=serializable" \
+		pg_run_stalled compute "$tmp/gate3" --full -c "$tmp/rebuilt.ini"
+	ok $? "a full run of a serializable-by-default session stops after reading the job's state"
+	pq -c "UPDATE refinery.lead_state SET taken_at = '2025-07-01 11:00+00', taken_by = 2, rep_id = 2,
+		version = version + 1 WHERE job = 'rebuilt' AND lead_id = '$lead2'" >/dev/null
+	touch "$tmp/gate3"
+	wait $pid; rc=$?
+	is "$rc" 0 "meanwhile a dialer takes a lead; the run commits"
+	[ "$rc" = 0 ] || sed "s/^/# /" "$tmp/gate3.err"
+	like "$(cat "$tmp/gate3.out")" 'refinery: 1 of them left as the queue changed them after the run read them' \
+		"and, reading in its own transaction at read committed, says it left that lead as the queue changed it"
+	is "$(pq -c "SELECT taken_by || ':' || rep_id FROM refinery.lead_state WHERE job = 'rebuilt' AND lead_id = '$lead2'")" \
+		"2:2" "the take stands"
+
 	# ---- killed before its commit: the old partition stands, no new table is left
 	sum0=$(state rebuilt)
 	oid0=$(part_oid rebuilt)
@@ -170,7 +189,7 @@ if fault_hooks; then
 	"$REFINERY" run -q --full -c "$tmp/rebuilt.ini"
 	is "$?/$(pq -c "SELECT count(*) FROM refinery.lead_state WHERE job = 'rebuilt'")" "0/$N" "the next full run completes"
 else
-	skip 11 "refinery was built without --enable-fault-injection"
+	skip 15 "refinery was built without --enable-fault-injection"
 fi
 
 done_testing
