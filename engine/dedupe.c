@@ -860,102 +860,208 @@ dd_pair_weight(const struct run *r, uint32_t pattern, double tf)
 	return w;
 }
 
-/* Survivors, verdicts, reasons and golden records of every cluster. */
+/* A text one cluster's resolution made, for the batch arena: a reason or a golden record. */
+struct resolved_text
+{
+	uint32_t row;
+	bool golden;
+	size_t off, len; /* in the thread's buffer */
+};
+
+/* What one thread's clusters leave to be copied into the batch arena. */
+struct resolve_out
+{
+	struct sbuf text;
+	struct resolved_text *t;
+	size_t n, cap;
+	uint32_t *rows; /* scratch: one cluster's members */
+	size_t nrows;
+	size_t duplicates;
+	bool oom;
+	bool stopped; /* the run was asked to stop: this thread resolves no more */
+};
+
+static void
+resolve_keep(struct resolve_out *o, uint32_t row, bool golden, size_t off)
+{
+	if (o->n == o->cap)
+	{
+		size_t ncap = o->cap ? 2 * o->cap : 1024;
+		struct resolved_text *q = realloc(o->t, ncap * sizeof(*q));
+
+		if (q == NULL)
+		{
+			o->oom = true;
+			return;
+		}
+		o->t = q;
+		o->cap = ncap;
+	}
+	o->t[o->n++] = (struct resolved_text){row, golden, off, o->text.n - off};
+}
+
+/*
+ * One cluster, from its root: the survivor (the best kept member; in an
+ * opted-out cluster the best of all), every member's cluster id and
+ * survivor, each kept non-survivor a duplicate with the evidence of its
+ * link, and the golden record.  Writes only the cluster's own rows; the
+ * texts go to o.
+ */
+static void
+resolve_cluster(struct run *r, const struct unionfind *uf, const uint32_t *best, bool numeric,
+                uint32_t root, struct resolve_out *o)
+{
+	struct batch *b = r->b;
+	const struct dedupe_config *c = r->c;
+	uint32_t x = root, surv = UINT32_MAX;
+	size_t n = 0, off;
+	bool kept = false;
+	int64_t cid;
+
+	if (o->nrows < uf->size[root])
+	{
+		uint32_t *q = realloc(o->rows, uf->size[root] * sizeof(*q));
+
+		if (q == NULL)
+		{
+			o->oom = true;
+			return;
+		}
+		o->rows = q;
+		o->nrows = uf->size[root];
+	}
+	do
+	{
+		o->rows[n++] = r->row[x];
+		kept |= b->verdict[r->row[x]] == VERDICT_KEPT;
+		x = uf->next[x];
+	} while (x != root);
+	qsort(o->rows, n, sizeof(*o->rows), dd_row_cmp);
+
+	for (size_t k = 0; k < n; k++)
+	{
+		if (kept && b->verdict[o->rows[k]] != VERDICT_KEPT)
+			continue;
+		if (surv == UINT32_MAX || dd_survivor_cmp(c, b, o->rows[k], surv) < 0)
+			surv = o->rows[k];
+	}
+	cid = numeric ? strtoll(batch_lead_id(b, surv), NULL, 10) : (int64_t) surv + 1;
+
+	for (size_t k = 0; k < n; k++)
+	{
+		size_t i = o->rows[k];
+		uint32_t pi, pk, partner;
+		double w;
+
+		b->cluster_id[i] = cid;
+		b->survivor[i] = surv;
+		if (i == surv || b->verdict[i] != VERDICT_KEPT)
+			continue;
+
+		pi = participant_of(r, i);
+		pk = best[pi];
+		if (pk != UINT32_MAX)
+		{
+			partner = pair_a(r->pair[pk]) == pi ? pair_b(r->pair[pk]) : pair_a(r->pair[pk]);
+			w = r->weight[pk];
+		}
+		else
+		{
+			/* kept from the state with no matching link left (dedupe_incr.c): the survivor */
+			double tf = 0.0;
+			uint32_t pat;
+
+			partner = participant_of(r, surv);
+			pat = dd_compare_pair(r, pi, partner, &tf);
+			w = dd_pair_weight(r, pat, tf);
+		}
+		off = o->text.n;
+		dd_sb_printf(&o->text, "duplicate of lead %s: ", batch_lead_id(b, surv));
+		dd_describe_match(r, pi, partner, &o->text);
+		if (r->row[partner] != surv)
+			dd_sb_printf(&o->text, " (matched lead %.60s)", batch_lead_id(b, r->row[partner]));
+		dd_sb_printf(&o->text, "; match probability %.3f", 1.0 / (1.0 + exp2(-w)));
+		resolve_keep(o, (uint32_t) i, false, off);
+		/* the reason comes with the texts, once they are in the batch arena */
+		batch_mark(b, i, VERDICT_DUPLICATE, "dedupe", NULL);
+		o->duplicates++;
+	}
+	off = o->text.n;
+	if (b->verdict[surv] == VERDICT_KEPT)
+	{
+		if (!dd_build_golden(r, o->rows, n, surv, &o->text))
+			o->oom = true;
+		else
+			resolve_keep(o, surv, true, off);
+	}
+	o->oom |= o->text.oom;
+}
+
+/*
+ * Survivors, verdicts, reasons and golden records of every cluster.  The
+ * clusters are resolved on the run's threads, each writing only its own
+ * rows; their texts then go into the batch arena in cluster order, as one
+ * thread would have put them.
+ */
 static bool
 resolve_clusters(struct run *r, struct unionfind *uf, const uint32_t *best)
 {
 	struct batch *b = r->b;
-	const struct dedupe_config *c = r->c;
 	bool numeric = all_ids_numeric(b);
-	uint32_t *rows = malloc(r->np * sizeof(*rows));
-	struct sbuf s = {0};
-	bool ok = false;
+	uint32_t *roots = malloc(r->np * sizeof(*roots));
+	struct resolve_out *out = calloc((size_t) r->nthreads, sizeof(*out));
+	size_t nroots = 0;
+	bool ok = roots != NULL && out != NULL;
 
-	if (rows == NULL)
-		return false;
-	for (size_t p = 0; p < r->np; p++)
+	/* each cluster once, from its root (its smallest participant); find() compresses paths */
+	for (size_t p = 0; ok && p < r->np; p++)
+		if (unionfind_find(uf, (uint32_t) p) == p && uf->size[p] >= 2)
+			roots[nroots++] = (uint32_t) p;
+	if (ok)
 	{
-		uint32_t x, surv = UINT32_MAX;
-		size_t n = 0;
-		bool kept = false;
-		int64_t cid;
-
-		/* asked to stop: leave the rest; the caller sees the request and gives up */
-		if (p % 4096 == 0 && run_stopped(r))
-			break;
-
-		/* each cluster once, from its root (its smallest participant) */
-		if (unionfind_find(uf, (uint32_t) p) != p || uf->size[p] < 2)
-			continue;
-		x = (uint32_t) p;
-		do
+#pragma omp parallel for num_threads(r->nthreads) schedule(static)
+		for (size_t k = 0; k < nroots; k++)
 		{
-			rows[n++] = r->row[x];
-			kept |= b->verdict[r->row[x]] == VERDICT_KEPT;
-			x = uf->next[x];
-		} while (x != p);
-		qsort(rows, n, sizeof(*rows), dd_row_cmp);
+			struct resolve_out *o = &out[thread_num()];
 
-		/* the survivor: the best kept member; in an opted-out cluster the best of all */
-		for (size_t k = 0; k < n; k++)
-		{
-			if (kept && b->verdict[rows[k]] != VERDICT_KEPT)
-				continue;
-			if (surv == UINT32_MAX || dd_survivor_cmp(c, b, rows[k], surv) < 0)
-				surv = rows[k];
+			/* asked to stop: leave the rest; the caller sees the request and gives up */
+			if (k % 4096 == 0 && run_stopped(r))
+				o->stopped = true;
+			if (!o->oom && !o->stopped)
+				resolve_cluster(r, uf, best, numeric, roots[k], o);
 		}
-		cid = numeric ? strtoll(batch_lead_id(b, surv), NULL, 10) : (int64_t) surv + 1;
-		if (r->rep)
-			r->rep->clusters++;
-
-		for (size_t k = 0; k < n; k++)
-		{
-			size_t i = rows[k];
-			uint32_t pi, pk, partner;
-			const char *reason;
-			double w;
-
-			b->cluster_id[i] = cid;
-			b->survivor[i] = surv;
-			if (i == surv || b->verdict[i] != VERDICT_KEPT)
-				continue;
-
-			pi = participant_of(r, i);
-			pk = best[pi];
-			if (pk != UINT32_MAX)
-			{
-				partner = pair_a(r->pair[pk]) == pi ? pair_b(r->pair[pk]) : pair_a(r->pair[pk]);
-				w = r->weight[pk];
-			}
-			else
-			{
-				/* kept from the state with no matching link left (dedupe_incr.c): the survivor */
-				double tf = 0.0;
-				uint32_t pat;
-
-				partner = participant_of(r, surv);
-				pat = dd_compare_pair(r, pi, partner, &tf);
-				w = dd_pair_weight(r, pat, tf);
-			}
-			s.n = 0;
-			dd_sb_printf(&s, "duplicate of lead %s: ", batch_lead_id(b, surv));
-			dd_describe_match(r, pi, partner, &s);
-			if (r->row[partner] != surv)
-				dd_sb_printf(&s, " (matched lead %.60s)", batch_lead_id(b, r->row[partner]));
-			dd_sb_printf(&s, "; match probability %.3f", 1.0 / (1.0 + exp2(-w)));
-			if (s.oom || (reason = batch_strndup(b, s.p, s.n)) == NULL)
-				goto out;
-			batch_mark(b, i, VERDICT_DUPLICATE, "dedupe", reason);
-			if (r->rep)
-				r->rep->duplicates++;
-		}
-		if (b->verdict[surv] == VERDICT_KEPT && !dd_build_golden(r, rows, n, surv))
-			goto out;
 	}
-	ok = true;
-out:
-	free(s.p);
-	free(rows);
+	/* a static schedule gives each thread a run of roots in order: threads in turn keep it */
+	for (int t = 0; ok && t < r->nthreads; t++)
+	{
+		struct resolve_out *o = &out[t];
+
+		ok = !o->oom;
+		for (size_t e = 0; ok && e < o->n; e++)
+		{
+			const struct resolved_text *x = &o->t[e];
+			const char *text = batch_strndup(b, o->text.p + x->off, x->len);
+
+			if (text == NULL)
+				ok = false;
+			else if (x->golden)
+				b->golden[x->row] = text;
+			else
+				b->reason[x->row] = text;
+		}
+		if (r->rep)
+			r->rep->duplicates += o->duplicates;
+	}
+	if (ok && r->rep)
+		r->rep->clusters += nroots;
+	for (int t = 0; out != NULL && t < r->nthreads; t++)
+	{
+		free(out[t].text.p);
+		free(out[t].t);
+		free(out[t].rows);
+	}
+	free(out);
+	free(roots);
 	return ok;
 }
 

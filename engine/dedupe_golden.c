@@ -334,11 +334,13 @@ sort_by_created(const struct batch *b, uint32_t *v, size_t n)
  * entry, latest touch, best status, the union of phones (also written to
  * the survivor's phones, which the partial stage reads), the e-mail if the
  * survivor had none, notes joined, and for each value the lead it came
- * from.  `rows` are the members' batch rows, sorted; runs serially (it
- * allocates from the batch arena).
+ * from.  `rows` are the members' batch rows, sorted.  The record's text is
+ * appended to *out (the caller puts it in the batch arena, serially);
+ * everything else is written on the survivor's row, so clusters can be
+ * built at once on several threads.
  */
 bool
-dd_build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv)
+dd_build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv, struct sbuf *out)
 {
 	struct batch *b = r->b;
 	const struct dedupe_config *c = r->c;
@@ -548,7 +550,9 @@ dd_build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv)
 		free(order);
 	}
 	sb_puts(&s, "}");
-	ok = !s.oom && (b->golden[surv] = batch_strndup(b, s.p, s.n)) != NULL;
+	if (!s.oom)
+		sb_put(out, s.p, s.n);
+	ok = !s.oom && !out->oom;
 	free(s.p);
 	return ok;
 }

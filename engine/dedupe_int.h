@@ -272,7 +272,7 @@ int dd_survivor_cmp(const struct dedupe_config *c, const struct batch *b, size_t
 void dd_sb_printf(struct sbuf *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void dd_describe_match(const struct run *r, uint32_t a, uint32_t b, struct sbuf *s);
 int dd_row_cmp(const void *x, const void *y);
-bool dd_build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv);
+bool dd_build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv, struct sbuf *out);
 
 /* The end of the run of keys equal to key[s] in a sorted array of n. */
 static inline size_t
