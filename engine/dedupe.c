@@ -878,8 +878,9 @@ struct resolve_out
 	size_t nrows;
 	size_t duplicates;
 	bool oom;
-	bool stopped; /* the run was asked to stop: this thread resolves no more */
 };
+
+#define RESOLVE_SLICE 8192 /* clusters resolved between two copies of their texts */
 
 static void
 resolve_keep(struct resolve_out *o, uint32_t row, bool golden, size_t off)
@@ -1017,40 +1018,48 @@ resolve_clusters(struct run *r, struct unionfind *uf, const uint32_t *best)
 	for (size_t p = 0; ok && p < r->np; p++)
 		if (unionfind_find(uf, (uint32_t) p) == p && uf->size[p] >= 2)
 			roots[nroots++] = (uint32_t) p;
-	if (ok)
+	/*
+	 * A few thousand clusters at a time, so that the threads' buffers hold
+	 * the texts of one slice, not of the whole batch.  A static schedule
+	 * gives each thread a run of the slice's roots in order: taking the
+	 * threads in turn keeps cluster order.
+	 */
+	for (size_t lo = 0; ok && lo < nroots; lo += RESOLVE_SLICE)
 	{
+		size_t hi = nroots - lo < RESOLVE_SLICE ? nroots : lo + RESOLVE_SLICE;
+
+		/* asked to stop: leave the rest; the caller sees the request and gives up */
+		if (run_stopped(r))
+			break;
 #pragma omp parallel for num_threads(r->nthreads) schedule(static)
-		for (size_t k = 0; k < nroots; k++)
+		for (size_t k = lo; k < hi; k++)
 		{
 			struct resolve_out *o = &out[thread_num()];
 
-			/* asked to stop: leave the rest; the caller sees the request and gives up */
-			if (k % 4096 == 0 && run_stopped(r))
-				o->stopped = true;
-			if (!o->oom && !o->stopped)
+			if (!o->oom)
 				resolve_cluster(r, uf, best, numeric, roots[k], o);
 		}
-	}
-	/* a static schedule gives each thread a run of roots in order: threads in turn keep it */
-	for (int t = 0; ok && t < r->nthreads; t++)
-	{
-		struct resolve_out *o = &out[t];
-
-		ok = !o->oom;
-		for (size_t e = 0; ok && e < o->n; e++)
+		for (int t = 0; ok && t < r->nthreads; t++)
 		{
-			const struct resolved_text *x = &o->t[e];
-			const char *text = batch_strndup(b, o->text.p + x->off, x->len);
+			struct resolve_out *o = &out[t];
 
-			if (text == NULL)
-				ok = false;
-			else if (x->golden)
-				b->golden[x->row] = text;
-			else
-				b->reason[x->row] = text;
+			ok = !o->oom;
+			for (size_t e = 0; ok && e < o->n; e++)
+			{
+				const struct resolved_text *x = &o->t[e];
+				const char *text = batch_strndup(b, o->text.p + x->off, x->len);
+
+				if (text == NULL)
+					ok = false;
+				else if (x->golden)
+					b->golden[x->row] = text;
+				else
+					b->reason[x->row] = text;
+			}
+			if (r->rep)
+				r->rep->duplicates += o->duplicates;
+			o->duplicates = o->n = o->text.n = 0;
 		}
-		if (r->rep)
-			r->rep->duplicates += o->duplicates;
 	}
 	if (ok && r->rep)
 		r->rep->clusters += nroots;
