@@ -429,11 +429,51 @@ identifies(const struct run *r, int f)
 	return pr >= 2.0 && d->pairs * AUTO_BLOCK_CHANCE <= pr * (pr - 1.0) / 2.0;
 }
 
+/* One thread's keys of a block: (key, participant) in participant order. */
+struct keybuf
+{
+	uint64_t *key;
+	uint32_t *val;
+	size_t n, cap;
+	bool oom;
+};
+
+static void
+keybuf_push(struct keybuf *kb, const uint64_t *k, int nk, uint32_t p)
+{
+	if (kb->n + (size_t) nk > kb->cap)
+	{
+		size_t ncap = kb->cap ? kb->cap : 4096;
+		uint64_t *key;
+		uint32_t *val;
+
+		while (ncap < kb->n + (size_t) nk)
+			ncap *= 2;
+		if ((key = realloc(kb->key, ncap * sizeof(*key))) != NULL)
+			kb->key = key;
+		if ((val = realloc(kb->val, ncap * sizeof(*val))) != NULL)
+			kb->val = val;
+		if (key == NULL || val == NULL)
+		{
+			kb->oom = true;
+			return;
+		}
+		kb->cap = ncap;
+	}
+	for (int j = 0; j < nk; j++)
+	{
+		kb->key[kb->n] = k[j];
+		kb->val[kb->n++] = p;
+	}
+}
+
 /*
- * For each block: every participant's keys (counted, then written, in
- * parallel at fixed offsets), sorted by key; each run of one key is a
- * block, all of whose pairs become candidates unless it holds more than
- * max_size rows.  The pairs of all blocks are then sorted and made unique.
+ * For each block: every participant's keys, made once on the run's threads
+ * (a static schedule gives each thread a run of participants in order, so
+ * the threads' keys laid end to end are in participant order), sorted by
+ * key; each run of one key is a block, all of whose pairs become
+ * candidates unless it holds more than max_size rows.  The pairs of all
+ * blocks are then sorted and made unique.
  */
 bool
 dd_generate_pairs(struct run *r)
@@ -441,11 +481,10 @@ dd_generate_pairs(struct run *r)
 	const struct dedupe_config *c = r->c;
 	size_t np = r->np, cap = 0, n = 0;
 	uint64_t *pairs = NULL;
-	uint32_t *count = malloc((np + 1) * sizeof(*count));
-	size_t *offset = malloc((np + 1) * sizeof(*offset));
+	struct keybuf *kb = calloc((size_t) r->nthreads, sizeof(*kb));
 	bool ok = false;
 
-	if (count == NULL || offset == NULL)
+	if (kb == NULL)
 		goto out;
 	for (int bi = 0; bi < c->nblocks; bi++)
 	{
@@ -454,43 +493,50 @@ dd_generate_pairs(struct run *r)
 		uint64_t *key;
 		uint32_t *val;
 		size_t total = 0;
+		bool oom = false;
 
 		/* asked to stop: no more blocks; the caller sees the request and gives up */
 		if (run_stopped(r))
 			break;
 		if (bl->automatic && !identifies(r, bl->field[0]))
 			continue;
-#pragma omp parallel for num_threads(r->nthreads) schedule(static)
-		for (size_t p = 0; p < np; p++)
+#pragma omp parallel num_threads(r->nthreads)
 		{
-			uint64_t k[MAX_KEYS_PER_ROW];
+			struct keybuf *mine = &kb[thread_num()];
 
-			count[p] = (uint32_t) row_keys(r, bl, seed, (uint32_t) p, k);
+#pragma omp for schedule(static)
+			for (size_t p = 0; p < np; p++)
+			{
+				uint64_t k[MAX_KEYS_PER_ROW];
+				int nk = row_keys(r, bl, seed, (uint32_t) p, k);
+
+				if (nk > 0 && !mine->oom)
+					keybuf_push(mine, k, nk, (uint32_t) p);
+			}
 		}
-		for (size_t p = 0; p < np; p++)
+		for (int t = 0; t < r->nthreads; t++)
 		{
-			offset[p] = total;
-			total += count[p];
+			total += kb[t].n;
+			oom |= kb[t].oom;
 		}
-		key = malloc((total ? total : 1) * sizeof(*key));
-		val = malloc((total ? total : 1) * sizeof(*val));
+		key = oom ? NULL : malloc((total ? total : 1) * sizeof(*key));
+		val = oom ? NULL : malloc((total ? total : 1) * sizeof(*val));
 		if (key == NULL || val == NULL)
 		{
 			free(key);
 			free(val);
 			goto out;
 		}
-#pragma omp parallel for num_threads(r->nthreads) schedule(static)
-		for (size_t p = 0; p < np; p++)
+		/* the threads' buffers go as soon as copied: the sort's scratch must not come on top */
+		total = 0;
+		for (int t = 0; t < r->nthreads; t++)
 		{
-			uint64_t k[MAX_KEYS_PER_ROW];
-			int nk = row_keys(r, bl, seed, (uint32_t) p, k);
-
-			for (int j = 0; j < nk; j++)
-			{
-				key[offset[p] + (size_t) j] = k[j];
-				val[offset[p] + (size_t) j] = (uint32_t) p;
-			}
+			memcpy(key + total, kb[t].key, kb[t].n * sizeof(*key));
+			memcpy(val + total, kb[t].val, kb[t].n * sizeof(*val));
+			total += kb[t].n;
+			free(kb[t].key);
+			free(kb[t].val);
+			kb[t] = (struct keybuf){0};
 		}
 		if (!dd_radix_sort(key, val, total))
 		{
@@ -564,8 +610,12 @@ dd_generate_pairs(struct run *r)
 	ok = true;
 out:
 	free(pairs);
-	free(count);
-	free(offset);
+	for (int t = 0; kb != NULL && t < r->nthreads; t++)
+	{
+		free(kb[t].key);
+		free(kb[t].val);
+	}
+	free(kb);
 	return ok;
 }
 
