@@ -1053,6 +1053,7 @@ rebuild_fill(PGconn *conn, struct job_state *st, struct state_rows *r, struct er
 	PGresult *res;
 	uint32_t *changed = NULL;
 	size_t nchanged = 0;
+	char count[256];
 	bool ok = false;
 
 	if (!raise_work_memory(conn, err))
@@ -1100,7 +1101,9 @@ rebuild_fill(PGconn *conn, struct job_state *st, struct state_rows *r, struct er
 	/*
 	 * The rows of leads the run read but did not pull, by id (only a run of
 	 * the job, which holds its lease, adds rows): a current one becomes
-	 * vanished as it is copied.
+	 * vanished as it is copied, unless the queue changed it since the run
+	 * read it (a take, an outcome), which leaves it as the queue left it,
+	 * as the row-by-row write does.
 	 */
 	nchanged = 0;
 	for (size_t k = 0; k < st->nold; k++)
@@ -1117,12 +1120,22 @@ rebuild_fill(PGconn *conn, struct job_state *st, struct state_rows *r, struct er
 	                  "INSERT INTO %s SELECT v.* FROM refinery.lead_state s "
 	                  "JOIN refinery_state_unpulled u ON u.lead_id = s.lead_id "
 	                  "CROSS JOIN LATERAL jsonb_populate_record(s, CASE WHEN s.state = 'current' "
+	                  "AND s.version = u.version "
 	                  "THEN jsonb_build_object('state', 'vanished', 'rep_id', NULL, "
 	                  "'call_order', NULL, 'assigned_at', NULL, 'taken_at', NULL, "
 	                  "'changed_run', $1::bigint, 'version', s.version + 1) "
 	                  "ELSE '{}'::jsonb END) v WHERE s.job = $2",
 	                  err))
 		goto out;
+	/* those left current were changed by the queue since the run read them */
+	snprintf(count, sizeof(count),
+	         "SELECT count(*) FROM %s n JOIN refinery_state_unpulled u ON u.lead_id = n.lead_id "
+	         "WHERE n.state = 'current'",
+	         st->rebuild);
+	if ((res = pg_query(conn, phase, count, 0, NULL, err)) == NULL)
+		goto out;
+	st->c.skipped_vanished = (size_t) strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
 	if (r->rs->output->analyze)
 	{
 		char analyze[160];
@@ -1216,7 +1229,7 @@ state_moved(PGconn *conn, struct job_state *st, struct error *err)
 	PQclear(res);
 	if (same)
 	{
-		st->c.skipped = st->c.skipped_vanished = 0;
+		st->c.skipped = 0;
 		return pg_exec(conn, phase,
 		               "CREATE TEMPORARY TABLE refinery_state_moved (lead_id text NOT NULL, "
 		               "vanishing boolean NOT NULL) ON COMMIT DROP",
@@ -1237,7 +1250,8 @@ state_moved(PGconn *conn, struct job_state *st, struct error *err)
 	if (res == NULL)
 		return false;
 	st->c.skipped = (size_t) strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-	st->c.skipped_vanished = (size_t) strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+	/* added to those the copy of the unpulled rows left (rebuild_fill) */
+	st->c.skipped_vanished += (size_t) strtoull(PQgetvalue(res, 0, 1), NULL, 10);
 	PQclear(res);
 	return exec_rebuilt(conn, st, false,
 	                    "DELETE FROM %s n USING refinery_state_moved m "

@@ -176,6 +176,29 @@ if fault_hooks; then
 	is "$(pq -c "SELECT taken_by || ':' || rep_id FROM refinery.lead_state WHERE job = 'rebuilt' AND lead_id = '$lead2'")" \
 		"2:2" "the take stands"
 
+	# ---- a lead leaves the source while a dialer takes it: left as the queue left it
+	lead3=$(pq -c "SELECT lead_id FROM refinery.lead_state WHERE job = 'rebuilt' AND state = 'current'
+		AND verdict = 'kept' AND taken_at IS NULL AND rep_id IS NOT NULL AND rep_id <> 2
+		AND lead_id NOT IN ('$lead', '$lead2') ORDER BY lead_id LIMIT 1")
+	pq -c "DELETE FROM crm.leads WHERE lead_id = $lead3" >/dev/null
+	pg_run_stalled compute "$tmp/gate4" --full -c "$tmp/rebuilt.ini"
+	ok $? "a full run stops after reading the job's state"
+	pq -c "UPDATE refinery.lead_state SET taken_at = '2025-07-01 12:00+00', taken_by = 2, rep_id = 2,
+		version = version + 1 WHERE job = 'rebuilt' AND lead_id = '$lead3'" >/dev/null
+	touch "$tmp/gate4"
+	wait $pid; rc=$?
+	is "$rc" 0 "meanwhile a dialer takes a lead the source no longer has; the run commits"
+	[ "$rc" = 0 ] || sed "s/^/# /" "$tmp/gate4.err"
+	like "$(cat "$tmp/gate4.out")" 'refinery: 1 of them left as the queue changed them after the run read them' \
+		"and says it left that lead as the queue changed it"
+	is "$(pq -c "SELECT state || ':' || taken_by || ':' || rep_id FROM refinery.lead_state
+		WHERE job = 'rebuilt' AND lead_id = '$lead3'")" "current:2:2" \
+		"the lead keeps its take and is not marked vanished, as the row-by-row write leaves it"
+	last=$(pq -c "SELECT max(run_id) FROM refinery.runs WHERE job = 'rebuilt'")
+	is "$(pq -c "SELECT count(*) FROM refinery.lead_changes WHERE run_id = $last AND lead_id = '$lead3'")" 0 \
+		"the run logged no change of it"
+	is "$(pq -c "SELECT leads_vanished FROM refinery.runs WHERE run_id = $last")" 0 "nor counted it vanished"
+
 	# ---- killed before its commit: the old partition stands, no new table is left
 	sum0=$(state rebuilt)
 	oid0=$(part_oid rebuilt)
@@ -189,7 +212,7 @@ if fault_hooks; then
 	"$REFINERY" run -q --full -c "$tmp/rebuilt.ini"
 	is "$?/$(pq -c "SELECT count(*) FROM refinery.lead_state WHERE job = 'rebuilt'")" "0/$N" "the next full run completes"
 else
-	skip 15 "refinery was built without --enable-fault-injection"
+	skip 21 "refinery was built without --enable-fault-injection"
 fi
 
 done_testing
