@@ -134,23 +134,34 @@ is "$(part_oid copied)/$(pq -c "SELECT count(*) FROM public.copied_state")" "$oi
 is "$(pq -c "SELECT count(*) FROM pg_class WHERE relname LIKE 'lead_state_next_%'")" 0 "no rebuilt table is left over"
 pq -c "DROP VIEW public.copied_state" >/dev/null
 
+# a held lead of job rebuilt that nobody took, other than those named
+free_lead() {
+	pq -c "SELECT lead_id FROM refinery.lead_state WHERE job = 'rebuilt' AND state = 'current'
+		AND verdict = 'kept' AND taken_at IS NULL AND rep_id IS NOT NULL AND rep_id <> 2
+		AND lead_id NOT IN ('', '${1:-}', '${2:-}') ORDER BY lead_id LIMIT 1"
+}
+# stalled_take GATE LEAD AT: a full run of job rebuilt stops after reading the state, a
+# dialer takes LEAD for rep 2 at AT (as the queue does: version + 1), the run goes on;
+# its exit status in rc, its output in GATE.out.  PGOPTIONS passes to the run.
+stalled_take() {
+	pg_run_stalled compute "$1" --full -c "$tmp/rebuilt.ini"
+	ok $? "a full run stops after reading the job's state"
+	pq -c "UPDATE refinery.lead_state SET taken_at = '$3', taken_by = 2, rep_id = 2,
+		version = version + 1 WHERE job = 'rebuilt' AND lead_id = '$2'" >/dev/null
+	touch "$1"
+	wait $pid; rc=$?
+	[ "$rc" = 0 ] || sed "s/^/# /" "$1.err"
+}
+left_one='refinery: 1 of them left as the queue changed them after the run read them'
+
 # ---- the queue while the run computes: its change stands
 if fault_hooks; then
-	lead=$(pq -c "SELECT lead_id FROM refinery.lead_state WHERE job = 'rebuilt' AND state = 'current'
-		AND verdict = 'kept' AND taken_at IS NULL AND rep_id IS NOT NULL AND rep_id <> 2
-		ORDER BY lead_id LIMIT 1")
+	lead=$(free_lead)
 	pq -c "UPDATE crm.leads SET handler_notes = coalesce(handler_notes, '') || ' (called back)' WHERE lead_id = $lead" >/dev/null
 	joins0=$(moved_joins)
-	pg_run_stalled compute "$tmp/gate1" --full -c "$tmp/rebuilt.ini"
-	ok $? "a full run stops after reading the job's state"
-	pq -c "UPDATE refinery.lead_state SET taken_at = '2025-07-01 10:00+00', taken_by = 2, rep_id = 2,
-		version = version + 1 WHERE job = 'rebuilt' AND lead_id = '$lead'" >/dev/null
-	touch "$tmp/gate1"
-	wait $pid; rc=$?
+	stalled_take "$tmp/gate1" "$lead" '2025-07-01 10:00+00'
 	is "$rc" 0 "meanwhile a dialer takes a lead whose source changed; the run then commits"
-	[ "$rc" = 0 ] || sed "s/^/# /" "$tmp/gate1.err"
-	like "$(cat "$tmp/gate1.out")" 'refinery: 1 of them left as the queue changed them after the run read them' \
-		"and says it left one lead as the queue changed it"
+	like "$(cat "$tmp/gate1.out")" "$left_one" "and says it left one lead as the queue changed it"
 	is "$(moved_joins)" "$((joins0 + 1))" "found by joining the state with the new table"
 	is "$(pq -c "SELECT taken_by || ':' || rep_id FROM refinery.lead_state WHERE job = 'rebuilt' AND lead_id = '$lead'")" \
 		"2:2" "the take stands"
@@ -158,39 +169,21 @@ if fault_hooks; then
 		WHERE r.job = 'rebuilt' AND c.lead_id = '$lead'")" 0 "and the run logged no change of it"
 
 	# ---- the same where sessions default to serializable: the run still sees the take
-	lead2=$(pq -c "SELECT lead_id FROM refinery.lead_state WHERE job = 'rebuilt' AND state = 'current'
-		AND verdict = 'kept' AND taken_at IS NULL AND rep_id IS NOT NULL AND rep_id <> 2 AND lead_id <> '$lead'
-		ORDER BY lead_id LIMIT 1")
+	lead2=$(free_lead "$lead")
 	pq -c "UPDATE crm.leads SET handler_notes = coalesce(handler_notes, '') || ' (called back)' WHERE lead_id = $lead2" >/dev/null
-	PGOPTIONS="-c default_transaction_isolation=serializable" \
-		pg_run_stalled compute "$tmp/gate3" --full -c "$tmp/rebuilt.ini"
-	ok $? "a full run of a serializable-by-default session stops after reading the job's state"
-	pq -c "UPDATE refinery.lead_state SET taken_at = '2025-07-01 11:00+00', taken_by = 2, rep_id = 2,
-		version = version + 1 WHERE job = 'rebuilt' AND lead_id = '$lead2'" >/dev/null
-	touch "$tmp/gate3"
-	wait $pid; rc=$?
-	is "$rc" 0 "meanwhile a dialer takes a lead; the run commits"
-	[ "$rc" = 0 ] || sed "s/^/# /" "$tmp/gate3.err"
-	like "$(cat "$tmp/gate3.out")" 'refinery: 1 of them left as the queue changed them after the run read them' \
+	PGOPTIONS="-c default_transaction_isolation=serializable" stalled_take "$tmp/gate3" "$lead2" '2025-07-01 11:00+00'
+	is "$rc" 0 "meanwhile, sessions defaulting to serializable, a dialer takes a lead; the run commits"
+	like "$(cat "$tmp/gate3.out")" "$left_one" \
 		"and, reading in its own transaction at read committed, says it left that lead as the queue changed it"
 	is "$(pq -c "SELECT taken_by || ':' || rep_id FROM refinery.lead_state WHERE job = 'rebuilt' AND lead_id = '$lead2'")" \
 		"2:2" "the take stands"
 
 	# ---- a lead leaves the source while a dialer takes it: left as the queue left it
-	lead3=$(pq -c "SELECT lead_id FROM refinery.lead_state WHERE job = 'rebuilt' AND state = 'current'
-		AND verdict = 'kept' AND taken_at IS NULL AND rep_id IS NOT NULL AND rep_id <> 2
-		AND lead_id NOT IN ('$lead', '$lead2') ORDER BY lead_id LIMIT 1")
+	lead3=$(free_lead "$lead" "$lead2")
 	pq -c "DELETE FROM crm.leads WHERE lead_id = $lead3" >/dev/null
-	pg_run_stalled compute "$tmp/gate4" --full -c "$tmp/rebuilt.ini"
-	ok $? "a full run stops after reading the job's state"
-	pq -c "UPDATE refinery.lead_state SET taken_at = '2025-07-01 12:00+00', taken_by = 2, rep_id = 2,
-		version = version + 1 WHERE job = 'rebuilt' AND lead_id = '$lead3'" >/dev/null
-	touch "$tmp/gate4"
-	wait $pid; rc=$?
+	stalled_take "$tmp/gate4" "$lead3" '2025-07-01 12:00+00'
 	is "$rc" 0 "meanwhile a dialer takes a lead the source no longer has; the run commits"
-	[ "$rc" = 0 ] || sed "s/^/# /" "$tmp/gate4.err"
-	like "$(cat "$tmp/gate4.out")" 'refinery: 1 of them left as the queue changed them after the run read them' \
-		"and says it left that lead as the queue changed it"
+	like "$(cat "$tmp/gate4.out")" "$left_one" "and says it left that lead as the queue changed it"
 	is "$(pq -c "SELECT state || ':' || taken_by || ':' || rep_id FROM refinery.lead_state
 		WHERE job = 'rebuilt' AND lead_id = '$lead3'")" "current:2:2" \
 		"the lead keeps its take and is not marked vanished, as the row-by-row write leaves it"
