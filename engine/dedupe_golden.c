@@ -344,7 +344,7 @@ dd_build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv, struct s
 {
 	struct batch *b = r->b;
 	const struct dedupe_config *c = r->c;
-	struct sbuf s = {0};
+	struct sbuf *s = out;
 	int64_t touches = 0;
 	bool any_touch = false;
 	size_t first = SIZE_MAX, last = SIZE_MAX, best_status = surv, nphones = 0;
@@ -352,18 +352,17 @@ dd_build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv, struct s
 	uint8_t types[BATCH_PHONES] = {0};
 	size_t phone_from[BATCH_PHONES] = {0};
 	const char *v;
-	bool ok;
 
-	sb_puts(&s, "{\"survivor\":");
-	sb_json_str(&s, batch_lead_id(b, surv), 0);
-	sb_puts(&s, ",\"members\":[");
+	sb_puts(s, "{\"survivor\":");
+	sb_json_str(s, batch_lead_id(b, surv), 0);
+	sb_puts(s, ",\"members\":[");
 	for (size_t k = 0; k < n; k++)
 	{
 		if (k)
-			sb_puts(&s, ",");
-		sb_json_str(&s, batch_lead_id(b, rows[k]), 0);
+			sb_puts(s, ",");
+		sb_json_str(s, batch_lead_id(b, rows[k]), 0);
 	}
-	sb_puts(&s, "]");
+	sb_puts(s, "]");
 
 	for (size_t k = 0; k < n; k++)
 	{
@@ -390,31 +389,31 @@ dd_build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv, struct s
 		bool comma = false;
 
 		b->g_touch_count[surv] = touches > INT32_MAX ? INT32_MAX : (int32_t) touches;
-		dd_sb_printf(&s, ",\"touch_count\":{\"value\":%lld,\"from\":[", (long long) touches);
+		dd_sb_printf(s, ",\"touch_count\":{\"value\":%lld,\"from\":[", (long long) touches);
 		for (size_t k = 0; k < n; k++)
 			if (b->touch_count[rows[k]] >= 0)
 			{
 				if (comma)
-					sb_puts(&s, ",");
-				sb_json_str(&s, batch_lead_id(b, rows[k]), 0);
+					sb_puts(s, ",");
+				sb_json_str(s, batch_lead_id(b, rows[k]), 0);
 				comma = true;
 			}
-		sb_puts(&s, "]}");
+		sb_puts(s, "]}");
 	}
 	if (first != SIZE_MAX)
 	{
 		b->g_created_at[surv] = b->created_at[first];
-		sb_json_field(&s, b, "created_at", b->col[FIELD_CREATED_AT][first], first, 0);
+		sb_json_field(s, b, "created_at", b->col[FIELD_CREATED_AT][first], first, 0);
 	}
 	if (last != SIZE_MAX)
 	{
 		b->g_last_touch_at[surv] = b->last_touch_at[last];
-		sb_json_field(&s, b, "last_touch_at", b->col[FIELD_LAST_TOUCH_AT][last], last, 0);
+		sb_json_field(s, b, "last_touch_at", b->col[FIELD_LAST_TOUCH_AT][last], last, 0);
 	}
 	v = b->status_norm[best_status] ? b->status_norm[best_status]
 	                                : b->col[FIELD_STATUS][best_status];
 	if (v)
-		sb_json_field(&s, b, "status", v, best_status, 0);
+		sb_json_field(s, b, "status", v, best_status, 0);
 
 	/* phones: the survivor's own first, then the others' in lead order */
 	for (int pass = 0; pass < 2; pass++)
@@ -440,7 +439,7 @@ dd_build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv, struct s
 		}
 	if (nphones > 0)
 	{
-		sb_puts(&s, ",\"phones\":[");
+		sb_puts(s, ",\"phones\":[");
 		for (size_t q = 0; q < nphones; q++)
 		{
 			const char *t = phone_type_name((enum phone_type) types[q]);
@@ -449,14 +448,14 @@ dd_build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv, struct s
 			b->phones[surv][q] = phones[q];
 			b->phone_types[surv][q] = types[q];
 			phone_text(r, phones[q], ph, sizeof(ph));
-			dd_sb_printf(&s, "%s{\"value\":\"%s\",", q ? "," : "", ph);
+			dd_sb_printf(s, "%s{\"value\":\"%s\",", q ? "," : "", ph);
 			if (t)
-				dd_sb_printf(&s, "\"type\":\"%s\",", t);
-			sb_puts(&s, "\"from\":");
-			sb_json_str(&s, batch_lead_id(b, phone_from[q]), 0);
-			sb_puts(&s, "}");
+				dd_sb_printf(s, "\"type\":\"%s\",", t);
+			sb_puts(s, "\"from\":");
+			sb_json_str(s, batch_lead_id(b, phone_from[q]), 0);
+			sb_puts(s, "}");
 		}
-		sb_puts(&s, "]");
+		sb_puts(s, "]");
 	}
 
 	/* e-mail, name, city: the survivor's, else the first member's that has one */
@@ -487,10 +486,10 @@ dd_build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv, struct s
 					b->email_norm[surv] = b->email_norm[from];
 					b->email_key[surv] = b->email_key[from];
 				}
-				sb_json_field(&s, b, keys[q], b->email_norm[from], from, 0);
+				sb_json_field(s, b, keys[q], b->email_norm[from], from, 0);
 			}
 			else
-				sb_json_field(&s, b, keys[q], b->col[fields[q]][from], from, 0);
+				sb_json_field(s, b, keys[q], b->col[fields[q]][from], from, 0);
 		}
 	}
 
@@ -502,10 +501,7 @@ dd_build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv, struct s
 		bool comma = false;
 
 		if (order == NULL)
-		{
-			free(s.p);
 			return false;
-		}
 		memcpy(order, rows, n * sizeof(*order));
 		sort_by_created(b, order, n);
 		for (size_t k = 0; k < n; k++)
@@ -529,9 +525,9 @@ dd_build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv, struct s
 		}
 		if (notes.n > 0 && !notes.oom)
 		{
-			sb_puts(&s, ",\"notes\":{\"value\":");
-			sb_json_str(&s, notes.p, (size_t) c->notes_max);
-			sb_puts(&s, ",\"from\":[");
+			sb_puts(s, ",\"notes\":{\"value\":");
+			sb_json_str(s, notes.p, (size_t) c->notes_max);
+			sb_puts(s, ",\"from\":[");
 			for (size_t k = 0; k < n; k++)
 			{
 				const char *x = b->col[FIELD_NOTES][order[k]];
@@ -539,20 +535,16 @@ dd_build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv, struct s
 				if (x == NULL || *x == '\0')
 					continue;
 				if (comma)
-					sb_puts(&s, ",");
-				sb_json_str(&s, batch_lead_id(b, order[k]), 0);
+					sb_puts(s, ",");
+				sb_json_str(s, batch_lead_id(b, order[k]), 0);
 				comma = true;
 			}
-			sb_puts(&s, "]}");
+			sb_puts(s, "]}");
 		}
-		s.oom |= notes.oom;
+		s->oom |= notes.oom;
 		free(notes.p);
 		free(order);
 	}
-	sb_puts(&s, "}");
-	if (!s.oom)
-		sb_put(out, s.p, s.n);
-	ok = !s.oom && !out->oom;
-	free(s.p);
-	return ok;
+	sb_puts(s, "}");
+	return !s->oom;
 }

@@ -211,16 +211,13 @@ send_copy(PGconn *conn, const char *job, bool framing, const char *phase, struct
 	struct strbuf sql;
 	bool ok;
 
-	if (res != NULL)
-	{
-		tz = PQescapeLiteral(conn, PQgetvalue(res, 0, 0), (size_t) PQgetlength(res, 0, 0));
-		PQclear(res);
-	}
-	else
+	if (res == NULL)
 	{
 		PQfreemem(lit);
 		return false;
 	}
+	tz = PQescapeLiteral(conn, PQgetvalue(res, 0, 0), (size_t) PQgetlength(res, 0, 0));
+	PQclear(res);
 	if (lit == NULL || tz == NULL)
 	{
 		PQfreemem(lit);
