@@ -12,7 +12,8 @@
  * generator's reps as [match] reps_csv and stats_csv.  Each run gets a fresh
  * batch read from the CSV before its clock starts; only pipeline_run() is
  * timed.  The runs must agree on every verdict: a thread count that changes
- * a result is reported and the program fails.
+ * a result is reported and the program fails.  Each stage's medians and
+ * speed-up follow the totals, to show which stages hold the speed-up back.
  */
 #include "config.h"
 
@@ -39,9 +40,20 @@ cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* One timed pipeline_run() on a fresh batch; the verdict counts into verdicts. */
+static double
+median_of(double *t, int n)
+{
+	qsort(t, (size_t) n, sizeof(t[0]), cmp_double);
+	return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
+}
+
+/*
+ * One timed pipeline_run() on a fresh batch; the verdict counts into
+ * verdicts, each stage's seconds into stage[] (PIPELINE_MAX_STAGES).
+ */
 static bool
-one_run(const struct ruleset *rs, int threads, double *seconds, size_t *verdicts, struct error *err)
+one_run(const struct ruleset *rs, int threads, double *seconds, double *stage, size_t *verdicts,
+        struct error *err)
 {
 	struct batch *b = NULL;
 	struct pipeline_result pr = {0};
@@ -60,6 +72,8 @@ one_run(const struct ruleset *rs, int threads, double *seconds, size_t *verdicts
 		ok = pipeline_run(b, rs, &run, &pr, NULL, err);
 		*seconds = pipeline_clock() - t0;
 		memcpy(verdicts, pr.verdicts, sizeof(pr.verdicts));
+		for (int k = 0; k < pr.nstages; k++)
+			stage[k] = pr.st[k].seconds;
 	}
 	pipeline_result_free(&pr);
 	batch_free(b);
@@ -76,7 +90,8 @@ main(int argc, char **argv)
 	struct error err = {0};
 	struct ruleset *rs;
 	size_t first[VERDICT__COUNT] = {0}, v[VERDICT__COUNT];
-	double median[3] = {0};
+	double median[3] = {0}, stage[3][PIPELINE_MAX_STAGES] = {{0}};
+	double st[MAX_RUNS][PIPELINE_MAX_STAGES];
 	FILE *f;
 	int status = 0;
 
@@ -114,7 +129,7 @@ main(int argc, char **argv)
 
 		for (int r = 0; r < runs; r++)
 		{
-			if (!one_run(rs, threads, &t[r], v, &err))
+			if (!one_run(rs, threads, &t[r], st[r], v, &err))
 			{
 				fprintf(stderr, "bench_pipeline: %s\n", err.msg);
 				status = 1;
@@ -131,12 +146,23 @@ main(int argc, char **argv)
 		}
 		if (status != 0)
 			break;
-		qsort(t, (size_t) runs, sizeof(t[0]), cmp_double);
-		median[threads] = runs % 2 ? t[runs / 2] : (t[runs / 2 - 1] + t[runs / 2]) / 2;
+		median[threads] = median_of(t, runs);
+		for (int k = 0; pipeline_stage_name(k) != NULL; k++)
+		{
+			for (int r = 0; r < runs; r++)
+				t[r] = st[r][k];
+			stage[threads][k] = median_of(t, runs);
+		}
 		printf("threads %d  %8.3f s\n", threads, median[threads]);
 	}
 	if (status == 0)
+	{
 		printf("speedup_1_to_2=%.2f\n", median[1] / median[2]);
+		printf("%-10s %9s %9s %8s\n", "stage", "1 thread", "2 threads", "speed-up");
+		for (int k = 0; pipeline_stage_name(k) != NULL; k++)
+			printf("%-10s %8.3fs %8.3fs %8.2f\n", pipeline_stage_name(k), stage[1][k], stage[2][k],
+			       stage[2][k] > 0 ? stage[1][k] / stage[2][k] : 0.0);
+	}
 	ruleset_free(rs);
 	unlink(rules);
 	genleads_cleanup(dir);
