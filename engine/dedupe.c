@@ -386,7 +386,7 @@ prepare_row(struct run *r, const int (*cols)[DEDUPE_MAX_COLUMNS], size_t p)
  */
 static bool
 count_values(const uint64_t *h, size_t nh, int per, uint32_t *freq, size_t *present, double *pairs,
-             double *uref)
+             double *uref, int nthreads)
 {
 	double sum2 = 0.0, sum3 = 0.0;
 	uint64_t *key;
@@ -418,7 +418,7 @@ count_values(const uint64_t *h, size_t nh, int per, uint32_t *freq, size_t *pres
 				rows++;
 				break;
 			}
-	sorted = dd_radix_sort(key, idx, n);
+	sorted = dd_radix_sort(key, idx, n, nthreads);
 	/* each run of one value: its members get its count */
 	for (size_t s = 0, e; sorted && s < n; s = e)
 	{
@@ -440,12 +440,42 @@ count_values(const uint64_t *h, size_t nh, int per, uint32_t *freq, size_t *pres
 	return sorted;
 }
 
+/*
+ * count_values() for every field, and for the e-mail key (whose counts
+ * serve the `frequent` test only), on the run's threads: each count
+ * writes only its own field's arrays.
+ */
+static bool
+count_all_values(struct run *r)
+{
+	const struct dedupe_config *c = r->c;
+	bool ok = true;
+
+#pragma omp parallel for num_threads(r->nthreads) schedule(dynamic, 1) reduction(&& : ok)
+	for (int k = 0; k < 2 * c->nfields; k++)
+	{
+		struct fdata *d = &r->fd[k / 2];
+		bool phone = c->field[k / 2].cmp == DEDUPE_CMP_PHONE;
+		size_t present2;
+		double pairs2;
+
+		if (k % 2 == 0 &&
+		    !count_values(d->h, phone ? r->np * BATCH_PHONES : r->np, phone ? BATCH_PHONES : 1,
+		                  d->freq, &d->present, &d->pairs, &d->uref, r->nthreads))
+			ok = false;
+		else if (k % 2 == 1 && d->h2 &&
+		         !count_values(d->h2, r->np, 1, d->freq2, &present2, &pairs2, NULL, r->nthreads))
+			ok = false;
+	}
+	return ok;
+}
+
 /* Sort keys[0..n) in place and return the number of pairs that share a key. */
 bool
-dd_pairs_sharing(uint64_t *key, size_t n, double *out)
+dd_pairs_sharing(uint64_t *key, size_t n, int nthreads, double *out)
 {
 	*out = 0.0;
-	if (!dd_radix_sort(key, NULL, n))
+	if (!dd_radix_sort(key, NULL, n, nthreads))
 		return false;
 	for (size_t s = 0, e; s < n; s = e)
 	{
@@ -476,12 +506,12 @@ count_namesakes(struct run *r, int f)
 	for (size_t p = 0; p < r->np; p++)
 		if (g->h[p] && d->h[p])
 			key[n++] = g->h[p];
-	ok = dd_pairs_sharing(key, n, &r->nsame_all[f]);
+	ok = dd_pairs_sharing(key, n, r->nthreads, &r->nsame_all[f]);
 	n = 0;
 	for (size_t p = 0; p < r->np; p++)
 		if (g->h[p] && d->h[p])
 			key[n++] = hash_combine(g->h[p], d->h[p]);
-	ok = ok && dd_pairs_sharing(key, n, &r->nsame[f][0]);
+	ok = ok && dd_pairs_sharing(key, n, r->nthreads, &r->nsame[f][0]);
 	if (ok && d->h2)
 	{
 		double keydots = 0.0;
@@ -491,19 +521,19 @@ count_namesakes(struct run *r, int f)
 		for (size_t p = 0; p < r->np; p++)
 			if (g->h[p] && d->h3[p])
 				key[n++] = hash_combine(g->h[p], d->h3[p]);
-		ok = dd_pairs_sharing(key, n, &both);
+		ok = dd_pairs_sharing(key, n, r->nthreads, &both);
 		r->nsame[f][1] = both - r->nsame[f][0];
 		/* key: same key, not the same once dots are out */
 		n = 0;
 		for (size_t p = 0; p < r->np && ok; p++)
 			if (g->h[p] && d->h2[p])
 				key[n++] = hash_combine(g->h[p], d->h2[p]);
-		ok = ok && dd_pairs_sharing(key, n, &both);
+		ok = ok && dd_pairs_sharing(key, n, r->nthreads, &both);
 		n = 0;
 		for (size_t p = 0; p < r->np && ok; p++)
 			if (g->h[p] && d->h2[p])
 				key[n++] = hash_combine(hash_combine(g->h[p], d->h2[p]), d->h3[p]);
-		ok = ok && dd_pairs_sharing(key, n, &keydots);
+		ok = ok && dd_pairs_sharing(key, n, r->nthreads, &keydots);
 		r->nsame[f][2] = both - keydots;
 	}
 	free(key);
@@ -1206,21 +1236,8 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 		goto oom;
 	if (run_stopped(&r))
 		goto stopped;
-	for (int f = 0; f < c->nfields; f++)
-	{
-		struct fdata *d = &r.fd[f];
-		bool phone = c->field[f].cmp == DEDUPE_CMP_PHONE;
-
-		size_t present2;
-		double pairs2;
-
-		if (!count_values(d->h, phone ? r.np * BATCH_PHONES : r.np, phone ? BATCH_PHONES : 1,
-		                  d->freq, &d->present, &d->pairs, &d->uref))
-			goto oom;
-		/* the e-mail key's counts serve the `frequent` test only */
-		if (d->h2 && !count_values(d->h2, r.np, 1, d->freq2, &present2, &pairs2, NULL))
-			goto oom;
-	}
+	if (!count_all_values(&r))
+		goto oom;
 	/* a nightly run takes u (and m) from the job's model: see dedupe_incr.c */
 	incremental = pri && pri->incremental && dd_incr_model_fits(&r, &pri->model);
 	for (int f = 0; f < c->nfields; f++)

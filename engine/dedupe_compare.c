@@ -538,7 +538,7 @@ dd_generate_pairs(struct run *r)
 			free(kb[t].val);
 			kb[t] = (struct keybuf){0};
 		}
-		if (!dd_radix_sort(key, val, total))
+		if (!dd_radix_sort(key, val, total, r->nthreads))
 		{
 			free(key);
 			free(val);
@@ -594,7 +594,7 @@ dd_generate_pairs(struct run *r)
 		free(key);
 		free(val);
 	}
-	if (!dd_radix_sort(pairs, NULL, n))
+	if (!dd_radix_sort(pairs, NULL, n, r->nthreads))
 		goto out;
 	{
 		size_t u = 0;

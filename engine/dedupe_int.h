@@ -196,6 +196,17 @@ thread_num(void)
 #endif
 }
 
+/* the threads of the parallel region running (1 outside one) */
+static inline int
+team_size(void)
+{
+#ifdef _OPENMP
+	return omp_get_num_threads();
+#else
+	return 1;
+#endif
+}
+
 /* Whether field f's weight for this pattern is the conditional one. */
 static inline bool
 uses_given(const struct run *r, int f, uint32_t pat)
@@ -234,7 +245,7 @@ struct sbuf
 
 /* dedupe_tools.c */
 uint64_t dd_hash_bytes(const void *p, size_t n, uint64_t seed);
-bool dd_radix_sort(uint64_t *key, uint32_t *val, size_t n);
+bool dd_radix_sort(uint64_t *key, uint32_t *val, size_t n, int nthreads);
 size_t dd_fold_text(const char *s, char *out, size_t size);
 bool dd_parse_days(const char *s, double *days);
 bool dd_date_digits(const char *s, char out[9]);
@@ -246,7 +257,7 @@ int dd_alias_group(const void *ctx, const char *token, size_t tlen, const char *
 /* dedupe.c */
 uint64_t dd_translit_hash(const struct run *r, const char *s, uint64_t seed);
 void dd_name_unpack(const unsigned char *p, const char *name, struct strsim_name *nm);
-bool dd_pairs_sharing(uint64_t *key, size_t n, double *out);
+bool dd_pairs_sharing(uint64_t *key, size_t n, int nthreads, double *out);
 void dd_update_given_u(struct run *r, int f, const double *mg, double mg_all);
 
 /* dedupe_compare.c */

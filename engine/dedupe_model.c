@@ -30,6 +30,7 @@ email_typo_u(const struct run *r, const struct fdata *d, long sample, uint64_t s
 {
 	uint32_t *list = malloc((r->np ? r->np : 1) * sizeof(*list));
 	uint64_t state = seed ^ 0x2545f4914f6cdd1dULL;
+	uint32_t(*q)[2];
 	size_t n = 0, hits = 0;
 
 	if (list == NULL)
@@ -42,13 +43,25 @@ email_typo_u(const struct run *r, const struct fdata *d, long sample, uint64_t s
 		free(list);
 		return 0.001;
 	}
+	/* the pairs are drawn in order, then compared on the run's threads */
+	if ((q = malloc((size_t) sample * sizeof(*q))) == NULL)
+	{
+		free(list);
+		return 0.001;
+	}
 	for (long s = 0; s < sample; s++)
 	{
-		uint32_t a = list[rng_below(&state, (uint32_t) n)],
-		         b = list[rng_below(&state, (uint32_t) n)];
-
-		hits += a != b && strcmp(d->s2[a], d->s2[b]) != 0 && dd_email_typo(d->s2[a], d->s2[b]);
+		q[s][0] = list[rng_below(&state, (uint32_t) n)];
+		q[s][1] = list[rng_below(&state, (uint32_t) n)];
 	}
+#pragma omp parallel for num_threads(r->nthreads) schedule(static) reduction(+ : hits)
+	for (long s = 0; s < sample; s++)
+	{
+		const char *a = d->s2[q[s][0]], *b = d->s2[q[s][1]];
+
+		hits += q[s][0] != q[s][1] && strcmp(a, b) != 0 && dd_email_typo(a, b);
+	}
+	free(q);
 	free(list);
 	return fmax((double) hits, 0.5) / (double) sample;
 }
@@ -92,17 +105,17 @@ dd_estimate_u(struct run *r)
 			for (size_t p = 0; p < r->np; p++)
 				if (d->h3[p])
 					key[n++] = d->h3[p];
-			ok = dd_pairs_sharing(key, n, &dots);
+			ok = dd_pairs_sharing(key, n, r->nthreads, &dots);
 			n = 0;
 			for (size_t p = 0; p < r->np; p++)
 				if (d->h2[p])
 					key[n++] = d->h2[p];
-			ok = ok && dd_pairs_sharing(key, n, &keyed);
+			ok = ok && dd_pairs_sharing(key, n, r->nthreads, &keyed);
 			n = 0;
 			for (size_t p = 0; p < r->np; p++)
 				if (d->h2[p])
 					key[n++] = hash_combine(d->h2[p], d->h3[p]);
-			ok = ok && dd_pairs_sharing(key, n, &keydots);
+			ok = ok && dd_pairs_sharing(key, n, r->nthreads, &keydots);
 			free(key);
 			if (!ok)
 				return false;
@@ -235,7 +248,7 @@ dd_estimate_m(struct run *r)
 	}
 	for (size_t k = 0; k < r->npairs; k++)
 		pat[k] = r->pattern[k];
-	if (!dd_radix_sort(pat, NULL, r->npairs))
+	if (!dd_radix_sort(pat, NULL, r->npairs, r->nthreads))
 	{
 		free(pat);
 		free(cnt);

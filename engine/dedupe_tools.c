@@ -19,69 +19,98 @@ dd_hash_bytes(const void *p, size_t n, uint64_t seed)
 	return nonzero(mix64(util_hash64_from(UTIL_HASH64_OLD_BASIS ^ seed, p, n)));
 }
 
+/* below this many keys a sort runs on one thread: the threads' counts would cost more */
+#define RADIX_PARALLEL_MIN 262144
+
 /*
  * Stable LSD radix sort of `key` (and `val` alongside, when not NULL) on
  * 16-bit digits; a digit that is the same in every key costs one counting
  * pass and no move.  Being stable, equal keys keep their input order,
- * which the callers rely on.  Returns false on out of memory.
+ * which the callers rely on.  On `nthreads` threads each counts and then
+ * moves its own run of the keys; the runs' places come from the counts of
+ * every run before them, so the result is the same whatever the thread
+ * count.  Returns false on out of memory.
  */
 bool
-dd_radix_sort(uint64_t *key, uint32_t *val, size_t n)
+dd_radix_sort(uint64_t *key, uint32_t *val, size_t n, int nthreads)
 {
 	uint64_t *tk = NULL, *sk = key, *dk;
 	uint32_t *tv = NULL, *sv = val, *dv;
 	size_t *count = NULL;
-	bool ok = false;
+	int nt = n < RADIX_PARALLEL_MIN || nthreads < 1 ? 1 : nthreads;
+	bool constant = false;
 
 	if (n < 2)
 		return true;
 	tk = malloc(n * sizeof(*tk));
-	count = malloc(65536 * sizeof(*count));
+	count = malloc((size_t) nt * 65536 * sizeof(*count));
 	if (val)
 		tv = malloc(n * sizeof(*tv));
 	if (tk == NULL || count == NULL || (val && tv == NULL))
-		goto out;
+	{
+		free(tk);
+		free(tv);
+		free(count);
+		return false;
+	}
 	dk = tk;
 	dv = tv;
-	for (int shift = 0; shift < 64; shift += 16)
+#pragma omp parallel num_threads(nt)
 	{
-		size_t sum = 0;
-		bool constant = false;
+		/* the team may be smaller than asked (inside another parallel region) */
+		int t = thread_num(), team = team_size();
+		size_t lo = n * (size_t) t / (size_t) team, hi = n * (size_t) (t + 1) / (size_t) team;
+		size_t *mine = count + (size_t) t * 65536;
 
-		memset(count, 0, 65536 * sizeof(*count));
-		for (size_t i = 0; i < n; i++)
-			count[(sk[i] >> shift) & 0xFFFF]++;
-		for (size_t d = 0; d < 65536; d++)
+		for (int shift = 0; shift < 64; shift += 16)
 		{
-			size_t c = count[d];
+			memset(mine, 0, 65536 * sizeof(*mine));
+			for (size_t i = lo; i < hi; i++)
+				mine[(sk[i] >> shift) & 0xFFFF]++;
+#pragma omp barrier
+#pragma omp single
+			{
+				size_t sum = 0;
 
-			if (c == n)
-				constant = true;
-			count[d] = sum;
-			sum += c;
-		}
-		if (constant)
-			continue;
-		for (size_t i = 0; i < n; i++)
-		{
-			size_t pos = count[(sk[i] >> shift) & 0xFFFF]++;
+				/* digit by digit, the runs in order: each run's first place per digit */
+				constant = false;
+				for (size_t d = 0; d < 65536; d++)
+				{
+					size_t all = 0;
 
-			dk[pos] = sk[i];
-			if (val)
-				dv[pos] = sv[i];
-		}
-		{
-			uint64_t *t = sk;
+					for (int u = 0; u < team; u++)
+					{
+						size_t c = count[(size_t) u * 65536 + d];
 
-			sk = dk;
-			dk = t;
-		}
-		if (val)
-		{
-			uint32_t *t = sv;
+						count[(size_t) u * 65536 + d] = sum;
+						sum += c;
+						all += c;
+					}
+					constant |= all == n;
+				}
+			}
+			if (!constant)
+			{
+				for (size_t i = lo; i < hi; i++)
+				{
+					size_t pos = mine[(sk[i] >> shift) & 0xFFFF]++;
 
-			sv = dv;
-			dv = t;
+					dk[pos] = sk[i];
+					if (val)
+						dv[pos] = sv[i];
+				}
+#pragma omp barrier
+#pragma omp single
+				{
+					uint64_t *k = sk;
+					uint32_t *v = sv;
+
+					sk = dk;
+					dk = k;
+					sv = dv;
+					dv = v;
+				}
+			}
 		}
 	}
 	if (sk != key)
@@ -90,12 +119,10 @@ dd_radix_sort(uint64_t *key, uint32_t *val, size_t n)
 		if (val)
 			memcpy(val, sv, n * sizeof(*val));
 	}
-	ok = true;
-out:
 	free(tk);
 	free(tv);
 	free(count);
-	return ok;
+	return true;
 }
 
 /* Append `n` bytes of a folded token, after one space if a separator came first. */

@@ -302,6 +302,69 @@ test_aliases(void)
 	rules_free(r);
 }
 
+/*
+ * The radix sort is stable and gives the same order on any thread count:
+ * keys with many repeats (each value's rows must keep their input order)
+ * and digits that are constant in some places, checked element by element
+ * against insertion order per key; large enough to run on threads.
+ */
+static void
+test_radix_sort(void)
+{
+	size_t n = 600000;
+	uint64_t *key0 = malloc(n * sizeof(*key0)), *key = malloc(n * sizeof(*key));
+	uint32_t *val = malloc(n * sizeof(*val)), *ref = NULL;
+	uint64_t *refk = NULL;
+	uint64_t x = 88172645463325252ULL;
+	bool same = key0 && key && val;
+
+	for (size_t i = 0; same && i < n; i++)
+	{
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		/* 5,000 values spread over the high and low digits; the middle ones constant */
+		key0[i] = ((x % 5000) << 48) | 0x0000123456780000ULL | (x % 5000);
+	}
+	for (int threads = 1; same && threads <= 3; threads++)
+	{
+		bool sorted = true, stable = true, kept = true;
+
+		memcpy(key, key0, n * sizeof(*key));
+		for (size_t i = 0; i < n; i++)
+			val[i] = (uint32_t) i;
+		ok(dd_radix_sort(key, val, n, threads), "radix sort of %zu keys on %d threads", n, threads);
+		for (size_t i = 0; i < n; i++)
+		{
+			kept &= key[i] == key0[val[i]];
+			if (i > 0 && key[i] < key[i - 1])
+				sorted = false;
+			if (i > 0 && key[i] == key[i - 1] && val[i] <= val[i - 1])
+				stable = false;
+		}
+		ok(sorted && kept, "%d threads: keys in order, each with its own value", threads);
+		ok(stable, "%d threads: equal keys keep their input order", threads);
+		if (threads == 1)
+		{
+			refk = malloc(n * sizeof(*refk));
+			ref = malloc(n * sizeof(*ref));
+			if (refk && ref)
+			{
+				memcpy(refk, key, n * sizeof(*key));
+				memcpy(ref, val, n * sizeof(*val));
+			}
+		}
+		else
+			ok(refk && ref && memcmp(refk, key, n * sizeof(*key)) == 0 &&
+			       memcmp(ref, val, n * sizeof(*val)) == 0,
+			   "%d threads: the same order as one thread", threads);
+	}
+	ok(same, "radix sort test memory");
+	free(key0);
+	free(key);
+	free(val);
+	free(ref);
+	free(refk);
+}
+
 static void
 test_unionfind(void)
 {
@@ -831,6 +894,7 @@ main(void)
 	test_config();
 	test_aliases();
 	test_unionfind();
+	test_radix_sort();
 	test_fixtures();
 	test_stage();
 	test_synthetic();
