@@ -357,26 +357,29 @@ state_new(const char *job, struct error *err)
 	return st;
 }
 
-/* Find each lead of b among the state's rows: of_row, row_of and seen. */
+/*
+ * Find each lead of b among the state's rows: of_row, row_of and seen.  The
+ * lookups run on the run's threads; the second loop, in row order, keeps
+ * row_of as one thread would leave it.
+ */
 static void
 map_rows(struct job_state *st, const struct batch *b)
 {
 	for (size_t k = 0; k < st->nold; k++)
 		st->row_of[k] = NO_INDEX;
+#pragma omp parallel for schedule(static)
 	for (size_t i = 0; i < b->n; i++)
 	{
-		size_t s;
+		size_t s = st->nold == 0 ? 0 : find_slot(st, batch_lead_id(b, i));
 
-		st->of_row[i] = NO_INDEX;
-		if (st->nold == 0)
-			continue;
-		s = find_slot(st, batch_lead_id(b, i));
-		if (st->slot[s] == 0)
-			continue;
-		st->of_row[i] = st->slot[s] - 1;
-		st->row_of[st->of_row[i]] = (uint32_t) i;
-		st->old[st->of_row[i]].seen = true;
+		st->of_row[i] = st->nold == 0 || st->slot[s] == 0 ? NO_INDEX : st->slot[s] - 1;
 	}
+	for (size_t i = 0; i < b->n; i++)
+		if (st->of_row[i] != NO_INDEX)
+		{
+			st->row_of[st->of_row[i]] = (uint32_t) i;
+			st->old[st->of_row[i]].seen = true;
+		}
 }
 
 bool
@@ -393,11 +396,13 @@ state_match_batch(struct job_state *st, struct batch *b, struct error *err)
 	st->c.had_state = st->nold > 0 || st->rows_elsewhere;
 	b->has_state = st->c.had_state;
 	map_rows(st, b);
+#pragma omp parallel for schedule(static)
+	for (size_t i = 0; i < b->n; i++)
+		st->fp[i] = state_fingerprint(b, i);
 	for (size_t i = 0; i < b->n; i++)
 	{
 		const struct old_lead *o;
 
-		st->fp[i] = state_fingerprint(b, i);
 		if (st->of_row[i] == NO_INDEX)
 			continue;
 		o = &st->old[st->of_row[i]];
