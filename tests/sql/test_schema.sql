@@ -100,8 +100,8 @@ SELECT throws_ok($$INSERT INTO refinery.outcomes (job, lead_id, rep_id, outcome,
 				   VALUES ('default', 'x', 1, 'won', now(), -1)$$, '23514', NULL,
 				 'a negative call duration is refused');
 SELECT has_index('refinery', 'lead_state', 'lead_state_unheld_idx',
-				 ARRAY['job', 'p_close', 'sla_due_at', 'call_order', 'lead_id'],
-				 'the pull queue''s unheld leads are indexed in next_lead''s order');
+				 ARRAY['p_close', 'sla_due_at', 'call_order', 'lead_id'],
+				 'the pull queue''s unheld leads are indexed in next_lead''s order (a partition holds one job)');
 
 -- 11 NOT NULL columns a reader relies on
 SELECT col_not_null('refinery', t, c, format('%s.%s is NOT NULL', t, c))
@@ -156,7 +156,8 @@ SELECT results_eq('SELECT version, name FROM refinery.schema_migrations ORDER BY
 						 (10, '010_feedback.sql'), (11, '011_incremental.sql'),
 						 (12, '012_run_warnings.sql'), (13, '013_record_details.sql'),
 						 (14, '014_results_json.sql'), (15, '015_tenants.sql'), (16, '016_dedupe_model.sql'),
-						 (18, '018_state_rebuild.sql'), (19, '019_state_json.sql')$$,
+						 (18, '018_state_rebuild.sql'), (19, '019_state_json.sql'),
+						 (20, '020_queue_index.sql')$$,
 				  'every migration file is recorded in schema_migrations');
 
 -- 11 views
