@@ -33,6 +33,11 @@ static PGcancel *volatile cancel_handle;
 static PGconn *cancel_conn; /* the connection cancel_handle cancels */
 static volatile sig_atomic_t interrupted;
 
+/* the sessions pg_connect_again() opened beside the run's, cancelled with it */
+#define PG_MORE_SESSIONS 8
+static PGcancel *volatile more_cancel[PG_MORE_SESSIONS];
+static PGconn *more_conn[PG_MORE_SESSIONS];
+
 static void
 on_signal(int signo)
 {
@@ -43,6 +48,26 @@ on_signal(int signo)
 	interrupted = 1;
 	if (c != NULL)
 		(void) PQcancel(c, buf, sizeof(buf));
+	for (int k = 0; k < PG_MORE_SESSIONS; k++)
+		if ((c = more_cancel[k]) != NULL)
+			(void) PQcancel(c, buf, sizeof(buf));
+}
+
+/* Free a cancel handle no signal handler may be using meanwhile. */
+static void
+drop_cancel(PGcancel *volatile *slot)
+{
+	PGcancel *c = *slot;
+	sigset_t block, old;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	*slot = NULL;
+	if (c)
+		PQfreeCancel(c);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 void
@@ -224,30 +249,78 @@ pg_connect(const struct conn_opts *o, struct error *err)
 	return conn;
 }
 
+PGconn *
+pg_connect_again(PGconn *conn, struct error *err)
+{
+	PQconninfoOption *opts = PQconninfo(conn);
+	const char **keys, **vals;
+	PGconn *again = NULL;
+	int n = 0, slot;
+
+	for (slot = 0; slot < PG_MORE_SESSIONS && more_conn[slot] != NULL; slot++)
+		;
+	if (slot == PG_MORE_SESSIONS)
+		return error_set(err, EXIT_INTERNAL, "too many sessions at once"), NULL;
+	if (opts == NULL)
+		return error_set(err, EXIT_INTERNAL, "out of memory"), NULL;
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		n++;
+	keys = calloc((size_t) n + 3, sizeof(*keys));
+	vals = calloc((size_t) n + 3, sizeof(*vals));
+	if (keys && vals)
+	{
+		n = 0;
+		/* the server this session reached, not the first of a list of hosts */
+		keys[n] = "host", vals[n++] = PQhost(conn);
+		keys[n] = "port", vals[n++] = PQport(conn);
+		for (PQconninfoOption *o = opts; o->keyword; o++)
+			if (o->val && *o->val && strcmp(o->keyword, "host") != 0 &&
+			    strcmp(o->keyword, "hostaddr") != 0 && strcmp(o->keyword, "port") != 0)
+				keys[n] = o->keyword, vals[n++] = o->val;
+		keys[n] = NULL, vals[n] = NULL;
+		again = PQconnectdbParams(keys, vals, 0);
+	}
+	/* the options hold the password the first session used */
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		if (o->val && strcmp(o->keyword, "password") == 0)
+			explicit_bzero(o->val, strlen(o->val));
+	PQconninfoFree(opts);
+	free(keys);
+	free(vals);
+	if (again == NULL)
+		return error_set(err, EXIT_INTERNAL, "out of memory"), NULL;
+	if (PQstatus(again) == CONNECTION_BAD)
+	{
+		char msg[900];
+
+		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(again));
+		msg[strcspn(msg, "\n")] = '\0';
+		PQfinish(again);
+		return error_set(err, EXIT_CONNECTION, "could not open another session: %s", msg), NULL;
+	}
+	PQsetNoticeReceiver(again, on_notice, NULL);
+	more_conn[slot] = again;
+	more_cancel[slot] = PQgetCancel(again);
+	return again;
+}
+
 void
 pg_disconnect(PGconn *conn)
 {
-	PGcancel *c = cancel_handle;
-	sigset_t block, old;
-
 	if (conn == NULL)
 		return;
-	if (conn != cancel_conn)
+	for (int k = 0; k < PG_MORE_SESSIONS; k++)
+		if (more_conn[k] == conn)
+		{
+			drop_cancel(&more_cancel[k]);
+			more_conn[k] = NULL;
+		}
+	if (conn == cancel_conn)
 	{
-		/* another connection's handle stays; this one had none */
-		PQfinish(conn);
-		return;
+		/* no signal handler may use the cancel handle while it is freed */
+		drop_cancel(&cancel_handle);
+		cancel_conn = NULL;
 	}
-	/* no signal handler may use the cancel handle while it is freed */
-	sigemptyset(&block);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGTERM);
-	sigprocmask(SIG_BLOCK, &block, &old);
-	cancel_handle = NULL;
-	cancel_conn = NULL;
-	if (c)
-		PQfreeCancel(c);
-	sigprocmask(SIG_SETMASK, &old, NULL);
 	PQfinish(conn);
 }
 

@@ -31,6 +31,13 @@ struct conn_opts
 
 /* Connect (application_name "refinery" unless set otherwise); NULL + EXIT_CONNECTION. */
 PGconn *pg_connect(const struct conn_opts *o, struct error *err);
+/*
+ * Another session beside conn: the same server (the host conn reached),
+ * database, role and connection options, password included, which never
+ * reaches a message.  A stop signal cancels its statement as it cancels
+ * the run's.  NULL + EXIT_CONNECTION when it cannot connect.
+ */
+PGconn *pg_connect_again(PGconn *conn, struct error *err);
 /* Close the connection and forget its cancel handle. NULL is a no-op. */
 void pg_disconnect(PGconn *conn);
 
