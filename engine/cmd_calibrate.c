@@ -273,7 +273,7 @@ cmd_calibrate(const struct cmd_opts *o, struct error *err)
 	if (!o->job && conn && !rules_job_has_outcomes(conn, rs, &job, err))
 		goto out;
 	if (rs->source->kind == SOURCE_CSV ? !pull_csv(rs, &b, &pull_st, err)
-	                                   : !pull_database(conn, rs, &b, err))
+	                                   : !pull_database(conn, rs, &b, &pull_st, err))
 		goto out;
 	cmd_warn_rejects(rs, stage_counter(&pull_st, "rejected"));
 	/* the fit needs canonical statuses and normalised fields, nothing removed */

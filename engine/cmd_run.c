@@ -335,7 +335,7 @@ cmd_run_one(const struct cmd_opts *o, const char *tenant, const struct conn_opts
 
 	pull_st = pipeline_add(&pr, "pull");
 	if (rs->source->kind == SOURCE_CSV ? !pull_csv(rs, &b, pull_st, err)
-	                                   : !pull_database(conn, rs, &b, err))
+	                                   : !pull_database(conn, rs, &b, pull_st, err))
 		goto out;
 	if (rs->source->kind == SOURCE_CSV)
 	{

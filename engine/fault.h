@@ -9,6 +9,10 @@
  *    <gate> exists or a stop signal arrives, so a test can stop the server or
  *    signal the engine at a known moment and let it go on when it chooses,
  *    whatever the load of the machine.  Points: "pull" (after 1000 rows),
+ *    "pull_streams" (a pull to be split into streams: the run's session holds
+ *    the table's lock, no stream's session is open yet), "pull_split" (every
+ *    stream's session holds the run's snapshot and its lock on the table, no
+ *    row read yet),
  *    "compute" (side data read, before the first stage), "dedupe" (the
  *    dedupe stage begins, its stop checks ahead), "write" (half-way
  *    through the result COPY), "state" (half-way through the COPY of the

@@ -25,6 +25,7 @@
 #include "pg.h"
 #include "progress.h"
 #include "pull.h"
+#include "pull_int.h"
 
 #include "fault.h"
 
@@ -260,23 +261,140 @@ lock_failed(const struct source_config *s, struct error *err)
 	                "when it is released, or raise [source] lock_timeout_ms (0 waits forever).");
 }
 
+static void
+sink_lock(struct pull_sink *k)
+{
+#ifdef _OPENMP
+	if (k->shared)
+		omp_set_lock(&k->lock);
+#else
+	(void) k;
+#endif
+}
+
+static void
+sink_unlock(struct pull_sink *k)
+{
+#ifdef _OPENMP
+	if (k->shared)
+		omp_unset_lock(&k->lock);
+#else
+	(void) k;
+#endif
+}
+
+/* Take one split row into the batch, with the pull's count, fault point and progress. */
+static bool
+sink_take(struct pull_sink *k, char **fields, const size_t *lens)
+{
+	bool ok;
+
+	sink_lock(k);
+	ok = batch_append(k->b, (const char *const *) fields, lens) >= 0;
+	if (ok)
+	{
+		k->received++;
+		if (k->received == 1000)
+			FAULT("pull");
+		if (k->received % PULL_PROGRESS_ROWS == 0)
+			progress_done(k->received);
+		if (k->tty && k->received % 200000 == 0)
+			fprintf(stderr, "\rrefinery: pulled %zu leads", k->received);
+	}
+	sink_unlock(k);
+	return ok;
+}
+
 bool
-pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct error *err)
+pull_copy_stream(PGconn *conn, const char *sql, struct pull_sink *k, struct error *err)
+{
+	char **fields = calloc((size_t) k->ncols, sizeof(char *));
+	size_t *lens = calloc((size_t) k->ncols, sizeof(size_t));
+	PGresult *res = NULL;
+	size_t received = 0;
+	bool ok = false;
+	char *row;
+	int rc;
+
+	if (fields == NULL || lens == NULL)
+	{
+		error_set(err, EXIT_INTERNAL, "out of memory");
+		goto out;
+	}
+	res = PQexec(conn, sql);
+	if (PQresultStatus(res) != PGRES_COPY_OUT)
+	{
+		pg_fail(conn, res, "pulling the leads", err);
+		goto out;
+	}
+	PQclear(res);
+	res = NULL;
+	while ((rc = PQgetCopyData(conn, &row, 0)) > 0)
+	{
+		int nf = pull_split_copy_text(row, (size_t) rc, fields, lens, k->ncols);
+
+		if (nf != k->ncols)
+		{
+			PQfreemem(row);
+			error_set(err, EXIT_INTERNAL, "COPY row %zu has %d fields, expected %d", received + 1,
+			          nf, k->ncols);
+			goto out;
+		}
+		if (!sink_take(k, fields, lens))
+		{
+			PQfreemem(row);
+			error_set(err, EXIT_INTERNAL, "out of memory");
+			goto out;
+		}
+		PQfreemem(row);
+		received++;
+	}
+	if (rc == -2)
+	{
+		pg_fail(conn, NULL, "pulling the leads", err);
+		goto out;
+	}
+	/* -1 is a normal end AND what a dying server gives: the result tells */
+	res = PQgetResult(conn);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+	{
+		pg_fail(conn, res, "pulling the leads", err);
+		goto out;
+	}
+	if (strtoull(PQcmdTuples(res), NULL, 10) != received)
+	{
+		error_set(err, EXIT_CONNECTION,
+		          "pulling the leads: received %zu rows but the server "
+		          "sent %s",
+		          received, PQcmdTuples(res));
+		goto out;
+	}
+	PQclear(res);
+	/* drain: there must be nothing more */
+	while ((res = PQgetResult(conn)) != NULL)
+		PQclear(res);
+	ok = true;
+out:
+	PQclear(res);
+	free(fields);
+	free(lens);
+	return ok;
+}
+
+bool
+pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct stage_stats *st,
+              struct error *err)
 {
 	const struct source_config *s = rs->source;
-	char *from = NULL, *sql = NULL, *where = NULL;
+	char *from = NULL, *sql = NULL, *where = NULL, *select = NULL;
 	PGresult *res = NULL;
 	struct colmap m = {0};
 	struct batch *b = NULL;
 	const char **have = NULL;
-	char **fields = NULL;
-	size_t *lens = NULL;
-	bool ok = false;
-	size_t cap, len, received = 0;
-	char *row;
-	int rc;
-	/* a command that reports no progress of its own (calibrate): the pull's count on a TTY */
-	bool tty = !progress_on() && isatty(STDERR_FILENO);
+	struct pull_split *split = NULL;
+	struct pull_sink sink = {0};
+	bool ok = false, streamed;
+	size_t cap, len;
 
 	*out = NULL;
 	if (s->kind == SOURCE_TABLE)
@@ -326,23 +444,23 @@ pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct
 	PQclear(res);
 	res = NULL;
 
-	/* COPY (SELECT "a", "b", NULL, ... FROM src) TO STDOUT */
+	/* SELECT "a", "b", NULL, ... : FROM src is added by the stream(s) */
 	cap = strlen(from) + strlen(where) + 64;
 	for (int c = 0; c < m.ncols; c++)
 		cap += m.name[c] ? 2 * strlen(m.name[c]) + 8 : 8;
 	free(sql);
-	if ((sql = malloc(cap)) == NULL)
+	if ((select = malloc(cap)) == NULL || (sql = malloc(cap + 32)) == NULL)
 		goto oom;
-	len = (size_t) sprintf(sql, "COPY (SELECT ");
+	len = (size_t) sprintf(select, "SELECT ");
 	for (int c = 0; c < m.ncols; c++)
 	{
 		char *q;
 
 		if (c)
-			sql[len++] = ',';
+			select[len++] = ',';
 		if (m.name[c] == NULL)
 		{
-			len += (size_t) sprintf(sql + len, "NULL");
+			len += (size_t) sprintf(select + len, "NULL");
 			continue;
 		}
 		q = PQescapeIdentifier(conn, m.name[c], strlen(m.name[c]));
@@ -351,79 +469,35 @@ pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct
 			error_set(err, EXIT_RULES, "column name \"%s\" is not valid UTF-8", m.name[c]);
 			goto out;
 		}
-		len += (size_t) sprintf(sql + len, "%s", q);
+		len += (size_t) sprintf(select + len, "%s", q);
 		PQfreemem(q);
 	}
-	sprintf(sql + len, " FROM %s%s) TO STDOUT", from, where);
+	select[len] = '\0';
 
 	if ((b = new_batch(rs, err)) == NULL)
 		goto out;
-	fields = calloc((size_t) m.ncols, sizeof(char *));
-	lens = calloc((size_t) m.ncols, sizeof(size_t));
-	if (fields == NULL || lens == NULL)
-		goto oom;
-
-	res = PQexec(conn, sql);
-	if (PQresultStatus(res) != PGRES_COPY_OUT)
-	{
-		pg_fail(conn, res, "pulling the leads", err);
-		lock_failed(s, err);
+	sink.b = b;
+	sink.ncols = m.ncols;
+	sink.tty = !progress_on() && isatty(STDERR_FILENO);
+	if (s->kind == SOURCE_TABLE && !pull_split_open(conn, s, from, &split, err))
 		goto out;
-	}
-	PQclear(res);
-	res = NULL;
-	while ((rc = PQgetCopyData(conn, &row, 0)) > 0)
+	if (split)
 	{
-		int nf = pull_split_copy_text(row, (size_t) rc, fields, lens, m.ncols);
-
-		if (nf != m.ncols)
-		{
-			PQfreemem(row);
-			error_set(err, EXIT_INTERNAL, "COPY row %zu has %d fields, expected %d", received + 1,
-			          nf, m.ncols);
-			goto out;
-		}
-		if (batch_append(b, (const char *const *) fields, lens) < 0)
-		{
-			PQfreemem(row);
-			goto oom;
-		}
-		PQfreemem(row);
-		received++;
-		if (received == 1000)
-			FAULT("pull");
-		if (received % PULL_PROGRESS_ROWS == 0)
-			progress_done(received);
-		if (tty && received % 200000 == 0)
-			fprintf(stderr, "\rrefinery: pulled %zu leads", received);
+		streamed = pull_split_run(split, select, where, &sink, err);
+		if (st)
+			stage_count(st, "streams", (size_t) pull_split_streams(split));
 	}
-	progress_done(received);
-	if (tty && received >= 200000)
+	else
+	{
+		sprintf(sql, "COPY (%s FROM %s%s) TO STDOUT", select, from, where);
+		if (!(streamed = pull_copy_stream(conn, sql, &sink, err)))
+			lock_failed(s, err);
+	}
+	progress_done(sink.received);
+	if (sink.tty && sink.received >= 200000)
 		fprintf(stderr, "\n");
-	if (rc == -2)
-	{
-		pg_fail(conn, NULL, "pulling the leads", err);
+	if (!streamed)
 		goto out;
-	}
-	/* -1 is a normal end AND what a dying server gives: the result tells */
-	res = PQgetResult(conn);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-	{
-		pg_fail(conn, res, "pulling the leads", err);
-		goto out;
-	}
-	if (strtoull(PQcmdTuples(res), NULL, 10) != received)
-	{
-		error_set(err, EXIT_CONNECTION,
-		          "pulling the leads: received %zu rows but the server "
-		          "sent %s",
-		          received, PQcmdTuples(res));
-		goto out;
-	}
-	PQclear(res);
-	/* drain: there must be nothing more */
-	while ((res = PQgetResult(conn)) != NULL)
-		PQclear(res);
 	/* what runs after the pull waits as the session would */
 	if (!pg_exec(conn, "setting the pull's lock timeout", "RESET lock_timeout", err))
 		goto out;
@@ -437,14 +511,14 @@ pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct
 oom:
 	error_set(err, EXIT_INTERNAL, "out of memory");
 out:
+	pull_split_close(split);
 	PQclear(res);
 	free(from);
 	free(where);
 	free(sql);
+	free(select);
 	free(have);
 	free(m.name);
-	free(fields);
-	free(lens);
 	batch_free(b);
 	return ok;
 }

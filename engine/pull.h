@@ -20,9 +20,12 @@
  * received: a short stream is an error, never a short result.  The pull's
  * statements wait at most [source] lock_timeout_ms for a lock on the source
  * (a session that holds it in ACCESS EXCLUSIVE mode, an ALTER TABLE): a
- * timeout is EXIT_DATA naming the table.
+ * timeout is EXIT_DATA naming the table.  A large plain table is read by
+ * [source] pull_streams sessions at once on one snapshot (pull_split.c):
+ * st's counter "streams" (st may be NULL) says how many when more than one.
  */
-bool pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct error *err);
+bool pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out,
+                   struct stage_stats *st, struct error *err);
 
 /*
  * The same from the [source] csv file (header row required).  Records set

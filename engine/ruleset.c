@@ -330,6 +330,7 @@ static const struct rules_param source_reading[] = {
     {"csv_unguard", RULES_BOOL, 0, 0, offsetof(struct source_config, csv_unguard), NULL},
     {"lock_timeout_ms", RULES_INT, 0, 86400000, offsetof(struct source_config, lock_timeout_ms),
      NULL},
+    {"pull_streams", RULES_INT, 1, 8, offsetof(struct source_config, pull_streams), NULL},
 };
 
 static bool

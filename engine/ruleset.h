@@ -37,6 +37,7 @@ struct source_config
 	char *timezone;       /* session TimeZone while pulling */
 	char *now;            /* "clock", "auto" or a timestamp */
 	long lock_timeout_ms; /* the pull's lock_timeout; 0 = wait forever */
+	long pull_streams;    /* sessions that read a large plain table at once (pull_split.c) */
 	/* the source column of every field, NULL = not mapped */
 	char *column[FIELD__COUNT];
 	bool column_explicit[FIELD__COUNT]; /* set in the rules, not a default */
