@@ -9,9 +9,11 @@
  * split in place and copied into the batch's arena, so the raw COPY text is
  * never held whole.  When the server dies mid-stream, PQgetCopyData returns
  * -1 exactly as at a normal end; only the following PQgetResult tells, so it
- * is always checked, and the row count is compared with PQcmdTuples.
+ * is always checked, and the row count is compared with PQcmdTuples.  A
+ * large table is read by several such streams at once (pull_split.c).
  * After the pull the leads are sorted by id, so that every later stage sees
- * the same order whatever the table's physical order was.
+ * the same order whatever the table's physical order, or the order in which
+ * the streams delivered them, was.
  */
 #include "config.h"
 
@@ -283,7 +285,7 @@ sink_unlock(struct pull_sink *k)
 #endif
 }
 
-/* Take one split row into the batch, with the pull's count, fault point and progress. */
+/* Take one row (its fields split out) into the batch, with the pull's count, fault point and progress. */
 static bool
 sink_take(struct pull_sink *k, char **fields, const size_t *lens)
 {
@@ -478,6 +480,7 @@ pull_database(PGconn *conn, const struct ruleset *rs, struct batch **out, struct
 		goto out;
 	sink.b = b;
 	sink.ncols = m.ncols;
+	/* a command that reports no progress of its own (calibrate): the pull's count on a TTY */
 	sink.tty = !progress_on() && isatty(STDERR_FILENO);
 	if (s->kind == SOURCE_TABLE && !pull_split_open(conn, s, from, &split, err))
 		goto out;
