@@ -43,15 +43,14 @@ bool pull_copy_stream(PGconn *conn, const char *sql, struct pull_sink *k, struct
 struct pull_split;
 
 /*
- * Can the pull of [source] table `from` (quoted) be split?  When conn is in
- * a transaction (a run's), the table is a plain table of at least
- * PULL_SPLIT_MIN_BLOCKS, [source] pull_streams and the threads allow two
- * streams or more, and the server has TID range scans (PostgreSQL 14),
- * opens one session per stream beside conn, each in a read-only
- * transaction on the snapshot conn exported, with conn's output settings
- * and a lock on the table.  *out is NULL (one stream, on conn) when it
- * cannot, with the reason logged when a session could not be set up;
- * false only when a query of conn's failed.
+ * Can the pull of [source] table `from` (quoted) be split?  When the table
+ * is a plain table of at least PULL_SPLIT_MIN_BLOCKS, [source] pull_streams
+ * and the threads allow two streams or more, and the server has TID range
+ * scans (PostgreSQL 14), opens one session per stream beside conn, each in
+ * a read-only transaction on the snapshot the first of them exported, with
+ * conn's output settings and a lock on the table.  *out is NULL (one
+ * stream, on conn) when it cannot, with the reason logged when a session
+ * could not be set up; false only when a query of conn's failed.
  */
 bool pull_split_open(PGconn *conn, const struct source_config *s, const char *from,
                      struct pull_split **out, struct error *err);

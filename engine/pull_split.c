@@ -11,20 +11,19 @@
  * into the one batch under a lock, and the batch is sorted by lead id
  * after the pull as always, so the order they arrive in does not matter.
  *
- * The ranges must see one state of the table: the run's session exports
- * its snapshot (pg_export_snapshot) and every stream's session takes it
- * (SET TRANSACTION SNAPSHOT, in a read-only REPEATABLE READ transaction),
- * so a row an UPDATE moves from one range to another meanwhile is read
- * once, as it was.  The exporting transaction is the run's own, which
- * already holds the table's lock from the pull's first query; a pull
- * outside a transaction (calibrate, a run with a CSV target) is not split.
- * Each stream's session takes the same output settings as the run's (time
- * zone, date style, ...) so that a value reads the same whichever stream
- * brought it, and locks the table before any stream starts: a session
- * queued behind another's ACCESS EXCLUSIVE request, itself waiting for the
- * run's transaction, would wait for ever, so the lock is taken with a short
- * timeout, and any failure to set a stream up leaves the pull to the run's
- * session alone.
+ * The ranges must see one state of the table: the first stream's session
+ * exports its snapshot (pg_export_snapshot) and every other one takes it
+ * (SET TRANSACTION SNAPSHOT), each in a read-only REPEATABLE READ
+ * transaction, so a row an UPDATE moves from one range to another
+ * meanwhile is read once, as it was.  The snapshot ends with the streams'
+ * transactions, at the end of the pull: the run's own transaction holds
+ * none, as with one stream.  Each stream's session takes the same output
+ * settings as the run's (time zone, date style, ...) so that a value reads
+ * the same whichever stream brought it, and locks the table before any
+ * stream starts: a session queued behind another's ACCESS EXCLUSIVE
+ * request, itself waiting for a run's transaction that holds the table,
+ * would wait for ever, so the lock is taken with a short timeout, and any
+ * failure to set a stream up leaves the pull to the run's session alone.
  */
 #include "config.h"
 
@@ -71,22 +70,24 @@ pull_split_streams(const struct pull_split *sp)
 }
 
 /*
- * Set up stream session c: the run's settings (rows of name, value), the
- * snapshot, the lock.  false with why filled when it cannot.
+ * Set up stream session c: the run's settings (rows of name, value), a
+ * read-only REPEATABLE READ transaction holding the table's lock, on the
+ * snapshot *snapshot names; when *snapshot is NULL, c's own snapshot,
+ * exported into *snapshot for the other streams.  false with why filled
+ * when it cannot.
  */
 static bool
-stream_setup(PGconn *c, const PGresult *settings, const char *snapshot, const char *table,
+stream_setup(PGconn *c, const PGresult *settings, char **snapshot, const char *table,
              struct error *why)
 {
 	const char *phase = "setting up a stream of the pull";
 	char sql[600];
 	char *lit;
-	bool ok;
+	PGresult *res;
 
 	for (int r = 0; r < PQntuples(settings); r++)
 	{
 		const char *p[2] = {PQgetvalue(settings, r, 0), PQgetvalue(settings, r, 1)};
-		PGresult *res;
 
 		if (PQgetisnull(settings, r, 1))
 			continue;
@@ -98,15 +99,27 @@ stream_setup(PGconn *c, const PGresult *settings, const char *snapshot, const ch
 	if (!pg_exec(c, phase, sql, why) ||
 	    !pg_exec(c, phase, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", why))
 		return false;
-	if ((lit = PQescapeLiteral(c, snapshot, strlen(snapshot))) == NULL)
-		return pg_fail(c, NULL, phase, why);
-	snprintf(sql, sizeof(sql), "SET TRANSACTION SNAPSHOT %s", lit);
-	PQfreemem(lit);
+	if (*snapshot)
+	{
+		/* before any query: the transaction takes the first stream's snapshot */
+		if ((lit = PQescapeLiteral(c, *snapshot, strlen(*snapshot))) == NULL)
+			return pg_fail(c, NULL, phase, why);
+		snprintf(sql, sizeof(sql), "SET TRANSACTION SNAPSHOT %s", lit);
+		PQfreemem(lit);
+		if (!pg_exec(c, phase, sql, why))
+			return false;
+	}
+	snprintf(sql, sizeof(sql), "LOCK TABLE %s IN ACCESS SHARE MODE", table);
 	if (!pg_exec(c, phase, sql, why))
 		return false;
-	snprintf(sql, sizeof(sql), "LOCK TABLE %s IN ACCESS SHARE MODE", table);
-	ok = pg_exec(c, phase, sql, why);
-	return ok;
+	if (*snapshot)
+		return true;
+	/* the first stream: its snapshot, taken now that it holds the lock, is everyone's */
+	if ((res = pg_query(c, phase, "SELECT pg_export_snapshot()", 0, NULL, why)) == NULL)
+		return false;
+	*snapshot = strdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return *snapshot != NULL || error_set(why, EXIT_INTERNAL, "out of memory");
 }
 
 bool
@@ -117,6 +130,7 @@ pull_split_open(PGconn *conn, const struct source_config *s, const char *from,
 	struct pull_split *sp;
 	struct error why = {0};
 	PGresult *res, *settings;
+	char *snapshot = NULL;
 	int n = (int) s->pull_streams;
 
 	*out = NULL;
@@ -124,8 +138,7 @@ pull_split_open(PGconn *conn, const struct source_config *s, const char *from,
 		n = threads_available();
 	if (n > MAX_STREAMS)
 		n = MAX_STREAMS;
-	/* the snapshot lives as long as the run's transaction, which holds the table's lock */
-	if (n < 2 || PQserverVersion(conn) < 140000 || PQtransactionStatus(conn) != PQTRANS_INTRANS)
+	if (n < 2 || PQserverVersion(conn) < 140000)
 		return true;
 	/* a plain table (or a materialised view) has blocks a TID range scan can cut */
 	res = pg_query(conn, "sizing the source",
@@ -151,16 +164,13 @@ pull_split_open(PGconn *conn, const struct source_config *s, const char *from,
 	}
 	sp->blocks = strtol(PQgetvalue(res, 0, 1), NULL, 10);
 	PQclear(res);
-	/* the run's session holds the table's lock; no stream's session is open yet */
+	/* a run's session holds the table's lock; no stream's session is open yet */
 	FAULT("pull_streams");
 	p[0] = OUTPUT_SETTINGS;
-	if ((res = pg_query(conn, "exporting the pull's snapshot", "SELECT pg_export_snapshot()", 0,
-	                    NULL, err)) == NULL ||
-	    (settings = pg_query(conn, "reading the session's settings",
+	if ((settings = pg_query(conn, "reading the session's settings",
 	                         "SELECT s, current_setting(s, true) FROM unnest($1::text[]) AS s", 1,
 	                         p, err)) == NULL)
 	{
-		PQclear(res);
 		pull_split_close(sp);
 		return false;
 	}
@@ -171,14 +181,14 @@ pull_split_open(PGconn *conn, const struct source_config *s, const char *from,
 		if (c == NULL)
 			break;
 		sp->conn[sp->nstreams] = c;
-		if (!stream_setup(c, settings, PQgetvalue(res, 0, 0), sp->table, &why))
+		if (!stream_setup(c, settings, &snapshot, sp->table, &why))
 		{
 			sp->nstreams++; /* closed with the others */
 			break;
 		}
 	}
-	PQclear(res);
 	PQclear(settings);
+	free(snapshot);
 	if (why.code != 0)
 	{
 		/* the run's session reads the table alone */

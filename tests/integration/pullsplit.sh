@@ -1,10 +1,10 @@
 #!/bin/bash
 # tests/integration/pullsplit.sh -- a large source table read by several sessions at once
 # ([source] pull_streams, engine/pull_split.c): the same results as one stream; every
-# stream on the run's snapshot, whatever commits meanwhile; one stream when a stream's
-# session cannot lock the table (no hang behind a waiting ACCESS EXCLUSIVE request); a
-# stop signal ends every session.  Every wait is for an observed state (the file a
-# stalled engine creates, pg_locks), never a fixed time.
+# stream on one snapshot, whatever commits meanwhile, their sessions gone after it; one
+# stream when a stream's session cannot lock the table (no hang behind a waiting ACCESS
+# EXCLUSIVE request); a stop signal ends every session.  Every wait is for an observed
+# state (the file a stalled engine creates, pg_locks), never a fixed time.
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/pg.sh"
@@ -106,6 +106,15 @@ if fault_hooks; then
 	wait $locker
 	is "$?" 0 "the waiting session gets its lock once the run is over"
 
+	# after the pull the streams' sessions are gone
+	pg_run_stalled compute "$tmp/gate4" -q -j 2 --full -c "$tmp/split.ini"
+	ok $? "a run stopped after its pull"
+	is "$(pq -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'refinery'")" 1 \
+		"only the run's own session is left"
+	touch "$tmp/gate4"
+	wait $pid
+	is "$?" 0 "it commits"
+
 	# a stop signal while the streams are set up: the run stops, no session stays
 	pg_run_stalled pull_split "$tmp/gate3" -q -j 2 --full -c "$tmp/split.ini"
 	kill -INT $pid
@@ -114,6 +123,6 @@ if fault_hooks; then
 	pg_wait_no_engine
 	ok $? "none of its sessions is left"
 else
-	for i in $(seq 16); do skip "refinery was built without --enable-fault-injection"; done
+	for i in $(seq 19); do skip "refinery was built without --enable-fault-injection"; done
 fi
 done_testing
