@@ -1,7 +1,7 @@
 #!/bin/bash
 # tests/integration/pullsplit.sh -- a large source table read by several sessions at once
-# ([source] pull_streams, engine/pull_split.c): the same results as one stream; every
-# stream on one snapshot, whatever commits meanwhile, their sessions gone after it; one
+# ([source] pull_streams, engine/pull_split.c): the same results as one stream, a
+# tenant's run filtered in every stream; every stream on one snapshot, whatever commits meanwhile, their sessions gone after it; one
 # stream when a stream's session cannot lock the table (no hang behind a waiting ACCESS
 # EXCLUSIVE request); a stop signal ends every session.  Every wait is for an observed
 # state (the file a stalled engine creates, pg_locks), never a fixed time.
@@ -60,6 +60,18 @@ is "$d_split" "$(digest "$r_one")" "both runs decided the same for every lead ($
 ok $? "a run of job split on one thread"
 is "$(streams "$(last split)")" none "reads in one stream: a stream per thread at most"
 is "$(digest "$(last split)")" "$d_split" "and decides the same"
+
+# a tenant's run: every stream filters on the tenant the run's session chose
+pq -c "ALTER TABLE crm.leads ADD COLUMN company text NOT NULL DEFAULT 'acme'" \
+	-c "UPDATE crm.leads SET company = 'globex' WHERE lead_id % 3 = 0"
+rules tenant "tenant_column = company"
+"$REFINERY" run -q -j 2 --tenant globex -c "$tmp/tenant.ini"
+ok $? "a run of tenant globex"
+r=$(pq -c "SELECT max(run_id) FROM refinery.runs WHERE job = 'tenant@globex' AND status = 'committed'")
+is "$(streams "$r")" 2 "its pull read the table in two streams"
+is "$(pq -c "SELECT count(*) FROM refinery.results WHERE run_id = $r")" \
+	"$(pq -c "SELECT count(*) FROM crm.leads WHERE company = 'globex'")" "it pulled the tenant's leads, and only them"
+pq -c "ALTER TABLE crm.leads DROP COLUMN company"
 
 if fault_hooks; then
 	# the streams read the snapshot the run's session exported, not what commits after it
