@@ -1,10 +1,11 @@
 #!/bin/bash
 # tests/integration/pullsplit.sh -- a large source table read by several sessions at once
 # ([source] pull_streams, engine/pull_split.c): the same results as one stream, a
-# tenant's run filtered in every stream; every stream on one snapshot, whatever commits meanwhile, their sessions gone after it; one
-# stream when a stream's session cannot lock the table (no hang behind a waiting ACCESS
-# EXCLUSIVE request); a stop signal ends every session.  Every wait is for an observed
-# state (the file a stalled engine creates, pg_locks), never a fixed time.
+# tenant's run filtered in every stream; every stream on one snapshot, whatever commits
+# meanwhile, their sessions gone after it; one stream when a stream's session cannot
+# lock the table (no hang behind a waiting ACCESS EXCLUSIVE request); a stop signal ends
+# every session.  Every wait is for an observed state (the file a stalled engine
+# creates, pg_locks), never a fixed time.
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/pg.sh"
