@@ -35,6 +35,7 @@
 #include "log.h"
 #include "pg.h"
 #include "pull_int.h"
+#include "stage.h"
 
 #define MAX_STREAMS 8
 /* the most a stream's session waits for its lock on the table before the pull goes on alone */
@@ -52,16 +53,6 @@ struct pull_split
 #define OUTPUT_SETTINGS                                                                            \
 	"{TimeZone,DateStyle,IntervalStyle,extra_float_digits,bytea_output,lc_monetary,"               \
 	"refinery.tenant}"
-
-static int
-threads_available(void)
-{
-#ifdef _OPENMP
-	return omp_get_max_threads();
-#else
-	return 1;
-#endif
-}
 
 int
 pull_split_streams(const struct pull_split *sp)
@@ -134,8 +125,9 @@ pull_split_open(PGconn *conn, const struct source_config *s, const char *from,
 	int n = (int) s->pull_streams;
 
 	*out = NULL;
-	if (n > threads_available())
-		n = threads_available();
+	/* a stream per thread at most (-j, or every core) */
+	if (n > stage_thread_count(0))
+		n = stage_thread_count(0);
 	if (n > MAX_STREAMS)
 		n = MAX_STREAMS;
 	if (n < 2 || PQserverVersion(conn) < 140000)
