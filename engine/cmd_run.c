@@ -224,7 +224,8 @@ print_changes(const struct job_state *st)
 	if (log_quiet || log_json || !c->had_state)
 		return;
 	if (changes == 0)
-		printf("refinery: nothing changed since run %" PRId64 "\n", state_last_run(st));
+		printf("refinery: nothing changed since run %" PRId64 "%s\n", state_last_run(st),
+		       c->full ? " (every lead rewritten)" : "");
 	else
 		printf("refinery: %zu new, %zu changed, %zu returned, %zu vanished, %zu unchanged since "
 		       "run %" PRId64 "%s\n",
@@ -361,7 +362,7 @@ cmd_run_one(const struct cmd_opts *o, const char *tenant, const struct conn_opts
 		if (!outcomes_import(conn, rs, lease.job, state_st, err))
 			goto out;
 		s0 = pipeline_clock();
-		if (!state_read(conn, lease.job, rs->sha256, b, &state, err))
+		if (!state_read(conn, lease.job, rs->sha256, rs->decisions_sha256, b, &state, err))
 			goto out;
 		for (size_t i = 0; i < b->n; i++)
 			held += b->held_rep[i] >= 0;

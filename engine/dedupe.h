@@ -221,9 +221,10 @@ struct dedupe_prior
 struct strbuf;
 
 /*
- * The model as one line of text, tied to the rules it was learnt with
- * (their sha256); parse gives false (and m->valid false) for a text of
- * other rules or one it cannot read.
+ * The model as one line of text, tied to the rules it was learnt with by
+ * the hash given (the hash of the keys that decide,
+ * rules_decisions_sha256_hex); parse gives false (and m->valid false) for
+ * a text of another hash or one it cannot read.
  */
 void dedupe_model_format(const struct dedupe_model *m, const char *rules_sha256, struct strbuf *sb);
 bool dedupe_model_parse(const char *text, const char *rules_sha256, struct dedupe_model *m);

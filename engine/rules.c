@@ -1477,6 +1477,74 @@ rules_sha256_hex(const char *text, char out[65])
 	return true;
 }
 
+/*
+ * The keys that change how a run goes, never what it decides about a lead:
+ * how long it waits for locks, how many sessions read the source, its
+ * guards, what it keeps of old runs and how its files are written.  A job's
+ * state stays valid across a change of these alone.
+ */
+static const char *const operational_keys[][2] = {
+    {"source", "lock_timeout_ms"}, {"source", "pull_streams"}, {"job", "min_rows"},
+    {"job", "max_change_percent"}, {"output", "keep_runs"},    {"output", "lock_timeout_ms"},
+    {"output", "analyze"},         {"output", "file_mode"},
+};
+
+static bool
+is_operational(const char *sec, size_t seclen, const char *key, size_t keylen)
+{
+	for (size_t k = 0; k < sizeof(operational_keys) / sizeof(operational_keys[0]); k++)
+		if (strlen(operational_keys[k][0]) == seclen &&
+		    strncmp(operational_keys[k][0], sec, seclen) == 0 &&
+		    strlen(operational_keys[k][1]) == keylen &&
+		    strncmp(operational_keys[k][1], key, keylen) == 0)
+			return true;
+	return false;
+}
+
+bool
+rules_decisions_sha256_hex(const char *text, char out[65])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	const char *sec = "", *line = text;
+	size_t seclen = 0;
+	bool skip = false, ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+
+	while (ok && *line)
+	{
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t) (end - line) + 1 : strlen(line);
+
+		if (line[0] == '[' && len > 2 && line[len - (end ? 2 : 1)] == ']')
+		{
+			sec = line + 1;
+			seclen = len - (end ? 3 : 2);
+			skip = false;
+		}
+		else if (line[0] == '\n')
+			skip = false; /* the blank line before a section */
+		else if (line[0] != '\t')
+		{
+			size_t keylen = strcspn(line, " =\n");
+
+			skip = is_operational(sec, seclen, line, keylen);
+		}
+		/* a continuation line (a tab) goes with its key */
+		if (!skip)
+			ok = EVP_DigestUpdate(ctx, line, len);
+		line += len;
+	}
+	ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen == 32;
+	EVP_MD_CTX_free(ctx);
+	if (!ok)
+		return false;
+	for (int i = 0; i < 32; i++)
+		sprintf(out + 2 * i, "%02x", md[i]);
+	out[64] = '\0';
+	return true;
+}
+
 const char *
 rules_files(const struct rules *r)
 {

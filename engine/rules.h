@@ -198,6 +198,15 @@ int rules_unread_defaults(const struct rules *r, const char **sections, const ch
 char *rules_text(const struct rules *r);
 bool rules_sha256_hex(const char *text, char out[65]);
 
+/*
+ * The SHA-256 of a rules_text() without the keys that never change what a
+ * run decides about a lead ([source] lock_timeout_ms and pull_streams, the
+ * [job] guards, [output] keep_runs, lock_timeout_ms, analyze and
+ * file_mode): two runs whose texts give the same hash decide alike, so a
+ * job's state and dedupe model outlive a change of those keys.  False on OOM.
+ */
+bool rules_decisions_sha256_hex(const char *text, char out[65]);
+
 /* The files loaded, comma-separated, for the run record (borrowed). */
 const char *rules_files(const struct rules *r);
 

@@ -820,7 +820,8 @@ load_all(const char *const *files, int nfiles, bool collect, struct error *err)
 		goto fail;
 	if (!rules_check_unused(rs->rules, err))
 		goto fail;
-	if ((rs->text = rules_text(rs->rules)) == NULL || !rules_sha256_hex(rs->text, rs->sha256))
+	if ((rs->text = rules_text(rs->rules)) == NULL || !rules_sha256_hex(rs->text, rs->sha256) ||
+	    !rules_decisions_sha256_hex(rs->text, rs->decisions_sha256))
 	{
 		error_set(err, EXIT_INTERNAL, "out of memory");
 		goto fail;

@@ -47,6 +47,7 @@ struct ruleset
 	struct rules *rules; /* the merged INI text; owned */
 	char *text;          /* canonical merged text (rules_text); owned */
 	char sha256[65];
+	char decisions_sha256[65]; /* of the keys that decide (rules_decisions_sha256_hex) */
 	struct source_config *source;
 	struct output_config *output;
 	struct job_config *job;

@@ -34,6 +34,7 @@
 #include "pg.h"
 #include "phone.h"
 #include "pull.h"
+#include "rules.h"
 #include "state.h"
 #include "state_int.h"
 #include "strbuf.h"
@@ -311,31 +312,48 @@ copy_rows(PGconn *conn, struct job_state *st,
 	return pg_copy_result(conn, phase, err);
 }
 
-/* the job's last committed run, whether it had these rules, and whether the job has state */
+/*
+ * The job's last committed run, whether it decided by other rules, and
+ * whether the job has state.  Rules that differ only in keys that decide
+ * nothing (rules_decisions_sha256_hex) count as the same: the state and the
+ * dedupe model stay.
+ */
 static bool
-read_last_run(PGconn *conn, struct job_state *st, const char *sha, struct error *err)
+read_last_run(PGconn *conn, struct job_state *st, const char *sha, const char *decisions,
+              struct error *err)
 {
 	const char *params[1] = {st->job};
-	PGresult *res = pg_query(conn, "reading the job's last run",
-	                         "SELECT r.run_id, r.rules_sha256, EXISTS (SELECT 1 FROM "
-	                         "refinery.lead_state s WHERE s.job = $1), (SELECT j.dedupe_model "
-	                         "FROM refinery.jobs j WHERE j.name = $1) "
-	                         "FROM (SELECT 1) one LEFT JOIN (SELECT run_id, rules_sha256 "
-	                         "FROM refinery.runs WHERE job = $1 AND status = 'committed' "
-	                         "ORDER BY run_id DESC LIMIT 1) r ON true",
-	                         1, params, err);
+	PGresult *res =
+	    pg_query(conn, "reading the job's last run",
+	             "SELECT r.run_id, r.rules_sha256, EXISTS (SELECT 1 FROM "
+	             "refinery.lead_state s WHERE s.job = $1), (SELECT j.dedupe_model "
+	             "FROM refinery.jobs j WHERE j.name = $1), r.rules_text "
+	             "FROM (SELECT 1) one LEFT JOIN (SELECT run_id, rules_sha256, rules_text "
+	             "FROM refinery.runs WHERE job = $1 AND status = 'committed' "
+	             "ORDER BY run_id DESC LIMIT 1) r ON true",
+	             1, params, err);
 
 	if (res == NULL)
 		return false;
 	st->last_run = -1;
 	if (!PQgetisnull(res, 0, 0))
 	{
+		char old[65];
+
 		st->last_run = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-		st->c.rules_changed = strcmp(PQgetvalue(res, 0, 1), sha) != 0;
+		st->c.rules_changed =
+		    strcmp(PQgetvalue(res, 0, 1), sha) != 0 &&
+		    (PQgetisnull(res, 0, 4) || !rules_decisions_sha256_hex(PQgetvalue(res, 0, 4), old) ||
+		     strcmp(old, decisions) != 0);
 	}
 	st->rows_elsewhere = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
-	/* the job's dedupe model, when it was learnt with these rules (state_dedupe.c) */
-	if (!PQgetisnull(res, 0, 3))
+	/*
+	 * The job's dedupe model, when it was learnt by rules that decide alike
+	 * (state_dedupe.c); a model stored before the decisions' hash is keyed
+	 * by the whole rules' hash.
+	 */
+	if (!PQgetisnull(res, 0, 3) &&
+	    !dedupe_model_parse(PQgetvalue(res, 0, 3), decisions, &st->dd.model))
 		(void) dedupe_model_parse(PQgetvalue(res, 0, 3), sha, &st->dd.model);
 	PQclear(res);
 	return true;
@@ -460,13 +478,13 @@ state_match_rest(struct job_state *st, const struct batch *b, struct error *err)
 }
 
 bool
-state_read(PGconn *conn, const char *job, const char *rules_sha256, struct batch *b,
-           struct job_state **out, struct error *err)
+state_read(PGconn *conn, const char *job, const char *rules_sha256, const char *decisions_sha256,
+           struct batch *b, struct job_state **out, struct error *err)
 {
 	const char *phase = "reading the job's state";
 	struct job_state *st = *out = state_new(job, err);
 
-	return st && read_last_run(conn, st, rules_sha256, err) &&
+	return st && read_last_run(conn, st, rules_sha256, decisions_sha256, err) &&
 	       send_copy(conn, st->job, true, phase, err) &&
 	       copy_rows(conn, st, state_add_old, phase, err) && state_match_batch(st, b, err);
 }

@@ -48,7 +48,7 @@ struct state_counts
 	size_t skipped_vanished; /* the same of vanished */
 	bool had_state;          /* the job had state rows before this run */
 	bool full;               /* every pulled lead's row is rewritten */
-	bool rules_changed;      /* the rules differ from the job's last committed run's */
+	bool rules_changed;      /* the rules decide otherwise than the job's last committed run's */
 };
 
 /*
@@ -56,10 +56,13 @@ struct state_counts
  * transaction, which holds the job's lease): the rows of leads a rep holds
  * or has taken, or that have outcomes; set b->has_state, b->held_rep,
  * b->held_since and b->pinned from them.  *out is the caller's
- * (state_free()).  state_batch_row() answers for these leads.
+ * (state_free()).  state_batch_row() answers for these leads.  The rules
+ * count as changed when both their hash and the hash of the keys that
+ * decide (rules_decisions_sha256_hex) differ from the last run's.
  */
-bool state_read(PGconn *conn, const char *job, const char *rules_sha256, struct batch *b,
-                struct job_state **out, struct error *err);
+bool state_read(PGconn *conn, const char *job, const char *rules_sha256,
+                const char *decisions_sha256, struct batch *b, struct job_state **out,
+                struct error *err);
 
 /*
  * Start reading the rest of the state on conn, in a thread of its own, so

@@ -78,7 +78,7 @@ state_write_model(PGconn *conn, const struct job_state *st, const struct ruleset
 	if (!st->dd.model.valid)
 		return true;
 	sb_init(&text);
-	dedupe_model_format(&st->dd.model, rs->sha256, &text);
+	dedupe_model_format(&st->dd.model, rs->decisions_sha256, &text);
 	if (text.oom)
 	{
 		sb_free(&text);

@@ -90,6 +90,28 @@ is "$(pq -c "SELECT leads_new + leads_changed + leads_vanished FROM refinery.run
 is "$(pq -c "SELECT count(*) FROM refinery.lead_state WHERE job = 'inc' AND changed_run = $r2")" 0 \
 	"no state row was rewritten"
 
+# ---- keys that decide nothing leave the rules unchanged; any other key does not
+printf '[job]\nmax_change_percent = 50\nmin_rows = 2\n[output]\nkeep_runs = 9\nlock_timeout_ms = 4000\n[source]\npull_streams = 1\nlock_timeout_ms = 5000\n' >"$tmp/ops.ini"
+model=$(pq -c "SELECT dedupe_model FROM refinery.jobs WHERE name = 'inc'")
+out=$("$REFINERY" run -c "$tmp/inc.ini" -c "$tmp/ops.ini" 2>&1); rc=$?
+r3=$(last inc)
+is "$rc" 0 "a run with other guards, retention, lock timeouts and streams succeeds"
+like "$out" "^refinery: nothing changed since run $r2\$" "and finds nothing changed: no lead rewritten"
+is "$(pq -c "SELECT full_write || ':' || (rules_sha256 <> (SELECT rules_sha256 FROM refinery.runs WHERE run_id = $r2)) FROM refinery.runs WHERE run_id = $r3")" \
+	"false:true" "its runs row records its own rules, and no full write"
+is "$(pq -c "SELECT dedupe_model FROM refinery.jobs WHERE name = 'inc'")" "$model" "the job's dedupe model stays"
+printf '[regex]\nmatch_limit = 10000001\n' >"$tmp/decide.ini"
+out=$("$REFINERY" run -c "$tmp/inc.ini" -c "$tmp/decide.ini" 2>&1); rc=$?
+r4=$(last inc)
+is "$rc" 0 "a run with another regex limit succeeds"
+like "$out" "^refinery: nothing changed since run $r3 \(every lead rewritten\)\$" \
+	"a key that decides (the limit), though no lead changes: every lead rewritten"
+is "$(pq -c "SELECT full_write FROM refinery.runs WHERE run_id = $r4")" "t" "its runs row records the full write"
+ok "$([ "$(pq -c "SELECT dedupe_model FROM refinery.jobs WHERE name = 'inc'")" != "$model" ]; echo $?)" "and the model it learnt is tied to its rules"
+out=$("$REFINERY" run -c "$tmp/inc.ini" 2>&1); rc=$?
+like "$rc/$out" "nothing changed since run $r4 \(every lead rewritten\)\$" "back to the job's own rules: every lead rewritten again"
+is "$(pq -c "SELECT dedupe_model FROM refinery.jobs WHERE name = 'inc'")" "$model" "and the model learnt again is the first one"
+
 # ---- the nights, one by one
 ids_same=0
 for k in $(seq 1 $NIGHTS); do

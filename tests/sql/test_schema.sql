@@ -157,7 +157,7 @@ SELECT results_eq('SELECT version, name FROM refinery.schema_migrations ORDER BY
 						 (12, '012_run_warnings.sql'), (13, '013_record_details.sql'),
 						 (14, '014_results_json.sql'), (15, '015_tenants.sql'), (16, '016_dedupe_model.sql'),
 						 (18, '018_state_rebuild.sql'), (19, '019_state_json.sql'),
-						 (20, '020_queue_index.sql')$$,
+						 (20, '020_queue_index.sql'), (21, '021_decisions_hash.sql')$$,
 				  'every migration file is recorded in schema_migrations');
 
 -- 11 views

@@ -290,6 +290,55 @@ test_load_params(void)
 	rules_free(r);
 }
 
+/*
+ * The hash of the keys that decide: the same across a change of keys that
+ * decide nothing, different across any other.
+ */
+static void
+test_decisions_hash(void)
+{
+	static const char base[] = "[source]\ntable = crm.leads\nlock_timeout_ms = 60000\n"
+	                           "pull_streams = 2\n\n[job]\nname = nightly\nmin_rows = 1\n"
+	                           "max_change_percent = 20\n\n[output]\nkeep_runs = 7\n"
+	                           "analyze = yes\n\n[score]\nhot_at = 70\nlist = a,\n\tb\n";
+	static const struct
+	{
+		const char *from, *to, *what;
+		bool same;
+	} edits[] = {
+	    {"lock_timeout_ms = 60000", "lock_timeout_ms = 5", "[source] lock_timeout_ms", true},
+	    {"pull_streams = 2", "pull_streams = 1", "[source] pull_streams", true},
+	    {"min_rows = 1", "min_rows = 900", "[job] min_rows", true},
+	    {"max_change_percent = 20", "max_change_percent = 0", "[job] max_change_percent", true},
+	    {"keep_runs = 7", "keep_runs = 70", "[output] keep_runs", true},
+	    {"analyze = yes", "analyze = no", "[output] analyze", true},
+	    {"hot_at = 70", "hot_at = 71", "[score] hot_at", false},
+	    {"\tb\n", "\tc\n", "a continuation line of [score] list", false},
+	    {"name = nightly", "name = other", "[job] name", false},
+	    {"table = crm.leads", "table = crm.old", "[source] table", false},
+	    {"[score]\nhot_at", "[score]\nkeep_runs = 1\nhot_at", "keep_runs added in [score]", false},
+	    {"[output]\nkeep_runs", "[outputs]\nkeep_runs", "the section of keep_runs", false},
+	};
+	char h0[65], h1[65], all0[65], all1[65];
+
+	ok(rules_decisions_sha256_hex(base, h0) && rules_sha256_hex(base, all0), "decisions: hashed");
+	ok(strcmp(h0, all0) != 0, "decisions: not the hash of the whole text");
+	for (size_t k = 0; k < sizeof(edits) / sizeof(edits[0]); k++)
+	{
+		char text[sizeof(base) + 64];
+		const char *at = strstr(base, edits[k].from);
+		size_t pre = (size_t) (at - base);
+
+		snprintf(text, sizeof(text), "%.*s%s%s", (int) pre, base, edits[k].to,
+		         at + strlen(edits[k].from));
+		ok(rules_decisions_sha256_hex(text, h1) && rules_sha256_hex(text, all1),
+		   "decisions: hashed after changing %s", edits[k].what);
+		ok(strcmp(all0, all1) != 0, "decisions: %s changes the rules' hash", edits[k].what);
+		ok((strcmp(h0, h1) == 0) == edits[k].same, "decisions: %s %s the decisions' hash",
+		   edits[k].what, edits[k].same ? "leaves" : "changes");
+	}
+}
+
 /* The nearest known name, and collecting every problem instead of the first. */
 static void
 test_nearest_and_collect(void)
@@ -566,5 +615,6 @@ main(void)
 	test_secrets();
 	test_load_params();
 	test_nearest_and_collect();
+	test_decisions_hash();
 	return done_testing();
 }
