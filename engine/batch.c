@@ -457,6 +457,24 @@ batch_finish(struct batch *b, struct error *err)
 		if (p != NULL)
 			b->col[c] = p;
 	}
+	/*
+	 * A column the source never filled (one it lacks, or a NULL it maps)
+	 * becomes a fresh zeroed array: a large one is pages the system has
+	 * not yet given, which no stage's reading ever makes it give.
+	 */
+	for (int c = 0; c < b->ncols && n > 0; c++)
+	{
+		size_t i = 0;
+		const char **z;
+
+		while (i < n && b->col[c][i] == NULL)
+			i++;
+		if (i == n && (z = calloc(n, sizeof(*z))) != NULL)
+		{
+			free(b->col[c]);
+			b->col[c] = z;
+		}
+	}
 	if (n > 0 && n < b->cap)
 		b->cap = n;
 	if (!(ALLOC(created_at, n) && ALLOC(last_touch_at, n) && ALLOC(touch_count, n) &&
