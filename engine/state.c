@@ -133,10 +133,65 @@ keep(struct job_state *st, const char *s, bool *ok)
 	return d;
 }
 
+/*
+ * A rule id or a cohort: the rows share one copy of each of the first
+ * SHARED_MAX values (a state of a million rows holds a few dozen); a value
+ * past those gets a copy of its own in each row.
+ */
+#define SHARED_MAX   1024
+#define SHARED_SLOTS (4 * SHARED_MAX) /* a power of two, at most a quarter full */
+
+static const char *
+keep_shared(struct job_state *st, const char *s, bool *ok)
+{
+	size_t h;
+
+	if (s == NULL)
+		return NULL;
+	if (st->shared == NULL && (st->shared = calloc(SHARED_SLOTS, sizeof(*st->shared))) == NULL)
+	{
+		*ok = false;
+		return NULL;
+	}
+	for (h = util_hash64(s) & (SHARED_SLOTS - 1); st->shared[h]; h = (h + 1) & (SHARED_SLOTS - 1))
+		if (strcmp(st->shared[h], s) == 0)
+			return st->shared[h];
+	if (st->nshared == SHARED_MAX)
+		return keep(st, s, ok);
+	st->nshared++;
+	return st->shared[h] = keep(st, s, ok);
+}
+
+/* o's hold and take, when it has one: into the state's work */
+static bool
+keep_work(struct job_state *st, struct old_lead *o, const struct old_work *w)
+{
+	if (w->rep_id < 0 && w->assigned_at == BATCH_NO_TIME && w->taken_by < 0 &&
+	    w->taken_at == NULL && w->taken_by_col < 0)
+	{
+		o->work = NO_INDEX;
+		return true;
+	}
+	if (st->nwork == st->capwork)
+	{
+		size_t cap = st->capwork ? st->capwork * 2 : 256;
+		struct old_work *p = realloc(st->work, cap * sizeof(*p));
+
+		if (p == NULL)
+			return false;
+		st->work = p;
+		st->capwork = cap;
+	}
+	o->work = (uint32_t) st->nwork;
+	st->work[st->nwork++] = *w;
+	return true;
+}
+
 bool
 state_add_old(struct job_state *st, char **f, struct error *err)
 {
 	struct old_lead *o;
+	struct old_work w;
 	bool ok = true;
 
 	if (st->nold == st->capold)
@@ -158,20 +213,20 @@ state_add_old(struct job_state *st, char **f, struct error *err)
 	o->has_fingerprint = f[2] != NULL;
 	o->fingerprint = (uint64_t) parse_int_or(f[2], 0);
 	o->verdict = verdict_of(f[3]);
-	o->rule_id = keep(st, f[4], &ok);
+	o->rule_id = keep_shared(st, f[4], &ok);
 	o->cluster_id = parse_int_or(f[5], -1);
 	o->survivor_id = keep(st, f[6], &ok);
 	o->temperature = temperature_of(f[7]);
-	o->cohort = keep(st, f[8], &ok);
-	o->rep_id = parse_int_or(f[9], -1);
-	o->assigned_at = parse_int_or(f[10], BATCH_NO_TIME);
+	o->cohort = keep_shared(st, f[8], &ok);
+	w.rep_id = parse_int_or(f[9], -1);
+	w.assigned_at = parse_int_or(f[10], BATCH_NO_TIME);
 	o->sla_due_at = parse_int_or(f[11], BATCH_NO_TIME);
 	o->version = parse_int_or(f[12], 1);
-	o->taken_by = f[13] && f[13][0] == 't' ? parse_int_or(f[14], -1) : -1;
-	o->taken_by_col = parse_int_or(f[14], -1);
+	w.taken_by = f[13] && f[13][0] == 't' ? parse_int_or(f[14], -1) : -1;
+	w.taken_by_col = parse_int_or(f[14], -1);
 	o->first_run = parse_int_or(f[15], 0);
-	o->taken_at = keep(st, f[16], &ok);
-	if (!ok || o->lead_id == NULL)
+	w.taken_at = keep(st, f[16], &ok);
+	if (!ok || o->lead_id == NULL || !keep_work(st, o, &w))
 		return error_oom(err);
 	st->nold++;
 	return true;
@@ -420,19 +475,21 @@ state_match_batch(struct job_state *st, struct batch *b, struct error *err)
 	for (size_t i = 0; i < b->n; i++)
 	{
 		const struct old_lead *o;
+		const struct old_work *w;
 
 		if (st->of_row[i] == NO_INDEX)
 			continue;
 		o = &st->old[st->of_row[i]];
-		if (!o->vanished && o->rep_id >= 0)
+		w = old_work_of(st, o);
+		if (!o->vanished && w->rep_id >= 0)
 		{
-			b->held_rep[i] = o->rep_id;
-			b->held_since[i] = o->assigned_at;
+			b->held_rep[i] = w->rep_id;
+			b->held_since[i] = w->assigned_at;
 		}
 		/* a rep working the lead through the pull queue keeps it (match.c) */
-		if (!o->vanished && o->taken_by >= 0)
+		if (!o->vanished && w->taken_by >= 0)
 		{
-			b->held_rep[i] = o->taken_by;
+			b->held_rep[i] = w->taken_by;
 			b->pinned[i] = 1;
 		}
 	}
@@ -451,7 +508,7 @@ state_add_rest(struct job_state *st, char **f, struct error *err)
 	st->nrest++;
 	o = &st->old[st->nold - 1];
 	/* a hold or a standing take the first part would have read: it came after, so leave it be */
-	if (o->rep_id >= 0 || o->taken_by >= 0)
+	if (old_work_of(st, o)->rep_id >= 0 || old_work_of(st, o)->taken_by >= 0)
 	{
 		o->version = -1;
 		st->nstale++;
@@ -580,12 +637,12 @@ survivor_id(const struct batch *b, size_t i)
 
 /* whether the run decided lead i as the state had it (the logged decision) */
 static bool
-same_decision(const struct old_lead *o, const struct batch *b, size_t i)
+same_decision(const struct job_state *st, const struct old_lead *o, const struct batch *b, size_t i)
 {
 	return o->verdict == b->verdict[i] && same_text(o->rule_id, b->rule_id[i]) &&
 	       o->cluster_id == b->cluster_id[i] && same_text(o->survivor_id, survivor_id(b, i)) &&
 	       o->temperature == b->temperature[i] && same_text(o->cohort, b->cohort_name[i]) &&
-	       o->rep_id == b->rep_id[i];
+	       old_work_of(st, o)->rep_id == b->rep_id[i];
 }
 
 void
@@ -627,15 +684,16 @@ state_reconcile(struct job_state *st, struct batch *b, bool full, struct error *
 		}
 		o = &st->old[st->of_row[i]];
 		/* the first contact stays due when it was: same rep, same cohort */
-		if (!o->vanished && o->rep_id >= 0 && o->rep_id == b->rep_id[i] &&
-		    same_text(o->cohort, b->cohort_name[i]) && o->sla_due_at != BATCH_NO_TIME)
+		if (!o->vanished && old_work_of(st, o)->rep_id >= 0 &&
+		    old_work_of(st, o)->rep_id == b->rep_id[i] && same_text(o->cohort, b->cohort_name[i]) &&
+		    o->sla_due_at != BATCH_NO_TIME)
 			b->sla_due_at[i] = o->sla_due_at;
 		if (o->vanished)
 		{
 			st->kind[i] = KIND_RETURNED;
 			c->returned++;
 		}
-		else if (!same_decision(o, b, i) || !o->has_fingerprint || o->fingerprint != st->fp[i])
+		else if (!same_decision(st, o, b, i) || !o->has_fingerprint || o->fingerprint != st->fp[i])
 		{
 			st->kind[i] = KIND_CHANGED;
 			c->changed++;
@@ -712,12 +770,12 @@ format_rebuild(struct strbuf *sb, const void *ctx, size_t i)
 
 	put_state(sb, r, i, o && o->first_run > 0 ? o->first_run : r->run_id);
 	sb_printf(sb, "\t%" PRId64 "\t", o ? o->version + 1 : 1);
-	if (o && o->taken_at)
-		sb_copy_text(sb, o->taken_at);
+	if (o && old_work_of(st, o)->taken_at)
+		sb_copy_text(sb, old_work_of(st, o)->taken_at);
 	else
 		sb_puts(sb, "\\N");
-	if (o && o->taken_by_col >= 0)
-		sb_printf(sb, "\t%" PRId64 "\n", o->taken_by_col);
+	if (o && old_work_of(st, o)->taken_by_col >= 0)
+		sb_printf(sb, "\t%" PRId64 "\n", old_work_of(st, o)->taken_by_col);
 	else
 		sb_puts(sb, "\t\\N\n");
 }
@@ -1509,6 +1567,8 @@ state_free(struct job_state *st)
 	free(st->job);
 	arena_free(st->arena);
 	free(st->old);
+	free(st->work);
+	free(st->shared);
 	free(st->slot);
 	free(st->of_row);
 	free(st->row_of);

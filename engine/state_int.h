@@ -18,23 +18,33 @@
 #define OLD_COLUMNS 17
 
 /* what the state says about one lead */
+/*
+ * The work on one lead: its hold and its take.  Few leads have any, so the
+ * state keeps them apart from the old leads (a million rows, a few
+ * thousand of them held), which point here.
+ */
+struct old_work
+{
+	int64_t rep_id;      /* -1 NULL */
+	int64_t assigned_at; /* BATCH_NO_TIME */
+	int64_t taken_by;    /* the rep whose take of the lead stands, -1 none */
+	/* kept as they are by a full write: the take's time and rep as stored */
+	const char *taken_at; /* NULL */
+	int64_t taken_by_col; /* -1 NULL */
+};
+
 struct old_lead
 {
 	const char *lead_id;
-	const char *rule_id;     /* NULL */
+	const char *rule_id;     /* NULL; shared by the rows with the same (keep_shared) */
 	const char *survivor_id; /* NULL */
-	const char *cohort;      /* NULL */
+	const char *cohort;      /* NULL; shared */
 	int64_t cluster_id;      /* -1 NULL */
-	int64_t rep_id;          /* -1 NULL */
-	int64_t assigned_at;     /* BATCH_NO_TIME */
 	int64_t sla_due_at;      /* BATCH_NO_TIME */
 	uint64_t fingerprint;
-	int64_t version;  /* the row's version when read: a write skips a row changed since */
-	int64_t taken_by; /* the rep whose take of the lead stands, -1 none */
-	/* kept as they are by a full write: the row's first run, its take's time and rep as stored */
-	int64_t first_run;
-	const char *taken_at; /* NULL */
-	int64_t taken_by_col; /* -1 NULL */
+	int64_t version;   /* the row's version when read: a write skips a row changed since */
+	int64_t first_run; /* kept as it is by a full write */
+	uint32_t work;     /* its hold and take: an index into the state's work, NO_INDEX none */
 	bool has_fingerprint;
 	bool vanished;
 	bool seen;           /* pulled by this run */
@@ -58,6 +68,10 @@ struct job_state
 	struct arena *arena;
 	struct old_lead *old;
 	size_t nold, capold;
+	struct old_work *work; /* the holds and takes of old leads (old_lead.work) */
+	size_t nwork, capwork;
+	const char **shared; /* a table of the rule ids and cohorts read, while they are few */
+	size_t nshared;
 	uint32_t *slot; /* hash table of old leads by id: index + 1, 0 empty */
 	size_t nslots;
 	uint32_t *of_row; /* batch row -> old lead, NO_INDEX when new */
@@ -95,6 +109,15 @@ struct job_state
 	const char **dd_rule;
 	int64_t *dd_gone;
 };
+
+/* The hold and take of an old lead: an empty one (no rep, no take) when it has none. */
+static inline const struct old_work *
+old_work_of(const struct job_state *st, const struct old_lead *o)
+{
+	static const struct old_work none = {-1, BATCH_NO_TIME, -1, NULL, -1};
+
+	return o->work == NO_INDEX ? &none : &st->work[o->work];
+}
 
 /* An empty state of job (no rows, no last run); NULL on out of memory. */
 struct job_state *state_new(const char *job, struct error *err);

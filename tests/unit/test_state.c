@@ -313,7 +313,8 @@ main(void)
 		is_int(st->nold, 4, "four state rows: lead 1 once");
 		is_int(state_rest_rows(st, &stale), 3, "three of them from the rest");
 		is_int(stale, 1, "one gained a hold between the parts");
-		is_int(st->old[st->of_row[0]].rep_id, 7, "lead 1 keeps the first part's row (rep 7)");
+		is_int(old_work_of(st, &st->old[st->of_row[0]])->rep_id, 7,
+		       "lead 1 keeps the first part's row (rep 7)");
 		is_int(st->old[st->of_row[0]].version, 1, "and its version, so a write sees the take");
 		is_int(st->old[st->of_row[1]].version, 2, "lead 2 has the version read");
 		is_int(st->old[st->of_row[2]].version, -1, "lead 3's row is left to the queue");
@@ -328,6 +329,66 @@ main(void)
 		is_int(c->vanished, 1, "lead 4 vanished");
 		is_int(c->full, 0, "not a full write");
 		batch_free(b);
+		state_free(st);
+	}
+
+	/*
+	 * How the rows are kept: a rule id or cohort once for all the rows that
+	 * have it, until there are too many different ones; a hold and a take
+	 * apart, only for the rows that have one.
+	 */
+	{
+		char *f[OLD_COLUMNS] = {0};
+		char id[32], rule[32], fps[32];
+		bool added = true;
+		size_t nold, distinct = 0;
+
+		st = state_new("nightly", &err);
+		for (int k = 0; k < 3000; k++)
+		{
+			snprintf(id, sizeof(id), "%d", k + 1);
+			/* the first 1000 rows: 4 rule ids; then 2000 of their own, more than are shared */
+			snprintf(rule, sizeof(rule), "rule_%d", k < 1000 ? k % 4 : k);
+			snprintf(fps, sizeof(fps), "%d", k);
+			f[0] = id;
+			f[1] = (char *) "f";
+			f[2] = fps;
+			f[3] = (char *) "blacklisted";
+			f[4] = rule;
+			f[8] = (char *) (k % 2 ? "a" : "b");
+			f[9] = (char *) (k % 100 == 0 ? "17" : NULL);
+			f[10] = (char *) (k % 100 == 0 ? "1000" : NULL);
+			f[13] = (char *) (k == 7 ? "t" : "f");
+			f[14] = (char *) (k == 7 ? "4" : NULL);
+			f[16] = (char *) (k == 7 ? "2026-01-02 03:04:05+00" : NULL);
+			added = added && state_add_old(st, f, &err);
+		}
+		nold = st->nold;
+		ok(added && nold == 3000, "3000 rows kept");
+		ok(st->old[0].rule_id == st->old[4].rule_id && st->old[1].rule_id == st->old[997].rule_id,
+		   "rows with the same rule id share it");
+		ok(st->old[0].cohort == st->old[2998].cohort && st->old[1].cohort == st->old[2999].cohort,
+		   "and rows of the same cohort share it");
+		for (size_t k = 0; k < nold; k++)
+		{
+			char want[32];
+
+			snprintf(want, sizeof(want), "rule_%zu", k < 1000 ? k % 4 : k);
+			distinct += strcmp(st->old[k].rule_id, want) == 0;
+		}
+		is_int(distinct, 3000, "every row reads back its own rule id, past the shared ones too");
+		ok(st->old[2998].rule_id != st->old[2999].rule_id, "the last ones are their own");
+		is_int(st->nwork, 31, "30 holds and 1 take are kept apart");
+		is_int(old_work_of(st, &st->old[100])->rep_id, 17, "row 101 holds rep 17");
+		is_int(old_work_of(st, &st->old[100])->assigned_at, 1000, "since 1000");
+		is_int(old_work_of(st, &st->old[7])->taken_by, 4, "row 8 is taken by rep 4");
+		is_str(old_work_of(st, &st->old[7])->taken_at, "2026-01-02 03:04:05+00", "at its time");
+		is_int(old_work_of(st, &st->old[7])->rep_id, -1, "and not held");
+		is_int(old_work_of(st, &st->old[1])->rep_id, -1, "row 2 has no hold");
+		is_int(old_work_of(st, &st->old[1])->taken_by, -1, "and no take");
+		ok(old_work_of(st, &st->old[1])->taken_at == NULL &&
+		       old_work_of(st, &st->old[1])->assigned_at == BATCH_NO_TIME,
+		   "nor their times");
 		state_free(st);
 	}
 
