@@ -26,6 +26,9 @@
 #include <string.h>
 #include <sys/time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -723,6 +726,16 @@ main(int argc, char **argv)
 	int rc;
 
 	signal(SIGPIPE, SIG_IGN);
+#if defined(__GLIBC__) && defined(M_MMAP_THRESHOLD)
+	/*
+	 * Every block of 128 kB or more is mapped on its own and given back
+	 * when freed.  glibc's default raises that bound after each such free
+	 * (up to 32 MB), so the stages' large arrays, freed one stage and
+	 * allocated the next, would come from a heap that keeps what it had:
+	 * a --full run over a million leads peaked 26 MB higher.
+	 */
+	(void) mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
 	memset(&o, 0, sizeof(o));
 	o.files = calloc((size_t) argc + 1, sizeof(char *));
 	if (o.files == NULL)
