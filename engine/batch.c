@@ -102,7 +102,7 @@ temperature_name(enum temperature t)
 
 struct batch_intern
 {
-	const char **slot[FIELD__COUNT]; /* per source column; NULL: not interned (any more) */
+	uint32_t *slot[FIELD__COUNT]; /* per source column, offsets (0 empty); NULL: not interned */
 	uint32_t n[FIELD__COUNT];
 	bool off[FIELD__COUNT];
 };
@@ -118,34 +118,76 @@ batch_intern_done(struct batch *b)
 	b->intern = NULL;
 }
 
-static const char *
+/* Copy len bytes of v and a NUL to the end of column c's text: its offset, 0 on failure. */
+static uint32_t
+text_add(struct batch *b, int c, const char *v, size_t len)
+{
+	struct batch_text *t = &b->text[c];
+	size_t at;
+
+	if (t->p == NULL)
+	{
+		if ((t->p = malloc(4096)) == NULL)
+			return 0;
+		t->p[0] = '\0'; /* offset 0: SQL NULL */
+		t->len = 1;
+		t->cap = 4096;
+	}
+	if (len >= UINT32_MAX - t->len)
+	{
+		b->too_long = c;
+		return 0;
+	}
+	if (t->len + len + 1 > t->cap)
+	{
+		size_t cap = t->cap;
+		char *p;
+
+		while (t->len + len + 1 > cap)
+			cap *= 2;
+		if ((p = realloc(t->p, cap)) == NULL)
+			return 0;
+		t->p = p;
+		t->cap = cap;
+	}
+	at = t->len;
+	memcpy(t->p + at, v, len);
+	t->p[at + len] = '\0';
+	t->len += len + 1;
+	return (uint32_t) at;
+}
+
+static uint32_t
 intern(struct batch *b, int c, const char *v, size_t len)
 {
 	struct batch_intern *in = b->intern;
-	const char **t;
+	uint32_t *t, o;
 	size_t s;
-	const char *p;
 
 	if (c >= FIELD__COUNT || in == NULL || in->off[c])
-		return arena_strndup(b->arena, v, len);
+		return text_add(b, c, v, len);
 	if ((t = in->slot[c]) == NULL && (t = in->slot[c] = calloc(INTERN_SLOTS, sizeof(*t))) == NULL)
-		return NULL;
+		return 0;
 	s = (size_t) util_hash64_from(UTIL_HASH64_BASIS, v, len) & (INTERN_SLOTS - 1);
-	for (; t[s] != NULL; s = (s + 1) & (INTERN_SLOTS - 1))
-		if (strncmp(t[s], v, len) == 0 && t[s][len] == '\0')
+	for (; t[s] != 0; s = (s + 1) & (INTERN_SLOTS - 1))
+	{
+		const char *x = b->text[c].p + t[s];
+
+		if (strncmp(x, v, len) == 0 && x[len] == '\0')
 			return t[s];
-	if ((p = arena_strndup(b->arena, v, len)) == NULL)
-		return NULL;
+	}
+	if ((o = text_add(b, c, v, len)) == 0)
+		return 0;
 	if (++in->n[c] > INTERN_MAX)
 	{
 		/* too many values to be worth it: copy this column's values from now on */
 		in->off[c] = true;
 		free(in->slot[c]);
 		in->slot[c] = NULL;
-		return p;
+		return o;
 	}
-	t[s] = p;
-	return p;
+	t[s] = o;
+	return o;
 }
 
 struct batch *
@@ -159,9 +201,12 @@ batch_new(int nextra, const char *const *extra_names)
 	b->ncols = FIELD__COUNT + nextra;
 	b->arena = arena_new(0);
 	b->intern = calloc(1, sizeof(*b->intern));
-	b->col = calloc((size_t) b->ncols, sizeof(*b->col));
+	b->off = calloc((size_t) b->ncols, sizeof(*b->off));
+	b->text = calloc((size_t) b->ncols, sizeof(*b->text));
+	b->too_long = -1;
 	b->extra_names = calloc((size_t) nextra + 1, sizeof(char *));
-	if (b->arena == NULL || b->intern == NULL || b->col == NULL || b->extra_names == NULL)
+	if (b->arena == NULL || b->intern == NULL || b->off == NULL || b->text == NULL ||
+	    b->extra_names == NULL)
 	{
 		batch_free(b);
 		return NULL;
@@ -185,10 +230,15 @@ batch_free(struct batch *b)
 {
 	if (b == NULL)
 		return;
-	if (b->col)
-		for (int c = 0; c < b->ncols; c++)
-			free(b->col[c]);
-	free(b->col);
+	for (int c = 0; c < b->ncols; c++)
+	{
+		if (b->off)
+			free(b->off[c]);
+		if (b->text)
+			free(b->text[c].p);
+	}
+	free(b->off);
+	free(b->text);
 	if (b->extra_names)
 		for (int i = 0; i < b->nextra; i++)
 			free(b->extra_names[i]);
@@ -256,11 +306,11 @@ batch_grow(struct batch *b)
 
 	for (int c = 0; c < b->ncols; c++)
 	{
-		const char **p = realloc(b->col[c], ncap * sizeof(*p));
+		uint32_t *p = realloc(b->off[c], ncap * sizeof(*p));
 
 		if (p == NULL)
 			return false;
-		b->col[c] = p;
+		b->off[c] = p;
 	}
 	b->cap = ncap;
 	return true;
@@ -276,12 +326,36 @@ batch_append(struct batch *b, const char *const *values, const size_t *lens)
 	for (int c = 0; c < b->ncols; c++)
 	{
 		if (values[c] == NULL)
-			b->col[c][i] = NULL;
-		else if ((b->col[c][i] = intern(b, c, values[c], lens[c])) == NULL)
+			b->off[c][i] = 0;
+		else if ((b->off[c][i] = intern(b, c, values[c], lens[c])) == 0)
 			return -1;
 	}
 	b->n++;
 	return (long) i;
+}
+
+bool
+batch_append_error(const struct batch *b, struct error *err)
+{
+	int c = b->too_long;
+
+	if (c < 0)
+		return error_oom(err);
+	error_set(err, EXIT_DATA, "source column \"%s\" holds more than 4 GB of text in one run",
+	          c < FIELD__COUNT ? field_key((enum field) c) : b->extra_names[c - FIELD__COUNT]);
+	return error_hint(err, "Refine the leads in parts ([source] query, or a tenant at a time), "
+	                       "or leave the column out of [columns].");
+}
+
+bool
+batch_set_value(struct batch *b, int c, size_t i, const char *v)
+{
+	uint32_t o = 0;
+
+	if (v != NULL && (o = text_add(b, c, v, strlen(v))) == 0)
+		return false;
+	b->off[c][i] = o;
+	return true;
 }
 
 char *
@@ -413,7 +487,7 @@ check_unique_ids(struct batch *b, struct error *err)
 	memset(slots, 0xff, nslots * sizeof(*slots));
 	for (size_t i = 0; i < b->n; i++)
 	{
-		const char *id = b->col[FIELD_LEAD_ID][i];
+		const char *id = batch_value(b, FIELD_LEAD_ID, i);
 		size_t h;
 
 		if (id == NULL || *id == '\0')
@@ -424,7 +498,7 @@ check_unique_ids(struct batch *b, struct error *err)
 		}
 		for (h = util_hash64(id) & (nslots - 1); slots[h] != UINT32_MAX; h = (h + 1) & (nslots - 1))
 		{
-			if (strcmp(b->col[FIELD_LEAD_ID][slots[h]], id) == 0)
+			if (strcmp(batch_value(b, FIELD_LEAD_ID, slots[h]), id) == 0)
 			{
 				uint32_t first = slots[h];
 
@@ -452,27 +526,38 @@ batch_finish(struct batch *b, struct error *err)
 	batch_intern_done(b);
 	for (int c = 0; c < b->ncols && n > 0 && n < b->cap; c++)
 	{
-		const char **p = realloc(b->col[c], n * sizeof(*p));
+		uint32_t *p = realloc(b->off[c], n * sizeof(*p));
 
 		if (p != NULL)
-			b->col[c] = p;
+			b->off[c] = p;
+	}
+	for (int c = 0; c < b->ncols; c++)
+	{
+		struct batch_text *t = &b->text[c];
+		char *p;
+
+		if (t->p != NULL && t->len < t->cap && (p = realloc(t->p, t->len)) != NULL)
+		{
+			t->p = p;
+			t->cap = t->len;
+		}
 	}
 	/*
 	 * A column the source never filled (one it lacks, or a NULL it maps)
-	 * becomes a fresh zeroed array: a large one is pages the system has
-	 * not yet given, which no stage's reading ever makes it give.
+	 * gets a fresh zeroed array of offsets: a large one is pages the
+	 * system has not yet given, which no stage's reading ever makes it give.
 	 */
 	for (int c = 0; c < b->ncols && n > 0; c++)
 	{
 		size_t i = 0;
-		const char **z;
+		uint32_t *z;
 
-		while (i < n && b->col[c][i] == NULL)
+		while (i < n && b->off[c][i] == 0)
 			i++;
 		if (i == n && (z = calloc(n, sizeof(*z))) != NULL)
 		{
-			free(b->col[c]);
-			b->col[c] = z;
+			free(b->off[c]);
+			b->off[c] = z;
 		}
 	}
 	if (n > 0 && n < b->cap)
@@ -510,16 +595,16 @@ batch_finish(struct batch *b, struct error *err)
 		b->touch_count[i] = -1;
 		b->automation[i] = -1;
 
-		if ((v = b->col[FIELD_CREATED_AT][i]) != NULL && *v &&
+		if ((v = batch_value(b, FIELD_CREATED_AT, i)) != NULL && *v &&
 		    !batch_parse_time(v, &b->created_at[i]))
 			snprintf(buf, sizeof(buf), "created_at \"%.60s\" is not a timestamp", v);
-		else if ((v = b->col[FIELD_LAST_TOUCH_AT][i]) != NULL && *v &&
+		else if ((v = batch_value(b, FIELD_LAST_TOUCH_AT, i)) != NULL && *v &&
 		         !batch_parse_time(v, &b->last_touch_at[i]))
 			snprintf(buf, sizeof(buf), "last_touch_at \"%.60s\" is not a timestamp", v);
-		else if ((v = b->col[FIELD_TOUCH_COUNT][i]) != NULL && *v &&
+		else if ((v = batch_value(b, FIELD_TOUCH_COUNT, i)) != NULL && *v &&
 		         !parse_int32(v, &b->touch_count[i]))
 			snprintf(buf, sizeof(buf), "touch_count \"%.60s\" is not an integer", v);
-		else if ((v = b->col[FIELD_AUTOMATION][i]) != NULL && *v &&
+		else if ((v = batch_value(b, FIELD_AUTOMATION, i)) != NULL && *v &&
 		         (b->automation[i] = (int8_t) util_parse_bool(v)) < 0)
 			snprintf(buf, sizeof(buf), "automation \"%.60s\" is not a boolean", v);
 		else

@@ -4,8 +4,9 @@
  *    held column-wise.
  *
  * A batch owns all of its memory.  Source fields are NUL-terminated strings
- * in the batch's arena, one array of pointers per field (NULL = SQL NULL);
- * parsed and derived values are plain arrays indexed by the lead's row
+ * packed back to back in one buffer per column, each named by its 32-bit
+ * offset there (0 = SQL NULL; batch_value() gives the text); parsed and
+ * derived values are plain arrays indexed by the lead's row
  * number (0 .. n-1, the order in which the source delivered them).  Stages
  * write their results into the result arrays and mark verdicts; they never
  * free, copy or reorder leads.  Strings a stage stores (normalised values,
@@ -104,6 +105,17 @@ struct dedupe_prior;  /* what the job's state tells the dedupe; dedupe.h */
 
 struct batch_intern; /* each column's repeated values, while it has few (batch.c) */
 
+/*
+ * One source column's values, NUL-terminated and back to back.  Its first
+ * byte is a NUL no value starts at, so offset 0 can stand for SQL NULL.
+ * A column holds less than 4 GB of text (batch_append()).
+ */
+struct batch_text
+{
+	char *p; /* NULL until the column's first value */
+	size_t len, cap;
+};
+
 struct batch
 {
 	size_t n;           /* leads held */
@@ -111,11 +123,13 @@ struct batch
 	int ncols;          /* FIELD__COUNT + nextra */
 	char **extra_names; /* names of the extra columns kept by name */
 	int nextra;
-	struct arena *arena; /* strings of every column; owned */
+	struct arena *arena; /* strings the stages store (normalised values, reasons); owned */
 	struct batch_intern *intern;
 
-	/* ---- source values: col[f][i], NULL = SQL NULL; ncols arrays ---- */
-	const char ***col;
+	/* ---- source values: batch_value(b, c, i); ncols columns ---- */
+	uint32_t **off;          /* off[c][i]: the value's offset in text[c], 0 = SQL NULL */
+	struct batch_text *text; /* ncols buffers */
+	int too_long;            /* the column whose text reached 4 GB, -1 none (batch_append) */
 
 	/* ---- parsed by the pull (batch_parse) ---- */
 	int64_t *created_at;    /* seconds since 1970-01-01, naive local time; BATCH_NO_TIME */
@@ -199,10 +213,17 @@ void batch_free(struct batch *b); /* NULL is a no-op */
 
 /*
  * Append one lead.  `values` has b->ncols entries (NULL = SQL NULL), each
- * `lens[c]` bytes long (no NUL needed); they are copied into the arena.
- * Returns the new row's index, or -1 on out of memory.
+ * `lens[c]` bytes long (no NUL needed); they are copied into their
+ * columns.  Returns the new row's index, or -1 on out of memory or when a
+ * column's text would pass 4 GB (b->too_long names it; batch_append_error()).
  */
 long batch_append(struct batch *b, const char *const *values, const size_t *lens);
+
+/* The error of a batch_append() that returned -1: out of memory, or a column too long. */
+bool batch_append_error(const struct batch *b, struct error *err);
+
+/* Set row i's value of column c to a copy of v (NULL = SQL NULL); false as batch_append(). */
+bool batch_set_value(struct batch *b, int c, size_t i, const char *v);
 
 /*
  * After the last append: allocate and initialise every derived column and
@@ -230,11 +251,20 @@ batch_mark(struct batch *b, size_t i, enum verdict v, const char *rule_id, const
 	b->reason[i] = reason;
 }
 
+/* Row i's value of source column c (a field or FIELD__COUNT + an extra), NULL for SQL NULL. */
+static inline const char *
+batch_value(const struct batch *b, int c, size_t i)
+{
+	uint32_t o = b->off[c][i];
+
+	return o ? b->text[c].p + o : NULL;
+}
+
 /* The lead id's text of row i. */
 static inline const char *
 batch_lead_id(const struct batch *b, size_t i)
 {
-	return b->col[FIELD_LEAD_ID][i];
+	return batch_value(b, FIELD_LEAD_ID, i);
 }
 
 /* Parse "YYYY-MM-DD[ T]HH:MM[:SS[.frac]]" or "YYYY-MM-DD" into seconds; false if malformed. */

@@ -63,7 +63,7 @@ trimmed(const char *s, size_t *len)
 static bool
 status_hit(const struct blacklist_rule *rl, const struct batch *b, size_t i)
 {
-	const char *s = b->status_norm[i] ? b->status_norm[i] : b->col[FIELD_STATUS][i];
+	const char *s = b->status_norm[i] ? b->status_norm[i] : batch_value(b, FIELD_STATUS, i);
 	size_t len;
 
 	if (s == NULL)
@@ -88,7 +88,7 @@ dnc_hit(const struct blacklist_dnc_list *l, const struct batch *b, size_t i)
 		return false;
 	if (b->email_key[i] && bl_str_set_has(&l->emails, b->email_key[i]))
 		return true;
-	e = b->email_norm[i] ? b->email_norm[i] : b->col[FIELD_EMAIL][i];
+	e = b->email_norm[i] ? b->email_norm[i] : batch_value(b, FIELD_EMAIL, i);
 	return email_loose_key(e, key, sizeof(key)) && bl_str_set_has(&l->emails, key);
 }
 
@@ -149,7 +149,7 @@ junk_phone_hit(const struct blacklist_rule *rl, const struct batch *b, size_t i)
 
 	for (int f = 0; f < 3; f++)
 	{
-		const char *s = b->col[fields[f]][i];
+		const char *s = batch_value(b, fields[f], i);
 
 		while (s && *s)
 		{
@@ -201,11 +201,11 @@ pattern_hit(const struct blacklist_rule *rl, const struct resolved *rv, const st
 
 	switch (rl->fkind)
 	{
-		case FK_COLUMN: vals[nv++] = b->col[rv->col][i]; break;
+		case FK_COLUMN: vals[nv++] = batch_value(b, rv->col, i); break;
 		case FK_PHONES:
-			vals[nv++] = b->col[FIELD_PHONE][i];
-			vals[nv++] = b->col[FIELD_PHONE2][i];
-			vals[nv++] = b->col[FIELD_MOBILE][i];
+			vals[nv++] = batch_value(b, FIELD_PHONE, i);
+			vals[nv++] = batch_value(b, FIELD_PHONE2, i);
+			vals[nv++] = batch_value(b, FIELD_MOBILE, i);
 			break;
 		case FK_PHONE_NORM:
 			for (int k = 0; k < BATCH_PHONES; k++)
@@ -254,7 +254,8 @@ rule_hit(const struct blacklist_rule *rl, const struct blacklist_dnc_list *l,
 		return 0;
 	if (rl->junk_phone && !junk_phone_hit(rl, b, i))
 		return 0;
-	if (rl->mash && (b->col[FIELD_NAME][i] == NULL || !bl_mash_name(rl, b->col[FIELD_NAME][i])))
+	if (rl->mash &&
+	    (batch_value(b, FIELD_NAME, i) == NULL || !bl_mash_name(rl, batch_value(b, FIELD_NAME, i))))
 		return 0;
 	if (rl->re)
 		return pattern_hit(rl, rv, b, i, s, code, matched);
@@ -275,7 +276,7 @@ trigger_value(const struct blacklist_rule *rl, const struct resolved *rv, const 
 	if (rl->re)
 		switch (rl->fkind)
 		{
-			case FK_COLUMN: return b->col[rv->col][i];
+			case FK_COLUMN: return batch_value(b, rv->col, i);
 			case FK_NAME_NORM: return b->name_norm[i];
 			case FK_EMAIL_NORM: return b->email_norm[i];
 			case FK_EMAIL_KEY: return b->email_key[i];
@@ -284,9 +285,10 @@ trigger_value(const struct blacklist_rule *rl, const struct resolved *rv, const 
 			case FK_PHONE_NORM: break;
 		}
 	if (rl->nstatuses > 0 && !rl->re)
-		return b->col[FIELD_STATUS][i] ? b->col[FIELD_STATUS][i] : b->status_norm[i];
+		return batch_value(b, FIELD_STATUS, i) ? batch_value(b, FIELD_STATUS, i)
+		                                       : b->status_norm[i];
 	if (rl->mash)
-		return b->col[FIELD_NAME][i];
+		return batch_value(b, FIELD_NAME, i);
 	if (rl->dnc && !b->phones[i][0] && b->email_norm[i])
 		return b->email_norm[i];
 	if (rl->dnc || (rl->re && rl->fkind == FK_PHONE_NORM))
@@ -297,8 +299,8 @@ trigger_value(const struct blacklist_rule *rl, const struct resolved *rv, const 
 		return buf;
 	}
 	for (int k = 0; k < 3; k++)
-		if (!bl_blank(b->col[phones[k]][i]))
-			return b->col[phones[k]][i];
+		if (!bl_blank(batch_value(b, phones[k], i)))
+			return batch_value(b, phones[k], i);
 	return NULL;
 }
 

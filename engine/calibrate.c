@@ -524,7 +524,8 @@ outcome_of(const struct outcome_src *os, const struct batch *b, size_t i)
 
 	if (os->won)
 		return os->won[i];
-	s = os->status ? score_text_value(b, i, SCORE_SRC_STATUS, FIELD_STATUS) : b->col[os->col][i];
+	s = os->status ? score_text_value(b, i, SCORE_SRC_STATUS, FIELD_STATUS)
+	               : batch_value(b, os->col, i);
 	if (s == NULL || s[strspn(s, " \t\r\n")] == '\0')
 		return -1;
 	if (outcomes_map(os->map, s) == OUTCOME_WON)

@@ -118,7 +118,7 @@ cohort_plan_text(const struct cohort_def *d, unsigned mask, char *buf, size_t si
 static int
 consent(const struct batch *b, size_t i, enum field f)
 {
-	const char *v = b->col[f][i];
+	const char *v = batch_value(b, f, i);
 
 	return v && *v ? util_parse_bool(v) : -1;
 }

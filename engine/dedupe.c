@@ -86,7 +86,7 @@ field_text(struct run *r, const struct dedupe_field *fc, const int *cols, size_t
 	{
 		const char *v;
 
-		if (cols[k] < 0 || (v = r->b->col[cols[k]][i]) == NULL)
+		if (cols[k] < 0 || (v = batch_value(r->b, cols[k], i)) == NULL)
 			continue;
 		if (o > 0 && o + 1 < sizeof(buf))
 			buf[o++] = ' ';
@@ -302,7 +302,7 @@ prepare_row(struct run *r, const int (*cols)[DEDUPE_MAX_COLUMNS], size_t p)
 					s = field_text(r, fc, cols[f], i);
 				else if (b->name_norm[i] != NULL && *b->name_norm[i])
 					s = b->name_norm[i];
-				else if (b->col[FIELD_NAME][i] != NULL)
+				else if (batch_value(b, FIELD_NAME, i) != NULL)
 				{
 					int namecol[DEDUPE_MAX_COLUMNS] = {FIELD_NAME};
 					struct dedupe_field one = *fc;
@@ -336,7 +336,7 @@ prepare_row(struct run *r, const int (*cols)[DEDUPE_MAX_COLUMNS], size_t p)
 			case DEDUPE_CMP_DATE:
 			case DEDUPE_CMP_NUMBER:
 			{
-				const char *v = cols[f][0] >= 0 ? b->col[cols[f][0]][i] : NULL;
+				const char *v = cols[f][0] >= 0 ? batch_value(b, cols[f][0], i) : NULL;
 				double x;
 				char *end;
 

@@ -284,7 +284,7 @@ out:
 int
 dd_status_rank(const struct dedupe_config *c, const struct batch *b, size_t i)
 {
-	const char *s = b->status_norm[i] ? b->status_norm[i] : b->col[FIELD_STATUS][i];
+	const char *s = b->status_norm[i] ? b->status_norm[i] : batch_value(b, FIELD_STATUS, i);
 
 	if (s == NULL || *s == '\0')
 		return c->nstatus + 1;
@@ -302,8 +302,8 @@ completeness(const struct batch *b, size_t i)
 	for (int k = 0; k < BATCH_PHONES; k++)
 		n += b->phones[i][k] != 0;
 	n += b->email_norm[i] != NULL;
-	n += b->col[FIELD_NAME][i] != NULL && *b->col[FIELD_NAME][i];
-	n += b->col[FIELD_CITY][i] != NULL && *b->col[FIELD_CITY][i];
+	n += batch_value(b, FIELD_NAME, i) != NULL && *batch_value(b, FIELD_NAME, i);
+	n += batch_value(b, FIELD_CITY, i) != NULL && *batch_value(b, FIELD_CITY, i);
 	return n;
 }
 

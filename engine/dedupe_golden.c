@@ -403,15 +403,15 @@ dd_build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv, struct s
 	if (first != SIZE_MAX)
 	{
 		b->g_created_at[surv] = b->created_at[first];
-		sb_json_field(s, b, "created_at", b->col[FIELD_CREATED_AT][first], first, 0);
+		sb_json_field(s, b, "created_at", batch_value(b, FIELD_CREATED_AT, first), first, 0);
 	}
 	if (last != SIZE_MAX)
 	{
 		b->g_last_touch_at[surv] = b->last_touch_at[last];
-		sb_json_field(s, b, "last_touch_at", b->col[FIELD_LAST_TOUCH_AT][last], last, 0);
+		sb_json_field(s, b, "last_touch_at", batch_value(b, FIELD_LAST_TOUCH_AT, last), last, 0);
 	}
 	v = b->status_norm[best_status] ? b->status_norm[best_status]
-	                                : b->col[FIELD_STATUS][best_status];
+	                                : batch_value(b, FIELD_STATUS, best_status);
 	if (v)
 		sb_json_field(s, b, "status", v, best_status, 0);
 
@@ -472,7 +472,7 @@ dd_build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv, struct s
 				{
 					size_t i = rows[k];
 					const char *x =
-					    fields[q] == FIELD_EMAIL ? b->email_norm[i] : b->col[fields[q]][i];
+					    fields[q] == FIELD_EMAIL ? b->email_norm[i] : batch_value(b, fields[q], i);
 
 					if ((pass == 0) == (i == surv) && x != NULL && *x)
 						from = i;
@@ -489,7 +489,7 @@ dd_build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv, struct s
 				sb_json_field(s, b, keys[q], b->email_norm[from], from, 0);
 			}
 			else
-				sb_json_field(s, b, keys[q], b->col[fields[q]][from], from, 0);
+				sb_json_field(s, b, keys[q], batch_value(b, fields[q], from), from, 0);
 		}
 	}
 
@@ -506,14 +506,14 @@ dd_build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv, struct s
 		sort_by_created(b, order, n);
 		for (size_t k = 0; k < n; k++)
 		{
-			const char *x = b->col[FIELD_NOTES][order[k]];
+			const char *x = batch_value(b, FIELD_NOTES, order[k]);
 			bool dup = false;
 
 			if (x == NULL || *x == '\0')
 				continue;
 			for (size_t q = 0; q < k && !dup; q++)
 			{
-				const char *y = b->col[FIELD_NOTES][order[q]];
+				const char *y = batch_value(b, FIELD_NOTES, order[q]);
 
 				dup = y != NULL && strcmp(x, y) == 0;
 			}
@@ -530,7 +530,7 @@ dd_build_golden(struct run *r, uint32_t *rows, size_t n, uint32_t surv, struct s
 			sb_puts(s, ",\"from\":[");
 			for (size_t k = 0; k < n; k++)
 			{
-				const char *x = b->col[FIELD_NOTES][order[k]];
+				const char *x = batch_value(b, FIELD_NOTES, order[k]);
 
 				if (x == NULL || *x == '\0')
 					continue;

@@ -280,7 +280,7 @@ seed_holds(struct matching *m)
 		return false;
 	for (size_t i = 0; i < b->n; i++)
 	{
-		b->held_rep[i] = parse_rep_id(b->col[FIELD_LAST_REP][i]);
+		b->held_rep[i] = parse_rep_id(batch_value(b, FIELD_LAST_REP, i));
 		b->held_since[i] = b->held_rep[i] >= 0 ? m->now : BATCH_NO_TIME;
 	}
 	return true;
@@ -361,7 +361,7 @@ keep_holds(struct matching *m, struct stage_stats *st, struct error *err)
 		size_t i = cand[x].row;
 		int r = (int) (cand[x].key >> (KEY_SCORE_BITS + 1));
 		const struct rep *rp = &t->reps[r];
-		int src = rep_table_source_index(t, b->col[FIELD_SOURCE][i]);
+		int src = rep_table_source_index(t, batch_value(b, FIELD_SOURCE, i));
 
 		/* a lead the rep is working (a standing take) stays, even beyond capacity */
 		if (!b->pinned[i] && rp->capacity != REP_CAPACITY_UNLIMITED &&
@@ -452,7 +452,7 @@ group_leads(struct matching *m, struct error *err)
 		size_t i = keys[j].row;
 		double sc = b->score[i];
 		int64_t h;
-		uint64_t src = (uint64_t) rep_table_source_index(t, b->col[FIELD_SOURCE][i]);
+		uint64_t src = (uint64_t) rep_table_source_index(t, batch_value(b, FIELD_SOURCE, i));
 		uint64_t coh = b->cohort[i] >= 0 ? (uint64_t) b->cohort[i] + 1 : 0;
 
 		h = sc >= 0 ? llround(sc * 100) : 0;

@@ -617,7 +617,7 @@ do_phones(const struct normalize_config *c, struct batch *b, size_t i, struct ch
           uint32_t *off)
 {
 	static const enum field fields[] = {FIELD_PHONE, FIELD_PHONE2, FIELD_MOBILE};
-	const char *city = c->phone_from_city ? b->col[FIELD_CITY][i] : NULL;
+	const char *city = c->phone_from_city ? batch_value(b, FIELD_CITY, i) : NULL;
 	struct phone_number keep[BATCH_PHONES];
 	int nkeep = 0;
 	bool invalid = false;
@@ -626,7 +626,7 @@ do_phones(const struct normalize_config *c, struct batch *b, size_t i, struct ch
 
 	for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
 	{
-		const char *s = b->col[fields[f]][i];
+		const char *s = batch_value(b, fields[f], i);
 		struct phone_number got[PHONE_FIELD_MAX];
 		int n;
 
@@ -718,7 +718,7 @@ static void
 do_email(const struct normalize_config *c, struct batch *b, size_t i, struct chunk *ch,
          uint32_t *off)
 {
-	const char *raw = b->col[FIELD_EMAIL][i];
+	const char *raw = batch_value(b, FIELD_EMAIL, i);
 	char norm[EMAIL_BUF], key[EMAIL_KEY_BUF];
 	unsigned fixes;
 	enum email_result r = email_normalize(c->email, raw, norm, key, &fixes);
@@ -745,7 +745,7 @@ do_email(const struct normalize_config *c, struct batch *b, size_t i, struct chu
 static void
 do_name(struct batch *b, size_t i, struct chunk *ch, uint32_t *off)
 {
-	const char *raw = b->col[FIELD_NAME][i];
+	const char *raw = batch_value(b, FIELD_NAME, i);
 	size_t len;
 	ssize_t n;
 
@@ -789,7 +789,7 @@ static void
 do_status(const struct normalize_config *c, struct batch *b, size_t i, struct chunk *ch,
           uint32_t *off)
 {
-	const char *raw = b->col[FIELD_STATUS][i], *s;
+	const char *raw = batch_value(b, FIELD_STATUS, i), *s;
 	size_t room;
 	bool mapped;
 

@@ -527,8 +527,8 @@ static int
 cmp_rep_source(const void *a, const void *b)
 {
 	const struct settled *x = a, *y = b;
-	const char *sx = sort_batch->col[FIELD_SOURCE][x->row];
-	const char *sy = sort_batch->col[FIELD_SOURCE][y->row];
+	const char *sx = batch_value(sort_batch, FIELD_SOURCE, x->row);
+	const char *sy = batch_value(sort_batch, FIELD_SOURCE, y->row);
 
 	if (x->rep != y->rep)
 		return x->rep < y->rep ? -1 : 1;
@@ -554,13 +554,13 @@ outcomes_learn(const struct lead_outcomes *lo, const struct ruleset *rs, struct 
 	sort_batch = NULL;
 	for (size_t j = 0; j < lo->nsettled;)
 	{
-		const char *source = b->col[FIELD_SOURCE][p[j].row];
+		const char *source = batch_value(b, FIELD_SOURCE, p[j].row);
 		long attempts = 0, won = 0;
 		size_t k = j;
 
 		for (; k < lo->nsettled && p[k].rep == p[j].rep; k++)
 		{
-			const char *sk = b->col[FIELD_SOURCE][p[k].row];
+			const char *sk = batch_value(b, FIELD_SOURCE, p[k].row);
 
 			if ((sk == NULL) != (source == NULL) || (sk && strcmp(sk, source) != 0))
 				break;

@@ -475,11 +475,12 @@ present(const struct partial_config *c, const int *req_col, const struct batch *
 		switch (c->req_kind[k])
 		{
 			case REQ_NAME:
-				p = b->name_norm[i] ? b->name_norm[i][0] != '\0' : !blank(b->col[FIELD_NAME][i]);
+				p = b->name_norm[i] ? b->name_norm[i][0] != '\0'
+				                    : !blank(batch_value(b, FIELD_NAME, i));
 				break;
 			case REQ_PHONE: p = has_phone(c, b, i); break;
 			case REQ_EMAIL: p = b->email_norm[i] != NULL; break;
-			case REQ_COLUMN: p = !blank(b->col[req_col[k]][i]); break;
+			case REQ_COLUMN: p = !blank(batch_value(b, req_col[k], i)); break;
 		}
 		if (p)
 			bits |= (uint32_t) 1 << k;
@@ -492,7 +493,7 @@ static bool
 field_number(const struct outlier_rule *o, int col, const struct batch *b, size_t i, double *out,
              bool *unparsable)
 {
-	const char *v = b->col[col][i];
+	const char *v = batch_value(b, col, i);
 	char *end;
 	int64_t t;
 
@@ -524,7 +525,7 @@ static int
 outlier_hit(const struct outlier_rule *o, int col, const struct batch *b, size_t i,
             struct regex_scratch *s, int *code, bool *matched)
 {
-	const char *v = b->col[col][i];
+	const char *v = batch_value(b, col, i);
 
 	/* a missing value is not an outlier: [partial] require is for that */
 	if (v == NULL || blank(v))
@@ -585,7 +586,7 @@ builtin_hit(const struct partial_config *c, const struct batch *b, size_t i, int
 			return B_MIN_TOUCH;
 	}
 	/* -1 in touch_count also means "missing": only a value given in the source is judged */
-	if (!blank(b->col[FIELD_TOUCH_COUNT][i]))
+	if (!blank(batch_value(b, FIELD_TOUCH_COUNT, i)))
 	{
 		if (b->touch_count[i] < 0)
 			return B_TOUCH_NEGATIVE;

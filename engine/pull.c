@@ -345,7 +345,7 @@ pull_copy_stream(PGconn *conn, const char *sql, struct pull_sink *k, struct erro
 		if (!sink_take(k, fields, lens))
 		{
 			PQfreemem(row);
-			error_set(err, EXIT_INTERNAL, "out of memory");
+			batch_append_error(k->b, err);
 			goto out;
 		}
 		PQfreemem(row);
@@ -615,7 +615,7 @@ csv_row(void *ctx, const char *const *fields, const size_t *lens, const bool *is
 		}
 	}
 	if (batch_append(c->b, c->vals, c->lens) < 0)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
+		return batch_append_error(c->b, err);
 	if (c->b->n % PULL_PROGRESS_ROWS == 0)
 		progress_done(c->b->n);
 	return true;
@@ -686,7 +686,8 @@ cmp_rows(const void *a, const void *b)
 
 	if (sort_numeric && sort_keys[i] != sort_keys[j])
 		return sort_keys[i] > sort_keys[j] ? 1 : -1;
-	return strcmp(sort_batch->col[FIELD_LEAD_ID][i], sort_batch->col[FIELD_LEAD_ID][j]);
+	return strcmp(batch_value(sort_batch, FIELD_LEAD_ID, i),
+	              batch_value(sort_batch, FIELD_LEAD_ID, j));
 }
 
 static bool
@@ -706,14 +707,14 @@ pull_sort_by_id(struct batch *b, struct error *err)
 {
 	size_t n = b->n;
 	uint32_t *perm;
-	const char **tmp;
+	uint32_t *tmp;
 	bool sorted = true;
 	bool ok = true;
 
 	/* every lead needs an id: say which source row lacks one, before any reordering */
 	for (size_t i = 0; i < n; i++)
 	{
-		const char *id = b->col[FIELD_LEAD_ID][i];
+		const char *id = batch_value(b, FIELD_LEAD_ID, i);
 
 		if (id == NULL || *id == '\0')
 		{
@@ -725,7 +726,7 @@ pull_sort_by_id(struct batch *b, struct error *err)
 		return true;
 	sort_keys = malloc(n * sizeof(int64_t));
 	perm = malloc(n * sizeof(uint32_t));
-	tmp = malloc(n * sizeof(char *));
+	tmp = malloc(n * sizeof(*tmp));
 	if (sort_keys == NULL || perm == NULL || tmp == NULL)
 	{
 		free(sort_keys);
@@ -735,7 +736,7 @@ pull_sort_by_id(struct batch *b, struct error *err)
 	}
 	sort_numeric = true;
 	for (size_t i = 0; i < n && sort_numeric; i++)
-		sort_numeric = parse_id(b->col[FIELD_LEAD_ID][i], &sort_keys[i]);
+		sort_numeric = parse_id(batch_value(b, FIELD_LEAD_ID, i), &sort_keys[i]);
 	for (size_t i = 0; i < n; i++)
 		perm[i] = (uint32_t) i;
 	sort_batch = b;
@@ -746,13 +747,14 @@ pull_sort_by_id(struct batch *b, struct error *err)
 	/* equal neighbours are the same id twice: name both source rows */
 	for (size_t i = 1; i < n; i++)
 	{
-		if (strcmp(b->col[FIELD_LEAD_ID][perm[i - 1]], b->col[FIELD_LEAD_ID][perm[i]]) == 0)
+		if (strcmp(batch_value(b, FIELD_LEAD_ID, perm[i - 1]),
+		           batch_value(b, FIELD_LEAD_ID, perm[i])) == 0)
 		{
 			uint32_t r1 = perm[i - 1] < perm[i] ? perm[i - 1] : perm[i],
 			         r2 = perm[i - 1] < perm[i] ? perm[i] : perm[i - 1];
 
 			error_set(err, EXIT_DATA, "lead id \"%s\" occurs more than once in the source",
-			          b->col[FIELD_LEAD_ID][perm[i]]);
+			          batch_value(b, FIELD_LEAD_ID, perm[i]));
 			error_detail(err, "source rows %u and %u", r1 + 1, r2 + 1);
 			ok = false;
 			break;
@@ -763,8 +765,8 @@ pull_sort_by_id(struct batch *b, struct error *err)
 		for (int c = 0; c < b->ncols; c++)
 		{
 			for (size_t i = 0; i < n; i++)
-				tmp[i] = b->col[c][perm[i]];
-			memcpy(b->col[c], tmp, n * sizeof(char *));
+				tmp[i] = b->off[c][perm[i]];
+			memcpy(b->off[c], tmp, n * sizeof(*tmp));
 		}
 	}
 	free(sort_keys);

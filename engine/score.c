@@ -106,7 +106,7 @@ score_text_value(const struct batch *b, size_t i, enum score_source src, int col
 	}
 	if (col < 0)
 		return NULL;
-	return b->col[col][i];
+	return batch_value(b, col, i);
 }
 
 /* ------------------------------------------------------------------------
@@ -323,7 +323,7 @@ numeric_value(const struct score_eval *ev, const struct score_param *p, int col,
 		case SCORE_SRC_STATUS: return NAN;
 		case SCORE_SRC_COLUMN: break;
 	}
-	if ((s = b->col[col][i]) == NULL)
+	if ((s = batch_value(b, col, i)) == NULL)
 		return NAN;
 	while (isspace((unsigned char) *s))
 		s++;

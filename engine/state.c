@@ -48,7 +48,7 @@ state_fingerprint(const struct batch *b, size_t i)
 
 	for (int c = 0; c < b->ncols; c++)
 	{
-		const char *v = b->col[c][i];
+		const char *v = batch_value(b, c, i);
 		static const unsigned char null_mark = 0xFF, sep = 0;
 
 		/* 0xFF never occurs in UTF-8, so NULL differs from every text; 0 ends each value */

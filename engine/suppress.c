@@ -209,7 +209,7 @@ clear_row(struct batch *b, size_t i)
 {
 	for (int c = 0; c < b->ncols; c++)
 		if (c != FIELD_LEAD_ID && c != FIELD_SOURCE)
-			b->col[c][i] = NULL;
+			b->off[c][i] = 0;
 	b->created_at[i] = b->last_touch_at[i] = BATCH_NO_TIME;
 	b->g_created_at[i] = b->g_last_touch_at[i] = BATCH_NO_TIME;
 	b->touch_count[i] = b->g_touch_count[i] = -1;

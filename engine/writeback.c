@@ -110,13 +110,13 @@ scored(const struct batch *b, size_t i)
 static void
 put_lead_id(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
 {
-	sb_copy_text(sb, b->col[FIELD_LEAD_ID][i]);
+	sb_copy_text(sb, batch_value(b, FIELD_LEAD_ID, i));
 }
 
 static void
 put_source(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
 {
-	sb_copy_text(sb, b->col[FIELD_SOURCE][i]);
+	sb_copy_text(sb, batch_value(b, FIELD_SOURCE, i));
 }
 
 static void
@@ -149,7 +149,8 @@ put_cluster_id(struct strbuf *sb, const struct ruleset *rs, const struct batch *
 static void
 put_survivor_id(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, size_t i)
 {
-	sb_copy_text(sb, b->survivor[i] != BATCH_NO_ROW ? b->col[FIELD_LEAD_ID][b->survivor[i]] : NULL);
+	sb_copy_text(sb, b->survivor[i] != BATCH_NO_ROW ? batch_value(b, FIELD_LEAD_ID, b->survivor[i])
+	                                                : NULL);
 }
 
 static void

@@ -327,7 +327,7 @@ harness_normalize(struct batch *b)
 
 		for (int k = 0; k < 3; k++)
 		{
-			const char *s = b->col[pf[k]][i];
+			const char *s = batch_value(b, pf[k], i);
 
 			/* "052-1234567 / 03-1234567" and "... ext 12" */
 			while (s && *s)
@@ -342,7 +342,7 @@ harness_normalize(struct batch *b)
 				s = slash ? slash + 1 : NULL;
 			}
 		}
-		if ((e = b->col[FIELD_EMAIL][i]) != NULL)
+		if ((e = batch_value(b, FIELD_EMAIL, i)) != NULL)
 		{
 			char buf[256], key[256];
 			size_t n = 0, k = 0;
@@ -381,15 +381,15 @@ harness_normalize(struct batch *b)
 				b->email_key[i] = batch_strdup(b, key);
 			}
 		}
-		if (b->col[FIELD_NAME][i])
-			b->name_norm[i] = fold(b, b->col[FIELD_NAME][i]);
-		if (b->col[FIELD_STATUS][i])
+		if (batch_value(b, FIELD_NAME, i))
+			b->name_norm[i] = fold(b, batch_value(b, FIELD_NAME, i));
+		if (batch_value(b, FIELD_STATUS, i))
 		{
 			/* "No Answer" -> "no_answer"; legacy spellings are not mapped */
 			char st[64];
 			size_t n = 0;
 
-			for (const char *p = b->col[FIELD_STATUS][i]; *p && n < sizeof(st) - 1; p++)
+			for (const char *p = batch_value(b, FIELD_STATUS, i); *p && n < sizeof(st) - 1; p++)
 				st[n++] = (*p == ' ' || *p == '-') ? '_' : (char) tolower((unsigned char) *p);
 			while (n > 0 && st[n - 1] == '_')
 				n--;

@@ -406,8 +406,8 @@ lc_normalize(struct batch *b)
 {
 	for (size_t i = 0; i < b->n; i++)
 	{
-		const char *s = b->col[FIELD_STATUS][i];
-		const char *e = b->col[FIELD_EMAIL][i];
+		const char *s = batch_value(b, FIELD_STATUS, i);
+		const char *e = batch_value(b, FIELD_EMAIL, i);
 		char buf[128];
 		bool have_phones = false;
 
@@ -422,7 +422,7 @@ lc_normalize(struct batch *b)
 
 			for (int f = 0; f < 3 && k < BATCH_PHONES; f++)
 			{
-				const char *p = b->col[pf[f]][i];
+				const char *p = batch_value(b, pf[f], i);
 
 				while (p && *p && k < BATCH_PHONES)
 				{

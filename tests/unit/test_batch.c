@@ -85,8 +85,30 @@ main(void)
 	is_str(b->reason[10000], "touch_count \"three\" is not an integer", "reason names the value");
 	is_int(b->verdict[10001], VERDICT_OUTLIER, "unparsable boolean is an outlier");
 	is_str(b->reason[10002], "created_at \"01/05/2023\" is not a timestamp", "bad date reason");
-	is_str(b->col[FIELD__COUNT][5], "x", "extra column value kept");
+	is_str(batch_value(b, FIELD__COUNT, 5), "x", "extra column value kept");
 	is_int(b->cluster_id[0], -1, "no cluster yet");
+	ok(batch_value(b, FIELD_PHONE, 7) == NULL && batch_value(b, FIELD_TOUCH_COUNT, 10001) == NULL,
+	   "a NULL reads back as NULL");
+	ok(batch_value(b, FIELD_CREATED_AT, 5) == batch_value(b, FIELD_CREATED_AT, 9000),
+	   "a repeated value is stored once");
+	is_str(batch_value(b, FIELD_LEAD_ID, 9999), "10000", "the 10000th id, past the shared values");
+	ok(batch_set_value(b, FIELD_PHONE, 7, "050-1234567") &&
+	       batch_set_value(b, FIELD_LEAD_ID, 8, NULL),
+	   "values set after the pull");
+	is_str(batch_value(b, FIELD_PHONE, 7), "050-1234567", "read back");
+	ok(batch_value(b, FIELD_LEAD_ID, 8) == NULL, "and a NULL set reads back as NULL");
+	is_str(batch_value(b, FIELD_LEAD_ID, 7), "8", "its neighbours untouched");
+	batch_free(b);
+
+	/* a column's text stops at 4 GB, with an error naming the column */
+	b = batch_new(1, extra);
+	ok(add(b, "1", NULL, NULL, NULL) == 0, "one row");
+	b->text[FIELD__COUNT].len = UINT32_MAX - 1; /* as if 4 GB of text were in */
+	ok(add(b, "2", NULL, NULL, NULL) < 0, "a value past 4 GB of its column is refused");
+	ok(!batch_append_error(b, &err) && err.code == EXIT_DATA, "as a data error");
+	is_str(err.msg, "source column \"dob\" holds more than 4 GB of text in one run",
+	       "naming the column");
+	b->text[FIELD__COUNT].len = 2;
 	batch_free(b);
 
 	/* duplicate and missing lead ids are data errors */
@@ -110,8 +132,8 @@ main(void)
 	add(b, "9", NULL, "2", NULL);
 	add(b, "100", NULL, "3", NULL);
 	ok(pull_sort_by_id(b, &err) && batch_finish(b, &err), "sort numeric ids");
-	is_str(b->col[FIELD_LEAD_ID][0], "9", "9 first");
-	is_str(b->col[FIELD_LEAD_ID][2], "100", "100 last");
+	is_str(batch_value(b, FIELD_LEAD_ID, 0), "9", "9 first");
+	is_str(batch_value(b, FIELD_LEAD_ID, 2), "100", "100 last");
 	is_int(b->touch_count[0], 2, "the row's other columns moved with it");
 	batch_free(b);
 	b = batch_new(0, NULL);
@@ -119,8 +141,8 @@ main(void)
 	add(b, "10", NULL, NULL, NULL);
 	add(b, "a", NULL, NULL, NULL);
 	ok(pull_sort_by_id(b, &err), "sort text ids");
-	is_str(b->col[FIELD_LEAD_ID][0], "10", "byte order");
-	is_str(b->col[FIELD_LEAD_ID][2], "b", "b last");
+	is_str(batch_value(b, FIELD_LEAD_ID, 0), "10", "byte order");
+	is_str(batch_value(b, FIELD_LEAD_ID, 2), "b", "b last");
 	batch_free(b);
 	/* a missing id is named by its source row before anything is reordered */
 	b = batch_new(0, NULL);
@@ -149,9 +171,9 @@ main(void)
 		add(b, order ? "7" : "007", NULL, NULL, NULL);
 		add(b, "3", NULL, NULL, NULL);
 		ok(pull_sort_by_id(b, &err), "sort 7 and 007 (input order %d)", order);
-		is_str(b->col[FIELD_LEAD_ID][0], "3", "3 first");
-		is_str(b->col[FIELD_LEAD_ID][1], "007", "then 007 (text order breaks the tie)");
-		is_str(b->col[FIELD_LEAD_ID][2], "7", "then 7");
+		is_str(batch_value(b, FIELD_LEAD_ID, 0), "3", "3 first");
+		is_str(batch_value(b, FIELD_LEAD_ID, 1), "007", "then 007 (text order breaks the tie)");
+		is_str(batch_value(b, FIELD_LEAD_ID, 2), "7", "then 7");
 		batch_free(b);
 	}
 	/*
@@ -173,17 +195,19 @@ main(void)
 		{
 			snprintf(id, sizeof(id), "%zu", 100000 + i);
 			snprintf(touches, sizeof(touches), "%zu", i % 7);
-			right = right && strcmp(b->col[FIELD_LEAD_ID][i], id) == 0 &&
-			        strcmp(b->col[FIELD_TOUCH_COUNT][i], touches) == 0 &&
-			        strcmp(b->col[FIELD_AUTOMATION][i], i % 2 ? "true" : "false") == 0;
-			shared = shared && b->col[FIELD_TOUCH_COUNT][i] == b->col[FIELD_TOUCH_COUNT][i % 7];
+			right = right && strcmp(batch_value(b, FIELD_LEAD_ID, i), id) == 0 &&
+			        strcmp(batch_value(b, FIELD_TOUCH_COUNT, i), touches) == 0 &&
+			        strcmp(batch_value(b, FIELD_AUTOMATION, i), i % 2 ? "true" : "false") == 0;
+			shared = shared && batch_value(b, FIELD_TOUCH_COUNT, i) ==
+			                       batch_value(b, FIELD_TOUCH_COUNT, i % 7);
 		}
 		is_int(b->n, 10000, "10,000 leads appended");
 		ok(right, "every value reads back as given, past the 4,096 distinct ids of the id column");
 		ok(shared, "a touch count seen before is the same string, not a copy");
-		ok(b->col[FIELD_LEAD_ID][5000] != b->col[FIELD_LEAD_ID][4999], "ids are their own strings");
+		ok(batch_value(b, FIELD_LEAD_ID, 5000) != batch_value(b, FIELD_LEAD_ID, 4999),
+		   "ids are their own strings");
 		ok(batch_finish(b, &err), "finish");
-		is_str(b->col[FIELD_LEAD_ID][9999], "109999",
+		is_str(batch_value(b, FIELD_LEAD_ID, 9999), "109999",
 		       "the columns, cut to the leads held, still read");
 	}
 	batch_free(b);

@@ -1495,14 +1495,15 @@ measure(const char *leads, const char *truth, int variant)
 				tp++;
 			else if (++fp_ <= 10)
 				diag("false positive: lead %s %s [%s] name \"%s\" phone \"%s\"", id, b->rule_id[i],
-				     b->reason[i], b->col[FIELD_NAME][i],
-				     b->col[FIELD_PHONE][i] ? b->col[FIELD_PHONE][i] : "");
+				     b->reason[i], batch_value(b, FIELD_NAME, i),
+				     batch_value(b, FIELD_PHONE, i) ? batch_value(b, FIELD_PHONE, i) : "");
 		}
 		else if (isbl && ++fn <= 10)
 			diag("missed: lead %s name \"%s\" phone \"%s\" status \"%s\" notes \"%s\"", id,
-			     b->col[FIELD_NAME][i], b->col[FIELD_PHONE][i] ? b->col[FIELD_PHONE][i] : "",
-			     b->col[FIELD_STATUS][i],
-			     one_line(b->col[FIELD_NOTES][i] ? b->col[FIELD_NOTES][i] : ""));
+			     batch_value(b, FIELD_NAME, i),
+			     batch_value(b, FIELD_PHONE, i) ? batch_value(b, FIELD_PHONE, i) : "",
+			     batch_value(b, FIELD_STATUS, i),
+			     one_line(batch_value(b, FIELD_NOTES, i) ? batch_value(b, FIELD_NOTES, i) : ""));
 		if (isopt)
 		{
 			opt_true++;
@@ -1510,8 +1511,8 @@ measure(const char *leads, const char *truth, int variant)
 		}
 		else if (b->optout[i] && ++opt_false <= 10)
 			diag("opt-out not in truth: lead %s status \"%s\" notes \"%s\"", id,
-			     b->col[FIELD_STATUS][i],
-			     one_line(b->col[FIELD_NOTES][i] ? b->col[FIELD_NOTES][i] : ""));
+			     batch_value(b, FIELD_STATUS, i),
+			     one_line(batch_value(b, FIELD_NOTES, i) ? batch_value(b, FIELD_NOTES, i) : ""));
 		i++;
 	}
 	if (fp)

@@ -294,12 +294,13 @@ test_noise(void)
 		                    "[regex]\nmatch_limit = 1000\n[score.src_rx]\nkind = "
 		                    "regex\nfield = source\nslow = 1\nslow.pattern = (a+)+$\n"};
 		struct ruleset rs3;
+		bool ok_set = true;
 
 		if (make_rs(&rs3, rx, 2, &err))
 		{
 			b = synthetic(1000, rate, 0, 9);
 			for (size_t i = 100; i < 1000; i += 200)
-				b->col[FIELD_SOURCE][i] = evil;
+				ok_set &= batch_set_value(b, FIELD_SOURCE, i, evil);
 			if (ok(calibrate_fit(b, &rs3, &test_run, NULL, &res, &err),
 			       "5 leads of 1000 over a limit: fit"))
 			{
@@ -310,7 +311,8 @@ test_noise(void)
 			else
 				diag("%s", err.msg);
 			for (size_t i = 0; i < 1000; i += 50)
-				b->col[FIELD_SOURCE][i] = evil;
+				ok_set &= batch_set_value(b, FIELD_SOURCE, i, evil);
+			ok(ok_set, "the slow sources are set");
 			ok(!calibrate_fit(b, &rs3, &test_run, NULL, &res, &err) && err.code == EXIT_RULES &&
 			       strstr(err.msg, "20 of 1000 training leads hit a regex limit") != NULL,
 			   "20 of 1000 is more than max_failed_percent 1: %s", err.msg);
@@ -541,7 +543,7 @@ test_generated(void)
 		return;
 	}
 	for (size_t i = 0; i < l.b->n; i++)
-		l.b->status_norm[i] = status_of(l.b->col[FIELD_STATUS][i]);
+		l.b->status_norm[i] = status_of(batch_value(l.b, FIELD_STATUS, i));
 
 	snprintf(path, sizeof(path), "%s/rules/score.ini.part", top_srcdir());
 	{

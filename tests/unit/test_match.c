@@ -216,8 +216,8 @@ p_of(const struct batch *b, const struct match_config *c, size_t i, int r)
 	const struct rep_table *t = b->reps;
 	double pl = match_p_lead(c, b->score[i], b->cohort_name[i]);
 
-	return fmin(1.0,
-	            pl * rep_table_ratio(t, r, rep_table_source_index(t, b->col[FIELD_SOURCE][i])));
+	return fmin(1.0, pl * rep_table_ratio(
+	                          t, r, rep_table_source_index(t, batch_value(b, FIELD_SOURCE, i))));
 }
 
 /* Score-ordered round robin over the reps with room, in rep-id order. */

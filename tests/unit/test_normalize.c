@@ -353,7 +353,7 @@ test_threads(void)
 
 		for (size_t i = 0; i < n; i++)
 		{
-			const char *e = b1->col[FIELD_EMAIL][i];
+			const char *e = batch_value(b1, FIELD_EMAIL, i);
 
 			bad += e && strcmp(e, "bad@") == 0;
 			gmial += e && strcmp(e, "x@gmial.com") == 0;
@@ -619,7 +619,7 @@ test_generated_sample(void)
 	 * formats, all of which the plan reads: none may be lost.
 	 */
 	for (size_t i = 0; i < rows; i++)
-		if (!has_tag(tl.dirt[i], "junk") && ll.b->col[FIELD_PHONE][i] != NULL)
+		if (!has_tag(tl.dirt[i], "junk") && batch_value(ll.b, FIELD_PHONE, i) != NULL)
 		{
 			with_phone++;
 			lost += ll.b->phones[i][0] == 0;
@@ -652,15 +652,16 @@ test_generated_sample(void)
 			for (size_t k = a; k < z; k++)
 			{
 				size_t i = order[k].row;
-				const char *ph = ll.b->col[FIELD_PHONE][i], *em = ll.b->col[FIELD_EMAIL][i],
-				           *nm = ll.b->col[FIELD_NAME][i];
+				const char *ph = batch_value(ll.b, FIELD_PHONE, i),
+				           *em = batch_value(ll.b, FIELD_EMAIL, i),
+				           *nm = batch_value(ll.b, FIELD_NAME, i);
 				int g = has_tag(tl.dirt[i], "new_phone");
 
 				if (ph != NULL)
 				{
 					if (first_ph[g] < 0)
 						first_ph[g] = (long) i;
-					else if (strcmp(ph, ll.b->col[FIELD_PHONE][first_ph[g]]) != 0)
+					else if (strcmp(ph, batch_value(ll.b, FIELD_PHONE, first_ph[g])) != 0)
 					{
 						uint64_t p0 = ll.b->phones[i][0];
 
@@ -669,14 +670,14 @@ test_generated_sample(void)
 							ph_agree++;
 						else if (ph_pairs - ph_agree <= 5)
 							diag("phones differ: \"%s\" and \"%s\"", ph,
-							     ll.b->col[FIELD_PHONE][first_ph[g]]);
+							     batch_value(ll.b, FIELD_PHONE, first_ph[g]));
 					}
 				}
 				if (em != NULL && !has_tag(tl.dirt[i], "new_email"))
 				{
 					if (first_em < 0)
 						first_em = (long) i;
-					else if (strcmp(em, ll.b->col[FIELD_EMAIL][first_em]) != 0)
+					else if (strcmp(em, batch_value(ll.b, FIELD_EMAIL, first_em)) != 0)
 					{
 						em_pairs++;
 						if (ll.b->email_key[i] != NULL && ll.b->email_key[first_em] != NULL &&
@@ -684,7 +685,7 @@ test_generated_sample(void)
 							em_agree++;
 						else if (em_pairs - em_agree <= 5)
 							diag("e-mail keys differ: \"%s\" and \"%s\"", em,
-							     ll.b->col[FIELD_EMAIL][first_em]);
+							     batch_value(ll.b, FIELD_EMAIL, first_em));
 					}
 				}
 				/* names: only script changes and swaps, no typos or dropped parts */

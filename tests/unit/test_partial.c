@@ -735,7 +735,7 @@ measure(const char *leads, const char *truth, int variant)
 					any[t[i].entity] |= !t[i].partial;
 			for (size_t i = 0; i < b->n; i++)
 			{
-				bool own = b->col[FIELD_PHONE][i] || b->email_norm[i];
+				bool own = batch_value(b, FIELD_PHONE, i) || b->email_norm[i];
 
 				if (b->survivor[i] != i || b->verdict[i] == VERDICT_BLACKLISTED)
 					continue;

@@ -301,7 +301,7 @@ exact_share(const struct batch *b, size_t i, int k)
 	switch (k)
 	{
 		case 0:
-			s = b->col[FIELD_SOURCE][i];
+			s = batch_value(b, FIELD_SOURCE, i);
 			pts = s == NULL         ? 0
 			      : !strcmp(s, "a") ? 3.3
 			      : !strcmp(s, "b") ? 7.1
@@ -321,7 +321,7 @@ exact_share(const struct batch *b, size_t i, int k)
 			break;
 		case 3: pts = b->automation[i] < 0 ? 0 : b->automation[i] ? 4.4 : 1.1; break;
 		case 4:
-			s = b->col[FIELD_NOTES][i];
+			s = batch_value(b, FIELD_NOTES, i);
 			pts = (s == NULL || *s == '\0')                            ? 0.2
 			      : (strstr(s, "call back") || strstr(s, "CALL BACK")) ? 6.1
 			      : (strstr(s, "price") || strstr(s, "יקר"))           ? 2.9
@@ -546,8 +546,8 @@ test_match_limit(void)
 			const char *vals[FIELD__COUNT] = {0};
 			size_t lens[FIELD__COUNT] = {0};
 
-			vals[FIELD_LEAD_ID] = b->col[FIELD_LEAD_ID][r];
-			vals[FIELD_NOTES] = b->col[FIELD_NOTES][r];
+			vals[FIELD_LEAD_ID] = batch_value(b, FIELD_LEAD_ID, r);
+			vals[FIELD_NOTES] = batch_value(b, FIELD_NOTES, r);
 			lens[FIELD_LEAD_ID] = strlen(vals[FIELD_LEAD_ID]);
 			lens[FIELD_NOTES] = strlen(vals[FIELD_NOTES]);
 			batch_append(bt, vals, lens);
