@@ -201,8 +201,9 @@ struct dedupe_model
  * What a job's state tells the dedupe (batch.dd_prior, set by state.c):
  * with `incremental` and a valid model, the stage re-resolves only the
  * leads a change can affect (see dedupe_incr.c) and keeps the clusters of
- * the others as the state has them; without, it resolves every lead and
- * learns the model.  Either way it leaves the model it used in `model`.
+ * the others as the state has them; without (the arrays below are then
+ * NULL), it resolves every lead and learns the model.  Either way it
+ * leaves the model it used in `model`.
  */
 struct dedupe_prior
 {

@@ -26,16 +26,23 @@ bool
 state_dedupe_prior(struct job_state *st, struct batch *b, bool full, struct error *err)
 {
 	size_t n = b->n ? b->n : 1, ngone = 0;
+	/* the model was read with the last run, if learnt with these rules (state.c) */
+	bool incremental =
+	    st->c.had_state && !full && !st->c.rules_changed && st->last_run >= 0 && st->dd.model.valid;
 
 	if (st->nrows != b->n)
 		return error_set(err, EXIT_INTERNAL, "the state was read for another batch");
-	st->dd_touched = malloc(n);
-	st->dd_cluster = malloc(n * sizeof(*st->dd_cluster));
-	st->dd_verdict = malloc(n);
-	st->dd_rule = malloc(n * sizeof(*st->dd_rule));
-	st->dd_gone = malloc((st->nold ? st->nold : 1) * sizeof(*st->dd_gone));
-	if (!st->dd_touched || !st->dd_cluster || !st->dd_verdict || !st->dd_rule || !st->dd_gone)
-		return error_oom(err);
+	/* what only a nightly dedupe reads (dedupe_incr.c): a full one does without */
+	if (incremental)
+	{
+		st->dd_touched = malloc(n);
+		st->dd_cluster = malloc(n * sizeof(*st->dd_cluster));
+		st->dd_verdict = malloc(n);
+		st->dd_rule = malloc(n * sizeof(*st->dd_rule));
+		st->dd_gone = malloc((st->nold ? st->nold : 1) * sizeof(*st->dd_gone));
+		if (!st->dd_touched || !st->dd_cluster || !st->dd_verdict || !st->dd_rule || !st->dd_gone)
+			return error_oom(err);
+	}
 	for (size_t i = 0; i < b->n; i++)
 	{
 		const struct old_lead *o = st->of_row[i] == NO_INDEX ? NULL : &st->old[st->of_row[i]];
@@ -44,25 +51,26 @@ state_dedupe_prior(struct job_state *st, struct batch *b, bool full, struct erro
 
 		if (part != 1)
 			st->fp[i] = util_hash64_from(st->fp[i], &part, 1);
+		if (!incremental)
+			continue;
 		st->dd_touched[i] =
 		    o == NULL || o->vanished || !o->has_fingerprint || o->fingerprint != st->fp[i];
 		st->dd_cluster[i] = o && !o->vanished ? o->cluster_id : -1;
 		st->dd_verdict[i] = o ? o->verdict : VERDICT__COUNT;
 		st->dd_rule[i] = o ? o->rule_id : NULL;
 	}
-	for (size_t k = 0; k < st->nold; k++)
+	for (size_t k = 0; incremental && k < st->nold; k++)
 		if (!st->old[k].seen && !st->old[k].vanished && st->old[k].cluster_id >= 0)
 			st->dd_gone[ngone++] = st->old[k].cluster_id;
-	qsort(st->dd_gone, ngone, sizeof(*st->dd_gone), util_cmp_i64);
+	if (incremental)
+		qsort(st->dd_gone, ngone, sizeof(*st->dd_gone), util_cmp_i64);
 	st->dd.touched = st->dd_touched;
 	st->dd.cluster = st->dd_cluster;
 	st->dd.verdict = st->dd_verdict;
 	st->dd.rule_id = st->dd_rule;
 	st->dd.gone = st->dd_gone;
 	st->dd.ngone = ngone;
-	/* the model was read with the last run, if learnt with these rules (state.c) */
-	st->dd.incremental =
-	    st->c.had_state && !full && !st->c.rules_changed && st->last_run >= 0 && st->dd.model.valid;
+	st->dd.incremental = incremental;
 	b->dd_prior = &st->dd;
 	return true;
 }
