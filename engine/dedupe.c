@@ -768,18 +768,28 @@ name_link(const struct run *r, size_t k, uint32_t o)
  * index order: the first link decides.  An opt-out with nothing but a name
  * held by `frequent` records or more that joined no one is an unmatched
  * opt-out: its reason says so and the stage counts it.
+ *
+ * The links are found while the pairs are there (find_optout_links); the
+ * verdicts are given once the survivors are chosen (review_optout_links).
  */
-static bool
-review_optout_links(struct run *r, struct unionfind *uf, double optout_w)
+struct optout_links
 {
-	struct batch *b = r->b;
+	uint32_t *o; /* kept root -> the opted-out participant its link reaches, UINT32_MAX none */
+	float *w;    /* kept root -> that link's weight */
+};
+
+static bool
+find_optout_links(struct run *r, struct unionfind *uf, double optout_w, struct optout_links *lk)
+{
 	size_t np = r->np;
 	uint32_t *link = malloc(np * sizeof(*link)); /* root -> the pair linking it */
 	uint32_t *named = NULL; /* opted-out root -> kept leads it reaches by a name alone */
-	struct sbuf s = {0};
 	bool ok = false;
 
-	if (link == NULL || (named = calloc(np, sizeof(*named))) == NULL)
+	lk->o = malloc(np * sizeof(*lk->o));
+	lk->w = malloc(np * sizeof(*lk->w));
+	if (link == NULL || lk->o == NULL || lk->w == NULL ||
+	    (named = calloc(np, sizeof(*named))) == NULL)
 		goto out;
 	for (size_t p = 0; p < np; p++)
 		link[p] = UINT32_MAX;
@@ -811,19 +821,43 @@ review_optout_links(struct run *r, struct unionfind *uf, double optout_w)
 		}
 	for (size_t p = 0; p < np; p++)
 	{
+		uint32_t k = link[p];
+
+		lk->o[p] = UINT32_MAX;
+		if (k == UINT32_MAX)
+			continue;
+		lk->o[p] =
+		    unionfind_find(uf, pair_a(r->pair[k])) == p ? pair_b(r->pair[k]) : pair_a(r->pair[k]);
+		lk->w[p] = r->weight[k];
+	}
+	ok = true;
+out:
+	free(link);
+	free(named);
+	return ok;
+}
+
+static bool
+review_optout_links(struct run *r, struct unionfind *uf, const struct optout_links *lk)
+{
+	struct batch *b = r->b;
+	size_t np = r->np;
+	struct sbuf s = {0};
+	bool ok = false;
+
+	for (size_t p = 0; p < np; p++)
+	{
 		size_t i = r->row[p];
-		uint32_t root = unionfind_find(uf, (uint32_t) p), k = link[root], o;
+		uint32_t root = unionfind_find(uf, (uint32_t) p), o = lk->o[root];
 		const char *reason;
 
-		if (b->verdict[i] != VERDICT_KEPT || k == UINT32_MAX)
+		if (b->verdict[i] != VERDICT_KEPT || o == UINT32_MAX)
 			continue;
-		o = unionfind_find(uf, pair_a(r->pair[k])) == root ? pair_b(r->pair[k])
-		                                                   : pair_a(r->pair[k]);
 		s.n = 0;
 		dd_sb_printf(&s, "may be the person who opted out on lead %s: ",
 		             batch_lead_id(b, r->row[r->opt[unionfind_find(uf, o)]]));
 		dd_describe_match(r, (uint32_t) p, o, &s);
-		dd_sb_printf(&s, "; match probability %.3f", 1.0 / (1.0 + exp2(-r->weight[k])));
+		dd_sb_printf(&s, "; match probability %.3f", 1.0 / (1.0 + exp2(-lk->w[root])));
 		if (s.oom || (reason = batch_strndup(b, s.p, s.n)) == NULL)
 			goto out;
 		batch_mark(b, i, VERDICT_REVIEW, DEDUPE_REVIEW_RULE, reason);
@@ -852,8 +886,6 @@ review_optout_links(struct run *r, struct unionfind *uf, double optout_w)
 	ok = true;
 out:
 	free(s.p);
-	free(link);
-	free(named);
 	return ok;
 }
 
@@ -931,16 +963,47 @@ resolve_keep(struct resolve_out *o, uint32_t row, bool golden, size_t off)
 	o->t[o->n++] = (struct resolved_text){row, golden, off, o->text.n - off};
 }
 
+/* Each participant's strongest kept link, once the pairs are gone. */
+struct best_links
+{
+	uint32_t *to; /* the participant at its other end, UINT32_MAX none */
+	float *w;     /* its weight */
+};
+
+/*
+ * best[p], the index of participant p's strongest kept pair
+ * (dd_build_clusters), as the link itself: the pairs may then go before
+ * the clusters are resolved.  Frees best.
+ */
+static bool
+best_links_of(const struct run *r, uint32_t *best, struct best_links *out)
+{
+	if ((out->w = malloc((r->np ? r->np : 1) * sizeof(*out->w))) == NULL)
+		return false;
+	for (size_t p = 0; p < r->np; p++)
+	{
+		uint32_t k = best[p];
+
+		if (k == UINT32_MAX)
+			continue;
+		out->w[p] = r->weight[k];
+		best[p] = pair_a(r->pair[k]) == p ? pair_b(r->pair[k]) : pair_a(r->pair[k]);
+	}
+	out->to = best;
+	return true;
+}
+
 /*
  * One cluster, from its root: the survivor (the best kept member; in an
  * opted-out cluster the best of all), every member's cluster id and
  * survivor, each kept non-survivor a duplicate with the evidence of its
- * link, and the golden record.  Writes only the cluster's own rows; the
- * texts go to o.
+ * link (its strongest kept link: the participant at its other end and its
+ * weight, in best), and the golden record.  Writes only the cluster's own
+ * rows; the texts go to o.
  */
 static void
-resolve_cluster(struct run *r, const struct unionfind *uf, const uint32_t *best, bool numeric,
-                uint32_t root, struct resolve_out *o)
+resolve_cluster(struct run *r, const struct unionfind *uf, const struct best_links *best,
+                bool numeric, uint32_t root, struct resolve_out *o)
 {
 	struct batch *b = r->b;
 	const struct dedupe_config *c = r->c;
@@ -981,7 +1044,7 @@ resolve_cluster(struct run *r, const struct unionfind *uf, const uint32_t *best,
 	for (size_t k = 0; k < n; k++)
 	{
 		size_t i = o->rows[k];
-		uint32_t pi, pk, partner;
+		uint32_t pi, partner;
 		double w;
 
 		b->cluster_id[i] = cid;
@@ -990,11 +1053,10 @@ resolve_cluster(struct run *r, const struct unionfind *uf, const uint32_t *best,
 			continue;
 
 		pi = participant_of(r, i);
-		pk = best[pi];
-		if (pk != UINT32_MAX)
+		if (best->to[pi] != UINT32_MAX)
 		{
-			partner = pair_a(r->pair[pk]) == pi ? pair_b(r->pair[pk]) : pair_a(r->pair[pk]);
-			w = r->weight[pk];
+			partner = best->to[pi];
+			w = best->w[pi];
 		}
 		else
 		{
@@ -1035,7 +1097,7 @@ resolve_cluster(struct run *r, const struct unionfind *uf, const uint32_t *best,
  * thread would have put them.
  */
 static bool
-resolve_clusters(struct run *r, struct unionfind *uf, const uint32_t *best)
+resolve_clusters(struct run *r, struct unionfind *uf, const struct best_links *best)
 {
 	struct batch *b = r->b;
 	bool numeric = all_ids_numeric(b);
@@ -1121,6 +1183,8 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	int cols[DEDUPE_MAX_FIELDS][DEDUPE_MAX_COLUMNS];
 	struct unionfind *uf = NULL;
 	uint32_t *best = NULL;
+	struct best_links links = {0};
+	struct optout_links optlinks = {0};
 	uint8_t *active = NULL; /* a nightly run: the participants it re-resolves (dedupe_incr.c) */
 	struct dedupe_prior *pri = b->dd_prior;
 	bool incremental = false;
@@ -1316,7 +1380,18 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	t5 = now_seconds();
 	if (run_stopped(&r))
 		goto stopped;
-	if (!resolve_clusters(&r, uf, best) || !review_optout_links(&r, uf, optout_w))
+	/* what the resolve and the opt-out reviews need of the pairs; then they go */
+	if (!find_optout_links(&r, uf, optout_w, &optlinks) || !best_links_of(&r, best, &links))
+		goto oom;
+	best = NULL; /* links.to now */
+	free(r.pair);
+	free(r.pattern);
+	free(r.weight);
+	r.pair = NULL;
+	r.pattern = NULL;
+	r.weight = NULL;
+	r.npairs = 0;
+	if (!resolve_clusters(&r, uf, &links) || !review_optout_links(&r, uf, &optlinks))
 		goto oom;
 	t6 = now_seconds();
 	if (run_stopped(&r))
@@ -1358,6 +1433,10 @@ stopped:
 done:
 	unionfind_free(uf);
 	free(best);
+	free(links.to);
+	free(links.w);
+	free(optlinks.o);
+	free(optlinks.w);
 	free(active);
 	run_free(&r);
 	return ok;
