@@ -876,7 +876,7 @@ record_job(PGconn *conn, const struct job_state *st, const struct ruleset *rs, i
 	if (res == NULL)
 		return false;
 	PQclear(res);
-	return state_write_model(conn, st, rs, err);
+	return state_write_model(conn, st, rs, run_id, err);
 }
 
 /* the start of a statement writing the change log; its SELECT gives the columns in this order */

@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,10 +78,11 @@ state_dedupe_prior(struct job_state *st, struct batch *b, bool full, struct erro
 
 bool
 state_write_model(PGconn *conn, const struct job_state *st, const struct ruleset *rs,
-                  struct error *err)
+                  int64_t run_id, struct error *err)
 {
 	struct strbuf text;
-	const char *params[2];
+	const char *params[3];
+	char num[32];
 	PGresult *res;
 
 	if (!st->dd.model.valid)
@@ -92,12 +94,19 @@ state_write_model(PGconn *conn, const struct job_state *st, const struct ruleset
 		sb_free(&text);
 		return error_oom(err);
 	}
+	snprintf(num, sizeof(num), "%" PRId64, run_id);
 	params[0] = text.data;
 	params[1] = st->job;
+	params[2] = num;
+	/* the model replaced goes with the run, for revert_run() (sql/022_revert_model.sql) */
 	res = pg_query(conn, "recording the job's dedupe model",
-	               "UPDATE refinery.jobs SET dedupe_model = $1 WHERE name = $2 "
-	               "AND dedupe_model IS DISTINCT FROM $1",
-	               2, params, err);
+	               "WITH old AS (SELECT dedupe_model FROM refinery.jobs WHERE name = $2), "
+	               "new AS (UPDATE refinery.jobs SET dedupe_model = $1 WHERE name = $2 "
+	               "AND dedupe_model IS DISTINCT FROM $1 RETURNING 1) "
+	               "UPDATE refinery.runs SET dedupe_model_changed = true, "
+	               "dedupe_model_before = (SELECT dedupe_model FROM old) "
+	               "WHERE run_id = $3 AND EXISTS (SELECT 1 FROM new)",
+	               3, params, err);
 	sb_free(&text);
 	if (res == NULL)
 		return false;

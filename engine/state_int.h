@@ -149,12 +149,12 @@ bool state_match_rest(struct job_state *st, const struct batch *b, struct error 
 
 /*
  * state_dedupe.c: give each cluster of the run the id it had (state.h,
- * state_reconcile); write the model the dedupe used (in the job's row);
- * free what it keeps.
+ * state_reconcile); write the model the dedupe used (in the job's row,
+ * the one it replaces in run run_id's row); free what it keeps.
  */
 bool state_stable_clusters(struct job_state *st, struct batch *b, struct error *err);
 bool state_write_model(PGconn *conn, const struct job_state *st, const struct ruleset *rs,
-                       struct error *err);
+                       int64_t run_id, struct error *err);
 void state_dedupe_free(struct job_state *st);
 
 #endif /* REFINERY_STATE_INT_H */

@@ -255,6 +255,24 @@ is "$(pq -c "SELECT status FROM refinery.runs WHERE run_id = $rb")/$(last inc)" 
 	"the run is reverted and latest_run names the run before it"
 out=$("$REFINERY" revert --job inc --run "$rb" 2>&1); rc=$?
 is "$rc" 5 "a reverted run cannot be reverted again"
+# a mistaken run with rules of its own rewrites every lead and learns a dedupe model of its
+# own: revert puts back the decisions and the job's model (a full write logs only the leads
+# whose decision changed, so the others keep the call order and changed_run it gave them)
+decisions() { pq -c "SELECT md5(string_agg(row(lead_id, state, verdict, rule_id, cluster_id, survivor_id,
+	temperature, cohort, rep_id, assigned_at)::text, ',' ORDER BY lead_id)) FROM refinery.lead_state WHERE job = '$1'"; }
+dbefore=$(decisions inc)
+model=$(pq -c "SELECT dedupe_model FROM refinery.jobs WHERE name = 'inc'")
+"$REFINERY" run -q --force -c "$tmp/inc.ini" -c "$tmp/decide.ini"; rc=$?
+rm=$(last inc)
+is "$rc/$(pq -c "SELECT full_write FROM refinery.runs WHERE run_id = $rm")" "0/t" "a run with a rules file of its own: a full write"
+ok "$([ "$(pq -c "SELECT dedupe_model FROM refinery.jobs WHERE name = 'inc'")" != "$model" ]; echo $?)" \
+	"that replaced the job's dedupe model"
+is "$(pq -c "SELECT dedupe_model_changed || ':' || (dedupe_model_before = '$model') FROM refinery.runs WHERE run_id = $rm")" \
+	"true:true" "its runs row keeps the model it replaced"
+"$REFINERY" revert -q --job inc --run "$rm"; rc=$?
+is "$rc" 0 "revert --run $rm"
+is "$(pq -c "SELECT dedupe_model FROM refinery.jobs WHERE name = 'inc'")" "$model" "the job's dedupe model is back"
+is "$(decisions inc)" "$dbefore" "and so is every lead's decision"
 
 # ---- the rest of the state is read behind the stages: its failures fail the run, whole
 if fault_hooks; then

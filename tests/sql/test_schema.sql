@@ -23,7 +23,7 @@ SELECT columns_are('refinery', 'runs', ARRAY['run_id', 'started_at', 'finished_a
 	'rules_sha256', 'rules_text', 'rules_files', 'source_desc', 'engine_version', 'host',
 	'threads', 'rows_pulled', 'rows_kept', 'seconds_total', 'counts', 'job', 'snapshot',
 	'full_write', 'leads_new', 'leads_changed', 'leads_vanished', 'reverted_at', 'warnings',
-	'tenant'],
+	'tenant', 'dedupe_model_changed', 'dedupe_model_before'],
 	'runs has exactly the contract columns');
 SELECT columns_are('refinery', 'tenant_runs', ARRAY['attempt', 'job', 'tenant', 'node', 'run_id',
 	'status', 'exit_code', 'message', 'started_at', 'finished_at', 'host', 'pid'],
@@ -157,7 +157,8 @@ SELECT results_eq('SELECT version, name FROM refinery.schema_migrations ORDER BY
 						 (12, '012_run_warnings.sql'), (13, '013_record_details.sql'),
 						 (14, '014_results_json.sql'), (15, '015_tenants.sql'), (16, '016_dedupe_model.sql'),
 						 (18, '018_state_rebuild.sql'), (19, '019_state_json.sql'),
-						 (20, '020_queue_index.sql'), (21, '021_decisions_hash.sql')$$,
+						 (20, '020_queue_index.sql'), (21, '021_decisions_hash.sql'),
+						 (22, '022_revert_model.sql')$$,
 				  'every migration file is recorded in schema_migrations');
 
 -- 11 views
