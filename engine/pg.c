@@ -19,7 +19,10 @@
  */
 #include "config.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,45 +32,58 @@
 #include "log.h"
 #include "pg.h"
 
-static PGcancel *volatile cancel_handle;
+static _Atomic(PGcancel *) cancel_handle;
 static PGconn *cancel_conn; /* the connection cancel_handle cancels */
 static volatile sig_atomic_t interrupted;
 
 /* the sessions pg_connect_again() opened beside the run's, cancelled with it */
 #define PG_MORE_SESSIONS 8
-static PGcancel *volatile more_cancel[PG_MORE_SESSIONS];
+static _Atomic(PGcancel *) more_cancel[PG_MORE_SESSIONS];
 static PGconn *more_conn[PG_MORE_SESSIONS];
+
+/* signal handlers between taking a cancel handle and their last use of it (drop_cancel) */
+static atomic_int handlers_busy;
 
 static void
 on_signal(int signo)
 {
 	char buf[256];
-	PGcancel *c = cancel_handle;
+	PGcancel *c;
 
 	(void) signo;
 	interrupted = 1;
-	if (c != NULL)
+	atomic_fetch_add(&handlers_busy, 1);
+	if ((c = atomic_load(&cancel_handle)) != NULL)
 		(void) PQcancel(c, buf, sizeof(buf));
 	for (int k = 0; k < PG_MORE_SESSIONS; k++)
-		if ((c = more_cancel[k]) != NULL)
+		if ((c = atomic_load(&more_cancel[k])) != NULL)
 			(void) PQcancel(c, buf, sizeof(buf));
+	atomic_fetch_sub(&handlers_busy, 1);
 }
 
-/* Free a cancel handle no signal handler may be using meanwhile. */
+/*
+ * Free a cancel handle no signal handler may be using meanwhile.  The
+ * signals are blocked on this thread, so no handler runs here; one that
+ * runs on another thread (the run's workers and readers take signals too)
+ * either counted itself in handlers_busy before the handle left its slot,
+ * and is waited for, or finds the slot empty.
+ */
 static void
-drop_cancel(PGcancel *volatile *slot)
+drop_cancel(_Atomic(PGcancel *) *slot)
 {
-	PGcancel *c = *slot;
+	PGcancel *c;
 	sigset_t block, old;
 
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
-	sigprocmask(SIG_BLOCK, &block, &old);
-	*slot = NULL;
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	c = atomic_exchange(slot, NULL);
+	while (atomic_load(&handlers_busy) > 0)
+		sched_yield(); /* a PQcancel() in flight elsewhere: one round trip to the server */
 	if (c)
 		PQfreeCancel(c);
-	sigprocmask(SIG_SETMASK, &old, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 void
@@ -241,10 +257,10 @@ pg_connect(const struct conn_opts *o, struct error *err)
 		return error_set(err, EXIT_CONNECTION, "could not connect to the database: %s", msg), NULL;
 	}
 	PQsetNoticeReceiver(conn, on_notice, NULL);
-	if (cancel_handle == NULL)
+	if (atomic_load(&cancel_handle) == NULL)
 	{
 		cancel_conn = conn;
-		cancel_handle = PQgetCancel(conn);
+		atomic_store(&cancel_handle, PQgetCancel(conn));
 	}
 	return conn;
 }
@@ -300,7 +316,7 @@ pg_connect_again(PGconn *conn, struct error *err)
 	}
 	PQsetNoticeReceiver(again, on_notice, NULL);
 	more_conn[slot] = again;
-	more_cancel[slot] = PQgetCancel(again);
+	atomic_store(&more_cancel[slot], PQgetCancel(again));
 	return again;
 }
 
