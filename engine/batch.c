@@ -341,8 +341,14 @@ batch_append_error(const struct batch *b, struct error *err)
 
 	if (c < 0)
 		return error_oom(err);
-	error_set(err, EXIT_DATA, "source column \"%s\" holds more than 4 GB of text in one run",
-	          c < FIELD__COUNT ? field_key((enum field) c) : b->extra_names[c - FIELD__COUNT]);
+	if (c < FIELD__COUNT)
+		error_set(err, EXIT_DATA,
+		          "the source's [columns] %s holds more than 4 GB of text in one run",
+		          field_key((enum field) c));
+	else
+		error_set(err, EXIT_DATA,
+		          "the source's column \"%s\" holds more than 4 GB of text in one run",
+		          b->extra_names[c - FIELD__COUNT]);
 	return error_hint(err, "Refine the leads in parts ([source] query, or a tenant at a time), "
 	                       "or leave the column out of [columns].");
 }

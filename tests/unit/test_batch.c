@@ -106,9 +106,17 @@ main(void)
 	b->text[FIELD__COUNT].len = UINT32_MAX - 1; /* as if 4 GB of text were in */
 	ok(add(b, "2", NULL, NULL, NULL) < 0, "a value past 4 GB of its column is refused");
 	ok(!batch_append_error(b, &err) && err.code == EXIT_DATA, "as a data error");
-	is_str(err.msg, "source column \"dob\" holds more than 4 GB of text in one run",
+	is_str(err.msg, "the source's column \"dob\" holds more than 4 GB of text in one run",
 	       "naming the column");
 	b->text[FIELD__COUNT].len = 2;
+	batch_free(b);
+	b = batch_new(0, NULL);
+	ok(add(b, "1", NULL, NULL, NULL) == 0, "one row");
+	b->text[FIELD_LEAD_ID].len = UINT32_MAX - 1;
+	ok(add(b, "2", NULL, NULL, NULL) < 0 && !batch_append_error(b, &err), "the same for a field");
+	is_str(err.msg, "the source's [columns] lead_id holds more than 4 GB of text in one run",
+	       "named by its key");
+	b->text[FIELD_LEAD_ID].len = 2;
 	batch_free(b);
 
 	/* duplicate and missing lead ids are data errors */
