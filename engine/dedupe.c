@@ -973,7 +973,9 @@ struct best_links
 /*
  * best[p], the index of participant p's strongest kept pair
  * (dd_build_clusters), as the link itself: the pairs may then go before
- * the clusters are resolved.  Frees best.
+ * the clusters are resolved.  On success best is rewritten in place and
+ * becomes out->to (the caller no longer frees it); on failure it is left
+ * as it was.
  */
 static bool
 best_links_of(const struct run *r, uint32_t *best, struct best_links *out)
