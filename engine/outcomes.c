@@ -209,12 +209,13 @@ struct settled
 struct lead_outcomes
 {
 	size_t n;          /* batch rows */
-	uint8_t *last;     /* enum outcome of each row's latest outcome */
-	int64_t *rep;      /* its rep */
+	uint8_t *last;     /* enum outcome of each row's latest outcome, OUTCOME_NONE none */
 	int32_t *attempts; /* no_answer/busy of the holding rep since the hold began */
-	int64_t *due;      /* a callback's due time (naive local seconds), BATCH_NO_TIME */
-	int64_t *at;       /* the latest outcome's time (naive local seconds) */
-	size_t read;       /* outcomes read */
+	/* set only for a row with an outcome (last): */
+	int64_t *rep; /* its rep */
+	int64_t *due; /* a callback's due time (naive local seconds), BATCH_NO_TIME */
+	int64_t *at;  /* the latest outcome's time (naive local seconds) */
+	size_t read;  /* outcomes read */
 	size_t of[OUTCOME__COUNT];
 	struct settled *settled; /* one per (row, rep), by row then rep */
 	size_t nsettled;
@@ -288,8 +289,11 @@ outcomes_read(PGconn *conn, const struct ruleset *rs, const struct job_state *st
 	lo->at = malloc(sizeof(*lo->at) * (b->n ? b->n : 1));
 	if (!lo->last || !lo->rep || !lo->attempts || !lo->due || !lo->at)
 		return error_oom(err);
-	for (size_t i = 0; i < b->n; i++)
-		lo->due[i] = BATCH_NO_TIME;
+	/*
+	 * rep, due and at are set only for the leads with an outcome (last not
+	 * OUTCOME_NONE), and read only for those: the pages of the others,
+	 * most leads, are never written, so they take no memory.
+	 */
 	/* times as the run's naive local seconds, oldest first per lead */
 	res =
 	    pg_query(conn, "reading the job's outcomes",
@@ -395,12 +399,13 @@ rest_lost(const struct lead_outcomes *lo, const struct ruleset *rs, struct batch
 	for (size_t i = 0; i < b->n && days > 0; i++)
 	{
 		enum outcome o = (enum outcome) lo->last[i];
-		int64_t until = lo->at[i] + (int64_t) days * 86400;
+		int64_t until;
 		struct strbuf reason;
 		const char *r = NULL;
 
+		/* at[i] is set only for a lead with an outcome */
 		if (b->verdict[i] != VERDICT_KEPT || (o != OUTCOME_LOST && o != OUTCOME_NOT_RELEVANT) ||
-		    now >= until)
+		    now >= (until = lo->at[i] + (int64_t) days * 86400))
 			continue;
 		sb_init(&reason);
 		sb_printf(&reason, "%s lately: rests until ", o == OUTCOME_LOST ? "lost" : "not relevant");
