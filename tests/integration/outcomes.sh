@@ -4,7 +4,8 @@
 # person out; a win makes every kept record of the person a customer; a wrong number is
 # dead for every record carrying it; won, lost, refused and wrong_number end the rep's
 # hold, no_answer ends it only after [match] max_attempts; a lead lost or not relevant
-# rests [outcomes] rest_days; the outcomes are marked read; and a rerun decides the same.
+# rests [outcomes] rest_days, counted from the outcome's time in the run's time zone; the
+# outcomes are marked read; and a rerun decides the same.
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/pg.sh"
@@ -102,5 +103,14 @@ like "$out" "nothing changed since run $run" "and changes nothing"
 printf '[outcomes]\nrest_days = 0\n' >"$tmp/norest.ini"
 "$REFINERY" run -q -c "$tmp/o.ini" -c "$tmp/map.ini" -c "$tmp/norest.ini"; rc=$?
 is "$rc/$(v "$L")" "0/kept:" "with rest_days = 0 the lead is kept again"
+
+# ---- an outcome's time is read in the run's time zone ([source] timezone)
+X=$(pick "true"); picked="$picked $X"
+pq -c "SELECT refinery.record_outcome('o', '$X', $(rep_of "$X"), 'lost', '2025-07-01 22:30:00+00')" >/dev/null
+printf '[source]\ntimezone = Asia/Jerusalem\n' >"$tmp/tz.ini"
+"$REFINERY" run -q -c "$tmp/o.ini" -c "$tmp/map.ini" -c "$tmp/tz.ini"; rc=$?
+is "$rc/$(pq -c "SELECT reason FROM refinery.lead_state WHERE job = 'o' AND lead_id = '$X'")" \
+	"0/lost lately: rests until 2025-09-30" \
+	"a loss at 22:30 UTC is 01:30 the next day in Jerusalem: the lead rests 90 days from then"
 
 done_testing
