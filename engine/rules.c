@@ -1463,6 +1463,15 @@ rules_text(const struct rules *r)
 	return out;
 }
 
+/* A SHA-256 digest as 64 lower-case hex digits. */
+static void
+digest_hex(const unsigned char md[32], char out[65])
+{
+	for (int i = 0; i < 32; i++)
+		sprintf(out + 2 * i, "%02x", md[i]);
+	out[64] = '\0';
+}
+
 bool
 rules_sha256_hex(const char *text, char out[65])
 {
@@ -1471,9 +1480,7 @@ rules_sha256_hex(const char *text, char out[65])
 
 	if (!EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL) || mdlen != 32)
 		return false;
-	for (int i = 0; i < 32; i++)
-		sprintf(out + 2 * i, "%02x", md[i]);
-	out[64] = '\0';
+	digest_hex(md, out);
 	return true;
 }
 
@@ -1537,12 +1544,9 @@ rules_decisions_sha256_hex(const char *text, char out[65])
 	}
 	ok = ok && EVP_DigestFinal_ex(ctx, md, &mdlen) && mdlen == 32;
 	EVP_MD_CTX_free(ctx);
-	if (!ok)
-		return false;
-	for (int i = 0; i < 32; i++)
-		sprintf(out + 2 * i, "%02x", md[i]);
-	out[64] = '\0';
-	return true;
+	if (ok)
+		digest_hex(md, out);
+	return ok;
 }
 
 const char *
