@@ -306,8 +306,9 @@ outcomes_read(PGconn *conn, const struct ruleset *rs, const struct job_state *st
 		return false;
 	tz = strdup(PQgetvalue(res, 0, 0));
 	PQclear(res);
-	if ((params[1] = tz) == NULL)
+	if (tz == NULL)
 		return error_oom(err);
+	params[1] = tz;
 	res = pg_query(conn, "reading the job's outcomes",
 	               "SELECT lead_id, rep_id, outcome, "
 	               "extract(epoch FROM at AT TIME ZONE $2::text)::bigint, "
