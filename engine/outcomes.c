@@ -275,8 +275,7 @@ outcomes_read(PGconn *conn, const struct ruleset *rs, const struct job_state *st
               const struct batch *b, struct lead_outcomes **out, struct error *err)
 {
 	struct lead_outcomes *lo = calloc(1, sizeof(*lo));
-	const char *params[2] = {rs->job->name, NULL};
-	char *tz;
+	const char *params[1] = {rs->job->name};
 	PGresult *res;
 
 	*out = lo;
@@ -297,26 +296,18 @@ outcomes_read(PGconn *conn, const struct ruleset *rs, const struct job_state *st
 	 */
 	/*
 	 * Times as the run's naive local seconds, oldest first per lead.  The
-	 * session's zone goes in as a value: current_setting() in the query
-	 * would be looked up twice a row (0.3 s a million outcomes).
+	 * cast to timestamp reads a time in the session's TimeZone with the
+	 * zone's own rules, as the run writes times; AT TIME ZONE with the
+	 * zone's name as text would take a name that is also an abbreviation
+	 * (CET, EET, EST) as a fixed offset, an hour off in summer.
 	 */
-	res = pg_query(conn, "reading the job's outcomes", "SELECT current_setting('TimeZone')", 0,
-	               NULL, err);
-	if (res == NULL)
-		return false;
-	tz = strdup(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	if (tz == NULL)
-		return error_oom(err);
-	params[1] = tz;
 	res = pg_query(conn, "reading the job's outcomes",
 	               "SELECT lead_id, rep_id, outcome, "
-	               "extract(epoch FROM at AT TIME ZONE $2::text)::bigint, "
+	               "extract(epoch FROM at::timestamp)::bigint, "
 	               "to_char(at, 'YYYY-MM-DD HH24:MI:SS'), "
-	               "extract(epoch FROM callback_at AT TIME ZONE $2::text)::bigint "
+	               "extract(epoch FROM callback_at::timestamp)::bigint "
 	               "FROM refinery.outcomes WHERE job = $1 ORDER BY lead_id, at, rep_id, outcome",
-	               2, params, err);
-	free(tz);
+	               1, params, err);
 	if (res == NULL)
 		return false;
 	if ((lo->settled = malloc(sizeof(*lo->settled) * ((size_t) PQntuples(res) + 1))) == NULL)

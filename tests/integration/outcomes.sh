@@ -5,7 +5,8 @@
 # dead for every record carrying it; won, lost, refused and wrong_number end the rep's
 # hold, no_answer ends it only after [match] max_attempts; a lead lost or not relevant
 # rests [outcomes] rest_days, counted from the outcome's time in the run's time zone; the
-# outcomes are marked read; and a rerun decides the same.
+# outcomes are marked read; a rerun decides the same; and in a zone named like an abbreviation
+# (CET) outcomes and holds are read with the zone's summer time.
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/pg.sh"
@@ -112,5 +113,24 @@ printf '[source]\ntimezone = Asia/Jerusalem\n' >"$tmp/tz.ini"
 is "$rc/$(pq -c "SELECT reason FROM refinery.lead_state WHERE job = 'o' AND lead_id = '$X'")" \
 	"0/lost lately: rests until 2025-09-30" \
 	"a loss at 22:30 UTC is 01:30 the next day in Jerusalem: the lead rests 90 days from then"
+
+# a zone whose name is also an abbreviation: CET keeps summer time (+2 in July), the abbreviation does not
+X=$(pick "true"); picked="$picked $X"
+pq -c "SELECT refinery.record_outcome('o', '$X', $(rep_of "$X"), 'lost', '2025-07-01 22:30:00+00')" >/dev/null
+printf '[source]\ntimezone = CET\n' >"$tmp/tz.ini"
+"$REFINERY" run -q -c "$tmp/o.ini" -c "$tmp/map.ini" -c "$tmp/tz.ini"; rc=$?
+is "$rc/$(pq -c "SELECT reason FROM refinery.lead_state WHERE job = 'o' AND lead_id = '$X'")" \
+	"0/lost lately: rests until 2025-09-30" \
+	"a loss at 22:30 UTC is 00:30 the next day in CET's summer time, not 23:30: it rests from that day"
+run=$(pq -c "SELECT max(run_id) FROM refinery.runs WHERE job = 'o' AND status = 'committed'")
+out=$("$REFINERY" run -c "$tmp/o.ini" -c "$tmp/map.ini" -c "$tmp/tz.ini" 2>&1)
+like "$out" "nothing changed since run $run\$" \
+	"a rerun in CET reads the holds' summer times back as written: nothing changed"
+H=$(pick "true"); picked="$picked $H"
+before=$(pq -c "SELECT rep_id || ' ' || assigned_at FROM refinery.lead_state WHERE job = 'o' AND lead_id = '$H'")
+pq -c "UPDATE crm.leads SET touch_count = coalesce(touch_count, 0) + 1 WHERE lead_id::text = '$H'" >/dev/null
+"$REFINERY" run -q -c "$tmp/o.ini" -c "$tmp/map.ini" -c "$tmp/tz.ini"; rc=$?
+is "$rc/$(pq -c "SELECT changed_run = (SELECT max(run_id) FROM refinery.runs WHERE job = 'o') FROM refinery.lead_state WHERE job = 'o' AND lead_id = '$H'")/$(pq -c "SELECT rep_id || ' ' || assigned_at FROM refinery.lead_state WHERE job = 'o' AND lead_id = '$H'")" \
+	"0/t/$before" "a held lead rewritten in CET's summer keeps its rep and the time the rep got it, to the second"
 
 done_testing
