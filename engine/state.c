@@ -359,7 +359,9 @@ copy_rows(PGconn *conn, struct job_state *st,
  * The job's last committed run, whether it decided by other rules, and
  * whether the job has state.  Rules that differ only in keys that decide
  * nothing (rules_decisions_sha256_hex) count as the same: the state and the
- * dedupe model stay.
+ * dedupe model stay.  A full write reverted since then (revert_run() puts
+ * back only the rows it logged) makes this run a full write too, so that
+ * no lead keeps the score, points or call order of the run undone.
  */
 static bool
 read_last_run(PGconn *conn, struct job_state *st, const char *sha, const char *decisions,
@@ -370,7 +372,9 @@ read_last_run(PGconn *conn, struct job_state *st, const char *sha, const char *d
 	    pg_query(conn, "reading the job's last run",
 	             "SELECT r.run_id, r.rules_sha256, EXISTS (SELECT 1 FROM "
 	             "refinery.lead_state s WHERE s.job = $1), (SELECT j.dedupe_model "
-	             "FROM refinery.jobs j WHERE j.name = $1), r.rules_text "
+	             "FROM refinery.jobs j WHERE j.name = $1), r.rules_text, "
+	             "(SELECT max(x.run_id) FROM refinery.runs x WHERE x.job = $1 "
+	             "AND x.status = 'reverted' AND x.full_write AND x.run_id > coalesce(r.run_id, 0)) "
 	             "FROM (SELECT 1) one LEFT JOIN (SELECT run_id, rules_sha256, rules_text "
 	             "FROM refinery.runs WHERE job = $1 AND status = 'committed' "
 	             "ORDER BY run_id DESC LIMIT 1) r ON true",
@@ -390,6 +394,11 @@ read_last_run(PGconn *conn, struct job_state *st, const char *sha, const char *d
 		     strcmp(old, decisions) != 0);
 	}
 	st->rows_elsewhere = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+	st->c.reverted_full = PQgetisnull(res, 0, 5) ? -1 : strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+	if (st->c.reverted_full >= 0 && st->rows_elsewhere)
+		log_info("run %" PRId64 " of job \"%s\", a full write, was reverted: this run rewrites "
+		         "every lead",
+		         st->c.reverted_full, st->job);
 	/*
 	 * The job's dedupe model, when it was learnt by rules that decide alike
 	 * (state_dedupe.c); a model stored before the decisions' hash is keyed
@@ -414,6 +423,7 @@ state_new(const char *job, struct error *err)
 		return NULL;
 	}
 	st->last_run = -1;
+	st->c.reverted_full = -1;
 	error_clear(&st->rest_err);
 	return st;
 }
@@ -659,7 +669,7 @@ state_reconcile(struct job_state *st, struct batch *b, bool full, struct error *
 		return error_set(err, EXIT_INTERNAL, "the state was read for another batch");
 	if (!state_stable_clusters(st, b, err))
 		return false;
-	c->full = !c->had_state || full || c->rules_changed;
+	c->full = !c->had_state || full || c->rules_changed || c->reverted_full >= 0;
 	for (size_t i = 0; i < b->n; i++)
 	{
 		const struct old_lead *o;

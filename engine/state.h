@@ -49,6 +49,9 @@ struct state_counts
 	bool had_state;          /* the job had state rows before this run */
 	bool full;               /* every pulled lead's row is rewritten */
 	bool rules_changed;      /* the rules decide otherwise than the job's last committed run's */
+	int64_t reverted_full;   /* the job's newest run, a full write, was reverted: its id, else -1
+	                          * (the leads it rewrote but did not log keep its scores: this
+	                          * run rewrites every lead) */
 };
 
 /*

@@ -136,4 +136,31 @@ else
 	skip 7 "refinery was built without --enable-fault-injection"
 fi
 
+# ---- revert puts back a vanished lead's take; a reverted full write makes the next run one
+T=$(pq -c "SELECT s.lead_id FROM public.pulls p JOIN refinery.lead_state s ON s.job = 'q' AND s.lead_id = p.lead_id
+	WHERE s.taken_at IS NOT NULL AND s.state = 'current' ORDER BY s.lead_id LIMIT 1")
+take=$(pq -c "SELECT taken_at || ' ' || taken_by || ' ' || rep_id FROM refinery.lead_state WHERE job = 'q' AND lead_id = '$T'")
+pq -c "CREATE TABLE public.gone AS SELECT * FROM crm.leads WHERE lead_id = $T; DELETE FROM crm.leads WHERE lead_id = $T" >/dev/null
+"$REFINERY" run -q -c "$tmp/q.ini"; rc=$?
+rv=$(pq -c "SELECT max(run_id) FROM refinery.runs WHERE job = 'q' AND status = 'committed'")
+is "$rc/$(pq -c "SELECT state || ':' || (taken_at IS NULL) FROM refinery.lead_state WHERE job = 'q' AND lead_id = '$T'")" \
+	"0/vanished:true" "a taken lead gone from the source vanishes and its take ends ($T)"
+"$REFINERY" revert -q --job q --run "$rv"; rc=$?
+is "$rc/$(pq -c "SELECT state || ' ' || taken_at || ' ' || taken_by || ' ' || rep_id FROM refinery.lead_state WHERE job = 'q' AND lead_id = '$T'")" \
+	"0/current $take" "reverting that run brings it back taken by the same rep since the same time"
+pq -c "INSERT INTO crm.leads SELECT * FROM public.gone" >/dev/null
+"$REFINERY" run -q --full -c "$tmp/q.ini"; rc=$?
+rf=$(pq -c "SELECT max(run_id) FROM refinery.runs WHERE job = 'q' AND status = 'committed'")
+"$REFINERY" revert -q --job q --run "$rf"
+is "$rc/$?/$(pq -c "SELECT status || ':' || full_write FROM refinery.runs WHERE run_id = $rf")" "0/0/reverted:true" \
+	"a full write (--full) is reverted"
+out=$("$REFINERY" run -c "$tmp/q.ini" 2>&1); rc=$?
+rn=$(pq -c "SELECT max(run_id) FROM refinery.runs WHERE job = 'q' AND status = 'committed'")
+like "$rc/$out" "^0/.*run $rf of job \"q\", a full write, was reverted: this run rewrites every lead" \
+	"the next run says it rewrites every lead, since the full write was undone"
+is "$(pq -c "SELECT full_write FROM refinery.runs WHERE run_id = $rn")/$(pq -c "SELECT count(*) FROM refinery.lead_state WHERE job = 'q' AND state = 'current' AND changed_run <> $rn")" \
+	"t/0" "and does: every current lead's row is its own"
+out=$("$REFINERY" run -c "$tmp/q.ini" 2>&1)
+unlike "$out" "reverted|every lead rewritten" "the run after it is incremental again"
+
 done_testing
