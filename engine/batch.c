@@ -118,12 +118,16 @@ batch_intern_done(struct batch *b)
 	b->intern = NULL;
 }
 
-/* Copy len bytes of v and a NUL to the end of column c's text: its offset, 0 on failure. */
+/*
+ * Copy len bytes of v and a NUL to the end of column c's text: its offset,
+ * 0 on failure.  v may lie in that text itself (a value copied from another
+ * row): it is found again after the buffer moves.
+ */
 static uint32_t
 text_add(struct batch *b, int c, const char *v, size_t len)
 {
 	struct batch_text *t = &b->text[c];
-	size_t at;
+	size_t at, from = SIZE_MAX;
 
 	if (t->p == NULL)
 	{
@@ -145,10 +149,14 @@ text_add(struct batch *b, int c, const char *v, size_t len)
 
 		while (t->len + len + 1 > cap)
 			cap *= 2;
+		if ((uintptr_t) v >= (uintptr_t) t->p && (uintptr_t) v < (uintptr_t) (t->p + t->len))
+			from = (size_t) ((uintptr_t) v - (uintptr_t) t->p);
 		if ((p = realloc(t->p, cap)) == NULL)
 			return 0;
 		t->p = p;
 		t->cap = cap;
+		if (from != SIZE_MAX)
+			v = t->p + from;
 	}
 	at = t->len;
 	memcpy(t->p + at, v, len);
@@ -321,6 +329,7 @@ batch_append(struct batch *b, const char *const *values, const size_t *lens)
 {
 	size_t i = b->n;
 
+	b->too_long = -1;
 	if (i == b->cap && !batch_grow(b))
 		return -1;
 	for (int c = 0; c < b->ncols; c++)
@@ -358,6 +367,7 @@ batch_set_value(struct batch *b, int c, size_t i, const char *v)
 {
 	uint32_t o = 0;
 
+	b->too_long = -1;
 	if (v != NULL && (o = text_add(b, c, v, strlen(v))) == 0)
 		return false;
 	b->off[c][i] = o;

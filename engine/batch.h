@@ -13,8 +13,9 @@
  * reasons) are allocated with batch_strdup() or borrowed from the ruleset,
  * which outlives the batch.
  *
- * Thread safety: distinct rows may be written by distinct threads; the
- * arena is not thread-safe, so a parallel stage builds strings in buffers
+ * Thread safety: distinct rows of the result arrays may be written by
+ * distinct threads (source values are set by one thread, before the
+ * stages: batch_set_value()); the arena is not thread-safe, so a parallel stage builds strings in buffers
  * of its own and copies them into the arena after its parallel loop, in
  * row order.
  */
@@ -222,7 +223,13 @@ long batch_append(struct batch *b, const char *const *values, const size_t *lens
 /* The error of a batch_append() that returned -1: out of memory, or a column too long. */
 bool batch_append_error(const struct batch *b, struct error *err);
 
-/* Set row i's value of column c to a copy of v (NULL = SQL NULL); false as batch_append(). */
+/*
+ * Set row i's value of column c to a copy of v (NULL = SQL NULL; v may be
+ * another row's value of the column); false as batch_append().  For filling
+ * a batch before the stages run: the column's text may move, so pointers
+ * into it (batch_value()'s, and the normalised values that borrow them)
+ * are then stale, and no other thread may use the column meanwhile.
+ */
 bool batch_set_value(struct batch *b, int c, size_t i, const char *v);
 
 /*

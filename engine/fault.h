@@ -8,7 +8,9 @@
  *    there: it creates the file <gate>.stalled, then waits until the file
  *    <gate> exists or a stop signal arrives, so a test can stop the server or
  *    signal the engine at a known moment and let it go on when it chooses,
- *    whatever the load of the machine.  Points: "pull" (after 1000 rows),
+ *    whatever the load of the machine.  REFINERY_FAULT=<point>:fail makes a
+ *    point that tests FAULT_FAILS() fail there as if out of memory ("pull"
+ *    only).  Points: "pull" (after 1000 rows),
  *    "pull_streams" (a pull to be split into streams: the run's session holds
  *    the table's lock, no stream's session is open yet), "pull_split" (every
  *    stream's session holds the run's snapshot and its lock on the table, no
@@ -66,9 +68,21 @@ fault_point(const char *point)
 	}
 }
 #define FAULT(point) fault_point(point)
+
+/* REFINERY_FAULT=<point>:fail: whether the engine fails at that point */
+static inline bool
+fault_fails(const char *point)
+{
+	const char *f = getenv("REFINERY_FAULT");
+	size_t n = strlen(point);
+
+	return f != NULL && strncmp(f, point, n) == 0 && strcmp(f + n, ":fail") == 0;
+}
+#define FAULT_FAILS(point) fault_fails(point)
 #else
-#define FAULT_COMPILED_IN false
-#define FAULT(point)      ((void) 0)
+#define FAULT_COMPILED_IN  false
+#define FAULT(point)       ((void) 0)
+#define FAULT_FAILS(point) false
 #endif
 
 #endif /* REFINERY_FAULT_H */

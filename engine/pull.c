@@ -285,26 +285,70 @@ sink_unlock(struct pull_sink *k)
 #endif
 }
 
-/* Take one row (its fields split out) into the batch, with the pull's count, fault point and progress. */
+/*
+ * Take one row (its fields split out) into the batch, with the pull's
+ * count, fault point and progress.  The first row that cannot be taken
+ * (out of memory, a column past 4 GB) fails the sink, under its lock: that
+ * stream and every other one stop at their next row with the same reason
+ * in *err.
+ */
 static bool
-sink_take(struct pull_sink *k, char **fields, const size_t *lens)
+sink_take(struct pull_sink *k, char **fields, const size_t *lens, struct error *err)
 {
 	bool ok;
 
 	sink_lock(k);
-	ok = batch_append(k->b, (const char *const *) fields, lens) >= 0;
+	ok = !k->failed && batch_append(k->b, (const char *const *) fields, lens) >= 0;
+	if (!ok && !k->failed)
+	{
+		batch_append_error(k->b, &k->fail);
+		k->failed = true;
+	}
 	if (ok)
 	{
 		k->received++;
 		if (k->received == 1000)
+		{
 			FAULT("pull");
+			if (FAULT_FAILS("pull"))
+			{
+				error_set(&k->fail, EXIT_INTERNAL, "out of memory (injected after 1000 rows)");
+				k->failed = true;
+				ok = false;
+			}
+		}
 		if (k->received % PULL_PROGRESS_ROWS == 0)
 			progress_done(k->received);
 		if (k->tty && k->received % 200000 == 0)
 			fprintf(stderr, "\rrefinery: pulled %zu leads", k->received);
 	}
+	if (!ok)
+		*err = k->fail;
 	sink_unlock(k);
 	return ok;
+}
+
+/*
+ * Leave a COPY ... TO STDOUT read only in part: cancel it, so that the
+ * server stops sending the rest of a large table, and read what it sent
+ * meanwhile.  The connection is then free for the run's next statement.
+ */
+static void
+abort_copy_out(PGconn *conn)
+{
+	PGcancel *c = PQgetCancel(conn);
+	PGresult *res;
+	char buf[256], *row;
+
+	if (c != NULL)
+	{
+		(void) PQcancel(c, buf, sizeof(buf));
+		PQfreeCancel(c);
+	}
+	while (PQgetCopyData(conn, &row, 0) > 0)
+		PQfreemem(row);
+	while ((res = PQgetResult(conn)) != NULL)
+		PQclear(res);
 }
 
 bool
@@ -340,12 +384,13 @@ pull_copy_stream(PGconn *conn, const char *sql, struct pull_sink *k, struct erro
 			PQfreemem(row);
 			error_set(err, EXIT_INTERNAL, "COPY row %zu has %d fields, expected %d", received + 1,
 			          nf, k->ncols);
+			abort_copy_out(conn);
 			goto out;
 		}
-		if (!sink_take(k, fields, lens))
+		if (!sink_take(k, fields, lens, err))
 		{
 			PQfreemem(row);
-			batch_append_error(k->b, err);
+			abort_copy_out(conn);
 			goto out;
 		}
 		PQfreemem(row);

@@ -28,6 +28,8 @@ struct pull_sink
 	size_t received; /* rows taken, every stream */
 	bool tty;        /* count on the terminal (a command without progress lines) */
 	bool shared;     /* streams on several threads: rows are taken under the lock */
+	bool failed;     /* a row could not be taken: every stream stops, with fail's reason */
+	struct error fail;
 #ifdef _OPENMP
 	omp_lock_t lock;
 #endif

@@ -135,7 +135,18 @@ if fault_hooks; then
 	is "$?" 7 "SIGINT stops the run with the interrupted code"
 	pg_wait_no_engine
 	ok $? "none of its sessions is left"
+
+	# a row the pull cannot take (an out of memory, injected): every stream stops with that
+	# reason, and the job is free for its next run
+	for job in split one; do
+		out=$(REFINERY_FAULT=pull:fail "$REFINERY" run -j 2 --full -c "$tmp/$job.ini" 2>&1); rc=$?
+		like "$rc/$out" "^1/.*out of memory \(injected after 1000 rows\)" \
+			"job $job: a row the pull cannot take fails the run with that reason"
+		pg_wait_no_engine
+		"$REFINERY" run -q -j 2 --full -c "$tmp/$job.ini"
+		ok $? "job $job: none of its sessions is left, and its next run commits"
+	done
 else
-	for i in $(seq 19); do skip "refinery was built without --enable-fault-injection"; done
+	for i in $(seq 23); do skip "refinery was built without --enable-fault-injection"; done
 fi
 done_testing

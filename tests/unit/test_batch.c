@@ -98,6 +98,14 @@ main(void)
 	is_str(batch_value(b, FIELD_PHONE, 7), "050-1234567", "read back");
 	ok(batch_value(b, FIELD_LEAD_ID, 8) == NULL, "and a NULL set reads back as NULL");
 	is_str(batch_value(b, FIELD_LEAD_ID, 7), "8", "its neighbours untouched");
+	/* another row's value of the same column, while the column's text must grow */
+	ok(batch_set_value(b, FIELD_LEAD_ID, 9, batch_value(b, FIELD_LEAD_ID, 9998)),
+	   "a value copied from another row of the column");
+	is_str(batch_value(b, FIELD_LEAD_ID, 9), "9999", "reads back as that row's (its text moved)");
+	/* a later out-of-memory failure is not reported as a column past 4 GB */
+	b->too_long = FIELD_LEAD_ID;
+	ok(batch_set_value(b, FIELD_PHONE, 9, "1") && b->too_long == -1,
+	   "a value set forgets an earlier 4 GB refusal");
 	batch_free(b);
 
 	/* a column's text stops at 4 GB, with an error naming the column */
