@@ -11,7 +11,8 @@
  * generator, see genleads_run.h) and go through the shipped rules with the
  * generator's reps as [match] reps_csv and stats_csv.  Each run gets a fresh
  * batch read from the CSV before its clock starts; only pipeline_run() is
- * timed.  The runs must agree on every verdict: a thread count that changes
+ * timed.  The thread counts take turns, run by run, so that a change in the
+ * machine's load weighs on both.  The runs must agree on every verdict: a thread count that changes
  * a result is reported and the program fails.  Each stage's medians and
  * speed-up follow the totals, to show which stages hold the speed-up back.
  */
@@ -91,7 +92,7 @@ main(int argc, char **argv)
 	struct ruleset *rs;
 	size_t first[VERDICT__COUNT] = {0}, v[VERDICT__COUNT];
 	double median[3] = {0}, stage[3][PIPELINE_MAX_STAGES] = {{0}};
-	double st[MAX_RUNS][PIPELINE_MAX_STAGES];
+	double t[3][MAX_RUNS], st[3][MAX_RUNS][PIPELINE_MAX_STAGES];
 	FILE *f;
 	int status = 0;
 
@@ -122,20 +123,21 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench_pipeline: %s\n", err.msg);
 		return 1;
 	}
-	printf("pipeline_run on %ld leads in memory, median of %d\n", rows, runs);
-	for (int threads = 1; threads <= 2 && status == 0; threads++)
-	{
-		double t[MAX_RUNS];
-
-		for (int r = 0; r < runs; r++)
+	printf("pipeline_run on %ld leads in memory, median of %d, thread counts alternating\n", rows,
+	       runs);
+	/*
+	 * One run on one thread, then one on two, and so on: a machine whose
+	 * load changes while the program runs slows both counts alike.
+	 */
+	for (int r = 0; r < runs && status == 0; r++)
+		for (int threads = 1; threads <= 2 && status == 0; threads++)
 		{
-			if (!one_run(rs, threads, &t[r], st[r], v, &err))
+			if (!one_run(rs, threads, &t[threads][r], st[threads][r], v, &err))
 			{
 				fprintf(stderr, "bench_pipeline: %s\n", err.msg);
 				status = 1;
-				break;
 			}
-			if (threads == 1 && r == 0)
+			else if (threads == 1 && r == 0)
 				memcpy(first, v, sizeof(v));
 			else if (memcmp(first, v, sizeof(v)) != 0)
 			{
@@ -144,14 +146,17 @@ main(int argc, char **argv)
 				status = 1;
 			}
 		}
-		if (status != 0)
-			break;
-		median[threads] = median_of(t, runs);
+	for (int threads = 1; threads <= 2 && status == 0; threads++)
+	{
+		double x[MAX_RUNS];
+
+		memcpy(x, t[threads], sizeof(x));
+		median[threads] = median_of(x, runs);
 		for (int k = 0; pipeline_stage_name(k) != NULL; k++)
 		{
 			for (int r = 0; r < runs; r++)
-				t[r] = st[r][k];
-			stage[threads][k] = median_of(t, runs);
+				x[r] = st[threads][r][k];
+			stage[threads][k] = median_of(x, runs);
 		}
 		printf("threads %d  %8.3f s\n", threads, median[threads]);
 	}
