@@ -296,11 +296,23 @@ hold_expired(int64_t since, int64_t now, int64_t hold)
 	return (uint64_t) now - (uint64_t) since >= (uint64_t) hold;
 }
 
+/* Whether a kept lead of the job's state is held by a standing take. */
+static bool
+any_take(const struct batch *b)
+{
+	for (size_t i = 0; b->has_state && i < b->n; i++)
+		if (b->pinned[i] && b->held_rep[i] >= 0 && b->verdict[i] == VERDICT_KEPT)
+			return true;
+	return false;
+}
+
 /*
  * Keep the holds that still stand: each kept lead held by a rep of the
  * table that is active with capacity, whose hold has not run out, goes to
  * that rep, as far as the rep's capacity over the horizon goes (best score
- * first, then input order; the rest are released).  Sets rep_id, p_close
+ * first, then input order; the rest are released).  A standing take (the
+ * rep is working the lead) stays with an active rep whatever the hold, its
+ * length (hold_days = 0 included) or the rep's capacity (0 included).  Sets rep_id, p_close
  * and assigned_at of the held leads and held_n of each rep; counts what is
  * kept and what is released, and why.  Every decision runs in input order
  * or in a stable sort of it, so threads change nothing.
@@ -316,7 +328,7 @@ keep_holds(struct matching *m, struct stage_stats *st, struct error *err)
 
 	if ((m->held_n = calloc(t->nreps ? t->nreps : 1, sizeof(long))) == NULL)
 		return mt_oom(err);
-	if (hold == 0 || !seed_holds(m))
+	if (hold == 0 ? !any_take(b) : !seed_holds(m))
 		return true;
 	if ((cand = malloc(sizeof(*cand) * (m->nk ? m->nk : 1))) == NULL)
 		return mt_oom(err);
@@ -327,7 +339,7 @@ keep_holds(struct matching *m, struct stage_stats *st, struct error *err)
 		int r;
 		int64_t h;
 
-		if (b->verdict[i] != VERDICT_KEPT || b->held_rep[i] < 0)
+		if (b->verdict[i] != VERDICT_KEPT || b->held_rep[i] < 0 || (hold == 0 && !b->pinned[i]))
 			continue;
 		/* a hold that has run out is released whatever became of its rep; a standing take not */
 		if (!b->pinned[i] && hold_expired(b->held_since[i], m->now, hold))
@@ -337,7 +349,7 @@ keep_holds(struct matching *m, struct stage_stats *st, struct error *err)
 		}
 		r = rep_table_find(t, b->held_rep[i]);
 		rp = r >= 0 ? &t->reps[r] : NULL;
-		if (rp == NULL || !rp->active || rp->capacity == 0)
+		if (rp == NULL || !rp->active || (rp->capacity == 0 && !b->pinned[i]))
 		{
 			inactive++;
 			continue;

@@ -330,6 +330,10 @@ match_side_row(struct rep_table *t, enum match_side_kind kind, const char *const
 			               "rep \"%" PRId64 "\": capacity \"%s\" is not an "
 			               "integer",
 			               id, v[3]);
+		else if (v[3] != NULL && *v[3] != '\0' && x < 0)
+			/* unlimited is an empty capacity only: -1 is as negative as -5 */
+			ok = error_set(err, EXIT_DATA, "rep \"%" PRId64 "\": capacity \"%s\" is negative", id,
+			               v[3]);
 		else
 			ok = rep_table_add_rep(t, id, v[1], active == 1,
 			                       v[3] == NULL || *v[3] == '\0' ? REP_CAPACITY_UNLIMITED : (int) x,

@@ -491,7 +491,9 @@ outcomes_apply_before_match(const struct lead_outcomes *lo, const struct ruleset
 			b->sla_due_at[i] = lo->due[i];
 			callbacks++;
 		}
-		if (b->held_rep[i] < 0 || o == OUTCOME_NONE || o == OUTCOME_CALLBACK)
+		/* only an outcome since the hold began ends it: an older one was the last rep's */
+		if (b->held_rep[i] < 0 || o == OUTCOME_NONE || o == OUTCOME_CALLBACK ||
+		    (b->held_since[i] != BATCH_NO_TIME && lo->at[i] < b->held_since[i]))
 			continue;
 		if (o == OUTCOME_NO_ANSWER || o == OUTCOME_BUSY)
 		{

@@ -105,6 +105,17 @@ printf '[outcomes]\nrest_days = 0\n' >"$tmp/norest.ini"
 "$REFINERY" run -q -c "$tmp/o.ini" -c "$tmp/map.ini" -c "$tmp/norest.ini"; rc=$?
 is "$rc/$(v "$L")" "0/kept:" "with rest_days = 0 the lead is kept again"
 
+# ---- an outcome older than the lead's hold (the last rep's) does not end it
+printf '[source]\nnow = 2025-07-02\n' >"$tmp/d2.ini"
+"$REFINERY" run -q -c "$tmp/o.ini" -c "$tmp/map.ini" -c "$tmp/norest.ini" -c "$tmp/d2.ini"; rc=$?
+held=$(pq -c "SELECT rep_id || ' ' || assigned_at FROM refinery.lead_state WHERE job = 'o' AND lead_id = '$L'")
+like "$rc/$held" "^0/[0-9]+ 2025-07-0[12] " "the lead lost on 2025-07-01 is held again, from the next run ($held)"
+printf '[source]\nnow = 2025-07-03\n' >"$tmp/d3.ini"
+"$REFINERY" run -q -c "$tmp/o.ini" -c "$tmp/map.ini" -c "$tmp/norest.ini" -c "$tmp/d3.ini"; rc=$?
+run=$(pq -c "SELECT max(run_id) FROM refinery.runs WHERE job = 'o'")
+is "$rc/$(pq -c "SELECT rep_id || ' ' || assigned_at FROM refinery.lead_state WHERE job = 'o' AND lead_id = '$L'")/$(pq -c "SELECT coalesce(counters->>'holds ended by an outcome', '0') FROM refinery.run_stages WHERE run_id = $run AND stage = 'state'")" \
+	"0/$held/0" "a day later its old outcome ends no hold: same rep, since the same time"
+
 # ---- an outcome's time is read in the run's time zone ([source] timezone)
 X=$(pick "true"); picked="$picked $X"
 pq -c "SELECT refinery.record_outcome('o', '$X', $(rep_of "$X"), 'lost', '2025-07-01 22:30:00+00')" >/dev/null

@@ -982,6 +982,38 @@ sticky_tests(void)
 		batch_free(ref);
 	}
 
+	/* (7b) a standing take stays with its active rep with holds off, and at capacity 0 */
+	{
+		int caps[STICKY_REPS];
+		size_t t1 = SIZE_MAX, t2 = SIZE_MAX, other = SIZE_MAX;
+		int64_t r2;
+
+		b = sticky_leads(0, 0, sticky_caps);
+		carry_state(b, b1, N);
+		b->pinned[t1 = 3] = 1;
+		ok(run_match_at(b, c0, now1 + day, 1, &st, &err), "hold_days = 0, one lead taken");
+		is_int(b->rep_id[t1], b1->rep_id[t1], "the taken lead stays with the rep working it");
+		is_int(stage_counter(&st, "held"), 1, "the take is the one lead held");
+		stage_stats_free(&st);
+		batch_free(b);
+
+		r2 = b1->rep_id[5];
+		for (size_t i = 6; i < N && other == SIZE_MAX; i++)
+			if (b1->rep_id[i] == r2)
+				other = i;
+		memcpy(caps, sticky_caps, sizeof(caps));
+		caps[r2 - 1] = 0;
+		b = sticky_leads(0, 0, caps);
+		carry_state(b, b1, N);
+		b->pinned[t2 = 5] = 1;
+		ok(other != SIZE_MAX && run_match_at(b, c, now1 + day, 1, &st, &err),
+		   "rep %lld's capacity down to 0, one of its leads taken", (long long) r2);
+		is_int(b->rep_id[t2], r2, "the taken lead stays with that rep");
+		ok(other != SIZE_MAX && b->rep_id[other] != r2, "its other leads leave it");
+		stage_stats_free(&st);
+		batch_free(b);
+	}
+
 	/* (8) threads: 1 and 2 give the same holds, releases and assignment */
 	{
 		int caps[STICKY_REPS];
@@ -1123,6 +1155,17 @@ main(void)
 	   "unlimited capacity and no name accepted");
 	ok(!rep_table_add_rep(t, 13, "bad \xC3\x28 name", true, 1, &err), "invalid UTF-8 refused");
 	ok(rep_table_add_rep(t, 14, "\xD7\x99\xD7\xA2\xD7\x9C", true, 1, &err), "Hebrew name accepted");
+	{
+		const char *row[4] = {"15", "Noa", "true", "-1"};
+
+		ok(!match_side_row(t, MATCH_SIDE_REPS, row, "reps.csv", &err),
+		   "a capacity of -1 in the reps' data refused");
+		is_str(err.msg, "rep \"15\": capacity \"-1\" is negative", "as negative, not unlimited");
+		row[3] = "";
+		ok(match_side_row(t, MATCH_SIDE_REPS, row, "reps.csv", &err) &&
+		       t->reps[rep_table_find(t, 15)].capacity == REP_CAPACITY_UNLIMITED,
+		   "an empty capacity is unlimited");
+	}
 	ok(!rep_table_add_stat(t, 99, "web", 10, 1, &err), "stats of an unknown rep refused");
 	is_str(err.msg, "rep statistics name unknown rep \"99\"", "unknown rep message");
 	ok(!rep_table_add_stat(t, 10, "web", -1, 0, &err), "negative attempts refused");
