@@ -204,8 +204,10 @@ pg_connect(const struct conn_opts *o, struct error *err)
 		keys[n] = "client_encoding", vals[n++] = "UTF8";
 		/*
 		 * A run holds its job's lease as long as its connection lives: with
-		 * keepalives the server notices a dead client in about a minute and
-		 * frees it.  Before dbname, so a conninfo that sets them wins.
+		 * keepalives the client notices a dead server, and (the same values
+		 * set on the server's side by the run: runconn.c) the server a dead
+		 * client, in about a minute, and frees the lease.  Before dbname, so
+		 * a conninfo that sets them wins.
 		 */
 		keys[n] = "keepalives_idle", vals[n++] = "30";
 		keys[n] = "keepalives_interval", vals[n++] = "10";

@@ -21,15 +21,19 @@
 
 /*
  * The run lease.  A run locks its job's row of refinery.jobs with SELECT ...
- * FOR UPDATE NOWAIT and holds the lock from start to commit.  The write
+ * FOR NO KEY UPDATE NOWAIT and holds the lock from start to commit.  That
+ * lock excludes another run of the job (and revert_run()), which take the
+ * same, but not the KEY SHARE lock a foreign key check takes: a dialer's
+ * record_outcome() of the job, which inserts a row naming it, goes on while
+ * the run works (FOR UPDATE would hold it until the run commits, and an
+ * outcome's open transaction would refuse the run).  The write
  * already happens in one transaction (writeback.c), and the pull, the side
  * data and the write all use this one connection; so the run opens that
  * transaction here, before the pull, takes the row lock in it, and
  * writeback_database() carries it on to COMMIT.  One connection and one
  * transaction: no second session whose loss could free the lease while the
  * run goes on, and no self-deadlock (the INSERT into runs checks its foreign
- * key with a KEY SHARE lock on the same row, which another session's FOR
- * UPDATE would block).  The lock has no expiry; the connection's TCP
+ * key with a KEY SHARE lock on the same row).  The lock has no expiry; the connection's TCP
  * keepalives (pg.c) let the server end it when the client dies.
  *
  * A refused run must name the holder, but nothing uncommitted is visible to
@@ -110,6 +114,52 @@ lease_query(PGconn *conn, const struct runconn_lease *l, const char *sql, int np
 	return rollback(conn);
 }
 
+/*
+ * The server's side of the connection's TCP keepalives, for the run's
+ * transaction.  The client's (pg.c: keepalives_idle 30, interval 10, count
+ * 3 unless the conninfo says otherwise) notice a dead server; only the
+ * server's own notice a dead client and end its transaction, which frees the
+ * lease.  The conninfo's values (or those defaults) serve both ends; with
+ * keepalives=0 the server's are left alone.  SET LOCAL, so that a pooled
+ * server connection gets its own values back at the commit.  On a Unix
+ * socket the server ignores them.
+ */
+static bool
+server_keepalives(PGconn *conn, struct error *err)
+{
+	static const char *const client[3] = {"keepalives_idle", "keepalives_interval",
+	                                      "keepalives_count"};
+	static const char *const server[3] = {"tcp_keepalives_idle", "tcp_keepalives_interval",
+	                                      "tcp_keepalives_count"};
+	PQconninfoOption *opts = PQconninfo(conn);
+	const char *v[3] = {NULL, NULL, NULL};
+	bool ok = true, off = false;
+
+	if (opts == NULL)
+		return error_set(err, EXIT_INTERNAL, "out of memory");
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+	{
+		if (strcmp(o->keyword, "keepalives") == 0 && o->val && strcmp(o->val, "0") == 0)
+			off = true;
+		for (int k = 0; k < 3; k++)
+			if (strcmp(o->keyword, client[k]) == 0)
+				v[k] = o->val;
+	}
+	for (int k = 0; k < 3 && ok && !off; k++)
+	{
+		char sql[96];
+
+		/* libpq took the value as a number; only digits go into the statement */
+		if (v[k] == NULL || *v[k] == '\0' || strspn(v[k], "0123456789") != strlen(v[k]) ||
+		    strlen(v[k]) > 9)
+			continue;
+		snprintf(sql, sizeof(sql), "SET LOCAL %s = %s", server[k], v[k]);
+		ok = pg_exec(conn, "taking the job's lease", sql, err);
+	}
+	PQconninfoFree(opts);
+	return ok;
+}
+
 bool
 runconn_lease_take(PGconn *conn, const struct ruleset *rs, struct runconn_lease *l,
                    struct error *err)
@@ -131,7 +181,7 @@ runconn_lease_take(PGconn *conn, const struct ruleset *rs, struct runconn_lease 
 	                 "UPDATE refinery.jobs SET holder_pid = $2::integer, holder_host = $3, "
 	                 "holder_started_at = to_timestamp($4::double precision) WHERE name = $1 "
 	                 "AND name IN (SELECT name FROM refinery.jobs WHERE name = $1 "
-	                 "FOR UPDATE NOWAIT) RETURNING name",
+	                 "FOR NO KEY UPDATE NOWAIT) RETURNING name",
 	                 4, &res, err))
 		return false;
 	l->recorded = PQntuples(res) == 1;
@@ -147,7 +197,8 @@ runconn_lease_take(PGconn *conn, const struct ruleset *rs, struct runconn_lease 
 	if (!pg_exec(conn, "taking the job's lease", RUN_BEGIN, err) ||
 	    !pg_exec(conn, "taking the job's lease", sql, err) ||
 	    !pg_exec(conn, "taking the job's lease",
-	             "SET LOCAL idle_in_transaction_session_timeout = 0", err))
+	             "SET LOCAL idle_in_transaction_session_timeout = 0", err) ||
+	    !server_keepalives(conn, err))
 		return rollback(conn);
 	if (!l->recorded)
 	{
@@ -167,7 +218,7 @@ runconn_lease_take(PGconn *conn, const struct ruleset *rs, struct runconn_lease 
 	if (!lease_query(conn, l,
 	                 "SELECT holder_pid = $2::integer AND holder_host = $3 AND "
 	                 "holder_started_at = to_timestamp($4::double precision) "
-	                 "FROM refinery.jobs WHERE name = $1 FOR UPDATE NOWAIT",
+	                 "FROM refinery.jobs WHERE name = $1 FOR NO KEY UPDATE NOWAIT",
 	                 4, &res, err))
 		return false;
 	if (PQntuples(res) != 1 ||

@@ -8,7 +8,16 @@
  * every column except taken_at and taken_by (written before 007 added
  * them).  After reverting such a run the lead was current again with its
  * taker but no take, so the queue could hand it to another rep.
+ *
+ * The job's lease (its row of refinery.jobs) is now taken FOR NO KEY
+ * UPDATE, by runs and by revert_run() alike: it still excludes another run
+ * of the job, but no longer the KEY SHARE lock of the foreign key check
+ * that record_outcome()'s insert makes, so dialers record outcomes while
+ * the job runs.
  */
+COMMENT ON TABLE refinery.jobs IS
+'One row per job ([job] name in the rules). The row is also the job''s run lease: a run locks it with SELECT ... FOR NO KEY UPDATE NOWAIT in its transaction from start to commit, so a second run of the same job is refused at once while runs of other jobs go ahead, and dialers still record the job''s outcomes (a foreign key check takes only KEY SHARE). The lock has no expiry: it ends with the run''s transaction, or when the server notices the client is gone (the engine sets TCP keepalives).';
+
 CREATE OR REPLACE FUNCTION refinery.revert_run(run_id bigint)
 RETURNS bigint
 LANGUAGE plpgsql
@@ -29,7 +38,7 @@ BEGIN
 			USING ERRCODE = 'object_not_in_prerequisite_state';
 	END IF;
 	/* the job's lease: no run of the job may be writing its state meanwhile */
-	PERFORM 1 FROM refinery.jobs j WHERE j.name = r.job FOR UPDATE NOWAIT;
+	PERFORM 1 FROM refinery.jobs j WHERE j.name = r.job FOR NO KEY UPDATE NOWAIT;
 	SELECT max(x.run_id) INTO newest
 	FROM refinery.runs x
 	WHERE x.job = r.job AND x.status = 'committed';

@@ -129,11 +129,23 @@ if fault_hooks; then
 	is "$(pq -c "SELECT count(*) FROM refinery.lead_changes WHERE lead_id = '$lead'")" 0 "and the run logged no change of it"
 	"$REFINERY" run -q -c "$tmp/q.ini"
 	is "$(pq -c "SELECT count(*) FROM refinery.lead_changes WHERE lead_id = '$lead'")" 1 "the next run writes the lead's change"
+
+	# a dialer records an outcome of the job while a run of it holds the lease
+	pg_run_stalled compute "$tmp/gate2" -c "$tmp/q.ini" -d "keepalives_idle=45 keepalives_count=4"
+	ok $? "a run stops with the job's lease held"
+	out=$(dq -c "SET lock_timeout = '5s'" -c "SELECT refinery.record_outcome('q', '$lead', $lrep, 'busy', now())" 2>&1)
+	is "$?/$out" "0/t" "meanwhile a dialer's outcome of the job is recorded, not held until the run ends"
+	touch "$tmp/gate2"
+	wait $pid
+	is "$?" 0 "the run then commits"
+	is "$(pg_log | grep -o "SET LOCAL tcp_keepalives_[a-z]* = [0-9]*" | sort -u | tr '\n' ' ')" \
+		"SET LOCAL tcp_keepalives_count = 3 SET LOCAL tcp_keepalives_count = 4 SET LOCAL tcp_keepalives_idle = 30 SET LOCAL tcp_keepalives_idle = 45 SET LOCAL tcp_keepalives_interval = 10 " \
+		"runs set the server's keepalives as the conninfo sets the client's (idle 30, interval 10, count 3 unless it says otherwise)"
 	is "$(pq -c "SELECT count(*) FROM public.pulls p JOIN refinery.lead_state s ON s.job = 'q' AND s.lead_id = p.lead_id
 		WHERE s.verdict = 'kept' AND s.rep_id IS DISTINCT FROM p.rep")" 0 \
 		"every lead a rep took and is working stays with that rep, though reps now hold more than their capacity"
 else
-	skip 7 "refinery was built without --enable-fault-injection"
+	skip 11 "refinery was built without --enable-fault-injection"
 fi
 
 # ---- revert puts back a vanished lead's take; a reverted full write makes the next run one
