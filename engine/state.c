@@ -226,6 +226,7 @@ state_add_old(struct job_state *st, char **f, struct error *err)
 	w.taken_by_col = parse_int_or(f[14], -1);
 	o->first_run = parse_int_or(f[15], 0);
 	w.taken_at = keep(st, f[16], &ok);
+	o->stale = f[17] && f[17][0] == 't';
 	if (!ok || o->lead_id == NULL || !keep_work(st, o, &w))
 		return error_oom(err);
 	st->nold++;
@@ -238,6 +239,8 @@ state_add_old(struct job_state *st, char **f, struct error *err)
  * session's TimeZone with the zone's own rules, as the run writes it;
  * AT TIME ZONE with the zone's name as text would take a name that is also
  * an abbreviation (CET, EET, EST) as a fixed offset, an hour off in summer.
+ * The last column says whether the row was last written before the job's
+ * last full write, which then left it as the queue had changed it.
  */
 static void
 old_select(struct strbuf *sb, const char *job)
@@ -248,9 +251,11 @@ old_select(struct strbuf *sb, const char *job)
 	          "extract(epoch FROM assigned_at::timestamp)::bigint, "
 	          "extract(epoch FROM sla_due_at::timestamp)::bigint, "
 	          "version, taken_at > now() - make_interval(hours => (SELECT j.take_hours "
-	          "FROM refinery.jobs j WHERE j.name = %s)), taken_by, first_run, taken_at "
+	          "FROM refinery.jobs j WHERE j.name = %s)), taken_by, first_run, taken_at, "
+	          "changed_run < coalesce((SELECT max(x.run_id) FROM refinery.runs x "
+	          "WHERE x.job = %s AND x.status = 'committed' AND x.full_write), 0) "
 	          "FROM refinery.lead_state WHERE job = %s",
-	          job, job);
+	          job, job, job);
 }
 
 /*
@@ -691,7 +696,8 @@ state_reconcile(struct job_state *st, struct batch *b, bool full, struct error *
 			st->kind[i] = KIND_RETURNED;
 			c->returned++;
 		}
-		else if (!same_decision(st, o, b, i) || !o->has_fingerprint || o->fingerprint != st->fp[i])
+		else if (!same_decision(st, o, b, i) || !o->has_fingerprint ||
+		         o->fingerprint != st->fp[i] || o->stale)
 		{
 			st->kind[i] = KIND_CHANGED;
 			c->changed++;

@@ -15,7 +15,7 @@
 #define NO_INDEX UINT32_MAX
 
 /* the fields of a state row as read (state_add_old), in this order */
-#define OLD_COLUMNS 17
+#define OLD_COLUMNS 18
 
 /* what the state says about one lead */
 /*
@@ -48,6 +48,8 @@ struct old_lead
 	bool has_fingerprint;
 	bool vanished;
 	bool seen;           /* pulled by this run */
+	bool stale;          /* last rewritten before the job's last full write, which left
+	                      * it as the queue had changed it: rewritten by this run */
 	uint8_t verdict;     /* enum verdict; VERDICT__COUNT when unknown */
 	uint8_t temperature; /* enum temperature */
 };

@@ -141,11 +141,28 @@ if fault_hooks; then
 	is "$(pg_log | grep -o "SET LOCAL tcp_keepalives_[a-z]* = [0-9]*" | sort -u | tr '\n' ' ')" \
 		"SET LOCAL tcp_keepalives_count = 3 SET LOCAL tcp_keepalives_count = 4 SET LOCAL tcp_keepalives_idle = 30 SET LOCAL tcp_keepalives_idle = 45 SET LOCAL tcp_keepalives_interval = 10 " \
 		"runs set the server's keepalives as the conninfo sets the client's (idle 30, interval 10, count 3 unless it says otherwise)"
+
+	# a full write that met a take left that row as the queue had it: the next run rewrites it
+	lead2=$(pq -c "SELECT lead_id FROM refinery.lead_state WHERE job = 'q' AND state = 'current' AND verdict = 'kept'
+		AND taken_at IS NULL AND rep_id = $lrep ORDER BY lead_id LIMIT 1")
+	pg_run_stalled compute "$tmp/gate3" --full -c "$tmp/q.ini"
+	ok $? "a full write stops after reading the job's state"
+	pq -c "UPDATE refinery.lead_state SET taken_at = now(), taken_by = $lrep, version = version + 1
+		WHERE job = 'q' AND lead_id = '$lead2'" >/dev/null
+	touch "$tmp/gate3"
+	wait $pid; rc=$?
+	rf=$(pq -c "SELECT max(run_id) FROM refinery.runs WHERE job = 'q' AND status = 'committed'")
+	is "$rc/$(pq -c "SELECT changed_run < $rf FROM refinery.lead_state WHERE job = 'q' AND lead_id = '$lead2'")" "0/t" \
+		"it commits, leaving the lead its rep took meanwhile ($lead2) as the queue left it"
+	"$REFINERY" run -q -c "$tmp/q.ini"; rc=$?
+	rn=$(pq -c "SELECT max(run_id) FROM refinery.runs WHERE job = 'q' AND status = 'committed'")
+	is "$rc/$(pq -c "SELECT changed_run || ':' || rep_id FROM refinery.lead_state WHERE job = 'q' AND lead_id = '$lead2'")" \
+		"0/$rn:$lrep" "the next run rewrites that lead, nothing else changed, and leaves it with the rep who took it"
 	is "$(pq -c "SELECT count(*) FROM public.pulls p JOIN refinery.lead_state s ON s.job = 'q' AND s.lead_id = p.lead_id
 		WHERE s.verdict = 'kept' AND s.rep_id IS DISTINCT FROM p.rep")" 0 \
 		"every lead a rep took and is working stays with that rep, though reps now hold more than their capacity"
 else
-	skip 11 "refinery was built without --enable-fault-injection"
+	skip 15 "refinery was built without --enable-fault-injection"
 fi
 
 # ---- revert puts back a vanished lead's take; a reverted full write makes the next run one
