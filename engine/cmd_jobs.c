@@ -136,19 +136,24 @@ long
 cmd_parse_age(const char *s)
 {
 	char *end;
-	long v = strtol(s, &end, 10);
+	long long v = strtoll(s, &end, 10), unit;
 
-	if (end == s || v < 0 || v > 100L * 365 * 86400)
+	if (end == s || v < 0)
 		return -1;
 	if (*end == '\0' || strcmp(end, "s") == 0)
-		return v;
-	if (strcmp(end, "m") == 0)
-		return v * 60;
-	if (strcmp(end, "h") == 0)
-		return v * 3600;
-	if (strcmp(end, "d") == 0)
-		return v * 86400;
-	return -1;
+		unit = 1;
+	else if (strcmp(end, "m") == 0)
+		unit = 60;
+	else if (strcmp(end, "h") == 0)
+		unit = 3600;
+	else if (strcmp(end, "d") == 0)
+		unit = 86400;
+	else
+		return -1;
+	/* a hundred years at most, in whatever unit it is given */
+	if (v > 100LL * 365 * 86400 / unit)
+		return -1;
+	return (long) (v * unit);
 }
 
 bool

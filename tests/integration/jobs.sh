@@ -105,6 +105,8 @@ pq -c "UPDATE refinery.runs SET finished_at = finished_at + interval '30 hours' 
 is "$rc" 2 "jobs --check without --max-age is a usage error"
 "$REFINERY" jobs --check --max-age 26x >/dev/null 2>&1; rc=$?
 is "$rc" 2 "a malformed age is a usage error"
+"$REFINERY" jobs --check --max-age 99999999d >/dev/null 2>&1; rc=$?
+is "$rc" 2 "an age past a hundred years in its unit is a usage error too, not a failed check"
 
 # ---- the lease
 start_stalled() { # JOB GATE: a run of JOB stalled in its pull (pg_run_stalled); sets $pid
