@@ -1480,9 +1480,10 @@ state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const 
 	{
 		/*
 		 * A job's first run: every lead into the state, nothing to log.  The
-		 * job's partition is made, filled with no index to keep up, then
-		 * attached, which builds its indexes in one pass (several times
-		 * faster than COPY into the indexed table).  A job that has its
+		 * job's partition is made, filled with no index to keep up, indexed
+		 * in one pass (several times faster than COPY into the indexed
+		 * table), then attached, which adopts the indexes: the shared
+		 * parent is locked only from then to the commit.  A job that has its
 		 * partition but no rows (its first run reverted) fills it in place.
 		 */
 		const char *params[1] = {st->job};
@@ -1508,6 +1509,17 @@ state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const 
 			sb_reset(&sql);
 			sb_printf(&sql, "ANALYZE %s", table);
 			ok = !sql.oom && pg_exec(conn, phase, sql.data, err);
+		}
+		/* its indexes now, while the table is the run's own: the attach only adopts them */
+		if (ok && fresh)
+		{
+			const char *p[1] = {st->job};
+
+			res = NULL;
+			ok = raise_work_memory(conn, err) &&
+			     (res = pg_query(conn, phase, "SELECT refinery.index_state_table($1)", 1, p,
+			                     err)) != NULL;
+			PQclear(res);
 		}
 		st->attach_pending = ok && fresh;
 		ok = ok && record_job(conn, st, rs, run_id, err);

@@ -847,6 +847,10 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 			if (!pg_exec(conn, "analyzing the run's results", sql, err))
 				goto out;
 		}
+		/* its primary key now, while the table is the run's own: the attach only adopts it */
+		snprintf(sql, sizeof(sql), "SELECT refinery.index_results_table(%" PRId64 ")", *run_id);
+		if (!pg_exec(conn, "indexing the run's results", sql, err))
+			goto out;
 	}
 	if (meta->state && !state_write(conn, meta->state, rs, b, *run_id, err))
 		goto out;
@@ -863,15 +867,17 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 	 * lead_state) SHARE UPDATE EXCLUSIVE until the transaction ends, which
 	 * would make another job's run wait to attach its own; so only the
 	 * short statements recording the run follow them before the COMMIT.
+	 * The state's first: a full write's last part (its change log, then the
+	 * swap) takes long, and locks the state's parent only at its end.
 	 */
+	if (meta->state && !state_attach(conn, meta->state, err))
+		goto out;
 	if (snapshot)
 	{
 		snprintf(sql, sizeof(sql), "SELECT refinery.attach_results_table(%" PRId64 ")", *run_id);
 		if (!pg_exec(conn, "attaching the run's results", sql, err))
 			goto out;
 	}
-	if (meta->state && !state_attach(conn, meta->state, err))
-		goto out;
 	if (st)
 	{
 		st->rows_in = st->rows_out = b->n;

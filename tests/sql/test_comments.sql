@@ -40,7 +40,7 @@ SELECT is_empty($$
 $$, 'every function has a comment');
 
 SELECT is((SELECT count(*)::int FROM pg_proc WHERE pronamespace = 'refinery'::regnamespace),
-		  24, 'twenty-four functions to check');
+		  27, 'twenty-seven functions to check');
 
 SELECT is(obj_description('refinery.lead_results_2'::regclass, 'pg_class'),
 		  'Results of run 2: a partition of refinery.lead_results. Query the parent table.',

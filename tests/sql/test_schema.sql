@@ -158,7 +158,8 @@ SELECT results_eq('SELECT version, name FROM refinery.schema_migrations ORDER BY
 						 (14, '014_results_json.sql'), (15, '015_tenants.sql'), (16, '016_dedupe_model.sql'),
 						 (18, '018_state_rebuild.sql'), (19, '019_state_json.sql'),
 						 (20, '020_queue_index.sql'), (21, '021_decisions_hash.sql'),
-						 (22, '022_revert_model.sql'), (23, '023_revert_take.sql')$$,
+						 (22, '022_revert_model.sql'), (23, '023_revert_take.sql'),
+						 (24, '024_attach_prebuilt.sql')$$,
 				  'every migration file is recorded in schema_migrations');
 
 -- 11 views
