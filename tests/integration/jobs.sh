@@ -236,7 +236,7 @@ psql -X -q -v ON_ERROR_STOP=1 -d old -f "$top_srcdir/fixtures/upgrade/0.1.0.sql"
 ok $? "a schema of release 0.1.0 with two runs loads"
 out=$("$REFINERY" init-db -d old 2>&1); rc=$?
 is "$rc" 0 "init-db upgrades it"
-like "$out" 'upgraded to version 24 \(20 migrations applied\)' "by applying 004_jobs.sql to 024_attach_prebuilt.sql"
+like "$out" 'upgraded to version 25 \(21 migrations applied\)' "by applying 004_jobs.sql to 025_retention_order.sql"
 is "$(pq -d old -c "SELECT count(*) || ':' || min(first_run) || ':' || max(changed_run) || ':' || count(fingerprint) FROM refinery.lead_state WHERE job = 'default'")" \
 	"150:2:2:0" "job default's state is built from its newest run (2), fingerprints unknown"
 is "$(pq -d old -c "SELECT count(*) FROM refinery.lead_state s JOIN refinery.lead_results l ON l.run_id = 2 AND l.lead_id = s.lead_id AND l.verdict = s.verdict AND l.cluster_id IS NOT DISTINCT FROM s.cluster_id AND l.rep_id IS NOT DISTINCT FROM s.rep_id")" \
