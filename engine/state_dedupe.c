@@ -54,8 +54,9 @@ state_dedupe_prior(struct job_state *st, struct batch *b, bool full, struct erro
 			st->fp[i] = util_hash64_from(st->fp[i], &part, 1);
 		if (!incremental)
 			continue;
-		st->dd_touched[i] =
-		    o == NULL || o->vanished || !o->has_fingerprint || o->fingerprint != st->fp[i];
+		/* a stale row's cluster may predate the last full write, which left it as it was */
+		st->dd_touched[i] = o == NULL || o->vanished || o->stale || !o->has_fingerprint ||
+		                    o->fingerprint != st->fp[i];
 		st->dd_cluster[i] = o && !o->vanished ? o->cluster_id : -1;
 		st->dd_verdict[i] = o ? o->verdict : VERDICT__COUNT;
 		st->dd_rule[i] = o ? o->rule_id : NULL;
@@ -199,11 +200,18 @@ state_stable_clusters(struct job_state *st, struct batch *b, struct error *err)
 		if (b->cluster_id[i] < 0)
 			continue;
 		top = b->cluster_id[i] > top ? b->cluster_id[i] : top;
-		if (st->of_row[i] == NO_INDEX || (o = &st->old[st->of_row[i]])->cluster_id < 0)
+		/*
+		 * A vanished row keeps the cluster and survivor it last had, which
+		 * the run that found it gone gave to others (a returned survivor
+		 * would claim its old id from them); a stale row's may predate the
+		 * last full write.  Neither votes; their ids are still never reused.
+		 */
+		if (st->of_row[i] == NO_INDEX || (o = &st->old[st->of_row[i]])->cluster_id < 0 ||
+		    o->vanished || o->stale)
 			continue;
 		e[ne].a = o->cluster_id;
 		e[ne].b = b->cluster_id[i];
-		/* flag 0 sorts first: the old survivor's entry leads its old id's run */
+		/* 0: the old survivor's entry, which decides its old id's heir */
 		e[ne].flag = o->survivor_id && strcmp(o->survivor_id, batch_lead_id(b, i)) == 0 ? 0 : 1;
 		ne++;
 	}

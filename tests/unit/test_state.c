@@ -267,6 +267,66 @@ main(void)
 		state_free(st);
 	}
 
+	/*
+	 * A vanished survivor comes back: {100, 200, 300} was cluster 5 with
+	 * survivor 100; 100 vanished and 200 became the survivor of {200, 300},
+	 * still 5, while 100's row kept cluster 5 and survivor 100.  Now 100
+	 * returns and pairs with the new lead 150.  {200, 300}, unchanged, keep
+	 * 5; the pair with the returned lead is a new cluster.
+	 */
+	{
+		static const char *const ids[] = {"100", "150", "200", "300"};
+
+		st = state_new("nightly", &err);
+		old_row(st, "100", true, "5", "100", NULL, fp_of("100"), "kept");
+		old_row(st, "200", false, "5", "200", NULL, fp_of("200"), "kept");
+		old_row(st, "300", false, "5", "200", NULL, fp_of("300"), "duplicate");
+		b = make_batch(ids, 4);
+		ok(state_match_batch(st, b, &err), "a state with a vanished survivor");
+		cluster(b, 0, 1, 0, 100);
+		cluster(b, 2, 3, 2, 200);
+		ok(state_reconcile(st, b, false, &err), "reconcile");
+		is_int(b->cluster_id[2], 5, "the unchanged {200, 300} keep 5");
+		is_int(b->cluster_id[3], 5, "both of them");
+		ok(b->cluster_id[0] == b->cluster_id[1] && b->cluster_id[0] != 5,
+		   "the returned survivor and its new partner get another id (%lld)",
+		   (long long) b->cluster_id[0]);
+		batch_free(b);
+		state_free(st);
+	}
+
+	/*
+	 * A row the last full write left as the queue had it (stale) is
+	 * re-resolved by a nightly dedupe, whatever its fingerprint says.
+	 */
+	{
+		static const char *const ids[] = {"1", "2"};
+		char fps[2][32];
+		char *f[OLD_COLUMNS] = {0};
+
+		st = state_new("nightly", &err);
+		for (int k = 0; k < 2; k++)
+		{
+			snprintf(fps[k], sizeof(fps[k]), "%lld", (long long) fp_of(ids[k]));
+			f[0] = (char *) ids[k];
+			f[1] = (char *) "f";
+			f[2] = fps[k];
+			f[3] = (char *) "kept";
+			f[17] = (char *) (k == 1 ? "t" : "f");
+			ok(state_add_old(st, f, &err), "state row %s%s", ids[k], k == 1 ? ", stale" : "");
+		}
+		b = make_batch(ids, 2);
+		ok(state_match_batch(st, b, &err), "a state with a stale row");
+		st->last_run = 1;
+		st->dd.model.valid = true;
+		ok(state_dedupe_prior(st, b, false, &err) && b->dd_prior && b->dd_prior->incremental,
+		   "a nightly dedupe's view of the state");
+		ok(!b->dd_prior->touched[0] && b->dd_prior->touched[1],
+		   "the stale row is re-resolved, the other not");
+		batch_free(b);
+		state_free(st);
+	}
+
 	/* a job's first run: no state; dedupe's ids stand */
 	{
 		static const char *const ids[] = {"1", "2", "3"};
