@@ -4,12 +4,17 @@
  *
  * The person is found from a phone, an e-mail address or a lead id: every
  * result row (of any run's snapshot, and of any job's state and change
- * log) carrying one of them, then every row of the same
- * cluster (a cluster is one person) and every row carrying a contact found
- * so far, until nothing new turns up.  In one transaction those rows are
- * deleted and the salted hashes of every phone and address they held (the
- * golden records' too) go into refinery.suppressed, so no later run imports
- * the person again (suppress.h).  The partitions touched are then vacuumed,
+ * log) carrying one of them, then every row of the same cluster (a cluster
+ * is one person), every row of the same lead in any run or the state of its
+ * job, and every row carrying a contact found so far, until nothing new
+ * turns up.  In one transaction those rows, their change log and their
+ * outcomes are deleted, the salted hashes of every phone and address they
+ * held (the golden records' and the change log's earlier rows' too; an
+ * address also by its identity key, so that its provider's variants go as
+ * well) go into refinery.suppressed, so no later run imports the person
+ * again (suppress.h), and other leads' change log forgets the earlier rows
+ * that held one of those contacts (a golden record of a cluster since
+ * split: revert then leaves those leads as they are).  The partitions touched are then vacuumed,
  * so the deleted rows leave the tables' files too.  The phone and address
  * given are read with the rules' numbering plan and e-mail rules (-c).
  */
@@ -42,23 +47,23 @@ gather(PGconn *conn, const char *phone, const char *email, const char *lead, boo
 	if (first)
 		res =
 		    pg_query(conn, "finding the person's results",
-		             "INSERT INTO forget_rows SELECT run_id, job, lead_id, cluster_id, phone_norm, "
-		             "email_norm, golden FROM forget_src "
+		             "INSERT INTO forget_rows SELECT run_id, job, owner_job, lead_id, cluster_id, "
+		             "phone_norm, email_norm, golden FROM forget_src "
 		             "WHERE phone_norm = $1 OR email_norm = $2 OR lead_id = $3",
 		             3, p, err);
 	else
 		res = pg_query(
 		    conn, "finding the person's results",
-		    "INSERT INTO forget_rows SELECT r.run_id, r.job, r.lead_id, r.cluster_id, "
+		    "INSERT INTO forget_rows SELECT r.run_id, r.job, r.owner_job, r.lead_id, r.cluster_id, "
 		    "r.phone_norm, r.email_norm, r.golden FROM forget_src r "
 		    "WHERE NOT EXISTS (SELECT 1 FROM forget_rows f WHERE f.run_id IS NOT DISTINCT FROM "
 		    "r.run_id AND f.job IS NOT DISTINCT FROM r.job AND f.lead_id = r.lead_id) AND ("
 		    "EXISTS (SELECT 1 FROM forget_rows f WHERE f.run_id IS NOT DISTINCT FROM r.run_id "
 		    "AND f.job IS NOT DISTINCT FROM r.job AND f.cluster_id = r.cluster_id) "
 		    "OR r.phone_norm IN (SELECT c FROM forget_contacts WHERE kind = 'phone') "
-		    /* a job's state row of a lead found in one of the job's runs */
-		    "OR EXISTS (SELECT 1 FROM forget_rows f JOIN refinery.runs x ON x.run_id = f.run_id "
-		    "WHERE x.job = r.job AND f.lead_id = r.lead_id) "
+		    /* the same lead in any run of its job, or in the job's state */
+		    "OR EXISTS (SELECT 1 FROM forget_rows f WHERE f.owner_job = r.owner_job "
+		    "AND f.lead_id = r.lead_id) "
 		    "OR r.email_norm IN (SELECT c FROM forget_contacts WHERE kind = 'email'))",
 		    0, NULL, err);
 	if (res == NULL)
@@ -68,7 +73,11 @@ gather(PGconn *conn, const char *phone, const char *email, const char *lead, boo
 	return n;
 }
 
-/* Every contact the gathered rows hold, their golden records' included. */
+/*
+ * Every contact the gathered rows hold, their golden records' included, and
+ * those of the earlier rows their leads' change log keeps (a phone since
+ * replaced is still the person's).
+ */
 static bool
 collect_contacts(PGconn *conn, struct error *err)
 {
@@ -78,8 +87,10 @@ collect_contacts(PGconn *conn, struct error *err)
 	    "SELECT 'phone', phone_norm FROM forget_rows WHERE phone_norm IS NOT NULL "
 	    "UNION SELECT 'email', email_norm FROM forget_rows WHERE email_norm IS NOT NULL "
 	    "UNION SELECT CASE WHEN v ~ '^[+*][0-9]{3,15}$' THEN 'phone' ELSE 'email' END, v "
-	    "FROM forget_rows, LATERAL (SELECT x #>> '{}' AS v FROM "
-	    "jsonb_path_query(golden, 'strict $.**') AS x "
+	    "FROM (SELECT golden AS j FROM forget_rows UNION ALL SELECT c.previous "
+	    "FROM refinery.lead_changes c JOIN (SELECT DISTINCT owner_job, lead_id FROM forget_rows) f "
+	    "ON c.job = f.owner_job AND c.lead_id = f.lead_id) g, "
+	    "LATERAL (SELECT x #>> '{}' AS v FROM jsonb_path_query(g.j, 'strict $.**') AS x "
 	    "WHERE jsonb_typeof(x) = 'string') s "
 	    "WHERE v ~ '^[+*][0-9]{3,15}$' OR v ~ '^[^@[:space:]]+@[^@[:space:]]+$' "
 	    "EXCEPT SELECT kind, c FROM forget_contacts",
@@ -119,16 +130,35 @@ suppress_contacts(PGconn *conn, const struct normalize_config *nc, long *phones,
 		}
 		else
 		{
+			char norm[EMAIL_BUF], key[EMAIL_KEY_BUF];
+			unsigned fixes = 0;
+
+			/* the address's identity key too: its provider's variants are the same mailbox */
+			if (email_normalize(nc->email, c, norm, key, &fixes) == EMAIL_VALID && key[0] &&
+			    strcmp(key, c) != 0)
+			{
+				suppress_hash(salt, "email", key, h);
+				suppress_hex(h, hex);
+				p[0] = kind;
+				p[1] = hex;
+				ins = pg_query(conn, "recording the suppressed contacts",
+				               "INSERT INTO refinery.suppressed (kind, hash) VALUES ($1, $2) "
+				               "ON CONFLICT DO NOTHING",
+				               2, p, err);
+				ok = ins != NULL;
+				PQclear(ins);
+			}
 			suppress_hash(salt, "email", c, h);
 			(*emails)++;
 		}
 		suppress_hex(h, hex);
 		p[0] = kind;
 		p[1] = hex;
-		ins = pg_query(conn, "recording the suppressed contacts",
-		               "INSERT INTO refinery.suppressed (kind, hash) VALUES ($1, $2) "
-		               "ON CONFLICT DO NOTHING",
-		               2, p, err);
+		ins = ok ? pg_query(conn, "recording the suppressed contacts",
+		                    "INSERT INTO refinery.suppressed (kind, hash) VALUES ($1, $2) "
+		                    "ON CONFLICT DO NOTHING",
+		                    2, p, err)
+		         : NULL;
 		ok = ins != NULL;
 		PQclear(ins);
 	}
@@ -223,15 +253,20 @@ cmd_forget(const struct cmd_opts *o, struct error *err)
 	if (!pg_exec(conn, "locking the suppression list",
 	             "LOCK TABLE refinery.suppressed IN SHARE ROW EXCLUSIVE MODE", err) ||
 	    !pg_exec(conn, "starting the erasure",
-	             "CREATE TEMP TABLE forget_rows (run_id bigint, job text, lead_id text, "
-	             "cluster_id bigint, phone_norm text, email_norm text, golden jsonb) "
+	             "CREATE TEMP TABLE forget_rows (run_id bigint, job text, owner_job text, "
+	             "lead_id text, cluster_id bigint, phone_norm text, email_norm text, golden jsonb) "
 	             "ON COMMIT DROP",
 	             err) ||
-	    /* the runs' snapshots (job NULL) and the jobs' states (run_id NULL) */
+	    /*
+	     * the runs' snapshots (job NULL) and the jobs' states (run_id NULL);
+	     * owner_job is the job either belongs to
+	     */
 	    !pg_exec(conn, "starting the erasure",
-	             "CREATE TEMP VIEW forget_src AS SELECT run_id, NULL::text AS job, lead_id, "
-	             "cluster_id, phone_norm, email_norm, golden::jsonb FROM refinery.lead_results "
-	             "UNION ALL SELECT NULL::bigint, job, lead_id, cluster_id, phone_norm, "
+	             "CREATE TEMP VIEW forget_src AS SELECT l.run_id, NULL::text AS job, x.job AS "
+	             "owner_job, l.lead_id, l.cluster_id, l.phone_norm, l.email_norm, "
+	             "l.golden::jsonb FROM refinery.lead_results l "
+	             "JOIN refinery.runs x ON x.run_id = l.run_id "
+	             "UNION ALL SELECT NULL::bigint, job, job, lead_id, cluster_id, phone_norm, "
 	             "email_norm, golden::jsonb FROM refinery.lead_state",
 	             err) ||
 	    !pg_exec(conn, "starting the erasure",
@@ -280,8 +315,17 @@ cmd_forget(const struct cmd_opts *o, struct error *err)
 	             err) ||
 	    !pg_exec(conn, "erasing the person's state",
 	             "DELETE FROM refinery.lead_changes c USING forget_rows f "
-	             "LEFT JOIN refinery.runs r ON r.run_id = f.run_id "
-	             "WHERE c.lead_id = f.lead_id AND c.job = coalesce(f.job, r.job)",
+	             "WHERE c.lead_id = f.lead_id AND c.job = f.owner_job",
+	             err) ||
+	    !pg_exec(conn, "erasing the person's outcomes",
+	             "DELETE FROM refinery.outcomes o USING forget_rows f "
+	             "WHERE o.lead_id = f.lead_id AND o.job = f.owner_job",
+	             err) ||
+	    /* other leads' earlier rows that held a contact of the person (a golden record) */
+	    !pg_exec(conn, "erasing the person's state",
+	             "UPDATE refinery.lead_changes c SET previous = NULL WHERE c.previous IS NOT NULL "
+	             "AND EXISTS (SELECT 1 FROM forget_contacts k "
+	             "WHERE strpos(c.previous::text, '\"' || k.c || '\"') > 0)",
 	             err) ||
 	    !pg_exec(conn, "erasing the person's state",
 	             "DELETE FROM refinery.lead_state s USING forget_rows f "

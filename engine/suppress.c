@@ -197,6 +197,13 @@ suppress_row_hit(const struct suppress_set *s, const struct batch *b, size_t i)
 		if (has(s, h))
 			return true;
 	}
+	/* forget suppresses an address's identity key too: the provider's variants of it */
+	if (b->email_key[i] && (b->email_norm[i] == NULL || strcmp(b->email_key[i], b->email_norm[i])))
+	{
+		suppress_hash(s->salt, "email", b->email_key[i], h);
+		if (has(s, h))
+			return true;
+	}
 	return false;
 }
 

@@ -99,6 +99,32 @@ on=$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $last AND 
 is "$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $last AND cluster_id = $ocl")" 0 \
 	"every record of that lead's person is gone ($on in the last run)"
 
+# a lead whose phone changed: forgetting the new number erases its rows of every run, the
+# older number among them, its outcomes, and other leads' earlier rows that held the number
+X=$(pq -c "SELECT lead_id FROM refinery.lead_results WHERE run_id = $last AND cluster_id IS NULL
+	AND phone_norm IS NOT NULL AND rule_id IS NULL ORDER BY lead_id LIMIT 1")
+oldphone=$(pq -c "SELECT phone_norm FROM refinery.lead_results WHERE run_id = $last AND lead_id = '$X'")
+pq -c "UPDATE crm.leads SET phone = '054-999-0017' WHERE lead_id = $X" \
+	-c "INSERT INTO refinery.outcomes (job, lead_id, rep_id, outcome, at) VALUES ('default', '$X', 1, 'busy', now())" \
+	-c "INSERT INTO refinery.lead_changes (run_id, job, lead_id, change, previous) VALUES
+	    ($last, 'default', 'other-1', 'changed', jsonb_build_object('golden', jsonb_build_object('phone', '$oldphone'))),
+	    ($last, 'default', 'other-2', 'changed', jsonb_build_object('golden', jsonb_build_object('phone', '+972500000000')))" >/dev/null
+"$REFINERY" run -q -c "$tmp/rules.ini"; ok $? "a run with the lead's new number ($X: $oldphone, now 054-999-0017)"
+"$REFINERY" forget -q -c "$tmp/rules.ini" --phone "054-999-0017"; rc=$?
+is "$rc/$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE lead_id = '$X'")/$(pq -c "SELECT count(*) FROM refinery.outcomes WHERE lead_id = '$X'")" \
+	"0/0/0" "forget by the new number erases the lead's rows of every run, with the old number, and its outcomes"
+is "$(pq -c "SELECT string_agg(lead_id || ':' || (previous IS NULL), ' ' ORDER BY lead_id) FROM refinery.lead_changes WHERE lead_id LIKE 'other-%'")" \
+	"other-1:true other-2:false" "another lead's earlier row that held the old number forgets it; one that did not keeps it"
+printf '%s\n' "${oldphone#+}" >"$tmp/old"
+is "$(traces "$tmp/old")" 0 "the dump holds the old number nowhere"
+
+# an address forgotten keeps its mailbox's other spellings out too (gmail: dots, +tags)
+"$REFINERY" forget -q -c "$tmp/rules.ini" --email "Dana.Levi+promo@gmail.com"
+pq -c "INSERT INTO crm.leads (lead_id, created_at, full_name, email) VALUES (999999001, '2025-01-01', 'Dana Levi', 'danalevi@googlemail.com')" >/dev/null
+"$REFINERY" run -q -c "$tmp/rules.ini"; rc=$?
+is "$rc/$(pq -c "SELECT rule_id || ':' || coalesce(email_norm, 'none') FROM refinery.lead_results WHERE run_id = (SELECT max(run_id) FROM refinery.runs) AND lead_id = '999999001'")" \
+	"0/suppress.forgotten:none" "a new lead with another spelling of the forgotten mailbox is kept out, bare"
+
 # bad input
 out=$("$REFINERY" forget --phone "not a number" 2>&1); rc=$?
 is "$rc" 2 "a phone that is not one: the usage code"
