@@ -119,8 +119,17 @@ migrate_apply(PGconn *conn, int *applied, int *version, const char **changed, st
 		params[0] = ver;
 		params[1] = m->name;
 		params[2] = sha;
-		/* a migration's "already exists, skipping" notices are not news to the user */
-		if (!pg_exec(conn, "applying a migration", "BEGIN; SET LOCAL client_min_messages = warning",
+		/*
+		 * A migration's "already exists, skipping" notices are not news to
+		 * the user.  A lock it needs held by a run (or any session) is not
+		 * waited for beyond 10 s, unless the session sets its own limit: a
+		 * DDL statement queued behind a run would queue every reader of the
+		 * table (the dialers' queue) behind it until the run ends.
+		 */
+		if (!pg_exec(conn, "applying a migration",
+		             "BEGIN; SET LOCAL client_min_messages = warning; "
+		             "SELECT set_config('lock_timeout', '10s', true) "
+		             "WHERE current_setting('lock_timeout') = '0'",
 		             err))
 			goto out;
 		if (!pg_exec(conn, m->name, m->sql, err) ||
@@ -130,6 +139,10 @@ migrate_apply(PGconn *conn, int *applied, int *version, const char **changed, st
 		                    3, params, err)) == NULL)
 		{
 			PQclear(PQexec(conn, "ROLLBACK"));
+			if (strcmp(err->sqlstate, "55P03") == 0)
+				error_hint(err, "A run of a job, or another session, holds a lock on a table "
+				                "this migration changes; nothing of it was applied. Run "
+				                "init-db again once that is over.");
 			goto out;
 		}
 		PQclear(ins);

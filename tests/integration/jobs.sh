@@ -230,6 +230,22 @@ out=$("$REFINERY" prune -c "$tmp/nightly.ini" 2>&1); rc=$?
 is "$rc/$out" '0/refinery: job "nightly": nothing to drop (keeping the newest 2)' \
 	"prune -c takes the job and keep_runs from the rules"
 
+# ---- an upgrade that meets a lock gives up, changing nothing, and says why
+pq -c "CREATE DATABASE locked" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -d locked -f "$top_srcdir/fixtures/upgrade/0.1.0.sql" >/dev/null 2>&1
+pg_hold_open reader "\\c locked
+BEGIN; SELECT count(*) FROM refinery.runs;"
+pg_wait "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+	WHERE d.datname = 'locked' AND l.mode = 'AccessShareLock' AND l.granted AND l.pid <> pg_backend_pid()" 1
+out=$(PGOPTIONS="-c lock_timeout=200" "$REFINERY" init-db -d locked 2>&1); rc=$?
+out=$(tr '\n' ' ' <<<"$out")
+like "$rc/$out" "^[1-9][0-9]*/.*lock timeout.*once that is over" \
+	"init-db meeting a session's lock on a table it alters fails, saying why (here after 200 ms)"
+is "$(pq -d locked -c "SELECT max(version) FROM refinery.schema_migrations")" 3 "and applies nothing"
+pg_hold_close reader
+"$REFINERY" init-db -q -d locked
+is "$?/$(pq -d locked -c "SELECT max(version) FROM refinery.schema_migrations")" "0/25" "once the lock is gone it upgrades"
+
 # ---- upgrade from 0.1.0
 pq -c "CREATE DATABASE old" >/dev/null
 psql -X -q -v ON_ERROR_STOP=1 -d old -f "$top_srcdir/fixtures/upgrade/0.1.0.sql" >/dev/null 2>&1
