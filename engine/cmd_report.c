@@ -60,8 +60,8 @@ cmd_print_table(FILE *out, const char *title, PGresult *res)
 
 /*
  * Where the run's leads went, as the run's summary line counts them: one
- * row per outcome (assigned, waiting, nurture, then removed per verdict),
- * with its leads and share of the pulled leads; zeros included.  The text
+ * row per outcome (assigned, waiting, nurture, review, then removed per
+ * verdict), with its leads and share of the pulled leads; zeros included.  The text
  * report prints it; the HTML page can take the same result.
  */
 static PGresult *
@@ -72,12 +72,13 @@ report_outcomes(PGconn *conn, const char *run_id, struct error *err)
 	return pg_query(
 	    conn, "reading the run's outcomes",
 	    "WITH c AS (SELECT CASE WHEN verdict = 'kept' AND rep_id IS NOT NULL THEN 'assigned' "
-	    "WHEN verdict = 'kept' THEN 'waiting' WHEN verdict = 'nurture' THEN 'nurture' "
+	    "WHEN verdict = 'kept' THEN 'waiting' WHEN verdict IN ('nurture', 'review') THEN verdict "
 	    "ELSE 'removed: ' || verdict END AS outcome, count(*) AS leads "
 	    "FROM refinery.results WHERE run_id = $1 GROUP BY 1) "
 	    "SELECT o.outcome, coalesce(c.leads, 0)::bigint AS leads, "
-	    "coalesce(round(100.0 * c.leads / nullif(sum(c.leads) OVER (), 0), 2), 0) AS pct_of_pulled "
-	    "FROM unnest(ARRAY['assigned', 'waiting', 'nurture', 'removed: blacklisted', "
+	    "coalesce(round(100.0 * c.leads / nullif((SELECT sum(leads) FROM c), 0), 2), 0) "
+	    "AS pct_of_pulled "
+	    "FROM unnest(ARRAY['assigned', 'waiting', 'nurture', 'review', 'removed: blacklisted', "
 	    "'removed: duplicate', 'removed: partial', 'removed: outlier', 'removed: customer']) "
 	    "WITH ORDINALITY AS o(outcome, ord) LEFT JOIN c USING (outcome) ORDER BY o.ord",
 	    1, p, err);

@@ -56,6 +56,9 @@ like "$out" '^Where the leads went' "the text report has the outcome table"
 like "$out" "^ assigned +\| +$assigned \| " "with the assigned leads"
 like "$out" "^ waiting +\| +$waiting \| " "the waiting ones, apart"
 like "$out" "^ removed: blacklisted +\| +$(count "verdict = 'blacklisted'") \| " "and the removed ones per verdict"
+like "$out" "^ review +\| +$(count "verdict = 'review'") \| " "the leads held for review, apart"
+is "$(awk -F'|' '/^Where the leads went/ {f = 1; next} f && /^$/ {f = 0} f {s += $2} END {print s}' <<<"$out")" \
+	"$(count "true")" "the outcome rows add up to the leads pulled"
 like "$out" '^Warnings$' "and a warnings table"
 like "$out" "^ $tmp/rules.ini:$(line refferal): \[score.source\] refferal: " "holding the run's warnings"
 
