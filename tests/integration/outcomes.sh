@@ -117,22 +117,19 @@ is "$rc/$(pq -c "SELECT rep_id || ' ' || assigned_at FROM refinery.lead_state WH
 	"0/$held/0" "a day later its old outcome ends no hold: same rep, since the same time"
 
 # ---- an outcome's time is read in the run's time zone ([source] timezone)
-X=$(pick "true"); picked="$picked $X"
-pq -c "SELECT refinery.record_outcome('o', '$X', $(rep_of "$X"), 'lost', '2025-07-01 22:30:00+00')" >/dev/null
-printf '[source]\ntimezone = Asia/Jerusalem\n' >"$tmp/tz.ini"
-"$REFINERY" run -q -c "$tmp/o.ini" -c "$tmp/map.ini" -c "$tmp/tz.ini"; rc=$?
-is "$rc/$(pq -c "SELECT reason FROM refinery.lead_state WHERE job = 'o' AND lead_id = '$X'")" \
-	"0/lost lately: rests until 2025-09-30" \
-	"a loss at 22:30 UTC is 01:30 the next day in Jerusalem: the lead rests 90 days from then"
-
+# lost_in ZONE WHY: a held lead lost at 22:30 UTC on 2025-07-01, read by a run in ZONE, rests
+# 90 days from the next day there
+lost_in() {
+	X=$(pick "true"); picked="$picked $X"
+	pq -c "SELECT refinery.record_outcome('o', '$X', $(rep_of "$X"), 'lost', '2025-07-01 22:30:00+00')" >/dev/null
+	printf '[source]\ntimezone = %s\n' "$1" >"$tmp/tz.ini"
+	"$REFINERY" run -q -c "$tmp/o.ini" -c "$tmp/map.ini" -c "$tmp/tz.ini"; rc=$?
+	is "$rc/$(pq -c "SELECT reason FROM refinery.lead_state WHERE job = 'o' AND lead_id = '$X'")" \
+		"0/lost lately: rests until 2025-09-30" "$2"
+}
+lost_in Asia/Jerusalem "a loss at 22:30 UTC is 01:30 the next day in Jerusalem: the lead rests 90 days from then"
 # a zone whose name is also an abbreviation: CET keeps summer time (+2 in July), the abbreviation does not
-X=$(pick "true"); picked="$picked $X"
-pq -c "SELECT refinery.record_outcome('o', '$X', $(rep_of "$X"), 'lost', '2025-07-01 22:30:00+00')" >/dev/null
-printf '[source]\ntimezone = CET\n' >"$tmp/tz.ini"
-"$REFINERY" run -q -c "$tmp/o.ini" -c "$tmp/map.ini" -c "$tmp/tz.ini"; rc=$?
-is "$rc/$(pq -c "SELECT reason FROM refinery.lead_state WHERE job = 'o' AND lead_id = '$X'")" \
-	"0/lost lately: rests until 2025-09-30" \
-	"a loss at 22:30 UTC is 00:30 the next day in CET's summer time, not 23:30: it rests from that day"
+lost_in CET "a loss at 22:30 UTC is 00:30 the next day in CET's summer time, not 23:30: it rests from that day"
 run=$(pq -c "SELECT max(run_id) FROM refinery.runs WHERE job = 'o' AND status = 'committed'")
 out=$("$REFINERY" run -c "$tmp/o.ini" -c "$tmp/map.ini" -c "$tmp/tz.ini" 2>&1)
 like "$out" "nothing changed since run $run\$" \
