@@ -1346,13 +1346,12 @@ state_moved(PGconn *conn, struct job_state *st, struct error *err)
 }
 
 /*
- * A full write, second part, last before the COMMIT: hold the job's
- * partition against writers, give the new table the rows the queue changed
- * since the run read them (as the queue left them: counted skipped), log
- * what changed, and swap the new table in.  When the job's queue holds its
- * partition for long, the rows are written in place instead (the new table
- * dropped); when another session holds the shared parent, the new table is
- * copied into the old partition.
+ * A full write, second part: hold the job's partition against writers,
+ * give the new table the rows the queue changed since the run read them
+ * (as the queue left them: counted skipped) and log what changed; the swap
+ * follows (rebuild_swap).  When the job's queue holds its partition for
+ * long, the rows are written in place instead (the new table dropped, no
+ * swap).
  */
 static bool
 rebuild_finish(PGconn *conn, struct job_state *st, struct error *err)
@@ -1409,7 +1408,22 @@ rebuild_finish(PGconn *conn, struct job_state *st, struct error *err)
 	                  "WHERE s.state = 'current' AND n.state = 'vanished' AND n.changed_run = $1",
 	                  err))
 		return false;
+	st->swap_pending = true;
+	return true;
+}
 
+/*
+ * A full write, last part, last before the COMMIT: swap the new table in,
+ * which locks the shared parent until the transaction ends; when that lock
+ * cannot be had, copy the new table into the job's partition instead.
+ */
+static bool
+rebuild_swap(PGconn *conn, struct job_state *st, struct error *err)
+{
+	bool busy;
+	char drop[160];
+
+	st->swap_pending = false;
 	/* the swap waits a quarter second at most for the shared parent: a few tries */
 	for (int attempt = 0; attempt < 4; attempt++)
 	{
@@ -1437,13 +1451,21 @@ rebuild_finish(PGconn *conn, struct job_state *st, struct error *err)
 }
 
 bool
+state_attach_prepare(PGconn *conn, struct job_state *st, struct error *err)
+{
+	return !st->rebuild_pending || rebuild_finish(conn, st, err);
+}
+
+bool
 state_attach(PGconn *conn, struct job_state *st, struct error *err)
 {
 	const char *params[1] = {st->job};
 	PGresult *res;
 
-	if (st->rebuild_pending)
-		return rebuild_finish(conn, st, err);
+	if (st->rebuild_pending && !rebuild_finish(conn, st, err))
+		return false;
+	if (st->swap_pending)
+		return rebuild_swap(conn, st, err);
 	if (!st->attach_pending)
 		return true;
 	if (!raise_work_memory(conn, err))

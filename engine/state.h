@@ -99,12 +99,17 @@ bool state_reconcile(struct job_state *st, struct batch *b, bool full, struct er
 
 /*
  * In the run's transaction, after its runs row exists: the state rows, the
- * change log, the job's take_hours and which outcomes it read.  A job's first run fills a table of its own, which
- * state_attach() makes the job's partition: call it last before COMMIT,
- * since attaching locks the shared parent until the transaction ends.
+ * change log, the job's take_hours and which outcomes it read.  A job's
+ * first run fills a table of its own, which state_attach() makes the job's
+ * partition; a full write fills a new table, whose change log
+ * state_attach_prepare() writes (the long part) and which state_attach()
+ * swaps in.  Call state_attach() last before COMMIT, since attaching or
+ * swapping locks the shared parent until the transaction ends, and
+ * state_attach_prepare() before any other attach.
  */
 bool state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs,
                  const struct batch *b, int64_t run_id, struct error *err);
+bool state_attach_prepare(PGconn *conn, struct job_state *st, struct error *err);
 bool state_attach(PGconn *conn, struct job_state *st, struct error *err);
 
 /*

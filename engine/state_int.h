@@ -83,7 +83,8 @@ struct job_state
 	size_t nrows;
 	int64_t last_run;
 	bool attach_pending;  /* a first run's table is filled, not yet attached */
-	bool rebuild_pending; /* a full write's table is filled, not yet swapped in */
+	bool rebuild_pending; /* a full write's table is filled, its change log not written */
+	bool swap_pending;    /* a full write's change log is written, its table not swapped in */
 	char rebuild[128];    /* that table's qualified name */
 	int64_t run_id;       /* the run writing (state_write) */
 	struct state_counts c;

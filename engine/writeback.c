@@ -867,10 +867,11 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 	 * lead_state) SHARE UPDATE EXCLUSIVE until the transaction ends, which
 	 * would make another job's run wait to attach its own; so only the
 	 * short statements recording the run follow them before the COMMIT.
-	 * The state's first: a full write's last part (its change log, then the
-	 * swap) takes long, and locks the state's parent only at its end.
+	 * A full write's change log, the long part, comes before any of them;
+	 * the state's attach or swap, which may lock its parent ACCESS
+	 * EXCLUSIVE, comes last, so that it waits for no other lock.
 	 */
-	if (meta->state && !state_attach(conn, meta->state, err))
+	if (meta->state && !state_attach_prepare(conn, meta->state, err))
 		goto out;
 	if (snapshot)
 	{
@@ -878,6 +879,8 @@ writeback_database(PGconn *conn, const struct ruleset *rs, const struct batch *b
 		if (!pg_exec(conn, "attaching the run's results", sql, err))
 			goto out;
 	}
+	if (meta->state && !state_attach(conn, meta->state, err))
+		goto out;
 	if (st)
 	{
 		st->rows_in = st->rows_out = b->n;
