@@ -352,7 +352,8 @@ cmd_forget(const struct cmd_opts *o, struct error *err)
 	}
 	if (!o->dry_run && rows > 0 &&
 	    (!pg_exec(conn, "vacuuming the erased rows away", "VACUUM refinery.lead_state", err) ||
-	     !pg_exec(conn, "vacuuming the erased rows away", "VACUUM refinery.lead_changes", err)))
+	     !pg_exec(conn, "vacuuming the erased rows away", "VACUUM refinery.lead_changes", err) ||
+	     !pg_exec(conn, "vacuuming the erased rows away", "VACUUM refinery.outcomes", err)))
 		goto out;
 	if (!log_quiet)
 		printf("%s%ld result rows of %s leads deleted; %ld phones and %ld e-mail addresses "

@@ -87,7 +87,7 @@ rollback(PGconn *conn)
 
 /*
  * Run one statement of the lease with the first `nparams` of job, pid, host,
- * started.  When a lock it needs is held elsewhere (SELECT ... FOR UPDATE
+ * started.  When a lock it needs is held elsewhere (SELECT ... FOR NO KEY UPDATE
  * NOWAIT, or lock_timeout while another run registers the same new job),
  * roll back and fail with EXIT_LOCKED naming the holder.  *res gets the
  * result (NULL on failure).

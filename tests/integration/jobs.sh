@@ -235,8 +235,10 @@ pq -c "CREATE DATABASE locked" >/dev/null
 psql -X -q -v ON_ERROR_STOP=1 -d locked -f "$top_srcdir/fixtures/upgrade/0.1.0.sql" >/dev/null 2>&1
 pg_hold_open reader "\\c locked
 BEGIN; SELECT count(*) FROM refinery.runs;"
+runs_oid=$(pq -d locked -c "SELECT 'refinery.runs'::regclass::oid")
 pg_wait "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database
-	WHERE d.datname = 'locked' AND l.mode = 'AccessShareLock' AND l.granted AND l.pid <> pg_backend_pid()" 1
+	WHERE d.datname = 'locked' AND l.relation = $runs_oid AND l.mode = 'AccessShareLock' AND l.granted" 1
+ok $? "a session holds a reader's lock on the old schema's runs table"
 out=$(PGOPTIONS="-c lock_timeout=200" "$REFINERY" init-db -d locked 2>&1); rc=$?
 out=$(tr '\n' ' ' <<<"$out")
 like "$rc/$out" "^[1-9][0-9]*/.*lock timeout.*once that is over" \
