@@ -132,6 +132,15 @@ bool cmd_result_csv(const struct cmd_opts *o, PGresult *res, struct error *err);
  * getting how many, for an error that lists the known values.
  */
 bool cmd_resolve_run(PGconn *conn, const struct cmd_opts *o, int64_t *run_id, struct error *err);
+
+/*
+ * Whether run_id's leads can still be read (refinery.results): it kept a
+ * snapshot, or it is its job's latest committed run (its leads are the
+ * job's state).  cmd_run_leads_error() is the error for a run whose are
+ * not (its summaries only remain): false, for a return.
+ */
+bool cmd_run_leads_readable(PGconn *conn, int64_t run_id, bool *readable, struct error *err);
+bool cmd_run_leads_error(int64_t run_id, struct error *err);
 bool cmd_file_mode(const struct cmd_opts *o, mode_t *mode, struct error *err);
 bool cmd_known_list(PGconn *conn, const char *phase, const char *sql, const char *const *params,
                     int nparams, int max, char *buf, size_t size, int *count, struct error *err);

@@ -577,14 +577,16 @@ cmd_explain(const struct cmd_opts *o, struct error *err)
 	char id[32];
 	const char *p[2];
 	struct strbuf note;
-	bool ok = false;
+	bool ok = false, readable;
 
 	if (o->nargs != 1)
 		return error_set(err, EXIT_USAGE, "explain needs one lead id");
 	if ((s.conn = pg_connect(&o->conn, err)) == NULL)
 		return false;
 	sb_init(&note);
-	if (!cmd_resolve_run(s.conn, o, &run_id, err))
+	if (!cmd_resolve_run(s.conn, o, &run_id, err) ||
+	    !cmd_run_leads_readable(s.conn, run_id, &readable, err) ||
+	    (!readable && !cmd_run_leads_error(run_id, err)))
 		goto out;
 	snprintf(id, sizeof(id), "%" PRId64, run_id);
 	s.run_id = p[0] = id;

@@ -87,6 +87,37 @@ cmd_resolve_run(PGconn *conn, const struct cmd_opts *o, int64_t *run_id, struct 
 }
 
 bool
+cmd_run_leads_readable(PGconn *conn, int64_t run_id, bool *readable, struct error *err)
+{
+	char id[32];
+	const char *p[1] = {id};
+	PGresult *res;
+
+	snprintf(id, sizeof(id), "%" PRId64, run_id);
+	res = pg_query(conn, "finding the run",
+	               "SELECT r.snapshot OR r.run_id = (SELECT max(x.run_id) FROM refinery.runs x "
+	               "WHERE x.job = r.job AND x.status = 'committed') "
+	               "FROM refinery.runs r WHERE r.run_id = $1",
+	               1, p, err);
+	if (res == NULL)
+		return false;
+	*readable = PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return true;
+}
+
+bool
+cmd_run_leads_error(int64_t run_id, struct error *err)
+{
+	error_set(err, EXIT_DATA,
+	          "run %" PRId64 " kept no snapshot of its leads ([output] snapshot = no) and is no "
+	          "longer its job's latest run: only its summaries remain",
+	          run_id);
+	return error_hint(err, "Read the job's latest run (leave out --run), or keep snapshots "
+	                       "([output] snapshot = yes) of the runs you will read later.");
+}
+
+bool
 cmd_resolve_latest(PGconn *conn, const char *given, char **job, int64_t *run_id, struct error *err)
 {
 	struct cmd_opts latest = {0};
@@ -407,7 +438,7 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 	PGresult *res = NULL;
 	struct csv_writer *w = NULL;
 	struct csv_writer_opts wo;
-	bool ok = false;
+	bool ok = false, readable;
 	char *row;
 	int rc, ncols = 0;
 	size_t rows = 0;
@@ -467,7 +498,10 @@ cmd_export(const struct cmd_opts *o, struct error *err)
 		return false;
 	pg_signals_install();
 	sb_init(&sql);
-	if (!cmd_resolve_run(conn, o, &run_id, err) || !export_check_filters(conn, o, run_id, err))
+	if (!cmd_resolve_run(conn, o, &run_id, err) ||
+	    !cmd_run_leads_readable(conn, run_id, &readable, err) ||
+	    (!readable && !cmd_run_leads_error(run_id, err)) ||
+	    !export_check_filters(conn, o, run_id, err))
 		goto out;
 	if (o->cohort && (cohort = pg_quote_literal(conn, o->cohort, err)) == NULL)
 		goto out;

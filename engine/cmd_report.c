@@ -153,15 +153,25 @@ cmd_report(const struct cmd_opts *o, struct error *err)
 	const char *p[1] = {id};
 	struct outfile *of = NULL;
 	FILE *html = NULL;
-	bool ok = false;
+	bool ok = false, readable;
 	mode_t mode;
 
 	if (o->html && !cmd_file_mode(o, &mode, err))
 		return false;
 	if ((conn = pg_connect(&o->conn, err)) == NULL)
 		return false;
-	if (!cmd_resolve_run(conn, o, &run_id, err))
+	if (!cmd_resolve_run(conn, o, &run_id, err) ||
+	    !cmd_run_leads_readable(conn, run_id, &readable, err))
 		goto out;
+	if (!readable)
+	{
+		/* the summaries still tell the stage times, cohorts and reps; the HTML page says the rest */
+		struct error why;
+
+		error_clear(&why);
+		cmd_run_leads_error(run_id, &why);
+		log_warning("%s: the tables of its leads below are empty", why.msg);
+	}
 	snprintf(id, sizeof(id), "%" PRId64, run_id);
 	if (o->html)
 	{

@@ -342,6 +342,14 @@ out=$("$REFINERY" run -c "$tmp/lean.ini" 2>&1); rc=$?
 like "$out" "nothing changed since run $rl" "a rerun of it: nothing changed"
 is "$(pq -c "SELECT count(*) FROM refinery.results WHERE run_id = $(last lean)")/$(pq -c "SELECT count(*) FROM refinery.results WHERE run_id = $rl")" \
 	"$total/0" "the views now answer for the newer run; the older one has its summaries only"
+out=$("$REFINERY" export --job lean --run "$rl" --csv "$tmp/old.csv" 2>&1); rc=$?
+like "$rc/$out" "^5/.*run $rl kept no snapshot of its leads .* only its summaries remain" \
+	"export of that older run fails saying why, not with an empty file"
+out=$("$REFINERY" explain --job lean --run "$rl" "$lead" 2>&1); rc=$?
+like "$rc/$out" "^5/.*run $rl kept no snapshot" "so does explain, instead of 'not in run'"
+out=$("$REFINERY" report --job lean --run "$rl" 2>&1 >/dev/null); rc=$?
+like "$rc/$out" "^0/refinery: warning: run $rl kept no snapshot .*: the tables of its leads below are empty" \
+	"report prints the run's summaries with a warning"
 hist=$(pq -c "SELECT string_agg(change, ',' ORDER BY run_id) FROM refinery.lead_history('inc',
 	(SELECT lead_id FROM refinery.lead_changes WHERE job = 'inc' AND change = 'changed' ORDER BY run_id, lead_id LIMIT 1))")
 like "$hist" '^new(,[a-z]+)*,changed' "lead_history lists a lead's changes, oldest first ($hist)"
