@@ -149,11 +149,14 @@ export_phones_list(const struct export_phones *x, const char *primary, const cha
 	uint64_t seen[BATCH_PHONES];
 	int nseen = 0, n = 0;
 	uint64_t v = e164_value(primary);
+	enum phone_type t = v != 0 ? phone_classify(x->nc->plan, v) : PHONE_NONE;
+	/* the run's number, when a dialer can call it (not a service or star number) */
+	bool first = t == PHONE_MOBILE || t == PHONE_LANDLINE || t == PHONE_VOIP;
 
-	/* the run's number first, then the others in column order */
-	if (v != 0)
+	/* the run's number first, then the others in column order, whatever the first was */
+	if (first)
 		seen[nseen++] = v;
-	for (int f = 0; f < EXPORT_PHONE_COLUMNS && nseen < BATCH_PHONES && v != 0; f++)
+	for (int f = 0; f < EXPORT_PHONE_COLUMNS && nseen < BATCH_PHONES; f++)
 	{
 		struct phone_number got[PHONE_FIELD_MAX];
 		int k, m;
@@ -179,7 +182,7 @@ export_phones_list(const struct export_phones *x, const char *primary, const cha
 	{
 		if (!callable(x, seen[k]))
 			continue;
-		if (k == 0)
+		if (k == 0 && first)
 			snprintf(out[n], EXPORT_PHONE_BUF, "%s", primary);
 		else if (phone_format(x->nc->plan, seen[k], out[n], EXPORT_PHONE_BUF) == 0 ||
 		         e164_value(out[n]) != seen[k])

@@ -205,4 +205,16 @@ is "$(tail -n +2 "$tmp/d2.csv" | wc -l)" "$(($(tail -n +2 "$tmp/d.csv" | wc -l) 
 is "$rc/$(grep "^$l1," "$tmp/s2.csv" | awk -F, '{ print $17 "|" $NF }')" "0/052-777-1234|$p1; +972527771234" \
 	"sheet: the second phone as entered, and every callable number"
 
+# a lead whose first number is a service number (kept: the rules do not call service numbers
+# junk): its dialer rows hold its other numbers only
+L=$(pq -c "SELECT lead_id FROM refinery.results WHERE run_id = $run AND rep_id = $rep ORDER BY lead_id LIMIT 1")
+pq -c "UPDATE crm.leads SET phone = '1-700-500-500, 052-987-6543' WHERE lead_id = $L" >/dev/null
+printf '[blacklist.fake_phone]\nspecial_is_junk = no\n' >"$tmp/service.ini"
+"$REFINERY" run -q -c "$tmp/rules.ini" -c "$tmp/service.ini"; rc=$?
+r2=$(pq -c "SELECT max(run_id) FROM refinery.runs WHERE status = 'committed'")
+is "$rc/$(pq -c "SELECT verdict || ' ' || phone_norm || ' ' || phone_type FROM refinery.results WHERE run_id = $r2 AND lead_id = '$L'")" \
+	"0/kept +9721700500500 special" "the run keeps the lead, its service number first ($L)"
+"$REFINERY" export -q --format dialer --csv "$tmp/svc.csv"; rc=$?
+is "$rc/$(awk -F, -v l="$L" '$1 == l {print $2}' "$tmp/svc.csv" | paste -sd' ')" "0/+972529876543" \
+	"the dialer list calls its mobile, never the service number"
 done_testing
