@@ -97,14 +97,33 @@ collect_contacts(PGconn *conn, struct error *err)
 	    err);
 }
 
+/* One salted hash of a contact into refinery.suppressed. */
+static bool
+record_hash(PGconn *conn, const char *kind, const unsigned char h[SUPPRESS_HASH_BYTES],
+            struct error *err)
+{
+	char hex[SUPPRESS_HEX_BYTES];
+	const char *p[2] = {kind, hex};
+	PGresult *ins;
+	bool ok;
+
+	suppress_hex(h, hex);
+	ins = pg_query(conn, "recording the suppressed contacts",
+	               "INSERT INTO refinery.suppressed (kind, hash) VALUES ($1, $2) "
+	               "ON CONFLICT DO NOTHING",
+	               2, p, err);
+	ok = ins != NULL;
+	PQclear(ins);
+	return ok;
+}
+
 /* Hash every collected contact with the database's salt into refinery.suppressed. */
 static bool
 suppress_contacts(PGconn *conn, const struct normalize_config *nc, long *phones, long *emails,
                   struct error *err)
 {
 	unsigned char salt[SUPPRESS_SALT_BYTES], h[SUPPRESS_HASH_BYTES];
-	char hex[SUPPRESS_HEX_BYTES];
-	PGresult *res, *ins;
+	PGresult *res;
 	bool ok = true;
 
 	*phones = *emails = 0;
@@ -117,7 +136,6 @@ suppress_contacts(PGconn *conn, const struct normalize_config *nc, long *phones,
 	for (int r = 0; ok && r < PQntuples(res); r++)
 	{
 		const char *kind = PQgetvalue(res, r, 0), *c = PQgetvalue(res, r, 1);
-		const char *p[2];
 
 		if (strcmp(kind, "phone") == 0)
 		{
@@ -138,29 +156,12 @@ suppress_contacts(PGconn *conn, const struct normalize_config *nc, long *phones,
 			    strcmp(key, c) != 0)
 			{
 				suppress_hash(salt, "email", key, h);
-				suppress_hex(h, hex);
-				p[0] = kind;
-				p[1] = hex;
-				ins = pg_query(conn, "recording the suppressed contacts",
-				               "INSERT INTO refinery.suppressed (kind, hash) VALUES ($1, $2) "
-				               "ON CONFLICT DO NOTHING",
-				               2, p, err);
-				ok = ins != NULL;
-				PQclear(ins);
+				ok = record_hash(conn, kind, h, err);
 			}
 			suppress_hash(salt, "email", c, h);
 			(*emails)++;
 		}
-		suppress_hex(h, hex);
-		p[0] = kind;
-		p[1] = hex;
-		ins = ok ? pg_query(conn, "recording the suppressed contacts",
-		                    "INSERT INTO refinery.suppressed (kind, hash) VALUES ($1, $2) "
-		                    "ON CONFLICT DO NOTHING",
-		                    2, p, err)
-		         : NULL;
-		ok = ins != NULL;
-		PQclear(ins);
+		ok = ok && record_hash(conn, kind, h, err);
 	}
 	PQclear(res);
 	return ok;
