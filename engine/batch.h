@@ -169,7 +169,8 @@ struct batch
 	double *score;            /* 0..100, rounded to 0.01, equal to the sum of points */
 	int npoints;              /* parameters; points[i * npoints + k] */
 	const char **point_names; /* npoints names, borrowed from the ruleset */
-	double *points;           /* each rounded to 0.01 */
+	uint16_t *points;         /* in hundredths (0..10000: they add up to the score);
+	                           * batch_points() gives the points */
 	uint8_t *temperature;     /* enum temperature */
 	const char **persona;     /* best persona's name, borrowed */
 
@@ -272,6 +273,13 @@ static inline const char *
 batch_lead_id(const struct batch *b, size_t i)
 {
 	return batch_value(b, FIELD_LEAD_ID, i);
+}
+
+/* Row i's points for scoring parameter k (batch.points holds hundredths). */
+static inline double
+batch_points(const struct batch *b, size_t i, int k)
+{
+	return (double) b->points[i * (size_t) b->npoints + (size_t) k] / 100.0;
 }
 
 /* Parse "YYYY-MM-DD[ T]HH:MM[:SS[.frac]]" or "YYYY-MM-DD" into seconds; false if malformed. */

@@ -696,7 +696,7 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 		return error_oom(err);
 
 	free(b->points);
-	b->points = calloc(n * np + 1, sizeof(double));
+	b->points = calloc(n * np + 1, sizeof(*b->points));
 	per_persona = calloc((size_t) c->npersonas, sizeof(size_t));
 	excl = calloc(n + 1, 1);
 	if (b->points == NULL || per_persona == NULL || excl == NULL)
@@ -745,7 +745,7 @@ score_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st, s
 			}
 			b->score[i] = (double) s / 100.0;
 			for (size_t k = 0; k < np; k++)
-				b->points[i * np + k] = (double) ev->best[k] / 100.0;
+				b->points[i * np + k] = (uint16_t) ev->best[k];
 			b->persona[i] = c->personas[best].name;
 			b->temperature[i] = (uint8_t) temperature_of(c, s);
 			{

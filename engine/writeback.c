@@ -247,7 +247,7 @@ put_points(struct strbuf *sb, const struct ruleset *rs, const struct batch *b, s
 			sb_free(&key);
 		}
 		sb_putn(sb, ": ", 2);
-		sb_fixed2(sb, b->points[i * (size_t) b->npoints + k]);
+		sb_fixed2(sb, batch_points(b, i, k));
 	}
 	sb_putc(sb, '}');
 }

@@ -361,7 +361,7 @@ test_random_rounding(void)
 
 		for (int k = 0; k < b->npoints; k++)
 		{
-			double p = b->points[i * (size_t) b->npoints + k], e = exact_share(b, i, k);
+			double p = batch_points(b, i, k), e = exact_share(b, i, k);
 
 			sum += score_hundredths(p);
 			total += e;
@@ -428,7 +428,7 @@ test_random_rounding(void)
 			int64_t sum = 0;
 
 			for (int k = 0; k < b->npoints; k++)
-				sum += score_hundredths(b->points[i * (size_t) b->npoints + k]);
+				sum += score_hundredths(batch_points(b, i, k));
 			if (sum != score_hundredths(b->score[i]))
 				bad_sum++;
 			/* "fresh" applies to every lead, so the implicit default never does */
@@ -476,7 +476,7 @@ test_threads(void)
 		    (b1->reason[i] == NULL) != (b2->reason[i] == NULL) ||
 		    (b1->reason[i] && strcmp(b1->reason[i], b2->reason[i]) != 0) ||
 		    memcmp(&b1->points[i * (size_t) b1->npoints], &b2->points[i * (size_t) b2->npoints],
-		           (size_t) b1->npoints * sizeof(double)) != 0)
+		           (size_t) b1->npoints * sizeof(*b1->points)) != 0)
 			diff++;
 	}
 	is_int(diff, 0, "one and two threads give identical results");
