@@ -3,7 +3,10 @@
 # whose figures the test knows: 1,200 leads, then 50 and 30 deleted from the source,
 # three reps with capacities 40, 25 and 10 (30 from the third run), outcomes recorded
 # after the third run and read by a fourth; and a job without snapshots, whose older
-# run's page takes its figures from the run's summary.  The tiles, sources, cohorts,
+# run's page takes its figures from the run's summary; and a job whose run has leads held
+# for review and customers, each a state of its own that the tiles and the change table
+# count apart, adding up to the leads pulled.  The tiles,
+# sources, cohorts,
 # change, trend and outcome figures are checked against the fixture's arithmetic or
 # against queries of the stored results written here, formatted with this script's own
 # thousands grouping; outcomes of runs 3 and 4 per cohort and run, counted by hand (a
@@ -243,6 +246,46 @@ is "$(pq -c "SELECT coalesce(cohort, '-') || ' ' || verdict FROM refinery.lead_s
 like "$(cat "$tmp/lean3.html")" "<tr><td>a</td><td>$second</td><td class=\"n\">1</td><td class=\"n\">1</td><td class=\"n\">100.0${nb}%</td>" \
 	"per cohort and run: 1 worked, 1 won in a, for run $second's lists"
 unlike "$(cat "$tmp/lean3.html")" "<tr><td>\(none\)</td><td>" "and no outcome without a cohort"
+
+# ---- leads held for review and customers are states of their own, never removed: job
+# held reads another source (seed 31 has possible opt-outs, held for review); two of its
+# first run's held leads are won, so its second run has customers too
+"$GENLEADS" --rows 1200 --seed 31 --nreps 3 --out-dir "$tmp/h" >/dev/null
+pg_load_leads "$tmp/h" crmh
+sed -e 's/crm\./crmh./g' -e 's/^name = nightly$/name = held/' "$tmp/d.ini" >"$tmp/held.ini"
+"$REFINERY" run -q -c "$tmp/held.ini"
+ok $? "job held: its first run"
+h1=$(pq -c "SELECT max(run_id) FROM refinery.runs WHERE job = 'held'")
+pq -c "INSERT INTO refinery.outcomes (job, lead_id, rep_id, outcome, at)
+       SELECT 'held', lead_id, rep_id, 'won', '2025-07-02 10:00' FROM refinery.lead_results
+       WHERE run_id = $h1 AND rep_id IS NOT NULL ORDER BY lead_id LIMIT 2"
+"$REFINERY" run -q -c "$tmp/held.ini" && "$REFINERY" report --job held --html "$tmp/held.html" >/dev/null
+ok $? "its second run reads the two wins; its report"
+h2=$(pq -c "SELECT max(run_id) FROM refinery.runs WHERE job = 'held'")
+qh() { pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $h2 AND $1"; }
+hpulled=$(qh true)
+hreview=$(qh "verdict = 'review'")
+hcustomer=$(qh "verdict = 'customer'")
+hremoved=$(qh "verdict IN ('blacklisted', 'duplicate', 'partial', 'outlier')")
+ok "$([ "$hreview" -gt 0 ] && [ "$hcustomer" = 2 ]; echo $?)" \
+	"the run holds leads for review ($hreview) and has the 2 customers"
+htile() { grep -o "<b>[^<]*</b><span>$1 " "$tmp/held.html" | sed 's/^<b>\([^<]*\)<.*/\1/'; }
+hshare() { grep -o "<span>$1 &middot; [^<]*</span>" "$tmp/held.html" | sed "s/^<span>$1 &middot; \([0-9.]*\).*/\1/"; }
+is "$(htile review)/$(hshare review)" "$hreview/$(pct "$hreview" "$hpulled")" \
+	"a review tile: the leads held for review ($hreview) and their share of pulled"
+is "$(htile removed)/$(hshare removed)" "$(commas "$hremoved")/$(pct "$hremoved" "$hpulled")" \
+	"the removed tile counts black-listed, duplicate, partial and outlier leads only ($hremoved)"
+tiles=0
+for t in assigned waiting nurture customer review removed; do
+	n=$(htile $t | tr -d ,)
+	tiles=$((tiles + ${n:-0}))
+done
+is "$tiles" "$hpulled" "assigned, waiting, nurture, customer, review and removed add up to the leads pulled"
+is "$(for t in assigned waiting nurture customer review removed; do hshare $t; done |
+	awk '{ s += $1 } END { d = s - 100; print (d < 0 ? -d : d) <= 0.3 ? "ok" : s }')" ok \
+	"their shares add up to 100 %, give or take the rounding of six shares to 0.1"
+like "$(cat "$tmp/held.html")" "<tr><td>review</td><td class=\"n\">$(pq -c "SELECT counts ->> 'review' FROM refinery.runs WHERE run_id = $h1")</td><td class=\"n\">$hreview</td>" \
+	"the change table has a review row"
 
 # ---- run 4's page rendered by headless Chromium
 nchrome=5
