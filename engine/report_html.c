@@ -726,8 +726,6 @@ static const char *const one_leads[] = {"leads"};
 static const char *const removed_colour[] = {C_REMOVED};
 static const char *const cohort_names[] = {"expected", "target"};
 static const char *const cohort_colours[] = {C_EXPECTED, C_TARGET};
-static const char *const source_names[] = {"assigned", "waiting", "nurture", "removed"};
-static const char *const source_colours[] = {C_ASSIGNED, C_WAITING, C_NURTURE, C_REMOVED};
 static const char *const rep_names[] = {"assigned", "capacity"};
 static const char *const rep_colours[] = {C_ASSIGNED, C_TARGET};
 static const char *const win_names[] = {"won", "target"};
@@ -807,35 +805,42 @@ static const struct panel panels[] = {
     [P_SOURCES] = {"sources",
                    "Per source",
                    NULL,
+                   /* the states of the run's figures (NSTATES, in their order), per source */
                    "SELECT coalesce(s.source, '(none)'), coalesce(a.assigned, 0), "
-                   "s.kept - coalesce(a.assigned, 0), s.nurture, "
-                   "s.blacklisted + s.duplicate + s.partial + s.outlier, s.pulled, s.pct_kept, "
-                   "s.invalid_phones, s.mean_score_kept, s.expected_conversions "
+                   "s.kept - coalesce(a.assigned, 0), s.nurture, coalesce(a.customer, 0), "
+                   "coalesce(a.review, 0), s.pulled - s.kept - s.nurture - coalesce(a.customer, 0) "
+                   "- coalesce(a.review, 0), s.pulled, s.pct_kept, s.invalid_phones, "
+                   "s.mean_score_kept, s.expected_conversions "
                    "FROM refinery.source_summary s LEFT JOIN (SELECT l.source, "
-                   "count(*) AS assigned FROM refinery.results l WHERE l.run_id = $1 "
-                   "AND l.verdict = 'kept' AND l.rep_id IS NOT NULL GROUP BY l.source) a "
+                   "count(*) FILTER (WHERE l.verdict = 'kept' AND l.rep_id IS NOT NULL) "
+                   "AS assigned, count(*) FILTER (WHERE l.verdict = 'customer') AS customer, "
+                   "count(*) FILTER (WHERE l.verdict = 'review') AS review "
+                   "FROM refinery.results l WHERE l.run_id = $1 GROUP BY l.source) a "
                    "ON a.source IS NOT DISTINCT FROM s.source "
                    "WHERE s.run_id = $1 ORDER BY s.pulled DESC, s.source",
                    {.id = "chart-sources",
-                    .caption = "Leads per source, in leads: assigned, waiting, nurture and "
-                               "removed (black-listed, duplicate, partial, outlier), largest "
-                               "source first.",
+                    .caption = "Leads per source, in leads: assigned, waiting, nurture, "
+                               "customer, review and removed (black-listed, duplicate, partial, "
+                               "outlier), largest source first; each bar adds up to the "
+                               "source's leads pulled.",
                     .unit = UNIT_LEADS,
-                    .nser = 4,
-                    .names = source_names,
-                    .colours = source_colours,
+                    .nser = NSTATES,
+                    .names = verdict_names,
+                    .colours = verdict_colours,
                     .first_col = 1,
                     .draw = chart_stacked},
                    {{"source", 0, -1, NULL},
-                    {"pulled", 5, 0, NULL},
+                    {"pulled", 7, 0, NULL},
                     {"assigned", 1, 0, NULL},
                     {"waiting", 2, 0, NULL},
                     {"nurture", 3, 0, NULL},
-                    {"removed", 4, 0, NULL},
-                    {"kept share", 6, 1, UNIT_PCT},
-                    {"invalid phones", 7, 0, NULL},
-                    {"mean score (kept)", 8, 1, NULL},
-                    {"expected conversions", 9, 1, NULL}},
+                    {"customer", 4, 0, NULL},
+                    {"review", 5, 0, NULL},
+                    {"removed", 6, 0, NULL},
+                    {"kept share", 8, 1, UNIT_PCT},
+                    {"invalid phones", 9, 0, NULL},
+                    {"mean score (kept)", 10, 1, NULL},
+                    {"expected conversions", 11, 1, NULL}},
                    "Nothing to show: " NOT_STORED "."},
     [P_REPS] = {"reps",
                 "Reps",

@@ -2,20 +2,19 @@
 # tests/integration/dashboard.sh -- report --html as a manager's dashboard, on a job
 # whose figures the test knows: 1,200 leads, then 50 and 30 deleted from the source,
 # three reps with capacities 40, 25 and 10 (30 from the third run), outcomes recorded
-# after the third run and read by a fourth; and a job without snapshots, whose older
-# run's page takes its figures from the run's summary; and a job whose run has leads held
-# for review and customers, each a state of its own that the tiles and the change table
-# count apart, adding up to the leads pulled.  The tiles,
-# sources, cohorts,
-# change, trend and outcome figures are checked against the fixture's arithmetic or
-# against queries of the stored results written here, formatted with this script's own
-# thousands grouping; outcomes of runs 3 and 4 per cohort and run, counted by hand (a
-# lead won and a customer since still in the cohort it was called in); every value from
-# the database is escaped; the page has no script
-# and fetches nothing; the same database gives the same bytes.  Then headless Chromium
-# renders it: each chart is laid out with a non-empty box holding drawn bars (DOM
-# dump), and the screenshot has bar-coloured pixels inside each chart's box.  Only
-# where Chromium is not installed or cannot start are those checks skipped, saying why.
+# after the third run and read by a fourth; a job without snapshots, whose older run's
+# page takes its figures from the run's summary; and a job whose run has leads held for
+# review and customers, each a state of its own that the tiles, the change table and
+# every source's row and bar count apart, adding up to the leads pulled.  The tiles,
+# sources, cohorts, change, trend and outcome figures are checked against the fixture's
+# arithmetic or against queries of the stored results written here, formatted with this
+# script's own thousands grouping; outcomes of runs 3 and 4 per cohort and run, counted
+# by hand (a lead won and a customer since still in the cohort it was called in); every
+# value from the database is escaped; the page has no script and fetches nothing; the
+# same database gives the same bytes.  Then headless Chromium renders it: each chart is
+# laid out with a non-empty box holding drawn bars (DOM dump), and the screenshot has
+# bar-coloured pixels inside each chart's box.  Only where Chromium is not installed or
+# cannot start are those checks skipped, saying why.
 # DASHBOARD_PNG=FILE keeps a full-size copy of the screenshot.
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$top_srcdir/tests/lib/tap.sh"
@@ -286,6 +285,29 @@ is "$(for t in assigned waiting nurture customer review removed; do hshare $t; d
 	"their shares add up to 100 %, give or take the rounding of six shares to 0.1"
 like "$(cat "$tmp/held.html")" "<tr><td>review</td><td class=\"n\">$(pq -c "SELECT counts ->> 'review' FROM refinery.runs WHERE run_id = $h1")</td><td class=\"n\">$hreview</td>" \
 	"the change table has a review row"
+# per source: every verdict has a column, and each source's states add up to its leads
+bad=0 nsrc=0
+while IFS='|' read -r src n as wa nu cu re rm; do
+	nsrc=$((nsrc + 1))
+	row="<tr><td>$src</td>"
+	for v in "$n" "$as" "$wa" "$nu" "$cu" "$re" "$rm"; do row+="<td class=\"n\">$(commas "$v")</td>"; done
+	grep -qF "$row" "$tmp/held.html" || { bad=1; diag "source $src: $n pulled = $as + $wa + $nu + $cu + $re + $rm"; }
+done < <(pq -c "SELECT coalesce(source, '(none)'), count(*),
+	count(*) FILTER (WHERE verdict = 'kept' AND rep_id IS NOT NULL),
+	count(*) FILTER (WHERE verdict = 'kept' AND rep_id IS NULL),
+	count(*) FILTER (WHERE verdict = 'nurture'), count(*) FILTER (WHERE verdict = 'customer'),
+	count(*) FILTER (WHERE verdict = 'review'),
+	count(*) FILTER (WHERE verdict IN ('blacklisted', 'duplicate', 'partial', 'outlier'))
+	FROM refinery.lead_results WHERE run_id = $h2 GROUP BY 1")
+is "$bad/$nsrc" "0/$(pq -c "SELECT count(DISTINCT coalesce(source, '(none)')) FROM refinery.lead_results WHERE run_id = $h2")" \
+	"each source's row: pulled, assigned, waiting, nurture, customer, review, removed, as the results count them"
+# the chart: each source's label, then the total written after its bar
+bars=$(sed -n '/<figure class="chart" id="chart-sources">/,/<\/figure>/p' "$tmp/held.html" |
+	grep -o 'class="[lv]">[^<]*<' | sed -e 's/^class="l">\(.*\)<$/\1|/' -e 's/^class="v">\([0-9,]*\).*/\1/' |
+	paste -d '' - - | tr -d ,)
+is "$bars" "$(pq -c "SELECT coalesce(source, '(none)') || '|' || count(*) FROM refinery.lead_results
+	WHERE run_id = $h2 GROUP BY source ORDER BY count(*) DESC, source")" \
+	"each source's bar adds up to its leads pulled, customers and reviews included"
 
 # ---- run 4's page rendered by headless Chromium
 nchrome=5
