@@ -183,6 +183,18 @@ PGTZ=Asia/Jerusalem "$REFINERY" report --html "$tmp/again.html" >/dev/null
 cmp -s "$tmp/run4.html" "$tmp/again.html"
 ok $? "the same database gives the same bytes, whatever the session's time zone"
 
+# ---- --html -: standard output carries the page alone
+"$REFINERY" report --html - >"$tmp/stdout.html"
+ok $? "report --html -"
+cmp -s "$tmp/run4.html" "$tmp/stdout.html"
+ok $? "standard output holds the page alone, the bytes --html FILE writes (no text table)"
+"$REFINERY" report --html /dev/stdout | cat >"$tmp/devstdout.html"
+is "${PIPESTATUS[0]}/$(cmp -s "$tmp/run4.html" "$tmp/devstdout.html" && echo same)" "0/same" \
+	"--html /dev/stdout onto a pipe: the page alone too"
+out=$("$REFINERY" report --html "$tmp/file.html")
+like "$out" '^Where the leads went' "with --html FILE the text tables still go to standard output"
+unlike "$out" '<html' "and the page does not"
+
 # ---- per cohort and run: the outcomes above were recorded after run 3 began and read by
 # run 4, so they were called from run 3's lists: a 4 worked, 2 won (the two won are
 # customers since, out of the cohorts, and still count in a); b 1 worked, 0 won.  Then,
@@ -229,6 +241,11 @@ ok $? "report --html of its first run"
 is "$(grep -o '<b>[^<]*</b><span>\(pulled\|assigned\)' "$tmp/lean.html" | sed 's/^<b>\([^<]*\)<.*/\1/' | tr '\n' ' ')" \
 	"1,120 95 " "its tiles: 1,120 pulled, 95 assigned (the capacities)"
 is "$(grep -c 'no longer stored' "$tmp/lean.html")" 2 "the removals and the sources say its leads are no longer stored"
+err=$("$REFINERY" report --job lean --run "$first" --html - 2>&1 >"$tmp/lean-stdout.html")
+is "$?/$(cmp -s "$tmp/lean.html" "$tmp/lean-stdout.html" && echo same)" "0/same" \
+	"its page on standard output: the page alone"
+like "$err" "run $first kept no snapshot .*: the page's sections of its leads say so" \
+	"its warning speaks of the page, not of tables it does not print"
 # without a snapshot the cohort a lead had comes from the next change's old_cohort: a lead
 # of cohort a held after lean's second run is won, the third run makes it a customer (no
 # cohort in the state); its win still counts in a, for the second run's lists
