@@ -12,9 +12,10 @@
  * and run over the job's last 30 runs.  Every figure comes
  * from the run's summaries and the views of sql/; the charts are inline
  * SVG drawn from the same numbers as the tables beside them.  Every text
- * from the database is HTML-escaped; numbers are rounded and grouped by
- * thousands (report_html_number).  The page holds no clock reading, so the
- * same database gives the same bytes.
+ * from the database is written whole (no fixed buffer cuts it; the rules'
+ * SHA-256 is shortened on purpose) and HTML-escaped; numbers are rounded
+ * and grouped by thousands (report_html_number).  The page holds no clock
+ * reading, so the same database gives the same bytes.
  */
 #include "config.h"
 
@@ -1114,24 +1115,28 @@ cohort_panel(FILE *out, PGresult *res, int from, int to, const int64_t *runs, in
 	const int left = px + 44, top = py + 30, base = top + PLOT_H, plotw = PANEL_W - 56;
 	int colw = nrun > 0 ? plotw / nrun : plotw;
 	double leads = 0, won = 0;
-	char b[64], t[256];
+	char b[64], t[96];
 
 	for (int r = from; r < to; r++)
 		leads += dv(res, r, K_LEADS), won += dv(res, r, K_WON);
 	if (colw > 40)
 		colw = 40;
 	fputs("<g class=\"panel\">\n", out);
-	snprintf(t, sizeof(t), "%s: ", sv(res, from, K_COHORT));
-	report_html_number(b, sizeof(b), won, 0, false);
-	snprintf(t + strlen(t), sizeof(t) - strlen(t), "%s won of ", b);
-	report_html_number(b, sizeof(b), leads, 0, false);
-	snprintf(t + strlen(t), sizeof(t) - strlen(t), "%s worked", b);
+	/* the heading goes straight to the page: no buffer cuts the name, nor the counts after it */
+	fprintf(out, "<text x=\"%d\" y=\"%d\" text-anchor=\"start\" class=\"l\">", px, py + 14);
+	esc(out, sv(res, from, K_COHORT));
+	fputs(": ", out);
+	num(out, won, 0, NULL);
+	fputs(" won of ", out);
+	num(out, leads, 0, NULL);
+	fputs(" worked", out);
 	if (leads > 0)
 	{
-		report_html_number(b, sizeof(b), 100 * won / leads, 1, false);
-		snprintf(t + strlen(t), sizeof(t) - strlen(t), " (%s%s)", b, UNIT_PCT);
+		fputs(" (", out);
+		num(out, 100 * won / leads, 1, UNIT_PCT);
+		fputs(")", out);
 	}
-	svg_text(out, px, py + 14, "start", "l", t);
+	fputs("</text>\n", out);
 	snprintf(t, sizeof(t), "%s%s", report_html_number(b, sizeof(b), max, 0, false), UNIT_PCT);
 	svg_text(out, left - 4, top + 4, "end", "v", t);
 	svg_text(out, left - 4, base, "end", "v", "0" UNIT_PCT);

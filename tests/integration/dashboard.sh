@@ -10,7 +10,8 @@
 # arithmetic or against queries of the stored results written here, formatted with this
 # script's own thousands grouping; outcomes of runs 3 and 4 per cohort and run, counted
 # by hand (a lead won and a customer since still in the cohort it was called in); every
-# value from the database is escaped; the page has no script and fetches nothing; the
+# value from the database is escaped, and a long Hebrew cohort name is written whole (the
+# page is valid UTF-8); the page has no script and fetches nothing; the
 # same database gives the same bytes.  Then headless Chromium renders it: each chart is
 # laid out with a non-empty box holding drawn bars (DOM dump), and the screenshot has
 # bar-coloured pixels inside each chart's box.  Only where Chromium is not installed or
@@ -275,9 +276,16 @@ h1=$(pq -c "SELECT max(run_id) FROM refinery.runs WHERE job = 'held'")
 pq -c "INSERT INTO refinery.outcomes (job, lead_id, rep_id, outcome, at)
        SELECT 'held', lead_id, rep_id, 'won', '2025-07-02 10:00' FROM refinery.lead_results
        WHERE run_id = $h1 AND rep_id IS NOT NULL ORDER BY lead_id LIMIT 2"
-"$REFINERY" run -q -c "$tmp/held.ini" && "$REFINERY" report --job held --html "$tmp/held.html" >/dev/null
-ok $? "its second run reads the two wins; its report"
+"$REFINERY" run -q -c "$tmp/held.ini"
+ok $? "its second run reads the two wins"
 h2=$(pq -c "SELECT max(run_id) FROM refinery.runs WHERE job = 'held'")
+# a cohort stored under a long Hebrew name (XY and 130 letters, 262 bytes): its panel's
+# heading is whatever the database holds, whole
+longname="XY$(printf 'ק%.0s' {1..130})"
+pq -c "INSERT INTO refinery.run_cohorts (run_id, cohort, ord, leads, target_rate, sla_hours)
+       VALUES ($h2, '$longname', 99, 0, 0.05, 24)"
+"$REFINERY" report --job held --html "$tmp/held.html" >/dev/null
+ok $? "its report"
 qh() { pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $h2 AND $1"; }
 hpulled=$(qh true)
 hreview=$(qh "verdict = 'review'")
@@ -325,6 +333,10 @@ bars=$(sed -n '/<figure class="chart" id="chart-sources">/,/<\/figure>/p' "$tmp/
 is "$bars" "$(pq -c "SELECT coalesce(source, '(none)') || '|' || count(*) FROM refinery.lead_results
 	WHERE run_id = $h2 GROUP BY source ORDER BY count(*) DESC, source")" \
 	"each source's bar adds up to its leads pulled, customers and reviews included"
+iconv -f UTF-8 -t UTF-8 "$tmp/held.html" >/dev/null
+ok $? "the page is valid UTF-8"
+like "$(cat "$tmp/held.html")" "<text [^>]*>$longname: 0 won of 0 worked</text>" \
+	"per cohort and run: the heading of a panel holds the cohort's whole name and its counts"
 
 # ---- run 4's page rendered by headless Chromium
 nchrome=5
