@@ -33,6 +33,7 @@
 #include "score.h"
 #include "stage.h"
 #include "strbuf.h"
+#include "util.h"
 
 struct story
 {
@@ -372,10 +373,14 @@ param_max(const struct score_config *c, const struct score_persona *pe, int k)
 	return pe->weight[k] * score_param_top(c, pe, k) * 100.0 / pe->top;
 }
 
+/* how many characters of a raw value the score line shows; a longer one ends in "..." */
+#define RAW_VALUE_CHARS 60
+
 /*
  * " " and the raw value parameter k read, quoted, or " (no value)": the status as
  * normalised, a survivor's dates and touches from its merged record (as the
- * score read them), anything else from the source row.
+ * score read them), anything else from the source row.  A long value is cut
+ * between two characters (util_utf8_prefix), never inside one.
  */
 static void
 raw_value(const struct story *s, const struct score_param *p, struct strbuf *out)
@@ -392,7 +397,11 @@ raw_value(const struct story *s, const struct score_param *p, struct strbuf *out
 		v = PQgetvalue(s->golden, 0, g);
 
 	if (v != NULL)
-		sb_printf(out, " \"%.60s%s\"", v, strlen(v) > 60 ? "..." : "");
+	{
+		size_t n = util_utf8_prefix(v, RAW_VALUE_CHARS);
+
+		sb_printf(out, " \"%.*s%s\"", (int) n, v, v[n] ? "..." : "");
+	}
 	else if (s->src != NULL || (g >= 0 && s->golden != NULL))
 		sb_puts(out, " (no value)");
 	/* else the source was not read: the story says why after the score */

@@ -2,6 +2,8 @@
  * cmd_report.c
  *    report: a run's funnel, cohorts, reps and sources as text tables, and
  *    with --html a dashboard page (report_html.c) written as an outfile.
+ *    When the page goes to standard output ("-", or a FILE that is standard
+ *    output itself) it is all that is written there: no text table.
  */
 #include "config.h"
 
@@ -9,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "log.h"
@@ -114,6 +118,21 @@ print_outcomes(PGconn *conn, const char *run_id, struct error *err)
 	return true;
 }
 
+/*
+ * Is f standard output, or the same file (such as /dev/stdout opened again),
+ * so that text printed to stdout would land inside what f writes?
+ */
+static bool
+writes_to_stdout(FILE *f)
+{
+	struct stat a, b;
+
+	if (f == stdout)
+		return true;
+	return fstat(fileno(f), &a) == 0 && fstat(STDOUT_FILENO, &b) == 0 && a.st_dev == b.st_dev &&
+	       a.st_ino == b.st_ino;
+}
+
 bool
 cmd_report(const struct cmd_opts *o, struct error *err)
 {
@@ -153,7 +172,7 @@ cmd_report(const struct cmd_opts *o, struct error *err)
 	const char *p[1] = {id};
 	struct outfile *of = NULL;
 	FILE *html = NULL;
-	bool ok = false, readable;
+	bool ok = false, readable, page_only = false;
 	mode_t mode;
 
 	if (o->html && !cmd_file_mode(o, &mode, err))
@@ -163,6 +182,15 @@ cmd_report(const struct cmd_opts *o, struct error *err)
 	if (!cmd_resolve_run(conn, o, &run_id, err) ||
 	    !cmd_run_leads_readable(conn, run_id, &readable, err))
 		goto out;
+	snprintf(id, sizeof(id), "%" PRId64, run_id);
+	if (o->html)
+	{
+		if ((of = outfile_open(o->html, mode, err)) == NULL)
+			goto out;
+		html = outfile_stream(of);
+		/* one document on standard output: the page's bytes, never the tables among them */
+		page_only = writes_to_stdout(html);
+	}
 	if (!readable)
 	{
 		/* the summaries still tell the stage times, cohorts and reps; the HTML page says the rest */
@@ -170,16 +198,11 @@ cmd_report(const struct cmd_opts *o, struct error *err)
 
 		error_clear(&why);
 		cmd_run_leads_error(run_id, &why);
-		log_warning("%s: the tables of its leads below are empty", why.msg);
+		log_warning("%s: %s", why.msg,
+		            page_only ? "the page's sections of its leads say so"
+		                      : "the tables of its leads below are empty");
 	}
-	snprintf(id, sizeof(id), "%" PRId64, run_id);
-	if (o->html)
-	{
-		if ((of = outfile_open(o->html, mode, err)) == NULL)
-			goto out;
-		html = outfile_stream(of);
-	}
-	for (size_t k = 0; k < sizeof(parts) / sizeof(parts[0]); k++)
+	for (size_t k = 0; !page_only && k < sizeof(parts) / sizeof(parts[0]); k++)
 	{
 		PGresult *res = pg_query(conn, "reading the report", parts[k].sql, 1, p, err);
 
@@ -188,7 +211,7 @@ cmd_report(const struct cmd_opts *o, struct error *err)
 		cmd_print_table(stdout, parts[k].title, res);
 		PQclear(res);
 	}
-	if (!print_outcomes(conn, id, err))
+	if (!page_only && !print_outcomes(conn, id, err))
 		goto out;
 	if (of)
 	{

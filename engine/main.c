@@ -204,7 +204,9 @@ static const struct
      "      --claims           refund claims: leads of --supplier that proved\n"
      "                         invalid within its claim window, with evidence"},
     {OPT_SUPPLIER, NULL, "      --supplier=NAME    with --claims: a [supplier.NAME] of the rules"},
-    {OPT_HTML, NULL, "      --html=FILE        also write the run's dashboard as an HTML page"},
+    {OPT_HTML, NULL,
+     "      --html=FILE        also write the run's dashboard as an HTML page\n"
+     "                         (\"-\": the page alone on standard output, no tables)"},
     {OPT_TABLE, NULL,
      "      --table=NAME       target table (created with text columns if absent)"},
     {OPT_REJECT, NULL,

@@ -3,17 +3,19 @@
  *    report --html: a run as a manager's dashboard.
  *
  * The page answers, in this order: where the run's leads went (assigned to
- * a rep, waiting for capacity, nurture, customer, removed) and why they were
- * removed; each cohort's expected conversions against its target; each
- * source; what changed since the job's previous run; the trend over the
+ * a rep, waiting for capacity, nurture, customer, held for review, removed)
+ * and why they were removed; each cohort's expected conversions against
+ * its target; each source; what changed since the job's previous run; the
+ * trend over the
  * job's last runs; the reps' load; and, once the job has outcomes, what
  * actually happened per cohort against the target, per run, and per cohort
  * and run over the job's last 30 runs.  Every figure comes
  * from the run's summaries and the views of sql/; the charts are inline
  * SVG drawn from the same numbers as the tables beside them.  Every text
- * from the database is HTML-escaped; numbers are rounded and grouped by
- * thousands (report_html_number).  The page holds no clock reading, so the
- * same database gives the same bytes.
+ * from the database is written whole (no fixed buffer cuts it; the rules'
+ * SHA-256 is shortened on purpose) and HTML-escaped; numbers are rounded
+ * and grouped by thousands (report_html_number).  The page holds no clock
+ * reading, so the same database gives the same bytes.
  */
 #include "config.h"
 
@@ -46,6 +48,7 @@
 #define C_WAITING    "#f2a900"
 #define C_NURTURE    "#5c85ad"
 #define C_CUSTOMER   "#8e44ad"
+#define C_REVIEW     "#00897b"
 #define C_REMOVED    "#c0392b"
 #define C_EXPECTED   "#3b6ea5"
 #define C_TARGET     "#9e9e9e"
@@ -388,7 +391,9 @@ chart_columns(FILE *out, const struct chart *c)
 /* ------------------------------------------------------------------------
  * The run's figures: the same query for the run, its predecessor and the
  * trend.  Assigned leads are the reps' holds after the run (run_reps);
- * waiting = kept - assigned; removed = pulled - kept - nurture - customer.
+ * waiting = kept - assigned; review: held as a possible opt-out, out of the
+ * call lists but not removed; removed = pulled - kept - nurture - customer -
+ * review, so that the states add up to the leads pulled.
  * ------------------------------------------------------------------------ */
 enum
 {
@@ -399,6 +404,7 @@ enum
 	F_WAITING,
 	F_NURTURE,
 	F_CUSTOMER,
+	F_REVIEW,
 	F_REMOVED,
 	F_NEW,
 	F_CHANGED,
@@ -408,7 +414,8 @@ enum
 
 static const char Q_FIGURES[] =
     "SELECT run_id, started, pulled, assigned, kept - assigned AS waiting, nurture, customer, "
-    "pulled - kept - nurture - customer AS removed, leads_new, leads_changed, leads_vanished, "
+    "review, pulled - kept - nurture - customer - review AS removed, leads_new, leads_changed, "
+    "leads_vanished, "
     "'run ' || run_id AS label "
     "FROM (SELECT r.run_id, to_char(r.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') "
     "AS started, coalesce(r.rows_pulled, 0) AS pulled, coalesce(r.rows_kept, 0) AS kept, "
@@ -416,16 +423,19 @@ static const char Q_FIGURES[] =
     "FROM refinery.run_reps p WHERE p.run_id = r.run_id))::bigint AS assigned, "
     "coalesce((r.counts ->> 'nurture')::bigint, 0) AS nurture, "
     "coalesce((r.counts ->> 'customer')::bigint, 0) AS customer, "
+    "coalesce((r.counts ->> 'review')::bigint, 0) AS review, "
     "r.leads_new, r.leads_changed, r.leads_vanished "
     "FROM refinery.runs r "
     "WHERE r.job = (SELECT job FROM refinery.runs WHERE run_id = $1) AND r.run_id <= $1 "
     "AND (r.status = 'committed' OR r.run_id = $1) "
     "ORDER BY r.run_id DESC LIMIT " TREND_RUNS_TEXT ") f ORDER BY run_id";
 
-static const char *const verdict_names[] = {"assigned", "waiting", "nurture", "customer",
-                                            "removed"};
-static const char *const verdict_colours[] = {C_ASSIGNED, C_WAITING, C_NURTURE, C_CUSTOMER,
-                                              C_REMOVED};
+/* the states of a run's leads, in the order of F_ASSIGNED..F_REMOVED; they add up to pulled */
+#define NSTATES 6
+static const char *const verdict_names[NSTATES] = {"assigned", "waiting", "nurture",
+                                                   "customer", "review",  "removed"};
+static const char *const verdict_colours[NSTATES] = {C_ASSIGNED, C_WAITING, C_NURTURE,
+                                                     C_CUSTOMER, C_REVIEW,  C_REMOVED};
 
 static void
 tile(FILE *out, const char *name, const char *colour, double v, double of, const char *note)
@@ -454,22 +464,24 @@ tile(FILE *out, const char *name, const char *colour, double v, double of, const
 static void
 where_leads_went(FILE *out, PGresult *fig, int me)
 {
-	double v[5], pulled = dv(fig, me, F_PULLED);
+	double v[NSTATES], pulled = dv(fig, me, F_PULLED);
 	const char *label[1] = {"this run"};
 	struct chart c = {.id = "chart-outcome",
 	                  .caption = "Leads of the run by what became of them, in leads: assigned "
 	                             "to a rep, waiting (kept, no rep had capacity), nurture (kept "
-	                             "out of the call lists), customer (won before), removed "
-	                             "(black-listed, duplicate, partial or outlier).",
+	                             "out of the call lists), customer (won before), review (held "
+	                             "out of the call lists as a possible opt-out until a person "
+	                             "confirms), removed (black-listed, duplicate, partial or "
+	                             "outlier).",
 	                  .unit = UNIT_LEADS,
 	                  .nrow = 1,
-	                  .nser = 5,
+	                  .nser = NSTATES,
 	                  .labels = label,
 	                  .names = verdict_names,
 	                  .colours = verdict_colours,
 	                  .v = v};
 
-	for (int s = 0; s < 5; s++)
+	for (int s = 0; s < NSTATES; s++)
 		v[s] = dv(fig, me, F_ASSIGNED + s);
 	section(out, "outcome", "Where the leads went", NULL);
 	fputs("<div class=\"tiles\">\n", out);
@@ -479,7 +491,9 @@ where_leads_went(FILE *out, PGresult *fig, int me)
 	tile(out, "nurture", C_NURTURE, v[2], pulled, "not called now");
 	if (v[3] > 0)
 		tile(out, "customer", C_CUSTOMER, v[3], pulled, "won already");
-	tile(out, "removed", C_REMOVED, v[4], pulled, "see the reasons below");
+	if (v[4] > 0)
+		tile(out, "review", C_REVIEW, v[4], pulled, "a possible opt-out, not called");
+	tile(out, "removed", C_REMOVED, v[5], pulled, "see the reasons below");
 	fputs("</div>\n", out);
 	chart_stacked(out, &c);
 	fputs("</section>\n", out);
@@ -713,8 +727,6 @@ static const char *const one_leads[] = {"leads"};
 static const char *const removed_colour[] = {C_REMOVED};
 static const char *const cohort_names[] = {"expected", "target"};
 static const char *const cohort_colours[] = {C_EXPECTED, C_TARGET};
-static const char *const source_names[] = {"assigned", "waiting", "nurture", "removed"};
-static const char *const source_colours[] = {C_ASSIGNED, C_WAITING, C_NURTURE, C_REMOVED};
 static const char *const rep_names[] = {"assigned", "capacity"};
 static const char *const rep_colours[] = {C_ASSIGNED, C_TARGET};
 static const char *const win_names[] = {"won", "target"};
@@ -738,7 +750,8 @@ enum
 static const struct panel panels[] = {
     [P_REMOVED] = {"removed",
                    "Why leads were removed or set aside",
-                   "Leads taken out of the call lists, per verdict and rule (nurture included).",
+                   "Leads taken out of the call lists, per verdict and rule (nurture and review "
+                   "included).",
                    "SELECT verdict || ': ' || coalesce(rule_id, '(none)'), verdict, "
                    "coalesce(rule_id, '(none)'), leads, pct_of_pulled "
                    "FROM refinery.run_funnel WHERE run_id = $1 "
@@ -793,35 +806,42 @@ static const struct panel panels[] = {
     [P_SOURCES] = {"sources",
                    "Per source",
                    NULL,
+                   /* the states of the run's figures (NSTATES, in their order), per source */
                    "SELECT coalesce(s.source, '(none)'), coalesce(a.assigned, 0), "
-                   "s.kept - coalesce(a.assigned, 0), s.nurture, "
-                   "s.blacklisted + s.duplicate + s.partial + s.outlier, s.pulled, s.pct_kept, "
-                   "s.invalid_phones, s.mean_score_kept, s.expected_conversions "
+                   "s.kept - coalesce(a.assigned, 0), s.nurture, coalesce(a.customer, 0), "
+                   "coalesce(a.review, 0), s.pulled - s.kept - s.nurture - coalesce(a.customer, 0) "
+                   "- coalesce(a.review, 0), s.pulled, s.pct_kept, s.invalid_phones, "
+                   "s.mean_score_kept, s.expected_conversions "
                    "FROM refinery.source_summary s LEFT JOIN (SELECT l.source, "
-                   "count(*) AS assigned FROM refinery.results l WHERE l.run_id = $1 "
-                   "AND l.verdict = 'kept' AND l.rep_id IS NOT NULL GROUP BY l.source) a "
+                   "count(*) FILTER (WHERE l.verdict = 'kept' AND l.rep_id IS NOT NULL) "
+                   "AS assigned, count(*) FILTER (WHERE l.verdict = 'customer') AS customer, "
+                   "count(*) FILTER (WHERE l.verdict = 'review') AS review "
+                   "FROM refinery.results l WHERE l.run_id = $1 GROUP BY l.source) a "
                    "ON a.source IS NOT DISTINCT FROM s.source "
                    "WHERE s.run_id = $1 ORDER BY s.pulled DESC, s.source",
                    {.id = "chart-sources",
-                    .caption = "Leads per source, in leads: assigned, waiting, nurture and "
-                               "removed (black-listed, duplicate, partial, outlier), largest "
-                               "source first.",
+                    .caption = "Leads per source, in leads: assigned, waiting, nurture, "
+                               "customer, review and removed (black-listed, duplicate, partial, "
+                               "outlier), largest source first; each bar adds up to the "
+                               "source's leads pulled.",
                     .unit = UNIT_LEADS,
-                    .nser = 4,
-                    .names = source_names,
-                    .colours = source_colours,
+                    .nser = NSTATES,
+                    .names = verdict_names,
+                    .colours = verdict_colours,
                     .first_col = 1,
                     .draw = chart_stacked},
                    {{"source", 0, -1, NULL},
-                    {"pulled", 5, 0, NULL},
+                    {"pulled", 7, 0, NULL},
                     {"assigned", 1, 0, NULL},
                     {"waiting", 2, 0, NULL},
                     {"nurture", 3, 0, NULL},
-                    {"removed", 4, 0, NULL},
-                    {"kept share", 6, 1, UNIT_PCT},
-                    {"invalid phones", 7, 0, NULL},
-                    {"mean score (kept)", 8, 1, NULL},
-                    {"expected conversions", 9, 1, NULL}},
+                    {"customer", 4, 0, NULL},
+                    {"review", 5, 0, NULL},
+                    {"removed", 6, 0, NULL},
+                    {"kept share", 8, 1, UNIT_PCT},
+                    {"invalid phones", 9, 0, NULL},
+                    {"mean score (kept)", 10, 1, NULL},
+                    {"expected conversions", 11, 1, NULL}},
                    "Nothing to show: " NOT_STORED "."},
     [P_REPS] = {"reps",
                 "Reps",
@@ -942,8 +962,8 @@ panel(FILE *out, PGconn *conn, const char *const *p, const struct panel *pn, str
 static bool
 changes(FILE *out, PGconn *conn, const char *const *p, PGresult *fig, int me, struct error *err)
 {
-	static const char *const rows[] = {"pulled",  "assigned", "waiting",
-	                                   "nurture", "customer", "removed"};
+	static const char *const rows[] = {"pulled",   "assigned", "waiting", "nurture",
+	                                   "customer", "review",   "removed"};
 	static const char *const names[] = {"leads"};
 	static const char *const colours[] = {C_EXPECTED};
 	static const struct tcol cols[] = {
@@ -976,7 +996,7 @@ changes(FILE *out, PGconn *conn, const char *const *p, PGresult *fig, int me, st
 	fputs(" UTC).</p>\n<table>\n<tr><th>leads</th><th>previous run</th><th>this run</th>"
 	      "<th>change</th><th>change %</th></tr>\n",
 	      out);
-	for (int k = 0; k < 6; k++)
+	for (int k = 0; k < 1 + NSTATES; k++)
 	{
 		int col = k == 0 ? F_PULLED : F_ASSIGNED + k - 1;
 		double a = dv(fig, me - 1, col), z = dv(fig, me, col);
@@ -1033,19 +1053,25 @@ changes(FILE *out, PGconn *conn, const char *const *p, PGresult *fig, int me, st
 static bool
 trend(FILE *out, PGresult *fig, struct error *err)
 {
-	static const struct tcol cols[] = {
-	    {"run", F_RUN, -1, NULL},          {"started (UTC)", F_STARTED, -1, NULL},
-	    {"pulled", F_PULLED, 0, NULL},     {"assigned", F_ASSIGNED, 0, NULL},
-	    {"waiting", F_WAITING, 0, NULL},   {"nurture", F_NURTURE, 0, NULL},
-	    {"customer", F_CUSTOMER, 0, NULL}, {"removed", F_REMOVED, 0, NULL},
-	    {"new", F_NEW, 0, NULL},           {"changed", F_CHANGED, 0, NULL},
-	    {"vanished", F_VANISHED, 0, NULL}, {NULL, 0, 0, NULL}};
+	static const struct tcol cols[] = {{"run", F_RUN, -1, NULL},
+	                                   {"started (UTC)", F_STARTED, -1, NULL},
+	                                   {"pulled", F_PULLED, 0, NULL},
+	                                   {"assigned", F_ASSIGNED, 0, NULL},
+	                                   {"waiting", F_WAITING, 0, NULL},
+	                                   {"nurture", F_NURTURE, 0, NULL},
+	                                   {"customer", F_CUSTOMER, 0, NULL},
+	                                   {"review", F_REVIEW, 0, NULL},
+	                                   {"removed", F_REMOVED, 0, NULL},
+	                                   {"new", F_NEW, 0, NULL},
+	                                   {"changed", F_CHANGED, 0, NULL},
+	                                   {"vanished", F_VANISHED, 0, NULL},
+	                                   {NULL, 0, 0, NULL}};
 	struct chart c = {.id = "chart-trend",
 	                  .caption = "Leads per run over the job's last " TREND_RUNS_TEXT
 	                             " runs (oldest left), in leads: assigned, waiting, nurture, "
-	                             "customer and removed.",
+	                             "customer, review and removed.",
 	                  .unit = UNIT_LEADS,
-	                  .nser = 5,
+	                  .nser = NSTATES,
 	                  .names = verdict_names,
 	                  .colours = verdict_colours,
 	                  .label_col = F_LABEL,
@@ -1089,24 +1115,28 @@ cohort_panel(FILE *out, PGresult *res, int from, int to, const int64_t *runs, in
 	const int left = px + 44, top = py + 30, base = top + PLOT_H, plotw = PANEL_W - 56;
 	int colw = nrun > 0 ? plotw / nrun : plotw;
 	double leads = 0, won = 0;
-	char b[64], t[256];
+	char b[64], t[96];
 
 	for (int r = from; r < to; r++)
 		leads += dv(res, r, K_LEADS), won += dv(res, r, K_WON);
 	if (colw > 40)
 		colw = 40;
 	fputs("<g class=\"panel\">\n", out);
-	snprintf(t, sizeof(t), "%s: ", sv(res, from, K_COHORT));
-	report_html_number(b, sizeof(b), won, 0, false);
-	snprintf(t + strlen(t), sizeof(t) - strlen(t), "%s won of ", b);
-	report_html_number(b, sizeof(b), leads, 0, false);
-	snprintf(t + strlen(t), sizeof(t) - strlen(t), "%s worked", b);
+	/* the heading goes straight to the page: no buffer cuts the name, nor the counts after it */
+	fprintf(out, "<text x=\"%d\" y=\"%d\" text-anchor=\"start\" class=\"l\">", px, py + 14);
+	esc(out, sv(res, from, K_COHORT));
+	fputs(": ", out);
+	num(out, won, 0, NULL);
+	fputs(" won of ", out);
+	num(out, leads, 0, NULL);
+	fputs(" worked", out);
 	if (leads > 0)
 	{
-		report_html_number(b, sizeof(b), 100 * won / leads, 1, false);
-		snprintf(t + strlen(t), sizeof(t) - strlen(t), " (%s%s)", b, UNIT_PCT);
+		fputs(" (", out);
+		num(out, 100 * won / leads, 1, UNIT_PCT);
+		fputs(")", out);
 	}
-	svg_text(out, px, py + 14, "start", "l", t);
+	fputs("</text>\n", out);
 	snprintf(t, sizeof(t), "%s%s", report_html_number(b, sizeof(b), max, 0, false), UNIT_PCT);
 	svg_text(out, left - 4, top + 4, "end", "v", t);
 	svg_text(out, left - 4, base, "end", "v", "0" UNIT_PCT);

@@ -5,7 +5,8 @@
  * One home per concept: a value a user may write in a rule file, a lead
  * column or a side table is read the same way everywhere; one string hash;
  * one way from a rule's field name to a batch column; one rule for which
- * error a parallel loop reports.  No allocation; everything is thread-safe
+ * error a parallel loop reports; one place where a shortened text is cut.
+ * No allocation; everything is thread-safe
  * (util_row_fail_note() takes its own lock).
  */
 #include "config.h"
@@ -14,6 +15,8 @@
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
+
+#include <utf8proc.h>
 
 #include "batch.h"
 #include "ruleset.h"
@@ -62,6 +65,38 @@ util_hash64(const char *s)
 	for (; *s; s++)
 		h = (h ^ (unsigned char) *s) * 1099511628211ULL;
 	return h;
+}
+
+size_t
+util_utf8_prefix(const char *s, size_t max)
+{
+	const utf8proc_uint8_t *p = (const utf8proc_uint8_t *) s;
+	size_t len = strlen(s), at = 0, n = 0;
+	utf8proc_int32_t prev = -1, state = 0;
+
+	while (at < len)
+	{
+		utf8proc_int32_t cp;
+		utf8proc_ssize_t k = utf8proc_iterate(p + at, (utf8proc_ssize_t) (len - at), &cp);
+
+		if (k < 1)
+		{
+			/* not UTF-8: this byte alone, a character apart from its neighbours */
+			k = 1;
+			cp = -1;
+		}
+		if (prev < 0 || cp < 0 || utf8proc_grapheme_break_stateful(prev, cp, &state))
+		{
+			if (n == max)
+				return at;
+			n++;
+			if (cp < 0)
+				state = 0;
+		}
+		prev = cp;
+		at += (size_t) k;
+	}
+	return len;
 }
 
 int

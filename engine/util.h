@@ -1,8 +1,8 @@
 /*
  * util.h
  *    Small tools shared by several modules: the boolean vocabulary, the
- *    64-bit string hash, the column a rule names, and the lowest failing
- *    row of a parallel loop.
+ *    64-bit string hash, the column a rule names, the lowest failing row of
+ *    a parallel loop, and where to cut a text shown shortened.
  */
 #ifndef REFINERY_UTIL_H
 #define REFINERY_UTIL_H
@@ -41,6 +41,16 @@ int util_parse_bool(const char *s);
 
 uint64_t util_hash64(const char *s);
 uint64_t util_hash64_from(uint64_t h, const void *p, size_t n);
+
+/*
+ * Where to cut s to show at most `max` characters of it: the length in bytes
+ * of its first `max` characters, strlen(s) when it has no more.  A character
+ * is what a reader counts as one (a grapheme cluster, as utf8proc splits
+ * them): the cut never falls inside a UTF-8 sequence, nor between a letter
+ * and the marks on it (Hebrew vowel points, a combining accent).  A byte
+ * that is not valid UTF-8 counts as a character of its own.
+ */
+size_t util_utf8_prefix(const char *s, size_t max);
 
 /* qsort/bsearch comparators of int64_t and uint64_t values, ascending */
 int util_cmp_i64(const void *a, const void *b);

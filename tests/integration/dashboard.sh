@@ -2,17 +2,20 @@
 # tests/integration/dashboard.sh -- report --html as a manager's dashboard, on a job
 # whose figures the test knows: 1,200 leads, then 50 and 30 deleted from the source,
 # three reps with capacities 40, 25 and 10 (30 from the third run), outcomes recorded
-# after the third run and read by a fourth; and a job without snapshots, whose older
-# run's page takes its figures from the run's summary.  The tiles, sources, cohorts,
-# change, trend and outcome figures are checked against the fixture's arithmetic or
-# against queries of the stored results written here, formatted with this script's own
-# thousands grouping; outcomes of runs 3 and 4 per cohort and run, counted by hand (a
-# lead won and a customer since still in the cohort it was called in); every value from
-# the database is escaped; the page has no script
-# and fetches nothing; the same database gives the same bytes.  Then headless Chromium
-# renders it: each chart is laid out with a non-empty box holding drawn bars (DOM
-# dump), and the screenshot has bar-coloured pixels inside each chart's box.  Only
-# where Chromium is not installed or cannot start are those checks skipped, saying why.
+# after the third run and read by a fourth; a job without snapshots, whose older run's
+# page takes its figures from the run's summary; and a job whose run has leads held for
+# review and customers, each a state of its own that the tiles, the change table and
+# every source's row and bar count apart, adding up to the leads pulled.  The tiles,
+# sources, cohorts, change, trend and outcome figures are checked against the fixture's
+# arithmetic or against queries of the stored results written here, formatted with this
+# script's own thousands grouping; outcomes of runs 3 and 4 per cohort and run, counted
+# by hand (a lead won and a customer since still in the cohort it was called in); every
+# value from the database is escaped, and a long Hebrew cohort name is written whole (the
+# page is valid UTF-8); the page has no script and fetches nothing; the
+# same database gives the same bytes.  Then headless Chromium renders it: each chart is
+# laid out with a non-empty box holding drawn bars (DOM dump), and the screenshot has
+# bar-coloured pixels inside each chart's box.  Only where Chromium is not installed or
+# cannot start are those checks skipped, saying why.
 # DASHBOARD_PNG=FILE keeps a full-size copy of the screenshot.
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$top_srcdir/tests/lib/tap.sh"
@@ -181,6 +184,18 @@ PGTZ=Asia/Jerusalem "$REFINERY" report --html "$tmp/again.html" >/dev/null
 cmp -s "$tmp/run4.html" "$tmp/again.html"
 ok $? "the same database gives the same bytes, whatever the session's time zone"
 
+# ---- --html -: standard output carries the page alone
+"$REFINERY" report --html - >"$tmp/stdout.html"
+ok $? "report --html -"
+cmp -s "$tmp/run4.html" "$tmp/stdout.html"
+ok $? "standard output holds the page alone, the bytes --html FILE writes (no text table)"
+"$REFINERY" report --html /dev/stdout | cat >"$tmp/devstdout.html"
+is "${PIPESTATUS[0]}/$(cmp -s "$tmp/run4.html" "$tmp/devstdout.html" && echo same)" "0/same" \
+	"--html /dev/stdout onto a pipe: the page alone too"
+out=$("$REFINERY" report --html "$tmp/file.html")
+like "$out" '^Where the leads went' "with --html FILE the text tables still go to standard output"
+unlike "$out" '<html' "and the page does not"
+
 # ---- per cohort and run: the outcomes above were recorded after run 3 began and read by
 # run 4, so they were called from run 3's lists: a 4 worked, 2 won (the two won are
 # customers since, out of the cohorts, and still count in a); b 1 worked, 0 won.  Then,
@@ -227,6 +242,11 @@ ok $? "report --html of its first run"
 is "$(grep -o '<b>[^<]*</b><span>\(pulled\|assigned\)' "$tmp/lean.html" | sed 's/^<b>\([^<]*\)<.*/\1/' | tr '\n' ' ')" \
 	"1,120 95 " "its tiles: 1,120 pulled, 95 assigned (the capacities)"
 is "$(grep -c 'no longer stored' "$tmp/lean.html")" 2 "the removals and the sources say its leads are no longer stored"
+err=$("$REFINERY" report --job lean --run "$first" --html - 2>&1 >"$tmp/lean-stdout.html")
+is "$?/$(cmp -s "$tmp/lean.html" "$tmp/lean-stdout.html" && echo same)" "0/same" \
+	"its page on standard output: the page alone"
+like "$err" "run $first kept no snapshot .*: the page's sections of its leads say so" \
+	"its warning speaks of the page, not of tables it does not print"
 # without a snapshot the cohort a lead had comes from the next change's old_cohort: a lead
 # of cohort a held after lean's second run is won, the third run makes it a customer (no
 # cohort in the state); its win still counts in a, for the second run's lists
@@ -243,6 +263,80 @@ is "$(pq -c "SELECT coalesce(cohort, '-') || ' ' || verdict FROM refinery.lead_s
 like "$(cat "$tmp/lean3.html")" "<tr><td>a</td><td>$second</td><td class=\"n\">1</td><td class=\"n\">1</td><td class=\"n\">100.0${nb}%</td>" \
 	"per cohort and run: 1 worked, 1 won in a, for run $second's lists"
 unlike "$(cat "$tmp/lean3.html")" "<tr><td>\(none\)</td><td>" "and no outcome without a cohort"
+
+# ---- leads held for review and customers are states of their own, never removed: job
+# held reads another source (seed 31 has possible opt-outs, held for review); two of its
+# first run's held leads are won, so its second run has customers too
+"$GENLEADS" --rows 1200 --seed 31 --nreps 3 --out-dir "$tmp/h" >/dev/null
+pg_load_leads "$tmp/h" crmh
+sed -e 's/crm\./crmh./g' -e 's/^name = nightly$/name = held/' "$tmp/d.ini" >"$tmp/held.ini"
+"$REFINERY" run -q -c "$tmp/held.ini"
+ok $? "job held: its first run"
+h1=$(pq -c "SELECT max(run_id) FROM refinery.runs WHERE job = 'held'")
+pq -c "INSERT INTO refinery.outcomes (job, lead_id, rep_id, outcome, at)
+       SELECT 'held', lead_id, rep_id, 'won', '2025-07-02 10:00' FROM refinery.lead_results
+       WHERE run_id = $h1 AND rep_id IS NOT NULL ORDER BY lead_id LIMIT 2"
+"$REFINERY" run -q -c "$tmp/held.ini"
+ok $? "its second run reads the two wins"
+h2=$(pq -c "SELECT max(run_id) FROM refinery.runs WHERE job = 'held'")
+# a cohort stored under a long Hebrew name (XY and 130 letters, 262 bytes): its panel's
+# heading is whatever the database holds, whole
+longname="XY$(printf 'ק%.0s' {1..130})"
+pq -c "INSERT INTO refinery.run_cohorts (run_id, cohort, ord, leads, target_rate, sla_hours)
+       VALUES ($h2, '$longname', 99, 0, 0.05, 24)"
+"$REFINERY" report --job held --html "$tmp/held.html" >/dev/null
+ok $? "its report"
+qh() { pq -c "SELECT count(*) FROM refinery.lead_results WHERE run_id = $h2 AND $1"; }
+hpulled=$(qh true)
+hreview=$(qh "verdict = 'review'")
+hcustomer=$(qh "verdict = 'customer'")
+hremoved=$(qh "verdict IN ('blacklisted', 'duplicate', 'partial', 'outlier')")
+ok "$([ "$hreview" -gt 0 ] && [ "$hcustomer" = 2 ]; echo $?)" \
+	"the run holds leads for review ($hreview) and has the 2 customers"
+htile() { grep -o "<b>[^<]*</b><span>$1 " "$tmp/held.html" | sed 's/^<b>\([^<]*\)<.*/\1/'; }
+hshare() { grep -o "<span>$1 &middot; [^<]*</span>" "$tmp/held.html" | sed "s/^<span>$1 &middot; \([0-9.]*\).*/\1/"; }
+is "$(htile review)/$(hshare review)" "$hreview/$(pct "$hreview" "$hpulled")" \
+	"a review tile: the leads held for review ($hreview) and their share of pulled"
+is "$(htile removed)/$(hshare removed)" "$(commas "$hremoved")/$(pct "$hremoved" "$hpulled")" \
+	"the removed tile counts black-listed, duplicate, partial and outlier leads only ($hremoved)"
+tiles=0
+for t in assigned waiting nurture customer review removed; do
+	n=$(htile $t | tr -d ,)
+	tiles=$((tiles + ${n:-0}))
+done
+is "$tiles" "$hpulled" "assigned, waiting, nurture, customer, review and removed add up to the leads pulled"
+is "$(for t in assigned waiting nurture customer review removed; do hshare $t; done |
+	awk '{ s += $1 } END { d = s - 100; print (d < 0 ? -d : d) <= 0.3 ? "ok" : s }')" ok \
+	"their shares add up to 100 %, give or take the rounding of six shares to 0.1"
+like "$(cat "$tmp/held.html")" "<tr><td>review</td><td class=\"n\">$(pq -c "SELECT counts ->> 'review' FROM refinery.runs WHERE run_id = $h1")</td><td class=\"n\">$hreview</td>" \
+	"the change table has a review row"
+# per source: every verdict has a column, and each source's states add up to its leads
+bad=0 nsrc=0
+while IFS='|' read -r src n as wa nu cu re rm; do
+	nsrc=$((nsrc + 1))
+	row="<tr><td>$src</td>"
+	for v in "$n" "$as" "$wa" "$nu" "$cu" "$re" "$rm"; do row+="<td class=\"n\">$(commas "$v")</td>"; done
+	grep -qF "$row" "$tmp/held.html" || { bad=1; diag "source $src: $n pulled = $as + $wa + $nu + $cu + $re + $rm"; }
+done < <(pq -c "SELECT coalesce(source, '(none)'), count(*),
+	count(*) FILTER (WHERE verdict = 'kept' AND rep_id IS NOT NULL),
+	count(*) FILTER (WHERE verdict = 'kept' AND rep_id IS NULL),
+	count(*) FILTER (WHERE verdict = 'nurture'), count(*) FILTER (WHERE verdict = 'customer'),
+	count(*) FILTER (WHERE verdict = 'review'),
+	count(*) FILTER (WHERE verdict IN ('blacklisted', 'duplicate', 'partial', 'outlier'))
+	FROM refinery.lead_results WHERE run_id = $h2 GROUP BY 1")
+is "$bad/$nsrc" "0/$(pq -c "SELECT count(DISTINCT coalesce(source, '(none)')) FROM refinery.lead_results WHERE run_id = $h2")" \
+	"each source's row: pulled, assigned, waiting, nurture, customer, review, removed, as the results count them"
+# the chart: each source's label, then the total written after its bar
+bars=$(sed -n '/<figure class="chart" id="chart-sources">/,/<\/figure>/p' "$tmp/held.html" |
+	grep -o 'class="[lv]">[^<]*<' | sed -e 's/^class="l">\(.*\)<$/\1|/' -e 's/^class="v">\([0-9,]*\).*/\1/' |
+	paste -d '' - - | tr -d ,)
+is "$bars" "$(pq -c "SELECT coalesce(source, '(none)') || '|' || count(*) FROM refinery.lead_results
+	WHERE run_id = $h2 GROUP BY source ORDER BY count(*) DESC, source")" \
+	"each source's bar adds up to its leads pulled, customers and reviews included"
+iconv -f UTF-8 -t UTF-8 "$tmp/held.html" >/dev/null
+ok $? "the page is valid UTF-8"
+like "$(cat "$tmp/held.html")" "<text [^>]*>$longname: 0 won of 0 worked</text>" \
+	"per cohort and run: the heading of a panel holds the cohort's whole name and its counts"
 
 # ---- run 4's page rendered by headless Chromium
 nchrome=5

@@ -2,7 +2,7 @@
 # tests/integration/explain.sh -- refinery explain tells a lead's story: one paragraph per
 # decision the run took, for leads of known fates in a small hand-made run (a black-listed
 # lead, a merged duplicate and its survivor, an assigned lead, a lead waiting for a rep),
-# and the raw fields only with --verbose.
+# and the raw fields only with --verbose; a long raw value cut between two characters.
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/pg.sh"
@@ -139,4 +139,16 @@ out=$(story --job fromcsv 4)
 is "$(line "$out" 2)" 'Score 90 of 100 (hot): given -> 90 of 100 points.' \
 	"CSV source: the points of the maximum, no raw value"
 is "$(line "$out" 3)" "Raw values are not shown: the source is a CSV file." "CSV source: and why"
+
+# ---- a long raw value is cut after 60 characters, never inside one: lead 5's campaign
+# becomes X and 70 times shin with qamats (a letter and its vowel point, four bytes)
+qs=$(printf '\xd7\xa9\xd6\xb8')
+pq -c "UPDATE crm.leads SET campaign = 'X' || repeat('$qs', 70) WHERE lead_id = 5"
+"$REFINERY" run -q -c "$tmp/rules.ini" >/dev/null
+ok $? "a run with lead 5's long Hebrew campaign"
+out=$(story --job default 5); rc=$?
+is "$rc/$(printf '%s' "$out" | iconv -f UTF-8 -t UTF-8 >/dev/null && echo valid)" "0/valid" \
+	"explain 5: its story is valid UTF-8"
+is "$(grep '^Score ' <<<"$out" | grep -o 'given "[^"]*"')" "given \"X$(printf "$qs%.0s" {1..59})...\"" \
+	"the campaign: its first 60 characters (X and 59 pointed letters), then ..."
 done_testing

@@ -2,7 +2,7 @@
  * test_util.c
  *    The shared small tools: one boolean vocabulary for rule files, lead
  *    columns and side data; the 64-bit hash; the column a rule names; the
- *    lowest failing row of a parallel loop.
+ *    lowest failing row of a parallel loop; where a shortened text is cut.
  */
 #include "config.h"
 
@@ -108,6 +108,57 @@ test_row_fail(void)
 	is_int(f.what, 500 % 7, "parallel loop: its rule");
 }
 
+/* the first `max` characters of s, as util_utf8_prefix() cuts them */
+static const char *
+prefix(const char *s, size_t max)
+{
+	static char buf[256];
+	size_t n = util_utf8_prefix(s, max);
+
+	snprintf(buf, sizeof(buf), "%.*s", (int) n, s);
+	return buf;
+}
+
+static void
+test_utf8_prefix(void)
+{
+	/* the expected cuts are written out by hand: bytes of each character below */
+	is_int(util_utf8_prefix("abc", 2), 2, "ASCII: a byte a character");
+	is_int(util_utf8_prefix("abc", 3), 3, "as many characters as asked: the whole text");
+	is_int(util_utf8_prefix("abc", 9), 3, "fewer than asked: the whole text");
+	is_int(util_utf8_prefix("abc", 0), 0, "none asked: nothing");
+	is_int(util_utf8_prefix("", 4), 0, "an empty text");
+	/* Hebrew letters are two bytes each */
+	is_str(prefix("שלום עולם", 3), "שלו", "Hebrew: three letters are six bytes");
+	is_int(util_utf8_prefix("aשלום", 2), 3, "after an ASCII letter the cut stays between letters");
+	/* X and 31 letters: 30 characters are 59 bytes; a cut at 60 bytes splits a letter */
+	is_int(util_utf8_prefix("Xאבגדהוזחטיכלמנסעפצקרשתאבגדהוזחט", 30), 59,
+	       "30 characters of X and Hebrew letters are 59 bytes");
+	/* accents, precomposed (é, two bytes) and combining (e + U+0301) */
+	is_str(prefix("café au lait", 4), "café", "a precomposed accent is one character");
+	is_str(prefix("cafe\xcc\x81 noir", 4), "cafe\xcc\x81",
+	       "a combining accent stays on its letter");
+	/* shin, its dot and qamats: one letter as a reader counts it, six bytes */
+	is_str(prefix("\xd7\xa9\xd7\x81\xd6\xb8\xd7\x9c\xd7\x95\xd7\x9d", 1),
+	       "\xd7\xa9\xd7\x81\xd6\xb8", "Hebrew vowel points stay on their letter");
+	/* the flag of Israel: two regional indicators, four bytes each, one character */
+	is_int(util_utf8_prefix("\xf0\x9f\x87\xae\xf0\x9f\x87\xb1!", 1), 8, "a flag is one character");
+	/* not UTF-8: each bad byte a character of its own */
+	is_int(util_utf8_prefix("\xff\xfe"
+	                        "ab",
+	                        1),
+	       1, "an invalid byte is one character");
+	is_int(util_utf8_prefix("\xff\xfe"
+	                        "ab",
+	                        3),
+	       3, "and the next");
+	is_int(util_utf8_prefix("a\xd7", 2), 2, "a sequence cut short at the end is one character");
+	is_int(util_utf8_prefix("\xd7"
+	                        "a\xcc\x81",
+	                        2),
+	       4, "after a bad byte the marks still stay on their letter");
+}
+
 int
 main(void)
 {
@@ -143,5 +194,6 @@ main(void)
 	test_hash();
 	test_column();
 	test_row_fail();
+	test_utf8_prefix();
 	return done_testing();
 }
