@@ -1,6 +1,7 @@
 #!/bin/bash
 # tests/integration/jobs.sh -- jobs against a throwaway server: each job's first run
-# says it is new; reading commands refuse to guess between jobs and reject unknown
+# says it is new once it has committed (a refused one does not, a dry run says it would
+# be); reading commands refuse to guess between jobs and reject unknown
 # ones; "refinery jobs" and its --check; the lease (two jobs at once, one job never
 # twice, the refusal naming the holder); the [job] guards and --force; retention per
 # job and "refinery prune", every drop logged; and an upgrade of a database holding
@@ -75,9 +76,10 @@ out=$("$REFINERY" report --job nightly); rc=$?
 is "$rc" 0 "report --job nightly"
 like "$(printf '%s\n' "$out" | sed -n 4p)" '^ +2 \| nightly +\| committed ' "the report's run table shows run 2 and its job"
 rules preview crm.leads
-"$REFINERY" run -q --dry-run -c "$tmp/preview.ini" >/dev/null 2>&1; rc=$?
+err=$("$REFINERY" run -q --dry-run -c "$tmp/preview.ini" 2>&1 >/dev/null); rc=$?
 is "$rc/$(pq -c "SELECT count(*) FROM refinery.jobs WHERE name = 'preview'")" "0/0" \
 	"a dry run of a new job leaves no job behind"
+is "$err" 'refinery: info: new job "preview" (a dry run: the job is not created)' "and says the job would be new"
 
 # ---- refinery jobs
 out=$("$REFINERY" jobs); rc=$?
@@ -195,9 +197,14 @@ rules small crm.leads_700
 out=$("$REFINERY" run -c "$tmp/small.ini" 2>&1); rc=$?
 is "$rc" 0 "a new job's first run has no change check"
 rules brandnew crm.leads_0
-"$REFINERY" run -q -c "$tmp/brandnew.ini" 2>/dev/null; rc=$?
+err=$("$REFINERY" run -q -c "$tmp/brandnew.ini" 2>&1); rc=$?
 is "$rc/$(pq -c "SELECT count(*) FROM refinery.jobs WHERE name = 'brandnew'")" "5/0" \
 	"a refused first run leaves no job behind"
+like "$err" 'fewer than \[job\] min_rows = 1' "refused by the min_rows guard"
+unlike "$err" 'new job' "and does not say the job is new"
+rules brandnew crm.leads_700
+err=$("$REFINERY" run -q -c "$tmp/brandnew.ini" 2>&1); rc=$?
+is "$rc/$err" '0/refinery: info: new job "brandnew"' "the job's first committed run says it is new"
 
 # ---- retention per job, and prune
 rules nightly crm.leads $'[output]\nkeep_runs = 2\n'
