@@ -220,7 +220,7 @@ print_changes(const struct job_state *st)
 	const struct state_counts *c = state_counts(st);
 	size_t changes = c->new_leads + c->returned + c->changed + c->vanished;
 
-	/* a job's first run: "new job" has said it; every lead is new */
+	/* a job's first run: "new job" says it; every lead is new */
 	if (log_quiet || log_json || !c->had_state)
 		return;
 	if (changes == 0)
@@ -329,8 +329,6 @@ cmd_run_one(const struct cmd_opts *o, const char *tenant, const struct conn_opts
 		{
 			if (!runconn_lease_take(conn, rs, &lease, err))
 				goto out;
-			if (lease.new_job)
-				log_info("new job \"%s\"", lease.job);
 		}
 	}
 
@@ -434,6 +432,11 @@ cmd_run_one(const struct cmd_opts *o, const char *tenant, const struct conn_opts
 	                           .seconds = epoch_now() - t0,
 	                           .warnings = &warnings};
 	progress_stop(true);
+	/* said once it is true: a run refused or failed before its commit made no job */
+	if (lease.new_job && committed)
+		log_info("new job \"%s\"", lease.job);
+	else if (lease.new_job)
+		log_info("new job \"%s\" (a dry run: the job is not created)", lease.job);
 	if (o->dry_run)
 		summary_funnel(&sum);
 	summary_print(&sum);

@@ -10,7 +10,9 @@
  *    signal the engine at a known moment and let it go on when it chooses,
  *    whatever the load of the machine.  REFINERY_FAULT=<point>:fail makes a
  *    point that tests FAULT_FAILS() fail there as if out of memory ("pull"
- *    only).  Points: "pull" (after 1000 rows),
+ *    only).  Points: "lease" (the run's record as the job's holder
+ *    committed, the row not yet locked by the run's transaction), "pull"
+ *    (after 1000 rows),
  *    "pull_streams" (a pull to be split into streams: the run's session holds
  *    the table's lock, no stream's session is open yet), "pull_split" (every
  *    stream's session holds the run's snapshot and its lock on the table, no

@@ -43,10 +43,14 @@
  * hold is [match] hold_days old or older, or the rep is no longer in the
  * table, inactive or of capacity 0.  A rep keeps at most capacity *
  * horizon_days held leads, the best (score, then input order); the rest
- * are released.  Held leads get p_close as any assigned lead and
- * assigned_at = the start of their hold; they are not grouped, and each
- * sink's capacity is what its held leads leave, so the transport hands out
- * only the other kept leads, to the room that is left (assigned_at = now).
+ * are released.  A person stays with its rep when the dedupe makes another
+ * of its records the survivor: a kept survivor whose own hold does not
+ * stand takes over the standing hold of a duplicate in its cluster (the
+ * rep, the start, a take; pass_holds_on()).  Held leads get p_close as
+ * any assigned lead and assigned_at = the start of their hold; they are
+ * not grouped, and each sink's capacity is what its held leads leave, so
+ * the transport hands out only the other kept leads, to the room that is
+ * left (assigned_at = now).
  * A lead the flow would rather give to another rep stays where it is: the
  * optimum is over what is free, not over the whole run.  hold_days = 0
  * turns holds and seeding off, and the result is the plain optimum.
@@ -307,6 +311,98 @@ any_take(const struct batch *b)
 }
 
 /*
+ * Whether lead i's hold stands at this run, as keep_holds() judges it: a
+ * rep of the table that is active holds it, and either the rep has taken
+ * the lead (a standing take) or holds are on, the hold has not run out and
+ * the rep's capacity is not 0.  The rep's room is not asked.
+ */
+static bool
+hold_stands(const struct matching *m, size_t i, int64_t hold)
+{
+	const struct batch *b = m->b;
+	int r;
+
+	if (b->held_rep[i] < 0 || (hold == 0 && !b->pinned[i]))
+		return false;
+	if (!b->pinned[i] && hold_expired(b->held_since[i], m->now, hold))
+		return false;
+	r = rep_table_find(m->t, b->held_rep[i]);
+	return r >= 0 && m->t->reps[r].active && (m->t->reps[r].capacity != 0 || b->pinned[i]);
+}
+
+/*
+ * Of two held duplicates x and y of one survivor, whether x hands its hold
+ * on rather than y: a standing take first (the rep is working the person),
+ * then the hold that began first (an unknown start counts as the earliest),
+ * then the smaller lead id (bytes), then the earlier row.
+ */
+static bool
+donor_before(const struct batch *b, size_t x, size_t y)
+{
+	int d;
+
+	if (b->pinned[x] != b->pinned[y])
+		return b->pinned[x] > b->pinned[y];
+	if (b->held_since[x] != b->held_since[y])
+		return b->held_since[x] < b->held_since[y];
+	d = strcmp(batch_lead_id(b, x) ? batch_lead_id(b, x) : "",
+	           batch_lead_id(b, y) ? batch_lead_id(b, y) : "");
+	return d != 0 ? d < 0 : x < y;
+}
+
+/*
+ * A person stays with the rep who holds the person.  The dedupe may make
+ * another record of the person the survivor (a new record, or one that
+ * changed): the held record is then a duplicate and its hold would go
+ * with it.  So a kept survivor whose own hold does not stand takes over
+ * the hold of its cluster's duplicate whose hold does (the rep, the hold's
+ * start and a standing take; of several, the one donor_before() puts
+ * first).  A hold that an outcome ended (outcomes.c), that has run out or
+ * whose rep is gone, inactive or of capacity 0 is not handed on.  The
+ * survivor's held_rep, held_since and pinned are set, so keep_holds()
+ * judges it as any held lead (capacity included).  Returns how many
+ * survivors took a hold over; SIZE_MAX on out of memory.
+ */
+static size_t
+pass_holds_on(struct matching *m, int64_t hold)
+{
+	struct batch *b = m->b;
+	uint32_t *donor = NULL;
+	size_t passed = 0;
+
+	for (size_t i = 0; i < b->n; i++)
+	{
+		size_t s = b->survivor[i];
+
+		if (b->verdict[i] != VERDICT_DUPLICATE || s == BATCH_NO_ROW || s == i ||
+		    b->verdict[s] != VERDICT_KEPT || !hold_stands(m, i, hold))
+			continue;
+		if (donor == NULL)
+		{
+			if ((donor = malloc(sizeof(*donor) * b->n)) == NULL)
+				return SIZE_MAX;
+			for (size_t k = 0; k < b->n; k++)
+				donor[k] = BATCH_NO_ROW;
+		}
+		if (donor[s] == BATCH_NO_ROW || donor_before(b, i, donor[s]))
+			donor[s] = (uint32_t) i;
+	}
+	for (size_t s = 0; donor && s < b->n; s++)
+	{
+		size_t i = donor[s];
+
+		if (i == BATCH_NO_ROW || hold_stands(m, s, hold))
+			continue;
+		b->held_rep[s] = b->held_rep[i];
+		b->held_since[s] = b->held_since[i];
+		b->pinned[s] = b->pinned[i];
+		passed++;
+	}
+	free(donor);
+	return passed;
+}
+
+/*
  * Keep the holds that still stand: each kept lead held by a rep of the
  * table that is active with capacity, whose hold has not run out, goes to
  * that rep, as far as the rep's capacity over the horizon goes (best score
@@ -323,12 +419,17 @@ keep_holds(struct matching *m, struct stage_stats *st, struct error *err)
 	struct batch *b = m->b;
 	const struct rep_table *t = m->t;
 	int64_t hold = (int64_t) m->c->hold_days * 86400;
-	size_t nc = 0, expired = 0, inactive = 0, over = 0;
+	size_t nc = 0, expired = 0, inactive = 0, over = 0, passed;
 	struct lead_key *cand;
 
 	if ((m->held_n = calloc(t->nreps ? t->nreps : 1, sizeof(long))) == NULL)
 		return mt_oom(err);
-	if (hold == 0 ? !any_take(b) : !seed_holds(m))
+	if (hold != 0 && !seed_holds(m))
+		return true;
+	/* a held record that became a duplicate hands its hold to the survivor */
+	if ((passed = pass_holds_on(m, hold)) == SIZE_MAX)
+		return mt_oom(err);
+	if (hold == 0 && !any_take(b))
 		return true;
 	if ((cand = malloc(sizeof(*cand) * (m->nk ? m->nk : 1))) == NULL)
 		return mt_oom(err);
@@ -390,6 +491,7 @@ keep_holds(struct matching *m, struct stage_stats *st, struct error *err)
 	}
 	free(cand);
 	stage_count(st, "held", m->nheld);
+	stage_count(st, "held: passed on by a duplicate", passed);
 	stage_count(st, "released: rep inactive", inactive);
 	stage_count(st, "released: hold expired", expired);
 	stage_count(st, "released: over capacity", over);

@@ -247,8 +247,11 @@ bool match_side_row(struct rep_table *t, enum match_side_kind kind, const char *
  * nurture when [match] overflow = nurture).  With [match] hold_days > 0 a
  * lead stays with the rep that holds it (b->held_rep, or on a batch
  * without state its last_rep, which the stage then writes into
- * b->held_rep and b->held_since) while the hold stands.  Without a rep
- * table (b->reps NULL) every kept lead gets only its base p_close.
+ * b->held_rep and b->held_since) while the hold stands; a kept survivor
+ * whose own hold does not stand takes over a standing hold of a duplicate
+ * of its cluster (written into its held_rep, held_since and pinned).
+ * Without a rep table (b->reps NULL) every kept lead gets only its base
+ * p_close.
  * Deterministic whatever the thread count.
  */
 bool match_stage(struct batch *b, const struct ruleset *rs, struct stage_stats *st,

@@ -16,12 +16,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "migrate.h"
 #include "runconn.h"
 
 /*
  * The run lease.  A run locks its job's row of refinery.jobs with SELECT ...
- * FOR NO KEY UPDATE NOWAIT and holds the lock from start to commit.  That
+ * FOR NO KEY UPDATE (first NOWAIT, see below) and holds the lock from start
+ * to commit.  That
  * lock excludes another run of the job (and revert_run()), which take the
  * same, but not the KEY SHARE lock a foreign key check takes: a dialer's
  * record_outcome() of the job, which inserts a row naming it, goes on while
@@ -39,10 +41,12 @@
  * A refused run must name the holder, but nothing uncommitted is visible to
  * it.  So the holder columns (pid, host, start) are first written and
  * committed in a short transaction that itself locks the row NOWAIT; then
- * the run's transaction locks the row again and checks that the holder is
- * still this process (a run that slipped in between wins; this one is
- * refused).  The run's transaction clears the columns, which takes effect
- * with its COMMIT; after a rollback runconn_lease_forget() clears them.
+ * the run's transaction locks the row again, waiting for a moment's lock
+ * of another run's check, and checks that the holder is still this process
+ * (a run that slipped in between wins; this one is refused): of two runs
+ * of a job that start together one goes ahead.  The run's transaction
+ * clears the columns, which takes effect with its COMMIT; after a rollback
+ * runconn_lease_forget() clears them.
  */
 
 static bool
@@ -160,6 +164,11 @@ server_keepalives(PGconn *conn, struct error *err)
 	return ok;
 }
 
+/* whether the job's row names this run as the holder (lease_query's parameters) */
+static const char holder_is_this_run[] =
+    "SELECT holder_pid = $2::integer AND holder_host = $3 AND "
+    "holder_started_at = to_timestamp($4::double precision) FROM refinery.jobs WHERE name = $1";
+
 bool
 runconn_lease_take(PGconn *conn, const struct ruleset *rs, struct runconn_lease *l,
                    struct error *err)
@@ -188,6 +197,7 @@ runconn_lease_take(PGconn *conn, const struct ruleset *rs, struct runconn_lease 
 	PQclear(res);
 	if (!pg_exec(conn, "taking the job's lease", "COMMIT", err))
 		return rollback(conn);
+	FAULT("lease");
 
 	/*
 	 * 2: the run's own transaction, holding the row until its COMMIT.  It is
@@ -215,22 +225,41 @@ runconn_lease_take(PGconn *conn, const struct ruleset *rs, struct runconn_lease 
 		l->new_job = PQntuples(res) == 1;
 		PQclear(res);
 	}
-	if (!lease_query(conn, l,
-	                 "SELECT holder_pid = $2::integer AND holder_host = $3 AND "
-	                 "holder_started_at = to_timestamp($4::double precision) "
-	                 "FROM refinery.jobs WHERE name = $1 FOR NO KEY UPDATE NOWAIT",
-	                 4, &res, err))
-		return false;
-	if (PQntuples(res) != 1 ||
-	    (l->recorded && (PQgetisnull(res, 0, 0) || strcmp(PQgetvalue(res, 0, 0), "t") != 0)))
+	/*
+	 * Whether the job's row still names this run: first without a lock, so
+	 * that a run another has recorded itself after is refused at once and
+	 * locks nothing; then under the lock.  A run still named waits for the
+	 * lock (lock_timeout): whoever else holds it now holds it for a moment
+	 * only (a run recording itself, a revert, or a run that checks here,
+	 * finds another named and refuses), since only the run named passes
+	 * this check.  With NOWAIT, two runs that met here were both refused:
+	 * the one no longer named, and the one named, which found the row
+	 * locked by the other's check.  (A run named after this one's first
+	 * look may pass its check first and keep the lock: this one then waits
+	 * lock_timeout and is refused.)  A new job's row is this run's own, or
+	 * made meanwhile by a first run that names no holder: NOWAIT.
+	 */
+	for (int pass = l->recorded ? 0 : 1; pass < 2; pass++)
 	{
-		/* another run recorded itself after us and holds or will hold the lease */
+		char q[320];
+
+		snprintf(q, sizeof(q), "%s%s", holder_is_this_run,
+		         pass == 0     ? ""
+		         : l->recorded ? " FOR NO KEY UPDATE"
+		                       : " FOR NO KEY UPDATE NOWAIT");
+		if (!lease_query(conn, l, q, 4, &res, err))
+			return false;
+		if (PQntuples(res) != 1 ||
+		    (l->recorded && (PQgetisnull(res, 0, 0) || strcmp(PQgetvalue(res, 0, 0), "t") != 0)))
+		{
+			/* another run recorded itself after us and holds or will hold the lease */
+			PQclear(res);
+			rollback(conn);
+			l->recorded = false;
+			return lease_refuse(conn, l, err);
+		}
 		PQclear(res);
-		rollback(conn);
-		l->recorded = false;
-		return lease_refuse(conn, l, err);
 	}
-	PQclear(res);
 
 	/* cleared at COMMIT: a committed run leaves no holder behind */
 	if (!lease_query(conn, l,

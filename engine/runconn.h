@@ -17,9 +17,10 @@
 
 /*
  * The run lease.  A run locks its job's row of refinery.jobs with SELECT ...
- * FOR UPDATE NOWAIT and holds the lock from start to commit: see
- * runconn.c.  The caller fills job (borrowed) and started (seconds since
- * epoch); runconn_lease_take() fills the rest.
+ * FOR NO KEY UPDATE and holds the lock from start to commit, a second run of
+ * the job being refused at once: see runconn.c.  The caller fills job
+ * (borrowed) and started (seconds since epoch); runconn_lease_take() fills
+ * the rest.
  */
 struct runconn_lease
 {

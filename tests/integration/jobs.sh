@@ -1,11 +1,14 @@
 #!/bin/bash
 # tests/integration/jobs.sh -- jobs against a throwaway server: each job's first run
-# says it is new; reading commands refuse to guess between jobs and reject unknown
-# ones; "refinery jobs" and its --check; the lease (two jobs at once, one job never
-# twice, the refusal naming the holder); the [job] guards and --force; retention per
-# job and "refinery prune", every drop logged; and an upgrade of a database holding
-# runs made by release 0.1.0.  Concurrency is synchronised on the file a stalled
-# engine creates (REFINERY_FAULT=pull:stall:GATE), never on time.
+# says it is new once it has committed (a refused one does not, a dry run says it would
+# be); reading commands refuse to guess between jobs and reject unknown ones; "refinery
+# jobs" and its --check; the lease (two jobs at once, one job never twice, the refusal
+# naming the holder, one of two runs of a job that start together goes ahead, first runs
+# of two jobs that start together both commit); the [job] guards and --force; retention
+# per job and "refinery prune", every drop logged; and an upgrade of a database holding
+# runs made by release 0.1.0.  Concurrency is synchronised on the file a stalled engine
+# creates (REFINERY_FAULT=pull:stall:GATE) and on the locks sessions wait for, never on
+# time.
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/pg.sh"
@@ -75,9 +78,10 @@ out=$("$REFINERY" report --job nightly); rc=$?
 is "$rc" 0 "report --job nightly"
 like "$(printf '%s\n' "$out" | sed -n 4p)" '^ +2 \| nightly +\| committed ' "the report's run table shows run 2 and its job"
 rules preview crm.leads
-"$REFINERY" run -q --dry-run -c "$tmp/preview.ini" >/dev/null 2>&1; rc=$?
+err=$("$REFINERY" run -q --dry-run -c "$tmp/preview.ini" 2>&1 >/dev/null); rc=$?
 is "$rc/$(pq -c "SELECT count(*) FROM refinery.jobs WHERE name = 'preview'")" "0/0" \
 	"a dry run of a new job leaves no job behind"
+is "$err" 'refinery: info: new job "preview" (a dry run: the job is not created)' "and says the job would be new"
 
 # ---- refinery jobs
 out=$("$REFINERY" jobs); rc=$?
@@ -163,8 +167,55 @@ if fault_hooks; then
 	is "$(pq -c "SELECT string_agg(j.job || ':' || (SELECT count(*) FROM refinery.lead_results l WHERE l.run_id = j.run_id) || ':' || j.state_rows, ' ' ORDER BY j.job)
 		FROM (SELECT s.job, s.last_run_id AS run_id, s.state_rows FROM refinery.job_summary s WHERE s.job LIKE 'twin%') j")" \
 		"twin1:$N:$N twin2:$N:$N" "each has its $N results and $N state rows"
+	# two runs of one job that start together: each has recorded itself as the holder,
+	# the later one last, when the other checks the record under the row's lock (held
+	# here by a session) and refuses; the one named waits for that lock and goes ahead.
+	# No lock timeout (0: wait), so nothing depends on how long a step takes.
+	printf '[output]\nlock_timeout_ms = 0\n' >"$tmp/wait.ini"
+	before=$(runs nightly)
+	pg_run_stalled lease "$tmp/gate5" -c "$tmp/nightly.ini" -c "$tmp/wait.ini"
+	ok $? "a run of nightly stops once it has recorded itself as the holder"
+	pid_a=$pid
+	pg_run_stalled lease "$tmp/gate6" -c "$tmp/nightly.ini" -c "$tmp/wait.ini"
+	ok $? "so does a second run of nightly, after it"
+	pid_b=$pid
+	is "$(pq -c "SELECT holder_pid FROM refinery.jobs WHERE name = 'nightly'")" "$pid_b" "the row names the second"
+	pg_hold_open check "BEGIN; SELECT 'locked' FROM refinery.jobs WHERE name = 'nightly' FOR NO KEY UPDATE;"
+	poll_until 600 grep -qx locked "$PG_TMP/check.out"
+	ok $? "a session locks the job's row, as the first run's check does"
+	touch "$tmp/gate6"
+	lease_wait_or_exit() { # the second run waits for the row's lock to check its record, or has exited
+		! kill -0 "$pid_b" 2>/dev/null ||
+			pg_returns "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'refinery' AND wait_event_type = 'Lock'
+				AND query LIKE 'SELECT holder_pid = %FOR NO KEY UPDATE'" 1
+	}
+	poll_until 600 lease_wait_or_exit
+	kill -0 "$pid_b" 2>/dev/null
+	ok $? "the second run, which the row names, waits for that lock instead of being refused"
+	pg_hold_close check "ROLLBACK;"
+	wait "$pid_b"; rc=$?
+	is "$rc" 0 "once the lock is free it takes the lease and commits"
+	[ "$rc" = 0 ] || sed 's/^/# /' "$tmp/gate6.err"
+	touch "$tmp/gate5"
+	wait "$pid_a"; rc=$?
+	is "$rc" 6 "the first run, no longer named, is refused"
+	like "$(cat "$tmp/gate5.err")" 'another run of job "nightly" is in progress' "saying so"
+	is "$(runs nightly)/$(pq -c "SELECT count(*) FROM refinery.jobs WHERE holder_pid IS NOT NULL")" "$((before + 1))/0" \
+		"one run of the job was added, and no holder is left"
+	# first runs of two new jobs that start together both commit
+	rules pair1 crm.leads
+	rules pair2 crm.leads
+	pg_run_stalled lease "$tmp/gate7" -c "$tmp/pair1.ini" -c "$tmp/wait.ini"
+	pid_a=$pid
+	pg_run_stalled lease "$tmp/gate8" -c "$tmp/pair2.ini" -c "$tmp/wait.ini"
+	ok $? "first runs of jobs pair1 and pair2 both stop before locking their rows"
+	pid_b=$pid
+	touch "$tmp/gate7" "$tmp/gate8"
+	wait "$pid_a"; rc=$?
+	wait "$pid_b"; rc2=$?
+	is "$rc/$rc2/$(runs pair1)/$(runs pair2)" "0/0/1/1" "then both take their leases and commit"
 else
-	skip 17 "refinery was built without --enable-fault-injection"
+	skip 28 "refinery was built without --enable-fault-injection"
 fi
 
 # ---- guards
@@ -195,9 +246,14 @@ rules small crm.leads_700
 out=$("$REFINERY" run -c "$tmp/small.ini" 2>&1); rc=$?
 is "$rc" 0 "a new job's first run has no change check"
 rules brandnew crm.leads_0
-"$REFINERY" run -q -c "$tmp/brandnew.ini" 2>/dev/null; rc=$?
+err=$("$REFINERY" run -q -c "$tmp/brandnew.ini" 2>&1); rc=$?
 is "$rc/$(pq -c "SELECT count(*) FROM refinery.jobs WHERE name = 'brandnew'")" "5/0" \
 	"a refused first run leaves no job behind"
+like "$err" 'fewer than \[job\] min_rows = 1' "refused by the min_rows guard"
+unlike "$err" 'new job' "and does not say the job is new"
+rules brandnew crm.leads_700
+err=$("$REFINERY" run -q -c "$tmp/brandnew.ini" 2>&1); rc=$?
+is "$rc/$err" '0/refinery: info: new job "brandnew"' "the job's first committed run says it is new"
 
 # ---- retention per job, and prune
 rules nightly crm.leads $'[output]\nkeep_runs = 2\n'

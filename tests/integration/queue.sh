@@ -3,7 +3,8 @@
 # rep its held leads in order, then the best unheld one, and never one lead twice, also to
 # 32 sessions pulling at once (pgbench); a take expires after take_hours; record_outcome
 # keeps an outcome once and ends the take; only members of refinery_dialer may call them;
-# and a run that read a lead before a dialer took it leaves the take alone.  Concurrency
+# and a run that read a lead before a dialer took it leaves the take alone; a person a rep
+# holds stays with that rep when a newer record of it becomes the survivor.  Concurrency
 # with the run is synchronised on a stalled engine's file (REFINERY_FAULT), never on time.
 : "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
 . "$top_srcdir/tests/lib/tap.sh"
@@ -191,5 +192,37 @@ is "$(pq -c "SELECT full_write FROM refinery.runs WHERE run_id = $rn")/$(pq -c "
 	"t/0" "and does: every current lead's row is its own"
 out=$("$REFINERY" run -c "$tmp/q.ini" 2>&1)
 unlike "$out" "reverted|every lead rewritten" "the run after it is incremental again"
+
+# ---- a person stays with its rep when a new record of it becomes the survivor
+# Job "person": rep 1 (one place) holds one lead; rep 2, far better and without a limit,
+# is inactive until the next run, which brings a newer record of that lead's person.
+pq -c "CREATE TABLE public.preps (rep_id int, name text, active boolean, capacity int);
+       INSERT INTO public.preps VALUES (1, 'Ann', true, 1), (2, 'Bob', false, NULL);
+       CREATE TABLE public.pstats AS SELECT rep_id, source, 1000 AS attempts, CASE rep_id WHEN 1 THEN 10 ELSE 300 END AS wins
+         FROM public.preps, (SELECT DISTINCT source FROM crm.leads WHERE source IS NOT NULL) s" >/dev/null
+sed -e 's/^name = q$/name = person/' -e 's/FROM crm\.reps$/FROM public.preps/' -e 's/FROM crm\.rep_source_stats$/FROM public.pstats/' \
+	"$tmp/q.ini" >"$tmp/person.ini"
+"$REFINERY" run -q -c "$tmp/person.ini"; rc=$?
+P1=$(pq -c "SELECT lead_id FROM refinery.lead_state WHERE job = 'person' AND rep_id = 1 AND verdict = 'kept'")
+is "$rc/$(wc -w <<<"$P1")" "0/1" "job person: rep 1 holds one lead ($P1)"
+# the hold began three days before the next run
+pq -c "UPDATE refinery.lead_state SET assigned_at = assigned_at - interval '3 days' WHERE job = 'person' AND lead_id = '$P1'" >/dev/null
+since=$(pq -c "SELECT assigned_at FROM refinery.lead_state WHERE job = 'person' AND lead_id = '$P1'")
+P2=$(pq -c "SELECT max(lead_id) + 1 FROM crm.leads")
+pq -c "INSERT INTO crm.leads SELECT $P2, created_at, source, campaign, full_name, phone, email, city, status,
+         (SELECT max(last_touch_at) FROM crm.leads) + interval '1 minute', touch_count, last_touch_type, handler_notes,
+         automation_after_last_touch, NULL FROM crm.leads WHERE lead_id = $P1;
+       UPDATE public.preps SET active = true WHERE rep_id = 2" >/dev/null
+"$REFINERY" run -q -c "$tmp/person.ini"; rc=$?
+is "$rc/$(pq -c "SELECT verdict || ':' || survivor_id FROM refinery.lead_state WHERE job = 'person' AND lead_id = '$P1'")/$(pq -c "SELECT verdict FROM refinery.lead_state WHERE job = 'person' AND lead_id = '$P2'")" \
+	"0/duplicate:$P2/kept" "the next run makes the newer record ($P2) the survivor and the held one a duplicate of it"
+is "$(pq -c "SELECT rep_id || ' ' || assigned_at FROM refinery.lead_state WHERE job = 'person' AND lead_id = '$P2'")" "1 $since" \
+	"the survivor stays with rep 1, held since the hold began, though rep 2 has room and closes better"
+is "$(pq -c "SELECT counters ->> 'held: passed on by a duplicate' FROM refinery.stage_times WHERE stage = 'match'
+	AND run_id = (SELECT max(run_id) FROM refinery.runs WHERE job = 'person')")" 1 "the match stage counts the hold passed on"
+out=$("$REFINERY" run -c "$tmp/person.ini" 2>&1); rc=$?
+is "$rc/$(grep -c '^refinery: nothing changed since run' <<<"$out")" "0/1" "the run after it changes nothing"
+is "$(pq -c "SELECT rep_id || ' ' || assigned_at FROM refinery.lead_state WHERE job = 'person' AND lead_id = '$P2'")" "1 $since" \
+	"and the person is still with rep 1, since the same time"
 
 done_testing

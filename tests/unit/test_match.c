@@ -1048,6 +1048,107 @@ sticky_tests(void)
 		batch_free(r[1]);
 	}
 
+	/*
+	 * (9) a held record that became a duplicate hands its hold to the
+	 * survivor; rep 1 is far the best, so a lead no one holds goes to it
+	 */
+	{
+		enum
+		{
+			NL = 18
+		};
+		const char *s[NL], *ids[NL];
+		double sc[NL];
+		int co[NL];
+		char idbuf[NL][8];
+		const int64_t now = now1 + 30 * day;
+		/* each row's survivor (its own row for a survivor), rep held, start, take */
+		const int surv[NL] = {0, 0, 0, 3, 3, 3, 6, 6, 8, 8, 8, 11, 11, 13, 13, 13, 16, 17};
+		const int64_t hrep[NL] = {-1, 2, 3, -1, 2, 3, -1, 4, -1, 3, 2, 3, 2, -1, 3, 2, -1, 2};
+		const int64_t hsince[NL] = {BATCH_NO_TIME,  now - 5 * day, now - 3 * day, BATCH_NO_TIME,
+		                            now - 30 * day, now - 2 * day, BATCH_NO_TIME, now - day,
+		                            BATCH_NO_TIME,  now - day,     now - 9 * day, now - 4 * day,
+		                            now - 6 * day,  BATCH_NO_TIME, now - 7 * day, now - 7 * day,
+		                            BATCH_NO_TIME,  now - day};
+		const uint8_t pin[NL] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+		struct rep_table *t;
+		int64_t since0, since3;
+		struct match_config *cp = config_from("[match]\nprior_rep = 5\nprior_source = 5\n", &err);
+
+		for (int i = 0; i < NL; i++)
+		{
+			/* ids by cluster: L01..L18, so that rows 14 and 15 tie up to the id */
+			snprintf(idbuf[i], sizeof(idbuf[i]), "L%02d", i + 1);
+			ids[i] = idbuf[i];
+			s[i] = "web";
+			sc[i] = 60;
+			co[i] = 1;
+		}
+		b = make_batch(NL, ids, s, sc, co, NULL);
+		t = b->reps = rep_table_new();
+		rep_table_add_rep(t, 1, NULL, true, 100, &err);
+		rep_table_add_rep(t, 2, NULL, true, 100, &err);
+		rep_table_add_rep(t, 3, NULL, true, 100, &err);
+		rep_table_add_rep(t, 4, NULL, false, 100, &err);
+		rep_table_add_stat(t, 1, "web", 400, 120, &err);
+		rep_table_add_stat(t, 2, "web", 400, 20, &err);
+		rep_table_add_stat(t, 3, "web", 400, 20, &err);
+		b->has_state = true;
+		for (int i = 0; i < NL; i++)
+		{
+			b->survivor[i] = (uint32_t) surv[i];
+			b->cluster_id[i] = surv[i] + 1;
+			b->verdict[i] = surv[i] == i ? VERDICT_KEPT : VERDICT_DUPLICATE;
+			b->held_rep[i] = hrep[i];
+			b->held_since[i] = hsince[i];
+			b->pinned[i] = pin[i];
+		}
+		/* row 16 is alone; row 17, held by rep 2, is removed for another reason */
+		b->survivor[16] = 16;
+		b->cluster_id[16] = b->cluster_id[17] = -1;
+		b->survivor[17] = BATCH_NO_ROW;
+		b->verdict[17] = VERDICT_BLACKLISTED;
+		since0 = hsince[1];
+		since3 = hsince[5];
+		ok(run_match_at(b, cp, now, 1, &st, &err), "duplicates' holds: the stage runs");
+		ok(b->rep_id[0] == 2 && b->assigned_at[0] == since0 && b->held_rep[0] == 2 &&
+		       b->held_since[0] == since0,
+		   "a survivor takes the hold of its duplicate held longest: rep 2, and its start");
+		ok(b->rep_id[3] == 3 && b->assigned_at[3] == since3,
+		   "a hold that ran out is not passed on: the other duplicate's (rep 3) is");
+		is_int(b->rep_id[6], 1,
+		       "an inactive rep's hold is not passed on: rep 1, the best, gets it");
+		ok(b->rep_id[8] == 3 && b->pinned[8] == 1,
+		   "a standing take comes before an older hold: rep 3, and the survivor is taken");
+		is_int(b->rep_id[11], 3, "a survivor whose own hold stands keeps it (rep 3, not rep 2)");
+		ok(b->rep_id[13] == 3 && b->assigned_at[13] == hsince[14],
+		   "two holds of the same start: the smaller lead id (L15, rep 3) passes it on");
+		is_int(b->rep_id[16], 1, "a lead in no cluster takes no hold");
+		is_int(b->rep_id[1] + b->rep_id[2] + b->rep_id[17], -3, "duplicates have no rep");
+		is_int(stage_counter(&st, "held: passed on by a duplicate"), 4,
+		       "four survivors took a hold over");
+		is_int(stage_counter(&st, "held"), 5, "five held (four passed on, one the survivor's own)");
+		stage_stats_free(&st);
+
+		/* hold_days = 0: only the take is passed on */
+		for (int i = 0; i < NL; i++)
+		{
+			b->verdict[i] = surv[i] == i ? VERDICT_KEPT : VERDICT_DUPLICATE;
+			b->held_rep[i] = hrep[i];
+			b->held_since[i] = hsince[i];
+			b->pinned[i] = pin[i];
+		}
+		b->verdict[17] = VERDICT_BLACKLISTED;
+		ok(run_match_at(b, c0, now, 1, &st, &err), "duplicates' holds with hold_days = 0");
+		ok(b->rep_id[8] == 3 && b->rep_id[0] == 1 && b->rep_id[3] == 1 && b->rep_id[13] == 1 &&
+		       b->rep_id[11] == 1,
+		   "hold_days = 0: the take passes on, the holds do not");
+		is_int(stage_counter(&st, "held: passed on by a duplicate"), 1, "one passed on");
+		stage_stats_free(&st);
+		batch_free(b);
+		match_config_free(cp);
+	}
+
 	batch_free(b1);
 	match_config_free(c);
 	match_config_free(c0);
