@@ -302,7 +302,7 @@ like "$rc/$out" "^[1-9][0-9]*/.*lock timeout.*once that is over" \
 is "$(pq -d locked -c "SELECT max(version) FROM refinery.schema_migrations")" 3 "and applies nothing"
 pg_hold_close reader
 "$REFINERY" init-db -q -d locked
-is "$?/$(pq -d locked -c "SELECT max(version) FROM refinery.schema_migrations")" "0/25" "once the lock is gone it upgrades"
+is "$?/$(pq -d locked -c "SELECT max(version) FROM refinery.schema_migrations")" "0/27" "once the lock is gone it upgrades"
 
 # ---- upgrade from 0.1.0
 pq -c "CREATE DATABASE old" >/dev/null
@@ -310,7 +310,7 @@ psql -X -q -v ON_ERROR_STOP=1 -d old -f "$top_srcdir/fixtures/upgrade/0.1.0.sql"
 ok $? "a schema of release 0.1.0 with two runs loads"
 out=$("$REFINERY" init-db -d old 2>&1); rc=$?
 is "$rc" 0 "init-db upgrades it"
-like "$out" 'upgraded to version 25 \(21 migrations applied\)' "by applying 004_jobs.sql to 025_retention_order.sql"
+like "$out" 'upgraded to version 27 \(23 migrations applied\)' "by applying 004_jobs.sql to 027_lease_comment.sql"
 is "$(pq -d old -c "SELECT count(*) || ':' || min(first_run) || ':' || max(changed_run) || ':' || count(fingerprint) FROM refinery.lead_state WHERE job = 'default'")" \
 	"150:2:2:0" "job default's state is built from its newest run (2), fingerprints unknown"
 is "$(pq -d old -c "SELECT count(*) FROM refinery.lead_state s JOIN refinery.lead_results l ON l.run_id = 2 AND l.lead_id = s.lead_id AND l.verdict = s.verdict AND l.cluster_id IS NOT DISTINCT FROM s.cluster_id AND l.rep_id IS NOT DISTINCT FROM s.rep_id")" \
@@ -339,5 +339,28 @@ out=$("$REFINERY" run -d old --force -c "$tmp/plain.ini" 2>&1); rc=$?
 is "$rc" 0 "a forced run on the upgraded schema commits"
 unlike "$out" 'new job' "and continues job default"
 like "$out" "since run 2 \(every lead rewritten\)" "comparing with the state the upgrade built (other rules: every lead rewritten)"
+
+# ---- job names an index's name may have: the partition of job nightly has the primary key
+# lead_state_nightly_pkey, the parent has lead_state_pkey; such jobs' partitions are named
+# by the md5 of the job, and their first runs and full writes (a swap) work
+pq -c "CREATE DATABASE names" >/dev/null
+PGDATABASE=names pg_load_leads "$tmp" >/dev/null
+"$REFINERY" init-db -q -d names
+rules nightly_pkey crm.leads
+rules pkey crm.leads
+for j in nightly nightly_pkey pkey; do
+	"$REFINERY" run -q -d names -c "$tmp/$j.ini"
+	is "$?" 0 "job $j's first run beside the others"
+done
+for j in nightly_pkey nightly pkey; do
+	"$REFINERY" run -q --full -d names -c "$tmp/$j.ini"
+	is "$?" 0 "a full write of job $j (its partition swapped)"
+done
+is "$(pq -d names -c "SELECT string_agg(job || ':' || n, ' ' ORDER BY job) FROM (SELECT job, count(*) n FROM refinery.lead_state GROUP BY job) s")" \
+	"nightly:$N nightly_pkey:$N pkey:$N" "each job's state holds its $N leads"
+md5() { printf %s "$1" | md5sum | cut -c1-32; }
+is "$(pq -d names -c "SELECT string_agg(c.relname, ' ' ORDER BY c.relname COLLATE \"C\") FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'refinery.lead_state'::regclass")" \
+	"$(printf '%s\n' "lead_state_$(md5 nightly_pkey)" "lead_state_$(md5 pkey)" lead_state_nightly | LC_ALL=C sort | paste -sd' ')" \
+	"nightly's partition is lead_state_nightly, the others' are named by the md5 of the job"
 
 done_testing
