@@ -25,6 +25,7 @@
 
 #include "csvio.h"
 #include "outcomes.h"
+#include "state.h"
 #include "pg.h"
 #include "ruleset.h"
 #include "strbuf.h"
@@ -236,6 +237,7 @@ send(PGconn *conn, const struct importer *im, const char *job, struct stage_stat
      struct error *err)
 {
 	const char *params[1] = {job};
+	char table[160], known_if[320], sql[1024];
 	PGresult *res;
 	long added, known;
 
@@ -254,16 +256,23 @@ send(PGconn *conn, const struct importer *im, const char *job, struct stage_stat
 		return pg_fail(conn, NULL, "copying the outcomes read", err);
 	if (!pg_copy_result(conn, "copying the outcomes read", err))
 		return false;
-	res = pg_query(
-	    conn, "adding the outcomes read",
-	    "WITH known AS (SELECT i.* FROM refinery_outcomes_in i WHERE EXISTS "
-	    "(SELECT 1 FROM refinery.lead_state s WHERE s.job = $1 AND s.lead_id = i.lead_id)), "
-	    "added AS (INSERT INTO refinery.outcomes (job, lead_id, rep_id, outcome, at, "
-	    "duration_s, amount, region, callback_at) "
-	    "SELECT $1, lead_id, rep_id, btrim(outcome), date_trunc('second', at), duration_s, "
-	    "amount, region, callback_at FROM known ON CONFLICT DO NOTHING RETURNING 1) "
-	    "SELECT (SELECT count(*) FROM added), (SELECT count(*) FROM known)",
-	    1, params, err);
+	/* the job's partition, not the shared parent, which the run would hold locked */
+	if (!state_partition(conn, job, table, sizeof(table), err))
+		return false;
+	if (table[0])
+		snprintf(known_if, sizeof(known_if),
+		         "EXISTS (SELECT 1 FROM %s s WHERE s.job = $1 AND s.lead_id = i.lead_id)", table);
+	else
+		snprintf(known_if, sizeof(known_if), "false"); /* the job has no state yet */
+	snprintf(sql, sizeof(sql),
+	         "WITH known AS (SELECT i.* FROM refinery_outcomes_in i WHERE %s), "
+	         "added AS (INSERT INTO refinery.outcomes (job, lead_id, rep_id, outcome, at, "
+	         "duration_s, amount, region, callback_at) "
+	         "SELECT $1, lead_id, rep_id, btrim(outcome), date_trunc('second', at), duration_s, "
+	         "amount, region, callback_at FROM known ON CONFLICT DO NOTHING RETURNING 1) "
+	         "SELECT (SELECT count(*) FROM added), (SELECT count(*) FROM known)",
+	         known_if);
+	res = pg_query(conn, "adding the outcomes read", sql, 1, params, err);
 	if (res == NULL)
 		return false;
 	added = strtol(PQgetvalue(res, 0, 0), NULL, 10);

@@ -243,7 +243,7 @@ state_add_old(struct job_state *st, char **f, struct error *err)
  * last full write, which then left it as the queue had changed it.
  */
 static void
-old_select(struct strbuf *sb, const char *job)
+old_select(struct strbuf *sb, const char *table, const char *job)
 {
 	sb_printf(sb,
 	          "SELECT lead_id, state = 'vanished', fingerprint, verdict, rule_id, cluster_id, "
@@ -254,8 +254,8 @@ old_select(struct strbuf *sb, const char *job)
 	          "FROM refinery.jobs j WHERE j.name = %s)), taken_by, first_run, taken_at, "
 	          "changed_run < coalesce((SELECT max(x.run_id) FROM refinery.runs x "
 	          "WHERE x.job = %s AND x.status = 'committed' AND x.full_write), 0) "
-	          "FROM refinery.lead_state WHERE job = %s",
-	          job, job, job);
+	          "FROM %s WHERE job = %s",
+	          job, job, table, job);
 }
 
 /*
@@ -266,9 +266,10 @@ old_select(struct strbuf *sb, const char *job)
  * server computes it once, not once a row.
  */
 static bool
-send_copy(PGconn *conn, const char *job, bool framing, const char *phase, struct error *err)
+send_copy(PGconn *conn, const struct job_state *st, bool framing, const char *phase,
+          struct error *err)
 {
-	char *lit = PQescapeLiteral(conn, job, strlen(job));
+	char *lit = PQescapeLiteral(conn, st->job, strlen(st->job));
 	struct strbuf sql;
 	bool ok;
 
@@ -276,7 +277,7 @@ send_copy(PGconn *conn, const char *job, bool framing, const char *phase, struct
 		return pg_fail(conn, NULL, phase, err);
 	sb_init(&sql);
 	sb_puts(&sql, "COPY (");
-	old_select(&sql, lit);
+	old_select(&sql, st->table, lit);
 	if (framing)
 	{
 		/*
@@ -285,12 +286,12 @@ send_copy(PGconn *conn, const char *job, bool framing, const char *phase, struct
 		 * lead_state_job_taken_idx), or with outcomes (the primary key).
 		 */
 		sb_puts(&sql, " AND rep_id IS NOT NULL UNION ");
-		old_select(&sql, lit);
+		old_select(&sql, st->table, lit);
 		sb_printf(&sql,
 		          " AND taken_at > now() - make_interval(hours => (SELECT j.take_hours "
 		          "FROM refinery.jobs j WHERE j.name = %s)) UNION ",
 		          lit);
-		old_select(&sql, lit);
+		old_select(&sql, st->table, lit);
 		sb_printf(&sql,
 		          " AND lead_id IN (SELECT o.lead_id FROM refinery.outcomes o WHERE o.job = %s)",
 		          lit);
@@ -361,6 +362,55 @@ copy_rows(PGconn *conn, struct job_state *st,
 }
 
 /*
+ * The job's partition of refinery.lead_state, qualified and quoted, into
+ * out ("" when the job has none), found from the catalogue by its bound.
+ * The run's statements name the partition, not the parent: a statement on
+ * the parent locks it until the transaction ends, and another job's full
+ * write, whose swap detaches a partition, would wait for that and copy its
+ * state instead.
+ */
+bool
+state_partition(PGconn *conn, const char *job, char *out, size_t size, struct error *err)
+{
+	const char *params[1] = {job};
+	PGresult *res = pg_query(conn, "reading the job's state",
+	                         "SELECT format('refinery.%I', c.relname) FROM pg_inherits i "
+	                         "JOIN pg_class c ON c.oid = i.inhrelid "
+	                         "WHERE i.inhparent = 'refinery.lead_state'::regclass "
+	                         "AND pg_get_expr(c.relpartbound, c.oid) = "
+	                         "format('FOR VALUES IN (%L)', $1::text)",
+	                         1, params, err);
+
+	if (res == NULL)
+		return false;
+	out[0] = '\0';
+	if (PQntuples(res) == 1 && strlen(PQgetvalue(res, 0, 0)) < size)
+		snprintf(out, size, "%s", PQgetvalue(res, 0, 0));
+	else if (PQntuples(res) == 1)
+	{
+		PQclear(res);
+		return error_set(err, EXIT_INTERNAL, "the name of job \"%s\"'s partition is too long", job);
+	}
+	PQclear(res);
+	return true;
+}
+
+/* whether table holds a row */
+static bool
+has_rows(PGconn *conn, const char *table, bool *any, struct error *err)
+{
+	char sql[256];
+	PGresult *res;
+
+	snprintf(sql, sizeof(sql), "SELECT EXISTS (SELECT 1 FROM %s)", table);
+	if ((res = pg_query(conn, "reading the job's state", sql, 0, NULL, err)) == NULL)
+		return false;
+	*any = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return true;
+}
+
+/*
  * The job's last committed run, whether it decided by other rules, and
  * whether the job has state.  Rules that differ only in keys that decide
  * nothing (rules_decisions_sha256_hex) count as the same: the state and the
@@ -373,10 +423,13 @@ read_last_run(PGconn *conn, struct job_state *st, const char *sha, const char *d
               struct error *err)
 {
 	const char *params[1] = {st->job};
-	PGresult *res =
+	PGresult *res;
+
+	if (!state_partition(conn, st->job, st->table, sizeof(st->table), err))
+		return false;
+	res =
 	    pg_query(conn, "reading the job's last run",
-	             "SELECT r.run_id, r.rules_sha256, EXISTS (SELECT 1 FROM "
-	             "refinery.lead_state s WHERE s.job = $1), (SELECT j.dedupe_model "
+	             "SELECT r.run_id, r.rules_sha256, NULL, (SELECT j.dedupe_model "
 	             "FROM refinery.jobs j WHERE j.name = $1), r.rules_text, "
 	             "(SELECT max(x.run_id) FROM refinery.runs x WHERE x.job = $1 "
 	             "AND x.status = 'reverted' AND x.full_write AND x.run_id > coalesce(r.run_id, 0)) "
@@ -398,8 +451,12 @@ read_last_run(PGconn *conn, struct job_state *st, const char *sha, const char *d
 		    (PQgetisnull(res, 0, 4) || !rules_decisions_sha256_hex(PQgetvalue(res, 0, 4), old) ||
 		     strcmp(old, decisions) != 0);
 	}
-	st->rows_elsewhere = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
 	st->c.reverted_full = PQgetisnull(res, 0, 5) ? -1 : strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+	if (st->table[0] && !has_rows(conn, st->table, &st->rows_elsewhere, err))
+	{
+		PQclear(res);
+		return false;
+	}
 	if (st->c.reverted_full >= 0 && st->rows_elsewhere)
 		log_info("run %" PRId64 " of job \"%s\", a full write, was reverted: this run rewrites "
 		         "every lead",
@@ -545,8 +602,9 @@ state_read(PGconn *conn, const char *job, const char *rules_sha256, const char *
 	struct job_state *st = *out = state_new(job, err);
 
 	return st && read_last_run(conn, st, rules_sha256, decisions_sha256, err) &&
-	       send_copy(conn, st->job, true, phase, err) &&
-	       copy_rows(conn, st, state_add_old, phase, err) && state_match_batch(st, b, err);
+	       (!st->rows_elsewhere || (send_copy(conn, st, true, phase, err) &&
+	                                copy_rows(conn, st, state_add_old, phase, err))) &&
+	       state_match_batch(st, b, err);
 }
 
 /* The reader thread: the second part of the state, while the stages run. */
@@ -569,7 +627,7 @@ state_read_start(PGconn *conn, struct job_state *st, struct error *err)
 		st->rest_ok = true; /* a job's first run: the first part found no row, nor is there one */
 		return true;
 	}
-	if (!send_copy(conn, st->job, false, "reading the job's state", err))
+	if (!send_copy(conn, st, false, "reading the job's state", err))
 		return false;
 	st->conn = conn;
 	if (pthread_create(&st->reader, NULL, read_rest, st) != 0)
@@ -830,6 +888,56 @@ exec2(PGconn *conn, const char *phase, const char *sql, int64_t run_id, const ch
 	return true;
 }
 
+/*
+ * tmpl with {state} replaced by the job's partition (the parent while the
+ * job has none) and {new} by the table a full write fills, into sb.
+ */
+static void
+expand(struct strbuf *sb, const struct job_state *st, const char *tmpl)
+{
+	const char *state = st->table[0] ? st->table : "refinery.lead_state";
+
+	for (const char *p = tmpl; *p;)
+		if (strncmp(p, "{state}", 7) == 0)
+		{
+			sb_puts(sb, state);
+			p += 7;
+		}
+		else if (strncmp(p, "{new}", 5) == 0)
+		{
+			sb_puts(sb, st->rebuild);
+			p += 5;
+		}
+		else
+			sb_putc(sb, *p++);
+}
+
+/*
+ * Run the statement tmpl names (expand()): with the run's id and the job as
+ * $1 and $2 (with_run), or the job alone as $1.
+ */
+static bool
+exec_st(PGconn *conn, const struct job_state *st, bool with_run, const char *tmpl,
+        struct error *err)
+{
+	const char *params[1] = {st->job};
+	struct strbuf sql;
+	PGresult *res;
+	bool ok;
+
+	sb_init(&sql);
+	expand(&sql, st, tmpl);
+	if (sql.oom)
+		ok = error_oom(err);
+	else if (with_run)
+		ok = exec2(conn, "writing the job's state", sql.data, st->run_id, st->job, err);
+	else if ((ok = (res = pg_query(conn, "writing the job's state", sql.data, 1, params, err)) !=
+	               NULL))
+		PQclear(res);
+	sb_free(&sql);
+	return ok;
+}
+
 /* the state's columns set from the row a change replaced or from the run */
 #define STATE_SET_COLUMNS                                                                          \
 	"state = 'current', fingerprint = EXCLUDED.fingerprint, changed_run = EXCLUDED.changed_run, "  \
@@ -896,21 +1004,16 @@ record_job(PGconn *conn, const struct job_state *st, const struct ruleset *rs, i
  * refinery_state_ok; a row a take holds locked is skipped, not waited for.
  */
 static bool
-lock_unchanged(PGconn *conn, const char *table, const char *job, struct error *err)
+lock_unchanged(PGconn *conn, const struct job_state *st, const char *table, struct error *err)
 {
-	char sql[512];
-	const char *params[1] = {job};
-	PGresult *res;
+	char tmpl[512];
 
-	snprintf(sql, sizeof(sql),
-	         "INSERT INTO refinery_state_ok SELECT s.lead_id FROM refinery.lead_state s "
+	snprintf(tmpl, sizeof(tmpl),
+	         "INSERT INTO refinery_state_ok SELECT s.lead_id FROM {state} s "
 	         "JOIN %s t ON s.lead_id = t.lead_id WHERE s.job = $1 AND s.version = t.version_read "
 	         "FOR UPDATE OF s SKIP LOCKED",
 	         table);
-	if ((res = pg_query(conn, "writing the job's state", sql, 1, params, err)) == NULL)
-		return false;
-	PQclear(res);
-	return true;
+	return exec_st(conn, st, false, tmpl, err);
 }
 
 /* the rows of table (alias t) that `where` selects and the run may not write */
@@ -931,20 +1034,26 @@ count_skipped(PGconn *conn, const char *table, const char *where, size_t *n, str
 
 /* copy the rows the run writes (all of them when rows is NULL) into temporary refinery_state_in */
 static bool
-copy_in(PGconn *conn, struct state_rows *r, const uint32_t *rows, size_t nrows, struct error *err)
+copy_in(PGconn *conn, const struct job_state *st, struct state_rows *r, const uint32_t *rows,
+        size_t nrows, struct error *err)
 {
 	struct strbuf sql;
 	bool ok;
 
 	r->with_kind = true;
-	if (!pg_exec(conn, "writing the job's state",
-	             "CREATE TEMPORARY TABLE refinery_state_in "
-	             "(LIKE refinery.lead_state INCLUDING DEFAULTS) ON COMMIT DROP; "
-	             "ALTER TABLE refinery_state_in ADD COLUMN kind text NOT NULL, "
-	             "ADD COLUMN version_read bigint NOT NULL",
-	             err))
-		return false;
 	sb_init(&sql);
+	/* two statements: a simple query, with no parameters */
+	expand(&sql, st,
+	       "CREATE TEMPORARY TABLE refinery_state_in (LIKE {state} INCLUDING DEFAULTS) "
+	       "ON COMMIT DROP; ALTER TABLE refinery_state_in ADD COLUMN kind text NOT NULL, "
+	       "ADD COLUMN version_read bigint NOT NULL");
+	ok = sql.oom ? error_oom(err) : pg_exec(conn, "writing the job's state", sql.data, err);
+	if (!ok)
+	{
+		sb_free(&sql);
+		return false;
+	}
+	sb_reset(&sql);
 	if (!copy_sql(&sql, "refinery_state_in", true))
 		ok = error_oom(err);
 	else
@@ -958,15 +1067,15 @@ copy_in(PGconn *conn, struct state_rows *r, const uint32_t *rows, size_t nrows, 
 static bool
 log_changed(PGconn *conn, const struct job_state *st, struct error *err)
 {
-	return exec2(conn, "writing the job's state",
-	             LOG_CHANGES
-	             "SELECT $1, $2, t.lead_id, t.kind, s.verdict, t.verdict, s.rule_id, t.rule_id, "
-	             "s.cluster_id, t.cluster_id, s.survivor_id, t.survivor_id, s.temperature, "
-	             "t.temperature, s.cohort, t.cohort, s.rep_id, t.rep_id, to_jsonb(s) "
-	             "FROM refinery_state_in t LEFT JOIN refinery.lead_state s "
-	             "ON s.job = $2 AND s.lead_id = t.lead_id WHERE t.kind <> 'unchanged' "
-	             "AND " WRITABLE("t"),
-	             st->run_id, st->job, err);
+	return exec_st(conn, st, true,
+	               LOG_CHANGES
+	               "SELECT $1, $2, t.lead_id, t.kind, s.verdict, t.verdict, s.rule_id, t.rule_id, "
+	               "s.cluster_id, t.cluster_id, s.survivor_id, t.survivor_id, s.temperature, "
+	               "t.temperature, s.cohort, t.cohort, s.rep_id, t.rep_id, to_jsonb(s) "
+	               "FROM refinery_state_in t LEFT JOIN {state} s "
+	               "ON s.job = $2 AND s.lead_id = t.lead_id WHERE t.kind <> 'unchanged' "
+	               "AND " WRITABLE("t"),
+	               err);
 }
 
 /* the leads of the state this run did not pull and that are not yet vanished */
@@ -1014,14 +1123,14 @@ write_in_place(PGconn *conn, struct job_state *st, bool have_rows, struct error 
 		goto out;
 	if (have_rows)
 	{
-		if (!lock_unchanged(conn, "refinery_state_in", st->job, err) ||
+		if (!lock_unchanged(conn, st, "refinery_state_in", err) ||
 		    !count_skipped(conn, "refinery_state_in", "t.kind <> 'unchanged' AND ", &st->c.skipped,
 		                   err))
 			goto out;
 		/* the log first, while the rows it replaces are still there */
 		if (!log_changed(conn, st, err))
 			goto out;
-		sb_puts(&sql, "INSERT INTO refinery.lead_state AS s (");
+		expand(&sql, st, "INSERT INTO {state} AS s (");
 		for (int k = 0; writeback_columns[k]; k++)
 			sb_printf(&sql, "%s, ", writeback_columns[k]);
 		sb_printf(&sql, "%s) SELECT ", state_extra_columns);
@@ -1050,24 +1159,24 @@ write_in_place(PGconn *conn, struct job_state *st, bool have_rows, struct error 
 		             err) ||
 		    !writeback_copy(conn, "COPY refinery_state_gone (lead_id, version_read) FROM STDIN",
 		                    phase, format_id, st, gone, ngone, NULL, err) ||
-		    !lock_unchanged(conn, "refinery_state_gone", st->job, err) ||
+		    !lock_unchanged(conn, st, "refinery_state_gone", err) ||
 		    !count_skipped(conn, "refinery_state_gone", "", &skipped, err) ||
-		    !exec2(conn, phase,
-		           LOG_CHANGES
-		           "SELECT $1, $2, s.lead_id, 'vanished', s.verdict, s.verdict, s.rule_id, "
-		           "s.rule_id, s.cluster_id, s.cluster_id, s.survivor_id, s.survivor_id, "
-		           "s.temperature, s.temperature, s.cohort, s.cohort, s.rep_id, NULL, to_jsonb(s) "
-		           "FROM refinery.lead_state s JOIN refinery_state_ok k "
-		           "ON s.job = $2 AND s.lead_id = k.lead_id "
-		           "JOIN refinery_state_gone g ON g.lead_id = k.lead_id",
-		           st->run_id, st->job, err) ||
-		    !exec2(conn, phase,
-		           "UPDATE refinery.lead_state s SET state = 'vanished', rep_id = NULL, "
-		           "call_order = NULL, assigned_at = NULL, taken_at = NULL, changed_run = $1, "
-		           "version = s.version + 1 FROM refinery_state_gone g "
-		           "JOIN refinery_state_ok k ON k.lead_id = g.lead_id "
-		           "WHERE s.job = $2 AND s.lead_id = g.lead_id",
-		           st->run_id, st->job, err) ||
+		    !exec_st(conn, st, true,
+		             LOG_CHANGES
+		             "SELECT $1, $2, s.lead_id, 'vanished', s.verdict, s.verdict, s.rule_id, "
+		             "s.rule_id, s.cluster_id, s.cluster_id, s.survivor_id, s.survivor_id, "
+		             "s.temperature, s.temperature, s.cohort, s.cohort, s.rep_id, NULL, "
+		             "to_jsonb(s) FROM {state} s JOIN refinery_state_ok k "
+		             "ON s.job = $2 AND s.lead_id = k.lead_id "
+		             "JOIN refinery_state_gone g ON g.lead_id = k.lead_id",
+		             err) ||
+		    !exec_st(conn, st, true,
+		             "UPDATE {state} s SET state = 'vanished', rep_id = NULL, "
+		             "call_order = NULL, assigned_at = NULL, taken_at = NULL, changed_run = $1, "
+		             "version = s.version + 1 FROM refinery_state_gone g "
+		             "JOIN refinery_state_ok k ON k.lead_id = g.lead_id "
+		             "WHERE s.job = $2 AND s.lead_id = g.lead_id",
+		             err) ||
 		    !pg_exec(conn, phase, "DROP TABLE refinery_state_gone", err))
 			goto out;
 		st->c.skipped_vanished = skipped;
@@ -1092,27 +1201,6 @@ raise_work_memory(PGconn *conn, struct error *err)
 	               "WHERE name IN ('maintenance_work_mem', 'work_mem') "
 	               "AND setting::bigint < 262144",
 	               err);
-}
-
-/*
- * A statement naming the rebuilt table where fmt has %s: with the run's id
- * and the job as $1 and $2 (with_run), or the job alone as $1.
- */
-static bool
-exec_rebuilt(PGconn *conn, const struct job_state *st, bool with_run, const char *fmt,
-             struct error *err)
-{
-	const char *params[1] = {st->job};
-	char sql[1024];
-	PGresult *res;
-
-	snprintf(sql, sizeof(sql), fmt, st->rebuild);
-	if (with_run)
-		return exec2(conn, "writing the job's state", sql, st->run_id, st->job, err);
-	if ((res = pg_query(conn, "writing the job's state", sql, 1, params, err)) == NULL)
-		return false;
-	PQclear(res);
-	return true;
 }
 
 /*
@@ -1198,16 +1286,16 @@ rebuild_fill(PGconn *conn, struct job_state *st, struct state_rows *r, struct er
 	    !writeback_copy(conn, "COPY refinery_state_unpulled (lead_id, version) FROM STDIN", phase,
 	                    format_id, st, changed, nchanged, NULL, err) ||
 	    !pg_exec(conn, phase, "ANALYZE refinery_state_unpulled", err) ||
-	    !exec_rebuilt(conn, st, true,
-	                  "INSERT INTO %s SELECT v.* FROM refinery.lead_state s "
-	                  "JOIN refinery_state_unpulled u ON u.lead_id = s.lead_id "
-	                  "CROSS JOIN LATERAL jsonb_populate_record(s, CASE WHEN s.state = 'current' "
-	                  "AND s.version = u.version "
-	                  "THEN jsonb_build_object('state', 'vanished', 'rep_id', NULL, "
-	                  "'call_order', NULL, 'assigned_at', NULL, 'taken_at', NULL, "
-	                  "'changed_run', $1::bigint, 'version', s.version + 1) "
-	                  "ELSE '{}'::jsonb END) v WHERE s.job = $2",
-	                  err))
+	    !exec_st(conn, st, true,
+	             "INSERT INTO {new} SELECT v.* FROM {state} s "
+	             "JOIN refinery_state_unpulled u ON u.lead_id = s.lead_id "
+	             "CROSS JOIN LATERAL jsonb_populate_record(s, CASE WHEN s.state = 'current' "
+	             "AND s.version = u.version "
+	             "THEN jsonb_build_object('state', 'vanished', 'rep_id', NULL, "
+	             "'call_order', NULL, 'assigned_at', NULL, 'taken_at', NULL, "
+	             "'changed_run', $1::bigint, 'version', s.version + 1) "
+	             "ELSE '{}'::jsonb END) v WHERE s.job = $2",
+	             err))
 		goto out;
 	/* those left current were changed by the queue since the run read them */
 	snprintf(count, sizeof(count),
@@ -1295,16 +1383,20 @@ state_moved(PGconn *conn, struct job_state *st, struct error *err)
 	const char *params[1] = {st->job};
 	char want[64];
 	int64_t sum = 0;
+	struct strbuf sql;
 	PGresult *res;
 	bool same;
 
 	for (size_t k = 0; k < st->nold; k++)
 		sum += st->old[k].version;
 	snprintf(want, sizeof(want), "%zu %" PRId64, st->nold, sum);
-	res = pg_query(conn, phase,
-	               "SELECT count(*) || ' ' || coalesce(sum(version), 0) FROM refinery.lead_state "
-	               "WHERE job = $1",
-	               1, params, err);
+	sb_init(&sql);
+	expand(&sql, st,
+	       "SELECT count(*) || ' ' || coalesce(sum(version), 0) FROM {state} WHERE job = $1");
+	res = sql.oom ? NULL : pg_query(conn, phase, sql.data, 1, params, err);
+	if (sql.oom)
+		error_oom(err);
+	sb_free(&sql);
 	if (res == NULL)
 		return false;
 	same = strcmp(PQgetvalue(res, 0, 0), want) == 0;
@@ -1317,12 +1409,12 @@ state_moved(PGconn *conn, struct job_state *st, struct error *err)
 		               "vanishing boolean NOT NULL) ON COMMIT DROP",
 		               err);
 	}
-	if (!exec_rebuilt(conn, st, true,
-	                  "CREATE TEMPORARY TABLE refinery_state_moved ON COMMIT DROP AS "
-	                  "SELECT s.lead_id, s.state = 'current' AND n.state = 'vanished' AS vanishing "
-	                  "FROM refinery.lead_state s JOIN %s n ON n.lead_id = s.lead_id "
-	                  "WHERE s.job = $2 AND s.version <> n.version - (n.changed_run = $1)::int",
-	                  err))
+	if (!exec_st(conn, st, true,
+	             "CREATE TEMPORARY TABLE refinery_state_moved ON COMMIT DROP AS "
+	             "SELECT s.lead_id, s.state = 'current' AND n.state = 'vanished' AS vanishing "
+	             "FROM {state} s JOIN {new} n ON n.lead_id = s.lead_id "
+	             "WHERE s.job = $2 AND s.version <> n.version - (n.changed_run = $1)::int",
+	             err))
 		return false;
 	res = pg_query(conn, phase,
 	               "SELECT count(k.lead_id), count(*) FILTER (WHERE m.vanishing) "
@@ -1335,14 +1427,14 @@ state_moved(PGconn *conn, struct job_state *st, struct error *err)
 	/* added to those the copy of the unpulled rows left (rebuild_fill) */
 	st->c.skipped_vanished += (size_t) strtoull(PQgetvalue(res, 0, 1), NULL, 10);
 	PQclear(res);
-	return exec_rebuilt(conn, st, false,
-	                    "DELETE FROM %s n USING refinery_state_moved m "
-	                    "WHERE n.lead_id = m.lead_id AND n.job = $1",
-	                    err) &&
-	       exec_rebuilt(conn, st, false,
-	                    "INSERT INTO %s SELECT s.* FROM refinery.lead_state s "
-	                    "JOIN refinery_state_moved m ON m.lead_id = s.lead_id WHERE s.job = $1",
-	                    err);
+	return exec_st(conn, st, false,
+	               "DELETE FROM {new} n USING refinery_state_moved m "
+	               "WHERE n.lead_id = m.lead_id AND n.job = $1",
+	               err) &&
+	       exec_st(conn, st, false,
+	               "INSERT INTO {new} SELECT s.* FROM {state} s "
+	               "JOIN refinery_state_moved m ON m.lead_id = s.lead_id WHERE s.job = $1",
+	               err);
 }
 
 /*
@@ -1374,39 +1466,39 @@ rebuild_finish(PGconn *conn, struct job_state *st, struct error *err)
 		error_clear(err);
 		snprintf(drop, sizeof(drop), "DROP TABLE %s", st->rebuild);
 		/* the pulled leads' new rows, as the row-by-row write takes them */
-		return exec_rebuilt(conn, st, true,
-		                    "CREATE TEMPORARY TABLE refinery_state_in ON COMMIT DROP AS "
-		                    "SELECT n.*, coalesce(k.kind, 'unchanged') AS kind, "
-		                    "n.version - 1 AS version_read FROM %s n "
-		                    "LEFT JOIN refinery_state_kinds k ON k.lead_id = n.lead_id "
-		                    "WHERE n.changed_run = $1 AND n.state = 'current' AND n.job = $2",
-		                    err) &&
+		return exec_st(conn, st, true,
+		               "CREATE TEMPORARY TABLE refinery_state_in ON COMMIT DROP AS "
+		               "SELECT n.*, coalesce(k.kind, 'unchanged') AS kind, "
+		               "n.version - 1 AS version_read FROM {new} n "
+		               "LEFT JOIN refinery_state_kinds k ON k.lead_id = n.lead_id "
+		               "WHERE n.changed_run = $1 AND n.state = 'current' AND n.job = $2",
+		               err) &&
 		       pg_exec(conn, phase, drop, err) && write_in_place(conn, st, true, err);
 	}
 	FAULT("state_swap");
 	if (!state_moved(conn, st, err))
 		return false;
-	if (!exec_rebuilt(conn, st, true,
-	                  LOG_CHANGES
-	                  "SELECT $1, $2, k.lead_id, k.kind, s.verdict, n.verdict, s.rule_id, "
-	                  "n.rule_id, s.cluster_id, n.cluster_id, s.survivor_id, n.survivor_id, "
-	                  "s.temperature, n.temperature, s.cohort, n.cohort, s.rep_id, n.rep_id, "
-	                  "to_jsonb(s) FROM refinery_state_kinds k JOIN %s n "
-	                  "ON n.job = $2 AND n.lead_id = k.lead_id "
-	                  "LEFT JOIN refinery.lead_state s ON s.job = $2 AND s.lead_id = k.lead_id "
-	                  "WHERE NOT EXISTS (SELECT 1 FROM refinery_state_moved m "
-	                  "WHERE m.lead_id = k.lead_id)",
-	                  err) ||
-	    !exec_rebuilt(conn, st, true,
-	                  LOG_CHANGES
-	                  "SELECT $1, $2, s.lead_id, 'vanished', s.verdict, s.verdict, s.rule_id, "
-	                  "s.rule_id, s.cluster_id, s.cluster_id, s.survivor_id, s.survivor_id, "
-	                  "s.temperature, s.temperature, s.cohort, s.cohort, s.rep_id, NULL, "
-	                  "to_jsonb(s) FROM refinery_state_unpulled u "
-	                  "JOIN refinery.lead_state s ON s.job = $2 AND s.lead_id = u.lead_id "
-	                  "JOIN %s n ON n.job = $2 AND n.lead_id = u.lead_id "
-	                  "WHERE s.state = 'current' AND n.state = 'vanished' AND n.changed_run = $1",
-	                  err))
+	if (!exec_st(conn, st, true,
+	             LOG_CHANGES
+	             "SELECT $1, $2, k.lead_id, k.kind, s.verdict, n.verdict, s.rule_id, "
+	             "n.rule_id, s.cluster_id, n.cluster_id, s.survivor_id, n.survivor_id, "
+	             "s.temperature, n.temperature, s.cohort, n.cohort, s.rep_id, n.rep_id, "
+	             "to_jsonb(s) FROM refinery_state_kinds k JOIN {new} n "
+	             "ON n.job = $2 AND n.lead_id = k.lead_id "
+	             "LEFT JOIN {state} s ON s.job = $2 AND s.lead_id = k.lead_id "
+	             "WHERE NOT EXISTS (SELECT 1 FROM refinery_state_moved m "
+	             "WHERE m.lead_id = k.lead_id)",
+	             err) ||
+	    !exec_st(conn, st, true,
+	             LOG_CHANGES
+	             "SELECT $1, $2, s.lead_id, 'vanished', s.verdict, s.verdict, s.rule_id, "
+	             "s.rule_id, s.cluster_id, s.cluster_id, s.survivor_id, s.survivor_id, "
+	             "s.temperature, s.temperature, s.cohort, s.cohort, s.rep_id, NULL, "
+	             "to_jsonb(s) FROM refinery_state_unpulled u "
+	             "JOIN {state} s ON s.job = $2 AND s.lead_id = u.lead_id "
+	             "JOIN {new} n ON n.job = $2 AND n.lead_id = u.lead_id "
+	             "WHERE s.state = 'current' AND n.state = 'vanished' AND n.changed_run = $1",
+	             err))
 		return false;
 	st->swap_pending = true;
 	return true;
@@ -1444,9 +1536,9 @@ rebuild_swap(PGconn *conn, struct job_state *st, struct error *err)
 		         "into it",
 		         err->msg);
 	error_clear(err);
-	return exec_rebuilt(conn, st, false, "DELETE FROM refinery.lead_state WHERE job = $1", err) &&
-	       exec_rebuilt(conn, st, false,
-	                    "INSERT INTO refinery.lead_state SELECT * FROM %s WHERE job = $1", err) &&
+	return exec_st(conn, st, false, "DELETE FROM {state} WHERE job = $1", err) &&
+	       exec_st(conn, st, false, "INSERT INTO {state} SELECT * FROM {new} WHERE job = $1",
+	               err) &&
 	       pg_exec(conn, "writing the job's state", drop, err);
 }
 
@@ -1511,14 +1603,17 @@ state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const 
 		const char *params[1] = {st->job};
 		PGresult *res =
 		    pg_query(conn, phase, "SELECT refinery.new_state_table($1)", 1, params, err);
-		char table[256] = "refinery.lead_state";
+		char table[256];
 		bool fresh;
 
 		if (res == NULL)
 			goto out;
 		fresh = !PQgetisnull(res, 0, 0);
-		if (fresh)
-			snprintf(table, sizeof(table), "%s", PQgetvalue(res, 0, 0));
+		/* a partition with no rows (its first run reverted) is filled in place */
+		snprintf(table, sizeof(table), "%s",
+		         fresh          ? PQgetvalue(res, 0, 0)
+		         : st->table[0] ? st->table
+		                        : "refinery.lead_state");
 		PQclear(res);
 		if (!copy_sql(&sql, table, false))
 		{
@@ -1563,7 +1658,7 @@ state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const 
 	for (size_t i = 0; i < b->n; i++)
 		if (st->kind[i] != KIND_UNCHANGED)
 			rows[nrows++] = (uint32_t) i;
-	ok = (nrows == 0 || copy_in(conn, &r, rows, nrows, err)) &&
+	ok = (nrows == 0 || copy_in(conn, st, &r, rows, nrows, err)) &&
 	     write_in_place(conn, st, nrows > 0, err) && record_job(conn, st, rs, run_id, err);
 out:
 	sb_free(&sql);

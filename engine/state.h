@@ -55,6 +55,13 @@ struct state_counts
 };
 
 /*
+ * The job's partition of refinery.lead_state, qualified and quoted, into out
+ * ("" when the job has none).  A statement of a run names it rather than the
+ * parent, which it would lock until the run commits.
+ */
+bool state_partition(PGconn *conn, const char *job, char *out, size_t size, struct error *err);
+
+/*
  * Read the part of job's state that frames the stages (in the run's
  * transaction, which holds the job's lease): the rows of leads a rep holds
  * or has taken, or that have outcomes; set b->has_state, b->held_rep,

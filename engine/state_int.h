@@ -86,6 +86,9 @@ struct job_state
 	bool rebuild_pending; /* a full write's table is filled, its change log not written */
 	bool swap_pending;    /* a full write's change log is written, its table not swapped in */
 	char rebuild[128];    /* that table's qualified name */
+	char table[160];      /* the job's partition of refinery.lead_state, qualified and
+	                       * quoted ("" while it has none), which the run's statements
+	                       * name rather than the shared parent (state_partition()) */
 	int64_t run_id;       /* the run writing (state_write) */
 	struct state_counts c;
 

@@ -167,6 +167,19 @@ if fault_hooks; then
 	is "$(pq -c "SELECT string_agg(j.job || ':' || (SELECT count(*) FROM refinery.lead_results l WHERE l.run_id = j.run_id) || ':' || j.state_rows, ' ' ORDER BY j.job)
 		FROM (SELECT s.job, s.last_run_id AS run_id, s.state_rows FROM refinery.job_summary s WHERE s.job LIKE 'twin%') j")" \
 		"twin1:$N:$N twin2:$N:$N" "each has its $N results and $N state rows"
+	# a run of one job holds no lock on the shared lead_state that another job's full write
+	# waits for: stalled after reading its state, twin1's run leaves twin2's --full its
+	# swap (a new partition), not a copy into the old one
+	pg_run_stalled compute "$tmp/gate9" -c "$tmp/twin1.ini"
+	ok $? "a run of job twin1 stops after reading its state"
+	part=$(pq -c "SELECT 'refinery.lead_state_twin2'::regclass::oid")
+	out=$("$REFINERY" run --full -c "$tmp/twin2.ini" 2>&1); rc=$?
+	is "$rc" 0 "meanwhile a full write of job twin2 commits"
+	unlike "$out" 'copied into its partition' "swapping its state in, not copying it"
+	is "$(pq -c "SELECT 'refinery.lead_state_twin2'::regclass::oid <> $part")" t "twin2's partition is a new table"
+	touch "$tmp/gate9"
+	wait $pid; rc=$?
+	is "$rc" 0 "then twin1's run commits too"
 	# two runs of one job that start together: each has recorded itself as the holder,
 	# the later one last, when the other checks the record under the row's lock (held
 	# here by a session) and refuses; the one named waits for that lock and goes ahead.
@@ -302,7 +315,7 @@ like "$rc/$out" "^[1-9][0-9]*/.*lock timeout.*once that is over" \
 is "$(pq -d locked -c "SELECT max(version) FROM refinery.schema_migrations")" 3 "and applies nothing"
 pg_hold_close reader
 "$REFINERY" init-db -q -d locked
-is "$?/$(pq -d locked -c "SELECT max(version) FROM refinery.schema_migrations")" "0/27" "once the lock is gone it upgrades"
+is "$?/$(pq -d locked -c "SELECT max(version) FROM refinery.schema_migrations")" "0/30" "once the lock is gone it upgrades"
 
 # ---- upgrade from 0.1.0
 pq -c "CREATE DATABASE old" >/dev/null
@@ -310,7 +323,7 @@ psql -X -q -v ON_ERROR_STOP=1 -d old -f "$top_srcdir/fixtures/upgrade/0.1.0.sql"
 ok $? "a schema of release 0.1.0 with two runs loads"
 out=$("$REFINERY" init-db -d old 2>&1); rc=$?
 is "$rc" 0 "init-db upgrades it"
-like "$out" 'upgraded to version 27 \(23 migrations applied\)' "by applying 004_jobs.sql to 027_lease_comment.sql"
+like "$out" 'upgraded to version 30 \(24 migrations applied\)' "by applying 004_jobs.sql to 030_rebuild_like_partition.sql"
 is "$(pq -d old -c "SELECT count(*) || ':' || min(first_run) || ':' || max(changed_run) || ':' || count(fingerprint) FROM refinery.lead_state WHERE job = 'default'")" \
 	"150:2:2:0" "job default's state is built from its newest run (2), fingerprints unknown"
 is "$(pq -d old -c "SELECT count(*) FROM refinery.lead_state s JOIN refinery.lead_results l ON l.run_id = 2 AND l.lead_id = s.lead_id AND l.verdict = s.verdict AND l.cluster_id IS NOT DISTINCT FROM s.cluster_id AND l.rep_id IS NOT DISTINCT FROM s.rep_id")" \
