@@ -256,7 +256,11 @@ dd_name_unpack(const unsigned char *p, const char *name, struct strsim_name *nm)
 	}
 }
 
-/* Fill every field's values for participant p (row i).  Runs in parallel. */
+/*
+ * Fill every field's values for participant p (row i), or for a lead that
+ * left the dedupe (p at np or above: its block keys only).  Runs in
+ * parallel.
+ */
 static void
 prepare_row(struct run *r, const int (*cols)[DEDUPE_MAX_COLUMNS], size_t p)
 {
@@ -610,6 +614,7 @@ run_free(struct run *r)
 	free(r->pattern);
 	free(r->weight);
 	free(r->opt);
+	free(r->near_left);
 }
 
 static bool
@@ -1234,6 +1239,16 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 		run_free(&r);
 		return true;
 	}
+	/* a nightly run: then the changed leads of the state that no longer take part (dedupe_incr.c) */
+	if (pri && pri->incremental)
+	{
+		for (size_t i = 0; i < b->n; i++)
+			if (pri->touched[i] && pri->verdict[i] != VERDICT__COUNT &&
+			    b->verdict[i] != VERDICT_KEPT && !b->optout[i])
+				r.row[r.np + r.nleft++] = (uint32_t) i;
+		if (r.nleft > 0 && (r.near_left = calloc(r.np, 1)) == NULL)
+			goto oom;
+	}
 
 	r.arenas = calloc((size_t) r.nthreads, sizeof(*r.arenas));
 	if (r.arenas == NULL)
@@ -1244,7 +1259,8 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	for (int f = 0; f < c->nfields; f++)
 	{
 		struct fdata *d = &r.fd[f];
-		size_t nh = c->field[f].cmp == DEDUPE_CMP_PHONE ? r.np * BATCH_PHONES : r.np;
+		size_t nall = r.np + r.nleft;
+		size_t nh = c->field[f].cmp == DEDUPE_CMP_PHONE ? nall * BATCH_PHONES : nall;
 
 		d->h = calloc(nh, sizeof(*d->h));
 		d->freq = calloc(nh, sizeof(*d->freq));
@@ -1254,29 +1270,29 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 		{
 			case DEDUPE_CMP_PHONE: break;
 			case DEDUPE_CMP_EMAIL:
-				d->s2 = calloc(r.np, sizeof(*d->s2));
-				d->h2 = calloc(r.np, sizeof(*d->h2));
-				d->freq2 = calloc(r.np, sizeof(*d->freq2));
-				d->h3 = calloc(r.np, sizeof(*d->h3));
+				d->s2 = calloc(nall, sizeof(*d->s2));
+				d->h2 = calloc(nall, sizeof(*d->h2));
+				d->freq2 = calloc(nall, sizeof(*d->freq2));
+				d->h3 = calloc(nall, sizeof(*d->h3));
 				if (d->s2 == NULL || d->h2 == NULL || d->freq2 == NULL || d->h3 == NULL)
 					goto oom;
 				/* FALLTHROUGH */
 			case DEDUPE_CMP_NAME:
 			case DEDUPE_CMP_TEXT:
 			case DEDUPE_CMP_EXACT:
-				if ((d->s = calloc(r.np, sizeof(*d->s))) == NULL)
+				if ((d->s = calloc(nall, sizeof(*d->s))) == NULL)
 					goto oom;
 				if ((c->field[f].cmp == DEDUPE_CMP_NAME ||
 				     (c->field[f].cmp == DEDUPE_CMP_TEXT && c->field[f].translit)) &&
-				    (d->prep = calloc(r.np, sizeof(*d->prep))) == NULL)
+				    (d->prep = calloc(nall, sizeof(*d->prep))) == NULL)
 					goto oom;
 				break;
 			case DEDUPE_CMP_DATE:
-				if ((d->s = calloc(r.np, sizeof(*d->s))) == NULL)
+				if ((d->s = calloc(nall, sizeof(*d->s))) == NULL)
 					goto oom;
 				/* FALLTHROUGH */
 			case DEDUPE_CMP_NUMBER:
-				if ((d->x = calloc(r.np, sizeof(*d->x))) == NULL)
+				if ((d->x = calloc(nall, sizeof(*d->x))) == NULL)
 					goto oom;
 				break;
 		}
@@ -1295,7 +1311,7 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 
 	t0 = now_seconds();
 #pragma omp parallel for num_threads(r.nthreads) schedule(static)
-	for (size_t p = 0; p < r.np; p++)
+	for (size_t p = 0; p < r.np + r.nleft; p++)
 		if (!run_stopped(&r))
 			prepare_row(&r, (const int(*)[DEDUPE_MAX_COLUMNS]) cols, p);
 	if (r.oom)
@@ -1306,6 +1322,12 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 		goto oom;
 	/* a nightly run takes u (and m) from the job's model: see dedupe_incr.c */
 	incremental = pri && pri->incremental && dd_incr_model_fits(&r, &pri->model);
+	if (!incremental)
+	{
+		r.nleft = 0; /* a full dedupe: what left it matters to no one */
+		free(r.near_left);
+		r.near_left = NULL;
+	}
 	for (int f = 0; f < c->nfields; f++)
 		if (!incremental && c->field[f].given >= 0 && !count_namesakes(&r, f))
 			goto oom;
