@@ -634,6 +634,56 @@ all_ids_numeric(const struct batch *b)
 	return true;
 }
 
+struct id_row
+{
+	const char *id;
+	uint32_t row;
+};
+
+static int
+cmp_id_row(const void *x, const void *y)
+{
+	return strcmp(((const struct id_row *) x)->id, ((const struct id_row *) y)->id);
+}
+
+/*
+ * When the lead ids are not all numbers: each row's place among the
+ * batch's lead ids in C collation (strcmp), from 0, for cluster ids that do
+ * not depend on the order the rows came in.  The pull sorts them so when
+ * they are not all integers (pull.c): then the place is the row.  NULL on
+ * out of memory.
+ */
+static uint32_t *
+id_ranks(const struct batch *b)
+{
+	uint32_t *rank = malloc((b->n ? b->n : 1) * sizeof(*rank));
+	struct id_row *v = NULL;
+	bool sorted = true;
+
+	if (rank == NULL)
+		return NULL;
+	for (size_t i = 1; i < b->n && sorted; i++)
+		sorted = strcmp(batch_lead_id(b, i - 1), batch_lead_id(b, i)) < 0;
+	if (sorted)
+	{
+		for (size_t i = 0; i < b->n; i++)
+			rank[i] = (uint32_t) i;
+		return rank;
+	}
+	if ((v = malloc(b->n * sizeof(*v))) == NULL)
+	{
+		free(rank);
+		return NULL;
+	}
+	for (size_t i = 0; i < b->n; i++)
+		v[i] = (struct id_row){batch_lead_id(b, i), (uint32_t) i};
+	qsort(v, b->n, sizeof(*v), cmp_id_row);
+	for (size_t k = 0; k < b->n; k++)
+		rank[v[k].row] = (uint32_t) k;
+	free(v);
+	return rank;
+}
+
 /* Black-list the kept members of opted-out clusters; see dedupe.h. */
 static bool
 propagate_optouts(struct run *r, struct unionfind *uf)
@@ -1005,12 +1055,14 @@ best_links_of(const struct run *r, uint32_t *best, struct best_links *out)
  * opted-out cluster the best of all), every member's cluster id and
  * survivor, each kept non-survivor a duplicate with the evidence of its
  * link (its strongest kept link: the participant at its other end and its
- * weight, in best), and the golden record.  Writes only the cluster's own
+ * weight, in best), and the golden record.  The cluster's id is its
+ * survivor's lead id, or with rank (ids that are not all numbers) its
+ * survivor's place among the ids plus 1.  Writes only the cluster's own
  * rows; the texts go to o.
  */
 static void
 resolve_cluster(struct run *r, const struct unionfind *uf, const struct best_links *best,
-                bool numeric, uint32_t root, struct resolve_out *o)
+                const uint32_t *rank, uint32_t root, struct resolve_out *o)
 {
 	struct batch *b = r->b;
 	const struct dedupe_config *c = r->c;
@@ -1046,7 +1098,7 @@ resolve_cluster(struct run *r, const struct unionfind *uf, const struct best_lin
 		if (surv == UINT32_MAX || dd_survivor_cmp(c, b, o->rows[k], surv) < 0)
 			surv = o->rows[k];
 	}
-	cid = numeric ? strtoll(batch_lead_id(b, surv), NULL, 10) : (int64_t) surv + 1;
+	cid = rank ? (int64_t) rank[surv] + 1 : strtoll(batch_lead_id(b, surv), NULL, 10);
 
 	for (size_t k = 0; k < n; k++)
 	{
@@ -1107,11 +1159,13 @@ static bool
 resolve_clusters(struct run *r, struct unionfind *uf, const struct best_links *best)
 {
 	struct batch *b = r->b;
+	/* a cluster's id: its survivor's lead id when every id is a number, else the id's place */
 	bool numeric = all_ids_numeric(b);
+	uint32_t *rank = numeric ? NULL : id_ranks(b);
 	uint32_t *roots = malloc(r->np * sizeof(*roots));
 	struct resolve_out *out = calloc((size_t) r->nthreads, sizeof(*out));
 	size_t nroots = 0;
-	bool ok = roots != NULL && out != NULL;
+	bool ok = roots != NULL && out != NULL && (numeric || rank != NULL);
 
 	/* each cluster once, from its root (its smallest participant); find() compresses paths */
 	for (size_t p = 0; ok && p < r->np; p++)
@@ -1136,7 +1190,7 @@ resolve_clusters(struct run *r, struct unionfind *uf, const struct best_links *b
 			struct resolve_out *o = &out[thread_num()];
 
 			if (!o->oom)
-				resolve_cluster(r, uf, best, numeric, roots[k], o);
+				resolve_cluster(r, uf, best, rank, roots[k], o);
 		}
 		for (int t = 0; ok && t < r->nthreads; t++)
 		{
@@ -1170,6 +1224,7 @@ resolve_clusters(struct run *r, struct unionfind *uf, const struct best_links *b
 	}
 	free(out);
 	free(roots);
+	free(rank);
 	return ok;
 }
 

@@ -14,6 +14,7 @@
  * changed can repair.  Then a few leads of no cluster leave the dedupe
  * (black-listed since the job's last run): a nightly run must re-decide
  * what their leaving changes, as a full run over the same leads does.
+ * Last, the ids new clusters get when lead ids are not numbers.
  */
 #include "config.h"
 
@@ -446,6 +447,79 @@ out:
 	rules_free(r);
 }
 
+/* "id:cluster" of each lead, in the order of ids */
+static char *
+cluster_ids(const struct batch *b, const char *const *ids, int n)
+{
+	struct strbuf sb;
+
+	sb_init(&sb);
+	for (int k = 0; k < n; k++)
+		for (size_t i = 0; i < b->n; i++)
+			if (strcmp(batch_lead_id(b, i), ids[k]) == 0)
+				sb_printf(&sb, "%s%s:%lld", k ? " " : "", ids[k], (long long) b->cluster_id[i]);
+	return sb.data;
+}
+
+/*
+ * Lead ids that are not numbers: a new cluster's id is the place of its
+ * survivor's id among the batch's ids in C collation (B2 < Lead-10 < X-7 <
+ * a1 < lead-9 < x7), counted from 1, whatever the order of the rows and the
+ * number of threads.  (A numeric id is its own cluster's id.)
+ */
+static void
+test_text_ids(const struct name_translit *tl)
+{
+	static const char *const rows[] = {
+	    "x7,2025-01-09 10:00:00,Avi Mizrahi,054-7318264,,Jerusalem,new",
+	    "lead-9,2025-01-05 10:00:00,Dana Levi,052-4423268,,Haifa,no_answer",
+	    "a1,2025-01-10 10:00:00,Moran Peretz,050-1112223,,Tel Aviv,new",
+	    "X-7,2025-01-08 10:00:00,Avi Mizrahi,054-7318264,,Jerusalem,opportunity",
+	    "B2,2025-01-11 10:00:00,Noa Katz,053-9998887,,Eilat,new",
+	    "Lead-10,2025-03-05 10:00:00,Dana Levi,052-4423268,,Haifa,follow_up_high"};
+	static const char *const ids[] = {"B2", "Lead-10", "X-7", "a1", "lead-9", "x7"};
+	const char *want = "B2:-1 Lead-10:2 X-7:3 a1:-1 lead-9:2 x7:3";
+	struct error err = {0};
+	struct rules *r = NULL;
+	struct dedupe_config *c = fixed_config(&r, "", &err);
+	struct dedupe_report rep;
+
+	for (int reversed = 0; reversed < 2; reversed++)
+	{
+		char dir[256] = "", path[512] = "", *got = NULL;
+		struct strbuf csv;
+		struct batch *b = NULL;
+		int threads = reversed ? 4 : 1;
+
+		sb_init(&csv);
+		sb_printf(&csv, "lead_id,created_at,full_name,phone,email,city,status\n");
+		for (int k = 0; k < 6; k++)
+			sb_printf(&csv, "%s\n", rows[reversed ? 5 - k : k]);
+		if (c != NULL && !csv.oom && write_leads(dir, sizeof(dir), path, sizeof(path), csv.data))
+			b = harness_load_csv(path, NULL, 0, NULL, 0, &err);
+		if (b != NULL)
+		{
+			harness_normalize(b);
+			ok(dedupe_run(b, c, tl, NULL, threads, &rep, &err),
+			   "text lead ids, rows %s, %d thread%s (%s)", reversed ? "reversed" : "as given",
+			   threads, threads > 1 ? "s" : "", err.msg);
+			got = cluster_ids(b, ids, 6);
+			is_str(got, want, "each cluster's id is its survivor's place in C collation");
+		}
+		else
+			ok(false, "rules and leads with text ids (%s)", err.msg);
+		free(got);
+		batch_free(b);
+		sb_free(&csv);
+		if (path[0])
+			unlink(path);
+		if (dir[0])
+			rmdir(dir);
+	}
+	dedupe_config_free(c);
+	rules_free(r);
+}
+
 int
 main(void)
 {
@@ -460,6 +534,7 @@ main(void)
 	test_model_text();
 	test_incremental(tl);
 	test_leaver(tl);
+	test_text_ids(tl);
 	name_translit_free(tl);
 	return done_testing();
 }
