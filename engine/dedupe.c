@@ -256,7 +256,11 @@ dd_name_unpack(const unsigned char *p, const char *name, struct strsim_name *nm)
 	}
 }
 
-/* Fill every field's values for participant p (row i).  Runs in parallel. */
+/*
+ * Fill every field's values for participant p (row i), or for a lead that
+ * left the dedupe (p at np or above: its block keys only).  Runs in
+ * parallel.
+ */
 static void
 prepare_row(struct run *r, const int (*cols)[DEDUPE_MAX_COLUMNS], size_t p)
 {
@@ -610,6 +614,7 @@ run_free(struct run *r)
 	free(r->pattern);
 	free(r->weight);
 	free(r->opt);
+	free(r->near_left);
 }
 
 static bool
@@ -627,6 +632,56 @@ all_ids_numeric(const struct batch *b)
 				return false;
 	}
 	return true;
+}
+
+struct id_row
+{
+	const char *id;
+	uint32_t row;
+};
+
+static int
+cmp_id_row(const void *x, const void *y)
+{
+	return strcmp(((const struct id_row *) x)->id, ((const struct id_row *) y)->id);
+}
+
+/*
+ * When the lead ids are not all numbers: each row's place among the
+ * batch's lead ids in C collation (strcmp), from 0, for cluster ids that do
+ * not depend on the order the rows came in.  The pull sorts them so when
+ * they are not all integers (pull.c): then the place is the row.  NULL on
+ * out of memory.
+ */
+static uint32_t *
+id_ranks(const struct batch *b)
+{
+	uint32_t *rank = malloc((b->n ? b->n : 1) * sizeof(*rank));
+	struct id_row *v = NULL;
+	bool sorted = true;
+
+	if (rank == NULL)
+		return NULL;
+	for (size_t i = 1; i < b->n && sorted; i++)
+		sorted = strcmp(batch_lead_id(b, i - 1), batch_lead_id(b, i)) < 0;
+	if (sorted)
+	{
+		for (size_t i = 0; i < b->n; i++)
+			rank[i] = (uint32_t) i;
+		return rank;
+	}
+	if ((v = malloc(b->n * sizeof(*v))) == NULL)
+	{
+		free(rank);
+		return NULL;
+	}
+	for (size_t i = 0; i < b->n; i++)
+		v[i] = (struct id_row){batch_lead_id(b, i), (uint32_t) i};
+	qsort(v, b->n, sizeof(*v), cmp_id_row);
+	for (size_t k = 0; k < b->n; k++)
+		rank[v[k].row] = (uint32_t) k;
+	free(v);
+	return rank;
 }
 
 /* Black-list the kept members of opted-out clusters; see dedupe.h. */
@@ -1000,12 +1055,14 @@ best_links_of(const struct run *r, uint32_t *best, struct best_links *out)
  * opted-out cluster the best of all), every member's cluster id and
  * survivor, each kept non-survivor a duplicate with the evidence of its
  * link (its strongest kept link: the participant at its other end and its
- * weight, in best), and the golden record.  Writes only the cluster's own
+ * weight, in best), and the golden record.  The cluster's id is its
+ * survivor's lead id, or with rank (ids that are not all numbers) its
+ * survivor's place among the ids plus 1.  Writes only the cluster's own
  * rows; the texts go to o.
  */
 static void
 resolve_cluster(struct run *r, const struct unionfind *uf, const struct best_links *best,
-                bool numeric, uint32_t root, struct resolve_out *o)
+                const uint32_t *rank, uint32_t root, struct resolve_out *o)
 {
 	struct batch *b = r->b;
 	const struct dedupe_config *c = r->c;
@@ -1041,7 +1098,7 @@ resolve_cluster(struct run *r, const struct unionfind *uf, const struct best_lin
 		if (surv == UINT32_MAX || dd_survivor_cmp(c, b, o->rows[k], surv) < 0)
 			surv = o->rows[k];
 	}
-	cid = numeric ? strtoll(batch_lead_id(b, surv), NULL, 10) : (int64_t) surv + 1;
+	cid = rank ? (int64_t) rank[surv] + 1 : strtoll(batch_lead_id(b, surv), NULL, 10);
 
 	for (size_t k = 0; k < n; k++)
 	{
@@ -1102,11 +1159,13 @@ static bool
 resolve_clusters(struct run *r, struct unionfind *uf, const struct best_links *best)
 {
 	struct batch *b = r->b;
+	/* a cluster's id: its survivor's lead id when every id is a number, else the id's place */
 	bool numeric = all_ids_numeric(b);
+	uint32_t *rank = numeric ? NULL : id_ranks(b);
 	uint32_t *roots = malloc(r->np * sizeof(*roots));
 	struct resolve_out *out = calloc((size_t) r->nthreads, sizeof(*out));
 	size_t nroots = 0;
-	bool ok = roots != NULL && out != NULL;
+	bool ok = roots != NULL && out != NULL && (numeric || rank != NULL);
 
 	/* each cluster once, from its root (its smallest participant); find() compresses paths */
 	for (size_t p = 0; ok && p < r->np; p++)
@@ -1131,7 +1190,7 @@ resolve_clusters(struct run *r, struct unionfind *uf, const struct best_links *b
 			struct resolve_out *o = &out[thread_num()];
 
 			if (!o->oom)
-				resolve_cluster(r, uf, best, numeric, roots[k], o);
+				resolve_cluster(r, uf, best, rank, roots[k], o);
 		}
 		for (int t = 0; ok && t < r->nthreads; t++)
 		{
@@ -1165,6 +1224,7 @@ resolve_clusters(struct run *r, struct unionfind *uf, const struct best_links *b
 	}
 	free(out);
 	free(roots);
+	free(rank);
 	return ok;
 }
 
@@ -1234,6 +1294,16 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 		run_free(&r);
 		return true;
 	}
+	/* a nightly run: then the changed leads of the state that no longer take part (dedupe_incr.c) */
+	if (pri && pri->incremental)
+	{
+		for (size_t i = 0; i < b->n; i++)
+			if (pri->touched[i] && pri->verdict[i] != VERDICT__COUNT &&
+			    b->verdict[i] != VERDICT_KEPT && !b->optout[i])
+				r.row[r.np + r.nleft++] = (uint32_t) i;
+		if (r.nleft > 0 && (r.near_left = calloc(r.np, 1)) == NULL)
+			goto oom;
+	}
 
 	r.arenas = calloc((size_t) r.nthreads, sizeof(*r.arenas));
 	if (r.arenas == NULL)
@@ -1244,7 +1314,8 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 	for (int f = 0; f < c->nfields; f++)
 	{
 		struct fdata *d = &r.fd[f];
-		size_t nh = c->field[f].cmp == DEDUPE_CMP_PHONE ? r.np * BATCH_PHONES : r.np;
+		size_t nall = r.np + r.nleft;
+		size_t nh = c->field[f].cmp == DEDUPE_CMP_PHONE ? nall * BATCH_PHONES : nall;
 
 		d->h = calloc(nh, sizeof(*d->h));
 		d->freq = calloc(nh, sizeof(*d->freq));
@@ -1254,29 +1325,29 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 		{
 			case DEDUPE_CMP_PHONE: break;
 			case DEDUPE_CMP_EMAIL:
-				d->s2 = calloc(r.np, sizeof(*d->s2));
-				d->h2 = calloc(r.np, sizeof(*d->h2));
-				d->freq2 = calloc(r.np, sizeof(*d->freq2));
-				d->h3 = calloc(r.np, sizeof(*d->h3));
+				d->s2 = calloc(nall, sizeof(*d->s2));
+				d->h2 = calloc(nall, sizeof(*d->h2));
+				d->freq2 = calloc(nall, sizeof(*d->freq2));
+				d->h3 = calloc(nall, sizeof(*d->h3));
 				if (d->s2 == NULL || d->h2 == NULL || d->freq2 == NULL || d->h3 == NULL)
 					goto oom;
 				/* FALLTHROUGH */
 			case DEDUPE_CMP_NAME:
 			case DEDUPE_CMP_TEXT:
 			case DEDUPE_CMP_EXACT:
-				if ((d->s = calloc(r.np, sizeof(*d->s))) == NULL)
+				if ((d->s = calloc(nall, sizeof(*d->s))) == NULL)
 					goto oom;
 				if ((c->field[f].cmp == DEDUPE_CMP_NAME ||
 				     (c->field[f].cmp == DEDUPE_CMP_TEXT && c->field[f].translit)) &&
-				    (d->prep = calloc(r.np, sizeof(*d->prep))) == NULL)
+				    (d->prep = calloc(nall, sizeof(*d->prep))) == NULL)
 					goto oom;
 				break;
 			case DEDUPE_CMP_DATE:
-				if ((d->s = calloc(r.np, sizeof(*d->s))) == NULL)
+				if ((d->s = calloc(nall, sizeof(*d->s))) == NULL)
 					goto oom;
 				/* FALLTHROUGH */
 			case DEDUPE_CMP_NUMBER:
-				if ((d->x = calloc(r.np, sizeof(*d->x))) == NULL)
+				if ((d->x = calloc(nall, sizeof(*d->x))) == NULL)
 					goto oom;
 				break;
 		}
@@ -1295,7 +1366,7 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 
 	t0 = now_seconds();
 #pragma omp parallel for num_threads(r.nthreads) schedule(static)
-	for (size_t p = 0; p < r.np; p++)
+	for (size_t p = 0; p < r.np + r.nleft; p++)
 		if (!run_stopped(&r))
 			prepare_row(&r, (const int(*)[DEDUPE_MAX_COLUMNS]) cols, p);
 	if (r.oom)
@@ -1306,6 +1377,12 @@ dedupe_run_traced(struct batch *b, const struct dedupe_config *c,
 		goto oom;
 	/* a nightly run takes u (and m) from the job's model: see dedupe_incr.c */
 	incremental = pri && pri->incremental && dd_incr_model_fits(&r, &pri->model);
+	if (!incremental)
+	{
+		r.nleft = 0; /* a full dedupe: what left it matters to no one */
+		free(r.near_left);
+		r.near_left = NULL;
+	}
 	for (int f = 0; f < c->nfields; f++)
 		if (!incremental && c->field[f].given >= 0 && !count_namesakes(&r, f))
 			goto oom;

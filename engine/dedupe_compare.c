@@ -474,12 +474,20 @@ keybuf_push(struct keybuf *kb, const uint64_t *k, int nk, uint32_t p)
  * key; each run of one key is a block, all of whose pairs become
  * candidates unless it holds more than max_size rows.  The pairs of all
  * blocks are then sorted and made unique.
+ *
+ * The leads that left a nightly run's dedupe (r->nleft) are keyed after
+ * the participants, so they come last in each block; they count in no
+ * block's size and pair with no one, but every participant of a block of
+ * at most max_size that holds one of them is marked in r->near_left (in an
+ * opt-out-only block, its opt-outs): the lead's candidates when it took
+ * part, and, in a block the lead's leaving brings down to its cap, the
+ * participants whose pairs there are compared now.
  */
 bool
 dd_generate_pairs(struct run *r)
 {
 	const struct dedupe_config *c = r->c;
-	size_t np = r->np, cap = 0, n = 0;
+	size_t np = r->np, nkeyed = r->near_left ? np + r->nleft : np, cap = 0, n = 0;
 	uint64_t *pairs = NULL;
 	struct keybuf *kb = calloc((size_t) r->nthreads, sizeof(*kb));
 	bool ok = false;
@@ -505,7 +513,7 @@ dd_generate_pairs(struct run *r)
 			struct keybuf *mine = &kb[thread_num()];
 
 #pragma omp for schedule(static)
-			for (size_t p = 0; p < np; p++)
+			for (size_t p = 0; p < nkeyed; p++)
 			{
 				uint64_t k[MAX_KEYS_PER_ROW];
 				int nk = row_keys(r, bl, seed, (uint32_t) p, k);
@@ -544,12 +552,19 @@ dd_generate_pairs(struct run *r)
 			free(val);
 			goto out;
 		}
-		for (size_t s = 0, e; s < total; s = e)
+		for (size_t s = 0, e, m; s < total; s = e)
 		{
 			size_t size;
 
 			e = run_end(key, s, total);
-			size = e - s;
+			/* the participants come first (in order), then the leads that left */
+			for (m = s; m < e && val[m] < np; m++)
+				;
+			size = m - s;
+			if (m < e && (long) size <= bl->max_size)
+				for (size_t i = s; i < m; i++)
+					if (!bl->optout_only || r->b->optout[r->row[val[i]]])
+						r->near_left[val[i]] = 1;
 			if (size < 2)
 				continue;
 			if ((long) size > bl->max_size)
@@ -561,7 +576,7 @@ dd_generate_pairs(struct run *r)
 				}
 				continue;
 			}
-			for (size_t i = s; i < e; i++)
+			for (size_t i = s; i < m; i++)
 			{
 				/*
 				 * An opt-out-only block looks for other records of people
@@ -574,7 +589,7 @@ dd_generate_pairs(struct run *r)
 
 				if (bl->optout_only && !from_optout)
 					continue;
-				for (size_t j = from_optout ? s : i + 1; j < e; j++)
+				for (size_t j = from_optout ? s : i + 1; j < m; j++)
 				{
 					uint64_t a = val[i], b = val[j];
 

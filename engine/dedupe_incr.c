@@ -18,7 +18,13 @@
  *       cluster that holds a changed lead or lost a lead to the source, and
  *       the leads the state holds for review as a possible opt-out (so the
  *       link is weighed again, with every namesake the opt-out has now);
- *    2. their candidates (every participant a block pairs them with);
+ *    2. their candidates (every participant a block pairs them with), and
+ *       every participant a block puts with a changed lead of the state
+ *       that no longer takes part (black-listed since, say): that lead's
+ *       candidates when it took part (an opt-out it was a namesake of
+ *       weighs its links again, with one namesake fewer), and the members
+ *       of a block its leaving brings down to the block's max_size, whose
+ *       pairs a full run now compares (dd_generate_pairs);
  *    3. every member of the candidates' clusters.
  * Only pairs with a marked end, and pairs inside one cluster of the state
  * (so each duplicate's reason names the link a full run would), are
@@ -35,9 +41,10 @@
  * What can differ from one full run over the same data: the model moves a
  * little with the data, so a pair near the threshold that a full run would
  * now decide otherwise keeps the decision of the model last learnt; and a
- * lead that vanished outside every cluster is not there to be looked
- * through (a namesake fewer for an opt-out's name alone, which a full run
- * may then link to a kept lead for review).
+ * lead that vanished from the source outside every cluster is not there to
+ * be keyed as one that left the dedupe is (a namesake fewer for an
+ * opt-out's name alone, which a full run may then link to a kept lead for
+ * review).
  */
 #include "config.h"
 
@@ -118,7 +125,7 @@ dd_incr_select(struct run *r, const struct dedupe_prior *pri, uint8_t **out)
 		    held_for_review(pri, i))
 			act[p] = 1;
 	}
-	/* 2. their candidates */
+	/* 2. their candidates, and those of the leads that left (dd_generate_pairs) */
 	for (size_t k = 0; k < r->npairs; k++)
 	{
 		uint32_t a = pair_a(r->pair[k]), c = pair_b(r->pair[k]);
@@ -128,6 +135,9 @@ dd_incr_select(struct run *r, const struct dedupe_prior *pri, uint8_t **out)
 		else if (act[c] == 1 && act[a] == 0)
 			act[a] = 2;
 	}
+	for (size_t p = 0; r->near_left && p < np; p++)
+		if (r->near_left[p] && act[p] == 0)
+			act[p] = 2;
 	/* 3. the candidates' clusters */
 	for (size_t p = 0; p < np; p++)
 		if (act[p] == 2 && pri->cluster[r->row[p]] >= 0)

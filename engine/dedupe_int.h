@@ -135,7 +135,15 @@ struct run
 	struct dedupe_report *rep;
 	int nthreads;
 	size_t np;     /* participants */
-	uint32_t *row; /* participant -> batch row */
+	uint32_t *row; /* participant -> batch row; then the rows of the leads that left */
+	/*
+	 * A nightly run: the changed leads of the state that do not take part
+	 * (black-listed since, say), prepared after the participants (fd[] at
+	 * np..np+nleft) for their block keys only (dd_generate_pairs), and the
+	 * participants a block puts them with (dedupe_incr.c); NULL when none.
+	 */
+	size_t nleft;
+	uint8_t *near_left;
 	struct fdata fd[DEDUPE_MAX_FIELDS];
 	struct arena **arenas;                        /* one per thread, for folded text */
 	const struct name_translit *translit;         /* the normaliser's table; may be NULL */

@@ -153,46 +153,40 @@ cmp_pair_first(const void *x, const void *y)
 	return (p->a > q->a) - (p->a < q->a);
 }
 
-static bool
-in_sorted(const int64_t *v, size_t n, int64_t x)
-{
-	return bsearch(&x, v, n, sizeof(*v), util_cmp_i64) != NULL;
-}
-
 /*
  * Give each cluster of this run the id it had: for every old id, its heir
  * is the new cluster holding the old survivor, else the one holding most of
  * its members (ties: the smaller new id); a cluster that is heir to several
  * old ids (a merge) keeps the smallest.  A cluster heir to none gets the id
- * the dedupe stage gave it, unless some old cluster used that id, then
- * one above every id seen.
+ * the dedupe stage gave it when that id is above every id of the state,
+ * else one above every id seen: an id below them may have been given to a
+ * cluster that no row of the state holds any more (a person erased by
+ * refinery forget, the larger id of a merge), and is never given again.
+ * (The state's highest id itself is lost when its last rows go; a job
+ * that kept its highest id given would not lose it.)
  */
 bool
 state_stable_clusters(struct job_state *st, struct batch *b, struct error *err)
 {
 	struct cid_pair *e = NULL, *heir = NULL, *map = NULL;
-	int64_t *olds = NULL, *fresh = NULL;
-	size_t ne = 0, nh = 0, nmap = 0, nolds = 0, nfresh = 0;
-	int64_t top = 0;
+	int64_t *fresh = NULL;
+	size_t ne = 0, nh = 0, nmap = 0, nfresh = 0;
+	int64_t top = 0, oldtop = -1; /* the highest id seen; of the state's, -1 none */
 	bool ok = false;
 
 	e = malloc(sizeof(*e) * (b->n ? b->n : 1));
 	heir = malloc(sizeof(*heir) * (b->n ? b->n : 1));
 	map = malloc(sizeof(*map) * (b->n ? b->n : 1));
-	olds = malloc(sizeof(*olds) * (st->nold ? st->nold : 1));
 	fresh = malloc(sizeof(*fresh) * (b->n ? b->n : 1));
-	if (!e || !heir || !map || !olds || !fresh)
+	if (!e || !heir || !map || !fresh)
 	{
 		error_oom(err);
 		goto out;
 	}
 	for (size_t k = 0; k < st->nold; k++)
-		if (st->old[k].cluster_id >= 0)
-		{
-			olds[nolds++] = st->old[k].cluster_id;
-			top = st->old[k].cluster_id > top ? st->old[k].cluster_id : top;
-		}
-	qsort(olds, nolds, sizeof(*olds), util_cmp_i64);
+		if (st->old[k].cluster_id > oldtop)
+			oldtop = st->old[k].cluster_id;
+	top = oldtop > 0 ? oldtop : 0;
 	for (size_t i = 0; i < b->n; i++)
 	{
 		const struct old_lead *o;
@@ -279,8 +273,8 @@ state_stable_clusters(struct job_state *st, struct batch *b, struct error *err)
 			hit = bsearch(&key, map, nheirs, sizeof(*map), cmp_pair_first);
 			if (hit)
 				continue;
-			if (in_sorted(olds, nolds, mine[x]))
-				fresh[nfresh++] = mine[x]; /* taken: numbered below */
+			if (mine[x] <= oldtop)
+				fresh[nfresh++] = mine[x]; /* maybe given before: numbered below */
 			else
 			{
 				map[nmap].a = map[nmap].b = mine[x];
@@ -317,7 +311,6 @@ out:
 	free(e);
 	free(heir);
 	free(map);
-	free(olds);
 	free(fresh);
 	return ok;
 }

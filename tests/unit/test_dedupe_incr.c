@@ -11,7 +11,10 @@
  * full run's verdicts, clusters, survivors, reasons and golden records
  * exactly, whichever leads it re-resolves), and once with the clusters of
  * some leads wrongly remembered as singletons, which only the leads marked
- * changed can repair.
+ * changed can repair.  Then a few leads of no cluster leave the dedupe
+ * (black-listed since the job's last run): a nightly run must re-decide
+ * what their leaving changes, as a full run over the same leads does.
+ * Last, the ids new clusters get when lead ids are not numbers.
  */
 #include "config.h"
 
@@ -239,6 +242,284 @@ out:
 	rules_free(r);
 }
 
+/* the default rules, the fixed model of the fixtures (fixtures/dedupe/README.md), then text */
+static struct dedupe_config *
+fixed_config(struct rules **out, const char *text, struct error *err)
+{
+	char path[1024];
+	struct rules *r = rules_new();
+	struct dedupe_config *c = NULL;
+
+	*out = r;
+	if (!rules_load_defaults(r, false, err))
+		return NULL;
+	snprintf(path, sizeof(path), "%s/rules/dedupe.ini.part", top);
+	if (!rules_load_file(r, path, err))
+		return NULL;
+	snprintf(path, sizeof(path), "%s/fixtures/dedupe/optout_review/rules.ini", top);
+	if (!rules_load_file(r, path, err) || !rules_load_string(r, "test", text, err))
+		return NULL;
+	if (!dedupe_config_load(r, &c, err))
+	{
+		dedupe_config_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* a folder of its own under $TMPDIR with leads.csv holding text; false when it cannot */
+static bool
+write_leads(char *dir, size_t size, char *path, size_t psize, const char *text)
+{
+	const char *tmp = getenv("TMPDIR");
+	FILE *f;
+	bool ok;
+
+	snprintf(dir, size, "%s/dedupe_incr.XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+	if (mkdtemp(dir) == NULL)
+		return false;
+	snprintf(path, psize, "%s/leads.csv", dir);
+	if ((f = fopen(path, "w")) == NULL)
+		return false;
+	ok = fputs(text, f) >= 0;
+	return fclose(f) == 0 && ok;
+}
+
+/* how many leads have the verdict review */
+static int
+reviews(const struct batch *b)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < b->n; i++)
+		n += b->verdict[i] == VERDICT_REVIEW;
+	return n;
+}
+
+/* how many leads are in a cluster */
+static int
+clustered(const struct batch *b)
+{
+	int n = 0;
+
+	for (size_t i = 0; i < b->n; i++)
+		n += b->cluster_id[i] >= 0;
+	return n;
+}
+
+/*
+ * An opt-out with nothing but a name (lead 100) and six kept namesakes with
+ * phones of their own (101..106), each in another city or none: more than
+ * optout_namesakes (5), so no namesake is held for review.  And 21 records
+ * of one person (300..320: name, city and day, each with another phone),
+ * one more than block name_city's max_size, so never compared.  At the next
+ * run leads 106 and 320, in no cluster, are black-listed and leave the
+ * dedupe: five namesakes are left, and a full run holds each of them for
+ * review; the 20 records left fit the block, and a full run merges them.
+ * So must the nightly run, although none of them changed.
+ */
+static void
+test_leaver(const struct name_translit *tl)
+{
+	static const char *const first[] = {"Dana", "Yossi", "Noa", "Eitan", "Tamar",
+	                                    "Omer", "Shira", "Gil", "Maya",  "Ronen"};
+	static const char *const last[] = {"Cohen", "Katz", "Peretz", "Biton", "Friedman", "Azulay"};
+	static const char *const city[] = {"Haifa", "Eilat", "Ashdod", "Netanya", "", "Afula"};
+	struct error err = {0};
+	struct rules *r = NULL;
+	struct dedupe_config *c = fixed_config(&r, "[dedupe]\nfrequent = 25\n", &err);
+	struct strbuf csv;
+	char dir[256] = "", path[512] = "";
+	struct batch *b = NULL;
+	struct dedupe_prior st = {0}, inc;
+	struct dedupe_report rep;
+	uint8_t *touched = NULL, *verdict = NULL;
+	int64_t *cluster = NULL;
+	const char **rule = NULL;
+	char *want = NULL, *got = NULL;
+	size_t leaver = 0, leaver2 = 0, n = 0;
+
+	sb_init(&csv);
+	sb_printf(&csv, "lead_id,created_at,full_name,phone,email,city,status,last_touch_at,"
+	                "touch_count,handler_notes\n"
+	                "100,2023-01-10 10:00:00,Moshe Levi,,,,refused,,1,\n");
+	for (int k = 0; k < 6; k++)
+		sb_printf(&csv, "%d,2023-%02d-12 10:00:00,Moshe Levi,050-11100%02d,,%s,new,,0,\n", 101 + k,
+		          k + 2, k, city[k]);
+	/* people of their own, so that one lead fewer leaves the job's model fit */
+	for (int k = 0; k < 60; k++)
+		sb_printf(&csv, "%d,2022-%02d-%02d 09:00:00,%s %s,052-20000%02d,,Haifa,new,,0,\n", 200 + k,
+		          k % 12 + 1, k / 12 + 1, first[k % 10], last[k / 10], k);
+	for (int k = 0; k < 21; k++)
+		sb_printf(&csv, "%d,2021-05-05 10:00:00,Avi Mizrahi,054-30000%02d,,Haifa,new,,0,\n",
+		          300 + k, k);
+	if (c == NULL || csv.oom || !write_leads(dir, sizeof(dir), path, sizeof(path), csv.data))
+	{
+		ok(false, "rules and leads for a lead leaving the dedupe (%s)", err.msg);
+		goto out;
+	}
+
+	/* the job's last run: every lead kept but the opt-out */
+	if ((b = harness_load_csv(path, NULL, 0, NULL, 0, &err)) == NULL)
+	{
+		ok(false, "the leads load (%s)", err.msg);
+		goto out;
+	}
+	harness_normalize(b);
+	b->optout[0] = 1;
+	batch_mark(b, 0, VERDICT_BLACKLISTED, "blacklist.test_optout", "opted out");
+	b->dd_prior = &st;
+	ok(dedupe_run(b, c, tl, NULL, 2, &rep, &err) && st.model.valid, "the job's last run (%s)",
+	   err.msg);
+	is_int(reviews(b), 0,
+	       "six kept namesakes of an opt-out known by its name: none held for review");
+	n = b->n;
+	touched = calloc(n, 1);
+	verdict = malloc(n);
+	cluster = malloc(n * sizeof(*cluster));
+	rule = calloc(n, sizeof(*rule));
+	if (!touched || !verdict || !cluster || !rule)
+		n = 0;
+	for (size_t i = 0; i < n; i++)
+	{
+		verdict[i] = b->verdict[i];
+		cluster[i] = b->cluster_id[i];
+		rule[i] = b->rule_id[i] ? strdup(b->rule_id[i]) : NULL;
+		if (strcmp(batch_lead_id(b, i), "106") == 0)
+			leaver = i;
+		if (strcmp(batch_lead_id(b, i), "320") == 0)
+			leaver2 = i;
+	}
+	is_int(clustered(b), 0, "21 records of one person in one block over its cap: none merged");
+	ok(leaver > 0 && leaver2 > 0, "leads 106 and 320 are there");
+	batch_free(b);
+
+	/* one run over the same leads but lead 106 black-listed: in full, then nightly */
+	for (int nightly = 0; n > 0 && nightly < 2; nightly++)
+	{
+		if ((b = harness_load_csv(path, NULL, 0, NULL, 0, &err)) == NULL)
+			break;
+		harness_normalize(b);
+		b->optout[0] = 1;
+		batch_mark(b, 0, VERDICT_BLACKLISTED, "blacklist.test_optout", "opted out");
+		batch_mark(b, leaver, VERDICT_BLACKLISTED, "blacklist.test_record", "test record");
+		batch_mark(b, leaver2, VERDICT_BLACKLISTED, "blacklist.test_record", "test record");
+		touched[leaver] = touched[leaver2] = 1;
+		inc = (struct dedupe_prior){.incremental = true,
+		                            .touched = touched,
+		                            .cluster = cluster,
+		                            .verdict = verdict,
+		                            .rule_id = rule,
+		                            .model = st.model};
+		b->dd_prior = nightly ? &inc : NULL;
+		ok(dedupe_run(b, c, tl, NULL, 2, &rep, &err),
+		   "%s run with leads 106 and 320 black-listed (%s)", nightly ? "a nightly" : "a full",
+		   err.msg);
+		is_int(reviews(b), 5, "%s: the five namesakes left are held for review",
+		       nightly ? "nightly" : "full");
+		is_int(clustered(b), 20, "%s: the 20 records left are merged",
+		       nightly ? "nightly" : "full");
+		if (!nightly)
+			want = decisions(b);
+		else
+		{
+			ok(inc.resolved < b->n / 2, "the nightly run re-resolves %zu leads", inc.resolved);
+			got = decisions(b);
+			is_str(got, want, "and decides every lead as the full run does");
+		}
+		batch_free(b);
+	}
+out:
+	for (size_t i = 0; i < n; i++)
+		free((char *) rule[i]);
+	free(rule);
+	free(touched);
+	free(verdict);
+	free(cluster);
+	free(want);
+	free(got);
+	sb_free(&csv);
+	if (path[0])
+		unlink(path);
+	if (dir[0])
+		rmdir(dir);
+	dedupe_config_free(c);
+	rules_free(r);
+}
+
+/* "id:cluster" of each lead, in the order of ids */
+static char *
+cluster_ids(const struct batch *b, const char *const *ids, int n)
+{
+	struct strbuf sb;
+
+	sb_init(&sb);
+	for (int k = 0; k < n; k++)
+		for (size_t i = 0; i < b->n; i++)
+			if (strcmp(batch_lead_id(b, i), ids[k]) == 0)
+				sb_printf(&sb, "%s%s:%lld", k ? " " : "", ids[k], (long long) b->cluster_id[i]);
+	return sb.data;
+}
+
+/*
+ * Lead ids that are not numbers: a new cluster's id is the place of its
+ * survivor's id among the batch's ids in C collation (B2 < Lead-10 < X-7 <
+ * a1 < lead-9 < x7), counted from 1, whatever the order of the rows and the
+ * number of threads.  (A numeric id is its own cluster's id.)
+ */
+static void
+test_text_ids(const struct name_translit *tl)
+{
+	static const char *const rows[] = {
+	    "x7,2025-01-09 10:00:00,Avi Mizrahi,054-7318264,,Jerusalem,new",
+	    "lead-9,2025-01-05 10:00:00,Dana Levi,052-4423268,,Haifa,no_answer",
+	    "a1,2025-01-10 10:00:00,Moran Peretz,050-1112223,,Tel Aviv,new",
+	    "X-7,2025-01-08 10:00:00,Avi Mizrahi,054-7318264,,Jerusalem,opportunity",
+	    "B2,2025-01-11 10:00:00,Noa Katz,053-9998887,,Eilat,new",
+	    "Lead-10,2025-03-05 10:00:00,Dana Levi,052-4423268,,Haifa,follow_up_high"};
+	static const char *const ids[] = {"B2", "Lead-10", "X-7", "a1", "lead-9", "x7"};
+	const char *want = "B2:-1 Lead-10:2 X-7:3 a1:-1 lead-9:2 x7:3";
+	struct error err = {0};
+	struct rules *r = NULL;
+	struct dedupe_config *c = fixed_config(&r, "", &err);
+	struct dedupe_report rep;
+
+	for (int reversed = 0; reversed < 2; reversed++)
+	{
+		char dir[256] = "", path[512] = "", *got = NULL;
+		struct strbuf csv;
+		struct batch *b = NULL;
+		int threads = reversed ? 4 : 1;
+
+		sb_init(&csv);
+		sb_printf(&csv, "lead_id,created_at,full_name,phone,email,city,status\n");
+		for (int k = 0; k < 6; k++)
+			sb_printf(&csv, "%s\n", rows[reversed ? 5 - k : k]);
+		if (c != NULL && !csv.oom && write_leads(dir, sizeof(dir), path, sizeof(path), csv.data))
+			b = harness_load_csv(path, NULL, 0, NULL, 0, &err);
+		if (b != NULL)
+		{
+			harness_normalize(b);
+			ok(dedupe_run(b, c, tl, NULL, threads, &rep, &err),
+			   "text lead ids, rows %s, %d thread%s (%s)", reversed ? "reversed" : "as given",
+			   threads, threads > 1 ? "s" : "", err.msg);
+			got = cluster_ids(b, ids, 6);
+			is_str(got, want, "each cluster's id is its survivor's place in C collation");
+		}
+		else
+			ok(false, "rules and leads with text ids (%s)", err.msg);
+		free(got);
+		batch_free(b);
+		sb_free(&csv);
+		if (path[0])
+			unlink(path);
+		if (dir[0])
+			rmdir(dir);
+	}
+	dedupe_config_free(c);
+	rules_free(r);
+}
+
 int
 main(void)
 {
@@ -252,6 +533,8 @@ main(void)
 	ok(tl != NULL, "the test transliteration table loads (%s)", err.msg);
 	test_model_text();
 	test_incremental(tl);
+	test_leaver(tl);
+	test_text_ids(tl);
 	name_translit_free(tl);
 	return done_testing();
 }

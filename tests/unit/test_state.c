@@ -5,7 +5,8 @@
  *    state_reconcile(): the stable cluster ids (a cluster whose members did
  *    not change keeps its id whoever survives, a merge keeps the smallest
  *    old id, a split leaves the id with the part holding the old survivor,
- *    an id some old cluster had is never handed to another cluster), the
+ *    a new cluster's id is above every id of the state, so that an id some
+ *    old cluster had, erased since, is never handed to another), the
  *    holds given to the match stage, the kept due times, and the sorting of
  *    leads into new, returned, changed, unchanged and vanished; the state
  *    read in two parts (the rows framing the stages, then the rest).
@@ -223,7 +224,8 @@ main(void)
 		is_int(b->cluster_id[8], 40, "{11,12} keeps 40 although 12 survives now");
 		is_int(b->cluster_id[15], 70,
 		       "split: {21,22} holds 70's survivor and keeps 70, though smaller");
-		is_int(b->cluster_id[17], 23, "{23,24,25}, the larger part, gets its own id (23)");
+		is_int(b->cluster_id[17], 71,
+		       "{23,24,25}, the larger part, gets a new id: dedupe's 23 is below the state's 70");
 		ok(b->cluster_id[11] > 60 && b->cluster_id[11] == b->cluster_id[12],
 		   "new pair {15,16}: dedupe's id 40 is an old cluster's, so a fresh one (%lld)",
 		   (long long) b->cluster_id[11]);
@@ -323,6 +325,43 @@ main(void)
 		   "a nightly dedupe's view of the state");
 		ok(!b->dd_prior->touched[0] && b->dd_prior->touched[1],
 		   "the stale row is re-resolved, the other not");
+		batch_free(b);
+		state_free(st);
+	}
+
+	/*
+	 * A person erased (refinery forget): the job's state had clusters 5
+	 * {a1, a2}, 7 {b1, b2} and 9 {c1, c2}; forget deleted b1's and b2's
+	 * rows.  Now new leads d1 and d2 pair up, and the dedupe's id for them
+	 * is 7 (with text ids, their survivor's place among the ids), the
+	 * erased person's: no row of the state has it, but it was given.  So a
+	 * new cluster keeps the dedupe's id only above every id of the state
+	 * ({f1, f2}: 12); {d1, d2} and {e1, e2} (dedupe's id 4, below them too)
+	 * get the next ids above every id seen, in the order of dedupe's ids.
+	 */
+	{
+		static const char *const ids[] = {"a1", "a2", "c1", "c2", "d1",
+		                                  "d2", "e1", "e2", "f1", "f2"};
+
+		st = state_new("nightly", &err);
+		old_row(st, "a1", false, "5", "a1", NULL, fp_of("a1"), "kept");
+		old_row(st, "a2", false, "5", "a1", NULL, fp_of("a2"), "duplicate");
+		old_row(st, "c1", false, "9", "c1", NULL, fp_of("c1"), "kept");
+		old_row(st, "c2", false, "9", "c1", NULL, fp_of("c2"), "duplicate");
+		b = make_batch(ids, 10);
+		ok(state_match_batch(st, b, &err), "a state after a person was erased");
+		cluster(b, 0, 1, 0, 1);
+		cluster(b, 2, 3, 2, 3);
+		cluster(b, 4, 5, 4, 7);
+		cluster(b, 6, 7, 6, 4);
+		cluster(b, 8, 9, 8, 12);
+		ok(state_reconcile(st, b, false, &err), "reconcile: %s", err.msg);
+		is_int(b->cluster_id[0], 5, "{a1, a2} keep 5");
+		is_int(b->cluster_id[2], 9, "{c1, c2} keep 9");
+		is_int(b->cluster_id[8], 12, "{f1, f2} keeps dedupe's 12, above every id of the state");
+		is_int(b->cluster_id[6], 13, "{e1, e2} does not keep 4, below them: 13");
+		is_int(b->cluster_id[4], 14, "{d1, d2} does not get the erased person's 7: 14");
+		is_int(b->cluster_id[5], 14, "both of them");
 		batch_free(b);
 		state_free(st);
 	}
