@@ -427,16 +427,17 @@ read_last_run(PGconn *conn, struct job_state *st, const char *sha, const char *d
 
 	if (!state_partition(conn, st->job, st->table, sizeof(st->table), err))
 		return false;
-	res =
-	    pg_query(conn, "reading the job's last run",
-	             "SELECT r.run_id, r.rules_sha256, NULL, (SELECT j.dedupe_model "
-	             "FROM refinery.jobs j WHERE j.name = $1), r.rules_text, "
-	             "(SELECT max(x.run_id) FROM refinery.runs x WHERE x.job = $1 "
-	             "AND x.status = 'reverted' AND x.full_write AND x.run_id > coalesce(r.run_id, 0)) "
-	             "FROM (SELECT 1) one LEFT JOIN (SELECT run_id, rules_sha256, rules_text "
-	             "FROM refinery.runs WHERE job = $1 AND status = 'committed' "
-	             "ORDER BY run_id DESC LIMIT 1) r ON true",
-	             1, params, err);
+	res = pg_query(
+	    conn, "reading the job's last run",
+	    "SELECT r.run_id, r.rules_sha256, NULL, (SELECT j.dedupe_model "
+	    "FROM refinery.jobs j WHERE j.name = $1), r.rules_text, "
+	    "(SELECT max(x.run_id) FROM refinery.runs x WHERE x.job = $1 "
+	    "AND x.status = 'reverted' AND x.full_write AND x.run_id > coalesce(r.run_id, 0)), "
+	    "(SELECT j.cluster_id_high FROM refinery.jobs j WHERE j.name = $1) "
+	    "FROM (SELECT 1) one LEFT JOIN (SELECT run_id, rules_sha256, rules_text "
+	    "FROM refinery.runs WHERE job = $1 AND status = 'committed' "
+	    "ORDER BY run_id DESC LIMIT 1) r ON true",
+	    1, params, err);
 
 	if (res == NULL)
 		return false;
@@ -452,6 +453,7 @@ read_last_run(PGconn *conn, struct job_state *st, const char *sha, const char *d
 		     strcmp(old, decisions) != 0);
 	}
 	st->c.reverted_full = PQgetisnull(res, 0, 5) ? -1 : strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+	st->cluster_high = PQgetisnull(res, 0, 6) ? -1 : strtoll(PQgetvalue(res, 0, 6), NULL, 10);
 	if (st->table[0] && !has_rows(conn, st->table, &st->rows_elsewhere, err))
 	{
 		PQclear(res);
@@ -485,6 +487,8 @@ state_new(const char *job, struct error *err)
 		return NULL;
 	}
 	st->last_run = -1;
+	st->cluster_high = -1;
+	st->cluster_top = -1;
 	st->c.reverted_full = -1;
 	error_clear(&st->rest_err);
 	return st;
@@ -988,6 +992,17 @@ record_job(PGconn *conn, const struct job_state *st, const struct ruleset *rs, i
 	if (res == NULL)
 		return false;
 	PQclear(res);
+	if (st->cluster_top >= 0)
+	{
+		snprintf(num, sizeof(num), "%" PRId64, st->cluster_top);
+		res = pg_query(conn, "recording the job's highest cluster id",
+		               "UPDATE refinery.jobs SET cluster_id_high = $1 WHERE name = $2 "
+		               "AND (cluster_id_high IS NULL OR cluster_id_high < $1::bigint)",
+		               2, params, err);
+		if (res == NULL)
+			return false;
+		PQclear(res);
+	}
 	return state_write_model(conn, st, rs, run_id, err);
 }
 
@@ -1589,6 +1604,9 @@ state_write(PGconn *conn, struct job_state *st, const struct ruleset *rs, const 
 	bool ok = false;
 
 	st->run_id = run_id;
+	for (size_t i = 0; i < b->n; i++)
+		if (b->cluster_id[i] > st->cluster_top)
+			st->cluster_top = b->cluster_id[i];
 	sb_init(&sql);
 	if (!st->c.had_state)
 	{

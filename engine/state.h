@@ -11,7 +11,8 @@
  * them, state_reconcile() keeps cluster ids stable (a merge keeps the
  * smallest old id, a split leaves the id with the part holding the old
  * survivor, a cluster with no old id gets its own when that is above every
- * id of the state, else the next id above them), keeps the due time of
+ * id of the state and every id the job gave, else the next id above them),
+ * keeps the due time of
  * a lead that stays with the same rep in the same cohort, and sorts every
  * lead into new, returned, changed or unchanged, and the state's leads the
  * run did not pull into vanished.  state_write(), in the run's transaction,

@@ -158,12 +158,12 @@ cmp_pair_first(const void *x, const void *y)
  * is the new cluster holding the old survivor, else the one holding most of
  * its members (ties: the smaller new id); a cluster that is heir to several
  * old ids (a merge) keeps the smallest.  A cluster heir to none gets the id
- * the dedupe stage gave it when that id is above every id of the state,
- * else one above every id seen: an id below them may have been given to a
- * cluster that no row of the state holds any more (a person erased by
- * refinery forget, the larger id of a merge), and is never given again.
- * (The state's highest id itself is lost when its last rows go; a job
- * that kept its highest id given would not lose it.)
+ * the dedupe stage gave it when that id is above every id of the state and
+ * every id the job's runs gave (jobs.cluster_id_high, which keeps the
+ * highest even when its rows are gone), else one above every id seen: an
+ * id below them may have been given to a cluster that no row of the state
+ * holds any more (a person erased by refinery forget, the larger id of a
+ * merge), and is never given again.
  */
 bool
 state_stable_clusters(struct job_state *st, struct batch *b, struct error *err)
@@ -186,6 +186,8 @@ state_stable_clusters(struct job_state *st, struct batch *b, struct error *err)
 	for (size_t k = 0; k < st->nold; k++)
 		if (st->old[k].cluster_id > oldtop)
 			oldtop = st->old[k].cluster_id;
+	if (st->cluster_high > oldtop)
+		oldtop = st->cluster_high; /* given once, though no row holds it now */
 	top = oldtop > 0 ? oldtop : 0;
 	for (size_t i = 0; i < b->n; i++)
 	{

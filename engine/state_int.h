@@ -82,6 +82,10 @@ struct job_state
 	uint64_t *fp;     /* batch row -> fingerprint */
 	size_t nrows;
 	int64_t last_run;
+	int64_t cluster_high; /* jobs.cluster_id_high: the highest cluster id the job's runs
+	                       * gave, -1 none; new clusters are numbered above it */
+	int64_t cluster_top;  /* the highest cluster id of this run's leads, -1 none
+	                       * (state_write), which record_job() keeps */
 	bool attach_pending;  /* a first run's table is filled, not yet attached */
 	bool rebuild_pending; /* a full write's table is filled, its change log not written */
 	bool swap_pending;    /* a full write's change log is written, its table not swapped in */

@@ -323,7 +323,7 @@ psql -X -q -v ON_ERROR_STOP=1 -d old -f "$top_srcdir/fixtures/upgrade/0.1.0.sql"
 ok $? "a schema of release 0.1.0 with two runs loads"
 out=$("$REFINERY" init-db -d old 2>&1); rc=$?
 is "$rc" 0 "init-db upgrades it"
-like "$out" 'upgraded to version 30 \(24 migrations applied\)' "by applying 004_jobs.sql to 030_rebuild_like_partition.sql"
+like "$out" 'upgraded to version 30 \(25 migrations applied\)' "by applying 004_jobs.sql to 030_rebuild_like_partition.sql"
 is "$(pq -d old -c "SELECT count(*) || ':' || min(first_run) || ':' || max(changed_run) || ':' || count(fingerprint) FROM refinery.lead_state WHERE job = 'default'")" \
 	"150:2:2:0" "job default's state is built from its newest run (2), fingerprints unknown"
 is "$(pq -d old -c "SELECT count(*) FROM refinery.lead_state s JOIN refinery.lead_results l ON l.run_id = 2 AND l.lead_id = s.lead_id AND l.verdict = s.verdict AND l.cluster_id IS NOT DISTINCT FROM s.cluster_id AND l.rep_id IS NOT DISTINCT FROM s.rep_id")" \
@@ -375,5 +375,20 @@ md5() { printf %s "$1" | md5sum | cut -c1-32; }
 is "$(pq -d names -c "SELECT string_agg(c.relname, ' ' ORDER BY c.relname COLLATE \"C\") FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'refinery.lead_state'::regclass")" \
 	"$(printf '%s\n' "lead_state_$(md5 nightly_pkey)" "lead_state_$(md5 pkey)" lead_state_nightly | LC_ALL=C sort | paste -sd' ')" \
 	"nightly's partition is lead_state_nightly, the others' are named by the md5 of the job"
+
+# ---- a cluster id once given is never given again: the job keeps the highest one
+top=$(pq -d names -c "SELECT max(cluster_id) FROM refinery.lead_state WHERE job = 'pkey'")
+is "$(pq -d names -c "SELECT cluster_id_high FROM refinery.jobs WHERE name = 'pkey'")" "$top" \
+	"job pkey keeps the highest cluster id its runs gave ($top)"
+members=$(pq -d names -c "SELECT string_agg(quote_literal(lead_id), ',') FROM refinery.lead_state WHERE job = 'pkey' AND cluster_id = $top")
+# the person's rows deleted, as forget deletes them; the source still has the records
+pq -d names -c "DELETE FROM refinery.lead_state WHERE job = 'pkey' AND cluster_id = $top" >/dev/null
+"$REFINERY" run -q -d names -c "$tmp/pkey.ini"
+is "$?" 0 "the next run of job pkey"
+is "$(pq -d names -c "SELECT count(*) FILTER (WHERE cluster_id > $top) || '/' || count(*) FROM refinery.lead_state WHERE job = 'pkey' AND lead_id IN ($members)")" \
+	"$(pq -d names -c "SELECT count(*) || '/' || count(*) FROM refinery.lead_state WHERE job = 'pkey' AND lead_id IN ($members)")" \
+	"the records, back as new leads, form a cluster with a new id above $top, not the erased one"
+is "$(pq -d names -c "SELECT cluster_id_high = (SELECT max(cluster_id) FROM refinery.lead_state WHERE job = 'pkey') AND cluster_id_high > $top FROM refinery.jobs WHERE name = 'pkey'")" t \
+	"and the job's highest id rises to it"
 
 done_testing

@@ -18,7 +18,7 @@ SELECT is((SELECT length(salt) FROM refinery.forget_salt), 32, 'the migration ma
 
 -- 8: exactly these columns, no more, no fewer
 SELECT columns_are('refinery', 'jobs', ARRAY['name', 'created_at', 'holder_pid', 'holder_host',
-	'holder_started_at', 'take_hours', 'tenant', 'dedupe_model'], 'jobs has exactly the contract columns');
+	'holder_started_at', 'take_hours', 'tenant', 'dedupe_model', 'cluster_id_high'], 'jobs has exactly the contract columns');
 SELECT columns_are('refinery', 'runs', ARRAY['run_id', 'started_at', 'finished_at', 'status',
 	'rules_sha256', 'rules_text', 'rules_files', 'source_desc', 'engine_version', 'host',
 	'threads', 'rows_pulled', 'rows_kept', 'seconds_total', 'counts', 'job', 'snapshot',
@@ -160,7 +160,7 @@ SELECT results_eq('SELECT version, name FROM refinery.schema_migrations ORDER BY
 						 (20, '020_queue_index.sql'), (21, '021_decisions_hash.sql'),
 						 (22, '022_revert_model.sql'), (23, '023_revert_take.sql'),
 						 (24, '024_attach_prebuilt.sql'), (25, '025_retention_order.sql'),
-						 (26, '026_state_table_names.sql'), (27, '027_lease_comment.sql'),
+						 (26, '026_state_table_names.sql'), (27, '027_lease_comment.sql'), (29, '029_cluster_id_high.sql'),
 						 (30, '030_rebuild_like_partition.sql')$$,
 				  'every migration file is recorded in schema_migrations');
 

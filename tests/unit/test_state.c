@@ -366,6 +366,39 @@ main(void)
 		state_free(st);
 	}
 
+	/*
+	 * The state's highest id erased: its rows held clusters 5, 9 and 20, and
+	 * forget deleted 20's.  The job keeps the highest id its runs gave
+	 * (jobs.cluster_id_high, 20), so dedupe's 20 and 14 are not given again,
+	 * while its 25, above, stands: {d1, d2} and {e1, e2} get 26 and 27.
+	 */
+	{
+		static const char *const ids[] = {"a1", "a2", "c1", "c2", "d1",
+		                                  "d2", "e1", "e2", "f1", "f2"};
+
+		st = state_new("nightly", &err);
+		old_row(st, "a1", false, "5", "a1", NULL, fp_of("a1"), "kept");
+		old_row(st, "a2", false, "5", "a1", NULL, fp_of("a2"), "duplicate");
+		old_row(st, "c1", false, "9", "c1", NULL, fp_of("c1"), "kept");
+		old_row(st, "c2", false, "9", "c1", NULL, fp_of("c2"), "duplicate");
+		st->cluster_high = 20;
+		b = make_batch(ids, 10);
+		ok(state_match_batch(st, b, &err), "a state whose highest id was erased");
+		cluster(b, 0, 1, 0, 5);
+		cluster(b, 2, 3, 2, 9);
+		cluster(b, 4, 5, 4, 14);
+		cluster(b, 6, 7, 6, 20);
+		cluster(b, 8, 9, 8, 25);
+		ok(state_reconcile(st, b, false, &err), "reconcile: %s", err.msg);
+		is_int(b->cluster_id[0], 5, "{a1, a2} keep 5");
+		is_int(b->cluster_id[8], 25, "{f1, f2} keeps dedupe's 25, above the highest id given");
+		is_int(b->cluster_id[4], 26, "{d1, d2} does not get 14, below it: 26");
+		is_int(b->cluster_id[6], 27, "{e1, e2} does not get the erased highest id 20: 27");
+		is_int(b->cluster_id[7], 27, "both of them");
+		batch_free(b);
+		state_free(st);
+	}
+
 	/* a job's first run: no state; dedupe's ids stand */
 	{
 		static const char *const ids[] = {"1", "2", "3"};
