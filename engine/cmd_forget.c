@@ -4,10 +4,12 @@
  *
  * The person is found from a phone, an e-mail address or a lead id: every
  * result row (of any run's snapshot, and of any job's state and change
- * log) carrying one of them, then every row of the same cluster (a cluster
- * is one person), every row of the same lead in any run or the state of its
- * job, and every row carrying a contact found so far, until nothing new
- * turns up.  In one transaction those rows, their change log and their
+ * log) carrying the phone or the address, in any job, and the rows of the
+ * lead in its own job only (lead ids are the source's: lead 1001 of one
+ * job may be another person than lead 1001 of another; lead_job()), then
+ * every row of the same cluster (a cluster is one person), every row of
+ * the same lead in any run or the state of its job, and every row carrying
+ * a contact found so far, until nothing new turns up.  In one transaction those rows, their change log and their
  * outcomes are deleted, the salted hashes of every phone and address they
  * held (the golden records' and the change log's earlier rows' too; an
  * address also by its identity key, so that its provider's variants go as
@@ -29,28 +31,33 @@
 #include "log.h"
 #include "normalize.h"
 #include "rules.h"
+#include "ruleset.h"
 #include "strbuf.h"
 #include "suppress.h"
 
 /* rounds of "same cluster or same contact" before giving up on a closure */
 #define FORGET_MAX_ROUNDS 32
 
-/* The rows of the person, gathered in a temporary table; returns the rows added. */
+/*
+ * The rows of the person, gathered in a temporary table; returns the rows
+ * added.  The first round takes the rows of the phone and the address
+ * given, in any job, and those of the lead given in its job (lead_job).
+ */
 static long
-gather(PGconn *conn, const char *phone, const char *email, const char *lead, bool first,
-       struct error *err)
+gather(PGconn *conn, const char *phone, const char *email, const char *lead, const char *lead_job,
+       bool first, struct error *err)
 {
-	const char *p[3] = {phone, email, lead};
+	const char *p[4] = {phone, email, lead, lead_job};
 	PGresult *res;
 	long n;
 
 	if (first)
-		res =
-		    pg_query(conn, "finding the person's results",
-		             "INSERT INTO forget_rows SELECT run_id, job, owner_job, lead_id, cluster_id, "
-		             "phone_norm, email_norm, golden FROM forget_src "
-		             "WHERE phone_norm = $1 OR email_norm = $2 OR lead_id = $3",
-		             3, p, err);
+		res = pg_query(
+		    conn, "finding the person's results",
+		    "INSERT INTO forget_rows SELECT run_id, job, owner_job, lead_id, cluster_id, "
+		    "phone_norm, email_norm, golden FROM forget_src "
+		    "WHERE phone_norm = $1 OR email_norm = $2 OR (lead_id = $3 AND owner_job = $4)",
+		    4, p, err);
 	else
 		res = pg_query(
 		    conn, "finding the person's results",
@@ -167,14 +174,20 @@ suppress_contacts(PGconn *conn, const struct normalize_config *nc, long *phones,
 	return ok;
 }
 
-/* Only the numbering plan and the e-mail rules of the rule files matter here. */
+/*
+ * Only the numbering plan and the e-mail rules of the rule files matter
+ * here, and, when rule files are given, their [job] name (*job, malloc'd;
+ * NULL without -c): the job a lead id given belongs to, unless --job says.
+ */
 static struct normalize_config *
-load_normalize(const struct cmd_opts *o, struct error *err)
+load_normalize(const struct cmd_opts *o, char **job, struct error *err)
 {
 	struct rules *r = rules_new();
 	struct normalize_config *nc = NULL;
+	const char *name = NULL;
 	bool ok;
 
+	*job = NULL;
 	if (r == NULL)
 	{
 		error_oom(err);
@@ -183,13 +196,96 @@ load_normalize(const struct cmd_opts *o, struct error *err)
 	ok = rules_load_defaults(r, true, err);
 	for (int i = 0; ok && i < o->nfiles; i++)
 		ok = rules_load_file(r, o->files[i], err);
+	if (ok && o->nfiles > 0 && o->forget_lead && !o->job)
+	{
+		ok = rules_get_str(r, "job", "name", &name, err);
+		if (ok && !ruleset_job_name_ok(name))
+		{
+			error_set(err, EXIT_RULES, "%s: [job] name: \"%s\" is not a valid job name",
+			          rules_where(r, "job", "name"), name);
+			ok = false;
+		}
+		if (ok && (*job = strdup(name)) == NULL)
+			ok = error_oom(err);
+	}
 	if (ok && !normalize_config_load(r, &nc, err))
 	{
 		normalize_config_free(nc);
 		nc = NULL;
 	}
 	rules_free(r);
+	if (nc == NULL)
+	{
+		free(*job);
+		*job = NULL;
+	}
 	return nc;
+}
+
+/*
+ * The job of the lead --lead-id names (*job, malloc'd; NULL when no job
+ * holds such a lead): `named` (--job, else the rules' [job] name), or else
+ * the one job that holds a lead of that id.  Lead ids are the source's, so
+ * the same id in two jobs may be two people: a lead id that more than one
+ * job holds, and none named, is a usage error listing them; so is a job
+ * named that does not hold it while others do.
+ */
+static bool
+lead_job(PGconn *conn, const struct cmd_opts *o, const char *named, char **job, struct error *err)
+{
+	const char *p[1] = {o->forget_lead};
+	char holders[512];
+	int n;
+
+	*job = NULL;
+	if (o->job && !cmd_resolve_job(conn, o->job, job, err))
+		return false; /* an unknown job: the known ones listed */
+	free(*job);
+	*job = NULL;
+	if (!cmd_known_list(conn, "finding the lead's job",
+	                    "SELECT DISTINCT owner_job FROM forget_src WHERE lead_id = $1 ORDER BY 1",
+	                    p, 1, 20, holders, sizeof(holders), &n, err))
+		return false;
+	if (named)
+	{
+		bool held = false;
+		PGresult *res;
+		const char *q[2] = {o->forget_lead, named};
+
+		if (n > 0)
+		{
+			if ((res = pg_query(conn, "finding the lead's job",
+			                    "SELECT 1 FROM forget_src WHERE lead_id = $1 AND owner_job = $2 "
+			                    "LIMIT 1",
+			                    2, q, err)) == NULL)
+				return false;
+			held = PQntuples(res) > 0;
+			PQclear(res);
+		}
+		if (n > 0 && !held)
+		{
+			error_set(err, EXIT_USAGE, "job \"%s\" has no lead \"%s\"", named, o->forget_lead);
+			error_detail(err, "Job%s with a lead \"%s\": %s.", n == 1 ? "" : "s", o->forget_lead,
+			             holders);
+			return error_hint(err, o->job ? "Name the lead's job with --job."
+			                              : "The job is the [job] name of the rules given with -c; "
+			                                "name the lead's job with --job.");
+		}
+		if ((*job = strdup(named)) == NULL)
+			return error_oom(err);
+		return true;
+	}
+	if (n > 1)
+	{
+		error_set(err, EXIT_USAGE, "%d jobs have a lead \"%s\": say which with --job", n,
+		          o->forget_lead);
+		error_detail(err, "Jobs: %s.", holders);
+		return error_hint(err, "Lead ids are each job's source's: the same id in two jobs may "
+		                       "be two people.");
+	}
+	if (n == 1 && (*job = strdup(holders)) == NULL)
+		return error_oom(err);
+	return true;
 }
 
 /* The phone and address given, as the engine normalises them ("" when not given). */
@@ -231,6 +327,7 @@ cmd_forget(const struct cmd_opts *o, struct error *err)
 	PGconn *conn = NULL;
 	PGresult *res = NULL;
 	char phone[64], email[EMAIL_BUF];
+	char *rules_job = NULL, *job = NULL;
 	long rows = 0, added, phones = 0, emails = 0;
 	bool ok = false, in_tx = false;
 	struct strbuf runs;
@@ -241,7 +338,12 @@ cmd_forget(const struct cmd_opts *o, struct error *err)
 		                 "--lead-id)");
 	if (!o->forget_phone && !o->forget_email && !o->forget_lead)
 		return error_set(err, EXIT_USAGE, "forget needs --phone, --email or --lead-id");
-	if ((nc = load_normalize(o, err)) == NULL)
+	if (o->job && !o->forget_lead)
+	{
+		error_set(err, EXIT_USAGE, "forget takes --job only with --lead-id");
+		return error_hint(err, "A phone or an address given is erased in every job.");
+	}
+	if ((nc = load_normalize(o, &rules_job, err)) == NULL)
 		return false;
 	sb_init(&runs);
 	if (!read_given(o, nc, phone, sizeof(phone), email, err) ||
@@ -285,7 +387,9 @@ cmd_forget(const struct cmd_opts *o, struct error *err)
 		if (res == NULL)
 			goto out;
 	}
-	added = gather(conn, phone, email, o->forget_lead ? o->forget_lead : "", true, err);
+	if (o->forget_lead && !lead_job(conn, o, o->job ? o->job : rules_job, &job, err))
+		goto out;
+	added = gather(conn, phone, email, o->forget_lead ? o->forget_lead : "", job, true, err);
 	for (int round = 0; added > 0; round++)
 	{
 		rows += added;
@@ -299,7 +403,7 @@ cmd_forget(const struct cmd_opts *o, struct error *err)
 		}
 		if (!collect_contacts(conn, err))
 			goto out;
-		added = gather(conn, NULL, NULL, NULL, false, err);
+		added = gather(conn, NULL, NULL, NULL, NULL, false, err);
 	}
 	if (added < 0 || !suppress_contacts(conn, nc, &phones, &emails, err))
 		goto out;
@@ -367,6 +471,8 @@ out:
 		PQexec(conn, "ROLLBACK");
 	PQclear(res);
 	sb_free(&runs);
+	free(job);
+	free(rules_job);
 	pg_disconnect(conn);
 	normalize_config_free(nc);
 	return ok;
