@@ -16,8 +16,10 @@
  * well) go into refinery.suppressed, so no later run imports the person
  * again (suppress.h), and other leads' change log forgets the earlier rows
  * that held one of those contacts (a golden record of a cluster since
- * split: revert then leaves those leads as they are).  The partitions touched are then vacuumed,
- * so the deleted rows leave the tables' files too.  The phone and address
+ * split: revert then leaves those leads as they are).  The partitions
+ * touched are then vacuumed, so the deleted rows leave the tables' files
+ * too.  Each lock (a run writing holds some until its commit) is waited
+ * for at most the rules' [output] lock_timeout_ms.  The phone and address
  * given are read with the rules' numbering plan and e-mail rules (-c).
  */
 #include "config.h"
@@ -176,11 +178,12 @@ suppress_contacts(PGconn *conn, const struct normalize_config *nc, long *phones,
 
 /*
  * Only the numbering plan and the e-mail rules of the rule files matter
- * here, and, when rule files are given, their [job] name (*job, malloc'd;
- * NULL without -c): the job a lead id given belongs to, unless --job says.
+ * here, [output] lock_timeout_ms (how long a lock may be waited for), and,
+ * when rule files are given, their [job] name (*job, malloc'd; NULL
+ * without -c): the job a lead id given belongs to, unless --job says.
  */
 static struct normalize_config *
-load_normalize(const struct cmd_opts *o, char **job, struct error *err)
+load_normalize(const struct cmd_opts *o, char **job, long *lock_timeout_ms, struct error *err)
 {
 	struct rules *r = rules_new();
 	struct normalize_config *nc = NULL;
@@ -196,6 +199,7 @@ load_normalize(const struct cmd_opts *o, char **job, struct error *err)
 	ok = rules_load_defaults(r, true, err);
 	for (int i = 0; ok && i < o->nfiles; i++)
 		ok = rules_load_file(r, o->files[i], err);
+	ok = ok && rules_get_int(r, "output", "lock_timeout_ms", 0, 86400000, lock_timeout_ms, err);
 	if (ok && o->nfiles > 0 && o->forget_lead && !o->job)
 	{
 		ok = rules_get_str(r, "job", "name", &name, err);
@@ -320,6 +324,58 @@ read_given(const struct cmd_opts *o, const struct normalize_config *nc, char *ph
 	return true;
 }
 
+/*
+ * A lock waited for longer than [output] lock_timeout_ms (SQLSTATE 55P03):
+ * before the commit nothing was erased (EXIT_LOCKED, as revert); after it
+ * (`vacuuming`: the table being vacuumed) the person is erased, but the
+ * rows stay in the table's files until it is vacuumed.
+ */
+static void
+lock_timed_out(struct error *err, long ms, const char *vacuuming)
+{
+	char was[sizeof(err->msg)];
+
+	if (strcmp(err->sqlstate, "55P03") != 0)
+		return;
+	snprintf(was, sizeof(was), "%s", err->msg);
+	if (vacuuming == NULL)
+	{
+		error_set(err, EXIT_LOCKED,
+		          "a run of a job (or another session) holds a lock the erasure needs; nothing "
+		          "was erased");
+		error_detail(err, "Waited %ld ms ([output] lock_timeout_ms): %s.", ms, was);
+		error_hint(err, "Run forget again when the run has finished; [output] lock_timeout_ms "
+		                "of the rules given with -c sets how long it waits (0: as long as it "
+		                "takes).");
+	}
+	else
+	{
+		error_set(err, EXIT_DATA,
+		          "the person was erased, but %s could not be vacuumed: a run of a job (or "
+		          "another session) holds a lock on it",
+		          vacuuming);
+		error_detail(err, "Waited %ld ms ([output] lock_timeout_ms): %s.", ms, was);
+		error_hint(err,
+		           "The erased rows stay in the table's files until it is vacuumed: run "
+		           "VACUUM %s when the run has finished.",
+		           vacuuming);
+	}
+	snprintf(err->sqlstate, sizeof(err->sqlstate), "55P03");
+}
+
+/* VACUUM table, which must name nothing but a table of the refinery schema. */
+static bool
+vacuum(PGconn *conn, const char *table, long lock_timeout_ms, struct error *err)
+{
+	char sql[128];
+
+	snprintf(sql, sizeof(sql), "VACUUM %s", table);
+	if (pg_exec(conn, "vacuuming the erased rows away", sql, err))
+		return true;
+	lock_timed_out(err, lock_timeout_ms, table);
+	return false;
+}
+
 bool
 cmd_forget(const struct cmd_opts *o, struct error *err)
 {
@@ -327,8 +383,8 @@ cmd_forget(const struct cmd_opts *o, struct error *err)
 	PGconn *conn = NULL;
 	PGresult *res = NULL;
 	char phone[64], email[EMAIL_BUF];
-	char *rules_job = NULL, *job = NULL;
-	long rows = 0, added, phones = 0, emails = 0;
+	char *rules_job = NULL, *job = NULL, set_timeout[64];
+	long rows = 0, added, phones = 0, emails = 0, lock_timeout_ms = 0;
 	bool ok = false, in_tx = false;
 	struct strbuf runs;
 
@@ -343,13 +399,20 @@ cmd_forget(const struct cmd_opts *o, struct error *err)
 		error_set(err, EXIT_USAGE, "forget takes --job only with --lead-id");
 		return error_hint(err, "A phone or an address given is erased in every job.");
 	}
-	if ((nc = load_normalize(o, &rules_job, err)) == NULL)
+	if ((nc = load_normalize(o, &rules_job, &lock_timeout_ms, err)) == NULL)
 		return false;
 	sb_init(&runs);
 	if (!read_given(o, nc, phone, sizeof(phone), email, err) ||
 	    (conn = pg_connect(&o->conn, err)) == NULL)
 		goto out;
-	if (!pg_exec(conn, "starting the erasure", "BEGIN", err))
+	/*
+	 * A run writing holds locks the erasure needs (the suppression list, the
+	 * job's state) until its commit, which may be long: wait a bounded time,
+	 * the vacuums after the commit too.
+	 */
+	snprintf(set_timeout, sizeof(set_timeout), "SET lock_timeout = %ld", lock_timeout_ms);
+	if (!pg_exec(conn, "starting the erasure", set_timeout, err) ||
+	    !pg_exec(conn, "starting the erasure", "BEGIN", err))
 		goto out;
 	in_tx = true;
 	/* waits for a run that is writing; a run writing later sees the list grew */
@@ -447,18 +510,18 @@ cmd_forget(const struct cmd_opts *o, struct error *err)
 
 		for (char *id = strtok_r(runs.data, " ", &save); id; id = strtok_r(NULL, " ", &save))
 		{
-			char sql[96];
+			char table[64];
 
-			snprintf(sql, sizeof(sql), "VACUUM refinery.lead_results_%" PRId64,
+			snprintf(table, sizeof(table), "refinery.lead_results_%" PRId64,
 			         (int64_t) strtoll(id, NULL, 10));
-			if (!pg_exec(conn, "vacuuming the erased rows away", sql, err))
+			if (!vacuum(conn, table, lock_timeout_ms, err))
 				goto out;
 		}
 	}
 	if (!o->dry_run && rows > 0 &&
-	    (!pg_exec(conn, "vacuuming the erased rows away", "VACUUM refinery.lead_state", err) ||
-	     !pg_exec(conn, "vacuuming the erased rows away", "VACUUM refinery.lead_changes", err) ||
-	     !pg_exec(conn, "vacuuming the erased rows away", "VACUUM refinery.outcomes", err)))
+	    (!vacuum(conn, "refinery.lead_state", lock_timeout_ms, err) ||
+	     !vacuum(conn, "refinery.lead_changes", lock_timeout_ms, err) ||
+	     !vacuum(conn, "refinery.outcomes", lock_timeout_ms, err)))
 		goto out;
 	if (!log_quiet)
 		printf("%s%ld result rows of %s leads deleted; %ld phones and %ld e-mail addresses "
@@ -468,7 +531,11 @@ cmd_forget(const struct cmd_opts *o, struct error *err)
 	ok = true;
 out:
 	if (in_tx)
-		PQexec(conn, "ROLLBACK");
+	{
+		lock_timed_out(err, lock_timeout_ms, NULL);
+		if (PQstatus(conn) == CONNECTION_OK)
+			PQclear(PQexec(conn, "ROLLBACK"));
+	}
 	PQclear(res);
 	sb_free(&runs);
 	free(job);

@@ -157,8 +157,8 @@ static const struct
      "      --verbose          after the story, every field of the lead's row in\n"
      "                         refinery.lead_explain"},
     {OPT_RULES, "forget",
-     "  -c, --rules=FILE       rule file: its numbering plan, e-mail rules and\n"
-     "                         [job] name"},
+     "  -c, --rules=FILE       rule file: its numbering plan, e-mail rules, [job]\n"
+     "                         name and [output] lock_timeout_ms"},
     {OPT_RULES, "prune",
      "  -c, --rules=FILE       rule file: its [job] name and [output] keep_runs"},
     {OPT_RULES, NULL, "  -c, --rules=FILE       rule file; repeat to layer files (later wins)"},

@@ -168,6 +168,35 @@ like "$out" 'there is no job "nosuch"' "naming it"
 out=$("$REFINERY" forget --job b --email "bo@b-job.example" 2>&1); rc=$?
 is "$rc/$(rows_of 999999201 b)" "2/2" "--job without --lead-id: the usage code (a contact is erased in every job)"
 
+# a run writing holds the suppression list (SHARE) until its commit: forget waits for it
+# at most [output] lock_timeout_ms (5000 as shipped), then erases nothing.  1500 ms here:
+# above deadlock_timeout, so an autovacuum in the way is cancelled first.
+n0=$(pg_log | grep -c 'statement: SET lock_timeout = 5000$')
+"$REFINERY" forget -q --phone "054-999-0099"
+is "$?/$(pg_log | grep -c 'statement: SET lock_timeout = 5000$')" "0/$((n0 + 1))" \
+	"forget without rules waits at most the shipped [output] lock_timeout_ms for a lock"
+cp "$tmp/b.ini" "$tmp/bt.ini"
+printf '[output]\nlock_timeout_ms = 1500\n' >>"$tmp/bt.ini"
+pg_hold_open writer "BEGIN; LOCK TABLE refinery.suppressed IN SHARE MODE;"
+pg_wait "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+	WHERE c.relname = 'suppressed' AND l.mode = 'ShareLock' AND l.granted" 1
+# (timeout: a guard against a hang only)
+out=$(timeout 60 "$REFINERY" forget -c "$tmp/bt.ini" --email "bo@b-job.example" 2>&1); rc=$?
+pg_hold_close writer ROLLBACK
+is "$rc/$(rows_of 999999201 b)" "6/2" "forget behind a run's lock gives up after lock_timeout_ms with status 6, erasing nothing"
+like "$out" 'holds a lock the erasure needs; nothing was erased' "saying so"
+like "$out" 'Waited 1500 ms' "and how long it waited"
+like "$out" 'hint: Run forget again when the run has finished' "with a hint"
+# the vacuums after the commit wait as long: the person is erased, the rows not yet vacuumed
+pg_hold_open vacuumer "BEGIN; LOCK TABLE refinery.outcomes IN SHARE UPDATE EXCLUSIVE MODE;"
+pg_wait "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+	WHERE c.relname = 'outcomes' AND l.mode = 'ShareUpdateExclusiveLock' AND l.granted" 1
+out=$(timeout 60 "$REFINERY" forget -c "$tmp/bt.ini" --email "bo@b-job.example" 2>&1); rc=$?
+pg_hold_close vacuumer ROLLBACK
+is "$rc/$(rows_of 999999201 b)" "5/0" "a vacuum that cannot lock its table in time: status 5, the person erased"
+like "$out" 'the person was erased, but refinery.outcomes could not be vacuumed' "saying what was done and what was not"
+like "$out" 'run VACUUM refinery.outcomes when the run has finished' "and what to do"
+
 # bad input
 out=$("$REFINERY" forget --phone "not a number" 2>&1); rc=$?
 is "$rc" 2 "a phone that is not one: the usage code"
