@@ -108,13 +108,16 @@ pq -c "UPDATE crm.leads SET phone = '054-999-0017' WHERE lead_id = $X" \
 	-c "INSERT INTO refinery.outcomes (job, lead_id, rep_id, outcome, at) VALUES ('default', '$X', 1, 'busy', now())" \
 	-c "INSERT INTO refinery.lead_changes (run_id, job, lead_id, change, previous) VALUES
 	    ($last, 'default', 'other-1', 'changed', jsonb_build_object('golden', jsonb_build_object('phone', '$oldphone'))),
-	    ($last, 'default', 'other-2', 'changed', jsonb_build_object('golden', jsonb_build_object('phone', '+972500000000')))" >/dev/null
+	    ($last, 'default', 'other-2', 'changed', jsonb_build_object('golden', jsonb_build_object('phone', '+972500000000'))),
+	    ($last, 'default', 'other-3', 'changed', jsonb_build_object('golden', jsonb_build_object('phones', jsonb_build_array('+972500000000', '$oldphone')))),
+	    ($last, 'default', 'other-5', 'changed', jsonb_build_object('phone_norm', '$oldphone'))" >/dev/null
 "$REFINERY" run -q -c "$tmp/rules.ini"; ok $? "a run with the lead's new number ($X: $oldphone, now 054-999-0017)"
 "$REFINERY" forget -q -c "$tmp/rules.ini" --phone "054-999-0017"; rc=$?
 is "$rc/$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE lead_id = '$X'")/$(pq -c "SELECT count(*) FROM refinery.outcomes WHERE lead_id = '$X'")" \
 	"0/0/0" "forget by the new number erases the lead's rows of every run, with the old number, and its outcomes"
 is "$(pq -c "SELECT string_agg(lead_id || ':' || (previous IS NULL), ' ' ORDER BY lead_id) FROM refinery.lead_changes WHERE lead_id LIKE 'other-%'")" \
-	"other-1:true other-2:false" "another lead's earlier row that held the old number forgets it; one that did not keeps it"
+	"other-1:true other-2:false other-3:true other-5:true" \
+	"another lead's earlier row that held the old number (as a value, at any depth) forgets it; one that did not keeps it"
 printf '%s\n' "${oldphone#+}" >"$tmp/old"
 is "$(traces "$tmp/old")" 0 "the dump holds the old number nowhere"
 
