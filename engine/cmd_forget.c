@@ -4,18 +4,22 @@
  *
  * The person is found from a phone, an e-mail address or a lead id: every
  * result row (of any run's snapshot, and of any job's state and change
- * log) carrying one of them, then every row of the same cluster (a cluster
- * is one person), every row of the same lead in any run or the state of its
- * job, and every row carrying a contact found so far, until nothing new
- * turns up.  In one transaction those rows, their change log and their
+ * log) carrying the phone or the address, in any job, and the rows of the
+ * lead in its own job only (lead ids are the source's: lead 1001 of one
+ * job may be another person than lead 1001 of another; lead_job()), then
+ * every row of the same cluster (a cluster is one person), every row of
+ * the same lead in any run or the state of its job, and every row carrying
+ * a contact found so far, until nothing new turns up.  In one transaction those rows, their change log and their
  * outcomes are deleted, the salted hashes of every phone and address they
  * held (the golden records' and the change log's earlier rows' too; an
  * address also by its identity key, so that its provider's variants go as
  * well) go into refinery.suppressed, so no later run imports the person
  * again (suppress.h), and other leads' change log forgets the earlier rows
  * that held one of those contacts (a golden record of a cluster since
- * split: revert then leaves those leads as they are).  The partitions touched are then vacuumed,
- * so the deleted rows leave the tables' files too.  The phone and address
+ * split: revert then leaves those leads as they are).  The partitions
+ * touched are then vacuumed, so the deleted rows leave the tables' files
+ * too.  Each lock (a run writing holds some until its commit) is waited
+ * for at most the rules' [output] lock_timeout_ms.  The phone and address
  * given are read with the rules' numbering plan and e-mail rules (-c).
  */
 #include "config.h"
@@ -29,28 +33,33 @@
 #include "log.h"
 #include "normalize.h"
 #include "rules.h"
+#include "ruleset.h"
 #include "strbuf.h"
 #include "suppress.h"
 
 /* rounds of "same cluster or same contact" before giving up on a closure */
 #define FORGET_MAX_ROUNDS 32
 
-/* The rows of the person, gathered in a temporary table; returns the rows added. */
+/*
+ * The rows of the person, gathered in a temporary table; returns the rows
+ * added.  The first round takes the rows of the phone and the address
+ * given, in any job, and those of the lead given in its job (lead_job).
+ */
 static long
-gather(PGconn *conn, const char *phone, const char *email, const char *lead, bool first,
-       struct error *err)
+gather(PGconn *conn, const char *phone, const char *email, const char *lead, const char *lead_job,
+       bool first, struct error *err)
 {
-	const char *p[3] = {phone, email, lead};
+	const char *p[4] = {phone, email, lead, lead_job};
 	PGresult *res;
 	long n;
 
 	if (first)
-		res =
-		    pg_query(conn, "finding the person's results",
-		             "INSERT INTO forget_rows SELECT run_id, job, owner_job, lead_id, cluster_id, "
-		             "phone_norm, email_norm, golden FROM forget_src "
-		             "WHERE phone_norm = $1 OR email_norm = $2 OR lead_id = $3",
-		             3, p, err);
+		res = pg_query(
+		    conn, "finding the person's results",
+		    "INSERT INTO forget_rows SELECT run_id, job, owner_job, lead_id, cluster_id, "
+		    "phone_norm, email_norm, golden FROM forget_src "
+		    "WHERE phone_norm = $1 OR email_norm = $2 OR (lead_id = $3 AND owner_job = $4)",
+		    4, p, err);
 	else
 		res = pg_query(
 		    conn, "finding the person's results",
@@ -167,14 +176,21 @@ suppress_contacts(PGconn *conn, const struct normalize_config *nc, long *phones,
 	return ok;
 }
 
-/* Only the numbering plan and the e-mail rules of the rule files matter here. */
+/*
+ * Only the numbering plan and the e-mail rules of the rule files matter
+ * here, [output] lock_timeout_ms (how long a lock may be waited for), and,
+ * when rule files are given, their [job] name (*job, malloc'd; NULL
+ * without -c): the job a lead id given belongs to, unless --job says.
+ */
 static struct normalize_config *
-load_normalize(const struct cmd_opts *o, struct error *err)
+load_normalize(const struct cmd_opts *o, char **job, long *lock_timeout_ms, struct error *err)
 {
 	struct rules *r = rules_new();
 	struct normalize_config *nc = NULL;
+	const char *name = NULL;
 	bool ok;
 
+	*job = NULL;
 	if (r == NULL)
 	{
 		error_oom(err);
@@ -183,13 +199,97 @@ load_normalize(const struct cmd_opts *o, struct error *err)
 	ok = rules_load_defaults(r, true, err);
 	for (int i = 0; ok && i < o->nfiles; i++)
 		ok = rules_load_file(r, o->files[i], err);
+	ok = ok && rules_get_int(r, "output", "lock_timeout_ms", 0, 86400000, lock_timeout_ms, err);
+	if (ok && o->nfiles > 0 && o->forget_lead && !o->job)
+	{
+		ok = rules_get_str(r, "job", "name", &name, err);
+		if (ok && !ruleset_job_name_ok(name))
+		{
+			error_set(err, EXIT_RULES, "%s: [job] name: \"%s\" is not a valid job name",
+			          rules_where(r, "job", "name"), name);
+			ok = false;
+		}
+		if (ok && (*job = strdup(name)) == NULL)
+			ok = error_oom(err);
+	}
 	if (ok && !normalize_config_load(r, &nc, err))
 	{
 		normalize_config_free(nc);
 		nc = NULL;
 	}
 	rules_free(r);
+	if (nc == NULL)
+	{
+		free(*job);
+		*job = NULL;
+	}
 	return nc;
+}
+
+/*
+ * The job of the lead --lead-id names (*job, malloc'd; NULL when no job
+ * holds such a lead): `named` (--job, else the rules' [job] name), or else
+ * the one job that holds a lead of that id.  Lead ids are the source's, so
+ * the same id in two jobs may be two people: a lead id that more than one
+ * job holds, and none named, is a usage error listing them; so is a job
+ * named that does not hold it while others do.
+ */
+static bool
+lead_job(PGconn *conn, const struct cmd_opts *o, const char *named, char **job, struct error *err)
+{
+	const char *p[1] = {o->forget_lead};
+	char holders[512];
+	int n;
+
+	*job = NULL;
+	if (o->job && !cmd_resolve_job(conn, o->job, job, err))
+		return false; /* an unknown job: the known ones listed */
+	free(*job);
+	*job = NULL;
+	if (!cmd_known_list(conn, "finding the lead's job",
+	                    "SELECT DISTINCT owner_job FROM forget_src WHERE lead_id = $1 ORDER BY 1",
+	                    p, 1, 20, holders, sizeof(holders), &n, err))
+		return false;
+	if (named)
+	{
+		bool held = false;
+		PGresult *res;
+		const char *q[2] = {o->forget_lead, named};
+
+		if (n > 0)
+		{
+			if ((res = pg_query(conn, "finding the lead's job",
+			                    "SELECT 1 FROM forget_src WHERE lead_id = $1 AND owner_job = $2 "
+			                    "LIMIT 1",
+			                    2, q, err)) == NULL)
+				return false;
+			held = PQntuples(res) > 0;
+			PQclear(res);
+		}
+		if (n > 0 && !held)
+		{
+			error_set(err, EXIT_USAGE, "job \"%s\" has no lead \"%s\"", named, o->forget_lead);
+			error_detail(err, "Job%s with a lead \"%s\": %s.", n == 1 ? "" : "s", o->forget_lead,
+			             holders);
+			return error_hint(err, o->job ? "Name the lead's job with --job."
+			                              : "The job is the [job] name of the rules given with -c; "
+			                                "name the lead's job with --job.");
+		}
+		if ((*job = strdup(named)) == NULL)
+			return error_oom(err);
+		return true;
+	}
+	if (n > 1)
+	{
+		error_set(err, EXIT_USAGE, "%d jobs have a lead \"%s\": say which with --job", n,
+		          o->forget_lead);
+		error_detail(err, "Jobs: %s.", holders);
+		return error_hint(err, "Lead ids are each job's source's: the same id in two jobs may "
+		                       "be two people.");
+	}
+	if (n == 1 && (*job = strdup(holders)) == NULL)
+		return error_oom(err);
+	return true;
 }
 
 /* The phone and address given, as the engine normalises them ("" when not given). */
@@ -224,6 +324,58 @@ read_given(const struct cmd_opts *o, const struct normalize_config *nc, char *ph
 	return true;
 }
 
+/*
+ * A lock waited for longer than [output] lock_timeout_ms (SQLSTATE 55P03):
+ * before the commit nothing was erased (EXIT_LOCKED, as revert); after it
+ * (`vacuuming`: the table being vacuumed) the person is erased, but the
+ * rows stay in the table's files until it is vacuumed.
+ */
+static void
+lock_timed_out(struct error *err, long ms, const char *vacuuming)
+{
+	char was[sizeof(err->msg)];
+
+	if (strcmp(err->sqlstate, "55P03") != 0)
+		return;
+	snprintf(was, sizeof(was), "%s", err->msg);
+	if (vacuuming == NULL)
+	{
+		error_set(err, EXIT_LOCKED,
+		          "a run of a job (or another session) holds a lock the erasure needs; nothing "
+		          "was erased");
+		error_detail(err, "Waited %ld ms ([output] lock_timeout_ms): %s.", ms, was);
+		error_hint(err, "Run forget again when the run has finished; [output] lock_timeout_ms "
+		                "of the rules given with -c sets how long it waits (0: as long as it "
+		                "takes).");
+	}
+	else
+	{
+		error_set(err, EXIT_DATA,
+		          "the person was erased, but %s could not be vacuumed: a run of a job (or "
+		          "another session) holds a lock on it",
+		          vacuuming);
+		error_detail(err, "Waited %ld ms ([output] lock_timeout_ms): %s.", ms, was);
+		error_hint(err,
+		           "The erased rows stay in the table's files until it is vacuumed: run "
+		           "VACUUM %s when the run has finished.",
+		           vacuuming);
+	}
+	snprintf(err->sqlstate, sizeof(err->sqlstate), "55P03");
+}
+
+/* VACUUM table, which must name nothing but a table of the refinery schema. */
+static bool
+vacuum(PGconn *conn, const char *table, long lock_timeout_ms, struct error *err)
+{
+	char sql[128];
+
+	snprintf(sql, sizeof(sql), "VACUUM %s", table);
+	if (pg_exec(conn, "vacuuming the erased rows away", sql, err))
+		return true;
+	lock_timed_out(err, lock_timeout_ms, table);
+	return false;
+}
+
 bool
 cmd_forget(const struct cmd_opts *o, struct error *err)
 {
@@ -231,7 +383,8 @@ cmd_forget(const struct cmd_opts *o, struct error *err)
 	PGconn *conn = NULL;
 	PGresult *res = NULL;
 	char phone[64], email[EMAIL_BUF];
-	long rows = 0, added, phones = 0, emails = 0;
+	char *rules_job = NULL, *job = NULL, set_timeout[64];
+	long rows = 0, added, phones = 0, emails = 0, lock_timeout_ms = 0;
 	bool ok = false, in_tx = false;
 	struct strbuf runs;
 
@@ -241,13 +394,25 @@ cmd_forget(const struct cmd_opts *o, struct error *err)
 		                 "--lead-id)");
 	if (!o->forget_phone && !o->forget_email && !o->forget_lead)
 		return error_set(err, EXIT_USAGE, "forget needs --phone, --email or --lead-id");
-	if ((nc = load_normalize(o, err)) == NULL)
+	if (o->job && !o->forget_lead)
+	{
+		error_set(err, EXIT_USAGE, "forget takes --job only with --lead-id");
+		return error_hint(err, "A phone or an address given is erased in every job.");
+	}
+	if ((nc = load_normalize(o, &rules_job, &lock_timeout_ms, err)) == NULL)
 		return false;
 	sb_init(&runs);
 	if (!read_given(o, nc, phone, sizeof(phone), email, err) ||
 	    (conn = pg_connect(&o->conn, err)) == NULL)
 		goto out;
-	if (!pg_exec(conn, "starting the erasure", "BEGIN", err))
+	/*
+	 * A run writing holds locks the erasure needs (the suppression list, the
+	 * job's state) until its commit, which may be long: wait a bounded time,
+	 * the vacuums after the commit too.
+	 */
+	snprintf(set_timeout, sizeof(set_timeout), "SET lock_timeout = %ld", lock_timeout_ms);
+	if (!pg_exec(conn, "starting the erasure", set_timeout, err) ||
+	    !pg_exec(conn, "starting the erasure", "BEGIN", err))
 		goto out;
 	in_tx = true;
 	/* waits for a run that is writing; a run writing later sees the list grew */
@@ -285,7 +450,9 @@ cmd_forget(const struct cmd_opts *o, struct error *err)
 		if (res == NULL)
 			goto out;
 	}
-	added = gather(conn, phone, email, o->forget_lead ? o->forget_lead : "", true, err);
+	if (o->forget_lead && !lead_job(conn, o, o->job ? o->job : rules_job, &job, err))
+		goto out;
+	added = gather(conn, phone, email, o->forget_lead ? o->forget_lead : "", job, true, err);
 	for (int round = 0; added > 0; round++)
 	{
 		rows += added;
@@ -299,7 +466,7 @@ cmd_forget(const struct cmd_opts *o, struct error *err)
 		}
 		if (!collect_contacts(conn, err))
 			goto out;
-		added = gather(conn, NULL, NULL, NULL, false, err);
+		added = gather(conn, NULL, NULL, NULL, NULL, false, err);
 	}
 	if (added < 0 || !suppress_contacts(conn, nc, &phones, &emails, err))
 		goto out;
@@ -322,12 +489,19 @@ cmd_forget(const struct cmd_opts *o, struct error *err)
 	             "DELETE FROM refinery.outcomes o USING forget_rows f "
 	             "WHERE o.lead_id = f.lead_id AND o.job = f.owner_job",
 	             err) ||
-	    /* other leads' earlier rows that held a contact of the person (a golden record) */
-	    !pg_exec(conn, "erasing the person's state",
-	             "UPDATE refinery.lead_changes c SET previous = NULL WHERE c.previous IS NOT NULL "
-	             "AND EXISTS (SELECT 1 FROM forget_contacts k "
-	             "WHERE strpos(c.previous::text, '\"' || k.c || '\"') > 0)",
-	             err) ||
+	    /*
+	     * other leads' earlier rows that held a contact of the person (a
+	     * golden record): a string anywhere in the row equal to one.  Each
+	     * row's strings are listed once and looked up in the contacts, not
+	     * each row turned into text once per contact: the change log is
+	     * the largest table.
+	     */
+	    !pg_exec(
+	        conn, "erasing the person's state",
+	        "UPDATE refinery.lead_changes c SET previous = NULL "
+	        "WHERE jsonb_path_query_array(c.previous, 'strict $.** ? (@.type() == \"string\")') "
+	        "?| ARRAY(SELECT k.c FROM forget_contacts k)",
+	        err) ||
 	    !pg_exec(conn, "erasing the person's state",
 	             "DELETE FROM refinery.lead_state s USING forget_rows f "
 	             "WHERE s.job = f.job AND s.lead_id = f.lead_id",
@@ -343,18 +517,18 @@ cmd_forget(const struct cmd_opts *o, struct error *err)
 
 		for (char *id = strtok_r(runs.data, " ", &save); id; id = strtok_r(NULL, " ", &save))
 		{
-			char sql[96];
+			char table[64];
 
-			snprintf(sql, sizeof(sql), "VACUUM refinery.lead_results_%" PRId64,
+			snprintf(table, sizeof(table), "refinery.lead_results_%" PRId64,
 			         (int64_t) strtoll(id, NULL, 10));
-			if (!pg_exec(conn, "vacuuming the erased rows away", sql, err))
+			if (!vacuum(conn, table, lock_timeout_ms, err))
 				goto out;
 		}
 	}
 	if (!o->dry_run && rows > 0 &&
-	    (!pg_exec(conn, "vacuuming the erased rows away", "VACUUM refinery.lead_state", err) ||
-	     !pg_exec(conn, "vacuuming the erased rows away", "VACUUM refinery.lead_changes", err) ||
-	     !pg_exec(conn, "vacuuming the erased rows away", "VACUUM refinery.outcomes", err)))
+	    (!vacuum(conn, "refinery.lead_state", lock_timeout_ms, err) ||
+	     !vacuum(conn, "refinery.lead_changes", lock_timeout_ms, err) ||
+	     !vacuum(conn, "refinery.outcomes", lock_timeout_ms, err)))
 		goto out;
 	if (!log_quiet)
 		printf("%s%ld result rows of %s leads deleted; %ld phones and %ld e-mail addresses "
@@ -364,9 +538,15 @@ cmd_forget(const struct cmd_opts *o, struct error *err)
 	ok = true;
 out:
 	if (in_tx)
-		PQexec(conn, "ROLLBACK");
+	{
+		lock_timed_out(err, lock_timeout_ms, NULL);
+		if (PQstatus(conn) == CONNECTION_OK)
+			PQclear(PQexec(conn, "ROLLBACK"));
+	}
 	PQclear(res);
 	sb_free(&runs);
+	free(job);
+	free(rules_job);
 	pg_disconnect(conn);
 	normalize_config_free(nc);
 	return ok;

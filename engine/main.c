@@ -122,7 +122,8 @@ static const struct command
      OPT_RULES | OPT_JOBS | OPT_OUTPUT | OPT_FILE_MODE | OPT_CONN | OPT_JOB | OPT_KEEP_COHORTS |
          OPT_NO_SHIPPED,
      "[OPTION]...", "fit scoring points from historical outcomes"},
-    {"forget", cmd_forget, OPT_RULES | OPT_DRY_RUN | OPT_PHONE | OPT_EMAIL | OPT_LEAD_ID | OPT_CONN,
+    {"forget", cmd_forget,
+     OPT_RULES | OPT_DRY_RUN | OPT_PHONE | OPT_EMAIL | OPT_LEAD_ID | OPT_JOB | OPT_CONN,
      "[OPTION]...", "erase a person on request; never import them again"},
     {"jobs", cmd_jobs, OPT_CONN | OPT_JOB | OPT_CHECK | OPT_MAX_AGE, "[OPTION]...",
      "list the jobs and their last committed runs"},
@@ -156,7 +157,8 @@ static const struct
      "      --verbose          after the story, every field of the lead's row in\n"
      "                         refinery.lead_explain"},
     {OPT_RULES, "forget",
-     "  -c, --rules=FILE       rule file for the numbering plan and e-mail rules"},
+     "  -c, --rules=FILE       rule file: its numbering plan, e-mail rules, [job]\n"
+     "                         name and [output] lock_timeout_ms"},
     {OPT_RULES, "prune",
      "  -c, --rules=FILE       rule file: its [job] name and [output] keep_runs"},
     {OPT_RULES, NULL, "  -c, --rules=FILE       rule file; repeat to layer files (later wins)"},
@@ -186,6 +188,9 @@ static const struct
      "      --no-shipped       switch the shipped scoring parameters off, fit yours"},
     {OPT_JOB, "prune",
      "      --job=NAME         the job to prune (else the rules' or the only one)"},
+    {OPT_JOB, "forget",
+     "      --job=NAME         the job of --lead-id's lead (else the rules' [job]\n"
+     "                         name, or the only job with a lead of that id)"},
     {OPT_JOB, NULL,
      "      --job=NAME         the job to read (needed when several jobs have runs)"},
     {OPT_RUN, NULL, "      --run=ID           run to read (default: the job's latest committed)"},
@@ -217,7 +222,7 @@ static const struct
     {OPT_TRUNCATE, NULL, "      --truncate         empty the table first, in the same transaction"},
     {OPT_PHONE, NULL, "      --phone=NUMBER     the person's phone number"},
     {OPT_EMAIL, NULL, "      --email=ADDRESS    the person's e-mail address"},
-    {OPT_LEAD_ID, NULL, "      --lead-id=ID       one of the person's leads"},
+    {OPT_LEAD_ID, NULL, "      --lead-id=ID       one of the person's leads, of one job (--job)"},
     {OPT_CHECK, NULL, "      --check            fail (status 5) when a job is overdue"},
     {OPT_MAX_AGE, NULL,
      "      --max-age=AGE      with --check: overdue when its last run is older"},

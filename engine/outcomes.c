@@ -301,7 +301,21 @@ outcomes_read(PGconn *conn, const struct ruleset *rs, const struct job_state *st
 	 * zone's name as text would take a name that is also an abbreviation
 	 * (CET, EET, EST) as a fixed offset, an hour off in summer.
 	 */
+	/*
+	 * The unread ones (read_by_run NULL) are noted by the same statement,
+	 * so in the same snapshot: what outcomes_mark_read() marks is what was
+	 * read.  A dialer's transaction that commits an outcome after this
+	 * statement began is not seen by it, whenever it began.
+	 */
+	if (!pg_exec(conn, "reading the job's outcomes",
+	             "CREATE TEMPORARY TABLE refinery_outcomes_read (lead_id text, rep_id bigint, "
+	             "outcome text, at timestamptz) ON COMMIT DROP",
+	             err))
+		return false;
 	res = pg_query(conn, "reading the job's outcomes",
+	               "WITH unread AS (INSERT INTO refinery_outcomes_read "
+	               "SELECT lead_id, rep_id, outcome, at FROM refinery.outcomes "
+	               "WHERE job = $1 AND read_by_run IS NULL) "
 	               "SELECT lead_id, rep_id, outcome, "
 	               "extract(epoch FROM at::timestamp)::bigint, "
 	               "to_char(at, 'YYYY-MM-DD HH24:MI:SS'), "
@@ -354,6 +368,25 @@ outcomes_read(PGconn *conn, const struct ruleset *rs, const struct job_state *st
 	}
 	PQclear(res);
 	settled_unique(lo);
+	return true;
+}
+
+bool
+outcomes_mark_read(PGconn *conn, const char *job, int64_t run_id, struct error *err)
+{
+	char id[32];
+	const char *params[2] = {id, job};
+	PGresult *res;
+
+	snprintf(id, sizeof(id), "%" PRId64, run_id);
+	res = pg_query(conn, "marking the outcomes read",
+	               "UPDATE refinery.outcomes o SET read_by_run = $1 FROM refinery_outcomes_read r "
+	               "WHERE o.job = $2 AND o.lead_id = r.lead_id AND o.rep_id = r.rep_id "
+	               "AND o.outcome = r.outcome AND o.at = r.at AND o.read_by_run IS NULL",
+	               2, params, err);
+	if (res == NULL)
+		return false;
+	PQclear(res);
 	return true;
 }
 

@@ -93,10 +93,19 @@ struct lead_outcomes;
  * that are in the job's state st: each lead's latest outcome, its rep and
  * time, and the no_answer/busy attempts of the rep holding it since its
  * hold began.  An outcome the map does not know is a data error naming the
- * value, the lead, the rep and the time.
+ * value, the lead, the rep and the time.  The outcomes read that no run
+ * had read before are noted (in the same snapshot) for outcomes_mark_read().
  */
 bool outcomes_read(PGconn *conn, const struct ruleset *rs, const struct job_state *st,
                    const struct batch *b, struct lead_outcomes **out, struct error *err);
+
+/*
+ * When the run writes (its transaction, after outcomes_read()): mark the
+ * outcomes it read that no run had read before with read_by_run = run_id;
+ * exactly those, not one a dialer's transaction begun earlier committed
+ * after the read.
+ */
+bool outcomes_mark_read(PGconn *conn, const char *job, int64_t run_id, struct error *err);
 
 /*
  * Before the stages: refusals as person-level opt-outs, wins as the

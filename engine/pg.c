@@ -19,6 +19,9 @@
  */
 #include "config.h"
 
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -26,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -150,6 +154,102 @@ prompt_password(void)
 	return res;
 }
 
+/* the conninfo keywords of the keepalives, the engine's values, and the socket options */
+static const char *const keepalive_key[PG_KEEPALIVES] = {"keepalives_idle", "keepalives_interval",
+                                                         "keepalives_count"};
+static const long keepalive_default[PG_KEEPALIVES] = {30, 10, 3};
+static const int keepalive_opt[PG_KEEPALIVES] = {TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT};
+
+/*
+ * The values in effect (see pg.h); set[k] (may be NULL) says whether the
+ * conninfo or the service set keepalive k.
+ */
+static bool
+keepalives_in_effect(PGconn *conn, long out[PG_KEEPALIVES], bool set[PG_KEEPALIVES])
+{
+	PQconninfoOption *opts = PQconninfo(conn);
+	bool on = true;
+
+	for (int k = 0; k < PG_KEEPALIVES; k++)
+	{
+		out[k] = keepalive_default[k];
+		if (set)
+			set[k] = false;
+	}
+	if (opts == NULL)
+		return on; /* out of memory: the defaults, which is what the socket has */
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+	{
+		if (o->val == NULL || o->val[0] == '\0')
+			continue;
+		if (strcmp(o->keyword, "keepalives") == 0 && strcmp(o->val, "0") == 0)
+			on = false;
+		for (int k = 0; k < PG_KEEPALIVES; k++)
+			if (strcmp(o->keyword, keepalive_key[k]) == 0)
+			{
+				/* only digits go into a statement (runconn.c) */
+				size_t n = strlen(o->val);
+
+				out[k] =
+				    strspn(o->val, "0123456789") == n && n <= 9 ? strtol(o->val, NULL, 10) : -1;
+				if (set)
+					set[k] = true;
+			}
+		/* the options hold the password the session used */
+		if (strcmp(o->keyword, "password") == 0)
+			explicit_bzero(o->val, strlen(o->val));
+	}
+	PQconninfoFree(opts);
+	return on;
+}
+
+bool
+pg_keepalives(PGconn *conn, long out[PG_KEEPALIVES])
+{
+	return keepalives_in_effect(conn, out, NULL);
+}
+
+bool
+pg_set_keepalives(int fd, const long v[PG_KEEPALIVES], struct error *err)
+{
+	for (int k = 0; k < PG_KEEPALIVES; k++)
+	{
+		int val = (int) v[k];
+
+		if (v[k] < 0)
+			continue;
+		if (setsockopt(fd, IPPROTO_TCP, keepalive_opt[k], &val, sizeof(val)) != 0)
+			return error_set(err, EXIT_CONNECTION, "could not set the connection's %s to %ld: %s",
+			                 keepalive_key[k], v[k], strerror(errno));
+	}
+	return true;
+}
+
+/*
+ * The engine's keepalives on a new TCP connection, for those its conninfo
+ * and service file left unset (libpq has set theirs, and SO_KEEPALIVE).
+ * A Unix socket has none.  False + EXIT_CONNECTION.
+ */
+static bool
+default_keepalives(PGconn *conn, struct error *err)
+{
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof(sa);
+	long v[PG_KEEPALIVES];
+	bool set[PG_KEEPALIVES];
+	int fd = PQsocket(conn);
+
+	if (fd < 0 || getsockname(fd, (struct sockaddr *) &sa, &len) != 0 ||
+	    (sa.ss_family != AF_INET && sa.ss_family != AF_INET6))
+		return true;
+	if (!keepalives_in_effect(conn, v, set))
+		return true; /* keepalives=0 */
+	for (int k = 0; k < PG_KEEPALIVES; k++)
+		if (set[k])
+			v[k] = -1; /* libpq set it */
+	return pg_set_keepalives(fd, v, err);
+}
+
 /*
  * libpq quotes parts of a malformed connection string in its messages, and
  * those parts may hold the password.  Blank out every occurrence of the
@@ -206,12 +306,10 @@ pg_connect(const struct conn_opts *o, struct error *err)
 		 * A run holds its job's lease as long as its connection lives: with
 		 * keepalives the client notices a dead server, and (the same values
 		 * set on the server's side by the run: runconn.c) the server a dead
-		 * client, in about a minute, and frees the lease.  Before dbname, so
-		 * a conninfo that sets them wins.
+		 * client, in about a minute, and frees the lease.  Not given here:
+		 * libpq would let them override a service file's; set once
+		 * connected (default_keepalives()).
 		 */
-		keys[n] = "keepalives_idle", vals[n++] = "30";
-		keys[n] = "keepalives_interval", vals[n++] = "10";
-		keys[n] = "keepalives_count", vals[n++] = "3";
 		keys[n] = "dbname", vals[n++] = o->dbname;
 		keys[n] = NULL, vals[n] = NULL;
 		if (o->password == PG_PASSWORD_PROMPT && password == NULL)
@@ -257,6 +355,11 @@ pg_connect(const struct conn_opts *o, struct error *err)
 			return error_detail(err, "Its text is not shown, since it may hold a password."), NULL;
 		}
 		return error_set(err, EXIT_CONNECTION, "could not connect to the database: %s", msg), NULL;
+	}
+	if (!default_keepalives(conn, err))
+	{
+		PQfinish(conn);
+		return NULL;
 	}
 	PQsetNoticeReceiver(conn, on_notice, NULL);
 	if (atomic_load(&cancel_handle) == NULL)
@@ -315,6 +418,11 @@ pg_connect_again(PGconn *conn, struct error *err)
 		msg[strcspn(msg, "\n")] = '\0';
 		PQfinish(again);
 		return error_set(err, EXIT_CONNECTION, "could not open another session: %s", msg), NULL;
+	}
+	if (!default_keepalives(again, err))
+	{
+		PQfinish(again);
+		return NULL;
 	}
 	PQsetNoticeReceiver(again, on_notice, NULL);
 	more_conn[slot] = again;

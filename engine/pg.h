@@ -42,6 +42,23 @@ PGconn *pg_connect_again(PGconn *conn, struct error *err);
 void pg_disconnect(PGconn *conn);
 
 /*
+ * TCP keepalives: keepalives_idle, keepalives_interval, keepalives_count
+ * (seconds, seconds, probes).  A run holds its job's lease as long as its
+ * connection lives, so every connection has them: what its conninfo or
+ * its service file (service=, PGSERVICE) sets, else the engine's defaults,
+ * 30, 10 and 3.  libpq lets parameters given to it override a service
+ * file, so the defaults are not given to libpq: pg_connect() and
+ * pg_connect_again() set them on the socket of a TCP connection after it
+ * is made, for each the conninfo and the service left unset.
+ * pg_keepalives() gives the values in effect (-1: one libpq took that is
+ * not a plain number); false when the connection turns keepalives off
+ * (keepalives=0).  pg_set_keepalives() sets v[k] >= 0 on a TCP socket.
+ */
+#define PG_KEEPALIVES 3
+bool pg_keepalives(PGconn *conn, long out[PG_KEEPALIVES]);
+bool pg_set_keepalives(int fd, const long v[PG_KEEPALIVES], struct error *err);
+
+/*
  * Signals: after pg_signals_install(), SIGINT and SIGTERM set a flag and
  * send a cancel request for the connection given to pg_connect.
  */

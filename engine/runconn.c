@@ -120,47 +120,33 @@ lease_query(PGconn *conn, const struct runconn_lease *l, const char *sql, int np
 
 /*
  * The server's side of the connection's TCP keepalives, for the run's
- * transaction.  The client's (pg.c: keepalives_idle 30, interval 10, count
- * 3 unless the conninfo says otherwise) notice a dead server; only the
- * server's own notice a dead client and end its transaction, which frees the
- * lease.  The conninfo's values (or those defaults) serve both ends; with
- * keepalives=0 the server's are left alone.  SET LOCAL, so that a pooled
- * server connection gets its own values back at the commit.  On a Unix
- * socket the server ignores them.
+ * transaction.  The client's (pg.h: keepalives_idle 30, interval 10, count
+ * 3 unless the conninfo or its service file says otherwise) notice a dead
+ * server; only the server's own notice a dead client and end its
+ * transaction, which frees the lease.  The client's values serve both
+ * ends; with keepalives=0 the server's are left alone.  SET LOCAL, so that
+ * a pooled server connection gets its own values back at the commit.  On a
+ * Unix socket the server ignores them.
  */
 static bool
 server_keepalives(PGconn *conn, struct error *err)
 {
-	static const char *const client[3] = {"keepalives_idle", "keepalives_interval",
-	                                      "keepalives_count"};
-	static const char *const server[3] = {"tcp_keepalives_idle", "tcp_keepalives_interval",
-	                                      "tcp_keepalives_count"};
-	PQconninfoOption *opts = PQconninfo(conn);
-	const char *v[3] = {NULL, NULL, NULL};
-	bool ok = true, off = false;
+	static const char *const server[PG_KEEPALIVES] = {
+	    "tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count"};
+	long v[PG_KEEPALIVES];
+	bool ok = true;
 
-	if (opts == NULL)
-		return error_set(err, EXIT_INTERNAL, "out of memory");
-	for (PQconninfoOption *o = opts; o->keyword; o++)
-	{
-		if (strcmp(o->keyword, "keepalives") == 0 && o->val && strcmp(o->val, "0") == 0)
-			off = true;
-		for (int k = 0; k < 3; k++)
-			if (strcmp(o->keyword, client[k]) == 0)
-				v[k] = o->val;
-	}
-	for (int k = 0; k < 3 && ok && !off; k++)
+	if (!pg_keepalives(conn, v))
+		return true;
+	for (int k = 0; k < PG_KEEPALIVES && ok; k++)
 	{
 		char sql[96];
 
-		/* libpq took the value as a number; only digits go into the statement */
-		if (v[k] == NULL || *v[k] == '\0' || strspn(v[k], "0123456789") != strlen(v[k]) ||
-		    strlen(v[k]) > 9)
-			continue;
-		snprintf(sql, sizeof(sql), "SET LOCAL %s = %s", server[k], v[k]);
+		if (v[k] < 0)
+			continue; /* not a plain number: the server's own stays */
+		snprintf(sql, sizeof(sql), "SET LOCAL %s = %ld", server[k], v[k]);
 		ok = pg_exec(conn, "taking the job's lease", sql, err);
 	}
-	PQconninfoFree(opts);
 	return ok;
 }
 

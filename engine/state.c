@@ -31,6 +31,7 @@
 
 #include "fault.h"
 #include "log.h"
+#include "outcomes.h"
 #include "pg.h"
 #include "phone.h"
 #include "pull.h"
@@ -966,7 +967,7 @@ exec_st(PGconn *conn, const struct job_state *st, bool with_run, const char *tmp
 /*
  * What the job keeps besides its leads: [match] take_hours, which the pull
  * queue reads (sql/007_queue.sql), and which of its outcomes a run has read
- * (all of them until now: outcomes_read() reads the job's every outcome).
+ * (those outcomes_read() read: outcomes_mark_read()).
  */
 static bool
 record_job(PGconn *conn, const struct job_state *st, const struct ruleset *rs, int64_t run_id,
@@ -984,14 +985,8 @@ record_job(PGconn *conn, const struct job_state *st, const struct ruleset *rs, i
 	if (res == NULL)
 		return false;
 	PQclear(res);
-	snprintf(num, sizeof(num), "%" PRId64, run_id);
-	res = pg_query(conn, "marking the outcomes read",
-	               "UPDATE refinery.outcomes SET read_by_run = $1 "
-	               "WHERE job = $2 AND read_by_run IS NULL AND recorded_at <= now()",
-	               2, params, err);
-	if (res == NULL)
+	if (!outcomes_mark_read(conn, st->job, run_id, err))
 		return false;
-	PQclear(res);
 	if (st->cluster_top >= 0)
 	{
 		snprintf(num, sizeof(num), "%" PRId64, st->cluster_top);

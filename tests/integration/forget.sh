@@ -108,13 +108,16 @@ pq -c "UPDATE crm.leads SET phone = '054-999-0017' WHERE lead_id = $X" \
 	-c "INSERT INTO refinery.outcomes (job, lead_id, rep_id, outcome, at) VALUES ('default', '$X', 1, 'busy', now())" \
 	-c "INSERT INTO refinery.lead_changes (run_id, job, lead_id, change, previous) VALUES
 	    ($last, 'default', 'other-1', 'changed', jsonb_build_object('golden', jsonb_build_object('phone', '$oldphone'))),
-	    ($last, 'default', 'other-2', 'changed', jsonb_build_object('golden', jsonb_build_object('phone', '+972500000000')))" >/dev/null
+	    ($last, 'default', 'other-2', 'changed', jsonb_build_object('golden', jsonb_build_object('phone', '+972500000000'))),
+	    ($last, 'default', 'other-3', 'changed', jsonb_build_object('golden', jsonb_build_object('phones', jsonb_build_array('+972500000000', '$oldphone')))),
+	    ($last, 'default', 'other-5', 'changed', jsonb_build_object('phone_norm', '$oldphone'))" >/dev/null
 "$REFINERY" run -q -c "$tmp/rules.ini"; ok $? "a run with the lead's new number ($X: $oldphone, now 054-999-0017)"
 "$REFINERY" forget -q -c "$tmp/rules.ini" --phone "054-999-0017"; rc=$?
 is "$rc/$(pq -c "SELECT count(*) FROM refinery.lead_results WHERE lead_id = '$X'")/$(pq -c "SELECT count(*) FROM refinery.outcomes WHERE lead_id = '$X'")" \
 	"0/0/0" "forget by the new number erases the lead's rows of every run, with the old number, and its outcomes"
 is "$(pq -c "SELECT string_agg(lead_id || ':' || (previous IS NULL), ' ' ORDER BY lead_id) FROM refinery.lead_changes WHERE lead_id LIKE 'other-%'")" \
-	"other-1:true other-2:false" "another lead's earlier row that held the old number forgets it; one that did not keeps it"
+	"other-1:true other-2:false other-3:true other-5:true" \
+	"another lead's earlier row that held the old number (as a value, at any depth) forgets it; one that did not keeps it"
 printf '%s\n' "${oldphone#+}" >"$tmp/old"
 is "$(traces "$tmp/old")" 0 "the dump holds the old number nowhere"
 
@@ -124,6 +127,78 @@ pq -c "INSERT INTO crm.leads (lead_id, created_at, full_name, email) VALUES (999
 "$REFINERY" run -q -c "$tmp/rules.ini"; rc=$?
 is "$rc/$(pq -c "SELECT rule_id || ':' || coalesce(email_norm, 'none') FROM refinery.lead_results WHERE run_id = (SELECT max(run_id) FROM refinery.runs) AND lead_id = '999999001'")" \
 	"0/suppress.forgotten:none" "a new lead with another spelling of the forgotten mailbox is kept out, bare"
+
+# lead ids are each job's source's: lead L of job b is another person than lead L of
+# job default, so --lead-id erases the lead of one job only
+read -r L1 L2 <<<"$(pq -c "SELECT string_agg(lead_id, ' ') FROM (SELECT lead_id FROM refinery.lead_state
+	WHERE job = 'default' AND state = 'current' AND rule_id IS DISTINCT FROM 'suppress.forgotten'
+	ORDER BY lead_id::bigint OFFSET 100 LIMIT 2) s")"
+pq -c "CREATE TABLE crm.leads_b AS SELECT lead_id, created_at, source, campaign, 'Bea Other ' || lead_id AS full_name,
+	NULL::text AS phone, 'b' || lead_id || '@b-job.example' AS email, city, status, last_touch_at, touch_count,
+	last_touch_type, handler_notes, automation_after_last_touch, last_rep_id
+	FROM crm.leads WHERE lead_id IN ($L1, $L2)" \
+	-c "INSERT INTO crm.leads_b (lead_id, created_at, full_name, email) VALUES (999999201, '2025-01-01', 'Bo Other', 'bo@b-job.example')" >/dev/null
+sed -e 's/^table = crm.leads$/table = crm.leads_b/' "$tmp/rules.ini" >"$tmp/b.ini"
+printf '[job]\nname = b\n' >>"$tmp/b.ini"
+"$REFINERY" run -q -c "$tmp/b.ini"; ok $? "a run of a second job, b, whose leads $L1 and $L2 are other people"
+# the rows of lead $1 in job $2: of its runs and its state
+rows_of() {
+	pq -c "SELECT (SELECT count(*) FROM refinery.lead_results r JOIN refinery.runs x USING (run_id)
+		WHERE x.job = '$2' AND r.lead_id = '$1') + (SELECT count(*) FROM refinery.lead_state WHERE job = '$2' AND lead_id = '$1')"
+}
+d1=$(rows_of "$L1" default); d2=$(rows_of "$L2" default)
+suppressed=$(pq -c "SELECT count(*) FROM refinery.suppressed")
+out=$("$REFINERY" forget --lead-id "$L1" 2>&1); rc=$?
+is "$rc" 2 "--lead-id of a lead two jobs have, without a job: the usage code"
+like "$out" "2 jobs have a lead \"$L1\": say which with --job" "saying the id could mean either"
+like "$out" 'Jobs: b, default\.' "and listing the jobs"
+is "$(rows_of "$L1" default)/$(rows_of "$L1" b)/$(pq -c "SELECT count(*) FROM refinery.suppressed")" "$d1/2/$suppressed" \
+	"and erasing nothing"
+out=$("$REFINERY" forget --job b --lead-id "$L1"); rc=$?
+is "$rc" 0 "forget --job b --lead-id exits 0"
+like "$out" '^forgot: 2 result rows of 1 leads deleted; 0 phones and 1 e-mail addresses suppressed' \
+	"and erases the lead of job b only"
+is "$(rows_of "$L1" b)/$(rows_of "$L1" default)" "0/$d1" "job b's lead $L1 is gone; job default's lead $L1, another person, is kept"
+out=$("$REFINERY" forget -q -c "$tmp/b.ini" --lead-id "$L2"); rc=$?
+is "$rc/$(rows_of "$L2" b)/$(rows_of "$L2" default)" "0/0/$d2" "without --job, the rules' [job] name is the lead's job"
+out=$("$REFINERY" forget -c "$tmp/rules.ini" --lead-id 999999201 2>&1); rc=$?
+is "$rc/$(rows_of 999999201 b)" "2/2" "a job named (the rules' default) without the lead, which another job has: the usage code, nothing erased"
+like "$out" 'job "default" has no lead "999999201"' "naming the job"
+like "$out" 'Job with a lead "999999201": b\.' "and the job that has it"
+out=$("$REFINERY" forget --job nosuch --lead-id "$L1" 2>&1); rc=$?
+is "$rc" 2 "an unknown job: the usage code"
+like "$out" 'there is no job "nosuch"' "naming it"
+out=$("$REFINERY" forget --job b --email "bo@b-job.example" 2>&1); rc=$?
+is "$rc/$(rows_of 999999201 b)" "2/2" "--job without --lead-id: the usage code (a contact is erased in every job)"
+
+# a run writing holds the suppression list (SHARE) until its commit: forget waits for it
+# at most [output] lock_timeout_ms (5000 as shipped), then erases nothing.  1500 ms here:
+# above deadlock_timeout, so an autovacuum in the way is cancelled first.
+n0=$(pg_log | grep -c 'statement: SET lock_timeout = 5000$')
+"$REFINERY" forget -q --phone "054-999-0099"
+is "$?/$(pg_log | grep -c 'statement: SET lock_timeout = 5000$')" "0/$((n0 + 1))" \
+	"forget without rules waits at most the shipped [output] lock_timeout_ms for a lock"
+cp "$tmp/b.ini" "$tmp/bt.ini"
+printf '[output]\nlock_timeout_ms = 1500\n' >>"$tmp/bt.ini"
+pg_hold_open writer "BEGIN; LOCK TABLE refinery.suppressed IN SHARE MODE;"
+pg_wait "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+	WHERE c.relname = 'suppressed' AND l.mode = 'ShareLock' AND l.granted" 1
+# (timeout: a guard against a hang only)
+out=$(timeout 60 "$REFINERY" forget -c "$tmp/bt.ini" --email "bo@b-job.example" 2>&1); rc=$?
+pg_hold_close writer ROLLBACK
+is "$rc/$(rows_of 999999201 b)" "6/2" "forget behind a run's lock gives up after lock_timeout_ms with status 6, erasing nothing"
+like "$out" 'holds a lock the erasure needs; nothing was erased' "saying so"
+like "$out" 'Waited 1500 ms' "and how long it waited"
+like "$out" 'hint: Run forget again when the run has finished' "with a hint"
+# the vacuums after the commit wait as long: the person is erased, the rows not yet vacuumed
+pg_hold_open vacuumer "BEGIN; LOCK TABLE refinery.outcomes IN SHARE UPDATE EXCLUSIVE MODE;"
+pg_wait "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+	WHERE c.relname = 'outcomes' AND l.mode = 'ShareUpdateExclusiveLock' AND l.granted" 1
+out=$(timeout 60 "$REFINERY" forget -c "$tmp/bt.ini" --email "bo@b-job.example" 2>&1); rc=$?
+pg_hold_close vacuumer ROLLBACK
+is "$rc/$(rows_of 999999201 b)" "5/0" "a vacuum that cannot lock its table in time: status 5, the person erased"
+like "$out" 'the person was erased, but refinery.outcomes could not be vacuumed' "saying what was done and what was not"
+like "$out" 'run VACUUM refinery.outcomes when the run has finished' "and what to do"
 
 # bad input
 out=$("$REFINERY" forget --phone "not a number" 2>&1); rc=$?

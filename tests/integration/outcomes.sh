@@ -141,4 +141,36 @@ pq -c "UPDATE crm.leads SET touch_count = coalesce(touch_count, 0) + 1 WHERE lea
 is "$rc/$(pq -c "SELECT changed_run = (SELECT max(run_id) FROM refinery.runs WHERE job = 'o') FROM refinery.lead_state WHERE job = 'o' AND lead_id = '$H'")/$(pq -c "SELECT rep_id || ' ' || assigned_at FROM refinery.lead_state WHERE job = 'o' AND lead_id = '$H'")" \
 	"0/t/$before" "a held lead rewritten in CET's summer keeps its rep and the time the rep got it, to the second"
 
+# ---- read_by_run: a run marks the outcomes it read, exactly those
+read_by() { pq -c "SELECT coalesce(string_agg(coalesce(read_by_run::text, 'none'), ' '), 'no outcome') FROM refinery.outcomes WHERE job = 'o' AND lead_id = '$1'"; }
+last_run() { pq -c "SELECT max(run_id) FROM refinery.runs WHERE job = 'o' AND status = 'committed'"; }
+if fault_hooks; then
+	X=$(pick "true"); picked="$picked $X"
+	Y=$(pick "true"); picked="$picked $Y"
+	# a dialer's transaction records an outcome of X before the run begins, and commits
+	# only once the run has read the outcomes
+	pg_hold_open dialer "BEGIN; SELECT refinery.record_outcome('o', '$X', $(rep_of "$X"), 'busy', '2025-07-03 09:00:00+00');"
+	poll_until 60 grep -qx t "$PG_TMP/dialer.out"
+	ok $? "a dialer's open transaction has recorded an outcome of $X"
+	# (the run must not hold the dialer's pipe open: it closes the shell's end)
+	pg_run_stalled compute "$tmp/gate_read" -c "$tmp/o.ini" -c "$tmp/map.ini" {PG_HOLD_FD_dialer}>&-
+	ok $? "a run stops after reading the job's outcomes"
+	pg_hold_close dialer
+	touch "$tmp/gate_read"
+	wait $pid; rc=$?
+	is "$rc/$(read_by "$X")" "0/none" \
+		"an outcome committed after the run read the outcomes is not marked read by it, though its transaction began first"
+	# Y's outcome is committed after the run's transaction began, before it read the outcomes
+	pg_run_stalled pull "$tmp/gate_pull" -c "$tmp/o.ini" -c "$tmp/map.ini"
+	ok $? "the next run stops in its pull"
+	record "$Y" busy 30
+	touch "$tmp/gate_pull"
+	wait $pid; rc=$?
+	r=$(last_run)
+	is "$rc/$(read_by "$X")/$(read_by "$Y")" "0/$r/$r" \
+		"that run read both outcomes and marks both, Y's recorded after its transaction began"
+else
+	skip 5 "refinery was built without --enable-fault-injection"
+fi
+
 done_testing

@@ -166,6 +166,26 @@ else
 	skip 14 "refinery was built without --enable-fault-injection"
 fi
 
+# ---- keepalives a service file sets win over the engine's defaults (libpq lets parameters
+# given to it override a service file's, so the engine must not give its defaults)
+printf '127.0.0.1:%s:*:postgres:%s\n' "$PGPORT" "$PG_TEST_PASSWORD" >"$tmp/pgpass"
+chmod 600 "$tmp/pgpass"
+printf '[ka]\nhost=127.0.0.1\nport=%s\nkeepalives_idle=50\nkeepalives_count=5\n' "$PGPORT" >"$tmp/pg_service.conf"
+# the server's keepalives that the runs set, in the server log from line $1 on
+keepalives_from() { pg_log | tail -n "+$1" | grep -o "SET LOCAL tcp_keepalives_[a-z]* = [0-9]*" | sort -u | tr '\n' ' '; }
+from=$(($(pg_log | wc -l) + 1))
+PGSERVICEFILE="$tmp/pg_service.conf" PGPASSFILE="$tmp/pgpass" "$REFINERY" run -q -c "$tmp/q.ini" -d "service=ka"
+is "$?/$(keepalives_from $from)" \
+	"0/SET LOCAL tcp_keepalives_count = 5 SET LOCAL tcp_keepalives_idle = 50 SET LOCAL tcp_keepalives_interval = 10 " \
+	"a run over TCP with service=: the service file's idle and count, the engine's interval"
+from=$(($(pg_log | wc -l) + 1))
+PGSERVICE=ka PGSERVICEFILE="$tmp/pg_service.conf" PGPASSFILE="$tmp/pgpass" "$REFINERY" run -q -c "$tmp/q.ini" \
+	-d "keepalives_idle=45"
+is "$?/$(keepalives_from $from)" \
+	"0/SET LOCAL tcp_keepalives_count = 5 SET LOCAL tcp_keepalives_idle = 45 SET LOCAL tcp_keepalives_interval = 10 " \
+	"with PGSERVICE: the conninfo's idle over the service's, the service's count"
+unlike "$(pg_log)" "$PG_TEST_PASSWORD" "the password reaches no log"
+
 # ---- revert puts back a vanished lead's take; a reverted full write makes the next run one
 T=$(pq -c "SELECT s.lead_id FROM public.pulls p JOIN refinery.lead_state s ON s.job = 'q' AND s.lead_id = p.lead_id
 	WHERE s.taken_at IS NOT NULL AND s.state = 'current' ORDER BY s.lead_id LIMIT 1")

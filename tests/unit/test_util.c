@@ -2,15 +2,21 @@
  * test_util.c
  *    The shared small tools: one boolean vocabulary for rule files, lead
  *    columns and side data; the 64-bit hash; the column a rule names; the
- *    lowest failing row of a parallel loop; where a shortened text is cut.
+ *    lowest failing row of a parallel loop; where a shortened text is cut;
+ *    the TCP keepalives a connection's socket gets.
  */
 #include "config.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "batch.h"
+#include "pg.h"
 #include "ruleset.h"
 #include "rules.h"
 #include "tap.h"
@@ -159,6 +165,37 @@ test_utf8_prefix(void)
 	       4, "after a bad byte the marks still stay on their letter");
 }
 
+/* pg_set_keepalives(): idle, interval and count each to its own socket option; -1 left alone */
+static int
+sockopt(int fd, int opt)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+
+	return getsockopt(fd, IPPROTO_TCP, opt, &v, &len) == 0 ? v : -2;
+}
+
+static void
+test_keepalives(void)
+{
+	const long v[PG_KEEPALIVES] = {41, 7, 5}, keep[PG_KEEPALIVES] = {-1, 9, -1};
+	struct error err;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	ok(fd >= 0, "a TCP socket");
+	if (fd < 0)
+		return;
+	ok(pg_set_keepalives(fd, v, &err), "keepalives set on a TCP socket");
+	is_int(sockopt(fd, TCP_KEEPIDLE), 41, "keepalives_idle is TCP_KEEPIDLE");
+	is_int(sockopt(fd, TCP_KEEPINTVL), 7, "keepalives_interval is TCP_KEEPINTVL");
+	is_int(sockopt(fd, TCP_KEEPCNT), 5, "keepalives_count is TCP_KEEPCNT");
+	ok(pg_set_keepalives(fd, keep, &err), "again, only the interval");
+	is_int(sockopt(fd, TCP_KEEPIDLE) * 10000 + sockopt(fd, TCP_KEEPINTVL) * 100 +
+	           sockopt(fd, TCP_KEEPCNT),
+	       410905, "a value of -1 leaves the socket's as it was");
+	close(fd);
+}
+
 int
 main(void)
 {
@@ -195,5 +232,6 @@ main(void)
 	test_column();
 	test_row_fail();
 	test_utf8_prefix();
+	test_keepalives();
 	return done_testing();
 }
