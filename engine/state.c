@@ -966,8 +966,9 @@ exec_st(PGconn *conn, const struct job_state *st, bool with_run, const char *tmp
 
 /*
  * What the job keeps besides its leads: [match] take_hours, which the pull
- * queue reads (sql/007_queue.sql), and which of its outcomes a run has read
- * (those outcomes_read() read: outcomes_mark_read()).
+ * queue reads (sql/007_queue.sql), which of its outcomes a run has read
+ * (those outcomes_read() read: outcomes_mark_read()), and the highest
+ * cluster id its runs gave (jobs.cluster_id_high, state_stable_clusters()).
  */
 static bool
 record_job(PGconn *conn, const struct job_state *st, const struct ruleset *rs, int64_t run_id,
