@@ -160,8 +160,8 @@ SELECT results_eq('SELECT version, name FROM refinery.schema_migrations ORDER BY
 						 (20, '020_queue_index.sql'), (21, '021_decisions_hash.sql'),
 						 (22, '022_revert_model.sql'), (23, '023_revert_take.sql'),
 						 (24, '024_attach_prebuilt.sql'), (25, '025_retention_order.sql'),
-						 (26, '026_state_table_names.sql'), (27, '027_lease_comment.sql'), (29, '029_cluster_id_high.sql'),
-						 (30, '030_rebuild_like_partition.sql')$$,
+						 (26, '026_state_table_names.sql'), (27, '027_lease_comment.sql'), (28, '028_cluster_id_high.sql'),
+						 (29, '029_rebuild_like_partition.sql')$$,
 				  'every migration file is recorded in schema_migrations');
 
 -- 11 views

@@ -1,5 +1,5 @@
 /*
- * 030_rebuild_like_partition.sql
+ * 029_rebuild_like_partition.sql
  *    A full write's new table is shaped after the job's partition, not the
  *    shared parent.
  *

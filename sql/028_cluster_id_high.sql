@@ -1,5 +1,5 @@
 /*
- * 029_cluster_id_high.sql
+ * 028_cluster_id_high.sql
  *    A job remembers the highest cluster id its runs gave.
  *
  * A run gives a new cluster an id above every id of the job's state, so
