@@ -617,9 +617,17 @@ run_free(struct run *r)
 	free(r->near_left);
 }
 
+/*
+ * Whether every lead id is a number that can be its cluster's id: digits
+ * only (at most 18), and values as distinct as the ids, so a leading zero
+ * only when every id has the same width ("007" and "7" are one number).
+ */
 static bool
 all_ids_numeric(const struct batch *b)
 {
+	size_t width = 0;
+	bool padded = false, widths = false;
+
 	for (size_t i = 0; i < b->n; i++)
 	{
 		const char *s = batch_lead_id(b, i);
@@ -630,8 +638,11 @@ all_ids_numeric(const struct batch *b)
 		for (; s[k]; k++)
 			if (!isdigit((unsigned char) s[k]) || k >= 18)
 				return false;
+		padded |= k > 1 && s[0] == '0';
+		widths |= i > 0 && k != width;
+		width = k;
 	}
-	return true;
+	return !(padded && widths);
 }
 
 struct id_row

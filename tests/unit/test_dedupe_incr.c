@@ -520,6 +520,56 @@ test_text_ids(const struct name_translit *tl)
 	rules_free(r);
 }
 
+/*
+ * Lead ids that are numbers, one of them zero-padded: "007" and "7" are one
+ * number, so the survivors' values cannot be the clusters' ids; each
+ * cluster's id is its survivor's place in C collation, as for text ids.
+ */
+static void
+test_padded_ids(const struct name_translit *tl)
+{
+	static const char *const rows[] = {
+	    "70,2025-01-09 10:00:00,Avi Mizrahi,054-7318264,,Jerusalem,new",
+	    "9,2025-01-05 10:00:00,Dana Levi,052-4423268,,Haifa,no_answer",
+	    "12,2025-01-10 10:00:00,Moran Peretz,050-1112223,,Tel Aviv,new",
+	    "7,2025-01-08 10:00:00,Avi Mizrahi,054-7318264,,Jerusalem,opportunity",
+	    "007,2025-03-05 10:00:00,Dana Levi,052-4423268,,Haifa,follow_up_high"};
+	static const char *const ids[] = {"007", "12", "7", "70", "9"};
+	struct error err = {0};
+	struct rules *r = NULL;
+	struct dedupe_config *c = fixed_config(&r, "", &err);
+	struct dedupe_report rep;
+	char dir[256] = "", path[512] = "", *got = NULL;
+	struct strbuf csv;
+	struct batch *b = NULL;
+
+	sb_init(&csv);
+	sb_printf(&csv, "lead_id,created_at,full_name,phone,email,city,status\n");
+	for (int k = 0; k < 5; k++)
+		sb_printf(&csv, "%s\n", rows[k]);
+	if (c != NULL && !csv.oom && write_leads(dir, sizeof(dir), path, sizeof(path), csv.data))
+		b = harness_load_csv(path, NULL, 0, NULL, 0, &err);
+	if (b != NULL)
+	{
+		harness_normalize(b);
+		ok(dedupe_run(b, c, tl, NULL, 2, &rep, &err), "ids 7 and 007 (%s)", err.msg);
+		got = cluster_ids(b, ids, 5);
+		is_str(got, "007:1 12:-1 7:3 70:3 9:1",
+		       "the clusters of survivors 007 and 7 get two ids, their places in C collation");
+	}
+	else
+		ok(false, "rules and leads with padded ids (%s)", err.msg);
+	free(got);
+	batch_free(b);
+	sb_free(&csv);
+	if (path[0])
+		unlink(path);
+	if (dir[0])
+		rmdir(dir);
+	dedupe_config_free(c);
+	rules_free(r);
+}
+
 int
 main(void)
 {
@@ -535,6 +585,7 @@ main(void)
 	test_incremental(tl);
 	test_leaver(tl);
 	test_text_ids(tl);
+	test_padded_ids(tl);
 	name_translit_free(tl);
 	return done_testing();
 }
