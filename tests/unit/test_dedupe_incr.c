@@ -462,6 +462,47 @@ cluster_ids(const struct batch *b, const char *const *ids, int n)
 }
 
 /*
+ * Dedupe the leads of rows (CSV lines of lead_id, created_at, full_name,
+ * phone, email, city, status), in reverse when reversed, on threads
+ * threads, and give the cluster ids of ids (cluster_ids()); NULL, with a
+ * failed test, when the leads cannot be loaded.
+ */
+static char *
+ids_after_dedupe(const struct name_translit *tl, const struct dedupe_config *c,
+                 const char *const *rows, int nrows, bool reversed, int threads,
+                 const char *const *ids, int nids, const char *what)
+{
+	char dir[256] = "", path[512] = "", *got = NULL;
+	struct error err = {0};
+	struct dedupe_report rep;
+	struct strbuf csv;
+	struct batch *b = NULL;
+
+	sb_init(&csv);
+	sb_printf(&csv, "lead_id,created_at,full_name,phone,email,city,status\n");
+	for (int k = 0; k < nrows; k++)
+		sb_printf(&csv, "%s\n", rows[reversed ? nrows - 1 - k : k]);
+	if (c != NULL && !csv.oom && write_leads(dir, sizeof(dir), path, sizeof(path), csv.data))
+		b = harness_load_csv(path, NULL, 0, NULL, 0, &err);
+	if (b != NULL)
+	{
+		harness_normalize(b);
+		ok(dedupe_run(b, c, tl, NULL, threads, &rep, &err), "%s, rows %s, %d thread%s (%s)", what,
+		   reversed ? "reversed" : "as given", threads, threads > 1 ? "s" : "", err.msg);
+		got = cluster_ids(b, ids, nids);
+	}
+	else
+		ok(false, "rules and leads: %s (%s)", what, err.msg);
+	batch_free(b);
+	sb_free(&csv);
+	if (path[0])
+		unlink(path);
+	if (dir[0])
+		rmdir(dir);
+	return got;
+}
+
+/*
  * Lead ids that are not numbers: a new cluster's id is the place of its
  * survivor's id among the batch's ids in C collation (B2 < Lead-10 < X-7 <
  * a1 < lead-9 < x7), counted from 1, whatever the order of the rows and the
@@ -478,43 +519,19 @@ test_text_ids(const struct name_translit *tl)
 	    "B2,2025-01-11 10:00:00,Noa Katz,053-9998887,,Eilat,new",
 	    "Lead-10,2025-03-05 10:00:00,Dana Levi,052-4423268,,Haifa,follow_up_high"};
 	static const char *const ids[] = {"B2", "Lead-10", "X-7", "a1", "lead-9", "x7"};
-	const char *want = "B2:-1 Lead-10:2 X-7:3 a1:-1 lead-9:2 x7:3";
 	struct error err = {0};
 	struct rules *r = NULL;
 	struct dedupe_config *c = fixed_config(&r, "", &err);
-	struct dedupe_report rep;
 
 	for (int reversed = 0; reversed < 2; reversed++)
 	{
-		char dir[256] = "", path[512] = "", *got = NULL;
-		struct strbuf csv;
-		struct batch *b = NULL;
-		int threads = reversed ? 4 : 1;
+		char *got =
+		    ids_after_dedupe(tl, c, rows, 6, reversed, reversed ? 4 : 1, ids, 6, "text lead ids");
 
-		sb_init(&csv);
-		sb_printf(&csv, "lead_id,created_at,full_name,phone,email,city,status\n");
-		for (int k = 0; k < 6; k++)
-			sb_printf(&csv, "%s\n", rows[reversed ? 5 - k : k]);
-		if (c != NULL && !csv.oom && write_leads(dir, sizeof(dir), path, sizeof(path), csv.data))
-			b = harness_load_csv(path, NULL, 0, NULL, 0, &err);
-		if (b != NULL)
-		{
-			harness_normalize(b);
-			ok(dedupe_run(b, c, tl, NULL, threads, &rep, &err),
-			   "text lead ids, rows %s, %d thread%s (%s)", reversed ? "reversed" : "as given",
-			   threads, threads > 1 ? "s" : "", err.msg);
-			got = cluster_ids(b, ids, 6);
-			is_str(got, want, "each cluster's id is its survivor's place in C collation");
-		}
-		else
-			ok(false, "rules and leads with text ids (%s)", err.msg);
+		if (got)
+			is_str(got, "B2:-1 Lead-10:2 X-7:3 a1:-1 lead-9:2 x7:3",
+			       "each cluster's id is its survivor's place in C collation");
 		free(got);
-		batch_free(b);
-		sb_free(&csv);
-		if (path[0])
-			unlink(path);
-		if (dir[0])
-			rmdir(dir);
 	}
 	dedupe_config_free(c);
 	rules_free(r);
@@ -538,34 +555,12 @@ test_padded_ids(const struct name_translit *tl)
 	struct error err = {0};
 	struct rules *r = NULL;
 	struct dedupe_config *c = fixed_config(&r, "", &err);
-	struct dedupe_report rep;
-	char dir[256] = "", path[512] = "", *got = NULL;
-	struct strbuf csv;
-	struct batch *b = NULL;
+	char *got = ids_after_dedupe(tl, c, rows, 5, false, 2, ids, 5, "ids 7 and 007");
 
-	sb_init(&csv);
-	sb_printf(&csv, "lead_id,created_at,full_name,phone,email,city,status\n");
-	for (int k = 0; k < 5; k++)
-		sb_printf(&csv, "%s\n", rows[k]);
-	if (c != NULL && !csv.oom && write_leads(dir, sizeof(dir), path, sizeof(path), csv.data))
-		b = harness_load_csv(path, NULL, 0, NULL, 0, &err);
-	if (b != NULL)
-	{
-		harness_normalize(b);
-		ok(dedupe_run(b, c, tl, NULL, 2, &rep, &err), "ids 7 and 007 (%s)", err.msg);
-		got = cluster_ids(b, ids, 5);
+	if (got)
 		is_str(got, "007:1 12:-1 7:3 70:3 9:1",
 		       "the clusters of survivors 007 and 7 get two ids, their places in C collation");
-	}
-	else
-		ok(false, "rules and leads with padded ids (%s)", err.msg);
 	free(got);
-	batch_free(b);
-	sb_free(&csv);
-	if (path[0])
-		unlink(path);
-	if (dir[0])
-		rmdir(dir);
 	dedupe_config_free(c);
 	rules_free(r);
 }

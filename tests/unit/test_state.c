@@ -127,6 +127,35 @@ cluster(struct batch *b, int first, int last, int surv, int64_t cid)
 	}
 }
 
+/*
+ * A state as refinery forget leaves it: clusters 5 {a1, a2} and 9 {c1, c2}
+ * in its rows, the job's highest id given `high` (-1 none); the run's leads
+ * a1 .. f2 in five pairs, to which the dedupe gave cids[0..4]; then
+ * state_reconcile().
+ */
+static void
+erased_state(int64_t high, const int64_t cids[5], struct job_state **stp, struct batch **bp,
+             const char *what)
+{
+	static const char *const ids[] = {"a1", "a2", "c1", "c2", "d1", "d2", "e1", "e2", "f1", "f2"};
+	struct error err = {0};
+	struct job_state *st = state_new("nightly", &err);
+	struct batch *b;
+
+	old_row(st, "a1", false, "5", "a1", NULL, fp_of("a1"), "kept");
+	old_row(st, "a2", false, "5", "a1", NULL, fp_of("a2"), "duplicate");
+	old_row(st, "c1", false, "9", "c1", NULL, fp_of("c1"), "kept");
+	old_row(st, "c2", false, "9", "c1", NULL, fp_of("c2"), "duplicate");
+	st->cluster_high = high;
+	b = make_batch(ids, 10);
+	ok(state_match_batch(st, b, &err), "%s", what);
+	for (int k = 0; k < 5; k++)
+		cluster(b, 2 * k, 2 * k + 1, 2 * k, cids[k]);
+	ok(state_reconcile(st, b, false, &err), "reconcile: %s", err.msg);
+	*stp = st;
+	*bp = b;
+}
+
 int
 main(void)
 {
@@ -340,22 +369,9 @@ main(void)
 	 * get the next ids above every id seen, in the order of dedupe's ids.
 	 */
 	{
-		static const char *const ids[] = {"a1", "a2", "c1", "c2", "d1",
-		                                  "d2", "e1", "e2", "f1", "f2"};
+		static const int64_t cids[] = {1, 3, 7, 4, 12};
 
-		st = state_new("nightly", &err);
-		old_row(st, "a1", false, "5", "a1", NULL, fp_of("a1"), "kept");
-		old_row(st, "a2", false, "5", "a1", NULL, fp_of("a2"), "duplicate");
-		old_row(st, "c1", false, "9", "c1", NULL, fp_of("c1"), "kept");
-		old_row(st, "c2", false, "9", "c1", NULL, fp_of("c2"), "duplicate");
-		b = make_batch(ids, 10);
-		ok(state_match_batch(st, b, &err), "a state after a person was erased");
-		cluster(b, 0, 1, 0, 1);
-		cluster(b, 2, 3, 2, 3);
-		cluster(b, 4, 5, 4, 7);
-		cluster(b, 6, 7, 6, 4);
-		cluster(b, 8, 9, 8, 12);
-		ok(state_reconcile(st, b, false, &err), "reconcile: %s", err.msg);
+		erased_state(-1, cids, &st, &b, "a state after a person was erased");
 		is_int(b->cluster_id[0], 5, "{a1, a2} keep 5");
 		is_int(b->cluster_id[2], 9, "{c1, c2} keep 9");
 		is_int(b->cluster_id[8], 12, "{f1, f2} keeps dedupe's 12, above every id of the state");
@@ -373,23 +389,9 @@ main(void)
 	 * while its 25, above, stands: {d1, d2} and {e1, e2} get 26 and 27.
 	 */
 	{
-		static const char *const ids[] = {"a1", "a2", "c1", "c2", "d1",
-		                                  "d2", "e1", "e2", "f1", "f2"};
+		static const int64_t cids[] = {5, 9, 14, 20, 25};
 
-		st = state_new("nightly", &err);
-		old_row(st, "a1", false, "5", "a1", NULL, fp_of("a1"), "kept");
-		old_row(st, "a2", false, "5", "a1", NULL, fp_of("a2"), "duplicate");
-		old_row(st, "c1", false, "9", "c1", NULL, fp_of("c1"), "kept");
-		old_row(st, "c2", false, "9", "c1", NULL, fp_of("c2"), "duplicate");
-		st->cluster_high = 20;
-		b = make_batch(ids, 10);
-		ok(state_match_batch(st, b, &err), "a state whose highest id was erased");
-		cluster(b, 0, 1, 0, 5);
-		cluster(b, 2, 3, 2, 9);
-		cluster(b, 4, 5, 4, 14);
-		cluster(b, 6, 7, 6, 20);
-		cluster(b, 8, 9, 8, 25);
-		ok(state_reconcile(st, b, false, &err), "reconcile: %s", err.msg);
+		erased_state(20, cids, &st, &b, "a state whose highest id was erased");
 		is_int(b->cluster_id[0], 5, "{a1, a2} keep 5");
 		is_int(b->cluster_id[8], 25, "{f1, f2} keeps dedupe's 25, above the highest id given");
 		is_int(b->cluster_id[4], 26, "{d1, d2} does not get 14, below it: 26");
