@@ -310,24 +310,44 @@ any_take(const struct batch *b)
 	return false;
 }
 
+/* what becomes of lead i's hold at this run (hold_fate()) */
+enum hold_fate
+{
+	HOLD_NONE,     /* no hold: no rep, or holds are off and the rep has not taken the lead */
+	HOLD_EXPIRED,  /* the hold has run out (a standing take does not) */
+	HOLD_INACTIVE, /* its rep is gone, inactive, or of capacity 0 and has not taken the lead */
+	HOLD_STANDS    /* the rep's room is not asked here */
+};
+
 /*
- * Whether lead i's hold stands at this run, as keep_holds() judges it: a
- * rep of the table that is active holds it, and either the rep has taken
- * the lead (a standing take) or holds are on, the hold has not run out and
- * the rep's capacity is not 0.  The rep's room is not asked.
+ * What becomes of lead i's hold at this run: it stands when a rep of the
+ * table that is active holds it, and either the rep has taken the lead (a
+ * standing take) or holds are on, the hold has not run out and the rep's
+ * capacity is not 0.  *rep: the rep's index when the hold stands.
  */
-static bool
-hold_stands(const struct matching *m, size_t i, int64_t hold)
+static enum hold_fate
+hold_fate(const struct matching *m, size_t i, int64_t hold, int *rep)
 {
 	const struct batch *b = m->b;
 	int r;
 
 	if (b->held_rep[i] < 0 || (hold == 0 && !b->pinned[i]))
-		return false;
+		return HOLD_NONE;
+	/* a hold that has run out is released whatever became of its rep; a standing take not */
 	if (!b->pinned[i] && hold_expired(b->held_since[i], m->now, hold))
-		return false;
+		return HOLD_EXPIRED;
 	r = rep_table_find(m->t, b->held_rep[i]);
-	return r >= 0 && m->t->reps[r].active && (m->t->reps[r].capacity != 0 || b->pinned[i]);
+	if (r < 0 || !m->t->reps[r].active || (m->t->reps[r].capacity == 0 && !b->pinned[i]))
+		return HOLD_INACTIVE;
+	if (rep)
+		*rep = r;
+	return HOLD_STANDS;
+}
+
+static bool
+hold_stands(const struct matching *m, size_t i, int64_t hold)
+{
+	return hold_fate(m, i, hold, NULL) == HOLD_STANDS;
 }
 
 /*
@@ -435,25 +455,18 @@ keep_holds(struct matching *m, struct stage_stats *st, struct error *err)
 		return mt_oom(err);
 	for (size_t i = 0; i < b->n; i++)
 	{
-		const struct rep *rp;
 		double sc;
-		int r;
+		int r = -1;
 		int64_t h;
 
-		if (b->verdict[i] != VERDICT_KEPT || b->held_rep[i] < 0 || (hold == 0 && !b->pinned[i]))
+		if (b->verdict[i] != VERDICT_KEPT)
 			continue;
-		/* a hold that has run out is released whatever became of its rep; a standing take not */
-		if (!b->pinned[i] && hold_expired(b->held_since[i], m->now, hold))
+		switch (hold_fate(m, i, hold, &r))
 		{
-			expired++;
-			continue;
-		}
-		r = rep_table_find(t, b->held_rep[i]);
-		rp = r >= 0 ? &t->reps[r] : NULL;
-		if (rp == NULL || !rp->active || (rp->capacity == 0 && !b->pinned[i]))
-		{
-			inactive++;
-			continue;
+			case HOLD_NONE: continue;
+			case HOLD_EXPIRED: expired++; continue;
+			case HOLD_INACTIVE: inactive++; continue;
+			case HOLD_STANDS: break;
 		}
 		/* the rep index, its taken leads first, then the score descending as in group_leads */
 		sc = b->score[i];
